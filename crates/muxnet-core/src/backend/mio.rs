@@ -1,0 +1,143 @@
+//! epoll (Linux), kqueue (macOS, BSD) and IOCP (Windows), through mio.
+//! Edge-triggered: the reactor reads and writes until `WouldBlock`.
+
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{Backend, BlockingWait, Interest, Readiness, Token, Wake};
+use crate::socket::Socket;
+
+/// mio reserves no token for its waker; this one is never handed out.
+const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
+const EVENTS_PER_WAIT: usize = 1024;
+
+pub struct MioBackend {
+    /// Shared with a [`BlockingWait`] on another thread. Only one side
+    /// polls at a time (the owner waits only after `block` returned), so
+    /// the lock is never contended.
+    poll: Arc<Mutex<mio::Poll>>,
+    /// Readiness that a `BlockingWait` took from the poller before the
+    /// owner asked: mio hands each edge out once.
+    stash: Arc<Mutex<Vec<Readiness>>>,
+    registry: mio::Registry,
+    events: mio::Events,
+    waker: Arc<MioWaker>,
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+}
+
+struct MioWaker(mio::Waker);
+
+impl Wake for MioWaker {
+    fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+impl MioBackend {
+    pub fn new() -> io::Result<MioBackend> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(MioWaker(mio::Waker::new(&registry, WAKE_TOKEN)?));
+        #[cfg(unix)]
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&poll);
+        Ok(MioBackend {
+            poll: Arc::new(Mutex::new(poll)),
+            stash: Arc::default(),
+            registry,
+            events: mio::Events::with_capacity(EVENTS_PER_WAIT),
+            waker,
+            #[cfg(unix)]
+            fd,
+        })
+    }
+}
+
+fn mio_interest(interest: Interest) -> mio::Interest {
+    match (interest.readable, interest.writable) {
+        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        (false, true) => mio::Interest::WRITABLE,
+        _ => mio::Interest::READABLE,
+    }
+}
+
+/// Polls once and appends what it saw, without the waker's own event.
+fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+    let mut poll = poll.lock().unwrap_or_else(PoisonError::into_inner);
+    match poll.poll(events, timeout) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    out.extend(events.iter().filter(|e| e.token() != WAKE_TOKEN).map(|e| Readiness {
+        token: Token(e.token().0),
+        readable: e.is_readable() || e.is_read_closed(),
+        writable: e.is_writable() || e.is_write_closed(),
+        error: e.is_error(),
+        hup: e.is_read_closed(),
+    }));
+    Ok(())
+}
+
+impl Backend for MioBackend {
+    fn name(&self) -> &'static str {
+        "mio"
+    }
+
+    fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        self.registry.register(socket.source(), mio::Token(token.0), mio_interest(interest))
+    }
+
+    fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        self.registry.reregister(socket.source(), mio::Token(token.0), mio_interest(interest))
+    }
+
+    fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
+        self.registry.deregister(socket.source())
+    }
+
+    fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+        let stashed = {
+            let mut stash = self.stash.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = stash.len();
+            out.append(&mut stash);
+            n
+        };
+        // Stashed edges are ready now: only look for more, don't sleep.
+        let timeout = if stashed > 0 { Some(Duration::ZERO) } else { timeout };
+        poll_into(&self.poll, &mut self.events, out, timeout)
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.waker.clone()
+    }
+
+    #[cfg(unix)]
+    fn pollable_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.fd)
+    }
+
+    fn blocking_wait(&self) -> Box<dyn BlockingWait> {
+        Box::new(MioBlockingWait {
+            poll: self.poll.clone(),
+            stash: self.stash.clone(),
+            events: mio::Events::with_capacity(EVENTS_PER_WAIT),
+        })
+    }
+}
+
+struct MioBlockingWait {
+    poll: Arc<Mutex<mio::Poll>>,
+    stash: Arc<Mutex<Vec<Readiness>>>,
+    events: mio::Events,
+}
+
+impl BlockingWait for MioBlockingWait {
+    fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut found = Vec::new();
+        poll_into(&self.poll, &mut self.events, &mut found, timeout)?;
+        self.stash.lock().unwrap_or_else(PoisonError::into_inner).append(&mut found);
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! Readiness multiplexers. The reactor talks to exactly one [`Backend`]
+//! through this trait and never asks which one it is: adding a backend is
+//! adding a file here and a line in [`BackendKind::create`].
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::socket::Socket;
+
+mod mio;
+#[cfg(unix)]
+mod sys;
+#[cfg(unix)]
+mod poll;
+#[cfg(unix)]
+mod select;
+
+/// Identifies a registered socket; reported back with each readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+/// What a socket wants to hear about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interest {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+impl Interest {
+    pub const READABLE: Interest = Interest { readable: true, writable: false };
+    pub const WRITABLE: Interest = Interest { readable: false, writable: true };
+    pub const BOTH: Interest = Interest { readable: true, writable: true };
+
+    /// `None` when the socket wants nothing: it is then deregistered, which
+    /// keeps level-triggered backends from reporting it on every wait.
+    pub fn new(readable: bool, writable: bool) -> Option<Interest> {
+        (readable || writable).then_some(Interest { readable, writable })
+    }
+}
+
+/// One socket's readiness, copied out of the backend so no borrow of it is
+/// held while the reactor does I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub token: Token,
+    pub readable: bool,
+    pub writable: bool,
+    /// An error is pending: the reactor asks the socket which.
+    pub error: bool,
+    /// The peer hung up: read until EOF even after a short read.
+    pub hup: bool,
+}
+
+/// Interrupts a blocked [`Backend::wait`] from any thread.
+pub trait Wake: Send + Sync {
+    fn wake(&self) -> io::Result<()>;
+}
+
+/// Lets another thread block until the backend has something to report,
+/// for owners that must not block in `wait` themselves (a JS thread) and
+/// have no pollable fd to watch. `block` returns when a socket is ready or
+/// the backend's [`Wake`] fires; the owner then calls `wait` with a zero
+/// timeout to collect the readiness. Made afresh each time it is armed,
+/// since level-triggered backends block on a copy of the interest set.
+pub trait BlockingWait: Send {
+    fn block(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+/// A readiness multiplexer over non-blocking sockets.
+pub trait Backend {
+    /// `"mio"`, `"poll"` or `"select"`.
+    fn name(&self) -> &'static str;
+    fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()>;
+    fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()>;
+    fn deregister(&mut self, socket: &mut Socket) -> io::Result<()>;
+    /// Appends the ready sockets to `out`; blocks at most `timeout`
+    /// (`None`: until something is ready or [`Wake`] fires).
+    fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;
+    fn waker(&self) -> Arc<dyn Wake>;
+    /// An fd that polls readable while `wait` has events (the epoll or
+    /// kqueue fd), for owners that watch it from their own event loop.
+    #[cfg(unix)]
+    fn pollable_fd(&self) -> Option<std::os::fd::RawFd>;
+    fn blocking_wait(&self) -> Box<dyn BlockingWait>;
+}
+
+/// The backends this build offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// epoll (Linux), kqueue (macOS, BSD), IOCP (Windows).
+    Mio,
+    /// `poll(2)` over the interest list.
+    #[cfg(unix)]
+    Poll,
+    /// `select(2)`, limited to fds below `FD_SETSIZE`.
+    #[cfg(unix)]
+    Select,
+}
+
+impl BackendKind {
+    pub const ALL: &'static [BackendKind] = &[
+        BackendKind::Mio,
+        #[cfg(unix)]
+        BackendKind::Poll,
+        #[cfg(unix)]
+        BackendKind::Select,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Mio => "mio",
+            #[cfg(unix)]
+            BackendKind::Poll => "poll",
+            #[cfg(unix)]
+            BackendKind::Select => "select",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    pub fn create(self) -> io::Result<Box<dyn Backend>> {
+        Ok(match self {
+            BackendKind::Mio => Box::new(mio::MioBackend::new()?),
+            #[cfg(unix)]
+            BackendKind::Poll => Box::new(poll::PollBackend::new()?),
+            #[cfg(unix)]
+            BackendKind::Select => Box::new(select::SelectBackend::new()?),
+        })
+    }
+}
+
+/// The error `select` gives for an fd it cannot hold, kept as a type so
+/// callers can tell it from a real `EMFILE` and show the limit.
+#[derive(Debug)]
+pub struct FdLimitError {
+    pub fd: i64,
+    pub limit: usize,
+}
+
+impl std::fmt::Display for FdLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "select backend cannot watch fd {}: select(2) handles only fds below FD_SETSIZE ({}); use the poll or mio backend",
+            self.fd, self.limit
+        )
+    }
+}
+
+impl std::error::Error for FdLimitError {}

@@ -1,0 +1,128 @@
+//! `poll(2)` over the whole interest list on every wait: level-triggered,
+//! O(registered sockets) per call, no fd limit. The classic model.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::sys::{self, SelfPipe};
+use super::{Backend, BlockingWait, Interest, Readiness, Token, Wake};
+use crate::socket::Socket;
+
+pub struct PollBackend {
+    /// `fds[0]` is the self-pipe; `tokens[i]` belongs to `fds[i]`.
+    fds: Vec<libc::pollfd>,
+    tokens: Vec<Token>,
+    index: HashMap<RawFd, usize>,
+    pipe: SelfPipe,
+    waker: Arc<sys::PipeWaker>,
+}
+
+fn events(interest: Interest) -> libc::c_short {
+    let mut ev = 0;
+    if interest.readable {
+        ev |= libc::POLLIN;
+    }
+    if interest.writable {
+        ev |= libc::POLLOUT;
+    }
+    ev
+}
+
+impl PollBackend {
+    pub fn new() -> io::Result<PollBackend> {
+        let pipe = SelfPipe::new()?;
+        let waker = Arc::new(pipe.waker()?);
+        let fds = vec![libc::pollfd { fd: pipe.read_fd(), events: libc::POLLIN, revents: 0 }];
+        Ok(PollBackend { fds, tokens: vec![Token(usize::MAX)], index: HashMap::new(), pipe, waker })
+    }
+
+    fn slot(&self, fd: RawFd) -> io::Result<usize> {
+        self.index.get(&fd).copied().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+impl Backend for PollBackend {
+    fn name(&self) -> &'static str {
+        "poll"
+    }
+
+    fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        let fd = socket.raw_fd();
+        if self.index.contains_key(&fd) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        self.index.insert(fd, self.fds.len());
+        self.fds.push(libc::pollfd { fd, events: events(interest), revents: 0 });
+        self.tokens.push(token);
+        Ok(())
+    }
+
+    fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        let i = self.slot(socket.raw_fd())?;
+        self.fds[i].events = events(interest);
+        self.tokens[i] = token;
+        Ok(())
+    }
+
+    fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
+        let i = self.slot(socket.raw_fd())?;
+        self.index.remove(&socket.raw_fd());
+        self.fds.swap_remove(i);
+        self.tokens.swap_remove(i);
+        if let Some(moved) = self.fds.get(i) {
+            self.index.insert(moved.fd, i);
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+        for pfd in &mut self.fds {
+            pfd.revents = 0;
+        }
+        if sys::poll(&mut self.fds, timeout)? == 0 {
+            return Ok(());
+        }
+        if self.fds[0].revents != 0 {
+            self.pipe.drain();
+        }
+        for (pfd, &token) in self.fds.iter().zip(&self.tokens).skip(1) {
+            let r = pfd.revents;
+            if r == 0 {
+                continue;
+            }
+            let error = r & (libc::POLLERR | libc::POLLNVAL) != 0;
+            out.push(Readiness {
+                token,
+                readable: r & (libc::POLLIN | libc::POLLHUP) != 0 || error,
+                writable: r & libc::POLLOUT != 0 || error,
+                error,
+                hup: r & libc::POLLHUP != 0,
+            });
+        }
+        Ok(())
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.waker.clone()
+    }
+
+    fn pollable_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn blocking_wait(&self) -> Box<dyn BlockingWait> {
+        Box::new(PollSnapshot(self.fds.clone()))
+    }
+}
+
+/// The interest list as it was when the waiter was armed.
+struct PollSnapshot(Vec<libc::pollfd>);
+
+impl BlockingWait for PollSnapshot {
+    fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        sys::poll(&mut self.0, timeout).map(drop)
+    }
+}

@@ -1,0 +1,20 @@
+//! muxnet-core: a single-threaded, readiness-based socket reactor.
+//!
+//! A [`Reactor`] owns non-blocking TCP and UDP sockets and one [`Backend`]
+//! (mio's epoll/kqueue/IOCP, `poll(2)` or `select(2)`). Each
+//! [`Reactor::turn`] waits for readiness, performs every ready accept,
+//! connect, read and flush, and reports the outcome as a batch of
+//! [`Event`]s, with received bytes placed in a caller-owned slab. The
+//! owner (a Rust program, or the Node binding) reacts by calling
+//! [`Reactor::write`], [`Reactor::shutdown`], [`Reactor::close`], ….
+//!
+//! No Node here: this crate is tested with `cargo test` over loopback.
+
+pub mod backend;
+mod connection;
+mod reactor;
+mod socket;
+
+pub use backend::{Backend, BackendKind, BlockingWait, FdLimitError, Interest, Readiness, Token, Wake};
+pub use reactor::{Config, Event, ReadSpace, Reactor};
+pub use socket::{BindOptions, Socket};
