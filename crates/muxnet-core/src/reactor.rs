@@ -142,6 +142,8 @@ pub struct Reactor {
     readiness: Vec<Readiness>,
     /// Sockets that may still have input after their budget ran out.
     carry: Vec<Token>,
+    /// Counts changes to the backend's interest set.
+    interest_changes: u64,
     config: Config,
 }
 
@@ -151,7 +153,7 @@ impl Reactor {
     }
 
     pub fn with_backend(backend: Box<dyn Backend>, config: Config) -> Reactor {
-        Reactor { backend, entries: Vec::new(), free: Vec::new(), open: 0, readiness: Vec::new(), carry: Vec::new(), config }
+        Reactor { backend, entries: Vec::new(), free: Vec::new(), open: 0, readiness: Vec::new(), carry: Vec::new(), interest_changes: 0, config }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -170,6 +172,12 @@ impl Reactor {
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
         !self.carry.is_empty()
+    }
+
+    /// Grows whenever the backend's interest set changes: a waiter blocked
+    /// on a snapshot of it (see [`crate::BlockingWait`]) must be re-armed.
+    pub fn interest_changes(&self) -> u64 {
+        self.interest_changes
     }
 
     fn entry(&mut self, token: Token) -> io::Result<&mut Entry> {
@@ -195,6 +203,7 @@ impl Reactor {
                 return Err(e);
             }
             entry.registered = Some(interest);
+            self.interest_changes += 1;
         }
         if index == self.entries.len() {
             self.entries.push(Some(entry));
@@ -220,6 +229,7 @@ impl Reactor {
             (None, None) => {}
         }
         entry.registered = want;
+        self.interest_changes += 1;
         Ok(())
     }
 
@@ -230,12 +240,20 @@ impl Reactor {
         if entry.registered.is_some() {
             // The fd is closed next anyway; a failure here changes nothing.
             let _ = self.backend.deregister(&mut entry.socket);
+            self.interest_changes += 1;
         }
         drop(entry);
         self.free.push(token.0);
         self.open -= 1;
         self.resume_paused_listeners();
         Ok(())
+    }
+
+    /// Closes every socket (the owner is shutting down).
+    pub fn close_all(&mut self) {
+        for index in 0..self.entries.len() {
+            let _ = self.close(Token(index));
+        }
     }
 
     /// A closed fd is room for an accept that failed with `EMFILE`.

@@ -1,1 +1,329 @@
-// placeholder
+//! muxnet's N-API binding: a muxnet-core `Reactor` living inside Node's
+//! event loop. One JS call per reactor turn carries the whole batch of
+//! events as records in an `Int32Array`, with received bytes in a shared
+//! slab `Buffer`. Methods return a token or byte count, or a negative
+//! errno that the TypeScript layer turns into a Node-style `Error`.
+
+#[cfg(not(unix))]
+compile_error!("muxnet-node needs a Unix event-loop bridge (epoll/kqueue fd or waiter thread); Windows is not supported yet");
+
+mod driver;
+mod js;
+mod uv;
+mod waiter;
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use muxnet_core::{BackendKind, BindOptions, Config, Token};
+use napi::bindgen_prelude::*;
+use napi::JsValue;
+use napi_derive::napi;
+
+use driver::{errno_of, kind, Shared, State};
+
+#[napi]
+pub const EVENT_ACCEPT: i32 = kind::ACCEPT;
+#[napi]
+pub const EVENT_ACCEPT_ERROR: i32 = kind::ACCEPT_ERROR;
+#[napi]
+pub const EVENT_CONNECT: i32 = kind::CONNECT;
+#[napi]
+pub const EVENT_DATA: i32 = kind::DATA;
+#[napi]
+pub const EVENT_END: i32 = kind::END;
+#[napi]
+pub const EVENT_DRAIN: i32 = kind::DRAIN;
+#[napi]
+pub const EVENT_CLOSE: i32 = kind::CLOSE;
+#[napi]
+pub const EVENT_MESSAGE: i32 = kind::MESSAGE;
+#[napi]
+pub const EVENT_REACTOR_ERROR: i32 = kind::REACTOR_ERROR;
+/// Words per event record.
+#[napi]
+pub const RECORD_WORDS: u32 = driver::RECORD_WORDS as u32;
+/// The errno meaning "fd too large for select(2)".
+#[napi]
+pub const FD_LIMIT_ERRNO: i32 = driver::FD_LIMIT_ERRNO;
+
+/// Backends this build offers, in order of preference.
+#[napi]
+pub fn backends() -> Vec<&'static str> {
+    BackendKind::ALL.iter().map(|k| k.name()).collect()
+}
+
+#[napi(object)]
+pub struct ReactorOptions {
+    /// `"auto"` (default: watch the poller's fd where there is one),
+    /// `"fd"` or `"thread"` (a waiter thread, forced).
+    pub wake: Option<String>,
+    /// Bytes per read slab (default 1 MiB).
+    pub slab_size: Option<u32>,
+    /// Per-connection write queue cap in bytes (default 16 MiB).
+    pub write_queue_cap: Option<u32>,
+    /// Bytes read from one connection per turn (default 64 KiB).
+    pub read_budget: Option<u32>,
+}
+
+#[napi(object)]
+pub struct SocketAddress {
+    pub address: String,
+    pub family: String,
+    pub port: u32,
+}
+
+impl From<SocketAddr> for SocketAddress {
+    fn from(addr: SocketAddr) -> SocketAddress {
+        SocketAddress {
+            address: addr.ip().to_string(),
+            family: if addr.is_ipv4() { "IPv4" } else { "IPv6" }.to_string(),
+            port: addr.port() as u32,
+        }
+    }
+}
+
+fn parse_addr(host: &str, port: u32) -> io::Result<SocketAddr> {
+    let ip: IpAddr = host.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))?;
+    let port = u16::try_from(port).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "port out of range"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// `Ok(n)` as `n`, an error as its negative errno.
+fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
+    match r {
+        Ok(n) => n.try_into().unwrap_or(i64::MAX),
+        Err(e) => -(errno_of(&e) as i64),
+    }
+}
+
+/// A reactor bound to this thread's Node environment.
+#[napi]
+pub struct Reactor {
+    state: Shared,
+    backend: &'static str,
+    wake_mode: &'static str,
+    /// The env cleanup hook's argument, freed by whoever runs first.
+    hook: *mut Weak<RefCell<State>>,
+}
+
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+    // SAFETY: `arg` is the Box made in the constructor; the hook is removed
+    // (and the Box freed) by `close` if that runs first, so this is the
+    // only owner now.
+    let weak = unsafe { Box::from_raw(arg.cast::<Weak<RefCell<State>>>()) };
+    if let Some(state) = weak.upgrade() {
+        state.borrow_mut().shut_down();
+    }
+}
+
+#[napi]
+impl Reactor {
+    /// `onEvents(count, records, slab, peers)` is called once per turn.
+    #[napi(
+        constructor,
+        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions"
+    )]
+    pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor> {
+        let kind = BackendKind::from_name(&backend).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown backend: {backend}")))?;
+        let options = options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None });
+        let mut config = Config::default();
+        if let Some(cap) = options.write_queue_cap {
+            config.write_queue_cap = cap as usize;
+        }
+        if let Some(budget) = options.read_budget {
+            config.read_budget = budget.max(1) as usize;
+        }
+        let reactor =
+            muxnet_core::Reactor::new(kind, config).map_err(|e| Error::from_reason(format!("cannot create {backend} reactor: {e}")))?;
+        let use_thread = match options.wake.as_deref() {
+            None | Some("auto") => reactor.backend().pollable_fd().is_none(),
+            Some("fd") if reactor.backend().pollable_fd().is_some() => false,
+            Some("fd") => {
+                return Err(Error::new(Status::InvalidArg, format!("the {backend} backend has no fd to watch; use wake: 'thread'")))
+            }
+            Some("thread") => true,
+            Some(other) => return Err(Error::new(Status::InvalidArg, format!("unknown wake mode: {other}"))),
+        };
+        let slab_size = options.slab_size.map_or(1 << 20, |n| (n as usize).max(256 * 1024));
+        let raw_env = env.raw();
+        let state = State::new(raw_env, reactor, on_events.raw(), slab_size, use_thread)?;
+        let hook = Box::into_raw(Box::new(Rc::downgrade(&state)));
+        // SAFETY: `raw_env` is live; the hook and its Box argument stay
+        // valid until the hook runs or `close` removes it.
+        unsafe { napi::sys::napi_add_env_cleanup_hook(raw_env, Some(on_env_cleanup), hook.cast()) };
+        Ok(Reactor { state, backend: kind.name(), wake_mode: if use_thread { "thread" } else { "fd" }, hook })
+    }
+
+    #[napi(getter)]
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread.
+    #[napi(getter)]
+    pub fn wake_mode(&self) -> &'static str {
+        self.wake_mode
+    }
+
+    /// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
+    fn with<T>(&self, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+        let mut state = self.state.borrow_mut();
+        if state.is_closed() {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let r = f(&mut state.reactor);
+        state.kick();
+        r
+    }
+
+    /// Listens; returns the listener's token or a negative errno.
+    #[napi]
+    pub fn listen(&self, host: String, port: u32, backlog: i32, reuse_port: bool, ipv6_only: bool, no_delay: bool) -> i64 {
+        code(self.with(|r| {
+            let mut opts = BindOptions::new(parse_addr(&host, port)?);
+            opts.backlog = backlog;
+            opts.reuse_port = reuse_port;
+            opts.ipv6_only = ipv6_only;
+            r.listen(&opts, no_delay).map(|t| t.0)
+        }))
+    }
+
+    /// Starts connecting; returns the connection's token or a negative errno.
+    #[napi]
+    pub fn connect(&self, host: String, port: u32, local_host: Option<String>, local_port: Option<u32>) -> i64 {
+        code(self.with(|r| {
+            let local = match local_host {
+                Some(h) => Some(parse_addr(&h, local_port.unwrap_or(0))?),
+                None => None,
+            };
+            r.connect(parse_addr(&host, port)?, local).map(|t| t.0)
+        }))
+    }
+
+    #[napi]
+    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, ipv6_only: bool) -> i64 {
+        code(self.with(|r| {
+            let mut opts = BindOptions::new(parse_addr(&host, port)?);
+            opts.reuse_addr = reuse_addr;
+            opts.ipv6_only = ipv6_only;
+            r.udp_bind(&opts).map(|t| t.0)
+        }))
+    }
+
+    /// Writes now what the kernel takes; returns the bytes left queued.
+    #[napi]
+    pub fn write(&self, token: u32, data: &[u8]) -> i64 {
+        code(self.with(|r| r.write(Token(token as usize), data)))
+    }
+
+    /// Writes one buffer to many connections; returns how many failed
+    /// (those are left for the caller to destroy).
+    #[napi]
+    pub fn broadcast(&self, tokens: &[u32], data: &[u8]) -> u32 {
+        self.with(|r| Ok(tokens.iter().filter(|&&t| r.write(Token(t as usize), data).is_err()).count() as u32))
+            .unwrap_or(tokens.len() as u32)
+    }
+
+    #[napi]
+    pub fn send_to(&self, token: u32, data: &[u8], host: String, port: u32) -> i64 {
+        code(self.with(|r| r.send_to(Token(token as usize), data, parse_addr(&host, port)?)))
+    }
+
+    #[napi]
+    pub fn send(&self, token: u32, data: &[u8]) -> i64 {
+        code(self.with(|r| r.send(Token(token as usize), data)))
+    }
+
+    #[napi]
+    pub fn udp_connect(&self, token: u32, host: String, port: u32) -> i64 {
+        code(self.with(|r| r.udp_connect(Token(token as usize), parse_addr(&host, port)?).map(|()| 0)))
+    }
+
+    /// Half-closes after the queued bytes.
+    #[napi]
+    pub fn shutdown(&self, token: u32) -> i64 {
+        code(self.with(|r| r.shutdown(Token(token as usize)).map(|()| 0)))
+    }
+
+    /// Closes now; the token is free when this returns.
+    #[napi]
+    pub fn close_socket(&self, token: u32) -> i64 {
+        code(self.with(|r| r.close(Token(token as usize)).map(|()| 0)))
+    }
+
+    #[napi]
+    pub fn pause(&self, token: u32) -> i64 {
+        code(self.with(|r| r.pause(Token(token as usize)).map(|()| 0)))
+    }
+
+    #[napi]
+    pub fn resume(&self, token: u32) -> i64 {
+        code(self.with(|r| r.resume(Token(token as usize)).map(|()| 0)))
+    }
+
+    #[napi]
+    pub fn resume_accept(&self, token: u32) -> i64 {
+        code(self.with(|r| r.resume_accept(Token(token as usize)).map(|()| 0)))
+    }
+
+    #[napi]
+    pub fn set_no_delay(&self, token: u32, on: bool) -> i64 {
+        code(self.with(|r| r.set_no_delay(Token(token as usize), on).map(|()| 0)))
+    }
+
+    /// `delayMs` before the first probe; `enable: false` turns it off.
+    #[napi]
+    pub fn set_keep_alive(&self, token: u32, enable: bool, delay_ms: u32) -> i64 {
+        let idle = enable.then(|| Duration::from_millis(delay_ms.max(1000) as u64));
+        code(self.with(|r| r.set_keep_alive(Token(token as usize), idle).map(|()| 0)))
+    }
+
+    #[napi]
+    pub fn queued(&self, token: u32) -> i64 {
+        code(self.with(|r| r.queued(Token(token as usize))))
+    }
+
+    #[napi]
+    pub fn local_address(&self, token: u32) -> Option<SocketAddress> {
+        self.with(|r| r.local_addr(Token(token as usize))).ok().map(Into::into)
+    }
+
+    #[napi]
+    pub fn remote_address(&self, token: u32) -> Option<SocketAddress> {
+        self.with(|r| r.peer_addr(Token(token as usize))).ok().map(Into::into)
+    }
+
+    /// Open sockets.
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.state.borrow().reactor.len() as u32
+    }
+
+    /// Whether the reactor keeps the process alive.
+    #[napi(js_name = "setRef")]
+    pub fn set_ref(&self, on: bool) {
+        self.state.borrow().set_ref(on);
+    }
+
+    /// Closes every socket and stops watching; the reactor is unusable after.
+    #[napi]
+    pub fn close(&mut self) {
+        self.state.borrow_mut().shut_down();
+        if !self.hook.is_null() {
+            let env = self.state.borrow().env;
+            // SAFETY: the hook was added with exactly this function and
+            // argument; after removal nothing else frees the Box.
+            unsafe {
+                napi::sys::napi_remove_env_cleanup_hook(env, Some(on_env_cleanup), self.hook.cast());
+                drop(Box::from_raw(self.hook));
+            }
+            self.hook = std::ptr::null_mut();
+        }
+        self.state.borrow_mut().reactor.close_all();
+    }
+}

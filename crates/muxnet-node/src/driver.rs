@@ -1,0 +1,275 @@
+//! Drives a muxnet-core `Reactor` from Node's loop: when the watched fd
+//! turns readable, run one turn with a zero timeout on the JS thread and
+//! hand the whole batch of events to JavaScript in one call.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use muxnet_core::{Event, FdLimitError, Reactor, ReadSpace};
+
+use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
+use crate::uv::{FdWatch, OnReadable};
+use crate::waiter::Waiter;
+
+/// Record kinds, shared with the TypeScript layer through the exported
+/// constants in `lib.rs`. Each record is [`RECORD_WORDS`] i32s:
+/// `[kind, token, a, b, c, d]`.
+pub mod kind {
+    pub const ACCEPT: i32 = 1; // a: listener
+    pub const ACCEPT_ERROR: i32 = 2; // token: listener, a: errno
+    pub const CONNECT: i32 = 3;
+    pub const DATA: i32 = 4; // a: offset, b: length
+    pub const END: i32 = 5;
+    pub const DRAIN: i32 = 6;
+    pub const CLOSE: i32 = 7; // a: errno, 0 for an orderly close
+    pub const MESSAGE: i32 = 8; // a: offset, b: length, c: port, d: index into the peers array
+    pub const REACTOR_ERROR: i32 = 9; // a: errno
+}
+pub const RECORD_WORDS: usize = 6;
+
+/// The errno reported for an fd that `select` cannot hold; the TS layer
+/// shows it as `EMFILE` with the limit in the message.
+pub const FD_LIMIT_ERRNO: i32 = 100_000;
+
+/// A positive errno for any I/O error, so JS can name it as Node does.
+pub fn errno_of(e: &io::Error) -> i32 {
+    if let Some(code) = e.raw_os_error() {
+        return code;
+    }
+    if e.get_ref().is_some_and(|inner| inner.is::<FdLimitError>()) {
+        return FD_LIMIT_ERRNO;
+    }
+    match e.kind() {
+        io::ErrorKind::BrokenPipe => libc::EPIPE,
+        io::ErrorKind::NotFound => libc::EBADF,
+        io::ErrorKind::InvalidInput => libc::EINVAL,
+        io::ErrorKind::WouldBlock => libc::EAGAIN,
+        io::ErrorKind::AlreadyExists => libc::EEXIST,
+        io::ErrorKind::Unsupported => libc::ENOTSUP,
+        io::ErrorKind::NotConnected => libc::ENOTCONN,
+        _ => libc::EIO,
+    }
+}
+
+const SLAB_REFILL_BELOW: usize = 128 * 1024;
+const INITIAL_RECORDS: usize = 256;
+
+/// How the JS thread learns that the backend has events.
+pub enum Wakeup {
+    /// libuv watches the backend's own fd (epoll/kqueue).
+    Fd,
+    /// A waiter thread blocks in the backend and pokes a pipe libuv watches.
+    Thread { waiter: Waiter, armed_at: Option<u64> },
+}
+
+/// The JS values a reactor holds. Released in `shut_down`, while the env
+/// is still alive: at exit, libuv may close our handle (and drop the
+/// state) after Node has torn the env down.
+struct JsSide {
+    callback: Persistent,
+    context: Rc<AsyncContext>,
+    slab: Slab,
+    records: Records,
+}
+
+pub struct State {
+    pub reactor: Reactor,
+    pub env: Env,
+    js: Option<JsSide>,
+    slab_size: usize,
+    words: Vec<i32>,
+    events: Vec<Event>,
+    peers: Vec<String>,
+    pub wakeup: Wakeup,
+    watch: Option<FdWatch<Turn>>,
+}
+
+pub type Shared = Rc<RefCell<State>>;
+
+/// The uv callback's target: one turn per readable notification.
+pub struct Turn(Shared);
+
+impl OnReadable for Turn {
+    fn on_readable(&self) {
+        let env = self.0.borrow().env;
+        let Ok(_scope) = HandleScope::open(env) else {
+            return;
+        };
+        // No borrow of the state may live across the JS call: the
+        // callback writes, closes and connects through the same state.
+        let call = self.0.borrow_mut().run_turn();
+        match call {
+            Ok(Some((context, func, args))) => {
+                let _ = context.call(func, &args);
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("muxnet: reactor turn failed: {e}"),
+        }
+        self.0.borrow_mut().after_turn();
+    }
+}
+
+impl State {
+    pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> napi::Result<Shared> {
+        let wakeup =
+            if use_thread { Wakeup::Thread { waiter: Waiter::spawn(reactor.backend().waker())?, armed_at: None } } else { Wakeup::Fd };
+        let state = Rc::new(RefCell::new(State {
+            env,
+            js: Some(JsSide {
+                callback: Persistent::new(env, callback)?,
+                context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?),
+                slab: Slab::new(env, slab_size)?,
+                records: Records::new(env, INITIAL_RECORDS * RECORD_WORDS)?,
+            }),
+            slab_size,
+            words: Vec::new(),
+            events: Vec::new(),
+            peers: Vec::new(),
+            wakeup,
+            watch: None,
+            reactor,
+        }));
+        let fd = {
+            let st = state.borrow();
+            match &st.wakeup {
+                Wakeup::Fd => st.reactor.backend().pollable_fd().ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?,
+                Wakeup::Thread { waiter, .. } => waiter.notify_fd(),
+            }
+        };
+        let watch = FdWatch::start(env, fd, Box::new(Turn(state.clone())))?;
+        // Idle until a handle asks to keep the process alive.
+        watch.set_ref(false);
+        state.borrow_mut().watch = Some(watch);
+        state.borrow_mut().after_turn();
+        Ok(state)
+    }
+
+    pub fn set_ref(&self, on: bool) {
+        if let Some(watch) = &self.watch {
+            watch.set_ref(on);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.js.is_none()
+    }
+
+    /// Stops watching and ends the waiter thread; sockets close when the
+    /// reactor is dropped with the state.
+    pub fn shut_down(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            watch.close();
+        }
+        self.wakeup = Wakeup::Fd;
+        self.js = None;
+        self.reactor.close_all();
+    }
+
+    /// Runs one turn and encodes it; returns the JS call to make, if any.
+    fn run_turn(&mut self) -> napi::Result<Option<(Rc<AsyncContext>, Value, Vec<Value>)>> {
+        let env = self.env;
+        let Some(js) = &mut self.js else {
+            return Ok(None);
+        };
+        if let Wakeup::Thread { waiter, armed_at } = &mut self.wakeup {
+            waiter.acknowledge();
+            *armed_at = None;
+        }
+        // A fresh slab when this one is nearly full, or was detached by JS.
+        if js.slab.free() < SLAB_REFILL_BELOW || js.slab.bytes()?.is_none() {
+            js.slab = Slab::new(env, self.slab_size)?;
+        }
+        let used = js.slab.used;
+        let bytes = js.slab.bytes()?.ok_or_else(|| napi::Error::from_reason("read slab detached"))?;
+        let mut space = ReadSpace::new(bytes, used);
+        self.events.clear();
+        let result = self.reactor.turn(&mut space, &mut self.events, Some(Duration::ZERO));
+        js.slab.used = space.pos();
+        encode(&self.events, result.err(), &mut self.words, &mut self.peers);
+        if self.words.is_empty() {
+            return Ok(None);
+        }
+        if js.records.capacity() < self.words.len() || js.records.fill(&self.words)?.is_none() {
+            js.records = Records::new(env, self.words.len().max(js.records.capacity() * 2))?;
+            js.records.fill(&self.words)?;
+        }
+        let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
+        let args = vec![js::int32(env, (self.words.len() / RECORD_WORDS) as i32)?, js.records.value()?, js.slab.value()?, peers];
+        Ok(Some((js.context.clone(), js.callback.value()?, args)))
+    }
+}
+
+/// Writes a turn's events as records; datagram peers go to `peers`.
+fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>) {
+    words.clear();
+    peers.clear();
+    let mut record = |kind: i32, token: usize, a: i32, b: i32, c: i32, d: i32| {
+        words.extend_from_slice(&[kind, token as i32, a, b, c, d]);
+    };
+    for event in events {
+        match event {
+            Event::Accept { listener, conn } => record(kind::ACCEPT, conn.0, listener.0 as i32, 0, 0, 0),
+            Event::AcceptError { listener, error } => record(kind::ACCEPT_ERROR, listener.0, errno_of(error), 0, 0, 0),
+            Event::Connect { conn } => record(kind::CONNECT, conn.0, 0, 0, 0, 0),
+            Event::Data { conn, offset, len } => record(kind::DATA, conn.0, *offset as i32, *len as i32, 0, 0),
+            Event::End { conn } => record(kind::END, conn.0, 0, 0, 0, 0),
+            Event::Drain { conn } => record(kind::DRAIN, conn.0, 0, 0, 0, 0),
+            Event::Close { conn, error } => record(kind::CLOSE, conn.0, error.as_ref().map_or(0, errno_of), 0, 0, 0),
+            Event::Message { socket, offset, len, from } => {
+                let ip = from.ip().to_string();
+                // Consecutive datagrams from one peer share a string.
+                if peers.last() != Some(&ip) {
+                    peers.push(ip);
+                }
+                let index = peers.len() as i32 - 1;
+                record(kind::MESSAGE, socket.0, *offset as i32, *len as i32, from.port() as i32, index);
+            }
+        }
+    }
+    if let Some(error) = turn_error {
+        record(kind::REACTOR_ERROR, 0, errno_of(&error), 0, 0, 0);
+    }
+}
+
+impl State {
+    /// After JS has seen the batch: make sure the next turn comes.
+    pub fn after_turn(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        let pending = self.reactor.has_pending();
+        let changes = self.reactor.interest_changes();
+        let waker = self.reactor.backend().waker();
+        match &mut self.wakeup {
+            Wakeup::Fd => {
+                if pending {
+                    // Leftover input raises no new edge: poke the poller.
+                    let _ = waker.wake();
+                }
+            }
+            Wakeup::Thread { waiter, armed_at } => {
+                if armed_at.is_none() {
+                    if pending {
+                        let _ = waker.wake();
+                    }
+                    waiter.arm(self.reactor.backend().blocking_wait());
+                    *armed_at = Some(changes);
+                }
+            }
+        }
+    }
+
+    /// Called after every binding method: a waiter blocked on an old
+    /// snapshot of the interest set must look again.
+    pub fn kick(&mut self) {
+        let changes = self.reactor.interest_changes();
+        if let Wakeup::Thread { waiter, armed_at: Some(at) } = &mut self.wakeup {
+            if *at != changes {
+                waiter.interrupt();
+                *at = changes;
+            }
+        }
+    }
+}

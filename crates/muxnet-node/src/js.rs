@@ -1,0 +1,251 @@
+//! The few raw Node-API calls the hot path needs, each behind a safe
+//! wrapper: persistent references, buffers Rust reads into, and calling
+//! JavaScript from a libuv callback the way Node calls its own callbacks.
+//!
+//! Every function here must run on the JS thread of `env`; the binding
+//! only calls them from `#[napi]` methods and from libuv callbacks of that
+//! env's loop.
+
+use std::ffi::c_void;
+use std::ptr;
+
+use napi::sys;
+
+pub type Env = sys::napi_env;
+pub type Value = sys::napi_value;
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::from_reason(format!("{what} failed (napi status {status})")))
+    }
+}
+
+/// A strong reference that keeps a JS value alive across turns.
+pub struct Persistent {
+    env: Env,
+    raw: sys::napi_ref,
+}
+
+impl Persistent {
+    pub fn new(env: Env, value: Value) -> napi::Result<Persistent> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: `env` is live on this thread and `value` belongs to it.
+        check(unsafe { sys::napi_create_reference(env, value, 1, &mut raw) }, "napi_create_reference")?;
+        Ok(Persistent { env, raw })
+    }
+
+    pub fn value(&self) -> napi::Result<Value> {
+        let mut value = ptr::null_mut();
+        // SAFETY: the reference was created in `self.env` and is not deleted.
+        check(unsafe { sys::napi_get_reference_value(self.env, self.raw, &mut value) }, "napi_get_reference_value")?;
+        Ok(value)
+    }
+}
+
+impl Drop for Persistent {
+    fn drop(&mut self) {
+        // SAFETY: created by napi_create_reference in this env; deleted once.
+        unsafe { sys::napi_delete_reference(self.env, self.raw) };
+    }
+}
+
+/// A Node `Buffer` that Rust writes into. The pointer is looked up again
+/// before every use, because JS code can detach (transfer) the buffer.
+pub struct Slab {
+    buffer: Persistent,
+    len: usize,
+    /// Bytes already handed to JS; never written again.
+    pub used: usize,
+}
+
+impl Slab {
+    pub fn new(env: Env, len: usize) -> napi::Result<Slab> {
+        let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: `env` is live on this thread; out-pointers are valid.
+        check(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut value) }, "napi_create_buffer")?;
+        Ok(Slab { buffer: Persistent::new(env, value)?, len, used: 0 })
+    }
+
+    pub fn value(&self) -> napi::Result<Value> {
+        self.buffer.value()
+    }
+
+    pub fn free(&self) -> usize {
+        self.len - self.used
+    }
+
+    /// The whole slab as a Rust slice, or `None` if it was detached.
+    ///
+    /// The caller must only write past `used` (bytes JS has not seen) and
+    /// must not hold the slice across a call into JavaScript.
+    pub fn bytes(&mut self) -> napi::Result<Option<&mut [u8]>> {
+        let (mut data, mut len) = (ptr::null_mut::<c_void>(), 0usize);
+        let value = self.buffer.value()?;
+        // SAFETY: `value` is the live Buffer held by our reference.
+        check(unsafe { sys::napi_get_buffer_info(self.buffer.env, value, &mut data, &mut len) }, "napi_get_buffer_info")?;
+        if data.is_null() || len != self.len {
+            return Ok(None);
+        }
+        // SAFETY: the backing store is `len` bytes, kept alive by our
+        // reference, and not moved by V8. We run on the JS thread, so no JS
+        // code reads it while the slice lives; JS only ever holds views of
+        // bytes below `used`, which the caller does not write.
+        Ok(Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) }))
+    }
+}
+
+/// An `Int32Array` that event records are written into.
+pub struct Records {
+    array: Persistent,
+    len: usize,
+}
+
+impl Records {
+    pub fn new(env: Env, len: usize) -> napi::Result<Records> {
+        let (mut data, mut buffer, mut array) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        // SAFETY: `env` is live on this thread; out-pointers are valid.
+        unsafe {
+            check(sys::napi_create_arraybuffer(env, len * 4, &mut data, &mut buffer), "napi_create_arraybuffer")?;
+            check(
+                sys::napi_create_typedarray(env, sys::TypedarrayType::int32_array, len, buffer, 0, &mut array),
+                "napi_create_typedarray",
+            )?;
+        }
+        Ok(Records { array: Persistent::new(env, array)?, len })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.len
+    }
+
+    pub fn value(&self) -> napi::Result<Value> {
+        self.array.value()
+    }
+
+    /// Copies `words` in; `None` if the array was detached.
+    pub fn fill(&mut self, words: &[i32]) -> napi::Result<Option<()>> {
+        let array = self.array.value()?;
+        let (mut ty, mut len, mut data, mut buffer, mut offset) = (0, 0usize, ptr::null_mut::<c_void>(), ptr::null_mut(), 0usize);
+        // SAFETY: `array` is the live Int32Array held by our reference.
+        check(
+            unsafe { sys::napi_get_typedarray_info(self.array.env, array, &mut ty, &mut len, &mut data, &mut buffer, &mut offset) },
+            "napi_get_typedarray_info",
+        )?;
+        if data.is_null() || len != self.len || words.len() > len {
+            return Ok(None);
+        }
+        // SAFETY: `data` points to `len` live, aligned i32s (an Int32Array
+        // we created at offset 0) and `words` fits; no JS runs meanwhile.
+        unsafe { ptr::copy_nonoverlapping(words.as_ptr(), data.cast::<i32>(), words.len()) };
+        Ok(Some(()))
+    }
+}
+
+/// Closes a handle scope when dropped.
+pub struct HandleScope {
+    env: Env,
+    scope: sys::napi_handle_scope,
+}
+
+impl HandleScope {
+    /// Needed in libuv callbacks, where Node has opened none.
+    pub fn open(env: Env) -> napi::Result<HandleScope> {
+        let mut scope = ptr::null_mut();
+        // SAFETY: `env` is live on this thread.
+        check(unsafe { sys::napi_open_handle_scope(env, &mut scope) }, "napi_open_handle_scope")?;
+        Ok(HandleScope { env, scope })
+    }
+}
+
+impl Drop for HandleScope {
+    fn drop(&mut self) {
+        // SAFETY: opened by `open` on this env, closed once, innermost.
+        unsafe { sys::napi_close_handle_scope(self.env, self.scope) };
+    }
+}
+
+/// An async context so callbacks run like Node's own I/O callbacks:
+/// `process.nextTick` and promise jobs run after each, and async_hooks
+/// see a resource.
+pub struct AsyncContext {
+    env: Env,
+    context: sys::napi_async_context,
+    /// Also the receiver (`this`) of calls: napi_make_callback needs an object.
+    resource: Persistent,
+}
+
+impl AsyncContext {
+    pub fn new(env: Env, name: &str) -> napi::Result<AsyncContext> {
+        let (mut resource, mut js_name, mut context) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        // SAFETY: `env` is live on this thread; `name` is valid UTF-8 of
+        // the given length; out-pointers are valid.
+        unsafe {
+            check(sys::napi_create_object(env, &mut resource), "napi_create_object")?;
+            check(sys::napi_create_string_utf8(env, name.as_ptr().cast(), name.len() as isize, &mut js_name), "napi_create_string_utf8")?;
+            check(sys::napi_async_init(env, resource, js_name, &mut context), "napi_async_init")?;
+        }
+        Ok(AsyncContext { env, context, resource: Persistent::new(env, resource)? })
+    }
+
+    /// Calls `func(...args)` inside a callback scope. A throw is handed to
+    /// `process.on('uncaughtException')` as Node does for its own
+    /// callbacks; it never unwinds into the caller.
+    pub fn call(&self, func: Value, args: &[Value]) -> napi::Result<()> {
+        let env = self.env;
+        let recv = self.resource.value()?;
+        let mut result = ptr::null_mut();
+        // SAFETY: all values belong to `env`, which is live on this thread;
+        // `args` outlives the call.
+        unsafe {
+            let status = sys::napi_make_callback(env, self.context, recv, func, args.len(), args.as_ptr(), &mut result);
+            let mut pending = false;
+            sys::napi_is_exception_pending(env, &mut pending);
+            if pending {
+                let mut error = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut error);
+                sys::napi_fatal_exception(env, error);
+                return Ok(());
+            }
+            check(status, "napi_make_callback")
+        }
+    }
+}
+
+impl Drop for AsyncContext {
+    fn drop(&mut self) {
+        // SAFETY: created by napi_async_init on this env; destroyed once.
+        unsafe { sys::napi_async_destroy(self.env, self.context) };
+    }
+}
+
+pub fn int32(env: Env, n: i32) -> napi::Result<Value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `env` is live on this thread.
+    check(unsafe { sys::napi_create_int32(env, n, &mut value) }, "napi_create_int32")?;
+    Ok(value)
+}
+
+pub fn undefined(env: Env) -> napi::Result<Value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `env` is live on this thread.
+    check(unsafe { sys::napi_get_undefined(env, &mut value) }, "napi_get_undefined")?;
+    Ok(value)
+}
+
+/// A JS array of strings (the peers of this turn's datagrams).
+pub fn string_array(env: Env, items: &[String]) -> napi::Result<Value> {
+    let mut array = ptr::null_mut();
+    // SAFETY: `env` is live on this thread; each string is valid UTF-8 of
+    // the given length.
+    unsafe {
+        check(sys::napi_create_array_with_length(env, items.len(), &mut array), "napi_create_array")?;
+        for (i, s) in items.iter().enumerate() {
+            let mut value = ptr::null_mut();
+            check(sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut value), "napi_create_string_utf8")?;
+            check(sys::napi_set_element(env, array, i as u32, value), "napi_set_element")?;
+        }
+    }
+    Ok(array)
+}
