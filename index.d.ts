@@ -76,6 +76,9 @@ export declare const EVENT_REACTOR_ERROR: number
 /** The errno meaning "fd too large for select(2)". */
 export declare const FD_LIMIT_ERRNO: number
 
+/** The select backend's limit: fds at or above it cannot be watched. */
+export declare const FD_SETSIZE: number
+
 export interface ReactorOptions {
   /**
    * `"auto"` (default: watch the poller's fd where there is one),

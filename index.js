@@ -847,4 +847,5 @@ module.exports.EVENT_END = nativeBinding.EVENT_END
 module.exports.EVENT_MESSAGE = nativeBinding.EVENT_MESSAGE
 module.exports.EVENT_REACTOR_ERROR = nativeBinding.EVENT_REACTOR_ERROR
 module.exports.FD_LIMIT_ERRNO = nativeBinding.FD_LIMIT_ERRNO
+module.exports.FD_SETSIZE = nativeBinding.FD_SETSIZE
 module.exports.RECORD_WORDS = nativeBinding.RECORD_WORDS

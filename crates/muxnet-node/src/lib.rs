@@ -51,6 +51,10 @@ pub const RECORD_WORDS: u32 = driver::RECORD_WORDS as u32;
 #[napi]
 pub const FD_LIMIT_ERRNO: i32 = driver::FD_LIMIT_ERRNO;
 
+/// The select backend's limit: fds at or above it cannot be watched.
+#[napi]
+pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
+
 /// Backends this build offers, in order of preference.
 #[napi]
 pub fn backends() -> Vec<&'static str> {

@@ -1,0 +1,100 @@
+/**
+ * TCP and UDP echo servers on the fast API: what `npx muxnet echo` runs and
+ * what the benchmark measures.
+ */
+import { bind, listen, type BackendName, type Connection } from '../../fast';
+
+export interface EchoOptions {
+  port?: number;
+  host?: string;
+  udp?: boolean;
+  backend?: BackendName;
+}
+
+export interface EchoStats {
+  /** Connections open now (TCP). */
+  open: number;
+  /** Connections accepted so far (TCP). */
+  accepted: number;
+  /** Datagrams echoed (UDP). */
+  datagrams: number;
+  bytes: number;
+}
+
+export interface EchoServer {
+  readonly protocol: 'tcp' | 'udp';
+  readonly address: string;
+  readonly port: number;
+  readonly backend: BackendName;
+  /** `'fd'` or `'thread'`: how the reactor wakes the JS thread. */
+  readonly wakeMode: string;
+  readonly stats: EchoStats;
+  /** Stops listening and closes every connection. */
+  close(): void;
+}
+
+/** Starts an echo server; throws at once if the address is taken. */
+export function startEcho(options: EchoOptions = {}): EchoServer {
+  const stats: EchoStats = { open: 0, accepted: 0, datagrams: 0, bytes: 0 };
+  if (options.udp) {
+    const socket = bind(
+      { port: options.port, host: options.host, backend: options.backend },
+      {
+        onMessage(msg, rinfo, sock) {
+          stats.datagrams++;
+          stats.bytes += msg.length;
+          sock.send(msg, rinfo.port, rinfo.address);
+        },
+      },
+    );
+    const local = socket.address()!;
+    return {
+      protocol: 'udp',
+      address: local.address,
+      port: local.port,
+      backend: socket.reactor.backend,
+      wakeMode: socket.reactor.wakeMode,
+      stats,
+      close: () => socket.close(),
+    };
+  }
+  const conns = new Set<Connection>();
+  const server = listen(
+    { port: options.port, host: options.host, backend: options.backend },
+    {
+      onOpen(conn) {
+        stats.open++;
+        stats.accepted++;
+        conns.add(conn);
+      },
+      onData(conn, chunk) {
+        stats.bytes += chunk.length;
+        // A peer that does not read its echoes stops being read from.
+        if (!conn.write(chunk)) conn.pause();
+      },
+      onDrain(conn) {
+        conn.resume();
+      },
+      onClose(conn) {
+        stats.open--;
+        conns.delete(conn);
+      },
+      onError(err) {
+        console.error(`muxnet echo: ${err.message}`);
+      },
+    },
+  );
+  const local = server.address()!;
+  return {
+    protocol: 'tcp',
+    address: local.address,
+    port: local.port,
+    backend: server.backend,
+    wakeMode: server.reactor.wakeMode,
+    stats,
+    close() {
+      server.close();
+      for (const conn of conns) conn.destroy();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+/**
+ * `muxnet <command>`: the apps users run.
+ *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
+ */
+import { parseArgs } from 'node:util';
+import { startEcho } from './apps/echo';
+import { BACKENDS, type BackendName } from './fast';
+
+const USAGE = `usage: muxnet <command> [options]
+
+commands:
+  echo    TCP (or UDP) echo server
+          --port N        port to listen on (default 7000; 0 picks a free one)
+          --host ADDR     IP address to bind (default 127.0.0.1; ::1 for IPv6)
+          --udp           echo datagrams instead of TCP
+          --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
+
+  muxnet --help | --version`;
+
+function fail(message: string): never {
+  console.error(`muxnet: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function echo(argv: string[]): void {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string', default: '7000' },
+        host: { type: 'string', default: '127.0.0.1' },
+        udp: { type: 'boolean', default: false },
+        backend: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const port = Number(values.port);
+  let server;
+  try {
+    server = startEcho({ port, host: values.host, udp: values.udp, backend: values.backend as BackendName | undefined });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    console.error(`muxnet echo: ${e.message}`);
+    process.exit(e.code?.startsWith('ERR_') ? 2 : 1);
+  }
+  const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
+  console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
+
+  const { stats } = server;
+  const summary = () =>
+    server.protocol === 'tcp'
+      ? `${stats.open} open, ${stats.accepted} accepted, ${stats.bytes} bytes echoed`
+      : `${stats.datagrams} datagrams, ${stats.bytes} bytes echoed`;
+  let last = '';
+  const ticker = setInterval(() => {
+    const now = summary();
+    if (now !== last) console.log(`muxnet echo: ${now}`);
+    last = now;
+  }, 5000).unref();
+
+  const stop = (signal: string) => {
+    clearInterval(ticker);
+    console.log(`muxnet echo: ${signal}, stopping: ${summary()}`);
+    server.close();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+function main(argv: string[]): void {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'echo':
+      return echo(rest);
+    case '--version':
+    case '-v':
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      console.log(require('../package.json').version);
+      return;
+    case '--help':
+    case '-h':
+    case undefined:
+      console.log(USAGE);
+      return;
+    default:
+      fail(`unknown command: ${command}`);
+  }
+}
+
+main(process.argv.slice(2));

@@ -1,0 +1,514 @@
+/**
+ * The fast API: callbacks instead of streams, one handler object per server
+ * (no closure or EventEmitter per connection), writes that go straight to
+ * the kernel. For hot paths; `import net from 'muxnet'` is the drop-in layer.
+ *
+ * ```ts
+ * import { listen } from 'muxnet/fast';
+ * const server = listen({ port: 7000 }, {
+ *   onData(conn, chunk) { conn.write(chunk); },
+ * });
+ * ```
+ *
+ * Differences from `node:net`, on purpose:
+ * - `listen`, `connect` and `bind` take IP addresses (or `localhost`), and
+ *   errors known at once (`EADDRINUSE`, bad options) are thrown, not emitted.
+ * - A chunk passed to `onData` is a view of a shared read slab: keep it as
+ *   long as you like (it is never overwritten), but copy it if you need to
+ *   modify it without others seeing.
+ * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
+ */
+import { getReactor, type Handle, type Reactor } from './reactor';
+import { socketClosed, systemError } from './errors';
+import {
+  resolveBackend,
+  validateBoolean,
+  validateHost,
+  validateInteger,
+  validateObject,
+  validatePort,
+  type BackendName,
+} from './options';
+import type { SocketAddress } from './binding';
+import { constants } from 'node:os';
+
+const { EAGAIN, ENOBUFS } = constants.errno;
+
+export type { BackendName } from './options';
+export { BACKENDS } from './options';
+
+export interface ConnectionHandlers<T = unknown> {
+  /** The connection is established (accepted, or connect completed). */
+  onOpen?(conn: Connection<T>): void;
+  onData?(conn: Connection<T>, chunk: Buffer): void;
+  /** Everything queued has been sent: `write` returned false before. */
+  onDrain?(conn: Connection<T>): void;
+  /** The peer sent FIN. Unless `allowHalfOpen`, `end()` follows by itself. */
+  onEnd?(conn: Connection<T>): void;
+  /** The socket is closed; `err` says why, if not an orderly close. */
+  onClose?(conn: Connection<T>, err?: Error): void;
+}
+
+export interface ServerHandlers<T = unknown> extends ConnectionHandlers<T> {
+  /** `accept` failed (`EMFILE`, …); accepting resumes by itself. */
+  onError?(err: Error, server: Server<T>): void;
+}
+
+export interface ListenOptions {
+  port?: number;
+  host?: string;
+  backlog?: number;
+  reusePort?: boolean;
+  ipv6Only?: boolean;
+  /** `TCP_NODELAY` on accepted sockets (default true). */
+  noDelay?: boolean;
+  allowHalfOpen?: boolean;
+  backend?: BackendName;
+}
+
+export interface ConnectOptions {
+  port: number;
+  host?: string;
+  localAddress?: string;
+  localPort?: number;
+  noDelay?: boolean;
+  allowHalfOpen?: boolean;
+  backend?: BackendName;
+}
+
+const ACCEPT_RETRY_MS = 100;
+
+interface Target {
+  host: string;
+  port: number;
+  noDelay: boolean;
+}
+
+function checkHandlers(handlers: unknown, name: string): void {
+  validateObject(handlers, name);
+}
+
+/** One TCP connection, accepted by a `Server` or made by `connect`. */
+export class Connection<T = unknown> implements Handle {
+  /** Free for the application: per-connection state without a Map. */
+  data: T | undefined;
+  readonly server: Server<T> | undefined;
+  readonly reactor: Reactor;
+  readonly token: number;
+  private readonly handlers: ConnectionHandlers<T>;
+  private readonly allowHalfOpen: boolean;
+  private connecting: boolean;
+  private ending = false;
+  private closedFlag = false;
+  private refd = true;
+  private remote: SocketAddress | null | undefined;
+  /** Where an outgoing connection goes. */
+  private readonly target: Target | undefined;
+
+  /** @internal */
+  constructor(
+    reactor: Reactor,
+    token: number,
+    handlers: ConnectionHandlers<T>,
+    allowHalfOpen: boolean,
+    server?: Server<T>,
+    target?: Target,
+  ) {
+    this.reactor = reactor;
+    this.token = token;
+    this.handlers = handlers;
+    this.allowHalfOpen = allowHalfOpen;
+    this.server = server;
+    this.target = target;
+    this.connecting = target !== undefined;
+    reactor.attach(token, this);
+    reactor.ref();
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Bytes queued in Rust that the kernel has not taken yet. */
+  get bufferedAmount(): number {
+    return this.closedFlag ? 0 : Math.max(0, this.reactor.native.queued(this.token));
+  }
+
+  private remoteInfo(): SocketAddress | null {
+    if (this.remote === undefined) {
+      this.remote = this.closedFlag || this.connecting ? null : this.reactor.native.remoteAddress(this.token);
+    }
+    return this.remote ?? (this.target ? { address: this.target.host, port: this.target.port, family: this.target.host.includes(':') ? 'IPv6' : 'IPv4' } : null);
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.remoteInfo()?.address;
+  }
+
+  get remotePort(): number | undefined {
+    return this.remoteInfo()?.port;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.remoteInfo()?.family;
+  }
+
+  address(): SocketAddress | null {
+    return this.closedFlag ? null : this.reactor.native.localAddress(this.token);
+  }
+
+  /**
+   * Sends now what the kernel takes and queues the rest in Rust. Returns
+   * false when bytes were queued: wait for `onDrain` before writing more.
+   */
+  write(data: Uint8Array | string): boolean {
+    if (this.closedFlag) throw socketClosed();
+    if (this.ending) {
+      const err = new Error('write after end');
+      Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
+      throw err;
+    }
+    const queued = this.reactor.native.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
+    if (queued < 0) {
+      this.destroy(systemError(-queued, 'write'));
+      return false;
+    }
+    return queued === 0;
+  }
+
+  /** Half-closes after the queued bytes (optionally writing `data` first). */
+  end(data?: Uint8Array | string): void {
+    if (this.closedFlag || this.ending) return;
+    if (data !== undefined) this.write(data);
+    this.ending = true;
+    const r = this.reactor.native.shutdown(this.token);
+    if (r < 0) this.destroy(systemError(-r, 'shutdown'));
+  }
+
+  /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
+  destroy(err?: Error): void {
+    if (this.closedFlag) return;
+    this.reactor.native.closeSocket(this.token);
+    this.reactor.detach(this.token);
+    this.closed_();
+    process.nextTick(() => this.handlers.onClose?.(this, err));
+  }
+
+  /** Stops reading: the kernel buffer fills and the peer slows down. */
+  pause(): void {
+    if (!this.closedFlag) this.reactor.native.pause(this.token);
+  }
+
+  resume(): void {
+    if (!this.closedFlag) this.reactor.native.resume(this.token);
+  }
+
+  setNoDelay(noDelay = true): this {
+    if (!this.closedFlag && !this.connecting) this.reactor.native.setNoDelay(this.token, noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelayMs = 0): this {
+    if (!this.closedFlag && !this.connecting) this.reactor.native.setKeepAlive(this.token, enable, initialDelayMs);
+    return this;
+  }
+
+  /** Whether this connection keeps the process alive (default true). */
+  ref(): this {
+    if (!this.refd && !this.closedFlag) {
+      this.refd = true;
+      this.reactor.ref();
+    }
+    return this;
+  }
+
+  unref(): this {
+    if (this.refd && !this.closedFlag) {
+      this.refd = false;
+      this.reactor.unref();
+    }
+    return this;
+  }
+
+  private closed_(): void {
+    if (this.remote === undefined && !this.connecting) this.remoteInfo();
+    this.closedFlag = true;
+    if (this.refd) this.reactor.unref();
+    if (this.server) this.server.connections--;
+  }
+
+  /** @internal */
+  onConnect(): void {
+    this.connecting = false;
+    if (this.target?.noDelay) this.setNoDelay(true);
+    this.handlers.onOpen?.(this);
+  }
+
+  /** @internal */
+  onData(chunk: Buffer): void {
+    this.handlers.onData?.(this, chunk);
+  }
+
+  /** @internal */
+  onDrain(): void {
+    this.handlers.onDrain?.(this);
+  }
+
+  /** @internal */
+  onEnd(): void {
+    this.handlers.onEnd?.(this);
+    if (!this.allowHalfOpen) this.end();
+  }
+
+  /** @internal */
+  onClose(errno: number): void {
+    const wasConnecting = this.connecting;
+    this.closed_();
+    let err: Error | undefined;
+    if (errno !== 0) {
+      err = wasConnecting && this.target ? systemError(errno, 'connect', this.target.host, this.target.port) : systemError(errno, 'read');
+    }
+    this.handlers.onClose?.(this, err);
+  }
+}
+
+/** A listening TCP socket; each accepted connection gets the handlers. */
+export class Server<T = unknown> implements Handle {
+  readonly reactor: Reactor;
+  readonly token: number;
+  /** Open connections accepted by this server. */
+  connections = 0;
+  private readonly handlers: ServerHandlers<T>;
+  private readonly allowHalfOpen: boolean;
+  private readonly local: SocketAddress;
+  private listening = true;
+  private refd = true;
+  private retry: NodeJS.Timeout | undefined;
+
+  /** @internal */
+  constructor(reactor: Reactor, token: number, handlers: ServerHandlers<T>, allowHalfOpen: boolean) {
+    this.reactor = reactor;
+    this.token = token;
+    this.handlers = handlers;
+    this.allowHalfOpen = allowHalfOpen;
+    this.local = reactor.native.localAddress(token)!;
+    reactor.attach(token, this);
+    reactor.ref();
+  }
+
+  get port(): number {
+    return this.local.port;
+  }
+
+  address(): SocketAddress | null {
+    return this.listening ? { ...this.local } : null;
+  }
+
+  get backend(): BackendName {
+    return this.reactor.backend;
+  }
+
+  /** Stops accepting; open connections stay until they close. */
+  close(): void {
+    if (!this.listening) return;
+    this.listening = false;
+    clearTimeout(this.retry);
+    this.reactor.native.closeSocket(this.token);
+    this.reactor.detach(this.token);
+    if (this.refd) this.reactor.unref();
+  }
+
+  ref(): this {
+    if (!this.refd && this.listening) {
+      this.refd = true;
+      this.reactor.ref();
+    }
+    return this;
+  }
+
+  unref(): this {
+    if (this.refd && this.listening) {
+      this.refd = false;
+      this.reactor.unref();
+    }
+    return this;
+  }
+
+  /** @internal */
+  onAccept(token: number): void {
+    const conn = new Connection<T>(this.reactor, token, this.handlers, this.allowHalfOpen, this);
+    this.connections++;
+    this.handlers.onOpen?.(conn);
+  }
+
+  /** @internal */
+  onAcceptError(errno: number): void {
+    const err = systemError(errno, 'accept');
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+      // The reactor stopped accepting so it does not spin; it resumes when
+      // one of its sockets closes, and here after a pause in any case.
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.listening && this.reactor.native.resumeAccept(this.token), ACCEPT_RETRY_MS).unref();
+    }
+    if (this.handlers.onError) this.handlers.onError(err, this);
+    else process.emitWarning(`muxnet: ${err.message}`, { code: err.code });
+  }
+}
+
+/** Listens for TCP connections. Throws at once if the address is taken. */
+export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
+  const opts = validateObject(options, 'options') as ListenOptions;
+  checkHandlers(handlers, 'handlers');
+  const port = validatePort(opts.port ?? 0);
+  const host = validateHost(opts.host);
+  const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
+  const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
+  const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
+  const noDelay = validateBoolean(opts.noDelay, 'options.noDelay', true);
+  const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const token = reactor.native.listen(host, port, backlog, reusePort, ipv6Only, noDelay);
+  if (token < 0) throw systemError(-token, 'listen', host, port);
+  return new Server<T>(reactor, token, handlers, allowHalfOpen);
+}
+
+/**
+ * Connects over TCP. Returns the connection at once; `onOpen` says it is
+ * established, or `onClose(conn, err)` that it failed (`ECONNREFUSED`, …).
+ * Writes made before `onOpen` are queued.
+ */
+export function connect<T = unknown>(options: ConnectOptions, handlers: ConnectionHandlers<T>): Connection<T> {
+  const opts = validateObject(options, 'options') as unknown as ConnectOptions;
+  checkHandlers(handlers, 'handlers');
+  const port = validatePort(opts.port, 'options.port', false);
+  const host = validateHost(opts.host);
+  const localAddress = opts.localAddress === undefined ? undefined : validateHost(opts.localAddress, 'options.localAddress');
+  const localPort = opts.localPort === undefined ? undefined : validatePort(opts.localPort, 'options.localPort');
+  const noDelay = validateBoolean(opts.noDelay, 'options.noDelay', true);
+  const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const local = localAddress ?? (localPort !== undefined ? (host.includes(':') ? '::' : '0.0.0.0') : undefined);
+  const token = reactor.native.connect(host, port, local, localPort);
+  if (token < 0) throw systemError(-token, 'connect', host, port);
+  return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host, port, noDelay });
+}
+
+export interface RemoteInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+  size: number;
+}
+
+export interface DatagramHandlers {
+  /** `msg` is a view of the shared read slab (see the module notes). */
+  onMessage?(msg: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void;
+}
+
+export interface BindOptions {
+  port?: number;
+  host?: string;
+  reuseAddr?: boolean;
+  ipv6Only?: boolean;
+  backend?: BackendName;
+}
+
+/** A bound UDP socket. */
+export class UdpSocket implements Handle {
+  readonly reactor: Reactor;
+  readonly token: number;
+  private readonly handlers: DatagramHandlers;
+  private closedFlag = false;
+  private refd = true;
+
+  /** @internal */
+  constructor(reactor: Reactor, token: number, handlers: DatagramHandlers) {
+    this.reactor = reactor;
+    this.token = token;
+    this.handlers = handlers;
+    reactor.attach(token, this);
+    reactor.ref();
+  }
+
+  address(): SocketAddress | null {
+    return this.closedFlag ? null : this.reactor.native.localAddress(this.token);
+  }
+
+  /** The connected peer, if `connect` was called. */
+  remoteAddress(): SocketAddress | null {
+    return this.closedFlag ? null : this.reactor.native.remoteAddress(this.token);
+  }
+
+  /**
+   * Sends one datagram now. With no `port`, sends to the connected peer.
+   * Returns false if the kernel's send buffer is full (the datagram is
+   * dropped, as UDP may).
+   */
+  send(data: Uint8Array | string, port?: number, host?: string): boolean {
+    if (this.closedFlag) throw socketClosed();
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (port === undefined) return this.sent(this.reactor.native.send(this.token, buf));
+    const p = validatePort(port, 'port', false);
+    const h = validateHost(host, 'address', this.address()?.family === 'IPv6' ? '::1' : '127.0.0.1');
+    return this.sent(this.reactor.native.sendTo(this.token, buf, h, p), h, p);
+  }
+
+  private sent(r: number, host?: string, port?: number): boolean {
+    if (r >= 0) return true;
+    if (-r === EAGAIN || -r === ENOBUFS) return false;
+    throw systemError(-r, 'send', host, port);
+  }
+
+  /** Fixes the peer: `send(data)` goes there and only its datagrams arrive. */
+  connect(port: number, host?: string): void {
+    if (this.closedFlag) throw socketClosed();
+    const p = validatePort(port, 'port', false);
+    const h = validateHost(host, 'address');
+    const r = this.reactor.native.udpConnect(this.token, h, p);
+    if (r < 0) throw systemError(-r, 'connect', h, p);
+  }
+
+  close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.reactor.native.closeSocket(this.token);
+    this.reactor.detach(this.token);
+    if (this.refd) this.reactor.unref();
+  }
+
+  ref(): this {
+    if (!this.refd && !this.closedFlag) {
+      this.refd = true;
+      this.reactor.ref();
+    }
+    return this;
+  }
+
+  unref(): this {
+    if (this.refd && !this.closedFlag) {
+      this.refd = false;
+      this.reactor.unref();
+    }
+    return this;
+  }
+
+  /** @internal */
+  onMessage(msg: Buffer, address: string, port: number): void {
+    const family = address.includes(':') ? 'IPv6' : 'IPv4';
+    this.handlers.onMessage?.(msg, { address, family, port, size: msg.length }, this);
+  }
+}
+
+/** Binds a UDP socket. Throws at once if the address is taken. */
+export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocket {
+  const opts = validateObject(options, 'options') as BindOptions;
+  checkHandlers(handlers, 'handlers');
+  const port = validatePort(opts.port ?? 0);
+  const host = validateHost(opts.host);
+  const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);
+  const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const token = reactor.native.udpBind(host, port, reuseAddr, ipv6Only);
+  if (token < 0) throw systemError(-token, 'bind', host, port);
+  return new UdpSocket(reactor, token, handlers);
+}

@@ -1,0 +1,65 @@
+// Argument checks shared by every API: they run before any socket is made,
+// and fail with Node's error classes and codes.
+import { isIP } from 'node:net';
+import { native } from './binding';
+import { badPort, invalidArgType, invalidArgValue } from './errors';
+
+export type BackendName = 'mio' | 'poll' | 'select';
+
+/** The backends this build offers (`select`/`poll` only on Unix). */
+export const BACKENDS: readonly BackendName[] = native.backends() as BackendName[];
+
+/** `backend`, else `$MUXNET_BACKEND`, else `mio`. */
+export function resolveBackend(backend: unknown): BackendName {
+  const name = backend ?? process.env.MUXNET_BACKEND ?? 'mio';
+  if (typeof name !== 'string' || !(BACKENDS as readonly string[]).includes(name)) {
+    throw invalidArgValue('backend', name, `must be one of: ${BACKENDS.map((b) => `'${b}'`).join(', ')}`);
+  }
+  return name as BackendName;
+}
+
+export function validatePort(port: unknown, name = 'options.port', allowZero = true): number {
+  if (typeof port === 'string' && port.trim() !== '' && Number.isInteger(Number(port))) port = Number(port);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!allowZero && port === 0)) {
+    throw badPort(name, port);
+  }
+  return port;
+}
+
+/**
+ * The fast API takes IP addresses only (no DNS lookup on the hot path);
+ * `localhost` means the IPv4 loopback.
+ */
+export function validateHost(host: unknown, name = 'options.host', fallback = '127.0.0.1'): string {
+  if (host === undefined || host === null) return fallback;
+  if (typeof host !== 'string') throw invalidArgType(name, 'of type string', host);
+  if (host === 'localhost') return '127.0.0.1';
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(bare) === 0) {
+    throw invalidArgValue(name, host, 'must be an IP address (resolve host names with dns.lookup first)');
+  }
+  return bare;
+}
+
+export function validateBoolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
+}
+
+export function validateInteger(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgType(name, 'an integer', value);
+  if (value < min || value > max) {
+    const err = new RangeError(`The value of "${name}" is out of range. It must be >= ${min} && <= ${max}. Received ${value}`);
+    Object.defineProperty(err, 'code', { value: 'ERR_OUT_OF_RANGE', enumerable: true });
+    throw err;
+  }
+  return value;
+}
+
+export function validateObject(value: unknown, name: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object') throw invalidArgType(name, 'of type object', value);
+  return value as Record<string, unknown>;
+}

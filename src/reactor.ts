@@ -1,0 +1,135 @@
+// The JS side of a native reactor: one per backend per thread. The binding
+// calls `dispatch` once per reactor turn with a batch of event records; this
+// fans them out to the handle registered under each token.
+import { native, type NativeReactor } from './binding';
+import { resolveBackend, type BackendName } from './options';
+
+/** What a token's owner hears. Only the methods its kind needs are called. */
+export interface Handle {
+  onAccept?(token: number): void;
+  onAcceptError?(errno: number): void;
+  onConnect?(): void;
+  onData?(chunk: Buffer): void;
+  onEnd?(): void;
+  onDrain?(): void;
+  /** The socket is gone (token already free); `errno` 0 for an orderly close. */
+  onClose?(errno: number): void;
+  onMessage?(msg: Buffer, address: string, port: number): void;
+}
+
+const {
+  RECORD_WORDS,
+  EVENT_ACCEPT,
+  EVENT_ACCEPT_ERROR,
+  EVENT_CONNECT,
+  EVENT_DATA,
+  EVENT_END,
+  EVENT_DRAIN,
+  EVENT_CLOSE,
+  EVENT_MESSAGE,
+  EVENT_REACTOR_ERROR,
+} = native;
+
+export class Reactor {
+  readonly native: NativeReactor;
+  readonly backend: BackendName;
+  /** Handles by token; tokens are small integers reused after close. */
+  private readonly handles: (Handle | undefined)[] = [];
+  /** Handles that keep the process alive. */
+  private refs = 0;
+
+  constructor(backend: BackendName) {
+    this.backend = backend;
+    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers));
+  }
+
+  /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */
+  get wakeMode(): string {
+    return this.native.wakeMode;
+  }
+
+  attach(token: number, handle: Handle): void {
+    this.handles[token] = handle;
+  }
+
+  detach(token: number): void {
+    this.handles[token] = undefined;
+  }
+
+  /** One more handle keeps the process alive. */
+  ref(): void {
+    if (this.refs++ === 0) this.native.setRef(true);
+  }
+
+  unref(): void {
+    if (--this.refs === 0) this.native.setRef(false);
+  }
+
+  private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
+    const handles = this.handles;
+    // A throwing handler must not cost the other connections their events:
+    // finish the batch, then rethrow (it reaches 'uncaughtException').
+    let thrown: unknown[] | undefined;
+    for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
+      const kind = records[at];
+      const token = records[at + 1];
+      try {
+        switch (kind) {
+          case EVENT_DATA: {
+            const offset = records[at + 2];
+            handles[token]?.onData?.(slab.subarray(offset, offset + records[at + 3]));
+            break;
+          }
+          case EVENT_ACCEPT:
+            handles[records[at + 2]]?.onAccept?.(token);
+            break;
+          case EVENT_CLOSE: {
+            const handle = handles[token];
+            handles[token] = undefined;
+            handle?.onClose?.(records[at + 2]);
+            break;
+          }
+          case EVENT_END:
+            handles[token]?.onEnd?.();
+            break;
+          case EVENT_DRAIN:
+            handles[token]?.onDrain?.();
+            break;
+          case EVENT_CONNECT:
+            handles[token]?.onConnect?.();
+            break;
+          case EVENT_MESSAGE: {
+            const offset = records[at + 2];
+            const msg = slab.subarray(offset, offset + records[at + 3]);
+            handles[token]?.onMessage?.(msg, peers![records[at + 5]], records[at + 4]);
+            break;
+          }
+          case EVENT_ACCEPT_ERROR:
+            handles[token]?.onAcceptError?.(records[at + 2]);
+            break;
+          case EVENT_REACTOR_ERROR:
+            throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + 2]})`);
+        }
+      } catch (err) {
+        (thrown ??= []).push(err);
+      }
+    }
+    if (thrown !== undefined) {
+      for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
+      throw thrown[0];
+    }
+  }
+}
+
+const reactors = new Map<BackendName, Reactor>();
+
+/** This thread's reactor for `backend` (default: `$MUXNET_BACKEND` or mio). */
+export function getReactor(backend?: unknown): Reactor {
+  const name = resolveBackend(backend);
+  let reactor = reactors.get(name);
+  if (reactor === undefined) {
+    reactor = new Reactor(name);
+    reactors.set(name, reactor);
+  }
+  return reactor;
+}
