@@ -1,0 +1,192 @@
+// Bad input and misbehaving peers: each fault stays with its connection.
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { connect, listen, type Connection } from '../src/fast';
+import { startEcho } from '../src/apps/echo';
+import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, socketFds, waitFor } from './helpers';
+
+describe('invalid options fail before any socket is made', () => {
+  it.each([
+    ['port 70000', () => listen({ port: 70000 }, {}), RangeError, 'ERR_SOCKET_BAD_PORT'],
+    ['port -1', () => listen({ port: -1 }, {}), RangeError, 'ERR_SOCKET_BAD_PORT'],
+    ['port 1.5', () => connect({ port: 1.5 }, {}), RangeError, 'ERR_SOCKET_BAD_PORT'],
+    ['connect to port 0', () => connect({ port: 0 }, {}), RangeError, 'ERR_SOCKET_BAD_PORT'],
+    ['unknown backend', () => listen({ port: 0, backend: 'kqueue2' as never }, {}), TypeError, 'ERR_INVALID_ARG_VALUE'],
+    ['host name', () => listen({ port: 0, host: 'example.com' }, {}), TypeError, 'ERR_INVALID_ARG_VALUE'],
+    ['host type', () => listen({ port: 0, host: 42 as never }, {}), TypeError, 'ERR_INVALID_ARG_TYPE'],
+    ['backlog', () => listen({ port: 0, backlog: -5 }, {}), RangeError, 'ERR_OUT_OF_RANGE'],
+    ['handlers', () => listen({ port: 0 }, null as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ])('%s', (_name, make, type, code) => {
+    const before = socketFds();
+    let thrown: unknown;
+    try {
+      make();
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(type);
+    expect(thrown).toMatchObject({ code });
+    expect(socketFds()).toBe(before);
+  });
+});
+
+describe.each(BACKENDS)('faults on %s', (backend) => {
+  it('port in use is EADDRINUSE, shaped like node:net', () => {
+    const first = listen({ port: 0, backend }, {});
+    let err: (Error & Record<string, unknown>) | undefined;
+    try {
+      listen({ port: first.port, backend }, {});
+    } catch (e) {
+      err = e as typeof err;
+    }
+    first.close();
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: first.port, errno: -98 });
+    expect(err!.message).toBe(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
+  });
+
+  it('a peer that resets mid-write closes only its connection, with ECONNRESET', async () => {
+    const closes: (Error | undefined)[] = [];
+    const big = Buffer.alloc(8 << 20, 7);
+    const server = listen(
+      { port: 0, backend },
+      {
+        onData(conn, chunk) {
+          // 'flood' asks for more than the socket buffers hold: it queues.
+          if (chunk.toString() === 'flood') conn.write(big);
+          else conn.write(chunk);
+        },
+        onClose(_conn, err) {
+          closes.push(err);
+        },
+      },
+    );
+    const victim = await netConnect(server.port);
+    const bystander = await netConnect(server.port);
+    const firstBytes = new Promise((r) => victim.once('data', r));
+    victim.write('flood');
+    await firstBytes;
+    victim.resetAndDestroy();
+    await waitFor(() => closes.length === 1, 'the reset connection to close');
+    expect(closes[0]).toMatchObject({ code: 'ECONNRESET', syscall: 'read' });
+    for (let i = 0; i < 20; i++) {
+      const msg = Buffer.from(`still here ${i}`);
+      expect((await roundTrip(bystander, msg)).equals(msg)).toBe(true);
+    }
+    await closeSocket(bystander);
+    server.close();
+  });
+
+  it('a peer that never reads: the write queue stops at its cap, memory stays bounded', async () => {
+    let maxQueued = 0;
+    let closeErr: Error | undefined;
+    let closed = false;
+    const chunk = Buffer.alloc(1 << 20, 1);
+    const rssBefore = process.memoryUsage().rss;
+    const server = listen(
+      { port: 0, backend },
+      {
+        onOpen(conn) {
+          // A careless server that ignores write()'s return value.
+          const pump = () => {
+            if (conn.closed) return;
+            conn.write(chunk);
+            maxQueued = Math.max(maxQueued, conn.bufferedAmount);
+            setImmediate(pump);
+          };
+          pump();
+        },
+        onClose(_conn, err) {
+          closed = true;
+          closeErr = err;
+        },
+      },
+    );
+    const sock = await netConnect(server.port);
+    sock.pause();
+    await waitFor(() => closed, 'the flooding connection to be cut off', 20_000);
+    expect(closeErr).toMatchObject({ code: 'ENOBUFS', syscall: 'write' });
+    expect(maxQueued).toBeGreaterThan(8 << 20);
+    expect(maxQueued).toBeLessThanOrEqual(16 << 20);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(96 << 20);
+    sock.destroy();
+    server.close();
+  });
+
+  it('the echo app stops reading from a peer that never reads its echoes', async () => {
+    const echo = startEcho({ port: 0, backend });
+    const sock = await netConnect(echo.port);
+    sock.pause();
+    const chunk = Buffer.alloc(256 << 10, 3);
+    let written = 0;
+    // Write until node:net itself has to buffer: the server stopped reading.
+    while (sock.writableLength < 16 << 20 && written < 256 << 20) {
+      sock.write(chunk);
+      written += chunk.length;
+      await sleep(1);
+    }
+    expect(sock.writableLength).toBeGreaterThanOrEqual(16 << 20);
+    // The server read only what it could hand back: kernel buffers plus one queue.
+    expect(echo.stats.bytes).toBeLessThan(64 << 20);
+    sock.destroy();
+    await waitFor(() => echo.stats.open === 0, 'server side to close');
+    echo.close();
+  });
+
+  it('2 000 connections opened and closed leak no fd', async () => {
+    const echo = startEcho({ port: 0, backend });
+    // Warm up: the first connection creates lazy state (slabs, records).
+    const warm = await netConnect(echo.port);
+    await roundTrip(warm, Buffer.from('x'));
+    await closeSocket(warm);
+    await waitFor(() => echo.stats.open === 0, 'warm-up close');
+    const before = socketFds();
+    for (let batch = 0; batch < 10; batch++) {
+      const socks = await Promise.all(Array.from({ length: 200 }, () => netConnect(echo.port)));
+      await Promise.all(socks.map((s) => roundTrip(s, Buffer.from('hi'))));
+      await Promise.all(socks.map(closeSocket));
+    }
+    await waitFor(() => echo.stats.open === 0, 'all 2000 to close on the server');
+    expect(echo.stats.accepted).toBe(2001);
+    await waitFor(() => socketFds() === before, `socket fds back to ${before} (now ${socketFds()})`);
+    echo.close();
+  });
+
+  it('destroy() closes at once and reports no error', async () => {
+    let conn: Connection | undefined;
+    const closes: (Error | undefined)[] = [];
+    const server = listen({ port: 0, backend }, { onOpen: (c) => (conn = c), onClose: (_c, e) => closes.push(e) });
+    const sock = await netConnect(server.port);
+    const ended = new Promise((r) => sock.on('close', r));
+    await waitFor(() => conn !== undefined, 'accept');
+    conn!.destroy();
+    expect(conn!.closed).toBe(true);
+    expect(() => conn!.write('x')).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+    await ended;
+    await waitFor(() => closes.length === 1, 'onClose');
+    expect(closes[0]).toBeUndefined();
+    server.close();
+  });
+});
+
+it('a node:net server and a muxnet client interoperate', async () => {
+  const server = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  const got = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    connect(
+      { port },
+      {
+        onOpen: (c) => c.write('interop'),
+        onData: (c, chunk) => {
+          text += chunk;
+          if (text === 'interop') c.end();
+        },
+        onClose: (_c, err) => (err ? reject(err) : resolve(text)),
+      },
+    );
+  });
+  expect(got).toBe('interop');
+  server.close();
+});

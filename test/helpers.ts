@@ -1,0 +1,76 @@
+// Shared test helpers: real sockets only, every wait bounded.
+import { readdirSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
+import { BACKENDS } from '../src/options';
+
+export { BACKENDS };
+
+/** Socket fds this process has open (counted from /proc/self/fd). */
+export function socketFds(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `pred` until true; fails with `what` after `ms`. */
+export async function waitFor(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Connects a node:net client and resolves once connected. */
+export function netConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, host);
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', reject);
+  });
+}
+
+/** Sends `data` and reads until `data.length` bytes came back. */
+export function roundTrip(sock: net.Socket, data: Buffer, ms = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('error', done);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    };
+    const timer = setTimeout(() => done(new Error(`echo timed out after ${got}/${data.length} bytes`)), ms);
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got >= data.length) done();
+    };
+    sock.on('data', onData);
+    sock.once('error', done);
+    sock.write(data);
+  });
+}
+
+/** Ends the socket and resolves when it is fully closed. */
+export function closeSocket(sock: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (sock.destroyed) return resolve();
+    sock.once('close', () => resolve());
+    sock.end();
+  });
+}

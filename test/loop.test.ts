@@ -1,0 +1,39 @@
+// muxnet lives inside Node's event loop: it never holds the process open
+// on its own, never blocks timers or promises, and a throwing handler is
+// an uncaught exception, not a dead reactor.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { listen } from '../src/fast';
+import { BACKENDS, netConnect, roundTrip } from './helpers';
+
+const run = promisify(execFile);
+const fixture = (name: string) => path.join(__dirname, 'fixtures', name);
+
+describe.each(BACKENDS)('inside Node on %s', (backend) => {
+  it('the process exits by itself once no ref’d handle is open', async () => {
+    const { stdout } = await run(process.execPath, [fixture('exits-by-itself.js'), backend], { timeout: 10_000 });
+    expect(stdout.trim()).toBe('closed true');
+  });
+
+  it('a throwing handler reaches uncaughtException; other connections keep echoing', async () => {
+    const { stdout } = await run(process.execPath, [fixture('throwing-handler.js'), backend], { timeout: 15_000 });
+    expect(JSON.parse(stdout)).toEqual({ caught: ['handler threw'], echoed: 50 });
+  });
+
+  it('timers, promises and node:net keep running beside it', async () => {
+    const server = listen({ port: 0, backend }, { onData: (c, d) => c.write(d) });
+    const sock = await netConnect(server.port);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    for (let i = 0; i < 200; i++) {
+      await Promise.resolve();
+      await roundTrip(sock, Buffer.from(String(i)));
+    }
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(0);
+    sock.destroy();
+    server.close();
+  });
+});
