@@ -14,20 +14,23 @@ export interface SystemError extends Error {
 
 /**
  * Builds the error Node would throw for `syscall` failing with the positive
- * `errno` the binding reports, e.g. `connect ECONNREFUSED 127.0.0.1:7000`.
+ * `errno` the binding reports: `connect ECONNREFUSED 127.0.0.1:7000`, or, as
+ * Node words a failed listen, `listen EADDRINUSE: address already in use …`.
  */
 export function systemError(errno: number, syscall: string, address?: string, port?: number): SystemError {
   let code: string;
-  let detail: string;
+  let detail: string | undefined;
   if (errno === native.FD_LIMIT_ERRNO) {
     code = 'EMFILE';
     detail = `select backend cannot watch fds at or above FD_SETSIZE (${native.FD_SETSIZE}); use the poll or mio backend`;
     errno = getErrno('EMFILE');
   } else {
-    [code, detail] = getSystemErrorMap().get(-errno) ?? [`Unknown system error ${-errno}`, 'unknown error'];
+    const known = getSystemErrorMap().get(-errno);
+    code = known?.[0] ?? `Unknown system error ${-errno}`;
+    if (syscall === 'listen') detail = known?.[1];
   }
   const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
-  const err = new Error(`${syscall} ${code}: ${detail}${where}`) as SystemError;
+  const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;
   err.code = code;
   err.syscall = syscall;

@@ -1,0 +1,95 @@
+// `npx muxnet echo` as a user runs it: a real process, real signals.
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { closeSocket, netConnect, roundTrip } from './helpers';
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the CLI and resolves once it printed where it listens. */
+function start(args: string[]): Promise<Running & { host: string; port: number }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  exited.then(() => clearTimeout(killer));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', () => {
+      const m = /listening on (tcp|udp) \[?([^\]\s]+?)\]?:(\d+) /.exec(out);
+      if (m) resolve({ child, output: () => out, exited, host: m[2], port: Number(m[3]) });
+    });
+    exited.then((code) => reject(new Error(`exited ${code} before listening:\n${out}`)));
+  });
+}
+
+describe('muxnet echo', () => {
+  it.each([['mio'], ['poll'], ['select']])('serves TCP on --backend %s and stops cleanly on SIGTERM', async (backend) => {
+    const echo = await start(['echo', '--port', '0', '--backend', backend]);
+    expect(echo.host).toBe('127.0.0.1');
+    expect(echo.output()).toContain(`backend ${backend}`);
+    const sock = await netConnect(echo.port);
+    expect((await roundTrip(sock, Buffer.from('over the cli'))).toString()).toBe('over the cli');
+    await closeSocket(sock);
+    echo.child.kill('SIGTERM');
+    expect(await echo.exited).toBe(0);
+    expect(echo.output()).toMatch(/SIGTERM, stopping: 0 open, 1 accepted, 12 bytes echoed/);
+  });
+
+  it('stops on SIGINT with clients still connected', async () => {
+    const echo = await start(['echo', '--port', '0']);
+    const sock = await netConnect(echo.port);
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.on('error', () => {});
+    echo.child.kill('SIGINT');
+    expect(await echo.exited).toBe(0);
+    await closed;
+  });
+
+  it('serves UDP over IPv6 with --udp --host ::1', async () => {
+    const echo = await start(['echo', '--port', '0', '--udp', '--host', '::1']);
+    expect(echo.host).toBe('::1');
+    const peer = dgram.createSocket('udp6');
+    await new Promise<void>((r) => peer.bind(0, '::1', r));
+    const reply = new Promise<Buffer>((r) => peer.once('message', r));
+    peer.send('dgram', echo.port, '::1');
+    expect((await reply).toString()).toBe('dgram');
+    peer.close();
+    echo.child.kill('SIGINT');
+    expect(await echo.exited).toBe(0);
+    expect(echo.output()).toMatch(/1 datagrams, 5 bytes echoed/);
+  });
+
+  it.each([
+    [['echo', '--port', '70000'], /options\.port should be >= 0 and < 65536/],
+    [['echo', '--backend', 'epoll9'], /'backend' must be one of/],
+    [['echo', '--bogus'], /Unknown option '--bogus'/],
+    [['frobnicate'], /unknown command: frobnicate/],
+  ])('rejects %j with a clear message and exit code 2', async (args, message) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
+  });
+
+  it('reports a port in use and exits 1', async () => {
+    const first = await start(['echo', '--port', '0']);
+    const child = spawn(process.execPath, [CLI, 'echo', '--port', String(first.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(1);
+    expect(err).toContain(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
+    first.child.kill('SIGTERM');
+    await first.exited;
+  });
+});
