@@ -48,8 +48,6 @@ function echo(argv: string[]): void {
     console.error(`muxnet echo: ${e.message}`);
     process.exit(e.code?.startsWith('ERR_') ? 2 : 1);
   }
-  const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
-  console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
 
   const { stats } = server;
   const summary = () =>
@@ -70,6 +68,10 @@ function echo(argv: string[]): void {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+
+  // Announced only once a signal can stop it cleanly.
+  const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
+  console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
 }
 
 function main(argv: string[]): void {

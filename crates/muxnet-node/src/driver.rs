@@ -10,8 +10,19 @@ use std::time::Duration;
 use muxnet_core::{Event, FdLimitError, Reactor, ReadSpace};
 
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
-use crate::uv::{FdWatch, OnReadable};
 use crate::waiter::Waiter;
+
+/// What wakes the JS thread calls when the backend may have events.
+pub trait OnReadable {
+    fn on_readable(&self);
+}
+
+/// Unix: a `uv_poll_t` on the poller's fd, or on a waiter's notify pipe.
+#[cfg(unix)]
+type Watch = crate::uv::FdWatch<Turn>;
+/// Windows: a threadsafe function the waiter thread calls.
+#[cfg(windows)]
+type Watch = crate::tsfn::ThreadWake<Turn>;
 
 /// Record kinds, shared with the TypeScript layer through the exported
 /// constants in `lib.rs`. Each record is [`RECORD_WORDS`] i32s:
@@ -60,8 +71,13 @@ const INITIAL_RECORDS: usize = 256;
 pub enum Wakeup {
     /// libuv watches the backend's own fd (epoll/kqueue).
     Fd,
-    /// A waiter thread blocks in the backend and pokes a pipe libuv watches.
-    Thread { waiter: Waiter, armed_at: Option<u64> },
+    /// A waiter thread blocks in the backend and then wakes the JS thread.
+    Thread {
+        waiter: Waiter,
+        #[cfg(unix)]
+        pipe: crate::uv::NotifyPipe,
+        armed_at: Option<u64>,
+    },
 }
 
 /// The JS values a reactor holds. Released in `shut_down`, while the env
@@ -83,7 +99,7 @@ pub struct State {
     events: Vec<Event>,
     peers: Vec<String>,
     pub wakeup: Wakeup,
-    watch: Option<FdWatch<Turn>>,
+    watch: Option<Watch>,
 }
 
 pub type Shared = Rc<RefCell<State>>;
@@ -113,8 +129,6 @@ impl OnReadable for Turn {
 
 impl State {
     pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> napi::Result<Shared> {
-        let wakeup =
-            if use_thread { Wakeup::Thread { waiter: Waiter::spawn(reactor.backend().waker())?, armed_at: None } } else { Wakeup::Fd };
         let state = Rc::new(RefCell::new(State {
             env,
             js: Some(JsSide {
@@ -127,23 +141,43 @@ impl State {
             words: Vec::new(),
             events: Vec::new(),
             peers: Vec::new(),
-            wakeup,
+            wakeup: Wakeup::Fd,
             watch: None,
             reactor,
         }));
-        let fd = {
-            let st = state.borrow();
-            match &st.wakeup {
-                Wakeup::Fd => st.reactor.backend().pollable_fd().ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?,
-                Wakeup::Thread { waiter, .. } => waiter.notify_fd(),
-            }
-        };
-        let watch = FdWatch::start(env, fd, Box::new(Turn(state.clone())))?;
+        let (watch, wakeup) = Self::watch(env, &state, use_thread)?;
         // Idle until a handle asks to keep the process alive.
         watch.set_ref(false);
-        state.borrow_mut().watch = Some(watch);
-        state.borrow_mut().after_turn();
+        {
+            let mut st = state.borrow_mut();
+            st.watch = Some(watch);
+            st.wakeup = wakeup;
+            st.after_turn();
+        }
         Ok(state)
+    }
+
+    #[cfg(unix)]
+    fn watch(env: Env, state: &Shared, use_thread: bool) -> napi::Result<(Watch, Wakeup)> {
+        let waker = state.borrow().reactor.backend().waker();
+        let turn = Box::new(Turn(state.clone()));
+        if !use_thread {
+            let fd =
+                state.borrow().reactor.backend().pollable_fd().ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?;
+            return Ok((crate::uv::FdWatch::start(env, fd, turn)?, Wakeup::Fd));
+        }
+        let pipe = crate::uv::NotifyPipe::new()?;
+        let waiter = Waiter::spawn(waker, pipe.notifier()?)?;
+        let watch = crate::uv::FdWatch::start(env, pipe.read_fd(), turn)?;
+        Ok((watch, Wakeup::Thread { waiter, pipe, armed_at: None }))
+    }
+
+    #[cfg(windows)]
+    fn watch(env: Env, state: &Shared, _use_thread: bool) -> napi::Result<(Watch, Wakeup)> {
+        let waker = state.borrow().reactor.backend().waker();
+        let watch = crate::tsfn::ThreadWake::start(env, Box::new(Turn(state.clone())))?;
+        let waiter = Waiter::spawn(waker, watch.notifier())?;
+        Ok((watch, Wakeup::Thread { waiter, armed_at: None }))
     }
 
     pub fn set_ref(&self, on: bool) {
@@ -173,8 +207,11 @@ impl State {
         let Some(js) = &mut self.js else {
             return Ok(None);
         };
-        if let Wakeup::Thread { waiter, armed_at } = &mut self.wakeup {
-            waiter.acknowledge();
+        #[cfg(unix)]
+        if let Wakeup::Thread { pipe, .. } = &self.wakeup {
+            pipe.acknowledge();
+        }
+        if let Wakeup::Thread { armed_at, .. } = &mut self.wakeup {
             *armed_at = None;
         }
         // A fresh slab when this one is nearly full, or was detached by JS.
@@ -249,7 +286,7 @@ impl State {
                     let _ = waker.wake();
                 }
             }
-            Wakeup::Thread { waiter, armed_at } => {
+            Wakeup::Thread { waiter, armed_at, .. } => {
                 if armed_at.is_none() {
                     if pending {
                         let _ = waker.wake();
@@ -265,7 +302,7 @@ impl State {
     /// snapshot of the interest set must look again.
     pub fn kick(&mut self) {
         let changes = self.reactor.interest_changes();
-        if let Wakeup::Thread { waiter, armed_at: Some(at) } = &mut self.wakeup {
+        if let Wakeup::Thread { waiter, armed_at: Some(at), .. } = &mut self.wakeup {
             if *at != changes {
                 waiter.interrupt();
                 *at = changes;

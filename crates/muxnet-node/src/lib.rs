@@ -4,11 +4,11 @@
 //! slab `Buffer`. Methods return a token or byte count, or a negative
 //! errno that the TypeScript layer turns into a Node-style `Error`.
 
-#[cfg(not(unix))]
-compile_error!("muxnet-node needs a Unix event-loop bridge (epoll/kqueue fd or waiter thread); Windows is not supported yet");
-
 mod driver;
 mod js;
+#[cfg(windows)]
+mod tsfn;
+#[cfg(unix)]
 mod uv;
 mod waiter;
 
@@ -52,6 +52,7 @@ pub const RECORD_WORDS: u32 = driver::RECORD_WORDS as u32;
 pub const FD_LIMIT_ERRNO: i32 = driver::FD_LIMIT_ERRNO;
 
 /// The select backend's limit: fds at or above it cannot be watched.
+#[cfg(unix)]
 #[napi]
 pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
 
@@ -105,6 +106,18 @@ fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
     }
 }
 
+/// Whether libuv can watch the backend's own fd (epoll, kqueue).
+#[cfg(unix)]
+fn has_pollable_fd(reactor: &muxnet_core::Reactor) -> bool {
+    reactor.backend().pollable_fd().is_some()
+}
+
+/// IOCP cannot be watched by libuv: Windows always uses the waiter thread.
+#[cfg(windows)]
+fn has_pollable_fd(_: &muxnet_core::Reactor) -> bool {
+    false
+}
+
 /// A reactor bound to this thread's Node environment.
 #[napi]
 pub struct Reactor {
@@ -144,9 +157,10 @@ impl Reactor {
         }
         let reactor =
             muxnet_core::Reactor::new(kind, config).map_err(|e| Error::from_reason(format!("cannot create {backend} reactor: {e}")))?;
+        let watchable = has_pollable_fd(&reactor);
         let use_thread = match options.wake.as_deref() {
-            None | Some("auto") => reactor.backend().pollable_fd().is_none(),
-            Some("fd") if reactor.backend().pollable_fd().is_some() => false,
+            None | Some("auto") => !watchable,
+            Some("fd") if watchable => false,
             Some("fd") => {
                 return Err(Error::new(Status::InvalidArg, format!("the {backend} backend has no fd to watch; use wake: 'thread'")))
             }

@@ -3,7 +3,9 @@
 //! not bound by napi-sys, so they are declared here.
 
 use std::ffi::{c_int, c_void};
-use std::os::fd::RawFd;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::ptr;
 
 use napi::sys;
@@ -25,10 +27,7 @@ extern "C" {
     fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
 }
 
-/// What a watcher calls back when its fd is readable.
-pub trait OnReadable {
-    fn on_readable(&self);
-}
+use crate::driver::OnReadable;
 
 /// A started `uv_poll_t` whose callback reaches `T`. The handle memory
 /// belongs to libuv until its close callback has run, so it is freed
@@ -104,5 +103,39 @@ unsafe extern "C" fn on_close<T: OnReadable>(handle: *mut c_void) {
         drop(Box::from_raw(uv_handle_get_data(handle).cast::<T>()));
         let size = uv_handle_size(UV_POLL);
         drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), size)));
+    }
+}
+
+/// A socket pair that a waiter thread writes to and an [`FdWatch`] watches.
+pub struct NotifyPipe {
+    reader: UnixStream,
+    writer: UnixStream,
+}
+
+impl NotifyPipe {
+    pub fn new() -> io::Result<NotifyPipe> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(NotifyPipe { reader, writer })
+    }
+
+    pub fn read_fd(&self) -> RawFd {
+        self.reader.as_raw_fd()
+    }
+
+    /// What the waiter thread calls: one byte, or none if the pipe is full
+    /// (it already says "ready").
+    pub fn notifier(&self) -> io::Result<Box<dyn Fn() + Send>> {
+        let writer = self.writer.try_clone()?;
+        Ok(Box::new(move || {
+            let _ = (&writer).write(&[1]);
+        }))
+    }
+
+    /// Consumes the notifications before the JS thread's turn.
+    pub fn acknowledge(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
     }
 }
