@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use muxnet_core::{BackendKind, BindOptions, Config, Event, ReadSpace, Reactor, Token};
+use muxnet_core::{BackendKind, BindOptions, Config, Event, Reactor, ReadSpace, Token};
 
 struct Args {
     host: IpAddr,
@@ -37,12 +37,10 @@ fn main() {
         std::process::exit(2);
     });
     let mut reactor = Reactor::new(args.backend, Config::default()).expect("create reactor");
-    let server = reactor
-        .listen(&BindOptions::new(SocketAddr::new(args.host, args.port)), true)
-        .unwrap_or_else(|e| {
-            eprintln!("echo-reference: listen {}:{}: {e}", args.host, args.port);
-            std::process::exit(1);
-        });
+    let server = reactor.listen(&BindOptions::new(SocketAddr::new(args.host, args.port)), true).unwrap_or_else(|e| {
+        eprintln!("echo-reference: listen {}:{}: {e}", args.host, args.port);
+        std::process::exit(1);
+    });
     let addr = reactor.local_addr(server).expect("local address");
     println!("listening on {addr} ({})", args.backend.name());
 

@@ -16,5 +16,5 @@ mod reactor;
 mod socket;
 
 pub use backend::{Backend, BackendKind, BlockingWait, FdLimitError, Interest, Readiness, Token, Wake};
-pub use reactor::{Config, Event, ReadSpace, Reactor};
+pub use reactor::{Config, Event, Reactor, ReadSpace};
 pub use socket::{BindOptions, Socket};

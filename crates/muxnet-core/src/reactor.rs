@@ -23,8 +23,9 @@ pub struct Config {
     pub accept_budget: usize,
     /// Datagrams received on one socket in one turn.
     pub datagram_budget: usize,
-    /// Bytes a connection may have queued; a write past it fails with
-    /// `ENOBUFS` and the caller should drop the connection.
+    /// Bytes a connection may have queued before more writes are refused
+    /// with `ENOBUFS` (see [`Reactor::write`]); the caller should then
+    /// drop the connection.
     pub write_queue_cap: usize,
 }
 
@@ -39,21 +40,45 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Event {
     /// `listener` accepted the connection `conn`.
-    Accept { listener: Token, conn: Token },
+    Accept {
+        listener: Token,
+        conn: Token,
+    },
     /// Accepting failed; `EMFILE`/`ENFILE` pause the listener until a
     /// socket closes or [`Reactor::resume_accept`] is called.
-    AcceptError { listener: Token, error: io::Error },
+    AcceptError {
+        listener: Token,
+        error: io::Error,
+    },
     /// An outgoing connection completed.
-    Connect { conn: Token },
-    Data { conn: Token, offset: usize, len: usize },
+    Connect {
+        conn: Token,
+    },
+    Data {
+        conn: Token,
+        offset: usize,
+        len: usize,
+    },
     /// The peer sent FIN; the connection may still write.
-    End { conn: Token },
+    End {
+        conn: Token,
+    },
     /// The write queue drained after a write had to be queued.
-    Drain { conn: Token },
+    Drain {
+        conn: Token,
+    },
     /// The socket is closed and its token free; `error` says why, if not
     /// an orderly close.
-    Close { conn: Token, error: Option<io::Error> },
-    Message { socket: Token, offset: usize, len: usize, from: SocketAddr },
+    Close {
+        conn: Token,
+        error: Option<io::Error>,
+    },
+    Message {
+        socket: Token,
+        offset: usize,
+        len: usize,
+        from: SocketAddr,
+    },
 }
 
 /// The buffer reads land in: a slab the caller owns, filled from `pos` on.
@@ -153,7 +178,16 @@ impl Reactor {
     }
 
     pub fn with_backend(backend: Box<dyn Backend>, config: Config) -> Reactor {
-        Reactor { backend, entries: Vec::new(), free: Vec::new(), open: 0, readiness: Vec::new(), carry: Vec::new(), interest_changes: 0, config }
+        Reactor {
+            backend,
+            entries: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            readiness: Vec::new(),
+            carry: Vec::new(),
+            interest_changes: 0,
+            config,
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -343,21 +377,26 @@ impl Reactor {
     }
 
     /// Writes now what the kernel takes and queues the rest; returns the
-    /// queued total (0: all sent). Past `write_queue_cap` it fails with
-    /// `ENOBUFS` and writes nothing.
+    /// queued total (0: all sent). A write to a connection that already has
+    /// bytes queued fails with `ENOBUFS`, writing nothing, if the queue
+    /// could pass `write_queue_cap`; one write to an empty queue is always
+    /// taken, however large, so the queue stays below the cap plus one
+    /// write (memory the caller already held).
     pub fn write(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
         let cap = self.config.write_queue_cap;
         let (stream, conn) = self.stream(token)?;
         if conn.ending || conn.write_closed {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after end"));
         }
+        // Checked before any byte goes out: what the kernel took cannot be
+        // taken back, and the caller is told nothing was written.
+        if !conn.queue.is_empty() && conn.queue.len() + data.len() > cap {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
         let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data)? } else { 0 };
         let rest = &data[direct..];
         if rest.is_empty() {
             return Ok(conn.queue.len());
-        }
-        if conn.queue.len() + rest.len() > cap {
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
         }
         let was_empty = conn.queue.is_empty();
         conn.queue.push(rest);
@@ -417,14 +456,25 @@ impl Reactor {
     /// every ready accept, connect, read and flush, and appends what
     /// happened to `events`.
     pub fn turn(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        let carry = std::mem::take(&mut self.carry);
-        let timeout = if carry.is_empty() { timeout } else { Some(Duration::ZERO) };
+        let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
         let mut ready = std::mem::take(&mut self.readiness);
         ready.clear();
         self.backend.wait(&mut ready, timeout)?;
-        for token in carry {
-            self.dispatch(Readiness { token, readable: true, writable: false, error: false, hup: true }, space, events);
-        }
+        ready.extend(self.carry.drain(..).map(|token| Readiness { token, readable: true, writable: false, error: false, hup: true }));
+        // One dispatch per socket per turn, so none reads past its budget:
+        // a carried socket is reported again by level-triggered backends
+        // (and may get a new edge), and mio's stash can repeat a token.
+        ready.sort_unstable_by_key(|r| r.token);
+        ready.dedup_by(|later, kept| {
+            if later.token != kept.token {
+                return false;
+            }
+            kept.readable |= later.readable;
+            kept.writable |= later.writable;
+            kept.error |= later.error;
+            kept.hup |= later.hup;
+            true
+        });
         for r in ready.iter().copied() {
             self.dispatch(r, space, events);
         }

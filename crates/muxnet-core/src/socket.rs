@@ -125,7 +125,11 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
 }
 
 /// `TCP_NODELAY` and `SO_KEEPALIVE` for a stream.
-pub(crate) fn set_stream_options(stream: &TcpStream, no_delay: Option<bool>, keep_alive: Option<Option<std::time::Duration>>) -> io::Result<()> {
+pub(crate) fn set_stream_options(
+    stream: &TcpStream,
+    no_delay: Option<bool>,
+    keep_alive: Option<Option<std::time::Duration>>,
+) -> io::Result<()> {
     if let Some(on) = no_delay {
         stream.set_nodelay(on)?;
     }

@@ -10,11 +10,11 @@ use crate::socket::Socket;
 
 mod mio;
 #[cfg(unix)]
-mod sys;
-#[cfg(unix)]
 mod poll;
 #[cfg(unix)]
 mod select;
+#[cfg(unix)]
+mod sys;
 
 /// Identifies a registered socket; reported back with each readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,288 @@
+//! Shared by the test binaries: a harness that owns a reactor and its slab,
+//! turns it until a condition holds (or panics at a deadline), and hands
+//! back owned copies of the events; blocking std peers; test data.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use muxnet_core::{BackendKind, BindOptions, Config, Event, Reactor, ReadSpace, Token};
+
+/// How long any wait in a test may take before it counts as a failure.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+/// Read/write timeout of blocking std peers.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The turn timeout inside [`Harness::until`]: short, so deadlines are checked.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Generates one `#[test]` per backend for each scenario function
+/// `fn name(kind: BackendKind)`, named `mio::name`, `poll::name`, `select::name`
+/// (`scenarios.rs` checks that these are all of [`BackendKind::ALL`]).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod mio {
+            $(#[test] fn $name() { super::$name(muxnet_core::BackendKind::Mio) })*
+        }
+        mod poll {
+            $(#[test] fn $name() { super::$name(muxnet_core::BackendKind::Poll) })*
+        }
+        mod select {
+            $(#[test] fn $name() { super::$name(muxnet_core::BackendKind::Select) })*
+        }
+    };
+}
+
+/// An [`Event`] with its bytes copied out of the slab.
+#[derive(Debug)]
+pub enum Ev {
+    Accept { listener: Token, conn: Token },
+    AcceptError { listener: Token, error: io::Error },
+    Connect { conn: Token },
+    Data { conn: Token, data: Vec<u8> },
+    End { conn: Token },
+    Drain { conn: Token },
+    Close { conn: Token, error: Option<io::Error> },
+    Message { socket: Token, data: Vec<u8>, from: SocketAddr },
+}
+
+impl Ev {
+    /// The socket the event is about.
+    pub fn token(&self) -> Token {
+        match *self {
+            Ev::Accept { conn, .. } => conn,
+            Ev::AcceptError { listener, .. } => listener,
+            Ev::Connect { conn } | Ev::Data { conn, .. } | Ev::End { conn } | Ev::Drain { conn } | Ev::Close { conn, .. } => conn,
+            Ev::Message { socket, .. } => socket,
+        }
+    }
+}
+
+pub struct Harness {
+    pub r: Reactor,
+    pub kind: BackendKind,
+    slab: Vec<u8>,
+    raw: Vec<Event>,
+}
+
+impl Harness {
+    pub fn new(kind: BackendKind) -> Harness {
+        Harness::with_config(kind, Config::default())
+    }
+
+    pub fn with_config(kind: BackendKind, config: Config) -> Harness {
+        let r = Reactor::new(kind, config).unwrap_or_else(|e| panic!("[{}] Reactor::new: {e}", kind.name()));
+        Harness { r, kind, slab: vec![0; 1 << 20], raw: Vec::new() }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// One turn; the slab is reused from the start each time.
+    pub fn turn(&mut self, timeout: Duration) -> Vec<Ev> {
+        self.raw.clear();
+        let mut space = ReadSpace::new(&mut self.slab, 0);
+        self.r.turn(&mut space, &mut self.raw, Some(timeout)).unwrap_or_else(|e| panic!("[{}] turn: {e}", self.kind.name()));
+        let end = space.pos();
+        let slab = &self.slab;
+        self.raw
+            .drain(..)
+            .map(|e| match e {
+                Event::Accept { listener, conn } => Ev::Accept { listener, conn },
+                Event::AcceptError { listener, error } => Ev::AcceptError { listener, error },
+                Event::Connect { conn } => Ev::Connect { conn },
+                Event::Data { conn, offset, len } => {
+                    assert!(len > 0 && offset + len <= end, "Data outside the filled slab: {offset}+{len} > {end}");
+                    Ev::Data { conn, data: slab[offset..offset + len].to_vec() }
+                }
+                Event::End { conn } => Ev::End { conn },
+                Event::Drain { conn } => Ev::Drain { conn },
+                Event::Close { conn, error } => Ev::Close { conn, error },
+                Event::Message { socket, offset, len, from } => {
+                    assert!(offset + len <= end, "Message outside the filled slab: {offset}+{len} > {end}");
+                    Ev::Message { socket, data: slab[offset..offset + len].to_vec(), from }
+                }
+            })
+            .collect()
+    }
+
+    /// Turns until `step` (given each turn's events) returns true; panics
+    /// naming `what` if that takes longer than [`DEADLINE`].
+    pub fn until(&mut self, what: &str, step: impl FnMut(&mut Reactor, Vec<Ev>) -> bool) {
+        self.until_within(DEADLINE, what, step)
+    }
+
+    pub fn until_within(&mut self, limit: Duration, what: &str, mut step: impl FnMut(&mut Reactor, Vec<Ev>) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let events = self.turn(TICK);
+            if step(&mut self.r, events) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("[{}] timed out after {limit:?} waiting for: {what}", self.kind.name());
+            }
+        }
+    }
+
+    /// Every event of the turns in the next `span`.
+    pub fn collect_for(&mut self, span: Duration) -> Vec<Ev> {
+        let end = Instant::now() + span;
+        let mut all = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            all.extend(self.turn(left.min(TICK)));
+        }
+        all
+    }
+
+    pub fn listen(&mut self, addr: &str) -> (Token, SocketAddr) {
+        self.listen_with(&BindOptions::new(addr.parse().unwrap()))
+    }
+
+    pub fn listen_with(&mut self, opts: &BindOptions) -> (Token, SocketAddr) {
+        let token = self.r.listen(opts, true).unwrap_or_else(|e| panic!("[{}] listen {}: {e}", self.name(), opts.addr));
+        let addr = self.r.local_addr(token).unwrap();
+        (token, addr)
+    }
+
+    /// Turns until `n` connections are accepted; returns them in order.
+    pub fn accept(&mut self, n: usize) -> Vec<Token> {
+        let mut conns = Vec::new();
+        self.until(&format!("{n} accepts"), |_, events| {
+            for e in events {
+                match e {
+                    Ev::Accept { conn, .. } => conns.push(conn),
+                    other => panic!("unexpected event while accepting: {other:?}"),
+                }
+            }
+            conns.len() >= n
+        });
+        assert_eq!(conns.len(), n, "more accepts than connections");
+        conns
+    }
+
+    /// Turns until `conn` has received `n` bytes; panics on any other
+    /// event for it.
+    pub fn read_exact(&mut self, conn: Token, n: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        self.until(&format!("{n} bytes on {conn:?}"), |_, events| {
+            for e in events {
+                match e {
+                    Ev::Data { conn: c, data } if c == conn => got.extend(data),
+                    other => panic!("unexpected event while reading {conn:?}: {other:?}"),
+                }
+            }
+            got.len() >= n
+        });
+        assert_eq!(got.len(), n, "more bytes than expected on {conn:?}");
+        got
+    }
+}
+
+/// A blocking std client with timeouts.
+pub fn client(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    set_timeouts(&s);
+    s
+}
+
+pub fn set_timeouts(s: &TcpStream) {
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+}
+
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    s.read_exact(&mut buf).unwrap_or_else(|e| panic!("peer reading {n} bytes: {e}"));
+    buf
+}
+
+/// Asserts the peer sees end-of-stream next.
+pub fn expect_eof(s: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => {}
+        Ok(_) => panic!("peer expected EOF, got data"),
+        Err(e) => panic!("peer expected EOF, got {e}"),
+    }
+}
+
+pub fn send(s: &mut TcpStream, data: &[u8]) {
+    s.write_all(data).unwrap_or_else(|e| panic!("peer writing {} bytes: {e}", data.len()));
+}
+
+/// Deterministic bytes that differ per `seed` and do not repeat with any
+/// power-of-two period, so a lost, duplicated or reordered chunk shows.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len as u64).map(|i| pattern_byte(seed, i)).collect()
+}
+
+pub fn pattern_byte(seed: u64, i: u64) -> u8 {
+    let x = (i ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (x >> 29) as u8 ^ (i % 251) as u8
+}
+
+/// Open entries in `/proc/self/fd` (without the one reading it).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+}
+
+/// A peer on its own thread; a panic there is re-raised in the test.
+pub struct Peer<T> {
+    handle: Option<std::thread::JoinHandle<T>>,
+    result: Option<T>,
+}
+
+impl<T: Send + 'static> Peer<T> {
+    pub fn spawn(f: impl FnOnce() -> T + Send + 'static) -> Peer<T> {
+        Peer { handle: Some(std::thread::spawn(f)), result: None }
+    }
+
+    /// Whether the thread has finished (re-raising its panic).
+    pub fn done(&mut self) -> bool {
+        if self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+            self.finish();
+        }
+        self.handle.is_none()
+    }
+
+    fn finish(&mut self) {
+        match self.handle.take().unwrap().join() {
+            Ok(v) => self.result = Some(v),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Waits for the thread (its own I/O timeouts bound this).
+    pub fn join(mut self) -> T {
+        if self.handle.is_some() {
+            self.finish();
+        }
+        self.result.take().unwrap()
+    }
+}
+
+/// The highest open fd.
+pub fn highest_fd() -> i32 {
+    std::fs::read_dir("/proc/self/fd").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap()
+}
+
+/// `RLIMIT_NOFILE` as it is now.
+pub fn nofile_limit() -> libc::rlimit {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit to the pointer it is given.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(r, 0, "getrlimit: {}", io::Error::last_os_error());
+    lim
+}
+
+/// Sets the soft `RLIMIT_NOFILE` (the hard limit is kept).
+pub fn set_nofile_soft(soft: libc::rlim_t) {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: nofile_limit().rlim_max };
+    // SAFETY: setrlimit only reads the rlimit it is given.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(r, 0, "setrlimit({soft}): {}", io::Error::last_os_error());
+}
