@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// `npm install` hook: make the package usable from a source checkout.
+// `prepare` hook (runs on `npm install`/`npm ci` in a checkout, never when
+// installing the published package): make a source checkout usable.
 // - No loadable native addon (no prebuilt platform package, no local build)?
 //   Build it from source with @napi-rs/cli (needs a Rust toolchain).
 // - No compiled JavaScript (a git checkout)? Compile the TypeScript.
-// An installed release has both and this does nothing.
 'use strict';
 const { execSync } = require('node:child_process');
 const { existsSync } = require('node:fs');

@@ -1,0 +1,118 @@
+// What users get from npm: pack the package and the locally built platform
+// package, install both in an empty directory that cannot see this repo's
+// node_modules, and use muxnet from there. Needs no registry: the root
+// package has no runtime dependencies.
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.join(__dirname, '..');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const binary = readdirSync(root).find((f) => /^muxnet\..+\.node$/.test(f));
+const platform = binary?.slice('muxnet.'.length, -'.node'.length);
+
+let work: string;
+let app: string;
+
+function sh(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+/** `npm pack` into `work`; returns the tarball's path. */
+function pack(dir: string): string {
+  const [info] = JSON.parse(sh(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], dir));
+  return path.join(work, info.filename);
+}
+
+describe('installing the packed package', () => {
+  beforeAll(() => {
+    if (!binary) throw new Error('no muxnet.<platform>.node at the package root: run `npm run build` first');
+    work = mkdtempSync(path.join(tmpdir(), 'muxnet-install-'));
+    const platformDir = path.join(work, 'platform');
+    cpSync(path.join(root, 'npm', platform!), platformDir, { recursive: true });
+    cpSync(path.join(root, binary), path.join(platformDir, binary));
+    const tarballs = [pack(root), pack(platformDir)];
+    app = path.join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    sh(npm, ['install', '--no-audit', '--no-fund', ...tarballs], app);
+  }, 180_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('publishes only what users need', () => {
+    const [info] = JSON.parse(sh(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], root));
+    const files: string[] = info.files.map((f: { path: string }) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/fast.js', 'dist/cli.js']));
+    const unexpected = files.filter((f) => !/^(dist\/.+|index\.js|index\.d\.ts|README\.md|LICENSE|package\.json)$/.test(f));
+    expect(unexpected).toEqual([]);
+    expect(files.some((f) => f.endsWith('.node') || f.endsWith('.rs') || f.startsWith('test/'))).toBe(false);
+  });
+
+  it('loads with require() and import, from the platform package', () => {
+    const script = `
+      const assert = require('node:assert');
+      const muxnet = require('muxnet');
+      const fast = require('muxnet/fast');
+      assert.strictEqual(typeof fast.listen, 'function');
+      assert.ok(require.resolve('muxnet-${platform}'));
+      import('muxnet/fast').then((esm) => {
+        assert.strictEqual(esm.listen, fast.listen);
+        const server = esm.listen({ port: 0 }, { onData: (c, d) => c.write(d) });
+        const c = require('node:net').connect(server.port, '127.0.0.1', () => c.write('installed'));
+        c.on('data', (d) => { console.log(String(d), Object.keys(muxnet).length > 0); c.end(); server.close(); });
+      });`;
+    expect(sh(process.execPath, ['-e', script], app).trim()).toBe('installed true');
+  });
+
+  it('runs `npx muxnet echo` and answers over loopback', async () => {
+    const child = spawn(npm, ['exec', '--', 'muxnet', 'echo', '--port', '0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    let out = '';
+    child.stderr.on('data', (d) => (out += d));
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on tcp 127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', () => reject(new Error(`exited before listening:\n${out}`)));
+    });
+    const net = await import('node:net');
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write('via npx'));
+      sock.on('data', (d) => {
+        resolve(String(d));
+        sock.end();
+      });
+      sock.on('error', reject);
+    });
+    expect(echoed).toBe('via npx');
+    const exited = new Promise((r) => child.on('exit', r));
+    // npm exec forwards the signal to the echo server.
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(killer);
+  });
+
+  it('fails with one clear error when no binary can be found', () => {
+    const empty = mkdtempSync(path.join(work, 'empty-'));
+    // Point the loader at an empty directory, from where no platform package resolves.
+    const loader = path.join(empty, 'index.js');
+    cpSync(path.join(root, 'index.js'), loader);
+    let err = '';
+    try {
+      sh(process.execPath, ['-e', `require(${JSON.stringify(loader)})`], empty);
+    } catch (e) {
+      err = (e as { stderr: string }).stderr;
+    }
+    expect(err).toContain(`muxnet: no native addon for ${platform}`);
+    expect(err).toContain(`${path.join(empty, binary!)}: Cannot find module`);
+    expect(err).toContain(`muxnet-${platform}: Cannot find module`);
+    expect(err).toContain('npm run build');
+  });
+});
