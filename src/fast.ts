@@ -18,7 +18,7 @@
  *   modify it without others seeing.
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
-import { getReactor, type Handle, type Reactor } from './reactor';
+import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
 import { socketClosed, systemError } from './errors';
 import {
   resolveBackend,
@@ -100,7 +100,7 @@ export class Connection<T = unknown> implements Handle {
   private connecting: boolean;
   private ending = false;
   private closedFlag = false;
-  private refd = true;
+  private readonly keepAlive: KeepAlive;
   private remote: SocketAddress | null | undefined;
   /** Where an outgoing connection goes. */
   private readonly target: Target | undefined;
@@ -122,7 +122,7 @@ export class Connection<T = unknown> implements Handle {
     this.target = target;
     this.connecting = target !== undefined;
     reactor.attach(token, this);
-    reactor.ref();
+    this.keepAlive = new KeepAlive(reactor);
   }
 
   get closed(): boolean {
@@ -215,25 +215,19 @@ export class Connection<T = unknown> implements Handle {
 
   /** Whether this connection keeps the process alive (default true). */
   ref(): this {
-    if (!this.refd && !this.closedFlag) {
-      this.refd = true;
-      this.reactor.ref();
-    }
+    this.keepAlive.set(true);
     return this;
   }
 
   unref(): this {
-    if (this.refd && !this.closedFlag) {
-      this.refd = false;
-      this.reactor.unref();
-    }
+    this.keepAlive.set(false);
     return this;
   }
 
   private closed_(): void {
     if (this.remote === undefined && !this.connecting) this.remoteInfo();
     this.closedFlag = true;
-    if (this.refd) this.reactor.unref();
+    this.keepAlive.release();
     if (this.server) this.server.connections--;
   }
 
@@ -282,7 +276,7 @@ export class Server<T = unknown> implements Handle {
   private readonly allowHalfOpen: boolean;
   private readonly local: SocketAddress;
   private listening = true;
-  private refd = true;
+  private readonly keepAlive: KeepAlive;
   private retry: NodeJS.Timeout | undefined;
 
   /** @internal */
@@ -293,7 +287,7 @@ export class Server<T = unknown> implements Handle {
     this.allowHalfOpen = allowHalfOpen;
     this.local = reactor.native.localAddress(token)!;
     reactor.attach(token, this);
-    reactor.ref();
+    this.keepAlive = new KeepAlive(reactor);
   }
 
   get port(): number {
@@ -315,22 +309,16 @@ export class Server<T = unknown> implements Handle {
     clearTimeout(this.retry);
     this.reactor.native.closeSocket(this.token);
     this.reactor.detach(this.token);
-    if (this.refd) this.reactor.unref();
+    this.keepAlive.release();
   }
 
   ref(): this {
-    if (!this.refd && this.listening) {
-      this.refd = true;
-      this.reactor.ref();
-    }
+    this.keepAlive.set(true);
     return this;
   }
 
   unref(): this {
-    if (this.refd && this.listening) {
-      this.refd = false;
-      this.reactor.unref();
-    }
+    this.keepAlive.set(false);
     return this;
   }
 
@@ -419,7 +407,7 @@ export class UdpSocket implements Handle {
   readonly token: number;
   private readonly handlers: DatagramHandlers;
   private closedFlag = false;
-  private refd = true;
+  private readonly keepAlive: KeepAlive;
 
   /** @internal */
   constructor(reactor: Reactor, token: number, handlers: DatagramHandlers) {
@@ -427,7 +415,7 @@ export class UdpSocket implements Handle {
     this.token = token;
     this.handlers = handlers;
     reactor.attach(token, this);
-    reactor.ref();
+    this.keepAlive = new KeepAlive(reactor);
   }
 
   address(): SocketAddress | null {
@@ -473,22 +461,16 @@ export class UdpSocket implements Handle {
     this.closedFlag = true;
     this.reactor.native.closeSocket(this.token);
     this.reactor.detach(this.token);
-    if (this.refd) this.reactor.unref();
+    this.keepAlive.release();
   }
 
   ref(): this {
-    if (!this.refd && !this.closedFlag) {
-      this.refd = true;
-      this.reactor.ref();
-    }
+    this.keepAlive.set(true);
     return this;
   }
 
   unref(): this {
-    if (this.refd && !this.closedFlag) {
-      this.refd = false;
-      this.reactor.unref();
-    }
+    this.keepAlive.set(false);
     return this;
   }
 

@@ -121,6 +121,32 @@ export class Reactor {
   }
 }
 
+/**
+ * Whether one handle (server, connection, UDP socket) keeps the process
+ * alive, as `ref()`/`unref()` set it; its reactor counts the ones that do.
+ */
+export class KeepAlive {
+  private on = true;
+  private released = false;
+
+  constructor(private readonly reactor: Reactor) {
+    reactor.ref();
+  }
+
+  set(on: boolean): void {
+    if (this.released || on === this.on) return;
+    this.on = on;
+    if (on) this.reactor.ref();
+    else this.reactor.unref();
+  }
+
+  /** The handle closed: it no longer counts, whatever `set` says later. */
+  release(): void {
+    this.set(false);
+    this.released = true;
+  }
+}
+
 const reactors = new Map<BackendName, Reactor>();
 
 /** This thread's reactor for `backend` (default: `$MUXNET_BACKEND` or mio). */
