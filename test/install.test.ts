@@ -70,8 +70,17 @@ describe('installing the packed package', () => {
   });
 
   it('runs `npx muxnet echo` and answers over loopback', async () => {
-    const child = spawn(npm, ['exec', '--', 'muxnet', 'echo', '--port', '0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    // Its own process group: npx runs the bin through a shell, and the
+    // signal must reach the echo server, not only npx.
+    const child = spawn(npm, ['exec', '--', 'muxnet', 'echo', '--port', '0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const killer = setTimeout(() => signalGroup('SIGKILL'), 30_000);
     let out = '';
     child.stderr.on('data', (d) => (out += d));
     const port = await new Promise<number>((resolve, reject) => {
@@ -93,10 +102,10 @@ describe('installing the packed package', () => {
     });
     expect(echoed).toBe('via npx');
     const exited = new Promise((r) => child.on('exit', r));
-    // npm exec forwards the signal to the echo server.
-    child.kill('SIGTERM');
+    signalGroup('SIGTERM');
     await exited;
     clearTimeout(killer);
+    expect(out).toMatch(/SIGTERM, stopping: [01] open, 1 accepted, 7 bytes echoed/);
   });
 
   it('fails with one clear error when no binary can be found', () => {
