@@ -40,7 +40,10 @@ export class Reactor {
 
   constructor(backend: BackendName) {
     this.backend = backend;
-    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers));
+    // MUXNET_WAKE=thread forces the waiter thread where libuv could watch
+    // the poller's fd (to measure one against the other).
+    const wake = process.env.MUXNET_WAKE;
+    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), wake ? { wake } : undefined);
   }
 
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */

@@ -1,0 +1,181 @@
+//! TCP echo load: `connections` connections each keeping `depth` messages
+//! in flight, plus `idle` connections that never send.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::args::Args;
+use crate::{pattern, Clock, Tally};
+
+struct Conn {
+    stream: TcpStream,
+    id: usize,
+    active: bool,
+    connected: bool,
+    dead: bool,
+    out: Vec<u8>,
+    out_off: usize,
+    sent: u64,
+    recv_msg: u64,
+    recv_off: usize,
+    /// Send times of the messages in flight, oldest first.
+    inflight: VecDeque<Instant>,
+}
+
+impl Conn {
+    fn fill(&mut self, args: &Args, now: Instant) {
+        while self.inflight.len() < args.depth {
+            pattern::fill(&mut self.out, self.id, self.sent, args.payload);
+            self.inflight.push_back(now);
+            self.sent += 1;
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.out_off < self.out.len() {
+            match self.stream.write(&self.out[self.out_off..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_off = 0;
+        Ok(())
+    }
+
+    /// Verifies echoed bytes; returns the send times of completed messages.
+    fn receive(&mut self, mut data: &[u8], args: &Args, tally: &mut Tally, done: &mut Vec<Instant>) {
+        while !data.is_empty() {
+            let n = data.len().min(args.payload - self.recv_off);
+            tally.verification_errors += pattern::mismatches(&data[..n], self.id, self.recv_msg, self.recv_off);
+            self.recv_off += n;
+            data = &data[n..];
+            if self.recv_off == args.payload {
+                self.recv_off = 0;
+                self.recv_msg += 1;
+                match self.inflight.pop_front() {
+                    Some(t) => done.push(t),
+                    // More bytes than were sent.
+                    None => tally.verification_errors += 1,
+                }
+            }
+        }
+    }
+}
+
+pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+    let mut tally = Tally::default();
+    let mut poll = Poll::new().expect("create poller");
+    let mut conns = Vec::with_capacity(args.connections + args.idle);
+    for id in 0..args.connections + args.idle {
+        match TcpStream::connect(args.target) {
+            Ok(mut stream) => {
+                if poll.registry().register(&mut stream, Token(conns.len()), Interest::READABLE | Interest::WRITABLE).is_err() {
+                    tally.errors += 1;
+                    continue;
+                }
+                conns.push(Conn {
+                    stream,
+                    id,
+                    active: id < args.connections,
+                    connected: false,
+                    dead: false,
+                    out: Vec::new(),
+                    out_off: 0,
+                    sent: 0,
+                    recv_msg: 0,
+                    recv_off: 0,
+                    inflight: VecDeque::new(),
+                });
+            }
+            Err(e) => {
+                tally.errors += 1;
+                eprintln!("muxnet-loadgen: connect {}: {e}", args.target);
+            }
+        }
+    }
+    let mut events = Events::with_capacity(4096);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = Vec::new();
+    let mut measuring = false;
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= clock.measure_from {
+            measuring = true;
+            on_measure_start();
+        }
+        if now >= clock.measure_until {
+            break;
+        }
+        let next = if measuring { clock.measure_until } else { clock.measure_from };
+        let timeout = next.saturating_duration_since(now).min(Duration::from_millis(50));
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                panic!("poll: {e}");
+            }
+        }
+        let now = Instant::now();
+        for event in events.iter() {
+            let c = &mut conns[event.token().0];
+            if c.dead {
+                continue;
+            }
+            let result = (|| -> io::Result<()> {
+                if !c.connected {
+                    if let Some(e) = c.stream.take_error()? {
+                        return Err(e);
+                    }
+                    match c.stream.peer_addr() {
+                        Ok(_) => c.connected = true,
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                    let _ = c.stream.set_nodelay(true);
+                    if c.active {
+                        c.fill(args, now);
+                    }
+                }
+                if event.is_readable() {
+                    loop {
+                        match c.stream.read(&mut buf) {
+                            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                            Ok(n) => {
+                                done.clear();
+                                c.receive(&buf[..n], args, &mut tally, &mut done);
+                                if clock.measuring(now) {
+                                    tally.messages += done.len() as u64;
+                                    for &t in &done {
+                                        tally.samples.record(now - t);
+                                    }
+                                }
+                                if !done.is_empty() {
+                                    c.fill(args, now);
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                c.flush()
+            })();
+            if let Err(e) = result {
+                c.dead = true;
+                tally.errors += 1;
+                eprintln!("muxnet-loadgen: connection {}: {e}", c.id);
+            }
+        }
+        if now >= clock.deadline {
+            break;
+        }
+    }
+    tally
+}

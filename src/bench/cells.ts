@@ -1,0 +1,43 @@
+/** The workload matrix: what the load client does in each cell. */
+
+export interface Cell {
+  id: string;
+  group: 'echo' | 'idle' | 'udp' | 'memory';
+  protocol: 'tcp' | 'udp';
+  connections: number;
+  idle: number;
+  payload: number;
+  depth: number;
+}
+
+function echo(connections: number, payload: number, depth: number): Cell {
+  const size = payload >= 1024 ? `${payload / 1024}KiB` : `${payload}B`;
+  return { id: `tcp-${connections}x${size}-d${depth}`, group: 'echo', protocol: 'tcp', connections, idle: 0, payload, depth };
+}
+
+function idle(idleCount: number): Cell {
+  return { id: `idle-${idleCount}+100`, group: 'idle', protocol: 'tcp', connections: 100, idle: idleCount, payload: 64, depth: 1 };
+}
+
+const UDP: Cell = { id: 'udp-16x64B', group: 'udp', protocol: 'udp', connections: 16, idle: 0, payload: 64, depth: 1 };
+
+/** Server RSS per connection, measured with `idle` connections that never send. */
+function memory(count: number): Cell {
+  return { id: `memory-${count}`, group: 'memory', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
+}
+
+export const FULL: Cell[] = [
+  echo(1, 64, 1),
+  echo(100, 64, 1),
+  echo(1000, 64, 1),
+  echo(10000, 64, 1),
+  echo(100, 16384, 1),
+  echo(100, 64, 16),
+  idle(0),
+  idle(1000),
+  idle(10000),
+  UDP,
+  memory(10000),
+];
+
+export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000)];

@@ -1,0 +1,118 @@
+/**
+ * `npm run bench [-- options]`: the same echo workloads against node:net,
+ * muxnet (drop-in and fast API, each backend) and the pure-Rust reference,
+ * side by side in one run.
+ *
+ *   --quick               a small matrix, short cells (under a minute)
+ *   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust
+ *   --cells a,b           cell ids (default: the matrix); see bench/README or --list
+ *   --duration S          measured seconds per cell (default 5; quick 1)
+ *   --warmup S            warm-up seconds per cell (default 1; quick 0.3)
+ *   --list                print servers and cells, run nothing
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { FULL, QUICK } from './cells';
+import { markdown, plots } from './report';
+import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
+import { referenceBinary, servers } from './servers';
+
+const root = path.join(__dirname, '..', '..');
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+function pick<T extends { id: string }>(all: T[], ids: string | undefined, what: string): T[] {
+  if (!ids) return all;
+  const wanted = ids.split(',');
+  const unknown = wanted.filter((id) => !all.some((x) => x.id === id));
+  if (unknown.length) fail(`unknown ${what}: ${unknown.join(', ')} (known: ${all.map((x) => x.id).join(', ')})`);
+  return all.filter((x) => wanted.includes(x.id));
+}
+
+/** The native load client and the Rust reference server, built if missing. */
+function ensureBinaries(): void {
+  if (!existsSync(loadgenBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-loadgen'], { cwd: root, stdio: 'inherit' });
+  if (!existsSync(referenceBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-core', '--example', 'echo-reference'], { cwd: root, stdio: 'inherit' });
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        servers: { type: 'string' },
+        cells: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        list: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const allCells = values.quick ? QUICK : FULL;
+  const specs = pick(servers(), values.servers, 'server');
+  const cells = pick(values.cells ? [...FULL, ...QUICK.filter((q) => !FULL.some((f) => f.id === q.id))] : allCells, values.cells, 'cell');
+  if (values.list) {
+    console.log(`servers: ${servers().map((s) => `${s.id}${s.unavailable ? ' (unavailable)' : ''}`).join(', ')}`);
+    console.log(`cells (full): ${FULL.map((c) => c.id).join(', ')}\ncells (quick): ${QUICK.map((c) => c.id).join(', ')}`);
+    return;
+  }
+  const duration = Number(values.duration ?? (values.quick ? 1 : 5));
+  const warmup = Number(values.warmup ?? (values.quick ? 0.3 : 1));
+  if (!(duration > 0) || !(warmup >= 0)) fail('--duration must be > 0 and --warmup >= 0');
+
+  ensureBinaries();
+  const pin = pinning();
+  const env = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.availableParallelism(),
+    platform: `${process.platform} ${os.release()}`,
+    pinning: pin.note,
+    duration,
+    warmup,
+  };
+  console.error(`bench: ${env.cpus} × ${env.cpu}, Node ${env.node}; ${pin.note}; ${warmup}+${duration} s per cell`);
+
+  process.once('SIGINT', () => {
+    killAll();
+    process.stderr.write('\nbench: interrupted; every started process was killed\n');
+    process.exit(130);
+  });
+  const results = await runMatrix(specs, cells, {
+    host: '127.0.0.1',
+    warmup,
+    duration,
+    onProgress: (line) => process.stderr.write(`\r\x1b[K${line}`),
+  });
+  process.stderr.write('\r\x1b[K');
+
+  const table = markdown(results, cells);
+  console.log(`## muxnet benchmark, ${env.date}\n\n${env.cpus} × ${env.cpu}; Node ${env.node}; ${env.pinning}; ${warmup} s warm-up + ${duration} s per cell.\n`);
+  console.log(table);
+
+  const dir = path.join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = env.date.replace(/[:.]/g, '-');
+  const { throughput, idle } = plots(results, cells);
+  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify({ env, cells, results }, null, 2));
+  writeFileSync(path.join(dir, `${stamp}.md`), table);
+  if (throughput) writeFileSync(path.join(dir, `${stamp}-throughput.svg`), throughput);
+  if (idle) writeFileSync(path.join(dir, `${stamp}-idle.svg`), idle);
+  console.error(`bench: results in bench/results/${stamp}.{json,md}${throughput ? ' and *.svg' : ''}`);
+}
+
+main().catch((e) => {
+  killAll();
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,126 @@
+/** Turns results into the markdown table, the JSON record and the SVG plots. */
+import type { Cell } from './cells';
+import type { Result } from './runner';
+
+const fmt = (n: number | null | undefined, digits = 0) =>
+  n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+
+function baseline(results: Result[], cell: string, server: string): Result | undefined {
+  return results.find((r) => r.cell === cell && r.server === server && r.status === 'ok');
+}
+
+/** One markdown table per cell; ratios against node:net and the Rust reference of the same run. */
+export function markdown(results: Result[], cells: Cell[]): string {
+  const out: string[] = [];
+  for (const cell of cells) {
+    const rows = results.filter((r) => r.cell === cell.id);
+    if (rows.length === 0) continue;
+    const node = baseline(results, cell.id, 'node')?.load;
+    const rust = baseline(results, cell.id, 'rust')?.load;
+    out.push(`### ${cell.id}`, '');
+    if (cell.group === 'memory') {
+      const nodeMem = baseline(results, cell.id, 'node')?.bytesPerIdle;
+      out.push('| server | wake | bytes per idle connection | × node:net |', '| --- | --- | ---: | ---: |');
+      for (const r of rows) {
+        out.push(r.status === 'ok' ? `| ${r.label} | ${r.wake} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} |` : `| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | |`);
+      }
+    } else {
+      out.push(
+        '| server | wake | msgs/s | × node | MB/s | p50 µs | p99 µs | msgs per server CPU-s | × node | × rust | errors |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      );
+      for (const r of rows) {
+        const l = r.load;
+        if (r.status !== 'ok' || !l) {
+          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | |`);
+          continue;
+        }
+        const errors = l.errors + l.verification_errors + (l.lost ?? 0);
+        out.push(
+          `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
+            `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${errors} |`,
+        );
+      }
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+interface Series {
+  label: string;
+  points: [number, number][];
+}
+
+/** A log-x line chart, one line per server. */
+function lineChart(title: string, xLabel: string, yLabel: string, series: Series[]): string {
+  const W = 720;
+  const H = 400;
+  const m = { l: 80, r: 200, t: 40, b: 50 };
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  if (xs.length === 0) return '';
+  const lx = (x: number) => Math.log10(Math.max(x, 1));
+  const [x0, x1] = [Math.min(...xs.map(lx)), Math.max(...xs.map(lx))];
+  const y1 = Math.max(...ys) * 1.1 || 1;
+  const px = (x: number) => m.l + ((lx(x) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
+  const py = (y: number) => H - m.b - (y / y1) * (H - m.t - m.b);
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2 - m.r / 2}" y="20" text-anchor="middle" font-size="14">${title}</text>`,
+    `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>`,
+    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${xLabel}</text>`,
+    `<text x="15" y="${(m.t + H - m.b) / 2}" text-anchor="middle" transform="rotate(-90 15 ${(m.t + H - m.b) / 2})">${yLabel}</text>`,
+  ];
+  for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
+    parts.push(`<text x="${px(x)}" y="${H - m.b + 16}" text-anchor="middle">${x.toLocaleString('en-US')}</text>`);
+  }
+  for (let i = 0; i <= 4; i++) {
+    const y = (y1 / 4) * i;
+    parts.push(`<text x="${m.l - 6}" y="${py(y) + 4}" text-anchor="end">${fmt(y)}</text>`, `<line x1="${m.l}" y1="${py(y)}" x2="${W - m.r}" y2="${py(y)}" stroke="#eee"/>`);
+  }
+  series.forEach((s, i) => {
+    const color = colors[i % colors.length];
+    const pts = s.points.sort((a, b) => a[0] - b[0]).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`);
+    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+    for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${color}"/>`);
+    parts.push(`<rect x="${W - m.r + 15}" y="${m.t + i * 20}" width="12" height="12" fill="${color}"/>`, `<text x="${W - m.r + 32}" y="${m.t + i * 20 + 10}">${s.label}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function seriesBy(results: Result[], cells: Cell[], pick: (c: Cell) => boolean, x: (c: Cell) => number): Series[] {
+  const bySeries = new Map<string, Series>();
+  for (const r of results) {
+    const cell = cells.find((c) => c.id === r.cell);
+    if (!cell || !pick(cell) || r.status !== 'ok' || !r.load) continue;
+    const label = `${r.label} (${r.wake})`;
+    if (!bySeries.has(label)) bySeries.set(label, { label, points: [] });
+    bySeries.get(label)!.points.push([x(cell), r.load.msgs_per_s]);
+  }
+  return [...bySeries.values()];
+}
+
+/** Throughput vs connections (64 B, depth 1) and vs idle connections. */
+export function plots(results: Result[], cells: Cell[]): { throughput: string; idle: string } {
+  return {
+    throughput: lineChart(
+      'TCP echo, 64 B, pipeline 1',
+      'connections',
+      'messages/s',
+      seriesBy(results, cells, (c) => c.group === 'echo' && c.payload === 64 && c.depth === 1, (c) => c.connections),
+    ),
+    idle: lineChart(
+      'TCP echo with 100 active + N idle connections',
+      'idle connections (+1)',
+      'messages/s',
+      seriesBy(results, cells, (c) => c.group === 'idle', (c) => c.idle + 1),
+    ),
+  };
+}

@@ -1,0 +1,225 @@
+/**
+ * Runs the matrix: each server in its own process (pinned to one core where
+ * there are two), the native load client against it cell by cell (pinned to
+ * the other), one JSON line back per cell.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Cell } from './cells';
+import type { ServerSpec } from './servers';
+
+/** What muxnet-loadgen prints (one JSON line). */
+export interface Load {
+  messages: number;
+  msgs_per_s: number;
+  mb_per_s: number;
+  p50_us: number | null;
+  p99_us: number | null;
+  p999_us: number | null;
+  errors: number;
+  verification_errors: number;
+  lost?: number | null;
+  server_cpu_s: number | null;
+  msgs_per_server_cpu_s: number | null;
+  server_rss_kb: number | null;
+}
+
+export interface Result {
+  server: string;
+  label: string;
+  wake: string;
+  cell: string;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  load?: Load;
+  /** Server RSS before the cell's connections opened. */
+  rssBeforeKb?: number;
+  /** (RSS with the idle connections − RSS before) / idle connections. */
+  bytesPerIdle?: number;
+}
+
+export interface RunOptions {
+  host: string;
+  warmup: number;
+  duration: number;
+  onProgress(line: string): void;
+}
+
+export const loadgenBinary = path.join(__dirname, '..', '..', 'target', 'release', 'muxnet-loadgen');
+
+/** `taskset -c N` where the machine has two cores and taskset exists. */
+export function pinning(): { server: string[]; client: string[]; note: string } {
+  let taskset = false;
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    taskset = true;
+  } catch {
+    // not installed
+  }
+  if (taskset && os.availableParallelism() >= 2) {
+    return { server: ['taskset', '-c', '0'], client: ['taskset', '-c', '1'], note: 'server pinned to CPU 0, load client to CPU 1 (taskset)' };
+  }
+  return { server: [], client: [], note: taskset ? 'one CPU: no pinning' : 'taskset not found: no pinning' };
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills every process the benchmark started (also on Ctrl-C). */
+export function killAll(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+interface Started {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts a server and waits for its `listening on` line. */
+function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pin: string[]): Promise<Started> {
+  const { cmd, args, env } = spec.command(protocol, host);
+  const argv = [...pin, cmd, ...args];
+  const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${spec.label}: not listening after 10 s\n${out}`));
+    }, 10_000);
+    const onOutput = (d: Buffer) => {
+      out += d;
+      const m = /listening on (?:tcp |udp )?\[?[^\]\s]+?\]?:(\d+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onOutput);
+      child.stdout!.resume();
+      child.stderr!.resume();
+      const stop = () =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          child.once('exit', () => done());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+        });
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop });
+    };
+    child.stdout!.on('data', onOutput);
+    child.stderr!.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${spec.label}: exited (${code}) before listening\n${out}`));
+    });
+  });
+}
+
+/** Runs the load client for one cell (`taskset` execs, so `pid` is the server itself). */
+function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunOptions, pin: string[]): Promise<Load> {
+  const args = [
+    loadgenBinary,
+    '--host', host,
+    '--port', String(port),
+    '--connections', String(cell.connections),
+    '--payload', String(cell.payload),
+    '--depth', String(cell.depth),
+    '--idle', String(cell.idle),
+    '--warmup', String(opts.warmup),
+    '--duration', String(opts.duration),
+    '--server-pid', String(pid),
+    ...(cell.protocol === 'udp' ? ['--udp'] : []),
+  ];
+  const argv = [...pin, ...args];
+  const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        if (code !== 0) throw new Error(`exit ${code}`);
+        resolve(JSON.parse(line) as Load);
+      } catch (e) {
+        reject(new Error(`load client failed (${(e as Error).message}): ${err.trim().split('\n').slice(-3).join(' / ')}`));
+      }
+    });
+  });
+}
+
+/** Runs every cell against every server; results in matrix order. */
+export async function runMatrix(specs: ServerSpec[], cells: Cell[], opts: RunOptions): Promise<Result[]> {
+  const pin = pinning();
+  const results: Result[] = [];
+  const total = specs.length * cells.length;
+  let done = 0;
+  for (const spec of specs) {
+    const base = { server: spec.id, label: spec.label, wake: spec.wake };
+    const skip = (cell: Cell, reason: string) => {
+      results.push({ ...base, cell: cell.id, status: 'skipped', reason });
+      done++;
+    };
+    for (const protocol of ['tcp', 'udp'] as const) {
+      const mine = cells.filter((c) => c.protocol === protocol);
+      if (mine.length === 0) continue;
+      if (spec.unavailable) {
+        mine.forEach((c) => skip(c, spec.unavailable!));
+        continue;
+      }
+      if (protocol === 'udp' && !spec.udp) {
+        mine.forEach((c) => skip(c, 'no UDP server'));
+        continue;
+      }
+      let server: Started | undefined;
+      try {
+        for (const cell of mine) {
+          if (spec.limit && cell.connections + cell.idle > spec.limit.connections) {
+            skip(cell, spec.limit.reason);
+            continue;
+          }
+          opts.onProgress(`[${done + 1}/${total}] ${spec.label} (${spec.wake}) · ${cell.id}`);
+          // A fresh server per memory cell, so its baseline is clean.
+          if (server && cell.group === 'memory') {
+            await server.stop();
+            server = undefined;
+          }
+          server ??= await startServer(spec, protocol, opts.host, pin.server);
+          const rssBeforeKb = rssKb(server.pid);
+          try {
+            const load = await runLoad(cell, opts.host, server.port, server.pid, opts, pin.client);
+            const bytesPerIdle = cell.idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / cell.idle : undefined;
+            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle });
+          } catch (e) {
+            results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message });
+            // A server that failed a cell is restarted for the next one.
+            await server.stop();
+            server = undefined;
+          }
+          done++;
+        }
+      } catch (e) {
+        for (const cell of mine.filter((c) => !results.some((r) => r.server === spec.id && r.cell === c.id))) {
+          results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message.split('\n')[0] });
+          done++;
+        }
+      } finally {
+        await server?.stop();
+      }
+    }
+  }
+  return results;
+}

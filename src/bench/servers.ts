@@ -1,0 +1,77 @@
+/**
+ * The servers the benchmark compares, each started as its own process that
+ * prints `listening on <proto> HOST:PORT` once ready.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export interface ServerSpec {
+  /** Short id used by `--servers`. */
+  id: string;
+  /** What the table calls it. */
+  label: string;
+  /** How the JS thread is woken ('fd', 'thread'), or what else to say. */
+  wake: string;
+  udp: boolean;
+  /** Connections (active + idle) it cannot hold, with the reason. */
+  limit?: { connections: number; reason: string };
+  /** Why it cannot run here, if it cannot. */
+  unavailable?: string;
+  command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
+}
+
+const root = path.join(__dirname, '..', '..');
+const dist = path.join(root, 'dist');
+export const referenceBinary = path.join(root, 'target', 'release', 'examples', 'echo-reference');
+
+function nodeEcho(impl: 'node:net' | 'muxnet') {
+  return (protocol: 'tcp' | 'udp', host: string) => ({
+    cmd: process.execPath,
+    args: [path.join(dist, 'bench', 'net-echo.js'), impl, protocol, host, '0'],
+  });
+}
+
+function fastEcho(backend: string, wake?: string) {
+  return (protocol: 'tcp' | 'udp', host: string) => ({
+    cmd: process.execPath,
+    args: [path.join(dist, 'cli.js'), 'echo', '--port', '0', '--host', host, '--backend', backend, ...(protocol === 'udp' ? ['--udp'] : [])],
+    env: wake ? { MUXNET_WAKE: wake } : undefined,
+  });
+}
+
+const FD_SETSIZE = { connections: 1000, reason: 'select(2): fds < FD_SETSIZE (1024)' };
+
+export function servers(): ServerSpec[] {
+  const dropIn = existsSync(path.join(dist, 'net', 'index.js'));
+  return [
+    { id: 'node', label: 'node:net', wake: 'libuv', udp: true, command: nodeEcho('node:net') },
+    {
+      id: 'node-onread',
+      label: 'node:net onread',
+      wake: 'libuv',
+      udp: false,
+      unavailable: 'Node offers onread to client sockets only; accepted sockets cannot use it',
+      command: nodeEcho('node:net'),
+    },
+    {
+      id: 'net',
+      label: 'muxnet net (drop-in)',
+      wake: 'fd',
+      udp: true,
+      unavailable: dropIn ? undefined : 'the drop-in layer is not built yet',
+      command: nodeEcho('muxnet'),
+    },
+    { id: 'mio', label: 'muxnet fast mio', wake: 'fd', udp: true, command: fastEcho('mio') },
+    { id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, command: fastEcho('mio', 'thread') },
+    { id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, command: fastEcho('poll') },
+    { id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, limit: FD_SETSIZE, command: fastEcho('select') },
+    {
+      id: 'rust',
+      label: 'pure Rust (muxnet-core)',
+      wake: '-',
+      udp: false,
+      unavailable: existsSync(referenceBinary) ? undefined : 'build it: cargo build --release --example echo-reference',
+      command: (_protocol, host) => ({ cmd: referenceBinary, args: ['--port', '0', '--host', host] }),
+    },
+  ];
+}
