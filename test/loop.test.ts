@@ -22,6 +22,11 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     expect(JSON.parse(stdout)).toEqual({ caught: ['handler threw'], echoed: 50 });
   });
 
+  it('worker threads get their own reactor, torn down cleanly with the worker', async () => {
+    const { stdout } = await run(process.execPath, [fixture('worker-reactor.js'), backend], { timeout: 15_000 });
+    expect(JSON.parse(stdout)).toEqual({ terminated: 1, mainStillEchoes: true });
+  });
+
   it('timers, promises and node:net keep running beside it', async () => {
     const server = listen({ port: 0, backend }, { onData: (c, d) => c.write(d) });
     const sock = await netConnect(server.port);
