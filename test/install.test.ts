@@ -3,7 +3,7 @@
 // node_modules, and use muxnet from there. Needs no registry: the root
 // package has no runtime dependencies.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,9 +20,10 @@ function sh(cmd: string, args: string[], cwd: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
 }
 
-/** `npm pack` into `work`; returns the tarball's path. */
+/** `npm pack` into `work` (with its prepack/postpack scripts); returns the tarball's path. */
 function pack(dir: string): string {
-  const [info] = JSON.parse(sh(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], dir));
+  const out = sh(npm, ['pack', '--json', '--pack-destination', work], dir);
+  const [info] = JSON.parse(out.slice(out.indexOf('[')));
   return path.join(work, info.filename);
 }
 
@@ -51,6 +52,16 @@ describe('installing the packed package', () => {
     const unexpected = files.filter((f) => !/^(dist\/.+|index\.js|index\.d\.ts|README\.md|LICENSE|package\.json)$/.test(f));
     expect(unexpected).toEqual([]);
     expect(files.some((f) => f.endsWith('.node') || f.endsWith('.rs') || f.startsWith('test/'))).toBe(false);
+  });
+
+  it('lists every platform package as an optional dependency at its own version', () => {
+    const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'muxnet', 'package.json'), 'utf8'));
+    const platforms = readdirSync(path.join(root, 'npm')).map((d) => JSON.parse(readFileSync(path.join(root, 'npm', d, 'package.json'), 'utf8')));
+    expect(platforms).toHaveLength(7);
+    expect(installed.optionalDependencies).toEqual(Object.fromEntries(platforms.map((p) => [p.name, installed.version])));
+    for (const p of platforms) expect(p.version).toBe(installed.version);
+    // The repository's own manifest is left as it was.
+    expect(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).optionalDependencies).toBeUndefined();
   });
 
   it('loads with require() and import, from the platform package', () => {
