@@ -1,8 +1,7 @@
 /**
  * muxnet: sockets for Node.js on a Rust reactor (mio, poll or select).
  *
- * This entry point carries the fast API (also at `muxnet/fast`); the
- * drop-in `node:net` layer will join it here.
+ * `require('muxnet')` is the drop-in `node:net`; the lean callback API is
+ * `muxnet/fast`.
  */
-export * from './fast';
-export { systemError, type SystemError } from './errors';
+export * from './net';
