@@ -1,0 +1,113 @@
+// Real clients and servers over the drop-in layer: Node's own http on
+// muxnet sockets, and big transfers between node:net and muxnet.
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import nodeNet from 'node:net';
+import { describe, expect, it } from 'vitest';
+import * as muxnet from '../../src/net';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function collect(sock: nodeNet.Socket | muxnet.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  sock.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    sock.on('end', () => resolve(Buffer.concat(chunks)));
+    sock.on('error', reject);
+  });
+}
+
+describe('node:http over muxnet', () => {
+  it('http.Server answers requests on muxnet sockets, keep-alive included', async () => {
+    const app = http.createServer((req, res) => res.end(`you asked for ${req.url}`));
+    const server = muxnet.createServer((socket) => app.emit('connection', socket));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<{ body: string; socket: unknown }>((resolve, reject) => {
+        http
+          .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve({ body, socket: res.socket }));
+          })
+          .on('error', reject);
+      });
+    const first = await get('/one');
+    const second = await get('/two');
+    expect(first.body).toBe('you asked for /one');
+    expect(second.body).toBe('you asked for /two');
+    // Both requests travelled over one kept-alive connection.
+    expect(second.socket).toBe(first.socket);
+    const connections = await new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    expect(connections).toBe(1);
+    agent.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('http.request({ createConnection }) fetches from a node:http server', async () => {
+    const app = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => res.end(`echo: ${body}`));
+    });
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    const { port } = app.address() as nodeNet.AddressInfo;
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.request(
+        { port, host: '127.0.0.1', method: 'POST', path: '/', createConnection: muxnet.createConnection as never },
+        (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', reject);
+      req.end('over muxnet');
+    });
+    expect(body).toBe('echo: over muxnet');
+    await new Promise((r) => app.close(r));
+  });
+});
+
+describe('8 MiB transfers between node:net and muxnet, verified by hash', () => {
+  const payload = randomBytes(8 << 20);
+
+  it('node:net client → muxnet server → back', async () => {
+    const server = muxnet.createServer((s) => s.pipe(s));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = nodeNet.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const received = collect(client);
+    client.end(payload);
+    expect(sha(await received)).toBe(sha(payload));
+    await new Promise((r) => server.close(r));
+  });
+
+  it('muxnet client → node:net server → back', async () => {
+    const server = nodeNet.createServer((s) => s.pipe(s));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = muxnet.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const received = collect(client);
+    client.end(payload);
+    expect(sha(await received)).toBe(sha(payload));
+    await new Promise((r) => server.close(r));
+  });
+});
+
+describe('what is not supported says so', () => {
+  it.each([
+    ['IPC server', () => muxnet.createServer().listen('/tmp/muxnet.sock')],
+    ['IPC client', () => muxnet.connect({ path: '/tmp/muxnet.sock' })],
+    ['fd handles', () => new muxnet.Socket({ fd: 3 })],
+    ['onread', () => new muxnet.Socket({ onread: { buffer: Buffer.alloc(10), callback: () => true } })],
+    ['resetAndDestroy', () => new muxnet.Socket().resetAndDestroy()],
+  ])('%s throws ERR_MUXNET_UNSUPPORTED', (_name, make) => {
+    expect(make).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
+  });
+});
