@@ -23,6 +23,7 @@ export declare class Reactor {
   sendTo(token: number, data: Uint8Array, host: string, port: number): number
   send(token: number, data: Uint8Array): number
   udpConnect(token: number, host: string, port: number): number
+  udpDisconnect(token: number): number
   /** Half-closes after the queued bytes. */
   shutdown(token: number): number
   /** Closes now; the token is free when this returns. */

@@ -198,7 +198,10 @@ export class Socket extends EventEmitter implements Handle {
   }
 
   disconnect(): void {
-    throw unsupported('dgram socket.disconnect()');
+    if (!this.connected) throw codedError('Not connected', 'ERR_SOCKET_DGRAM_NOT_CONNECTED');
+    const r = this.reactor!.native.udpDisconnect(this.token);
+    if (r < 0) throw systemError(-r, 'connect');
+    this.connected = undefined;
   }
 
   remoteAddress(): { address: string; family: string; port: number } {

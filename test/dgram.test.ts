@@ -41,7 +41,7 @@ describe.each(IMPLS)('%s', (_name, dgram, backend) => {
     server.close();
   });
 
-  it('connect() fixes the peer: send without a port, remoteAddress, connect event', async () => {
+  it('connect() fixes the peer, disconnect() frees it', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');
     const client = create('udp4');
@@ -52,6 +52,12 @@ describe.each(IMPLS)('%s', (_name, dgram, backend) => {
     client.send('connected');
     expect(String((await message)[0])).toBe('connected');
     expect(() => client.send('x', port, '127.0.0.1', () => {})).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_IS_CONNECTED' }));
+    client.disconnect();
+    expect(() => client.remoteAddress()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_CONNECTED' }));
+    const again = once(server, 'message');
+    client.send('after disconnect', port, '127.0.0.1');
+    expect(String((await again)[0])).toBe('after disconnect');
+    expect(() => client.disconnect()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_CONNECTED' }));
     client.close();
     server.close();
   });
@@ -92,7 +98,7 @@ describe.each(IMPLS)('%s', (_name, dgram, backend) => {
 
 it('muxnet/dgram throws ERR_MUXNET_UNSUPPORTED for what it lacks', () => {
   const s = muxnetDgram.createSocket('udp4');
-  for (const call of [() => (s as unknown as nodeDgram.Socket).setBroadcast(true), () => (s as unknown as nodeDgram.Socket).addMembership('224.0.0.1'), () => s.disconnect()]) {
+  for (const call of [() => (s as unknown as nodeDgram.Socket).setBroadcast(true), () => (s as unknown as nodeDgram.Socket).addMembership('224.0.0.1')]) {
     expect(call).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
   }
   s.close();

@@ -358,6 +358,12 @@ impl Reactor {
         self.datagram(token)?.connect(to)
     }
 
+    /// Undoes [`Reactor::udp_connect`].
+    #[cfg(unix)]
+    pub fn udp_disconnect(&mut self, token: Token) -> io::Result<()> {
+        socket::udp_disconnect(self.datagram(token)?)
+    }
+
     pub fn local_addr(&mut self, token: Token) -> io::Result<SocketAddr> {
         self.entry(token)?.socket.local_addr()
     }

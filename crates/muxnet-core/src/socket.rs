@@ -107,6 +107,25 @@ pub(crate) fn udp_bind(opts: &BindOptions) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(socket.into()))
 }
 
+/// Dissolves a UDP socket's association (a `connect` to `AF_UNSPEC`): it
+/// hears every sender again and needs a destination for each send.
+#[cfg(unix)]
+pub(crate) fn udp_disconnect(socket: &UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `sockaddr` is valid (family AF_UNSPEC is 0), its
+    // exact size is passed, and the fd stays open for the call (borrowed).
+    let r = unsafe {
+        let addr: libc::sockaddr = std::mem::zeroed();
+        libc::connect(socket.as_raw_fd(), &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t)
+    };
+    // macOS reports EAFNOSUPPORT yet dissolves the association.
+    if r == 0 || (cfg!(target_os = "macos") && io::Error::last_os_error().raw_os_error() == Some(libc::EAFNOSUPPORT)) {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Starts a non-blocking connect; completion is reported as writability.
 pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpStream> {
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -262,6 +262,12 @@ impl Reactor {
         code(self.with(|r| r.udp_connect(Token(token as usize), parse_addr(&host, port)?).map(|()| 0)))
     }
 
+    #[cfg(unix)]
+    #[napi]
+    pub fn udp_disconnect(&self, token: u32) -> i64 {
+        code(self.with(|r| r.udp_disconnect(Token(token as usize)).map(|()| 0)))
+    }
+
     /// Half-closes after the queued bytes.
     #[napi]
     pub fn shutdown(&self, token: u32) -> i64 {
