@@ -28,6 +28,8 @@ export declare class Reactor {
   shutdown(token: number): number
   /** Closes now; the token is free when this returns. */
   closeSocket(token: number): number
+  /** Closes now with RST instead of FIN. */
+  resetSocket(token: number): number
   pause(token: number): number
   resume(token: number): number
   resumeAccept(token: number): number

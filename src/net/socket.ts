@@ -64,6 +64,7 @@ export class Socket extends Duplex implements Handle {
   private refd = true;
   private readonly backendName: BackendName | undefined;
   private onServerClose: (() => void) | undefined;
+  private resetOnClose = false;
   /** Pre-connect `setNoDelay`/`setKeepAlive`, applied once connected. */
   private deferred: ((s: Socket) => void)[] = [];
   bytesRead = 0;
@@ -253,8 +254,14 @@ export class Socket extends Duplex implements Handle {
     else this.once('finish', () => this.destroy());
   }
 
+  /** Closes with RST instead of FIN (once connected, if connecting). */
   resetAndDestroy(): this {
-    throw unsupported('socket.resetAndDestroy()');
+    if (this.connectingFlag) {
+      this.once('connect', () => this.resetAndDestroy());
+      return this;
+    }
+    this.resetOnClose = true;
+    return this.destroy();
   }
 
   // Reading stops when push() says the buffer is full (a paused socket
@@ -302,7 +309,8 @@ export class Socket extends Duplex implements Handle {
     clearTimeout(this.timer);
     this.connectingFlag = false;
     if (this.token >= 0) {
-      this.reactor!.native.closeSocket(this.token);
+      if (this.resetOnClose) this.reactor!.native.resetSocket(this.token);
+      else this.reactor!.native.closeSocket(this.token);
       this.reactor!.detach(this.token);
       this.keepAlive?.release();
     }

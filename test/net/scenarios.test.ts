@@ -227,6 +227,25 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     server.close();
   });
 
+  it('resetAndDestroy() sends RST: the peer sees ECONNRESET', async () => {
+    let peerError: NodeJS.ErrnoException | undefined;
+    const peerClosed = new Promise<void>((resolve) => {
+      const server = net.createServer(serverOpts(), (s) => {
+        s.on('error', (e) => (peerError = e));
+        s.on('close', () => {
+          server.close();
+          resolve();
+        });
+      });
+      listening(server).then((port) => {
+        const c = dial(port);
+        c.on('connect', () => setTimeout(() => c.resetAndDestroy(), 20));
+      });
+    });
+    await peerClosed;
+    expect(peerError).toMatchObject({ code: 'ECONNRESET' });
+  });
+
   it('resolves host names with dns.lookup', async () => {
     const server = net.createServer(serverOpts(), (s) => s.end('named'));
     const port = await listening(server, 0, '127.0.0.1');

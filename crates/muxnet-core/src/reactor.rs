@@ -290,6 +290,13 @@ impl Reactor {
         }
     }
 
+    /// Closes a TCP connection abortively: queued bytes are dropped and the
+    /// peer gets RST (its reads fail with `ECONNRESET`). No `Close` event.
+    pub fn reset(&mut self, token: Token) -> io::Result<()> {
+        socket::set_linger_zero(self.stream(token)?.0)?;
+        self.close(token)
+    }
+
     /// A closed fd is room for an accept that failed with `EMFILE`.
     fn resume_paused_listeners(&mut self) {
         let paused: Vec<Token> = self

@@ -143,6 +143,11 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     Ok(TcpStream::from_std(socket.into()))
 }
 
+/// Makes the next close abortive: the peer gets RST instead of FIN.
+pub(crate) fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
+    SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO))
+}
+
 /// `TCP_NODELAY` and `SO_KEEPALIVE` for a stream.
 pub(crate) fn set_stream_options(
     stream: &TcpStream,

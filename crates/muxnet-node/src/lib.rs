@@ -280,6 +280,12 @@ impl Reactor {
         code(self.with(|r| r.close(Token(token as usize)).map(|()| 0)))
     }
 
+    /// Closes now with RST instead of FIN.
+    #[napi]
+    pub fn reset_socket(&self, token: u32) -> i64 {
+        code(self.with(|r| r.reset(Token(token as usize)).map(|()| 0)))
+    }
+
     #[napi]
     pub fn pause(&self, token: u32) -> i64 {
         code(self.with(|r| r.pause(Token(token as usize)).map(|()| 0)))
