@@ -55,10 +55,9 @@ export class Socket extends EventEmitter implements Handle {
   private readonly options: SocketOptions;
   private reactor: Reactor | undefined;
   private token = -1;
-  private keepAlive: KeepAlive | undefined;
+  private readonly keepAlive = new KeepAlive();
   private binding = false;
   private closed = false;
-  private refd = true;
   private connected: { address: string; port: number } | undefined;
   /** Sends issued before the implicit bind finished. */
   private queue: (() => void)[] = [];
@@ -114,8 +113,7 @@ export class Socket extends EventEmitter implements Handle {
       this.reactor = reactor;
       this.token = token;
       reactor.attach(token, this);
-      this.keepAlive = new KeepAlive(reactor);
-      if (!this.refd) this.keepAlive.set(false);
+      this.keepAlive.bind(reactor);
       this.emit('listening');
       for (const send of this.queue.splice(0)) send();
     });
@@ -221,9 +219,7 @@ export class Socket extends EventEmitter implements Handle {
     this.closed = true;
     if (callback) this.once('close', callback);
     if (this.token >= 0) {
-      this.reactor!.native.closeSocket(this.token);
-      this.reactor!.detach(this.token);
-      this.keepAlive!.release();
+      this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
     }
     this.queue = [];
@@ -232,14 +228,12 @@ export class Socket extends EventEmitter implements Handle {
   }
 
   ref(): this {
-    this.refd = true;
-    this.keepAlive?.set(true);
+    this.keepAlive.set(true);
     return this;
   }
 
   unref(): this {
-    this.refd = false;
-    this.keepAlive?.set(false);
+    this.keepAlive.set(false);
     return this;
   }
 

@@ -188,8 +188,7 @@ export class Connection<T = unknown> implements Handle {
   /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
   destroy(err?: Error): void {
     if (this.closedFlag) return;
-    this.reactor.native.closeSocket(this.token);
-    this.reactor.detach(this.token);
+    this.reactor.closeHandle(this.token, this.keepAlive);
     this.closed_();
     process.nextTick(() => this.handlers.onClose?.(this, err));
   }
@@ -307,9 +306,7 @@ export class Server<T = unknown> implements Handle {
     if (!this.listening) return;
     this.listening = false;
     clearTimeout(this.retry);
-    this.reactor.native.closeSocket(this.token);
-    this.reactor.detach(this.token);
-    this.keepAlive.release();
+    this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
   ref(): this {
@@ -459,9 +456,7 @@ export class UdpSocket implements Handle {
   close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    this.reactor.native.closeSocket(this.token);
-    this.reactor.detach(this.token);
-    this.keepAlive.release();
+    this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
   ref(): this {

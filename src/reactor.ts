@@ -59,6 +59,14 @@ export class Reactor {
     this.handles[token] = undefined;
   }
 
+  /** Closes a handle's socket now (RST instead of FIN if `reset`). */
+  closeHandle(token: number, keepAlive: KeepAlive, reset = false): void {
+    if (reset) this.native.resetSocket(token);
+    else this.native.closeSocket(token);
+    this.detach(token);
+    keepAlive.release();
+  }
+
   /** One more handle keeps the process alive. */
   ref(): void {
     if (this.refs++ === 0) this.native.setRef(true);
@@ -127,26 +135,46 @@ export class Reactor {
 /**
  * Whether one handle (server, connection, UDP socket) keeps the process
  * alive, as `ref()`/`unref()` set it; its reactor counts the ones that do.
+ * It may be made before the handle has a socket (`bind` comes later).
  */
 export class KeepAlive {
-  private on = true;
+  private wanted = true;
+  private counted = false;
   private released = false;
+  private reactor: Reactor | undefined;
 
-  constructor(private readonly reactor: Reactor) {
-    reactor.ref();
+  constructor(reactor?: Reactor) {
+    if (reactor) this.bind(reactor);
+  }
+
+  /** Whether the handle asked to keep the process alive. */
+  get on(): boolean {
+    return this.wanted;
+  }
+
+  bind(reactor: Reactor): void {
+    this.reactor = reactor;
+    this.released = false;
+    this.sync();
   }
 
   set(on: boolean): void {
-    if (this.released || on === this.on) return;
-    this.on = on;
-    if (on) this.reactor.ref();
-    else this.reactor.unref();
+    this.wanted = on;
+    this.sync();
   }
 
   /** The handle closed: it no longer counts, whatever `set` says later. */
   release(): void {
-    this.set(false);
     this.released = true;
+    this.sync();
+  }
+
+  private sync(): void {
+    const count = this.wanted && !this.released && this.reactor !== undefined;
+    if (count === this.counted) return;
+    this.counted = count;
+    if (count) this.reactor!.ref();
+    else this.reactor!.unref();
   }
 }
 

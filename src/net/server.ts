@@ -40,9 +40,8 @@ export class Server extends EventEmitter implements Handle {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
   private token = -1;
-  private keepAlive: KeepAlive | undefined;
+  private readonly keepAlive = new KeepAlive();
   private local: AddressInfo | null = null;
-  private refd = true;
   private connections = 0;
   private closing = false;
   private retry: NodeJS.Timeout | undefined;
@@ -121,8 +120,7 @@ export class Server extends EventEmitter implements Handle {
     this.token = token;
     this.local = reactor.native.localAddress(token);
     reactor.attach(token, this);
-    this.keepAlive = new KeepAlive(reactor);
-    if (!this.refd) this.keepAlive.set(false);
+    this.keepAlive.bind(reactor);
     this.emit('listening');
   }
 
@@ -139,9 +137,7 @@ export class Server extends EventEmitter implements Handle {
       }
     }
     if (this.token >= 0) {
-      this.reactor!.native.closeSocket(this.token);
-      this.reactor!.detach(this.token);
-      this.keepAlive!.release();
+      this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
       clearTimeout(this.retry);
     }
@@ -164,14 +160,12 @@ export class Server extends EventEmitter implements Handle {
   }
 
   ref(): this {
-    this.refd = true;
-    this.keepAlive?.set(true);
+    this.keepAlive.set(true);
     return this;
   }
 
   unref(): this {
-    this.refd = false;
-    this.keepAlive?.set(false);
+    this.keepAlive.set(false);
     return this;
   }
 

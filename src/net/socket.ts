@@ -52,7 +52,7 @@ export interface AcceptedInit {
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal */ token = -1;
-  private keepAlive: KeepAlive | undefined;
+  private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
   private remote: { address: string; family: string; port: number } | null = null;
   private local: { address: string; family: string; port: number } | null = null;
@@ -61,7 +61,6 @@ export class Socket extends Duplex implements Handle {
   private nativePaused = false;
   private timeoutMs = 0;
   private timer: NodeJS.Timeout | undefined;
-  private refd = true;
   private readonly backendName: BackendName | undefined;
   private onServerClose: (() => void) | undefined;
   private resetOnClose = false;
@@ -97,8 +96,7 @@ export class Socket extends Duplex implements Handle {
     this.reactor = reactor;
     this.token = token;
     reactor.attach(token, this);
-    this.keepAlive = new KeepAlive(reactor);
-    if (!this.refd) this.keepAlive.set(false);
+    this.keepAlive.bind(reactor);
   }
 
   private fetchAddresses(): void {
@@ -230,20 +228,18 @@ export class Socket extends Duplex implements Handle {
     this.timer = undefined;
     if (this.timeoutMs > 0 && !this.destroyed) {
       this.timer = setTimeout(() => this.emit('timeout'), this.timeoutMs);
-      if (!this.refd) this.timer.unref();
+      if (!this.keepAlive.on) this.timer.unref();
     }
   }
 
   ref(): this {
-    this.refd = true;
-    this.keepAlive?.set(true);
+    this.keepAlive.set(true);
     this.timer?.ref();
     return this;
   }
 
   unref(): this {
-    this.refd = false;
-    this.keepAlive?.set(false);
+    this.keepAlive.set(false);
     this.timer?.unref();
     return this;
   }
@@ -308,12 +304,7 @@ export class Socket extends Duplex implements Handle {
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     clearTimeout(this.timer);
     this.connectingFlag = false;
-    if (this.token >= 0) {
-      if (this.resetOnClose) this.reactor!.native.resetSocket(this.token);
-      else this.reactor!.native.closeSocket(this.token);
-      this.reactor!.detach(this.token);
-      this.keepAlive?.release();
-    }
+    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive, this.resetOnClose);
     this.onServerClose?.();
     this.onServerClose = undefined;
     const pending = this.pendingWrite;
@@ -361,7 +352,7 @@ export class Socket extends Duplex implements Handle {
   onClose(errno: number): void {
     const wasConnecting = this.connectingFlag;
     this.token = -1;
-    this.keepAlive?.release();
+    this.keepAlive.release();
     if (errno === 0) {
       // Orderly: both directions are done. Let 'end' surface first.
       if (this.readableEnded || this.readableLength === 0) this.destroy();
