@@ -11,6 +11,7 @@
 //! No Node here: this crate is tested with `cargo test` over loopback.
 
 pub mod backend;
+pub mod codec;
 mod connection;
 mod reactor;
 mod socket;

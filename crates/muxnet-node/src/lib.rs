@@ -4,6 +4,7 @@
 //! slab `Buffer`. Methods return a token or byte count, or a negative
 //! errno that the TypeScript layer turns into a Node-style `Error`.
 
+mod codec;
 mod driver;
 mod js;
 #[cfg(windows)]

@@ -1,0 +1,74 @@
+//! muxnet-core's framing codecs for JavaScript: one N-API call per chunk
+//! read, however many frames it completes.
+
+use muxnet_core::codec::{Codec, Decoded, LengthCodec, LineCodec};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+fn codec(framing: &str, max_frame: u32) -> Result<Box<dyn Codec>> {
+    let max = max_frame as usize;
+    match framing {
+        "line" => Ok(Box::new(LineCodec::new(max))),
+        "length" => Ok(Box::new(LengthCodec::new(max))),
+        other => Err(Error::new(Status::InvalidArg, format!("unknown framing: {other} (use 'line' or 'length')"))),
+    }
+}
+
+#[napi(object)]
+pub struct DecodedFrames {
+    /// Whole frames, in order.
+    pub frames: Vec<Buffer>,
+    /// Frames dropped for exceeding the limit.
+    pub too_long: u32,
+}
+
+/// Splits a byte stream into frames (`'line'`: `\n`-terminated, `\r\n`
+/// accepted; `'length'`: 4-byte big-endian length prefix). A frame over
+/// `maxFrame` is dropped before its bytes are buffered and counted in
+/// `tooLong`; a length-prefixed stream stops decoding after one.
+#[napi]
+pub struct FrameDecoder {
+    codec: Box<dyn Codec>,
+    out: Vec<Decoded>,
+}
+
+#[napi]
+impl FrameDecoder {
+    #[napi(constructor)]
+    pub fn new(framing: String, max_frame: u32) -> Result<FrameDecoder> {
+        Ok(FrameDecoder { codec: codec(&framing, max_frame)?, out: Vec::new() })
+    }
+
+    #[napi]
+    pub fn push(&mut self, chunk: &[u8]) -> DecodedFrames {
+        self.codec.decode(chunk, &mut self.out);
+        let mut result = DecodedFrames { frames: Vec::new(), too_long: 0 };
+        for decoded in self.out.drain(..) {
+            match decoded {
+                Decoded::Frame(frame) => result.frames.push(frame.into()),
+                Decoded::TooLong { .. } => result.too_long += 1,
+            }
+        }
+        result
+    }
+
+    /// Bytes held for an incomplete frame.
+    #[napi(getter)]
+    pub fn buffered(&self) -> u32 {
+        self.codec.buffered() as u32
+    }
+}
+
+/// One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a
+/// newline, for `'line'`).
+#[napi]
+pub fn encode_frame(framing: String, max_frame: u32, payload: &[u8]) -> Result<Buffer> {
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    if !codec(&framing, max_frame)?.encode(payload, &mut out) {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("frame of {} bytes cannot be encoded as {framing} (limit {max_frame})", payload.len()),
+        ));
+    }
+    Ok(out.into())
+}
