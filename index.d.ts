@@ -31,10 +31,11 @@ export declare class Reactor {
   /** Writes now what the kernel takes; returns the bytes left queued. */
   write(token: number, data: Uint8Array): number
   /**
-   * Writes one buffer to many connections; returns how many failed
-   * (those are left for the caller to destroy).
+   * Writes one buffer to many connections in one call (room fan-out).
+   * Returns the tokens that need the caller's attention: the write
+   * failed, or their queue now holds more than `slowCap` bytes.
    */
-  broadcast(tokens: Uint32Array, data: Uint8Array): number
+  broadcast(tokens: Uint32Array, data: Uint8Array, slowCap: number): Array<number>
   sendTo(token: number, data: Uint8Array, host: string, port: number): number
   send(token: number, data: Uint8Array): number
   udpConnect(token: number, host: string, port: number): number

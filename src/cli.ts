@@ -2,9 +2,11 @@
 /**
  * `muxnet <command>`: the apps users run.
  *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
+ *   muxnet chat serve|connect …
  */
 import { parseArgs } from 'node:util';
 import { startEcho } from './apps/echo';
+import { CHAT_USAGE, runChat } from './apps/chat';
 import { BACKENDS, type BackendName } from './fast';
 
 const USAGE = `usage: muxnet <command> [options]
@@ -15,6 +17,7 @@ commands:
           --host ADDR     IP address to bind (default 127.0.0.1; ::1 for IPv6)
           --udp           echo datagrams instead of TCP
           --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
+${CHAT_USAGE}
 
   muxnet --help | --version`;
 
@@ -79,6 +82,9 @@ function main(argv: string[]): void {
   switch (command) {
     case 'echo':
       return echo(rest);
+    case 'chat':
+      runChat(rest).catch((err: Error) => fail(err.message));
+      return;
     case '--version':
     case '-v':
       // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -240,12 +240,16 @@ impl Reactor {
         code(self.with(|r| r.write(Token(token as usize), data)))
     }
 
-    /// Writes one buffer to many connections; returns how many failed
-    /// (those are left for the caller to destroy).
+    /// Writes one buffer to many connections in one call (room fan-out).
+    /// Returns the tokens that need the caller's attention: the write
+    /// failed, or their queue now holds more than `slowCap` bytes.
     #[napi]
-    pub fn broadcast(&self, tokens: &[u32], data: &[u8]) -> u32 {
-        self.with(|r| Ok(tokens.iter().filter(|&&t| r.write(Token(t as usize), data).is_err()).count() as u32))
-            .unwrap_or(tokens.len() as u32)
+    pub fn broadcast(&self, tokens: &[u32], data: &[u8], slow_cap: u32) -> Vec<u32> {
+        let attention = self.with(|r| {
+            Ok(tokens.iter().copied().filter(|&t| !matches!(r.write(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize)).collect())
+        });
+        // A closed reactor wrote nothing at all.
+        attention.unwrap_or_else(|_| tokens.to_vec())
     }
 
     #[napi]

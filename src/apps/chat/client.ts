@@ -1,0 +1,116 @@
+/**
+ * The chat client. Interactive (a terminal): incoming lines print above the
+ * prompt without clobbering what you type; `/quit` or Ctrl-D leaves; if the
+ * server goes away it says so and reconnects with backoff. Non-interactive
+ * (stdin is a pipe): sends each stdin line, prints what arrives, and leaves
+ * once stdin ends. Runs on muxnet's own drop-in `net` and `dgram`.
+ */
+import readline from 'node:readline';
+import * as dgram from '../../dgram';
+import * as net from '../../net';
+import { native } from '../../binding';
+
+export interface ClientOptions {
+  host: string;
+  port: number;
+  nick?: string;
+  udp?: boolean;
+  /** UDP: heartbeat period is a third of this. */
+  intervalMs?: number;
+  input: NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+  interactive: boolean;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+/** Prints above the prompt, keeping what the user is typing. */
+function printer(rl: readline.Interface, opts: ClientOptions): (line: string) => void {
+  return (line) => {
+    if (!opts.interactive) return void opts.output.write(`${line}\n`);
+    readline.clearLine(opts.output, 0);
+    readline.cursorTo(opts.output, 0);
+    opts.output.write(`${line}\n`);
+    rl.prompt(true);
+  };
+}
+
+export function runClient(opts: ClientOptions): Promise<void> {
+  const rl = readline.createInterface({ input: opts.input, output: opts.interactive ? opts.output : undefined, terminal: opts.interactive, prompt: '> ' });
+  const print = printer(rl, opts);
+  return opts.udp ? udpClient(opts, rl, print) : tcpClient(opts, rl, print);
+}
+
+function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    let sock: net.Socket;
+    let quitting = false;
+    let backoff = 500;
+    const connect = () => {
+      const decoder = new native.FrameDecoder('line', 1 << 16);
+      sock = net.connect(opts.port, opts.host);
+      sock.on('connect', () => {
+        backoff = 500;
+        if (opts.interactive) print(`* connected to ${opts.host}:${opts.port}`);
+        if (opts.nick) sock.write(`/nick ${opts.nick}\n`);
+      });
+      sock.on('data', (chunk: Buffer) => {
+        for (const frame of decoder.push(chunk).frames) {
+          const line = frame.toString('utf8');
+          if (line === 'PING') sock.write('PONG\n');
+          else print(line);
+        }
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        if (quitting) {
+          rl.close();
+          return resolve();
+        }
+        print(`* disconnected from ${opts.host}:${opts.port}; reconnecting in ${backoff / 1000} s`);
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      });
+    };
+    connect();
+    const quit = () => {
+      if (quitting) return;
+      quitting = true;
+      if (sock.destroyed) return resolve();
+      sock.write('/quit\n');
+      // The server answers BYE and closes; don't wait for ever if it can't.
+      setTimeout(() => sock.destroy(), 2000).unref();
+    };
+    rl.on('line', (line) => {
+      if (line.trim() === '/quit') return quit();
+      sock.write(`${line}\n`);
+      if (opts.interactive) rl.prompt();
+    });
+    rl.on('close', quit);
+    if (opts.interactive) rl.prompt();
+  });
+}
+
+function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
+    sock.on('message', (msg) => print(msg.toString('utf8')));
+    sock.on('error', (err) => print(`* ${err.message}`));
+    sock.connect(opts.port, opts.host);
+    sock.send('hb');
+    const heartbeat = setInterval(() => sock.send('hb'), Math.max(100, (opts.intervalMs ?? 10_000) / 3));
+    rl.on('line', (line) => {
+      if (line.trim() === '/quit') return rl.close();
+      sock.send(line);
+      if (opts.interactive) rl.prompt();
+    });
+    rl.on('close', () => {
+      clearInterval(heartbeat);
+      sock.send('quit', () => {
+        sock.close();
+        resolve();
+      });
+    });
+    if (opts.interactive) rl.prompt();
+  });
+}

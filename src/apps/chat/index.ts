@@ -1,0 +1,105 @@
+/**
+ * `muxnet chat serve` and `muxnet chat connect`.
+ */
+import { parseArgs } from 'node:util';
+import type { BackendName } from '../../fast';
+import { runClient } from './client';
+import { ChatServer } from './server';
+import { nodeTransport, muxnetTransport } from './transport';
+import { UdpChatServer } from './udp';
+
+export { ChatServer, UdpChatServer, runClient, nodeTransport, muxnetTransport };
+
+export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line protocol; nc/telnet can join)
+          --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
+          --framing line|length   --idle-timeout S (60)   --rate N (100 lines/s, burst 2N)
+          --max-clients N (10000) --max-line BYTES (4096)  --net node (run on node:net)
+          --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
+  chat connect [host:port] --nick NAME [--udp] [--interval S]`;
+
+function seconds(v: string | undefined, fallback: number): number {
+  const n = v === undefined ? fallback : Number(v);
+  if (!(n > 0)) throw new Error(`not a positive number of seconds: ${v}`);
+  return n * 1000;
+}
+
+export async function runChat(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      backend: { type: 'string' },
+      framing: { type: 'string', default: 'line' },
+      'idle-timeout': { type: 'string' },
+      rate: { type: 'string' },
+      'max-clients': { type: 'string' },
+      'max-line': { type: 'string' },
+      net: { type: 'string' },
+      udp: { type: 'boolean', default: false },
+      interval: { type: 'string' },
+      nick: { type: 'string' },
+    },
+  });
+  if (sub === 'serve') return serve(values);
+  if (sub === 'connect') {
+    const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
+    return runClient({
+      host,
+      port,
+      nick: values.nick,
+      udp: values.udp,
+      intervalMs: seconds(values.interval, 10),
+      input: process.stdin,
+      output: process.stdout,
+      interactive: Boolean(process.stdin.isTTY),
+    }).then(() => process.exit(0));
+  }
+  throw new Error(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
+}
+
+function parseTarget(target: string | undefined, defaultPort: number): [string, number] {
+  if (!target) return ['127.0.0.1', defaultPort];
+  const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(target);
+  return [m?.[1] || '127.0.0.1', m?.[2] ? Number(m[2]) : defaultPort];
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+async function serve(values: Values): Promise<void> {
+  const backend = values.backend as BackendName | undefined;
+  const host = values.host as string;
+  if (values.udp) {
+    const server = new UdpChatServer({ port: Number(values.port ?? 7002), host, backend, intervalMs: seconds(values.interval as string | undefined, 10) }).start();
+    onSignal(() => server.stop());
+    console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
+    return;
+  }
+  const rate = values.rate === undefined ? 100 : Number(values.rate);
+  if (values.framing !== 'line' && values.framing !== 'length') throw new Error(`--framing must be line or length, not ${values.framing}`);
+  const server = await new ChatServer({
+    port: Number(values.port ?? 7001),
+    host,
+    backend,
+    transport: values.net === 'node' ? nodeTransport : muxnetTransport,
+    framing: values.framing,
+    idleTimeoutMs: seconds(values['idle-timeout'] as string | undefined, 60),
+    rate,
+    burst: rate * 2,
+    maxClients: values['max-clients'] === undefined ? undefined : Number(values['max-clients']),
+    maxLine: values['max-line'] === undefined ? undefined : Number(values['max-line']),
+  }).start();
+  onSignal(() => server.stop());
+  console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing)`);
+}
+
+function onSignal(stop: () => void): void {
+  const handler = (signal: string) => {
+    console.log(`muxnet chat: ${signal}, saying goodbye`);
+    stop();
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+}

@@ -1,0 +1,90 @@
+/**
+ * What the chat server needs from a network stack, so the same server runs
+ * on muxnet's fast API and on node:net (the benchmark compares the two).
+ */
+import nodeNet from 'node:net';
+import { listen, type BackendName, type Connection } from '../../fast';
+
+/** One client connection, as the chat server sees it. */
+export interface ChatConn {
+  write(data: Buffer): void;
+  /** Half-close after what is queued (the goodbye still arrives). */
+  end(): void;
+  destroy(): void;
+}
+
+export interface TransportHandlers {
+  open(conn: ChatConn): void;
+  data(conn: ChatConn, chunk: Buffer): void;
+  close(conn: ChatConn): void;
+}
+
+export interface ChatListener {
+  readonly port: number;
+  close(): void;
+}
+
+export interface ListenOptions {
+  port: number;
+  host: string;
+  backend?: BackendName;
+}
+
+export interface ChatTransport {
+  readonly name: string;
+  listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
+  /**
+   * Writes `data` to every connection in `conns`; returns those that need
+   * attention: the write failed, or their queue holds more than `cap` bytes.
+   */
+  broadcast(conns: ChatConn[], data: Buffer, cap: number): ChatConn[];
+}
+
+/** muxnet's fast API: room fan-out is one N-API call, whatever the room size. */
+export const muxnetTransport: ChatTransport = {
+  name: 'muxnet',
+  async listen(options, handlers) {
+    const server = listen(
+      { port: options.port, host: options.host, backend: options.backend },
+      {
+        onOpen: (conn) => handlers.open(conn),
+        onData: (conn, chunk) => handlers.data(conn, chunk),
+        onClose: (conn) => handlers.close(conn),
+      },
+    );
+    return { port: server.port, close: () => server.close() };
+  },
+  broadcast(conns, data, cap) {
+    if (conns.length === 0) return [];
+    const members = conns as Connection[];
+    const byToken = new Map(members.map((c) => [c.token, c]));
+    const tokens = Uint32Array.from(members, (c) => c.token);
+    return members[0].reactor.native.broadcast(tokens, data, cap).map((t) => byToken.get(t)!);
+  },
+};
+
+/** node:net, the baseline: one write() per member. */
+export const nodeTransport: ChatTransport = {
+  name: 'node:net',
+  listen(options, handlers) {
+    return new Promise((resolve, reject) => {
+      const server = nodeNet.createServer({ noDelay: true }, (sock) => {
+        handlers.open(sock);
+        sock.on('data', (chunk) => handlers.data(sock, chunk));
+        sock.on('error', () => sock.destroy());
+        sock.on('close', () => handlers.close(sock));
+      });
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        resolve({ port: (server.address() as nodeNet.AddressInfo).port, close: () => server.close() });
+      });
+    });
+  },
+  broadcast(conns, data, cap) {
+    const sockets = conns as nodeNet.Socket[];
+    return sockets.filter((s) => {
+      s.write(data);
+      return s.destroyed || s.writableLength > cap;
+    });
+  },
+};
