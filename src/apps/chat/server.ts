@@ -124,7 +124,7 @@ export class ChatServer {
   }
 
   private send(m: Member, text: string): void {
-    m.conn.write(this.frame(text));
+    if (!this.options.transport.isClosed(m.conn)) m.conn.write(this.frame(text));
   }
 
   /** One buffer to a room (minus `except`); members too slow to keep up are cut off. */

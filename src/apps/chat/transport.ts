@@ -33,6 +33,8 @@ export interface ListenOptions {
 export interface ChatTransport {
   readonly name: string;
   listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
+  /** Closed already (its close may not have been reported yet). */
+  isClosed(conn: ChatConn): boolean;
   /**
    * Writes `data` to every connection in `conns`; returns those that need
    * attention: the write failed, or their queue holds more than `cap` bytes.
@@ -54,6 +56,7 @@ export const muxnetTransport: ChatTransport = {
     );
     return { port: server.port, close: () => server.close() };
   },
+  isClosed: (conn) => (conn as Connection).closed,
   broadcast(conns, data, cap) {
     if (conns.length === 0) return [];
     const members = conns as Connection[];
@@ -80,6 +83,7 @@ export const nodeTransport: ChatTransport = {
       });
     });
   },
+  isClosed: (conn) => (conn as nodeNet.Socket).destroyed,
   broadcast(conns, data, cap) {
     const sockets = conns as nodeNet.Socket[];
     return sockets.filter((s) => {

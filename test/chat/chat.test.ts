@@ -1,0 +1,237 @@
+// The chat server with many real clients over loopback, on both transports.
+import nodeNet from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { native } from '../../src/binding';
+import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
+import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
+import { sleep, waitFor } from '../helpers';
+
+/** A line-protocol client that records every line it receives. */
+class Client {
+  readonly lines: string[] = [];
+  closed = false;
+  private readonly decoder = new native.FrameDecoder('line', 1 << 20);
+  private constructor(readonly sock: nodeNet.Socket) {
+    sock.on('data', (chunk) => {
+      for (const f of this.decoder.push(chunk).frames) this.lines.push(f.toString());
+    });
+    sock.on('close', () => (this.closed = true));
+    sock.on('error', () => {});
+  }
+
+  static async connect(port: number): Promise<Client> {
+    const sock = nodeNet.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const c = new Client(sock);
+    await waitFor(() => c.lines.some((l) => l.startsWith('WELCOME')), 'the welcome line');
+    return c;
+  }
+
+  say(line: string): void {
+    this.sock.write(`${line}\n`);
+  }
+
+  /** Sends a command and waits for the first reply line that matches. */
+  async ask(line: string, reply: RegExp): Promise<string> {
+    const from = this.lines.length;
+    this.say(line);
+    await waitFor(() => this.lines.slice(from).some((l) => reply.test(l)), `a reply to ${line} matching ${reply}`);
+    return this.lines.slice(from).find((l) => reply.test(l))!;
+  }
+
+  chat(): string[] {
+    return this.lines.filter((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [^*]/.test(l));
+  }
+}
+
+let servers: ChatServer[] = [];
+let clients: Client[] = [];
+
+afterEach(() => {
+  for (const c of clients) c.sock.destroy();
+  for (const s of servers) s.stop();
+  servers = [];
+  clients = [];
+});
+
+async function start(options: ChatServerOptions = {}): Promise<ChatServer> {
+  const server = await new ChatServer({ port: 0, ...options }).start();
+  servers.push(server);
+  return server;
+}
+
+async function join(server: ChatServer, nick: string, room?: string): Promise<Client> {
+  const c = await Client.connect(server.port);
+  clients.push(c);
+  await c.ask(`/nick ${nick}`, /^NICK /);
+  if (room) await c.ask(`/join ${room}`, /^JOINED /);
+  return c;
+}
+
+describe.each([
+  ['muxnet', muxnetTransport],
+  ['node:net', nodeTransport],
+])('chat on %s', (_name, transport) => {
+  it('relays every line to every other room member exactly once, in order; nobody else gets it', async () => {
+    const server = await start({ transport });
+    const lobby = await Promise.all(Array.from({ length: 20 }, (_, i) => join(server, `u${i}`)));
+    const dev = await Promise.all(Array.from({ length: 3 }, (_, i) => join(server, `d${i}`, 'dev')));
+    for (let round = 0; round < 5; round++) lobby.forEach((c, i) => c.say(`line ${round} from u${i}`));
+    await waitFor(() => lobby.every((c) => c.chat().length >= 19 * 5), 'every lobby member to receive 95 lines');
+    await sleep(50);
+    lobby.forEach((c, i) => {
+      const got = c.chat();
+      expect(got).toHaveLength(95);
+      expect(got.some((l) => l.endsWith(` from u${i}`))).toBe(false);
+      for (let j = 0; j < 20; j++) {
+        if (j === i) continue;
+        const fromJ = got.filter((l) => l.split(' ')[1] === `u${j}:`).map((l) => l.split(': ')[1]);
+        expect(fromJ).toEqual([0, 1, 2, 3, 4].map((r) => `line ${r} from u${j}`));
+      }
+    });
+    expect(lobby[0].chat()[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ u\d+: line 0 from u\d+$/);
+    for (const c of dev) expect(c.chat()).toEqual([]);
+  });
+
+  it('cuts off a member who stops reading while the room keeps flowing', async () => {
+    const server = await start({ transport, slowCap: 64 << 10, rate: 1e6, burst: 1e6 });
+    const talker = await join(server, 'talker');
+    const slow = await join(server, 'slow');
+    const reader = await join(server, 'reader');
+    slow.sock.pause();
+    const big = 'x'.repeat(4000);
+    const cutOff = () => reader.lines.some((l) => l.includes('* slow was too slow'));
+    for (let i = 0; i < 30_000 && !cutOff(); i++) {
+      talker.say(`${i} ${big}`);
+      if (i % 100 === 99) await sleep(5);
+    }
+    await waitFor(cutOff, 'the room to hear that the slow member was cut off', 15_000);
+    // Only once it reads again does the paused client see its connection gone.
+    slow.sock.resume();
+    await waitFor(() => slow.closed, 'the slow member to see the disconnect');
+    const before = reader.chat().length;
+    talker.say('after the slow one left');
+    await waitFor(() => reader.chat().length > before && reader.chat().at(-1)!.endsWith('talker: after the slow one left'), 'the room to keep flowing');
+  });
+});
+
+describe('chat commands and limits', () => {
+  it('handles /nick, /join, /leave, /rooms, /who, /msg, /me, /ping, /help, /quit and unknown commands', async () => {
+    const server = await start();
+    const alice = await join(server, 'alice');
+    const bob = await join(server, 'bob');
+    expect(await alice.ask('/who', /^WHO/)).toBe('WHO lobby: alice, bob');
+    expect(await alice.ask('/nick BOB', /^(NICK|ERROR)/)).toBe('ERROR nick BOB is taken');
+    expect(await alice.ask('/nick has space', /^(NICK|ERROR)/)).toMatch(/^ERROR nick may not contain spaces/);
+    expect(await alice.ask(`/nick ${'a'.repeat(33)}`, /^(NICK|ERROR)/)).toMatch(/^ERROR nick must be 1-32/);
+    await alice.ask('/nick Alice2', /^NICK Alice2$/);
+    await waitFor(() => bob.lines.some((l) => / \* alice is now known as Alice2$/.test(l)), 'the nick change announced');
+    await alice.ask('/join dev', /^JOINED dev$/);
+    await waitFor(() => bob.lines.some((l) => / \* Alice2 left lobby$/.test(l)), 'the leave announced');
+    expect(await bob.ask('/rooms', /^ROOMS/)).toBe('ROOMS lobby (1), dev (1)');
+    await bob.ask('/msg alice2 psst', /-> Alice2: psst$/);
+    await waitFor(() => alice.lines.some((l) => / bob \(private\): psst$/.test(l)), 'the private message');
+    expect(await bob.ask('/msg nobody hi', /^ERROR/)).toBe('ERROR no such nick: nobody');
+    await alice.ask('/leave', /^JOINED lobby$/);
+    alice.say('/me waves');
+    await waitFor(() => bob.lines.some((l) => / \* Alice2 waves$/.test(l)), 'the /me action');
+    expect(await bob.ask('/ping', /^PONG$/)).toBe('PONG');
+    expect(await bob.ask('/help', /^HELP/)).toContain('/msg NICK text');
+    expect(await bob.ask('/frobnicate', /^ERROR/)).toBe('ERROR unknown command /frobnicate; /help lists the commands');
+    await bob.ask('/quit', /^BYE$/);
+    await waitFor(() => bob.closed, 'bob to be disconnected');
+    await waitFor(() => alice.lines.some((l) => / \* bob quit$/.test(l)), 'the quit announced');
+  });
+
+  it('drops lines over the limit, then disconnects a repeat offender; others unaffected', async () => {
+    const server = await start({ maxLine: 100 });
+    const abuser = await join(server, 'abuser');
+    const other = await join(server, 'other');
+    expect(await abuser.ask('y'.repeat(500), /^ERROR/)).toBe('ERROR line longer than 100 bytes; dropped');
+    abuser.say('short and fine');
+    await waitFor(() => other.chat().some((l) => l.endsWith('abuser: short and fine')), 'the next line relayed');
+    abuser.say('z'.repeat(5000));
+    abuser.say('z'.repeat(5000));
+    await waitFor(() => abuser.closed, 'the repeat offender disconnected');
+    expect(abuser.lines.at(-1)).toBe('ERROR too many oversized lines; disconnected');
+    expect(other.chat().some((l) => l.includes('zzz'))).toBe(false);
+    expect(await other.ask('/ping', /^PONG$/)).toBe('PONG');
+  });
+
+  it('rate-limits a flood with a warning, then a disconnect; strips control characters', async () => {
+    const server = await start({ rate: 5, burst: 10 });
+    const flooder = await join(server, 'flooder');
+    const other = await join(server, 'other');
+    flooder.say('bell\u0007 and\u001b[31m escape\ttab');
+    await waitFor(() => other.chat().length === 1, 'the first line');
+    expect(other.chat()[0]).toMatch(/flooder: bell and\[31m escape tab$/);
+    flooder.sock.write(Array.from({ length: 60 }, (_, i) => `flood ${i}\n`).join(''));
+    await waitFor(() => flooder.closed, 'the flooder disconnected');
+    expect(flooder.lines).toContain('ERROR rate limit: at most 5 lines/s; slow down');
+    expect(flooder.lines.at(-1)).toBe('ERROR flooding; disconnected');
+    // At most the saved-up burst got through.
+    expect(other.chat().length).toBeLessThanOrEqual(11);
+  });
+
+  it('refuses clients past --max-clients with a message', async () => {
+    const server = await start({ maxClients: 2 });
+    await join(server, 'one');
+    await join(server, 'two');
+    const sock = nodeNet.connect(server.port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => (text += d));
+    await new Promise((r) => sock.on('close', r));
+    expect(text).toBe('ERROR server full (max 2 clients); try later\n');
+  });
+
+  it('PINGs a silent client and drops it if it stays silent; an answer keeps it', async () => {
+    const server = await start({ idleTimeoutMs: 150 });
+    const silent = await join(server, 'silent');
+    const alive = await join(server, 'alive');
+    alive.sock.on('data', (d) => {
+      if (String(d).includes('PING')) alive.say('PONG');
+    });
+    await waitFor(() => silent.lines.includes('PING'), 'a PING');
+    await waitFor(() => silent.closed, 'the silent client dropped', 5000);
+    expect(silent.lines.at(-1)).toBe('ERROR idle timeout; disconnected');
+    await sleep(400);
+    expect(alive.closed).toBe(false);
+    expect(alive.lines.filter((l) => l === 'PING').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('says goodbye to everyone on shutdown', async () => {
+    const server = await start();
+    const a = await join(server, 'a');
+    const b = await join(server, 'b', 'dev');
+    server.stop();
+    servers = [];
+    await waitFor(() => a.closed && b.closed, 'everyone closed');
+    for (const c of [a, b]) expect(c.lines.at(-1)).toBe('SERVER shutting down. Goodbye.');
+  });
+
+  it('speaks length-prefixed frames with --framing length, and refuses an oversized header', async () => {
+    const server = await start({ framing: 'length', maxLine: 1000 });
+    const frame = (text: string) => native.encodeFrame('length', 1000, Buffer.from(text));
+    const connect = async () => {
+      const sock = nodeNet.connect(server.port, '127.0.0.1');
+      const decoder = new native.FrameDecoder('length', 1 << 20);
+      const got: string[] = [];
+      sock.on('data', (d) => got.push(...decoder.push(d).frames.map(String)));
+      await waitFor(() => got.some((l) => l.startsWith('WELCOME')), 'welcome');
+      return { sock, got };
+    };
+    const a = await connect();
+    const b = await connect();
+    // A frame split in the middle of its header.
+    const bytes = frame('framed hello');
+    a.sock.write(bytes.subarray(0, 2));
+    await sleep(20);
+    a.sock.write(bytes.subarray(2));
+    await waitFor(() => b.got.some((l) => / guest\d+: framed hello$/.test(l)), 'the framed line relayed');
+    const closed = new Promise((r) => b.sock.on('close', r));
+    b.sock.write(Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+    await closed;
+    expect(b.got.at(-1)).toBe('ERROR frame longer than 1000 bytes; disconnected');
+    a.sock.destroy();
+  });
+});

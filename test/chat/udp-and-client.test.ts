@@ -1,0 +1,77 @@
+// UDP chat membership, and the terminal client run as users run it.
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import nodeNet from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChatServer } from '../../src/apps/chat/server';
+import { UdpChatServer } from '../../src/apps/chat/udp';
+import { sleep, waitFor } from '../helpers';
+
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const f of cleanup.splice(0)) f();
+});
+
+async function peer(port: number) {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const got: string[] = [];
+  sock.on('message', (m) => got.push(String(m)));
+  cleanup.push(() => sock.close());
+  return { sock, got, send: (text: string) => sock.send(text, port, '127.0.0.1'), port: sock.address().port };
+}
+
+describe('UDP chat', () => {
+  it('relays to live members, refreshes on heartbeats, expires the silent, removes on quit', async () => {
+    const server = new UdpChatServer({ port: 0, intervalMs: 300 }).start();
+    cleanup.push(() => server.stop());
+    const [a, b, c] = await Promise.all([peer(server.port), peer(server.port), peer(server.port)]);
+    for (const p of [a, b, c]) p.send('hb');
+    await waitFor(() => server.members.length === 3, 'three members');
+    a.send('hello all');
+    await waitFor(() => b.got.length === 1 && c.got.length === 1, 'the message relayed');
+    expect(b.got[0]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ 127\\.0\\.0\\.1:${a.port}: hello all$`));
+    expect(a.got).toEqual([]);
+    c.send('quit');
+    await waitFor(() => server.members.length === 2, 'quit to remove c at once');
+    // a keeps sending heartbeats; b falls silent and expires.
+    for (let i = 0; i < 6; i++) {
+      a.send('hb');
+      await sleep(100);
+    }
+    expect(server.members).toEqual([`127.0.0.1:${a.port}`]);
+    a.send('anyone?');
+    await sleep(100);
+    expect(b.got.length + c.got.length).toBe(2);
+  });
+});
+
+describe('chat client', () => {
+  it('sends each stdin line when not interactive, prints what arrives, leaves at the end', async () => {
+    const server = await new ChatServer({ port: 0 }).start();
+    cleanup.push(() => server.stop());
+    const observer = nodeNet.connect(server.port, '127.0.0.1');
+    cleanup.push(() => observer.destroy());
+    let seen = '';
+    observer.on('data', (d) => (seen += d));
+    await waitFor(() => seen.includes('WELCOME'), 'the observer to join');
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${server.port}`, '--nick', 'piper'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    cleanup.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.write('first line\n/who\nsecond line\n');
+    await waitFor(() => seen.includes('piper: second line'), 'both lines relayed', 10_000);
+    observer.write('hi piper\n');
+    await waitFor(() => out.includes(': hi piper'), 'the client to print the reply', 10_000);
+    child.stdin.end();
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(out).toMatch(/^WELCOME to muxnet chat/m);
+    expect(out).toMatch(/^WHO lobby: guest\d+, piper$/m);
+    expect(out).toMatch(/^BYE$/m);
+    expect(seen).toMatch(/ piper: first line\n/);
+    await waitFor(() => seen.includes('* piper quit'), 'the quit announced');
+  });
+});
