@@ -2,7 +2,7 @@
 
 export interface Cell {
   id: string;
-  group: 'echo' | 'idle' | 'udp' | 'memory';
+  group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat';
   protocol: 'tcp' | 'udp';
   connections: number;
   idle: number;
@@ -26,6 +26,11 @@ function memory(count: number): Cell {
   return { id: `memory-${count}`, group: 'memory', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
 }
 
+/** One sender, `members` receivers in one room, 16 lines in flight. */
+function chat(members: number): Cell {
+  return { id: `chat-1to${members}`, group: 'chat', protocol: 'tcp', connections: members, idle: 0, payload: 64, depth: 16 };
+}
+
 export const FULL: Cell[] = [
   echo(1, 64, 1),
   echo(100, 64, 1),
@@ -38,6 +43,9 @@ export const FULL: Cell[] = [
   idle(10000),
   UDP,
   memory(10000),
+  chat(100),
+  chat(1000),
+  chat(10000),
 ];
 
-export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000)];
+export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000)];

@@ -141,6 +141,7 @@ function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunO
     '--duration', String(opts.duration),
     '--server-pid', String(pid),
     ...(cell.protocol === 'udp' ? ['--udp'] : []),
+    ...(cell.group === 'chat' ? ['--chat'] : []),
   ];
   const argv = [...pin, ...args];
   const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -162,10 +163,12 @@ function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunO
 }
 
 /** Runs every cell against every server; results in matrix order. */
-export async function runMatrix(specs: ServerSpec[], cells: Cell[], opts: RunOptions): Promise<Result[]> {
+export async function runMatrix(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
   const pin = pinning();
   const results: Result[] = [];
-  const total = specs.length * cells.length;
+  // Chat servers run the chat cells, echo servers the rest.
+  const cellsFor = (spec: ServerSpec) => allCells.filter((c) => (c.group === 'chat') === (spec.kind === 'chat'));
+  const total = specs.reduce((n, spec) => n + cellsFor(spec).length, 0);
   let done = 0;
   for (const spec of specs) {
     const base = { server: spec.id, label: spec.label, wake: spec.wake };
@@ -174,7 +177,7 @@ export async function runMatrix(specs: ServerSpec[], cells: Cell[], opts: RunOpt
       done++;
     };
     for (const protocol of ['tcp', 'udp'] as const) {
-      const mine = cells.filter((c) => c.protocol === protocol);
+      const mine = cellsFor(spec).filter((c) => c.protocol === protocol);
       if (mine.length === 0) continue;
       if (spec.unavailable) {
         mine.forEach((c) => skip(c, spec.unavailable!));

@@ -17,6 +17,8 @@ export interface ServerSpec {
   limit?: { connections: number; reason: string };
   /** Why it cannot run here, if it cannot. */
   unavailable?: string;
+  /** What it serves: the echo cells, or the chat fan-out cells. */
+  kind: 'echo' | 'chat';
   command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
 }
 
@@ -39,13 +41,21 @@ function fastEcho(backend: string, wake?: string) {
   });
 }
 
+function chatServer(net: 'muxnet' | 'node') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({
+    cmd: process.execPath,
+    args: [path.join(dist, 'cli.js'), 'chat', 'serve', '--port', '0', '--host', host, '--net', net, '--rate', '1000000000', '--max-clients', '20000', '--quiet'],
+  });
+}
+
 const FD_SETSIZE = { connections: 1000, reason: 'select(2): fds < FD_SETSIZE (1024)' };
 
 export function servers(): ServerSpec[] {
   const dropIn = existsSync(path.join(dist, 'net', 'index.js'));
   return [
-    { id: 'node', label: 'node:net', wake: 'libuv', udp: true, command: nodeEcho('node:net') },
+    { kind: 'echo', id: 'node', label: 'node:net', wake: 'libuv', udp: true, command: nodeEcho('node:net') },
     {
+      kind: 'echo',
       id: 'node-onread',
       label: 'node:net onread',
       wake: 'libuv',
@@ -54,6 +64,7 @@ export function servers(): ServerSpec[] {
       command: nodeEcho('node:net'),
     },
     {
+      kind: 'echo',
       id: 'net',
       label: 'muxnet net (drop-in)',
       wake: 'fd',
@@ -61,11 +72,12 @@ export function servers(): ServerSpec[] {
       unavailable: dropIn ? undefined : 'the drop-in layer is not built yet',
       command: nodeEcho('muxnet'),
     },
-    { id: 'mio', label: 'muxnet fast mio', wake: 'fd', udp: true, command: fastEcho('mio') },
-    { id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, command: fastEcho('mio', 'thread') },
-    { id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, command: fastEcho('poll') },
-    { id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, limit: FD_SETSIZE, command: fastEcho('select') },
+    { kind: 'echo', id: 'mio', label: 'muxnet fast mio', wake: 'fd', udp: true, command: fastEcho('mio') },
+    { kind: 'echo', id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, command: fastEcho('mio', 'thread') },
+    { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, command: fastEcho('poll') },
+    { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, limit: FD_SETSIZE, command: fastEcho('select') },
     {
+      kind: 'echo',
       id: 'rust',
       label: 'pure Rust (muxnet-core)',
       wake: '-',
@@ -73,5 +85,7 @@ export function servers(): ServerSpec[] {
       unavailable: existsSync(referenceBinary) ? undefined : 'build it: cargo build --release --example echo-reference',
       command: (_protocol, host) => ({ cmd: referenceBinary, args: ['--port', '0', '--host', host] }),
     },
+    { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
+    { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
   ];
 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub const USAGE: &str = "usage: muxnet-loadgen --port N [--host IP] [--connections N] [--payload BYTES] [--depth N] \
-[--warmup S] [--duration S] [--idle N] [--udp] [--server-pid PID]";
+[--warmup S] [--duration S] [--idle N] [--udp | --chat] [--server-pid PID]";
 
 #[derive(Debug)]
 pub struct Args {
@@ -18,6 +18,8 @@ pub struct Args {
     /// Connections opened and kept silent for the whole run.
     pub idle: usize,
     pub udp: bool,
+    /// Chat fan-out: `connections` members and one sender (see chat.rs).
+    pub chat: bool,
     pub server_pid: Option<u32>,
 }
 
@@ -41,11 +43,13 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         duration: Duration::from_secs(5),
         idle: 0,
         udp: false,
+        chat: false,
         server_pid: None,
     };
     while let Some(flag) = it.next() {
-        if flag == "--udp" {
-            a.udp = true;
+        if flag == "--udp" || flag == "--chat" {
+            a.udp |= flag == "--udp";
+            a.chat |= flag == "--chat";
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -65,6 +69,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     a.target = SocketAddr::new(host, port.ok_or("--port is required")?);
     if a.payload == 0 || a.depth == 0 || a.duration.is_zero() {
         return Err("--payload, --depth and --duration must be > 0".into());
+    }
+    if a.udp && a.chat {
+        return Err("--udp and --chat exclude each other".into());
     }
     if a.udp && a.payload > 65_000 {
         return Err("--payload for --udp must fit a datagram (<= 65000)".into());

@@ -9,6 +9,7 @@
 //! ```
 
 mod args;
+mod chat;
 mod pattern;
 mod proc_stats;
 mod tcp;
@@ -91,7 +92,14 @@ fn main() {
     let clock = Clock::new(&args);
     let mut cpu_at_start = None;
     let mut on_measure_start = || cpu_at_start = args.server_pid.and_then(proc_stats::cpu_seconds);
-    let mut tally = if args.udp { udp::run(&args, clock, &mut on_measure_start) } else { tcp::run(&args, clock, &mut on_measure_start) };
+    let run = if args.chat {
+        chat::run
+    } else if args.udp {
+        udp::run
+    } else {
+        tcp::run
+    };
+    let mut tally = run(&args, clock, &mut on_measure_start);
     let server_cpu = match (args.server_pid.and_then(proc_stats::cpu_seconds), cpu_at_start) {
         (Some(end), Some(start)) => Some(end - start),
         _ => None,
@@ -103,7 +111,13 @@ fn main() {
     println!(
         "{{\"mode\":\"{}\",\"connections\":{},\"idle\":{},\"payload\":{},\"depth\":{},\"duration_s\":{},\"messages\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\
          \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
-        if args.udp { "udp" } else { "tcp" },
+        if args.chat {
+            "chat"
+        } else if args.udp {
+            "udp"
+        } else {
+            "tcp"
+        },
         args.connections,
         args.idle,
         args.payload,

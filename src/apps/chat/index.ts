@@ -14,6 +14,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
           --framing line|length   --idle-timeout S (60)   --rate N (100 lines/s, burst 2N)
           --max-clients N (10000) --max-line BYTES (4096)  --net node (run on node:net)
+          --quiet  no join/leave announcements (benchmarks of huge rooms)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
 
@@ -39,6 +40,7 @@ export async function runChat(argv: string[]): Promise<void> {
       'max-line': { type: 'string' },
       net: { type: 'string' },
       udp: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
       interval: { type: 'string' },
       nick: { type: 'string' },
     },
@@ -90,6 +92,7 @@ async function serve(values: Values): Promise<void> {
     burst: rate * 2,
     maxClients: values['max-clients'] === undefined ? undefined : Number(values['max-clients']),
     maxLine: values['max-line'] === undefined ? undefined : Number(values['max-line']),
+    quiet: Boolean(values.quiet),
   }).start();
   onSignal(() => server.stop());
   console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing)`);

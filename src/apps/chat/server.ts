@@ -25,6 +25,8 @@ export interface ChatServerOptions {
   maxClients?: number;
   /** Queued output past which a member is disconnected as too slow. */
   slowCap?: number;
+  /** No join/leave announcements: for benchmarks of very large rooms. */
+  quiet?: boolean;
 }
 
 interface Member {
@@ -87,6 +89,7 @@ export class ChatServer {
       maxLine: options.maxLine ?? 4096,
       maxClients: options.maxClients ?? 10_000,
       slowCap: options.slowCap ?? 1 << 20,
+      quiet: options.quiet ?? false,
     };
   }
 
@@ -268,14 +271,14 @@ export class ChatServer {
     let members = this.rooms.get(room);
     if (!members) this.rooms.set(room, (members = new Set()));
     members.add(m);
-    this.toRoom(room, `${timestamp()} * ${m.nick} joined ${room}`, m);
+    if (!this.options.quiet) this.toRoom(room, `${timestamp()} * ${m.nick} joined ${room}`, m);
   }
 
   private leaveRoom(m: Member, announcement: string): void {
     const members = this.rooms.get(m.room);
     members?.delete(m);
     if (members?.size === 0 && m.room !== LOBBY) this.rooms.delete(m.room);
-    this.toRoom(m.room, announcement);
+    if (!this.options.quiet) this.toRoom(m.room, announcement);
   }
 
   /** Removes a member: a last line to them, an announcement to their room. */
