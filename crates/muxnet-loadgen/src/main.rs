@@ -54,7 +54,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    fn new(args: &Args) -> Clock {
+    pub fn new(args: &Args) -> Clock {
         let now = Instant::now();
         let measure_from = now + args.warmup;
         let measure_until = measure_from + args.duration;

@@ -30,6 +30,9 @@ export interface ListenOptions {
   backend?: BackendName;
 }
 
+/** Thousands of clients may connect at once: a deep accept queue. */
+const BACKLOG = 4096;
+
 export interface ChatTransport {
   readonly name: string;
   listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
@@ -47,7 +50,7 @@ export const muxnetTransport: ChatTransport = {
   name: 'muxnet',
   async listen(options, handlers) {
     const server = listen(
-      { port: options.port, host: options.host, backend: options.backend },
+      { port: options.port, host: options.host, backend: options.backend, backlog: BACKLOG },
       {
         onOpen: (conn) => handlers.open(conn),
         onData: (conn, chunk) => handlers.data(conn, chunk),
@@ -78,7 +81,7 @@ export const nodeTransport: ChatTransport = {
         sock.on('close', () => handlers.close(sock));
       });
       server.once('error', reject);
-      server.listen(options.port, options.host, () => {
+      server.listen({ port: options.port, host: options.host, backlog: BACKLOG }, () => {
         resolve({ port: (server.address() as nodeNet.AddressInfo).port, close: () => server.close() });
       });
     });
