@@ -129,6 +129,11 @@ export class Connection<T = unknown> implements Handle {
     return this.closedFlag;
   }
 
+  /** `write()` is still allowed: neither closed nor `end()`ed. */
+  get writable(): boolean {
+    return !this.closedFlag && !this.ending;
+  }
+
   /** Bytes queued in Rust that the kernel has not taken yet. */
   get bufferedAmount(): number {
     return this.closedFlag ? 0 : Math.max(0, this.reactor.native.queued(this.token));

@@ -124,8 +124,11 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
         },
         onEnd(conn) {
           // The peer is done sending; we can still answer.
+          expect(conn.writable).toBe(true);
           conn.write('late reply');
           conn.end();
+          expect(conn.writable).toBe(false);
+          expect(() => conn.write('too late')).toThrow(expect.objectContaining({ code: 'ERR_STREAM_WRITE_AFTER_END' }));
         },
       },
     );

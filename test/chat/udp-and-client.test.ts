@@ -74,4 +74,38 @@ describe('chat client', () => {
     expect(seen).toMatch(/ piper: first line\n/);
     await waitFor(() => seen.includes('* piper quit'), 'the quit announced');
   });
+
+  // util-linux `script` gives the client a real pseudo-terminal; its stdin pipe is the keyboard.
+  it.runIf(process.platform === 'linux')('in a terminal: keeps what you type under incoming lines, reconnects with backoff, Ctrl-D leaves', async () => {
+    let server = await new ChatServer({ port: 0 }).start();
+    const port = server.port;
+    cleanup.push(() => server.stop());
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} chat connect 127.0.0.1:${port} --nick alice`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    cleanup.push(() => child.kill('SIGKILL'));
+    let screen = '';
+    child.stdout.on('data', (d) => (screen += d));
+    await waitFor(() => screen.includes('NICK alice'), 'the client to connect and take its nick', 10_000);
+
+    child.stdin.write('hel'); // typed, not yet sent
+    await waitFor(() => screen.endsWith('hel'), 'the echo of what is typed');
+    const bob = nodeNet.connect(port, '127.0.0.1');
+    cleanup.push(() => bob.destroy());
+    let bobSaw = '';
+    bob.on('data', (d) => (bobSaw += d));
+    bob.write('/nick bob\nhi alice\n');
+    await waitFor(() => screen.includes('bob: hi alice'), 'the incoming line', 10_000);
+    // The line is printed on a cleared row, then the prompt comes back with the half-typed text.
+    expect(screen).toMatch(/\x1b\[2K\x1b\[1G\d{4}-\d\d-\d\dT[\d:]+Z bob: hi alice\r\n\x1b\[1G\x1b\[0J> hel/);
+    child.stdin.write('lo\r');
+    await waitFor(() => bobSaw.includes('alice: hello\n'), 'the finished line to reach bob');
+
+    server.stop();
+    await waitFor(() => screen.includes(`* disconnected from 127.0.0.1:${port}; reconnecting in 0.5 s`), 'the client to notice', 10_000);
+    server = await new ChatServer({ port }).start();
+    await waitFor(() => screen.split('* connected to').length === 3, 'the client to reconnect', 10_000);
+
+    child.stdin.write('\x04'); // Ctrl-D
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0);
+  });
 });

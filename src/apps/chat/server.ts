@@ -127,12 +127,13 @@ export class ChatServer {
   }
 
   private send(m: Member, text: string): void {
-    if (!this.options.transport.isClosed(m.conn)) m.conn.write(this.frame(text));
+    if (this.options.transport.isWritable(m.conn)) m.conn.write(this.frame(text));
   }
 
   /** One buffer to a room (minus `except`); members too slow to keep up are cut off. */
   private toRoom(room: string, text: string, except?: Member): void {
-    const members = [...(this.rooms.get(room) ?? [])].filter((m) => m !== except);
+    // Members already leaving (being dropped, or told goodbye) hear nothing more.
+    const members = [...(this.rooms.get(room) ?? [])].filter((m) => m !== except && this.options.transport.isWritable(m.conn));
     const slow = this.options.transport.broadcast(members.map((m) => m.conn), this.frame(text), this.options.slowCap);
     for (const conn of slow) {
       const m = this.members.get(conn);

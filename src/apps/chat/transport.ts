@@ -36,8 +36,8 @@ const BACKLOG = 4096;
 export interface ChatTransport {
   readonly name: string;
   listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
-  /** Closed already (its close may not have been reported yet). */
-  isClosed(conn: ChatConn): boolean;
+  /** Still takes writes: not closed, not ending (its close may not have been reported yet). */
+  isWritable(conn: ChatConn): boolean;
   /**
    * Writes `data` to every connection in `conns`; returns those that need
    * attention: the write failed, or their queue holds more than `cap` bytes.
@@ -59,7 +59,7 @@ export const muxnetTransport: ChatTransport = {
     );
     return { port: server.port, close: () => server.close() };
   },
-  isClosed: (conn) => (conn as Connection).closed,
+  isWritable: (conn) => (conn as Connection).writable,
   broadcast(conns, data, cap) {
     if (conns.length === 0) return [];
     const members = conns as Connection[];
@@ -86,7 +86,7 @@ export const nodeTransport: ChatTransport = {
       });
     });
   },
-  isClosed: (conn) => (conn as nodeNet.Socket).destroyed,
+  isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
   broadcast(conns, data, cap) {
     const sockets = conns as nodeNet.Socket[];
     return sockets.filter((s) => {
