@@ -28,8 +28,13 @@ export declare class Reactor {
   /** Starts connecting; returns the connection's token or a negative errno. */
   connect(host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null): number
   udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number
-  /** Writes now what the kernel takes; returns the bytes left queued. */
-  write(token: number, data: Uint8Array): number
+  /**
+   * `write(token, data)`: writes now what the kernel takes; returns the
+   * bytes left queued, or a negative errno. The hottest call, so a plain
+   * Node-API function: a napi-rs method pays for a borrow registry
+   * (a global lock and an allocation) on every call.
+   */
+  writer(): (token: number, data: Uint8Array) => number
   /**
    * Writes one buffer to many connections in one call (room fan-out).
    * Returns the tokens that need the caller's attention: the write
@@ -39,6 +44,7 @@ export declare class Reactor {
   sendTo(token: number, data: Uint8Array, host: string, port: number): number
   send(token: number, data: Uint8Array): number
   udpConnect(token: number, host: string, port: number): number
+  /** Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP. */
   udpDisconnect(token: number): number
   /** Half-closes after the queued bytes. */
   shutdown(token: number): number

@@ -173,7 +173,7 @@ export class Connection<T = unknown> implements Handle {
       Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
       throw err;
     }
-    const queued = this.reactor.native.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
+    const queued = this.reactor.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
     if (queued < 0) {
       this.destroy(systemError(-queued, 'write'));
       return false;

@@ -32,6 +32,8 @@ const {
 
 export class Reactor {
   readonly native: NativeReactor;
+  /** Writes now what the kernel takes; returns the bytes left queued, or a negative errno. */
+  readonly write: (token: number, data: Uint8Array) => number;
   readonly backend: BackendName;
   /** Handles by token; tokens are small integers reused after close. */
   private readonly handles: (Handle | undefined)[] = [];
@@ -44,6 +46,7 @@ export class Reactor {
     // the poller's fd (to measure one against the other).
     const wake = process.env.MUXNET_WAKE;
     this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), wake ? { wake } : undefined);
+    this.write = this.native.writer();
   }
 
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connect, listen, type Connection } from '../src/fast';
 import { startEcho } from '../src/apps/echo';
+import { getReactor } from '../src/reactor';
 import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, socketFds, waitFor } from './helpers';
 
 describe('invalid options fail before any socket is made', () => {
@@ -189,4 +190,15 @@ it('a node:net server and a muxnet client interoperate', async () => {
   });
   expect(got).toBe('interop');
   server.close();
+});
+
+describe('the native write path', () => {
+  it('rejects what is not bytes with a TypeError and reports an unknown token as an errno', () => {
+    const reactor = getReactor('mio');
+    const write = reactor.write as unknown as (token: unknown, data: unknown) => number;
+    expect(() => write(0, 'text')).toThrow(TypeError);
+    expect(() => write('zero', Buffer.from('x'))).toThrow(TypeError);
+    expect(() => write(0, new Uint16Array(2))).toThrow(TypeError);
+    expect(write(1_000_000, Buffer.from('x'))).toBeLessThan(0);
+  });
 });

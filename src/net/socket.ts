@@ -276,7 +276,7 @@ export class Socket extends Duplex implements Handle {
       this.once('connect', () => this._write(chunk, _encoding, cb));
       return;
     }
-    const queued = this.reactor!.native.write(this.token, chunk);
+    const queued = this.reactor!.write(this.token, chunk);
     if (queued < 0) {
       cb(systemError(-queued, 'write'));
       return;

@@ -202,7 +202,7 @@ impl State {
     }
 
     /// Runs one turn and encodes it; returns the JS call to make, if any.
-    fn run_turn(&mut self) -> napi::Result<Option<(Rc<AsyncContext>, Value, Vec<Value>)>> {
+    fn run_turn(&mut self) -> napi::Result<Option<JsCall>> {
         let env = self.env;
         let Some(js) = &mut self.js else {
             return Ok(None);
@@ -237,6 +237,9 @@ impl State {
         Ok(Some((js.context.clone(), js.callback.value()?, args)))
     }
 }
+
+/// A call into JavaScript: its async context, the function, the arguments.
+type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
 
 /// Writes a turn's events as records; datagram peers go to `peers`.
 fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>) {

@@ -249,3 +249,85 @@ pub fn string_array(env: Env, items: &[String]) -> napi::Result<Value> {
     }
     Ok(array)
 }
+
+/// A JS function calling `callback` with `data`; `finalize` frees `data`
+/// once the function is garbage-collected.
+pub fn function(
+    env: Env,
+    name: &str,
+    callback: sys::napi_callback,
+    data: *mut c_void,
+    finalize: sys::napi_finalize,
+) -> napi::Result<Value> {
+    let mut func = ptr::null_mut();
+    // SAFETY: `env` is live on this thread; `name` is valid UTF-8 of the
+    // given length; `data` stays valid until `finalize` runs.
+    unsafe {
+        check(
+            sys::napi_create_function(env, name.as_ptr().cast(), name.len() as isize, callback, data, &mut func),
+            "napi_create_function",
+        )?;
+        check(sys::napi_add_finalizer(env, func, data, finalize, ptr::null_mut(), ptr::null_mut()), "napi_add_finalizer")?;
+    }
+    Ok(func)
+}
+
+/// The first `N` arguments of a call (missing ones are `undefined`) and
+/// the function's `data`.
+///
+/// # Safety
+/// `env` and `info` must be those of a callback running now.
+pub unsafe fn call_args<const N: usize>(env: Env, info: sys::napi_callback_info) -> ([Value; N], *mut c_void) {
+    let (mut args, mut argc, mut data) = ([ptr::null_mut(); N], N, ptr::null_mut());
+    // SAFETY: per this function's contract; `args` has room for `argc`.
+    unsafe { sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    (args, data)
+}
+
+pub fn u32_of(env: Env, value: Value) -> Option<u32> {
+    let mut n = 0;
+    // SAFETY: `env` is live on this thread; `value` belongs to it.
+    (unsafe { sys::napi_get_value_uint32(env, value, &mut n) } == sys::Status::napi_ok).then_some(n)
+}
+
+/// The bytes of a `Uint8Array` (a `Buffer` is one).
+///
+/// # Safety
+/// The slice must be dropped before any JavaScript runs: JS could detach
+/// or resize the buffer.
+pub unsafe fn bytes_of<'a>(env: Env, value: Value) -> Option<&'a [u8]> {
+    let (mut ty, mut len, mut data, mut buffer, mut offset) = (0, 0usize, ptr::null_mut::<c_void>(), ptr::null_mut(), 0usize);
+    let mut is_typedarray = false;
+    // SAFETY: `env` is live on this thread; `value` belongs to it.
+    unsafe {
+        sys::napi_is_typedarray(env, value, &mut is_typedarray);
+        if !is_typedarray
+            || sys::napi_get_typedarray_info(env, value, &mut ty, &mut len, &mut data, &mut buffer, &mut offset) != sys::Status::napi_ok
+        {
+            return None;
+        }
+    }
+    if ty != sys::TypedarrayType::uint8_array {
+        return None;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: N-API gives the first element's address (offset applied) of
+    // a live array of `len` bytes; the caller keeps JS from running while
+    // the slice lives.
+    (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+pub fn number(env: Env, n: f64) -> Value {
+    let mut value = ptr::null_mut();
+    // SAFETY: `env` is live on this thread.
+    unsafe { sys::napi_create_double(env, n, &mut value) };
+    value
+}
+
+pub fn throw_type_error(env: Env, message: &str) {
+    let msg = std::ffi::CString::new(message).unwrap_or_default();
+    // SAFETY: `env` is live on this thread; `msg` is NUL-terminated.
+    unsafe { sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr()) };
+}

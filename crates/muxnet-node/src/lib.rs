@@ -139,6 +139,41 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
     }
 }
 
+/// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
+fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+    let mut state = state.borrow_mut();
+    if state.is_closed() {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    let r = f(&mut state.reactor);
+    state.kick();
+    r
+}
+
+unsafe extern "C" fn write_callback(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> napi::sys::napi_value {
+    // SAFETY: called by Node-API with this call's env and info.
+    let ([token, data], weak) = unsafe { js::call_args::<2>(env, info) };
+    // SAFETY: `weak` is the Box made by `writer`, freed only when this
+    // function is collected, which cannot happen while it runs.
+    let weak = unsafe { &*weak.cast::<Weak<RefCell<State>>>() };
+    // SAFETY: no JavaScript runs while `bytes` lives (the reactor's write
+    // is plain Rust).
+    let (Some(token), Some(bytes)) = (js::u32_of(env, token), unsafe { js::bytes_of(env, data) }) else {
+        js::throw_type_error(env, "write(token: number, data: Uint8Array)");
+        return std::ptr::null_mut();
+    };
+    let result = match weak.upgrade() {
+        Some(state) => code(with_reactor(&state, |r| r.write(Token(token as usize), bytes))),
+        None => -(libc::EBADF as i64),
+    };
+    js::number(env, result as f64)
+}
+
+unsafe extern "C" fn drop_weak_state(_env: napi::sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Box made by `writer`; Node-API finalizes once.
+    drop(unsafe { Box::from_raw(data.cast::<Weak<RefCell<State>>>()) });
+}
+
 #[napi]
 impl Reactor {
     /// `onEvents(count, records, slab, peers)` is called once per turn.
@@ -189,15 +224,9 @@ impl Reactor {
         self.wake_mode
     }
 
-    /// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
+    /// [`with_reactor`] on this reactor.
     fn with<T>(&self, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
-        let mut state = self.state.borrow_mut();
-        if state.is_closed() {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-        let r = f(&mut state.reactor);
-        state.kick();
-        r
+        with_reactor(&self.state, f)
     }
 
     /// Listens; returns the listener's token or a negative errno.
@@ -234,10 +263,22 @@ impl Reactor {
         }))
     }
 
-    /// Writes now what the kernel takes; returns the bytes left queued.
-    #[napi]
-    pub fn write(&self, token: u32, data: &[u8]) -> i64 {
-        code(self.with(|r| r.write(Token(token as usize), data)))
+    /// `write(token, data)`: writes now what the kernel takes; returns the
+    /// bytes left queued, or a negative errno. The hottest call, so a plain
+    /// Node-API function: a napi-rs method pays for a borrow registry
+    /// (a global lock and an allocation) on every call.
+    #[napi(ts_return_type = "(token: number, data: Uint8Array) => number")]
+    pub fn writer(&self, env: Env) -> Result<Unknown<'_>> {
+        let data = Box::into_raw(Box::new(Rc::downgrade(&self.state)));
+        match js::function(env.raw(), "write", Some(write_callback), data.cast(), Some(drop_weak_state)) {
+            // SAFETY: `func` was just created in `env`.
+            Ok(func) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), func) }),
+            Err(e) => {
+                // SAFETY: the function was not made, so nothing else owns `data`.
+                drop(unsafe { Box::from_raw(data) });
+                Err(e)
+            }
+        }
     }
 
     /// Writes one buffer to many connections in one call (room fan-out).
@@ -246,7 +287,11 @@ impl Reactor {
     #[napi]
     pub fn broadcast(&self, tokens: &[u32], data: &[u8], slow_cap: u32) -> Vec<u32> {
         let attention = self.with(|r| {
-            Ok(tokens.iter().copied().filter(|&t| !matches!(r.write(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize)).collect())
+            Ok(tokens
+                .iter()
+                .copied()
+                .filter(|&t| !matches!(r.write(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize))
+                .collect())
         });
         // A closed reactor wrote nothing at all.
         attention.unwrap_or_else(|_| tokens.to_vec())
@@ -267,10 +312,16 @@ impl Reactor {
         code(self.with(|r| r.udp_connect(Token(token as usize), parse_addr(&host, port)?).map(|()| 0)))
     }
 
-    #[cfg(unix)]
+    /// Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP.
     #[napi]
     pub fn udp_disconnect(&self, token: u32) -> i64 {
-        code(self.with(|r| r.udp_disconnect(Token(token as usize)).map(|()| 0)))
+        #[cfg(unix)]
+        return code(self.with(|r| r.udp_disconnect(Token(token as usize)).map(|()| 0)));
+        #[cfg(not(unix))]
+        {
+            let _ = token;
+            -(libc::EOPNOTSUPP as i64)
+        }
     }
 
     /// Half-closes after the queued bytes.
