@@ -2,9 +2,9 @@
 //! line the benchmark measures everything else against.
 //!
 //! ```text
-//! cargo run --release --example echo-reference -- [--port 7000] [--host 127.0.0.1] [--backend mio|poll|select]
+//! cargo run --release --example echo-reference -- [--port 7000] [--host 127.0.0.1] [--backend mio|poll|select] [--udp]
 //! ```
-//! Prints `listening on HOST:PORT (backend)` once ready; runs until killed.
+//! Prints `listening on tcp|udp HOST:PORT (backend)` once ready; runs until killed.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,12 +14,17 @@ struct Args {
     host: IpAddr,
     port: u16,
     backend: BackendKind,
+    udp: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { host: [127, 0, 0, 1].into(), port: 7000, backend: BackendKind::Mio };
+    let mut args = Args { host: [127, 0, 0, 1].into(), port: 7000, backend: BackendKind::Mio, udp: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--udp" {
+            args.udp = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--port" => args.port = value.parse().map_err(|_| format!("bad port: {value}"))?,
@@ -37,12 +42,13 @@ fn main() {
         std::process::exit(2);
     });
     let mut reactor = Reactor::new(args.backend, Config::default()).expect("create reactor");
-    let server = reactor.listen(&BindOptions::new(SocketAddr::new(args.host, args.port)), true).unwrap_or_else(|e| {
-        eprintln!("echo-reference: listen {}:{}: {e}", args.host, args.port);
+    let bind = BindOptions::new(SocketAddr::new(args.host, args.port));
+    let server = if args.udp { reactor.udp_bind(&bind) } else { reactor.listen(&bind, true) }.unwrap_or_else(|e| {
+        eprintln!("echo-reference: bind {}:{}: {e}", args.host, args.port);
         std::process::exit(1);
     });
     let addr = reactor.local_addr(server).expect("local address");
-    println!("listening on {addr} ({})", args.backend.name());
+    println!("listening on {} {addr} ({})", if args.udp { "udp" } else { "tcp" }, args.backend.name());
 
     // Data is echoed within the turn that read it, so the slab is reused
     // from the start every turn.
@@ -54,6 +60,10 @@ fn main() {
         for event in &events {
             match *event {
                 Event::Data { conn, offset, len } => echo(&mut reactor, conn, &slab[offset..offset + len]),
+                // A full send buffer drops the echo, as UDP may.
+                Event::Message { socket, offset, len, from } => {
+                    let _ = reactor.send_to(socket, &slab[offset..offset + len], from);
+                }
                 Event::End { conn } => {
                     let _ = reactor.shutdown(conn);
                 }
