@@ -37,8 +37,11 @@ export declare class Reactor {
   writer(): (token: number, data: Uint8Array) => number
   /**
    * Writes one buffer to many connections in one call (room fan-out).
-   * Returns the tokens that need the caller's attention: the write
-   * failed, or their queue now holds more than `slowCap` bytes.
+   * The writes are corked: each connection gets one send for all that
+   * was broadcast to it in this batch of events (or, outside one, by
+   * the next turn). Returns the tokens that need the caller's
+   * attention: the write failed, or their queue now holds more than
+   * `slowCap` bytes.
    */
   broadcast(tokens: Uint32Array, data: Uint8Array, slowCap: number): Array<number>
   sendTo(token: number, data: Uint8Array, host: string, port: number): number

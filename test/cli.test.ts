@@ -78,6 +78,7 @@ describe('muxnet echo', () => {
     [['echo', '--backend', 'epoll9'], /'backend' must be one of/],
     [['echo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command: frobnicate/],
+    [['chat', 'serve', '--port', '0', '--net', 'libuv'], /--net must be one of muxnet, node, node-corked, not libuv/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';

@@ -41,7 +41,7 @@ function fastEcho(backend: string, wake?: string) {
   });
 }
 
-function chatServer(net: 'muxnet' | 'node') {
+function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({
     cmd: process.execPath,
     args: [path.join(dist, 'cli.js'), 'chat', 'serve', '--port', '0', '--host', host, '--net', net, '--rate', '1000000000', '--max-clients', '20000', '--quiet'],
@@ -86,6 +86,7 @@ export function servers(): ServerSpec[] {
       command: (protocol, host) => ({ cmd: referenceBinary, args: ['--port', '0', '--host', host, ...(protocol === 'udp' ? ['--udp'] : [])] }),
     },
     { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
+    { kind: 'chat', id: 'chat-node-corked', label: 'chat server on node:net, corked', wake: 'libuv', udp: false, command: chatServer('node-corked') },
     { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
   ];
 }

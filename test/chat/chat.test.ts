@@ -3,7 +3,7 @@ import nodeNet from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/binding';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
-import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
+import { muxnetTransport, nodeCorkedTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { sleep, waitFor } from '../helpers';
 
 /** A line-protocol client that records every line it receives. */
@@ -71,6 +71,7 @@ async function join(server: ChatServer, nick: string, room?: string): Promise<Cl
 describe.each([
   ['muxnet', muxnetTransport],
   ['node:net', nodeTransport],
+  ['node:net, corked', nodeCorkedTransport],
 ])('chat on %s', (_name, transport) => {
   it('relays every line to every other room member exactly once, in order; nobody else gets it', async () => {
     const server = await start({ transport });

@@ -81,6 +81,10 @@ pub(crate) struct Connection {
     pub write_closed: bool,
     /// A write was queued: report `Drain` once the queue empties.
     pub want_drain: bool,
+    /// The queue holds corked bytes, not yet tried (see `Reactor::write_corked`).
+    pub corked: bool,
+    /// A corked flush failed outside a turn; the next turn reports it.
+    pub failed: Option<io::Error>,
 }
 
 impl Connection {

@@ -167,6 +167,8 @@ pub struct Reactor {
     readiness: Vec<Readiness>,
     /// Sockets that may still have input after their budget ran out.
     carry: Vec<Token>,
+    /// Connections with corked bytes to flush (entries may be stale).
+    corked: Vec<Token>,
     /// Counts changes to the backend's interest set.
     interest_changes: u64,
     config: Config,
@@ -185,6 +187,7 @@ impl Reactor {
             open: 0,
             readiness: Vec::new(),
             carry: Vec::new(),
+            corked: Vec::new(),
             interest_changes: 0,
             config,
         }
@@ -396,29 +399,103 @@ impl Reactor {
     /// taken, however large, so the queue stays below the cap plus one
     /// write (memory the caller already held).
     pub fn write(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let (stream, conn) = self.writable_stream(token, data.len())?;
+        // Nothing watches for writable until a queue meets a full buffer.
+        let mut unwatched = conn.queue.is_empty();
+        if std::mem::take(&mut conn.corked) {
+            // Corked bytes go first, and now: this write is not corked.
+            conn.queue.flush(stream)?;
+            unwatched = true;
+        }
+        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data)? } else { 0 };
+        let rest = &data[direct..];
+        if !rest.is_empty() {
+            conn.queue.push(rest);
+            conn.want_drain = true;
+        }
+        let queued = conn.queue.len();
+        if unwatched && queued > 0 {
+            self.sync_interest(token)?;
+        }
+        Ok(queued)
+    }
+
+    /// Queues `data` without trying to send it; every corked connection is
+    /// flushed by [`Reactor::uncork`] (or the next turn), with one send for
+    /// all that was corked. A fan-out of many small messages in one batch
+    /// costs a syscall per connection, not per message. Returns the bytes
+    /// held back by the kernel: the queue's length once a send met a full
+    /// buffer, 0 while it is only corked (nothing was refused yet, however
+    /// much one batch corked). The cap applies as for [`Reactor::write`].
+    pub fn write_corked(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let (_, conn) = self.writable_stream(token, data.len())?;
+        // A queue already waiting for the kernel (or a connect) is flushed
+        // when the socket turns writable, as for any write.
+        let newly_corked = conn.queue.is_empty() && !conn.connecting;
+        conn.corked |= newly_corked;
+        conn.queue.push(data);
+        let held_back = if conn.corked { 0 } else { conn.queue.len() };
+        if newly_corked {
+            if self.corked.is_empty() {
+                // A fan-out from outside a turn (a timer) still goes out soon.
+                self.backend.waker().wake()?;
+            }
+            self.corked.push(token);
+        }
+        Ok(held_back)
+    }
+
+    /// Sends what was corked. What the kernel refuses waits for writable;
+    /// a failure is reported by the next turn, as a `Close` with the error.
+    pub fn uncork(&mut self) {
+        let mut corked = std::mem::take(&mut self.corked);
+        for token in corked.drain(..) {
+            let Ok((stream, conn)) = self.stream(token) else { continue };
+            if !std::mem::take(&mut conn.corked) {
+                continue;
+            }
+            let result = conn.queue.flush(stream).and_then(|()| {
+                if conn.queue.is_empty() && conn.ending && !conn.write_closed {
+                    stream.shutdown(std::net::Shutdown::Write)?;
+                    conn.write_closed = true;
+                }
+                Ok(())
+            });
+            match result {
+                Err(error) => {
+                    conn.failed = Some(error);
+                    self.carry.push(token);
+                }
+                Ok(()) if conn.finished() => self.carry.push(token),
+                Ok(()) if !conn.queue.is_empty() => {
+                    if let Err(error) = self.sync_interest(token) {
+                        if let Ok((_, conn)) = self.stream(token) {
+                            conn.failed = Some(error);
+                        }
+                        self.carry.push(token);
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+        // Keep the allocation for the next batch.
+        self.corked = corked;
+    }
+
+    /// The connection, if it may still be written and `len` more bytes fit:
+    /// with bytes already queued, a write that could pass the cap fails
+    /// with `ENOBUFS` before any byte goes out (what the kernel took
+    /// cannot be taken back, and the caller is told nothing was written).
+    fn writable_stream(&mut self, token: Token, len: usize) -> io::Result<(&mut mio::net::TcpStream, &mut Connection)> {
         let cap = self.config.write_queue_cap;
         let (stream, conn) = self.stream(token)?;
         if conn.ending || conn.write_closed {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after end"));
         }
-        // Checked before any byte goes out: what the kernel took cannot be
-        // taken back, and the caller is told nothing was written.
-        if !conn.queue.is_empty() && conn.queue.len() + data.len() > cap {
+        if !conn.queue.is_empty() && conn.queue.len() + len > cap {
             return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
         }
-        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data)? } else { 0 };
-        let rest = &data[direct..];
-        if rest.is_empty() {
-            return Ok(conn.queue.len());
-        }
-        let was_empty = conn.queue.is_empty();
-        conn.queue.push(rest);
-        conn.want_drain = true;
-        let queued = conn.queue.len();
-        if was_empty {
-            self.sync_interest(token)?;
-        }
-        Ok(queued)
+        Ok((stream, conn))
     }
 
     /// Half-closes: FIN goes out after the queued bytes. The socket closes
@@ -469,6 +546,7 @@ impl Reactor {
     /// every ready accept, connect, read and flush, and appends what
     /// happened to `events`.
     pub fn turn(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        self.uncork();
         let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
         let mut ready = std::mem::take(&mut self.readiness);
         ready.clear();
@@ -574,6 +652,9 @@ impl Reactor {
 
     fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<()> {
         let token = r.token;
+        if let Some(error) = self.stream(token)?.1.failed.take() {
+            return Err(error);
+        }
         let entry = self.entry(token)?;
         if r.error || matches!(&entry.kind, Kind::Stream(c) if c.connecting && (r.writable || r.readable)) {
             if let Some(error) = entry.socket.take_error()? {

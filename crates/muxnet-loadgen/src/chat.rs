@@ -121,6 +121,10 @@ pub fn run(args: &Args, connect_clock: Clock, on_measure_start: &mut dyn FnMut()
                             }
                         }
                         m.partial.drain(..consumed);
+                        // A short read drained the socket (see tcp.rs).
+                        if n < buf.len() {
+                            break;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

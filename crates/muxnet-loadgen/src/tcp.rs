@@ -158,6 +158,13 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
                                 if !done.is_empty() {
                                     c.fill(args, now);
                                 }
+                                // A short read drained the socket; with edge
+                                // triggering more input raises a new event.
+                                // Skipping the read that would only say
+                                // WouldBlock leaves the client core to load.
+                                if n < buf.len() {
+                                    break;
+                                }
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -279,6 +279,8 @@ impl State {
         if self.is_closed() {
             return;
         }
+        // What JS broadcast during the batch goes out now, one send per connection.
+        self.reactor.uncork();
         let pending = self.reactor.has_pending();
         let changes = self.reactor.interest_changes();
         let waker = self.reactor.backend().waker();

@@ -282,15 +282,18 @@ impl Reactor {
     }
 
     /// Writes one buffer to many connections in one call (room fan-out).
-    /// Returns the tokens that need the caller's attention: the write
-    /// failed, or their queue now holds more than `slowCap` bytes.
+    /// The writes are corked: each connection gets one send for all that
+    /// was broadcast to it in this batch of events (or, outside one, by
+    /// the next turn). Returns the tokens that need the caller's
+    /// attention: the write failed, or their queue now holds more than
+    /// `slowCap` bytes.
     #[napi]
     pub fn broadcast(&self, tokens: &[u32], data: &[u8], slow_cap: u32) -> Vec<u32> {
         let attention = self.with(|r| {
             Ok(tokens
                 .iter()
                 .copied()
-                .filter(|&t| !matches!(r.write(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize))
+                .filter(|&t| !matches!(r.write_corked(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize))
                 .collect())
         });
         // A closed reactor wrote nothing at all.

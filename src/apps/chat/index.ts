@@ -5,10 +5,13 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '../../fast';
 import { runClient } from './client';
 import { ChatServer } from './server';
-import { nodeTransport, muxnetTransport } from './transport';
+import { nodeTransport, nodeCorkedTransport, muxnetTransport, type ChatTransport } from './transport';
 import { UdpChatServer } from './udp';
 
-export { ChatServer, UdpChatServer, runClient, nodeTransport, muxnetTransport };
+export { ChatServer, UdpChatServer, runClient, nodeTransport, nodeCorkedTransport, muxnetTransport };
+
+/** `--net`: the network stack the chat server runs on. */
+const TRANSPORTS: Record<string, ChatTransport> = { muxnet: muxnetTransport, node: nodeTransport, 'node-corked': nodeCorkedTransport };
 
 export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line protocol; nc/telnet can join)
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
@@ -79,13 +82,15 @@ async function serve(values: Values): Promise<void> {
     console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
     return;
   }
+  const transport = TRANSPORTS[(values.net as string | undefined) ?? 'muxnet'];
+  if (!transport) throw new Error(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
   const rate = values.rate === undefined ? 100 : Number(values.rate);
   if (values.framing !== 'line' && values.framing !== 'length') throw new Error(`--framing must be line or length, not ${values.framing}`);
   const server = await new ChatServer({
     port: Number(values.port ?? 7001),
     host,
     backend,
-    transport: values.net === 'node' ? nodeTransport : muxnetTransport,
+    transport,
     framing: values.framing,
     idleTimeoutMs: seconds(values['idle-timeout'] as string | undefined, 60),
     rate,

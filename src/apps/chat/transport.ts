@@ -69,29 +69,54 @@ export const muxnetTransport: ChatTransport = {
   },
 };
 
-/** node:net, the baseline: one write() per member. */
-export const nodeTransport: ChatTransport = {
-  name: 'node:net',
-  listen(options, handlers) {
-    return new Promise((resolve, reject) => {
-      const server = nodeNet.createServer({ noDelay: true }, (sock) => {
-        handlers.open(sock);
-        sock.on('data', (chunk) => handlers.data(sock, chunk));
-        sock.on('error', () => sock.destroy());
-        sock.on('close', () => handlers.close(sock));
+/**
+ * node:net, the baseline: one `write()` per member per line, as Node code
+ * usually does; `cork` batches the lines of one tick into one writev per
+ * member, as muxnet's broadcast does.
+ */
+function nodeTransportWith(cork: boolean): ChatTransport {
+  /** Bytes corked per socket in this tick. */
+  const corkedBytes = new Map<nodeNet.Socket, number>();
+  const uncork = (s: nodeNet.Socket) => {
+    corkedBytes.delete(s);
+    s.uncork();
+  };
+  return {
+    name: cork ? 'node:net, corked' : 'node:net',
+    listen(options, handlers) {
+      return new Promise((resolve, reject) => {
+        const server = nodeNet.createServer({ noDelay: true }, (sock) => {
+          handlers.open(sock);
+          sock.on('data', (chunk) => handlers.data(sock, chunk));
+          sock.on('error', () => sock.destroy());
+          sock.on('close', () => handlers.close(sock));
+        });
+        server.once('error', reject);
+        server.listen({ port: options.port, host: options.host, backlog: BACKLOG }, () => {
+          resolve({ port: (server.address() as nodeNet.AddressInfo).port, close: () => server.close() });
+        });
       });
-      server.once('error', reject);
-      server.listen({ port: options.port, host: options.host, backlog: BACKLOG }, () => {
-        resolve({ port: (server.address() as nodeNet.AddressInfo).port, close: () => server.close() });
+    },
+    isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
+    broadcast(conns, data, cap) {
+      return (conns as nodeNet.Socket[]).filter((s) => {
+        let corked = 0;
+        if (cork) {
+          corked = corkedBytes.get(s) ?? -1;
+          if (corked < 0) {
+            s.cork();
+            corked = 0;
+            process.nextTick(uncork, s);
+          }
+          corkedBytes.set(s, corked + data.length);
+        }
+        s.write(data);
+        // Only what the kernel held back counts, not what this tick corked.
+        return s.destroyed || s.writableLength - (cork ? corked + data.length : 0) > cap;
       });
-    });
-  },
-  isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
-  broadcast(conns, data, cap) {
-    const sockets = conns as nodeNet.Socket[];
-    return sockets.filter((s) => {
-      s.write(data);
-      return s.destroyed || s.writableLength > cap;
-    });
-  },
-};
+    },
+  };
+}
+
+export const nodeTransport = nodeTransportWith(false);
+export const nodeCorkedTransport = nodeTransportWith(true);
