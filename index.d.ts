@@ -30,11 +30,14 @@ export declare class Reactor {
   udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number
   /**
    * `write(token, data)`: writes now what the kernel takes; returns the
-   * bytes left queued, or a negative errno. The hottest call, so a plain
-   * Node-API function: a napi-rs method pays for a borrow registry
-   * (a global lock and an allocation) on every call.
+   * bytes left queued, or a negative errno.
    */
   writer(): (token: number, data: Uint8Array) => number
+  /**
+   * `send(token, data[, host, port])`: one datagram, to `host:port` or to
+   * the connected peer; returns the bytes sent or a negative errno.
+   */
+  sender(): (token: number, data: Uint8Array, host?: string, port?: number) => number
   /**
    * Writes one buffer to many connections in one call (room fan-out).
    * The writes are corked: each connection gets one send for all that
@@ -44,8 +47,6 @@ export declare class Reactor {
    * `slowCap` bytes.
    */
   broadcast(tokens: Uint32Array, data: Uint8Array, slowCap: number): Array<number>
-  sendTo(token: number, data: Uint8Array, host: string, port: number): number
-  send(token: number, data: Uint8Array): number
   udpConnect(token: number, host: string, port: number): number
   /** Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP. */
   udpDisconnect(token: number): number

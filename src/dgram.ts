@@ -153,7 +153,7 @@ export class Socket extends EventEmitter implements Handle {
     };
     if (this.connected) {
       this.whenBound(() => {
-        const r = this.reactor!.native.send(this.token, data);
+        const r = this.reactor!.send(this.token, data);
         finish(r < 0 ? systemError(-r, 'send', this.connected?.address, this.connected?.port) : null, r < 0 ? undefined : r);
       });
       return;
@@ -162,7 +162,7 @@ export class Socket extends EventEmitter implements Handle {
     this.resolve(address, (err, host) => {
       if (err) return finish(err);
       this.whenBound(() => {
-        const r = this.reactor!.native.sendTo(this.token, data, host, p);
+        const r = this.reactor!.send(this.token, data, host, p);
         finish(r < 0 ? systemError(-r, 'send', host, p) : null, r < 0 ? undefined : r);
       });
     });

@@ -437,10 +437,15 @@ export class UdpSocket implements Handle {
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     if (this.closedFlag) throw socketClosed();
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    if (port === undefined) return this.sent(this.reactor.native.send(this.token, buf));
+    if (port === undefined) return this.sent(this.reactor.send(this.token, buf));
     const p = validatePort(port, 'port', false);
-    const h = validateHost(host, 'address', this.address()?.family === 'IPv6' ? '::1' : '127.0.0.1');
-    return this.sent(this.reactor.native.sendTo(this.token, buf, h, p), h, p);
+    const h = host === undefined ? this.loopback() : validateHost(host, 'address');
+    return this.sent(this.reactor.send(this.token, buf, h, p), h, p);
+  }
+
+  /** Where a send with no host goes, as node:dgram does: loopback of the socket's family. */
+  private loopback(): string {
+    return this.address()?.family === 'IPv6' ? '::1' : '127.0.0.1';
   }
 
   private sent(r: number, host?: string, port?: number): boolean {

@@ -34,6 +34,8 @@ export class Reactor {
   readonly native: NativeReactor;
   /** Writes now what the kernel takes; returns the bytes left queued, or a negative errno. */
   readonly write: (token: number, data: Uint8Array) => number;
+  /** Sends one datagram (to `host:port`, or the connected peer); returns the bytes sent, or a negative errno. */
+  readonly send: (token: number, data: Uint8Array, host?: string, port?: number) => number;
   readonly backend: BackendName;
   /** Handles by token; tokens are small integers reused after close. */
   private readonly handles: (Handle | undefined)[] = [];
@@ -47,6 +49,7 @@ export class Reactor {
     const wake = process.env.MUXNET_WAKE;
     this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), wake ? { wake } : undefined);
     this.write = this.native.writer();
+    this.send = this.native.sender();
   }
 
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */

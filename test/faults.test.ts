@@ -193,12 +193,24 @@ it('a node:net server and a muxnet client interoperate', async () => {
 });
 
 describe('the native write path', () => {
-  it('rejects what is not bytes with a TypeError and reports an unknown token as an errno', () => {
+  it('writes only bytes, and reports an unknown token as an errno', () => {
     const reactor = getReactor('mio');
     const write = reactor.write as unknown as (token: unknown, data: unknown) => number;
     expect(() => write(0, 'text')).toThrow(TypeError);
     expect(() => write('zero', Buffer.from('x'))).toThrow(TypeError);
     expect(() => write(0, new Uint16Array(2))).toThrow(TypeError);
     expect(write(1_000_000, Buffer.from('x'))).toBeLessThan(0);
+  });
+
+  it('sends datagrams only with bytes, an IP address and a port', () => {
+    const reactor = getReactor('mio');
+    const send = reactor.send as unknown as (...args: unknown[]) => number;
+    expect(() => send(0, 'text', '127.0.0.1', 9)).toThrow(TypeError);
+    expect(() => send(0, Buffer.from('x'), 127, 9)).toThrow(TypeError);
+    expect(() => send(0, Buffer.from('x'), '127.0.0.1')).toThrow(TypeError);
+    expect(() => send(0, Buffer.from('x'), 'x'.repeat(100), 9)).toThrow(TypeError);
+    // No such socket, and not an address: errnos, as for every native call.
+    expect(send(1_000_000, Buffer.from('x'), '127.0.0.1', 9)).toBeLessThan(0);
+    expect(send(1_000_000, Buffer.from('x'))).toBeLessThan(0);
   });
 });

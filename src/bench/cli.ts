@@ -6,8 +6,9 @@
  *   --quick               a small matrix, short cells (under a minute)
  *   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust
  *   --cells a,b           cell ids (default: the matrix); see bench/README or --list
- *   --duration S          measured seconds per cell (default 5; quick 1)
- *   --warmup S            warm-up seconds per cell (default 1; quick 0.3)
+ *   --duration S          measured seconds per cell and round (default 1.5; quick 1)
+ *   --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
+ *   --rounds N            run the matrix N times, report each cell's median (default 3; quick 1)
  *   --list                print servers and cells, run nothing
  */
 import { execFileSync } from 'node:child_process';
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
         cells: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
+        rounds: { type: 'string' },
         list: { type: 'boolean', default: false },
       },
     }));
@@ -65,9 +67,11 @@ async function main(): Promise<void> {
     console.log(`cells (full): ${FULL.map((c) => c.id).join(', ')}\ncells (quick): ${QUICK.map((c) => c.id).join(', ')}`);
     return;
   }
-  const duration = Number(values.duration ?? (values.quick ? 1 : 5));
-  const warmup = Number(values.warmup ?? (values.quick ? 0.3 : 1));
+  const duration = Number(values.duration ?? (values.quick ? 1 : 1.5));
+  const warmup = Number(values.warmup ?? (values.quick ? 0.3 : 0.5));
+  const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   if (!(duration > 0) || !(warmup >= 0)) fail('--duration must be > 0 and --warmup >= 0');
+  if (!Number.isInteger(rounds) || rounds < 1) fail('--rounds must be a whole number >= 1');
 
   ensureBinaries();
   const pin = pinning();
@@ -80,8 +84,10 @@ async function main(): Promise<void> {
     pinning: pin.note,
     duration,
     warmup,
+    rounds,
   };
-  console.error(`bench: ${env.cpus} × ${env.cpu}, Node ${env.node}; ${pin.note}; ${warmup}+${duration} s per cell`);
+  const method = `${warmup} s warm-up + ${duration} s per cell${rounds > 1 ? `, median of ${rounds} rounds of the whole matrix` : ''}`;
+  console.error(`bench: ${env.cpus} × ${env.cpu}, Node ${env.node}; ${pin.note}; ${method}`);
 
   process.once('SIGINT', () => {
     killAll();
@@ -92,12 +98,13 @@ async function main(): Promise<void> {
     host: '127.0.0.1',
     warmup,
     duration,
+    rounds,
     onProgress: (line) => process.stderr.write(`\r\x1b[K${line}`),
   });
   process.stderr.write('\r\x1b[K');
 
   const table = markdown(results, cells);
-  console.log(`## muxnet benchmark, ${env.date}\n\n${env.cpus} × ${env.cpu}; Node ${env.node}; ${env.pinning}; ${warmup} s warm-up + ${duration} s per cell.\n`);
+  console.log(`## muxnet benchmark, ${env.date}\n\n${env.cpus} × ${env.cpu}; Node ${env.node}; ${env.pinning}; ${method}.\n`);
   console.log(table);
 
   const dir = path.join(root, 'bench', 'results');

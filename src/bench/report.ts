@@ -11,6 +11,16 @@ function baseline(results: Result[], cell: string, server: string): Result | und
   return results.find((r) => r.cell === cell && r.server === server && r.status === 'ok');
 }
 
+/** The rounds behind a median: their range as % of it, and any that failed. */
+function spread(r: Result): string {
+  if (!r.rounds || r.rounds.of === 1) return '1';
+  const { ok, of, msgsPerS } = r.rounds;
+  const mid = r.load!.msgs_per_s;
+  const pct = (n: number) => Math.round((100 * n) / mid);
+  const range = ok > 1 ? ` (${pct(Math.min(...msgsPerS))}–${pct(Math.max(...msgsPerS))} %)` : '';
+  return `${ok}/${of}${range}`;
+}
+
 /** One markdown table per cell; ratios against node:net and the Rust reference of the same run. */
 export function markdown(results: Result[], cells: Cell[]): string {
   const out: string[] = [];
@@ -29,18 +39,18 @@ export function markdown(results: Result[], cells: Cell[]): string {
       }
     } else {
       out.push(
-        '| server | wake | msgs/s | × node | MB/s | p50 µs | p99 µs | msgs per server CPU-s | × node | × rust | errors |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | msgs per server CPU-s | × node | × rust | errors |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       );
       for (const r of rows) {
         const l = r.load;
         if (r.status !== 'ok' || !l) {
-          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | |`);
+          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | | |`);
           continue;
         }
         const errors = l.errors + l.verification_errors + (l.lost ?? 0);
         out.push(
-          `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
+          `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
             `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${errors} |`,
         );
       }

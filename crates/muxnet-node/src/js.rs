@@ -331,3 +331,23 @@ pub fn throw_type_error(env: Env, message: &str) {
     // SAFETY: `env` is live on this thread; `msg` is NUL-terminated.
     unsafe { sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr()) };
 }
+
+pub fn is_undefined(env: Env, value: Value) -> bool {
+    let mut ty = sys::ValueType::napi_undefined;
+    // SAFETY: `env` is live on this thread; `value` belongs to it.
+    unsafe { sys::napi_typeof(env, value, &mut ty) };
+    ty == sys::ValueType::napi_undefined
+}
+
+/// A JS string as UTF-8 in `buf`; `None` if it is not a string or does
+/// not fit.
+pub fn str_of(env: Env, value: Value, buf: &mut [u8]) -> Option<&str> {
+    let mut len = 0;
+    // SAFETY: `env` is live on this thread; `buf` has room for `buf.len()`
+    // bytes including the NUL Node-API writes.
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+    if status != sys::Status::napi_ok || len + 1 >= buf.len() {
+        return None;
+    }
+    std::str::from_utf8(&buf[..len]).ok()
+}

@@ -6,6 +6,7 @@
 
 mod codec;
 mod driver;
+mod fast_path;
 mod js;
 #[cfg(windows)]
 mod tsfn;
@@ -93,14 +94,14 @@ impl From<SocketAddr> for SocketAddress {
     }
 }
 
-fn parse_addr(host: &str, port: u32) -> io::Result<SocketAddr> {
+pub(crate) fn parse_addr(host: &str, port: u32) -> io::Result<SocketAddr> {
     let ip: IpAddr = host.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))?;
     let port = u16::try_from(port).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "port out of range"))?;
     Ok(SocketAddr::new(ip, port))
 }
 
 /// `Ok(n)` as `n`, an error as its negative errno.
-fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
+pub(crate) fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
     match r {
         Ok(n) => n.try_into().unwrap_or(i64::MAX),
         Err(e) => -(errno_of(&e) as i64),
@@ -140,7 +141,7 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
 }
 
 /// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
-fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
     let mut state = state.borrow_mut();
     if state.is_closed() {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
@@ -148,30 +149,6 @@ fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> 
     let r = f(&mut state.reactor);
     state.kick();
     r
-}
-
-unsafe extern "C" fn write_callback(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> napi::sys::napi_value {
-    // SAFETY: called by Node-API with this call's env and info.
-    let ([token, data], weak) = unsafe { js::call_args::<2>(env, info) };
-    // SAFETY: `weak` is the Box made by `writer`, freed only when this
-    // function is collected, which cannot happen while it runs.
-    let weak = unsafe { &*weak.cast::<Weak<RefCell<State>>>() };
-    // SAFETY: no JavaScript runs while `bytes` lives (the reactor's write
-    // is plain Rust).
-    let (Some(token), Some(bytes)) = (js::u32_of(env, token), unsafe { js::bytes_of(env, data) }) else {
-        js::throw_type_error(env, "write(token: number, data: Uint8Array)");
-        return std::ptr::null_mut();
-    };
-    let result = match weak.upgrade() {
-        Some(state) => code(with_reactor(&state, |r| r.write(Token(token as usize), bytes))),
-        None => -(libc::EBADF as i64),
-    };
-    js::number(env, result as f64)
-}
-
-unsafe extern "C" fn drop_weak_state(_env: napi::sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the Box made by `writer`; Node-API finalizes once.
-    drop(unsafe { Box::from_raw(data.cast::<Weak<RefCell<State>>>()) });
 }
 
 #[napi]
@@ -264,21 +241,17 @@ impl Reactor {
     }
 
     /// `write(token, data)`: writes now what the kernel takes; returns the
-    /// bytes left queued, or a negative errno. The hottest call, so a plain
-    /// Node-API function: a napi-rs method pays for a borrow registry
-    /// (a global lock and an allocation) on every call.
+    /// bytes left queued, or a negative errno.
     #[napi(ts_return_type = "(token: number, data: Uint8Array) => number")]
     pub fn writer(&self, env: Env) -> Result<Unknown<'_>> {
-        let data = Box::into_raw(Box::new(Rc::downgrade(&self.state)));
-        match js::function(env.raw(), "write", Some(write_callback), data.cast(), Some(drop_weak_state)) {
-            // SAFETY: `func` was just created in `env`.
-            Ok(func) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), func) }),
-            Err(e) => {
-                // SAFETY: the function was not made, so nothing else owns `data`.
-                drop(unsafe { Box::from_raw(data) });
-                Err(e)
-            }
-        }
+        fast_path::bind(env, &self.state, "write", fast_path::write)
+    }
+
+    /// `send(token, data[, host, port])`: one datagram, to `host:port` or to
+    /// the connected peer; returns the bytes sent or a negative errno.
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number")]
+    pub fn sender(&self, env: Env) -> Result<Unknown<'_>> {
+        fast_path::bind(env, &self.state, "send", fast_path::send)
     }
 
     /// Writes one buffer to many connections in one call (room fan-out).
@@ -298,16 +271,6 @@ impl Reactor {
         });
         // A closed reactor wrote nothing at all.
         attention.unwrap_or_else(|_| tokens.to_vec())
-    }
-
-    #[napi]
-    pub fn send_to(&self, token: u32, data: &[u8], host: String, port: u32) -> i64 {
-        code(self.with(|r| r.send_to(Token(token as usize), data, parse_addr(&host, port)?)))
-    }
-
-    #[napi]
-    pub fn send(&self, token: u32, data: &[u8]) -> i64 {
-        code(self.with(|r| r.send(Token(token as usize), data)))
     }
 
     #[napi]
