@@ -100,4 +100,14 @@ impl Connection {
     pub fn finished(&self) -> bool {
         self.read_closed && self.write_closed
     }
+
+    /// Sends queued bytes; once none are left, the FIN `end()` asked for.
+    pub fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        self.queue.flush(stream)?;
+        if self.queue.is_empty() && self.ending && !self.write_closed {
+            stream.shutdown(std::net::Shutdown::Write)?;
+            self.write_closed = true;
+        }
+        Ok(())
+    }
 }

@@ -454,14 +454,7 @@ impl Reactor {
             if !std::mem::take(&mut conn.corked) {
                 continue;
             }
-            let result = conn.queue.flush(stream).and_then(|()| {
-                if conn.queue.is_empty() && conn.ending && !conn.write_closed {
-                    stream.shutdown(std::net::Shutdown::Write)?;
-                    conn.write_closed = true;
-                }
-                Ok(())
-            });
-            match result {
+            match conn.flush(stream) {
                 Err(error) => {
                     conn.failed = Some(error);
                     self.carry.push(token);
@@ -697,13 +690,9 @@ impl Reactor {
         if conn.queue.is_empty() && !conn.want_drain && !conn.ending {
             return Ok(());
         }
-        conn.queue.flush(stream)?;
+        conn.flush(stream)?;
         if !conn.queue.is_empty() {
             return Ok(());
-        }
-        if conn.ending && !conn.write_closed {
-            stream.shutdown(std::net::Shutdown::Write)?;
-            conn.write_closed = true;
         }
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });

@@ -81,6 +81,17 @@ function nodeTransportWith(cork: boolean): ChatTransport {
     corkedBytes.delete(s);
     s.uncork();
   };
+  /** Corks `s` for this tick if it is not yet; returns the bytes corked with these `len`. */
+  const corkFor = (s: nodeNet.Socket, len: number) => {
+    const before = corkedBytes.get(s);
+    if (before === undefined) {
+      s.cork();
+      process.nextTick(uncork, s);
+    }
+    const corked = (before ?? 0) + len;
+    corkedBytes.set(s, corked);
+    return corked;
+  };
   return {
     name: cork ? 'node:net, corked' : 'node:net',
     listen(options, handlers) {
@@ -100,19 +111,10 @@ function nodeTransportWith(cork: boolean): ChatTransport {
     isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
     broadcast(conns, data, cap) {
       return (conns as nodeNet.Socket[]).filter((s) => {
-        let corked = 0;
-        if (cork) {
-          corked = corkedBytes.get(s) ?? -1;
-          if (corked < 0) {
-            s.cork();
-            corked = 0;
-            process.nextTick(uncork, s);
-          }
-          corkedBytes.set(s, corked + data.length);
-        }
+        const corked = cork ? corkFor(s, data.length) : 0;
         s.write(data);
         // Only what the kernel held back counts, not what this tick corked.
-        return s.destroyed || s.writableLength - (cork ? corked + data.length : 0) > cap;
+        return s.destroyed || s.writableLength - corked > cap;
       });
     },
   };
