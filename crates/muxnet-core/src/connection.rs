@@ -92,8 +92,10 @@ impl Connection {
         !self.connecting && !self.paused && !self.read_closed
     }
 
+    /// Writable interest: a connect under way, or bytes the kernel refused.
+    /// Corked bytes have not been tried yet; `uncork` sends them.
     pub fn wants_write(&self) -> bool {
-        self.connecting || !self.queue.is_empty()
+        self.connecting || (!self.queue.is_empty() && !self.corked)
     }
 
     /// Both directions are done: the socket can be closed.

@@ -411,9 +411,10 @@ impl Reactor {
         let rest = &data[direct..];
         if !rest.is_empty() {
             conn.queue.push(rest);
-            conn.want_drain = true;
         }
         let queued = conn.queue.len();
+        // A caller told that bytes wait is told when they are gone.
+        conn.want_drain |= queued > 0;
         if unwatched && queued > 0 {
             self.sync_interest(token)?;
         }
@@ -436,11 +437,11 @@ impl Reactor {
         conn.queue.push(data);
         let held_back = if conn.corked { 0 } else { conn.queue.len() };
         if newly_corked {
-            if self.corked.is_empty() {
+            self.corked.push(token);
+            if self.corked.len() == 1 {
                 // A fan-out from outside a turn (a timer) still goes out soon.
                 self.backend.waker().wake()?;
             }
-            self.corked.push(token);
         }
         Ok(held_back)
     }

@@ -29,6 +29,7 @@ backend_tests!(
     oversized_write_to_empty_queue,
     corked_fan_out,
     corked_write_to_a_reset_peer,
+    corked_then_paused_sleeps,
     half_close_local_first,
     half_close_peer_first,
     peer_reset,
@@ -609,8 +610,14 @@ fn corked_fan_out(kind: BackendKind) {
     h.r.uncork();
     let held = h.r.write_corked(conn, b"!").unwrap();
     assert!(held > 0 && held == h.r.queued(conn).unwrap(), "held back {held}");
+    // Told that bytes wait (even by an empty write), the caller hears Drain.
+    assert_eq!(h.r.write(conn, b"").unwrap(), held);
     let mut reader = Peer::spawn(move || read_n(&mut sluggish, (4 << 20) + 1));
-    h.until("the sluggish peer to read it all", |_, _| reader.done());
+    let mut drained = false;
+    h.until("the sluggish peer to read it all, and Drain", |_, events| {
+        drained |= events.iter().any(|e| matches!(e, Ev::Drain { conn: c } if *c == conn));
+        drained && reader.done()
+    });
     let mut want = big;
     want.push(b'!');
     assert_same(&reader.join(), &want, "to the sluggish peer");
@@ -639,6 +646,39 @@ fn corked_write_to_a_reset_peer(kind: BackendKind) {
         other => panic!("want one Close with the error, got {other:?}"),
     }
     assert_eq!(h.r.len(), 2);
+}
+
+// 7d. Corked bytes are not "waiting for writable": a pause or resume while
+//     they wait must not leave writable interest behind once they are sent
+//     (level-triggered poll/select would then spin). Sent by `uncork` or by
+//     a direct write, the reactor sleeps afterwards.
+fn corked_then_paused_sleeps(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    let mut assert_sleeps = |h: &mut Harness, how: &str| {
+        let start = Instant::now();
+        let mut turns = 0;
+        while start.elapsed() < Duration::from_millis(200) {
+            let events = h.turn(Duration::from_millis(20));
+            assert!(events.is_empty(), "{events:?}");
+            turns += 1;
+        }
+        assert!(turns <= 15, "{turns} turns in 200 ms with a 20 ms timeout after {how}: the reactor spins");
+    };
+    h.r.write_corked(conn, b"one").unwrap();
+    h.r.pause(conn).unwrap();
+    h.r.uncork();
+    assert_eq!(read_n(&mut peer, 3), b"one");
+    assert_sleeps(&mut h, "uncork");
+
+    h.r.write_corked(conn, b"two").unwrap();
+    h.r.resume(conn).unwrap();
+    h.r.pause(conn).unwrap();
+    assert_eq!(h.r.write(conn, b"!").unwrap(), 0);
+    assert_eq!(read_n(&mut peer, 4), b"two!");
+    assert_sleeps(&mut h, "a direct write");
 }
 
 // 8. A paused connection reports nothing; on resume, what arrived meanwhile

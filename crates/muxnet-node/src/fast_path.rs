@@ -78,15 +78,20 @@ pub unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info)
         return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)");
     };
     let token = Token(token as usize);
-    if js::is_undefined(env, host) {
-        // SAFETY: `bound` is this function's data, from `bind`.
-        return unsafe { run(env, bound, |r| r.send(token, bytes)) };
+    match js::type_of(env, host) {
+        sys::ValueType::napi_undefined => {
+            // SAFETY: `bound` is this function's data, from `bind`.
+            return unsafe { run(env, bound, |r| r.send(token, bytes)) };
+        }
+        sys::ValueType::napi_string => {}
+        _ => return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)"),
     }
-    // An IP address in text fits; anything longer is not one.
-    let mut text = [0u8; 64];
-    let (Some(host), Some(port)) = (js::str_of(env, host, &mut text), js::u32_of(env, port)) else {
+    let Some(port) = js::u32_of(env, port) else {
         return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)");
     };
+    // An IP address in text fits; a string that does not is no address (EINVAL, as any other).
+    let mut text = [0u8; 64];
+    let to = js::str_of(env, host, &mut text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"));
     // SAFETY: `bound` is this function's data, from `bind`.
-    unsafe { run(env, bound, |r| r.send_to(token, bytes, parse_addr(host, port)?)) }
+    unsafe { run(env, bound, |r| r.send_to(token, bytes, parse_addr(to?, port)?)) }
 }

@@ -332,11 +332,11 @@ pub fn throw_type_error(env: Env, message: &str) {
     unsafe { sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr()) };
 }
 
-pub fn is_undefined(env: Env, value: Value) -> bool {
+pub fn type_of(env: Env, value: Value) -> sys::napi_valuetype {
     let mut ty = sys::ValueType::napi_undefined;
     // SAFETY: `env` is live on this thread; `value` belongs to it.
     unsafe { sys::napi_typeof(env, value, &mut ty) };
-    ty == sys::ValueType::napi_undefined
+    ty
 }
 
 /// A JS string as UTF-8 in `buf`; `None` if it is not a string or does
