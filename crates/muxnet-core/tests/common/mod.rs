@@ -128,6 +128,19 @@ impl Harness {
         }
     }
 
+    /// Turns for `span`, `timeout` each, expecting no event; more than
+    /// `most` turns means the reactor does not sleep (it spins).
+    pub fn assert_sleeps(&mut self, span: Duration, timeout: Duration, most: u32, what: &str) {
+        let start = Instant::now();
+        let mut turns = 0;
+        while start.elapsed() < span {
+            let events = self.turn(timeout);
+            assert!(events.is_empty(), "{what}: {events:?}");
+            turns += 1;
+        }
+        assert!(turns <= most, "{turns} turns in {span:?} with a {timeout:?} timeout: {what}");
+    }
+
     /// Every event of the turns in the next `span`.
     pub fn collect_for(&mut self, span: Duration) -> Vec<Ev> {
         let end = Instant::now() + span;
