@@ -439,7 +439,7 @@ export class UdpSocket implements Handle {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     if (port === undefined) return this.sent(this.reactor.send(this.token, buf));
     const p = validatePort(port, 'port', false);
-    const h = host === undefined ? this.loopback() : validateHost(host, 'address');
+    const h = host === undefined || host === null ? this.loopback() : validateHost(host, 'address');
     return this.sent(this.reactor.send(this.token, buf, h, p), h, p);
   }
 

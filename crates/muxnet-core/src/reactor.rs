@@ -455,20 +455,17 @@ impl Reactor {
             if !std::mem::take(&mut conn.corked) {
                 continue;
             }
-            match conn.flush(stream) {
+            let flushed = conn.flush(stream);
+            let (finished, refused) = (conn.finished(), !conn.queue.is_empty());
+            // What the kernel refused waits for writable, as for any write.
+            match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
                 Err(error) => {
-                    conn.failed = Some(error);
+                    if let Ok((_, conn)) = self.stream(token) {
+                        conn.failed = Some(error);
+                    }
                     self.carry.push(token);
                 }
-                Ok(()) if conn.finished() => self.carry.push(token),
-                Ok(()) if !conn.queue.is_empty() => {
-                    if let Err(error) = self.sync_interest(token) {
-                        if let Ok((_, conn)) = self.stream(token) {
-                            conn.failed = Some(error);
-                        }
-                        self.carry.push(token);
-                    }
-                }
+                Ok(()) if finished => self.carry.push(token),
                 Ok(()) => {}
             }
         }
