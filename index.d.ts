@@ -46,7 +46,7 @@ export declare class Reactor {
    * attention: the write failed, or their queue now holds more than
    * `slowCap` bytes.
    */
-  broadcast(tokens: Uint32Array, data: Uint8Array, slowCap: number): Array<number>
+  broadcast(tokens: Float64Array, data: Uint8Array, slowCap: number): Array<number>
   udpConnect(token: number, host: string, port: number): number
   /** Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP. */
   udpDisconnect(token: number): number
@@ -126,6 +126,21 @@ export interface ReactorOptions {
   /** Bytes read from one connection per turn (default 64 KiB). */
   readBudget?: number
 }
+
+export declare const RECORD_A: number
+
+export declare const RECORD_B: number
+
+export declare const RECORD_C: number
+
+export declare const RECORD_D: number
+
+/** Where a record's fields are (see `records.rs`). */
+export declare const RECORD_KIND: number
+
+export declare const RECORD_TOKEN_GENERATION: number
+
+export declare const RECORD_TOKEN_INDEX: number
 
 /** Words per event record. */
 export declare const RECORD_WORDS: number

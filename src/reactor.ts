@@ -19,6 +19,13 @@ export interface Handle {
 
 const {
   RECORD_WORDS,
+  RECORD_KIND,
+  RECORD_TOKEN_INDEX,
+  RECORD_TOKEN_GENERATION,
+  RECORD_A,
+  RECORD_B,
+  RECORD_C,
+  RECORD_D,
   EVENT_ACCEPT,
   EVENT_ACCEPT_ERROR,
   EVENT_CONNECT,
@@ -30,6 +37,19 @@ const {
   EVENT_REACTOR_ERROR,
 } = native;
 
+/**
+ * A token is one integer below 2^53: the slot index in its low 32 bits,
+ * the slot's generation above. The generation changes each time a slot is
+ * reused, so the token of a closed socket never names another (the
+ * binding answers `EBADF`), and a record for it never reaches a handle
+ * attached to the slot since.
+ */
+const SLOT_SPAN = 2 ** 32;
+
+function tokenOf(index: number, generation: number): number {
+  return generation * SLOT_SPAN + index;
+}
+
 export class Reactor {
   readonly native: NativeReactor;
   /** Writes now what the kernel takes; returns the bytes left queued, or a negative errno. */
@@ -37,8 +57,9 @@ export class Reactor {
   /** Sends one datagram (to `host:port`, or the connected peer); returns the bytes sent, or a negative errno. */
   readonly send: (token: number, data: Uint8Array, host?: string, port?: number) => number;
   readonly backend: BackendName;
-  /** Handles by token; tokens are small integers reused after close. */
+  /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
+  private readonly generations: number[] = [];
   /** Handles that keep the process alive. */
   private refs = 0;
 
@@ -58,11 +79,20 @@ export class Reactor {
   }
 
   attach(token: number, handle: Handle): void {
-    this.handles[token] = handle;
+    const index = token % SLOT_SPAN;
+    this.handles[index] = handle;
+    this.generations[index] = (token - index) / SLOT_SPAN;
   }
 
+  /** Forgets the token's handle (a stale token changes nothing). */
   detach(token: number): void {
-    this.handles[token] = undefined;
+    const index = token % SLOT_SPAN;
+    if (this.generations[index] === (token - index) / SLOT_SPAN) this.handles[index] = undefined;
+  }
+
+  /** The handle attached under exactly this slot and generation. */
+  private handle(index: number, generation: number): Handle | undefined {
+    return this.generations[index] === generation ? this.handles[index] : undefined;
   }
 
   /** Closes a handle's socket now (RST instead of FIN if `reset`). */
@@ -83,49 +113,55 @@ export class Reactor {
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
-    const handles = this.handles;
     // A throwing handler must not cost the other connections their events:
     // finish the batch, then rethrow (it reaches 'uncaughtException').
     let thrown: unknown[] | undefined;
     for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
-      const kind = records[at];
-      const token = records[at + 1];
+      const kind = records[at + RECORD_KIND];
+      const index = records[at + RECORD_TOKEN_INDEX];
+      const generation = records[at + RECORD_TOKEN_GENERATION];
       try {
         switch (kind) {
           case EVENT_DATA: {
-            const offset = records[at + 2];
-            handles[token]?.onData?.(slab.subarray(offset, offset + records[at + 3]));
+            const offset = records[at + RECORD_A];
+            this.handle(index, generation)?.onData?.(slab.subarray(offset, offset + records[at + RECORD_B]));
             break;
           }
-          case EVENT_ACCEPT:
-            handles[records[at + 2]]?.onAccept?.(token);
+          case EVENT_ACCEPT: {
+            const token = tokenOf(index, generation);
+            const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
+            // A listener closed earlier in this batch takes no more
+            // connections: close the socket rather than leave it open forever.
+            if (listener?.onAccept) listener.onAccept(token);
+            else this.native.closeSocket(token);
             break;
+          }
           case EVENT_CLOSE: {
-            const handle = handles[token];
-            handles[token] = undefined;
-            handle?.onClose?.(records[at + 2]);
+            const handle = this.handle(index, generation);
+            if (handle !== undefined) this.handles[index] = undefined;
+            handle?.onClose?.(records[at + RECORD_A]);
             break;
           }
           case EVENT_END:
-            handles[token]?.onEnd?.();
+            this.handle(index, generation)?.onEnd?.();
             break;
           case EVENT_DRAIN:
-            handles[token]?.onDrain?.();
+            this.handle(index, generation)?.onDrain?.();
             break;
           case EVENT_CONNECT:
-            handles[token]?.onConnect?.();
+            this.handle(index, generation)?.onConnect?.();
             break;
           case EVENT_MESSAGE: {
-            const offset = records[at + 2];
-            const msg = slab.subarray(offset, offset + records[at + 3]);
-            handles[token]?.onMessage?.(msg, peers![records[at + 5]], records[at + 4]);
+            const offset = records[at + RECORD_A];
+            const msg = slab.subarray(offset, offset + records[at + RECORD_B]);
+            this.handle(index, generation)?.onMessage?.(msg, peers![records[at + RECORD_D]], records[at + RECORD_C]);
             break;
           }
           case EVENT_ACCEPT_ERROR:
-            handles[token]?.onAcceptError?.(records[at + 2]);
+            this.handle(index, generation)?.onAcceptError?.(records[at + RECORD_A]);
             break;
           case EVENT_REACTOR_ERROR:
-            throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + 2]})`);
+            throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
         }
       } catch (err) {
         (thrown ??= []).push(err);

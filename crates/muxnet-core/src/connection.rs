@@ -50,6 +50,15 @@ impl WriteQueue {
     }
 }
 
+/// Sends FIN. A socket the peer already reset (`ENOTCONN`) has no write
+/// side left to close: that is done too, as node:net takes it.
+pub(crate) fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
+    match stream.shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
 /// Writes as much of `data` as the kernel takes now; returns how much.
 pub(crate) fn write_now(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
     let mut done = 0;
@@ -107,7 +116,7 @@ impl Connection {
     pub fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         self.queue.flush(stream)?;
         if self.queue.is_empty() && self.ending && !self.write_closed {
-            stream.shutdown(std::net::Shutdown::Write)?;
+            shutdown_write(stream)?;
             self.write_closed = true;
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod codec;
 mod connection;
 mod reactor;
 mod socket;
+mod token;
 
 pub use backend::{Backend, BackendKind, BlockingWait, FdLimitError, Interest, Readiness, Token, Wake};
 pub use reactor::{Config, Event, Reactor, ReadSpace};

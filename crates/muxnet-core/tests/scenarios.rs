@@ -39,7 +39,6 @@ backend_tests!(
     udp_connected,
     blocking_wait_and_waker,
     idle_reactor_sleeps,
-    close_frees_token,
 );
 
 /// The per-backend modules must cover every backend there is.
@@ -982,21 +981,4 @@ fn idle_reactor_sleeps(kind: BackendKind) {
 
     h.assert_sleeps(Duration::from_millis(200), Duration::from_millis(20), 15, "the reactor spins");
     assert!(!h.r.has_pending());
-}
-
-// `close` frees the token at once, reports nothing, and the token is reused.
-fn close_frees_token(kind: BackendKind) {
-    let mut h = Harness::new(kind);
-    let (_, addr) = h.listen("127.0.0.1:0");
-    let mut peer = client(addr);
-    let conn = h.accept(1)[0];
-    h.r.close(conn).unwrap();
-    assert_eq!(h.r.close(conn).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(h.r.write(conn, b"x").unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(h.r.len(), 1);
-    expect_eof(&mut peer);
-    assert!(h.collect_for(Duration::from_millis(50)).is_empty(), "close reports no event");
-
-    let _again = client(addr);
-    assert_eq!(h.accept(1)[0], conn, "a closed token is reused");
 }

@@ -3,13 +3,13 @@
 //! hand the whole batch of events to JavaScript in one call.
 
 use std::cell::RefCell;
-use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use muxnet_core::{Event, FdLimitError, Reactor, ReadSpace};
+use muxnet_core::{Event, Reactor, ReadSpace};
 
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
+use crate::records::{self, encode};
 use crate::waiter::Waiter;
 
 /// What wakes the JS thread calls when the backend may have events.
@@ -23,46 +23,6 @@ type Watch = crate::uv::FdWatch<Turn>;
 /// Windows: a threadsafe function the waiter thread calls.
 #[cfg(windows)]
 type Watch = crate::tsfn::ThreadWake<Turn>;
-
-/// Record kinds, shared with the TypeScript layer through the exported
-/// constants in `lib.rs`. Each record is [`RECORD_WORDS`] i32s:
-/// `[kind, token, a, b, c, d]`.
-pub mod kind {
-    pub const ACCEPT: i32 = 1; // a: listener
-    pub const ACCEPT_ERROR: i32 = 2; // token: listener, a: errno
-    pub const CONNECT: i32 = 3;
-    pub const DATA: i32 = 4; // a: offset, b: length
-    pub const END: i32 = 5;
-    pub const DRAIN: i32 = 6;
-    pub const CLOSE: i32 = 7; // a: errno, 0 for an orderly close
-    pub const MESSAGE: i32 = 8; // a: offset, b: length, c: port, d: index into the peers array
-    pub const REACTOR_ERROR: i32 = 9; // a: errno
-}
-pub const RECORD_WORDS: usize = 6;
-
-/// The errno reported for an fd that `select` cannot hold; the TS layer
-/// shows it as `EMFILE` with the limit in the message.
-pub const FD_LIMIT_ERRNO: i32 = 100_000;
-
-/// A positive errno for any I/O error, so JS can name it as Node does.
-pub fn errno_of(e: &io::Error) -> i32 {
-    if let Some(code) = e.raw_os_error() {
-        return code;
-    }
-    if e.get_ref().is_some_and(|inner| inner.is::<FdLimitError>()) {
-        return FD_LIMIT_ERRNO;
-    }
-    match e.kind() {
-        io::ErrorKind::BrokenPipe => libc::EPIPE,
-        io::ErrorKind::NotFound => libc::EBADF,
-        io::ErrorKind::InvalidInput => libc::EINVAL,
-        io::ErrorKind::WouldBlock => libc::EAGAIN,
-        io::ErrorKind::AlreadyExists => libc::EEXIST,
-        io::ErrorKind::Unsupported => libc::ENOTSUP,
-        io::ErrorKind::NotConnected => libc::ENOTCONN,
-        _ => libc::EIO,
-    }
-}
 
 const SLAB_REFILL_BELOW: usize = 128 * 1024;
 const INITIAL_RECORDS: usize = 256;
@@ -135,7 +95,7 @@ impl State {
                 callback: Persistent::new(env, callback)?,
                 context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?),
                 slab: Slab::new(env, slab_size)?,
-                records: Records::new(env, INITIAL_RECORDS * RECORD_WORDS)?,
+                records: Records::new(env, INITIAL_RECORDS * records::WORDS)?,
             }),
             slab_size,
             words: Vec::new(),
@@ -233,45 +193,13 @@ impl State {
             js.records.fill(&self.words)?;
         }
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
-        let args = vec![js::int32(env, (self.words.len() / RECORD_WORDS) as i32)?, js.records.value()?, js.slab.value()?, peers];
+        let args = vec![js::int32(env, (self.words.len() / records::WORDS) as i32)?, js.records.value()?, js.slab.value()?, peers];
         Ok(Some((js.context.clone(), js.callback.value()?, args)))
     }
 }
 
 /// A call into JavaScript: its async context, the function, the arguments.
 type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
-
-/// Writes a turn's events as records; datagram peers go to `peers`.
-fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>) {
-    words.clear();
-    peers.clear();
-    let mut record = |kind: i32, token: usize, a: i32, b: i32, c: i32, d: i32| {
-        words.extend_from_slice(&[kind, token as i32, a, b, c, d]);
-    };
-    for event in events {
-        match event {
-            Event::Accept { listener, conn } => record(kind::ACCEPT, conn.0, listener.0 as i32, 0, 0, 0),
-            Event::AcceptError { listener, error } => record(kind::ACCEPT_ERROR, listener.0, errno_of(error), 0, 0, 0),
-            Event::Connect { conn } => record(kind::CONNECT, conn.0, 0, 0, 0, 0),
-            Event::Data { conn, offset, len } => record(kind::DATA, conn.0, *offset as i32, *len as i32, 0, 0),
-            Event::End { conn } => record(kind::END, conn.0, 0, 0, 0, 0),
-            Event::Drain { conn } => record(kind::DRAIN, conn.0, 0, 0, 0, 0),
-            Event::Close { conn, error } => record(kind::CLOSE, conn.0, error.as_ref().map_or(0, errno_of), 0, 0, 0),
-            Event::Message { socket, offset, len, from } => {
-                let ip = from.ip().to_string();
-                // Consecutive datagrams from one peer share a string.
-                if peers.last() != Some(&ip) {
-                    peers.push(ip);
-                }
-                let index = peers.len() as i32 - 1;
-                record(kind::MESSAGE, socket.0, *offset as i32, *len as i32, from.port() as i32, index);
-            }
-        }
-    }
-    if let Some(error) = turn_error {
-        record(kind::REACTOR_ERROR, 0, errno_of(&error), 0, 0, 0);
-    }
-}
 
 impl State {
     /// After JS has seen the batch: make sure the next turn comes.

@@ -8,12 +8,12 @@ use std::ffi::c_void;
 use std::io;
 use std::rc::{Rc, Weak};
 
-use muxnet_core::Token;
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi::sys;
 
 use crate::driver::{Shared, State};
-use crate::{code, js, parse_addr, with_reactor};
+use crate::errno::code;
+use crate::{js, parse_addr, with_reactor};
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
@@ -62,11 +62,11 @@ pub unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info
     // SAFETY: called by Node-API with this call's env and info.
     let ([token, data], bound) = unsafe { js::call_args::<2>(env, info) };
     // SAFETY: no JavaScript runs while `bytes` lives (the reactor is plain Rust).
-    let (Some(token), Some(bytes)) = (js::u32_of(env, token), unsafe { js::bytes_of(env, data) }) else {
+    let (Some(token), Some(bytes)) = (js::token_of(env, token), unsafe { js::bytes_of(env, data) }) else {
         return type_error(env, "write(token: number, data: Uint8Array)");
     };
     // SAFETY: `bound` is this function's data, from `bind`.
-    unsafe { run(env, bound, |r| r.write(Token(token as usize), bytes)) }
+    unsafe { run(env, bound, |r| r.write(token, bytes)) }
 }
 
 /// `send(token, data[, host, port])`: see `Reactor::sender`.
@@ -74,10 +74,9 @@ pub unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info)
     // SAFETY: called by Node-API with this call's env and info.
     let ([token, data, host, port], bound) = unsafe { js::call_args::<4>(env, info) };
     // SAFETY: no JavaScript runs while `bytes` lives (the reactor is plain Rust).
-    let (Some(token), Some(bytes)) = (js::u32_of(env, token), unsafe { js::bytes_of(env, data) }) else {
+    let (Some(token), Some(bytes)) = (js::token_of(env, token), unsafe { js::bytes_of(env, data) }) else {
         return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)");
     };
-    let token = Token(token as usize);
     match js::type_of(env, host) {
         sys::ValueType::napi_undefined => {
             // SAFETY: `bound` is this function's data, from `bind`.

@@ -290,6 +290,13 @@ pub fn u32_of(env: Env, value: Value) -> Option<u32> {
     (unsafe { sys::napi_get_value_uint32(env, value, &mut n) } == sys::Status::napi_ok).then_some(n)
 }
 
+/// A number as a token (see `records::token_of`); `None` if not a number.
+pub fn token_of(env: Env, value: Value) -> Option<muxnet_core::Token> {
+    let mut n = 0.0;
+    // SAFETY: `env` is live on this thread; `value` belongs to it.
+    (unsafe { sys::napi_get_value_double(env, value, &mut n) } == sys::Status::napi_ok).then(|| crate::records::token_of(n))
+}
+
 /// The bytes of a `Uint8Array` (a `Buffer` is one).
 ///
 /// # Safety

@@ -6,8 +6,10 @@
 
 mod codec;
 mod driver;
+mod errno;
 mod fast_path;
 mod js;
+mod records;
 #[cfg(windows)]
 mod tsfn;
 #[cfg(unix)]
@@ -21,37 +23,54 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use muxnet_core::{BackendKind, BindOptions, Config, Token};
+use muxnet_core::{BackendKind, BindOptions, Config};
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
 
-use driver::{errno_of, kind, Shared, State};
+use driver::{Shared, State};
+use errno::code;
+use records::{token_number, token_of};
 
 #[napi]
-pub const EVENT_ACCEPT: i32 = kind::ACCEPT;
+pub const EVENT_ACCEPT: i32 = records::ACCEPT;
 #[napi]
-pub const EVENT_ACCEPT_ERROR: i32 = kind::ACCEPT_ERROR;
+pub const EVENT_ACCEPT_ERROR: i32 = records::ACCEPT_ERROR;
 #[napi]
-pub const EVENT_CONNECT: i32 = kind::CONNECT;
+pub const EVENT_CONNECT: i32 = records::CONNECT;
 #[napi]
-pub const EVENT_DATA: i32 = kind::DATA;
+pub const EVENT_DATA: i32 = records::DATA;
 #[napi]
-pub const EVENT_END: i32 = kind::END;
+pub const EVENT_END: i32 = records::END;
 #[napi]
-pub const EVENT_DRAIN: i32 = kind::DRAIN;
+pub const EVENT_DRAIN: i32 = records::DRAIN;
 #[napi]
-pub const EVENT_CLOSE: i32 = kind::CLOSE;
+pub const EVENT_CLOSE: i32 = records::CLOSE;
 #[napi]
-pub const EVENT_MESSAGE: i32 = kind::MESSAGE;
+pub const EVENT_MESSAGE: i32 = records::MESSAGE;
 #[napi]
-pub const EVENT_REACTOR_ERROR: i32 = kind::REACTOR_ERROR;
+pub const EVENT_REACTOR_ERROR: i32 = records::REACTOR_ERROR;
 /// Words per event record.
 #[napi]
-pub const RECORD_WORDS: u32 = driver::RECORD_WORDS as u32;
+pub const RECORD_WORDS: u32 = records::WORDS as u32;
+/// Where a record's fields are (see `records.rs`).
+#[napi]
+pub const RECORD_KIND: u32 = records::KIND as u32;
+#[napi]
+pub const RECORD_TOKEN_INDEX: u32 = records::TOKEN_INDEX as u32;
+#[napi]
+pub const RECORD_TOKEN_GENERATION: u32 = records::TOKEN_GENERATION as u32;
+#[napi]
+pub const RECORD_A: u32 = records::A as u32;
+#[napi]
+pub const RECORD_B: u32 = records::B as u32;
+#[napi]
+pub const RECORD_C: u32 = records::C as u32;
+#[napi]
+pub const RECORD_D: u32 = records::D as u32;
 /// The errno meaning "fd too large for select(2)".
 #[napi]
-pub const FD_LIMIT_ERRNO: i32 = driver::FD_LIMIT_ERRNO;
+pub const FD_LIMIT_ERRNO: i32 = errno::FD_LIMIT_ERRNO;
 
 /// The select backend's limit: fds at or above it cannot be watched.
 #[cfg(unix)]
@@ -98,14 +117,6 @@ pub(crate) fn parse_addr(host: &str, port: u32) -> io::Result<SocketAddr> {
     let ip: IpAddr = host.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))?;
     let port = u16::try_from(port).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "port out of range"))?;
     Ok(SocketAddr::new(ip, port))
-}
-
-/// `Ok(n)` as `n`, an error as its negative errno.
-pub(crate) fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
-    match r {
-        Ok(n) => n.try_into().unwrap_or(i64::MAX),
-        Err(e) => -(errno_of(&e) as i64),
-    }
 }
 
 /// Whether libuv can watch the backend's own fd (epoll, kqueue).
@@ -214,7 +225,7 @@ impl Reactor {
             opts.backlog = backlog;
             opts.reuse_port = reuse_port;
             opts.ipv6_only = ipv6_only;
-            r.listen(&opts, no_delay).map(|t| t.0)
+            r.listen(&opts, no_delay).map(token_number)
         }))
     }
 
@@ -226,7 +237,7 @@ impl Reactor {
                 Some(h) => Some(parse_addr(&h, local_port.unwrap_or(0))?),
                 None => None,
             };
-            r.connect(parse_addr(&host, port)?, local).map(|t| t.0)
+            r.connect(parse_addr(&host, port)?, local).map(token_number)
         }))
     }
 
@@ -236,7 +247,7 @@ impl Reactor {
             let mut opts = BindOptions::new(parse_addr(&host, port)?);
             opts.reuse_addr = reuse_addr;
             opts.ipv6_only = ipv6_only;
-            r.udp_bind(&opts).map(|t| t.0)
+            r.udp_bind(&opts).map(token_number)
         }))
     }
 
@@ -261,12 +272,12 @@ impl Reactor {
     /// attention: the write failed, or their queue now holds more than
     /// `slowCap` bytes.
     #[napi]
-    pub fn broadcast(&self, tokens: &[u32], data: &[u8], slow_cap: u32) -> Vec<u32> {
+    pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: u32) -> Vec<f64> {
         let attention = self.with(|r| {
             Ok(tokens
                 .iter()
                 .copied()
-                .filter(|&t| !matches!(r.write_corked(Token(t as usize), data), Ok(queued) if queued <= slow_cap as usize))
+                .filter(|&t| !matches!(r.write_corked(token_of(t), data), Ok(queued) if queued <= slow_cap as usize))
                 .collect())
         });
         // A closed reactor wrote nothing at all.
@@ -274,15 +285,15 @@ impl Reactor {
     }
 
     #[napi]
-    pub fn udp_connect(&self, token: u32, host: String, port: u32) -> i64 {
-        code(self.with(|r| r.udp_connect(Token(token as usize), parse_addr(&host, port)?).map(|()| 0)))
+    pub fn udp_connect(&self, token: f64, host: String, port: u32) -> i64 {
+        code(self.with(|r| r.udp_connect(token_of(token), parse_addr(&host, port)?).map(|()| 0)))
     }
 
     /// Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP.
     #[napi]
-    pub fn udp_disconnect(&self, token: u32) -> i64 {
+    pub fn udp_disconnect(&self, token: f64) -> i64 {
         #[cfg(unix)]
-        return code(self.with(|r| r.udp_disconnect(Token(token as usize)).map(|()| 0)));
+        return code(self.with(|r| r.udp_disconnect(token_of(token)).map(|()| 0)));
         #[cfg(not(unix))]
         {
             let _ = token;
@@ -292,62 +303,62 @@ impl Reactor {
 
     /// Half-closes after the queued bytes.
     #[napi]
-    pub fn shutdown(&self, token: u32) -> i64 {
-        code(self.with(|r| r.shutdown(Token(token as usize)).map(|()| 0)))
+    pub fn shutdown(&self, token: f64) -> i64 {
+        code(self.with(|r| r.shutdown(token_of(token)).map(|()| 0)))
     }
 
     /// Closes now; the token is free when this returns.
     #[napi]
-    pub fn close_socket(&self, token: u32) -> i64 {
-        code(self.with(|r| r.close(Token(token as usize)).map(|()| 0)))
+    pub fn close_socket(&self, token: f64) -> i64 {
+        code(self.with(|r| r.close(token_of(token)).map(|()| 0)))
     }
 
     /// Closes now with RST instead of FIN.
     #[napi]
-    pub fn reset_socket(&self, token: u32) -> i64 {
-        code(self.with(|r| r.reset(Token(token as usize)).map(|()| 0)))
+    pub fn reset_socket(&self, token: f64) -> i64 {
+        code(self.with(|r| r.reset(token_of(token)).map(|()| 0)))
     }
 
     #[napi]
-    pub fn pause(&self, token: u32) -> i64 {
-        code(self.with(|r| r.pause(Token(token as usize)).map(|()| 0)))
+    pub fn pause(&self, token: f64) -> i64 {
+        code(self.with(|r| r.pause(token_of(token)).map(|()| 0)))
     }
 
     #[napi]
-    pub fn resume(&self, token: u32) -> i64 {
-        code(self.with(|r| r.resume(Token(token as usize)).map(|()| 0)))
+    pub fn resume(&self, token: f64) -> i64 {
+        code(self.with(|r| r.resume(token_of(token)).map(|()| 0)))
     }
 
     #[napi]
-    pub fn resume_accept(&self, token: u32) -> i64 {
-        code(self.with(|r| r.resume_accept(Token(token as usize)).map(|()| 0)))
+    pub fn resume_accept(&self, token: f64) -> i64 {
+        code(self.with(|r| r.resume_accept(token_of(token)).map(|()| 0)))
     }
 
     #[napi]
-    pub fn set_no_delay(&self, token: u32, on: bool) -> i64 {
-        code(self.with(|r| r.set_no_delay(Token(token as usize), on).map(|()| 0)))
+    pub fn set_no_delay(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
     }
 
     /// `delayMs` before the first probe; `enable: false` turns it off.
     #[napi]
-    pub fn set_keep_alive(&self, token: u32, enable: bool, delay_ms: u32) -> i64 {
+    pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: u32) -> i64 {
         let idle = enable.then(|| Duration::from_millis(delay_ms.max(1000) as u64));
-        code(self.with(|r| r.set_keep_alive(Token(token as usize), idle).map(|()| 0)))
+        code(self.with(|r| r.set_keep_alive(token_of(token), idle).map(|()| 0)))
     }
 
     #[napi]
-    pub fn queued(&self, token: u32) -> i64 {
-        code(self.with(|r| r.queued(Token(token as usize))))
+    pub fn queued(&self, token: f64) -> i64 {
+        code(self.with(|r| r.queued(token_of(token))))
     }
 
     #[napi]
-    pub fn local_address(&self, token: u32) -> Option<SocketAddress> {
-        self.with(|r| r.local_addr(Token(token as usize))).ok().map(Into::into)
+    pub fn local_address(&self, token: f64) -> Option<SocketAddress> {
+        self.with(|r| r.local_addr(token_of(token))).ok().map(Into::into)
     }
 
     #[napi]
-    pub fn remote_address(&self, token: u32) -> Option<SocketAddress> {
-        self.with(|r| r.peer_addr(Token(token as usize))).ok().map(Into::into)
+    pub fn remote_address(&self, token: f64) -> Option<SocketAddress> {
+        self.with(|r| r.peer_addr(token_of(token))).ok().map(Into::into)
     }
 
     /// Open sockets.

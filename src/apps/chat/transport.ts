@@ -64,7 +64,7 @@ export const muxnetTransport: ChatTransport = {
     if (conns.length === 0) return [];
     const members = conns as Connection[];
     const byToken = new Map(members.map((c) => [c.token, c]));
-    const tokens = Uint32Array.from(members, (c) => c.token);
+    const tokens = Float64Array.from(members, (c) => c.token);
     return members[0].reactor.native.broadcast(tokens, data, cap).map((t) => byToken.get(t)!);
   },
 };

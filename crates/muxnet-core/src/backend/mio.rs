@@ -71,7 +71,7 @@ fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Re
         Err(e) => return Err(e),
     }
     out.extend(events.iter().filter(|e| e.token() != WAKE_TOKEN).map(|e| Readiness {
-        token: Token(e.token().0),
+        token: Token::from_bits(e.token().0 as u64),
         readable: e.is_readable() || e.is_read_closed(),
         writable: e.is_writable() || e.is_write_closed(),
         error: e.is_error(),
@@ -80,17 +80,24 @@ fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Re
     Ok(())
 }
 
+/// Our tokens use 53 bits; mio's are `usize`, 64 bits on every target we build.
+const _: () = assert!(usize::BITS >= 64);
+
+fn mio_token(token: Token) -> mio::Token {
+    mio::Token(token.to_bits() as usize)
+}
+
 impl Backend for MioBackend {
     fn name(&self) -> &'static str {
         "mio"
     }
 
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
-        self.registry.register(socket.source(), mio::Token(token.0), mio_interest(interest))
+        self.registry.register(socket.source(), mio_token(token), mio_interest(interest))
     }
 
     fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
-        self.registry.reregister(socket.source(), mio::Token(token.0), mio_interest(interest))
+        self.registry.reregister(socket.source(), mio_token(token), mio_interest(interest))
     }
 
     fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {

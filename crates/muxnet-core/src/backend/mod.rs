@@ -16,9 +16,7 @@ mod select;
 #[cfg(unix)]
 mod sys;
 
-/// Identifies a registered socket; reported back with each readiness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Token(pub usize);
+pub use crate::token::Token;
 
 /// What a socket wants to hear about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -36,7 +36,7 @@ impl PollBackend {
         let pipe = SelfPipe::new()?;
         let waker = Arc::new(pipe.waker()?);
         let fds = vec![libc::pollfd { fd: pipe.read_fd(), events: libc::POLLIN, revents: 0 }];
-        Ok(PollBackend { fds, tokens: vec![Token(usize::MAX)], index: HashMap::new(), pipe, waker })
+        Ok(PollBackend { fds, tokens: vec![Token::from_bits(u64::MAX)], index: HashMap::new(), pipe, waker })
     }
 
     fn slot(&self, fd: RawFd) -> io::Result<usize> {

@@ -1,0 +1,83 @@
+//! Listeners: accepting within a budget, and pausing on `EMFILE`/`ENFILE`
+//! until a socket closes.
+
+use std::io;
+
+use super::{Entry, Event, Kind, Reactor};
+use crate::backend::Token;
+use crate::connection::Connection;
+use crate::socket::{self, BindOptions, Socket};
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == libc::EMFILE || code == libc::ENFILE)
+}
+
+impl Reactor {
+    /// Binds and listens; accepted connections get `TCP_NODELAY` if `no_delay`.
+    pub fn listen(&mut self, opts: &BindOptions, no_delay: bool) -> io::Result<Token> {
+        let listener = socket::tcp_listen(opts)?;
+        self.insert(Socket::Listener(listener), Kind::Listener { no_delay, accept_paused: false })
+    }
+
+    /// Starts accepting again on a listener paused by `EMFILE`/`ENFILE`.
+    pub fn resume_accept(&mut self, token: Token) -> io::Result<()> {
+        if let Kind::Listener { accept_paused, .. } = &mut self.entry(token)?.kind {
+            if *accept_paused {
+                *accept_paused = false;
+                self.paused_listeners.remove(&token);
+                self.sync_interest(token)?;
+                self.carry.push(token);
+            }
+        }
+        Ok(())
+    }
+
+    /// A closed fd is room for an accept that failed with `EMFILE`. Only
+    /// the paused listeners are visited: closing stays O(1).
+    pub(super) fn resume_paused_listeners(&mut self) {
+        if self.paused_listeners.is_empty() {
+            return;
+        }
+        let paused: Vec<Token> = self.paused_listeners.iter().copied().collect();
+        for token in paused {
+            let _ = self.resume_accept(token);
+        }
+    }
+
+    pub(super) fn accept(&mut self, token: Token, no_delay: bool, events: &mut Vec<Event>) {
+        for _ in 0..self.config.accept_budget {
+            let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    // Accepted sockets inherit nothing useful; a failure
+                    // here only costs latency.
+                    let _ = stream.set_nodelay(no_delay);
+                    let conn = Connection { peer: Some(peer), ..Default::default() };
+                    match self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn))) {
+                        Ok(conn) => events.push(Event::Accept { listener: token, conn }),
+                        Err(error) => events.push(Event::AcceptError { listener: token, error }),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The peer gave up before we got to it: nothing to report.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(error) => {
+                    if is_fd_exhaustion(&error) {
+                        // Level-triggered backends would report the same
+                        // pending connection forever: stop listening for
+                        // it until an fd is free.
+                        if let Ok(Entry { kind: Kind::Listener { accept_paused, .. }, .. }) = self.entry(token) {
+                            *accept_paused = true;
+                            self.paused_listeners.insert(token);
+                        }
+                        let _ = self.sync_interest(token);
+                    }
+                    events.push(Event::AcceptError { listener: token, error });
+                    return;
+                }
+            }
+        }
+        self.carry.push(token);
+    }
+}

@@ -1,0 +1,366 @@
+//! The reactor: a table of sockets over one [`Backend`], and the turn of
+//! the loop that does all ready I/O and reports it as a batch of [`Event`]s.
+//!
+//! A turn never calls back into its owner: events are collected into a
+//! `Vec` and the owner acts on them afterwards (writes, closes), so no
+//! borrow of the reactor is held while user code runs.
+
+mod datagram;
+mod listener;
+mod stream;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
+use crate::connection::Connection;
+use crate::socket::Socket;
+use crate::token::Table;
+
+/// Limits that keep one busy or hostile peer from starving or bloating
+/// the others.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bytes read from one connection in one turn before moving on.
+    pub read_budget: usize,
+    /// Connections accepted from one listener in one turn.
+    pub accept_budget: usize,
+    /// Datagrams received on one socket in one turn.
+    pub datagram_budget: usize,
+    /// Bytes a connection may have queued before more writes are refused
+    /// with `ENOBUFS` (see [`Reactor::write`]); the caller should then
+    /// drop the connection.
+    pub write_queue_cap: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { read_budget: 64 * 1024, accept_budget: 256, datagram_budget: 256, write_queue_cap: 16 * 1024 * 1024 }
+    }
+}
+
+/// Something that happened in a turn. Data lives in the caller's
+/// [`ReadSpace`] at `offset..offset + len`.
+#[derive(Debug)]
+pub enum Event {
+    /// `listener` accepted the connection `conn`.
+    Accept {
+        listener: Token,
+        conn: Token,
+    },
+    /// Accepting failed; `EMFILE`/`ENFILE` pause the listener until a
+    /// socket closes or [`Reactor::resume_accept`] is called.
+    AcceptError {
+        listener: Token,
+        error: io::Error,
+    },
+    /// An outgoing connection completed.
+    Connect {
+        conn: Token,
+    },
+    Data {
+        conn: Token,
+        offset: usize,
+        len: usize,
+    },
+    /// The peer sent FIN; the connection may still write.
+    End {
+        conn: Token,
+    },
+    /// The write queue drained after a write had to be queued.
+    Drain {
+        conn: Token,
+    },
+    /// The socket is closed and its token names nothing any more; `error`
+    /// says why, if not an orderly close.
+    Close {
+        conn: Token,
+        error: Option<io::Error>,
+    },
+    Message {
+        socket: Token,
+        offset: usize,
+        len: usize,
+        from: SocketAddr,
+    },
+}
+
+/// The buffer reads land in: a slab the caller owns, filled from `pos` on.
+pub struct ReadSpace<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> ReadSpace<'a> {
+    pub fn new(buf: &'a mut [u8], pos: usize) -> ReadSpace<'a> {
+        ReadSpace { buf, pos }
+    }
+
+    /// Bytes used so far: where the next read will land.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    Listener { no_delay: bool, accept_paused: bool },
+    Stream(Box<Connection>),
+    Datagram,
+}
+
+#[derive(Debug)]
+struct Entry {
+    socket: Socket,
+    kind: Kind,
+    /// What the backend currently watches for (`None`: not registered).
+    registered: Option<Interest>,
+}
+
+impl Entry {
+    fn interest(&self) -> Option<Interest> {
+        match &self.kind {
+            Kind::Listener { accept_paused, .. } => Interest::new(!accept_paused, false),
+            Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
+            Kind::Datagram => Some(Interest::READABLE),
+        }
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no such socket")
+}
+
+/// Why `token` names nothing: how this turn closed it, or `NotFound`.
+fn gone(closed_in_turn: &[(Token, io::ErrorKind, Option<i32>)], token: Token) -> io::Error {
+    match closed_in_turn.iter().find(|(t, ..)| *t == token) {
+        Some((_, _, Some(code))) => io::Error::from_raw_os_error(*code),
+        Some((_, kind, None)) => io::Error::from(*kind),
+        None => not_found(),
+    }
+}
+
+/// A single-threaded socket reactor.
+///
+/// ```
+/// use muxnet_core::{Reactor, BackendKind, BindOptions, Event, ReadSpace};
+/// let mut reactor = Reactor::new(BackendKind::Mio, Default::default()).unwrap();
+/// let server = reactor.listen(&BindOptions::new("127.0.0.1:0".parse().unwrap()), true).unwrap();
+/// let addr = reactor.local_addr(server).unwrap();
+/// let client = reactor.connect(addr, None).unwrap();
+/// reactor.write(client, b"hi").unwrap();
+/// let (mut slab, mut events, mut got) = (vec![0u8; 1 << 16], Vec::new(), Vec::new());
+/// while got.is_empty() {
+///     events.clear();
+///     reactor.turn(&mut ReadSpace::new(&mut slab, 0), &mut events, None).unwrap();
+///     for e in &events {
+///         if let Event::Data { offset, len, .. } = e { got.extend_from_slice(&slab[*offset..offset + len]); }
+///     }
+/// }
+/// assert_eq!(got, b"hi");
+/// ```
+///
+/// Every socket is named by a [`Token`] that is never reused: once a
+/// socket is closed, every call with its token fails with `NotFound`,
+/// even after another socket has taken its slot.
+pub struct Reactor {
+    backend: Box<dyn Backend>,
+    entries: Table<Entry>,
+    readiness: Vec<Readiness>,
+    /// Sockets that may still have input after their budget ran out.
+    carry: Vec<Token>,
+    /// Connections with corked bytes to flush (entries may be stale).
+    corked: Vec<Token>,
+    /// Listeners paused by `EMFILE`/`ENFILE`, resumed when an fd is freed.
+    paused_listeners: HashSet<Token>,
+    /// Sockets this turn closed, and why: until the owner has seen the
+    /// turn's events, a call with such a token (a handler earlier in the
+    /// batch writing to it) fails with the close's own error, not
+    /// `NotFound`. Cleared when the next turn starts.
+    closed_in_turn: Vec<(Token, io::ErrorKind, Option<i32>)>,
+    /// Counts changes to the backend's interest set.
+    interest_changes: u64,
+    config: Config,
+}
+
+impl Reactor {
+    pub fn new(kind: BackendKind, config: Config) -> io::Result<Reactor> {
+        Ok(Reactor::with_backend(kind.create()?, config))
+    }
+
+    pub fn with_backend(backend: Box<dyn Backend>, config: Config) -> Reactor {
+        Reactor {
+            backend,
+            entries: Table::new(),
+            readiness: Vec::new(),
+            carry: Vec::new(),
+            corked: Vec::new(),
+            paused_listeners: HashSet::new(),
+            closed_in_turn: Vec::new(),
+            interest_changes: 0,
+            config,
+        }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// How many sockets are open.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() == 0
+    }
+
+    /// Work is left over from the last turn: the next should not sleep.
+    pub fn has_pending(&self) -> bool {
+        !self.carry.is_empty()
+    }
+
+    /// Grows whenever the backend's interest set changes: a waiter blocked
+    /// on a snapshot of it (see [`crate::BlockingWait`]) must be re-armed.
+    pub fn interest_changes(&self) -> u64 {
+        self.interest_changes
+    }
+
+    fn entry(&mut self, token: Token) -> io::Result<&mut Entry> {
+        match self.entries.get_mut(token) {
+            Some(entry) => Ok(entry),
+            None => Err(gone(&self.closed_in_turn, token)),
+        }
+    }
+
+    fn insert(&mut self, socket: Socket, kind: Kind) -> io::Result<Token> {
+        let token = self.entries.next_token();
+        let mut entry = Entry { socket, kind, registered: None };
+        if let Some(interest) = entry.interest() {
+            self.backend.register(&mut entry.socket, token, interest)?;
+            entry.registered = Some(interest);
+            self.interest_changes += 1;
+        }
+        Ok(self.entries.insert(entry))
+    }
+
+    /// Brings the backend's interest in line with the socket's state.
+    fn sync_interest(&mut self, token: Token) -> io::Result<()> {
+        let backend = &mut self.backend;
+        let entry = self.entries.get_mut(token).ok_or_else(not_found)?;
+        let want = entry.interest();
+        if want == entry.registered {
+            return Ok(());
+        }
+        match (entry.registered, want) {
+            (None, Some(i)) => backend.register(&mut entry.socket, token, i)?,
+            (Some(_), Some(i)) => backend.reregister(&mut entry.socket, token, i)?,
+            (Some(_), None) => backend.deregister(&mut entry.socket)?,
+            (None, None) => {}
+        }
+        entry.registered = want;
+        self.interest_changes += 1;
+        Ok(())
+    }
+
+    /// Closes the socket now, dropping anything queued. The token names
+    /// nothing from now on; no `Close` event follows.
+    pub fn close(&mut self, token: Token) -> io::Result<()> {
+        let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
+        if entry.registered.is_some() {
+            // The fd is closed next anyway; a failure here changes nothing.
+            let _ = self.backend.deregister(&mut entry.socket);
+            self.interest_changes += 1;
+        }
+        drop(entry);
+        self.paused_listeners.remove(&token);
+        self.resume_paused_listeners();
+        Ok(())
+    }
+
+    /// Closes every socket (the owner is shutting down).
+    pub fn close_all(&mut self) {
+        for token in self.entries.tokens() {
+            let _ = self.close(token);
+        }
+    }
+
+    pub fn local_addr(&mut self, token: Token) -> io::Result<SocketAddr> {
+        self.entry(token)?.socket.local_addr()
+    }
+
+    /// The peer, as accepted or as given to `connect`.
+    pub fn peer_addr(&mut self, token: Token) -> io::Result<SocketAddr> {
+        match &mut self.entry(token)?.socket {
+            Socket::Stream(s) => s.peer_addr(),
+            Socket::Datagram(s) => s.peer_addr(),
+            Socket::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// One turn of the loop: waits at most `timeout` for readiness, does
+    /// every ready accept, connect, read and flush, and appends what
+    /// happened to `events`.
+    pub fn turn(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        self.closed_in_turn.clear();
+        self.uncork();
+        let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
+        let mut ready = std::mem::take(&mut self.readiness);
+        ready.clear();
+        self.backend.wait(&mut ready, timeout)?;
+        ready.extend(self.carry.drain(..).map(|token| Readiness { token, readable: true, writable: false, error: false, hup: true }));
+        // One dispatch per socket per turn, so none reads past its budget:
+        // a carried socket is reported again by level-triggered backends
+        // (and may get a new edge), and mio's stash can repeat a token.
+        ready.sort_unstable_by_key(|r| r.token);
+        ready.dedup_by(|later, kept| {
+            if later.token != kept.token {
+                return false;
+            }
+            kept.readable |= later.readable;
+            kept.writable |= later.writable;
+            kept.error |= later.error;
+            kept.hup |= later.hup;
+            true
+        });
+        for r in ready.iter().copied() {
+            self.dispatch(r, space, events);
+        }
+        self.readiness = ready;
+        Ok(())
+    }
+
+    /// A readiness whose socket was closed meanwhile names nothing: its
+    /// token is stale, whoever holds the slot now.
+    fn dispatch(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
+        let Some(entry) = self.entries.get(r.token) else { return };
+        match entry.kind {
+            Kind::Listener { no_delay, .. } => self.accept(r.token, no_delay, events),
+            Kind::Datagram => self.receive(r.token, space, events),
+            Kind::Stream(_) => {
+                if let Err(error) = self.stream_ready(r, space, events) {
+                    self.close_reported(r.token, Some(error), events);
+                }
+            }
+        }
+    }
+
+    /// Closes a socket the turn found done (`error: None`) or broken, and
+    /// reports it.
+    fn close_reported(&mut self, token: Token, error: Option<io::Error>, events: &mut Vec<Event>) {
+        if self.close(token).is_ok() {
+            let why = match &error {
+                Some(e) => (e.kind(), e.raw_os_error()),
+                None => (io::ErrorKind::BrokenPipe, Some(libc::EPIPE)),
+            };
+            self.closed_in_turn.push((token, why.0, why.1));
+            events.push(Event::Close { conn: token, error });
+        }
+    }
+}

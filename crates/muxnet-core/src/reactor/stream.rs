@@ -1,0 +1,291 @@
+//! TCP connections: connecting, reading into the slab, writing now or
+//! queueing, corking, half-closing, backpressure.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{Entry, Event, Kind, Reactor, ReadSpace};
+use crate::backend::{Readiness, Token};
+use crate::connection::{shutdown_write, write_now, Connection};
+use crate::socket::{self, Socket};
+
+/// Below this much free slab a read is put off to the next turn.
+const MIN_READ: usize = 2048;
+
+/// How a read pass ended.
+#[derive(PartialEq, Eq)]
+enum ReadEnd {
+    /// The kernel has nothing more now (or reading is paused or over).
+    Drained,
+    /// The budget or the slab ran out first: the socket is carried.
+    Carried,
+}
+
+impl Reactor {
+    fn stream(&mut self, token: Token) -> io::Result<(&mut mio::net::TcpStream, &mut Connection)> {
+        match self.entry(token)? {
+            Entry { socket: Socket::Stream(s), kind: Kind::Stream(c), .. } => Ok((s, c)),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP connection")),
+        }
+    }
+
+    /// Starts a non-blocking connect; `Event::Connect` or `Event::Close`
+    /// (with `ECONNREFUSED`, …) reports how it ended.
+    pub fn connect(&mut self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Token> {
+        let stream = socket::tcp_connect(addr, local)?;
+        let conn = Connection { connecting: true, peer: Some(addr), ..Default::default() };
+        self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn)))
+    }
+
+    /// Closes a TCP connection abortively: queued bytes are dropped and the
+    /// peer gets RST (its reads fail with `ECONNRESET`). No `Close` event.
+    pub fn reset(&mut self, token: Token) -> io::Result<()> {
+        socket::set_linger_zero(self.stream(token)?.0)?;
+        self.close(token)
+    }
+
+    /// Bytes waiting in the connection's write queue.
+    pub fn queued(&mut self, token: Token) -> io::Result<usize> {
+        Ok(self.stream(token)?.1.queue.len())
+    }
+
+    /// Writes now what the kernel takes and queues the rest; returns the
+    /// queued total (0: all sent). A write to a connection that already has
+    /// bytes queued fails with `ENOBUFS`, writing nothing, if the queue
+    /// could pass `write_queue_cap`; one write to an empty queue is always
+    /// taken, however large, so the queue stays below the cap plus one
+    /// write (memory the caller already held).
+    pub fn write(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let (stream, conn) = self.writable_stream(token, data.len())?;
+        // Nothing watches for writable until a queue meets a full buffer.
+        let mut unwatched = conn.queue.is_empty();
+        if std::mem::take(&mut conn.corked) {
+            // Corked bytes go first, and now: this write is not corked.
+            conn.queue.flush(stream)?;
+            unwatched = true;
+        }
+        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data)? } else { 0 };
+        let rest = &data[direct..];
+        if !rest.is_empty() {
+            conn.queue.push(rest);
+        }
+        let queued = conn.queue.len();
+        // A caller told that bytes wait is told when they are gone.
+        conn.want_drain |= queued > 0;
+        if unwatched && queued > 0 {
+            self.sync_interest(token)?;
+        }
+        Ok(queued)
+    }
+
+    /// Queues `data` without trying to send it; every corked connection is
+    /// flushed by [`Reactor::uncork`] (or the next turn), with one send for
+    /// all that was corked. A fan-out of many small messages in one batch
+    /// costs a syscall per connection, not per message. Returns the bytes
+    /// held back by the kernel: the queue's length once a send met a full
+    /// buffer, 0 while it is only corked (nothing was refused yet, however
+    /// much one batch corked). The cap applies as for [`Reactor::write`].
+    pub fn write_corked(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let (_, conn) = self.writable_stream(token, data.len())?;
+        // A queue already waiting for the kernel (or a connect) is flushed
+        // when the socket turns writable, as for any write.
+        let newly_corked = conn.queue.is_empty() && !conn.connecting;
+        conn.corked |= newly_corked;
+        conn.queue.push(data);
+        let held_back = if conn.corked { 0 } else { conn.queue.len() };
+        if newly_corked {
+            self.corked.push(token);
+            if self.corked.len() == 1 {
+                // A fan-out from outside a turn (a timer) still goes out soon.
+                self.backend.waker().wake()?;
+            }
+        }
+        Ok(held_back)
+    }
+
+    /// Sends what was corked. What the kernel refuses waits for writable;
+    /// a failure is reported by the next turn, as a `Close` with the error.
+    pub fn uncork(&mut self) {
+        let mut corked = std::mem::take(&mut self.corked);
+        for token in corked.drain(..) {
+            let Ok((stream, conn)) = self.stream(token) else { continue };
+            if !std::mem::take(&mut conn.corked) {
+                continue;
+            }
+            let flushed = conn.flush(stream);
+            let (finished, refused) = (conn.finished(), !conn.queue.is_empty());
+            // What the kernel refused waits for writable, as for any write.
+            match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
+                Err(error) => {
+                    if let Ok((_, conn)) = self.stream(token) {
+                        conn.failed = Some(error);
+                    }
+                    self.carry.push(token);
+                }
+                Ok(()) if finished => self.carry.push(token),
+                Ok(()) => {}
+            }
+        }
+        // Keep the allocation for the next batch.
+        self.corked = corked;
+    }
+
+    /// The connection, if it may still be written and `len` more bytes fit:
+    /// with bytes already queued, a write that could pass the cap fails
+    /// with `ENOBUFS` before any byte goes out (what the kernel took
+    /// cannot be taken back, and the caller is told nothing was written).
+    fn writable_stream(&mut self, token: Token, len: usize) -> io::Result<(&mut mio::net::TcpStream, &mut Connection)> {
+        let cap = self.config.write_queue_cap;
+        let (stream, conn) = self.stream(token)?;
+        if conn.ending || conn.write_closed {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after end"));
+        }
+        if !conn.queue.is_empty() && conn.queue.len() + len > cap {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        Ok((stream, conn))
+    }
+
+    /// Half-closes: FIN goes out after the queued bytes. The socket closes
+    /// (an `Event::Close`) once the peer's FIN has come too.
+    pub fn shutdown(&mut self, token: Token) -> io::Result<()> {
+        let (stream, conn) = self.stream(token)?;
+        conn.ending = true;
+        if conn.queue.is_empty() && !conn.connecting && !conn.write_closed {
+            shutdown_write(stream)?;
+            conn.write_closed = true;
+            if conn.finished() {
+                // Both sides done; report the close in the next turn.
+                self.carry.push(token);
+                self.backend.waker().wake()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops reading: the kernel buffer fills and the peer is slowed down.
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        self.stream(token)?.1.paused = true;
+        self.sync_interest(token)
+    }
+
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        let conn = self.stream(token)?.1;
+        if !conn.paused {
+            return Ok(());
+        }
+        conn.paused = false;
+        self.sync_interest(token)?;
+        // Input that arrived while paused raises no new edge.
+        self.carry.push(token);
+        self.backend.waker().wake()
+    }
+
+    pub fn set_no_delay(&mut self, token: Token, on: bool) -> io::Result<()> {
+        socket::set_stream_options(self.stream(token)?.0, Some(on), None)
+    }
+
+    /// `None` turns keep-alive off; `Some(idle)` probes after `idle`.
+    pub fn set_keep_alive(&mut self, token: Token, idle: Option<Duration>) -> io::Result<()> {
+        socket::set_stream_options(self.stream(token)?.0, None, Some(idle))
+    }
+
+    pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<()> {
+        let token = r.token;
+        let (stream, conn) = self.stream(token)?;
+        if let Some(error) = conn.failed.take() {
+            return Err(error);
+        }
+        if conn.connecting {
+            if !r.writable && !r.readable && !r.error {
+                return Ok(());
+            }
+            if let Some(error) = stream.take_error()? {
+                return Err(error);
+            }
+            match stream.peer_addr() {
+                Ok(peer) => conn.peer = Some(peer),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            conn.connecting = false;
+            events.push(Event::Connect { conn: token });
+            self.sync_interest(token)?;
+            self.flush(token, events)?;
+        } else {
+            // Read first, even (above all) when an error is pending: what the
+            // peer sent before its FIN or RST reaches the owner, then the
+            // end, then the error (a read or a flush meets it), as in libuv.
+            if r.readable || r.error {
+                let end = self.read(token, r.hup || r.error, space, events)?;
+                if end == ReadEnd::Carried && r.error {
+                    // The rest of the input comes next turn, before the error.
+                    return Ok(());
+                }
+            }
+            if r.writable || r.error {
+                self.flush(token, events)?;
+            }
+        }
+        let (_, conn) = self.stream(token)?;
+        if conn.finished() {
+            self.close_reported(token, None, events);
+        }
+        Ok(())
+    }
+
+    /// Sends queued bytes; sends the FIN `shutdown` asked for once empty.
+    fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
+        let (stream, conn) = self.stream(token)?;
+        if conn.queue.is_empty() && !conn.want_drain && !conn.ending {
+            return Ok(());
+        }
+        conn.flush(stream)?;
+        if !conn.queue.is_empty() {
+            return Ok(());
+        }
+        if std::mem::take(&mut conn.want_drain) {
+            events.push(Event::Drain { conn: token });
+        }
+        self.sync_interest(token)
+    }
+
+    /// Reads until the kernel has no more, the peer's FIN, or the budget;
+    /// `hup`: keep reading past a short read (a FIN or error waits behind it).
+    fn read(&mut self, token: Token, hup: bool, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+        let mut budget = self.config.read_budget;
+        let (stream, conn) = self.stream(token)?;
+        while conn.wants_read() {
+            if budget == 0 || space.free() < MIN_READ {
+                self.carry.push(token);
+                return Ok(ReadEnd::Carried);
+            }
+            let want = budget.min(space.free());
+            let pos = space.pos;
+            match stream.read(&mut space.buf[pos..pos + want]) {
+                Ok(0) => {
+                    conn.read_closed = true;
+                    events.push(Event::End { conn: token });
+                    self.sync_interest(token)?;
+                    return Ok(ReadEnd::Drained);
+                }
+                Ok(n) => {
+                    space.pos += n;
+                    budget -= n;
+                    events.push(Event::Data { conn: token, offset: pos, len: n });
+                    // A short read drained the socket: the next byte to
+                    // arrive raises a new edge, so skip the WouldBlock read
+                    // (unless a FIN is known to be waiting behind it).
+                    if n < want && !hup {
+                        return Ok(ReadEnd::Drained);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ReadEnd::Drained)
+    }
+}

@@ -1,0 +1,161 @@
+//! The token table: what the reactor owns, by [`Token`].
+//!
+//! A token is a slot index and that slot's generation. The generation
+//! grows each time the slot is reused, so the token of a closed socket
+//! never finds the socket that took its slot: it finds nothing
+//! (`NotFound`, `EBADF` in Node), whoever still holds it — a handler that
+//! runs later in the same batch, a destroyed JS object, a readiness the
+//! backend reported before the close.
+
+use std::collections::VecDeque;
+
+/// Bits of a token's generation. With 32 bits of index, a token fits in
+/// 53 bits: a JavaScript number holds it exactly.
+const GENERATION_BITS: u32 = 21;
+const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+
+/// Identifies one socket of one reactor, for its whole life and never
+/// after; reported back with each readiness and each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(u64);
+
+impl Token {
+    fn new(index: u32, generation: u32) -> Token {
+        Token((generation as u64 & GENERATION_MASK) << 32 | index as u64)
+    }
+
+    /// The slot this token names.
+    pub fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Which use of the slot this token names (never 0).
+    pub fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The token as one integer below 2^53 (what JavaScript holds).
+    pub fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// A token from [`Token::to_bits`]; any other number is a token that
+    /// names nothing.
+    pub fn from_bits(bits: u64) -> Token {
+        Token(bits)
+    }
+}
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// A slab whose handles are generational [`Token`]s.
+pub(crate) struct Table<T> {
+    slots: Vec<Slot<T>>,
+    /// Freed slots, oldest first: reuse is spread over the table, so a
+    /// generation takes as long as possible to come round again.
+    free: VecDeque<u32>,
+    len: usize,
+}
+
+impl<T> Table<T> {
+    pub fn new() -> Table<T> {
+        Table { slots: Vec::new(), free: VecDeque::new(), len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The token the next [`Table::insert`] will return.
+    pub fn next_token(&self) -> Token {
+        match self.free.front() {
+            Some(&index) => Token::new(index, self.slots[index as usize].generation),
+            None => Token::new(self.slots.len() as u32, 1),
+        }
+    }
+
+    /// Stores `value` under [`Table::next_token`].
+    pub fn insert(&mut self, value: T) -> Token {
+        let token = self.next_token();
+        match self.free.pop_front() {
+            Some(index) => self.slots[index as usize].value = Some(value),
+            None => self.slots.push(Slot { generation: token.generation(), value: Some(value) }),
+        }
+        self.len += 1;
+        token
+    }
+
+    fn slot(&self, token: Token) -> Option<&Slot<T>> {
+        self.slots.get(token.index() as usize).filter(|s| s.generation == token.generation())
+    }
+
+    pub fn get(&self, token: Token) -> Option<&T> {
+        self.slot(token)?.value.as_ref()
+    }
+
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
+        self.slots.get_mut(token.index() as usize).filter(|s| s.generation == token.generation())?.value.as_mut()
+    }
+
+    /// Takes the value out; the token (and every copy of it) names nothing
+    /// from now on.
+    pub fn remove(&mut self, token: Token) -> Option<T> {
+        let slot = self.slots.get_mut(token.index() as usize).filter(|s| s.generation == token.generation())?;
+        let value = slot.value.take()?;
+        // Skip 0 when the counter wraps: no token is all zeros in its high bits.
+        slot.generation = (slot.generation as u64 % GENERATION_MASK + 1) as u32;
+        self.free.push_back(token.index());
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// The tokens of every stored value.
+    pub fn tokens(&self) -> Vec<Token> {
+        self.slots.iter().enumerate().filter(|(_, s)| s.value.is_some()).map(|(index, s)| Token::new(index as u32, s.generation)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_token_names_nothing_after_reuse() {
+        let mut table = Table::new();
+        let a = table.insert("a");
+        assert_eq!(table.remove(a), Some("a"));
+        let b = table.insert("b");
+        assert_eq!(a.index(), b.index(), "the slot is reused");
+        assert_ne!(a, b);
+        assert_eq!(table.get(a), None);
+        assert_eq!(table.remove(a), None);
+        assert_eq!(table.get(b), Some(&"b"));
+    }
+
+    #[test]
+    fn free_slots_are_reused_oldest_first() {
+        let mut table = Table::new();
+        let tokens: Vec<Token> = (0..3).map(|i| table.insert(i)).collect();
+        table.remove(tokens[2]);
+        table.remove(tokens[0]);
+        assert_eq!(table.insert(7).index(), tokens[2].index());
+        assert_eq!(table.insert(8).index(), tokens[0].index());
+        assert_eq!(table.insert(9).index(), 3);
+    }
+
+    #[test]
+    fn generation_wraps_past_zero_and_fits_a_js_number() {
+        let mut table = Table::new();
+        let mut token = table.insert(());
+        for _ in 0..(GENERATION_MASK + 2) {
+            table.remove(token);
+            token = table.insert(());
+            assert_ne!(token.generation(), 0);
+            assert!(token.to_bits() < 1 << 53);
+        }
+        assert_eq!(Token::from_bits(token.to_bits()), token);
+    }
+}

@@ -1,0 +1,51 @@
+//! Peers that misbehave. (Thousands of peers leaving at once: `churn.rs`.)
+
+mod common;
+
+use std::net::Shutdown;
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::BackendKind;
+use socket2::SockRef;
+
+backend_tests!(data_fin_then_rst);
+
+// The peer writes "hello", sends FIN, then resets. epoll reports
+// IN|ERR|HUP|RDHUP at once; the bytes and the end must still be delivered
+// before anything else, and ending our side then closes without error.
+fn data_fin_then_rst(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    send(&mut peer, b"hello");
+    peer.shutdown(Shutdown::Write).unwrap();
+    SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(peer);
+    std::thread::sleep(Duration::from_millis(50));
+
+    let (mut got, mut ended) = (Vec::new(), false);
+    h.until("hello and the end", |_, events| {
+        for e in events {
+            match e {
+                Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
+                Ev::End { conn: c } if c == conn => ended = true,
+                other => panic!("want the data, then the end; got {other:?} after {got:?}"),
+            }
+        }
+        ended
+    });
+    assert_eq!(got, b"hello");
+    h.r.shutdown(conn).unwrap();
+    let mut closed = None;
+    h.until("the close", |_, events| {
+        closed = events.into_iter().find_map(|e| match e {
+            Ev::Close { conn: c, error } if c == conn => Some(error),
+            _ => None,
+        });
+        closed.is_some()
+    });
+    assert!(closed.unwrap().is_none(), "ending a socket the peer reset after its FIN is an orderly close");
+    assert_eq!(h.r.len(), 1);
+}
