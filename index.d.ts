@@ -69,6 +69,12 @@ export declare class Reactor {
   get size(): number
   /** Whether the reactor keeps the process alive. */
   setRef(on: boolean): void
+  /**
+   * Test hook: the next binding call (`"call"`) or reactor turn
+   * (`"turn"`) panics, so the suite can prove the panic barrier. A
+   * panic is otherwise a bug; nothing else causes one on purpose.
+   */
+  injectPanic(site: string): void
   /** Closes every socket and stops watching; the reactor is unusable after. */
   close(): void
 }

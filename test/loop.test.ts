@@ -27,6 +27,25 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     expect(JSON.parse(stdout)).toEqual({ terminated: 1, mainStillEchoes: true });
   });
 
+  it('terminating a worker with a busy reactor says nothing on stderr (10 tries)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const { stdout, stderr } = await run(process.execPath, [fixture('worker-terminate-busy.js'), backend], { timeout: 15_000 });
+      expect(JSON.parse(stdout)).toEqual({ terminated: 1 });
+      expect(stderr).toBe('');
+    }
+  });
+
+  it('a panic in the binding is a JS error, thrown or uncaught, and the reactor keeps echoing', async () => {
+    const { stdout } = await run(process.execPath, [fixture('panic-barrier.js'), backend], { timeout: 15_000 });
+    expect(JSON.parse(stdout)).toEqual({
+      echoes: ['before', 'after a method', 'after a write', 'after a turn'],
+      // napi-rs's own barrier (#[napi(catch_unwind)]) names no code of ours.
+      method: 'GenericFailure naming the panic',
+      write: 'ERR_MUXNET_PANIC naming the panic',
+      turn: 'ERR_MUXNET_PANIC naming the panic',
+    });
+  });
+
   it('timers, promises and node:net keep running beside it', async () => {
     const server = listen({ port: 0, backend }, { onData: (c, d) => c.write(d) });
     const sock = await netConnect(server.port);

@@ -34,12 +34,12 @@ pub struct FrameDecoder {
 
 #[napi]
 impl FrameDecoder {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(framing: String, max_frame: u32) -> Result<FrameDecoder> {
         Ok(FrameDecoder { codec: codec(&framing, max_frame)?, out: Vec::new() })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push(&mut self, chunk: &[u8]) -> DecodedFrames {
         self.codec.decode(chunk, &mut self.out);
         let mut result = DecodedFrames { frames: Vec::new(), too_long: 0 };
@@ -53,7 +53,7 @@ impl FrameDecoder {
     }
 
     /// Bytes held for an incomplete frame.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn buffered(&self) -> u32 {
         self.codec.buffered() as u32
     }
@@ -61,7 +61,7 @@ impl FrameDecoder {
 
 /// One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a
 /// newline, for `'line'`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn encode_frame(framing: String, max_frame: u32, payload: &[u8]) -> Result<Buffer> {
     let mut out = Vec::with_capacity(payload.len() + 4);
     if !codec(&framing, max_frame)?.encode(payload, &mut out) {

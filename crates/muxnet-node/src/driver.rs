@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use muxnet_core::{Event, Reactor, ReadSpace};
 
+use crate::barrier::{self, Injected};
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
 use crate::records::{self, encode};
 use crate::waiter::Waiter;
@@ -60,6 +61,8 @@ pub struct State {
     peers: Vec<String>,
     pub wakeup: Wakeup,
     watch: Option<Watch>,
+    /// The test hook's next panic (see `Reactor.injectPanic`).
+    pub injected: Option<Injected>,
 }
 
 pub type Shared = Rc<RefCell<State>>;
@@ -75,15 +78,20 @@ impl OnReadable for Turn {
         };
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
-        let call = self.0.borrow_mut().run_turn();
-        match call {
-            Ok(Some((context, func, args))) => {
+        match barrier::catch(|| self.0.borrow_mut().run_turn()) {
+            Ok(Ok(Some((context, func, args)))) => {
                 let _ = context.call(func, &args);
             }
-            Ok(None) => {}
-            Err(e) => eprintln!("muxnet: reactor turn failed: {e}"),
+            Ok(Ok(None)) => {}
+            // An env being torn down (a worker terminated) refuses every
+            // call: there is no one left to tell.
+            Ok(Err(e)) if e.status == napi::Status::PendingException => {}
+            Ok(Err(e)) => barrier::warn(&format!("reactor turn failed: {e}")),
+            Err(panic) => js::raise(env, &panic, barrier::PANIC_CODE),
         }
-        self.0.borrow_mut().after_turn();
+        if let Err(panic) = barrier::catch(|| self.0.borrow_mut().after_turn()) {
+            js::raise(env, &panic, barrier::PANIC_CODE);
+        }
     }
 }
 
@@ -103,6 +111,7 @@ impl State {
             peers: Vec::new(),
             wakeup: Wakeup::Fd,
             watch: None,
+            injected: None,
             reactor,
         }));
         let (watch, wakeup) = Self::watch(env, &state, use_thread)?;
@@ -164,6 +173,10 @@ impl State {
     /// Runs one turn and encodes it; returns the JS call to make, if any.
     fn run_turn(&mut self) -> napi::Result<Option<JsCall>> {
         let env = self.env;
+        if self.injected == Some(Injected::Turn) {
+            self.injected = None;
+            panic!("injected panic in a reactor turn");
+        }
         let Some(js) = &mut self.js else {
             return Ok(None);
         };

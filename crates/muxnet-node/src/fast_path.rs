@@ -11,6 +11,7 @@ use std::rc::{Rc, Weak};
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi::sys;
 
+use crate::barrier;
 use crate::driver::{Shared, State};
 use crate::errno::code;
 use crate::{js, parse_addr, with_reactor};
@@ -57,8 +58,27 @@ fn type_error(env: sys::napi_env, signature: &str) -> sys::napi_value {
     std::ptr::null_mut()
 }
 
+/// Runs a hot call's body; a panic is thrown as a JS error.
+fn guarded(env: sys::napi_env, body: impl FnOnce() -> sys::napi_value) -> sys::napi_value {
+    barrier::catch(body).unwrap_or_else(|panic| {
+        js::throw_error(env, &panic, barrier::PANIC_CODE);
+        std::ptr::null_mut()
+    })
+}
+
 /// `write(token, data)`: see `Reactor::writer`.
 pub unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: forwarded from Node-API's call.
+    guarded(env, || unsafe { write_unguarded(env, info) })
+}
+
+/// `send(token, data[, host, port])`: see `Reactor::sender`.
+pub unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: forwarded from Node-API's call.
+    guarded(env, || unsafe { send_unguarded(env, info) })
+}
+
+unsafe fn write_unguarded(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with this call's env and info.
     let ([token, data], bound) = unsafe { js::call_args::<2>(env, info) };
     // SAFETY: no JavaScript runs while `bytes` lives (the reactor is plain Rust).
@@ -69,8 +89,7 @@ pub unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info
     unsafe { run(env, bound, |r| r.write(token, bytes)) }
 }
 
-/// `send(token, data[, host, port])`: see `Reactor::sender`.
-pub unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe fn send_unguarded(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with this call's env and info.
     let ([token, data, host, port], bound) = unsafe { js::call_args::<4>(env, info) };
     // SAFETY: no JavaScript runs while `bytes` lives (the reactor is plain Rust).

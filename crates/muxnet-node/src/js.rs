@@ -15,10 +15,12 @@ pub type Env = sys::napi_env;
 pub type Value = sys::napi_value;
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(napi::Error::from_reason(format!("{what} failed (napi status {status})")))
+    match status {
+        sys::Status::napi_ok => Ok(()),
+        // What Node answers once the env can no longer run JS (a worker
+        // being terminated), or while an exception is pending.
+        sys::Status::napi_pending_exception => Err(napi::Error::new(napi::Status::PendingException, format!("{what}: JS cannot run"))),
+        _ => Err(napi::Error::from_reason(format!("{what} failed (napi status {status})"))),
     }
 }
 
@@ -331,6 +333,34 @@ pub fn number(env: Env, n: f64) -> Value {
     // SAFETY: `env` is live on this thread.
     unsafe { sys::napi_create_double(env, n, &mut value) };
     value
+}
+
+/// An `Error` with `message` and a `code` property.
+fn coded_error(env: Env, message: &str, code: &str) -> Value {
+    let (mut msg, mut code_value, mut error) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: `env` is live on this thread; the strings are valid UTF-8 of
+    // the given lengths; out-pointers are valid.
+    unsafe {
+        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut msg);
+        sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut code_value);
+        sys::napi_create_error(env, code_value, msg, &mut error);
+    }
+    error
+}
+
+/// Throws an `Error` with `code` from a Node-API callback.
+pub fn throw_error(env: Env, message: &str, code: &str) {
+    let error = coded_error(env, message, code);
+    // SAFETY: `env` is live on this thread; `error` belongs to it.
+    unsafe { sys::napi_throw(env, error) };
+}
+
+/// Hands an `Error` with `code` to `process.on('uncaughtException')`, as
+/// Node does for an error no caller can catch (in a libuv callback).
+pub fn raise(env: Env, message: &str, code: &str) {
+    let error = coded_error(env, message, code);
+    // SAFETY: `env` is live on this thread; `error` belongs to it.
+    unsafe { sys::napi_fatal_exception(env, error) };
 }
 
 pub fn throw_type_error(env: Env, message: &str) {

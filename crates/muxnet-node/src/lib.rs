@@ -4,6 +4,7 @@
 //! slab `Buffer`. Methods return a token or byte count, or a negative
 //! errno that the TypeScript layer turns into a Node-style `Error`.
 
+mod barrier;
 mod codec;
 mod driver;
 mod errno;
@@ -78,7 +79,7 @@ pub const FD_LIMIT_ERRNO: i32 = errno::FD_LIMIT_ERRNO;
 pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
 
 /// Backends this build offers, in order of preference.
-#[napi]
+#[napi(catch_unwind)]
 pub fn backends() -> Vec<&'static str> {
     BackendKind::ALL.iter().map(|k| k.name()).collect()
 }
@@ -146,8 +147,8 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
     // (and the Box freed) by `close` if that runs first, so this is the
     // only owner now.
     let weak = unsafe { Box::from_raw(arg.cast::<Weak<RefCell<State>>>()) };
-    if let Some(state) = weak.upgrade() {
-        state.borrow_mut().shut_down();
+    if let Err(panic) = barrier::catch(|| weak.upgrade().map(|state| state.borrow_mut().shut_down())) {
+        barrier::warn(&panic);
     }
 }
 
@@ -156,6 +157,10 @@ pub(crate) fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::R
     let mut state = state.borrow_mut();
     if state.is_closed() {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    if state.injected == Some(barrier::Injected::Call) {
+        state.injected = None;
+        panic!("injected panic in a binding call");
     }
     let r = f(&mut state.reactor);
     state.kick();
@@ -167,10 +172,14 @@ impl Reactor {
     /// `onEvents(count, records, slab, peers)` is called once per turn.
     #[napi(
         constructor,
+        catch_unwind,
         ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions"
     )]
     pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor> {
         let kind = BackendKind::from_name(&backend).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown backend: {backend}")))?;
+        if on_events.get_type()? != ValueType::Function {
+            return Err(Error::new(Status::InvalidArg, "onEvents must be a function"));
+        }
         let options = options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None });
         let mut config = Config::default();
         if let Some(cap) = options.write_queue_cap {
@@ -201,13 +210,13 @@ impl Reactor {
         Ok(Reactor { state, backend: kind.name(), wake_mode: if use_thread { "thread" } else { "fd" }, hook })
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn backend(&self) -> &'static str {
         self.backend
     }
 
     /// `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn wake_mode(&self) -> &'static str {
         self.wake_mode
     }
@@ -218,7 +227,7 @@ impl Reactor {
     }
 
     /// Listens; returns the listener's token or a negative errno.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn listen(&self, host: String, port: u32, backlog: i32, reuse_port: bool, ipv6_only: bool, no_delay: bool) -> i64 {
         code(self.with(|r| {
             let mut opts = BindOptions::new(parse_addr(&host, port)?);
@@ -230,7 +239,7 @@ impl Reactor {
     }
 
     /// Starts connecting; returns the connection's token or a negative errno.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn connect(&self, host: String, port: u32, local_host: Option<String>, local_port: Option<u32>) -> i64 {
         code(self.with(|r| {
             let local = match local_host {
@@ -241,7 +250,7 @@ impl Reactor {
         }))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, ipv6_only: bool) -> i64 {
         code(self.with(|r| {
             let mut opts = BindOptions::new(parse_addr(&host, port)?);
@@ -253,14 +262,14 @@ impl Reactor {
 
     /// `write(token, data)`: writes now what the kernel takes; returns the
     /// bytes left queued, or a negative errno.
-    #[napi(ts_return_type = "(token: number, data: Uint8Array) => number")]
+    #[napi(ts_return_type = "(token: number, data: Uint8Array) => number", catch_unwind)]
     pub fn writer(&self, env: Env) -> Result<Unknown<'_>> {
         fast_path::bind(env, &self.state, "write", fast_path::write)
     }
 
     /// `send(token, data[, host, port])`: one datagram, to `host:port` or to
     /// the connected peer; returns the bytes sent or a negative errno.
-    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number")]
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number", catch_unwind)]
     pub fn sender(&self, env: Env) -> Result<Unknown<'_>> {
         fast_path::bind(env, &self.state, "send", fast_path::send)
     }
@@ -271,7 +280,7 @@ impl Reactor {
     /// the next turn). Returns the tokens that need the caller's
     /// attention: the write failed, or their queue now holds more than
     /// `slowCap` bytes.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: u32) -> Vec<f64> {
         let attention = self.with(|r| {
             Ok(tokens
@@ -284,13 +293,13 @@ impl Reactor {
         attention.unwrap_or_else(|_| tokens.to_vec())
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn udp_connect(&self, token: f64, host: String, port: u32) -> i64 {
         code(self.with(|r| r.udp_connect(token_of(token), parse_addr(&host, port)?).map(|()| 0)))
     }
 
     /// Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn udp_disconnect(&self, token: f64) -> i64 {
         #[cfg(unix)]
         return code(self.with(|r| r.udp_disconnect(token_of(token)).map(|()| 0)));
@@ -302,79 +311,90 @@ impl Reactor {
     }
 
     /// Half-closes after the queued bytes.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn shutdown(&self, token: f64) -> i64 {
         code(self.with(|r| r.shutdown(token_of(token)).map(|()| 0)))
     }
 
     /// Closes now; the token is free when this returns.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close_socket(&self, token: f64) -> i64 {
         code(self.with(|r| r.close(token_of(token)).map(|()| 0)))
     }
 
     /// Closes now with RST instead of FIN.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset_socket(&self, token: f64) -> i64 {
         code(self.with(|r| r.reset(token_of(token)).map(|()| 0)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn pause(&self, token: f64) -> i64 {
         code(self.with(|r| r.pause(token_of(token)).map(|()| 0)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn resume(&self, token: f64) -> i64 {
         code(self.with(|r| r.resume(token_of(token)).map(|()| 0)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn resume_accept(&self, token: f64) -> i64 {
         code(self.with(|r| r.resume_accept(token_of(token)).map(|()| 0)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_no_delay(&self, token: f64, on: bool) -> i64 {
         code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
     }
 
     /// `delayMs` before the first probe; `enable: false` turns it off.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: u32) -> i64 {
         let idle = enable.then(|| Duration::from_millis(delay_ms.max(1000) as u64));
         code(self.with(|r| r.set_keep_alive(token_of(token), idle).map(|()| 0)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn queued(&self, token: f64) -> i64 {
         code(self.with(|r| r.queued(token_of(token))))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn local_address(&self, token: f64) -> Option<SocketAddress> {
         self.with(|r| r.local_addr(token_of(token))).ok().map(Into::into)
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remote_address(&self, token: f64) -> Option<SocketAddress> {
         self.with(|r| r.peer_addr(token_of(token))).ok().map(Into::into)
     }
 
     /// Open sockets.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn size(&self) -> u32 {
         self.state.borrow().reactor.len() as u32
     }
 
     /// Whether the reactor keeps the process alive.
-    #[napi(js_name = "setRef")]
+    #[napi(js_name = "setRef", catch_unwind)]
     pub fn set_ref(&self, on: bool) {
         self.state.borrow().set_ref(on);
     }
 
+    /// Test hook: the next binding call (`"call"`) or reactor turn
+    /// (`"turn"`) panics, so the suite can prove the panic barrier. A
+    /// panic is otherwise a bug; nothing else causes one on purpose.
+    #[napi(catch_unwind)]
+    pub fn inject_panic(&self, site: String) -> Result<()> {
+        let site =
+            barrier::Injected::from_name(&site).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown panic site: {site}")))?;
+        self.state.borrow_mut().injected = Some(site);
+        Ok(())
+    }
+
     /// Closes every socket and stops watching; the reactor is unusable after.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self) {
         self.state.borrow_mut().shut_down();
         if !self.hook.is_null() {

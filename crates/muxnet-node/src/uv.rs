@@ -99,8 +99,14 @@ unsafe extern "C" fn on_poll<T: OnReadable>(handle: *mut c_void, _status: c_int,
 unsafe extern "C" fn on_close<T: OnReadable>(handle: *mut c_void) {
     // SAFETY: libuv is done with the handle; both allocations were made
     // in `start` with these exact types and sizes.
+    let target = unsafe { Box::from_raw(uv_handle_get_data(handle).cast::<T>()) };
+    // Dropping the target drops the reactor (closing its sockets): no
+    // panic may unwind into libuv.
+    if let Err(panic) = crate::barrier::catch(|| drop(target)) {
+        crate::barrier::warn(&panic);
+    }
+    // SAFETY: as above.
     unsafe {
-        drop(Box::from_raw(uv_handle_get_data(handle).cast::<T>()));
         let size = uv_handle_size(UV_POLL);
         drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), size)));
     }
