@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { socketClosed, systemError } from './errors';
+import { invalidArgType, socketClosed, systemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -84,9 +84,21 @@ interface Target {
   noDelay: boolean;
 }
 
-function checkHandlers(handlers: unknown, name: string): void {
-  validateObject(handlers, name);
+/**
+ * Every handler given must be a function: a peer triggers the first call,
+ * and a bad one must fail here, not kill the process then.
+ */
+function checkHandlers(handlers: unknown, name: string, names: readonly string[]): void {
+  const given = validateObject(handlers, name);
+  for (const key of names) {
+    const handler = given[key];
+    if (handler !== undefined && typeof handler !== 'function') throw invalidArgType(`${name}.${key}`, 'of type function', handler);
+  }
 }
+
+const CONNECTION_HANDLERS = ['onOpen', 'onData', 'onDrain', 'onEnd', 'onClose'] as const;
+const SERVER_HANDLERS = [...CONNECTION_HANDLERS, 'onError'] as const;
+const DATAGRAM_HANDLERS = ['onMessage'] as const;
 
 /** One TCP connection, accepted by a `Server` or made by `connect`. */
 export class Connection<T = unknown> implements Handle {
@@ -208,12 +220,15 @@ export class Connection<T = unknown> implements Handle {
   }
 
   setNoDelay(noDelay = true): this {
-    if (!this.closedFlag && !this.connecting) this.reactor.native.setNoDelay(this.token, noDelay);
+    const on = validateBoolean(noDelay, 'noDelay', true);
+    if (!this.closedFlag && !this.connecting) this.reactor.native.setNoDelay(this.token, on);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelayMs = 0): this {
-    if (!this.closedFlag && !this.connecting) this.reactor.native.setKeepAlive(this.token, enable, initialDelayMs);
+    const on = validateBoolean(enable, 'enable', false);
+    const delay = validateInteger(initialDelayMs, 'initialDelayMs', 0, 0, 2 ** 32 - 1);
+    if (!this.closedFlag && !this.connecting) this.reactor.native.setKeepAlive(this.token, on, delay);
     return this;
   }
 
@@ -348,7 +363,7 @@ export class Server<T = unknown> implements Handle {
 /** Listens for TCP connections. Throws at once if the address is taken. */
 export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
   const opts = validateObject(options, 'options') as ListenOptions;
-  checkHandlers(handlers, 'handlers');
+  checkHandlers(handlers, 'handlers', SERVER_HANDLERS);
   const port = validatePort(opts.port ?? 0);
   const host = validateHost(opts.host);
   const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
@@ -369,7 +384,7 @@ export function listen<T = unknown>(options: ListenOptions, handlers: ServerHand
  */
 export function connect<T = unknown>(options: ConnectOptions, handlers: ConnectionHandlers<T>): Connection<T> {
   const opts = validateObject(options, 'options') as unknown as ConnectOptions;
-  checkHandlers(handlers, 'handlers');
+  checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
   const port = validatePort(opts.port, 'options.port', false);
   const host = validateHost(opts.host);
   const localAddress = opts.localAddress === undefined ? undefined : validateHost(opts.localAddress, 'options.localAddress');
@@ -489,7 +504,7 @@ export class UdpSocket implements Handle {
 /** Binds a UDP socket. Throws at once if the address is taken. */
 export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocket {
   const opts = validateObject(options, 'options') as BindOptions;
-  checkHandlers(handlers, 'handlers');
+  checkHandlers(handlers, 'handlers', DATAGRAM_HANDLERS);
   const port = validatePort(opts.port ?? 0);
   const host = validateHost(opts.host);
   const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { connect, listen, type Connection } from '../src/fast';
+import { bind, connect, listen, type Connection } from '../src/fast';
 import { startEcho } from '../src/apps/echo';
 import { getReactor } from '../src/reactor';
 import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, socketFds, waitFor } from './helpers';
@@ -20,6 +20,11 @@ describe('invalid options fail before any socket is made', () => {
     ['host type', () => listen({ port: 0, host: 42 as never }, {}), TypeError, 'ERR_INVALID_ARG_TYPE'],
     ['backlog', () => listen({ port: 0, backlog: -5 }, {}), RangeError, 'ERR_OUT_OF_RANGE'],
     ['handlers', () => listen({ port: 0 }, null as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
+    // A peer would trigger the first call: a handler that is no function fails here.
+    ['onOpen not a function', () => listen({ port: 0 }, { onOpen: 'hello' } as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
+    ['onError not a function', () => listen({ port: 0 }, { onError: {} } as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
+    ['onData not a function', () => connect({ port: 9 }, { onData: 1 } as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
+    ['onMessage not a function', () => bind({ port: 0 }, { onMessage: [] } as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ])('%s', (_name, make, type, code) => {
     const before = socketFds();
     let thrown: unknown;
@@ -195,14 +200,46 @@ it('a node:net server and a muxnet client interoperate', async () => {
   server.close();
 });
 
+describe.each(BACKENDS)('numbers at the native edge on %s', (backend) => {
+  it('broadcast takes Infinity as no cap (it flagged every member as slow)', async () => {
+    const server = listen({ port: 0, backend }, {});
+    const conns: Connection[] = [];
+    connect({ port: server.port, backend }, { onOpen: (c) => void conns.push(c) });
+    await waitFor(() => conns.length === 1, 'the connection');
+    const reactor = conns[0].reactor;
+    const tokens = Float64Array.of(conns[0].token);
+    expect(reactor.native.broadcast(tokens, Buffer.from('x'), Infinity)).toEqual([]);
+    expect(reactor.native.broadcast(tokens, Buffer.from('x'), NaN)).toEqual([conns[0].token]);
+    conns[0].destroy();
+    server.close();
+  });
+
+  it('keep-alive and no-delay arguments are checked, with node:net codes', async () => {
+    const server = listen({ port: 0, backend }, {});
+    const conns: Connection[] = [];
+    connect({ port: server.port, backend }, { onOpen: (c) => void conns.push(c) });
+    await waitFor(() => conns.length === 1, 'the connection');
+    const c = conns[0];
+    expect(() => c.setKeepAlive(true, -1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => c.setKeepAlive(true, Infinity)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => c.setKeepAlive('yes' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => c.setNoDelay(1 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(c.setKeepAlive(true, 60_000)).toBe(c);
+    c.destroy();
+    server.close();
+  });
+});
+
 describe('the native write path', () => {
   it('writes only bytes, and reports an unknown token as an errno', () => {
     const reactor = getReactor('mio');
     const write = reactor.write as unknown as (token: unknown, data: unknown) => number;
-    expect(() => write(0, 'text')).toThrow(TypeError);
+    expect(() => write(0, 'text')).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => write('zero', Buffer.from('x'))).toThrow(TypeError);
     expect(() => write(0, new Uint16Array(2))).toThrow(TypeError);
     expect(write(1_000_000, Buffer.from('x'))).toBeLessThan(0);
+    // Numbers that name no token (negative, fractional, past 2^53) are EBADF, never another socket.
+    for (const token of [-1, 0.5, 2 ** 60, NaN, Infinity]) expect(write(token, Buffer.from('x'))).toBe(-constants.errno.EBADF);
   });
 
   it('sends datagrams only with bytes, an IP address and a port', () => {

@@ -363,10 +363,12 @@ pub fn raise(env: Env, message: &str, code: &str) {
     unsafe { sys::napi_fatal_exception(env, error) };
 }
 
+/// Throws a `TypeError` with code `ERR_INVALID_ARG_TYPE`, as Node does
+/// for an argument of the wrong type.
 pub fn throw_type_error(env: Env, message: &str) {
     let msg = std::ffi::CString::new(message).unwrap_or_default();
-    // SAFETY: `env` is live on this thread; `msg` is NUL-terminated.
-    unsafe { sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr()) };
+    // SAFETY: `env` is live on this thread; both strings are NUL-terminated.
+    unsafe { sys::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr()) };
 }
 
 pub fn type_of(env: Env, value: Value) -> sys::napi_valuetype {

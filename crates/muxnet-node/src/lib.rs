@@ -281,12 +281,13 @@ impl Reactor {
     /// attention: the write failed, or their queue now holds more than
     /// `slowCap` bytes.
     #[napi(catch_unwind)]
-    pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: u32) -> Vec<f64> {
+    pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: f64) -> Vec<f64> {
         let attention = self.with(|r| {
             Ok(tokens
                 .iter()
                 .copied()
-                .filter(|&t| !matches!(r.write_corked(token_of(t), data), Ok(queued) if queued <= slow_cap as usize))
+                // Compared as numbers: `Infinity` means no cap, NaN flags everyone.
+                .filter(|&t| !matches!(r.write_corked(token_of(t), data), Ok(queued) if queued as f64 <= slow_cap))
                 .collect())
         });
         // A closed reactor wrote nothing at all.
@@ -350,8 +351,11 @@ impl Reactor {
 
     /// `delayMs` before the first probe; `enable: false` turns it off.
     #[napi(catch_unwind)]
-    pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: u32) -> i64 {
-        let idle = enable.then(|| Duration::from_millis(delay_ms.max(1000) as u64));
+    pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: f64) -> i64 {
+        // As node:net: a delay that is no positive number is no delay (the
+        // kernel's minimum of a second then applies); no wrapping, no 0 for Infinity.
+        let ms = if delay_ms.is_finite() && delay_ms > 0.0 { delay_ms.min(u32::MAX as f64) } else { 0.0 };
+        let idle = enable.then(|| Duration::from_millis(ms.max(1000.0) as u64));
         code(self.with(|r| r.set_keep_alive(token_of(token), idle).map(|()| 0)))
     }
 
