@@ -1,6 +1,7 @@
 // The fast API over real loopback sockets, once per backend.
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { connect, listen, type Connection } from '../src/fast';
 import { BACKENDS, closeSocket, netConnect, roundTrip, waitFor } from './helpers';
@@ -109,7 +110,7 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
       connect({ port, backend: backend as never }, { onOpen: () => resolve(new Error('connected?')), onClose: (_c, e) => resolve(e) });
     });
     expect(err).toBeInstanceOf(Error);
-    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port, errno: -111 });
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port, errno: -constants.errno.ECONNREFUSED });
     expect(err!.message).toContain(`connect ECONNREFUSED`);
     expect(err!.message).toContain(`127.0.0.1:${port}`);
   });

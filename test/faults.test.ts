@@ -50,7 +50,7 @@ describe.each(BACKENDS)('faults on %s', (backend) => {
     }
     first.close();
     expect(err).toBeInstanceOf(Error);
-    expect(err).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: first.port, errno: -98 });
+    expect(err).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: first.port, errno: -constants.errno.EADDRINUSE });
     expect(err!.message).toBe(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
   });
 

@@ -1,25 +1,32 @@
 // Shared test helpers: real sockets only, every wait bounded.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { BACKENDS } from '../src/options';
 
 export { BACKENDS };
 
-/** Socket fds this process has open (counted from /proc/self/fd). */
+/**
+ * Where this process's open fds are listed: /proc on Linux, /dev/fd on
+ * macOS and the BSDs. The suite runs on those (the release workflow's
+ * test matrix); Windows has neither.
+ */
+const FD_DIR = existsSync('/proc/self/fd') ? '/proc/self/fd' : '/dev/fd';
+
+/** Socket fds this process has open. */
 export function socketFds(): number {
   let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
+  for (const fd of readdirSync(FD_DIR)) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++;
+      if (fstatSync(Number(fd)).isSocket()) n++;
     } catch {
-      // closed while listing
+      // closed while listing (the listing's own fd among them)
     }
   }
   return n;
 }
 
 export function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
+  return readdirSync(FD_DIR).length;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -4,7 +4,7 @@
  * the other), one JSON line back per cell.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Cell } from './cells';
@@ -68,8 +68,11 @@ export function pinning(): { server: string[]; client: string[]; note: string } 
   return { server: [], client: [], note: taskset ? 'one CPU: no pinning' : 'taskset not found: no pinning' };
 }
 
+/** Resident memory from /proc (Linux); NaN where there is no /proc. */
 function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  const status = `/proc/${pid}/status`;
+  if (!existsSync(status)) return NaN;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(status, 'utf8'));
   return m ? Number(m[1]) : NaN;
 }
 
