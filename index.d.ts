@@ -95,25 +95,34 @@ export interface DecodedFrames {
  */
 export declare function encodeFrame(framing: string, maxFrame: number, payload: Uint8Array): Buffer
 
+/** token: the new connection; a, b: the listener's index and generation. */
 export declare const EVENT_ACCEPT: number
 
+/** token: the listener; a: errno. */
 export declare const EVENT_ACCEPT_ERROR: number
 
+/** a: errno, 0 for an orderly close. */
 export declare const EVENT_CLOSE: number
 
 export declare const EVENT_CONNECT: number
 
+/** a: offset in the slab, b: length. */
 export declare const EVENT_DATA: number
 
 export declare const EVENT_DRAIN: number
 
 export declare const EVENT_END: number
 
+/** a: offset, b: length, c: port, d: index into the turn's peers array. */
 export declare const EVENT_MESSAGE: number
 
+/** No token; a: errno. */
 export declare const EVENT_REACTOR_ERROR: number
 
-/** The errno meaning "fd too large for select(2)". */
+/**
+ * The errno reported for an fd that `select` cannot hold; the TS layer
+ * shows it as `EMFILE` with the limit in the message.
+ */
 export declare const FD_LIMIT_ERRNO: number
 
 /** The select backend's limit: fds at or above it cannot be watched. */
@@ -141,14 +150,13 @@ export declare const RECORD_C: number
 
 export declare const RECORD_D: number
 
-/** Where a record's fields are (see `records.rs`). */
 export declare const RECORD_KIND: number
 
 export declare const RECORD_TOKEN_GENERATION: number
 
 export declare const RECORD_TOKEN_INDEX: number
 
-/** Words per event record. */
+/** Words per record, and where each field is. */
 export declare const RECORD_WORDS: number
 
 export interface SocketAddress {

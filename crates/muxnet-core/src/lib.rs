@@ -17,6 +17,6 @@ mod reactor;
 mod socket;
 mod token;
 
-pub use backend::{Backend, BackendKind, BlockingWait, FdLimitError, Interest, Readiness, Token, Wake};
+pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 pub use reactor::{Config, Event, Reactor, ReadSpace};
 pub use socket::{BindOptions, Socket};

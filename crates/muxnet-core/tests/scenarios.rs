@@ -946,7 +946,7 @@ fn blocking_wait_and_waker(kind: BackendKind) {
     assert!(h.turn(Duration::ZERO).is_empty());
 
     // mio's pollable fd.
-    let fd = h.r.backend().pollable_fd();
+    let fd = h.r.backend().as_pollable().map(|p| p.pollable_handle());
     if kind != BackendKind::Mio {
         assert_eq!(fd, None);
         return;

@@ -3,6 +3,7 @@
 //! hand the whole batch of events to JavaScript in one call.
 
 use std::cell::RefCell;
+use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -11,19 +12,15 @@ use muxnet_core::{Event, Reactor, ReadSpace};
 use crate::barrier::{self, Injected};
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
 use crate::records::{self, encode};
-use crate::waiter::Waiter;
-
-/// What wakes the JS thread calls when the backend may have events.
-pub trait OnReadable {
-    fn on_readable(&self);
-}
+use crate::wake::waiter::Waiter;
+use crate::wake::OnReadable;
 
 /// Unix: a `uv_poll_t` on the poller's fd, or on a waiter's notify pipe.
 #[cfg(unix)]
-type Watch = crate::uv::FdWatch<Turn>;
+type Watch = crate::wake::fd_watch::FdWatch<Turn>;
 /// Windows: a threadsafe function the waiter thread calls.
 #[cfg(windows)]
-type Watch = crate::tsfn::ThreadWake<Turn>;
+type Watch = crate::wake::thread_wake::ThreadWake<Turn>;
 
 const SLAB_REFILL_BELOW: usize = 128 * 1024;
 const INITIAL_RECORDS: usize = 256;
@@ -36,7 +33,7 @@ pub enum Wakeup {
     Thread {
         waiter: Waiter,
         #[cfg(unix)]
-        pipe: crate::uv::NotifyPipe,
+        pipe: crate::wake::fd_watch::NotifyPipe,
         armed_at: Option<u64>,
     },
 }
@@ -103,7 +100,7 @@ impl State {
                 callback: Persistent::new(env, callback)?,
                 context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?),
                 slab: Slab::new(env, slab_size)?,
-                records: Records::new(env, INITIAL_RECORDS * records::WORDS)?,
+                records: Records::new(env, INITIAL_RECORDS * records::RECORD_WORDS as usize)?,
             }),
             slab_size,
             words: Vec::new(),
@@ -131,20 +128,25 @@ impl State {
         let waker = state.borrow().reactor.backend().waker();
         let turn = Box::new(Turn(state.clone()));
         if !use_thread {
-            let fd =
-                state.borrow().reactor.backend().pollable_fd().ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?;
-            return Ok((crate::uv::FdWatch::start(env, fd, turn)?, Wakeup::Fd));
+            let fd = state
+                .borrow()
+                .reactor
+                .backend()
+                .as_pollable()
+                .map(|p| p.pollable_handle())
+                .ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?;
+            return Ok((crate::wake::fd_watch::FdWatch::start(env, fd, turn)?, Wakeup::Fd));
         }
-        let pipe = crate::uv::NotifyPipe::new()?;
+        let pipe = crate::wake::fd_watch::NotifyPipe::new()?;
         let waiter = Waiter::spawn(waker, pipe.notifier()?)?;
-        let watch = crate::uv::FdWatch::start(env, pipe.read_fd(), turn)?;
+        let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn)?;
         Ok((watch, Wakeup::Thread { waiter, pipe, armed_at: None }))
     }
 
     #[cfg(windows)]
     fn watch(env: Env, state: &Shared, _use_thread: bool) -> napi::Result<(Watch, Wakeup)> {
         let waker = state.borrow().reactor.backend().waker();
-        let watch = crate::tsfn::ThreadWake::start(env, Box::new(Turn(state.clone())))?;
+        let watch = crate::wake::thread_wake::ThreadWake::start(env, Box::new(Turn(state.clone())))?;
         let waiter = Waiter::spawn(waker, watch.notifier())?;
         Ok((watch, Wakeup::Thread { waiter, armed_at: None }))
     }
@@ -206,7 +208,8 @@ impl State {
             js.records.fill(&self.words)?;
         }
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
-        let args = vec![js::int32(env, (self.words.len() / records::WORDS) as i32)?, js.records.value()?, js.slab.value()?, peers];
+        let args =
+            vec![js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?, js.records.value()?, js.slab.value()?, peers];
         Ok(Some((js.context.clone(), js.callback.value()?, args)))
     }
 }
@@ -255,4 +258,19 @@ impl State {
             }
         }
     }
+}
+
+/// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
+pub fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+    let mut state = state.borrow_mut();
+    if state.is_closed() {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    if state.injected == Some(barrier::Injected::Call) {
+        state.injected = None;
+        panic!("injected panic in a binding call");
+    }
+    let r = f(&mut state.reactor);
+    state.kick();
+    r
 }

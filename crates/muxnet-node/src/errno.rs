@@ -5,9 +5,11 @@
 use std::io;
 
 use muxnet_core::FdLimitError;
+use napi_derive::napi;
 
 /// The errno reported for an fd that `select` cannot hold; the TS layer
 /// shows it as `EMFILE` with the limit in the message.
+#[napi]
 pub const FD_LIMIT_ERRNO: i32 = 100_000;
 
 /// A positive errno for any I/O error, so JS can name it as Node does.

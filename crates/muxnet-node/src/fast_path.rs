@@ -11,10 +11,11 @@ use std::rc::{Rc, Weak};
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi::sys;
 
+use crate::address::parse_addr;
 use crate::barrier;
-use crate::driver::{Shared, State};
+use crate::driver::{with_reactor, Shared, State};
 use crate::errno::code;
-use crate::{js, parse_addr, with_reactor};
+use crate::js;
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 

@@ -1,35 +1,71 @@
 //! The event-record format, defined once: what one reactor turn hands to
-//! JavaScript in an `Int32Array`. Every record is [`WORDS`] i32s:
+//! JavaScript in an `Int32Array`. Every record is [`RECORD_WORDS`] i32s:
 //! `[kind, token index, token generation, a, b, c, d]`. The kinds and the
-//! field positions are exported to JS (see `lib.rs`); `src/reactor.ts`
-//! decodes with them, and a test checks the two agree.
+//! field positions are exported to JS; `src/reactor.ts` decodes with them.
 
 use std::io;
 
 use muxnet_core::{Event, Token};
+use napi_derive::napi;
 
 use crate::errno::errno_of;
 
-pub const ACCEPT: i32 = 1; // token: the new connection; a, b: the listener's index, generation
-pub const ACCEPT_ERROR: i32 = 2; // token: the listener; a: errno
-pub const CONNECT: i32 = 3;
-pub const DATA: i32 = 4; // a: offset in the slab, b: length
-pub const END: i32 = 5;
-pub const DRAIN: i32 = 6;
-pub const CLOSE: i32 = 7; // a: errno, 0 for an orderly close
-pub const MESSAGE: i32 = 8; // a: offset, b: length, c: port, d: index into the peers array
-pub const REACTOR_ERROR: i32 = 9; // a: errno (no token)
+// Each constant is exported to JavaScript under its own name.
 
-/// Words per record.
-pub const WORDS: usize = 7;
-/// Where a record's fields are.
-pub const KIND: usize = 0;
-pub const TOKEN_INDEX: usize = 1;
-pub const TOKEN_GENERATION: usize = 2;
-pub const A: usize = 3;
-pub const B: usize = 4;
-pub const C: usize = 5;
-pub const D: usize = 6;
+/// token: the new connection; a, b: the listener's index and generation.
+#[napi]
+pub const EVENT_ACCEPT: i32 = 1;
+/// token: the listener; a: errno.
+#[napi]
+pub const EVENT_ACCEPT_ERROR: i32 = 2;
+#[napi]
+pub const EVENT_CONNECT: i32 = 3;
+/// a: offset in the slab, b: length.
+#[napi]
+pub const EVENT_DATA: i32 = 4;
+#[napi]
+pub const EVENT_END: i32 = 5;
+#[napi]
+pub const EVENT_DRAIN: i32 = 6;
+/// a: errno, 0 for an orderly close.
+#[napi]
+pub const EVENT_CLOSE: i32 = 7;
+/// a: offset, b: length, c: port, d: index into the turn's peers array.
+#[napi]
+pub const EVENT_MESSAGE: i32 = 8;
+/// No token; a: errno.
+#[napi]
+pub const EVENT_REACTOR_ERROR: i32 = 9;
+
+/// Words per record, and where each field is.
+#[napi]
+pub const RECORD_WORDS: u32 = 7;
+#[napi]
+pub const RECORD_KIND: u32 = 0;
+#[napi]
+pub const RECORD_TOKEN_INDEX: u32 = 1;
+#[napi]
+pub const RECORD_TOKEN_GENERATION: u32 = 2;
+#[napi]
+pub const RECORD_A: u32 = 3;
+#[napi]
+pub const RECORD_B: u32 = 4;
+#[napi]
+pub const RECORD_C: u32 = 5;
+#[napi]
+pub const RECORD_D: u32 = 6;
+
+// `encode` writes the fields in this order.
+const _: () = assert!(
+    RECORD_KIND == 0
+        && RECORD_TOKEN_INDEX == 1
+        && RECORD_TOKEN_GENERATION == 2
+        && RECORD_A == 3
+        && RECORD_B == 4
+        && RECORD_C == 5
+        && RECORD_D == 6
+        && RECORD_WORDS == 7
+);
 
 /// Writes a turn's events as records; datagram peers go to `peers`.
 pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>) {
@@ -41,13 +77,15 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
     };
     for event in events {
         match event {
-            Event::Accept { listener, conn } => record(ACCEPT, Some(*conn), listener.index() as i32, listener.generation() as i32, 0, 0),
-            Event::AcceptError { listener, error } => record(ACCEPT_ERROR, Some(*listener), errno_of(error), 0, 0, 0),
-            Event::Connect { conn } => record(CONNECT, Some(*conn), 0, 0, 0, 0),
-            Event::Data { conn, offset, len } => record(DATA, Some(*conn), *offset as i32, *len as i32, 0, 0),
-            Event::End { conn } => record(END, Some(*conn), 0, 0, 0, 0),
-            Event::Drain { conn } => record(DRAIN, Some(*conn), 0, 0, 0, 0),
-            Event::Close { conn, error } => record(CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
+            Event::Accept { listener, conn } => {
+                record(EVENT_ACCEPT, Some(*conn), listener.index() as i32, listener.generation() as i32, 0, 0)
+            }
+            Event::AcceptError { listener, error } => record(EVENT_ACCEPT_ERROR, Some(*listener), errno_of(error), 0, 0, 0),
+            Event::Connect { conn } => record(EVENT_CONNECT, Some(*conn), 0, 0, 0, 0),
+            Event::Data { conn, offset, len } => record(EVENT_DATA, Some(*conn), *offset as i32, *len as i32, 0, 0),
+            Event::End { conn } => record(EVENT_END, Some(*conn), 0, 0, 0, 0),
+            Event::Drain { conn } => record(EVENT_DRAIN, Some(*conn), 0, 0, 0, 0),
+            Event::Close { conn, error } => record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
             Event::Message { socket, offset, len, from } => {
                 let ip = from.ip().to_string();
                 // Consecutive datagrams from one peer share a string.
@@ -55,12 +93,12 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
                     peers.push(ip);
                 }
                 let index = peers.len() as i32 - 1;
-                record(MESSAGE, Some(*socket), *offset as i32, *len as i32, from.port() as i32, index);
+                record(EVENT_MESSAGE, Some(*socket), *offset as i32, *len as i32, from.port() as i32, index);
             }
         }
     }
     if let Some(error) = turn_error {
-        record(REACTOR_ERROR, None, errno_of(&error), 0, 0, 0);
+        record(EVENT_REACTOR_ERROR, None, errno_of(&error), 0, 0, 0);
     }
 }
 

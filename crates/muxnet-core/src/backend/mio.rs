@@ -5,7 +5,9 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Backend, BlockingWait, Interest, Readiness, Token, Wake};
+#[cfg(unix)]
+use super::Pollable;
+use super::{Backend, Blockable, BlockingWait, Interest, Readiness, Token, Wake};
 use crate::socket::Socket;
 
 /// mio reserves no token for its waker; this one is never handed out.
@@ -121,10 +123,20 @@ impl Backend for MioBackend {
     }
 
     #[cfg(unix)]
-    fn pollable_fd(&self) -> Option<std::os::fd::RawFd> {
-        Some(self.fd)
+    fn as_pollable(&self) -> Option<&dyn Pollable> {
+        Some(self)
     }
+}
 
+/// epoll and kqueue fds are pollable; IOCP is not.
+#[cfg(unix)]
+impl Pollable for MioBackend {
+    fn pollable_handle(&self) -> super::RawHandle {
+        self.fd
+    }
+}
+
+impl Blockable for MioBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
         Box::new(MioBlockingWait {
             poll: self.poll.clone(),

@@ -65,8 +65,10 @@ pub trait BlockingWait: Send {
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()>;
 }
 
-/// A readiness multiplexer over non-blocking sockets.
-pub trait Backend {
+/// A readiness multiplexer over non-blocking sockets: what every backend has.
+/// What only some offer, an owner asks for by capability
+/// ([`Backend::as_pollable`]).
+pub trait Backend: Blockable {
     /// `"mio"`, `"poll"` or `"select"`.
     fn name(&self) -> &'static str;
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()>;
@@ -76,10 +78,28 @@ pub trait Backend {
     /// (`None`: until something is ready or [`Wake`] fires).
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;
     fn waker(&self) -> Arc<dyn Wake>;
-    /// An fd that polls readable while `wait` has events (the epoll or
-    /// kqueue fd), for owners that watch it from their own event loop.
-    #[cfg(unix)]
-    fn pollable_fd(&self) -> Option<std::os::fd::RawFd>;
+    /// The backend as [`Pollable`], if another event loop can watch it.
+    fn as_pollable(&self) -> Option<&dyn Pollable> {
+        None
+    }
+}
+
+/// A raw OS handle: an fd on Unix, a socket on Windows.
+#[cfg(unix)]
+pub type RawHandle = std::os::fd::RawFd;
+#[cfg(windows)]
+pub type RawHandle = std::os::windows::io::RawSocket;
+
+/// Capability: a handle that polls readable while [`Backend::wait`] has
+/// events (the epoll or kqueue fd), for owners that watch it from their own
+/// event loop (Node's libuv) instead of blocking.
+pub trait Pollable {
+    fn pollable_handle(&self) -> RawHandle;
+}
+
+/// Capability: another thread can block until the backend has something
+/// to report (see [`BlockingWait`]); every backend has it.
+pub trait Blockable {
     fn blocking_wait(&self) -> Box<dyn BlockingWait>;
 }
 

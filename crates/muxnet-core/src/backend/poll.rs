@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sys::{self, SelfPipe};
-use super::{Backend, BlockingWait, Interest, Readiness, Token, Wake};
+use super::{Backend, Blockable, BlockingWait, Interest, Readiness, Token, Wake};
 use crate::socket::Socket;
 
 pub struct PollBackend {
@@ -108,11 +108,9 @@ impl Backend for PollBackend {
     fn waker(&self) -> Arc<dyn Wake> {
         self.waker.clone()
     }
+}
 
-    fn pollable_fd(&self) -> Option<RawFd> {
-        None
-    }
-
+impl Blockable for PollBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
         Box::new(PollSnapshot(self.fds.clone()))
     }

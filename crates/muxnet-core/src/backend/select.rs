@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sys::{self, FdSet, SelfPipe};
-use super::{Backend, BlockingWait, Interest, Readiness, Token, Wake};
+use super::{Backend, Blockable, BlockingWait, Interest, Readiness, Token, Wake};
 use crate::socket::Socket;
 
 struct Entry {
@@ -112,11 +112,9 @@ impl Backend for SelectBackend {
     fn waker(&self) -> Arc<dyn Wake> {
         self.waker.clone()
     }
+}
 
-    fn pollable_fd(&self) -> Option<RawFd> {
-        None
-    }
-
+impl Blockable for SelectBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
         Box::new(self.sets())
     }

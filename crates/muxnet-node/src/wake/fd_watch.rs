@@ -27,7 +27,7 @@ extern "C" {
     fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
 }
 
-use crate::driver::OnReadable;
+use super::OnReadable;
 
 /// A started `uv_poll_t` whose callback reaches `T`. The handle memory
 /// belongs to libuv until its close callback has run, so it is freed

@@ -7,7 +7,7 @@ use std::ptr;
 
 use napi::sys;
 
-use crate::driver::OnReadable;
+use super::OnReadable;
 
 /// A threadsafe function whose JS-thread callback reaches `T`.
 pub struct ThreadWake<T: OnReadable> {

@@ -1,0 +1,314 @@
+//! The binding's `Reactor` class: a muxnet-core reactor bound to this
+//! thread's Node environment, its methods (one per reactor call: a token or
+//! count back, or a negative errno), and its teardown with the env.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::io;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use muxnet_core::{BackendKind, BindOptions, Config};
+use napi::bindgen_prelude::*;
+use napi::JsValue;
+use napi_derive::napi;
+
+use crate::address::{parse_addr, SocketAddress};
+use crate::driver::{with_reactor, Shared, State};
+use crate::errno::code;
+use crate::records::{token_number, token_of};
+use crate::{barrier, fast_path};
+
+/// The select backend's limit: fds at or above it cannot be watched.
+#[cfg(unix)]
+#[napi]
+pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
+
+/// Backends this build offers, in order of preference.
+#[napi(catch_unwind)]
+pub fn backends() -> Vec<&'static str> {
+    BackendKind::ALL.iter().map(|k| k.name()).collect()
+}
+
+#[napi(object)]
+pub struct ReactorOptions {
+    /// `"auto"` (default: watch the poller's fd where there is one),
+    /// `"fd"` or `"thread"` (a waiter thread, forced).
+    pub wake: Option<String>,
+    /// Bytes per read slab (default 1 MiB).
+    pub slab_size: Option<u32>,
+    /// Per-connection write queue cap in bytes (default 16 MiB).
+    pub write_queue_cap: Option<u32>,
+    /// Bytes read from one connection per turn (default 64 KiB).
+    pub read_budget: Option<u32>,
+}
+
+/// A reactor bound to this thread's Node environment.
+#[napi]
+pub struct Reactor {
+    state: Shared,
+    backend: &'static str,
+    wake_mode: &'static str,
+    /// The env cleanup hook's argument, freed by whoever runs first.
+    hook: *mut Weak<RefCell<State>>,
+}
+
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+    // SAFETY: `arg` is the Box made in the constructor; the hook is removed
+    // (and the Box freed) by `close` if that runs first, so this is the
+    // only owner now.
+    let weak = unsafe { Box::from_raw(arg.cast::<Weak<RefCell<State>>>()) };
+    if let Err(panic) = barrier::catch(|| weak.upgrade().map(|state| state.borrow_mut().shut_down())) {
+        barrier::warn(&panic);
+    }
+}
+
+#[napi]
+impl Reactor {
+    /// `onEvents(count, records, slab, peers)` is called once per turn.
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions"
+    )]
+    pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor> {
+        let kind = BackendKind::from_name(&backend).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown backend: {backend}")))?;
+        if on_events.get_type()? != ValueType::Function {
+            return Err(Error::new(Status::InvalidArg, "onEvents must be a function"));
+        }
+        let options = options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None });
+        let mut config = Config::default();
+        if let Some(cap) = options.write_queue_cap {
+            config.write_queue_cap = cap as usize;
+        }
+        if let Some(budget) = options.read_budget {
+            config.read_budget = budget.max(1) as usize;
+        }
+        let reactor =
+            muxnet_core::Reactor::new(kind, config).map_err(|e| Error::from_reason(format!("cannot create {backend} reactor: {e}")))?;
+        // libuv watches the poller's own fd where there is one (epoll, kqueue;
+        // not IOCP, and not poll or select, which have no such fd).
+        let watchable = reactor.backend().as_pollable().is_some();
+        let use_thread = match options.wake.as_deref() {
+            None | Some("auto") => !watchable,
+            Some("fd") if watchable => false,
+            Some("fd") => {
+                return Err(Error::new(Status::InvalidArg, format!("the {backend} backend has no fd to watch; use wake: 'thread'")))
+            }
+            Some("thread") => true,
+            Some(other) => return Err(Error::new(Status::InvalidArg, format!("unknown wake mode: {other}"))),
+        };
+        let slab_size = options.slab_size.map_or(1 << 20, |n| (n as usize).max(256 * 1024));
+        let raw_env = env.raw();
+        let state = State::new(raw_env, reactor, on_events.raw(), slab_size, use_thread)?;
+        let hook = Box::into_raw(Box::new(Rc::downgrade(&state)));
+        // SAFETY: `raw_env` is live; the hook and its Box argument stay
+        // valid until the hook runs or `close` removes it.
+        unsafe { napi::sys::napi_add_env_cleanup_hook(raw_env, Some(on_env_cleanup), hook.cast()) };
+        Ok(Reactor { state, backend: kind.name(), wake_mode: if use_thread { "thread" } else { "fd" }, hook })
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread.
+    #[napi(getter, catch_unwind)]
+    pub fn wake_mode(&self) -> &'static str {
+        self.wake_mode
+    }
+
+    /// [`with_reactor`] on this reactor.
+    fn with<T>(&self, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+        with_reactor(&self.state, f)
+    }
+
+    /// Listens; returns the listener's token or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn listen(&self, host: String, port: u32, backlog: i32, reuse_port: bool, ipv6_only: bool, no_delay: bool) -> i64 {
+        code(self.with(|r| {
+            let mut opts = BindOptions::new(parse_addr(&host, port)?);
+            opts.backlog = backlog;
+            opts.reuse_port = reuse_port;
+            opts.ipv6_only = ipv6_only;
+            r.listen(&opts, no_delay).map(token_number)
+        }))
+    }
+
+    /// Starts connecting; returns the connection's token or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn connect(&self, host: String, port: u32, local_host: Option<String>, local_port: Option<u32>) -> i64 {
+        code(self.with(|r| {
+            let local = match local_host {
+                Some(h) => Some(parse_addr(&h, local_port.unwrap_or(0))?),
+                None => None,
+            };
+            r.connect(parse_addr(&host, port)?, local).map(token_number)
+        }))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, ipv6_only: bool) -> i64 {
+        code(self.with(|r| {
+            let mut opts = BindOptions::new(parse_addr(&host, port)?);
+            opts.reuse_addr = reuse_addr;
+            opts.ipv6_only = ipv6_only;
+            r.udp_bind(&opts).map(token_number)
+        }))
+    }
+
+    /// `write(token, data)`: writes now what the kernel takes; returns the
+    /// bytes left queued, or a negative errno.
+    #[napi(ts_return_type = "(token: number, data: Uint8Array) => number", catch_unwind)]
+    pub fn writer(&self, env: Env) -> Result<Unknown<'_>> {
+        fast_path::bind(env, &self.state, "write", fast_path::write)
+    }
+
+    /// `send(token, data[, host, port])`: one datagram, to `host:port` or to
+    /// the connected peer; returns the bytes sent or a negative errno.
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number", catch_unwind)]
+    pub fn sender(&self, env: Env) -> Result<Unknown<'_>> {
+        fast_path::bind(env, &self.state, "send", fast_path::send)
+    }
+
+    /// Writes one buffer to many connections in one call (room fan-out).
+    /// The writes are corked: each connection gets one send for all that
+    /// was broadcast to it in this batch of events (or, outside one, by
+    /// the next turn). Returns the tokens that need the caller's
+    /// attention: the write failed, or their queue now holds more than
+    /// `slowCap` bytes.
+    #[napi(catch_unwind)]
+    pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: f64) -> Vec<f64> {
+        let attention = self.with(|r| {
+            Ok(tokens
+                .iter()
+                .copied()
+                // Compared as numbers: `Infinity` means no cap, NaN flags everyone.
+                .filter(|&t| !matches!(r.write_corked(token_of(t), data), Ok(queued) if queued as f64 <= slow_cap))
+                .collect())
+        });
+        // A closed reactor wrote nothing at all.
+        attention.unwrap_or_else(|_| tokens.to_vec())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn udp_connect(&self, token: f64, host: String, port: u32) -> i64 {
+        code(self.with(|r| r.udp_connect(token_of(token), parse_addr(&host, port)?).map(|()| 0)))
+    }
+
+    /// Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP.
+    #[napi(catch_unwind)]
+    pub fn udp_disconnect(&self, token: f64) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| r.udp_disconnect(token_of(token)).map(|()| 0)));
+        #[cfg(not(unix))]
+        {
+            let _ = token;
+            -(libc::EOPNOTSUPP as i64)
+        }
+    }
+
+    /// Half-closes after the queued bytes.
+    #[napi(catch_unwind)]
+    pub fn shutdown(&self, token: f64) -> i64 {
+        code(self.with(|r| r.shutdown(token_of(token)).map(|()| 0)))
+    }
+
+    /// Closes now; the token is free when this returns.
+    #[napi(catch_unwind)]
+    pub fn close_socket(&self, token: f64) -> i64 {
+        code(self.with(|r| r.close(token_of(token)).map(|()| 0)))
+    }
+
+    /// Closes now with RST instead of FIN.
+    #[napi(catch_unwind)]
+    pub fn reset_socket(&self, token: f64) -> i64 {
+        code(self.with(|r| r.reset(token_of(token)).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn pause(&self, token: f64) -> i64 {
+        code(self.with(|r| r.pause(token_of(token)).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn resume(&self, token: f64) -> i64 {
+        code(self.with(|r| r.resume(token_of(token)).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn resume_accept(&self, token: f64) -> i64 {
+        code(self.with(|r| r.resume_accept(token_of(token)).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn set_no_delay(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
+    }
+
+    /// `delayMs` before the first probe; `enable: false` turns it off.
+    #[napi(catch_unwind)]
+    pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: f64) -> i64 {
+        // As node:net: a delay that is no positive number is no delay (the
+        // kernel's minimum of a second then applies); no wrapping, no 0 for Infinity.
+        let ms = if delay_ms.is_finite() && delay_ms > 0.0 { delay_ms.min(u32::MAX as f64) } else { 0.0 };
+        let idle = enable.then(|| Duration::from_millis(ms.max(1000.0) as u64));
+        code(self.with(|r| r.set_keep_alive(token_of(token), idle).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn queued(&self, token: f64) -> i64 {
+        code(self.with(|r| r.queued(token_of(token))))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn local_address(&self, token: f64) -> Option<SocketAddress> {
+        self.with(|r| r.local_addr(token_of(token))).ok().map(Into::into)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn remote_address(&self, token: f64) -> Option<SocketAddress> {
+        self.with(|r| r.peer_addr(token_of(token))).ok().map(Into::into)
+    }
+
+    /// Open sockets.
+    #[napi(getter, catch_unwind)]
+    pub fn size(&self) -> u32 {
+        self.state.borrow().reactor.len() as u32
+    }
+
+    /// Whether the reactor keeps the process alive.
+    #[napi(js_name = "setRef", catch_unwind)]
+    pub fn set_ref(&self, on: bool) {
+        self.state.borrow().set_ref(on);
+    }
+
+    /// Test hook: the next binding call (`"call"`) or reactor turn
+    /// (`"turn"`) panics, so the suite can prove the panic barrier. A
+    /// panic is otherwise a bug; nothing else causes one on purpose.
+    #[napi(catch_unwind)]
+    pub fn inject_panic(&self, site: String) -> Result<()> {
+        let site =
+            barrier::Injected::from_name(&site).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown panic site: {site}")))?;
+        self.state.borrow_mut().injected = Some(site);
+        Ok(())
+    }
+
+    /// Closes every socket and stops watching; the reactor is unusable after.
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) {
+        self.state.borrow_mut().shut_down();
+        if !self.hook.is_null() {
+            let env = self.state.borrow().env;
+            // SAFETY: the hook was added with exactly this function and
+            // argument; after removal nothing else frees the Box.
+            unsafe {
+                napi::sys::napi_remove_env_cleanup_hook(env, Some(on_env_cleanup), self.hook.cast());
+                drop(Box::from_raw(self.hook));
+            }
+            self.hook = std::ptr::null_mut();
+        }
+        self.state.borrow_mut().reactor.close_all();
+    }
+}
