@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use muxnet_core::{BackendKind, BindOptions, Config, Event, Reactor, ReadSpace, Token};
+use socket2::{Domain, Socket, Type};
 
 /// How long any wait in a test may take before it counts as a failure.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -298,4 +299,51 @@ pub fn set_nofile_soft(soft: libc::rlim_t) {
     // SAFETY: setrlimit only reads the rlimit it is given.
     let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     assert_eq!(r, 0, "setrlimit({soft}): {}", io::Error::last_os_error());
+}
+
+/// A std client whose socket takes little before the kernel pushes back,
+/// so writes toward it queue in the reactor.
+pub fn small_buffer_client(addr: SocketAddr) -> TcpStream {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(32 << 10).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let s: TcpStream = s.into();
+    set_timeouts(&s);
+    s
+}
+
+/// The accepted connection whose peer is `peer`.
+pub fn conn_for(h: &mut Harness, conns: &[Token], peer: &TcpStream) -> Token {
+    let want = peer.local_addr().unwrap();
+    *conns.iter().find(|&&c| h.r.peer_addr(c).unwrap() == want).expect("no accepted connection for this peer")
+}
+
+/// Asserts two byte strings are equal, naming the first difference
+/// instead of dumping megabytes.
+pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        panic!("{what}: got {} bytes, want {}; first difference at byte {at}", got.len(), want.len());
+    }
+}
+
+/// Reads `n` bytes on `conn` and writes them back.
+pub fn echo(h: &mut Harness, conn: Token, n: usize) -> Vec<u8> {
+    let data = h.read_exact(conn, n);
+    h.r.write(conn, &data).unwrap();
+    data
+}
+
+/// Turns until `conn` closes; returns the events seen for it, the last
+/// being the `Close`. Other sockets must stay quiet.
+pub fn until_closed(h: &mut Harness, conn: Token) -> Vec<Ev> {
+    let mut seen = Vec::new();
+    h.until(&format!("Close of {conn:?}"), |_, events| {
+        for e in events {
+            assert_eq!(e.token(), conn, "unexpected event for another socket: {e:?}");
+            seen.push(e);
+        }
+        matches!(seen.last(), Some(Ev::Close { .. }))
+    });
+    seen
 }

@@ -1,0 +1,106 @@
+//! Half-close from either side, and a peer that resets.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::Shutdown;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::BackendKind;
+use socket2::SockRef;
+
+backend_tests!(half_close_local_first, half_close_peer_first, peer_reset);
+
+// 6. We half-close first: the peer sees EOF and can still send; its close
+//    then ends and closes the connection cleanly.
+fn half_close_local_first(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    h.r.shutdown(conn).unwrap();
+    expect_eof(&mut peer);
+    let err = h.r.write(conn, b"too late").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+
+    send(&mut peer, b"after your FIN");
+    assert_eq!(h.read_exact(conn, 14), b"after your FIN");
+    drop(peer);
+    let seen = until_closed(&mut h, conn);
+    assert!(matches!(seen.as_slice(), [Ev::End { .. }, Ev::Close { error: None, .. }]), "{seen:?}");
+    assert_eq!(h.r.len(), 1);
+}
+
+// 6b. The peer half-closes first: End, no Close; we can still write; our
+//     shutdown then closes.
+fn half_close_peer_first(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    send(&mut peer, b"last words");
+    peer.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    let mut ended = false;
+    h.until("data then End", |_, events| {
+        for e in events {
+            match e {
+                Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
+                Ev::End { conn: c } if c == conn => ended = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ended
+    });
+    assert_eq!(got, b"last words");
+    let quiet = h.collect_for(Duration::from_millis(100));
+    assert!(quiet.is_empty(), "a half-open connection stays open: {quiet:?}");
+
+    assert_eq!(h.r.write(conn, b"reply after your FIN").unwrap(), 0);
+    assert_eq!(read_n(&mut peer, 20), b"reply after your FIN");
+    h.r.shutdown(conn).unwrap();
+    let seen = until_closed(&mut h, conn);
+    assert!(matches!(seen.as_slice(), [Ev::Close { error: None, .. }]), "{seen:?}");
+    expect_eof(&mut peer);
+    assert_eq!(h.r.len(), 1);
+}
+
+// 7. A peer that resets: that connection closes with ECONNRESET, a
+//    neighbour keeps echoing; a write to a reset peer fails.
+fn peer_reset(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let (mut a, mut b) = (client(addr), client(addr));
+    let conns = h.accept(2);
+    let (ca, cb) = (conn_for(&mut h, &conns, &a), conn_for(&mut h, &conns, &b));
+
+    for (s, c) in [(&mut a, ca), (&mut b, cb)] {
+        send(s, b"hello");
+        echo(&mut h, c, 5);
+        assert_eq!(read_n(s, 5), b"hello");
+    }
+    SockRef::from(&a).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(a);
+    let seen = until_closed(&mut h, ca);
+    match seen.as_slice() {
+        [Ev::Close { error: Some(e), .. }] => assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET), "{e}"),
+        other => panic!("want one Close with ECONNRESET, got {other:?}"),
+    }
+    assert_eq!(h.r.len(), 2);
+
+    send(&mut b, b"still here");
+    echo(&mut h, cb, 10);
+    assert_eq!(read_n(&mut b, 10), b"still here");
+
+    // Reset again, but the reactor writes before it has looked.
+    SockRef::from(&b).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(b);
+    thread::sleep(Duration::from_millis(20));
+    let err = h.r.write(cb, b"into the void").unwrap_err();
+    assert!(matches!(err.raw_os_error(), Some(libc::ECONNRESET) | Some(libc::EPIPE)), "{err}");
+    h.r.close(cb).unwrap();
+    assert!(h.collect_for(Duration::from_millis(50)).is_empty());
+    assert_eq!(h.r.len(), 1);
+}

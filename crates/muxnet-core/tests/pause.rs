@@ -1,0 +1,79 @@
+//! Pause and resume: nothing while paused, everything (and the FIN) after.
+
+mod common;
+
+use std::net::Shutdown;
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::BackendKind;
+
+backend_tests!(pause_resume);
+
+// 8. A paused connection reports nothing; on resume, what arrived meanwhile
+//    (and a FIN behind it) is delivered, with no new input to prompt it.
+fn pause_resume(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    send(&mut peer, b"one");
+    assert_eq!(h.read_exact(conn, 3), b"one");
+
+    h.r.pause(conn).unwrap();
+    send(&mut peer, b"two");
+    send(&mut peer, b"three");
+    let quiet = h.collect_for(Duration::from_millis(150));
+    assert!(quiet.is_empty(), "paused, yet: {quiet:?}");
+    h.r.resume(conn).unwrap();
+    assert_eq!(h.read_exact(conn, 8), b"twothree");
+
+    // Paused with writes queued: the queue still drains, nothing is read.
+    let small = small_buffer_client(addr);
+    let queued_conn = h.accept(1)[0];
+    let out = pattern(8, 4 << 20);
+    assert!(h.r.write(queued_conn, &out).unwrap() > 0);
+    h.r.pause(queued_conn).unwrap();
+    let mut reader = Peer::spawn(move || {
+        let mut small = small;
+        send(&mut small, b"unread");
+        let got = read_n(&mut small, 4 << 20);
+        (small, got)
+    });
+    let mut drained = false;
+    h.until("the queue drained while paused", |_, events| {
+        for e in events {
+            match e {
+                Ev::Drain { conn: c } if c == queued_conn => drained = true,
+                other => panic!("paused, yet: {other:?}"),
+            }
+        }
+        drained && reader.done()
+    });
+    let (small, got) = reader.join();
+    assert_same(&got, &out, "bytes written while paused");
+    h.r.resume(queued_conn).unwrap();
+    assert_eq!(h.read_exact(queued_conn, 6), b"unread");
+    h.r.close(queued_conn).unwrap();
+    drop(small);
+
+    h.r.pause(conn).unwrap();
+    send(&mut peer, b"late");
+    peer.shutdown(Shutdown::Write).unwrap();
+    let quiet = h.collect_for(Duration::from_millis(150));
+    assert!(quiet.is_empty(), "paused, yet: {quiet:?}");
+    h.r.resume(conn).unwrap();
+    let mut got = Vec::new();
+    let mut ended = false;
+    h.until("data and End after resume", |_, events| {
+        for e in events {
+            match e {
+                Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
+                Ev::End { conn: c } if c == conn => ended = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ended
+    });
+    assert_eq!(got, b"late");
+}

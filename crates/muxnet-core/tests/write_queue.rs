@@ -1,0 +1,91 @@
+//! The write queue's cap: ENOBUFS before a byte goes out, one oversized write taken whole.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::{BackendKind, Config};
+
+backend_tests!(write_queue_cap, oversized_write_to_empty_queue);
+
+// 5. A peer that never reads: writes queue up to `write_queue_cap`, then
+//    fail with ENOBUFS without queueing anything; what was accepted still
+//    arrives whole once the peer reads.
+fn write_queue_cap(kind: BackendKind) {
+    const CAP: usize = 256 << 10;
+    const CHUNK: usize = 16 << 10;
+    let mut h = Harness::with_config(kind, Config { write_queue_cap: CAP, ..Config::default() });
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = small_buffer_client(addr);
+    let conn = h.accept(1)[0];
+    let mut sent = Vec::new();
+    let mut max_queued = 0;
+    for i in 0u64.. {
+        assert!(i < 10_000, "a peer that never reads must hit the cap");
+        let chunk = pattern(i, CHUNK);
+        let before = h.r.queued(conn).unwrap();
+        match h.r.write(conn, &chunk) {
+            Ok(q) => {
+                assert!(q <= CAP, "queued {q} past the cap");
+                assert_eq!(q, h.r.queued(conn).unwrap());
+                max_queued = max_queued.max(q);
+                sent.extend_from_slice(&chunk);
+            }
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "{e}");
+                assert_eq!(h.r.queued(conn).unwrap(), before, "a refused write queues nothing");
+                break;
+            }
+        }
+        assert!(h.turn(Duration::ZERO).is_empty());
+    }
+    assert!(max_queued > CAP - CHUNK, "the queue filled up to the cap ({max_queued})");
+
+    h.r.shutdown(conn).unwrap();
+    let len = sent.len();
+    let mut reader = Peer::spawn(move || {
+        let mut peer = peer;
+        let got = read_n(&mut peer, len);
+        expect_eof(&mut peer);
+        got
+    });
+    let mut seen = Vec::new();
+    h.until("Drain, the peer reading to EOF and closing", |_, events| {
+        for e in events {
+            assert_eq!(e.token(), conn, "unexpected {e:?}");
+            seen.push(e);
+        }
+        reader.done() && matches!(seen.last(), Some(Ev::Close { .. }))
+    });
+    assert!(matches!(seen.as_slice(), [Ev::Drain { .. }, Ev::End { .. }, Ev::Close { error: None, .. }]), "{seen:?}");
+    assert_same(&reader.join(), &sent, "bytes at the peer");
+}
+
+// 5b. One write larger than the cap is taken whole when nothing is queued
+//     (the queue passes the cap by that write at most); the next write while
+//     it is queued is refused and none of it reaches the peer.
+fn oversized_write_to_empty_queue(kind: BackendKind) {
+    const CAP: usize = 64 << 10;
+    let mut h = Harness::with_config(kind, Config { write_queue_cap: CAP, ..Config::default() });
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = small_buffer_client(addr);
+    let conn = h.accept(1)[0];
+    let big = pattern(5, 4 << 20);
+    let queued = h.r.write(conn, &big).unwrap();
+    assert!(queued > CAP && queued <= big.len(), "queued {queued}");
+    let err = h.r.write(conn, b"REFUSED").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS), "{err}");
+    assert_eq!(h.r.queued(conn).unwrap(), queued);
+    h.r.shutdown(conn).unwrap();
+    let mut reader = Peer::spawn(move || {
+        let mut peer = peer;
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    });
+    h.until("the peer reading to EOF", |_, _| reader.done());
+    let got = reader.join();
+    assert_same(&got, &big, "the one oversized write, and nothing of the refused one");
+}
