@@ -8,7 +8,7 @@
 import readline from 'node:readline';
 import * as dgram from '../../dgram';
 import * as net from '../../net';
-import { native } from '../../binding';
+import { FrameDecoder } from '../../fast';
 
 export interface ClientOptions {
   host: string;
@@ -47,7 +47,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     let quitting = false;
     let backoff = 500;
     const connect = () => {
-      const decoder = new native.FrameDecoder('line', 1 << 16);
+      const decoder = new FrameDecoder('line', 1 << 16);
       sock = net.connect(opts.port, opts.host);
       sock.on('connect', () => {
         backoff = 500;
