@@ -24,10 +24,16 @@ export interface ClientOptions {
 
 const MAX_BACKOFF_MS = 10_000;
 
-/** Prints above the prompt, keeping what the user is typing. */
+/**
+ * Prints above the prompt, keeping what the user is typing. Once the
+ * interface is closed (Ctrl-D; the goodbye may still arrive) there is no
+ * prompt to keep: Node 24 throws on `prompt()` after `close()`.
+ */
 function printer(rl: readline.Interface, opts: ClientOptions): (line: string) => void {
+  let prompting = opts.interactive;
+  rl.on('close', () => (prompting = false));
   return (line) => {
-    if (!opts.interactive) return void opts.output.write(`${line}\n`);
+    if (!prompting) return void opts.output.write(`${line}\n`);
     readline.clearLine(opts.output, 0);
     readline.cursorTo(opts.output, 0);
     opts.output.write(`${line}\n`);
