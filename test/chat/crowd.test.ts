@@ -2,6 +2,7 @@
 import nodeNet from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { ChatServer } from '../../src/apps/chat/server';
+import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { announcements, sleep, waitFor } from '../helpers';
 
 /** Twice this many sockets are open in this process (both ends); the fd limit here is far above. */
@@ -67,8 +68,11 @@ afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });
 
-it(`stays responsive while ${CROWD} members join one room and when they all leave at once`, async () => {
-  const server = await new ChatServer({ port: 0 }).start();
+it.each([
+  ['muxnet', muxnetTransport],
+  ['node:net', nodeTransport],
+])(`on %s: stays responsive while ${CROWD} members join one room and when they all leave at once`, async (_name, transport) => {
+  const server = await new ChatServer({ port: 0, transport }).start();
   cleanup.push(() => server.stop());
   const watcher = await observer(server.port);
 
