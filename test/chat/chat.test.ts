@@ -201,7 +201,7 @@ describe('chat commands and limits', () => {
   });
 
   it('announces a batch of events as one line; a member who comes and goes within a batch is never announced', async () => {
-    const server = await start({ announceMs: 1000 });
+    const server = await start({ announceMs: 2000 });
     const watcher = await Client.connect(server.port);
     clients.push(watcher);
     await waitFor(() => announcements(watcher.lines).length > 0, 'the first batch');
