@@ -3,10 +3,11 @@
  * part) or length-prefixed frames, rooms, private messages, heartbeats, and
  * limits that stop one client from hurting the others.
  *
- * Joins, leaves, nick changes and disconnects are announced in batches: a
- * room hears at most one line of them per `announceMs` (and before any
- * line relayed to it), so a crowd arriving or leaving at once costs a few
- * broadcasts, not one per member per member.
+ * Joins, leaves, nick changes and disconnects are announced in batches:
+ * they collect for up to `announceMs` (less if a line is relayed to the
+ * room first: it follows them) and go out as one line per room, so a crowd
+ * arriving or leaving at once costs a few broadcasts, not one per member
+ * per member.
  */
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
@@ -29,7 +30,7 @@ export interface ChatServerOptions {
   slowCap?: number;
   /** No join/leave announcements: for benchmarks of very large rooms. */
   quiet?: boolean;
-  /** A room hears at most one line of announcements per this period (default 100 ms). */
+  /** How long announcements collect before they go out, one line per room (default 100 ms). */
   announceMs?: number;
 }
 
