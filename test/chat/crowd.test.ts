@@ -1,12 +1,19 @@
 // The chat server under a crowd: thousands of members join one room, then all leave at once.
+import { existsSync, readFileSync } from 'node:fs';
 import nodeNet from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { announcements, sleep, waitFor } from '../helpers';
 
-/** Twice this many sockets are open in this process (both ends); the fd limit here is far above. */
-const CROWD = Number(process.env.CROWD ?? 3000);
+/** Files this process may open (`ulimit -n`); 1024 where /proc does not say. */
+function fdLimit(): number {
+  const limits = existsSync('/proc/self/limits') ? readFileSync('/proc/self/limits', 'utf8') : '';
+  return Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? 1024);
+}
+
+/** Members (`CROWD=n` to measure more): both ends of each are open in this process, within its fd limit. */
+const CROWD = Math.min(Number(process.env.CROWD ?? 3000), Math.floor((fdLimit() - 256) / 2));
 
 /** A line-protocol client that keeps every line it receives. */
 async function observer(port: number): Promise<{ sock: nodeNet.Socket; lines: string[] }> {
