@@ -68,7 +68,7 @@ export async function runChat(argv: string[]): Promise<void> {
 function parseTarget(target: string | undefined, defaultPort: number): [string, number] {
   if (!target) return ['127.0.0.1', defaultPort];
   // `host:port`, `[v6]:port`, or a host alone (a bare IPv6 address has several colons).
-  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):(.*)$/.exec(target);
+  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):([^:]*)$/.exec(target);
   const [host, port] = m ? [m[1], m[2]] : [target, undefined];
   return [host || '127.0.0.1', numberArg('the port', port, defaultPort, { integer: true, min: 1, max: 65535 })];
 }
