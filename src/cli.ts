@@ -5,6 +5,7 @@
  *   muxnet chat serve|connect …
  */
 import { parseArgs } from 'node:util';
+import { numberArg, PORT } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { BACKENDS, type BackendName } from './fast';
@@ -28,21 +29,22 @@ function fail(message: string): never {
 
 function echo(argv: string[]): void {
   let values;
+  let port;
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        port: { type: 'string', default: '7000' },
+        port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         udp: { type: 'boolean', default: false },
         backend: { type: 'string' },
       },
       strict: true,
     }));
+    port = numberArg('--port', values.port, 7000, PORT);
   } catch (err) {
     fail((err as Error).message);
   }
-  const port = Number(values.port);
   let server;
   try {
     server = startEcho({ port, host: values.host, udp: values.udp, backend: values.backend as BackendName | undefined });
@@ -83,7 +85,12 @@ function main(argv: string[]): void {
     case 'echo':
       return echo(rest);
     case 'chat':
-      runChat(rest).catch((err: Error) => fail(err.message));
+      // A command line that makes no sense exits 2 with the usage; a failure to serve, 1.
+      runChat(rest).catch((err: Error & { code?: string }) => {
+        if (err.code?.startsWith('ERR_')) fail(err.message);
+        console.error(`muxnet chat: ${err.message}`);
+        process.exit(1);
+      });
       return;
     case '--version':
     case '-v':

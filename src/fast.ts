@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { invalidArgType, socketClosed, systemError } from './errors';
+import { invalidArgType, invalidArgValue, socketClosed, systemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -29,7 +29,7 @@ import {
   validatePort,
   type BackendName,
 } from './options';
-import type { SocketAddress } from './binding';
+import { native, type SocketAddress } from './binding';
 import { constants } from 'node:os';
 
 const { EAGAIN, ENOBUFS } = constants.errno;
@@ -513,4 +513,99 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const token = reactor.native.udpBind(host, port, reuseAddr, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);
+}
+
+/** The largest `slowCap` and `maxFrame` the native side takes. */
+const MAX_U32 = 0xffffffff;
+
+/**
+ * Writes `data` to every connection in `connections` with one native call
+ * per reactor: a chat room's fan-out, whatever its size. The writes are
+ * corked: each connection gets one send for everything broadcast to it in
+ * this batch of events (a timer's broadcast goes out on the next turn).
+ * Connections that no longer take writes (closed, or `end()`ed) are
+ * skipped. Returns the connections that need attention: the write failed
+ * (the connection's close follows), or more than `slowCap` bytes now wait in
+ * its queue (a member too slow to keep up; `destroy()` it, or stop
+ * sending to it).
+ */
+export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Array | string, slowCap = Infinity): Connection<T>[] {
+  if (typeof slowCap !== 'number' || !(slowCap >= 0)) throw invalidArgValue('slowCap', slowCap, 'must be a number >= 0');
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const cap = Math.floor(slowCap);
+  const byReactor = new Map<Reactor, Connection<T>[]>();
+  for (const conn of connections) {
+    if (!conn.writable) continue;
+    const group = byReactor.get(conn.reactor);
+    if (group) group.push(conn);
+    else byReactor.set(conn.reactor, [conn]);
+  }
+  const attention: Connection<T>[] = [];
+  for (const [reactor, conns] of byReactor) {
+    const tokens = reactor.native.broadcast(Float64Array.from(conns, (c) => c.token), buf, cap);
+    if (tokens.length === 0) continue;
+    const byToken = new Map(conns.map((c) => [c.token, c]));
+    for (const token of tokens) attention.push(byToken.get(token)!);
+  }
+  return attention;
+}
+
+/**
+ * How a byte stream is cut into messages: `'line'` (each ends with `\n`;
+ * `\r\n` is accepted) or `'length'` (a 4-byte big-endian length, then that
+ * many bytes).
+ */
+export type Framing = 'line' | 'length';
+
+function validateFraming(framing: unknown): Framing {
+  if (framing !== 'line' && framing !== 'length') throw invalidArgValue('framing', framing, "must be 'line' or 'length'");
+  return framing;
+}
+
+export interface DecodedFrames {
+  /** Whole frames, in order, without their delimiter or header. */
+  frames: Buffer[];
+  /** Frames dropped because they were longer than `maxFrame`. */
+  tooLong: number;
+}
+
+/**
+ * Splits a byte stream into frames, in Rust: one native call per chunk,
+ * however many frames it completes or however they were split. A frame
+ * longer than `maxFrame` bytes is dropped before its bytes are buffered and
+ * counted in `tooLong`; a length-prefixed stream stops decoding after one
+ * (its framing is lost).
+ *
+ * ```ts
+ * const decoder = new FrameDecoder('line', 4096);
+ * onData(conn, chunk) { for (const line of decoder.push(chunk).frames) … }
+ * ```
+ */
+export class FrameDecoder {
+  private readonly codec: InstanceType<typeof native.FrameDecoder>;
+
+  constructor(framing: Framing, maxFrame: number) {
+    if (maxFrame === undefined) throw invalidArgType('maxFrame', 'an integer', maxFrame);
+    this.codec = new native.FrameDecoder(validateFraming(framing), validateInteger(maxFrame, 'maxFrame', 0, 1, MAX_U32));
+  }
+
+  /** Takes the next chunk of the stream; returns the frames it completed. */
+  push(chunk: Uint8Array): DecodedFrames {
+    return this.codec.push(chunk);
+  }
+
+  /** Bytes held for a frame not yet complete. */
+  get buffered(): number {
+    return this.codec.buffered;
+  }
+}
+
+/**
+ * One frame's bytes: `payload` and a `\n` (`'line'`), or a 4-byte
+ * big-endian length and `payload` (`'length'`). Throws if `payload` is
+ * longer than `maxFrame`, or holds a `\n` for `'line'`.
+ */
+export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxFrame = MAX_U32): Buffer {
+  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  return native.encodeFrame(validateFraming(framing), validateInteger(maxFrame, 'maxFrame', MAX_U32, 1, MAX_U32), bytes);
 }

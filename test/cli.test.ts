@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { closeSocket, netConnect, roundTrip } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
 interface Running {
   child: ChildProcess;
@@ -95,6 +96,49 @@ describe('muxnet echo', () => {
     child.stderr!.on('data', (d) => (err += d));
     expect(await new Promise((r) => child.on('exit', r))).toBe(1);
     expect(err).toContain(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
+    first.child.kill('SIGTERM');
+    await first.exited;
+  });
+});
+
+describe('numbers on the command line', () => {
+  // Each would otherwise become NaN (a limit switched off), a negative or a fraction.
+  it.each([
+    ['muxnet', ['echo', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
+    ['muxnet', ['echo', '--port', '80.5'], /--port must be a whole number >= 0, not '80.5'/],
+    ['muxnet', ['chat', 'serve', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients', 'abc'], /--max-clients must be a whole number >= 1, not 'abc'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients=-5'], /--max-clients must be a whole number >= 1, not '-5'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--max-line', '2.5'], /--max-line must be a whole number from 1 to 4294967295, not '2.5'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--rate', '0'], /--rate must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--rate', '1e999'], /--rate must be a number > 0, not '1e999'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--idle-timeout=-1'], /--idle-timeout must be a number > 0, not '-1'/],
+    ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--interval', 'soon'], /--interval must be a number > 0, not 'soon'/],
+    ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],
+    ['muxnet', ['chat', 'connect', '[::1]:99999'], /the port must be a whole number from 1 to 65535, not '99999'/],
+    ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
+    ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
+    ['bench', ['--warmup=-0.5'], /--warmup must be a number >= 0, not '-0.5'/],
+  ] as const)('%s %j: a usage error, exit code 2', async (cli, args, message) => {
+    const child = spawn(process.execPath, [cli === 'muxnet' ? CLI : BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Taken as valid, a server would run on: stop it.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    clearTimeout(killer);
+    expect(err).toMatch(message);
+    expect(err).toMatch(/^usage: /m);
+    expect(code).toBe(2);
+  });
+
+  it('a chat server that cannot listen is a failure (exit 1), not a usage error', async () => {
+    const first = await start(['echo', '--port', '0']);
+    const child = spawn(process.execPath, [CLI, 'chat', 'serve', '--port', String(first.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(1);
+    expect(err).toBe(`muxnet chat: listen EADDRINUSE: address already in use 127.0.0.1:${first.port}\n`);
     first.child.kill('SIGTERM');
     await first.exited;
   });

@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { connect, listen, type Connection } from '../src/fast';
-import { BACKENDS, closeSocket, netConnect, roundTrip, waitFor } from './helpers';
+import { broadcast, connect, encodeFrame, FrameDecoder, listen, type Connection } from '../src/fast';
+import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, waitFor } from './helpers';
 
 /** An echo server that records what it saw. */
 function echoServer(backend: string, extra: { allowHalfOpen?: boolean; host?: string } = {}) {
@@ -170,6 +170,41 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
     server.close();
   });
 
+  it('broadcast() writes one buffer to many; skips the closed and the ended; names the slow', async () => {
+    const conns: Connection[] = [];
+    const server = listen({ port: 0, backend: backend as never }, { onOpen: (c) => conns.push(c) });
+    const socks = await Promise.all(Array.from({ length: 5 }, () => netConnect(server.port)));
+    const got = socks.map((sock) => {
+      const chunks: Buffer[] = [];
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('error', () => {});
+      return () => Buffer.concat(chunks).toString();
+    });
+    await waitFor(() => conns.length === 5, 'five accepts');
+    const [slow, ended, closed] = conns;
+    ended.end();
+    closed.destroy();
+    expect(broadcast(conns, 'to all\n')).toEqual([]);
+    await waitFor(() => [3, 4].every((i) => got[i]() === 'to all\n'), 'the line at every open connection');
+    await sleep(50);
+    expect(got.map((g) => g())).toEqual(['to all\n', '', '', 'to all\n', 'to all\n']);
+
+    // One member stops reading; the others keep up. Only it is named, once its queue passes the cap.
+    socks[conns.indexOf(slow)].pause();
+    const chunk = Buffer.alloc(64 << 10, 'x');
+    const cap = 256 << 10;
+    let named: Connection[] = [];
+    for (let i = 0; i < 1000 && named.length === 0; i++) {
+      named = broadcast(conns, chunk, cap);
+      await sleep(2);
+    }
+    expect(named).toEqual([slow]);
+    expect(slow.bufferedAmount).toBeGreaterThan(cap);
+    expect(() => broadcast(conns, 'x', -1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    for (const sock of socks) sock.destroy();
+    server.close();
+  });
+
   it('listens on IPv6 loopback', async () => {
     const { server } = echoServer(backend, { host: '::1' });
     expect(server.address()).toMatchObject({ address: '::1', family: 'IPv6' });
@@ -177,5 +212,55 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
     expect((await roundTrip(sock, Buffer.from('v6'))).toString()).toBe('v6');
     await closeSocket(sock);
     server.close();
+  });
+});
+
+describe('framing codecs', () => {
+  it('FrameDecoder reassembles frames split anywhere; encodeFrame makes them; oversized frames are counted', async () => {
+    const received: string[] = [];
+    let tooLong = 0;
+    const server = listen(
+      { port: 0 },
+      {
+        onOpen: (conn) => (conn.data = new FrameDecoder('length', 100)),
+        onData(conn, chunk) {
+          const decoded = (conn.data as FrameDecoder).push(chunk);
+          tooLong += decoded.tooLong;
+          for (const frame of decoded.frames) {
+            received.push(frame.toString());
+            conn.write(encodeFrame('line', `got ${frame}`));
+          }
+        },
+      },
+    );
+    const sock = await netConnect(server.port);
+    let replies = '';
+    sock.on('data', (d) => (replies += d));
+    const stream = Buffer.concat(['one', '', 'three'].map((text) => encodeFrame('length', text)));
+    // A byte at a time: every frame is split inside its header and its payload.
+    for (const byte of stream) {
+      sock.write(Buffer.from([byte]));
+      await sleep(1);
+    }
+    await waitFor(() => received.length === 3, 'three frames');
+    expect(received).toEqual(['one', '', 'three']);
+    const replyDecoder = new FrameDecoder('line', 100);
+    await waitFor(() => replies.split('\n').length === 4, 'three replies');
+    expect(replyDecoder.push(Buffer.from(`${replies}got par`)).frames.map(String)).toEqual(['got one', 'got ', 'got three']);
+    expect(replyDecoder.buffered).toBe(7);
+    sock.write(encodeFrame('length', 'y'.repeat(101)));
+    await waitFor(() => tooLong === 1, 'the oversized frame counted');
+    expect(received).toHaveLength(3);
+    sock.destroy();
+    server.close();
+  });
+
+  it('rejects bad arguments with Node-style errors', () => {
+    expect(() => new FrameDecoder('lines' as never, 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => new FrameDecoder('line', 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new FrameDecoder('line', undefined as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => encodeFrame('line', 'two\nlines')).toThrow(/cannot be encoded/);
+    expect(() => encodeFrame('length', 'abc', 2)).toThrow(/cannot be encoded/);
+    expect(encodeFrame('length', 'abc')).toEqual(Buffer.from([0, 0, 0, 3, 97, 98, 99]));
   });
 });

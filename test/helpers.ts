@@ -81,3 +81,11 @@ export function closeSocket(sock: net.Socket): Promise<void> {
     sock.end();
   });
 }
+
+/**
+ * What the chat announcement lines among `lines` say, one entry per event:
+ * `TIME * a joined lobby; b quit` gives `a joined lobby` and `b quit`.
+ */
+export function announcements(lines: string[]): string[] {
+  return lines.flatMap((l) => /^\S+ \* (.+)$/.exec(l)?.[1].split('; ') ?? []);
+}

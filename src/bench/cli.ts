@@ -1,21 +1,14 @@
 /**
  * `npm run bench [-- options]`: the same echo workloads against node:net,
  * muxnet (drop-in and fast API, each backend) and the pure-Rust reference,
- * side by side in one run.
- *
- *   --quick               a small matrix, short cells (under a minute)
- *   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust
- *   --cells a,b           cell ids (default: the matrix); see bench/README or --list
- *   --duration S          measured seconds per cell and round (default 1.5; quick 1)
- *   --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
- *   --rounds N            run the matrix N times, report each cell's median (default 3; quick 1)
- *   --list                print servers and cells, run nothing
+ * side by side in one run. Options: `USAGE` below.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { numberArg, POSITIVE } from '../args';
 import { FULL, QUICK } from './cells';
 import { markdown, plots } from './report';
 import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
@@ -23,8 +16,18 @@ import { referenceBinary, servers } from './servers';
 
 const root = path.join(__dirname, '..', '..');
 
+const USAGE = `usage: npm run bench [-- options]
+  --quick               a small matrix, short cells (under a minute)
+  --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust
+  --cells a,b           cell ids (default: the matrix); see bench/README or --list
+  --duration S          measured seconds per cell and round (default 1.5; quick 1)
+  --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
+  --rounds N            run the matrix N times, report each cell's median (default 3; quick 1)
+  --list                print servers and cells, run nothing`;
+
+/** A command line that makes no sense: the message and the usage, exit 2. */
 function fail(message: string): never {
-  console.error(`bench: ${message}`);
+  console.error(`bench: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
 
@@ -67,11 +70,14 @@ async function main(): Promise<void> {
     console.log(`cells (full): ${FULL.map((c) => c.id).join(', ')}\ncells (quick): ${QUICK.map((c) => c.id).join(', ')}`);
     return;
   }
-  const duration = Number(values.duration ?? (values.quick ? 1 : 1.5));
-  const warmup = Number(values.warmup ?? (values.quick ? 0.3 : 0.5));
-  const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
-  if (!(duration > 0) || !(warmup >= 0)) fail('--duration must be > 0 and --warmup >= 0');
-  if (!Number.isInteger(rounds) || rounds < 1) fail('--rounds must be a whole number >= 1');
+  let duration, warmup, rounds;
+  try {
+    duration = numberArg('--duration', values.duration, values.quick ? 1 : 1.5, POSITIVE);
+    warmup = numberArg('--warmup', values.warmup, values.quick ? 0.3 : 0.5);
+    rounds = numberArg('--rounds', values.rounds, values.quick ? 1 : 3, { integer: true, min: 1 });
+  } catch (e) {
+    fail((e as Error).message);
+  }
 
   ensureBinaries();
   const pin = pinning();

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/binding';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeCorkedTransport, nodeTransport } from '../../src/apps/chat/transport';
-import { sleep, waitFor } from '../helpers';
+import { announcements, sleep, waitFor } from '../helpers';
 
 /** A line-protocol client that records every line it receives. */
 class Client {
@@ -126,22 +126,22 @@ describe('chat commands and limits', () => {
     expect(await alice.ask('/nick has space', /^(NICK|ERROR)/)).toMatch(/^ERROR nick may not contain spaces/);
     expect(await alice.ask(`/nick ${'a'.repeat(33)}`, /^(NICK|ERROR)/)).toMatch(/^ERROR nick must be 1-32/);
     await alice.ask('/nick Alice2', /^NICK Alice2$/);
-    await waitFor(() => bob.lines.some((l) => / \* alice is now known as Alice2$/.test(l)), 'the nick change announced');
+    await waitFor(() => announcements(bob.lines).includes('alice is now known as Alice2'), 'the nick change announced');
     await alice.ask('/join dev', /^JOINED dev$/);
-    await waitFor(() => bob.lines.some((l) => / \* Alice2 left lobby$/.test(l)), 'the leave announced');
+    await waitFor(() => announcements(bob.lines).includes('Alice2 left lobby'), 'the leave announced');
     expect(await bob.ask('/rooms', /^ROOMS/)).toBe('ROOMS lobby (1), dev (1)');
     await bob.ask('/msg alice2 psst', /-> Alice2: psst$/);
     await waitFor(() => alice.lines.some((l) => / bob \(private\): psst$/.test(l)), 'the private message');
     expect(await bob.ask('/msg nobody hi', /^ERROR/)).toBe('ERROR no such nick: nobody');
     await alice.ask('/leave', /^JOINED lobby$/);
     alice.say('/me waves');
-    await waitFor(() => bob.lines.some((l) => / \* Alice2 waves$/.test(l)), 'the /me action');
+    await waitFor(() => announcements(bob.lines).includes('Alice2 waves'), 'the /me action');
     expect(await bob.ask('/ping', /^PONG$/)).toBe('PONG');
     expect(await bob.ask('/help', /^HELP/)).toContain('/msg NICK text');
     expect(await bob.ask('/frobnicate', /^ERROR/)).toBe('ERROR unknown command /frobnicate; /help lists the commands');
     await bob.ask('/quit', /^BYE$/);
     await waitFor(() => bob.closed, 'bob to be disconnected');
-    await waitFor(() => alice.lines.some((l) => / \* bob quit$/.test(l)), 'the quit announced');
+    await waitFor(() => announcements(alice.lines).includes('bob quit'), 'the quit announced');
   });
 
   it('drops lines over the limit, then disconnects a repeat offender; others unaffected', async () => {
@@ -198,6 +198,26 @@ describe('chat commands and limits', () => {
     await sleep(400);
     expect(alive.closed).toBe(false);
     expect(alive.lines.filter((l) => l === 'PING').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('announces a batch of events as one line; a member who comes and goes within a batch is never announced', async () => {
+    const server = await start({ announceMs: 2000 });
+    const watcher = await Client.connect(server.port);
+    clients.push(watcher);
+    await waitFor(() => announcements(watcher.lines).length > 0, 'the first batch');
+    // Within the next batch: one member comes and goes, two stay, one of them renames.
+    const ghost = await join(server, 'ghost');
+    await ghost.ask('/quit', /^BYE$/);
+    const stay = await Client.connect(server.port);
+    clients.push(stay);
+    const renamed = await join(server, 'renamed');
+    const stayNick = /You are (\S+) in/.exec(stay.lines[0])![1];
+    const renamedGuest = /You are (\S+) in/.exec(renamed.lines[0])![1];
+    await waitFor(() => announcements(watcher.lines).some((a) => a.includes(stayNick)), 'the second batch', 5000);
+    const batch = watcher.lines.filter((l) => l.includes(stayNick));
+    expect(batch).toHaveLength(1);
+    expect(batch[0]).toMatch(new RegExp(`^\\S+ \\* ${stayNick} and ${renamedGuest} joined lobby; ${renamedGuest} is now known as renamed$`));
+    expect(watcher.lines.some((l) => /ghost|quit/.test(l))).toBe(false);
   });
 
   it('says goodbye to everyone on shutdown', async () => {

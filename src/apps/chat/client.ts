@@ -8,7 +8,7 @@
 import readline from 'node:readline';
 import * as dgram from '../../dgram';
 import * as net from '../../net';
-import { native } from '../../binding';
+import { FrameDecoder } from '../../fast';
 
 export interface ClientOptions {
   host: string;
@@ -24,10 +24,16 @@ export interface ClientOptions {
 
 const MAX_BACKOFF_MS = 10_000;
 
-/** Prints above the prompt, keeping what the user is typing. */
+/**
+ * Prints above the prompt, keeping what the user is typing. Once the
+ * interface is closed (Ctrl-D; the goodbye may still arrive) there is no
+ * prompt to keep: Node 24 throws on `prompt()` after `close()`.
+ */
 function printer(rl: readline.Interface, opts: ClientOptions): (line: string) => void {
+  let prompting = opts.interactive;
+  rl.on('close', () => (prompting = false));
   return (line) => {
-    if (!opts.interactive) return void opts.output.write(`${line}\n`);
+    if (!prompting) return void opts.output.write(`${line}\n`);
     readline.clearLine(opts.output, 0);
     readline.cursorTo(opts.output, 0);
     opts.output.write(`${line}\n`);
@@ -47,7 +53,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     let quitting = false;
     let backoff = 500;
     const connect = () => {
-      const decoder = new native.FrameDecoder('line', 1 << 16);
+      const decoder = new FrameDecoder('line', 1 << 16);
       sock = net.connect(opts.port, opts.host);
       sock.on('connect', () => {
         backoff = 500;

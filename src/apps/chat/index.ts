@@ -2,6 +2,7 @@
  * `muxnet chat serve` and `muxnet chat connect`.
  */
 import { parseArgs } from 'node:util';
+import { numberArg, PORT, POSITIVE, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { runClient } from './client';
 import { ChatServer } from './server';
@@ -21,10 +22,9 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
 
-function seconds(v: string | undefined, fallback: number): number {
-  const n = v === undefined ? fallback : Number(v);
-  if (!(n > 0)) throw new Error(`not a positive number of seconds: ${v}`);
-  return n * 1000;
+/** `--OPTION S`, in milliseconds. */
+function seconds(option: string, text: string | undefined, fallback: number): number {
+  return numberArg(option, text, fallback, POSITIVE) * 1000;
 }
 
 export async function runChat(argv: string[]): Promise<void> {
@@ -56,19 +56,21 @@ export async function runChat(argv: string[]): Promise<void> {
       port,
       nick: values.nick,
       udp: values.udp,
-      intervalMs: seconds(values.interval, 10),
+      intervalMs: seconds('--interval', values.interval, 10),
       input: process.stdin,
       output: process.stdout,
       interactive: Boolean(process.stdin.isTTY),
     }).then(() => process.exit(0));
   }
-  throw new Error(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
+  throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
 }
 
 function parseTarget(target: string | undefined, defaultPort: number): [string, number] {
   if (!target) return ['127.0.0.1', defaultPort];
-  const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(target);
-  return [m?.[1] || '127.0.0.1', m?.[2] ? Number(m[2]) : defaultPort];
+  // `host:port`, `[v6]:port`, or a host alone (a bare IPv6 address has several colons).
+  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):([^:]*)$/.exec(target);
+  const [host, port] = m ? [m[1], m[2]] : [target, undefined];
+  return [host || '127.0.0.1', numberArg('the port', port, defaultPort, { integer: true, min: 1, max: 65535 })];
 }
 
 type Values = Record<string, string | boolean | undefined>;
@@ -77,26 +79,27 @@ async function serve(values: Values): Promise<void> {
   const backend = values.backend as BackendName | undefined;
   const host = values.host as string;
   if (values.udp) {
-    const server = new UdpChatServer({ port: Number(values.port ?? 7002), host, backend, intervalMs: seconds(values.interval as string | undefined, 10) }).start();
+    const port = numberArg('--port', values.port as string | undefined, 7002, PORT);
+    const server = new UdpChatServer({ port, host, backend, intervalMs: seconds('--interval', values.interval as string | undefined, 10) }).start();
     onSignal(() => server.stop());
     console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
     return;
   }
   const transport = TRANSPORTS[(values.net as string | undefined) ?? 'muxnet'];
-  if (!transport) throw new Error(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
-  const rate = values.rate === undefined ? 100 : Number(values.rate);
-  if (values.framing !== 'line' && values.framing !== 'length') throw new Error(`--framing must be line or length, not ${values.framing}`);
+  if (!transport) throw new UsageError(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
+  const rate = numberArg('--rate', values.rate as string | undefined, 100, POSITIVE);
+  if (values.framing !== 'line' && values.framing !== 'length') throw new UsageError(`--framing must be line or length, not ${values.framing}`);
   const server = await new ChatServer({
-    port: Number(values.port ?? 7001),
+    port: numberArg('--port', values.port as string | undefined, 7001, PORT),
     host,
     backend,
     transport,
     framing: values.framing,
-    idleTimeoutMs: seconds(values['idle-timeout'] as string | undefined, 60),
+    idleTimeoutMs: seconds('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
     rate,
     burst: rate * 2,
-    maxClients: values['max-clients'] === undefined ? undefined : Number(values['max-clients']),
-    maxLine: values['max-line'] === undefined ? undefined : Number(values['max-line']),
+    maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),
+    maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
     quiet: Boolean(values.quiet),
   }).start();
   onSignal(() => server.stop());

@@ -2,13 +2,16 @@
  * The multi-room chat server: a line protocol (`nc` and `telnet` can take
  * part) or length-prefixed frames, rooms, private messages, heartbeats, and
  * limits that stop one client from hurting the others.
+ *
+ * Joins, leaves, nick changes and disconnects are announced in batches:
+ * they collect for up to `announceMs` (less if a line is relayed to the
+ * room first: it follows them) and go out as one line per room, so a crowd
+ * arriving or leaving at once costs a few broadcasts, not one per member
+ * per member.
  */
-import { native } from '../../binding';
-import type { BackendName } from '../../fast';
+import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
 import { muxnetTransport } from './transport';
-
-type FrameDecoder = InstanceType<typeof native.FrameDecoder>;
 
 export interface ChatServerOptions {
   port?: number;
@@ -27,6 +30,8 @@ export interface ChatServerOptions {
   slowCap?: number;
   /** No join/leave announcements: for benchmarks of very large rooms. */
   quiet?: boolean;
+  /** How long announcements collect before they go out, one line per room (default 100 ms). */
+  announceMs?: number;
 }
 
 interface Member {
@@ -41,11 +46,25 @@ interface Member {
   flooding: boolean;
   dropped: number;
   oversize: number;
+  /** Its announcements in its room not sent yet. */
+  unannounced: Announcement[];
+}
+
+/** `NICK WHAT` to a room, as `TIME * alice joined lobby`. */
+interface Announcement {
+  member: Member;
+  nick: string;
+  what: string;
+  join: boolean;
+  /** The member left before its join was announced: nobody hears of it. */
+  cancelled: boolean;
 }
 
 const LOBBY = 'lobby';
 const MAX_NICK = 32;
 const MAX_OVERSIZE = 3;
+/** Names an announcement lists before `and N others`, and kinds of event before `and N more`. */
+const MAX_NAMED = 10;
 const HELP = 'HELP /nick NAME · /join ROOM · /leave · /rooms · /who · /msg NICK text · /me action · /ping · /quit · /help';
 
 /** `2026-11-22T10:00:00Z`: the server's clock, to the second. */
@@ -67,6 +86,30 @@ export function nickError(nick: string): string | undefined {
   return undefined;
 }
 
+/** `a`, `a and b`, `a, b and c`, … `a, b, … j and 12 others`. */
+function names(nicks: string[]): string {
+  if (nicks.length === 1) return nicks[0];
+  if (nicks.length <= MAX_NAMED) return `${nicks.slice(0, -1).join(', ')} and ${nicks.at(-1)}`;
+  return `${nicks.slice(0, MAX_NAMED).join(', ')} and ${nicks.length - MAX_NAMED} others`;
+}
+
+/**
+ * One line for a room's batch of announcements, whatever its size:
+ * `a and b joined lobby; c disconnected; d is now known as e`.
+ */
+function summary(batch: Announcement[]): string {
+  const byWhat = new Map<string, string[]>();
+  for (const { nick, what } of batch) {
+    const nicks = byWhat.get(what);
+    if (nicks) nicks.push(nick);
+    else byWhat.set(what, [nick]);
+  }
+  const groups = [...byWhat];
+  const parts = groups.slice(0, MAX_NAMED).map(([what, nicks]) => `${names(nicks)} ${what}`);
+  const more = groups.slice(MAX_NAMED).reduce((n, [, nicks]) => n + nicks.length, 0);
+  return more > 0 ? `${parts.join('; ')}; and ${more} more` : parts.join('; ');
+}
+
 export class ChatServer {
   readonly options: Required<Omit<ChatServerOptions, 'backend' | 'transport'>> & { backend?: BackendName; transport: ChatTransport };
   private listener: ChatListener | undefined;
@@ -75,6 +118,10 @@ export class ChatServer {
   private readonly nicks = new Map<string, Member>();
   private guests = 0;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Announcements waiting for the next batch, by room. */
+  private readonly pending = new Map<string, Announcement[]>();
+  private announcer: NodeJS.Timeout | undefined;
+  private announcedAt = 0;
 
   constructor(options: ChatServerOptions = {}) {
     this.options = {
@@ -90,6 +137,7 @@ export class ChatServer {
       maxClients: options.maxClients ?? 10_000,
       slowCap: options.slowCap ?? 1 << 20,
       quiet: options.quiet ?? false,
+      announceMs: options.announceMs ?? 100,
     };
   }
 
@@ -115,6 +163,8 @@ export class ChatServer {
   /** Says goodbye to everyone, then closes every connection and the listener. */
   stop(): void {
     clearInterval(this.heartbeat);
+    clearTimeout(this.announcer);
+    this.pending.clear();
     this.listener?.close();
     const everyone = [...this.members.values()];
     this.options.transport.broadcast(everyone.map((m) => m.conn), this.frame('SERVER shutting down. Goodbye.'), Infinity);
@@ -122,23 +172,69 @@ export class ChatServer {
   }
 
   private frame(text: string): Buffer {
-    const payload = Buffer.from(text);
-    return this.options.framing === 'line' ? Buffer.concat([payload, Buffer.from('\n')]) : native.encodeFrame('length', 0xffffffff, payload);
+    return encodeFrame(this.options.framing, text);
   }
 
   private send(m: Member, text: string): void {
     if (this.options.transport.isWritable(m.conn)) m.conn.write(this.frame(text));
   }
 
-  /** One buffer to a room (minus `except`); members too slow to keep up are cut off. */
+  /** A line to a room (minus `except`), after the announcements it has not heard yet. */
   private toRoom(room: string, text: string, except?: Member): void {
-    // Members already leaving (being dropped, or told goodbye) hear nothing more.
-    const members = [...(this.rooms.get(room) ?? [])].filter((m) => m !== except && this.options.transport.isWritable(m.conn));
-    const slow = this.options.transport.broadcast(members.map((m) => m.conn), this.frame(text), this.options.slowCap);
+    this.announce(room);
+    this.deliver(this.rooms.get(room) ?? [], text, except);
+  }
+
+  /**
+   * One buffer to `members` but `except`. Members already leaving
+   * (dropped, or told goodbye) hear nothing; those too slow to keep up are
+   * cut off, those whose connection failed are let go. Either way their
+   * departure is only queued: nothing here sends to a room again.
+   */
+  private deliver(members: Iterable<Member>, text: string, except?: Member): void {
+    const { transport, slowCap } = this.options;
+    const conns: ChatConn[] = [];
+    for (const m of members) if (m !== except && transport.isWritable(m.conn)) conns.push(m.conn);
+    const { slow, failed } = transport.broadcast(conns, this.frame(text), slowCap);
     for (const conn of slow) {
       const m = this.members.get(conn);
-      if (m) this.drop(m, `ERROR too slow: more than ${this.options.slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
+      if (m) this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
     }
+    for (const conn of failed) this.closed(conn);
+  }
+
+  /** Queues `NICK WHAT` for `room`'s next batch of announcements. */
+  private enqueue(room: string, m: Member, what: string, join = false): void {
+    if (this.options.quiet) return;
+    const announcement: Announcement = { member: m, nick: m.nick, what, join, cancelled: false };
+    m.unannounced.push(announcement);
+    const batch = this.pending.get(room);
+    if (batch) batch.push(announcement);
+    else this.pending.set(room, [announcement]);
+    if (this.announcer === undefined) {
+      const wait = Math.max(0, this.announcedAt + this.options.announceMs - Date.now());
+      this.announcer = setTimeout(() => this.announceAll(), wait).unref();
+    }
+  }
+
+  private announceAll(): void {
+    this.announcer = undefined;
+    this.announcedAt = Date.now();
+    for (const room of [...this.pending.keys()]) this.announce(room);
+  }
+
+  /**
+   * Sends `room` its pending announcements as one line, to everyone in it:
+   * those who just joined or changed their nick hear it too, as in IRC.
+   */
+  private announce(room: string): void {
+    const pending = this.pending.get(room);
+    if (!pending) return;
+    this.pending.delete(room);
+    const batch = pending.filter((a) => !a.cancelled);
+    for (const a of batch) a.member.unannounced = [];
+    if (batch.length === 0) return;
+    this.deliver(this.rooms.get(room) ?? [], `${timestamp()} * ${summary(batch)}`);
   }
 
   private open(conn: ChatConn): void {
@@ -155,7 +251,7 @@ export class ChatServer {
       conn,
       nick,
       room: LOBBY,
-      decoder: new native.FrameDecoder(this.options.framing, this.options.maxLine),
+      decoder: new FrameDecoder(this.options.framing, this.options.maxLine),
       lastSeen: now,
       pingedAt: 0,
       tokens: this.options.burst,
@@ -163,6 +259,7 @@ export class ChatServer {
       flooding: false,
       dropped: 0,
       oversize: 0,
+      unannounced: [],
     };
     this.members.set(conn, m);
     this.nicks.set(nick.toLowerCase(), m);
@@ -220,13 +317,13 @@ export class ChatServer {
       case '/join':
         if (!rest || /\s/.test(rest) || rest.length > MAX_NICK) return this.send(m, 'ERROR usage: /join ROOM (1-32 characters, no spaces)');
         if (rest !== m.room) {
-          this.leaveRoom(m, `${timestamp()} * ${m.nick} left ${m.room}`);
+          this.leaveRoom(m, `left ${m.room}`);
           this.join(m, rest);
         }
         return this.send(m, `JOINED ${rest}`);
       case '/leave':
         if (m.room !== LOBBY) {
-          this.leaveRoom(m, `${timestamp()} * ${m.nick} left ${m.room}`);
+          this.leaveRoom(m, `left ${m.room}`);
           this.join(m, LOBBY);
         }
         return this.send(m, `JOINED ${LOBBY}`);
@@ -259,12 +356,11 @@ export class ChatServer {
     if (problem) return this.send(m, `ERROR ${problem}`);
     const owner = this.nicks.get(nick.toLowerCase());
     if (owner && owner !== m) return this.send(m, `ERROR nick ${nick} is taken`);
-    const old = m.nick;
-    this.nicks.delete(old.toLowerCase());
+    if (nick !== m.nick) this.enqueue(m.room, m, `is now known as ${nick}`);
+    this.nicks.delete(m.nick.toLowerCase());
     m.nick = nick;
     this.nicks.set(nick.toLowerCase(), m);
     this.send(m, `NICK ${nick}`);
-    if (old !== nick) this.toRoom(m.room, `${timestamp()} * ${old} is now known as ${nick}`, m);
   }
 
   private join(m: Member, room: string): void {
@@ -272,34 +368,41 @@ export class ChatServer {
     let members = this.rooms.get(room);
     if (!members) this.rooms.set(room, (members = new Set()));
     members.add(m);
-    if (!this.options.quiet) this.toRoom(room, `${timestamp()} * ${m.nick} joined ${room}`, m);
+    this.enqueue(room, m, `joined ${room}`, true);
   }
 
-  private leaveRoom(m: Member, announcement: string): void {
+  /**
+   * Takes `m` out of its room at once (it hears nothing more there) and
+   * queues `NICK WHAT` for the room; a member whose join the room has not
+   * heard of yet leaves unannounced, its join and nick changes with it.
+   */
+  private leaveRoom(m: Member, what: string): void {
     const members = this.rooms.get(m.room);
     members?.delete(m);
     if (members?.size === 0 && m.room !== LOBBY) this.rooms.delete(m.room);
-    if (!this.options.quiet) this.toRoom(m.room, announcement);
+    if (m.unannounced.some((a) => a.join)) for (const a of m.unannounced) a.cancelled = true;
+    else this.enqueue(m.room, m, what);
+    m.unannounced = [];
   }
 
   /** Removes a member: a last line to them, an announcement to their room. */
   private drop(m: Member, notice: string, why = 'disconnected', graceful = false): void {
     if (!this.members.has(m.conn)) return;
-    this.forget(m, `${timestamp()} * ${m.nick} ${why}`);
+    this.forget(m, why);
     this.send(m, notice);
     if (graceful) m.conn.end();
     else m.conn.destroy();
   }
 
-  private forget(m: Member, announcement: string): void {
+  private forget(m: Member, why: string): void {
     this.members.delete(m.conn);
     this.nicks.delete(m.nick.toLowerCase());
-    this.leaveRoom(m, announcement);
+    this.leaveRoom(m, why);
   }
 
   private closed(conn: ChatConn): void {
     const m = this.members.get(conn);
-    if (m) this.forget(m, `${timestamp()} * ${m.nick} disconnected`);
+    if (m) this.forget(m, 'disconnected');
   }
 
   /** PING after `idleTimeoutMs` of silence; drop after as long again. */

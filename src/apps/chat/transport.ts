@@ -3,7 +3,7 @@
  * on muxnet's fast API and on node:net (the benchmark compares the two).
  */
 import nodeNet from 'node:net';
-import { listen, type BackendName, type Connection } from '../../fast';
+import { broadcast, listen, type BackendName, type Connection } from '../../fast';
 
 /** One client connection, as the chat server sees it. */
 export interface ChatConn {
@@ -38,12 +38,18 @@ export interface ChatTransport {
   listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
   /** Still takes writes: not closed, not ending (its close may not have been reported yet). */
   isWritable(conn: ChatConn): boolean;
-  /**
-   * Writes `data` to every connection in `conns`; returns those that need
-   * attention: the write failed, or their queue holds more than `cap` bytes.
-   */
-  broadcast(conns: ChatConn[], data: Buffer, cap: number): ChatConn[];
+  /** Writes `data` to every connection in `conns`; returns those that need attention. */
+  broadcast(conns: ChatConn[], data: Buffer, cap: number): Fanout;
 }
+
+/** The connections a broadcast could not serve. */
+export interface Fanout {
+  /** More than the cap waits in their queue: they do not read. */
+  slow: ChatConn[];
+  /** The write failed: the connection is gone (its close follows). */
+  failed: ChatConn[];
+}
+
 
 /** muxnet's fast API: room fan-out is one N-API call, whatever the room size. */
 export const muxnetTransport: ChatTransport = {
@@ -61,11 +67,9 @@ export const muxnetTransport: ChatTransport = {
   },
   isWritable: (conn) => (conn as Connection).writable,
   broadcast(conns, data, cap) {
-    if (conns.length === 0) return [];
-    const members = conns as Connection[];
-    const byToken = new Map(members.map((c) => [c.token, c]));
-    const tokens = Float64Array.from(members, (c) => c.token);
-    return members[0].reactor.native.broadcast(tokens, data, cap).map((t) => byToken.get(t)!);
+    const result: Fanout = { slow: [], failed: [] };
+    for (const conn of broadcast(conns as Connection[], data, cap)) (conn.bufferedAmount > cap ? result.slow : result.failed).push(conn);
+    return result;
   },
 };
 
@@ -110,12 +114,15 @@ function nodeTransportWith(cork: boolean): ChatTransport {
     },
     isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
     broadcast(conns, data, cap) {
-      return (conns as nodeNet.Socket[]).filter((s) => {
+      const result: Fanout = { slow: [], failed: [] };
+      for (const s of conns as nodeNet.Socket[]) {
         const corked = cork ? corkFor(s, data.length) : 0;
         s.write(data);
+        if (s.destroyed) result.failed.push(s);
         // Only what the kernel held back counts, not what this tick corked.
-        return s.destroyed || s.writableLength - corked > cap;
-      });
+        else if (s.writableLength - corked > cap) result.slow.push(s);
+      }
+      return result;
     },
   };
 }

@@ -1,0 +1,43 @@
+/**
+ * Numbers given on a command line (`muxnet echo`, `muxnet chat`, the
+ * benchmark), checked strictly: `abc`, `-1` or `2.5` where they make no
+ * sense are a usage error, never a NaN that quietly switches a limit off.
+ */
+
+/** A command line that makes no sense: the CLI prints it with its usage and exits 2. */
+export class UsageError extends Error {
+  readonly code = 'ERR_MUXNET_USAGE';
+}
+
+export interface NumberRule {
+  /** Whole numbers only. */
+  integer?: boolean;
+  /** The smallest value allowed (default 0). */
+  min?: number;
+  /** `min` itself is not allowed: `{ min: 0, exclusive: true }` is a positive number. */
+  exclusive?: boolean;
+  /** The largest value allowed (default: none). */
+  max?: number;
+}
+
+/** A positive number (durations, rates). */
+export const POSITIVE: NumberRule = { min: 0, exclusive: true };
+/** A port: a whole number; its range is checked where the socket is made, as for the API. */
+export const PORT: NumberRule = { integer: true };
+
+/** Plain decimal notation, as a user types it: `7000`, `0.5`, `1e3`; not `0x10`, `''` or `Infinity`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * The value of `option` as a number that keeps `rule`, or `fallback` if the
+ * option was not given. Throws a `UsageError` naming the option otherwise.
+ */
+export function numberArg(option: string, text: string | undefined, fallback: number, rule: NumberRule = {}): number {
+  if (text === undefined) return fallback;
+  const { integer = false, min = 0, exclusive = false, max = Infinity } = rule;
+  const n = DECIMAL.test(text) ? Number(text) : NaN;
+  if (Number.isFinite(n) && (!integer || Number.isInteger(n)) && (exclusive ? n > min : n >= min) && n <= max) return n;
+  const kind = integer ? 'a whole number' : 'a number';
+  const range = max !== Infinity ? `from ${min} to ${max}` : `${exclusive ? '>' : '>='} ${min}`;
+  throw new UsageError(`${option} must be ${kind} ${range}, not '${text}'`);
+}
