@@ -23,7 +23,7 @@ export function systemError(errno: number, syscall: string, address?: string, po
   if (errno === native.FD_LIMIT_ERRNO) {
     code = 'EMFILE';
     detail = `select backend cannot watch fds at or above FD_SETSIZE (${native.FD_SETSIZE}); use the poll or mio backend`;
-    errno = getErrno('EMFILE');
+    errno = uvErrno('EMFILE');
   } else {
     const known = getSystemErrorMap().get(-errno);
     code = known?.[0] ?? `Unknown system error ${-errno}`;
@@ -39,7 +39,12 @@ export function systemError(errno: number, syscall: string, address?: string, po
   return err;
 }
 
-function getErrno(code: string): number {
+/**
+ * The (positive) number libuv, and so the binding, gives the error `code`:
+ * the errno on Unix, libuv's own number on Windows, where the C runtime's
+ * `os.constants.errno` values differ.
+ */
+export function uvErrno(code: string): number {
   for (const [errno, [name]] of getSystemErrorMap()) if (name === code) return -errno;
   return 0;
 }

@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { invalidArgType, invalidArgValue, socketClosed, systemError } from './errors';
+import { invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -30,9 +30,9 @@ import {
   type BackendName,
 } from './options';
 import { native, type SocketAddress } from './binding';
-import { constants } from 'node:os';
 
-const { EAGAIN, ENOBUFS } = constants.errno;
+const EAGAIN = uvErrno('EAGAIN');
+const ENOBUFS = uvErrno('ENOBUFS');
 
 export type { BackendName } from './options';
 export { BACKENDS } from './options';

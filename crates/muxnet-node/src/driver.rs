@@ -264,7 +264,7 @@ impl State {
 pub fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
     let mut state = state.borrow_mut();
     if state.is_closed() {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
+        return Err(io::Error::new(io::ErrorKind::NotFound, "the reactor is closed"));
     }
     if state.injected == Some(barrier::Injected::Call) {
         state.injected = None;

@@ -49,7 +49,7 @@ unsafe fn run(env: sys::napi_env, data: *mut c_void, f: impl FnOnce(&mut muxnet_
     let weak = unsafe { &*data.cast::<Weak<RefCell<State>>>() };
     let result = match weak.upgrade() {
         Some(state) => code(with_reactor(&state, f)),
-        None => -(libc::EBADF as i64),
+        None => -(crate::errno::uv::EBADF as i64),
     };
     js::number(env, result as f64)
 }

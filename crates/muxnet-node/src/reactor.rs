@@ -205,7 +205,7 @@ impl Reactor {
         #[cfg(not(unix))]
         {
             let _ = token;
-            -(libc::EOPNOTSUPP as i64)
+            -(crate::errno::uv::ENOTSUP as i64)
         }
     }
 
