@@ -25,6 +25,13 @@ export declare class Reactor {
   get wakeMode(): string
   /** Listens; returns the listener's token or a negative errno. */
   listen(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean, noDelay: boolean): number
+  /**
+   * Listens on a Unix-domain path (IPC; Linux: a leading NUL names an
+   * abstract socket); returns the listener's token or a negative errno.
+   */
+  listenUnix(path: string, backlog: number): number
+  /** Connects to a Unix-domain path; returns the token or a negative errno. */
+  connectUnix(path: string): number
   /** Starts connecting; returns the connection's token or a negative errno. */
   connect(host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null): number
   udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number
@@ -64,6 +71,11 @@ export declare class Reactor {
   setKeepAlive(token: number, enable: boolean, delayMs: number): number
   queued(token: number): number
   localAddress(token: number): SocketAddress | null
+  /**
+   * The Unix-domain path a socket is bound to (`null` for an IP socket
+   * or an unnamed one).
+   */
+  localPath(token: number): string | null
   remoteAddress(token: number): SocketAddress | null
   /** Open sockets. */
   get size(): number

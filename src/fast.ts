@@ -35,6 +35,7 @@ const EAGAIN = uvErrno('EAGAIN');
 const ENOBUFS = uvErrno('ENOBUFS');
 
 export type { BackendName } from './options';
+export type { SocketAddress } from './binding';
 export { BACKENDS } from './options';
 
 export interface ConnectionHandlers<T = unknown> {
@@ -57,6 +58,12 @@ export interface ServerHandlers<T = unknown> extends ConnectionHandlers<T> {
 export interface ListenOptions {
   port?: number;
   host?: string;
+  /**
+   * A Unix-domain socket path to listen on instead of a port (IPC; on
+   * Linux a leading `'\0'` names an abstract socket). The file is removed
+   * when the server closes.
+   */
+  path?: string;
   backlog?: number;
   reusePort?: boolean;
   ipv6Only?: boolean;
@@ -67,8 +74,11 @@ export interface ListenOptions {
 }
 
 export interface ConnectOptions {
-  port: number;
+  /** Required unless `path` is given. */
+  port?: number;
   host?: string;
+  /** A Unix-domain socket path to connect to instead of a port. */
+  path?: string;
   localAddress?: string;
   localPort?: number;
   noDelay?: boolean;
@@ -78,9 +88,10 @@ export interface ConnectOptions {
 
 const ACCEPT_RETRY_MS = 100;
 
+/** Where an outgoing connection goes: `host:port`, or a path (`port` undefined). */
 interface Target {
   host: string;
-  port: number;
+  port?: number;
   noDelay: boolean;
 }
 
@@ -94,6 +105,13 @@ function checkHandlers(handlers: unknown, name: string, names: readonly string[]
     const handler = given[key];
     if (handler !== undefined && typeof handler !== 'function') throw invalidArgType(`${name}.${key}`, 'of type function', handler);
   }
+}
+
+/** A Unix-domain path: a non-empty string. */
+function validatePath(path: unknown, name: string): string {
+  if (typeof path !== 'string') throw invalidArgType(name, 'of type string', path);
+  if (path === '') throw invalidArgValue(name, path, 'must be a non-empty path');
+  return path;
 }
 
 const CONNECTION_HANDLERS = ['onOpen', 'onData', 'onDrain', 'onEnd', 'onClose'] as const;
@@ -155,7 +173,10 @@ export class Connection<T = unknown> implements Handle {
     if (this.remote === undefined) {
       this.remote = this.closedFlag || this.connecting ? null : this.reactor.native.remoteAddress(this.token);
     }
-    return this.remote ?? (this.target ? { address: this.target.host, port: this.target.port, family: this.target.host.includes(':') ? 'IPv6' : 'IPv4' } : null);
+    const t = this.target;
+    // A Unix-domain connection has no remote address, as in node:net.
+    if (this.remote !== null || t?.port === undefined) return this.remote ?? null;
+    return { address: t.host, port: t.port, family: t.host.includes(':') ? 'IPv6' : 'IPv4' };
   }
 
   get remoteAddress(): string | undefined {
@@ -293,7 +314,8 @@ export class Server<T = unknown> implements Handle {
   connections = 0;
   private readonly handlers: ServerHandlers<T>;
   private readonly allowHalfOpen: boolean;
-  private readonly local: SocketAddress;
+  /** The address, or the path of a Unix-domain server. */
+  private readonly local: SocketAddress | string;
   private listening = true;
   private readonly keepAlive: KeepAlive;
   private retry: NodeJS.Timeout | undefined;
@@ -304,17 +326,20 @@ export class Server<T = unknown> implements Handle {
     this.token = token;
     this.handlers = handlers;
     this.allowHalfOpen = allowHalfOpen;
-    this.local = reactor.native.localAddress(token)!;
+    this.local = reactor.native.localAddress(token) ?? reactor.native.localPath(token) ?? '';
     reactor.attach(token, this);
     this.keepAlive = new KeepAlive(reactor);
   }
 
+  /** The port (NaN for a Unix-domain server: see `address()`). */
   get port(): number {
-    return this.local.port;
+    return typeof this.local === 'string' ? NaN : this.local.port;
   }
 
-  address(): SocketAddress | null {
-    return this.listening ? { ...this.local } : null;
+  /** `{ address, family, port }`, or the path of a Unix-domain server, as node:net's. */
+  address(): SocketAddress | string | null {
+    if (!this.listening) return null;
+    return typeof this.local === 'string' ? this.local : { ...this.local };
   }
 
   get backend(): BackendName {
@@ -364,6 +389,15 @@ export class Server<T = unknown> implements Handle {
 export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
   const opts = validateObject(options, 'options') as ListenOptions;
   checkHandlers(handlers, 'handlers', SERVER_HANDLERS);
+  if (opts.path !== undefined) {
+    const path = validatePath(opts.path, 'options.path');
+    const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
+    const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+    const reactor = getReactor(resolveBackend(opts.backend));
+    const token = reactor.native.listenUnix(path, backlog);
+    if (token < 0) throw systemError(-token, 'listen', path);
+    return new Server<T>(reactor, token, handlers, allowHalfOpen);
+  }
   const port = validatePort(opts.port ?? 0);
   const host = validateHost(opts.host);
   const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
@@ -385,6 +419,14 @@ export function listen<T = unknown>(options: ListenOptions, handlers: ServerHand
 export function connect<T = unknown>(options: ConnectOptions, handlers: ConnectionHandlers<T>): Connection<T> {
   const opts = validateObject(options, 'options') as unknown as ConnectOptions;
   checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
+  if (opts.path !== undefined) {
+    const path = validatePath(opts.path, 'options.path');
+    const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+    const reactor = getReactor(resolveBackend(opts.backend));
+    const token = reactor.native.connectUnix(path);
+    if (token < 0) throw systemError(-token, 'connect', path);
+    return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host: path, noDelay: false });
+  }
   const port = validatePort(opts.port, 'options.port', false);
   const host = validateHost(opts.host);
   const localAddress = opts.localAddress === undefined ? undefined : validateHost(opts.localAddress, 'options.localAddress');

@@ -1,6 +1,9 @@
 // The fast API over real loopback sockets, once per backend.
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { broadcast, connect, encodeFrame, FrameDecoder, listen, type Connection } from '../src/fast';
@@ -262,5 +265,53 @@ describe('framing codecs', () => {
     expect(() => encodeFrame('line', 'two\nlines')).toThrow(/cannot be encoded/);
     expect(() => encodeFrame('length', 'abc', 2)).toThrow(/cannot be encoded/);
     expect(encodeFrame('length', 'abc')).toEqual(Buffer.from([0, 0, 0, 3, 97, 98, 99]));
+  });
+});
+
+describe.each(BACKENDS)('fast API over Unix-domain sockets on %s', (backend) => {
+  const socketPath = (name: string) => path.join(os.tmpdir(), `muxnet-fast-${process.pid}-${backend}-${name}.sock`);
+
+  it('listens on a path, echoes to a path connect and to node:net, and removes the file on close', async () => {
+    const file = socketPath('echo');
+    rmSync(file, { force: true });
+    const server = listen({ path: file, backend }, { onData: (c, d) => c.write(d) });
+    expect(server.address()).toBe(file);
+    expect(server.port).toBeNaN();
+    // A node:net client over the same path.
+    const sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(file, () => resolve(s));
+      s.once('error', reject);
+    });
+    expect((await roundTrip(sock, Buffer.from('from node:net'))).toString()).toBe('from node:net');
+    // A muxnet client: bytes written before the connect completes are queued.
+    const got: Buffer[] = [];
+    let client: Connection | undefined;
+    await new Promise<void>((resolve) => {
+      client = connect({ path: file, backend }, {
+        onData: (_c, d) => {
+          got.push(Buffer.from(d));
+          if (Buffer.concat(got).length === 12) resolve();
+        },
+      });
+      client.write('from muxnet');
+      client.write('!');
+    });
+    expect(Buffer.concat(got).toString()).toBe('from muxnet!');
+    expect(client!.remoteAddress).toBeUndefined();
+    client!.destroy();
+    await closeSocket(sock);
+    expect(existsSync(file)).toBe(true);
+    server.close();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('a path in use is EADDRINUSE, a missing one ENOENT, shaped like node:net', () => {
+    const file = socketPath('busy');
+    rmSync(file, { force: true });
+    expect(() => connect({ path: file, backend }, {})).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'connect', address: file }));
+    const server = listen({ path: file, backend }, {});
+    expect(() => listen({ path: file, backend }, {})).toThrow(expect.objectContaining({ code: 'EADDRINUSE', syscall: 'listen', address: file }));
+    expect(() => listen({ path: '', backend }, {})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    server.close();
   });
 });

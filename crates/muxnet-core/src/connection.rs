@@ -1,10 +1,9 @@
-//! A TCP connection's state beside its socket: where it is in its life
+//! A connection's state beside its socket: where it is in its life
 //! (connecting, open, half-closed) and the bytes the kernel has not taken.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 
-use mio::net::TcpStream;
+use crate::socket::Stream;
 
 /// The tail of writes that the kernel refused, in order. Bytes are copied
 /// in only when a write could not complete, so a peer that keeps up costs
@@ -33,7 +32,7 @@ impl WriteQueue {
     }
 
     /// Writes queued bytes until the queue empties or the kernel refuses.
-    pub fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    pub fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
         while !self.is_empty() {
             match stream.write(&self.buf[self.head..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -50,17 +49,8 @@ impl WriteQueue {
     }
 }
 
-/// Sends FIN. A socket the peer already reset (`ENOTCONN`) has no write
-/// side left to close: that is done too, as node:net takes it.
-pub(crate) fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
-    match stream.shutdown(std::net::Shutdown::Write) {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        r => r,
-    }
-}
-
 /// Writes as much of `data` as the kernel takes now; returns how much.
-pub(crate) fn write_now(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_now(stream: &mut Stream, data: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < data.len() {
         match stream.write(&data[done..]) {
@@ -77,7 +67,6 @@ pub(crate) fn write_now(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize
 #[derive(Debug, Default)]
 pub(crate) struct Connection {
     pub queue: WriteQueue,
-    pub peer: Option<SocketAddr>,
     /// A non-blocking connect is under way.
     pub connecting: bool,
     /// The user asked to stop reading (backpressure toward the peer).
@@ -113,10 +102,10 @@ impl Connection {
     }
 
     /// Sends queued bytes; once none are left, the FIN `end()` asked for.
-    pub fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    pub fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
         self.queue.flush(stream)?;
         if self.queue.is_empty() && self.ending && !self.write_closed {
-            shutdown_write(stream)?;
+            stream.shutdown_write()?;
             self.write_closed = true;
         }
         Ok(())

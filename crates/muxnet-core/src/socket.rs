@@ -3,26 +3,59 @@
 //! `IPV6_V6ONLY`) are set through `socket2`, then the socket is handed to
 //! mio's types, which every backend can register.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
-use socket2::{Domain, Protocol, SockRef, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
 /// A socket the reactor owns.
 #[derive(Debug)]
 pub enum Socket {
-    Listener(TcpListener),
-    Stream(TcpStream),
+    Listener(Listener),
+    Stream(Stream),
     Datagram(UdpSocket),
+}
+
+/// A listening socket: TCP, or a Unix-domain path (IPC).
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    /// `path`: the file to remove when it closes, as libuv does (none for
+    /// an abstract name).
+    #[cfg(unix)]
+    Unix {
+        listener: mio::net::UnixListener,
+        path: Option<std::path::PathBuf>,
+    },
+}
+
+/// A connected byte stream: TCP, or Unix-domain.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(mio::net::UnixStream),
+}
+
+/// Where a socket is bound or connected: an IP address, or a Unix-domain
+/// path (an abstract name starts with a NUL byte; `None` if unnamed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    Ip(SocketAddr),
+    Path(Option<String>),
 }
 
 impl Socket {
     /// The mio view of the socket, for the mio backend.
     pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            Socket::Listener(s) => s,
-            Socket::Stream(s) => s,
+            Socket::Listener(Listener::Tcp(s)) => s,
+            #[cfg(unix)]
+            Socket::Listener(Listener::Unix { listener, .. }) => listener,
+            Socket::Stream(Stream::Tcp(s)) => s,
+            #[cfg(unix)]
+            Socket::Stream(Stream::Unix(s)) => s,
             Socket::Datagram(s) => s,
         }
     }
@@ -31,31 +64,160 @@ impl Socket {
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         match self {
-            Socket::Listener(s) => s.as_raw_fd(),
-            Socket::Stream(s) => s.as_raw_fd(),
+            Socket::Listener(Listener::Tcp(s)) => s.as_raw_fd(),
+            Socket::Listener(Listener::Unix { listener, .. }) => listener.as_raw_fd(),
+            Socket::Stream(Stream::Tcp(s)) => s.as_raw_fd(),
+            Socket::Stream(Stream::Unix(s)) => s.as_raw_fd(),
             Socket::Datagram(s) => s.as_raw_fd(),
-        }
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Socket::Listener(s) => s.local_addr(),
-            Socket::Stream(s) => s.local_addr(),
-            Socket::Datagram(s) => s.local_addr(),
         }
     }
 
     fn sock_ref(&self) -> SockRef<'_> {
         match self {
-            Socket::Listener(s) => SockRef::from(s),
-            Socket::Stream(s) => SockRef::from(s),
+            Socket::Listener(Listener::Tcp(s)) => SockRef::from(s),
+            #[cfg(unix)]
+            Socket::Listener(Listener::Unix { listener, .. }) => SockRef::from(listener),
+            Socket::Stream(s) => s.sock_ref(),
             Socket::Datagram(s) => SockRef::from(s),
+        }
+    }
+
+    /// The local address: IP and port, or the Unix-domain path.
+    pub fn local_address(&self) -> io::Result<Address> {
+        address_of(&self.sock_ref().local_addr()?)
+    }
+
+    /// The local IP address and port (`InvalidInput` for a Unix-domain socket).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self.local_address()? {
+            Address::Ip(addr) => Ok(addr),
+            Address::Path(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "a Unix-domain socket has no IP address")),
         }
     }
 
     /// The pending `SO_ERROR`, cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock_ref().take_error()
+    }
+}
+
+fn address_of(addr: &SockAddr) -> io::Result<Address> {
+    if let Some(ip) = addr.as_socket() {
+        return Ok(Address::Ip(ip));
+    }
+    #[cfg(unix)]
+    if let Some(path) = addr.as_pathname() {
+        return Ok(Address::Path(Some(path.to_string_lossy().into_owned())));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(name) = addr.as_abstract_namespace() {
+        return Ok(Address::Path(Some(format!("\0{}", String::from_utf8_lossy(name)))));
+    }
+    if addr.is_unix() {
+        return Ok(Address::Path(None));
+    }
+    Err(io::Error::new(io::ErrorKind::Unsupported, "unknown address family"))
+}
+
+impl Stream {
+    fn sock_ref(&self) -> SockRef<'_> {
+        match self {
+            Stream::Tcp(s) => SockRef::from(s),
+            #[cfg(unix)]
+            Stream::Unix(s) => SockRef::from(s),
+        }
+    }
+
+    /// The peer's IP address (`NotConnected` before a connect completes;
+    /// `InvalidInput` for a Unix-domain stream).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr(),
+            #[cfg(unix)]
+            Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "a Unix-domain socket has no IP address")),
+        }
+    }
+
+    /// Whether a non-blocking connect has completed (an error is taken
+    /// from `SO_ERROR` first).
+    pub(crate) fn connected(&self) -> io::Result<bool> {
+        let peer = match self {
+            Stream::Tcp(s) => s.peer_addr().map(drop),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.peer_addr().map(drop),
+        };
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock_ref().take_error()
+    }
+
+    /// Sends FIN. A socket the peer already reset (`ENOTCONN`) has no
+    /// write side left to close: that is done too, as node:net takes it.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        match self.sock_ref().shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Makes the next close abortive: the peer gets RST instead of FIN.
+    pub(crate) fn set_linger_zero(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => SockRef::from(s).set_linger(Some(std::time::Duration::ZERO)),
+            #[cfg(unix)]
+            Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP connection")),
+        }
+    }
+
+    /// `TCP_NODELAY` and `SO_KEEPALIVE`; a Unix-domain stream has neither
+    /// and ignores them, as node:net does for pipes.
+    pub(crate) fn set_options(&self, no_delay: Option<bool>, keep_alive: Option<Option<std::time::Duration>>) -> io::Result<()> {
+        let stream = match self {
+            Stream::Tcp(stream) => stream,
+            #[cfg(unix)]
+            Stream::Unix(_) => return Ok(()),
+        };
+        if let Some(on) = no_delay {
+            stream.set_nodelay(on)?;
+        }
+        if let Some(ka) = keep_alive {
+            let sock = SockRef::from(stream);
+            match ka {
+                None => sock.set_keepalive(false)?,
+                Some(idle) => sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -143,26 +305,38 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     Ok(TcpStream::from_std(socket.into()))
 }
 
-/// Makes the next close abortive: the peer gets RST instead of FIN.
-pub(crate) fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
-    SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO))
+/// A Unix-domain listener on `path` (Linux: a leading NUL byte names an
+/// abstract socket, which has no file).
+#[cfg(unix)]
+pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
+    let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    let file = (!path.starts_with('\0')).then(|| std::path::PathBuf::from(path));
+    Ok(Listener::Unix { listener: mio::net::UnixListener::from_std(socket.into()), path: file })
 }
 
-/// `TCP_NODELAY` and `SO_KEEPALIVE` for a stream.
-pub(crate) fn set_stream_options(
-    stream: &TcpStream,
-    no_delay: Option<bool>,
-    keep_alive: Option<Option<std::time::Duration>>,
-) -> io::Result<()> {
-    if let Some(on) = no_delay {
-        stream.set_nodelay(on)?;
+/// Starts a non-blocking Unix-domain connect.
+#[cfg(unix)]
+pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
+    let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&SockAddr::unix(path)?) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
     }
-    if let Some(ka) = keep_alive {
-        let sock = SockRef::from(stream);
-        match ka {
-            None => sock.set_keepalive(false)?,
-            Some(idle) => sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?,
+    Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))
+}
+
+#[cfg(unix)]
+impl Drop for Listener {
+    /// A Unix-domain listener removes its socket file, as libuv does.
+    fn drop(&mut self) {
+        if let Listener::Unix { path: Some(path), .. } = self {
+            let _ = std::fs::remove_file(path);
         }
     }
-    Ok(())
 }

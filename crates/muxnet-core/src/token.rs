@@ -16,8 +16,15 @@ const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 /// Identifies one socket of one reactor, for its whole life and never
 /// after; reported back with each readiness and each event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(u64);
+
+/// `Token(slot/generation)`.
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({}/{})", self.index(), self.generation())
+    }
+}
 
 impl Token {
     fn new(index: u32, generation: u32) -> Token {

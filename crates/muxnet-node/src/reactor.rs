@@ -136,6 +136,31 @@ impl Reactor {
         }))
     }
 
+    /// Listens on a Unix-domain path (IPC; Linux: a leading NUL names an
+    /// abstract socket); returns the listener's token or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn listen_unix(&self, path: String, backlog: i32) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| r.listen_unix(&path, backlog).map(token_number)));
+        #[cfg(not(unix))]
+        {
+            let _ = (path, backlog);
+            -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
+    /// Connects to a Unix-domain path; returns the token or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn connect_unix(&self, path: String) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| r.connect_unix(&path).map(token_number)));
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
     /// Starts connecting; returns the connection's token or a negative errno.
     #[napi(catch_unwind)]
     pub fn connect(&self, host: String, port: u32, local_host: Option<String>, local_port: Option<u32>) -> i64 {
@@ -265,6 +290,16 @@ impl Reactor {
     #[napi(catch_unwind)]
     pub fn local_address(&self, token: f64) -> Option<SocketAddress> {
         self.with(|r| r.local_addr(token_of(token))).ok().map(Into::into)
+    }
+
+    /// The Unix-domain path a socket is bound to (`null` for an IP socket
+    /// or an unnamed one).
+    #[napi(catch_unwind)]
+    pub fn local_path(&self, token: f64) -> Option<String> {
+        match self.with(|r| r.local_address(token_of(token))) {
+            Ok(muxnet_core::Address::Path(path)) => path,
+            _ => None,
+        }
     }
 
     #[napi(catch_unwind)]

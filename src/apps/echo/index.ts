@@ -2,7 +2,7 @@
  * TCP and UDP echo servers on the fast API: what `npx muxnet echo` runs and
  * what the benchmark measures.
  */
-import { bind, listen, type BackendName, type Connection } from '../../fast';
+import { bind, listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
 
 export interface EchoOptions {
   port?: number;
@@ -84,7 +84,8 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
       },
     },
   );
-  const local = server.address()!;
+  // Listening on a port, not a path: an address, not a string.
+  const local = server.address() as SocketAddress;
   return {
     protocol: 'tcp',
     address: local.address,

@@ -6,17 +6,41 @@ use std::io;
 use super::{Entry, Event, Kind, Reactor};
 use crate::backend::Token;
 use crate::connection::Connection;
-use crate::socket::{self, BindOptions, Socket};
+use crate::socket::{self, BindOptions, Listener, Socket, Stream};
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == libc::EMFILE || code == libc::ENFILE)
+}
+
+/// Accepts one connection; TCP ones get `TCP_NODELAY` if `no_delay`.
+fn accept(listener: &Listener, no_delay: bool) -> io::Result<Stream> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, _) = l.accept()?;
+            // Accepted sockets inherit nothing useful; a failure here only
+            // costs latency.
+            let _ = stream.set_nodelay(no_delay);
+            Ok(Stream::Tcp(stream))
+        }
+        #[cfg(unix)]
+        Listener::Unix { listener, .. } => Ok(Stream::Unix(listener.accept()?.0)),
+    }
 }
 
 impl Reactor {
     /// Binds and listens; accepted connections get `TCP_NODELAY` if `no_delay`.
     pub fn listen(&mut self, opts: &BindOptions, no_delay: bool) -> io::Result<Token> {
         let listener = socket::tcp_listen(opts)?;
-        self.insert(Socket::Listener(listener), Kind::Listener { no_delay, accept_paused: false })
+        self.insert(Socket::Listener(Listener::Tcp(listener)), Kind::Listener { no_delay, accept_paused: false })
+    }
+
+    /// Listens on a Unix-domain path (IPC); the socket file is removed when
+    /// the listener closes. On Linux a leading NUL byte names an abstract
+    /// socket.
+    #[cfg(unix)]
+    pub fn listen_unix(&mut self, path: &str, backlog: i32) -> io::Result<Token> {
+        let listener = socket::unix_listen(path, backlog)?;
+        self.insert(Socket::Listener(listener), Kind::Listener { no_delay: false, accept_paused: false })
     }
 
     /// Starts accepting again on a listener paused by `EMFILE`/`ENFILE`.
@@ -47,12 +71,9 @@ impl Reactor {
     pub(super) fn accept(&mut self, token: Token, no_delay: bool, events: &mut Vec<Event>) {
         for _ in 0..self.config.accept_budget {
             let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    // Accepted sockets inherit nothing useful; a failure
-                    // here only costs latency.
-                    let _ = stream.set_nodelay(no_delay);
-                    let conn = Connection { peer: Some(peer), ..Default::default() };
+            match accept(listener, no_delay) {
+                Ok(stream) => {
+                    let conn = Connection::default();
                     match self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn))) {
                         Ok(conn) => events.push(Event::Accept { listener: token, conn }),
                         Err(error) => events.push(Event::AcceptError { listener: token, error }),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
-use crate::socket::Socket;
+use crate::socket::{Address, Socket};
 use crate::token::Table;
 
 /// Limits that keep one busy or hostile peer from starving or bloating
@@ -302,6 +302,11 @@ impl Reactor {
             Socket::Datagram(s) => s.peer_addr(),
             Socket::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
         }
+    }
+
+    /// The local address, IP or Unix-domain path.
+    pub fn local_address(&mut self, token: Token) -> io::Result<Address> {
+        self.entry(token)?.socket.local_address()
     }
 
     /// One turn of the loop: waits at most `timeout` for readiness, does

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
-use crate::connection::{shutdown_write, write_now, Connection};
-use crate::socket::{self, Socket};
+use crate::connection::{write_now, Connection};
+use crate::socket::{self, Socket, Stream};
 
 /// Below this much free slab a read is put off to the next turn.
 const MIN_READ: usize = 2048;
@@ -23,10 +23,10 @@ enum ReadEnd {
 }
 
 impl Reactor {
-    fn stream(&mut self, token: Token) -> io::Result<(&mut mio::net::TcpStream, &mut Connection)> {
+    fn stream(&mut self, token: Token) -> io::Result<(&mut Stream, &mut Connection)> {
         match self.entry(token)? {
             Entry { socket: Socket::Stream(s), kind: Kind::Stream(c), .. } => Ok((s, c)),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP connection")),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a connection")),
         }
     }
 
@@ -34,14 +34,23 @@ impl Reactor {
     /// (with `ECONNREFUSED`, …) reports how it ended.
     pub fn connect(&mut self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Token> {
         let stream = socket::tcp_connect(addr, local)?;
-        let conn = Connection { connecting: true, peer: Some(addr), ..Default::default() };
+        let conn = Connection { connecting: true, ..Default::default() };
+        self.insert(Socket::Stream(Stream::Tcp(stream)), Kind::Stream(Box::new(conn)))
+    }
+
+    /// Starts a non-blocking connect to a Unix-domain socket (IPC); reported
+    /// as for [`Reactor::connect`].
+    #[cfg(unix)]
+    pub fn connect_unix(&mut self, path: &str) -> io::Result<Token> {
+        let stream = socket::unix_connect(path)?;
+        let conn = Connection { connecting: true, ..Default::default() };
         self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn)))
     }
 
     /// Closes a TCP connection abortively: queued bytes are dropped and the
     /// peer gets RST (its reads fail with `ECONNRESET`). No `Close` event.
     pub fn reset(&mut self, token: Token) -> io::Result<()> {
-        socket::set_linger_zero(self.stream(token)?.0)?;
+        self.stream(token)?.0.set_linger_zero()?;
         self.close(token)
     }
 
@@ -135,7 +144,7 @@ impl Reactor {
     /// with bytes already queued, a write that could pass the cap fails
     /// with `ENOBUFS` before any byte goes out (what the kernel took
     /// cannot be taken back, and the caller is told nothing was written).
-    fn writable_stream(&mut self, token: Token, len: usize) -> io::Result<(&mut mio::net::TcpStream, &mut Connection)> {
+    fn writable_stream(&mut self, token: Token, len: usize) -> io::Result<(&mut Stream, &mut Connection)> {
         let cap = self.config.write_queue_cap;
         let (stream, conn) = self.stream(token)?;
         if conn.ending || conn.write_closed {
@@ -153,7 +162,7 @@ impl Reactor {
         let (stream, conn) = self.stream(token)?;
         conn.ending = true;
         if conn.queue.is_empty() && !conn.connecting && !conn.write_closed {
-            shutdown_write(stream)?;
+            stream.shutdown_write()?;
             conn.write_closed = true;
             if conn.finished() {
                 // Both sides done; report the close in the next turn.
@@ -183,12 +192,12 @@ impl Reactor {
     }
 
     pub fn set_no_delay(&mut self, token: Token, on: bool) -> io::Result<()> {
-        socket::set_stream_options(self.stream(token)?.0, Some(on), None)
+        self.stream(token)?.0.set_options(Some(on), None)
     }
 
     /// `None` turns keep-alive off; `Some(idle)` probes after `idle`.
     pub fn set_keep_alive(&mut self, token: Token, idle: Option<Duration>) -> io::Result<()> {
-        socket::set_stream_options(self.stream(token)?.0, None, Some(idle))
+        self.stream(token)?.0.set_options(None, Some(idle))
     }
 
     pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<()> {
@@ -204,10 +213,8 @@ impl Reactor {
             if let Some(error) = stream.take_error()? {
                 return Err(error);
             }
-            match stream.peer_addr() {
-                Ok(peer) => conn.peer = Some(peer),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-                Err(e) => return Err(e),
+            if !stream.connected()? {
+                return Ok(());
             }
             conn.connecting = false;
             events.push(Event::Connect { conn: token });
