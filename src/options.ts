@@ -21,7 +21,7 @@ export function resolveBackend(backend: unknown): BackendName {
 export function validatePort(port: unknown, name = 'options.port', allowZero = true): number {
   if (typeof port === 'string' && port.trim() !== '' && Number.isInteger(Number(port))) port = Number(port);
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!allowZero && port === 0)) {
-    throw badPort(name, port);
+    throw badPort(name, port, allowZero);
   }
   return port;
 }
@@ -39,6 +39,11 @@ export function validateHost(host: unknown, name = 'options.host', fallback = '1
     throw invalidArgValue(name, host, 'must be an IP address (resolve host names with dns.lookup first)');
   }
   return bare;
+}
+
+/** Node's `validateString`/`validateNumber`: `value` must be of that type, `undefined` included. */
+export function validateType(value: unknown, name: string, type: 'string' | 'number'): void {
+  if (typeof value !== type) throw invalidArgType(name, `of type ${type}`, value);
 }
 
 export function validateBoolean(value: unknown, name: string, fallback: boolean): boolean {
