@@ -422,6 +422,11 @@ export class Socket extends EventEmitter implements Handle {
     return this;
   }
 
+  /** `await using`: closes the socket unless it is closed already. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) await new Promise<void>((resolve) => this.close(resolve));
+  }
+
   /** A closed socket's waiting datagrams fail with `ECANCELED`, after 'close'. */
   private cancelOutbox(): void {
     if (this.retry !== undefined) clearImmediate(this.retry);

@@ -278,6 +278,18 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(() => after.abort()).not.toThrow();
   });
 
+  it('[Symbol.asyncDispose]() closes the socket, and resolves when it is closed already', async () => {
+    const socket = create('udp4');
+    await bound(socket, '127.0.0.1');
+    const closed = once(socket, 'close');
+    const dispose = (socket as unknown as AsyncDisposable)[Symbol.asyncDispose];
+    expect(typeof dispose).toBe('function');
+    await dispose.call(socket);
+    await closed;
+    expect(() => socket.address()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }));
+    await expect(dispose.call(socket)).resolves.toBeUndefined();
+  });
+
   it('queues datagrams the kernel cannot take yet and sends them next turn, in order', async () => {
     const script = path.join(__dirname, 'fixtures', 'dgram-send-queue.js');
     const args = ['--test-udp-no-try-send', script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];
