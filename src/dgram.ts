@@ -159,6 +159,11 @@ export class Socket extends EventEmitter implements Handle {
     this.lookup(address || (six ? '::1' : '127.0.0.1'), six ? 6 : 4, (err, ip) => cb(err, ip));
   }
 
+  /** Whether `ip` is of the socket's family: node:dgram's udp4 takes no IPv6 address, udp6 no IPv4 one (`EINVAL`). */
+  private speaks(ip: string): boolean {
+    return isIP(ip) === (this.type === 'udp6' ? 6 : 4);
+  }
+
   private healthCheck(): void {
     if (!this.running) throw coded(new Error('Not running'), 'ERR_SOCKET_DGRAM_NOT_RUNNING');
   }
@@ -200,7 +205,7 @@ export class Socket extends EventEmitter implements Handle {
       }
       const reactor = getReactor(this.backend);
       // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
-      const token = reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only);
+      const token = this.speaks(ip) ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only) : -EINVAL;
       if (token < 0) {
         this.bindState = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
@@ -266,7 +271,7 @@ export class Socket extends EventEmitter implements Handle {
       if (!this.running) return;
       let err = lookupErr;
       if (!err) {
-        const r = this.reactor!.native.udpConnect(this.token, ip, port);
+        const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
         if (r < 0) err = hostPortError(-r, 'connect', address, port);
       }
       if (err) {
@@ -357,8 +362,9 @@ export class Socket extends EventEmitter implements Handle {
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
   private transmit(out: Outgoing): void {
     if (!this.running) return;
-    if (this.outbox.length > 0 || NO_TRY_SEND) return this.hold(out);
-    const r = this.reactor!.send(this.token, out.data, out.ip, out.port);
+    const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
+    if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
+    const r = wrongFamily ? -EINVAL : this.reactor!.send(this.token, out.data, out.ip, out.port);
     if (r === -EAGAIN) return this.hold(out);
     if (out.callback) process.nextTick(() => this.finish(out, r));
   }

@@ -209,6 +209,31 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  it('a udp4 socket takes no IPv6 address and a udp6 socket no IPv4 one: EINVAL', async () => {
+    const shapes: unknown[] = [];
+    const shape = (e: unknown) => {
+      const { message, code, syscall, address, port } = e as NodeJS.ErrnoException & { address?: string; port?: number };
+      shapes.push({ message, code, syscall, address, port });
+    };
+    for (const [type, wrong] of [['udp4', '::1'], ['udp6', '127.0.0.1']] as const) {
+      const bad = create(type);
+      bad.bind(0, wrong);
+      shape((await once(bad, 'error'))[0]);
+      bad.close();
+      const sender = create(type);
+      shape(await new Promise((resolve) => sender.send('x', 9, wrong, resolve)));
+      shape(await new Promise((resolve) => sender.connect(9, wrong, resolve as () => void)));
+      sender.close();
+    }
+    const einval = (syscall: string, address: string, port?: number) => ({
+      message: `${syscall} EINVAL ${address}${port ? `:${port}` : ''}`, code: 'EINVAL', syscall, address, port,
+    });
+    expect(shapes).toEqual([
+      einval('bind', '::1'), einval('send', '::1', 9), einval('connect', '::1', 9),
+      einval('bind', '127.0.0.1'), einval('send', '127.0.0.1', 9), einval('connect', '127.0.0.1', 9),
+    ]);
+  });
+
   it('validates arguments with node:dgram codes and messages', () => {
     const s = create('udp4');
     const code = (c: string, message?: string | RegExp) => expect.objectContaining(message === undefined ? { code: c } : { code: c, message: expect.stringMatching(message) });
