@@ -183,7 +183,7 @@ export class Socket extends EventEmitter implements Handle {
     if (typeof cb === 'function') {
       // Gone again if the bind fails: a later bind brings its own callback.
       const onListening = () => {
-        this.off('error', forget);
+        forget();
         cb.call(this);
       };
       const forget = () => {

@@ -57,7 +57,9 @@ export function invalidArgValue(name: string, value: unknown, reason: string): C
 }
 
 export function invalidArgType(name: string, expected: string, value: unknown): CodedError<TypeError> {
-  return coded(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  // Node words a dotted name (`options.port`) as a property.
+  const what = name.includes('.') ? 'property' : 'argument';
+  return coded(new TypeError(`The "${name}" ${what} must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
 export function badPort(name: string, value: unknown, allowZero = true): CodedError<RangeError> {

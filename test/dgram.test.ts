@@ -186,6 +186,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     const listening = new Promise<void>((resolve) => second.bind(0, '127.0.0.1', resolve));
     await listening;
     expect(second.address().port).toBeGreaterThan(0);
+    expect([second.listenerCount('listening'), second.listenerCount('error')]).toEqual([0, 0]);
     second.close();
     socket.close();
   });
@@ -251,7 +252,9 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
       expect(() => dgram.createSocket(type as never)).toThrow(code('ERR_SOCKET_BAD_TYPE', /^Bad socket type specified\. Valid types are: udp4, udp6$/));
     }
     expect(() => create('udp4', { lookup: null as never })).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "lookup" argument must be of type function\. Received null$/));
-    expect(() => create('udp4', { signal: {} as never })).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    expect(() => create('udp4', { signal: {} as never })).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "options\.signal" property must be an instance of AbortSignal\. Received an instance of Object$/));
+    expect(() => create('udp4', { recvBufferSize: 1.5 })).toThrow(code('ERR_OUT_OF_RANGE', /^The value of "options\.recvBufferSize" is out of range\. It must be an integer\. Received 1\.5$/));
+    expect(() => create('udp4', { sendBufferSize: 'x' as never })).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "options\.sendBufferSize" property must be of type number/));
     expect(() => s.setTTL('foo' as never)).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "ttl" argument must be of type number/));
     expect(() => s.setBroadcast(true)).toThrow(code('EBADF', /^setBroadcast EBADF$/));
     expect(() => s.setMulticastLoopback(true)).toThrow(code('EBADF', /^setMulticastLoopback EBADF$/));
