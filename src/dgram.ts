@@ -366,13 +366,15 @@ export class Socket extends EventEmitter implements Handle {
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
     const r = wrongFamily ? -EINVAL : this.reactor!.send(this.token, out.data, out.ip, out.port);
     if (r === -EAGAIN) return this.hold(out);
-    if (out.callback) process.nextTick(() => this.finish(out, r));
+    this.settle(out, r);
   }
 
-  /** Reports a send's outcome to its callback (node:dgram has no 'error' for sends). */
-  private finish(out: Outgoing, result: number): void {
-    if (result < 0) out.callback?.(hostPortError(-result, 'send', out.address, out.port));
-    else out.callback?.(null, result);
+  /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
+  private settle(out: Outgoing, result: number): void {
+    const { callback } = out;
+    if (callback === undefined) return;
+    const err = result < 0 ? hostPortError(-result, 'send', out.address, out.port) : null;
+    process.nextTick(() => (err ? callback(err) : callback(null, result)));
   }
 
   private hold(out: Outgoing): void {
@@ -396,7 +398,7 @@ export class Socket extends EventEmitter implements Handle {
       if (r === -EAGAIN) return this.scheduleFlush();
       this.outbox.shift();
       this.outboxBytes -= out.data.length;
-      this.finish(out, r);
+      this.settle(out, r);
     }
   }
 
@@ -423,8 +425,8 @@ export class Socket extends EventEmitter implements Handle {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
     }
-    this.cancelOutbox();
     process.nextTick(() => this.emit('close'));
+    this.cancelOutbox();
     return this;
   }
 
@@ -437,10 +439,9 @@ export class Socket extends EventEmitter implements Handle {
   private cancelOutbox(): void {
     if (this.retry !== undefined) clearImmediate(this.retry);
     this.retry = undefined;
-    const cancelled = this.outbox;
+    for (const out of this.outbox) this.settle(out, -ECANCELED);
     this.outbox = [];
     this.outboxBytes = 0;
-    if (cancelled.length > 0) setImmediate(() => cancelled.forEach((out) => this.finish(out, -ECANCELED)));
   }
 
   address(): AddressInfo {

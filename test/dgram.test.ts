@@ -318,11 +318,11 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await expect(dispose.call(socket)).resolves.toBeUndefined();
   });
 
-  it('queues datagrams the kernel cannot take yet and sends them next turn, in order', async () => {
+  it('queues datagrams the kernel cannot take yet, sends them next turn in order, cancels them on close', async () => {
     const script = path.join(__dirname, 'fixtures', 'dgram-send-queue.js');
     const args = ['--test-udp-no-try-send', script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];
     const { stdout } = await run(process.execPath, args, { timeout: 15_000 });
-    expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3', 'sent two null 4', 'message one', 'message tawo', 'drained 0 0']);
+    expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3', 'sent two null 4', 'message one', 'message tawo', 'drained 0 0', 'closed', 'four ECANCELED send']);
   });
 });
 
