@@ -46,9 +46,11 @@ function getErrno(code: string): number {
 
 export type CodedError<E extends Error> = E & { code: string };
 
-/** `err` with Node's `code` property (`ERR_*`). */
+/** `err` with Node's `code` property (`ERR_*`), named `TypeError [ERR_…]` in its stack and string as Node names it. */
 export function coded<E extends Error>(err: E, code: string): CodedError<E> {
   Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(err, 'toString', { value: () => `${err.name} [${code}]: ${err.message}`, configurable: true, writable: true });
+  if (err.stack?.startsWith(`${err.name}:`)) err.stack = `${err.name} [${code}]${err.stack.slice(err.name.length)}`;
   return err as CodedError<E>;
 }
 
