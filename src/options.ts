@@ -41,7 +41,7 @@ export function validateHost(host: unknown, name = 'options.host', fallback = '1
   return bare;
 }
 
-/** Node's `validateString`/`validateNumber`: `value` must be of that type, `undefined` included. */
+/** Node's `validateString`/`validateNumber`: `value` must be of that type (`undefined` fails too). */
 export function validateType(value: unknown, name: string, type: 'string' | 'number'): void {
   if (typeof value !== type) throw invalidArgType(name, `of type ${type}`, value);
 }
