@@ -1,30 +1,41 @@
 /**
  * The drop-in `node:dgram`: `require('muxnet/dgram')` in place of
  * `require('dgram')`. UDP sockets on the muxnet reactor with node:dgram's
- * events, argument forms and errors; multicast, broadcast, TTL and buffer
- * sizes throw `ERR_MUXNET_UNSUPPORTED`.
+ * states, events and their order, argument checks and errors; Node's
+ * lib/dgram.js is the spec. Socket options the reactor cannot set yet
+ * (multicast, broadcast, TTL, buffer sizes) are checked as Node checks
+ * them, then throw `ERR_MUXNET_UNSUPPORTED`.
  */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
+import { isArrayBufferView } from 'node:util/types';
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { invalidArgType, systemError } from './errors';
-import { validatePort, type BackendName } from './options';
+import { bufferOutOfBounds, coded, invalidArgType, missingArgs, systemError } from './errors';
+import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
 export type SocketType = 'udp4' | 'udp6';
+
+/** How a socket resolves host names: `dns.lookup(hostname, family, callback)` by default. */
+export type LookupFunction = (
+  hostname: string,
+  family: number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family?: number) => void,
+) => void;
 
 export interface SocketOptions {
   type: SocketType;
   reuseAddr?: boolean;
   ipv6Only?: boolean;
-  lookup?: typeof dnsLookup;
+  lookup?: LookupFunction;
+  /** Closes the socket when aborted. */
+  signal?: AbortSignal;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
   recvBufferSize?: number;
   sendBufferSize?: number;
-  signal?: unknown;
 }
 
 export interface RemoteInfo {
@@ -34,6 +45,12 @@ export interface RemoteInfo {
   size: number;
 }
 
+export interface AddressInfo {
+  address: string;
+  family: string;
+  port: number;
+}
+
 export interface BindOptions {
   port?: number;
   address?: string;
@@ -41,45 +58,114 @@ export interface BindOptions {
   fd?: number;
 }
 
-type Callback = (err: Error | null, bytes?: number) => void;
-type Lookup = (host: string, opts: { family: number }, cb: (err: NodeJS.ErrnoException | null, address: string) => void) => void;
+export type SendCallback = (err: Error | null, bytes?: number) => void;
+/** Called on 'connect', or with the error when the connect failed. */
+export type ConnectCallback = (err?: Error) => void;
+export type MessageListener = (msg: Buffer, rinfo: RemoteInfo) => void;
+/** What `send` takes: a string or any `ArrayBufferView`, or a list of them. */
+export type SendData = string | NodeJS.ArrayBufferView | readonly (string | NodeJS.ArrayBufferView)[];
 
-function codedError(message: string, code: string): Error {
-  const err = new Error(message);
-  Object.defineProperty(err, 'code', { value: code, enumerable: true });
-  return err;
+const enum BindState {
+  Unbound,
+  Binding,
+  Bound,
 }
+
+const enum ConnectState {
+  Disconnected,
+  Connecting,
+  Connected,
+}
+
+/** A datagram the kernel refused for now (its send buffer was full). */
+interface Outgoing {
+  data: Buffer;
+  /** The resolved destination; none on a connected socket. */
+  ip: string | undefined;
+  port: number | undefined;
+  /** The destination as the caller gave it, for errors. */
+  address: string | undefined;
+  callback: SendCallback | undefined;
+}
+
+const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
+const { EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN } = constants.errno;
+/** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
+const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
 export class Socket extends EventEmitter implements Handle {
   readonly type: SocketType;
-  private readonly options: SocketOptions;
+  private readonly lookup: LookupFunction;
+  private readonly backend: BackendName;
+  private readonly reuseAddr: boolean;
+  private readonly ipv6Only: boolean;
   private reactor: Reactor | undefined;
   private token = -1;
   private readonly keepAlive = new KeepAlive();
-  private binding = false;
-  private closed = false;
-  private connected: { address: string; port: number } | undefined;
-  /** Sends issued before the implicit bind finished. */
-  private queue: (() => void)[] = [];
+  /** False once closed (node:dgram: the handle is gone). */
+  private running = true;
+  private bindState = BindState.Unbound;
+  private connectState = ConnectState.Disconnected;
+  /** What waits for the bind to finish (sends, connect, close), in call order. */
+  private pending: (() => void)[] | undefined;
+  /** Datagrams waiting for room in the send buffer, in order. */
+  private outbox: Outgoing[] = [];
+  private outboxBytes = 0;
+  private retry: NodeJS.Immediate | undefined;
 
-  constructor(options: SocketOptions) {
+  constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
-    for (const key of ['recvBufferSize', 'sendBufferSize', 'signal'] as const) {
-      if (options[key] !== undefined) throw unsupported(`dgram.createSocket({ ${key} })`);
+    let options: Partial<SocketOptions> = {};
+    if (type !== null && typeof type === 'object') {
+      options = type;
+      for (const key of ['recvBufferSize', 'sendBufferSize'] as const) {
+        if (!options[key]) continue;
+        validateInteger(options[key], `options.${key}`, 0, 0, 0xffffffff);
+        throw unsupported(`dgram.createSocket({ ${key} })`);
+      }
     }
-    this.type = options.type;
-    this.options = options;
+    if (options.lookup !== undefined && typeof options.lookup !== 'function') {
+      throw invalidArgType('lookup', 'of type function', options.lookup);
+    }
+    const kind: unknown = typeof type === 'object' && type !== null ? type.type : type;
+    if (kind !== 'udp4' && kind !== 'udp6') {
+      throw coded(new TypeError('Bad socket type specified. Valid types are: udp4, udp6'), 'ERR_SOCKET_BAD_TYPE');
+    }
+    this.type = kind;
+    this.lookup = options.lookup ?? (dnsLookup as unknown as LookupFunction);
+    this.backend = resolveBackend(options.backend);
+    this.reuseAddr = !!options.reuseAddr;
+    this.ipv6Only = !!options.ipv6Only;
+    if (typeof listener === 'function') this.on('message', listener);
+    if (options.signal !== undefined) this.closeOnAbort(options.signal);
   }
 
-  private get family(): 4 | 6 {
-    return this.type === 'udp6' ? 6 : 4;
+  private closeOnAbort(signal: unknown): void {
+    if (signal === null || typeof signal !== 'object' || !('aborted' in signal)) {
+      throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    }
+    const onAbort = () => {
+      if (this.running) this.close();
+    };
+    const abortable = signal as AbortSignal;
+    if (abortable.aborted) return onAbort();
+    abortable.addEventListener('abort', onAbort, { once: true });
+    this.once('close', () => abortable.removeEventListener('abort', onAbort));
   }
 
-  private resolve(host: string | undefined, cb: (err: Error | null, address: string) => void): void {
-    const target = host ?? (this.family === 6 ? '::1' : '127.0.0.1');
-    if (isIP(target)) return process.nextTick(cb, null, target);
-    const lookup = (this.options.lookup as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
-    lookup(target, { family: this.family }, (err, address) => cb(err, address));
+  /** Resolves `address` with the socket's lookup; empty means the loopback. */
+  private resolve(address: string | null | undefined, cb: (err: Error | null, ip: string) => void): void {
+    const six = this.type === 'udp6';
+    this.lookup(address || (six ? '::1' : '127.0.0.1'), six ? 6 : 4, (err, ip) => cb(err, ip));
+  }
+
+  /** Whether `ip` is of the socket's family: node:dgram's udp4 takes no IPv6 address, udp6 no IPv4 one (`EINVAL`). */
+  private speaks(ip: string): boolean {
+    return isIP(ip) === (this.type === 'udp6' ? 6 : 4);
+  }
+
+  private healthCheck(): void {
+    if (!this.running) throw coded(new Error('Not running'), 'ERR_SOCKET_DGRAM_NOT_RUNNING');
   }
 
   bind(port?: number, address?: string, callback?: () => void): this;
@@ -87,154 +173,396 @@ export class Socket extends EventEmitter implements Handle {
   bind(options: BindOptions, callback?: () => void): this;
   bind(callback?: () => void): this;
   bind(...args: unknown[]): this {
-    const last = args[args.length - 1];
-    const cb = typeof last === 'function' ? (last as () => void) : undefined;
-    const rest = cb ? args.slice(0, -1) : args;
-    const opts: BindOptions = rest[0] !== null && typeof rest[0] === 'object' ? (rest[0] as BindOptions) : { port: rest[0] as number | undefined, address: rest[1] as string | undefined };
-    if (opts.fd !== undefined) throw unsupported('binding a dgram socket to an fd');
-    if (this.closed) throw codedError('Not running', 'ERR_SOCKET_DGRAM_NOT_RUNNING');
-    if (this.token >= 0 || this.binding) throw codedError('Socket is already bound', 'ERR_SOCKET_ALREADY_BOUND');
-    const port = validatePort(opts.port ?? 0, 'port');
-    if (cb) this.once('listening', cb);
-    this.binding = true;
-    const any = this.family === 6 ? '::' : '0.0.0.0';
-    this.resolve(opts.address ?? any, (err, address) => {
-      this.binding = false;
+    this.healthCheck();
+    if (this.bindState !== BindState.Unbound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
+    const [first, second] = args;
+    const options = first !== null && typeof first === 'object' ? (first as BindOptions) : undefined;
+    if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0) throw unsupported('binding a dgram socket to an fd');
+    this.bindState = BindState.Binding;
+    const cb = args[args.length - 1];
+    if (typeof cb === 'function') {
+      // Gone again if the bind fails: a later bind brings its own callback.
+      const onListening = () => {
+        forget();
+        cb.call(this);
+      };
+      const forget = () => {
+        this.off('error', forget);
+        this.off('listening', onListening);
+      };
+      this.on('error', forget);
+      this.on('listening', onListening);
+    }
+    const port = options !== undefined ? options.port : first;
+    let address = options !== undefined ? options.address : typeof second === 'function' ? undefined : (second as string | undefined);
+    if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
+    this.resolve(address, (err, ip) => {
+      if (!this.running) return;
       if (err) {
+        this.bindState = BindState.Unbound;
         this.emit('error', err);
         return;
       }
-      const reactor = getReactor(this.options.backend);
-      const token = reactor.native.udpBind(address, port, this.options.reuseAddr ?? false, this.options.ipv6Only ?? false);
+      const reactor = getReactor(this.backend);
+      // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
+      const token = this.speaks(ip) ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only) : -EINVAL;
       if (token < 0) {
-        this.emit('error', systemError(-token, 'bind', address, port));
+        this.bindState = BindState.Unbound;
+        this.emit('error', hostPortError(-token, 'bind', ip, port));
         return;
       }
       this.reactor = reactor;
       this.token = token;
       reactor.attach(token, this);
       this.keepAlive.bind(reactor);
+      this.bindState = BindState.Bound;
       this.emit('listening');
-      for (const send of this.queue.splice(0)) send();
     });
     return this;
   }
 
-  /** Runs `action` once bound, binding to an ephemeral port first if needed (as node:dgram does). */
-  private whenBound(action: () => void): void {
-    if (this.token >= 0) return action();
-    this.queue.push(action);
-    if (!this.binding) this.bind(0);
+  /** Runs `action` once the bind in progress has finished (dropped if it fails). */
+  private enqueue(action: () => void): void {
+    if (this.pending === undefined) {
+      this.pending = [];
+      const onError = () => {
+        this.off('listening', onListening);
+        this.pending = undefined;
+      };
+      const onListening = () => {
+        this.off(EventEmitter.errorMonitor, onError);
+        const pending = this.pending!;
+        this.pending = undefined;
+        for (const run of pending) run();
+      };
+      this.once(EventEmitter.errorMonitor, onError);
+      this.once('listening', onListening);
+    }
+    this.pending.push(action);
   }
 
-  send(msg: Buffer | string | Uint8Array | readonly (Buffer | string | Uint8Array)[], offset: number, length: number, port?: number, address?: string, callback?: Callback): void;
-  send(msg: Buffer | string | Uint8Array | readonly (Buffer | string | Uint8Array)[], port?: number, address?: string, callback?: Callback): void;
-  send(msg: Buffer | string | Uint8Array | readonly (Buffer | string | Uint8Array)[], port?: number, callback?: Callback): void;
-  send(msg: Buffer | string | Uint8Array | readonly (Buffer | string | Uint8Array)[], callback?: Callback): void;
-  send(msg: unknown, ...args: unknown[]): void {
-    const last = args[args.length - 1];
-    const cb = typeof last === 'function' ? (last as Callback) : undefined;
-    const rest = cb ? args.slice(0, -1) : args;
-    let data = toBuffer(msg);
-    // (msg, offset, length, port, address) when the next two are numbers and msg is not an array.
-    if (!Array.isArray(msg) && typeof rest[0] === 'number' && typeof rest[1] === 'number' && rest.length >= 2 && (rest.length > 2 || this.connected)) {
-      const [offset, length] = rest as [number, number];
-      if (offset < 0 || offset > data.length) throw Object.assign(new RangeError(`The value of "offset" is out of range. Received ${offset}`), { code: 'ERR_OUT_OF_RANGE' });
-      if (length < 0 || offset + length > data.length) throw Object.assign(new RangeError(`The value of "length" is out of range. Received ${length}`), { code: 'ERR_OUT_OF_RANGE' });
-      data = data.subarray(offset, offset + length);
-      rest.splice(0, 2);
-    }
-    const [port, address] = rest as [number | undefined, string | undefined];
-    if (this.connected && port !== undefined) throw codedError('Already connected', 'ERR_SOCKET_DGRAM_IS_CONNECTED');
-    if (!this.connected && port === undefined) throw codedError('Destination port is missing', 'ERR_SOCKET_BAD_PORT');
-    const finish = (err: Error | null, bytes?: number) => {
-      if (cb) process.nextTick(cb, err, bytes);
-      else if (err) process.nextTick(() => this.emit('error', err));
-    };
-    if (this.connected) {
-      this.whenBound(() => {
-        const r = this.reactor!.send(this.token, data);
-        finish(r < 0 ? systemError(-r, 'send', this.connected?.address, this.connected?.port) : null, r < 0 ? undefined : r);
-      });
-      return;
-    }
+  /** Binds to an ephemeral port unless bound: the implicit bind of `send`/`connect`. */
+  private bindImplicitly(): void {
+    if (this.bindState === BindState.Unbound) this.bind({ port: 0, exclusive: true });
+  }
+
+  connect(port: number, address?: string, callback?: ConnectCallback): void;
+  connect(port: number, callback?: ConnectCallback): void;
+  connect(port: number, address?: string | ConnectCallback, callback?: ConnectCallback): void {
     const p = validatePort(port, 'Port', false);
-    this.resolve(address, (err, host) => {
-      if (err) return finish(err);
-      this.whenBound(() => {
-        const r = this.reactor!.send(this.token, data, host, p);
-        finish(r < 0 ? systemError(-r, 'send', host, p) : null, r < 0 ? undefined : r);
-      });
-    });
-  }
-
-  connect(port: number, address?: string, callback?: () => void): void;
-  connect(port: number, callback?: () => void): void;
-  connect(port: number, address?: string | (() => void), callback?: () => void): void {
     if (typeof address === 'function') {
       callback = address;
-      address = undefined;
+      address = '';
+    } else if (address === undefined) {
+      address = '';
     }
-    if (this.connected) throw codedError('Already connected', 'ERR_SOCKET_DGRAM_IS_CONNECTED');
-    const p = validatePort(port, 'Port', false);
+    validateType(address, 'address', 'string');
+    if (this.connectState !== ConnectState.Disconnected) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+    this.connectState = ConnectState.Connecting;
+    this.bindImplicitly();
+    const start = () => this.startConnect(p, address as string, callback);
+    if (this.bindState !== BindState.Bound) this.enqueue(start);
+    else start();
+  }
+
+  private startConnect(port: number, address: string, callback: ConnectCallback | undefined): void {
     if (callback) this.once('connect', callback);
-    this.resolve(address, (err, host) => {
+    this.resolve(address, (lookupErr, ip) => {
+      if (!this.running) return;
+      let err = lookupErr;
+      if (!err) {
+        const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
+        if (r < 0) err = hostPortError(-r, 'connect', address, port);
+      }
       if (err) {
-        this.emit('error', err);
+        this.connectState = ConnectState.Disconnected;
+        const failure = err;
+        process.nextTick(() => {
+          if (!callback) {
+            this.emit('error', failure);
+            return;
+          }
+          this.off('connect', callback);
+          callback(failure);
+        });
         return;
       }
-      this.whenBound(() => {
-        const r = this.reactor!.native.udpConnect(this.token, host, p);
-        if (r < 0) {
-          this.emit('error', systemError(-r, 'connect', host, p));
-          return;
-        }
-        this.connected = { address: host, port: p };
-        this.emit('connect');
-      });
+      this.connectState = ConnectState.Connected;
+      process.nextTick(() => this.emit('connect'));
     });
   }
 
   disconnect(): void {
-    if (!this.connected) throw codedError('Not connected', 'ERR_SOCKET_DGRAM_NOT_CONNECTED');
+    if (this.connectState !== ConnectState.Connected) throw notConnected();
     const r = this.reactor!.native.udpDisconnect(this.token);
     if (r < 0) throw systemError(-r, 'connect');
-    this.connected = undefined;
+    this.connectState = ConnectState.Disconnected;
   }
 
-  remoteAddress(): { address: string; family: string; port: number } {
-    if (!this.connected) throw codedError('Not connected', 'ERR_SOCKET_DGRAM_NOT_CONNECTED');
-    return { address: this.connected.address, family: isIP(this.connected.address) === 6 ? 'IPv6' : 'IPv4', port: this.connected.port };
+  /** The old `send(buffer, offset, length, port, address[, callback])`, every argument required. */
+  sendto(buffer: SendData, offset: number, length: number, port: number, address: string, callback?: SendCallback): void {
+    validateType(offset, 'offset', 'number');
+    validateType(length, 'length', 'number');
+    validateType(port, 'port', 'number');
+    validateType(address, 'address', 'string');
+    this.send(buffer, offset, length, port, address, callback);
   }
 
-  address(): { address: string; family: string; port: number } {
-    const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
-    // node:dgram asks the kernel, which knows no such socket yet.
-    if (!local) throw systemError(constants.errno.EBADF, 'getsockname');
-    return local;
+  send(msg: SendData, offset: number, length: number, port?: number, address?: string | null, callback?: SendCallback): void;
+  send(msg: SendData, offset: number, length: number, port?: number, callback?: SendCallback): void;
+  send(msg: SendData, offset: number, length: number, callback?: SendCallback): void;
+  send(msg: SendData, port?: number, address?: string | null, callback?: SendCallback): void;
+  send(msg: SendData, port?: number, callback?: SendCallback): void;
+  send(msg: SendData, callback?: SendCallback): void;
+  send(buffer: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown): void {
+    const connected = this.connectState === ConnectState.Connected;
+    // Which form this is, decided as node:dgram decides it.
+    if (!connected) {
+      if (address || (port && typeof port !== 'function')) {
+        buffer = sliceBuffer(buffer, offset, length);
+      } else {
+        [callback, port, address] = [port, offset, length];
+      }
+    } else {
+      if (typeof length === 'number') {
+        buffer = sliceBuffer(buffer, offset, length);
+        if (typeof port === 'function') [callback, port] = [port, null];
+      } else {
+        callback = offset;
+      }
+      if (port || address) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+    }
+    const list = toBufferList(buffer);
+    const p = connected ? undefined : validatePort(port, 'Port', false);
+    if (typeof address === 'function') {
+      callback = address;
+      address = undefined;
+    } else if (address !== null && address !== undefined) {
+      validateType(address, 'address', 'string');
+    }
+    const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
+    this.healthCheck();
+    this.bindImplicitly();
+    const data = list.length === 1 ? list[0] : Buffer.concat(list);
+    const where = address as string | null | undefined;
+    const go = () => {
+      if (connected) this.transmit({ data, ip: undefined, port: undefined, address: undefined, callback: cb });
+      else this.resolve(where, (err, ip) => this.afterLookup(err, { data, ip, port: p, address: where ?? undefined, callback: cb }));
+    };
+    if (this.bindState !== BindState.Bound) this.enqueue(go);
+    else go();
+  }
+
+  private afterLookup(err: Error | null, out: Outgoing): void {
+    if (!err) return this.transmit(out);
+    if (out.callback) process.nextTick(out.callback, err);
+    else process.nextTick(() => this.emit('error', err));
+  }
+
+  /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
+  private transmit(out: Outgoing): void {
+    if (!this.running) return;
+    const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
+    if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
+    const r = wrongFamily ? -EINVAL : this.reactor!.send(this.token, out.data, out.ip, out.port);
+    if (r === -EAGAIN) return this.hold(out);
+    this.settle(out, r);
+  }
+
+  /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
+  private settle(out: Outgoing, result: number): void {
+    const { callback } = out;
+    if (callback === undefined) return;
+    const err = result < 0 ? hostPortError(-result, 'send', out.address, out.port) : null;
+    process.nextTick(() => (err ? callback(err) : callback(null, result)));
+  }
+
+  private hold(out: Outgoing): void {
+    this.outbox.push(out);
+    this.outboxBytes += out.data.length;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.retry !== undefined) return;
+    this.retry = setImmediate(() => this.flush());
+    if (!this.keepAlive.on) this.retry.unref();
+  }
+
+  /** Next turn: sends what waits, in order, until the kernel refuses again. */
+  private flush(): void {
+    this.retry = undefined;
+    while (this.outbox.length > 0) {
+      const out = this.outbox[0];
+      const r = this.reactor!.send(this.token, out.data, out.ip, out.port);
+      if (r === -EAGAIN) return this.scheduleFlush();
+      this.outbox.shift();
+      this.outboxBytes -= out.data.length;
+      this.settle(out, r);
+    }
+  }
+
+  /** Bytes waiting for room in the send buffer. */
+  getSendQueueSize(): number {
+    return this.outboxBytes;
+  }
+
+  /** Datagrams waiting for room in the send buffer. */
+  getSendQueueCount(): number {
+    return this.outbox.length;
   }
 
   close(callback?: () => void): this {
-    if (this.closed) throw codedError('Not running', 'ERR_SOCKET_DGRAM_NOT_RUNNING');
-    this.closed = true;
-    if (callback) this.once('close', callback);
+    if (typeof callback === 'function') this.on('close', callback);
+    if (this.pending !== undefined) {
+      // After the bind and what waits for it, as node:dgram does.
+      this.pending.push(() => this.close());
+      return this;
+    }
+    this.healthCheck();
+    this.running = false;
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
     }
-    this.queue = [];
     process.nextTick(() => this.emit('close'));
+    this.cancelOutbox();
     return this;
+  }
+
+  /** `await using`: closes the socket unless it is closed already. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) await new Promise<void>((resolve) => this.close(resolve));
+  }
+
+  /** A closed socket's waiting datagrams fail with `ECANCELED`, after 'close'. */
+  private cancelOutbox(): void {
+    if (this.retry !== undefined) clearImmediate(this.retry);
+    this.retry = undefined;
+    for (const out of this.outbox) this.settle(out, -ECANCELED);
+    this.outbox = [];
+    this.outboxBytes = 0;
+  }
+
+  address(): AddressInfo {
+    this.healthCheck();
+    const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
+    // node:dgram asks the kernel, which knows no such socket before the bind.
+    if (!local) throw systemError(EBADF, 'getsockname');
+    return local;
+  }
+
+  remoteAddress(): AddressInfo {
+    this.healthCheck();
+    if (this.connectState !== ConnectState.Connected) throw notConnected();
+    const remote = this.reactor!.native.remoteAddress(this.token);
+    if (!remote) throw systemError(ENOTCONN, 'getpeername');
+    return remote;
   }
 
   ref(): this {
     this.keepAlive.set(true);
+    this.retry?.ref();
     return this;
   }
 
   unref(): this {
     this.keepAlive.set(false);
+    this.retry?.unref();
     return this;
+  }
+
+  /**
+   * What node:dgram says before it needs the socket: `EBADF` while unbound,
+   * `ERR_SOCKET_DGRAM_NOT_RUNNING` once closed. Past that the reactor
+   * cannot set the option yet.
+   */
+  private socketOption(syscall: string): never {
+    this.healthCheck();
+    if (this.token < 0) throw systemError(EBADF, syscall);
+    throw unsupported(`dgram socket.${syscall}()`);
+  }
+
+  setBroadcast(_flag: boolean): void {
+    this.socketOption('setBroadcast');
+  }
+
+  setTTL(ttl: number): number {
+    validateType(ttl, 'ttl', 'number');
+    return this.socketOption('setTTL');
+  }
+
+  setMulticastTTL(ttl: number): number {
+    validateType(ttl, 'ttl', 'number');
+    return this.socketOption('setMulticastTTL');
+  }
+
+  setMulticastLoopback(_flag: boolean): boolean {
+    return this.socketOption('setMulticastLoopback');
+  }
+
+  setMulticastInterface(interfaceAddress: string): void {
+    this.healthCheck();
+    validateType(interfaceAddress, 'interfaceAddress', 'string');
+    this.socketOption('setMulticastInterface');
+  }
+
+  addMembership(multicastAddress: string, _interfaceAddress?: string): void {
+    this.membership('addMembership', multicastAddress);
+  }
+
+  dropMembership(multicastAddress: string, _interfaceAddress?: string): void {
+    this.membership('dropMembership', multicastAddress);
+  }
+
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
+    this.sourceMembership('addSourceSpecificMembership', sourceAddress, groupAddress);
+  }
+
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
+    this.sourceMembership('dropSourceSpecificMembership', sourceAddress, groupAddress);
+  }
+
+  private membership(syscall: string, group: unknown): never {
+    this.healthCheck();
+    if (!group) throw missingArgs('multicastAddress');
+    return this.joinOrLeave(syscall, [String(group)]);
+  }
+
+  private sourceMembership(syscall: string, source: unknown, group: unknown): never {
+    this.healthCheck();
+    validateType(source, 'sourceAddress', 'string');
+    validateType(group, 'groupAddress', 'string');
+    return this.joinOrLeave(syscall, [source as string, group as string]);
+  }
+
+  /** libuv binds an unbound socket to join a group: no `EBADF`, only `EINVAL` for a bad address. */
+  private joinOrLeave(syscall: string, addresses: string[]): never {
+    if (addresses.some((address) => isIP(address) === 0)) throw systemError(EINVAL, syscall);
+    throw unsupported(`dgram socket.${syscall}()`);
+  }
+
+  setRecvBufferSize(size: number): void {
+    this.bufferSize('setRecvBufferSize', size);
+  }
+
+  setSendBufferSize(size: number): void {
+    this.bufferSize('setSendBufferSize', size);
+  }
+
+  getRecvBufferSize(): number {
+    return this.bufferSize('getRecvBufferSize', 0);
+  }
+
+  getSendBufferSize(): number {
+    return this.bufferSize('getSendBufferSize', 0);
+  }
+
+  private bufferSize(method: string, size: unknown): never {
+    if (typeof size !== 'number' || size >>> 0 !== size) {
+      throw coded(new TypeError('Buffer size must be a positive integer'), 'ERR_SOCKET_BAD_BUFFER_SIZE');
+    }
+    throw unsupported(`dgram socket.${method}()`);
   }
 
   /** @internal */
@@ -243,28 +571,42 @@ export class Socket extends EventEmitter implements Handle {
   }
 }
 
-for (const name of ['setBroadcast', 'setTTL', 'setMulticastTTL', 'setMulticastLoopback', 'setMulticastInterface', 'addMembership', 'dropMembership', 'addSourceSpecificMembership', 'dropSourceSpecificMembership', 'setRecvBufferSize', 'setSendBufferSize', 'getRecvBufferSize', 'getSendBufferSize'] as const) {
-  Object.defineProperty(Socket.prototype, name, {
-    value() {
-      throw unsupported(`dgram socket.${name}()`);
-    },
-  });
+function notConnected(): Error {
+  return coded(new Error('Not connected'), 'ERR_SOCKET_DGRAM_NOT_CONNECTED');
 }
 
-function toBuffer(msg: unknown): Buffer {
-  if (Array.isArray(msg)) return Buffer.concat(msg.map(toBuffer));
-  if (typeof msg === 'string') return Buffer.from(msg);
-  if (msg instanceof Uint8Array) return Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
-  throw invalidArgType('buffer', 'of type string or an instance of Buffer or Uint8Array', msg);
+/** Node's `ExceptionWithHostPort`: the port only when it is one. */
+function hostPortError(errno: number, syscall: string, address: string | undefined, port: unknown): Error {
+  return systemError(errno, syscall, address, typeof port === 'number' && port > 0 ? port : undefined);
 }
 
-export function createSocket(type: SocketType | SocketOptions, callback?: (msg: Buffer, rinfo: RemoteInfo) => void): Socket {
-  const options: SocketOptions = typeof type === 'string' ? { type } : type;
-  if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
-  if (options.type !== 'udp4' && options.type !== 'udp6') {
-    throw Object.assign(new TypeError('Bad socket type specified. Valid types are: udp4, udp6'), { code: 'ERR_SOCKET_BAD_TYPE' });
+/** `buffer[offset, offset + length)` as a Buffer over the same memory. */
+function sliceBuffer(buffer: unknown, offset: unknown, length: unknown): Buffer {
+  const view = typeof buffer === 'string' ? Buffer.from(buffer) : buffer;
+  if (!isArrayBufferView(view)) throw invalidArgType('buffer', BUFFER_TYPES, buffer);
+  const start = Number(offset) >>> 0;
+  const size = Number(length) >>> 0;
+  if (start > view.byteLength) throw bufferOutOfBounds('offset');
+  if (start + size > view.byteLength) throw bufferOutOfBounds('length');
+  return Buffer.from(view.buffer, view.byteOffset + start, size);
+}
+
+/** The datagram's pieces: strings encoded as UTF-8, views shared, never an empty list. */
+function toBufferList(buffer: unknown): Buffer[] {
+  if (!Array.isArray(buffer)) {
+    if (typeof buffer !== 'string' && !isArrayBufferView(buffer)) throw invalidArgType('buffer', BUFFER_TYPES, buffer);
+    return [asBuffer(buffer)];
   }
-  const socket = new Socket(options);
-  if (callback) socket.on('message', callback);
-  return socket;
+  if (!buffer.every((piece) => typeof piece === 'string' || isArrayBufferView(piece))) {
+    throw invalidArgType('buffer list arguments', BUFFER_TYPES, buffer);
+  }
+  return buffer.length === 0 ? [Buffer.alloc(0)] : buffer.map(asBuffer);
+}
+
+function asBuffer(piece: string | NodeJS.ArrayBufferView): Buffer {
+  return typeof piece === 'string' ? Buffer.from(piece) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+}
+
+export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
+  return new Socket(type, listener);
 }

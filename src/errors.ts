@@ -1,7 +1,7 @@
 // Errors shaped like Node's own: system errors carry `errno` (negative, as
 // libuv reports it), `code`, `syscall` and, where known, `address`/`port`;
 // argument errors are TypeError/RangeError with an `ERR_*` code.
-import { getSystemErrorMap } from 'node:util';
+import { getSystemErrorMap, inspect } from 'node:util';
 import { native } from './binding';
 
 export interface SystemError extends Error {
@@ -49,10 +49,13 @@ export function uvErrno(code: string): number {
   return 0;
 }
 
-type CodedError<E extends Error> = E & { code: string };
+export type CodedError<E extends Error> = E & { code: string };
 
-function coded<E extends Error>(err: E, code: string): CodedError<E> {
+/** `err` with Node's `code` property (`ERR_*`), named `TypeError [ERR_…]` in its stack and string as Node names it. */
+export function coded<E extends Error>(err: E, code: string): CodedError<E> {
   Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(err, 'toString', { value: () => `${err.name} [${code}]: ${err.message}`, configurable: true, writable: true });
+  if (err.stack?.startsWith(`${err.name}:`)) err.stack = `${err.name} [${code}]${err.stack.slice(err.name.length)}`;
   return err as CodedError<E>;
 }
 
@@ -61,21 +64,35 @@ export function invalidArgValue(name: string, value: unknown, reason: string): C
 }
 
 export function invalidArgType(name: string, expected: string, value: unknown): CodedError<TypeError> {
-  return coded(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  // Node words a dotted name (`options.port`) as a property.
+  const what = name.includes('.') ? 'property' : 'argument';
+  return coded(new TypeError(`The "${name}" ${what} must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
-export function badPort(name: string, value: unknown): CodedError<RangeError> {
-  return coded(new RangeError(`${name} should be >= 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
+export function badPort(name: string, value: unknown, allowZero = true): CodedError<RangeError> {
+  return coded(new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
+}
+
+export function missingArgs(name: string): CodedError<TypeError> {
+  return coded(new TypeError(`The "${name}" argument must be specified`), 'ERR_MISSING_ARGS');
+}
+
+export function bufferOutOfBounds(name: string): CodedError<RangeError> {
+  return coded(new RangeError(`"${name}" is outside of buffer bounds`), 'ERR_BUFFER_OUT_OF_BOUNDS');
 }
 
 export function socketClosed(): CodedError<Error> {
   return coded(new Error('Socket is closed'), 'ERR_SOCKET_CLOSED');
 }
 
+/** How Node's argument errors name the value they received. */
 function describe(value: unknown): string {
   if (value === null || value === undefined) return String(value);
-  if (typeof value === 'string') return `type string ('${value.length > 28 ? value.slice(0, 25) + '...' : value}')`;
-  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
+  if (typeof value === 'function' && value.name) return `function ${value.name}`;
+  if (typeof value === 'object') {
+    const name = (value as { constructor?: { name?: string } }).constructor?.name;
+    return name ? `an instance of ${name}` : inspect(value, { depth: -1 });
+  }
+  const shown = inspect(value, { colors: false });
+  return `type ${typeof value} (${shown.length > 28 ? `${shown.slice(0, 25)}...` : shown})`;
 }
