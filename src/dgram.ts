@@ -9,10 +9,9 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { constants } from 'node:os';
 import { isArrayBufferView } from 'node:util/types';
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { bufferOutOfBounds, coded, invalidArgType, missingArgs, systemError } from './errors';
+import { bufferOutOfBounds, coded, invalidArgType, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
@@ -89,7 +88,8 @@ interface Outgoing {
 }
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
-const { EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN } = constants.errno;
+// libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
+const [EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'ENOTCONN'].map(uvErrno);
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 

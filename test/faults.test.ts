@@ -221,7 +221,7 @@ describe.each(BACKENDS)('numbers at the native edge on %s', (backend) => {
     await waitFor(() => conns.length === 1, 'the connection');
     const c = conns[0];
     expect(() => c.setKeepAlive(true, -1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => c.setKeepAlive(true, Infinity)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => c.setKeepAlive(true, Infinity)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => c.setKeepAlive('yes' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => c.setNoDelay(1 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(c.setKeepAlive(true, 60_000)).toBe(c);
