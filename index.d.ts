@@ -94,9 +94,18 @@ export declare class Reactor {
 /** Backends this build offers, in order of preference. */
 export declare function backends(): Array<string>
 
+/**
+ * What one chunk completed. Frames that lie whole in the chunk are not
+ * copied: the caller takes views of its own chunk.
+ */
 export interface DecodedFrames {
-  /** Whole frames, in order. */
-  frames: Array<Buffer>
+  /**
+   * Two numbers per frame, in order: `start, end` of a range of the
+   * chunk, or `-1, i` for `assembled[i]`.
+   */
+  spans: Array<number>
+  /** Frames whose bytes came in more than one chunk. */
+  assembled: Array<Buffer>
   /** Frames dropped for exceeding the limit. */
   tooLong: number
 }

@@ -631,9 +631,20 @@ export class FrameDecoder {
     this.codec = new native.FrameDecoder(validateFraming(framing), validateInteger(maxFrame, 'maxFrame', 0, 1, MAX_U32));
   }
 
-  /** Takes the next chunk of the stream; returns the frames it completed. */
+  /**
+   * Takes the next chunk of the stream; returns the frames it completed.
+   * A frame that lies whole in `chunk` is a view of it, not a copy (a read
+   * slab's views are never overwritten; copy a frame if you will modify
+   * `chunk`); one split across chunks is a Buffer of its own.
+   */
   push(chunk: Uint8Array): DecodedFrames {
-    return this.codec.push(chunk);
+    const { spans, assembled, tooLong } = this.codec.push(chunk);
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < spans.length; i += 2) {
+      frames.push(spans[i] < 0 ? assembled[spans[i + 1]] : bytes.subarray(spans[i], spans[i + 1]));
+    }
+    return { frames, tooLong };
   }
 
   /** Bytes held for a frame not yet complete. */

@@ -258,6 +258,24 @@ describe('framing codecs', () => {
     server.close();
   });
 
+  it('frames whole in one chunk are views of it, not copies; a split frame is its own Buffer', () => {
+    const decoder = new FrameDecoder('line', 100);
+    const chunk = Buffer.from('one\r\ntwo\nthr');
+    const first = decoder.push(chunk).frames;
+    expect(first.map(String)).toEqual(['one', 'two']);
+    for (const frame of first) expect(frame.buffer).toBe(chunk.buffer);
+    const rest = Buffer.from('ee\nfour\n');
+    const second = decoder.push(rest).frames;
+    expect(second.map(String)).toEqual(['three', 'four']);
+    expect(second[0].buffer).not.toBe(rest.buffer);
+    expect(second[1].buffer).toBe(rest.buffer);
+    // A Uint8Array that is not a Buffer works too (views of its memory).
+    const plain = new Uint8Array(Buffer.from('five\n'));
+    const [five] = new FrameDecoder('line', 100).push(plain).frames;
+    expect(String(five)).toBe('five');
+    expect(five.buffer).toBe(plain.buffer);
+  });
+
   it('rejects bad arguments with Node-style errors', () => {
     expect(() => new FrameDecoder('lines' as never, 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => new FrameDecoder('line', 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));

@@ -1,7 +1,7 @@
 // The chat server with many real clients over loopback, on both transports.
 import nodeNet from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { native } from '../../src/binding';
+import { encodeFrame, FrameDecoder } from '../../src/fast';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeCorkedTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { announcements, sleep, waitFor } from '../helpers';
@@ -10,7 +10,7 @@ import { announcements, sleep, waitFor } from '../helpers';
 class Client {
   readonly lines: string[] = [];
   closed = false;
-  private readonly decoder = new native.FrameDecoder('line', 1 << 20);
+  private readonly decoder = new FrameDecoder('line', 1 << 20);
   private constructor(readonly sock: nodeNet.Socket) {
     sock.on('data', (chunk) => {
       for (const f of this.decoder.push(chunk).frames) this.lines.push(f.toString());
@@ -232,10 +232,10 @@ describe('chat commands and limits', () => {
 
   it('speaks length-prefixed frames with --framing length, and refuses an oversized header', async () => {
     const server = await start({ framing: 'length', maxLine: 1000 });
-    const frame = (text: string) => native.encodeFrame('length', 1000, Buffer.from(text));
+    const frame = (text: string) => encodeFrame('length', text, 1000);
     const connect = async () => {
       const sock = nodeNet.connect(server.port, '127.0.0.1');
-      const decoder = new native.FrameDecoder('length', 1 << 20);
+      const decoder = new FrameDecoder('length', 1 << 20);
       const got: string[] = [];
       sock.on('data', (d) => got.push(...decoder.push(d).frames.map(String)));
       await waitFor(() => got.some((l) => l.startsWith('WELCOME')), 'welcome');

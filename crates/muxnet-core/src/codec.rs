@@ -3,24 +3,46 @@
 //! frames in one read, a length header split across reads), and the size
 //! limit is checked before anything is allocated for a frame.
 //!
+//! A frame that lies whole in the bytes just given is reported as a range
+//! of them, not copied; only a frame split across inputs is assembled.
+//!
 //! ```
 //! use muxnet_core::codec::{Codec, Decoded, LineCodec};
 //! let mut codec = LineCodec::new(16);
 //! let mut out = Vec::new();
 //! codec.decode(b"hel", &mut out);
-//! codec.decode(b"lo\r\nworld\n", &mut out);
-//! assert_eq!(out, vec![Decoded::Frame(b"hello".to_vec()), Decoded::Frame(b"world".to_vec())]);
+//! assert!(out.is_empty());
+//! let input = b"lo\r\nworld\n";
+//! codec.decode(input, &mut out);
+//! assert_eq!(out, vec![Decoded::Assembled(b"hello".to_vec()), Decoded::Span(4..9)]);
+//! assert_eq!(out[1].frame(input), Some(&b"world"[..]));
 //! ```
+
+use std::ops::Range;
 
 /// What decoding yields, in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
-    Frame(Vec<u8>),
+    /// A whole frame within the input of the `decode` call that yielded
+    /// it: `input[range]`, not copied.
+    Span(Range<usize>),
+    /// A frame whose bytes came in more than one input, assembled.
+    Assembled(Vec<u8>),
     /// A frame longer than the limit was dropped. A line codec resumes at
     /// the next line; a length-prefix codec cannot resync and stops.
-    TooLong {
-        len: usize,
-    },
+    TooLong { len: usize },
+}
+
+impl Decoded {
+    /// The frame's bytes (`None` for `TooLong`); `input` is what the
+    /// `decode` call that yielded it was given.
+    pub fn frame<'a>(&'a self, input: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            Decoded::Span(range) => Some(&input[range.clone()]),
+            Decoded::Assembled(bytes) => Some(bytes),
+            Decoded::TooLong { .. } => None,
+        }
+    }
 }
 
 pub trait Codec {
@@ -49,11 +71,13 @@ impl LineCodec {
 }
 
 impl Codec for LineCodec {
-    fn decode(&mut self, mut input: &[u8], out: &mut Vec<Decoded>) {
-        while !input.is_empty() {
-            let end = input.iter().position(|&b| b == b'\n');
-            let piece = &input[..end.unwrap_or(input.len())];
-            input = end.map_or(&[][..], |e| &input[e + 1..]);
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) {
+        let mut at = 0;
+        while at < input.len() {
+            let start = at;
+            let end = input[start..].iter().position(|&b| b == b'\n').map(|e| start + e);
+            let piece = &input[start..end.unwrap_or(input.len())];
+            at = end.map_or(input.len(), |e| e + 1);
             if self.discarding > 0 {
                 self.discarding += piece.len();
             } else if self.line.len() + piece.len() > self.max + 1 {
@@ -61,6 +85,11 @@ impl Codec for LineCodec {
                 // before buffering any more of it.
                 self.discarding = self.line.len() + piece.len();
                 self.line = Vec::new();
+            } else if end.is_some() && self.line.is_empty() {
+                // The whole line is in this input: a range of it, no copy.
+                let stop = start + piece.strip_suffix(b"\r").unwrap_or(piece).len();
+                out.push(if stop - start > self.max { Decoded::TooLong { len: stop - start } } else { Decoded::Span(start..stop) });
+                continue;
             } else {
                 self.line.extend_from_slice(piece);
             }
@@ -75,7 +104,7 @@ impl Codec for LineCodec {
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            out.push(if line.len() > self.max { Decoded::TooLong { len: line.len() } } else { Decoded::Frame(line) });
+            out.push(if line.len() > self.max { Decoded::TooLong { len: line.len() } } else { Decoded::Assembled(line) });
         }
     }
 
@@ -112,21 +141,22 @@ impl LengthCodec {
 }
 
 impl Codec for LengthCodec {
-    fn decode(&mut self, mut input: &[u8], out: &mut Vec<Decoded>) {
-        while !input.is_empty() && !self.broken {
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) {
+        let mut at = 0;
+        while at < input.len() && !self.broken {
             if let Some((len, body)) = &mut self.body {
-                let take = (*len - body.len()).min(input.len());
-                body.extend_from_slice(&input[..take]);
-                input = &input[take..];
+                let take = (*len - body.len()).min(input.len() - at);
+                body.extend_from_slice(&input[at..at + take]);
+                at += take;
                 if body.len() == *len {
-                    out.push(Decoded::Frame(self.body.take().unwrap().1));
+                    out.push(Decoded::Assembled(self.body.take().unwrap().1));
                 }
                 continue;
             }
-            let take = (4 - self.header_len).min(input.len());
-            self.header[self.header_len..self.header_len + take].copy_from_slice(&input[..take]);
+            let take = (4 - self.header_len).min(input.len() - at);
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&input[at..at + take]);
             self.header_len += take;
-            input = &input[take..];
+            at += take;
             if self.header_len < 4 {
                 break;
             }
@@ -136,8 +166,10 @@ impl Codec for LengthCodec {
                 // Checked before allocating: a hostile header costs nothing.
                 self.broken = true;
                 out.push(Decoded::TooLong { len });
-            } else if len == 0 {
-                out.push(Decoded::Frame(Vec::new()));
+            } else if input.len() - at >= len {
+                // The whole body is in this input: a range of it, no copy.
+                out.push(Decoded::Span(at..at + len));
+                at += len;
             } else {
                 self.body = Some((len, Vec::with_capacity(len)));
             }

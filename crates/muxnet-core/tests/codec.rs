@@ -19,8 +19,25 @@ impl Rng {
     }
 }
 
+/// A decoded frame with its bytes, or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Got {
+    Frame(Vec<u8>),
+    TooLong(usize),
+}
+
+/// Decodes `input` and copies out what it yields (spans refer to `input`).
+fn decode(codec: &mut dyn Codec, input: &[u8], got: &mut Vec<Got>) {
+    let mut out = Vec::new();
+    codec.decode(input, &mut out);
+    got.extend(out.iter().map(|d| match (d, d.frame(input)) {
+        (Decoded::TooLong { len }, _) => Got::TooLong(*len),
+        (_, frame) => Got::Frame(frame.unwrap().to_vec()),
+    }));
+}
+
 /// Feeds `stream` to `codec` in random-sized pieces (1 byte up to all).
-fn feed(codec: &mut dyn Codec, stream: &[u8], rng: &mut Rng) -> Vec<Decoded> {
+fn feed(codec: &mut dyn Codec, stream: &[u8], rng: &mut Rng) -> Vec<Got> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < stream.len() {
@@ -31,7 +48,7 @@ fn feed(codec: &mut dyn Codec, stream: &[u8], rng: &mut Rng) -> Vec<Decoded> {
             _ => 1 + rng.below(stream.len() - at),
         }
         .min(stream.len() - at);
-        codec.decode(&stream[at..at + n], &mut out);
+        decode(codec, &stream[at..at + n], &mut out);
         at += n;
     }
     out
@@ -57,12 +74,12 @@ fn line_codec_survives_every_split() {
                 stream.push(b'\r');
             }
             stream.push(b'\n');
-            want.push(if len > MAX { Decoded::TooLong { len: 0 } } else { Decoded::Frame(line) });
+            want.push(if len > MAX { Got::TooLong(0) } else { Got::Frame(line) });
         }
         let mut codec = LineCodec::new(MAX);
         let got = feed(&mut codec, &stream, &mut rng);
-        let normalise = |d: &Decoded| match d {
-            Decoded::TooLong { .. } => Decoded::TooLong { len: 0 },
+        let normalise = |d: &Got| match d {
+            Got::TooLong(_) => Got::TooLong(0),
             f => f.clone(),
         };
         assert_eq!(got.iter().map(normalise).collect::<Vec<_>>(), want, "seed {seed}");
@@ -75,12 +92,12 @@ fn line_codec_holds_at_most_the_limit_of_an_endless_line() {
     let mut codec = LineCodec::new(MAX);
     let mut out = Vec::new();
     for _ in 0..10_000 {
-        codec.decode(&[b'x'; 1000], &mut out);
+        decode(&mut codec, &[b'x'; 1000], &mut out);
         assert!(codec.buffered() <= MAX + 1);
     }
     assert!(out.is_empty());
-    codec.decode(b"\nok\n", &mut out);
-    assert_eq!(out, vec![Decoded::TooLong { len: 10_000_000 }, Decoded::Frame(b"ok".to_vec())]);
+    decode(&mut codec, b"\nok\n", &mut out);
+    assert_eq!(out, vec![Got::TooLong(10_000_000), Got::Frame(b"ok".to_vec())]);
 }
 
 #[test]
@@ -93,12 +110,27 @@ fn length_codec_survives_every_split() {
         for _ in 0..rng.below(40) {
             let frame: Vec<u8> = (0..rng.below(MAX + 1)).map(|_| rng.next() as u8).collect();
             assert!(encoder.encode(&frame, &mut stream));
-            want.push(Decoded::Frame(frame));
+            want.push(Got::Frame(frame));
         }
         let mut codec = LengthCodec::new(MAX);
         assert_eq!(feed(&mut codec, &stream, &mut rng), want, "seed {seed}");
         assert_eq!(codec.buffered(), 0);
     }
+}
+
+#[test]
+fn frames_whole_in_one_input_are_ranges_of_it_not_copies() {
+    let mut stream = Vec::new();
+    let length = LengthCodec::new(MAX);
+    for frame in [&b"one"[..], b"", b"three"] {
+        assert!(length.encode(frame, &mut stream));
+    }
+    let mut out = Vec::new();
+    LengthCodec::new(MAX).decode(&stream, &mut out);
+    assert_eq!(out, vec![Decoded::Span(4..7), Decoded::Span(11..11), Decoded::Span(15..20)]);
+    out.clear();
+    LineCodec::new(MAX).decode(b"one\r\n\nthree\n", &mut out);
+    assert_eq!(out, vec![Decoded::Span(0..3), Decoded::Span(5..5), Decoded::Span(6..11)]);
 }
 
 #[test]

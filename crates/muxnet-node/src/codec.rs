@@ -14,10 +14,15 @@ fn codec(framing: &str, max_frame: u32) -> Result<Box<dyn Codec>> {
     }
 }
 
+/// What one chunk completed. Frames that lie whole in the chunk are not
+/// copied: the caller takes views of its own chunk.
 #[napi(object)]
 pub struct DecodedFrames {
-    /// Whole frames, in order.
-    pub frames: Vec<Buffer>,
+    /// Two numbers per frame, in order: `start, end` of a range of the
+    /// chunk, or `-1, i` for `assembled[i]`.
+    pub spans: Vec<i64>,
+    /// Frames whose bytes came in more than one chunk.
+    pub assembled: Vec<Buffer>,
     /// Frames dropped for exceeding the limit.
     pub too_long: u32,
 }
@@ -42,10 +47,14 @@ impl FrameDecoder {
     #[napi(catch_unwind)]
     pub fn push(&mut self, chunk: &[u8]) -> DecodedFrames {
         self.codec.decode(chunk, &mut self.out);
-        let mut result = DecodedFrames { frames: Vec::new(), too_long: 0 };
+        let mut result = DecodedFrames { spans: Vec::new(), assembled: Vec::new(), too_long: 0 };
         for decoded in self.out.drain(..) {
             match decoded {
-                Decoded::Frame(frame) => result.frames.push(frame.into()),
+                Decoded::Span(range) => result.spans.extend([range.start as i64, range.end as i64]),
+                Decoded::Assembled(frame) => {
+                    result.spans.extend([-1, result.assembled.len() as i64]);
+                    result.assembled.push(frame.into());
+                }
                 Decoded::TooLong { .. } => result.too_long += 1,
             }
         }
