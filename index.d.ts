@@ -59,6 +59,11 @@ export declare class Reactor {
   udpDisconnect(token: number): number
   /** Half-closes after the queued bytes. */
   shutdown(token: number): number
+  /**
+   * Joins two connections in the reactor (see muxnet-core's
+   * `Reactor::pipe`): 0, or a negative errno.
+   */
+  pipe(a: number, b: number): number
   /** Closes now; the token is free when this returns. */
   closeSocket(token: number): number
   /** Closes now with RST instead of FIN. */

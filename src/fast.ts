@@ -223,6 +223,28 @@ export class Connection<T = unknown> implements Handle {
     if (r < 0) this.destroy(systemError(-r, 'shutdown'));
   }
 
+  /**
+   * Joins this connection to `other` in the reactor: from now on what
+   * either receives is written to the other in Rust, with no `onData` and
+   * no JavaScript per chunk. Backpressure holds one side's reading while
+   * the other's queue is full; an end of input is passed on as `end()`; an
+   * error on one side resets the other and both get `onClose(conn, err)`.
+   * `destroy()` on one side unjoins the other, which then gets `onData`
+   * again. A connection still connecting may be joined (what its partner
+   * sends waits for it). Both must belong to the same reactor (backend).
+   *
+   * ```ts
+   * listen({ port: 8000 }, { onOpen(client) { client.pipe(connect({ port: 9000 }, {})); } });
+   * ```
+   */
+  pipe(other: Connection<unknown>): void {
+    if (!(other instanceof Connection)) throw invalidArgType('other', 'an instance of Connection', other);
+    if (other.reactor !== this.reactor) throw invalidArgValue('other', other.reactor.backend, `must be on the same backend as this connection (${this.reactor.backend})`);
+    if (this.closedFlag || other.closedFlag) throw socketClosed();
+    const r = this.reactor.native.pipe(this.token, other.token);
+    if (r < 0) throw systemError(-r, 'pipe');
+  }
+
   /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
   destroy(err?: Error): void {
     if (this.closedFlag) return;

@@ -2,9 +2,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
+import os, { constants } from 'node:os';
 import path from 'node:path';
-import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { broadcast, connect, encodeFrame, FrameDecoder, listen, type Connection } from '../src/fast';
 import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, waitFor } from './helpers';
@@ -330,6 +329,56 @@ describe.each(BACKENDS)('fast API over Unix-domain sockets on %s', (backend) => 
     const server = listen({ path: file, backend }, {});
     expect(() => listen({ path: file, backend }, {})).toThrow(expect.objectContaining({ code: 'EADDRINUSE', syscall: 'listen', address: file }));
     expect(() => listen({ path: '', backend }, {})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    server.close();
+  });
+});
+
+describe.each(BACKENDS)('piped connections on %s', (backend) => {
+  it('a proxy built on pipe() relays 4 MiB both ways with no onData, then closes both sides', async () => {
+    // The upstream: a node:net echo server.
+    const upstream = net.createServer((s) => s.pipe(s));
+    upstream.listen(0, '127.0.0.1');
+    await new Promise((resolve) => upstream.once('listening', resolve));
+    const upstreamPort = (upstream.address() as net.AddressInfo).port;
+    const seen = { data: 0, closed: 0 };
+    const proxy = listen(
+      { port: 0, backend },
+      {
+        onOpen(client) {
+          const up = connect({ port: upstreamPort, backend }, { onData: () => void seen.data++, onClose: () => void seen.closed++ });
+          client.pipe(up);
+        },
+        onData: () => void seen.data++,
+        onClose: () => void seen.closed++,
+      },
+    );
+    // The reactor's own count of open sockets: other tests' node:net
+    // sockets may still be closing, so the process's fd count would not do.
+    const openBefore = proxy.reactor.native.size;
+    const sock = await netConnect(proxy.port);
+    const payload = randomBytes(4 << 20);
+    const echoed = await roundTrip(sock, payload, 20_000);
+    expect(createHash('sha256').update(echoed).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect(seen.data).toBe(0);
+    await closeSocket(sock);
+    await waitFor(() => seen.closed === 2, 'both piped sides to close');
+    expect(proxy.reactor.native.size).toBe(openBefore);
+    proxy.close();
+    upstream.close();
+  });
+
+  it('pipe() refuses a closed connection, itself, and a connection already piped', async () => {
+    const conns: Connection[] = [];
+    const server = listen({ port: 0, backend }, { onOpen: (c) => void conns.push(c) });
+    const peers = await Promise.all([0, 1, 2].map(() => netConnect(server.port)));
+    await waitFor(() => conns.length === 3, 'three accepts');
+    expect(() => conns[0].pipe(conns[0])).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'pipe' }));
+    expect(() => conns[0].pipe({} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    conns[0].pipe(conns[1]);
+    expect(() => conns[2].pipe(conns[1])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    conns[2].destroy();
+    expect(() => conns[0].pipe(conns[2])).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+    for (const p of peers) p.destroy();
     server.close();
   });
 });

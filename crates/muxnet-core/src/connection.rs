@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use crate::backend::Token;
 use crate::socket::Stream;
 
 /// The tail of writes that the kernel refused, in order. Bytes are copied
@@ -83,11 +84,17 @@ pub(crate) struct Connection {
     pub corked: bool,
     /// A corked flush failed outside a turn; the next turn reports it.
     pub failed: Option<io::Error>,
+    /// Joined to this connection by `Reactor::pipe`: input goes there, in
+    /// Rust, not to the owner.
+    pub pipe: Option<Token>,
+    /// Reading stopped because the pipe partner's queue is full (not the
+    /// owner's pause): resumed when that queue drains.
+    pub held: bool,
 }
 
 impl Connection {
     pub fn wants_read(&self) -> bool {
-        !self.connecting && !self.paused && !self.read_closed
+        !self.connecting && !self.paused && !self.held && !self.read_closed
     }
 
     /// Writable interest: a connect under way, or bytes the kernel refused.

@@ -240,6 +240,13 @@ impl Reactor {
         code(self.with(|r| r.shutdown(token_of(token)).map(|()| 0)))
     }
 
+    /// Joins two connections in the reactor (see muxnet-core's
+    /// `Reactor::pipe`): 0, or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn pipe(&self, a: f64, b: f64) -> i64 {
+        code(self.with(|r| r.pipe(token_of(a), token_of(b)).map(|()| 0)))
+    }
+
     /// Closes now; the token is free when this returns.
     #[napi(catch_unwind)]
     pub fn close_socket(&self, token: f64) -> i64 {

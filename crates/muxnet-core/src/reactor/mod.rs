@@ -7,6 +7,7 @@
 
 mod datagram;
 mod listener;
+mod pipe;
 mod stream;
 
 use std::collections::HashSet;
@@ -33,11 +34,20 @@ pub struct Config {
     /// with `ENOBUFS` (see [`Reactor::write`]); the caller should then
     /// drop the connection.
     pub write_queue_cap: usize,
+    /// Bytes queued toward one side of a pipe before the other side stops
+    /// reading (see [`Reactor::pipe`]).
+    pub pipe_high_water: usize,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { read_budget: 64 * 1024, accept_budget: 256, datagram_budget: 256, write_queue_cap: 16 * 1024 * 1024 }
+        Config {
+            read_budget: 64 * 1024,
+            accept_budget: 256,
+            datagram_budget: 256,
+            write_queue_cap: 16 * 1024 * 1024,
+            pipe_high_water: 256 * 1024,
+        }
     }
 }
 
@@ -186,6 +196,8 @@ pub struct Reactor {
     closed_in_turn: Vec<(Token, io::ErrorKind, Option<i32>)>,
     /// Counts changes to the backend's interest set.
     interest_changes: u64,
+    /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
+    relay_buf: Vec<u8>,
     config: Config,
 }
 
@@ -204,6 +216,7 @@ impl Reactor {
             paused_listeners: HashSet::new(),
             closed_in_turn: Vec::new(),
             interest_changes: 0,
+            relay_buf: Vec::new(),
             config,
         }
     }
@@ -273,6 +286,11 @@ impl Reactor {
     /// nothing from now on; no `Close` event follows.
     pub fn close(&mut self, token: Token) -> io::Result<()> {
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
+        if let Kind::Stream(conn) = &entry.kind {
+            if let Some(partner) = conn.pipe {
+                self.unlink(partner);
+            }
+        }
         if entry.registered.is_some() {
             // The fd is closed next anyway; a failure here changes nothing.
             let _ = self.backend.deregister(&mut entry.socket);
@@ -358,14 +376,20 @@ impl Reactor {
 
     /// Closes a socket the turn found done (`error: None`) or broken, and
     /// reports it.
-    fn close_reported(&mut self, token: Token, error: Option<io::Error>, events: &mut Vec<Event>) {
+    pub(super) fn close_reported(&mut self, token: Token, error: Option<io::Error>, events: &mut Vec<Event>) {
+        if let Some(e) = &error {
+            // A broken side of a pipe breaks the other: reset, reported too.
+            self.reset_partner(token, e, events);
+        }
         if self.close(token).is_ok() {
-            let why = match &error {
-                Some(e) => (e.kind(), e.raw_os_error()),
-                None => (io::ErrorKind::BrokenPipe, Some(libc::EPIPE)),
-            };
-            self.closed_in_turn.push((token, why.0, why.1));
+            // After an orderly close, a write is a write after end.
+            self.record_close(token, error.as_ref().unwrap_or(&io::Error::from_raw_os_error(libc::EPIPE)));
             events.push(Event::Close { conn: token, error });
         }
+    }
+
+    /// Remembers, until the next turn, why this turn closed `token`.
+    fn record_close(&mut self, token: Token, why: &io::Error) {
+        self.closed_in_turn.push((token, why.kind(), why.raw_os_error()));
     }
 }

@@ -15,7 +15,7 @@ const MIN_READ: usize = 2048;
 
 /// How a read pass ended.
 #[derive(PartialEq, Eq)]
-enum ReadEnd {
+pub(super) enum ReadEnd {
     /// The kernel has nothing more now (or reading is paused or over).
     Drained,
     /// The budget or the slab ran out first: the socket is carried.
@@ -23,7 +23,7 @@ enum ReadEnd {
 }
 
 impl Reactor {
-    fn stream(&mut self, token: Token) -> io::Result<(&mut Stream, &mut Connection)> {
+    pub(super) fn stream(&mut self, token: Token) -> io::Result<(&mut Stream, &mut Connection)> {
         match self.entry(token)? {
             Entry { socket: Socket::Stream(s), kind: Kind::Stream(c), .. } => Ok((s, c)),
             _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a connection")),
@@ -225,7 +225,10 @@ impl Reactor {
             // peer sent before its FIN or RST reaches the owner, then the
             // end, then the error (a read or a flush meets it), as in libuv.
             if r.readable || r.error {
-                let end = self.read(token, r.hup || r.error, space, events)?;
+                let end = match conn.pipe {
+                    Some(partner) => self.relay(token, partner, events)?,
+                    None => self.read(token, r.hup || r.error, space, events)?,
+                };
                 if end == ReadEnd::Carried && r.error {
                     // The rest of the input comes next turn, before the error.
                     return Ok(());
@@ -254,6 +257,9 @@ impl Reactor {
         }
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });
+        }
+        if let Some(partner) = conn.pipe {
+            self.release(partner)?;
         }
         self.sync_interest(token)
     }

@@ -1,0 +1,146 @@
+//! Pairs of connections joined in the reactor ([`Reactor::pipe`]): what one
+//! side reads is written to the other in the same turn, with no call into
+//! the owner per chunk. Backpressure holds a side's reading while its
+//! partner's queue is over [`Config::pipe_high_water`](super::Config); a FIN
+//! is passed on as a FIN (after the queued bytes), a broken side resets the
+//! other.
+
+use std::io::{self, Read};
+
+use super::stream::ReadEnd;
+use super::{Event, Reactor};
+use crate::backend::Token;
+
+/// Bytes read from a piped connection at a time.
+const RELAY_CHUNK: usize = 64 * 1024;
+
+impl Reactor {
+    /// Joins two connections: from now on each one's input is written to
+    /// the other in Rust, and the owner hears no `Data` for them (only
+    /// `End`, `Close`, and `Drain` for its own writes). An end of input on
+    /// one side shuts down the other's write side once its queue is sent,
+    /// so a half-close passes through; an error on one side resets the
+    /// other, and both are reported closed with that error. Closing one
+    /// side with [`Reactor::close`] unjoins the other, which then reports
+    /// its input again. A connection still connecting may be joined: what
+    /// its partner sends waits in its queue.
+    ///
+    /// Fails with `InvalidInput` if either is not a connection, both are
+    /// the same, or either is already joined.
+    pub fn pipe(&mut self, a: Token, b: Token) -> io::Result<()> {
+        let joinable = |r: &mut Reactor, t: Token| -> io::Result<()> {
+            match r.stream(t)?.1.pipe {
+                None => Ok(()),
+                Some(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "connection already piped")),
+            }
+        };
+        if a == b {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a connection cannot be piped to itself"));
+        }
+        joinable(self, a)?;
+        joinable(self, b)?;
+        self.stream(a)?.1.pipe = Some(b);
+        self.stream(b)?.1.pipe = Some(a);
+        // Input that came before the join raises no new edge.
+        self.carry.extend([a, b]);
+        self.backend.waker().wake()
+    }
+
+    /// Reads from `from` and writes to its partner `to`, within the read
+    /// budget; holds `from` once `to`'s queue passes the high-water mark.
+    pub(super) fn relay(&mut self, from: Token, to: Token, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+        let mut buf = std::mem::take(&mut self.relay_buf);
+        buf.resize(RELAY_CHUNK, 0);
+        let result = self.relay_with(from, to, &mut buf, events);
+        self.relay_buf = buf;
+        result
+    }
+
+    fn relay_with(&mut self, from: Token, to: Token, buf: &mut [u8], events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+        let mut budget = self.config.read_budget;
+        loop {
+            let (stream, conn) = self.stream(from)?;
+            if !conn.wants_read() {
+                return Ok(ReadEnd::Drained);
+            }
+            if budget == 0 {
+                self.carry.push(from);
+                return Ok(ReadEnd::Carried);
+            }
+            let want = budget.min(buf.len());
+            let n = match stream.read(&mut buf[..want]) {
+                Ok(0) => {
+                    conn.read_closed = true;
+                    events.push(Event::End { conn: from });
+                    self.sync_interest(from)?;
+                    // The partner's FIN follows the bytes queued for it.
+                    return self.shutdown(to).map(|()| ReadEnd::Drained);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            budget -= n;
+            if let Err(error) = self.relay_write(to, &buf[..n]) {
+                // The partner broke: it is reported with its error, and
+                // this side is reset with it (see `close_reported`).
+                self.close_reported(to, Some(error), events);
+                return Ok(ReadEnd::Drained);
+            }
+            if self.stream(to)?.1.queue.len() > self.config.pipe_high_water {
+                self.stream(from)?.1.held = true;
+                self.sync_interest(from)?;
+                return Ok(ReadEnd::Drained);
+            }
+        }
+    }
+
+    /// A write on the owner's behalf that asks for no `Drain`: the pipe,
+    /// not the owner, waits for that queue (unless the owner wrote too).
+    fn relay_write(&mut self, to: Token, data: &[u8]) -> io::Result<usize> {
+        let asked = self.stream(to)?.1.want_drain;
+        let queued = self.write(to, data)?;
+        self.stream(to)?.1.want_drain = asked;
+        Ok(queued)
+    }
+
+    /// `token`'s queue drained: its partner, if held, may read again.
+    pub(super) fn release(&mut self, token: Token) -> io::Result<()> {
+        let conn = self.stream(token)?.1;
+        if !std::mem::take(&mut conn.held) {
+            return Ok(());
+        }
+        self.sync_interest(token)?;
+        // What arrived while held raises no new edge.
+        self.carry.push(token);
+        Ok(())
+    }
+
+    /// The partner of a socket that is closing: it reports its input to
+    /// the owner again, and reads again if it was held.
+    pub(super) fn unlink(&mut self, partner: Token) {
+        if let Ok((_, conn)) = self.stream(partner) {
+            conn.pipe = None;
+            let _ = self.release(partner);
+        }
+    }
+
+    /// `token` broke with `error`: reset its partner and report it closed
+    /// with the same error.
+    pub(super) fn reset_partner(&mut self, token: Token, error: &io::Error, events: &mut Vec<Event>) {
+        let Some(partner) = self.stream(token).ok().and_then(|(_, c)| c.pipe.take()) else { return };
+        let same = match error.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::from(error.kind()),
+        };
+        if let Ok((stream, conn)) = self.stream(partner) {
+            conn.pipe = None;
+            let _ = stream.set_linger_zero();
+        }
+        if self.close(partner).is_ok() {
+            self.record_close(partner, &same);
+            events.push(Event::Close { conn: partner, error: Some(same) });
+        }
+    }
+}
