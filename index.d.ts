@@ -64,6 +64,11 @@ export declare class Reactor {
    * `Reactor::pipe`): 0, or a negative errno.
    */
   pipe(a: number, b: number): number
+  /**
+   * Bytes read from a piped connection and passed to its partner, or a
+   * negative errno.
+   */
+  relayed(token: number): number
   /** Closes now; the token is free when this returns. */
   closeSocket(token: number): number
   /** Closes now with RST instead of FIN. */

@@ -132,6 +132,8 @@ export class Connection<T = unknown> implements Handle {
   private closedFlag = false;
   private readonly keepAlive: KeepAlive;
   private remote: SocketAddress | null | undefined;
+  /** `bytesRelayed` as it was when the connection closed. */
+  private relayedAtClose = 0;
   /** Where an outgoing connection goes. */
   private readonly target: Target | undefined;
 
@@ -245,11 +247,18 @@ export class Connection<T = unknown> implements Handle {
     if (r < 0) throw systemError(-r, 'pipe');
   }
 
+  /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
+  get bytesRelayed(): number {
+    if (!this.closedFlag) this.relayedAtClose = Math.max(0, this.reactor.native.relayed(this.token));
+    return this.relayedAtClose;
+  }
+
   /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
   destroy(err?: Error): void {
     if (this.closedFlag) return;
-    this.reactor.closeHandle(this.token, this.keepAlive);
+    // What only the open socket knows (its peer, its counts) first.
     this.closed_();
+    this.reactor.closeHandle(this.token, this.keepAlive);
     process.nextTick(() => this.handlers.onClose?.(this, err));
   }
 
@@ -288,6 +297,8 @@ export class Connection<T = unknown> implements Handle {
 
   private closed_(): void {
     if (this.remote === undefined && !this.connecting) this.remoteInfo();
+    // Until the next turn the reactor still knows a socket it closed.
+    void this.bytesRelayed;
     this.closedFlag = true;
     this.keepAlive.release();
     if (this.server) this.server.connections--;

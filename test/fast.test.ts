@@ -340,16 +340,20 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     upstream.listen(0, '127.0.0.1');
     await new Promise((resolve) => upstream.once('listening', resolve));
     const upstreamPort = (upstream.address() as net.AddressInfo).port;
-    const seen = { data: 0, closed: 0 };
+    const seen = { data: 0, closed: 0, relayed: [] as number[] };
+    const closed = (conn: Connection) => {
+      seen.closed++;
+      seen.relayed.push(conn.bytesRelayed);
+    };
     const proxy = listen(
       { port: 0, backend },
       {
         onOpen(client) {
-          const up = connect({ port: upstreamPort, backend }, { onData: () => void seen.data++, onClose: () => void seen.closed++ });
+          const up = connect({ port: upstreamPort, backend }, { onData: () => void seen.data++, onClose: closed });
           client.pipe(up);
         },
         onData: () => void seen.data++,
-        onClose: () => void seen.closed++,
+        onClose: closed,
       },
     );
     // The reactor's own count of open sockets: other tests' node:net
@@ -362,6 +366,8 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     expect(seen.data).toBe(0);
     await closeSocket(sock);
     await waitFor(() => seen.closed === 2, 'both piped sides to close');
+    // Each side passed on the 4 MiB it received, counted in Rust.
+    expect(seen.relayed).toEqual([payload.length, payload.length]);
     expect(proxy.reactor.native.size).toBe(openBefore);
     proxy.close();
     upstream.close();

@@ -90,6 +90,8 @@ pub(crate) struct Connection {
     /// Reading stopped because the pipe partner's queue is full (not the
     /// owner's pause): resumed when that queue drains.
     pub held: bool,
+    /// Bytes read from this connection and passed to its pipe partner.
+    pub relayed: u64,
 }
 
 impl Connection {

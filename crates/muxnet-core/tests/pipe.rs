@@ -41,7 +41,7 @@ fn turn_without_data(h: &mut Harness, what: &str, mut until: impl FnMut() -> boo
 
 fn pipe_relays_both_ways(kind: BackendKind) {
     let mut h = Harness::new(kind);
-    let (a_peer, _, b_peer, _) = piped_pair(&mut h);
+    let (a_peer, a, b_peer, b) = piped_pair(&mut h);
     let (up, down) = (pattern(1, 3 << 20), pattern(2, 2 << 20));
     // Each peer writes and reads on its own thread; the reactor relays.
     let writer = |mut s: TcpStream, data: Vec<u8>| Peer::spawn(move || s.write_all(&data).unwrap());
@@ -55,6 +55,8 @@ fn pipe_relays_both_ways(kind: BackendKind) {
     to_a.join();
     assert!(at_b.join() == up, "[{}] bytes toward b differ", h.name());
     assert!(at_a.join() == down, "[{}] bytes toward a differ", h.name());
+    assert_eq!(h.r.relayed(a).unwrap(), up.len() as u64, "bytes relayed from a");
+    assert_eq!(h.r.relayed(b).unwrap(), down.len() as u64, "bytes relayed from b");
 }
 
 fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {

@@ -247,6 +247,13 @@ impl Reactor {
         code(self.with(|r| r.pipe(token_of(a), token_of(b)).map(|()| 0)))
     }
 
+    /// Bytes read from a piped connection and passed to its partner, or a
+    /// negative errno.
+    #[napi(catch_unwind)]
+    pub fn relayed(&self, token: f64) -> f64 {
+        code(self.with(|r| r.relayed(token_of(token)))) as f64
+    }
+
     /// Closes now; the token is free when this returns.
     #[napi(catch_unwind)]
     pub fn close_socket(&self, token: f64) -> i64 {

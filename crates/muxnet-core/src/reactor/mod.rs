@@ -148,12 +148,23 @@ fn not_found() -> io::Error {
 }
 
 /// Why `token` names nothing: how this turn closed it, or `NotFound`.
-fn gone(closed_in_turn: &[(Token, io::ErrorKind, Option<i32>)], token: Token) -> io::Error {
-    match closed_in_turn.iter().find(|(t, ..)| *t == token) {
-        Some((_, _, Some(code))) => io::Error::from_raw_os_error(*code),
-        Some((_, kind, None)) => io::Error::from(*kind),
+fn gone(closed_in_turn: &[Closed], token: Token) -> io::Error {
+    match closed_in_turn.iter().find(|c| c.token == token) {
+        Some(Closed { code: Some(code), .. }) => io::Error::from_raw_os_error(*code),
+        Some(Closed { kind, .. }) => io::Error::from(*kind),
         None => not_found(),
     }
+}
+
+/// A socket a turn closed: why, and what its owner may still ask about it
+/// until the next turn.
+#[derive(Debug)]
+struct Closed {
+    token: Token,
+    kind: io::ErrorKind,
+    code: Option<i32>,
+    /// Bytes it had relayed to a pipe partner.
+    relayed: u64,
 }
 
 /// A single-threaded socket reactor.
@@ -193,7 +204,7 @@ pub struct Reactor {
     /// turn's events, a call with such a token (a handler earlier in the
     /// batch writing to it) fails with the close's own error, not
     /// `NotFound`. Cleared when the next turn starts.
-    closed_in_turn: Vec<(Token, io::ErrorKind, Option<i32>)>,
+    closed_in_turn: Vec<Closed>,
     /// Counts changes to the backend's interest set.
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
@@ -381,15 +392,21 @@ impl Reactor {
             // A broken side of a pipe breaks the other: reset, reported too.
             self.reset_partner(token, e, events);
         }
+        let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed);
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
-            self.record_close(token, error.as_ref().unwrap_or(&io::Error::from_raw_os_error(libc::EPIPE)));
+            let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
+            self.closed_in_turn.push(Closed { token, kind: why.0, code: why.1, relayed });
             events.push(Event::Close { conn: token, error });
         }
     }
 
-    /// Remembers, until the next turn, why this turn closed `token`.
-    fn record_close(&mut self, token: Token, why: &io::Error) {
-        self.closed_in_turn.push((token, why.kind(), why.raw_os_error()));
+    /// Bytes read from `token` and passed to its pipe partner, over its
+    /// life (until the next turn, also for a socket this turn closed).
+    pub fn relayed(&mut self, token: Token) -> io::Result<u64> {
+        match self.stream(token) {
+            Ok((_, conn)) => Ok(conn.relayed),
+            Err(e) => self.closed_in_turn.iter().find(|c| c.token == token).map(|c| c.relayed).ok_or(e),
+        }
     }
 }

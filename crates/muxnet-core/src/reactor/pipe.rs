@@ -82,6 +82,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             };
             budget -= n;
+            self.stream(from)?.1.relayed += n as u64;
             if let Err(error) = self.relay_write(to, &buf[..n]) {
                 // The partner broke: it is reported with its error, and
                 // this side is reset with it (see `close_reported`).
@@ -138,9 +139,6 @@ impl Reactor {
             conn.pipe = None;
             let _ = stream.set_linger_zero();
         }
-        if self.close(partner).is_ok() {
-            self.record_close(partner, &same);
-            events.push(Event::Close { conn: partner, error: Some(same) });
-        }
+        self.close_reported(partner, Some(same), events);
     }
 }
