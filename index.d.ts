@@ -87,6 +87,8 @@ export declare class Reactor {
    */
   localPath(token: number): string | null
   remoteAddress(token: number): SocketAddress | null
+  /** The counters and the sockets now (one pass over the table). */
+  stats(): ReactorStats
   /** Open sockets. */
   get size(): number
   /** Whether the reactor keeps the process alive. */
@@ -159,6 +161,12 @@ export declare const FD_LIMIT_ERRNO: number
 /** The select backend's limit: fds at or above it cannot be watched. */
 export declare const FD_SETSIZE: number
 
+/** Syscalls of one kind that did something, and the bytes they moved. */
+export interface IoCount {
+  calls: number
+  bytes: number
+}
+
 export interface ReactorOptions {
   /**
    * `"auto"` (default: watch the poller's fd where there is one),
@@ -171,6 +179,36 @@ export interface ReactorOptions {
   writeQueueCap?: number
   /** Bytes read from one connection per turn (default 64 KiB). */
   readBudget?: number
+}
+
+/**
+ * A reactor's counters since it was made, and its sockets now (see
+ * muxnet-core's `Stats`); counts are numbers (exact below 2^53).
+ */
+export interface ReactorStats {
+  backend: string
+  wakeMode: string
+  turns: number
+  events: number
+  /** Turns by their number of events: 0, 1, 2–3, 4–7, …, 256–511, 512+. */
+  eventsPerTurn: Array<number>
+  waits: number
+  accepts: number
+  acceptPauses: number
+  reads: IoCount
+  writes: IoCount
+  receives: IoCount
+  relayed: number
+  listeners: number
+  connections: number
+  connecting: number
+  halfClosed: number
+  piped: number
+  datagramSockets: number
+  queuedBytes: number
+  pausedListeners: number
+  /** Read slabs made and not yet collected by V8. */
+  slabsAlive: number
 }
 
 export declare const RECORD_A: number

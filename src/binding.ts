@@ -7,3 +7,5 @@ export const native: typeof Native = require('../index.js');
 
 export type NativeReactor = Native.Reactor;
 export type SocketAddress = Native.SocketAddress;
+export type IoCount = Native.IoCount;
+export type ReactorStats = Native.ReactorStats;

@@ -5,10 +5,10 @@
  *   muxnet chat serve|connect …
  */
 import { parseArgs } from 'node:util';
-import { numberArg, PORT } from './args';
+import { numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
-import { BACKENDS, type BackendName } from './fast';
+import { BACKENDS, stats, type BackendName, type ReactorStats } from './fast';
 
 const USAGE = `usage: muxnet <command> [options]
 
@@ -18,6 +18,7 @@ commands:
           --host ADDR     IP address to bind (default 127.0.0.1; ::1 for IPv6)
           --udp           echo datagrams instead of TCP
           --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
+          --stats S       every S seconds, a line of the reactor's counters
 ${CHAT_USAGE}
 
   muxnet --help | --version`;
@@ -30,6 +31,7 @@ function fail(message: string): never {
 function echo(argv: string[]): void {
   let values;
   let port;
+  let statsEvery = 0;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -38,10 +40,12 @@ function echo(argv: string[]): void {
         host: { type: 'string', default: '127.0.0.1' },
         udp: { type: 'boolean', default: false },
         backend: { type: 'string' },
+        stats: { type: 'string' },
       },
       strict: true,
     }));
     port = numberArg('--port', values.port, 7000, PORT);
+    statsEvery = numberArg('--stats', values.stats, 0, POSITIVE);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -66,8 +70,10 @@ function echo(argv: string[]): void {
     last = now;
   }, 5000).unref();
 
+  const reporter = statsEvery > 0 ? reportStats('muxnet echo', server.backend, statsEvery) : undefined;
   const stop = (signal: string) => {
     clearInterval(ticker);
+    clearInterval(reporter);
     console.log(`muxnet echo: ${signal}, stopping: ${summary()}`);
     server.close();
   };
@@ -77,6 +83,27 @@ function echo(argv: string[]): void {
   // Announced only once a signal can stop it cleanly.
   const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
   console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
+}
+
+/**
+ * Every `seconds`, one line of what the reactor did since the last: turns,
+ * events per turn, syscalls per event, bytes each way, and what it holds.
+ */
+function reportStats(app: string, backend: BackendName, seconds: number): NodeJS.Timeout {
+  let last: ReactorStats = stats(backend);
+  return setInterval(() => {
+    const now = stats(backend);
+    const turns = now.turns - last.turns;
+    const events = now.events - last.events;
+    const syscalls = now.waits - last.waits + (now.reads.calls - last.reads.calls) + (now.writes.calls - last.writes.calls) + (now.receives.calls - last.receives.calls);
+    const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
+    console.log(
+      `${app} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
+        `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ${now.writes.bytes - last.writes.bytes} B out; ` +
+        `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs`,
+    );
+    last = now;
+  }, seconds * 1000).unref();
 }
 
 function main(argv: string[]): void {

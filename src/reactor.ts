@@ -222,6 +222,11 @@ export class KeepAlive {
 
 const reactors = new Map<BackendName, Reactor>();
 
+/** This thread's reactors made so far. */
+export function openReactors(): Reactor[] {
+  return [...reactors.values()];
+}
+
 /** This thread's reactor for `backend` (default: `$MUXNET_BACKEND` or mio). */
 export function getReactor(backend?: unknown): Reactor {
   const name = resolveBackend(backend);

@@ -50,6 +50,19 @@ describe('muxnet echo', () => {
     expect(echo.output()).toMatch(/SIGTERM, stopping: 1 open, 2 accepted, 21 bytes echoed/);
   });
 
+  it('--stats prints the reactor counters every interval', async () => {
+    const echo = await start(['echo', '--port', '0', '--stats', '0.2']);
+    const sock = await netConnect(echo.port);
+    expect((await roundTrip(sock, Buffer.alloc(500, 1))).length).toBe(500);
+    const counted = /muxnet echo stats: \d+ turns, [\d.]+ events\/turn, [\d.]+ syscalls\/event, 500 B in, 500 B out; 1 connections/;
+    const deadline = Date.now() + 5000;
+    while (!counted.test(echo.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(echo.output()).toMatch(counted);
+    await closeSocket(sock);
+    echo.child.kill('SIGTERM');
+    expect(await echo.exited).toBe(0);
+  });
+
   it('stops on SIGINT with clients still connected', async () => {
     const echo = await start(['echo', '--port', '0']);
     const sock = await netConnect(echo.port);

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os, { constants } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { broadcast, connect, encodeFrame, FrameDecoder, listen, type Connection } from '../src/fast';
+import { broadcast, connect, encodeFrame, FrameDecoder, listen, metrics, stats, type Connection } from '../src/fast';
 import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, waitFor } from './helpers';
 
 /** An echo server that records what it saw. */
@@ -385,6 +385,30 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     conns[2].destroy();
     expect(() => conns[0].pipe(conns[2])).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
     for (const p of peers) p.destroy();
+    server.close();
+  });
+});
+
+describe.each(BACKENDS)('reactor stats on %s', (backend) => {
+  it('stats() counts what an echo did; metrics() exposes it for Prometheus', async () => {
+    const server = listen({ port: 0, backend }, { onData: (c, d) => c.write(d) });
+    const before = stats(backend);
+    const sock = await netConnect(server.port);
+    expect((await roundTrip(sock, Buffer.alloc(1000, 7))).length).toBe(1000);
+    const now = stats(backend);
+    expect(now.backend).toBe(backend);
+    expect(now.accepts - before.accepts).toBe(1);
+    expect(now.reads.bytes - before.reads.bytes).toBe(1000);
+    expect(now.writes.bytes - before.writes.bytes).toBe(1000);
+    expect(now.turns).toBeGreaterThan(before.turns);
+    expect(now.eventsPerTurn.reduce((a, b) => a + b, 0)).toBe(now.turns);
+    expect(now.connections - before.connections).toBe(1);
+    expect(now.slabsAlive).toBeGreaterThanOrEqual(1);
+    const text = metrics();
+    expect(text).toContain(`muxnet_read_bytes_total{backend="${backend}"} ${now.reads.bytes}`);
+    expect(text).toMatch(new RegExp(`muxnet_events_per_turn_bucket\\{backend="${backend}",le="\\+Inf"\\} ${now.turns}\\n`));
+    expect(text).toContain(`# TYPE muxnet_connections gauge`);
+    await closeSocket(sock);
     server.close();
   });
 });

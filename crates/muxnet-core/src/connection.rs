@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use crate::backend::Token;
 use crate::socket::Stream;
+use crate::stats::IoCount;
 
 /// The tail of writes that the kernel refused, in order. Bytes are copied
 /// in only when a write could not complete, so a peer that keeps up costs
@@ -33,11 +34,14 @@ impl WriteQueue {
     }
 
     /// Writes queued bytes until the queue empties or the kernel refuses.
-    pub fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
+    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<()> {
         while !self.is_empty() {
             match stream.write(&self.buf[self.head..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.head += n,
+                Ok(n) => {
+                    count.one(n);
+                    self.head += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
@@ -51,12 +55,15 @@ impl WriteQueue {
 }
 
 /// Writes as much of `data` as the kernel takes now; returns how much.
-pub(crate) fn write_now(stream: &mut Stream, data: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
     let mut done = 0;
     while done < data.len() {
         match stream.write(&data[done..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
+            Ok(n) => {
+                count.one(n);
+                done += n;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
@@ -111,8 +118,8 @@ impl Connection {
     }
 
     /// Sends queued bytes; once none are left, the FIN `end()` asked for.
-    pub fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
-        self.queue.flush(stream)?;
+    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<()> {
+        self.queue.flush(stream, count)?;
         if self.queue.is_empty() && self.ending && !self.write_closed {
             stream.shutdown_write()?;
             self.write_closed = true;

@@ -15,8 +15,10 @@ pub mod codec;
 mod connection;
 mod reactor;
 mod socket;
+pub mod stats;
 mod token;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 pub use reactor::{Config, Event, Reactor, ReadSpace};
 pub use socket::{Address, BindOptions, Listener, Socket, Stream};
+pub use stats::Stats;

@@ -119,6 +119,11 @@ impl<T> Table<T> {
         Some(value)
     }
 
+    /// Every stored value.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.value.as_ref())
+    }
+
     /// The tokens of every stored value.
     pub fn tokens(&self) -> Vec<Token> {
         self.slots.iter().enumerate().filter(|(_, s)| s.value.is_some()).map(|(index, s)| Token::new(index as u32, s.generation)).collect()

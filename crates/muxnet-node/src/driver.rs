@@ -10,7 +10,7 @@ use std::time::Duration;
 use muxnet_core::{Event, Reactor, ReadSpace};
 
 use crate::barrier::{self, Injected};
-use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, Value};
+use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, SlabCount, Value};
 use crate::records::{self, encode};
 use crate::wake::waiter::Waiter;
 use crate::wake::OnReadable;
@@ -53,6 +53,8 @@ pub struct State {
     pub env: Env,
     js: Option<JsSide>,
     slab_size: usize,
+    /// Read slabs made and not yet collected.
+    pub slabs: SlabCount,
     words: Vec<i32>,
     events: Vec<Event>,
     peers: Vec<String>,
@@ -94,15 +96,17 @@ impl OnReadable for Turn {
 
 impl State {
     pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> napi::Result<Shared> {
+        let slabs = SlabCount::default();
         let state = Rc::new(RefCell::new(State {
             env,
             js: Some(JsSide {
                 callback: Persistent::new(env, callback)?,
                 context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?),
-                slab: Slab::new(env, slab_size)?,
+                slab: Slab::new(env, slab_size, &slabs)?,
                 records: Records::new(env, INITIAL_RECORDS * records::RECORD_WORDS as usize)?,
             }),
             slab_size,
+            slabs,
             words: Vec::new(),
             events: Vec::new(),
             peers: Vec::new(),
@@ -191,7 +195,7 @@ impl State {
         }
         // A fresh slab when this one is nearly full, or was detached by JS.
         if js.slab.free() < SLAB_REFILL_BELOW || js.slab.bytes()?.is_none() {
-            js.slab = Slab::new(env, self.slab_size)?;
+            js.slab = Slab::new(env, self.slab_size, &self.slabs)?;
         }
         let used = js.slab.used;
         let bytes = js.slab.bytes()?.ok_or_else(|| napi::Error::from_reason("read slab detached"))?;

@@ -62,11 +62,25 @@ pub struct Slab {
     pub used: usize,
 }
 
+/// How many slabs are alive: made and not yet collected (JS may keep a
+/// slab alive through views of it long after the reactor moved on).
+pub type SlabCount = std::rc::Rc<std::cell::Cell<u64>>;
+
 impl Slab {
-    pub fn new(env: Env, len: usize) -> napi::Result<Slab> {
+    pub fn new(env: Env, len: usize, alive: &SlabCount) -> napi::Result<Slab> {
         let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
         // SAFETY: `env` is live on this thread; out-pointers are valid.
         check(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut value) }, "napi_create_buffer")?;
+        let counter = Box::into_raw(Box::new(alive.clone()));
+        // SAFETY: `value` is the Buffer just made; `counter` stays valid
+        // until `slab_collected` frees it, once.
+        let added = unsafe { sys::napi_add_finalizer(env, value, counter.cast(), Some(slab_collected), ptr::null_mut(), ptr::null_mut()) };
+        if let Err(e) = check(added, "napi_add_finalizer") {
+            // SAFETY: the finalizer was not added: nothing else owns `counter`.
+            drop(unsafe { Box::from_raw(counter) });
+            return Err(e);
+        }
+        alive.set(alive.get() + 1);
         Ok(Slab { buffer: Persistent::new(env, value)?, len, used: 0 })
     }
 
@@ -96,6 +110,12 @@ impl Slab {
         // bytes below `used`, which the caller does not write.
         Ok(Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) }))
     }
+}
+
+unsafe extern "C" fn slab_collected(_env: Env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Box made in `Slab::new`; Node-API finalizes once.
+    let alive = unsafe { Box::from_raw(data.cast::<SlabCount>()) };
+    alive.set(alive.get().saturating_sub(1));
 }
 
 /// An `Int32Array` that event records are written into.

@@ -43,6 +43,48 @@ pub struct ReactorOptions {
     pub read_budget: Option<u32>,
 }
 
+/// Syscalls of one kind that did something, and the bytes they moved.
+#[napi(object)]
+pub struct IoCount {
+    pub calls: f64,
+    pub bytes: f64,
+}
+
+impl From<muxnet_core::stats::IoCount> for IoCount {
+    fn from(c: muxnet_core::stats::IoCount) -> IoCount {
+        IoCount { calls: c.calls as f64, bytes: c.bytes as f64 }
+    }
+}
+
+/// A reactor's counters since it was made, and its sockets now (see
+/// muxnet-core's `Stats`); counts are numbers (exact below 2^53).
+#[napi(object)]
+pub struct ReactorStats {
+    pub backend: String,
+    pub wake_mode: String,
+    pub turns: f64,
+    pub events: f64,
+    /// Turns by their number of events: 0, 1, 2–3, 4–7, …, 256–511, 512+.
+    pub events_per_turn: Vec<f64>,
+    pub waits: f64,
+    pub accepts: f64,
+    pub accept_pauses: f64,
+    pub reads: IoCount,
+    pub writes: IoCount,
+    pub receives: IoCount,
+    pub relayed: f64,
+    pub listeners: f64,
+    pub connections: f64,
+    pub connecting: f64,
+    pub half_closed: f64,
+    pub piped: f64,
+    pub datagram_sockets: f64,
+    pub queued_bytes: f64,
+    pub paused_listeners: f64,
+    /// Read slabs made and not yet collected by V8.
+    pub slabs_alive: f64,
+}
+
 /// A reactor bound to this thread's Node environment.
 #[napi]
 pub struct Reactor {
@@ -319,6 +361,36 @@ impl Reactor {
     #[napi(catch_unwind)]
     pub fn remote_address(&self, token: f64) -> Option<SocketAddress> {
         self.with(|r| r.peer_addr(token_of(token))).ok().map(Into::into)
+    }
+
+    /// The counters and the sockets now (one pass over the table).
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> ReactorStats {
+        let state = self.state.borrow();
+        let s = state.reactor.stats();
+        ReactorStats {
+            backend: self.backend.to_string(),
+            wake_mode: self.wake_mode.to_string(),
+            turns: s.turns as f64,
+            events: s.events as f64,
+            events_per_turn: s.events_per_turn.iter().map(|&n| n as f64).collect(),
+            waits: s.waits as f64,
+            accepts: s.accepts as f64,
+            accept_pauses: s.accept_pauses as f64,
+            reads: s.reads.into(),
+            writes: s.writes.into(),
+            receives: s.receives.into(),
+            relayed: s.relayed as f64,
+            listeners: s.listeners as f64,
+            connections: s.connections as f64,
+            connecting: s.connecting as f64,
+            half_closed: s.half_closed as f64,
+            piped: s.piped as f64,
+            datagram_sockets: s.datagram_sockets as f64,
+            queued_bytes: s.queued_bytes as f64,
+            paused_listeners: s.paused_listeners as f64,
+            slabs_alive: state.slabs.get() as f64,
+        }
     }
 
     /// Open sockets.

@@ -55,6 +55,7 @@ impl Reactor {
             let pos = space.pos;
             match socket.recv_from(&mut space.buf[pos..pos + MAX_DATAGRAM]) {
                 Ok((len, from)) => {
+                    self.counters.receives.one(len);
                     space.pos += len;
                     events.push(Event::Message { socket: token, offset: pos, len, from });
                 }

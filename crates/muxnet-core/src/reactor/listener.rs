@@ -73,6 +73,7 @@ impl Reactor {
             let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
             match accept(listener, no_delay) {
                 Ok(stream) => {
+                    self.counters.accepts += 1;
                     let conn = Connection::default();
                     match self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn))) {
                         Ok(conn) => events.push(Event::Accept { listener: token, conn }),
@@ -91,6 +92,7 @@ impl Reactor {
                         if let Ok(Entry { kind: Kind::Listener { accept_paused, .. }, .. }) = self.entry(token) {
                             *accept_paused = true;
                             self.paused_listeners.insert(token);
+                            self.counters.accept_pauses += 1;
                         }
                         let _ = self.sync_interest(token);
                     }

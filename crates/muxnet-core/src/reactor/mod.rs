@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
 use crate::socket::{Address, Socket};
+use crate::stats::Stats;
 use crate::token::Table;
 
 /// Limits that keep one busy or hostile peer from starving or bloating
@@ -209,6 +210,9 @@ pub struct Reactor {
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
     relay_buf: Vec<u8>,
+    /// What has happened so far (the gauges of [`Stats`] are filled in by
+    /// [`Reactor::stats`]).
+    counters: Stats,
     config: Config,
 }
 
@@ -228,6 +232,7 @@ impl Reactor {
             closed_in_turn: Vec::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
+            counters: Stats::default(),
             config,
         }
     }
@@ -347,6 +352,7 @@ impl Reactor {
         let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
         let mut ready = std::mem::take(&mut self.readiness);
         ready.clear();
+        self.counters.waits += 1;
         self.backend.wait(&mut ready, timeout)?;
         ready.extend(self.carry.drain(..).map(|token| Readiness { token, readable: true, writable: false, error: false, hup: true }));
         // One dispatch per socket per turn, so none reads past its budget:
@@ -363,11 +369,36 @@ impl Reactor {
             kept.hup |= later.hup;
             true
         });
+        let before = events.len();
         for r in ready.iter().copied() {
             self.dispatch(r, space, events);
         }
         self.readiness = ready;
+        self.counters.turn(events.len() - before);
         Ok(())
+    }
+
+    /// The counters, and the sockets as they are now: one pass over the
+    /// table (O(sockets)), meant for a scrape every few seconds.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.counters.clone();
+        for entry in self.entries.values() {
+            match &entry.kind {
+                Kind::Listener { accept_paused, .. } => {
+                    stats.listeners += 1;
+                    stats.paused_listeners += *accept_paused as u64;
+                }
+                Kind::Datagram => stats.datagram_sockets += 1,
+                Kind::Stream(c) => {
+                    stats.connections += 1;
+                    stats.connecting += c.connecting as u64;
+                    stats.half_closed += (c.read_closed || c.ending || c.write_closed) as u64;
+                    stats.piped += c.pipe.is_some() as u64;
+                    stats.queued_bytes += c.queue.len() as u64;
+                }
+            }
+        }
+        stats
     }
 
     /// A readiness whose socket was closed meanwhile names nothing: its

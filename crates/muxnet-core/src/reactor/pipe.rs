@@ -68,7 +68,12 @@ impl Reactor {
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(buf.len());
-            let n = match stream.read(&mut buf[..want]) {
+            let read = stream.read(&mut buf[..want]);
+            if let Ok(n) = read {
+                self.counters.reads.one(n);
+            }
+            let (_, conn) = self.stream(from)?;
+            let n = match read {
                 Ok(0) => {
                     conn.read_closed = true;
                     events.push(Event::End { conn: from });
@@ -82,7 +87,8 @@ impl Reactor {
                 Err(e) => return Err(e),
             };
             budget -= n;
-            self.stream(from)?.1.relayed += n as u64;
+            conn.relayed += n as u64;
+            self.counters.relayed += n as u64;
             if let Err(error) = self.relay_write(to, &buf[..n]) {
                 // The partner broke: it is reported with its error, and
                 // this side is reset with it (see `close_reported`).

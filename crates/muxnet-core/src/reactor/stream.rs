@@ -9,6 +9,7 @@ use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
 use crate::connection::{write_now, Connection};
 use crate::socket::{self, Socket, Stream};
+use crate::stats::IoCount;
 
 /// Below this much free slab a read is put off to the next turn.
 const MIN_READ: usize = 2048;
@@ -66,15 +67,22 @@ impl Reactor {
     /// taken, however large, so the queue stays below the cap plus one
     /// write (memory the caller already held).
     pub fn write(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let mut count = IoCount::default();
+        let result = self.write_counted(token, data, &mut count);
+        self.counters.writes.add(count);
+        result
+    }
+
+    fn write_counted(&mut self, token: Token, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
         let (stream, conn) = self.writable_stream(token, data.len())?;
         // Nothing watches for writable until a queue meets a full buffer.
         let mut unwatched = conn.queue.is_empty();
         if std::mem::take(&mut conn.corked) {
             // Corked bytes go first, and now: this write is not corked.
-            conn.queue.flush(stream)?;
+            conn.queue.flush(stream, count)?;
             unwatched = true;
         }
-        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data)? } else { 0 };
+        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data, count)? } else { 0 };
         let rest = &data[direct..];
         if !rest.is_empty() {
             conn.queue.push(rest);
@@ -122,8 +130,10 @@ impl Reactor {
             if !std::mem::take(&mut conn.corked) {
                 continue;
             }
-            let flushed = conn.flush(stream);
+            let mut count = IoCount::default();
+            let flushed = conn.flush(stream, &mut count);
             let (finished, refused) = (conn.finished(), !conn.queue.is_empty());
+            self.counters.writes.add(count);
             // What the kernel refused waits for writable, as for any write.
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
                 Err(error) => {
@@ -251,7 +261,11 @@ impl Reactor {
         if conn.queue.is_empty() && !conn.want_drain && !conn.ending {
             return Ok(());
         }
-        conn.flush(stream)?;
+        let mut count = IoCount::default();
+        let flushed = conn.flush(stream, &mut count);
+        self.counters.writes.add(count);
+        flushed?;
+        let (_, conn) = self.stream(token)?;
         if !conn.queue.is_empty() {
             return Ok(());
         }
@@ -267,6 +281,20 @@ impl Reactor {
     /// Reads until the kernel has no more, the peer's FIN, or the budget;
     /// `hup`: keep reading past a short read (a FIN or error waits behind it).
     fn read(&mut self, token: Token, hup: bool, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+        let mut count = IoCount::default();
+        let result = self.read_counted(token, hup, space, events, &mut count);
+        self.counters.reads.add(count);
+        result
+    }
+
+    fn read_counted(
+        &mut self,
+        token: Token,
+        hup: bool,
+        space: &mut ReadSpace<'_>,
+        events: &mut Vec<Event>,
+        count: &mut IoCount,
+    ) -> io::Result<ReadEnd> {
         let mut budget = self.config.read_budget;
         let (stream, conn) = self.stream(token)?;
         while conn.wants_read() {
@@ -276,7 +304,11 @@ impl Reactor {
             }
             let want = budget.min(space.free());
             let pos = space.pos;
-            match stream.read(&mut space.buf[pos..pos + want]) {
+            let read = stream.read(&mut space.buf[pos..pos + want]);
+            if let Ok(n) = read {
+                count.one(n);
+            }
+            match read {
                 Ok(0) => {
                     conn.read_closed = true;
                     events.push(Event::End { conn: token });

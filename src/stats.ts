@@ -1,0 +1,80 @@
+/**
+ * What the reactors of this thread have done and hold now: `stats()` as
+ * numbers, `metrics()` as the Prometheus text format for a scrape endpoint.
+ *
+ * ```ts
+ * import { stats, metrics } from 'muxnet/fast';
+ * const s = stats();            // this thread's reactor for $MUXNET_BACKEND or mio
+ * console.log(s.writes.calls / s.turns, 'writes per turn');
+ * http.createServer((req, res) => res.end(metrics())).listen(9100);
+ * ```
+ */
+import type { ReactorStats } from './binding';
+import { getReactor, openReactors } from './reactor';
+import type { BackendName } from './options';
+
+export type { IoCount, ReactorStats } from './binding';
+
+/**
+ * The counters of this thread's reactor for `backend` since it was made
+ * (turns, events, syscalls that did something and the bytes they moved),
+ * and its sockets now (by kind and state, bytes queued, slabs alive). One
+ * pass over its sockets: meant for every few seconds, not every message.
+ */
+export function stats(backend?: BackendName): ReactorStats {
+  return getReactor(backend).native.stats();
+}
+
+type Metric = [name: string, type: 'counter' | 'gauge', help: string, value: (s: ReactorStats) => number];
+
+const METRICS: Metric[] = [
+  ['muxnet_turns_total', 'counter', 'Turns of the reactor loop.', (s) => s.turns],
+  ['muxnet_events_total', 'counter', 'Events reported to JavaScript.', (s) => s.events],
+  ['muxnet_waits_total', 'counter', 'Waits on the readiness backend.', (s) => s.waits],
+  ['muxnet_accepts_total', 'counter', 'Connections accepted.', (s) => s.accepts],
+  ['muxnet_accept_pauses_total', 'counter', 'Times a listener paused because fds ran out.', (s) => s.acceptPauses],
+  ['muxnet_read_calls_total', 'counter', 'Stream reads that returned data or the end.', (s) => s.reads.calls],
+  ['muxnet_read_bytes_total', 'counter', 'Bytes read from streams.', (s) => s.reads.bytes],
+  ['muxnet_write_calls_total', 'counter', 'Stream writes the kernel took bytes from.', (s) => s.writes.calls],
+  ['muxnet_write_bytes_total', 'counter', 'Bytes written to streams.', (s) => s.writes.bytes],
+  ['muxnet_receive_calls_total', 'counter', 'Datagrams received.', (s) => s.receives.calls],
+  ['muxnet_receive_bytes_total', 'counter', 'Bytes of datagrams received.', (s) => s.receives.bytes],
+  ['muxnet_relayed_bytes_total', 'counter', 'Bytes relayed between piped connections.', (s) => s.relayed],
+  ['muxnet_listeners', 'gauge', 'Listening sockets.', (s) => s.listeners],
+  ['muxnet_paused_listeners', 'gauge', 'Listeners paused because fds ran out.', (s) => s.pausedListeners],
+  ['muxnet_connections', 'gauge', 'Open connections.', (s) => s.connections],
+  ['muxnet_connecting', 'gauge', 'Connections still connecting.', (s) => s.connecting],
+  ['muxnet_half_closed', 'gauge', 'Connections ended in one direction.', (s) => s.halfClosed],
+  ['muxnet_piped', 'gauge', 'Connections joined by pipe().', (s) => s.piped],
+  ['muxnet_datagram_sockets', 'gauge', 'UDP sockets.', (s) => s.datagramSockets],
+  ['muxnet_queued_bytes', 'gauge', 'Bytes waiting in write queues.', (s) => s.queuedBytes],
+  ['muxnet_slabs_alive', 'gauge', 'Read slabs not yet collected.', (s) => s.slabsAlive],
+];
+
+/** Upper bounds of the events-per-turn buckets (the last is +Inf). */
+const EVENT_BUCKET_BOUNDS = ['0', '1', '3', '7', '15', '31', '63', '127', '255', '511', '+Inf'];
+
+/**
+ * Every reactor of this thread, in the Prometheus text exposition format
+ * (version 0.0.4), one series per backend: counters, gauges, and the
+ * events-per-turn histogram.
+ */
+export function metrics(): string {
+  const all = openReactors().map((r) => r.native.stats());
+  const lines: string[] = [];
+  for (const [name, type, help, value] of METRICS) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const s of all) lines.push(`${name}{backend="${s.backend}"} ${value(s)}`);
+  }
+  const histogram = 'muxnet_events_per_turn';
+  lines.push(`# HELP ${histogram} Events reported by one turn.`, `# TYPE ${histogram} histogram`);
+  for (const s of all) {
+    let cumulative = 0;
+    s.eventsPerTurn.forEach((n, i) => {
+      cumulative += n;
+      lines.push(`${histogram}_bucket{backend="${s.backend}",le="${EVENT_BUCKET_BOUNDS[i]}"} ${cumulative}`);
+    });
+    lines.push(`${histogram}_sum{backend="${s.backend}"} ${s.events}`, `${histogram}_count{backend="${s.backend}"} ${s.turns}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
