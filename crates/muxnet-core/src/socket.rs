@@ -315,40 +315,34 @@ pub struct Membership {
     pub interface: MulticastInterface,
 }
 
-/// Whether the socket is bound to an IPv6 address: which of the IPv4 and
-/// IPv6 options applies, as libuv decides it.
-fn is_ipv6(socket: &UdpSocket) -> io::Result<bool> {
-    Ok(socket.local_addr()?.is_ipv6())
+/// Sets an option's IPv6 form on a socket bound to an IPv6 address, its
+/// IPv4 form otherwise, as libuv decides which applies.
+fn by_family(
+    socket: &UdpSocket,
+    v4: impl FnOnce(&SockRef<'_>) -> io::Result<()>,
+    v6: impl FnOnce(&SockRef<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    if socket.local_addr()?.is_ipv6() {
+        v6(&sock)
+    } else {
+        v4(&sock)
+    }
 }
 
 /// `IP_TTL` or `IPV6_UNICAST_HOPS`.
 pub(crate) fn udp_set_ttl(socket: &UdpSocket, ttl: u32) -> io::Result<()> {
-    let sock = SockRef::from(socket);
-    if is_ipv6(socket)? {
-        sock.set_unicast_hops_v6(ttl)
-    } else {
-        sock.set_ttl_v4(ttl)
-    }
+    by_family(socket, |s| s.set_ttl_v4(ttl), |s| s.set_unicast_hops_v6(ttl))
 }
 
 /// `IP_MULTICAST_TTL` or `IPV6_MULTICAST_HOPS`.
 pub(crate) fn udp_set_multicast_ttl(socket: &UdpSocket, ttl: u32) -> io::Result<()> {
-    let sock = SockRef::from(socket);
-    if is_ipv6(socket)? {
-        sock.set_multicast_hops_v6(ttl)
-    } else {
-        sock.set_multicast_ttl_v4(ttl)
-    }
+    by_family(socket, |s| s.set_multicast_ttl_v4(ttl), |s| s.set_multicast_hops_v6(ttl))
 }
 
 /// `IP_MULTICAST_LOOP` or `IPV6_MULTICAST_LOOP`.
 pub(crate) fn udp_set_multicast_loop(socket: &UdpSocket, on: bool) -> io::Result<()> {
-    let sock = SockRef::from(socket);
-    if is_ipv6(socket)? {
-        sock.set_multicast_loop_v6(on)
-    } else {
-        sock.set_multicast_loop_v4(on)
-    }
+    by_family(socket, |s| s.set_multicast_loop_v4(on), |s| s.set_multicast_loop_v6(on))
 }
 
 /// `SO_BROADCAST`.
