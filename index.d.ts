@@ -57,6 +57,31 @@ export declare class Reactor {
   udpConnect(token: number, host: string, port: number): number
   /** Undoes `udpConnect`. Not built for Windows yet (untested there): EOPNOTSUPP. */
   udpDisconnect(token: number): number
+  /** `SO_BROADCAST` on a UDP socket; 0 or a negative errno. */
+  udpSetBroadcast(token: number, on: boolean): number
+  /** The unicast TTL (1..=255, else EINVAL, checked before the token). */
+  udpSetTtl(token: number, ttl: number): number
+  /** The multicast TTL (0..=255, else EINVAL, checked before the token). */
+  udpSetMulticastTtl(token: number, ttl: number): number
+  udpSetMulticastLoopback(token: number, on: boolean): number
+  /**
+   * The interface multicast leaves from, as libuv reads it: an IPv4
+   * address, or an IPv6 one whose `%zone` names the interface.
+   */
+  udpSetMulticastInterface(token: number, interface: string): number
+  /**
+   * Joins (`join`) or leaves `group`, from `source` only if given, on
+   * `interface` (the kernel's choice if not given); addresses that are
+   * not IP text of the group's family are EINVAL, as in libuv.
+   */
+  udpMembership(token: number, join: boolean, group: string, source?: string | undefined | null, interface?: string | undefined | null): number
+  /**
+   * `SO_RCVBUF` (`recv`) or `SO_SNDBUF`, as libuv's
+   * `uv_{recv,send}_buffer_size`: a `size` of 0 reads it, any other sets
+   * it; returns the size (the kernel's, when read) or a negative errno.
+   * A size above `i32::MAX` is EINVAL, as Node's binding says.
+   */
+  udpBufferSize(token: number, recv: boolean, size: number): number
   /** Half-closes after the queued bytes. */
   shutdown(token: number): number
   /**
@@ -151,6 +176,12 @@ export declare const EVENT_MESSAGE: number
 
 /** No token; a: errno. */
 export declare const EVENT_REACTOR_ERROR: number
+
+/**
+ * A UDP socket's receive failed (an ICMP error on a connected socket);
+ * it stays open. a: errno.
+ */
+export declare const EVENT_RECEIVE_ERROR: number
 
 /**
  * The errno reported for an fd that `select` cannot hold; the TS layer

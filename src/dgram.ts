@@ -2,16 +2,16 @@
  * The drop-in `node:dgram`: `require('muxnet/dgram')` in place of
  * `require('dgram')`. UDP sockets on the muxnet reactor with node:dgram's
  * states, events and their order, argument checks and errors; Node's
- * lib/dgram.js is the spec. Socket options the reactor cannot set yet
- * (multicast, broadcast, TTL, buffer sizes) are checked as Node checks
- * them, then throw `ERR_MUXNET_UNSUPPORTED`.
+ * lib/dgram.js is the spec, with its socket options (broadcast, TTL,
+ * multicast, buffer sizes) and IPv6 zones (`fe80::1%eth0`).
  */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { isArrayBufferView } from 'node:util/types';
+import type { NativeReactor } from './binding';
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { bufferOutOfBounds, coded, invalidArgType, missingArgs, systemError, uvErrno } from './errors';
+import { bufferOutOfBounds, coded, invalidArgType, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
@@ -99,6 +99,8 @@ export class Socket extends EventEmitter implements Handle {
   private readonly backend: BackendName;
   private readonly reuseAddr: boolean;
   private readonly ipv6Only: boolean;
+  /** `recvBufferSize`/`sendBufferSize`: set once bound, before 'listening'. */
+  private readonly bufferSizes: { recv: number; send: number };
   private reactor: Reactor | undefined;
   private token = -1;
   private readonly keepAlive = new KeepAlive();
@@ -119,11 +121,10 @@ export class Socket extends EventEmitter implements Handle {
     if (type !== null && typeof type === 'object') {
       options = type;
       for (const key of ['recvBufferSize', 'sendBufferSize'] as const) {
-        if (!options[key]) continue;
-        validateInteger(options[key], `options.${key}`, 0, 0, 0xffffffff);
-        throw unsupported(`dgram.createSocket({ ${key} })`);
+        if (options[key]) validateInteger(options[key], `options.${key}`, 0, 0, 0xffffffff);
       }
     }
+    this.bufferSizes = { recv: options.recvBufferSize || 0, send: options.sendBufferSize || 0 };
     if (options.lookup !== undefined && typeof options.lookup !== 'function') {
       throw invalidArgType('lookup', 'of type function', options.lookup);
     }
@@ -205,7 +206,9 @@ export class Socket extends EventEmitter implements Handle {
       }
       const reactor = getReactor(this.backend);
       // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
-      const token = this.speaks(ip) ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only) : -EINVAL;
+      // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
+      const token =
+        this.speaks(ip) && this.token < 0 ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only) : -EINVAL;
       if (token < 0) {
         this.bindState = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
@@ -216,6 +219,9 @@ export class Socket extends EventEmitter implements Handle {
       reactor.attach(token, this);
       this.keepAlive.bind(reactor);
       this.bindState = BindState.Bound;
+      // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
+      if (this.bufferSizes.recv) this.bufferSize(this.bufferSizes.recv, true);
+      if (this.bufferSizes.send) this.bufferSize(this.bufferSizes.send, false);
       this.emit('listening');
     });
     return this;
@@ -472,97 +478,126 @@ export class Socket extends EventEmitter implements Handle {
     return this;
   }
 
-  /**
-   * What node:dgram says before it needs the socket: `EBADF` while unbound,
-   * `ERR_SOCKET_DGRAM_NOT_RUNNING` once closed. Past that the reactor
-   * cannot set the option yet.
-   */
-  private socketOption(syscall: string): never {
+  /** The reactor for the socket's calls: its own once it has a socket; before, its backend's, where token -1 names none (`EBADF`, as node:dgram says). */
+  private get native(): NativeReactor {
+    return (this.reactor ?? getReactor(this.backend)).native;
+  }
+
+  /** Throws Node's error for a socket option call that returned a negative errno. */
+  private check(syscall: string, result: number): void {
+    if (result < 0) throw systemError(-result, syscall);
+  }
+
+  setBroadcast(flag: boolean): void {
     this.healthCheck();
-    if (this.token < 0) throw systemError(EBADF, syscall);
-    throw unsupported(`dgram socket.${syscall}()`);
+    this.check('setBroadcast', this.native.udpSetBroadcast(this.token, !!flag));
   }
 
-  setBroadcast(_flag: boolean): void {
-    this.socketOption('setBroadcast');
-  }
-
+  /** Sets the unicast TTL (1 to 255; as Node, a number is cut to an int32 first) and returns `ttl`. */
   setTTL(ttl: number): number {
     validateType(ttl, 'ttl', 'number');
-    return this.socketOption('setTTL');
+    this.healthCheck();
+    this.check('setTTL', this.native.udpSetTtl(this.token, ttl | 0));
+    return ttl;
   }
 
+  /** Sets the multicast TTL (0 to 255) and returns `ttl`. */
   setMulticastTTL(ttl: number): number {
     validateType(ttl, 'ttl', 'number');
-    return this.socketOption('setMulticastTTL');
+    this.healthCheck();
+    this.check('setMulticastTTL', this.native.udpSetMulticastTtl(this.token, ttl | 0));
+    return ttl;
   }
 
-  setMulticastLoopback(_flag: boolean): boolean {
-    return this.socketOption('setMulticastLoopback');
+  /** Whether the socket hears its own multicast; returns `flag`, as node:dgram does. */
+  setMulticastLoopback<T>(flag: T): T {
+    this.healthCheck();
+    this.check('setMulticastLoopback', this.native.udpSetMulticastLoopback(this.token, !!flag));
+    return flag;
   }
 
+  /** The interface multicast leaves from: an IPv4 address, or IPv6 with its `%zone` (`::%eth0`). */
   setMulticastInterface(interfaceAddress: string): void {
     this.healthCheck();
     validateType(interfaceAddress, 'interfaceAddress', 'string');
-    this.socketOption('setMulticastInterface');
+    this.check('setMulticastInterface', this.native.udpSetMulticastInterface(this.token, interfaceAddress));
   }
 
-  addMembership(multicastAddress: string, _interfaceAddress?: string): void {
-    this.membership('addMembership', multicastAddress);
+  addMembership(multicastAddress: string, interfaceAddress?: string): void {
+    this.membership('addMembership', true, multicastAddress, undefined, interfaceAddress);
   }
 
-  dropMembership(multicastAddress: string, _interfaceAddress?: string): void {
-    this.membership('dropMembership', multicastAddress);
+  dropMembership(multicastAddress: string, interfaceAddress?: string): void {
+    this.membership('dropMembership', false, multicastAddress, undefined, interfaceAddress);
   }
 
-  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
-    this.sourceMembership('addSourceSpecificMembership', sourceAddress, groupAddress);
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.sourceMembership('addSourceSpecificMembership', true, sourceAddress, groupAddress, interfaceAddress);
   }
 
-  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
-    this.sourceMembership('dropSourceSpecificMembership', sourceAddress, groupAddress);
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.sourceMembership('dropSourceSpecificMembership', false, sourceAddress, groupAddress, interfaceAddress);
   }
 
-  private membership(syscall: string, group: unknown): never {
-    this.healthCheck();
-    if (!group) throw missingArgs('multicastAddress');
-    return this.joinOrLeave(syscall, [String(group)]);
-  }
-
-  private sourceMembership(syscall: string, source: unknown, group: unknown): never {
+  private sourceMembership(syscall: string, join: boolean, source: unknown, group: unknown, iface: unknown): void {
     this.healthCheck();
     validateType(source, 'sourceAddress', 'string');
     validateType(group, 'groupAddress', 'string');
-    return this.joinOrLeave(syscall, [source as string, group as string]);
+    this.membership(syscall, join, group, source as string, iface);
   }
 
-  /** libuv binds an unbound socket to join a group: no `EBADF`, only `EINVAL` for a bad address. */
-  private joinOrLeave(syscall: string, addresses: string[]): never {
-    if (addresses.some((address) => isIP(address) === 0)) throw systemError(EINVAL, syscall);
-    throw unsupported(`dgram socket.${syscall}()`);
+  /**
+   * Joins or leaves a group as libuv does: the addresses are checked (`EINVAL`), then a socket
+   * without one gets one bound to the group family's any-address and port 0, which node:dgram
+   * neither reads from nor lets `bind` again (`EINVAL`); then the kernel is asked.
+   */
+  private membership(syscall: string, join: boolean, group: unknown, source: string | undefined, iface: unknown): void {
+    this.healthCheck();
+    if (!group) throw missingArgs('multicastAddress');
+    const family = isIP(String(group));
+    if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
+    if (this.token < 0) {
+      const reactor = getReactor(this.backend);
+      const token = reactor.native.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false);
+      this.check(syscall, token);
+      this.reactor = reactor;
+      this.token = token;
+    }
+    const where = iface === undefined || iface === null ? undefined : String(iface);
+    this.check(syscall, this.native.udpMembership(this.token, join, String(group), source, where));
   }
 
   setRecvBufferSize(size: number): void {
-    this.bufferSize('setRecvBufferSize', size);
+    this.bufferSize(size, true);
   }
 
   setSendBufferSize(size: number): void {
-    this.bufferSize('setSendBufferSize', size);
+    this.bufferSize(size, false);
   }
 
+  /** The receive buffer's size as the kernel reports it (Linux: twice what was set). */
   getRecvBufferSize(): number {
-    return this.bufferSize('getRecvBufferSize', 0);
+    return this.bufferSize(0, true);
   }
 
+  /** The send buffer's size as the kernel reports it (Linux: twice what was set). */
   getSendBufferSize(): number {
-    return this.bufferSize('getSendBufferSize', 0);
+    return this.bufferSize(0, false);
   }
 
-  private bufferSize(method: string, size: unknown): never {
-    if (typeof size !== 'number' || size >>> 0 !== size) {
+  /** Sets (`size` > 0) or reads a buffer's size, with node:dgram's errors. */
+  private bufferSize(size: unknown, recv: boolean): number {
+    if ((size as number) >>> 0 !== size) {
       throw coded(new TypeError('Buffer size must be a positive integer'), 'ERR_SOCKET_BAD_BUFFER_SIZE');
     }
-    throw unsupported(`dgram socket.${method}()`);
+    const r = this.native.udpBufferSize(this.token, recv, size);
+    if (r < 0) throw libuvSystemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', -r, recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size');
+    return r;
+  }
+
+  /** @internal */
+  onReceiveError(errno: number): void {
+    this.emit('error', systemError(errno, 'recvmsg'));
   }
 
   /** @internal */

@@ -40,6 +40,31 @@ export function systemError(errno: number, syscall: string, address?: string, po
 }
 
 /**
+ * Node's `SystemError` for a libuv call that failed with the positive
+ * `errno`: `key` as its code, `${prefix}: ${syscall} returned ${code}
+ * (${message})` as its message, `info` with the details, and `errno` and
+ * `syscall` reading from it (as `ERR_SOCKET_BUFFER_SIZE` is built).
+ */
+export function libuvSystemError(key: string, prefix: string, errno: number, syscall: string): CodedError<Error> {
+  const [code, message] = getSystemErrorMap().get(-errno) ?? [`Unknown system error ${-errno}`, 'unknown error'];
+  const info = { errno: -errno, code, message, syscall };
+  const err = new Error(`${prefix}: ${syscall} returned ${code} (${message})`);
+  Object.defineProperty(err, 'name', { value: 'SystemError', writable: true, configurable: true });
+  if (err.stack?.startsWith('Error:')) err.stack = `SystemError${err.stack.slice('Error'.length)}`;
+  coded(err, key);
+  Object.defineProperty(err, 'info', { value: info, enumerable: true, configurable: true });
+  for (const field of ['errno', 'syscall'] as const) {
+    Object.defineProperty(err, field, {
+      get: () => info[field],
+      set: (value: never) => (info[field] = value),
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  return err as CodedError<Error>;
+}
+
+/**
  * The (positive) number libuv, and so the binding, gives the error `code`:
  * the errno on Unix, libuv's own number on Windows, where the C runtime's
  * `os.constants.errno` values differ.

@@ -15,6 +15,8 @@ export interface Handle {
   /** The socket is gone (token already free); `errno` 0 for an orderly close. */
   onClose?(errno: number): void;
   onMessage?(msg: Buffer, address: string, port: number): void;
+  /** A UDP socket's receive failed (an ICMP error on a connected socket); it stays open. */
+  onReceiveError?(errno: number): void;
 }
 
 const {
@@ -35,6 +37,7 @@ const {
   EVENT_CLOSE,
   EVENT_MESSAGE,
   EVENT_REACTOR_ERROR,
+  EVENT_RECEIVE_ERROR,
 } = native;
 
 /**
@@ -157,6 +160,9 @@ export class Reactor {
             this.handle(index, generation)?.onMessage?.(msg, peers![records[at + RECORD_D]], records[at + RECORD_C]);
             break;
           }
+          case EVENT_RECEIVE_ERROR:
+            this.handle(index, generation)?.onReceiveError?.(records[at + RECORD_A]);
+            break;
           case EVENT_ACCEPT_ERROR:
             this.handle(index, generation)?.onAcceptError?.(records[at + RECORD_A]);
             break;

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import nodeDgram from 'node:dgram';
 import dns from 'node:dns';
 import { once } from 'node:events';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +13,16 @@ import { sleep, waitFor } from './helpers';
 const run = promisify(execFile);
 
 type Dgram = typeof nodeDgram;
+
+/** What a call did: its result, or the error's code, syscall and message. */
+const attempt = (call: () => unknown): unknown => {
+  try {
+    return call();
+  } catch (err) {
+    const { code, syscall, message } = err as NodeJS.ErrnoException;
+    return { code, syscall, message };
+  }
+};
 const IMPLS: [string, Dgram, string | undefined][] = [
   ['node:dgram', nodeDgram, undefined],
   ['muxnet (mio)', muxnetDgram as unknown as Dgram, 'mio'],
@@ -326,21 +337,231 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await expect(dispose.call(socket)).resolves.toBeUndefined();
   });
 
+  it('socket options: broadcast, TTL, multicast TTL, loopback and interface, with node:dgram errors', async () => {
+    const fresh = create('udp4');
+    const unbound = [attempt(() => fresh.setTTL(10)), attempt(() => fresh.setTTL(0)), attempt(() => fresh.setMulticastTTL(256)), attempt(() => fresh.setMulticastInterface('127.0.0.1'))];
+    expect(unbound).toEqual([
+      { code: 'EBADF', syscall: 'setTTL', message: 'setTTL EBADF' },
+      { code: 'EINVAL', syscall: 'setTTL', message: 'setTTL EINVAL' },
+      { code: 'EINVAL', syscall: 'setMulticastTTL', message: 'setMulticastTTL EINVAL' },
+      { code: 'EBADF', syscall: 'setMulticastInterface', message: 'setMulticastInterface EBADF' },
+    ]);
+    fresh.close();
+    const s = create('udp4');
+    await bound(s, '0.0.0.0');
+    const results = [
+      ...[1.5, 2 ** 32 + 5, 0, 256, NaN].map((ttl) => attempt(() => s.setTTL(ttl))),
+      ...[0, 255, 256, -1].map((ttl) => attempt(() => s.setMulticastTTL(ttl))),
+      attempt(() => s.setMulticastLoopback('x' as never)),
+      ...['127.0.0.1', '0.0.0.0', 'bogus', '::1', '192.0.2.255'].map((iface) => attempt(() => s.setMulticastInterface(iface))),
+    ];
+    const einval = (syscall: string) => ({ code: 'EINVAL', syscall, message: `${syscall} EINVAL` });
+    expect(results).toEqual([
+      1.5, 2 ** 32 + 5, einval('setTTL'), einval('setTTL'), einval('setTTL'),
+      0, 255, einval('setMulticastTTL'), einval('setMulticastTTL'),
+      'x',
+      undefined, undefined, einval('setMulticastInterface'),
+      { code: 'ENOPROTOOPT', syscall: 'setMulticastInterface', message: 'setMulticastInterface ENOPROTOOPT' },
+      { code: 'EADDRNOTAVAIL', syscall: 'setMulticastInterface', message: 'setMulticastInterface EADDRNOTAVAIL' },
+    ]);
+    // Broadcast: refused until SO_BROADCAST is on, refused again once off.
+    const broadcast = () => new Promise<string | undefined>((resolve) => s.send('b', 9, '255.255.255.255', (err) => resolve((err as NodeJS.ErrnoException | null)?.code)));
+    const outcomes = [await broadcast()];
+    s.setBroadcast(true);
+    outcomes.push(await broadcast());
+    s.setBroadcast(false);
+    outcomes.push(await broadcast());
+    expect(outcomes[0]).toBe('EACCES');
+    expect(outcomes[1]).not.toBe('EACCES');
+    expect(outcomes[2]).toBe('EACCES');
+    s.close();
+    const six = create('udp6');
+    await bound(six, '::1');
+    expect([six.setTTL(64), six.setMulticastTTL(0), six.setMulticastLoopback(false), six.setMulticastInterface('::%lo'), six.setMulticastInterface('::')]).toEqual([64, 0, false, undefined, undefined]);
+    six.close();
+  });
+
+  it('buffer sizes: createSocket({ recvBufferSize, sendBufferSize }), getters and setters, with node:dgram errors', async () => {
+    const s = create('udp4', { recvBufferSize: 10000, sendBufferSize: 15000 });
+    let early: Error | undefined;
+    try {
+      s.getRecvBufferSize();
+    } catch (err) {
+      early = err as Error;
+    }
+    expect(early).toMatchObject({
+      name: 'SystemError', code: 'ERR_SOCKET_BUFFER_SIZE', errno: -9, syscall: 'uv_recv_buffer_size',
+      message: 'Could not get or set buffer size: uv_recv_buffer_size returned EBADF (bad file descriptor)',
+      info: { errno: -9, code: 'EBADF', message: 'bad file descriptor', syscall: 'uv_recv_buffer_size' },
+    });
+    expect(Object.keys(early!)).toEqual(['code', 'info', 'errno', 'syscall']);
+    expect(String(early)).toBe('SystemError [ERR_SOCKET_BUFFER_SIZE]: Could not get or set buffer size: uv_recv_buffer_size returned EBADF (bad file descriptor)');
+    expect(() => s.setSendBufferSize(4096)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BUFFER_SIZE', syscall: 'uv_send_buffer_size' }));
+    await bound(s, '127.0.0.1');
+    // Linux keeps (and reports) twice what was asked.
+    const factor = process.platform === 'linux' ? 2 : 1;
+    expect([s.getRecvBufferSize(), s.getSendBufferSize()]).toEqual([10000 * factor, 15000 * factor]);
+    s.setRecvBufferSize(8192);
+    s.setSendBufferSize(9000);
+    expect([s.getRecvBufferSize(), s.getSendBufferSize()]).toEqual([8192 * factor, 9000 * factor]);
+    expect(() => s.setRecvBufferSize(2 ** 31)).toThrow(
+      expect.objectContaining({ code: 'ERR_SOCKET_BUFFER_SIZE', message: 'Could not get or set buffer size: uv_recv_buffer_size returned EINVAL (invalid argument)' }),
+    );
+    for (const bad of [-1, 1.5, '5', 2 ** 32]) {
+      expect(() => s.setSendBufferSize(bad as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_SOCKET_BAD_BUFFER_SIZE', message: 'Buffer size must be a positive integer' }));
+    }
+    s.close();
+  });
+
+  /**
+   * Joins, hears, leaves and leaves again, any-source then source-specific, over loopback, then an
+   * IPv6 group: each step's outcome ('heard', 'silent', a call's error where the kernel refuses).
+   */
+  const multicast = async (impl: Dgram, groups: [string, string]) => {
+    const make = (options: Partial<nodeDgram.SocketOptions>) => impl.createSocket({ type: 'udp4', backend, ...options } as nodeDgram.SocketOptions);
+    const member = make({ reuseAddr: true });
+    member.bind(0, '0.0.0.0');
+    await once(member, 'listening');
+    const heard: string[] = [];
+    member.on('message', (msg) => heard.push(String(msg)));
+    const sender = make({});
+    sender.bind(0, '127.0.0.1');
+    await once(sender, 'listening');
+    sender.setMulticastInterface('127.0.0.1');
+    const steps: unknown[] = [];
+    const listen = async (group: string) => {
+      heard.length = 0;
+      sender.send('hello', member.address().port, group);
+      await sleep(100);
+      steps.push(heard.length > 0 ? 'heard' : 'silent');
+    };
+    const step = (call: () => void) => {
+      const r = attempt(call);
+      if (r !== undefined) steps.push(r);
+    };
+    const [group, ssmGroup] = groups;
+    step(() => member.addMembership(group, '127.0.0.1'));
+    await listen(group);
+    step(() => member.dropMembership(group, '127.0.0.1'));
+    await listen(group);
+    step(() => member.dropMembership(group, '127.0.0.1'));
+    step(() => member.addSourceSpecificMembership('127.0.0.1', ssmGroup, '127.0.0.1'));
+    await listen(ssmGroup);
+    step(() => member.dropSourceSpecificMembership('127.0.0.1', ssmGroup, '127.0.0.1'));
+    await listen(ssmGroup);
+    step(() => member.dropSourceSpecificMembership('127.0.0.1', ssmGroup, '127.0.0.1'));
+    step(() => member.addMembership(group, 'x'));
+    step(() => member.addMembership('127.0.0.1'));
+    member.close();
+    sender.close();
+    const six = make({ type: 'udp6' });
+    six.bind(0, '::');
+    await once(six, 'listening');
+    for (const call of [() => six.addMembership('ff02::114', '::%lo'), () => six.dropMembership('ff02::114', '::%lo'), () => six.dropMembership('ff02::114', '::%lo')]) {
+      steps.push(attempt(call));
+    }
+    six.close();
+    return steps;
+  };
+
+  it('multicast over loopback: joins and hears a group, any source or one, leaves it; errors as node:dgram', async () => {
+    // Groups of this process's own, so other tests on the machine do not join them.
+    const groups = (n: number): [string, string] => [`239.${process.pid & 0xff}.${(process.pid >> 8) & 0xff}.${n}`, `232.${process.pid & 0xff}.${(process.pid >> 8) & 0xff}.${n}`];
+    const ours = await multicast(dgram, groups(IMPLS.findIndex(([n]) => n === name)));
+    const node = name === 'node:dgram' ? ours : await multicast(nodeDgram, groups(9));
+    expect(ours).toEqual(node);
+    const err = (code: string, syscall: string) => ({ code, syscall, message: `${syscall} ${code}` });
+    // The kernel may refuse multicast on loopback; here it takes it.
+    if (node[0] === 'heard') {
+      expect(ours).toEqual([
+        'heard', 'silent', err('EADDRNOTAVAIL', 'dropMembership'),
+        'heard', 'silent', err('EINVAL', 'dropSourceSpecificMembership'),
+        err('EINVAL', 'addMembership'), err('EINVAL', 'addMembership'),
+        undefined, undefined, err('EADDRNOTAVAIL', 'dropMembership'),
+      ]);
+    }
+  });
+
+  it('joining a group unbound binds the socket to the any-address, as libuv does; bind() then fails', async () => {
+    const s = create('udp4');
+    s.addMembership('239.1.2.3');
+    expect(s.address()).toMatchObject({ address: '0.0.0.0', family: 'IPv4' });
+    expect(s.address().port).toBeGreaterThan(0);
+    s.bind(0, '127.0.0.1');
+    const [err] = await once(s, 'error');
+    expect(err).toMatchObject({ code: 'EINVAL', syscall: 'bind', address: '127.0.0.1', message: 'bind EINVAL 127.0.0.1' });
+    s.close();
+  });
+
+  it('a connected socket hears the ICMP port unreachable as an error (recvmsg ECONNREFUSED); an unconnected one does not', async () => {
+    const gone = create('udp4');
+    const port = await bound(gone, '127.0.0.1');
+    gone.close();
+    await once(gone, 'close');
+    const loose = create('udp4');
+    const looseErrors: Error[] = [];
+    loose.on('error', (e) => looseErrors.push(e));
+    loose.send('x', port, '127.0.0.1');
+    const client = create('udp4');
+    client.connect(port, '127.0.0.1');
+    await once(client, 'connect');
+    const failed = once(client, 'error');
+    client.send('anyone?');
+    const [err] = (await failed) as [NodeJS.ErrnoException];
+    expect({ code: err.code, errno: err.errno, syscall: err.syscall, message: err.message }).toEqual({
+      code: 'ECONNREFUSED', errno: -os.constants.errno.ECONNREFUSED, syscall: 'recvmsg', message: 'recvmsg ECONNREFUSED',
+    });
+    // Still open and working.
+    const { socket, port: live, got } = await receiver();
+    client.disconnect();
+    client.send('still here', live, '127.0.0.1');
+    await waitFor(() => got.length === 1, 'a datagram after the error');
+    await sleep(50);
+    expect(looseErrors).toEqual([]);
+    for (const s of [client, loose, socket]) s.close();
+  });
+
+  it('IPv6 zones: a link-local address with %interface binds, sends and shows its zone as node:dgram does', async () => {
+    const shape = async (address: string) => {
+      const s = create('udp6');
+      const out = await new Promise<string>((resolve) => {
+        s.once('error', (err) => resolve(err.message));
+        s.bind(0, address, () => resolve(s.address().address));
+      });
+      s.close();
+      return out;
+    };
+    // libuv reads a zone as an interface name: an unknown one (a number on Unix) is no scope.
+    expect(await shape('fe80::1%nope')).toBe('bind EINVAL fe80::1%nope');
+    expect(await shape('fe80::1%1')).toBe('bind EINVAL fe80::1%1');
+    expect(await shape('::1%lo')).toBe('::1');
+    const linkLocal = Object.entries(os.networkInterfaces()).flatMap(([ifname, entries]) =>
+      (entries ?? []).filter((e) => e.family === 'IPv6' && e.address.startsWith('fe80:')).map((e) => `${e.address}%${ifname}`),
+    )[0];
+    // No link-local address on any interface: a zoned bind the kernel refuses, then.
+    if (linkLocal === undefined) return expect(await shape('fe80::1%lo')).toBe('bind EADDRNOTAVAIL fe80::1%lo');
+    const server = create('udp6');
+    server.bind({ address: linkLocal, port: 0 });
+    await once(server, 'listening');
+    expect(server.address().address).toBe(linkLocal);
+    const client = create('udp6');
+    client.bind(0, linkLocal);
+    await once(client, 'listening');
+    const message = once(server, 'message');
+    client.send('local', server.address().port, linkLocal);
+    const [msg, rinfo] = (await message) as [Buffer, nodeDgram.RemoteInfo];
+    expect([String(msg), rinfo.address, rinfo.port]).toEqual(['local', linkLocal, client.address().port]);
+    client.connect(server.address().port, linkLocal);
+    await once(client, 'connect');
+    expect(client.remoteAddress().address).toBe(linkLocal);
+    client.close();
+    server.close();
+  });
+
   it('queues datagrams the kernel cannot take yet, sends them next turn in order, cancels them on close', async () => {
     const script = path.join(__dirname, 'fixtures', 'dgram-send-queue.js');
     const args = ['--test-udp-no-try-send', script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];
     const { stdout } = await run(process.execPath, args, { timeout: 15_000 });
     expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3', 'sent two null 4', 'message one', 'message tawo', 'drained 0 0', 'closed', 'four ECANCELED send']);
   });
-});
-
-it('muxnet/dgram throws ERR_MUXNET_UNSUPPORTED for the socket options it cannot set yet', async () => {
-  const s = muxnetDgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  for (const call of [() => s.setBroadcast(true), () => s.setTTL(16), () => s.addMembership('224.0.0.1'), () => s.getRecvBufferSize()]) {
-    expect(call).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
-  }
-  expect(() => muxnetDgram.createSocket({ type: 'udp4', recvBufferSize: 10_000 })).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
-  s.close();
 });

@@ -20,5 +20,5 @@ mod token;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 pub use reactor::{Config, Event, Reactor, ReadSpace};
-pub use socket::{Address, BindOptions, Listener, Socket, Stream};
+pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

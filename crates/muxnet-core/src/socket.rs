@@ -4,7 +4,7 @@
 //! mio's types, which every backend can register.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
@@ -285,6 +285,154 @@ pub(crate) fn udp_disconnect(socket: &UdpSocket) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// One of a socket's kernel buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketBuffer {
+    Receive,
+    Send,
+}
+
+/// The local interface multicast goes out of or is joined on: IPv4 by
+/// address (unspecified: the kernel picks), IPv6 by index (0: the kernel
+/// picks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MulticastInterface {
+    V4(Ipv4Addr),
+    V6(u32),
+}
+
+/// A multicast group to join or leave, on `interface`; with a `source`,
+/// only that sender's datagrams (source-specific multicast). The group,
+/// the source and the interface are of one family, or the call is
+/// `InvalidInput`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub group: IpAddr,
+    pub source: Option<IpAddr>,
+    pub interface: MulticastInterface,
+}
+
+/// Sets an option's IPv6 form on a socket bound to an IPv6 address, its
+/// IPv4 form otherwise, as libuv decides which applies.
+fn by_family(
+    socket: &UdpSocket,
+    v4: impl FnOnce(&SockRef<'_>) -> io::Result<()>,
+    v6: impl FnOnce(&SockRef<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    if socket.local_addr()?.is_ipv6() {
+        v6(&sock)
+    } else {
+        v4(&sock)
+    }
+}
+
+/// `IP_TTL` or `IPV6_UNICAST_HOPS`.
+pub(crate) fn udp_set_ttl(socket: &UdpSocket, ttl: u32) -> io::Result<()> {
+    by_family(socket, |s| s.set_ttl_v4(ttl), |s| s.set_unicast_hops_v6(ttl))
+}
+
+/// `IP_MULTICAST_TTL` or `IPV6_MULTICAST_HOPS`.
+pub(crate) fn udp_set_multicast_ttl(socket: &UdpSocket, ttl: u32) -> io::Result<()> {
+    by_family(socket, |s| s.set_multicast_ttl_v4(ttl), |s| s.set_multicast_hops_v6(ttl))
+}
+
+/// `IP_MULTICAST_LOOP` or `IPV6_MULTICAST_LOOP`.
+pub(crate) fn udp_set_multicast_loop(socket: &UdpSocket, on: bool) -> io::Result<()> {
+    by_family(socket, |s| s.set_multicast_loop_v4(on), |s| s.set_multicast_loop_v6(on))
+}
+
+/// `SO_BROADCAST`.
+pub(crate) fn udp_set_broadcast(socket: &UdpSocket, on: bool) -> io::Result<()> {
+    SockRef::from(socket).set_broadcast(on)
+}
+
+/// `IP_MULTICAST_IF` or `IPV6_MULTICAST_IF`, by the interface's family
+/// (the kernel judges whether the socket takes it).
+pub(crate) fn udp_set_multicast_interface(socket: &UdpSocket, interface: MulticastInterface) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    match interface {
+        MulticastInterface::V4(addr) => sock.set_multicast_if_v4(&addr),
+        MulticastInterface::V6(index) => sock.set_multicast_if_v6(index),
+    }
+}
+
+/// Joins (`join`) or leaves a multicast group, by the group's family.
+pub(crate) fn udp_membership(socket: &UdpSocket, m: &Membership, join: bool) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    match (m.group, m.source, m.interface) {
+        (IpAddr::V4(group), None, MulticastInterface::V4(interface)) if join => sock.join_multicast_v4(&group, &interface),
+        (IpAddr::V4(group), None, MulticastInterface::V4(interface)) => sock.leave_multicast_v4(&group, &interface),
+        (IpAddr::V6(group), None, MulticastInterface::V6(index)) if join => sock.join_multicast_v6(&group, index),
+        (IpAddr::V6(group), None, MulticastInterface::V6(index)) => sock.leave_multicast_v6(&group, index),
+        (IpAddr::V4(group), Some(IpAddr::V4(source)), MulticastInterface::V4(interface)) if join => {
+            sock.join_ssm_v4(&source, &group, &interface)
+        }
+        (IpAddr::V4(group), Some(IpAddr::V4(source)), MulticastInterface::V4(interface)) => sock.leave_ssm_v4(&source, &group, &interface),
+        (IpAddr::V6(group), Some(IpAddr::V6(source)), MulticastInterface::V6(index)) => ssm_v6(socket, group, source, index, join),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "the group, source and interface are not of one family")),
+    }
+}
+
+/// `MCAST_JOIN_SOURCE_GROUP`/`MCAST_LEAVE_SOURCE_GROUP` (socket2 has no
+/// IPv6 source-specific membership).
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple", target_os = "freebsd"))]
+fn ssm_v6(socket: &UdpSocket, group: std::net::Ipv6Addr, source: std::net::Ipv6Addr, index: u32, join: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let storage = |ip| {
+        let addr = SockAddr::from(SocketAddr::new(IpAddr::V6(ip), 0));
+        // SAFETY: a `sockaddr_storage` is plain data, all zeroes valid, and
+        // large enough for any address: `addr.len()` bytes of it are copied.
+        unsafe {
+            let mut out: libc::sockaddr_storage = std::mem::zeroed();
+            std::ptr::copy_nonoverlapping(addr.as_ptr().cast::<u8>(), (&raw mut out).cast::<u8>(), addr.len() as usize);
+            out
+        }
+    };
+    let req = libc::group_source_req { gsr_interface: index, gsr_group: storage(group), gsr_source: storage(source) };
+    let option = if join { libc::MCAST_JOIN_SOURCE_GROUP } else { libc::MCAST_LEAVE_SOURCE_GROUP };
+    // SAFETY: `req` is a valid `group_source_req` of the size passed, alive
+    // for the call; the fd stays open (borrowed).
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            option,
+            (&raw const req).cast(),
+            std::mem::size_of::<libc::group_source_req>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple", target_os = "freebsd")))]
+fn ssm_v6(_: &UdpSocket, _: std::net::Ipv6Addr, _: std::net::Ipv6Addr, _: u32, _: bool) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "IPv6 source-specific multicast is not built for this platform"))
+}
+
+/// `SO_RCVBUF` or `SO_SNDBUF` as the kernel reports it (Linux doubles
+/// what was set, for its bookkeeping).
+pub(crate) fn buffer_size(socket: &UdpSocket, which: SocketBuffer) -> io::Result<usize> {
+    let sock = SockRef::from(socket);
+    match which {
+        SocketBuffer::Receive => sock.recv_buffer_size(),
+        SocketBuffer::Send => sock.send_buffer_size(),
+    }
+}
+
+/// Sets `SO_RCVBUF` or `SO_SNDBUF` (the kernel caps it at its maximum).
+pub(crate) fn set_buffer_size(socket: &UdpSocket, which: SocketBuffer, size: usize) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    match which {
+        SocketBuffer::Receive => sock.set_recv_buffer_size(size),
+        SocketBuffer::Send => sock.set_send_buffer_size(size),
     }
 }
 

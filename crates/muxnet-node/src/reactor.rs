@@ -8,12 +8,12 @@ use std::io;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use muxnet_core::{BackendKind, BindOptions, Config};
+use muxnet_core::{BackendKind, BindOptions, Config, Membership, SocketBuffer};
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
 
-use crate::address::{parse_addr, SocketAddress};
+use crate::address::{group_interface, parse_addr, parse_interface, SocketAddress};
 use crate::driver::{with_reactor, Shared, State};
 use crate::errno::code;
 use crate::records::{token_number, token_of};
@@ -274,6 +274,63 @@ impl Reactor {
             let _ = token;
             -(crate::errno::uv::ENOTSUP as i64)
         }
+    }
+
+    /// `SO_BROADCAST` on a UDP socket; 0 or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn udp_set_broadcast(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.set_broadcast(token_of(token), on).map(|()| 0)))
+    }
+
+    /// The unicast TTL (1..=255, else EINVAL, checked before the token).
+    #[napi(catch_unwind)]
+    pub fn udp_set_ttl(&self, token: f64, ttl: i32) -> i64 {
+        code(self.with(|r| r.set_ttl(token_of(token), ttl).map(|()| 0)))
+    }
+
+    /// The multicast TTL (0..=255, else EINVAL, checked before the token).
+    #[napi(catch_unwind)]
+    pub fn udp_set_multicast_ttl(&self, token: f64, ttl: i32) -> i64 {
+        code(self.with(|r| r.set_multicast_ttl(token_of(token), ttl).map(|()| 0)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn udp_set_multicast_loopback(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.set_multicast_loop(token_of(token), on).map(|()| 0)))
+    }
+
+    /// The interface multicast leaves from, as libuv reads it: an IPv4
+    /// address, or an IPv6 one whose `%zone` names the interface.
+    #[napi(catch_unwind)]
+    pub fn udp_set_multicast_interface(&self, token: f64, interface: String) -> i64 {
+        code(self.with(|r| r.set_multicast_interface(token_of(token), parse_interface(&interface)?).map(|()| 0)))
+    }
+
+    /// Joins (`join`) or leaves `group`, from `source` only if given, on
+    /// `interface` (the kernel's choice if not given); addresses that are
+    /// not IP text of the group's family are EINVAL, as in libuv.
+    #[napi(catch_unwind)]
+    pub fn udp_membership(&self, token: f64, join: bool, group: String, source: Option<String>, interface: Option<String>) -> i64 {
+        code(self.with(|r| {
+            let group = parse_addr(&group, 0)?.ip();
+            let source = source.map(|s| parse_addr(&s, 0).map(|a| a.ip())).transpose()?;
+            let interface = group_interface(group.is_ipv6(), interface.as_deref())?;
+            r.set_membership(token_of(token), &Membership { group, source, interface }, join).map(|()| 0)
+        }))
+    }
+
+    /// `SO_RCVBUF` (`recv`) or `SO_SNDBUF`, as libuv's
+    /// `uv_{recv,send}_buffer_size`: a `size` of 0 reads it, any other sets
+    /// it; returns the size (the kernel's, when read) or a negative errno.
+    /// A size above `i32::MAX` is EINVAL, as Node's binding says.
+    #[napi(catch_unwind)]
+    pub fn udp_buffer_size(&self, token: f64, recv: bool, size: u32) -> i64 {
+        let which = if recv { SocketBuffer::Receive } else { SocketBuffer::Send };
+        code(self.with(|r| match size {
+            0 => r.buffer_size(token_of(token), which),
+            n if n > i32::MAX as u32 => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+            n => r.set_buffer_size(token_of(token), which, n as usize).map(|()| n as usize),
+        }))
     }
 
     /// Half-closes after the queued bytes.

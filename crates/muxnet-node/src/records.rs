@@ -8,6 +8,7 @@ use std::io;
 use muxnet_core::{Event, Token};
 use napi_derive::napi;
 
+use crate::address::ip_text;
 use crate::errno::errno_of;
 
 // Each constant is exported to JavaScript under its own name.
@@ -36,6 +37,10 @@ pub const EVENT_MESSAGE: i32 = 8;
 /// No token; a: errno.
 #[napi]
 pub const EVENT_REACTOR_ERROR: i32 = 9;
+/// A UDP socket's receive failed (an ICMP error on a connected socket);
+/// it stays open. a: errno.
+#[napi]
+pub const EVENT_RECEIVE_ERROR: i32 = 10;
 
 /// Words per record, and where each field is.
 #[napi]
@@ -87,7 +92,7 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::Drain { conn } => record(EVENT_DRAIN, Some(*conn), 0, 0, 0, 0),
             Event::Close { conn, error } => record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
             Event::Message { socket, offset, len, from } => {
-                let ip = from.ip().to_string();
+                let ip = ip_text(from);
                 // Consecutive datagrams from one peer share a string.
                 if peers.last() != Some(&ip) {
                     peers.push(ip);
@@ -95,6 +100,7 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
                 let index = peers.len() as i32 - 1;
                 record(EVENT_MESSAGE, Some(*socket), *offset as i32, *len as i32, from.port() as i32, index);
             }
+            Event::ReceiveError { socket, error } => record(EVENT_RECEIVE_ERROR, Some(*socket), errno_of(error), 0, 0, 0),
         }
     }
     if let Some(error) = turn_error {

@@ -96,6 +96,13 @@ pub enum Event {
         len: usize,
         from: SocketAddr,
     },
+    /// Receiving on a UDP socket failed; the socket stays open. Linux
+    /// reports an ICMP error this way on a connected socket only (port
+    /// unreachable: `ECONNREFUSED`).
+    ReceiveError {
+        socket: Token,
+        error: io::Error,
+    },
 }
 
 /// The buffer reads land in: a slab the caller owns, filled from `pos` on.

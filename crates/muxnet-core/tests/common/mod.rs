@@ -47,6 +47,7 @@ pub enum Ev {
     Drain { conn: Token },
     Close { conn: Token, error: Option<io::Error> },
     Message { socket: Token, data: Vec<u8>, from: SocketAddr },
+    ReceiveError { socket: Token, error: io::Error },
 }
 
 impl Ev {
@@ -56,7 +57,7 @@ impl Ev {
             Ev::Accept { conn, .. } => conn,
             Ev::AcceptError { listener, .. } => listener,
             Ev::Connect { conn } | Ev::Data { conn, .. } | Ev::End { conn } | Ev::Drain { conn } | Ev::Close { conn, .. } => conn,
-            Ev::Message { socket, .. } => socket,
+            Ev::Message { socket, .. } | Ev::ReceiveError { socket, .. } => socket,
         }
     }
 }
@@ -106,6 +107,7 @@ impl Harness {
                     assert!(offset + len <= end, "Message outside the filled slab: {offset}+{len} > {end}");
                     Ev::Message { socket, data: slab[offset..offset + len].to_vec(), from }
                 }
+                Event::ReceiveError { socket, error } => Ev::ReceiveError { socket, error },
             })
             .collect()
     }
