@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { invalidArgType, systemError } from './errors';
+import { codedError, invalidArgType, systemError } from './errors';
 import { validatePort, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
@@ -43,12 +43,6 @@ export interface BindOptions {
 
 type Callback = (err: Error | null, bytes?: number) => void;
 type Lookup = (host: string, opts: { family: number }, cb: (err: NodeJS.ErrnoException | null, address: string) => void) => void;
-
-function codedError(message: string, code: string): Error {
-  const err = new Error(message);
-  Object.defineProperty(err, 'code', { value: code, enumerable: true });
-  return err;
-}
 
 export class Socket extends EventEmitter implements Handle {
   readonly type: SocketType;

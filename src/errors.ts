@@ -1,7 +1,7 @@
 // Errors shaped like Node's own: system errors carry `errno` (negative, as
 // libuv reports it), `code`, `syscall` and, where known, `address`/`port`;
 // argument errors are TypeError/RangeError with an `ERR_*` code.
-import { getSystemErrorMap } from 'node:util';
+import { getSystemErrorMap, inspect } from 'node:util';
 import { native } from './binding';
 
 export interface SystemError extends Error {
@@ -16,6 +16,7 @@ export interface SystemError extends Error {
  * Builds the error Node would throw for `syscall` failing with the positive
  * `errno` the binding reports: `connect ECONNREFUSED 127.0.0.1:7000`, or, as
  * Node words a failed listen, `listen EADDRINUSE: address already in use …`.
+ * A port of 0 is left out of the message and of `.port`, as Node does.
  */
 export function systemError(errno: number, syscall: string, address?: string, port?: number): SystemError {
   let code: string;
@@ -29,6 +30,7 @@ export function systemError(errno: number, syscall: string, address?: string, po
     code = known?.[0] ?? `Unknown system error ${-errno}`;
     if (syscall === 'listen') detail = known?.[1];
   }
+  if (!port) port = undefined;
   const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
   const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;
@@ -39,7 +41,8 @@ export function systemError(errno: number, syscall: string, address?: string, po
   return err;
 }
 
-function getErrno(code: string): number {
+/** The positive errno of a code (`ENOTCONN` → 107 on Linux), 0 if unknown. */
+export function getErrno(code: string): number {
   for (const [errno, [name]] of getSystemErrorMap()) if (name === code) return -errno;
   return 0;
 }
@@ -51,20 +54,40 @@ function coded<E extends Error>(err: E, code: string): CodedError<E> {
   return err as CodedError<E>;
 }
 
+/** A plain `Error` with Node's `code` (ERR_SOCKET_CLOSED, ERR_SERVER_NOT_RUNNING…). */
+export function codedError(message: string, code: string): CodedError<Error> {
+  return coded(new Error(message), code);
+}
+
+/** Node says "property" for a dotted name (`options.port`), "argument" otherwise. */
+const kind = (name: string) => (name.includes('.') ? 'property' : 'argument');
+
 export function invalidArgValue(name: string, value: unknown, reason: string): CodedError<TypeError> {
-  return coded(new TypeError(`The argument '${name}' ${reason}. Received ${describe(value)}`), 'ERR_INVALID_ARG_VALUE');
+  return coded(new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`), 'ERR_INVALID_ARG_VALUE');
 }
 
 export function invalidArgType(name: string, expected: string, value: unknown): CodedError<TypeError> {
-  return coded(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  return coded(new TypeError(`The "${name}" ${kind(name)} must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
-export function badPort(name: string, value: unknown): CodedError<RangeError> {
-  return coded(new RangeError(`${name} should be >= 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
+export function outOfRange(name: string, range: string, value: unknown): CodedError<RangeError> {
+  return coded(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(value)}`), 'ERR_OUT_OF_RANGE');
+}
+
+export function missingArgs(...names: string[]): CodedError<TypeError> {
+  return coded(new TypeError(`The ${names.map((n) => `"${n}"`).join(' or ')} argument must be specified`), 'ERR_MISSING_ARGS');
+}
+
+export function invalidIpAddress(value: unknown): CodedError<TypeError> {
+  return coded(new TypeError(`Invalid IP address: ${String(value)}`), 'ERR_INVALID_IP_ADDRESS');
+}
+
+export function badPort(name: string, value: unknown, allowZero = true): CodedError<RangeError> {
+  return coded(new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
 }
 
 export function socketClosed(): CodedError<Error> {
-  return coded(new Error('Socket is closed'), 'ERR_SOCKET_CLOSED');
+  return codedError('Socket is closed', 'ERR_SOCKET_CLOSED');
 }
 
 function describe(value: unknown): string {

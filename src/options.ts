@@ -2,7 +2,7 @@
 // and fail with Node's error classes and codes.
 import { isIP } from 'node:net';
 import { native } from './binding';
-import { badPort, invalidArgType, invalidArgValue } from './errors';
+import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 export type BackendName = 'mio' | 'poll' | 'select';
 
@@ -21,7 +21,7 @@ export function resolveBackend(backend: unknown): BackendName {
 export function validatePort(port: unknown, name = 'options.port', allowZero = true): number {
   if (typeof port === 'string' && port.trim() !== '' && Number.isInteger(Number(port))) port = Number(port);
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!allowZero && port === 0)) {
-    throw badPort(name, port);
+    throw badPort(name, port, allowZero);
   }
   return port;
 }
@@ -50,11 +50,7 @@ export function validateBoolean(value: unknown, name: string, fallback: boolean)
 export function validateInteger(value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgType(name, 'an integer', value);
-  if (value < min || value > max) {
-    const err = new RangeError(`The value of "${name}" is out of range. It must be >= ${min} && <= ${max}. Received ${value}`);
-    Object.defineProperty(err, 'code', { value: 'ERR_OUT_OF_RANGE', enumerable: true });
-    throw err;
-  }
+  if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
   return value;
 }
 

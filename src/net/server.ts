@@ -1,9 +1,8 @@
 /** `net.Server` on the muxnet reactor, with node:net's events and forms. */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { invalidArgType, systemError } from '../errors';
+import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
 import { validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
@@ -19,7 +18,7 @@ export interface ServerOptions {
 }
 
 export interface ListenOptions {
-  port?: number | string;
+  port?: number | string | null;
   host?: string;
   backlog?: number;
   ipv6Only?: boolean;
@@ -68,9 +67,9 @@ export class Server extends EventEmitter implements Handle {
     return this.local ? { ...this.local } : null;
   }
 
-  listen(port?: number | string, host?: string, backlog?: number, cb?: () => void): this;
-  listen(port?: number | string, host?: string, cb?: () => void): this;
-  listen(port?: number | string, cb?: () => void): this;
+  listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
+  listen(port?: number | string | null, host?: string, cb?: () => void): this;
+  listen(port?: number | string | null, cb?: () => void): this;
   listen(options: ListenOptions, cb?: () => void): this;
   listen(cb?: () => void): this;
   listen(...args: unknown[]): this {
@@ -78,26 +77,29 @@ export class Server extends EventEmitter implements Handle {
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
     const rest = cb ? args.slice(0, -1) : args;
     let opts: ListenOptions;
-    if (rest[0] !== null && typeof rest[0] === 'object') opts = rest[0] as ListenOptions;
+    if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
-    else opts = { port: rest[0] as number | undefined, host: typeof rest[1] === 'string' ? rest[1] : undefined, backlog: rest.find((a, i) => i > 0 && typeof a === 'number') as number | undefined };
-    if (opts.path !== undefined) throw unsupported('IPC servers (listen on a path)');
+    else opts = { port: rest[0] as number | undefined, host: typeof rest[1] === 'string' ? rest[1] : undefined };
+    if (this.token >= 0) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
+    if (cb) this.once('listening', cb);
+    // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
+    if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
     if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
     if (opts.signal !== undefined) throw unsupported('listen({ signal })');
-    if (this.token >= 0) {
-      const err = new Error('Listen method has been called more than once without closing.');
-      Object.defineProperty(err, 'code', { value: 'ERR_SERVER_ALREADY_LISTEN', enumerable: true });
-      throw err;
+    if (typeof opts.port === 'number' || typeof opts.port === 'string') {
+      const port = validatePort(opts.port, 'options.port');
+      const backlog = opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || undefined;
+      if (!opts.host) {
+        // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
+        this.bind(undefined, port, { ...opts, backlog });
+      } else {
+        dnsLookup(opts.host, (err, address) => (err ? this.emit('error', err) : this.bind(address, port, { ...opts, backlog })));
+      }
+      return this;
     }
-    const port = validatePort(opts.port ?? 0);
-    if (cb) this.once('listening', cb);
-    const bind = (address: string | undefined) => this.bind(address, port, opts);
-    if (opts.host === undefined || isIP(opts.host)) {
-      process.nextTick(bind, opts.host);
-    } else {
-      dnsLookup(opts.host, (err, address) => (err ? this.emit('error', err) : bind(address)));
-    }
-    return this;
+    if (opts.path) throw unsupported('IPC servers (listen on a path)');
+    if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
+    throw invalidArgValue('options', opts, 'is invalid');
   }
 
   private bind(host: string | undefined, port: number, opts: ListenOptions): void {
@@ -113,7 +115,7 @@ export class Server extends EventEmitter implements Handle {
       token = listen(address, false);
     }
     if (token < 0) {
-      this.emit('error', systemError(-token, 'listen', address, port));
+      process.nextTick(() => this.emit('error', systemError(-token, 'listen', address, port)));
       return;
     }
     this.reactor = reactor;
@@ -121,20 +123,14 @@ export class Server extends EventEmitter implements Handle {
     this.local = reactor.native.localAddress(token);
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
-    this.emit('listening');
+    // Not if close() came first.
+    process.nextTick(() => this.token === token && this.emit('listening'));
   }
 
   close(cb?: (err?: Error) => void): this {
-    if (cb) {
-      if (this.token < 0) {
-        this.once('close', () => {
-          const err = new Error('Server is not running.');
-          Object.defineProperty(err, 'code', { value: 'ERR_SERVER_NOT_RUNNING', enumerable: true });
-          cb(err);
-        });
-      } else {
-        this.once('close', () => cb());
-      }
+    if (typeof cb === 'function') {
+      if (this.token < 0) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
+      else this.once('close', () => cb());
     }
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
@@ -173,8 +169,17 @@ export class Server extends EventEmitter implements Handle {
   onAccept(token: number): void {
     const reactor = this.reactor!;
     if (this.connections >= this.maxConnections) {
+      const local = reactor.native.localAddress(token);
+      const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
-      this.emit('drop', { remoteAddress: undefined, remotePort: undefined });
+      this.emit('drop', {
+        localAddress: local?.address,
+        localPort: local?.port,
+        localFamily: local?.family,
+        remoteAddress: remote?.address,
+        remotePort: remote?.port,
+        remoteFamily: remote?.family,
+      });
       return;
     }
     this.connections++;
@@ -201,4 +206,10 @@ export class Server extends EventEmitter implements Handle {
     }
     this.emit('error', err);
   }
+}
+
+/** node:net's `toNumber` for a backlog given as an argument: a number >= 0, else false. */
+function backlogOf(value: unknown): number | false {
+  const n = Number(value);
+  return n >= 0 ? n : false;
 }
