@@ -82,6 +82,17 @@ export function invalidIpAddress(value: unknown): CodedError<TypeError> {
   return coded(new TypeError(`Invalid IP address: ${String(value)}`), 'ERR_INVALID_IP_ADDRESS');
 }
 
+export function invalidAddressFamily(family: unknown, host: unknown, port: unknown): CodedError<RangeError> & { host: unknown; port: unknown } {
+  return Object.assign(coded(new RangeError(`Invalid address family: ${String(family)} ${String(host)}:${String(port)}`), 'ERR_INVALID_ADDRESS_FAMILY'), { host, port });
+}
+
+/** Node's AbortError: what an aborted `signal` fails with. */
+export function abortError(cause: unknown): CodedError<Error> {
+  const err = coded(new Error('The operation was aborted', { cause }), 'ABORT_ERR');
+  err.name = 'AbortError';
+  return err;
+}
+
 export function badPort(name: string, value: unknown, allowZero = true): CodedError<RangeError> {
   return coded(new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
 }

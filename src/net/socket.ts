@@ -6,7 +6,7 @@ import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { codedError, getErrno, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
+import { abortError, codedError, getErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { validateBoolean, validatePort } from '../options';
 import type { BackendName } from '../options';
 import { unsupported } from './unsupported';
@@ -114,12 +114,26 @@ export class Socket extends Duplex implements Handle {
       const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
       throw invalidArgValue(`options.${name}`, options[name], 'is not supported');
     }
-    super({ ...options, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
+    if (signal) this.abortOn(signal);
     this.backendName = options.backend;
     this.noDelay = Boolean(options.noDelay);
     this.on('end', () => {
       if (!this.allowHalfOpen) this.endedByPeer = true;
     });
+  }
+
+  /** As node:net: an aborted signal destroys the socket with an AbortError. */
+  private abortOn(signal: AbortSignal): void {
+    const onAbort = () => this.destroy(abortError(signal.reason));
+    if (signal.aborted) {
+      process.nextTick(onAbort);
+    } else {
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -160,6 +174,11 @@ export class Socket extends Duplex implements Handle {
   }
 
   get connecting(): boolean {
+    return this.connectingFlag;
+  }
+
+  /** node:net's legacy name for `connecting`. */
+  get _connecting(): boolean {
     return this.connectingFlag;
   }
 
@@ -272,7 +291,10 @@ export class Socket extends Duplex implements Handle {
             byFamily[type].push(address);
           }
         }
-        if (first === undefined) return fail(invalidIpAddress(all[0]?.address));
+        if (first === undefined) {
+          const [{ address, family: type } = { address: undefined, family: undefined }] = all;
+          return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
+        }
         // Alternate the families, the first one the lookup gave first.
         const [a, b] = first === 6 ? [byFamily[6], byFamily[4]] : [byFamily[4], byFamily[6]];
         const addresses = Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]]).flat().filter((x): x is string => x !== undefined);
@@ -285,6 +307,7 @@ export class Socket extends Duplex implements Handle {
         if (!this.connectingFlag) return;
         if (err) return fail(err);
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
+        if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
         this.dial({ ...target, addresses: [address] });
       });
     }
@@ -298,6 +321,9 @@ export class Socket extends Duplex implements Handle {
     this.handleClosed = false;
     this.endedByPeer = false;
     this.nativePaused = false;
+    // Counted per connection, as node:net counts per handle.
+    this.bytesRead = 0;
+    this.dispatched = 0;
   }
 
   /** Tries the next address; the last failure (or all of them) destroys the socket. */
@@ -506,8 +532,8 @@ export class Socket extends Duplex implements Handle {
     this.touch();
     this.emit('connect');
     this.emit('ready');
-    // node:net starts reading only if nobody paused the socket.
-    if (this.isPaused()) this.stopReading();
+    // node:net starts reading only if the stream asked for data or nobody paused it.
+    if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
   }
 
   /** @internal */
@@ -541,7 +567,9 @@ export class Socket extends Duplex implements Handle {
       clearTimeout(attempts.timer);
       const r = this.remote!;
       attempts.errors.push(systemError(errno, 'connect', r.address, r.port));
-      this.dial(attempts);
+      // Not inside the reactor's batch: a record later in it may name the
+      // token the next attempt would get.
+      process.nextTick(() => this.dial(attempts));
       return;
     }
     if (errno === 0) {
