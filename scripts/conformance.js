@@ -22,7 +22,7 @@ const HOOK = path.join(__dirname, 'conformance-hook.js');
 /** Why a test is not run, from its source; undefined when it runs. */
 const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
-  [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
+  [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
   [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
   [/require\(['"](node:)?cluster['"]\)/, 'cluster'],
   [/common\.PIPE|\.listen\(\s*\{\s*path\b|\bfd:\s|listen\(\s*\{\s*fd\b/, 'IPC paths and fd handles (not in the drop-in layer yet)'],

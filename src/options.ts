@@ -59,3 +59,21 @@ export function validateObject(value: unknown, name: string): Record<string, unk
   if (value === null || typeof value !== 'object') throw invalidArgType(name, 'of type object', value);
   return value as Record<string, unknown>;
 }
+
+/** Node's `validateAbortSignal`: undefined, or something with `aborted`. */
+export function validateAbortSignal(value: unknown, name: string): AbortSignal | undefined {
+  if (value !== undefined && (value === null || typeof value !== 'object' || !('aborted' in value))) {
+    throw invalidArgType(name, 'an instance of AbortSignal', value);
+  }
+  return value as AbortSignal | undefined;
+}
+
+/** Runs `abort` once `signal` aborts (next tick if it already has), until `handle` emits 'close'. */
+export function onAbort(handle: { once(event: 'close', listener: () => void): unknown }, signal: AbortSignal, abort: () => void): void {
+  if (signal.aborted) {
+    process.nextTick(abort);
+  } else {
+    signal.addEventListener('abort', abort, { once: true });
+    handle.once('close', () => signal.removeEventListener('abort', abort));
+  }
+}

@@ -3,7 +3,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
-import { validatePort, type BackendName } from '../options';
+import { onAbort, validateAbortSignal, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
 
@@ -26,7 +26,8 @@ export interface ListenOptions {
   exclusive?: boolean;
   path?: string;
   fd?: number;
-  signal?: unknown;
+  /** Aborting it closes the server. */
+  signal?: AbortSignal;
 }
 
 interface AddressInfo {
@@ -85,7 +86,8 @@ export class Server extends EventEmitter implements Handle {
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
     if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
     if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
-    if (opts.signal !== undefined) throw unsupported('listen({ signal })');
+    const signal = validateAbortSignal(opts.signal, 'options.signal');
+    if (signal) onAbort(this, signal, () => this.close());
     if (typeof opts.port === 'number' || typeof opts.port === 'string') {
       const port = validatePort(opts.port, 'options.port');
       const backlog = opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || undefined;
@@ -148,6 +150,12 @@ export class Server extends EventEmitter implements Handle {
       this.local = null;
       process.nextTick(() => this.emit('close'));
     }
+  }
+
+  /** With `captureRejections`, a rejected 'connection' handler destroys that socket, as in node:net. */
+  [EventEmitter.captureRejectionSymbol](err: Error, event: string, socket?: Socket): void {
+    if (event === 'connection') socket!.destroy(err);
+    else this.emit('error', err);
   }
 
   getConnections(cb: (err: Error | null, count: number) => void): this {

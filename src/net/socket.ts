@@ -7,7 +7,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, getErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { validateBoolean, validatePort } from '../options';
+import { onAbort, validateAbortSignal, validateBoolean, validatePort } from '../options';
 import type { BackendName } from '../options';
 import { unsupported } from './unsupported';
 
@@ -114,8 +114,7 @@ export class Socket extends Duplex implements Handle {
       const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
       throw invalidArgValue(`options.${name}`, options[name], 'is not supported');
     }
-    const { signal } = options;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    const signal = validateAbortSignal(options.signal, 'options.signal');
     super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
     if (signal) this.abortOn(signal);
     this.backendName = options.backend;
@@ -127,13 +126,7 @@ export class Socket extends Duplex implements Handle {
 
   /** As node:net: an aborted signal destroys the socket with an AbortError. */
   private abortOn(signal: AbortSignal): void {
-    const onAbort = () => this.destroy(abortError(signal.reason));
-    if (signal.aborted) {
-      process.nextTick(onAbort);
-    } else {
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
+    onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
   }
 
   /** @internal Wraps a connection the server accepted. */
