@@ -176,7 +176,8 @@ export class Server extends EventEmitter implements Handle {
   /** @internal */
   onAccept(token: number): void {
     const reactor = this.reactor!;
-    if (this.connections >= this.maxConnections) {
+    // As node:net, 0 means no limit.
+    if (this.maxConnections && this.connections >= this.maxConnections) {
       const local = reactor.native.localAddress(token);
       const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
