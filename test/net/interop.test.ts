@@ -72,6 +72,33 @@ describe('node:http over muxnet', () => {
     expect(body).toBe('echo: over muxnet');
     await new Promise((r) => app.close(r));
   });
+
+  it('a keep-alive http.Agent creating muxnet connections reuses them', async () => {
+    const app = http.createServer((req, res) => res.end(`got ${req.url}`));
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    const { port } = app.address() as nodeNet.AddressInfo;
+    // The agent hands createConnection `path: null` among its options.
+    const agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 2 }), { createConnection: muxnet.createConnection });
+    const get = (path: string) =>
+      new Promise<{ body: string; socket: unknown }>((resolve, reject) => {
+        http
+          .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            const { socket } = res; // detached once the response ends
+            res.on('end', () => resolve({ body, socket }));
+          })
+          .on('error', reject);
+      });
+    const results = [await get('/1'), await get('/2'), ...(await Promise.all(['/3', '/4', '/5'].map(get)))];
+    expect(results.map((r) => r.body)).toEqual(['got /1', 'got /2', 'got /3', 'got /4', 'got /5']);
+    expect(results[1].socket).toBe(results[0].socket);
+    for (const { socket } of results) expect(socket).toBeInstanceOf(muxnet.Socket);
+    agent.destroy();
+    app.closeAllConnections();
+    await new Promise((r) => app.close(r));
+  });
 });
 
 describe('8 MiB transfers between node:net and muxnet, verified by hash', () => {
