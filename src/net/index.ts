@@ -32,7 +32,7 @@ export {
   setDefaultAutoSelectFamilyAttemptTimeout,
 };
 export type { ListenOptions, ServerOptions } from './server';
-export type { SocketConnectOpts, SocketOptions } from './socket';
+export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
 
 /** `net.Socket`, callable without `new` as in node:net. */
 export const Socket = callable(SocketClass);

@@ -11,6 +11,14 @@ import { onAbort, validateAbortSignal, validateBoolean, validatePort } from '../
 import type { BackendName } from '../options';
 import { unsupported } from './unsupported';
 
+/** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
+export interface OnReadOptions {
+  /** The buffer to read into, or a function giving one for each read. */
+  buffer: Uint8Array | (() => Uint8Array);
+  /** `nread` bytes are at the start of `buf`; returning false pauses the socket. */
+  callback(this: Socket, nread: number, buf: Uint8Array): boolean | void;
+}
+
 export interface SocketOptions extends DuplexOptions {
   allowHalfOpen?: boolean;
   /** Applied once connected, as `setNoDelay(true)`. */
@@ -18,7 +26,7 @@ export interface SocketOptions extends DuplexOptions {
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
   fd?: unknown;
-  onread?: unknown;
+  onread?: OnReadOptions;
 }
 
 export interface SocketConnectOpts {
@@ -103,12 +111,15 @@ export class Socket extends Duplex implements Handle {
   autoSelectFamilyAttemptedAddresses: string[] | undefined;
   bytesRead = 0;
   private dispatched = 0;
+  private readonly onread: OnReadOptions | undefined;
+  /** onread: bytes that arrived while paused, and an EOF behind them. */
+  private unread: Buffer | undefined;
+  private eofPending = false;
 
   constructor(options: SocketOptions | number = {}) {
     if (typeof options === 'number') throw unsupported('net.Socket(fd)');
     options = { ...options };
     if (options.fd !== undefined) throw unsupported('net.Socket({ fd })');
-    if (options.onread !== undefined) throw unsupported('net.Socket({ onread })');
     if (options.objectMode) throw invalidArgValue('options.objectMode', options.objectMode, 'is not supported');
     if (options.readableObjectMode || options.writableObjectMode) {
       const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
@@ -119,6 +130,11 @@ export class Socket extends Duplex implements Handle {
     if (signal) this.abortOn(signal);
     this.backendName = options.backend;
     this.noDelay = Boolean(options.noDelay);
+    // As node:net, an onread that does not fit is ignored.
+    const { onread } = options;
+    if (onread !== null && typeof onread === 'object' && (onread.buffer instanceof Uint8Array || typeof onread.buffer === 'function') && typeof onread.callback === 'function') {
+      this.onread = onread;
+    }
     this.on('end', () => {
       if (!this.allowHalfOpen) this.endedByPeer = true;
     });
@@ -160,10 +176,43 @@ export class Socket extends Duplex implements Handle {
   }
 
   private stopReading(): void {
-    if (this.nativePaused || this.token < 0) return;
+    if (this.nativePaused) return;
     this.nativePaused = true;
-    this.reactor!.native.pause(this.token);
+    if (this.token >= 0) this.reactor!.native.pause(this.token);
     this.syncActive();
+  }
+
+  /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
+  private deliver(): void {
+    const { buffer, callback } = this.onread!;
+    while (this.unread !== undefined && !this.nativePaused) {
+      const buf = typeof buffer === 'function' ? buffer() : buffer;
+      const n = Math.min(buf.length, this.unread.length);
+      buf.set(this.unread.subarray(0, n));
+      this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
+      if (callback.call(this, n, buf) === false) this.stopReading();
+    }
+    if (this.unread === undefined && this.eofPending && !this.nativePaused) {
+      this.eofPending = false;
+      // libuv asks for a buffer for the read that finds the EOF too.
+      if (typeof buffer === 'function') buffer();
+      this.push(null);
+      this.read(0);
+    }
+  }
+
+  /** With onread, pausing stops reading from the kernel, as in node:net. */
+  override pause(): this {
+    if (this.onread && !this.connectingFlag) this.stopReading();
+    return super.pause();
+  }
+
+  override resume(): this {
+    if (this.onread && !this.connectingFlag && this.nativePaused) {
+      this._read();
+      this.deliver();
+    }
+    return super.resume();
   }
 
   get connecting(): boolean {
@@ -314,6 +363,8 @@ export class Socket extends Duplex implements Handle {
     this.handleClosed = false;
     this.endedByPeer = false;
     this.nativePaused = false;
+    this.unread = undefined;
+    this.eofPending = false;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
     this.dispatched = 0;
@@ -439,9 +490,9 @@ export class Socket extends Duplex implements Handle {
   // fills it) and starts again when the stream asks for more: the peer
   // meets TCP backpressure, as with node:net.
   override _read(): void {
-    if (this.nativePaused && this.token >= 0) {
+    if (this.nativePaused) {
       this.nativePaused = false;
-      this.reactor!.native.resume(this.token);
+      if (this.token >= 0) this.reactor!.native.resume(this.token);
       this.syncActive();
     }
   }
@@ -533,12 +584,22 @@ export class Socket extends Duplex implements Handle {
   onData(chunk: Buffer): void {
     this.bytesRead += chunk.length;
     this.touch();
+    if (this.onread) {
+      this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
+      this.deliver();
+      return;
+    }
     // The slab view is ours to keep: no copy.
     if (!this.push(chunk)) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
+    if (this.onread) {
+      this.eofPending = true;
+      this.deliver();
+      return;
+    }
     this.push(null);
     this.read(0);
   }

@@ -132,7 +132,6 @@ describe('what is not supported says so', () => {
     ['IPC server', () => muxnet.createServer().listen('/tmp/muxnet.sock')],
     ['IPC client', () => muxnet.connect({ path: '/tmp/muxnet.sock' })],
     ['fd handles', () => new muxnet.Socket({ fd: 3 })],
-    ['onread', () => new muxnet.Socket({ onread: { buffer: Buffer.alloc(10), callback: () => true } })],
   ])('%s throws ERR_MUXNET_UNSUPPORTED', (_name, make) => {
     expect(make).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
   });

@@ -533,4 +533,39 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.destroy();
     await closed(server);
   });
+
+  it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
+    const message = 'hello onread world';
+    const server = net.createServer(serverOpts(), (s) => s.end(message));
+    const port = await listening(server);
+    const buffer = Buffer.alloc(4);
+    const pieces: string[] = [];
+    let paused = false;
+    const c = net.connect({
+      port,
+      host: '127.0.0.1',
+      backend,
+      onread: {
+        buffer,
+        callback(n: number, buf: Buffer) {
+          expect(paused).toBe(false);
+          expect(buf).toBe(buffer);
+          pieces.push(buf.toString('latin1', 0, n));
+          paused = true;
+          setTimeout(() => {
+            paused = false;
+            c.resume();
+          }, 5);
+          return false;
+        },
+      },
+    } as nodeNet.NetConnectOpts);
+    c.on('data', () => {
+      throw new Error('onread sockets emit no data');
+    });
+    await once(c, 'end');
+    expect(pieces.join('')).toBe(message);
+    expect(Math.max(...pieces.map((p) => p.length))).toBe(4);
+    await closed(server);
+  });
 });
