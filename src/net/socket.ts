@@ -89,6 +89,8 @@ export class Socket extends Duplex implements Handle {
   private connectingFlag = false;
   /** The reactor closed the connection in order (both directions done). */
   private handleClosed = false;
+  /** The peer's FIN came. */
+  private peerFin = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private endedByPeer = false;
   private attempts: Attempts | undefined;
@@ -361,6 +363,7 @@ export class Socket extends Duplex implements Handle {
     (this as unknown as { _undestroy(): void })._undestroy();
     this.remote = this.local = null;
     this.handleClosed = false;
+    this.peerFin = false;
     this.endedByPeer = false;
     this.nativePaused = false;
     this.unread = undefined;
@@ -595,6 +598,7 @@ export class Socket extends Duplex implements Handle {
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
+    this.peerFin = true;
     if (this.onread) {
       this.eofPending = true;
       this.deliver();
@@ -625,6 +629,13 @@ export class Socket extends Duplex implements Handle {
       // token the next attempt would get.
       process.nextTick(() => this.dial(attempts));
       return;
+    }
+    if (errno === getErrno('EPIPE') && this.pendingWrite === undefined) {
+      // Linux reports a reset after the peer's FIN (CLOSE_WAIT) as EPIPE.
+      // libuv reads that FIN as the EOF and only a write would meet the
+      // reset: with none waiting, the peer ended the connection.
+      if (!this.peerFin) this.onEnd();
+      errno = 0;
     }
     if (errno === 0) {
       // Orderly: both directions are done; the stream ends (and is

@@ -568,4 +568,20 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(Math.max(...pieces.map((p) => p.length))).toBe(4);
     await closed(server);
   });
+
+  it('ends in order when the peer closed and reset it after a write (no EPIPE without a pending write)', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.destroy());
+    const port = await listening(server);
+    for (let i = 0; i < 5; i++) {
+      const events: string[] = [];
+      const c = dial(port);
+      c.on('connect', () => c.write('x'));
+      c.on('end', () => events.push('end'));
+      c.on('error', (e: Errno) => events.push(`error ${e.code}`));
+      const [hadError] = await once(c, 'close');
+      events.push(`close ${hadError}`);
+      expect(events).toEqual(['end', 'close false']);
+    }
+    await closed(server);
+  });
 });
