@@ -368,6 +368,7 @@ export class Socket extends Duplex implements Handle {
     this.nativePaused = false;
     this.unread = undefined;
     this.eofPending = false;
+    this.autoSelectFamilyAttemptedAddresses = undefined;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
     this.dispatched = 0;
