@@ -371,6 +371,13 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(() => server.listen(0)).toThrow(expect.objectContaining({ code: 'ERR_SERVER_ALREADY_LISTEN' }));
     await once(server, 'listening');
     await closed(server);
+    // With a host, even an IP address, node:net looks it up first: bound on a later tick.
+    const named = net.createServer(serverOpts());
+    named.listen(0, '127.0.0.1');
+    expect(named.address()).toBeNull();
+    await once(named, 'listening');
+    expect((named.address() as nodeNet.AddressInfo).address).toBe('127.0.0.1');
+    await closed(named);
   });
 
   it('emits no listening after close(), ignores a non-function close callback, reports bind errors on the next tick', async () => {
