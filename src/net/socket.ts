@@ -325,23 +325,15 @@ export class Socket extends Duplex implements Handle {
           return fail(err);
         }
         const all = Array.isArray(found) ? found : [{ address: found, family: 0 }];
-        const byFamily: Record<number, string[]> = { 4: [], 6: [] };
-        let first: number | undefined;
         for (const { address, family: type } of all) {
           this.emit('lookup', err, address, type, host);
           if (!this.connectingFlag) return;
-          if (isIP(address) && (type === 4 || type === 6) && !byFamily[type].includes(address)) {
-            first ??= type;
-            byFamily[type].push(address);
-          }
         }
-        if (first === undefined) {
+        const addresses = happyEyeballsOrder(all);
+        if (addresses.length === 0) {
           const [{ address, family: type } = { address: undefined, family: undefined }] = all;
           return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
         }
-        // Alternate the families, the first one the lookup gave first.
-        const [a, b] = first === 6 ? [byFamily[6], byFamily[4]] : [byFamily[4], byFamily[6]];
-        const addresses = Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]]).flat().filter((x): x is string => x !== undefined);
         if (addresses.length > 1) this.autoSelectFamilyAttemptedAddresses = [];
         this.dial({ ...target, addresses });
       });
@@ -646,6 +638,22 @@ export class Socket extends Duplex implements Handle {
     }
     this.destroy(systemError(errno, 'read'));
   }
+}
+
+/** node:net's order for autoSelectFamily: each valid address once, the families alternating, the lookup's first family first. */
+function happyEyeballsOrder(all: LookupAddress[]): string[] {
+  const byFamily: Record<number, string[]> = { 4: [], 6: [] };
+  let first: number | undefined;
+  for (const { address, family } of all) {
+    if (isIP(address) && (family === 4 || family === 6) && !byFamily[family].includes(address)) {
+      first ??= family;
+      byFamily[family].push(address);
+    }
+  }
+  const [a, b] = first === 6 ? [byFamily[6], byFamily[4]] : [byFamily[4], byFamily[6]];
+  return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]])
+    .flat()
+    .filter((address): address is string => address !== undefined);
 }
 
 function validateInt32(value: unknown, name: string, min: number): number {
