@@ -152,6 +152,12 @@ export class Server extends EventEmitter implements Handle {
     }
   }
 
+  /** `await using server = …`: closes it, as node:net's server does. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.token < 0) return;
+    await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
+  }
+
   /** With `captureRejections`, a rejected 'connection' handler destroys that socket, as in node:net. */
   [EventEmitter.captureRejectionSymbol](err: Error, event: string, socket?: Socket): void {
     if (event === 'connection') socket!.destroy(err);

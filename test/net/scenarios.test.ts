@@ -499,6 +499,14 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.destroy();
   });
 
+  it('closes a server on Symbol.asyncDispose', async () => {
+    const server = net.createServer(serverOpts());
+    await listening(server);
+    await server[Symbol.asyncDispose]();
+    expect(server.listening).toBe(false);
+    await server[Symbol.asyncDispose]();
+  });
+
   it('tries each address the lookup gives with autoSelectFamily', async () => {
     const server = net.createServer(serverOpts(), (s) => s.end('v4'));
     const port = await listening(server, 0, '127.0.0.1');
