@@ -1,6 +1,7 @@
 /** `net.Server` on the muxnet reactor, with node:net's events and forms. */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
 import { onAbort, validateAbortSignal, validatePort, type BackendName } from '../options';
@@ -46,6 +47,8 @@ export class Server extends EventEmitter implements Handle {
   private closing = false;
   private retry: NodeJS.Timeout | undefined;
   maxConnections = Infinity;
+  /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
+  _connectionKey: string | undefined;
 
   constructor(connectionListener?: (socket: Socket) => void);
   constructor(options?: ServerOptions, connectionListener?: (socket: Socket) => void);
@@ -123,6 +126,7 @@ export class Server extends EventEmitter implements Handle {
     this.reactor = reactor;
     this.token = token;
     this.local = reactor.native.localAddress(token);
+    this._connectionKey = `${isIP(address)}:${address}:${port}`;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
     // Not if close() came first.

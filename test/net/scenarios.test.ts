@@ -368,6 +368,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(server.listening).toBe(true);
     expect((server.address() as nodeNet.AddressInfo).port).toBeGreaterThan(0);
     expect(emitted).toBe(false);
+    const { address, family } = server.address() as nodeNet.AddressInfo;
+    expect((server as unknown as { _connectionKey: string })._connectionKey).toBe(`${family.slice(-1)}:${address}:0`);
     expect(() => server.listen(0)).toThrow(expect.objectContaining({ code: 'ERR_SERVER_ALREADY_LISTEN' }));
     await once(server, 'listening');
     await closed(server);
