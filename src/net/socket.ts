@@ -87,6 +87,8 @@ export class Socket extends Duplex implements Handle {
   token = -1;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
+  /** connect() was called or the server accepted it: node:net's socket has a handle until destroyed. */
+  private opened = false;
   /** The reactor closed the connection in order (both directions done). */
   private handleClosed = false;
   /** The peer's FIN came. */
@@ -150,6 +152,7 @@ export class Socket extends Duplex implements Handle {
   /** @internal Wraps a connection the server accepted. */
   static accepted(init: AcceptedInit): Socket {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen });
+    s.opened = true;
     s.bind(init.reactor, init.token);
     s.onServerClose = init.onClose;
     s.fetchAddresses();
@@ -305,6 +308,7 @@ export class Socket extends Duplex implements Handle {
     if (opts.noDelay) this.setNoDelay(true);
     if (opts.keepAlive) this.setKeepAlive(true, opts.keepAliveInitialDelay);
     this.connectingFlag = true;
+    this.opened = true;
     const target = { reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
@@ -557,8 +561,11 @@ export class Socket extends Duplex implements Handle {
     this.pendingWrite = undefined;
     pending?.(err ?? null);
     cb(err);
-    // node:net emits 'close' from the handle's close callback, a loop turn later.
-    setImmediate(() => this.emit('close', err !== null && err !== undefined));
+    // node:net emits 'close' from the handle's close callback, a loop turn
+    // later; a socket that never had one closes on the next tick, saying nothing.
+    if (this.opened) setImmediate(() => this.emit('close', err !== null && err !== undefined));
+    else process.nextTick(() => this.emit('close'));
+    this.opened = false;
   }
 
   /** @internal */

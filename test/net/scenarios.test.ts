@@ -601,4 +601,15 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     }
     await closed(server);
   });
+
+  it('fails a write on a socket that never connected with ERR_SOCKET_CLOSED, then closes with no argument', async () => {
+    const c = new net.Socket();
+    const events: string[] = [];
+    c.on('error', (e: Errno) => events.push(`error ${e.code}`));
+    const cbErr = new Promise<Errno | null | undefined>((r) => c.write('x', r));
+    const closeArgs = await new Promise<unknown[]>((r) => c.on('close', (...args: unknown[]) => r(args)));
+    expect(await cbErr).toMatchObject({ code: 'ERR_SOCKET_CLOSED' });
+    expect(events).toEqual(['error ERR_SOCKET_CLOSED']);
+    expect(closeArgs).toEqual([]);
+  });
 });
