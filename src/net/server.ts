@@ -141,6 +141,7 @@ export class Server extends EventEmitter implements Handle {
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
+      this.local = null;
       clearTimeout(this.retry);
     }
     this.closing = true;
@@ -151,7 +152,6 @@ export class Server extends EventEmitter implements Handle {
   private maybeClosed(): void {
     if (this.closing && this.connections === 0 && this.token < 0) {
       this.closing = false;
-      this.local = null;
       process.nextTick(() => this.emit('close'));
     }
   }

@@ -208,6 +208,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     let closed = false;
     server.close(() => (closed = true));
     expect(server.listening).toBe(false);
+    expect(server.address()).toBeNull();
     await new Promise((r) => setTimeout(r, 30));
     expect(closed).toBe(false);
     c.end();
