@@ -83,7 +83,7 @@ export class Server extends EventEmitter implements Handle {
     let opts: ListenOptions;
     if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
-    else opts = { port: rest[0] as number | undefined, host: typeof rest[1] === 'string' ? rest[1] : undefined };
+    else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.token >= 0) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
     if (cb) this.once('listening', cb);
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
@@ -203,6 +203,7 @@ export class Server extends EventEmitter implements Handle {
     }
     this.connections++;
     const socket = Socket.accepted({
+      server: this,
       reactor,
       token,
       allowHalfOpen: this.options.allowHalfOpen ?? false,

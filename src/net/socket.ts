@@ -9,6 +9,7 @@ import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, getErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { onAbort, validateAbortSignal, validateBoolean, validatePort } from '../options';
 import type { BackendName } from '../options';
+import type { Server } from './server';
 import { unsupported } from './unsupported';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
@@ -61,6 +62,7 @@ type Lookup = (
 
 /** Options handed to a socket the server accepted. */
 export interface AcceptedInit {
+  server: Server;
   reactor: Reactor;
   token: number;
   allowHalfOpen: boolean;
@@ -109,6 +111,9 @@ export class Socket extends Duplex implements Handle {
   private resetOnClose = false;
   private noDelay: boolean;
   private keepAliveProbe: { enable: boolean; delay: number } = { enable: false, delay: 0 };
+  /** The server that accepted it (node:net also names it `_server`). */
+  server: Server | undefined;
+  _server: Server | undefined;
   /** The idle timeout `setTimeout()` set, in ms. */
   timeout: number | undefined;
   /** `ip:port` of each address tried when connecting with autoSelectFamily to several. */
@@ -153,6 +158,7 @@ export class Socket extends Duplex implements Handle {
   static accepted(init: AcceptedInit): Socket {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen });
     s.opened = true;
+    s.server = s._server = init.server;
     s.bind(init.reactor, init.token);
     s.onServerClose = init.onClose;
     s.fetchAddresses();
@@ -388,7 +394,9 @@ export class Socket extends Duplex implements Handle {
       const localAddress = attempts.localAddress ?? (localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
       const token = reactor.native.connect(address, port, localAddress, localPort);
       if (token < 0) {
-        attempts.errors.push(systemError(-token, 'connect', address, port));
+        // The binding does not say which step failed; these codes come from binding the local end.
+        const bind = localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token);
+        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port));
         continue;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
@@ -646,6 +654,8 @@ export class Socket extends Duplex implements Handle {
     this.destroy(systemError(errno, 'read'));
   }
 }
+
+const LOCAL_BIND_ERRORS = ['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(getErrno);
 
 /** node:net's order for autoSelectFamily: each valid address once, the families alternating, the lookup's first family first. */
 function happyEyeballsOrder(all: LookupAddress[]): string[] {

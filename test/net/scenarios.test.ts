@@ -613,4 +613,34 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(events).toEqual(['error ERR_SOCKET_CLOSED']);
     expect(closeArgs).toEqual([]);
   });
+
+  it('names the server on accepted sockets; a local address it cannot bind fails in bind', async () => {
+    let accepted: nodeNet.Socket | undefined;
+    const server = net.createServer(serverOpts(), (s) => {
+      accepted = s;
+      s.end();
+    });
+    const port = await listening(server);
+    const c = dial(port);
+    c.resume();
+    await once(c, 'close');
+    expect((accepted as unknown as { server: unknown }).server).toBe(server);
+    // 192.0.2.1 (TEST-NET-1) is no address of this host.
+    const far = dial(port, { localAddress: '192.0.2.1' });
+    const [err] = (await once(far, 'error')) as [Errno];
+    expect(err).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind', address: '192.0.2.1' });
+    expect(err.port).toBeUndefined();
+    await closed(server);
+  });
+
+  it('describes invalid listen() arguments as node:net does', () => {
+    const server = net.createServer(serverOpts());
+    expect(() => (server.listen as (...a: unknown[]) => void)(true)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'options' is invalid. Received { port: true }" }),
+    );
+    expect(() => server.listen({ host: 'localhost' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: `The argument 'options' must have the property "port" or "path". Received { host: 'localhost' }` }),
+    );
+    expect(() => server.listen({ port: -1 })).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT', message: 'options.port should be >= 0 and < 65536. Received type number (-1).' }));
+  });
 });
