@@ -142,12 +142,14 @@ export class Reactor {
  * Whether one handle (server, connection, UDP socket) keeps the process
  * alive, as `ref()`/`unref()` set it; its reactor counts the ones that do.
  * As with libuv, a handle that waits for nothing (a connection neither
- * reading nor writing) does not count, ref'd or not (`setActive`).
+ * reading nor writing) does not count, ref'd or not, and one with a request
+ * in flight (connecting, writing) counts, unref'd or not (`setActivity`).
  * It may be made before the handle has a socket (`bind` comes later).
  */
 export class KeepAlive {
   private wanted = true;
   private active = true;
+  private requests = false;
   private counted = false;
   private released = false;
   private reactor: Reactor | undefined;
@@ -172,9 +174,10 @@ export class KeepAlive {
     this.sync();
   }
 
-  /** Whether the handle waits for something (reading, writing, connecting). */
-  setActive(on: boolean): void {
-    this.active = on;
+  /** Whether the handle waits for something (reading, writing, connecting), and whether a request is in flight (connecting, writing). */
+  setActivity(active: boolean, requests: boolean): void {
+    this.active = active;
+    this.requests = requests;
     this.sync();
   }
 
@@ -185,7 +188,7 @@ export class KeepAlive {
   }
 
   private sync(): void {
-    const count = this.wanted && this.active && !this.released && this.reactor !== undefined;
+    const count = ((this.wanted && this.active) || this.requests) && !this.released && this.reactor !== undefined;
     if (count === this.counted) return;
     this.counted = count;
     if (count) this.reactor!.ref();

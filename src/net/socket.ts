@@ -174,6 +174,7 @@ export class Socket extends Duplex implements Handle {
     this.token = token;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
+    this.syncActive();
   }
 
   private fetchAddresses(): void {
@@ -181,9 +182,10 @@ export class Socket extends Duplex implements Handle {
     this.local = this.reactor!.native.localAddress(this.token);
   }
 
-  /** As libuv: a connection neither reading nor writing does not hold the process. */
+  /** As libuv: a connection neither reading nor writing does not hold the process; one connecting or writing does, even unref'd. */
   private syncActive(): void {
-    this.keepAlive.setActive(!this.nativePaused || this.pendingWrite !== undefined);
+    const writing = this.pendingWrite !== undefined;
+    this.keepAlive.setActivity(!this.nativePaused || writing, this.connectingFlag || writing);
   }
 
   private stopReading(): void {
@@ -582,6 +584,7 @@ export class Socket extends Duplex implements Handle {
     clearTimeout(this.attempts?.timer);
     this.attempts = undefined;
     this.fetchAddresses();
+    this.syncActive();
     if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
     if (this.keepAliveProbe.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
     this.touch();

@@ -483,9 +483,12 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
-  it('does not hold the process with a paused idle socket or a socket timeout', async () => {
+  it.each([
+    ['does not hold the process with a paused idle socket or a socket timeout', 'paused'],
+    ['holds the process while an unref’d socket connects', 'unref-connecting'],
+  ])('%s', async (_title, which) => {
     const fixture = path.join(__dirname, '..', 'fixtures', 'net-idle-exits.js');
-    const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio'], { timeout: 10_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio', which], { timeout: 10_000 });
     expect(stdout.trim()).toBe('connected');
   });
 
