@@ -136,7 +136,8 @@ export class Socket extends Duplex implements Handle {
     }
     const signal = validateAbortSignal(options.signal, 'options.signal');
     super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
-    if (signal) this.abortOn(signal);
+    // As node:net: an aborted signal destroys the socket with an AbortError.
+    if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
     this.backendName = options.backend;
     this.noDelay = Boolean(options.noDelay);
     // As node:net, an onread that does not fit is ignored.
@@ -147,11 +148,6 @@ export class Socket extends Duplex implements Handle {
     this.on('end', () => {
       if (!this.allowHalfOpen) this.endedByPeer = true;
     });
-  }
-
-  /** As node:net: an aborted signal destroys the socket with an AbortError. */
-  private abortOn(signal: AbortSignal): void {
-    onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
   }
 
   /** @internal Wraps a connection the server accepted. */
