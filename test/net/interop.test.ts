@@ -1,9 +1,11 @@
-// Real clients and servers over the drop-in layer: Node's own http on
+// Real clients and servers over the drop-in layer: Node's own http and http2 on
 // muxnet sockets, and big transfers between node:net and muxnet.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import http2 from 'node:http2';
 import nodeNet from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 
@@ -98,6 +100,32 @@ describe('node:http over muxnet', () => {
     agent.destroy();
     app.closeAllConnections();
     await new Promise((r) => app.close(r));
+  });
+
+  it('node:http2 runs over muxnet sockets on both ends (h2c)', async () => {
+    const h2 = http2.createServer();
+    h2.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200 });
+      stream.end(`h2 ${headers[':path']}`);
+    });
+    const server = muxnet.createServer((socket) => h2.emit('connection', socket));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const client = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => muxnet.connect(port, '127.0.0.1') as unknown as Duplex });
+    const fetch = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = client.request({ ':path': path });
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (d) => (body += d));
+        req.on('end', () => resolve(body));
+        req.on('error', reject);
+      });
+    expect(await Promise.all(['/a', '/b', '/c'].map(fetch))).toEqual(['h2 /a', 'h2 /b', 'h2 /c']);
+    client.close();
+    h2.close();
+    await new Promise((r) => server.close(r));
   });
 });
 
