@@ -16,6 +16,7 @@ export interface SystemError extends Error {
  * Builds the error Node would throw for `syscall` failing with the positive
  * `errno` the binding reports: `connect ECONNREFUSED 127.0.0.1:7000`, or, as
  * Node words a failed listen, `listen EADDRINUSE: address already in use …`.
+ * A port of 0 is left out of the message and of `.port`, as Node does.
  */
 export function systemError(errno: number, syscall: string, address?: string, port?: number): SystemError {
   let code: string;
@@ -29,6 +30,7 @@ export function systemError(errno: number, syscall: string, address?: string, po
     code = known?.[0] ?? `Unknown system error ${-errno}`;
     if (syscall === 'listen') detail = known?.[1];
   }
+  if (!port) port = undefined;
   const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
   const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;
@@ -84,22 +86,47 @@ export function coded<E extends Error>(err: E, code: string): CodedError<E> {
   return err as CodedError<E>;
 }
 
+/** A plain `Error` with Node's `code` (ERR_SOCKET_CLOSED, ERR_SERVER_NOT_RUNNING…). */
+export function codedError(message: string, code: string): CodedError<Error> {
+  return coded(new Error(message), code);
+}
+
+/** Node says "property" for a dotted name (`options.port`), "argument" otherwise. */
+const kind = (name: string) => (name.includes('.') ? 'property' : 'argument');
+
 export function invalidArgValue(name: string, value: unknown, reason: string): CodedError<TypeError> {
-  return coded(new TypeError(`The argument '${name}' ${reason}. Received ${describe(value)}`), 'ERR_INVALID_ARG_VALUE');
+  return coded(new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`), 'ERR_INVALID_ARG_VALUE');
 }
 
 export function invalidArgType(name: string, expected: string, value: unknown): CodedError<TypeError> {
-  // Node words a dotted name (`options.port`) as a property.
-  const what = name.includes('.') ? 'property' : 'argument';
-  return coded(new TypeError(`The "${name}" ${what} must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  return coded(new TypeError(`The "${name}" ${kind(name)} must be ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+export function outOfRange(name: string, range: string, value: unknown): CodedError<RangeError> {
+  return coded(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(value)}`), 'ERR_OUT_OF_RANGE');
+}
+
+export function missingArgs(...names: string[]): CodedError<TypeError> {
+  return coded(new TypeError(`The ${names.map((n) => `"${n}"`).join(' or ')} argument must be specified`), 'ERR_MISSING_ARGS');
+}
+
+export function invalidIpAddress(value: unknown): CodedError<TypeError> {
+  return coded(new TypeError(`Invalid IP address: ${String(value)}`), 'ERR_INVALID_IP_ADDRESS');
+}
+
+export function invalidAddressFamily(family: unknown, host: unknown, port: unknown): CodedError<RangeError> & { host: unknown; port: unknown } {
+  return Object.assign(coded(new RangeError(`Invalid address family: ${String(family)} ${String(host)}:${String(port)}`), 'ERR_INVALID_ADDRESS_FAMILY'), { host, port });
+}
+
+/** Node's AbortError: what an aborted `signal` fails with. */
+export function abortError(cause: unknown): CodedError<Error> {
+  const err = coded(new Error('The operation was aborted', { cause }), 'ABORT_ERR');
+  err.name = 'AbortError';
+  return err;
 }
 
 export function badPort(name: string, value: unknown, allowZero = true): CodedError<RangeError> {
   return coded(new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describe(value)}.`), 'ERR_SOCKET_BAD_PORT');
-}
-
-export function missingArgs(name: string): CodedError<TypeError> {
-  return coded(new TypeError(`The "${name}" argument must be specified`), 'ERR_MISSING_ARGS');
 }
 
 export function bufferOutOfBounds(name: string): CodedError<RangeError> {
@@ -107,7 +134,7 @@ export function bufferOutOfBounds(name: string): CodedError<RangeError> {
 }
 
 export function socketClosed(): CodedError<Error> {
-  return coded(new Error('Socket is closed'), 'ERR_SOCKET_CLOSED');
+  return codedError('Socket is closed', 'ERR_SOCKET_CLOSED');
 }
 
 /** How Node's argument errors name the value they received. */

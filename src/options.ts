@@ -2,7 +2,7 @@
 // and fail with Node's error classes and codes.
 import { isIP } from 'node:net';
 import { native } from './binding';
-import { badPort, coded, invalidArgType, invalidArgValue } from './errors';
+import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 export type BackendName = 'mio' | 'poll' | 'select';
 
@@ -54,11 +54,10 @@ export function validateBoolean(value: unknown, name: string, fallback: boolean)
 
 export function validateInteger(value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
+  // As Node's validateInteger: a number that is no integer is out of range.
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
-  const range = !Number.isInteger(value) ? 'an integer' : value < min || value > max ? `>= ${min} && <= ${max}` : undefined;
-  if (range !== undefined) {
-    throw coded(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${value}`), 'ERR_OUT_OF_RANGE');
-  }
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
+  if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
   return value;
 }
 
@@ -66,4 +65,22 @@ export function validateObject(value: unknown, name: string): Record<string, unk
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object') throw invalidArgType(name, 'of type object', value);
   return value as Record<string, unknown>;
+}
+
+/** Node's `validateAbortSignal`: undefined, or something with `aborted`. */
+export function validateAbortSignal(value: unknown, name: string): AbortSignal | undefined {
+  if (value !== undefined && (value === null || typeof value !== 'object' || !('aborted' in value))) {
+    throw invalidArgType(name, 'an instance of AbortSignal', value);
+  }
+  return value as AbortSignal | undefined;
+}
+
+/** Runs `abort` once `signal` aborts (next tick if it already has), until `handle` emits 'close'. */
+export function onAbort(handle: { once(event: 'close', listener: () => void): unknown }, signal: AbortSignal, abort: () => void): void {
+  if (signal.aborted) {
+    process.nextTick(abort);
+  } else {
+    signal.addEventListener('abort', abort, { once: true });
+    handle.once('close', () => signal.removeEventListener('abort', abort));
+  }
 }

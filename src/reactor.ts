@@ -183,10 +183,15 @@ export class Reactor {
 /**
  * Whether one handle (server, connection, UDP socket) keeps the process
  * alive, as `ref()`/`unref()` set it; its reactor counts the ones that do.
+ * As with libuv, a handle that waits for nothing (a connection neither
+ * reading nor writing) does not count, ref'd or not, and one with a request
+ * in flight (connecting, writing) counts, unref'd or not (`setActivity`).
  * It may be made before the handle has a socket (`bind` comes later).
  */
 export class KeepAlive {
   private wanted = true;
+  private active = true;
+  private requests = false;
   private counted = false;
   private released = false;
   private reactor: Reactor | undefined;
@@ -211,6 +216,13 @@ export class KeepAlive {
     this.sync();
   }
 
+  /** Whether the handle waits for something (reading, writing, connecting), and whether a request is in flight (connecting, writing). */
+  setActivity(active: boolean, requests: boolean): void {
+    this.active = active;
+    this.requests = requests;
+    this.sync();
+  }
+
   /** The handle closed: it no longer counts, whatever `set` says later. */
   release(): void {
     this.released = true;
@@ -218,7 +230,7 @@ export class KeepAlive {
   }
 
   private sync(): void {
-    const count = this.wanted && !this.released && this.reactor !== undefined;
+    const count = ((this.wanted && this.active) || this.requests) && !this.released && this.reactor !== undefined;
     if (count === this.counted) return;
     this.counted = count;
     if (count) this.reactor!.ref();

@@ -3,29 +3,68 @@
  * TCP code runs on the muxnet reactor. Same classes, events, argument forms
  * and errors; what is not supported yet throws `ERR_MUXNET_UNSUPPORTED`.
  */
-import { isIP, isIPv4, isIPv6 } from 'node:net';
-import { Server, type ServerOptions } from './server';
-import { Socket, normalizeConnectArgs, type SocketConnectOpts } from './socket';
+import {
+  BlockList,
+  SocketAddress,
+  getDefaultAutoSelectFamily,
+  getDefaultAutoSelectFamilyAttemptTimeout,
+  isIP,
+  isIPv4,
+  isIPv6,
+  setDefaultAutoSelectFamily,
+  setDefaultAutoSelectFamilyAttemptTimeout,
+} from 'node:net';
+import { callable } from './callable';
+import { Server as ServerClass, type ServerOptions } from './server';
+import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
 
-export { Server, Socket, isIP, isIPv4, isIPv6 };
+// Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
+// node:net's, so the command line and either module set the same ones.
+export {
+  BlockList,
+  SocketAddress,
+  getDefaultAutoSelectFamily,
+  getDefaultAutoSelectFamilyAttemptTimeout,
+  isIP,
+  isIPv4,
+  isIPv6,
+  setDefaultAutoSelectFamily,
+  setDefaultAutoSelectFamilyAttemptTimeout,
+};
 export type { ListenOptions, ServerOptions } from './server';
-export type { SocketConnectOpts, SocketOptions } from './socket';
+export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
+
+/** `net.Socket`, callable without `new` as in node:net. */
+export const Socket = callable(SocketClass);
+export type Socket = SocketClass;
+/** `net.Server`, callable without `new` as in node:net. */
+export const Server = callable(ServerClass);
+export type Server = ServerClass;
 /** node:net's old name for `Socket`. */
 export const Stream = Socket;
+export type Stream = SocketClass;
 
 export function createServer(connectionListener?: (socket: Socket) => void): Server;
 export function createServer(options?: ServerOptions, connectionListener?: (socket: Socket) => void): Server;
 export function createServer(options?: ServerOptions | ((socket: Socket) => void), connectionListener?: (socket: Socket) => void): Server {
-  return new Server(options as ServerOptions, connectionListener);
+  return new ServerClass(options as ServerOptions, connectionListener);
 }
 
-export function connect(options: SocketConnectOpts & { allowHalfOpen?: boolean }, listener?: () => void): Socket;
+export function connect(options: SocketConnectOpts & SocketOptions, listener?: () => void): Socket;
 export function connect(port: number | string, host?: string, listener?: () => void): Socket;
 export function connect(port: number | string, listener?: () => void): Socket;
 export function connect(...args: unknown[]): Socket {
-  const [opts, listener] = normalizeConnectArgs(args);
-  const socket = new Socket({ allowHalfOpen: (opts as { allowHalfOpen?: boolean }).allowHalfOpen, backend: opts.backend });
-  return listener ? socket.connect(opts, listener) : socket.connect(opts);
+  const [opts] = normalizeConnectArgs(args);
+  const socket = new SocketClass(opts as SocketOptions);
+  return socket.connect(...(args as Parameters<SocketClass['connect']>));
 }
 
 export const createConnection = connect;
+
+let simultaneousAcceptsWarned = false;
+/** Deprecated (DEP0121) and, outside Windows, does nothing, as in node:net. */
+export function _setSimultaneousAccepts(): void {
+  if (simultaneousAcceptsWarned) return;
+  simultaneousAcceptsWarned = true;
+  process.emitWarning('net._setSimultaneousAccepts() is deprecated and will be removed.', 'DeprecationWarning', 'DEP0121');
+}

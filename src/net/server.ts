@@ -3,8 +3,8 @@ import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { invalidArgType, systemError } from '../errors';
-import { validatePort, type BackendName } from '../options';
+import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
+import { onAbort, validateAbortSignal, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
 
@@ -19,7 +19,7 @@ export interface ServerOptions {
 }
 
 export interface ListenOptions {
-  port?: number | string;
+  port?: number | string | null;
   host?: string;
   backlog?: number;
   ipv6Only?: boolean;
@@ -27,7 +27,8 @@ export interface ListenOptions {
   exclusive?: boolean;
   path?: string;
   fd?: number;
-  signal?: unknown;
+  /** Aborting it closes the server. */
+  signal?: AbortSignal;
 }
 
 interface AddressInfo {
@@ -46,6 +47,8 @@ export class Server extends EventEmitter implements Handle {
   private closing = false;
   private retry: NodeJS.Timeout | undefined;
   maxConnections = Infinity;
+  /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
+  _connectionKey: string | undefined;
 
   constructor(connectionListener?: (socket: Socket) => void);
   constructor(options?: ServerOptions, connectionListener?: (socket: Socket) => void);
@@ -68,9 +71,9 @@ export class Server extends EventEmitter implements Handle {
     return this.local ? { ...this.local } : null;
   }
 
-  listen(port?: number | string, host?: string, backlog?: number, cb?: () => void): this;
-  listen(port?: number | string, host?: string, cb?: () => void): this;
-  listen(port?: number | string, cb?: () => void): this;
+  listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
+  listen(port?: number | string | null, host?: string, cb?: () => void): this;
+  listen(port?: number | string | null, cb?: () => void): this;
   listen(options: ListenOptions, cb?: () => void): this;
   listen(cb?: () => void): this;
   listen(...args: unknown[]): this {
@@ -78,26 +81,30 @@ export class Server extends EventEmitter implements Handle {
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
     const rest = cb ? args.slice(0, -1) : args;
     let opts: ListenOptions;
-    if (rest[0] !== null && typeof rest[0] === 'object') opts = rest[0] as ListenOptions;
+    if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
-    else opts = { port: rest[0] as number | undefined, host: typeof rest[1] === 'string' ? rest[1] : undefined, backlog: rest.find((a, i) => i > 0 && typeof a === 'number') as number | undefined };
-    if (opts.path !== undefined) throw unsupported('IPC servers (listen on a path)');
-    if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
-    if (opts.signal !== undefined) throw unsupported('listen({ signal })');
-    if (this.token >= 0) {
-      const err = new Error('Listen method has been called more than once without closing.');
-      Object.defineProperty(err, 'code', { value: 'ERR_SERVER_ALREADY_LISTEN', enumerable: true });
-      throw err;
-    }
-    const port = validatePort(opts.port ?? 0);
+    else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
+    if (this.token >= 0) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
     if (cb) this.once('listening', cb);
-    const bind = (address: string | undefined) => this.bind(address, port, opts);
-    if (opts.host === undefined || isIP(opts.host)) {
-      process.nextTick(bind, opts.host);
-    } else {
-      dnsLookup(opts.host, (err, address) => (err ? this.emit('error', err) : bind(address)));
+    // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
+    if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
+    if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
+    const signal = validateAbortSignal(opts.signal, 'options.signal');
+    if (signal) onAbort(this, signal, () => this.close());
+    if (typeof opts.port === 'number' || typeof opts.port === 'string') {
+      const port = validatePort(opts.port, 'options.port');
+      const backlog = opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || undefined;
+      if (!opts.host) {
+        // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
+        this.bind(undefined, port, { ...opts, backlog });
+      } else {
+        dnsLookup(opts.host, (err, address) => (err ? this.emit('error', err) : this.bind(address, port, { ...opts, backlog })));
+      }
+      return this;
     }
-    return this;
+    if (opts.path) throw unsupported('IPC servers (listen on a path)');
+    if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
+    throw invalidArgValue('options', opts, 'is invalid');
   }
 
   private bind(host: string | undefined, port: number, opts: ListenOptions): void {
@@ -113,32 +120,28 @@ export class Server extends EventEmitter implements Handle {
       token = listen(address, false);
     }
     if (token < 0) {
-      this.emit('error', systemError(-token, 'listen', address, port));
+      process.nextTick(() => this.emit('error', systemError(-token, 'listen', address, port)));
       return;
     }
     this.reactor = reactor;
     this.token = token;
     this.local = reactor.native.localAddress(token);
+    this._connectionKey = `${isIP(address)}:${address}:${port}`;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
-    this.emit('listening');
+    // Not if close() came first.
+    process.nextTick(() => this.token === token && this.emit('listening'));
   }
 
   close(cb?: (err?: Error) => void): this {
-    if (cb) {
-      if (this.token < 0) {
-        this.once('close', () => {
-          const err = new Error('Server is not running.');
-          Object.defineProperty(err, 'code', { value: 'ERR_SERVER_NOT_RUNNING', enumerable: true });
-          cb(err);
-        });
-      } else {
-        this.once('close', () => cb());
-      }
+    if (typeof cb === 'function') {
+      if (this.token < 0) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
+      else this.once('close', () => cb());
     }
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
+      this.local = null;
       clearTimeout(this.retry);
     }
     this.closing = true;
@@ -149,9 +152,20 @@ export class Server extends EventEmitter implements Handle {
   private maybeClosed(): void {
     if (this.closing && this.connections === 0 && this.token < 0) {
       this.closing = false;
-      this.local = null;
       process.nextTick(() => this.emit('close'));
     }
+  }
+
+  /** `await using server = …`: closes it, as node:net's server does. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.token < 0) return;
+    await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** With `captureRejections`, a rejected 'connection' handler destroys that socket, as in node:net. */
+  [EventEmitter.captureRejectionSymbol](err: Error, event: string, socket?: Socket): void {
+    if (event === 'connection') socket!.destroy(err);
+    else this.emit('error', err);
   }
 
   getConnections(cb: (err: Error | null, count: number) => void): this {
@@ -172,13 +186,24 @@ export class Server extends EventEmitter implements Handle {
   /** @internal */
   onAccept(token: number): void {
     const reactor = this.reactor!;
-    if (this.connections >= this.maxConnections) {
+    // As node:net, 0 means no limit.
+    if (this.maxConnections && this.connections >= this.maxConnections) {
+      const local = reactor.native.localAddress(token);
+      const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
-      this.emit('drop', { remoteAddress: undefined, remotePort: undefined });
+      this.emit('drop', {
+        localAddress: local?.address,
+        localPort: local?.port,
+        localFamily: local?.family,
+        remoteAddress: remote?.address,
+        remotePort: remote?.port,
+        remoteFamily: remote?.family,
+      });
       return;
     }
     this.connections++;
     const socket = Socket.accepted({
+      server: this,
       reactor,
       token,
       allowHalfOpen: this.options.allowHalfOpen ?? false,
@@ -201,4 +226,10 @@ export class Server extends EventEmitter implements Handle {
     }
     this.emit('error', err);
   }
+}
+
+/** node:net's `toNumber` for a backlog given as an argument: a number >= 0, else false. */
+function backlogOf(value: unknown): number | false {
+  const n = Number(value);
+  return n >= 0 ? n : false;
 }

@@ -2,24 +2,32 @@
  * `net.Socket` on the muxnet reactor: a real `stream.Duplex` with node:net's
  * events, properties and error shapes. Node's lib/net.js is the spec.
  */
-import { lookup as dnsLookup } from 'node:dns';
-import { isIP } from 'node:net';
-import { Duplex } from 'node:stream';
+import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
+import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP } from 'node:net';
+import { Duplex, type DuplexOptions } from 'node:stream';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { invalidArgType, systemError } from '../errors';
-import { validatePort } from '../options';
+import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
+import { onAbort, validateAbortSignal, validateBoolean, validatePort } from '../options';
 import type { BackendName } from '../options';
+import type { Server } from './server';
 import { unsupported } from './unsupported';
 
-export interface SocketOptions {
+/** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
+export interface OnReadOptions {
+  /** The buffer to read into, or a function giving one for each read. */
+  buffer: Uint8Array | (() => Uint8Array);
+  /** `nread` bytes are at the start of `buf`; returning false pauses the socket. */
+  callback(this: Socket, nread: number, buf: Uint8Array): boolean | void;
+}
+
+export interface SocketOptions extends DuplexOptions {
   allowHalfOpen?: boolean;
-  readable?: boolean;
-  writable?: boolean;
+  /** Applied once connected, as `setNoDelay(true)`. */
+  noDelay?: boolean;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
   fd?: unknown;
-  onread?: unknown;
-  signal?: unknown;
+  onread?: OnReadOptions;
 }
 
 export interface SocketConnectOpts {
@@ -27,20 +35,34 @@ export interface SocketConnectOpts {
   host?: string;
   localAddress?: string;
   localPort?: number;
-  family?: number;
+  family?: number | string;
+  hints?: number;
   lookup?: typeof dnsLookup;
   noDelay?: boolean;
   keepAlive?: boolean;
   keepAliveInitialDelay?: number;
   timeout?: number;
-  path?: string;
+  /** Happy eyeballs: try every address the lookup gives (default `net.getDefaultAutoSelectFamily()`). */
+  autoSelectFamily?: boolean;
+  autoSelectFamilyAttemptTimeout?: number;
+  /** IPC is not supported yet; `null` (as http.Agent passes it) means TCP. */
+  path?: string | null;
   backend?: BackendName;
 }
 
-type Lookup = (host: string, opts: { family?: number }, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void;
+interface LookupAddress {
+  address: string;
+  family: number;
+}
+type Lookup = (
+  host: string,
+  opts: { family?: number | string; hints: number; all?: boolean },
+  cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
 
 /** Options handed to a socket the server accepted. */
 export interface AcceptedInit {
+  server: Server;
   reactor: Reactor;
   token: number;
   allowHalfOpen: boolean;
@@ -49,45 +71,96 @@ export interface AcceptedInit {
   onClose(): void;
 }
 
+/** The addresses `connect()` tries in turn (happy eyeballs), and how it went. */
+interface Attempts {
+  reactor: Reactor;
+  addresses: string[];
+  port: number;
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  timeoutMs: number;
+  errors: Error[];
+  timer?: NodeJS.Timeout;
+}
+
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
-  /** @internal */ token = -1;
+  /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
+  token = -1;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
+  /** connect() was called or the server accepted it: node:net's socket has a handle until destroyed. */
+  private opened = false;
+  /** The reactor closed the connection in order (both directions done). */
+  private handleClosed = false;
+  /** The peer's FIN came. */
+  private peerFin = false;
+  /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
+  private endedByPeer = false;
+  private attempts: Attempts | undefined;
   private remote: { address: string; family: string; port: number } | null = null;
   private local: { address: string; family: string; port: number } | null = null;
   private pendingWrite: ((err?: Error | null) => void) | undefined;
-  /** We stopped reading because the readable buffer is full. */
+  /** A write waiting for the connection (bytesWritten counts it). */
+  private pendingData: Buffer | undefined;
+  /** We stopped reading: the readable buffer is full, or the socket is paused. */
   private nativePaused = false;
-  private timeoutMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly backendName: BackendName | undefined;
   private onServerClose: (() => void) | undefined;
   private resetOnClose = false;
-  /** Pre-connect `setNoDelay`/`setKeepAlive`, applied once connected. */
-  private deferred: ((s: Socket) => void)[] = [];
+  private noDelay: boolean;
+  private keepAliveProbe: { enable: boolean; delay: number } = { enable: false, delay: 0 };
+  /** The server that accepted it (node:net also names it `_server`). */
+  server: Server | undefined;
+  _server: Server | undefined;
+  /** The idle timeout `setTimeout()` set, in ms. */
+  timeout: number | undefined;
+  /** `ip:port` of each address tried when connecting with autoSelectFamily to several. */
+  autoSelectFamilyAttemptedAddresses: string[] | undefined;
   bytesRead = 0;
-  private written = 0;
+  private dispatched = 0;
+  private readonly onread: OnReadOptions | undefined;
+  /** onread: bytes that arrived while paused, and an EOF behind them. */
+  private unread: Buffer | undefined;
+  private eofPending = false;
 
-  constructor(options: SocketOptions = {}) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
+  constructor(options: SocketOptions | number = {}) {
+    if (typeof options === 'number') throw unsupported('net.Socket(fd)');
+    options = { ...options };
     if (options.fd !== undefined) throw unsupported('net.Socket({ fd })');
-    if (options.onread !== undefined) throw unsupported('net.Socket({ onread })');
-    if (options.signal !== undefined) throw unsupported('net.Socket({ signal })');
-    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, autoDestroy: true, decodeStrings: true });
+    if (options.objectMode) throw invalidArgValue('options.objectMode', options.objectMode, 'is not supported');
+    if (options.readableObjectMode || options.writableObjectMode) {
+      const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
+      throw invalidArgValue(`options.${name}`, options[name], 'is not supported');
+    }
+    const signal = validateAbortSignal(options.signal, 'options.signal');
+    super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
+    // As node:net: an aborted signal destroys the socket with an AbortError.
+    if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
     this.backendName = options.backend;
+    this.noDelay = Boolean(options.noDelay);
+    // As node:net, an onread that does not fit is ignored.
+    const { onread } = options;
+    if (onread !== null && typeof onread === 'object' && (onread.buffer instanceof Uint8Array || typeof onread.buffer === 'function') && typeof onread.callback === 'function') {
+      this.onread = onread;
+    }
+    this.on('end', () => {
+      if (!this.allowHalfOpen) this.endedByPeer = true;
+    });
   }
 
   /** @internal Wraps a connection the server accepted. */
   static accepted(init: AcceptedInit): Socket {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen });
+    s.opened = true;
+    s.server = s._server = init.server;
     s.bind(init.reactor, init.token);
     s.onServerClose = init.onClose;
     s.fetchAddresses();
     if (init.paused) {
-      s.nativePaused = true;
-      init.reactor.native.pause(init.token);
       s.pause();
+      s.stopReading();
     }
     return s;
   }
@@ -97,6 +170,7 @@ export class Socket extends Duplex implements Handle {
     this.token = token;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
+    this.syncActive();
   }
 
   private fetchAddresses(): void {
@@ -104,7 +178,58 @@ export class Socket extends Duplex implements Handle {
     this.local = this.reactor!.native.localAddress(this.token);
   }
 
+  /** As libuv: a connection neither reading nor writing does not hold the process; one connecting or writing does, even unref'd. */
+  private syncActive(): void {
+    const writing = this.pendingWrite !== undefined;
+    this.keepAlive.setActivity(!this.nativePaused || writing, this.connectingFlag || writing);
+  }
+
+  private stopReading(): void {
+    if (this.nativePaused) return;
+    this.nativePaused = true;
+    if (this.token >= 0) this.reactor!.native.pause(this.token);
+    this.syncActive();
+  }
+
+  /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
+  private deliver(): void {
+    const { buffer, callback } = this.onread!;
+    while (this.unread !== undefined && !this.nativePaused) {
+      const buf = typeof buffer === 'function' ? buffer() : buffer;
+      const n = Math.min(buf.length, this.unread.length);
+      buf.set(this.unread.subarray(0, n));
+      this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
+      if (callback.call(this, n, buf) === false) this.stopReading();
+    }
+    if (this.unread === undefined && this.eofPending && !this.nativePaused) {
+      this.eofPending = false;
+      // libuv asks for a buffer for the read that finds the EOF too.
+      if (typeof buffer === 'function') buffer();
+      this.push(null);
+      this.read(0);
+    }
+  }
+
+  /** With onread, pausing stops reading from the kernel, as in node:net. */
+  override pause(): this {
+    if (this.onread && !this.connectingFlag) this.stopReading();
+    return super.pause();
+  }
+
+  override resume(): this {
+    if (this.onread && !this.connectingFlag && this.nativePaused) {
+      this._read();
+      this.deliver();
+    }
+    return super.resume();
+  }
+
   get connecting(): boolean {
+    return this.connectingFlag;
+  }
+
+  /** node:net's legacy name for `connecting`. */
+  get _connecting(): boolean {
     return this.connectingFlag;
   }
 
@@ -120,8 +245,16 @@ export class Socket extends Duplex implements Handle {
     return 'closed';
   }
 
+  /** Every byte `write()` accepted: sent, queued, corked or waiting for the connection. */
   get bytesWritten(): number {
-    return this.written;
+    let bytes = this.dispatched + (this.pendingData?.length ?? 0);
+    for (const { chunk } of (this as unknown as { writableBuffer: { chunk: Buffer }[] }).writableBuffer) bytes += chunk.length;
+    return bytes;
+  }
+
+  /** Bytes waiting to be written (`writableLength`), once the socket has a connection. */
+  get bufferSize(): number | undefined {
+    return this.token >= 0 || this.connectingFlag ? this.writableLength : undefined;
   }
 
   get remoteAddress(): string | undefined {
@@ -157,90 +290,176 @@ export class Socket extends Duplex implements Handle {
   connect(port: number | string, listener?: () => void): this;
   connect(...args: unknown[]): this {
     const [opts, listener] = normalizeConnectArgs(args);
-    if (opts.path !== undefined) throw unsupported('IPC sockets (connect with { path })');
+    if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
+    if (opts.path) throw unsupported('IPC sockets (connect with { path })');
     if (this.token >= 0 || this.connectingFlag) {
-      const err = new Error('Socket is already connected or connecting');
-      Object.defineProperty(err, 'code', { value: 'ERR_SOCKET_CONNECTION_IN_PROGRESS', enumerable: true });
-      throw err;
+      throw codedError('Socket is already connected or connecting', 'ERR_SOCKET_CONNECTION_IN_PROGRESS');
     }
-    const port = validatePort(opts.port, 'Port', false);
-    const host = opts.host ?? 'localhost';
+    const { localAddress, localPort } = opts;
+    if (localAddress && !isIP(localAddress)) throw invalidIpAddress(localAddress);
+    if (localPort && typeof localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', localPort);
+    if (opts.port !== undefined && typeof opts.port !== 'number' && typeof opts.port !== 'string') {
+      throw invalidArgType('options.port', 'of type number or string', opts.port);
+    }
+    const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
+    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false);
+    const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInt32(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1));
+    if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
+
+    if (this.destroyed) this.reset();
     if (listener) this.once('connect', listener);
     if (opts.timeout) this.setTimeout(opts.timeout);
     if (opts.noDelay) this.setNoDelay(true);
     if (opts.keepAlive) this.setKeepAlive(true, opts.keepAliveInitialDelay);
     this.connectingFlag = true;
-    const reactor = getReactor(opts.backend ?? this.backendName);
-    const lookup: Lookup = (opts.lookup as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
-    const start = (address: string) => {
-      if (this.destroyed) return;
-      const token = reactor.native.connect(address, port, opts.localAddress, opts.localPort);
-      if (token < 0) {
-        this.connectingFlag = false;
-        this.destroy(systemError(-token, 'connect', address, port));
-        return;
-      }
-      this.remote = { address, port, family: isIP(address) === 6 ? 'IPv6' : 'IPv4' };
-      this.bind(reactor, token);
-    };
+    this.opened = true;
+    const target = { reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
+    const host = opts.host || 'localhost';
     if (isIP(host)) {
-      process.nextTick(start, host);
-    } else {
-      lookup(host, { family: opts.family }, (err, address, family) => {
-        this.emit('lookup', err, address, family, host);
+      process.nextTick(() => this.dial({ ...target, addresses: [host] }));
+      return this;
+    }
+    const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family;
+    const dnsOpts: Parameters<Lookup>[1] = { family, hints: opts.hints || 0 };
+    if (family !== 4 && family !== 6 && dnsOpts.hints === 0) dnsOpts.hints = ADDRCONFIG;
+    const lookup = (opts.lookup as unknown as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
+    const fail = (err: Error) => process.nextTick(() => this.destroy(err));
+    if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
+      dnsOpts.all = true;
+      lookup(host, dnsOpts, (err, found) => {
+        if (!this.connectingFlag) return;
         if (err) {
-          this.connectingFlag = false;
-          this.destroy(err);
-        } else {
-          start(address);
+          this.emit('lookup', err, undefined, undefined, host);
+          return fail(err);
         }
+        const all = Array.isArray(found) ? found : [{ address: found, family: 0 }];
+        for (const { address, family: type } of all) {
+          this.emit('lookup', err, address, type, host);
+          if (!this.connectingFlag) return;
+        }
+        const addresses = happyEyeballsOrder(all);
+        if (addresses.length === 0) {
+          const [{ address, family: type } = { address: undefined, family: undefined }] = all;
+          return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
+        }
+        if (addresses.length > 1) this.autoSelectFamilyAttemptedAddresses = [];
+        this.dial({ ...target, addresses });
+      });
+    } else {
+      lookup(host, dnsOpts, (err, address, type) => {
+        this.emit('lookup', err, address, type, host);
+        if (!this.connectingFlag) return;
+        if (err) return fail(err);
+        if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
+        if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
+        this.dial({ ...target, addresses: [address] });
       });
     }
     return this;
   }
 
-  setNoDelay(noDelay = true): this {
-    if (this.token >= 0 && !this.connectingFlag) this.reactor!.native.setNoDelay(this.token, noDelay);
-    else this.deferred.push((s) => s.setNoDelay(noDelay));
-    return this;
+  /** A destroyed socket connects again as a new one (node:net's connect after close). */
+  private reset(): void {
+    (this as unknown as { _undestroy(): void })._undestroy();
+    this.remote = this.local = null;
+    this.handleClosed = false;
+    this.peerFin = false;
+    this.endedByPeer = false;
+    this.nativePaused = false;
+    this.unread = undefined;
+    this.eofPending = false;
+    this.autoSelectFamilyAttemptedAddresses = undefined;
+    // Counted per connection, as node:net counts per handle.
+    this.bytesRead = 0;
+    this.dispatched = 0;
   }
 
-  setKeepAlive(enable = false, initialDelay = 0): this {
-    if (this.token >= 0 && !this.connectingFlag) this.reactor!.native.setKeepAlive(this.token, enable, initialDelay);
-    else this.deferred.push((s) => s.setKeepAlive(enable, initialDelay));
-    return this;
-  }
-
-  setTimeout(ms: number, callback?: () => void): this {
-    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw invalidArgType('msecs', 'a non-negative number', ms);
-    this.timeoutMs = ms;
-    if (callback) {
-      if (ms === 0) this.off('timeout', callback);
-      else this.once('timeout', callback);
+  /** Tries the next address; the last failure (or all of them) destroys the socket. */
+  private dial(attempts: Attempts): void {
+    this.attempts = attempts;
+    const { reactor, addresses, port, localPort } = attempts;
+    while (this.connectingFlag) {
+      const address = addresses.shift();
+      if (address === undefined) {
+        const { errors } = attempts;
+        this.attempts = undefined;
+        this.destroy(errors.length === 1 ? errors[0] : aggregate(errors));
+        return;
+      }
+      this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
+      const v6 = isIP(address) === 6;
+      // A localPort alone binds the any-address of the destination's family.
+      const localAddress = attempts.localAddress ?? (localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
+      const token = reactor.native.connect(address, port, localAddress, localPort);
+      if (token < 0) {
+        // The binding does not say which step failed; these codes come from binding the local end.
+        const bind = localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token);
+        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port));
+        continue;
+      }
+      this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
+      this.bind(reactor, token);
+      if (addresses.length > 0) {
+        attempts.timer = setTimeout(() => {
+          attempts.errors.push(systemError(uvErrno('ETIMEDOUT'), 'connect', address, port));
+          reactor.closeHandle(this.token, this.keepAlive);
+          this.token = -1;
+          this.dial(attempts);
+        }, attempts.timeoutMs).unref();
+      }
+      return;
     }
-    this.touch();
+  }
+
+  setNoDelay(enable?: boolean): this {
+    const on = enable === undefined ? true : Boolean(enable);
+    if (this.token < 0 || this.connectingFlag) {
+      this.noDelay = on;
+    } else if (on !== this.noDelay) {
+      this.noDelay = on;
+      this.reactor!.native.setNoDelay(this.token, on);
+    }
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, initialDelay = 0): this {
+    const probe = { enable: Boolean(enable), delay: Math.trunc(initialDelay / 1000) * 1000 };
+    const changed = probe.enable !== this.keepAliveProbe.enable || (probe.enable && probe.delay !== this.keepAliveProbe.delay);
+    this.keepAliveProbe = probe;
+    if (changed && this.token >= 0 && !this.connectingFlag) this.reactor!.native.setKeepAlive(this.token, probe.enable, probe.delay);
+    return this;
+  }
+
+  setTimeout(msecs: number, callback?: () => void): this {
+    if (this.destroyed) return this;
+    this.timeout = msecs;
+    if (typeof msecs !== 'number') throw invalidArgType('msecs', 'of type number', msecs);
+    if (msecs < 0 || !Number.isFinite(msecs)) throw outOfRange('msecs', 'a non-negative finite number', msecs);
+    if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (msecs === 0) {
+      if (callback) this.off('timeout', callback);
+    } else {
+      // node:net's socket timers never hold the process.
+      this.timer = setTimeout(() => this.emit('timeout'), msecs).unref();
+      if (callback) this.once('timeout', callback);
+    }
     return this;
   }
 
   /** Restarts the idle timer on activity, as node:net does. */
   private touch(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.timeoutMs > 0 && !this.destroyed) {
-      this.timer = setTimeout(() => this.emit('timeout'), this.timeoutMs);
-      if (!this.keepAlive.on) this.timer.unref();
-    }
+    this.timer?.refresh();
   }
 
   ref(): this {
     this.keepAlive.set(true);
-    this.timer?.ref();
     return this;
   }
 
   unref(): this {
     this.keepAlive.set(false);
-    this.timer?.unref();
     return this;
   }
 
@@ -256,24 +475,49 @@ export class Socket extends Duplex implements Handle {
       this.once('connect', () => this.resetAndDestroy());
       return this;
     }
+    if (this.token < 0) return this.destroy(socketClosed());
     this.resetOnClose = true;
     return this.destroy();
+  }
+
+  /** After the peer ended a socket that is not half-open, writing fails with EPIPE. */
+  override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
+    if (!this.endedByPeer || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
+    const cb = typeof encoding === 'function' ? encoding : callback;
+    const err = codedError('This socket has been ended by the other party', 'EPIPE');
+    if (typeof cb === 'function') process.nextTick(cb, err);
+    this.destroy(err);
+    return false;
   }
 
   // Reading stops when push() says the buffer is full (a paused socket
   // fills it) and starts again when the stream asks for more: the peer
   // meets TCP backpressure, as with node:net.
   override _read(): void {
-    if (this.nativePaused && this.token >= 0) {
+    if (this.nativePaused) {
       this.nativePaused = false;
-      this.reactor!.native.resume(this.token);
+      if (this.token >= 0) this.reactor!.native.resume(this.token);
+      this.syncActive();
     }
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.connectingFlag || this.token < 0) {
+  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.connectingFlag) {
       // node:net queues writes made before the connection is up.
-      this.once('connect', () => this._write(chunk, _encoding, cb));
+      this.pendingData = chunk;
+      const onClose = () => cb(codedError('Socket closed before the connection was established', 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION'));
+      this.once('close', onClose);
+      this.once('connect', () => {
+        this.off('close', onClose);
+        this._write(chunk, encoding, cb);
+      });
+      return;
+    }
+    this.pendingData = undefined;
+    if (this.token < 0) {
+      cb(socketClosed());
       return;
     }
     const queued = this.reactor!.write(this.token, chunk);
@@ -281,10 +525,14 @@ export class Socket extends Duplex implements Handle {
       cb(systemError(-queued, 'write'));
       return;
     }
-    this.written += chunk.length;
+    this.dispatched += chunk.length;
     this.touch();
-    if (queued === 0) cb();
-    else this.pendingWrite = cb;
+    if (queued === 0) {
+      cb();
+    } else {
+      this.pendingWrite = cb;
+      this.syncActive();
+    }
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
@@ -293,75 +541,149 @@ export class Socket extends Duplex implements Handle {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.connectingFlag || this.token < 0) {
+    if (this.connectingFlag || (this.token < 0 && !this.handleClosed)) {
       this.once('connect', () => this._final(cb));
       return;
     }
+    if (this.token < 0) return cb();
     const r = this.reactor!.native.shutdown(this.token);
-    cb(r < 0 ? systemError(-r, 'shutdown') : null);
+    // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
+    cb(r < 0 && -r !== uvErrno('ENOTCONN') ? systemError(-r, 'shutdown') : null);
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
+    clearTimeout(this.attempts?.timer);
+    this.attempts = undefined;
     this.connectingFlag = false;
     if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive, this.resetOnClose);
+    else this.keepAlive.release();
+    this.token = -1;
+    this.resetOnClose = false;
     this.onServerClose?.();
     this.onServerClose = undefined;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     pending?.(err ?? null);
     cb(err);
-    // node:net emits 'close' from the handle's close callback, a loop turn later.
-    setImmediate(() => this.emit('close', err !== null && err !== undefined));
+    // node:net emits 'close' from the handle's close callback, a loop turn
+    // later; a socket that never had one closes on the next tick, saying nothing.
+    if (this.opened) setImmediate(() => this.emit('close', err !== null && err !== undefined));
+    else process.nextTick(() => this.emit('close'));
+    this.opened = false;
   }
 
   /** @internal */
   onConnect(): void {
     this.connectingFlag = false;
+    clearTimeout(this.attempts?.timer);
+    this.attempts = undefined;
     this.fetchAddresses();
-    for (const apply of this.deferred.splice(0)) apply(this);
+    this.syncActive();
+    if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
+    if (this.keepAliveProbe.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
     this.touch();
     this.emit('connect');
     this.emit('ready');
+    // node:net starts reading only if the stream asked for data or nobody paused it.
+    if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
   }
 
   /** @internal */
   onData(chunk: Buffer): void {
     this.bytesRead += chunk.length;
     this.touch();
-    // The slab view is ours to keep: no copy.
-    if (!this.push(chunk) && !this.nativePaused && this.token >= 0) {
-      this.nativePaused = true;
-      this.reactor!.native.pause(this.token);
+    if (this.onread) {
+      this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
+      this.deliver();
+      return;
     }
+    // The slab view is ours to keep: no copy.
+    if (!this.push(chunk)) this.stopReading();
   }
 
-  /** @internal */
+  /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
+    this.peerFin = true;
+    if (this.onread) {
+      this.eofPending = true;
+      this.deliver();
+      return;
+    }
     this.push(null);
+    this.read(0);
   }
 
   /** @internal */
   onDrain(): void {
     const cb = this.pendingWrite;
     this.pendingWrite = undefined;
+    this.syncActive();
     cb?.();
   }
 
   /** @internal The reactor closed the socket (its token is already free). */
   onClose(errno: number): void {
-    const wasConnecting = this.connectingFlag;
     this.token = -1;
     this.keepAlive.release();
-    if (errno === 0) {
-      // Orderly: both directions are done. Let 'end' surface first.
-      if (this.readableEnded || this.readableLength === 0) this.destroy();
-      else this.once('end', () => this.destroy());
+    const attempts = this.attempts;
+    if (this.connectingFlag && attempts) {
+      clearTimeout(attempts.timer);
+      const r = this.remote!;
+      attempts.errors.push(systemError(errno, 'connect', r.address, r.port));
+      // Not inside the reactor's batch: a record later in it may name the
+      // token the next attempt would get.
+      process.nextTick(() => this.dial(attempts));
       return;
     }
-    const r = this.remote;
-    this.destroy(wasConnecting && r ? systemError(errno, 'connect', r.address, r.port) : systemError(errno, 'read'));
+    if (errno === uvErrno('EPIPE') && this.pendingWrite === undefined) {
+      // Linux reports a reset after the peer's FIN (CLOSE_WAIT) as EPIPE.
+      // libuv reads that FIN as the EOF and only a write would meet the
+      // reset: with none waiting, the peer ended the connection.
+      if (!this.peerFin) this.onEnd();
+      errno = 0;
+    }
+    if (errno === 0) {
+      // Orderly: both directions are done; the stream ends (and is
+      // destroyed) as its buffers are consumed.
+      this.handleClosed = true;
+      return;
+    }
+    this.destroy(systemError(errno, 'read'));
   }
+}
+
+const LOCAL_BIND_ERRORS = ['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(uvErrno);
+
+/** node:net's order for autoSelectFamily: each valid address once, the families alternating, the lookup's first family first. */
+function happyEyeballsOrder(all: LookupAddress[]): string[] {
+  const byFamily: Record<number, string[]> = { 4: [], 6: [] };
+  let first: number | undefined;
+  for (const { address, family } of all) {
+    if (isIP(address) && (family === 4 || family === 6) && !byFamily[family].includes(address)) {
+      first ??= family;
+      byFamily[family].push(address);
+    }
+  }
+  const [a, b] = first === 6 ? [byFamily[6], byFamily[4]] : [byFamily[4], byFamily[6]];
+  return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]])
+    .flat()
+    .filter((address): address is string => address !== undefined);
+}
+
+function validateInt32(value: unknown, name: string, min: number): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
+  if (value < min || value > 2 ** 31 - 1) throw outOfRange(name, `>= ${min} && <= ${2 ** 31 - 1}`, value);
+  return value;
+}
+
+/** Several connection attempts failed: all their errors, as node:net reports them. */
+function aggregate(errors: Error[]): AggregateError & { code?: string } {
+  const err = new AggregateError(errors) as AggregateError & { code?: string };
+  err.code = (errors[0] as NodeJS.ErrnoException | undefined)?.code;
+  return err;
 }
 
 /** node:net's `normalizeArgs`: (options[, cb]) | (port[, host][, cb]) | (path[, cb]). */

@@ -1,9 +1,11 @@
-// Real clients and servers over the drop-in layer: Node's own http on
+// Real clients and servers over the drop-in layer: Node's own http and http2 on
 // muxnet sockets, and big transfers between node:net and muxnet.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import http2 from 'node:http2';
 import nodeNet from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 
@@ -72,6 +74,59 @@ describe('node:http over muxnet', () => {
     expect(body).toBe('echo: over muxnet');
     await new Promise((r) => app.close(r));
   });
+
+  it('a keep-alive http.Agent creating muxnet connections reuses them', async () => {
+    const app = http.createServer((req, res) => res.end(`got ${req.url}`));
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    const { port } = app.address() as nodeNet.AddressInfo;
+    // The agent hands createConnection `path: null` among its options.
+    const agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 2 }), { createConnection: muxnet.createConnection });
+    const get = (path: string) =>
+      new Promise<{ body: string; socket: unknown }>((resolve, reject) => {
+        http
+          .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            const { socket } = res; // detached once the response ends
+            res.on('end', () => resolve({ body, socket }));
+          })
+          .on('error', reject);
+      });
+    const results = [await get('/1'), await get('/2'), ...(await Promise.all(['/3', '/4', '/5'].map(get)))];
+    expect(results.map((r) => r.body)).toEqual(['got /1', 'got /2', 'got /3', 'got /4', 'got /5']);
+    expect(results[1].socket).toBe(results[0].socket);
+    for (const { socket } of results) expect(socket).toBeInstanceOf(muxnet.Socket);
+    agent.destroy();
+    app.closeAllConnections();
+    await new Promise((r) => app.close(r));
+  });
+
+  it('node:http2 runs over muxnet sockets on both ends (h2c)', async () => {
+    const h2 = http2.createServer();
+    h2.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200 });
+      stream.end(`h2 ${headers[':path']}`);
+    });
+    const server = muxnet.createServer((socket) => h2.emit('connection', socket));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const client = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => muxnet.connect(port, '127.0.0.1') as unknown as Duplex });
+    const fetch = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = client.request({ ':path': path });
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (d) => (body += d));
+        req.on('end', () => resolve(body));
+        req.on('error', reject);
+      });
+    expect(await Promise.all(['/a', '/b', '/c'].map(fetch))).toEqual(['h2 /a', 'h2 /b', 'h2 /c']);
+    client.close();
+    h2.close();
+    await new Promise((r) => server.close(r));
+  });
 });
 
 describe('8 MiB transfers between node:net and muxnet, verified by hash', () => {
@@ -105,7 +160,6 @@ describe('what is not supported says so', () => {
     ['IPC server', () => muxnet.createServer().listen('/tmp/muxnet.sock')],
     ['IPC client', () => muxnet.connect({ path: '/tmp/muxnet.sock' })],
     ['fd handles', () => new muxnet.Socket({ fd: 3 })],
-    ['onread', () => new muxnet.Socket({ onread: { buffer: Buffer.alloc(10), callback: () => true } })],
   ])('%s throws ERR_MUXNET_UNSUPPORTED', (_name, make) => {
     expect(make).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
   });

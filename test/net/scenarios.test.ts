@@ -1,11 +1,15 @@
 // One scenario suite, run against node:net itself and against muxnet's
 // drop-in layer on each backend: every expectation is checked against Node.
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 
 type Net = typeof nodeNet;
+type Errno = NodeJS.ErrnoException & { address?: string; port?: number };
 const IMPLS: [string, Net, string | undefined][] = [
   ['node:net', nodeNet, undefined],
   ['muxnet (mio)', muxnet as unknown as Net, 'mio'],
@@ -204,6 +208,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     let closed = false;
     server.close(() => (closed = true));
     expect(server.listening).toBe(false);
+    expect(server.address()).toBeNull();
     await new Promise((r) => setTimeout(r, 30));
     expect(closed).toBe(false);
     c.end();
@@ -275,5 +280,370 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(text).toBe('abc');
     c.destroy();
     server.close();
+  });
+
+  const freePort = async () => {
+    const probe = nodeNet.createServer();
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const { port } = probe.address() as nodeNet.AddressInfo;
+    await new Promise((r) => probe.close(r));
+    return port;
+  };
+  const closed = (server: nodeNet.Server) => new Promise((r) => server.close(r));
+
+  it('surfaces the peer’s FIN as end and close even when nobody reads', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end());
+    const port = await listening(server);
+    const c = dial(port);
+    const order: string[] = [];
+    c.on('end', () => order.push('end'));
+    await once(c, 'close');
+    expect(order).toEqual(['end']);
+    await closed(server);
+  });
+
+  it('is not destroyed when end arrives after its own end()', async () => {
+    const server = net.createServer(serverOpts(), () => {});
+    const port = await listening(server);
+    const c = dial(port);
+    await once(c, 'connect');
+    c.end();
+    const destroyedAtEnd = await new Promise((r) => c.on('end', () => r(c.destroyed)));
+    expect(destroyedAtEnd).toBe(false);
+    await once(c, 'close');
+    await closed(server);
+  });
+
+  it('fails a write after the peer ended a non-half-open socket with EPIPE, on the next tick', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end());
+    const port = await listening(server);
+    const c = dial(port);
+    await once(c, 'connect');
+    c.end();
+    let errored = false;
+    const errorEvent = once(c, 'error').then(([e]) => ((errored = true), e as Errno));
+    const { ret, wasErrored, cbErr } = await new Promise<{ ret: boolean; wasErrored: boolean; cbErr: Promise<Error | null | undefined> }>((resolve) =>
+      c.on('end', () => {
+        let ret = true;
+        const cbErr = new Promise<Error | null | undefined>((r) => (ret = c.write('late', r)));
+        resolve({ ret, wasErrored: errored, cbErr });
+      }),
+    );
+    expect(ret).toBe(false);
+    expect(wasErrored).toBe(false);
+    const epipe = { code: 'EPIPE', message: 'This socket has been ended by the other party' };
+    expect(await cbErr).toMatchObject(epipe);
+    expect(await errorEvent).toMatchObject(epipe);
+    await closed(server);
+  });
+
+  it('forgets its connection once destroyed: pending again, later calls are harmless', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.resume());
+    const port = await listening(server);
+    const c = dial(port);
+    await once(c, 'connect');
+    expect(c.pending).toBe(false);
+    c.destroy();
+    expect(c.pending).toBe(true);
+    expect(c.setNoDelay(true)).toBe(c);
+    expect(c.setKeepAlive(true)).toBe(c);
+    const err = await new Promise<Error | null | undefined>((r) => c.write('x', r));
+    expect(err).toMatchObject({ code: 'ERR_STREAM_DESTROYED' });
+    await once(c, 'close');
+    await closed(server);
+  });
+
+  it('constructs Socket, Server and Stream without new', () => {
+    const call = <T>(f: unknown, ...args: unknown[]) => (f as (...a: unknown[]) => T)(...args);
+    expect(call(net.Socket)).toBeInstanceOf(net.Socket);
+    expect(call((net as unknown as { Stream: unknown }).Stream)).toBeInstanceOf(net.Socket);
+    expect(call(net.Server, serverOpts())).toBeInstanceOf(net.Server);
+  });
+
+  it('binds synchronously on listen(port), then listening on the next tick', async () => {
+    const server = net.createServer(serverOpts());
+    let emitted = false;
+    server.on('listening', () => (emitted = true));
+    server.listen(0);
+    expect(server.listening).toBe(true);
+    expect((server.address() as nodeNet.AddressInfo).port).toBeGreaterThan(0);
+    expect(emitted).toBe(false);
+    const { address, family } = server.address() as nodeNet.AddressInfo;
+    expect((server as unknown as { _connectionKey: string })._connectionKey).toBe(`${family.slice(-1)}:${address}:0`);
+    expect(() => server.listen(0)).toThrow(expect.objectContaining({ code: 'ERR_SERVER_ALREADY_LISTEN' }));
+    await once(server, 'listening');
+    await closed(server);
+    // With a host, even an IP address, node:net looks it up first: bound on a later tick.
+    const named = net.createServer(serverOpts());
+    named.listen(0, '127.0.0.1');
+    expect(named.address()).toBeNull();
+    await once(named, 'listening');
+    expect((named.address() as nodeNet.AddressInfo).address).toBe('127.0.0.1');
+    await closed(named);
+  });
+
+  it('emits no listening after close(), ignores a non-function close callback, reports bind errors on the next tick', async () => {
+    const server = net.createServer(serverOpts());
+    server.on('listening', () => {
+      throw new Error('listening after close');
+    });
+    server.listen(0);
+    (server.close as (cb: unknown) => void)('not a function');
+    await once(server, 'close');
+    const first = net.createServer(serverOpts());
+    const port = await listening(first, 0);
+    const second = net.createServer(serverOpts());
+    let sync = true;
+    const failed = once(second, 'error').then(([e]) => ({ e: e as Errno, sync }));
+    second.listen(port);
+    sync = false;
+    const { e, sync: wasSync } = await failed;
+    expect(e).toMatchObject({ code: 'EADDRINUSE' });
+    expect(wasSync).toBe(false);
+    await closed(first);
+  });
+
+  it('counts every byte write() accepted in bytesWritten; bufferSize and highWaterMark as node:net', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.resume());
+    const port = await listening(server);
+    const c = net.connect({ port, host: '127.0.0.1', backend, highWaterMark: 1234 } as nodeNet.NetConnectOpts);
+    expect(c.writableHighWaterMark).toBe(1234);
+    c.write('abc');
+    c.cork();
+    c.write('defg');
+    expect(c.bytesWritten).toBe(7);
+    await once(c, 'connect');
+    c.uncork();
+    expect(typeof c.bufferSize).toBe('number');
+    c.end('hi');
+    await once(c, 'finish');
+    expect(c.bytesWritten).toBe(9);
+    c.destroy();
+    await closed(server);
+  });
+
+  it('connects again after close, and fails writes queued before a failed connect', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end('hi'));
+    const port = await listening(server);
+    const c = dial(port);
+    c.resume();
+    await once(c, 'close');
+    c.connect({ port, host: '127.0.0.1', backend } as nodeNet.NetConnectOpts);
+    expect(c.pending).toBe(true);
+    expect(c.connecting).toBe(true);
+    await once(c, 'connect');
+    expect(c.pending).toBe(false);
+    await once(c, 'close');
+    await closed(server);
+
+    const refused = dial(await freePort());
+    refused.on('error', () => {});
+    const err = await new Promise<Error | null | undefined>((r) => refused.write('queued', r));
+    expect(err).toMatchObject({ code: 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION' });
+  });
+
+  it('validates connect() arguments as node:net does', async () => {
+    const s = () => new net.Socket();
+    const connect = (opts: unknown) => () => s().connect(opts as nodeNet.SocketConnectOpts);
+    expect(connect({})).toThrow(expect.objectContaining({ code: 'ERR_MISSING_ARGS' }));
+    expect(connect({ port: true })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(connect({ port: 70000 })).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }));
+    expect(connect({ port: 80, localAddress: 'nope' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_IP_ADDRESS' }));
+    expect(connect({ port: 80, localPort: 'nope' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(connect({ port: 80, lookup: 'nope' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new net.Socket({ objectMode: true } as nodeNet.SocketConstructorOpts)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => s().setTimeout(-1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => s().setTimeout(Infinity)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => s().setTimeout('1' as unknown as number)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => s().setTimeout(1, 'nope' as unknown as () => void)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    // Port 0 is no argument error: the connect fails, and the port stays out of the error.
+    const zero = dial(0);
+    const [err] = (await once(zero, 'error')) as [Errno];
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1' });
+    expect(err.port).toBeUndefined();
+    expect(err.message).toBe('connect ECONNREFUSED 127.0.0.1');
+  });
+
+  it('honours localPort without localAddress, passes hints to the lookup, treats path: null as TCP', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end());
+    const port = await listening(server);
+    const localPort = await freePort();
+    const seen: unknown[] = [];
+    const lookup = (_host: string, opts: { hints?: number }, cb: (e: null, a: string, f: number) => void) => {
+      seen.push(opts.hints);
+      cb(null, '127.0.0.1', 4);
+    };
+    const c = net.connect({ port, host: 'muxnet.test', localPort, lookup, family: 4, hints: 1024, path: null, backend } as unknown as nodeNet.NetConnectOpts);
+    await once(c, 'connect');
+    expect(c.localPort).toBe(localPort);
+    expect(seen).toEqual([1024]);
+    c.resume();
+    await once(c, 'close');
+    await closed(server);
+  });
+
+  it.each([
+    ['does not hold the process with a paused idle socket or a socket timeout', 'paused'],
+    ['holds the process while an unref’d socket connects', 'unref-connecting'],
+  ])('%s', async (_title, which) => {
+    const fixture = path.join(__dirname, '..', 'fixtures', 'net-idle-exits.js');
+    const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio', which], { timeout: 10_000 });
+    expect(stdout.trim()).toBe('connected');
+  });
+
+  it('exports what node:net exports on Node 20', () => {
+    for (const name of Object.keys(nodeNet).filter((k) => !k.startsWith('_') || k === '_setSimultaneousAccepts')) {
+      expect(typeof (net as unknown as Record<string, unknown>)[name], name).toBe(typeof (nodeNet as unknown as Record<string, unknown>)[name]);
+    }
+    expect(new net.BlockList()).toBeInstanceOf(nodeNet.BlockList);
+    const c = new net.Socket();
+    expect(c.timeout).toBeUndefined();
+    c.setTimeout(1000);
+    expect(c.timeout).toBe(1000);
+    expect(typeof c.resetAndDestroy).toBe('function');
+    c.destroy();
+  });
+
+  it('closes a server on Symbol.asyncDispose', async () => {
+    const server = net.createServer(serverOpts());
+    await listening(server);
+    await server[Symbol.asyncDispose]();
+    expect(server.listening).toBe(false);
+    await server[Symbol.asyncDispose]();
+  });
+
+  it('tries each address the lookup gives with autoSelectFamily', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end('v4'));
+    const port = await listening(server, 0, '127.0.0.1');
+    const lookup = (_h: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) =>
+      opts.all ? cb(null, [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }]) : cb(null, '::1', 6);
+    const c = net.connect({ port, host: 'muxnet.test', lookup, autoSelectFamily: true, backend } as unknown as nodeNet.NetConnectOpts);
+    const [data] = await once(c, 'data');
+    expect(String(data)).toBe('v4');
+    expect(c.autoSelectFamilyAttemptedAddresses).toEqual([`::1:${port}`, `127.0.0.1:${port}`]);
+    c.destroy();
+    await closed(server);
+  });
+
+  it('aborts with a signal: AbortError for a socket, close for a server', async () => {
+    const c = net.connect({ port: await freePort(), host: '127.0.0.1', signal: AbortSignal.abort(), backend } as nodeNet.NetConnectOpts);
+    const [err] = await once(c, 'error').catch((e: Error) => [e]);
+    expect(err).toMatchObject({ name: 'AbortError' });
+    const ac = new AbortController();
+    const server = net.createServer(serverOpts());
+    server.listen({ port: 0, signal: ac.signal });
+    ac.abort();
+    await once(server, 'close');
+    expect(() => net.createServer(serverOpts()).listen({ port: 0, signal: 'nope' } as unknown as nodeNet.ListenOptions)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+  });
+
+  it('describes a dropped connection past maxConnections', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.resume());
+    server.maxConnections = 1;
+    const port = await listening(server);
+    const first = dial(port);
+    await once(first, 'connect');
+    const c = dial(port);
+    c.on('error', () => {});
+    const [drop] = await once(server, 'drop');
+    expect(drop).toMatchObject({ localPort: port, remoteAddress: '127.0.0.1', remoteFamily: 'IPv4' });
+    first.destroy();
+    c.destroy();
+    await closed(server);
+  });
+
+  it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
+    const message = 'hello onread world';
+    const server = net.createServer(serverOpts(), (s) => s.end(message));
+    const port = await listening(server);
+    const buffer = Buffer.alloc(4);
+    const pieces: string[] = [];
+    let paused = false;
+    const c = net.connect({
+      port,
+      host: '127.0.0.1',
+      backend,
+      onread: {
+        buffer,
+        callback(n: number, buf: Buffer) {
+          expect(paused).toBe(false);
+          expect(buf).toBe(buffer);
+          pieces.push(buf.toString('latin1', 0, n));
+          paused = true;
+          setTimeout(() => {
+            paused = false;
+            c.resume();
+          }, 5);
+          return false;
+        },
+      },
+    } as nodeNet.NetConnectOpts);
+    c.on('data', () => {
+      throw new Error('onread sockets emit no data');
+    });
+    await once(c, 'end');
+    expect(pieces.join('')).toBe(message);
+    expect(Math.max(...pieces.map((p) => p.length))).toBe(4);
+    await closed(server);
+  });
+
+  it('ends in order when the peer closed and reset it after a write (no EPIPE without a pending write)', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.destroy());
+    const port = await listening(server);
+    for (let i = 0; i < 5; i++) {
+      const events: string[] = [];
+      const c = dial(port);
+      c.on('connect', () => c.write('x'));
+      c.on('end', () => events.push('end'));
+      c.on('error', (e: Errno) => events.push(`error ${e.code}`));
+      const [hadError] = await once(c, 'close');
+      events.push(`close ${hadError}`);
+      expect(events).toEqual(['end', 'close false']);
+    }
+    await closed(server);
+  });
+
+  it('fails a write on a socket that never connected with ERR_SOCKET_CLOSED, then closes with no argument', async () => {
+    const c = new net.Socket();
+    const events: string[] = [];
+    c.on('error', (e: Errno) => events.push(`error ${e.code}`));
+    const cbErr = new Promise<Errno | null | undefined>((r) => c.write('x', r));
+    const closeArgs = await new Promise<unknown[]>((r) => c.on('close', (...args: unknown[]) => r(args)));
+    expect(await cbErr).toMatchObject({ code: 'ERR_SOCKET_CLOSED' });
+    expect(events).toEqual(['error ERR_SOCKET_CLOSED']);
+    expect(closeArgs).toEqual([]);
+  });
+
+  it('names the server on accepted sockets; a local address it cannot bind fails in bind', async () => {
+    let accepted: nodeNet.Socket | undefined;
+    const server = net.createServer(serverOpts(), (s) => {
+      accepted = s;
+      s.end();
+    });
+    const port = await listening(server);
+    const c = dial(port);
+    c.resume();
+    await once(c, 'close');
+    expect((accepted as unknown as { server: unknown }).server).toBe(server);
+    // 192.0.2.1 (TEST-NET-1) is no address of this host.
+    const far = dial(port, { localAddress: '192.0.2.1' });
+    const [err] = (await once(far, 'error')) as [Errno];
+    expect(err).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind', address: '192.0.2.1' });
+    expect(err.port).toBeUndefined();
+    await closed(server);
+  });
+
+  it('describes invalid listen() arguments as node:net does', () => {
+    const server = net.createServer(serverOpts());
+    expect(() => (server.listen as (...a: unknown[]) => void)(true)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'options' is invalid. Received { port: true }" }),
+    );
+    expect(() => server.listen({ host: 'localhost' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: `The argument 'options' must have the property "port" or "path". Received { host: 'localhost' }` }),
+    );
+    expect(() => server.listen({ port: -1 })).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT', message: 'options.port should be >= 0 and < 65536. Received type number (-1).' }));
   });
 });

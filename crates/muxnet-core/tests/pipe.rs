@@ -43,18 +43,24 @@ fn pipe_relays_both_ways(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let (a_peer, a, b_peer, b) = piped_pair(&mut h);
     let (up, down) = (pattern(1, 3 << 20), pattern(2, 2 << 20));
-    // Each peer writes and reads on its own thread; the reactor relays.
-    let writer = |mut s: TcpStream, data: Vec<u8>| Peer::spawn(move || s.write_all(&data).unwrap());
-    let reader = |mut s: TcpStream, n: usize| Peer::spawn(move || read_n(&mut s, n));
+    // Each peer writes and reads on its own thread; the reactor relays. The
+    // threads hand their sockets back: none closes before the counts are read.
+    let writer = |mut s: TcpStream, data: Vec<u8>| {
+        Peer::spawn(move || {
+            s.write_all(&data).unwrap();
+            s
+        })
+    };
+    let reader = |mut s: TcpStream, n: usize| Peer::spawn(move || (read_n(&mut s, n), s));
     let to_b = writer(a_peer.try_clone().unwrap(), up.clone());
     let to_a = writer(b_peer.try_clone().unwrap(), down.clone());
     let mut at_b = reader(b_peer, up.len());
     let mut at_a = reader(a_peer, down.len());
     turn_without_data(&mut h, "8 MiB relayed", || at_a.done() && at_b.done());
-    to_b.join();
-    to_a.join();
-    assert!(at_b.join() == up, "[{}] bytes toward b differ", h.name());
-    assert!(at_a.join() == down, "[{}] bytes toward a differ", h.name());
+    let _open = (to_b.join(), to_a.join());
+    let ((got_b, _b), (got_a, _a)) = (at_b.join(), at_a.join());
+    assert!(got_b == up, "[{}] bytes toward b differ", h.name());
+    assert!(got_a == down, "[{}] bytes toward a differ", h.name());
     assert_eq!(h.r.relayed(a).unwrap(), up.len() as u64, "bytes relayed from a");
     assert_eq!(h.r.relayed(b).unwrap(), down.len() as u64, "bytes relayed from b");
 }

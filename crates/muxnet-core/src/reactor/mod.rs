@@ -365,7 +365,15 @@ impl Reactor {
         // One dispatch per socket per turn, so none reads past its budget:
         // a carried socket is reported again by level-triggered backends
         // (and may get a new edge), and mio's stash can repeat a token.
-        ready.sort_unstable_by_key(|r| r.token);
+        // Listeners go first: a connection is accepted (and its owner told)
+        // before the turn reports what its peer did next, whichever slots
+        // the two sockets happen to hold.
+        let entries = &self.entries;
+        let order = |r: &Readiness| {
+            let listener = matches!(entries.get(r.token), Some(Entry { kind: Kind::Listener { .. }, .. }));
+            (!listener, r.token.index(), r.token.generation())
+        };
+        ready.sort_unstable_by_key(order);
         ready.dedup_by(|later, kept| {
             if later.token != kept.token {
                 return false;

@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// Runs Node's own net and dgram tests against muxnet's drop-in layer:
+//
+//   npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
+//
+// Every test/parallel/test-net-*.js and test-dgram-*.js of the checkout runs
+// in its own `node`, with `net`/`dgram` redirected to dist/ (see
+// conformance-hook.js; NODE_OPTIONS carries it into the test's own child
+// processes). `--reference` runs the same tests on Node's own modules, for
+// the figure to compare with. Tests muxnet cannot run by design are skipped
+// with a reason. It prints one line per failing or skipped test, then
+// `conformance: N passed, M failed, K skipped`; the exit code is 0 (it is a
+// measurement) unless `--strict` and something failed. Build first (dist/).
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const HOOK = path.join(__dirname, 'conformance-hook.js');
+
+/** Why a test is not run, from its source; undefined when it runs. */
+const SKIPS = [
+  [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
+  [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
+  [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
+  [/require\(['"](node:)?cluster['"]\)/, 'cluster'],
+  [/common\.PIPE|\.listen\(\s*\{\s*path\b|\bfd:\s/, 'IPC paths and fd handles (not in the drop-in layer yet)'],
+];
+
+function parseArgs(argv) {
+  const opts = { dir: undefined, reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--reference') opts.reference = true;
+    else if (a === '--strict') opts.strict = true;
+    else if (a === '--jobs') opts.jobs = Number(argv[++i]);
+    else if (a === '--timeout') opts.timeout = Number(argv[++i]);
+    else if (a === '--filter') opts.filter = argv[++i];
+    else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
+    else opts.dir = a;
+  }
+  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
+  return opts;
+}
+
+/** The checkout's root (the parent of test/), given it or its test/ dir. */
+function nodeRoot(dir) {
+  const abs = path.resolve(dir);
+  if (fs.existsSync(path.join(abs, 'test', 'parallel'))) return abs;
+  if (fs.existsSync(path.join(abs, 'parallel'))) return path.dirname(abs);
+  throw new Error(`${dir}: no test/parallel here`);
+}
+
+function flagsOf(source) {
+  const m = source.match(/^\/\/ Flags:(.*)$/m);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
+function runOne(root, file, opts, slot) {
+  const source = fs.readFileSync(file, 'utf8');
+  const skip = SKIPS.find(([re]) => re.test(source));
+  if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
+  const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
+  if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)}`.trim();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...flagsOf(source), file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const collect = (d) => (output = (output + d).slice(-4000));
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      // The test and whatever it spawned.
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+    }, opts.timeout * 1000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (hung) return resolve({ status: 'failed', reason: `hang (no exit within ${opts.timeout} s)`, output });
+      if (code === 0) return resolve({ status: 'passed' });
+      resolve({ status: 'failed', reason: signal ? `killed by ${signal}` : `exit ${code}: ${firstError(output)}`, output });
+    });
+  });
+}
+
+/** The line of the output that says what went wrong. */
+function firstError(output) {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /^(\w*Error|AssertionError|Mismatched|Error \[|.*\bcode: ')/.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? lines[0] ?? '';
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const root = nodeRoot(opts.dir);
+  if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
+  const parallel = path.join(root, 'test', 'parallel');
+  const files = fs.readdirSync(parallel)
+    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) && (!opts.filter || f.includes(opts.filter)))
+    .sort();
+  opts.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-conformance-'));
+  const results = new Map();
+  let next = 0;
+  const worker = async (slot) => {
+    while (next < files.length) {
+      const name = files[next++];
+      const result = await runOne(root, path.join(parallel, name), opts, slot);
+      results.set(name, result);
+      if (result.status !== 'passed') console.log(`${result.status === 'failed' ? 'FAIL' : 'SKIP'} ${name}: ${result.reason}`);
+      if (result.status === 'failed' && process.env.CONFORMANCE_VERBOSE) console.log(result.output.replace(/^/gm, '    '));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, (_, i) => worker(i)));
+  fs.rmSync(opts.tmp, { recursive: true, force: true });
+  const count = (s) => [...results.values()].filter((r) => r.status === s).length;
+  const failed = count('failed');
+  console.log(`conformance: ${count('passed')} passed, ${failed} failed, ${count('skipped')} skipped`);
+  process.exitCode = opts.strict && failed > 0 ? 1 : 0;
+}
+
+main().catch((err) => {
+  console.error(err.message);
+  process.exitCode = 2;
+});
