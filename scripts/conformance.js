@@ -25,7 +25,7 @@ const SKIPS = [
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
   [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
   [/require\(['"](node:)?cluster['"]\)/, 'cluster'],
-  [/common\.PIPE|\.listen\(\s*\{\s*path\b|\bfd:\s/, 'IPC paths and fd handles (not in the drop-in layer yet)'],
+  [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
 ];
 
 function parseArgs(argv) {

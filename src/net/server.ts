@@ -1,6 +1,7 @@
 /** `net.Server` on the muxnet reactor, with node:net's events and forms. */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
+import { chmodSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
@@ -25,7 +26,11 @@ export interface ListenOptions {
   ipv6Only?: boolean;
   reusePort?: boolean;
   exclusive?: boolean;
+  /** A Unix-domain socket path (IPC; on Linux a leading `'\0'` names an abstract socket). */
   path?: string;
+  /** Make the socket file readable / writable by all users (IPC). */
+  readableAll?: boolean;
+  writableAll?: boolean;
   fd?: number;
   /** Aborting it closes the server. */
   signal?: AbortSignal;
@@ -42,7 +47,8 @@ export class Server extends EventEmitter implements Handle {
   private reactor: Reactor | undefined;
   private token = -1;
   private readonly keepAlive = new KeepAlive();
-  private local: AddressInfo | null = null;
+  /** The address, or the path of an IPC server. */
+  private local: AddressInfo | string | null = null;
   private connections = 0;
   private closing = false;
   private retry: NodeJS.Timeout | undefined;
@@ -67,8 +73,9 @@ export class Server extends EventEmitter implements Handle {
     return this.token >= 0;
   }
 
-  address(): AddressInfo | null {
-    return this.local ? { ...this.local } : null;
+  /** `{ address, family, port }`, or the path of an IPC server, as node:net's. */
+  address(): AddressInfo | string | null {
+    return this.local !== null && typeof this.local === 'object' ? { ...this.local } : this.local;
   }
 
   listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
@@ -102,9 +109,39 @@ export class Server extends EventEmitter implements Handle {
       }
       return this;
     }
-    if (opts.path) throw unsupported('IPC servers (listen on a path)');
+    if (opts.path) {
+      this.bindPath(String(opts.path), opts);
+      return this;
+    }
     if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
     throw invalidArgValue('options', opts, 'is invalid');
+  }
+
+  /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
+  private bindPath(path: string, opts: ListenOptions): void {
+    const reactor = getReactor(this.options.backend);
+    const token = reactor.native.listenUnix(path, opts.backlog ?? 511);
+    if (token < 0) {
+      process.nextTick(() => this.emit('error', systemError(-token, 'listen', path)));
+      return;
+    }
+    if (opts.readableAll || opts.writableAll) {
+      const mode = (opts.readableAll ? 0o444 : 0) | (opts.writableAll ? 0o222 : 0);
+      // An abstract name has no file to change.
+      if (!path.startsWith('\0')) chmodSync(path, statSync(path).mode | mode);
+    }
+    this.listening_(reactor, token, reactor.native.localPath(token) ?? path, `-1:${path}:-1`);
+  }
+
+  /** The listener is up: attach it, and say so on the next tick (not if close() came first). */
+  private listening_(reactor: Reactor, token: number, local: AddressInfo | string | null, key: string): void {
+    this.reactor = reactor;
+    this.token = token;
+    this.local = local;
+    this._connectionKey = key;
+    reactor.attach(token, this);
+    this.keepAlive.bind(reactor);
+    process.nextTick(() => this.token === token && this.emit('listening'));
   }
 
   private bind(host: string | undefined, port: number, opts: ListenOptions): void {
@@ -123,14 +160,7 @@ export class Server extends EventEmitter implements Handle {
       process.nextTick(() => this.emit('error', systemError(-token, 'listen', address, port)));
       return;
     }
-    this.reactor = reactor;
-    this.token = token;
-    this.local = reactor.native.localAddress(token);
-    this._connectionKey = `${isIP(address)}:${address}:${port}`;
-    reactor.attach(token, this);
-    this.keepAlive.bind(reactor);
-    // Not if close() came first.
-    process.nextTick(() => this.token === token && this.emit('listening'));
+    this.listening_(reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
   }
 
   close(cb?: (err?: Error) => void): this {

@@ -291,9 +291,13 @@ export class Socket extends Duplex implements Handle {
   connect(...args: unknown[]): this {
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
-    if (opts.path) throw unsupported('IPC sockets (connect with { path })');
     if (this.token >= 0 || this.connectingFlag) {
       throw codedError('Socket is already connected or connecting', 'ERR_SOCKET_CONNECTION_IN_PROGRESS');
+    }
+    // Only a truthy path is IPC: http.Agent passes `path: null` with a port.
+    if (opts.path) {
+      if (typeof opts.path !== 'string') throw invalidArgType('options.path', 'of type string', opts.path);
+      return this.connectPath(opts.path, opts, listener);
     }
     const { localAddress, localPort } = opts;
     if (localAddress && !isIP(localAddress)) throw invalidIpAddress(localAddress);
@@ -355,6 +359,23 @@ export class Socket extends Duplex implements Handle {
         this.dial({ ...target, addresses: [address] });
       });
     }
+    return this;
+  }
+
+  /** An IPC connection to a Unix-domain path: no lookup, one attempt. */
+  private connectPath(path: string, opts: SocketConnectOpts, listener: (() => void) | undefined): this {
+    if (this.destroyed) this.reset();
+    if (listener) this.once('connect', listener);
+    if (opts.timeout) this.setTimeout(opts.timeout);
+    this.connectingFlag = true;
+    this.opened = true;
+    const reactor = getReactor(opts.backend ?? this.backendName);
+    process.nextTick(() => {
+      if (!this.connectingFlag) return;
+      const token = reactor.native.connectUnix(path);
+      if (token < 0) this.destroy(systemError(-token, 'connect', path));
+      else this.bind(reactor, token);
+    });
     return this;
   }
 

@@ -3,6 +3,8 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
+import { existsSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -634,6 +636,37 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(err).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind', address: '192.0.2.1' });
     expect(err.port).toBeUndefined();
     await closed(server);
+  });
+
+  it('serves IPC on a Unix-domain path: address() is the path, bytes both ways, the file removed on close', async () => {
+    const file = path.join(os.tmpdir(), `muxnet-ipc-${process.pid}-${backend ?? 'node'}.sock`);
+    rmSync(file, { force: true });
+    const server = net.createServer(serverOpts(), (s) => {
+      expect(s.remoteAddress).toBeUndefined();
+      s.pipe(s);
+    });
+    server.listen(file);
+    await once(server, 'listening');
+    expect(server.address()).toBe(file);
+    const c = net.connect({ path: file, backend } as nodeNet.NetConnectOpts);
+    await once(c, 'connect');
+    const chunks: Buffer[] = [];
+    c.on('data', (d) => chunks.push(d));
+    c.end('over a pipe');
+    await once(c, 'close');
+    expect(Buffer.concat(chunks).toString()).toBe('over a pipe');
+    // A path in use is EADDRINUSE, on the next tick, with the path as the address.
+    const second = net.createServer(serverOpts());
+    second.listen(file);
+    const [busy] = (await once(second, 'error')) as [Errno];
+    expect(busy).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', address: file });
+    await closed(server);
+    expect(existsSync(file)).toBe(false);
+    // Nobody there: ENOENT, with the path as the address; a path that is no string throws.
+    const missing = net.connect(file);
+    const [err] = (await once(missing, 'error')) as [Errno];
+    expect(err).toMatchObject({ code: 'ENOENT', syscall: 'connect', address: file, message: `connect ENOENT ${file}` });
+    expect(() => net.connect({ path: {} } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   it('describes invalid listen() arguments as node:net does', () => {
