@@ -229,6 +229,7 @@ export interface ReactorStats {
   reads: IoCount
   writes: IoCount
   receives: IoCount
+  sends: IoCount
   relayed: number
   listeners: number
   connections: number

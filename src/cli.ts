@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
+import { printStatsOnSignal } from './stats';
 import { BACKENDS, stats, type BackendName, type ReactorStats } from './fast';
 
 const USAGE = `usage: muxnet <command> [options]
@@ -79,6 +80,7 @@ function echo(argv: string[]): void {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  printStatsOnSignal(server.backend);
 
   // Announced only once a signal can stop it cleanly.
   const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;

@@ -25,6 +25,16 @@ export function stats(backend?: BackendName): ReactorStats {
   return getReactor(backend).native.stats();
 }
 
+/**
+ * On SIGUSR2, prints `muxnet stats <JSON>` (this thread's reactor for
+ * `backend`): how the benchmark samples a server's counters before and
+ * after a cell, to explain a figure (syscalls per message, events per turn).
+ * @internal
+ */
+export function printStatsOnSignal(backend?: BackendName): void {
+  process.on('SIGUSR2', () => console.log(`muxnet stats ${JSON.stringify(stats(backend))}`));
+}
+
 type Metric = [name: string, type: 'counter' | 'gauge', help: string, value: (s: ReactorStats) => number];
 
 const METRICS: Metric[] = [
@@ -39,6 +49,8 @@ const METRICS: Metric[] = [
   ['muxnet_write_bytes_total', 'counter', 'Bytes written to streams.', (s) => s.writes.bytes],
   ['muxnet_receive_calls_total', 'counter', 'Datagrams received.', (s) => s.receives.calls],
   ['muxnet_receive_bytes_total', 'counter', 'Bytes of datagrams received.', (s) => s.receives.bytes],
+  ['muxnet_send_calls_total', 'counter', 'Datagrams sent.', (s) => s.sends.calls],
+  ['muxnet_send_bytes_total', 'counter', 'Bytes of datagrams sent.', (s) => s.sends.bytes],
   ['muxnet_relayed_bytes_total', 'counter', 'Bytes relayed between piped connections.', (s) => s.relayed],
   ['muxnet_listeners', 'gauge', 'Listening sockets.', (s) => s.listeners],
   ['muxnet_paused_listeners', 'gauge', 'Listeners paused because fds ran out.', (s) => s.pausedListeners],

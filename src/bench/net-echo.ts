@@ -10,6 +10,8 @@ import type * as Dgram from 'node:dgram';
 
 const [impl = 'node:net', protocol = 'tcp', host = '127.0.0.1', port = '0'] = process.argv.slice(2);
 const muxnet = impl === 'muxnet';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+if (muxnet) (require('../stats') as typeof import('../stats')).printStatsOnSignal();
 
 if (protocol === 'udp') {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import type { ReactorStats } from '../stats';
 import os from 'node:os';
 import path from 'node:path';
 import type { Cell } from './cells';
@@ -40,6 +41,28 @@ export interface Result {
   bytesPerIdle?: number;
   /** Over the rounds: this result is the median one of `ok`. */
   rounds?: { ok: number; of: number; msgsPerS: number[] };
+  /** What the server's reactor did during the cell (muxnet servers). */
+  reactor?: ReactorDelta;
+}
+
+/** A muxnet server's reactor counters over one cell. */
+export interface ReactorDelta {
+  turns: number;
+  events: number;
+  /** Waits, reads, writes, datagrams received and sent: the syscalls of the I/O path. */
+  syscalls: number;
+  writes: number;
+}
+
+/** The counters that moved between two samples. */
+function delta(before: ReactorStats, after: ReactorStats): ReactorDelta {
+  const io = (s: ReactorStats) => s.waits + s.reads.calls + s.writes.calls + s.receives.calls + s.sends.calls;
+  return {
+    turns: after.turns - before.turns,
+    events: after.events - before.events,
+    syscalls: io(after) - io(before),
+    writes: after.writes.calls - before.writes.calls,
+  };
 }
 
 export interface RunOptions {
@@ -95,6 +118,8 @@ interface Started {
   pid: number;
   port: number;
   stop(): Promise<void>;
+  /** Its reactor's counters now (SIGUSR2), if it is a muxnet server. */
+  sample(): Promise<ReactorStats | undefined>;
 }
 
 /** Starts a server and waits for its `listening on` line. */
@@ -114,8 +139,8 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
       if (!m) return;
       clearTimeout(timer);
       child.stdout!.off('data', onOutput);
-      child.stdout!.resume();
       child.stderr!.resume();
+      const lines = statsLines(child);
       const stop = () =>
         new Promise<void>((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
@@ -123,7 +148,13 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
           child.kill('SIGTERM');
           setTimeout(() => child.kill('SIGKILL'), 3000).unref();
         });
-      resolve({ child, pid: child.pid!, port: Number(m[1]), stop });
+      const sample = async () => {
+        if (!spec.stats || child.exitCode !== null) return undefined;
+        const next = lines.next();
+        child.kill('SIGUSR2');
+        return next;
+      };
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample });
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', (d) => (out += d));
@@ -132,6 +163,34 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
       reject(new Error(`${spec.label}: exited (${code}) before listening\n${out}`));
     });
   });
+}
+
+/** The `muxnet stats {…}` lines a server prints on SIGUSR2, one at a time. */
+function statsLines(child: ChildProcess): { next(): Promise<ReactorStats | undefined> } {
+  let buffered = '';
+  let waiting: ((s: ReactorStats | undefined) => void) | undefined;
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d;
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('muxnet stats ') && waiting) {
+        waiting(JSON.parse(line.slice('muxnet stats '.length)) as ReactorStats);
+        waiting = undefined;
+      }
+    }
+  });
+  return {
+    next: () =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 2000);
+        waiting = (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        };
+      }),
+  };
 }
 
 /** Runs the load client for one cell (`taskset` execs, so `pid` is the server itself). */
@@ -233,9 +292,12 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
           server ??= await startServer(spec, protocol, opts.host, pin.server);
           const rssBeforeKb = rssKb(server.pid);
           try {
+            const before = await server.sample();
             const load = await runLoad(cell, opts.host, server.port, server.pid, opts, pin.client);
+            const after = await server.sample();
             const bytesPerIdle = cell.idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / cell.idle : undefined;
-            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle });
+            const reactor = before && after ? delta(before, after) : undefined;
+            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, reactor });
           } catch (e) {
             results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message });
             // A server that failed a cell is restarted for the next one.

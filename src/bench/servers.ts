@@ -19,6 +19,8 @@ export interface ServerSpec {
   unavailable?: string;
   /** What it serves: the echo cells, or the chat fan-out cells. */
   kind: 'echo' | 'chat';
+  /** It prints its reactor's counters on SIGUSR2 (a muxnet server). */
+  stats?: boolean;
   command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
 }
 
@@ -70,12 +72,13 @@ export function servers(): ServerSpec[] {
       wake: 'fd',
       udp: true,
       unavailable: dropIn ? undefined : 'the drop-in layer is not built yet',
+      stats: true,
       command: nodeEcho('muxnet'),
     },
-    { kind: 'echo', id: 'mio', label: 'muxnet fast mio', wake: 'fd', udp: true, command: fastEcho('mio') },
-    { kind: 'echo', id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, command: fastEcho('mio', 'thread') },
-    { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, command: fastEcho('poll') },
-    { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, limit: FD_SETSIZE, command: fastEcho('select') },
+    { kind: 'echo', id: 'mio', label: 'muxnet fast mio', wake: 'fd', udp: true, stats: true, command: fastEcho('mio') },
+    { kind: 'echo', id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, stats: true, command: fastEcho('mio', 'thread') },
+    { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, stats: true, command: fastEcho('poll') },
+    { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, stats: true, limit: FD_SETSIZE, command: fastEcho('select') },
     {
       kind: 'echo',
       id: 'rust',

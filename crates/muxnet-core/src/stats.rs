@@ -46,6 +46,8 @@ pub struct Stats {
     pub writes: IoCount,
     /// Datagrams received.
     pub receives: IoCount,
+    /// Datagrams sent.
+    pub sends: IoCount,
     /// Bytes read from one side of a pipe and written to the other.
     pub relayed: u64,
     /// Sockets open now, by kind and state.

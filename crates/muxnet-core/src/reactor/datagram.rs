@@ -33,12 +33,16 @@ impl Reactor {
 
     /// Sends one datagram now; a full send buffer is `WouldBlock`.
     pub fn send_to(&mut self, token: Token, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.datagram(token)?.send_to(data, to)
+        let sent = self.datagram(token)?.send_to(data, to)?;
+        self.counters.sends.one(sent);
+        Ok(sent)
     }
 
     /// Sends on a connected UDP socket.
     pub fn send(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
-        self.datagram(token)?.send(data)
+        let sent = self.datagram(token)?.send(data)?;
+        self.counters.sends.one(sent);
+        Ok(sent)
     }
 
     /// Fixes the peer of a UDP socket: `send` goes there and only its
