@@ -3,11 +3,13 @@
  * `muxnet <command>`: the apps users run.
  *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
  *   muxnet chat serve|connect …
+ *   muxnet proxy --listen HOST:PORT --upstream HOST:PORT[,weight=N] …
  */
 import { parseArgs } from 'node:util';
 import { numberArg, PORT } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
+import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
 import { BACKENDS, type BackendName } from './fast';
 
 const USAGE = `usage: muxnet <command> [options]
@@ -19,6 +21,7 @@ commands:
           --udp           echo datagrams instead of TCP
           --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
 ${CHAT_USAGE}
+${PROXY_USAGE}
 
   muxnet --help | --version`;
 
@@ -92,6 +95,16 @@ function main(argv: string[]): void {
         process.exit(1);
       });
       return;
+    case 'proxy':
+      try {
+        return runProxy(rest);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        // A bad command line (or option) exits 2 with the usage; a failure to listen, 1.
+        if (e.code?.startsWith('ERR_')) fail(e.message);
+        console.error(`muxnet proxy: ${e.message}`);
+        process.exit(1);
+      }
     case '--version':
     case '-v':
       // eslint-disable-next-line @typescript-eslint/no-require-imports
