@@ -117,6 +117,19 @@ describe('failover', () => {
     for (const s of survivors) await closeSocket(s);
   });
 
+  it('probes a down upstream with backoff: intervals double, up to 16 intervals', async () => {
+    const proxy = proxyFor({ upstreams: [{ port: await downPort() }], healthIntervalMs: 100, maxFailures: 1 });
+    const down: number[] = [];
+    proxy.on('upstream-down', () => down.push(Date.now()));
+    await sleep(1650);
+    // Probes at 100 ms (it goes down), then 200, 400, 800 ms later: about 4, where a fixed interval makes 16.
+    const { failures, healthy } = proxy.stats().upstreams[0];
+    expect(healthy).toBe(false);
+    expect(down.length).toBe(1);
+    expect(failures).toBeGreaterThanOrEqual(3);
+    expect(failures).toBeLessThanOrEqual(5);
+  });
+
   it('an upstream that accepts and resets: the client is reset, counted, nothing leaks', async () => {
     const bad = await upstream(resetter());
     const proxy = proxyFor({ upstreams: [{ port: bad.port }] });
