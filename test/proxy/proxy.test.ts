@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
-import { createProxy, type Proxy, type ProxyOptions, type Upstream } from '../../src/proxy';
+import { createProxy, type ProxyServer, type ProxyOptions, type Upstream } from '../../src/proxy';
 import { BACKENDS, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
 import { blackhole, downPort, exchange, halfCloseServer, neverReads, nodeEcho, nodeServer, randomBytes, resetter, sha, type TestUpstream } from './upstreams';
 
@@ -12,7 +12,7 @@ afterEach(async () => {
   for (const stop of cleanup.splice(0).reverse()) await stop();
 });
 
-function proxyFor(options: ProxyOptions): Proxy {
+function proxyFor(options: ProxyOptions): ProxyServer {
   const proxy = createProxy({ healthIntervalMs: 100, healthTimeoutMs: 200, ...options });
   cleanup.push(() => proxy.close({ timeout: 0 }));
   return proxy;

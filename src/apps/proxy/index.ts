@@ -106,16 +106,24 @@ interface Counters {
   probing: boolean;
 }
 
-/**
- * The proxy. Events:
- * - `'upstream-down'(upstream, err)`: ejected after `maxFailures` failures in a row.
- * - `'upstream-up'(upstream)`: re-admitted after a successful connect or probe.
- * - `'connect-failed'(upstream, err, clientAddress)`: a client's connect failed; the next upstream is tried at once.
- * - `'unavailable'(clientAddress)`: no upstream took the client; it was closed.
- * - `'error'(err)`: accepting failed (`EMFILE`, …; accepting resumes by itself). Without a listener it is a process warning.
- * - `'close'(stats)`: `close()` finished.
- */
-export class Proxy extends EventEmitter {
+/** The proxy's events and their arguments. */
+export interface ProxyEvents {
+  /** Ejected after `maxFailures` failures in a row; `err` is the last. */
+  'upstream-down': [upstream: Upstream, err: Error];
+  /** Re-admitted after a successful connect or probe. */
+  'upstream-up': [upstream: Upstream];
+  /** A client's connect failed (refused, timed out); the next upstream is tried at once. */
+  'connect-failed': [upstream: Upstream, err: Error, clientAddress: string | undefined];
+  /** No upstream took the client; it was closed. */
+  unavailable: [clientAddress: string];
+  /** Accepting failed (`EMFILE`, …; it resumes by itself). Without a listener it is a process warning. */
+  error: [err: Error];
+  /** `close()` finished. */
+  close: [stats: ProxyStats];
+}
+
+/** The proxy: a listening server that joins each client to an upstream. Events: `ProxyEvents`. */
+export class ProxyServer extends EventEmitter<ProxyEvents> {
   readonly balancer: Balancer;
   private readonly server: Server<Pair>;
   private readonly options: Required<Omit<ProxyOptions, 'port' | 'host' | 'backend' | 'upstreams' | 'strategy' | 'maxFailures'>>;
@@ -133,12 +141,12 @@ export class Proxy extends EventEmitter {
     super();
     const opts = validateObject(options, 'options') as unknown as ProxyOptions;
     this.balancer = new Balancer(opts.upstreams, { strategy: opts.strategy, maxFailures: opts.maxFailures });
-    const ms = (name: keyof ProxyOptions, fallback: number, min = 1) => validateInteger(opts[name], `options.${name}`, fallback, min, 2 ** 31 - 1);
+    const integer = (name: keyof ProxyOptions, fallback: number, min = 1) => validateInteger(opts[name], `options.${name}`, fallback, min, 2 ** 31 - 1);
     this.options = {
-      connectTimeoutMs: ms('connectTimeoutMs', 2000),
-      healthIntervalMs: ms('healthIntervalMs', 2000),
-      healthTimeoutMs: ms('healthTimeoutMs', 500),
-      maxConnections: opts.maxConnections === undefined ? Infinity : ms('maxConnections', 0, 0),
+      connectTimeoutMs: integer('connectTimeoutMs', 2000),
+      healthIntervalMs: integer('healthIntervalMs', 2000),
+      healthTimeoutMs: integer('healthTimeoutMs', 500),
+      maxConnections: opts.maxConnections === undefined ? Infinity : integer('maxConnections', 0, 0),
     };
     for (const u of this.balancer.upstreams) {
       this.counters.set(u, { pairs: 0, failures: 0, errors: 0, bytesUp: 0, bytesDown: 0, nextProbe: 0, backoff: 0, probing: false });
@@ -470,8 +478,8 @@ export class Proxy extends EventEmitter {
 }
 
 /** Starts a proxy; throws at once if the address is taken or an option is bad. */
-export function createProxy(options: ProxyOptions): Proxy {
-  return new Proxy(options);
+export function createProxy(options: ProxyOptions): ProxyServer {
+  return new ProxyServer(options);
 }
 
 /** One line of counts: what the CLI prints. */
