@@ -80,6 +80,14 @@ describe('muxnet proxy', () => {
     expect(proxy.output()).toMatch(/stopped: 0 live, 9 accepted/);
   });
 
+  it.each([['poll'], ['select']])('relays on --backend %s', async (backend) => {
+    const a = await echo();
+    const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--backend', backend]);
+    expect(proxy.output()).toContain(`backend ${backend}`);
+    const payload = randomBytes(300_000);
+    expect(sha((await exchange(proxy.port, payload)).data)).toBe(sha(payload));
+  });
+
   it('destroys pairs still open after --drain-timeout', async () => {
     const a = await echo();
     const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--drain-timeout', '0.3']);

@@ -72,9 +72,13 @@ describe('failover', () => {
       maxFailures: 100,
     });
     proxy.on('connect-failed', (u: Upstream, err: Error & { code?: string }) => events.push(`${u.port} ${err.code}`));
-    // Round-robin: the first client is offered the down one, the second the blackhole.
+    // Round-robin: the first client is offered the down one, the second the blackhole. 1 MiB
+    // each, sent at once: more than the proxy keeps while it waits (it pauses the client).
+    let maxBuffered = 0;
+    const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, proxy.stats().buffered)), 20);
+    cleanup.push(() => clearInterval(sampler));
     for (let i = 0; i < 3; i++) {
-      const payload = randomBytes(100_000 + i);
+      const payload = randomBytes((1 << 20) + i);
       const { data, error } = await exchange(proxy.port, payload);
       expect(error).toBeUndefined();
       expect(sha(data)).toBe(sha(payload));
@@ -82,6 +86,8 @@ describe('failover', () => {
     expect(events).toContain(`${down} ECONNREFUSED`);
     expect(events).toContain(`${hole.port} ETIMEDOUT`);
     expect(proxy.stats().upstreams.map((u) => u.pairs)).toEqual([0, 0, 3]);
+    expect(maxBuffered).toBeGreaterThan(0);
+    expect(maxBuffered).toBeLessThan(768 * 1024);
   });
 
   it('ejects a dead upstream, probes it with backoff and re-admits it; live pairs elsewhere carry on', async () => {
