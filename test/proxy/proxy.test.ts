@@ -1,4 +1,5 @@
 // The proxy over real loopback upstreams: bytes, strategies, faults, drain.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
@@ -283,5 +284,56 @@ describe('close()', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(700);
     expect(stats.live).toBe(0);
     expect(stats.accepted).toBe(2);
+  });
+});
+
+describe('out of fds', () => {
+  /** A proxy in a child process with `ulimit -n limit`, driven until it runs out of fds; what it printed. */
+  async function starve(limit: number, echoPort: number): Promise<string> {
+    const dist = JSON.stringify(require.resolve('../../dist/proxy'));
+    const code = `
+      const { createProxy } = require(${dist});
+      const proxy = createProxy({ port: 0, upstreams: [{ port: ${echoPort} }], maxFailures: 1, healthIntervalMs: 60000 });
+      proxy.on('error', (err) => console.log('ERROR ' + err.code + ' ' + err.syscall));
+      proxy.on('upstream-down', (u) => console.log('DOWN ' + u.address));
+      console.log('PORT ' + proxy.port);`;
+    const child = spawn('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" -e "$0"`, code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise((r) => child.once('exit', r));
+    const held: net.Socket[] = [];
+    try {
+      await waitFor(() => /PORT \d+/.test(out), 'the proxy to listen');
+      const port = Number(/PORT (\d+)/.exec(out)![1]);
+      for (let i = 0; i < 40 && !out.includes('ERROR'); i++) {
+        const sock = await netConnect(port);
+        sock.on('error', () => {});
+        held.push(sock);
+        await roundTrip(sock, Buffer.from('fd'), 1000).catch(() => {});
+      }
+      expect(out).toMatch(/ERROR E[MN]FILE/);
+      for (const s of held.splice(0)) s.destroy();
+      // Service comes back once fds are free (accepting resumes by itself).
+      let served = false;
+      for (let i = 0; i < 20 && !served; i++) {
+        served = (await exchange(port, Buffer.from('again'), 2000)).data.toString() === 'again';
+        if (!served) await sleep(100);
+      }
+      expect(served).toBe(true);
+      return out;
+    } finally {
+      for (const s of held) s.destroy();
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  it('EMFILE in the proxy, on accept or on the upstream connect, ejects no upstream and passes', async () => {
+    const echo = await upstream(nodeEcho());
+    // A pair costs two fds: of two limits one runs out on accept, the other on the connect.
+    const outs = [await starve(48, echo.port), await starve(49, echo.port)].join('');
+    expect(outs).not.toContain('DOWN');
+    expect(outs).toMatch(/ERROR EMFILE connect/);
+    expect(outs).toMatch(/ERROR EMFILE accept/);
   });
 });

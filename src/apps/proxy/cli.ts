@@ -94,7 +94,7 @@ export function runProxy(argv: string[]): void {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 
-  const { address, port: bound } = proxy.address();
+  const { address, port: bound } = proxy.address()!;
   const where = address.includes(':') ? `[${address}]:${bound}` : `${address}:${bound}`;
   console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstreams, backend ${proxy.backend})`);
 }

@@ -76,6 +76,8 @@ const PENDING_CAP = 256 * 1024;
 const MAX_BACKOFF = 16;
 
 const ETIMEDOUT = uvErrno('ETIMEDOUT');
+/** Failures of this process, not of the upstream: they eject nothing. */
+const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** One client and its upstream, through the attempts to find one. */
 interface Pair {
@@ -116,7 +118,11 @@ export interface ProxyEvents {
   'connect-failed': [upstream: Upstream, err: Error, clientAddress: string | undefined];
   /** No upstream took the client; it was closed. */
   unavailable: [clientAddress: string];
-  /** Accepting failed (`EMFILE`, …; it resumes by itself). Without a listener it is a process warning. */
+  /**
+   * This process ran out of fds (or memory): accepting failed (it resumes by
+   * itself), or a connect could not start (that client is closed). Without a
+   * listener it is a process warning.
+   */
   error: [err: Error];
   /** `close()` finished. */
   close: [stats: ProxyStats];
@@ -161,8 +167,9 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     return this.server.port;
   }
 
-  address(): SocketAddress {
-    return this.server.address() as SocketAddress;
+  /** Where it listens; null once closed. */
+  address(): SocketAddress | null {
+    return this.server.address() as SocketAddress | null;
   }
 
   /** Counts now: totals, each upstream, bytes each way (live pairs included). */
@@ -236,10 +243,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       onData: (conn: Connection<Pair>, chunk: Buffer) => this.data(conn.data!, conn, chunk),
       onEnd: (conn: Connection<Pair>) => this.ended(conn.data!, conn),
       onClose: (client: Connection<Pair>) => this.clientClosed(client.data),
-      onError: (err: Error) => {
-        if (this.listenerCount('error') > 0) this.emit('error', err);
-        else process.emitWarning(`muxnet proxy: ${err.message}`);
-      },
+      onError: (err: Error) => this.warn(err),
     };
   }
 
@@ -275,6 +279,12 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.attempt(pair);
   }
 
+  /** An `'error'` event, or a process warning if nothing listens (an unhandled one would throw). */
+  private warn(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(`muxnet proxy: ${err.message}`);
+  }
+
   /** Connects the pair to the next upstream the balancer offers, or gives the client up. */
   private attempt(pair: Pair): void {
     const clientAddress = pair.client.remoteAddress ?? '';
@@ -292,8 +302,17 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     try {
       upstream = connect<Pair>({ host: target.host, port: target.port, backend: this.backend, allowHalfOpen: true }, this.upstreamHandlers);
     } catch (err) {
-      // Known at once (no route, no fds): as good as refused.
-      this.failed(pair, target, err as Error);
+      const code = (err as { code?: string }).code ?? '';
+      if (!LOCAL_ERRORS.has(code)) {
+        // Known at once (no route, …): as good as refused.
+        this.failed(pair, target, err as Error);
+        return;
+      }
+      // Out of fds or memory here: no upstream's fault, and no other would do better.
+      this.balancer.release(target);
+      pair.target = undefined;
+      this.warn(err as Error);
+      pair.client.destroy();
       return;
     }
     upstream.data = pair;
