@@ -61,12 +61,13 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
 });
 
 describe('failover', () => {
-  it('a client never sees a refusal or a timeout while a healthy upstream remains, and its early bytes arrive', async () => {
+  it.each(BACKENDS)('on %s, a client never sees a refusal or a timeout while a healthy upstream remains, and its early bytes arrive', async (backend) => {
     const down = await downPort();
     const hole = await upstream(blackhole());
     const echo = muxnetEcho();
     const events: string[] = [];
     const proxy = proxyFor({
+      backend,
       upstreams: [{ port: down }, { port: hole.port }, { port: echo.port }],
       connectTimeoutMs: 300,
       healthIntervalMs: 60_000,
