@@ -41,3 +41,21 @@ export function numberArg(option: string, text: string | undefined, fallback: nu
   const range = max !== Infinity ? `from ${min} to ${max}` : `${exclusive ? '>' : '>='} ${min}`;
   throw new UsageError(`${option} must be ${kind} ${range}, not '${text}'`);
 }
+
+/** `--OPTION S`: a positive number of seconds (`fallback` if not given), in milliseconds. */
+export function secondsArg(option: string, text: string | undefined, fallback: number): number {
+  return numberArg(option, text, fallback, POSITIVE) * 1000;
+}
+
+/**
+ * `host:port`, `[v6]:port`, or a host alone (a bare IPv6 address has
+ * several colons), as `[host, port]`; the host defaults to 127.0.0.1 and
+ * the port to `defaultPort`. The port must be from `minPort` to 65535; it
+ * is called `portName` in the error.
+ */
+export function parseTarget(target: string | undefined, defaultPort: number, portName = 'the port', minPort = 1): [string, number] {
+  if (!target) return ['127.0.0.1', defaultPort];
+  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):([^:]*)$/.exec(target);
+  const [host, port] = m ? [m[1], m[2]] : [target, undefined];
+  return [host || '127.0.0.1', numberArg(portName, port, defaultPort, { integer: true, min: minPort, max: 65535 })];
+}

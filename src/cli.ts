@@ -3,11 +3,13 @@
  * `muxnet <command>`: the apps users run.
  *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
  *   muxnet chat serve|connect …
+ *   muxnet proxy --listen HOST:PORT --upstream HOST:PORT[,weight=N] …
  */
 import { parseArgs } from 'node:util';
 import { numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
+import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
 import { printStatsOnSignal } from './stats';
 import { BACKENDS, stats, type BackendName, type ReactorStats } from './fast';
 
@@ -21,6 +23,7 @@ commands:
           --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
           --stats S       every S seconds, a line of the reactor's counters
 ${CHAT_USAGE}
+${PROXY_USAGE}
 
   muxnet --help | --version`;
 
@@ -121,6 +124,16 @@ function main(argv: string[]): void {
         process.exit(1);
       });
       return;
+    case 'proxy':
+      try {
+        return runProxy(rest);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        // A bad command line (or option) exits 2 with the usage; a failure to listen, 1.
+        if (e.code?.startsWith('ERR_')) fail(e.message);
+        console.error(`muxnet proxy: ${e.message}`);
+        process.exit(1);
+      }
     case '--version':
     case '-v':
       // eslint-disable-next-line @typescript-eslint/no-require-imports

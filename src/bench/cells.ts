@@ -2,7 +2,7 @@
 
 export interface Cell {
   id: string;
-  group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat';
+  group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat' | 'proxy';
   protocol: 'tcp' | 'udp';
   connections: number;
   idle: number;
@@ -31,6 +31,12 @@ function chat(members: number): Cell {
   return { id: `chat-1to${members}`, group: 'chat', protocol: 'tcp', connections: members, idle: 0, payload: 64, depth: 16 };
 }
 
+/** TCP echo through a proxy (or straight to the echo server, for the direct line). */
+function proxy(connections: number, payload: number): Cell {
+  const cell = echo(connections, payload, 1);
+  return { ...cell, id: cell.id.replace('tcp-', 'proxy-'), group: 'proxy' };
+}
+
 export const FULL: Cell[] = [
   echo(1, 64, 1),
   echo(100, 64, 1),
@@ -46,6 +52,8 @@ export const FULL: Cell[] = [
   chat(100),
   chat(1000),
   chat(10000),
+  proxy(100, 64),
+  proxy(100, 16384),
 ];
 
-export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000)];
+export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000), proxy(100, 64)];

@@ -27,8 +27,8 @@ export function markdown(results: Result[], cells: Cell[]): string {
   for (const cell of cells) {
     const rows = results.filter((r) => r.cell === cell.id);
     if (rows.length === 0) continue;
-    // Chat cells compare the same chat server on node:net and on muxnet.
-    const node = baseline(results, cell.id, cell.group === 'chat' ? 'chat-node' : 'node')?.load;
+    // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy.
+    const node = baseline(results, cell.id, cell.group === 'chat' ? 'chat-node' : cell.group === 'proxy' ? 'proxy-node' : 'node')?.load;
     const rust = baseline(results, cell.id, 'rust')?.load;
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {

@@ -17,8 +17,8 @@ export interface ServerSpec {
   limit?: { connections: number; reason: string };
   /** Why it cannot run here, if it cannot. */
   unavailable?: string;
-  /** What it serves: the echo cells, or the chat fan-out cells. */
-  kind: 'echo' | 'chat';
+  /** What it serves: the echo cells, the chat fan-out cells, or echo through a proxy. */
+  kind: 'echo' | 'chat' | 'proxy';
   /** It prints its reactor's counters on SIGUSR2 (a muxnet server). */
   stats?: boolean;
   command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
@@ -48,6 +48,10 @@ function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
     cmd: process.execPath,
     args: [path.join(dist, 'cli.js'), 'chat', 'serve', '--port', '0', '--host', host, '--net', net, '--rate', '1000000000', '--max-clients', '20000', '--quiet'],
   });
+}
+
+function proxyServer(impl: 'muxnet' | 'node:net') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
 }
 
 const FD_SETSIZE = { connections: 1000, reason: 'select(2): fds < FD_SETSIZE (1024)' };
@@ -91,5 +95,8 @@ export function servers(): ServerSpec[] {
     { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
     { kind: 'chat', id: 'chat-node-corked', label: 'chat server on node:net, corked', wake: 'libuv', udp: false, command: chatServer('node-corked') },
     { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
+    { kind: 'proxy', id: 'proxy-node', label: 'node:net proxy (pipe both ways)', wake: 'libuv', udp: false, command: proxyServer('node:net') },
+    { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
+    { kind: 'proxy', id: 'proxy-direct', label: 'no proxy (the echo server direct)', wake: 'fd', udp: false, command: fastEcho('mio') },
   ];
 }

@@ -157,8 +157,6 @@ describe('8 MiB transfers between node:net and muxnet, verified by hash', () => 
 
 describe('what is not supported says so', () => {
   it.each([
-    ['IPC server', () => muxnet.createServer().listen('/tmp/muxnet.sock')],
-    ['IPC client', () => muxnet.connect({ path: '/tmp/muxnet.sock' })],
     ['fd handles', () => new muxnet.Socket({ fd: 3 })],
   ])('%s throws ERR_MUXNET_UNSUPPORTED', (_name, make) => {
     expect(make).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));

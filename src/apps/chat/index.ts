@@ -2,7 +2,7 @@
  * `muxnet chat serve` and `muxnet chat connect`.
  */
 import { parseArgs } from 'node:util';
-import { numberArg, PORT, POSITIVE, UsageError } from '../../args';
+import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { runClient } from './client';
 import { ChatServer } from './server';
@@ -21,11 +21,6 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
-
-/** `--OPTION S`, in milliseconds. */
-function seconds(option: string, text: string | undefined, fallback: number): number {
-  return numberArg(option, text, fallback, POSITIVE) * 1000;
-}
 
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -56,21 +51,13 @@ export async function runChat(argv: string[]): Promise<void> {
       port,
       nick: values.nick,
       udp: values.udp,
-      intervalMs: seconds('--interval', values.interval, 10),
+      intervalMs: secondsArg('--interval', values.interval, 10),
       input: process.stdin,
       output: process.stdout,
       interactive: Boolean(process.stdin.isTTY),
     }).then(() => process.exit(0));
   }
   throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
-}
-
-function parseTarget(target: string | undefined, defaultPort: number): [string, number] {
-  if (!target) return ['127.0.0.1', defaultPort];
-  // `host:port`, `[v6]:port`, or a host alone (a bare IPv6 address has several colons).
-  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):([^:]*)$/.exec(target);
-  const [host, port] = m ? [m[1], m[2]] : [target, undefined];
-  return [host || '127.0.0.1', numberArg('the port', port, defaultPort, { integer: true, min: 1, max: 65535 })];
 }
 
 type Values = Record<string, string | boolean | undefined>;
@@ -80,7 +67,7 @@ async function serve(values: Values): Promise<void> {
   const host = values.host as string;
   if (values.udp) {
     const port = numberArg('--port', values.port as string | undefined, 7002, PORT);
-    const server = new UdpChatServer({ port, host, backend, intervalMs: seconds('--interval', values.interval as string | undefined, 10) }).start();
+    const server = new UdpChatServer({ port, host, backend, intervalMs: secondsArg('--interval', values.interval as string | undefined, 10) }).start();
     onSignal(() => server.stop());
     console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
     return;
@@ -95,7 +82,7 @@ async function serve(values: Values): Promise<void> {
     backend,
     transport,
     framing: values.framing,
-    idleTimeoutMs: seconds('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
+    idleTimeoutMs: secondsArg('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
     rate,
     burst: rate * 2,
     maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),

@@ -1,0 +1,47 @@
+/**
+ * The proxies the benchmark compares, each in its own process in front of
+ * a muxnet fast echo server (a child process, pinned beside the load
+ * client so that the proxy's core is the proxy's alone):
+ *   node proxy-server.js <muxnet|node:net> <host>
+ * `muxnet` is `muxnet/proxy` (pairs joined with pipe(), relayed in Rust);
+ * `node:net` is the idiomatic Node proxy, `client.pipe(upstream).pipe(client)`.
+ * Prints `listening on tcp HOST:PORT` once ready; the echo server stops with it.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { createProxy } from '../proxy';
+import { pinning } from './runner';
+
+const [impl = 'muxnet', host = '127.0.0.1'] = process.argv.slice(2);
+
+const pin = pinning().client;
+const argv = [...pin, process.execPath, path.join(__dirname, '..', 'cli.js'), 'echo', '--port', '0', '--host', host];
+const echo = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => echo.kill('SIGKILL'));
+process.on('SIGTERM', () => process.exit(0));
+
+let out = '';
+echo.stdout!.on('data', function onData(d: Buffer) {
+  out += d;
+  const m = /listening on tcp \[?[^\]\s]+?\]?:(\d+)/.exec(out);
+  if (!m) return;
+  echo.stdout!.off('data', onData);
+  echo.stdout!.resume();
+  serve(Number(m[1]));
+});
+
+function serve(upstreamPort: number): void {
+  if (impl === 'muxnet') {
+    const proxy = createProxy({ host, port: 0, upstreams: [{ host, port: upstreamPort }] });
+    console.log(`listening on tcp ${host}:${proxy.port}`);
+    return;
+  }
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect({ host, port: upstreamPort, noDelay: true });
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  server.listen(0, host, () => console.log(`listening on tcp ${host}:${(server.address() as net.AddressInfo).port}`));
+}

@@ -1,0 +1,129 @@
+// `npx muxnet proxy` as a user runs it: a real process, real signals.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeSocket, netConnect, roundTrip, waitFor } from '../helpers';
+import { downPort, exchange, nodeEcho, randomBytes, sha, type TestUpstream } from './upstreams';
+
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const stop of cleanup.splice(0).reverse()) await stop();
+});
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(args: string[]): Running {
+  const child = spawn(process.execPath, [CLI, 'proxy', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  void exited.then(() => clearTimeout(killer));
+  cleanup.push(() => {
+    child.kill('SIGKILL');
+    return exited;
+  });
+  return { child, output: () => out, exited };
+}
+
+async function startProxy(args: string[]): Promise<Running & { port: number }> {
+  const running = run(['--listen', '127.0.0.1:0', ...args]);
+  let port = 0;
+  await waitFor(() => {
+    port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(running.output())?.[1] ?? 0);
+    return port > 0;
+  }, `the proxy to listen:\n${running.output()}`, 10_000);
+  return { ...running, port };
+}
+
+async function echo(): Promise<TestUpstream> {
+  const up = await nodeEcho();
+  cleanup.push(() => up.close());
+  return up;
+}
+
+describe('muxnet proxy', () => {
+  it('relays to weighted upstreams past a down one, and drains on SIGTERM', async () => {
+    const [a, b] = [await echo(), await echo()];
+    const down = await downPort();
+    const proxy = await startProxy([
+      '--upstream', `127.0.0.1:${a.port}`,
+      '--upstream', `127.0.0.1:${down}`,
+      '--upstream', `127.0.0.1:${b.port},weight=2`,
+      '--strategy', 'weighted', '--health-interval', '0.1', '--connect-timeout', '1',
+    ]);
+    expect(proxy.output()).toContain('(weighted, 3 upstreams, backend mio)');
+    for (let i = 0; i < 8; i++) {
+      const payload = randomBytes(50_000);
+      const { data, error } = await exchange(proxy.port, payload);
+      expect(error).toBeUndefined();
+      expect(sha(data)).toBe(sha(payload));
+    }
+    expect(a.accepted()).toBeGreaterThan(0);
+    expect(b.accepted()).toBeGreaterThan(a.accepted());
+    await waitFor(() => proxy.output().includes(`upstream 127.0.0.1:${down} down`), 'the down upstream to be reported');
+    // A pair live at SIGTERM keeps relaying until it ends; then the process exits by itself.
+    const live = await netConnect(proxy.port);
+    await roundTrip(live, Buffer.from('before'));
+    proxy.child.kill('SIGTERM');
+    await waitFor(() => proxy.output().includes('SIGTERM, draining 1 pairs'), 'the drain to start');
+    expect((await roundTrip(live, Buffer.from('during the drain'))).toString()).toBe('during the drain');
+    await closeSocket(live);
+    expect(await proxy.exited).toBe(0);
+    expect(proxy.output()).toMatch(/stopped: 0 live, 9 accepted/);
+  });
+
+  it.each([['poll'], ['select']])('relays on --backend %s', async (backend) => {
+    const a = await echo();
+    const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--backend', backend]);
+    expect(proxy.output()).toContain(`backend ${backend}`);
+    const payload = randomBytes(300_000);
+    expect(sha((await exchange(proxy.port, payload)).data)).toBe(sha(payload));
+  });
+
+  it('destroys pairs still open after --drain-timeout', async () => {
+    const a = await echo();
+    const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--drain-timeout', '0.3']);
+    const live = await netConnect(proxy.port);
+    live.on('error', () => {});
+    await roundTrip(live, Buffer.from('hold'));
+    const closed = new Promise((r) => live.on('close', r));
+    proxy.child.kill('SIGINT');
+    expect(await proxy.exited).toBe(0);
+    await closed;
+  });
+
+  it.each([
+    [['--upstream', '127.0.0.1:9001', '--health-interval', 'abc'], /--health-interval must be a number > 0, not 'abc'/],
+    [['--upstream', '127.0.0.1:9001', '--connect-timeout=-1'], /--connect-timeout must be a number > 0, not '-1'/],
+    [['--upstream', '127.0.0.1:9001', '--max-connections', '2.5'], /--max-connections must be a whole number >= 1, not '2.5'/],
+    [['--upstream', '127.0.0.1:9001', '--max-failures', '0'], /--max-failures must be a whole number >= 1, not '0'/],
+    [['--upstream', '127.0.0.1:9001,weight=abc'], /weight must be a whole number from 1 to 1000, not 'abc'/],
+    [['--upstream', '127.0.0.1:http'], /--upstream port must be a whole number from 1 to 65535, not 'http'/],
+    [['--upstream', '127.0.0.1'], /--upstream must be HOST:PORT\[,weight=N\], not '127.0.0.1'/],
+    [['--upstream', '127.0.0.1:9001,color=red'], /unknown parameter 'color=red'/],
+    [['--listen', '127.0.0.1:99999', '--upstream', '127.0.0.1:9001'], /--listen port must be a whole number from 0 to 65535, not '99999'/],
+    [['--upstream', '127.0.0.1:9001', '--strategy', 'fastest'], /--strategy must be one of round-robin, random, weighted, least-connections, source-hash, not fastest/],
+    [['--upstream', 'example.com:80'], /must be an IP address/],
+    [[], /give at least one --upstream HOST:PORT/],
+  ])('%j: a usage error, exit code 2', async (args, message) => {
+    const running = run(args);
+    expect(await running.exited).toBe(2);
+    expect(running.output()).toMatch(message);
+    expect(running.output()).toMatch(/^usage: /m);
+  });
+
+  it('a proxy that cannot listen exits 1', async () => {
+    const a = await echo();
+    const running = run(['--listen', `127.0.0.1:${a.port}`, '--upstream', `127.0.0.1:${a.port}`]);
+    expect(await running.exited).toBe(1);
+    expect(running.output()).toContain(`listen EADDRINUSE: address already in use 127.0.0.1:${a.port}`);
+  });
+});
