@@ -58,9 +58,57 @@ function which(bin: string): string | undefined {
   return undefined;
 }
 
+const REDIS_SERVER = which('redis-server');
+// Under CI a missing server fails the ioredis cases (.ci/run installs it);
+// elsewhere they are skipped, saying so.
+const SKIP_REDIS = REDIS_SERVER === undefined && !process.env.CI;
+if (SKIP_REDIS) console.warn('libraries.test.ts: redis-server is not on PATH, skipping the ioredis cases (apt-get install redis-server)');
+
+/** A real redis-server on a free loopback port, in a temp dir, no persistence. */
+async function startRedis(): Promise<{ port: number; stop: () => Promise<void> }> {
+  if (REDIS_SERVER === undefined) throw new Error('redis-server is not on PATH: .ci/run installs it (apt-get install redis-server)');
+  const probe = nodeNet.createServer().listen(0, '127.0.0.1');
+  await within(once(probe, 'listening'), 'a free port');
+  const { port } = probe.address() as nodeNet.AddressInfo;
+  await closeServer(probe);
+  const dir = mkdtempSync(join(tmpdir(), 'muxnet-redis-'));
+  const child: ChildProcess = spawn(
+    REDIS_SERVER,
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await within(exited, 'redis-server to exit').catch(() => child.kill('SIGKILL'));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let log = '';
+  try {
+    await within(
+      new Promise<void>((resolve, reject) => {
+        child.stdout?.on('data', (d: Buffer) => {
+          log += d;
+          if (log.includes('Ready to accept connections')) resolve();
+        });
+        child.stderr?.on('data', (d: Buffer) => (log += d));
+        child.once('error', reject);
+        child.once('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${log}`)));
+      }),
+      'redis-server to be ready',
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, stop };
+}
+
 describe.each(IMPLS)('%s', (_name, net, backend) => {
   // node:net ignores the muxnet-only `backend` option.
-  const dial: Dial = (opts, listener) => net.createConnection({ ...opts, backend } as nodeNet.NetConnectOpts, listener);
+  const dial: Dial = (opts, listener) => net.createConnection({ ...opts, backend } as unknown as nodeNet.NetConnectOpts, listener);
   /** A server of this implementation whose connections go to `app` (an http.Server). */
   const feed = async (app: http.Server, accepted: nodeNet.Socket[] = []) => {
     const server = net.createServer({ backend } as nodeNet.ServerOpts, (socket) => {
@@ -203,6 +251,175 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       agent.destroy();
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
       await closeServer(server);
+    });
+  });
+
+  describe('ws', () => {
+    /**
+     * A WebSocketServer on an http.Server fed with this implementation's
+     * server sockets. It echoes every message as it came (text or binary);
+     * 'ping me' makes it ping, 'close me' makes it close with 4001 'bye'.
+     */
+    const start = async () => {
+      const app = http.createServer();
+      const wss = new WebSocketServer({ server: app });
+      const upgraded: nodeNet.Socket[] = [];
+      const closes: [number, string][] = [];
+      const pongs: string[] = [];
+      wss.on('connection', (peer, req) => {
+        upgraded.push(req.socket);
+        peer.on('message', (data: RawData, isBinary) => {
+          if (!isBinary && data.toString() === 'ping me') peer.ping('from server');
+          else if (!isBinary && data.toString() === 'close me') peer.close(4001, 'bye');
+          else peer.send(data, { binary: isBinary });
+        });
+        peer.on('pong', (data) => pongs.push(data.toString()));
+        peer.on('close', (code, reason) => closes.push([code, reason.toString()]));
+      });
+      const fed = await feed(app);
+      return { ...fed, wss, upgraded, closes, pongs };
+    };
+    const open = async (port: number) => {
+      const client = new WebSocket(`ws://127.0.0.1:${port}/chat?room=1`, { createConnection: dial as never });
+      const upgrade = once(client, 'upgrade') as Promise<[http.IncomingMessage]>;
+      await within(once(client, 'open'), 'the WebSocket to open');
+      const [res] = await upgrade;
+      expect(res.socket).toBeInstanceOf(net.Socket);
+      return client;
+    };
+    const next = (client: WebSocket) =>
+      within(once(client, 'message') as Promise<[Buffer, boolean]>, 'a message').then(([data, isBinary]) => ({ data, isBinary }));
+    const stop = async (server: nodeNet.Server, wss: WebSocketServer) => {
+      await within(new Promise<void>((r, j) => wss.close((err) => (err ? j(err) : r()))), 'the WebSocketServer to close');
+      await closeServer(server);
+    };
+
+    it('carries text and multi-MiB binary messages both ways, pings and pongs', async () => {
+      const { server, port, wss, upgraded, pongs } = await start();
+      const client = await open(port);
+      expect(upgraded).toHaveLength(1);
+      expect(upgraded[0]).toBeInstanceOf(net.Socket);
+      for (const text of ['hello', 'ünïcødé ✓', 'x'.repeat(70_000)]) {
+        client.send(text);
+        const got = await next(client);
+        expect(got.isBinary).toBe(false);
+        expect(got.data.toString()).toBe(text);
+      }
+      for (const size of [1, 125, 126, 65_536, 3 << 20]) {
+        const payload = randomBytes(size);
+        client.send(payload);
+        const got = await next(client);
+        expect(got.isBinary).toBe(true);
+        expect(sha(got.data)).toBe(sha(payload));
+      }
+      client.ping('from client');
+      const [pong] = await within(once(client, 'pong'), 'a pong');
+      expect(pong.toString()).toBe('from client');
+      client.send('ping me');
+      const [ping] = await within(once(client, 'ping'), 'a ping');
+      expect(ping.toString()).toBe('from server');
+      await waitFor(() => pongs.length === 1, 'the client to answer the ping');
+      expect(pongs).toEqual(['from server']);
+      client.close(1000, 'done');
+      const [code, reason] = await within(once(client, 'close'), 'the close handshake');
+      expect([code, reason.toString()]).toEqual([1000, 'done']);
+      await waitFor(() => upgraded[0].destroyed, 'the server side to close');
+      await stop(server, wss);
+    });
+
+    it('reports the close code and reason the server sends, on both sides', async () => {
+      const { server, port, wss, upgraded, closes } = await start();
+      const client = await open(port);
+      client.send('close me');
+      const [code, reason] = await within(once(client, 'close'), 'the close handshake');
+      expect([code, reason.toString()]).toEqual([4001, 'bye']);
+      await waitFor(() => closes.length === 1, 'the server to see the close');
+      expect(closes).toEqual([[4001, 'bye']]);
+      await waitFor(() => upgraded[0].destroyed, 'the server side to close');
+      await stop(server, wss);
+    });
+  });
+
+  describe.skipIf(SKIP_REDIS)('ioredis with a Connector of this implementation, against redis-server', () => {
+    let server: Awaited<ReturnType<typeof startRedis>> | undefined;
+    beforeAll(async () => {
+      server = await startRedis();
+    });
+    afterAll(() => server?.stop());
+
+    /** An ioredis client whose every connection (reconnects too) is `dial`'s; `made` lists them. */
+    const client = async () => {
+      const made: nodeNet.Socket[] = [];
+      class Connector extends AbstractConnector {
+        private readonly target: { port: number; host: string };
+        constructor(options: unknown) {
+          const redisOptions = options as { port: number; host: string; disconnectTimeout: number };
+          super(redisOptions.disconnectTimeout);
+          this.target = redisOptions;
+        }
+        connect() {
+          this.connecting = true;
+          this.stream = dial({ port: this.target.port, host: this.target.host });
+          made.push(this.stream);
+          return Promise.resolve(this.stream);
+        }
+      }
+      const redis = new Redis({ port: server?.port, host: '127.0.0.1', Connector, retryStrategy: () => 20, maxRetriesPerRequest: 1 });
+      await within(once(redis, 'ready'), 'ioredis to be ready');
+      return { redis, made };
+    };
+    const quit = async (redis: Redis, made: nodeNet.Socket[]) => {
+      expect(await redis.quit()).toBe('OK');
+      await waitFor(() => made.every((s) => s.destroyed), 'the sockets to close');
+    };
+
+    it('runs commands, a pipeline, concurrent commands and a 4 MiB value byte for byte', async () => {
+      const { redis, made } = await client();
+      expect(await redis.set('greeting', 'hello ✓')).toBe('OK');
+      expect(await redis.get('greeting')).toBe('hello ✓');
+      const big = randomBytes(4 << 20);
+      expect(await redis.set('big', big)).toBe('OK');
+      expect(sha((await redis.getBuffer('big')) ?? Buffer.alloc(0))).toBe(sha(big));
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < 500; i++) pipeline.incr('counter');
+      const results = (await pipeline.exec()) ?? [];
+      expect(results.map(([err, n]) => [err, n])).toEqual(Array.from({ length: 500 }, (_v, i) => [null, i + 1]));
+      const values = Array.from({ length: 200 }, (_v, i) => pattern(i, 1 + i * 37));
+      await Promise.all(values.map((v, i) => redis.set(`k${i}`, v)));
+      const back = await Promise.all(values.map((_v, i) => redis.getBuffer(`k${i}`)));
+      back.forEach((b, i) => expect(b?.equals(values[i]), `k${i}`).toBe(true));
+      expect(made).toHaveLength(1);
+      expect(made[0]).toBeInstanceOf(net.Socket);
+      await quit(redis, made);
+    });
+
+    it('delivers pub/sub messages in order, text and binary', async () => {
+      const sub = await client();
+      const pub = await client();
+      const got: Buffer[] = [];
+      sub.redis.on('messageBuffer', (_channel: Buffer, message: Buffer) => got.push(message));
+      expect(await sub.redis.subscribe('news')).toBe(1);
+      const sent = Array.from({ length: 100 }, (_v, i) => (i % 2 ? randomBytes(i * 100) : Buffer.from(`message ${i}`)));
+      for (const m of sent) expect(await pub.redis.publish('news', m)).toBe(1);
+      await waitFor(() => got.length === sent.length, 'every message');
+      got.forEach((m, i) => expect(m.equals(sent[i]), `message ${i}`).toBe(true));
+      await quit(sub.redis, sub.made);
+      await quit(pub.redis, pub.made);
+    });
+
+    it('reconnects through the Connector when the server kills the connection', async () => {
+      const { redis, made } = await client();
+      const admin = await client();
+      const id = await redis.client('ID');
+      expect(await admin.redis.client('KILL', 'ID', String(id))).toBe(1);
+      await within(once(redis, 'reconnecting'), 'ioredis to reconnect');
+      await within(once(redis, 'ready'), 'ioredis to be ready again');
+      expect(await redis.client('ID')).not.toBe(id);
+      expect(await redis.ping()).toBe('PONG');
+      expect(made).toHaveLength(2);
+      expect(made[0].destroyed).toBe(true);
+      await quit(redis, made);
+      await quit(admin.redis, admin.made);
     });
   });
 });
