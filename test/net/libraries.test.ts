@@ -1,21 +1,19 @@
 // Third-party clients and servers that take a socket factory or a stream,
 // unchanged, over muxnet's drop-in on each backend, with node:net as the
-// baseline: node:http (a keep-alive Agent, http.Server), the `ws` package, and
-// ioredis against a real redis-server started here.
-import { spawn, type ChildProcess } from 'node:child_process';
+// baseline: node:http (a keep-alive Agent, http.Server), the `ws` package,
+// ioredis and pg against a real redis-server and PostgreSQL started here.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import nodeNet from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AbstractConnector, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
 import { BACKENDS, socketFds, waitFor } from '../helpers';
+import { POSTGRES, POSTGRES_USER, REDIS, skipWithout, within, type Daemon } from './daemons';
+import pg from 'pg';
 
 type Net = typeof nodeNet;
 type Dial = (opts: nodeNet.NetConnectOpts, listener?: () => void) => nodeNet.Socket;
@@ -33,78 +31,11 @@ const pattern = (seed: number, size: number) => {
   return b;
 };
 
-/** `promise`, or a failure naming `what` after `ms`. */
-function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const SKIP_REDIS = skipWithout(REDIS);
+const SKIP_POSTGRES = skipWithout(POSTGRES);
 
 const closeServer = (server: { close(cb: () => void): unknown }) =>
   within(new Promise<void>((resolve) => server.close(() => resolve())), 'server close');
-
-/** The path of an executable on $PATH, or undefined. */
-function which(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    try {
-      accessSync(join(dir, bin), constants.X_OK);
-      return join(dir, bin);
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-const REDIS_SERVER = which('redis-server');
-// Under CI a missing server fails the ioredis cases (.ci/run installs it);
-// elsewhere they are skipped, saying so.
-const SKIP_REDIS = REDIS_SERVER === undefined && !process.env.CI;
-if (SKIP_REDIS) console.warn('libraries.test.ts: redis-server is not on PATH, skipping the ioredis cases (apt-get install redis-server)');
-
-/** A real redis-server on a free loopback port, in a temp dir, no persistence. */
-async function startRedis(): Promise<{ port: number; stop: () => Promise<void> }> {
-  if (REDIS_SERVER === undefined) throw new Error('redis-server is not on PATH: .ci/run installs it (apt-get install redis-server)');
-  const probe = nodeNet.createServer().listen(0, '127.0.0.1');
-  await within(once(probe, 'listening'), 'a free port');
-  const { port } = probe.address() as nodeNet.AddressInfo;
-  await closeServer(probe);
-  const dir = mkdtempSync(join(tmpdir(), 'muxnet-redis-'));
-  const child: ChildProcess = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await within(exited, 'redis-server to exit').catch(() => child.kill('SIGKILL'));
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  let log = '';
-  try {
-    await within(
-      new Promise<void>((resolve, reject) => {
-        child.stdout?.on('data', (d: Buffer) => {
-          log += d;
-          if (log.includes('Ready to accept connections')) resolve();
-        });
-        child.stderr?.on('data', (d: Buffer) => (log += d));
-        child.once('error', reject);
-        child.once('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${log}`)));
-      }),
-      'redis-server to be ready',
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, stop };
-}
 
 describe.each(IMPLS)('%s', (_name, net, backend) => {
   // node:net ignores the muxnet-only `backend` option.
@@ -341,9 +272,9 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   describe.skipIf(SKIP_REDIS)('ioredis with a Connector of this implementation, against redis-server', () => {
-    let server: Awaited<ReturnType<typeof startRedis>> | undefined;
+    let server: Daemon | undefined;
     beforeAll(async () => {
-      server = await startRedis();
+      server = await REDIS.start();
     });
     afterAll(() => server?.stop());
 
@@ -420,6 +351,68 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect(made[0].destroyed).toBe(true);
       await quit(redis, made);
       await quit(admin.redis, admin.made);
+    });
+  });
+
+  describe.skipIf(SKIP_POSTGRES)('pg with a stream of this implementation, against PostgreSQL', () => {
+    let server: Daemon | undefined;
+    beforeAll(async () => {
+      server = await POSTGRES.start();
+    });
+    afterAll(() => server?.stop());
+
+    /** A connected pg.Client on an unconnected Socket of this implementation (pg calls its connect). */
+    const client = async () => {
+      const made: nodeNet.Socket[] = [];
+      const db = new pg.Client({
+        host: '127.0.0.1',
+        port: server?.port,
+        user: POSTGRES_USER,
+        database: 'postgres',
+        stream: () => {
+          const socket = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+          made.push(socket);
+          return socket;
+        },
+      });
+      await within(db.connect(), 'pg to connect');
+      return { db, made };
+    };
+
+    it('runs parameterized and concurrent queries and a 4 MiB bytea byte for byte', async () => {
+      const { db, made } = await client();
+      expect((await db.query('SELECT $1::text || $2::text AS s', ['hello ', 'ünïcødé'])).rows).toEqual([{ s: 'hello ünïcødé' }]);
+      const blob = randomBytes(4 << 20);
+      const { rows } = await db.query<{ b: Buffer; n: number }>('SELECT $1::bytea AS b, length($1::bytea) AS n', [blob]);
+      expect(rows[0].n).toBe(blob.length);
+      expect(sha(rows[0].b)).toBe(sha(blob));
+      const sums = await Promise.all(Array.from({ length: 200 }, (_v, i) => db.query<{ n: number }>('SELECT $1::int + 1 AS n', [i])));
+      expect(sums.map((r) => r.rows[0].n)).toEqual(Array.from({ length: 200 }, (_v, i) => i + 1));
+      const series = await db.query<{ g: number }>('SELECT g FROM generate_series(1, 100000) g');
+      expect(series.rows.length).toBe(100_000);
+      expect(series.rows[99_999].g).toBe(100_000);
+      await expect(db.query('SELEKT 1')).rejects.toMatchObject({ code: '42601' });
+      expect((await db.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      expect(made).toHaveLength(1);
+      expect(made[0]).toBeInstanceOf(net.Socket);
+      await within(db.end(), 'pg to end');
+      expect(made[0].destroyed).toBe(true);
+    });
+
+    it('reports a backend terminated by the server as an error, then ends', async () => {
+      const victim = await client();
+      const admin = await client();
+      const pid = (await victim.db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const errors: (Error & { code?: string })[] = [];
+      victim.db.on('error', (err) => errors.push(err));
+      // (events.once would reject on the first 'error')
+      const ended = new Promise((resolve) => victim.db.once('end', resolve));
+      expect((await admin.db.query('SELECT pg_terminate_backend($1) AS ok', [pid])).rows).toEqual([{ ok: true }]);
+      await within(ended, 'the client to end');
+      // The server's FATAL, then the stream's end while pg was not ending it.
+      expect(errors.map((e) => e.code ?? e.message)).toEqual(['57P01', 'Connection terminated unexpectedly']);
+      await waitFor(() => victim.made[0].destroyed, 'the socket to close');
+      await within(admin.db.end(), 'pg to end');
     });
   });
 });
