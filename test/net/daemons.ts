@@ -6,13 +6,14 @@ import { accessSync, chownSync, constants, mkdtempSync, readdirSync, readFileSyn
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
-export interface Daemon {
+interface Daemon {
   port: number;
   stop(): Promise<void>;
 }
 
-export interface DaemonKind {
+interface DaemonKind {
   name: string;
   /** Where its binaries are, or undefined when it is not installed. */
   binDir: string | undefined;
@@ -51,6 +52,19 @@ export function skipWithout(kind: DaemonKind): boolean {
   if (kind.binDir !== undefined || process.env.CI) return false;
   console.warn(`${kind.name} is not installed: skipping the cases that need it (.ci/run installs it)`);
   return true;
+}
+
+/** Starts `kind` before the suite's cases, stops it after them; gives its port. */
+export function runDuring(kind: DaemonKind): () => number {
+  let daemon: Daemon | undefined;
+  beforeAll(async () => {
+    daemon = await kind.start();
+  });
+  afterAll(() => daemon?.stop());
+  return () => {
+    if (daemon === undefined) throw new Error(`${kind.name} is not running`);
+    return daemon.port;
+  };
 }
 
 async function freePort(): Promise<number> {

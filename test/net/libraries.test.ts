@@ -12,7 +12,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
 import { BACKENDS, socketFds, waitFor } from '../helpers';
-import { POSTGRES, POSTGRES_USER, REDIS, skipWithout, within, type Daemon } from './daemons';
+import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 import pg from 'pg';
 
 type Net = typeof nodeNet;
@@ -64,21 +64,17 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
 
   describe('node:http', () => {
     /**
-     * An http.Server on this implementation's server sockets: POST /echo
+     * An http.Server on this implementation's server sockets: a POST
      * streams the body back chunk by chunk, GET /chunks/N/SIZE sends N chunks
      * of pattern bytes; both chunked (no content-length).
      */
     const app = http.createServer((req, res) => {
-      const chunks = /^\/chunks\/(\d+)\/(\d+)$/.exec(req.url ?? '');
-      if (req.method === 'POST' && req.url === '/echo') {
+      if (req.method === 'POST') {
         req.on('data', (d: Buffer) => res.write(d));
         req.on('end', () => res.end());
-      } else if (chunks) {
-        const [n, size] = [Number(chunks[1]), Number(chunks[2])];
-        for (let i = 0; i < n; i++) res.write(pattern(i, size));
-        res.end();
       } else {
-        res.statusCode = 404;
+        const [, n, size] = /^\/chunks\/(\d+)\/(\d+)$/.exec(req.url ?? '') ?? [];
+        for (let i = 0; i < Number(n); i++) res.write(pattern(i, Number(size)));
         res.end();
       }
     });
@@ -115,8 +111,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       // `options.path = null`); node:net reads a falsy path as TCP, muxnet
       // throws ERR_MUXNET_UNSUPPORTED for IPC: the `it.fails` case below.
       (agent as unknown as { createConnection: Dial }).createConnection = (opts, listener) => {
-        const { path, ...tcp } = opts as nodeNet.NetConnectOpts & { path?: string | null };
-        const socket = dial((path ? opts : tcp) as nodeNet.NetConnectOpts, listener);
+        const { path: _null, ...tcp } = opts as nodeNet.TcpNetConnectOpts & { path: null };
+        const socket = dial(tcp, listener);
         made.push(socket);
         return socket;
       };
@@ -127,7 +123,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // constructor sets `this.options.path = null`); node:net connects over TCP
     // (`const pipe = !!path`), muxnet's Socket#connect throws
     // ERR_MUXNET_UNSUPPORTED ('IPC sockets') since it tests `path !== undefined`.
-    (backend ? it.fails : it)('an Agent whose createConnection is the implementation\'s, unwrapped, fetches', async () => {
+    (backend ? it.fails : it)('an Agent whose createConnection is the implementation\'s, as is, fetches', async () => {
       const { server, port } = await feed(app);
       const agent = new http.Agent({ keepAlive: true });
       (agent as unknown as { createConnection: Dial }).createConnection = dial;
@@ -272,11 +268,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   describe.skipIf(SKIP_REDIS)('ioredis with a Connector of this implementation, against redis-server', () => {
-    let server: Daemon | undefined;
-    beforeAll(async () => {
-      server = await REDIS.start();
-    });
-    afterAll(() => server?.stop());
+    const port = runDuring(REDIS);
 
     /** An ioredis client whose every connection (reconnects too) is `dial`'s; `made` lists them. */
     const client = async () => {
@@ -295,7 +287,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
           return Promise.resolve(this.stream);
         }
       }
-      const redis = new Redis({ port: server?.port, host: '127.0.0.1', Connector, retryStrategy: () => 20, maxRetriesPerRequest: 1 });
+      const redis = new Redis({ port: port(), host: '127.0.0.1', Connector, retryStrategy: () => 20, maxRetriesPerRequest: 1 });
       await within(once(redis, 'ready'), 'ioredis to be ready');
       return { redis, made };
     };
@@ -355,18 +347,14 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   describe.skipIf(SKIP_POSTGRES)('pg with a stream of this implementation, against PostgreSQL', () => {
-    let server: Daemon | undefined;
-    beforeAll(async () => {
-      server = await POSTGRES.start();
-    });
-    afterAll(() => server?.stop());
+    const port = runDuring(POSTGRES);
 
     /** A connected pg.Client on an unconnected Socket of this implementation (pg calls its connect). */
     const client = async () => {
       const made: nodeNet.Socket[] = [];
       const db = new pg.Client({
         host: '127.0.0.1',
-        port: server?.port,
+        port: port(),
         user: POSTGRES_USER,
         database: 'postgres',
         stream: () => {
