@@ -1,6 +1,6 @@
 // Third-party clients and servers that take a socket factory or a stream,
 // unchanged, over muxnet's drop-in on each backend, with node:net as the
-// baseline: node:http (a keep-alive Agent, http.Server), the `ws` package,
+// baseline: node:http (a keep-alive Agent, http.Server), undici, the `ws` package,
 // ioredis and pg against a real redis-server and PostgreSQL started here.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -8,6 +8,7 @@ import http from 'node:http';
 import nodeNet from 'node:net';
 import { AbstractConnector, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
@@ -62,23 +63,23 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await waitFor(() => socketFds() <= fdsBefore, `socket fds back to ${fdsBefore}`);
   });
 
-  describe('node:http', () => {
-    /**
-     * An http.Server on this implementation's server sockets: a POST
-     * streams the body back chunk by chunk, GET /chunks/N/SIZE sends N chunks
-     * of pattern bytes; both chunked (no content-length).
-     */
-    const app = http.createServer((req, res) => {
-      if (req.method === 'POST') {
-        req.on('data', (d: Buffer) => res.write(d));
-        req.on('end', () => res.end());
-      } else {
-        const [, n, size] = /^\/chunks\/(\d+)\/(\d+)$/.exec(req.url ?? '') ?? [];
-        for (let i = 0; i < Number(n); i++) res.write(pattern(i, Number(size)));
-        res.end();
-      }
-    });
+  /**
+   * An http.Server on this implementation's server sockets: a POST
+   * streams the body back chunk by chunk, GET /chunks/N/SIZE sends N chunks
+   * of pattern bytes; both chunked (no content-length).
+   */
+  const app = http.createServer((req, res) => {
+    if (req.method === 'POST') {
+      req.on('data', (d: Buffer) => res.write(d));
+      req.on('end', () => res.end());
+    } else {
+      const [, n, size] = /^\/chunks\/(\d+)\/(\d+)$/.exec(req.url ?? '') ?? [];
+      for (let i = 0; i < Number(n); i++) res.write(pattern(i, Number(size)));
+      res.end();
+    }
+  });
 
+  describe('node:http', () => {
     type Reply = { status: number; chunked: boolean; body: Buffer; socket: nodeNet.Socket };
     const request = (agent: http.Agent, port: number, method: string, path: string, body?: Buffer) =>
       within(
@@ -176,6 +177,45 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect(new Set(replies.map((r) => r.socket)).size).toBe(4);
       expect(accepted).toHaveLength(4);
       agent.destroy();
+      await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
+      await closeServer(server);
+    });
+  });
+
+  describe('undici', () => {
+    it('an Agent with a connector of this implementation pipelines requests, bodies byte for byte', async () => {
+      const accepted: nodeNet.Socket[] = [];
+      const { server, port } = await feed(app, accepted);
+      const made: nodeNet.Socket[] = [];
+      // undici's connector contract: call back with the socket once connected.
+      const connect: buildConnector.connector = (opts, callback) => {
+        const socket = dial({ host: opts.hostname, port: Number(opts.port) });
+        made.push(socket);
+        socket.once('connect', () => callback(null, socket));
+        socket.once('error', (err) => callback(err, null));
+      };
+      const dispatcher = new UndiciAgent({ connect, connections: 2, pipelining: 4 });
+      const bodies = Array.from({ length: 40 }, (_v, i) => randomBytes(1 + i * 3001));
+      const replies = await within(
+        Promise.all(
+          bodies.map(async (body, i) => {
+            const res = i % 2
+              ? await undiciRequest(`http://127.0.0.1:${port}/`, { method: 'POST', body, dispatcher })
+              : await undiciRequest(`http://127.0.0.1:${port}/chunks/4/${body.length}`, { dispatcher });
+            return Buffer.from(await res.body.arrayBuffer());
+          }),
+        ),
+        'every undici reply',
+      );
+      replies.forEach((reply, i) => {
+        const want = i % 2 ? bodies[i] : Buffer.concat(Array.from({ length: 4 }, (_v, k) => pattern(k, bodies[i].length)));
+        expect(sha(reply), `reply ${i}`).toBe(sha(want));
+      });
+      const fetched = await within(undiciFetch(`http://127.0.0.1:${port}/chunks/3/5`, { dispatcher }), 'fetch');
+      expect(Buffer.from(await fetched.arrayBuffer()).equals(Buffer.concat([0, 1, 2].map((k) => pattern(k, 5))))).toBe(true);
+      expect(made).toHaveLength(2);
+      made.forEach((socket) => expect(socket).toBeInstanceOf(net.Socket));
+      await within(dispatcher.close(), 'the undici Agent to close');
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
       await closeServer(server);
     });
