@@ -180,6 +180,24 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
       await closeServer(server);
     });
+    it('http.Server closes a kept-alive socket idle past keepAliveTimeout, and the Agent dials anew', async () => {
+      const idleApp = http.createServer((_req, res) => res.end('ok'));
+      // It announces `Keep-Alive: timeout=2`; the Agent keeps the socket with
+      // no idle timeout of its own (it drops sockets announced below 2 s).
+      idleApp.keepAliveTimeout = 2000;
+      const accepted: nodeNet.Socket[] = [];
+      const { server, port } = await feed(idleApp, accepted);
+      const { agent, made } = keepAliveAgent(1);
+      expect((await request(agent, port, 'GET', '/')).body.toString()).toBe('ok');
+      const idleSince = Date.now();
+      await waitFor(() => made[0].destroyed && accepted[0].destroyed, 'the idle connection to close');
+      expect(Date.now() - idleSince).toBeGreaterThanOrEqual(1800);
+      expect((await request(agent, port, 'GET', '/')).body.toString()).toBe('ok');
+      expect(made).toHaveLength(2);
+      agent.destroy();
+      await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
+      await closeServer(server);
+    });
   });
 
   describe('undici', () => {
