@@ -416,6 +416,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
         port: port(),
         user: POSTGRES_USER,
         database: 'postgres',
+        keepAlive: true, // pg calls setKeepAlive on the connected stream
         stream: () => {
           const socket = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
           made.push(socket);
