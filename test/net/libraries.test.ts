@@ -180,6 +180,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
       await closeServer(server);
     });
+
     it('http.Server closes a kept-alive socket idle past keepAliveTimeout, and the Agent dials anew', async () => {
       const idleApp = http.createServer((_req, res) => res.end('ok'));
       // It announces `Keep-Alive: timeout=2`; the Agent keeps the socket with
@@ -246,8 +247,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
      * 'ping me' makes it ping, 'close me' makes it close with 4001 'bye'.
      */
     const start = async () => {
-      const app = http.createServer();
-      const wss = new WebSocketServer({ server: app });
+      const upgrades = http.createServer();
+      const wss = new WebSocketServer({ server: upgrades });
       const upgraded: nodeNet.Socket[] = [];
       const closes: [number, string][] = [];
       const pongs: string[] = [];
@@ -261,7 +262,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
         peer.on('pong', (data) => pongs.push(data.toString()));
         peer.on('close', (code, reason) => closes.push([code, reason.toString()]));
       });
-      const fed = await feed(app);
+      const fed = await feed(upgrades);
       return { ...fed, wss, upgraded, closes, pongs };
     };
     const open = async (port: number) => {
