@@ -1,11 +1,16 @@
 // Third-party clients and servers that take a socket factory or a stream,
 // unchanged, over muxnet's drop-in on each backend, with node:net as the
-// baseline: node:http (a keep-alive Agent, http.Server), undici, the `ws` package,
+// baseline: node:http (a keep-alive Agent, http.Server), node:https (TLS over
+// the sockets), undici, the `ws` package,
 // ioredis and pg against a real redis-server and PostgreSQL started here.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import nodeNet from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { AbstractConnector, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
@@ -32,6 +37,12 @@ const pattern = (seed: number, size: number) => {
   return b;
 };
 
+// Self-signed for localhost and 127.0.0.1, valid for 100 years: made with
+// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500
+//  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1`.
+const TLS_KEY = readFileSync(join(__dirname, '../fixtures/tls/key.pem'));
+const TLS_CERT = readFileSync(join(__dirname, '../fixtures/tls/cert.pem'));
+
 const SKIP_REDIS = skipWithout(REDIS);
 const SKIP_POSTGRES = skipWithout(POSTGRES);
 
@@ -41,8 +52,8 @@ const closeServer = (server: { close(cb: () => void): unknown }) =>
 describe.each(IMPLS)('%s', (_name, net, backend) => {
   // node:net ignores the muxnet-only `backend` option.
   const dial: Dial = (opts, listener) => net.createConnection({ ...opts, backend } as unknown as nodeNet.NetConnectOpts, listener);
-  /** A server of this implementation whose connections go to `app` (an http.Server). */
-  const feed = async (app: http.Server, accepted: nodeNet.Socket[] = []) => {
+  /** A server of this implementation whose connections go to `app` (an http or https Server). */
+  const feed = async (app: nodeNet.Server, accepted: nodeNet.Socket[] = []) => {
     const server = net.createServer({ backend } as nodeNet.ServerOpts, (socket) => {
       accepted.push(socket);
       app.emit('connection', socket);
@@ -64,11 +75,11 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   /**
-   * An http.Server on this implementation's server sockets: a POST
+   * What the http and https servers on this implementation's sockets answer: a POST
    * streams the body back chunk by chunk, GET /chunks/N/SIZE sends N chunks
    * of pattern bytes; both chunked (no content-length).
    */
-  const app = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     if (req.method === 'POST') {
       req.on('data', (d: Buffer) => res.write(d));
       req.on('end', () => res.end());
@@ -77,14 +88,17 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       for (let i = 0; i < Number(n); i++) res.write(pattern(i, Number(size)));
       res.end();
     }
-  });
+  };
+  const app = http.createServer(handler);
 
   describe('node:http', () => {
     type Reply = { status: number; chunked: boolean; body: Buffer; socket: nodeNet.Socket };
     const request = (agent: http.Agent, port: number, method: string, path: string, body?: Buffer) =>
       within(
         new Promise<Reply>((resolve, reject) => {
-          const req = http.request({ host: '127.0.0.1', port, method, path, agent }, (res) => {
+          // An https.Agent makes it an https request.
+          const protocol = (agent as http.Agent & { protocol: string }).protocol;
+          const req = http.request({ protocol, host: '127.0.0.1', port, method, path, agent }, (res) => {
             const socket = res.socket; // back in the Agent's pool (res.socket null) by 'end'
             const parts: Buffer[] = [];
             res.on('data', (d: Buffer) => parts.push(d));
@@ -104,18 +118,21 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
         `${method} ${path}`,
       );
 
-    /** A keep-alive Agent whose sockets come from this implementation, counted. */
-    const keepAliveAgent = (maxSockets: number) => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets });
+    /**
+     * A keep-alive Agent whose sockets come from this implementation, counted;
+     * with `secure`, an https.Agent running TLS over them (tls.connect({ socket })).
+     */
+    const keepAliveAgent = (maxSockets: number, secure?: tls.ConnectionOptions) => {
+      const agent = secure ? new https.Agent({ keepAlive: true, maxSockets }) : new http.Agent({ keepAlive: true, maxSockets });
       const made: nodeNet.Socket[] = [];
       // http.Agent passes `path: null` among its options (its own
       // `options.path = null`); node:net reads a falsy path as TCP, muxnet
       // throws ERR_MUXNET_UNSUPPORTED for IPC: the `it.fails` case below.
       (agent as unknown as { createConnection: Dial }).createConnection = (opts, listener) => {
         const { path: _null, ...tcp } = opts as nodeNet.TcpNetConnectOpts & { path: null };
-        const socket = dial(tcp, listener);
+        const socket = dial(tcp, secure ? undefined : listener);
         made.push(socket);
-        return socket;
+        return secure ? tls.connect({ ...secure, socket }, listener) : socket;
       };
       return { agent, made };
     };
@@ -178,6 +195,27 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect(accepted).toHaveLength(4);
       agent.destroy();
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
+      await closeServer(server);
+    });
+
+    it('runs https: TLS over these sockets, from an https.Agent to an https.Server fed with them', async () => {
+      const secureApp = https.createServer({ key: TLS_KEY, cert: TLS_CERT }, handler);
+      const accepted: nodeNet.Socket[] = [];
+      const { server, port } = await feed(secureApp, accepted);
+      const { agent, made } = keepAliveAgent(2, { ca: TLS_CERT, servername: 'localhost' });
+      const bodies = [1, 1000, 70_000, 5 << 20].map((n) => randomBytes(n));
+      const replies = await Promise.all(bodies.map((body) => request(agent, port, 'POST', '/echo', body)));
+      replies.forEach((reply, i) => {
+        expect(sha(reply.body), `reply ${i}`).toBe(sha(bodies[i]));
+        expect((reply.socket as tls.TLSSocket).authorized).toBe(true);
+      });
+      const chunks = await request(agent, port, 'GET', '/chunks/5/100000');
+      expect(chunks.body.equals(Buffer.concat(Array.from({ length: 5 }, (_v, k) => pattern(k, 100_000))))).toBe(true);
+      expect(made).toHaveLength(2);
+      made.forEach((socket) => expect(socket).toBeInstanceOf(net.Socket));
+      expect(accepted).toHaveLength(2);
+      agent.destroy();
+      await waitFor(() => [...made, ...accepted].every((s) => s.destroyed), 'every socket to close');
       await closeServer(server);
     });
 
