@@ -1,12 +1,13 @@
 // Third-party clients and servers that take a socket factory or a stream,
 // unchanged, over muxnet's drop-in on each backend, with node:net as the
 // baseline: node:http (a keep-alive Agent, http.Server), node:https (TLS over
-// the sockets), undici, the `ws` package,
+// the sockets), node:http2, undici, the `ws` package,
 // ioredis and pg against a real redis-server and PostgreSQL started here.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import nodeNet from 'node:net';
 import { join } from 'node:path';
@@ -235,6 +236,51 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect(made).toHaveLength(2);
       agent.destroy();
       await waitFor(() => accepted.every((s) => s.destroyed), 'the server sides to close');
+      await closeServer(server);
+    });
+  });
+
+  describe('node:http2', () => {
+    it('multiplexes concurrent streams over one socket each way, bodies byte for byte', async () => {
+      // Cleartext HTTP/2: the session runs over the socket the app is given.
+      const h2 = http2.createServer((req, res) => {
+        const parts: Buffer[] = [];
+        req.on('data', (d: Buffer) => parts.push(d));
+        req.on('end', () => res.end(sha(Buffer.concat(parts))));
+      });
+      const accepted: nodeNet.Socket[] = [];
+      const { server, port } = await feed(h2, accepted);
+      const made: nodeNet.Socket[] = [];
+      const session = http2.connect(`http://127.0.0.1:${port}`, {
+        createConnection: () => {
+          const socket = dial({ port, host: '127.0.0.1' });
+          made.push(socket);
+          return socket;
+        },
+      });
+      const bodies = Array.from({ length: 16 }, (_v, i) => randomBytes(1 + i * 40_000));
+      const digests = await within(
+        Promise.all(
+          bodies.map(
+            (body) =>
+              new Promise<string>((resolve, reject) => {
+                const stream = session.request({ ':method': 'POST', ':path': '/' });
+                const parts: Buffer[] = [];
+                stream.on('data', (d: Buffer) => parts.push(d));
+                stream.on('end', () => resolve(Buffer.concat(parts).toString()));
+                stream.on('error', reject);
+                stream.end(body);
+              }),
+          ),
+        ),
+        'every HTTP/2 stream',
+      );
+      expect(digests).toEqual(bodies.map(sha));
+      expect(made).toHaveLength(1);
+      expect(made[0]).toBeInstanceOf(net.Socket);
+      expect(accepted).toHaveLength(1);
+      await within(new Promise<void>((resolve) => session.close(() => resolve())), 'the session to close');
+      await waitFor(() => made[0].destroyed && accepted[0].destroyed, 'both sides to close');
       await closeServer(server);
     });
   });
