@@ -126,23 +126,18 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     const keepAliveAgent = (maxSockets: number, secure?: tls.ConnectionOptions) => {
       const agent = secure ? new https.Agent({ keepAlive: true, maxSockets }) : new http.Agent({ keepAlive: true, maxSockets });
       const made: nodeNet.Socket[] = [];
-      // http.Agent passes `path: null` among its options (its own
-      // `options.path = null`); node:net reads a falsy path as TCP, muxnet
-      // throws ERR_MUXNET_UNSUPPORTED for IPC: the `it.fails` case below.
+      // The options as the Agent passes them (with its `path: null`).
       (agent as unknown as { createConnection: Dial }).createConnection = (opts, listener) => {
-        const { path: _null, ...tcp } = opts as nodeNet.TcpNetConnectOpts & { path: null };
-        const socket = dial(tcp, secure ? undefined : listener);
+        const socket = dial(opts, secure ? undefined : listener);
         made.push(socket);
         return secure ? tls.connect({ ...secure, socket }, listener) : socket;
       };
       return { agent, made };
     };
 
-    // muxnet bug: http.Agent hands createConnection `path: null` (the Agent
-    // constructor sets `this.options.path = null`); node:net connects over TCP
-    // (`const pipe = !!path`), muxnet's Socket#connect throws
-    // ERR_MUXNET_UNSUPPORTED ('IPC sockets') since it tests `path !== undefined`.
-    (backend ? it.fails : it)('an Agent whose createConnection is the implementation\'s, as is, fetches', async () => {
+    // http.Agent hands createConnection `path: null` (the Agent constructor
+    // sets `this.options.path = null`): TCP, as node:net reads it (`!!path`).
+    it('an Agent whose createConnection is the implementation\'s, as is, fetches', async () => {
       const { server, port } = await feed(app);
       const agent = new http.Agent({ keepAlive: true });
       (agent as unknown as { createConnection: Dial }).createConnection = dial;
