@@ -3,17 +3,6 @@
  * TCP code runs on the muxnet reactor. Same classes, events, argument forms
  * and errors; what is not supported yet throws `ERR_MUXNET_UNSUPPORTED`.
  */
-import {
-  BlockList,
-  SocketAddress,
-  getDefaultAutoSelectFamily,
-  getDefaultAutoSelectFamilyAttemptTimeout,
-  isIP,
-  isIPv4,
-  isIPv6,
-  setDefaultAutoSelectFamily,
-  setDefaultAutoSelectFamilyAttemptTimeout,
-} from 'node:net';
 import { callable } from './callable';
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
@@ -30,7 +19,7 @@ export {
   isIPv6,
   setDefaultAutoSelectFamily,
   setDefaultAutoSelectFamilyAttemptTimeout,
-};
+} from 'node:net';
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
 

@@ -42,18 +42,7 @@ fn half_close_peer_first(kind: BackendKind) {
     let conn = h.accept(1)[0];
     send(&mut peer, b"last words");
     peer.shutdown(Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    let mut ended = false;
-    h.until("data then End", |_, events| {
-        for e in events {
-            match e {
-                Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
-                Ev::End { conn: c } if c == conn => ended = true,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        ended
-    });
+    let got = h.read_to_end(conn, "data then End");
     assert_eq!(got, b"last words");
     let quiet = h.collect_for(Duration::from_millis(100));
     assert!(quiet.is_empty(), "a half-open connection stays open: {quiet:?}");

@@ -63,17 +63,6 @@ fn pause_resume(kind: BackendKind) {
     let quiet = h.collect_for(Duration::from_millis(150));
     assert!(quiet.is_empty(), "paused, yet: {quiet:?}");
     h.r.resume(conn).unwrap();
-    let mut got = Vec::new();
-    let mut ended = false;
-    h.until("data and End after resume", |_, events| {
-        for e in events {
-            match e {
-                Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
-                Ev::End { conn: c } if c == conn => ended = true,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        ended
-    });
+    let got = h.read_to_end(conn, "data and End after resume");
     assert_eq!(got, b"late");
 }

@@ -180,6 +180,23 @@ impl Harness {
         conns
     }
 
+    /// Turns until `conn` reports the peer's end; returns the bytes before
+    /// it. Any other event fails the test.
+    pub fn read_to_end(&mut self, conn: Token, what: &str) -> Vec<u8> {
+        let (mut got, mut ended) = (Vec::new(), false);
+        self.until(what, |_, events| {
+            for e in events {
+                match e {
+                    Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
+                    Ev::End { conn: c } if c == conn => ended = true,
+                    other => panic!("unexpected {other:?} while reading {conn:?} to its end ({got:?} so far)"),
+                }
+            }
+            ended
+        });
+        got
+    }
+
     /// Turns until `conn` has received `n` bytes; panics on any other
     /// event for it.
     pub fn read_exact(&mut self, conn: Token, n: usize) -> Vec<u8> {
