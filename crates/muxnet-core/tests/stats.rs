@@ -14,7 +14,7 @@ fn stats_count_what_happened(kind: BackendKind) {
     let before = h.r.stats();
     assert_eq!((before.turns, before.listeners, before.connections), (0, 0, 0));
     let (_, addr) = h.listen("127.0.0.1:0");
-    let mut peers = vec![client(addr), client(addr)];
+    let mut peers = [client(addr), client(addr)];
     let conns = h.accept(2);
     for (peer, &conn) in peers.iter_mut().zip(&conns) {
         send(peer, b"0123456789");
