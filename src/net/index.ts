@@ -4,6 +4,7 @@
  * and errors; what is not supported yet throws `ERR_MUXNET_UNSUPPORTED`.
  */
 import { callable } from './callable';
+import { unsupported } from './unsupported';
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
 
@@ -56,4 +57,14 @@ export function _setSimultaneousAccepts(): void {
   if (simultaneousAcceptsWarned) return;
   simultaneousAcceptsWarned = true;
   process.emitWarning('net._setSimultaneousAccepts() is deprecated and will be removed.', 'DeprecationWarning', 'DEP0121');
+}
+
+/**
+ * Node 24's `net.BoundSocket` (a socket bound in one thread, handed to
+ * another): not supported yet, and it says so when made.
+ */
+export class BoundSocket {
+  constructor() {
+    throw unsupported('net.BoundSocket');
+  }
 }

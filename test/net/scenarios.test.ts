@@ -494,11 +494,12 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(stdout.trim()).toBe('connected');
   });
 
-  it('exports what node:net exports on Node 20', () => {
+  it('exports what node:net exports (Node 20, and 24 with BoundSocket)', () => {
     for (const name of Object.keys(nodeNet).filter((k) => !k.startsWith('_') || k === '_setSimultaneousAccepts')) {
       expect(typeof (net as unknown as Record<string, unknown>)[name], name).toBe(typeof (nodeNet as unknown as Record<string, unknown>)[name]);
     }
     expect(new net.BlockList()).toBeInstanceOf(nodeNet.BlockList);
+    if (backend) expect(() => new (net as unknown as { BoundSocket: new () => unknown }).BoundSocket()).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
     const c = new net.Socket();
     expect(c.timeout).toBeUndefined();
     c.setTimeout(1000);
