@@ -365,15 +365,7 @@ impl Reactor {
         // One dispatch per socket per turn, so none reads past its budget:
         // a carried socket is reported again by level-triggered backends
         // (and may get a new edge), and mio's stash can repeat a token.
-        // Listeners go first: a connection is accepted (and its owner told)
-        // before the turn reports what its peer did next, whichever slots
-        // the two sockets happen to hold.
-        let entries = &self.entries;
-        let order = |r: &Readiness| {
-            let listener = matches!(entries.get(r.token), Some(Entry { kind: Kind::Listener { .. }, .. }));
-            (!listener, r.token.index(), r.token.generation())
-        };
-        ready.sort_unstable_by_key(order);
+        ready.sort_unstable_by_key(|r| (r.token.index(), r.token.generation()));
         ready.dedup_by(|later, kept| {
             if later.token != kept.token {
                 return false;
@@ -385,8 +377,15 @@ impl Reactor {
             true
         });
         let before = events.len();
-        for r in ready.iter().copied() {
-            self.dispatch(r, space, events);
+        // Listeners first: a connection is accepted (and its owner told)
+        // before the turn reports what its peer did next, whichever slots
+        // the two sockets happen to hold.
+        for listeners in [true, false] {
+            for r in ready.iter().copied() {
+                if self.is_listener(r.token) == listeners {
+                    self.dispatch(r, space, events);
+                }
+            }
         }
         self.readiness = ready;
         self.counters.turn(events.len() - before);
@@ -414,6 +413,10 @@ impl Reactor {
             }
         }
         stats
+    }
+
+    fn is_listener(&self, token: Token) -> bool {
+        matches!(self.entries.get(token), Some(Entry { kind: Kind::Listener { .. }, .. }))
     }
 
     /// A readiness whose socket was closed meanwhile names nothing: its
