@@ -145,9 +145,8 @@ export class Socket extends Duplex implements Handle {
     if (onread !== null && typeof onread === 'object' && (onread.buffer instanceof Uint8Array || typeof onread.buffer === 'function') && typeof onread.callback === 'function') {
       this.onread = onread;
     }
-    this.on('end', () => {
-      if (!this.allowHalfOpen) this.endedByPeer = true;
-    });
+    // One function for every socket: no closure per connection.
+    this.on('end', peerEnded);
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -705,6 +704,11 @@ function aggregate(errors: Error[]): AggregateError & { code?: string } {
   const err = new AggregateError(errors) as AggregateError & { code?: string };
   err.code = (errors[0] as NodeJS.ErrnoException | undefined)?.code;
   return err;
+}
+
+/** A socket's `'end'`: unless half-open, its own end follows and writes fail with EPIPE. */
+function peerEnded(this: Socket): void {
+  if (!this.allowHalfOpen) (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
 }
 
 /** node:net's `normalizeArgs`: (options[, cb]) | (port[, host][, cb]) | (path[, cb]). */
