@@ -10,8 +10,8 @@ import { numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
-import { printStatsOnSignal } from './stats';
-import { BACKENDS, stats, type BackendName, type ReactorStats } from './fast';
+import { printStatsOnSignal, reportStats } from './stats';
+import { BACKENDS, type BackendName } from './fast';
 
 const USAGE = `usage: muxnet <command> [options]
 
@@ -88,27 +88,6 @@ function echo(argv: string[]): void {
   // Announced only once a signal can stop it cleanly.
   const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
   console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
-}
-
-/**
- * Every `seconds`, one line of what the reactor did since the last: turns,
- * events per turn, syscalls per event, bytes each way, and what it holds.
- */
-function reportStats(app: string, backend: BackendName, seconds: number): NodeJS.Timeout {
-  let last: ReactorStats = stats(backend);
-  return setInterval(() => {
-    const now = stats(backend);
-    const turns = now.turns - last.turns;
-    const events = now.events - last.events;
-    const syscalls = now.waits - last.waits + (now.reads.calls - last.reads.calls) + (now.writes.calls - last.writes.calls) + (now.receives.calls - last.receives.calls);
-    const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
-    console.log(
-      `${app} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
-        `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ${now.writes.bytes - last.writes.bytes} B out; ` +
-        `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs`,
-    );
-    last = now;
-  }, seconds * 1000).unref();
 }
 
 function main(argv: string[]): void {

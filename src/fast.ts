@@ -37,7 +37,7 @@ const ENOBUFS = uvErrno('ENOBUFS');
 export type { BackendName } from './options';
 export type { SocketAddress } from './binding';
 export { BACKENDS } from './options';
-export { metrics, stats, type IoCount, type ReactorStats } from './stats';
+export { metrics, reportStats, stats, type IoCount, type ReactorStats } from './stats';
 
 export interface ConnectionHandlers<T = unknown> {
   /** The connection is established (accepted, or connect completed). */

@@ -35,6 +35,29 @@ export function printStatsOnSignal(backend?: BackendName): void {
   process.on('SIGUSR2', () => console.log(`muxnet stats ${JSON.stringify(stats(backend))}`));
 }
 
+/**
+ * Every `seconds`, prints one line of what this thread's reactor for
+ * `backend` did since the last: turns, events per turn, syscalls per event,
+ * bytes each way, and what it holds now. Returns the (unref'd) interval;
+ * `clearInterval` stops it. What `muxnet echo --stats` and `chat serve --stats` print.
+ */
+export function reportStats(label: string, backend: BackendName | undefined, seconds: number): NodeJS.Timeout {
+  let last: ReactorStats = stats(backend);
+  return setInterval(() => {
+    const now = stats(backend);
+    const turns = now.turns - last.turns;
+    const events = now.events - last.events;
+    const syscalls = now.waits - last.waits + (now.reads.calls - last.reads.calls) + (now.writes.calls - last.writes.calls) + (now.receives.calls - last.receives.calls);
+    const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
+    console.log(
+      `${label} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
+        `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ${now.writes.bytes - last.writes.bytes} B out; ` +
+        `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs`,
+    );
+    last = now;
+  }, seconds * 1000).unref();
+}
+
 type Metric = [name: string, type: 'counter' | 'gauge', help: string, value: (s: ReactorStats) => number];
 
 const METRICS: Metric[] = [

@@ -127,6 +127,9 @@ describe('numbers on the command line', () => {
     ['muxnet', ['chat', 'serve', '--port', '0', '--rate', '1e999'], /--rate must be a number > 0, not '1e999'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--idle-timeout=-1'], /--idle-timeout must be a number > 0, not '-1'/],
     ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--interval', 'soon'], /--interval must be a number > 0, not 'soon'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--stats', '0'], /--stats must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--net', 'node', '--stats', '1'], /--stats reports the muxnet reactor: it needs --net muxnet/],
+    ['muxnet', ['echo', '--stats', 'abc'], /--stats must be a number > 0, not 'abc'/],
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],
     ['muxnet', ['chat', 'connect', '[::1]:99999'], /the port must be a whole number from 1 to 65535, not '99999'/],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
@@ -143,6 +146,17 @@ describe('numbers on the command line', () => {
     expect(err).toMatch(message);
     expect(err).toMatch(/^usage: /m);
     expect(code).toBe(2);
+  });
+
+  it('chat serve --stats prints the reactor counters every interval', async () => {
+    const child = spawn(process.execPath, [CLI, 'chat', 'serve', '--port', '0', '--stats', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const deadline = Date.now() + 5000;
+    while (!/muxnet chat stats: \d+ turns, .* 0 connections, 0 B queued, \d+ slabs/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toMatch(/muxnet chat stats: \d+ turns, .* 0 connections, 0 B queued, \d+ slabs/);
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0);
   });
 
   it('a chat server that cannot listen is a failure (exit 1), not a usage error', async () => {

@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
-import type { BackendName } from '../../fast';
+import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { ChatServer } from './server';
 import { nodeTransport, nodeCorkedTransport, muxnetTransport, type ChatTransport } from './transport';
@@ -19,6 +19,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --framing line|length   --idle-timeout S (60)   --rate N (100 lines/s, burst 2N)
           --max-clients N (10000) --max-line BYTES (4096)  --net node (run on node:net)
           --quiet  no join/leave announcements (benchmarks of huge rooms)
+          --stats S  every S seconds, a line of the reactor's counters (muxnet only)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
 
@@ -40,6 +41,7 @@ export async function runChat(argv: string[]): Promise<void> {
       udp: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       interval: { type: 'string' },
+      stats: { type: 'string' },
       nick: { type: 'string' },
     },
   });
@@ -75,6 +77,8 @@ async function serve(values: Values): Promise<void> {
   const transport = TRANSPORTS[(values.net as string | undefined) ?? 'muxnet'];
   if (!transport) throw new UsageError(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
   const rate = numberArg('--rate', values.rate as string | undefined, 100, POSITIVE);
+  const statsEvery = numberArg('--stats', values.stats as string | undefined, 0, POSITIVE);
+  if (statsEvery > 0 && transport !== muxnetTransport) throw new UsageError('--stats reports the muxnet reactor: it needs --net muxnet');
   if (values.framing !== 'line' && values.framing !== 'length') throw new UsageError(`--framing must be line or length, not ${values.framing}`);
   const server = await new ChatServer({
     port: numberArg('--port', values.port as string | undefined, 7001, PORT),
@@ -89,7 +93,11 @@ async function serve(values: Values): Promise<void> {
     maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
     quiet: Boolean(values.quiet),
   }).start();
-  onSignal(() => server.stop());
+  const reporter = statsEvery > 0 ? reportStats('muxnet chat', backend, statsEvery) : undefined;
+  onSignal(() => {
+    clearInterval(reporter);
+    server.stop();
+  });
   console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing)`);
 }
 
