@@ -135,6 +135,8 @@ export class Connection<T = unknown> implements Handle {
   private remote: SocketAddress | null | undefined;
   /** `bytesRelayed` as it was when the connection closed. */
   private relayedAtClose = 0;
+  /** The connection `pipe()` joined this one to, while both are open. */
+  private partner: Connection<unknown> | undefined;
   /** Where an outgoing connection goes. */
   private readonly target: Target | undefined;
 
@@ -232,6 +234,8 @@ export class Connection<T = unknown> implements Handle {
    * no JavaScript per chunk. Backpressure holds one side's reading while
    * the other's queue is full; an end of input is passed on as `end()`; an
    * error on one side resets the other and both get `onClose(conn, err)`.
+   * While joined, `allowHalfOpen: false` does not end a side whose peer
+   * ended: the pipe passes that end on, and the partner may still reply.
    * `destroy()` on one side unjoins the other, which then gets `onData`
    * again. A connection still connecting may be joined (what its partner
    * sends waits for it). Both must belong to the same reactor (backend).
@@ -246,6 +250,8 @@ export class Connection<T = unknown> implements Handle {
     if (this.closedFlag || other.closedFlag) throw socketClosed();
     const r = this.reactor.native.pipe(this.token, other.token);
     if (r < 0) throw systemError(-r, 'pipe');
+    this.partner = other;
+    other.partner = this;
   }
 
   /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
@@ -303,6 +309,9 @@ export class Connection<T = unknown> implements Handle {
     this.closedFlag = true;
     this.keepAlive.release();
     if (this.server) this.server.connections--;
+    // The reactor unjoins the partner when one side closes.
+    if (this.partner) this.partner.partner = undefined;
+    this.partner = undefined;
   }
 
   /** @internal */
@@ -325,7 +334,9 @@ export class Connection<T = unknown> implements Handle {
   /** @internal */
   onEnd(): void {
     this.handlers.onEnd?.(this);
-    if (!this.allowHalfOpen) this.end();
+    // A piped connection's end is passed on by the pipe; its partner may
+    // still send (a half-close through a proxy).
+    if (!this.allowHalfOpen && this.partner === undefined) this.end();
   }
 
   /** @internal */

@@ -373,6 +373,29 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     upstream.close();
   });
 
+  it('a half-close passes through a pipe: the upstream still answers after the client ended', async () => {
+    // The upstream replies only once the client's end reached it.
+    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+      let got = '';
+      s.on('data', (d) => (got += d));
+      s.on('end', () => s.end(`late reply to ${got}`));
+    });
+    upstream.listen(0, '127.0.0.1');
+    await new Promise((resolve) => upstream.once('listening', resolve));
+    const upstreamPort = (upstream.address() as net.AddressInfo).port;
+    // Default allowHalfOpen (false): piped sides are not ended on their peer's end.
+    const proxy = listen({ port: 0, backend }, { onOpen: (client) => client.pipe(connect({ port: upstreamPort, backend }, {})) });
+    const sock = net.connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true });
+    let reply = '';
+    sock.on('data', (d) => (reply += d));
+    sock.end('hello');
+    await new Promise((resolve) => sock.once('end', resolve));
+    expect(reply).toBe('late reply to hello');
+    sock.destroy();
+    proxy.close();
+    upstream.close();
+  });
+
   it('pipe() refuses a closed connection, itself, and a connection already piped', async () => {
     const conns: Connection[] = [];
     const server = listen({ port: 0, backend }, { onOpen: (c) => void conns.push(c) });
