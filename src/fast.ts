@@ -137,6 +137,8 @@ export class Connection<T = unknown> implements Handle {
   private relayedAtClose = 0;
   /** The connection `pipe()` joined this one to, while both are open. */
   private partner: Connection<unknown> | undefined;
+  /** `pipe()` joined it once: `bytesRelayed` may be more than 0. */
+  private piped = false;
   /** Where an outgoing connection goes. */
   private readonly target: Target | undefined;
 
@@ -252,11 +254,12 @@ export class Connection<T = unknown> implements Handle {
     if (r < 0) throw systemError(-r, 'pipe');
     this.partner = other;
     other.partner = this;
+    this.piped = other.piped = true;
   }
 
   /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
   get bytesRelayed(): number {
-    if (!this.closedFlag) this.relayedAtClose = Math.max(0, this.reactor.native.relayed(this.token));
+    if (this.piped && !this.closedFlag) this.relayedAtClose = Math.max(0, this.reactor.native.relayed(this.token));
     return this.relayedAtClose;
   }
 
@@ -304,8 +307,9 @@ export class Connection<T = unknown> implements Handle {
 
   private closed_(): void {
     if (this.remote === undefined && !this.connecting) this.remoteInfo();
-    // Until the next turn the reactor still knows a socket it closed.
-    void this.bytesRelayed;
+    // Until the next turn the reactor still knows a socket it closed (only
+    // a piped one has anything to tell: no native call per close otherwise).
+    if (this.piped) void this.bytesRelayed;
     this.closedFlag = true;
     this.keepAlive.release();
     if (this.server) this.server.connections--;

@@ -47,15 +47,25 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
     const now = stats(backend);
     const turns = now.turns - last.turns;
     const events = now.events - last.events;
-    const syscalls = now.waits - last.waits + (now.reads.calls - last.reads.calls) + (now.writes.calls - last.writes.calls) + (now.receives.calls - last.receives.calls);
+    const syscalls = ioSyscalls(now) - ioSyscalls(last);
     const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
     console.log(
       `${label} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
-        `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ${now.writes.bytes - last.writes.bytes} B out; ` +
+        `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ` +
+        `${now.writes.bytes - last.writes.bytes + now.sends.bytes - last.sends.bytes} B out; ` +
         `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs`,
     );
     last = now;
   }, seconds * 1000).unref();
+}
+
+/**
+ * The syscalls of the I/O path so far: waits, stream reads and writes,
+ * datagrams received and sent.
+ * @internal
+ */
+export function ioSyscalls(s: ReactorStats): number {
+  return s.waits + s.reads.calls + s.writes.calls + s.receives.calls + s.sends.calls;
 }
 
 type Metric = [name: string, type: 'counter' | 'gauge', help: string, value: (s: ReactorStats) => number];

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import type { ReactorStats } from '../stats';
+import { ioSyscalls, type ReactorStats } from '../stats';
 import os from 'node:os';
 import path from 'node:path';
 import type { Cell } from './cells';
@@ -56,11 +56,10 @@ export interface ReactorDelta {
 
 /** The counters that moved between two samples. */
 function delta(before: ReactorStats, after: ReactorStats): ReactorDelta {
-  const io = (s: ReactorStats) => s.waits + s.reads.calls + s.writes.calls + s.receives.calls + s.sends.calls;
   return {
     turns: after.turns - before.turns,
     events: after.events - before.events,
-    syscalls: io(after) - io(before),
+    syscalls: ioSyscalls(after) - ioSyscalls(before),
     writes: after.writes.calls - before.writes.calls,
   };
 }

@@ -127,8 +127,14 @@ export class Server extends EventEmitter implements Handle {
     }
     if (opts.readableAll || opts.writableAll) {
       const mode = (opts.readableAll ? 0o444 : 0) | (opts.writableAll ? 0o222 : 0);
-      // An abstract name has no file to change.
-      if (!path.startsWith('\0')) chmodSync(path, statSync(path).mode | mode);
+      try {
+        // An abstract name has no file to change.
+        if (!path.startsWith('\0')) chmodSync(path, statSync(path).mode | mode);
+      } catch (err) {
+        // Not listening after all: the socket (and its file) go, and the error is thrown.
+        reactor.native.closeSocket(token);
+        throw err;
+      }
     }
     this.listening_(reactor, token, reactor.native.localPath(token) ?? path, `-1:${path}:-1`);
   }

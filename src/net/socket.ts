@@ -7,7 +7,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { onAbort, validateAbortSignal, validateBoolean, validatePort } from '../options';
+import { onAbort, validateAbortSignal, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
 import type { Server } from './server';
 import { unsupported } from './unsupported';
@@ -306,7 +306,7 @@ export class Socket extends Duplex implements Handle {
     }
     const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
     const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false);
-    const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInt32(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1));
+    const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
     if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
 
     if (this.destroyed) this.reset();
@@ -690,13 +690,6 @@ function happyEyeballsOrder(all: LookupAddress[]): string[] {
   return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]])
     .flat()
     .filter((address): address is string => address !== undefined);
-}
-
-function validateInt32(value: unknown, name: string, min: number): number {
-  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
-  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
-  if (value < min || value > 2 ** 31 - 1) throw outOfRange(name, `>= ${min} && <= ${2 ** 31 - 1}`, value);
-  return value;
 }
 
 /** Several connection attempts failed: all their errors, as node:net reports them. */

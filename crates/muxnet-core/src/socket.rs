@@ -94,11 +94,6 @@ impl Socket {
             Address::Path(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "a Unix-domain socket has no IP address")),
         }
     }
-
-    /// The pending `SO_ERROR`, cleared by reading it.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock_ref().take_error()
-    }
 }
 
 fn address_of(addr: &SockAddr) -> io::Result<Address> {
@@ -166,12 +161,13 @@ impl Stream {
         }
     }
 
-    /// Makes the next close abortive: the peer gets RST instead of FIN.
+    /// Makes the next close abortive: the peer gets RST instead of FIN. A
+    /// Unix-domain stream has no RST: it just closes.
     pub(crate) fn set_linger_zero(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => SockRef::from(s).set_linger(Some(std::time::Duration::ZERO)),
             #[cfg(unix)]
-            Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP connection")),
+            Stream::Unix(_) => Ok(()),
         }
     }
 
@@ -460,8 +456,14 @@ pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
-    socket.listen(backlog)?;
     let file = (!path.starts_with('\0')).then(|| std::path::PathBuf::from(path));
+    if let Err(e) = socket.listen(backlog) {
+        // Bound but not listening: the file is ours to remove.
+        if let Some(file) = &file {
+            let _ = std::fs::remove_file(file);
+        }
+        return Err(e);
+    }
     Ok(Listener::Unix { listener: mio::net::UnixListener::from_std(socket.into()), path: file })
 }
 
@@ -472,8 +474,8 @@ pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
     socket.set_nonblocking(true)?;
     match socket.connect(&SockAddr::unix(path)?) {
         Ok(()) => {}
+        // EAGAIN here is a full backlog, not a connect under way: an error, as in libuv.
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
     }
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))

@@ -356,13 +356,22 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.countSuccess(target);
     this.counters.get(target)!.pairs++;
     // What the client sent while we waited goes first, then the reactor relays.
-    for (const chunk of pair.pending) upstream.write(chunk);
-    // A write that failed closed it: the next upstream gets the same bytes.
-    if (upstream.closed) return;
+    for (const chunk of pair.pending) {
+      upstream.write(chunk);
+      // A write that failed closed it: the next upstream gets the same bytes.
+      if (upstream.closed) return;
+    }
     pair.written += pair.pendingBytes;
     pair.pending = [];
     pair.pendingBytes = 0;
-    pair.client.pipe(upstream);
+    try {
+      pair.client.pipe(upstream);
+    } catch {
+      // The client went away in this batch (its close record follows):
+      // the upstream goes too, and the client's close settles the pair.
+      upstream.destroy();
+      return;
+    }
     pair.piped = true;
     pair.client.resume();
     if (pair.clientEnded) upstream.end();

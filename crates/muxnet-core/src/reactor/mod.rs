@@ -10,7 +10,7 @@ mod listener;
 mod pipe;
 mod stream;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -156,8 +156,8 @@ fn not_found() -> io::Error {
 }
 
 /// Why `token` names nothing: how this turn closed it, or `NotFound`.
-fn gone(closed_in_turn: &[Closed], token: Token) -> io::Error {
-    match closed_in_turn.iter().find(|c| c.token == token) {
+fn gone(closed_in_turn: &HashMap<Token, Closed>, token: Token) -> io::Error {
+    match closed_in_turn.get(&token) {
         Some(Closed { code: Some(code), .. }) => io::Error::from_raw_os_error(*code),
         Some(Closed { kind, .. }) => io::Error::from(*kind),
         None => not_found(),
@@ -168,7 +168,6 @@ fn gone(closed_in_turn: &[Closed], token: Token) -> io::Error {
 /// until the next turn.
 #[derive(Debug)]
 struct Closed {
-    token: Token,
     kind: io::ErrorKind,
     code: Option<i32>,
     /// Bytes it had relayed to a pipe partner.
@@ -195,13 +194,17 @@ struct Closed {
 /// assert_eq!(got, b"hi");
 /// ```
 ///
-/// Every socket is named by a [`Token`] that is never reused: once a
-/// socket is closed, every call with its token fails with `NotFound`,
-/// even after another socket has taken its slot.
+/// Every socket is named by a [`Token`] whose slot generation changes
+/// with each reuse: once a socket is closed, every call with its token
+/// fails with `NotFound`, even after another socket has taken its slot
+/// (until that slot has been reused 2^21 times, when its generation
+/// wraps).
 pub struct Reactor {
     backend: Box<dyn Backend>,
     entries: Table<Entry>,
     readiness: Vec<Readiness>,
+    /// The turn's non-listener readiness, dispatched after the listeners.
+    later: Vec<Readiness>,
     /// Sockets that may still have input after their budget ran out.
     carry: Vec<Token>,
     /// Connections with corked bytes to flush (entries may be stale).
@@ -212,7 +215,9 @@ pub struct Reactor {
     /// turn's events, a call with such a token (a handler earlier in the
     /// batch writing to it) fails with the close's own error, not
     /// `NotFound`. Cleared when the next turn starts.
-    closed_in_turn: Vec<Closed>,
+    /// (A map: a mass disconnect closes thousands in one turn, and each
+    /// may be asked about.)
+    closed_in_turn: HashMap<Token, Closed>,
     /// Counts changes to the backend's interest set.
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
@@ -233,10 +238,11 @@ impl Reactor {
             backend,
             entries: Table::new(),
             readiness: Vec::new(),
+            later: Vec::new(),
             carry: Vec::new(),
             corked: Vec::new(),
             paused_listeners: HashSet::new(),
-            closed_in_turn: Vec::new(),
+            closed_in_turn: HashMap::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
             counters: Stats::default(),
@@ -354,7 +360,9 @@ impl Reactor {
     /// every ready accept, connect, read and flush, and appends what
     /// happened to `events`.
     pub fn turn(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        self.closed_in_turn.clear();
+        if !self.closed_in_turn.is_empty() {
+            self.closed_in_turn.clear();
+        }
         self.uncork();
         let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
         let mut ready = std::mem::take(&mut self.readiness);
@@ -380,13 +388,19 @@ impl Reactor {
         // Listeners first: a connection is accepted (and its owner told)
         // before the turn reports what its peer did next, whichever slots
         // the two sockets happen to hold.
-        for listeners in [true, false] {
-            for r in ready.iter().copied() {
-                if self.is_listener(r.token) == listeners {
-                    self.dispatch(r, space, events);
-                }
+        let mut later = std::mem::take(&mut self.later);
+        later.clear();
+        for r in ready.iter().copied() {
+            if self.is_listener(r.token) {
+                self.dispatch(r, space, events);
+            } else {
+                later.push(r);
             }
         }
+        for r in later.iter().copied() {
+            self.dispatch(r, space, events);
+        }
+        self.later = later;
         self.readiness = ready;
         self.counters.turn(events.len() - before);
         Ok(())
@@ -445,7 +459,7 @@ impl Reactor {
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
             let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
-            self.closed_in_turn.push(Closed { token, kind: why.0, code: why.1, relayed });
+            self.closed_in_turn.insert(token, Closed { kind: why.0, code: why.1, relayed });
             events.push(Event::Close { conn: token, error });
         }
     }
@@ -455,7 +469,7 @@ impl Reactor {
     pub fn relayed(&mut self, token: Token) -> io::Result<u64> {
         match self.stream(token) {
             Ok((_, conn)) => Ok(conn.relayed),
-            Err(e) => self.closed_in_turn.iter().find(|c| c.token == token).map(|c| c.relayed).ok_or(e),
+            Err(e) => self.closed_in_turn.get(&token).map(|c| c.relayed).ok_or(e),
         }
     }
 }

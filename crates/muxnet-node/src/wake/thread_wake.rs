@@ -98,5 +98,9 @@ unsafe extern "C" fn call_js<T: OnReadable>(env: sys::napi_env, _js: sys::napi_v
 
 unsafe extern "C" fn finalize<T: OnReadable>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the Box<T> made in `start`; Node calls this once.
-    drop(unsafe { Box::from_raw(data.cast::<T>()) });
+    let target = unsafe { Box::from_raw(data.cast::<T>()) };
+    // Dropping the target drops the reactor: no panic may unwind into Node.
+    if let Err(panic) = crate::barrier::catch(|| drop(target)) {
+        crate::barrier::warn(&panic);
+    }
 }
