@@ -9,6 +9,20 @@ import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 
+/** GET through `agent`: the body, and the socket that carried it. */
+function httpGet(port: number, path: string, agent: http.Agent): Promise<{ body: string; socket: unknown }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        const { socket } = res; // detached once the response ends
+        res.on('end', () => resolve({ body, socket }));
+      })
+      .on('error', reject);
+  });
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function collect(sock: nodeNet.Socket | muxnet.Socket): Promise<Buffer> {
@@ -28,16 +42,7 @@ describe('node:http over muxnet', () => {
     await once(server, 'listening');
     const { port } = server.address() as nodeNet.AddressInfo;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const get = (path: string) =>
-      new Promise<{ body: string; socket: unknown }>((resolve, reject) => {
-        http
-          .get({ port, host: '127.0.0.1', path, agent }, (res) => {
-            let body = '';
-            res.on('data', (d) => (body += d));
-            res.on('end', () => resolve({ body, socket: res.socket }));
-          })
-          .on('error', reject);
-      });
+    const get = (path: string) => httpGet(port, path, agent);
     const first = await get('/one');
     const second = await get('/two');
     expect(first.body).toBe('you asked for /one');
@@ -82,17 +87,7 @@ describe('node:http over muxnet', () => {
     const { port } = app.address() as nodeNet.AddressInfo;
     // The agent hands createConnection `path: null` among its options.
     const agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 2 }), { createConnection: muxnet.createConnection });
-    const get = (path: string) =>
-      new Promise<{ body: string; socket: unknown }>((resolve, reject) => {
-        http
-          .get({ port, host: '127.0.0.1', path, agent }, (res) => {
-            let body = '';
-            res.on('data', (d) => (body += d));
-            const { socket } = res; // detached once the response ends
-            res.on('end', () => resolve({ body, socket }));
-          })
-          .on('error', reject);
-      });
+    const get = (path: string) => httpGet(port, path, agent);
     const results = [await get('/1'), await get('/2'), ...(await Promise.all(['/3', '/4', '/5'].map(get)))];
     expect(results.map((r) => r.body)).toEqual(['got /1', 'got /2', 'got /3', 'got /4', 'got /5']);
     expect(results[1].socket).toBe(results[0].socket);
