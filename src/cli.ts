@@ -4,12 +4,14 @@
  *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
  *   muxnet chat serve|connect …
  *   muxnet proxy --listen HOST:PORT --upstream HOST:PORT[,weight=N] …
+ *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
  */
 import { parseArgs } from 'node:util';
 import { numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
+import { runReceive, runSend, TRANSFER_USAGE } from './apps/transfer';
 import { printStatsOnSignal, reportStats } from './stats';
 import { BACKENDS, type BackendName } from './fast';
 
@@ -24,6 +26,7 @@ commands:
           --stats S       every S seconds, a line of the reactor's counters
 ${CHAT_USAGE}
 ${PROXY_USAGE}
+${TRANSFER_USAGE}
 
   muxnet --help | --version`;
 
@@ -113,6 +116,18 @@ function main(argv: string[]): void {
         console.error(`muxnet proxy: ${e.message}`);
         process.exit(1);
       }
+    case 'send':
+    case 'receive':
+      // A bad command line exits 2 with the usage; a failed or rejected transfer, 1.
+      (command === 'send' ? runSend(rest) : runReceive(rest)).then(
+        (code) => (process.exitCode = code),
+        (err: Error & { code?: string }) => {
+          if (err.code?.startsWith('ERR_')) fail(err.message);
+          console.error(`muxnet ${command}: ${err.message}`);
+          process.exit(1);
+        },
+      );
+      return;
     case '--version':
     case '-v':
       // eslint-disable-next-line @typescript-eslint/no-require-imports

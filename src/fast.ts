@@ -30,6 +30,7 @@ import {
   type BackendName,
 } from './options';
 import { native, type SocketAddress } from './binding';
+import * as fs from 'node:fs';
 
 const EAGAIN = uvErrno('EAGAIN');
 const ENOBUFS = uvErrno('ENOBUFS');
@@ -54,6 +55,19 @@ export interface ConnectionHandlers<T = unknown> {
 export interface ServerHandlers<T = unknown> extends ConnectionHandlers<T> {
   /** `accept` failed (`EMFILE`, …); accepting resumes by itself. */
   onError?(err: Error, server: Server<T>): void;
+}
+
+export interface SendFileOptions {
+  /** Where in the file to start (default 0). */
+  offset?: number;
+  /** How many bytes to send (default: to the end of the file). */
+  length?: number;
+}
+
+/** A `sendFile` waiting for its file to be sent. */
+interface PendingFile {
+  resolve(sent: number): void;
+  reject(err: Error): void;
 }
 
 export interface ListenOptions {
@@ -85,6 +99,12 @@ export interface ConnectOptions {
   noDelay?: boolean;
   allowHalfOpen?: boolean;
   backend?: BackendName;
+}
+
+function writeAfterEnd(): Error {
+  const err = new Error('write after end');
+  Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
+  return err;
 }
 
 /** Where an outgoing connection goes: `host:port`, or a path (`port` undefined). */
@@ -139,6 +159,8 @@ export class Connection<T = unknown> implements Handle {
   private piped = false;
   /** Where an outgoing connection goes. */
   private readonly target: Target | undefined;
+  /** `sendFile` calls in the order their files are sent. */
+  private files: PendingFile[] | undefined;
 
   /** @internal */
   constructor(
@@ -206,17 +228,47 @@ export class Connection<T = unknown> implements Handle {
    */
   write(data: Uint8Array | string): boolean {
     if (this.closedFlag) throw socketClosed();
-    if (this.ending) {
-      const err = new Error('write after end');
-      Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
-      throw err;
-    }
+    if (this.ending) throw writeAfterEnd();
     const queued = this.reactor.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
     if (queued < 0) {
       this.destroy(systemError(-queued, 'write'));
       return false;
     }
     return queued === 0;
+  }
+
+  /**
+   * Sends a file (a path, or an open fd the caller keeps) after the bytes
+   * written so far; what is written later goes after it. On Linux the
+   * kernel copies the file to the socket (`sendfile(2)`), elsewhere a
+   * read/write loop does; either way the file is never read whole into
+   * memory and the socket's backpressure is respected. Resolves with the
+   * bytes sent (fewer than `length` if the file is shorter); rejects if
+   * the connection closes first (an error sending closes it).
+   *
+   * ```ts
+   * const sent = await conn.sendFile('/var/www/big.iso', { offset: 0 });
+   * ```
+   */
+  sendFile(file: string | number, options: SendFileOptions = {}): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (typeof file !== 'string' && typeof file !== 'number') throw invalidArgType('file', 'of type string or number', file);
+      const opts = validateObject(options, 'options') as SendFileOptions;
+      const offset = validateInteger(opts.offset, 'options.offset', 0, 0, Number.MAX_SAFE_INTEGER);
+      const length = validateInteger(opts.length, 'options.length', -1, 0, Number.MAX_SAFE_INTEGER);
+      if (this.closedFlag) throw socketClosed();
+      if (this.ending) throw writeAfterEnd();
+      const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, 'r');
+      try {
+        if (!fs.fstatSync(fd).isFile()) throw invalidArgValue('file', file, 'must be a regular file');
+        const r = this.reactor.native.sendFile(this.token, fd, typeof file === 'string' ? file : '', offset, length);
+        if (r < 0) throw systemError(-r, 'sendfile');
+      } finally {
+        // The reactor holds its own duplicate.
+        if (typeof file === 'string') fs.closeSync(fd);
+      }
+      (this.files ??= []).push({ resolve, reject });
+    });
   }
 
   /** Half-closes after the queued bytes (optionally writing `data` first). */
@@ -265,7 +317,7 @@ export class Connection<T = unknown> implements Handle {
   destroy(err?: Error): void {
     if (this.closedFlag) return;
     // What only the open socket knows (its peer, its counts) first.
-    this.closed_();
+    this.closed_(err);
     this.reactor.closeHandle(this.token, this.keepAlive);
     process.nextTick(() => this.handlers.onClose?.(this, err));
   }
@@ -303,7 +355,7 @@ export class Connection<T = unknown> implements Handle {
     return this;
   }
 
-  private closed_(): void {
+  private closed_(err?: Error): void {
     if (this.remote === undefined && !this.connecting) this.remoteInfo();
     // Until the next turn the reactor still knows a socket it closed (only
     // a piped one has anything to tell: no native call per close otherwise).
@@ -314,6 +366,10 @@ export class Connection<T = unknown> implements Handle {
     // The reactor unjoins the partner when one side closes.
     if (this.partner) this.partner.partner = undefined;
     this.partner = undefined;
+    // Files not sent by now never will be.
+    const files = this.files;
+    this.files = undefined;
+    if (files) for (const f of files) f.reject(err ?? socketClosed());
   }
 
   /** @internal */
@@ -334,6 +390,11 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
+  onFileSent(sent: number): void {
+    this.files?.shift()?.resolve(sent);
+  }
+
+  /** @internal */
   onEnd(): void {
     this.handlers.onEnd?.(this);
     // A piped connection's end is passed on by the pipe; its partner may
@@ -344,11 +405,11 @@ export class Connection<T = unknown> implements Handle {
   /** @internal */
   onClose(errno: number): void {
     const wasConnecting = this.connecting;
-    this.closed_();
     let err: Error | undefined;
     if (errno !== 0) {
       err = wasConnecting && this.target ? systemError(errno, 'connect', this.target.host, this.target.port) : systemError(errno, 'read');
     }
+    this.closed_(err);
     this.handlers.onClose?.(this, err);
   }
 }

@@ -12,6 +12,8 @@ export interface Handle {
   onData?(chunk: Buffer): void;
   onEnd?(): void;
   onDrain?(): void;
+  /** The oldest file queued by `sendFile` is sent: `sent` bytes. */
+  onFileSent?(sent: number): void;
   /** The socket is gone (token already free); `errno` 0 for an orderly close. */
   onClose?(errno: number): void;
   onMessage?(msg: Buffer, address: string, port: number): void;
@@ -38,6 +40,7 @@ const {
   EVENT_MESSAGE,
   EVENT_REACTOR_ERROR,
   EVENT_RECEIVE_ERROR,
+  EVENT_FILE_SENT,
 } = native;
 
 /**
@@ -150,6 +153,9 @@ export class Reactor {
             break;
           case EVENT_DRAIN:
             this.handle(index, generation)?.onDrain?.();
+            break;
+          case EVENT_FILE_SENT:
+            this.handle(index, generation)?.onFileSent?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
             break;
           case EVENT_CONNECT:
             this.handle(index, generation)?.onConnect?.();

@@ -1,6 +1,10 @@
 //! A connection's state beside its socket: where it is in its life
-//! (connecting, open, half-closed) and the bytes the kernel has not taken.
+//! (connecting, open, half-closed) and what the kernel has not taken yet:
+//! queued bytes, then files being sent (each followed by the bytes written
+//! after it), in the order the owner asked for them.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Write};
 
 use crate::backend::Token;
@@ -23,6 +27,12 @@ impl WriteQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A queue holding `bytes` (the bytes written after a file, once the
+    /// file is sent).
+    fn from_vec(bytes: Vec<u8>) -> WriteQueue {
+        WriteQueue { buf: bytes, head: 0 }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -72,9 +82,151 @@ pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -
     Ok(done)
 }
 
+/// How much of one file a flush sends before letting the other sockets
+/// have their turn (a fast peer would otherwise hold the reactor for the
+/// whole file).
+const FILE_BUDGET: u64 = 4 << 20;
+
+/// Bytes the read/write fallback reads from a file at a time.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const FILE_CHUNK: usize = 64 << 10;
+
+/// One file being sent: `remaining` bytes from `offset`, then the bytes
+/// written while it was queued. The file is the owner's only for the
+/// duration; it is closed once sent (or when the connection closes).
+#[derive(Debug)]
+pub(crate) struct FileSend {
+    file: File,
+    offset: u64,
+    remaining: u64,
+    sent: u64,
+    /// Bytes written after this file was queued, sent once it is done.
+    after: Vec<u8>,
+    /// Read from the file, not yet taken by the kernel (the fallback).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    chunk: WriteQueue,
+}
+
+/// How a flush of files ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything (queue and files) went out, or the kernel refused more.
+    Done,
+    /// A file's budget ran out with the socket still writable: the owner
+    /// flushes again next turn (no new readiness edge will come).
+    Yielded,
+}
+
+impl FileSend {
+    pub fn new(file: File, offset: u64, len: u64) -> FileSend {
+        FileSend {
+            file,
+            offset,
+            remaining: len,
+            sent: 0,
+            after: Vec::new(),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            chunk: WriteQueue::default(),
+        }
+    }
+
+    /// Sends until the file is done (`Ok(true)`), the kernel refuses
+    /// (`Ok(false)`) or `budget` bytes went out (`Ok(false)`, `budget` 0).
+    /// A file shorter than asked for is done at its end.
+    fn send(&mut self, stream: &mut Stream, count: &mut IoCount, budget: &mut u64) -> io::Result<bool> {
+        while self.remaining > 0 || self.pending_chunk() {
+            if *budget == 0 {
+                return Ok(false);
+            }
+            let want = self.remaining.min(*budget);
+            match self.send_some(stream, want, count) {
+                Ok(0) if !self.pending_chunk() => {
+                    // The file ended early (truncated since): done with what it had.
+                    self.remaining = 0;
+                }
+                Ok(n) => *budget = budget.saturating_sub(n as u64),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// File bytes not yet sent.
+    fn unsent(&self) -> u64 {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return self.remaining + self.chunk.len() as u64;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        self.remaining
+    }
+
+    /// Bytes read from the file that the kernel has not taken (the fallback).
+    fn pending_chunk(&self) -> bool {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return !self.chunk.is_empty();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        false
+    }
+
+    /// `sendfile(2)`: the kernel copies from the page cache to the socket,
+    /// no byte passes through user space. Returns the bytes sent (0: the
+    /// file ended).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn send_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<usize> {
+        let n = stream.send_file(&self.file, self.offset, want.min(usize::MAX as u64) as usize)?;
+        if n > 0 {
+            count.one(n);
+        }
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        self.sent += n as u64;
+        Ok(n)
+    }
+
+    /// Elsewhere a read/write loop: a chunk is read at the file's offset
+    /// (the caller's own position is left alone) and written; what the
+    /// kernel refuses waits in `chunk`. Returns the bytes the socket took,
+    /// or 0 with `chunk` empty when the file ended.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn send_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<usize> {
+        if self.chunk.is_empty() && self.remaining > 0 {
+            let mut buf = vec![0; want.min(FILE_CHUNK as u64) as usize];
+            let n = read_at(&self.file, &mut buf, self.offset)?;
+            buf.truncate(n);
+            self.offset += n as u64;
+            self.remaining -= n as u64;
+            self.chunk = WriteQueue::from_vec(buf);
+            if n == 0 {
+                return Ok(0);
+            }
+        }
+        let before = self.chunk.len();
+        self.chunk.flush(stream, count)?;
+        let n = before - self.chunk.len();
+        self.sent += n as u64;
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Connection {
     pub queue: WriteQueue,
+    /// Files to send after `queue`, in order.
+    pub files: VecDeque<FileSend>,
     /// A non-blocking connect is under way.
     pub connecting: bool,
     /// The user asked to stop reading (backpressure toward the peer).
@@ -109,7 +261,33 @@ impl Connection {
     /// Writable interest: a connect under way, or bytes the kernel refused.
     /// Corked bytes have not been tried yet; `uncork` sends them.
     pub fn wants_write(&self) -> bool {
-        self.connecting || (!self.queue.is_empty() && !self.corked)
+        self.connecting || (!self.queue.is_empty() && !self.corked) || !self.files.is_empty()
+    }
+
+    /// Nothing waits to be sent: no queued byte, no file.
+    pub fn output_idle(&self) -> bool {
+        self.queue.is_empty() && self.files.is_empty()
+    }
+
+    /// Bytes held in memory for the kernel (the queue and what waits behind
+    /// files): what the write-queue cap limits.
+    pub fn buffered(&self) -> usize {
+        self.queue.len() + self.files.iter().map(|f| f.after.len()).sum::<usize>()
+    }
+
+    /// Everything not yet sent, files included (saturating where a file
+    /// is larger than the address space).
+    pub fn pending(&self) -> usize {
+        let files = self.files.iter().map(FileSend::unsent).sum::<u64>();
+        self.buffered().saturating_add(usize::try_from(files).unwrap_or(usize::MAX))
+    }
+
+    /// Queues bytes behind everything else (behind the last file, if any).
+    pub fn enqueue(&mut self, data: &[u8]) {
+        match self.files.back_mut() {
+            Some(file) => file.after.extend_from_slice(data),
+            None => self.queue.push(data),
+        }
     }
 
     /// Both directions are done: the socket can be closed.
@@ -117,13 +295,29 @@ impl Connection {
         self.read_closed && self.write_closed
     }
 
-    /// Sends queued bytes; once none are left, the FIN `end()` asked for.
-    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<()> {
-        self.queue.flush(stream, count)?;
-        if self.queue.is_empty() && self.ending && !self.write_closed {
+    /// Sends queued bytes, then each file and the bytes written after it;
+    /// once none are left, the FIN `end()` asked for. Each file sent
+    /// whole is reported to `done` with its byte count (fewer than asked
+    /// if the file was shorter), in order.
+    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount, mut done: impl FnMut(u64)) -> io::Result<Flushed> {
+        let mut budget = FILE_BUDGET;
+        loop {
+            self.queue.flush(stream, count)?;
+            if !self.queue.is_empty() {
+                return Ok(Flushed::Done);
+            }
+            let Some(file) = self.files.front_mut() else { break };
+            if !file.send(stream, count, &mut budget)? {
+                return Ok(if budget == 0 { Flushed::Yielded } else { Flushed::Done });
+            }
+            let file = self.files.pop_front().expect("the front file was just sent");
+            done(file.sent);
+            self.queue = WriteQueue::from_vec(file.after);
+        }
+        if self.ending && !self.write_closed {
             stream.shutdown_write()?;
             self.write_closed = true;
         }
-        Ok(())
+        Ok(Flushed::Done)
     }
 }

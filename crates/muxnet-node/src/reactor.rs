@@ -336,6 +336,22 @@ impl Reactor {
         }))
     }
 
+    /// Queues a file to send after the bytes written so far (see
+    /// muxnet-core's `Reactor::send_file`): `length` bytes from `offset`,
+    /// or to the end of the file if `length` is negative. On Unix the file
+    /// is `fd` (duplicated: the caller keeps and closes its own); on
+    /// Windows, `path`. Returns 0, or a negative errno; an `EVENT_FILE_SENT`
+    /// record reports the bytes sent.
+    #[napi(catch_unwind)]
+    pub fn send_file(&self, token: f64, fd: i32, path: String, offset: f64, length: f64) -> i64 {
+        code(self.with(|r| {
+            let file = open_file(fd, &path)?;
+            let offset = offset as u64;
+            let len = if length < 0.0 { file.metadata()?.len().saturating_sub(offset) } else { length as u64 };
+            r.send_file(token_of(token), file, offset, len).map(|()| 0)
+        }))
+    }
+
     /// Half-closes after the queued bytes.
     #[napi(catch_unwind)]
     pub fn shutdown(&self, token: f64) -> i64 {
@@ -494,4 +510,25 @@ impl Reactor {
         }
         self.state.borrow_mut().reactor.close_all();
     }
+}
+
+/// A file of its own for `send_file`: a duplicate of the caller's `fd`
+/// (closed with the file, whatever the caller does with its own).
+#[cfg(unix)]
+fn open_file(fd: i32, _path: &str) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) touches no memory; an fd that is not
+    // open fails with EBADF.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` was just made by fcntl and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(dup) })
+}
+
+/// Windows: the C runtime's fds are not handles; the path is opened again.
+#[cfg(windows)]
+fn open_file(_fd: i32, path: &str) -> io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }

@@ -42,6 +42,11 @@ pub const EVENT_REACTOR_ERROR: i32 = 9;
 #[napi]
 pub const EVENT_RECEIVE_ERROR: i32 = 10;
 
+/// The oldest file queued by `sendFile` is sent; a, b: the bytes sent,
+/// low and high 32 bits.
+#[napi]
+pub const EVENT_FILE_SENT: i32 = 11;
+
 /// Words per record, and where each field is.
 #[napi]
 pub const RECORD_WORDS: u32 = 7;
@@ -90,6 +95,7 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::Data { conn, offset, len } => record(EVENT_DATA, Some(*conn), *offset as i32, *len as i32, 0, 0),
             Event::End { conn } => record(EVENT_END, Some(*conn), 0, 0, 0, 0),
             Event::Drain { conn } => record(EVENT_DRAIN, Some(*conn), 0, 0, 0, 0),
+            Event::FileSent { conn, sent } => record(EVENT_FILE_SENT, Some(*conn), *sent as u32 as i32, (*sent >> 32) as i32, 0, 0),
             Event::Close { conn, error } => record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
             Event::Message { socket, offset, len, from } => {
                 let ip = ip_text(from);

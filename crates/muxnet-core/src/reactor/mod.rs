@@ -84,6 +84,12 @@ pub enum Event {
     Drain {
         conn: Token,
     },
+    /// The oldest file queued by [`Reactor::send_file`] is sent: `sent`
+    /// bytes (fewer than asked if the file ended early).
+    FileSent {
+        conn: Token,
+        sent: u64,
+    },
     /// The socket is closed and its token names nothing any more; `error`
     /// says why, if not an orderly close.
     Close {
@@ -209,6 +215,10 @@ pub struct Reactor {
     carry: Vec<Token>,
     /// Connections with corked bytes to flush (entries may be stale).
     corked: Vec<Token>,
+    /// Connections to flush next turn whatever the backend says: a file
+    /// queued on a socket that is writable already, or one whose turn's
+    /// budget ran out (entries may be stale).
+    flush_soon: Vec<Token>,
     /// Listeners paused by `EMFILE`/`ENFILE`, resumed when an fd is freed.
     paused_listeners: HashSet<Token>,
     /// Sockets this turn closed, and why: until the owner has seen the
@@ -241,6 +251,7 @@ impl Reactor {
             later: Vec::new(),
             carry: Vec::new(),
             corked: Vec::new(),
+            flush_soon: Vec::new(),
             paused_listeners: HashSet::new(),
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
@@ -265,7 +276,7 @@ impl Reactor {
 
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
-        !self.carry.is_empty()
+        !self.carry.is_empty() || !self.flush_soon.is_empty()
     }
 
     /// Grows whenever the backend's interest set changes: a waiter blocked
@@ -364,12 +375,13 @@ impl Reactor {
             self.closed_in_turn.clear();
         }
         self.uncork();
-        let timeout = if self.carry.is_empty() { timeout } else { Some(Duration::ZERO) };
+        let timeout = if self.has_pending() { Some(Duration::ZERO) } else { timeout };
         let mut ready = std::mem::take(&mut self.readiness);
         ready.clear();
         self.counters.waits += 1;
         self.backend.wait(&mut ready, timeout)?;
         ready.extend(self.carry.drain(..).map(|token| Readiness { token, readable: true, writable: false, error: false, hup: true }));
+        ready.extend(self.flush_soon.drain(..).map(|token| Readiness { token, readable: false, writable: true, error: false, hup: false }));
         // One dispatch per socket per turn, so none reads past its budget:
         // a carried socket is reported again by level-triggered backends
         // (and may get a new edge), and mio's stash can repeat a token.
@@ -422,7 +434,7 @@ impl Reactor {
                     stats.connecting += c.connecting as u64;
                     stats.half_closed += (c.read_closed || c.ending || c.write_closed) as u64;
                     stats.piped += c.pipe.is_some() as u64;
-                    stats.queued_bytes += c.queue.len() as u64;
+                    stats.queued_bytes += c.buffered() as u64;
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
-use crate::connection::{write_now, Connection};
+use crate::connection::{write_now, Connection, FileSend, Flushed};
 use crate::socket::{self, Socket, Stream};
 use crate::stats::IoCount;
 
@@ -64,9 +64,10 @@ impl Reactor {
         self.close(token)
     }
 
-    /// Bytes waiting in the connection's write queue.
+    /// Bytes not yet sent: the write queue and the files queued by
+    /// [`Reactor::send_file`] (with the bytes written after them).
     pub fn queued(&mut self, token: Token) -> io::Result<usize> {
-        Ok(self.stream(token)?.1.queue.len())
+        Ok(self.stream(token)?.1.pending())
     }
 
     /// Writes now what the kernel takes and queues the rest; returns the
@@ -85,18 +86,19 @@ impl Reactor {
     fn write_counted(&mut self, token: Token, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
         let (stream, conn) = self.writable_stream(token, data.len())?;
         // Nothing watches for writable until a queue meets a full buffer.
-        let mut unwatched = conn.queue.is_empty();
+        let mut unwatched = conn.output_idle();
         if std::mem::take(&mut conn.corked) {
             // Corked bytes go first, and now: this write is not corked.
             conn.queue.flush(stream, count)?;
             unwatched = true;
         }
-        let direct = if conn.queue.is_empty() && !conn.connecting { write_now(stream, data, count)? } else { 0 };
+        let direct = if conn.output_idle() && !conn.connecting { write_now(stream, data, count)? } else { 0 };
         let rest = &data[direct..];
         if !rest.is_empty() {
-            conn.queue.push(rest);
+            // Behind the files being sent, if any.
+            conn.enqueue(rest);
         }
-        let queued = conn.queue.len();
+        let queued = conn.pending();
         // A caller told that bytes wait is told when they are gone.
         conn.want_drain |= queued > 0;
         if unwatched && queued > 0 {
@@ -114,12 +116,12 @@ impl Reactor {
     /// much one batch corked). The cap applies as for [`Reactor::write`].
     pub fn write_corked(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
         let (_, conn) = self.writable_stream(token, data.len())?;
-        // A queue already waiting for the kernel (or a connect) is flushed
-        // when the socket turns writable, as for any write.
-        let newly_corked = conn.queue.is_empty() && !conn.connecting;
+        // A queue already waiting for the kernel (or a connect, or a file)
+        // is flushed when the socket turns writable, as for any write.
+        let newly_corked = conn.output_idle() && !conn.connecting;
         conn.corked |= newly_corked;
-        conn.queue.push(data);
-        let held_back = if conn.corked { 0 } else { conn.queue.len() };
+        conn.enqueue(data);
+        let held_back = if conn.corked { 0 } else { conn.pending() };
         if newly_corked {
             self.corked.push(token);
             if self.corked.len() == 1 {
@@ -140,8 +142,9 @@ impl Reactor {
                 continue;
             }
             let mut count = IoCount::default();
-            let flushed = conn.flush(stream, &mut count);
-            let (finished, refused) = (conn.finished(), !conn.queue.is_empty());
+            // Corked bytes have no file behind them (`send_file` uncorks).
+            let flushed = conn.flush(stream, &mut count, |_| {}).map(drop);
+            let (finished, refused) = (conn.finished(), !conn.output_idle());
             self.counters.writes.add(count);
             // What the kernel refused waits for writable, as for any write.
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
@@ -169,10 +172,31 @@ impl Reactor {
         if conn.ending || conn.write_closed {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after end"));
         }
-        if !conn.queue.is_empty() && conn.queue.len() + len > cap {
+        let buffered = conn.buffered();
+        if buffered > 0 && buffered + len > cap {
             return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
         }
         Ok((stream, conn))
+    }
+
+    /// Sends `len` bytes of `file` from `offset` after everything written
+    /// so far; later writes go after it. The file is sent by the turns
+    /// that find the socket writable (`sendfile(2)` on Linux, a read/write
+    /// loop elsewhere), never read whole into memory, and closed once
+    /// sent; an `Event::FileSent` reports each file, in order, with the
+    /// bytes sent (fewer than `len` if the file is shorter by then). An
+    /// error reading the file or writing the socket closes the connection
+    /// (an `Event::Close` with the error).
+    pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        let (_, conn) = self.writable_stream(token, 0)?;
+        conn.files.push_back(FileSend::new(file, offset, len));
+        // Corked bytes go out with the file, by the same flush.
+        conn.corked = false;
+        self.sync_interest(token)?;
+        // The socket may be writable already (no edge would come): the
+        // next turn starts sending.
+        self.flush_soon.push(token);
+        self.backend.waker().wake()
     }
 
     /// Half-closes: FIN goes out after the queued bytes. The socket closes
@@ -180,7 +204,7 @@ impl Reactor {
     pub fn shutdown(&mut self, token: Token) -> io::Result<()> {
         let (stream, conn) = self.stream(token)?;
         conn.ending = true;
-        if conn.queue.is_empty() && !conn.connecting && !conn.write_closed {
+        if conn.output_idle() && !conn.connecting && !conn.write_closed {
             stream.shutdown_write()?;
             conn.write_closed = true;
             if conn.finished() {
@@ -264,18 +288,23 @@ impl Reactor {
         Ok(())
     }
 
-    /// Sends queued bytes; sends the FIN `shutdown` asked for once empty.
+    /// Sends queued bytes and files (reporting each file sent); sends the
+    /// FIN `shutdown` asked for once empty.
     fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
         let (stream, conn) = self.stream(token)?;
-        if conn.queue.is_empty() && !conn.want_drain && !conn.ending {
+        if conn.output_idle() && !conn.want_drain && !conn.ending {
             return Ok(());
         }
         let mut count = IoCount::default();
-        let flushed = conn.flush(stream, &mut count);
+        let flushed = conn.flush(stream, &mut count, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
-        flushed?;
+        if flushed? == Flushed::Yielded {
+            // Still writable: no new edge will come, so the next turn goes on.
+            self.flush_soon.push(token);
+            return Ok(());
+        }
         let (_, conn) = self.stream(token)?;
-        if !conn.queue.is_empty() {
+        if !conn.output_idle() {
             return Ok(());
         }
         if std::mem::take(&mut conn.want_drain) {

@@ -1,0 +1,121 @@
+/**
+ * `muxnet receive --port P --dir D`: takes files sent by `muxnet send`,
+ * writes each to `D/<name>.part` with backpressure (the connection pauses
+ * while the disk lags), hashes as it goes, and renames it to `D/<name>`
+ * only if size and SHA-256 match; the sender hears `OK` or `ERR`.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { listen, type BackendName, type Connection, type Server } from '../../fast';
+import { MAX_HEADER, parseHeader, type Header } from './protocol';
+
+export interface Received {
+  name: string;
+  size: number;
+  sha256: string;
+  /** Stored under this path (verified), or why not. */
+  path?: string;
+  error?: string;
+}
+
+export interface ReceiverOptions {
+  port: number;
+  host: string;
+  dir: string;
+  backend?: BackendName;
+  /** Called once per transfer, verified or not. */
+  onFile(file: Received): void;
+}
+
+/** One transfer's state, in `conn.data`. */
+interface Transfer {
+  /** Bytes of the length prefix and header so far. */
+  head: Buffer;
+  header?: Header;
+  out?: WriteStream;
+  hash?: Hash;
+  got: number;
+  part?: string;
+  finished: boolean;
+}
+
+export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
+  const fail = (conn: Connection<Transfer>, t: Transfer, reason: string) => {
+    if (t.finished) return;
+    t.finished = true;
+    t.out?.destroy();
+    if (t.part) void fsp.rm(t.part, { force: true });
+    if (t.header) opts.onFile({ ...t.header, error: reason });
+    if (!conn.closed) conn.end(`ERR ${reason}\n`);
+  };
+
+  const complete = (conn: Connection<Transfer>, t: Transfer) => {
+    const h = t.header!;
+    t.finished = true;
+    const digest = t.hash!.digest('hex');
+    t.out!.end(async () => {
+      if (digest !== h.sha256) {
+        await fsp.rm(t.part!, { force: true });
+        opts.onFile({ ...h, error: `sha256 mismatch (got ${digest})` });
+        if (!conn.closed) conn.end(`ERR sha256 mismatch\n`);
+        return;
+      }
+      const final = path.join(opts.dir, h.name);
+      await fsp.rename(t.part!, final);
+      opts.onFile({ ...h, path: final });
+      if (!conn.closed) conn.end(`OK ${digest}\n`);
+    });
+  };
+
+  /** File bytes: hashed, written; the connection pauses while the disk lags. */
+  const body = (conn: Connection<Transfer>, t: Transfer, chunk: Buffer) => {
+    const h = t.header!;
+    if (t.got + chunk.length > h.size) return fail(conn, t, 'more bytes than the header said');
+    t.got += chunk.length;
+    t.hash!.update(chunk);
+    if (!t.out!.write(chunk)) {
+      conn.pause();
+      t.out!.once('drain', () => conn.resume());
+    }
+    if (t.got === h.size) complete(conn, t);
+  };
+
+  const start = (conn: Connection<Transfer>, t: Transfer, header: Header) => {
+    t.header = header;
+    t.hash = createHash('sha256');
+    t.part = path.join(opts.dir, `.${header.name}.part`);
+    t.out = createWriteStream(t.part);
+    t.out.on('error', (err) => fail(conn, t, `cannot write: ${err.message}`));
+    if (header.size === 0) complete(conn, t);
+  };
+
+  return listen<Transfer>(
+    { port: opts.port, host: opts.host, backend: opts.backend },
+    {
+      onOpen(conn) {
+        conn.data = { head: Buffer.alloc(0), got: 0, finished: false };
+      },
+      onData(conn, chunk) {
+        const t = conn.data!;
+        if (t.finished) return;
+        if (t.header) return body(conn, t, chunk);
+        t.head = Buffer.concat([t.head, chunk]);
+        if (t.head.length < 4) return;
+        const len = t.head.readUInt32BE(0);
+        if (len > MAX_HEADER) return fail(conn, t, 'header too long');
+        if (t.head.length < 4 + len) return;
+        const header = parseHeader(t.head.subarray(4, 4 + len));
+        if (typeof header === 'string') return fail(conn, t, header);
+        const rest = t.head.subarray(4 + len);
+        t.head = Buffer.alloc(0);
+        start(conn, t, header);
+        if (rest.length > 0) body(conn, t, rest);
+      },
+      onClose(conn) {
+        const t = conn.data;
+        if (t && !t.finished && t.header) fail(conn, t, `connection closed after ${t.got} of ${t.header.size} bytes`);
+      },
+    },
+  );
+}

@@ -1,0 +1,54 @@
+/**
+ * `muxnet send FILE HOST:PORT`: hashes the file, sends the header, then the
+ * file with `sendFile` (the kernel copies it: no byte through JavaScript),
+ * and waits for the receiver's verdict.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { connect } from '../../fast';
+import { encodeHeader } from './protocol';
+
+export interface SendResult {
+  name: string;
+  size: number;
+  sha256: string;
+  /** The receiver's answer line, as sent (`OK …` or `ERR …`). */
+  reply: string;
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function sendFileTo(file: string, host: string, port: number): Promise<SendResult> {
+  const stat = await fsp.stat(file);
+  const sha256 = await sha256Of(file);
+  const name = path.basename(file);
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    let done = false;
+    const conn = connect(
+      { host, port },
+      {
+        onOpen(c) {
+          c.write(encodeHeader({ name, size: stat.size, sha256 }));
+          c.sendFile(file, { length: stat.size }).catch((err: Error) => c.destroy(err));
+        },
+        onData(_, chunk) {
+          reply += chunk.toString('utf8');
+          const nl = reply.indexOf('\n');
+          if (nl < 0) return;
+          done = true;
+          conn.end();
+          resolve({ name, size: stat.size, sha256, reply: reply.slice(0, nl) });
+        },
+        onClose(_, err) {
+          if (!done) reject(err ?? new Error('the receiver closed the connection without an answer'));
+        },
+      },
+    );
+  });
+}

@@ -1,0 +1,368 @@
+/**
+ * A resilient client on the fast API: one object that stays connected.
+ * It connects with a deadline, reconnects with exponential backoff and
+ * jitter when the connection fails or goes silent, and keeps what you send
+ * while it is down in a bounded queue, sent in order once it is back.
+ * What does not fit is reported (`send` returns false, `'overflow'`);
+ * what is still queued when it gives up is handed back in `'closed'`.
+ *
+ * ```ts
+ * import { connect } from 'muxnet/client';
+ * const client = connect({ port: 7000, reconnect: { maxDelay: 5000 }, heartbeat: { interval: 10_000, timeout: 5000, message: 'PING\n' } });
+ * client.on('reconnecting', ({ delay, cause }) => console.log(`retry in ${delay} ms: ${cause.message}`));
+ * client.on('data', (chunk) => process.stdout.write(chunk));
+ * client.send('hello\n');
+ * ```
+ *
+ * Bytes handed to a connection that then breaks may or may not have
+ * reached the peer (no transport can say); the queue carries across
+ * reconnects only what was not yet handed over. A connection takes a
+ * message only while it has nothing queued in the kernel's stead, so at
+ * most one message's worth is in doubt.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as fastConnect, type Connection } from './fast';
+import { codedError, invalidArgType, invalidArgValue, type SystemError } from './errors';
+import { resolveBackend, validateHost, validateInteger, validateObject, validatePort, type BackendName } from './options';
+
+export interface ReconnectOptions {
+  /** The first delay, in ms (default 100). */
+  initialDelay?: number;
+  /** No delay is longer, in ms (default 30 000). */
+  maxDelay?: number;
+  /** Each failed attempt multiplies the delay by this (default 2). */
+  factor?: number;
+  /** Up to this fraction of each delay is taken off at random, so many clients do not retry in step (0..1, default 0.2). */
+  jitter?: number;
+  /** Attempts after a failure before giving up (default: for ever). */
+  maxRetries?: number;
+}
+
+export interface HeartbeatOptions {
+  /** Sent every `interval` ms while connected. */
+  message: string | Uint8Array;
+  interval: number;
+  /** Some byte must arrive within this many ms of each heartbeat, or the connection is taken for dead. */
+  timeout: number;
+}
+
+export interface ClientOptions {
+  port?: number;
+  host?: string;
+  /** A Unix-domain socket path instead of a port. */
+  path?: string;
+  backend?: BackendName;
+  noDelay?: boolean;
+  /** A connect attempt that takes longer fails with `ETIMEDOUT` (ms; default 10 000). */
+  connectTimeout?: number;
+  /** No byte either way for this many ms fails the connection with `ETIMEDOUT` (default: none). */
+  idleTimeout?: number;
+  heartbeat?: HeartbeatOptions;
+  /** `false`: no reconnect, the first failure closes the client. */
+  reconnect?: ReconnectOptions | false;
+  /** Bytes the send queue holds while disconnected or backed up (default 1 MiB). */
+  queueLimit?: number;
+}
+
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface ReconnectingEvent {
+  /** The wait before the next attempt, in ms. */
+  delay: number;
+  /** The attempt that comes next: 1 for the first retry after a failure. */
+  attempt: number;
+  /** Why the last connection or attempt ended. */
+  cause: Error;
+}
+
+export interface ClosedEvent {
+  /** Why the client stopped: undefined after `close()`. */
+  cause?: Error;
+  /** Messages still queued, never sent: yours to keep or log. */
+  unsent: Buffer[];
+}
+
+export interface OverflowEvent {
+  /** The message that did not fit. */
+  data: Buffer;
+  /** The bytes queued when it was refused. */
+  queued: number;
+  limit: number;
+}
+
+export interface Client {
+  on(event: 'connecting', listener: (info: { attempt: number }) => void): this;
+  on(event: 'open', listener: (conn: Connection) => void): this;
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'reconnecting', listener: (info: ReconnectingEvent) => void): this;
+  on(event: 'closed', listener: (info: ClosedEvent) => void): this;
+  on(event: 'overflow', listener: (info: OverflowEvent) => void): this;
+  once(event: 'connecting', listener: (info: { attempt: number }) => void): this;
+  once(event: 'open', listener: (conn: Connection) => void): this;
+  once(event: 'data', listener: (chunk: Buffer) => void): this;
+  once(event: 'reconnecting', listener: (info: ReconnectingEvent) => void): this;
+  once(event: 'closed', listener: (info: ClosedEvent) => void): this;
+  once(event: 'overflow', listener: (info: OverflowEvent) => void): this;
+}
+
+interface Backoff {
+  initialDelay: number;
+  maxDelay: number;
+  factor: number;
+  jitter: number;
+  maxRetries: number;
+}
+
+function validateNumber(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw invalidArgType(name, 'of type number', value);
+  if (value < min || value > max) throw invalidArgValue(name, value, `must be >= ${min} && <= ${max}`);
+  return value;
+}
+
+const MAX_MS = 2 ** 31 - 1;
+
+function validateBackoff(value: unknown): Backoff | undefined {
+  if (value === false) return undefined;
+  const o = validateObject(value, 'options.reconnect');
+  const initialDelay = validateInteger(o.initialDelay, 'options.reconnect.initialDelay', 100, 0, MAX_MS);
+  const maxDelay = validateInteger(o.maxDelay, 'options.reconnect.maxDelay', Math.max(30_000, initialDelay), initialDelay, MAX_MS);
+  return {
+    initialDelay,
+    maxDelay,
+    factor: validateNumber(o.factor, 'options.reconnect.factor', 2, 1, 1000),
+    jitter: validateNumber(o.jitter, 'options.reconnect.jitter', 0.2, 0, 1),
+    maxRetries: o.maxRetries === Infinity ? Infinity : validateInteger(o.maxRetries, 'options.reconnect.maxRetries', Infinity, 0, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+function validateHeartbeat(value: unknown): { message: Buffer; interval: number; timeout: number } | undefined {
+  if (value === undefined) return undefined;
+  const o = validateObject(value, 'options.heartbeat');
+  const m = o.message;
+  if (typeof m !== 'string' && !(m instanceof Uint8Array)) throw invalidArgType('options.heartbeat.message', 'of type string or an instance of Uint8Array', m);
+  if (o.interval === undefined) throw invalidArgType('options.heartbeat.interval', 'of type number', o.interval);
+  if (o.timeout === undefined) throw invalidArgType('options.heartbeat.timeout', 'of type number', o.timeout);
+  return {
+    message: Buffer.from(m),
+    interval: validateInteger(o.interval, 'options.heartbeat.interval', 0, 1, MAX_MS),
+    timeout: validateInteger(o.timeout, 'options.heartbeat.timeout', 0, 1, MAX_MS),
+  };
+}
+
+function timedOut(what: string): SystemError {
+  const err = codedError(`${what} timed out`, 'ETIMEDOUT') as unknown as SystemError;
+  err.syscall = what;
+  return err;
+}
+
+/**
+ * The wait before retry `attempt` (1, 2, …): `initialDelay × factor^(attempt-1)`,
+ * at most `maxDelay`, less up to `jitter` of it at random.
+ */
+export function backoffDelay(b: Backoff, attempt: number, random: number = Math.random()): number {
+  const base = Math.min(b.maxDelay, b.initialDelay * b.factor ** (attempt - 1));
+  return Math.round(base * (1 - b.jitter * random));
+}
+
+/** See the module notes; made by `connect`. */
+export class Client extends EventEmitter {
+  private stateName: ClientState = 'connecting';
+  private conn: Connection | undefined;
+  /** Failed attempts since the last open. */
+  private attempt = 0;
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  /** The connection was dropped by us, for this reason. */
+  private dropCause: Error | undefined;
+  private readonly target: { port?: number; host: string; path?: string; backend: BackendName; noDelay: boolean };
+  private readonly connectTimeout: number;
+  private readonly idleTimeout: number;
+  private readonly heartbeat: ReturnType<typeof validateHeartbeat>;
+  private readonly backoff: Backoff | undefined;
+  readonly queueLimit: number;
+
+  /** @internal */
+  constructor(options: ClientOptions) {
+    super();
+    const o = validateObject(options, 'options') as ClientOptions;
+    const path = o.path;
+    if (path !== undefined && (typeof path !== 'string' || path === '')) throw invalidArgValue('options.path', path, 'must be a non-empty path');
+    const port = path === undefined ? validatePort(o.port, 'options.port', false) : undefined;
+    this.target = { port, path, host: validateHost(o.host), backend: resolveBackend(o.backend), noDelay: o.noDelay !== false };
+    this.connectTimeout = validateInteger(o.connectTimeout, 'options.connectTimeout', 10_000, 1, MAX_MS);
+    this.idleTimeout = validateInteger(o.idleTimeout, 'options.idleTimeout', 0, 0, MAX_MS);
+    this.heartbeat = validateHeartbeat(o.heartbeat);
+    this.backoff = validateBackoff(o.reconnect);
+    this.queueLimit = validateInteger(o.queueLimit, 'options.queueLimit', 1 << 20, 0, Number.MAX_SAFE_INTEGER);
+    // Listeners are added after `connect` returns: the first attempt starts next tick.
+    process.nextTick(() => this.state === 'connecting' && this.open_());
+  }
+
+  get state(): ClientState {
+    return this.stateName;
+  }
+
+  /** Bytes waiting in the client's queue (not yet handed to a connection). */
+  get queued(): number {
+    return this.queuedBytes;
+  }
+
+  /** The open connection, if any. */
+  get connection(): Connection | undefined {
+    return this.stateName === 'open' ? this.conn : undefined;
+  }
+
+  /**
+   * Sends now if connected and not backed up, else queues. Returns false
+   * if the message did not fit the queue: it is dropped, and `'overflow'`
+   * says so (with the message). After `close()`, throws `ERR_SOCKET_CLOSED`.
+   */
+  send(data: Uint8Array | string): boolean {
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw invalidArgType('data', 'of type string or an instance of Uint8Array', data);
+    if (this.stateName === 'closed') throw codedError('Client is closed', 'ERR_SOCKET_CLOSED');
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (this.stateName === 'open' && this.queue.length === 0 && this.handOver(buf)) return true;
+    if (this.queuedBytes + buf.length > this.queueLimit) {
+      this.emit('overflow', { data: buf, queued: this.queuedBytes, limit: this.queueLimit } satisfies OverflowEvent);
+      return false;
+    }
+    // Copied: a caller's buffer may be reused before the connection is back.
+    this.queue.push(typeof data === 'string' ? buf : Buffer.from(buf));
+    this.queuedBytes += buf.length;
+    return true;
+  }
+
+  /**
+   * Stops for good: no more reconnects; the open connection (if any) is
+   * ended after what the queue holds. `'closed'` follows with no cause.
+   */
+  close(): void {
+    if (this.stateName === 'closed') return;
+    const conn = this.conn;
+    if (conn && this.stateName === 'open') {
+      this.flushQueue();
+      // Whatever is still queued goes with the end (the kernel's cap permitting).
+      for (const buf of this.queue.splice(0)) conn.write(buf);
+      this.queuedBytes = 0;
+      conn.end();
+    } else conn?.destroy();
+    this.finish(undefined);
+  }
+
+  /** Hands `buf` to the connection; false if it is backed up (queue instead). */
+  private handOver(buf: Buffer): boolean {
+    const conn = this.conn!;
+    if (conn.bufferedAmount > 0) return false;
+    conn.write(buf);
+    this.touch();
+    return true;
+  }
+
+  private flushQueue(): void {
+    while (this.queue.length > 0 && this.stateName === 'open') {
+      if (!this.handOver(this.queue[0])) return;
+      this.queuedBytes -= this.queue.shift()!.length;
+    }
+  }
+
+  private open_(): void {
+    this.setState('connecting');
+    this.emit('connecting', { attempt: this.attempt });
+    const t = this.target;
+    const conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
+      onOpen: () => this.onOpen(conn),
+      onData: (_, chunk) => this.onData(chunk),
+      onDrain: () => this.flushQueue(),
+      onClose: (_, err) => this.onClose(conn, err),
+    });
+    this.conn = conn;
+    this.dropCause = undefined;
+    this.connectTimer = setTimeout(() => this.drop(conn, timedOut('connect')), this.connectTimeout);
+  }
+
+  private onOpen(conn: Connection): void {
+    if (conn !== this.conn) return;
+    clearTimeout(this.connectTimer);
+    this.attempt = 0;
+    this.setState('open');
+    this.touch();
+    if (this.heartbeat) {
+      const hb = this.heartbeat;
+      this.heartbeatTimer = setInterval(() => {
+        // The heartbeat jumps the queue: it is about this connection.
+        if (!conn.closed) conn.write(hb.message);
+        this.deadline ??= setTimeout(() => this.drop(conn, timedOut('heartbeat')), hb.timeout);
+      }, hb.interval);
+    }
+    this.emit('open', conn);
+    this.flushQueue();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.touch();
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.emit('data', chunk);
+  }
+
+  /** Some byte moved: the idle clock starts again. */
+  private touch(): void {
+    if (this.idleTimeout === 0) return;
+    if (this.idleTimer) this.idleTimer.refresh();
+    else this.idleTimer = setTimeout(() => this.conn && this.drop(this.conn, timedOut('idle')), this.idleTimeout);
+  }
+
+  /** Gives up on a connection (silent, or too slow to connect): its close reports `cause`. */
+  private drop(conn: Connection, cause: Error): void {
+    if (conn !== this.conn || conn.closed) return;
+    this.dropCause = cause;
+    conn.destroy(cause);
+  }
+
+  private onClose(conn: Connection, err: Error | undefined): void {
+    if (conn !== this.conn) return;
+    this.stopTimers();
+    this.conn = undefined;
+    if (this.stateName === 'closed') return;
+    const cause = this.dropCause ?? err ?? codedError('The peer closed the connection', 'ERR_SOCKET_CLOSED_BY_PEER');
+    const b = this.backoff;
+    if (b === undefined || this.attempt >= b.maxRetries) return this.finish(cause);
+    this.attempt++;
+    const delay = backoffDelay(b, this.attempt);
+    this.setState('reconnecting');
+    this.emit('reconnecting', { delay, attempt: this.attempt, cause } satisfies ReconnectingEvent);
+    if (this.stateName === 'reconnecting') this.retryTimer = setTimeout(() => this.open_(), delay);
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.idleTimer);
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.deadline);
+    this.idleTimer = this.heartbeatTimer = this.deadline = undefined;
+  }
+
+  private finish(cause: Error | undefined): void {
+    this.stopTimers();
+    clearTimeout(this.retryTimer);
+    this.setState('closed');
+    const unsent = this.queue.splice(0);
+    this.queuedBytes = 0;
+    this.emit('closed', { cause, unsent } satisfies ClosedEvent);
+  }
+
+  private setState(state: ClientState): void {
+    this.stateName = state;
+  }
+}
+
+/** Starts a resilient client (see the module notes); the first attempt starts on the next tick. */
+export function connect(options: ClientOptions): Client {
+  return new Client(options);
+}
