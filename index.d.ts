@@ -82,6 +82,15 @@ export declare class Reactor {
    * A size above `i32::MAX` is EINVAL, as Node's binding says.
    */
   udpBufferSize(token: number, recv: boolean, size: number): number
+  /**
+   * Queues a file to send after the bytes written so far (see
+   * muxnet-core's `Reactor::send_file`): `length` bytes from `offset`,
+   * or to the end of the file if `length` is negative. On Unix the file
+   * is `fd` (duplicated: the caller keeps and closes its own); on
+   * Windows, `path`. Returns 0, or a negative errno; an `EVENT_FILE_SENT`
+   * record reports the bytes sent.
+   */
+  sendFile(token: number, fd: number, path: string, offset: number, length: number): number
   /** Half-closes after the queued bytes. */
   shutdown(token: number): number
   /**
@@ -170,6 +179,12 @@ export declare const EVENT_DATA: number
 export declare const EVENT_DRAIN: number
 
 export declare const EVENT_END: number
+
+/**
+ * The oldest file queued by `sendFile` is sent; a, b: the bytes sent,
+ * low and high 32 bits.
+ */
+export declare const EVENT_FILE_SENT: number
 
 /** a: offset, b: length, c: port, d: index into the turn's peers array. */
 export declare const EVENT_MESSAGE: number
