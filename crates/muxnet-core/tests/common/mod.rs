@@ -45,6 +45,7 @@ pub enum Ev {
     Data { conn: Token, data: Vec<u8> },
     End { conn: Token },
     Drain { conn: Token },
+    FileSent { conn: Token, sent: u64 },
     Close { conn: Token, error: Option<io::Error> },
     Message { socket: Token, data: Vec<u8>, from: SocketAddr },
     ReceiveError { socket: Token, error: io::Error },
@@ -57,6 +58,7 @@ impl Ev {
             Ev::Accept { conn, .. } => conn,
             Ev::AcceptError { listener, .. } => listener,
             Ev::Connect { conn } | Ev::Data { conn, .. } | Ev::End { conn } | Ev::Drain { conn } | Ev::Close { conn, .. } => conn,
+            Ev::FileSent { conn, .. } => conn,
             Ev::Message { socket, .. } | Ev::ReceiveError { socket, .. } => socket,
         }
     }
@@ -102,6 +104,7 @@ impl Harness {
                 }
                 Event::End { conn } => Ev::End { conn },
                 Event::Drain { conn } => Ev::Drain { conn },
+                Event::FileSent { conn, sent } => Ev::FileSent { conn, sent },
                 Event::Close { conn, error } => Ev::Close { conn, error },
                 Event::Message { socket, offset, len, from } => {
                     assert!(offset + len <= end, "Message outside the filled slab: {offset}+{len} > {end}");

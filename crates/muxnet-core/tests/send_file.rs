@@ -1,0 +1,149 @@
+//! Files sent by the reactor: in order with the writes around them, at the
+//! pace of a slow peer, short files reported short, a closed connection
+//! taking its files with it.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::BackendKind;
+
+backend_tests!(interleaved_with_writes, file_shorter_than_asked, slow_peer, write_after_end_refused);
+
+/// A file of `len` pattern bytes in the temp dir, removed when dropped.
+struct TempFile {
+    path: std::path::PathBuf,
+    data: Vec<u8>,
+}
+
+impl TempFile {
+    fn new(tag: &str, kind: BackendKind, len: usize) -> TempFile {
+        let path = std::env::temp_dir().join(format!("muxnet-send-file-{tag}-{}-{}", kind.name(), std::process::id()));
+        let data = pattern(len as u64, len);
+        File::create(&path).unwrap().write_all(&data).unwrap();
+        TempFile { path, data }
+    }
+
+    fn open(&self) -> File {
+        File::open(&self.path).unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The peer reads to EOF on a thread; the harness turns until it has, and
+/// returns the bytes and the events seen.
+fn drain_to_peer(h: &mut Harness, peer: std::net::TcpStream) -> (Vec<u8>, Vec<Ev>) {
+    let mut reader = Peer::spawn(move || {
+        let mut peer = peer;
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut seen = Vec::new();
+    h.until("the peer reading to EOF", |_, events| {
+        seen.extend(events);
+        reader.done()
+    });
+    (reader.join(), seen)
+}
+
+fn files_sent(events: &[Ev]) -> Vec<u64> {
+    events.iter().filter_map(|e| if let Ev::FileSent { sent, .. } = e { Some(*sent) } else { None }).collect()
+}
+
+// Bytes written before a file go first, the file's range next, bytes
+// written after it after; two files and three writes arrive in call order,
+// even with the first write still queued against a peer that has not read.
+fn interleaved_with_writes(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = small_buffer_client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("interleave", kind, 3 << 20);
+    let (a, b, c) = (pattern(1, 12 << 20), pattern(2, 777), pattern(3, 5000));
+    assert!(h.r.write(conn, &a).unwrap() > 0, "the first write queues (the peer has not read)");
+    h.r.send_file(conn, f.open(), 100, 2 << 20).unwrap();
+    h.r.write(conn, &b).unwrap();
+    h.r.send_file(conn, f.open(), 0, 1000).unwrap();
+    let queued = h.r.write(conn, &c).unwrap();
+    assert!(queued >= (2 << 20) + 1000 + 777 + 5000, "queued {queued} counts the files and the writes behind them");
+    h.r.shutdown(conn).unwrap();
+    let (got, events) = drain_to_peer(&mut h, peer);
+    let want = [&a[..], &f.data[100..100 + (2 << 20)], &b, &f.data[..1000], &c].concat();
+    assert_same(&got, &want, "write, file, write, file, write");
+    assert_eq!(files_sent(&events), vec![2 << 20, 1000]);
+}
+
+// A file that ends before `len` bytes is done at its end: the count says
+// how much went, and what was written after it follows at once.
+fn file_shorter_than_asked(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("short", kind, 10_000);
+    h.r.send_file(conn, f.open(), 9000, 1 << 20).unwrap();
+    h.r.write(conn, b"after").unwrap();
+    h.r.send_file(conn, f.open(), 20_000, 10).unwrap();
+    h.r.shutdown(conn).unwrap();
+    let (got, events) = drain_to_peer(&mut h, peer);
+    assert_same(&got, &[&f.data[9000..], b"after"].concat(), "the file's last 1000 bytes, then the write");
+    assert_eq!(files_sent(&events), vec![1000, 0]);
+}
+
+// A peer that reads slowly: the file goes at its pace (the reactor waits
+// for writable, never holding more than the kernel's buffer), and all of
+// it arrives.
+fn slow_peer(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = small_buffer_client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("slow", kind, 8 << 20);
+    h.r.send_file(conn, f.open(), 0, 8 << 20).unwrap();
+    h.r.shutdown(conn).unwrap();
+    // Turns with the peer not reading: the file stays mostly unsent.
+    for _ in 0..5 {
+        h.turn(Duration::from_millis(5));
+    }
+    assert!(h.r.queued(conn).unwrap() > 4 << 20, "a peer that does not read holds the file back");
+    let mut reader = Peer::spawn(move || {
+        let mut peer = peer;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16 << 10];
+        loop {
+            match peer.read(&mut buf).unwrap() {
+                0 => return got,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    let mut events = Vec::new();
+    h.until_within(Duration::from_secs(30), "the slow peer reading to EOF", |_, e| {
+        events.extend(e);
+        reader.done()
+    });
+    assert_same(&reader.join(), &f.data, "the whole file");
+    assert_eq!(files_sent(&events), vec![8 << 20]);
+}
+
+// After `shutdown`, a file is refused like a write.
+fn write_after_end_refused(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let _peer = client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("ended", kind, 10);
+    h.r.shutdown(conn).unwrap();
+    let err = h.r.send_file(conn, f.open(), 0, 10).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+}

@@ -1,0 +1,204 @@
+// Connection.sendFile over real loopback sockets: order with writes, a
+// 1 GiB sparse file checked by hash, errors, and no fd left behind.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen, type Connection } from '../src/fast';
+import { BACKENDS, openFds } from './helpers';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-sendfile-'));
+
+/** A file of `len` pseudo-random bytes; the bytes are returned too. */
+function makeFile(name: string, len: number): { file: string; data: Buffer } {
+  const data = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) data[i] = (i * 2654435761) >>> 24;
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, data);
+  return { file, data };
+}
+
+/** A muxnet server doing `serve` with each connection; a node:net client reads to EOF. */
+async function exchange<T>(backend: (typeof BACKENDS)[number], serve: (conn: Connection) => Promise<T>): Promise<{ got: Buffer; result: T }> {
+  let result!: Promise<T>;
+  const server = listen({ port: 0, backend }, { onOpen: (conn) => void (result = serve(conn)) });
+  try {
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect(server.port, '127.0.0.1');
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('end', resolve);
+      sock.on('error', reject);
+    });
+    return { got: Buffer.concat(chunks), result: await result };
+  } finally {
+    server.close();
+  }
+}
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe.each(BACKENDS.map((b) => [b]))('sendFile on %s', (backend) => {
+  it('goes after the bytes written before it, and before those written after', async () => {
+    const { file, data } = makeFile(`order-${backend}`, 3 << 20);
+    const [a, b, c] = [Buffer.alloc(12 << 20, 'a'), Buffer.from('between'), Buffer.from('after all')];
+    const { got, result } = await exchange(backend, async (conn) => {
+      conn.write(a);
+      const first = conn.sendFile(file, { offset: 1000, length: 2 << 20 });
+      conn.write(b);
+      // An fd the caller keeps: sent from offset 0, whatever its own position.
+      const fd = fs.openSync(file, 'r');
+      const second = conn.sendFile(fd, { length: 4096 });
+      conn.write(c);
+      conn.end();
+      const sent = await Promise.all([first, second]);
+      fs.closeSync(fd);
+      return sent;
+    });
+    expect(result).toEqual([2 << 20, 4096]);
+    const want = Buffer.concat([a, data.subarray(1000, 1000 + (2 << 20)), b, data.subarray(0, 4096), c]);
+    expect(got.length).toBe(want.length);
+    expect(got.equals(want)).toBe(true);
+  });
+
+  it('sends to the end of the file by default, and resolves with what a short file had', async () => {
+    const { file, data } = makeFile(`tail-${backend}`, 100_000);
+    const { got, result } = await exchange(backend, async (conn) => {
+      const all = conn.sendFile(file, { offset: 99_000 });
+      const short = conn.sendFile(file, { offset: 99_990, length: 1 << 20 });
+      conn.end();
+      return Promise.all([all, short]);
+    });
+    expect(result).toEqual([1000, 10]);
+    expect(got.equals(Buffer.concat([data.subarray(99_000), data.subarray(99_990)]))).toBe(true);
+  });
+});
+
+describe('sendFile', () => {
+  const big = path.join(dir, 'sparse-1g');
+  const size = 1 << 30;
+  /** Marks at a few places, so the hash checks placement, not only length. */
+  const marks = [0, 123_456_789, size - 9].map((at, i) => ({ at, bytes: Buffer.from(`mark-${i}-:)`) }));
+
+  beforeAll(() => {
+    const fd = fs.openSync(big, 'w');
+    fs.ftruncateSync(fd, size);
+    for (const m of marks) fs.writeSync(fd, m.bytes, 0, m.bytes.length, m.at);
+    fs.closeSync(fd);
+  });
+  afterAll(() => fs.rmSync(big, { force: true }));
+
+  it('moves a 1 GiB sparse file whole (checked by SHA-256)', async () => {
+    const expected = createHash('sha256');
+    const zeros = Buffer.alloc(1 << 20);
+    let at = 0;
+    for (const m of marks) {
+      for (; at < m.at; ) {
+        const n = Math.min(zeros.length, m.at - at);
+        expected.update(zeros.subarray(0, n));
+        at += n;
+      }
+      expected.update(m.bytes);
+      at += m.bytes.length;
+    }
+    expect(at).toBe(size);
+    let sent: Promise<number> | undefined;
+    const server = listen({ port: 0 }, {
+      onOpen(conn) {
+        sent = conn.sendFile(big);
+        conn.end();
+      },
+    });
+    const got = createHash('sha256');
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect(server.port, '127.0.0.1');
+      sock.on('data', (d) => {
+        got.update(d);
+        bytes += d.length;
+      });
+      sock.on('end', resolve);
+      sock.on('error', reject);
+    });
+    server.close();
+    expect(await sent).toBe(size);
+    expect(bytes).toBe(size);
+    expect(got.digest('hex')).toBe(expected.digest('hex'));
+  }, 120_000);
+
+  it('rejects with Node-style errors: bad arguments, a missing file, a directory, a closed connection', async () => {
+    const { file } = makeFile('errors', 10);
+    const { result } = await exchange('mio', async (conn) => {
+      const errors = await Promise.all([
+        conn.sendFile({} as unknown as string).catch((e: NodeJS.ErrnoException) => e.code),
+        conn.sendFile(file, { offset: -1 }).catch((e: NodeJS.ErrnoException) => e.code),
+        conn.sendFile(file, { length: 1.5 }).catch((e: NodeJS.ErrnoException) => e.code),
+        conn.sendFile(path.join(dir, 'missing')).catch((e: NodeJS.ErrnoException) => `${e.code} ${e.syscall}`),
+        conn.sendFile(dir).catch((e: NodeJS.ErrnoException) => e.code),
+      ]);
+      conn.end();
+      errors.push(await conn.sendFile(file).catch((e: NodeJS.ErrnoException) => e.code));
+      conn.destroy();
+      errors.push(await conn.sendFile(file).catch((e: NodeJS.ErrnoException) => e.code));
+      return errors;
+    });
+    expect(result).toEqual([
+      'ERR_INVALID_ARG_TYPE',
+      'ERR_OUT_OF_RANGE',
+      'ERR_OUT_OF_RANGE',
+      'ENOENT open',
+      'ERR_INVALID_ARG_VALUE',
+      'ERR_STREAM_WRITE_AFTER_END',
+      'ERR_SOCKET_CLOSED',
+    ]);
+  });
+
+  it('rejects a file still queued when the connection is destroyed, and the peer reset fails one in flight', async () => {
+    const { file } = makeFile('pending', 8 << 20);
+    let pending: Promise<unknown> | undefined;
+    const server = listen({ port: 0 }, {
+      onOpen(conn) {
+        // Far more than the socket buffers hold: the peer resets mid-file.
+        pending = conn.sendFile(file).catch((e: NodeJS.ErrnoException) => e.code);
+      },
+    });
+    const sock = net.connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve) => sock.once('data', () => resolve()));
+    sock.resetAndDestroy();
+    expect(['ECONNRESET', 'EPIPE']).toContain(await pending);
+
+    let destroyed: Promise<unknown> | undefined;
+    const server2 = listen({ port: 0 }, {
+      onOpen(conn) {
+        destroyed = conn.sendFile(file).catch((e: NodeJS.ErrnoException) => e.code);
+        conn.destroy();
+      },
+    });
+    const sock2 = net.connect(server2.port, '127.0.0.1');
+    await new Promise<void>((resolve) => sock2.on('close', () => resolve()).on('error', () => {}));
+    expect(await destroyed).toBe('ERR_SOCKET_CLOSED');
+    server.close();
+    server2.close();
+  });
+
+  it('leaves no fd open: files sent, failed or dropped with their connection are closed', async () => {
+    const { file } = makeFile('fds', 4 << 20);
+    // The reactors' own fds exist by now (the tests above made them).
+    const before = openFds();
+    for (const backend of BACKENDS) {
+      const { result } = await exchange(backend, async (conn) => {
+        const sent = conn.sendFile(file, { length: 1000 });
+        const dropped = conn.sendFile(file).catch((e: NodeJS.ErrnoException) => e.code);
+        await sent;
+        conn.destroy();
+        return dropped;
+      });
+      expect(result).toBe('ERR_SOCKET_CLOSED');
+    }
+    // The last close is reported in a later turn than the client's end.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFds()).toBe(before);
+  });
+});
