@@ -1,0 +1,152 @@
+// muxnet/client over real loopback sockets: a server that goes away and
+// comes back on the same port, backoff as reported, the bounded queue, and
+// a peer that accepts and then says nothing.
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
+import { listen, type Server } from '../src/fast';
+
+/** A port nothing listens on (taken, then freed). */
+async function freePort(): Promise<number> {
+  const s = listen({ port: 0 }, {});
+  const port = s.port;
+  s.close();
+  return port;
+}
+
+const closed = (client: ReturnType<typeof connect>) => new Promise<ClosedEvent>((r) => client.once('closed', r));
+
+/** An echo server that also lists its connections (to drop them). */
+function echoServer(port: number): Server {
+  return listen({ port }, { onData: (conn, chunk) => conn.write(chunk) });
+}
+
+describe('muxnet/client', () => {
+  it('reconnects when the server goes away and comes back on the same port; what was sent meanwhile arrives in order', async () => {
+    let server = echoServer(0);
+    const port = server.port;
+    const conns = new Set<import('../src/fast').Connection>();
+    server.close();
+    server = listen({ port }, { onOpen: (c) => conns.add(c), onData: (c, chunk) => c.write(chunk), onClose: (c) => conns.delete(c) });
+    const client = connect({ port, reconnect: { initialDelay: 10, maxDelay: 50, jitter: 0 } });
+    const states: string[] = [];
+    const causes: string[] = [];
+    for (const s of ['connecting', 'open', 'reconnecting'] as const) client.on(s, () => states.push(s));
+    client.on('reconnecting', (e: ReconnectingEvent) => causes.push((e.cause as NodeJS.ErrnoException).code!));
+    let echoed = '';
+    client.on('data', (d) => (echoed += d.toString()));
+
+    await new Promise((r) => client.once('open', r));
+    client.send('one;');
+    await new Promise<void>((r) => client.on('data', () => echoed === 'one;' && r()));
+
+    // The server goes: listener closed, its connections dropped.
+    server.close();
+    for (const c of conns) c.destroy();
+    await new Promise((r) => client.once('reconnecting', r));
+    // Refused while nobody listens: a few more attempts.
+    await new Promise((r) => client.once('reconnecting', r));
+    expect(client.send('two;')).toBe(true);
+    expect(client.send('three;')).toBe(true);
+    expect(client.queued).toBe(10);
+
+    server = listen({ port }, { onOpen: (c) => conns.add(c), onData: (c, chunk) => c.write(chunk), onClose: (c) => conns.delete(c) });
+    await new Promise((r) => client.once('open', r));
+    await new Promise<void>((r) => client.on('data', () => echoed === 'one;two;three;' && r()));
+    expect(client.queued).toBe(0);
+    expect(states.slice(0, 3)).toEqual(['connecting', 'open', 'reconnecting']);
+    expect(states.at(-1)).toBe('open');
+    expect(causes[0]).toBe('ERR_SOCKET_CLOSED_BY_PEER');
+    expect(causes.slice(1)).toContain('ECONNREFUSED');
+    const done = closed(client);
+    client.close();
+    expect((await done).cause).toBeUndefined();
+    expect(client.state).toBe('closed');
+    server.close();
+  });
+
+  it('backs off exponentially up to maxDelay, then gives up after maxRetries with the cause and the unsent queue', async () => {
+    const port = await freePort();
+    const client = connect({ port, reconnect: { initialDelay: 4, factor: 2, maxDelay: 20, jitter: 0, maxRetries: 6 } });
+    const delays: number[] = [];
+    const attempts: number[] = [];
+    client.on('reconnecting', (e: ReconnectingEvent) => {
+      delays.push(e.delay);
+      attempts.push(e.attempt);
+      expect((e.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    });
+    client.send('never delivered');
+    const end = await closed(client);
+    expect(delays).toEqual([4, 8, 16, 20, 20, 20]);
+    expect(attempts).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((end.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    expect(end.unsent.map(String)).toEqual(['never delivered']);
+    expect(() => client.send('x')).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+  });
+
+  it('jitter takes at most its fraction off each delay, never past maxDelay', async () => {
+    const port = await freePort();
+    const client = connect({ port, reconnect: { initialDelay: 8, factor: 3, maxDelay: 100, jitter: 0.5, maxRetries: 6 } });
+    const delays: number[] = [];
+    client.on('reconnecting', (e: ReconnectingEvent) => delays.push(e.delay));
+    await closed(client);
+    const bases = [8, 24, 72, 100, 100, 100];
+    expect(delays).toHaveLength(bases.length);
+    delays.forEach((d, i) => {
+      expect(d).toBeLessThanOrEqual(bases[i]);
+      expect(d).toBeGreaterThanOrEqual(Math.floor(bases[i] / 2));
+    });
+  });
+
+  it('reports what overflows the bounded queue and drops nothing silently', async () => {
+    const port = await freePort();
+    const client = connect({ port, queueLimit: 10, reconnect: { initialDelay: 5, maxRetries: 2, jitter: 0 } });
+    const overflow: { data: string; queued: number; limit: number }[] = [];
+    client.on('overflow', (e) => overflow.push({ data: e.data.toString(), queued: e.queued, limit: e.limit }));
+    expect(client.send('123456')).toBe(true);
+    expect(client.send('abcdef')).toBe(false);
+    expect(client.send('7890')).toBe(true);
+    expect(overflow).toEqual([{ data: 'abcdef', queued: 6, limit: 10 }]);
+    const end = await closed(client);
+    expect(end.unsent.map(String)).toEqual(['123456', '7890']);
+  });
+
+  it('heartbeat: a peer that accepts and never answers is taken for dead', async () => {
+    let heard = '';
+    const silent = net.createServer((sock) => sock.on('data', (d) => (heard += d.toString())));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const client = connect({ port, heartbeat: { message: 'PING\n', interval: 20, timeout: 60 }, reconnect: false });
+    let opened = false;
+    client.on('open', () => (opened = true));
+    const end = await closed(client);
+    expect(opened).toBe(true);
+    expect(end.cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'heartbeat' });
+    expect(heard.startsWith('PING\n')).toBe(true);
+    await new Promise((r) => silent.close(r));
+  });
+
+  it('heartbeat: a peer that answers keeps the connection; idleTimeout drops one that goes quiet', async () => {
+    const server = listen({ port: 0 }, { onData: (conn, chunk) => conn.write(chunk) });
+    const client = connect({ port: server.port, heartbeat: { message: 'P', interval: 10, timeout: 200 }, reconnect: false });
+    let pongs = 0;
+    client.on('data', (d) => (pongs += d.length));
+    await new Promise<void>((r) => client.on('data', () => pongs >= 5 && r()));
+    expect(client.state).toBe('open');
+    const done = closed(client);
+    client.close();
+    expect((await done).cause).toBeUndefined();
+
+    const quiet = connect({ port: server.port, idleTimeout: 40, reconnect: false });
+    const end = await closed(quiet);
+    expect(end.cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'idle' });
+    server.close();
+  });
+
+  it('validates its options with Node-style errors', () => {
+    expect(() => connect({} as never)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }));
+    expect(() => connect({ port: 1, reconnect: { jitter: 2 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => connect({ port: 1, heartbeat: { message: 'x', interval: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => connect({ port: 1, connectTimeout: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+});
