@@ -255,6 +255,16 @@ export class Client extends EventEmitter {
     this.finish(undefined);
   }
 
+  /**
+   * Stops for good, now: the connection (if any) is closed at once and
+   * what was queued is handed back in `'closed'` (with no cause).
+   */
+  destroy(): void {
+    if (this.stateName === 'closed') return;
+    this.conn?.destroy();
+    this.finish(undefined);
+  }
+
   /** Hands `buf` to the connection; false if it is backed up (queue instead). */
   private handOver(buf: Buffer): boolean {
     const conn = this.conn!;
@@ -272,7 +282,7 @@ export class Client extends EventEmitter {
   }
 
   private open_(): void {
-    this.setState('connecting');
+    this.stateName = 'connecting';
     this.emit('connecting', { attempt: this.attempt });
     const t = this.target;
     const conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
@@ -290,7 +300,7 @@ export class Client extends EventEmitter {
     if (conn !== this.conn) return;
     clearTimeout(this.connectTimer);
     this.attempt = 0;
-    this.setState('open');
+    this.stateName = 'open';
     this.touch();
     if (this.heartbeat) {
       const hb = this.heartbeat;
@@ -335,7 +345,7 @@ export class Client extends EventEmitter {
     if (b === undefined || this.attempt >= b.maxRetries) return this.finish(cause);
     this.attempt++;
     const delay = backoffDelay(b, this.attempt);
-    this.setState('reconnecting');
+    this.stateName = 'reconnecting';
     this.emit('reconnecting', { delay, attempt: this.attempt, cause } satisfies ReconnectingEvent);
     if (this.stateName === 'reconnecting') this.retryTimer = setTimeout(() => this.open_(), delay);
   }
@@ -351,14 +361,10 @@ export class Client extends EventEmitter {
   private finish(cause: Error | undefined): void {
     this.stopTimers();
     clearTimeout(this.retryTimer);
-    this.setState('closed');
+    this.stateName = 'closed';
     const unsent = this.queue.splice(0);
     this.queuedBytes = 0;
     this.emit('closed', { cause, unsent } satisfies ClosedEvent);
-  }
-
-  private setState(state: ClientState): void {
-    this.stateName = state;
   }
 }
 

@@ -3,11 +3,12 @@
  * prompt without clobbering what you type; `/quit` or Ctrl-D leaves; if the
  * server goes away it says so and reconnects with backoff. Non-interactive
  * (stdin is a pipe): sends each stdin line, prints what arrives, and leaves
- * once stdin ends. Runs on muxnet's own drop-in `net` and `dgram`.
+ * once stdin ends. Runs on muxnet's own resilient client (`muxnet/client`)
+ * and drop-in `dgram`.
  */
 import readline from 'node:readline';
 import * as dgram from '../../dgram';
-import * as net from '../../net';
+import { connect } from '../../client';
 import { FrameDecoder } from '../../fast';
 
 export interface ClientOptions {
@@ -49,47 +50,45 @@ export function runClient(opts: ClientOptions): Promise<void> {
 
 function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<void> {
   return new Promise((resolve) => {
-    let sock: net.Socket;
+    const where = `${opts.host}:${opts.port}`;
+    // Lines typed while the server is away wait in the client's queue.
+    const client = connect({ host: opts.host, port: opts.port, reconnect: { initialDelay: 500, maxDelay: MAX_BACKOFF_MS } });
+    let decoder = new FrameDecoder('line', 1 << 16);
     let quitting = false;
-    let backoff = 500;
-    const connect = () => {
-      const decoder = new FrameDecoder('line', 1 << 16);
-      sock = net.connect(opts.port, opts.host);
-      sock.on('connect', () => {
-        backoff = 500;
-        if (opts.interactive) print(`* connected to ${opts.host}:${opts.port}`);
-        if (opts.nick) sock.write(`/nick ${opts.nick}\n`);
-      });
-      sock.on('data', (chunk: Buffer) => {
-        for (const frame of decoder.push(chunk).frames) {
-          const line = frame.toString('utf8');
-          if (line === 'PING') sock.write('PONG\n');
-          else print(line);
-        }
-      });
-      sock.on('error', () => {});
-      sock.on('close', () => {
-        if (quitting) {
-          rl.close();
-          return resolve();
-        }
-        print(`* disconnected from ${opts.host}:${opts.port}; reconnecting in ${backoff / 1000} s`);
-        setTimeout(connect, backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      });
-    };
-    connect();
+    client.on('open', (conn) => {
+      decoder = new FrameDecoder('line', 1 << 16);
+      if (opts.interactive) print(`* connected to ${where}`);
+      // Ahead of any queued line: the nick is about this connection.
+      if (opts.nick) conn.write(`/nick ${opts.nick}\n`);
+    });
+    client.on('data', (chunk) => {
+      for (const frame of decoder.push(chunk).frames) {
+        const line = frame.toString('utf8');
+        if (line === 'PING') client.send('PONG\n');
+        else print(line);
+      }
+    });
+    client.on('overflow', ({ data }) => print(`* not sent (the queue is full): ${data.toString('utf8').trimEnd()}`));
+    client.on('reconnecting', ({ delay }) => {
+      // After /quit the server answers BYE and closes: that is the end.
+      if (quitting) return client.destroy();
+      print(`* disconnected from ${where}; reconnecting in ${delay / 1000} s`);
+    });
+    client.on('closed', () => {
+      rl.close();
+      resolve();
+    });
     const quit = () => {
       if (quitting) return;
       quitting = true;
-      if (sock.destroyed) return resolve();
-      sock.write('/quit\n');
+      if (client.state !== 'open') return client.destroy();
+      client.send('/quit\n');
       // The server answers BYE and closes; don't wait for ever if it can't.
-      setTimeout(() => sock.destroy(), 2000).unref();
+      setTimeout(() => client.destroy(), 2000).unref();
     };
     rl.on('line', (line) => {
       if (line.trim() === '/quit') return quit();
-      sock.write(`${line}\n`);
+      client.send(`${line}\n`);
       if (opts.interactive) rl.prompt();
     });
     rl.on('close', quit);
