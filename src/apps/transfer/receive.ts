@@ -37,6 +37,8 @@ interface Transfer {
   hash?: Hash;
   got: number;
   part?: string;
+  /** Reading stopped until the file stream drains. */
+  paused: boolean;
   finished: boolean;
 }
 
@@ -44,6 +46,7 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
   const fail = (conn: Connection<Transfer>, t: Transfer, reason: string) => {
     if (t.finished) return;
     t.finished = true;
+    conn.resume();
     t.out?.destroy();
     if (t.part) void fsp.rm(t.part, { force: true });
     if (t.header) opts.onFile({ ...t.header, error: reason });
@@ -53,6 +56,8 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
   const complete = (conn: Connection<Transfer>, t: Transfer) => {
     const h = t.header!;
     t.finished = true;
+    // A 'drain' may never come once the file is ended: read on (the peer's FIN).
+    conn.resume();
     const digest = t.hash!.digest('hex');
     t.out!.end(async () => {
       if (digest !== h.sha256) {
@@ -74,9 +79,13 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
     if (t.got + chunk.length > h.size) return fail(conn, t, 'more bytes than the header said');
     t.got += chunk.length;
     t.hash!.update(chunk);
-    if (!t.out!.write(chunk)) {
+    if (!t.out!.write(chunk) && !t.paused) {
+      t.paused = true;
       conn.pause();
-      t.out!.once('drain', () => conn.resume());
+      t.out!.once('drain', () => {
+        t.paused = false;
+        conn.resume();
+      });
     }
     if (t.got === h.size) complete(conn, t);
   };
@@ -91,10 +100,11 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
   };
 
   return listen<Transfer>(
-    { port: opts.port, host: opts.host, backend: opts.backend },
+    // Half-open: a sender that ends its side after the file still hears the verdict.
+    { port: opts.port, host: opts.host, backend: opts.backend, allowHalfOpen: true },
     {
       onOpen(conn) {
-        conn.data = { head: Buffer.alloc(0), got: 0, finished: false };
+        conn.data = { head: Buffer.alloc(0), got: 0, paused: false, finished: false };
       },
       onData(conn, chunk) {
         const t = conn.data!;

@@ -1,0 +1,111 @@
+// `muxnet send` / `muxnet receive` as a user runs them: real processes, a
+// real file, verified by SHA-256; a peer lying about the hash or the name
+// is refused and nothing it sent is kept.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeHeader } from '../src/apps/transfer/protocol';
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  void exited.then(() => clearTimeout(killer));
+  return { child, output: () => out, exited };
+}
+
+/** `muxnet receive --once` into a fresh directory; resolves with its port once it listens. */
+async function receiver(name: string): Promise<Run & { port: number; into: string }> {
+  const into = fs.mkdtempSync(path.join(dir, `${name}-`));
+  const r = run(['receive', '--port', '0', '--dir', into, '--once']);
+  const port = await new Promise<number>((resolve, reject) => {
+    r.child.stdout!.on('data', () => {
+      const m = /listening on tcp 127\.0\.0\.1:(\d+)/.exec(r.output());
+      if (m) resolve(Number(m[1]));
+    });
+    void r.exited.then((code) => reject(new Error(`exited ${code}:\n${r.output()}`)));
+  });
+  return { ...r, port, into };
+}
+
+/** Sends a raw header and body, returns the receiver's answer line. */
+function rawSend(port: number, header: Buffer, body: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    const sock = net.connect(port, '127.0.0.1', () => sock.end(Buffer.concat([header, body])));
+    sock.on('data', (d) => (reply += d));
+    sock.on('close', () => resolve(reply));
+    sock.on('error', reject);
+  });
+}
+
+describe('muxnet send / receive', () => {
+  it('moves a file and both sides verify it', async () => {
+    const data = Buffer.alloc(5 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 11)) & 0xff;
+    const file = path.join(dir, 'payload.bin');
+    fs.writeFileSync(file, data);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const rx = await receiver('ok');
+    const tx = run(['send', file, `127.0.0.1:${rx.port}`]);
+    expect(await tx.exited).toBe(0);
+    expect(await rx.exited).toBe(0);
+    expect(tx.output()).toContain(`payload.bin (${data.length} bytes, sha256 ${sha}): verified by the receiver`);
+    expect(rx.output()).toContain(`payload.bin (${data.length} bytes, sha256 ${sha}) verified`);
+    expect(fs.readFileSync(path.join(rx.into, 'payload.bin')).equals(data)).toBe(true);
+    expect(fs.readdirSync(rx.into)).toEqual(['payload.bin']);
+  });
+
+  it('refuses bytes that do not match the header hash, and keeps nothing', async () => {
+    const rx = await receiver('bad-hash');
+    const body = Buffer.from('not what was promised');
+    const reply = await rawSend(rx.port, encodeHeader({ name: 'x.txt', size: body.length, sha256: 'a'.repeat(64) }), body);
+    expect(reply).toBe('ERR sha256 mismatch\n');
+    expect(await rx.exited).toBe(1);
+    expect(rx.output()).toContain('x.txt (21 bytes) rejected: sha256 mismatch');
+    expect(fs.readdirSync(rx.into)).toEqual([]);
+  });
+
+  it('refuses a name with a directory in it', async () => {
+    const rx = await receiver('bad-name');
+    const reply = await rawSend(rx.port, encodeHeader({ name: '../escape', size: 1, sha256: 'a'.repeat(64) }), Buffer.from('x'));
+    expect(reply).toBe('ERR bad file name\n');
+    rx.child.kill('SIGTERM');
+    expect(await rx.exited).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'escape'))).toBe(false);
+    expect(fs.readdirSync(rx.into)).toEqual([]);
+  });
+
+  it('a bad command line exits 2 with the usage; a missing file or a refused connection, 1', async () => {
+    const usage = run(['send', 'only-one-arg']);
+    expect(await usage.exited).toBe(2);
+    expect(usage.output()).toContain('usage: muxnet');
+    const missing = run(['send', path.join(dir, 'missing'), '127.0.0.1:1']);
+    expect(await missing.exited).toBe(1);
+    expect(missing.output()).toContain('ENOENT');
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const refused = run(['send', __filename, `127.0.0.1:${port}`]);
+    expect(await refused.exited).toBe(1);
+    expect(refused.output()).toContain(`connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+});
