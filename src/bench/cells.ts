@@ -2,9 +2,9 @@
 
 export interface Cell {
   id: string;
-  group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat' | 'proxy';
-  /** Which servers run it: the echo servers, the chat servers or the proxies. */
-  servers: 'echo' | 'chat' | 'proxy';
+  group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat' | 'proxy' | 'file';
+  /** Which servers run it: the echo servers, the chat servers, the proxies or the file servers. */
+  servers: 'echo' | 'chat' | 'proxy' | 'file';
   protocol: 'tcp' | 'udp';
   connections: number;
   idle: number;
@@ -48,6 +48,11 @@ function proxyMemory(count: number): Cell {
   return { ...memory(count), id: `proxy-memory-${count}`, servers: 'proxy' };
 }
 
+/** Downloads of a `size`-byte file, one at a time: the server's CPU per byte served. */
+function file(size: number): Cell {
+  return { id: `file-${size / (1 << 20)}MiB`, group: 'file', servers: 'file', protocol: 'tcp', connections: 1, idle: 0, payload: size, depth: 1 };
+}
+
 export const FULL: Cell[] = [
   echo(1, 64, 1),
   echo(100, 64, 1),
@@ -68,6 +73,7 @@ export const FULL: Cell[] = [
   proxy(100, 64, 16),
   proxy(100, 16384, 16),
   proxyMemory(5000),
+  file(256 << 20),
 ];
 
 export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000), proxy(100, 64, 1)];

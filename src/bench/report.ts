@@ -21,14 +21,17 @@ function spread(r: Result): string {
   return `${ok}/${of}${range}`;
 }
 
+/** Server CPU-seconds per GiB served, from bytes per server CPU-second. */
+const cpuPerGiB = (bytesPerCpuS: number | null | undefined) => (bytesPerCpuS ? 2 ** 30 / bytesPerCpuS : undefined);
+
 /** One markdown table per cell; ratios against node:net and the Rust reference of the same run. */
 export function markdown(results: Result[], cells: Cell[]): string {
   const out: string[] = [];
   for (const cell of cells) {
     const rows = results.filter((r) => r.cell === cell.id);
     if (rows.length === 0) continue;
-    // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy.
-    const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node' }[cell.servers];
+    // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy; file cells, createReadStream().pipe().
+    const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node', file: 'file-node' }[cell.servers];
     const node = baseline(results, cell.id, nodeId)?.load;
     const rust = baseline(results, cell.id, 'rust')?.load;
     out.push(`### ${cell.id}`, '');
@@ -37,6 +40,18 @@ export function markdown(results: Result[], cells: Cell[]): string {
       out.push('| server | wake | bytes per idle connection | × node:net |', '| --- | --- | ---: | ---: |');
       for (const r of rows) {
         out.push(r.status === 'ok' ? `| ${r.label} | ${r.wake} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} |` : `| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | |`);
+      }
+    } else if (cell.group === 'file') {
+      // A download's "message" is a byte: msgs per server CPU-s is bytes per CPU-s.
+      out.push('| server | wake | MB/s | rounds | server CPU-s per GiB | × node:net | errors |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+      for (const r of rows) {
+        const l = r.load;
+        if (r.status !== 'ok' || !l) {
+          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | |`);
+          continue;
+        }
+        const cpu = cpuPerGiB(l.msgs_per_server_cpu_s);
+        out.push(`| ${r.label} | ${r.wake} | ${fmt(l.mb_per_s, 1)} | ${spread(r)} | ${fmt(cpu, 3)} | ${ratio(cpu, cpuPerGiB(node?.msgs_per_server_cpu_s))} | ${l.errors + l.verification_errors} |`);
       }
     } else {
       out.push(

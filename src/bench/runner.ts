@@ -207,6 +207,7 @@ function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunO
     '--server-pid', String(pid),
     ...(cell.protocol === 'udp' ? ['--udp'] : []),
     ...(cell.group === 'chat' ? ['--chat'] : []),
+    ...(cell.group === 'file' ? ['--download'] : []),
   ];
   const argv = [...pin, ...args];
   const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -254,7 +255,7 @@ function median(all: Result[], first: Result): Result {
 async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
   const pin = pinning();
   const results: Result[] = [];
-  // Each cell names the servers that run it (echo, chat or proxy).
+  // Each cell names the servers that run it (echo, chat, proxy or file).
   const cellsFor = (spec: ServerSpec) => allCells.filter((c) => c.servers === spec.kind);
   const total = specs.reduce((n, spec) => n + cellsFor(spec).length, 0);
   let done = 0;

@@ -17,8 +17,8 @@ export interface ServerSpec {
   limit?: { connections: number; reason: string };
   /** Why it cannot run here, if it cannot. */
   unavailable?: string;
-  /** What it serves: the echo cells, the chat fan-out cells, or echo through a proxy. */
-  kind: 'echo' | 'chat' | 'proxy';
+  /** What it serves: the echo cells, the chat fan-out cells, echo through a proxy, or file downloads. */
+  kind: 'echo' | 'chat' | 'proxy' | 'file';
   /** It prints its reactor's counters on SIGUSR2 (a muxnet server). */
   stats?: boolean;
   command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
@@ -52,6 +52,10 @@ function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
 
 function proxyServer(impl: 'muxnet' | 'node:net') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
+}
+
+function fileServer(impl: 'muxnet' | 'node:net') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'file-server.js'), impl, host, String(256 << 20)] });
 }
 
 const FD_SETSIZE = { connections: 1000, reason: 'select(2): fds < FD_SETSIZE (1024)' };
@@ -97,6 +101,8 @@ export function servers(): ServerSpec[] {
     { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
     { kind: 'proxy', id: 'proxy-node', label: 'node:net proxy (pipe both ways)', wake: 'libuv', udp: false, command: proxyServer('node:net') },
     { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
+    { kind: 'file', id: 'file-node', label: 'node:net createReadStream().pipe()', wake: 'libuv', udp: false, command: fileServer('node:net') },
+    { kind: 'file', id: 'file-muxnet', label: 'muxnet sendFile (sendfile(2))', wake: 'fd', udp: false, command: fileServer('muxnet') },
     { kind: 'proxy', id: 'proxy-direct', label: 'no proxy (the echo server direct)', wake: 'fd', udp: false, command: fastEcho('mio') },
   ];
 }

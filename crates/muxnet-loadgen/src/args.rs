@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub const USAGE: &str = "usage: muxnet-loadgen --port N [--host IP] [--connections N] [--payload BYTES] [--depth N] \
-[--warmup S] [--duration S] [--idle N] [--udp | --chat] [--server-pid PID]";
+[--warmup S] [--duration S] [--idle N] [--udp | --chat | --download] [--server-pid PID]";
 
 #[derive(Debug)]
 pub struct Args {
@@ -20,6 +20,8 @@ pub struct Args {
     pub udp: bool,
     /// Chat fan-out: `connections` members and one sender (see chat.rs).
     pub chat: bool,
+    /// Downloads of a `payload`-byte file (see download.rs).
+    pub download: bool,
     pub server_pid: Option<u32>,
 }
 
@@ -44,12 +46,14 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         idle: 0,
         udp: false,
         chat: false,
+        download: false,
         server_pid: None,
     };
     while let Some(flag) = it.next() {
-        if flag == "--udp" || flag == "--chat" {
+        if flag == "--udp" || flag == "--chat" || flag == "--download" {
             a.udp |= flag == "--udp";
             a.chat |= flag == "--chat";
+            a.download |= flag == "--download";
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -70,8 +74,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     if a.payload == 0 || a.depth == 0 || a.duration.is_zero() {
         return Err("--payload, --depth and --duration must be > 0".into());
     }
-    if a.udp && a.chat {
-        return Err("--udp and --chat exclude each other".into());
+    if [a.udp, a.chat, a.download].iter().filter(|&&m| m).count() > 1 {
+        return Err("--udp, --chat and --download exclude each other".into());
     }
     if a.udp && a.payload > 65_000 {
         return Err("--payload for --udp must fit a datagram (<= 65000)".into());

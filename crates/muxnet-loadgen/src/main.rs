@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! muxnet-loadgen --port 7000 [--host 127.0.0.1] [--connections 100] [--payload 64]
-//!                [--depth 1] [--warmup 1] [--duration 5] [--idle 0] [--udp] [--server-pid PID]
+//!                [--depth 1] [--warmup 1] [--duration 5] [--idle 0] [--udp | --chat | --download]
+//!                [--server-pid PID]
 //! ```
 
 mod args;
 mod chat;
+mod download;
 mod pattern;
 mod proc_stats;
 mod tcp;
@@ -92,7 +94,9 @@ fn main() {
     let clock = Clock::new(&args);
     let mut cpu_at_start = None;
     let mut on_measure_start = || cpu_at_start = args.server_pid.and_then(proc_stats::cpu_seconds);
-    let run = if args.chat {
+    let run = if args.download {
+        download::run
+    } else if args.chat {
         chat::run
     } else if args.udp {
         udp::run
@@ -107,11 +111,15 @@ fn main() {
     let rss = args.server_pid.and_then(proc_stats::rss_kb);
     let secs = args.duration.as_secs_f64();
     let msgs_per_s = tally.messages as f64 / secs;
+    // A download's message is one byte; the echo modes' is a payload.
+    let message_bytes = if args.download { 1 } else { args.payload };
     let per_cpu = server_cpu.filter(|&c| c > 0.0).map(|c| (tally.messages as f64 / c).round());
     println!(
         "{{\"mode\":\"{}\",\"connections\":{},\"idle\":{},\"payload\":{},\"depth\":{},\"duration_s\":{},\"messages\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\
          \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
-        if args.chat {
+        if args.download {
+            "download"
+        } else if args.chat {
             "chat"
         } else if args.udp {
             "udp"
@@ -125,7 +133,7 @@ fn main() {
         secs,
         tally.messages,
         msgs_per_s,
-        msgs_per_s * args.payload as f64 / 1e6,
+        msgs_per_s * message_bytes as f64 / 1e6,
         json_num(tally.samples.quantile(0.5)),
         json_num(tally.samples.quantile(0.99)),
         json_num(tally.samples.quantile(0.999)),
