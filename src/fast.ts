@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
-import { invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
+import { codedError, invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -258,6 +258,8 @@ export class Connection<T = unknown> implements Handle {
       const length = validateInteger(opts.length, 'options.length', -1, 0, Number.MAX_SAFE_INTEGER);
       if (this.closedFlag) throw socketClosed();
       if (this.ending) throw writeAfterEnd();
+      // Node's fds on Windows are the C runtime's, not handles the reactor could send from.
+      if (typeof file === 'number' && process.platform === 'win32') throw codedError('muxnet does not support sendFile with an fd on Windows yet (give a path)', 'ERR_MUXNET_UNSUPPORTED');
       const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, 'r');
       try {
         if (!fs.fstatSync(fd).isFile()) throw invalidArgValue('file', file, 'must be a regular file');

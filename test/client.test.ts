@@ -130,7 +130,7 @@ describe('muxnet/client', () => {
 
   it('heartbeat: a peer that answers keeps the connection; idleTimeout drops one that goes quiet', async () => {
     const server = listen({ port: 0 }, { onData: (conn, chunk) => conn.write(chunk) });
-    const client = connect({ port: server.port, heartbeat: { message: 'P', interval: 10, timeout: 200 }, reconnect: false });
+    const client = connect({ port: server.port, heartbeat: { message: 'P', interval: 10, timeout: 5000 }, reconnect: false });
     let pongs = 0;
     client.on('data', (d) => (pongs += d.length));
     await new Promise<void>((r) => client.on('data', () => pongs >= 5 && r()));
