@@ -1,7 +1,9 @@
 // muxnet/client over real loopback sockets: a server that goes away and
 // comes back on the same port, backoff as reported, the bounded queue, and
 // a peer that accepts and then says nothing.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Server } from '../src/fast';
@@ -143,6 +145,34 @@ describe('muxnet/client', () => {
     const end = await closed(quiet);
     expect(end.cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'idle' });
     server.close();
+  });
+
+  // Linux drops a SYN to a listener whose accept queue is full: the connect hangs.
+  it.runIf(process.platform === 'linux')('connectTimeout: a connect that hangs (the accept queue is full) fails with ETIMEDOUT, then retries', async () => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'never-accepts.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d) => r(String(d)))));
+      // Fill the queue: later SYNs are dropped, so the client's connect neither completes nor fails.
+      const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+      await new Promise((r) => setTimeout(r, 200));
+      const client = connect({ port, connectTimeout: 100, reconnect: { initialDelay: 1, jitter: 0, maxRetries: 1 } });
+      const causes: unknown[] = [];
+      client.on('reconnecting', (e: ReconnectingEvent) => causes.push(e.cause));
+      let opened = false;
+      client.on('open', () => {
+        // Not expected: fail now rather than wait for the test's timeout.
+        opened = true;
+        client.destroy();
+      });
+      const end = await closed(client);
+      expect(opened).toBe(false);
+      expect(causes).toHaveLength(1);
+      expect(causes[0]).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect' });
+      expect(end.cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect' });
+      for (const f of fillers) f.destroy();
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('validates its options with Node-style errors', () => {
