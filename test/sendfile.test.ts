@@ -128,6 +128,26 @@ describe('sendFile', () => {
     expect(got.digest('hex')).toBe(expected.digest('hex'));
   }, 120_000);
 
+  it.runIf(process.platform !== 'win32')('sends over a Unix-domain connection too', async () => {
+    const { file, data } = makeFile('unix', 1 << 20);
+    const sock = path.join(dir, 'sendfile.sock');
+    let sent: Promise<number> | undefined;
+    const server = listen({ path: sock }, {
+      onOpen(conn) {
+        conn.write('head:');
+        sent = conn.sendFile(file);
+        conn.end(':tail');
+      },
+    });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      net.connect(sock).on('data', (d) => chunks.push(d)).on('end', resolve).on('error', reject);
+    });
+    server.close();
+    expect(await sent).toBe(data.length);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([Buffer.from('head:'), data, Buffer.from(':tail')]))).toBe(true);
+  });
+
   it('rejects with Node-style errors: bad arguments, a missing file, a directory, a closed connection', async () => {
     const { file } = makeFile('errors', 10);
     const { result } = await exchange('mio', async (conn) => {

@@ -82,11 +82,6 @@ pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -
     Ok(done)
 }
 
-/// How much of one file a flush sends before letting the other sockets
-/// have their turn (a fast peer would otherwise hold the reactor for the
-/// whole file).
-const FILE_BUDGET: u64 = 4 << 20;
-
 /// Bytes the read/write fallback reads from a file at a time.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const FILE_CHUNK: usize = 64 << 10;
@@ -295,12 +290,13 @@ impl Connection {
         self.read_closed && self.write_closed
     }
 
-    /// Sends queued bytes, then each file and the bytes written after it;
-    /// once none are left, the FIN `end()` asked for. Each file sent
-    /// whole is reported to `done` with its byte count (fewer than asked
-    /// if the file was shorter), in order.
-    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount, mut done: impl FnMut(u64)) -> io::Result<Flushed> {
-        let mut budget = FILE_BUDGET;
+    /// Sends queued bytes, then each file and the bytes written after it
+    /// (at most `budget` file bytes: see `Config::send_file_budget`); once
+    /// none are left, the FIN `end()` asked for. Each file sent whole is
+    /// reported to `done` with its byte count (fewer than asked if the file
+    /// was shorter), in order.
+    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount, budget: u64, mut done: impl FnMut(u64)) -> io::Result<Flushed> {
+        let mut budget = budget;
         loop {
             self.queue.flush(stream, count)?;
             if !self.queue.is_empty() {

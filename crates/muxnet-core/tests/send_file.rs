@@ -9,9 +9,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::BackendKind;
+use muxnet_core::{BackendKind, Config};
 
-backend_tests!(interleaved_with_writes, file_shorter_than_asked, slow_peer, write_after_end_refused);
+backend_tests!(interleaved_with_writes, file_shorter_than_asked, slow_peer, fast_peer_many_turns, write_after_end_refused);
 
 /// A file of `len` pattern bytes in the temp dir, removed when dropped.
 struct TempFile {
@@ -133,6 +133,23 @@ fn slow_peer(kind: BackendKind) {
         reader.done()
     });
     assert_same(&reader.join(), &f.data, "the whole file");
+    assert_eq!(files_sent(&events), vec![8 << 20]);
+}
+
+// A peer that keeps up: a turn sends its budget of the file and the next
+// turns go on by themselves (no readiness edge comes while the socket stays
+// writable), until all of it is there.
+fn fast_peer_many_turns(kind: BackendKind) {
+    let mut h = Harness::with_config(kind, Config { send_file_budget: 16 << 10, ..Config::default() });
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("fast", kind, 8 << 20);
+    h.r.send_file(conn, f.open(), 0, 8 << 20).unwrap();
+    h.r.write(conn, b"end").unwrap();
+    h.r.shutdown(conn).unwrap();
+    let (got, events) = drain_to_peer(&mut h, peer);
+    assert_same(&got, &[&f.data[..], b"end"].concat(), "the whole file, then the write");
     assert_eq!(files_sent(&events), vec![8 << 20]);
 }
 

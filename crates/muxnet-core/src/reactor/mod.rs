@@ -38,6 +38,10 @@ pub struct Config {
     /// Bytes queued toward one side of a pipe before the other side stops
     /// reading (see [`Reactor::pipe`]).
     pub pipe_high_water: usize,
+    /// File bytes sent to one connection in one turn (see
+    /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
+    /// peer would otherwise hold the reactor for the whole file.
+    pub send_file_budget: usize,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             datagram_budget: 256,
             write_queue_cap: 16 * 1024 * 1024,
             pipe_high_water: 256 * 1024,
+            send_file_budget: 4 << 20,
         }
     }
 }

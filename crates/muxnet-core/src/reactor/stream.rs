@@ -143,7 +143,7 @@ impl Reactor {
             }
             let mut count = IoCount::default();
             // Corked bytes have no file behind them (`send_file` uncorks).
-            let flushed = conn.flush(stream, &mut count, |_| {}).map(drop);
+            let flushed = conn.flush(stream, &mut count, u64::MAX, |_| {}).map(drop);
             let (finished, refused) = (conn.finished(), !conn.output_idle());
             self.counters.writes.add(count);
             // What the kernel refused waits for writable, as for any write.
@@ -291,12 +291,13 @@ impl Reactor {
     /// Sends queued bytes and files (reporting each file sent); sends the
     /// FIN `shutdown` asked for once empty.
     fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
+        let budget = self.config.send_file_budget as u64;
         let (stream, conn) = self.stream(token)?;
         if conn.output_idle() && !conn.want_drain && !conn.ending {
             return Ok(());
         }
         let mut count = IoCount::default();
-        let flushed = conn.flush(stream, &mut count, |sent| events.push(Event::FileSent { conn: token, sent }));
+        let flushed = conn.flush(stream, &mut count, budget, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
         if flushed? == Flushed::Yielded {
             // Still writable: no new edge will come, so the next turn goes on.
