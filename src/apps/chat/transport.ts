@@ -28,6 +28,8 @@ export interface ListenOptions {
   port: number;
   host: string;
   backend?: BackendName;
+  /** Share the port (`SO_REUSEPORT`): several servers, one per worker thread. muxnet only. */
+  reusePort?: boolean;
 }
 
 /** Thousands of clients may connect at once: a deep accept queue. */
@@ -56,7 +58,7 @@ export const muxnetTransport: ChatTransport = {
   name: 'muxnet',
   async listen(options, handlers) {
     const server = listen(
-      { port: options.port, host: options.host, backend: options.backend, backlog: BACKLOG },
+      { port: options.port, host: options.host, backend: options.backend, backlog: BACKLOG, reusePort: options.reusePort },
       {
         onOpen: (conn) => handlers.open(conn),
         onData: (conn, chunk) => handlers.data(conn, chunk),
