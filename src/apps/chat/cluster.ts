@@ -53,7 +53,7 @@ for i = 3, #KEYS do
 end
 return out`;
 
-/** Removes servers whose lease ended (or ARGV[2], leaving) and returns their members, as HGETALL lists. */
+/** Removes servers whose lease ended (or ARGV[2], leaving) and returns them: id, then its members as an HGETALL list. */
 const REAP = `
 local dead = { ARGV[2] }
 if ARGV[2] == '' then
@@ -64,6 +64,7 @@ local out = {}
 for _, id in ipairs(dead) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local key = ARGV[1] .. 'members:' .. id
+    out[#out + 1] = id
     out[#out + 1] = redis.call('HGETALL', key)
     redis.call('DEL', key)
   end
@@ -253,16 +254,26 @@ export class RedisLink implements ChatLink {
     }
   }
 
-  /** Removes dead servers (or this one, leaving) and announces their members gone. */
+  /** Removes dead servers (or this one, leaving), frees their nicks and announces their members gone. */
   private async reap(id: string): Promise<void> {
-    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id)) as string[][];
+    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id)) as (string | string[])[];
     const byRoom = new Map<string, string[]>();
-    for (const [nick, room] of gone.flatMap(pairs)) {
-      const nicks = byRoom.get(room);
-      if (nicks) nicks.push(nick);
-      else byRoom.set(room, [nick]);
+    for (let i = 0; i + 1 < gone.length; i += 2) {
+      const members = pairs(gone[i + 1] as string[]);
+      for (const [nick, room] of members) {
+        const nicks = byRoom.get(room);
+        if (nicks) nicks.push(nick);
+        else byRoom.set(room, [nick]);
+      }
+      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick));
     }
     for (const [room, nicks] of byRoom) this.local?.departed(room, nicks);
+  }
+
+  /** Deletes the claims on `nicks` that `owner` still holds. */
+  private async releaseAll(owner: string, nicks: string[]): Promise<void> {
+    const keys = nicks.map((n) => this.nickKey(n));
+    if (keys.length > 0) await this.cmd.eval(RELEASE, keys.length, ...keys, owner);
   }
 
   publish(room: string, text: string): void {
@@ -327,7 +338,7 @@ export class RedisLink implements ChatLink {
   }
 
   release(nick: string): void {
-    if (this.up) this.cmd.eval(RELEASE, 1, this.nickKey(nick), this.nodeId).catch(() => {});
+    if (this.up) this.releaseAll(this.nodeId, [nick]).catch(() => {});
   }
 
   async whisper(nick: string, text: string): Promise<boolean> {
@@ -366,8 +377,6 @@ export class RedisLink implements ChatLink {
     clearInterval(this.heartbeat);
     if (this.up) {
       try {
-        const nicks = [...this.here.keys()].map((n) => this.nickKey(n));
-        if (nicks.length > 0) await this.cmd.eval(RELEASE, nicks.length, ...nicks, this.nodeId);
         await this.reap(this.nodeId);
       } catch {
         // Redis went away: the leases run out by themselves.
