@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { AbstractConnector, Redis, type RedisOptions } from 'ioredis';
 import { connect } from '../../net';
 import type { BackendName } from '../../fast';
-import type { ChatLink, Claim, LocalChat } from './link';
+import { DEGRADED, type ChatLink, type Claim, type LocalChat } from './link';
 
 export interface RedisLinkOptions {
   /** `redis://[user:password@]host:port[/db]`. */
@@ -172,6 +172,8 @@ export class RedisLink implements ChatLink {
     const first = (r: Redis) => r.connect().catch(() => {});
     await Promise.all([first(this.cmd), first(this.sub)]);
     await this.relink();
+    // Not linked yet: members are told at once (see ChatServer), and told when it is.
+    this.toldDegraded = !this.up;
     this.heartbeat = setInterval(() => void this.beat(), this.leaseMs / 3);
     this.heartbeat.unref();
   }
@@ -184,6 +186,10 @@ export class RedisLink implements ChatLink {
     return this.key('nick', nick.toLowerCase());
   }
 
+  get connected(): boolean {
+    return this.up;
+  }
+
   private get ready(): boolean {
     return !this.closing && this.cmd.status === 'ready' && this.sub.status === 'ready';
   }
@@ -194,7 +200,7 @@ export class RedisLink implements ChatLink {
     this.up = false;
     if (this.closing) return;
     this.toldDegraded = true;
-    this.local?.notice('SERVER cross-server delivery degraded (Redis unreachable): this server\'s rooms still work; reconnecting');
+    this.local?.notice(DEGRADED);
   }
 
   /** Both connections are ready: subscribe, register, and tell members if they were told of trouble. */

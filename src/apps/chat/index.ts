@@ -6,13 +6,12 @@ import { parseArgs } from 'node:util';
 import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
-import { RedisLink } from './cluster';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
 import { ChatServer } from './server';
 import { nodeTransport, nodeCorkedTransport, muxnetTransport } from './transport';
 import { UdpChatServer } from './udp';
 
-export { ChatServer, RedisLink, UdpChatServer, runClient, nodeTransport, nodeCorkedTransport, muxnetTransport };
+export { ChatServer, UdpChatServer, runClient, nodeTransport, nodeCorkedTransport, muxnetTransport };
 
 export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line protocol; nc/telnet can join)
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { RedisLink, type RedisLinkOptions } from './cluster';
+import type { RedisLinkOptions } from './cluster';
 import { ChatServer, type ChatServerOptions } from './server';
 import { muxnetTransport, nodeCorkedTransport, nodeTransport, type ChatTransport } from './transport';
 
@@ -22,10 +22,13 @@ export interface ChatConfig {
 }
 
 /** One server on this thread, in the cluster if `config.redis` says so. */
-export function startServer(config: ChatConfig): Promise<ChatServer> {
+export async function startServer(config: ChatConfig): Promise<ChatServer> {
   const { server, net, redis } = config;
-  const link = redis ? new RedisLink({ ...redis, backend: server.backend }) : undefined;
-  return new ChatServer({ ...server, transport: TRANSPORTS[net], link }).start();
+  // ioredis is loaded only for a cluster.
+  const link = redis ? new (await import('./cluster')).RedisLink({ ...redis, backend: server.backend }) : undefined;
+  const started = await new ChatServer({ ...server, transport: TRANSPORTS[net], link }).start();
+  if (redis && !link?.connected) console.warn(`muxnet chat: Redis at ${new URL(redis.url).host} unreachable: serving this server's members alone, reconnecting`);
+  return started;
 }
 
 export interface Workers {

@@ -5,6 +5,9 @@
  * single server, exactly as before.
  */
 
+/** What members hear while Redis is out of reach. */
+export const DEGRADED = "SERVER cross-server delivery degraded (Redis unreachable): this server's rooms still work; reconnecting";
+
 /** The outcome of claiming a nick for the whole cluster. */
 export type Claim = 'ok' | 'taken' | 'offline';
 
@@ -25,6 +28,8 @@ export interface LocalChat {
 export interface ChatLink {
   /** Connects; resolves when linked, or when the first attempt failed (then it retries, degraded). */
   attach(local: LocalChat): Promise<void>;
+  /** Linked: lines cross servers (false while Redis is out of reach). */
+  readonly connected: boolean;
   /** A name that sets this server's guest nicks apart from the others'. */
   readonly guestSuffix: string;
   /** `text` went to `room`'s members here; the other servers' members get it too. */

@@ -10,7 +10,7 @@
  * per member.
  */
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
-import type { ChatLink, LocalChat } from './link';
+import { DEGRADED, type ChatLink, type LocalChat } from './link';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
 import { muxnetTransport } from './transport';
 
@@ -303,6 +303,7 @@ export class ChatServer {
     this.nicks.set(nick.toLowerCase(), m);
     this.join(m, LOBBY);
     this.send(m, `WELCOME to muxnet chat. You are ${nick} in ${LOBBY}. /help lists the commands.`);
+    if (this.link && !this.link.connected) this.send(m, DEGRADED);
     this.claimGuest(m);
   }
 
