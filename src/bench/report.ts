@@ -59,6 +59,10 @@ export function markdown(results: Result[], cells: Cell[]): string {
             `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${errors} |`,
         );
       }
+      for (const r of rows.filter((x) => x.redisCpu)) {
+        const { server, redis } = r.redisCpu!;
+        out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);
+      }
     }
     out.push('');
   }

@@ -43,6 +43,8 @@ export interface Result {
   rounds?: { ok: number; of: number; msgsPerS: number[] };
   /** What the server's reactor did during the cell (muxnet servers). */
   reactor?: ReactorDelta;
+  /** CPU seconds over the load client's whole run, of the server and of the Redis behind it (the cross-server chat). */
+  redisCpu?: { server: number; redis: number };
 }
 
 /** A muxnet server's reactor counters over one cell. */
@@ -90,6 +92,16 @@ export function pinning(): { server: string[]; client: string[]; note: string } 
   return { server: [], client: [], note: taskset ? 'one CPU: no pinning' : 'taskset not found: no pinning' };
 }
 
+/** User + system CPU seconds of `pid` from /proc (Linux; USER_HZ is 100 there); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return NaN;
+  // The fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const text = readFileSync(stat, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Resident memory from /proc (Linux); NaN where there is no /proc. */
 function rssKb(pid: number): number {
   const status = `/proc/${pid}/status`;
@@ -119,6 +131,8 @@ interface Started {
   stop(): Promise<void>;
   /** Its reactor's counters now (SIGUSR2), if it is a muxnet server. */
   sample(): Promise<ReactorStats | undefined>;
+  /** The Redis it runs with (`redis pid N` in its listening line), if any. */
+  redisPid?: number;
 }
 
 /** Starts a server and waits for its `listening on` line. */
@@ -153,7 +167,8 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
         child.kill('SIGUSR2');
         return next;
       };
-      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample });
+      const redis = /redis pid (\d+)/.exec(out);
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample, redisPid: redis ? Number(redis[1]) : undefined });
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', (d) => (out += d));
@@ -292,11 +307,14 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
           const rssBeforeKb = rssKb(server.pid);
           try {
             const before = await server.sample();
+            const cpuBefore = server.redisPid ? [cpuSeconds(server.pid), cpuSeconds(server.redisPid)] : [];
             const load = await runLoad(cell, opts.host, server.port, server.pid, opts, pin.client);
+            // Both over the same span: the load client's whole run (joins, warm-up, measurement).
+            const redisCpu = server.redisPid ? { server: cpuSeconds(server.pid) - cpuBefore[0], redis: cpuSeconds(server.redisPid) - cpuBefore[1] } : undefined;
             const after = await server.sample();
             const bytesPerIdle = cell.idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / cell.idle : undefined;
             const reactor = before && after ? delta(before, after) : undefined;
-            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, reactor });
+            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, reactor, redisCpu });
           } catch (e) {
             results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message });
             // A server that failed a cell is restarted for the next one.

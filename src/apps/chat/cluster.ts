@@ -120,6 +120,8 @@ export class RedisLink implements ChatLink {
   private linkedAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private linking: Promise<void> | undefined;
+  /** Members moved while not linked: relinking writes them (again, if it was under way). */
+  private moved = false;
   private beating = false;
   private closing = false;
 
@@ -212,8 +214,11 @@ export class RedisLink implements ChatLink {
   private async link(): Promise<void> {
     if (!this.ready || this.up) return;
     try {
-      await this.sub.subscribe(this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r)));
-      await this.register();
+      do {
+        this.moved = false;
+        await this.sub.subscribe(this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r)));
+        await this.register();
+      } while (this.moved);
     } catch {
       return; // lost again: the next 'ready' tries again
     }
@@ -314,7 +319,10 @@ export class RedisLink implements ChatLink {
       this.here.set(nick, room);
       this.count(room, +1);
     }
-    if (!this.up) return; // registering again writes it all
+    if (!this.up) {
+      this.moved = true; // registering again writes it all
+      return;
+    }
     const members = this.key('members', this.nodeId);
     const done = room === undefined ? this.cmd.hdel(members, nick) : this.cmd.hset(members, nick, room);
     done.catch(() => {});
