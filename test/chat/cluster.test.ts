@@ -4,6 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ChatServer } from '../../src/apps/chat/server';
+import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { REDIS, skipWithout, type Daemon } from '../net/daemons';
 import { waitFor } from '../helpers';
 import { LineClient } from './line-client';
@@ -71,6 +73,18 @@ async function member(server: ChatProcess, nick: string, room?: string): Promise
 const from = (c: LineClient, nick: string) => c.chat().flatMap((l) => (l.split(' ')[1] === `${nick}:` ? [l.slice(l.indexOf(': ') + 2)] : []));
 
 const lines = (who: string, n: number) => Array.from({ length: n }, (_, i) => `${who} line ${i}`);
+
+describe('reusePort, what --workers stands on', () => {
+  it('lets two chat servers on muxnet listen on one port; refuses it on node:net', async () => {
+    const first = await new ChatServer({ port: 0, transport: muxnetTransport, reusePort: true }).start();
+    const second = await new ChatServer({ port: first.port, transport: muxnetTransport, reusePort: true }).start();
+    const c = await LineClient.connect(first.port);
+    clients.push(c);
+    await waitFor(() => first.clients + second.clients === 1, 'one of them to have the client');
+    await expect(new ChatServer({ port: 0, transport: nodeTransport, reusePort: true }).start()).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
+    await Promise.all([first.stop(), second.stop()]);
+  });
+});
 
 describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
   it('relays a room to its members on every server: exactly once, each sender in order, nobody else', async () => {

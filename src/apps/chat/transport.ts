@@ -4,6 +4,7 @@
  */
 import nodeNet from 'node:net';
 import { broadcast, listen, type BackendName, type Connection } from '../../fast';
+import { unsupported } from '../../net/unsupported';
 
 /** One client connection, as the chat server sees it. */
 export interface ChatConn {
@@ -101,6 +102,8 @@ function nodeTransportWith(cork: boolean): ChatTransport {
   return {
     name: cork ? 'node:net, corked' : 'node:net',
     listen(options, handlers) {
+      // node:net has it only from Node 22.12 on (muxnet runs on 20 too): never a silent difference.
+      if (options.reusePort) return Promise.reject(unsupported('reusePort for the chat server on node:net'));
       return new Promise((resolve, reject) => {
         const server = nodeNet.createServer({ noDelay: true }, (sock) => {
           handlers.open(sock);
