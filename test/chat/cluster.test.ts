@@ -171,6 +171,7 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const a1 = await member(a, 'a1');
     const a2 = await member(a, 'a2');
     const b1 = await member(b, 'b1');
+    const [onA, onB] = [await member(a, 'x1'), await member(b, 'x2')];
     a1.say('before');
     await waitFor(() => from(b1, 'a1').length === 1 && from(a2, 'a1').length === 1, 'the first line on both servers');
 
@@ -178,10 +179,20 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     for (const c of [a1, a2, b1]) await c.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice');
     a1.say('during');
     await waitFor(() => from(a2, 'a1').length === 2, 'a local line while Redis is down');
-    expect(await b1.ask('/who', /^WHO /)).toBe('WHO lobby: b1');
+    expect(await b1.ask('/who', /^WHO /)).toBe('WHO lobby: b1, x2');
+    // Each server alone can only check its own members: both grant the same nick.
+    for (const c of [onA, onB]) expect(await c.ask('/nick zed', /^(NICK|ERROR) /)).toBe('NICK zed');
 
     await redis(first.port);
     for (const c of [a1, a2, b1]) await c.expect(/^SERVER cross-server delivery restored$/, 'the restored notice', 0, 10_000);
+    // Once claimed again, the nick is one server's: the other's member is a guest again.
+    const renamed = /^ERROR nick zed is held on another server; you are now (guest\d+\.[ab])$/;
+    await waitFor(() => [onA, onB].some((c) => c.lines.some((l) => renamed.test(l))), 'one zed to be renamed');
+    const [loser, winner] = onA.lines.some((l) => renamed.test(l)) ? [onA, onB] : [onB, onA];
+    const guest = renamed.exec(loser.lines.find((l) => renamed.test(l))!)![1];
+    await loser.expect(new RegExp(`^NICK ${guest.replace('.', '\\.')}$`));
+    expect(winner.lines.filter((l) => l.startsWith('NICK ')).at(-1)).toBe('NICK zed');
+    expect(winner.lines.some((l) => renamed.test(l))).toBe(false);
     const N = 20;
     for (let i = 0; i < N; i++) {
       a1.say(`a1 line ${i}`);

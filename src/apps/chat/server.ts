@@ -183,11 +183,7 @@ export class ChatServer {
       },
       lost: (nick) => {
         const m = this.nicks.get(nick.toLowerCase());
-        if (!m) return;
-        const guest = this.guestNick();
-        this.send(m, `ERROR nick ${m.nick} is held on another server (claimed while Redis was unreachable); you are now ${guest}`);
-        this.setNick(m, guest);
-        this.claimGuest(m);
+        if (m) this.renameLost(m);
       },
       notice: (text) => this.deliver(this.members.values(), text),
     };
@@ -319,8 +315,19 @@ export class ChatServer {
   private claimGuest(m: Member): void {
     const nick = m.nick;
     void this.link?.claim(nick).then((claim) => {
-      if (claim === 'taken' && this.members.has(m.conn) && m.nick === nick) this.linked().lost(nick);
+      if (claim === 'taken' && this.members.has(m.conn) && m.nick === nick) this.renameLost(m);
     });
+  }
+
+  /**
+   * Another server holds `m`'s nick (both took it while Redis was out of
+   * reach; the other claimed it first): `m` becomes a guest again.
+   */
+  private renameLost(m: Member): void {
+    const guest = this.guestNick();
+    this.send(m, `ERROR nick ${m.nick} is held on another server; you are now ${guest}`);
+    this.setNick(m, guest);
+    this.claimGuest(m);
   }
 
   private data(conn: ChatConn, chunk: Buffer): void {
