@@ -103,6 +103,8 @@ export class RedisLink implements ChatLink {
   /** This process's incarnation: a restarted server's counter starts again from 1. */
   private readonly origin: string;
   private seq = 0;
+  /** The last publish: the ones before it are done when it is (one connection, in order). */
+  private published: Promise<unknown> = Promise.resolve();
   /** The last sequence number delivered per origin: a line is never delivered twice. */
   private readonly delivered = new Map<string, number>();
   /** This server's members: nick → room. */
@@ -157,7 +159,9 @@ export class RedisLink implements ChatLink {
       autoResubscribe: false,
       lazyConnect: true,
     };
-    this.cmd = new Redis(options.url, redisOptions);
+    // The lines relayed in one reactor turn go to Redis in one write; Redis then sends each
+    // subscribed server the turn's lines together, and its broadcast corks them per member.
+    this.cmd = new Redis(options.url, { ...redisOptions, enableAutoPipelining: true });
     this.sub = new Redis(options.url, redisOptions);
     for (const r of [this.cmd, this.sub]) {
       // Errors are followed by 'close' and a reconnect; 'close' is where we react.
@@ -289,7 +293,7 @@ export class RedisLink implements ChatLink {
 
   publish(room: string, text: string): void {
     if (!this.up) return;
-    this.cmd.publish(this.key('room', room), `${this.origin}\n${++this.seq}\n${text}`).catch(() => {});
+    this.published = this.cmd.publish(this.key('room', room), `${this.origin}\n${++this.seq}\n${text}`).catch(() => {});
   }
 
   private message(channel: string, message: string): void {
@@ -392,6 +396,8 @@ export class RedisLink implements ChatLink {
     if (this.up) {
       try {
         await this.reap(this.nodeId);
+        // The departures are pipelined (sent at the end of the tick): out before QUIT.
+        await this.published;
       } catch {
         // Redis went away: the leases run out by themselves.
       }
