@@ -134,3 +134,80 @@ fn socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> SocketAdd
         _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     }
 }
+
+/// One datagram to send: its bytes (at `start..start + len` of the
+/// queue's bytes) and, unless the socket is connected, where to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outgoing {
+    pub start: usize,
+    pub len: usize,
+    pub to: Option<SocketAddr>,
+}
+
+/// The destinations of a `sendmmsg` batch, kept between calls.
+#[derive(Default)]
+pub(crate) struct SendBatch {
+    #[cfg(target_os = "linux")]
+    names: Vec<socket2::SockAddr>,
+}
+
+impl SendBatch {
+    /// Sends the first of `out` (bytes in `bytes`) and as many after it as
+    /// one syscall takes (up to [`BATCH`]); returns how many were sent, at
+    /// least one. If the first cannot be sent, its error (a full send
+    /// buffer: `WouldBlock`). Linux: an error met after the first is not
+    /// reported (`sendmmsg` drops it); the next call starts there and meets
+    /// it again, unless it was a pending ICMP error, which is then spent.
+    #[cfg(target_os = "linux")]
+    pub fn send(&mut self, socket: &UdpSocket, bytes: &[u8], out: &[Outgoing]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let n = out.len().min(BATCH);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.names.clear();
+        self.names.extend(out[..n].iter().map(|o| socket2::SockAddr::from(o.to.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))));
+        let mut iovs = [const { std::mem::MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+        let mut hdrs = [const { std::mem::MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+        for (i, o) in out[..n].iter().enumerate() {
+            let data = &bytes[o.start..o.start + o.len];
+            // The kernel only reads through this pointer (a send).
+            let iov = iovs[i].write(libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() });
+            // SAFETY: `mmsghdr` is a plain C struct; all zeroes (null
+            // pointers, zero lengths) is a valid value.
+            let hdr = hdrs[i].write(unsafe { std::mem::zeroed() });
+            if o.to.is_some() {
+                hdr.msg_hdr.msg_name = self.names[i].as_ptr().cast_mut().cast();
+                hdr.msg_hdr.msg_namelen = self.names[i].len();
+            }
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+        }
+        loop {
+            // SAFETY: the first `n` headers are written; each points at one
+            // datagram's bytes and (or null) an address of the length
+            // given, all alive for the call and only read by the kernel;
+            // the fd stays open (borrowed).
+            let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+            if r > 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sends the first of `out` (no `sendmmsg` here): returns 1, or its error.
+    #[cfg(not(target_os = "linux"))]
+    pub fn send(&mut self, socket: &UdpSocket, bytes: &[u8], out: &[Outgoing]) -> io::Result<usize> {
+        let Some(o) = out.first() else { return Ok(0) };
+        let data = &bytes[o.start..o.start + o.len];
+        match o.to {
+            Some(to) => socket.send_to(data, to)?,
+            None => socket.send(data)?,
+        };
+        Ok(1)
+    }
+}

@@ -4,10 +4,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::{Entry, Event, Kind, Reactor, ReadSpace};
+use super::{gone, Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::Token;
 use crate::socket::{self, BindOptions, Membership, MulticastInterface, Socket, SocketBuffer};
-use crate::udp_batch::{RecvBatch, BATCH, MAX_DATAGRAM};
+use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM};
 
 /// `ttl` if it is within `least..=255`, as libuv takes a TTL.
 fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
@@ -44,6 +44,82 @@ impl Reactor {
         self.counters.sends.one(sent);
         self.counters.datagrams_sent += 1;
         Ok(sent)
+    }
+
+    /// Queues one datagram (to `to`, or to the connected peer) to leave at
+    /// the next [`Reactor::flush_sends`] with the others queued on its
+    /// socket: one `sendmmsg` for up to 64 on Linux. Returns its place in
+    /// the queue, which is the index of its result then. A token that names
+    /// no UDP socket fails now. Send directly (`send_to`, `send`) only
+    /// once the queue is flushed, or a datagram overtakes those queued.
+    pub fn send_later(&mut self, token: Token, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        self.datagram(token)?;
+        let outbox = &mut self.outbox;
+        outbox.queued.push((token, Outgoing { start: outbox.bytes.len(), len: data.len(), to }));
+        outbox.bytes.extend_from_slice(data);
+        Ok(outbox.queued.len() - 1)
+    }
+
+    /// Datagrams queued by [`Reactor::send_later`] and not yet flushed.
+    pub fn queued_sends(&self) -> usize {
+        self.outbox.queued.len()
+    }
+
+    /// Sends every queued datagram, each socket's in the order queued, and
+    /// empties the queue. `results[i]` is the outcome of the `i`-th queued
+    /// send: the bytes sent, or its error. Once a socket's send buffer is
+    /// full (`WouldBlock`), the rest of its datagrams are not tried and are
+    /// `WouldBlock` too, so a caller that retries them keeps their order.
+    pub fn flush_sends(&mut self, results: &mut Vec<io::Result<usize>>) {
+        results.clear();
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let Outbox { bytes, queued, order, group, batch } = &mut outbox;
+        results.resize_with(queued.len(), || Ok(0));
+        // By socket (a stable sort: each socket's keep their order).
+        order.clear();
+        order.extend(0..queued.len());
+        order.sort_by_key(|&i| queued[i].0.to_bits());
+        let mut first = 0;
+        while first < order.len() {
+            let token = queued[order[first]].0;
+            let end = first + order[first..].iter().take_while(|&&i| queued[i].0 == token).count();
+            group.clear();
+            group.extend(order[first..end].iter().map(|&i| queued[i].1));
+            let mut next = 0;
+            while next < group.len() {
+                let at = order[first + next];
+                let Some(Entry { socket: Socket::Datagram(socket), .. }) = self.entries.get(token) else {
+                    results[at] = Err(gone(&self.closed_in_turn, token));
+                    next += 1;
+                    continue;
+                };
+                match batch.send(socket, bytes, &group[next..]) {
+                    Ok(sent) => {
+                        self.counters.sends.calls += 1;
+                        self.counters.datagrams_sent += sent as u64;
+                        for (k, out) in group[next..next + sent].iter().enumerate() {
+                            self.counters.sends.bytes += out.len as u64;
+                            results[order[first + next + k]] = Ok(out.len);
+                        }
+                        next += sent;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        for &i in &order[first + next..end] {
+                            results[i] = Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        next = group.len();
+                    }
+                    Err(e) => {
+                        results[at] = Err(e);
+                        next += 1;
+                    }
+                }
+            }
+            first = end;
+        }
+        bytes.clear();
+        queued.clear();
+        self.outbox = outbox;
     }
 
     /// Fixes the peer of a UDP socket: `send` goes there and only its
@@ -167,6 +243,19 @@ impl Reactor {
         }
         true
     }
+}
+
+/// Datagrams queued by [`Reactor::send_later`]: their bytes, one after
+/// another, and each one's socket and place; with what a flush reuses.
+#[derive(Default)]
+pub(super) struct Outbox {
+    bytes: Vec<u8>,
+    queued: Vec<(Token, Outgoing)>,
+    /// Indices into `queued`, by socket.
+    order: Vec<usize>,
+    /// One socket's datagrams, in order.
+    group: Vec<Outgoing>,
+    batch: SendBatch,
 }
 
 /// Datagrams received and not yet copied out to the caller: the batch

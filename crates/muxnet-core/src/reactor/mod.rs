@@ -225,6 +225,8 @@ pub struct Reactor {
     relay_buf: Vec<u8>,
     /// Where datagrams are received in batches (see `datagram.rs`).
     inbox: datagram::Inbox,
+    /// Datagrams queued to be sent together (see `datagram.rs`).
+    outbox: datagram::Outbox,
     /// What has happened so far (the gauges of [`Stats`] are filled in by
     /// [`Reactor::stats`]).
     counters: Stats,
@@ -249,6 +251,7 @@ impl Reactor {
             interest_changes: 0,
             relay_buf: Vec::new(),
             inbox: datagram::Inbox::default(),
+            outbox: datagram::Outbox::default(),
             counters: Stats::default(),
             config,
         }
