@@ -49,14 +49,17 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
     const events = now.events - last.events;
     const syscalls = ioSyscalls(now) - ioSyscalls(last);
     const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
-    const datagrams = now.datagramsReceived - last.datagramsReceived + now.datagramsSent - last.datagramsSent;
-    const datagramCalls = now.receives.calls - last.receives.calls + now.sends.calls - last.sends.calls;
+    const datagramsIn = now.datagramsReceived - last.datagramsReceived;
+    const datagramsOut = now.datagramsSent - last.datagramsSent;
     console.log(
       `${label} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
         `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ` +
         `${now.writes.bytes - last.writes.bytes + now.sends.bytes - last.sends.bytes} B out; ` +
         `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs` +
-        (datagrams > 0 ? `; ${datagrams} datagrams, ${per(datagrams, datagramCalls)} per syscall` : ''),
+        (datagramsIn + datagramsOut > 0
+          ? `; datagrams: ${datagramsIn} in, ${per(datagramsIn, now.receives.calls - last.receives.calls)} per syscall, ` +
+            `${datagramsOut} out, ${per(datagramsOut, now.sends.calls - last.sends.calls)} per syscall`
+          : ''),
     );
     last = now;
   }, seconds * 1000).unref();
