@@ -67,7 +67,8 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
 
 /**
  * The syscalls of the I/O path so far: waits, stream reads (those that
- * found nothing too) and writes, datagrams received and sent.
+ * found nothing too) and writes, datagram receives and sends (a `recvmmsg`
+ * or `sendmmsg` is one, for up to 64 datagrams).
  * @internal
  */
 export function ioSyscalls(s: ReactorStats): number {
