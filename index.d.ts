@@ -230,8 +230,14 @@ export interface ReactorStats {
   /** Stream reads that found no input (`WouldBlock`). */
   emptyReads: number
   writes: IoCount
+  /**
+   * Receive and send syscalls (`recvmmsg`/`sendmmsg` on Linux: one for
+   * up to 64 datagrams) and the bytes they moved.
+   */
   receives: IoCount
   sends: IoCount
+  datagramsReceived: number
+  datagramsSent: number
   relayed: number
   listeners: number
   connections: number

@@ -63,6 +63,27 @@ describe('muxnet echo', () => {
     expect(await echo.exited).toBe(0);
   });
 
+  it('--stats with --udp counts datagrams each way and per syscall', async () => {
+    const echo = await start(['echo', '--port', '0', '--udp', '--stats', '0.2']);
+    const client = dgram.createSocket('udp4');
+    let echoed = 0;
+    client.on('message', () => echoed++);
+    for (let i = 0; i < 30; i++) client.send(`datagram ${i}`, echo.port, '127.0.0.1');
+    const lines = /datagrams: (\d+) in, ([\d.]+) per syscall, (\d+) out, ([\d.]+) per syscall/g;
+    const totals = () => [...echo.output().matchAll(lines)].reduce(([i, o], m) => [i + Number(m[1]), o + Number(m[3])], [0, 0]);
+    const deadline = Date.now() + 5000;
+    while ((echoed < 30 || totals()[1] < 30) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(echoed).toBe(30);
+    expect(totals()).toEqual([30, 30]);
+    for (const m of echo.output().matchAll(lines)) {
+      expect(Number(m[2])).toBeGreaterThanOrEqual(1);
+      expect(Number(m[4])).toBe(1);
+    }
+    client.close();
+    echo.child.kill('SIGTERM');
+    expect(await echo.exited).toBe(0);
+  });
+
   it('stops on SIGINT with clients still connected', async () => {
     const echo = await start(['echo', '--port', '0']);
     const sock = await netConnect(echo.port);

@@ -21,7 +21,12 @@ function idle(idleCount: number): Cell {
   return { id: `idle-${idleCount}+100`, group: 'idle', servers: 'echo', protocol: 'tcp', connections: 100, idle: idleCount, payload: 64, depth: 1 };
 }
 
-const UDP: Cell = { id: 'udp-16x64B', group: 'udp', servers: 'echo', protocol: 'udp', connections: 16, idle: 0, payload: 64, depth: 1 };
+/** UDP echo: `sockets` client sockets, one 64 B datagram in flight on each, to one server socket. */
+function udp(sockets: number): Cell {
+  return { id: `udp-${sockets}x64B`, group: 'udp', servers: 'echo', protocol: 'udp', connections: sockets, idle: 0, payload: 64, depth: 1 };
+}
+
+const UDP = udp(16);
 
 /** Server RSS per connection, measured with `idle` connections that never send. */
 function memory(count: number): Cell {
@@ -59,6 +64,7 @@ export const FULL: Cell[] = [
   idle(1000),
   idle(10000),
   UDP,
+  udp(100),
   memory(10000),
   chat(100),
   chat(1000),

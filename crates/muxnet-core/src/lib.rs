@@ -17,6 +17,7 @@ mod reactor;
 mod socket;
 pub mod stats;
 mod token;
+mod udp_batch;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 #[cfg(unix)]

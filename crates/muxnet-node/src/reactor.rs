@@ -73,8 +73,12 @@ pub struct ReactorStats {
     /// Stream reads that found no input (`WouldBlock`).
     pub empty_reads: f64,
     pub writes: IoCount,
+    /// Receive and send syscalls (`recvmmsg`/`sendmmsg` on Linux: one for
+    /// up to 64 datagrams) and the bytes they moved.
     pub receives: IoCount,
     pub sends: IoCount,
+    pub datagrams_received: f64,
+    pub datagrams_sent: f64,
     pub relayed: f64,
     pub listeners: f64,
     pub connections: f64,
@@ -442,6 +446,8 @@ impl Reactor {
             writes: s.writes.into(),
             receives: s.receives.into(),
             sends: s.sends.into(),
+            datagrams_received: s.datagrams_received as f64,
+            datagrams_sent: s.datagrams_sent as f64,
             relayed: s.relayed as f64,
             listeners: s.listeners as f64,
             connections: s.connections as f64,

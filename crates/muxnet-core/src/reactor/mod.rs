@@ -29,7 +29,8 @@ pub struct Config {
     pub read_budget: usize,
     /// Connections accepted from one listener in one turn.
     pub accept_budget: usize,
-    /// Datagrams received on one socket in one turn.
+    /// Datagrams received on one socket in one turn (in batches of up to
+    /// 64 on Linux).
     pub datagram_budget: usize,
     /// Bytes a connection may have queued before more writes are refused
     /// with `ENOBUFS` (see [`Reactor::write`]); the caller should then
@@ -222,6 +223,10 @@ pub struct Reactor {
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
     relay_buf: Vec<u8>,
+    /// Where datagrams are received in batches (see `datagram.rs`).
+    inbox: datagram::Inbox,
+    /// Datagrams queued to be sent together (see `datagram.rs`).
+    outbox: datagram::Outbox,
     /// What has happened so far (the gauges of [`Stats`] are filled in by
     /// [`Reactor::stats`]).
     counters: Stats,
@@ -245,6 +250,8 @@ impl Reactor {
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
+            inbox: datagram::Inbox::default(),
+            outbox: datagram::Outbox::default(),
             counters: Stats::default(),
             config,
         }
