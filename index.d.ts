@@ -101,6 +101,8 @@ export declare class Reactor {
   pause(token: number): number
   resume(token: number): number
   resumeAccept(token: number): number
+  /** Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`. */
+  holdAccept(token: number, on: boolean): number
   setNoDelay(token: number, on: boolean): number
   /** `delayMs` before the first probe; `enable: false` turns it off. */
   setKeepAlive(token: number, enable: boolean, delayMs: number): number

@@ -403,6 +403,25 @@ export class Server<T = unknown> implements Handle {
     this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
+  /**
+   * Stops accepting until `resumeAccepting()`: new clients wait in the
+   * kernel's backlog (their connect completes there), and no `onOpen` runs.
+   * Connections accepted in the same reactor turn are still delivered.
+   */
+  pauseAccepting(): void {
+    this.holdAccept(true);
+  }
+
+  resumeAccepting(): void {
+    this.holdAccept(false);
+  }
+
+  private holdAccept(on: boolean): void {
+    if (!this.listening) return;
+    const r = this.reactor.native.holdAccept(this.token, on);
+    if (r < 0) throw systemError(-r, 'listen');
+  }
+
   ref(): this {
     this.keepAlive.set(true);
     return this;

@@ -381,6 +381,12 @@ impl Reactor {
         code(self.with(|r| r.resume_accept(token_of(token)).map(|()| 0)))
     }
 
+    /// Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`.
+    #[napi(catch_unwind)]
+    pub fn hold_accept(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.hold_accept(token_of(token), on).map(|()| 0)))
+    }
+
     #[napi(catch_unwind)]
     pub fn set_no_delay(&self, token: f64, on: bool) -> i64 {
         code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
