@@ -163,7 +163,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   write(data: Uint8Array | string, options?: SignalOption): Promise<void> {
     const signal = validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
-    if (this.closed) return Promise.reject(this.error ?? destroyedError());
+    if (this.closed || this.connection.closed) return Promise.reject(this.error ?? destroyedError());
     try {
       if (this.connection.write(data)) return Promise.resolve();
     } catch (err) {
@@ -177,7 +177,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
       const onAbort = () => {
         const err = abortError(signal.reason);
         reject(err);
-        this.connection.destroy(err);
+        this.destroy(err);
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = () => signal.removeEventListener('abort', onAbort);
@@ -211,6 +211,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
 
   /** Closes now, dropping what is queued; pending reads and writes fail with `err` (if given). */
   destroy(err?: Error): void {
+    // What fails from now on fails with `err`, before the close arrives.
+    if (!this.connection.closed) this.error ??= err;
     this.connection.destroy(err);
   }
 
@@ -267,7 +269,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   /** @internal */
   onClose(err?: Error): void {
     this.closed = true;
-    this.error = err;
+    this.error ??= err;
     if (this.opening) {
       this.opening.reject(err ?? destroyedError());
       this.opening = undefined;

@@ -141,7 +141,7 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: this.setup });
       slot.worker = worker;
-      slot.threadId = worker.threadId;
+      const threadId = (slot.threadId = worker.threadId);
       let up = false;
       let crash: Error | undefined;
       worker.on('message', (m: WorkerMessage) => {
@@ -152,7 +152,7 @@ export class WorkerPool {
         } else if (m.type === 'failed') {
           crash = deserializeError(m.error);
         } else {
-          this.server.report(deserializeError(m.error), { threadId: worker.threadId, remoteAddress: m.remoteAddress, worker: slot.index });
+          this.server.report(deserializeError(m.error), { threadId, remoteAddress: m.remoteAddress, worker: slot.index });
         }
       });
       worker.on('error', (err) => (crash = err));
@@ -165,7 +165,7 @@ export class WorkerPool {
           const err = crash ?? codedError(`muxnet/server: worker ${slot.index} exited with code ${code}`, 'ERR_MUXNET_WORKER_EXIT');
           // A worker that never listened, at start: the server fails.
           if (!up && slot.restarts === 0 && slot.failures === 0) return reject(err);
-          this.server.report(err, { threadId: worker.threadId, worker: slot.index, restarting: true });
+          this.server.report(err, { threadId, worker: slot.index, restarting: true });
           this.restart(slot);
         }),
       );
