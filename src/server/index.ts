@@ -150,8 +150,12 @@ export class Server {
    * (and every worker has exited).
    */
   close(options?: CloseOptions): Promise<void> {
-    const opts = validateObject(options, 'options') as CloseOptions;
-    const timeout = validateInteger(opts.timeout, 'options.timeout', 5000, 0, 2 ** 31 - 1);
+    let timeout: number;
+    try {
+      timeout = validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', 5000, 0, 2 ** 31 - 1);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.closing ??= this.pool ? this.pool.close(timeout) : (this.local?.close(timeout) ?? Promise.resolve());
     return this.closing;
   }
