@@ -17,6 +17,8 @@ export interface WorkerInfo {
   threadId: number;
   /** How often this worker was replaced after a crash. */
   restarts: number;
+  /** It listens (false while a replacement starts). */
+  listening: boolean;
 }
 
 /** What a worker posts to the main thread. */
@@ -80,6 +82,7 @@ interface Slot {
   restarts: number;
   /** Crashes since it was last up. */
   failures: number;
+  listening: boolean;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -103,7 +106,7 @@ export class WorkerPool {
     }
     if (options.path !== undefined) throw codedError('muxnet/server: workers listen on a port, not a path', 'ERR_MUXNET_UNSUPPORTED');
     const count = options.workers === 'auto' ? availableParallelism() : validateInteger(options.workers, 'options.workers', 1, 1, 1024);
-    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, threadId: 0, restarts: 0, failures: 0, timer: undefined }));
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, threadId: 0, restarts: 0, failures: 0, listening: false, timer: undefined }));
     const { onError: _onError, workers: _workers, mode, highWaterMark, ...listen } = options;
     this.setup = {
       handler: { module: modulePath(ref), export: ref.export },
@@ -133,7 +136,7 @@ export class WorkerPool {
   }
 
   info(): WorkerInfo[] {
-    return this.slots.map(({ index, threadId, restarts }) => ({ index, threadId, restarts }));
+    return this.slots.map(({ index, threadId, restarts, listening }) => ({ index, threadId, restarts, listening }));
   }
 
   /** Runs a worker in `slot`; resolves when it listens, rejects if it fails first. */
@@ -146,7 +149,7 @@ export class WorkerPool {
       let crash: Error | undefined;
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') {
-          up = true;
+          up = slot.listening = true;
           slot.failures = 0;
           resolve({ port: m.port });
         } else if (m.type === 'failed') {
@@ -160,6 +163,7 @@ export class WorkerPool {
         worker.once('exit', (code) => {
           this.exits.delete(exited);
           slot.worker = undefined;
+          slot.listening = false;
           done();
           if (this.stopping) return reject(crash ?? codedError('muxnet/server: closed while starting', 'ERR_MUXNET_SERVER_CLOSED'));
           const err = crash ?? codedError(`muxnet/server: worker ${slot.index} exited with code ${code}`, 'ERR_MUXNET_WORKER_EXIT');
