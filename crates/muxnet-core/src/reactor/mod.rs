@@ -130,7 +130,11 @@ impl<'a> ReadSpace<'a> {
 enum Kind {
     /// `accept_paused`: by `EMFILE`/`ENFILE`, until an fd frees up;
     /// `held`: by the application ([`Reactor::hold_accept`]), until it lets go.
-    Listener { no_delay: bool, accept_paused: bool, held: bool },
+    Listener {
+        no_delay: bool,
+        accept_paused: bool,
+        held: bool,
+    },
     Stream(Box<Connection>),
     Datagram,
 }
