@@ -272,6 +272,24 @@ export class Connection<T = unknown> implements Handle {
     process.nextTick(() => this.handlers.onClose?.(this, err));
   }
 
+  /**
+   * Hands this connection to another thread: returns a ticket that
+   * `adopt(ticket, handlers)` there turns into a `Connection` of that
+   * thread's reactor (or `discardTransfer(ticket)` closes). Only an idle
+   * connection moves — connected, not piped, nothing queued, as one is in
+   * `onOpen` after an accept. This object is closed after, with no `onClose`.
+   */
+  transfer(): number {
+    if (this.closedFlag) throw socketClosed();
+    // What only the reactor that holds the socket knows, first.
+    this.remoteInfo();
+    const ticket = this.reactor.native.detach(this.token);
+    if (ticket < 0) throw systemError(-ticket, 'transfer');
+    this.closed_();
+    this.reactor.detach(this.token);
+    return ticket;
+  }
+
   /** Stops reading: the kernel buffer fills and the peer slows down. */
   pause(): void {
     if (!this.closedFlag) this.reactor.native.pause(this.token);
@@ -506,6 +524,32 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const token = reactor.native.connect(host, port, local, localPort);
   if (token < 0) throw systemError(-token, 'connect', host, port);
   return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host, port, noDelay });
+}
+
+export interface AdoptOptions {
+  allowHalfOpen?: boolean;
+  backend?: BackendName;
+}
+
+/**
+ * Takes over a connection another thread of this process `transfer()`ed:
+ * it joins this thread's reactor with `handlers` (no `onOpen`: it is open).
+ * A ticket is adopted once; an unknown one throws `EBADF`.
+ */
+export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<T>, options?: AdoptOptions): Connection<T> {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
+  const opts = validateObject(options, 'options') as AdoptOptions;
+  const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const token = reactor.native.adopt(id);
+  if (token < 0) throw systemError(-token, 'adopt');
+  return new Connection<T>(reactor, token, handlers, allowHalfOpen);
+}
+
+/** Closes a transferred connection nobody will adopt (its thread is gone). False if the ticket was adopted or unknown. */
+export function discardTransfer(ticket: number): boolean {
+  return native.discardDetached(validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER)) === 0;
 }
 
 export interface RemoteInfo {

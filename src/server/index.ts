@@ -20,7 +20,7 @@
  * ```
  */
 import { threadId } from 'node:worker_threads';
-import { bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
+import { adopt, bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
 import { AsyncConnection } from '../async';
 import { codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger, validateObject, type BackendName } from '../options';
@@ -61,6 +61,13 @@ export interface ServeOptions {
   mode?: ServeMode;
   /** Worker threads, each with its own reactor; `'auto'`: `os.availableParallelism()`. */
   workers?: number | 'auto';
+  /**
+   * How connections reach the workers: `'reuseport'` (the default on
+   * Linux; each worker listens, the kernel balances) or `'acceptor'` (the
+   * default elsewhere; this thread accepts and transfers each connection
+   * to the next worker, round-robin).
+   */
+  distribute?: 'reuseport' | 'acceptor';
   /** Read-ahead of a `handle()`'s stream before its reading pauses (see `muxnet/async`). */
   highWaterMark?: number;
   /**
@@ -102,6 +109,8 @@ class Session {
 interface Local {
   address(): SocketAddress | string | null;
   close(timeout: number): Promise<void>;
+  /** Serves a connection transferred from an acceptor thread. */
+  adopt?(ticket: number): void;
 }
 
 /**
@@ -178,7 +187,8 @@ function serverClosedError(): Error {
 
 /** Connections on this thread's reactor, one at a time in `serial` mode. */
 class StreamService implements Local {
-  private readonly listener: FastServer<Session>;
+  /** None in a worker fed by an acceptor thread. */
+  private readonly listener: FastServer<Session> | undefined;
   private readonly sessions = new Set<Session>();
   /** Serial mode: the one being served, and those accepted with it in one turn. */
   private active: Session | undefined;
@@ -186,6 +196,9 @@ class StreamService implements Local {
   private drained: (() => void) | undefined;
   private stopping = false;
   private readonly isAsync: boolean;
+  private readonly allowHalfOpen: boolean;
+  private readonly handlers: ServerHandlers<Session>;
+  private readonly backend: BackendName | undefined;
 
   constructor(
     private readonly server: Server,
@@ -193,13 +206,17 @@ class StreamService implements Local {
     private readonly serial: boolean,
     private readonly highWaterMark: number | undefined,
     options: ServeOptions,
+    listening: boolean,
   ) {
     this.isAsync = typeof Handler.prototype.handle === 'function';
     const { port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort } = options;
-    this.listener = listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort }, this.handlers());
+    this.allowHalfOpen = allowHalfOpen ?? false;
+    this.handlers = this.makeHandlers();
+    this.backend = backend;
+    this.listener = listening ? listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort }, this.handlers) : undefined;
   }
 
-  private handlers(): ServerHandlers<Session> {
+  private makeHandlers(): ServerHandlers<Session> {
     return {
       onOpen: (conn) => this.accepted(conn),
       onData: (conn, chunk) => {
@@ -224,7 +241,19 @@ class StreamService implements Local {
   }
 
   address(): SocketAddress | string | null {
-    return this.listener.address();
+    return this.listener?.address() ?? null;
+  }
+
+  /** Takes over a connection the acceptor thread transferred (`workers`, `distribute: 'acceptor'`). */
+  adopt(ticket: number): void {
+    let conn: Connection<Session>;
+    try {
+      conn = adopt<Session>(ticket, this.handlers, { allowHalfOpen: this.allowHalfOpen, backend: this.backend });
+    } catch {
+      // Discarded meanwhile (the acceptor closed): nothing to serve.
+      return;
+    }
+    this.accepted(conn);
   }
 
   private accepted(conn: Connection<Session>): void {
@@ -232,7 +261,7 @@ class StreamService implements Local {
     conn.data = session;
     this.sessions.add(session);
     if (this.serial) {
-      this.listener.pauseAccepting();
+      this.listener?.pauseAccepting();
       if (this.active) {
         // Accepted in the same turn as the active one: it waits unread.
         conn.pause();
@@ -354,14 +383,14 @@ class StreamService implements Local {
     if (this.serial && this.active === session) {
       this.active = this.waiting.shift();
       if (this.active) this.start(this.active);
-      else if (!this.stopping) this.listener.resumeAccepting();
+      else if (!this.stopping) this.listener?.resumeAccepting();
     }
     if (this.stopping && this.sessions.size === 0) this.drained?.();
   }
 
   async close(timeout: number): Promise<void> {
     this.stopping = true;
-    this.listener.close();
+    this.listener?.close();
     // Accepted but never served: nothing to finish.
     for (const s of this.waiting.splice(0)) {
       this.sessions.delete(s);
@@ -461,13 +490,13 @@ function isDatagram(Handler: HandlerClass): Handler is DatagramHandlerClass {
 }
 
 /** @internal Serves `Handler` on this thread (what each worker runs too). */
-export function serveHere(Handler: HandlerClass, options: ServeOptions, mode: ServeMode, highWaterMark: number | undefined): Server {
+export function serveHere(Handler: HandlerClass, options: ServeOptions, mode: ServeMode, highWaterMark: number | undefined, listening = true): Server {
   const server = new Server(mode, options.onError);
   if (isDatagram(Handler)) {
     if (mode === 'serial') throw codedError('muxnet/server: serial mode is for connection handlers', 'ERR_MUXNET_UNSUPPORTED');
     server.local = new DatagramService(server, Handler, options);
   } else {
-    server.local = new StreamService(server, Handler, mode === 'serial', highWaterMark, options);
+    server.local = new StreamService(server, Handler, mode === 'serial', highWaterMark, options, listening);
   }
   return server;
 }

@@ -1,13 +1,16 @@
 // `workers` mode: N worker threads, each serving the handler module on its
-// own reactor, all listening on one port with SO_REUSEPORT (the kernel
-// spreads the connections). A worker that dies is reported and replaced.
+// own reactor. Connections reach them one of two ways: each worker listens
+// on the port with SO_REUSEPORT and the kernel spreads them (Linux), or this
+// thread accepts and transfers each to the next worker, round-robin (the fd
+// table is per process; the socket moves by ticket, see `transfer()` in
+// muxnet/fast). A worker that dies is reported and replaced.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { codedError, invalidArgType } from '../errors';
+import { codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger } from '../options';
-import type { SocketAddress } from '../fast';
+import { discardTransfer, listen, type Connection, type Server as FastServer, type SocketAddress } from '../fast';
 import type { HandlerModule } from './handlers';
 import type { Server, ServeMode, ServeOptions } from './index';
 
@@ -24,6 +27,8 @@ export interface WorkerInfo {
 /** What a worker posts to the main thread. */
 export type WorkerMessage =
   | { type: 'ready'; port: number }
+  /** Every ticket up to `upTo` sent to this worker has been adopted. */
+  | { type: 'adopted'; upTo: number }
   | { type: 'failed'; error: SerializedError }
   | { type: 'error'; error: SerializedError; remoteAddress: string | undefined };
 
@@ -33,7 +38,14 @@ export interface WorkerSetup {
   options: ServeOptions & { port: number };
   mode: ServeMode;
   highWaterMark: number | undefined;
+  /** Whether the worker listens (SO_REUSEPORT) or is handed connections. */
+  listening: boolean;
 }
+
+/** What the main thread posts to a worker. */
+export type PoolMessage = { type: 'close'; timeout: number } | { type: 'adopt'; ticket: number };
+
+export type Distribute = 'reuseport' | 'acceptor';
 
 export interface SerializedError {
   name: string;
@@ -84,6 +96,8 @@ interface Slot {
   failures: number;
   listening: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** Tickets transferred to it and not yet adopted, oldest first. */
+  outstanding: number[];
 }
 
 export class WorkerPool {
@@ -91,6 +105,11 @@ export class WorkerPool {
   private readonly setup: WorkerSetup;
   private host = '127.0.0.1';
   private stopping = false;
+  private readonly distribute: Distribute;
+  private readonly listenOptions: ServeOptions;
+  /** The acceptor (`distribute: 'acceptor'`), and the worker it hands to next. */
+  private acceptor: FastServer | undefined;
+  private next = 0;
   private readonly exits = new Set<Promise<void>>();
 
   constructor(
@@ -98,27 +117,39 @@ export class WorkerPool {
     ref: HandlerModule,
     options: ServeOptions,
   ) {
-    if (process.platform !== 'linux') {
-      throw codedError(
-        `muxnet/server: workers need SO_REUSEPORT load balancing (Linux); the acceptor that hands fds to workers on ${process.platform} is not implemented`,
-        'ERR_MUXNET_UNSUPPORTED',
-      );
+    const distribute = options.distribute ?? (process.platform === 'linux' ? 'reuseport' : 'acceptor');
+    if (distribute !== 'reuseport' && distribute !== 'acceptor') throw invalidArgValue('options.distribute', distribute, "must be 'reuseport' or 'acceptor'");
+    if (distribute === 'reuseport' && process.platform !== 'linux') {
+      throw codedError(`muxnet/server: SO_REUSEPORT does not balance connections on ${process.platform}; use distribute: 'acceptor'`, 'ERR_MUXNET_UNSUPPORTED');
     }
-    if (options.path !== undefined) throw codedError('muxnet/server: workers listen on a port, not a path', 'ERR_MUXNET_UNSUPPORTED');
+    this.distribute = distribute;
+    if (options.path !== undefined && distribute === 'reuseport') throw codedError("muxnet/server: SO_REUSEPORT workers listen on a port, not a path; use distribute: 'acceptor'", 'ERR_MUXNET_UNSUPPORTED');
+    this.listenOptions = options;
     const count = options.workers === 'auto' ? availableParallelism() : validateInteger(options.workers, 'options.workers', 1, 1, 1024);
-    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, threadId: 0, restarts: 0, failures: 0, listening: false, timer: undefined }));
-    const { onError: _onError, workers: _workers, mode, highWaterMark, ...listen } = options;
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, threadId: 0, restarts: 0, failures: 0, listening: false, timer: undefined, outstanding: [] }));
+    const { onError: _onError, workers: _workers, distribute: _distribute, mode, highWaterMark, ...listenOptions } = options;
     this.setup = {
       handler: { module: modulePath(ref), export: ref.export },
-      options: { ...listen, port: listen.port ?? 0, reusePort: true },
+      options: { ...listenOptions, port: listenOptions.port ?? 0, reusePort: true },
       mode: mode ?? 'reactor',
       highWaterMark,
+      listening: distribute === 'reuseport',
     };
   }
 
-  /** Starts the first worker (it picks the port when 0), then the others on that port. */
+  /**
+   * Starts the workers: with SO_REUSEPORT the first picks the port (when
+   * 0) and the others join it; with an acceptor, this thread listens once
+   * they are up.
+   */
   async start(): Promise<void> {
     try {
+      if (this.distribute === 'acceptor') {
+        await Promise.all(this.slots.map((slot) => this.spawn(slot)));
+        const { port, host, path: unixPath, backlog, backend, noDelay } = this.listenOptions;
+        this.acceptor = listen({ port, host, path: unixPath, backlog, backend, noDelay }, { onOpen: (conn) => this.handOff(conn) });
+        return;
+      }
       const [first, ...rest] = this.slots;
       const ready = await this.spawn(first);
       this.setup.options.port = ready.port;
@@ -130,8 +161,24 @@ export class WorkerPool {
     }
   }
 
-  address(): SocketAddress | null {
+  /** Transfers an accepted connection to the next listening worker. */
+  private handOff(conn: Connection): void {
+    for (let tried = 0; tried < this.slots.length; tried++) {
+      const slot = this.slots[this.next];
+      this.next = (this.next + 1) % this.slots.length;
+      if (!slot.listening || !slot.worker) continue;
+      const ticket = conn.transfer();
+      slot.outstanding.push(ticket);
+      slot.worker.postMessage({ type: 'adopt', ticket } satisfies PoolMessage);
+      return;
+    }
+    // Every worker is restarting: the client retries.
+    conn.destroy();
+  }
+
+  address(): SocketAddress | string | null {
     if (this.stopping) return null;
+    if (this.acceptor) return this.acceptor.address();
     return { address: this.host, family: this.host.includes(':') ? 'IPv6' : 'IPv4', port: this.setup.options.port };
   }
 
@@ -152,6 +199,8 @@ export class WorkerPool {
           up = slot.listening = true;
           slot.failures = 0;
           resolve({ port: m.port });
+        } else if (m.type === 'adopted') {
+          while (slot.outstanding.length > 0 && slot.outstanding[0] <= m.upTo) slot.outstanding.shift();
         } else if (m.type === 'failed') {
           crash = deserializeError(m.error);
         } else {
@@ -164,6 +213,8 @@ export class WorkerPool {
           this.exits.delete(exited);
           slot.worker = undefined;
           slot.listening = false;
+          // Transferred to it, never adopted: nobody else will close them.
+          for (const ticket of slot.outstanding.splice(0)) discardTransfer(ticket);
           done();
           if (this.stopping) return reject(crash ?? codedError('muxnet/server: closed while starting', 'ERR_MUXNET_SERVER_CLOSED'));
           const err = crash ?? codedError(`muxnet/server: worker ${slot.index} exited with code ${code}`, 'ERR_MUXNET_WORKER_EXIT');
@@ -191,9 +242,10 @@ export class WorkerPool {
   /** Asks every worker to close its server gracefully; terminates the ones that take too long. */
   async close(timeout: number): Promise<void> {
     this.stopping = true;
+    this.acceptor?.close();
     for (const slot of this.slots) {
       clearTimeout(slot.timer);
-      slot.worker?.postMessage({ type: 'close', timeout });
+      slot.worker?.postMessage({ type: 'close', timeout } satisfies PoolMessage);
     }
     const exits = [...this.exits];
     const late = setTimeout(() => {

@@ -1,5 +1,6 @@
-// muxnet/server in workers mode: worker threads, each its own reactor on one
-// SO_REUSEPORT port (Linux). Runs the built package (`npm run build:ts`):
+// muxnet/server in workers mode: worker threads, each its own reactor, fed
+// by SO_REUSEPORT (Linux) or by an acceptor thread that transfers each
+// accepted connection. Runs the built package (`npm run build:ts`):
 // the worker threads load dist/server/worker.js.
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -25,16 +26,19 @@ async function servedBy(port: number): Promise<number> {
   return Number(String(line.value));
 }
 
-describe.runIf(process.platform === 'linux')('muxnet/server, workers mode', () => {
-  it('spreads connections over the worker threads and replaces a crashed worker', async () => {
+describe('muxnet/server, workers mode', () => {
+  // SO_REUSEPORT balancing is Linux's; an acceptor thread works everywhere.
+  const modes = process.platform === 'linux' ? (['reuseport', 'acceptor'] as const) : (['acceptor'] as const);
+  it.each(modes)('spreads connections over the worker threads and replaces a crashed worker (%s)', async (distribute) => {
     const errors: [Error, ErrorSource][] = [];
-    const server = await serve(handler, { port: 0, workers: 2, onError: (err, source) => errors.push([err, source]) });
+    const server = await serve(handler, { port: 0, workers: 2, distribute, onError: (err, source) => errors.push([err, source]) });
     servers.push(server);
     const workers = server.workers.map((w) => w.threadId);
     expect(workers).toHaveLength(2);
     expect(workers).not.toContain(threadId);
 
-    // The kernel hashes each connection to one listener: 32 land on both.
+    // The kernel hashes each connection to one listener (32 land on both);
+    // the acceptor deals them out in turn.
     const seen = new Set<number>();
     for (let i = 0; i < 32; i++) seen.add(await servedBy(server.port));
     expect([...seen].sort()).toEqual([...workers].sort());
@@ -63,7 +67,7 @@ describe.runIf(process.platform === 'linux')('muxnet/server, workers mode', () =
     await expect(connect({ port })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
-  it('reports a worker that cannot listen as the failure of serve()', async () => {
+  it.runIf(process.platform === 'linux')('reports a worker that cannot listen as the failure of serve()', async () => {
     const first = await serve(handler, { port: 0, workers: 1 });
     servers.push(first);
     // Not reusePort-compatible: the port is taken by a plain listener.
@@ -75,5 +79,6 @@ describe.runIf(process.platform === 'linux')('muxnet/server, workers mode', () =
       plain.close();
     }
     await expect(serve({ module: handler.module, export: 'Missing' }, { port: 0, workers: 1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(serve(handler, { port: 0, workers: 1, distribute: 'kernel' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
 });

@@ -19,6 +19,6 @@ pub mod stats;
 mod token;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
-pub use reactor::{Config, Event, Reactor, ReadSpace};
+pub use reactor::{discard_detached, Config, Event, Reactor, ReadSpace};
 pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

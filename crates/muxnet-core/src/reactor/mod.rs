@@ -6,6 +6,7 @@
 //! borrow of the reactor is held while user code runs.
 
 mod datagram;
+mod handoff;
 mod listener;
 mod pipe;
 mod stream;
@@ -20,6 +21,8 @@ use crate::connection::Connection;
 use crate::socket::{Address, Socket};
 use crate::stats::Stats;
 use crate::token::Table;
+
+pub use handoff::discard_detached;
 
 /// Limits that keep one busy or hostile peer from starving or bloating
 /// the others.
