@@ -6,9 +6,10 @@
  * - `mode: 'reactor'` (default): every connection on this thread's reactor;
  * - `mode: 'serial'`: one connection at a time; the next is accepted only
  *   when the handler finished (the listener holds accepting meanwhile);
- * - `workers: N | 'auto'`: N worker threads, each its own reactor,
- *   listening on the port with `SO_REUSEPORT` (Linux). A worker that
- *   crashes is reported and restarted.
+ * - `workers: N | 'auto'`: N worker threads, each its own reactor, fed by
+ *   `SO_REUSEPORT` (Linux) or by this thread accepting and transferring
+ *   each connection (`distribute`). A worker that crashes is reported and
+ *   restarted.
  *
  * ```ts
  * import { serve, ConnectionHandler } from 'muxnet/server';
