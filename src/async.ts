@@ -21,7 +21,12 @@ import { validateAbortSignal, validateInteger, validateObject } from './options'
 
 export type { Framing } from './fast';
 
-export interface AsyncConnectOptions extends ConnectOptions {
+/**
+ * The fast API's `connect` options, but for `allowHalfOpen`: an async
+ * connection is always half-open, as `asyncio`'s streams are — the peer's
+ * end is `read()` returning null, and this side ends when you `end()` it.
+ */
+export interface AsyncConnectOptions extends Omit<ConnectOptions, 'allowHalfOpen'> {
   /** Milliseconds to wait for the connection; then it fails with `ETIMEDOUT`. */
   timeout?: number;
   /** Aborts the connect (rejects with `ABORT_ERR`). */
@@ -104,7 +109,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   }
 
   /**
-   * The next chunk received, or `null` after the peer's end. Data that
+   * The next chunk received, or `null` after the peer's end (this side
+   * stays open for writing until `end()`). Data that
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
@@ -310,7 +316,7 @@ export async function connect(options: AsyncConnectOptions): Promise<AsyncConnec
   const signal = validateAbortSignal(opts.signal, 'options.signal');
   if (signal?.aborted) throw abortError(signal.reason);
   const { timeout: _t, signal: _s, highWaterMark: _h, ...connectOptions } = opts;
-  const conn = fastConnect<AsyncConnection>(connectOptions, HANDLERS);
+  const conn = fastConnect<AsyncConnection>({ ...connectOptions, allowHalfOpen: true }, HANDLERS);
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {

@@ -54,6 +54,7 @@ export interface ServeOptions {
   backlog?: number;
   backend?: BackendName;
   noDelay?: boolean;
+  /** Callback handlers: keep this side open after the peer ends (a `handle()` connection always is, until it returns). */
   allowHalfOpen?: boolean;
   reusePort?: boolean;
   /** Datagram handlers: bind with `SO_REUSEADDR`. */
@@ -211,10 +212,12 @@ class StreamService implements Local {
   ) {
     this.isAsync = typeof Handler.prototype.handle === 'function';
     const { port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort } = options;
-    this.allowHalfOpen = allowHalfOpen ?? false;
+    // A handle() reads the peer's end as the end of its loop and may still
+    // reply: its connection is half-open, ended when handle() returns.
+    this.allowHalfOpen = this.isAsync || (allowHalfOpen ?? false);
     this.handlers = this.makeHandlers();
     this.backend = backend;
-    this.listener = listening ? listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort }, this.handlers) : undefined;
+    this.listener = listening ? listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen: this.allowHalfOpen, reusePort }, this.handlers) : undefined;
   }
 
   private makeHandlers(): ServerHandlers<Session> {

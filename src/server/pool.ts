@@ -167,7 +167,13 @@ export class WorkerPool {
       const slot = this.slots[this.next];
       this.next = (this.next + 1) % this.slots.length;
       if (!slot.listening || !slot.worker) continue;
-      const ticket = conn.transfer();
+      let ticket: number;
+      try {
+        ticket = conn.transfer();
+      } catch {
+        // Reset by the peer before it could move: nothing to serve.
+        return conn.destroy();
+      }
       slot.outstanding.push(ticket);
       slot.worker.postMessage({ type: 'adopt', ticket } satisfies PoolMessage);
       return;

@@ -54,6 +54,22 @@ describe('muxnet/async', () => {
     expect(await conn.read()).toBeNull();
   });
 
+  it('stays open for writing after the peer ends', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    const got: Buffer[] = [];
+    peer.on('data', (d: Buffer) => got.push(d));
+    const peerClosed = new Promise((r) => peer.on('close', r));
+    peer.end('question');
+    expect(String(await conn.read())).toBe('question');
+    expect(await conn.read()).toBeNull();
+    await conn.write('answer');
+    await conn.end();
+    await peerClosed;
+    expect(String(Buffer.concat(got))).toBe('answer');
+  });
+
   it('reads frames in both framings, split anywhere, and writes them', async () => {
     const server = echoServer();
     const lines = await open(server.port);

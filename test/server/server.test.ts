@@ -55,6 +55,29 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec.errors).toEqual([]);
   });
 
+  it('handle() reads to the peer\'s end and still replies (half-open until it returns)', async () => {
+    const rec = recorder();
+    class Count extends ConnectionHandler {
+      async handle() {
+        let bytes = 0;
+        for await (const chunk of this.stream) bytes += chunk.length;
+        await this.stream.write(`${bytes} bytes\n`);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Count, { rec });
+    const conn = await connect({ port: server.port });
+    await conn.write('x'.repeat(100_000));
+    await conn.end();
+    const reply: Buffer[] = [];
+    for await (const chunk of conn) reply.push(chunk);
+    expect(String(Buffer.concat(reply))).toBe('100000 bytes\n');
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.finished).toEqual([undefined]);
+  });
+
   it('finish(err) after handle() throws: reported once, the client is closed, the server serves on', async () => {
     const rec = recorder();
     const boom = new Error('handler failed');
