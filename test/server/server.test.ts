@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../src/async';
 import { ConnectionHandler, DatagramHandler, serve, type ErrorSource, type Server } from '../../src/server';
-import { closeSocket, netConnect, roundTrip, waitFor } from '../helpers';
+import { closeSocket, netConnect, roundTrip, socketFds, waitFor } from '../helpers';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -312,6 +312,27 @@ describe('muxnet/server, serial mode', () => {
     );
     await waitFor(() => rec.finished.length === 10, 'ten finishes');
     expect(most).toBe(1);
+  });
+});
+
+describe('muxnet/server, resources', () => {
+  it('releases every socket: served, waiting (serial) and cut off at shutdown', async () => {
+    const before = socketFds();
+    class Hold extends ConnectionHandler {
+      async handle() {
+        for await (const chunk of this.stream) await this.stream.write(chunk);
+      }
+    }
+    for (const mode of ['reactor', 'serial'] as const) {
+      const server = await serve(Hold, { port: 0, mode, onError: () => {} });
+      const clients = await Promise.all(Array.from({ length: 5 }, () => netConnect(server.port)));
+      for (const c of clients) c.on('error', () => {});
+      expect(String(await roundTrip(clients[0], Buffer.from('hi')))).toBe('hi');
+      await server.close({ timeout: 0 });
+      await Promise.all(clients.map((c) => new Promise((r) => (c.destroyed ? r(null) : c.on('close', r)))));
+    }
+    // At most what was open before (an earlier test's sockets may close meanwhile).
+    await waitFor(() => socketFds() <= before, 'the socket count back where it was');
   });
 });
 
