@@ -22,11 +22,11 @@ import { validateAbortSignal, validateInteger, validateObject } from './options'
 export type { Framing } from './fast';
 
 /**
- * The fast API's `connect` options, but for `allowHalfOpen`: an async
- * connection is always half-open, as `asyncio`'s streams are — the peer's
- * end is `read()` returning null, and this side ends when you `end()` it.
+ * The fast API's `connect` options (with `allowHalfOpen: false`, the
+ * default, this side ends when the peer's end arrives, as in node:net; set
+ * it to reply after reading to the end), plus these.
  */
-export interface AsyncConnectOptions extends Omit<ConnectOptions, 'allowHalfOpen'> {
+export interface AsyncConnectOptions extends ConnectOptions {
   /** Milliseconds to wait for the connection; then it fails with `ETIMEDOUT`. */
   timeout?: number;
   /** Aborts the connect (rejects with `ABORT_ERR`). */
@@ -109,8 +109,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   }
 
   /**
-   * The next chunk received, or `null` after the peer's end (this side
-   * stays open for writing until `end()`). Data that
+   * The next chunk received, or `null` after the peer's end (with
+   * `allowHalfOpen`, this side stays open for writing until `end()`). Data that
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
@@ -316,7 +316,7 @@ export async function connect(options: AsyncConnectOptions): Promise<AsyncConnec
   const signal = validateAbortSignal(opts.signal, 'options.signal');
   if (signal?.aborted) throw abortError(signal.reason);
   const { timeout: _t, signal: _s, highWaterMark: _h, ...connectOptions } = opts;
-  const conn = fastConnect<AsyncConnection>({ ...connectOptions, allowHalfOpen: true }, HANDLERS);
+  const conn = fastConnect<AsyncConnection>(connectOptions, HANDLERS);
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {

@@ -54,9 +54,10 @@ describe('muxnet/async', () => {
     expect(await conn.read()).toBeNull();
   });
 
-  it('stays open for writing after the peer ends', async () => {
+  it('stays open for writing after the peer ends, with allowHalfOpen', async () => {
     const { port, accepted } = await netServer();
-    const conn = await open(port);
+    const conn = await connect({ port, allowHalfOpen: true });
+    cleanup.push(() => conn.destroy());
     const peer = await accepted;
     const got: Buffer[] = [];
     peer.on('data', (d: Buffer) => got.push(d));
