@@ -93,16 +93,20 @@ function defaultOnError(err: Error, source: ErrorSource): void {
   console.error(`muxnet/server: ${source.remoteAddress ? `handler for ${source.remoteAddress}` : 'worker'} on ${where}:`, err);
 }
 
+type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
+
 /** The framework's state for one accepted connection. */
 class Session {
   handler: ConnectionHandler | undefined;
   stream: AsyncConnection | undefined;
-  /** Data that came before the handler was ready for it (callback mode). */
-  early: Buffer[] | undefined = [];
+  /** What came before the handler was ready for it: chunks, and `null` for the peer's end. */
+  early: (Buffer | null)[] | undefined = [];
   /** `setup`/`handle` still running. */
   running = true;
   closed = false;
   finished = false;
+  /** The handler threw: it hears no more events. */
+  threw = false;
   error: Error | undefined;
   constructor(readonly connection: Connection<Session>) {}
 }
@@ -237,7 +241,8 @@ class StreamService implements Local {
       onEnd: (conn) => {
         const s = conn.data!;
         if (s.stream) s.stream.onEnd();
-        else if (!s.early) this.call(s, s.handler!.onEnd);
+        else if (s.early) s.early.push(null);
+        else this.call(s, s.handler!.onEnd);
       },
       onClose: (conn, err) => this.closed(conn.data!, err),
       onError: (err) => this.server.report(err, {}),
@@ -290,7 +295,10 @@ class StreamService implements Local {
     if (this.isAsync) {
       const stream = new AsyncConnection(conn, this.highWaterMark);
       session.stream = handler[STREAM] = stream;
-      for (const chunk of session.early!) stream.onData(chunk);
+      for (const chunk of session.early!) {
+        if (chunk) stream.onData(chunk);
+        else stream.onEnd();
+      }
       session.early = undefined;
     }
     let setup: unknown;
@@ -316,13 +324,22 @@ class StreamService implements Local {
     }
     const early = session.early!;
     session.early = undefined;
-    for (const chunk of early) this.call(session, handler.onData, chunk);
+    // Received before the handler was ready, maybe before a close: its due.
+    for (const chunk of early) {
+      if (chunk) this.invoke(session, handler.onData, chunk);
+      else this.invoke(session, handler.onEnd);
+    }
     this.done(session);
   }
 
-  /** A callback-mode handler method; a throw ends the connection. */
-  private call(session: Session, method: ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void) | undefined, chunk?: Buffer): void {
-    if (!method || session.closed) return;
+  /** A callback-mode handler method, for an event of an open connection. */
+  private call(session: Session, method: HandlerMethod | undefined, chunk?: Buffer): void {
+    if (!session.closed) this.invoke(session, method, chunk);
+  }
+
+  /** A throw ends the connection (and the events after it go unheard). */
+  private invoke(session: Session, method: HandlerMethod | undefined, chunk?: Buffer): void {
+    if (!method || session.threw) return;
     try {
       method.call(session.handler!, chunk!);
     } catch (err) {
@@ -333,6 +350,7 @@ class StreamService implements Local {
   /** `setup`/`handle` threw (`ended`), or a callback did: report once, destroy, finish. */
   private fail(session: Session, err: unknown, ended: boolean): void {
     const error = err instanceof Error ? err : new Error(String(err));
+    session.threw = true;
     if (!session.error) {
       session.error = error;
       this.server.report(error, { remoteAddress: session.connection.remoteAddress });

@@ -78,6 +78,38 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec.finished).toEqual([undefined]);
   });
 
+  it('an async setup() gets what arrived meanwhile, the peer\'s end included, once it resolves', async () => {
+    const rec = recorder();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    class Late extends ConnectionHandler {
+      async setup() {
+        await released;
+        rec.log.push('setup done');
+      }
+      onData(chunk: Buffer) {
+        rec.log.push(`data ${chunk}`);
+      }
+      onEnd() {
+        rec.log.push('end');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Late, { rec });
+    const sock = await netConnect(server.port);
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.end('early');
+    // The reactor reads the data and the FIN meanwhile; the handler is not ready.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rec.log).toEqual([]);
+    release();
+    await closed;
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.log).toEqual(['setup done', 'data early', 'end']);
+  });
+
   it('finish(err) after handle() throws: reported once, the client is closed, the server serves on', async () => {
     const rec = recorder();
     const boom = new Error('handler failed');
