@@ -44,7 +44,7 @@ function fastEcho(backend: string, wake?: string) {
 }
 
 /** The echo handler through `muxnet/server` (mio), in one of its modes. */
-function handlerEcho(mode: 'reactor' | 'serial' | 'workers') {
+function handlerEcho(mode: 'reactor' | 'serial' | 'workers' | 'async') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'server-echo.js'), mode, host, '0'] });
 }
 
@@ -89,6 +89,7 @@ export function servers(): ServerSpec[] {
     { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, stats: true, command: fastEcho('poll') },
     { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, stats: true, limit: FD_SETSIZE, command: fastEcho('select') },
     { kind: 'echo', id: 'server-reactor', label: 'muxnet/server reactor', wake: 'fd', udp: false, command: handlerEcho('reactor') },
+    { kind: 'echo', id: 'server-async', label: 'muxnet/server reactor, async handle()', wake: 'fd', udp: false, command: handlerEcho('async') },
     {
       kind: 'echo',
       id: 'server-serial',

@@ -107,6 +107,8 @@ class Session {
   finished = false;
   /** The handler threw: it hears no more events. */
   threw = false;
+  /** A callback handler with `onData`, ready and open: where data goes straight. */
+  direct: ConnectionHandler | undefined;
   error: Error | undefined;
   constructor(readonly connection: Connection<Session>) {}
 }
@@ -229,6 +231,16 @@ class StreamService implements Local {
       onOpen: (conn) => this.accepted(conn),
       onData: (conn, chunk) => {
         const s = conn.data!;
+        // The hot path: a ready callback handler.
+        const direct = s.direct;
+        if (direct !== undefined) {
+          try {
+            direct.onData!(chunk);
+          } catch (err) {
+            this.fail(s, err, false);
+          }
+          return;
+        }
         if (s.stream) s.stream.onData(chunk);
         else if (s.early) s.early.push(chunk);
         else this.call(s, s.handler!.onData, chunk);
@@ -329,6 +341,7 @@ class StreamService implements Local {
       if (chunk) this.invoke(session, handler.onData, chunk);
       else this.invoke(session, handler.onEnd);
     }
+    if (handler.onData && !session.closed && !session.threw) session.direct = handler;
     this.done(session);
   }
 
@@ -351,6 +364,7 @@ class StreamService implements Local {
   private fail(session: Session, err: unknown, ended: boolean): void {
     const error = err instanceof Error ? err : new Error(String(err));
     session.threw = true;
+    session.direct = undefined;
     if (!session.error) {
       session.error = error;
       this.server.report(error, { remoteAddress: session.connection.remoteAddress });
@@ -366,6 +380,7 @@ class StreamService implements Local {
 
   private closed(session: Session, err: Error | undefined): void {
     session.closed = true;
+    session.direct = undefined;
     if (err && !session.error) {
       session.error = err;
       this.server.report(err, { remoteAddress: session.connection.remoteAddress });
