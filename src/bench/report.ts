@@ -28,11 +28,12 @@ export function markdown(results: Result[], cells: Cell[]): string {
     const rows = results.filter((r) => r.cell === cell.id);
     if (rows.length === 0) continue;
     // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy.
-    const node = baseline(results, cell.id, cell.group === 'chat' ? 'chat-node' : cell.group === 'proxy' ? 'proxy-node' : 'node')?.load;
+    const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node' }[cell.servers];
+    const node = baseline(results, cell.id, nodeId)?.load;
     const rust = baseline(results, cell.id, 'rust')?.load;
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {
-      const nodeMem = baseline(results, cell.id, 'node')?.bytesPerIdle;
+      const nodeMem = baseline(results, cell.id, nodeId)?.bytesPerIdle;
       out.push('| server | wake | bytes per idle connection | × node:net |', '| --- | --- | ---: | ---: |');
       for (const r of rows) {
         out.push(r.status === 'ok' ? `| ${r.label} | ${r.wake} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} |` : `| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | |`);

@@ -254,9 +254,8 @@ function median(all: Result[], first: Result): Result {
 async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
   const pin = pinning();
   const results: Result[] = [];
-  // Chat servers run the chat cells, proxies the proxy cells, echo servers the rest.
-  const kindOf = (cell: Cell) => (cell.group === 'chat' || cell.group === 'proxy' ? cell.group : 'echo');
-  const cellsFor = (spec: ServerSpec) => allCells.filter((c) => kindOf(c) === spec.kind);
+  // Each cell names the servers that run it (echo, chat or proxy).
+  const cellsFor = (spec: ServerSpec) => allCells.filter((c) => c.servers === spec.kind);
   const total = specs.reduce((n, spec) => n + cellsFor(spec).length, 0);
   let done = 0;
   for (const spec of specs) {
