@@ -111,6 +111,12 @@ export declare class Reactor {
    * token here, or a negative errno (`EBADF`: no such ticket).
    */
   adopt(ticket: number): number
+  /**
+   * Closes a connection detached under `ticket` that no reactor will
+   * adopt (the table is process-wide: any reactor may): 0, or a negative
+   * errno (`EBADF`: no such ticket).
+   */
+  discardDetached(ticket: number): number
   /** Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`. */
   holdAccept(token: number, on: boolean): number
   setNoDelay(token: number, on: boolean): number
@@ -158,12 +164,6 @@ export interface DecodedFrames {
   /** Frames dropped for exceeding the limit. */
   tooLong: number
 }
-
-/**
- * Closes a connection detached under `ticket` that no reactor will adopt:
- * 0, or a negative errno (`EBADF`: no such ticket).
- */
-export declare function discardDetached(ticket: number): number
 
 /**
  * One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a

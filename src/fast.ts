@@ -540,9 +540,14 @@ export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<
   return new Connection<T>(reactor, token, handlers, allowHalfOpen);
 }
 
-/** Closes a transferred connection nobody will adopt (its thread is gone). False if the ticket was adopted or unknown. */
-export function discardTransfer(ticket: number): boolean {
-  return native.discardDetached(validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER)) === 0;
+/**
+ * Closes a transferred connection nobody will adopt (its thread is gone);
+ * false if the ticket was adopted or unknown. The tickets are process-wide:
+ * any reactor (`backend`) of any thread may do it.
+ */
+export function discardTransfer(ticket: number, backend?: BackendName): boolean {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  return getReactor(resolveBackend(backend)).native.discardDetached(id) === 0;
 }
 
 export interface RemoteInfo {

@@ -397,6 +397,14 @@ impl Reactor {
         code(self.with(|r| r.adopt(ticket as u64).map(token_number))) as f64
     }
 
+    /// Closes a connection detached under `ticket` that no reactor will
+    /// adopt (the table is process-wide: any reactor may): 0, or a negative
+    /// errno (`EBADF`: no such ticket).
+    #[napi(catch_unwind)]
+    pub fn discard_detached(&self, ticket: f64) -> i64 {
+        code(muxnet_core::discard_detached(ticket as u64).map(|()| 0))
+    }
+
     /// Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`.
     #[napi(catch_unwind)]
     pub fn hold_accept(&self, token: f64, on: bool) -> i64 {
@@ -514,11 +522,4 @@ impl Reactor {
         }
         self.state.borrow_mut().reactor.close_all();
     }
-}
-
-/// Closes a connection detached under `ticket` that no reactor will adopt:
-/// 0, or a negative errno (`EBADF`: no such ticket).
-#[napi(catch_unwind)]
-pub fn discard_detached(ticket: f64) -> i64 {
-    code(muxnet_core::discard_detached(ticket as u64).map(|()| 0))
 }
