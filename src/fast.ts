@@ -270,6 +270,24 @@ export class Connection<T = unknown> implements Handle {
     process.nextTick(() => this.handlers.onClose?.(this, err));
   }
 
+  /**
+   * Hands this connection to another thread: returns a ticket that
+   * `adopt(ticket, handlers)` there turns into a `Connection` of that
+   * thread's reactor (or `discardTransfer(ticket)` closes). Only an idle
+   * connection moves — connected, not piped, nothing queued, as one is in
+   * `onOpen` after an accept. This object is closed after, with no `onClose`.
+   */
+  transfer(): number {
+    if (this.closedFlag) throw socketClosed();
+    // What only the reactor that holds the socket knows, first.
+    this.remoteInfo();
+    const ticket = this.reactor.native.detach(this.token);
+    if (ticket < 0) throw systemError(-ticket, 'transfer');
+    this.closed_();
+    this.reactor.detach(this.token);
+    return ticket;
+  }
+
   /** Stops reading: the kernel buffer fills and the peer slows down. */
   pause(): void {
     if (!this.closedFlag) this.reactor.native.pause(this.token);
@@ -401,6 +419,25 @@ export class Server<T = unknown> implements Handle {
     this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
+  /**
+   * Stops accepting until `resumeAccepting()`: new clients wait in the
+   * kernel's backlog (their connect completes there), and no `onOpen` runs.
+   * Connections accepted in the same reactor turn are still delivered.
+   */
+  pauseAccepting(): void {
+    this.holdAccept(true);
+  }
+
+  resumeAccepting(): void {
+    this.holdAccept(false);
+  }
+
+  private holdAccept(on: boolean): void {
+    if (!this.listening) return;
+    const r = this.reactor.native.holdAccept(this.token, on);
+    if (r < 0) throw systemError(-r, 'listen');
+  }
+
   ref(): this {
     this.keepAlive.set(true);
     return this;
@@ -480,6 +517,37 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const token = reactor.native.connect(host, port, local, localPort);
   if (token < 0) throw systemError(-token, 'connect', host, port);
   return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host, port, noDelay });
+}
+
+export interface AdoptOptions {
+  allowHalfOpen?: boolean;
+  backend?: BackendName;
+}
+
+/**
+ * Takes over a connection another thread of this process `transfer()`ed:
+ * it joins this thread's reactor with `handlers` (no `onOpen`: it is open).
+ * A ticket is adopted once; an unknown one throws `EBADF`.
+ */
+export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<T>, options?: AdoptOptions): Connection<T> {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
+  const opts = validateObject(options, 'options') as AdoptOptions;
+  const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const token = reactor.native.adopt(id);
+  if (token < 0) throw systemError(-token, 'adopt');
+  return new Connection<T>(reactor, token, handlers, allowHalfOpen);
+}
+
+/**
+ * Closes a transferred connection nobody will adopt (its thread is gone);
+ * false if the ticket was adopted or unknown. The tickets are process-wide:
+ * any reactor (`backend`) of any thread may do it.
+ */
+export function discardTransfer(ticket: number, backend?: BackendName): boolean {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  return getReactor(resolveBackend(backend)).native.discardDetached(id) === 0;
 }
 
 export interface RemoteInfo {

@@ -43,6 +43,11 @@ function fastEcho(backend: string, wake?: string) {
   });
 }
 
+/** The echo handler through `muxnet/server` (mio), in one of its modes. */
+function handlerEcho(mode: 'reactor' | 'serial' | 'workers' | 'async') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'server-echo.js'), mode, host, '0'] });
+}
+
 function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({
     cmd: process.execPath,
@@ -90,6 +95,25 @@ export function servers(): ServerSpec[] {
     { kind: 'echo', id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, stats: true, command: fastEcho('mio', 'thread') },
     { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, stats: true, command: fastEcho('poll') },
     { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, stats: true, limit: FD_SETSIZE, command: fastEcho('select') },
+    { kind: 'echo', id: 'server-reactor', label: 'muxnet/server reactor', wake: 'fd', udp: false, command: handlerEcho('reactor') },
+    { kind: 'echo', id: 'server-async', label: 'muxnet/server reactor, async handle()', wake: 'fd', udp: false, command: handlerEcho('async') },
+    {
+      kind: 'echo',
+      id: 'server-serial',
+      label: 'muxnet/server serial',
+      wake: 'fd',
+      udp: false,
+      limit: { connections: 1, reason: 'serial: one connection served at a time' },
+      command: handlerEcho('serial'),
+    },
+    {
+      kind: 'echo',
+      id: 'server-workers2',
+      label: 'muxnet/server workers: 2 (2 cores; the load client takes one)',
+      wake: 'fd',
+      udp: false,
+      command: handlerEcho('workers'),
+    },
     {
       kind: 'echo',
       id: 'rust',

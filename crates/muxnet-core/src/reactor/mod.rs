@@ -6,6 +6,7 @@
 //! borrow of the reactor is held while user code runs.
 
 mod datagram;
+mod handoff;
 mod listener;
 mod pipe;
 mod stream;
@@ -20,6 +21,8 @@ use crate::connection::Connection;
 use crate::socket::{Address, Socket};
 use crate::stats::Stats;
 use crate::token::Table;
+
+pub use handoff::discard_detached;
 
 /// Limits that keep one busy or hostile peer from starving or bloating
 /// the others.
@@ -129,7 +132,13 @@ impl<'a> ReadSpace<'a> {
 
 #[derive(Debug)]
 enum Kind {
-    Listener { no_delay: bool, accept_paused: bool },
+    /// `accept_paused`: by `EMFILE`/`ENFILE`, until an fd frees up;
+    /// `held`: by the application ([`Reactor::hold_accept`]), until it lets go.
+    Listener {
+        no_delay: bool,
+        accept_paused: bool,
+        held: bool,
+    },
     Stream(Box<Connection>),
     Datagram,
 }
@@ -145,7 +154,7 @@ struct Entry {
 impl Entry {
     fn interest(&self) -> Option<Interest> {
         match &self.kind {
-            Kind::Listener { accept_paused, .. } => Interest::new(!accept_paused, false),
+            Kind::Listener { accept_paused, held, .. } => Interest::new(!accept_paused && !held, false),
             Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
             Kind::Datagram => Some(Interest::READABLE),
         }
@@ -419,9 +428,9 @@ impl Reactor {
         let mut stats = self.counters.clone();
         for entry in self.entries.values() {
             match &entry.kind {
-                Kind::Listener { accept_paused, .. } => {
+                Kind::Listener { accept_paused, held, .. } => {
                     stats.listeners += 1;
-                    stats.paused_listeners += *accept_paused as u64;
+                    stats.paused_listeners += (*accept_paused || *held) as u64;
                 }
                 Kind::Datagram => stats.datagram_sockets += 1,
                 Kind::Stream(c) => {
@@ -445,7 +454,9 @@ impl Reactor {
     fn dispatch(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
         let Some(entry) = self.entries.get(r.token) else { return };
         match entry.kind {
-            Kind::Listener { no_delay, .. } => self.accept(r.token, no_delay, events),
+            Kind::Listener { no_delay, held: false, .. } => self.accept(r.token, no_delay, events),
+            // A readiness reported before the hold (or a carried one) waits for `hold_accept(false)`.
+            Kind::Listener { held: true, .. } => {}
             Kind::Datagram => self.receive(r.token, space, events),
             Kind::Stream(_) => {
                 if let Err(error) = self.stream_ready(r, space, events) {
