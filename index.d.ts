@@ -227,6 +227,8 @@ export interface ReactorStats {
   accepts: number
   acceptPauses: number
   reads: IoCount
+  /** Stream reads that found no input (`WouldBlock`). */
+  emptyReads: number
   writes: IoCount
   receives: IoCount
   sends: IoCount

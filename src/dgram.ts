@@ -8,6 +8,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
@@ -107,6 +108,8 @@ export class Socket extends EventEmitter implements Handle {
   /** False once closed (node:dgram: the handle is gone). */
   private running = true;
   private bindState = BindState.Unbound;
+  /** Bound and not stopped by the deprecated `_stopReceiving()`: 'message' is emitted. */
+  private receiving = false;
   private connectState = ConnectState.Disconnected;
   /** What waits for the bind to finish (sends, connect, close), in call order. */
   private pending: (() => void)[] | undefined;
@@ -219,6 +222,7 @@ export class Socket extends EventEmitter implements Handle {
       reactor.attach(token, this);
       this.keepAlive.bind(reactor);
       this.bindState = BindState.Bound;
+      this.receiving = true;
       // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
       if (this.bufferSizes.recv) this.bufferSize(this.bufferSizes.recv, true);
       if (this.bufferSizes.send) this.bufferSize(this.bufferSizes.send, false);
@@ -427,6 +431,7 @@ export class Socket extends EventEmitter implements Handle {
     }
     this.healthCheck();
     this.running = false;
+    this.receiving = false;
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
@@ -602,7 +607,44 @@ export class Socket extends EventEmitter implements Handle {
 
   /** @internal */
   onMessage(msg: Buffer, address: string, port: number): void {
-    this.emit('message', msg, { address, family: isIP(address) === 6 ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    if (this.receiving) this.emit('message', msg, { address, family: isIP(address) === 6 ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+  }
+
+  // node:dgram's private members, deprecated since Node 12 (DEP0112) but
+  // still read by old code: the same names, the same warning. There is no
+  // libuv handle here; `_handle` is an object while the socket runs, null
+  // once closed, and assigning these has no effect on muxnet's state.
+  static {
+    const deprecated = (name: string, get: (s: Socket) => unknown) => {
+      const message = `Socket.prototype.${name} is deprecated`;
+      Object.defineProperty(Socket.prototype, name, {
+        configurable: true,
+        get: deprecate(function (this: Socket) {
+          return get(this);
+        }, message, 'DEP0112'),
+        set: deprecate(() => {}, message, 'DEP0112'),
+      });
+    };
+    deprecated('_handle', (s) => (s.running ? { token: s.token } : null));
+    deprecated('_receiving', (s) => s.receiving);
+    deprecated('_bindState', (s) => s.bindState);
+    deprecated('_queue', (s) => s.pending);
+    deprecated('_reuseAddr', (s) => s.reuseAddr);
+    const methods: Record<string, (this: Socket) => void> = {
+      _healthCheck(this: Socket) {
+        this.healthCheck();
+      },
+      _stopReceiving(this: Socket) {
+        this.receiving = false;
+      },
+    };
+    for (const [name, method] of Object.entries(methods)) {
+      Object.defineProperty(Socket.prototype, name, {
+        configurable: true,
+        writable: true,
+        value: deprecate(method, `Socket.prototype.${name}() is deprecated`, 'DEP0112'),
+      });
+    }
   }
 }
 

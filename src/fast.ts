@@ -18,7 +18,7 @@
  *   modify it without others seeing.
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
-import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
+import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
 import { invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
 import {
   resolveBackend,
@@ -86,8 +86,6 @@ export interface ConnectOptions {
   allowHalfOpen?: boolean;
   backend?: BackendName;
 }
-
-const ACCEPT_RETRY_MS = 100;
 
 /** Where an outgoing connection goes: `host:port`, or a path (`port` undefined). */
 interface Target {
@@ -402,7 +400,7 @@ export class Server<T = unknown> implements Handle {
   private readonly local: SocketAddress | string;
   private listening = true;
   private readonly keepAlive: KeepAlive;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly retry = new AcceptRetry();
 
   /** @internal */
   constructor(reactor: Reactor, token: number, handlers: ServerHandlers<T>, allowHalfOpen: boolean) {
@@ -434,7 +432,7 @@ export class Server<T = unknown> implements Handle {
   close(): void {
     if (!this.listening) return;
     this.listening = false;
-    clearTimeout(this.retry);
+    this.retry.cancel();
     this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
@@ -458,12 +456,7 @@ export class Server<T = unknown> implements Handle {
   /** @internal */
   onAcceptError(errno: number): void {
     const err = systemError(errno, 'accept');
-    if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-      // The reactor stopped accepting so it does not spin; it resumes when
-      // one of its sockets closes, and here after a pause in any case.
-      clearTimeout(this.retry);
-      this.retry = setTimeout(() => this.listening && this.reactor.native.resumeAccept(this.token), ACCEPT_RETRY_MS).unref();
-    }
+    this.retry.failed(err, this.reactor, this.token, () => this.listening);
     if (this.handlers.onError) this.handlers.onError(err, this);
     else process.emitWarning(`muxnet: ${err.message}`, { code: err.code });
   }

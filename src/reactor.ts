@@ -241,6 +241,29 @@ export class KeepAlive {
   }
 }
 
+/**
+ * A listener's accept that failed with `EMFILE`/`ENFILE` (fds ran out): the
+ * reactor stopped accepting so it does not spin; it resumes when one of its
+ * sockets closes, and after a pause in any case (unless the listener has
+ * closed by then). One per listener.
+ */
+export class AcceptRetry {
+  private static readonly PAUSE_MS = 100;
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Called with every accept error; `open()` says whether the listener is still there. */
+  failed(err: NodeJS.ErrnoException, reactor: Reactor, token: number, open: () => boolean): void {
+    if (err.code !== 'EMFILE' && err.code !== 'ENFILE') return;
+    this.cancel();
+    this.timer = setTimeout(() => open() && reactor.native.resumeAccept(token), AcceptRetry.PAUSE_MS).unref();
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 const reactors = new Map<BackendName, Reactor>();
 
 /** This thread's reactors made so far. */

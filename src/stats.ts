@@ -60,12 +60,12 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
 }
 
 /**
- * The syscalls of the I/O path so far: waits, stream reads and writes,
- * datagrams received and sent.
+ * The syscalls of the I/O path so far: waits, stream reads (those that
+ * found nothing too) and writes, datagrams received and sent.
  * @internal
  */
 export function ioSyscalls(s: ReactorStats): number {
-  return s.waits + s.reads.calls + s.writes.calls + s.receives.calls + s.sends.calls;
+  return s.waits + s.reads.calls + s.emptyReads + s.writes.calls + s.receives.calls + s.sends.calls;
 }
 
 type Metric = [name: string, type: 'counter' | 'gauge', help: string, value: (s: ReactorStats) => number];
@@ -78,6 +78,7 @@ const METRICS: Metric[] = [
   ['muxnet_accept_pauses_total', 'counter', 'Times a listener paused because fds ran out.', (s) => s.acceptPauses],
   ['muxnet_read_calls_total', 'counter', 'Stream reads that returned data or the end.', (s) => s.reads.calls],
   ['muxnet_read_bytes_total', 'counter', 'Bytes read from streams.', (s) => s.reads.bytes],
+  ['muxnet_empty_reads_total', 'counter', 'Stream reads that found no input (WouldBlock).', (s) => s.emptyReads],
   ['muxnet_write_calls_total', 'counter', 'Stream writes the kernel took bytes from.', (s) => s.writes.calls],
   ['muxnet_write_bytes_total', 'counter', 'Bytes written to streams.', (s) => s.writes.bytes],
   ['muxnet_receive_calls_total', 'counter', 'Datagrams received.', (s) => s.receives.calls],

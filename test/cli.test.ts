@@ -93,6 +93,11 @@ describe('muxnet echo', () => {
     [['echo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command: frobnicate/],
     [['chat', 'serve', '--port', '0', '--net', 'libuv'], /--net must be one of muxnet, node, node-corked, not libuv/],
+    [['chat', 'serve', '--port', '0', '--redis', 'localhost:6379'], /--redis must be a redis:\/\/ or rediss:\/\/ URL, not 'localhost:6379'/],
+    [['chat', 'serve', '--port', '0', '--workers', '2'], /--workers links its servers through Redis: it needs --redis URL/],
+    [['chat', 'serve', '--port', '0', '--lease', '1'], /--lease names this server in a cluster: it needs --redis URL/],
+    [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--net', 'node', '--workers', '2'], /--workers shares one port between reactors: it needs --net muxnet/],
+    [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--node-id', 'a b'], /--node-id must be 1-64 letters, digits/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -128,6 +133,8 @@ describe('numbers on the command line', () => {
     ['muxnet', ['chat', 'serve', '--port', '0', '--idle-timeout=-1'], /--idle-timeout must be a number > 0, not '-1'/],
     ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--interval', 'soon'], /--interval must be a number > 0, not 'soon'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--stats', '0'], /--stats must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--lease', '0'], /--lease must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--workers', '1.5'], /--workers must be a whole number >= 1, not '1.5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--net', 'node', '--stats', '1'], /--stats reports the muxnet reactor: it needs --net muxnet/],
     ['muxnet', ['echo', '--stats', 'abc'], /--stats must be a number > 0, not 'abc'/],
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],

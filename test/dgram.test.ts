@@ -564,4 +564,21 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     const { stdout } = await run(process.execPath, args, { timeout: 15_000 });
     expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3', 'sent two null 4', 'message one', 'message tawo', 'drained 0 0', 'closed', 'four ECANCELED send']);
   });
+
+  it('keeps the deprecated private members (DEP0112): same values, one warning', async () => {
+    const script = path.join(__dirname, 'fixtures', 'dgram-deprecated-members.js');
+    const args = [script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];
+    const { stdout } = await run(process.execPath, args, { timeout: 15_000 });
+    expect(JSON.parse(stdout)).toEqual({
+      seen: {
+        unbound: [0, false, true, 'object'],
+        binding: [1, 1],
+        bound: [2, true],
+        stopped: false,
+        closed: null,
+        healthCheck: 'ERR_SOCKET_DGRAM_NOT_RUNNING',
+      },
+      warnings: ['DeprecationWarning DEP0112 Socket.prototype._bindState is deprecated'],
+    });
+  });
 });

@@ -3,6 +3,8 @@
 export interface Cell {
   id: string;
   group: 'echo' | 'idle' | 'udp' | 'memory' | 'chat' | 'proxy';
+  /** Which servers run it: the echo servers, the chat servers or the proxies. */
+  servers: 'echo' | 'chat' | 'proxy';
   protocol: 'tcp' | 'udp';
   connections: number;
   idle: number;
@@ -12,14 +14,14 @@ export interface Cell {
 
 function echo(connections: number, payload: number, depth: number): Cell {
   const size = payload >= 1024 ? `${payload / 1024}KiB` : `${payload}B`;
-  return { id: `tcp-${connections}x${size}-d${depth}`, group: 'echo', protocol: 'tcp', connections, idle: 0, payload, depth };
+  return { id: `tcp-${connections}x${size}-d${depth}`, group: 'echo', servers: 'echo', protocol: 'tcp', connections, idle: 0, payload, depth };
 }
 
 function idle(idleCount: number): Cell {
-  return { id: `idle-${idleCount}+100`, group: 'idle', protocol: 'tcp', connections: 100, idle: idleCount, payload: 64, depth: 1 };
+  return { id: `idle-${idleCount}+100`, group: 'idle', servers: 'echo', protocol: 'tcp', connections: 100, idle: idleCount, payload: 64, depth: 1 };
 }
 
-const UDP: Cell = { id: 'udp-16x64B', group: 'udp', protocol: 'udp', connections: 16, idle: 0, payload: 64, depth: 1 };
+const UDP: Cell = { id: 'udp-16x64B', group: 'udp', servers: 'echo', protocol: 'udp', connections: 16, idle: 0, payload: 64, depth: 1 };
 
 /**
  * Server RSS per connection, measured with `idle` connections that never
@@ -27,18 +29,27 @@ const UDP: Cell = { id: 'udp-16x64B', group: 'udp', protocol: 'udp', connections
  * as it allows and says so.
  */
 function memory(count: number): Cell {
-  return { id: `memory-${count}`, group: 'memory', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
+  return { id: `memory-${count}`, group: 'memory', servers: 'echo', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
 }
 
 /** One sender, `members` receivers in one room, 16 lines in flight. */
 function chat(members: number): Cell {
-  return { id: `chat-1to${members}`, group: 'chat', protocol: 'tcp', connections: members, idle: 0, payload: 64, depth: 16 };
+  return { id: `chat-1to${members}`, group: 'chat', servers: 'chat', protocol: 'tcp', connections: members, idle: 0, payload: 64, depth: 16 };
 }
 
 /** TCP echo through a proxy (or straight to the echo server, for the direct line). */
-function proxy(connections: number, payload: number): Cell {
-  const cell = echo(connections, payload, 1);
-  return { ...cell, id: cell.id.replace('tcp-', 'proxy-'), group: 'proxy' };
+function proxy(connections: number, payload: number, depth: number): Cell {
+  const cell = echo(connections, payload, depth);
+  return { ...cell, id: cell.id.replace('tcp-', 'proxy-'), group: 'proxy', servers: 'proxy' };
+}
+
+/**
+ * Proxy RSS per idle pair (client side and upstream side): `count` idle
+ * connections through it. Each pair holds two fds in the proxy; this
+ * machine's fd limit (20 000) bounds the count.
+ */
+function proxyMemory(count: number): Cell {
+  return { ...memory(count), id: `proxy-memory-${count}`, servers: 'proxy' };
 }
 
 export const FULL: Cell[] = [
@@ -57,8 +68,11 @@ export const FULL: Cell[] = [
   chat(100),
   chat(1000),
   chat(10000),
-  proxy(100, 64),
-  proxy(100, 16384),
+  proxy(100, 64, 1),
+  proxy(100, 16384, 1),
+  proxy(100, 64, 16),
+  proxy(100, 16384, 16),
+  proxyMemory(5000),
 ];
 
-export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000), proxy(100, 64)];
+export const QUICK: Cell[] = [echo(100, 64, 1), echo(100, 16384, 1), idle(1000), UDP, memory(2000), chat(1000), proxy(100, 64, 1)];

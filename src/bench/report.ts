@@ -28,11 +28,12 @@ export function markdown(results: Result[], cells: Cell[]): string {
     const rows = results.filter((r) => r.cell === cell.id);
     if (rows.length === 0) continue;
     // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy.
-    const node = baseline(results, cell.id, cell.group === 'chat' ? 'chat-node' : cell.group === 'proxy' ? 'proxy-node' : 'node')?.load;
+    const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node' }[cell.servers];
+    const node = baseline(results, cell.id, nodeId)?.load;
     const rust = baseline(results, cell.id, 'rust')?.load;
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {
-      const nodeMem = baseline(results, cell.id, 'node')?.bytesPerIdle;
+      const nodeMem = baseline(results, cell.id, nodeId)?.bytesPerIdle;
       out.push('| server | wake | idle connections | bytes per idle connection | × node:net | server RSS MB, before → with them |', '| --- | --- | ---: | ---: | ---: | ---: |');
       for (const r of rows) {
         const mb = (kb: number | null | undefined) => fmt(kb === null || kb === undefined ? kb : kb / 1024, 1);
@@ -64,6 +65,10 @@ export function markdown(results: Result[], cells: Cell[]): string {
           `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
             `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${errors} |`,
         );
+      }
+      for (const r of rows.filter((x) => x.redisCpu)) {
+        const { server, redis } = r.redisCpu!;
+        out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);
       }
     }
     out.push('');

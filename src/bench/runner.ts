@@ -47,6 +47,8 @@ export interface Result {
   rounds?: { ok: number; of: number; msgsPerS: number[] };
   /** What the server's reactor did during the cell (muxnet servers). */
   reactor?: ReactorDelta;
+  /** CPU seconds over the load client's whole run, of the server and of the Redis behind it (the cross-server chat). */
+  redisCpu?: { server: number; redis: number };
 }
 
 /** A muxnet server's reactor counters over one cell. */
@@ -116,11 +118,13 @@ const FD_RESERVE = 100;
 const PORTS_PER_SOURCE = 25_000;
 
 /**
- * The idle connections a cell can hold under the fd limit (both the server
- * and the load client hold one fd per connection), and why fewer if so.
+ * The idle connections a cell can hold under the fd limit (the load client
+ * holds one fd per connection, a server one, a proxy two: client side and
+ * upstream side), and why fewer if so.
  */
 export function idleCapacity(cell: Cell, fdLimit: number): { idle: number; capped?: string } {
-  const room = fdLimit - FD_RESERVE - cell.connections;
+  const fdsPerConnection = cell.servers === 'proxy' ? 2 : 1;
+  const room = Math.floor((fdLimit - FD_RESERVE) / fdsPerConnection) - cell.connections;
   if (cell.idle <= room) return { idle: cell.idle };
   return { idle: Math.max(0, room), capped: `${cell.idle} idle asked, ${Math.max(0, room)} held: the hard fd limit (ulimit -Hn) is ${fdLimit}` };
 }
@@ -137,6 +141,16 @@ function sourcesFor(connections: number, host: string): number {
 function withFdLimit(argv: string[]): string[] {
   if (process.platform === 'win32') return argv;
   return ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...argv];
+}
+
+/** User + system CPU seconds of `pid` from /proc (Linux; USER_HZ is 100 there); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return NaN;
+  // The fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const text = readFileSync(stat, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Resident memory from /proc (Linux); NaN where there is no /proc. */
@@ -168,6 +182,8 @@ interface Started {
   stop(): Promise<void>;
   /** Its reactor's counters now (SIGUSR2), if it is a muxnet server. */
   sample(): Promise<ReactorStats | undefined>;
+  /** The Redis it runs with (`redis pid N` in its listening line), if any. */
+  redisPid?: number;
 }
 
 /** Starts a server and waits for its `listening on` line. */
@@ -203,7 +219,8 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
         child.kill('SIGUSR2');
         return next;
       };
-      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample });
+      const redis = /redis pid (\d+)/.exec(out);
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample, redisPid: redis ? Number(redis[1]) : undefined });
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', (d) => (out += d));
@@ -306,9 +323,8 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
   const pin = pinning();
   const fdLimit = fdHardLimit();
   const results: Result[] = [];
-  // Chat servers run the chat cells, proxies the proxy cells, echo servers the rest.
-  const kindOf = (cell: Cell) => (cell.group === 'chat' || cell.group === 'proxy' ? cell.group : 'echo');
-  const cellsFor = (spec: ServerSpec) => allCells.filter((c) => kindOf(c) === spec.kind);
+  // Each cell names the servers that run it (echo, chat or proxy).
+  const cellsFor = (spec: ServerSpec) => allCells.filter((c) => c.servers === spec.kind);
   const total = specs.reduce((n, spec) => n + cellsFor(spec).length, 0);
   let done = 0;
   for (const spec of specs) {
@@ -346,11 +362,14 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
           const { idle, capped } = idleCapacity(cell, fdLimit);
           try {
             const before = await server.sample();
+            const cpuBefore = server.redisPid ? [cpuSeconds(server.pid), cpuSeconds(server.redisPid)] : [];
             const load = await runLoad(cell, idle, opts.host, server.port, server.pid, opts, pin.client);
+            // Both over the same span: the load client's whole run (joins, warm-up, measurement).
+            const redisCpu = server.redisPid ? { server: cpuSeconds(server.pid) - cpuBefore[0], redis: cpuSeconds(server.redisPid) - cpuBefore[1] } : undefined;
             const after = await server.sample();
             const bytesPerIdle = idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / idle : undefined;
             const reactor = before && after ? delta(before, after) : undefined;
-            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, idleHeld: idle, capped, reactor });
+            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, idleHeld: idle, capped, reactor, redisCpu });
           } catch (e) {
             results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message });
             // A server that failed a cell is restarted for the next one.

@@ -50,6 +50,13 @@ function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
   });
 }
 
+/** Two chat servers linked through a Redis it starts (the cross-server fan-out). */
+function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
+  return { cmd: process.execPath, args: [path.join(dist, 'bench', 'chat-cluster.js'), host] };
+}
+
+const hasRedis = (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(path.join(dir, 'redis-server')));
+
 function proxyServer(impl: 'muxnet' | 'node:net') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
 }
@@ -95,6 +102,15 @@ export function servers(): ServerSpec[] {
     { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
     { kind: 'chat', id: 'chat-node-corked', label: 'chat server on node:net, corked', wake: 'libuv', udp: false, command: chatServer('node-corked') },
     { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
+    {
+      kind: 'chat',
+      id: 'chat-cluster',
+      label: '2 chat servers on muxnet + Redis',
+      wake: 'fd',
+      udp: false,
+      unavailable: hasRedis ? undefined : 'redis-server is not installed',
+      command: chatCluster,
+    },
     { kind: 'proxy', id: 'proxy-node', label: 'node:net proxy (pipe both ways)', wake: 'libuv', udp: false, command: proxyServer('node:net') },
     { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
     { kind: 'proxy', id: 'proxy-direct', label: 'no proxy (the echo server direct)', wake: 'fd', udp: false, command: fastEcho('mio') },

@@ -3,7 +3,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
+import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
 import { onAbort, validateAbortSignal, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
@@ -51,7 +51,7 @@ export class Server extends EventEmitter implements Handle {
   private local: AddressInfo | string | null = null;
   private connections = 0;
   private closing = false;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly retry = new AcceptRetry();
   maxConnections = Infinity;
   /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
   _connectionKey: string | undefined;
@@ -178,7 +178,7 @@ export class Server extends EventEmitter implements Handle {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
       this.local = null;
-      clearTimeout(this.retry);
+      this.retry.cancel();
     }
     this.closing = true;
     this.maybeClosed();
@@ -256,10 +256,7 @@ export class Server extends EventEmitter implements Handle {
   /** @internal */
   onAcceptError(errno: number): void {
     const err = systemError(errno, 'accept');
-    if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-      clearTimeout(this.retry);
-      this.retry = setTimeout(() => this.token >= 0 && this.reactor!.native.resumeAccept(this.token), 100).unref();
-    }
+    this.retry.failed(err, this.reactor!, this.token, () => this.token >= 0);
     this.emit('error', err);
   }
 }

@@ -19,6 +19,8 @@ pub mod stats;
 mod token;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
+#[cfg(unix)]
+pub use backend::{PipeWaker, SelfPipe};
 pub use reactor::{Config, Event, Reactor, ReadSpace};
 pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

@@ -12,7 +12,13 @@ use common::*;
 use muxnet_core::{BackendKind, Config, Token};
 use socket2::SockRef;
 
-backend_tests!(pipe_relays_both_ways, pipe_backpressure_bounds_the_queue, pipe_passes_half_close_and_reset, pipe_refuses_bad_pairs);
+backend_tests!(
+    pipe_relays_both_ways,
+    pipe_relays_a_short_read_without_a_wasted_read,
+    pipe_backpressure_bounds_the_queue,
+    pipe_passes_half_close_and_reset,
+    pipe_refuses_bad_pairs
+);
 
 /// A std client `a_peer` connected to the reactor (`a`), and the reactor
 /// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
@@ -63,6 +69,40 @@ fn pipe_relays_both_ways(kind: BackendKind) {
     assert!(got_a == down, "[{}] bytes toward a differ", h.name());
     assert_eq!(h.r.relayed(a).unwrap(), up.len() as u64, "bytes relayed from a");
     assert_eq!(h.r.relayed(b).unwrap(), down.len() as u64, "bytes relayed from b");
+}
+
+/// Request/response traffic, one 64-byte message at a time: each relay is
+/// one read (short: the socket is drained) and one write. Reading again to
+/// meet `WouldBlock` would double the reads; a few spurious wake-ups may
+/// still find nothing.
+fn pipe_relays_a_short_read_without_a_wasted_read(kind: BackendKind) {
+    const ROUNDS: usize = 100;
+    let mut h = Harness::new(kind);
+    let (a_peer, _, b_peer, _) = piped_pair(&mut h);
+    let before = h.r.stats();
+    let mut client = Peer::spawn(move || {
+        let mut s = a_peer;
+        for i in 0..ROUNDS {
+            s.write_all(&pattern(i as u64, 64)).unwrap();
+            assert_eq!(read_n(&mut s, 64), pattern(!(i as u64), 64), "reply {i}");
+        }
+        s
+    });
+    let mut server = Peer::spawn(move || {
+        let mut s = b_peer;
+        for i in 0..ROUNDS {
+            assert_eq!(read_n(&mut s, 64), pattern(i as u64, 64), "request {i}");
+            s.write_all(&pattern(!(i as u64), 64)).unwrap();
+        }
+        s
+    });
+    turn_without_data(&mut h, "100 round trips", || client.done() && server.done());
+    let _open = (client.join(), server.join());
+    let s = h.r.stats();
+    let (reads, empty) = (s.reads.calls - before.reads.calls, s.empty_reads - before.empty_reads);
+    assert_eq!(s.relayed - before.relayed, (2 * ROUNDS * 64) as u64, "[{}]", h.name());
+    assert_eq!(reads, (2 * ROUNDS) as u64, "[{}] one read per relayed message", h.name());
+    assert!(empty < (ROUNDS / 4) as u64, "[{}] {empty} reads found nothing in {} relays", h.name(), 2 * ROUNDS);
 }
 
 fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {

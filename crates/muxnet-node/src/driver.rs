@@ -33,7 +33,7 @@ pub enum Wakeup {
     Thread {
         waiter: Waiter,
         #[cfg(unix)]
-        pipe: crate::wake::fd_watch::NotifyPipe,
+        pipe: muxnet_core::SelfPipe,
         armed_at: Option<u64>,
     },
 }
@@ -141,8 +141,10 @@ impl State {
                 .ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?;
             return Ok((crate::wake::fd_watch::FdWatch::start(env, fd, turn)?, Wakeup::Fd));
         }
-        let pipe = crate::wake::fd_watch::NotifyPipe::new()?;
-        let waiter = Waiter::spawn(waker, pipe.notifier()?)?;
+        let pipe = muxnet_core::SelfPipe::new()?;
+        let notify = pipe.waker()?;
+        // A full pipe already says "ready"; an error has no one to go to.
+        let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&notify))))?;
         let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn)?;
         Ok((watch, Wakeup::Thread { waiter, pipe, armed_at: None }))
     }
@@ -188,7 +190,7 @@ impl State {
         };
         #[cfg(unix)]
         if let Wakeup::Thread { pipe, .. } = &self.wakeup {
-            pipe.acknowledge();
+            pipe.drain();
         }
         if let Wakeup::Thread { armed_at, .. } = &mut self.wakeup {
             *armed_at = None;

@@ -70,6 +70,8 @@ pub struct ReactorStats {
     pub accepts: f64,
     pub accept_pauses: f64,
     pub reads: IoCount,
+    /// Stream reads that found no input (`WouldBlock`).
+    pub empty_reads: f64,
     pub writes: IoCount,
     pub receives: IoCount,
     pub sends: IoCount,
@@ -436,6 +438,7 @@ impl Reactor {
             accepts: s.accepts as f64,
             accept_pauses: s.accept_pauses as f64,
             reads: s.reads.into(),
+            empty_reads: s.empty_reads as f64,
             writes: s.writes.into(),
             receives: s.receives.into(),
             sends: s.sends.into(),

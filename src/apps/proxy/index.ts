@@ -85,9 +85,10 @@ interface Pair {
   /** The upstream connection now (connecting, or joined), if any. */
   upstream: Connection<Pair> | undefined;
   target: Upstream | undefined;
-  tried: Set<Upstream>;
-  /** Client bytes read before the upstream connected, in order. */
-  pending: Buffer[];
+  /** Upstreams that failed this client (made on the first failure: most pairs never need it). */
+  tried: Set<Upstream> | undefined;
+  /** Client bytes read before the upstream connected, in order (none once joined). */
+  pending: Buffer[] | undefined;
   pendingBytes: number;
   clientEnded: boolean;
   piped: boolean;
@@ -266,8 +267,8 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       client,
       upstream: undefined,
       target: undefined,
-      tried: new Set(),
-      pending: [],
+      tried: undefined,
+      pending: undefined,
       pendingBytes: 0,
       clientEnded: false,
       piped: false,
@@ -295,7 +296,6 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       pair.client.destroy();
       return;
     }
-    pair.tried.add(target);
     pair.target = target;
     this.balancer.acquire(target);
     let upstream: Connection<Pair>;
@@ -326,6 +326,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   /** A connect for `pair` failed: count it, and try the next upstream. */
   private failed(pair: Pair, target: Upstream, err: Error): void {
+    (pair.tried ??= new Set()).add(target);
     this.balancer.release(target);
     pair.target = undefined;
     this.countFailure(target, err);
@@ -352,17 +353,20 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   private upstreamOpen(pair: Pair, upstream: Connection<Pair>): void {
     clearTimeout(pair.timer);
+    // A joined pair holds only what it needs: thousands of them sit idle.
+    pair.timer = undefined;
     const target = pair.target!;
     this.countSuccess(target);
     this.counters.get(target)!.pairs++;
     // What the client sent while we waited goes first, then the reactor relays.
-    for (const chunk of pair.pending) {
+    for (const chunk of pair.pending ?? []) {
       upstream.write(chunk);
       // A write that failed closed it: the next upstream gets the same bytes.
       if (upstream.closed) return;
     }
     pair.written += pair.pendingBytes;
-    pair.pending = [];
+    pair.pending = undefined;
+    pair.tried = undefined;
     pair.pendingBytes = 0;
     try {
       pair.client.pipe(upstream);
@@ -383,7 +387,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
    */
   private data(pair: Pair, conn: Connection<Pair>, chunk: Buffer): void {
     if (conn === pair.client && !pair.piped) {
-      pair.pending.push(chunk);
+      (pair.pending ??= []).push(chunk);
       pair.pendingBytes += chunk.length;
       if (pair.pendingBytes > PENDING_CAP) conn.pause();
       return;

@@ -17,6 +17,8 @@ mod select;
 mod sys;
 
 pub use crate::token::Token;
+#[cfg(unix)]
+pub use sys::{PipeWaker, SelfPipe};
 
 /// What a socket wants to hear about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

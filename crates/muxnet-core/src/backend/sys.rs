@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::{FdLimitError, Wake};
 
-/// A socket pair whose read end sits in the interest set: writing a byte
-/// makes a blocked `poll`/`select` return.
-pub(super) struct SelfPipe {
+/// A socket pair whose read end sits in an interest set: writing a byte
+/// makes a blocked `poll`/`select` return (and the Node binding's libuv
+/// watch fire, when a waiter thread wakes the JS thread).
+pub struct SelfPipe {
     reader: UnixStream,
     writer: UnixStream,
 }
@@ -38,7 +39,8 @@ impl SelfPipe {
     }
 }
 
-pub(super) struct PipeWaker(UnixStream);
+/// Writes the wake-up byte; any thread may hold one.
+pub struct PipeWaker(UnixStream);
 
 impl Wake for PipeWaker {
     fn wake(&self) -> io::Result<()> {

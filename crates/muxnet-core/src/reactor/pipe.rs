@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use super::stream::ReadEnd;
+use super::stream::{drained_by, ReadEnd};
 use super::{Event, Reactor};
 use crate::backend::Token;
 
@@ -48,15 +48,16 @@ impl Reactor {
 
     /// Reads from `from` and writes to its partner `to`, within the read
     /// budget; holds `from` once `to`'s queue passes the high-water mark.
-    pub(super) fn relay(&mut self, from: Token, to: Token, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+    /// `hup`: a FIN or error is known to wait behind the input.
+    pub(super) fn relay(&mut self, from: Token, to: Token, hup: bool, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
         let mut buf = std::mem::take(&mut self.relay_buf);
         buf.resize(RELAY_CHUNK, 0);
-        let result = self.relay_with(from, to, &mut buf, events);
+        let result = self.relay_with(from, to, hup, &mut buf, events);
         self.relay_buf = buf;
         result
     }
 
-    fn relay_with(&mut self, from: Token, to: Token, buf: &mut [u8], events: &mut Vec<Event>) -> io::Result<ReadEnd> {
+    fn relay_with(&mut self, from: Token, to: Token, hup: bool, buf: &mut [u8], events: &mut Vec<Event>) -> io::Result<ReadEnd> {
         let mut budget = self.config.read_budget;
         loop {
             let (stream, conn) = self.stream(from)?;
@@ -82,7 +83,10 @@ impl Reactor {
                     return self.shutdown(to).map(|()| ReadEnd::Drained);
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.counters.empty_reads += 1;
+                    return Ok(ReadEnd::Drained);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
@@ -98,6 +102,9 @@ impl Reactor {
             if self.stream(to)?.1.queue.len() > self.config.pipe_high_water {
                 self.stream(from)?.1.held = true;
                 self.sync_interest(from)?;
+                return Ok(ReadEnd::Drained);
+            }
+            if drained_by(n, want, hup) {
                 return Ok(ReadEnd::Drained);
             }
         }

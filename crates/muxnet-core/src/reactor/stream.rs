@@ -23,6 +23,15 @@ pub(super) enum ReadEnd {
     Carried,
 }
 
+/// Whether a read of `n` of the `want` bytes asked for emptied the socket,
+/// so the `WouldBlock` read that would prove it can be skipped: the next
+/// byte to arrive raises a new edge (epoll, kqueue) or a new level (poll,
+/// select) — unless a FIN is known to wait behind it (`hup`). Not on
+/// Windows: mio re-arms its IOCP poll only when a call returns WouldBlock.
+pub(super) fn drained_by(n: usize, want: usize, hup: bool) -> bool {
+    n < want && !hup && !cfg!(windows)
+}
+
 impl Reactor {
     pub(super) fn stream(&mut self, token: Token) -> io::Result<(&mut Stream, &mut Connection)> {
         match self.entry(token)? {
@@ -236,7 +245,7 @@ impl Reactor {
             // end, then the error (a read or a flush meets it), as in libuv.
             if r.readable || r.error {
                 let end = match conn.pipe() {
-                    Some(partner) => self.relay(token, partner, events)?,
+                    Some(partner) => self.relay(token, partner, r.hup || r.error, events)?,
                     None => self.read(token, r.hup || r.error, space, events)?,
                 };
                 if end == ReadEnd::Carried && r.error {
@@ -319,14 +328,14 @@ impl Reactor {
                     space.pos += n;
                     budget -= n;
                     events.push(Event::Data { conn: token, offset: pos, len: n });
-                    // A short read drained the socket: the next byte to
-                    // arrive raises a new edge, so skip the WouldBlock read
-                    // (unless a FIN is known to be waiting behind it).
-                    if n < want && !hup {
+                    if drained_by(n, want, hup) {
                         return Ok(ReadEnd::Drained);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.counters.empty_reads += 1;
+                    return Ok(ReadEnd::Drained);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

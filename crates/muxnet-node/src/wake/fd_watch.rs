@@ -3,9 +3,7 @@
 //! not bound by napi-sys, so they are declared here.
 
 use std::ffi::{c_int, c_void};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::ptr;
 
 use napi::sys;
@@ -109,39 +107,5 @@ unsafe extern "C" fn on_close<T: OnReadable>(handle: *mut c_void) {
     unsafe {
         let size = uv_handle_size(UV_POLL);
         drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), size)));
-    }
-}
-
-/// A socket pair that a waiter thread writes to and an [`FdWatch`] watches.
-pub struct NotifyPipe {
-    reader: UnixStream,
-    writer: UnixStream,
-}
-
-impl NotifyPipe {
-    pub fn new() -> io::Result<NotifyPipe> {
-        let (reader, writer) = UnixStream::pair()?;
-        reader.set_nonblocking(true)?;
-        writer.set_nonblocking(true)?;
-        Ok(NotifyPipe { reader, writer })
-    }
-
-    pub fn read_fd(&self) -> RawFd {
-        self.reader.as_raw_fd()
-    }
-
-    /// What the waiter thread calls: one byte, or none if the pipe is full
-    /// (it already says "ready").
-    pub fn notifier(&self) -> io::Result<Box<dyn Fn() + Send>> {
-        let writer = self.writer.try_clone()?;
-        Ok(Box::new(move || {
-            let _ = (&writer).write(&[1]);
-        }))
-    }
-
-    /// Consumes the notifications before the JS thread's turn.
-    pub fn acknowledge(&self) {
-        let mut buf = [0u8; 64];
-        while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
     }
 }
