@@ -28,7 +28,11 @@ function udp(sockets: number): Cell {
 
 const UDP = udp(16);
 
-/** Server RSS per connection, measured with `idle` connections that never send. */
+/**
+ * Server RSS per connection, measured with `idle` connections that never
+ * send. Where the fd limit is lower than `count`, the runner holds as many
+ * as it allows and says so.
+ */
 function memory(count: number): Cell {
   return { id: `memory-${count}`, group: 'memory', servers: 'echo', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
 }
@@ -66,6 +70,7 @@ export const FULL: Cell[] = [
   UDP,
   udp(100),
   memory(10000),
+  memory(100000),
   chat(100),
   chat(1000),
   chat(10000),

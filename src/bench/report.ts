@@ -34,10 +34,17 @@ export function markdown(results: Result[], cells: Cell[]): string {
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {
       const nodeMem = baseline(results, cell.id, nodeId)?.bytesPerIdle;
-      out.push('| server | wake | bytes per idle connection | × node:net |', '| --- | --- | ---: | ---: |');
+      out.push('| server | wake | idle connections | bytes per idle connection | × node:net | server RSS MB, before → with them |', '| --- | --- | ---: | ---: | ---: | ---: |');
       for (const r of rows) {
-        out.push(r.status === 'ok' ? `| ${r.label} | ${r.wake} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} |` : `| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | |`);
+        const mb = (kb: number | null | undefined) => fmt(kb === null || kb === undefined ? kb : kb / 1024, 1);
+        out.push(
+          r.status === 'ok'
+            ? `| ${r.label} | ${r.wake} | ${fmt(r.idleHeld)} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} | ${mb(r.rssBeforeKb)} → ${mb(r.load?.server_rss_kb)} |`
+            : `| ${r.label} | ${r.wake} | | ${r.status}: ${r.reason} | | |`,
+        );
       }
+      const capped = rows.find((r) => r.capped)?.capped;
+      if (capped) out.push('', `Fewer connections than the cell asks for: ${capped}.`);
     } else {
       out.push(
         '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | msgs per server CPU-s | × node | × rust | events/turn | syscalls/event | errors |',

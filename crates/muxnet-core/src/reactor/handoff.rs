@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::{gone, Entry, Kind, Reactor};
 use crate::backend::Token;
+use crate::connection::Connection;
 use crate::socket::{Socket, Stream};
 
 /// Detached connections by ticket, until a reactor adopts or discards them.
@@ -31,7 +32,7 @@ impl Reactor {
     pub fn detach(&mut self, token: Token) -> io::Result<u64> {
         match self.entries.get(token) {
             Some(Entry { socket: Socket::Stream(_), kind: Kind::Stream(c), .. })
-                if c.pipe.is_none() && c.queue.is_empty() && !c.connecting => {}
+                if c.pipe().is_none() && c.queue.is_empty() && !c.connecting => {}
             Some(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "only an idle connection can be detached")),
             None => return Err(gone(&self.closed_in_turn, token)),
         }
@@ -53,7 +54,7 @@ impl Reactor {
     /// process); input that arrived meanwhile is read on the next turn.
     pub fn adopt(&mut self, ticket: u64) -> io::Result<Token> {
         let stream = parked().lock().unwrap_or_else(PoisonError::into_inner).remove(&ticket).ok_or_else(not_parked)?;
-        let token = self.insert(Socket::Stream(stream), Kind::Stream(Box::default()))?;
+        let token = self.insert(Socket::Stream(stream), Kind::Stream(Connection::default()))?;
         self.carry.push(token);
         Ok(token)
     }

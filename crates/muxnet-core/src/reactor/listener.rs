@@ -94,7 +94,7 @@ impl Reactor {
                 Ok(stream) => {
                     self.counters.accepts += 1;
                     let conn = Connection::default();
-                    match self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn))) {
+                    match self.insert(Socket::Stream(stream), Kind::Stream(conn)) {
                         Ok(conn) => events.push(Event::Accept { listener: token, conn }),
                         Err(error) => events.push(Event::AcceptError { listener: token, error }),
                     }

@@ -139,7 +139,7 @@ enum Kind {
         accept_paused: bool,
         held: bool,
     },
-    Stream(Box<Connection>),
+    Stream(Connection),
     Datagram,
 }
 
@@ -332,7 +332,7 @@ impl Reactor {
     pub fn close(&mut self, token: Token) -> io::Result<()> {
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
         if let Kind::Stream(conn) = &entry.kind {
-            if let Some(partner) = conn.pipe {
+            if let Some(partner) = conn.pipe() {
                 self.unlink(partner);
             }
         }
@@ -437,7 +437,7 @@ impl Reactor {
                     stats.connections += 1;
                     stats.connecting += c.connecting as u64;
                     stats.half_closed += (c.read_closed || c.ending || c.write_closed) as u64;
-                    stats.piped += c.pipe.is_some() as u64;
+                    stats.piped += c.pipe().is_some() as u64;
                     stats.queued_bytes += c.queue.len() as u64;
                 }
             }
@@ -473,7 +473,7 @@ impl Reactor {
             // A broken side of a pipe breaks the other: reset, reported too.
             self.reset_partner(token, e, events);
         }
-        let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed);
+        let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed());
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
             let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
@@ -486,7 +486,7 @@ impl Reactor {
     /// life (until the next turn, also for a socket this turn closed).
     pub fn relayed(&mut self, token: Token) -> io::Result<u64> {
         match self.stream(token) {
-            Ok((_, conn)) => Ok(conn.relayed),
+            Ok((_, conn)) => Ok(conn.relayed()),
             Err(e) => self.closed_in_turn.get(&token).map(|c| c.relayed).ok_or(e),
         }
     }
