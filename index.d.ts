@@ -110,6 +110,24 @@ export declare class Reactor {
   pause(token: number): number
   resume(token: number): number
   resumeAccept(token: number): number
+  /**
+   * Takes an idle connection out of this reactor, open, for another
+   * thread's reactor to `adopt`: its ticket, or a negative errno.
+   */
+  detach(token: number): number
+  /**
+   * Adopts a connection another reactor of this process detached: its
+   * token here, or a negative errno (`EBADF`: no such ticket).
+   */
+  adopt(ticket: number): number
+  /**
+   * Closes a connection detached under `ticket` that no reactor will
+   * adopt (the table is process-wide: any reactor may): 0, or a negative
+   * errno (`EBADF`: no such ticket).
+   */
+  discardDetached(ticket: number): number
+  /** Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`. */
+  holdAccept(token: number, on: boolean): number
   setNoDelay(token: number, on: boolean): number
   /** `delayMs` before the first probe; `enable: false` turns it off. */
   setKeepAlive(token: number, enable: boolean, delayMs: number): number
@@ -245,8 +263,14 @@ export interface ReactorStats {
   /** Stream reads that found no input (`WouldBlock`). */
   emptyReads: number
   writes: IoCount
+  /**
+   * Receive and send syscalls (`recvmmsg`/`sendmmsg` on Linux: one for
+   * up to 64 datagrams) and the bytes they moved.
+   */
   receives: IoCount
   sends: IoCount
+  datagramsReceived: number
+  datagramsSent: number
   relayed: number
   listeners: number
   connections: number

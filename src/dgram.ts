@@ -605,9 +605,9 @@ export class Socket extends EventEmitter implements Handle {
     this.emit('error', systemError(errno, 'recvmsg'));
   }
 
-  /** @internal */
+  /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
-    if (this.receiving) this.emit('message', msg, { address, family: isIP(address) === 6 ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    if (this.receiving) this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but

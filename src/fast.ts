@@ -70,6 +70,19 @@ interface PendingFile {
   reject(err: Error): void;
 }
 
+/**
+ * The `sendFile` calls of each connection sending files, in the order
+ * their files are sent: kept here rather than in a slot of every
+ * connection (few ever send a file).
+ */
+const sendingFiles = new WeakMap<Connection<unknown>, PendingFile[]>();
+
+function writeAfterEnd(): Error {
+  const err = new Error('write after end');
+  Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
+  return err;
+}
+
 export interface ListenOptions {
   port?: number;
   host?: string;
@@ -99,12 +112,6 @@ export interface ConnectOptions {
   noDelay?: boolean;
   allowHalfOpen?: boolean;
   backend?: BackendName;
-}
-
-function writeAfterEnd(): Error {
-  const err = new Error('write after end');
-  Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
-  return err;
 }
 
 /** Where an outgoing connection goes: `host:port`, or a path (`port` undefined). */
@@ -137,70 +144,94 @@ const CONNECTION_HANDLERS = ['onOpen', 'onData', 'onDrain', 'onEnd', 'onClose'] 
 const SERVER_HANDLERS = [...CONNECTION_HANDLERS, 'onError'] as const;
 const DATAGRAM_HANDLERS = ['onMessage'] as const;
 
-/** One TCP connection, accepted by a `Server` or made by `connect`. */
+/**
+ * What the connections of one server (or of one `connect()`) share. It is
+ * kept once, not copied into each connection: an idle connection costs
+ * only its own few slots (see `Connection`).
+ */
+interface Origin<T> {
+  readonly reactor: Reactor;
+  readonly handlers: ConnectionHandlers<T>;
+  readonly allowHalfOpen: boolean;
+  readonly server: Server<T> | undefined;
+  /** Where an outgoing connection goes. */
+  readonly target: Target | undefined;
+}
+
+/** A connection's state bits, in one small integer rather than a slot each. */
+const CONNECTING = 1;
+const ENDING = 2;
+const CLOSED = 4;
+/** `ref()`ed (the default): while open, it keeps the process alive. */
+const REF = 8;
+
+/** What only a connection `pipe()` joined needs. */
+interface Piped {
+  /** The connection it is joined to, while both are open. */
+  partner: Connection<unknown> | undefined;
+  /** `bytesRelayed` as it was when the connection closed. */
+  relayedAtClose: number;
+}
+
+/**
+ * One TCP connection, accepted by a `Server` or made by `connect`.
+ *
+ * Thousands of them sit idle in a busy server, so each is kept small: six
+ * slots, what its server shares in one `Origin`, its flags in one integer,
+ * pipe state and the peer's address only once asked for.
+ */
 export class Connection<T = unknown> implements Handle {
   /** Free for the application: per-connection state without a Map. */
   data: T | undefined;
-  readonly server: Server<T> | undefined;
-  readonly reactor: Reactor;
   readonly token: number;
-  private readonly handlers: ConnectionHandlers<T>;
-  private readonly allowHalfOpen: boolean;
-  private connecting: boolean;
-  private ending = false;
-  private closedFlag = false;
-  private readonly keepAlive: KeepAlive;
+  private readonly origin: Origin<T>;
+  private flags: number;
   private remote: SocketAddress | null | undefined;
-  /** `bytesRelayed` as it was when the connection closed. */
-  private relayedAtClose = 0;
-  /** The connection `pipe()` joined this one to, while both are open. */
-  private partner: Connection<unknown> | undefined;
-  /** `pipe()` joined it once: `bytesRelayed` may be more than 0. */
-  private piped = false;
-  /** Where an outgoing connection goes. */
-  private readonly target: Target | undefined;
-  /** `sendFile` calls in the order their files are sent. */
-  private files: PendingFile[] | undefined;
+  private piped: Piped | undefined;
 
   /** @internal */
-  constructor(
-    reactor: Reactor,
-    token: number,
-    handlers: ConnectionHandlers<T>,
-    allowHalfOpen: boolean,
-    server?: Server<T>,
-    target?: Target,
-  ) {
-    this.reactor = reactor;
+  constructor(origin: Origin<T>, token: number) {
+    this.data = undefined;
     this.token = token;
-    this.handlers = handlers;
-    this.allowHalfOpen = allowHalfOpen;
-    this.server = server;
-    this.target = target;
-    this.connecting = target !== undefined;
-    reactor.attach(token, this);
-    this.keepAlive = new KeepAlive(reactor);
+    this.origin = origin;
+    // A fast connection waits on its socket for its whole life, so it
+    // keeps the process alive from now until it closes, unless unref()ed
+    // (what `KeepAlive` tracks for the other handles, without an object).
+    this.flags = origin.target !== undefined ? CONNECTING | REF : REF;
+    this.remote = undefined;
+    this.piped = undefined;
+    origin.reactor.attach(token, this);
+    origin.reactor.ref();
+  }
+
+  /** The server that accepted it (undefined for an outgoing connection). */
+  get server(): Server<T> | undefined {
+    return this.origin.server;
+  }
+
+  get reactor(): Reactor {
+    return this.origin.reactor;
   }
 
   get closed(): boolean {
-    return this.closedFlag;
+    return (this.flags & CLOSED) !== 0;
   }
 
   /** `write()` is still allowed: neither closed nor `end()`ed. */
   get writable(): boolean {
-    return !this.closedFlag && !this.ending;
+    return (this.flags & (CLOSED | ENDING)) === 0;
   }
 
   /** Bytes queued in Rust that the kernel has not taken yet. */
   get bufferedAmount(): number {
-    return this.closedFlag ? 0 : Math.max(0, this.reactor.native.queued(this.token));
+    return this.closed ? 0 : Math.max(0, this.origin.reactor.native.queued(this.token));
   }
 
   private remoteInfo(): SocketAddress | null {
     if (this.remote === undefined) {
-      this.remote = this.closedFlag || this.connecting ? null : this.reactor.native.remoteAddress(this.token);
+      this.remote = this.flags & (CLOSED | CONNECTING) ? null : this.origin.reactor.native.remoteAddress(this.token);
     }
-    const t = this.target;
+    const t = this.origin.target;
     // A Unix-domain connection has no remote address, as in node:net.
     if (this.remote !== null || t?.port === undefined) return this.remote ?? null;
     return { address: t.host, port: t.port, family: t.host.includes(':') ? 'IPv6' : 'IPv4' };
@@ -219,7 +250,7 @@ export class Connection<T = unknown> implements Handle {
   }
 
   address(): SocketAddress | null {
-    return this.closedFlag ? null : this.reactor.native.localAddress(this.token);
+    return this.closed ? null : this.origin.reactor.native.localAddress(this.token);
   }
 
   /**
@@ -227,9 +258,8 @@ export class Connection<T = unknown> implements Handle {
    * false when bytes were queued: wait for `onDrain` before writing more.
    */
   write(data: Uint8Array | string): boolean {
-    if (this.closedFlag) throw socketClosed();
-    if (this.ending) throw writeAfterEnd();
-    const queued = this.reactor.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
+    if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
+    const queued = this.origin.reactor.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
     if (queued < 0) {
       this.destroy(systemError(-queued, 'write'));
       return false;
@@ -256,29 +286,30 @@ export class Connection<T = unknown> implements Handle {
       const opts = validateObject(options, 'options') as SendFileOptions;
       const offset = validateInteger(opts.offset, 'options.offset', 0, 0, Number.MAX_SAFE_INTEGER);
       const length = validateInteger(opts.length, 'options.length', -1, 0, Number.MAX_SAFE_INTEGER);
-      if (this.closedFlag) throw socketClosed();
-      if (this.ending) throw writeAfterEnd();
+      if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
       // Node's fds on Windows are the C runtime's, not handles the reactor could send from.
       if (typeof file === 'number' && process.platform === 'win32') throw codedError('muxnet does not support sendFile with an fd on Windows yet (give a path)', 'ERR_MUXNET_UNSUPPORTED');
       const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, 'r');
       try {
         if (!fs.fstatSync(fd).isFile()) throw invalidArgValue('file', file, 'must be a regular file');
-        const r = this.reactor.native.sendFile(this.token, fd, typeof file === 'string' ? file : '', offset, length);
+        const r = this.origin.reactor.native.sendFile(this.token, fd, typeof file === 'string' ? file : '', offset, length);
         if (r < 0) throw systemError(-r, 'sendfile');
       } finally {
         // The reactor holds its own duplicate.
         if (typeof file === 'string') fs.closeSync(fd);
       }
-      (this.files ??= []).push({ resolve, reject });
+      const pending = sendingFiles.get(this);
+      if (pending) pending.push({ resolve, reject });
+      else sendingFiles.set(this, [{ resolve, reject }]);
     });
   }
 
   /** Half-closes after the queued bytes (optionally writing `data` first). */
   end(data?: Uint8Array | string): void {
-    if (this.closedFlag || this.ending) return;
+    if (this.flags & (CLOSED | ENDING)) return;
     if (data !== undefined) this.write(data);
-    this.ending = true;
-    const r = this.reactor.native.shutdown(this.token);
+    this.flags |= ENDING;
+    const r = this.origin.reactor.native.shutdown(this.token);
     if (r < 0) this.destroy(systemError(-r, 'shutdown'));
   }
 
@@ -300,119 +331,150 @@ export class Connection<T = unknown> implements Handle {
    */
   pipe(other: Connection<unknown>): void {
     if (!(other instanceof Connection)) throw invalidArgType('other', 'an instance of Connection', other);
-    if (other.reactor !== this.reactor) throw invalidArgValue('other', other.reactor.backend, `must be on the same backend as this connection (${this.reactor.backend})`);
-    if (this.closedFlag || other.closedFlag) throw socketClosed();
-    const r = this.reactor.native.pipe(this.token, other.token);
+    const reactor = this.origin.reactor;
+    if (other.reactor !== reactor) throw invalidArgValue('other', other.reactor.backend, `must be on the same backend as this connection (${reactor.backend})`);
+    if (this.closed || other.closed) throw socketClosed();
+    const r = reactor.native.pipe(this.token, other.token);
     if (r < 0) throw systemError(-r, 'pipe');
-    this.partner = other;
-    other.partner = this;
-    this.piped = other.piped = true;
+    (this.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = other;
+    (other.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = this;
   }
 
   /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
   get bytesRelayed(): number {
-    if (this.piped && !this.closedFlag) this.relayedAtClose = Math.max(0, this.reactor.native.relayed(this.token));
-    return this.relayedAtClose;
+    const piped = this.piped;
+    if (piped === undefined) return 0;
+    if (!this.closed) piped.relayedAtClose = Math.max(0, this.origin.reactor.native.relayed(this.token));
+    return piped.relayedAtClose;
   }
 
   /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
   destroy(err?: Error): void {
-    if (this.closedFlag) return;
+    if (this.closed) return;
     // What only the open socket knows (its peer, its counts) first.
     this.closed_(err);
-    this.reactor.closeHandle(this.token, this.keepAlive);
-    process.nextTick(() => this.handlers.onClose?.(this, err));
+    this.origin.reactor.closeHandle(this.token);
+    process.nextTick(() => this.origin.handlers.onClose?.(this, err));
+  }
+
+  /**
+   * Hands this connection to another thread: returns a ticket that
+   * `adopt(ticket, handlers)` there turns into a `Connection` of that
+   * thread's reactor (or `discardTransfer(ticket)` closes). Only an idle
+   * connection moves — connected, not piped, nothing queued, as one is in
+   * `onOpen` after an accept. This object is closed after, with no `onClose`.
+   */
+  transfer(): number {
+    if (this.closed) throw socketClosed();
+    // What only the reactor that holds the socket knows, first.
+    this.remoteInfo();
+    const reactor = this.origin.reactor;
+    const ticket = reactor.native.detach(this.token);
+    if (ticket < 0) throw systemError(-ticket, 'transfer');
+    this.closed_();
+    reactor.detach(this.token);
+    return ticket;
   }
 
   /** Stops reading: the kernel buffer fills and the peer slows down. */
   pause(): void {
-    if (!this.closedFlag) this.reactor.native.pause(this.token);
+    if (!this.closed) this.origin.reactor.native.pause(this.token);
   }
 
   resume(): void {
-    if (!this.closedFlag) this.reactor.native.resume(this.token);
+    if (!this.closed) this.origin.reactor.native.resume(this.token);
   }
 
   setNoDelay(noDelay = true): this {
     const on = validateBoolean(noDelay, 'noDelay', true);
-    if (!this.closedFlag && !this.connecting) this.reactor.native.setNoDelay(this.token, on);
+    if (!(this.flags & (CLOSED | CONNECTING))) this.origin.reactor.native.setNoDelay(this.token, on);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelayMs = 0): this {
     const on = validateBoolean(enable, 'enable', false);
     const delay = validateInteger(initialDelayMs, 'initialDelayMs', 0, 0, 2 ** 32 - 1);
-    if (!this.closedFlag && !this.connecting) this.reactor.native.setKeepAlive(this.token, on, delay);
+    if (!(this.flags & (CLOSED | CONNECTING))) this.origin.reactor.native.setKeepAlive(this.token, on, delay);
     return this;
   }
 
   /** Whether this connection keeps the process alive (default true). */
   ref(): this {
-    this.keepAlive.set(true);
+    if ((this.flags & (REF | CLOSED)) === 0) this.origin.reactor.ref();
+    this.flags |= REF;
     return this;
   }
 
   unref(): this {
-    this.keepAlive.set(false);
+    if ((this.flags & (REF | CLOSED)) === REF) this.origin.reactor.unref();
+    this.flags &= ~REF;
     return this;
   }
 
   private closed_(err?: Error): void {
-    if (this.remote === undefined && !this.connecting) this.remoteInfo();
+    if (this.remote === undefined && !(this.flags & CONNECTING)) this.remoteInfo();
     // Until the next turn the reactor still knows a socket it closed (only
     // a piped one has anything to tell: no native call per close otherwise).
-    if (this.piped) void this.bytesRelayed;
-    this.closedFlag = true;
-    this.keepAlive.release();
-    if (this.server) this.server.connections--;
+    if (this.piped !== undefined) void this.bytesRelayed;
+    if (this.flags & REF) this.origin.reactor.unref();
+    this.flags |= CLOSED;
+    if (this.origin.server) this.origin.server.connections--;
     // The reactor unjoins the partner when one side closes.
-    if (this.partner) this.partner.partner = undefined;
-    this.partner = undefined;
+    const partner = this.piped?.partner;
+    if (partner !== undefined) {
+      partner.piped!.partner = undefined;
+      this.piped!.partner = undefined;
+    }
     // Files not sent by now never will be.
-    const files = this.files;
-    this.files = undefined;
-    if (files) for (const f of files) f.reject(err ?? socketClosed());
+    const files = sendingFiles.get(this);
+    if (files !== undefined) {
+      sendingFiles.delete(this);
+      for (const f of files) f.reject(err ?? socketClosed());
+    }
   }
 
   /** @internal */
   onConnect(): void {
-    this.connecting = false;
-    if (this.target?.noDelay) this.setNoDelay(true);
-    this.handlers.onOpen?.(this);
+    this.flags &= ~CONNECTING;
+    if (this.origin.target?.noDelay) this.setNoDelay(true);
+    this.origin.handlers.onOpen?.(this);
   }
 
   /** @internal */
   onData(chunk: Buffer): void {
-    this.handlers.onData?.(this, chunk);
+    this.origin.handlers.onData?.(this, chunk);
   }
 
   /** @internal */
   onDrain(): void {
-    this.handlers.onDrain?.(this);
+    this.origin.handlers.onDrain?.(this);
   }
 
   /** @internal */
   onFileSent(sent: number): void {
-    this.files?.shift()?.resolve(sent);
+    const files = sendingFiles.get(this);
+    files?.shift()?.resolve(sent);
+    if (files?.length === 0) sendingFiles.delete(this);
   }
 
   /** @internal */
   onEnd(): void {
-    this.handlers.onEnd?.(this);
+    this.origin.handlers.onEnd?.(this);
     // A piped connection's end is passed on by the pipe; its partner may
     // still send (a half-close through a proxy).
-    if (!this.allowHalfOpen && this.partner === undefined) this.end();
+    if (!this.origin.allowHalfOpen && this.piped?.partner === undefined) this.end();
   }
 
   /** @internal */
   onClose(errno: number): void {
-    const wasConnecting = this.connecting;
+    const wasConnecting = (this.flags & CONNECTING) !== 0;
     let err: Error | undefined;
+    const target = this.origin.target;
     if (errno !== 0) {
-      err = wasConnecting && this.target ? systemError(errno, 'connect', this.target.host, this.target.port) : systemError(errno, 'read');
+      err = wasConnecting && target ? systemError(errno, 'connect', target.host, target.port) : systemError(errno, 'read');
     }
     this.closed_(err);
-    this.handlers.onClose?.(this, err);
+    this.origin.handlers.onClose?.(this, err);
   }
 }
 
@@ -423,7 +485,8 @@ export class Server<T = unknown> implements Handle {
   /** Open connections accepted by this server. */
   connections = 0;
   private readonly handlers: ServerHandlers<T>;
-  private readonly allowHalfOpen: boolean;
+  /** What its connections share. */
+  private readonly origin: Origin<T>;
   /** The address, or the path of a Unix-domain server. */
   private readonly local: SocketAddress | string;
   private listening = true;
@@ -435,7 +498,7 @@ export class Server<T = unknown> implements Handle {
     this.reactor = reactor;
     this.token = token;
     this.handlers = handlers;
-    this.allowHalfOpen = allowHalfOpen;
+    this.origin = { reactor, handlers, allowHalfOpen, server: this, target: undefined };
     this.local = reactor.native.localAddress(token) ?? reactor.native.localPath(token) ?? '';
     reactor.attach(token, this);
     this.keepAlive = new KeepAlive(reactor);
@@ -464,6 +527,25 @@ export class Server<T = unknown> implements Handle {
     this.reactor.closeHandle(this.token, this.keepAlive);
   }
 
+  /**
+   * Stops accepting until `resumeAccepting()`: new clients wait in the
+   * kernel's backlog (their connect completes there), and no `onOpen` runs.
+   * Connections accepted in the same reactor turn are still delivered.
+   */
+  pauseAccepting(): void {
+    this.holdAccept(true);
+  }
+
+  resumeAccepting(): void {
+    this.holdAccept(false);
+  }
+
+  private holdAccept(on: boolean): void {
+    if (!this.listening) return;
+    const r = this.reactor.native.holdAccept(this.token, on);
+    if (r < 0) throw systemError(-r, 'listen');
+  }
+
   ref(): this {
     this.keepAlive.set(true);
     return this;
@@ -476,7 +558,7 @@ export class Server<T = unknown> implements Handle {
 
   /** @internal */
   onAccept(token: number): void {
-    const conn = new Connection<T>(this.reactor, token, this.handlers, this.allowHalfOpen, this);
+    const conn = new Connection<T>(this.origin, token);
     this.connections++;
     this.handlers.onOpen?.(conn);
   }
@@ -530,7 +612,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
     const reactor = getReactor(resolveBackend(opts.backend));
     const token = reactor.native.connectUnix(path);
     if (token < 0) throw systemError(-token, 'connect', path);
-    return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host: path, noDelay: false });
+    return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host: path, noDelay: false } }, token);
   }
   const port = validatePort(opts.port, 'options.port', false);
   const host = validateHost(opts.host);
@@ -542,7 +624,38 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const local = localAddress ?? (localPort !== undefined ? (host.includes(':') ? '::' : '0.0.0.0') : undefined);
   const token = reactor.native.connect(host, port, local, localPort);
   if (token < 0) throw systemError(-token, 'connect', host, port);
-  return new Connection<T>(reactor, token, handlers, allowHalfOpen, undefined, { host, port, noDelay });
+  return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host, port, noDelay } }, token);
+}
+
+export interface AdoptOptions {
+  allowHalfOpen?: boolean;
+  backend?: BackendName;
+}
+
+/**
+ * Takes over a connection another thread of this process `transfer()`ed:
+ * it joins this thread's reactor with `handlers` (no `onOpen`: it is open).
+ * A ticket is adopted once; an unknown one throws `EBADF`.
+ */
+export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<T>, options?: AdoptOptions): Connection<T> {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
+  const opts = validateObject(options, 'options') as AdoptOptions;
+  const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
+  const reactor = getReactor(resolveBackend(opts.backend));
+  const token = reactor.native.adopt(id);
+  if (token < 0) throw systemError(-token, 'adopt');
+  return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: undefined }, token);
+}
+
+/**
+ * Closes a transferred connection nobody will adopt (its thread is gone);
+ * false if the ticket was adopted or unknown. The tickets are process-wide:
+ * any reactor (`backend`) of any thread may do it.
+ */
+export function discardTransfer(ticket: number, backend?: BackendName): boolean {
+  const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
+  return getReactor(resolveBackend(backend)).native.discardDetached(id) === 0;
 }
 
 export interface RemoteInfo {

@@ -101,12 +101,15 @@ export class Reactor {
     return this.generations[index] === generation ? this.handles[index] : undefined;
   }
 
-  /** Closes a handle's socket now (RST instead of FIN if `reset`). */
-  closeHandle(token: number, keepAlive: KeepAlive, reset = false): void {
+  /**
+   * Closes a handle's socket now (RST instead of FIN if `reset`), and
+   * releases its `keepAlive` (a handle without one keeps its own count).
+   */
+  closeHandle(token: number, keepAlive?: KeepAlive, reset = false): void {
     if (reset) this.native.resetSocket(token);
     else this.native.closeSocket(token);
     this.detach(token);
-    keepAlive.release();
+    keepAlive?.release();
   }
 
   /** One more handle keeps the process alive. */

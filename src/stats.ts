@@ -49,11 +49,17 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
     const events = now.events - last.events;
     const syscalls = ioSyscalls(now) - ioSyscalls(last);
     const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '-');
+    const datagramsIn = now.datagramsReceived - last.datagramsReceived;
+    const datagramsOut = now.datagramsSent - last.datagramsSent;
     console.log(
       `${label} stats: ${turns} turns, ${per(events, turns)} events/turn, ${per(syscalls, events)} syscalls/event, ` +
         `${now.reads.bytes - last.reads.bytes + now.receives.bytes - last.receives.bytes} B in, ` +
         `${now.writes.bytes - last.writes.bytes + now.sends.bytes - last.sends.bytes} B out; ` +
-        `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs`,
+        `${now.connections} connections, ${now.queuedBytes} B queued, ${now.slabsAlive} slabs` +
+        (datagramsIn + datagramsOut > 0
+          ? `; datagrams: ${datagramsIn} in, ${per(datagramsIn, now.receives.calls - last.receives.calls)} per syscall, ` +
+            `${datagramsOut} out, ${per(datagramsOut, now.sends.calls - last.sends.calls)} per syscall`
+          : ''),
     );
     last = now;
   }, seconds * 1000).unref();
@@ -61,7 +67,8 @@ export function reportStats(label: string, backend: BackendName | undefined, sec
 
 /**
  * The syscalls of the I/O path so far: waits, stream reads (those that
- * found nothing too) and writes, datagrams received and sent.
+ * found nothing too) and writes, datagram receives and sends (a `recvmmsg`
+ * or `sendmmsg` is one, for up to 64 datagrams).
  * @internal
  */
 export function ioSyscalls(s: ReactorStats): number {
@@ -81,10 +88,12 @@ const METRICS: Metric[] = [
   ['muxnet_empty_reads_total', 'counter', 'Stream reads that found no input (WouldBlock).', (s) => s.emptyReads],
   ['muxnet_write_calls_total', 'counter', 'Stream writes the kernel took bytes from.', (s) => s.writes.calls],
   ['muxnet_write_bytes_total', 'counter', 'Bytes written to streams.', (s) => s.writes.bytes],
-  ['muxnet_receive_calls_total', 'counter', 'Datagrams received.', (s) => s.receives.calls],
+  ['muxnet_receive_calls_total', 'counter', 'Datagram receive syscalls (recvmmsg: up to 64 datagrams each).', (s) => s.receives.calls],
   ['muxnet_receive_bytes_total', 'counter', 'Bytes of datagrams received.', (s) => s.receives.bytes],
-  ['muxnet_send_calls_total', 'counter', 'Datagrams sent.', (s) => s.sends.calls],
+  ['muxnet_datagrams_received_total', 'counter', 'Datagrams received.', (s) => s.datagramsReceived],
+  ['muxnet_send_calls_total', 'counter', 'Datagram send syscalls (sendmmsg: up to 64 datagrams each).', (s) => s.sends.calls],
   ['muxnet_send_bytes_total', 'counter', 'Bytes of datagrams sent.', (s) => s.sends.bytes],
+  ['muxnet_datagrams_sent_total', 'counter', 'Datagrams sent.', (s) => s.datagramsSent],
   ['muxnet_relayed_bytes_total', 'counter', 'Bytes relayed between piped connections.', (s) => s.relayed],
   ['muxnet_listeners', 'gauge', 'Listening sockets.', (s) => s.listeners],
   ['muxnet_paused_listeners', 'gauge', 'Listeners paused because fds ran out.', (s) => s.pausedListeners],

@@ -63,6 +63,27 @@ describe('muxnet echo', () => {
     expect(await echo.exited).toBe(0);
   });
 
+  it('--stats with --udp counts datagrams each way and per syscall', async () => {
+    const echo = await start(['echo', '--port', '0', '--udp', '--stats', '0.2']);
+    const client = dgram.createSocket('udp4');
+    let echoed = 0;
+    client.on('message', () => echoed++);
+    for (let i = 0; i < 30; i++) client.send(`datagram ${i}`, echo.port, '127.0.0.1');
+    const lines = /datagrams: (\d+) in, ([\d.]+) per syscall, (\d+) out, ([\d.]+) per syscall/g;
+    const totals = () => [...echo.output().matchAll(lines)].reduce(([i, o], m) => [i + Number(m[1]), o + Number(m[3])], [0, 0]);
+    const deadline = Date.now() + 5000;
+    while ((echoed < 30 || totals()[1] < 30) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(echoed).toBe(30);
+    expect(totals()).toEqual([30, 30]);
+    for (const m of echo.output().matchAll(lines)) {
+      expect(Number(m[2])).toBeGreaterThanOrEqual(1);
+      expect(Number(m[4])).toBe(1);
+    }
+    client.close();
+    echo.child.kill('SIGTERM');
+    expect(await echo.exited).toBe(0);
+  });
+
   it('stops on SIGINT with clients still connected', async () => {
     const echo = await start(['echo', '--port', '0']);
     const sock = await netConnect(echo.port);
@@ -93,6 +114,11 @@ describe('muxnet echo', () => {
     [['echo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command: frobnicate/],
     [['chat', 'serve', '--port', '0', '--net', 'libuv'], /--net must be one of muxnet, node, node-corked, not libuv/],
+    [['chat', 'serve', '--port', '0', '--redis', 'localhost:6379'], /--redis must be a redis:\/\/ or rediss:\/\/ URL, not 'localhost:6379'/],
+    [['chat', 'serve', '--port', '0', '--workers', '2'], /--workers links its servers through Redis: it needs --redis URL/],
+    [['chat', 'serve', '--port', '0', '--lease', '1'], /--lease names this server in a cluster: it needs --redis URL/],
+    [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--net', 'node', '--workers', '2'], /--workers shares one port between reactors: it needs --net muxnet/],
+    [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--node-id', 'a b'], /--node-id must be 1-64 letters, digits/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -128,6 +154,8 @@ describe('numbers on the command line', () => {
     ['muxnet', ['chat', 'serve', '--port', '0', '--idle-timeout=-1'], /--idle-timeout must be a number > 0, not '-1'/],
     ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--interval', 'soon'], /--interval must be a number > 0, not 'soon'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--stats', '0'], /--stats must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--lease', '0'], /--lease must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--workers', '1.5'], /--workers must be a whole number >= 1, not '1.5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--net', 'node', '--stats', '1'], /--stats reports the muxnet reactor: it needs --net muxnet/],
     ['muxnet', ['echo', '--stats', 'abc'], /--stats must be a number > 0, not 'abc'/],
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],

@@ -558,6 +558,46 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     server.close();
   });
 
+  it('a burst larger than one receive batch: each datagram echoed whole, in order, to its sender; one callback per send', async () => {
+    const PER_SENDER = 40;
+    // Sizes 0 to 117 (empty datagrams too), filled with the sender and index.
+    const datagram = (s: number, i: number) => Buffer.alloc((s * 7 + i * 3) % 118, `${s}:${i}|`);
+    const server = create('udp4');
+    const port = await bound(server, '127.0.0.1');
+    const heard: [number, number, number][] = [];
+    const serverSent: (number | string)[] = [];
+    server.on('message', (msg, rinfo) => {
+      heard.push([rinfo.port, rinfo.size, msg.length]);
+      server.send(msg, rinfo.port, rinfo.address, (err, n) => serverSent.push(err ? String((err as NodeJS.ErrnoException).code) : n));
+    });
+    const clients = [create('udp4'), create('udp4'), create('udp4')];
+    const ports = await Promise.all(clients.map((c) => bound(c, '127.0.0.1')));
+    const echoed: Buffer[][] = clients.map(() => []);
+    const callbacks: (number | string)[][] = clients.map(() => []);
+    clients.forEach((c, s) =>
+      c.on('message', (msg, rinfo) => {
+        expect(rinfo).toMatchObject({ address: '127.0.0.1', port, size: msg.length });
+        echoed[s].push(Buffer.from(msg));
+      }),
+    );
+    // All queued before the server's next turn: 120 datagrams, interleaved.
+    for (let i = 0; i < PER_SENDER; i++) {
+      clients.forEach((c, s) => c.send(datagram(s, i), port, '127.0.0.1', (err, n) => callbacks[s].push(err ? String((err as NodeJS.ErrnoException).code) : n)));
+    }
+    await waitFor(() => echoed.every((e) => e.length >= PER_SENDER) && serverSent.length >= 3 * PER_SENDER, 'every echo and callback');
+    const sizes = (s: number) => Array.from({ length: PER_SENDER }, (_, i) => datagram(s, i).length);
+    clients.forEach((_c, s) => {
+      expect(echoed[s]).toEqual(Array.from({ length: PER_SENDER }, (_, i) => datagram(s, i)));
+      expect(callbacks[s]).toEqual(sizes(s));
+      const fromMe = heard.filter(([from]) => from === ports[s]);
+      expect(fromMe).toEqual(sizes(s).map((n) => [ports[s], n, n]));
+    });
+    expect(heard.length).toBe(3 * PER_SENDER);
+    expect(serverSent.slice().sort((a, b) => Number(a) - Number(b))).toEqual(clients.flatMap((_c, s) => sizes(s)).sort((a, b) => a - b));
+    clients.forEach((c) => c.close());
+    server.close();
+  });
+
   it('queues datagrams the kernel cannot take yet, sends them next turn in order, cancels them on close', async () => {
     const script = path.join(__dirname, 'fixtures', 'dgram-send-queue.js');
     const args = ['--test-udp-no-try-send', script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];

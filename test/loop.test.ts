@@ -17,6 +17,11 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     expect(stdout.trim()).toBe('closed true');
   });
 
+  it('an open fast connection holds the process until unref(), again after ref(); a closed one never', async () => {
+    const { stdout } = await run(process.execPath, [fixture('connection-ref.js'), backend], { timeout: 10_000 });
+    expect(stdout.trim()).toBe('held true');
+  });
+
   it('a throwing handler reaches uncaughtException; other connections keep echoing', async () => {
     const { stdout } = await run(process.execPath, [fixture('throwing-handler.js'), backend], { timeout: 15_000 });
     expect(JSON.parse(stdout)).toEqual({ caught: ['handler threw'], echoed: 50 });

@@ -1,7 +1,7 @@
 // UDP on the fast API, against node:dgram peers.
 import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { bind, type RemoteInfo } from '../src/fast';
+import { bind, stats, type RemoteInfo } from '../src/fast';
 import { startEcho } from '../src/apps/echo';
 import { BACKENDS } from './helpers';
 
@@ -47,6 +47,49 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     expect(got).toEqual(['from peer']);
     peer.close();
     stranger.close();
+    sock.close();
+  });
+
+  it('a burst larger than one receive batch, from three senders: each datagram heard whole with its sender, echoed in order', async () => {
+    const PER_SENDER = 40;
+    // Sizes 0 to 117 (empty datagrams too), filled with the sender and index.
+    const datagram = (s: number, i: number) => Buffer.alloc((s * 7 + i * 3) % 118, `${s}:${i}|`);
+    const heard: [number, Buffer][] = [];
+    const sendResults: boolean[] = [];
+    const sock = bind(
+      { port: 0, host: '127.0.0.1', backend },
+      {
+        onMessage: (msg, rinfo, socket) => {
+          expect(rinfo).toMatchObject({ address: '127.0.0.1', family: 'IPv4', size: msg.length });
+          heard.push([rinfo.port, Buffer.from(msg)]);
+          sendResults.push(socket.send(msg, rinfo.port, rinfo.address));
+        },
+      },
+    );
+    const port = sock.address()!.port;
+    const peers = await Promise.all([0, 1, 2].map(() => nodeSocket('udp4', '127.0.0.1')));
+    const before = stats(backend);
+    const echoed: Buffer[][] = peers.map(() => []);
+    peers.forEach((p, s) => p.on('message', (msg, rinfo) => rinfo.port === port && echoed[s].push(msg)));
+    for (let i = 0; i < PER_SENDER; i++) peers.forEach((p, s) => p.send(datagram(s, i), port, '127.0.0.1'));
+    await expect.poll(() => echoed.every((e) => e.length >= PER_SENDER)).toBe(true);
+    peers.forEach((p, s) => {
+      const mine = Array.from({ length: PER_SENDER }, (_, i) => datagram(s, i));
+      expect(heard.filter(([from]) => from === p.address().port).map(([, d]) => d)).toEqual(mine);
+      expect(echoed[s]).toEqual(mine);
+    });
+    expect(heard.length).toBe(3 * PER_SENDER);
+    expect(sendResults).toEqual(heard.map(() => true));
+    // The peers are node:dgram sockets: every datagram this reactor moved is this test's.
+    const after = stats(backend);
+    const bytes = heard.reduce((n, [, d]) => n + d.length, 0);
+    expect([after.datagramsReceived - before.datagramsReceived, after.receives.bytes - before.receives.bytes]).toEqual([heard.length, bytes]);
+    expect([after.datagramsSent - before.datagramsSent, after.sends.bytes - before.sends.bytes]).toEqual([heard.length, bytes]);
+    // The burst was queued before the reactor's turn: on Linux, recvmmsg takes many per syscall.
+    const calls = after.receives.calls - before.receives.calls;
+    if (process.platform === 'linux') expect(calls).toBeLessThan(heard.length);
+    else expect(calls).toBe(heard.length);
+    peers.forEach((p) => p.close());
     sock.close();
   });
 

@@ -21,9 +21,18 @@ function idle(idleCount: number): Cell {
   return { id: `idle-${idleCount}+100`, group: 'idle', servers: 'echo', protocol: 'tcp', connections: 100, idle: idleCount, payload: 64, depth: 1 };
 }
 
-const UDP: Cell = { id: 'udp-16x64B', group: 'udp', servers: 'echo', protocol: 'udp', connections: 16, idle: 0, payload: 64, depth: 1 };
+/** UDP echo: `sockets` client sockets, one 64 B datagram in flight on each, to one server socket. */
+function udp(sockets: number): Cell {
+  return { id: `udp-${sockets}x64B`, group: 'udp', servers: 'echo', protocol: 'udp', connections: sockets, idle: 0, payload: 64, depth: 1 };
+}
 
-/** Server RSS per connection, measured with `idle` connections that never send. */
+const UDP = udp(16);
+
+/**
+ * Server RSS per connection, measured with `idle` connections that never
+ * send. Where the fd limit is lower than `count`, the runner holds as many
+ * as it allows and says so.
+ */
 function memory(count: number): Cell {
   return { id: `memory-${count}`, group: 'memory', servers: 'echo', protocol: 'tcp', connections: 1, idle: count, payload: 64, depth: 1 };
 }
@@ -64,7 +73,9 @@ export const FULL: Cell[] = [
   idle(1000),
   idle(10000),
   UDP,
+  udp(100),
   memory(10000),
+  memory(100000),
   chat(100),
   chat(1000),
   chat(10000),

@@ -37,10 +37,17 @@ export function markdown(results: Result[], cells: Cell[]): string {
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {
       const nodeMem = baseline(results, cell.id, nodeId)?.bytesPerIdle;
-      out.push('| server | wake | bytes per idle connection | × node:net |', '| --- | --- | ---: | ---: |');
+      out.push('| server | wake | idle connections | bytes per idle connection | × node:net | server RSS MB, before → with them |', '| --- | --- | ---: | ---: | ---: | ---: |');
       for (const r of rows) {
-        out.push(r.status === 'ok' ? `| ${r.label} | ${r.wake} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} |` : `| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | |`);
+        const mb = (kb: number | null | undefined) => fmt(kb === null || kb === undefined ? kb : kb / 1024, 1);
+        out.push(
+          r.status === 'ok'
+            ? `| ${r.label} | ${r.wake} | ${fmt(r.idleHeld)} | ${fmt(r.bytesPerIdle)} | ${ratio(r.bytesPerIdle, nodeMem)} | ${mb(r.rssBeforeKb)} → ${mb(r.load?.server_rss_kb)} |`
+            : `| ${r.label} | ${r.wake} | | ${r.status}: ${r.reason} | | |`,
+        );
       }
+      const capped = rows.find((r) => r.capped)?.capped;
+      if (capped) out.push('', `Fewer connections than the cell asks for: ${capped}.`);
     } else if (cell.group === 'file') {
       // A download's "message" is a byte: msgs per server CPU-s is bytes per CPU-s.
       out.push('| server | wake | MB/s | rounds | server CPU-s per GiB | × node:net | errors |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
@@ -73,6 +80,10 @@ export function markdown(results: Result[], cells: Cell[]): string {
           `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
             `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${errors} |`,
         );
+      }
+      for (const r of rows.filter((x) => x.redisCpu)) {
+        const { server, redis } = r.redisCpu!;
+        out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);
       }
     }
     out.push('');

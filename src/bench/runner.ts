@@ -39,10 +39,16 @@ export interface Result {
   rssBeforeKb?: number;
   /** (RSS with the idle connections − RSS before) / idle connections. */
   bytesPerIdle?: number;
+  /** Idle connections the cell held: fewer than it asks for where the fd limit is lower (see `capped`). */
+  idleHeld?: number;
+  /** Why `idleHeld` is less than the cell's count. */
+  capped?: string;
   /** Over the rounds: this result is the median one of `ok`. */
   rounds?: { ok: number; of: number; msgsPerS: number[] };
   /** What the server's reactor did during the cell (muxnet servers). */
   reactor?: ReactorDelta;
+  /** CPU seconds over the load client's whole run, of the server and of the Redis behind it (the cross-server chat). */
+  redisCpu?: { server: number; redis: number };
 }
 
 /** A muxnet server's reactor counters over one cell. */
@@ -90,6 +96,63 @@ export function pinning(): { server: string[]; client: string[]; note: string } 
   return { server: [], client: [], note: taskset ? 'one CPU: no pinning' : 'taskset not found: no pinning' };
 }
 
+/**
+ * The hard limit on open files (`ulimit -Hn`): the most connections one
+ * process can hold. Infinity where there is no such limit (Windows) or it
+ * is unlimited.
+ */
+export function fdHardLimit(): number {
+  if (process.platform === 'win32') return Infinity;
+  try {
+    const n = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(n) ? n : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** Fds a server or the load client needs besides its connections (stdio, poller, pipes, libuv's). */
+const FD_RESERVE = 100;
+
+/** Loopback connections per source address: below Linux's ~28 000 ephemeral ports. */
+const PORTS_PER_SOURCE = 25_000;
+
+/**
+ * The idle connections a cell can hold under the fd limit (the load client
+ * holds one fd per connection, a server one, a proxy two: client side and
+ * upstream side), and why fewer if so.
+ */
+export function idleCapacity(cell: Cell, fdLimit: number): { idle: number; capped?: string } {
+  const fdsPerConnection = cell.servers === 'proxy' ? 2 : 1;
+  const room = Math.floor((fdLimit - FD_RESERVE) / fdsPerConnection) - cell.connections;
+  if (cell.idle <= room) return { idle: cell.idle };
+  return { idle: Math.max(0, room), capped: `${cell.idle} idle asked, ${Math.max(0, room)} held: the hard fd limit (ulimit -Hn) is ${fdLimit}` };
+}
+
+/** Source addresses for `connections` loopback connections (127.0.0.1 … 127.0.0.N, IPv4 only). */
+function sourcesFor(connections: number, host: string): number {
+  return host.startsWith('127.') ? Math.min(255, Math.ceil(connections / PORTS_PER_SOURCE)) : 1;
+}
+
+/**
+ * The command that starts a server with its soft fd limit raised to the
+ * hard one (Node does it for itself; the Rust reference does not).
+ */
+function withFdLimit(argv: string[]): string[] {
+  if (process.platform === 'win32') return argv;
+  return ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...argv];
+}
+
+/** User + system CPU seconds of `pid` from /proc (Linux; USER_HZ is 100 there); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return NaN;
+  // The fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const text = readFileSync(stat, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Resident memory from /proc (Linux); NaN where there is no /proc. */
 function rssKb(pid: number): number {
   const status = `/proc/${pid}/status`;
@@ -119,12 +182,15 @@ interface Started {
   stop(): Promise<void>;
   /** Its reactor's counters now (SIGUSR2), if it is a muxnet server. */
   sample(): Promise<ReactorStats | undefined>;
+  /** The Redis it runs with (`redis pid N` in its listening line), if any. */
+  redisPid?: number;
 }
 
 /** Starts a server and waits for its `listening on` line. */
 function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pin: string[]): Promise<Started> {
   const { cmd, args, env } = spec.command(protocol, host);
-  const argv = [...pin, cmd, ...args];
+  // `sh` and `taskset` exec: the pid is the server's own.
+  const argv = withFdLimit([...pin, cmd, ...args]);
   const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   let out = '';
   return new Promise((resolve, reject) => {
@@ -153,7 +219,8 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
         child.kill('SIGUSR2');
         return next;
       };
-      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample });
+      const redis = /redis pid (\d+)/.exec(out);
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample, redisPid: redis ? Number(redis[1]) : undefined });
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', (d) => (out += d));
@@ -192,8 +259,8 @@ function statsLines(child: ChildProcess): { next(): Promise<ReactorStats | undef
   };
 }
 
-/** Runs the load client for one cell (`taskset` execs, so `pid` is the server itself). */
-function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunOptions, pin: string[]): Promise<Load> {
+/** Runs the load client for one cell (`taskset` execs, so `pid` is the server itself), with `idle` idle connections. */
+function runLoad(cell: Cell, idle: number, host: string, port: number, pid: number, opts: RunOptions, pin: string[]): Promise<Load> {
   const args = [
     loadgenBinary,
     '--host', host,
@@ -201,7 +268,8 @@ function runLoad(cell: Cell, host: string, port: number, pid: number, opts: RunO
     '--connections', String(cell.connections),
     '--payload', String(cell.payload),
     '--depth', String(cell.depth),
-    '--idle', String(cell.idle),
+    '--idle', String(idle),
+    '--sources', String(sourcesFor(cell.connections + idle, host)),
     '--warmup', String(opts.warmup),
     '--duration', String(opts.duration),
     '--server-pid', String(pid),
@@ -254,6 +322,7 @@ function median(all: Result[], first: Result): Result {
 
 async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
   const pin = pinning();
+  const fdLimit = fdHardLimit();
   const results: Result[] = [];
   // Each cell names the servers that run it (echo, chat, proxy or file).
   const cellsFor = (spec: ServerSpec) => allCells.filter((c) => c.servers === spec.kind);
@@ -291,13 +360,17 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
           }
           server ??= await startServer(spec, protocol, opts.host, pin.server);
           const rssBeforeKb = rssKb(server.pid);
+          const { idle, capped } = idleCapacity(cell, fdLimit);
           try {
             const before = await server.sample();
-            const load = await runLoad(cell, opts.host, server.port, server.pid, opts, pin.client);
+            const cpuBefore = server.redisPid ? [cpuSeconds(server.pid), cpuSeconds(server.redisPid)] : [];
+            const load = await runLoad(cell, idle, opts.host, server.port, server.pid, opts, pin.client);
+            // Both over the same span: the load client's whole run (joins, warm-up, measurement).
+            const redisCpu = server.redisPid ? { server: cpuSeconds(server.pid) - cpuBefore[0], redis: cpuSeconds(server.redisPid) - cpuBefore[1] } : undefined;
             const after = await server.sample();
-            const bytesPerIdle = cell.idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / cell.idle : undefined;
+            const bytesPerIdle = idle > 0 && load.server_rss_kb !== null ? ((load.server_rss_kb - rssBeforeKb) * 1024) / idle : undefined;
             const reactor = before && after ? delta(before, after) : undefined;
-            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, reactor });
+            results.push({ ...base, cell: cell.id, status: 'ok', load, rssBeforeKb, bytesPerIdle, idleHeld: idle, capped, reactor, redisCpu });
           } catch (e) {
             results.push({ ...base, cell: cell.id, status: 'failed', reason: (e as Error).message });
             // A server that failed a cell is restarted for the next one.

@@ -43,12 +43,24 @@ function fastEcho(backend: string, wake?: string) {
   });
 }
 
+/** The echo handler through `muxnet/server` (mio), in one of its modes. */
+function handlerEcho(mode: 'reactor' | 'serial' | 'workers' | 'async') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'server-echo.js'), mode, host, '0'] });
+}
+
 function chatServer(net: 'muxnet' | 'node' | 'node-corked') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({
     cmd: process.execPath,
     args: [path.join(dist, 'cli.js'), 'chat', 'serve', '--port', '0', '--host', host, '--net', net, '--rate', '1000000000', '--max-clients', '20000', '--quiet'],
   });
 }
+
+/** Two chat servers linked through a Redis it starts (the cross-server fan-out). */
+function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
+  return { cmd: process.execPath, args: [path.join(dist, 'bench', 'chat-cluster.js'), host] };
+}
+
+const hasRedis = (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(path.join(dir, 'redis-server')));
 
 function proxyServer(impl: 'muxnet' | 'node:net') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
@@ -87,6 +99,25 @@ export function servers(): ServerSpec[] {
     { kind: 'echo', id: 'mio-thread', label: 'muxnet fast mio', wake: 'thread', udp: true, stats: true, command: fastEcho('mio', 'thread') },
     { kind: 'echo', id: 'poll', label: 'muxnet fast poll', wake: 'thread', udp: true, stats: true, command: fastEcho('poll') },
     { kind: 'echo', id: 'select', label: 'muxnet fast select', wake: 'thread', udp: true, stats: true, limit: FD_SETSIZE, command: fastEcho('select') },
+    { kind: 'echo', id: 'server-reactor', label: 'muxnet/server reactor', wake: 'fd', udp: false, command: handlerEcho('reactor') },
+    { kind: 'echo', id: 'server-async', label: 'muxnet/server reactor, async handle()', wake: 'fd', udp: false, command: handlerEcho('async') },
+    {
+      kind: 'echo',
+      id: 'server-serial',
+      label: 'muxnet/server serial',
+      wake: 'fd',
+      udp: false,
+      limit: { connections: 1, reason: 'serial: one connection served at a time' },
+      command: handlerEcho('serial'),
+    },
+    {
+      kind: 'echo',
+      id: 'server-workers2',
+      label: 'muxnet/server workers: 2 (2 cores; the load client takes one)',
+      wake: 'fd',
+      udp: false,
+      command: handlerEcho('workers'),
+    },
     {
       kind: 'echo',
       id: 'rust',
@@ -99,6 +130,15 @@ export function servers(): ServerSpec[] {
     { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
     { kind: 'chat', id: 'chat-node-corked', label: 'chat server on node:net, corked', wake: 'libuv', udp: false, command: chatServer('node-corked') },
     { kind: 'chat', id: 'chat-muxnet', label: 'chat server on muxnet (mio)', wake: 'fd', udp: false, command: chatServer('muxnet') },
+    {
+      kind: 'chat',
+      id: 'chat-cluster',
+      label: '2 chat servers on muxnet + Redis',
+      wake: 'fd',
+      udp: false,
+      unavailable: hasRedis ? undefined : 'redis-server is not installed',
+      command: chatCluster,
+    },
     { kind: 'proxy', id: 'proxy-node', label: 'node:net proxy (pipe both ways)', wake: 'libuv', udp: false, command: proxyServer('node:net') },
     { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
     { kind: 'file', id: 'file-node', label: 'node:net createReadStream().pipe()', wake: 'libuv', udp: false, command: fileServer('node:net') },

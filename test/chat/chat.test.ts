@@ -1,48 +1,11 @@
 // The chat server with many real clients over loopback, on both transports.
-import nodeNet from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import nodeNet from 'node:net';
 import { encodeFrame, FrameDecoder } from '../../src/fast';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeCorkedTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { announcements, sleep, waitFor } from '../helpers';
-
-/** A line-protocol client that records every line it receives. */
-class Client {
-  readonly lines: string[] = [];
-  closed = false;
-  private readonly decoder = new FrameDecoder('line', 1 << 20);
-  private constructor(readonly sock: nodeNet.Socket) {
-    sock.on('data', (chunk) => {
-      for (const f of this.decoder.push(chunk).frames) this.lines.push(f.toString());
-    });
-    sock.on('close', () => (this.closed = true));
-    sock.on('error', () => {});
-  }
-
-  static async connect(port: number): Promise<Client> {
-    const sock = nodeNet.connect(port, '127.0.0.1');
-    await new Promise((r) => sock.once('connect', r));
-    const c = new Client(sock);
-    await waitFor(() => c.lines.some((l) => l.startsWith('WELCOME')), 'the welcome line');
-    return c;
-  }
-
-  say(line: string): void {
-    this.sock.write(`${line}\n`);
-  }
-
-  /** Sends a command and waits for the first reply line that matches. */
-  async ask(line: string, reply: RegExp): Promise<string> {
-    const from = this.lines.length;
-    this.say(line);
-    await waitFor(() => this.lines.slice(from).some((l) => reply.test(l)), `a reply to ${line} matching ${reply}`);
-    return this.lines.slice(from).find((l) => reply.test(l))!;
-  }
-
-  chat(): string[] {
-    return this.lines.filter((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [^*]/.test(l));
-  }
-}
+import { LineClient as Client } from './line-client';
 
 let servers: ChatServer[] = [];
 let clients: Client[] = [];

@@ -8,16 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 
-interface Daemon {
+export interface Daemon {
   port: number;
-  stop(): Promise<void>;
+  /** Stops it with its kind's signal, or `signal` (SIGKILL: a crash), and removes its dir. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 interface DaemonKind {
   name: string;
   /** Where its binaries are, or undefined when it is not installed. */
   binDir: string | undefined;
-  start(): Promise<Daemon>;
+  /** Starts one on `port` (default: a free one), e.g. again where one was stopped. */
+  start(port?: number): Promise<Daemon>;
 }
 
 /** `promise`, or a failure naming `what` after `ms`. */
@@ -88,17 +90,18 @@ async function startDaemon(opts: {
   signal: NodeJS.Signals;
   user?: { uid: number; gid: number };
   prepare?: (dir: string) => void;
+  port?: number;
 }): Promise<Daemon> {
   const { kind, user } = opts;
   if (kind.binDir === undefined) throw new Error(`${kind.name} is not installed: .ci/run installs it`);
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), `muxnet-${kind.name}-`));
   if (user) chownSync(dir, user.uid, user.gid);
   let child: ReturnType<typeof spawn> | undefined;
-  const stop = async () => {
+  const stop = async (signal = opts.signal) => {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
-      child.kill(opts.signal);
+      child.kill(signal);
       await within(exited, `${kind.name} to exit`).catch(() => child?.kill('SIGKILL'));
     }
     rmSync(dir, { recursive: true, force: true });
@@ -131,9 +134,10 @@ async function startDaemon(opts: {
 export const REDIS: DaemonKind = {
   name: 'redis-server',
   binDir: findDir('redis-server', PATH_DIRS),
-  start: () =>
+  start: (port) =>
     startDaemon({
       kind: REDIS,
+      port,
       bin: 'redis-server',
       args: (dir, port) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''],
       ready: 'Ready to accept connections',
@@ -169,10 +173,11 @@ export const POSTGRES_USER = 'muxnet';
 export const POSTGRES: DaemonKind = {
   name: 'postgres',
   binDir: findDir('postgres', postgresDirs()),
-  start: () => {
+  start: (port) => {
     const user = postgresUser();
     return startDaemon({
       kind: POSTGRES,
+      port,
       bin: 'postgres',
       user,
       prepare: (dir) => {

@@ -54,15 +54,17 @@ fn main() {
     // from the start every turn.
     let mut slab = vec![0u8; 1 << 20];
     let mut events = Vec::new();
+    let mut sent = Vec::new();
     loop {
         events.clear();
         reactor.turn(&mut ReadSpace::new(&mut slab, 0), &mut events, None).expect("reactor turn");
         for event in &events {
             match *event {
                 Event::Data { conn, offset, len } => echo(&mut reactor, conn, &slab[offset..offset + len]),
-                // A full send buffer drops the echo, as UDP may.
+                // Echoes leave together after the batch, one `sendmmsg` per
+                // socket; a full send buffer drops them, as UDP may.
                 Event::Message { socket, offset, len, from } => {
-                    let _ = reactor.send_to(socket, &slab[offset..offset + len], from);
+                    let _ = reactor.send_later(socket, &slab[offset..offset + len], Some(from));
                 }
                 Event::End { conn } => {
                     let _ = reactor.shutdown(conn);
@@ -73,6 +75,9 @@ fn main() {
                 Event::AcceptError { ref error, .. } => eprintln!("echo-reference: accept: {error}"),
                 _ => {}
             }
+        }
+        if reactor.queued_sends() > 0 {
+            reactor.flush_sends(&mut sent);
         }
     }
 }

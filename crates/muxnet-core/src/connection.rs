@@ -13,44 +13,54 @@ use crate::stats::IoCount;
 
 /// The tail of writes that the kernel refused, in order. Bytes are copied
 /// in only when a write could not complete, so a peer that keeps up costs
-/// no copy and no allocation.
+/// no copy and no allocation, and an empty queue is one null pointer: an
+/// idle connection holds no buffer and no buffer's bookkeeping.
 #[derive(Debug, Default)]
-pub(crate) struct WriteQueue {
+pub(crate) struct WriteQueue(Option<Box<Queued>>);
+
+#[derive(Debug)]
+struct Queued {
     buf: Vec<u8>,
+    /// Bytes of `buf` already sent.
     head: usize,
 }
 
 impl WriteQueue {
     pub fn len(&self) -> usize {
-        self.buf.len() - self.head
+        self.0.as_ref().map_or(0, |q| q.buf.len() - q.head)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_none()
     }
 
     /// A queue holding `bytes` (the bytes written after a file, once the
     /// file is sent).
     fn from_vec(bytes: Vec<u8>) -> WriteQueue {
-        WriteQueue { buf: bytes, head: 0 }
+        WriteQueue((!bytes.is_empty()).then(|| Box::new(Queued { buf: bytes, head: 0 })))
     }
 
     pub fn push(&mut self, data: &[u8]) {
-        if self.head > 0 && self.head >= self.buf.len() / 2 {
-            self.buf.drain(..self.head);
-            self.head = 0;
+        if data.is_empty() {
+            return;
         }
-        self.buf.extend_from_slice(data);
+        let q = self.0.get_or_insert_with(|| Box::new(Queued { buf: Vec::new(), head: 0 }));
+        if q.head > 0 && q.head >= q.buf.len() / 2 {
+            q.buf.drain(..q.head);
+            q.head = 0;
+        }
+        q.buf.extend_from_slice(data);
     }
 
     /// Writes queued bytes until the queue empties or the kernel refuses.
     pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<()> {
-        while !self.is_empty() {
-            match stream.write(&self.buf[self.head..]) {
+        let Some(q) = &mut self.0 else { return Ok(()) };
+        while q.head < q.buf.len() {
+            match stream.write(&q.buf[q.head..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     count.one(n);
-                    self.head += n;
+                    q.head += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -58,8 +68,7 @@ impl WriteQueue {
             }
         }
         // Release the memory a burst needed; an idle connection keeps none.
-        self.buf = Vec::new();
-        self.head = 0;
+        self.0 = None;
         Ok(())
     }
 }
@@ -217,11 +226,14 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
+/// A connection's state. Held inline in the reactor's table (no
+/// allocation per connection): a handful of flags and two pointers that
+/// stay null while the connection is idle.
 #[derive(Debug, Default)]
 pub(crate) struct Connection {
     pub queue: WriteQueue,
-    /// Files to send after `queue`, in order.
-    pub files: VecDeque<FileSend>,
+    /// What few connections need: made on first use.
+    extra: Option<Box<Extra>>,
     /// A non-blocking connect is under way.
     pub connecting: bool,
     /// The user asked to stop reading (backpressure toward the peer).
@@ -236,19 +248,81 @@ pub(crate) struct Connection {
     pub want_drain: bool,
     /// The queue holds corked bytes, not yet tried (see `Reactor::write_corked`).
     pub corked: bool,
-    /// A corked flush failed outside a turn; the next turn reports it.
-    pub failed: Option<io::Error>,
-    /// Joined to this connection by `Reactor::pipe`: input goes there, in
-    /// Rust, not to the owner.
-    pub pipe: Option<Token>,
     /// Reading stopped because the pipe partner's queue is full (not the
     /// owner's pause): resumed when that queue drains.
     pub held: bool,
+}
+
+/// A connection's rarely used state.
+#[derive(Debug, Default)]
+struct Extra {
+    /// A corked flush failed outside a turn; the next turn reports it.
+    failed: Option<io::Error>,
+    /// Joined to this connection by `Reactor::pipe`: input goes there, in
+    /// Rust, not to the owner.
+    pipe: Option<Token>,
     /// Bytes read from this connection and passed to its pipe partner.
-    pub relayed: u64,
+    relayed: u64,
+    /// Files to send after `queue`, in order (see `Reactor::send_file`).
+    files: VecDeque<FileSend>,
 }
 
 impl Connection {
+    /// An outgoing connection, its connect under way.
+    pub fn connecting() -> Connection {
+        Connection { connecting: true, ..Connection::default() }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// The connection `Reactor::pipe` joined this one to.
+    pub fn pipe(&self) -> Option<Token> {
+        self.extra.as_ref().and_then(|e| e.pipe)
+    }
+
+    pub fn set_pipe(&mut self, partner: Token) {
+        self.extra().pipe = Some(partner);
+    }
+
+    /// Unjoins it; returns the partner it had.
+    pub fn take_pipe(&mut self) -> Option<Token> {
+        self.extra.as_mut().and_then(|e| e.pipe.take())
+    }
+
+    /// Bytes read from this connection and passed to its pipe partner.
+    pub fn relayed(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.relayed)
+    }
+
+    pub fn add_relayed(&mut self, n: usize) {
+        self.extra().relayed += n as u64;
+    }
+
+    /// Keeps a corked flush's failure for the next turn to report.
+    pub fn set_failed(&mut self, error: io::Error) {
+        self.extra().failed = Some(error);
+    }
+
+    pub fn take_failed(&mut self) -> Option<io::Error> {
+        self.extra.as_mut().and_then(|e| e.failed.take())
+    }
+
+    /// The files queued behind `queue` (none for most connections).
+    fn files(&self) -> impl Iterator<Item = &FileSend> {
+        self.extra.iter().flat_map(|e| e.files.iter())
+    }
+
+    fn has_files(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.files.is_empty())
+    }
+
+    /// Queues a file behind everything written so far.
+    pub fn push_file(&mut self, file: FileSend) {
+        self.extra().files.push_back(file);
+    }
+
     pub fn wants_read(&self) -> bool {
         !self.connecting && !self.paused && !self.held && !self.read_closed
     }
@@ -256,30 +330,30 @@ impl Connection {
     /// Writable interest: a connect under way, or bytes the kernel refused.
     /// Corked bytes have not been tried yet; `uncork` sends them.
     pub fn wants_write(&self) -> bool {
-        self.connecting || (!self.queue.is_empty() && !self.corked) || !self.files.is_empty()
+        self.connecting || (!self.queue.is_empty() && !self.corked) || self.has_files()
     }
 
     /// Nothing waits to be sent: no queued byte, no file.
     pub fn output_idle(&self) -> bool {
-        self.queue.is_empty() && self.files.is_empty()
+        self.queue.is_empty() && !self.has_files()
     }
 
     /// Bytes held in memory for the kernel (the queue and what waits behind
     /// files): what the write-queue cap limits.
     pub fn buffered(&self) -> usize {
-        self.queue.len() + self.files.iter().map(|f| f.after.len()).sum::<usize>()
+        self.queue.len() + self.files().map(|f| f.after.len()).sum::<usize>()
     }
 
     /// Everything not yet sent, files included (saturating where a file
     /// is larger than the address space).
     pub fn pending(&self) -> usize {
-        let files = self.files.iter().map(FileSend::unsent).sum::<u64>();
+        let files = self.files().map(FileSend::unsent).sum::<u64>();
         self.buffered().saturating_add(usize::try_from(files).unwrap_or(usize::MAX))
     }
 
     /// Queues bytes behind everything else (behind the last file, if any).
     pub fn enqueue(&mut self, data: &[u8]) {
-        match self.files.back_mut() {
+        match self.extra.as_mut().and_then(|e| e.files.back_mut()) {
             Some(file) => file.after.extend_from_slice(data),
             None => self.queue.push(data),
         }
@@ -302,11 +376,11 @@ impl Connection {
             if !self.queue.is_empty() {
                 return Ok(Flushed::Done);
             }
-            let Some(file) = self.files.front_mut() else { break };
+            let Some(file) = self.extra.as_mut().and_then(|e| e.files.front_mut()) else { break };
             if !file.send(stream, count, &mut budget)? {
                 return Ok(if budget == 0 { Flushed::Yielded } else { Flushed::Done });
             }
-            let file = self.files.pop_front().expect("the front file was just sent");
+            let file = self.extra().files.pop_front().expect("the front file was just sent");
             done(file.sent);
             self.queue = WriteQueue::from_vec(file.after);
         }

@@ -17,10 +17,11 @@ mod reactor;
 mod socket;
 pub mod stats;
 mod token;
+mod udp_batch;
 
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 #[cfg(unix)]
 pub use backend::{PipeWaker, SelfPipe};
-pub use reactor::{Config, Event, Reactor, ReadSpace};
+pub use reactor::{discard_detached, Config, Event, Reactor, ReadSpace};
 pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

@@ -22,11 +22,12 @@ pub enum Socket {
 pub enum Listener {
     Tcp(TcpListener),
     /// `path`: the file to remove when it closes, as libuv does (none for
-    /// an abstract name).
+    /// an abstract name). Boxed: a `Socket` is as big as its largest
+    /// variant, and the table holds one per connection.
     #[cfg(unix)]
     Unix {
         listener: mio::net::UnixListener,
-        path: Option<std::path::PathBuf>,
+        path: Option<Box<std::path::PathBuf>>,
     },
 }
 
@@ -480,11 +481,11 @@ pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
-    let file = (!path.starts_with('\0')).then(|| std::path::PathBuf::from(path));
+    let file = (!path.starts_with('\0')).then(|| Box::new(std::path::PathBuf::from(path)));
     if let Err(e) = socket.listen(backlog) {
         // Bound but not listening: the file is ours to remove.
         if let Some(file) = &file {
-            let _ = std::fs::remove_file(file);
+            let _ = std::fs::remove_file(file.as_path());
         }
         return Err(e);
     }
@@ -510,7 +511,7 @@ impl Drop for Listener {
     /// A Unix-domain listener removes its socket file, as libuv does.
     fn drop(&mut self) {
         if let Listener::Unix { path: Some(path), .. } = self {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(path.as_path());
         }
     }
 }

@@ -47,10 +47,16 @@ pub struct Stats {
     pub empty_reads: u64,
     /// Stream writes that the kernel took bytes from.
     pub writes: IoCount,
-    /// Datagrams received.
+    /// Receive syscalls that returned datagrams (`recvmmsg` on Linux takes
+    /// up to 64 in one call; bytes: the datagrams' payload).
     pub receives: IoCount,
-    /// Datagrams sent.
+    /// Send syscalls that sent datagrams (`sendmmsg` on Linux sends up to
+    /// 64 in one call; bytes: the datagrams' payload).
     pub sends: IoCount,
+    /// Datagrams received and sent: with `receives.calls` and
+    /// `sends.calls`, the datagrams per syscall.
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
     /// Bytes read from one side of a pipe and written to the other.
     pub relayed: u64,
     /// Sockets open now, by kind and state.

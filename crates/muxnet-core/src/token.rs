@@ -58,9 +58,24 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Slots per chunk of the table (a power of two).
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// Where slot `index` lies: its chunk, and its place in the chunk.
+fn place(index: u32) -> (usize, usize) {
+    ((index >> CHUNK_BITS) as usize, index as usize % CHUNK)
+}
+
 /// A slab whose handles are generational [`Token`]s.
+///
+/// Its slots come in fixed chunks, not one `Vec`: a doubling `Vec` holds
+/// up to twice the slots in use (and copies them all as it grows), which
+/// for 100 000 idle connections would be most of their cost in Rust.
 pub(crate) struct Table<T> {
-    slots: Vec<Slot<T>>,
+    chunks: Vec<Vec<Slot<T>>>,
+    /// Slots made so far (in use or free).
+    made: usize,
     /// Freed slots, oldest first: reuse is spread over the table, so a
     /// generation takes as long as possible to come round again.
     free: VecDeque<u32>,
@@ -69,7 +84,7 @@ pub(crate) struct Table<T> {
 
 impl<T> Table<T> {
     pub fn new() -> Table<T> {
-        Table { slots: Vec::new(), free: VecDeque::new(), len: 0 }
+        Table { chunks: Vec::new(), made: 0, free: VecDeque::new(), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -79,8 +94,11 @@ impl<T> Table<T> {
     /// The token the next [`Table::insert`] will return.
     pub fn next_token(&self) -> Token {
         match self.free.front() {
-            Some(&index) => Token::new(index, self.slots[index as usize].generation),
-            None => Token::new(self.slots.len() as u32, 1),
+            Some(&index) => {
+                let (chunk, at) = place(index);
+                Token::new(index, self.chunks[chunk][at].generation)
+            }
+            None => Token::new(self.made as u32, 1),
         }
     }
 
@@ -88,15 +106,35 @@ impl<T> Table<T> {
     pub fn insert(&mut self, value: T) -> Token {
         let token = self.next_token();
         match self.free.pop_front() {
-            Some(index) => self.slots[index as usize].value = Some(value),
-            None => self.slots.push(Slot { generation: token.generation(), value: Some(value) }),
+            Some(index) => {
+                let (chunk, at) = place(index);
+                self.chunks[chunk][at].value = Some(value);
+            }
+            None => {
+                let (chunk, _) = place(token.index());
+                if chunk == self.chunks.len() {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                self.chunks[chunk].push(Slot { generation: token.generation(), value: Some(value) });
+                self.made += 1;
+            }
         }
         self.len += 1;
         token
     }
 
+    fn slot_at(&self, index: u32) -> Option<&Slot<T>> {
+        let (chunk, at) = place(index);
+        self.chunks.get(chunk)?.get(at)
+    }
+
+    fn slot_at_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
+        let (chunk, at) = place(index);
+        self.chunks.get_mut(chunk)?.get_mut(at)
+    }
+
     fn slot(&self, token: Token) -> Option<&Slot<T>> {
-        self.slots.get(token.index() as usize).filter(|s| s.generation == token.generation())
+        self.slot_at(token.index()).filter(|s| s.generation == token.generation())
     }
 
     pub fn get(&self, token: Token) -> Option<&T> {
@@ -104,13 +142,13 @@ impl<T> Table<T> {
     }
 
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
-        self.slots.get_mut(token.index() as usize).filter(|s| s.generation == token.generation())?.value.as_mut()
+        self.slot_at_mut(token.index()).filter(|s| s.generation == token.generation())?.value.as_mut()
     }
 
     /// Takes the value out; the token (and every copy of it) names nothing
     /// from now on.
     pub fn remove(&mut self, token: Token) -> Option<T> {
-        let slot = self.slots.get_mut(token.index() as usize).filter(|s| s.generation == token.generation())?;
+        let slot = self.slot_at_mut(token.index()).filter(|s| s.generation == token.generation())?;
         let value = slot.value.take()?;
         // Skip 0 when the counter wraps: no token is all zeros in its high bits.
         slot.generation = (slot.generation as u64 % GENERATION_MASK + 1) as u32;
@@ -121,12 +159,18 @@ impl<T> Table<T> {
 
     /// Every stored value.
     pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().filter_map(|s| s.value.as_ref())
+        self.chunks.iter().flatten().filter_map(|s| s.value.as_ref())
     }
 
     /// The tokens of every stored value.
     pub fn tokens(&self) -> Vec<Token> {
-        self.slots.iter().enumerate().filter(|(_, s)| s.value.is_some()).map(|(index, s)| Token::new(index as u32, s.generation)).collect()
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, s)| s.value.is_some())
+            .map(|(index, s)| Token::new(index as u32, s.generation))
+            .collect()
     }
 }
 
@@ -156,6 +200,20 @@ mod tests {
         assert_eq!(table.insert(7).index(), tokens[2].index());
         assert_eq!(table.insert(8).index(), tokens[0].index());
         assert_eq!(table.insert(9).index(), 3);
+    }
+
+    #[test]
+    fn slots_past_a_chunk_are_found_by_their_tokens() {
+        let mut table = Table::new();
+        let tokens: Vec<Token> = (0..CHUNK * 2 + 3).map(|i| table.insert(i)).collect();
+        assert!(tokens.iter().enumerate().all(|(i, &t)| table.get(t) == Some(&i)));
+        let last = *tokens.last().unwrap();
+        assert_eq!(table.remove(last), Some(CHUNK * 2 + 2));
+        let again = table.insert(7);
+        assert_eq!(again.index(), last.index());
+        assert_eq!((table.get(last), table.get(again)), (None, Some(&7)));
+        assert_eq!(table.tokens().len(), tokens.len());
+        assert_eq!(table.values().count(), table.len());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Pause and resume: nothing while paused, everything (and the FIN) after.
+//! Pause and resume: nothing while paused, everything (and the FIN) after;
+//! the same for a listener held by the application.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use muxnet_core::BackendKind;
 
-backend_tests!(pause_resume);
+backend_tests!(pause_resume, hold_accept);
 
 // 8. A paused connection reports nothing; on resume, what arrived meanwhile
 //    (and a FIN behind it) is delivered, with no new input to prompt it.
@@ -65,4 +66,22 @@ fn pause_resume(kind: BackendKind) {
     h.r.resume(conn).unwrap();
     let got = h.read_to_end(conn, "data and End after resume");
     assert_eq!(got, b"late");
+}
+
+// A held listener accepts nothing (the clients wait in the backlog); let go,
+// it takes them all with no new connection to prompt it. A hold is not an
+// `EMFILE` pause: closing a socket does not end it.
+fn hold_accept(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (server, addr) = h.listen("127.0.0.1:0");
+    let _first = client(addr);
+    let first = h.accept(1)[0];
+    h.r.hold_accept(server, true).unwrap();
+    let _waiting: Vec<_> = (0..2).map(|_| client(addr)).collect();
+    h.r.close(first).unwrap();
+    let quiet = h.collect_for(Duration::from_millis(150));
+    assert!(quiet.is_empty(), "held, yet: {quiet:?}");
+    h.r.hold_accept(server, false).unwrap();
+    assert_eq!(h.accept(2).len(), 2);
+    assert!(h.r.hold_accept(first, true).is_err(), "a closed token is no listener");
 }

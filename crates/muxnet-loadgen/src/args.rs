@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub const USAGE: &str = "usage: muxnet-loadgen --port N [--host IP] [--connections N] [--payload BYTES] [--depth N] \
-[--warmup S] [--duration S] [--idle N] [--udp | --chat | --download] [--server-pid PID]";
+[--warmup S] [--duration S] [--idle N] [--sources N] [--udp | --chat | --download] [--server-pid PID]";
 
 #[derive(Debug)]
 pub struct Args {
@@ -17,6 +17,9 @@ pub struct Args {
     pub duration: Duration,
     /// Connections opened and kept silent for the whole run.
     pub idle: usize,
+    /// TCP connections come from 127.0.0.1 … 127.0.0.N: one source address
+    /// has only the ephemeral range of ports (~28 000 on Linux).
+    pub sources: u8,
     pub udp: bool,
     /// Chat fan-out: `connections` members and one sender (see chat.rs).
     pub chat: bool,
@@ -44,6 +47,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         warmup: Duration::from_secs(1),
         duration: Duration::from_secs(5),
         idle: 0,
+        sources: 1,
         udp: false,
         chat: false,
         download: false,
@@ -66,6 +70,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--warmup" => a.warmup = seconds(&v)?,
             "--duration" => a.duration = seconds(&v)?,
             "--idle" => a.idle = number(&flag, &v)?,
+            "--sources" => a.sources = number(&flag, &v)?,
             "--server-pid" => a.server_pid = Some(number(&flag, &v)?),
             _ => return Err(format!("unknown option: {flag}")),
         }
@@ -73,6 +78,10 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     a.target = SocketAddr::new(host, port.ok_or("--port is required")?);
     if a.payload == 0 || a.depth == 0 || a.duration.is_zero() {
         return Err("--payload, --depth and --duration must be > 0".into());
+    }
+    let ipv4_loopback = matches!(a.target.ip(), IpAddr::V4(ip) if ip.is_loopback());
+    if a.sources == 0 || (a.sources > 1 && !ipv4_loopback) {
+        return Err("--sources takes 1 to 255, and more than 1 only toward an IPv4 loopback address".into());
     }
     if [a.udp, a.chat, a.download].iter().filter(|&&m| m).count() > 1 {
         return Err("--udp, --chat and --download exclude each other".into());
@@ -101,5 +110,9 @@ mod tests {
         assert!(args("--port 70000").is_err());
         assert!(args("--port 1 --bogus 2").unwrap_err().contains("unknown option"));
         assert!(args("--port 1 --depth 0").is_err());
+        assert_eq!(args("--port 1 --sources 4").unwrap().sources, 4);
+        assert!(args("--port 1 --sources 0").is_err());
+        assert!(args("--port 1 --host ::1 --sources 2").is_err());
+        assert!(args("--port 1 --host 10.0.0.1 --sources 2").is_err());
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! muxnet-loadgen --port 7000 [--host 127.0.0.1] [--connections 100] [--payload 64]
-//!                [--depth 1] [--warmup 1] [--duration 5] [--idle 0] [--udp | --chat | --download]
+//!                [--depth 1] [--warmup 1] [--duration 5] [--idle 0] [--sources 1] [--udp | --chat | --download]
 //!                [--server-pid PID]
 //! ```
 
@@ -61,6 +61,13 @@ impl Clock {
         let measure_from = now + args.warmup;
         let measure_until = measure_from + args.duration;
         Clock { measure_from, measure_until, deadline: measure_until + Duration::from_secs(10) }
+    }
+
+    /// Opens the measured window at `now` (later than planned: the
+    /// connections took longer to open than the warm-up).
+    pub fn start_at(&mut self, now: Instant) {
+        let duration = self.measure_until - self.measure_from;
+        *self = Clock { measure_from: now, measure_until: now + duration, deadline: now + duration + Duration::from_secs(10) };
     }
 
     pub fn measuring(&self, t: Instant) -> bool {

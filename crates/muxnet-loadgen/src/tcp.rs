@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -70,12 +71,31 @@ impl Conn {
     }
 }
 
-pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+/// How long the measured window waits, past the warm-up, for the last
+/// connections to open (a full listen backlog drops SYNs, retried after 1 s, 3 s, …).
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// A non-blocking connect from `source` (any port), or from wherever the kernel picks.
+fn connect_from(target: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    let Some(ip) = source else { return TcpStream::connect(target) };
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((ip, 0)).into())?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
     let mut tally = Tally::default();
     let mut poll = Poll::new().expect("create poller");
     let mut conns = Vec::with_capacity(args.connections + args.idle);
     for id in 0..args.connections + args.idle {
-        match TcpStream::connect(args.target) {
+        let source = (args.sources > 1).then(|| Ipv4Addr::new(127, 0, 0, 1 + (id % args.sources as usize) as u8));
+        match connect_from(args.target, source) {
             Ok(mut stream) => {
                 if poll.registry().register(&mut stream, Token(conns.len()), Interest::READABLE | Interest::WRITABLE).is_err() {
                     tally.errors += 1;
@@ -105,17 +125,25 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = Vec::new();
     let mut measuring = false;
+    // The window opens once every connection is open: the server's memory
+    // is then read with all of them held.
+    let mut unconnected = conns.len();
+    let connect_deadline = clock.measure_from + CONNECT_WAIT;
     loop {
         let now = Instant::now();
-        if !measuring && now >= clock.measure_from {
+        let waiting = now >= clock.measure_from && unconnected > 0 && now < connect_deadline;
+        if !measuring && now >= clock.measure_from && !waiting {
             measuring = true;
+            if now > clock.measure_from + Duration::from_millis(50) {
+                clock.start_at(now);
+            }
             on_measure_start();
         }
-        if now >= clock.measure_until {
+        if measuring && now >= clock.measure_until {
             break;
         }
         let next = if measuring { clock.measure_until } else { clock.measure_from };
-        let timeout = next.saturating_duration_since(now).min(Duration::from_millis(50));
+        let timeout = if waiting { Duration::from_millis(50) } else { next.saturating_duration_since(now).min(Duration::from_millis(50)) };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 panic!("poll: {e}");
@@ -133,7 +161,10 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
                         return Err(e);
                     }
                     match c.stream.peer_addr() {
-                        Ok(_) => c.connected = true,
+                        Ok(_) => {
+                            c.connected = true;
+                            unconnected -= 1;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
                         Err(e) => return Err(e),
                     }
@@ -175,12 +206,15 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
                 c.flush()
             })();
             if let Err(e) = result {
+                if !c.connected {
+                    unconnected -= 1;
+                }
                 c.dead = true;
                 tally.errors += 1;
                 eprintln!("muxnet-loadgen: connection {}: {e}", c.id);
             }
         }
-        if now >= clock.deadline {
+        if measuring && now >= clock.deadline {
             break;
         }
     }

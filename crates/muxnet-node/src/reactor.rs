@@ -73,8 +73,12 @@ pub struct ReactorStats {
     /// Stream reads that found no input (`WouldBlock`).
     pub empty_reads: f64,
     pub writes: IoCount,
+    /// Receive and send syscalls (`recvmmsg`/`sendmmsg` on Linux: one for
+    /// up to 64 datagrams) and the bytes they moved.
     pub receives: IoCount,
     pub sends: IoCount,
+    pub datagrams_received: f64,
+    pub datagrams_sent: f64,
     pub relayed: f64,
     pub listeners: f64,
     pub connections: f64,
@@ -399,6 +403,34 @@ impl Reactor {
         code(self.with(|r| r.resume_accept(token_of(token)).map(|()| 0)))
     }
 
+    /// Takes an idle connection out of this reactor, open, for another
+    /// thread's reactor to `adopt`: its ticket, or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn detach(&self, token: f64) -> f64 {
+        code(self.with(|r| r.detach(token_of(token)))) as f64
+    }
+
+    /// Adopts a connection another reactor of this process detached: its
+    /// token here, or a negative errno (`EBADF`: no such ticket).
+    #[napi(catch_unwind)]
+    pub fn adopt(&self, ticket: f64) -> f64 {
+        code(self.with(|r| r.adopt(ticket as u64).map(token_number))) as f64
+    }
+
+    /// Closes a connection detached under `ticket` that no reactor will
+    /// adopt (the table is process-wide: any reactor may): 0, or a negative
+    /// errno (`EBADF`: no such ticket).
+    #[napi(catch_unwind)]
+    pub fn discard_detached(&self, ticket: f64) -> i64 {
+        code(muxnet_core::discard_detached(ticket as u64).map(|()| 0))
+    }
+
+    /// Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`.
+    #[napi(catch_unwind)]
+    pub fn hold_accept(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.hold_accept(token_of(token), on).map(|()| 0)))
+    }
+
     #[napi(catch_unwind)]
     pub fn set_no_delay(&self, token: f64, on: bool) -> i64 {
         code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
@@ -458,6 +490,8 @@ impl Reactor {
             writes: s.writes.into(),
             receives: s.receives.into(),
             sends: s.sends.into(),
+            datagrams_received: s.datagrams_received as f64,
+            datagrams_sent: s.datagrams_sent as f64,
             relayed: s.relayed as f64,
             listeners: s.listeners as f64,
             connections: s.connections as f64,

@@ -4,6 +4,7 @@
 //! field positions are exported to JS; `src/reactor.ts` decodes with them.
 
 use std::io;
+use std::net::SocketAddr;
 
 use muxnet_core::{Event, Token};
 use napi_derive::napi;
@@ -85,6 +86,8 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
         let (index, generation) = token.map_or((0, 0), |t| (t.index() as i32, t.generation() as i32));
         words.extend_from_slice(&[kind, index, generation, a, b, c, d]);
     };
+    // The host of the last datagram: its text is `peers.last()`.
+    let mut last_ip = None;
     for event in events {
         match event {
             Event::Accept { listener, conn } => {
@@ -98,10 +101,12 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::FileSent { conn, sent } => record(EVENT_FILE_SENT, Some(*conn), *sent as u32 as i32, (*sent >> 32) as i32, 0, 0),
             Event::Close { conn, error } => record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
             Event::Message { socket, offset, len, from } => {
-                let ip = ip_text(from);
-                // Consecutive datagrams from one peer share a string.
-                if peers.last() != Some(&ip) {
-                    peers.push(ip);
+                // Consecutive datagrams from one host share a string, made once.
+                // (The scope is part of a link-local IPv6 sender's text.)
+                let host = (from.ip(), if let SocketAddr::V6(v6) = from { v6.scope_id() } else { 0 });
+                if last_ip != Some(host) {
+                    peers.push(ip_text(from));
+                    last_ip = Some(host);
                 }
                 let index = peers.len() as i32 - 1;
                 record(EVENT_MESSAGE, Some(*socket), *offset as i32, *len as i32, from.port() as i32, index);

@@ -1,18 +1,17 @@
 /**
  * `muxnet chat serve` and `muxnet chat connect`.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
+import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
 import { ChatServer } from './server';
-import { nodeTransport, nodeCorkedTransport, muxnetTransport, type ChatTransport } from './transport';
+import { nodeTransport, nodeCorkedTransport, muxnetTransport } from './transport';
 import { UdpChatServer } from './udp';
 
 export { ChatServer, UdpChatServer, runClient, nodeTransport, nodeCorkedTransport, muxnetTransport };
-
-/** `--net`: the network stack the chat server runs on. */
-const TRANSPORTS: Record<string, ChatTransport> = { muxnet: muxnetTransport, node: nodeTransport, 'node-corked': nodeCorkedTransport };
 
 export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line protocol; nc/telnet can join)
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
@@ -21,6 +20,9 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --stats S  every S seconds, a line of the reactor's counters (muxnet only)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
+          --redis redis://HOST:PORT  rooms, nicks and /who across servers sharing this Redis
+          --node-id NAME (hostname-pid)  --lease S (10: nick and presence lease)
+          --workers N|auto  N servers on worker threads, one port (needs --redis)
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
 
 export async function runChat(argv: string[]): Promise<void> {
@@ -43,6 +45,10 @@ export async function runChat(argv: string[]): Promise<void> {
       interval: { type: 'string' },
       stats: { type: 'string' },
       nick: { type: 'string' },
+      redis: { type: 'string' },
+      'node-id': { type: 'string' },
+      lease: { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   if (sub === 'serve') return serve(values);
@@ -74,31 +80,62 @@ async function serve(values: Values): Promise<void> {
     console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
     return;
   }
-  const transport = TRANSPORTS[(values.net as string | undefined) ?? 'muxnet'];
+  const net = (values.net as string | undefined) ?? 'muxnet';
+  const transport = TRANSPORTS[net];
   if (!transport) throw new UsageError(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
   const rate = numberArg('--rate', values.rate as string | undefined, 100, POSITIVE);
   const statsEvery = numberArg('--stats', values.stats as string | undefined, 0, POSITIVE);
   if (statsEvery > 0 && transport !== muxnetTransport) throw new UsageError('--stats reports the muxnet reactor: it needs --net muxnet');
   if (values.framing !== 'line' && values.framing !== 'length') throw new UsageError(`--framing must be line or length, not ${values.framing}`);
-  const server = await new ChatServer({
-    port: numberArg('--port', values.port as string | undefined, 7001, PORT),
-    host,
-    backend,
-    transport,
-    framing: values.framing,
-    idleTimeoutMs: secondsArg('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
-    rate,
-    burst: rate * 2,
-    maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),
-    maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
-    quiet: Boolean(values.quiet),
-  }).start();
+  const redis = clusterArgs(values);
+  const workers = values.workers === 'auto' ? availableParallelism() : numberArg('--workers', values.workers as string | undefined, 1, { integer: true, min: 1 });
+  if (values.workers !== undefined && !redis) throw new UsageError('--workers links its servers through Redis: it needs --redis URL');
+  if (values.workers !== undefined && transport !== muxnetTransport) throw new UsageError('--workers shares one port between reactors: it needs --net muxnet');
+  if (values.workers !== undefined && statsEvery > 0) throw new UsageError('--stats reports one reactor: it cannot be used with --workers');
+  const config: ChatConfig = {
+    net,
+    redis,
+    server: {
+      port: numberArg('--port', values.port as string | undefined, 7001, PORT),
+      host,
+      backend,
+      framing: values.framing,
+      idleTimeoutMs: secondsArg('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
+      rate,
+      burst: rate * 2,
+      maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),
+      maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
+      quiet: Boolean(values.quiet),
+    },
+  };
+  // The URL may carry a password: only its host is printed.
+  const linked = redis ? `, Redis ${new URL(redis.url).host}` : '';
+  if (values.workers !== undefined) {
+    const pool = await startWorkers(config, workers);
+    onSignal(() => void pool.stop());
+    console.log(`muxnet chat: listening on ${host}:${pool.port} (${transport.name}, ${values.framing} framing${linked}, ${workers} workers)`);
+    return;
+  }
+  const server = await startServer(config);
   const reporter = statsEvery > 0 ? reportStats('muxnet chat', backend, statsEvery) : undefined;
   onSignal(() => {
     clearInterval(reporter);
-    server.stop();
+    void server.stop();
   });
-  console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing)`);
+  console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing${linked})`);
+}
+
+/** `--redis`, `--node-id`, `--lease`: the cluster, if any. */
+function clusterArgs(values: Values): ChatConfig['redis'] {
+  const url = values.redis as string | undefined;
+  if (url === undefined) {
+    for (const option of ['node-id', 'lease'] as const) if (values[option] !== undefined) throw new UsageError(`--${option} names this server in a cluster: it needs --redis URL`);
+    return undefined;
+  }
+  if (!/^rediss?:\/\/./.test(url)) throw new UsageError(`--redis must be a redis:// or rediss:// URL, not '${url}'`);
+  const nodeId = values['node-id'] as string | undefined;
+  if (nodeId !== undefined && !/^[\w.-]{1,64}$/.test(nodeId)) throw new UsageError(`--node-id must be 1-64 letters, digits, '.', '-' or '_', not '${nodeId}'`);
+  return { url, nodeId, leaseMs: secondsArg('--lease', values.lease as string | undefined, 10) };
 }
 
 function onSignal(stop: () => void): void {

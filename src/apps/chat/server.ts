@@ -10,6 +10,7 @@
  * per member.
  */
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
+import { DEGRADED, type ChatLink, type LocalChat } from './link';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
 import { muxnetTransport } from './transport';
 
@@ -32,6 +33,10 @@ export interface ChatServerOptions {
   quiet?: boolean;
   /** How long announcements collect before they go out, one line per room (default 100 ms). */
   announceMs?: number;
+  /** Share the port with other servers in this process or others (`SO_REUSEPORT`; muxnet only). */
+  reusePort?: boolean;
+  /** The cluster this server belongs to (`RedisLink`): rooms, nicks and presence across servers. */
+  link?: ChatLink;
 }
 
 interface Member {
@@ -111,7 +116,8 @@ function summary(batch: Announcement[]): string {
 }
 
 export class ChatServer {
-  readonly options: Required<Omit<ChatServerOptions, 'backend' | 'transport'>> & { backend?: BackendName; transport: ChatTransport };
+  readonly options: Required<Omit<ChatServerOptions, 'backend' | 'transport' | 'link'>> & { backend?: BackendName; transport: ChatTransport };
+  private readonly link: ChatLink | undefined;
   private listener: ChatListener | undefined;
   private readonly members = new Map<ChatConn, Member>();
   private readonly rooms = new Map<string, Set<Member>>();
@@ -138,7 +144,9 @@ export class ChatServer {
       slowCap: options.slowCap ?? 1 << 20,
       quiet: options.quiet ?? false,
       announceMs: options.announceMs ?? 100,
+      reusePort: options.reusePort ?? false,
     };
+    this.link = options.link;
   }
 
   get port(): number {
@@ -150,9 +158,10 @@ export class ChatServer {
   }
 
   async start(): Promise<this> {
-    const { transport, port, host, backend } = this.options;
+    const { transport, port, host, backend, reusePort } = this.options;
+    await this.link?.attach(this.linked());
     this.listener = await transport.listen(
-      { port, host, backend },
+      { port, host, backend, reusePort },
       { open: (c) => this.open(c), data: (c, chunk) => this.data(c, chunk), close: (c) => this.closed(c) },
     );
     const every = Math.max(10, Math.min(1000, this.options.idleTimeoutMs / 4));
@@ -160,8 +169,31 @@ export class ChatServer {
     return this;
   }
 
-  /** Says goodbye to everyone, then closes every connection and the listener. */
-  stop(): void {
+  /** The server as its link sees it: what other servers send here. */
+  private linked(): LocalChat {
+    return {
+      deliverRoom: (room, text) => this.deliver(this.rooms.get(room) ?? [], text),
+      deliverPrivate: (nick, text) => {
+        const to = this.nicks.get(nick.toLowerCase());
+        if (to) this.send(to, text);
+        return to !== undefined;
+      },
+      departed: (room, nicks) => {
+        if (!this.options.quiet) this.toRoom(room, `${timestamp()} * ${names(nicks)} disconnected`);
+      },
+      lost: (nick) => {
+        const m = this.nicks.get(nick.toLowerCase());
+        if (m) this.renameLost(m);
+      },
+      notice: (text) => this.deliver(this.members.values(), text),
+    };
+  }
+
+  /**
+   * Says goodbye to everyone, then closes every connection and the
+   * listener; in a cluster, resolves once it has left it.
+   */
+  stop(): Promise<void> {
     clearInterval(this.heartbeat);
     clearTimeout(this.announcer);
     this.pending.clear();
@@ -169,6 +201,7 @@ export class ChatServer {
     const everyone = [...this.members.values()];
     this.options.transport.broadcast(everyone.map((m) => m.conn), this.frame('SERVER shutting down. Goodbye.'), Infinity);
     for (const m of everyone) m.conn.end();
+    return this.link?.close() ?? Promise.resolve();
   }
 
   private frame(text: string): Buffer {
@@ -183,6 +216,7 @@ export class ChatServer {
   private toRoom(room: string, text: string, except?: Member): void {
     this.announce(room);
     this.deliver(this.rooms.get(room) ?? [], text, except);
+    this.link?.publish(room, text);
   }
 
   /**
@@ -234,7 +268,9 @@ export class ChatServer {
     const batch = pending.filter((a) => !a.cancelled);
     for (const a of batch) a.member.unannounced = [];
     if (batch.length === 0) return;
-    this.deliver(this.rooms.get(room) ?? [], `${timestamp()} * ${summary(batch)}`);
+    const line = `${timestamp()} * ${summary(batch)}`;
+    this.deliver(this.rooms.get(room) ?? [], line);
+    this.link?.publish(room, line);
   }
 
   private open(conn: ChatConn): void {
@@ -244,9 +280,7 @@ export class ChatServer {
       return;
     }
     const now = Date.now();
-    let nick: string;
-    do nick = `guest${++this.guests}`;
-    while (this.nicks.has(nick));
+    const nick = this.guestNick();
     const m: Member = {
       conn,
       nick,
@@ -265,6 +299,35 @@ export class ChatServer {
     this.nicks.set(nick.toLowerCase(), m);
     this.join(m, LOBBY);
     this.send(m, `WELCOME to muxnet chat. You are ${nick} in ${LOBBY}. /help lists the commands.`);
+    if (this.link && !this.link.connected) this.send(m, DEGRADED);
+    this.claimGuest(m);
+  }
+
+  /** A nick no member here has; in a cluster, one with this server's name in it. */
+  private guestNick(): string {
+    let nick: string;
+    do nick = `guest${++this.guests}${this.link?.guestSuffix ?? ''}`.slice(0, MAX_NICK);
+    while (this.nicks.has(nick.toLowerCase()));
+    return nick;
+  }
+
+  /** Claims a guest nick across the cluster; if another server has it, the member gets another one. */
+  private claimGuest(m: Member): void {
+    const nick = m.nick;
+    void this.link?.claim(nick).then((claim) => {
+      if (claim === 'taken' && this.members.has(m.conn) && m.nick === nick) this.renameLost(m);
+    });
+  }
+
+  /**
+   * Another server holds `m`'s nick (both took it while Redis was out of
+   * reach; the other claimed it first): `m` becomes a guest again.
+   */
+  private renameLost(m: Member): void {
+    const guest = this.guestNick();
+    this.send(m, `ERROR nick ${m.nick} is held on another server; you are now ${guest}`);
+    this.setNick(m, guest);
+    this.claimGuest(m);
   }
 
   private data(conn: ChatConn, chunk: Buffer): void {
@@ -328,16 +391,11 @@ export class ChatServer {
         }
         return this.send(m, `JOINED ${LOBBY}`);
       case '/rooms':
-        return this.send(m, `ROOMS ${[...this.rooms].map(([name, set]) => `${name} (${set.size})`).join(', ')}`);
+        return this.listRooms(m);
       case '/who':
-        return this.send(m, `WHO ${m.room}: ${[...(this.rooms.get(m.room) ?? [])].map((x) => x.nick).join(', ')}`);
-      case '/msg': {
-        const [target, ...words] = args;
-        const to = target ? this.nicks.get(target.toLowerCase()) : undefined;
-        if (!to || words.length === 0) return this.send(m, to ? 'ERROR usage: /msg NICK text' : `ERROR no such nick: ${target ?? ''}`);
-        this.send(to, `${timestamp()} ${m.nick} (private): ${words.join(' ')}`);
-        return this.send(m, `${timestamp()} -> ${to.nick}: ${words.join(' ')}`);
-      }
+        return this.who(m);
+      case '/msg':
+        return this.whisper(m, args);
       case '/me':
         return this.toRoom(m.room, `${timestamp()} * ${m.nick} ${rest}`, m);
       case '/ping':
@@ -351,19 +409,77 @@ export class ChatServer {
     }
   }
 
+  /** `ROOMS lobby (3), dev (2)`: this server's rooms, then the others', members counted across the cluster. */
+  private listRooms(m: Member): void {
+    const counts = new Map([...this.rooms].map(([name, set]) => [name, set.size]));
+    const reply = () => this.send(m, `ROOMS ${[...counts].map(([name, n]) => `${name} (${n})`).join(', ')}`);
+    if (!this.link) return reply();
+    void this.link.rooms().then((remote) => {
+      for (const [name, n] of remote) counts.set(name, (counts.get(name) ?? 0) + n);
+      reply();
+    });
+  }
+
+  /** `WHO room: a, b`: members here first, then on the other servers. */
+  private who(m: Member): void {
+    const room = m.room;
+    const here = [...(this.rooms.get(room) ?? [])].map((x) => x.nick);
+    const reply = (there: string[]) => this.send(m, `WHO ${room}: ${[...here, ...there].join(', ')}`);
+    if (!this.link) return reply([]);
+    void this.link.who(room).then(reply);
+  }
+
+  private whisper(m: Member, [target, ...words]: string[]): void {
+    const to = target ? this.nicks.get(target.toLowerCase()) : undefined;
+    const text = words.join(' ');
+    if (to && text) {
+      this.send(to, `${timestamp()} ${m.nick} (private): ${text}`);
+      return this.send(m, `${timestamp()} -> ${to.nick}: ${text}`);
+    }
+    if (to || !target || !text || !this.link) return this.send(m, to ? 'ERROR usage: /msg NICK text' : `ERROR no such nick: ${target ?? ''}`);
+    // Not here: the server that holds the nick's claim delivers it.
+    void this.link.whisper(target, `${timestamp()} ${m.nick} (private): ${text}`).then((sent) => {
+      this.send(m, sent ? `${timestamp()} -> ${target}: ${text}` : `ERROR no such nick: ${target}`);
+    });
+  }
+
+  /** `/nick`: unique here at once; in a cluster, once Redis has granted the claim. */
   private rename(m: Member, nick: string): void {
     const problem = nickError(nick);
     if (problem) return this.send(m, `ERROR ${problem}`);
     const owner = this.nicks.get(nick.toLowerCase());
     if (owner && owner !== m) return this.send(m, `ERROR nick ${nick} is taken`);
+    const link = this.link;
+    if (!link || owner === m) return this.setNick(m, nick);
+    void link.claim(nick).then((claim) => {
+      const gone = !this.members.has(m.conn);
+      const holder = this.nicks.get(nick.toLowerCase());
+      if (gone || claim === 'taken' || (holder && holder !== m)) {
+        // Another member here got it while Redis answered: the claim is theirs, not released.
+        if (gone && claim === 'ok' && !holder) link.release(nick);
+        if (!gone) this.send(m, `ERROR nick ${nick} is taken`);
+        return;
+      }
+      // Offline: unique here for now; the link claims it once Redis is back.
+      const old = m.nick;
+      this.setNick(m, nick);
+      link.release(old);
+    });
+  }
+
+  private setNick(m: Member, nick: string): void {
     if (nick !== m.nick) this.enqueue(m.room, m, `is now known as ${nick}`);
     this.nicks.delete(m.nick.toLowerCase());
+    // The new name first: the room keeps a member here throughout (its channel stays subscribed).
+    this.link?.presence(nick, m.room);
+    if (nick !== m.nick) this.link?.presence(m.nick, undefined);
     m.nick = nick;
     this.nicks.set(nick.toLowerCase(), m);
     this.send(m, `NICK ${nick}`);
   }
 
   private join(m: Member, room: string): void {
+    this.link?.presence(m.nick, room);
     m.room = room;
     let members = this.rooms.get(room);
     if (!members) this.rooms.set(room, (members = new Set()));
@@ -398,6 +514,8 @@ export class ChatServer {
     this.members.delete(m.conn);
     this.nicks.delete(m.nick.toLowerCase());
     this.leaveRoom(m, why);
+    this.link?.presence(m.nick, undefined);
+    this.link?.release(m.nick);
   }
 
   private closed(conn: ChatConn): void {

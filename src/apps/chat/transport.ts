@@ -4,6 +4,7 @@
  */
 import nodeNet from 'node:net';
 import { broadcast, listen, type BackendName, type Connection } from '../../fast';
+import { unsupported } from '../../net/unsupported';
 
 /** One client connection, as the chat server sees it. */
 export interface ChatConn {
@@ -28,6 +29,8 @@ export interface ListenOptions {
   port: number;
   host: string;
   backend?: BackendName;
+  /** Share the port (`SO_REUSEPORT`): several servers, one per worker thread. muxnet only. */
+  reusePort?: boolean;
 }
 
 /** Thousands of clients may connect at once: a deep accept queue. */
@@ -56,7 +59,7 @@ export const muxnetTransport: ChatTransport = {
   name: 'muxnet',
   async listen(options, handlers) {
     const server = listen(
-      { port: options.port, host: options.host, backend: options.backend, backlog: BACKLOG },
+      { port: options.port, host: options.host, backend: options.backend, backlog: BACKLOG, reusePort: options.reusePort },
       {
         onOpen: (conn) => handlers.open(conn),
         onData: (conn, chunk) => handlers.data(conn, chunk),
@@ -99,6 +102,8 @@ function nodeTransportWith(cork: boolean): ChatTransport {
   return {
     name: cork ? 'node:net, corked' : 'node:net',
     listen(options, handlers) {
+      // node:net has it only from Node 22.12 on (muxnet runs on 20 too): never a silent difference.
+      if (options.reusePort) return Promise.reject(unsupported('reusePort for the chat server on node:net'));
       return new Promise((resolve, reject) => {
         const server = nodeNet.createServer({ noDelay: true }, (sock) => {
           handlers.open(sock);

@@ -1,7 +1,6 @@
 //! `poll(2)` over the whole interest list on every wait: level-triggered,
 //! O(registered sockets) per call, no fd limit. The classic model.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -15,10 +14,15 @@ pub struct PollBackend {
     /// `fds[0]` is the self-pipe; `tokens[i]` belongs to `fds[i]`.
     fds: Vec<libc::pollfd>,
     tokens: Vec<Token>,
-    index: HashMap<RawFd, usize>,
+    /// Where each fd is in `fds`, by fd number (`NONE`: not registered).
+    /// Fds are small and dense: 4 bytes each, where a hash map spends
+    /// several times that per socket.
+    index: Vec<u32>,
     pipe: SelfPipe,
     waker: Arc<sys::PipeWaker>,
 }
+
+const NONE: u32 = u32::MAX;
 
 fn events(interest: Interest) -> libc::c_short {
     let mut ev = 0;
@@ -36,11 +40,14 @@ impl PollBackend {
         let pipe = SelfPipe::new()?;
         let waker = Arc::new(pipe.waker()?);
         let fds = vec![libc::pollfd { fd: pipe.read_fd(), events: libc::POLLIN, revents: 0 }];
-        Ok(PollBackend { fds, tokens: vec![Token::from_bits(u64::MAX)], index: HashMap::new(), pipe, waker })
+        Ok(PollBackend { fds, tokens: vec![Token::from_bits(u64::MAX)], index: Vec::new(), pipe, waker })
     }
 
     fn slot(&self, fd: RawFd) -> io::Result<usize> {
-        self.index.get(&fd).copied().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        match usize::try_from(fd).ok().and_then(|fd| self.index.get(fd)) {
+            Some(&i) if i != NONE => Ok(i as usize),
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
     }
 }
 
@@ -51,10 +58,14 @@ impl Backend for PollBackend {
 
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
         let fd = socket.raw_fd();
-        if self.index.contains_key(&fd) {
+        if self.slot(fd).is_ok() {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
-        self.index.insert(fd, self.fds.len());
+        let at = usize::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        if at >= self.index.len() {
+            self.index.resize(at + 1, NONE);
+        }
+        self.index[at] = self.fds.len() as u32;
         self.fds.push(libc::pollfd { fd, events: events(interest), revents: 0 });
         self.tokens.push(token);
         Ok(())
@@ -68,12 +79,13 @@ impl Backend for PollBackend {
     }
 
     fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
-        let i = self.slot(socket.raw_fd())?;
-        self.index.remove(&socket.raw_fd());
+        let fd = socket.raw_fd();
+        let i = self.slot(fd)?;
+        self.index[fd as usize] = NONE;
         self.fds.swap_remove(i);
         self.tokens.swap_remove(i);
         if let Some(moved) = self.fds.get(i) {
-            self.index.insert(moved.fd, i);
+            self.index[moved.fd as usize] = i as u32;
         }
         Ok(())
     }

@@ -1,14 +1,13 @@
-//! UDP sockets: receiving within a budget into the slab, and sending now.
+//! UDP sockets: receiving in batches (`recvmmsg` on Linux) within a
+//! budget into the slab, and sending.
 
 use std::io;
 use std::net::SocketAddr;
 
-use super::{Event, Kind, Reactor, ReadSpace};
+use super::{gone, Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::Token;
 use crate::socket::{self, BindOptions, Membership, MulticastInterface, Socket, SocketBuffer};
-
-/// The largest datagram; a receive needs this much room.
-const MAX_DATAGRAM: usize = 65536;
+use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM};
 
 /// `ttl` if it is within `least..=255`, as libuv takes a TTL.
 fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
@@ -35,6 +34,7 @@ impl Reactor {
     pub fn send_to(&mut self, token: Token, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         let sent = self.datagram(token)?.send_to(data, to)?;
         self.counters.sends.one(sent);
+        self.counters.datagrams_sent += 1;
         Ok(sent)
     }
 
@@ -42,7 +42,84 @@ impl Reactor {
     pub fn send(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
         let sent = self.datagram(token)?.send(data)?;
         self.counters.sends.one(sent);
+        self.counters.datagrams_sent += 1;
         Ok(sent)
+    }
+
+    /// Queues one datagram (to `to`, or to the connected peer) to leave at
+    /// the next [`Reactor::flush_sends`] with the others queued on its
+    /// socket: one `sendmmsg` for up to 64 on Linux. Returns its place in
+    /// the queue, which is the index of its result then. A token that names
+    /// no UDP socket fails now. Send directly (`send_to`, `send`) only
+    /// once the queue is flushed, or a datagram overtakes those queued.
+    pub fn send_later(&mut self, token: Token, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        self.datagram(token)?;
+        let outbox = &mut self.outbox;
+        outbox.queued.push((token, Outgoing { start: outbox.bytes.len(), len: data.len(), to }));
+        outbox.bytes.extend_from_slice(data);
+        Ok(outbox.queued.len() - 1)
+    }
+
+    /// Datagrams queued by [`Reactor::send_later`] and not yet flushed.
+    pub fn queued_sends(&self) -> usize {
+        self.outbox.queued.len()
+    }
+
+    /// Sends every queued datagram, each socket's in the order queued, and
+    /// empties the queue. `results[i]` is the outcome of the `i`-th queued
+    /// send: the bytes sent, or its error. Once a socket's send buffer is
+    /// full (`WouldBlock`), the rest of its datagrams are not tried and are
+    /// `WouldBlock` too, so a caller that retries them keeps their order.
+    pub fn flush_sends(&mut self, results: &mut Vec<io::Result<usize>>) {
+        results.clear();
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let Outbox { bytes, queued, order, group, batch } = &mut outbox;
+        results.resize_with(queued.len(), || Ok(0));
+        // By socket (a stable sort: each socket's keep their order).
+        order.clear();
+        order.extend(0..queued.len());
+        order.sort_by_key(|&i| queued[i].0.to_bits());
+        let mut first = 0;
+        while first < order.len() {
+            let token = queued[order[first]].0;
+            let end = first + order[first..].iter().take_while(|&&i| queued[i].0 == token).count();
+            group.clear();
+            group.extend(order[first..end].iter().map(|&i| queued[i].1));
+            let mut next = 0;
+            while next < group.len() {
+                let at = order[first + next];
+                let Some(Entry { socket: Socket::Datagram(socket), .. }) = self.entries.get(token) else {
+                    results[at] = Err(gone(&self.closed_in_turn, token));
+                    next += 1;
+                    continue;
+                };
+                match batch.send(socket, bytes, &group[next..]) {
+                    Ok(sent) => {
+                        self.counters.sends.calls += 1;
+                        self.counters.datagrams_sent += sent as u64;
+                        for (k, out) in group[next..next + sent].iter().enumerate() {
+                            self.counters.sends.bytes += out.len as u64;
+                            results[order[first + next + k]] = Ok(out.len);
+                        }
+                        next += sent;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        for &i in &order[first + next..end] {
+                            results[i] = Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        next = group.len();
+                    }
+                    Err(e) => {
+                        results[at] = Err(e);
+                        next += 1;
+                    }
+                }
+            }
+            first = end;
+        }
+        bytes.clear();
+        queued.clear();
+        self.outbox = outbox;
     }
 
     /// Fixes the peer of a UDP socket: `send` goes there and only its
@@ -102,19 +179,33 @@ impl Reactor {
         socket::set_buffer_size(self.datagram(token)?, which, size)
     }
 
+    /// Receives what `token` holds, within the turn's datagram budget:
+    /// batches land in the reactor's [`RecvBatch`] and are copied into
+    /// `space`, each datagram one [`Event::Message`].
     pub(super) fn receive(&mut self, token: Token, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
-        for _ in 0..self.config.datagram_budget {
+        // What an earlier turn received and had no room for goes first
+        // (another socket's too: the batch buffer is shared).
+        if !self.deliver_held(space, events) {
+            self.carry.push(token);
+            return;
+        }
+        let mut left = self.config.datagram_budget;
+        while left > 0 {
             if space.free() < MAX_DATAGRAM {
                 self.carry.push(token);
                 return;
             }
-            let Ok(socket) = self.datagram(token) else { return };
-            let pos = space.pos;
-            match socket.recv_from(&mut space.buf[pos..pos + MAX_DATAGRAM]) {
-                Ok((len, from)) => {
-                    self.counters.receives.one(len);
-                    space.pos += len;
-                    events.push(Event::Message { socket: token, offset: pos, len, from });
+            let Some(Entry { socket: Socket::Datagram(socket), .. }) = self.entries.get(token) else { return };
+            let batch = self.inbox.batch.get_or_insert_with(|| Box::new(RecvBatch::new()));
+            match batch.receive(socket, left.min(BATCH)) {
+                Ok(got) => {
+                    self.counters.receives.calls += 1;
+                    left = left.saturating_sub(got);
+                    self.inbox.held = Held { socket: token, next: 0, count: got };
+                    if !self.deliver_held(space, events) {
+                        self.carry.push(token);
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // An ICMP error for a connected socket (port unreachable:
@@ -128,4 +219,61 @@ impl Reactor {
         }
         self.carry.push(token);
     }
+
+    /// Copies the received datagrams not yet delivered into `space`, in
+    /// order, as `Message` events; false if one did not fit (it stays for
+    /// the next turn). Those of a socket closed meanwhile are dropped.
+    fn deliver_held(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> bool {
+        let Inbox { batch: Some(batch), held } = &mut self.inbox else { return true };
+        if held.next < held.count && self.entries.get(held.socket).is_none() {
+            held.next = held.count;
+        }
+        while held.next < held.count {
+            let (data, from) = batch.datagram(held.next);
+            if data.len() > space.free() {
+                return false;
+            }
+            let offset = space.pos;
+            space.buf[offset..offset + data.len()].copy_from_slice(data);
+            space.pos += data.len();
+            self.counters.receives.bytes += data.len() as u64;
+            self.counters.datagrams_received += 1;
+            events.push(Event::Message { socket: held.socket, offset, len: data.len(), from });
+            held.next += 1;
+        }
+        true
+    }
+}
+
+/// Datagrams queued by [`Reactor::send_later`]: their bytes, one after
+/// another, and each one's socket and place; with what a flush reuses.
+#[derive(Default)]
+pub(super) struct Outbox {
+    bytes: Vec<u8>,
+    queued: Vec<(Token, Outgoing)>,
+    /// Indices into `queued`, by socket.
+    order: Vec<usize>,
+    /// One socket's datagrams, in order.
+    group: Vec<Outgoing>,
+    batch: SendBatch,
+}
+
+/// Datagrams received and not yet copied out to the caller: the batch
+/// buffer, made on the first receive, and which of its datagrams remain.
+pub(super) struct Inbox {
+    batch: Option<Box<RecvBatch>>,
+    held: Held,
+}
+
+impl Default for Inbox {
+    fn default() -> Inbox {
+        Inbox { batch: None, held: Held { socket: Token::from_bits(0), next: 0, count: 0 } }
+    }
+}
+
+/// Datagrams `next..count` of the batch, received on `socket`.
+struct Held {
+    socket: Token,
+    next: usize,
+    count: usize,
 }

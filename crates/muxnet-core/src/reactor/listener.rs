@@ -31,7 +31,7 @@ impl Reactor {
     /// Binds and listens; accepted connections get `TCP_NODELAY` if `no_delay`.
     pub fn listen(&mut self, opts: &BindOptions, no_delay: bool) -> io::Result<Token> {
         let listener = socket::tcp_listen(opts)?;
-        self.insert(Socket::Listener(Listener::Tcp(listener)), Kind::Listener { no_delay, accept_paused: false })
+        self.insert(Socket::Listener(Listener::Tcp(listener)), Kind::Listener { no_delay, accept_paused: false, held: false })
     }
 
     /// Listens on a Unix-domain path (IPC); the socket file is removed when
@@ -40,7 +40,7 @@ impl Reactor {
     #[cfg(unix)]
     pub fn listen_unix(&mut self, path: &str, backlog: i32) -> io::Result<Token> {
         let listener = socket::unix_listen(path, backlog)?;
-        self.insert(Socket::Listener(listener), Kind::Listener { no_delay: false, accept_paused: false })
+        self.insert(Socket::Listener(listener), Kind::Listener { no_delay: false, accept_paused: false, held: false })
     }
 
     /// Starts accepting again on a listener paused by `EMFILE`/`ENFILE`.
@@ -52,6 +52,25 @@ impl Reactor {
                 self.sync_interest(token)?;
                 self.carry.push(token);
             }
+        }
+        Ok(())
+    }
+
+    /// Holds accepting (`on`) or lets it go on: while held, pending
+    /// connections wait in the kernel's backlog, un-accepted. Independent of
+    /// the `EMFILE` pause; a serial server holds between connections.
+    pub fn hold_accept(&mut self, token: Token, on: bool) -> io::Result<()> {
+        let Kind::Listener { held, .. } = &mut self.entry(token)?.kind else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a listener"));
+        };
+        if *held == on {
+            return Ok(());
+        }
+        *held = on;
+        self.sync_interest(token)?;
+        if !on {
+            // Connections that queued while held raise no new edge.
+            self.carry.push(token);
         }
         Ok(())
     }
@@ -75,7 +94,7 @@ impl Reactor {
                 Ok(stream) => {
                     self.counters.accepts += 1;
                     let conn = Connection::default();
-                    match self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn))) {
+                    match self.insert(Socket::Stream(stream), Kind::Stream(conn)) {
                         Ok(conn) => events.push(Event::Accept { listener: token, conn }),
                         Err(error) => events.push(Event::AcceptError { listener: token, error }),
                     }

@@ -6,6 +6,7 @@
 //! borrow of the reactor is held while user code runs.
 
 mod datagram;
+mod handoff;
 mod listener;
 mod pipe;
 mod stream;
@@ -21,6 +22,8 @@ use crate::socket::{Address, Socket};
 use crate::stats::Stats;
 use crate::token::Table;
 
+pub use handoff::discard_detached;
+
 /// Limits that keep one busy or hostile peer from starving or bloating
 /// the others.
 #[derive(Clone, Debug)]
@@ -29,7 +32,8 @@ pub struct Config {
     pub read_budget: usize,
     /// Connections accepted from one listener in one turn.
     pub accept_budget: usize,
-    /// Datagrams received on one socket in one turn.
+    /// Datagrams received on one socket in one turn (in batches of up to
+    /// 64 on Linux).
     pub datagram_budget: usize,
     /// Bytes a connection may have queued before more writes are refused
     /// with `ENOBUFS` (see [`Reactor::write`]); the caller should then
@@ -139,8 +143,14 @@ impl<'a> ReadSpace<'a> {
 
 #[derive(Debug)]
 enum Kind {
-    Listener { no_delay: bool, accept_paused: bool },
-    Stream(Box<Connection>),
+    /// `accept_paused`: by `EMFILE`/`ENFILE`, until an fd frees up;
+    /// `held`: by the application ([`Reactor::hold_accept`]), until it lets go.
+    Listener {
+        no_delay: bool,
+        accept_paused: bool,
+        held: bool,
+    },
+    Stream(Connection),
     Datagram,
 }
 
@@ -155,7 +165,7 @@ struct Entry {
 impl Entry {
     fn interest(&self) -> Option<Interest> {
         match &self.kind {
-            Kind::Listener { accept_paused, .. } => Interest::new(!accept_paused, false),
+            Kind::Listener { accept_paused, held, .. } => Interest::new(!accept_paused && !held, false),
             Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
             Kind::Datagram => Some(Interest::READABLE),
         }
@@ -237,6 +247,10 @@ pub struct Reactor {
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
     relay_buf: Vec<u8>,
+    /// Where datagrams are received in batches (see `datagram.rs`).
+    inbox: datagram::Inbox,
+    /// Datagrams queued to be sent together (see `datagram.rs`).
+    outbox: datagram::Outbox,
     /// What has happened so far (the gauges of [`Stats`] are filled in by
     /// [`Reactor::stats`]).
     counters: Stats,
@@ -261,6 +275,8 @@ impl Reactor {
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
+            inbox: datagram::Inbox::default(),
+            outbox: datagram::Outbox::default(),
             counters: Stats::default(),
             config,
         }
@@ -332,7 +348,7 @@ impl Reactor {
     pub fn close(&mut self, token: Token) -> io::Result<()> {
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
         if let Kind::Stream(conn) = &entry.kind {
-            if let Some(partner) = conn.pipe {
+            if let Some(partner) = conn.pipe() {
                 self.unlink(partner);
             }
         }
@@ -429,16 +445,16 @@ impl Reactor {
         let mut stats = self.counters.clone();
         for entry in self.entries.values() {
             match &entry.kind {
-                Kind::Listener { accept_paused, .. } => {
+                Kind::Listener { accept_paused, held, .. } => {
                     stats.listeners += 1;
-                    stats.paused_listeners += *accept_paused as u64;
+                    stats.paused_listeners += (*accept_paused || *held) as u64;
                 }
                 Kind::Datagram => stats.datagram_sockets += 1,
                 Kind::Stream(c) => {
                     stats.connections += 1;
                     stats.connecting += c.connecting as u64;
                     stats.half_closed += (c.read_closed || c.ending || c.write_closed) as u64;
-                    stats.piped += c.pipe.is_some() as u64;
+                    stats.piped += c.pipe().is_some() as u64;
                     stats.queued_bytes += c.buffered() as u64;
                 }
             }
@@ -455,7 +471,9 @@ impl Reactor {
     fn dispatch(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
         let Some(entry) = self.entries.get(r.token) else { return };
         match entry.kind {
-            Kind::Listener { no_delay, .. } => self.accept(r.token, no_delay, events),
+            Kind::Listener { no_delay, held: false, .. } => self.accept(r.token, no_delay, events),
+            // A readiness reported before the hold (or a carried one) waits for `hold_accept(false)`.
+            Kind::Listener { held: true, .. } => {}
             Kind::Datagram => self.receive(r.token, space, events),
             Kind::Stream(_) => {
                 if let Err(error) = self.stream_ready(r, space, events) {
@@ -472,7 +490,7 @@ impl Reactor {
             // A broken side of a pipe breaks the other: reset, reported too.
             self.reset_partner(token, e, events);
         }
-        let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed);
+        let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed());
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
             let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
@@ -485,7 +503,7 @@ impl Reactor {
     /// life (until the next turn, also for a socket this turn closed).
     pub fn relayed(&mut self, token: Token) -> io::Result<u64> {
         match self.stream(token) {
-            Ok((_, conn)) => Ok(conn.relayed),
+            Ok((_, conn)) => Ok(conn.relayed()),
             Err(e) => self.closed_in_turn.get(&token).map(|c| c.relayed).ok_or(e),
         }
     }

@@ -29,7 +29,7 @@ impl Reactor {
     /// the same, or either is already joined.
     pub fn pipe(&mut self, a: Token, b: Token) -> io::Result<()> {
         let joinable = |r: &mut Reactor, t: Token| -> io::Result<()> {
-            match r.stream(t)?.1.pipe {
+            match r.stream(t)?.1.pipe() {
                 None => Ok(()),
                 Some(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "connection already piped")),
             }
@@ -39,8 +39,8 @@ impl Reactor {
         }
         joinable(self, a)?;
         joinable(self, b)?;
-        self.stream(a)?.1.pipe = Some(b);
-        self.stream(b)?.1.pipe = Some(a);
+        self.stream(a)?.1.set_pipe(b);
+        self.stream(b)?.1.set_pipe(a);
         // Input that came before the join raises no new edge.
         self.carry.extend([a, b]);
         self.backend.waker().wake()
@@ -91,7 +91,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             };
             budget -= n;
-            conn.relayed += n as u64;
+            conn.add_relayed(n);
             self.counters.relayed += n as u64;
             if let Err(error) = self.relay_write(to, &buf[..n]) {
                 // The partner broke: it is reported with its error, and
@@ -135,7 +135,7 @@ impl Reactor {
     /// the owner again, and reads again if it was held.
     pub(super) fn unlink(&mut self, partner: Token) {
         if let Ok((_, conn)) = self.stream(partner) {
-            conn.pipe = None;
+            conn.take_pipe();
             let _ = self.release(partner);
         }
     }
@@ -143,13 +143,13 @@ impl Reactor {
     /// `token` broke with `error`: reset its partner and report it closed
     /// with the same error.
     pub(super) fn reset_partner(&mut self, token: Token, error: &io::Error, events: &mut Vec<Event>) {
-        let Some(partner) = self.stream(token).ok().and_then(|(_, c)| c.pipe.take()) else { return };
+        let Some(partner) = self.stream(token).ok().and_then(|(_, c)| c.take_pipe()) else { return };
         let same = match error.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::from(error.kind()),
         };
         if let Ok((stream, conn)) = self.stream(partner) {
-            conn.pipe = None;
+            conn.take_pipe();
             let _ = stream.set_linger_zero();
         }
         self.close_reported(partner, Some(same), events);

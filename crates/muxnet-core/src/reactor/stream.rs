@@ -44,8 +44,8 @@ impl Reactor {
     /// (with `ECONNREFUSED`, …) reports how it ended.
     pub fn connect(&mut self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Token> {
         let stream = socket::tcp_connect(addr, local)?;
-        let conn = Connection { connecting: true, ..Default::default() };
-        self.insert(Socket::Stream(Stream::Tcp(stream)), Kind::Stream(Box::new(conn)))
+        let conn = Connection::connecting();
+        self.insert(Socket::Stream(Stream::Tcp(stream)), Kind::Stream(conn))
     }
 
     /// Starts a non-blocking connect to a Unix-domain socket (IPC); reported
@@ -53,8 +53,8 @@ impl Reactor {
     #[cfg(unix)]
     pub fn connect_unix(&mut self, path: &str) -> io::Result<Token> {
         let stream = socket::unix_connect(path)?;
-        let conn = Connection { connecting: true, ..Default::default() };
-        self.insert(Socket::Stream(stream), Kind::Stream(Box::new(conn)))
+        let conn = Connection::connecting();
+        self.insert(Socket::Stream(stream), Kind::Stream(conn))
     }
 
     /// Closes a TCP connection abortively: queued bytes are dropped and the
@@ -150,7 +150,7 @@ impl Reactor {
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
                 Err(error) => {
                     if let Ok((_, conn)) = self.stream(token) {
-                        conn.failed = Some(error);
+                        conn.set_failed(error);
                     }
                     self.carry.push(token);
                 }
@@ -189,7 +189,7 @@ impl Reactor {
     /// (an `Event::Close` with the error).
     pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
         let (_, conn) = self.writable_stream(token, 0)?;
-        conn.files.push_back(FileSend::new(file, offset, len));
+        conn.push_file(FileSend::new(file, offset, len));
         // Corked bytes go out with the file, by the same flush.
         conn.corked = false;
         self.sync_interest(token)?;
@@ -246,7 +246,7 @@ impl Reactor {
     pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<()> {
         let token = r.token;
         let (stream, conn) = self.stream(token)?;
-        if let Some(error) = conn.failed.take() {
+        if let Some(error) = conn.take_failed() {
             return Err(error);
         }
         if conn.connecting {
@@ -268,7 +268,7 @@ impl Reactor {
             // peer sent before its FIN or RST reaches the owner, then the
             // end, then the error (a read or a flush meets it), as in libuv.
             if r.readable || r.error {
-                let end = match conn.pipe {
+                let end = match conn.pipe() {
                     Some(partner) => self.relay(token, partner, r.hup || r.error, events)?,
                     None => self.read(token, r.hup || r.error, space, events)?,
                 };
@@ -311,7 +311,7 @@ impl Reactor {
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });
         }
-        if let Some(partner) = conn.pipe {
+        if let Some(partner) = conn.pipe() {
             self.release(partner)?;
         }
         self.sync_interest(token)

@@ -81,6 +81,11 @@ impl Harness {
         Harness { r, kind, slab: vec![0; 1 << 20], raw: Vec::new() }
     }
 
+    /// A harness whose turns read into a slab of `len` bytes.
+    pub fn with_slab(kind: BackendKind, len: usize) -> Harness {
+        Harness { slab: vec![0; len], ..Harness::new(kind) }
+    }
+
     pub fn name(&self) -> &'static str {
         self.kind.name()
     }

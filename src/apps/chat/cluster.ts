@@ -1,0 +1,409 @@
+/**
+ * Chat rooms across servers over Redis pub/sub, the pattern of Socket.IO's
+ * Redis adapter: a relayed line is published once per room, and every
+ * server with members in that room fans it out to them with one broadcast.
+ *
+ * In Redis (every key under `prefix`):
+ * - `nick:<lowercase nick>` → the owning server's id, `SET NX PX`: a claim
+ *   under a lease the owner refreshes every third of it;
+ * - `nodes`: a sorted set of server ids scored by when their lease ends
+ *   (Redis's clock, so servers' clocks may differ);
+ * - `members:<id>`: a hash, nick → room, of each server's members;
+ * - channels `room:<room>` (lines for a room) and `node:<id>` (private lines).
+ * A server whose lease ends (it died) is reaped by whichever live server
+ * gets to it first — atomically, in a script, so its members are announced
+ * gone exactly once — and its nicks expire with their own leases.
+ *
+ * The Redis client is ioredis, connected over muxnet's drop-in `net` (a
+ * `Connector`): the cluster's links run on the same reactor as the chat.
+ */
+import { randomBytes } from 'node:crypto';
+import type nodeNet from 'node:net';
+import { hostname } from 'node:os';
+import { AbstractConnector, Redis, type RedisOptions } from 'ioredis';
+import { connect } from '../../net';
+import type { BackendName } from '../../fast';
+import { DEGRADED, type ChatLink, type Claim, type LocalChat } from './link';
+
+export interface RedisLinkOptions {
+  /** `redis://[user:password@]host:port[/db]`. */
+  url: string;
+  /** This server's name in the cluster (default `hostname-pid`); unique per server. */
+  nodeId?: string;
+  /** How long a nick claim and a server's presence last unless refreshed (default 10 000 ms). */
+  leaseMs?: number;
+  /** Prefix of every key and channel (default `muxnet:chat:`). */
+  prefix?: string;
+  /** The reactor backend of the Redis connections. */
+  backend?: BackendName;
+}
+
+/** Refreshes this server's lease and its nicks; claims the nicks Redis lost. Returns [was missing, ...lost indices]. */
+const HEARTBEAT = `
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local lease = tonumber(ARGV[2])
+local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]) }
+redis.call('PEXPIRE', KEYS[2], lease * 2)
+for i = 3, #KEYS do
+  local owner = redis.call('GET', KEYS[i])
+  if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[i], lease)
+  elseif not owner then redis.call('SET', KEYS[i], ARGV[1], 'PX', lease)
+  else out[#out + 1] = i - 2 end
+end
+return out`;
+
+/** Removes servers whose lease ended (or ARGV[2], leaving) and returns them: id, then its members as an HGETALL list. */
+const REAP = `
+local dead = { ARGV[2] }
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+end
+local out = {}
+for _, id in ipairs(dead) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local key = ARGV[1] .. 'members:' .. id
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGETALL', key)
+    redis.call('DEL', key)
+  end
+end
+return out`;
+
+/** The members (HGETALL lists) of the live servers but ARGV[2]. */
+const ROSTER = `
+local t = redis.call('TIME')
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), '+inf')
+local out = {}
+for _, id in ipairs(ids) do
+  if id ~= ARGV[2] then out[#out + 1] = redis.call('HGETALL', ARGV[1] .. 'members:' .. id) end
+end
+return out`;
+
+/** Deletes the claims in KEYS still held by ARGV[1]. */
+const RELEASE = `
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0`;
+
+/** `[k1, v1, k2, v2]` as pairs. */
+function pairs(list: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < list.length; i += 2) out.push([list[i], list[i + 1]]);
+  return out;
+}
+
+export class RedisLink implements ChatLink {
+  readonly nodeId: string;
+  readonly leaseMs: number;
+  readonly guestSuffix: string;
+  private readonly prefix: string;
+  /** This process's incarnation: a restarted server's counter starts again from 1. */
+  private readonly origin: string;
+  private seq = 0;
+  /** The last publish: the ones before it are done when it is (one connection, in order). */
+  private published: Promise<unknown> = Promise.resolve();
+  /** The last sequence number delivered per origin: a line is never delivered twice. */
+  private readonly delivered = new Map<string, number>();
+  /** This server's members: nick → room. */
+  private readonly here = new Map<string, string>();
+  /** Rooms with members here, and how many: the room channels subscribed to. */
+  private readonly roomCounts = new Map<string, number>();
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  private local: LocalChat | undefined;
+  /** Both connections ready, subscribed and registered: lines cross servers. */
+  private up = false;
+  /** Members were told delivery is degraded; they are told when it is restored. */
+  private toldDegraded = false;
+  /** When this server was last (re)linked: it reaps only after a whole lease, so the others had time to come back too. */
+  private linkedAt = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private linking: Promise<void> | undefined;
+  /** Members moved while not linked: relinking writes them (again, if it was under way). */
+  private moved = false;
+  private beating = false;
+  private closing = false;
+
+  constructor(options: RedisLinkOptions) {
+    this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+    this.leaseMs = options.leaseMs ?? 10_000;
+    this.prefix = options.prefix ?? 'muxnet:chat:';
+    this.guestSuffix = `.${this.nodeId}`;
+    this.origin = `${this.nodeId}/${randomBytes(6).toString('hex')}`;
+    const backend = options.backend;
+    class MuxnetConnector extends AbstractConnector {
+      private readonly target: { host: string; port: number };
+      constructor(opts: unknown) {
+        const o = opts as { host: string; port: number; disconnectTimeout: number };
+        super(o.disconnectTimeout);
+        this.target = o;
+      }
+      connect() {
+        this.connecting = true;
+        this.stream = connect({ host: this.target.host, port: this.target.port, backend }) as unknown as nodeNet.Socket;
+        return Promise.resolve(this.stream);
+      }
+    }
+    const cap = Math.min(2000, this.leaseMs);
+    const redisOptions: RedisOptions = {
+      // Over TLS (rediss://) ioredis's own connector does the handshake.
+      Connector: options.url.startsWith('rediss:') ? undefined : MuxnetConnector,
+      // Reconnect forever, backing off up to a lease (2 s at most).
+      retryStrategy: (times) => Math.min(cap, 25 * 2 ** Math.min(times, 10)),
+      // While Redis is away, commands fail at once: nothing queues up, local rooms go on.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResubscribe: false,
+      lazyConnect: true,
+    };
+    // The lines relayed in one reactor turn go to Redis in one write; Redis then sends each
+    // subscribed server the turn's lines together, and its broadcast corks them per member.
+    this.cmd = new Redis(options.url, { ...redisOptions, enableAutoPipelining: true });
+    this.sub = new Redis(options.url, redisOptions);
+    for (const r of [this.cmd, this.sub]) {
+      // Errors are followed by 'close' and a reconnect; 'close' is where we react.
+      r.on('error', () => {});
+      r.on('close', () => this.down());
+    }
+    this.cmd.on('ready', () => void this.relink());
+    this.sub.on('ready', () => void this.relink());
+    this.sub.on('message', (channel: string, message: string) => this.message(channel, message));
+  }
+
+  async attach(local: LocalChat): Promise<void> {
+    this.local = local;
+    const first = (r: Redis) => r.connect().catch(() => {});
+    await Promise.all([first(this.cmd), first(this.sub)]);
+    await this.relink();
+    // Not linked yet: members are told at once (see ChatServer), and told when it is.
+    this.toldDegraded = !this.up;
+    this.heartbeat = setInterval(() => void this.beat(), this.leaseMs / 3);
+    this.heartbeat.unref();
+  }
+
+  private key(kind: string, name: string): string {
+    return `${this.prefix}${kind}:${name}`;
+  }
+
+  private nickKey(nick: string): string {
+    return this.key('nick', nick.toLowerCase());
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  private get ready(): boolean {
+    return !this.closing && this.cmd.status === 'ready' && this.sub.status === 'ready';
+  }
+
+  /** A connection to Redis was lost: members hear once that other servers are out of reach. */
+  private down(): void {
+    if (!this.up) return;
+    this.up = false;
+    if (this.closing) return;
+    this.toldDegraded = true;
+    this.local?.notice(DEGRADED);
+  }
+
+  /** Both connections are ready: subscribe, register, and tell members if they were told of trouble. */
+  private relink(): Promise<void> {
+    this.linking ??= this.link().finally(() => (this.linking = undefined));
+    return this.linking;
+  }
+
+  private async link(): Promise<void> {
+    if (!this.ready || this.up) return;
+    try {
+      do {
+        this.moved = false;
+        await this.sub.subscribe(this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r)));
+        await this.register();
+      } while (this.moved);
+    } catch {
+      return; // lost again: the next 'ready' tries again
+    }
+    if (!this.ready || this.up) return;
+    this.up = true;
+    this.linkedAt = Date.now();
+    if (this.toldDegraded) {
+      this.toldDegraded = false;
+      this.local?.notice('SERVER cross-server delivery restored');
+    }
+  }
+
+  /** Writes this server's whole presence and refreshes its lease and claims. */
+  private async register(): Promise<void> {
+    const members = this.key('members', this.nodeId);
+    const multi = this.cmd.multi().del(members);
+    if (this.here.size > 0) multi.hset(members, Object.fromEntries(this.here));
+    await multi.exec();
+    await this.refresh();
+  }
+
+  /** The heartbeat script: renames the members whose nick another server holds. */
+  private async refresh(): Promise<boolean> {
+    const nicks = [...this.here.keys()];
+    const keys = [this.key('nodes', 'all'), this.key('members', this.nodeId), ...nicks.map((n) => this.nickKey(n))];
+    const [missing, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs)) as number[];
+    for (const i of lost) this.local?.lost(nicks[i - 1]);
+    return missing === 1;
+  }
+
+  private async beat(): Promise<void> {
+    // A relink that failed half-way (Redis lost again meanwhile) is tried again here.
+    if (!this.up) return this.relink();
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      // Missing from the live set (reaped while away, or Redis lost its data): register again.
+      if (await this.refresh()) await this.register();
+      if (Date.now() - this.linkedAt >= this.leaseMs) await this.reap('');
+    } catch {
+      // Redis went away mid-beat: 'close' says so, 'ready' relinks.
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** Removes dead servers (or this one, leaving), frees their nicks and announces their members gone. */
+  private async reap(id: string): Promise<void> {
+    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id)) as (string | string[])[];
+    const byRoom = new Map<string, string[]>();
+    for (let i = 0; i + 1 < gone.length; i += 2) {
+      const members = pairs(gone[i + 1] as string[]);
+      for (const [nick, room] of members) {
+        const nicks = byRoom.get(room);
+        if (nicks) nicks.push(nick);
+        else byRoom.set(room, [nick]);
+      }
+      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick));
+    }
+    for (const [room, nicks] of byRoom) this.local?.departed(room, nicks);
+  }
+
+  /** Deletes the claims on `nicks` that `owner` still holds. */
+  private async releaseAll(owner: string, nicks: string[]): Promise<void> {
+    const keys = nicks.map((n) => this.nickKey(n));
+    if (keys.length > 0) await this.cmd.eval(RELEASE, keys.length, ...keys, owner);
+  }
+
+  publish(room: string, text: string): void {
+    if (!this.up) return;
+    this.published = this.cmd.publish(this.key('room', room), `${this.origin}\n${++this.seq}\n${text}`).catch(() => {});
+  }
+
+  private message(channel: string, message: string): void {
+    const local = this.local;
+    if (!local) return;
+    const roomPrefix = this.key('room', '');
+    if (channel.startsWith(roomPrefix)) {
+      const [origin, seq, ...text] = message.split('\n');
+      const n = Number(seq);
+      if (origin === this.origin || n <= (this.delivered.get(origin) ?? 0)) return;
+      this.delivered.set(origin, n);
+      local.deliverRoom(channel.slice(roomPrefix.length), text.join('\n'));
+    } else {
+      const [nick, ...text] = message.split('\n');
+      local.deliverPrivate(nick, text.join('\n'));
+    }
+  }
+
+  presence(nick: string, room: string | undefined): void {
+    const before = this.here.get(nick);
+    if (before === room) return;
+    if (before !== undefined) {
+      this.here.delete(nick);
+      this.count(before, -1);
+    }
+    if (room !== undefined) {
+      this.here.set(nick, room);
+      this.count(room, +1);
+    }
+    if (!this.up) {
+      this.moved = true; // registering again writes it all
+      return;
+    }
+    const members = this.key('members', this.nodeId);
+    const done = room === undefined ? this.cmd.hdel(members, nick) : this.cmd.hset(members, nick, room);
+    done.catch(() => {});
+  }
+
+  /** Subscribes to a room's channel with its first member here, unsubscribes after its last. */
+  private count(room: string, delta: number): void {
+    const n = (this.roomCounts.get(room) ?? 0) + delta;
+    if (n > 0) this.roomCounts.set(room, n);
+    else this.roomCounts.delete(room);
+    if (!this.up) return; // relinking subscribes to what is here then
+    const channel = this.key('room', room);
+    if (n === 1 && delta > 0) this.sub.subscribe(channel).catch(() => {});
+    else if (n === 0) this.sub.unsubscribe(channel).catch(() => {});
+  }
+
+  async claim(nick: string): Promise<Claim> {
+    if (!this.up) return 'offline';
+    try {
+      const ok = await this.cmd.set(this.nickKey(nick), this.nodeId, 'PX', this.leaseMs, 'NX');
+      if (ok === 'OK') return 'ok';
+      // A claim of our own (a member's old nick, not yet released) is ours to keep.
+      return (await this.cmd.get(this.nickKey(nick))) === this.nodeId ? 'ok' : 'taken';
+    } catch {
+      return 'offline';
+    }
+  }
+
+  release(nick: string): void {
+    if (this.up) this.releaseAll(this.nodeId, [nick]).catch(() => {});
+  }
+
+  async whisper(nick: string, text: string): Promise<boolean> {
+    if (!this.up) return false;
+    try {
+      const owner = await this.cmd.get(this.nickKey(nick));
+      if (owner === null || owner === this.nodeId) return false;
+      return (await this.cmd.publish(this.key('node', owner), `${nick}\n${text}`)) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The members of the other live servers, as [nick, room]. */
+  private async others(): Promise<[string, string][]> {
+    if (!this.up) return [];
+    try {
+      const lists = (await this.cmd.eval(ROSTER, 1, this.key('nodes', 'all'), this.prefix, this.nodeId)) as string[][];
+      return lists.flatMap(pairs);
+    } catch {
+      return [];
+    }
+  }
+
+  async who(room: string): Promise<string[]> {
+    return (await this.others()).filter(([, r]) => r === room).map(([nick]) => nick);
+  }
+
+  async rooms(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const [, room] of await this.others()) counts.set(room, (counts.get(room) ?? 0) + 1);
+    return counts;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.up) {
+      try {
+        await this.reap(this.nodeId);
+        // The departures are pipelined (sent at the end of the tick): out before QUIT.
+        await this.published;
+      } catch {
+        // Redis went away: the leases run out by themselves.
+      }
+    }
+    this.closing = true;
+    this.up = false;
+    for (const r of [this.cmd, this.sub]) await r.quit().catch(() => r.disconnect());
+  }
+}

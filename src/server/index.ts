@@ -1,0 +1,561 @@
+/**
+ * The handler framework (`muxnet/server`): Python's `socketserver` on the
+ * fast path. A handler class per connection (or per datagram), run one of
+ * three ways, one option apart:
+ *
+ * - `mode: 'reactor'` (default): every connection on this thread's reactor;
+ * - `mode: 'serial'`: one connection at a time; the next is accepted only
+ *   when the handler finished (the listener holds accepting meanwhile);
+ * - `workers: N | 'auto'`: N worker threads, each its own reactor, fed by
+ *   `SO_REUSEPORT` (Linux) or by this thread accepting and transferring
+ *   each connection (`distribute`). A worker that crashes is reported and
+ *   restarted.
+ *
+ * ```ts
+ * import { serve, ConnectionHandler } from 'muxnet/server';
+ * class Echo extends ConnectionHandler {
+ *   async handle() { for await (const chunk of this.stream) await this.stream.write(chunk); }
+ * }
+ * const server = await serve(Echo, { port: 7000 });
+ * process.on('SIGTERM', () => server.close({ timeout: 5000 }));
+ * ```
+ */
+import { threadId } from 'node:worker_threads';
+import { adopt, bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
+import { AsyncConnection } from '../async';
+import { codedError, invalidArgType, invalidArgValue } from '../errors';
+import { validateInteger, validateObject, type BackendName } from '../options';
+import { handlerKind, STREAM, type ConnectionHandler, type DatagramHandler, type ConnectionHandlerClass, type DatagramHandlerClass, type HandlerClass, type HandlerModule } from './handlers';
+import { loadHandler, WorkerPool, type WorkerInfo } from './pool';
+
+export { ConnectionHandler, DatagramHandler } from './handlers';
+export type { ConnectionHandlerClass, DatagramHandlerClass, HandlerClass, HandlerModule } from './handlers';
+export type { WorkerInfo } from './pool';
+
+export type ServeMode = 'reactor' | 'serial';
+
+/** Where an error reported to `onError` came from. */
+export interface ErrorSource {
+  /** The thread the handler or worker ran on. */
+  threadId: number;
+  /** The peer, for a handler's error. */
+  remoteAddress?: string;
+  /** The worker's index, in `workers` mode. */
+  worker?: number;
+  /** A worker crashed and is being restarted. */
+  restarting?: boolean;
+}
+
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  /** A Unix-domain socket path instead of a port (not with `workers`). */
+  path?: string;
+  backlog?: number;
+  backend?: BackendName;
+  noDelay?: boolean;
+  /** Callback handlers: keep this side open after the peer ends (a `handle()` connection always is, until it returns). */
+  allowHalfOpen?: boolean;
+  reusePort?: boolean;
+  /** Datagram handlers: bind with `SO_REUSEADDR`. */
+  reuseAddr?: boolean;
+  /** `'reactor'` (default) or `'serial'`. */
+  mode?: ServeMode;
+  /** Worker threads, each with its own reactor; `'auto'`: `os.availableParallelism()`. */
+  workers?: number | 'auto';
+  /**
+   * How connections reach the workers: `'reuseport'` (the default on
+   * Linux; each worker listens, the kernel balances) or `'acceptor'` (the
+   * default elsewhere; this thread accepts and transfers each connection
+   * to the next worker, round-robin).
+   */
+  distribute?: 'reuseport' | 'acceptor';
+  /** Read-ahead of a `handle()`'s stream before its reading pauses (see `muxnet/async`). */
+  highWaterMark?: number;
+  /**
+   * Every error that ended a handler (thrown, or a reset) and every worker
+   * crash, once each. Default: `console.error`.
+   */
+  onError?(err: Error, source: ErrorSource): void;
+}
+
+export interface CloseOptions {
+  /** Milliseconds handlers get to finish before their connections are destroyed (default 5000). */
+  timeout?: number;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+}
+
+function defaultOnError(err: Error, source: ErrorSource): void {
+  const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
+  console.error(`muxnet/server: ${source.remoteAddress ? `handler for ${source.remoteAddress}` : 'worker'} on ${where}:`, err);
+}
+
+type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
+
+/** The framework's state for one accepted connection. */
+class Session {
+  handler: ConnectionHandler | undefined;
+  stream: AsyncConnection | undefined;
+  /** What came before the handler was ready for it: chunks, and `null` for the peer's end. */
+  early: (Buffer | null)[] | undefined = [];
+  /** `setup`/`handle` still running. */
+  running = true;
+  closed = false;
+  finished = false;
+  /** The handler threw: it hears no more events. */
+  threw = false;
+  /** A callback handler with `onData`, ready and open: where data goes straight. */
+  direct: ConnectionHandler | undefined;
+  error: Error | undefined;
+  constructor(readonly connection: Connection<Session>) {}
+}
+
+/** Everything that serves on this thread: a listener or a datagram socket. */
+interface Local {
+  address(): SocketAddress | string | null;
+  close(timeout: number): Promise<void>;
+  /** Serves a connection transferred from an acceptor thread. */
+  adopt?(ticket: number): void;
+}
+
+/**
+ * A running server: its address, its open connections, `close()`. In
+ * `workers` mode the listeners live in the workers; this object runs them.
+ */
+export class Server {
+  readonly mode: ServeMode;
+  readonly onError: (err: Error, source: ErrorSource) => void;
+  /** @internal */
+  local: Local | undefined;
+  /** @internal */
+  pool: WorkerPool | undefined;
+  private closing: Promise<void> | undefined;
+
+  /** @internal */
+  constructor(mode: ServeMode, onError: ServeOptions['onError']) {
+    this.mode = mode;
+    this.onError = onError ?? defaultOnError;
+  }
+
+  /** The port served (NaN for a Unix-domain path). */
+  get port(): number {
+    const address = this.address();
+    return address !== null && typeof address === 'object' ? address.port : NaN;
+  }
+
+  address(): SocketAddress | string | null {
+    return this.pool ? this.pool.address() : (this.local?.address() ?? null);
+  }
+
+  /** The worker threads (`workers` mode; empty otherwise). */
+  get workers(): readonly WorkerInfo[] {
+    return this.pool ? this.pool.info() : [];
+  }
+
+  /** `close()` was called: handlers may use this to wind down. */
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Stops accepting, lets the handlers finish within `timeout` ms, then
+   * destroys the connections left (their handlers' `finish` gets
+   * `ERR_MUXNET_SERVER_CLOSED`). Resolves once every handler has finished
+   * (and every worker has exited).
+   */
+  close(options?: CloseOptions): Promise<void> {
+    let timeout: number;
+    try {
+      timeout = validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', 5000, 0, 2 ** 31 - 1);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.closing ??= this.pool ? this.pool.close(timeout) : (this.local?.close(timeout) ?? Promise.resolve());
+    return this.closing;
+  }
+
+  /** @internal Reports `err` once for `source`. */
+  report(err: unknown, source: Partial<ErrorSource>): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.onError(error, { threadId, ...source });
+    } catch (thrown) {
+      // A throwing onError must not stop the server either.
+      process.emitWarning(`muxnet/server: onError threw: ${String(thrown)}`);
+    }
+  }
+}
+
+function serverClosedError(): Error {
+  return codedError('The server closed before the handler finished', 'ERR_MUXNET_SERVER_CLOSED');
+}
+
+/** Connections on this thread's reactor, one at a time in `serial` mode. */
+class StreamService implements Local {
+  /** None in a worker fed by an acceptor thread. */
+  private readonly listener: FastServer<Session> | undefined;
+  private readonly sessions = new Set<Session>();
+  /** Serial mode: the one being served, and those accepted with it in one turn. */
+  private active: Session | undefined;
+  private readonly waiting: Session[] = [];
+  private drained: (() => void) | undefined;
+  private stopping = false;
+  private readonly isAsync: boolean;
+  private readonly allowHalfOpen: boolean;
+  private readonly handlers: ServerHandlers<Session>;
+  private readonly backend: BackendName | undefined;
+
+  constructor(
+    private readonly server: Server,
+    private readonly Handler: ConnectionHandlerClass,
+    private readonly serial: boolean,
+    private readonly highWaterMark: number | undefined,
+    options: ServeOptions,
+    listening: boolean,
+  ) {
+    this.isAsync = typeof Handler.prototype.handle === 'function';
+    const { port, host, path, backlog, backend, noDelay, allowHalfOpen, reusePort } = options;
+    // A handle() reads the peer's end as the end of its loop and may still
+    // reply: its connection is half-open, ended when handle() returns.
+    this.allowHalfOpen = this.isAsync || (allowHalfOpen ?? false);
+    this.handlers = this.makeHandlers();
+    this.backend = backend;
+    this.listener = listening ? listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen: this.allowHalfOpen, reusePort }, this.handlers) : undefined;
+  }
+
+  private makeHandlers(): ServerHandlers<Session> {
+    return {
+      onOpen: (conn) => this.accepted(conn),
+      onData: (conn, chunk) => {
+        const s = conn.data!;
+        // The hot path: a ready callback handler.
+        const direct = s.direct;
+        if (direct !== undefined) {
+          try {
+            direct.onData!(chunk);
+          } catch (err) {
+            this.fail(s, err, false);
+          }
+          return;
+        }
+        if (s.stream) s.stream.onData(chunk);
+        else if (s.early) s.early.push(chunk);
+        else this.call(s, s.handler!.onData, chunk);
+      },
+      onDrain: (conn) => {
+        const s = conn.data!;
+        if (s.stream) s.stream.onDrain();
+        else if (!s.early) this.call(s, s.handler!.onDrain);
+      },
+      onEnd: (conn) => {
+        const s = conn.data!;
+        if (s.stream) s.stream.onEnd();
+        else if (s.early) s.early.push(null);
+        else this.call(s, s.handler!.onEnd);
+      },
+      onClose: (conn, err) => this.closed(conn.data!, err),
+      onError: (err) => this.server.report(err, {}),
+    };
+  }
+
+  address(): SocketAddress | string | null {
+    return this.listener?.address() ?? null;
+  }
+
+  /** Takes over a connection the acceptor thread transferred (`workers`, `distribute: 'acceptor'`). */
+  adopt(ticket: number): void {
+    let conn: Connection<Session>;
+    try {
+      conn = adopt<Session>(ticket, this.handlers, { allowHalfOpen: this.allowHalfOpen, backend: this.backend });
+    } catch {
+      // Discarded meanwhile (the acceptor closed): nothing to serve.
+      return;
+    }
+    this.accepted(conn);
+  }
+
+  private accepted(conn: Connection<Session>): void {
+    const session = new Session(conn);
+    conn.data = session;
+    this.sessions.add(session);
+    if (this.serial) {
+      this.listener?.pauseAccepting();
+      if (this.active) {
+        // Accepted in the same turn as the active one: it waits unread.
+        conn.pause();
+        this.waiting.push(session);
+        return;
+      }
+      this.active = session;
+    }
+    this.start(session);
+  }
+
+  private start(session: Session): void {
+    const conn = session.connection as Connection<unknown>;
+    if (this.serial) conn.resume();
+    let handler: ConnectionHandler;
+    try {
+      handler = new this.Handler(conn, this.server);
+    } catch (err) {
+      return this.fail(session, err, true);
+    }
+    session.handler = handler;
+    if (this.isAsync) {
+      const stream = new AsyncConnection(conn, this.highWaterMark);
+      session.stream = handler[STREAM] = stream;
+      for (const chunk of session.early!) {
+        if (chunk) stream.onData(chunk);
+        else stream.onEnd();
+      }
+      session.early = undefined;
+    }
+    let setup: unknown;
+    try {
+      setup = handler.setup();
+    } catch (err) {
+      return this.fail(session, err, true);
+    }
+    if (isThenable(setup)) setup.then(() => this.run(session), (err) => this.fail(session, err, true));
+    else this.run(session);
+  }
+
+  private run(session: Session): void {
+    const handler = session.handler!;
+    if (session.stream) {
+      const stream = session.stream;
+      new Promise<void>((resolve) => resolve(handler.handle!())).then(
+        // Flush what was written, then close (as socketserver does).
+        () => stream.end().then(() => session.connection.destroy(), () => {}).finally(() => this.done(session)),
+        (err) => this.fail(session, err, true),
+      );
+      return;
+    }
+    const early = session.early!;
+    session.early = undefined;
+    // Received before the handler was ready, maybe before a close: its due.
+    for (const chunk of early) {
+      if (chunk) this.invoke(session, handler.onData, chunk);
+      else this.invoke(session, handler.onEnd);
+    }
+    if (handler.onData && !session.closed && !session.threw) session.direct = handler;
+    this.done(session);
+  }
+
+  /** A callback-mode handler method, for an event of an open connection. */
+  private call(session: Session, method: HandlerMethod | undefined, chunk?: Buffer): void {
+    if (!session.closed) this.invoke(session, method, chunk);
+  }
+
+  /** A throw ends the connection (and the events after it go unheard). */
+  private invoke(session: Session, method: HandlerMethod | undefined, chunk?: Buffer): void {
+    if (!method || session.threw) return;
+    try {
+      method.call(session.handler!, chunk!);
+    } catch (err) {
+      this.fail(session, err, false);
+    }
+  }
+
+  /** `setup`/`handle` threw (`ended`), or a callback did: report once, destroy, finish. */
+  private fail(session: Session, err: unknown, ended: boolean): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    session.threw = true;
+    session.direct = undefined;
+    if (!session.error) {
+      session.error = error;
+      this.server.report(error, { remoteAddress: session.connection.remoteAddress });
+    }
+    session.connection.destroy(error);
+    if (ended) this.done(session);
+  }
+
+  private done(session: Session): void {
+    session.running = false;
+    this.maybeFinish(session);
+  }
+
+  private closed(session: Session, err: Error | undefined): void {
+    session.closed = true;
+    session.direct = undefined;
+    if (err && !session.error) {
+      session.error = err;
+      this.server.report(err, { remoteAddress: session.connection.remoteAddress });
+    }
+    session.stream?.onClose(err);
+    // Closed while waiting its turn (serial): there is no handler to finish.
+    const at = session.handler ? -1 : this.waiting.indexOf(session);
+    if (at >= 0) {
+      this.waiting.splice(at, 1);
+      return this.forget(session);
+    }
+    this.maybeFinish(session);
+  }
+
+  private maybeFinish(session: Session): void {
+    if (session.running || !session.closed || session.finished) return;
+    session.finished = true;
+    let result: unknown;
+    try {
+      result = session.handler?.finish(session.error);
+    } catch (err) {
+      this.server.report(err, { remoteAddress: session.connection.remoteAddress });
+    }
+    if (isThenable(result)) {
+      result.then(
+        () => this.forget(session),
+        (err) => {
+          this.server.report(err, { remoteAddress: session.connection.remoteAddress });
+          this.forget(session);
+        },
+      );
+    } else this.forget(session);
+  }
+
+  private forget(session: Session): void {
+    this.sessions.delete(session);
+    if (this.serial && this.active === session) {
+      this.active = this.waiting.shift();
+      if (this.active) this.start(this.active);
+      else if (!this.stopping) this.listener?.resumeAccepting();
+    }
+    if (this.stopping && this.sessions.size === 0) this.drained?.();
+  }
+
+  async close(timeout: number): Promise<void> {
+    this.stopping = true;
+    this.listener?.close();
+    // Accepted but never served: nothing to finish.
+    for (const s of this.waiting.splice(0)) {
+      this.sessions.delete(s);
+      s.connection.destroy();
+    }
+    if (this.sessions.size === 0) return;
+    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    const timer = setTimeout(() => {
+      for (const s of this.sessions) s.connection.destroy(serverClosedError());
+    }, timeout);
+    await drained;
+    clearTimeout(timer);
+  }
+}
+
+/** A datagram socket on this thread's reactor; a handler per datagram. */
+class DatagramService implements Local {
+  private readonly socket: UdpSocket;
+  private running = 0;
+  private drained: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(
+    private readonly server: Server,
+    private readonly Handler: DatagramHandlerClass,
+    options: ServeOptions,
+  ) {
+    const { port, host, backend, reuseAddr } = options;
+    this.socket = bind({ port, host, backend, reuseAddr }, { onMessage: (msg, rinfo, socket) => this.received(msg, rinfo, socket) });
+  }
+
+  address(): SocketAddress | null {
+    return this.socket.address();
+  }
+
+  private received(msg: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
+    if (this.stopping) return;
+    this.running++;
+    let handler: DatagramHandler | undefined;
+    let error: Error | undefined;
+    const finish = () => {
+      let result: unknown;
+      try {
+        result = handler?.finish(error);
+      } catch (err) {
+        this.report(err, rinfo);
+      }
+      if (isThenable(result)) result.then(() => this.ended(), (err) => (this.report(err, rinfo), this.ended()));
+      else this.ended();
+    };
+    const failed = (err: unknown) => {
+      error = err instanceof Error ? err : new Error(String(err));
+      this.report(error, rinfo);
+      finish();
+    };
+    try {
+      handler = new this.Handler(msg, rinfo, socket, this.server);
+      const setup = handler.setup();
+      const handled = isThenable(setup) ? setup.then(() => handler!.handle(msg, rinfo)) : handler.handle(msg, rinfo);
+      if (isThenable(handled)) handled.then(finish, failed);
+      else finish();
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  private report(err: unknown, rinfo: RemoteInfo): void {
+    this.server.report(err, { remoteAddress: rinfo.address });
+  }
+
+  private ended(): void {
+    this.running--;
+    if (this.stopping && this.running === 0) this.drained?.();
+  }
+
+  async close(timeout: number): Promise<void> {
+    this.stopping = true;
+    if (this.running > 0) {
+      // Handlers may still reply until they finish or the deadline passes.
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+      clearTimeout(timer);
+    }
+    this.socket.close();
+  }
+}
+
+/** @internal */
+export function validateHandler(handler: unknown): HandlerClass {
+  if (typeof handler === 'function' && handlerKind(handler) !== undefined) return handler as HandlerClass;
+  throw invalidArgType('handler', 'a subclass of ConnectionHandler or DatagramHandler', handler);
+}
+
+function isDatagram(Handler: HandlerClass): Handler is DatagramHandlerClass {
+  return handlerKind(Handler) === 'datagram';
+}
+
+/** @internal Serves `Handler` on this thread (what each worker runs too). */
+export function serveHere(Handler: HandlerClass, options: ServeOptions, mode: ServeMode, highWaterMark: number | undefined, listening = true): Server {
+  const server = new Server(mode, options.onError);
+  if (isDatagram(Handler)) {
+    if (mode === 'serial') throw codedError('muxnet/server: serial mode is for connection handlers', 'ERR_MUXNET_UNSUPPORTED');
+    server.local = new DatagramService(server, Handler, options);
+  } else {
+    server.local = new StreamService(server, Handler, mode === 'serial', highWaterMark, options, listening);
+  }
+  return server;
+}
+
+/**
+ * Serves `handler` — a `ConnectionHandler` or `DatagramHandler` subclass,
+ * or (required with `workers`) the module that exports it — and resolves
+ * once it listens. Listening errors (`EADDRINUSE`, …) reject.
+ */
+export async function serve(handler: HandlerClass | HandlerModule, options?: ServeOptions): Promise<Server> {
+  const opts = validateObject(options, 'options') as ServeOptions;
+  const mode = opts.mode ?? 'reactor';
+  if (mode !== 'reactor' && mode !== 'serial') throw invalidArgValue('options.mode', mode, "must be 'reactor' or 'serial'");
+  if (opts.onError !== undefined && typeof opts.onError !== 'function') throw invalidArgType('options.onError', 'of type function', opts.onError);
+  const highWaterMark = opts.highWaterMark === undefined ? undefined : validateInteger(opts.highWaterMark, 'options.highWaterMark', 0, 0, 2 ** 31 - 1);
+  const isModule = typeof handler === 'object' && handler !== null && 'module' in handler;
+  const Handler = validateHandler(isModule ? loadHandler(handler) : handler);
+  if (opts.workers === undefined) return serveHere(Handler, opts, mode, highWaterMark);
+  if (!isModule) throw invalidArgType('handler', 'a { module, export } reference with options.workers (worker threads load it)', handler);
+  if (isDatagram(Handler)) throw codedError('muxnet/server: workers serve connection handlers only', 'ERR_MUXNET_UNSUPPORTED');
+  const server = new Server(mode, opts.onError);
+  server.pool = new WorkerPool(server, handler, opts);
+  await server.pool.start();
+  return server;
+}

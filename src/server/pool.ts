@@ -1,0 +1,263 @@
+// `workers` mode: N worker threads, each serving the handler module on its
+// own reactor. Connections reach them one of two ways: each worker listens
+// on the port with SO_REUSEPORT and the kernel spreads them (Linux), or this
+// thread accepts and transfers each to the next worker, round-robin (the fd
+// table is per process; the socket moves by ticket, see `transfer()` in
+// muxnet/fast). A worker that dies is reported and replaced.
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { codedError, invalidArgType, invalidArgValue } from '../errors';
+import { validateInteger } from '../options';
+import { discardTransfer, listen, type Connection, type Server as FastServer, type SocketAddress } from '../fast';
+import type { HandlerModule } from './handlers';
+import type { Server, ServeMode, ServeOptions } from './index';
+
+export interface WorkerInfo {
+  index: number;
+  /** The worker's `threadId` (a restarted worker has a new one). */
+  threadId: number;
+  /** How often this worker was replaced after a crash. */
+  restarts: number;
+  /** It listens (false while a replacement starts). */
+  listening: boolean;
+}
+
+/** What a worker posts to the main thread. */
+export type WorkerMessage =
+  | { type: 'ready'; port: number }
+  /** Every ticket up to `upTo` sent to this worker has been adopted. */
+  | { type: 'adopted'; upTo: number }
+  | { type: 'failed'; error: SerializedError }
+  | { type: 'error'; error: SerializedError; remoteAddress: string | undefined };
+
+/** What a worker is started with. */
+export interface WorkerSetup {
+  handler: { module: string; export: string | undefined };
+  options: ServeOptions & { port: number };
+  mode: ServeMode;
+  highWaterMark: number | undefined;
+  /** Whether the worker listens (SO_REUSEPORT) or is handed connections. */
+  listening: boolean;
+}
+
+/** What the main thread posts to a worker. */
+export type PoolMessage = { type: 'close'; timeout: number } | { type: 'adopt'; ticket: number };
+
+export type Distribute = 'reuseport' | 'acceptor';
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  code: unknown;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: e.name, message: e.message, stack: e.stack, code: (e as { code?: unknown }).code };
+}
+
+export function deserializeError(s: SerializedError): Error {
+  const err = new Error(s.message);
+  err.name = s.name;
+  err.stack = s.stack;
+  if (s.code !== undefined) Object.defineProperty(err, 'code', { value: s.code, enumerable: true, writable: true, configurable: true });
+  return err;
+}
+
+function modulePath(ref: HandlerModule): string {
+  const { module } = ref;
+  if (module instanceof URL || (typeof module === 'string' && module.startsWith('file:'))) return fileURLToPath(module);
+  if (typeof module !== 'string' || module === '') throw invalidArgType('handler.module', 'a path or a file: URL', module);
+  return path.resolve(module);
+}
+
+/** The class a handler module exports (`export`, else `default`, else the module itself). */
+export function loadHandler(ref: HandlerModule): unknown {
+  if (ref.export !== undefined && typeof ref.export !== 'string') throw invalidArgType('handler.export', 'of type string', ref.export);
+  const exports = require(modulePath(ref)) as Record<string, unknown>;
+  if (ref.export !== undefined) return exports[ref.export];
+  return exports.default ?? exports;
+}
+
+/** The first restart of a worker that keeps dying comes at once, later ones back off to this. */
+const MAX_RESTART_DELAY_MS = 5000;
+/** How long past the close timeout a worker may take to exit before it is terminated. */
+const EXIT_GRACE_MS = 2000;
+
+interface Slot {
+  index: number;
+  worker: Worker | undefined;
+  threadId: number;
+  restarts: number;
+  /** Crashes since it was last up. */
+  failures: number;
+  listening: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** Tickets transferred to it and not yet adopted, oldest first. */
+  outstanding: number[];
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[];
+  private readonly setup: WorkerSetup;
+  private host = '127.0.0.1';
+  private stopping = false;
+  private readonly distribute: Distribute;
+  private readonly listenOptions: ServeOptions;
+  /** The acceptor (`distribute: 'acceptor'`), and the worker it hands to next. */
+  private acceptor: FastServer | undefined;
+  private next = 0;
+  private readonly exits = new Set<Promise<void>>();
+
+  constructor(
+    private readonly server: Server,
+    ref: HandlerModule,
+    options: ServeOptions,
+  ) {
+    const distribute = options.distribute ?? (process.platform === 'linux' ? 'reuseport' : 'acceptor');
+    if (distribute !== 'reuseport' && distribute !== 'acceptor') throw invalidArgValue('options.distribute', distribute, "must be 'reuseport' or 'acceptor'");
+    if (distribute === 'reuseport' && process.platform !== 'linux') {
+      throw codedError(`muxnet/server: SO_REUSEPORT does not balance connections on ${process.platform}; use distribute: 'acceptor'`, 'ERR_MUXNET_UNSUPPORTED');
+    }
+    this.distribute = distribute;
+    if (options.path !== undefined && distribute === 'reuseport') throw codedError("muxnet/server: SO_REUSEPORT workers listen on a port, not a path; use distribute: 'acceptor'", 'ERR_MUXNET_UNSUPPORTED');
+    this.listenOptions = options;
+    const count = options.workers === 'auto' ? availableParallelism() : validateInteger(options.workers, 'options.workers', 1, 1, 1024);
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, threadId: 0, restarts: 0, failures: 0, listening: false, timer: undefined, outstanding: [] }));
+    const { onError: _onError, workers: _workers, distribute: _distribute, mode, highWaterMark, ...listenOptions } = options;
+    this.setup = {
+      handler: { module: modulePath(ref), export: ref.export },
+      options: { ...listenOptions, port: listenOptions.port ?? 0, reusePort: true },
+      mode: mode ?? 'reactor',
+      highWaterMark,
+      listening: distribute === 'reuseport',
+    };
+  }
+
+  /**
+   * Starts the workers: with SO_REUSEPORT the first picks the port (when
+   * 0) and the others join it; with an acceptor, this thread listens once
+   * they are up.
+   */
+  async start(): Promise<void> {
+    try {
+      if (this.distribute === 'acceptor') {
+        await Promise.all(this.slots.map((slot) => this.spawn(slot)));
+        const { port, host, path: unixPath, backlog, backend, noDelay } = this.listenOptions;
+        this.acceptor = listen({ port, host, path: unixPath, backlog, backend, noDelay }, { onOpen: (conn) => this.handOff(conn) });
+        return;
+      }
+      const [first, ...rest] = this.slots;
+      const ready = await this.spawn(first);
+      this.setup.options.port = ready.port;
+      this.host = this.setup.options.host ?? '127.0.0.1';
+      await Promise.all(rest.map((slot) => this.spawn(slot)));
+    } catch (err) {
+      await this.close(0);
+      throw err;
+    }
+  }
+
+  /** Transfers an accepted connection to the next listening worker. */
+  private handOff(conn: Connection): void {
+    for (let tried = 0; tried < this.slots.length; tried++) {
+      const slot = this.slots[this.next];
+      this.next = (this.next + 1) % this.slots.length;
+      if (!slot.listening || !slot.worker) continue;
+      let ticket: number;
+      try {
+        ticket = conn.transfer();
+      } catch {
+        // Reset by the peer before it could move: nothing to serve.
+        return conn.destroy();
+      }
+      slot.outstanding.push(ticket);
+      slot.worker.postMessage({ type: 'adopt', ticket } satisfies PoolMessage);
+      return;
+    }
+    // Every worker is restarting: the client retries.
+    conn.destroy();
+  }
+
+  address(): SocketAddress | string | null {
+    if (this.stopping) return null;
+    if (this.acceptor) return this.acceptor.address();
+    return { address: this.host, family: this.host.includes(':') ? 'IPv6' : 'IPv4', port: this.setup.options.port };
+  }
+
+  info(): WorkerInfo[] {
+    return this.slots.map(({ index, threadId, restarts, listening }) => ({ index, threadId, restarts, listening }));
+  }
+
+  /** Runs a worker in `slot`; resolves when it listens, rejects if it fails first. */
+  private spawn(slot: Slot): Promise<{ port: number }> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: this.setup });
+      slot.worker = worker;
+      const threadId = (slot.threadId = worker.threadId);
+      let up = false;
+      let crash: Error | undefined;
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          up = slot.listening = true;
+          slot.failures = 0;
+          resolve({ port: m.port });
+        } else if (m.type === 'adopted') {
+          while (slot.outstanding.length > 0 && slot.outstanding[0] <= m.upTo) slot.outstanding.shift();
+        } else if (m.type === 'failed') {
+          crash = deserializeError(m.error);
+        } else {
+          this.server.report(deserializeError(m.error), { threadId, remoteAddress: m.remoteAddress, worker: slot.index });
+        }
+      });
+      worker.on('error', (err) => (crash = err));
+      const exited = new Promise<void>((done) =>
+        worker.once('exit', (code) => {
+          this.exits.delete(exited);
+          slot.worker = undefined;
+          slot.listening = false;
+          // Transferred to it, never adopted: nobody else will close them.
+          for (const ticket of slot.outstanding.splice(0)) discardTransfer(ticket);
+          done();
+          if (this.stopping) return reject(crash ?? codedError('muxnet/server: closed while starting', 'ERR_MUXNET_SERVER_CLOSED'));
+          const err = crash ?? codedError(`muxnet/server: worker ${slot.index} exited with code ${code}`, 'ERR_MUXNET_WORKER_EXIT');
+          // A worker that never listened, at start: the server fails.
+          if (!up && slot.restarts === 0 && slot.failures === 0) return reject(err);
+          this.server.report(err, { threadId, worker: slot.index, restarting: true });
+          this.restart(slot);
+        }),
+      );
+      this.exits.add(exited);
+    });
+  }
+
+  private restart(slot: Slot): void {
+    const delay = slot.failures === 0 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** slot.failures);
+    slot.failures++;
+    slot.restarts++;
+    slot.timer = setTimeout(() => {
+      slot.timer = undefined;
+      // Its failure to start again is reported on its exit, like a crash.
+      this.spawn(slot).catch(() => {});
+    }, delay);
+  }
+
+  /** Asks every worker to close its server gracefully; terminates the ones that take too long. */
+  async close(timeout: number): Promise<void> {
+    this.stopping = true;
+    this.acceptor?.close();
+    for (const slot of this.slots) {
+      clearTimeout(slot.timer);
+      slot.worker?.postMessage({ type: 'close', timeout } satisfies PoolMessage);
+    }
+    const exits = [...this.exits];
+    const late = setTimeout(() => {
+      for (const slot of this.slots) void slot.worker?.terminate();
+    }, timeout + EXIT_GRACE_MS);
+    await Promise.all(exits);
+    clearTimeout(late);
+  }
+}

@@ -1,0 +1,239 @@
+// Chat across servers: a real redis-server on a free loopback port and chat
+// servers as separate processes (`muxnet chat serve --redis`), with real
+// crashes (SIGKILL) of a server and of Redis itself.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChatServer } from '../../src/apps/chat/server';
+import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
+import { REDIS, skipWithout, type Daemon } from '../net/daemons';
+import { waitFor } from '../helpers';
+import { LineClient } from './line-client';
+
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+/** Short leases keep the crash cases quick; a server is reaped within two of them. */
+const LEASE_S = 1;
+const LEASE_MS = LEASE_S * 1000;
+
+interface ChatProcess {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+let redises: Daemon[] = [];
+let procs: ChatProcess[] = [];
+let clients: LineClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients) c.sock.destroy();
+  for (const p of procs) p.child.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
+  await Promise.all(redises.map((r) => r.stop()));
+  [redises, procs, clients] = [[], [], []];
+});
+
+async function redis(port?: number): Promise<Daemon> {
+  const daemon = await REDIS.start(port);
+  redises.push(daemon);
+  return daemon;
+}
+
+/** `muxnet chat serve --redis …` as its own process; resolves once it listens. */
+function serve(redisPort: number, nodeId: string, extra: string[] = []): Promise<ChatProcess> {
+  const args = ['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', nodeId, '--lease', String(LEASE_S), ...extra];
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', () => {
+      const m = /listening on 127\.0\.0\.1:(\d+) /.exec(out);
+      if (m) {
+        const proc = { child, port: Number(m[1]), exited };
+        procs.push(proc);
+        resolve(proc);
+      }
+    });
+    exited.then((code) => reject(new Error(`chat server exited (${code}) before listening:\n${out}`)));
+  });
+}
+
+/** A member of `server` named `nick`, in `room` if given. */
+async function member(server: ChatProcess, nick: string, room?: string): Promise<LineClient> {
+  const c = await LineClient.connect(server.port);
+  clients.push(c);
+  expect(await c.ask(`/nick ${nick}`, /^(NICK|ERROR) /)).toBe(`NICK ${nick}`);
+  if (room) await c.ask(`/join ${room}`, /^JOINED /);
+  return c;
+}
+
+/** The texts `c` got from `nick`'s relayed lines, in order. */
+const from = (c: LineClient, nick: string) => c.chat().flatMap((l) => (l.split(' ')[1] === `${nick}:` ? [l.slice(l.indexOf(': ') + 2)] : []));
+
+const lines = (who: string, n: number) => Array.from({ length: n }, (_, i) => `${who} line ${i}`);
+
+describe('reusePort, what --workers stands on', () => {
+  it('lets two chat servers on muxnet listen on one port; refuses it on node:net', async () => {
+    const first = await new ChatServer({ port: 0, transport: muxnetTransport, reusePort: true }).start();
+    const second = await new ChatServer({ port: first.port, transport: muxnetTransport, reusePort: true }).start();
+    const c = await LineClient.connect(first.port);
+    clients.push(c);
+    await waitFor(() => first.clients + second.clients === 1, 'one of them to have the client');
+    await expect(new ChatServer({ port: 0, transport: nodeTransport, reusePort: true }).start()).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
+    await Promise.all([first.stop(), second.stop()]);
+  });
+});
+
+describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
+  it('relays a room to its members on every server: exactly once, each sender in order, nobody else', async () => {
+    const { port } = await redis();
+    const servers = await Promise.all(['a', 'b', 'c'].map((id) => serve(port, id)));
+    const nicks = ['a1', 'a2', 'b1', 'b2', 'c1', 'c2'];
+    const dev = new Map(await Promise.all(nicks.map(async (nick) => [nick, await member(servers['abc'.indexOf(nick[0])], nick, 'dev')] as const)));
+    const bystander = await member(servers[1], 'lobbyist');
+    const senders = ['a1', 'b1', 'c1'];
+    const N = 30;
+    for (let i = 0; i < N; i++) for (const s of senders) dev.get(s)!.say(`${s} line ${i}`);
+    for (const [nick, c] of dev) {
+      const expected = senders.filter((s) => s !== nick).length * N;
+      await waitFor(() => c.chat().length >= expected, `${nick} to get ${expected} lines`, 10_000);
+      for (const s of senders) expect(from(c, s)).toEqual(s === nick ? [] : lines(s, N));
+    }
+    // One more line through every server: anything else on its way to anyone would come before it.
+    dev.get('a2')!.say('last');
+    for (const [nick, c] of dev) {
+      if (nick === 'a2') continue;
+      await waitFor(() => from(c, 'a2').length === 1, 'the last line');
+      expect(c.chat()).toHaveLength(senders.filter((s) => s !== nick).length * N + 1);
+    }
+    expect(bystander.chat()).toEqual([]);
+  });
+
+  it('/msg, /who and /rooms reach every server; a server stopped with SIGTERM says its members left', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    const bob = await member(b, 'bob', 'dev');
+    await member(b, 'carol');
+    await alice.ask('/msg bob are you there?', /-> bob: are you there\?$/);
+    await bob.expect(/ alice \(private\): are you there\?$/);
+    await bob.ask('/msg ALICE yes', /-> ALICE: yes$/);
+    await alice.expect(/ bob \(private\): yes$/);
+    expect(await alice.ask('/msg nobody hello', /^ERROR /)).toBe('ERROR no such nick: nobody');
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO dev: alice, bob');
+    expect(await bob.ask('/who', /^WHO /)).toBe('WHO dev: bob, alice');
+    const rooms = (await alice.ask('/rooms', /^ROOMS /)).slice('ROOMS '.length).split(', ').sort();
+    expect(rooms).toEqual(['dev (2)', 'lobby (1)']);
+    b.child.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+    await alice.expect(/ \* bob disconnected$/, 'the departure of b\'s member');
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO dev: alice');
+    // b's nicks were freed as it left.
+    await member(a, 'carol');
+  });
+
+  it('a nick asked for on two servers at once goes to exactly one of them', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const pairs = await Promise.all(
+      Array.from({ length: 10 }, async () => Promise.all([a, b].map(async (s) => {
+        const c = await LineClient.connect(s.port);
+        clients.push(c);
+        return c;
+      }))),
+    );
+    const replies = await Promise.all(pairs.map((pair, i) => Promise.all(pair.map((c) => c.ask(`/nick n${i}`, /^(NICK|ERROR) /)))));
+    for (const [i, pair] of replies.entries()) expect(pair.sort()).toEqual([`ERROR nick n${i} is taken`, `NICK n${i}`]);
+  });
+
+  it('a server killed with SIGKILL: its members leave /who and are announced gone within two leases; their nicks are free', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice');
+    await member(b, 'bob');
+    await member(b, 'bea');
+    expect((await alice.ask('/who', /^WHO /)).split(': ')[1].split(', ').sort()).toEqual(['alice', 'bea', 'bob']);
+    b.child.kill('SIGKILL');
+    await b.exited;
+    const start = alice.lines.length;
+    await alice.expect(/ \* (bob and bea|bea and bob) disconnected$/, 'the departure of b\'s members', start, 2 * LEASE_MS + 3000);
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO lobby: alice');
+    await member(a, 'bob');
+    // Announced once, by one server.
+    expect(alice.lines.filter((l) => / disconnected$/.test(l))).toHaveLength(1);
+  });
+
+  it('Redis killed and restarted: local rooms go on, members are told, cross-server delivery resumes without duplicates', async () => {
+    const first = await redis();
+    const [a, b] = await Promise.all([serve(first.port, 'a'), serve(first.port, 'b')]);
+    const a1 = await member(a, 'a1');
+    const a2 = await member(a, 'a2');
+    const b1 = await member(b, 'b1');
+    const [onA, onB] = [await member(a, 'x1'), await member(b, 'x2')];
+    a1.say('before');
+    await waitFor(() => from(b1, 'a1').length === 1 && from(a2, 'a1').length === 1, 'the first line on both servers');
+
+    await first.stop('SIGKILL');
+    for (const c of [a1, a2, b1]) await c.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice');
+    a1.say('during');
+    await waitFor(() => from(a2, 'a1').length === 2, 'a local line while Redis is down');
+    expect(await b1.ask('/who', /^WHO /)).toBe('WHO lobby: b1, x2');
+    // Each server alone can only check its own members: both grant the same nick.
+    for (const c of [onA, onB]) expect(await c.ask('/nick zed', /^(NICK|ERROR) /)).toBe('NICK zed');
+
+    await redis(first.port);
+    for (const c of [a1, a2, b1]) await c.expect(/^SERVER cross-server delivery restored$/, 'the restored notice', 0, 10_000);
+    // Once claimed again, the nick is one server's: the other's member is a guest again.
+    const renamed = /^ERROR nick zed is held on another server; you are now (guest\d+\.[ab])$/;
+    await waitFor(() => [onA, onB].some((c) => c.lines.some((l) => renamed.test(l))), 'one zed to be renamed');
+    const [loser, winner] = onA.lines.some((l) => renamed.test(l)) ? [onA, onB] : [onB, onA];
+    const guest = renamed.exec(loser.lines.find((l) => renamed.test(l))!)![1];
+    await loser.expect(new RegExp(`^NICK ${guest.replace('.', '\\.')}$`));
+    expect(winner.lines.filter((l) => l.startsWith('NICK ')).at(-1)).toBe('NICK zed');
+    expect(winner.lines.some((l) => renamed.test(l))).toBe(false);
+    const N = 20;
+    for (let i = 0; i < N; i++) {
+      a1.say(`a1 line ${i}`);
+      b1.say(`b1 line ${i}`);
+    }
+    await waitFor(() => from(b1, 'a1').length >= N + 1 && from(a2, 'b1').length >= N && from(a1, 'b1').length >= N, 'the lines after the restart');
+    // A last line each way: anything still on its way would arrive before it.
+    a2.say('end');
+    b1.say('end');
+    await waitFor(() => from(b1, 'a2').length === 1 && from(a1, 'b1').length === N + 1, 'the last lines');
+    expect(from(b1, 'a1')).toEqual(['before', ...lines('a1', N)]);
+    expect(from(a2, 'a1')).toEqual(['before', 'during', ...lines('a1', N)]);
+    expect(from(a2, 'b1')).toEqual([...lines('b1', N), 'end']);
+    expect(from(a1, 'b1')).toEqual([...lines('b1', N), 'end']);
+    expect([a1, a2, b1].map((c) => c.closed)).toEqual([false, false, false]);
+    // The nicks were claimed again in the new Redis.
+    const taker = await LineClient.connect(b.port);
+    clients.push(taker);
+    expect(await taker.ask('/nick a1', /^(NICK|ERROR) /)).toBe('ERROR nick a1 is taken');
+  });
+
+  it('--workers 2: two reactors on one port, linked through Redis', async () => {
+    const { port } = await redis();
+    const pool = await serve(port, 'w', ['--workers', '2']);
+    const byWorker = new Map<string, LineClient>();
+    // The kernel spreads connections over the two listeners; enough of them reach both.
+    for (let i = 0; i < 64 && byWorker.size < 2; i++) {
+      const c = await LineClient.connect(pool.port);
+      clients.push(c);
+      const worker = /You are guest\d+\.(w-w\d)/.exec(c.lines[0])?.[1];
+      if (worker && !byWorker.has(worker)) byWorker.set(worker, c);
+    }
+    expect([...byWorker.keys()].sort()).toEqual(['w-w1', 'w-w2']);
+    const [one, two] = [byWorker.get('w-w1')!, byWorker.get('w-w2')!];
+    await one.ask('/nick one', /^NICK one$/);
+    await two.ask('/nick two', /^NICK two$/);
+    one.say('hello from the first worker');
+    await two.expect(/ one: hello from the first worker$/);
+    expect(await two.ask('/nick one', /^(NICK|ERROR) /)).toBe('ERROR nick one is taken');
+    pool.child.kill('SIGTERM');
+    expect(await pool.exited).toBe(0);
+    for (const c of [one, two]) await c.expect(/^SERVER shutting down/);
+  });
+});

@@ -1,0 +1,242 @@
+// muxnet/async over real loopback sockets: pull reads, writes that resolve
+// when the kernel has the bytes, frames, abort signals and error codes.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type AsyncConnection } from '../../src/async';
+import { encodeFrame, listen, type Connection, type Server } from '../../src/fast';
+import { closeSocket, waitFor } from '../helpers';
+
+/** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
+const READ_BUDGET = 64 * 1024;
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const f of cleanup.splice(0)) f();
+});
+
+function echoServer(): Server {
+  const server = listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
+  cleanup.push(() => server.close());
+  return server;
+}
+
+/** A node:net server handing out its accepted sockets. */
+async function netServer(): Promise<{ port: number; accepted: Promise<net.Socket> }> {
+  let accept!: (s: net.Socket) => void;
+  const accepted = new Promise<net.Socket>((r) => (accept = r));
+  const server = net.createServer((s) => accept(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanup.push(() => server.close());
+  return { port: (server.address() as net.AddressInfo).port, accepted };
+}
+
+async function open(port: number): Promise<AsyncConnection> {
+  const conn = await connect({ port });
+  cleanup.push(() => conn.destroy());
+  return conn;
+}
+
+describe('muxnet/async', () => {
+  it('echoes with write() and for await, and ends cleanly', async () => {
+    const server = echoServer();
+    const conn = await open(server.port);
+    const data = randomBytes(200_000);
+    const [, got] = await Promise.all([
+      conn.write(data).then(() => conn.end()),
+      (async () => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of conn) chunks.push(chunk);
+        return Buffer.concat(chunks);
+      })(),
+    ]);
+    expect(got.equals(data)).toBe(true);
+    expect(await conn.read()).toBeNull();
+  });
+
+  it('stays open for writing after the peer ends, with allowHalfOpen', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await connect({ port, allowHalfOpen: true });
+    cleanup.push(() => conn.destroy());
+    const peer = await accepted;
+    const got: Buffer[] = [];
+    peer.on('data', (d: Buffer) => got.push(d));
+    const peerClosed = new Promise((r) => peer.on('close', r));
+    peer.end('question');
+    expect(String(await conn.read())).toBe('question');
+    expect(await conn.read()).toBeNull();
+    await conn.write('answer');
+    await conn.end();
+    await peerClosed;
+    expect(String(Buffer.concat(got))).toBe('answer');
+  });
+
+  it('reads frames in both framings, split anywhere, and writes them', async () => {
+    const server = echoServer();
+    const lines = await open(server.port);
+    const whole = Buffer.from('one\ntwo\r\nthree\n');
+    // Byte by byte: every frame is split across chunks.
+    for (const byte of whole) await lines.write(Buffer.of(byte));
+    const got: string[] = [];
+    for await (const frame of lines.frames('line')) {
+      got.push(String(frame));
+      if (got.length === 3) break;
+    }
+    expect(got).toEqual(['one', 'two', 'three']);
+
+    const framed = await open(server.port);
+    const payloads = [randomBytes(10), Buffer.alloc(0), randomBytes(100_000)];
+    for (const p of payloads) await framed.writeFrame('length', p);
+    await framed.end();
+    const frames: Buffer[] = [];
+    for await (const frame of framed.frames('length')) frames.push(Buffer.from(frame));
+    expect(frames).toEqual(payloads);
+  });
+
+  it('fails a frame over maxFrame and a stream that ends inside a frame', async () => {
+    const server = echoServer();
+    const conn = await open(server.port);
+    await conn.write(encodeFrame('length', randomBytes(100)));
+    await expect(conn.frames('length', { maxFrame: 50 }).next()).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAME_TOO_LONG' });
+
+    const cut = await open(server.port);
+    await cut.end('no newline');
+    const frames = cut.frames('line');
+    await expect(frames.next()).rejects.toMatchObject({ code: 'ERR_MUXNET_INCOMPLETE_FRAME' });
+    expect(() => cut.frames('words' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+  });
+
+  it('stops reading while nobody awaits: the producer is held back, memory stays bounded', async () => {
+    let producer!: Connection;
+    let sent = 0;
+    let blocked = false;
+    const chunk = randomBytes(64 * 1024);
+    const fill = (c: Connection) => {
+      // Until the kernel refuses: the reader has stopped taking bytes.
+      while (c.write(chunk)) sent += chunk.length;
+      sent += chunk.length;
+      blocked = true;
+    };
+    const server = listen({ port: 0 }, {
+      onOpen: (c) => {
+        producer = c;
+        fill(c);
+      },
+      onDrain: (c) => {
+        if (sent < 8 * 1024 * 1024) fill(c);
+        else c.end();
+      },
+    });
+    cleanup.push(() => server.close());
+    const highWaterMark = 16 * 1024;
+    const conn = await connect({ port: server.port, highWaterMark });
+    cleanup.push(() => conn.destroy());
+    await waitFor(() => blocked && conn.readPaused, 'the producer blocked and the reader paused');
+    // What waits in JS is the read-ahead plus at most one turn's reads; the
+    // rest of what was sent sits in the kernel's buffers.
+    expect(conn.readableLength).toBeLessThan(highWaterMark + READ_BUDGET);
+    expect(sent).toBeGreaterThan(conn.readableLength);
+    expect(producer.bufferedAmount).toBeGreaterThan(0);
+    let got = 0;
+    let maxUnread = 0;
+    for await (const c of conn) {
+      got += c.length;
+      maxUnread = Math.max(maxUnread, conn.readableLength);
+    }
+    expect(got).toBe(sent);
+    expect(maxUnread).toBeLessThan(highWaterMark + READ_BUDGET);
+  });
+
+  it('write() resolves once the kernel has the bytes', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.pause();
+    const big = randomBytes(16 * 1024 * 1024);
+    let done = false;
+    const writing = conn.write(big).then(() => (done = true));
+    // The peer reads nothing: the bytes wait in muxnet's queue.
+    expect(conn.connection.bufferedAmount).toBeGreaterThan(0);
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    let got = 0;
+    peer.on('data', (d: Buffer) => (got += d.length));
+    peer.resume();
+    await writing;
+    expect(conn.connection.bufferedAmount).toBe(0);
+    await waitFor(() => got === big.length, 'the peer got every byte');
+    peer.destroy();
+  });
+
+  it('rejects with Node error codes', async () => {
+    const { port } = await netServer();
+    cleanup.pop()!();
+    await new Promise((r) => setTimeout(r, 0));
+    await expect(connect({ port })).rejects.toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port });
+    await expect(connect({ port: 70000 })).rejects.toMatchObject({ code: 'ERR_SOCKET_BAD_PORT' });
+    await expect(connect({ port: 1, timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(connect({ port: 1, signal: {} as AbortSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(connect(null as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+
+    // A reset fails the pending read and later writes.
+    const server = await netServer();
+    const conn = await open(server.port);
+    const peer = await server.accepted;
+    const reading = conn.read();
+    peer.resetAndDestroy();
+    await expect(reading).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await expect(conn.write('late')).rejects.toMatchObject({ code: 'ECONNRESET' });
+  });
+
+  it('times a connect out with ETIMEDOUT', async () => {
+    // A listener whose accept queue is full and that accepts nothing: the
+    // kernel drops further SYNs, so a connect hangs.
+    const server = listen({ port: 0, backlog: 0 }, {});
+    cleanup.push(() => server.close());
+    server.pauseAccepting();
+    const fillers: net.Socket[] = [];
+    cleanup.push(() => fillers.forEach((s) => s.destroy()));
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(server.port, '127.0.0.1');
+      s.on('error', () => {});
+      fillers.push(s);
+    }
+    // On loopback the handshake happens inside connect(2): once the first
+    // filler is connected, every filler's SYN has been answered or dropped.
+    await new Promise((r) => fillers[0].once('connect', r));
+    await new Promise((r) => setImmediate(r));
+    await expect(connect({ port: server.port, timeout: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect', port: server.port });
+  });
+
+  it('aborts a connect, a read and a write', async () => {
+    const server = echoServer();
+    const already = AbortSignal.abort();
+    await expect(connect({ port: server.port, signal: already })).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    const ac = new AbortController();
+    const connecting = connect({ port: server.port, signal: ac.signal });
+    ac.abort();
+    await expect(connecting).rejects.toMatchObject({ code: 'ABORT_ERR' });
+
+    // An aborted read leaves the connection usable.
+    const conn = await open(server.port);
+    const reader = new AbortController();
+    const reading = conn.read({ signal: reader.signal });
+    reader.abort();
+    await expect(reading).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    await conn.write('still here');
+    expect(String(await conn.read())).toBe('still here');
+
+    // An aborted write destroys the connection (its bytes may be half sent).
+    const { port, accepted } = await netServer();
+    const writer = await open(port);
+    const peer = await accepted;
+    peer.pause();
+    const wc = new AbortController();
+    const writing = writer.write(randomBytes(16 * 1024 * 1024), { signal: wc.signal });
+    wc.abort();
+    await expect(writing).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    await waitFor(() => writer.connection.closed, 'the writer closed');
+    await expect(writer.write('x')).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    await closeSocket(peer.resume());
+  });
+});

@@ -1,0 +1,401 @@
+// muxnet/server on this thread (reactor and serial modes, datagrams) over
+// real loopback sockets: every lifecycle edge ends in exactly one finish().
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from '../../src/async';
+import { ConnectionHandler, DatagramHandler, serve, type ErrorSource, type Server } from '../../src/server';
+import { closeSocket, netConnect, roundTrip, socketFds, waitFor } from '../helpers';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close({ timeout: 0 })));
+});
+
+/** What the handlers of one test did, in order, and what was reported. */
+function recorder() {
+  return { log: [] as string[], finished: [] as (Error | undefined)[], errors: [] as [Error, ErrorSource][] };
+}
+
+async function start(Handler: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] & { rec: ReturnType<typeof recorder> }) {
+  const { rec, ...rest } = options;
+  const server = await serve(Handler, { port: 0, onError: (err, source) => rec.errors.push([err, source]), ...rest });
+  servers.push(server);
+  return server;
+}
+
+describe('muxnet/server, reactor mode', () => {
+  it('serves async and callback handlers, finish() once after a clean close', async () => {
+    const rec = recorder();
+    class AsyncEcho extends ConnectionHandler {
+      async handle() {
+        for await (const line of this.stream.frames('line')) await this.stream.write(`${line}\n`);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    class CallbackEcho extends ConnectionHandler {
+      onData(chunk: Buffer) {
+        this.connection.write(chunk);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    for (const Handler of [AsyncEcho, CallbackEcho]) {
+      const server = await start(Handler, { rec });
+      const clients = await Promise.all(Array.from({ length: 10 }, () => netConnect(server.port)));
+      const replies = await Promise.all(clients.map((c, i) => roundTrip(c, Buffer.from(`client ${i}\n`))));
+      expect(replies.map(String)).toEqual(clients.map((_, i) => `client ${i}\n`));
+      await Promise.all(clients.map(closeSocket));
+      await waitFor(() => rec.finished.length === 10, 'ten finishes');
+      expect(rec.finished).toEqual(Array(10).fill(undefined));
+      rec.finished.length = 0;
+    }
+    expect(rec.errors).toEqual([]);
+  });
+
+  it('handle() reads to the peer\'s end and still replies (half-open until it returns)', async () => {
+    const rec = recorder();
+    class Count extends ConnectionHandler {
+      async handle() {
+        let bytes = 0;
+        for await (const chunk of this.stream) bytes += chunk.length;
+        await this.stream.write(`${bytes} bytes\n`);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Count, { rec });
+    const conn = await connect({ port: server.port });
+    await conn.write('x'.repeat(100_000));
+    await conn.end();
+    const reply: Buffer[] = [];
+    for await (const chunk of conn) reply.push(chunk);
+    expect(String(Buffer.concat(reply))).toBe('100000 bytes\n');
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.finished).toEqual([undefined]);
+  });
+
+  it('an async setup() gets what arrived meanwhile, the peer\'s end included, once it resolves', async () => {
+    const rec = recorder();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    class Late extends ConnectionHandler {
+      async setup() {
+        await released;
+        rec.log.push('setup done');
+      }
+      onData(chunk: Buffer) {
+        rec.log.push(`data ${chunk}`);
+      }
+      onEnd() {
+        rec.log.push('end');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Late, { rec });
+    const sock = await netConnect(server.port);
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.end('early');
+    // The reactor reads the data and the FIN meanwhile; the handler is not ready.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rec.log).toEqual([]);
+    release();
+    await closed;
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.log).toEqual(['setup done', 'data early', 'end']);
+  });
+
+  it('finish(err) after handle() throws: reported once, the client is closed, the server serves on', async () => {
+    const rec = recorder();
+    const boom = new Error('handler failed');
+    class Picky extends ConnectionHandler {
+      async handle() {
+        for await (const line of this.stream.frames('line')) {
+          if (String(line) === 'bad') throw boom;
+          await this.stream.write('ok\n');
+        }
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Picky, { rec });
+    const bad = await netConnect(server.port);
+    const closed = new Promise((r) => bad.on('close', r));
+    bad.on('error', () => {});
+    bad.write('bad\n');
+    await closed;
+    await waitFor(() => rec.finished.length === 1, 'a finish');
+    expect(rec.finished[0]).toBe(boom);
+    expect(rec.errors.map(([e]) => e)).toEqual([boom]);
+    expect(rec.errors[0][1].remoteAddress).toBe('127.0.0.1');
+
+    const good = await connect({ port: server.port });
+    await good.write('fine\n');
+    expect(String(await good.read())).toBe('ok\n');
+    await good.end();
+  });
+
+  it('finish(err) after a callback throws, and after setup() throws', async () => {
+    const rec = recorder();
+    class Throws extends ConnectionHandler {
+      setup() {
+        if (this.remotePort! % 2 === 0 && rec.log.length === 0) rec.log.push('setup');
+      }
+      onData() {
+        throw new Error('onData failed');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Throws, { rec });
+    const sock = await netConnect(server.port);
+    sock.on('error', () => {});
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.write('x');
+    await closed;
+    await waitFor(() => rec.finished.length === 1, 'a finish');
+    expect(rec.finished[0]?.message).toBe('onData failed');
+    expect(rec.errors).toHaveLength(1);
+
+    class BadSetup extends ConnectionHandler {
+      setup() {
+        throw new Error('setup failed');
+      }
+      handle() {
+        rec.log.push('handle ran');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const other = await start(BadSetup, { rec });
+    const s2 = await netConnect(other.port);
+    s2.on('error', () => {});
+    await new Promise((r) => s2.on('close', r));
+    await waitFor(() => rec.finished.length === 2, 'a second finish');
+    expect(rec.finished[1]?.message).toBe('setup failed');
+    expect(rec.log).not.toContain('handle ran');
+  });
+
+  it('finish(err) after the peer resets', async () => {
+    const rec = recorder();
+    class Reader extends ConnectionHandler {
+      async handle() {
+        for await (const chunk of this.stream) rec.log.push(String(chunk));
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    class Callback extends ConnectionHandler {
+      onData(chunk: Buffer) {
+        rec.log.push(String(chunk));
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    for (const Handler of [Reader, Callback]) {
+      rec.log.length = rec.finished.length = rec.errors.length = 0;
+      const server = await start(Handler, { rec });
+      const sock = await netConnect(server.port);
+      sock.write('hello');
+      await waitFor(() => rec.log.length === 1, 'the data');
+      sock.resetAndDestroy();
+      await waitFor(() => rec.finished.length === 1, 'a finish');
+      expect(rec.finished[0]).toMatchObject({ code: 'ECONNRESET' });
+      expect(rec.errors).toHaveLength(1);
+      expect(rec.errors[0][0]).toBe(rec.finished[0]);
+    }
+  });
+
+  it('close({ timeout }): stops accepting, lets handlers finish, then closes the rest', async () => {
+    const rec = recorder();
+    class Session extends ConnectionHandler {
+      async handle() {
+        for await (const line of this.stream.frames('line')) {
+          if (String(line) === 'bye') return;
+          await this.stream.write('ack\n');
+        }
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+        rec.log.push(`finish ${err ? (err as Error & { code: string }).code : 'ok'}`);
+      }
+    }
+    const server = await start(Session, { rec });
+    const polite = await connect({ port: server.port });
+    const stubborn = await connect({ port: server.port });
+    await polite.write('hi\n');
+    await stubborn.write('hi\n');
+    expect(String(await polite.read())).toBe('ack\n');
+    expect(String(await stubborn.read())).toBe('ack\n');
+
+    const port = server.port;
+    const closing = server.close({ timeout: 300 });
+    expect(server.closed).toBe(true);
+    await expect(connect({ port })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    // Within the deadline a handler still works and ends by itself.
+    await polite.write('more\n');
+    expect(String(await polite.read())).toBe('ack\n');
+    await polite.write('bye\n');
+    expect(await polite.read()).toBeNull();
+    await waitFor(() => rec.log.length === 1, "the polite handler's finish");
+    expect(rec.log).toEqual(['finish ok']);
+    // The stubborn one is closed at the deadline.
+    await closing;
+    expect(rec.log).toEqual(['finish ok', 'finish ERR_MUXNET_SERVER_CLOSED']);
+    expect(await stubborn.read()).toBeNull();
+  });
+
+  it('rejects bad arguments and a taken port with Node codes', async () => {
+    const rec = recorder();
+    class Plain extends ConnectionHandler {}
+    await expect(serve(class NotAHandler {} as never, { port: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(serve(Plain, { port: 0, mode: 'threads' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(serve(Plain, { port: 0, workers: 2 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(serve(Plain, { port: 0, onError: 'log' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    const server = await start(Plain, { rec });
+    await expect(serve(Plain, { port: server.port })).rejects.toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', port: server.port });
+    await expect(server.close({ timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    // A callback handler has no stream.
+    let stateError: unknown;
+    class NoStream extends ConnectionHandler {
+      setup() {
+        try {
+          void this.stream;
+        } catch (err) {
+          stateError = err;
+        }
+      }
+    }
+    const s2 = await start(NoStream, { rec });
+    await closeSocket(await netConnect(s2.port));
+    await waitFor(() => stateError !== undefined, 'setup ran');
+    expect(stateError).toMatchObject({ code: 'ERR_INVALID_STATE' });
+  });
+});
+
+describe('muxnet/server, serial mode', () => {
+  it('serves one connection at a time: the second waits until the first finishes', async () => {
+    const rec = recorder();
+    let next = 0;
+    class Numbered extends ConnectionHandler {
+      readonly n = ++next;
+      setup() {
+        rec.log.push(`setup ${this.n}`);
+      }
+      async handle() {
+        for await (const line of this.stream.frames('line')) await this.stream.write(`${this.n}:${line}\n`);
+      }
+      finish() {
+        rec.log.push(`finish ${this.n}`);
+      }
+    }
+    const server = await start(Numbered, { rec, mode: 'serial' });
+    const first = await connect({ port: server.port });
+    await first.write('a\n');
+    expect(String(await first.read())).toBe('1:a\n');
+    // The second connects (the kernel's backlog completes it) and asks...
+    const second = await connect({ port: server.port });
+    await second.write('b\n');
+    const answer = second.read();
+    // ...while the first is still served.
+    await first.write('again\n');
+    expect(String(await first.read())).toBe('1:again\n');
+    expect(rec.log).toEqual(['setup 1']);
+    await first.end();
+    expect(await first.read()).toBeNull();
+    expect(String(await answer)).toBe('2:b\n');
+    expect(rec.log).toEqual(['setup 1', 'finish 1', 'setup 2']);
+    await second.end();
+    await waitFor(() => rec.log.length === 4, 'the second finish');
+  });
+
+  it('never overlaps handlers, even for connections accepted together', async () => {
+    const rec = recorder();
+    let active = 0;
+    let most = 0;
+    class Counted extends ConnectionHandler {
+      async handle() {
+        most = Math.max(most, ++active);
+        for await (const chunk of this.stream) await this.stream.write(chunk);
+      }
+      finish() {
+        active--;
+        rec.finished.push(undefined);
+      }
+    }
+    const server = await start(Counted, { rec, mode: 'serial' });
+    // Ten clients connect before any is served; each closes after its echo.
+    const clients = await Promise.all(Array.from({ length: 10 }, () => netConnect(server.port)));
+    await Promise.all(
+      clients.map(async (c, i) => {
+        expect(String(await roundTrip(c, Buffer.from(`${i}`)))).toBe(`${i}`);
+        await closeSocket(c);
+      }),
+    );
+    await waitFor(() => rec.finished.length === 10, 'ten finishes');
+    expect(most).toBe(1);
+  });
+});
+
+describe('muxnet/server, resources', () => {
+  it('releases every socket: served, waiting (serial) and cut off at shutdown', async () => {
+    const before = socketFds();
+    class Hold extends ConnectionHandler {
+      async handle() {
+        for await (const chunk of this.stream) await this.stream.write(chunk);
+      }
+    }
+    for (const mode of ['reactor', 'serial'] as const) {
+      const server = await serve(Hold, { port: 0, mode, onError: () => {} });
+      const clients = await Promise.all(Array.from({ length: 5 }, () => netConnect(server.port)));
+      for (const c of clients) c.on('error', () => {});
+      expect(String(await roundTrip(clients[0], Buffer.from('hi')))).toBe('hi');
+      await server.close({ timeout: 0 });
+      await Promise.all(clients.map((c) => new Promise((r) => (c.destroyed ? r(null) : c.on('close', r)))));
+    }
+    // At most what was open before (an earlier test's sockets may close meanwhile).
+    await waitFor(() => socketFds() <= before, 'the socket count back where it was');
+  });
+});
+
+describe('muxnet/server, datagrams', () => {
+  it('a handler per datagram, reply() to the sender, finish(err) after a throw', async () => {
+    const rec = recorder();
+    class Upper extends DatagramHandler {
+      async handle(msg: Buffer) {
+        if (String(msg) === 'throw') throw new Error('bad datagram');
+        await Promise.resolve();
+        this.reply(String(msg).toUpperCase());
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Upper, { rec });
+    const client = dgram.createSocket('udp4');
+    const got: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    client.send('throw', server.port, '127.0.0.1');
+    await waitFor(() => rec.finished.length === 1, 'the first finish');
+    expect(rec.finished[0]?.message).toBe('bad datagram');
+    expect(rec.errors[0][1].remoteAddress).toBe('127.0.0.1');
+    client.send('hello', server.port, '127.0.0.1');
+    await waitFor(() => got.length === 1, 'a reply');
+    expect(got).toEqual(['HELLO']);
+    expect(rec.finished[1]).toBeUndefined();
+    client.close();
+    await expect(serve(Upper, { port: 0, mode: 'serial' })).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
+  });
+});
+

@@ -1,0 +1,84 @@
+// muxnet/server in workers mode: worker threads, each its own reactor, fed
+// by SO_REUSEPORT (Linux) or by an acceptor thread that transfers each
+// accepted connection. Runs the built package (`npm run build:ts`):
+// the worker threads load dist/server/worker.js.
+import path from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'muxnet/async';
+import { serve, type ErrorSource, type Server } from 'muxnet/server';
+import { waitFor } from '../helpers';
+
+const handler = { module: path.join(__dirname, '..', 'fixtures', 'thread-handler.js'), export: 'ThreadEcho' };
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close({ timeout: 0 })));
+});
+
+/** The thread that serves one new connection. */
+async function servedBy(port: number): Promise<number> {
+  const conn = await connect({ port });
+  await conn.write('which\n');
+  const line = await conn.frames('line').next();
+  await conn.end();
+  conn.destroy();
+  return Number(String(line.value));
+}
+
+describe('muxnet/server, workers mode', () => {
+  // SO_REUSEPORT balancing is Linux's; an acceptor thread works everywhere.
+  const modes = process.platform === 'linux' ? (['reuseport', 'acceptor'] as const) : (['acceptor'] as const);
+  it.each(modes)('spreads connections over the worker threads and replaces a crashed worker (%s)', async (distribute) => {
+    const errors: [Error, ErrorSource][] = [];
+    const server = await serve(handler, { port: 0, workers: 2, distribute, onError: (err, source) => errors.push([err, source]) });
+    servers.push(server);
+    const workers = server.workers.map((w) => w.threadId);
+    expect(workers).toHaveLength(2);
+    expect(workers).not.toContain(threadId);
+
+    // The kernel hashes each connection to one listener (32 land on both);
+    // the acceptor deals them out in turn.
+    const seen = new Set<number>();
+    for (let i = 0; i < 32; i++) seen.add(await servedBy(server.port));
+    expect([...seen].sort()).toEqual([...workers].sort());
+
+    // A worker thread dies (an uncaught exception outside any handler).
+    const victim = await connect({ port: server.port });
+    await victim.write('which\n');
+    const frames = victim.frames('line');
+    const crashed = Number(String((await frames.next()).value));
+    await victim.write('crash\n');
+    // Its reactor goes with it: the connection is closed.
+    expect(await frames.next().then(({ done }) => done).catch(() => true)).toBe(true);
+    await waitFor(() => server.workers.every((w) => w.threadId !== crashed && w.listening) && errors.length === 1, 'the worker replaced');
+    expect(errors[0][0].message).toBe('worker crash on purpose');
+    expect(errors[0][1]).toMatchObject({ threadId: crashed, restarting: true });
+    expect(server.workers.map((w) => w.restarts).sort()).toEqual([0, 1]);
+
+    // Both threads serve again, the new one among them.
+    const now = server.workers.map((w) => w.threadId);
+    const after = new Set<number>();
+    for (let i = 0; i < 32; i++) after.add(await servedBy(server.port));
+    expect([...after].sort()).toEqual([...now].sort());
+
+    const port = server.port;
+    await server.close({ timeout: 1000 });
+    await expect(connect({ port })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it.runIf(process.platform === 'linux')('reports a worker that cannot listen as the failure of serve()', async () => {
+    const first = await serve(handler, { port: 0, workers: 1 });
+    servers.push(first);
+    // Not reusePort-compatible: the port is taken by a plain listener.
+    const { listen } = await import('muxnet/fast');
+    const plain = listen({ port: 0 }, {});
+    try {
+      await expect(serve(handler, { port: plain.port, workers: 2 })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      plain.close();
+    }
+    await expect(serve({ module: handler.module, export: 'Missing' }, { port: 0, workers: 1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(serve(handler, { port: 0, workers: 1, distribute: 'kernel' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+});
