@@ -10,24 +10,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::pattern::is_ramp;
 use crate::{Clock, Tally};
-
-/// 0, 1, …, 255, 0, 1, …, 255: any 256-byte window of the file.
-static RAMP: [u8; 512] = {
-    let mut r = [0u8; 512];
-    let mut i = 0;
-    while i < 512 {
-        r[i] = i as u8;
-        i += 1;
-    }
-    r
-};
-
-/// Whether `data`, read at `offset`, is the ramp there (a memcmp per 256 bytes).
-fn ramp_ok(data: &[u8], offset: u64) -> bool {
-    let first = (offset % 256) as usize;
-    data.chunks(256).all(|window| window == &RAMP[first..first + window.len()])
-}
 
 /// One download to its end; bytes in the window go to `tally.messages`.
 fn download(
@@ -57,7 +41,7 @@ fn download(
             }
             return Ok(());
         }
-        if !ramp_ok(&buf[..n], got) {
+        if !is_ramp(&buf[..n], got) {
             tally.verification_errors += 1;
         }
         got += n as u64;
@@ -89,11 +73,11 @@ mod tests {
     #[test]
     fn ramp_checks_every_byte_where_it_lands() {
         let file: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
-        assert!(ramp_ok(&file, 0));
-        assert!(ramp_ok(&file[700..4321], 700));
-        assert!(!ramp_ok(&file[700..4321], 701), "a read placed one byte off");
+        assert!(is_ramp(&file, 0));
+        assert!(is_ramp(&file[700..4321], 700));
+        assert!(!is_ramp(&file[700..4321], 701), "a read placed one byte off");
         let mut bad = file.clone();
         bad[4999] ^= 1;
-        assert!(!ramp_ok(&bad[300..], 300), "the last byte flipped");
+        assert!(!is_ramp(&bad[300..], 300), "the last byte flipped");
     }
 }

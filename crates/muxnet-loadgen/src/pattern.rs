@@ -56,3 +56,10 @@ mod tests {
         assert_eq!(mismatches(&m, 3, 9, 0), 2);
     }
 }
+
+/// Whether `data`, found at `offset` of a stream whose byte `i` is
+/// `i % 256` (the file the download cells serve), is that stream there.
+pub fn is_ramp(data: &[u8], offset: u64) -> bool {
+    let first = (offset % 256) as usize;
+    data.chunks(256).all(|window| window == &RAMP[first..first + window.len()])
+}
