@@ -39,6 +39,13 @@ pub fn mismatches(data: &[u8], conn: usize, msg: u64, offset: usize) -> u64 {
         .sum()
 }
 
+/// Whether `data`, found at `offset` of a stream whose byte `i` is
+/// `i % 256` (the file the download cells serve), is that stream there.
+pub fn is_ramp(data: &[u8], offset: u64) -> bool {
+    let first = (offset % 256) as usize;
+    data.chunks(256).all(|window| window == &RAMP[first..first + window.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,11 +62,4 @@ mod tests {
         m[999] ^= 0x80;
         assert_eq!(mismatches(&m, 3, 9, 0), 2);
     }
-}
-
-/// Whether `data`, found at `offset` of a stream whose byte `i` is
-/// `i % 256` (the file the download cells serve), is that stream there.
-pub fn is_ramp(data: &[u8], offset: u64) -> bool {
-    let first = (offset % 256) as usize;
-    data.chunks(256).all(|window| window == &RAMP[first..first + window.len()])
 }

@@ -22,10 +22,12 @@ use crate::{barrier, fast_path};
 /// The select backend's limit: fds at or above it cannot be watched.
 #[cfg(unix)]
 #[napi]
+#[cfg_attr(test, allow(dead_code))] // read from JavaScript only
 pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
 
 /// Backends this build offers, in order of preference.
 #[napi(catch_unwind)]
+#[cfg_attr(test, allow(dead_code))] // called from JavaScript only
 pub fn backends() -> Vec<&'static str> {
     BackendKind::ALL.iter().map(|k| k.name()).collect()
 }

@@ -78,7 +78,7 @@ pub(super) fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::R
 }
 
 /// The highest fd `select(2)` can hold, plus one.
-pub(super) const FD_SETSIZE: usize = libc::FD_SETSIZE as usize;
+pub(super) const FD_SETSIZE: usize = libc::FD_SETSIZE;
 
 /// An `fd_set` that refuses fds it cannot hold instead of writing past it.
 #[derive(Clone, Copy)]
