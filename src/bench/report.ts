@@ -62,13 +62,13 @@ export function markdown(results: Result[], cells: Cell[]): string {
       }
     } else {
       out.push(
-        '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | msgs per server CPU-s | × node | × rust | events/turn | syscalls/event | errors |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | p99.9 µs | msgs per server CPU-s | × node | × rust | events/turn | syscalls/event | errors |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       );
       for (const r of rows) {
         const l = r.load;
         if (r.status !== 'ok' || !l) {
-          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | | | | |`);
+          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | | | | | |`);
           continue;
         }
         const errors = l.errors + l.verification_errors + (l.lost ?? 0);
@@ -77,7 +77,7 @@ export function markdown(results: Result[], cells: Cell[]): string {
         const perTurn = x && x.turns > 0 ? fmt(x.events / x.turns, 1) : '–';
         const perEvent = x && x.events > 0 ? fmt(x.syscalls / x.events, 2) : '–';
         out.push(
-          `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ` +
+          `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ${l.p999_us === null ? '–' : fmt(l.p999_us)} | ` +
             `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${errors} |`,
         );
       }

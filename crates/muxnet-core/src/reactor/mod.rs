@@ -226,8 +226,15 @@ pub struct Reactor {
     readiness: Vec<Readiness>,
     /// The turn's non-listener readiness, dispatched after the listeners.
     later: Vec<Readiness>,
-    /// Sockets that may still have input after their budget ran out.
+    /// Scratch for `merge_repeats`, kept between turns.
+    ranked: Vec<(usize, Readiness)>,
+    /// Sockets that may still have input and were not read this turn (the
+    /// slab ran out before them, or nothing raises a new edge for them):
+    /// first in the next turn.
     carry: Vec<Token>,
+    /// Sockets read this turn until their budget or the slab ran out: last
+    /// in the next turn, after the ones that waited.
+    carry_after: Vec<Token>,
     /// Connections with corked bytes to flush (entries may be stale).
     corked: Vec<Token>,
     /// Connections to flush next turn whatever the backend says: a file
@@ -268,7 +275,9 @@ impl Reactor {
             entries: Table::new(),
             readiness: Vec::new(),
             later: Vec::new(),
+            ranked: Vec::new(),
             carry: Vec::new(),
+            carry_after: Vec::new(),
             corked: Vec::new(),
             flush_soon: Vec::new(),
             paused_listeners: HashSet::new(),
@@ -297,7 +306,7 @@ impl Reactor {
 
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
-        !self.carry.is_empty() || !self.flush_soon.is_empty()
+        !self.carry.is_empty() || !self.carry_after.is_empty() || !self.flush_soon.is_empty()
     }
 
     /// Grows whenever the backend's interest set changes: a waiter blocked
@@ -401,22 +410,23 @@ impl Reactor {
         ready.clear();
         self.counters.waits += 1;
         self.backend.wait(&mut ready, timeout)?;
-        ready.extend(self.carry.drain(..).map(|token| Readiness { token, readable: true, writable: false, error: false, hup: true }));
+        // Fairness when a turn cannot serve everyone: what waited goes
+        // first, then the backend's fresh readiness, then what this turn
+        // already read and cut short. In slot order instead, busy sockets in
+        // low slots would fill the slab turn after turn while a socket in a
+        // high slot waits (the tail latency of many 16 KiB echoes).
+        let fresh = ready.len();
+        let carried = |token| Readiness { token, readable: true, writable: false, error: false, hup: true };
+        ready.extend(self.carry.drain(..).map(carried));
+        let waited = ready.len() - fresh;
+        ready.rotate_right(waited);
+        ready.extend(self.carry_after.drain(..).map(carried));
         ready.extend(self.flush_soon.drain(..).map(|token| Readiness { token, readable: false, writable: true, error: false, hup: false }));
-        // One dispatch per socket per turn, so none reads past its budget:
-        // a carried socket is reported again by level-triggered backends
-        // (and may get a new edge), and mio's stash can repeat a token.
-        ready.sort_unstable_by_key(|r| (r.token.index(), r.token.generation()));
-        ready.dedup_by(|later, kept| {
-            if later.token != kept.token {
-                return false;
-            }
-            kept.readable |= later.readable;
-            kept.writable |= later.writable;
-            kept.error |= later.error;
-            kept.hup |= later.hup;
-            true
-        });
+        // One dispatch per socket per turn, in its first place, so none
+        // reads past its budget: a carried socket is reported again by
+        // level-triggered backends (and may get a new edge), and mio's
+        // stash can repeat a token.
+        merge_repeats(&mut ready, &mut self.ranked);
         let before = events.len();
         // Listeners first: a connection is accepted (and its owner told)
         // before the turn reports what its peer did next, whichever slots
@@ -507,4 +517,27 @@ impl Reactor {
             Err(e) => self.closed_in_turn.get(&token).map(|c| c.relayed).ok_or(e),
         }
     }
+}
+
+/// Merges the repeats of a socket's readiness into its first place, keeping
+/// the order of the rest (carried sockets first, then the backend's order).
+fn merge_repeats(ready: &mut Vec<Readiness>, ranked: &mut Vec<(usize, Readiness)>) {
+    if ready.len() < 2 {
+        return;
+    }
+    ranked.clear();
+    ranked.extend(ready.drain(..).enumerate());
+    ranked.sort_unstable_by_key(|&(pos, r)| (r.token.index(), r.token.generation(), pos));
+    ranked.dedup_by(|(_, later), (_, kept)| {
+        if later.token != kept.token {
+            return false;
+        }
+        kept.readable |= later.readable;
+        kept.writable |= later.writable;
+        kept.error |= later.error;
+        kept.hup |= later.hup;
+        true
+    });
+    ranked.sort_unstable_by_key(|&(pos, _)| pos);
+    ready.extend(ranked.iter().map(|&(_, r)| r));
 }

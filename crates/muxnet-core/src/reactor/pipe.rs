@@ -65,7 +65,7 @@ impl Reactor {
                 return Ok(ReadEnd::Drained);
             }
             if budget == 0 {
-                self.carry.push(from);
+                self.carry_after.push(from);
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(buf.len());

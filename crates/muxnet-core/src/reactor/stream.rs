@@ -338,7 +338,12 @@ impl Reactor {
         let (stream, conn) = self.stream(token)?;
         while conn.wants_read() {
             if budget == 0 || space.free() < MIN_READ {
-                self.carry.push(token);
+                // Read already (the budget is spent): others go first next turn.
+                if budget < self.config.read_budget {
+                    self.carry_after.push(token);
+                } else {
+                    self.carry.push(token);
+                }
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(space.free());

@@ -1,0 +1,74 @@
+//! A turn that runs out of slab (or read budget) carries the sockets it
+//! could not serve, and they go first in the next turn: busy connections
+//! that always have input cannot keep a quiet one (or each other) waiting.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use muxnet_core::BackendKind;
+
+backend_tests!(carried_sockets_go_first);
+
+const BUSY: usize = 6;
+const CHUNK: usize = 8 << 10;
+
+/// A peer that writes until told to stop (or the connection breaks).
+fn flood(mut s: TcpStream, stop: Arc<AtomicBool>) -> Peer<()> {
+    Peer::spawn(move || {
+        let chunk = [7u8; CHUNK];
+        while !stop.load(Ordering::Relaxed) && s.write_all(&chunk).is_ok() {}
+    })
+}
+
+fn carried_sockets_go_first(kind: BackendKind) {
+    // Room for about two chunks a turn: every turn carries most sockets.
+    let mut h = Harness::with_slab(kind, 2 * CHUNK + 1024);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy_peers: Vec<TcpStream> = (0..BUSY).map(|_| client(addr)).collect();
+    // The quiet one comes last: the highest slot, last in any order by slot.
+    let mut quiet_peer = client(addr);
+    let mut accepted = h.accept(BUSY + 1);
+    let quiet = accepted.pop().unwrap();
+    let busy = accepted;
+    let floods: Vec<Peer<()>> = busy_peers.iter().map(|s| flood(s.try_clone().unwrap(), stop.clone())).collect();
+    // Every busy connection is read, turn after turn, though each always
+    // has more input than a turn takes.
+    let mut served = [false; BUSY];
+    h.until("a read on every busy connection", |_, events| {
+        for e in events {
+            if let Ev::Data { conn, .. } = e {
+                served[busy.iter().position(|&b| b == conn).expect("only busy connections have input")] = true;
+            }
+        }
+        served.iter().all(|&s| s)
+    });
+    // Then the quiet one speaks, from the last slot: in slot order it would
+    // come after every busy socket, every turn.
+    quiet_peer.write_all(b"hello").unwrap();
+    let mut quiet_turn = None;
+    for turn in 0..200 {
+        if h.turn(Duration::from_millis(10)).iter().any(|e| matches!(e, Ev::Data { conn, .. } if *conn == quiet)) {
+            quiet_turn = Some(turn);
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for conn in busy.iter().copied().chain([quiet]) {
+        h.r.close(conn).unwrap();
+    }
+    drop(busy_peers);
+    for peer in floods {
+        peer.join();
+    }
+    // Round-robin: it waits at most a round of the others (two reads a
+    // turn, so about half as many turns as sockets).
+    let turn = quiet_turn.unwrap_or_else(|| panic!("[{}] the quiet connection was never read in 200 turns", h.name()));
+    assert!(turn <= BUSY + 1, "[{}] the quiet connection waited {turn} turns", h.name());
+}
