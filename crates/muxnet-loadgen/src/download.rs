@@ -1,4 +1,4 @@
-//! File-serving load: `connections` downloads at a time of a file whose byte
+//! File-serving load: one download at a time of a file whose byte
 //! `i` is `i mod 256` (the file server writes it so), each read checked
 //! where it lands; a download that ends short of `payload` bytes is a
 //! verification error. When one ends, the next starts. Each byte received in

@@ -189,10 +189,11 @@ impl Reactor {
             self.carry.push(token);
             return;
         }
-        let mut left = self.config.datagram_budget;
+        let budget = self.config.datagram_budget;
+        let mut left = budget;
         while left > 0 {
             if space.free() < MAX_DATAGRAM {
-                self.carry.push(token);
+                self.carry_over(token, left < budget);
                 return;
             }
             let Some(Entry { socket: Socket::Datagram(socket), .. }) = self.entries.get(token) else { return };
@@ -217,7 +218,7 @@ impl Reactor {
                 }
             }
         }
-        self.carry.push(token);
+        self.carry_over(token, left < budget);
     }
 
     /// Copies the received datagrams not yet delivered into `space`, in

@@ -28,11 +28,18 @@ fn not_parked() -> io::Error {
 impl Reactor {
     /// Takes an idle connection out of this reactor without closing it and
     /// returns the ticket another reactor adopts it by. Idle: connected,
-    /// not piped, nothing queued (a just-accepted connection is).
+    /// open both ways, not paused, not piped, nothing queued (a
+    /// just-accepted connection is): the adopting reactor starts it afresh.
     pub fn detach(&mut self, token: Token) -> io::Result<u64> {
         match self.entries.get(token) {
             Some(Entry { socket: Socket::Stream(_), kind: Kind::Stream(c), .. })
-                if c.pipe().is_none() && c.output_idle() && !c.connecting => {}
+                if c.pipe().is_none()
+                    && c.output_idle()
+                    && !c.connecting
+                    && !c.paused
+                    && !c.read_closed
+                    && !c.ending
+                    && !c.write_closed => {}
             Some(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "only an idle connection can be detached")),
             None => return Err(gone(&self.closed_in_turn, token)),
         }

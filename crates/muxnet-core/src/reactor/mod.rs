@@ -304,6 +304,16 @@ impl Reactor {
         self.entries.len() == 0
     }
 
+    /// A socket this turn stopped serving before it was drained: if it
+    /// was read already (`served`), others go first next turn.
+    pub(super) fn carry_over(&mut self, token: Token, served: bool) {
+        if served {
+            self.carry_after.push(token);
+        } else {
+            self.carry.push(token);
+        }
+    }
+
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
         !self.carry.is_empty() || !self.carry_after.is_empty() || !self.flush_soon.is_empty()

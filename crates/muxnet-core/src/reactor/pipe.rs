@@ -65,7 +65,7 @@ impl Reactor {
                 return Ok(ReadEnd::Drained);
             }
             if budget == 0 {
-                self.carry_after.push(from);
+                self.carry_over(from, true);
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(buf.len());
@@ -99,7 +99,7 @@ impl Reactor {
                 self.close_reported(to, Some(error), events);
                 return Ok(ReadEnd::Drained);
             }
-            if self.stream(to)?.1.queue.len() > self.config.pipe_high_water {
+            if self.stream(to)?.1.buffered() > self.config.pipe_high_water {
                 self.stream(from)?.1.held = true;
                 self.sync_interest(from)?;
                 return Ok(ReadEnd::Drained);

@@ -291,7 +291,8 @@ impl Reactor {
     /// Sends queued bytes and files (reporting each file sent); sends the
     /// FIN `shutdown` asked for once empty.
     fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
-        let budget = self.config.send_file_budget as u64;
+        // At least a byte a turn: a zero budget would spin without sending.
+        let budget = self.config.send_file_budget.max(1) as u64;
         let (stream, conn) = self.stream(token)?;
         if conn.output_idle() && !conn.want_drain && !conn.ending {
             return Ok(());
@@ -338,12 +339,8 @@ impl Reactor {
         let (stream, conn) = self.stream(token)?;
         while conn.wants_read() {
             if budget == 0 || space.free() < MIN_READ {
-                // Read already (the budget is spent): others go first next turn.
-                if budget < self.config.read_budget {
-                    self.carry_after.push(token);
-                } else {
-                    self.carry.push(token);
-                }
+                let served = budget < self.config.read_budget;
+                self.carry_over(token, served);
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(space.free());
