@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect as fastConnect, type Connection } from './fast';
-import { codedError, invalidArgType, invalidArgValue, type SystemError } from './errors';
+import { codedError, invalidArgType, invalidArgValue, systemError, uvErrno, type SystemError } from './errors';
 import { resolveBackend, validateHost, validateInteger, validateObject, validatePort, type BackendName } from './options';
 
 export interface ReconnectOptions {
@@ -150,10 +150,9 @@ function validateHeartbeat(value: unknown): { message: Buffer; interval: number;
   };
 }
 
-function timedOut(what: string): SystemError {
-  const err = codedError(`${what} timed out`, 'ETIMEDOUT') as unknown as SystemError;
-  err.syscall = what;
-  return err;
+/** `ETIMEDOUT` as Node shapes it, for a connect, a heartbeat or an idle connection to `to`. */
+function timedOut(what: 'connect' | 'heartbeat' | 'idle', to: { host: string; port?: number; path?: string }): SystemError {
+  return systemError(uvErrno('ETIMEDOUT'), what, to.path ?? to.host, to.port);
 }
 
 /**
@@ -268,7 +267,8 @@ export class Client extends EventEmitter {
   /** Hands `buf` to the connection; false if it is backed up (queue instead). */
   private handOver(buf: Buffer): boolean {
     const conn = this.conn!;
-    if (conn.bufferedAmount > 0) return false;
+    // Ended (the peer's FIN ends it too) or backed up: it stays queued.
+    if (!conn.writable || conn.bufferedAmount > 0) return false;
     conn.write(buf);
     this.touch();
     return true;
@@ -285,15 +285,22 @@ export class Client extends EventEmitter {
     this.stateName = 'connecting';
     this.emit('connecting', { attempt: this.attempt });
     const t = this.target;
-    const conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
-      onOpen: () => this.onOpen(conn),
-      onData: (_, chunk) => this.onData(chunk),
-      onDrain: () => this.flushQueue(),
-      onClose: (_, err) => this.onClose(conn, err),
-    });
+    let conn: Connection;
+    try {
+      conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
+        onOpen: () => this.onOpen(conn),
+        onData: (_, chunk) => this.onData(chunk),
+        onDrain: () => this.flushQueue(),
+        onClose: (_, err) => this.onClose(conn, err),
+      });
+    } catch (err) {
+      // Refused at once (no socket file, no route, out of fds): a failed
+      // connect like any other, retried or reported — never thrown from a timer.
+      return this.lost(err as Error);
+    }
     this.conn = conn;
     this.dropCause = undefined;
-    this.connectTimer = setTimeout(() => this.drop(conn, timedOut('connect')), this.connectTimeout);
+    this.connectTimer = setTimeout(() => this.drop(conn, timedOut('connect', this.target)), this.connectTimeout);
   }
 
   private onOpen(conn: Connection): void {
@@ -306,8 +313,8 @@ export class Client extends EventEmitter {
       const hb = this.heartbeat;
       this.heartbeatTimer = setInterval(() => {
         // The heartbeat jumps the queue: it is about this connection.
-        if (!conn.closed) conn.write(hb.message);
-        this.deadline ??= setTimeout(() => this.drop(conn, timedOut('heartbeat')), hb.timeout);
+        if (conn.writable) conn.write(hb.message);
+        this.deadline ??= setTimeout(() => this.drop(conn, timedOut('heartbeat', this.target)), hb.timeout);
       }, hb.interval);
     }
     this.emit('open', conn);
@@ -325,7 +332,7 @@ export class Client extends EventEmitter {
   private touch(): void {
     if (this.idleTimeout === 0) return;
     if (this.idleTimer) this.idleTimer.refresh();
-    else this.idleTimer = setTimeout(() => this.conn && this.drop(this.conn, timedOut('idle')), this.idleTimeout);
+    else this.idleTimer = setTimeout(() => this.conn && this.drop(this.conn, timedOut('idle', this.target)), this.idleTimeout);
   }
 
   /** Gives up on a connection (silent, or too slow to connect): its close reports `cause`. */
@@ -339,8 +346,13 @@ export class Client extends EventEmitter {
     if (conn !== this.conn) return;
     this.stopTimers();
     this.conn = undefined;
+    this.lost(this.dropCause ?? err);
+  }
+
+  /** The connection (or the attempt) is gone: retry after the backoff, or give up. */
+  private lost(err: Error | undefined): void {
     if (this.stateName === 'closed') return;
-    const cause = this.dropCause ?? err ?? codedError('The peer closed the connection', 'ERR_SOCKET_CLOSED_BY_PEER');
+    const cause = err ?? codedError('The peer closed the connection', 'ERR_SOCKET_CLOSED_BY_PEER');
     const b = this.backoff;
     if (b === undefined || this.attempt >= b.maxRetries) return this.finish(cause);
     this.attempt++;

@@ -2,7 +2,9 @@
 // comes back on the same port, backoff as reported, the bounded queue, and
 // a peer that accepts and then says nothing.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
@@ -173,6 +175,26 @@ describe('muxnet/client', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  it.runIf(process.platform !== 'win32')('a connect refused at once (no socket file yet) is retried, then the server appears and it opens', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-client-'));
+    const sock = path.join(dir, 'later.sock');
+    const client = connect({ path: sock, reconnect: { initialDelay: 10, maxDelay: 20, jitter: 0, maxRetries: 50 } });
+    const causes: string[] = [];
+    client.on('reconnecting', (e: ReconnectingEvent) => causes.push((e.cause as NodeJS.ErrnoException).code!));
+    await new Promise<void>((r) => client.once('reconnecting', () => r()));
+    const server = listen({ path: sock }, { onData: (conn, chunk) => conn.write(chunk) });
+    await new Promise<void>((r) => client.once('open', () => r()));
+    const echo = new Promise<string>((r) => client.once('data', (chunk: Buffer) => r(String(chunk))));
+    client.send('after ENOENT');
+    expect(await echo).toBe('after ENOENT');
+    expect(causes[0]).toBe('ENOENT');
+    const end = closed(client);
+    client.close();
+    await end;
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('validates its options with Node-style errors', () => {
