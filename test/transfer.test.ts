@@ -83,6 +83,18 @@ describe('muxnet send / receive', () => {
     expect(fs.readdirSync(rx.into)).toEqual([]);
   });
 
+  it('a file that cannot be stored under its name (a directory is there) is refused, and the receiver lives on', async () => {
+    const rx = await receiver('taken');
+    fs.mkdirSync(path.join(rx.into, 'taken.txt'));
+    const body = Buffer.from('some bytes');
+    const sha = createHash('sha256').update(body).digest('hex');
+    const reply = await rawSend(rx.port, encodeHeader({ name: 'taken.txt', size: body.length, sha256: sha }), body);
+    expect(reply).toMatch(/^ERR cannot store: /);
+    expect(await rx.exited).toBe(1);
+    expect(rx.output()).toContain('taken.txt (10 bytes) rejected: cannot store');
+    expect(fs.readdirSync(rx.into)).toEqual(['taken.txt']);
+  });
+
   it('refuses a name with a directory in it', async () => {
     const rx = await receiver('bad-name');
     const reply = await rawSend(rx.port, encodeHeader({ name: '../escape', size: 1, sha256: 'a'.repeat(64) }), Buffer.from('x'));

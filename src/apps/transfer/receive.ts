@@ -4,7 +4,7 @@
  * while the disk lags), hashes as it goes, and renames it to `D/<name>`
  * only if size and SHA-256 match; the sender hears `OK` or `ERR`.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { listen, type BackendName, type Connection, type Server } from '../../fast';
@@ -48,7 +48,8 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
     t.finished = true;
     conn.resume();
     t.out?.destroy();
-    if (t.part) void fsp.rm(t.part, { force: true });
+    // Best effort: a part file that cannot be removed is left, not fatal.
+    if (t.part) fsp.rm(t.part, { force: true }).catch(() => {});
     if (t.header) opts.onFile({ ...t.header, error: reason });
     if (!conn.closed) conn.end(`ERR ${reason}\n`);
   };
@@ -59,17 +60,23 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
     // A 'drain' may never come once the file is ended: read on (the peer's FIN).
     conn.resume();
     const digest = t.hash!.digest('hex');
-    t.out!.end(async () => {
-      if (digest !== h.sha256) {
-        await fsp.rm(t.part!, { force: true });
-        opts.onFile({ ...h, error: `sha256 mismatch (got ${digest})` });
-        if (!conn.closed) conn.end(`ERR sha256 mismatch\n`);
-        return;
-      }
+    const refuse = async (reason: string, detail = reason) => {
+      await fsp.rm(t.part!, { force: true }).catch(() => {});
+      opts.onFile({ ...h, error: detail });
+      if (!conn.closed) conn.end(`ERR ${reason}\n`);
+    };
+    t.out!.end((err?: Error | null) => {
+      // The hash is of the bytes received: the disk must have taken them all too.
+      if (err) return void refuse(`cannot write: ${err.message}`);
+      if (digest !== h.sha256) return void refuse('sha256 mismatch', `sha256 mismatch (got ${digest})`);
       const final = path.join(opts.dir, h.name);
-      await fsp.rename(t.part!, final);
-      opts.onFile({ ...h, path: final });
-      if (!conn.closed) conn.end(`OK ${digest}\n`);
+      fsp.rename(t.part!, final).then(
+        () => {
+          opts.onFile({ ...h, path: final });
+          if (!conn.closed) conn.end(`OK ${digest}\n`);
+        },
+        (e: Error) => void refuse(`cannot store: ${e.message}`),
+      );
     });
   };
 
@@ -93,7 +100,8 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
   const start = (conn: Connection<Transfer>, t: Transfer, header: Header) => {
     t.header = header;
     t.hash = createHash('sha256');
-    t.part = path.join(opts.dir, `.${header.name}.part`);
+    // One part file per transfer: two uploads of one name never share it.
+    t.part = path.join(opts.dir, `.${header.name}.${randomBytes(6).toString('hex')}.part`);
     t.out = createWriteStream(t.part);
     t.out.on('error', (err) => fail(conn, t, `cannot write: ${err.message}`));
     if (header.size === 0) complete(conn, t);

@@ -35,7 +35,11 @@ export async function sendFileTo(file: string, host: string, port: number): Prom
       {
         onOpen(c) {
           c.write(encodeHeader({ name, size: stat.size, sha256 }));
-          c.sendFile(file, { length: stat.size }).catch((err: Error) => c.destroy(err));
+          c.sendFile(file, { length: stat.size }).then(
+            // A file that shrank since stat: the receiver would wait for the rest.
+            (sent) => sent !== stat.size && c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`)),
+            (err: Error) => c.destroy(err),
+          );
         },
         onData(_, chunk) {
           reply += chunk.toString('utf8');
