@@ -78,6 +78,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   private paused = false;
   private ended = false;
   private closed = false;
+  /** `destroy()` was called: what was queued is dropped, not sent. */
+  private dropped = false;
   private error: Error | undefined;
   private readonly readers: Reader[] = [];
   private writers: Waiter<void>[] = [];
@@ -218,7 +220,10 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   /** Closes now, dropping what is queued; pending reads and writes fail with `err` (if given). */
   destroy(err?: Error): void {
     // What fails from now on fails with `err`, before the close arrives.
-    if (!this.connection.closed) this.error ??= err;
+    if (!this.connection.closed) {
+      this.error ??= err;
+      this.dropped = true;
+    }
     this.connection.destroy(err);
   }
 
@@ -286,11 +291,12 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     }
     const writers = this.writers;
     this.writers = [];
-    // A clean close after `end()` has sent everything queued.
+    // A clean close sent everything queued (the FIN goes after it); one
+    // that `destroy()` made dropped it.
     for (const w of writers) {
       if (err) w.reject(err);
-      else if (this.connection.bufferedAmount === 0 && !this.connection.writable) w.resolve();
-      else w.reject(destroyedError());
+      else if (this.dropped) w.reject(destroyedError());
+      else w.resolve();
     }
   }
 }

@@ -38,6 +38,23 @@ async function open(port: number): Promise<AsyncConnection> {
 }
 
 describe('muxnet/async', () => {
+  it('a write still queued when the connection is destroyed rejects (its bytes were dropped); one sent before a clean end resolves', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.pause(); // reads nothing: the write stays queued
+    cleanup.push(() => peer.destroy());
+    const queued = conn.write(Buffer.alloc(16 << 20));
+    conn.destroy();
+    await expect(queued).rejects.toMatchObject({ code: 'ERR_STREAM_DESTROYED' });
+
+    const echo = echoServer();
+    const other = await open(echo.port);
+    const sent = other.write('all of it');
+    await other.end();
+    await expect(sent).resolves.toBeUndefined();
+  });
+
   it('echoes with write() and for await, and ends cleanly', async () => {
     const server = echoServer();
     const conn = await open(server.port);
