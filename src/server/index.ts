@@ -319,8 +319,17 @@ class StreamService implements Local {
     } catch (err) {
       return this.fail(session, err, true);
     }
-    if (isThenable(setup)) setup.then(() => this.run(session), (err) => this.fail(session, err, true));
-    else this.run(session);
+    if (!isThenable(setup)) return this.run(session);
+    // A callback handler hears nothing until its setup is done: meanwhile
+    // the kernel holds the peer's bytes (backpressure), not an `early` list.
+    if (!session.stream) conn.pause();
+    setup.then(
+      () => {
+        if (!session.stream) conn.resume();
+        this.run(session);
+      },
+      (err) => this.fail(session, err, true),
+    );
   }
 
   private run(session: Session): void {
