@@ -77,11 +77,7 @@ interface PendingFile {
  */
 const sendingFiles = new WeakMap<Connection<unknown>, PendingFile[]>();
 
-function writeAfterEnd(): Error {
-  const err = new Error('write after end');
-  Object.defineProperty(err, 'code', { value: 'ERR_STREAM_WRITE_AFTER_END', enumerable: true });
-  return err;
-}
+const writeAfterEnd = () => codedError('write after end', 'ERR_STREAM_WRITE_AFTER_END');
 
 export interface ListenOptions {
   port?: number;
