@@ -1,34 +1,21 @@
 // `npx muxnet echo` as a user runs it: a real process, real signals.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closeSocket, netConnect, roundTrip } from './helpers';
+import { CLI, closeSocket, netConnect, roundTrip, runCli, type Running } from './helpers';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
-
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
 
 /** Starts the CLI and resolves once it printed where it listens. */
 function start(args: string[]): Promise<Running & { host: string; port: number }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  exited.then(() => clearTimeout(killer));
+  const run = runCli(args, 20_000);
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', () => {
-      const m = /listening on (tcp|udp) \[?([^\]\s]+?)\]?:(\d+) /.exec(out);
-      if (m) resolve({ child, output: () => out, exited, host: m[2], port: Number(m[3]) });
+    run.child.stdout!.on('data', () => {
+      const m = /listening on (tcp|udp) \[?([^\]\s]+?)\]?:(\d+) /.exec(run.output());
+      if (m) resolve({ ...run, host: m[2], port: Number(m[3]) });
     });
-    exited.then((code) => reject(new Error(`exited ${code} before listening:\n${out}`)));
+    void run.exited.then((code) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)));
   });
 }
 

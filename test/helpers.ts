@@ -1,6 +1,8 @@
 // Shared test helpers: real sockets only, every wait bounded.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { BACKENDS } from '../src/options';
 
 export { BACKENDS };
@@ -88,4 +90,28 @@ export function closeSocket(sock: net.Socket): Promise<void> {
  */
 export function announcements(lines: string[]): string[] {
   return lines.flatMap((l) => /^\S+ \* (.+)$/.exec(l)?.[1].split('; ') ?? []);
+}
+
+/** The built CLI (`npm run build:ts` makes it). */
+export const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+
+/** A CLI process: what it printed so far (stdout and stderr), and its exit code once it exits. */
+export interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** `muxnet ...args` as its own process; SIGKILLed after `killAfterMs` if it is still running then. */
+export function runCli(args: string[], killAfterMs?: number): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  if (killAfterMs !== undefined) {
+    const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    void exited.then(() => clearTimeout(killer));
+  }
+  return { child, output: () => out, exited };
 }

@@ -1,7 +1,6 @@
 // `muxnet send` / `muxnet receive` as a user runs them: real processes, a
 // real file, verified by SHA-256; a peer lying about the hash or the name
 // is refused and nothing it sent is kept.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -9,30 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeHeader } from '../src/apps/transfer/protocol';
+import { runCli, type Running } from './helpers';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  void exited.then(() => clearTimeout(killer));
-  return { child, output: () => out, exited };
-}
+const run = (args: string[]): Running => runCli(args, 30_000);
 
 /** `muxnet receive --once` into a fresh directory; resolves with its port once it listens. */
-async function receiver(name: string): Promise<Run & { port: number; into: string }> {
+async function receiver(name: string): Promise<Running & { port: number; into: string }> {
   const into = fs.mkdtempSync(path.join(dir, `${name}-`));
   const r = run(['receive', '--port', '0', '--dir', into, '--once']);
   const port = await new Promise<number>((resolve, reject) => {

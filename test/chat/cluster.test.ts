@@ -1,16 +1,14 @@
 // Chat across servers: a real redis-server on a free loopback port and chat
 // servers as separate processes (`muxnet chat serve --redis`), with real
 // crashes (SIGKILL) of a server and of Redis itself.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { REDIS, skipWithout, type Daemon } from '../net/daemons';
-import { waitFor } from '../helpers';
+import { runCli, waitFor } from '../helpers';
 import { LineClient } from './line-client';
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 /** Short leases keep the crash cases quick; a server is reaped within two of them. */
 const LEASE_S = 1;
 const LEASE_MS = LEASE_S * 1000;
@@ -42,21 +40,17 @@ async function redis(port?: number): Promise<Daemon> {
 /** `muxnet chat serve --redis …` as its own process; resolves once it listens. */
 function serve(redisPort: number, nodeId: string, extra: string[] = []): Promise<ChatProcess> {
   const args = ['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', nodeId, '--lease', String(LEASE_S), ...extra];
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const { child, output, exited } = runCli(args);
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', () => {
-      const m = /listening on 127\.0\.0\.1:(\d+) /.exec(out);
+      const m = /listening on 127\.0\.0\.1:(\d+) /.exec(output());
       if (m) {
         const proc = { child, port: Number(m[1]), exited };
         procs.push(proc);
         resolve(proc);
       }
     });
-    exited.then((code) => reject(new Error(`chat server exited (${code}) before listening:\n${out}`)));
+    exited.then((code) => reject(new Error(`chat server exited (${code}) before listening:\n${output()}`)));
   });
 }
 

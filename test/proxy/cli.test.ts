@@ -1,36 +1,21 @@
 // `npx muxnet proxy` as a user runs it: a real process, real signals.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeSocket, netConnect, roundTrip, waitFor } from '../helpers';
+import { closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from '../helpers';
 import { downPort, exchange, nodeEcho, randomBytes, sha, type TestUpstream } from './upstreams';
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const stop of cleanup.splice(0).reverse()) await stop();
 });
 
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
 function run(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, 'proxy', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  void exited.then(() => clearTimeout(killer));
+  const proxy = runCli(['proxy', ...args], 20_000);
   cleanup.push(() => {
-    child.kill('SIGKILL');
-    return exited;
+    proxy.child.kill('SIGKILL');
+    return proxy.exited;
   });
-  return { child, output: () => out, exited };
+  return proxy;
 }
 
 async function startProxy(args: string[]): Promise<Running & { port: number }> {
