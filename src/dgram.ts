@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
-import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
+import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -281,6 +281,8 @@ export class Socket extends EventEmitter implements Handle {
       if (!this.running) return;
       let err = lookupErr;
       if (!err) {
+        // Datagrams queued in this batch leave first, to where they were sent.
+        this.reactor!.flushSends();
         const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
         if (r < 0) err = hostPortError(-r, 'connect', address, port);
       }
@@ -304,6 +306,7 @@ export class Socket extends EventEmitter implements Handle {
 
   disconnect(): void {
     if (this.connectState !== ConnectState.Connected) throw notConnected();
+    this.reactor!.flushSends();
     const r = this.reactor!.native.udpDisconnect(this.token);
     if (r < 0) throw systemError(-r, 'connect');
     this.connectState = ConnectState.Disconnected;
@@ -374,9 +377,20 @@ export class Socket extends EventEmitter implements Handle {
     if (!this.running) return;
     const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
-    const r = wrongFamily ? -EINVAL : this.reactor!.send(this.token, out.data, out.ip, out.port);
+    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(this.token, out.data, out.ip, out.port, (sent) => this.afterQueue(out, sent));
+    if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     this.settle(out, r);
+  }
+
+  /**
+   * A datagram queued in a batch has left, or failed: a full send buffer
+   * keeps it for the next turn (unless the socket is closing: cancelled).
+   */
+  private afterQueue(out: Outgoing, result: number): void {
+    if (result !== -EAGAIN) return this.settle(out, result);
+    if (this.running) this.hold(out);
+    else this.settle(out, -ECANCELED);
   }
 
   /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
@@ -484,8 +498,11 @@ export class Socket extends EventEmitter implements Handle {
   }
 
   /** The reactor for the socket's calls: its own once it has a socket; before, its backend's, where token -1 names none (`EBADF`, as node:dgram says). */
+  /** The native reactor, for a socket option: datagrams queued in this batch leave first, under the old one. */
   private get native(): NativeReactor {
-    return (this.reactor ?? getReactor(this.backend)).native;
+    const reactor = this.reactor ?? getReactor(this.backend);
+    reactor.flushSends();
+    return reactor.native;
   }
 
   /** Throws Node's error for a socket option call that returned a negative errno. */
