@@ -79,7 +79,7 @@ export class Reactor {
   readonly send: (token: number, data: Uint8Array, host?: string, port?: number) => number;
   /** Queues one datagram for `flushSends`; returns its place in the queue, or a negative errno. */
   private readonly sendLater: (token: number, data: Uint8Array, host?: string, port?: number) => number;
-  /** True while a batch of events is dispatched: datagrams sent meanwhile are queued. */
+  /** True from a batch of events until the ticks it queued have run: datagrams sent meanwhile are queued. */
   private dispatching = false;
   /** Who hears each queued datagram's result, by its place in the native queue. */
   private readonly settlers: (SendSettler | undefined)[] = [];
@@ -104,10 +104,10 @@ export class Reactor {
 
   /**
    * Sends one datagram. Outside a batch of events it leaves at once: the
-   * bytes sent or a negative errno. Inside one (a handler replying), it
-   * is queued and the batch's datagrams leave together when the batch
-   * ends, one `sendmmsg` per socket on Linux: `SEND_QUEUED`, and `settle`
-   * hears the result then. An error known at once (a bad address, a
+   * bytes sent or a negative errno. Inside one (a handler replying, or a
+   * tick it queued), it is queued and the batch's datagrams leave
+   * together after it, one `sendmmsg` per socket on Linux: `SEND_QUEUED`,
+   * and `settle` hears the result then. An error known at once (a bad address, a
    * closed socket) is returned either way.
    */
   sendDatagram(token: number, data: Uint8Array, host: string | undefined, port: number | undefined, settle?: SendSettler): number {
@@ -193,11 +193,17 @@ export class Reactor {
     try {
       this.fanOut(count, records, slab, peers);
     } finally {
-      // The replies of the batch leave together (after a throwing handler too).
-      this.dispatching = false;
-      this.flushSends();
+      // The batch's datagrams leave together once the batch and the ticks
+      // it queued have run (queued after them): node:dgram's send resolves
+      // its address on the next tick, so a 'message' listener's reply is sent there.
+      process.nextTick(this.endBatch);
     }
   }
+
+  private readonly endBatch = (): void => {
+    this.dispatching = false;
+    this.flushSends();
+  };
 
   private fanOut(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
     // A throwing handler must not cost the other connections their events:
