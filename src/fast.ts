@@ -711,10 +711,10 @@ export class UdpSocket implements Handle {
 
   /**
    * Sends one datagram. With no `port`, sends to the connected peer.
-   * Called from a handler (inside a batch of events), the datagram is
-   * queued and leaves with the batch's others when the batch ends, in one
-   * `sendmmsg(2)` per socket on Linux (in order, each its own datagram);
-   * elsewhere it leaves at once. Returns false if the kernel's send
+   * Called from a handler (inside a batch of events, or a tick it
+   * queued), the datagram is queued and leaves with the batch's others
+   * after it, in one `sendmmsg(2)` per socket on Linux (in order, each its
+   * own datagram); elsewhere it leaves at once. Returns false if the kernel's send
    * buffer is full at once (the datagram is dropped, as UDP may); a
    * queued datagram that fails later goes to `onSendError`. Errors known
    * at once (a bad address, `EMSGSIZE` outside a batch) are thrown.
