@@ -724,8 +724,18 @@ export class UdpSocket implements Handle {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
-    const h = host === undefined || host === null ? this.loopback() : validateHost(host, 'address');
+    const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host);
     return this.sent(this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
+  }
+
+  /** The last host `send` checked, and what it became: a server replies to few peers' addresses, checked once each run. */
+  private lastHost: [given: string, checked: string] | undefined;
+
+  private checkedHost(host: string): string {
+    if (this.lastHost?.[0] === host) return this.lastHost[1];
+    const checked = validateHost(host, 'address');
+    this.lastHost = [host, checked];
+    return checked;
   }
 
   /** Who hears a queued datagram's result: nobody when it was sent (the common case costs no closure per datagram). */
