@@ -806,7 +806,7 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const reactor = getReactor(resolveBackend(opts.backend));
-  const token = reactor.native.udpBind(host, port, reuseAddr, ipv6Only);
+  const token = reactor.udpBind(host, port, reuseAddr, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);
 }

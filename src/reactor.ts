@@ -81,6 +81,8 @@ export class Reactor {
   private readonly sendLater: (token: number, data: Uint8Array, host?: string, port?: number) => number;
   /** True from a batch of events until the ticks it queued have run: datagrams sent meanwhile are queued. */
   private dispatching = false;
+  /** A UDP socket was bound on this reactor: its batches queue datagrams from then on. */
+  private hasDatagrams = false;
   /** Who hears each queued datagram's result, by its place in the native queue. */
   private readonly settlers: (SendSettler | undefined)[] = [];
   private readonly sendResults = new Int32Array(MAX_QUEUED_SENDS);
@@ -100,6 +102,12 @@ export class Reactor {
     this.write = this.native.writer();
     this.send = this.native.sender();
     this.sendLater = this.native.queuer();
+  }
+
+  /** Binds a UDP socket; returns its token or a negative errno. */
+  udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number {
+    this.hasDatagrams = true;
+    return this.native.udpBind(host, port, reuseAddr, ipv6Only);
   }
 
   /**
@@ -189,14 +197,15 @@ export class Reactor {
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
-    this.dispatching = true;
+    // A reactor that never had a UDP socket (TCP only) pays no tick per turn.
+    this.dispatching = this.hasDatagrams;
     try {
       this.fanOut(count, records, slab, peers);
     } finally {
       // The batch's datagrams leave together once the batch and the ticks
       // it queued have run (queued after them): node:dgram's send resolves
       // its address on the next tick, so a 'message' listener's reply is sent there.
-      process.nextTick(this.endBatch);
+      if (this.dispatching) process.nextTick(this.endBatch);
     }
   }
 
