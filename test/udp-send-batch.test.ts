@@ -85,6 +85,24 @@ describe.each(BACKENDS)('replies sent from a handler, %s', { timeout: 10_000 }, 
     client.close();
   });
 
+  it('fast API: a reply sent and then the socket closed in the same handler still leaves', async () => {
+    const client = await nodeClient();
+    const server = bind(
+      { port: 0, host: '127.0.0.1', backend },
+      {
+        onMessage(msg, rinfo, socket) {
+          socket.send(msg, rinfo.port, rinfo.address);
+          socket.close();
+        },
+      },
+    );
+    const heard = collect(client, 1);
+    client.send('last words', server.address()!.port, '127.0.0.1');
+    expect(await heard).toEqual([Buffer.from('last words').toString('hex')]);
+    expect(server.address()).toBeNull();
+    client.close();
+  });
+
   it('drop-in dgram: each send callback hears its own result, in order, after the batch', async () => {
     const client = await nodeClient();
     const server = muxnetDgram.createSocket({ type: 'udp4', backend });
@@ -109,6 +127,26 @@ describe.each(BACKENDS)('replies sent from a handler, %s', { timeout: 10_000 }, 
     }
     server.close();
     client.close();
+  });
+
+  it('drop-in dgram: a connected socket that sends and then disconnects in its handler still delivers, as node:dgram does', async () => {
+    const peer = await nodeClient();
+    const sock = muxnetDgram.createSocket({ type: 'udp4', backend });
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => sock.connect(peer.address().port, '127.0.0.1', () => resolve()));
+    const result = new Promise<[string | null, number | undefined]>((resolve) => {
+      sock.on('message', () => {
+        // Queued (no lookup for a connected send); the disconnect must not strand it without a destination.
+        sock.send('bye', (err, bytes) => resolve([err ? (err as NodeJS.ErrnoException).code! : null, bytes]));
+        sock.disconnect();
+      });
+    });
+    const heard = collect(peer, 1);
+    peer.send('go', sock.address().port, '127.0.0.1');
+    expect(await result).toEqual([null, 3]);
+    expect(await heard).toEqual([Buffer.from('bye').toString('hex')]);
+    sock.close();
+    peer.close();
   });
 
   it('drop-in dgram: the same replies through node:dgram arrive the same (the reference)', async () => {
