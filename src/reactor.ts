@@ -85,7 +85,6 @@ export class Reactor {
   private hasDatagrams = false;
   /** Who hears each queued datagram's result, by its place in the native queue. */
   private readonly settlers: (SendSettler | undefined)[] = [];
-  private readonly sendResults = new Int32Array(MAX_QUEUED_SENDS);
   readonly backend: BackendName;
   /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
@@ -136,20 +135,24 @@ export class Reactor {
   flushSends(): void {
     const count = this.settlers.length;
     if (count === 0) return;
-    const r = this.native.flushSends(this.sendResults);
-    let thrown: unknown[] | undefined;
+    // Both queues are empty before any settler runs: one that sends or
+    // closes (flushing again) starts afresh, in step with the native queue.
+    const results = new Int32Array(count);
+    const r = this.native.flushSends(results);
+    const settlers = this.settlers.splice(0);
     for (let i = 0; i < count; i++) {
-      const settle = this.settlers[i];
+      const settle = settlers[i];
       if (settle === undefined) continue;
-      this.settlers[i] = undefined;
       try {
-        settle(r < 0 ? r : this.sendResults[i]);
+        settle(r < 0 ? r : results[i]);
       } catch (err) {
-        (thrown ??= []).push(err);
+        // Not thrown from here: this may be another socket's close() or
+        // connect(), which must not get this datagram's error.
+        process.nextTick(() => {
+          throw err;
+        });
       }
     }
-    this.settlers.length = 0;
-    rethrow(thrown);
   }
 
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */
@@ -275,15 +278,11 @@ export class Reactor {
         (thrown ??= []).push(err);
       }
     }
-    rethrow(thrown);
+    if (thrown !== undefined) {
+      for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
+      throw thrown[0];
+    }
   }
-}
-
-/** Throws the first of `thrown` now and the others on later ticks (each reaches 'uncaughtException'). */
-function rethrow(thrown: unknown[] | undefined): void {
-  if (thrown === undefined) return;
-  for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
-  throw thrown[0];
 }
 
 /**

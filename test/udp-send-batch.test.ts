@@ -1,7 +1,10 @@
 // Datagrams sent from a handler leave together when the batch of events
 // ends (one sendmmsg per socket on Linux): every one arrives whole and in
 // order, and each send's own result reaches its own callback or error.
+import { execFile } from 'node:child_process';
 import nodeDgram from 'node:dgram';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { bind, stats } from '../src/fast';
 import * as muxnetDgram from '../src/dgram';
@@ -167,5 +170,34 @@ describe.each(BACKENDS)('replies sent from a handler, %s', { timeout: 10_000 }, 
     expect(codes.indexOf('EMSGSIZE')).toBe(OVERSIZED_AT);
     server.close();
     client.close();
+  });
+});
+
+describe('a queued datagram with no onSendError', () => {
+  it('fails as an uncaught error of its own, not from another socket’s close() that sent it', async () => {
+    // Its own process: the error must reach 'uncaughtException'. Runs the built package (dist/).
+    const program = `
+      const { bind } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'fast.js'))});
+      const events = [];
+      process.on('uncaughtException', (err) => {
+        events.push('uncaught ' + err.code + ' ' + err.syscall);
+        console.log(JSON.stringify(events));
+        process.exit(0);
+      });
+      const other = bind({ port: 0, host: '127.0.0.1' }, {});
+      const server = bind({ port: 0, host: '127.0.0.1' }, {
+        onMessage(msg, rinfo, socket) {
+          events.push('queued ' + socket.send(Buffer.alloc(70000), rinfo.port, rinfo.address));
+          try { other.close(); events.push('closed'); } catch (err) { events.push('close threw ' + err.code); }
+          socket.close();
+        },
+      });
+      const client = bind({ port: 0, host: '127.0.0.1' }, {});
+      client.send('go', server.address().port, '127.0.0.1');
+      setTimeout(() => process.exit(1), 5000).unref();
+      client.unref();
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', program], { timeout: 10_000 });
+    expect(JSON.parse(stdout)).toEqual(['queued true', 'closed', 'uncaught EMSGSIZE send']);
   });
 });
