@@ -160,10 +160,16 @@ export class ChatServer {
   async start(): Promise<this> {
     const { transport, port, host, backend, reusePort } = this.options;
     await this.link?.attach(this.linked());
-    this.listener = await transport.listen(
-      { port, host, backend, reusePort },
-      { open: (c) => this.open(c), data: (c, chunk) => this.data(c, chunk), close: (c) => this.closed(c) },
-    );
+    try {
+      this.listener = await transport.listen(
+        { port, host, backend, reusePort },
+        { open: (c) => this.open(c), data: (c, chunk) => this.data(c, chunk), close: (c) => this.closed(c) },
+      );
+    } catch (err) {
+      // The link's connections would otherwise keep the process alive with nothing to serve.
+      await this.link?.close();
+      throw err;
+    }
     const every = Math.max(10, Math.min(1000, this.options.idleTimeoutMs / 4));
     this.heartbeat = setInterval(() => this.checkIdle(), every).unref();
     return this;
