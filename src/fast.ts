@@ -160,6 +160,8 @@ const ENDING = 2;
 const CLOSED = 4;
 /** `ref()`ed (the default): while open, it keeps the process alive. */
 const REF = 8;
+/** Closed by `destroy()`: what was still queued was discarded. */
+const DESTROYED = 16;
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -216,6 +218,15 @@ export class Connection<T = unknown> implements Handle {
   /** `write()` is still allowed: neither closed nor `end()`ed. */
   get writable(): boolean {
     return (this.flags & (CLOSED | ENDING)) === 0;
+  }
+
+  /**
+   * Closed by `destroy()` (here, or by the layer for a failed write): bytes
+   * still queued then were discarded. False after a close the peer or the
+   * reactor made, where a clean close sent everything queued.
+   */
+  get destroyed(): boolean {
+    return (this.flags & DESTROYED) !== 0;
   }
 
   /** Bytes queued in Rust that the kernel has not taken yet. */
@@ -302,8 +313,9 @@ export class Connection<T = unknown> implements Handle {
 
   /** Half-closes after the queued bytes (optionally writing `data` first). */
   end(data?: Uint8Array | string): void {
-    if (this.flags & (CLOSED | ENDING)) return;
+    // Data after the end is refused as `write()` refuses it, not dropped.
     if (data !== undefined) this.write(data);
+    if (this.flags & (CLOSED | ENDING)) return;
     this.flags |= ENDING;
     const r = this.origin.reactor.native.shutdown(this.token);
     if (r < 0) this.destroy(systemError(-r, 'shutdown'));
@@ -349,6 +361,7 @@ export class Connection<T = unknown> implements Handle {
     if (this.closed) return;
     // What only the open socket knows (its peer, its counts) first.
     this.closed_(err);
+    this.flags |= DESTROYED;
     this.origin.reactor.closeHandle(this.token);
     process.nextTick(() => this.origin.handlers.onClose?.(this, err));
   }

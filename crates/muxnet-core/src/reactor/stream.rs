@@ -204,6 +204,9 @@ impl Reactor {
     pub fn shutdown(&mut self, token: Token) -> io::Result<()> {
         let (stream, conn) = self.stream(token)?;
         conn.ending = true;
+        // Whoever waits for the FIN hears `Drain` once the queue is out, even
+        // when only a file or corked bytes (no write) were queued.
+        conn.want_drain |= !conn.output_idle();
         if conn.output_idle() && !conn.connecting && !conn.write_closed {
             stream.shutdown_write()?;
             conn.write_closed = true;
