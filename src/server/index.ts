@@ -95,12 +95,20 @@ function defaultOnError(err: Error, source: ErrorSource): void {
 
 type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
 
+/** In a session's `early` list: the connection drained before the handler was ready. */
+const DRAINED = Symbol('drained');
+type Early = Buffer | null | typeof DRAINED;
+
 /** The framework's state for one accepted connection. */
 class Session {
   handler: ConnectionHandler | undefined;
   stream: AsyncConnection | undefined;
-  /** What came before the handler was ready for it: chunks, and `null` for the peer's end. */
-  early: (Buffer | null)[] | undefined = [];
+  /**
+   * What came before the handler was ready for it, in order: chunks,
+   * `null` for the peer's end, `DRAINED` for a drain (a callback handler's
+   * `setup()` may write more than the kernel takes).
+   */
+  early: Early[] | undefined = [];
   /** `setup`/`handle` still running. */
   running = true;
   closed = false;
@@ -249,6 +257,7 @@ class StreamService implements Local {
         const s = conn.data!;
         if (s.stream) s.stream.onDrain();
         else if (!s.early) this.call(s, s.handler!.onDrain);
+        else if (!s.early.includes(DRAINED)) s.early.push(DRAINED);
       },
       onEnd: (conn) => {
         const s = conn.data!;
@@ -308,7 +317,8 @@ class StreamService implements Local {
       const stream = new AsyncConnection(conn, this.highWaterMark);
       session.stream = handler[STREAM] = stream;
       for (const chunk of session.early!) {
-        if (chunk) stream.onData(chunk);
+        if (chunk === DRAINED) stream.onDrain();
+        else if (chunk) stream.onData(chunk);
         else stream.onEnd();
       }
       session.early = undefined;
@@ -347,7 +357,8 @@ class StreamService implements Local {
     session.early = undefined;
     // Received before the handler was ready, maybe before a close: its due.
     for (const chunk of early) {
-      if (chunk) this.invoke(session, handler.onData, chunk);
+      if (chunk === DRAINED) this.invoke(session, handler.onDrain);
+      else if (chunk) this.invoke(session, handler.onData, chunk);
       else this.invoke(session, handler.onEnd);
     }
     if (handler.onData && !session.closed && !session.threw) session.direct = handler;

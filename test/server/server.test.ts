@@ -110,6 +110,39 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec.log).toEqual(['setup done', 'data early', 'end']);
   });
 
+  it('an async setup() hears, once it resolves, the drain that came while it ran', async () => {
+    const rec = recorder();
+    const big = Buffer.alloc(8 << 20, 'x');
+    class Banner extends ConnectionHandler {
+      async setup() {
+        // More than the kernel takes at once: the rest queues, and the
+        // peer reads it all while setup() is still running.
+        rec.log.push(`queued ${!this.connection.write(big)}`);
+        await waitFor(() => this.connection.bufferedAmount === 0, 'the queue flushed');
+        rec.log.push('setup done');
+      }
+      onDrain() {
+        rec.log.push('drain');
+        this.connection.end('done');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Banner, { rec });
+    const sock = await netConnect(server.port);
+    let got = 0;
+    let ended = false;
+    sock.on('data', (chunk: Buffer) => (got += chunk.length));
+    sock.on('end', () => (ended = true));
+    // Without the drain, the handler never ends the connection.
+    await waitFor(() => ended, "the handler's end after its drain");
+    sock.end();
+    expect(got).toBe(big.length + 'done'.length);
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.log).toEqual(['queued true', 'setup done', 'drain']);
+  });
+
   it('finish(err) after handle() throws: reported once, the client is closed, the server serves on', async () => {
     const rec = recorder();
     const boom = new Error('handler failed');
