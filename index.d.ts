@@ -34,7 +34,7 @@ export declare class Reactor {
   connectUnix(path: string): number
   /** Starts connecting; returns the connection's token or a negative errno. */
   connect(host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null): number
-  udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number
+  udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number
   /**
    * `write(token, data)`: writes now what the kernel takes; returns the
    * bytes left queued, or a negative errno.

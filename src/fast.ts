@@ -683,6 +683,12 @@ export interface BindOptions {
   port?: number;
   host?: string;
   reuseAddr?: boolean;
+  /**
+   * `SO_REUSEPORT` (Unix): several sockets, one per thread or process, bind
+   * the port; Linux spreads the datagrams over them by sender. Elsewhere
+   * binding throws `ERR_MUXNET_UNSUPPORTED`.
+   */
+  reusePort?: boolean;
   ipv6Only?: boolean;
   backend?: BackendName;
 }
@@ -738,6 +744,19 @@ export class UdpSocket implements Handle {
     throw systemError(-r, 'send', host, port);
   }
 
+  /**
+   * Stops reading: datagrams wait in the kernel's receive buffer (what
+   * overflows it is dropped there, as UDP may) until `resume()`. Those
+   * received in the batch being delivered still arrive.
+   */
+  pause(): void {
+    if (!this.closedFlag) this.reactor.native.pause(this.token);
+  }
+
+  resume(): void {
+    if (!this.closedFlag) this.reactor.native.resume(this.token);
+  }
+
   /** Fixes the peer: `send(data)` goes there and only its datagrams arrive. */
   connect(port: number, host?: string): void {
     if (this.closedFlag) throw socketClosed();
@@ -777,9 +796,10 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const port = validatePort(opts.port ?? 0);
   const host = validateHost(opts.host);
   const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);
+  const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const reactor = getReactor(resolveBackend(opts.backend));
-  const token = reactor.native.udpBind(host, port, reuseAddr, ipv6Only);
+  const token = reactor.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);
 }

@@ -225,10 +225,11 @@ impl Reactor {
     }
 
     #[napi(catch_unwind)]
-    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, ipv6_only: bool) -> i64 {
+    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, reuse_port: bool, ipv6_only: bool) -> i64 {
         code(self.with(|r| {
             let mut opts = BindOptions::new(parse_addr(&host, port)?);
             opts.reuse_addr = reuse_addr;
+            opts.reuse_port = reuse_port;
             opts.ipv6_only = ipv6_only;
             r.udp_bind(&opts).map(token_number)
         }))

@@ -219,24 +219,6 @@ impl Reactor {
         Ok(())
     }
 
-    /// Stops reading: the kernel buffer fills and the peer is slowed down.
-    pub fn pause(&mut self, token: Token) -> io::Result<()> {
-        self.stream(token)?.1.paused = true;
-        self.sync_interest(token)
-    }
-
-    pub fn resume(&mut self, token: Token) -> io::Result<()> {
-        let conn = self.stream(token)?.1;
-        if !conn.paused {
-            return Ok(());
-        }
-        conn.paused = false;
-        self.sync_interest(token)?;
-        // Input that arrived while paused raises no new edge.
-        self.carry.push(token);
-        self.backend.waker().wake()
-    }
-
     pub fn set_no_delay(&mut self, token: Token, on: bool) -> io::Result<()> {
         self.stream(token)?.0.set_options(Some(on), None)
     }
