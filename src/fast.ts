@@ -685,8 +685,8 @@ export interface BindOptions {
   reuseAddr?: boolean;
   /**
    * `SO_REUSEPORT` (Unix): several sockets, one per thread or process, bind
-   * the port; Linux spreads the datagrams over them by sender. Elsewhere
-   * binding throws `ERR_MUXNET_UNSUPPORTED`.
+   * the port; Linux spreads the datagrams over them by sender. Where the
+   * option does not exist, binding throws `ENOTSUP`.
    */
   reusePort?: boolean;
   ipv6Only?: boolean;
