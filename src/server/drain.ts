@@ -1,6 +1,17 @@
 // A server's graceful close, in one place: what `Server.close({ timeout })`
-// runs, and what the apps built on `muxnet/fast` directly (echo, proxy)
-// run on SIGINT/SIGTERM.
+// runs, and what the apps built on `muxnet/fast` directly (echo, proxy,
+// receive) run on SIGINT/SIGTERM.
+import { validateInteger, validateObject } from '../options';
+
+export interface CloseOptions {
+  /** Milliseconds the live connections (or handlers) get to finish before they are closed. */
+  timeout?: number;
+}
+
+/** `options.timeout`, checked (an integer of ms, 0 to 2^31-1), or `fallback`. */
+export function closeTimeout(options: CloseOptions | undefined, fallback: number): number {
+  return validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', fallback, 0, 2 ** 31 - 1);
+}
 
 /**
  * The live members of a server — connections, sessions, running handlers
@@ -75,4 +86,15 @@ export class LiveSet<T> implements Iterable<T> {
     });
     return this.draining;
   }
+}
+
+/**
+ * The graceful close of a `muxnet/fast` listener whose connections are in
+ * `live`: stops listening at once, then drains `live` for `options.timeout`
+ * ms (default `fallback`) and destroys the connections left.
+ */
+export async function closeGracefully(listener: { close(): void }, live: LiveSet<{ destroy(): void }>, options: CloseOptions | undefined, fallback = 0): Promise<void> {
+  const timeout = closeTimeout(options, fallback);
+  listener.close();
+  await live.drain(timeout, (conn) => conn.destroy());
 }

@@ -31,10 +31,10 @@ import { codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger, validateObject, type BackendName } from '../options';
 import { handlerKind, STREAM, type ConnectionHandler, type DatagramHandler, type ConnectionHandlerClass, type DatagramHandlerClass, type HandlerClass, type HandlerModule } from './handlers';
 import { loadHandler, WorkerPool, type WorkerInfo } from './pool';
-import { LiveSet } from './drain';
+import { closeTimeout, LiveSet, type CloseOptions } from './drain';
 
 export { ConnectionHandler, DatagramHandler } from './handlers';
-export { LiveSet } from './drain';
+export { closeGracefully, LiveSet, type CloseOptions } from './drain';
 export type { ConnectionHandlerClass, DatagramHandlerClass, HandlerClass, HandlerModule } from './handlers';
 export type { WorkerInfo } from './pool';
 
@@ -84,11 +84,6 @@ export interface ServeOptions {
    * crash, once each. Default: `console.error`.
    */
   onError?(err: Error, source: ErrorSource): void;
-}
-
-export interface CloseOptions {
-  /** Milliseconds handlers get to finish before their connections are destroyed (default 5000). */
-  timeout?: number;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -184,7 +179,7 @@ export class Server {
   close(options?: CloseOptions): Promise<void> {
     let timeout: number;
     try {
-      timeout = validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', 5000, 0, 2 ** 31 - 1);
+      timeout = closeTimeout(options, 5000);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -3,8 +3,7 @@
  * what the benchmark measures.
  */
 import { bind, listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
-import { validateInteger, validateObject } from '../../options';
-import { LiveSet, type CloseOptions } from '../../server';
+import { closeGracefully, LiveSet, type CloseOptions } from '../../server';
 
 export interface EchoOptions {
   port?: number;
@@ -100,10 +99,6 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
     backend: server.backend,
     wakeMode: server.reactor.wakeMode,
     stats,
-    async close(options?: CloseOptions) {
-      const timeout = validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', 0, 0, 2 ** 31 - 1);
-      server.close();
-      await conns.drain(timeout, (conn) => conn.destroy());
-    },
+    close: (options?: CloseOptions) => closeGracefully(server, conns, options),
   };
 }
