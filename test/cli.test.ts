@@ -1,6 +1,7 @@
 // `npx muxnet echo` as a user runs it: a real process, real signals.
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from './helpers';
@@ -157,6 +158,38 @@ describe('muxnet echo', () => {
     expect(err).toContain(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
     first.child.kill('SIGTERM');
     await first.exited;
+  });
+});
+
+describe('muxnet chat serve', () => {
+  it('SIGTERM: says goodbye; a member that stays half-open is closed at the drain deadline, then exit 0', async () => {
+    const chat = runCli(['chat', 'serve', '--port', '0', '--drain-timeout', '1'], 20_000);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(chat.output()), 'the listening line', 10_000);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(chat.output())![1]);
+    const polite = await netConnect(port);
+    // This one never ends its side: only the deadline closes it.
+    const stubborn = await new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(s));
+    });
+    const heard = (s: net.Socket) => {
+      let text = '';
+      s.on('data', (d) => (text += d));
+      return () => text;
+    };
+    const [politeText, stubbornText] = [heard(polite), heard(stubborn)];
+    const politeClosed = new Promise((r) => polite.on('close', r));
+    stubborn.on('error', () => {});
+    await waitFor(() => /You are guest/.test(politeText()) && /You are guest/.test(stubbornText()), 'both welcomed');
+    const signalled = Date.now();
+    chat.child.kill('SIGTERM');
+    await politeClosed;
+    await waitFor(() => /Goodbye/.test(stubbornText()), 'the goodbye');
+    expect(politeText()).toMatch(/SERVER shutting down\. Goodbye\./);
+    expect(stubbornText()).toMatch(/SERVER shutting down\. Goodbye\./);
+    // The half-open one holds the server until the deadline closes it; then the process exits.
+    expect(await chat.exited).toBe(0);
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(900);
+    stubborn.destroy();
   });
 });
 
