@@ -445,6 +445,9 @@ impl Reactor {
         if !self.closed_in_turn.is_empty() {
             self.closed_in_turn.clear();
         }
+        // The owner has handled the last turn's events: its closed slots may
+        // be taken again.
+        self.entries.release_held();
         self.uncork();
         let timeout = if self.has_pending() { Some(Duration::ZERO) } else { timeout };
         let mut ready = std::mem::take(&mut self.readiness);
