@@ -180,16 +180,20 @@ impl Reactor {
     }
 
     /// Sends `len` bytes of `file` from `offset` after everything written
-    /// so far; later writes go after it. The file is sent by the turns
-    /// that find the socket writable (`sendfile(2)` on Linux, a read/write
-    /// loop elsewhere), never read whole into memory, and closed once
-    /// sent; an `Event::FileSent` reports each file, in order, with the
-    /// bytes sent (fewer than `len` if the file is shorter by then). An
-    /// error reading the file or writing the socket closes the connection
-    /// (an `Event::Close` with the error).
-    pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    /// so far; later writes go after it. `len` `None`: to the end (a
+    /// regular file's size now; a pipe's or FIFO's EOF — such a file has
+    /// no offset: one asked of it is `ESPIPE`). The file is sent by the
+    /// turns that find the socket writable — by the kernel (`sendfile` on
+    /// Linux, macOS, FreeBSD) where it can, else by a read/write loop —
+    /// never read whole into memory, and closed once sent; an
+    /// `Event::FileSent` reports each file, in order, with the bytes sent
+    /// (fewer than `len` if the file is shorter by then). An error reading
+    /// the file or writing the socket closes the connection (an
+    /// `Event::Close` with the error).
+    pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: Option<u64>) -> io::Result<()> {
+        let file = FileSend::new(file, offset, len)?;
         let (_, conn) = self.writable_stream(token, 0)?;
-        conn.push_file(FileSend::new(file, offset, len));
+        conn.push_file(file);
         // Corked bytes go out with the file, by the same flush.
         conn.corked = false;
         self.sync_interest(token)?;
