@@ -119,10 +119,12 @@ pub(crate) struct FileSend {
 pub(crate) enum Flushed {
     /// Everything (queue and files) went out, or the kernel refused more.
     Done,
-    /// A file's budget ran out with the socket still writable, or a pipe
-    /// being sent had nothing yet: the owner flushes again next turn (no
-    /// new readiness edge will come).
+    /// A file's budget ran out with the socket still writable: the owner
+    /// flushes again next turn (no new readiness edge will come).
     Yielded,
+    /// The front file is a pipe with nothing in it yet: the owner watches
+    /// it (`Connection::starved_source`) and flushes when it turns readable.
+    Starved,
 }
 
 /// What one step of sending a file did.
@@ -150,7 +152,8 @@ impl FileSend {
 
     /// Sends until the file is done (`Ok(None)`) or stops first
     /// (`Ok(Some(how))`: `Done` when the socket refused, so writable will
-    /// come; `Yielded` when `budget` ran out or a pipe had nothing yet).
+    /// come; `Yielded` when `budget` ran out; `Starved` when a pipe had
+    /// nothing yet).
     /// A file shorter than asked for is done at its end.
     fn send(&mut self, stream: &mut Stream, count: &mut IoCount, budget: &mut u64) -> io::Result<Option<Flushed>> {
         while self.remaining != Some(0) || !self.chunk.is_empty() {
@@ -162,7 +165,7 @@ impl FileSend {
                 Ok(Step::Sent(n)) => *budget = budget.saturating_sub(n as u64),
                 // The file ended early (truncated since, or a pipe's end).
                 Ok(Step::End) => self.remaining = Some(0),
-                Ok(Step::Starved) => return Ok(Some(Flushed::Yielded)),
+                Ok(Step::Starved) => return Ok(Some(Flushed::Starved)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Flushed::Done)),
                 Err(e) => return Err(e),
@@ -276,6 +279,8 @@ struct Extra {
     relayed: u64,
     /// Files to send after `queue`, in order (see `Reactor::send_file`).
     files: VecDeque<FileSend>,
+    /// The front file's fd is watched by the backend (it was an empty pipe).
+    watching: bool,
 }
 
 impl Connection {
@@ -329,6 +334,33 @@ impl Connection {
         self.extra.as_ref().is_some_and(|e| !e.files.is_empty())
     }
 
+    /// The fd of the front file, a pipe found empty, for the backend to
+    /// watch; marks it watched.
+    #[cfg(unix)]
+    pub fn starved_source(&mut self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let extra = self.extra.as_mut()?;
+        let fd = extra.files.front()?.file.as_raw_fd();
+        extra.watching = true;
+        Some(fd)
+    }
+
+    /// The watched fd, if any, no longer marked watched: the owner
+    /// unwatches it (before a flush, or before the file is closed).
+    #[cfg(unix)]
+    pub fn take_watched(&mut self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let extra = self.extra.as_mut().filter(|e| e.watching)?;
+        extra.watching = false;
+        extra.files.front().map(|f| f.file.as_raw_fd())
+    }
+
+    /// A watched pipe may have become readable: any readiness of the
+    /// connection is a reason to flush.
+    pub fn watching(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.watching)
+    }
+
     /// Queues a file behind everything written so far.
     pub fn push_file(&mut self, file: FileSend) {
         self.extra().files.push_back(file);
@@ -339,9 +371,11 @@ impl Connection {
     }
 
     /// Writable interest: a connect under way, or bytes the kernel refused.
-    /// Corked bytes have not been tried yet; `uncork` sends them.
+    /// Corked bytes have not been tried yet; `uncork` sends them. A file
+    /// that is an empty pipe waits for the pipe, not the socket (which a
+    /// level-triggered backend would report writable on every wait).
     pub fn wants_write(&self) -> bool {
-        self.connecting || (!self.queue.is_empty() && !self.corked) || self.has_files()
+        self.connecting || (!self.queue.is_empty() && !self.corked) || (self.has_files() && !self.watching())
     }
 
     /// Nothing waits to be sent: no queued byte, no file.

@@ -20,7 +20,8 @@ backend_tests!(
     write_after_end_refused,
     pipe_until_eof,
     pipe_length_leaves_the_rest,
-    pipe_offset_refused
+    pipe_offset_refused,
+    empty_pipe_waited_for
 );
 
 /// A file of `len` pattern bytes in the temp dir, removed when dropped.
@@ -248,4 +249,31 @@ fn pipe_offset_refused(kind: BackendKind) {
     assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
     assert_eq!(h.r.queued(conn).unwrap(), 0);
     feeder.join();
+}
+
+// A pipe with nothing in it yet is waited for, not asked again every turn:
+// after the turn that found it empty no work is left over (the owner may
+// sleep), and its writer's bytes wake the reactor and go out.
+fn empty_pipe_waited_for(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    h.r.send_file(conn, File::from(std::os::fd::OwnedFd::from(reader)), 0, None).unwrap();
+    h.r.write(conn, b"after").unwrap();
+    h.r.shutdown(conn).unwrap();
+    for _ in 0..3 {
+        let events = h.turn(Duration::from_millis(5));
+        assert!(events.is_empty(), "nothing to report while the pipe is empty: {events:?}");
+        assert!(!h.r.has_pending(), "an empty pipe leaves no work for the next turn");
+    }
+    let piped = pattern(6, 100_000);
+    let data = piped.clone();
+    // More than a pipe holds: written beside the turns.
+    let feeder = Peer::spawn(move || writer.write_all(&data).unwrap());
+    let (got, events) = drain_to_peer(&mut h, peer);
+    feeder.join();
+    assert_same(&got, &[&piped[..], b"after"].concat(), "the pipe's bytes, then the write");
+    assert_eq!(files_sent(&events), vec![piped.len() as u64]);
 }

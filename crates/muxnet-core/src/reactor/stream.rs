@@ -284,7 +284,8 @@ impl Reactor {
                     return Ok(());
                 }
             }
-            if r.writable || r.error {
+            // A watched pipe's readiness comes as the connection's.
+            if r.writable || r.error || self.stream(token)?.1.watching() {
                 self.flush(token, events)?;
             }
         }
@@ -300,6 +301,8 @@ impl Reactor {
     fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
         // At least a byte a turn: a zero budget would spin without sending.
         let budget = self.config.send_file_budget.max(1) as u64;
+        // A watched pipe is asked again now (and watched again if still empty).
+        self.unwatch_source(token);
         let (stream, conn) = self.stream(token)?;
         if conn.output_idle() && !conn.want_drain && !conn.ending {
             return Ok(());
@@ -307,14 +310,19 @@ impl Reactor {
         let mut count = IoCount::default();
         let flushed = conn.flush(stream, &mut count, budget, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
-        if flushed? == Flushed::Yielded {
-            // Still writable: no new edge will come, so the next turn goes on.
-            self.flush_soon.push(token);
-            return Ok(());
+        match flushed? {
+            Flushed::Yielded => {
+                // Still writable: no new edge will come, so the next turn goes on.
+                self.flush_soon.push(token);
+                return Ok(());
+            }
+            Flushed::Starved => return self.watch_source(token),
+            Flushed::Done => {}
         }
         let (_, conn) = self.stream(token)?;
         if !conn.output_idle() {
-            return Ok(());
+            // The socket refused: watch it (again, after a pipe was watched).
+            return self.sync_interest(token);
         }
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });
@@ -323,6 +331,47 @@ impl Reactor {
             self.release(partner)?;
         }
         self.sync_interest(token)
+    }
+
+    /// Watches the empty pipe that `token` is sending, to flush again once
+    /// it turns readable. Where the backend cannot (`select`: an fd past
+    /// `FD_SETSIZE`), the next turn asks the pipe again.
+    #[cfg(unix)]
+    fn watch_source(&mut self, token: Token) -> io::Result<()> {
+        let Some(fd) = self.stream(token)?.1.starved_source() else { return Ok(()) };
+        match self.backend.watch_fd(fd, token) {
+            Ok(()) => {
+                self.interest_changes += 1;
+                // The socket is not watched for writable meanwhile.
+                self.sync_interest(token)
+            }
+            Err(_) => {
+                self.stream(token)?.1.take_watched();
+                self.flush_soon.push(token);
+                Ok(())
+            }
+        }
+    }
+
+    /// Only Unix sends pipes; elsewhere a source is never starved.
+    #[cfg(not(unix))]
+    fn watch_source(&mut self, token: Token) -> io::Result<()> {
+        self.flush_soon.push(token);
+        Ok(())
+    }
+
+    /// Stops watching the pipe `token` is sending, if it was watched.
+    pub(super) fn unwatch_source(&mut self, token: Token) {
+        #[cfg(unix)]
+        if let Ok((_, conn)) = self.stream(token) {
+            if let Some(fd) = conn.take_watched() {
+                // Only fails if it was not watched: nothing to undo.
+                let _ = self.backend.unwatch_fd(fd);
+                self.interest_changes += 1;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = token;
     }
 
     /// Reads until the kernel has no more, the peer's FIN, or the budget;
