@@ -297,7 +297,7 @@ describe('sendFile', () => {
     server2.close();
   });
 
-  it('leaves no fd open: files sent, failed or dropped with their connection are closed', async () => {
+  it('leaves no fd open: files sent, failed or dropped with their connection (a FIFO waiting for its writer too) are closed', async () => {
     const { file } = makeFile('fds', 4 << 20);
     // The reactors' own fds exist by now (the tests above made them).
     const before = openFds();
@@ -310,6 +310,16 @@ describe('sendFile', () => {
         return dropped;
       });
       expect(result).toBe('ERR_SOCKET_CLOSED');
+      if (process.platform === 'win32') continue;
+      // A FIFO whose writer never comes: watched by the backend, then dropped with its connection.
+      const fifo = makeFifo(`fds-${backend}`);
+      const { result: waiting } = await exchange(backend, async (conn) => {
+        const sent = conn.sendFile(fifo).catch((e: NodeJS.ErrnoException) => e.code);
+        await sleep(20);
+        conn.destroy();
+        return sent;
+      });
+      expect(waiting).toBe('ERR_SOCKET_CLOSED');
     }
     // The last close is reported in a later turn than the client's end.
     await new Promise((r) => setTimeout(r, 50));
