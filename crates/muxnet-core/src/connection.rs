@@ -142,9 +142,10 @@ impl FileSend {
     /// file's size now (it is not chased while it grows), a stream's EOF.
     /// A pipe or FIFO has no offset: one asked of it is `ESPIPE`.
     pub fn new(file: File, offset: u64, len: Option<u64>) -> io::Result<FileSend> {
-        let source = Source::of(&file, offset)?;
+        let meta = file.metadata()?;
+        let source = Source::of(&meta, offset)?;
         let remaining = match (len, source) {
-            (None, Source::At(at)) if file.metadata()?.is_file() => Some(file.metadata()?.len().saturating_sub(at)),
+            (None, Source::At(at)) if meta.is_file() => Some(meta.len().saturating_sub(at)),
             (len, _) => len,
         };
         Ok(FileSend { file, source, remaining, sent: 0, after: Vec::new(), kernel: true, chunk: WriteQueue::default() })

@@ -19,10 +19,11 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// How `file` is read: from `offset` if it has offsets, else as a
-    /// stream, which must start at 0 (`ESPIPE` otherwise, as `pread(2)`).
-    pub fn of(file: &File, offset: u64) -> io::Result<Source> {
-        let kind = file.metadata()?.file_type();
+    /// How a file of this kind is read: from `offset` if it has offsets,
+    /// else as a stream, which must start at 0 (`ESPIPE` otherwise, as
+    /// `pread(2)` says).
+    pub fn of(meta: &std::fs::Metadata, offset: u64) -> io::Result<Source> {
+        let kind = meta.file_type();
         #[cfg(unix)]
         let positional = kind.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&kind);
         #[cfg(not(unix))]

@@ -256,6 +256,8 @@ impl Reactor {
         if let Some(error) = conn.take_failed() {
             return Err(error);
         }
+        // A watched pipe's readiness comes as the connection's: a flush asks it.
+        let watching = conn.watching();
         if conn.connecting {
             if !r.writable && !r.readable && !r.error {
                 return Ok(());
@@ -284,8 +286,7 @@ impl Reactor {
                     return Ok(());
                 }
             }
-            // A watched pipe's readiness comes as the connection's.
-            if r.writable || r.error || self.stream(token)?.1.watching() {
+            if r.writable || r.error || watching {
                 self.flush(token, events)?;
             }
         }
