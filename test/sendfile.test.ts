@@ -127,6 +127,24 @@ describe.each(BACKENDS.map((b) => [b]))('sendFile on %s', (backend) => {
   });
 });
 
+describe.runIf(process.platform === 'linux')('sendFile of a file sendfile(2) refuses', () => {
+  it.each(BACKENDS.map((b) => [b]))("sends /proc/self/cmdline (size 0, sendfile's EINVAL) by the read/write loop on %s", async (backend) => {
+    const proc = '/proc/self/cmdline';
+    const want = fs.readFileSync(proc);
+    const { got, result } = await exchange(backend, async (conn) => {
+      conn.write('a');
+      // No length: its size, 0, says nothing; it is sent to its end.
+      const whole = conn.sendFile(proc);
+      conn.write('b');
+      const range = conn.sendFile(proc, { offset: 3, length: 5 });
+      conn.end();
+      return Promise.all([whole, range]);
+    });
+    expect(result).toEqual([want.length, 5]);
+    expect(got.equals(Buffer.concat([Buffer.from('a'), want, Buffer.from('b'), want.subarray(3, 8)]))).toBe(true);
+  });
+});
+
 describe.runIf(process.platform !== 'win32')('sendFile of a FIFO', () => {
   it('sends exactly `length` bytes of a FIFO fd the caller keeps, which still holds the rest', async () => {
     const fifo = makeFifo('fifo-length');

@@ -139,13 +139,15 @@ enum Step {
 
 impl FileSend {
     /// `len` bytes of `file` from `offset`; `None`: to its end — a regular
-    /// file's size now (it is not chased while it grows), a stream's EOF.
-    /// A pipe or FIFO has no offset: one asked of it is `ESPIPE`.
+    /// file's size now (it is not chased while it grows), else its EOF: a
+    /// stream's, or that of a file whose size says nothing (0, as Linux's
+    /// `/proc` files report, like Node's `readFile` takes it). A pipe or
+    /// FIFO has no offset: one asked of it is `ESPIPE`.
     pub fn new(file: File, offset: u64, len: Option<u64>) -> io::Result<FileSend> {
         let meta = file.metadata()?;
         let source = Source::of(&meta, offset)?;
         let remaining = match (len, source) {
-            (None, Source::At(at)) if meta.is_file() => Some(meta.len().saturating_sub(at)),
+            (None, Source::At(at)) if meta.is_file() && meta.len() > 0 => Some(meta.len().saturating_sub(at)),
             (len, _) => len,
         };
         Ok(FileSend { file, source, remaining, sent: 0, after: Vec::new(), kernel: true, chunk: WriteQueue::default() })

@@ -277,3 +277,33 @@ fn empty_pipe_waited_for(kind: BackendKind) {
     assert_same(&got, &[&piped[..], b"after"].concat(), "the pipe's bytes, then the write");
     assert_eq!(files_sent(&events), vec![piped.len() as u64]);
 }
+
+/// Linux's `/proc` files: regular, of size 0, and refused by `sendfile(2)`
+/// (EINVAL), yet `pread(2)` reads them.
+#[cfg(target_os = "linux")]
+mod proc_files {
+    use super::*;
+
+    backend_tests!(proc_file_sent_by_the_loop);
+
+    // The read/write loop takes such a file over, at offsets like any
+    // regular file (the loop Windows uses for every file), to its end when
+    // no length is given (its size, 0, says nothing), in order with writes.
+    fn proc_file_sent_by_the_loop(kind: BackendKind) {
+        let path = "/proc/self/cmdline";
+        let want_file = std::fs::read(path).unwrap();
+        assert!(want_file.len() > 8, "a command line to send");
+        let mut h = Harness::new(kind);
+        let (_, addr) = h.listen("127.0.0.1:0");
+        let peer = client(addr);
+        let conn = h.accept(1)[0];
+        h.r.write(conn, b"a").unwrap();
+        h.r.send_file(conn, File::open(path).unwrap(), 0, None).unwrap();
+        h.r.write(conn, b"b").unwrap();
+        h.r.send_file(conn, File::open(path).unwrap(), 3, Some(5)).unwrap();
+        h.r.shutdown(conn).unwrap();
+        let (got, events) = drain_to_peer(&mut h, peer);
+        assert_same(&got, &[b"a", &want_file[..], b"b", &want_file[3..8]].concat(), "write, the whole file, write, a range of it");
+        assert_eq!(files_sent(&events), vec![want_file.len() as u64, 5]);
+    }
+}
