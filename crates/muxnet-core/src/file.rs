@@ -48,11 +48,11 @@ pub(crate) fn kernel_cannot(e: &io::Error) -> bool {
     }
     #[cfg(unix)]
     if let Some(code) = e.raw_os_error() {
-        // EINVAL: no splice/mmap-like read for this file (Linux), not a
-        // regular file or not a stream socket (BSD); ENOSYS: no sendfile;
-        // ESPIPE: an offset asked of a file that has none; ENOTSUP/
-        // EOPNOTSUPP (distinct on macOS): the file system or the socket
-        // family (macOS: Unix-domain) does not take part; ENOTSOCK: not a socket.
+        // EINVAL: no splice/mmap-like read for this file (Linux: pipes,
+        // many /proc files), not a regular file or not a stream socket
+        // (BSD); ENOSYS: no sendfile; ESPIPE: an offset asked of a file
+        // that has none; ENOTSUP/EOPNOTSUPP (distinct on macOS): the file
+        // system or the socket does not take part; ENOTSOCK: not a socket.
         return [libc::EINVAL, libc::ENOSYS, libc::ESPIPE, libc::ENOTSUP, libc::EOPNOTSUPP, libc::ENOTSOCK].contains(&code);
     }
     false
