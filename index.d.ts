@@ -85,7 +85,7 @@ export declare class Reactor {
   /**
    * Queues a file to send after the bytes written so far (see
    * muxnet-core's `Reactor::send_file`): `length` bytes from `offset`,
-   * or to the end of the file if `length` is negative. On Unix the file
+   * or to the end of the file (a pipe's EOF) if `length` is negative. On Unix the file
    * is `fd` (duplicated: the caller keeps and closes its own); on
    * Windows, `path`. Returns 0, or a negative errno; an `EVENT_FILE_SENT`
    * record reports the bytes sent.

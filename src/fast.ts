@@ -276,12 +276,16 @@ export class Connection<T = unknown> implements Handle {
 
   /**
    * Sends a file (a path, or an open fd the caller keeps) after the bytes
-   * written so far; what is written later goes after it. On Linux the
-   * kernel copies the file to the socket (`sendfile(2)`), elsewhere a
-   * read/write loop does; either way the file is never read whole into
-   * memory and the socket's backpressure is respected. Resolves with the
-   * bytes sent (fewer than `length` if the file is shorter); rejects if
-   * the connection closes first (an error sending closes it).
+   * written so far; what is written later goes after it. The kernel copies
+   * the file to the socket where it can (`sendfile` on Linux, macOS,
+   * FreeBSD); elsewhere, and for a file it refuses (a pipe, a FIFO, some
+   * special files), a read/write loop in Rust does. Either way the file is
+   * never read whole into memory and the socket's backpressure is
+   * respected. A pipe or FIFO is sent until its writer closes it (or
+   * `length` bytes), never blocking the thread while it is empty; it has
+   * no offsets (`ESPIPE` if one is given). Resolves with the bytes sent
+   * (fewer than `length` if the file is shorter); rejects if the
+   * connection closes first (an error sending closes it).
    *
    * ```ts
    * const sent = await conn.sendFile('/var/www/big.iso', { offset: 0 });
@@ -296,9 +300,12 @@ export class Connection<T = unknown> implements Handle {
       if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
       // Node's fds on Windows are the C runtime's, not handles the reactor could send from.
       if (typeof file === 'number' && process.platform === 'win32') throw codedError('muxnet does not support sendFile with an fd on Windows yet (give a path)', 'ERR_MUXNET_UNSUPPORTED');
-      const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, 'r');
+      // O_NONBLOCK: a FIFO opens at once instead of waiting for its writer (reads wait in the reactor).
+      const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, process.platform === 'win32' ? 'r' : fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
-        if (!fs.fstatSync(fd).isFile()) throw invalidArgValue('file', file, 'must be a regular file');
+        const stat = fs.fstatSync(fd);
+        // Windows reads regular files only; Unix pipes, FIFOs and devices too.
+        if (stat.isDirectory() || (process.platform === 'win32' && !stat.isFile())) throw invalidArgValue('file', file, process.platform === 'win32' ? 'must be a regular file' : 'must not be a directory');
         const r = this.origin.reactor.native.sendFile(this.token, fd, typeof file === 'string' ? file : '', offset, length);
         if (r < 0) throw systemError(-r, 'sendfile');
       } finally {

@@ -396,6 +396,8 @@ impl Reactor {
     /// Closes the socket now, dropping anything queued. The token names
     /// nothing from now on; no `Close` event follows.
     pub fn close(&mut self, token: Token) -> io::Result<()> {
+        // Before its file is closed with the entry, a watched pipe is unwatched.
+        self.unwatch_source(token);
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
         if let Kind::Stream(conn) = &entry.kind {
             if let Some(partner) = conn.pipe() {
