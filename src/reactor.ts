@@ -104,9 +104,9 @@ export class Reactor {
   }
 
   /** Binds a UDP socket; returns its token or a negative errno. */
-  udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number {
+  udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number {
     this.hasDatagrams = true;
-    return this.native.udpBind(host, port, reuseAddr, ipv6Only);
+    return this.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   }
 
   /**
