@@ -377,10 +377,12 @@ export class Socket extends EventEmitter implements Handle {
     if (!this.running) return;
     const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
-    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(this.token, out.data, out.ip, out.port, (sent) => this.afterQueue(out, sent));
+    const settle = (sent: number) => this.afterQueue(out, sent);
+    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(this.token, out.data, out.ip, out.port, settle);
     if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
-    this.settle(out, r);
+    // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
+    this.reactor!.settleInTurn(settle, r);
   }
 
   /**

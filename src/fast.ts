@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor, type SendSettler } from './reactor';
-import { codedError, invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
+import { codedError, invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -692,7 +692,7 @@ export interface DatagramHandlers {
    * handler a full buffer drops the datagram, as UDP may, and any other
    * error is thrown as `send()` would have thrown it.
    */
-  onSendError?(err: NodeJS.ErrnoException, socket: UdpSocket): void;
+  onSendError?(err: SystemError, socket: UdpSocket): void;
 }
 
 export interface BindOptions {
@@ -750,16 +750,18 @@ export class UdpSocket implements Handle {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
-    const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host);
+    const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
     return this.sent(this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
   }
 
   /** The last host `send` checked, and what it became: a server replies to few peers' addresses, checked once each run. */
   private lastHost: [given: string, checked: string] | undefined;
 
-  private checkedHost(host: string): string {
+  private checkedHost(host: string, port: number): string {
     if (this.lastHost?.[0] === host) return this.lastHost[1];
     const checked = validateHost(host, 'address');
+    // Refused now, as the kernel refuses a direct send: a queued one would fail only after the handler.
+    if (checked.includes(':') && this.address()?.family === 'IPv4') throw systemError(uvErrno('EAFNOSUPPORT'), 'send', checked, port);
     this.lastHost = [host, checked];
     return checked;
   }

@@ -83,8 +83,14 @@ export class Reactor {
   private dispatching = false;
   /** A UDP socket was bound on this reactor: its batches queue datagrams from then on. */
   private hasDatagrams = false;
-  /** Who hears each queued datagram's result, by its place in the native queue. */
+  /** Who hears each queued datagram's result, in the order sent. */
   private readonly settlers: (SendSettler | undefined)[] = [];
+  /** For each of `settlers`: its place in the native queue, or -1 when its result was known at once. */
+  private readonly places: number[] = [];
+  /** For each of `settlers` whose place is -1: its result. */
+  private readonly known: number[] = [];
+  /** Datagrams in the native queue. */
+  private queuedSends = 0;
   readonly backend: BackendName;
   /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
@@ -114,16 +120,36 @@ export class Reactor {
    * bytes sent or a negative errno. Inside one (a handler replying, or a
    * tick it queued), it is queued and the batch's datagrams leave
    * together after it, one `sendmmsg` per socket on Linux: `SEND_QUEUED`,
-   * and `settle` hears the result then. An error known at once (a bad address, a
-   * closed socket) is returned either way.
+   * and `settle` hears the result then (a connected socket, `host`
+   * undefined, always sends at once). An error known at once (a bad
+   * address, a closed socket, a datagram too long) is returned either way.
    */
   sendDatagram(token: number, data: Uint8Array, host: string | undefined, port: number | undefined, settle?: SendSettler): number {
-    if (!this.dispatching) return this.send(token, data, host, port);
-    if (this.settlers.length === MAX_QUEUED_SENDS) this.flushSends();
+    // A connected socket's datagrams go at once: the peer's ICMP refusal is
+    // reported to the send that meets it, where one sendmmsg would spend it
+    // on the next datagram of the batch and lose it.
+    if (!this.dispatching || host === undefined) return this.send(token, data, host, port);
+    if (this.queuedSends === MAX_QUEUED_SENDS) this.flushSends();
     const place = this.sendLater(token, data, host, port);
     if (place < 0) return place;
-    this.settlers[place] = settle;
+    this.queuedSends++;
+    this.settlers.push(settle);
+    this.places.push(place);
+    this.known.push(0);
     return SEND_QUEUED;
+  }
+
+  /**
+   * Tells `settle` of `result` (a send done or refused at once) — during
+   * a batch, once the batch's datagrams have left, in its place among
+   * them: for a caller whose results come in the order sent (node:dgram's
+   * callbacks).
+   */
+  settleInTurn(settle: SendSettler, result: number): void {
+    if (!this.dispatching) return settle(result);
+    this.settlers.push(settle);
+    this.places.push(-1);
+    this.known.push(result);
   }
 
   /**
@@ -137,14 +163,18 @@ export class Reactor {
     if (count === 0) return;
     // Both queues are empty before any settler runs: one that sends or
     // closes (flushing again) starts afresh, in step with the native queue.
-    const results = new Int32Array(count);
-    const r = this.native.flushSends(results);
+    const results = new Int32Array(this.queuedSends);
+    const r = this.queuedSends > 0 ? this.native.flushSends(results) : 0;
+    this.queuedSends = 0;
     const settlers = this.settlers.splice(0);
+    const places = this.places.splice(0);
+    const known = this.known.splice(0);
     for (let i = 0; i < count; i++) {
       const settle = settlers[i];
       if (settle === undefined) continue;
+      const place = places[i];
       try {
-        settle(r < 0 ? r : results[i]);
+        settle(place < 0 ? known[i] : r < 0 ? r : results[place]);
       } catch (err) {
         // Not thrown from here: this may be another socket's close() or
         // connect(), which must not get this datagram's error.

@@ -480,7 +480,14 @@ class DatagramService implements Local {
     options: ServeOptions,
   ) {
     const { port, host, backend, reuseAddr, reusePort } = options;
-    this.socket = bind({ port, host, backend, reuseAddr, reusePort }, { onMessage: (msg, rinfo) => this.received(msg, rinfo) });
+    this.socket = bind(
+      { port, host, backend, reuseAddr, reusePort },
+      {
+        onMessage: (msg, rinfo) => this.received(msg, rinfo),
+        // A reply queued by `handle()` that fails when the batch's datagrams leave.
+        onSendError: (err) => this.server.report(err, { remoteAddress: err.address }),
+      },
+    );
   }
 
   address(): SocketAddress | null {

@@ -432,6 +432,28 @@ describe('muxnet/server, datagrams', () => {
     client.close();
   });
 
+  it('a reply too long for UDP, sent in handle(), fails that handler (finish and onError), not the process', async () => {
+    const rec = recorder();
+    class Big extends DatagramHandler {
+      handle(msg: Buffer) {
+        this.reply(String(msg) === 'big' ? Buffer.alloc(70_000) : 'small');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Big, { rec });
+    const client = await udpClient();
+    await client.send('big', server.port);
+    await waitFor(() => rec.finished.length === 1, 'the first finish');
+    expect(rec.finished[0]).toMatchObject({ code: 'EMSGSIZE', syscall: 'send' });
+    expect(rec.errors.map(([err]) => (err as NodeJS.ErrnoException).code)).toEqual(['EMSGSIZE']);
+    await client.send('next', server.port);
+    await waitFor(() => client.got.length === 1, 'a reply');
+    expect(client.got).toEqual(['small']);
+    client.socket.close();
+  });
+
   it('serial: one datagram handled at a time, in order per sender (reactor mode overlaps them)', async () => {
     const rec = recorder();
     let active = 0;

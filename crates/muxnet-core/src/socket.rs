@@ -9,6 +9,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
+/// Errors the reactor reports itself, numbered as the OS numbers them
+/// (Winsock's codes on Windows), so the binding names them like the
+/// kernel's own.
+#[cfg(unix)]
+pub(crate) mod os_errno {
+    pub const EMSGSIZE: i32 = libc::EMSGSIZE;
+    pub const ENOBUFS: i32 = libc::ENOBUFS;
+}
+#[cfg(windows)]
+pub(crate) mod os_errno {
+    pub const EMSGSIZE: i32 = 10040; // WSAEMSGSIZE
+    pub const ENOBUFS: i32 = 10055; // WSAENOBUFS
+}
+
 /// A socket the reactor owns.
 #[derive(Debug)]
 pub enum Socket {

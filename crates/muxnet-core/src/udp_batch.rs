@@ -15,6 +15,11 @@ pub(crate) const BATCH: usize = 64;
 /// The largest datagram: a receive slot this size never truncates.
 pub(crate) const MAX_DATAGRAM: usize = 65536;
 
+/// The most a UDP datagram carries: 65 535 bytes less the UDP header and,
+/// over IPv4, the IP header (IPv6's is outside its payload length).
+pub(crate) const MAX_UDP_PAYLOAD_V4: usize = 65_535 - 8 - 20;
+pub(crate) const MAX_UDP_PAYLOAD_V6: usize = 65_535 - 8;
+
 /// Where a batch of received datagrams lands: one [`MAX_DATAGRAM`] slot per
 /// datagram (allocated zeroed, so the kernel maps a page only once a
 /// datagram reaches it), with each datagram's length and sender.

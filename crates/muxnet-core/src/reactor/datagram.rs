@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::{gone, Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::Token;
 use crate::socket::{self, BindOptions, Membership, MulticastInterface, Socket, SocketBuffer};
-use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM};
+use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
 
 /// `ttl` if it is within `least..=255`, as libuv takes a TTL.
 fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
@@ -54,6 +54,15 @@ impl Reactor {
     /// once the queue is flushed, or a datagram overtakes those queued.
     pub fn send_later(&mut self, token: Token, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
         self.datagram(token)?;
+        // What the kernel refuses whatever the moment is refused now, where
+        // the caller can still catch it: a datagram longer than UDP carries.
+        let max = match to {
+            Some(SocketAddr::V4(_)) => MAX_UDP_PAYLOAD_V4,
+            _ => MAX_UDP_PAYLOAD_V6,
+        };
+        if data.len() > max {
+            return Err(io::Error::from_raw_os_error(socket::os_errno::EMSGSIZE));
+        }
         let outbox = &mut self.outbox;
         outbox.queued.push((token, Outgoing { start: outbox.bytes.len(), len: data.len(), to }));
         outbox.bytes.extend_from_slice(data);

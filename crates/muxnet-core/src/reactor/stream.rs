@@ -174,7 +174,7 @@ impl Reactor {
         }
         let buffered = conn.buffered();
         if buffered > 0 && buffered + len > cap {
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+            return Err(io::Error::from_raw_os_error(socket::os_errno::ENOBUFS));
         }
         Ok((stream, conn))
     }
