@@ -243,6 +243,11 @@ export interface ReactorOptions {
   writeQueueCap?: number
   /** Bytes read from one connection per turn (default 64 KiB). */
   readBudget?: number
+  /**
+   * Linux: relay bulk input between piped connections with `splice(2)`
+   * (default true); false copies it through user space.
+   */
+  splice?: boolean
 }
 
 /**

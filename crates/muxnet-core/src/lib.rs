@@ -15,6 +15,8 @@ pub mod codec;
 mod connection;
 mod reactor;
 mod socket;
+#[cfg(target_os = "linux")]
+mod splice;
 pub mod stats;
 mod token;
 mod udp_batch;

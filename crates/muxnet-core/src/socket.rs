@@ -67,8 +67,7 @@ impl Socket {
         match self {
             Socket::Listener(Listener::Tcp(s)) => s.as_raw_fd(),
             Socket::Listener(Listener::Unix { listener, .. }) => listener.as_raw_fd(),
-            Socket::Stream(Stream::Tcp(s)) => s.as_raw_fd(),
-            Socket::Stream(Stream::Unix(s)) => s.as_raw_fd(),
+            Socket::Stream(s) => s.raw_fd(),
             Socket::Datagram(s) => s.as_raw_fd(),
         }
     }
@@ -169,10 +168,7 @@ impl Stream {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
-        let out = match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        };
+        let out = self.raw_fd();
         let mut off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // Linux sends at most 0x7ffff000 bytes per call anyway.
         let len = len.min(0x7fff_f000);
@@ -215,6 +211,17 @@ impl Stream {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl Stream {
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
     }
 }
 
