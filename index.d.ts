@@ -277,6 +277,8 @@ export interface ReactorStats {
   datagramsReceived: number
   datagramsSent: number
   relayed: number
+  /** Of `relayed`, the bytes moved with `splice(2)` (Linux). */
+  spliced: number
   listeners: number
   connections: number
   connecting: number

@@ -85,6 +85,8 @@ pub struct ReactorStats {
     pub datagrams_received: f64,
     pub datagrams_sent: f64,
     pub relayed: f64,
+    /// Of `relayed`, the bytes moved with `splice(2)` (Linux).
+    pub spliced: f64,
     pub listeners: f64,
     pub connections: f64,
     pub connecting: f64,
@@ -502,6 +504,7 @@ impl Reactor {
             datagrams_received: s.datagrams_received as f64,
             datagrams_sent: s.datagrams_sent as f64,
             relayed: s.relayed as f64,
+            spliced: s.spliced as f64,
             listeners: s.listeners as f64,
             connections: s.connections as f64,
             connecting: s.connecting as f64,

@@ -102,6 +102,9 @@ impl Reactor {
             #[cfg(target_os = "linux")]
             conn.set_bulk(n == want);
             self.counters.relayed += n as u64;
+            if spliced {
+                self.counters.spliced += n as u64;
+            }
             let sent = if spliced { self.splice_out(to) } else { self.relay_write(to, &buf[..n]).map(drop) };
             if let Err(error) = sent {
                 // The partner broke: it is reported with its error, and
