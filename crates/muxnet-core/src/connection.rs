@@ -328,6 +328,16 @@ impl Connection {
         Ok(extra.spliced.as_mut().expect("the pipe was just made"))
     }
 
+    /// Closes the kernel pipe toward this socket if it holds nothing.
+    #[cfg(target_os = "linux")]
+    pub fn drop_empty_pipe(&mut self) {
+        if let Some(extra) = self.extra.as_mut() {
+            if extra.spliced.as_ref().is_some_and(|p| p.len() == 0) {
+                extra.spliced = None;
+            }
+        }
+    }
+
     #[cfg(target_os = "linux")]
     pub fn bulk(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| e.bulk)

@@ -101,6 +101,11 @@ impl Reactor {
             conn.add_relayed(n);
             #[cfg(target_os = "linux")]
             conn.set_bulk(n == want);
+            #[cfg(target_os = "linux")]
+            if !spliced && n < want {
+                // The bulk is over: an idle pair holds no pipe (two fds).
+                self.stream(to)?.1.drop_empty_pipe();
+            }
             self.counters.relayed += n as u64;
             if spliced {
                 self.counters.spliced += n as u64;
