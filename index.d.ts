@@ -34,7 +34,7 @@ export declare class Reactor {
   connectUnix(path: string): number
   /** Starts connecting; returns the connection's token or a negative errno. */
   connect(host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null): number
-  udpBind(host: string, port: number, reuseAddr: boolean, ipv6Only: boolean): number
+  udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number
   /**
    * `write(token, data)`: writes now what the kernel takes; returns the
    * bytes left queued, or a negative errno.
@@ -85,7 +85,7 @@ export declare class Reactor {
   /**
    * Queues a file to send after the bytes written so far (see
    * muxnet-core's `Reactor::send_file`): `length` bytes from `offset`,
-   * or to the end of the file if `length` is negative. On Unix the file
+   * or to the end of the file (a pipe's EOF) if `length` is negative. On Unix the file
    * is `fd` (duplicated: the caller keeps and closes its own); on
    * Windows, `path`. Returns 0, or a negative errno; an `EVENT_FILE_SENT`
    * record reports the bytes sent.

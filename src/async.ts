@@ -17,7 +17,7 @@
  */
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
-import { validateAbortSignal, validateInteger, validateObject } from './options';
+import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
 
@@ -78,8 +78,6 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   private paused = false;
   private ended = false;
   private closed = false;
-  /** `destroy()` was called: what was queued is dropped, not sent. */
-  private dropped = false;
   private error: Error | undefined;
   private readonly readers: Reader[] = [];
   private writers: Waiter<void>[] = [];
@@ -207,23 +205,22 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * peer ends too.
    */
   end(data?: Uint8Array | string): Promise<void> {
-    if (this.closed) return this.error ? Promise.reject(this.error) : Promise.resolve();
+    // Data after the close fails as `write()` fails; a bare end is done already.
+    if (this.closed) return data !== undefined ? this.write(data) : this.error ? Promise.reject(this.error) : Promise.resolve();
     try {
       this.connection.end(data);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.connection.bufferedAmount === 0) return Promise.resolve();
+    // Closed by now (writing `data` failed): the close, next tick, settles it.
+    if (!this.connection.closed && this.connection.bufferedAmount === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this.writers.push({ resolve, reject }));
   }
 
   /** Closes now, dropping what is queued; pending reads and writes fail with `err` (if given). */
   destroy(err?: Error): void {
     // What fails from now on fails with `err`, before the close arrives.
-    if (!this.connection.closed) {
-      this.error ??= err;
-      this.dropped = true;
-    }
+    if (!this.connection.closed) this.error ??= err;
     this.connection.destroy(err);
   }
 
@@ -292,10 +289,10 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     const writers = this.writers;
     this.writers = [];
     // A clean close sent everything queued (the FIN goes after it); one
-    // that `destroy()` made dropped it.
+    // that `destroy()` made (here or on `this.connection`) dropped it.
     for (const w of writers) {
       if (err) w.reject(err);
-      else if (this.dropped) w.reject(destroyedError());
+      else if (this.connection.destroyed) w.reject(destroyedError());
       else w.resolve();
     }
   }
@@ -329,7 +326,7 @@ export async function connect(options: AsyncConnectOptions): Promise<AsyncConnec
     return await new Promise<AsyncConnection>((resolve, reject) => {
       conn.data = new AsyncConnection(conn as Connection<unknown>, highWaterMark, { resolve, reject });
       if (timeout > 0) {
-        timer = setTimeout(() => conn.destroy(systemError(uvErrno('ETIMEDOUT'), 'connect', opts.host ?? opts.path ?? '127.0.0.1', opts.port)), timeout);
+        timer = setTimeout(() => conn.destroy(systemError(uvErrno('ETIMEDOUT'), 'connect', opts.path ?? validateHost(opts.host), opts.port)), timeout);
       }
       if (signal) {
         onAbort = () => conn.destroy(abortError(signal.reason));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `muxnet <command>`: the apps users run.
- *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select]
+ *   muxnet echo [--port 7000] [--host 127.0.0.1] [--udp] [--backend mio|poll|select] [--drain-timeout 5]
  *   muxnet chat serve|connect …
  *   muxnet proxy --listen HOST:PORT --upstream HOST:PORT[,weight=N] …
  *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
@@ -24,6 +24,9 @@ commands:
           --udp           echo datagrams instead of TCP
           --backend NAME  ${BACKENDS.join(' | ')} (default: $MUXNET_BACKEND or mio)
           --stats S       every S seconds, a line of the reactor's counters
+          --drain-timeout S  on SIGINT/SIGTERM, stop listening at once and give
+                          open connections S seconds (default 5) before closing
+                          them; a second signal stops at once
 ${CHAT_USAGE}
 ${PROXY_USAGE}
 ${TRANSFER_USAGE}
@@ -39,6 +42,7 @@ function echo(argv: string[]): void {
   let values;
   let port;
   let statsEvery = 0;
+  let drainMs = 0;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -48,11 +52,13 @@ function echo(argv: string[]): void {
         udp: { type: 'boolean', default: false },
         backend: { type: 'string' },
         stats: { type: 'string' },
+        'drain-timeout': { type: 'string' },
       },
       strict: true,
     }));
     port = numberArg('--port', values.port, 7000, PORT);
     statsEvery = numberArg('--stats', values.stats, 0, POSITIVE);
+    drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 5, { max: 2_147_483 }) * 1000);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -78,11 +84,17 @@ function echo(argv: string[]): void {
   }, 5000).unref();
 
   const reporter = statsEvery > 0 ? reportStats('muxnet echo', server.backend, statsEvery) : undefined;
+  // The muxnet/server close: no new connections, the open ones get the
+  // deadline. Each signal is heard once: a second one stops at once.
   const stop = (signal: string) => {
     clearInterval(ticker);
     clearInterval(reporter);
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    const closed = server.close({ timeout: drainMs });
+    // Said once the listener is closed: a client that reads it is refused.
     console.log(`muxnet echo: ${signal}, stopping: ${summary()}`);
-    server.close();
+    void closed.then(() => console.log(`muxnet echo: stopped: ${summary()}`));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -17,8 +17,9 @@
  * Bytes handed to a connection that then breaks may or may not have
  * reached the peer (no transport can say); the queue carries across
  * reconnects only what was not yet handed over. A connection takes a
- * message only while it has nothing queued in the kernel's stead, so at
- * most one message's worth is in doubt.
+ * message only while nothing else waits in its queue, so what is in doubt
+ * after a break is the last message handed over plus what the kernel's
+ * send buffer still held.
  */
 import { EventEmitter } from 'node:events';
 import { connect as fastConnect, type Connection } from './fast';
@@ -36,6 +37,12 @@ export interface ReconnectOptions {
   jitter?: number;
   /** Attempts after a failure before giving up (default: for ever). */
   maxRetries?: number;
+  /**
+   * A connection must stay open this long (ms, default 5 000) before the
+   * backoff starts over: a server that accepts and drops at once is
+   * retried with growing delays, and those count toward `maxRetries`.
+   */
+  minUptime?: number;
 }
 
 export interface HeartbeatOptions {
@@ -55,7 +62,11 @@ export interface ClientOptions {
   noDelay?: boolean;
   /** A connect attempt that takes longer fails with `ETIMEDOUT` (ms; default 10 000). */
   connectTimeout?: number;
-  /** No byte either way for this many ms fails the connection with `ETIMEDOUT` (default: none). */
+  /**
+   * No byte received and none handed to the kernel for this many ms fails
+   * the connection with `ETIMEDOUT` (default: none). As with node:net's
+   * `setTimeout`, bytes the kernel still holds for a slow reader do not count.
+   */
   idleTimeout?: number;
   heartbeat?: HeartbeatOptions;
   /** `false`: no reconnect, the first failure closes the client. */
@@ -111,6 +122,7 @@ interface Backoff {
   factor: number;
   jitter: number;
   maxRetries: number;
+  minUptime: number;
 }
 
 function validateNumber(value: unknown, name: string, fallback: number, min: number, max: number): number {
@@ -133,6 +145,7 @@ function validateBackoff(value: unknown): Backoff | undefined {
     factor: validateNumber(o.factor, 'options.reconnect.factor', 2, 1, 1000),
     jitter: validateNumber(o.jitter, 'options.reconnect.jitter', 0.2, 0, 1),
     maxRetries: o.maxRetries === Infinity ? Infinity : validateInteger(o.maxRetries, 'options.reconnect.maxRetries', Infinity, 0, Number.MAX_SAFE_INTEGER),
+    minUptime: validateInteger(o.minUptime, 'options.reconnect.minUptime', 5000, 0, MAX_MS),
   };
 }
 
@@ -168,8 +181,12 @@ export function backoffDelay(b: Backoff, attempt: number, random: number = Math.
 export class Client extends EventEmitter {
   private stateName: ClientState = 'connecting';
   private conn: Connection | undefined;
-  /** Failed attempts since the last open. */
+  /** Failed attempts since a connection last stayed up `minUptime`. */
   private attempt = 0;
+  /** When the current connection opened (ms since the epoch). */
+  private openedAt = 0;
+  /** `bufferedAmount` when the idle timer last fired with bytes queued. */
+  private idleQueued = 0;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -245,10 +262,14 @@ export class Client extends EventEmitter {
     if (this.stateName === 'closed') return;
     const conn = this.conn;
     if (conn && this.stateName === 'open') {
-      this.flushQueue();
-      // Whatever is still queued goes with the end (the kernel's cap permitting).
-      for (const buf of this.queue.splice(0)) conn.write(buf);
-      this.queuedBytes = 0;
+      // Whatever is still queued goes with the end, while the connection
+      // takes it (the peer may have ended it; the kernel's cap may refuse):
+      // the rest is handed back in 'closed'.
+      while (this.queue.length > 0 && conn.writable) {
+        conn.write(this.queue[0]);
+        if (conn.closed) break;
+        this.queuedBytes -= this.queue.shift()!.length;
+      }
       conn.end();
     } else conn?.destroy();
     this.finish(undefined);
@@ -270,6 +291,9 @@ export class Client extends EventEmitter {
     // Ended (the peer's FIN ends it too) or backed up: it stays queued.
     if (!conn.writable || conn.bufferedAmount > 0) return false;
     conn.write(buf);
+    // The write failed at once (a reset the reactor had not seen yet): the
+    // kernel never had it, so it stays queued for the next connection.
+    if (conn.closed) return false;
     this.touch();
     return true;
   }
@@ -284,13 +308,15 @@ export class Client extends EventEmitter {
   private open_(): void {
     this.stateName = 'connecting';
     this.emit('connecting', { attempt: this.attempt });
+    // A listener may have closed the client.
+    if (this.stateName !== 'connecting') return;
     const t = this.target;
     let conn: Connection;
     try {
       conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
         onOpen: () => this.onOpen(conn),
         onData: (_, chunk) => this.onData(chunk),
-        onDrain: () => this.flushQueue(),
+        onDrain: () => (this.touch(), this.flushQueue()),
         onClose: (_, err) => this.onClose(conn, err),
       });
     } catch (err) {
@@ -306,7 +332,7 @@ export class Client extends EventEmitter {
   private onOpen(conn: Connection): void {
     if (conn !== this.conn) return;
     clearTimeout(this.connectTimer);
-    this.attempt = 0;
+    this.openedAt = Date.now();
     this.stateName = 'open';
     this.touch();
     if (this.heartbeat) {
@@ -331,8 +357,21 @@ export class Client extends EventEmitter {
   /** Some byte moved: the idle clock starts again. */
   private touch(): void {
     if (this.idleTimeout === 0) return;
+    this.idleQueued = 0;
     if (this.idleTimer) this.idleTimer.refresh();
-    else this.idleTimer = setTimeout(() => this.conn && this.drop(this.conn, timedOut('idle', this.target)), this.idleTimeout);
+    else this.idleTimer = setTimeout(() => this.idle(), this.idleTimeout);
+  }
+
+  /** No data in and no drain for `idleTimeout`: dropped, unless queued bytes are still leaving. */
+  private idle(): void {
+    const conn = this.conn;
+    if (!conn) return;
+    const queued = conn.bufferedAmount;
+    if (queued > 0 && queued !== this.idleQueued) {
+      this.idleQueued = queued;
+      return void this.idleTimer!.refresh();
+    }
+    this.drop(conn, timedOut('idle', this.target));
   }
 
   /** Gives up on a connection (silent, or too slow to connect): its close reports `cause`. */
@@ -354,6 +393,8 @@ export class Client extends EventEmitter {
     if (this.stateName === 'closed') return;
     const cause = err ?? codedError('The peer closed the connection', 'ERR_SOCKET_CLOSED_BY_PEER');
     const b = this.backoff;
+    if (b !== undefined && this.openedAt > 0 && Date.now() - this.openedAt >= b.minUptime) this.attempt = 0;
+    this.openedAt = 0;
     if (b === undefined || this.attempt >= b.maxRetries) return this.finish(cause);
     this.attempt++;
     const delay = backoffDelay(b, this.attempt);

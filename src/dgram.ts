@@ -211,7 +211,7 @@ export class Socket extends EventEmitter implements Handle {
       // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
       // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
       const token =
-        this.speaks(ip) && this.token < 0 ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.ipv6Only) : -EINVAL;
+        this.speaks(ip) && this.token < 0 ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, false, this.ipv6Only) : -EINVAL;
       if (token < 0) {
         this.bindState = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
@@ -563,7 +563,7 @@ export class Socket extends EventEmitter implements Handle {
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
     if (this.token < 0) {
       const reactor = getReactor(this.backend);
-      const token = reactor.native.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false);
+      const token = reactor.native.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
       this.check(syscall, token);
       this.reactor = reactor;
       this.token = token;

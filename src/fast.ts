@@ -160,6 +160,8 @@ const ENDING = 2;
 const CLOSED = 4;
 /** `ref()`ed (the default): while open, it keeps the process alive. */
 const REF = 8;
+/** Closed by `destroy()`: what was still queued was discarded. */
+const DESTROYED = 16;
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -218,6 +220,15 @@ export class Connection<T = unknown> implements Handle {
     return (this.flags & (CLOSED | ENDING)) === 0;
   }
 
+  /**
+   * Closed by `destroy()` (here, or by the layer for a failed write): bytes
+   * still queued then were discarded. False after a close the peer or the
+   * reactor made, where a clean close sent everything queued.
+   */
+  get destroyed(): boolean {
+    return (this.flags & DESTROYED) !== 0;
+  }
+
   /** Bytes queued in Rust that the kernel has not taken yet. */
   get bufferedAmount(): number {
     return this.closed ? 0 : Math.max(0, this.origin.reactor.native.queued(this.token));
@@ -265,12 +276,16 @@ export class Connection<T = unknown> implements Handle {
 
   /**
    * Sends a file (a path, or an open fd the caller keeps) after the bytes
-   * written so far; what is written later goes after it. On Linux the
-   * kernel copies the file to the socket (`sendfile(2)`), elsewhere a
-   * read/write loop does; either way the file is never read whole into
-   * memory and the socket's backpressure is respected. Resolves with the
-   * bytes sent (fewer than `length` if the file is shorter); rejects if
-   * the connection closes first (an error sending closes it).
+   * written so far; what is written later goes after it. The kernel copies
+   * the file to the socket where it can (`sendfile` on Linux, macOS,
+   * FreeBSD); elsewhere, and for a file it refuses (a pipe, a FIFO, some
+   * special files), a read/write loop in Rust does. Either way the file is
+   * never read whole into memory and the socket's backpressure is
+   * respected. A pipe or FIFO is sent until its writer closes it (or
+   * `length` bytes), never blocking the thread while it is empty; it has
+   * no offsets (`ESPIPE` if one is given). Resolves with the bytes sent
+   * (fewer than `length` if the file is shorter); rejects if the
+   * connection closes first (an error sending closes it).
    *
    * ```ts
    * const sent = await conn.sendFile('/var/www/big.iso', { offset: 0 });
@@ -285,9 +300,12 @@ export class Connection<T = unknown> implements Handle {
       if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
       // Node's fds on Windows are the C runtime's, not handles the reactor could send from.
       if (typeof file === 'number' && process.platform === 'win32') throw codedError('muxnet does not support sendFile with an fd on Windows yet (give a path)', 'ERR_MUXNET_UNSUPPORTED');
-      const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, 'r');
+      // O_NONBLOCK: a FIFO opens at once instead of waiting for its writer (reads wait in the reactor).
+      const fd = typeof file === 'number' ? validateInteger(file, 'file', 0, 0, 2 ** 31 - 1) : fs.openSync(file, process.platform === 'win32' ? 'r' : fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
-        if (!fs.fstatSync(fd).isFile()) throw invalidArgValue('file', file, 'must be a regular file');
+        const stat = fs.fstatSync(fd);
+        // Windows reads regular files only; Unix pipes, FIFOs and devices too.
+        if (stat.isDirectory() || (process.platform === 'win32' && !stat.isFile())) throw invalidArgValue('file', file, process.platform === 'win32' ? 'must be a regular file' : 'must not be a directory');
         const r = this.origin.reactor.native.sendFile(this.token, fd, typeof file === 'string' ? file : '', offset, length);
         if (r < 0) throw systemError(-r, 'sendfile');
       } finally {
@@ -302,8 +320,9 @@ export class Connection<T = unknown> implements Handle {
 
   /** Half-closes after the queued bytes (optionally writing `data` first). */
   end(data?: Uint8Array | string): void {
-    if (this.flags & (CLOSED | ENDING)) return;
+    // Data after the end is refused as `write()` refuses it, not dropped.
     if (data !== undefined) this.write(data);
+    if (this.flags & (CLOSED | ENDING)) return;
     this.flags |= ENDING;
     const r = this.origin.reactor.native.shutdown(this.token);
     if (r < 0) this.destroy(systemError(-r, 'shutdown'));
@@ -349,6 +368,7 @@ export class Connection<T = unknown> implements Handle {
     if (this.closed) return;
     // What only the open socket knows (its peer, its counts) first.
     this.closed_(err);
+    this.flags |= DESTROYED;
     this.origin.reactor.closeHandle(this.token);
     process.nextTick(() => this.origin.handlers.onClose?.(this, err));
   }
@@ -670,6 +690,12 @@ export interface BindOptions {
   port?: number;
   host?: string;
   reuseAddr?: boolean;
+  /**
+   * `SO_REUSEPORT` (Unix): several sockets, one per thread or process, bind
+   * the port; Linux spreads the datagrams over them by sender. Where the
+   * option does not exist, binding throws `ENOTSUP`.
+   */
+  reusePort?: boolean;
   ipv6Only?: boolean;
   backend?: BackendName;
 }
@@ -725,6 +751,19 @@ export class UdpSocket implements Handle {
     throw systemError(-r, 'send', host, port);
   }
 
+  /**
+   * Stops reading: datagrams wait in the kernel's receive buffer (what
+   * overflows it is dropped there, as UDP may) until `resume()`. Those
+   * received in the batch being delivered still arrive.
+   */
+  pause(): void {
+    if (!this.closedFlag) this.reactor.native.pause(this.token);
+  }
+
+  resume(): void {
+    if (!this.closedFlag) this.reactor.native.resume(this.token);
+  }
+
   /** Fixes the peer: `send(data)` goes there and only its datagrams arrive. */
   connect(port: number, host?: string): void {
     if (this.closedFlag) throw socketClosed();
@@ -764,9 +803,10 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const port = validatePort(opts.port ?? 0);
   const host = validateHost(opts.host);
   const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);
+  const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const reactor = getReactor(resolveBackend(opts.backend));
-  const token = reactor.native.udpBind(host, port, reuseAddr, ipv6Only);
+  const token = reactor.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);
 }

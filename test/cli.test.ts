@@ -1,9 +1,10 @@
 // `npx muxnet echo` as a user runs it: a real process, real signals.
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closeSocket, netConnect, roundTrip, runCli, type Running } from './helpers';
+import { CLI, closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
@@ -21,7 +22,7 @@ function start(args: string[]): Promise<Running & { host: string; port: number }
 
 describe('muxnet echo', () => {
   it.each([['mio'], ['poll'], ['select']])('serves TCP on --backend %s and stops cleanly on SIGTERM', async (backend) => {
-    const echo = await start(['echo', '--port', '0', '--backend', backend]);
+    const echo = await start(['echo', '--port', '0', '--backend', backend, '--drain-timeout', '0']);
     expect(echo.host).toBe('127.0.0.1');
     expect(echo.output()).toContain(`backend ${backend}`);
     const first = await netConnect(echo.port);
@@ -35,6 +36,39 @@ describe('muxnet echo', () => {
     echo.child.kill('SIGTERM');
     expect(await echo.exited).toBe(0);
     expect(echo.output()).toMatch(/SIGTERM, stopping: 1 open, 2 accepted, 21 bytes echoed/);
+  });
+
+  it('SIGTERM: stops listening at once, open connections go on until the drain deadline, then exit 0', async () => {
+    const echo = await start(['echo', '--port', '0', '--drain-timeout', '1']);
+    const live = await netConnect(echo.port);
+    const idle = await netConnect(echo.port);
+    for (const sock of [live, idle]) expect(String(await roundTrip(sock, Buffer.from('before')))).toBe('before');
+    idle.on('error', () => {});
+    const idleClosed = new Promise((r) => idle.on('close', r));
+    echo.child.kill('SIGTERM');
+    await waitFor(() => /SIGTERM, stopping/.test(echo.output()), 'the stopping line');
+    await expect(netConnect(echo.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    // Within the deadline both still echo; the live one ends by itself.
+    expect(String(await roundTrip(live, Buffer.from('still here')))).toBe('still here');
+    expect(idle.destroyed).toBe(false);
+    await closeSocket(live);
+    // The idle one is closed by the server at the deadline, and the process exits cleanly.
+    await idleClosed;
+    expect(await echo.exited).toBe(0);
+    expect(echo.output()).toMatch(/SIGTERM, stopping: 2 open, 2 accepted, 12 bytes echoed/);
+    expect(echo.output()).toMatch(/stopped: 0 open, 2 accepted, 22 bytes echoed/);
+  });
+
+  it('a second signal stops at once', async () => {
+    const echo = await start(['echo', '--port', '0', '--drain-timeout', '60']);
+    const sock = await netConnect(echo.port);
+    sock.on('error', () => {});
+    echo.child.kill('SIGINT');
+    await waitFor(() => /SIGINT, stopping/.test(echo.output()), 'the stopping line');
+    echo.child.kill('SIGTERM');
+    const code = await echo.exited;
+    expect(echo.child.signalCode).toBe('SIGTERM');
+    expect(code).toBeNull();
   });
 
   it('--stats prints the reactor counters every interval', async () => {
@@ -71,8 +105,8 @@ describe('muxnet echo', () => {
     expect(await echo.exited).toBe(0);
   });
 
-  it('stops on SIGINT with clients still connected', async () => {
-    const echo = await start(['echo', '--port', '0']);
+  it('stops on SIGINT with clients still connected (closed at the drain deadline)', async () => {
+    const echo = await start(['echo', '--port', '0', '--drain-timeout', '0.2']);
     const sock = await netConnect(echo.port);
     const closed = new Promise((r) => sock.on('close', r));
     sock.on('error', () => {});
@@ -124,6 +158,38 @@ describe('muxnet echo', () => {
     expect(err).toContain(`listen EADDRINUSE: address already in use 127.0.0.1:${first.port}`);
     first.child.kill('SIGTERM');
     await first.exited;
+  });
+});
+
+describe('muxnet chat serve', () => {
+  it('SIGTERM: says goodbye; a member that stays half-open is closed at the drain deadline, then exit 0', async () => {
+    const chat = runCli(['chat', 'serve', '--port', '0', '--drain-timeout', '1'], 20_000);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(chat.output()), 'the listening line', 10_000);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(chat.output())![1]);
+    const polite = await netConnect(port);
+    // This one never ends its side: only the deadline closes it.
+    const stubborn = await new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(s));
+    });
+    const heard = (s: net.Socket) => {
+      let text = '';
+      s.on('data', (d) => (text += d));
+      return () => text;
+    };
+    const [politeText, stubbornText] = [heard(polite), heard(stubborn)];
+    const politeClosed = new Promise((r) => polite.on('close', r));
+    stubborn.on('error', () => {});
+    await waitFor(() => /You are guest/.test(politeText()) && /You are guest/.test(stubbornText()), 'both welcomed');
+    const signalled = Date.now();
+    chat.child.kill('SIGTERM');
+    await politeClosed;
+    await waitFor(() => /Goodbye/.test(stubbornText()), 'the goodbye');
+    expect(politeText()).toMatch(/SERVER shutting down\. Goodbye\./);
+    expect(stubbornText()).toMatch(/SERVER shutting down\. Goodbye\./);
+    // The half-open one holds the server until the deadline closes it; then the process exits.
+    expect(await chat.exited).toBe(0);
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(900);
+    stubborn.destroy();
   });
 });
 

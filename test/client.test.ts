@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
-import { listen, type Server } from '../src/fast';
+import { listen, type Connection, type Server } from '../src/fast';
+import { sleep, waitFor } from './helpers';
 
 /** A port nothing listens on (taken, then freed). */
 async function freePort(): Promise<number> {
@@ -195,6 +196,112 @@ describe('muxnet/client', () => {
     await end;
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('close() after the peer ended us hands the queued messages back instead of throwing', async () => {
+    let accept!: (s: net.Socket) => void;
+    const accepted = new Promise<net.Socket>((r) => (accept = r));
+    const server = net.createServer({ allowHalfOpen: true }, (s) => (s.pause(), accept(s)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, reconnect: false, queueLimit: 64 << 20 });
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    const peer = await accepted;
+    // The peer never reads: the kernel and then the connection's queue fill, the rest waits in the client.
+    const big = Buffer.alloc(1 << 20, 'x');
+    for (let i = 0; i < 64 && conn.bufferedAmount === 0; i++) client.send(big);
+    client.send('queued-1');
+    client.send('queued-2');
+    expect(client.queued).toBeGreaterThan(0);
+    peer.end();
+    await waitFor(() => !conn.writable, 'the peer FIN to end the connection');
+    const end = closed(client);
+    expect(() => client.close()).not.toThrow();
+    expect(client.state).toBe('closed');
+    const { cause, unsent } = await end;
+    expect(cause).toBeUndefined();
+    expect(unsent.map(String).slice(-2)).toEqual(['queued-1', 'queued-2']);
+    expect(client.queued).toBe(0);
+    peer.destroy();
+    server.close();
+  });
+
+  it('close() from a connecting listener stays closed: nothing connects', async () => {
+    let accepted = 0;
+    const server = net.createServer((s) => (accepted++, s.destroy()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port });
+    let opened = false;
+    client.on('open', () => (opened = true));
+    const end = closed(client);
+    client.once('connecting', () => client.close());
+    await end;
+    await sleep(100);
+    expect([client.state, opened, accepted]).toEqual(['closed', false, 0]);
+    server.close();
+  });
+
+  it('a server that accepts and drops at once is retried with growing delays, and maxRetries ends it', async () => {
+    let accepted = 0;
+    const server = net.createServer((s) => (accepted++, s.destroy()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, reconnect: { initialDelay: 20, maxRetries: 3, jitter: 0 } });
+    const delays: number[] = [];
+    client.on('reconnecting', (e: ReconnectingEvent) => delays.push(e.delay));
+    const { cause } = await closed(client);
+    expect(delays).toEqual([20, 40, 80]);
+    expect(accepted).toBe(4);
+    expect(cause).toBeDefined();
+    server.close();
+  });
+
+  it('idleTimeout keeps a connection while its queued bytes are still leaving for the kernel, and drops it once they stop', async () => {
+    const idleTimeout = 400;
+    let peer!: net.Socket;
+    const server = net.createServer((s) => {
+      peer = s;
+      // A slow but steady reader: the queue empties only after several idle periods.
+      s.on('data', () => {
+        s.pause();
+        setTimeout(() => s.resume(), 10);
+      });
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, idleTimeout, reconnect: false });
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    const end = closed(client);
+    const started = Date.now();
+    client.send(Buffer.alloc(12 << 20));
+    await waitFor(() => conn.bufferedAmount === 0 || client.state === 'closed', 'the queue to empty', 20_000);
+    expect(client.state).toBe('open');
+    expect(Date.now() - started).toBeGreaterThan(2 * idleTimeout);
+    // Nothing is handed over any more: the idle timeout takes it.
+    expect((await end).cause).toMatchObject({ code: 'ETIMEDOUT' });
+    peer.destroy();
+    server.close();
+  });
+
+  it('a message whose write fails at once (a reset not yet seen) stays queued and goes out on the next connection', async () => {
+    const peers: net.Socket[] = [];
+    const received: string[] = [];
+    const server = net.createServer((s) => {
+      peers.push(s);
+      s.on('data', (d) => received.push(String(d)));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, reconnect: { initialDelay: 10, jitter: 0 } });
+    await new Promise((r) => client.once('open', r));
+    await waitFor(() => peers.length === 1, 'the accept');
+    // The RST goes out now; the reactor learns of it only on its next turn.
+    peers[0].resetAndDestroy();
+    expect(client.send('important')).toBe(true);
+    expect(client.queued).toBe('important'.length);
+    await waitFor(() => received.includes('important'), 'the message on the next connection');
+    expect(peers.length).toBe(2);
+    client.destroy();
+    peers[1].destroy();
+    server.close();
   });
 
   it('validates its options with Node-style errors', () => {

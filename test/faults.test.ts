@@ -249,7 +249,7 @@ describe('the native write path', () => {
     expect(() => send(0, Buffer.from('x'), 127, 9)).toThrow(TypeError);
     expect(() => send(0, Buffer.from('x'), '127.0.0.1')).toThrow(TypeError);
     // No such socket, and not an address (however long): errnos, as for every native call.
-    const udp = reactor.native.udpBind('127.0.0.1', 0, false, false);
+    const udp = reactor.native.udpBind('127.0.0.1', 0, false, false, false);
     expect(udp).toBeGreaterThanOrEqual(0);
     expect(send(udp, Buffer.from('x'), 'x'.repeat(100), 9)).toBe(-EINVAL);
     expect(send(udp, Buffer.from('x'), 'fe80::1%' + 'z'.repeat(60), 9)).toBe(-EINVAL);

@@ -1,5 +1,6 @@
 // Shared test helpers: real sockets only, every wait bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -73,6 +74,22 @@ export function roundTrip(sock: net.Socket, data: Buffer, ms = 10_000): Promise<
     sock.once('error', done);
     sock.write(data);
   });
+}
+
+/** A node:dgram client on IPv4 loopback: what it received, as strings; `send` resolves once sent. */
+export interface UdpClient {
+  socket: dgram.Socket;
+  got: string[];
+  send(msg: string, port: number): Promise<void>;
+}
+
+export async function udpClient(): Promise<UdpClient> {
+  const socket = dgram.createSocket('udp4');
+  const got: string[] = [];
+  socket.on('message', (m) => got.push(String(m)));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  const send = (msg: string, port: number) => new Promise<void>((resolve, reject) => socket.send(msg, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+  return { socket, got, send };
 }
 
 /** Ends the socket and resolves when it is fully closed. */

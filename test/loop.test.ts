@@ -27,6 +27,11 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     expect(JSON.parse(stdout)).toEqual({ caught: ['handler threw'], echoed: 50 });
   });
 
+  it('a socket a handler opens never takes the slot of one the same turn closed: its data and close still arrive', async () => {
+    const { stdout } = await run(process.execPath, [fixture('slot-reuse.js'), backend], { timeout: 10_000 });
+    expect(JSON.parse(stdout)).toEqual({ firstData: 'hello', firstClosed: true, outgoing: true });
+  });
+
   it('worker threads get their own reactor, torn down cleanly with the worker', async () => {
     const { stdout } = await run(process.execPath, [fixture('worker-reactor.js'), backend], { timeout: 15_000 });
     expect(JSON.parse(stdout)).toEqual({ terminated: 1, mainStillEchoes: true });

@@ -1,5 +1,7 @@
 // Connection.sendFile over real loopback sockets: order with writes, a
-// 1 GiB sparse file checked by hash, errors, and no fd left behind.
+// 1 GiB sparse file checked by hash, FIFOs (which sendfile(2) refuses: the
+// read/write loop sends them), errors, and no fd left behind.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -7,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, type Connection } from '../src/fast';
-import { BACKENDS, openFds } from './helpers';
+import { BACKENDS, openFds, sleep } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-sendfile-'));
 
@@ -39,6 +41,32 @@ async function exchange<T>(backend: (typeof BACKENDS)[number], serve: (conn: Con
 }
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A FIFO made with mkfifo(1). */
+function makeFifo(name: string): string {
+  const fifo = path.join(dir, name);
+  execFileSync('mkfifo', [fifo]);
+  return fifo;
+}
+
+/**
+ * Feeds `data` into a FIFO from this process's fs (libuv's thread pool
+ * waits for the reader), in pieces with pauses so the reader finds it
+ * empty at times, then closes it: the reader's end of file.
+ */
+async function feedFifo(fifo: string, data: Buffer): Promise<void> {
+  const fh = await fs.promises.open(fifo, 'w');
+  try {
+    for (let at = 0; at < data.length; at += 100_000) {
+      await fh.write(data.subarray(at, at + 100_000));
+      await sleep(1);
+    }
+  } finally {
+    await fh.close();
+  }
+}
 
 describe.each(BACKENDS.map((b) => [b]))('sendFile on %s', (backend) => {
   it('goes after the bytes written before it, and before those written after', async () => {
@@ -73,6 +101,90 @@ describe.each(BACKENDS.map((b) => [b]))('sendFile on %s', (backend) => {
     });
     expect(result).toEqual([1000, 10]);
     expect(got.equals(Buffer.concat([data.subarray(99_000), data.subarray(99_990)]))).toBe(true);
+  });
+
+  it.runIf(process.platform !== 'win32')('sends a FIFO (which sendfile(2) refuses) until its writer closes it, in order with writes and files', async () => {
+    const fifo = makeFifo(`fifo-${backend}`);
+    const fed = makeFile(`fed-${backend}`, 3 << 20).data;
+    const { file, data } = makeFile(`after-fifo-${backend}`, 200_000);
+    const [a, b, c] = [Buffer.alloc(4 << 20, 'a'), Buffer.from('between'), Buffer.from('after all')];
+    let feeding: Promise<void> | undefined;
+    const { got, result } = await exchange(backend, async (conn) => {
+      conn.write(a);
+      // No length: a FIFO has no size, it is sent to its end.
+      const piped = conn.sendFile(fifo);
+      feeding = feedFifo(fifo, fed);
+      conn.write(b);
+      const after = conn.sendFile(file);
+      conn.end(c);
+      return Promise.all([piped, after]);
+    });
+    await feeding;
+    expect(result).toEqual([fed.length, data.length]);
+    const want = Buffer.concat([a, fed, b, data, c]);
+    expect(got.length).toBe(want.length);
+    expect(sha256(got)).toBe(sha256(want));
+  });
+});
+
+describe.runIf(process.platform === 'linux')('sendFile of a file sendfile(2) refuses', () => {
+  it.each(BACKENDS.map((b) => [b]))("sends /proc/self/cmdline (size 0, sendfile's EINVAL) by the read/write loop on %s", async (backend) => {
+    const proc = '/proc/self/cmdline';
+    const want = fs.readFileSync(proc);
+    const { got, result } = await exchange(backend, async (conn) => {
+      conn.write('a');
+      // No length: its size, 0, says nothing; it is sent to its end.
+      const whole = conn.sendFile(proc);
+      conn.write('b');
+      const range = conn.sendFile(proc, { offset: 3, length: 5 });
+      conn.end();
+      return Promise.all([whole, range]);
+    });
+    expect(result).toEqual([want.length, 5]);
+    expect(got.equals(Buffer.concat([Buffer.from('a'), want, Buffer.from('b'), want.subarray(3, 8)]))).toBe(true);
+  });
+});
+
+describe.runIf(process.platform !== 'win32')('sendFile of a FIFO', () => {
+  it('sends exactly `length` bytes of a FIFO fd the caller keeps, which still holds the rest', async () => {
+    const fifo = makeFifo('fifo-length');
+    const fed = makeFile('fed-length', 600_000).data;
+    // Non-blocking, so the open does not wait for the writer.
+    const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const feeding = feedFifo(fifo, fed);
+    const { got, result } = await exchange('mio', async (conn) => {
+      const sent = conn.sendFile(fd, { length: 250_001 });
+      conn.end('tail');
+      return sent;
+    });
+    expect(result).toBe(250_001);
+    expect(got.equals(Buffer.concat([fed.subarray(0, 250_001), Buffer.from('tail')]))).toBe(true);
+    // The caller's fd reads on from there: nothing was read ahead and lost.
+    const rest: Buffer[] = [];
+    const buf = Buffer.alloc(64 << 10);
+    for (let done = false; !done; ) {
+      try {
+        const n = fs.readSync(fd, buf);
+        if (n === 0) done = true;
+        else rest.push(Buffer.from(buf.subarray(0, n)));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await sleep(1);
+      }
+    }
+    await feeding;
+    fs.closeSync(fd);
+    expect(sha256(Buffer.concat(rest))).toBe(sha256(fed.subarray(250_001)));
+  });
+
+  it('rejects an offset into a FIFO with ESPIPE', async () => {
+    const fifo = makeFifo('fifo-offset');
+    const { result } = await exchange('mio', async (conn) => {
+      const err = await conn.sendFile(fifo, { offset: 1 }).catch((e: NodeJS.ErrnoException) => `${e.code} ${e.syscall}`);
+      conn.end();
+      return err;
+    });
+    expect(result).toBe('ESPIPE sendfile');
   });
 });
 
@@ -203,7 +315,7 @@ describe('sendFile', () => {
     server2.close();
   });
 
-  it('leaves no fd open: files sent, failed or dropped with their connection are closed', async () => {
+  it('leaves no fd open: files sent, failed or dropped with their connection (a FIFO waiting for its writer too) are closed', async () => {
     const { file } = makeFile('fds', 4 << 20);
     // The reactors' own fds exist by now (the tests above made them).
     const before = openFds();
@@ -216,6 +328,16 @@ describe('sendFile', () => {
         return dropped;
       });
       expect(result).toBe('ERR_SOCKET_CLOSED');
+      if (process.platform === 'win32') continue;
+      // A FIFO whose writer never comes: watched by the backend, then dropped with its connection.
+      const fifo = makeFifo(`fds-${backend}`);
+      const { result: waiting } = await exchange(backend, async (conn) => {
+        const sent = conn.sendFile(fifo).catch((e: NodeJS.ErrnoException) => e.code);
+        await sleep(20);
+        conn.destroy();
+        return sent;
+      });
+      expect(waiting).toBe('ERR_SOCKET_CLOSED');
     }
     // The last close is reported in a later turn than the client's end.
     await new Promise((r) => setTimeout(r, 50));

@@ -8,17 +8,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeHeader } from '../src/apps/transfer/protocol';
-import { runCli, type Running } from './helpers';
+import { netConnect, runCli, waitFor, type Running } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const run = (args: string[]): Running => runCli(args, 30_000);
 
-/** `muxnet receive --once` into a fresh directory; resolves with its port once it listens. */
-async function receiver(name: string): Promise<Running & { port: number; into: string }> {
+/** `muxnet receive --once` (or `args`) into a fresh directory; resolves with its port once it listens. */
+async function receiver(name: string, args = ['--once']): Promise<Running & { port: number; into: string }> {
   const into = fs.mkdtempSync(path.join(dir, `${name}-`));
-  const r = run(['receive', '--port', '0', '--dir', into, '--once']);
+  const r = run(['receive', '--port', '0', '--dir', into, ...args]);
   const port = await new Promise<number>((resolve, reject) => {
     r.child.stdout!.on('data', () => {
       const m = /listening on tcp 127\.0\.0\.1:(\d+)/.exec(r.output());
@@ -77,6 +77,36 @@ describe('muxnet send / receive', () => {
     expect(await rx.exited).toBe(1);
     expect(rx.output()).toContain('taken.txt (10 bytes) rejected: cannot store');
     expect(fs.readdirSync(rx.into)).toEqual(['taken.txt']);
+  });
+
+  it('SIGTERM: no new sender, the transfer under way finishes and is stored, a stalled one is cut at the deadline', async () => {
+    const rx = await receiver('drain', ['--drain-timeout', '2']);
+    const body = Buffer.alloc(100_000, 7);
+    const sha = createHash('sha256').update(body).digest('hex');
+    const header = encodeHeader({ name: 'late.bin', size: body.length, sha256: sha });
+    /** A sender that has sent the header and the first 1000 bytes. */
+    const sender = async () => {
+      const sock = await netConnect(rx.port);
+      const state = { sock, reply: '', closed: new Promise((r) => sock.on('close', r)) };
+      sock.on('data', (d) => (state.reply += d));
+      sock.on('error', () => {});
+      await new Promise((r) => sock.write(Buffer.concat([header, body.subarray(0, 1000)]), r));
+      return state;
+    };
+    const live = await sender();
+    const stalled = await sender();
+    rx.child.kill('SIGTERM');
+    await waitFor(() => /SIGTERM, stopping/.test(rx.output()), 'the stopping line');
+    await expect(netConnect(rx.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    live.sock.end(body.subarray(1000));
+    await live.closed;
+    expect(live.reply).toBe(`OK ${sha}\n`);
+    // The stalled sender hears nothing more: it is closed at the deadline, and its part file removed.
+    await stalled.closed;
+    expect(stalled.reply).toBe('');
+    expect(await rx.exited).toBe(0);
+    expect(fs.readFileSync(path.join(rx.into, 'late.bin')).equals(body)).toBe(true);
+    expect(fs.readdirSync(rx.into)).toEqual(['late.bin']);
   });
 
   it('refuses a name with a directory in it', async () => {

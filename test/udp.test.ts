@@ -31,6 +31,38 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     sock.close();
   });
 
+  it('pause() holds the datagrams in the kernel until resume(); reusePort shares a port', async () => {
+    const got: string[] = [];
+    const sock = bind({ port: 0, backend }, { onMessage: (msg) => got.push(msg.toString()) });
+    // Another socket on the same reactor: once it hears its datagram, sent
+    // last, the reactor has had a turn with the paused socket's ready too.
+    let canaryHeard = false;
+    const canary = bind({ port: 0, backend }, { onMessage: () => (canaryHeard = true) });
+    const peer = await nodeSocket('udp4', '127.0.0.1');
+    const send = (msg: string, port: number) => new Promise((r) => peer.send(msg, port, '127.0.0.1', r));
+    sock.pause();
+    await send('one', sock.address()!.port);
+    await send('two', sock.address()!.port);
+    await send('canary', canary.address()!.port);
+    await expect.poll(() => canaryHeard).toBe(true);
+    expect(got).toEqual([]);
+    sock.resume();
+    await expect.poll(() => got.length).toBe(2);
+    expect(got).toEqual(['one', 'two']);
+    peer.close();
+    canary.close();
+    sock.close();
+
+    const first = bind({ port: 0, backend, reusePort: true }, {});
+    const port = first.address()!.port;
+    expect(() => bind({ port, backend }, {})).toThrow(expect.objectContaining({ code: 'EADDRINUSE', syscall: 'bind' }));
+    const second = bind({ port, backend, reusePort: true }, {});
+    expect(second.address()!.port).toBe(port);
+    expect(() => bind({ port: 0, backend, reusePort: 'yes' as never }, {})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    first.close();
+    second.close();
+  });
+
   it('connected UDP sends to its peer and hears only it', async () => {
     const got: string[] = [];
     const sock = bind({ port: 0, backend }, { onMessage: (msg) => got.push(msg.toString()) });

@@ -3,12 +3,16 @@
  * fast path. A handler class per connection (or per datagram), run one of
  * three ways, one option apart:
  *
- * - `mode: 'reactor'` (default): every connection on this thread's reactor;
+ * - `mode: 'reactor'` (default): every connection (or datagram) on this
+ *   thread's reactor;
  * - `mode: 'serial'`: one connection at a time; the next is accepted only
- *   when the handler finished (the listener holds accepting meanwhile);
+ *   when the handler finished (the listener holds accepting meanwhile).
+ *   Datagrams likewise: the socket is not read while a handler runs, so
+ *   the next ones wait in the kernel's receive buffer, bounded by its size;
  * - `workers: N | 'auto'`: N worker threads, each its own reactor, fed by
  *   `SO_REUSEPORT` (Linux) or by this thread accepting and transferring
- *   each connection (`distribute`). A worker that crashes is reported and
+ *   each connection (`distribute`). Datagram workers each bind the port
+ *   with `SO_REUSEPORT` (Linux only). A worker that crashes is reported and
  *   restarted.
  *
  * ```ts
@@ -27,8 +31,10 @@ import { codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger, validateObject, type BackendName } from '../options';
 import { handlerKind, STREAM, type ConnectionHandler, type DatagramHandler, type ConnectionHandlerClass, type DatagramHandlerClass, type HandlerClass, type HandlerModule } from './handlers';
 import { loadHandler, WorkerPool, type WorkerInfo } from './pool';
+import { closeTimeout, LiveSet, type CloseOptions } from './drain';
 
 export { ConnectionHandler, DatagramHandler } from './handlers';
+export { closeGracefully, LiveSet, type CloseOptions } from './drain';
 export type { ConnectionHandlerClass, DatagramHandlerClass, HandlerClass, HandlerModule } from './handlers';
 export type { WorkerInfo } from './pool';
 
@@ -59,7 +65,7 @@ export interface ServeOptions {
   reusePort?: boolean;
   /** Datagram handlers: bind with `SO_REUSEADDR`. */
   reuseAddr?: boolean;
-  /** `'reactor'` (default) or `'serial'`. */
+  /** `'reactor'` (default) or `'serial'` (with `workers`: each worker serial). */
   mode?: ServeMode;
   /** Worker threads, each with its own reactor; `'auto'`: `os.availableParallelism()`. */
   workers?: number | 'auto';
@@ -67,7 +73,8 @@ export interface ServeOptions {
    * How connections reach the workers: `'reuseport'` (the default on
    * Linux; each worker listens, the kernel balances) or `'acceptor'` (the
    * default elsewhere; this thread accepts and transfers each connection
-   * to the next worker, round-robin).
+   * to the next worker, round-robin). Datagram workers: `'reuseport'`
+   * only, on Linux (elsewhere `ERR_MUXNET_UNSUPPORTED`).
    */
   distribute?: 'reuseport' | 'acceptor';
   /** Read-ahead of a `handle()`'s stream before its reading pauses (see `muxnet/async`). */
@@ -77,11 +84,6 @@ export interface ServeOptions {
    * crash, once each. Default: `console.error`.
    */
   onError?(err: Error, source: ErrorSource): void;
-}
-
-export interface CloseOptions {
-  /** Milliseconds handlers get to finish before their connections are destroyed (default 5000). */
-  timeout?: number;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -95,12 +97,20 @@ function defaultOnError(err: Error, source: ErrorSource): void {
 
 type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
 
+/** In a session's `early` list: the connection drained before the handler was ready. */
+const DRAINED = Symbol('drained');
+type Early = Buffer | null | typeof DRAINED;
+
 /** The framework's state for one accepted connection. */
 class Session {
   handler: ConnectionHandler | undefined;
   stream: AsyncConnection | undefined;
-  /** What came before the handler was ready for it: chunks, and `null` for the peer's end. */
-  early: (Buffer | null)[] | undefined = [];
+  /**
+   * What came before the handler was ready for it, in order: chunks,
+   * `null` for the peer's end, `DRAINED` for a drain (a callback handler's
+   * `setup()` may write more than the kernel takes).
+   */
+  early: Early[] | undefined = [];
   /** `setup`/`handle` still running. */
   running = true;
   closed = false;
@@ -169,7 +179,7 @@ export class Server {
   close(options?: CloseOptions): Promise<void> {
     let timeout: number;
     try {
-      timeout = validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', 5000, 0, 2 ** 31 - 1);
+      timeout = closeTimeout(options, 5000);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -197,11 +207,10 @@ function serverClosedError(): Error {
 class StreamService implements Local {
   /** None in a worker fed by an acceptor thread. */
   private readonly listener: FastServer<Session> | undefined;
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new LiveSet<Session>();
   /** Serial mode: the one being served, and those accepted with it in one turn. */
   private active: Session | undefined;
   private readonly waiting: Session[] = [];
-  private drained: (() => void) | undefined;
   private stopping = false;
   private readonly isAsync: boolean;
   private readonly allowHalfOpen: boolean;
@@ -249,6 +258,7 @@ class StreamService implements Local {
         const s = conn.data!;
         if (s.stream) s.stream.onDrain();
         else if (!s.early) this.call(s, s.handler!.onDrain);
+        else if (!s.early.includes(DRAINED)) s.early.push(DRAINED);
       },
       onEnd: (conn) => {
         const s = conn.data!;
@@ -308,7 +318,8 @@ class StreamService implements Local {
       const stream = new AsyncConnection(conn, this.highWaterMark);
       session.stream = handler[STREAM] = stream;
       for (const chunk of session.early!) {
-        if (chunk) stream.onData(chunk);
+        if (chunk === DRAINED) stream.onDrain();
+        else if (chunk) stream.onData(chunk);
         else stream.onEnd();
       }
       session.early = undefined;
@@ -347,7 +358,8 @@ class StreamService implements Local {
     session.early = undefined;
     // Received before the handler was ready, maybe before a close: its due.
     for (const chunk of early) {
-      if (chunk) this.invoke(session, handler.onData, chunk);
+      if (chunk === DRAINED) this.invoke(session, handler.onDrain);
+      else if (chunk) this.invoke(session, handler.onData, chunk);
       else this.invoke(session, handler.onEnd);
     }
     if (handler.onData && !session.closed && !session.threw) session.direct = handler;
@@ -431,7 +443,6 @@ class StreamService implements Local {
       if (this.active) this.start(this.active);
       else if (!this.stopping) this.listener?.resumeAccepting();
     }
-    if (this.stopping && this.sessions.size === 0) this.drained?.();
   }
 
   async close(timeout: number): Promise<void> {
@@ -442,41 +453,59 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
-    if (this.sessions.size === 0) return;
-    const drained = new Promise<void>((resolve) => (this.drained = resolve));
-    const timer = setTimeout(() => {
-      for (const s of this.sessions) s.connection.destroy(serverClosedError());
-    }, timeout);
-    await drained;
-    clearTimeout(timer);
+    // A destroyed connection's session leaves once its handler finished.
+    await this.sessions.drain(timeout, (s) => s.connection.destroy(serverClosedError()));
   }
 }
 
-/** A datagram socket on this thread's reactor; a handler per datagram. */
+/**
+ * A datagram socket on this thread's reactor; a handler per datagram. In
+ * serial mode, one at a time: while a handler runs (up to its `finish`),
+ * the socket is not read, so later datagrams wait in the kernel's receive
+ * buffer (what overflows it is dropped there); those already received in
+ * the same batch wait here, in order.
+ */
 class DatagramService implements Local {
   private readonly socket: UdpSocket;
-  private running = 0;
-  private drained: (() => void) | undefined;
+  /** One token per datagram being handled: what a close waits for. */
+  private readonly running = new LiveSet<object>();
+  private readonly waiting: [Buffer, RemoteInfo][] = [];
+  private paused = false;
   private stopping = false;
 
   constructor(
     private readonly server: Server,
     private readonly Handler: DatagramHandlerClass,
+    private readonly serial: boolean,
     options: ServeOptions,
   ) {
-    const { port, host, backend, reuseAddr } = options;
-    this.socket = bind({ port, host, backend, reuseAddr }, { onMessage: (msg, rinfo, socket) => this.received(msg, rinfo, socket) });
+    const { port, host, backend, reuseAddr, reusePort } = options;
+    this.socket = bind({ port, host, backend, reuseAddr, reusePort }, { onMessage: (msg, rinfo) => this.received(msg, rinfo) });
   }
 
   address(): SocketAddress | null {
     return this.socket.address();
   }
 
-  private received(msg: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
+  private received(msg: Buffer, rinfo: RemoteInfo): void {
     if (this.stopping) return;
-    this.running++;
+    if (this.serial && this.running.size > 0) {
+      this.waiting.push([msg, rinfo]);
+      return;
+    }
+    this.handle(msg, rinfo);
+    // Still running: read no more until it finished.
+    if (this.serial && this.running.size > 0 && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private handle(msg: Buffer, rinfo: RemoteInfo): void {
     let handler: DatagramHandler | undefined;
     let error: Error | undefined;
+    const exchange = {};
+    this.running.add(exchange);
     const finish = () => {
       let result: unknown;
       try {
@@ -484,8 +513,9 @@ class DatagramService implements Local {
       } catch (err) {
         this.report(err, rinfo);
       }
-      if (isThenable(result)) result.then(() => this.ended(), (err) => (this.report(err, rinfo), this.ended()));
-      else this.ended();
+      const end = () => this.ended(exchange);
+      if (isThenable(result)) result.then(end, (err) => (this.report(err, rinfo), end()));
+      else end();
     };
     const failed = (err: unknown) => {
       error = err instanceof Error ? err : new Error(String(err));
@@ -493,7 +523,7 @@ class DatagramService implements Local {
       finish();
     };
     try {
-      handler = new this.Handler(msg, rinfo, socket, this.server);
+      handler = new this.Handler(msg, rinfo, this.socket, this.server);
       const setup = handler.setup();
       const handled = isThenable(setup) ? setup.then(() => handler!.handle(msg, rinfo)) : handler.handle(msg, rinfo);
       if (isThenable(handled)) handled.then(finish, failed);
@@ -507,20 +537,24 @@ class DatagramService implements Local {
     this.server.report(err, { remoteAddress: rinfo.address });
   }
 
-  private ended(): void {
-    this.running--;
-    if (this.stopping && this.running === 0) this.drained?.();
+  private ended(exchange: object): void {
+    this.running.delete(exchange);
+    if (!this.serial || this.stopping) return;
+    // Serial: the next one received, else read again.
+    const next = this.waiting.shift();
+    if (next) this.handle(...next);
+    else if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
   }
 
   async close(timeout: number): Promise<void> {
     this.stopping = true;
-    if (this.running > 0) {
-      // Handlers may still reply until they finish or the deadline passes.
-      const drained = new Promise<void>((resolve) => (this.drained = resolve));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
-      clearTimeout(timer);
-    }
+    // Received, never handled: dropped, as the kernel drops what it holds.
+    this.waiting.length = 0;
+    // Handlers may still reply until they finish or the deadline passes.
+    await this.running.drain(timeout, (exchange) => this.running.delete(exchange));
     this.socket.close();
   }
 }
@@ -539,8 +573,7 @@ function isDatagram(Handler: HandlerClass): Handler is DatagramHandlerClass {
 export function serveHere(Handler: HandlerClass, options: ServeOptions, mode: ServeMode, highWaterMark: number | undefined, listening = true): Server {
   const server = new Server(mode, options.onError);
   if (isDatagram(Handler)) {
-    if (mode === 'serial') throw codedError('muxnet/server: serial mode is for connection handlers', 'ERR_MUXNET_UNSUPPORTED');
-    server.local = new DatagramService(server, Handler, options);
+    server.local = new DatagramService(server, Handler, mode === 'serial', options);
   } else {
     server.local = new StreamService(server, Handler, mode === 'serial', highWaterMark, options, listening);
   }
@@ -562,9 +595,8 @@ export async function serve(handler: HandlerClass | HandlerModule, options?: Ser
   const Handler = validateHandler(isModule ? loadHandler(handler) : handler);
   if (opts.workers === undefined) return serveHere(Handler, opts, mode, highWaterMark);
   if (!isModule) throw invalidArgType('handler', 'a { module, export } reference with options.workers (worker threads load it)', handler);
-  if (isDatagram(Handler)) throw codedError('muxnet/server: workers serve connection handlers only', 'ERR_MUXNET_UNSUPPORTED');
   const server = new Server(mode, opts.onError);
-  server.pool = new WorkerPool(server, handler, opts);
+  server.pool = new WorkerPool(server, handler, opts, isDatagram(Handler));
   await server.pool.start();
   return server;
 }

@@ -3,7 +3,10 @@
 // on the port with SO_REUSEPORT and the kernel spreads them (Linux), or this
 // thread accepts and transfers each to the next worker, round-robin (the fd
 // table is per process; the socket moves by ticket, see `transfer()` in
-// muxnet/fast). A worker that dies is reported and replaced.
+// muxnet/fast). Datagrams only the first way: each worker binds the port
+// with SO_REUSEPORT and Linux spreads them by sender; a relay through this
+// thread could not reply from the port the client wrote to, so elsewhere
+// it is ERR_MUXNET_UNSUPPORTED. A worker that dies is reported and replaced.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,9 +119,13 @@ export class WorkerPool {
     private readonly server: Server,
     ref: HandlerModule,
     options: ServeOptions,
+    datagrams: boolean,
   ) {
     const distribute = options.distribute ?? (process.platform === 'linux' ? 'reuseport' : 'acceptor');
     if (distribute !== 'reuseport' && distribute !== 'acceptor') throw invalidArgValue('options.distribute', distribute, "must be 'reuseport' or 'acceptor'");
+    if (datagrams && (distribute !== 'reuseport' || process.platform !== 'linux')) {
+      throw codedError(`muxnet/server: datagram workers need SO_REUSEPORT balancing (Linux), not ${distribute} on ${process.platform}`, 'ERR_MUXNET_UNSUPPORTED');
+    }
     if (distribute === 'reuseport' && process.platform !== 'linux') {
       throw codedError(`muxnet/server: SO_REUSEPORT does not balance connections on ${process.platform}; use distribute: 'acceptor'`, 'ERR_MUXNET_UNSUPPORTED');
     }

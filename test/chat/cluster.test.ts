@@ -3,6 +3,8 @@
 // crashes (SIGKILL) of a server and of Redis itself.
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import Redis from 'ioredis';
+import { RedisLink } from '../../src/apps/chat/cluster';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { REDIS, skipWithout, type Daemon } from '../net/daemons';
@@ -206,6 +208,27 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const taker = await LineClient.connect(b.port);
     clients.push(taker);
     expect(await taker.ask('/nick a1', /^(NICK|ERROR) /)).toBe('ERROR nick a1 is taken');
+  });
+
+  it('a server that cannot listen leaves the cluster again: its Redis connections are closed', async () => {
+    const { port } = await redis();
+    const admin = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+    await admin.connect();
+    const clientCount = async () => String(await admin.client('LIST')).trim().split('\n').length;
+    try {
+      const holder = await new ChatServer({ port: 0, transport: muxnetTransport }).start();
+      const alone = await clientCount();
+      const link = new RedisLink({ url: `redis://127.0.0.1:${port}`, nodeId: 'late', leaseMs: LEASE_MS });
+      await expect(new ChatServer({ port: holder.port, transport: muxnetTransport, link }).start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      expect(link.connected).toBe(false);
+      // Redis drops a client once it has read its QUIT or its FIN: ask until then.
+      const deadline = Date.now() + 5000;
+      while ((await clientCount()) !== alone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await clientCount()).toBe(alone);
+      await holder.stop();
+    } finally {
+      admin.disconnect();
+    }
   });
 
   it('--workers 2: two reactors on one port, linked through Redis', async () => {

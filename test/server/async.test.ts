@@ -1,7 +1,10 @@
 // muxnet/async over real loopback sockets: pull reads, writes that resolve
 // when the kernel has the bytes, frames, abort signals and error codes.
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type AsyncConnection } from '../../src/async';
 import { encodeFrame, listen, type Connection, type Server } from '../../src/fast';
@@ -222,7 +225,13 @@ describe('muxnet/async', () => {
     // filler is connected, every filler's SYN has been answered or dropped.
     await new Promise((r) => fillers[0].once('connect', r));
     await new Promise((r) => setImmediate(r));
-    await expect(connect({ port: server.port, timeout: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect', port: server.port });
+    // The error names the address connected to, as ECONNREFUSED's does, not the option's spelling.
+    await expect(connect({ port: server.port, host: 'localhost', timeout: 200 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+      syscall: 'connect',
+      address: '127.0.0.1',
+      port: server.port,
+    });
   });
 
   it('aborts a connect, a read and a write', async () => {
@@ -255,5 +264,73 @@ describe('muxnet/async', () => {
     await waitFor(() => writer.connection.closed, 'the writer closed');
     await expect(writer.write('x')).rejects.toMatchObject({ code: 'ABORT_ERR' });
     await closeSocket(peer.resume());
+  });
+
+  it('end(data) after the peer ended us rejects as a write would; the peer gets nothing more', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    let got = '';
+    peer.on('data', (d) => (got += d));
+    const peerEnded = new Promise((r) => peer.on('end', r));
+    peer.end('hi');
+    expect(String(await conn.read())).toBe('hi');
+    expect(await conn.read()).toBeNull();
+    // Without allowHalfOpen the peer's FIN ended our side too (and closed it, once our FIN is out).
+    await peerEnded;
+    await expect(conn.end('bye')).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_STREAM_(WRITE_AFTER_END|DESTROYED)$/) });
+    await expect(conn.end()).resolves.toBeUndefined();
+    expect(got).toBe('');
+  });
+
+  it('end(data) whose write fails rejects with that error: neither the data nor the FIN went out', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.pause();
+    // Taken whole (the queue was empty), then mostly queued: the next write passes the queue's cap.
+    const first = conn.write(Buffer.alloc(20 << 20));
+    const ending = conn.end(Buffer.alloc(1 << 20));
+    await expect(ending).rejects.toMatchObject({ code: 'ENOBUFS', syscall: 'write' });
+    await expect(first).rejects.toMatchObject({ code: 'ENOBUFS' });
+    peer.destroy();
+  });
+
+  it('end() after a sendFile resolves once the file and the FIN are out, while the peer keeps its side open', async () => {
+    const file = path.join(os.tmpdir(), `muxnet-async-end-${process.pid}.bin`);
+    const body = randomBytes(3 << 20);
+    fs.writeFileSync(file, body);
+    cleanup.push(() => fs.rmSync(file, { force: true }));
+    let accept!: (s: net.Socket) => void;
+    const accepted = new Promise<net.Socket>((r) => (accept = r));
+    const server = net.createServer({ allowHalfOpen: true }, accept);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const conn = await connect({ port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
+    cleanup.push(() => conn.destroy());
+    const peer = await accepted;
+    const chunks: Buffer[] = [];
+    peer.on('data', (d: Buffer) => chunks.push(d));
+    const peerEnded = new Promise((r) => peer.on('end', r));
+    const sent = conn.connection.sendFile(file);
+    await conn.end();
+    expect(await sent).toBe(body.length);
+    await peerEnded;
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    expect(conn.connection.closed).toBe(false);
+    peer.destroy();
+  });
+
+  it('a write queued when the fast connection underneath is destroyed rejects: its bytes were dropped', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.pause();
+    const writing = conn.write(Buffer.alloc(8 << 20));
+    expect(conn.connection.bufferedAmount).toBeGreaterThan(0);
+    conn.connection.destroy();
+    await expect(writing).rejects.toMatchObject({ code: 'ERR_STREAM_DESTROYED' });
+    expect(conn.connection.destroyed).toBe(true);
+    peer.destroy();
   });
 });

@@ -1,10 +1,12 @@
 // muxnet/server on this thread (reactor and serial modes, datagrams) over
 // real loopback sockets: every lifecycle edge ends in exactly one finish().
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../src/async';
+import { bind } from '../../src/fast';
 import { ConnectionHandler, DatagramHandler, serve, type ErrorSource, type Server } from '../../src/server';
-import { closeSocket, netConnect, roundTrip, socketFds, waitFor } from '../helpers';
+import { closeSocket, netConnect, roundTrip, socketFds, udpClient, waitFor } from '../helpers';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -108,6 +110,39 @@ describe('muxnet/server, reactor mode', () => {
     await closed;
     await waitFor(() => rec.finished.length === 1, 'the finish');
     expect(rec.log).toEqual(['setup done', 'data early', 'end']);
+  });
+
+  it('an async setup() hears, once it resolves, the drain that came while it ran', async () => {
+    const rec = recorder();
+    const big = Buffer.alloc(8 << 20, 'x');
+    class Banner extends ConnectionHandler {
+      async setup() {
+        // More than the kernel takes at once: the rest queues, and the
+        // peer reads it all while setup() is still running.
+        rec.log.push(`queued ${!this.connection.write(big)}`);
+        await waitFor(() => this.connection.bufferedAmount === 0, 'the queue flushed');
+        rec.log.push('setup done');
+      }
+      onDrain() {
+        rec.log.push('drain');
+        this.connection.end('done');
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Banner, { rec });
+    const sock = await netConnect(server.port);
+    let got = 0;
+    let ended = false;
+    sock.on('data', (chunk: Buffer) => (got += chunk.length));
+    sock.on('end', () => (ended = true));
+    // Without the drain, the handler never ends the connection.
+    await waitFor(() => ended, "the handler's end after its drain");
+    sock.end();
+    expect(got).toBe(big.length + 'done'.length);
+    await waitFor(() => rec.finished.length === 1, 'the finish');
+    expect(rec.log).toEqual(['queued true', 'setup done', 'drain']);
   });
 
   it('finish(err) after handle() throws: reported once, the client is closed, the server serves on', async () => {
@@ -395,7 +430,134 @@ describe('muxnet/server, datagrams', () => {
     expect(got).toEqual(['HELLO']);
     expect(rec.finished[1]).toBeUndefined();
     client.close();
-    await expect(serve(Upper, { port: 0, mode: 'serial' })).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
+  });
+
+  it('serial: one datagram handled at a time, in order per sender (reactor mode overlaps them)', async () => {
+    const rec = recorder();
+    let active = 0;
+    let most = 0;
+    class Slow extends DatagramHandler {
+      async handle(msg: Buffer) {
+        most = Math.max(most, ++active);
+        // Several turns of the loop, long enough for the others to arrive.
+        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setImmediate(r));
+        this.reply(msg);
+      }
+      finish(err?: Error) {
+        active--;
+        rec.finished.push(err);
+      }
+    }
+    for (const mode of ['reactor', 'serial'] as const) {
+      most = 0;
+      rec.finished.length = 0;
+      const server = await start(Slow, { rec, mode });
+      const clients = await Promise.all([0, 1, 2].map(() => udpClient()));
+      for (let i = 0; i < 5; i++) for (const [c, client] of clients.entries()) client.socket.send(`${c}.${i}`, server.port, '127.0.0.1');
+      await waitFor(() => clients.every((c) => c.got.length === 5), `fifteen replies (${mode})`);
+      for (const [c, client] of clients.entries()) expect(client.got).toEqual([0, 1, 2, 3, 4].map((i) => `${c}.${i}`));
+      await waitFor(() => rec.finished.length === 15, 'fifteen finishes');
+      expect(rec.finished).toEqual(Array(15).fill(undefined));
+      if (mode === 'serial') expect(most).toBe(1);
+      else expect(most).toBeGreaterThan(1);
+      for (const c of clients) c.socket.close();
+    }
+    expect(rec.errors).toEqual([]);
+  });
+
+  it.runIf(process.platform === 'linux')('serial: while a handler runs, the next datagrams wait in the kernel', async () => {
+    const rec = recorder();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const handled: string[] = [];
+    class Held extends DatagramHandler {
+      async handle(msg: Buffer) {
+        handled.push(String(msg));
+        if (String(msg) === 'first') await released;
+        this.reply(msg);
+      }
+    }
+    const server = await start(Held, { rec, mode: 'serial' });
+    // Another socket on the same reactor: once it has its datagram, sent
+    // last, the reactor has had a turn with the server's datagrams ready.
+    let canaryHeard = false;
+    const canary = bind({ port: 0, host: '127.0.0.1' }, { onMessage: () => (canaryHeard = true) });
+    const client = await udpClient();
+    await client.send('first', server.port);
+    await waitFor(() => handled.length === 1, 'the first handler');
+    for (const m of ['second', 'third']) await client.send(m, server.port);
+    await client.send('canary', canary.address()!.port);
+    await waitFor(() => canaryHeard, 'the canary');
+    expect(handled).toEqual(['first']);
+    expect(udpReceiveQueue(server.port)).toBeGreaterThan(0);
+    release();
+    await waitFor(() => client.got.length === 3, 'three replies');
+    expect(client.got).toEqual(['first', 'second', 'third']);
+    expect(udpReceiveQueue(server.port)).toBe(0);
+    canary.close();
+    client.socket.close();
+  });
+
+  it('close({ timeout }): no new datagram is handled, running handlers may still reply, then the socket closes', async () => {
+    const rec = recorder();
+    let release!: () => void;
+    let released: Promise<void>;
+    const handled: string[] = [];
+    class Late extends DatagramHandler {
+      async handle(msg: Buffer) {
+        handled.push(String(msg));
+        if (String(msg) !== 'stuck') await released;
+        this.reply(`late ${msg}`);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const before = socketFds();
+    for (const mode of ['reactor', 'serial'] as const) {
+      handled.length = rec.finished.length = 0;
+      released = new Promise<void>((r) => (release = r));
+      const server = await serve(Late, { port: 0, mode, onError: (err, source) => rec.errors.push([err, source]) });
+      const client = await udpClient();
+      await client.send('slow', server.port);
+      await waitFor(() => handled.length === 1, 'the handler');
+      const closing = server.close({ timeout: 10_000 });
+      await client.send('ignored', server.port);
+      release();
+      await closing;
+      // It replied within the deadline; the one sent after close() was never handled.
+      await waitFor(() => client.got.length === 1, 'the reply');
+      expect(client.got).toEqual(['late slow']);
+      expect(handled).toEqual(['slow']);
+      expect(rec.finished).toEqual([undefined]);
+      expect(server.address()).toBeNull();
+      client.socket.close();
+    }
+    // A handler that never ends: close() resolves at the deadline.
+    class Stuck extends DatagramHandler {
+      handle(): Promise<void> {
+        return new Promise(() => {});
+      }
+    }
+    const stuck = await serve(Stuck, { port: 0, mode: 'serial' });
+    const client = await udpClient();
+    await client.send('stuck', stuck.port);
+    await stuck.close({ timeout: 50 });
+    expect(stuck.address()).toBeNull();
+    client.socket.close();
+    await waitFor(() => socketFds() <= before, 'the socket count back where it was');
+    expect(rec.errors).toEqual([]);
   });
 });
+
+/** Bytes the kernel holds unread for the IPv4 UDP socket on `port` (Linux: /proc/net/udp). */
+function udpReceiveQueue(port: number): number {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1]?.endsWith(local)) return parseInt(fields[4].split(':')[1], 16);
+  }
+  throw new Error(`no UDP socket on port ${port}`);
+}
 

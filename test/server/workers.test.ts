@@ -7,9 +7,10 @@ import { threadId } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'muxnet/async';
 import { serve, type ErrorSource, type Server } from 'muxnet/server';
-import { waitFor } from '../helpers';
+import { socketFds, udpClient, waitFor, type UdpClient } from '../helpers';
 
 const handler = { module: path.join(__dirname, '..', 'fixtures', 'thread-handler.js'), export: 'ThreadEcho' };
+const datagrams = { module: handler.module, export: 'ThreadDatagram' };
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -80,5 +81,44 @@ describe('muxnet/server, workers mode', () => {
     }
     await expect(serve({ module: handler.module, export: 'Missing' }, { port: 0, workers: 1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(serve(handler, { port: 0, workers: 1, distribute: 'kernel' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it.runIf(process.platform === 'linux')('datagram workers: each binds the port, senders spread over them, a crashed one is replaced', async () => {
+    const before = socketFds();
+    const errors: [Error, ErrorSource][] = [];
+    const server = await serve(datagrams, { port: 0, workers: 2, onError: (err, source) => errors.push([err, source]) });
+    servers.push(server);
+    const workers = server.workers.map((w) => w.threadId);
+    expect(workers).not.toContain(threadId);
+
+    // The kernel hashes each sender (its port) to one socket: 32 senders land on both.
+    const clients = await Promise.all(Array.from({ length: 32 }, () => udpClient()));
+    const ask = async (c: UdpClient, msg = 'which') => {
+      const n = c.got.length;
+      await c.send(msg, server.port);
+      await waitFor(() => c.got.length > n, 'a reply');
+      return Number(c.got[n]);
+    };
+    const seen = new Set<number>();
+    for (const c of clients) seen.add(await ask(c));
+    expect([...seen].sort()).toEqual([...workers].sort());
+
+    // One sender's worker dies; the other answers meanwhile and the dead one is replaced.
+    const crashed = await ask(clients[0]);
+    await clients[0].send('crash', server.port);
+    await waitFor(() => server.workers.every((w) => w.threadId !== crashed && w.listening) && errors.length === 1, 'the worker replaced');
+    expect(errors[0][0].message).toBe('worker crash on purpose');
+    expect(errors[0][1]).toMatchObject({ threadId: crashed, restarting: true });
+    const now = server.workers.map((w) => w.threadId);
+    const after = new Set<number>();
+    for (const c of clients) after.add(await ask(c));
+    expect([...after].sort()).toEqual([...now].sort());
+
+    await server.close({ timeout: 1000 });
+    expect(server.address()).toBeNull();
+    for (const c of clients) c.socket.close();
+    await waitFor(() => socketFds() <= before, 'the socket count back where it was');
+    // Datagrams cannot be handed from an acceptor thread: said, not faked.
+    await expect(serve(datagrams, { port: 0, workers: 2, distribute: 'acceptor' })).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
   });
 });

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, Write};
 
 use crate::backend::Token;
+use crate::file::{self, Source};
 use crate::socket::Stream;
 #[cfg(target_os = "linux")]
 use crate::splice::KernelPipe;
@@ -93,23 +94,25 @@ pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -
     Ok(done)
 }
 
-/// Bytes the read/write fallback reads from a file at a time.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// Bytes the read/write loop reads from a file at a time.
 const FILE_CHUNK: usize = 64 << 10;
 
-/// One file being sent: `remaining` bytes from `offset`, then the bytes
-/// written while it was queued. The file is the owner's only for the
-/// duration; it is closed once sent (or when the connection closes).
+/// One file being sent: `remaining` bytes (`None`: until its end) from
+/// `source`, then the bytes written while it was queued. The file is the
+/// owner's only for the duration; it is closed once sent (or when the
+/// connection closes).
 #[derive(Debug)]
 pub(crate) struct FileSend {
     file: File,
-    offset: u64,
-    remaining: u64,
+    source: Source,
+    remaining: Option<u64>,
     sent: u64,
     /// Bytes written after this file was queued, sent once it is done.
     after: Vec<u8>,
-    /// Read from the file, not yet taken by the kernel (the fallback).
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    /// The kernel copies this file (`sendfile`) until it says it cannot;
+    /// from then on the read/write loop does, from where it stopped.
+    kernel: bool,
+    /// Read from the file, not yet taken by the kernel (the read/write loop).
     chunk: WriteQueue,
 }
 
@@ -121,91 +124,105 @@ pub(crate) enum Flushed {
     /// A file's budget ran out with the socket still writable: the owner
     /// flushes again next turn (no new readiness edge will come).
     Yielded,
+    /// The front file is a pipe with nothing in it yet: the owner watches
+    /// it (`Connection::starved_source`) and flushes when it turns readable.
+    Starved,
+}
+
+/// What one step of sending a file did.
+enum Step {
+    /// The socket took this many bytes.
+    Sent(usize),
+    /// The file ended.
+    End,
+    /// A stream source (a pipe) has nothing to read yet.
+    Starved,
 }
 
 impl FileSend {
-    pub fn new(file: File, offset: u64, len: u64) -> FileSend {
-        FileSend {
-            file,
-            offset,
-            remaining: len,
-            sent: 0,
-            after: Vec::new(),
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            chunk: WriteQueue::default(),
-        }
+    /// `len` bytes of `file` from `offset`; `None`: to its end — a regular
+    /// file's size now (it is not chased while it grows), else its EOF: a
+    /// stream's, or that of a file whose size says nothing (0, as Linux's
+    /// `/proc` files report, like Node's `readFile` takes it). A pipe or
+    /// FIFO has no offset: one asked of it is `ESPIPE`.
+    pub fn new(file: File, offset: u64, len: Option<u64>) -> io::Result<FileSend> {
+        let meta = file.metadata()?;
+        let source = Source::of(&meta, offset)?;
+        let remaining = match (len, source) {
+            (None, Source::At(at)) if meta.is_file() && meta.len() > 0 => Some(meta.len().saturating_sub(at)),
+            (len, _) => len,
+        };
+        Ok(FileSend { file, source, remaining, sent: 0, after: Vec::new(), kernel: true, chunk: WriteQueue::default() })
     }
 
-    /// Sends until the file is done (`Ok(true)`), the kernel refuses
-    /// (`Ok(false)`) or `budget` bytes went out (`Ok(false)`, `budget` 0).
+    /// Sends until the file is done (`Ok(None)`) or stops first
+    /// (`Ok(Some(how))`: `Done` when the socket refused, so writable will
+    /// come; `Yielded` when `budget` ran out; `Starved` when a pipe had
+    /// nothing yet).
     /// A file shorter than asked for is done at its end.
-    fn send(&mut self, stream: &mut Stream, count: &mut IoCount, budget: &mut u64) -> io::Result<bool> {
-        while self.remaining > 0 || self.pending_chunk() {
+    fn send(&mut self, stream: &mut Stream, count: &mut IoCount, budget: &mut u64) -> io::Result<Option<Flushed>> {
+        while self.remaining != Some(0) || !self.chunk.is_empty() {
             if *budget == 0 {
-                return Ok(false);
+                return Ok(Some(Flushed::Yielded));
             }
-            let want = self.remaining.min(*budget);
+            let want = self.remaining.unwrap_or(u64::MAX).min(*budget);
             match self.send_some(stream, want, count) {
-                Ok(0) if !self.pending_chunk() => {
-                    // The file ended early (truncated since): done with what it had.
-                    self.remaining = 0;
-                }
-                Ok(n) => *budget = budget.saturating_sub(n as u64),
+                Ok(Step::Sent(n)) => *budget = budget.saturating_sub(n as u64),
+                // The file ended early (truncated since, or a pipe's end).
+                Ok(Step::End) => self.remaining = Some(0),
+                Ok(Step::Starved) => return Ok(Some(Flushed::Starved)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Flushed::Done)),
                 Err(e) => return Err(e),
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
-    /// File bytes not yet sent.
+    /// File bytes not yet sent, as far as known (a pipe's are not).
     fn unsent(&self) -> u64 {
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        return self.remaining + self.chunk.len() as u64;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        self.remaining
+        self.remaining.unwrap_or(0).saturating_add(self.chunk.len() as u64)
     }
 
-    /// Bytes read from the file that the kernel has not taken (the fallback).
-    fn pending_chunk(&self) -> bool {
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        return !self.chunk.is_empty();
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        false
-    }
-
-    /// `sendfile(2)`: the kernel copies from the page cache to the socket,
-    /// no byte passes through user space. Returns the bytes sent (0: the
-    /// file ended).
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn send_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<usize> {
-        let n = stream.send_file(&self.file, self.offset, want.min(usize::MAX as u64) as usize)?;
-        if n > 0 {
-            count.one(n);
+    /// One step: by the kernel while it can, else by the read/write loop.
+    fn send_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<Step> {
+        // Neither way may wait for a pipe's writer: the JS thread runs this.
+        if self.chunk.is_empty() && !file::ready(&self.file, self.source)? {
+            return Ok(Step::Starved);
         }
-        self.offset += n as u64;
-        self.remaining -= n as u64;
-        self.sent += n as u64;
-        Ok(n)
+        if self.kernel {
+            match stream.send_file(&self.file, self.source, want.min(usize::MAX as u64) as usize) {
+                Ok(0) => return Ok(Step::End),
+                Ok(n) => {
+                    count.one(n);
+                    self.advance(n);
+                    self.sent += n as u64;
+                    return Ok(Step::Sent(n));
+                }
+                // Nothing was sent: the loop below goes on from the same place.
+                Err(e) if file::kernel_cannot(&e) => self.kernel = false,
+                Err(e) => return Err(e),
+            }
+        }
+        self.copy_some(stream, want, count)
     }
 
-    /// Elsewhere a read/write loop: a chunk is read at the file's offset
-    /// (the caller's own position is left alone) and written; what the
-    /// kernel refuses waits in `chunk`. Returns the bytes the socket took,
-    /// or 0 with `chunk` empty when the file ended.
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn send_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<usize> {
-        if self.chunk.is_empty() && self.remaining > 0 {
+    /// The read/write loop (every file where the kernel cannot send it):
+    /// a chunk is read (at the file's offset: the owner's own position is
+    /// left alone) and written; what the socket refuses waits in `chunk`.
+    fn copy_some(&mut self, stream: &mut Stream, want: u64, count: &mut IoCount) -> io::Result<Step> {
+        if self.chunk.is_empty() {
             let mut buf = vec![0; want.min(FILE_CHUNK as u64) as usize];
-            let n = read_at(&self.file, &mut buf, self.offset)?;
+            let n = match file::read(&self.file, self.source, &mut buf) {
+                Ok(0) => return Ok(Step::End),
+                Ok(n) => n,
+                // A pipe's writer came and went between `ready` and here.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Starved),
+                Err(e) => return Err(e),
+            };
             buf.truncate(n);
-            self.offset += n as u64;
-            self.remaining -= n as u64;
+            self.advance(n);
             self.chunk = WriteQueue::from_vec(buf);
-            if n == 0 {
-                return Ok(0);
-            }
         }
         let before = self.chunk.len();
         self.chunk.flush(stream, count)?;
@@ -214,18 +231,18 @@ impl FileSend {
         if n == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        Ok(n)
+        Ok(Step::Sent(n))
     }
-}
 
-#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    /// `n` bytes were taken from the file (by the kernel, or into `chunk`).
+    fn advance(&mut self, n: usize) {
+        if let Source::At(at) = &mut self.source {
+            *at += n as u64;
+        }
+        if let Some(left) = &mut self.remaining {
+            *left -= n as u64;
+        }
+    }
 }
 
 /// A connection's state. Held inline in the reactor's table (no
@@ -267,6 +284,8 @@ struct Extra {
     relayed: u64,
     /// Files to send after `queue`, in order (see `Reactor::send_file`).
     files: VecDeque<FileSend>,
+    /// The front file's fd is watched by the backend (it was an empty pipe).
+    watching: bool,
     /// Bytes spliced from the pipe partner, sent before `queue` (see
     /// `Config::splice`): made on the first splice, closed with the socket.
     #[cfg(target_os = "linux")]
@@ -377,6 +396,33 @@ impl Connection {
         self.extra.as_ref().is_some_and(|e| !e.files.is_empty())
     }
 
+    /// The fd of the front file, a pipe found empty, for the backend to
+    /// watch; marks it watched.
+    #[cfg(unix)]
+    pub fn starved_source(&mut self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let extra = self.extra.as_mut()?;
+        let fd = extra.files.front()?.file.as_raw_fd();
+        extra.watching = true;
+        Some(fd)
+    }
+
+    /// The watched fd, if any, no longer marked watched: the owner
+    /// unwatches it (before a flush, or before the file is closed).
+    #[cfg(unix)]
+    pub fn take_watched(&mut self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let extra = self.extra.as_mut().filter(|e| e.watching)?;
+        extra.watching = false;
+        extra.files.front().map(|f| f.file.as_raw_fd())
+    }
+
+    /// A watched pipe may have become readable: any readiness of the
+    /// connection is a reason to flush.
+    pub fn watching(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.watching)
+    }
+
     /// Queues a file behind everything written so far.
     pub fn push_file(&mut self, file: FileSend) {
         self.extra().files.push_back(file);
@@ -387,9 +433,11 @@ impl Connection {
     }
 
     /// Writable interest: a connect under way, or bytes the kernel refused.
-    /// Corked bytes have not been tried yet; `uncork` sends them.
+    /// Corked bytes have not been tried yet; `uncork` sends them. A file
+    /// that is an empty pipe waits for the pipe, not the socket (which a
+    /// level-triggered backend would report writable on every wait).
     pub fn wants_write(&self) -> bool {
-        self.connecting || (!self.queue.is_empty() && !self.corked) || self.has_files() || self.spliced_len() > 0
+        self.connecting || (!self.queue.is_empty() && !self.corked) || (self.has_files() && !self.watching()) || self.spliced_len() > 0
     }
 
     /// Nothing waits to be sent: no queued byte, no file, no spliced byte.
@@ -406,7 +454,7 @@ impl Connection {
     /// Everything not yet sent, files included (saturating where a file
     /// is larger than the address space).
     pub fn pending(&self) -> usize {
-        let files = self.files().map(FileSend::unsent).sum::<u64>();
+        let files = self.files().map(FileSend::unsent).fold(0, u64::saturating_add);
         self.buffered().saturating_add(usize::try_from(files).unwrap_or(usize::MAX))
     }
 
@@ -440,8 +488,8 @@ impl Connection {
                 return Ok(Flushed::Done);
             }
             let Some(file) = self.extra.as_mut().and_then(|e| e.files.front_mut()) else { break };
-            if !file.send(stream, count, &mut budget)? {
-                return Ok(if budget == 0 { Flushed::Yielded } else { Flushed::Done });
+            if let Some(stopped) = file.send(stream, count, &mut budget)? {
+                return Ok(stopped);
             }
             let file = self.extra().files.pop_front().expect("the front file was just sent");
             done(file.sent);

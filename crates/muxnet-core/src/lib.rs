@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod codec;
 mod connection;
+mod file;
 mod reactor;
 mod socket;
 #[cfg(target_os = "linux")]

@@ -161,25 +161,16 @@ impl Stream {
         }
     }
 
-    /// `sendfile(2)`: up to `len` bytes of `file` from `offset` (the file's
-    /// own position is left alone) straight from the page cache; returns
-    /// the bytes sent, 0 at the end of the file, `WouldBlock` when the
-    /// socket's buffer is full.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(crate) fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
+    /// The kernel's copy of up to `len` bytes of `file` from `source` to
+    /// this socket (see `file::send_file`): the bytes sent, 0 at the end of
+    /// the file, `WouldBlock` when the socket's buffer is full, an error
+    /// `file::kernel_cannot` knows when this OS or file has no such copy.
+    pub(crate) fn send_file(&self, file: &std::fs::File, source: crate::file::Source, len: usize) -> io::Result<usize> {
+        #[cfg(unix)]
         let out = self.raw_fd();
-        let mut off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // Linux sends at most 0x7ffff000 bytes per call anyway.
-        let len = len.min(0x7fff_f000);
-        // SAFETY: both fds are open for the call (owned by `self` and
-        // `file`, borrowed here), and `off` is a live local the kernel
-        // writes the new offset to.
-        let n = unsafe { libc::sendfile(out, file.as_raw_fd(), &mut off, len) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        #[cfg(not(unix))]
+        let out = ();
+        crate::file::send_file(out, file, source, len)
     }
 
     /// Makes the next close abortive: the peer gets RST instead of FIN. A

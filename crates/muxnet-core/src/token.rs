@@ -79,12 +79,18 @@ pub(crate) struct Table<T> {
     /// Freed slots, oldest first: reuse is spread over the table, so a
     /// generation takes as long as possible to come round again.
     free: VecDeque<u32>,
+    /// Slots freed since the last [`Table::release_held`], not reusable
+    /// before it: the owner keeps its handles by slot, and a socket opened
+    /// while it still reads the events of a socket just closed must not
+    /// take that socket's slot (its handle, and its last events, would be
+    /// lost).
+    held: Vec<u32>,
     len: usize,
 }
 
 impl<T> Table<T> {
     pub fn new() -> Table<T> {
-        Table { chunks: Vec::new(), made: 0, free: VecDeque::new(), len: 0 }
+        Table { chunks: Vec::new(), made: 0, free: VecDeque::new(), held: Vec::new(), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -152,9 +158,15 @@ impl<T> Table<T> {
         let value = slot.value.take()?;
         // Skip 0 when the counter wraps: no token is all zeros in its high bits.
         slot.generation = (slot.generation as u64 % GENERATION_MASK + 1) as u32;
-        self.free.push_back(token.index());
+        self.held.push(token.index());
         self.len -= 1;
         Some(value)
+    }
+
+    /// Makes the slots freed so far reusable (the owner has seen every
+    /// event of the sockets that had them).
+    pub fn release_held(&mut self) {
+        self.free.extend(self.held.drain(..));
     }
 
     /// Every stored value.
@@ -179,10 +191,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_freed_slot_waits_for_its_release() {
+        let mut table = Table::new();
+        let a = table.insert("a");
+        assert_eq!(table.remove(a), Some("a"));
+        let b = table.insert("b");
+        assert_ne!(a.index(), b.index(), "held until released");
+        table.release_held();
+        assert_eq!(table.insert("c").index(), a.index());
+    }
+
+    #[test]
     fn a_freed_token_names_nothing_after_reuse() {
         let mut table = Table::new();
         let a = table.insert("a");
         assert_eq!(table.remove(a), Some("a"));
+        table.release_held();
         let b = table.insert("b");
         assert_eq!(a.index(), b.index(), "the slot is reused");
         assert_ne!(a, b);
@@ -197,6 +221,7 @@ mod tests {
         let tokens: Vec<Token> = (0..3).map(|i| table.insert(i)).collect();
         table.remove(tokens[2]);
         table.remove(tokens[0]);
+        table.release_held();
         assert_eq!(table.insert(7).index(), tokens[2].index());
         assert_eq!(table.insert(8).index(), tokens[0].index());
         assert_eq!(table.insert(9).index(), 3);
@@ -209,6 +234,7 @@ mod tests {
         assert!(tokens.iter().enumerate().all(|(i, &t)| table.get(t) == Some(&i)));
         let last = *tokens.last().unwrap();
         assert_eq!(table.remove(last), Some(CHUNK * 2 + 2));
+        table.release_held();
         let again = table.insert(7);
         assert_eq!(again.index(), last.index());
         assert_eq!((table.get(last), table.get(again)), (None, Some(&7)));
@@ -222,6 +248,7 @@ mod tests {
         let mut token = table.insert(());
         for _ in 0..(GENERATION_MASK + 2) {
             table.remove(token);
+            table.release_held();
             token = table.insert(());
             assert_ne!(token.generation(), 0);
             assert!(token.to_bits() < 1 << 53);

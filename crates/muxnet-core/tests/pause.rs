@@ -1,15 +1,15 @@
 //! Pause and resume: nothing while paused, everything (and the FIN) after;
-//! the same for a listener held by the application.
+//! the same for a UDP socket, and for a listener held by the application.
 
 mod common;
 
-use std::net::Shutdown;
+use std::net::{Shutdown, UdpSocket};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::BackendKind;
+use muxnet_core::{BackendKind, BindOptions};
 
-backend_tests!(pause_resume, hold_accept);
+backend_tests!(pause_resume, pause_resume_datagrams, hold_accept);
 
 // 8. A paused connection reports nothing; on resume, what arrived meanwhile
 //    (and a FIN behind it) is delivered, with no new input to prompt it.
@@ -66,6 +66,38 @@ fn pause_resume(kind: BackendKind) {
     h.r.resume(conn).unwrap();
     let got = h.read_to_end(conn, "data and End after resume");
     assert_eq!(got, b"late");
+}
+
+// A paused UDP socket reports nothing: the datagrams wait in the kernel's
+// receive buffer and come, in order, on resume, with nothing new to prompt it.
+fn pause_resume_datagrams(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let sock = h.r.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let addr = h.r.local_addr(sock).unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    h.r.pause(sock).unwrap();
+    for d in [&b"one"[..], b"two", b"three"] {
+        peer.send_to(d, addr).unwrap();
+    }
+    let quiet = h.collect_for(Duration::from_millis(150));
+    assert!(quiet.is_empty(), "paused, yet: {quiet:?}");
+    h.r.resume(sock).unwrap();
+    let mut got = Vec::new();
+    h.until("the datagrams sent while paused", |_, events| {
+        for e in events {
+            match e {
+                Ev::Message { socket, data, .. } if socket == sock => got.push(data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got.len() >= 3
+    });
+    assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+    // Resuming what is not paused changes nothing; a listener cannot pause.
+    h.r.resume(sock).unwrap();
+    let (server, _) = h.listen("127.0.0.1:0");
+    assert_eq!(h.r.pause(server).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    h.r.close(sock).unwrap();
 }
 
 // A held listener accepts nothing (the clients wait in the backlog); let go,

@@ -1,6 +1,7 @@
 //! Files sent by the reactor: in order with the writes around them, at the
 //! pace of a slow peer, short files reported short, a closed connection
-//! taking its files with it.
+//! taking its files with it; pipes, which the kernel's `sendfile` refuses,
+//! sent by the read/write loop until their end or a length.
 
 mod common;
 
@@ -11,7 +12,17 @@ use std::time::Duration;
 use common::*;
 use muxnet_core::{BackendKind, Config};
 
-backend_tests!(interleaved_with_writes, file_shorter_than_asked, slow_peer, fast_peer_many_turns, write_after_end_refused);
+backend_tests!(
+    interleaved_with_writes,
+    file_shorter_than_asked,
+    slow_peer,
+    fast_peer_many_turns,
+    write_after_end_refused,
+    pipe_until_eof,
+    pipe_length_leaves_the_rest,
+    pipe_offset_refused,
+    empty_pipe_waited_for
+);
 
 /// A file of `len` pattern bytes in the temp dir, removed when dropped.
 struct TempFile {
@@ -70,9 +81,9 @@ fn interleaved_with_writes(kind: BackendKind) {
     let f = TempFile::new("interleave", kind, 3 << 20);
     let (a, b, c) = (pattern(1, 12 << 20), pattern(2, 777), pattern(3, 5000));
     assert!(h.r.write(conn, &a).unwrap() > 0, "the first write queues (the peer has not read)");
-    h.r.send_file(conn, f.open(), 100, 2 << 20).unwrap();
+    h.r.send_file(conn, f.open(), 100, Some(2 << 20)).unwrap();
     h.r.write(conn, &b).unwrap();
-    h.r.send_file(conn, f.open(), 0, 1000).unwrap();
+    h.r.send_file(conn, f.open(), 0, Some(1000)).unwrap();
     let queued = h.r.write(conn, &c).unwrap();
     assert!(queued >= (2 << 20) + 1000 + 777 + 5000, "queued {queued} counts the files and the writes behind them");
     h.r.shutdown(conn).unwrap();
@@ -90,9 +101,9 @@ fn file_shorter_than_asked(kind: BackendKind) {
     let peer = client(addr);
     let conn = h.accept(1)[0];
     let f = TempFile::new("short", kind, 10_000);
-    h.r.send_file(conn, f.open(), 9000, 1 << 20).unwrap();
+    h.r.send_file(conn, f.open(), 9000, Some(1 << 20)).unwrap();
     h.r.write(conn, b"after").unwrap();
-    h.r.send_file(conn, f.open(), 20_000, 10).unwrap();
+    h.r.send_file(conn, f.open(), 20_000, Some(10)).unwrap();
     h.r.shutdown(conn).unwrap();
     let (got, events) = drain_to_peer(&mut h, peer);
     assert_same(&got, &[&f.data[9000..], b"after"].concat(), "the file's last 1000 bytes, then the write");
@@ -108,7 +119,7 @@ fn slow_peer(kind: BackendKind) {
     let peer = small_buffer_client(addr);
     let conn = h.accept(1)[0];
     let f = TempFile::new("slow", kind, 8 << 20);
-    h.r.send_file(conn, f.open(), 0, 8 << 20).unwrap();
+    h.r.send_file(conn, f.open(), 0, Some(8 << 20)).unwrap();
     h.r.shutdown(conn).unwrap();
     // Turns with the peer not reading: the file stays mostly unsent.
     for _ in 0..5 {
@@ -145,7 +156,7 @@ fn fast_peer_many_turns(kind: BackendKind) {
     let peer = client(addr);
     let conn = h.accept(1)[0];
     let f = TempFile::new("fast", kind, 8 << 20);
-    h.r.send_file(conn, f.open(), 0, 8 << 20).unwrap();
+    h.r.send_file(conn, f.open(), 0, Some(8 << 20)).unwrap();
     h.r.write(conn, b"end").unwrap();
     h.r.shutdown(conn).unwrap();
     let (got, events) = drain_to_peer(&mut h, peer);
@@ -161,6 +172,138 @@ fn write_after_end_refused(kind: BackendKind) {
     let conn = h.accept(1)[0];
     let f = TempFile::new("ended", kind, 10);
     h.r.shutdown(conn).unwrap();
-    let err = h.r.send_file(conn, f.open(), 0, 10).unwrap_err();
+    let err = h.r.send_file(conn, f.open(), 0, Some(10)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+}
+
+/// A pipe whose writer thread feeds `data` in pieces with pauses (so the
+/// reactor finds it empty at times) and then closes it; the read end is
+/// returned as a `File`, as an owner would hand it over.
+fn feeding_pipe(data: Vec<u8>) -> (File, Peer<()>) {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let feeder = Peer::spawn(move || {
+        for piece in data.chunks(100_000) {
+            writer.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (File::from(std::os::fd::OwnedFd::from(reader)), feeder)
+}
+
+// A pipe has no size and no offsets, and `sendfile(2)` cannot read one
+// (EINVAL): the read/write loop sends it until its writer closes it, in its
+// place between the writes and the regular file around it, a budget's
+// worth a turn, and waiting (not blocking the turn) while it is empty.
+fn pipe_until_eof(kind: BackendKind) {
+    let mut h = Harness::with_config(kind, Config { send_file_budget: 16 << 10, ..Config::default() });
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = small_buffer_client(addr);
+    let conn = h.accept(1)[0];
+    let f = TempFile::new("after-pipe", kind, 300_000);
+    let piped = pattern(4, 3 << 20);
+    let (pipe, feeder) = feeding_pipe(piped.clone());
+    let (a, b, c) = (pattern(1, 4 << 20), pattern(2, 777), pattern(3, 5000));
+    h.r.write(conn, &a).unwrap();
+    h.r.send_file(conn, pipe, 0, None).unwrap();
+    h.r.write(conn, &b).unwrap();
+    h.r.send_file(conn, f.open(), 0, None).unwrap();
+    h.r.write(conn, &c).unwrap();
+    h.r.shutdown(conn).unwrap();
+    let (got, events) = drain_to_peer(&mut h, peer);
+    feeder.join();
+    let want = [&a[..], &piped, &b, &f.data, &c].concat();
+    assert_same(&got, &want, "write, pipe, write, file, write");
+    assert_eq!(files_sent(&events), vec![piped.len() as u64, f.data.len() as u64]);
+}
+
+// A length bounds a pipe too: exactly that many bytes go, and the rest is
+// still in the pipe for its owner (none read ahead and lost).
+fn pipe_length_leaves_the_rest(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let piped = pattern(5, 500_000);
+    let (pipe, feeder) = feeding_pipe(piped.clone());
+    let mut own = pipe.try_clone().unwrap();
+    h.r.send_file(conn, pipe, 0, Some(200_001)).unwrap();
+    h.r.write(conn, b"after").unwrap();
+    h.r.shutdown(conn).unwrap();
+    let (got, events) = drain_to_peer(&mut h, peer);
+    assert_same(&got, &[&piped[..200_001], b"after"].concat(), "the pipe's first bytes, then the write");
+    assert_eq!(files_sent(&events), vec![200_001]);
+    let mut rest = Vec::new();
+    own.read_to_end(&mut rest).unwrap();
+    feeder.join();
+    assert_same(&rest, &piped[200_001..], "what the pipe still held");
+}
+
+// A pipe has no offsets: asking for one is ESPIPE, and nothing is queued.
+fn pipe_offset_refused(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let _peer = client(addr);
+    let conn = h.accept(1)[0];
+    let (pipe, feeder) = feeding_pipe(Vec::new());
+    let err = h.r.send_file(conn, pipe, 10, None).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
+    assert_eq!(h.r.queued(conn).unwrap(), 0);
+    feeder.join();
+}
+
+// A pipe with nothing in it yet is waited for, not asked again every turn:
+// after the turn that found it empty no work is left over (the owner may
+// sleep), and its writer's bytes wake the reactor and go out.
+fn empty_pipe_waited_for(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    h.r.send_file(conn, File::from(std::os::fd::OwnedFd::from(reader)), 0, None).unwrap();
+    h.r.write(conn, b"after").unwrap();
+    h.r.shutdown(conn).unwrap();
+    for _ in 0..3 {
+        let events = h.turn(Duration::from_millis(5));
+        assert!(events.is_empty(), "nothing to report while the pipe is empty: {events:?}");
+        assert!(!h.r.has_pending(), "an empty pipe leaves no work for the next turn");
+    }
+    let piped = pattern(6, 100_000);
+    let data = piped.clone();
+    // More than a pipe holds: written beside the turns.
+    let feeder = Peer::spawn(move || writer.write_all(&data).unwrap());
+    let (got, events) = drain_to_peer(&mut h, peer);
+    feeder.join();
+    assert_same(&got, &[&piped[..], b"after"].concat(), "the pipe's bytes, then the write");
+    assert_eq!(files_sent(&events), vec![piped.len() as u64]);
+}
+
+/// Linux's `/proc` files: regular, of size 0, and refused by `sendfile(2)`
+/// (EINVAL), yet `pread(2)` reads them.
+#[cfg(target_os = "linux")]
+mod proc_files {
+    use super::*;
+
+    backend_tests!(proc_file_sent_by_the_loop);
+
+    // The read/write loop takes such a file over, at offsets like any
+    // regular file (the loop Windows uses for every file), to its end when
+    // no length is given (its size, 0, says nothing), in order with writes.
+    fn proc_file_sent_by_the_loop(kind: BackendKind) {
+        let path = "/proc/self/cmdline";
+        let want_file = std::fs::read(path).unwrap();
+        assert!(want_file.len() > 8, "a command line to send");
+        let mut h = Harness::new(kind);
+        let (_, addr) = h.listen("127.0.0.1:0");
+        let peer = client(addr);
+        let conn = h.accept(1)[0];
+        h.r.write(conn, b"a").unwrap();
+        h.r.send_file(conn, File::open(path).unwrap(), 0, None).unwrap();
+        h.r.write(conn, b"b").unwrap();
+        h.r.send_file(conn, File::open(path).unwrap(), 3, Some(5)).unwrap();
+        h.r.shutdown(conn).unwrap();
+        let (got, events) = drain_to_peer(&mut h, peer);
+        assert_same(&got, &[b"a", &want_file[..], b"b", &want_file[3..8]].concat(), "write, the whole file, write, a range of it");
+        assert_eq!(files_sent(&events), vec![want_file.len() as u64, 5]);
+    }
 }

@@ -234,10 +234,11 @@ impl Reactor {
     }
 
     #[napi(catch_unwind)]
-    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, ipv6_only: bool) -> i64 {
+    pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, reuse_port: bool, ipv6_only: bool) -> i64 {
         code(self.with(|r| {
             let mut opts = BindOptions::new(parse_addr(&host, port)?);
             opts.reuse_addr = reuse_addr;
+            opts.reuse_port = reuse_port;
             opts.ipv6_only = ipv6_only;
             r.udp_bind(&opts).map(token_number)
         }))
@@ -353,7 +354,7 @@ impl Reactor {
 
     /// Queues a file to send after the bytes written so far (see
     /// muxnet-core's `Reactor::send_file`): `length` bytes from `offset`,
-    /// or to the end of the file if `length` is negative. On Unix the file
+    /// or to the end of the file (a pipe's EOF) if `length` is negative. On Unix the file
     /// is `fd` (duplicated: the caller keeps and closes its own); on
     /// Windows, `path`. Returns 0, or a negative errno; an `EVENT_FILE_SENT`
     /// record reports the bytes sent.
@@ -361,9 +362,8 @@ impl Reactor {
     pub fn send_file(&self, token: f64, fd: i32, path: String, offset: f64, length: f64) -> i64 {
         code(self.with(|r| {
             let file = open_file(fd, &path)?;
-            let offset = offset as u64;
-            let len = if length < 0.0 { file.metadata()?.len().saturating_sub(offset) } else { length as u64 };
-            r.send_file(token_of(token), file, offset, len).map(|()| 0)
+            let len = (length >= 0.0).then_some(length as u64);
+            r.send_file(token_of(token), file, offset as u64, len).map(|()| 0)
         }))
     }
 

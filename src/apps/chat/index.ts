@@ -23,6 +23,8 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --redis redis://HOST:PORT  rooms, nicks and /who across servers sharing this Redis
           --node-id NAME (hostname-pid)  --lease S (10: nick and presence lease)
           --workers N|auto  N servers on worker threads, one port (needs --redis)
+          --drain-timeout S (5)  on SIGINT/SIGTERM, how long members get to read
+                   the goodbye before their connections are closed
   chat connect [host:port] --nick NAME [--udp] [--interval S]`;
 
 export async function runChat(argv: string[]): Promise<void> {
@@ -49,6 +51,7 @@ export async function runChat(argv: string[]): Promise<void> {
       'node-id': { type: 'string' },
       lease: { type: 'string' },
       workers: { type: 'string' },
+      'drain-timeout': { type: 'string' },
     },
   });
   if (sub === 'serve') return serve(values);
@@ -95,6 +98,7 @@ async function serve(values: Values): Promise<void> {
   const config: ChatConfig = {
     net,
     redis,
+    drainMs: Math.round(numberArg('--drain-timeout', values['drain-timeout'] as string | undefined, 5, { max: 2_147_483 }) * 1000),
     server: {
       port: numberArg('--port', values.port as string | undefined, 7001, PORT),
       host,
@@ -120,7 +124,7 @@ async function serve(values: Values): Promise<void> {
   const reporter = statsEvery > 0 ? reportStats('muxnet chat', backend, statsEvery) : undefined;
   onSignal(() => {
     clearInterval(reporter);
-    void server.stop();
+    void server.stop({ timeout: config.drainMs });
   });
   console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing${linked})`);
 }

@@ -19,6 +19,8 @@ export interface ChatConfig {
   /** A key of `TRANSPORTS`. */
   net: string;
   redis?: Omit<RedisLinkOptions, 'backend'>;
+  /** On stop, how long members get to read their goodbye before they are closed (ms). */
+  drainMs?: number;
 }
 
 /** One server on this thread, in the cluster if `config.redis` says so. */
@@ -84,7 +86,7 @@ if (job && parentPort) {
   startServer(job).then(
     (server) => {
       port.on('message', (msg) => {
-        if (msg === 'stop') void server.stop().then(() => process.exit(0));
+        if (msg === 'stop') void server.stop({ timeout: job.drainMs }).then(() => process.exit(0));
       });
       port.postMessage({ port: server.port });
     },

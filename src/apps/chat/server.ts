@@ -10,6 +10,7 @@
  * per member.
  */
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
+import { closeTimeout, LiveSet, type CloseOptions } from '../../server/drain';
 import { DEGRADED, type ChatLink, type LocalChat } from './link';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
 import { muxnetTransport } from './transport';
@@ -120,6 +121,8 @@ export class ChatServer {
   private readonly link: ChatLink | undefined;
   private listener: ChatListener | undefined;
   private readonly members = new Map<ChatConn, Member>();
+  /** Once `stop()` ran: the connections it ended and waits for. */
+  private leaving: LiveSet<ChatConn> | undefined;
   private readonly rooms = new Map<string, Set<Member>>();
   private readonly nicks = new Map<string, Member>();
   private guests = 0;
@@ -160,10 +163,16 @@ export class ChatServer {
   async start(): Promise<this> {
     const { transport, port, host, backend, reusePort } = this.options;
     await this.link?.attach(this.linked());
-    this.listener = await transport.listen(
-      { port, host, backend, reusePort },
-      { open: (c) => this.open(c), data: (c, chunk) => this.data(c, chunk), close: (c) => this.closed(c) },
-    );
+    try {
+      this.listener = await transport.listen(
+        { port, host, backend, reusePort },
+        { open: (c) => this.open(c), data: (c, chunk) => this.data(c, chunk), close: (c) => this.closed(c) },
+      );
+    } catch (err) {
+      // The link's connections would otherwise keep the process alive with nothing to serve.
+      await this.link?.close();
+      throw err;
+    }
     const every = Math.max(10, Math.min(1000, this.options.idleTimeoutMs / 4));
     this.heartbeat = setInterval(() => this.checkIdle(), every).unref();
     return this;
@@ -190,18 +199,23 @@ export class ChatServer {
   }
 
   /**
-   * Says goodbye to everyone, then closes every connection and the
-   * listener; in a cluster, resolves once it has left it.
+   * Closes the listener, says goodbye to everyone and ends every
+   * connection; those still open after `options.timeout` ms (default
+   * 5000: a member that does not read its goodbye) are closed. In a
+   * cluster, leaves it meanwhile. Resolves once all of that is done.
    */
-  stop(): Promise<void> {
+  async stop(options?: CloseOptions): Promise<void> {
+    const timeout = closeTimeout(options, 5000);
     clearInterval(this.heartbeat);
     clearTimeout(this.announcer);
     this.pending.clear();
     this.listener?.close();
     const everyone = [...this.members.values()];
     this.options.transport.broadcast(everyone.map((m) => m.conn), this.frame('SERVER shutting down. Goodbye.'), Infinity);
+    const leaving = (this.leaving ??= new LiveSet<ChatConn>());
+    for (const m of everyone) leaving.add(m.conn);
     for (const m of everyone) m.conn.end();
-    return this.link?.close() ?? Promise.resolve();
+    await Promise.all([leaving.drain(timeout, (conn) => conn.destroy()), this.link?.close()]);
   }
 
   private frame(text: string): Buffer {
@@ -519,6 +533,7 @@ export class ChatServer {
   }
 
   private closed(conn: ChatConn): void {
+    this.leaving?.delete(conn);
     const m = this.members.get(conn);
     if (m) this.forget(m, 'disconnected');
   }

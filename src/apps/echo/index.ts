@@ -3,6 +3,7 @@
  * what the benchmark measures.
  */
 import { bind, listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
+import { closeGracefully, LiveSet, type CloseOptions } from '../../server';
 
 export interface EchoOptions {
   port?: number;
@@ -29,8 +30,12 @@ export interface EchoServer {
   /** `'fd'` or `'thread'`: how the reactor wakes the JS thread. */
   readonly wakeMode: string;
   readonly stats: EchoStats;
-  /** Stops listening and closes every connection. */
-  close(): void;
+  /**
+   * Stops listening at once; open connections may go on (and their peers
+   * close them) for `timeout` ms (default 0), then the rest are closed.
+   * Resolves once every connection is closed — the `muxnet/server` close.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** Starts an echo server; throws at once if the address is taken. */
@@ -55,10 +60,11 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
       backend: socket.reactor.backend,
       wakeMode: socket.reactor.wakeMode,
       stats,
-      close: () => socket.close(),
+      // No connections to wait for.
+      close: async () => socket.close(),
     };
   }
-  const conns = new Set<Connection>();
+  const conns = new LiveSet<Connection>();
   const server = listen(
     { port: options.port, host: options.host, backend: options.backend },
     {
@@ -93,9 +99,6 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
     backend: server.backend,
     wakeMode: server.reactor.wakeMode,
     stats,
-    close() {
-      server.close();
-      for (const conn of conns) conn.destroy();
-    },
+    close: (options?: CloseOptions) => closeGracefully(server, conns, options),
   };
 }

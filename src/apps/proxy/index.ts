@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { connect, listen, type BackendName, type Connection, type Server, type SocketAddress } from '../../fast';
 import { systemError, uvErrno } from '../../errors';
 import { validateInteger, validateObject } from '../../options';
+import { LiveSet } from '../../server';
 import { Balancer, type Strategy, type Upstream, type UpstreamSpec } from './balancer';
 
 export { Balancer, MAX_WEIGHT, STRATEGIES, parseUpstream, type BalancerOptions, type Strategy, type Upstream, type UpstreamSpec } from './balancer';
@@ -136,13 +137,11 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   private readonly options: Required<Omit<ProxyOptions, 'port' | 'host' | 'backend' | 'upstreams' | 'strategy' | 'maxFailures'>>;
   /** The reactor backend its sockets are on. */
   readonly backend: BackendName;
-  private readonly pairs = new Set<Pair>();
+  private readonly pairs = new LiveSet<Pair>();
   private readonly counters = new Map<Upstream, Counters>();
   private readonly totals = { accepted: 0, rejected: 0, unavailable: 0 };
   private readonly health: NodeJS.Timeout;
   private closing: Promise<ProxyStats> | undefined;
-  /** While closing: called when the last pair is gone. */
-  private idle: (() => void) | undefined;
 
   constructor(options: ProxyOptions) {
     super();
@@ -218,19 +217,11 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     const timeout = validateInteger(options.timeout, 'options.timeout', 10_000, 0, 2 ** 31 - 1);
     this.server.close();
     clearInterval(this.health);
-    this.closing = new Promise<void>((resolve) => {
-      if (this.pairs.size === 0) return resolve();
-      const deadline = setTimeout(() => {
-        for (const pair of this.pairs) {
-          pair.client.destroy();
-          pair.upstream?.destroy();
-        }
-      }, timeout);
-      this.idle = () => {
-        clearTimeout(deadline);
-        resolve();
-      };
-    }).then(() => {
+    const expire = (pair: Pair) => {
+      pair.client.destroy();
+      pair.upstream?.destroy();
+    };
+    this.closing = this.pairs.drain(timeout, expire).then(() => {
       const stats = this.stats();
       this.emit('close', stats);
       return stats;
@@ -457,7 +448,6 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   private forget(pair: Pair): void {
     this.pairs.delete(pair);
-    if (this.pairs.size === 0) this.idle?.();
   }
 
   /** Probes each upstream that is due: healthy ones every interval, down ones with backoff. */

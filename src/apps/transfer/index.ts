@@ -19,6 +19,9 @@ export const TRANSFER_USAGE = `  send    FILE HOST:PORT
           --host ADDR     IP address to bind (default 127.0.0.1)
           --dir D         where to store the files (default .)
           --once          exit after one file (0 if it verified, 1 if not)
+          --drain-timeout S  on SIGINT/SIGTERM, stop listening at once and give
+                          transfers under way S seconds (default 10); a
+                          second signal stops at once
           --backend NAME  reactor backend`;
 
 /** `HOST:PORT`, `[v6]:PORT`. */
@@ -48,20 +51,25 @@ export async function runReceive(argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       dir: { type: 'string', default: '.' },
       once: { type: 'boolean', default: false },
+      'drain-timeout': { type: 'string' },
       backend: { type: 'string' },
     },
     strict: true,
   });
   const port = numberArg('--port', values.port, 7100, PORT);
+  const drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 10, { max: 2_147_483 }) * 1000);
   if (!(await fsp.stat(values.dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${values.dir} is not a directory`);
   return new Promise((resolve) => {
+    // The muxnet/server close; each signal is heard once: a second one stops at once.
     const stop = (code: number) => {
-      server.close();
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
-      resolve(code);
+      void server.close({ timeout: drainMs }).then(() => resolve(code));
     };
-    const onSignal = () => stop(0);
+    const onSignal = (signal: string) => {
+      stop(0);
+      console.log(`muxnet receive: ${signal}, stopping (transfers under way get up to ${drainMs / 1000} s)`);
+    };
     const server = startReceiver({
       port,
       host: values.host,

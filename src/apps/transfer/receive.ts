@@ -7,7 +7,8 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { listen, type BackendName, type Connection, type Server } from '../../fast';
+import { listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
+import { closeGracefully, LiveSet, type CloseOptions } from '../../server';
 import { MAX_HEADER, parseHeader, type Header } from './protocol';
 
 export interface Received {
@@ -42,7 +43,19 @@ interface Transfer {
   finished: boolean;
 }
 
-export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
+export interface Receiver {
+  readonly port: number;
+  address(): SocketAddress | string | null;
+  /**
+   * Stops listening at once; transfers under way may finish for `timeout`
+   * ms (default 0), then are cut off (their part files removed). The
+   * `muxnet/server` close.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export function startReceiver(opts: ReceiverOptions): Receiver {
+  const live = new LiveSet<Connection<Transfer>>();
   const fail = (conn: Connection<Transfer>, t: Transfer, reason: string) => {
     if (t.finished) return;
     t.finished = true;
@@ -107,12 +120,13 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
     if (header.size === 0) complete(conn, t);
   };
 
-  return listen<Transfer>(
+  const server = listen<Transfer>(
     // Half-open: a sender that ends its side after the file still hears the verdict.
     { port: opts.port, host: opts.host, backend: opts.backend, allowHalfOpen: true },
     {
       onOpen(conn) {
         conn.data = { head: Buffer.alloc(0), got: 0, paused: false, finished: false };
+        live.add(conn);
       },
       onData(conn, chunk) {
         const t = conn.data!;
@@ -131,9 +145,17 @@ export function startReceiver(opts: ReceiverOptions): Server<Transfer> {
         if (rest.length > 0) body(conn, t, rest);
       },
       onClose(conn) {
+        live.delete(conn);
         const t = conn.data;
         if (t && !t.finished && t.header) fail(conn, t, `connection closed after ${t.got} of ${t.header.size} bytes`);
       },
     },
   );
+  return {
+    get port() {
+      return server.port;
+    },
+    address: () => server.address(),
+    close: (options?: CloseOptions) => closeGracefully(server, live, options),
+  };
 }

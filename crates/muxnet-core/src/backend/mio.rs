@@ -106,6 +106,16 @@ impl Backend for MioBackend {
         self.registry.deregister(socket.source())
     }
 
+    #[cfg(unix)]
+    fn watch_fd(&mut self, fd: super::RawHandle, token: Token) -> io::Result<()> {
+        self.registry.register(&mut mio::unix::SourceFd(&fd), mio_token(token), mio::Interest::READABLE)
+    }
+
+    #[cfg(unix)]
+    fn unwatch_fd(&mut self, fd: super::RawHandle) -> io::Result<()> {
+        self.registry.deregister(&mut mio::unix::SourceFd(&fd))
+    }
+
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
         let stashed = {
             let mut stash = self.stash.lock().unwrap_or_else(PoisonError::into_inner);

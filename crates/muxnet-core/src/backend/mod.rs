@@ -76,6 +76,13 @@ pub trait Backend: Blockable {
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()>;
     fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()>;
     fn deregister(&mut self, socket: &mut Socket) -> io::Result<()>;
+    /// Watches an fd that is no socket of the reactor's (a pipe that
+    /// `Reactor::send_file` is sending and found empty) for readability,
+    /// reported as `token`'s. The owner unwatches it before closing it.
+    #[cfg(unix)]
+    fn watch_fd(&mut self, fd: RawHandle, token: Token) -> io::Result<()>;
+    #[cfg(unix)]
+    fn unwatch_fd(&mut self, fd: RawHandle) -> io::Result<()>;
     /// Appends the ready sockets to `out`; blocks at most `timeout`
     /// (`None`: until something is ready or [`Wake`] fires).
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;

@@ -49,15 +49,8 @@ impl PollBackend {
             _ => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
     }
-}
 
-impl Backend for PollBackend {
-    fn name(&self) -> &'static str {
-        "poll"
-    }
-
-    fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
-        let fd = socket.raw_fd();
+    fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         if self.slot(fd).is_ok() {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
@@ -71,15 +64,7 @@ impl Backend for PollBackend {
         Ok(())
     }
 
-    fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
-        let i = self.slot(socket.raw_fd())?;
-        self.fds[i].events = events(interest);
-        self.tokens[i] = token;
-        Ok(())
-    }
-
-    fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
-        let fd = socket.raw_fd();
+    fn remove(&mut self, fd: RawFd) -> io::Result<()> {
         let i = self.slot(fd)?;
         self.index[fd as usize] = NONE;
         self.fds.swap_remove(i);
@@ -88,6 +73,35 @@ impl Backend for PollBackend {
             self.index[moved.fd as usize] = i as u32;
         }
         Ok(())
+    }
+}
+
+impl Backend for PollBackend {
+    fn name(&self) -> &'static str {
+        "poll"
+    }
+
+    fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        self.add(socket.raw_fd(), token, interest)
+    }
+
+    fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
+        let i = self.slot(socket.raw_fd())?;
+        self.fds[i].events = events(interest);
+        self.tokens[i] = token;
+        Ok(())
+    }
+
+    fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
+        self.remove(socket.raw_fd())
+    }
+
+    fn watch_fd(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.add(fd, token, Interest::READABLE)
+    }
+
+    fn unwatch_fd(&mut self, fd: RawFd) -> io::Result<()> {
+        self.remove(fd)
     }
 
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {

@@ -37,6 +37,26 @@ impl SelectBackend {
         self.index.get(&fd).copied().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
+    fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        FdSet::check(fd)?;
+        if self.index.contains_key(&fd) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        self.index.insert(fd, self.entries.len());
+        self.entries.push(Entry { fd, token, interest });
+        Ok(())
+    }
+
+    fn remove(&mut self, fd: RawFd) -> io::Result<()> {
+        let i = self.slot(fd)?;
+        self.index.remove(&fd);
+        self.entries.swap_remove(i);
+        if let Some(moved) = self.entries.get(i) {
+            self.index.insert(moved.fd, i);
+        }
+        Ok(())
+    }
+
     /// The sets to wait on, the self-pipe included, and the `nfds` argument.
     fn sets(&self) -> SelectSets {
         let mut read = FdSet::new();
@@ -62,14 +82,7 @@ impl Backend for SelectBackend {
     }
 
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
-        let fd = socket.raw_fd();
-        FdSet::check(fd)?;
-        if self.index.contains_key(&fd) {
-            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-        }
-        self.index.insert(fd, self.entries.len());
-        self.entries.push(Entry { fd, token, interest });
-        Ok(())
+        self.add(socket.raw_fd(), token, interest)
     }
 
     fn reregister(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
@@ -80,13 +93,15 @@ impl Backend for SelectBackend {
     }
 
     fn deregister(&mut self, socket: &mut Socket) -> io::Result<()> {
-        let i = self.slot(socket.raw_fd())?;
-        self.index.remove(&socket.raw_fd());
-        self.entries.swap_remove(i);
-        if let Some(moved) = self.entries.get(i) {
-            self.index.insert(moved.fd, i);
-        }
-        Ok(())
+        self.remove(socket.raw_fd())
+    }
+
+    fn watch_fd(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.add(fd, token, Interest::READABLE)
+    }
+
+    fn unwatch_fd(&mut self, fd: RawFd) -> io::Result<()> {
+        self.remove(fd)
     }
 
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {

@@ -20,7 +20,7 @@ fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
 impl Reactor {
     pub fn udp_bind(&mut self, opts: &BindOptions) -> io::Result<Token> {
         let socket = socket::udp_bind(opts)?;
-        self.insert(Socket::Datagram(socket), Kind::Datagram)
+        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false })
     }
 
     fn datagram(&mut self, token: Token) -> io::Result<&mut mio::net::UdpSocket> {

@@ -156,7 +156,11 @@ enum Kind {
         held: bool,
     },
     Stream(Connection),
-    Datagram,
+    /// `paused`: not read from ([`Reactor::pause`]); datagrams wait in the
+    /// kernel's receive buffer, and what overflows it is dropped there.
+    Datagram {
+        paused: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -172,7 +176,7 @@ impl Entry {
         match &self.kind {
             Kind::Listener { accept_paused, held, .. } => Interest::new(!accept_paused && !held, false),
             Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
-            Kind::Datagram => Some(Interest::READABLE),
+            Kind::Datagram { paused } => Interest::new(!paused, false),
         }
     }
 }
@@ -349,6 +353,33 @@ impl Reactor {
     }
 
     /// Brings the backend's interest in line with the socket's state.
+    /// Stops reading a connection or a UDP socket: the kernel buffer fills
+    /// (a connection's peer is slowed down; datagrams beyond it are dropped).
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        *self.paused_flag(token)? = true;
+        self.sync_interest(token)
+    }
+
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        let paused = self.paused_flag(token)?;
+        if !*paused {
+            return Ok(());
+        }
+        *paused = false;
+        self.sync_interest(token)?;
+        // Input that arrived while paused raises no new edge.
+        self.carry.push(token);
+        self.backend.waker().wake()
+    }
+
+    fn paused_flag(&mut self, token: Token) -> io::Result<&mut bool> {
+        match &mut self.entry(token)?.kind {
+            Kind::Stream(conn) => Ok(&mut conn.paused),
+            Kind::Datagram { paused } => Ok(paused),
+            Kind::Listener { .. } => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a connection or a UDP socket")),
+        }
+    }
+
     fn sync_interest(&mut self, token: Token) -> io::Result<()> {
         let backend = &mut self.backend;
         let entry = self.entries.get_mut(token).ok_or_else(not_found)?;
@@ -370,6 +401,8 @@ impl Reactor {
     /// Closes the socket now, dropping anything queued. The token names
     /// nothing from now on; no `Close` event follows.
     pub fn close(&mut self, token: Token) -> io::Result<()> {
+        // Before its file is closed with the entry, a watched pipe is unwatched.
+        self.unwatch_source(token);
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
         if let Kind::Stream(conn) = &entry.kind {
             if let Some(partner) = conn.pipe() {
@@ -419,6 +452,9 @@ impl Reactor {
         if !self.closed_in_turn.is_empty() {
             self.closed_in_turn.clear();
         }
+        // The owner has handled the last turn's events: its closed slots may
+        // be taken again.
+        self.entries.release_held();
         self.uncork();
         let timeout = if self.has_pending() { Some(Duration::ZERO) } else { timeout };
         let mut ready = std::mem::take(&mut self.readiness);
@@ -474,7 +510,7 @@ impl Reactor {
                     stats.listeners += 1;
                     stats.paused_listeners += (*accept_paused || *held) as u64;
                 }
-                Kind::Datagram => stats.datagram_sockets += 1,
+                Kind::Datagram { .. } => stats.datagram_sockets += 1,
                 Kind::Stream(c) => {
                     stats.connections += 1;
                     stats.connecting += c.connecting as u64;
@@ -499,7 +535,9 @@ impl Reactor {
             Kind::Listener { no_delay, held: false, .. } => self.accept(r.token, no_delay, events),
             // A readiness reported before the hold (or a carried one) waits for `hold_accept(false)`.
             Kind::Listener { held: true, .. } => {}
-            Kind::Datagram => self.receive(r.token, space, events),
+            Kind::Datagram { paused: false } => self.receive(r.token, space, events),
+            // A carried readiness waits for `resume`.
+            Kind::Datagram { paused: true } => {}
             Kind::Stream(_) => {
                 if let Err(error) = self.stream_ready(r, space, events) {
                     self.close_reported(r.token, Some(error), events);

@@ -180,16 +180,20 @@ impl Reactor {
     }
 
     /// Sends `len` bytes of `file` from `offset` after everything written
-    /// so far; later writes go after it. The file is sent by the turns
-    /// that find the socket writable (`sendfile(2)` on Linux, a read/write
-    /// loop elsewhere), never read whole into memory, and closed once
-    /// sent; an `Event::FileSent` reports each file, in order, with the
-    /// bytes sent (fewer than `len` if the file is shorter by then). An
-    /// error reading the file or writing the socket closes the connection
-    /// (an `Event::Close` with the error).
-    pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    /// so far; later writes go after it. `len` `None`: to the end (a
+    /// regular file's size now; a pipe's or FIFO's EOF — such a file has
+    /// no offset: one asked of it is `ESPIPE`). The file is sent by the
+    /// turns that find the socket writable — by the kernel (`sendfile` on
+    /// Linux, macOS, FreeBSD) where it can, else by a read/write loop —
+    /// never read whole into memory, and closed once sent; an
+    /// `Event::FileSent` reports each file, in order, with the bytes sent
+    /// (fewer than `len` if the file is shorter by then). An error reading
+    /// the file or writing the socket closes the connection (an
+    /// `Event::Close` with the error).
+    pub fn send_file(&mut self, token: Token, file: std::fs::File, offset: u64, len: Option<u64>) -> io::Result<()> {
+        let file = FileSend::new(file, offset, len)?;
         let (_, conn) = self.writable_stream(token, 0)?;
-        conn.push_file(FileSend::new(file, offset, len));
+        conn.push_file(file);
         // Corked bytes go out with the file, by the same flush.
         conn.corked = false;
         self.sync_interest(token)?;
@@ -204,6 +208,9 @@ impl Reactor {
     pub fn shutdown(&mut self, token: Token) -> io::Result<()> {
         let (stream, conn) = self.stream(token)?;
         conn.ending = true;
+        // Whoever waits for the FIN hears `Drain` once the queue is out, even
+        // when only a file or corked bytes (no write) were queued.
+        conn.want_drain |= !conn.output_idle();
         if conn.output_idle() && !conn.connecting && !conn.write_closed {
             stream.shutdown_write()?;
             conn.write_closed = true;
@@ -214,24 +221,6 @@ impl Reactor {
             }
         }
         Ok(())
-    }
-
-    /// Stops reading: the kernel buffer fills and the peer is slowed down.
-    pub fn pause(&mut self, token: Token) -> io::Result<()> {
-        self.stream(token)?.1.paused = true;
-        self.sync_interest(token)
-    }
-
-    pub fn resume(&mut self, token: Token) -> io::Result<()> {
-        let conn = self.stream(token)?.1;
-        if !conn.paused {
-            return Ok(());
-        }
-        conn.paused = false;
-        self.sync_interest(token)?;
-        // Input that arrived while paused raises no new edge.
-        self.carry.push(token);
-        self.backend.waker().wake()
     }
 
     pub fn set_no_delay(&mut self, token: Token, on: bool) -> io::Result<()> {
@@ -249,6 +238,8 @@ impl Reactor {
         if let Some(error) = conn.take_failed() {
             return Err(error);
         }
+        // A watched pipe's readiness comes as the connection's: a flush asks it.
+        let watching = conn.watching();
         if conn.connecting {
             if !r.writable && !r.readable && !r.error {
                 return Ok(());
@@ -277,7 +268,7 @@ impl Reactor {
                     return Ok(());
                 }
             }
-            if r.writable || r.error {
+            if r.writable || r.error || watching {
                 self.flush(token, events)?;
             }
         }
@@ -293,6 +284,8 @@ impl Reactor {
     fn flush(&mut self, token: Token, events: &mut Vec<Event>) -> io::Result<()> {
         // At least a byte a turn: a zero budget would spin without sending.
         let budget = self.config.send_file_budget.max(1) as u64;
+        // A watched pipe is asked again now (and watched again if still empty).
+        self.unwatch_source(token);
         let (stream, conn) = self.stream(token)?;
         if conn.output_idle() && !conn.want_drain && !conn.ending {
             return Ok(());
@@ -300,14 +293,19 @@ impl Reactor {
         let mut count = IoCount::default();
         let flushed = conn.flush(stream, &mut count, budget, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
-        if flushed? == Flushed::Yielded {
-            // Still writable: no new edge will come, so the next turn goes on.
-            self.flush_soon.push(token);
-            return Ok(());
+        match flushed? {
+            Flushed::Yielded => {
+                // Still writable: no new edge will come, so the next turn goes on.
+                self.flush_soon.push(token);
+                return Ok(());
+            }
+            Flushed::Starved => return self.watch_source(token),
+            Flushed::Done => {}
         }
         let (_, conn) = self.stream(token)?;
         if !conn.output_idle() {
-            return Ok(());
+            // The socket refused: watch it (again, after a pipe was watched).
+            return self.sync_interest(token);
         }
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });
@@ -316,6 +314,47 @@ impl Reactor {
             self.release(partner)?;
         }
         self.sync_interest(token)
+    }
+
+    /// Watches the empty pipe that `token` is sending, to flush again once
+    /// it turns readable. Where the backend cannot (`select`: an fd past
+    /// `FD_SETSIZE`), the next turn asks the pipe again.
+    #[cfg(unix)]
+    fn watch_source(&mut self, token: Token) -> io::Result<()> {
+        let Some(fd) = self.stream(token)?.1.starved_source() else { return Ok(()) };
+        match self.backend.watch_fd(fd, token) {
+            Ok(()) => {
+                self.interest_changes += 1;
+                // The socket is not watched for writable meanwhile.
+                self.sync_interest(token)
+            }
+            Err(_) => {
+                self.stream(token)?.1.take_watched();
+                self.flush_soon.push(token);
+                Ok(())
+            }
+        }
+    }
+
+    /// Only Unix sends pipes; elsewhere a source is never starved.
+    #[cfg(not(unix))]
+    fn watch_source(&mut self, token: Token) -> io::Result<()> {
+        self.flush_soon.push(token);
+        Ok(())
+    }
+
+    /// Stops watching the pipe `token` is sending, if it was watched.
+    pub(super) fn unwatch_source(&mut self, token: Token) {
+        #[cfg(unix)]
+        if let Ok((_, conn)) = self.stream(token) {
+            if let Some(fd) = conn.take_watched() {
+                // Only fails if it was not watched: nothing to undo.
+                let _ = self.backend.unwatch_fd(fd);
+                self.interest_changes += 1;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = token;
     }
 
     /// Reads until the kernel has no more, the peer's FIN, or the budget;

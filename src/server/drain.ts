@@ -1,0 +1,100 @@
+// A server's graceful close, in one place: what `Server.close({ timeout })`
+// runs, and what the apps built on `muxnet/fast` directly (echo, proxy,
+// receive) run on SIGINT/SIGTERM.
+import { validateInteger, validateObject } from '../options';
+
+export interface CloseOptions {
+  /** Milliseconds the live connections (or handlers) get to finish before they are closed. */
+  timeout?: number;
+}
+
+/** `options.timeout`, checked (an integer of ms, 0 to 2^31-1), or `fallback`. */
+export function closeTimeout(options: CloseOptions | undefined, fallback: number): number {
+  return validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', fallback, 0, 2 ** 31 - 1);
+}
+
+/**
+ * The live members of a server — connections, sessions, running handlers
+ * — and its graceful close. `drain(timeout, expire)` resolves once the set
+ * is empty; the members still in it after `timeout` ms go to `expire`,
+ * which ends them (and so takes them out of the set).
+ *
+ * ```ts
+ * import { listen } from 'muxnet/fast';
+ * import { LiveSet } from 'muxnet/server';
+ * const live = new LiveSet<Connection>();
+ * const server = listen({ port: 7000 }, {
+ *   onOpen: (conn) => live.add(conn),
+ *   onData: (conn, chunk) => conn.write(chunk),
+ *   onClose: (conn) => live.delete(conn),
+ * });
+ * process.once('SIGTERM', () => {
+ *   server.close(); // no new connections; the live ones get 5 s
+ *   void live.drain(5000, (conn) => conn.destroy());
+ * });
+ * ```
+ */
+export class LiveSet<T> implements Iterable<T> {
+  private readonly members = new Set<T>();
+  private draining: Promise<void> | undefined;
+  /** While draining: settles the drain when the last member leaves. */
+  private emptied: (() => void) | undefined;
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  add(member: T): void {
+    this.members.add(member);
+  }
+
+  has(member: T): boolean {
+    return this.members.has(member);
+  }
+
+  /** Takes `member` out; while draining, the last one out settles the drain. */
+  delete(member: T): boolean {
+    if (!this.members.delete(member)) return false;
+    if (this.members.size === 0) this.emptied?.();
+    return true;
+  }
+
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.members.values();
+  }
+
+  /**
+   * Resolves once every member has left; at `timeout` ms (at once for 0)
+   * each one left goes to `expire`. A second call returns the first one's
+   * promise.
+   */
+  drain(timeout: number, expire: (member: T) => void): Promise<void> {
+    this.draining ??= new Promise<void>((resolve) => {
+      if (this.members.size === 0) return resolve();
+      let timer: NodeJS.Timeout | undefined;
+      this.emptied = () => {
+        clearTimeout(timer);
+        this.emptied = undefined;
+        resolve();
+      };
+      // A copy: `expire` takes members out while this walks them.
+      const expireAll = () => {
+        for (const member of [...this.members]) expire(member);
+      };
+      if (timeout === 0) expireAll();
+      else timer = setTimeout(expireAll, timeout);
+    });
+    return this.draining;
+  }
+}
+
+/**
+ * The graceful close of a `muxnet/fast` listener whose connections are in
+ * `live`: stops listening at once, then drains `live` for `options.timeout`
+ * ms (default `fallback`) and destroys the connections left.
+ */
+export async function closeGracefully(listener: { close(): void }, live: LiveSet<{ destroy(): void }>, options: CloseOptions | undefined, fallback = 0): Promise<void> {
+  const timeout = closeTimeout(options, fallback);
+  listener.close();
+  await live.drain(timeout, (conn) => conn.destroy());
+}
