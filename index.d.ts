@@ -46,6 +46,23 @@ export declare class Reactor {
    */
   sender(): (token: number, data: Uint8Array, host?: string, port?: number) => number
   /**
+   * `sendLater(token, data[, host, port])`: queues one datagram (as
+   * `send` takes it) to leave at the next `flushSends` with the others
+   * queued on its socket, in one `sendmmsg` on Linux; returns its place
+   * in the queue, or a negative errno (a token that names no UDP
+   * socket, an address that is none).
+   */
+  queuer(): (token: number, data: Uint8Array, host?: string, port?: number) => number
+  /**
+   * Sends every datagram queued by `sendLater`, each socket's in order;
+   * `results[i]` becomes the outcome of the `i`-th: the bytes sent or a
+   * negative errno (`EAGAIN`: the send buffer was full, and so are the
+   * socket's datagrams after it, unsent). Returns how many there were;
+   * if `results` has no room for them all, sends nothing and returns
+   * `-EINVAL`.
+   */
+  flushSends(results: Int32Array): number
+  /**
    * Writes one buffer to many connections in one call (room fan-out).
    * The writes are corked: each connection gets one send for all that
    * was broadcast to it in this batch of events (or, outside one, by

@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
-import { getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
+import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -211,7 +211,7 @@ export class Socket extends EventEmitter implements Handle {
       // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
       // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
       const token =
-        this.speaks(ip) && this.token < 0 ? reactor.native.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, false, this.ipv6Only) : -EINVAL;
+        this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, false, this.ipv6Only) : -EINVAL;
       if (token < 0) {
         this.bindState = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
@@ -281,6 +281,8 @@ export class Socket extends EventEmitter implements Handle {
       if (!this.running) return;
       let err = lookupErr;
       if (!err) {
+        // Datagrams queued in this batch leave first, to where they were sent.
+        this.reactor!.flushSends();
         const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
         if (r < 0) err = hostPortError(-r, 'connect', address, port);
       }
@@ -304,6 +306,7 @@ export class Socket extends EventEmitter implements Handle {
 
   disconnect(): void {
     if (this.connectState !== ConnectState.Connected) throw notConnected();
+    this.reactor!.flushSends();
     const r = this.reactor!.native.udpDisconnect(this.token);
     if (r < 0) throw systemError(-r, 'connect');
     this.connectState = ConnectState.Disconnected;
@@ -374,9 +377,20 @@ export class Socket extends EventEmitter implements Handle {
     if (!this.running) return;
     const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
-    const r = wrongFamily ? -EINVAL : this.reactor!.send(this.token, out.data, out.ip, out.port);
+    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(this.token, out.data, out.ip, out.port, (sent) => this.afterQueue(out, sent));
+    if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     this.settle(out, r);
+  }
+
+  /**
+   * A datagram queued in a batch has left, or failed: a full send buffer
+   * keeps it for the next turn (unless the socket is closing: cancelled).
+   */
+  private afterQueue(out: Outgoing, result: number): void {
+    if (result !== -EAGAIN) return this.settle(out, result);
+    if (this.running) this.hold(out);
+    else this.settle(out, -ECANCELED);
   }
 
   /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
@@ -484,8 +498,11 @@ export class Socket extends EventEmitter implements Handle {
   }
 
   /** The reactor for the socket's calls: its own once it has a socket; before, its backend's, where token -1 names none (`EBADF`, as node:dgram says). */
+  /** The native reactor, for a socket option: datagrams queued in this batch leave first, under the old one. */
   private get native(): NativeReactor {
-    return (this.reactor ?? getReactor(this.backend)).native;
+    const reactor = this.reactor ?? getReactor(this.backend);
+    reactor.flushSends();
+    return reactor.native;
   }
 
   /** Throws Node's error for a socket option call that returned a negative errno. */
@@ -563,7 +580,7 @@ export class Socket extends EventEmitter implements Handle {
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
     if (this.token < 0) {
       const reactor = getReactor(this.backend);
-      const token = reactor.native.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
+      const token = reactor.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
       this.check(syscall, token);
       this.reactor = reactor;
       this.token = token;

@@ -18,7 +18,7 @@
  *   modify it without others seeing.
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
-import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from './reactor';
+import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor, type SendSettler } from './reactor';
 import { codedError, invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno } from './errors';
 import {
   resolveBackend,
@@ -138,7 +138,7 @@ function validatePath(path: unknown, name: string): string {
 
 const CONNECTION_HANDLERS = ['onOpen', 'onData', 'onDrain', 'onEnd', 'onClose'] as const;
 const SERVER_HANDLERS = [...CONNECTION_HANDLERS, 'onError'] as const;
-const DATAGRAM_HANDLERS = ['onMessage'] as const;
+const DATAGRAM_HANDLERS = ['onMessage', 'onSendError'] as const;
 
 /**
  * What the connections of one server (or of one `connect()`) share. It is
@@ -684,6 +684,15 @@ export interface RemoteInfo {
 export interface DatagramHandlers {
   /** `msg` is a view of the shared read slab (see the module notes). */
   onMessage?(msg: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void;
+  /**
+   * A datagram sent from a handler (queued, see `UdpSocket.send`) failed
+   * when the batch's datagrams left: `err` has its `code` (`EMSGSIZE`,
+   * `ECONNREFUSED`, `EAGAIN` for a full send buffer: dropped), `syscall`
+   * `'send'`, and the `address`/`port` it was sent to. Without this
+   * handler a full buffer drops the datagram, as UDP may, and any other
+   * error is thrown as `send()` would have thrown it.
+   */
+  onSendError?(err: NodeJS.ErrnoException, socket: UdpSocket): void;
 }
 
 export interface BindOptions {
@@ -727,17 +736,46 @@ export class UdpSocket implements Handle {
   }
 
   /**
-   * Sends one datagram now. With no `port`, sends to the connected peer.
-   * Returns false if the kernel's send buffer is full (the datagram is
-   * dropped, as UDP may).
+   * Sends one datagram. With no `port`, sends to the connected peer.
+   * Called from a handler (inside a batch of events, or a tick it
+   * queued), the datagram is queued and leaves with the batch's others
+   * after it, in one `sendmmsg(2)` per socket on Linux (in order, each its
+   * own datagram); elsewhere it leaves at once. Returns false if the kernel's send
+   * buffer is full at once (the datagram is dropped, as UDP may); a
+   * queued datagram that fails later goes to `onSendError`. Errors known
+   * at once (a bad address, `EMSGSIZE` outside a batch) are thrown.
    */
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     if (this.closedFlag) throw socketClosed();
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    if (port === undefined) return this.sent(this.reactor.send(this.token, buf));
+    if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
-    const h = host === undefined || host === null ? this.loopback() : validateHost(host, 'address');
-    return this.sent(this.reactor.send(this.token, buf, h, p), h, p);
+    const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host);
+    return this.sent(this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
+  }
+
+  /** The last host `send` checked, and what it became: a server replies to few peers' addresses, checked once each run. */
+  private lastHost: [given: string, checked: string] | undefined;
+
+  private checkedHost(host: string): string {
+    if (this.lastHost?.[0] === host) return this.lastHost[1];
+    const checked = validateHost(host, 'address');
+    this.lastHost = [host, checked];
+    return checked;
+  }
+
+  /** Who hears a queued datagram's result: nobody when it was sent (the common case costs no closure per datagram). */
+  private settler(host?: string, port?: number): SendSettler {
+    return this.handlers.onSendError === undefined ? this.settleUnheard : (r) => this.settleHeard(r, host, port);
+  }
+
+  /** No `onSendError`: a full buffer drops the datagram; another error is thrown, as `send()` would. */
+  private readonly settleUnheard: SendSettler = (r) => {
+    if (r < 0 && -r !== EAGAIN && -r !== ENOBUFS) throw systemError(-r, 'send');
+  };
+
+  private settleHeard(r: number, host: string | undefined, port: number | undefined): void {
+    if (r < 0) this.handlers.onSendError!(systemError(-r, 'send', host, port), this);
   }
 
   /** Where a send with no host goes, as node:dgram does: loopback of the socket's family. */
@@ -746,7 +784,7 @@ export class UdpSocket implements Handle {
   }
 
   private sent(r: number, host?: string, port?: number): boolean {
-    if (r >= 0) return true;
+    if (r >= 0) return true; // sent, or SEND_QUEUED
     if (-r === EAGAIN || -r === ENOBUFS) return false;
     throw systemError(-r, 'send', host, port);
   }
@@ -769,6 +807,8 @@ export class UdpSocket implements Handle {
     if (this.closedFlag) throw socketClosed();
     const p = validatePort(port, 'port', false);
     const h = validateHost(host, 'address');
+    // Datagrams queued in this batch leave first, to where they were sent.
+    this.reactor.flushSends();
     const r = this.reactor.native.udpConnect(this.token, h, p);
     if (r < 0) throw systemError(-r, 'connect', h, p);
   }
@@ -806,7 +846,7 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const reactor = getReactor(resolveBackend(opts.backend));
-  const token = reactor.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
+  const token = reactor.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);
 }

@@ -52,6 +52,21 @@ const {
  */
 const SLOT_SPAN = 2 ** 32;
 
+/**
+ * What `sendDatagram` returns for a datagram queued to leave at the end of
+ * the batch (above any byte count: a datagram holds at most 65 535 bytes).
+ */
+export const SEND_QUEUED = 2 ** 31;
+
+/** Datagrams queued in one batch before they are sent early, to bound the queue. */
+const MAX_QUEUED_SENDS = 1024;
+
+/**
+ * Hears how a queued datagram went when the batch's sends left: the bytes
+ * sent, or a negative errno (`EAGAIN`: the send buffer was full; it was not sent).
+ */
+export type SendSettler = (result: number) => void;
+
 function tokenOf(index: number, generation: number): number {
   return generation * SLOT_SPAN + index;
 }
@@ -62,6 +77,14 @@ export class Reactor {
   readonly write: (token: number, data: Uint8Array) => number;
   /** Sends one datagram (to `host:port`, or the connected peer); returns the bytes sent, or a negative errno. */
   readonly send: (token: number, data: Uint8Array, host?: string, port?: number) => number;
+  /** Queues one datagram for `flushSends`; returns its place in the queue, or a negative errno. */
+  private readonly sendLater: (token: number, data: Uint8Array, host?: string, port?: number) => number;
+  /** True from a batch of events until the ticks it queued have run: datagrams sent meanwhile are queued. */
+  private dispatching = false;
+  /** A UDP socket was bound on this reactor: its batches queue datagrams from then on. */
+  private hasDatagrams = false;
+  /** Who hears each queued datagram's result, by its place in the native queue. */
+  private readonly settlers: (SendSettler | undefined)[] = [];
   readonly backend: BackendName;
   /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
@@ -79,6 +102,59 @@ export class Reactor {
     this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), options);
     this.write = this.native.writer();
     this.send = this.native.sender();
+    this.sendLater = this.native.queuer();
+  }
+
+  /** Binds a UDP socket; returns its token or a negative errno. */
+  udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number {
+    this.hasDatagrams = true;
+    return this.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
+  }
+
+  /**
+   * Sends one datagram. Outside a batch of events it leaves at once: the
+   * bytes sent or a negative errno. Inside one (a handler replying, or a
+   * tick it queued), it is queued and the batch's datagrams leave
+   * together after it, one `sendmmsg` per socket on Linux: `SEND_QUEUED`,
+   * and `settle` hears the result then. An error known at once (a bad address, a
+   * closed socket) is returned either way.
+   */
+  sendDatagram(token: number, data: Uint8Array, host: string | undefined, port: number | undefined, settle?: SendSettler): number {
+    if (!this.dispatching) return this.send(token, data, host, port);
+    if (this.settlers.length === MAX_QUEUED_SENDS) this.flushSends();
+    const place = this.sendLater(token, data, host, port);
+    if (place < 0) return place;
+    this.settlers[place] = settle;
+    return SEND_QUEUED;
+  }
+
+  /**
+   * Sends the datagrams queued in this batch now, each socket's in order,
+   * and tells each one's settler how it went. Called when the batch ends,
+   * and before anything that must come after them (closing or connecting
+   * a socket, changing its options).
+   */
+  flushSends(): void {
+    const count = this.settlers.length;
+    if (count === 0) return;
+    // Both queues are empty before any settler runs: one that sends or
+    // closes (flushing again) starts afresh, in step with the native queue.
+    const results = new Int32Array(count);
+    const r = this.native.flushSends(results);
+    const settlers = this.settlers.splice(0);
+    for (let i = 0; i < count; i++) {
+      const settle = settlers[i];
+      if (settle === undefined) continue;
+      try {
+        settle(r < 0 ? r : results[i]);
+      } catch (err) {
+        // Not thrown from here: this may be another socket's close() or
+        // connect(), which must not get this datagram's error.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
   }
 
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */
@@ -108,6 +184,8 @@ export class Reactor {
    * releases its `keepAlive` (a handle without one keeps its own count).
    */
   closeHandle(token: number, keepAlive?: KeepAlive, reset = false): void {
+    // What a handler sent before closing still leaves, as it would outside a batch.
+    this.flushSends();
     if (reset) this.native.resetSocket(token);
     else this.native.closeSocket(token);
     this.detach(token);
@@ -124,6 +202,24 @@ export class Reactor {
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
+    // A reactor that never had a UDP socket (TCP only) pays no tick per turn.
+    this.dispatching = this.hasDatagrams;
+    try {
+      this.fanOut(count, records, slab, peers);
+    } finally {
+      // The batch's datagrams leave together once the batch and the ticks
+      // it queued have run (queued after them): node:dgram's send resolves
+      // its address on the next tick, so a 'message' listener's reply is sent there.
+      if (this.dispatching) process.nextTick(this.endBatch);
+    }
+  }
+
+  private readonly endBatch = (): void => {
+    this.dispatching = false;
+    this.flushSends();
+  };
+
+  private fanOut(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
     // A throwing handler must not cost the other connections their events:
     // finish the batch, then rethrow (it reaches 'uncaughtException').
     let thrown: unknown[] | undefined;

@@ -97,8 +97,9 @@ describe('muxnet echo', () => {
     expect(echoed).toBe(30);
     expect(totals()).toEqual([30, 30]);
     for (const m of echo.output().matchAll(lines)) {
+      // Each syscall moves at least one datagram: recvmmsg, and sendmmsg for the replies of a batch.
       expect(Number(m[2])).toBeGreaterThanOrEqual(1);
-      expect(Number(m[4])).toBe(1);
+      expect(Number(m[4])).toBeGreaterThanOrEqual(1);
     }
     client.close();
     echo.child.kill('SIGTERM');

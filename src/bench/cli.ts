@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- options]`: the same echo workloads against node:net,
- * muxnet (drop-in and fast API, each backend) and the pure-Rust reference,
- * side by side in one run. Options: `USAGE` below.
+ * muxnet (drop-in and fast API, each backend), the pure-Rust reference and
+ * (UDP) a plain C server, side by side in one run. Options: `USAGE` below.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -12,13 +12,14 @@ import { numberArg, POSITIVE } from '../args';
 import { FULL, QUICK } from './cells';
 import { markdown, plots } from './report';
 import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
-import { referenceBinary, servers } from './servers';
+import { cReferenceBinary, cReferenceSource, cReferenceStale, referenceBinary, servers, type ServerSpec } from './servers';
 
 const root = path.join(__dirname, '..', '..');
 
 const USAGE = `usage: npm run bench [-- options]
   --quick               a small matrix, short cells (under a minute)
   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust,
+                        c-plain (UDP: plain C recvfrom/sendto, built with cc -O2),
                         proxy-node, proxy-muxnet, proxy-muxnet-copy (splice off),
                         proxy-direct (the proxy cells),
                         file-node, file-muxnet (the file cell; see --list)
@@ -43,9 +44,13 @@ function pick<T extends { id: string }>(all: T[], ids: string | undefined, what:
 }
 
 /** The native load client and the Rust reference server, built if missing. */
-function ensureBinaries(): void {
+function ensureBinaries(specs: ServerSpec[]): void {
   if (!existsSync(loadgenBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-loadgen'], { cwd: root, stdio: 'inherit' });
   if (!existsSync(referenceBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-core', '--example', 'echo-reference'], { cwd: root, stdio: 'inherit' });
+  if (specs.some((s) => s.id === 'c-plain' && !s.unavailable) && cReferenceStale()) {
+    mkdirSync(path.dirname(cReferenceBinary), { recursive: true });
+    execFileSync('cc', ['-O2', '-o', cReferenceBinary, cReferenceSource], { cwd: root, stdio: 'inherit' });
+  }
 }
 
 async function main(): Promise<void> {
@@ -82,7 +87,7 @@ async function main(): Promise<void> {
     fail((e as Error).message);
   }
 
-  ensureBinaries();
+  ensureBinaries(specs);
   const pin = pinning();
   const env = {
     date: new Date().toISOString(),

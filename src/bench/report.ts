@@ -24,7 +24,7 @@ function spread(r: Result): string {
 /** Server CPU-seconds per GiB served, from bytes per server CPU-second. */
 const cpuPerGiB = (bytesPerCpuS: number | null | undefined) => (bytesPerCpuS ? 2 ** 30 / bytesPerCpuS : undefined);
 
-/** One markdown table per cell; ratios against node:net and the Rust reference of the same run. */
+/** One markdown table per cell; ratios against node:net, the Rust reference and (UDP) the plain C server of the same run. */
 export function markdown(results: Result[], cells: Cell[]): string {
   const out: string[] = [];
   for (const cell of cells) {
@@ -34,6 +34,8 @@ export function markdown(results: Result[], cells: Cell[]): string {
     const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node', file: 'file-node' }[cell.servers];
     const node = baseline(results, cell.id, nodeId)?.load;
     const rust = baseline(results, cell.id, 'rust')?.load;
+    // UDP cells: the plain C recvfrom/sendto server, issue 14's yardstick.
+    const c = baseline(results, cell.id, 'c-plain')?.load;
     out.push(`### ${cell.id}`, '');
     if (cell.group === 'memory') {
       const nodeMem = baseline(results, cell.id, nodeId)?.bytesPerIdle;
@@ -62,23 +64,24 @@ export function markdown(results: Result[], cells: Cell[]): string {
       }
     } else {
       out.push(
-        '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | p99.9 µs | msgs per server CPU-s | × node | × rust | events/turn | syscalls/event | errors |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| server | wake | msgs/s | rounds | × node | MB/s | p50 µs | p99 µs | p99.9 µs | msgs per server CPU-s | × node | × rust | × C plain | events/turn | syscalls/event | lost | errors |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       );
       for (const r of rows) {
         const l = r.load;
         if (r.status !== 'ok' || !l) {
-          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | | | | | |`);
+          out.push(`| ${r.label} | ${r.wake} | ${r.status}: ${r.reason} | | | | | | | | | | | | | | |`);
           continue;
         }
-        const errors = l.errors + l.verification_errors + (l.lost ?? 0);
+        const errors = l.errors + l.verification_errors;
         // From the server's own reactor counters, over the whole cell (muxnet servers).
         const x = r.reactor;
         const perTurn = x && x.turns > 0 ? fmt(x.events / x.turns, 1) : '–';
         const perEvent = x && x.events > 0 ? fmt(x.syscalls / x.events, 2) : '–';
         out.push(
           `| ${r.label} | ${r.wake} | ${fmt(l.msgs_per_s)} | ${spread(r)} | ${ratio(l.msgs_per_s, node?.msgs_per_s)} | ${fmt(l.mb_per_s, 1)} | ${fmt(l.p50_us)} | ${fmt(l.p99_us)} | ${l.p999_us === null ? '–' : fmt(l.p999_us)} | ` +
-            `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${errors} |`,
+            `${fmt(l.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, node?.msgs_per_server_cpu_s)} | ${ratio(l.msgs_per_server_cpu_s, rust?.msgs_per_server_cpu_s)} | ` +
+            `${ratio(l.msgs_per_server_cpu_s, c?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${l.lost === null || l.lost === undefined ? '–' : fmt(l.lost)} | ${errors} |`,
         );
       }
       for (const r of rows.filter((x) => x.redisCpu)) {

@@ -345,6 +345,10 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
         mine.forEach((c) => skip(c, 'no UDP server'));
         continue;
       }
+      if (protocol === 'tcp' && spec.udpOnly) {
+        mine.forEach((c) => skip(c, 'no TCP server'));
+        continue;
+      }
       let server: Started | undefined;
       try {
         for (const cell of mine) {

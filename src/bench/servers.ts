@@ -2,7 +2,7 @@
  * The servers the benchmark compares, each started as its own process that
  * prints `listening on <proto> HOST:PORT` once ready.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ServerSpec {
@@ -19,6 +19,8 @@ export interface ServerSpec {
   unavailable?: string;
   /** What it serves: the echo cells, the chat fan-out cells, echo through a proxy, or file downloads. */
   kind: 'echo' | 'chat' | 'proxy' | 'file';
+  /** It serves no TCP (the plain C server is UDP only). */
+  udpOnly?: boolean;
   /** It prints its reactor's counters on SIGUSR2 (a muxnet server). */
   stats?: boolean;
   command(protocol: 'tcp' | 'udp', host: string): { cmd: string; args: string[]; env?: Record<string, string> };
@@ -27,6 +29,23 @@ export interface ServerSpec {
 const root = path.join(__dirname, '..', '..');
 const dist = path.join(root, 'dist');
 export const referenceBinary = path.join(root, 'target', 'release', 'examples', 'echo-reference');
+/** The plain C UDP echo server (recvfrom/sendto, no batching): its source, and where `cc` puts it. */
+export const cReferenceSource = path.join(root, 'bench', 'reference', 'udp-echo.c');
+export const cReferenceBinary = path.join(root, 'target', 'c-reference', 'udp-echo');
+
+/** The C reference is built when missing or older than its source. */
+export function cReferenceStale(): boolean {
+  return !existsSync(cReferenceBinary) || statSync(cReferenceBinary).mtimeMs < statSync(cReferenceSource).mtimeMs;
+}
+
+const onPath = (name: string) => (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && existsSync(path.join(dir, name)));
+
+/** Why the C reference cannot run here, if it cannot. */
+function cReferenceUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'the plain C reference uses epoll (Linux only)';
+  if (cReferenceStale() && !onPath('cc')) return 'no C compiler (cc) on PATH to build bench/reference/udp-echo.c';
+  return undefined;
+}
 
 function nodeEcho(impl: 'node:net' | 'muxnet') {
   return (protocol: 'tcp' | 'udp', host: string) => ({
@@ -60,7 +79,7 @@ function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
   return { cmd: process.execPath, args: [path.join(dist, 'bench', 'chat-cluster.js'), host] };
 }
 
-const hasRedis = (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(path.join(dir, 'redis-server')));
+const hasRedis = onPath('redis-server');
 
 /** `copy`: the muxnet proxy with splice(2) off (MUXNET_SPLICE=0), to measure one against the other. */
 function proxyServer(impl: 'muxnet' | 'node:net', copy = false) {
@@ -131,6 +150,16 @@ export function servers(): ServerSpec[] {
       udp: true,
       unavailable: existsSync(referenceBinary) ? undefined : 'build it: cargo build --release --example echo-reference',
       command: (protocol, host) => ({ cmd: referenceBinary, args: ['--port', '0', '--host', host, ...(protocol === 'udp' ? ['--udp'] : [])] }),
+    },
+    {
+      kind: 'echo',
+      id: 'c-plain',
+      label: 'plain C (epoll, recvfrom/sendto)',
+      wake: '-',
+      udp: true,
+      udpOnly: true,
+      unavailable: cReferenceUnavailable(),
+      command: (_protocol, host) => ({ cmd: cReferenceBinary, args: ['--port', '0', '--host', host] }),
     },
     { kind: 'chat', id: 'chat-node', label: 'chat server on node:net', wake: 'libuv', udp: false, command: chatServer('node') },
     { kind: 'chat', id: 'chat-node-corked', label: 'chat server on node:net, corked', wake: 'libuv', udp: false, command: chatServer('node-corked') },

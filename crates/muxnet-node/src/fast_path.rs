@@ -90,27 +90,55 @@ unsafe fn write_unguarded(env: sys::napi_env, info: sys::napi_callback_info) -> 
     unsafe { run(env, bound, |r| r.write(token, bytes)) }
 }
 
+/// `sendLater(token, data[, host, port])`: see `Reactor::queuer`.
+pub unsafe extern "C" fn send_later(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: forwarded from Node-API's call.
+    guarded(env, || unsafe { datagram_unguarded(env, info, Datagram::Later) })
+}
+
 unsafe fn send_unguarded(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: forwarded from Node-API's call.
+    unsafe { datagram_unguarded(env, info, Datagram::Now) }
+}
+
+/// Whether a datagram leaves now or at the next `flushSends`.
+#[derive(Clone, Copy)]
+enum Datagram {
+    Now,
+    Later,
+}
+
+const SEND_SIGNATURE: &str = "send(token: number, data: Uint8Array, host?: string, port?: number)";
+
+unsafe fn datagram_unguarded(env: sys::napi_env, info: sys::napi_callback_info, when: Datagram) -> sys::napi_value {
     // SAFETY: called by Node-API with this call's env and info.
     let ([token, data, host, port], bound) = unsafe { js::call_args::<4>(env, info) };
     // SAFETY: no JavaScript runs while `bytes` lives (the reactor is plain Rust).
     let (Some(token), Some(bytes)) = (js::token_of(env, token), unsafe { js::bytes_of(env, data) }) else {
-        return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)");
+        return type_error(env, SEND_SIGNATURE);
     };
-    match js::type_of(env, host) {
-        sys::ValueType::napi_undefined => {
-            // SAFETY: `bound` is this function's data, from `bind`.
-            return unsafe { run(env, bound, |r| r.send(token, bytes)) };
+    let to = match js::type_of(env, host) {
+        sys::ValueType::napi_undefined => None,
+        sys::ValueType::napi_string => {
+            let Some(port) = js::u32_of(env, port) else {
+                return type_error(env, SEND_SIGNATURE);
+            };
+            // An IP address in text fits; a string that does not is no address (EINVAL, as any other).
+            let mut text = [0u8; 64];
+            let text = js::str_of(env, host, &mut text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"));
+            Some(text.and_then(|t| parse_addr(t, port)))
         }
-        sys::ValueType::napi_string => {}
-        _ => return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)"),
-    }
-    let Some(port) = js::u32_of(env, port) else {
-        return type_error(env, "send(token: number, data: Uint8Array, host?: string, port?: number)");
+        _ => return type_error(env, SEND_SIGNATURE),
     };
-    // An IP address in text fits; a string that does not is no address (EINVAL, as any other).
-    let mut text = [0u8; 64];
-    let to = js::str_of(env, host, &mut text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"));
     // SAFETY: `bound` is this function's data, from `bind`.
-    unsafe { run(env, bound, |r| r.send_to(token, bytes, parse_addr(to?, port)?)) }
+    unsafe {
+        run(env, bound, |r| {
+            let to = to.transpose()?;
+            match (when, to) {
+                (Datagram::Now, Some(to)) => r.send_to(token, bytes, to),
+                (Datagram::Now, None) => r.send(token, bytes),
+                (Datagram::Later, to) => r.send_later(token, bytes, to),
+            }
+        })
+    }
 }

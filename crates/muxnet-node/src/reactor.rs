@@ -258,6 +258,41 @@ impl Reactor {
         fast_path::bind(env, &self.state, "send", fast_path::send)
     }
 
+    /// `sendLater(token, data[, host, port])`: queues one datagram (as
+    /// `send` takes it) to leave at the next `flushSends` with the others
+    /// queued on its socket, in one `sendmmsg` on Linux; returns its place
+    /// in the queue, or a negative errno (a token that names no UDP
+    /// socket, an address that is none).
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number", catch_unwind)]
+    pub fn queuer(&self, env: Env) -> Result<Unknown<'_>> {
+        fast_path::bind(env, &self.state, "sendLater", fast_path::send_later)
+    }
+
+    /// Sends every datagram queued by `sendLater`, each socket's in order;
+    /// `results[i]` becomes the outcome of the `i`-th: the bytes sent or a
+    /// negative errno (`EAGAIN`: the send buffer was full, and so are the
+    /// socket's datagrams after it, unsent). Returns how many there were;
+    /// if `results` has no room for them all, sends nothing and returns
+    /// `-EINVAL`.
+    #[napi(catch_unwind)]
+    pub fn flush_sends(&self, mut results: Int32ArraySlice<'_>) -> i64 {
+        // SAFETY: no JavaScript runs during this call, so nothing else
+        // reads or writes the array's memory while the slice lives.
+        let results = unsafe { results.as_mut() };
+        code(self.with(|r| {
+            if r.queued_sends() > results.len() {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            let mut outcomes = Vec::with_capacity(r.queued_sends());
+            r.flush_sends(&mut outcomes);
+            let count = outcomes.len();
+            for (slot, outcome) in results.iter_mut().zip(outcomes) {
+                *slot = code(outcome) as i32;
+            }
+            Ok(count)
+        }))
+    }
+
     /// Writes one buffer to many connections in one call (room fan-out).
     /// The writes are corked: each connection gets one send for all that
     /// was broadcast to it in this batch of events (or, outside one, by
