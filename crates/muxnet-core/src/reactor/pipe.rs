@@ -3,7 +3,9 @@
 //! the owner per chunk. Backpressure holds a side's reading while its
 //! partner's queue is over [`Config::pipe_high_water`](super::Config); a FIN
 //! is passed on as a FIN (after the queued bytes), a broken side resets the
-//! other.
+//! other. On Linux, bulk input moves with `splice(2)` through a kernel pipe
+//! per direction ([`Config::splice`](super::Config)), no copy through user
+//! space.
 
 use std::io::{self, Read};
 
@@ -48,8 +50,10 @@ impl Reactor {
     }
 
     /// Reads from `from` and writes to its partner `to`, within the read
-    /// budget; holds `from` once `to`'s queue passes the high-water mark.
-    /// `hup`: a FIN or error is known to wait behind the input.
+    /// budget; holds `from` once `to`'s queue passes the high-water mark
+    /// (or, spliced, while `to` has not taken the pipe's bytes). Bulk input
+    /// is spliced on Linux (see `splices`), the rest copied through
+    /// `relay_buf`. `hup`: a FIN or error is known to wait behind the input.
     pub(super) fn relay(&mut self, from: Token, to: Token, hup: bool, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
         let mut buf = std::mem::take(&mut self.relay_buf);
         buf.resize(RELAY_CHUNK, 0);
