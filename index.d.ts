@@ -260,6 +260,11 @@ export interface ReactorOptions {
   writeQueueCap?: number
   /** Bytes read from one connection per turn (default 64 KiB). */
   readBudget?: number
+  /**
+   * Linux: relay bulk input between piped connections with `splice(2)`
+   * (default true); false copies it through user space.
+   */
+  splice?: boolean
 }
 
 /**
@@ -289,6 +294,8 @@ export interface ReactorStats {
   datagramsReceived: number
   datagramsSent: number
   relayed: number
+  /** Of `relayed`, the bytes moved with `splice(2)` (Linux). */
+  spliced: number
   listeners: number
   connections: number
   connecting: number

@@ -101,9 +101,11 @@ export class Reactor {
   constructor(backend: BackendName) {
     this.backend = backend;
     // MUXNET_WAKE=thread forces the waiter thread where libuv could watch
-    // the poller's fd (to measure one against the other).
+    // the poller's fd, MUXNET_SPLICE=0 copies what pipe() relays instead of
+    // splicing it (to measure one against the other).
     const wake = process.env.MUXNET_WAKE;
-    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), wake ? { wake } : undefined);
+    const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '0' ? { splice: false } : {}) };
+    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), options);
     this.write = this.native.writer();
     this.send = this.native.sender();
     this.sendLater = this.native.queuer();

@@ -95,6 +95,7 @@ const METRICS: Metric[] = [
   ['muxnet_send_bytes_total', 'counter', 'Bytes of datagrams sent.', (s) => s.sends.bytes],
   ['muxnet_datagrams_sent_total', 'counter', 'Datagrams sent.', (s) => s.datagramsSent],
   ['muxnet_relayed_bytes_total', 'counter', 'Bytes relayed between piped connections.', (s) => s.relayed],
+  ['muxnet_spliced_bytes_total', 'counter', 'Bytes of those relayed moved with splice(2), not copied (Linux).', (s) => s.spliced],
   ['muxnet_listeners', 'gauge', 'Listening sockets.', (s) => s.listeners],
   ['muxnet_paused_listeners', 'gauge', 'Listeners paused because fds ran out.', (s) => s.pausedListeners],
   ['muxnet_connections', 'gauge', 'Open connections.', (s) => s.connections],

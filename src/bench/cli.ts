@@ -20,7 +20,8 @@ const USAGE = `usage: npm run bench [-- options]
   --quick               a small matrix, short cells (under a minute)
   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust,
                         c-plain (UDP: plain C recvfrom/sendto, built with cc -O2),
-                        proxy-node, proxy-muxnet, proxy-direct (the proxy cells),
+                        proxy-node, proxy-muxnet, proxy-muxnet-copy (splice off),
+                        proxy-direct (the proxy cells),
                         file-node, file-muxnet (the file cell; see --list)
   --cells a,b           cell ids (default: the matrix); see bench/README or --list
   --duration S          measured seconds per cell and round (default 1.5; quick 1)

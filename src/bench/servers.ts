@@ -81,8 +81,13 @@ function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
 
 const hasRedis = onPath('redis-server');
 
-function proxyServer(impl: 'muxnet' | 'node:net') {
-  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
+/** `copy`: the muxnet proxy with splice(2) off (MUXNET_SPLICE=0), to measure one against the other. */
+function proxyServer(impl: 'muxnet' | 'node:net', copy = false) {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({
+    cmd: process.execPath,
+    args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host],
+    env: copy ? { MUXNET_SPLICE: '0' } : undefined,
+  });
 }
 
 function fileServer(impl: 'muxnet' | 'node:net') {
@@ -170,6 +175,14 @@ export function servers(): ServerSpec[] {
     },
     { kind: 'proxy', id: 'proxy-node', label: 'node:net proxy (pipe both ways)', wake: 'libuv', udp: false, command: proxyServer('node:net') },
     { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
+    {
+      kind: 'proxy',
+      id: 'proxy-muxnet-copy',
+      label: 'muxnet/proxy, relayed chunks copied (no splice)',
+      wake: 'fd',
+      udp: false,
+      command: proxyServer('muxnet', true),
+    },
     { kind: 'file', id: 'file-node', label: 'node:net createReadStream().pipe()', wake: 'libuv', udp: false, command: fileServer('node:net') },
     { kind: 'file', id: 'file-muxnet', label: 'muxnet sendFile (sendfile(2))', wake: 'fd', udp: false, command: fileServer('muxnet') },
     { kind: 'proxy', id: 'proxy-direct', label: 'no proxy (the echo server direct)', wake: 'fd', udp: false, command: fastEcho('mio') },

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
 import { createProxy, type ProxyServer, type ProxyOptions, type Upstream } from '../../src/proxy';
+import { stats as reactorStats } from '../../src/stats';
 import { BACKENDS, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
 import { blackhole, downPort, exchange, halfCloseServer, neverReads, nodeEcho, nodeServer, randomBytes, resetter, sha, type TestUpstream } from './upstreams';
 
@@ -35,6 +36,7 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
   it('relays 2 MiB each way to a muxnet echo and to a node:net echo, hashes equal', async () => {
     const ups = [muxnetEcho(backend), await upstream(nodeEcho())];
     const proxy = proxyFor({ backend, upstreams: ups.map((u) => ({ port: u.port })) });
+    const splicedBefore = reactorStats(backend).spliced;
     for (let i = 0; i < 2; i++) {
       const payload = randomBytes(2 << 20);
       const { data, error } = await exchange(proxy.port, payload);
@@ -46,6 +48,10 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
     const stats = proxy.stats();
     expect([stats.bytesUp, stats.bytesDown]).toEqual([4 << 20, 4 << 20]);
     expect(stats.upstreams.map((u) => u.pairs)).toEqual([1, 1]);
+    // On Linux the bulk went through splice(2), unless MUXNET_SPLICE=0 (this file's tests pass both ways).
+    const spliced = reactorStats(backend).spliced - splicedBefore;
+    if (process.platform === 'linux' && process.env.MUXNET_SPLICE !== '0') expect(spliced).toBeGreaterThan(0);
+    else expect(spliced).toBe(0);
   });
 
   it('passes a half-close through: the upstream answers after the client’s FIN, different bytes each way', async () => {

@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use crate::backend::Token;
 use crate::file::{self, Source};
 use crate::socket::Stream;
+#[cfg(target_os = "linux")]
+use crate::splice::KernelPipe;
 use crate::stats::IoCount;
 
 /// The tail of writes that the kernel refused, in order. Bytes are copied
@@ -284,6 +286,14 @@ struct Extra {
     files: VecDeque<FileSend>,
     /// The front file's fd is watched by the backend (it was an empty pipe).
     watching: bool,
+    /// Bytes spliced from the pipe partner, sent before `queue` (see
+    /// `Config::splice`): made on the first splice, closed with the socket.
+    #[cfg(target_os = "linux")]
+    spliced: Option<KernelPipe>,
+    /// The last relayed read from this connection filled what it asked
+    /// for: more is likely waiting, so the next one splices.
+    #[cfg(target_os = "linux")]
+    bulk: bool,
 }
 
 impl Connection {
@@ -317,6 +327,55 @@ impl Connection {
 
     pub fn add_relayed(&mut self, n: usize) {
         self.extra().relayed += n as u64;
+    }
+
+    /// Bytes waiting in the kernel pipe toward this socket.
+    fn spliced_len(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        return self.extra.as_ref().and_then(|e| e.spliced.as_ref()).map_or(0, KernelPipe::len);
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    /// The kernel pipe toward this socket, made now if there is none yet.
+    #[cfg(target_os = "linux")]
+    pub fn kernel_pipe(&mut self) -> io::Result<&mut KernelPipe> {
+        let extra = self.extra();
+        if extra.spliced.is_none() {
+            extra.spliced = Some(KernelPipe::new()?);
+        }
+        Ok(extra.spliced.as_mut().expect("the pipe was just made"))
+    }
+
+    /// Closes the kernel pipe toward this socket if it holds nothing.
+    #[cfg(target_os = "linux")]
+    pub fn drop_empty_pipe(&mut self) {
+        if let Some(extra) = self.extra.as_mut() {
+            if extra.spliced.as_ref().is_some_and(|p| p.len() == 0) {
+                extra.spliced = None;
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn bulk(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.bulk)
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn set_bulk(&mut self, bulk: bool) {
+        self.extra().bulk = bulk;
+    }
+
+    /// Sends the spliced bytes until none are left or the kernel refuses.
+    pub fn flush_spliced(&mut self, stream: &Stream, count: &mut IoCount) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(pipe) = self.extra.as_mut().and_then(|e| e.spliced.as_mut()) {
+            pipe.drain(stream.raw_fd(), count)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (stream, count);
+        Ok(())
     }
 
     /// Keeps a corked flush's failure for the next turn to report.
@@ -378,18 +437,18 @@ impl Connection {
     /// that is an empty pipe waits for the pipe, not the socket (which a
     /// level-triggered backend would report writable on every wait).
     pub fn wants_write(&self) -> bool {
-        self.connecting || (!self.queue.is_empty() && !self.corked) || (self.has_files() && !self.watching())
+        self.connecting || (!self.queue.is_empty() && !self.corked) || (self.has_files() && !self.watching()) || self.spliced_len() > 0
     }
 
-    /// Nothing waits to be sent: no queued byte, no file.
+    /// Nothing waits to be sent: no queued byte, no file, no spliced byte.
     pub fn output_idle(&self) -> bool {
-        self.queue.is_empty() && !self.has_files()
+        self.queue.is_empty() && !self.has_files() && self.spliced_len() == 0
     }
 
-    /// Bytes held in memory for the kernel (the queue and what waits behind
-    /// files): what the write-queue cap limits.
+    /// Bytes held for the kernel (the spliced bytes, the queue and what
+    /// waits behind files): what the write-queue cap limits.
     pub fn buffered(&self) -> usize {
-        self.queue.len() + self.files().map(|f| f.after.len()).sum::<usize>()
+        self.spliced_len() + self.queue.len() + self.files().map(|f| f.after.len()).sum::<usize>()
     }
 
     /// Everything not yet sent, files included (saturating where a file
@@ -412,13 +471,17 @@ impl Connection {
         self.read_closed && self.write_closed
     }
 
-    /// Sends queued bytes, then each file and the bytes written after it
+    /// Sends the spliced bytes, then queued bytes, then each file and the bytes written after it
     /// (at most `budget` file bytes: see `Config::send_file_budget`); once
     /// none are left, the FIN `end()` asked for. Each file sent whole is
     /// reported to `done` with its byte count (fewer than asked if the file
     /// was shorter), in order.
     pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount, budget: u64, mut done: impl FnMut(u64)) -> io::Result<Flushed> {
         let mut budget = budget;
+        self.flush_spliced(stream, count)?;
+        if self.spliced_len() > 0 {
+            return Ok(Flushed::Done);
+        }
         loop {
             self.queue.flush(stream, count)?;
             if !self.queue.is_empty() {

@@ -16,6 +16,8 @@ mod connection;
 mod file;
 mod reactor;
 mod socket;
+#[cfg(target_os = "linux")]
+mod splice;
 pub mod stats;
 mod token;
 mod udp_batch;

@@ -81,8 +81,7 @@ impl Socket {
         match self {
             Socket::Listener(Listener::Tcp(s)) => s.as_raw_fd(),
             Socket::Listener(Listener::Unix { listener, .. }) => listener.as_raw_fd(),
-            Socket::Stream(Stream::Tcp(s)) => s.as_raw_fd(),
-            Socket::Stream(Stream::Unix(s)) => s.as_raw_fd(),
+            Socket::Stream(s) => s.raw_fd(),
             Socket::Datagram(s) => s.as_raw_fd(),
         }
     }
@@ -182,13 +181,7 @@ impl Stream {
     /// `file::kernel_cannot` knows when this OS or file has no such copy.
     pub(crate) fn send_file(&self, file: &std::fs::File, source: crate::file::Source, len: usize) -> io::Result<usize> {
         #[cfg(unix)]
-        let out = {
-            use std::os::fd::AsRawFd;
-            match self {
-                Stream::Tcp(s) => s.as_raw_fd(),
-                Stream::Unix(s) => s.as_raw_fd(),
-            }
-        };
+        let out = self.raw_fd();
         #[cfg(not(unix))]
         let out = ();
         crate::file::send_file(out, file, source, len)
@@ -223,6 +216,17 @@ impl Stream {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl Stream {
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
     }
 }
 

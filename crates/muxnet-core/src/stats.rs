@@ -59,6 +59,9 @@ pub struct Stats {
     pub datagrams_sent: u64,
     /// Bytes read from one side of a pipe and written to the other.
     pub relayed: u64,
+    /// Of `relayed`, the bytes moved with `splice(2)` (Linux; see
+    /// `Config::splice`), not copied through user space.
+    pub spliced: u64,
     /// Sockets open now, by kind and state.
     pub listeners: u64,
     pub connections: u64,

@@ -1,6 +1,7 @@
 //! Connections joined in the reactor: bytes relayed both ways with no
 //! `Data` for the owner, backpressure that bounds the queue, half-close
-//! passed through as a FIN, a reset passed through as a reset.
+//! passed through as a FIN, a reset passed through as a reset — each
+//! with bulk input spliced (Linux) and copied.
 
 mod common;
 
@@ -17,8 +18,22 @@ backend_tests!(
     pipe_relays_a_short_read_without_a_wasted_read,
     pipe_backpressure_bounds_the_queue,
     pipe_passes_half_close_and_reset,
+    pipe_splices_past_a_short_splice,
     pipe_refuses_bad_pairs
 );
+
+/// Each relay test runs with splicing on (the default) and off.
+const SPLICE: [bool; 2] = [true, false];
+
+/// What `config.splice` should have spliced of `relayed` bytes: all bulk
+/// input on Linux (at least `bulk` bytes), nothing elsewhere or when off.
+fn assert_spliced(h: &Harness, splice: bool, spliced: u64, bulk: u64) {
+    if splice && cfg!(target_os = "linux") {
+        assert!(spliced >= bulk, "[{}] only {spliced} bytes spliced, of at least {bulk} in bulk", h.name());
+    } else {
+        assert_eq!(spliced, 0, "[{}] spliced with splice off (or off Linux)", h.name());
+    }
+}
 
 /// A std client `a_peer` connected to the reactor (`a`), and the reactor
 /// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
@@ -46,7 +61,13 @@ fn turn_without_data(h: &mut Harness, what: &str, mut until: impl FnMut() -> boo
 }
 
 fn pipe_relays_both_ways(kind: BackendKind) {
-    let mut h = Harness::new(kind);
+    for splice in SPLICE {
+        relay_both_ways(kind, splice);
+    }
+}
+
+fn relay_both_ways(kind: BackendKind, splice: bool) {
+    let mut h = Harness::with_config(kind, Config { splice, ..Config::default() });
     let (a_peer, a, b_peer, b) = piped_pair(&mut h);
     let (up, down) = (pattern(1, 3 << 20), pattern(2, 2 << 20));
     // Each peer writes and reads on its own thread; the reactor relays. The
@@ -69,6 +90,8 @@ fn pipe_relays_both_ways(kind: BackendKind) {
     assert!(got_a == down, "[{}] bytes toward a differ", h.name());
     assert_eq!(h.r.relayed(a).unwrap(), up.len() as u64, "bytes relayed from a");
     assert_eq!(h.r.relayed(b).unwrap(), down.len() as u64, "bytes relayed from b");
+    // The first read of each side is copied; what follows in bulk is spliced.
+    assert_spliced(&h, splice, h.r.stats().spliced, ((up.len() + down.len()) / 2) as u64);
 }
 
 /// Request/response traffic, one 64-byte message at a time: each relay is
@@ -106,7 +129,13 @@ fn pipe_relays_a_short_read_without_a_wasted_read(kind: BackendKind) {
 }
 
 fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {
-    let config = Config { pipe_high_water: 64 << 10, ..Config::default() };
+    for splice in SPLICE {
+        backpressure_bounds_the_queue(kind, splice);
+    }
+}
+
+fn backpressure_bounds_the_queue(kind: BackendKind, splice: bool) {
+    let config = Config { pipe_high_water: 64 << 10, splice, ..Config::default() };
     let mut h = Harness::with_config(kind, config);
     let (a_peer, _, b_peer, b) = piped_pair(&mut h);
     let data = pattern(3, 16 << 20);
@@ -126,23 +155,45 @@ fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {
     turn_without_data(&mut h, "16 MiB relayed once b reads", || receiving.done());
     sending.join();
     assert!(receiving.join() == data, "[{}] bytes differ", h.name());
+    assert_spliced(&h, splice, h.r.stats().spliced, (data.len() / 2) as u64);
     drop(a_peer);
 }
 
 fn pipe_passes_half_close_and_reset(kind: BackendKind) {
-    let mut h = Harness::new(kind);
+    for splice in SPLICE {
+        half_close_and_reset(kind, splice);
+    }
+}
+
+fn half_close_and_reset(kind: BackendKind, splice: bool) {
+    let mut h = Harness::with_config(kind, Config { splice, ..Config::default() });
     let (mut a_peer, a, mut b_peer, b) = piped_pair(&mut h);
-    // a's peer half-closes: b's peer sees the bytes, then EOF; it can still answer.
-    send(&mut a_peer, b"last words");
-    a_peer.shutdown(Shutdown::Write).unwrap();
+    // a's peer half-closes: b's peer sees the bytes (bulk, then a tail),
+    // then EOF; it can still answer.
+    let words = [pattern(4, 1 << 20), b"last words".to_vec()].concat();
+    let mut writer = Peer::spawn({
+        let (mut s, words) = (a_peer.try_clone().unwrap(), words.clone());
+        move || {
+            s.write_all(&words).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+        }
+    });
+    let mut reading = Peer::spawn({
+        let mut s = b_peer.try_clone().unwrap();
+        move || {
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        }
+    });
     let mut ended = false;
     h.until("a's end", |_, events| {
         ended |= events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a));
-        ended
+        ended && writer.done() && reading.done()
     });
-    let mut got = Vec::new();
-    b_peer.read_to_end(&mut got).unwrap();
-    assert_eq!(got, b"last words");
+    writer.join();
+    assert!(reading.join() == words, "[{}] bytes before the FIN differ", h.name());
+    assert_spliced(&h, splice, h.r.stats().spliced, 1);
     send(&mut b_peer, b"reply");
     let mut reply = [0u8; 5];
     let mut reader = Peer::spawn(move || {
@@ -185,6 +236,43 @@ fn pipe_passes_half_close_and_reset(kind: BackendKind) {
         Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "[{}] {e}", h.name()),
         Ok(n) => panic!("[{}] b's peer read {n} bytes instead of a reset", h.name()),
     }
+}
+
+/// Bulk input (so the next read splices), then small segments that wait
+/// in the socket together: the splice takes one pipe slot per segment and
+/// stops short at the pipe's 16, which does not prove the socket drained
+/// (as a short read would); the rest is read and relayed all the same.
+fn pipe_splices_past_a_short_splice(kind: BackendKind) {
+    const SMALL: usize = 200;
+    let mut h = Harness::new(kind);
+    let (a_peer, a, b_peer, _) = piped_pair(&mut h);
+    a_peer.set_nodelay(true).unwrap();
+    let bulk = pattern(5, 256 << 10);
+    let small: Vec<Vec<u8>> = (0..SMALL).map(|i| pattern(i as u64, 16)).collect();
+    let want = [bulk.clone(), small.concat()].concat();
+    let mut reading = Peer::spawn({
+        let (mut s, n) = (b_peer, want.len());
+        move || (read_n(&mut s, n), s)
+    });
+    let mut s = a_peer.try_clone().unwrap();
+    s.write_all(&bulk).unwrap();
+    h.until("the bulk relayed", |r, _| r.relayed(a).unwrap() == bulk.len() as u64);
+    // The last bulk read was carried to a turn that finds nothing: no turn
+    // is owed to `a` once the segments come, only their edge.
+    for _ in 0..2 {
+        h.turn(Duration::from_millis(10));
+    }
+    // The reactor is not turning: the segments pile up in a's socket.
+    for piece in &small {
+        s.write_all(piece).unwrap();
+    }
+    let before = h.r.stats().spliced;
+    turn_without_data(&mut h, "the small segments relayed", || reading.done());
+    let (got, _b) = reading.join();
+    assert_same(&got, &want, "bytes relayed");
+    // Still in bulk mode: the first of the segments were spliced.
+    assert_spliced(&h, true, h.r.stats().spliced - before, 1);
+    drop(a_peer);
 }
 
 fn pipe_refuses_bad_pairs(kind: BackendKind) {

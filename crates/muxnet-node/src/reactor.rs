@@ -43,6 +43,9 @@ pub struct ReactorOptions {
     pub write_queue_cap: Option<u32>,
     /// Bytes read from one connection per turn (default 64 KiB).
     pub read_budget: Option<u32>,
+    /// Linux: relay bulk input between piped connections with `splice(2)`
+    /// (default true); false copies it through user space.
+    pub splice: Option<bool>,
 }
 
 /// Syscalls of one kind that did something, and the bytes they moved.
@@ -82,6 +85,8 @@ pub struct ReactorStats {
     pub datagrams_received: f64,
     pub datagrams_sent: f64,
     pub relayed: f64,
+    /// Of `relayed`, the bytes moved with `splice(2)` (Linux).
+    pub spliced: f64,
     pub listeners: f64,
     pub connections: f64,
     pub connecting: f64,
@@ -127,13 +132,17 @@ impl Reactor {
         if on_events.get_type()? != ValueType::Function {
             return Err(Error::new(Status::InvalidArg, "onEvents must be a function"));
         }
-        let options = options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None });
+        let options =
+            options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None, splice: None });
         let mut config = Config::default();
         if let Some(cap) = options.write_queue_cap {
             config.write_queue_cap = cap as usize;
         }
         if let Some(budget) = options.read_budget {
             config.read_budget = budget.max(1) as usize;
+        }
+        if let Some(splice) = options.splice {
+            config.splice = splice;
         }
         let reactor =
             muxnet_core::Reactor::new(kind, config).map_err(|e| Error::from_reason(format!("cannot create {backend} reactor: {e}")))?;
@@ -530,6 +539,7 @@ impl Reactor {
             datagrams_received: s.datagrams_received as f64,
             datagrams_sent: s.datagrams_sent as f64,
             relayed: s.relayed as f64,
+            spliced: s.spliced as f64,
             listeners: s.listeners as f64,
             connections: s.connections as f64,
             connecting: s.connecting as f64,

@@ -46,6 +46,10 @@ pub struct Config {
     /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
     /// peer would otherwise hold the reactor for the whole file.
     pub send_file_budget: usize,
+    /// Linux: relay bulk input between piped connections with `splice(2)`
+    /// through a kernel pipe per direction (no copy through user space);
+    /// small chunks are still copied. Ignored elsewhere.
+    pub splice: bool,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             write_queue_cap: 16 * 1024 * 1024,
             pipe_high_water: 256 * 1024,
             send_file_budget: 4 << 20,
+            splice: true,
         }
     }
 }

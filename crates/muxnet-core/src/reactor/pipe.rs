@@ -3,13 +3,16 @@
 //! the owner per chunk. Backpressure holds a side's reading while its
 //! partner's queue is over [`Config::pipe_high_water`](super::Config); a FIN
 //! is passed on as a FIN (after the queued bytes), a broken side resets the
-//! other.
+//! other. On Linux, bulk input moves with `splice(2)` through a kernel pipe
+//! per direction ([`Config::splice`](super::Config)), no copy through user
+//! space.
 
 use std::io::{self, Read};
 
 use super::stream::{drained_by, ReadEnd};
 use super::{Event, Reactor};
 use crate::backend::Token;
+use crate::stats::IoCount;
 
 /// Bytes read from a piped connection at a time.
 const RELAY_CHUNK: usize = 64 * 1024;
@@ -47,8 +50,10 @@ impl Reactor {
     }
 
     /// Reads from `from` and writes to its partner `to`, within the read
-    /// budget; holds `from` once `to`'s queue passes the high-water mark.
-    /// `hup`: a FIN or error is known to wait behind the input.
+    /// budget; holds `from` once `to`'s queue passes the high-water mark
+    /// (or, spliced, while `to` has not taken the pipe's bytes). Bulk input
+    /// is spliced on Linux (see `splices`), the rest copied through
+    /// `relay_buf`. `hup`: a FIN or error is known to wait behind the input.
     pub(super) fn relay(&mut self, from: Token, to: Token, hup: bool, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
         let mut buf = std::mem::take(&mut self.relay_buf);
         buf.resize(RELAY_CHUNK, 0);
@@ -60,7 +65,7 @@ impl Reactor {
     fn relay_with(&mut self, from: Token, to: Token, hup: bool, buf: &mut [u8], events: &mut Vec<Event>) -> io::Result<ReadEnd> {
         let mut budget = self.config.read_budget;
         loop {
-            let (stream, conn) = self.stream(from)?;
+            let (_, conn) = self.stream(from)?;
             if !conn.wants_read() {
                 return Ok(ReadEnd::Drained);
             }
@@ -69,7 +74,8 @@ impl Reactor {
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(buf.len());
-            let read = stream.read(&mut buf[..want]);
+            let spliced = self.splices(from, to);
+            let read = if spliced { self.splice_in(from, to, want) } else { self.stream(from)?.0.read(&mut buf[..want]) };
             if let Ok(n) = read {
                 self.counters.reads.one(n);
             }
@@ -88,26 +94,91 @@ impl Reactor {
                     return Ok(ReadEnd::Drained);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if spliced && e.raw_os_error() == Some(libc::EINVAL) => {
+                    // This kernel cannot splice these sockets: copy from now on.
+                    self.config.splice = false;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             budget -= n;
             conn.add_relayed(n);
+            #[cfg(target_os = "linux")]
+            conn.set_bulk(n == want);
+            #[cfg(target_os = "linux")]
+            if !spliced && n < want {
+                // The bulk is over: an idle pair holds no pipe (two fds).
+                self.stream(to)?.1.drop_empty_pipe();
+            }
             self.counters.relayed += n as u64;
-            if let Err(error) = self.relay_write(to, &buf[..n]) {
+            if spliced {
+                self.counters.spliced += n as u64;
+            }
+            let sent = if spliced { self.splice_out(to) } else { self.relay_write(to, &buf[..n]).map(drop) };
+            if let Err(error) = sent {
                 // The partner broke: it is reported with its error, and
                 // this side is reset with it (see `close_reported`).
                 self.close_reported(to, Some(error), events);
                 return Ok(ReadEnd::Drained);
             }
-            if self.stream(to)?.1.buffered() > self.config.pipe_high_water {
+            // Spliced bytes the partner has not taken hold this side: the
+            // next splice must start from an empty pipe (see `splices`).
+            let high_water = self.config.pipe_high_water;
+            let (_, partner) = self.stream(to)?;
+            if partner.buffered() > high_water || (spliced && !partner.output_idle()) {
                 self.stream(from)?.1.held = true;
                 self.sync_interest(from)?;
                 return Ok(ReadEnd::Drained);
             }
-            if drained_by(n, want, hup) {
+            // A short splice may have met the pipe's slot limit, not the
+            // socket's end: the next pass (a copying read) finds out.
+            if !spliced && drained_by(n, want, hup) {
                 return Ok(ReadEnd::Drained);
             }
         }
+    }
+
+    /// Whether the next chunk from `from` is spliced: on Linux, when the
+    /// last one filled its read (bulk input: small chunks cost less copied
+    /// than through two more syscalls' worth of pipe), and `to` has nothing
+    /// else to send first, so its pipe is empty — a splice into a full
+    /// pipe would fail as if the socket were drained.
+    #[cfg(target_os = "linux")]
+    fn splices(&mut self, from: Token, to: Token) -> bool {
+        if !self.config.splice || !self.stream(from).is_ok_and(|(_, c)| c.bulk()) {
+            return false;
+        }
+        let Ok((_, conn)) = self.stream(to) else { return false };
+        // No pipe (out of fds): this chunk is copied.
+        !conn.connecting && !conn.corked && conn.output_idle() && conn.kernel_pipe().is_ok()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn splices(&mut self, _from: Token, _to: Token) -> bool {
+        false
+    }
+
+    /// Moves up to `want` bytes from `from` into `to`'s kernel pipe.
+    #[cfg(target_os = "linux")]
+    fn splice_in(&mut self, from: Token, to: Token, want: usize) -> io::Result<usize> {
+        let fd = self.stream(from)?.0.raw_fd();
+        self.stream(to)?.1.kernel_pipe()?.fill(fd, want)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn splice_in(&mut self, _from: Token, _to: Token, _want: usize) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sends what `to`'s pipe holds; what the kernel refuses waits for
+    /// writable, as a queue would.
+    fn splice_out(&mut self, to: Token) -> io::Result<()> {
+        let mut count = IoCount::default();
+        let (stream, conn) = self.stream(to)?;
+        let flushed = conn.flush_spliced(stream, &mut count);
+        self.counters.writes.add(count);
+        flushed?;
+        self.sync_interest(to)
     }
 
     /// A write on the owner's behalf that asks for no `Drain`: the pipe,

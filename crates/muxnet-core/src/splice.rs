@@ -1,0 +1,72 @@
+//! `splice(2)` for connections joined in the reactor (Linux): a relayed
+//! chunk moves from one socket into a kernel pipe and from there into the
+//! other socket as page references, never copied into user space and back.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::stats::IoCount;
+
+/// A kernel pipe holding bytes on their way to one socket (both ends
+/// non-blocking, closed when dropped).
+#[derive(Debug)]
+pub(crate) struct KernelPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Bytes in the pipe, not yet taken by the socket.
+    len: usize,
+}
+
+impl KernelPipe {
+    pub fn new() -> io::Result<KernelPipe> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a live array of two ints, which the kernel fills.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both fds are open and owned by no one else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(KernelPipe { read, write, len: 0 })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Moves up to `want` bytes from the socket `from` into the pipe;
+    /// 0: the peer's FIN. Fewer than `want` does not prove the socket
+    /// drained: the pipe's slots (one per page piece) may have run out.
+    pub fn fill(&mut self, from: RawFd, want: usize) -> io::Result<usize> {
+        let n = splice(from, self.write.as_raw_fd(), want)?;
+        self.len += n;
+        Ok(n)
+    }
+
+    /// Sends what the pipe holds to the socket `to`, until it is empty or
+    /// the socket's buffer is full.
+    pub fn drain(&mut self, to: RawFd, count: &mut IoCount) -> io::Result<()> {
+        while self.len > 0 {
+            match splice(self.read.as_raw_fd(), to, self.len) {
+                Ok(n) => {
+                    count.one(n);
+                    self.len -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: both fds are open for the call (borrowed from their owners);
+    // the offsets are null, as they must be for a pipe or a socket.
+    let n =
+        unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
