@@ -86,6 +86,8 @@ interface Outgoing {
   /** The destination as the caller gave it, for errors. */
   address: string | undefined;
   callback: SendCallback | undefined;
+  /** Which `send()` this was, counted from 0 (see `close`). */
+  seq: number;
 }
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
@@ -117,6 +119,14 @@ export class Socket extends EventEmitter implements Handle {
   private outbox: Outgoing[] = [];
   private outboxBytes = 0;
   private retry: NodeJS.Immediate | undefined;
+  /** `send()` calls so far, and how many came before the 'message' being emitted now. */
+  private sends = 0;
+  private sendsBeforeMessage = 0;
+  /** Sends whose destination is being resolved. */
+  private lookups = 0;
+  /** After a `close()` in a batch of messages: the socket, still open until the next tick, and the sends that may still use it (below `lateBelow`). */
+  private closingToken = -1;
+  private lateBelow = 0;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -358,9 +368,14 @@ export class Socket extends EventEmitter implements Handle {
     this.bindImplicitly();
     const data = list.length === 1 ? list[0] : Buffer.concat(list);
     const where = address as string | null | undefined;
+    const seq = this.sends++;
     const go = () => {
-      if (connected) this.transmit({ data, ip: undefined, port: undefined, address: undefined, callback: cb });
-      else this.resolve(where, (err, ip) => this.afterLookup(err, { data, ip, port: p, address: where ?? undefined, callback: cb }));
+      if (connected) return this.transmit({ data, ip: undefined, port: undefined, address: undefined, callback: cb, seq });
+      this.lookups++;
+      this.resolve(where, (err, ip) => {
+        this.lookups--;
+        this.afterLookup(err, { data, ip, port: p, address: where ?? undefined, callback: cb, seq });
+      });
     };
     if (this.bindState !== BindState.Bound) this.enqueue(go);
     else go();
@@ -374,11 +389,13 @@ export class Socket extends EventEmitter implements Handle {
 
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
   private transmit(out: Outgoing): void {
-    if (!this.running) return;
+    // Once closed, only a reply of the batch's earlier messages still goes (see `close`).
+    const token = this.running ? this.token : out.seq < this.lateBelow ? this.closingToken : -1;
+    if (token < 0) return;
     const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
     const settle = (sent: number) => this.afterQueue(out, sent);
-    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(this.token, out.data, out.ip, out.port, settle);
+    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(token, out.data, out.ip, out.port, settle);
     if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
@@ -448,10 +465,21 @@ export class Socket extends EventEmitter implements Handle {
     this.healthCheck();
     this.running = false;
     this.receiving = false;
-    if (this.token >= 0) {
+    if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
+      // node:dgram emits each datagram's 'message' on its own, and ticks run
+      // between them: the replies to the batch's earlier messages, still
+      // being resolved, would have left before this close. They still go
+      // (those the current message's handler sent do not, as in node).
+      this.closingToken = this.token;
+      this.lateBelow = this.sendsBeforeMessage;
+      process.nextTick(() => {
+        this.reactor!.closeHandle(this.closingToken, this.keepAlive);
+        this.closingToken = -1;
+      });
+    } else if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
-      this.token = -1;
     }
+    this.token = -1;
     process.nextTick(() => this.emit('close'));
     this.cancelOutbox();
     return this;
@@ -626,6 +654,7 @@ export class Socket extends EventEmitter implements Handle {
 
   /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
+    this.sendsBeforeMessage = this.sends;
     if (this.receiving) this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 

@@ -187,6 +187,11 @@ export class Reactor {
     }
   }
 
+  /** Inside a batch of events, or a tick it queued: datagrams sent now are queued (see `sendDatagram`). */
+  get inBatch(): boolean {
+    return this.dispatching;
+  }
+
   /** `'fd'` (libuv watches the poller) or `'thread'` (a waiter thread). */
   get wakeMode(): string {
     return this.native.wakeMode;

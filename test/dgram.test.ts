@@ -60,6 +60,30 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     server.close();
   });
 
+  it('a handler that closes the socket: the replies to earlier messages still go, its own reply does not', async () => {
+    const server = create('udp4');
+    const port = await bound(server, '127.0.0.1');
+    const callbacks: string[] = [];
+    let seen = 0;
+    server.on('message', (msg) => {
+      server.send(`re:${msg}`, client.address().port, '127.0.0.1', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok'));
+      if (++seen === 2) server.close();
+    });
+    const client = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const got: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    // Both arrive before the server's next turn: one batch of events for muxnet.
+    client.send('a', port, '127.0.0.1');
+    client.send('b', port, '127.0.0.1');
+    await once(server, 'close');
+    await waitFor(() => got.length === 1, 'the first reply');
+    await sleep(50);
+    expect(got).toEqual(['re:a']);
+    expect(callbacks).toEqual(['ok']);
+    client.close();
+  });
+
   it('connect() fixes the peer, disconnect() frees it', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');
