@@ -79,6 +79,16 @@ impl Reactor {
             if let Ok(n) = read {
                 self.counters.reads.one(n);
             }
+            #[cfg(target_os = "linux")]
+            if spliced && matches!(&read, Ok(0)) | matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                // A splice stops at TCP urgent data as at the end of the
+                // input (0 or EAGAIN): the bulk is over, its pipe goes, and a
+                // copying read tells a drained socket or a FIN from such a
+                // stop, and steps over the mark.
+                self.stream(from)?.1.set_bulk(false);
+                self.stream(to)?.1.drop_empty_pipe();
+                continue;
+            }
             let (_, conn) = self.stream(from)?;
             let n = match read {
                 Ok(0) => {
@@ -149,8 +159,10 @@ impl Reactor {
             return false;
         }
         let Ok((_, conn)) = self.stream(to) else { return false };
+        // Not to a side that is ending: the copy path refuses that without a
+        // syscall, where a splice into a closed socket would raise SIGPIPE.
         // No pipe (out of fds): this chunk is copied.
-        !conn.connecting && !conn.corked && conn.output_idle() && conn.kernel_pipe().is_ok()
+        !conn.connecting && !conn.corked && !conn.ending && !conn.write_closed && conn.output_idle() && conn.kernel_pipe().is_ok()
     }
 
     #[cfg(not(target_os = "linux"))]
