@@ -74,20 +74,21 @@ impl Reactor {
                 return Ok(ReadEnd::Carried);
             }
             let want = budget.min(buf.len());
-            let spliced = self.splices(from, to);
-            let read = if spliced { self.splice_in(from, to, want) } else { self.stream(from)?.0.read(&mut buf[..want]) };
-            if let Ok(n) = read {
-                self.counters.reads.one(n);
-            }
-            #[cfg(target_os = "linux")]
+            let mut spliced = self.splices(from, to);
+            let mut read = if spliced { self.splice_in(from, to, want) } else { self.stream(from)?.0.read(&mut buf[..want]) };
             if spliced && matches!(&read, Ok(0)) | matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                 // A splice stops at TCP urgent data as at the end of the
-                // input (0 or EAGAIN): the bulk is over, its pipe goes, and a
-                // copying read tells a drained socket or a FIN from such a
-                // stop, and steps over the mark.
-                self.stream(from)?.1.set_bulk(false);
+                // input (0 or EAGAIN): a copying read tells a drained socket
+                // or a FIN from such a stop, and steps over the mark. The
+                // pipe goes (an idle pair holds none); the bulk goes on, so
+                // the next input is spliced at once.
+                #[cfg(target_os = "linux")]
                 self.stream(to)?.1.drop_empty_pipe();
-                continue;
+                spliced = false;
+                read = self.stream(from)?.0.read(&mut buf[..want]);
+            }
+            if let Ok(n) = read {
+                self.counters.reads.one(n);
             }
             let (_, conn) = self.stream(from)?;
             let n = match read {
