@@ -527,8 +527,12 @@ export class Socket extends EventEmitter implements Handle {
     return this;
   }
 
-  /** The reactor for the socket's calls: its own once it has a socket; before, its backend's, where token -1 names none (`EBADF`, as node:dgram says). */
-  /** The native reactor, for a socket option: datagrams queued in this batch leave first, under the old one. */
+  /**
+   * The native reactor for a socket option: the socket's own once it has a
+   * socket; before, its backend's, where token -1 names none (`EBADF`, as
+   * node:dgram says). Datagrams queued in this batch leave first, under the
+   * old option.
+   */
   private get native(): NativeReactor {
     const reactor = this.reactor ?? getReactor(this.backend);
     reactor.flushSends();
