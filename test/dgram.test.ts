@@ -333,6 +333,35 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     socket.close();
   });
 
+  it('asks a dns.lookup patched in before createSocket for every destination, addresses too', async () => {
+    const { socket, port, got } = await receiver();
+    const original = dns.lookup;
+    const asked: string[] = [];
+    const patched = (host: string, family: number, cb: (e: Error | null, a: string, f: number) => void) => {
+      asked.push(host);
+      original(host, family, cb);
+    };
+    (dns as { lookup: unknown }).lookup = patched;
+    let client: nodeDgram.Socket;
+    try {
+      client = create('udp4');
+    } finally {
+      dns.lookup = original;
+    }
+    client.send('one', port, '127.0.0.1');
+    client.send('two', port, '127.0.0.1');
+    await waitFor(() => got.length === 2, 'both datagrams');
+    expect(asked).toEqual(['0.0.0.0', '127.0.0.1', '127.0.0.1']);
+    // One created after the patch was undone: the builtin answers, the same way.
+    const plain = create('udp4');
+    plain.send('three', port, '127.0.0.1');
+    await waitFor(() => got.length === 3, 'the third datagram');
+    expect(asked).toHaveLength(3);
+    client.close();
+    plain.close();
+    socket.close();
+  });
+
   it('a signal closes the socket, also when aborted already', async () => {
     const controller = new AbortController();
     const socket = create('udp4', { signal: controller.signal });
