@@ -48,7 +48,11 @@ pub struct Config {
     pub send_file_budget: usize,
     /// Linux: relay bulk input between piped connections with `splice(2)`
     /// through a kernel pipe per direction (no copy through user space);
-    /// small chunks are still copied. Ignored elsewhere.
+    /// small chunks are still copied. Ignored elsewhere. A splice has no
+    /// `MSG_NOSIGNAL`: one into a socket the peer reset in the meantime
+    /// raises `SIGPIPE`, which Node and Rust's own `main` ignore; a host
+    /// that keeps the default action (which ends the process) must ignore
+    /// it too, or turn this off.
     pub splice: bool,
 }
 
