@@ -26,7 +26,8 @@ const USAGE = `usage: npm run bench [-- options]
   --cells a,b           cell ids (default: the matrix); see bench/README or --list
   --duration S          measured seconds per cell and round (default 1.5; quick 1)
   --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
-  --rounds N            run the matrix N times, report each cell's median (default 3; quick 1)
+  --rounds N            run the matrix N times, report each cell's median round, with latency
+                        and CPU cost the medians of the rounds' own (default 3; quick 1)
   --list                print servers and cells, run nothing`;
 
 /** A command line that makes no sense: the message and the usage, exit 2. */

@@ -311,13 +311,29 @@ export async function runMatrix(specs: ServerSpec[], allCells: Cell[], opts: Run
   return rounds[0].map((first, i) => median(rounds.map((results) => results[i]), first));
 }
 
-/** The median of a cell's ok rounds (by msgs/s, or bytes per idle connection). */
+/**
+ * The median of a cell's ok rounds (by msgs/s, or bytes per idle
+ * connection). Latency percentiles and CPU cost are each the median of
+ * the rounds' own: a slow spell of the VM that lands in one round's tail
+ * moves the figure no more than it moves msgs/s.
+ */
 function median(all: Result[], first: Result): Result {
   const key = (r: Result) => r.bytesPerIdle ?? r.load?.msgs_per_s ?? 0;
   const ok = all.filter((r) => r.status === 'ok').sort((a, b) => key(a) - key(b));
   if (ok.length === 0) return first;
   const mid = ok[(ok.length - 1) >> 1];
-  return { ...mid, rounds: { ok: ok.length, of: all.length, msgsPerS: ok.map((r) => r.load?.msgs_per_s ?? 0) } };
+  const rounds = { ok: ok.length, of: all.length, msgsPerS: ok.map((r) => r.load?.msgs_per_s ?? 0) };
+  if (mid.load === undefined) return { ...mid, rounds };
+  const loads = ok.map((r) => r.load!);
+  const load = { ...mid.load };
+  for (const field of ['p50_us', 'p99_us', 'p999_us', 'msgs_per_server_cpu_s'] as const) load[field] = middle(loads.map((l) => l[field]));
+  return { ...mid, load, rounds };
+}
+
+/** The middle of the known values (the lower of the two middles for an even count), or null. */
+function middle(values: (number | null)[]): number | null {
+  const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+  return known.length === 0 ? null : known[(known.length - 1) >> 1];
 }
 
 async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
