@@ -3,8 +3,8 @@
 //
 //   npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
-// Every test/parallel/test-net-*.js and test-dgram-*.js of the checkout runs
-// in its own `node`, with `net`/`dgram` redirected to dist/ (see
+// Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
+// test/sequential and test/pummel runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
 // conformance-hook.js; NODE_OPTIONS carries it into the test's own child
 // processes). `--reference` runs the same tests on Node's own modules, for
 // the figure to compare with. Tests muxnet cannot run by design are skipped
@@ -94,27 +94,38 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
+/** The checkout's net and dgram tests in test/<dir> (none if it has no such dir). */
+function testsIn(root, dir, filter) {
+  const at = path.join(root, 'test', dir);
+  if (!fs.existsSync(at)) return [];
+  return fs.readdirSync(at)
+    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) && (!filter || f.includes(filter)))
+    .sort();
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const root = nodeRoot(opts.dir);
   if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
-  const parallel = path.join(root, 'test', 'parallel');
-  const files = fs.readdirSync(parallel)
-    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) && (!opts.filter || f.includes(opts.filter)))
-    .sort();
   opts.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-conformance-'));
   const results = new Map();
-  let next = 0;
-  const worker = async (slot) => {
-    while (next < files.length) {
-      const name = files[next++];
-      const result = await runOne(root, path.join(parallel, name), opts, slot);
-      results.set(name, result);
-      if (result.status !== 'passed') console.log(`${result.status === 'failed' ? 'FAIL' : 'SKIP'} ${name}: ${result.reason}`);
-      if (result.status === 'failed' && process.env.CONFORMANCE_VERBOSE) console.log(result.output.replace(/^/gm, '    '));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, (_, i) => worker(i)));
+  // test/parallel side by side; sequential and pummel (heavier, or bound to
+  // fixed ports) one at a time, as Node's own runner does.
+  for (const [dir, jobs] of [['parallel', opts.jobs], ['sequential', 1], ['pummel', 1]]) {
+    const files = testsIn(root, dir, opts.filter);
+    let next = 0;
+    const worker = async (slot) => {
+      while (next < files.length) {
+        const name = files[next++];
+        const result = await runOne(root, path.join(root, 'test', dir, name), opts, slot);
+        const label = dir === 'parallel' ? name : `${dir}/${name}`;
+        results.set(label, result);
+        if (result.status !== 'passed') console.log(`${result.status === 'failed' ? 'FAIL' : 'SKIP'} ${label}: ${result.reason}`);
+        if (result.status === 'failed' && process.env.CONFORMANCE_VERBOSE) console.log(result.output.replace(/^/gm, '    '));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, jobs) }, (_, i) => worker(i)));
+  }
   fs.rmSync(opts.tmp, { recursive: true, force: true });
   const count = (s) => [...results.values()].filter((r) => r.status === s).length;
   const failed = count('failed');

@@ -10,15 +10,19 @@ export interface SystemError extends Error {
   syscall: string;
   address?: string;
   port?: number;
+  /** A connect from a bound local address and port names them (node:net's `localAddress`, `localPort`). */
+  localAddress?: string;
+  localPort?: number;
 }
 
 /**
  * Builds the error Node would throw for `syscall` failing with the positive
  * `errno` the binding reports: `connect ECONNREFUSED 127.0.0.1:7000`, or, as
  * Node words a failed listen, `listen EADDRINUSE: address already in use …`.
- * A port of 0 is left out of the message and of `.port`, as Node does.
+ * A port of 0 is left out of the message and of `.port`, as Node does;
+ * `local` (`address:port`) is added as node:net adds a connect's bound end.
  */
-export function systemError(errno: number, syscall: string, address?: string, port?: number): SystemError {
+export function systemError(errno: number, syscall: string, address?: string, port?: number, local?: string): SystemError {
   let code: string;
   let detail: string | undefined;
   if (errno === native.FD_LIMIT_ERRNO) {
@@ -31,7 +35,8 @@ export function systemError(errno: number, syscall: string, address?: string, po
     if (syscall === 'listen') detail = known?.[1];
   }
   if (!port) port = undefined;
-  const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
+  let where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
+  if (local !== undefined) where += ` - Local (${local})`;
   const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;
   err.code = code;

@@ -83,6 +83,22 @@ interface Attempts {
   timer?: NodeJS.Timeout;
 }
 
+/** The local address an attempt binds: a localPort alone binds the any-address of the destination's family. */
+function localAddressFor(attempts: Attempts, v6: boolean): string | undefined {
+  return attempts.localAddress ?? (attempts.localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
+}
+
+/**
+ * A failed attempt, as node:net words it: from a bound local address and
+ * port, the error names them too (`… - Local (address:port)`).
+ */
+function connectError(errno: number, attempts: Attempts, address: string, port: number): Error {
+  const localAddress = localAddressFor(attempts, isIP(address) === 6);
+  const { localPort } = attempts;
+  if (!localAddress || !localPort) return systemError(errno, 'connect', address, port);
+  return Object.assign(systemError(errno, 'connect', address, port, `${localAddress}:${localPort}`), { localAddress, localPort });
+}
+
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
@@ -408,20 +424,19 @@ export class Socket extends Duplex implements Handle {
       }
       this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
       const v6 = isIP(address) === 6;
-      // A localPort alone binds the any-address of the destination's family.
-      const localAddress = attempts.localAddress ?? (localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
+      const localAddress = localAddressFor(attempts, v6);
       const token = reactor.native.connect(address, port, localAddress, localPort);
       if (token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
         const bind = localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token);
-        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port));
+        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : connectError(-token, attempts, address, port));
         continue;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
       this.bind(reactor, token);
       if (addresses.length > 0) {
         attempts.timer = setTimeout(() => {
-          attempts.errors.push(systemError(uvErrno('ETIMEDOUT'), 'connect', address, port));
+          attempts.errors.push(connectError(uvErrno('ETIMEDOUT'), attempts, address, port));
           reactor.closeHandle(this.token, this.keepAlive);
           this.token = -1;
           this.dial(attempts);
@@ -651,7 +666,7 @@ export class Socket extends Duplex implements Handle {
     if (this.connectingFlag && attempts) {
       clearTimeout(attempts.timer);
       const r = this.remote!;
-      attempts.errors.push(systemError(errno, 'connect', r.address, r.port));
+      attempts.errors.push(connectError(errno, attempts, r.address, r.port));
       // Not inside the reactor's batch: a record later in it may name the
       // token the next attempt would get.
       process.nextTick(() => this.dial(attempts));

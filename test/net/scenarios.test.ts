@@ -529,6 +529,29 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  it('a refused connect from a bound local end names it, one address or several (autoSelectFamily)', async () => {
+    const port = await freePort();
+    const localPort = await freePort();
+    const one = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.1', localPort, backend } as nodeNet.NetConnectOpts);
+    const [err] = (await once(one, 'error')) as [Errno & { localAddress?: string; localPort?: number }];
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port, localAddress: '127.0.0.1', localPort });
+    expect(err.message).toBe(`connect ECONNREFUSED 127.0.0.1:${port} - Local (127.0.0.1:${localPort})`);
+    // Without a local port nothing is bound: no Local part.
+    const plain = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.1', backend } as nodeNet.NetConnectOpts);
+    const [bare] = (await once(plain, 'error')) as [Errno & { localAddress?: string }];
+    expect(bare.message).toBe(`connect ECONNREFUSED 127.0.0.1:${port}`);
+    expect(bare.localAddress).toBeUndefined();
+    // Several addresses: each attempt's error, a localPort alone binding the any-address.
+    const lookup = (_h: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) =>
+      opts.all ? cb(null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]) : cb(null, '127.0.0.1', 4);
+    const from = await freePort();
+    const many = net.connect({ port, host: 'muxnet.test', lookup, autoSelectFamily: true, localPort: from, backend } as unknown as nodeNet.NetConnectOpts);
+    const [all] = (await once(many, 'error')) as [AggregateError];
+    expect(all.errors.map((e: Errno & { localAddress?: string; localPort?: number }) => [e.message, e.localAddress, e.localPort])).toEqual(
+      ['127.0.0.1', '127.0.0.2'].map((a) => [`connect ECONNREFUSED ${a}:${port} - Local (0.0.0.0:${from})`, '0.0.0.0', from]),
+    );
+  });
+
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {
     const c = net.connect({ port: await freePort(), host: '127.0.0.1', signal: AbortSignal.abort(), backend } as nodeNet.NetConnectOpts);
     const [err] = await once(c, 'error').catch((e: Error) => [e]);
