@@ -7,12 +7,12 @@
  */
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
-import { bufferOutOfBounds, coded, invalidArgType, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
+import { bufferOutOfBounds, coded, invalidArgType, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
@@ -28,7 +28,13 @@ export type LookupFunction = (
 export interface SocketOptions {
   type: SocketType;
   reuseAddr?: boolean;
+  /** SO_REUSEPORT (Linux, FreeBSD 12+): sockets of one port share its datagrams (Node 22.12+/23.1+). */
+  reusePort?: boolean;
   ipv6Only?: boolean;
+  /** Node 24: sends and connects to an address this holds fail with `ERR_IP_BLOCKED`. */
+  sendBlockList?: BlockList;
+  /** Node 24: datagrams from an address this holds are dropped. */
+  receiveBlockList?: BlockList;
   lookup?: LookupFunction;
   /** Closes the socket when aborted. */
   signal?: AbortSignal;
@@ -104,6 +110,9 @@ export class Socket extends EventEmitter implements Handle {
   private readonly lookup: LookupFunction;
   private readonly backend: BackendName;
   private readonly reuseAddr: boolean;
+  private readonly reusePort: boolean;
+  private readonly sendBlockList: BlockList | undefined;
+  private readonly receiveBlockList: BlockList | undefined;
   private readonly ipv6Only: boolean;
   /** `recvBufferSize`/`sendBufferSize`: set once bound, before 'listening'. */
   private readonly bufferSizes: { recv: number; send: number };
@@ -153,7 +162,10 @@ export class Socket extends EventEmitter implements Handle {
     this.lookup = options.lookup ?? (dns.lookup as unknown as LookupFunction);
     this.backend = resolveBackend(options.backend);
     this.reuseAddr = !!options.reuseAddr;
+    this.reusePort = !!options.reusePort;
     this.ipv6Only = !!options.ipv6Only;
+    this.sendBlockList = blockListOption(options.sendBlockList, 'options.sendBlockList');
+    this.receiveBlockList = blockListOption(options.receiveBlockList, 'options.receiveBlockList');
     if (typeof listener === 'function') this.on('message', listener);
     if (options.signal !== undefined) this.closeOnAbort(options.signal);
   }
@@ -179,6 +191,11 @@ export class Socket extends EventEmitter implements Handle {
     // without its argument checks and a second isIP per datagram.
     if (this.lookup === builtinLookup && ipFamily(host) !== 0) process.nextTick(cb, null, host);
     else this.lookup(host, six ? 6 : 4, (err, ip) => cb(err, ip));
+  }
+
+  /** Whether `sendBlockList` holds `ip`. */
+  private blocks(ip: string): boolean {
+    return this.sendBlockList !== undefined && checkBlockList(this.sendBlockList, ip);
   }
 
   /** Whether `ip` is of the socket's family: node:dgram's udp4 takes no IPv6 address, udp6 no IPv4 one (`EINVAL`). */
@@ -229,7 +246,7 @@ export class Socket extends EventEmitter implements Handle {
       // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
       // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
       const token =
-        this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, false, this.ipv6Only) : -EINVAL;
+        this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only) : -EINVAL;
       if (token < 0) {
         this.bindState = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
@@ -297,7 +314,8 @@ export class Socket extends EventEmitter implements Handle {
     if (callback) this.once('connect', callback);
     this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
-      let err = lookupErr;
+      let err: Error | null = lookupErr;
+      if (!err && this.blocks(ip)) err = ipBlocked(ip);
       if (!err) {
         // Datagrams queued in this batch leave first, to where they were sent.
         this.reactor!.flushSends();
@@ -388,6 +406,8 @@ export class Socket extends EventEmitter implements Handle {
     this.resolve(out.address, (err, ip) => {
       this.lookups--;
       if (!err) {
+        // As node:dgram: only a callback hears of a blocked address.
+        if (this.blocks(ip)) return out.callback && process.nextTick(out.callback, ipBlocked(ip));
         out.ip = ip;
         return this.transmit(out);
       }
@@ -668,7 +688,8 @@ export class Socket extends EventEmitter implements Handle {
   /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
     this.sendsBeforeMessage = this.sends;
-    if (this.receiving) this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    if (!this.receiving || (this.receiveBlockList !== undefined && checkBlockList(this.receiveBlockList, address))) return;
+    this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but
@@ -707,6 +728,18 @@ export class Socket extends EventEmitter implements Handle {
       });
     }
   }
+}
+
+/** A block list option: undefined, or a net.BlockList (Node 24's check and wording). */
+function blockListOption(value: unknown, name: string): BlockList | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
+  return value;
+}
+
+/** Whether `list` holds the address in `text` (IPv6 has colons, IPv4 none). */
+function checkBlockList(list: BlockList, text: string): boolean {
+  return list.check(text, text.includes(':') ? 'ipv6' : 'ipv4');
 }
 
 function notConnected(): Error {

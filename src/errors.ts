@@ -138,6 +138,11 @@ export function bufferOutOfBounds(name: string): CodedError<RangeError> {
   return coded(new RangeError(`"${name}" is outside of buffer bounds`), 'ERR_BUFFER_OUT_OF_BOUNDS');
 }
 
+/** Node 24's refusal of an address a `net.BlockList` holds (net and dgram alike). */
+export function ipBlocked(ip: string): CodedError<Error> {
+  return codedError(`IP(${ip}) is blocked by net.BlockList`, 'ERR_IP_BLOCKED');
+}
+
 export function socketClosed(): CodedError<Error> {
   return codedError('Socket is closed', 'ERR_SOCKET_CLOSED');
 }
