@@ -96,8 +96,13 @@ interface Outgoing {
   seq: number;
 }
 
-/** dns.lookup as Node ships it (one patched in before `createSocket` is called like any other). */
-const builtinLookup: unknown = dns.lookup;
+/**
+ * dns.lookup as Node ships it — its source calls getaddrinfo — or none when
+ * a wrapper was patched in before this module loaded (a tracer's preload):
+ * only Node's own answers an address without asking anyone, so only then
+ * is the call skipped (see `resolve`). One patched in later is called like any other.
+ */
+const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).includes('getaddrinfo') ? dns.lookup : undefined;
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
@@ -150,6 +155,9 @@ export class Socket extends EventEmitter implements Handle {
       }
     }
     this.bufferSizes = { recv: options.recvBufferSize || 0, send: options.sendBufferSize || 0 };
+    // Checked before the type and lookup, in node:dgram's order.
+    this.receiveBlockList = blockListOption(options.receiveBlockList, 'options.receiveBlockList');
+    this.sendBlockList = blockListOption(options.sendBlockList, 'options.sendBlockList');
     if (options.lookup !== undefined && typeof options.lookup !== 'function') {
       throw invalidArgType('lookup', 'of type function', options.lookup);
     }
@@ -164,8 +172,6 @@ export class Socket extends EventEmitter implements Handle {
     this.reuseAddr = !!options.reuseAddr;
     this.reusePort = !!options.reusePort;
     this.ipv6Only = !!options.ipv6Only;
-    this.sendBlockList = blockListOption(options.sendBlockList, 'options.sendBlockList');
-    this.receiveBlockList = blockListOption(options.receiveBlockList, 'options.receiveBlockList');
     if (typeof listener === 'function') this.on('message', listener);
     if (options.signal !== undefined) this.closeOnAbort(options.signal);
   }
@@ -394,7 +400,7 @@ export class Socket extends EventEmitter implements Handle {
     this.bindImplicitly();
     const data = list.length === 1 ? list[0] : Buffer.concat(list);
     const where = (address as string | null | undefined) ?? undefined;
-    const out: Outgoing = { data, ip: undefined, port: p, address: where, callback: cb, seq: this.sends++ };
+    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, seq: this.sends++ };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
     else this.route(out, connected);
   }
@@ -406,8 +412,6 @@ export class Socket extends EventEmitter implements Handle {
     this.resolve(out.address, (err, ip) => {
       this.lookups--;
       if (!err) {
-        // As node:dgram: only a callback hears of a blocked address.
-        if (this.blocks(ip)) return out.callback && process.nextTick(out.callback, ipBlocked(ip));
         out.ip = ip;
         return this.transmit(out);
       }
@@ -421,10 +425,16 @@ export class Socket extends EventEmitter implements Handle {
     // Once closed, only a reply of the batch's earlier messages still goes (see `close`).
     const token = this.running ? this.token : out.seq < this.lateBelow ? this.closingToken : -1;
     if (token < 0) return;
-    const wrongFamily = out.ip !== undefined && !this.speaks(out.ip);
+    const { ip, callback } = out;
+    if (ip !== undefined && this.blocks(ip)) {
+      // As node:dgram: only a callback hears of it, in its place among the batch's.
+      if (callback) this.reactor!.settleInTurn(() => process.nextTick(callback, ipBlocked(ip)), 0);
+      return;
+    }
+    const wrongFamily = ip !== undefined && !this.speaks(ip);
     if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
     const settle = (sent: number) => this.afterQueue(out, sent);
-    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(token, out.data, out.ip, out.port, settle);
+    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(token, out.data, ip, out.port, settle);
     if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
@@ -730,9 +740,9 @@ export class Socket extends EventEmitter implements Handle {
   }
 }
 
-/** A block list option: undefined, or a net.BlockList (Node 24's check and wording). */
+/** A block list option: none (any falsy value), or a net.BlockList (Node 24's check and wording). */
 function blockListOption(value: unknown, name: string): BlockList | undefined {
-  if (value === undefined) return undefined;
+  if (!value) return undefined;
   if (!(value instanceof BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
   return value;
 }

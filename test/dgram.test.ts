@@ -370,6 +370,14 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     socket.close();
   });
 
+  it('asks a dns.lookup wrapper patched in before the module loaded, addresses too', async (ctx) => {
+    if (!backend && major >= 24) return ctx.skip(); // as above
+    const fixture = path.join(__dirname, 'fixtures', 'dgram-preloaded-lookup.js');
+    const { stdout } = await run(process.execPath, [fixture, backend ? 'muxnet/dgram' : 'node:dgram', backend ?? 'mio'], { timeout: 10_000 });
+    // The receiver's bind, the sender's implicit one, and its two sends.
+    expect(JSON.parse(stdout)).toEqual(['127.0.0.1', '0.0.0.0', '127.0.0.1', '127.0.0.1']);
+  });
+
   it('sendBlockList refuses sends (to the callback only) and connects; receiveBlockList drops datagrams', async (ctx) => {
     if (!backend && !NODE_HAS.blockLists) return ctx.skip();
     expect(() => create('udp4', { sendBlockList: 1 } as never)).toThrow(
@@ -390,6 +398,16 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(err).toMatchObject({ code: 'ERR_IP_BLOCKED', message: 'IP(127.0.0.1) is blocked by net.BlockList' });
     const [refused] = await new Promise<[Error | undefined]>((r) => sender.connect(port, '127.0.0.1', ((e?: Error) => r([e])) as never));
     expect(refused).toMatchObject({ code: 'ERR_IP_BLOCKED' });
+    // A blocked send's callback is dropped with the socket, as any send's is, closed before its lookup answered.
+    const closing = create('udp4', { sendBlockList: blocked } as never);
+    let late = false;
+    closing.send('gone', port, '127.0.0.1', () => (late = true));
+    closing.close();
+    await once(closing, 'close');
+    await sleep(10);
+    expect(late).toBe(false);
+    // Falsy lists are none, as node:dgram reads them.
+    create('udp4', { sendBlockList: null, receiveBlockList: 0 } as never).close();
     // Another address still goes.
     sender.send('allowed', port, '127.0.0.2');
     await waitFor(() => got.length === 1, 'the datagram to an address not blocked');
@@ -410,7 +428,19 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     fromAllowed.send('kept', deafPort, '127.0.0.1');
     await waitFor(() => heard.length === 1, 'the allowed datagram');
     expect(heard).toEqual(['kept']);
-    for (const s of [sender, deaf, fromBlocked, fromAllowed, socket]) s.close();
+    // A 'message' handler's sends: each callback in its place, blocked or not.
+    const order: string[] = [];
+    const outcome = (what: string) => (e: Error | null) => order.push(`${what} ${(e as NodeJS.ErrnoException | null)?.code ?? 'sent'}`);
+    const edgy = create('udp4', { sendBlockList: deafTo } as never);
+    edgy.on('message', (_m, rinfo) => {
+      edgy.send('reply', rinfo.port, rinfo.address, outcome('reply'));
+      edgy.send('no', port, '127.0.0.2', outcome('blocked'));
+      edgy.send('no', port, '::1', outcome('wrong family'));
+    });
+    fromAllowed.send('go', await bound(edgy, '127.0.0.1'), '127.0.0.1');
+    await waitFor(() => order.length === 3, 'the three callbacks');
+    expect(order).toEqual(['reply sent', 'blocked ERR_IP_BLOCKED', 'wrong family EINVAL']);
+    for (const s of [sender, deaf, fromBlocked, fromAllowed, socket, edgy]) s.close();
   });
 
   it('reusePort lets sockets share a port; without it the second bind fails', async (ctx) => {

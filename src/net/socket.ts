@@ -83,9 +83,13 @@ interface Attempts {
   timer?: NodeJS.Timeout;
 }
 
-/** The local address an attempt binds: a localPort alone binds the any-address of the destination's family. */
+/**
+ * The local address an attempt binds, as node:net picks it: a localPort
+ * alone (or with `localAddress: ''`) binds the any-address of the
+ * destination's family; neither binds nothing.
+ */
 function localAddressFor(attempts: Attempts, v6: boolean): string | undefined {
-  return attempts.localAddress ?? (attempts.localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
+  return attempts.localAddress || (attempts.localPort ? (v6 ? '::' : '0.0.0.0') : undefined);
 }
 
 /**
@@ -429,7 +433,10 @@ export class Socket extends Duplex implements Handle {
       if (token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
         const bind = localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token);
-        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : connectError(-token, attempts, address, port));
+        // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
+        // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
+        const local = `${localAddress ?? (v6 ? '::' : '0.0.0.0')}:${localPort ?? 0}`;
+        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port, local));
         continue;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };

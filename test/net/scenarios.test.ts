@@ -544,12 +544,32 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // Several addresses: each attempt's error, a localPort alone binding the any-address.
     const lookup = (_h: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) =>
       opts.all ? cb(null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]) : cb(null, '127.0.0.1', 4);
+    // An empty localAddress is none, as node:net reads it (with a localPort: the any-address).
+    const emptyLocal = net.connect({ port, host: '127.0.0.1', localAddress: '', localPort: await freePort(), backend } as nodeNet.NetConnectOpts);
+    const [empty] = (await once(emptyLocal, 'error')) as [Errno & { localAddress?: string }];
+    expect([empty.code, empty.localAddress]).toEqual(['ECONNREFUSED', '0.0.0.0']);
     const from = await freePort();
     const many = net.connect({ port, host: 'muxnet.test', lookup, autoSelectFamily: true, localPort: from, backend } as unknown as nodeNet.NetConnectOpts);
     const [all] = (await once(many, 'error')) as [AggregateError];
     expect(all.errors.map((e: Errno & { localAddress?: string; localPort?: number }) => [e.message, e.localAddress, e.localPort])).toEqual(
       ['127.0.0.1', '127.0.0.2'].map((a) => [`connect ECONNREFUSED ${a}:${port} - Local (0.0.0.0:${from})`, '0.0.0.0', from]),
     );
+  });
+
+  it('a connect the kernel refuses at once names the socket’s own end; localAddress "" connects', async (ctx) => {
+    // Linux refuses a TCP connect to a multicast address in connect() itself.
+    if (process.platform !== 'linux') return ctx.skip();
+    const c = net.connect({ port: 80, host: '224.0.0.1', backend } as nodeNet.NetConnectOpts);
+    const [err] = (await once(c, 'error')) as [Errno & { localAddress?: string }];
+    expect(err.message).toBe(`connect ${err.code} 224.0.0.1:80 - Local (0.0.0.0:0)`);
+    expect(err.localAddress).toBeUndefined();
+    const server = net.createServer(serverOpts(), (s) => s.end());
+    const port = await listening(server);
+    const ok = dial(port, { localAddress: '' });
+    await once(ok, 'connect');
+    expect(ok.localAddress).toBe('127.0.0.1');
+    ok.destroy();
+    await closed(server);
   });
 
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {
