@@ -340,7 +340,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
 
   it('asks a dns.lookup patched in before createSocket for every destination, addresses too', async (ctx) => {
     // Node 20's node:dgram (and Node 24.12's own test-dgram-custom-lookup) does; by 24.22 node:dgram
-    // reads dns.lookup once at load and answers addresses itself. muxnet keeps the Node 20 way.
+    // answers an address of its own family itself, asking no lookup. muxnet keeps the Node 20 way.
     if (!backend && major >= 24) return ctx.skip();
     const { socket, port, got } = await receiver();
     const original = dns.lookup;
