@@ -12,8 +12,8 @@ import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
-import { bufferOutOfBounds, coded, invalidArgType, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
-import { resolveBackend, validateInteger, validatePort, validateType, type BackendName } from './options';
+import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
+import { resolveBackend, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -241,35 +241,63 @@ export class Socket extends EventEmitter implements Handle {
     const port = options !== undefined ? options.port : first;
     let address = options !== undefined ? options.address : typeof second === 'function' ? undefined : (second as string | undefined);
     if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
-    this.resolve(address, (err, ip) => {
+    this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
+      const err = lookupErr ?? this.bindTo(ip, port);
       if (err) {
-        this.bindState = BindState.Unbound;
         this.emit('error', err);
         return;
       }
-      const reactor = getReactor(this.backend);
-      // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
-      // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
-      const token =
-        this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only) : -EINVAL;
-      if (token < 0) {
-        this.bindState = BindState.Unbound;
-        this.emit('error', hostPortError(-token, 'bind', ip, port));
-        return;
-      }
-      this.reactor = reactor;
-      this.token = token;
-      reactor.attach(token, this);
-      this.keepAlive.bind(reactor);
-      this.bindState = BindState.Bound;
-      this.receiving = true;
       // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
-      if (this.bufferSizes.recv) this.bufferSize(this.bufferSizes.recv, true);
-      if (this.bufferSizes.send) this.bufferSize(this.bufferSizes.send, false);
+      this.applyBufferSizes();
       this.emit('listening');
     });
     return this;
+  }
+
+  /**
+   * Node 24's `bindSync`: binds now, to an address given as a number (no
+   * lookup), throws what fails, and returns the address bound;
+   * 'listening' follows on the next tick.
+   */
+  bindSync(options: { port?: number; address?: string } = {}): AddressInfo {
+    this.healthCheck();
+    const { port, address } = validateObject(options, 'options') as { port?: unknown; address?: unknown };
+    if (this.bindState !== BindState.Unbound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
+    const p = validatePort(port ?? 0, 'options.port');
+    const ip = address ? numericAddress(address, 'options.address', 'bindSync') : this.type === 'udp4' ? '0.0.0.0' : '::';
+    this.bindState = BindState.Binding;
+    const err = this.bindTo(ip, p);
+    if (err) throw err;
+    this.applyBufferSizes();
+    process.nextTick(() => this.emit('listening'));
+    return this.address();
+  }
+
+  /** Binds the socket to `ip` (resolved); the error, with the socket unbound again, if that fails. */
+  private bindTo(ip: string, port: unknown): Error | undefined {
+    const reactor = getReactor(this.backend);
+    // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
+    // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
+    const token =
+      this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only) : -EINVAL;
+    if (token < 0) {
+      this.bindState = BindState.Unbound;
+      return hostPortError(-token, 'bind', ip, port);
+    }
+    this.reactor = reactor;
+    this.token = token;
+    reactor.attach(token, this);
+    this.keepAlive.bind(reactor);
+    this.bindState = BindState.Bound;
+    this.receiving = true;
+    return undefined;
+  }
+
+  /** The buffer sizes `createSocket` asked for, once bound (a size the kernel refuses throws). */
+  private applyBufferSizes(): void {
+    if (this.bufferSizes.recv) this.bufferSize(this.bufferSizes.recv, true);
+    if (this.bufferSizes.send) this.bufferSize(this.bufferSizes.send, false);
   }
 
   /** Runs `action` once the bind in progress has finished (dropped if it fails). */
@@ -344,6 +372,27 @@ export class Socket extends EventEmitter implements Handle {
       this.connectState = ConnectState.Connected;
       process.nextTick(() => this.emit('connect'));
     });
+  }
+
+  /**
+   * Node 24's `connectSync`: connects now, to an address given as a number
+   * (no lookup; none is the loopback), binding first if unbound, and
+   * throws what fails; 'connect' follows on the next tick.
+   */
+  connectSync(port: number, address?: string): void {
+    this.healthCheck();
+    const p = validatePort(port, 'Port', false);
+    if (this.connectState !== ConnectState.Disconnected) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+    const ip = address === undefined || address === null || address === '' ? (this.type === 'udp4' ? '127.0.0.1' : '::1') : numericAddress(address, 'address', 'connectSync');
+    if (this.bindState === BindState.Unbound) this.bindSync();
+    else if (this.bindState !== BindState.Bound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
+    if (this.blocks(ip)) throw ipBlocked(ip);
+    // Datagrams queued in this batch leave first, to where they were sent.
+    this.reactor!.flushSends();
+    const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, p) : -EINVAL;
+    if (r < 0) throw hostPortError(-r, 'connect', ip, p);
+    this.connectState = ConnectState.Connected;
+    process.nextTick(() => this.emit('connect'));
   }
 
   disconnect(): void {
@@ -738,6 +787,13 @@ export class Socket extends EventEmitter implements Handle {
       });
     }
   }
+}
+
+/** `text` if it is an IP address; the sync calls do no lookup. */
+function numericAddress(text: unknown, name: string, call: string): string {
+  validateType(text, name, 'string');
+  if (ipFamily(text as string) === 0) throw invalidArgValue(name, text, `must be a numeric IP address; ${call} does not perform DNS resolution`);
+  return text as string;
 }
 
 /** A block list option: none (any falsy value), or a net.BlockList (Node 24's check and wording). */

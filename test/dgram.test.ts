@@ -26,7 +26,11 @@ const attempt = (call: () => unknown): unknown => {
 };
 const [major, minor] = process.versions.node.split('.').map(Number);
 /** node:dgram's own options, by version: the node:dgram row runs only where Node has them. */
-const NODE_HAS = { reusePort: major > 22 || (major === 22 && minor >= 12), blockLists: major >= 24 };
+const NODE_HAS = {
+  reusePort: major > 22 || (major === 22 && minor >= 12),
+  blockLists: major >= 24,
+  syncCalls: typeof (nodeDgram.Socket.prototype as { bindSync?: unknown }).bindSync === 'function',
+};
 
 const IMPLS: [string, Dgram, string | undefined][] = [
   ['node:dgram', nodeDgram, undefined],
@@ -441,6 +445,40 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await waitFor(() => order.length === 3, 'the three callbacks');
     expect(order).toEqual(['reply sent', 'blocked ERR_IP_BLOCKED', 'wrong family EINVAL']);
     for (const s of [sender, deaf, fromBlocked, fromAllowed, socket, edgy]) s.close();
+  });
+
+  it('bindSync and connectSync: numeric addresses only, errors thrown, listening then connect on the next tick', async (ctx) => {
+    if (!backend && !NODE_HAS.syncCalls) return ctx.skip();
+    type Sync = nodeDgram.Socket & { bindSync(o?: unknown): ReturnType<nodeDgram.Socket["address"]>; connectSync(port: unknown, address?: unknown): void };
+    const { socket, port, got } = await receiver();
+    const s = create('udp4') as Sync;
+    const events: string[] = [];
+    s.on('listening', () => events.push('listening'));
+    s.on('connect', () => events.push('connect'));
+    expect(s.connectSync(port, '127.0.0.1')).toBeUndefined();
+    expect(s.remoteAddress()).toEqual({ address: '127.0.0.1', family: 'IPv4', port });
+    expect(events).toEqual([]);
+    s.send('synced');
+    await waitFor(() => got.length === 1, 'the datagram');
+    expect(events).toEqual(['listening', 'connect']);
+    expect(attempt(() => s.connectSync(port, '127.0.0.1'))).toMatchObject({ code: 'ERR_SOCKET_DGRAM_IS_CONNECTED' });
+    const t = create('udp4') as Sync;
+    expect(attempt(() => t.bindSync({ address: 'localhost' }))).toEqual({
+      code: 'ERR_INVALID_ARG_VALUE',
+      syscall: undefined,
+      message: "The property 'options.address' must be a numeric IP address; bindSync does not perform DNS resolution. Received 'localhost'",
+    });
+    expect(attempt(() => t.bindSync('x'))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(attempt(() => t.bindSync({ port, address: '127.0.0.1' }))).toEqual({ code: 'EADDRINUSE', syscall: 'bind', message: `bind EADDRINUSE 127.0.0.1:${port}` });
+    expect(t.bindSync({ address: '127.0.0.1' })).toEqual(t.address());
+    expect(attempt(() => t.bindSync())).toMatchObject({ code: 'ERR_SOCKET_ALREADY_BOUND' });
+    expect(attempt(() => t.connectSync(0))).toMatchObject({ code: 'ERR_SOCKET_BAD_PORT' });
+    expect(attempt(() => t.connectSync(port, 'localhost'))).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    expect(attempt(() => t.connectSync(port, '::1'))).toEqual({ code: 'EINVAL', syscall: 'connect', message: `connect EINVAL ::1:${port}` });
+    const binding = create('udp4') as Sync;
+    binding.bind(0);
+    expect(attempt(() => binding.connectSync(port))).toMatchObject({ code: 'ERR_SOCKET_ALREADY_BOUND' });
+    for (const x of [s, t, binding, socket]) x.close();
   });
 
   it('reusePort lets sockets share a port; without it the second bind fails', async (ctx) => {
