@@ -1,6 +1,6 @@
 // Argument checks shared by every API: they run before any socket is made,
 // and fail with Node's error classes and codes.
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { native } from './binding';
 import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
 
@@ -83,4 +83,17 @@ export function onAbort(handle: { once(event: 'close', listener: () => void): un
     signal.addEventListener('abort', abort, { once: true });
     handle.once('close', () => signal.removeEventListener('abort', abort));
   }
+}
+
+/** Node's check of a `blockList` option: a `net.BlockList`, or none (any falsy value, as Node reads it). */
+export function validateBlockList(value: unknown, name: string): BlockList | undefined {
+  if (!value) return undefined;
+  // Node's own wording ("an net.BlockList").
+  if (!(value instanceof BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
+  return value;
+}
+
+/** Whether `blockList` holds `address` (an IPv4-mapped IPv6 address matches its IPv4 rules). */
+export function isBlocked(blockList: BlockList | undefined, address: string): boolean {
+  return blockList?.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4') ?? false;
 }

@@ -3,11 +3,11 @@
  * events, properties and error shapes. Node's lib/net.js is the spec.
  */
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
-import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP } from 'node:net';
+import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { onAbort, validateAbortSignal, validateBoolean, validateInteger, validatePort } from '../options';
+import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
+import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
 import type { Server } from './server';
 import { unsupported } from './unsupported';
@@ -28,6 +28,8 @@ export interface SocketOptions extends DuplexOptions {
   backend?: BackendName;
   fd?: unknown;
   onread?: OnReadOptions;
+  /** Node 24's: connecting to an address it holds fails with `ERR_IP_BLOCKED` (accepted on Node 20 too). */
+  blockList?: BlockList;
 }
 
 export interface SocketConnectOpts {
@@ -141,6 +143,7 @@ export class Socket extends Duplex implements Handle {
   bytesRead = 0;
   private dispatched = 0;
   private readonly onread: OnReadOptions | undefined;
+  private readonly blockList: BlockList | undefined;
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private unread: Buffer | undefined;
   private eofPending = false;
@@ -155,10 +158,12 @@ export class Socket extends Duplex implements Handle {
       throw invalidArgValue(`options.${name}`, options[name], 'is not supported');
     }
     const signal = validateAbortSignal(options.signal, 'options.signal');
+    const blockList = validateBlockList(options.blockList, 'options.blockList');
     super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
     // As node:net: an aborted signal destroys the socket with an AbortError.
     if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
     this.backendName = options.backend;
+    this.blockList = blockList;
     this.noDelay = Boolean(options.noDelay);
     // As node:net, an onread that does not fit is ignored.
     const { onread } = options;
@@ -425,6 +430,11 @@ export class Socket extends Duplex implements Handle {
         this.attempts = undefined;
         this.destroy(errors.length === 1 ? errors[0] : aggregate(errors));
         return;
+      }
+      // A blocked address is no attempt: its error joins the others'.
+      if (isBlocked(this.blockList, address)) {
+        attempts.errors.push(ipBlocked(address));
+        continue;
       }
       this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
       const v6 = isIP(address) === 6;

@@ -11,6 +11,17 @@ import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 
 type Net = typeof nodeNet;
+/** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
+const nodeValidates = (make: () => unknown) => {
+  try {
+    make();
+    return false;
+  } catch {
+    return true;
+  }
+};
+/** Node 24 takes (and checks) a `blockList` on sockets and servers; Node 20 ignores it. */
+const NODE_SOCKET_BLOCKLIST = nodeValidates(() => new nodeNet.Socket({ blockList: 'no BlockList' } as unknown as nodeNet.SocketConstructorOpts));
 type Errno = NodeJS.ErrnoException & { address?: string; port?: number };
 const IMPLS: [string, Net, string | undefined][] = [
   ['node:net', nodeNet, undefined],
@@ -598,6 +609,47 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(drop).toMatchObject({ localPort: port, remoteAddress: '127.0.0.1', remoteFamily: 'IPv4' });
     first.destroy();
     c.destroy();
+    await closed(server);
+  });
+
+  it.skipIf(!backend && !NODE_SOCKET_BLOCKLIST)('refuses to connect to an address its blockList holds: ERR_IP_BLOCKED (Node 24)', async () => {
+    let accepted = 0;
+    const server = net.createServer(serverOpts(), (s) => (accepted++, s.end()));
+    const port = await listening(server);
+    const blockList = new net.BlockList();
+    blockList.addAddress('127.0.0.1');
+    const blocked = { code: 'ERR_IP_BLOCKED', message: 'IP(127.0.0.1) is blocked by net.BlockList' };
+    const fails = async (opts: Record<string, unknown>) => {
+      const c = net.connect({ port, backend, blockList, ...opts } as nodeNet.NetConnectOpts);
+      const [err] = await once(c, 'error');
+      const [hadError] = await once(c, 'close');
+      expect(hadError).toBe(true);
+      return err as Errno & AggregateError;
+    };
+    // An address, and a lookup's one answer.
+    expect(await fails({ host: '127.0.0.1' })).toMatchObject(blocked);
+    const one = (_h: string, _o: unknown, cb: (...a: unknown[]) => void) => cb(null, '127.0.0.1', 4);
+    expect(await fails({ host: 'muxnet.test', lookup: one, autoSelectFamily: false })).toMatchObject(blocked);
+    // autoSelectFamily: a blocked address is skipped (no attempt), its error joins the others'.
+    const others = new net.BlockList();
+    others.addRange('127.0.0.2', '127.0.0.3');
+    const both = (_h: string, _o: unknown, cb: (...a: unknown[]) => void) =>
+      cb(null, [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }]);
+    const all = await fails({ host: 'muxnet.test', lookup: both, autoSelectFamily: true, blockList: others });
+    expect(all).toBeInstanceOf(AggregateError);
+    expect(all.code).toBe('ERR_IP_BLOCKED');
+    expect(all.errors.map((e: Errno) => e.message)).toEqual(['IP(127.0.0.2) is blocked by net.BlockList', 'IP(127.0.0.3) is blocked by net.BlockList']);
+    const mixed = (_h: string, _o: unknown, cb: (...a: unknown[]) => void) =>
+      cb(null, [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }]);
+    const c = net.connect({ port, host: 'muxnet.test', lookup: mixed, autoSelectFamily: true, blockList: others, backend } as nodeNet.NetConnectOpts);
+    await once(c, 'connect');
+    expect(c.autoSelectFamilyAttemptedAddresses).toEqual([`127.0.0.1:${port}`]);
+    c.resume();
+    await once(c, 'close');
+    expect(accepted).toBe(1);
+    expect(() => new net.Socket({ blockList: {} } as nodeNet.SocketConstructorOpts)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'The "options.blockList" property must be an net.BlockList. Received an instance of Object' }),
+    );
     await closed(server);
   });
 
