@@ -22,6 +22,7 @@ const nodeValidates = (make: () => unknown) => {
 };
 /** Node 24 takes (and checks) a `blockList` on sockets and servers; Node 20 ignores it. */
 const NODE_SOCKET_BLOCKLIST = nodeValidates(() => new nodeNet.Socket({ blockList: 'no BlockList' } as unknown as nodeNet.SocketConstructorOpts));
+const NODE_SERVER_BLOCKLIST = nodeValidates(() => nodeNet.createServer({ blockList: 'no BlockList' } as unknown as nodeNet.ServerOpts));
 type Errno = NodeJS.ErrnoException & { address?: string; port?: number };
 const IMPLS: [string, Net, string | undefined][] = [
   ['node:net', nodeNet, undefined],
@@ -650,6 +651,25 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(() => new net.Socket({ blockList: {} } as nodeNet.SocketConstructorOpts)).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'The "options.blockList" property must be an net.BlockList. Received an instance of Object' }),
     );
+    await closed(server);
+  });
+
+  it.skipIf(!backend && !NODE_SERVER_BLOCKLIST)('closes a connection from an address its blockList holds, with no connection event (Node 24)', async () => {
+    const blockList = new net.BlockList();
+    blockList.addAddress('127.0.0.1');
+    const server = net.createServer(serverOpts({ blockList }), () => {
+      throw new Error('a blocked peer reached connection');
+    });
+    const port = await listening(server);
+    const c = dial(port, { localAddress: '127.0.0.1' });
+    c.resume();
+    const events: string[] = [];
+    c.on('connect', () => events.push('connect'));
+    c.on('end', () => events.push('end'));
+    const [hadError] = await once(c, 'close');
+    expect([...events, `close ${hadError}`]).toEqual(['connect', 'end', 'close false']);
+    expect(await new Promise((r) => server.getConnections((_e, n) => r(n)))).toBe(0);
+    expect(() => net.createServer(serverOpts({ blockList: 'nope' }))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     await closed(server);
   });
 
