@@ -44,6 +44,9 @@ interface AddressInfo {
   port: number;
 }
 
+/** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
+const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
+
 export class Server extends EventEmitter implements Handle {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
@@ -226,12 +229,14 @@ export class Server extends EventEmitter implements Handle {
   /** @internal */
   onAccept(token: number): void {
     const reactor = this.reactor!;
-    // As node:net, 0 means no limit.
-    if (this.maxConnections && this.connections >= this.maxConnections) {
+    const max = this.maxConnections;
+    if ((ZERO_MAX_REFUSES ? max != null : max) && this.connections >= max) {
       const local = reactor.native.localAddress(token);
       const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
+      // A null-prototype object, as node:net's.
       this.emit('drop', {
+        __proto__: null,
         localAddress: local?.address,
         localPort: local?.port,
         localFamily: local?.family,

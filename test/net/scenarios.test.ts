@@ -12,6 +12,7 @@ import * as muxnet from '../../src/net';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 const nodeValidates = (make: () => unknown) => {
   try {
     make();
@@ -609,6 +610,18 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     const [drop] = await once(server, 'drop');
     expect(drop).toMatchObject({ localPort: port, remoteAddress: '127.0.0.1', remoteFamily: 'IPv4' });
     first.destroy();
+    c.destroy();
+    await closed(server);
+  });
+
+  it('drops every connection with maxConnections 0 from Node 21 on (before, 0 meant no limit)', async () => {
+    const server = net.createServer(serverOpts());
+    server.maxConnections = 0;
+    const port = await listening(server);
+    const c = dial(port);
+    c.on('error', () => {});
+    const first = await Promise.race([once(server, 'drop').then(() => 'drop'), once(server, 'connection').then(([s]) => (s.destroy(), 'connection'))]);
+    expect(first).toBe(NODE_MAJOR >= 21 ? 'drop' : 'connection');
     c.destroy();
     await closed(server);
   });
