@@ -333,6 +333,8 @@ export class Socket extends Duplex implements Handle {
     const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false);
     const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
     if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
+    // As Node 24 (Node 20 passes it on and aborts in its binding); an empty host means localhost.
+    if (opts.host && typeof opts.host !== 'string') throw invalidArgType('options.host', 'of type string', opts.host);
 
     if (this.destroyed) this.reset();
     if (listener) this.once('connect', listener);
