@@ -595,6 +595,8 @@ export class Socket extends Duplex implements Handle {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    // Never connected: nothing to shut down, so end() finishes at once (Node 24; Node 20 never calls back).
+    if (!this.opened) return cb();
     if (this.connectingFlag || (this.token < 0 && !this.handleClosed)) {
       this.once('connect', () => this._final(cb));
       return;

@@ -698,6 +698,18 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     }
   });
 
+  // Node 20 never calls back (nodejs/node#47322).
+  it.skipIf(!backend && NODE_MAJOR < 24)('finishes end() on a socket that never connected: the callback, finish, not writable (Node 24)', async () => {
+    const c = new net.Socket();
+    const finished = once(c, 'finish');
+    const err = await new Promise((r) => (c.end as (cb: (e?: Error | null) => void) => void)(r));
+    expect(err ?? null).toBeNull();
+    expect(c.writable).toBe(false);
+    await finished;
+    expect(c.destroyed).toBe(false);
+    c.destroy();
+  });
+
   it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
     const message = 'hello onread world';
     const server = net.createServer(serverOpts(), (s) => s.end(message));
