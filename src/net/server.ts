@@ -58,6 +58,8 @@ export class Server extends EventEmitter implements Handle {
   private closing = false;
   private readonly retry = new AcceptRetry();
   private readonly blockList: BlockList | undefined;
+  /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
+  private generation = 0;
   maxConnections = Infinity;
   /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
   _connectionKey: string | undefined;
@@ -99,6 +101,7 @@ export class Server extends EventEmitter implements Handle {
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.token >= 0) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
+    this.generation++;
     if (cb) this.once('listening', cb);
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
     if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
@@ -112,7 +115,13 @@ export class Server extends EventEmitter implements Handle {
         // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
         this.bind(undefined, port, { ...opts, backlog });
       } else {
-        dnsLookup(opts.host, (err, address) => (err ? this.emit('error', err) : this.bind(address, port, { ...opts, backlog })));
+        // A close() or another listen() before the answer makes it stale.
+        const { generation } = this;
+        dnsLookup(opts.host, (err, address) => {
+          if (generation !== this.generation) return;
+          if (err) this.emit('error', err);
+          else this.bind(address, port, { ...opts, backlog });
+        });
       }
       return this;
     }
@@ -177,6 +186,7 @@ export class Server extends EventEmitter implements Handle {
   }
 
   close(cb?: (err?: Error) => void): this {
+    this.generation++;
     if (typeof cb === 'function') {
       if (this.token < 0) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
       else this.once('close', () => cb());

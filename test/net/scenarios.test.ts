@@ -710,6 +710,29 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.destroy();
   });
 
+  it('binds nothing when close() comes before the host lookup answers', async () => {
+    const server = net.createServer(serverOpts());
+    const events: string[] = [];
+    server.on('listening', () => events.push('listening'));
+    // dns.lookup answers an IP address on the next tick: a setImmediate later, it has.
+    server.listen(0, '127.0.0.1');
+    const err = await new Promise((r) => server.close(r));
+    expect(err).toMatchObject({ code: 'ERR_SERVER_NOT_RUNNING' });
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual([]);
+    expect(server.listening).toBe(false);
+    expect(server.address()).toBeNull();
+    // The same server listens again: once, on the later call's address.
+    server.listen(0, '127.0.0.1');
+    server.close();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual(['listening']);
+    expect(server.address()).toMatchObject({ address: '127.0.0.1' });
+    await closed(server);
+  });
+
   it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
     const message = 'hello onread world';
     const server = net.createServer(serverOpts(), (s) => s.end(message));
