@@ -1,10 +1,10 @@
 /** `net.Server` on the muxnet reactor, with node:net's events and forms. */
-import { lookup as dnsLookup } from 'node:dns';
+import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
+import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
@@ -36,6 +36,11 @@ export interface ListenOptions {
   fd?: number;
   /** Aborting it closes the server. */
   signal?: AbortSignal;
+}
+
+interface LookupAddress {
+  address: string;
+  family: number;
 }
 
 interface AddressInfo {
@@ -115,13 +120,7 @@ export class Server extends EventEmitter implements Handle {
         // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
         this.bind(undefined, port, { ...opts, backlog });
       } else {
-        // A close() or another listen() before the answer makes it stale.
-        const { generation } = this;
-        dnsLookup(opts.host, (err, address) => {
-          if (generation !== this.generation) return;
-          if (err) this.emit('error', err);
-          else this.bind(address, port, { ...opts, backlog });
-        });
+        this.lookupAndBind(opts.host, port, { ...opts, backlog });
       }
       return this;
     }
@@ -131,6 +130,24 @@ export class Server extends EventEmitter implements Handle {
     }
     if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
     throw invalidArgValue('options', opts, 'is invalid');
+  }
+
+  /**
+   * Listens on the first address the host resolves to that is not IPv6
+   * link-local (one needs a scope to bind), else on the first, as Node 24
+   * does. A close() or another listen() before the answer makes it stale.
+   */
+  private lookupAndBind(host: string, port: number, opts: ListenOptions): void {
+    const { generation } = this;
+    // Read at each call, as node:net does: a dns.lookup replaced later is the one asked.
+    dns.lookup(host, { all: true }, (err, found: LookupAddress[] | string) => {
+      if (generation !== this.generation) return;
+      // A replaced dns.lookup may answer with one address whatever it is asked.
+      const addresses = err ? [] : typeof found === 'string' ? [found] : found.map((a) => a.address);
+      const address = addresses.find((a) => !isLinkLocal(a)) ?? addresses[0];
+      if (address !== undefined) this.bind(address, port, opts);
+      else this.emit('error', err ?? invalidIpAddress(address));
+    });
   }
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
@@ -289,4 +306,9 @@ export class Server extends EventEmitter implements Handle {
 function backlogOf(value: unknown): number | false {
   const n = Number(value);
   return n >= 0 ? n : false;
+}
+
+/** An IPv6 link-local address (fe80::/10), with or without a zone. */
+function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
 }

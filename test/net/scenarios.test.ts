@@ -1,6 +1,7 @@
 // One scenario suite, run against node:net itself and against muxnet's
 // drop-in layer on each backend: every expectation is checked against Node.
 import { execFile } from 'node:child_process';
+import dns from 'node:dns';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
@@ -731,6 +732,36 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(events).toEqual(['listening']);
     expect(server.address()).toMatchObject({ address: '127.0.0.1' });
     await closed(server);
+  });
+
+  // Before Node 24, listen() asked dns.lookup for one address.
+  it.skipIf(!backend && NODE_MAJOR < 24)('listens on the first address a host resolves to that is not IPv6 link-local (Node 24)', async () => {
+    const answers: Record<string, unknown[]> = {
+      'muxnet-link-local.test': [null, [{ address: 'fe80::1', family: 6 }]],
+      'muxnet-link-local-and-v4.test': [null, [{ address: 'fe80::1', family: 6 }, { address: 'FEBF::2', family: 6 }, { address: '127.0.0.1', family: 4 }]],
+      'muxnet-lookup-fails.test': [new Error('no such host')],
+    };
+    const realLookup = dns.lookup;
+    // Only the resolver is replaced, as Node's own test does: the binds are real.
+    (dns as { lookup: unknown }).lookup = (host: string, opts: unknown, cb: (...a: unknown[]) => void) =>
+      host in answers ? process.nextTick(cb, ...answers[host]) : (realLookup as (...a: unknown[]) => void)(host, opts, cb);
+    try {
+      const server = net.createServer(serverOpts());
+      server.listen(0, 'muxnet-link-local-and-v4.test');
+      await once(server, 'listening');
+      expect(server.address()).toMatchObject({ address: '127.0.0.1', family: 'IPv4' });
+      await closed(server);
+      const linkLocal = net.createServer(serverOpts());
+      linkLocal.listen(0, 'muxnet-link-local.test');
+      const [err] = (await once(linkLocal, 'error')) as [Errno];
+      expect(err).toMatchObject({ syscall: 'listen', address: 'fe80::1' });
+      const failing = net.createServer(serverOpts());
+      failing.listen(0, 'muxnet-lookup-fails.test');
+      const [lookupErr] = (await once(failing, 'error')) as [Error];
+      expect(lookupErr.message).toBe('no such host');
+    } finally {
+      (dns as { lookup: unknown }).lookup = realLookup;
+    }
   });
 
   it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
