@@ -13,7 +13,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
-import { resolveBackend, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
+import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -156,8 +156,8 @@ export class Socket extends EventEmitter implements Handle {
     }
     this.bufferSizes = { recv: options.recvBufferSize || 0, send: options.sendBufferSize || 0 };
     // Checked before the type and lookup, in node:dgram's order.
-    this.receiveBlockList = blockListOption(options.receiveBlockList, 'options.receiveBlockList');
-    this.sendBlockList = blockListOption(options.sendBlockList, 'options.sendBlockList');
+    this.receiveBlockList = validateBlockList(options.receiveBlockList, 'options.receiveBlockList');
+    this.sendBlockList = validateBlockList(options.sendBlockList, 'options.sendBlockList');
     if (options.lookup !== undefined && typeof options.lookup !== 'function') {
       throw invalidArgType('lookup', 'of type function', options.lookup);
     }
@@ -201,7 +201,7 @@ export class Socket extends EventEmitter implements Handle {
 
   /** Whether `sendBlockList` holds `ip`. */
   private blocks(ip: string): boolean {
-    return this.sendBlockList !== undefined && checkBlockList(this.sendBlockList, ip);
+    return isBlocked(this.sendBlockList, ip);
   }
 
   /** Whether `ip` is of the socket's family: node:dgram's udp4 takes no IPv6 address, udp6 no IPv4 one (`EINVAL`). */
@@ -747,7 +747,7 @@ export class Socket extends EventEmitter implements Handle {
   /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
     this.sendsBeforeMessage = this.sends;
-    if (!this.receiving || (this.receiveBlockList !== undefined && checkBlockList(this.receiveBlockList, address))) return;
+    if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
     this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
@@ -794,18 +794,6 @@ function numericAddress(text: unknown, name: string, call: string): string {
   validateType(text, name, 'string');
   if (ipFamily(text as string) === 0) throw invalidArgValue(name, text, `must be a numeric IP address; ${call} does not perform DNS resolution`);
   return text as string;
-}
-
-/** A block list option: none (any falsy value), or a net.BlockList (Node 24's check and wording). */
-function blockListOption(value: unknown, name: string): BlockList | undefined {
-  if (!value) return undefined;
-  if (!(value instanceof BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
-  return value;
-}
-
-/** Whether `list` holds the address in `text` (IPv6 has colons, IPv4 none). */
-function checkBlockList(list: BlockList, text: string): boolean {
-  return list.check(text, text.includes(':') ? 'ipv6' : 'ipv4');
 }
 
 function notConnected(): Error {
