@@ -20,6 +20,7 @@ backend_tests!(
     pipe_passes_half_close_and_reset,
     pipe_splices_past_a_short_splice,
     pipe_relays_past_urgent_data,
+    pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_refuses_bad_pairs
 );
 
@@ -305,6 +306,42 @@ fn pipe_relays_past_urgent_data(kind: BackendKind) {
         writing.join();
         assert_same(&reading.join(), &want, "in-band bytes relayed");
         drop(a_peer);
+    }
+}
+
+/// Urgent data inside a message, the rest of which is already in the
+/// socket, and then silence (no FIN, no more bytes): a read stops short at
+/// the urgent mark, so that short read does not prove the socket drained.
+/// With an edge-triggered poller no new edge comes for the bytes behind
+/// the mark: unless the turn reads on, they stay there until the peer
+/// sends again (which it won't: it waits for the reply).
+fn pipe_relays_past_urgent_data_with_nothing_behind(kind: BackendKind) {
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { splice, ..Config::default() });
+        let (mut a_peer, _, b_peer, b) = piped_pair(&mut h);
+        // The join's own turn reads on regardless: past it, only the backend's word counts.
+        h.until("b connected", |_, events| events.iter().any(|e| matches!(e, Ev::Connect { conn } if *conn == b)));
+        // The reactor is not turning: the three sends wait in a's socket together.
+        a_peer.write_all(b"request, with an urgent byte").unwrap();
+        SockRef::from(&a_peer).send_out_of_band(b"!").unwrap();
+        a_peer.write_all(b" inside").unwrap();
+        let want = b"request, with an urgent byte inside";
+        let mut server = Peer::spawn(move || {
+            let mut s = b_peer;
+            let got = read_n(&mut s, want.len());
+            s.write_all(b"reply").unwrap();
+            (got, s)
+        });
+        turn_without_data(&mut h, "the request relayed in full", || server.done());
+        let (got, _b) = server.join();
+        assert_same(&got, want, "in-band bytes around the urgent byte");
+        let mut reply = [0u8; 5];
+        let mut client = Peer::spawn(move || {
+            a_peer.read_exact(&mut reply).unwrap();
+            (reply, a_peer)
+        });
+        turn_without_data(&mut h, "the reply relayed", || client.done());
+        assert_eq!(&client.join().0, b"reply", "[{}]", h.name());
     }
 }
 
