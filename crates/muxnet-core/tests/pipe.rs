@@ -21,6 +21,7 @@ backend_tests!(
     pipe_splices_past_a_short_splice,
     pipe_relays_past_urgent_data,
     pipe_relays_past_urgent_data_with_nothing_behind,
+    pipe_passes_a_fin_without_a_drain_for_the_owner,
     pipe_refuses_bad_pairs
 );
 
@@ -342,6 +343,60 @@ fn pipe_relays_past_urgent_data_with_nothing_behind(kind: BackendKind) {
         });
         turn_without_data(&mut h, "the reply relayed", || client.done());
         assert_eq!(&client.join().0, b"reply", "[{}]", h.name());
+    }
+}
+
+/// A FIN read while the partner's queue still holds relayed bytes: the
+/// partner's FIN waits for them, and the owner, who wrote nothing, hears
+/// no `Drain` when they are gone (its `Drain` is for its own writes).
+fn pipe_passes_a_fin_without_a_drain_for_the_owner(kind: BackendKind) {
+    for splice in SPLICE {
+        // No hold: the FIN is read whatever b's queue holds by then.
+        let config = Config { pipe_high_water: 64 << 20, splice, ..Config::default() };
+        let mut h = Harness::with_config(kind, config);
+        let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+        // More than b's socket buffers take while b's peer reads nothing.
+        let data = pattern(11, 8 << 20);
+        let mut writer = Peer::spawn({
+            let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
+            move || {
+                s.write_all(&data).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+            }
+        });
+        let mut events = Vec::new();
+        // Copied, all of a is read (the FIN too) while b's queue holds
+        // megabytes; spliced, a is held until b takes the pipe's bytes.
+        h.until("a's end, or bytes held for b", |r, e| {
+            events.extend(e);
+            let ended = events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a));
+            if splice {
+                r.queued(b).unwrap() > 0
+            } else {
+                ended && writer.done()
+            }
+        });
+        assert!(h.r.queued(b).unwrap() > 0, "[{}] nothing queued toward b", h.name());
+        let mut reading = Peer::spawn(move || {
+            let mut s = b_peer;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            (got, s)
+        });
+        h.until("b's peer reads all and the end", |_, e| {
+            events.extend(e);
+            reading.done()
+        });
+        let (got, b_peer) = reading.join();
+        assert_same(&got, &data, "bytes before the FIN");
+        writer.join();
+        drop((a_peer, b_peer));
+        h.until("both closed", |_, e| {
+            events.extend(e);
+            events.iter().filter(|e| matches!(e, Ev::Close { .. })).count() == 2
+        });
+        let drains: Vec<_> = events.iter().filter(|e| matches!(e, Ev::Drain { .. })).collect();
+        assert!(drains.is_empty(), "[{}, splice {splice}] the owner wrote nothing, yet heard {drains:?}", h.name());
     }
 }
 
