@@ -6,11 +6,11 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Config, Token};
+use muxnet_core::{BackendKind, Config};
 use socket2::SockRef;
 
 backend_tests!(
@@ -36,21 +36,6 @@ fn assert_spliced(h: &Harness, splice: bool, spliced: u64, bulk: u64) {
     } else {
         assert_eq!(spliced, 0, "[{}] spliced with splice off (or off Linux)", h.name());
     }
-}
-
-/// A std client `a_peer` connected to the reactor (`a`), and the reactor
-/// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
-/// `b` piped.
-fn piped_pair(h: &mut Harness) -> (TcpStream, Token, TcpStream, Token) {
-    let (_, addr) = h.listen("127.0.0.1:0");
-    let a_peer = client(addr);
-    let a = h.accept(1)[0];
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = h.r.connect(upstream.local_addr().unwrap(), None).unwrap();
-    h.r.pipe(a, b).unwrap();
-    let (b_peer, _) = upstream.accept().unwrap();
-    set_timeouts(&b_peer);
-    (a_peer, a, b_peer, b)
 }
 
 /// Turns until `until` holds, failing on any `Data` (a pipe reports none).
