@@ -107,6 +107,8 @@ const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).incl
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
 const [EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'ENOTCONN'].map(uvErrno);
+/** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
+const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
@@ -141,7 +143,7 @@ export class Socket extends EventEmitter implements Handle {
   private sendsBeforeMessage = 0;
   /** Sends whose destination is being resolved. */
   private lookups = 0;
-  /** After a `close()` in a batch of messages: the socket, still open until the next tick, and the sends that may still use it (below `lateBelow`). */
+  /** After a `close()` in a batch of messages: the socket, still open until its queued jobs have run, and the sends that may still use it (below `lateBelow`). */
   private closingToken = -1;
   private lateBelow = 0;
 
@@ -554,16 +556,14 @@ export class Socket extends EventEmitter implements Handle {
     this.running = false;
     this.receiving = false;
     if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
-      // node:dgram emits each datagram's 'message' on its own, and ticks run
-      // between them: the replies to the batch's earlier messages, still
-      // being resolved, would have left before this close. They still go
-      // (those the current message's handler sent do not, as in node).
+      // node:dgram emits each datagram's 'message' on its own, and ticks and
+      // microtasks run between them: the replies to the batch's earlier
+      // messages, still being resolved, would have left before this close.
+      // They still go (those the current message's handler sent do not, as
+      // in node).
       this.closingToken = this.token;
       this.lateBelow = this.sendsBeforeMessage;
-      process.nextTick(() => {
-        this.reactor!.closeHandle(this.closingToken, this.keepAlive);
-        this.closingToken = -1;
-      });
+      this.closeAfterQueuedJobs(CLOSE_HOPS);
     } else if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
     }
@@ -571,6 +571,26 @@ export class Socket extends EventEmitter implements Handle {
     process.nextTick(() => this.emit('close'));
     this.cancelOutbox();
     return this;
+  }
+
+  /**
+   * Closes the socket of a `close()` in a batch once the jobs queued so far
+   * have run: the ticks, then the microtasks (a lookup that answers through
+   * a promise, however many awaits deep), again while lookups are pending,
+   * at most `hops` times — a real DNS query, answered on a later turn of
+   * the loop, would find node:dgram's socket closed too.
+   */
+  private closeAfterQueuedJobs(hops: number): void {
+    process.nextTick(() =>
+      queueMicrotask(() => {
+        if (this.lookups > 0 && hops > 1) return this.closeAfterQueuedJobs(hops - 1);
+        // A tick queued from a microtask runs once every microtask has.
+        process.nextTick(() => {
+          this.reactor!.closeHandle(this.closingToken, this.keepAlive);
+          this.closingToken = -1;
+        });
+      }),
+    );
   }
 
   /** `await using`: closes the socket unless it is closed already. */

@@ -93,6 +93,50 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  // A custom lookup's answer comes as it comes: node:dgram runs each
+  // 'message' on its own, its ticks and microtasks after it, so a reply to
+  // the first message whose address comes through a promise (however many
+  // awaits deep) has left when the second message's handler closes the
+  // socket; one that waits for a later turn of the loop has not.
+  const threeAwaits = async () => {
+    await null;
+    await null;
+    await null;
+  };
+  const answers: [string, (cb: () => void) => void, boolean][] = [
+    ['a promise', (cb) => void Promise.resolve().then(cb), true],
+    ['three awaits', (cb) => void threeAwaits().then(cb), true],
+    ['a tick, then a promise', (cb) => process.nextTick(() => void Promise.resolve().then(cb)), true],
+    ['a promise, then a tick', (cb) => void Promise.resolve().then(() => process.nextTick(cb)), true],
+    ['setImmediate', (cb) => setImmediate(cb), false],
+  ];
+  it.each(answers)('a lookup answering through %s: a reply to an earlier message of the batch, then close', async (_how, answer, delivered) => {
+    const lookup = (host: string, family: number, cb: (e: Error | null, a: string, f: number) => void) => {
+      if (host !== 'replies.test') return dns.lookup(host, family, cb);
+      answer(() => cb(null, '127.0.0.1', 4));
+    };
+    const server = create('udp4', { lookup: lookup as never });
+    const port = await bound(server, '127.0.0.1');
+    const client = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const callbacks: string[] = [];
+    let seen = 0;
+    server.on('message', (msg) => {
+      if (++seen === 1) server.send(`re:${msg}`, client.address().port, 'replies.test', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok'));
+      else server.close();
+    });
+    const got: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    // Both arrive before the server's next turn: one batch of events for muxnet.
+    client.send('a', port, '127.0.0.1');
+    client.send('b', port, '127.0.0.1');
+    await once(server, 'close');
+    if (delivered) await waitFor(() => got.length === 1 && callbacks.length === 1, 'the first reply');
+    await sleep(50);
+    expect([got, callbacks]).toEqual(delivered ? [['re:a'], ['ok']] : [[], []]);
+    client.close();
+  });
+
   it('connect() fixes the peer, disconnect() frees it', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');
