@@ -563,6 +563,8 @@ export class Socket extends EventEmitter implements Handle {
       // in node).
       this.closingToken = this.token;
       this.lateBelow = this.sendsBeforeMessage;
+      // What left already in node:dgram is called back before 'close', as below.
+      this.reactor!.flushSends();
       this.closeAfterQueuedJobs(CLOSE_HOPS);
     } else if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);

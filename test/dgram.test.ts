@@ -137,6 +137,50 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  // Sends to a name (resolved on the thread pool), to addresses (next
+  // tick), one too long and one of the wrong family, from a 'message'
+  // handler (muxnet queues them to the end of the batch) or from plain code;
+  // the socket closed in the same tick, the next one, or a microtask: the
+  // same callbacks, 'close' and datagrams, in node:dgram's order.
+  const SENT = ['a1 ok', 'a2 ok', 'huge EMSGSIZE', 'six EINVAL', 'a3 ok'];
+  it.each([
+    ['a handler', 'no close', [...SENT, 'h1 ok'], ['a1', 'a2', 'a3', 'h1']],
+    ['a handler', 'a close in the same tick', ['close'], []],
+    ['a handler', 'a close on the next tick', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+    ['a handler', 'a close in a microtask', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+    ['plain code', 'a close in the same tick', ['close'], []],
+    ['plain code', 'a close on the next tick', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+  ])('sends to a name and to addresses from %s, %s: callbacks, close and datagrams in order', async (where, closing, calls, arrived) => {
+    const { socket: sink, port: to, got } = await receiver();
+    const s = create('udp4');
+    await bound(s, '127.0.0.1');
+    const log: string[] = [];
+    const send = (name: string, data: string | Buffer, address: string) =>
+      s.send(data, to, address, (err) => log.push(`${name} ${err ? (err as NodeJS.ErrnoException).code : 'ok'}`));
+    const fire = () => {
+      send('h1', 'h1', 'localhost');
+      send('a1', 'a1', '127.0.0.1');
+      send('a2', 'a2', '');
+      send('huge', Buffer.alloc(70_000), '127.0.0.1');
+      send('six', 'six', '::1');
+      send('a3', 'a3', '127.0.0.1');
+      const close = () => s.close(() => log.push('close'));
+      if (closing === 'a close in the same tick') close();
+      else if (closing === 'a close on the next tick') process.nextTick(close);
+      else if (closing === 'a close in a microtask') queueMicrotask(close);
+    };
+    if (where === 'plain code') fire();
+    else {
+      s.once('message', fire);
+      sink.send('go', s.address().port, '127.0.0.1');
+    }
+    await waitFor(() => log.length === calls.length && got.length === arrived.length, 'the callbacks and datagrams');
+    await sleep(50);
+    expect([log, got.map(String)]).toEqual([calls, arrived]);
+    if (closing === 'no close') s.close();
+    sink.close();
+  });
+
   it('connect() fixes the peer, disconnect() frees it', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');
