@@ -11,7 +11,7 @@ import { BlockList, isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
-import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { resolveBackend, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -92,8 +92,8 @@ interface Outgoing {
   /** The destination as the caller gave it, for errors. */
   address: string | undefined;
   callback: SendCallback | undefined;
-  /** Which `send()` this was, counted from 0 (see `close`). */
-  seq: number;
+  /** The reactors' event being handled when it was sent (see `close`). */
+  event: number;
 }
 
 /**
@@ -138,12 +138,9 @@ export class Socket extends EventEmitter implements Handle {
   private outbox: Outgoing[] = [];
   private outboxBytes = 0;
   private retry: NodeJS.Immediate | undefined;
-  /** `send()` calls so far, and how many came before the 'message' being emitted now. */
-  private sends = 0;
-  private sendsBeforeMessage = 0;
   /** Sends whose destination is being resolved. */
   private lookups = 0;
-  /** After a `close()` in a batch of messages: the socket, still open until its queued jobs have run, and the sends that may still use it (below `lateBelow`). */
+  /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `lateBelow`). */
   private closingToken = -1;
   private lateBelow = 0;
 
@@ -451,7 +448,7 @@ export class Socket extends EventEmitter implements Handle {
     this.bindImplicitly();
     const data = list.length === 1 ? list[0] : Buffer.concat(list);
     const where = (address as string | null | undefined) ?? undefined;
-    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, seq: this.sends++ };
+    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, event: eventsDispatched() };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
     else this.route(out, connected);
   }
@@ -474,7 +471,7 @@ export class Socket extends EventEmitter implements Handle {
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
   private transmit(out: Outgoing): void {
     // Once closed, only a reply of the batch's earlier messages still goes (see `close`).
-    const token = this.running ? this.token : out.seq < this.lateBelow ? this.closingToken : -1;
+    const token = this.running ? this.token : out.event < this.lateBelow ? this.closingToken : -1;
     if (token < 0) return;
     const { ip, callback } = out;
     if (ip !== undefined && this.blocks(ip)) {
@@ -558,11 +555,11 @@ export class Socket extends EventEmitter implements Handle {
     if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
       // node:dgram emits each datagram's 'message' on its own, and ticks and
       // microtasks run between them: the replies to the batch's earlier
-      // messages, still being resolved, would have left before this close.
-      // They still go (those the current message's handler sent do not, as
-      // in node).
+      // events (this socket's messages or another's), still being resolved,
+      // would have left before this close. They still go (those the current
+      // event's handler sent do not, as in node).
       this.closingToken = this.token;
-      this.lateBelow = this.sendsBeforeMessage;
+      this.lateBelow = eventsDispatched();
       // What left already in node:dgram is called back before 'close', as below.
       this.reactor!.flushSends();
       this.closeAfterQueuedJobs(CLOSE_HOPS);
@@ -768,7 +765,6 @@ export class Socket extends EventEmitter implements Handle {
 
   /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
-    this.sendsBeforeMessage = this.sends;
     if (!this.receiving || (this.receiveBlockList !== undefined && checkBlockList(this.receiveBlockList, address))) return;
     this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }

@@ -93,6 +93,28 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  it("one socket's handler closes another: the other's reply to its own earlier message still goes", async () => {
+    const b = create('udp4');
+    const bPort = await bound(b, '127.0.0.1');
+    const a = create('udp4');
+    const aPort = await bound(a, '127.0.0.1');
+    const client = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const got: string[] = [];
+    const callbacks: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    b.on('message', (m) => b.send(`re:${m}`, client.address().port, '127.0.0.1', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok')));
+    a.on('message', () => b.close());
+    // Both arrive before the next turn: one batch for muxnet, b's message first.
+    client.send('to b', bPort, '127.0.0.1');
+    client.send('to a', aPort, '127.0.0.1');
+    await once(b, 'close');
+    await waitFor(() => got.length === 1 && callbacks.length === 1, "b's reply");
+    expect([got, callbacks]).toEqual([['re:to b'], ['ok']]);
+    a.close();
+    client.close();
+  });
+
   // A custom lookup's answer comes as it comes: node:dgram runs each
   // 'message' on its own, its ticks and microtasks after it, so a reply to
   // the first message whose address comes through a promise (however many
