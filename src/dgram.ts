@@ -562,19 +562,26 @@ export class Socket extends EventEmitter implements Handle {
       this.lateBelow = eventsDispatched();
       // What left already in node:dgram is called back before 'close', as below.
       this.reactor!.flushSends();
+      this.token = -1;
+      // 'close' too waits: node:dgram had called those replies back before it.
       this.closeAfterQueuedJobs(CLOSE_HOPS);
-    } else if (this.token >= 0) {
-      this.reactor!.closeHandle(this.token, this.keepAlive);
+      return this;
     }
+    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive);
     this.token = -1;
-    process.nextTick(() => this.emit('close'));
-    this.cancelOutbox();
+    this.closed();
     return this;
   }
 
+  /** The socket is closed: 'close' on the next tick, then what waited in the outbox fails. */
+  private closed(): void {
+    process.nextTick(() => this.emit('close'));
+    this.cancelOutbox();
+  }
+
   /**
-   * Closes the socket of a `close()` in a batch once the jobs queued so far
-   * have run: the ticks, then the microtasks (a lookup that answers through
+   * Closes the socket of a `close()` in a batch (and emits 'close') once
+   * the jobs queued so far have run: the ticks, then the microtasks (a lookup that answers through
    * a promise, however many awaits deep), again while lookups are pending,
    * at most `hops` times — a real DNS query, answered on a later turn of
    * the loop, would find node:dgram's socket closed too.
@@ -587,6 +594,7 @@ export class Socket extends EventEmitter implements Handle {
         process.nextTick(() => {
           this.reactor!.closeHandle(this.closingToken, this.keepAlive);
           this.closingToken = -1;
+          this.closed();
         });
       }),
     );

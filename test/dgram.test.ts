@@ -93,7 +93,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
-  it("one socket's handler closes another: the other's reply to its own earlier message still goes", async () => {
+  it("one socket's handler closes another: the other's reply to its own earlier message still goes, called back before 'close'", async () => {
     const b = create('udp4');
     const bPort = await bound(b, '127.0.0.1');
     const a = create('udp4');
@@ -104,13 +104,12 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     const callbacks: string[] = [];
     client.on('message', (m) => got.push(String(m)));
     b.on('message', (m) => b.send(`re:${m}`, client.address().port, '127.0.0.1', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok')));
-    a.on('message', () => b.close());
+    a.on('message', () => b.close(() => callbacks.push('close')));
     // Both arrive before the next turn: one batch for muxnet, b's message first.
     client.send('to b', bPort, '127.0.0.1');
     client.send('to a', aPort, '127.0.0.1');
-    await once(b, 'close');
-    await waitFor(() => got.length === 1 && callbacks.length === 1, "b's reply");
-    expect([got, callbacks]).toEqual([['re:to b'], ['ok']]);
+    await waitFor(() => got.length === 1 && callbacks.length === 2, "b's reply and close");
+    expect([got, callbacks]).toEqual([['re:to b'], ['ok', 'close']]);
     a.close();
     client.close();
   });
@@ -132,7 +131,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     ['a promise, then a tick', (cb) => void Promise.resolve().then(() => process.nextTick(cb)), true],
     ['setImmediate', (cb) => setImmediate(cb), false],
   ];
-  it.each(answers)('a lookup answering through %s: a reply to an earlier message of the batch, then close', async (_how, answer, delivered) => {
+  it.each(answers)('a lookup answering through %s: a reply to an earlier message of the batch (called back before close), then close', async (_how, answer, delivered) => {
     const lookup = (host: string, family: number, cb: (e: Error | null, a: string, f: number) => void) => {
       if (host !== 'replies.test') return dns.lookup(host, family, cb);
       answer(() => cb(null, '127.0.0.1', 4));
@@ -145,7 +144,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     let seen = 0;
     server.on('message', (msg) => {
       if (++seen === 1) server.send(`re:${msg}`, client.address().port, 'replies.test', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok'));
-      else server.close();
+      else server.close(() => callbacks.push('close'));
     });
     const got: string[] = [];
     client.on('message', (m) => got.push(String(m)));
@@ -153,9 +152,9 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.send('a', port, '127.0.0.1');
     client.send('b', port, '127.0.0.1');
     await once(server, 'close');
-    if (delivered) await waitFor(() => got.length === 1 && callbacks.length === 1, 'the first reply');
+    if (delivered) await waitFor(() => got.length === 1 && callbacks.length === 2, 'the first reply');
     await sleep(50);
-    expect([got, callbacks]).toEqual(delivered ? [['re:a'], ['ok']] : [[], []]);
+    expect([got, callbacks]).toEqual(delivered ? [['re:a'], ['ok', 'close']] : [[], ['close']]);
     client.close();
   });
 
