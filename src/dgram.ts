@@ -11,7 +11,7 @@ import { BlockList, isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
-import { getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -92,8 +92,8 @@ interface Outgoing {
   /** The destination as the caller gave it, for errors. */
   address: string | undefined;
   callback: SendCallback | undefined;
-  /** Which `send()` this was, counted from 0 (see `close`). */
-  seq: number;
+  /** The reactors' event being handled when it was sent (see `close`). */
+  event: number;
 }
 
 /**
@@ -107,6 +107,8 @@ const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).incl
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
 const [EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'ENOTCONN'].map(uvErrno);
+/** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
+const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
@@ -136,12 +138,9 @@ export class Socket extends EventEmitter implements Handle {
   private outbox: Outgoing[] = [];
   private outboxBytes = 0;
   private retry: NodeJS.Immediate | undefined;
-  /** `send()` calls so far, and how many came before the 'message' being emitted now. */
-  private sends = 0;
-  private sendsBeforeMessage = 0;
   /** Sends whose destination is being resolved. */
   private lookups = 0;
-  /** After a `close()` in a batch of messages: the socket, still open until the next tick, and the sends that may still use it (below `lateBelow`). */
+  /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `lateBelow`). */
   private closingToken = -1;
   private lateBelow = 0;
 
@@ -449,7 +448,7 @@ export class Socket extends EventEmitter implements Handle {
     this.bindImplicitly();
     const data = list.length === 1 ? list[0] : Buffer.concat(list);
     const where = (address as string | null | undefined) ?? undefined;
-    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, seq: this.sends++ };
+    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, event: eventsDispatched() };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
     else this.route(out, connected);
   }
@@ -472,7 +471,7 @@ export class Socket extends EventEmitter implements Handle {
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
   private transmit(out: Outgoing): void {
     // Once closed, only a reply of the batch's earlier messages still goes (see `close`).
-    const token = this.running ? this.token : out.seq < this.lateBelow ? this.closingToken : -1;
+    const token = this.running ? this.token : out.event < this.lateBelow ? this.closingToken : -1;
     if (token < 0) return;
     const { ip, callback } = out;
     if (ip !== undefined && this.blocks(ip)) {
@@ -554,23 +553,51 @@ export class Socket extends EventEmitter implements Handle {
     this.running = false;
     this.receiving = false;
     if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
-      // node:dgram emits each datagram's 'message' on its own, and ticks run
-      // between them: the replies to the batch's earlier messages, still
-      // being resolved, would have left before this close. They still go
-      // (those the current message's handler sent do not, as in node).
+      // node:dgram emits each datagram's 'message' on its own, and ticks and
+      // microtasks run between them: the replies to the batch's earlier
+      // events (this socket's messages or another's), still being resolved,
+      // would have left before this close. They still go (those the current
+      // event's handler sent do not, as in node).
       this.closingToken = this.token;
-      this.lateBelow = this.sendsBeforeMessage;
-      process.nextTick(() => {
-        this.reactor!.closeHandle(this.closingToken, this.keepAlive);
-        this.closingToken = -1;
-      });
-    } else if (this.token >= 0) {
-      this.reactor!.closeHandle(this.token, this.keepAlive);
+      this.lateBelow = eventsDispatched();
+      // What left already in node:dgram is called back before 'close', as below.
+      this.reactor!.flushSends();
+      this.token = -1;
+      // 'close' too waits: node:dgram had called those replies back before it.
+      this.closeAfterQueuedJobs(CLOSE_HOPS);
+      return this;
     }
+    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive);
     this.token = -1;
+    this.closed();
+    return this;
+  }
+
+  /** The socket is closed: 'close' on the next tick, then what waited in the outbox fails. */
+  private closed(): void {
     process.nextTick(() => this.emit('close'));
     this.cancelOutbox();
-    return this;
+  }
+
+  /**
+   * Closes the socket of a `close()` in a batch (and emits 'close') once
+   * the jobs queued so far have run: the ticks, then the microtasks (a lookup that answers through
+   * a promise, however many awaits deep), again while lookups are pending,
+   * at most `hops` times — a real DNS query, answered on a later turn of
+   * the loop, would find node:dgram's socket closed too.
+   */
+  private closeAfterQueuedJobs(hops: number): void {
+    process.nextTick(() =>
+      queueMicrotask(() => {
+        if (this.lookups > 0 && hops > 1) return this.closeAfterQueuedJobs(hops - 1);
+        // A tick queued from a microtask runs once every microtask has.
+        process.nextTick(() => {
+          this.reactor!.closeHandle(this.closingToken, this.keepAlive);
+          this.closingToken = -1;
+          this.closed();
+        });
+      }),
+    );
   }
 
   /** `await using`: closes the socket unless it is closed already. */
@@ -746,7 +773,6 @@ export class Socket extends EventEmitter implements Handle {
 
   /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
   onMessage(msg: Buffer, address: string, port: number): void {
-    this.sendsBeforeMessage = this.sends;
     if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
     this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }

@@ -67,6 +67,19 @@ const MAX_QUEUED_SENDS = 1024;
  */
 export type SendSettler = (result: number) => void;
 
+/** Events fanned out to handles so far, by every reactor (see `eventsDispatched`). */
+let dispatched = 0;
+
+/**
+ * How many events have been fanned out to handles: during a handler, its
+ * own event's number. node:dgram emits each event on its own, with the ticks
+ * and microtasks it queued after it; a batch emits them in one go, so what an
+ * earlier handler started may still be pending when a later one runs.
+ */
+export function eventsDispatched(): number {
+  return dispatched;
+}
+
 function tokenOf(index: number, generation: number): number {
   return generation * SLOT_SPAN + index;
 }
@@ -259,6 +272,7 @@ export class Reactor {
     // finish the batch, then rethrow (it reaches 'uncaughtException').
     let thrown: unknown[] | undefined;
     for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
+      dispatched++;
       const kind = records[at + RECORD_KIND];
       const index = records[at + RECORD_TOKEN_INDEX];
       const generation = records[at + RECORD_TOKEN_GENERATION];

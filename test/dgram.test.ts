@@ -93,6 +93,115 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  it("one socket's handler closes another: the other's reply to its own earlier message still goes, called back before 'close'", async () => {
+    const b = create('udp4');
+    const bPort = await bound(b, '127.0.0.1');
+    const a = create('udp4');
+    const aPort = await bound(a, '127.0.0.1');
+    const client = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const got: string[] = [];
+    const callbacks: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    b.on('message', (m) => b.send(`re:${m}`, client.address().port, '127.0.0.1', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok')));
+    a.on('message', () => b.close(() => callbacks.push('close')));
+    // Both arrive before the next turn: one batch for muxnet, b's message first.
+    client.send('to b', bPort, '127.0.0.1');
+    client.send('to a', aPort, '127.0.0.1');
+    await waitFor(() => got.length === 1 && callbacks.length === 2, "b's reply and close");
+    expect([got, callbacks]).toEqual([['re:to b'], ['ok', 'close']]);
+    a.close();
+    client.close();
+  });
+
+  // A custom lookup's answer comes as it comes: node:dgram runs each
+  // 'message' on its own, its ticks and microtasks after it, so a reply to
+  // the first message whose address comes through a promise (however many
+  // awaits deep) has left when the second message's handler closes the
+  // socket; one that waits for a later turn of the loop has not.
+  const threeAwaits = async () => {
+    await null;
+    await null;
+    await null;
+  };
+  const answers: [string, (cb: () => void) => void, boolean][] = [
+    ['a promise', (cb) => void Promise.resolve().then(cb), true],
+    ['three awaits', (cb) => void threeAwaits().then(cb), true],
+    ['a tick, then a promise', (cb) => process.nextTick(() => void Promise.resolve().then(cb)), true],
+    ['a promise, then a tick', (cb) => void Promise.resolve().then(() => process.nextTick(cb)), true],
+    ['setImmediate', (cb) => setImmediate(cb), false],
+  ];
+  it.each(answers)('a lookup answering through %s: a reply to an earlier message of the batch (called back before close), then close', async (_how, answer, delivered) => {
+    const lookup = (host: string, family: number, cb: (e: Error | null, a: string, f: number) => void) => {
+      if (host !== 'replies.test') return dns.lookup(host, family, cb);
+      answer(() => cb(null, '127.0.0.1', 4));
+    };
+    const server = create('udp4', { lookup: lookup as never });
+    const port = await bound(server, '127.0.0.1');
+    const client = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const callbacks: string[] = [];
+    let seen = 0;
+    server.on('message', (msg) => {
+      if (++seen === 1) server.send(`re:${msg}`, client.address().port, 'replies.test', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'ok'));
+      else server.close(() => callbacks.push('close'));
+    });
+    const got: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    // Both arrive before the server's next turn: one batch of events for muxnet.
+    client.send('a', port, '127.0.0.1');
+    client.send('b', port, '127.0.0.1');
+    await once(server, 'close');
+    if (delivered) await waitFor(() => got.length === 1 && callbacks.length === 2, 'the first reply');
+    await sleep(50);
+    expect([got, callbacks]).toEqual(delivered ? [['re:a'], ['ok', 'close']] : [[], ['close']]);
+    client.close();
+  });
+
+  // Sends to a name (resolved on the thread pool), to addresses (next
+  // tick), one too long and one of the wrong family, from a 'message'
+  // handler (muxnet queues them to the end of the batch) or from plain code;
+  // the socket closed in the same tick, the next one, or a microtask: the
+  // same callbacks, 'close' and datagrams, in node:dgram's order.
+  const SENT = ['a1 ok', 'a2 ok', 'huge EMSGSIZE', 'six EINVAL', 'a3 ok'];
+  it.each([
+    ['a handler', 'no close', [...SENT, 'h1 ok'], ['a1', 'a2', 'a3', 'h1']],
+    ['a handler', 'a close in the same tick', ['close'], []],
+    ['a handler', 'a close on the next tick', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+    ['a handler', 'a close in a microtask', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+    ['plain code', 'a close in the same tick', ['close'], []],
+    ['plain code', 'a close on the next tick', [...SENT, 'close'], ['a1', 'a2', 'a3']],
+  ])('sends to a name and to addresses from %s, %s: callbacks, close and datagrams in order', async (where, closing, calls, arrived) => {
+    const { socket: sink, port: to, got } = await receiver();
+    const s = create('udp4');
+    await bound(s, '127.0.0.1');
+    const log: string[] = [];
+    const send = (name: string, data: string | Buffer, address: string) =>
+      s.send(data, to, address, (err) => log.push(`${name} ${err ? (err as NodeJS.ErrnoException).code : 'ok'}`));
+    const fire = () => {
+      send('h1', 'h1', 'localhost');
+      send('a1', 'a1', '127.0.0.1');
+      send('a2', 'a2', '');
+      send('huge', Buffer.alloc(70_000), '127.0.0.1');
+      send('six', 'six', '::1');
+      send('a3', 'a3', '127.0.0.1');
+      const close = () => s.close(() => log.push('close'));
+      if (closing === 'a close in the same tick') close();
+      else if (closing === 'a close on the next tick') process.nextTick(close);
+      else if (closing === 'a close in a microtask') queueMicrotask(close);
+    };
+    if (where === 'plain code') fire();
+    else {
+      s.once('message', fire);
+      sink.send('go', s.address().port, '127.0.0.1');
+    }
+    await waitFor(() => log.length === calls.length && got.length === arrived.length, 'the callbacks and datagrams');
+    await sleep(50);
+    expect([log, got.map(String)]).toEqual([calls, arrived]);
+    if (closing === 'no close') s.close();
+    sink.close();
+  });
+
   it('connect() fixes the peer, disconnect() frees it', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');

@@ -68,6 +68,69 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('hostile peers on %s', (backend) => {
+  it('150 clients leave at once, half by FIN and half by RST, while 10 others relay 1 MiB each way: survivors intact, resets passed on, nothing left', async () => {
+    const up = await upstream(nodeEcho());
+    // No probes: each would be one more connection to count.
+    const proxy = proxyFor({ backend, upstreams: [{ port: up.port }], healthIntervalMs: 60_000 });
+    await sleep(100);
+    const before = socketFds();
+    const leavers = await Promise.all(Array.from({ length: 150 }, () => netConnect(proxy.port)));
+    // Each is joined to its upstream (its bytes came back through the pipe).
+    await Promise.all(leavers.map((s, i) => roundTrip(s, Buffer.from(`leaver ${i}`))));
+    const closed = leavers.map((s) => new Promise<boolean>((resolve) => s.on('close', resolve)));
+    const payloads = Array.from({ length: 10 }, () => randomBytes(1 << 20));
+    const survivors = payloads.map((p) => exchange(proxy.port, p));
+    await waitFor(() => proxy.stats().live === 160, 'the survivors joined');
+    leavers.forEach((s, i) => (i % 2 === 0 ? s.end() : s.resetAndDestroy()));
+    const results = await Promise.all(survivors);
+    expect(results.map((r) => r.error)).toEqual(payloads.map(() => undefined));
+    expect(results.map((r) => sha(r.data))).toEqual(payloads.map(sha));
+    // A FIN comes back as a FIN (the echo ends too): no error on the client.
+    expect((await Promise.all(closed)).filter((hadError, i) => i % 2 === 0 && hadError)).toEqual([]);
+    await waitFor(() => proxy.stats().live === 0, 'every pair closed');
+    // Each reset reached the upstream, and was counted once per pair.
+    expect(proxy.stats().upstreams[0]).toMatchObject({ pairs: 160, errors: 75, live: 0 });
+    await waitFor(() => socketFds() <= before, `sockets back to ${before} (now ${socketFds()})`);
+  });
+
+  it('an upstream that resets while the client streams into it (bytes held in the relay): the client is reset, the process lives, the next pair relays', async () => {
+    // Reads 1 MiB, then resets with the rest of the stream on its way (a short stream is ended).
+    const up = await upstream(
+      nodeServer((s) => {
+        let got = 0;
+        s.on('data', (d) => {
+          got += d.length;
+          if (got >= 1 << 20) s.resetAndDestroy();
+        });
+        s.on('end', () => s.end());
+      }),
+    );
+    const proxy = proxyFor({ backend, upstreams: [{ port: up.port }], healthIntervalMs: 60_000 });
+    const splicedBefore = reactorStats(backend).spliced;
+    const sock = await netConnect(proxy.port);
+    const block = randomBytes(64 * 1024);
+    let failed: NodeJS.ErrnoException | undefined;
+    sock.on('error', (err) => (failed = err));
+    const pump = () => {
+      while (!sock.destroyed && sock.write(block));
+      if (!sock.destroyed) sock.once('drain', pump);
+    };
+    pump();
+    await new Promise((resolve) => sock.on('close', resolve));
+    expect(['ECONNRESET', 'EPIPE']).toContain(failed?.code);
+    // The stream was spliced (a splice into the reset socket raises SIGPIPE, which Node ignores).
+    if (process.platform === 'linux' && process.env.MUXNET_SPLICE !== '0') expect(reactorStats(backend).spliced).toBeGreaterThan(splicedBefore);
+    await waitFor(() => proxy.stats().live === 0, 'the pair closed');
+    expect(proxy.stats().upstreams[0]).toMatchObject({ pairs: 1, errors: 1 });
+    // The proxy goes on: the next client is served.
+    const { data, error } = await exchange(proxy.port, Buffer.from('still here'));
+    expect(error).toBeUndefined();
+    expect(data.length).toBe(0);
+    expect(proxy.stats().upstreams[0].pairs).toBe(2);
+  });
+});
+
 describe('failover', () => {
   it.each(BACKENDS)('on %s, a client never sees a refusal or a timeout while a healthy upstream remains, and its early bytes arrive', async (backend) => {
     const down = await downPort();

@@ -6,11 +6,11 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Config, Token};
+use muxnet_core::{BackendKind, Config};
 use socket2::SockRef;
 
 backend_tests!(
@@ -20,6 +20,8 @@ backend_tests!(
     pipe_passes_half_close_and_reset,
     pipe_splices_past_a_short_splice,
     pipe_relays_past_urgent_data,
+    pipe_relays_past_urgent_data_with_nothing_behind,
+    pipe_passes_a_fin_without_a_drain_for_the_owner,
     pipe_refuses_bad_pairs
 );
 
@@ -34,21 +36,6 @@ fn assert_spliced(h: &Harness, splice: bool, spliced: u64, bulk: u64) {
     } else {
         assert_eq!(spliced, 0, "[{}] spliced with splice off (or off Linux)", h.name());
     }
-}
-
-/// A std client `a_peer` connected to the reactor (`a`), and the reactor
-/// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
-/// `b` piped.
-fn piped_pair(h: &mut Harness) -> (TcpStream, Token, TcpStream, Token) {
-    let (_, addr) = h.listen("127.0.0.1:0");
-    let a_peer = client(addr);
-    let a = h.accept(1)[0];
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = h.r.connect(upstream.local_addr().unwrap(), None).unwrap();
-    h.r.pipe(a, b).unwrap();
-    let (b_peer, _) = upstream.accept().unwrap();
-    set_timeouts(&b_peer);
-    (a_peer, a, b_peer, b)
 }
 
 /// Turns until `until` holds, failing on any `Data` (a pipe reports none).
@@ -305,6 +292,96 @@ fn pipe_relays_past_urgent_data(kind: BackendKind) {
         writing.join();
         assert_same(&reading.join(), &want, "in-band bytes relayed");
         drop(a_peer);
+    }
+}
+
+/// Urgent data inside a message, the rest of which is already in the
+/// socket, and then silence (no FIN, no more bytes): a read stops short at
+/// the urgent mark, so that short read does not prove the socket drained.
+/// With an edge-triggered poller no new edge comes for the bytes behind
+/// the mark: unless the turn reads on, they stay there until the peer
+/// sends again (which it won't: it waits for the reply).
+fn pipe_relays_past_urgent_data_with_nothing_behind(kind: BackendKind) {
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { splice, ..Config::default() });
+        let (mut a_peer, _, b_peer, b) = piped_pair(&mut h);
+        // The join's own turn reads on regardless: past it, only the backend's word counts.
+        h.until("b connected", |_, events| events.iter().any(|e| matches!(e, Ev::Connect { conn } if *conn == b)));
+        // The reactor is not turning: the three sends wait in a's socket together.
+        a_peer.write_all(b"request, with an urgent byte").unwrap();
+        SockRef::from(&a_peer).send_out_of_band(b"!").unwrap();
+        a_peer.write_all(b" inside").unwrap();
+        let want = b"request, with an urgent byte inside";
+        let mut server = Peer::spawn(move || {
+            let mut s = b_peer;
+            let got = read_n(&mut s, want.len());
+            s.write_all(b"reply").unwrap();
+            (got, s)
+        });
+        turn_without_data(&mut h, "the request relayed in full", || server.done());
+        let (got, _b) = server.join();
+        assert_same(&got, want, "in-band bytes around the urgent byte");
+        let mut reply = [0u8; 5];
+        let mut client = Peer::spawn(move || {
+            a_peer.read_exact(&mut reply).unwrap();
+            (reply, a_peer)
+        });
+        turn_without_data(&mut h, "the reply relayed", || client.done());
+        assert_eq!(&client.join().0, b"reply", "[{}]", h.name());
+    }
+}
+
+/// A FIN read while the partner's queue still holds relayed bytes: the
+/// partner's FIN waits for them, and the owner, who wrote nothing, hears
+/// no `Drain` when they are gone (its `Drain` is for its own writes).
+fn pipe_passes_a_fin_without_a_drain_for_the_owner(kind: BackendKind) {
+    for splice in SPLICE {
+        // No hold: the FIN is read whatever b's queue holds by then.
+        let config = Config { pipe_high_water: 64 << 20, splice, ..Config::default() };
+        let mut h = Harness::with_config(kind, config);
+        let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+        // More than b's socket buffers take while b's peer reads nothing.
+        let data = pattern(11, 8 << 20);
+        let mut writer = Peer::spawn({
+            let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
+            move || {
+                s.write_all(&data).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+            }
+        });
+        let mut events = Vec::new();
+        // Copied, all of a is read (the FIN too) while b's queue holds
+        // megabytes; spliced, a is held until b takes the pipe's bytes.
+        h.until("a's end, or bytes held for b", |r, e| {
+            events.extend(e);
+            let ended = events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a));
+            if splice {
+                r.queued(b).unwrap() > 0
+            } else {
+                ended && writer.done()
+            }
+        });
+        assert!(h.r.queued(b).unwrap() > 0, "[{}] nothing queued toward b", h.name());
+        let mut reading = Peer::spawn(move || {
+            let mut s = b_peer;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            (got, s)
+        });
+        h.until("b's peer reads all and the end", |_, e| {
+            events.extend(e);
+            reading.done()
+        });
+        let (got, b_peer) = reading.join();
+        assert_same(&got, &data, "bytes before the FIN");
+        writer.join();
+        drop((a_peer, b_peer));
+        h.until("both closed", |_, e| {
+            events.extend(e);
+            events.iter().filter(|e| matches!(e, Ev::Close { .. })).count() == 2
+        });
+        let drains: Vec<_> = events.iter().filter(|e| matches!(e, Ev::Drain { .. })).collect();
+        assert!(drains.is_empty(), "[{}, splice {splice}] the owner wrote nothing, yet heard {drains:?}", h.name());
     }
 }
 

@@ -58,11 +58,20 @@ impl MioBackend {
 
 fn mio_interest(interest: Interest) -> mio::Interest {
     match (interest.readable, interest.writable) {
-        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        (true, true) => READABLE | mio::Interest::WRITABLE,
         (false, true) => mio::Interest::WRITABLE,
-        _ => mio::Interest::READABLE,
+        _ => READABLE,
     }
 }
+
+/// Input, and on Linux TCP urgent data too: a read stops short at the
+/// urgent mark with more input behind it, and an edge-triggered poller
+/// raises no new edge for bytes already there. `EPOLLPRI` says a mark
+/// waits, so the turn reads on past the short read (see `Readiness::hup`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const READABLE: mio::Interest = mio::Interest::READABLE.add(mio::Interest::PRIORITY);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const READABLE: mio::Interest = mio::Interest::READABLE;
 
 /// Polls once and appends what it saw, without the waker's own event.
 fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
@@ -77,7 +86,7 @@ fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Re
         readable: e.is_readable() || e.is_read_closed(),
         writable: e.is_writable() || e.is_write_closed(),
         error: e.is_error(),
-        hup: e.is_read_closed(),
+        hup: e.is_read_closed() || e.is_priority(),
     }));
     Ok(())
 }

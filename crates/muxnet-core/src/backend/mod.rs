@@ -48,7 +48,9 @@ pub struct Readiness {
     pub writable: bool,
     /// An error is pending: the reactor asks the socket which.
     pub error: bool,
-    /// The peer hung up: read until EOF even after a short read.
+    /// More input is known to wait behind a short read (the peer hung up,
+    /// or urgent data's mark stops reads before the rest): read until EOF
+    /// or `WouldBlock`.
     pub hup: bool,
 }
 

@@ -97,7 +97,7 @@ impl Reactor {
                     events.push(Event::End { conn: from });
                     self.sync_interest(from)?;
                     // The partner's FIN follows the bytes queued for it.
-                    return self.shutdown(to).map(|()| ReadEnd::Drained);
+                    return self.relay_shutdown(to).map(|()| ReadEnd::Drained);
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -201,6 +201,16 @@ impl Reactor {
         let queued = self.write(to, data)?;
         self.stream(to)?.1.want_drain = asked;
         Ok(queued)
+    }
+
+    /// A FIN passed on for the owner, who asked for none: like
+    /// `relay_write`, it asks for no `Drain` (the FIN waits for the queue
+    /// all the same).
+    fn relay_shutdown(&mut self, to: Token) -> io::Result<()> {
+        let asked = self.stream(to)?.1.want_drain;
+        self.shutdown(to)?;
+        self.stream(to)?.1.want_drain = asked;
+        Ok(())
     }
 
     /// `token`'s queue drained: its partner, if held, may read again.

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use muxnet_core::{BackendKind, BindOptions, Config, Event, Reactor, ReadSpace, Token};
@@ -373,4 +373,19 @@ pub fn until_closed(h: &mut Harness, conn: Token) -> Vec<Ev> {
         matches!(seen.last(), Some(Ev::Close { .. }))
     });
     seen
+}
+
+/// A std client `a_peer` connected to the reactor (`a`), and the reactor
+/// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
+/// `b` piped.
+pub fn piped_pair(h: &mut Harness) -> (TcpStream, Token, TcpStream, Token) {
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let a_peer = client(addr);
+    let a = h.accept(1)[0];
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = h.r.connect(upstream.local_addr().unwrap(), None).unwrap();
+    h.r.pipe(a, b).unwrap();
+    let (b_peer, _) = upstream.accept().unwrap();
+    set_timeouts(&b_peer);
+    (a_peer, a, b_peer, b)
 }
