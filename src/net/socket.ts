@@ -440,6 +440,10 @@ export class Socket extends Duplex implements Handle {
       }
       this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
       const v6 = isIP(address) === 6;
+      const family = v6 ? 6 : 4;
+      // node:net's attempt events; a listener may destroy the socket.
+      this.emit('connectionAttempt', address, port, family);
+      if (!this.connectingFlag) return;
       const localAddress = localAddressFor(attempts, v6);
       const token = reactor.native.connect(address, port, localAddress, localPort);
       if (token < 0) {
@@ -448,13 +452,16 @@ export class Socket extends Duplex implements Handle {
         // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
         // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
         const local = `${localAddress ?? (v6 ? '::' : '0.0.0.0')}:${localPort ?? 0}`;
-        attempts.errors.push(bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port, local));
+        const err = bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port, local);
+        attempts.errors.push(err);
+        this.emit('connectionAttemptFailed', address, port, family, err);
         continue;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
       this.bind(reactor, token);
       if (addresses.length > 0) {
         attempts.timer = setTimeout(() => {
+          this.emit('connectionAttemptTimeout', address, port, family);
           attempts.errors.push(connectError(uvErrno('ETIMEDOUT'), attempts, address, port));
           reactor.closeHandle(this.token, this.keepAlive);
           this.token = -1;
@@ -687,7 +694,9 @@ export class Socket extends Duplex implements Handle {
     if (this.connectingFlag && attempts) {
       clearTimeout(attempts.timer);
       const r = this.remote!;
-      attempts.errors.push(connectError(errno, attempts, r.address, r.port));
+      const err = connectError(errno, attempts, r.address, r.port);
+      attempts.errors.push(err);
+      this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
       // Not inside the reactor's batch: a record later in it may name the
       // token the next attempt would get.
       process.nextTick(() => this.dial(attempts));

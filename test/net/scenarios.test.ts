@@ -586,6 +586,38 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  it('says each connection attempt and each failure (connectionAttempt, connectionAttemptFailed)', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.end());
+    const port = await listening(server, 0, '127.0.0.1');
+    const heard: unknown[][] = [];
+    const watched = () => {
+      const c = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+      for (const name of ['connectionAttempt', 'connectionAttemptFailed', 'connectionAttemptTimeout']) {
+        c.on(name, (...args: unknown[]) => heard.push([name, ...args.map((a) => (a instanceof Error ? (a as Errno).code : a))]));
+      }
+      return c;
+    };
+    // 127.0.0.2 refuses (the server is on 127.0.0.1 only), then 127.0.0.1 takes it.
+    const lookup = (_h: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) =>
+      opts.all ? cb(null, [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.2', 4);
+    const c = watched();
+    c.connect({ port, host: 'muxnet.test', lookup, autoSelectFamily: true } as unknown as nodeNet.SocketConnectOpts);
+    await once(c, 'connect');
+    c.destroy();
+    const refused = watched();
+    refused.connect({ port, host: '127.0.0.2' });
+    await once(refused, 'error').catch(() => {});
+    await once(refused, 'close');
+    expect(heard).toEqual([
+      ['connectionAttempt', '127.0.0.2', port, 4],
+      ['connectionAttemptFailed', '127.0.0.2', port, 4, 'ECONNREFUSED'],
+      ['connectionAttempt', '127.0.0.1', port, 4],
+      ['connectionAttempt', '127.0.0.2', port, 4],
+      ['connectionAttemptFailed', '127.0.0.2', port, 4, 'ECONNREFUSED'],
+    ]);
+    await closed(server);
+  });
+
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {
     const c = net.connect({ port: await freePort(), host: '127.0.0.1', signal: AbortSignal.abort(), backend } as nodeNet.NetConnectOpts);
     const [err] = await once(c, 'error').catch((e: Error) => [e]);
