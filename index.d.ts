@@ -146,6 +146,11 @@ export declare class Reactor {
   /** Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`. */
   holdAccept(token: number, on: boolean): number
   setNoDelay(token: number, on: boolean): number
+  /**
+   * The type-of-service byte, set first when `tos` is 0–255 (-1 only
+   * reads it); a negative errno on failure (`ENOTSUP` for a Unix-domain stream).
+   */
+  typeOfService(token: number, tos: number): number
   /** `delayMs` before the first probe; `enable: false` turns it off. */
   setKeepAlive(token: number, enable: boolean, delayMs: number): number
   queued(token: number): number

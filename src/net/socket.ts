@@ -133,6 +133,8 @@ export class Socket extends Duplex implements Handle {
   private resetOnClose = false;
   private noDelay: boolean;
   private keepAliveProbe: { enable: boolean; delay: number } = { enable: false, delay: 0 };
+  /** The type of service asked for (see `setTypeOfService`); set again once connected. */
+  private tos: number | undefined;
   /** The server that accepted it (node:net also names it `_server`). */
   server: Server | undefined;
   _server: Server | undefined;
@@ -483,6 +485,35 @@ export class Socket extends Duplex implements Handle {
     return this;
   }
 
+  /**
+   * Node 24: the type-of-service byte (DSCP and ECN) of the packets this
+   * socket sends — `IP_TOS`, or `IPV6_TCLASS` over IPv6. Before the
+   * connection (or on a Unix-domain socket, which has none) it is kept, and
+   * set once connected; a failure throws, except on Windows, where it is
+   * best effort as in node:net.
+   */
+  setTypeOfService(tos: number): this {
+    // NaN and undefined too are no number here, as in node:net.
+    if (typeof tos !== 'number' || Number.isNaN(tos)) throw invalidArgType('tos', 'of type number', tos);
+    validateInteger(tos, 'tos', 0, 0, 255);
+    const changed = tos !== this.tos;
+    this.tos = tos;
+    if (!changed || this.token < 0 || this.connectingFlag) return this;
+    const r = this.reactor!.native.typeOfService(this.token, tos);
+    if (r < 0 && -r !== uvErrno('ENOTSUP') && process.platform !== 'win32') throw systemError(-r, 'setTypeOfService');
+    return this;
+  }
+
+  /** The type-of-service byte as the kernel has it; the one asked for (or 0) before the connection. */
+  getTypeOfService(): number {
+    const asked = this.tos ?? 0;
+    if (this.token < 0 || this.connectingFlag) return asked;
+    const r = this.reactor!.native.typeOfService(this.token, -1);
+    if (r >= 0) return r;
+    if (-r === uvErrno('ENOTSUP') || process.platform === 'win32') return asked;
+    throw systemError(-r, 'getTypeOfService');
+  }
+
   setKeepAlive(enable?: boolean, initialDelay = 0): this {
     const probe = { enable: Boolean(enable), delay: Math.trunc(initialDelay / 1000) * 1000 };
     const changed = probe.enable !== this.keepAliveProbe.enable || (probe.enable && probe.delay !== this.keepAliveProbe.delay);
@@ -646,6 +677,7 @@ export class Socket extends Duplex implements Handle {
     this.syncActive();
     if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
     if (this.keepAliveProbe.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
+    if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
     this.touch();
     this.emit('connect');
     this.emit('ready');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
+import { waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -616,6 +617,39 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       ['connectionAttemptFailed', '127.0.0.2', port, 4, 'ECONNREFUSED'],
     ]);
     await closed(server);
+  });
+
+  it('setTypeOfService/getTypeOfService (Node 24): kept before the connection, IP_TOS or IPV6_TCLASS once connected', async (ctx) => {
+    type Tos = nodeNet.Socket & { setTypeOfService(tos: unknown): nodeNet.Socket; getTypeOfService(): number };
+    if (!backend && typeof (nodeNet.Socket.prototype as Partial<Tos>).setTypeOfService !== 'function') return ctx.skip();
+    const early = new net.Socket({ backend } as nodeNet.SocketConstructorOpts) as Tos;
+    expect(early.getTypeOfService()).toBe(0);
+    expect(early.setTypeOfService(0x20)).toBe(early);
+    expect(early.getTypeOfService()).toBe(0x20);
+    expect(() => early.setTypeOfService(NaN)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => early.setTypeOfService('16')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => early.setTypeOfService(256)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('>= 0 && <= 255') }));
+    expect(() => early.setTypeOfService(1.5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    for (const host of ['127.0.0.1', '::1']) {
+      const accepted: Tos[] = [];
+      const server = net.createServer(serverOpts(), (s) => accepted.push(s as Tos));
+      const port = await listening(server, 0, host);
+      // Asked before connecting: set once connected.
+      const c = new net.Socket({ backend } as nodeNet.SocketConstructorOpts) as Tos;
+      c.setTypeOfService(0x20);
+      c.connect({ port, host });
+      await once(c, 'connect');
+      expect(c.getTypeOfService()).toBe(0x20);
+      c.setTypeOfService(0x10);
+      expect(c.getTypeOfService()).toBe(0x10);
+      await waitFor(() => accepted.length === 1, 'the accepted socket');
+      expect(accepted[0].getTypeOfService()).toBe(0);
+      c.destroy();
+      await once(c, 'close');
+      expect(c.getTypeOfService()).toBe(0x10);
+      accepted[0].destroy();
+      await closed(server);
+    }
   });
 
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {

@@ -197,6 +197,25 @@ impl Stream {
         }
     }
 
+    /// The type-of-service byte of the packets it sends (`IP_TOS`, or
+    /// `IPV6_TCLASS` on an IPv6 socket), set first if `set`, as read back
+    /// from the kernel. A Unix-domain stream has none: `Unsupported`.
+    pub(crate) fn type_of_service(&self, set: Option<u8>) -> io::Result<u32> {
+        let stream = match self {
+            Stream::Tcp(stream) => stream,
+            #[cfg(unix)]
+            Stream::Unix(_) => return Err(io::ErrorKind::Unsupported.into()),
+        };
+        let sock = SockRef::from(stream);
+        if stream.local_addr()?.is_ipv6() {
+            return traffic_class_v6(&sock, set);
+        }
+        if let Some(tos) = set {
+            sock.set_tos_v4(u32::from(tos))?;
+        }
+        sock.tos_v4()
+    }
+
     /// `TCP_NODELAY` and `SO_KEEPALIVE`; a Unix-domain stream has neither
     /// and ignores them, as node:net does for pipes.
     pub(crate) fn set_options(&self, no_delay: Option<bool>, keep_alive: Option<Option<std::time::Duration>>) -> io::Result<()> {
@@ -217,6 +236,20 @@ impl Stream {
         }
         Ok(())
     }
+}
+
+/// `IPV6_TCLASS`, where the platform has it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+fn traffic_class_v6(sock: &SockRef<'_>, set: Option<u8>) -> io::Result<u32> {
+    if let Some(class) = set {
+        sock.set_tclass_v6(u32::from(class))?;
+    }
+    sock.tclass_v6()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+fn traffic_class_v6(_sock: &SockRef<'_>, _set: Option<u8>) -> io::Result<u32> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(unix)]

@@ -482,6 +482,14 @@ impl Reactor {
         code(self.with(|r| r.set_no_delay(token_of(token), on).map(|()| 0)))
     }
 
+    /// The type-of-service byte, set first when `tos` is 0–255 (-1 only
+    /// reads it); a negative errno on failure (`ENOTSUP` for a Unix-domain stream).
+    #[napi(catch_unwind)]
+    pub fn type_of_service(&self, token: f64, tos: i32) -> i64 {
+        let set = u8::try_from(tos).ok();
+        code(self.with(|r| r.type_of_service(token_of(token), set).map(i64::from)))
+    }
+
     /// `delayMs` before the first probe; `enable: false` turns it off.
     #[napi(catch_unwind)]
     pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: f64) -> i64 {

@@ -227,6 +227,12 @@ impl Reactor {
         self.stream(token)?.0.set_options(Some(on), None)
     }
 
+    /// The connection's type-of-service byte (`IP_TOS`/`IPV6_TCLASS`), set
+    /// first if `set`; `Unsupported` for a Unix-domain stream.
+    pub fn type_of_service(&mut self, token: Token, set: Option<u8>) -> io::Result<u32> {
+        self.stream(token)?.0.type_of_service(set)
+    }
+
     /// `None` turns keep-alive off; `Some(idle)` probes after `idle`.
     pub fn set_keep_alive(&mut self, token: Token, idle: Option<Duration>) -> io::Result<()> {
         self.stream(token)?.0.set_options(None, Some(idle))
