@@ -30,6 +30,8 @@ export interface SocketOptions extends DuplexOptions {
   onread?: OnReadOptions;
   /** Node 24's: connecting to an address it holds fails with `ERR_IP_BLOCKED` (accepted on Node 20 too). */
   blockList?: BlockList;
+  /** Node 24.22's: the type-of-service byte, set once connected (see `setTypeOfService`). */
+  typeOfService?: number;
 }
 
 export interface SocketConnectOpts {
@@ -43,6 +45,8 @@ export interface SocketConnectOpts {
   noDelay?: boolean;
   keepAlive?: boolean;
   keepAliveInitialDelay?: number;
+  /** Node 24.22's: the type-of-service byte, set once connected. */
+  typeOfService?: number;
   timeout?: number;
   /** Happy eyeballs: try every address the lookup gives (default `net.getDefaultAutoSelectFamily()`). */
   autoSelectFamily?: boolean;
@@ -77,12 +81,20 @@ export interface AcceptedInit {
 interface Attempts {
   reactor: Reactor;
   addresses: string[];
+  /** autoSelectFamily over several addresses (node:net's connect-multiple path, whose events differ a little). */
+  multiple: boolean;
   port: number;
   localAddress: string | undefined;
   localPort: number | undefined;
   timeoutMs: number;
   errors: Error[];
   timer?: NodeJS.Timeout;
+}
+
+/** A type-of-service byte, with node:net's errors (NaN and undefined are no number either). */
+function validateTypeOfService(tos: unknown, name = 'options.typeOfService'): number {
+  if (typeof tos !== 'number' || Number.isNaN(tos)) throw invalidArgType(name, 'of type number', tos);
+  return validateInteger(tos, name, 0, 0, 255);
 }
 
 /**
@@ -104,6 +116,9 @@ function connectError(errno: number, attempts: Attempts, address: string, port: 
   if (!localAddress || !localPort) return systemError(errno, 'connect', address, port);
   return Object.assign(systemError(errno, 'connect', address, port, `${localAddress}:${localPort}`), { localAddress, localPort });
 }
+
+/** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
+const END_FINISHES_UNCONNECTED = Number(process.versions.node.split('.')[0]) >= 24;
 
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
@@ -167,6 +182,8 @@ export class Socket extends Duplex implements Handle {
     this.backendName = options.backend;
     this.blockList = blockList;
     this.noDelay = Boolean(options.noDelay);
+    // Node 24.22's option: set once connected, as setTypeOfService() before a connection.
+    if (options.typeOfService !== undefined) this.tos = validateTypeOfService(options.typeOfService);
     // As node:net, an onread that does not fit is ignored.
     const { onread } = options;
     if (onread !== null && typeof onread === 'object' && (onread.buffer instanceof Uint8Array || typeof onread.buffer === 'function') && typeof onread.callback === 'function') {
@@ -343,12 +360,13 @@ export class Socket extends Duplex implements Handle {
     if (opts.timeout) this.setTimeout(opts.timeout);
     if (opts.noDelay) this.setNoDelay(true);
     if (opts.keepAlive) this.setKeepAlive(true, opts.keepAliveInitialDelay);
+    if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
     this.connectingFlag = true;
     this.opened = true;
     const target = { reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
-      process.nextTick(() => this.dial({ ...target, addresses: [host] }));
+      process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
       return this;
     }
     const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family;
@@ -375,7 +393,7 @@ export class Socket extends Duplex implements Handle {
           return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
         }
         if (addresses.length > 1) this.autoSelectFamilyAttemptedAddresses = [];
-        this.dial({ ...target, addresses });
+        this.dial({ ...target, addresses, multiple: addresses.length > 1 });
       });
     } else {
       lookup(host, dnsOpts, (err, address, type) => {
@@ -384,7 +402,7 @@ export class Socket extends Duplex implements Handle {
         if (err) return fail(err);
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
         if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
-        this.dial({ ...target, addresses: [address] });
+        this.dial({ ...target, addresses: [address], multiple: false });
       });
     }
     return this;
@@ -435,32 +453,46 @@ export class Socket extends Duplex implements Handle {
         this.destroy(errors.length === 1 ? errors[0] : aggregate(errors));
         return;
       }
-      // A blocked address is no attempt: its error joins the others'.
+      const v6 = isIP(address) === 6;
+      const family = v6 ? 6 : 4;
+      // A blocked address is not dialled: node:net says so as an attempt that failed at once
+      // among several, and as an attempt and its error for one.
       if (isBlocked(this.blockList, address)) {
-        attempts.errors.push(ipBlocked(address));
+        const err = ipBlocked(address);
+        attempts.errors.push(err);
+        if (attempts.multiple) this.emit('connectionAttemptFailed', address, port, family, err);
+        else this.emit('connectionAttempt', address, port, family);
         continue;
       }
       this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
-      const v6 = isIP(address) === 6;
-      const family = v6 ? 6 : 4;
-      // node:net's attempt events; a listener may destroy the socket.
-      this.emit('connectionAttempt', address, port, family);
-      if (!this.connectingFlag) return;
       const localAddress = localAddressFor(attempts, v6);
+      if (localAddress !== undefined && isIP(localAddress) !== family) {
+        // As node:net: a local address of the other family does not parse for this bind.
+        attempts.errors.push(systemError(uvErrno('EINVAL'), 'bind', localAddress, localPort));
+        continue;
+      }
       const token = reactor.native.connect(address, port, localAddress, localPort);
       if (token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
-        const bind = localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token);
+        if (localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token)) {
+          // node:net binds before it announces an attempt: a bind that fails is none.
+          attempts.errors.push(systemError(-token, 'bind', localAddress, localPort));
+          continue;
+        }
         // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
         // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
-        const local = `${localAddress ?? (v6 ? '::' : '0.0.0.0')}:${localPort ?? 0}`;
-        const err = bind ? systemError(-token, 'bind', localAddress, localPort) : systemError(-token, 'connect', address, port, local);
+        const err = systemError(-token, 'connect', address, port, `${localAddress ?? (v6 ? '::' : '0.0.0.0')}:${localPort ?? 0}`);
         attempts.errors.push(err);
-        this.emit('connectionAttemptFailed', address, port, family, err);
+        this.emit('connectionAttempt', address, port, family);
+        if (!this.connectingFlag) return;
+        if (attempts.multiple) this.emit('connectionAttemptFailed', address, port, family, err);
         continue;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
       this.bind(reactor, token);
+      // node:net's attempt event; a listener may destroy the socket (which closes the attempt).
+      this.emit('connectionAttempt', address, port, family);
+      if (!this.connectingFlag) return;
       if (addresses.length > 0) {
         attempts.timer = setTimeout(() => {
           this.emit('connectionAttemptTimeout', address, port, family);
@@ -493,9 +525,7 @@ export class Socket extends Duplex implements Handle {
    * best effort as in node:net.
    */
   setTypeOfService(tos: number): this {
-    // NaN and undefined too are no number here, as in node:net.
-    if (typeof tos !== 'number' || Number.isNaN(tos)) throw invalidArgType('tos', 'of type number', tos);
-    validateInteger(tos, 'tos', 0, 0, 255);
+    validateTypeOfService(tos, 'tos');
     const changed = tos !== this.tos;
     this.tos = tos;
     if (!changed || this.token < 0 || this.connectingFlag) return this;
@@ -633,8 +663,9 @@ export class Socket extends Duplex implements Handle {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    // Never connected: nothing to shut down, so end() finishes at once (Node 24; Node 20 never calls back).
-    if (!this.opened) return cb();
+    // Never connected: nothing to shut down. Node 24 finishes end() at once; Node 20 waits for a
+    // connect (and sends the FIN after it), never calling back if none comes.
+    if (!this.opened && END_FINISHES_UNCONNECTED) return cb();
     if (this.connectingFlag || (this.token < 0 && !this.handleClosed)) {
       this.once('connect', () => this._final(cb));
       return;

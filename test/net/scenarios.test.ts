@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { waitFor } from '../helpers';
+import { sleep, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -630,6 +630,9 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(() => early.setTypeOfService('16')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => early.setTypeOfService(256)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('>= 0 && <= 255') }));
     expect(() => early.setTypeOfService(1.5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    // The typeOfService option (Node 24.22), checked alike.
+    expect(() => new net.Socket({ typeOfService: 256, backend } as nodeNet.SocketConstructorOpts)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect((new net.Socket({ typeOfService: 0x10, backend } as nodeNet.SocketConstructorOpts) as Tos).getTypeOfService()).toBe(0x10);
     for (const host of ['127.0.0.1', '::1']) {
       const accepted: Tos[] = [];
       const server = net.createServer(serverOpts(), (s) => accepted.push(s as Tos));
@@ -650,6 +653,47 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       accepted[0].destroy();
       await closed(server);
     }
+  });
+
+  it('attempt events as node:net: none for a bind that fails, no failure event for one refused at once', async (ctx) => {
+    const heard: string[] = [];
+    const watched = () => {
+      const c = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+      for (const name of ['connectionAttempt', 'connectionAttemptFailed']) c.on(name, (a: string) => heard.push(`${name} ${a}`));
+      c.on('error', (e: Errno) => heard.push(`error ${e.syscall} ${e.code}`));
+      return c;
+    };
+    // 192.0.2.1 (TEST-NET-1) is no local address: the bind fails, nothing is sent.
+    const unbound = watched();
+    unbound.connect({ port: 1, host: '127.0.0.1', localAddress: '192.0.2.1' });
+    await new Promise((r) => unbound.on('close', r));
+    expect(heard).toEqual(['error bind EADDRNOTAVAIL']);
+    // Linux refuses a TCP connect to the broadcast address in connect() itself.
+    if (process.platform !== 'linux') return ctx.skip();
+    heard.length = 0;
+    const refused = watched();
+    refused.connect({ port: 1, host: '255.255.255.255' });
+    await new Promise((r) => refused.on('close', r));
+    expect(heard).toEqual(['connectionAttempt 255.255.255.255', 'error connect ENETUNREACH']);
+  });
+
+  it('end() before connect(): Node 20 sends the FIN once connected, Node 24 finishes at once', async () => {
+    const ended: string[] = [];
+    const server = net.createServer(serverOpts(), (s) => {
+      s.on('end', () => ended.push('server end'));
+      s.resume();
+    });
+    const port = await listening(server);
+    const c = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+    const finished = new Promise<void>((r) => c.end(() => r()));
+    const connected = once(c, 'connect');
+    c.connect(port, '127.0.0.1');
+    await Promise.all([finished, connected]);
+    // Node 20's FIN, if any, has had the time to arrive.
+    await sleep(50);
+    expect(ended).toEqual(NODE_MAJOR >= 24 ? [] : ['server end']);
+    c.destroy();
+    await closed(server);
   });
 
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {
@@ -722,9 +766,15 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(all.errors.map((e: Errno) => e.message)).toEqual(['IP(127.0.0.2) is blocked by net.BlockList', 'IP(127.0.0.3) is blocked by net.BlockList']);
     const mixed = (_h: string, _o: unknown, cb: (...a: unknown[]) => void) =>
       cb(null, [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }]);
-    const c = net.connect({ port, host: 'muxnet.test', lookup: mixed, autoSelectFamily: true, blockList: others, backend } as nodeNet.NetConnectOpts);
+    // Listening before the connect: this lookup answers at once.
+    const c = new net.Socket({ blockList: others, backend } as nodeNet.SocketConstructorOpts);
+    const attempts: string[] = [];
+    for (const name of ['connectionAttempt', 'connectionAttemptFailed']) c.on(name, (a: string, _p: number, _f: number, e?: Errno) => attempts.push(`${name} ${a}${e ? ` ${e.code}` : ''}`));
+    c.connect({ port, host: 'muxnet.test', lookup: mixed, autoSelectFamily: true } as nodeNet.SocketConnectOpts);
     await once(c, 'connect');
     expect(c.autoSelectFamilyAttemptedAddresses).toEqual([`127.0.0.1:${port}`]);
+    // Among several, a blocked address is an attempt that failed at once.
+    expect(attempts).toEqual(['connectionAttemptFailed 127.0.0.2 ERR_IP_BLOCKED', 'connectionAttempt 127.0.0.1']);
     c.resume();
     await once(c, 'close');
     expect(accepted).toBe(1);
@@ -766,7 +816,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   // Node 20 never calls back (nodejs/node#47322).
-  it.skipIf(!backend && NODE_MAJOR < 24)('finishes end() on a socket that never connected: the callback, finish, not writable (Node 24)', async () => {
+  it.skipIf(NODE_MAJOR < 24)('finishes end() on a socket that never connected: the callback, finish, not writable (Node 24)', async () => {
     const c = new net.Socket();
     const finished = once(c, 'finish');
     const err = await new Promise((r) => (c.end as (cb: (e?: Error | null) => void) => void)(r));
