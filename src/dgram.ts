@@ -218,7 +218,7 @@ export class Socket extends EventEmitter implements Handle {
   bind(callback?: () => void): this;
   bind(...args: unknown[]): this {
     this.healthCheck();
-    if (this.bindState !== BindState.Unbound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
+    if (this.bindState !== BindState.Unbound) throw alreadyBound();
     const [first, second] = args;
     const options = first !== null && typeof first === 'object' ? (first as BindOptions) : undefined;
     if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0) throw unsupported('binding a dgram socket to an fd');
@@ -262,7 +262,7 @@ export class Socket extends EventEmitter implements Handle {
   bindSync(options: { port?: number; address?: string } = {}): AddressInfo {
     this.healthCheck();
     const { port, address } = validateObject(options, 'options') as { port?: unknown; address?: unknown };
-    if (this.bindState !== BindState.Unbound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
+    if (this.bindState !== BindState.Unbound) throw alreadyBound();
     const p = validatePort(port ?? 0, 'options.port');
     const ip = address ? numericAddress(address, 'options.address', 'bindSync') : this.type === 'udp4' ? '0.0.0.0' : '::';
     this.bindState = BindState.Binding;
@@ -335,7 +335,7 @@ export class Socket extends EventEmitter implements Handle {
       address = '';
     }
     validateType(address, 'address', 'string');
-    if (this.connectState !== ConnectState.Disconnected) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+    if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
     this.connectState = ConnectState.Connecting;
     this.bindImplicitly();
     const start = () => this.startConnect(p, address as string, callback);
@@ -347,30 +347,33 @@ export class Socket extends EventEmitter implements Handle {
     if (callback) this.once('connect', callback);
     this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
-      let err: Error | null = lookupErr;
-      if (!err && this.blocks(ip)) err = ipBlocked(ip);
-      if (!err) {
-        // Datagrams queued in this batch leave first, to where they were sent.
-        this.reactor!.flushSends();
-        const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
-        if (r < 0) err = hostPortError(-r, 'connect', address, port);
-      }
-      if (err) {
-        this.connectState = ConnectState.Disconnected;
-        const failure = err;
-        process.nextTick(() => {
-          if (!callback) {
-            this.emit('error', failure);
-            return;
-          }
-          this.off('connect', callback);
-          callback(failure);
-        });
-        return;
-      }
-      this.connectState = ConnectState.Connected;
-      process.nextTick(() => this.emit('connect'));
+      const err = lookupErr ?? this.connectTo(ip, port, address);
+      if (!err) return;
+      this.connectState = ConnectState.Disconnected;
+      process.nextTick(() => {
+        if (!callback) {
+          this.emit('error', err);
+          return;
+        }
+        this.off('connect', callback);
+        callback(err);
+      });
     });
+  }
+
+  /**
+   * Connects the bound socket to `ip` (resolved; `named` as the caller gave
+   * it, for errors) and says 'connect' on the next tick; the error if not.
+   */
+  private connectTo(ip: string, port: number, named: string): Error | undefined {
+    if (this.blocks(ip)) return ipBlocked(ip);
+    // Datagrams queued in this batch leave first, to where they were sent.
+    this.reactor!.flushSends();
+    const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
+    if (r < 0) return hostPortError(-r, 'connect', named, port);
+    this.connectState = ConnectState.Connected;
+    process.nextTick(() => this.emit('connect'));
+    return undefined;
   }
 
   /**
@@ -381,17 +384,12 @@ export class Socket extends EventEmitter implements Handle {
   connectSync(port: number, address?: string): void {
     this.healthCheck();
     const p = validatePort(port, 'Port', false);
-    if (this.connectState !== ConnectState.Disconnected) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+    if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
     const ip = address === undefined || address === null || address === '' ? (this.type === 'udp4' ? '127.0.0.1' : '::1') : numericAddress(address, 'address', 'connectSync');
     if (this.bindState === BindState.Unbound) this.bindSync();
-    else if (this.bindState !== BindState.Bound) throw coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
-    if (this.blocks(ip)) throw ipBlocked(ip);
-    // Datagrams queued in this batch leave first, to where they were sent.
-    this.reactor!.flushSends();
-    const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, p) : -EINVAL;
-    if (r < 0) throw hostPortError(-r, 'connect', ip, p);
-    this.connectState = ConnectState.Connected;
-    process.nextTick(() => this.emit('connect'));
+    else if (this.bindState !== BindState.Bound) throw alreadyBound();
+    const err = this.connectTo(ip, p, ip);
+    if (err) throw err;
   }
 
   disconnect(): void {
@@ -433,7 +431,7 @@ export class Socket extends EventEmitter implements Handle {
       } else {
         callback = offset;
       }
-      if (port || address) throw coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+      if (port || address) throw alreadyConnected();
     }
     const list = toBufferList(buffer);
     const p = connected ? undefined : validatePort(port, 'Port', false);
@@ -824,6 +822,14 @@ function numericAddress(text: unknown, name: string, call: string): string {
 
 function notConnected(): Error {
   return coded(new Error('Not connected'), 'ERR_SOCKET_DGRAM_NOT_CONNECTED');
+}
+
+function alreadyConnected(): Error {
+  return coded(new Error('Already connected'), 'ERR_SOCKET_DGRAM_IS_CONNECTED');
+}
+
+function alreadyBound(): Error {
+  return coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
 }
 
 /** Node's `ExceptionWithHostPort`: the port only when it is one. */
