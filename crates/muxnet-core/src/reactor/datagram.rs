@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::{gone, Entry, Event, Kind, Reactor, ReadSpace};
+use super::{gone, Entry, Event, Kind, Reactor, ReadSpace, Shared};
 use crate::backend::Token;
 use crate::socket::{self, BindOptions, Membership, MulticastInterface, Socket, SocketBuffer};
 use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
@@ -20,7 +20,7 @@ fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
 impl Reactor {
     pub fn udp_bind(&mut self, opts: &BindOptions) -> io::Result<Token> {
         let socket = socket::udp_bind(opts)?;
-        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false })
+        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::No })
     }
 
     fn datagram(&mut self, token: Token) -> io::Result<&mut mio::net::UdpSocket> {
@@ -191,14 +191,14 @@ impl Reactor {
     /// Receives what `token` holds, within the turn's datagram budget:
     /// batches land in the reactor's [`RecvBatch`] and are copied into
     /// `space`, each datagram one [`Event::Message`].
-    pub(super) fn receive(&mut self, token: Token, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
+    pub(super) fn receive(&mut self, token: Token, shared: Shared, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
         // What an earlier turn received and had no room for goes first
         // (another socket's too: the batch buffer is shared).
         if !self.deliver_held(space, events) {
             self.carry.push(token);
             return;
         }
-        let budget = self.config.datagram_budget;
+        let budget = if shared == Shared::Yes { 1 } else { self.config.datagram_budget };
         let mut left = budget;
         while left > 0 {
             if space.free() < MAX_DATAGRAM {
