@@ -245,7 +245,8 @@ export class Socket extends EventEmitter implements Handle {
     if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
     this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
-      if (!lookupErr && sharedWithPrimary(options?.exclusive)) return this.bindViaPrimary(ip, port);
+      // `reusePort`: each worker binds its own socket of the port, as node:dgram's.
+      if (!lookupErr && sharedWithPrimary(options?.exclusive || this.reusePort)) return this.bindViaPrimary(ip, port);
       const err = lookupErr ?? this.bindTo(ip, port);
       if (err) {
         this.emit('error', err);

@@ -193,7 +193,8 @@ export class Server extends EventEmitter implements Handle {
 
   private bind(host: string | undefined, port: number, opts: ListenOptions): void {
     const backlog = opts.backlog ?? 511;
-    if (sharedWithPrimary(opts.exclusive)) {
+    // `reusePort`: each worker binds its own socket of the port, as node:net's.
+    if (sharedWithPrimary(opts.exclusive || opts.reusePort)) {
       // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).
       const addressType = host === undefined ? 4 : (isIP(host) as 4 | 6);
       const flags = opts.ipv6Only ? UV_IPV6ONLY : 0;
