@@ -81,6 +81,30 @@ export class PrimaryLink {
   }
 }
 
+/** What node:cluster asks of a worker's server before handing it a connection. */
+export interface ConnectionCount {
+  readonly maxConnections: number;
+  readonly _connections: number;
+}
+
+/**
+ * Lets node:cluster find `server` behind its round-robin stand-in, as it
+ * finds node:net's: through a symbol internal to Node (`owner_symbol`), to
+ * refuse a connection past `maxConnections` — the primary then hands it to
+ * another worker — rather than hand over one this worker would drop. The
+ * stand-in is node:cluster's own plain object; the symbol is answered from
+ * its prototype, everything else as before.
+ */
+export function answerAsOwner(handle: PrimaryHandle, server: ConnectionCount): void {
+  const proto = Object.getPrototypeOf(handle) as object;
+  Object.setPrototypeOf(
+    handle,
+    new Proxy(proto, {
+      get: (target, key, receiver) => (typeof key === 'symbol' && key.description === 'owner_symbol' ? server : Reflect.get(target, key, receiver)),
+    }),
+  );
+}
+
 /** Asks the primary for the socket `query` names; `owner` emits 'listening' (the primary hears of it) once it listens. */
 export function askPrimary(owner: EventEmitter, query: PrimaryQuery, cb: (errno: number, handle: PrimaryHandle | null) => void): void {
   getServer()!.call(cluster, owner, query, cb);

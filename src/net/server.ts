@@ -3,7 +3,7 @@ import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
-import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
+import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
@@ -84,6 +84,11 @@ export class Server extends EventEmitter implements Handle {
     this.options = { ...options };
     this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
     if (connectionListener) this.on('connection', connectionListener);
+  }
+
+  /** node:net's count of open connections (node:cluster reads it, as some apps do). */
+  get _connections(): number {
+    return this.connections;
   }
 
   get listening(): boolean {
@@ -241,6 +246,7 @@ export class Server extends EventEmitter implements Handle {
       if (handle.fd === undefined) {
         // Round-robin: the primary listens and hands each connection over.
         handle.onconnection = (err, connection) => this.onHanded(err, connection);
+        answerAsOwner(handle, this);
         if (!this.keepAlive.on) handle.unref?.();
         this.reactor = reactor;
         this.local = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;

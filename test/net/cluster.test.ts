@@ -74,6 +74,14 @@ describe.skipIf(process.platform === 'win32')('cluster workers share sockets', (
       }
     }, 30_000);
 
+    it('round-robin past a worker\'s maxConnections: the primary hands the connection to another worker', async () => {
+      const seen = await run(impl, 'rr', 'max', backend);
+      expect(total(seen)).toBe(24);
+      expect(Object.keys(seen.served).every((pid) => /^\d+$/.test(pid))).toBe(true);
+      expect(seen.corrupt).toBe(0);
+      expect(seen.exits.every((e) => e.code === 0 && e.afterDisconnect)).toBe(true);
+    }, 30_000);
+
     it('exclusive: each worker binds its own port', async () => {
       const seen = await run(impl, 'rr', 'exclusive', backend);
       expect(seen.addresses).toHaveLength(2);
