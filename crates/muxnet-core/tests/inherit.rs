@@ -3,7 +3,8 @@
 //! already in its backlog, an accepted connection with bytes and a FIN
 //! already waiting, a bound UDP socket. Each keeps working after the giver
 //! closes its own copy; a descriptor of the wrong kind is refused and
-//! leaves nothing open.
+//! leaves nothing open. The tests here take turns: one counts the
+//! process's fds.
 
 #![cfg(unix)]
 
@@ -12,14 +13,22 @@ mod common;
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use common::*;
 use muxnet_core::BackendKind;
 use socket2::{Domain, Socket, Type};
 
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 backend_tests!(inherited_listener, inherited_stream, inherited_datagram, shared_sockets_yield_one_per_turn, inherit_refuses_wrong_kinds);
 
 fn inherited_listener(kind: BackendKind) {
+    let _serial = serial();
     let mut h = Harness::new(kind);
     // Bound, not listening: what the cluster primary shares (SCHED_NONE).
     let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
@@ -44,6 +53,7 @@ fn inherited_listener(kind: BackendKind) {
 }
 
 fn inherited_stream(kind: BackendKind) {
+    let _serial = serial();
     let mut h = Harness::new(kind);
     let std = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut peer = client(std.local_addr().unwrap());
@@ -63,6 +73,7 @@ fn inherited_stream(kind: BackendKind) {
 }
 
 fn inherited_datagram(kind: BackendKind) {
+    let _serial = serial();
     let mut h = Harness::new(kind);
     let given = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = given.local_addr().unwrap();
@@ -86,6 +97,7 @@ fn inherited_datagram(kind: BackendKind) {
 /// What a shared socket's holder was not handed yet stays in the kernel for
 /// the other holders (here the std copies) once it closes its copy.
 fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
+    let _serial = serial();
     let mut h = Harness::new(kind);
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -127,6 +139,7 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
 }
 
 fn inherit_refuses_wrong_kinds(kind: BackendKind) {
+    let _serial = serial();
     let mut h = Harness::new(kind);
     let before = open_fds();
     let file = std::fs::File::open("/proc/self/stat").unwrap();
