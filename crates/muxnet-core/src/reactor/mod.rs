@@ -361,6 +361,7 @@ impl Reactor {
     /// (a connection's peer is slowed down; datagrams beyond it are dropped).
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
         *self.paused_flag(token)? = true;
+        self.park_held(token);
         self.sync_interest(token)
     }
 
@@ -419,6 +420,7 @@ impl Reactor {
             self.interest_changes += 1;
         }
         drop(entry);
+        self.drop_parked(token);
         self.paused_listeners.remove(&token);
         self.resume_paused_listeners();
         Ok(())
