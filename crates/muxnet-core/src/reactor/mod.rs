@@ -40,7 +40,8 @@ pub struct Config {
     /// drop the connection.
     pub write_queue_cap: usize,
     /// Bytes queued toward one side of a pipe before the other side stops
-    /// reading (see [`Reactor::pipe`]).
+    /// reading (see [`Reactor::pipe`]); it also stops before a relayed
+    /// write could pass `write_queue_cap`.
     pub pipe_high_water: usize,
     /// File bytes sent to one connection in one turn (see
     /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
