@@ -145,6 +145,8 @@ impl Reactor {
             // Corked bytes have no file behind them (`send_file` uncorks).
             let flushed = conn.flush(stream, &mut count, u64::MAX, |_| {}).map(drop);
             let (finished, refused) = (conn.finished(), !conn.output_idle());
+            // All out, and an end waits for it: the turn's flush reports Drain.
+            let drained = !refused && conn.want_drain;
             self.counters.writes.add(count);
             // What the kernel refused waits for writable, as for any write.
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
@@ -154,8 +156,14 @@ impl Reactor {
                     }
                     self.carry.push(token);
                 }
-                Ok(()) if finished => self.carry.push(token),
-                Ok(()) => {}
+                Ok(()) => {
+                    if drained {
+                        self.flush_soon.push(token);
+                    }
+                    if finished {
+                        self.carry.push(token);
+                    }
+                }
             }
         }
         // Keep the allocation for the next batch.
