@@ -81,7 +81,8 @@ pub enum Event {
         conn: Token,
     },
     /// Accepting failed; `EMFILE`/`ENFILE` pause the listener until a
-    /// socket closes or [`Reactor::resume_accept`] is called.
+    /// socket closes (or a file sent by [`Reactor::send_file`] is closed)
+    /// or [`Reactor::resume_accept`] is called.
     AcceptError {
         listener: Token,
         error: io::Error,

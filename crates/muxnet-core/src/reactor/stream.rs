@@ -305,8 +305,14 @@ impl Reactor {
             return Ok(());
         }
         let mut count = IoCount::default();
+        let before = events.len();
         let flushed = conn.flush(stream, &mut count, budget, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
+        if events.len() > before {
+            // A file sent is closed: its fd is room for an accept that met
+            // EMFILE, as a closed socket's is.
+            self.resume_paused_listeners();
+        }
         match flushed? {
             Flushed::Yielded => {
                 // Still writable: no new edge will come, so the next turn goes on.
