@@ -1,7 +1,8 @@
 //! Pairs of connections joined in the reactor ([`Reactor::pipe`]): what one
 //! side reads is written to the other in the same turn, with no call into
 //! the owner per chunk. Backpressure holds a side's reading while its
-//! partner's queue is over [`Config::pipe_high_water`](super::Config); a FIN
+//! partner's queue is over [`Config::pipe_high_water`](super::Config) (or
+//! has no room left under its `write_queue_cap`); a FIN
 //! is passed on as a FIN (after the queued bytes), a broken side resets the
 //! other. On Linux, bulk input moves with `splice(2)` through a kernel pipe
 //! per direction ([`Config::splice`](super::Config)), no copy through user
