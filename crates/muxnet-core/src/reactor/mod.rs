@@ -42,7 +42,8 @@ pub struct Config {
     /// drop the connection.
     pub write_queue_cap: usize,
     /// Bytes queued toward one side of a pipe before the other side stops
-    /// reading (see [`Reactor::pipe`]).
+    /// reading (see [`Reactor::pipe`]); it also stops before a relayed
+    /// write could pass `write_queue_cap`.
     pub pipe_high_water: usize,
     /// File bytes sent to one connection in one turn (see
     /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
@@ -82,7 +83,8 @@ pub enum Event {
         conn: Token,
     },
     /// Accepting failed; `EMFILE`/`ENFILE` pause the listener until a
-    /// socket closes or [`Reactor::resume_accept`] is called.
+    /// socket closes (or a file sent by [`Reactor::send_file`] is closed)
+    /// or [`Reactor::resume_accept`] is called.
     AcceptError {
         listener: Token,
         error: io::Error,
@@ -377,6 +379,7 @@ impl Reactor {
     /// (a connection's peer is slowed down; datagrams beyond it are dropped).
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
         *self.paused_flag(token)? = true;
+        self.park_held(token);
         self.sync_interest(token)
     }
 
@@ -435,6 +438,7 @@ impl Reactor {
             self.interest_changes += 1;
         }
         drop(entry);
+        self.drop_parked(token);
         self.paused_listeners.remove(&token);
         self.resume_paused_listeners();
         Ok(())
