@@ -252,3 +252,109 @@ describe('numbers on the command line', () => {
     await first.exited;
   });
 });
+
+describe('--help', () => {
+  // Each command's own usage on stdout, exit 0: what a new user types first.
+  it.each([
+    ['muxnet', ['--help'], /^usage: muxnet <command> \[options\]$/m],
+    ['muxnet', ['echo', '--help'], /^ {2}echo {4}TCP \(or UDP\) echo server$/m],
+    ['muxnet', ['chat', '--help'], /^ {2}chat connect \[host:port\] \[--nick NAME\]/m],
+    ['muxnet', ['chat', 'serve', '-h'], /^ {2}chat serve {3}multi-room chat server/m],
+    ['muxnet', ['proxy', '--upstream', '127.0.0.1:1', '--help'], /^ {10}--upstream HOST:PORT\[,weight=N\]/m],
+    ['muxnet', ['send', '--help'], /^ {2}send {4}FILE HOST:PORT$/m],
+    ['muxnet', ['receive', '-h'], /^ {2}receive receive files from `muxnet send`/m],
+    ['bench', ['--help'], /^ {2}--list {16}print servers and cells, run nothing$/m],
+  ] as const)('%s %j prints the usage and exits 0', async (cli, args, usage) => {
+    const child = spawn(process.execPath, [cli === 'muxnet' ? CLI : BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Taken as a command to run, a server would run on: stop it.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    clearTimeout(killer);
+    expect(code).toBe(0);
+    expect(out).toMatch(usage);
+  });
+
+  it("a usage error prints that command's usage, not every command's", async () => {
+    const child = spawn(process.execPath, [CLI, 'proxy', '--upstream', 'nope'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(2);
+    expect(err).toMatch(/^muxnet: --upstream must be HOST:PORT\[,weight=N\], not 'nope'$/m);
+    expect(err).toMatch(/^usage: muxnet proxy \[options\]$/m);
+    expect(err).not.toMatch(/echo server/);
+  });
+});
+
+describe('muxnet chat connect from a pipe', () => {
+  /** Runs the client with `input` as its whole stdin (ended at once); resolves with its exit code and output. */
+  function pipeClient(args: string[], input: string): Promise<{ code: number | null; out: string }> {
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    child.stdin!.end(input);
+    return new Promise((resolve) =>
+      child.on('exit', (code) => {
+        clearTimeout(killer);
+        resolve({ code, out });
+      }),
+    );
+  }
+
+  it('input that ends before the connection is up is still sent, then the client leaves', async () => {
+    const server = runCli(['chat', 'serve', '--port', '0'], 20_000);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+    const observer = await netConnect(port);
+    let seen = '';
+    observer.on('data', (d) => (seen += d));
+    await waitFor(() => seen.includes('WELCOME'), 'the observer to join');
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--nick', 'early'], 'sent before connecting\n');
+    expect(code).toBe(0);
+    expect(out).toMatch(/^BYE$/m);
+    await waitFor(() => seen.includes('* early quit'), 'the quit announced');
+    expect(seen).toMatch(/ early: sent before connecting\n/);
+    await closeSocket(observer);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('a server that cannot be reached: says so and exits 1, not 0 with the lines lost', async () => {
+    // A port nothing listens on: taken from a server, then closed.
+    const gone = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => gone.once('listening', r));
+    const port = (gone.address() as net.AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`], 'one\ntwo\n');
+    expect(code).toBe(1);
+    expect(out).toContain(`* 2 lines not sent: 127.0.0.1:${port} unreachable (connect ECONNREFUSED 127.0.0.1:${port})`);
+  });
+
+  it('--udp: sends the lines to the datagram chat (it used to throw ERR_SOCKET_BAD_PORT)', async () => {
+    const server = runCli(['chat', 'serve', '--udp', '--port', '0'], 20_000);
+    await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+    const port = Number(/UDP chat on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+    const member = dgram.createSocket('udp4');
+    await new Promise<void>((r) => member.bind(0, '127.0.0.1', r));
+    const heard: string[] = [];
+    member.on('message', (m) => heard.push(String(m)));
+    // Handed to the kernel before the client starts: the server reads it first and knows the member.
+    await new Promise((r) => member.send('hb', port, '127.0.0.1', r));
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--udp'], 'over udp\n');
+    expect(out).toBe('');
+    expect(code).toBe(0);
+    await waitFor(() => heard.some((line) => / 127\.0\.0\.1:\d+: over udp$/.test(line)), 'the line relayed to the member');
+    member.close();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('--udp with --nick is a usage error: the datagram chat has no nicks', async () => {
+    const { code, out } = await pipeClient(['127.0.0.1:7002', '--udp', '--nick', 'alice'], '');
+    expect(code).toBe(2);
+    expect(out).toMatch(/^muxnet: --nick: the UDP chat has no nicks \(members are named by address:port\)$/m);
+  });
+});

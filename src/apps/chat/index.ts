@@ -25,7 +25,8 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --workers N|auto  N servers on worker threads, one port (needs --redis)
           --drain-timeout S (5)  on SIGINT/SIGTERM, how long members get to read
                    the goodbye before their connections are closed
-  chat connect [host:port] --nick NAME [--udp] [--interval S]`;
+  chat connect [host:port] [--nick NAME]   (TCP; from a pipe: exits 1 if lines were not sent)
+  chat connect [host:port] --udp [--interval S]   (no nicks: members are named by address:port)`;
 
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -57,6 +58,7 @@ export async function runChat(argv: string[]): Promise<void> {
   if (sub === 'serve') return serve(values);
   if (sub === 'connect') {
     const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
+    if (values.udp && values.nick !== undefined) throw new UsageError('--nick: the UDP chat has no nicks (members are named by address:port)');
     return runClient({
       host,
       port,
@@ -66,7 +68,7 @@ export async function runChat(argv: string[]): Promise<void> {
       input: process.stdin,
       output: process.stdout,
       interactive: Boolean(process.stdin.isTTY),
-    }).then(() => process.exit(0));
+    }).then((code) => process.exit(code));
   }
   throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
 }

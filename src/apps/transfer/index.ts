@@ -28,7 +28,7 @@ export const TRANSFER_USAGE = `  send    FILE HOST:PORT
 function parseTarget(text: string | undefined): { host: string; port: number } {
   const m = text === undefined ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   if (!m) throw new UsageError(`expected HOST:PORT, not '${text ?? ''}'`);
-  return { host: m[1] ?? m[2], port: numberArg('PORT', m[3], 0, PORT) };
+  return { host: m[1] ?? m[2], port: numberArg('PORT', m[3], 0, { integer: true, min: 1, max: 65535 }) };
 }
 
 export async function runSend(argv: string[]): Promise<number> {
