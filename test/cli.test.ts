@@ -214,6 +214,7 @@ describe('numbers on the command line', () => {
     ['muxnet', ['echo', '--stats', 'abc'], /--stats must be a number > 0, not 'abc'/],
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],
     ['muxnet', ['chat', 'connect', '[::1]:99999'], /the port must be a whole number from 1 to 65535, not '99999'/],
+    ['muxnet', ['send', 'package.json', '127.0.0.1:99999'], /PORT must be a whole number from 1 to 65535, not '99999'/],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
     ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
     ['bench', ['--warmup=-0.5'], /--warmup must be a number >= 0, not '-0.5'/],
