@@ -1,9 +1,9 @@
 // `npx muxnet echo` as a user runs it: a real process, real signals.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
@@ -141,6 +141,10 @@ describe('muxnet echo', () => {
     [['chat', 'serve', '--port', '0', '--lease', '1'], /--lease names this server in a cluster: it needs --redis URL/],
     [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--net', 'node', '--workers', '2'], /--workers shares one port between reactors: it needs --net muxnet/],
     [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--node-id', 'a b'], /--node-id must be 1-64 letters, digits/],
+    // Options of the other chat command: once taken and ignored (connect --port went to 7001).
+    [['chat', 'connect', '--port', '7005'], /--port is for chat serve; chat connect takes HOST:PORT, --nick, --udp and --interval/],
+    [['chat', 'serve', '--port', '0', '--nick', 'alice'], /--nick is for chat connect/],
+    [['chat', 'serve', '127.0.0.1:7005'], /chat serve takes no address \(use --port and --host\), not '127\.0\.0\.1:7005'/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -289,9 +293,21 @@ describe('--help', () => {
 });
 
 describe('muxnet chat connect from a pipe', () => {
+  // Stopped by each test; killed here if an assertion failed first.
+  const started: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const chatServer = (args: string[]) => {
+    const run = runCli(['chat', 'serve', '--port', '0', ...args], 20_000);
+    started.push(run.child);
+    return run;
+  };
+
   /** Runs the client with `input` as its whole stdin (ended at once); resolves with its exit code and output. */
   function pipeClient(args: string[], input: string): Promise<{ code: number | null; out: string }> {
     const child = spawn(process.execPath, [CLI, 'chat', 'connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child);
     const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
@@ -306,7 +322,7 @@ describe('muxnet chat connect from a pipe', () => {
   }
 
   it('input that ends before the connection is up is still sent, then the client leaves', async () => {
-    const server = runCli(['chat', 'serve', '--port', '0'], 20_000);
+    const server = chatServer([]);
     await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
     const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
     const observer = await netConnect(port);
@@ -335,7 +351,7 @@ describe('muxnet chat connect from a pipe', () => {
   });
 
   it('--udp: sends the lines to the datagram chat (it used to throw ERR_SOCKET_BAD_PORT)', async () => {
-    const server = runCli(['chat', 'serve', '--udp', '--port', '0'], 20_000);
+    const server = chatServer(['--udp']);
     await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
     const port = Number(/UDP chat on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
     const member = dgram.createSocket('udp4');

@@ -30,9 +30,10 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
 
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args: rest,
     allowPositionals: true,
+    tokens: true,
     options: {
       port: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
@@ -55,8 +56,17 @@ export async function runChat(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
     },
   });
-  if (sub === 'serve') return serve(values);
+  // One parser for both: an option of the other command is an error, not silently ignored.
+  const given = tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : []));
+  if (sub === 'serve') {
+    if (positionals.length > 0) throw new UsageError(`chat serve takes no address (use --port and --host), not '${positionals[0]}'`);
+    if (given.includes('nick')) throw new UsageError('--nick is for chat connect');
+    return serve(values);
+  }
   if (sub === 'connect') {
+    const wrong = given.find((name) => !CONNECT_OPTIONS.has(name));
+    if (wrong !== undefined) throw new UsageError(`--${wrong} is for chat serve; chat connect takes HOST:PORT, --nick, --udp and --interval`);
+    if (positionals.length > 1) throw new UsageError(`chat connect takes one HOST:PORT, not '${positionals.join(' ')}'`);
     const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
     if (values.udp && values.nick !== undefined) throw new UsageError('--nick: the UDP chat has no nicks (members are named by address:port)');
     return runClient({
@@ -72,6 +82,9 @@ export async function runChat(argv: string[]): Promise<void> {
   }
   throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
 }
+
+/** The options `chat connect` takes; every other one is `chat serve`'s. */
+const CONNECT_OPTIONS = new Set(['nick', 'udp', 'interval']);
 
 type Values = Record<string, string | boolean | undefined>;
 
