@@ -96,3 +96,18 @@ describe("the fast API's argument errors", () => {
     await expect(closeGracefully({ close() {} }, live, { timeout: -1 })).rejects.toEqual(range('options.timeout'));
   });
 });
+
+describe('FrameDecoder and a hostile length header', () => {
+  // The README: a frame over maxFrame is dropped unbuffered. One within it used to be reserved
+  // whole at its header: 4 bytes from a peer, and an allocation of up to 4 GiB that, where the
+  // address space or the overcommit policy refuses it, aborts the process.
+  it.runIf(process.platform === 'linux')('costs the bytes that came, not the length announced: the process lives', async () => {
+    const code = `const { FrameDecoder } = require('muxnet/fast');
+const decoder = new FrameDecoder('length', 0xffffffff);
+decoder.push(Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3]));
+console.log(decoder.buffered);`;
+    // An address space smaller than the frame announced (about 4 GiB).
+    const { stdout } = await run('sh', ['-c', 'ulimit -v 3000000 && exec "$0" -e "$1"', process.execPath, code], { cwd: root, timeout: 10_000 });
+    expect(stdout).toBe('3\n');
+  });
+});
