@@ -7,7 +7,7 @@
  *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
  */
 import { parseArgs } from 'node:util';
-import { numberArg, PORT, POSITIVE } from './args';
+import { negativesJoined, numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
@@ -63,7 +63,7 @@ function echo(argv: string[]): void {
   let drainMs = 0;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: negativesJoined(argv),
       options: {
         port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },

@@ -219,6 +219,13 @@ describe('numbers on the command line', () => {
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],
     ['muxnet', ['chat', 'connect', '[::1]:99999'], /the port must be a whole number from 1 to 65535, not '99999'/],
     ['muxnet', ['send', 'package.json', '127.0.0.1:99999'], /PORT must be a whole number from 1 to 65535, not '99999'/],
+    // A negative number given as the next argument: the option's own one-line error, not
+    // parseArgs' three lines about an ambiguous option.
+    ['muxnet', ['echo', '--port', '-1'], /^muxnet: --port must be a whole number >= 0, not '-1'$/m],
+    ['muxnet', ['chat', 'serve', '--rate', '-5'], /^muxnet: --rate must be a number > 0, not '-5'$/m],
+    ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number >= 1, not '-1'$/m],
+    ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number >= 0, not '-3'$/m],
+    ['bench', ['--rounds', '-2'], /^bench: --rounds must be a whole number >= 1, not '-2'$/m],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
     ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
     ['bench', ['--warmup=-0.5'], /--warmup must be a number >= 0, not '-0.5'/],

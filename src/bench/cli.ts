@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { numberArg, POSITIVE } from '../args';
+import { negativesJoined, numberArg, POSITIVE } from '../args';
 import { FULL, QUICK } from './cells';
 import { markdown, plots } from './report';
 import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   let values;
   try {
     ({ values } = parseArgs({
+      args: negativesJoined(process.argv.slice(2)),
       options: {
         quick: { type: 'boolean', default: false },
         servers: { type: 'string' },

@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
+import { negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
@@ -31,7 +31,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   const { values, positionals, tokens } = parseArgs({
-    args: rest,
+    args: negativesJoined(rest),
     allowPositionals: true,
     tokens: true,
     options: {

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { numberArg, PORT, UsageError } from '../../args';
+import { negativesJoined, numberArg, PORT, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { startReceiver } from './receive';
 import { sendFileTo } from './send';
@@ -45,7 +45,7 @@ export async function runSend(argv: string[]): Promise<number> {
 /** Serves until SIGINT/SIGTERM (or one file with `--once`); resolves with the exit code. */
 export async function runReceive(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: negativesJoined(argv),
     options: {
       port: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
