@@ -60,11 +60,13 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     const client = connect({ host: opts.host, port: opts.port, reconnect: { initialDelay: 500, maxDelay: MAX_BACKOFF_MS } });
     let decoder = new FrameDecoder('line', 1 << 16);
     let quitting = false;
+    let opened = false;
     let lastFailure: Error | undefined;
     // After /quit the server answers BYE and closes; don't wait for ever if it can't.
     const giveUpSoon = () => setTimeout(() => client.destroy(), 2000).unref();
     client.on('open', (conn) => {
       decoder = new FrameDecoder('line', 1 << 16);
+      opened = true;
       if (opts.interactive) print(`* connected to ${where}`);
       // Ahead of any queued line: the nick is about this connection.
       if (opts.nick) conn.write(`/nick ${opts.nick}\n`);
@@ -82,7 +84,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       lastFailure = cause;
       // After /quit the server answers BYE and closes: that is the end.
       if (quitting) return client.destroy();
-      print(`* disconnected from ${where}; reconnecting in ${delay / 1000} s`);
+      // Never connected yet: say why, rather than "disconnected".
+      print(opened ? `* disconnected from ${where}; reconnecting in ${delay / 1000} s` : `* cannot reach ${where} (${cause.message}); retrying in ${delay / 1000} s`);
     });
     client.on('closed', ({ unsent }) => {
       // Our own /quit is no line of the user's.
