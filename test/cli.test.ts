@@ -357,6 +357,23 @@ describe('muxnet chat connect from a pipe', () => {
     expect(out).toContain(`* 2 lines not sent: 127.0.0.1:${port} unreachable (connect ECONNREFUSED 127.0.0.1:${port})`);
   });
 
+  it('a server not reached yet: says why while it retries; input ending meanwhile leaves, exit 1', async () => {
+    const gone = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => gone.once('listening', r));
+    const port = (gone.address() as net.AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const refused = `connect ECONNREFUSED 127.0.0.1:${port}`;
+    await waitFor(() => out.includes(`* cannot reach 127.0.0.1:${port} (${refused}); retrying in `), 'the retry line', 10_000);
+    child.stdin!.end('typed while away\n');
+    expect(await new Promise((r) => child.on('exit', r))).toBe(1);
+    expect(out).toContain(`* 1 line not sent: 127.0.0.1:${port} unreachable (${refused})`);
+    expect(out).not.toContain('disconnected');
+  });
+
   it('--udp: sends the lines to the datagram chat (it used to throw ERR_SOCKET_BAD_PORT)', async () => {
     const server = chatServer(['--udp']);
     await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
