@@ -22,8 +22,8 @@ export interface NumberRule {
 
 /** A positive number (durations, rates). */
 export const POSITIVE: NumberRule = { min: 0, exclusive: true };
-/** A port: a whole number; its range is checked where the socket is made, as for the API. */
-export const PORT: NumberRule = { integer: true };
+/** A port to listen on: 0 (any free one) to 65535, named by its option rather than the API's `options.port`. */
+export const PORT: NumberRule = { integer: true, max: 65535 };
 
 /**
  * `argv` with `--option -1` written `--option=-1`: `util.parseArgs` takes a

@@ -131,7 +131,9 @@ describe('muxnet echo', () => {
   });
 
   it.each([
-    [['echo', '--port', '70000'], /options\.port should be >= 0 and < 65536/],
+    [['echo', '--port', '70000'], /^muxnet: --port must be a whole number from 0 to 65535, not '70000'$/m],
+    [['chat', 'serve', '--port', '65536'], /^muxnet: --port must be a whole number from 0 to 65535, not '65536'$/m],
+    [['receive', '--port', '99999'], /^muxnet: --port must be a whole number from 0 to 65535, not '99999'$/m],
     [['echo', '--backend', 'epoll9'], /'backend' must be one of/],
     [['echo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command: frobnicate/],
@@ -201,9 +203,9 @@ describe('muxnet chat serve', () => {
 describe('numbers on the command line', () => {
   // Each would otherwise become NaN (a limit switched off), a negative or a fraction.
   it.each([
-    ['muxnet', ['echo', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
-    ['muxnet', ['echo', '--port', '80.5'], /--port must be a whole number >= 0, not '80.5'/],
-    ['muxnet', ['chat', 'serve', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
+    ['muxnet', ['echo', '--port', 'abc'], /--port must be a whole number from 0 to 65535, not 'abc'/],
+    ['muxnet', ['echo', '--port', '80.5'], /--port must be a whole number from 0 to 65535, not '80.5'/],
+    ['muxnet', ['chat', 'serve', '--port', 'abc'], /--port must be a whole number from 0 to 65535, not 'abc'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients', 'abc'], /--max-clients must be a whole number >= 1, not 'abc'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients=-5'], /--max-clients must be a whole number >= 1, not '-5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-line', '2.5'], /--max-line must be a whole number from 1 to 4294967295, not '2.5'/],
@@ -221,10 +223,10 @@ describe('numbers on the command line', () => {
     ['muxnet', ['send', 'package.json', '127.0.0.1:99999'], /PORT must be a whole number from 1 to 65535, not '99999'/],
     // A negative number given as the next argument: the option's own one-line error, not
     // parseArgs' three lines about an ambiguous option.
-    ['muxnet', ['echo', '--port', '-1'], /^muxnet: --port must be a whole number >= 0, not '-1'$/m],
+    ['muxnet', ['echo', '--port', '-1'], /^muxnet: --port must be a whole number from 0 to 65535, not '-1'$/m],
     ['muxnet', ['chat', 'serve', '--rate', '-5'], /^muxnet: --rate must be a number > 0, not '-5'$/m],
     ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number >= 1, not '-1'$/m],
-    ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number >= 0, not '-3'$/m],
+    ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number from 0 to 65535, not '-3'$/m],
     ['bench', ['--rounds', '-2'], /^bench: --rounds must be a whole number >= 1, not '-2'$/m],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
     ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
