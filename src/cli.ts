@@ -85,8 +85,10 @@ function echo(argv: string[]): void {
     server = startEcho({ port, host: values.host, udp: values.udp, backend: values.backend as BackendName | undefined });
   } catch (err) {
     const e = err as Error & { code?: string };
+    // A bad option (host, backend) exits 2 with the usage, as in the other commands; a failure to listen, 1.
+    if (e.code?.startsWith('ERR_')) fail(e.message, 'echo');
     console.error(`muxnet echo: ${e.message}`);
-    process.exit(e.code?.startsWith('ERR_') ? 2 : 1);
+    process.exit(1);
   }
 
   const { stats } = server;

@@ -228,6 +228,8 @@ describe('numbers on the command line', () => {
     ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number >= 1, not '-1'$/m],
     ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number from 0 to 65535, not '-3'$/m],
     ['bench', ['--rounds', '-2'], /^bench: --rounds must be a whole number >= 1, not '-2'$/m],
+    // A bad host is a usage error with the usage in echo too, as in chat, proxy and receive.
+    ['muxnet', ['echo', '--host', 'nope'], /^muxnet: The property 'options\.host' must be an IP address/m],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
     ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
     ['bench', ['--warmup=-0.5'], /--warmup must be a number >= 0, not '-0.5'/],
