@@ -600,11 +600,19 @@ export class Server<T = unknown> implements Handle {
   }
 }
 
+/** A Unix-domain `path`, or a TCP `port` and `host`: given both, one would be ignored without a word. */
+function checkPathAlone(opts: { port?: unknown; host?: unknown }): void {
+  for (const name of ['port', 'host'] as const) {
+    if (opts[name] !== undefined) throw invalidArgValue(`options.${name}`, opts[name], 'cannot be given with options.path');
+  }
+}
+
 /** Listens for TCP connections. Throws at once if the address is taken. */
 export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
   const opts = validateObject(options, 'options') as ListenOptions;
   checkHandlers(handlers, 'handlers', SERVER_HANDLERS);
   if (opts.path !== undefined) {
+    checkPathAlone(opts);
     const path = validatePath(opts.path, 'options.path');
     const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
@@ -635,6 +643,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const opts = validateObject(options, 'options') as unknown as ConnectOptions;
   checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
   if (opts.path !== undefined) {
+    checkPathAlone(opts);
     const path = validatePath(opts.path, 'options.path');
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
     const reactor = getReactor(resolveBackend(opts.backend));

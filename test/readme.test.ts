@@ -1,7 +1,8 @@
 // The README's JavaScript examples, run as a user would: each block is a
 // program that asserts its own results and must exit 0 by itself.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -78,6 +79,15 @@ describe("the fast API's argument errors", () => {
     // Each would otherwise print every millisecond.
     for (const bad of [NaN, 0, -1, Infinity, 3e6]) expect(() => reportStats('x', undefined, bad)).toThrow(range('seconds'));
     clearInterval(reportStats('x', undefined, 2_147_483));
+  });
+
+  it('listen() and connect() take a path or a port and host, not both (one was ignored)', () => {
+    const value = (name: string) => expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining(`'options.${name}' cannot be given with options.path`) });
+    const socketPath = path.join(os.tmpdir(), `muxnet-readme-${process.pid}.sock`);
+    expect(() => listen({ path: socketPath, port: 0 }, {})).toThrow(value('port'));
+    expect(() => listen({ path: socketPath, host: '127.0.0.1' }, {})).toThrow(value('host'));
+    expect(() => connect({ path: socketPath, port: 7000 } as never, {})).toThrow(value('port'));
+    expect(existsSync(socketPath)).toBe(false);
   });
 
   it('adopt() and discardTransfer() need a ticket', () => {
