@@ -5,6 +5,7 @@
 // workers exit by themselves. Each case is a real primary with two forked
 // workers (test/fixtures/cluster-echo.js).
 import { execFile } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -87,5 +88,58 @@ describe.skipIf(process.platform === 'win32')('cluster workers share sockets', (
       expect(seen.addresses).toHaveLength(2);
       expect(seen.addresses[1]).not.toBe(seen.addresses[0]);
     }, 30_000);
+  });
+});
+
+const cases = path.join(__dirname, '..', 'fixtures', 'cluster-cases.js');
+
+interface Case {
+  worker: Record<string, unknown>[];
+  port?: number;
+  aliveWhileConnected?: boolean;
+  echoed?: string[];
+  exit: { code: number | null; signal: string | null; afterDisconnect: boolean };
+  timeout?: true;
+}
+
+async function runCase(impl: string, policy: string, kase: string, backend: string): Promise<Case> {
+  const { stdout } = await promisify(execFile)(process.execPath, [cases, impl, policy, kase, backend], { cwd: root, timeout: 20_000 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Case;
+}
+
+// Each case on node:net (its row shows what is expected is Node's) and on muxnet's every backend.
+describe.skipIf(process.platform === 'win32')('cluster workers, as node:net in the same case', () => {
+  describe.each(ROWS)('%s (%s)', (impl, backend) => {
+    describe.each(['rr', 'none'])('%s', (policy) => {
+      it('the primary cannot bind: the error names the syscall, address (null for no host, as node:net) and port', async () => {
+        const seen = await runCase(impl, policy, 'bind-error', backend);
+        const port = seen.port!;
+        const error = (address: string | null) => ({ code: 'EADDRINUSE', errno: -os.constants.errno.EADDRINUSE, syscall: 'bind', address, port, message: `bind EADDRINUSE ${address}:${port}` });
+        expect(seen.worker).toEqual([
+          { withHost: error('127.0.0.1'), listening: false },
+          { anyHost: error(null), listening: false },
+        ]);
+      }, 30_000);
+
+      it('worker.disconnect() waits for a long-lived connection, which is still served, then the worker exits', async () => {
+        const seen = await runCase(impl, policy, 'disconnect', backend);
+        expect(seen.aliveWhileConnected).toBe(true);
+        expect(seen.echoed).toEqual(['before', 'after']);
+        expect(seen.exit).toEqual({ code: 0, signal: null, afterDisconnect: true });
+      }, 30_000);
+
+      it('close() with a connection in flight, then listen() on the same port again: served, after \'close\' and at once', async () => {
+        const seen = await runCase(impl, policy, 'relisten', backend);
+        expect(seen.worker).toEqual([
+          { afterClose: true, served: 'served' },
+          { atOnce: true, served: 'served' },
+        ]);
+      }, 30_000);
+
+      it('listen on :: with ipv6Only: IPv6 served, IPv4 refused', async () => {
+        const seen = await runCase(impl, policy, 'ipv6-only', backend);
+        expect(seen.worker).toEqual([{ family: 'IPv6', six: 'six', four: 'ECONNREFUSED' }]);
+      }, 30_000);
+    });
   });
 });
