@@ -8,7 +8,8 @@ export interface SystemError extends Error {
   errno: number;
   code: string;
   syscall: string;
-  address?: string;
+  /** `null` for a cluster worker's listen() without a host, as node:net's. */
+  address?: string | null;
   port?: number;
   /** A connect from a bound local address and port names them (node:net's `localAddress`, `localPort`). */
   localAddress?: string;
@@ -22,7 +23,7 @@ export interface SystemError extends Error {
  * A port of 0 is left out of the message and of `.port`, as Node does;
  * `local` (`address:port`) is added as node:net adds a connect's bound end.
  */
-export function systemError(errno: number, syscall: string, address?: string, port?: number, local?: string): SystemError {
+export function systemError(errno: number, syscall: string, address?: string | null, port?: number, local?: string): SystemError {
   let code: string;
   let detail: string | undefined;
   if (errno === native.FD_LIMIT_ERRNO) {
@@ -35,7 +36,8 @@ export function systemError(errno: number, syscall: string, address?: string, po
     if (syscall === 'listen') detail = known?.[1];
   }
   if (!port) port = undefined;
-  let where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
+  // `null`: a cluster worker's listen() without a host, which node:net words `null:port`.
+  let where = address == null && port === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
   if (local !== undefined) where += ` - Local (${local})`;
   const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;

@@ -485,7 +485,7 @@ class DatagramService implements Local {
       {
         onMessage: (msg, rinfo) => this.received(msg, rinfo),
         // A reply queued by `handle()` that fails when the batch's datagrams leave.
-        onSendError: (err) => this.server.report(err, { remoteAddress: err.address }),
+        onSendError: (err) => this.server.report(err, { remoteAddress: err.address ?? undefined }),
       },
     );
   }
