@@ -96,6 +96,7 @@ const cases = path.join(__dirname, '..', 'fixtures', 'cluster-cases.js');
 interface Case {
   worker: Record<string, unknown>[];
   port?: number;
+  path?: string;
   aliveWhileConnected?: boolean;
   echoed?: string[];
   exit: { code: number | null; signal: string | null; afterDisconnect: boolean };
@@ -111,13 +112,14 @@ async function runCase(impl: string, policy: string, kase: string, backend: stri
 describe.skipIf(process.platform === 'win32')('cluster workers, as node:net in the same case', () => {
   describe.each(ROWS)('%s (%s)', (impl, backend) => {
     describe.each(['rr', 'none'])('%s', (policy) => {
-      it('the primary cannot bind: the error names the syscall, address (null for no host, as node:net) and port', async () => {
+      it('the primary cannot bind: the error names the syscall, address (null for no host, as node:net) and port (-1 for a path)', async () => {
         const seen = await runCase(impl, policy, 'bind-error', backend);
         const port = seen.port!;
-        const error = (address: string | null) => ({ code: 'EADDRINUSE', errno: -os.constants.errno.EADDRINUSE, syscall: 'bind', address, port, message: `bind EADDRINUSE ${address}:${port}` });
+        const error = (address: string | null, where: string, p: number) => ({ code: 'EADDRINUSE', errno: -os.constants.errno.EADDRINUSE, syscall: 'bind', address, port: p, message: `bind EADDRINUSE ${where}` });
         expect(seen.worker).toEqual([
-          { withHost: error('127.0.0.1'), listening: false },
-          { anyHost: error(null), listening: false },
+          { withHost: error('127.0.0.1', `127.0.0.1:${port}`, port), listening: false },
+          { anyHost: error(null, `null:${port}`, port), listening: false },
+          { onPath: error(seen.path!, seen.path!, -1), listening: false },
         ]);
       }, 30_000);
 
