@@ -20,7 +20,8 @@ export interface SystemError extends Error {
  * Builds the error Node would throw for `syscall` failing with the positive
  * `errno` the binding reports: `connect ECONNREFUSED 127.0.0.1:7000`, or, as
  * Node words a failed listen, `listen EADDRINUSE: address already in use …`.
- * A port of 0 is left out of the message and of `.port`, as Node does;
+ * A port of 0 is left out of the message and of `.port`, a negative one
+ * (-1, a cluster worker's Unix path) out of the message only, as Node does;
  * `local` (`address:port`) is added as node:net adds a connect's bound end.
  */
 export function systemError(errno: number, syscall: string, address?: string | null, port?: number, local?: string): SystemError {
@@ -36,8 +37,10 @@ export function systemError(errno: number, syscall: string, address?: string | n
     if (syscall === 'listen') detail = known?.[1];
   }
   if (!port) port = undefined;
-  // `null`: a cluster worker's listen() without a host, which node:net words `null:port`.
-  let where = address == null && port === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
+  // As Node: a port in the message only if positive (a cluster worker's Unix path has -1, in
+  // `.port` alone); a null address (a cluster worker's listen() without a host) is `null:port`.
+  const named = port !== undefined && port > 0;
+  let where = address === undefined || (address === null && !named) ? '' : named ? ` ${address}:${port}` : ` ${address}`;
   if (local !== undefined) where += ` - Local (${local})`;
   const err = new Error(`${syscall} ${code}${detail === undefined ? '' : `: ${detail}`}${where}`) as SystemError;
   err.errno = -errno;

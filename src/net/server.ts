@@ -238,7 +238,7 @@ export class Server extends EventEmitter implements Handle {
       if (named && query.port > 0 && out.port !== query.port) errno = -uvErrno('EADDRINUSE');
       if (errno || !handle) {
         handle?.close();
-        this.emit('error', systemError(-errno, 'bind', query.address, query.port < 0 ? undefined : query.port));
+        this.emit('error', systemError(-errno, 'bind', query.address, query.port));
         return;
       }
       const reactor = getReactor(this.options.backend);
@@ -259,7 +259,7 @@ export class Server extends EventEmitter implements Handle {
       if (token < 0) {
         this.primary = undefined;
         primary.release();
-        this.emit('error', systemError(-token, 'listen', query.address, query.port < 0 ? undefined : query.port));
+        this.emit('error', systemError(-token, 'listen', query.address, query.port));
         return;
       }
       this.listening_(reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
