@@ -130,11 +130,11 @@ describe.skipIf(process.platform === 'win32')('cluster workers, as node:net in t
         expect(seen.exit).toEqual({ code: 0, signal: null, afterDisconnect: true });
       }, 30_000);
 
-      it('close() with a connection in flight, then listen() on the same port again: served, after \'close\' and at once', async () => {
+      it('close() with a connection in flight, then listen() on the same port again: served, after \'close\' and at once (ten times)', async () => {
         const seen = await runCase(impl, policy, 'relisten', backend);
         expect(seen.worker).toEqual([
           { afterClose: true, served: 'served' },
-          { atOnce: true, served: 'served' },
+          { atOnce: Array.from({ length: 10 }, () => 'served') },
         ]);
       }, 30_000);
 
