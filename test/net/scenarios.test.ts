@@ -98,6 +98,28 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await new Promise((r) => first.close(r));
   });
 
+  it('frees its port when close() returns, though the loop was waiting on it: bound again at once elsewhere', async () => {
+    // The poll and select backends wait in poll(2)/select(2) on a thread, which hold every file
+    // they watch until they return: a listener closed under them kept its port a moment.
+    const refused: string[] = [];
+    for (let round = 0; round < 50; round++) {
+      const server = net.createServer(serverOpts(), (c) => c.destroy());
+      const port = await listening(server);
+      // A connection served: a turn ran, and the loop waits on the listener again.
+      await once(nodeNet.connect(port, '127.0.0.1').on('error', () => {}), 'close');
+      await new Promise(setImmediate);
+      server.close();
+      const other = nodeNet.createServer();
+      const err = await new Promise<Errno | undefined>((resolve) => {
+        other.once('error', resolve);
+        other.listen(port, '127.0.0.1', () => resolve(undefined));
+      });
+      if (err) refused.push(err.code!);
+      else await new Promise((r) => other.close(r));
+    }
+    expect(refused).toEqual([]);
+  });
+
   it('accepts every listen() form', async () => {
     for (const args of [[0, '127.0.0.1'], [{ port: 0, host: '127.0.0.1' }], [0], []]) {
       const server = net.createServer(serverOpts(), (s) => s.end('hi'));
