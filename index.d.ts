@@ -127,7 +127,10 @@ export declare class Reactor {
    * negative errno.
    */
   relayed(token: number): number
-  /** Closes now; the token is free when this returns. */
+  /**
+   * Closes now; the token is free, and the socket gone from the kernel
+   * (unless another process holds it), when this returns.
+   */
   closeSocket(token: number): number
   /** Closes now with RST instead of FIN. */
   resetSocket(token: number): number

@@ -253,6 +253,15 @@ impl State {
         }
     }
 
+    /// A socket was closed: a waiter blocked on it lets go of it now, so
+    /// that it is gone from the kernel when the close returns, as with
+    /// epoll (see [`Waiter::leave_block`]).
+    pub fn closed(&self) {
+        if let Wakeup::Thread { waiter, armed_at: Some(_), .. } = &self.wakeup {
+            waiter.leave_block();
+        }
+    }
+
     /// Called after every binding method: a waiter blocked on an old
     /// snapshot of the interest set must look again.
     pub fn kick(&mut self) {

@@ -445,16 +445,21 @@ impl Reactor {
         code(self.with(|r| r.relayed(token_of(token)))) as f64
     }
 
-    /// Closes now; the token is free when this returns.
+    /// Closes now; the token is free, and the socket gone from the kernel
+    /// (unless another process holds it), when this returns.
     #[napi(catch_unwind)]
     pub fn close_socket(&self, token: f64) -> i64 {
-        code(self.with(|r| r.close(token_of(token)).map(|()| 0)))
+        let closed = code(self.with(|r| r.close(token_of(token)).map(|()| 0)));
+        self.state.borrow().closed();
+        closed
     }
 
     /// Closes now with RST instead of FIN.
     #[napi(catch_unwind)]
     pub fn reset_socket(&self, token: f64) -> i64 {
-        code(self.with(|r| r.reset(token_of(token)).map(|()| 0)))
+        let closed = code(self.with(|r| r.reset(token_of(token)).map(|()| 0)));
+        self.state.borrow().closed();
+        closed
     }
 
     #[napi(catch_unwind)]
