@@ -79,6 +79,8 @@ export interface AcceptedInit {
 
 /** The addresses `connect()` tries in turn (happy eyeballs), and how it went. */
 interface Attempts {
+  /** The `connect()` call they serve (see `Socket.connects`). */
+  connect: number;
   reactor: Reactor;
   addresses: string[];
   /** autoSelectFamily over several addresses (node:net's connect-multiple path, whose events differ a little). */
@@ -126,6 +128,12 @@ export class Socket extends Duplex implements Handle {
   token = -1;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
+  /**
+   * `connect()` calls so far: a lookup, a deferred dial or a retry made for
+   * an earlier one (the socket was destroyed and connected again meanwhile)
+   * sees the count has moved on and connects nothing.
+   */
+  private connects = 0;
   /** connect() was called or the server accepted it: node:net's socket has a handle until destroyed. */
   private opened = false;
   /** The reactor closed the connection in order (both directions done). */
@@ -363,7 +371,8 @@ export class Socket extends Duplex implements Handle {
     if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
     this.connectingFlag = true;
     this.opened = true;
-    const target = { reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
+    const connect = ++this.connects;
+    const target = { connect, reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
       process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
@@ -377,7 +386,7 @@ export class Socket extends Duplex implements Handle {
     if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
       dnsOpts.all = true;
       lookup(host, dnsOpts, (err, found) => {
-        if (!this.connectingFlag) return;
+        if (!this.connectingFlag || connect !== this.connects) return;
         if (err) {
           this.emit('lookup', err, undefined, undefined, host);
           return fail(err);
@@ -397,6 +406,7 @@ export class Socket extends Duplex implements Handle {
       });
     } else {
       lookup(host, dnsOpts, (err, address, type) => {
+        if (connect !== this.connects) return;
         this.emit('lookup', err, address, type, host);
         if (!this.connectingFlag) return;
         if (err) return fail(err);
@@ -415,9 +425,10 @@ export class Socket extends Duplex implements Handle {
     if (opts.timeout) this.setTimeout(opts.timeout);
     this.connectingFlag = true;
     this.opened = true;
+    const connect = ++this.connects;
     const reactor = getReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
-      if (!this.connectingFlag) return;
+      if (!this.connectingFlag || connect !== this.connects) return;
       const token = reactor.native.connectUnix(path);
       if (token < 0) this.destroy(systemError(-token, 'connect', path));
       else this.bind(reactor, token);
@@ -443,6 +454,8 @@ export class Socket extends Duplex implements Handle {
 
   /** Tries the next address; the last failure (or all of them) destroys the socket. */
   private dial(attempts: Attempts): void {
+    // Destroyed and connected again since: that connect dials for itself.
+    if (attempts.connect !== this.connects) return;
     this.attempts = attempts;
     const { reactor, addresses, port, localPort } = attempts;
     while (this.connectingFlag) {
