@@ -1,6 +1,7 @@
 // Shared test helpers: real sockets only, every wait bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import { once } from 'node:events';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -41,6 +42,26 @@ export async function waitFor(pred: () => boolean, what: string, ms = 5000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/** A node:net server that records, per connection, every byte it got. */
+export async function sink() {
+  const got: Buffer[][] = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    const mine: Buffer[] = [];
+    got.push(mine);
+    sockets.push(s);
+    s.on('data', (d) => mine.push(d));
+    s.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { got, port: (server.address() as net.AddressInfo).port, close };
 }
 
 /** Connects a node:net client and resolves once connected. */
