@@ -14,8 +14,12 @@ export interface Handle {
   onDrain?(): void;
   /** The oldest file queued by `sendFile` is sent: `sent` bytes. */
   onFileSent?(sent: number): void;
-  /** The socket is gone (token already free); `errno` 0 for an orderly close. */
-  onClose?(errno: number): void;
+  /**
+   * The socket is gone (token already free); `errno` 0 for an orderly
+   * close. `syscall`: what met the error — `'write'` when sending queued
+   * bytes did (node:net's `write EPIPE`), else `'read'`.
+   */
+  onClose?(errno: number, syscall: 'read' | 'write'): void;
   onMessage?(msg: Buffer, address: string, port: number): void;
   /** A UDP socket's receive failed (an ICMP error on a connected socket); it stays open. */
   onReceiveError?(errno: number): void;
@@ -295,7 +299,7 @@ export class Reactor {
           case EVENT_CLOSE: {
             const handle = this.handle(index, generation);
             if (handle !== undefined) this.handles[index] = undefined;
-            handle?.onClose?.(records[at + RECORD_A]);
+            handle?.onClose?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
             break;
           }
           case EVENT_END:

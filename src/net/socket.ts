@@ -763,7 +763,7 @@ export class Socket extends Duplex implements Handle {
   }
 
   /** @internal The reactor closed the socket (its token is already free). */
-  onClose(errno: number): void {
+  onClose(errno: number, syscall: 'read' | 'write'): void {
     this.token = -1;
     this.keepAlive.release();
     const attempts = this.attempts;
@@ -791,7 +791,7 @@ export class Socket extends Duplex implements Handle {
       this.handleClosed = true;
       return;
     }
-    this.destroy(systemError(errno, 'read'));
+    this.destroy(systemError(errno, syscall));
   }
 }
 

@@ -4,8 +4,11 @@
 // backend; where node:net behaves the same, it runs the same case.
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import nodeNet from 'node:net';
 import * as muxnet from '../../src/net';
-import { BACKENDS, sink, sleep, socketFds, waitFor } from '../helpers';
+import { BACKENDS, netConnect, sink, sleep, socketFds, waitFor } from '../helpers';
+
+type Net = typeof nodeNet;
 
 /** Makes the backend's reactor (its own wake-up fds count as sockets on some backends) before fds are counted. */
 async function warm(backend: string): Promise<void> {
@@ -14,6 +17,46 @@ async function warm(backend: string): Promise<void> {
   await once(server, 'listening');
   await new Promise((resolve) => server.close(resolve));
 }
+
+/**
+ * A server on `net` writes more than the socket buffers hold to a client
+ * that reads none of it, sends FIN, and once the server has seen it, RST:
+ * what the server's socket says, in order.
+ */
+async function finThenReset(net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+    s.on('end', () => events.push('end'));
+    s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}: ${err.message}`));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.write(Buffer.alloc(16 << 20, 1));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.pause();
+  client.end();
+  await waitFor(() => events.includes('end'), "the server's end");
+  client.resetAndDestroy();
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
+  it('node:net: end, then the write error (write EPIPE on Linux), then close(true)', async () => {
+    const events = await finThenReset(nodeNet);
+    expect(events).toHaveLength(3);
+    expect(events[0]).toBe('end');
+    expect(events[1]).toMatch(/^error E\w+ write: write E\w+$/);
+    expect(events[2]).toBe('close true');
+  });
+
+  it.each(BACKENDS)('muxnet on %s: the same events as node:net, the error named by the write that met it', async (backend) => {
+    expect(await finThenReset(muxnet as unknown as Net, backend)).toEqual(await finThenReset(nodeNet));
+  });
+});
 
 describe.each(BACKENDS)('drop-in against hostile peers on %s', (backend) => {
   it.each(['127.0.0.1', 'localhost'])('destroy() then connect() again in one tick (host %s): only the second connection is made, no fd is left', async (host) => {
