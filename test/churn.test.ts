@@ -2,46 +2,9 @@
 // resetting in one turn beside peers streaming, a peer that ends and then
 // resets while bytes are queued to it. Survivors get every byte, in order,
 // and only their own; every fd is released. On every backend.
-import { createHash, randomBytes } from 'node:crypto';
-import type nodeNet from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { listen, type Connection } from '../src/fast';
-import { BACKENDS, netConnect, sleep, socketFds, waitFor } from './helpers';
-
-/**
- * Streams `total` random bytes of its own through an echo from `sock`;
- * resolves with the hash of what it sent and of what came back.
- */
-function streamThrough(sock: nodeNet.Socket, total: number): Promise<{ sent: string; got: string }> {
-  return new Promise((resolve, reject) => {
-    const sent = createHash('sha256');
-    const got = createHash('sha256');
-    let received = 0;
-    let written = 0;
-    sock.on('data', (d: Buffer) => {
-      got.update(d);
-      received += d.length;
-      if (received === total) resolve({ sent: sent.digest('hex'), got: got.digest('hex') });
-    });
-    sock.on('error', reject);
-    const pump = () => {
-      while (written < total) {
-        const chunk = randomBytes(Math.min(total - written, 1 + Math.floor(Math.random() * 65536)));
-        sent.update(chunk);
-        written += chunk.length;
-        if (!sock.write(chunk)) return void sock.once('drain', pump);
-      }
-    };
-    pump();
-  });
-}
-
-/** `n` node:net clients, connected 100 at a time. */
-async function clients(port: number, n: number): Promise<nodeNet.Socket[]> {
-  const all: nodeNet.Socket[] = [];
-  for (let i = 0; i < n; i += 100) all.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => netConnect(port)))));
-  return all;
-}
+import { BACKENDS, netConnect, resetWhileStreaming, socketFds, waitFor } from './helpers';
 
 describe.each(BACKENDS)('fast API under churn on %s', (backend) => {
   it('thousands of peers reset in one turn while 20 stream 2 MiB each way: the 20 get their own bytes back, every fd is released', async () => {
@@ -67,20 +30,7 @@ describe.each(BACKENDS)('fast API under churn on %s', (backend) => {
     warm.destroy();
     await waitFor(() => server.connections === 0, 'the warm-up connection to close');
     const before = socketFds();
-    const streaming = await clients(server.port, 20);
-    const doomed = await clients(server.port, leaving);
-    for (const d of doomed) {
-      d.on('error', () => {});
-      // Bytes in flight (echoed or not) when the reset comes.
-      d.write(randomBytes(1000));
-    }
-    await waitFor(() => server.connections === 20 + leaving, 'every accept');
-    const results = Promise.all(streaming.map((s) => streamThrough(s, 2 << 20)));
-    await sleep(10);
-    // All in one tick: the resets reach the reactor together.
-    for (const d of doomed) d.resetAndDestroy();
-    for (const { sent, got } of await results) expect(got).toBe(sent);
-    await waitFor(() => server.connections === 20, `the ${leaving} reset connections to close (${server.connections} open)`);
+    const streaming = await resetWhileStreaming(server.port, leaving, () => server.connections);
     expect(resets.every((code) => code === 'ECONNRESET' || code === 'EPIPE')).toBe(true);
     for (const s of streaming) s.end();
     await waitFor(() => server.connections === 0, 'the streaming connections to close');
