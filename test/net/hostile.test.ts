@@ -2,6 +2,7 @@
 // still queued, sockets destroyed and reused within one tick. Every fd is
 // released and no connection's bytes or events reach another. On every
 // backend; where node:net behaves the same, it runs the same case.
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
@@ -10,8 +11,9 @@ import { BACKENDS, netConnect, resetWhileStreaming, sink, sleep, socketFds, wait
 
 type Net = typeof nodeNet;
 
-/** Makes the backend's reactor (its own wake-up fds count as sockets on some backends) before fds are counted. */
-async function warm(backend: string): Promise<void> {
+/** Makes the backend's reactor (its own wake-up fds count as sockets on some backends) before fds are counted; nothing for node:net. */
+async function warm(backend: string | undefined): Promise<void> {
+  if (backend === undefined) return;
   const server = muxnet.createServer({ backend } as muxnet.ServerOptions);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -44,6 +46,35 @@ async function finThenReset(net: Net, backend?: string): Promise<string[]> {
   return events;
 }
 
+/**
+ * A half-open server socket on `net` hears its peer's FIN, then the peer
+ * resets; only then does the server write: what its socket says, in order.
+ */
+async function writeAfterFinAndReset(net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  let socket: nodeNet.Socket | undefined;
+  const server = net.createServer({ backend, allowHalfOpen: true } as nodeNet.ServerOpts, (s) => {
+    socket = s;
+    s.on('end', () => events.push('end'));
+    s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}: ${err.message}`));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.end();
+  await waitFor(() => events.includes('end'), "the server's end");
+  client.resetAndDestroy();
+  // The reset reaches the server's kernel; nothing tells the socket until it writes.
+  await sleep(50);
+  socket!.write('too late', (err) => events.push(`write callback ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
 describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
   it('node:net: end, then the write error (write EPIPE on Linux), then close(true)', async () => {
     const events = await finThenReset(nodeNet);
@@ -55,6 +86,13 @@ describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
 
   it.each(BACKENDS)('muxnet on %s: the same events as node:net, the error named by the write that met it', async (backend) => {
     expect(await finThenReset(muxnet as unknown as Net, backend)).toEqual(await finThenReset(nodeNet));
+  });
+
+  it.each(BACKENDS)('muxnet on %s, half-open with nothing queued: a later write fails as on node:net', async (backend) => {
+    const want = await writeAfterFinAndReset(nodeNet);
+    expect(want[0]).toBe('end');
+    expect(want.at(-1)).toBe('close true');
+    expect(await writeAfterFinAndReset(muxnet as unknown as Net, backend)).toEqual(want);
   });
 });
 
@@ -89,6 +127,82 @@ describe.each(IMPLS)('%s under churn', (_name, net, backend) => {
     await waitFor(() => open.size === 0, 'the streaming connections to close');
     await new Promise((resolve) => server.close(resolve));
     await waitFor(() => socketFds() === before - 1, `socket fds back to ${before - 1} (now ${socketFds()})`);
+  });
+});
+
+describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
+  it('server.close() while a thousand clients connect: those accepted are served, the rest refused, close() calls back once, every fd is released', async () => {
+    await warm(backend);
+    const before = socketFds();
+    let accepted = 0;
+    let closes = 0;
+    const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+      accepted++;
+      s.on('error', () => {});
+      s.on('data', (d) => s.end(d));
+      if (accepted === 50) server.close(() => closes++);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const clients = backend === 'select' ? 400 : 1000;
+    let echoed = 0;
+    await Promise.all(
+      Array.from({ length: clients }, (_, i) => new Promise<void>((resolve) => {
+        const c = nodeNet.connect(port, '127.0.0.1');
+        let got = '';
+        c.on('connect', () => c.write(`client ${i}`));
+        c.on('data', (d) => (got += d));
+        c.on('error', () => {});
+        c.on('close', () => {
+          if (got === `client ${i}`) echoed++;
+          else expect(got).toBe('');
+          resolve();
+        });
+      })),
+    );
+    expect(accepted).toBe(50);
+    expect(echoed).toBe(50);
+    await waitFor(() => closes === 1, 'the close callback');
+    await waitFor(() => socketFds() === before, `socket fds back to ${before} (now ${socketFds()})`);
+  });
+
+  it('hundreds of paused sockets with bytes and an end waiting, resumed in one tick: each gets all of its own peer\'s bytes, then its end', async () => {
+    const count = backend === 'select' ? 200 : 400;
+    const received = new Map<nodeNet.Socket, Buffer[]>();
+    const peerPort = new Map<nodeNet.Socket, number>();
+    const ended = new Set<nodeNet.Socket>();
+    const server = net.createServer({ backend, pauseOnConnect: true } as nodeNet.ServerOpts, (s) => {
+      received.set(s, []);
+      peerPort.set(s, s.remotePort!);
+      s.on('data', (d) => received.get(s)!.push(d));
+      s.on('end', () => {
+        ended.add(s);
+        s.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    // Each client sends a different length of its own bytes, then FIN.
+    const sent = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const c = await netConnect(port);
+        const bytes = randomBytes(64_000 + i);
+        c.end(bytes);
+        c.resume();
+        return [c.localPort!, bytes, c] as const;
+      }),
+    );
+    await waitFor(() => received.size === count, 'every connection');
+    await sleep(50);
+    expect([...received.values()].every((chunks) => chunks.length === 0)).toBe(true);
+    for (const s of received.keys()) s.resume();
+    await waitFor(() => ended.size === count, `every end (${ended.size})`);
+    const byPort = new Map(sent.map(([port, bytes]) => [port, bytes]));
+    for (const [s, chunks] of received) expect(Buffer.concat(chunks).equals(byPort.get(peerPort.get(s)!)!)).toBe(true);
+    await new Promise((resolve) => server.close(resolve));
+    await waitFor(() => sent.every(([, , c]) => c.closed), 'every client to close');
   });
 });
 
