@@ -703,7 +703,10 @@ export class Socket extends Duplex implements Handle {
     this.onServerClose = undefined;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
-    pending?.(err ?? null);
+    // As node:net: the write in flight hears of it when closing the handle
+    // cancels it, a loop turn later (after 'error'), and with no error;
+    // the writes queued behind it get the error.
+    if (pending) setImmediate(pending, null);
     cb(err);
     // node:net emits 'close' from the handle's close callback, a loop turn
     // later; a socket that never had one closes on the next tick, saying nothing.
@@ -791,7 +794,15 @@ export class Socket extends Duplex implements Handle {
       this.handleClosed = true;
       return;
     }
-    this.destroy(systemError(errno, syscall));
+    const err = systemError(errno, syscall);
+    const pending = this.pendingWrite;
+    if (syscall === 'write' && pending !== undefined) {
+      // The write in flight met it: as a failed write in node:net, its
+      // callback gets the error, which then destroys the stream.
+      this.pendingWrite = undefined;
+      return pending(err);
+    }
+    this.destroy(err);
   }
 }
 

@@ -31,7 +31,7 @@ async function finThenReset(net: Net, backend?: string): Promise<string[]> {
     s.on('end', () => events.push('end'));
     s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}: ${err.message}`));
     s.on('close', (hadError) => events.push(`close ${hadError}`));
-    s.write(Buffer.alloc(16 << 20, 1));
+    s.write(Buffer.alloc(16 << 20, 1), (err) => events.push(`write callback ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -75,13 +75,54 @@ async function writeAfterFinAndReset(net: Net, backend?: string): Promise<string
   return events;
 }
 
+/**
+ * A server socket on `net` has a write in flight (more than the socket
+ * buffers hold, to a client that reads none of it) and one queued behind
+ * it when `how` ends it: what the socket and the two write callbacks say,
+ * in order.
+ */
+async function writesCutOff(how: 'the peer resets' | 'destroy()' | 'destroy(err)', net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  const said = (what: string) => (err?: Error | null) => events.push(`${what} ${(err as NodeJS.ErrnoException | null | undefined)?.code ?? err?.message}`);
+  let socket: nodeNet.Socket | undefined;
+  const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+    socket = s;
+    s.on('error', said('error'));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.write(Buffer.alloc(16 << 20, 1), said('write in flight'));
+    s.write('queued behind it', said('write queued'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.pause();
+  await waitFor(() => socket !== undefined, 'the accept');
+  if (how === 'the peer resets') client.resetAndDestroy();
+  else if (how === 'destroy()') socket!.destroy();
+  else socket!.destroy(new Error('given'));
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  client.destroy();
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+describe.each(BACKENDS)('writes cut off on %s, as on node:net', (backend) => {
+  it.each(['the peer resets', 'destroy()', 'destroy(err)'] as const)('%s: the error first, the write in flight called back with none, the one behind it with the error', async (how) => {
+    const want = await writesCutOff(how, nodeNet);
+    expect(want).toHaveLength(how === 'destroy()' ? 3 : 4);
+    expect(await writesCutOff(how, muxnet as unknown as Net, backend)).toEqual(want);
+  });
+});
+
 describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
-  it('node:net: end, then the write error (write EPIPE on Linux), then close(true)', async () => {
+  it('node:net: end, then the failed write (its callback, then the error: write EPIPE on Linux), then close(true)', async () => {
     const events = await finThenReset(nodeNet);
-    expect(events).toHaveLength(3);
+    expect(events).toHaveLength(4);
     expect(events[0]).toBe('end');
-    expect(events[1]).toMatch(/^error E\w+ write: write E\w+$/);
-    expect(events[2]).toBe('close true');
+    expect(events[1]).toMatch(/^write callback E\w+$/);
+    expect(events[2]).toMatch(/^error E\w+ write: write E\w+$/);
+    expect(events[3]).toBe('close true');
   });
 
   it.each(BACKENDS)('muxnet on %s: the same events as node:net, the error named by the write that met it', async (backend) => {
