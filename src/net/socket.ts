@@ -245,14 +245,15 @@ export class Socket extends Duplex implements Handle {
   /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
   private deliver(): void {
     const { buffer, callback } = this.onread!;
-    while (this.unread !== undefined && !this.nativePaused) {
+    // A callback that destroys the socket hears nothing more (node:net stops reading).
+    while (this.unread !== undefined && !this.nativePaused && !this.destroyed) {
       const buf = typeof buffer === 'function' ? buffer() : buffer;
       const n = Math.min(buf.length, this.unread.length);
       buf.set(this.unread.subarray(0, n));
       this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
       if (callback.call(this, n, buf) === false) this.stopReading();
     }
-    if (this.unread === undefined && this.eofPending && !this.nativePaused) {
+    if (this.unread === undefined && this.eofPending && !this.nativePaused && !this.destroyed) {
       this.eofPending = false;
       // libuv asks for a buffer for the read that finds the EOF too.
       if (typeof buffer === 'function') buffer();
@@ -699,6 +700,9 @@ export class Socket extends Duplex implements Handle {
     else this.keepAlive.release();
     this.token = -1;
     this.resetOnClose = false;
+    // onread: what was read and not yet handed over is dropped, as the kernel drops it.
+    this.unread = undefined;
+    this.eofPending = false;
     this.onServerClose?.();
     this.onServerClose = undefined;
     const pending = this.pendingWrite;

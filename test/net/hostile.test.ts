@@ -247,6 +247,39 @@ describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
   });
 });
 
+describe.each(IMPLS)('%s with onread', (_name, net, backend) => {
+  it('a callback that destroys the socket mid-chunk hears nothing more: no more reads into its buffer, no end', async () => {
+    // 256 KiB at once, read 1 KiB at a time: one chunk of muxnet's is many callbacks.
+    const peer = nodeNet.createServer((s) => {
+      s.on('error', () => {});
+      s.end(Buffer.alloc(256 << 10, 1));
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const events: string[] = [];
+    let calls = 0;
+    const socket = net.connect({
+      port: (peer.address() as nodeNet.AddressInfo).port,
+      host: '127.0.0.1',
+      backend,
+      onread: {
+        buffer: Buffer.alloc(1024),
+        callback: () => {
+          events.push(`read ${++calls}`);
+          if (calls === 3) socket.destroy();
+          return true;
+        },
+      },
+    } as nodeNet.NetConnectOpts);
+    socket.on('end', () => events.push('end'));
+    socket.on('error', (err) => events.push(`error ${err.message}`));
+    await once(socket, 'close');
+    await sleep(50);
+    expect(events).toEqual(['read 1', 'read 2', 'read 3']);
+    await new Promise((resolve) => peer.close(resolve));
+  });
+});
+
 describe.each(BACKENDS)('drop-in against hostile peers on %s', (backend) => {
   it.each(['127.0.0.1', 'localhost'])('destroy() then connect() again in one tick (host %s): only the second connection is made, no fd is left', async (host) => {
     await warm(backend);
