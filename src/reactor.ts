@@ -84,6 +84,20 @@ export function eventsDispatched(): number {
   return dispatched;
 }
 
+/** A chunk held for later pins at most this many times its own size of memory. */
+const MAX_PIN_RATIO = 16;
+
+/**
+ * `chunk`, or a copy of it if it is a small view of a large buffer (a read
+ * slab: 1 MiB). For a chunk a layer holds until someone reads it (a paused
+ * socket's buffer): a view would keep its whole slab alive, so a peer
+ * trickling a byte to each of many unread sockets, while others' traffic
+ * fills new slabs, would pin a slab per byte.
+ */
+export function retained(chunk: Buffer): Buffer {
+  return chunk.length * MAX_PIN_RATIO < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk;
+}
+
 function tokenOf(index: number, generation: number): number {
   return generation * SLOT_SPAN + index;
 }

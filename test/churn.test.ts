@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
 import { listen, type Connection } from '../src/fast';
 import { ConnectionHandler, serve } from '../src/server';
-import { BACKENDS, netClients, netConnect, resetWhileStreaming, socketFds, waitFor } from './helpers';
+import { connect as asyncConnect } from '../src/async';
+import { backingBytes, BACKENDS, netClients, netConnect, resetWhileStreaming, socketFds, waitFor } from './helpers';
 
 describe.each(BACKENDS)('fast API under churn on %s', (backend) => {
   it('thousands of peers reset in one turn while 20 stream 2 MiB each way: the 20 get their own bytes back, every fd is released', async () => {
@@ -77,6 +78,33 @@ describe.each(BACKENDS)('fast API under churn on %s', (backend) => {
     next.destroy();
     await waitFor(() => server.connections === 0, 'the server side to close');
     server.close();
+  });
+});
+
+describe.each(BACKENDS)('muxnet/async with connections nobody reads on %s', (backend) => {
+  it('a byte trickled to each keeps no read slab alive while other traffic fills new ones', async () => {
+    const peers: nodeNet.Socket[] = [];
+    const trickler = nodeNet.createServer((s) => void peers.push(s));
+    const echo = nodeNet.createServer((s) => s.on('data', (d) => s.write(d)));
+    for (const server of [trickler, echo]) server.listen(0, '127.0.0.1');
+    await Promise.all([trickler, echo].map((server) => new Promise((resolve) => server.once('listening', resolve))));
+    const portOf = (server: nodeNet.Server) => (server.address() as nodeNet.AddressInfo).port;
+    const idle = await Promise.all(Array.from({ length: 100 }, () => asyncConnect({ port: portOf(trickler), host: '127.0.0.1', backend })));
+    // On the same reactor: the echo's megabytes fill read slabs, one after another.
+    const traffic = await asyncConnect({ port: portOf(echo), host: '127.0.0.1', backend });
+    await waitFor(() => peers.length === 100, 'every peer');
+    for (const p of peers) {
+      p.write('x');
+      await traffic.write(Buffer.alloc(1 << 20, 2));
+      for (let got = 0; got < 1 << 20; ) got += (await traffic.read())!.length;
+    }
+    await waitFor(() => idle.every((c) => c.readableLength === 1), 'each byte held');
+    const held = await Promise.all(idle.map((c) => c.read() as Promise<Buffer>));
+    expect(held.map(String)).toEqual(Array(100).fill('x'));
+    expect(backingBytes(held)).toBeLessThan(1 << 20);
+    for (const c of [traffic, ...idle]) c.destroy();
+    for (const p of peers) p.destroy();
+    await Promise.all([trickler, echo].map((server) => new Promise((resolve) => server.close(resolve))));
   });
 });
 

@@ -135,6 +135,11 @@ export async function resetWhileStreaming(port: number, leaving: number, open: (
   return streaming;
 }
 
+/** The memory `chunks` keep alive: the size of each distinct buffer they are views of. */
+export function backingBytes(chunks: Uint8Array[]): number {
+  return [...new Set(chunks.map((c) => c.buffer))].reduce((sum, b) => sum + b.byteLength, 0);
+}
+
 /** Sends `data` and reads until `data.length` bytes came back. */
 export function roundTrip(sock: net.Socket, data: Buffer, ms = 10_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
-import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
+import { getReactor, KeepAlive, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
@@ -743,10 +743,14 @@ export class Socket extends Duplex implements Handle {
     if (this.onread) {
       this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
       this.deliver();
+      // Left for after a pause: held, so not a view that pins the slab.
+      if (this.unread !== undefined) this.unread = retained(this.unread);
       return;
     }
-    // The slab view is ours to keep: no copy.
-    if (!this.push(chunk)) this.stopReading();
+    // The slab view is ours to keep: no copy when 'data' hands it over at
+    // once; a chunk the stream buffers (paused, or behind others) is held.
+    const handedOver = this.readableFlowing === true && this.readableLength === 0;
+    if (!this.push(handedOver ? chunk : retained(chunk))) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
 import * as muxnet from '../../src/net';
-import { BACKENDS, netConnect, resetWhileStreaming, sink, sleep, socketFds, waitFor } from '../helpers';
+import { backingBytes, BACKENDS, netClients, netConnect, resetWhileStreaming, roundTrip, sink, sleep, socketFds, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 
@@ -244,6 +244,33 @@ describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
     for (const [s, chunks] of received) expect(Buffer.concat(chunks).equals(byPort.get(peerPort.get(s)!)!)).toBe(true);
     await new Promise((resolve) => server.close(resolve));
     await waitFor(() => sent.every(([, , c]) => c.closed), 'every client to close');
+  });
+});
+
+describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
+  it('a byte trickled to each keeps no read slab alive while other traffic fills new ones (what node:net keeps: the byte)', async () => {
+    const listening = async (server: nodeNet.Server) => {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return (server.address() as nodeNet.AddressInfo).port;
+    };
+    // On one reactor: the echo's megabytes fill read slabs, one after another.
+    const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
+    const holders: nodeNet.Socket[] = [];
+    const hold = net.createServer({ backend } as nodeNet.ServerOpts, (s) => void holders.push(s.pause()));
+    const traffic = await netConnect(await listening(echo));
+    const trickling = await netClients(await listening(hold), 100);
+    await waitFor(() => holders.length === 100, 'every holder');
+    for (const t of trickling) {
+      t.write('x');
+      await roundTrip(traffic, Buffer.alloc(1 << 20, 2));
+    }
+    await waitFor(() => holders.every((h) => h.readableLength === 1), 'each byte held');
+    const held = holders.map((h) => h.read() as Buffer);
+    expect(held.map(String)).toEqual(Array(100).fill('x'));
+    expect(backingBytes(held)).toBeLessThan(1 << 20);
+    for (const s of [traffic, ...trickling, ...holders]) s.destroy();
+    await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
   });
 });
 
