@@ -30,6 +30,13 @@ export declare class Reactor {
    * abstract socket); returns the listener's token or a negative errno.
    */
   listenUnix(path: string, backlog: number): number
+  /**
+   * Takes a copy of a socket another owner handed this process (Node's
+   * cluster primary, through libuv): `kind` 0 a bound or listening stream
+   * socket, listened on with `backlog`; 1 a connected stream; 2 a bound
+   * UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
+   */
+  inherit(fd: number, kind: number, backlog: number, noDelay: boolean): number
   /** Connects to a Unix-domain path; returns the token or a negative errno. */
   connectUnix(path: string): number
   /** Starts connecting; returns the connection's token or a negative errno. */

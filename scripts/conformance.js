@@ -24,7 +24,6 @@ const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
   [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
-  [/require\(['"](node:)?cluster['"]\)/, 'cluster'],
   [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
@@ -94,12 +93,16 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
-/** The checkout's net and dgram tests in test/<dir> (none if it has no such dir). */
+/** A cluster test that listens or binds through net or dgram: its workers share sockets with the primary. */
+const USES_NET = /require\(['"](node:)?(net|dgram)['"]\)/;
+
+/** The checkout's net and dgram tests in test/<dir>, and its cluster tests that use them (none if it has no such dir). */
 function testsIn(root, dir, filter) {
   const at = path.join(root, 'test', dir);
   if (!fs.existsSync(at)) return [];
   return fs.readdirSync(at)
-    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) && (!filter || f.includes(filter)))
+    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) || (/^test-cluster-.*\.js$/.test(f) && USES_NET.test(fs.readFileSync(path.join(at, f), 'utf8'))))
+    .filter((f) => !filter || f.includes(filter))
     .sort();
 }
 

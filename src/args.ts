@@ -22,8 +22,29 @@ export interface NumberRule {
 
 /** A positive number (durations, rates). */
 export const POSITIVE: NumberRule = { min: 0, exclusive: true };
-/** A port: a whole number; its range is checked where the socket is made, as for the API. */
-export const PORT: NumberRule = { integer: true };
+/** A port to listen on: 0 (any free one) to 65535, named by its option rather than the API's `options.port`. */
+export const PORT: NumberRule = { integer: true, max: 65535 };
+
+/**
+ * `argv` with `--option -1` written `--option=-1`: `util.parseArgs` takes a
+ * value that starts with a dash for another option and answers with three
+ * lines about ambiguity, where the user typed a negative number that the
+ * option's own check refuses in one line (`--port must be … not '-1'`).
+ */
+export function negativesJoined(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [arg, next] = [argv[i], argv[i + 1]];
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    if (/^--[^=]+$/.test(arg) && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
 
 /** Plain decimal notation, as a user types it: `7000`, `0.5`, `1e3`; not `0x10`, `''` or `Infinity`. */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;

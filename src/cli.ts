@@ -7,7 +7,7 @@
  *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
  */
 import { parseArgs } from 'node:util';
-import { numberArg, PORT, POSITIVE } from './args';
+import { negativesJoined, numberArg, PORT, POSITIVE } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
@@ -15,10 +15,7 @@ import { runReceive, runSend, TRANSFER_USAGE } from './apps/transfer';
 import { printStatsOnSignal, reportStats } from './stats';
 import { BACKENDS, type BackendName } from './fast';
 
-const USAGE = `usage: muxnet <command> [options]
-
-commands:
-  echo    TCP (or UDP) echo server
+const ECHO_USAGE = `  echo    TCP (or UDP) echo server
           --port N        port to listen on (default 7000; 0 picks a free one)
           --host ADDR     IP address to bind (default 127.0.0.1; ::1 for IPv6)
           --udp           echo datagrams instead of TCP
@@ -26,15 +23,36 @@ commands:
           --stats S       every S seconds, a line of the reactor's counters
           --drain-timeout S  on SIGINT/SIGTERM, stop listening at once and give
                           open connections S seconds (default 5) before closing
-                          them; a second signal stops at once
+                          them; a second signal stops at once`;
+
+/** Each command's part of the usage: what `muxnet COMMAND --help` and its usage errors print. */
+const COMMAND_USAGE = new Map([
+  ['echo', ECHO_USAGE],
+  ['chat', CHAT_USAGE],
+  ['proxy', PROXY_USAGE],
+  ['send', TRANSFER_USAGE],
+  ['receive', TRANSFER_USAGE],
+]);
+
+const USAGE = `usage: muxnet <command> [options]
+
+commands:
+${ECHO_USAGE}
 ${CHAT_USAGE}
 ${PROXY_USAGE}
 ${TRANSFER_USAGE}
 
   muxnet --help | --version`;
 
-function fail(message: string): never {
-  console.error(`muxnet: ${message}\n\n${USAGE}`);
+/** The usage of `command` alone, if it is one; else all of it. */
+function usage(command: string | undefined): string {
+  const section = command === undefined ? undefined : COMMAND_USAGE.get(command);
+  return section === undefined ? USAGE : `usage: muxnet ${command} [options]\n${section}\n\n  muxnet --help: every command`;
+}
+
+/** A command line that makes no sense: the message, the command's usage, exit 2. */
+function fail(message: string, command?: string): never {
+  console.error(`muxnet: ${message}\n\n${usage(command)}`);
   process.exit(2);
 }
 
@@ -45,7 +63,7 @@ function echo(argv: string[]): void {
   let drainMs = 0;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: negativesJoined(argv),
       options: {
         port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
@@ -60,15 +78,17 @@ function echo(argv: string[]): void {
     statsEvery = numberArg('--stats', values.stats, 0, POSITIVE);
     drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 5, { max: 2_147_483 }) * 1000);
   } catch (err) {
-    fail((err as Error).message);
+    fail((err as Error).message, 'echo');
   }
   let server;
   try {
     server = startEcho({ port, host: values.host, udp: values.udp, backend: values.backend as BackendName | undefined });
   } catch (err) {
     const e = err as Error & { code?: string };
+    // A bad option (host, backend) exits 2 with the usage, as in the other commands; a failure to listen, 1.
+    if (e.code?.startsWith('ERR_')) fail(e.message, 'echo');
     console.error(`muxnet echo: ${e.message}`);
-    process.exit(e.code?.startsWith('ERR_') ? 2 : 1);
+    process.exit(1);
   }
 
   const { stats } = server;
@@ -107,13 +127,19 @@ function echo(argv: string[]): void {
 
 function main(argv: string[]): void {
   const [command, ...rest] = argv;
+  // `muxnet COMMAND --help` (or -h, anywhere before a `--`): that command's usage.
+  const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (COMMAND_USAGE.has(command) && (options.includes('--help') || options.includes('-h'))) {
+    console.log(usage(command));
+    return;
+  }
   switch (command) {
     case 'echo':
       return echo(rest);
     case 'chat':
       // A command line that makes no sense exits 2 with the usage; a failure to serve, 1.
       runChat(rest).catch((err: Error & { code?: string }) => {
-        if (err.code?.startsWith('ERR_')) fail(err.message);
+        if (err.code?.startsWith('ERR_')) fail(err.message, command);
         console.error(`muxnet chat: ${err.message}`);
         process.exit(1);
       });
@@ -124,7 +150,7 @@ function main(argv: string[]): void {
       } catch (err) {
         const e = err as Error & { code?: string };
         // A bad command line (or option) exits 2 with the usage; a failure to listen, 1.
-        if (e.code?.startsWith('ERR_')) fail(e.message);
+        if (e.code?.startsWith('ERR_')) fail(e.message, command);
         console.error(`muxnet proxy: ${e.message}`);
         process.exit(1);
       }
@@ -134,7 +160,7 @@ function main(argv: string[]): void {
       (command === 'send' ? runSend(rest) : runReceive(rest)).then(
         (code) => (process.exitCode = code),
         (err: Error & { code?: string }) => {
-          if (err.code?.startsWith('ERR_')) fail(err.message);
+          if (err.code?.startsWith('ERR_')) fail(err.message, command);
           console.error(`muxnet ${command}: ${err.message}`);
           process.exit(1);
         },

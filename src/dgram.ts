@@ -11,6 +11,7 @@ import { BlockList, isIP } from 'node:net';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
+import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { eventsDispatched, getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
@@ -125,6 +126,8 @@ export class Socket extends EventEmitter implements Handle {
   private readonly bufferSizes: { recv: number; send: number };
   private reactor: Reactor | undefined;
   private token = -1;
+  /** In a cluster worker: the handle of the socket the primary shares (closed with this one, which tells the primary). */
+  private primary: PrimaryLink | undefined;
   private readonly keepAlive = new KeepAlive();
   /** False once closed (node:dgram: the handle is gone). */
   private running = true;
@@ -242,16 +245,41 @@ export class Socket extends EventEmitter implements Handle {
     if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
     this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
+      // `reusePort`: each worker binds its own socket of the port, as node:dgram's.
+      if (!lookupErr && sharedWithPrimary(options?.exclusive || this.reusePort)) return this.bindViaPrimary(ip, port);
       const err = lookupErr ?? this.bindTo(ip, port);
       if (err) {
         this.emit('error', err);
         return;
       }
-      // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
-      this.applyBufferSizes();
-      this.emit('listening');
+      this.listening();
     });
     return this;
+  }
+
+  private listening(): void {
+    // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
+    this.applyBufferSizes();
+    this.emit('listening');
+  }
+
+  /** In a cluster worker (see ./cluster): receives on a copy of the socket the primary binds for every worker. */
+  private bindViaPrimary(ip: string, port: unknown): void {
+    const flags = (this.reuseAddr ? UV_UDP_REUSEADDR : 0) | (this.ipv6Only ? UV_IPV6ONLY : 0);
+    askPrimary(this, { address: ip, port: port as number, addressType: this.type, fd: -1, flags }, (errno, handle) => {
+      if (!this.running) return handle?.close();
+      const reactor = getReactor(this.backend);
+      const token = errno || !handle ? errno || -EINVAL : reactor.native.inherit(handle.fd ?? -1, INHERIT_DATAGRAM, 0, false);
+      if (token < 0) {
+        handle?.close();
+        this.bindState = BindState.Unbound;
+        this.emit('error', hostPortError(-token, 'bind', ip, port));
+        return;
+      }
+      this.primary = new PrimaryLink(handle!, (cb) => this.close(cb));
+      this.bound(reactor, token);
+      this.listening();
+    });
   }
 
   /**
@@ -284,13 +312,17 @@ export class Socket extends EventEmitter implements Handle {
       this.bindState = BindState.Unbound;
       return hostPortError(-token, 'bind', ip, port);
     }
+    this.bound(reactor, token);
+    return undefined;
+  }
+
+  private bound(reactor: Reactor, token: number): void {
     this.reactor = reactor;
     this.token = token;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
     this.bindState = BindState.Bound;
     this.receiving = true;
-    return undefined;
   }
 
   /** The buffer sizes `createSocket` asked for, once bound (a size the kernel refuses throws). */
@@ -550,6 +582,9 @@ export class Socket extends EventEmitter implements Handle {
     this.healthCheck();
     this.running = false;
     this.receiving = false;
+    // The primary hears of it; this socket's own copy closes below.
+    this.primary?.release();
+    this.primary = undefined;
     if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
       // node:dgram emits each datagram's 'message' on its own, and ticks and
       // microtasks run between them: the replies to the batch's earlier
@@ -833,6 +868,9 @@ function alreadyBound(): Error {
 }
 
 /** Node's `ExceptionWithHostPort`: the port only when it is one. */
+/** `inherit()`'s kind for a bound UDP socket. */
+const INHERIT_DATAGRAM = 2;
+
 function hostPortError(errno: number, syscall: string, address: string | undefined, port: unknown): Error {
   return systemError(errno, syscall, address, typeof port === 'number' && port > 0 ? port : undefined);
 }

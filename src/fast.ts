@@ -19,7 +19,7 @@
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor, type SendSettler } from './reactor';
-import { codedError, invalidArgType, invalidArgValue, socketClosed, systemError, uvErrno, type SystemError } from './errors';
+import { codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -27,6 +27,7 @@ import {
   validateInteger,
   validateObject,
   validatePort,
+  validateType,
   type BackendName,
 } from './options';
 import { native, type SocketAddress } from './binding';
@@ -78,6 +79,17 @@ interface PendingFile {
 const sendingFiles = new WeakMap<Connection<unknown>, PendingFile[]>();
 
 const writeAfterEnd = () => codedError('write after end', 'ERR_STREAM_WRITE_AFTER_END');
+
+/**
+ * `data` as bytes: a string (sent as UTF-8) or a `Uint8Array` (a Buffer is
+ * one). Anything else is refused here, with Node's error, rather than by
+ * the native call, which knows neither the argument's name nor its value.
+ */
+function toBytes(data: unknown, name: string): Uint8Array {
+  if (typeof data === 'string') return Buffer.from(data);
+  if (data instanceof Uint8Array) return data;
+  throw invalidArgType(name, 'of type string or an instance of Buffer or Uint8Array', data);
+}
 
 export interface ListenOptions {
   port?: number;
@@ -266,7 +278,7 @@ export class Connection<T = unknown> implements Handle {
    */
   write(data: Uint8Array | string): boolean {
     if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
-    const queued = this.origin.reactor.write(this.token, typeof data === 'string' ? Buffer.from(data) : data);
+    const queued = this.origin.reactor.write(this.token, toBytes(data, 'data'));
     if (queued < 0) {
       this.destroy(systemError(-queued, 'write'));
       return false;
@@ -588,11 +600,19 @@ export class Server<T = unknown> implements Handle {
   }
 }
 
+/** A Unix-domain `path`, or a TCP `port` and `host`: given both, one would be ignored without a word. */
+function checkPathAlone(opts: { port?: unknown; host?: unknown }): void {
+  for (const name of ['port', 'host'] as const) {
+    if (opts[name] !== undefined) throw invalidArgValue(`options.${name}`, opts[name], 'cannot be given with options.path');
+  }
+}
+
 /** Listens for TCP connections. Throws at once if the address is taken. */
 export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
   const opts = validateObject(options, 'options') as ListenOptions;
   checkHandlers(handlers, 'handlers', SERVER_HANDLERS);
   if (opts.path !== undefined) {
+    checkPathAlone(opts);
     const path = validatePath(opts.path, 'options.path');
     const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
@@ -623,6 +643,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const opts = validateObject(options, 'options') as unknown as ConnectOptions;
   checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
   if (opts.path !== undefined) {
+    checkPathAlone(opts);
     const path = validatePath(opts.path, 'options.path');
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
     const reactor = getReactor(resolveBackend(opts.backend));
@@ -654,6 +675,7 @@ export interface AdoptOptions {
  * A ticket is adopted once; an unknown one throws `EBADF`.
  */
 export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<T>, options?: AdoptOptions): Connection<T> {
+  validateType(ticket, 'ticket', 'number');
   const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
   checkHandlers(handlers, 'handlers', CONNECTION_HANDLERS);
   const opts = validateObject(options, 'options') as AdoptOptions;
@@ -670,6 +692,7 @@ export function adopt<T = unknown>(ticket: number, handlers: ConnectionHandlers<
  * any reactor (`backend`) of any thread may do it.
  */
 export function discardTransfer(ticket: number, backend?: BackendName): boolean {
+  validateType(ticket, 'ticket', 'number');
   const id = validateInteger(ticket, 'ticket', 0, 1, Number.MAX_SAFE_INTEGER);
   return getReactor(resolveBackend(backend)).native.discardDetached(id) === 0;
 }
@@ -747,7 +770,7 @@ export class UdpSocket implements Handle {
    */
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     if (this.closedFlag) throw socketClosed();
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    const buf = toBytes(data, 'data');
     if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
@@ -868,11 +891,16 @@ const MAX_U32 = 0xffffffff;
  * sending to it).
  */
 export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Array | string, slowCap = Infinity): Connection<T>[] {
+  if (typeof (connections as Partial<Iterable<unknown>> | null | undefined)?.[Symbol.iterator] !== 'function') {
+    throw invalidArgType('connections', 'an iterable of Connection', connections);
+  }
   if (typeof slowCap !== 'number' || !(slowCap >= 0)) throw invalidArgValue('slowCap', slowCap, 'must be a number >= 0');
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const buf = toBytes(data, 'data');
   const cap = Math.floor(slowCap);
   const byReactor = new Map<Reactor, Connection<T>[]>();
+  // Checked before anything is sent: a bad member fails the whole call, not half of it.
   for (const conn of connections) {
+    if (!(conn instanceof Connection)) throw invalidArgType('connections', 'an iterable of Connection', conn);
     if (!conn.writable) continue;
     const group = byReactor.get(conn.reactor);
     if (group) group.push(conn);
@@ -934,6 +962,7 @@ export class FrameDecoder {
    * `chunk`); one split across chunks is a Buffer of its own.
    */
   push(chunk: Uint8Array): DecodedFrames {
+    if (!(chunk instanceof Uint8Array)) throw invalidArgType('chunk', 'an instance of Buffer or Uint8Array', chunk);
     const { spans, assembled, tooLong } = this.codec.push(chunk);
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const frames: Buffer[] = [];
@@ -955,6 +984,10 @@ export class FrameDecoder {
  * longer than `maxFrame`, or holds a `\n` for `'line'`.
  */
 export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxFrame = MAX_U32): Buffer {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  return native.encodeFrame(validateFraming(framing), validateInteger(maxFrame, 'maxFrame', MAX_U32, 1, MAX_U32), bytes);
+  const kind = validateFraming(framing);
+  const limit = validateInteger(maxFrame, 'maxFrame', MAX_U32, 1, MAX_U32);
+  const bytes = toBytes(payload, 'payload');
+  if (bytes.byteLength > limit) throw outOfRange('payload.byteLength', `<= maxFrame (${limit})`, bytes.byteLength);
+  if (kind === 'line' && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
+  return native.encodeFrame(kind, limit, bytes);
 }

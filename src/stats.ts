@@ -11,7 +11,8 @@
  */
 import type { ReactorStats } from './binding';
 import { getReactor, openReactors } from './reactor';
-import type { BackendName } from './options';
+import { outOfRange } from './errors';
+import { validateType, type BackendName } from './options';
 
 export type { IoCount, ReactorStats } from './binding';
 
@@ -35,6 +36,9 @@ export function printStatsOnSignal(backend?: BackendName): void {
   process.on('SIGUSR2', () => console.log(`muxnet stats ${JSON.stringify(stats(backend))}`));
 }
 
+/** The longest delay `setInterval` keeps. */
+const MAX_INTERVAL_MS = 2 ** 31 - 1;
+
 /**
  * Every `seconds`, prints one line of what this thread's reactor for
  * `backend` did since the last: turns, events per turn, syscalls per event,
@@ -42,6 +46,10 @@ export function printStatsOnSignal(backend?: BackendName): void {
  * `clearInterval` stops it. What `muxnet echo --stats` and `chat serve --stats` print.
  */
 export function reportStats(label: string, backend: BackendName | undefined, seconds: number): NodeJS.Timeout {
+  validateType(label, 'label', 'string');
+  validateType(seconds, 'seconds', 'number');
+  // setInterval takes at most 2^31-1 ms, and turns anything else (NaN, 0, too long) into 1 ms.
+  if (!(seconds > 0 && seconds * 1000 <= MAX_INTERVAL_MS)) throw outOfRange('seconds', `> 0 && <= ${MAX_INTERVAL_MS / 1000}`, seconds);
   let last: ReactorStats = stats(backend);
   return setInterval(() => {
     const now = stats(backend);

@@ -1,9 +1,9 @@
 // `npx muxnet echo` as a user runs it: a real process, real signals.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
@@ -131,7 +131,9 @@ describe('muxnet echo', () => {
   });
 
   it.each([
-    [['echo', '--port', '70000'], /options\.port should be >= 0 and < 65536/],
+    [['echo', '--port', '70000'], /^muxnet: --port must be a whole number from 0 to 65535, not '70000'$/m],
+    [['chat', 'serve', '--port', '65536'], /^muxnet: --port must be a whole number from 0 to 65535, not '65536'$/m],
+    [['receive', '--port', '99999'], /^muxnet: --port must be a whole number from 0 to 65535, not '99999'$/m],
     [['echo', '--backend', 'epoll9'], /'backend' must be one of/],
     [['echo', '--bogus'], /Unknown option '--bogus'/],
     [['frobnicate'], /unknown command: frobnicate/],
@@ -141,6 +143,10 @@ describe('muxnet echo', () => {
     [['chat', 'serve', '--port', '0', '--lease', '1'], /--lease names this server in a cluster: it needs --redis URL/],
     [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--net', 'node', '--workers', '2'], /--workers shares one port between reactors: it needs --net muxnet/],
     [['chat', 'serve', '--port', '0', '--redis', 'redis://x', '--node-id', 'a b'], /--node-id must be 1-64 letters, digits/],
+    // Options of the other chat command: once taken and ignored (connect --port went to 7001).
+    [['chat', 'connect', '--port', '7005'], /--port is for chat serve; chat connect takes HOST:PORT, --nick, --udp and --interval/],
+    [['chat', 'serve', '--port', '0', '--nick', 'alice'], /--nick is for chat connect/],
+    [['chat', 'serve', '127.0.0.1:7005'], /chat serve takes no address \(use --port and --host\), not '127\.0\.0\.1:7005'/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -197,9 +203,9 @@ describe('muxnet chat serve', () => {
 describe('numbers on the command line', () => {
   // Each would otherwise become NaN (a limit switched off), a negative or a fraction.
   it.each([
-    ['muxnet', ['echo', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
-    ['muxnet', ['echo', '--port', '80.5'], /--port must be a whole number >= 0, not '80.5'/],
-    ['muxnet', ['chat', 'serve', '--port', 'abc'], /--port must be a whole number >= 0, not 'abc'/],
+    ['muxnet', ['echo', '--port', 'abc'], /--port must be a whole number from 0 to 65535, not 'abc'/],
+    ['muxnet', ['echo', '--port', '80.5'], /--port must be a whole number from 0 to 65535, not '80.5'/],
+    ['muxnet', ['chat', 'serve', '--port', 'abc'], /--port must be a whole number from 0 to 65535, not 'abc'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients', 'abc'], /--max-clients must be a whole number >= 1, not 'abc'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients=-5'], /--max-clients must be a whole number >= 1, not '-5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-line', '2.5'], /--max-line must be a whole number from 1 to 4294967295, not '2.5'/],
@@ -214,6 +220,16 @@ describe('numbers on the command line', () => {
     ['muxnet', ['echo', '--stats', 'abc'], /--stats must be a number > 0, not 'abc'/],
     ['muxnet', ['chat', 'connect', '127.0.0.1:http'], /the port must be a whole number from 1 to 65535, not 'http'/],
     ['muxnet', ['chat', 'connect', '[::1]:99999'], /the port must be a whole number from 1 to 65535, not '99999'/],
+    ['muxnet', ['send', 'package.json', '127.0.0.1:99999'], /PORT must be a whole number from 1 to 65535, not '99999'/],
+    // A negative number given as the next argument: the option's own one-line error, not
+    // parseArgs' three lines about an ambiguous option.
+    ['muxnet', ['echo', '--port', '-1'], /^muxnet: --port must be a whole number from 0 to 65535, not '-1'$/m],
+    ['muxnet', ['chat', 'serve', '--rate', '-5'], /^muxnet: --rate must be a number > 0, not '-5'$/m],
+    ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number >= 1, not '-1'$/m],
+    ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number from 0 to 65535, not '-3'$/m],
+    ['bench', ['--rounds', '-2'], /^bench: --rounds must be a whole number >= 1, not '-2'$/m],
+    // A bad host is a usage error with the usage in echo too, as in chat, proxy and receive.
+    ['muxnet', ['echo', '--host', 'nope'], /^muxnet: The property 'options\.host' must be an IP address/m],
     ['bench', ['--rounds', '2.5'], /--rounds must be a whole number >= 1, not '2.5'/],
     ['bench', ['--duration', 'abc'], /--duration must be a number > 0, not 'abc'/],
     ['bench', ['--warmup=-0.5'], /--warmup must be a number >= 0, not '-0.5'/],
@@ -250,5 +266,140 @@ describe('numbers on the command line', () => {
     expect(err).toBe(`muxnet chat: listen EADDRINUSE: address already in use 127.0.0.1:${first.port}\n`);
     first.child.kill('SIGTERM');
     await first.exited;
+  });
+});
+
+describe('--help', () => {
+  // Each command's own usage on stdout, exit 0: what a new user types first.
+  it.each([
+    ['muxnet', ['--help'], /^usage: muxnet <command> \[options\]$/m],
+    ['muxnet', ['echo', '--help'], /^ {2}echo {4}TCP \(or UDP\) echo server$/m],
+    ['muxnet', ['chat', '--help'], /^ {2}chat connect \[host:port\] \[--nick NAME\]/m],
+    ['muxnet', ['chat', 'serve', '-h'], /^ {2}chat serve {3}multi-room chat server/m],
+    ['muxnet', ['proxy', '--upstream', '127.0.0.1:1', '--help'], /^ {10}--upstream HOST:PORT\[,weight=N\]/m],
+    ['muxnet', ['send', '--help'], /^ {2}send {4}FILE HOST:PORT$/m],
+    ['muxnet', ['receive', '-h'], /^ {2}receive receive files from `muxnet send`/m],
+    ['bench', ['--help'], /^ {2}--list {16}print servers and cells, run nothing$/m],
+  ] as const)('%s %j prints the usage and exits 0', async (cli, args, usage) => {
+    const child = spawn(process.execPath, [cli === 'muxnet' ? CLI : BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Taken as a command to run, a server would run on: stop it.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    clearTimeout(killer);
+    expect(code).toBe(0);
+    expect(out).toMatch(usage);
+  });
+
+  it("a usage error prints that command's usage, not every command's", async () => {
+    const child = spawn(process.execPath, [CLI, 'proxy', '--upstream', 'nope'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(2);
+    expect(err).toMatch(/^muxnet: --upstream must be HOST:PORT\[,weight=N\], not 'nope'$/m);
+    expect(err).toMatch(/^usage: muxnet proxy \[options\]$/m);
+    expect(err).not.toMatch(/echo server/);
+  });
+});
+
+describe('muxnet chat connect from a pipe', () => {
+  // Stopped by each test; killed here if an assertion failed first.
+  const started: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const chatServer = (args: string[]) => {
+    const run = runCli(['chat', 'serve', '--port', '0', ...args], 20_000);
+    started.push(run.child);
+    return run;
+  };
+
+  /** Runs the client with `input` as its whole stdin (ended at once); resolves with its exit code and output. */
+  function pipeClient(args: string[], input: string): Promise<{ code: number | null; out: string }> {
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child);
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    child.stdin!.end(input);
+    return new Promise((resolve) =>
+      child.on('exit', (code) => {
+        clearTimeout(killer);
+        resolve({ code, out });
+      }),
+    );
+  }
+
+  it('input that ends before the connection is up is still sent, then the client leaves', async () => {
+    const server = chatServer([]);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+    const observer = await netConnect(port);
+    let seen = '';
+    observer.on('data', (d) => (seen += d));
+    await waitFor(() => seen.includes('WELCOME'), 'the observer to join');
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--nick', 'early'], 'sent before connecting\n');
+    expect(code).toBe(0);
+    expect(out).toMatch(/^BYE$/m);
+    await waitFor(() => seen.includes('* early quit'), 'the quit announced');
+    expect(seen).toMatch(/ early: sent before connecting\n/);
+    await closeSocket(observer);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('a server that cannot be reached: says so and exits 1, not 0 with the lines lost', async () => {
+    // A port nothing listens on: taken from a server, then closed.
+    const gone = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => gone.once('listening', r));
+    const port = (gone.address() as net.AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`], 'one\ntwo\n');
+    expect(code).toBe(1);
+    expect(out).toContain(`* 2 lines not sent: 127.0.0.1:${port} unreachable (connect ECONNREFUSED 127.0.0.1:${port})`);
+  });
+
+  it('a server not reached yet: says why while it retries; input ending meanwhile leaves, exit 1', async () => {
+    const gone = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => gone.once('listening', r));
+    const port = (gone.address() as net.AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const refused = `connect ECONNREFUSED 127.0.0.1:${port}`;
+    await waitFor(() => out.includes(`* cannot reach 127.0.0.1:${port} (${refused}); retrying in `), 'the retry line', 10_000);
+    child.stdin!.end('typed while away\n');
+    expect(await new Promise((r) => child.on('exit', r))).toBe(1);
+    expect(out).toContain(`* 1 line not sent: 127.0.0.1:${port} unreachable (${refused})`);
+    expect(out).not.toContain('disconnected');
+  });
+
+  it('--udp: sends the lines to the datagram chat (it used to throw ERR_SOCKET_BAD_PORT)', async () => {
+    const server = chatServer(['--udp']);
+    await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+    const port = Number(/UDP chat on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+    const member = dgram.createSocket('udp4');
+    await new Promise<void>((r) => member.bind(0, '127.0.0.1', r));
+    const heard: string[] = [];
+    member.on('message', (m) => heard.push(String(m)));
+    // Handed to the kernel before the client starts: the server reads it first and knows the member.
+    await new Promise((r) => member.send('hb', port, '127.0.0.1', r));
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--udp'], 'over udp\n');
+    expect(out).toBe('');
+    expect(code).toBe(0);
+    await waitFor(() => heard.some((line) => / 127\.0\.0\.1:\d+: over udp$/.test(line)), 'the line relayed to the member');
+    member.close();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('--udp with --nick is a usage error: the datagram chat has no nicks', async () => {
+    const { code, out } = await pipeClient(['127.0.0.1:7002', '--udp', '--nick', 'alice'], '');
+    expect(code).toBe(2);
+    expect(out).toMatch(/^muxnet: --nick: the UDP chat has no nicks \(members are named by address:port\)$/m);
   });
 });

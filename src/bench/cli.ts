@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { numberArg, POSITIVE } from '../args';
+import { negativesJoined, numberArg, POSITIVE } from '../args';
 import { FULL, QUICK } from './cells';
 import { markdown, plots } from './report';
 import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
@@ -28,7 +28,8 @@ const USAGE = `usage: npm run bench [-- options]
   --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
   --rounds N            run the matrix N times, report each cell's median round, with latency
                         and CPU cost the medians of the rounds' own (default 3; quick 1)
-  --list                print servers and cells, run nothing`;
+  --list                print servers and cells, run nothing
+  --help                print this, run nothing`;
 
 /** A command line that makes no sense: the message and the usage, exit 2. */
 function fail(message: string): never {
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
   let values;
   try {
     ({ values } = parseArgs({
+      args: negativesJoined(process.argv.slice(2)),
       options: {
         quick: { type: 'boolean', default: false },
         servers: { type: 'string' },
@@ -66,10 +68,15 @@ async function main(): Promise<void> {
         warmup: { type: 'string' },
         rounds: { type: 'string' },
         list: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
       },
     }));
   } catch (e) {
     fail((e as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
   const allCells = values.quick ? QUICK : FULL;
   const specs = pick(servers(), values.servers, 'server');

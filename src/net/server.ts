@@ -3,8 +3,9 @@ import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
+import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
-import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError } from '../errors';
+import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
@@ -56,6 +57,8 @@ export class Server extends EventEmitter implements Handle {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
   private token = -1;
+  /** In a cluster worker: what the primary listens with for us (its shared socket's handle, or the round-robin stand-in). */
+  private primary: PrimaryLink | undefined;
   private readonly keepAlive = new KeepAlive();
   /** The address, or the path of an IPC server. */
   private local: AddressInfo | string | null = null;
@@ -83,8 +86,13 @@ export class Server extends EventEmitter implements Handle {
     if (connectionListener) this.on('connection', connectionListener);
   }
 
+  /** node:net's count of open connections (node:cluster reads it, as some apps do). */
+  get _connections(): number {
+    return this.connections;
+  }
+
   get listening(): boolean {
-    return this.token >= 0;
+    return this.token >= 0 || this.primary !== undefined;
   }
 
   /** `{ address, family, port }`, or the path of an IPC server, as node:net's. */
@@ -105,7 +113,7 @@ export class Server extends EventEmitter implements Handle {
     if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
-    if (this.token >= 0) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
+    if (this.listening) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
     this.generation++;
     if (cb) this.once('listening', cb);
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
@@ -152,6 +160,11 @@ export class Server extends EventEmitter implements Handle {
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
   private bindPath(path: string, opts: ListenOptions): void {
+    if (sharedWithPrimary(opts.exclusive)) {
+      const { backlog, readableAll, writableAll } = opts;
+      this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
+      return;
+    }
     const reactor = getReactor(this.options.backend);
     const token = reactor.native.listenUnix(path, opts.backlog ?? 511);
     if (token < 0) {
@@ -184,8 +197,16 @@ export class Server extends EventEmitter implements Handle {
   }
 
   private bind(host: string | undefined, port: number, opts: ListenOptions): void {
-    const reactor = getReactor(this.options.backend);
     const backlog = opts.backlog ?? 511;
+    // `reusePort`: each worker binds its own socket of the port, as node:net's.
+    if (sharedWithPrimary(opts.exclusive || opts.reusePort)) {
+      // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).
+      const addressType = host === undefined ? 4 : (isIP(host) as 4 | 6);
+      const flags = opts.ipv6Only ? UV_IPV6ONLY : 0;
+      this.listenViaPrimary({ address: host ?? null, port, addressType, flags, backlog }, `${addressType}:${host ?? null}:${port}`);
+      return;
+    }
+    const reactor = getReactor(this.options.backend);
     const listen = (address: string, ipv6Only: boolean) =>
       reactor.native.listen(address, port, backlog, opts.reusePort ?? false, ipv6Only, this.options.noDelay ?? false);
     let address = host ?? '::';
@@ -202,25 +223,79 @@ export class Server extends EventEmitter implements Handle {
     this.listening_(reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
   }
 
+  /**
+   * In a cluster worker (see ../cluster): listens on a copy of the socket
+   * the primary shares, or takes the connections its round-robin hands
+   * over. Errors and 'listening' as node:net's in a worker.
+   */
+  private listenViaPrimary(query: PrimaryQuery, key: string): void {
+    const { generation } = this;
+    askPrimary(this, query, (errno, handle) => {
+      if (generation !== this.generation) return handle?.close();
+      // As node:net checks: a port the primary could not bind may end up another (a failed bind, then listen).
+      const out: { address?: string; family?: string; port?: number } = {};
+      const named = !errno && handle?.getsockname?.(out) === 0;
+      if (named && query.port > 0 && out.port !== query.port) errno = -uvErrno('EADDRINUSE');
+      if (errno || !handle) {
+        handle?.close();
+        this.emit('error', systemError(-errno, 'bind', query.address ?? undefined, query.port < 0 ? undefined : query.port));
+        return;
+      }
+      const reactor = getReactor(this.options.backend);
+      const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
+      if (handle.fd === undefined) {
+        // Round-robin: the primary listens and hands each connection over.
+        handle.onconnection = (err, connection) => this.onHanded(err, connection);
+        answerAsOwner(handle, this);
+        if (!this.keepAlive.on) handle.unref?.();
+        this.reactor = reactor;
+        this.local = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;
+        this._connectionKey = key;
+        process.nextTick(() => this.primary === primary && this.emit('listening'));
+        return;
+      }
+      // Shared: listen on a copy; the primary's handle is closed with the server.
+      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, this.options.noDelay ?? false);
+      if (token < 0) {
+        this.primary = undefined;
+        primary.release();
+        this.emit('error', systemError(-token, 'listen', query.address ?? undefined, query.port < 0 ? undefined : query.port));
+        return;
+      }
+      this.listening_(reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
+    });
+  }
+
+  /** A connection the primary's round-robin accepted for this worker: served from a copy, as if accepted here. */
+  private onHanded(errno: number, connection: HandedSocket): void {
+    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.options.noDelay ?? false);
+    connection.close();
+    if (token < 0) this.emit('error', systemError(-token, 'accept'));
+    else this.onAccept(token);
+  }
+
   close(cb?: (err?: Error) => void): this {
     this.generation++;
     if (typeof cb === 'function') {
-      if (this.token < 0) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
+      if (!this.listening) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
       else this.once('close', () => cb());
     }
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
-      this.local = null;
       this.retry.cancel();
     }
+    // The primary hears of it (and a round-robin stops handing connections over).
+    this.primary?.release();
+    this.primary = undefined;
+    this.local = null;
     this.closing = true;
     this.maybeClosed();
     return this;
   }
 
   private maybeClosed(): void {
-    if (this.closing && this.connections === 0 && this.token < 0) {
+    if (this.closing && this.connections === 0 && !this.listening) {
       this.closing = false;
       process.nextTick(() => this.emit('close'));
     }
@@ -228,7 +303,7 @@ export class Server extends EventEmitter implements Handle {
 
   /** `await using server = …`: closes it, as node:net's server does. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.token < 0) return;
+    if (!this.listening) return;
     await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
   }
 
@@ -245,11 +320,14 @@ export class Server extends EventEmitter implements Handle {
 
   ref(): this {
     this.keepAlive.set(true);
+    // The round-robin stand-in keeps the worker alive itself.
+    this.primary?.handle.ref?.();
     return this;
   }
 
   unref(): this {
     this.keepAlive.set(false);
+    this.primary?.handle.unref?.();
     return this;
   }
 
@@ -301,6 +379,10 @@ export class Server extends EventEmitter implements Handle {
     this.emit('error', err);
   }
 }
+
+/** `inherit()` kinds: a bound or listening stream socket, a connected stream. */
+const INHERIT_LISTENER = 0;
+const INHERIT_STREAM = 1;
 
 /** node:net's `toNumber` for a backlog given as an argument: a number >= 0, else false. */
 function backlogOf(value: unknown): number | false {

@@ -1,7 +1,8 @@
 // A server's graceful close, in one place: what `Server.close({ timeout })`
 // runs, and what the apps built on `muxnet/fast` directly (echo, proxy,
 // receive) run on SIGINT/SIGTERM.
-import { validateInteger, validateObject } from '../options';
+import { invalidArgType } from '../errors';
+import { validateInteger, validateObject, validateType } from '../options';
 
 export interface CloseOptions {
   /** Milliseconds the live connections (or handlers) get to finish before they are closed. */
@@ -10,8 +11,11 @@ export interface CloseOptions {
 
 /** `options.timeout`, checked (an integer of ms, 0 to 2^31-1), or `fallback`. */
 export function closeTimeout(options: CloseOptions | undefined, fallback: number): number {
-  return validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', fallback, 0, 2 ** 31 - 1);
+  return validateInteger((validateObject(options, 'options') as CloseOptions).timeout, 'options.timeout', fallback, 0, MAX_TIMEOUT_MS);
 }
+
+/** The longest delay `setTimeout` keeps (it turns a longer one into 1 ms). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
  * The live members of a server — connections, sessions, running handlers
@@ -69,6 +73,9 @@ export class LiveSet<T> implements Iterable<T> {
    * promise.
    */
   drain(timeout: number, expire: (member: T) => void): Promise<void> {
+    validateType(timeout, 'timeout', 'number');
+    validateInteger(timeout, 'timeout', 0, 0, MAX_TIMEOUT_MS);
+    if (typeof expire !== 'function') throw invalidArgType('expire', 'of type function', expire);
     this.draining ??= new Promise<void>((resolve) => {
       if (this.members.size === 0) return resolve();
       let timer: NodeJS.Timeout | undefined;
@@ -94,6 +101,8 @@ export class LiveSet<T> implements Iterable<T> {
  * ms (default `fallback`) and destroys the connections left.
  */
 export async function closeGracefully(listener: { close(): void }, live: LiveSet<{ destroy(): void }>, options: CloseOptions | undefined, fallback = 0): Promise<void> {
+  if (typeof (listener as Partial<typeof listener> | null)?.close !== 'function') throw invalidArgType('listener', 'an object with a close() method', listener);
+  if (!(live instanceof LiveSet)) throw invalidArgType('live', 'an instance of LiveSet', live);
   const timeout = closeTimeout(options, fallback);
   listener.close();
   await live.drain(timeout, (conn) => conn.destroy());

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type AsyncConnection } from '../../src/async';
-import { encodeFrame, listen, type Connection, type Server } from '../../src/fast';
+import { broadcast, encodeFrame, listen, type Connection, type Server } from '../../src/fast';
 import { closeSocket, waitFor } from '../helpers';
 
 /** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
@@ -296,11 +296,8 @@ describe('muxnet/async', () => {
     peer.destroy();
   });
 
-  it('end() after a sendFile resolves once the file and the FIN are out, while the peer keeps its side open', async () => {
-    const file = path.join(os.tmpdir(), `muxnet-async-end-${process.pid}.bin`);
-    const body = randomBytes(3 << 20);
-    fs.writeFileSync(file, body);
-    cleanup.push(() => fs.rmSync(file, { force: true }));
+  /** A connection to a node:net peer that keeps its side open after our FIN, and what that peer receives. */
+  async function halfOpenPeer(): Promise<{ conn: AsyncConnection; received: () => Buffer; peerEnded: Promise<unknown> }> {
     let accept!: (s: net.Socket) => void;
     const accepted = new Promise<net.Socket>((r) => (accept = r));
     const server = net.createServer({ allowHalfOpen: true }, accept);
@@ -309,16 +306,34 @@ describe('muxnet/async', () => {
     const conn = await connect({ port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
     cleanup.push(() => conn.destroy());
     const peer = await accepted;
+    cleanup.push(() => peer.destroy());
     const chunks: Buffer[] = [];
     peer.on('data', (d: Buffer) => chunks.push(d));
-    const peerEnded = new Promise((r) => peer.on('end', r));
+    return { conn, received: () => Buffer.concat(chunks), peerEnded: new Promise((r) => peer.on('end', r)) };
+  }
+
+  it('end() after a sendFile resolves once the file and the FIN are out, while the peer keeps its side open', async () => {
+    const file = path.join(os.tmpdir(), `muxnet-async-end-${process.pid}.bin`);
+    const body = randomBytes(3 << 20);
+    fs.writeFileSync(file, body);
+    cleanup.push(() => fs.rmSync(file, { force: true }));
+    const { conn, received, peerEnded } = await halfOpenPeer();
     const sent = conn.connection.sendFile(file);
     await conn.end();
     expect(await sent).toBe(body.length);
     await peerEnded;
-    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    expect(received().equals(body)).toBe(true);
     expect(conn.connection.closed).toBe(false);
-    peer.destroy();
+  });
+
+  it('end() after a broadcast resolves once the corked bytes and the FIN are out, while the peer keeps its side open', async () => {
+    const { conn, received, peerEnded } = await halfOpenPeer();
+    expect(broadcast([conn.connection], 'to everyone')).toEqual([]);
+    expect(conn.connection.bufferedAmount).toBe('to everyone'.length);
+    await conn.end();
+    await peerEnded;
+    expect(received().toString()).toBe('to everyone');
+    expect(conn.connection.closed).toBe(false);
   });
 
   it('a write queued when the fast connection underneath is destroyed rejects: its bytes were dropped', async () => {

@@ -122,6 +122,9 @@ impl Codec for LineCodec {
     }
 }
 
+/// What a length-prefixed frame's buffer starts with; it grows as its bytes arrive.
+const FIRST_RESERVE: usize = 64 * 1024;
+
 /// A 4-byte big-endian length, then that many bytes.
 #[derive(Debug)]
 pub struct LengthCodec {
@@ -146,6 +149,10 @@ impl Codec for LengthCodec {
         while at < input.len() && !self.broken {
             if let Some((len, body)) = &mut self.body {
                 let take = (*len - body.len()).min(input.len() - at);
+                if body.capacity() - body.len() < take {
+                    // Doubling as the body arrives, never past the length announced.
+                    body.reserve_exact(body.len().max(take).min(*len - body.len()));
+                }
                 body.extend_from_slice(&input[at..at + take]);
                 at += take;
                 if body.len() == *len {
@@ -171,7 +178,9 @@ impl Codec for LengthCodec {
                 out.push(Decoded::Span(at..at + len));
                 at += len;
             } else {
-                self.body = Some((len, Vec::with_capacity(len)));
+                // Memory follows the bytes that came, not the header: a peer that announces
+                // maxFrame and sends four bytes has not made the process reserve maxFrame.
+                self.body = Some((len, Vec::with_capacity(len.min(FIRST_RESERVE))));
             }
         }
     }

@@ -537,6 +537,55 @@ pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
     Ok(Listener::Unix { listener: mio::net::UnixListener::from_std(socket.into()), path: file })
 }
 
+/// A socket another owner holds (Node's cluster primary hands its listener,
+/// or each connection it accepted, to a worker through libuv's IPC),
+/// duplicated so each side closes its own copy, and made non-blocking.
+/// Only stream and datagram sockets of the IP and Unix domains are taken:
+/// another kind of fd is `ENOTSOCK` or `EINVAL`, as the kernel would say.
+#[cfg(unix)]
+pub(crate) fn inherited(fd: i32, ty: Type) -> io::Result<socket2::Socket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number (a closed
+    // or invalid one is EBADF) and returns a new descriptor or -1.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` was just returned by fcntl, is open, and nothing else owns it.
+    let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(dup) });
+    let domain = socket.local_addr()?.domain();
+    if socket.r#type()? != ty || !(domain == Domain::IPV4 || domain == Domain::IPV6 || (domain == Domain::UNIX && ty == Type::STREAM)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// An inherited socket that is bound (or already listening), listening
+/// now with `backlog`. A Unix-domain one's file stays its creator's.
+#[cfg(unix)]
+pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> {
+    let socket = inherited(fd, Type::STREAM)?;
+    socket.listen(backlog)?;
+    Ok(if socket.local_addr()?.domain() == Domain::UNIX {
+        Listener::Unix { listener: mio::net::UnixListener::from_std(socket.into()), path: None }
+    } else {
+        Listener::Tcp(TcpListener::from_std(socket.into()))
+    })
+}
+
+/// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`.
+#[cfg(unix)]
+pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
+    let socket = inherited(fd, Type::STREAM)?;
+    Ok(if socket.local_addr()?.domain() == Domain::UNIX {
+        Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
+    } else {
+        socket.set_tcp_nodelay(no_delay)?;
+        Stream::Tcp(TcpStream::from_std(socket.into()))
+    })
+}
+
 /// Starts a non-blocking Unix-domain connect.
 #[cfg(unix)]
 pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {

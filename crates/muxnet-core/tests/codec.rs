@@ -158,3 +158,18 @@ fn encoders_refuse_what_decoders_would_refuse() {
     assert!(LengthCodec::new(4).encode(b"", &mut out));
     assert_eq!(out, b"1234\n\0\0\0\0");
 }
+
+#[test]
+fn length_codec_grows_a_large_frame_as_its_bytes_arrive() {
+    // Past the first reserve (64 KiB) its buffer grows with the bytes, to exactly the frame.
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed);
+        let frame: Vec<u8> = (0..200_000 + rng.below(300_000)).map(|_| rng.next() as u8).collect();
+        let mut stream = Vec::new();
+        assert!(LengthCodec::new(1 << 20).encode(&frame, &mut stream));
+        assert!(LengthCodec::new(1 << 20).encode(b"next", &mut stream));
+        let mut codec = LengthCodec::new(1 << 20);
+        assert_eq!(feed(&mut codec, &stream, &mut rng), vec![Got::Frame(frame), Got::Frame(b"next".to_vec())], "seed {seed}");
+        assert_eq!(codec.buffered(), 0);
+    }
+}

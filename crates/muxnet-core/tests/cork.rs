@@ -11,7 +11,7 @@ use common::*;
 use muxnet_core::{BackendKind, Token};
 use socket2::SockRef;
 
-backend_tests!(corked_fan_out, corked_write_to_a_reset_peer, corked_then_paused_sleeps);
+backend_tests!(corked_fan_out, corked_write_to_a_reset_peer, corked_then_paused_sleeps, corked_then_ended_drains);
 
 // 7b. Corked writes to many connections wait for `uncork` (or the next
 //     turn), then arrive whole and in order, a direct write flushing what
@@ -125,4 +125,27 @@ fn corked_then_paused_sleeps(kind: BackendKind) {
     assert_eq!(h.r.write(conn, b"!").unwrap(), 0);
     assert_eq!(read_n(&mut peer, 4), b"two!");
     h.assert_sleeps(span, timeout, 15, "the reactor spins after a direct write");
+}
+
+// 7e. An end asked for while only corked bytes wait: whoever waits for the
+//     FIN hears `Drain` once the bytes and the FIN are out (as after a
+//     queued write), though `uncork`, not a turn's flush, sent them; the
+//     peer, still open, gets the bytes, then EOF.
+fn corked_then_ended_drains(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    h.r.write_corked(conn, b"bye").unwrap();
+    h.r.shutdown(conn).unwrap();
+    assert_eq!(h.r.queued(conn).unwrap(), 3, "corked, not sent yet");
+    let mut seen = Vec::new();
+    h.until("Drain after the corked bytes and the FIN", |_, events| {
+        seen.extend(events);
+        !seen.is_empty()
+    });
+    assert!(matches!(seen.as_slice(), [Ev::Drain { conn: c }] if *c == conn), "want one Drain, got {seen:?}");
+    assert_eq!(read_n(&mut peer, 3), b"bye");
+    expect_eof(&mut peer);
+    assert_eq!(h.r.queued(conn).unwrap(), 0);
 }

@@ -17,6 +17,7 @@ backend_tests!(
     pipe_relays_both_ways,
     pipe_relays_a_short_read_without_a_wasted_read,
     pipe_backpressure_bounds_the_queue,
+    pipe_backpressure_holds_within_the_write_queue_cap,
     pipe_passes_half_close_and_reset,
     pipe_splices_past_a_short_splice,
     pipe_relays_past_urgent_data,
@@ -144,6 +145,43 @@ fn backpressure_bounds_the_queue(kind: BackendKind, splice: bool) {
     sending.join();
     assert!(receiving.join() == data, "[{}] bytes differ", h.name());
     assert_spliced(&h, splice, h.r.stats().spliced, (data.len() / 2) as u64);
+    drop(a_peer);
+}
+
+fn pipe_backpressure_holds_within_the_write_queue_cap(kind: BackendKind) {
+    for splice in SPLICE {
+        backpressure_holds_within_the_write_queue_cap(kind, splice);
+    }
+}
+
+/// A write-queue cap below the pipe's high-water mark (and below one
+/// relayed chunk): the relay must hold the reading side before the
+/// partner's queue would pass the cap, never have its own write refused
+/// (`ENOBUFS`, which would break both connections).
+fn backpressure_holds_within_the_write_queue_cap(kind: BackendKind, splice: bool) {
+    const CAP: usize = 16 << 10;
+    let mut h = Harness::with_config(kind, Config { write_queue_cap: CAP, splice, ..Config::default() });
+    let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+    let data = pattern(4, 16 << 20);
+    let mut sending = Peer::spawn({
+        let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
+        move || s.write_all(&data).unwrap()
+    });
+    let closed = |events: &[Ev]| events.iter().find(|e| matches!(e, Ev::Close { .. })).map(|e| format!("{e:?}"));
+    for _ in 0..50 {
+        let events = h.turn(Duration::from_millis(10));
+        assert_eq!(closed(&events), None, "[{} splice={splice}] b's peer reads nothing", h.name());
+    }
+    assert!(!sending.done(), "[{} splice={splice}] the sender finished: nothing held it back", h.name());
+    let mut receiving = Peer::spawn(move || read_n(&mut { b_peer }, 16 << 20));
+    h.until(&format!("[{} splice={splice}] 16 MiB relayed once b reads", h.name()), |_, events| {
+        assert_eq!(closed(&events), None, "[{} splice={splice}] while b reads", kind.name());
+        receiving.done()
+    });
+    sending.join();
+    assert!(receiving.join() == data, "[{} splice={splice}] bytes differ", h.name());
+    assert_eq!(h.r.relayed(a).unwrap(), data.len() as u64);
+    h.r.close(b).unwrap();
     drop(a_peer);
 }
 

@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 use common::*;
 use muxnet_core::{BackendKind, BindOptions, Token};
@@ -16,6 +17,7 @@ backend_tests!(
     burst_from_several_senders,
     no_room_left_waits_for_next_turn,
     held_datagrams_of_a_closed_socket_are_dropped,
+    held_datagrams_of_a_paused_socket_wait_for_its_resume,
     queued_sends_leave_in_order,
     queued_send_errors_stay_with_their_send
 );
@@ -156,6 +158,58 @@ fn held_datagrams_of_a_closed_socket_are_dropped(kind: BackendKind) {
     match &got[..] {
         [Ev::Message { socket, data, .. }] => assert_eq!((*socket, &data[..]), (next, &b"next"[..]), "[{}]", kind.name()),
         other => panic!("[{}] want only the new socket's datagram, got {other:?}", kind.name()),
+    }
+}
+
+// A socket paused while a datagram it received waits for room (see above)
+// reports nothing, even when another socket's receive runs meanwhile (and
+// reuses the batch buffer that held it); on resume the datagram comes,
+// whole, before the ones that arrived during the pause.
+fn held_datagrams_of_a_paused_socket_wait_for_its_resume(kind: BackendKind) {
+    const SIZE: usize = 30_000;
+    let mut h = Harness::with_slab(kind, 65_536 + 1_500);
+    let paused = h.r.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let other = h.r.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let (paused_addr, other_addr) = (h.r.local_addr(paused).unwrap(), h.r.local_addr(other).unwrap());
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..3 {
+        peer.send_to(&pattern(i, SIZE), paused_addr).unwrap();
+    }
+    let mut got: Vec<(Token, Vec<u8>)> = Vec::new();
+    h.until(&format!("[{}] two large datagrams", kind.name()), |_, events| {
+        got.extend(events.into_iter().map(|e| match e {
+            Ev::Message { socket, data, .. } => (socket, data),
+            other => panic!("unexpected {other:?}"),
+        }));
+        got.len() >= 2
+    });
+    h.r.pause(paused).unwrap();
+    peer.send_to(&pattern(3, SIZE), paused_addr).unwrap();
+    peer.send_to(b"other", other_addr).unwrap();
+    h.until(&format!("[{}] the other socket's datagram", kind.name()), |_, events| {
+        for e in events {
+            match e {
+                Ev::Message { socket, data, .. } if socket == other => got.push((socket, data)),
+                Ev::Message { socket, data, .. } => panic!("[{}] while paused, {} bytes for {socket:?}", kind.name(), data.len()),
+                e => panic!("[{}] while paused: {e:?}", kind.name()),
+            }
+        }
+        got.len() >= 3
+    });
+    let quiet = h.collect_for(Duration::from_millis(100));
+    assert!(quiet.is_empty(), "[{}] paused, yet: {quiet:?}", kind.name());
+    h.r.resume(paused).unwrap();
+    h.until(&format!("[{}] the paused socket's datagrams", kind.name()), |_, events| {
+        got.extend(events.into_iter().map(|e| match e {
+            Ev::Message { socket, data, .. } => (socket, data),
+            other => panic!("unexpected {other:?}"),
+        }));
+        got.len() >= 5
+    });
+    let of_paused: Vec<&Vec<u8>> = got.iter().filter(|(s, _)| *s == paused).map(|(_, d)| d).collect();
+    assert_eq!(of_paused.len(), 4, "[{}] datagrams on the paused socket", kind.name());
+    for (i, data) in of_paused.iter().enumerate() {
+        assert_same(data, &pattern(i as u64, SIZE), &format!("[{}] datagram {i}", kind.name()));
     }
 }
 

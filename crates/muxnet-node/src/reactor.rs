@@ -209,6 +209,29 @@ impl Reactor {
         }
     }
 
+    /// Takes a copy of a socket another owner handed this process (Node's
+    /// cluster primary, through libuv): `kind` 0 a bound or listening stream
+    /// socket, listened on with `backlog`; 1 a connected stream; 2 a bound
+    /// UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
+    #[napi(catch_unwind)]
+    pub fn inherit(&self, fd: i32, kind: u32, backlog: i32, no_delay: bool) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| {
+            match kind {
+                0 => r.inherit_listener(fd, backlog, no_delay),
+                1 => r.inherit_stream(fd, no_delay),
+                2 => r.inherit_datagram(fd),
+                _ => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+            }
+            .map(token_number)
+        }));
+        #[cfg(not(unix))]
+        {
+            let _ = (fd, kind, backlog, no_delay);
+            -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
     /// Connects to a Unix-domain path; returns the token or a negative errno.
     #[napi(catch_unwind)]
     pub fn connect_unix(&self, path: String) -> i64 {

@@ -42,24 +42,35 @@ function printer(rl: readline.Interface, opts: ClientOptions): (line: string) =>
   };
 }
 
-export function runClient(opts: ClientOptions): Promise<void> {
+/**
+ * Runs the client until it leaves; resolves with the exit code: 0, or 1 when
+ * lines could not be delivered (the server was never reached, or went away
+ * while they waited).
+ */
+export function runClient(opts: ClientOptions): Promise<number> {
   const rl = readline.createInterface({ input: opts.input, output: opts.interactive ? opts.output : undefined, terminal: opts.interactive, prompt: '> ' });
   const print = printer(rl, opts);
   return opts.udp ? udpClient(opts, rl, print) : tcpClient(opts, rl, print);
 }
 
-function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<void> {
+function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {
   return new Promise((resolve) => {
     const where = `${opts.host}:${opts.port}`;
     // Lines typed while the server is away wait in the client's queue.
     const client = connect({ host: opts.host, port: opts.port, reconnect: { initialDelay: 500, maxDelay: MAX_BACKOFF_MS } });
     let decoder = new FrameDecoder('line', 1 << 16);
     let quitting = false;
+    let opened = false;
+    let lastFailure: Error | undefined;
+    // After /quit the server answers BYE and closes; don't wait for ever if it can't.
+    const giveUpSoon = () => setTimeout(() => client.destroy(), 2000).unref();
     client.on('open', (conn) => {
       decoder = new FrameDecoder('line', 1 << 16);
+      opened = true;
       if (opts.interactive) print(`* connected to ${where}`);
       // Ahead of any queued line: the nick is about this connection.
       if (opts.nick) conn.write(`/nick ${opts.nick}\n`);
+      if (quitting) giveUpSoon();
     });
     client.on('data', (chunk) => {
       for (const frame of decoder.push(chunk).frames) {
@@ -69,22 +80,28 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       }
     });
     client.on('overflow', ({ data }) => print(`* not sent (the queue is full): ${data.toString('utf8').trimEnd()}`));
-    client.on('reconnecting', ({ delay }) => {
+    client.on('reconnecting', ({ delay, cause }) => {
+      lastFailure = cause;
       // After /quit the server answers BYE and closes: that is the end.
       if (quitting) return client.destroy();
-      print(`* disconnected from ${where}; reconnecting in ${delay / 1000} s`);
+      // Never connected yet: say why, rather than "disconnected".
+      print(opened ? `* disconnected from ${where}; reconnecting in ${delay / 1000} s` : `* cannot reach ${where} (${cause.message}); retrying in ${delay / 1000} s`);
     });
-    client.on('closed', () => {
+    client.on('closed', ({ unsent }) => {
+      // Our own /quit is no line of the user's.
+      const lost = unsent.filter((line) => line.toString() !== '/quit\n').length;
+      if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${lastFailure ? `unreachable (${lastFailure.message})` : 'closed'}`);
       rl.close();
-      resolve();
+      resolve(lost > 0 ? 1 : 0);
     });
     const quit = () => {
       if (quitting) return;
       quitting = true;
-      if (client.state !== 'open') return client.destroy();
+      // Away (waiting to reconnect): leave now. Connecting (stdin from a pipe may end
+      // before the first connect does): the queued lines and the /quit go once it is open.
+      if (client.state === 'reconnecting') return client.destroy();
       client.send('/quit\n');
-      // The server answers BYE and closes; don't wait for ever if it can't.
-      setTimeout(() => client.destroy(), 2000).unref();
+      if (client.state === 'open') giveUpSoon();
     };
     rl.on('line', (line) => {
       if (line.trim() === '/quit') return quit();
@@ -96,25 +113,49 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
   });
 }
 
-function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<void> {
+function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {
   return new Promise((resolve) => {
     const sock = dgram.createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
-    sock.on('message', (msg) => print(msg.toString('utf8')));
-    sock.on('error', (err) => print(`* ${err.message}`));
-    sock.connect(opts.port, opts.host);
-    sock.send('hb');
-    const heartbeat = setInterval(() => sock.send('hb'), Math.max(100, (opts.intervalMs ?? 10_000) / 3));
-    rl.on('line', (line) => {
-      if (line.trim() === '/quit') return rl.close();
-      sock.send(line);
-      if (opts.interactive) rl.prompt();
-    });
-    rl.on('close', () => {
+    let heartbeat: NodeJS.Timeout | undefined;
+    let ended = false;
+    // A connected dgram socket sends without an address only once connected (after
+    // the address is looked up): lines typed meanwhile wait here.
+    let waiting: string[] | undefined = [];
+    const send = (text: string) => (waiting ? waiting.push(text) : sock.send(text));
+    const leave = () => {
       clearInterval(heartbeat);
       sock.send('quit', () => {
         sock.close();
-        resolve();
+        resolve(0);
       });
+    };
+    sock.on('message', (msg) => print(msg.toString('utf8')));
+    sock.on('error', (err) => print(`* ${err.message}`));
+    sock.connect(opts.port, opts.host, (err) => {
+      const lines = waiting ?? [];
+      waiting = undefined;
+      if (err) {
+        // Nothing can be sent (the address did not resolve, say).
+        print(`* ${err.message}`);
+        ended = true;
+        sock.close();
+        rl.close();
+        return resolve(1);
+      }
+      sock.send('hb');
+      for (const line of lines) sock.send(line);
+      heartbeat = setInterval(() => sock.send('hb'), Math.max(100, (opts.intervalMs ?? 10_000) / 3));
+      if (ended) leave();
+    });
+    rl.on('line', (line) => {
+      if (line.trim() === '/quit') return rl.close();
+      send(line);
+      if (opts.interactive) rl.prompt();
+    });
+    rl.on('close', () => {
+      if (ended) return;
+      ended = true;
+      if (!waiting) leave();
     });
     if (opts.interactive) rl.prompt();
   });

@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
+import { negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
@@ -25,13 +25,15 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --workers N|auto  N servers on worker threads, one port (needs --redis)
           --drain-timeout S (5)  on SIGINT/SIGTERM, how long members get to read
                    the goodbye before their connections are closed
-  chat connect [host:port] --nick NAME [--udp] [--interval S]`;
+  chat connect [host:port] [--nick NAME]   (TCP; from a pipe: exits 1 if lines were not sent)
+  chat connect [host:port] --udp [--interval S]   (no nicks: members are named by address:port)`;
 
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
+  const { values, positionals, tokens } = parseArgs({
+    args: negativesJoined(rest),
     allowPositionals: true,
+    tokens: true,
     options: {
       port: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
@@ -54,9 +56,19 @@ export async function runChat(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
     },
   });
-  if (sub === 'serve') return serve(values);
+  // One parser for both: an option of the other command is an error, not silently ignored.
+  const given = tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : []));
+  if (sub === 'serve') {
+    if (positionals.length > 0) throw new UsageError(`chat serve takes no address (use --port and --host), not '${positionals[0]}'`);
+    if (given.includes('nick')) throw new UsageError('--nick is for chat connect');
+    return serve(values);
+  }
   if (sub === 'connect') {
+    const wrong = given.find((name) => !CONNECT_OPTIONS.has(name));
+    if (wrong !== undefined) throw new UsageError(`--${wrong} is for chat serve; chat connect takes HOST:PORT, --nick, --udp and --interval`);
+    if (positionals.length > 1) throw new UsageError(`chat connect takes one HOST:PORT, not '${positionals.join(' ')}'`);
     const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
+    if (values.udp && values.nick !== undefined) throw new UsageError('--nick: the UDP chat has no nicks (members are named by address:port)');
     return runClient({
       host,
       port,
@@ -66,10 +78,13 @@ export async function runChat(argv: string[]): Promise<void> {
       input: process.stdin,
       output: process.stdout,
       interactive: Boolean(process.stdin.isTTY),
-    }).then(() => process.exit(0));
+    }).then((code) => process.exit(code));
   }
   throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
 }
+
+/** The options `chat connect` takes; every other one is `chat serve`'s. */
+const CONNECT_OPTIONS = new Set(['nick', 'udp', 'interval']);
 
 type Values = Record<string, string | boolean | undefined>;
 

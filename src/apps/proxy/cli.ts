@@ -2,7 +2,7 @@
  * `muxnet proxy`: the load-balancing proxy from the command line.
  */
 import { parseArgs } from 'node:util';
-import { numberArg, parseTarget, secondsArg, UsageError } from '../../args';
+import { negativesJoined, numberArg, parseTarget, secondsArg, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { createProxy, formatStats, MAX_WEIGHT, STRATEGIES, type Strategy, type UpstreamSpec } from '.';
 
@@ -38,7 +38,7 @@ function ms(option: string, text: string | undefined, fallback: number): number 
 /** Runs the proxy until SIGINT/SIGTERM, then drains it. Throws a `UsageError` for a bad command line. */
 export function runProxy(argv: string[]): void {
   const { values } = parseArgs({
-    args: argv,
+    args: negativesJoined(argv),
     options: {
       listen: { type: 'string' },
       upstream: { type: 'string', multiple: true },

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { numberArg, PORT, UsageError } from '../../args';
+import { negativesJoined, numberArg, PORT, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { startReceiver } from './receive';
 import { sendFileTo } from './send';
@@ -28,7 +28,7 @@ export const TRANSFER_USAGE = `  send    FILE HOST:PORT
 function parseTarget(text: string | undefined): { host: string; port: number } {
   const m = text === undefined ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   if (!m) throw new UsageError(`expected HOST:PORT, not '${text ?? ''}'`);
-  return { host: m[1] ?? m[2], port: numberArg('PORT', m[3], 0, PORT) };
+  return { host: m[1] ?? m[2], port: numberArg('PORT', m[3], 0, { integer: true, min: 1, max: 65535 }) };
 }
 
 export async function runSend(argv: string[]): Promise<number> {
@@ -45,7 +45,7 @@ export async function runSend(argv: string[]): Promise<number> {
 /** Serves until SIGINT/SIGTERM (or one file with `--once`); resolves with the exit code. */
 export async function runReceive(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: negativesJoined(argv),
     options: {
       port: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },

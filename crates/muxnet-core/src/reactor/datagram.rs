@@ -4,9 +4,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::{gone, Entry, Event, Kind, Reactor, ReadSpace};
+use super::{gone, Entry, Event, Kind, Reactor, ReadSpace, Shared};
 use crate::backend::Token;
 use crate::socket::{self, BindOptions, Membership, MulticastInterface, Socket, SocketBuffer};
+use crate::stats::Stats;
 use crate::udp_batch::{Outgoing, RecvBatch, SendBatch, BATCH, MAX_DATAGRAM, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6};
 
 /// `ttl` if it is within `least..=255`, as libuv takes a TTL.
@@ -20,7 +21,7 @@ fn ttl_within(ttl: i32, least: u32) -> io::Result<u32> {
 impl Reactor {
     pub fn udp_bind(&mut self, opts: &BindOptions) -> io::Result<Token> {
         let socket = socket::udp_bind(opts)?;
-        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false })
+        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::No })
     }
 
     fn datagram(&mut self, token: Token) -> io::Result<&mut mio::net::UdpSocket> {
@@ -191,14 +192,15 @@ impl Reactor {
     /// Receives what `token` holds, within the turn's datagram budget:
     /// batches land in the reactor's [`RecvBatch`] and are copied into
     /// `space`, each datagram one [`Event::Message`].
-    pub(super) fn receive(&mut self, token: Token, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
+    pub(super) fn receive(&mut self, token: Token, shared: Shared, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
         // What an earlier turn received and had no room for goes first
-        // (another socket's too: the batch buffer is shared).
-        if !self.deliver_held(space, events) {
+        // (another socket's too: the batch buffer is shared), then what
+        // this socket's pause set aside.
+        if !self.deliver_held(space, events) || !self.deliver_parked(token, space, events) {
             self.carry.push(token);
             return;
         }
-        let budget = self.config.datagram_budget;
+        let budget = if shared == Shared::Yes { 1 } else { self.config.datagram_budget };
         let mut left = budget;
         while left > 0 {
             if space.free() < MAX_DATAGRAM {
@@ -234,25 +236,72 @@ impl Reactor {
     /// order, as `Message` events; false if one did not fit (it stays for
     /// the next turn). Those of a socket closed meanwhile are dropped.
     fn deliver_held(&mut self, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> bool {
-        let Inbox { batch: Some(batch), held } = &mut self.inbox else { return true };
+        let Inbox { batch: Some(batch), held, .. } = &mut self.inbox else { return true };
         if held.next < held.count && self.entries.get(held.socket).is_none() {
             held.next = held.count;
         }
         while held.next < held.count {
             let (data, from) = batch.datagram(held.next);
-            if data.len() > space.free() {
+            if !deliver(space, events, &mut self.counters, held.socket, data, from) {
                 return false;
             }
-            let offset = space.pos;
-            space.buf[offset..offset + data.len()].copy_from_slice(data);
-            space.pos += data.len();
-            self.counters.receives.bytes += data.len() as u64;
-            self.counters.datagrams_received += 1;
-            events.push(Event::Message { socket: held.socket, offset, len: data.len(), from });
             held.next += 1;
         }
         true
     }
+
+    /// A socket being paused: its received datagrams still waiting for
+    /// room are copied out of the shared batch buffer, which the next
+    /// socket's receive reuses, to be delivered once it is resumed (a
+    /// paused socket reports nothing).
+    pub(super) fn park_held(&mut self, token: Token) {
+        let Inbox { batch: Some(batch), held, parked } = &mut self.inbox else { return };
+        if held.socket != token {
+            return;
+        }
+        parked.extend((held.next..held.count).map(|i| {
+            let (data, from) = batch.datagram(i);
+            Parked { socket: token, data: data.into(), from }
+        }));
+        held.next = held.count;
+    }
+
+    /// Delivers `token`'s parked datagrams, oldest first; false if one did
+    /// not fit (it and those after it stay for the next turn).
+    fn deliver_parked(&mut self, token: Token, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> bool {
+        let mut fits = true;
+        let counters = &mut self.counters;
+        self.inbox.parked.retain(|p| {
+            if !fits || p.socket != token {
+                return true;
+            }
+            fits = deliver(space, events, counters, token, &p.data, p.from);
+            !fits
+        });
+        fits
+    }
+
+    /// A closed socket's parked datagrams go with it.
+    pub(super) fn drop_parked(&mut self, token: Token) {
+        if !self.inbox.parked.is_empty() {
+            self.inbox.parked.retain(|p| p.socket != token);
+        }
+    }
+}
+
+/// Copies one received datagram into `space` as a `Message`; false if it
+/// does not fit.
+fn deliver(space: &mut ReadSpace<'_>, events: &mut Vec<Event>, counters: &mut Stats, socket: Token, data: &[u8], from: SocketAddr) -> bool {
+    if data.len() > space.free() {
+        return false;
+    }
+    let offset = space.pos;
+    space.buf[offset..offset + data.len()].copy_from_slice(data);
+    space.pos += data.len();
+    counters.receives.bytes += data.len() as u64;
+    counters.datagrams_received += 1;
+    events.push(Event::Message { socket, offset, len: data.len(), from });
+    true
 }
 
 /// Datagrams queued by [`Reactor::send_later`]: their bytes, one after
@@ -273,12 +322,22 @@ pub(super) struct Outbox {
 pub(super) struct Inbox {
     batch: Option<Box<RecvBatch>>,
     held: Held,
+    /// Held datagrams of sockets paused since, in the order received
+    /// (see `park_held`): empty unless a pause met a full slab.
+    parked: Vec<Parked>,
 }
 
 impl Default for Inbox {
     fn default() -> Inbox {
-        Inbox { batch: None, held: Held { socket: Token::from_bits(0), next: 0, count: 0 } }
+        Inbox { batch: None, held: Held { socket: Token::from_bits(0), next: 0, count: 0 }, parked: Vec::new() }
     }
+}
+
+/// A datagram received on `socket` before its pause, copied out of the batch.
+struct Parked {
+    socket: Token,
+    data: Box<[u8]>,
+    from: SocketAddr,
 }
 
 /// Datagrams `next..count` of the batch, received on `socket`.

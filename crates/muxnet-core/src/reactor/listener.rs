@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{Entry, Event, Kind, Reactor};
+use super::{Entry, Event, Kind, Reactor, Shared};
 use crate::backend::Token;
 use crate::connection::Connection;
 use crate::socket::{self, BindOptions, Listener, Socket, Stream};
@@ -31,7 +31,10 @@ impl Reactor {
     /// Binds and listens; accepted connections get `TCP_NODELAY` if `no_delay`.
     pub fn listen(&mut self, opts: &BindOptions, no_delay: bool) -> io::Result<Token> {
         let listener = socket::tcp_listen(opts)?;
-        self.insert(Socket::Listener(Listener::Tcp(listener)), Kind::Listener { no_delay, accept_paused: false, held: false })
+        self.insert(
+            Socket::Listener(Listener::Tcp(listener)),
+            Kind::Listener { no_delay, accept_paused: false, held: false, shared: Shared::No },
+        )
     }
 
     /// Listens on a Unix-domain path (IPC); the socket file is removed when
@@ -40,7 +43,7 @@ impl Reactor {
     #[cfg(unix)]
     pub fn listen_unix(&mut self, path: &str, backlog: i32) -> io::Result<Token> {
         let listener = socket::unix_listen(path, backlog)?;
-        self.insert(Socket::Listener(listener), Kind::Listener { no_delay: false, accept_paused: false, held: false })
+        self.insert(Socket::Listener(listener), Kind::Listener { no_delay: false, accept_paused: false, held: false, shared: Shared::No })
     }
 
     /// Starts accepting again on a listener paused by `EMFILE`/`ENFILE`.
@@ -87,8 +90,9 @@ impl Reactor {
         }
     }
 
-    pub(super) fn accept(&mut self, token: Token, no_delay: bool, events: &mut Vec<Event>) {
-        for _ in 0..self.config.accept_budget {
+    pub(super) fn accept(&mut self, token: Token, no_delay: bool, shared: Shared, events: &mut Vec<Event>) {
+        let budget = if shared == Shared::Yes { 1 } else { self.config.accept_budget };
+        for _ in 0..budget {
             let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
             match accept(listener, no_delay) {
                 Ok(stream) => {

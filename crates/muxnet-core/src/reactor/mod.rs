@@ -7,6 +7,8 @@
 
 mod datagram;
 mod handoff;
+#[cfg(unix)]
+mod inherit;
 mod listener;
 mod pipe;
 mod stream;
@@ -42,7 +44,8 @@ pub struct Config {
     /// drop the connection.
     pub write_queue_cap: usize,
     /// Bytes queued toward one side of a pipe before the other side stops
-    /// reading (see [`Reactor::pipe`]).
+    /// reading (see [`Reactor::pipe`]); it also stops before a relayed
+    /// write could pass `write_queue_cap`.
     pub pipe_high_water: usize,
     /// File bytes sent to one connection in one turn (see
     /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
@@ -82,7 +85,8 @@ pub enum Event {
         conn: Token,
     },
     /// Accepting failed; `EMFILE`/`ENFILE` pause the listener until a
-    /// socket closes or [`Reactor::resume_accept`] is called.
+    /// socket closes (or a file sent by [`Reactor::send_file`] is closed)
+    /// or [`Reactor::resume_accept`] is called.
     AcceptError {
         listener: Token,
         error: io::Error,
@@ -158,17 +162,31 @@ impl<'a> ReadSpace<'a> {
 enum Kind {
     /// `accept_paused`: by `EMFILE`/`ENFILE`, until an fd frees up;
     /// `held`: by the application ([`Reactor::hold_accept`]), until it lets go.
+    /// `shared`: other processes accept from it too (see [`Shared`]).
     Listener {
         no_delay: bool,
         accept_paused: bool,
         held: bool,
+        shared: Shared,
     },
     Stream(Connection),
     /// `paused`: not read from ([`Reactor::pause`]); datagrams wait in the
     /// kernel's receive buffer, and what overflows it is dropped there.
     Datagram {
         paused: bool,
+        shared: Shared,
     },
+}
+
+/// Whether other processes take from the same socket (a cluster's workers
+/// share one the primary bound). A shared socket yields one connection or
+/// datagram per turn: what the application has not been handed yet stays
+/// in the kernel, for another process to take if this one closes the
+/// socket meanwhile — as libuv, which hands each over as it takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shared {
+    No,
+    Yes,
 }
 
 #[derive(Debug)]
@@ -184,7 +202,7 @@ impl Entry {
         match &self.kind {
             Kind::Listener { accept_paused, held, .. } => Interest::new(!accept_paused && !held, false),
             Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
-            Kind::Datagram { paused } => Interest::new(!paused, false),
+            Kind::Datagram { paused, .. } => Interest::new(!paused, false),
         }
     }
 }
@@ -365,6 +383,7 @@ impl Reactor {
     /// (a connection's peer is slowed down; datagrams beyond it are dropped).
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
         *self.paused_flag(token)? = true;
+        self.park_held(token);
         self.sync_interest(token)
     }
 
@@ -383,7 +402,7 @@ impl Reactor {
     fn paused_flag(&mut self, token: Token) -> io::Result<&mut bool> {
         match &mut self.entry(token)?.kind {
             Kind::Stream(conn) => Ok(&mut conn.paused),
-            Kind::Datagram { paused } => Ok(paused),
+            Kind::Datagram { paused, .. } => Ok(paused),
             Kind::Listener { .. } => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a connection or a UDP socket")),
         }
     }
@@ -423,6 +442,7 @@ impl Reactor {
             self.interest_changes += 1;
         }
         drop(entry);
+        self.drop_parked(token);
         self.paused_listeners.remove(&token);
         self.resume_paused_listeners();
         Ok(())
@@ -540,12 +560,12 @@ impl Reactor {
     fn dispatch(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) {
         let Some(entry) = self.entries.get(r.token) else { return };
         match entry.kind {
-            Kind::Listener { no_delay, held: false, .. } => self.accept(r.token, no_delay, events),
+            Kind::Listener { no_delay, held: false, shared, .. } => self.accept(r.token, no_delay, shared, events),
             // A readiness reported before the hold (or a carried one) waits for `hold_accept(false)`.
             Kind::Listener { held: true, .. } => {}
-            Kind::Datagram { paused: false } => self.receive(r.token, space, events),
+            Kind::Datagram { paused: false, shared } => self.receive(r.token, shared, space, events),
             // A carried readiness waits for `resume`.
-            Kind::Datagram { paused: true } => {}
+            Kind::Datagram { paused: true, .. } => {}
             Kind::Stream(_) => {
                 if let Err(Failure { error, sending }) = self.stream_ready(r, space, events) {
                     self.close_reported(r.token, Some(error), sending, events);

@@ -1,7 +1,8 @@
 //! Pairs of connections joined in the reactor ([`Reactor::pipe`]): what one
 //! side reads is written to the other in the same turn, with no call into
 //! the owner per chunk. Backpressure holds a side's reading while its
-//! partner's queue is over [`Config::pipe_high_water`](super::Config); a FIN
+//! partner's queue is over [`Config::pipe_high_water`](super::Config) (or
+//! has no room left under its `write_queue_cap`); a FIN
 //! is passed on as a FIN (after the queued bytes), a broken side resets the
 //! other. On Linux, bulk input moves with `splice(2)` through a kernel pipe
 //! per direction ([`Config::splice`](super::Config)), no copy through user
@@ -51,7 +52,8 @@ impl Reactor {
 
     /// Reads from `from` and writes to its partner `to`, within the read
     /// budget; holds `from` once `to`'s queue passes the high-water mark
-    /// (or, spliced, while `to` has not taken the pipe's bytes). Bulk input
+    /// or has no room left under `write_queue_cap` (or, spliced, while `to`
+    /// has not taken the pipe's bytes). Bulk input
     /// is spliced on Linux (see `splices`), the rest copied through
     /// `relay_buf`. `hup`: a FIN or error is known to wait behind the input.
     pub(super) fn relay(&mut self, from: Token, to: Token, hup: bool, events: &mut Vec<Event>) -> io::Result<ReadEnd> {
@@ -73,7 +75,14 @@ impl Reactor {
                 self.carry_over(from, true);
                 return Ok(ReadEnd::Carried);
             }
-            let want = budget.min(buf.len());
+            // No more than the partner's queue takes: a relayed write is
+            // never refused for the cap (see `Reactor::write`), the side
+            // is held instead until that queue drains.
+            let room = self.room(to)?;
+            if room == 0 {
+                return self.hold(from);
+            }
+            let want = budget.min(buf.len()).min(room);
             let mut spliced = self.splices(from, to);
             let mut read = if spliced { self.splice_in(from, to, want) } else { self.stream(from)?.0.read(&mut buf[..want]) };
             if spliced && matches!(&read, Ok(0)) | matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
@@ -137,9 +146,7 @@ impl Reactor {
             let high_water = self.config.pipe_high_water;
             let (_, partner) = self.stream(to)?;
             if partner.buffered() > high_water || (spliced && !partner.output_idle()) {
-                self.stream(from)?.1.held = true;
-                self.sync_interest(from)?;
-                return Ok(ReadEnd::Drained);
+                return self.hold(from);
             }
             // A short splice may have met the pipe's slot limit, not the
             // socket's end: the next pass (a copying read) finds out.
@@ -147,6 +154,23 @@ impl Reactor {
                 return Ok(ReadEnd::Drained);
             }
         }
+    }
+
+    /// Stops reading `from` until its partner's queue drains (`release`).
+    fn hold(&mut self, from: Token) -> io::Result<ReadEnd> {
+        self.stream(from)?.1.held = true;
+        self.sync_interest(from)?;
+        Ok(ReadEnd::Drained)
+    }
+
+    /// Bytes `to` takes in one write before `write_queue_cap` refuses it:
+    /// any number while its queue is empty.
+    fn room(&mut self, to: Token) -> io::Result<usize> {
+        let cap = self.config.write_queue_cap;
+        Ok(match self.stream(to)?.1.buffered() {
+            0 => usize::MAX,
+            buffered => cap.saturating_sub(buffered),
+        })
     }
 
     /// Whether the next chunk from `from` is spliced: on Linux, when the

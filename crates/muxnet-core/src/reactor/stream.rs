@@ -164,6 +164,8 @@ impl Reactor {
             // Corked bytes have no file behind them (`send_file` uncorks).
             let flushed = conn.flush(stream, &mut count, u64::MAX, |_| {}).map(drop);
             let (finished, refused) = (conn.finished(), !conn.output_idle());
+            // All out, and an end waits for it: the turn's flush reports Drain.
+            let drained = !refused && conn.want_drain;
             self.counters.writes.add(count);
             // What the kernel refused waits for writable, as for any write.
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
@@ -173,8 +175,14 @@ impl Reactor {
                     }
                     self.carry.push(token);
                 }
-                Ok(()) if finished => self.carry.push(token),
-                Ok(()) => {}
+                Ok(()) => {
+                    if drained {
+                        self.flush_soon.push(token);
+                    }
+                    if finished {
+                        self.carry.push(token);
+                    }
+                }
             }
         }
         // Keep the allocation for the next batch.
@@ -317,8 +325,14 @@ impl Reactor {
             return Ok(());
         }
         let mut count = IoCount::default();
+        let before = events.len();
         let flushed = conn.flush(stream, &mut count, budget, |sent| events.push(Event::FileSent { conn: token, sent }));
         self.counters.writes.add(count);
+        if events.len() > before {
+            // A file sent is closed: its fd is room for an accept that met
+            // EMFILE, as a closed socket's is.
+            self.resume_paused_listeners();
+        }
         match flushed? {
             Flushed::Yielded => {
                 // Still writable: no new edge will come, so the next turn goes on.

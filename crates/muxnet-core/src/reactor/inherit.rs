@@ -1,0 +1,45 @@
+//! Sockets this process is handed by another owner rather than making them:
+//! Node's cluster primary gives a worker a bound listener, or each
+//! connection it accepted, through libuv's IPC. Each is a duplicate, so the
+//! giver closes its own copy whenever it likes. A listener or UDP socket is
+//! shared with the other workers: it yields one per turn ([`Shared`]).
+
+use std::io;
+
+use super::{Kind, Reactor, Shared};
+use crate::backend::Token;
+use crate::connection::Connection;
+use socket2::Type;
+
+use crate::socket::{self, Socket};
+
+impl Reactor {
+    /// Listens on a copy of the bound (or listening) stream socket `fd`;
+    /// accepted connections get `TCP_NODELAY` if `no_delay`.
+    pub fn inherit_listener(&mut self, fd: i32, backlog: i32, no_delay: bool) -> io::Result<Token> {
+        let listener = socket::inherited_listener(fd, backlog)?;
+        let token =
+            self.insert(Socket::Listener(listener), Kind::Listener { no_delay, accept_paused: false, held: false, shared: Shared::Yes })?;
+        // Connections may already wait in its backlog: no edge announces them.
+        self.carry.push(token);
+        Ok(token)
+    }
+
+    /// Serves a copy of the connected stream socket `fd` as an accepted
+    /// connection of this reactor's.
+    pub fn inherit_stream(&mut self, fd: i32, no_delay: bool) -> io::Result<Token> {
+        let stream = socket::inherited_stream(fd, no_delay)?;
+        let token = self.insert(Socket::Stream(stream), Kind::Stream(Connection::default()))?;
+        // Bytes (or a FIN) may have arrived before it was registered here.
+        self.carry.push(token);
+        Ok(token)
+    }
+
+    /// Receives on a copy of the bound UDP socket `fd`.
+    pub fn inherit_datagram(&mut self, fd: i32) -> io::Result<Token> {
+        let socket = mio::net::UdpSocket::from_std(socket::inherited(fd, Type::DGRAM)?.into());
+        let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::Yes })?;
+        self.carry.push(token);
+        Ok(token)
+    }
+}

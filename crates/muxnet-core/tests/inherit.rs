@@ -1,0 +1,158 @@
+//! Sockets handed over by another owner (Node's cluster primary): a bound
+//! listener that is not listening yet, a listening one with a connection
+//! already in its backlog, an accepted connection with bytes and a FIN
+//! already waiting, a bound UDP socket. Each keeps working after the giver
+//! closes its own copy; a descriptor of the wrong kind is refused and
+//! leaves nothing open. The tests here take turns: one counts the
+//! process's fds.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use common::*;
+use muxnet_core::BackendKind;
+use socket2::{Domain, Socket, Type};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+backend_tests!(inherited_listener, inherited_stream, inherited_datagram, shared_sockets_yield_one_per_turn, inherit_refuses_wrong_kinds);
+
+fn inherited_listener(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    // Bound, not listening: what the cluster primary shares (SCHED_NONE).
+    let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    bound.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let addr = bound.local_addr().unwrap().as_socket().unwrap();
+    let listener = h.r.inherit_listener(bound.as_raw_fd(), 16, true).unwrap();
+    drop(bound);
+    assert_eq!(h.r.local_addr(listener).unwrap(), addr);
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    send(&mut peer, b"hello");
+    assert_eq!(h.read_exact(conn, 5), b"hello");
+
+    // Already listening, a connection waiting in the backlog: no edge announces it.
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std.local_addr().unwrap();
+    let _early = client(addr);
+    let listener = h.r.inherit_listener(std.as_raw_fd(), 16, true).unwrap();
+    drop(std);
+    assert_eq!(h.r.local_addr(listener).unwrap(), addr);
+    h.accept(1);
+}
+
+fn inherited_stream(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = client(std.local_addr().unwrap());
+    let (given, _) = std.accept().unwrap();
+    // Bytes and the FIN arrive before the adoption.
+    send(&mut peer, b"early");
+    peer.shutdown(Shutdown::Write).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let conn = h.r.inherit_stream(given.as_raw_fd(), true).unwrap();
+    drop(given);
+    assert_eq!(h.read_to_end(conn, "the early bytes and FIN"), b"early");
+    assert_eq!(h.r.write(conn, b"reply").unwrap(), 0);
+    h.r.shutdown(conn).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"reply", "the giver's close did not end the connection");
+}
+
+fn inherited_datagram(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let given = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = given.local_addr().unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.send_to(b"queued", addr).unwrap();
+    let sock = h.r.inherit_datagram(given.as_raw_fd()).unwrap();
+    drop(given);
+    let mut got = None;
+    h.until("the queued datagram", |_, events| {
+        for e in events {
+            if let Ev::Message { socket, data, from } = e {
+                assert_eq!(socket, sock);
+                got = Some((data, from));
+            }
+        }
+        got.is_some()
+    });
+    assert_eq!(got.unwrap(), (b"queued".to_vec(), peer.local_addr().unwrap()));
+}
+
+/// What a shared socket's holder was not handed yet stays in the kernel for
+/// the other holders (here the std copies) once it closes its copy.
+fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in [b"one", b"two", b"six"] {
+        peer.send_to(d, other.local_addr().unwrap()).unwrap();
+    }
+    let sock = h.r.inherit_datagram(other.as_raw_fd()).unwrap();
+    let mut got = Vec::new();
+    h.until("a datagram", |_, events| {
+        assert!(events.len() <= 1, "one datagram per turn: {events:?}");
+        got.extend(events);
+        !got.is_empty()
+    });
+    assert!(matches!(&got[..], [Ev::Message { socket, data, .. }] if *socket == sock && data == b"one"), "{got:?}");
+    h.r.close(sock).unwrap();
+    let mut buf = [0u8; 8];
+    other.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    for want in [b"two", b"six"] {
+        let n = other.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], want, "left in the kernel for the other holder");
+    }
+
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = other.local_addr().unwrap();
+    let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
+    let listener = h.r.inherit_listener(other.as_raw_fd(), 16, false).unwrap();
+    let mut accepted = 0;
+    h.until("a connection", |_, events| {
+        assert!(events.len() <= 1, "one connection per turn: {events:?}");
+        accepted += events.iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
+        accepted == 1
+    });
+    h.r.close(listener).unwrap();
+    other.set_nonblocking(false).unwrap();
+    for _ in 0..2 {
+        other.accept().expect("left in the backlog for the other holder");
+    }
+    drop(clients);
+}
+
+fn inherit_refuses_wrong_kinds(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let before = open_fds();
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = TcpStream::connect(std.local_addr().unwrap()).unwrap();
+    let kind_of = |e: std::io::Error| e.raw_os_error();
+    assert_eq!(h.r.inherit_stream(file.as_raw_fd(), false).map_err(kind_of).unwrap_err(), Some(libc::ENOTSOCK));
+    assert_eq!(h.r.inherit_stream(udp.as_raw_fd(), false).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
+    assert_eq!(h.r.inherit_listener(udp.as_raw_fd(), 16, false).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
+    assert_eq!(h.r.inherit_datagram(tcp.as_raw_fd()).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
+    assert_eq!(h.r.inherit_stream(-1, false).map_err(kind_of).unwrap_err(), Some(libc::EBADF));
+    assert_eq!(h.r.inherit_stream(100_000, false).map_err(kind_of).unwrap_err(), Some(libc::EBADF));
+    drop((file, udp, std, tcp));
+    assert_eq!(open_fds(), before, "every refused copy was closed");
+}
