@@ -218,7 +218,10 @@ export declare const EVENT_ACCEPT: number
 /** token: the listener; a: errno. */
 export declare const EVENT_ACCEPT_ERROR: number
 
-/** a: errno, 0 for an orderly close. */
+/**
+ * a: errno, 0 for an orderly close; b: 1 if sending queued bytes met it
+ * (node:net's `write` errors), 0 if reading or connecting did.
+ */
 export declare const EVENT_CLOSE: number
 
 export declare const EVENT_CONNECT: number

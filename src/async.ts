@@ -17,6 +17,7 @@
  */
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
+import { retained } from './reactor';
 import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
@@ -256,7 +257,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   onData(chunk: Buffer): void {
     const reader = this.settleReader();
     if (reader) return reader.resolve(chunk);
-    this.chunks.push(chunk);
+    // Held until read: not a view that pins the read slab.
+    this.chunks.push(retained(chunk));
     this.unread += chunk.length;
     if (this.unread >= this.highWaterMark) this.setPaused(true);
   }

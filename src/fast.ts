@@ -494,12 +494,12 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onClose(errno: number): void {
+  onClose(errno: number, syscall: 'read' | 'write'): void {
     const wasConnecting = (this.flags & CONNECTING) !== 0;
     let err: Error | undefined;
     const target = this.origin.target;
     if (errno !== 0) {
-      err = wasConnecting && target ? systemError(errno, 'connect', target.host, target.port) : systemError(errno, 'read');
+      err = wasConnecting && target ? systemError(errno, 'connect', target.host, target.port) : systemError(errno, syscall);
     }
     this.closed_(err);
     this.origin.handlers.onClose?.(this, err);

@@ -14,8 +14,12 @@ export interface Handle {
   onDrain?(): void;
   /** The oldest file queued by `sendFile` is sent: `sent` bytes. */
   onFileSent?(sent: number): void;
-  /** The socket is gone (token already free); `errno` 0 for an orderly close. */
-  onClose?(errno: number): void;
+  /**
+   * The socket is gone (token already free); `errno` 0 for an orderly
+   * close. `syscall`: what met the error — `'write'` when sending queued
+   * bytes did (node:net's `write EPIPE`), else `'read'`.
+   */
+  onClose?(errno: number, syscall: 'read' | 'write'): void;
   onMessage?(msg: Buffer, address: string, port: number): void;
   /** A UDP socket's receive failed (an ICMP error on a connected socket); it stays open. */
   onReceiveError?(errno: number): void;
@@ -78,6 +82,20 @@ let dispatched = 0;
  */
 export function eventsDispatched(): number {
   return dispatched;
+}
+
+/** A chunk held for later pins at most this many times its own size of memory. */
+const MAX_PIN_RATIO = 16;
+
+/**
+ * `chunk`, or a copy of it if it is a small view of a large buffer (a read
+ * slab: 1 MiB). For a chunk a layer holds until someone reads it (a paused
+ * socket's buffer): a view would keep its whole slab alive, so a peer
+ * trickling a byte to each of many unread sockets, while others' traffic
+ * fills new slabs, would pin a slab per byte.
+ */
+export function retained(chunk: Buffer): Buffer {
+  return chunk.length * MAX_PIN_RATIO < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk;
 }
 
 function tokenOf(index: number, generation: number): number {
@@ -295,7 +313,7 @@ export class Reactor {
           case EVENT_CLOSE: {
             const handle = this.handle(index, generation);
             if (handle !== undefined) this.handles[index] = undefined;
-            handle?.onClose?.(records[at + RECORD_A]);
+            handle?.onClose?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
             break;
           }
           case EVENT_END:

@@ -1,6 +1,8 @@
 // Shared test helpers: real sockets only, every wait bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { once } from 'node:events';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -43,6 +45,26 @@ export async function waitFor(pred: () => boolean, what: string, ms = 5000): Pro
   }
 }
 
+/** A node:net server that records, per connection, every byte it got. */
+export async function sink() {
+  const got: Buffer[][] = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    const mine: Buffer[] = [];
+    got.push(mine);
+    sockets.push(s);
+    s.on('data', (d) => mine.push(d));
+    s.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { got, port: (server.address() as net.AddressInfo).port, close };
+}
+
 /** Connects a node:net client and resolves once connected. */
 export function netConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -50,6 +72,72 @@ export function netConnect(port: number, host = '127.0.0.1'): Promise<net.Socket
     sock.once('connect', () => resolve(sock));
     sock.once('error', reject);
   });
+}
+
+/**
+ * Streams `total` random bytes of its own through an echo from `sock`;
+ * resolves with the hash of what it sent and of what came back.
+ */
+export function streamThrough(sock: net.Socket, total: number): Promise<{ sent: string; got: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = createHash('sha256');
+    const got = createHash('sha256');
+    let received = 0;
+    let written = 0;
+    sock.on('data', (d: Buffer) => {
+      got.update(d);
+      received += d.length;
+      if (received === total) resolve({ sent: sent.digest('hex'), got: got.digest('hex') });
+    });
+    sock.on('error', reject);
+    const pump = () => {
+      while (written < total) {
+        const chunk = randomBytes(Math.min(total - written, 1 + Math.floor(Math.random() * 65536)));
+        sent.update(chunk);
+        written += chunk.length;
+        if (!sock.write(chunk)) return void sock.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
+/** `n` node:net clients, connected 100 at a time. */
+export async function netClients(port: number, n: number): Promise<net.Socket[]> {
+  const all: net.Socket[] = [];
+  for (let i = 0; i < n; i += 100) all.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => netConnect(port)))));
+  return all;
+}
+
+/**
+ * Through the echo server at `port`: 20 clients stream 2 MiB each way
+ * while `leaving` others, connected beside them with bytes in flight,
+ * reset in one tick. Fails unless each of the 20 gets back exactly its own
+ * bytes and the server (`open()`: its open connections) closes the reset
+ * ones. Returns the 20, still open.
+ */
+export async function resetWhileStreaming(port: number, leaving: number, open: () => number): Promise<net.Socket[]> {
+  const streaming = await netClients(port, 20);
+  const doomed = await netClients(port, leaving);
+  for (const d of doomed) {
+    d.on('error', () => {});
+    d.write(randomBytes(1000));
+  }
+  await waitFor(() => open() === 20 + leaving, 'every connection');
+  const results = Promise.all(streaming.map((s) => streamThrough(s, 2 << 20)));
+  await sleep(10);
+  // All in one tick: the resets reach the server together.
+  for (const d of doomed) d.resetAndDestroy();
+  for (const [i, { sent, got }] of (await results).entries()) {
+    if (got !== sent) throw new Error(`streaming client ${i} got bytes that are not its own`);
+  }
+  await waitFor(() => open() === 20, `the ${leaving} reset connections to close (${open()} open)`);
+  return streaming;
+}
+
+/** The memory `chunks` keep alive: the size of each distinct buffer they are views of. */
+export function backingBytes(chunks: Uint8Array[]): number {
+  return [...new Set(chunks.map((c) => c.buffer))].reduce((sum, b) => sum + b.byteLength, 0);
 }
 
 /** Sends `data` and reads until `data.length` bytes came back. */

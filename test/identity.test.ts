@@ -8,27 +8,7 @@ import nodeNet from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connect, listen, type Connection } from '../src/fast';
 import * as muxnet from '../src/net';
-import { BACKENDS, netConnect, sleep, socketFds, waitFor } from './helpers';
-
-/** A node:net server that records, per connection, every byte it got. */
-async function sink() {
-  const got: Buffer[][] = [];
-  const sockets: nodeNet.Socket[] = [];
-  const server = nodeNet.createServer((s) => {
-    const mine: Buffer[] = [];
-    got.push(mine);
-    sockets.push(s);
-    s.on('data', (d) => mine.push(d));
-    s.on('error', () => {});
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const close = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  };
-  return { got, port: (server.address() as nodeNet.AddressInfo).port, close };
-}
+import { BACKENDS, netConnect, sink, sleep, socketFds, waitFor } from './helpers';
 
 /** Collects what a node:net client receives. */
 function received(sock: nodeNet.Socket): Buffer[] {

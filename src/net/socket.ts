@@ -5,7 +5,7 @@
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
-import { getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
+import { getReactor, KeepAlive, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
@@ -79,6 +79,8 @@ export interface AcceptedInit {
 
 /** The addresses `connect()` tries in turn (happy eyeballs), and how it went. */
 interface Attempts {
+  /** The `connect()` call they serve (see `Socket.connects`). */
+  connect: number;
   reactor: Reactor;
   addresses: string[];
   /** autoSelectFamily over several addresses (node:net's connect-multiple path, whose events differ a little). */
@@ -126,6 +128,12 @@ export class Socket extends Duplex implements Handle {
   token = -1;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
+  /**
+   * `connect()` calls so far: a lookup, a deferred dial or a retry made for
+   * an earlier one (the socket was destroyed and connected again meanwhile)
+   * sees the count has moved on and connects nothing.
+   */
+  private connects = 0;
   /** connect() was called or the server accepted it: node:net's socket has a handle until destroyed. */
   private opened = false;
   /** The reactor closed the connection in order (both directions done). */
@@ -237,14 +245,15 @@ export class Socket extends Duplex implements Handle {
   /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
   private deliver(): void {
     const { buffer, callback } = this.onread!;
-    while (this.unread !== undefined && !this.nativePaused) {
+    // A callback that destroys the socket hears nothing more (node:net stops reading).
+    while (this.unread !== undefined && !this.nativePaused && !this.destroyed) {
       const buf = typeof buffer === 'function' ? buffer() : buffer;
       const n = Math.min(buf.length, this.unread.length);
       buf.set(this.unread.subarray(0, n));
       this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
       if (callback.call(this, n, buf) === false) this.stopReading();
     }
-    if (this.unread === undefined && this.eofPending && !this.nativePaused) {
+    if (this.unread === undefined && this.eofPending && !this.nativePaused && !this.destroyed) {
       this.eofPending = false;
       // libuv asks for a buffer for the read that finds the EOF too.
       if (typeof buffer === 'function') buffer();
@@ -363,7 +372,8 @@ export class Socket extends Duplex implements Handle {
     if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
     this.connectingFlag = true;
     this.opened = true;
-    const target = { reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
+    const connect = ++this.connects;
+    const target = { connect, reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
       process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
@@ -377,7 +387,7 @@ export class Socket extends Duplex implements Handle {
     if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
       dnsOpts.all = true;
       lookup(host, dnsOpts, (err, found) => {
-        if (!this.connectingFlag) return;
+        if (!this.connectingFlag || connect !== this.connects) return;
         if (err) {
           this.emit('lookup', err, undefined, undefined, host);
           return fail(err);
@@ -397,6 +407,7 @@ export class Socket extends Duplex implements Handle {
       });
     } else {
       lookup(host, dnsOpts, (err, address, type) => {
+        if (connect !== this.connects) return;
         this.emit('lookup', err, address, type, host);
         if (!this.connectingFlag) return;
         if (err) return fail(err);
@@ -415,9 +426,10 @@ export class Socket extends Duplex implements Handle {
     if (opts.timeout) this.setTimeout(opts.timeout);
     this.connectingFlag = true;
     this.opened = true;
+    const connect = ++this.connects;
     const reactor = getReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
-      if (!this.connectingFlag) return;
+      if (!this.connectingFlag || connect !== this.connects) return;
       const token = reactor.native.connectUnix(path);
       if (token < 0) this.destroy(systemError(-token, 'connect', path));
       else this.bind(reactor, token);
@@ -443,6 +455,8 @@ export class Socket extends Duplex implements Handle {
 
   /** Tries the next address; the last failure (or all of them) destroys the socket. */
   private dial(attempts: Attempts): void {
+    // Destroyed and connected again since: that connect dials for itself.
+    if (attempts.connect !== this.connects) return;
     this.attempts = attempts;
     const { reactor, addresses, port, localPort } = attempts;
     while (this.connectingFlag) {
@@ -686,11 +700,17 @@ export class Socket extends Duplex implements Handle {
     else this.keepAlive.release();
     this.token = -1;
     this.resetOnClose = false;
+    // onread: what was read and not yet handed over is dropped, as the kernel drops it.
+    this.unread = undefined;
+    this.eofPending = false;
     this.onServerClose?.();
     this.onServerClose = undefined;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
-    pending?.(err ?? null);
+    // As node:net: the write in flight hears of it when closing the handle
+    // cancels it, a loop turn later (after 'error'), and with no error;
+    // the writes queued behind it get the error.
+    if (pending) setImmediate(pending, null);
     cb(err);
     // node:net emits 'close' from the handle's close callback, a loop turn
     // later; a socket that never had one closes on the next tick, saying nothing.
@@ -723,10 +743,14 @@ export class Socket extends Duplex implements Handle {
     if (this.onread) {
       this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
       this.deliver();
+      // Left for after a pause: held, so not a view that pins the slab.
+      if (this.unread !== undefined) this.unread = retained(this.unread);
       return;
     }
-    // The slab view is ours to keep: no copy.
-    if (!this.push(chunk)) this.stopReading();
+    // The slab view is ours to keep: no copy when 'data' hands it over at
+    // once; a chunk the stream buffers (paused, or behind others) is held.
+    const handedOver = this.readableFlowing === true && this.readableLength === 0;
+    if (!this.push(handedOver ? chunk : retained(chunk))) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
@@ -750,7 +774,7 @@ export class Socket extends Duplex implements Handle {
   }
 
   /** @internal The reactor closed the socket (its token is already free). */
-  onClose(errno: number): void {
+  onClose(errno: number, syscall: 'read' | 'write'): void {
     this.token = -1;
     this.keepAlive.release();
     const attempts = this.attempts;
@@ -778,7 +802,15 @@ export class Socket extends Duplex implements Handle {
       this.handleClosed = true;
       return;
     }
-    this.destroy(systemError(errno, 'read'));
+    const err = systemError(errno, syscall);
+    const pending = this.pendingWrite;
+    if (syscall === 'write' && pending !== undefined) {
+      // The write in flight met it: as a failed write in node:net, its
+      // callback gets the error, which then destroys the stream.
+      this.pendingWrite = undefined;
+      return pending(err);
+    }
+    this.destroy(err);
   }
 }
 

@@ -69,7 +69,7 @@ fn echo_round_trip(kind: BackendKind) {
                     assert!(ended.insert(conn), "{conn:?} ended twice");
                     r.shutdown(conn).unwrap();
                 }
-                Ev::Close { conn, error } => {
+                Ev::Close { conn, error, .. } => {
                     assert!(error.is_none(), "{conn:?} closed with {error:?}");
                     assert!(ended.contains(&conn), "{conn:?} closed before its End");
                     assert!(closed.insert(conn), "{conn:?} closed twice");

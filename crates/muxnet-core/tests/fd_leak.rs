@@ -44,7 +44,7 @@ fn no_fd_leak(kind: BackendKind) {
                 match e {
                     Ev::Accept { listener, conn } if listener == server => accepted.push(conn),
                     Ev::Connect { conn } if outs.contains(&conn) => connected += 1,
-                    Ev::Close { conn, error: Some(_) } if refused.contains(&conn) => refusals += 1,
+                    Ev::Close { conn, error: Some(_), .. } if refused.contains(&conn) => refusals += 1,
                     other => panic!("unexpected {other:?}"),
                 }
             }

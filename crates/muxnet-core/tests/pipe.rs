@@ -232,7 +232,7 @@ fn half_close_and_reset(kind: BackendKind, splice: bool) {
     h.until("the reply, then both closed in order", |_, events| {
         for e in events {
             match e {
-                Ev::Close { conn, error } => closes.push((conn, error.is_none())),
+                Ev::Close { conn, error, .. } => closes.push((conn, error.is_none())),
                 Ev::End { conn } => assert_eq!(conn, b),
                 other => panic!("unexpected {other:?}"),
             }
@@ -249,7 +249,7 @@ fn half_close_and_reset(kind: BackendKind, splice: bool) {
     let mut errors = Vec::new();
     h.until("both closed with the reset", |_, events| {
         for e in events {
-            if let Ev::Close { conn, error } = e {
+            if let Ev::Close { conn, error, .. } = e {
                 assert!(conn == a || conn == b);
                 errors.push(error.and_then(|e| e.raw_os_error()));
             }

@@ -120,7 +120,7 @@ fn mass_leave(kind: BackendKind, splice: bool) {
     let turn = |h: &mut Harness, closes: &mut HashMap<Token, Option<i32>>| {
         for e in h.turn(Duration::from_millis(1)) {
             match e {
-                Ev::Close { conn, error } => assert!(closes.insert(conn, error.map(|e| e.raw_os_error().unwrap_or(-1))).is_none()),
+                Ev::Close { conn, error, .. } => assert!(closes.insert(conn, error.map(|e| e.raw_os_error().unwrap_or(-1))).is_none()),
                 Ev::End { .. } | Ev::Connect { .. } => {}
                 other => panic!("[{name}] unexpected {other:?}"),
             }

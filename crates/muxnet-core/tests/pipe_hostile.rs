@@ -69,8 +69,8 @@ fn both_closed(h: &mut Harness, a: Token, b: Token) -> (Option<i32>, Option<i32>
     h.until("both sides closed", |_, events| {
         for e in events {
             match e {
-                Ev::Close { conn, error } if conn == a => at_a = Some(error.map(|e| e.raw_os_error().unwrap_or(-1))),
-                Ev::Close { conn, error } if conn == b => at_b = Some(error.map(|e| e.raw_os_error().unwrap_or(-1))),
+                Ev::Close { conn, error, .. } if conn == a => at_a = Some(error.map(|e| e.raw_os_error().unwrap_or(-1))),
+                Ev::Close { conn, error, .. } if conn == b => at_b = Some(error.map(|e| e.raw_os_error().unwrap_or(-1))),
                 Ev::End { .. } | Ev::Connect { .. } => {}
                 Ev::Data { conn, data } => panic!("{} bytes of Data on {conn:?}: a piped connection reports none", data.len()),
                 other => panic!("unexpected {other:?}"),
@@ -203,7 +203,7 @@ fn pipe_half_closed_client_reads_a_long_answer(kind: BackendKind) {
             most = most.max(r.queued(a).unwrap_or(0));
             for e in events {
                 match e {
-                    Ev::Close { conn, error } => closed.push((conn, error.is_none())),
+                    Ev::Close { conn, error, .. } => closed.push((conn, error.is_none())),
                     Ev::End { .. } | Ev::Connect { .. } => {}
                     other => panic!("unexpected {other:?}"),
                 }
@@ -218,7 +218,7 @@ fn pipe_half_closed_client_reads_a_long_answer(kind: BackendKind) {
         drop(a_peer);
         h.until("both closed", |_, events| {
             for e in events {
-                if let Ev::Close { conn, error } = e {
+                if let Ev::Close { conn, error, .. } = e {
                     closed.push((conn, error.is_none()));
                 }
             }

@@ -29,7 +29,8 @@ pub const EVENT_DATA: i32 = 4;
 pub const EVENT_END: i32 = 5;
 #[napi]
 pub const EVENT_DRAIN: i32 = 6;
-/// a: errno, 0 for an orderly close.
+/// a: errno, 0 for an orderly close; b: 1 if sending queued bytes met it
+/// (node:net's `write` errors), 0 if reading or connecting did.
 #[napi]
 pub const EVENT_CLOSE: i32 = 7;
 /// a: offset, b: length, c: port, d: index into the turn's peers array.
@@ -99,7 +100,9 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::End { conn } => record(EVENT_END, Some(*conn), 0, 0, 0, 0),
             Event::Drain { conn } => record(EVENT_DRAIN, Some(*conn), 0, 0, 0, 0),
             Event::FileSent { conn, sent } => record(EVENT_FILE_SENT, Some(*conn), *sent as u32 as i32, (*sent >> 32) as i32, 0, 0),
-            Event::Close { conn, error } => record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), 0, 0, 0),
+            Event::Close { conn, error, sending } => {
+                record(EVENT_CLOSE, Some(*conn), error.as_ref().map_or(0, errno_of), *sending as i32, 0, 0)
+            }
             Event::Message { socket, offset, len, from } => {
                 // Consecutive datagrams from one host share a string, made once.
                 // (The scope is part of a link-local IPv6 sender's text.)

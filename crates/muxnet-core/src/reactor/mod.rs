@@ -18,6 +18,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use stream::Failure;
+
 use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
 use crate::socket::{Address, Socket};
@@ -113,10 +115,12 @@ pub enum Event {
         sent: u64,
     },
     /// The socket is closed and its token names nothing any more; `error`
-    /// says why, if not an orderly close.
+    /// says why, if not an orderly close. `sending`: sending queued bytes
+    /// met the error (node:net's `write EPIPE`), not reading or connecting.
     Close {
         conn: Token,
         error: Option<io::Error>,
+        sending: bool,
     },
     Message {
         socket: Token,
@@ -563,16 +567,16 @@ impl Reactor {
             // A carried readiness waits for `resume`.
             Kind::Datagram { paused: true, .. } => {}
             Kind::Stream(_) => {
-                if let Err(error) = self.stream_ready(r, space, events) {
-                    self.close_reported(r.token, Some(error), events);
+                if let Err(Failure { error, sending }) = self.stream_ready(r, space, events) {
+                    self.close_reported(r.token, Some(error), sending, events);
                 }
             }
         }
     }
 
-    /// Closes a socket the turn found done (`error: None`) or broken, and
-    /// reports it.
-    pub(super) fn close_reported(&mut self, token: Token, error: Option<io::Error>, events: &mut Vec<Event>) {
+    /// Closes a socket the turn found done (`error: None`) or broken
+    /// (`sending`: by a send), and reports it.
+    pub(super) fn close_reported(&mut self, token: Token, error: Option<io::Error>, sending: bool, events: &mut Vec<Event>) {
         if let Some(e) = &error {
             // A broken side of a pipe breaks the other: reset, reported too.
             self.reset_partner(token, e, events);
@@ -582,7 +586,7 @@ impl Reactor {
             // After an orderly close, a write is a write after end.
             let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
             self.closed_in_turn.insert(token, Closed { kind: why.0, code: why.1, relayed });
-            events.push(Event::Close { conn: token, error });
+            events.push(Event::Close { conn: token, error, sending });
         }
     }
 

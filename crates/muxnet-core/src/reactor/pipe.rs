@@ -138,7 +138,7 @@ impl Reactor {
             if let Err(error) = sent {
                 // The partner broke: it is reported with its error, and
                 // this side is reset with it (see `close_reported`).
-                self.close_reported(to, Some(error), events);
+                self.close_reported(to, Some(error), true, events);
                 return Ok(ReadEnd::Drained);
             }
             // Spliced bytes the partner has not taken hold this side: the
@@ -270,6 +270,6 @@ impl Reactor {
             conn.take_pipe();
             let _ = stream.set_linger_zero();
         }
-        self.close_reported(partner, Some(same), events);
+        self.close_reported(partner, Some(same), false, events);
     }
 }

@@ -32,6 +32,25 @@ pub(super) fn drained_by(n: usize, want: usize, hup: bool) -> bool {
     n < want && !hup && !cfg!(windows)
 }
 
+/// Why a ready connection broke: the error, and whether sending met it.
+pub(super) struct Failure {
+    pub error: io::Error,
+    pub sending: bool,
+}
+
+impl Failure {
+    fn sending(error: io::Error) -> Self {
+        Failure { error, sending: true }
+    }
+}
+
+/// An error met reading, connecting or registering: not a send's.
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        Failure { error, sending: false }
+    }
+}
+
 impl Reactor {
     pub(super) fn stream(&mut self, token: Token) -> io::Result<(&mut Stream, &mut Connection)> {
         match self.entry(token)? {
@@ -246,11 +265,12 @@ impl Reactor {
         self.stream(token)?.0.set_options(None, Some(idle))
     }
 
-    pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> io::Result<()> {
+    pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> Result<(), Failure> {
         let token = r.token;
         let (stream, conn) = self.stream(token)?;
+        // A corked send that failed outside the turn.
         if let Some(error) = conn.take_failed() {
-            return Err(error);
+            return Err(Failure::sending(error));
         }
         // A watched pipe's readiness comes as the connection's: a flush asks it.
         let watching = conn.watching();
@@ -259,7 +279,7 @@ impl Reactor {
                 return Ok(());
             }
             if let Some(error) = stream.take_error()? {
-                return Err(error);
+                return Err(error.into());
             }
             if !stream.connected()? {
                 return Ok(());
@@ -267,7 +287,7 @@ impl Reactor {
             conn.connecting = false;
             events.push(Event::Connect { conn: token });
             self.sync_interest(token)?;
-            self.flush(token, events)?;
+            self.flush(token, events).map_err(Failure::sending)?;
         } else {
             // Read first, even (above all) when an error is pending: what the
             // peer sent before its FIN or RST reaches the owner, then the
@@ -283,12 +303,12 @@ impl Reactor {
                 }
             }
             if r.writable || r.error || watching {
-                self.flush(token, events)?;
+                self.flush(token, events).map_err(Failure::sending)?;
             }
         }
         let (_, conn) = self.stream(token)?;
         if conn.finished() {
-            self.close_reported(token, None, events);
+            self.close_reported(token, None, false, events);
         }
         Ok(())
     }

@@ -46,7 +46,7 @@ pub enum Ev {
     End { conn: Token },
     Drain { conn: Token },
     FileSent { conn: Token, sent: u64 },
-    Close { conn: Token, error: Option<io::Error> },
+    Close { conn: Token, error: Option<io::Error>, sending: bool },
     Message { socket: Token, data: Vec<u8>, from: SocketAddr },
     ReceiveError { socket: Token, error: io::Error },
 }
@@ -110,7 +110,7 @@ impl Harness {
                 Event::End { conn } => Ev::End { conn },
                 Event::Drain { conn } => Ev::Drain { conn },
                 Event::FileSent { conn, sent } => Ev::FileSent { conn, sent },
-                Event::Close { conn, error } => Ev::Close { conn, error },
+                Event::Close { conn, error, sending } => Ev::Close { conn, error, sending },
                 Event::Message { socket, offset, len, from } => {
                     assert!(offset + len <= end, "Message outside the filled slab: {offset}+{len} > {end}");
                     Ev::Message { socket, data: slab[offset..offset + len].to_vec(), from }

@@ -1,0 +1,334 @@
+// The drop-in layer against hostile peers and churn: resets with bytes
+// still queued, sockets destroyed and reused within one tick. Every fd is
+// released and no connection's bytes or events reach another. On every
+// backend; where node:net behaves the same, it runs the same case.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import nodeNet from 'node:net';
+import * as muxnet from '../../src/net';
+import { backingBytes, BACKENDS, netClients, netConnect, resetWhileStreaming, roundTrip, sink, sleep, socketFds, waitFor } from '../helpers';
+
+type Net = typeof nodeNet;
+
+/** Makes the backend's reactor (its own wake-up fds count as sockets on some backends) before fds are counted; nothing for node:net. */
+async function warm(backend: string | undefined): Promise<void> {
+  if (backend === undefined) return;
+  const server = muxnet.createServer({ backend } as muxnet.ServerOptions);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  await new Promise((resolve) => server.close(resolve));
+}
+
+/**
+ * A server on `net` writes more than the socket buffers hold to a client
+ * that reads none of it, sends FIN, and once the server has seen it, RST:
+ * what the server's socket says, in order.
+ */
+async function finThenReset(net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+    s.on('end', () => events.push('end'));
+    s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}: ${err.message}`));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.write(Buffer.alloc(16 << 20, 1), (err) => events.push(`write callback ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.pause();
+  client.end();
+  await waitFor(() => events.includes('end'), "the server's end");
+  client.resetAndDestroy();
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+/**
+ * A half-open server socket on `net` hears its peer's FIN, then the peer
+ * resets; only then does the server write: what its socket says, in order.
+ */
+async function writeAfterFinAndReset(net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  let socket: nodeNet.Socket | undefined;
+  const server = net.createServer({ backend, allowHalfOpen: true } as nodeNet.ServerOpts, (s) => {
+    socket = s;
+    s.on('end', () => events.push('end'));
+    s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}: ${err.message}`));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.end();
+  await waitFor(() => events.includes('end'), "the server's end");
+  client.resetAndDestroy();
+  // The reset reaches the server's kernel; nothing tells the socket until it writes.
+  await sleep(50);
+  socket!.write('too late', (err) => events.push(`write callback ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+/**
+ * A server socket on `net` has a write in flight (more than the socket
+ * buffers hold, to a client that reads none of it) and one queued behind
+ * it when `how` ends it: what the socket and the two write callbacks say,
+ * in order.
+ */
+async function writesCutOff(how: 'the peer resets' | 'destroy()' | 'destroy(err)', net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  const said = (what: string) => (err?: Error | null) => events.push(`${what} ${(err as NodeJS.ErrnoException | null | undefined)?.code ?? err?.message}`);
+  let socket: nodeNet.Socket | undefined;
+  const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+    socket = s;
+    s.on('error', said('error'));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+    s.write(Buffer.alloc(16 << 20, 1), said('write in flight'));
+    s.write('queued behind it', said('write queued'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = await netConnect((server.address() as nodeNet.AddressInfo).port);
+  client.on('error', () => {});
+  client.pause();
+  await waitFor(() => socket !== undefined, 'the accept');
+  if (how === 'the peer resets') client.resetAndDestroy();
+  else if (how === 'destroy()') socket!.destroy();
+  else socket!.destroy(new Error('given'));
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  client.destroy();
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+describe.each(BACKENDS)('writes cut off on %s, as on node:net', (backend) => {
+  it.each(['the peer resets', 'destroy()', 'destroy(err)'] as const)('%s: the error first, the write in flight called back with none, the one behind it with the error', async (how) => {
+    const want = await writesCutOff(how, nodeNet);
+    expect(want).toHaveLength(how === 'destroy()' ? 3 : 4);
+    expect(await writesCutOff(how, muxnet as unknown as Net, backend)).toEqual(want);
+  });
+});
+
+describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
+  it('node:net: end, then the failed write (its callback, then the error: write EPIPE on Linux), then close(true)', async () => {
+    const events = await finThenReset(nodeNet);
+    expect(events).toHaveLength(4);
+    expect(events[0]).toBe('end');
+    expect(events[1]).toMatch(/^write callback E\w+$/);
+    expect(events[2]).toMatch(/^error E\w+ write: write E\w+$/);
+    expect(events[3]).toBe('close true');
+  });
+
+  it.each(BACKENDS)('muxnet on %s: the same events as node:net, the error named by the write that met it', async (backend) => {
+    expect(await finThenReset(muxnet as unknown as Net, backend)).toEqual(await finThenReset(nodeNet));
+  });
+
+  it.each(BACKENDS)('muxnet on %s, half-open with nothing queued: a later write fails as on node:net', async (backend) => {
+    const want = await writeAfterFinAndReset(nodeNet);
+    expect(want[0]).toBe('end');
+    expect(want.at(-1)).toBe('close true');
+    expect(await writeAfterFinAndReset(muxnet as unknown as Net, backend)).toEqual(want);
+  });
+});
+
+const IMPLS: [string, Net, string | undefined][] = [['node:net', nodeNet, undefined], ...BACKENDS.map((b): [string, Net, string] => [`muxnet (${b})`, muxnet as unknown as Net, b])];
+
+describe.each(IMPLS)('%s under churn', (_name, net, backend) => {
+  it('thousands of peers reset in one tick while 20 stream 2 MiB each way through an echo: the 20 get their own bytes back, every fd is released', async () => {
+    // select takes fds below FD_SETSIZE (1024): both ends of each connection live in this process.
+    const leaving = backend === 'select' ? 300 : 2000;
+    const errors: string[] = [];
+    const open = new Set<nodeNet.Socket>();
+    const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+      open.add(s);
+      s.on('data', (d) => {
+        if (!s.write(d)) s.pause();
+      });
+      s.on('drain', () => s.resume());
+      s.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code!));
+      s.on('close', () => open.delete(s));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    // The reactor's lazy state (slab, wake-up fds) exists before fds are counted.
+    const warm = await netConnect(port);
+    warm.destroy();
+    await waitFor(() => open.size === 0, 'the warm-up connection to close');
+    const before = socketFds();
+    const streaming = await resetWhileStreaming(port, leaving, () => open.size);
+    expect(errors.every((code) => code === 'ECONNRESET' || code === 'EPIPE')).toBe(true);
+    for (const s of streaming) s.end();
+    await waitFor(() => open.size === 0, 'the streaming connections to close');
+    await new Promise((resolve) => server.close(resolve));
+    await waitFor(() => socketFds() === before - 1, `socket fds back to ${before - 1} (now ${socketFds()})`);
+  });
+});
+
+describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
+  it('server.close() while a thousand clients connect: those accepted are served, the rest refused, close() calls back once, every fd is released', async () => {
+    await warm(backend);
+    const before = socketFds();
+    let accepted = 0;
+    let closes = 0;
+    const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+      accepted++;
+      s.on('error', () => {});
+      s.on('data', (d) => s.end(d));
+      if (accepted === 50) server.close(() => closes++);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const clients = backend === 'select' ? 400 : 1000;
+    let echoed = 0;
+    await Promise.all(
+      Array.from({ length: clients }, (_, i) => new Promise<void>((resolve) => {
+        const c = nodeNet.connect(port, '127.0.0.1');
+        let got = '';
+        c.on('connect', () => c.write(`client ${i}`));
+        c.on('data', (d) => (got += d));
+        c.on('error', () => {});
+        c.on('close', () => {
+          if (got === `client ${i}`) echoed++;
+          else expect(got).toBe('');
+          resolve();
+        });
+      })),
+    );
+    expect(accepted).toBe(50);
+    expect(echoed).toBe(50);
+    await waitFor(() => closes === 1, 'the close callback');
+    await waitFor(() => socketFds() === before, `socket fds back to ${before} (now ${socketFds()})`);
+  });
+
+  it('hundreds of paused sockets with bytes and an end waiting, resumed in one tick: each gets all of its own peer\'s bytes, then its end', async () => {
+    const count = backend === 'select' ? 200 : 400;
+    const received = new Map<nodeNet.Socket, Buffer[]>();
+    const peerPort = new Map<nodeNet.Socket, number>();
+    const ended = new Set<nodeNet.Socket>();
+    const server = net.createServer({ backend, pauseOnConnect: true } as nodeNet.ServerOpts, (s) => {
+      received.set(s, []);
+      peerPort.set(s, s.remotePort!);
+      s.on('data', (d) => received.get(s)!.push(d));
+      s.on('end', () => {
+        ended.add(s);
+        s.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    // Each client sends a different length of its own bytes, then FIN.
+    const sent = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const c = await netConnect(port);
+        const bytes = randomBytes(64_000 + i);
+        c.end(bytes);
+        c.resume();
+        return [c.localPort!, bytes, c] as const;
+      }),
+    );
+    await waitFor(() => received.size === count, 'every connection');
+    await sleep(50);
+    expect([...received.values()].every((chunks) => chunks.length === 0)).toBe(true);
+    for (const s of received.keys()) s.resume();
+    await waitFor(() => ended.size === count, `every end (${ended.size})`);
+    const byPort = new Map(sent.map(([port, bytes]) => [port, bytes]));
+    for (const [s, chunks] of received) expect(Buffer.concat(chunks).equals(byPort.get(peerPort.get(s)!)!)).toBe(true);
+    await new Promise((resolve) => server.close(resolve));
+    await waitFor(() => sent.every(([, , c]) => c.closed), 'every client to close');
+  });
+});
+
+describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
+  it('a byte trickled to each keeps no read slab alive while other traffic fills new ones (what node:net keeps: the byte)', async () => {
+    const listening = async (server: nodeNet.Server) => {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return (server.address() as nodeNet.AddressInfo).port;
+    };
+    // On one reactor: the echo's megabytes fill read slabs, one after another.
+    const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
+    const holders: nodeNet.Socket[] = [];
+    const hold = net.createServer({ backend } as nodeNet.ServerOpts, (s) => void holders.push(s.pause()));
+    const traffic = await netConnect(await listening(echo));
+    const trickling = await netClients(await listening(hold), 100);
+    await waitFor(() => holders.length === 100, 'every holder');
+    for (const t of trickling) {
+      t.write('x');
+      await roundTrip(traffic, Buffer.alloc(1 << 20, 2));
+    }
+    await waitFor(() => holders.every((h) => h.readableLength === 1), 'each byte held');
+    const held = holders.map((h) => h.read() as Buffer);
+    expect(held.map(String)).toEqual(Array(100).fill('x'));
+    expect(backingBytes(held)).toBeLessThan(1 << 20);
+    for (const s of [traffic, ...trickling, ...holders]) s.destroy();
+    await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+});
+
+describe.each(IMPLS)('%s with onread', (_name, net, backend) => {
+  it('a callback that destroys the socket mid-chunk hears nothing more: no more reads into its buffer, no end', async () => {
+    // 256 KiB at once, read 1 KiB at a time: one chunk of muxnet's is many callbacks.
+    const peer = nodeNet.createServer((s) => {
+      s.on('error', () => {});
+      s.end(Buffer.alloc(256 << 10, 1));
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const events: string[] = [];
+    let calls = 0;
+    const socket = net.connect({
+      port: (peer.address() as nodeNet.AddressInfo).port,
+      host: '127.0.0.1',
+      backend,
+      onread: {
+        buffer: Buffer.alloc(1024),
+        callback: () => {
+          events.push(`read ${++calls}`);
+          if (calls === 3) socket.destroy();
+          return true;
+        },
+      },
+    } as nodeNet.NetConnectOpts);
+    socket.on('end', () => events.push('end'));
+    socket.on('error', (err) => events.push(`error ${err.message}`));
+    await once(socket, 'close');
+    await sleep(50);
+    expect(events).toEqual(['read 1', 'read 2', 'read 3']);
+    await new Promise((resolve) => peer.close(resolve));
+  });
+});
+
+describe.each(BACKENDS)('drop-in against hostile peers on %s', (backend) => {
+  it.each(['127.0.0.1', 'localhost'])('destroy() then connect() again in one tick (host %s): only the second connection is made, no fd is left', async (host) => {
+    await warm(backend);
+    const before = socketFds();
+    const first = await sink();
+    const second = await sink();
+    const socket = new muxnet.Socket({ backend });
+    const errors: string[] = [];
+    socket.on('error', (err) => errors.push(err.message));
+    socket.connect(first.port, host);
+    socket.destroy();
+    socket.connect(second.port, host);
+    await once(socket, 'connect');
+    socket.end('to the second');
+    await waitFor(() => second.got.length === 1 && Buffer.concat(second.got[0]).toString() === 'to the second', "the second server's bytes");
+    // The abandoned connect's address is never dialled: no connection there to leak.
+    await sleep(100);
+    expect(first.got).toEqual([]);
+    socket.destroy();
+    await first.close();
+    await second.close();
+    await waitFor(() => socketFds() === before, `socket fds back to ${before} (now ${socketFds()})`);
+    expect(errors).toEqual([]);
+  });
+});
