@@ -119,8 +119,14 @@ function connectError(errno: number, attempts: Attempts, address: string, port: 
   return Object.assign(systemError(errno, 'connect', address, port, `${localAddress}:${localPort}`), { localAddress, localPort });
 }
 
+const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as [number, number];
 /** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
-const END_FINISHES_UNCONNECTED = Number(process.versions.node.split('.')[0]) >= 24;
+const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
+/**
+ * Node 22.9 (nodejs/node#54032) calls a write that closing the handle
+ * cancelled back with `write ECANCELED`; before, with no error.
+ */
+const CANCELLED_WRITE_FAILS = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && NODE_MINOR >= 9);
 
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
@@ -708,9 +714,10 @@ export class Socket extends Duplex implements Handle {
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     // As node:net: the write in flight hears of it when closing the handle
-    // cancels it, a loop turn later (after 'error'), and with no error;
-    // the writes queued behind it get the error.
-    if (pending) setImmediate(pending, null);
+    // cancels it, a loop turn later (after 'error'): with no error before
+    // Node 22.9, with `write ECANCELED` since; the writes queued behind it
+    // get the socket's error.
+    if (pending) setImmediate(pending, CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null);
     cb(err);
     // node:net emits 'close' from the handle's close callback, a loop turn
     // later; a socket that never had one closes on the next tick, saying nothing.
