@@ -270,7 +270,7 @@ export class Server extends EventEmitter implements Handle {
   private onHanded(errno: number, connection: HandedSocket): void {
     const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.options.noDelay ?? false);
     connection.close();
-    if (token < 0) this.emit('error', systemError(-token, 'accept'));
+    if (token < 0) this.onAcceptError(-token);
     else this.onAccept(token);
   }
 
@@ -376,7 +376,9 @@ export class Server extends EventEmitter implements Handle {
   onAcceptError(errno: number): void {
     const err = systemError(errno, 'accept');
     this.retry.failed(err, this.reactor!, this.token, () => this.token >= 0);
-    this.emit('error', err);
+    // Out of fds, node:net says nothing (libuv closes the waiting connections), so no app
+    // listens for it: accepting pauses and resumes by itself, the peers wait in the backlog.
+    if (err.code !== 'EMFILE' && err.code !== 'ENFILE') this.emit('error', err);
   }
 }
 

@@ -2,8 +2,10 @@
 // still queued, sockets destroyed and reused within one tick. Every fd is
 // released and no connection's bytes or events reach another. On every
 // backend; where node:net behaves the same, it runs the same case.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
 import * as muxnet from '../../src/net';
@@ -330,5 +332,50 @@ describe.each(BACKENDS)('drop-in against hostile peers on %s', (backend) => {
     await second.close();
     await waitFor(() => socketFds() === before, `socket fds back to ${before} (now ${socketFds()})`);
     expect(errors).toEqual([]);
+  });
+});
+
+/** The echo server of test/fixtures/emfile-server.js on `impl`, in a process allowed `fds` descriptors. */
+async function serverWithFds(impl: string, backend: string, fds: number): Promise<{ child: ChildProcess; port: number }> {
+  const fixture = path.join(__dirname, '..', 'fixtures', 'emfile-server.js');
+  const child = spawn('sh', ['-c', `ulimit -n ${fds} && exec "$0" "$@"`, process.execPath, fixture, impl, backend], {
+    cwd: path.join(__dirname, '..', '..'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, port: Number(/listening on (\d+)/.exec(String(line))![1]) };
+}
+
+const FD_ROWS: [string, string, string][] = [['node:net', 'node', 'mio'], ...BACKENDS.map((b): [string, string, string] => [`muxnet (${b})`, 'muxnet', b])];
+
+describe.skipIf(process.platform === 'win32').each(FD_ROWS)('%s out of fds', (_name, impl, backend) => {
+  it('more peers than it has fds neither kill the server (no \'error\' listener) nor stop it: a later client is served', async () => {
+    const { child, port } = await serverWithFds(impl, backend, 40);
+    try {
+      // Each held open: the server runs out of fds with the backlog still full.
+      const peers = await Promise.all(
+        Array.from({ length: 60 }, () => new Promise<nodeNet.Socket>((resolve) => {
+          const c = nodeNet.connect(port, '127.0.0.1');
+          c.on('error', () => {});
+          c.once('connect', () => resolve(c));
+          c.once('close', () => resolve(c));
+        })),
+      );
+      await sleep(300);
+      expect(child.exitCode).toBe(null);
+      for (const c of peers) c.destroy();
+      // Served once the server has seen those closes (node:net resets what comes before).
+      let echoed = '';
+      for (let tries = 0; tries < 50 && echoed === ''; tries++) {
+        const late = await netConnect(port).catch(() => undefined);
+        echoed = late ? String(await roundTrip(late, Buffer.from('still serving'), 2000).catch(() => '')) : '';
+        late?.destroy();
+        if (echoed === '') await sleep(100);
+      }
+      expect(echoed).toBe('still serving');
+      expect(child.exitCode).toBe(null);
+    } finally {
+      child.kill();
+    }
   });
 });
