@@ -542,8 +542,9 @@ pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
 /// duplicated so each side closes its own copy, and made non-blocking.
 /// Only stream and datagram sockets of the IP and Unix domains are taken:
 /// another kind of fd is `ENOTSOCK` or `EINVAL`, as the kernel would say.
+/// Returns the copy and its domain.
 #[cfg(unix)]
-pub(crate) fn inherited(fd: i32, ty: Type) -> io::Result<socket2::Socket> {
+pub(crate) fn inherited(fd: i32, ty: Type) -> io::Result<(socket2::Socket, Domain)> {
     use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number (a closed
     // or invalid one is EBADF) and returns a new descriptor or -1.
@@ -558,16 +559,16 @@ pub(crate) fn inherited(fd: i32, ty: Type) -> io::Result<socket2::Socket> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     socket.set_nonblocking(true)?;
-    Ok(socket)
+    Ok((socket, domain))
 }
 
 /// An inherited socket that is bound (or already listening), listening
 /// now with `backlog`. A Unix-domain one's file stays its creator's.
 #[cfg(unix)]
 pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> {
-    let socket = inherited(fd, Type::STREAM)?;
+    let (socket, domain) = inherited(fd, Type::STREAM)?;
     socket.listen(backlog)?;
-    Ok(if socket.local_addr()?.domain() == Domain::UNIX {
+    Ok(if domain == Domain::UNIX {
         Listener::Unix { listener: mio::net::UnixListener::from_std(socket.into()), path: None }
     } else {
         Listener::Tcp(TcpListener::from_std(socket.into()))
@@ -577,8 +578,8 @@ pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> 
 /// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`.
 #[cfg(unix)]
 pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
-    let socket = inherited(fd, Type::STREAM)?;
-    Ok(if socket.local_addr()?.domain() == Domain::UNIX {
+    let (socket, domain) = inherited(fd, Type::STREAM)?;
+    Ok(if domain == Domain::UNIX {
         Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
     } else {
         socket.set_tcp_nodelay(no_delay)?;

@@ -37,7 +37,8 @@ impl Reactor {
 
     /// Receives on a copy of the bound UDP socket `fd`.
     pub fn inherit_datagram(&mut self, fd: i32) -> io::Result<Token> {
-        let socket = mio::net::UdpSocket::from_std(socket::inherited(fd, Type::DGRAM)?.into());
+        let (socket, _) = socket::inherited(fd, Type::DGRAM)?;
+        let socket = mio::net::UdpSocket::from_std(socket.into());
         let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::Yes })?;
         self.carry.push(token);
         Ok(token)
