@@ -167,8 +167,13 @@ impl SendBatch {
     pub fn send(&mut self, socket: &UdpSocket, bytes: &[u8], out: &[Outgoing]) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let n = out.len().min(BATCH);
-        if n == 0 {
-            return Ok(0);
+        match n {
+            0 => return Ok(0),
+            // A lone datagram (most sockets' share of a turn when each peer
+            // waits for its reply) goes by `sendto`: no message header and
+            // vector for the kernel to copy in, no count to copy back.
+            1 => return send_one(socket, bytes, &out[0]),
+            _ => {}
         }
         self.names.clear();
         self.names.extend(out[..n].iter().map(|o| socket2::SockAddr::from(o.to.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))));
@@ -207,12 +212,22 @@ impl SendBatch {
     /// Sends the first of `out` (no `sendmmsg` here): returns 1, or its error.
     #[cfg(not(target_os = "linux"))]
     pub fn send(&mut self, socket: &UdpSocket, bytes: &[u8], out: &[Outgoing]) -> io::Result<usize> {
-        let Some(o) = out.first() else { return Ok(0) };
-        let data = &bytes[o.start..o.start + o.len];
-        match o.to {
-            Some(to) => socket.send_to(data, to)?,
-            None => socket.send(data)?,
+        out.first().map_or(Ok(0), |o| send_one(socket, bytes, o))
+    }
+}
+
+/// Sends one datagram with `sendto` (or `send`, connected): returns 1, or its error.
+fn send_one(socket: &UdpSocket, bytes: &[u8], o: &Outgoing) -> io::Result<usize> {
+    let data = &bytes[o.start..o.start + o.len];
+    loop {
+        let sent = match o.to {
+            Some(to) => socket.send_to(data, to),
+            None => socket.send(data),
         };
-        Ok(1)
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(1),
+        }
     }
 }

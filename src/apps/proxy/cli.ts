@@ -96,5 +96,5 @@ export function runProxy(argv: string[]): void {
 
   const { address, port: bound } = proxy.address()!;
   const where = address.includes(':') ? `[${address}]:${bound}` : `${address}:${bound}`;
-  console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstreams, backend ${proxy.backend})`);
+  console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstream${upstreams.length === 1 ? '' : 's'}, backend ${proxy.backend})`);
 }
