@@ -174,7 +174,9 @@ export class Server {
    * Stops accepting, lets the handlers finish within `timeout` ms, then
    * destroys the connections left (their handlers' `finish` gets
    * `ERR_MUXNET_SERVER_CLOSED`). Resolves once every handler has finished
-   * (and every worker has exited).
+   * (and every worker has exited); a handler whose `setup`, `handle` or
+   * `finish` has still not settled a turn after the deadline is not
+   * waited for (its `finish` runs, once, if it had not).
    */
   close(options?: CloseOptions): Promise<void> {
     let timeout: number;
@@ -336,6 +338,8 @@ class StreamService implements Local {
     if (!session.stream) conn.pause();
     setup.then(
       () => {
+        // Given up on at a close's deadline: its finish ran already.
+        if (session.finished) return;
         if (!session.stream) conn.resume();
         this.run(session);
       },
@@ -453,8 +457,24 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
-    // A destroyed connection's session leaves once its handler finished.
-    await this.sessions.drain(timeout, (s) => s.connection.destroy(serverClosedError()));
+    // A destroyed connection's session leaves once its handler finished;
+    // one that has not settled by the next turn never holds the close.
+    await this.sessions.drain(timeout, (s) => {
+      s.connection.destroy(serverClosedError());
+      setImmediate(() => this.abandon(s));
+    });
+  }
+
+  /**
+   * Past the deadline, with its connection closed: a handler whose
+   * `setup`, `handle` or `finish` still has not settled (it awaits what
+   * never comes) is finished and forgotten without it. Whatever it does
+   * later changes nothing here.
+   */
+  private abandon(session: Session): void {
+    session.running = false;
+    this.maybeFinish(session);
+    this.forget(session);
   }
 }
 
