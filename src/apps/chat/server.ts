@@ -222,8 +222,13 @@ export class ChatServer {
     return encodeFrame(this.options.framing, text);
   }
 
+  /**
+   * A line to one member, under the same `slowCap` as a room's: a member
+   * that never reads but keeps asking (`/who`, `/msg` to itself) is cut
+   * off there too, not left to queue what it never takes.
+   */
   private send(m: Member, text: string): void {
-    if (this.options.transport.isWritable(m.conn)) m.conn.write(this.frame(text));
+    this.deliver([m], text);
   }
 
   /** A line to a room (minus `except`), after the announcements it has not heard yet. */
