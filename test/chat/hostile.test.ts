@@ -52,4 +52,96 @@ describe.each([
     expect(server.clients).toBe(1);
     expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
   });
+
+  it('an endless line holds no memory and stalls nobody; the line after it is relayed, none of it', async () => {
+    const server = await start({ maxLine: 1024 });
+    const watcher = await join(server, 'watcher');
+    const endless = await join(server, 'endless');
+    const mib = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 0; i < 16; i++) {
+      endless.sock.write(mib);
+      // Served meanwhile, with the endless line still open.
+      if (i % 4 === 0) expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
+    }
+    expect(await endless.ask('\nafter the long one', /^ERROR line longer/)).toBe('ERROR line longer than 1024 bytes; dropped');
+    await waitFor(() => watcher.chat().some((l) => l.endsWith('endless: after the long one')), 'the next line relayed');
+    expect(watcher.chat().some((l) => l.includes('aaaa'))).toBe(false);
+    expect(server.clients).toBe(2);
+  });
+
+  it('binary garbage: relayed as sanitized text or not at all; the sender and the others are still served', async () => {
+    const server = await start({ rate: 100_000, burst: 100_000 });
+    const watcher = await join(server, 'watcher');
+    const noisy = await join(server, 'noisy');
+    // Every byte value, invalid UTF-8, NULs, bare \r, and characters split across writes.
+    const garbage = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(16 * 1024), Buffer.from('\n')]);
+    const euro = Buffer.from('price \u20ac5\n');
+    for (let i = 0; i < garbage.length; i += 7) noisy.sock.write(garbage.subarray(i, i + 7));
+    noisy.sock.write(euro.subarray(0, 7));
+    await new Promise((r) => setTimeout(r, 10));
+    noisy.sock.write(euro.subarray(7));
+    await waitFor(() => watcher.chat().some((l) => l.endsWith('noisy: price \u20ac5')), 'the split character relayed whole');
+    for (const line of watcher.lines) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(await noisy.ask('/ping', /^PONG$/)).toBe('PONG');
+    expect(server.clients).toBe(2);
+  });
+
+  it('weird commands get an ERROR each and change nothing; 1000 /joins leave no room behind', async () => {
+    const server = await start({ maxLine: 16 * 1024, rate: 100_000, burst: 100_000 });
+    const watcher = await join(server, 'watcher');
+    const odd = await join(server, 'odd');
+    expect(await odd.ask(`/nick ${'n'.repeat(10 * 1024)}`, /^ERROR/)).toBe('ERROR nick must be 1-32 characters');
+    expect(await odd.ask('/nick', /^ERROR/)).toBe('ERROR nick must be 1-32 characters');
+    expect(await odd.ask('/nick   ', /^ERROR/)).toBe('ERROR nick must be 1-32 characters');
+    expect(await odd.ask('/nick WATCHER', /^ERROR/)).toBe('ERROR nick WATCHER is taken');
+    expect(await odd.ask('/join', /^ERROR/)).toMatch(/^ERROR usage: \/join ROOM/);
+    expect(await odd.ask(`/join ${'r'.repeat(33)}`, /^ERROR/)).toMatch(/^ERROR usage: \/join ROOM/);
+    expect(await odd.ask('/msg', /^ERROR/)).toBe('ERROR no such nick: ');
+    expect(await odd.ask('/msg watcher', /^ERROR/)).toBe('ERROR usage: /msg NICK text');
+    expect(await odd.ask('/msg nobody hi', /^ERROR/)).toBe('ERROR no such nick: nobody');
+    expect(await odd.ask('/', /^ERROR/)).toBe('ERROR unknown command /; /help lists the commands');
+    expect(await odd.ask('/nick\u0000', /^ERROR/)).toBe('ERROR nick must be 1-32 characters');
+    expect(await odd.ask('/who', /^WHO /)).toBe('WHO lobby: watcher, odd');
+
+    odd.sock.write(Array.from({ length: 1000 }, (_, i) => `/join room${i}\n`).join(''));
+    await odd.expect(/^JOINED room999$/, 'the last join');
+    expect(await odd.ask('/rooms', /^ROOMS /)).toBe('ROOMS lobby (1), room999 (1)');
+    expect(await odd.ask('/leave', /^JOINED /)).toBe('JOINED lobby');
+    expect(await watcher.ask('/rooms', /^ROOMS /)).toBe('ROOMS lobby (2)');
+    // The room heard of the whole tour in a few lines, not a thousand.
+    await waitFor(() => announcements(watcher.lines).some((l) => l.startsWith('odd joined lobby')), 'the return announced');
+    expect(announcements(watcher.lines).length).toBeLessThan(10);
+    expect(server.clients).toBe(2);
+  });
+
+  it('a member who comes and goes within a batch is never announced, even when another room heard of it meanwhile', async () => {
+    const server = await start({ announceMs: 1000 });
+    const [speaker, listener, tourist, watcher] = [await join(server, 'speaker'), await join(server, 'listener'), await join(server, 'tourist'), await join(server, 'watcher')];
+    for (const c of [speaker, listener, tourist]) await c.ask('/join x', /^JOINED x$/);
+    await watcher.ask('/join y', /^JOINED y$/);
+    await waitFor(() => announcements(listener.lines).some((l) => l.includes('tourist joined x')), "x's batch");
+    // Leaving x is queued in x's batch, joining y in y's; x's goes out early (a line follows it)...
+    await tourist.ask('/join y', /^JOINED y$/);
+    speaker.say('hello x');
+    await waitFor(() => listener.chat().some((l) => l.endsWith('speaker: hello x')), 'the line in x');
+    expect(announcements(listener.lines)).toContain('tourist left x');
+    // ...and the tourist leaves y before y's batch: y hears nothing of it.
+    await tourist.ask('/join z', /^JOINED z$/);
+    await speaker.ask('/join y', /^JOINED y$/);
+    await waitFor(() => announcements(watcher.lines).some((l) => l.includes('speaker joined y')), "y's batch");
+    // (Were the machine slow enough to send y's batch between the two, each line would name it once.)
+    for (const line of watcher.lines.filter((l) => / \* /.test(l))) expect(line.split('tourist').length - 1, line).toBeLessThanOrEqual(1);
+  });
+
+  it('a half-close: the last line is relayed, then the member leaves; the others stay', async () => {
+    const server = await start();
+    const watcher = await join(server, 'watcher');
+    const leaver = await join(server, 'leaver');
+    leaver.sock.end('last words\n');
+    await waitFor(() => watcher.chat().some((l) => l.endsWith('leaver: last words')), 'the last line');
+    await waitFor(() => announcements(watcher.lines).includes('leaver disconnected'), 'the departure');
+    await waitFor(() => leaver.closed, 'the leaver closed');
+    expect(server.clients).toBe(1);
+    expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
+  });
 });

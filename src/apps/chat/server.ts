@@ -228,7 +228,16 @@ export class ChatServer {
    * off there too, not left to queue what it never takes.
    */
   private send(m: Member, text: string): void {
-    this.deliver([m], text);
+    const { transport, slowCap } = this.options;
+    if (!transport.isWritable(m.conn)) return;
+    // Written now, not corked: a last line before a destroy must still go.
+    m.conn.write(this.frame(text));
+    if (transport.queued(m.conn) > slowCap) this.tooSlow(m);
+  }
+
+  private tooSlow(m: Member): void {
+    const { slowCap } = this.options;
+    this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
   }
 
   /** A line to a room (minus `except`), after the announcements it has not heard yet. */
@@ -251,7 +260,7 @@ export class ChatServer {
     const { slow, failed } = transport.broadcast(conns, this.frame(text), slowCap);
     for (const conn of slow) {
       const m = this.members.get(conn);
-      if (m) this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
+      if (m) this.tooSlow(m);
     }
     for (const conn of failed) this.closed(conn);
   }
@@ -285,7 +294,8 @@ export class ChatServer {
     if (!pending) return;
     this.pending.delete(room);
     const batch = pending.filter((a) => !a.cancelled);
-    for (const a of batch) a.member.unannounced = [];
+    // Only this room's: the member may have others waiting in another room's batch.
+    for (const a of batch) a.member.unannounced = a.member.unannounced.filter((u) => u !== a);
     if (batch.length === 0) return;
     const line = `${timestamp()} * ${summary(batch)}`;
     this.deliver(this.rooms.get(room) ?? [], line);
