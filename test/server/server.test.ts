@@ -304,7 +304,7 @@ describe('muxnet/server, reactor mode', () => {
       private readonly kind = asyncKinds[rec.log.filter((l) => l.startsWith('setup ')).length];
       setup() {
         rec.log.push(`setup ${this.kind}`);
-        if (this.kind === 'late-setup') return lateSetup;
+        return this.kind === 'late-setup' ? lateSetup : undefined;
       }
       async handle() {
         rec.log.push(`handle ${this.kind}`);
@@ -317,7 +317,7 @@ describe('muxnet/server, reactor mode', () => {
       }
       finish(err?: Error) {
         record(this.kind, err);
-        if (this.kind === 'finish') return never;
+        return this.kind === 'finish' ? never : undefined;
       }
     }
     class StubbornSetup extends ConnectionHandler {
