@@ -4,6 +4,8 @@
 // bounded memory and is cut off; everyone else keeps being served.
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import nodeNet from 'node:net';
+import { encodeFrame, FrameDecoder } from '../../src/fast';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport, type ChatTransport } from '../../src/apps/chat/transport';
 import { announcements, waitFor } from '../helpers';
@@ -131,6 +133,28 @@ describe.each([
     await waitFor(() => announcements(watcher.lines).some((l) => l.includes('speaker joined y')), "y's batch");
     // (Were the machine slow enough to send y's batch between the two, each line would name it once.)
     for (const line of watcher.lines.filter((l) => / \* /.test(l))) expect(line.split('tourist').length - 1, line).toBeLessThanOrEqual(1);
+  });
+
+  it('length framing: the frames before a header over the limit are relayed, none after it; the sender is cut off', async () => {
+    const server = await start({ framing: 'length', maxLine: 1000 });
+    const frames = async () => {
+      const sock = nodeNet.connect(server.port, '127.0.0.1');
+      sock.on('error', () => {});
+      const got: string[] = [];
+      const decoder = new FrameDecoder('length', 1 << 20);
+      sock.on('data', (d) => got.push(...decoder.push(d).frames.map(String)));
+      await waitFor(() => got.some((l) => l.startsWith('WELCOME')), 'the welcome frame');
+      return { sock, got };
+    };
+    const watcher = await frames();
+    const bad = await frames();
+    bad.sock.write(Buffer.concat([encodeFrame('length', 'before'), Buffer.from([0xff, 0xff, 0xff, 0xff]), encodeFrame('length', 'after')]));
+    await waitFor(() => bad.got.at(-1) === 'ERROR frame longer than 1000 bytes; disconnected', 'the sender cut off');
+    await waitFor(() => watcher.got.some((l) => / guest\d+: before$/.test(l)), 'the frame before it relayed');
+    await waitFor(() => announcements(watcher.got).some((l) => l.endsWith(' disconnected')), 'the sender gone');
+    expect(watcher.got.some((l) => l.endsWith('after'))).toBe(false);
+    expect(server.clients).toBe(1);
+    watcher.sock.destroy();
   });
 
   it('a half-close: the last line is relayed, then the member leaves; the others stay', async () => {

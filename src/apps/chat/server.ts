@@ -364,15 +364,20 @@ export class ChatServer {
     if (!m) return;
     m.lastSeen = Date.now();
     m.pingedAt = 0;
-    const { frames, tooLong } = m.decoder.push(chunk);
-    if (tooLong > 0) {
-      if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
-      m.oversize += tooLong;
-      if (m.oversize >= MAX_OVERSIZE) return this.drop(m, 'ERROR too many oversized lines; disconnected');
-      this.send(m, `ERROR line longer than ${this.options.maxLine} bytes; dropped`);
-    }
+    const { frames, tooLong, tooLongAt } = m.decoder.push(chunk);
+    // In stream order: the lines before the first one too long, its verdict, then (for lines) the rest.
+    this.frames(m, tooLong > 0 ? frames.slice(0, tooLongAt) : frames);
+    if (tooLong === 0 || !this.members.has(conn)) return;
+    if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
+    m.oversize += tooLong;
+    if (m.oversize >= MAX_OVERSIZE) return this.drop(m, 'ERROR too many oversized lines; disconnected');
+    this.send(m, `ERROR line longer than ${this.options.maxLine} bytes; dropped`);
+    this.frames(m, frames.slice(tooLongAt));
+  }
+
+  private frames(m: Member, frames: Buffer[]): void {
     for (const frame of frames) {
-      if (!this.members.has(conn)) return;
+      if (!this.members.has(m.conn)) return;
       if (this.admit(m)) this.line(m, frame.toString('utf8'));
     }
   }
