@@ -487,8 +487,8 @@ class StreamService implements Local {
  */
 class DatagramService implements Local {
   private readonly socket: UdpSocket;
-  /** One token per datagram being handled: what a close waits for. */
-  private readonly running = new LiveSet<object>();
+  /** One per datagram being handled: what a close waits for, and how it cuts one short. */
+  private readonly running = new LiveSet<{ expire(): void }>();
   private readonly waiting: [Buffer, RemoteInfo][] = [];
   private paused = false;
   private stopping = false;
@@ -531,9 +531,19 @@ class DatagramService implements Local {
   private handle(msg: Buffer, rinfo: RemoteInfo): void {
     let handler: DatagramHandler | undefined;
     let error: Error | undefined;
-    const exchange = {};
+    let finished = false;
+    const exchange = {
+      // Still running at the close's deadline: finished now, without waiting for it.
+      expire: () => {
+        error ??= serverClosedError();
+        finish();
+        this.running.delete(exchange);
+      },
+    };
     this.running.add(exchange);
     const finish = () => {
+      if (finished) return;
+      finished = true;
       let result: unknown;
       try {
         result = handler?.finish(error);
@@ -545,6 +555,7 @@ class DatagramService implements Local {
       else end();
     };
     const failed = (err: unknown) => {
+      if (finished) return;
       error = err instanceof Error ? err : new Error(String(err));
       this.report(error, rinfo);
       finish();
@@ -564,7 +575,7 @@ class DatagramService implements Local {
     this.server.report(err, { remoteAddress: rinfo.address });
   }
 
-  private ended(exchange: object): void {
+  private ended(exchange: { expire(): void }): void {
     this.running.delete(exchange);
     if (!this.serial || this.stopping) return;
     // Serial: the next one received, else read again.
@@ -581,7 +592,7 @@ class DatagramService implements Local {
     // Received, never handled: dropped, as the kernel drops what it holds.
     this.waiting.length = 0;
     // Handlers may still reply until they finish or the deadline passes.
-    await this.running.drain(timeout, (exchange) => this.running.delete(exchange));
+    await this.running.drain(timeout, (exchange) => exchange.expire());
     this.socket.close();
   }
 }

@@ -290,7 +290,7 @@ describe('muxnet/server, reactor mode', () => {
     expect(await stubborn.read()).toBeNull();
   });
 
-  it.each(['mio', 'poll'] as const)('close({ timeout }) is not held by a handler that never settles (setup, handle, finish) on %s', async (backend) => {
+  it.each(['mio', 'poll'] as const)('close({ timeout }) is not held by a handler that never settles (setup, handle, finish; a datagram handler too), whose finish still runs, on %s', async (backend) => {
     const rec = recorder();
     const never = new Promise<void>(() => {});
     let releaseSetup!: () => void;
@@ -331,7 +331,20 @@ describe('muxnet/server, reactor mode', () => {
         record('callback-setup', err);
       }
     }
-    const servers = [await start(Stubborn, { rec, backend }), await start(StubbornSetup, { rec, backend })];
+    class StubbornDatagram extends DatagramHandler {
+      async handle() {
+        rec.log.push('datagram handle');
+        await never;
+      }
+      finish(err?: Error) {
+        record('datagram', err);
+      }
+    }
+    const servers = [await start(Stubborn, { rec, backend }), await start(StubbornSetup, { rec, backend }), await start(StubbornDatagram, { rec, backend })];
+    const udp = await udpClient();
+    udp.socket.send('x', servers[2].port, '127.0.0.1');
+    await waitFor(() => rec.log.includes('datagram handle'), 'the datagram handler running');
+    udp.socket.close();
     const clients = [];
     for (const kind of asyncKinds) {
       const c = await netConnect(servers[0].port);
@@ -347,8 +360,8 @@ describe('muxnet/server, reactor mode', () => {
     await waitFor(() => rec.log.includes('finish double-destroy ok'), 'the double destroy finished');
     const closing = Promise.all(servers.map((s) => s.close({ timeout: 100 })));
     expect(await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'still waiting')])).toBe('closed');
-    for (const kind of ['handle', 'finish', 'late-setup', 'callback-setup']) expect(rec.log).toContain(`finish ${kind} ERR_MUXNET_SERVER_CLOSED`);
-    expect(rec.finished).toHaveLength(5);
+    for (const kind of ['handle', 'finish', 'late-setup', 'callback-setup', 'datagram']) expect(rec.log).toContain(`finish ${kind} ERR_MUXNET_SERVER_CLOSED`);
+    expect(rec.finished).toHaveLength(6);
     // A setup that settles after its handler was let go starts no handle(); a callback one heard nothing.
     releaseSetup();
     await sleep(20);
