@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runClient } from '../../src/apps/chat/client';
 import { ChatServer } from '../../src/apps/chat/server';
 import { UdpChatServer } from '../../src/apps/chat/udp';
-import { sleep, waitFor } from '../helpers';
+import { CAN_SPOOF_UDP, sendFromPortZero, sleep, waitFor } from '../helpers';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const cleanup: (() => void)[] = [];
@@ -65,6 +65,21 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
     expect(other.got[0]).toMatch(/: after the big ones$/);
     expect(server.members).toHaveLength(2);
     expect(() => new UdpChatServer({ maxMessage: 65_001 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+
+  it.runIf(CAN_SPOOF_UDP)('a datagram forged from port 0 makes no member (none could be answered) and stops nothing', async () => {
+    const server = new UdpChatServer({ port: 0, backend }).start();
+    cleanup.push(() => server.stop());
+    const [a, b] = await Promise.all([peer(server.port), peer(server.port)]);
+    b.send('hb');
+    await waitFor(() => server.members.length === 1, 'the listener a member');
+    sendFromPortZero(server.port, 'forged');
+    a.send('real');
+    await waitFor(() => b.got.length === 1, 'the real one relayed');
+    expect(b.got[0]).toMatch(/: real$/);
+    expect(server.members.some((m) => m.endsWith(':0'))).toBe(false);
+    b.send('back');
+    await waitFor(() => a.got.length === 1, 'a reply the other way');
   });
 });
 

@@ -60,7 +60,10 @@ export class UdpChatServer {
     this.socket = bind(
       { port: this.options.port ?? 7002, host: this.options.host ?? '127.0.0.1', backend: this.options.backend },
       {
-        onMessage: (msg, rinfo) => this.message(msg.length > this.maxMessage ? undefined : msg.toString('utf8'), rinfo.address, rinfo.port),
+        onMessage: (msg, rinfo) => {
+          // From port 0 (forged: no socket can bind it): no member could be answered there.
+          if (rinfo.port !== 0) this.message(msg.length > this.maxMessage ? undefined : msg.toString('utf8'), rinfo.address, rinfo.port);
+        },
         // A relayed line the kernel refused later (a batch's sends leave after it): that member
         // is gone, unless the send buffer was only full (the line is dropped, as UDP may).
         onSendError: (err) => {
