@@ -322,6 +322,7 @@ describe('muxnet/server, reactor mode', () => {
     }
     class StubbornSetup extends ConnectionHandler {
       setup() {
+        rec.log.push('callback setup');
         return never;
       }
       onData() {
@@ -356,6 +357,7 @@ describe('muxnet/server, reactor mode', () => {
     waiting.on('error', () => {});
     waiting.write('x');
     clients.push(waiting);
+    await waitFor(() => rec.log.includes('callback setup'), 'the callback handler set up');
     // The one that closed itself twice finished once, as a clean close.
     await waitFor(() => rec.log.includes('finish double-destroy ok'), 'the double destroy finished');
     const closing = Promise.all(servers.map((s) => s.close({ timeout: 100 })));
