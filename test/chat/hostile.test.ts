@@ -21,6 +21,29 @@ afterEach(async () => {
   clients = [];
 });
 
+/** A peer that keeps its side open after the server's FIN (`allowHalfOpen`), as a hostile one may. */
+async function stubborn(port: number) {
+  const sock = nodeNet.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const peer = { sock, text: '', closed: false };
+  sock.on('data', (d) => (peer.text += d));
+  sock.on('close', () => (peer.closed = true));
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  return peer;
+}
+
+/**
+ * Waits until the server has closed `peer`'s connection for good: a
+ * connection it only ended takes the bytes written to it; a closed one
+ * answers them with a reset.
+ */
+async function closedByServer(peer: Awaited<ReturnType<typeof stubborn>>, what: string): Promise<void> {
+  await waitFor(() => {
+    if (!peer.closed && peer.sock.writable) peer.sock.write('\n');
+    return peer.closed;
+  }, what);
+}
+
 describe.each([
   ['muxnet on mio', muxnetTransport, 'mio'],
   ['muxnet on poll', muxnetTransport, 'poll'],
@@ -155,6 +178,29 @@ describe.each([
     expect(watcher.got.some((l) => l.endsWith('after'))).toBe(false);
     expect(server.clients).toBe(1);
     watcher.sock.destroy();
+  });
+
+  it('a peer told goodbye (/quit, server full) that keeps its side open is closed after idleTimeoutMs, or by stop()', async () => {
+    const server = await start({ idleTimeoutMs: 200, maxClients: 1 });
+    const quitter = await stubborn(server.port);
+    await waitFor(() => quitter.text.includes('WELCOME'), 'the welcome');
+    const refused = await stubborn(server.port);
+    await waitFor(() => refused.text.includes('ERROR server full'), 'the refusal');
+    quitter.sock.write('/quit\n');
+    await waitFor(() => quitter.text.endsWith('BYE\n'), 'the goodbye');
+    await closedByServer(quitter, 'the quitter closed');
+    await closedByServer(refused, 'the refused one closed');
+    // Neither counts toward maxClients: a newcomer gets in.
+    const next = await Client.connect(server.port);
+    clients.push(next);
+
+    const stopping = await start({ idleTimeoutMs: 60_000 });
+    const lingering = await stubborn(stopping.port);
+    await waitFor(() => lingering.text.includes('WELCOME'), 'the welcome');
+    lingering.sock.write('/quit\n');
+    await waitFor(() => lingering.text.endsWith('BYE\n'), 'the goodbye');
+    await stopping.stop({ timeout: 100 });
+    await closedByServer(lingering, 'the lingering one closed by stop()');
   });
 
   it('a half-close: the last line is relayed, then the member leaves; the others stay', async () => {

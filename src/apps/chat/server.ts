@@ -123,6 +123,12 @@ export class ChatServer {
   private readonly members = new Map<ChatConn, Member>();
   /** Once `stop()` ran: the connections it ended and waits for. */
   private leaving: LiveSet<ChatConn> | undefined;
+  /**
+   * Told goodbye (`/quit`, server full) and ended, members no more: each is
+   * closed when its peer closes too, or after `idleTimeoutMs` (a peer that
+   * keeps its side open holds no connection for ever), or by `stop()`.
+   */
+  private readonly ending = new Map<ChatConn, NodeJS.Timeout>();
   private readonly rooms = new Map<string, Set<Member>>();
   private readonly nicks = new Map<string, Member>();
   private guests = 0;
@@ -215,6 +221,12 @@ export class ChatServer {
     const leaving = (this.leaving ??= new LiveSet<ChatConn>());
     for (const m of everyone) leaving.add(m.conn);
     for (const m of everyone) m.conn.end();
+    // Those already told goodbye go with the others, at the same deadline.
+    for (const [conn, timer] of this.ending) {
+      clearTimeout(timer);
+      leaving.add(conn);
+    }
+    this.ending.clear();
     await Promise.all([leaving.drain(timeout, (conn) => conn.destroy()), this.link?.close()]);
   }
 
@@ -305,7 +317,7 @@ export class ChatServer {
   private open(conn: ChatConn): void {
     if (this.members.size >= this.options.maxClients) {
       conn.write(this.frame(`ERROR server full (max ${this.options.maxClients} clients); try later`));
-      conn.end();
+      this.endSoon(conn);
       return;
     }
     const now = Date.now();
@@ -540,8 +552,15 @@ export class ChatServer {
     if (!this.members.has(m.conn)) return;
     this.forget(m, why);
     this.send(m, notice);
-    if (graceful) m.conn.end();
+    if (graceful) this.endSoon(m.conn);
     else m.conn.destroy();
+  }
+
+  /** Ends `conn` (what is queued still goes), and closes it if its peer has not within `idleTimeoutMs`. */
+  private endSoon(conn: ChatConn): void {
+    conn.end();
+    if (this.leaving) return this.leaving.add(conn);
+    this.ending.set(conn, setTimeout(() => conn.destroy(), this.options.idleTimeoutMs).unref());
   }
 
   private forget(m: Member, why: string): void {
@@ -554,6 +573,8 @@ export class ChatServer {
 
   private closed(conn: ChatConn): void {
     this.leaving?.delete(conn);
+    clearTimeout(this.ending.get(conn));
+    this.ending.delete(conn);
     const m = this.members.get(conn);
     if (m) this.forget(m, 'disconnected');
   }
