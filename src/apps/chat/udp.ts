@@ -91,7 +91,8 @@ export class UdpChatServer {
     this.peers.set(key, { address, port, lastSeen: Date.now() });
     if (text === undefined || text.trim() === 'hb') return;
     const line = Buffer.from(`${timestamp()} ${key}: ${sanitize(text).trim()}`);
-    for (const [other, peer] of [...this.peers]) {
+    // (A Map walk survives deleting the entry it is on.)
+    for (const [other, peer] of this.peers) {
       if (other === key) continue;
       try {
         this.socket!.send(line, peer.port, peer.address);
