@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto';
 import nodeNet from 'node:net';
 import { encodeFrame, FrameDecoder } from '../../src/fast';
 import { ChatServer, type ChatServerOptions } from '../../src/apps/chat/server';
+import { RedisLink } from '../../src/apps/chat/cluster';
 import { muxnetTransport, nodeTransport, type ChatTransport } from '../../src/apps/chat/transport';
+import { REDIS, runDuring, skipWithout } from '../net/daemons';
 import { announcements, waitFor } from '../helpers';
 import { LineClient as Client } from './line-client';
 
@@ -215,3 +217,38 @@ describe.each([
     expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
   });
 });
+
+describe.skipIf(skipWithout(REDIS))('hostile chat members in a cluster (two servers, one Redis)', () => {
+  const redisPort = runDuring(REDIS);
+
+  async function linked(nodeId: string): Promise<ChatServer> {
+    const link = new RedisLink({ url: `redis://127.0.0.1:${redisPort()}`, nodeId, prefix: `hostile-${process.pid}:` });
+    const server = await new ChatServer({ port: 0, link, slowCap: 64 * 1024, maxLine: 64 * 1024, rate: 100_000, burst: 100_000, announceMs: 20 }).start();
+    servers.push(server);
+    return server;
+  }
+
+  it("a member that never reads is cut off at slowCap by its own server while another server's member floods its room; the rest hear every line", async () => {
+    const [a, b] = [await linked('a'), await linked('b')];
+    const member = async (server: ChatServer, nick: string) => {
+      const c = await Client.connect(server.port);
+      clients.push(c);
+      await c.ask(`/nick ${nick}`, /^NICK /);
+      await c.ask('/join r', /^JOINED r$/);
+      return c;
+    };
+    const [hog, reader, talker] = [await member(a, 'hog'), await member(a, 'reader'), await member(b, 'talker')];
+    // What b publishes to r reaches a: a is subscribed.
+    await waitFor(() => announcements(reader.lines).some((l) => l.includes('talker joined r')), "b's member heard of on a");
+    hog.sock.pause();
+    // 12 MB through Redis to a, in lines of 60 KB: far past what the hog's kernel buffers hold.
+    const text = (i: number) => `${i} ${'x'.repeat(60_000)}`;
+    for (let i = 0; i < 200; i++) talker.say(text(i));
+    await waitFor(() => announcements(reader.lines).includes('hog was too slow and got disconnected'), 'the hog cut off', 20_000);
+    await waitFor(() => reader.chat().length === 200, 'every line at the reader', 20_000);
+    expect(reader.chat().map((l) => l.split(': ')[1])).toEqual(Array.from({ length: 200 }, (_, i) => text(i)));
+    await waitFor(() => announcements(talker.lines).includes('hog was too slow and got disconnected'), 'the departure heard on b');
+    expect(a.clients).toBe(1);
+  });
+});
+
