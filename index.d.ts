@@ -204,6 +204,11 @@ export interface DecodedFrames {
   assembled: Array<Buffer>
   /** Frames dropped for exceeding the limit. */
   tooLong: number
+  /**
+   * How many of the frames came before the first one dropped (`-1`:
+   * none was): a reader that stops at a bad frame takes only those.
+   */
+  tooLongAt: number
 }
 
 /**

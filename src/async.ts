@@ -155,9 +155,14 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
 
   private async *decode(decoder: FrameDecoder, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
     for (let chunk = await this.read(read); chunk !== null; chunk = await this.read(read)) {
-      const { frames, tooLong } = decoder.push(chunk);
-      yield* frames;
-      if (tooLong > 0) throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
+      const { frames, tooLong, tooLongAt } = decoder.push(chunk);
+      if (tooLong === 0) {
+        yield* frames;
+        continue;
+      }
+      // The lines after the bad one in this chunk are never yielded as good.
+      yield* frames.slice(0, tooLongAt);
+      throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
     }
     if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
   }

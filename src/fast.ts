@@ -933,6 +933,13 @@ export interface DecodedFrames {
   frames: Buffer[];
   /** Frames dropped because they were longer than `maxFrame`. */
   tooLong: number;
+  /**
+   * Where the first dropped frame stood in the stream: `frames.slice(0,
+   * tooLongAt)` came before it (`-1`: none was dropped). A reader that
+   * stops at a bad frame takes only those; `'line'` frames after it are
+   * in `frames` too.
+   */
+  tooLongAt: number;
 }
 
 /**
@@ -963,13 +970,13 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): DecodedFrames {
     if (!(chunk instanceof Uint8Array)) throw invalidArgType('chunk', 'an instance of Buffer or Uint8Array', chunk);
-    const { spans, assembled, tooLong } = this.codec.push(chunk);
+    const { spans, assembled, tooLong, tooLongAt } = this.codec.push(chunk);
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const frames: Buffer[] = [];
     for (let i = 0; i < spans.length; i += 2) {
       frames.push(spans[i] < 0 ? assembled[spans[i + 1]] : bytes.subarray(spans[i], spans[i + 1]));
     }
-    return { frames, tooLong };
+    return { frames, tooLong, tooLongAt };
   }
 
   /** Bytes held for a frame not yet complete. */

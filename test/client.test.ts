@@ -1,7 +1,7 @@
 // muxnet/client over real loopback sockets: a server that goes away and
 // comes back on the same port, backoff as reported, the bounded queue, and
 // a peer that accepts and then says nothing.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
-import { sleep, waitFor } from './helpers';
+import { BACKENDS, sleep, waitFor } from './helpers';
 
 /** A port nothing listens on (taken, then freed). */
 async function freePort(): Promise<number> {
@@ -309,5 +309,29 @@ describe('muxnet/client', () => {
     expect(() => connect({ port: 1, reconnect: { jitter: 2 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => connect({ port: 1, heartbeat: { message: 'x', interval: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => connect({ port: 1, connectTimeout: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+});
+
+describe.each(BACKENDS)('muxnet/client against a server that accepts and resets at once, for ever, on %s', (backend) => {
+  /** Runs the fixture in its own process (fd counts and a process that must exit are process-wide). */
+  const run = (when: string) =>
+    new Promise<{ attempts: number; opened: number; afterClose: string[]; closed: number; fdGrowth: number }>((resolve, reject) => {
+      execFile(process.execPath, [path.join(__dirname, 'fixtures', 'client-close.js'), backend, when], { timeout: 20_000 }, (err, stdout) =>
+        err ? reject(err) : resolve(JSON.parse(stdout)),
+      );
+    });
+
+  it.each(['connecting', 'backoff', 'open'])('close() while %s: nothing after it, and the process exits by itself', async (when) => {
+    const seen = await run(when);
+    expect(seen.afterClose).toEqual([]);
+    expect(seen.closed).toBe(1);
+    if (when === 'open') expect(seen.opened).toBe(1);
+  });
+
+  it('100 resets in a row cost no file descriptor', async () => {
+    const seen = await run('cycles');
+    expect(seen.attempts).toBe(100);
+    // A leak would show as ~90; a socket of the fixture's own server closing late, as one or two.
+    expect(seen.fdGrowth).toBeLessThanOrEqual(2);
   });
 });

@@ -275,6 +275,52 @@ describe('framing codecs', () => {
     expect(five.buffer).toBe(plain.buffer);
   });
 
+  it('hostile streams: every split of a stream gives the same frames, drops and tooLongAt; a 4 GiB header costs nothing', () => {
+    // Decodes `stream` cut at i and j (every pair): what each chunk yielded, with what it dropped where.
+    const decodeAt = (framing: 'line' | 'length', stream: Buffer, max: number, cuts: number[]) => {
+      const decoder = new FrameDecoder(framing, max);
+      const good: string[] = [];
+      let bad: string | undefined;
+      let from = 0;
+      for (const to of [...cuts, stream.length]) {
+        const { frames, tooLong, tooLongAt } = decoder.push(Buffer.from(stream.subarray(from, to)));
+        from = to;
+        if (bad !== undefined) continue;
+        if (tooLong > 0) expect(tooLongAt).toBeGreaterThanOrEqual(0);
+        else expect(tooLongAt).toBe(-1);
+        good.push(...frames.slice(0, tooLong > 0 ? tooLongAt : frames.length).map((f) => f.toString('hex')));
+        if (tooLong > 0) bad = frames.slice(tooLongAt).map((f) => f.toString()).join('|');
+      }
+      return { good, bad, buffered: decoder.buffered };
+    };
+    const everySplit = (framing: 'line' | 'length', stream: Buffer, max: number) => {
+      const whole = decodeAt(framing, stream, max, []);
+      for (let i = 0; i <= stream.length; i++) {
+        for (let j = i; j <= stream.length; j++) expect(decodeAt(framing, stream, max, [i, j]).good).toEqual(whole.good);
+      }
+      return whole;
+    };
+    const hex = (...texts: string[]) => texts.map((t) => Buffer.from(t).toString('hex'));
+    // Zero-length frames, a two-byte character split anywhere, then a header announcing 4 GiB - 1.
+    const length = Buffer.concat([encodeFrame('length', ''), encodeFrame('length', 'h\u00e9'), encodeFrame('length', ''), Buffer.from([0xff, 0xff, 0xff, 0xff]), encodeFrame('length', 'after')]);
+    expect(everySplit('length', length, 16)).toEqual({ good: hex('', 'h\u00e9', ''), bad: '', buffered: 0 });
+    // \r\n and \n mixed, empty lines, a lone \r kept inside a line, a line one byte over the limit.
+    const lines = Buffer.from('a\r\nb\n\r\n\nh\u00e9\rx\n12345678901\nafter\r\n');
+    expect(everySplit('line', lines, 10)).toEqual({ good: hex('a', 'b', '', '', 'h\u00e9\rx'), bad: 'after', buffered: 0 });
+    // A line with no newline for 64 MiB holds nothing; the line after it decodes.
+    const decoder = new FrameDecoder('line', 1024);
+    const mib = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 0; i < 64; i++) {
+      expect(decoder.push(mib)).toEqual({ frames: [], tooLong: 0, tooLongAt: -1 });
+      expect(decoder.buffered).toBeLessThanOrEqual(1025);
+    }
+    expect(decoder.push(Buffer.from('\nfine\n'))).toMatchObject({ tooLong: 1, tooLongAt: 0, frames: [Buffer.from('fine')] });
+    // A header within a limit of 4 GiB - 1 reserves memory as bytes come, not as announced.
+    const huge = new FrameDecoder('length', 2 ** 32 - 1);
+    expect(huge.push(Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]))).toEqual({ frames: [], tooLong: 0, tooLongAt: -1 });
+    expect(huge.buffered).toBe(3);
+  });
+
   it('rejects bad arguments with Node-style errors', () => {
     expect(() => new FrameDecoder('lines' as never, 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => new FrameDecoder('line', 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));

@@ -1,5 +1,5 @@
 // Shared test helpers: real sockets only, every wait bounded.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -219,4 +219,32 @@ export function runCli(args: string[], killAfterMs?: number): Running {
     void exited.then(() => clearTimeout(killer));
   }
   return { child, output: () => out, exited };
+}
+
+/**
+ * Whether this process may send a datagram from a forged source port
+ * (Linux, root for a raw socket, and python3 to open one).
+ */
+export const CAN_SPOOF_UDP = (() => {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
+  try {
+    execFileSync('python3', ['-c', ''], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Sends `payload` to 127.0.0.1:`port` from source port 0, which no socket
+ * can bind: what a hostile host forges with a raw socket.
+ */
+export function sendFromPortZero(port: number, payload: string): void {
+  const script = `
+import socket, struct, sys
+port, payload = int(sys.argv[1]), sys.argv[2].encode()
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+raw.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0.1', 0))
+`;
+  execFileSync('python3', ['-c', script, String(port), payload]);
 }

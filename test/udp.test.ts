@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { bind, stats, type RemoteInfo } from '../src/fast';
 import { startEcho } from '../src/apps/echo';
-import { BACKENDS } from './helpers';
+import { BACKENDS, CAN_SPOOF_UDP, sendFromPortZero } from './helpers';
 
 function nodeSocket(type: 'udp4' | 'udp6', address: string): Promise<dgram.Socket> {
   return new Promise((resolve) => {
@@ -123,6 +123,19 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     else expect(calls).toBe(heard.length);
     peers.forEach((p) => p.close());
     sock.close();
+  });
+
+  it.runIf(CAN_SPOOF_UDP)('the UDP echo app lives on after a datagram from port 0 (forged: nobody can be answered there)', async () => {
+    const echo = startEcho({ port: 0, host: '127.0.0.1', udp: true, backend });
+    sendFromPortZero(echo.port, 'forged');
+    await expect.poll(() => echo.stats.datagrams).toBe(1);
+    const peer = await nodeSocket('udp4', '127.0.0.1');
+    const reply = nextMessage(peer);
+    peer.send('real', echo.port, '127.0.0.1');
+    expect((await reply)[0].toString()).toBe('real');
+    expect(echo.stats.datagrams).toBe(2);
+    peer.close();
+    await echo.close();
   });
 
   it('the UDP echo app answers over IPv6', async () => {

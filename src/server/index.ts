@@ -174,7 +174,9 @@ export class Server {
    * Stops accepting, lets the handlers finish within `timeout` ms, then
    * destroys the connections left (their handlers' `finish` gets
    * `ERR_MUXNET_SERVER_CLOSED`). Resolves once every handler has finished
-   * (and every worker has exited).
+   * (and every worker has exited); a handler whose `setup`, `handle` or
+   * `finish` has still not settled a turn after the deadline is not
+   * waited for (its `finish` runs, once, if it had not).
    */
   close(options?: CloseOptions): Promise<void> {
     let timeout: number;
@@ -336,6 +338,8 @@ class StreamService implements Local {
     if (!session.stream) conn.pause();
     setup.then(
       () => {
+        // Given up on at a close's deadline: its finish ran already.
+        if (session.finished) return;
         if (!session.stream) conn.resume();
         this.run(session);
       },
@@ -453,8 +457,24 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
-    // A destroyed connection's session leaves once its handler finished.
-    await this.sessions.drain(timeout, (s) => s.connection.destroy(serverClosedError()));
+    // A destroyed connection's session leaves once its handler finished;
+    // one that has not settled by the next turn never holds the close.
+    await this.sessions.drain(timeout, (s) => {
+      s.connection.destroy(serverClosedError());
+      setImmediate(() => this.abandon(s));
+    });
+  }
+
+  /**
+   * Past the deadline, with its connection closed: a handler whose
+   * `setup`, `handle` or `finish` still has not settled (it awaits what
+   * never comes) is finished and forgotten without it. Whatever it does
+   * later changes nothing here.
+   */
+  private abandon(session: Session): void {
+    session.running = false;
+    this.maybeFinish(session);
+    this.forget(session);
   }
 }
 
@@ -467,8 +487,8 @@ class StreamService implements Local {
  */
 class DatagramService implements Local {
   private readonly socket: UdpSocket;
-  /** One token per datagram being handled: what a close waits for. */
-  private readonly running = new LiveSet<object>();
+  /** One per datagram being handled: what a close waits for, and how it cuts one short. */
+  private readonly running = new LiveSet<{ expire(): void }>();
   private readonly waiting: [Buffer, RemoteInfo][] = [];
   private paused = false;
   private stopping = false;
@@ -511,9 +531,19 @@ class DatagramService implements Local {
   private handle(msg: Buffer, rinfo: RemoteInfo): void {
     let handler: DatagramHandler | undefined;
     let error: Error | undefined;
-    const exchange = {};
+    let finished = false;
+    const exchange = {
+      // Still running at the close's deadline: finished now, without waiting for it.
+      expire: () => {
+        error ??= serverClosedError();
+        finish();
+        this.running.delete(exchange);
+      },
+    };
     this.running.add(exchange);
     const finish = () => {
+      if (finished) return;
+      finished = true;
       let result: unknown;
       try {
         result = handler?.finish(error);
@@ -525,6 +555,7 @@ class DatagramService implements Local {
       else end();
     };
     const failed = (err: unknown) => {
+      if (finished) return;
       error = err instanceof Error ? err : new Error(String(err));
       this.report(error, rinfo);
       finish();
@@ -544,7 +575,7 @@ class DatagramService implements Local {
     this.server.report(err, { remoteAddress: rinfo.address });
   }
 
-  private ended(exchange: object): void {
+  private ended(exchange: { expire(): void }): void {
     this.running.delete(exchange);
     if (!this.serial || this.stopping) return;
     // Serial: the next one received, else read again.
@@ -561,7 +592,7 @@ class DatagramService implements Local {
     // Received, never handled: dropped, as the kernel drops what it holds.
     this.waiting.length = 0;
     // Handlers may still reply until they finish or the deadline passes.
-    await this.running.drain(timeout, (exchange) => this.running.delete(exchange));
+    await this.running.drain(timeout, (exchange) => exchange.expire());
     this.socket.close();
   }
 }

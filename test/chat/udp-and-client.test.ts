@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import nodeNet from 'node:net';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runClient } from '../../src/apps/chat/client';
 import { ChatServer } from '../../src/apps/chat/server';
 import { UdpChatServer } from '../../src/apps/chat/udp';
-import { sleep, waitFor } from '../helpers';
+import { CAN_SPOOF_UDP, sendFromPortZero, sleep, waitFor } from '../helpers';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const cleanup: (() => void)[] = [];
@@ -20,7 +22,7 @@ async function peer(port: number) {
   const got: string[] = [];
   sock.on('message', (m) => got.push(String(m)));
   cleanup.push(() => sock.close());
-  return { sock, got, send: (text: string) => sock.send(text, port, '127.0.0.1'), port: sock.address().port };
+  return { sock, got, send: (text: string | Buffer) => sock.send(text, port, '127.0.0.1'), port: sock.address().port };
 }
 
 describe('UDP chat', () => {
@@ -45,6 +47,39 @@ describe('UDP chat', () => {
     a.send('anyone?');
     await sleep(100);
     expect(b.got.length + c.got.length).toBe(2);
+  });
+});
+
+describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s', (backend) => {
+  it('drops a datagram too long to relay (the largest UDP takes); the server lives on and relays the next', async () => {
+    const server = new UdpChatServer({ port: 0, backend, maxMessage: 1000 }).start();
+    cleanup.push(() => server.stop());
+    const [big, other] = await Promise.all([peer(server.port), peer(server.port)]);
+    other.send('hb');
+    await waitFor(() => server.members.length === 1, 'the listener a member');
+    // 65 507 bytes: the most an IPv4 datagram carries, so the relayed line (with its prefix) cannot be sent.
+    big.send(Buffer.alloc(65_507, 'a'));
+    big.send(Buffer.alloc(1001, 'b'));
+    big.send('after the big ones');
+    await waitFor(() => other.got.length === 1, 'the next message relayed');
+    expect(other.got[0]).toMatch(/: after the big ones$/);
+    expect(server.members).toHaveLength(2);
+    expect(() => new UdpChatServer({ maxMessage: 65_001 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+
+  it.runIf(CAN_SPOOF_UDP)('a datagram forged from port 0 makes no member (none could be answered) and stops nothing', async () => {
+    const server = new UdpChatServer({ port: 0, backend }).start();
+    cleanup.push(() => server.stop());
+    const [a, b] = await Promise.all([peer(server.port), peer(server.port)]);
+    b.send('hb');
+    await waitFor(() => server.members.length === 1, 'the listener a member');
+    sendFromPortZero(server.port, 'forged');
+    a.send('real');
+    await waitFor(() => b.got.length === 1, 'the real one relayed');
+    expect(b.got[0]).toMatch(/: real$/);
+    expect(server.members.some((m) => m.endsWith(':0'))).toBe(false);
+    b.send('back');
+    await waitFor(() => a.got.length === 1, 'a reply the other way');
   });
 });
 
@@ -73,6 +108,33 @@ describe('chat client', () => {
     expect(out).toMatch(/^BYE$/m);
     expect(seen).toMatch(/ piper: first line\n/);
     await waitFor(() => seen.includes('* piper quit'), 'the quit announced');
+  });
+
+  it('prints what a hostile server sends without its control characters: no escape sequence reaches the terminal', async () => {
+    // Clears the screen, retitles the window, colours (C1 CSI), over TCP and UDP alike.
+    const hostile = '\x1b[2J\x1b]0;owned\x07hello\tthere\r\n\x9b31mred\x00\n';
+    const server = nodeNet.createServer((s) => s.on('error', () => {}).end(`${hostile}bye\n`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const udp = dgram.createSocket('udp4');
+    udp.on('message', (_m, from) => udp.send(`${hostile}bye`, from.port, from.address));
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    cleanup.push(() => udp.close());
+    for (const [port, isUdp] of [[(server.address() as nodeNet.AddressInfo).port, false], [udp.address().port, true]] as const) {
+      const input = new PassThrough();
+      const output = new PassThrough();
+      let out = '';
+      output.on('data', (d) => (out += d));
+      const done = runClient({ host: '127.0.0.1', port, udp: isUdp, input, output, interactive: false });
+      input.write('hi\n');
+      await waitFor(() => out.includes('bye'), 'the hostile lines printed');
+      input.end();
+      expect(await done).toBe(0);
+      // What is left of them is inert text; only the line breaks the client itself writes remain.
+      expect(out).toContain('[2J]0;ownedhello there');
+      expect(out).toContain('31mred');
+      expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    }
   });
 
   // util-linux `script` gives the client a real pseudo-terminal; its stdin pipe is the keyboard.

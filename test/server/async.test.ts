@@ -126,6 +126,19 @@ describe('muxnet/async', () => {
     expect(() => cut.frames('words' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
   });
 
+  it('a line over maxFrame ends frames() after the lines before it: none after it is yielded as good', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    // One write: the bad line and those around it usually arrive in one chunk.
+    (await accepted).end(`first\n${'x'.repeat(64)}\nafter\nmore\n`);
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const line of conn.frames('line', { maxFrame: 16 })) got.push(String(line));
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAME_TOO_LONG' });
+    expect(got).toEqual(['first']);
+  });
+
   it('stops reading while nobody awaits: the producer is held back, memory stays bounded', async () => {
     let producer!: Connection;
     let sent = 0;

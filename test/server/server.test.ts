@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../src/async';
 import { bind } from '../../src/fast';
 import { ConnectionHandler, DatagramHandler, serve, type ErrorSource, type Server } from '../../src/server';
-import { closeSocket, netConnect, roundTrip, socketFds, udpClient, waitFor } from '../helpers';
+import { closeSocket, netConnect, roundTrip, sleep, socketFds, udpClient, waitFor } from '../helpers';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -288,6 +288,88 @@ describe('muxnet/server, reactor mode', () => {
     await closing;
     expect(rec.log).toEqual(['finish ok', 'finish ERR_MUXNET_SERVER_CLOSED']);
     expect(await stubborn.read()).toBeNull();
+  });
+
+  it.each(['mio', 'poll'] as const)('close({ timeout }) is not held by a handler that never settles (setup, handle, finish; a datagram handler too), whose finish still runs, on %s', async (backend) => {
+    const rec = recorder();
+    const never = new Promise<void>(() => {});
+    let releaseSetup!: () => void;
+    const lateSetup = new Promise<void>((r) => (releaseSetup = r));
+    const record = (kind: string, err?: Error) => {
+      rec.finished.push(err);
+      rec.log.push(`finish ${kind} ${(err as NodeJS.ErrnoException | undefined)?.code ?? 'ok'}`);
+    };
+    const asyncKinds = ['handle', 'finish', 'late-setup', 'double-destroy'];
+    class Stubborn extends ConnectionHandler {
+      private readonly kind = asyncKinds[rec.log.filter((l) => l.startsWith('setup ')).length];
+      setup() {
+        rec.log.push(`setup ${this.kind}`);
+        return this.kind === 'late-setup' ? lateSetup : undefined;
+      }
+      async handle() {
+        rec.log.push(`handle ${this.kind}`);
+        if (this.kind === 'double-destroy') {
+          this.connection.destroy();
+          this.connection.destroy();
+          return;
+        }
+        await never;
+      }
+      finish(err?: Error) {
+        record(this.kind, err);
+        return this.kind === 'finish' ? never : undefined;
+      }
+    }
+    class StubbornSetup extends ConnectionHandler {
+      setup() {
+        rec.log.push('callback setup');
+        return never;
+      }
+      onData() {
+        rec.log.push('callback onData');
+      }
+      finish(err?: Error) {
+        record('callback-setup', err);
+      }
+    }
+    class StubbornDatagram extends DatagramHandler {
+      async handle() {
+        rec.log.push('datagram handle');
+        await never;
+      }
+      finish(err?: Error) {
+        record('datagram', err);
+      }
+    }
+    const servers = [await start(Stubborn, { rec, backend }), await start(StubbornSetup, { rec, backend }), await start(StubbornDatagram, { rec, backend })];
+    const udp = await udpClient();
+    udp.socket.send('x', servers[2].port, '127.0.0.1');
+    await waitFor(() => rec.log.includes('datagram handle'), 'the datagram handler running');
+    udp.socket.close();
+    const clients = [];
+    for (const kind of asyncKinds) {
+      const c = await netConnect(servers[0].port);
+      c.on('error', () => {});
+      clients.push(c);
+      await waitFor(() => rec.log.includes(`setup ${kind}`), `the ${kind} handler set up`);
+    }
+    const waiting = await netConnect(servers[1].port);
+    waiting.on('error', () => {});
+    waiting.write('x');
+    clients.push(waiting);
+    await waitFor(() => rec.log.includes('callback setup'), 'the callback handler set up');
+    // The one that closed itself twice finished once, as a clean close.
+    await waitFor(() => rec.log.includes('finish double-destroy ok'), 'the double destroy finished');
+    const closing = Promise.all(servers.map((s) => s.close({ timeout: 100 })));
+    expect(await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'still waiting')])).toBe('closed');
+    for (const kind of ['handle', 'finish', 'late-setup', 'callback-setup', 'datagram']) expect(rec.log).toContain(`finish ${kind} ERR_MUXNET_SERVER_CLOSED`);
+    expect(rec.finished).toHaveLength(6);
+    // A setup that settles after its handler was let go starts no handle(); a callback one heard nothing.
+    releaseSetup();
+    await sleep(20);
+    expect(rec.log).not.toContain('handle late-setup');
+    expect(rec.log).not.toContain('callback onData');
+    await Promise.all(clients.map((c) => new Promise((r) => (c.destroyed ? r(null) : c.on('close', r)))));
   });
 
   it('rejects bad arguments and a taken port with Node codes', async () => {

@@ -25,6 +25,9 @@ pub struct DecodedFrames {
     pub assembled: Vec<Buffer>,
     /// Frames dropped for exceeding the limit.
     pub too_long: u32,
+    /// How many of the frames came before the first one dropped (`-1`:
+    /// none was): a reader that stops at a bad frame takes only those.
+    pub too_long_at: i64,
 }
 
 /// Splits a byte stream into frames (`'line'`: `\n`-terminated, `\r\n`
@@ -47,7 +50,7 @@ impl FrameDecoder {
     #[napi(catch_unwind)]
     pub fn push(&mut self, chunk: &[u8]) -> DecodedFrames {
         self.codec.decode(chunk, &mut self.out);
-        let mut result = DecodedFrames { spans: Vec::new(), assembled: Vec::new(), too_long: 0 };
+        let mut result = DecodedFrames { spans: Vec::new(), assembled: Vec::new(), too_long: 0, too_long_at: -1 };
         for decoded in self.out.drain(..) {
             match decoded {
                 Decoded::Span(range) => result.spans.extend([range.start as i64, range.end as i64]),
@@ -55,7 +58,12 @@ impl FrameDecoder {
                     result.spans.extend([-1, result.assembled.len() as i64]);
                     result.assembled.push(frame.into());
                 }
-                Decoded::TooLong { .. } => result.too_long += 1,
+                Decoded::TooLong { .. } => {
+                    if result.too_long == 0 {
+                        result.too_long_at = (result.spans.len() / 2) as i64;
+                    }
+                    result.too_long += 1;
+                }
             }
         }
         result

@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import * as dgram from '../../dgram';
 import { connect } from '../../client';
 import { FrameDecoder } from '../../fast';
+import { sanitize } from './server';
 
 export interface ClientOptions {
   host: string;
@@ -76,7 +77,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       for (const frame of decoder.push(chunk).frames) {
         const line = frame.toString('utf8');
         if (line === 'PING') client.send('PONG\n');
-        else print(line);
+        // A server may be hostile: no escape sequence of its reaches the terminal.
+        else print(sanitize(line));
       }
     });
     client.on('overflow', ({ data }) => print(`* not sent (the queue is full): ${data.toString('utf8').trimEnd()}`));
@@ -129,7 +131,7 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         resolve(0);
       });
     };
-    sock.on('message', (msg) => print(msg.toString('utf8')));
+    sock.on('message', (msg) => print(sanitize(msg.toString('utf8'))));
     sock.on('error', (err) => print(`* ${err.message}`));
     sock.connect(opts.port, opts.host, (err) => {
       const lines = waiting ?? [];

@@ -20,6 +20,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --stats S  every S seconds, a line of the reactor's counters (muxnet only)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
+                 (--max-line: at most 65000; a longer datagram is dropped)
           --redis redis://HOST:PORT  rooms, nicks and /who across servers sharing this Redis
           --node-id NAME (hostname-pid)  --lease S (10: nick and presence lease)
           --workers N|auto  N servers on worker threads, one port (needs --redis)
@@ -93,7 +94,9 @@ async function serve(values: Values): Promise<void> {
   const host = values.host as string;
   if (values.udp) {
     const port = numberArg('--port', values.port as string | undefined, 7002, PORT);
-    const server = new UdpChatServer({ port, host, backend, intervalMs: secondsArg('--interval', values.interval as string | undefined, 10) }).start();
+    const intervalMs = secondsArg('--interval', values.interval as string | undefined, 10);
+    const maxMessage = numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 65_000 });
+    const server = new UdpChatServer({ port, host, backend, intervalMs, maxMessage }).start();
     onSignal(() => server.stop());
     console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
     return;

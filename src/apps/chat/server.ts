@@ -123,6 +123,12 @@ export class ChatServer {
   private readonly members = new Map<ChatConn, Member>();
   /** Once `stop()` ran: the connections it ended and waits for. */
   private leaving: LiveSet<ChatConn> | undefined;
+  /**
+   * Told goodbye (`/quit`, server full) and ended, members no more: each is
+   * closed when its peer closes too, or after `idleTimeoutMs` (a peer that
+   * keeps its side open holds no connection for ever), or by `stop()`.
+   */
+  private readonly ending = new Map<ChatConn, NodeJS.Timeout>();
   private readonly rooms = new Map<string, Set<Member>>();
   private readonly nicks = new Map<string, Member>();
   private guests = 0;
@@ -215,6 +221,12 @@ export class ChatServer {
     const leaving = (this.leaving ??= new LiveSet<ChatConn>());
     for (const m of everyone) leaving.add(m.conn);
     for (const m of everyone) m.conn.end();
+    // Those already told goodbye go with the others, at the same deadline.
+    for (const [conn, timer] of this.ending) {
+      clearTimeout(timer);
+      leaving.add(conn);
+    }
+    this.ending.clear();
     await Promise.all([leaving.drain(timeout, (conn) => conn.destroy()), this.link?.close()]);
   }
 
@@ -222,8 +234,22 @@ export class ChatServer {
     return encodeFrame(this.options.framing, text);
   }
 
+  /**
+   * A line to one member, under the same `slowCap` as a room's: a member
+   * that never reads but keeps asking (`/who`, `/msg` to itself) is cut
+   * off there too, not left to queue what it never takes.
+   */
   private send(m: Member, text: string): void {
-    if (this.options.transport.isWritable(m.conn)) m.conn.write(this.frame(text));
+    const { transport, slowCap } = this.options;
+    if (!transport.isWritable(m.conn)) return;
+    // Written now, not corked: a last line before a destroy must still go.
+    m.conn.write(this.frame(text));
+    if (transport.queued(m.conn) > slowCap) this.tooSlow(m);
+  }
+
+  private tooSlow(m: Member): void {
+    const { slowCap } = this.options;
+    this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
   }
 
   /** A line to a room (minus `except`), after the announcements it has not heard yet. */
@@ -246,7 +272,7 @@ export class ChatServer {
     const { slow, failed } = transport.broadcast(conns, this.frame(text), slowCap);
     for (const conn of slow) {
       const m = this.members.get(conn);
-      if (m) this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
+      if (m) this.tooSlow(m);
     }
     for (const conn of failed) this.closed(conn);
   }
@@ -280,7 +306,8 @@ export class ChatServer {
     if (!pending) return;
     this.pending.delete(room);
     const batch = pending.filter((a) => !a.cancelled);
-    for (const a of batch) a.member.unannounced = [];
+    // Only this room's: the member may have others waiting in another room's batch.
+    for (const a of batch) a.member.unannounced = a.member.unannounced.filter((u) => u !== a);
     if (batch.length === 0) return;
     const line = `${timestamp()} * ${summary(batch)}`;
     this.deliver(this.rooms.get(room) ?? [], line);
@@ -290,7 +317,7 @@ export class ChatServer {
   private open(conn: ChatConn): void {
     if (this.members.size >= this.options.maxClients) {
       conn.write(this.frame(`ERROR server full (max ${this.options.maxClients} clients); try later`));
-      conn.end();
+      this.endSoon(conn);
       return;
     }
     const now = Date.now();
@@ -349,15 +376,20 @@ export class ChatServer {
     if (!m) return;
     m.lastSeen = Date.now();
     m.pingedAt = 0;
-    const { frames, tooLong } = m.decoder.push(chunk);
-    if (tooLong > 0) {
-      if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
-      m.oversize += tooLong;
-      if (m.oversize >= MAX_OVERSIZE) return this.drop(m, 'ERROR too many oversized lines; disconnected');
-      this.send(m, `ERROR line longer than ${this.options.maxLine} bytes; dropped`);
-    }
+    const { frames, tooLong, tooLongAt } = m.decoder.push(chunk);
+    // In stream order: the lines before the first one too long, its verdict, then (for lines) the rest.
+    this.frames(m, tooLong > 0 ? frames.slice(0, tooLongAt) : frames);
+    if (tooLong === 0 || !this.members.has(conn)) return;
+    if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
+    m.oversize += tooLong;
+    if (m.oversize >= MAX_OVERSIZE) return this.drop(m, 'ERROR too many oversized lines; disconnected');
+    this.send(m, `ERROR line longer than ${this.options.maxLine} bytes; dropped`);
+    this.frames(m, frames.slice(tooLongAt));
+  }
+
+  private frames(m: Member, frames: Buffer[]): void {
     for (const frame of frames) {
-      if (!this.members.has(conn)) return;
+      if (!this.members.has(m.conn)) return;
       if (this.admit(m)) this.line(m, frame.toString('utf8'));
     }
   }
@@ -520,8 +552,15 @@ export class ChatServer {
     if (!this.members.has(m.conn)) return;
     this.forget(m, why);
     this.send(m, notice);
-    if (graceful) m.conn.end();
+    if (graceful) this.endSoon(m.conn);
     else m.conn.destroy();
+  }
+
+  /** Ends `conn` (what is queued still goes), and closes it if its peer has not within `idleTimeoutMs`. */
+  private endSoon(conn: ChatConn): void {
+    conn.end();
+    if (this.leaving) return this.leaving.add(conn);
+    this.ending.set(conn, setTimeout(() => conn.destroy(), this.options.idleTimeoutMs).unref());
   }
 
   private forget(m: Member, why: string): void {
@@ -534,6 +573,8 @@ export class ChatServer {
 
   private closed(conn: ChatConn): void {
     this.leaving?.delete(conn);
+    clearTimeout(this.ending.get(conn));
+    this.ending.delete(conn);
     const m = this.members.get(conn);
     if (m) this.forget(m, 'disconnected');
   }

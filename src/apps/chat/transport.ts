@@ -41,6 +41,8 @@ export interface ChatTransport {
   listen(options: ListenOptions, handlers: TransportHandlers): Promise<ChatListener>;
   /** Still takes writes: not closed, not ending (its close may not have been reported yet). */
   isWritable(conn: ChatConn): boolean;
+  /** Bytes waiting for the kernel to take them (not those only corked for this tick). */
+  queued(conn: ChatConn): number;
   /** Writes `data` to every connection in `conns`; returns those that need attention. */
   broadcast(conns: ChatConn[], data: Buffer, cap: number): Fanout;
 }
@@ -69,6 +71,7 @@ export const muxnetTransport: ChatTransport = {
     return { port: server.port, close: () => server.close() };
   },
   isWritable: (conn) => (conn as Connection).writable,
+  queued: (conn) => (conn as Connection).bufferedAmount,
   broadcast(conns, data, cap) {
     const result: Fanout = { slow: [], failed: [] };
     for (const conn of broadcast(conns as Connection[], data, cap)) (conn.bufferedAmount > cap ? result.slow : result.failed).push(conn);
@@ -118,6 +121,7 @@ function nodeTransportWith(cork: boolean): ChatTransport {
       });
     },
     isWritable: (conn) => !(conn as nodeNet.Socket).destroyed && !(conn as nodeNet.Socket).writableEnded,
+    queued: (conn) => (conn as nodeNet.Socket).writableLength - (corkedBytes.get(conn as nodeNet.Socket) ?? 0),
     broadcast(conns, data, cap) {
       const result: Fanout = { slow: [], failed: [] };
       for (const s of conns as nodeNet.Socket[]) {

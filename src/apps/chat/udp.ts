@@ -5,6 +5,7 @@
  * live member as `TIMESTAMP ADDRESS:PORT: text`.
  */
 import { bind, type BackendName, type UdpSocket } from '../../fast';
+import { validateInteger } from '../../options';
 import { sanitize, timestamp } from './server';
 
 export interface UdpChatOptions {
@@ -13,7 +14,15 @@ export interface UdpChatOptions {
   backend?: BackendName;
   /** Silence after which a member expires. */
   intervalMs?: number;
+  /**
+   * The longest message relayed, in bytes (default 4096; at most 65 000, so
+   * that the relayed line still fits one datagram); longer ones are dropped.
+   */
+  maxMessage?: number;
 }
+
+/** Room left in a 65 507-byte IPv4 datagram for the timestamp and the sender's address. */
+const MAX_MESSAGE = 65_000;
 
 interface Peer {
   address: string;
@@ -21,14 +30,21 @@ interface Peer {
   lastSeen: number;
 }
 
+/** A member's name: `address:port`, `[v6 address]:port`. */
+function memberKey(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 export class UdpChatServer {
   private socket: UdpSocket | undefined;
   private readonly peers = new Map<string, Peer>();
   private sweeper: NodeJS.Timeout | undefined;
   readonly intervalMs: number;
+  readonly maxMessage: number;
 
   constructor(private readonly options: UdpChatOptions = {}) {
     this.intervalMs = options.intervalMs ?? 10_000;
+    this.maxMessage = validateInteger(options.maxMessage, 'options.maxMessage', 4096, 1, MAX_MESSAGE);
   }
 
   get port(): number {
@@ -43,7 +59,18 @@ export class UdpChatServer {
   start(): this {
     this.socket = bind(
       { port: this.options.port ?? 7002, host: this.options.host ?? '127.0.0.1', backend: this.options.backend },
-      { onMessage: (msg, rinfo) => this.message(msg.toString('utf8'), rinfo.address, rinfo.port) },
+      {
+        onMessage: (msg, rinfo) => {
+          // From port 0 (forged: no socket can bind it): no member could be answered there.
+          if (rinfo.port !== 0) this.message(msg.length > this.maxMessage ? undefined : msg.toString('utf8'), rinfo.address, rinfo.port);
+        },
+        // A relayed line the kernel refused later (a batch's sends leave after it): that member
+        // is gone, unless the send buffer was only full (the line is dropped, as UDP may).
+        onSendError: (err) => {
+          if (err.code === 'EAGAIN' || err.code === 'ENOBUFS' || !err.address || err.port === undefined) return;
+          this.peers.delete(memberKey(err.address, err.port));
+        },
+      },
     );
     this.sweeper = setInterval(() => this.expire(), Math.max(10, this.intervalMs / 4)).unref();
     return this;
@@ -54,16 +81,26 @@ export class UdpChatServer {
     this.socket?.close();
   }
 
-  private message(text: string, address: string, port: number): void {
-    const key = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-    if (text.trim() === 'quit') {
+  /** `text` undefined: a message over `maxMessage`, dropped (it still says the sender is alive). */
+  private message(text: string | undefined, address: string, port: number): void {
+    const key = memberKey(address, port);
+    if (text?.trim() === 'quit') {
       this.peers.delete(key);
       return;
     }
     this.peers.set(key, { address, port, lastSeen: Date.now() });
-    if (text.trim() === 'hb') return;
+    if (text === undefined || text.trim() === 'hb') return;
     const line = Buffer.from(`${timestamp()} ${key}: ${sanitize(text).trim()}`);
-    for (const [other, peer] of this.peers) if (other !== key) this.socket!.send(line, peer.port, peer.address);
+    // (A Map walk survives deleting the entry it is on.)
+    for (const [other, peer] of this.peers) {
+      if (other === key) continue;
+      try {
+        this.socket!.send(line, peer.port, peer.address);
+      } catch {
+        // Refused at once for this member alone (its route is gone): the others still get it.
+        this.peers.delete(other);
+      }
+    }
   }
 
   private expire(): void {

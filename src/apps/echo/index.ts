@@ -48,7 +48,8 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
         onMessage(msg, rinfo, sock) {
           stats.datagrams++;
           stats.bytes += msg.length;
-          sock.send(msg, rinfo.port, rinfo.address);
+          // From port 0 (forged: no socket can bind it) there is nobody to answer.
+          if (rinfo.port !== 0) sock.send(msg, rinfo.port, rinfo.address);
         },
       },
     );
