@@ -59,8 +59,13 @@ export function numberArg(option: string, text: string | undefined, fallback: nu
   const n = DECIMAL.test(text) ? Number(text) : NaN;
   if (Number.isFinite(n) && (!integer || Number.isInteger(n)) && (exclusive ? n > min : n >= min) && n <= max) return n;
   const kind = integer ? 'a whole number' : 'a number';
-  const range = max !== Infinity ? `from ${min} to ${max}` : `${exclusive ? '>' : '>='} ${min}`;
+  const range = max === Infinity ? `${exclusive ? '>' : '>='} ${min}` : exclusive ? `over ${min} and at most ${max}` : `from ${min} to ${max}`;
   throw new UsageError(`${option} must be ${kind} ${range}, not '${text}'`);
+}
+
+/** `--OPTION S`: a timeout, positive seconds a timer can wait (under 24.9 days), as whole milliseconds. */
+export function timeoutArg(option: string, text: string | undefined, fallback: number): number {
+  return Math.ceil(numberArg(option, text, fallback, { min: 0, exclusive: true, max: 2_147_483 }) * 1000);
 }
 
 /** `--OPTION S`: a positive number of seconds (`fallback` if not given), in milliseconds. */

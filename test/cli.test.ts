@@ -277,7 +277,7 @@ describe('--help', () => {
     ['muxnet', ['chat', '--help'], /^ {2}chat connect \[host:port\] \[--nick NAME\]/m],
     ['muxnet', ['chat', 'serve', '-h'], /^ {2}chat serve {3}multi-room chat server/m],
     ['muxnet', ['proxy', '--upstream', '127.0.0.1:1', '--help'], /^ {10}--upstream HOST:PORT\[,weight=N\]/m],
-    ['muxnet', ['send', '--help'], /^ {2}send {4}FILE HOST:PORT$/m],
+    ['muxnet', ['send', '--help'], /^ {2}send {4}FILE HOST:PORT \[--timeout S\]$/m],
     ['muxnet', ['receive', '-h'], /^ {2}receive receive files from `muxnet send`/m],
     ['bench', ['--help'], /^ {2}--list {16}print servers and cells, run nothing$/m],
   ] as const)('%s %j prints the usage and exits 0', async (cli, args, usage) => {

@@ -40,6 +40,13 @@ function rawSend(port: number, header: Buffer, body: Buffer): Promise<string> {
   });
 }
 
+/** A file of `size` bytes of `fill` to send raw: its bytes, hash, and the header announcing it. */
+function payload(name: string, size: number, fill: number) {
+  const body = Buffer.alloc(size, fill);
+  const sha = createHash('sha256').update(body).digest('hex');
+  return { body, sha, header: encodeHeader({ name, size, sha256: sha }) };
+}
+
 describe('muxnet send / receive', () => {
   it('moves a file and both sides verify it', async () => {
     const data = Buffer.alloc(5 << 20);
@@ -81,9 +88,7 @@ describe('muxnet send / receive', () => {
 
   it('SIGTERM: no new sender, the transfer under way finishes and is stored, a stalled one is cut at the deadline', async () => {
     const rx = await receiver('drain', ['--drain-timeout', '2']);
-    const body = Buffer.alloc(100_000, 7);
-    const sha = createHash('sha256').update(body).digest('hex');
-    const header = encodeHeader({ name: 'late.bin', size: body.length, sha256: sha });
+    const { body, sha, header } = payload('late.bin', 100_000, 7);
     /** A sender that has sent the header and the first 1000 bytes. */
     const sender = async () => {
       const sock = await netConnect(rx.port);
@@ -107,6 +112,65 @@ describe('muxnet send / receive', () => {
     expect(await rx.exited).toBe(0);
     expect(fs.readFileSync(path.join(rx.into, 'late.bin')).equals(body)).toBe(true);
     expect(fs.readdirSync(rx.into)).toEqual(['late.bin']);
+  });
+
+  it('--idle-timeout: a silent sender is refused (before its header or mid-file, nothing kept), one that stays half-open after the answer is closed; a header a byte at a time is taken', async () => {
+    const rx = await receiver('idle', ['--idle-timeout', '0.3']);
+    const { body, sha, header } = payload('slow.bin', 50_000, 9);
+    /** A sender that keeps its side open whatever it hears: only the receiver closes. */
+    const sender = async () => {
+      const sock = net.connect({ port: rx.port, host: '127.0.0.1', allowHalfOpen: true });
+      const state = { sock, reply: '', ended: false, closed: new Promise((r) => sock.on('close', r)) };
+      sock.on('data', (d) => (state.reply += d));
+      sock.on('end', () => (state.ended = true));
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      return state;
+    };
+    /**
+     * Once the receiver has answered and ended its side, bytes are sent until
+     * it has closed the connection: its kernel then resets it. (Closed while
+     * still half-open, it would take them in silence for ever.)
+     */
+    const closedByReceiver = async (state: Awaited<ReturnType<typeof sender>>) => {
+      await waitFor(() => state.ended, 'the answer and the end of the receiver side');
+      const poke = setInterval(() => state.sock.write('x'), 50);
+      await state.closed;
+      clearInterval(poke);
+    };
+    const silent = await sender();
+    const midFile = await sender();
+    midFile.sock.write(Buffer.concat([header, body.subarray(0, 20_000)]));
+    await Promise.all([closedByReceiver(silent), closedByReceiver(midFile)]);
+    expect(silent.reply).toBe('ERR idle for 0.3 s\n');
+    expect(midFile.reply).toBe('ERR idle for 0.3 s\n');
+    await waitFor(() => fs.readdirSync(rx.into).length === 0, 'the part file to be removed');
+    expect(rx.output()).toContain(`slow.bin (${body.length} bytes) rejected: idle for 0.3 s`);
+
+    // Every byte of the header in its own write, a turn apart: slow, not silent.
+    const byteWise = await sender();
+    for (const byte of header) {
+      await new Promise((r) => byteWise.sock.write(Buffer.of(byte), r));
+      await new Promise((r) => setImmediate(r));
+    }
+    byteWise.sock.write(body);
+    await closedByReceiver(byteWise);
+    expect(byteWise.reply).toBe(`OK ${sha}\n`);
+    expect(fs.readFileSync(path.join(rx.into, 'slow.bin')).equals(body)).toBe(true);
+    rx.child.kill('SIGTERM');
+    expect(await rx.exited).toBe(0);
+  });
+
+  it('send --timeout: a receiver that takes the file and never answers makes send exit 1', async () => {
+    const mute = net.createServer((s) => s.resume());
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const file = path.join(dir, 'mute.bin');
+    fs.writeFileSync(file, Buffer.alloc(10_000, 3));
+    const tx = run(['send', file, `127.0.0.1:${(mute.address() as net.AddressInfo).port}`, '--timeout', '0.3']);
+    expect(await tx.exited).toBe(1);
+    expect(tx.output()).toContain('no answer from the receiver within 0.3 s of the last byte');
+    mute.close();
+    await expect(run(['send', file, '127.0.0.1:1', '--timeout', '0']).exited).resolves.toBe(2);
   });
 
   it('refuses a name with a directory in it', async () => {

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, PORT, UsageError } from '../../args';
+import { negativesJoined, numberArg, PORT, timeoutArg, UsageError } from '../../args';
 import type { BackendName } from '../../fast';
 import { startReceiver } from './receive';
 import { sendFileTo } from './send';
@@ -12,13 +12,17 @@ import { sendFileTo } from './send';
 export { startReceiver, type Received, type ReceiverOptions } from './receive';
 export { sendFileTo, type SendResult } from './send';
 
-export const TRANSFER_USAGE = `  send    FILE HOST:PORT
-          send a file to \`muxnet receive\`; exits 0 once the receiver verified it
+export const TRANSFER_USAGE = `  send    FILE HOST:PORT [--timeout S]
+          send a file to \`muxnet receive\`; exits 0 once the receiver verified it,
+          1 if it refused it or gave no answer within S seconds (default 30) of the last byte
   receive receive files from \`muxnet send\`, verified by SHA-256
           --port N        port to listen on (default 7100; 0 picks a free one)
           --host ADDR     IP address to bind (default 127.0.0.1)
           --dir D         where to store the files (default .)
           --once          exit after one file (0 if it verified, 1 if not)
+          --idle-timeout S  a sender silent this long is refused, and one that
+                          keeps its side open this long after the answer is
+                          closed (default 30)
           --drain-timeout S  on SIGINT/SIGTERM, stop listening at once and give
                           transfers under way S seconds (default 10); a
                           second signal stops at once
@@ -32,11 +36,12 @@ function parseTarget(text: string | undefined): { host: string; port: number } {
 }
 
 export async function runSend(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({ args: negativesJoined(argv), options: { timeout: { type: 'string' } }, allowPositionals: true, strict: true });
   if (positionals.length !== 2) throw new UsageError('send takes FILE HOST:PORT');
   const [file, where] = positionals;
   const { host, port } = parseTarget(where);
-  const r = await sendFileTo(file, host, port);
+  const answerTimeoutMs = timeoutArg('--timeout', values.timeout, 30);
+  const r = await sendFileTo(file, host, port, { answerTimeoutMs });
   const ok = r.reply === `OK ${r.sha256}`;
   console.log(`muxnet send: ${r.name} (${r.size} bytes, sha256 ${r.sha256}): ${ok ? 'verified by the receiver' : r.reply}`);
   return ok ? 0 : 1;
@@ -51,6 +56,7 @@ export async function runReceive(argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       dir: { type: 'string', default: '.' },
       once: { type: 'boolean', default: false },
+      'idle-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       backend: { type: 'string' },
     },
@@ -58,6 +64,7 @@ export async function runReceive(argv: string[]): Promise<number> {
   });
   const port = numberArg('--port', values.port, 7100, PORT);
   const drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 10, { max: 2_147_483 }) * 1000);
+  const idleTimeoutMs = timeoutArg('--idle-timeout', values['idle-timeout'], 30);
   if (!(await fsp.stat(values.dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${values.dir} is not a directory`);
   return new Promise((resolve) => {
     // The muxnet/server close; each signal is heard once: a second one stops at once.
@@ -75,6 +82,7 @@ export async function runReceive(argv: string[]): Promise<number> {
       host: values.host,
       dir: values.dir,
       backend: values.backend as BackendName | undefined,
+      idleTimeoutMs,
       onFile(f) {
         if (f.path) console.log(`muxnet receive: ${f.name} (${f.size} bytes, sha256 ${f.sha256}) verified, stored as ${f.path}`);
         else console.log(`muxnet receive: ${f.name} (${f.size} bytes) rejected: ${f.error}`);

@@ -3,11 +3,14 @@
  * writes each to `D/<name>.part` with backpressure (the connection pauses
  * while the disk lags), hashes as it goes, and renames it to `D/<name>`
  * only if size and SHA-256 match; the sender hears `OK` or `ERR`.
+ * A sender silent for `idleTimeoutMs` is cut off (`ERR idle …`), and one
+ * that keeps its side open after the answer is closed as long after it.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
+import { validateInteger } from '../../options';
 import { closeGracefully, LiveSet, type CloseOptions } from '../../server';
 import { MAX_HEADER, parseHeader, type Header } from './protocol';
 
@@ -25,14 +28,28 @@ export interface ReceiverOptions {
   host: string;
   dir: string;
   backend?: BackendName;
+  /**
+   * A transfer that receives nothing for this long is refused (`ERR idle
+   * for …`, its part file removed), and a connection still open this long
+   * after its answer is closed (default 30 000 ms). Time the receiver
+   * spends waiting for its own disk does not count.
+   */
+  idleTimeoutMs?: number;
   /** Called once per transfer, verified or not. */
   onFile(file: Received): void;
 }
 
 /** One transfer's state, in `conn.data`. */
 interface Transfer {
-  /** Bytes of the length prefix and header so far. */
-  head: Buffer;
+  /**
+   * The length prefix and header so far, as received: joined once the
+   * prefix is whole and once the header is (a header sent a byte at a time
+   * must not cost a copy of all before it per byte).
+   */
+  head: Buffer[];
+  headBytes: number;
+  /** Prefix and header length, once the prefix is here. */
+  headNeeds?: number;
   header?: Header;
   out?: WriteStream;
   hash?: Hash;
@@ -41,6 +58,10 @@ interface Transfer {
   /** Reading stopped until the file stream drains. */
   paused: boolean;
   finished: boolean;
+  /** The `OK`/`ERR` line is on its way: from then on the peer has `idleTimeoutMs` to close. */
+  answered: boolean;
+  /** `Date.now()` of the last input, or of the answer. */
+  lastSeen: number;
 }
 
 export interface Receiver {
@@ -55,28 +76,37 @@ export interface Receiver {
 }
 
 export function startReceiver(opts: ReceiverOptions): Receiver {
+  const idleTimeoutMs = validateInteger(opts.idleTimeoutMs, 'options.idleTimeoutMs', 30_000, 1, 2_147_483_647);
   const live = new LiveSet<Connection<Transfer>>();
+  /** Ends `conn` with the verdict line; the peer then has `idleTimeoutMs` to close its side. */
+  const answer = (conn: Connection<Transfer>, t: Transfer, line: string) => {
+    t.answered = true;
+    t.lastSeen = Date.now();
+    if (!conn.closed) conn.end(line);
+  };
   const fail = (conn: Connection<Transfer>, t: Transfer, reason: string) => {
     if (t.finished) return;
     t.finished = true;
+    t.paused = false;
     conn.resume();
     t.out?.destroy();
     // Best effort: a part file that cannot be removed is left, not fatal.
     if (t.part) fsp.rm(t.part, { force: true }).catch(() => {});
     if (t.header) opts.onFile({ ...t.header, error: reason });
-    if (!conn.closed) conn.end(`ERR ${reason}\n`);
+    answer(conn, t, `ERR ${reason}\n`);
   };
 
   const complete = (conn: Connection<Transfer>, t: Transfer) => {
     const h = t.header!;
     t.finished = true;
     // A 'drain' may never come once the file is ended: read on (the peer's FIN).
+    t.paused = false;
     conn.resume();
     const digest = t.hash!.digest('hex');
     const refuse = async (reason: string, detail = reason) => {
       await fsp.rm(t.part!, { force: true }).catch(() => {});
       opts.onFile({ ...h, error: detail });
-      if (!conn.closed) conn.end(`ERR ${reason}\n`);
+      answer(conn, t, `ERR ${reason}\n`);
     };
     t.out!.end((err?: Error | null) => {
       // The hash is of the bytes received: the disk must have taken them all too.
@@ -86,7 +116,7 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
       fsp.rename(t.part!, final).then(
         () => {
           opts.onFile({ ...h, path: final });
-          if (!conn.closed) conn.end(`OK ${digest}\n`);
+          answer(conn, t, `OK ${digest}\n`);
         },
         (e: Error) => void refuse(`cannot store: ${e.message}`),
       );
@@ -125,22 +155,30 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
     { port: opts.port, host: opts.host, backend: opts.backend, allowHalfOpen: true },
     {
       onOpen(conn) {
-        conn.data = { head: Buffer.alloc(0), got: 0, paused: false, finished: false };
+        conn.data = { head: [], headBytes: 0, got: 0, paused: false, finished: false, answered: false, lastSeen: Date.now() };
         live.add(conn);
       },
       onData(conn, chunk) {
         const t = conn.data!;
         if (t.finished) return;
+        t.lastSeen = Date.now();
         if (t.header) return body(conn, t, chunk);
-        t.head = Buffer.concat([t.head, chunk]);
-        if (t.head.length < 4) return;
-        const len = t.head.readUInt32BE(0);
-        if (len > MAX_HEADER) return fail(conn, t, 'header too long');
-        if (t.head.length < 4 + len) return;
-        const header = parseHeader(t.head.subarray(4, 4 + len));
+        // A copy: `chunk` is a view of the reactor's read slab, valid during this call only.
+        t.head.push(Buffer.from(chunk));
+        t.headBytes += chunk.length;
+        if (t.headNeeds === undefined) {
+          if (t.headBytes < 4) return;
+          t.head = [Buffer.concat(t.head)];
+          const len = t.head[0].readUInt32BE(0);
+          if (len > MAX_HEADER) return fail(conn, t, 'header too long');
+          t.headNeeds = 4 + len;
+        }
+        if (t.headBytes < t.headNeeds) return;
+        const head = Buffer.concat(t.head);
+        const header = parseHeader(head.subarray(4, t.headNeeds));
         if (typeof header === 'string') return fail(conn, t, header);
-        const rest = t.head.subarray(4 + len);
-        t.head = Buffer.alloc(0);
+        const rest = head.subarray(t.headNeeds);
+        t.head = [];
         start(conn, t, header);
         if (rest.length > 0) body(conn, t, rest);
       },
@@ -151,11 +189,27 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
       },
     },
   );
+  // One timer for all connections (not one per chunk): a silent sender is
+  // cut off, an answered one that keeps its side open is closed.
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const conn of live) {
+        const t = conn.data!;
+        // Paused: waiting for our own disk, not for the peer.
+        if (t.paused || now - t.lastSeen < idleTimeoutMs) continue;
+        if (t.answered) conn.destroy();
+        else if (!t.finished) fail(conn, t, `idle for ${idleTimeoutMs / 1000} s`);
+      }
+    },
+    Math.max(10, Math.min(1000, idleTimeoutMs / 4)),
+  );
+  sweep.unref();
   return {
     get port() {
       return server.port;
     },
     address: () => server.address(),
-    close: (options?: CloseOptions) => closeGracefully(server, live, options),
+    close: (options?: CloseOptions) => closeGracefully(server, live, options).finally(() => clearInterval(sweep)),
   };
 }

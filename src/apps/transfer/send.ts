@@ -1,12 +1,14 @@
 /**
  * `muxnet send FILE HOST:PORT`: hashes the file, sends the header, then the
  * file with `sendFile` (the kernel copies it: no byte through JavaScript),
- * and waits for the receiver's verdict.
+ * and waits for the receiver's verdict (at most `answerTimeoutMs` once
+ * the file has left).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { connect } from '../../fast';
+import { validateInteger } from '../../options';
 import { encodeHeader } from './protocol';
 
 export interface SendResult {
@@ -23,21 +25,31 @@ async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export async function sendFileTo(file: string, host: string, port: number): Promise<SendResult> {
+export interface SendOptions {
+  /** How long the receiver may take to answer once the whole file has left (default 30 000 ms). */
+  answerTimeoutMs?: number;
+}
+
+export async function sendFileTo(file: string, host: string, port: number, options: SendOptions = {}): Promise<SendResult> {
+  const answerTimeoutMs = validateInteger(options.answerTimeoutMs, 'options.answerTimeoutMs', 30_000, 1, 2_147_483_647);
   const stat = await fsp.stat(file);
   const sha256 = await sha256Of(file);
   const name = path.basename(file);
   return new Promise((resolve, reject) => {
     let reply = '';
     let done = false;
+    let waiting: NodeJS.Timeout | undefined;
     const conn = connect(
       { host, port },
       {
         onOpen(c) {
           c.write(encodeHeader({ name, size: stat.size, sha256 }));
           c.sendFile(file, { length: stat.size }).then(
-            // A file that shrank since stat: the receiver would wait for the rest.
-            (sent) => sent !== stat.size && c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`)),
+            (sent) => {
+              // A file that shrank since stat: the receiver would wait for the rest.
+              if (sent !== stat.size) return c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`));
+              waiting = setTimeout(() => c.destroy(new Error(`no answer from the receiver within ${answerTimeoutMs / 1000} s of the last byte`)), answerTimeoutMs);
+            },
             (err: Error) => c.destroy(err),
           );
         },
@@ -50,6 +62,7 @@ export async function sendFileTo(file: string, host: string, port: number): Prom
           resolve({ name, size: stat.size, sha256, reply: reply.slice(0, nl) });
         },
         onClose(_, err) {
+          clearTimeout(waiting);
           if (!done) reject(err ?? new Error('the receiver closed the connection without an answer'));
         },
       },
