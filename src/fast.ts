@@ -781,11 +781,27 @@ export class UdpSocket implements Handle {
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     if (this.closedFlag) throw socketClosed();
     const buf = toBytes(data, 'data');
-    if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
+    if (port === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
-    return this.sent(this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
+    return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
   }
+
+  /** An error the reactor's read took from the socket (see `onReceiveError`), as a negative errno, once; else 0. */
+  private refusal(): number {
+    const errno = this.receiveErrno;
+    this.receiveErrno = 0;
+    return -errno;
+  }
+
+  /**
+   * The error a read found pending on the socket: the peer's ICMP refusal
+   * of an earlier datagram (`ECONNREFUSED`: nothing listens at its port),
+   * reported for a connected socket only. The kernel gives it to the next
+   * send or receive, whichever comes first; the reactor receives first,
+   * so it is kept here for the next `send`, which the kernel would have failed.
+   */
+  private receiveErrno = 0;
 
   /** The last host `send` checked, and what it became: a server replies to few peers' addresses, checked once each run. */
   private lastHost: [given: string, checked: string] | undefined;
@@ -862,6 +878,11 @@ export class UdpSocket implements Handle {
   unref(): this {
     this.keepAlive.set(false);
     return this;
+  }
+
+  /** @internal */
+  onReceiveError(errno: number): void {
+    this.receiveErrno = errno;
   }
 
   /** @internal */

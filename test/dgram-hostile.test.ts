@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
+import { bind } from '../src/fast';
 import { BACKENDS, sleep, socketFds, waitFor } from './helpers';
 
 const run = promisify(execFile);
@@ -277,6 +278,35 @@ describe.each(IMPLS)('%s', (_name, dgram, backend) => {
 });
 
 describe.each(BACKENDS)('fast API UDP on %s', (backend) => {
+  it('connected to a port nothing listens on: the refusal reaches the next send, though the reactor read it first; once the port opens, sends go and replies come', async () => {
+    const port = await closedPort();
+    const heard: string[] = [];
+    const socket = bind({ port: 0, host: '127.0.0.1', backend }, { onMessage: (msg) => heard.push(String(msg)) });
+    socket.connect(port, '127.0.0.1');
+    // One send per timer tick: the loop turns (and the reactor reads) between them.
+    const tick = () => new Promise<unknown>((resolve) => setTimeout(() => {
+      try {
+        resolve(socket.send('anyone?'));
+      } catch (err) {
+        const { code, syscall, message } = err as NodeJS.ErrnoException;
+        resolve({ code, syscall, message });
+      }
+    }, 5));
+    const results = [await tick(), await tick(), await tick(), await tick()];
+    // Each refused datagram fails the send after it, which the kernel then does not send.
+    const refused = { code: 'ECONNREFUSED', syscall: 'send', message: 'send ECONNREFUSED' };
+    expect(results).toEqual([true, refused, true, refused]);
+    const server = nodeDgram.createSocket('udp4');
+    server.on('message', (msg, rinfo) => server.send(`re:${msg}`, rinfo.port, rinfo.address));
+    await new Promise<void>((r) => server.bind(port, '127.0.0.1', r));
+    // The last refused datagram's error was spent by that send: the next ones go.
+    expect([await tick(), await tick()]).toEqual([true, true]);
+    await waitFor(() => heard.length === 2, 'the replies');
+    expect(heard).toEqual(['re:anyone?', 're:anyone?']);
+    socket.close();
+    server.close();
+  });
+
   it('a process out of fds: bind() throws bind EMFILE and the process lives; it binds once fds are free', async (ctx) => {
     if (process.platform !== 'linux') return ctx.skip();
     const args = [fixture('dgram-no-fds.js'), 'fast', backend];
