@@ -96,6 +96,52 @@ describe.each(IMPLS)('%s', (_name, dgram, backend) => {
     receiver.close();
   });
 
+  it('sends from a handler that the kernel refuses among others that go (broadcast without SO_BROADCAST): each callback its own result, in order', async () => {
+    const receiver = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', r));
+    const got: string[] = [];
+    receiver.on('message', (msg) => got.push(String(msg)));
+    const sender = create('udp4');
+    await bound(sender, '127.0.0.1');
+    // muxnet queues these and sends them in one sendmmsg, which stops at each refusal.
+    const DESTS = ['127.0.0.1', '255.255.255.255', '127.0.0.1', '0.0.0.0', '255.255.255.255', '255.255.255.255', '127.0.0.1'];
+    const log: unknown[] = [];
+    sender.on('message', () => DESTS.forEach((d, i) => sender.send(`m${i}`, receiver.address().port, d, (err, n) => log.push([i, err ? (err as NodeJS.ErrnoException).code : n]))));
+    receiver.send('go', sender.address().port, '127.0.0.1');
+    await waitFor(() => log.length === DESTS.length && got.length === 4, 'the callbacks and datagrams');
+    await sleep(50);
+    expect(log).toEqual(DESTS.map((d, i) => [i, d === '255.255.255.255' ? 'EACCES' : 2]));
+    expect(got.sort()).toEqual(['m0', 'm2', 'm3', 'm6']);
+    sender.close();
+    receiver.close();
+  });
+
+  it('sends to a name whose lookup fails, among sends that go: its callback (or, without one, an error event) gets the lookup error as it came; the others are sent', async () => {
+    const notFound = (host: string) => Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo', hostname: host });
+    // Answers a turn later, as a real resolver does; fails for one name.
+    const lookup = (host: string, _family: number, cb: (err: Error | null, address?: string, family?: number) => void) =>
+      setImmediate(() => (host === 'nowhere.invalid' ? cb(notFound(host)) : cb(null, '127.0.0.1', 4)));
+    const receiver = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', r));
+    const got: string[] = [];
+    receiver.on('message', (msg) => got.push(String(msg)));
+    const sender = create('udp4', { lookup: lookup as never });
+    const log: unknown[] = [];
+    sender.on('error', (err: NodeJS.ErrnoException) => log.push(['error', err.code, err.syscall, (err as { hostname?: string }).hostname]));
+    const port = receiver.address().port;
+    const send = (msg: string, host: string) => sender.send(msg, port, host, (err, n) => log.push([msg, err ? [(err as NodeJS.ErrnoException).code, (err as NodeJS.ErrnoException).syscall, err.message] : n]));
+    send('a', 'here.test');
+    send('b', 'nowhere.invalid');
+    sender.send('c', port, 'nowhere.invalid');
+    send('d', 'here.test');
+    await waitFor(() => log.length === 4 && got.length === 2, 'the callbacks, the error and the datagrams');
+    await sleep(50);
+    expect(log).toEqual([['a', 1], ['b', ['ENOTFOUND', 'getaddrinfo', 'getaddrinfo ENOTFOUND nowhere.invalid']], ['error', 'ENOTFOUND', 'getaddrinfo', 'nowhere.invalid'], ['d', 1]]);
+    expect(got).toEqual(['a', 'd']);
+    sender.close();
+    receiver.close();
+  });
+
   it('connected to a port nothing listens on: each refusal is an error (recvmsg ECONNREFUSED), every send called back; once the port opens, the datagrams and replies flow', async () => {
     const port = await closedPort();
     const client = create('udp4');
