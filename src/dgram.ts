@@ -12,7 +12,7 @@ import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
-import { eventsDispatched, getReactor, KeepAlive, SEND_QUEUED, type Handle, type Reactor } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, openReactor, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -268,8 +268,8 @@ export class Socket extends EventEmitter implements Handle {
     const flags = (this.reuseAddr ? UV_UDP_REUSEADDR : 0) | (this.ipv6Only ? UV_IPV6ONLY : 0);
     askPrimary(this, { address: ip, port: port as number, addressType: this.type, fd: -1, flags }, (errno, handle) => {
       if (!this.running) return handle?.close();
-      const reactor = getReactor(this.backend);
-      const token = errno || !handle ? errno || -EINVAL : reactor.native.inherit(handle.fd ?? -1, INHERIT_DATAGRAM, 0, false);
+      const reactor = errno || !handle ? errno || -EINVAL : openReactor(this.backend);
+      const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(handle!.fd ?? -1, INHERIT_DATAGRAM, 0, false);
       if (token < 0) {
         handle?.close();
         this.bindState = BindState.Unbound;
@@ -277,7 +277,7 @@ export class Socket extends EventEmitter implements Handle {
         return;
       }
       this.primary = new PrimaryLink(handle!, (cb) => this.close(cb));
-      this.bound(reactor, token);
+      this.bound(reactor as Reactor, token);
       this.listening();
     });
   }
@@ -303,16 +303,17 @@ export class Socket extends EventEmitter implements Handle {
 
   /** Binds the socket to `ip` (resolved); the error, with the socket unbound again, if that fails. */
   private bindTo(ip: string, port: unknown): Error | undefined {
-    const reactor = getReactor(this.backend);
-    // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
     // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
+    // No fd left for the reactor (made on the first bind) fails the bind, as no fd for the socket does.
+    const reactor = this.speaks(ip) && this.token < 0 ? openReactor(this.backend) : -EINVAL;
+    // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
     const token =
-      this.speaks(ip) && this.token < 0 ? reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only) : -EINVAL;
+      typeof reactor === 'number' ? reactor : reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only);
     if (token < 0) {
       this.bindState = BindState.Unbound;
       return hostPortError(-token, 'bind', ip, port);
     }
-    this.bound(reactor, token);
+    this.bound(reactor as Reactor, token);
     return undefined;
   }
 
@@ -761,10 +762,10 @@ export class Socket extends EventEmitter implements Handle {
     const family = isIP(String(group));
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
     if (this.token < 0) {
-      const reactor = getReactor(this.backend);
-      const token = reactor.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
+      const reactor = openReactor(this.backend);
+      const token = typeof reactor === 'number' ? reactor : reactor.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
       this.check(syscall, token);
-      this.reactor = reactor;
+      this.reactor = reactor as Reactor;
       this.token = token;
     }
     const where = iface === undefined || iface === null ? undefined : String(iface);

@@ -18,7 +18,7 @@
  *   modify it without others seeing.
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
-import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor, type SendSettler } from './reactor';
+import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
 import { codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
@@ -607,6 +607,16 @@ function checkPathAlone(opts: { port?: unknown; host?: unknown }): void {
   }
 }
 
+/**
+ * The backend's reactor, made on first use; the system's refusal to make
+ * one (no fd left) is thrown as the call's own error: `bind EMFILE 127.0.0.1:7000`.
+ */
+function reactorFor(backend: unknown, syscall: string, address: string, port?: number): Reactor {
+  const reactor = openReactor(resolveBackend(backend));
+  if (typeof reactor === 'number') throw systemError(-reactor, syscall, address, port);
+  return reactor;
+}
+
 /** Listens for TCP connections. Throws at once if the address is taken. */
 export function listen<T = unknown>(options: ListenOptions, handlers: ServerHandlers<T>): Server<T> {
   const opts = validateObject(options, 'options') as ListenOptions;
@@ -616,7 +626,7 @@ export function listen<T = unknown>(options: ListenOptions, handlers: ServerHand
     const path = validatePath(opts.path, 'options.path');
     const backlog = validateInteger(opts.backlog, 'options.backlog', 511, 0, 2 ** 31 - 1);
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
-    const reactor = getReactor(resolveBackend(opts.backend));
+    const reactor = reactorFor(opts.backend, 'listen', path);
     const token = reactor.native.listenUnix(path, backlog);
     if (token < 0) throw systemError(-token, 'listen', path);
     return new Server<T>(reactor, token, handlers, allowHalfOpen);
@@ -628,7 +638,7 @@ export function listen<T = unknown>(options: ListenOptions, handlers: ServerHand
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const noDelay = validateBoolean(opts.noDelay, 'options.noDelay', true);
   const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
-  const reactor = getReactor(resolveBackend(opts.backend));
+  const reactor = reactorFor(opts.backend, 'listen', host, port);
   const token = reactor.native.listen(host, port, backlog, reusePort, ipv6Only, noDelay);
   if (token < 0) throw systemError(-token, 'listen', host, port);
   return new Server<T>(reactor, token, handlers, allowHalfOpen);
@@ -646,7 +656,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
     checkPathAlone(opts);
     const path = validatePath(opts.path, 'options.path');
     const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
-    const reactor = getReactor(resolveBackend(opts.backend));
+    const reactor = reactorFor(opts.backend, 'connect', path);
     const token = reactor.native.connectUnix(path);
     if (token < 0) throw systemError(-token, 'connect', path);
     return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host: path, noDelay: false } }, token);
@@ -657,7 +667,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const localPort = opts.localPort === undefined ? undefined : validatePort(opts.localPort, 'options.localPort');
   const noDelay = validateBoolean(opts.noDelay, 'options.noDelay', true);
   const allowHalfOpen = validateBoolean(opts.allowHalfOpen, 'options.allowHalfOpen', false);
-  const reactor = getReactor(resolveBackend(opts.backend));
+  const reactor = reactorFor(opts.backend, 'connect', host, port);
   const local = localAddress ?? (localPort !== undefined ? (host.includes(':') ? '::' : '0.0.0.0') : undefined);
   const token = reactor.native.connect(host, port, local, localPort);
   if (token < 0) throw systemError(-token, 'connect', host, port);
@@ -771,11 +781,27 @@ export class UdpSocket implements Handle {
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     if (this.closedFlag) throw socketClosed();
     const buf = toBytes(data, 'data');
-    if (port === undefined) return this.sent(this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
+    if (port === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
-    return this.sent(this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
+    return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
   }
+
+  /** An error the reactor's read took from the socket (see `onReceiveError`), as a negative errno, once; else 0. */
+  private refusal(): number {
+    const errno = this.receiveErrno;
+    this.receiveErrno = 0;
+    return -errno;
+  }
+
+  /**
+   * The error a read found pending on the socket: the peer's ICMP refusal
+   * of an earlier datagram (`ECONNREFUSED`: nothing listens at its port),
+   * reported for a connected socket only. The kernel gives it to the next
+   * send or receive, whichever comes first; the reactor receives first,
+   * so it is kept here for the next `send`, which the kernel would have failed.
+   */
+  private receiveErrno = 0;
 
   /** The last host `send` checked, and what it became: a server replies to few peers' addresses, checked once each run. */
   private lastHost: [given: string, checked: string] | undefined;
@@ -855,6 +881,11 @@ export class UdpSocket implements Handle {
   }
 
   /** @internal */
+  onReceiveError(errno: number): void {
+    this.receiveErrno = errno;
+  }
+
+  /** @internal */
   onMessage(msg: Buffer, address: string, port: number): void {
     const family = address.includes(':') ? 'IPv6' : 'IPv4';
     this.handlers.onMessage?.(msg, { address, family, port, size: msg.length }, this);
@@ -870,7 +901,7 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const reuseAddr = validateBoolean(opts.reuseAddr, 'options.reuseAddr', false);
   const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
-  const reactor = getReactor(resolveBackend(opts.backend));
+  const reactor = reactorFor(opts.backend, 'bind', host, port);
   const token = reactor.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
   return new UdpSocket(reactor, token, handlers);

@@ -2,6 +2,7 @@
 // calls `dispatch` once per reactor turn with a batch of event records; this
 // fans them out to the handle registered under each token.
 import { native, type NativeReactor } from './binding';
+import { systemError } from './errors';
 import { resolveBackend, type BackendName } from './options';
 
 /** What a token's owner hears. Only the methods its kind needs are called. */
@@ -442,13 +443,33 @@ export function openReactors(): Reactor[] {
   return [...reactors.values()];
 }
 
-/** This thread's reactor for `backend` (default: `$MUXNET_BACKEND` or mio). */
-export function getReactor(backend?: unknown): Reactor {
+/**
+ * This thread's reactor for `backend` (default: `$MUXNET_BACKEND` or mio),
+ * made on first use; or, if the system refuses what it needs (no fd left:
+ * `EMFILE`; for select, an fd at or above `FD_SETSIZE`), the negative errno,
+ * for the caller to report as its own call's error (node:dgram's `bind
+ * EMFILE`). A later call tries again.
+ */
+export function openReactor(backend?: unknown): Reactor | number {
   const name = resolveBackend(backend);
   let reactor = reactors.get(name);
   if (reactor === undefined) {
-    reactor = new Reactor(name);
+    try {
+      reactor = new Reactor(name);
+    } catch (err) {
+      // The binding codes such a failure with its errno, in decimal.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === undefined || !/^\d+$/.test(code)) throw err;
+      return -Number(code);
+    }
     reactors.set(name, reactor);
   }
+  return reactor;
+}
+
+/** `openReactor`, throwing the system's refusal as a Node error (`mio reactor EMFILE`). */
+export function getReactor(backend?: unknown): Reactor {
+  const reactor = openReactor(backend);
+  if (typeof reactor === 'number') throw systemError(-reactor, `${resolveBackend(backend)} reactor`);
   return reactor;
 }

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
-import { AcceptRetry, getReactor, KeepAlive, type Handle, type Reactor } from '../reactor';
+import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
 import { Socket } from './socket';
@@ -165,9 +165,9 @@ export class Server extends EventEmitter implements Handle {
       this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
       return;
     }
-    const reactor = getReactor(this.options.backend);
-    const token = reactor.native.listenUnix(path, opts.backlog ?? 511);
-    if (token < 0) {
+    const reactor = openReactor(this.options.backend);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(path, opts.backlog ?? 511);
+    if (typeof reactor === 'number' || token < 0) {
       process.nextTick(() => this.emit('error', systemError(-token, 'listen', path)));
       return;
     }
@@ -206,9 +206,10 @@ export class Server extends EventEmitter implements Handle {
       this.listenViaPrimary({ address: host ?? null, port, addressType, flags, backlog }, `${addressType}:${host ?? null}:${port}`);
       return;
     }
-    const reactor = getReactor(this.options.backend);
+    // No fd left for the reactor (made on first use) fails the listen, as no fd for the socket does.
+    const reactor = openReactor(this.options.backend);
     const listen = (address: string, ipv6Only: boolean) =>
-      reactor.native.listen(address, port, backlog, opts.reusePort ?? false, ipv6Only, this.options.noDelay ?? false);
+      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, opts.reusePort ?? false, ipv6Only, this.options.noDelay ?? false);
     let address = host ?? '::';
     let token = listen(address, opts.ipv6Only ?? false);
     if (token < 0 && host === undefined) {
@@ -216,7 +217,7 @@ export class Server extends EventEmitter implements Handle {
       address = '0.0.0.0';
       token = listen(address, false);
     }
-    if (token < 0) {
+    if (typeof reactor === 'number' || token < 0) {
       process.nextTick(() => this.emit('error', systemError(-token, 'listen', address, port)));
       return;
     }
@@ -241,7 +242,12 @@ export class Server extends EventEmitter implements Handle {
         this.emit('error', systemError(-errno, 'bind', query.address, query.port));
         return;
       }
-      const reactor = getReactor(this.options.backend);
+      const reactor = openReactor(this.options.backend);
+      if (typeof reactor === 'number') {
+        handle.close();
+        this.emit('error', systemError(-reactor, 'listen', query.address, query.port));
+        return;
+      }
       const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
       if (handle.fd === undefined) {
         // Round-robin: the primary listens and hands each connection over.

@@ -5,7 +5,7 @@
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
-import { getReactor, KeepAlive, retained, type Handle, type Reactor } from '../reactor';
+import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
@@ -81,7 +81,8 @@ export interface AcceptedInit {
 interface Attempts {
   /** The `connect()` call they serve (see `Socket.connects`). */
   connect: number;
-  reactor: Reactor;
+  /** Or the negative errno of why it could not be made (no fd left): each attempt fails with it. */
+  reactor: Reactor | number;
   addresses: string[];
   /** autoSelectFamily over several addresses (node:net's connect-multiple path, whose events differ a little). */
   multiple: boolean;
@@ -379,7 +380,7 @@ export class Socket extends Duplex implements Handle {
     this.connectingFlag = true;
     this.opened = true;
     const connect = ++this.connects;
-    const target = { connect, reactor: getReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
+    const target = { connect, reactor: openReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
       process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
@@ -433,11 +434,11 @@ export class Socket extends Duplex implements Handle {
     this.connectingFlag = true;
     this.opened = true;
     const connect = ++this.connects;
-    const reactor = getReactor(opts.backend ?? this.backendName);
+    const reactor = openReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
       if (!this.connectingFlag || connect !== this.connects) return;
-      const token = reactor.native.connectUnix(path);
-      if (token < 0) this.destroy(systemError(-token, 'connect', path));
+      const token = typeof reactor === 'number' ? reactor : reactor.native.connectUnix(path);
+      if (typeof reactor === 'number' || token < 0) this.destroy(systemError(-token, 'connect', path));
       else this.bind(reactor, token);
     });
     return this;
@@ -491,8 +492,8 @@ export class Socket extends Duplex implements Handle {
         attempts.errors.push(systemError(uvErrno('EINVAL'), 'bind', localAddress, localPort));
         continue;
       }
-      const token = reactor.native.connect(address, port, localAddress, localPort);
-      if (token < 0) {
+      const token = typeof reactor === 'number' ? reactor : reactor.native.connect(address, port, localAddress, localPort);
+      if (typeof reactor === 'number' || token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
         if (localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token)) {
           // node:net binds before it announces an attempt: a bind that fails is none.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use muxnet_core::{Event, Reactor, ReadSpace};
 
 use crate::barrier::{self, Injected};
+use crate::errno::{setup_io, setup_napi, SetupError};
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, SlabCount, Value};
 use crate::records::{self, encode};
 use crate::wake::waiter::Waiter;
@@ -95,15 +96,15 @@ impl OnReadable for Turn {
 }
 
 impl State {
-    pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> napi::Result<Shared> {
+    pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> Result<Shared, SetupError> {
         let slabs = SlabCount::default();
         let state = Rc::new(RefCell::new(State {
             env,
             js: Some(JsSide {
-                callback: Persistent::new(env, callback)?,
-                context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?),
-                slab: Slab::new(env, slab_size, &slabs)?,
-                records: Records::new(env, INITIAL_RECORDS * records::RECORD_WORDS as usize)?,
+                callback: Persistent::new(env, callback).map_err(setup_napi)?,
+                context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR").map_err(setup_napi)?),
+                slab: Slab::new(env, slab_size, &slabs).map_err(setup_napi)?,
+                records: Records::new(env, INITIAL_RECORDS * records::RECORD_WORDS as usize).map_err(setup_napi)?,
             }),
             slab_size,
             slabs,
@@ -128,7 +129,7 @@ impl State {
     }
 
     #[cfg(unix)]
-    fn watch(env: Env, state: &Shared, use_thread: bool) -> napi::Result<(Watch, Wakeup)> {
+    fn watch(env: Env, state: &Shared, use_thread: bool) -> Result<(Watch, Wakeup), SetupError> {
         let waker = state.borrow().reactor.backend().waker();
         let turn = Box::new(Turn(state.clone()));
         if !use_thread {
@@ -138,22 +139,23 @@ impl State {
                 .backend()
                 .as_pollable()
                 .map(|p| p.pollable_handle())
-                .ok_or_else(|| napi::Error::from_reason("backend has no pollable fd"))?;
-            return Ok((crate::wake::fd_watch::FdWatch::start(env, fd, turn)?, Wakeup::Fd));
+                .ok_or_else(|| setup_napi(napi::Error::from_reason("backend has no pollable fd")))?;
+            return Ok((crate::wake::fd_watch::FdWatch::start(env, fd, turn).map_err(setup_napi)?, Wakeup::Fd));
         }
-        let pipe = muxnet_core::SelfPipe::new()?;
-        let notify = pipe.waker()?;
+        let waiter_failed = |e: io::Error| setup_io("cannot start the waiter thread", &e);
+        let pipe = muxnet_core::SelfPipe::new().map_err(waiter_failed)?;
+        let notify = pipe.waker().map_err(waiter_failed)?;
         // A full pipe already says "ready"; an error has no one to go to.
-        let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&notify))))?;
-        let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn)?;
+        let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&notify)))).map_err(waiter_failed)?;
+        let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn).map_err(setup_napi)?;
         Ok((watch, Wakeup::Thread { waiter, pipe, armed_at: None }))
     }
 
     #[cfg(windows)]
-    fn watch(env: Env, state: &Shared, _use_thread: bool) -> napi::Result<(Watch, Wakeup)> {
+    fn watch(env: Env, state: &Shared, _use_thread: bool) -> Result<(Watch, Wakeup), SetupError> {
         let waker = state.borrow().reactor.backend().waker();
-        let watch = crate::wake::thread_wake::ThreadWake::start(env, Box::new(Turn(state.clone())))?;
-        let waiter = Waiter::spawn(waker, watch.notifier())?;
+        let watch = crate::wake::thread_wake::ThreadWake::start(env, Box::new(Turn(state.clone()))).map_err(setup_napi)?;
+        let waiter = Waiter::spawn(waker, watch.notifier()).map_err(|e| setup_io("cannot start the waiter thread", &e))?;
         Ok((watch, Wakeup::Thread { waiter, armed_at: None }))
     }
 

@@ -111,6 +111,22 @@ pub mod uv {
     }
 }
 
+/// An error of the `Reactor` constructor: for what the system refused (no
+/// fd left: `EMFILE`; an fd `select` cannot watch) its `code` is the
+/// errno as above, in decimal, which the TypeScript layer names as Node
+/// does; other failures keep their napi status as the code.
+pub type SetupError = napi::Error<String>;
+
+/// `e` as a [`SetupError`] coded with its errno.
+pub fn setup_io(context: &str, e: &io::Error) -> SetupError {
+    napi::Error::new(errno_of(e).to_string(), format!("{context}: {e}"))
+}
+
+/// A napi error as a [`SetupError`], its status as the code.
+pub fn setup_napi(e: napi::Error) -> SetupError {
+    napi::Error::new(e.status.as_ref().to_string(), e.reason)
+}
+
 /// `Ok(n)` as `n`, an error as its negative errno.
 pub fn code<T: TryInto<i64>>(r: io::Result<T>) -> i64 {
     match r {

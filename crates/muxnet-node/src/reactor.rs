@@ -15,7 +15,7 @@ use napi_derive::napi;
 
 use crate::address::{group_interface, parse_addr, parse_interface, SocketAddress};
 use crate::driver::{with_reactor, Shared, State};
-use crate::errno::code;
+use crate::errno::{code, setup_io, setup_napi};
 use crate::records::{token_number, token_of};
 use crate::{barrier, fast_path};
 
@@ -127,10 +127,11 @@ impl Reactor {
         catch_unwind,
         ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions"
     )]
-    pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor> {
-        let kind = BackendKind::from_name(&backend).ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown backend: {backend}")))?;
-        if on_events.get_type()? != ValueType::Function {
-            return Err(Error::new(Status::InvalidArg, "onEvents must be a function"));
+    pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor, String> {
+        let invalid = |reason: String| setup_napi(Error::new(Status::InvalidArg, reason));
+        let kind = BackendKind::from_name(&backend).ok_or_else(|| invalid(format!("unknown backend: {backend}")))?;
+        if on_events.get_type().map_err(setup_napi)? != ValueType::Function {
+            return Err(invalid("onEvents must be a function".into()));
         }
         let options =
             options.unwrap_or(ReactorOptions { wake: None, slab_size: None, write_queue_cap: None, read_budget: None, splice: None });
@@ -144,19 +145,16 @@ impl Reactor {
         if let Some(splice) = options.splice {
             config.splice = splice;
         }
-        let reactor =
-            muxnet_core::Reactor::new(kind, config).map_err(|e| Error::from_reason(format!("cannot create {backend} reactor: {e}")))?;
+        let reactor = muxnet_core::Reactor::new(kind, config).map_err(|e| setup_io(&format!("cannot create {backend} reactor"), &e))?;
         // libuv watches the poller's own fd where there is one (epoll, kqueue;
         // not IOCP, and not poll or select, which have no such fd).
         let watchable = reactor.backend().as_pollable().is_some();
         let use_thread = match options.wake.as_deref() {
             None | Some("auto") => !watchable,
             Some("fd") if watchable => false,
-            Some("fd") => {
-                return Err(Error::new(Status::InvalidArg, format!("the {backend} backend has no fd to watch; use wake: 'thread'")))
-            }
+            Some("fd") => return Err(invalid(format!("the {backend} backend has no fd to watch; use wake: 'thread'"))),
             Some("thread") => true,
-            Some(other) => return Err(Error::new(Status::InvalidArg, format!("unknown wake mode: {other}"))),
+            Some(other) => return Err(invalid(format!("unknown wake mode: {other}"))),
         };
         let slab_size = options.slab_size.map_or(1 << 20, |n| (n as usize).max(256 * 1024));
         let raw_env = env.raw();
