@@ -67,6 +67,20 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
     expect(() => new UdpChatServer({ maxMessage: 65_001 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
   });
 
+  it('drops a message whose relayed line would outgrow a datagram (bytes not UTF-8 relay as 3-byte U+FFFD); no member is lost for it', async () => {
+    const server = new UdpChatServer({ port: 0, backend, maxMessage: 65_000 }).start();
+    cleanup.push(() => server.stop());
+    const [hostile, other] = await Promise.all([peer(server.port), peer(server.port)]);
+    other.send('hb');
+    await waitFor(() => server.members.length === 1, 'the listener a member');
+    // Within maxMessage as received; three times as long, past the largest datagram, as text.
+    hostile.send(Buffer.alloc(30_000, 0xff));
+    hostile.send('after the bad one');
+    await waitFor(() => other.got.length === 1, 'the next message relayed');
+    expect(other.got[0]).toMatch(/: after the bad one$/);
+    expect(server.members).toHaveLength(2);
+  });
+
   it.runIf(CAN_SPOOF_UDP)('a datagram forged from port 0 makes no member (none could be answered) and stops nothing', async () => {
     const server = new UdpChatServer({ port: 0, backend }).start();
     cleanup.push(() => server.stop());

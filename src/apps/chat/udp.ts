@@ -16,7 +16,8 @@ export interface UdpChatOptions {
   intervalMs?: number;
   /**
    * The longest message relayed, in bytes (default 4096; at most 65 000, so
-   * that the relayed line still fits one datagram); longer ones are dropped.
+   * that the relayed line still fits one datagram); longer ones are dropped,
+   * as received and as relayed (bytes that are not UTF-8 relay as U+FFFD, 3 bytes each).
    */
   maxMessage?: number;
 }
@@ -90,7 +91,11 @@ export class UdpChatServer {
     }
     this.peers.set(key, { address, port, lastSeen: Date.now() });
     if (text === undefined || text.trim() === 'hb') return;
-    const line = Buffer.from(`${timestamp()} ${key}: ${sanitize(text).trim()}`);
+    const clean = sanitize(text).trim();
+    // Measured again as relayed: each byte that is not UTF-8 becomes a 3-byte U+FFFD, and a
+    // line past what one datagram carries would fail for every member (each then dropped).
+    if (Buffer.byteLength(clean) > this.maxMessage) return;
+    const line = Buffer.from(`${timestamp()} ${key}: ${clean}`);
     // (A Map walk survives deleting the entry it is on.)
     for (const [other, peer] of this.peers) {
       if (other === key) continue;
