@@ -7,8 +7,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
-import { netConnect, runCli, waitFor, type Running } from './helpers';
+import { netConnect, runCli, sleep, waitFor, type Running } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -159,6 +160,30 @@ describe('muxnet send / receive', () => {
     expect(fs.readFileSync(path.join(rx.into, 'slow.bin')).equals(body)).toBe(true);
     rx.child.kill('SIGTERM');
     expect(await rx.exited).toBe(0);
+  });
+
+  it('idleTimeoutMs: a receiver held up longer than it does not refuse a sender whose bytes wait unread (its timers run before its reads)', async () => {
+    const files: Received[] = [];
+    const rx = startReceiver({ port: 0, host: '127.0.0.1', dir: fs.mkdtempSync(path.join(dir, 'stalled-')), idleTimeoutMs: 200, onFile: (f) => files.push(f) });
+    const { body, sha, header } = payload('stalled.bin', 1000, 5);
+    const sock = await netConnect(rx.port);
+    let reply = '';
+    sock.on('data', (d) => (reply += d));
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.write(header.subarray(0, 1));
+    // The first byte taken (else this proves nothing, and passes): the sender is seen then.
+    await sleep(50);
+    // From a setImmediate (after this turn's reads, before its timers), the next bytes reach
+    // the receiver's kernel at once; this thread (the receiver's too) is then held for three
+    // idle timeouts: its sweep runs before they are read.
+    await new Promise((r) => setImmediate(r));
+    sock.write(header.subarray(1));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    sock.end(body);
+    await closed;
+    expect(reply).toBe(`OK ${sha}\n`);
+    expect(files.map((f) => f.error ?? 'ok')).toEqual(['ok']);
+    await rx.close();
   });
 
   it('send --timeout: a receiver that takes the file and never answers makes send exit 1', async () => {

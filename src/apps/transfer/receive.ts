@@ -191,9 +191,16 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
   );
   // One timer for all connections (not one per chunk): a silent sender is
   // cut off, an answered one that keeps its side open is closed.
+  const period = Math.max(10, Math.min(1000, idleTimeoutMs / 4));
+  let swept = Date.now();
   const sweep = setInterval(
     () => {
       const now = Date.now();
+      // Run late: this process was held up (a stalled loop runs its timers before
+      // it reads), so what senders sent meanwhile is still unread. Judged next time.
+      const late = now - swept > 2 * period;
+      swept = now;
+      if (late) return;
       for (const conn of live) {
         const t = conn.data!;
         // Paused: waiting for our own disk, not for the peer.
@@ -202,7 +209,7 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
         else if (!t.finished) fail(conn, t, `idle for ${idleTimeoutMs / 1000} s`);
       }
     },
-    Math.max(10, Math.min(1000, idleTimeoutMs / 4)),
+    period,
   );
   sweep.unref();
   return {
