@@ -12,7 +12,7 @@ import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
-import { eventsDispatched, getReactor, KeepAlive, openReactor, SEND_QUEUED, type Handle, type Reactor } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { unsupported } from './net/unsupported';
@@ -805,10 +805,15 @@ export class Socket extends EventEmitter implements Handle {
     this.emit('error', systemError(errno, 'recvmsg'));
   }
 
-  /** @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram). */
+  /**
+   * @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram).
+   * A message is its own bytes, as node:dgram's: a view of the read slab
+   * would keep the whole slab alive for a listener that keeps one message
+   * in a hundred. Copying a datagram costs little beside its delivery.
+   */
   onMessage(msg: Buffer, address: string, port: number): void {
     if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
-    this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    this.emit('message', retained(msg), { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but

@@ -116,7 +116,7 @@ describe('muxnet send / receive', () => {
   });
 
   it('--idle-timeout: a silent sender is refused (before its header or mid-file, nothing kept), one that stays half-open after the answer is closed; a header a byte at a time is taken', async () => {
-    const rx = await receiver('idle', ['--idle-timeout', '0.3']);
+    const rx = await receiver('idle', ['--idle-timeout', '1']);
     const { body, sha, header } = payload('slow.bin', 50_000, 9);
     /** A sender that keeps its side open whatever it hears: only the receiver closes. */
     const sender = async () => {
@@ -143,10 +143,10 @@ describe('muxnet send / receive', () => {
     const midFile = await sender();
     midFile.sock.write(Buffer.concat([header, body.subarray(0, 20_000)]));
     await Promise.all([closedByReceiver(silent), closedByReceiver(midFile)]);
-    expect(silent.reply).toBe('ERR idle for 0.3 s\n');
-    expect(midFile.reply).toBe('ERR idle for 0.3 s\n');
+    expect(silent.reply).toBe('ERR idle for 1 s\n');
+    expect(midFile.reply).toBe('ERR idle for 1 s\n');
     await waitFor(() => fs.readdirSync(rx.into).length === 0, 'the part file to be removed');
-    expect(rx.output()).toContain(`slow.bin (${body.length} bytes) rejected: idle for 0.3 s`);
+    expect(rx.output()).toContain(`slow.bin (${body.length} bytes) rejected: idle for 1 s`);
 
     // Every byte of the header in its own write, a turn apart: slow, not silent.
     const byteWise = await sender();

@@ -183,7 +183,7 @@ describe.each([
   });
 
   it('a peer told goodbye (/quit, server full) that keeps its side open is closed after idleTimeoutMs, or by stop()', async () => {
-    const server = await start({ idleTimeoutMs: 200, maxClients: 1 });
+    const server = await start({ idleTimeoutMs: 1000, maxClients: 1 });
     const quitter = await stubborn(server.port);
     await waitFor(() => quitter.text.includes('WELCOME'), 'the welcome');
     const refused = await stubborn(server.port);

@@ -367,6 +367,8 @@ export class ChatServer {
   private renameLost(m: Member): void {
     const guest = this.guestNick();
     this.send(m, `ERROR nick ${m.nick} is held on another server; you are now ${guest}`);
+    // That line may have been one too many for a member that does not read: dropped, it keeps no nick.
+    if (!this.members.has(m.conn)) return;
     this.setNick(m, guest);
     this.claimGuest(m);
   }

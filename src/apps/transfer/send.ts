@@ -48,6 +48,8 @@ export async function sendFileTo(file: string, host: string, port: number, optio
             (sent) => {
               // A file that shrank since stat: the receiver would wait for the rest.
               if (sent !== stat.size) return c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`));
+              // The answer (and the close) may have come in the same turn as the last byte.
+              if (done || c.closed) return;
               waiting = setTimeout(() => c.destroy(new Error(`no answer from the receiver within ${answerTimeoutMs / 1000} s of the last byte`)), answerTimeoutMs);
             },
             (err: Error) => c.destroy(err),
