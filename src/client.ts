@@ -348,6 +348,8 @@ export class Client extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
+    // After close() the ended connection may still hear a reply: 'closed' was the last event.
+    if (this.stateName === 'closed') return;
     this.touch();
     clearTimeout(this.deadline);
     this.deadline = undefined;

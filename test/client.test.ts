@@ -225,6 +225,28 @@ describe('muxnet/client', () => {
     server.close();
   });
 
+  it("close() is the last word: a reply arriving on the ended connection emits no 'data' after 'closed'", async () => {
+    // Answers each chunk a little later, then closes once the client has ended.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', (d) => setTimeout(() => s.write(`re:${d}`), 20));
+      s.on('end', () => setTimeout(() => s.end(), 60));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, reconnect: false });
+    const events: string[] = [];
+    client.on('data', (d: Buffer) => events.push(`data ${d}`));
+    client.on('closed', () => events.push('closed'));
+    await new Promise((r) => client.once('open', r));
+    client.send('one');
+    await waitFor(() => events.length === 1, 'the first reply');
+    client.send('two');
+    client.close();
+    // The server's reply to 'two' and its FIN still come, to a client that has closed.
+    await sleep(200);
+    expect(events).toEqual(['data re:one', 'closed']);
+    server.close();
+  });
+
   it('close() from a connecting listener stays closed: nothing connects', async () => {
     let accepted = 0;
     const server = net.createServer((s) => (accepted++, s.destroy()));
