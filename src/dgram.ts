@@ -885,8 +885,9 @@ function hostPortError(errno: number, syscall: string, address: string | undefin
 function sliceBuffer(buffer: unknown, offset: unknown, length: unknown): Buffer {
   const view = typeof buffer === 'string' ? Buffer.from(buffer) : buffer;
   if (!isArrayBufferView(view)) throw invalidArgType('buffer', BUFFER_TYPES, buffer);
-  const start = Number(offset) >>> 0;
-  const size = Number(length) >>> 0;
+  // As node:dgram: a BigInt offset or length throws (mixing BigInt with a number).
+  const start = (offset as number) >>> 0;
+  const size = (length as number) >>> 0;
   if (start > view.byteLength) throw bufferOutOfBounds('offset');
   if (start + size > view.byteLength) throw bufferOutOfBounds('length');
   return Buffer.from(view.buffer, view.byteOffset + start, size);

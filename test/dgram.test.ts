@@ -395,6 +395,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(() => s.send([Buffer.from('a'), 23] as never, 1, '127.0.0.1')).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "buffer list arguments" argument/));
     expect(() => s.send(new DataView(new ArrayBuffer(5)), 6, 0, 1, '127.0.0.1')).toThrow(code('ERR_BUFFER_OUT_OF_BOUNDS', /^"offset" is outside of buffer bounds$/));
     expect(() => s.send('hello', 3, 4, 1, '127.0.0.1')).toThrow(code('ERR_BUFFER_OUT_OF_BOUNDS', /^"length" is outside of buffer bounds$/));
+    expect(() => s.send('hello', 1n as never, 1, 1, '127.0.0.1')).toThrow(TypeError);
     expect(() => s.send('x', 0, '127.0.0.1')).toThrow(code('ERR_SOCKET_BAD_PORT', /^Port should be > 0 and < 65536\. Received type number \(0\)\.$/));
     expect(() => s.connect(78960)).toThrow(code('ERR_SOCKET_BAD_PORT', /^Port should be > 0 and < 65536/));
     expect(() => s.connect(1, 5 as never)).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "address" argument must be of type string/));
