@@ -163,7 +163,7 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
         if (t.finished) return;
         t.lastSeen = Date.now();
         if (t.header) return body(conn, t, chunk);
-        // A copy: `chunk` is a view of the reactor's read slab, valid during this call only.
+        // A copy: a view would keep the reactor's whole read slab alive while the header trickles in.
         t.head.push(Buffer.from(chunk));
         t.headBytes += chunk.length;
         if (t.headNeeds === undefined) {
