@@ -96,7 +96,12 @@ const MAX_PIN_RATIO = 16;
  * fills new slabs, would pin a slab per byte.
  */
 export function retained(chunk: Buffer): Buffer {
-  return chunk.length * MAX_PIN_RATIO < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk;
+  if (chunk.length * MAX_PIN_RATIO >= chunk.buffer.byteLength) return chunk;
+  // Exactly its bytes, not a slice of Buffer's pool (64 KiB on Node 24),
+  // which a kept copy would pin in turn; no slower than `Buffer.from`.
+  const copy = Buffer.allocUnsafeSlow(chunk.length);
+  chunk.copy(copy);
+  return copy;
 }
 
 function tokenOf(index: number, generation: number): number {
