@@ -51,12 +51,18 @@ describe('UDP chat', () => {
 });
 
 describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s', (backend) => {
-  it('drops a datagram too long to relay (the largest UDP takes); the server lives on and relays the next', async () => {
-    const server = new UdpChatServer({ port: 0, backend, maxMessage: 1000 }).start();
+  /** A UDP chat server with two peers, the second already a member (it sent a heartbeat). */
+  async function roomWithListener(options: { maxMessage?: number } = {}) {
+    const server = new UdpChatServer({ port: 0, backend, ...options }).start();
     cleanup.push(() => server.stop());
-    const [big, other] = await Promise.all([peer(server.port), peer(server.port)]);
-    other.send('hb');
+    const [sender, listener] = await Promise.all([peer(server.port), peer(server.port)]);
+    listener.send('hb');
     await waitFor(() => server.members.length === 1, 'the listener a member');
+    return { server, sender, listener };
+  }
+
+  it('drops a datagram too long to relay (the largest UDP takes); the server lives on and relays the next', async () => {
+    const { server, sender: big, listener: other } = await roomWithListener({ maxMessage: 1000 });
     // 65 507 bytes: the most an IPv4 datagram carries, so the relayed line (with its prefix) cannot be sent.
     big.send(Buffer.alloc(65_507, 'a'));
     big.send(Buffer.alloc(1001, 'b'));
@@ -68,11 +74,7 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
   });
 
   it('drops a message whose relayed line would outgrow a datagram (bytes not UTF-8 relay as 3-byte U+FFFD); no member is lost for it', async () => {
-    const server = new UdpChatServer({ port: 0, backend, maxMessage: 65_000 }).start();
-    cleanup.push(() => server.stop());
-    const [hostile, other] = await Promise.all([peer(server.port), peer(server.port)]);
-    other.send('hb');
-    await waitFor(() => server.members.length === 1, 'the listener a member');
+    const { server, sender: hostile, listener: other } = await roomWithListener({ maxMessage: 65_000 });
     // Within maxMessage as received; three times as long, past the largest datagram, as text.
     hostile.send(Buffer.alloc(30_000, 0xff));
     hostile.send('after the bad one');
@@ -82,11 +84,7 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
   });
 
   it.runIf(CAN_SPOOF_UDP)('a datagram forged from port 0 makes no member (none could be answered) and stops nothing', async () => {
-    const server = new UdpChatServer({ port: 0, backend }).start();
-    cleanup.push(() => server.stop());
-    const [a, b] = await Promise.all([peer(server.port), peer(server.port)]);
-    b.send('hb');
-    await waitFor(() => server.members.length === 1, 'the listener a member');
+    const { server, sender: a, listener: b } = await roomWithListener();
     sendFromPortZero(server.port, 'forged');
     a.send('real');
     await waitFor(() => b.got.length === 1, 'the real one relayed');
