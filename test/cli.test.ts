@@ -4,21 +4,10 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from './helpers';
+import { CLI, closeSocket, netConnect, roundTrip, runCli, startCli as start, waitFor } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
-/** Starts the CLI and resolves once it printed where it listens. */
-function start(args: string[]): Promise<Running & { host: string; port: number }> {
-  const run = runCli(args, 20_000);
-  return new Promise((resolve, reject) => {
-    run.child.stdout!.on('data', () => {
-      const m = /listening on (tcp|udp) \[?([^\]\s]+?)\]?:(\d+) /.exec(run.output());
-      if (m) resolve({ ...run, host: m[2], port: Number(m[3]) });
-    });
-    void run.exited.then((code) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)));
-  });
-}
 
 describe('muxnet echo', () => {
   it.each([['mio'], ['poll'], ['select']])('serves TCP on --backend %s and stops cleanly on SIGTERM', async (backend) => {

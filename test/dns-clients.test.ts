@@ -8,7 +8,6 @@
 import { execFile } from 'node:child_process';
 import nodeDgram from 'node:dgram';
 import dns from 'node:dns';
-import { statSync } from 'node:fs';
 import nodeNet from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as muxDgram from '../src/dgram';
@@ -16,7 +15,7 @@ import { bind, listen, type BackendName, type Connection } from '../src/fast';
 import * as muxNet from '../src/net';
 import { getReactor } from '../src/reactor';
 import { addressOf, BIG_TXT, textOf, Zone } from './dns';
-import { BACKENDS, socketFds, waitFor } from './helpers';
+import { BACKENDS, installed, socketFds, waitFor } from './helpers';
 import { within } from './net/daemons';
 
 /** A zone served on one port, UDP and TCP. */
@@ -144,18 +143,7 @@ const IMPLS: [string, Serve, BackendName | undefined][] = [
   ]),
 ];
 
-/** dig, if installed: .ci/run installs it, so under CI it must be there. */
-const DIG = (() => {
-  const found = (process.env.PATH ?? '').split(':').some((dir) => {
-    try {
-      return statSync(`${dir}/dig`).isFile();
-    } catch {
-      return false;
-    }
-  });
-  if (!found && !process.env.CI) console.warn('dig is not installed: skipping its cases (.ci/run installs bind9-dnsutils)');
-  return found || !!process.env.CI;
-})();
+const DIG = installed('dig', 'bind9-dnsutils');
 
 function dig(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

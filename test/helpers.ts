@@ -3,7 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, fstatSync, readdirSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BACKENDS } from '../src/options';
@@ -221,6 +221,29 @@ export function runCli(args: string[], killAfterMs?: number): Running {
   return { child, output: () => out, exited };
 }
 
+/** Starts `muxnet ...args` and resolves once it printed where it listens (`listening on tcp|udp HOST:PORT `). */
+export function startCli(args: string[]): Promise<Running & { host: string; port: number }> {
+  const run = runCli(args, 20_000);
+  return new Promise((resolve, reject) => {
+    run.child.stdout!.on('data', () => {
+      const m = /listening on (tcp|udp) \[?([^\]\s]+?)\]?:(\d+) /.exec(run.output());
+      if (m) resolve({ ...run, host: m[2], port: Number(m[3]) });
+    });
+    void run.exited.then((code) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)));
+  });
+}
+
+/**
+ * Whether the program `bin` (from the Debian package `pkg`) is on PATH, for
+ * the cases that run it. Outside CI a missing one skips them, saying so;
+ * under CI (`$CI` set) they run and fail: .ci/run installs it.
+ */
+export function installed(bin: string, pkg: string): boolean {
+  const found = (process.env.PATH ?? '').split(path.delimiter).some((dir) => existsSync(path.join(dir, bin)) && statSync(path.join(dir, bin)).isFile());
+  if (!found && !process.env.CI) console.warn(`${bin} is not installed: skipping its cases (.ci/run installs ${pkg})`);
+  return found || !!process.env.CI;
+}
+
 /**
  * Whether this process may send a datagram from a forged source port
  * (Linux, root for a raw socket, and python3 to open one).
@@ -240,11 +263,23 @@ export const CAN_SPOOF_UDP = (() => {
  * can bind: what a hostile host forges with a raw socket.
  */
 export function sendFromPortZero(port: number, payload: string): void {
+  sendForged(port, payload, '127.0.0.1', 0);
+}
+
+/**
+ * Sends `payload` to 127.0.0.1:`port` as if from `address`:`sourcePort`
+ * (a broadcast address, say, that no host sends from): a raw socket that
+ * writes the IP header too. On loopback the kernel delivers it as it is.
+ */
+export function sendForged(port: number, payload: string, address: string, sourcePort: number): void {
   const script = `
 import socket, struct, sys
-port, payload = int(sys.argv[1]), sys.argv[2].encode()
-raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-raw.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0.1', 0))
+port, payload, source, sport = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])
+udp = struct.pack('!HHHH', sport, port, 8 + len(payload), 0) + payload
+# IPv4, a 20-byte header, TTL 64, UDP (no UDP checksum); the kernel fills in the header checksum and the id.
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0, socket.inet_aton(source), socket.inet_aton('127.0.0.1'))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.sendto(ip + udp, ('127.0.0.1', 0))
 `;
-  execFileSync('python3', ['-c', script, String(port), payload]);
+  execFileSync('python3', ['-c', script, String(port), payload, address, String(sourcePort)]);
 }

@@ -51,6 +51,10 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
           // From port 0 (forged: no socket can bind it) there is nobody to answer.
           if (rinfo.port !== 0) sock.send(msg, rinfo.port, rinfo.address);
         },
+        // A reply the kernel refuses when the batch's datagrams leave: a forged sender
+        // (a broadcast address: EACCES) or a full send buffer. Dropped, as UDP may drop it;
+        // without this handler the error would be thrown and stop the server.
+        onSendError() {},
       },
     );
     const local = socket.address()!;

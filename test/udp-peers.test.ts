@@ -1,0 +1,223 @@
+// Third-party UDP peers against muxnet's UDP layers: `socat` and `nc -u`
+// (processes, their own sockets) talk to `npx muxnet echo --udp` (the fast
+// API, batched with recvmmsg/sendmmsg), including a burst larger than its
+// receive buffer and datagrams forged from addresses no reply can go to;
+// node:dgram (libuv) meets the drop-in dgram in a multicast group; and
+// peers that go away before the fast API's batched replies reach them.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import nodeDgram from 'node:dgram';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as muxDgram from '../src/dgram';
+import { bind, type RemoteInfo } from '../src/fast';
+import { BACKENDS, CAN_SPOOF_UDP, installed, sendForged, startCli, waitFor } from './helpers';
+import { within } from './net/daemons';
+
+const SOCAT = installed('socat', 'socat');
+const NC = installed('nc', 'netcat-openbsd');
+
+const dir = mkdtempSync(join(tmpdir(), 'muxnet-udp-peers-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A file holding `data`: what a peer reads its datagram from (a pipe could split it in two). */
+function fileOf(name: string, data: Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return path;
+}
+
+/** Runs `bin args` with stdin from `input` (a file) and gives what it wrote to stdout; bounded. */
+async function run(bin: string, args: string[], input: string): Promise<Buffer> {
+  const fd = openSync(input, 'r');
+  try {
+    const child = spawn(bin, args, { stdio: [fd, 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d) => (err += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(killer);
+    if (code !== 0) throw new Error(`${bin} ${args.join(' ')} exited ${code}: ${err}`);
+    return Buffer.concat(out);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Round trip through socat: sends the file's bytes as one datagram, gives the datagram that came back. */
+const socat = (input: string, peer: string) => run('socat', ['-b', '70000', '-T', '5', 'STDIO', peer], input);
+
+/** A UDP socket's kernel counters on Linux (/proc/net/udp, udp6): bytes waiting (with their overhead) and datagrams dropped. */
+function kernelCounters(port: number): { queued: number; drops: number } {
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 13 && parseInt(f[1].split(':').at(-1)!, 16) === port) return { queued: parseInt(f[4].split(':')[1], 16), drops: Number(f[12]) };
+    }
+  }
+  throw new Error(`no UDP socket on port ${port}`);
+}
+
+/** Datagrams the kernel dropped before any socket saw them (each CPU's input backlog full), on all CPUs. */
+function backlogDrops(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8')
+    .trim()
+    .split('\n')
+    .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
+}
+
+/** Stops the echo with SIGTERM; gives the datagrams and bytes its last line says it echoed. */
+async function stopEcho(echo: Awaited<ReturnType<typeof startCli>>): Promise<{ datagrams: number; bytes: number }> {
+  echo.child.kill('SIGTERM');
+  expect(await within(echo.exited, 'the echo to exit')).toBe(0);
+  const m = /stopped: (\d+) datagrams, (\d+) bytes echoed/.exec(echo.output());
+  if (!m) throw new Error(`no summary in:\n${echo.output()}`);
+  return { datagrams: Number(m[1]), bytes: Number(m[2]) };
+}
+
+/** A node:dgram peer on 127.0.0.1 that collects what comes back. */
+async function nodePeer(): Promise<{ socket: nodeDgram.Socket; got: Buffer[] }> {
+  const socket = nodeDgram.createSocket('udp4');
+  const got: Buffer[] = [];
+  socket.on('message', (m) => got.push(m));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  return { socket, got };
+}
+
+describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend) => {
+  it.skipIf(!SOCAT || !NC)('socat over IPv4 and IPv6 and nc -u: datagrams up to the largest each family carries come back whole; the count is exact', async () => {
+    // `::` takes both families: IPv4 peers arrive as ::ffff:127.0.0.1.
+    const echo = await startCli(['echo', '--udp', '--port', '0', '--host', '::', '--backend', backend]);
+    const cases: [string, number][] = [
+      ...[1, 1472, 9000, 65_507].map((n): [string, number] => [`UDP4:127.0.0.1:${echo.port}`, n]),
+      ...[1, 1452, 9000, 65_527].map((n): [string, number] => [`UDP6:[::1]:${echo.port}`, n]),
+    ];
+    const sent = cases.map(([, n]) => randomBytes(n));
+    const back = await Promise.all(cases.map(([peer], i) => socat(fileOf(`dgram-${backend}-${i}`, sent[i]), peer)));
+    back.forEach((b, i) => expect(b.equals(sent[i]), `${cases[i][1]} bytes from ${cases[i][0]}`).toBe(true));
+    const line = Buffer.from(`hello from nc ${backend}\n`);
+    expect(await run('nc', ['-u', '-w', '1', '127.0.0.1', String(echo.port)], fileOf(`nc-${backend}`, line))).toEqual(line);
+    expect(await stopEcho(echo)).toEqual({ datagrams: cases.length + 1, bytes: sent.reduce((s, b) => s + b.length, line.length) });
+  });
+
+  it.runIf(CAN_SPOOF_UDP)('datagrams forged from broadcast addresses and 0.0.0.1: the kernel refuses each reply, the echo drops it and goes on', async () => {
+    const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend]);
+    // Replying there fails when the batch's datagrams leave: EACCES (no SO_BROADCAST), EINVAL.
+    for (const from of ['255.255.255.255', '127.255.255.255', '0.0.0.1']) sendForged(echo.port, `forged from ${from}`, from, 5353);
+    const peer = await nodePeer();
+    peer.socket.send('real', echo.port, '127.0.0.1');
+    await waitFor(() => {
+      if (echo.child.exitCode !== null) throw new Error(`the echo died:\n${echo.output()}`);
+      return peer.got.length === 1;
+    }, 'the real datagram echoed');
+    expect(String(peer.got[0])).toBe('real');
+    peer.socket.close();
+    expect(await stopEcho(echo)).toMatchObject({ datagrams: 4 });
+  });
+
+  it.runIf(process.platform === 'linux' && SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo counts only what it read, and answers after', async () => {
+    const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend]);
+    const size = 1000;
+    const count = 5_000;
+    const before = backlogDrops();
+    // -u: one way, each block of the file one datagram, as fast as socat writes.
+    await run('socat', ['-u', '-b', String(size), 'STDIN', `UDP4:127.0.0.1:${echo.port}`], fileOf(`burst-${backend}`, Buffer.alloc(size * count, 7)));
+    // What the kernel still holds is read before the count is taken.
+    await waitFor(() => kernelCounters(echo.port).queued === 0, 'the receive queue to empty', 10_000);
+    const { drops } = kernelCounters(echo.port);
+    // Still answering.
+    const peer = await nodePeer();
+    peer.socket.send('after the burst', echo.port, '127.0.0.1');
+    await waitFor(() => peer.got.length === 1, 'an echo after the burst');
+    peer.socket.close();
+    const { datagrams, bytes } = await stopEcho(echo);
+    const read = datagrams - 1;
+    expect(bytes).toBe(read * size + 'after the burst'.length);
+    expect(read).toBeGreaterThan(0);
+    // Each datagram socat sent was read once, or dropped at the socket, or (the machine
+    // busy) before it reached any socket: another process's of those may count there too.
+    expect(read + drops).toBeLessThanOrEqual(count);
+    expect(read + drops + (backlogDrops() - before)).toBeGreaterThanOrEqual(count);
+  });
+});
+
+describe.each(BACKENDS)('peers that go away, fast API (%s)', (backend) => {
+  it.skipIf(!SOCAT)('replies queued in one batch to live peers and to socat peers already gone: every live one arrives, the socket goes on', async () => {
+    const heard: RemoteInfo[] = [];
+    const echo = bind(
+      { host: '127.0.0.1', backend },
+      {
+        onMessage(msg, rinfo, sock) {
+          heard.push(rinfo);
+          sock.send(msg, rinfo.port, rinfo.address);
+        },
+      },
+    );
+    const port = echo.address()!.port;
+    // Paused, so all of them are read in one batch once resumed.
+    echo.pause();
+    const live = await nodePeer();
+    const gone = fileOf(`gone-${backend}`, Buffer.from('from a peer that left'));
+    for (let i = 0; i < 5; i++) {
+      // Each socat sends one datagram and exits, its port closed: the reply meets an ICMP port unreachable.
+      await run('socat', ['-u', 'STDIN', `UDP4:127.0.0.1:${port}`], gone);
+      await new Promise((r) => live.socket.send(`live ${i}`, port, '127.0.0.1', r));
+    }
+    await waitFor(() => kernelQueued(port) > 0, 'the datagrams to wait in the kernel');
+    echo.resume();
+    await waitFor(() => live.got.length === 5, 'the live peer’s five echoes');
+    expect(live.got.map(String)).toEqual([0, 1, 2, 3, 4].map((i) => `live ${i}`));
+    expect(heard).toHaveLength(10);
+    // And the next exchange goes as before.
+    live.socket.send('again', port, '127.0.0.1');
+    await waitFor(() => live.got.length === 6, 'a later echo');
+    live.socket.close();
+    echo.close();
+  });
+});
+
+/** Bytes waiting in `port`'s receive queue (Linux); elsewhere it cannot tell: as if some were. */
+function kernelQueued(port: number): number {
+  return process.platform === 'linux' ? kernelCounters(port).queued : 1;
+}
+
+describe.each(BACKENDS)('multicast on loopback, drop-in dgram (%s) and node:dgram', (backend) => {
+  const impls: Record<string, [typeof nodeDgram, object]> = {
+    'node:dgram': [nodeDgram, {}],
+    muxnet: [muxDgram as unknown as typeof nodeDgram, { backend }],
+  };
+  const pairs = Object.keys(impls).flatMap((s) => Object.keys(impls).map((r) => [s, r]));
+
+  it.each(pairs)('%s sends to a group %s joined on 127.0.0.1; after dropMembership nothing more comes', async (from, to) => {
+    const [sendDgram, sendOpts] = impls[from];
+    const [recvDgram, recvOpts] = impls[to];
+    const group = `239.255.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+    const receiver = recvDgram.createSocket({ type: 'udp4', reuseAddr: true, ...recvOpts });
+    const got: string[] = [];
+    receiver.on('message', (m, rinfo) => got.push(`${m} from ${rinfo.address}`));
+    await new Promise<void>((r) => receiver.bind(0, '0.0.0.0', () => r()));
+    receiver.addMembership(group, '127.0.0.1');
+    const sender = sendDgram.createSocket({ type: 'udp4', ...sendOpts });
+    await new Promise<void>((r) => sender.bind(0, '127.0.0.1', () => r()));
+    sender.setMulticastInterface('127.0.0.1');
+    sender.setMulticastLoopback(true);
+    sender.setMulticastTTL(1);
+    const port = receiver.address().port;
+    const send = (msg: string, to: string) => new Promise<void>((resolve, reject) => sender.send(msg, port, to, (err) => (err ? reject(err) : resolve())));
+    await send('to the group', group);
+    await waitFor(() => got.length === 1, 'the group datagram');
+    receiver.dropMembership(group, '127.0.0.1');
+    // Same sender, same receiver: the unicast one after it arrives after it, had it come.
+    await send('to the group, left', group);
+    await send('unicast', '127.0.0.1');
+    await waitFor(() => got.length >= 2, 'the unicast datagram');
+    expect(got).toEqual(['to the group from 127.0.0.1', 'unicast from 127.0.0.1']);
+    sender.close();
+    receiver.close();
+  });
+});
