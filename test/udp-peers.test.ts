@@ -2,8 +2,9 @@
 // (processes, their own sockets) talk to `npx muxnet echo --udp` (the fast
 // API, batched with recvmmsg/sendmmsg), including a burst larger than its
 // receive buffer and datagrams forged from addresses no reply can go to;
-// node:dgram (libuv) meets the drop-in dgram in a multicast group; and
-// peers that go away before the fast API's batched replies reach them.
+// node:dgram (libuv) meets the drop-in dgram in a multicast group and by
+// broadcast; and peers that go away before the fast API's batched replies
+// reach them.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import nodeDgram from 'node:dgram';
@@ -90,7 +91,7 @@ async function nodePeer(): Promise<{ socket: nodeDgram.Socket; got: Buffer[] }> 
 }
 
 describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend) => {
-  it.skipIf(!SOCAT || !NC)('socat over IPv4 and IPv6 and nc -u: datagrams up to the largest each family carries come back whole; the count is exact', async () => {
+  it.skipIf(!SOCAT || !NC)('socat over IPv4 and IPv6, nc -u, an empty one: datagrams up to the largest each family carries come back whole; the count is exact', async () => {
     // `::` takes both families: IPv4 peers arrive as ::ffff:127.0.0.1.
     const echo = await startCli(['echo', '--udp', '--port', '0', '--host', '::', '--backend', backend]);
     const cases: [string, number][] = [
@@ -102,7 +103,13 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     back.forEach((b, i) => expect(b.equals(sent[i]), `${cases[i][1]} bytes from ${cases[i][0]}`).toBe(true));
     const line = Buffer.from(`hello from nc ${backend}\n`);
     expect(await run('nc', ['-u', '-w', '1', '127.0.0.1', String(echo.port)], fileOf(`nc-${backend}`, line))).toEqual(line);
-    expect(await stopEcho(echo)).toEqual({ datagrams: cases.length + 1, bytes: sent.reduce((s, b) => s + b.length, line.length) });
+    // Neither sends an empty datagram; node:dgram does, and one comes back.
+    const empty = await nodePeer();
+    empty.socket.send(Buffer.alloc(0), echo.port, '127.0.0.1');
+    await waitFor(() => empty.got.length === 1, 'the empty datagram echoed');
+    expect(empty.got[0]).toHaveLength(0);
+    empty.socket.close();
+    expect(await stopEcho(echo)).toEqual({ datagrams: cases.length + 2, bytes: sent.reduce((s, b) => s + b.length, line.length) });
   });
 
   it.runIf(CAN_SPOOF_UDP)('datagrams forged from broadcast addresses and 0.0.0.1: the kernel refuses each reply, the echo drops it and goes on', async () => {
@@ -217,6 +224,24 @@ describe.each(BACKENDS)('multicast on loopback, drop-in dgram (%s) and node:dgra
     await send('unicast', '127.0.0.1');
     await waitFor(() => got.length >= 2, 'the unicast datagram');
     expect(got).toEqual(['to the group from 127.0.0.1', 'unicast from 127.0.0.1']);
+    sender.close();
+    receiver.close();
+  });
+
+  it.each(Object.keys(impls))('%s broadcasts to 127.255.255.255 once setBroadcast(true); before, the send is refused with EACCES', async (from) => {
+    const [sendDgram, sendOpts] = impls[from];
+    const receiver = nodeDgram.createSocket('udp4');
+    const got: string[] = [];
+    receiver.on('message', (m) => got.push(String(m)));
+    await new Promise<void>((r) => receiver.bind(0, '0.0.0.0', () => r()));
+    const sender = sendDgram.createSocket({ type: 'udp4', ...sendOpts });
+    await new Promise<void>((r) => sender.bind(0, '127.0.0.1', () => r()));
+    const send = (msg: string) => new Promise<Error | null>((resolve) => sender.send(msg, receiver.address().port, '127.255.255.255', resolve));
+    expect(await send('refused')).toMatchObject({ code: 'EACCES', syscall: 'send', address: '127.255.255.255' });
+    sender.setBroadcast(true);
+    expect(await send('broadcast')).toBe(null);
+    await waitFor(() => got.length === 1, 'the broadcast datagram');
+    expect(got).toEqual(['broadcast']);
     sender.close();
     receiver.close();
   });
