@@ -95,7 +95,7 @@ function echo(argv: string[]): void {
   const summary = () =>
     server.protocol === 'tcp'
       ? `${stats.open} open, ${stats.accepted} accepted, ${stats.bytes} bytes echoed`
-      : `${stats.datagrams} datagrams, ${stats.bytes} bytes echoed`;
+      : `${stats.datagrams} datagrams, ${stats.bytes} bytes echoed${stats.dropped > 0 ? `, ${stats.dropped} unanswered` : ''}`;
   let last = '';
   const ticker = setInterval(() => {
     const now = summary();

@@ -112,10 +112,12 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     expect(await stopEcho(echo)).toEqual({ datagrams: cases.length + 2, bytes: sent.reduce((s, b) => s + b.length, line.length) });
   });
 
-  it.runIf(CAN_SPOOF_UDP)('datagrams forged from broadcast addresses and 0.0.0.1: the kernel refuses each reply, the echo drops it and goes on', async () => {
+  it.runIf(CAN_SPOOF_UDP)('datagrams forged from broadcast addresses, 0.0.0.1 and port 0: the kernel refuses each reply, the echo drops it, counts it unanswered and goes on', async () => {
     const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend]);
     // Replying there fails when the batch's datagrams leave: EACCES (no SO_BROADCAST), EINVAL.
     for (const from of ['255.255.255.255', '127.255.255.255', '0.0.0.1']) sendForged(echo.port, `forged from ${from}`, from, 5353);
+    // And one from port 0, not answered at all.
+    sendForged(echo.port, 'forged from port 0', '127.0.0.1', 0);
     const peer = await nodePeer();
     peer.socket.send('real', echo.port, '127.0.0.1');
     await waitFor(() => {
@@ -124,7 +126,8 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     }, 'the real datagram echoed');
     expect(String(peer.got[0])).toBe('real');
     peer.socket.close();
-    expect(await stopEcho(echo)).toMatchObject({ datagrams: 4 });
+    expect(await stopEcho(echo)).toMatchObject({ datagrams: 5 });
+    expect(echo.output()).toMatch(/stopped: 5 datagrams, \d+ bytes echoed, 4 unanswered/);
   });
 
   it.runIf(process.platform === 'linux' && SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo counts only what it read, and answers after', async () => {

@@ -20,6 +20,8 @@ export interface EchoStats {
   /** Datagrams echoed (UDP). */
   datagrams: number;
   bytes: number;
+  /** Of those datagrams, the ones not answered (UDP): from port 0, or the reply refused by the kernel (a forged sender) or without room in the send buffer. */
+  dropped: number;
 }
 
 export interface EchoServer {
@@ -40,7 +42,7 @@ export interface EchoServer {
 
 /** Starts an echo server; throws at once if the address is taken. */
 export function startEcho(options: EchoOptions = {}): EchoServer {
-  const stats: EchoStats = { open: 0, accepted: 0, datagrams: 0, bytes: 0 };
+  const stats: EchoStats = { open: 0, accepted: 0, datagrams: 0, bytes: 0, dropped: 0 };
   if (options.udp) {
     const socket = bind(
       { port: options.port, host: options.host, backend: options.backend },
@@ -50,11 +52,14 @@ export function startEcho(options: EchoOptions = {}): EchoServer {
           stats.bytes += msg.length;
           // From port 0 (forged: no socket can bind it) there is nobody to answer.
           if (rinfo.port !== 0) sock.send(msg, rinfo.port, rinfo.address);
+          else stats.dropped++;
         },
         // A reply the kernel refuses when the batch's datagrams leave: a forged sender
-        // (a broadcast address: EACCES) or a full send buffer. Dropped, as UDP may drop it;
-        // without this handler the error would be thrown and stop the server.
-        onSendError() {},
+        // (a broadcast address: EACCES) or a full send buffer. Dropped, as UDP may drop it,
+        // and counted; without this handler the error would be thrown and stop the server.
+        onSendError() {
+          stats.dropped++;
+        },
       },
     );
     const local = socket.address()!;
