@@ -72,13 +72,13 @@ function backlogDrops(): number {
     .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
 }
 
-/** Stops the echo with SIGTERM; gives the datagrams and bytes its last line says it echoed. */
-async function stopEcho(echo: Awaited<ReturnType<typeof startCli>>): Promise<{ datagrams: number; bytes: number }> {
+/** Stops the echo with SIGTERM; gives the datagrams and bytes its last line says it echoed, and how many it did not answer. */
+async function stopEcho(echo: Awaited<ReturnType<typeof startCli>>): Promise<{ datagrams: number; bytes: number; unanswered: number }> {
   echo.child.kill('SIGTERM');
   expect(await within(echo.exited, 'the echo to exit')).toBe(0);
-  const m = /stopped: (\d+) datagrams, (\d+) bytes echoed/.exec(echo.output());
+  const m = /stopped: (\d+) datagrams, (\d+) bytes echoed(?:, (\d+) unanswered)?/.exec(echo.output());
   if (!m) throw new Error(`no summary in:\n${echo.output()}`);
-  return { datagrams: Number(m[1]), bytes: Number(m[2]) };
+  return { datagrams: Number(m[1]), bytes: Number(m[2]), unanswered: Number(m[3] ?? 0) };
 }
 
 /** A node:dgram peer on 127.0.0.1 that collects what comes back. */
@@ -130,8 +130,8 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     expect(echo.output()).toMatch(/stopped: 5 datagrams, \d+ bytes echoed, 4 unanswered/);
   });
 
-  it.runIf(process.platform === 'linux' && SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo counts only what it read, and answers after', async () => {
-    const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend]);
+  it.runIf(process.platform === 'linux' && SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo and its reactor count only what it read, and it answers after', async () => {
+    const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend, '--stats', '0.2']);
     const size = 1000;
     const count = 5_000;
     const before = backlogDrops();
@@ -145,7 +145,14 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     peer.socket.send('after the burst', echo.port, '127.0.0.1');
     await waitFor(() => peer.got.length === 1, 'an echo after the burst');
     peer.socket.close();
-    const { datagrams, bytes } = await stopEcho(echo);
+    // An idle interval's line: the reactor's counts of everything before it are printed.
+    const seen = echo.output().length;
+    await waitFor(() => /stats: 0 turns/.test(echo.output().slice(seen)), 'an idle stats line');
+    const { datagrams, bytes, unanswered } = await stopEcho(echo);
+    // The reactor's counters (summed over the --stats lines) agree with the app's.
+    const counted = [...echo.output().matchAll(/datagrams: (\d+) in, [\d.]+ per syscall, (\d+) out/g)];
+    expect(counted.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(datagrams);
+    expect(counted.reduce((sum, m) => sum + Number(m[2]), 0)).toBe(datagrams - unanswered);
     const read = datagrams - 1;
     expect(bytes).toBe(read * size + 'after the burst'.length);
     expect(read).toBeGreaterThan(0);
