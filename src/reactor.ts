@@ -119,7 +119,7 @@ export function retained(chunk: Buffer): Buffer {
     pool = pools[k] = Buffer.allocUnsafeSlow(Math.max(MIN_POOL, MAX_PIN_RATIO * 2 ** k));
     at = 0;
   }
-  chunk.copy(pool, at);
+  pool.set(chunk, at);
   // The next copy starts 8-byte aligned, as Buffer's own pool does.
   poolUsed[k] = (at + len + 7) & ~7;
   return pool.subarray(at, at + len);
