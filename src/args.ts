@@ -20,8 +20,14 @@ export interface NumberRule {
   max?: number;
 }
 
-/** A positive number (durations, rates). */
+/** A positive number (rates, durations the process measures itself). */
 export const POSITIVE: NumberRule = { min: 0, exclusive: true };
+/** The longest wait Node's timers keep, in whole seconds (2^31 - 1 ms, 24.8 days). */
+const TIMER_MAX_S = 2_147_483;
+/** Seconds a timer waits: positive, at most `TIMER_MAX_S`. */
+export const DURATION: NumberRule = { min: 0, exclusive: true, max: TIMER_MAX_S };
+/** Seconds a timer waits, where 0 means at once (drain deadlines). */
+export const ZERO_OR_DURATION: NumberRule = { max: TIMER_MAX_S };
 /** A port to listen on: 0 (any free one) to 65535, named by its option rather than the API's `options.port`. */
 export const PORT: NumberRule = { integer: true, max: 65535 };
 
@@ -63,14 +69,13 @@ export function numberArg(option: string, text: string | undefined, fallback: nu
   throw new UsageError(`${option} must be ${kind} ${range}, not '${text}'`);
 }
 
-/** `--OPTION S`: a timeout, positive seconds a timer can wait (under 24.9 days), as whole milliseconds. */
-export function timeoutArg(option: string, text: string | undefined, fallback: number): number {
-  return Math.ceil(numberArg(option, text, fallback, { min: 0, exclusive: true, max: 2_147_483 }) * 1000);
-}
-
-/** `--OPTION S`: a positive number of seconds (`fallback` if not given), in milliseconds. */
-export function secondsArg(option: string, text: string | undefined, fallback: number): number {
-  return numberArg(option, text, fallback, POSITIVE) * 1000;
+/**
+ * `--OPTION S`: seconds a timer waits (positive, or from 0 with `ZERO_OR_DURATION`),
+ * as whole milliseconds; `fallback` if not given. Past 2^31 - 1 ms Node's timers
+ * fire after 1 ms, so a longer duration is a usage error rather than a busy loop.
+ */
+export function secondsArg(option: string, text: string | undefined, fallback: number, rule: NumberRule = DURATION): number {
+  return Math.ceil(numberArg(option, text, fallback, rule) * 1000);
 }
 
 /**

@@ -7,7 +7,7 @@
  *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
  */
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, PORT, POSITIVE } from './args';
+import { DURATION, negativesJoined, numberArg, PORT, secondsArg, ZERO_OR_DURATION } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
@@ -75,8 +75,8 @@ function echo(argv: string[]): void {
       strict: true,
     }));
     port = numberArg('--port', values.port, 7000, PORT);
-    statsEvery = numberArg('--stats', values.stats, 0, POSITIVE);
-    drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 5, { max: 2_147_483 }) * 1000);
+    statsEvery = numberArg('--stats', values.stats, 0, DURATION);
+    drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 5, ZERO_OR_DURATION);
   } catch (err) {
     fail((err as Error).message, 'echo');
   }

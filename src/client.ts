@@ -104,6 +104,7 @@ export interface OverflowEvent {
 export interface Client {
   on(event: 'connecting', listener: (info: { attempt: number }) => void): this;
   on(event: 'open', listener: (conn: Connection) => void): this;
+  /** `chunk` is a view of the read slab, as the fast API's `onData` gives: copy what you keep for long. */
   on(event: 'data', listener: (chunk: Buffer) => void): this;
   on(event: 'reconnecting', listener: (info: ReconnectingEvent) => void): this;
   on(event: 'closed', listener: (info: ClosedEvent) => void): this;

@@ -755,10 +755,11 @@ export class Socket extends Duplex implements Handle {
       if (this.unread !== undefined) this.unread = retained(this.unread);
       return;
     }
-    // The slab view is ours to keep: no copy when 'data' hands it over at
-    // once; a chunk the stream buffers (paused, or behind others) is held.
-    const handedOver = this.readableFlowing === true && this.readableLength === 0;
-    if (!this.push(handedOver ? chunk : retained(chunk))) this.stopReading();
+    // A copy (see retained()), as node:net's chunks hold little beyond
+    // their bytes: a listener keeping a small view (a parser holding a
+    // partial message) would pin its whole 1 MiB slab, and a trickle of
+    // such bytes among others' traffic would pin a slab each.
+    if (!this.push(retained(chunk))) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

@@ -42,6 +42,18 @@ describe.skipIf(process.platform !== 'linux').each(ROWS)('%s', (_name, impl, bac
     expect(await outOfFds('connect', how)).toEqual(['error EMFILE connect 127.0.0.1 true', 'echoed hello', 'closed']);
   });
 
+  it('chunks a listener keeps hold their own bytes: a trickle kept among 40 MiB of discarded traffic holds no read slab', async () => {
+    const { stdout } = await run(process.execPath, ['--expose-gc', fixture('net-kept-chunks.js'), impl, backend, '50', '10', '4'], { timeout: 30_000 });
+    const { chunks, bytes, spanned, before, after } = JSON.parse(stdout) as Record<string, number>;
+    // 50 connections × 10 writes of 2 bytes; two writes of one connection may come as one chunk.
+    expect(bytes).toBe(1000);
+    expect(chunks).toBeGreaterThan(250);
+    // node:net's chunks are each their own ArrayBuffer; a view of a 1 MiB slab would
+    // span a slab per chunk here (the discarded traffic fills one between each two).
+    expect(spanned).toBeLessThanOrEqual(16 * bytes);
+    expect(after - before).toBeLessThan(8 * 1024 * 1024);
+  });
+
   it(`${CONNECTIONS} connections opened, echoed and closed in waves: fds back where they were, heap and external memory within ${LEAK_BOUND} B per connection`, { timeout: 120_000 }, async () => {
     // select: both ends of each connection in one process, under FD_SETSIZE.
     const perWave = backend === 'select' && impl === 'muxnet' ? 200 : 500;

@@ -86,8 +86,9 @@ describe('muxnet proxy', () => {
   });
 
   it.each([
-    [['--upstream', '127.0.0.1:9001', '--health-interval', 'abc'], /--health-interval must be a number > 0, not 'abc'/],
-    [['--upstream', '127.0.0.1:9001', '--connect-timeout=-1'], /--connect-timeout must be a number > 0, not '-1'/],
+    [['--upstream', '127.0.0.1:9001', '--health-interval', 'abc'], /--health-interval must be a number over 0 and at most 2147483, not 'abc'/],
+    [['--upstream', '127.0.0.1:9001', '--connect-timeout=-1'], /--connect-timeout must be a number over 0 and at most 2147483, not '-1'/],
+    [['--upstream', '127.0.0.1:9001', '--health-interval', '1e7'], /--health-interval must be a number over 0 and at most 2147483, not '1e7'/],
     [['--upstream', '127.0.0.1:9001', '--max-connections', '2.5'], /--max-connections must be a whole number >= 1, not '2.5'/],
     [['--upstream', '127.0.0.1:9001', '--max-failures', '0'], /--max-failures must be a whole number >= 1, not '0'/],
     [['--upstream', '127.0.0.1:9001,weight=abc'], /weight must be a whole number from 1 to 1000, not 'abc'/],

@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError } from '../../args';
+import { DURATION, negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
@@ -105,7 +105,7 @@ async function serve(values: Values): Promise<void> {
   const transport = TRANSPORTS[net];
   if (!transport) throw new UsageError(`--net must be one of ${Object.keys(TRANSPORTS).join(', ')}, not ${values.net}`);
   const rate = numberArg('--rate', values.rate as string | undefined, 100, POSITIVE);
-  const statsEvery = numberArg('--stats', values.stats as string | undefined, 0, POSITIVE);
+  const statsEvery = numberArg('--stats', values.stats as string | undefined, 0, DURATION);
   if (statsEvery > 0 && transport !== muxnetTransport) throw new UsageError('--stats reports the muxnet reactor: it needs --net muxnet');
   if (values.framing !== 'line' && values.framing !== 'length') throw new UsageError(`--framing must be line or length, not ${values.framing}`);
   const redis = clusterArgs(values);
@@ -116,7 +116,7 @@ async function serve(values: Values): Promise<void> {
   const config: ChatConfig = {
     net,
     redis,
-    drainMs: Math.round(numberArg('--drain-timeout', values['drain-timeout'] as string | undefined, 5, { max: 2_147_483 }) * 1000),
+    drainMs: secondsArg('--drain-timeout', values['drain-timeout'] as string | undefined, 5, ZERO_OR_DURATION),
     server: {
       port: numberArg('--port', values.port as string | undefined, 7001, PORT),
       host,

@@ -2,7 +2,7 @@
  * `muxnet proxy`: the load-balancing proxy from the command line.
  */
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, parseTarget, secondsArg, UsageError } from '../../args';
+import { negativesJoined, numberArg, parseTarget, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
 import { createProxy, formatStats, MAX_WEIGHT, STRATEGIES, type Strategy, type UpstreamSpec } from '.';
 
@@ -28,11 +28,6 @@ function upstreamArg(text: string): UpstreamSpec {
   if (!target.includes(':')) throw new UsageError(`--upstream must be HOST:PORT[,weight=N], not '${text}'`);
   const [host, port] = parseTarget(target, 0, '--upstream port');
   return { host, port, weight };
-}
-
-/** Seconds on the command line, as whole milliseconds for the API. */
-function ms(option: string, text: string | undefined, fallback: number): number {
-  return Math.ceil(secondsArg(option, text, fallback));
 }
 
 /** Runs the proxy until SIGINT/SIGTERM, then drains it. Throws a `UsageError` for a bad command line. */
@@ -65,13 +60,13 @@ export function runProxy(argv: string[]): void {
     upstreams,
     strategy,
     backend: values.backend as BackendName | undefined,
-    connectTimeoutMs: ms('--connect-timeout', values['connect-timeout'], 2),
-    healthIntervalMs: ms('--health-interval', values['health-interval'], 2),
-    healthTimeoutMs: ms('--health-timeout', values['health-timeout'], 0.5),
+    connectTimeoutMs: secondsArg('--connect-timeout', values['connect-timeout'], 2),
+    healthIntervalMs: secondsArg('--health-interval', values['health-interval'], 2),
+    healthTimeoutMs: secondsArg('--health-timeout', values['health-timeout'], 0.5),
     maxFailures: numberArg('--max-failures', values['max-failures'], 2, { integer: true, min: 1 }),
     maxConnections: maxConnections === undefined ? undefined : numberArg('--max-connections', maxConnections, 0, { integer: true, min: 1 }),
   };
-  const drainMs = ms('--drain-timeout', values['drain-timeout'], 10);
+  const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
   const proxy = createProxy(options);
 
   proxy.on('upstream-down', (u, err: Error) => console.log(`muxnet proxy: upstream ${u.address} down (${err.message})`));

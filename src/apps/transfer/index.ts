@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, PORT, timeoutArg, UsageError } from '../../args';
+import { negativesJoined, numberArg, PORT, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
 import { startReceiver } from './receive';
 import { sendFileTo } from './send';
@@ -40,7 +40,7 @@ export async function runSend(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError('send takes FILE HOST:PORT');
   const [file, where] = positionals;
   const { host, port } = parseTarget(where);
-  const answerTimeoutMs = timeoutArg('--timeout', values.timeout, 30);
+  const answerTimeoutMs = secondsArg('--timeout', values.timeout, 30);
   const r = await sendFileTo(file, host, port, { answerTimeoutMs });
   const ok = r.reply === `OK ${r.sha256}`;
   console.log(`muxnet send: ${r.name} (${r.size} bytes, sha256 ${r.sha256}): ${ok ? 'verified by the receiver' : r.reply}`);
@@ -63,8 +63,8 @@ export async function runReceive(argv: string[]): Promise<number> {
     strict: true,
   });
   const port = numberArg('--port', values.port, 7100, PORT);
-  const drainMs = Math.round(numberArg('--drain-timeout', values['drain-timeout'], 10, { max: 2_147_483 }) * 1000);
-  const idleTimeoutMs = timeoutArg('--idle-timeout', values['idle-timeout'], 30);
+  const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
+  const idleTimeoutMs = secondsArg('--idle-timeout', values['idle-timeout'], 30);
   if (!(await fsp.stat(values.dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${values.dir} is not a directory`);
   return new Promise((resolve) => {
     // The muxnet/server close; each signal is heard once: a second one stops at once.
