@@ -380,7 +380,7 @@ describe('muxnet chat connect from a pipe', () => {
     const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--udp'], 'over udp\n');
     expect(out).toBe('');
     expect(code).toBe(0);
-    await waitFor(() => heard.some((line) => / 127\.0\.0\.1:\d+: over udp$/.test(line)), 'the line relayed to the member');
+    await waitFor(() => heard.some((line) => / 127\.0\.0\.1:\d+: over udp\n$/.test(line)), 'the line relayed to the member');
     member.close();
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);

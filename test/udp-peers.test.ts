@@ -3,8 +3,8 @@
 // API, batched with recvmmsg/sendmmsg), including a burst larger than its
 // receive buffer and datagrams forged from addresses no reply can go to;
 // node:dgram (libuv) meets the drop-in dgram in a multicast group and by
-// broadcast; and peers that go away before the fast API's batched replies
-// reach them.
+// broadcast; `nc -u` members of `muxnet chat serve --udp`; and peers that
+// go away before the fast API's batched replies reach them.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import nodeDgram from 'node:dgram';
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as muxDgram from '../src/dgram';
 import { bind, type RemoteInfo } from '../src/fast';
-import { BACKENDS, CAN_SPOOF_UDP, installed, sendForged, startCli, waitFor } from './helpers';
+import { BACKENDS, CAN_SPOOF_UDP, installed, runCli, sendForged, sleep, startCli, waitFor } from './helpers';
 import { within } from './net/daemons';
 
 const SOCAT = installed('socat', 'socat');
@@ -160,6 +160,46 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     // busy) before it reached any socket: another process's of those may count there too.
     expect(read + drops).toBeLessThanOrEqual(count);
     expect(read + drops + (backlogDrops() - before)).toBeGreaterThanOrEqual(count);
+  });
+});
+
+/** `nc -u` to 127.0.0.1:`port`, its stdin kept open: what it printed so far, and a way to type a line. */
+function ncMember(port: number) {
+  const child = spawn('nc', ['-u', '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  return { child, output: () => out, say: (line: string) => child.stdin!.write(`${line}\n`) };
+}
+
+describe.each(BACKENDS)('muxnet chat serve --udp (%s) with nc -u members', (backend) => {
+  it.skipIf(!NC)('each relayed message is a line of its own on the member’s terminal', async () => {
+    const chat = runCli(['chat', 'serve', '--udp', '--port', '0', '--backend', backend], 20_000);
+    await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+/.test(chat.output()), 'the chat to listen', 10_000);
+    const port = Number(/UDP chat on 127\.0\.0\.1:(\d+)/.exec(chat.output())![1]);
+    const a = ncMember(port);
+    const b = ncMember(port);
+    try {
+      b.say('hb');
+      // Both are members once b hears a (a's first datagram made it one; b's may come after it).
+      for (let tries = 0; b.output() === ''; tries++) {
+        if (tries === 100) throw new Error('b never heard a');
+        a.say('hello');
+        await sleep(100);
+      }
+      // One at a time: nc sends what one read of its stdin gives as one datagram.
+      b.say('one');
+      await waitFor(() => a.output() !== '', 'a line at a', 10_000);
+      b.say('two');
+      await waitFor(() => a.output().split('\n').length >= 3, 'two lines at a', 10_000);
+      expect(a.output()).toMatch(/^\S+Z 127\.0\.0\.1:\d+: one\n\S+Z 127\.0\.0\.1:\d+: two\n$/);
+      // (Each hello its own line, unless a busy nc read two at once: then one datagram, one line.)
+      expect(b.output()).toMatch(/^(\S+Z 127\.0\.0\.1:\d+: (hello)+\n)+$/);
+    } finally {
+      a.child.kill();
+      b.child.kill();
+      chat.child.kill('SIGTERM');
+      await within(chat.exited, 'the chat to exit');
+    }
   });
 });
 

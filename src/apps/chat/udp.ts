@@ -2,7 +2,7 @@
  * Datagram chat with heartbeat membership: any datagram makes its sender a
  * live member; `hb` only refreshes; `quit` leaves at once; members silent
  * for longer than the interval expire. Each message goes to every other
- * live member as `TIMESTAMP ADDRESS:PORT: text`.
+ * live member as the line `TIMESTAMP ADDRESS:PORT: text\n`.
  */
 import { bind, type BackendName, type UdpSocket } from '../../fast';
 import { validateInteger } from '../../options';
@@ -95,7 +95,9 @@ export class UdpChatServer {
     // Measured again as relayed: each byte that is not UTF-8 becomes a 3-byte U+FFFD, and a
     // line past what one datagram carries would fail for every member (each then dropped).
     if (Buffer.byteLength(clean) > this.maxMessage) return;
-    const line = Buffer.from(`${timestamp()} ${key}: ${clean}`);
+    // One line per datagram, ended as the TCP chat's are: a line-oriented peer (`nc -u`,
+    // socat) that prints datagrams as they come shows one message per line.
+    const line = Buffer.from(`${timestamp()} ${key}: ${clean}\n`);
     // (A Map walk survives deleting the entry it is on.)
     for (const [other, peer] of this.peers) {
       if (other === key) continue;
