@@ -9,17 +9,16 @@
 // `stray-7.test` gets a forged answer from another port first; and
 // `big-7.test`'s TXT record holds `BIG_TXT` bytes (over UDP: EDNS sizes).
 
-export const A = 1;
-export const TXT = 16;
-export const AAAA = 28;
-const OPT = 41;
+const A = 1;
+const TXT = 16;
+const AAAA = 28;
 
 /** The TXT size of `big-*` names: past the classic 512-byte UDP limit. */
 export const BIG_TXT = 4000;
 /** The TXT size of `tc-*` names answered over TCP: a message in several segments. */
-export const TCP_TXT = 20_000;
+const TCP_TXT = 20_000;
 
-export interface Query {
+interface Query {
   id: number;
   /** Recursion desired, echoed back as a server does. */
   rd: boolean;
@@ -27,12 +26,10 @@ export interface Query {
   type: number;
   /** The question section as it came (name, type, class). */
   question: Buffer;
-  /** Whether the query carried an EDNS OPT record (dig sends one, with a cookie). */
-  edns: boolean;
 }
 
 /** The first question of a query; undefined for anything that is not one. */
-export function parseQuery(msg: Buffer): Query | undefined {
+function parseQuery(msg: Buffer): Query | undefined {
   if (msg.length < 12 || msg[2] & 0x80 || msg.readUInt16BE(4) !== 1) return undefined;
   const labels: string[] = [];
   let at = 12;
@@ -42,10 +39,8 @@ export function parseQuery(msg: Buffer): Query | undefined {
     at += 1 + len;
   }
   if (at + 5 > msg.length) return undefined;
-  const end = at + 5;
-  // The additional section follows; an OPT record's type comes after its root name.
-  const edns = msg.readUInt16BE(10) > 0 && end + 3 <= msg.length && msg.readUInt16BE(end + 1) === OPT;
-  return { id: msg.readUInt16BE(0), rd: (msg[2] & 1) === 1, name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(at + 1), question: msg.subarray(12, end), edns };
+  // (What follows the question, such as dig's EDNS OPT record, is not needed for the answer.)
+  return { id: msg.readUInt16BE(0), rd: (msg[2] & 1) === 1, name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(at + 1), question: msg.subarray(12, at + 5) };
 }
 
 /** The record data of `name`'s answer of `type` (`size` bytes for a TXT), or none. */
@@ -82,7 +77,7 @@ export function textOf(name: string, transport: 'udp' | 'tcp' = 'udp'): string {
 }
 
 /** The answer to `q`; `truncated`: the header only says TC and carries no records. */
-export function answer(q: Query, transport: 'udp' | 'tcp', truncated = false): Buffer {
+function answer(q: Query, transport: 'udp' | 'tcp', truncated = false): Buffer {
   const txtSize = Buffer.byteLength(textOf(q.name, transport));
   const data = truncated ? undefined : rdata(q.name, q.type, txtSize);
   const header = Buffer.alloc(12);
@@ -102,7 +97,7 @@ export function answer(q: Query, transport: 'udp' | 'tcp', truncated = false): B
 }
 
 /** The same answer with another address: what `stray-*` names get first, from the wrong port. */
-export function forged(q: Query): Buffer {
+function forged(q: Query): Buffer {
   const real = answer({ ...q, type: A }, 'udp');
   real.writeUInt8(66, real.length - 4);
   return real;
