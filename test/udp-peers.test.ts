@@ -172,7 +172,7 @@ function ncMember(port: number) {
 }
 
 describe.each(BACKENDS)('muxnet chat serve --udp (%s) with nc -u members', (backend) => {
-  it.skipIf(!NC)('each relayed message is a line of its own on the member’s terminal', async () => {
+  it.skipIf(!NC)('each relayed message is a line of its own on the member’s terminal; lines sent in one datagram stay apart as words', async () => {
     const chat = runCli(['chat', 'serve', '--udp', '--port', '0', '--backend', backend], 20_000);
     await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+/.test(chat.output()), 'the chat to listen', 10_000);
     const port = Number(/UDP chat on 127\.0\.0\.1:(\d+)/.exec(chat.output())![1]);
@@ -191,7 +191,10 @@ describe.each(BACKENDS)('muxnet chat serve --udp (%s) with nc -u members', (back
       await waitFor(() => a.output() !== '', 'a line at a', 10_000);
       b.say('two');
       await waitFor(() => a.output().split('\n').length >= 3, 'two lines at a', 10_000);
-      expect(a.output()).toMatch(/^\S+Z 127\.0\.0\.1:\d+: one\n\S+Z 127\.0\.0\.1:\d+: two\n$/);
+      // Two lines in one write: nc sends them as one datagram, one message.
+      b.say('three\nfour');
+      await waitFor(() => a.output().split('\n').length >= 4, 'a third line at a', 10_000);
+      expect(a.output()).toMatch(/^\S+Z 127\.0\.0\.1:\d+: one\n\S+Z 127\.0\.0\.1:\d+: two\n\S+Z 127\.0\.0\.1:\d+: three four\n$/);
       // (Each hello its own line, unless a busy nc read two at once: then one datagram, one line.)
       expect(b.output()).toMatch(/^(\S+Z 127\.0\.0\.1:\d+: (hello)+\n)+$/);
     } finally {

@@ -91,7 +91,9 @@ export class UdpChatServer {
     }
     this.peers.set(key, { address, port, lastSeen: Date.now() });
     if (text === undefined || text.trim() === 'hb') return;
-    const clean = sanitize(text).trim();
+    // Lines sent in one datagram (`nc -u` sends what one read of its input gives) stay
+    // apart as words of one message: the control characters go, so `one\ntwo` was `onetwo`.
+    const clean = sanitize(text.replace(/[\r\n]+/g, ' ')).trim();
     // Measured again as relayed: each byte that is not UTF-8 becomes a 3-byte U+FFFD, and a
     // line past what one datagram carries would fail for every member (each then dropped).
     if (Buffer.byteLength(clean) > this.maxMessage) return;
