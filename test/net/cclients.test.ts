@@ -157,6 +157,24 @@ describe.skipIf(without(CURL)).each(BACKENDS)('curl against node:http on muxnet 
     await allClosed();
   });
 
+  it('serves curl --unix-socket (and on Linux --abstract-unix-socket) from a server listening on a path, 64 MiB each way', async () => {
+    const paths = [join(dir, `http-${backend}.sock`), ...(process.platform === 'linux' ? [`\0muxnet-cclients-${process.pid}-${backend}`] : [])];
+    for (const path of paths) {
+      const local = muxnet.createServer({ backend }, (socket) => {
+        accepted.push(socket);
+        httpServer.emit('connection', socket);
+      });
+      local.listen(path);
+      await within(once(local, 'listening'), 'listening on a path');
+      const via = path.startsWith('\0') ? ['--abstract-unix-socket', path.slice(1)] : ['--unix-socket', path];
+      const down = await runOk(CURL, ['-sS', ...via, `http://localhost/bytes/${BIG.length}`]);
+      expect(sha(down)).toBe(BIG_SHA);
+      expect(await runText(CURL, ['-sS', ...via, '--data-binary', `@${bigFile}`, 'http://localhost/upload'])).toBe(`${BIG.length} ${BIG_SHA}`);
+      await new Promise((resolve) => local.close(resolve));
+    }
+    await allClosed();
+  });
+
   it('keeps one connection alive across several URLs in one curl', async () => {
     const before = accepted.length;
     const urls = ['a', 'b', 'c', 'd'].flatMap((x) => [`${base}/hello/${x}`, `${base}/bytes/100000`]);
