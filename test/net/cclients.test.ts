@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import nodeNet from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { BACKENDS, runCli, socketFds, waitFor, type Running } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, postgresDirs, program, runDuring, skipWithout, within, type Daemon, type Program } from './daemons';
 
 const CURL = program('curl');
+const H2LOAD = program('h2load');
 const REDIS_CLI = program('redis-cli', REDIS.binDir ? [REDIS.binDir] : undefined);
 const REDIS_BENCHMARK = program('redis-benchmark', REDIS.binDir ? [REDIS.binDir] : undefined);
 const PGBENCH = program('pgbench', postgresDirs());
@@ -230,6 +232,41 @@ describe.skipIf(without(CURL)).each(BACKENDS)('curl against node:http on muxnet 
     }
     rmSync(small);
     await allClosed();
+  });
+});
+
+describe.skipIf(without(H2LOAD)).each(BACKENDS)('h2load against node:http2 on muxnet sockets (%s)', (backend) => {
+  it('multiplexes thousands of requests with bodies over 20 connections, every one answered whole', async () => {
+    const reply = BIG.subarray(0, 16 << 10);
+    const upload = BIG.subarray(1 << 20, (1 << 20) + (8 << 10));
+    const uploadFile = join(dir, `h2-upload-${backend}.bin`);
+    writeFileSync(uploadFile, upload);
+    let wrong = 0;
+    const app = http2.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => {
+        if (!Buffer.concat(chunks).equals(upload)) wrong++;
+        res.end(reply);
+      });
+    });
+    const sockets: muxnet.Socket[] = [];
+    const server = muxnet.createServer({ backend }, (socket) => {
+      sockets.push(socket);
+      app.emit('connection', socket);
+    });
+    server.listen(0, '127.0.0.1');
+    await within(once(server, 'listening'), 'listening');
+    const n = 4000;
+    const out = await runText(H2LOAD, ['-n', String(n), '-c', '20', '-m', '16', '-d', uploadFile, `http://127.0.0.1:${(server.address() as nodeNet.AddressInfo).port}/`]);
+    expect(out).toContain(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded, 0 failed, 0 errored, 0 timeout`);
+    expect(out).toContain(`status codes: ${n} 2xx`);
+    expect(out).toMatch(new RegExp(`^traffic: .*\\(${n * reply.length}\\) data$`, 'm'));
+    expect(wrong).toBe(0);
+    expect(sockets.length).toBe(20);
+    await waitFor(() => sockets.every((s) => s.destroyed), 'h2load\'s connections to close');
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(uploadFile);
   });
 });
 
