@@ -16,8 +16,8 @@ import * as muxNet from '../src/net';
 import { DatagramHandler, serve as serveHandler } from '../src/server';
 import { getReactor } from '../src/reactor';
 import { addressOf, BIG_TXT, textOf, Zone } from './dns';
-import { BACKENDS, installed, socketFds, waitFor } from './helpers';
-import { within } from './net/daemons';
+import { BACKENDS, socketFds, waitFor } from './helpers';
+import { program, skipWithout, within } from './net/daemons';
 
 /** A zone served on one port, UDP and TCP. */
 interface DnsServer {
@@ -148,7 +148,7 @@ const IMPLS: [string, Serve, BackendName | undefined][] = [
   ]),
 ];
 
-const DIG = installed('dig', 'bind9-dnsutils');
+const SKIP_DIG = skipWithout(program('dig'));
 
 function dig(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -222,7 +222,7 @@ describe.each(IMPLS)('%s', (_name, how, backend) => {
     expect(txt.join('')).toBe(textOf('big-9.test'));
   });
 
-  it.skipIf(!DIG)('dig: over UDP, over TCP (+tcp), and truncated over UDP then again over TCP', async () => {
+  it.skipIf(SKIP_DIG)('dig: over UDP, over TCP (+tcp), and truncated over UDP then again over TCP', async () => {
     server = await serve(how);
     const at = ['@127.0.0.1', '-p', String(server.port), '+tries=2', '+time=5'];
     expect((await dig([...at, '+short', 'a42.test', 'A'])).trim()).toBe(addressOf('a42.test'));

@@ -3,7 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, fstatSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BACKENDS } from '../src/options';
@@ -231,17 +231,6 @@ export function startCli(args: string[]): Promise<Running & { host: string; port
     });
     void run.exited.then((code) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)));
   });
-}
-
-/**
- * Whether the program `bin` (from the Debian package `pkg`) is on PATH, for
- * the cases that run it. Outside CI a missing one skips them, saying so;
- * under CI (`$CI` set) they run and fail: .ci/run installs it.
- */
-export function installed(bin: string, pkg: string): boolean {
-  const found = (process.env.PATH ?? '').split(path.delimiter).some((dir) => existsSync(path.join(dir, bin)) && statSync(path.join(dir, bin)).isFile());
-  if (!found && !process.env.CI) console.warn(`${bin} is not installed: skipping its cases (.ci/run installs ${pkg})`);
-  return found || !!process.env.CI;
 }
 
 /**

@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as muxDgram from '../src/dgram';
 import { bind, type RemoteInfo } from '../src/fast';
-import { BACKENDS, CAN_SPOOF_UDP, installed, runCli, sendForged, sleep, startCli, waitFor } from './helpers';
-import { within } from './net/daemons';
+import { BACKENDS, CAN_SPOOF_UDP, runCli, sendForged, sleep, startCli, waitFor } from './helpers';
+import { program, skipWithout, within } from './net/daemons';
 
-const SOCAT = installed('socat', 'socat');
-const NC = installed('nc', 'netcat-openbsd');
+const SKIP_SOCAT = skipWithout(program('socat'));
+const SKIP_NC = skipWithout(program('nc'));
 
 const dir = mkdtempSync(join(tmpdir(), 'muxnet-udp-peers-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,7 +91,7 @@ async function nodePeer(): Promise<{ socket: nodeDgram.Socket; got: Buffer[] }> 
 }
 
 describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend) => {
-  it.skipIf(!SOCAT || !NC)('socat over IPv4 and IPv6, nc -u, an empty one: datagrams up to the largest each family carries come back whole; the count is exact', async () => {
+  it.skipIf(SKIP_SOCAT || SKIP_NC)('socat over IPv4 and IPv6, nc -u, an empty one: datagrams up to the largest each family carries come back whole; the count is exact', async () => {
     // `::` takes both families: IPv4 peers arrive as ::ffff:127.0.0.1.
     const echo = await startCli(['echo', '--udp', '--port', '0', '--host', '::', '--backend', backend]);
     const cases: [string, number][] = [
@@ -130,7 +130,7 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     expect(echo.output()).toMatch(/stopped: 5 datagrams, \d+ bytes echoed, 4 unanswered/);
   });
 
-  it.runIf(process.platform === 'linux' && SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo and its reactor count only what it read, and it answers after', async () => {
+  it.runIf(process.platform === 'linux' && !SKIP_SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo and its reactor count only what it read, and it answers after', async () => {
     const echo = await startCli(['echo', '--udp', '--port', '0', '--backend', backend, '--stats', '0.2']);
     const size = 1000;
     const count = 5_000;
@@ -172,7 +172,7 @@ function ncMember(port: number) {
 }
 
 describe.each(BACKENDS)('muxnet chat serve --udp (%s) with nc -u members', (backend) => {
-  it.skipIf(!NC)('each relayed message is a line of its own on the member’s terminal; lines sent in one datagram stay apart as words', async () => {
+  it.skipIf(SKIP_NC)('each relayed message is a line of its own on the member’s terminal; lines sent in one datagram stay apart as words', async () => {
     const chat = runCli(['chat', 'serve', '--udp', '--port', '0', '--backend', backend], 20_000);
     await waitFor(() => /UDP chat on 127\.0\.0\.1:\d+/.test(chat.output()), 'the chat to listen', 10_000);
     const port = Number(/UDP chat on 127\.0\.0\.1:(\d+)/.exec(chat.output())![1]);
@@ -207,7 +207,7 @@ describe.each(BACKENDS)('muxnet chat serve --udp (%s) with nc -u members', (back
 });
 
 describe.each(BACKENDS)('peers that go away, fast API (%s)', (backend) => {
-  it.skipIf(!SOCAT)('replies queued in one batch to live peers and to socat peers already gone: every live one arrives, the socket goes on', async () => {
+  it.skipIf(SKIP_SOCAT)('replies queued in one batch to live peers and to socat peers already gone: every live one arrives, the socket goes on', async () => {
     const heard: RemoteInfo[] = [];
     const echo = bind(
       { host: '127.0.0.1', backend },

@@ -14,12 +14,16 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-interface DaemonKind {
+/** A program the tests run: its name, and where it is (undefined when it is not installed). */
+export interface Program {
   name: string;
   /** Where its binaries are, or undefined when it is not installed. */
   binDir: string | undefined;
-  /** Starts one on `port` (default: a free one), e.g. again where one was stopped. */
-  start(port?: number): Promise<Daemon>;
+}
+
+interface DaemonKind extends Program {
+  /** Starts one on `port` (default: a free one), e.g. again where one was stopped; `extraArgs` go last. */
+  start(port?: number, extraArgs?: string[]): Promise<Daemon>;
 }
 
 /** `promise`, or a failure naming `what` after `ms`. */
@@ -45,22 +49,25 @@ const findDir = (bin: string, dirs: string[]) => dirs.find((dir) => isExecutable
 
 const PATH_DIRS = (process.env.PATH ?? '').split(':').filter(Boolean);
 
+/** `name` from `dirs` (default: $PATH), e.g. a client program that ships beside a server. */
+export const program = (name: string, dirs = PATH_DIRS): Program => ({ name, binDir: findDir(name, dirs) });
+
 /**
  * Whether the cases that need `kind` are skipped: only outside CI, and then
  * saying so. Under CI (`$CI` set) a missing server makes them fail: .ci/run
  * installs it.
  */
-export function skipWithout(kind: DaemonKind): boolean {
+export function skipWithout(kind: Program): boolean {
   if (kind.binDir !== undefined || process.env.CI) return false;
   console.warn(`${kind.name} is not installed: skipping the cases that need it (.ci/run installs it)`);
   return true;
 }
 
 /** Starts `kind` before the suite's cases, stops it after them; gives its port. */
-export function runDuring(kind: DaemonKind): () => number {
+export function runDuring(kind: DaemonKind, extraArgs?: string[]): () => number {
   let daemon: Daemon | undefined;
   beforeAll(async () => {
-    daemon = await kind.start();
+    daemon = await kind.start(undefined, extraArgs);
   });
   afterAll(() => daemon?.stop());
   return () => {
@@ -91,6 +98,7 @@ async function startDaemon(opts: {
   user?: { uid: number; gid: number };
   prepare?: (dir: string) => void;
   port?: number;
+  extraArgs?: string[];
 }): Promise<Daemon> {
   const { kind, user } = opts;
   if (kind.binDir === undefined) throw new Error(`${kind.name} is not installed: .ci/run installs it`);
@@ -109,7 +117,7 @@ async function startDaemon(opts: {
   let log = '';
   try {
     opts.prepare?.(dir);
-    const running = spawn(join(kind.binDir, opts.bin), opts.args(dir, port), { stdio: ['ignore', 'pipe', 'pipe'], ...user });
+    const running = spawn(join(kind.binDir, opts.bin), [...opts.args(dir, port), ...(opts.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
     child = running;
     await within(
       new Promise<void>((resolve, reject) => {
@@ -134,10 +142,11 @@ async function startDaemon(opts: {
 export const REDIS: DaemonKind = {
   name: 'redis-server',
   binDir: findDir('redis-server', PATH_DIRS),
-  start: (port) =>
+  start: (port, extraArgs) =>
     startDaemon({
       kind: REDIS,
       port,
+      extraArgs,
       bin: 'redis-server',
       args: (dir, port) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''],
       ready: 'Ready to accept connections',
@@ -145,8 +154,8 @@ export const REDIS: DaemonKind = {
     }),
 };
 
-/** Debian's PostgreSQL: /usr/lib/postgresql/<version>/bin, the newest first, else $PATH. */
-const postgresDirs = () => {
+/** Debian's PostgreSQL: /usr/lib/postgresql/<version>/bin, the newest first, else $PATH (psql and pgbench are there too). */
+export const postgresDirs = () => {
   let versions: string[] = [];
   try {
     versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
@@ -173,11 +182,12 @@ export const POSTGRES_USER = 'muxnet';
 export const POSTGRES: DaemonKind = {
   name: 'postgres',
   binDir: findDir('postgres', postgresDirs()),
-  start: (port) => {
+  start: (port, extraArgs) => {
     const user = postgresUser();
     return startDaemon({
       kind: POSTGRES,
       port,
+      extraArgs,
       bin: 'postgres',
       user,
       prepare: (dir) => {

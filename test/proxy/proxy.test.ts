@@ -66,6 +66,34 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
     expect(up.received).toEqual([sha(payload)]);
     expect(sha(data)).toBe(sha(reply));
   });
+
+  it('a client and an upstream that end together (a goodbye, as psql and PostgreSQL part): every pair closes in order, none counted as an error', async () => {
+    // The upstream greets, and ends on the client's goodbye; the client ends
+    // right after it, so both FINs often reach the proxy in one turn.
+    const up = await upstream(
+      nodeServer((s) => {
+        s.write('hello');
+        s.on('data', () => s.end());
+      }),
+    );
+    const proxy = proxyFor({ backend, upstreams: [{ port: up.port }], healthIntervalMs: 60_000 });
+    const part = () =>
+      new Promise<boolean>((resolve) => {
+        const c = net.connect(proxy.port, '127.0.0.1');
+        c.once('data', () => {
+          c.write('bye');
+          setImmediate(() => c.end());
+        });
+        c.on('error', () => {});
+        c.on('close', (hadError) => resolve(hadError));
+        c.resume();
+      });
+    const hadErrors: boolean[] = [];
+    for (let i = 0; i < 20; i++) hadErrors.push(...(await Promise.all(Array.from({ length: 10 }, part))));
+    expect(hadErrors.filter(Boolean)).toEqual([]);
+    await waitFor(() => proxy.stats().live === 0, 'the pairs to close');
+    expect(proxy.stats().upstreams[0]).toMatchObject({ pairs: 200, errors: 0 });
+  });
 });
 
 describe.each(BACKENDS)('hostile peers on %s', (backend) => {

@@ -23,6 +23,7 @@ backend_tests!(
     pipe_relays_past_urgent_data,
     pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_passes_a_fin_without_a_drain_for_the_owner,
+    pipe_lets_the_owner_end_a_side_the_pipe_ended,
     pipe_refuses_bad_pairs
 );
 
@@ -420,6 +421,42 @@ fn pipe_passes_a_fin_without_a_drain_for_the_owner(kind: BackendKind) {
         });
         let drains: Vec<_> = events.iter().filter(|e| matches!(e, Ev::Drain { .. })).collect();
         assert!(drains.is_empty(), "[{}, splice {splice}] the owner wrote nothing, yet heard {drains:?}", h.name());
+    }
+}
+
+/// Both peers end at once: the pipe passes each FIN on, and both sides
+/// close in order, maybe in the turn that reports an `End`. An owner that
+/// ends the partner of a side that ended (as a relay does, for an end read
+/// before the join) ends a connection already done: no error, as
+/// node:net's `end()` on a finished socket — not `EPIPE`, which the proxy
+/// counted as a reset pair and the fast API reported as the close's error.
+fn pipe_lets_the_owner_end_a_side_the_pipe_ended(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    for _ in 0..20 {
+        let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+        h.until("b connected", |_, events| events.iter().any(|e| matches!(e, Ev::Connect { conn } if *conn == b)));
+        a_peer.shutdown(Shutdown::Write).unwrap();
+        b_peer.shutdown(Shutdown::Write).unwrap();
+        // Both FINs wait in the kernel before the next turn reads them.
+        std::thread::sleep(Duration::from_millis(5));
+        let mut closed = Vec::new();
+        h.until("both closed", |r, events| {
+            for e in events {
+                match e {
+                    Ev::End { conn } => {
+                        let partner = if conn == a { b } else { a };
+                        if let Err(e) = r.shutdown(partner) {
+                            panic!("ending the partner of {conn:?}, which ended: {e}");
+                        }
+                    }
+                    Ev::Close { conn, error, .. } => closed.push((conn, error.map(|e| e.to_string()))),
+                    _ => {}
+                }
+            }
+            closed.len() == 2
+        });
+        assert!(closed.iter().all(|(conn, error)| (*conn == a || *conn == b) && error.is_none()), "[{}] {closed:?}", h.name());
+        drop((a_peer, b_peer));
     }
 }
 

@@ -226,6 +226,8 @@ fn gone(closed_in_turn: &HashMap<Token, Closed>, token: Token) -> io::Error {
 struct Closed {
     kind: io::ErrorKind,
     code: Option<i32>,
+    /// Closed in order (both ways ended), not by an error.
+    orderly: bool,
     /// Bytes it had relayed to a pipe partner.
     relayed: u64,
 }
@@ -585,7 +587,7 @@ impl Reactor {
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
             let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
-            self.closed_in_turn.insert(token, Closed { kind: why.0, code: why.1, relayed });
+            self.closed_in_turn.insert(token, Closed { kind: why.0, code: why.1, orderly: error.is_none(), relayed });
             events.push(Event::Close { conn: token, error, sending });
         }
     }

@@ -232,7 +232,15 @@ impl Reactor {
 
     /// Half-closes: FIN goes out after the queued bytes. The socket closes
     /// (an `Event::Close`) once the peer's FIN has come too.
+    ///
+    /// A connection this turn closed in order has sent its FIN: ending it
+    /// is done, as `end()` on a finished socket is in node:net. (A pipe
+    /// passes an end on in Rust; the owner, told of the end afterwards,
+    /// may pass it on again to a partner that closed meanwhile.)
     pub fn shutdown(&mut self, token: Token) -> io::Result<()> {
+        if self.closed_in_turn.get(&token).is_some_and(|c| c.orderly) {
+            return Ok(());
+        }
         let (stream, conn) = self.stream(token)?;
         conn.ending = true;
         // Whoever waits for the FIN hears `Drain` once the queue is out, even
