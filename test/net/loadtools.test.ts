@@ -1,0 +1,433 @@
+// Real C load tools and TLS peers against node:http, node:http2 and node:tls
+// servers fed with the drop-in's sockets on each backend, against a
+// tls.connect({ socket }) client on a drop-in socket, and through the
+// `muxnet proxy` CLI: wrk (many connections), ab (with and without
+// keep-alive), h2load (HTTP/1.1 pipelining and h2c streams), openssl s_client
+// and s_server. Each case asserts on errors, completeness, bytes and fds,
+// never on speed. .ci/run installs the tools; elsewhere a missing one skips.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import nodeNet from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as muxnet from '../../src/net';
+import { getReactor } from '../../src/reactor';
+import { BACKENDS, runCli, socketFds, waitFor } from '../helpers';
+import { within } from './daemons';
+
+const KEY_PATH = join(__dirname, '../fixtures/tls/key.pem');
+const CERT_PATH = join(__dirname, '../fixtures/tls/cert.pem');
+const secureContext = tls.createSecureContext({ key: readFileSync(KEY_PATH), cert: readFileSync(CERT_PATH) });
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+const PATH_DIRS = (process.env.PATH ?? '').split(':').filter(Boolean);
+const installed = (bin: string) =>
+  PATH_DIRS.some((dir) => {
+    try {
+      accessSync(join(dir, bin), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+/**
+ * Whether the cases that run `bin` are skipped: only outside CI, and then
+ * saying so; under CI (`$CI` set) a missing tool fails them (.ci/run installs it).
+ */
+function skipWithout(bin: string, pkg: string): boolean {
+  if (installed(bin) || process.env.CI) return false;
+  console.warn(`${bin} is not installed: skipping the cases that need it (Debian: apt-get install ${pkg})`);
+  return true;
+}
+const NO_WRK = skipWithout('wrk', 'wrk');
+const NO_AB = skipWithout('ab', 'apache2-utils');
+const NO_H2LOAD = skipWithout('h2load', 'nghttp2-client');
+const NO_OPENSSL = skipWithout('openssl', 'openssl');
+
+interface Ran {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs `bin args`, feeding it `input`; SIGKILLed and failed after `ms`. */
+function run(bin: string, args: string[], input?: Buffer, ms = 20_000): Promise<Ran> {
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('latin1').on('data', (d: string) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  child.stdin.on('error', () => {}); // a tool that exits before reading all of it
+  child.stdin.end(input);
+  const exited = new Promise<Ran>((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+  return within(exited, `${bin} ${args.join(' ')}`, ms).catch((e: unknown) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
+}
+
+/** The number in `text` that `re`'s first group matches; fails naming `re` when absent. */
+function field(text: string, re: RegExp): number {
+  const m = re.exec(text);
+  if (!m) throw new Error(`no ${re} in:\n${text}`);
+  return Number(m[1]);
+}
+
+const BODY = 'hello from node:http on muxnet\n';
+
+/** A node:http app answering every request with BODY (with a content-length, so ab's HTTP/1.0 keep-alive holds), counting them. */
+function httpApp() {
+  const served = { requests: 0 };
+  const app = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      served.requests++;
+      res.setHeader('content-length', Buffer.byteLength(BODY));
+      res.end(BODY);
+    });
+  });
+  return { app, served };
+}
+
+const closeServer = (server: { close(cb: () => void): unknown }) =>
+  within(new Promise<void>((resolve) => server.close(() => resolve())), 'server.close()');
+
+describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
+  /** A drop-in server on this backend feeding `app` (http, http2 or tls) its sockets. */
+  const feed = async (app: { emit(event: 'connection', socket: nodeNet.Socket): unknown }) => {
+    const accepted: muxnet.Socket[] = [];
+    const server = muxnet.createServer({ backend }, (socket) => {
+      accepted.push(socket);
+      app.emit('connection', socket as unknown as nodeNet.Socket);
+    });
+    server.listen(0, '127.0.0.1');
+    await within(once(server, 'listening'), 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const connections = () => new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    return { server, port, accepted, connections };
+  };
+
+  let fdsBefore = 0;
+  beforeAll(() => {
+    getReactor(backend); // its own fds stay for the process
+    fdsBefore = socketFds();
+  });
+  afterAll(async () => {
+    await waitFor(() => socketFds() <= fdsBefore, `socket fds back to ${fdsBefore}`);
+  });
+
+  /** Every accepted socket closed, the server's count at 0, its close() done, the process's socket fds back. */
+  const settle = async (srv: Awaited<ReturnType<typeof feed>>, fds: number) => {
+    await waitFor(() => srv.accepted.every((s) => s.destroyed), 'every accepted socket closed', 10_000);
+    expect(await srv.connections()).toBe(0);
+    await closeServer(srv.server);
+    await waitFor(() => socketFds() <= fds, `socket fds back to ${fds}`);
+  };
+
+  it.skipIf(NO_WRK)('wrk with 300 connections: no socket errors, every response 2xx', async () => {
+    const fds = socketFds();
+    const { app, served } = httpApp();
+    const srv = await feed(app);
+    // A generous per-request timeout: a loaded 2-core box is slow, not wrong.
+    const { code, out } = await run('wrk', ['-t2', '-c300', '-d1s', '--timeout', '10s', `http://127.0.0.1:${srv.port}/`]);
+    expect(code).toBe(0);
+    // wrk prints these lines only when there is something to count.
+    expect(out).not.toMatch(/Socket errors|Non-2xx/);
+    const done = field(out, /(\d+) requests in/);
+    expect(done).toBeGreaterThan(0);
+    // Each one wrk counted was answered in full by the app (wrk drops those in flight at the end).
+    expect(served.requests).toBeGreaterThanOrEqual(done);
+    expect(field(out, /([\d.]+)\w*B read/)).toBeGreaterThan(0);
+    expect(srv.accepted.length).toBeGreaterThanOrEqual(300);
+    await settle(srv, fds);
+  });
+
+  it.skipIf(NO_H2LOAD)('h2load --h1 pipelining 16 deep on 100 connections: every response complete', async () => {
+    const fds = socketFds();
+    const { app, served } = httpApp();
+    const srv = await feed(app);
+    const n = 16_000;
+    const { code, out } = await run('h2load', ['--h1', '-n', String(n), '-c', '100', '-m', '16', `http://127.0.0.1:${srv.port}/`]);
+    expect(code).toBe(0);
+    expect(out).toContain(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded, 0 failed, 0 errored, 0 timeout`);
+    expect(out).toContain(`status codes: ${n} 2xx, 0 3xx, 0 4xx, 0 5xx`);
+    // Every body arrived whole: h2load counts the body bytes it read.
+    expect(field(out, /\((\d+)\) data/)).toBe(n * Buffer.byteLength(BODY));
+    expect(served.requests).toBe(n);
+    expect(srv.accepted.length).toBe(100);
+    await settle(srv, fds);
+  });
+
+  it.skipIf(NO_H2LOAD)('h2load h2c, 50 connections of 20 concurrent streams, to node:http2', async () => {
+    const fds = socketFds();
+    const h2 = http2.createServer();
+    let served = 0;
+    h2.on('stream', (stream, headers) => {
+      served++;
+      stream.respond({ ':status': 200 });
+      stream.end(`h2 ${headers[':path']}`);
+    });
+    const srv = await feed(h2);
+    const n = 10_000;
+    const { code, out } = await run('h2load', ['-n', String(n), '-c', '50', '-m', '20', `http://127.0.0.1:${srv.port}/x`]);
+    expect(code).toBe(0);
+    expect(out).toContain(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded, 0 failed, 0 errored, 0 timeout`);
+    expect(out).toContain(`status codes: ${n} 2xx, 0 3xx, 0 4xx, 0 5xx`);
+    expect(field(out, /\((\d+)\) data/)).toBe(n * Buffer.byteLength('h2 /x'));
+    expect(served).toBe(n);
+    await settle(srv, fds);
+  });
+
+  it.skipIf(NO_AB)('ab with keep-alive (one connection per client) and without (one per request)', async () => {
+    const fds = socketFds();
+    const { app, served } = httpApp();
+    const srv = await feed(app);
+    const url = `http://127.0.0.1:${srv.port}/ab`;
+    const kept = await run('ab', ['-q', '-k', '-n', '3000', '-c', '30', url]);
+    expect(kept.code).toBe(0);
+    expect(field(kept.out, /Complete requests:\s+(\d+)/)).toBe(3000);
+    expect(field(kept.out, /Failed requests:\s+(\d+)/)).toBe(0);
+    expect(field(kept.out, /Keep-Alive requests:\s+(\d+)/)).toBe(3000);
+    expect(kept.out).not.toMatch(/Non-2xx|Write errors/);
+    expect(field(kept.out, /HTML transferred:\s+(\d+) bytes/)).toBe(3000 * Buffer.byteLength(BODY));
+    // ab opens a few more connections than it needs, against node:net too.
+    expect(srv.accepted.length).toBeGreaterThanOrEqual(30);
+    const keptConnections = srv.accepted.length;
+
+    const fresh = await run('ab', ['-q', '-n', '1000', '-c', '20', url]);
+    expect(fresh.code).toBe(0);
+    expect(field(fresh.out, /Complete requests:\s+(\d+)/)).toBe(1000);
+    expect(field(fresh.out, /Failed requests:\s+(\d+)/)).toBe(0);
+    expect(fresh.out).not.toMatch(/Non-2xx|Write errors/);
+    expect(srv.accepted.length).toBeGreaterThanOrEqual(keptConnections + 1000);
+    expect(served.requests).toBe(4000);
+    await settle(srv, fds);
+  });
+
+  describe.skipIf(NO_OPENSSL)('openssl', () => {
+    /** A drop-in server running TLS on its sockets; `onSecure` gets each TLS socket. */
+    const tlsServer = (onSecure: (s: tls.TLSSocket) => void) => {
+      const tlsSockets: tls.TLSSocket[] = [];
+      return feed({
+        emit: (_event: 'connection', raw: nodeNet.Socket) => {
+          const s = new tls.TLSSocket(raw, { isServer: true, secureContext });
+          tlsSockets.push(s);
+          s.on('secure', () => onSecure(s));
+          return true;
+        },
+      }).then((srv) => ({ ...srv, tlsSockets }));
+    };
+
+    it('s_client to a TLS server on drop-in sockets: 2 MiB each way by hash, close_notify then FIN', async () => {
+      const fds = socketFds();
+      const size = 2 << 20;
+      const up = randomBytes(size);
+      const down = randomBytes(size);
+      const got = createHash('sha256');
+      let received = 0;
+      const ended = { end: false, error: undefined as Error | undefined };
+      const srv = await tlsServer((s) => {
+        s.on('data', (d: Buffer) => {
+          got.update(d);
+          received += d.length;
+          // All of the upload in: answer, then close_notify and FIN.
+          if (received === size) s.end(down);
+        });
+        s.on('end', () => (ended.end = true));
+        s.on('error', (e) => (ended.error = e));
+      });
+      // -quiet implies -ign_eof: s_client reads on until the server's close_notify.
+      const { code, out, err } = await run('openssl', ['s_client', '-connect', `127.0.0.1:${srv.port}`, '-quiet'], up);
+      expect(code, err).toBe(0);
+      const reply = Buffer.from(out, 'latin1');
+      expect(reply.length).toBe(size);
+      expect(sha(reply)).toBe(sha(down));
+      expect(received).toBe(size);
+      expect(got.digest('hex')).toBe(sha(up));
+      await waitFor(() => srv.tlsSockets[0].destroyed, 'the TLS socket closed');
+      expect(ended.error).toBeUndefined();
+      await settle(srv, fds);
+    });
+
+    it('s_client with TLS 1.2, no tickets, renegotiating mid-stream: data before and after intact', async () => {
+      const fds = socketFds();
+      const lines: string[] = [];
+      const srv = await tlsServer((s) => {
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => {
+          lines.push(d);
+          s.write(`echo ${d}`);
+        });
+        s.on('error', () => {});
+      });
+      const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${srv.port}`, '-tls1_2', '-no_ticket'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.stdin.on('error', () => {});
+      const exited = new Promise<number | null>((r) => child.on('close', r));
+      try {
+        await waitFor(() => out.includes('---\n') && /Verify return code/.test(out), 'the handshake', 10_000);
+        child.stdin.write('before\n');
+        await waitFor(() => out.includes('echo before'), 'the first echo', 10_000);
+        child.stdin.write('R\n'); // s_client's command: renegotiate
+        await waitFor(() => out.includes('RENEGOTIATING'), 'the renegotiation', 10_000);
+        child.stdin.write('after\n');
+        await waitFor(() => out.includes('echo after'), 'the echo after renegotiating', 10_000);
+        child.stdin.end(); // s_client sends close_notify and exits
+        expect(await within(exited, 's_client exit')).toBe(0);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      // s_client may send a line written during the renegotiation twice (it
+      // retries the write); each record the server decrypted is whole.
+      expect(lines.join('')).toMatch(/^before\n(after\n)+$/);
+      await settle(srv, fds);
+    });
+
+    it('an s_client killed while the server streams (a reset mid-record): the server closes, nothing leaks', async () => {
+      const fds = socketFds();
+      const closed: Promise<unknown>[] = [];
+      let proc: ChildProcess | undefined;
+      const srv = await tlsServer((s) => {
+        closed.push(new Promise((resolve) => s.on('close', resolve))); // once() would reject on the 'error'
+        s.on('error', () => {}); // ECONNRESET or EPIPE, as the kill lands
+        const chunk = Buffer.alloc(256 << 10, 7);
+        const pump = () => {
+          while (!s.destroyed && s.write(chunk));
+        };
+        s.on('drain', pump);
+        pump();
+        setTimeout(() => proc?.kill('SIGKILL'), 100);
+      });
+      proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${srv.port}`, '-quiet'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      await within(once(proc, 'close'), 's_client killed');
+      await waitFor(() => closed.length === 1, 'the TLS session');
+      await within(closed[0], 'the TLS socket closed');
+      await settle(srv, fds);
+    });
+
+    it('tls.connect({ socket }) on a drop-in socket to s_server: 2 MiB each way by hash, then a clean close', async () => {
+      const fds = socketFds();
+      const size = 2 << 20;
+      const up = randomBytes(size);
+      // Digits only: s_server takes a letter that starts what it reads from
+      // its stdin as a command (Q quits, r renegotiates...).
+      const down = Buffer.from(randomBytes(size).map((b) => 0x30 + (b % 10)));
+      const server = spawn(
+        'openssl',
+        ['s_server', '-accept', '127.0.0.1:0', '-key', KEY_PATH, '-cert', CERT_PATH, '-naccept', '1', '-ign_eof'],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      const exited = new Promise<number | null>((r) => server.on('close', r));
+      try {
+        let log = '';
+        server.stderr.on('data', (d) => (log += d));
+        const stdout: Buffer[] = [];
+        server.stdout.on('data', (d: Buffer) => stdout.push(d));
+        let port = 0;
+        await waitFor(() => (port = Number(/ACCEPT 127\.0\.0\.1:(\d+)/.exec(Buffer.concat(stdout).toString('latin1'))?.[1] ?? 0)) > 0, 's_server listening', 10_000);
+        const skip = Buffer.concat(stdout).length; // what s_server printed before the session
+        const raw = muxnet.connect({ port, host: '127.0.0.1', backend });
+        const client = tls.connect({ socket: raw as unknown as nodeNet.Socket, ca: readFileSync(CERT_PATH), servername: 'localhost' });
+        const got = createHash('sha256');
+        let received = 0;
+        const errors: Error[] = [];
+        client.on('error', (e) => errors.push(e));
+        const clientClosed = once(client, 'close');
+        client.on('data', (d: Buffer) => {
+          got.update(d);
+          received += d.length;
+          if (received === size) client.end(); // close_notify, then FIN
+        });
+        await within(once(client, 'secureConnect'), 'the handshake');
+        client.write(up);
+        server.stdin.on('error', () => {}); // written to after it exits, if a case fails
+        server.stdin.write(down);
+        await within(clientClosed, 'the client closed');
+        expect(errors).toEqual([]);
+        expect(received).toBe(size);
+        expect(got.digest('hex')).toBe(sha(down));
+        expect(client.authorized).toBe(true);
+        expect(raw.destroyed).toBe(true);
+        await within(exited, 's_server exit');
+        // s_server prints the session's bytes among its own lines: the upload is in there whole.
+        const printed = Buffer.concat(stdout).subarray(skip);
+        expect(printed.indexOf(up)).toBeGreaterThanOrEqual(0);
+        expect(log).not.toMatch(/error/i);
+      } finally {
+        server.kill('SIGKILL');
+      }
+      await waitFor(() => socketFds() <= fds, `socket fds back to ${fds}`);
+    });
+  });
+});
+
+describe.skipIf(NO_H2LOAD || NO_AB)('C load tools through `muxnet proxy` to node:http', () => {
+  it('h2load pipelined and ab without keep-alive: no errors; the proxy counts what the upstream saw', async () => {
+    // The upstream counts, per connection, the bytes it read and wrote.
+    const { app, served } = httpApp();
+    const upstream = { accepted: 0, closed: 0, read: 0, written: 0 };
+    const origin = nodeNet.createServer((s) => {
+      upstream.accepted++;
+      s.on('close', () => {
+        upstream.closed++;
+        upstream.read += s.bytesRead;
+        upstream.written += s.bytesWritten;
+      });
+      app.emit('connection', s);
+    });
+    origin.listen(0, '127.0.0.1');
+    await within(once(origin, 'listening'), 'the upstream listening');
+    const originPort = (origin.address() as nodeNet.AddressInfo).port;
+    const proxy = runCli(['proxy', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${originPort}`], 60_000);
+    try {
+      let port = 0;
+      await waitFor(() => (port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(proxy.output())?.[1] ?? 0)) > 0, `the proxy:\n${proxy.output()}`, 10_000);
+      const fdDir = `/proc/${proxy.child.pid}/fd`;
+      const proxyFds = () => readdirSync(fdDir).length;
+      const fdsIdle = existsSync(fdDir) ? proxyFds() : 0;
+
+      const n = 8_000;
+      const h2 = await run('h2load', ['--h1', '-n', String(n), '-c', '40', '-m', '8', `http://127.0.0.1:${port}/p`]);
+      expect(h2.code).toBe(0);
+      expect(h2.out).toContain(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded, 0 failed, 0 errored, 0 timeout`);
+      expect(h2.out).toContain(`status codes: ${n} 2xx, 0 3xx, 0 4xx, 0 5xx`);
+      const ab = await run('ab', ['-q', '-n', '1000', '-c', '20', `http://127.0.0.1:${port}/p`]);
+      expect(ab.code).toBe(0);
+      expect(field(ab.out, /Complete requests:\s+(\d+)/)).toBe(1000);
+      expect(field(ab.out, /Failed requests:\s+(\d+)/)).toBe(0);
+      expect(ab.out).not.toMatch(/Non-2xx|Write errors/);
+      expect(served.requests).toBe(n + 1000);
+
+      // Every pair closed: the upstream's sockets all closed, the proxy's fds back to idle.
+      await waitFor(() => upstream.closed === upstream.accepted, `every upstream connection closed: ${JSON.stringify(upstream)}`, 10_000);
+      expect(upstream.accepted).toBeGreaterThanOrEqual(40 + 1000);
+      await waitFor(() => existsSync(fdDir) && proxyFds() === fdsIdle, `the proxy's fds back to ${fdsIdle}`, 10_000);
+
+      // h2load and ab both report every byte they received; the proxy relayed
+      // exactly what the upstream wrote down, and what it read up.
+      const received = field(h2.out, /traffic: .*?\((\d+)\) total/) + field(ab.out, /Total transferred:\s+(\d+) bytes/);
+      proxy.child.kill('SIGTERM');
+      expect(await within(proxy.exited, 'the proxy exit')).toBe(0);
+      const stopped = /stopped: (\d+) live, (\d+) accepted, (\d+) bytes up, (\d+) bytes down; .*\/(\d+) failed/.exec(proxy.output());
+      expect(stopped, proxy.output()).not.toBeNull();
+      const [live, accepted, bytesUp, bytesDown, failed] = stopped!.slice(1).map(Number);
+      expect({ live, accepted, failed }).toEqual({ live: 0, accepted: upstream.accepted, failed: 0 });
+      expect(bytesDown).toBe(received);
+      expect(bytesDown).toBe(upstream.written);
+      expect(bytesUp).toBe(upstream.read);
+    } finally {
+      proxy.child.kill('SIGKILL');
+      await proxy.exited;
+      await closeServer(origin);
+    }
+  });
+});
