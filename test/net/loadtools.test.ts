@@ -8,10 +8,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import nodeNet from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +184,65 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
     expect(field(out, /\((\d+)\) data/)).toBe(n * Buffer.byteLength('h2 /x'));
     expect(served).toBe(n);
     await settle(srv, fds);
+  });
+
+  it.skipIf(NO_H2LOAD)('256 KiB responses and 512 KiB uploads, HTTP/1.1 pipelined and h2c: every byte counted, every upload whole', async () => {
+    const fds = socketFds();
+    const dir = mkdtempSync(join(tmpdir(), 'muxnet-loadtools-'));
+    try {
+      const upload = randomBytes(512 << 10);
+      const uploadPath = join(dir, 'upload.bin');
+      writeFileSync(uploadPath, upload);
+      const download = randomBytes(256 << 10);
+      const uploads: string[] = [];
+      let downloads = 0;
+      /** GET: `download`; POST: the upload's hash, kept to compare. */
+      const answer = (method: string | undefined, body: Buffer[], send: (b: Buffer | string) => void) => {
+        if (method === 'POST') {
+          const hash = sha(Buffer.concat(body));
+          uploads.push(hash);
+          send(hash);
+        } else {
+          downloads++;
+          send(download);
+        }
+      };
+      const h1 = http.createServer((req, res) => {
+        const body: Buffer[] = [];
+        req.on('data', (d: Buffer) => body.push(d));
+        req.on('end', () => answer(req.method, body, (b) => res.end(b)));
+      });
+      const h2 = http2.createServer();
+      h2.on('stream', (stream, headers) => {
+        const body: Buffer[] = [];
+        stream.on('data', (d: Buffer) => body.push(d));
+        stream.on('end', () =>
+          answer(headers[':method'], body, (b) => {
+            stream.respond({ ':status': 200 });
+            stream.end(b);
+          }),
+        );
+      });
+      const servers = [await feed(h1), await feed(h2)];
+      const [gets, posts] = [200, 40];
+      for (const [srv, mode] of [[servers[0], ['--h1', '-m', '4']], [servers[1], ['-m', '8']]] as const) {
+        const url = `http://127.0.0.1:${srv.port}/bulk`;
+        const down = await run('h2load', [...mode, '-n', String(gets), '-c', '10', url]);
+        expect(down.code).toBe(0);
+        expect(down.out).toContain(`requests: ${gets} total, ${gets} started, ${gets} done, ${gets} succeeded, 0 failed, 0 errored, 0 timeout`);
+        expect(field(down.out, /\((\d+)\) data/)).toBe(gets * download.length);
+        const up = await run('h2load', [...mode, '-n', String(posts), '-c', '5', '-d', uploadPath, url]);
+        expect(up.code).toBe(0);
+        expect(up.out).toContain(`requests: ${posts} total, ${posts} started, ${posts} done, ${posts} succeeded, 0 failed, 0 errored, 0 timeout`);
+        expect(up.out).toContain(`status codes: ${posts} 2xx, 0 3xx, 0 4xx, 0 5xx`);
+      }
+      expect(downloads).toBe(2 * gets);
+      expect(uploads).toEqual(new Array<string>(2 * posts).fill(sha(upload)));
+      for (const srv of servers) await settle(srv, fds + 1); // the other server's listener
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await waitFor(() => socketFds() <= fds, `socket fds back to ${fds}`);
   });
 
   it.skipIf(NO_AB)('ab with keep-alive (one connection per client) and without (one per request)', async () => {
