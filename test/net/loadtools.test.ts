@@ -23,7 +23,8 @@ import { within } from './daemons';
 
 const KEY_PATH = join(__dirname, '../fixtures/tls/key.pem');
 const CERT_PATH = join(__dirname, '../fixtures/tls/cert.pem');
-const secureContext = tls.createSecureContext({ key: readFileSync(KEY_PATH), cert: readFileSync(CERT_PATH) });
+const KEY_CERT = { key: readFileSync(KEY_PATH), cert: readFileSync(CERT_PATH) };
+const secureContext = tls.createSecureContext(KEY_CERT);
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -430,6 +431,33 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
   });
 });
 
+/**
+ * `muxnet proxy` (the CLI, its own process) in front of `origin`: its port,
+ * its open fds (Linux: /proc; elsewhere 0), and what it said on SIGTERM once it exited.
+ */
+async function startProxy(originPort: number) {
+  const proxy = runCli(['proxy', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${originPort}`], 60_000);
+  let port = 0;
+  await waitFor(() => (port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(proxy.output())?.[1] ?? 0)) > 0, `the proxy:\n${proxy.output()}`, 10_000);
+  const fdDir = `/proc/${proxy.child.pid}/fd`;
+  const fds = () => (existsSync(fdDir) ? readdirSync(fdDir).length : 0);
+  /** SIGTERM, then its final stats line's figures once it exited (code 0). */
+  const stop = async () => {
+    proxy.child.kill('SIGTERM');
+    expect(await within(proxy.exited, 'the proxy exit')).toBe(0);
+    await waitFor(() => /stopped: /.test(proxy.output()), 'the final stats');
+    const m = /stopped: (\d+) live, (\d+) accepted, (\d+) bytes up, (\d+) bytes down; .*\/(\d+) failed/.exec(proxy.output());
+    if (!m) throw new Error(`no final stats in:\n${proxy.output()}`);
+    const [live, accepted, bytesUp, bytesDown, failed] = m.slice(1).map(Number);
+    return { live, accepted, bytesUp, bytesDown, failed };
+  };
+  const kill = async () => {
+    proxy.child.kill('SIGKILL');
+    await proxy.exited;
+  };
+  return { port, fds, stop, kill };
+}
+
 describe.skipIf(NO_H2LOAD || NO_AB)('C load tools through `muxnet proxy` to node:http', () => {
   it('h2load pipelined and ab without keep-alive: no errors; the proxy counts what the upstream saw', async () => {
     // The upstream counts, per connection, the bytes it read and wrote.
@@ -447,13 +475,10 @@ describe.skipIf(NO_H2LOAD || NO_AB)('C load tools through `muxnet proxy` to node
     origin.listen(0, '127.0.0.1');
     await within(once(origin, 'listening'), 'the upstream listening');
     const originPort = (origin.address() as nodeNet.AddressInfo).port;
-    const proxy = runCli(['proxy', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${originPort}`], 60_000);
+    const proxy = await startProxy(originPort);
+    const { port } = proxy;
     try {
-      let port = 0;
-      await waitFor(() => (port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(proxy.output())?.[1] ?? 0)) > 0, `the proxy:\n${proxy.output()}`, 10_000);
-      const fdDir = `/proc/${proxy.child.pid}/fd`;
-      const proxyFds = () => readdirSync(fdDir).length;
-      const fdsIdle = existsSync(fdDir) ? proxyFds() : 0;
+      const fdsIdle = proxy.fds();
 
       const n = 8_000;
       const h2 = await run('h2load', ['--h1', '-n', String(n), '-c', '40', '-m', '8', `http://127.0.0.1:${port}/p`]);
@@ -470,24 +495,105 @@ describe.skipIf(NO_H2LOAD || NO_AB)('C load tools through `muxnet proxy` to node
       // Every pair closed: the upstream's sockets all closed, the proxy's fds back to idle.
       await waitFor(() => upstream.closed === upstream.accepted, `every upstream connection closed: ${JSON.stringify(upstream)}`, 10_000);
       expect(upstream.accepted).toBeGreaterThanOrEqual(40 + 1000);
-      await waitFor(() => existsSync(fdDir) && proxyFds() === fdsIdle, `the proxy's fds back to ${fdsIdle}`, 10_000);
+      await waitFor(() => proxy.fds() === fdsIdle, `the proxy's fds back to ${fdsIdle}`, 10_000);
 
       // h2load and ab both report every byte they received; the proxy relayed
       // exactly what the upstream wrote down, and what it read up.
       const received = field(h2.out, /traffic: .*?\((\d+)\) total/) + field(ab.out, /Total transferred:\s+(\d+) bytes/);
-      proxy.child.kill('SIGTERM');
-      expect(await within(proxy.exited, 'the proxy exit')).toBe(0);
-      const stopped = /stopped: (\d+) live, (\d+) accepted, (\d+) bytes up, (\d+) bytes down; .*\/(\d+) failed/.exec(proxy.output());
-      expect(stopped, proxy.output()).not.toBeNull();
-      const [live, accepted, bytesUp, bytesDown, failed] = stopped!.slice(1).map(Number);
+      const { live, accepted, bytesUp, bytesDown, failed } = await proxy.stop();
       expect({ live, accepted, failed }).toEqual({ live: 0, accepted: upstream.accepted, failed: 0 });
       expect(bytesDown).toBe(received);
       expect(bytesDown).toBe(upstream.written);
       expect(bytesUp).toBe(upstream.read);
     } finally {
-      proxy.child.kill('SIGKILL');
-      await proxy.exited;
+      await proxy.kill();
       await closeServer(origin);
+    }
+  });
+});
+
+describe.skipIf(NO_OPENSSL)('openssl s_client through `muxnet proxy` to a node:tls server', () => {
+  /** A node:tls server whose sessions `onSecure` drives; counts its sockets' errors and closes. */
+  const origin = async (onSecure: (s: tls.TLSSocket) => void) => {
+    const seen = { errors: [] as string[], closed: 0 };
+    const server = tls.createServer(KEY_CERT, (s) => {
+      s.on('error', (e: NodeJS.ErrnoException) => seen.errors.push(String(e.code)));
+      s.on('close', () => seen.closed++);
+      onSecure(s);
+    });
+    server.listen(0, '127.0.0.1');
+    await within(once(server, 'listening'), 'the upstream listening');
+    return { server, seen, port: (server.address() as nodeNet.AddressInfo).port };
+  };
+
+  it('2 MiB each way by hash, end to end; the proxy counts at least the TLS payload', async () => {
+    const size = 2 << 20;
+    const up = randomBytes(size);
+    const down = randomBytes(size);
+    let uploaded = '';
+    const tlsOrigin = await origin((s) => {
+      const got = createHash('sha256');
+      let received = 0;
+      s.on('data', (d: Buffer) => {
+        got.update(d);
+        received += d.length;
+        if (received === size) {
+          uploaded = got.digest('hex');
+          s.end(down);
+        }
+      });
+    });
+    const proxy = await startProxy(tlsOrigin.port);
+    try {
+      const { code, out, err } = await run('openssl', ['s_client', '-connect', `127.0.0.1:${proxy.port}`, '-quiet'], up);
+      expect(code, err).toBe(0);
+      const reply = Buffer.from(out, 'latin1');
+      expect(reply.length).toBe(size);
+      expect(sha(reply)).toBe(sha(down));
+      expect(uploaded).toBe(sha(up));
+      await waitFor(() => tlsOrigin.seen.closed === 1, 'the upstream session closed');
+      expect(tlsOrigin.seen.errors).toEqual([]);
+      const stats = await proxy.stop();
+      expect(stats).toMatchObject({ live: 0, accepted: 1, failed: 0 });
+      // Records and handshake on top of the payload.
+      expect(stats.bytesUp).toBeGreaterThan(size);
+      expect(stats.bytesDown).toBeGreaterThan(size);
+    } finally {
+      await proxy.kill();
+      await closeServer(tlsOrigin.server);
+    }
+  });
+
+  it('an s_client killed while the upstream streams: the reset reaches the upstream, the pair closes, fds back', async () => {
+    let client: ChildProcess | undefined;
+    const tlsOrigin = await origin((s) => {
+      const chunk = Buffer.alloc(256 << 10, 7);
+      const pump = () => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+      setTimeout(() => client?.kill('SIGKILL'), 100);
+    });
+    const proxy = await startProxy(tlsOrigin.port);
+    try {
+      const fdsIdle = proxy.fds();
+      client = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${proxy.port}`, '-quiet'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      await within(once(client, 'close'), 's_client killed');
+      await waitFor(() => tlsOrigin.seen.closed === 1, 'the upstream session closed');
+      // The unread bytes in the killed client's socket made its close a
+      // reset; the proxy passes it on rather than a clean FIN (after which
+      // the upstream would end its side without an error). Reading or
+      // writing, as the reset lands.
+      expect(tlsOrigin.seen.errors).toHaveLength(1);
+      expect(tlsOrigin.seen.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
+      await waitFor(() => proxy.fds() === fdsIdle, `the proxy's fds back to ${fdsIdle}`, 10_000);
+      const stats = await proxy.stop();
+      expect(stats).toMatchObject({ live: 0, accepted: 1, failed: 0 });
+      expect(stats.bytesDown).toBeGreaterThan(0);
+    } finally {
+      await proxy.kill();
+      await closeServer(tlsOrigin.server);
     }
   });
 });
