@@ -82,6 +82,17 @@ function field(text: string, re: RegExp): number {
   return Number(m[1]);
 }
 
+/** Writes to `s` as fast as it drains, and SIGKILLs the peer process a moment in: it dies with bytes unread. */
+function streamUntilKilled(s: tls.TLSSocket, peer: () => ChildProcess | undefined): void {
+  const chunk = Buffer.alloc(256 << 10, 7);
+  const pump = () => {
+    while (!s.destroyed && s.write(chunk));
+  };
+  s.on('drain', pump);
+  pump();
+  setTimeout(() => peer()?.kill('SIGKILL'), 100);
+}
+
 const BODY = 'hello from node:http on muxnet\n';
 
 /** A node:http app answering every request with BODY (with a content-length, so ab's HTTP/1.0 keep-alive holds), counting them. */
@@ -360,13 +371,7 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
       const srv = await tlsServer((s) => {
         closed.push(new Promise((resolve) => s.on('close', resolve))); // once() would reject on the 'error'
         s.on('error', () => {}); // ECONNRESET or EPIPE, as the kill lands
-        const chunk = Buffer.alloc(256 << 10, 7);
-        const pump = () => {
-          while (!s.destroyed && s.write(chunk));
-        };
-        s.on('drain', pump);
-        pump();
-        setTimeout(() => proc?.kill('SIGKILL'), 100);
+        streamUntilKilled(s, () => proc);
       });
       proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${srv.port}`, '-quiet'], { stdio: ['pipe', 'ignore', 'ignore'] });
       await within(once(proc, 'close'), 's_client killed');
@@ -567,13 +572,7 @@ describe.skipIf(NO_OPENSSL)('openssl s_client through `muxnet proxy` to a node:t
   it('an s_client killed while the upstream streams: the reset reaches the upstream, the pair closes, fds back', async () => {
     let client: ChildProcess | undefined;
     const tlsOrigin = await origin((s) => {
-      const chunk = Buffer.alloc(256 << 10, 7);
-      const pump = () => {
-        while (!s.destroyed && s.write(chunk));
-      };
-      s.on('drain', pump);
-      pump();
-      setTimeout(() => client?.kill('SIGKILL'), 100);
+      streamUntilKilled(s, () => client);
     });
     const proxy = await startProxy(tlsOrigin.port);
     try {
