@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import nodeNet from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -325,6 +326,32 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
       expect(got.digest('hex')).toBe(sha(up));
       await waitFor(() => srv.tlsSockets[0].destroyed, 'the TLS socket closed');
       expect(ended.error).toBeUndefined();
+      await settle(srv, fds);
+    });
+
+    it('s_client resumes its session (-sess_out, then -sess_in) with an https.Server on drop-in sockets, TLS 1.2 and 1.3', async () => {
+      const fds = socketFds();
+      const app = https.createServer(KEY_CERT, (req, res) => res.end(`secure ${req.url}`));
+      const srv = await feed(app);
+      const dir = mkdtempSync(join(tmpdir(), 'muxnet-loadtools-'));
+      try {
+        const get = async (version: string, sessionArg: '-sess_out' | '-sess_in') => {
+          const { code, out, err } = await run(
+            'openssl',
+            ['s_client', '-connect', `127.0.0.1:${srv.port}`, version, sessionArg, join(dir, version), '-ign_eof'],
+            Buffer.from(`GET /${version} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+          );
+          expect(code, err).toBe(0);
+          expect(out).toContain(`secure /${version}`);
+          return /^(New|Reused), TLS/m.exec(out)?.[1];
+        };
+        for (const version of ['-tls1_2', '-tls1_3']) {
+          expect(await get(version, '-sess_out')).toBe('New');
+          expect(await get(version, '-sess_in')).toBe('Reused');
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
       await settle(srv, fds);
     });
 
