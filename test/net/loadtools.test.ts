@@ -83,6 +83,27 @@ function field(text: string, re: RegExp): number {
   return Number(m[1]);
 }
 
+/** `openssl s_server` for one session on a free loopback port, its stdout kept (the session's bytes among its lines). */
+async function sServer() {
+  const server = spawn('openssl', ['s_server', '-accept', '127.0.0.1:0', '-key', KEY_PATH, '-cert', CERT_PATH, '-naccept', '1', '-ign_eof'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((r) => server.on('close', r));
+  server.stdin.on('error', () => {}); // written to after it exits, if a case fails
+  let log = '';
+  server.stderr.on('data', (d) => (log += d));
+  const stdout: Buffer[] = [];
+  server.stdout.on('data', (d: Buffer) => stdout.push(d));
+  let port = 0;
+  try {
+    await waitFor(() => (port = Number(/ACCEPT 127\.0\.0\.1:(\d+)/.exec(Buffer.concat(stdout).toString('latin1'))?.[1] ?? 0)) > 0, 's_server listening', 10_000);
+  } catch (e) {
+    server.kill('SIGKILL');
+    throw e;
+  }
+  return { server, port, stdout, log: () => log, exited };
+}
+
 /** Writes to `s` as fast as it drains, and SIGKILLs the peer process a moment in: it dies with bytes unread. */
 function streamUntilKilled(s: tls.TLSSocket, peer: () => ChildProcess | undefined): void {
   const chunk = Buffer.alloc(256 << 10, 7);
@@ -414,19 +435,8 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
       // Digits only: s_server takes a letter that starts what it reads from
       // its stdin as a command (Q quits, r renegotiates...).
       const down = Buffer.from(randomBytes(size).map((b) => 0x30 + (b % 10)));
-      const server = spawn(
-        'openssl',
-        ['s_server', '-accept', '127.0.0.1:0', '-key', KEY_PATH, '-cert', CERT_PATH, '-naccept', '1', '-ign_eof'],
-        { stdio: ['pipe', 'pipe', 'pipe'] },
-      );
-      const exited = new Promise<number | null>((r) => server.on('close', r));
+      const { server, port, stdout, log, exited } = await sServer();
       try {
-        let log = '';
-        server.stderr.on('data', (d) => (log += d));
-        const stdout: Buffer[] = [];
-        server.stdout.on('data', (d: Buffer) => stdout.push(d));
-        let port = 0;
-        await waitFor(() => (port = Number(/ACCEPT 127\.0\.0\.1:(\d+)/.exec(Buffer.concat(stdout).toString('latin1'))?.[1] ?? 0)) > 0, 's_server listening', 10_000);
         const skip = Buffer.concat(stdout).length; // what s_server printed before the session
         const raw = muxnet.connect({ port, host: '127.0.0.1', backend });
         const client = tls.connect({ socket: raw as unknown as nodeNet.Socket, ca: readFileSync(CERT_PATH), servername: 'localhost' });
@@ -442,7 +452,6 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
         });
         await within(once(client, 'secureConnect'), 'the handshake');
         client.write(up);
-        server.stdin.on('error', () => {}); // written to after it exits, if a case fails
         server.stdin.write(down);
         await within(clientClosed, 'the client closed');
         expect(errors).toEqual([]);
@@ -454,10 +463,47 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
         // s_server prints the session's bytes among its own lines: the upload is in there whole.
         const printed = Buffer.concat(stdout).subarray(skip);
         expect(printed.indexOf(up)).toBeGreaterThanOrEqual(0);
-        expect(log).not.toMatch(/error/i);
+        expect(log()).not.toMatch(/error/i);
       } finally {
         server.kill('SIGKILL');
       }
+      await waitFor(() => socketFds() <= fds, `socket fds back to ${fds}`);
+    });
+
+    // TLS over any stream without a libuv handle runs on Node's JS-stream
+    // path (JSStreamSocket), node:net's own sockets too when given to
+    // tls.connect() before they connect: there a peer's FIN without
+    // close_notify is 'end', then an EPIPE 'error' (the TLS layer answering
+    // with its close_notify on a socket the FIN ended), then 'close'. The
+    // drop-in gives the events node:net gives on that path.
+    it('tls.connect({ socket }) when s_server dies (FIN without close_notify): the events node:net gives on the same JS-stream path', async () => {
+      const fds = socketFds();
+      const session = async (dial: (port: number) => nodeNet.Socket) => {
+        const { server, port } = await sServer();
+        try {
+          const events: string[] = [];
+          // TLS 1.2: the server's Finished comes last, so by 'secureConnect'
+          // s_server has read all the client sent, and its death is a FIN.
+          const client = tls.connect({ socket: dial(port), ca: readFileSync(CERT_PATH), servername: 'localhost', maxVersion: 'TLSv1.2' });
+          client.on('error', (e: NodeJS.ErrnoException) => events.push(`error ${e.code}`));
+          client.on('end', () => events.push('end'));
+          const closed = new Promise((resolve) => client.on('close', resolve));
+          await within(once(client, 'secureConnect'), 'the handshake');
+          server.kill('SIGKILL');
+          await within(closed, 'the client closed');
+          return events;
+        } finally {
+          server.kill('SIGKILL');
+        }
+      };
+      const viaNodeNet = await session((port) => {
+        const socket = new nodeNet.Socket(); // no handle yet: tls.connect wraps it as a JS stream
+        setImmediate(() => socket.connect(port, '127.0.0.1'));
+        return socket;
+      });
+      const viaMuxnet = await session((port) => muxnet.connect({ port, host: '127.0.0.1', backend }) as unknown as nodeNet.Socket);
+      expect(viaNodeNet).toContain('end');
+      expect(viaMuxnet).toEqual(viaNodeNet);
       await waitFor(() => socketFds() <= fds, `socket fds back to ${fds}`);
     });
   });
