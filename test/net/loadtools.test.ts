@@ -1,10 +1,12 @@
-// Real C load tools and TLS peers against node:http, node:http2 and node:tls
-// servers fed with the drop-in's sockets on each backend, against a
-// tls.connect({ socket }) client on a drop-in socket, and through the
-// `muxnet proxy` CLI: wrk (many connections), ab (with and without
-// keep-alive), h2load (HTTP/1.1 pipelining and h2c streams), openssl s_client
-// and s_server. Each case asserts on errors, completeness, bytes and fds,
-// never on speed. .ci/run installs the tools; elsewhere a missing one skips.
+// Real C load tools and TLS peers against node:http, node:http2, node:https
+// and node:tls servers fed with the drop-in's sockets on each backend,
+// against a tls.connect({ socket }) client on a drop-in socket, and through
+// the `muxnet proxy` CLI: wrk (many connections), ab (with and without
+// keep-alive), h2load (HTTP/1.1 pipelining, h2c streams, bulk bodies both
+// ways), openssl s_client and s_server (hashes both ways, session resumption,
+// renegotiation, peers that die mid-stream or close without close_notify).
+// Each case asserts on errors, completeness, bytes and fds, never on speed.
+// .ci/run installs the tools; outside CI a missing one skips its cases.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
