@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
 import { BACKENDS, runCli, socketFds, waitFor } from '../helpers';
-import { within } from './daemons';
+import { program, skipWithout, within } from './daemons';
 
 const KEY_PATH = join(__dirname, '../fixtures/tls/key.pem');
 const CERT_PATH = join(__dirname, '../fixtures/tls/cert.pem');
@@ -31,30 +31,11 @@ const secureContext = tls.createSecureContext(KEY_CERT);
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-const PATH_DIRS = (process.env.PATH ?? '').split(':').filter(Boolean);
-const installed = (bin: string) =>
-  PATH_DIRS.some((dir) => {
-    try {
-      accessSync(join(dir, bin), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-
-/**
- * Whether the cases that run `bin` are skipped: only outside CI, and then
- * saying so; under CI (`$CI` set) a missing tool fails them (.ci/run installs it).
- */
-function skipWithout(bin: string, pkg: string): boolean {
-  if (installed(bin) || process.env.CI) return false;
-  console.warn(`${bin} is not installed: skipping the cases that need it (Debian: apt-get install ${pkg})`);
-  return true;
-}
-const NO_WRK = skipWithout('wrk', 'wrk');
-const NO_AB = skipWithout('ab', 'apache2-utils');
-const NO_H2LOAD = skipWithout('h2load', 'nghttp2-client');
-const NO_OPENSSL = skipWithout('openssl', 'openssl');
+// Outside CI a missing tool skips its cases, saying so; under CI it fails them.
+const NO_WRK = skipWithout(program('wrk'));
+const NO_AB = skipWithout(program('ab'));
+const NO_H2LOAD = skipWithout(program('h2load'));
+const NO_OPENSSL = skipWithout(program('openssl'));
 
 interface Ran {
   code: number | null;
