@@ -59,7 +59,7 @@ export const program = (name: string, dirs = PATH_DIRS): Program => ({ name, bin
  */
 export function skipWithout(kind: Program): boolean {
   if (kind.binDir !== undefined || process.env.CI) return false;
-  console.warn(`${kind.name} is not installed: skipping the cases that need it (.ci/run installs it)`);
+  console.warn(`${kind.name} is not installed: skipping the cases that need it (.ci/install-test-programs installs it)`);
   return true;
 }
 
@@ -101,7 +101,7 @@ async function startDaemon(opts: {
   extraArgs?: string[];
 }): Promise<Daemon> {
   const { kind, user } = opts;
-  if (kind.binDir === undefined) throw new Error(`${kind.name} is not installed: .ci/run installs it`);
+  if (kind.binDir === undefined) throw new Error(`${kind.name} is not installed: .ci/install-test-programs installs it`);
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), `muxnet-${kind.name}-`));
   if (user) chownSync(dir, user.uid, user.gid);

@@ -6,7 +6,7 @@
 // ways), openssl s_client and s_server (hashes both ways, session resumption,
 // renegotiation, peers that die mid-stream or close without close_notify).
 // Each case asserts on errors, completeness, bytes and fds, never on speed.
-// .ci/run installs the tools; outside CI a missing one skips its cases.
+// .ci/install-test-programs installs the tools; outside CI a missing one skips its cases.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
