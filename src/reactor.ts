@@ -1,6 +1,7 @@
 // The JS side of a native reactor: one per backend per thread. The binding
 // calls `dispatch` once per reactor turn with a batch of event records; this
 // fans them out to the handle registered under each token.
+import { markAsUntransferable } from 'node:worker_threads';
 import { native, type NativeReactor } from './binding';
 import { systemError } from './errors';
 import { resolveBackend, type BackendName } from './options';
@@ -117,6 +118,9 @@ export function retained(chunk: Buffer): Buffer {
   let at = poolUsed[k];
   if (pool === undefined || at + len > pool.length) {
     pool = pools[k] = Buffer.allocUnsafeSlow(Math.max(MIN_POOL, MAX_PIN_RATIO * 2 ** k));
+    // As Buffer's own pool: a reader moving one copy's ArrayBuffer to another
+    // thread (postMessage's transfer list) would empty other sockets' copies.
+    markAsUntransferable(pool.buffer);
     at = 0;
   }
   pool.set(chunk, at);

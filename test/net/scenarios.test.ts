@@ -937,6 +937,35 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  it('moves a kept chunk to another thread (its ArrayBuffer transferred) and leaves what another connection sent whole', async () => {
+    const kept: Buffer[] = [];
+    const server = net.createServer(serverOpts(), (s) => {
+      s.once('data', (d) => kept.push(d));
+      s.resume();
+    });
+    const port = await listening(server);
+    for (const text of ['first', 'other']) {
+      const c = dial(port);
+      c.end(text);
+      c.resume();
+      await once(c, 'close');
+      await waitFor(() => kept.length === (text === 'first' ? 1 : 2), `${text} kept`);
+    }
+    const [first, other] = kept;
+    // node:net's chunk is its own memory and moves; a chunk cut from a pool shared with other
+    // connections is copied instead (Node 20), or refused (DataCloneError from Node 21), as
+    // Buffer's own pooled buffers are: moving the pool would empty the other connection's chunk.
+    let moved: Uint8Array | undefined;
+    try {
+      moved = structuredClone(first, { transfer: [first.buffer as ArrayBuffer] });
+    } catch (err) {
+      expect(err).toMatchObject({ name: 'DataCloneError' });
+    }
+    if (moved) expect(Buffer.from(moved.buffer, moved.byteOffset, moved.byteLength).toString()).toBe('first');
+    expect(other.toString()).toBe('other');
+    await closed(server);
+  });
+
   it('ends in order when the peer closed and reset it after a write (no EPIPE without a pending write)', async () => {
     const server = net.createServer(serverOpts(), (s) => s.destroy());
     const port = await listening(server);
