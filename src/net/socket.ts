@@ -755,9 +755,9 @@ export class Socket extends Duplex implements Handle {
       if (this.unread !== undefined) this.unread = retained(this.unread);
       return;
     }
-    // A copy (see retained()), as node:net's chunks hold little beyond
-    // their bytes: a listener keeping a small view (a parser holding a
-    // partial message) would pin its whole 1 MiB slab, and a trickle of
+    // A copy when small (see retained()), as node:net's chunks hold little
+    // beyond their bytes: a listener keeping a small view (a parser holding
+    // a partial message) would pin its whole 1 MiB slab, and a trickle of
     // such bytes among others' traffic would pin a slab each.
     if (!this.push(retained(chunk))) this.stopReading();
   }
