@@ -272,3 +272,18 @@ raw.sendto(ip + udp, ('127.0.0.1', 0))
 `;
   execFileSync('python3', ['-c', script, String(port), payload, address, String(sourcePort)]);
 }
+
+/**
+ * Moves `chunk`'s ArrayBuffer away, as a transfer to another thread does: the
+ * text that arrived, or undefined where Node refuses to move a pool marked
+ * untransferable (`DataCloneError`, from Node 21; Node 20 copies it instead).
+ */
+export function moveAway(chunk: Buffer): string | undefined {
+  try {
+    const moved = structuredClone(chunk, { transfer: [chunk.buffer as ArrayBuffer] });
+    return Buffer.from(moved.buffer, moved.byteOffset, moved.byteLength).toString();
+  } catch (err) {
+    if ((err as Error).name !== 'DataCloneError') throw err;
+    return undefined;
+  }
+}
