@@ -93,10 +93,10 @@ const MIN_POOL = 4096;
 /**
  * Pools of copies, by size class: copies of `2^k` to `2^(k+1) - 1` bytes
  * are cut from a pool of `MAX_PIN_RATIO * 2^k` (at least `MIN_POOL`), so
- * a kept copy pins at most `MAX_PIN_RATIO` times its size, and a copy
- * costs no allocation of its own: a fresh ArrayBuffer per chunk (what
- * node:net pays per read) cost the drop-in's 16 KiB echo about a third
- * of its messages per CPU-second.
+ * a kept copy pins at most `MAX_PIN_RATIO` times its size (`MIN_POOL` for
+ * one under 256 bytes), and a copy costs no allocation of its own: a fresh
+ * ArrayBuffer per chunk (what node:net pays per read) cost the drop-in's
+ * 16 KiB echo about a third of its messages per CPU-second.
  */
 const pools: Buffer[] = [];
 const poolUsed: number[] = [];
