@@ -157,6 +157,8 @@ export class Reactor {
   /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
   private readonly generations: number[] = [];
+  /** The read slab the last batch came in (marked untransferable once). */
+  private slab: Buffer | undefined;
   /** Handles that keep the process alive. */
   private refs = 0;
 
@@ -299,6 +301,12 @@ export class Reactor {
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
+    if (slab !== this.slab) {
+      // Its views are kept (the drop-in's 'data' chunks from 64 KiB, the fast API's):
+      // a reader moving one's memory to another thread would empty all the others.
+      markAsUntransferable(slab.buffer);
+      this.slab = slab;
+    }
     // A reactor that never had a UDP socket (TCP only) pays no tick per turn.
     this.dispatching = this.hasDatagrams;
     try {
