@@ -15,7 +15,8 @@
  *   errors known at once (`EADDRINUSE`, bad options) are thrown, not emitted.
  * - A chunk passed to `onData` is a view of a shared read slab: keep it as
  *   long as you like (it is never overwritten), but copy it if you need to
- *   modify it without others seeing.
+ *   modify it without others seeing, or to move it to another thread (the
+ *   slab is untransferable).
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
 import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
