@@ -537,7 +537,7 @@ describe.skipIf(without(REDIS, REDIS_CLI))('a redis replica syncing from its mas
   const values = (port: number, keys: string[]) => cli(port, ['--no-raw', 'MGET', ...keys]);
   const linkUp = async (port: number) => (await cli(port, ['INFO', 'replication'])).toString().includes('master_link_status:up');
 
-  it('fully syncs a few MiB, follows a live write stream, and resyncs after the proxy is killed mid-stream', async () => {
+  it('fully syncs a few MiB, follows a live write stream, and resyncs after the proxy is killed mid-stream', { timeout: 90_000 }, async () => {
     // No delay before a full sync: the replica starts syncing at once.
     const master = await REDIS.start(undefined, ['--repl-diskless-sync-delay', '0']);
     running.push(master);
