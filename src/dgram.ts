@@ -807,9 +807,10 @@ export class Socket extends EventEmitter implements Handle {
 
   /**
    * @internal The sender's text comes from the kernel's address: IPv6 has colons, IPv4 none (no regex per datagram).
-   * A message is its own bytes, as node:dgram's: a view of the read slab
-   * would keep the whole slab alive for a listener that keeps one message
-   * in a hundred. Copying a datagram costs little beside its delivery.
+   * A message is a copy (see `retained()`), as listeners keep node:dgram's:
+   * a view of the read slab would keep the whole slab alive for a listener
+   * that keeps one message in a hundred. Copying a datagram costs little
+   * beside its delivery.
    */
   onMessage(msg: Buffer, address: string, port: number): void {
     if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
