@@ -525,6 +525,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   it.each([
     ['does not hold the process with a paused idle socket or a socket timeout', 'paused'],
     ['holds the process while an unref’d socket connects', 'unref-connecting'],
+    ['does not hold the process with an accepted socket its peer ended, left unread', 'peer-ended'],
   ])('%s', async (_title, which) => {
     const fixture = path.join(__dirname, '..', 'fixtures', 'net-idle-exits.js');
     const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio', which], { timeout: 10_000 });
