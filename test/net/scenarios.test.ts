@@ -532,6 +532,16 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(stdout.trim()).toBe('connected');
   });
 
+  it('lets code replace its exports where node:net does, and import names them all', async () => {
+    const fixture = path.join(__dirname, '..', 'fixtures', 'net-exports-replaceable.js');
+    const probe = async (module: string) => JSON.parse((await promisify(execFile)(process.execPath, [fixture, module], { timeout: 10_000 })).stdout) as { unreplaceable: string[]; unnamed: string[] };
+    const [reference, ours] = await Promise.all([probe('node:net'), probe(backend ? 'muxnet' : 'node:net')]);
+    // node:net's own exception: BlockList and SocketAddress are getters (loaded on first use).
+    expect(reference.unreplaceable.every((name) => ['BlockList', 'SocketAddress'].includes(name))).toBe(true);
+    expect(ours.unreplaceable.filter((name) => !reference.unreplaceable.includes(name))).toEqual([]);
+    expect(ours.unnamed).toEqual([]);
+  });
+
   it('exports what node:net exports (Node 20, and 24 with BoundSocket)', () => {
     for (const name of Object.keys(nodeNet).filter((k) => !k.startsWith('_') || k === '_setSimultaneousAccepts')) {
       expect(typeof (net as unknown as Record<string, unknown>)[name], name).toBe(typeof (nodeNet as unknown as Record<string, unknown>)[name]);
