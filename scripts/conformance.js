@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // Runs Node's own net and dgram tests against muxnet's drop-in layer:
 //
-//   npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
+//   npm run conformance -- <node-checkout> [--suite net|http] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
 // Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
-// test/sequential and test/pummel runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
+// test/sequential and test/pummel (and the cluster tests that use net or
+// dgram) runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
 // conformance-hook.js; NODE_OPTIONS carries it into the test's own child
 // processes). `--reference` runs the same tests on Node's own modules, for
 // the figure to compare with. Tests muxnet cannot run by design are skipped
 // with a reason. It prints one line per failing or skipped test, then
 // `conformance: N passed, M failed, K skipped`; the exit code is 0 (it is a
 // measurement) unless `--strict` and something failed. Build first (dist/).
+// `--suite http` runs instead the test-http*, test-https* and test-http2*
+// files that require `net` themselves (raw clients and servers talking to
+// node:http, `createConnection` agents, `server.emit('connection', socket)`):
+// node:http keeps Node's own net inside, so only those exercise the drop-in
+// as its transport.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -23,15 +29,20 @@ const HOOK = path.join(__dirname, 'conformance-hook.js');
 const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
-  [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
+  // In the net suite; the http suite runs them (see SUITES).
+  [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto', 'net'],
   [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
   [/observe\(\{\s*type:\s*'net'/, "perf_hooks entries of type 'net' (no public API creates them)"],
+  // node:http, https and http2 make their sockets with Node's own net: the
+  // module a test requires is not theirs.
+  [/assert(\.\w+)?\([\w.]*socket instanceof net\.Socket/, "asserts node:http's own sockets are instances of the required net.Socket", 'http'],
+  [/^net\.(\w+|Socket\.prototype\.\w+) =/m, 'replaces a net export and expects node:http/http2 to call it', 'http'],
 ];
 
 function parseArgs(argv) {
-  const opts = { dir: undefined, reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
+  const opts = { dir: undefined, suite: 'net', reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--reference') opts.reference = true;
@@ -39,10 +50,12 @@ function parseArgs(argv) {
     else if (a === '--jobs') opts.jobs = Number(argv[++i]);
     else if (a === '--timeout') opts.timeout = Number(argv[++i]);
     else if (a === '--filter') opts.filter = argv[++i];
+    else if (a === '--suite') opts.suite = argv[++i];
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else opts.dir = a;
   }
-  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
+  if (!Object.hasOwn(SUITES, opts.suite)) throw new Error(`--suite: one of ${Object.keys(SUITES).join(', ')}`);
+  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite net|http] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
   return opts;
 }
 
@@ -61,7 +74,7 @@ function flagsOf(source) {
 
 function runOne(root, file, opts, slot) {
   const source = fs.readFileSync(file, 'utf8');
-  const skip = SKIPS.find(([re]) => re.test(source));
+  const skip = SKIPS.find(([re, , suite]) => (!suite || suite === opts.suite) && re.test(source));
   if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
   const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
   if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)}`.trim();
@@ -93,29 +106,42 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
-/** A cluster test that listens or binds through net or dgram: its workers share sockets with the primary. */
+/** A test that requires net or dgram itself (the module the hook redirects). */
 const USES_NET = /require\(['"](node:)?(net|dgram)['"]\)/;
+const USES_TCP = /require\(['"](node:)?net['"]\)/;
 
-/** The checkout's net and dgram tests in test/<dir>, and its cluster tests that use them (none if it has no such dir). */
-function testsIn(root, dir, filter) {
+/**
+ * Which files of a test dir each suite runs, by name, and, for the families
+ * whose own modules keep Node's net inside, only those that require the
+ * redirected module themselves (a cluster test that listens through net or
+ * dgram shares its sockets with the primary; an http test with a raw net
+ * client, server or `createConnection`).
+ */
+const SUITES = {
+  net: [[/^test-(net|dgram)-.*\.js$/], [/^test-cluster-.*\.js$/, USES_NET]],
+  http: [[/^test-https?2?(-.*)?\.js$/, USES_TCP]],
+};
+
+/** The checkout's test/<dir> files of the suite (none if it has no such dir). */
+function testsIn(root, dir, opts) {
   const at = path.join(root, 'test', dir);
   if (!fs.existsSync(at)) return [];
+  const picks = (f) => SUITES[opts.suite].some(([name, uses]) => name.test(f) && (!uses || uses.test(fs.readFileSync(path.join(at, f), 'utf8'))));
   return fs.readdirSync(at)
-    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) || (/^test-cluster-.*\.js$/.test(f) && USES_NET.test(fs.readFileSync(path.join(at, f), 'utf8'))))
-    .filter((f) => !filter || f.includes(filter))
+    .filter((f) => (!opts.filter || f.includes(opts.filter)) && picks(f))
     .sort();
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const root = nodeRoot(opts.dir);
-  if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
+  if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'net', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
   opts.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-conformance-'));
   const results = new Map();
   // test/parallel side by side; sequential and pummel (heavier, or bound to
   // fixed ports) one at a time, as Node's own runner does.
   for (const [dir, jobs] of [['parallel', opts.jobs], ['sequential', 1], ['pummel', 1]]) {
-    const files = testsIn(root, dir, opts.filter);
+    const files = testsIn(root, dir, opts);
     let next = 0;
     const worker = async (slot) => {
       while (next < files.length) {
