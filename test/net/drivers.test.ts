@@ -277,7 +277,7 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       const pub = await connect();
       const base = tag('qos');
       const got = await collect(sub.client, `${base}/#`, 2);
-      const n = 300;
+      const n = 100;
       const texts = Array.from({ length: n }, (_v, i) => `m${i}`);
       const payloads = (qos: number) => got.filter((p) => p.topic === `${base}/${qos}`).map((p) => p.payload.toString());
       // One QoS at a time, at most 10 in flight: mosquitto 2.0.11 stops delivering QoS 2
@@ -322,8 +322,8 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       const pings: string[] = [];
       client.on('packetsend', (p) => p.cmd === 'pingreq' && pings.push('req'));
       client.on('packetreceive', (p) => p.cmd === 'pingresp' && pings.push('resp'));
-      await waitFor(() => pings.filter((p) => p === 'resp').length >= 2, 'two ping responses', 15_000);
-      expect(pings.slice(0, 4)).toEqual(['req', 'resp', 'req', 'resp']);
+      await waitFor(() => pings.includes('resp'), 'a ping response', 15_000);
+      expect(pings.slice(0, 2)).toEqual(['req', 'resp']);
       expect(made).toHaveLength(1);
       await end(client, made);
     });
@@ -357,6 +357,47 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       await end(client, made);
       await end(intruder.client, intruder.made);
       await end(pub.client, pub.made);
+    });
+
+    it('dials again through the stream builder while the broker is down, and reconnects once it is back', async () => {
+      const first = await MOSQUITTO.start();
+      const { port } = first;
+      let second: Daemon | undefined;
+      const made: nodeNet.Socket[] = [];
+      const client = new MqttClient(
+        () => {
+          const socket = dial({ port, host: '127.0.0.1' });
+          made.push(socket);
+          return socket;
+        },
+        { protocolVersion: 4, reconnectPeriod: 50, connectTimeout: 5000 },
+      );
+      const errors: (Error & { code?: string })[] = [];
+      client.on('error', (err) => errors.push(err as Error & { code?: string }));
+      try {
+        await within(new Promise((resolve) => client.once('connect', resolve)), 'the first connect');
+        await first.stop();
+        // Refused while the broker is down: each dial a new socket of this implementation.
+        await waitFor(() => errors.filter((e) => e.code === 'ECONNREFUSED').length >= 3, 'three refused dials');
+        expect(made.slice(1).every((s) => s instanceof net.Socket)).toBe(true);
+        // Node's shape of a refused connect, from each implementation.
+        expect(errors.find((e) => e.code === 'ECONNREFUSED')).toMatchObject({ syscall: 'connect', address: '127.0.0.1', port });
+        const back = new Promise((resolve) => client.once('connect', resolve));
+        second = await MOSQUITTO.start(port);
+        await within(back, 'the reconnect');
+        const got: string[] = [];
+        client.on('message', (_t, payload) => got.push(payload.toString()));
+        await client.subscribeAsync('back', { qos: 1 });
+        await client.publishAsync('back', 'again', { qos: 1 });
+        await waitFor(() => got.length === 1, 'the message');
+        expect(got).toEqual(['again']);
+        await within(client.endAsync(), 'the MQTT client to end');
+        await waitFor(() => made.every((s) => s.destroyed), 'every socket to close');
+      } finally {
+        await client.endAsync(true);
+        await first.stop();
+        await second?.stop();
+      }
     });
   });
 
@@ -493,10 +534,10 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
         20_000,
       );
 
-    it('runs commands: 7 MiB of stdout and 4 MiB of stdin byte for byte', async () => {
+    it('runs commands: 4 MiB of stdout and 4 MiB of stdin byte for byte', async () => {
       const { client, sock, errors } = await connect();
-      const lines = Array.from({ length: 1_000_000 }, (_v, i) => `${i + 1}\n`).join('');
-      const seq = await exec(client, 'seq 1000000');
+      const lines = Array.from({ length: 600_000 }, (_v, i) => `${i + 1}\n`).join('');
+      const seq = await exec(client, 'seq 600000');
       expect([seq.code, seq.stdout.length, sha(seq.stdout)]).toEqual([0, lines.length, sha(lines)]);
       const input = randomBytes(4 << 20);
       const hashed = await exec(client, 'sha256sum', input);
