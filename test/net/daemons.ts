@@ -232,7 +232,7 @@ const asRoot = () => (process.getuid?.() === 0 ? ['--user=root'] : []);
 
 /**
  * MariaDB with a fresh data dir: `root` without a password over TCP, LOAD DATA
- * LOCAL allowed, packets up to 64 MiB.
+ * LOCAL allowed, packets up to 64 MiB, TLS on request.
  */
 export const MARIADB: DaemonKind = {
   name: 'mariadbd',
@@ -261,6 +261,9 @@ export const MARIADB: DaemonKind = {
         '--innodb-buffer-pool-size=16M',
         '--local-infile=1',
         '--max-allowed-packet=64M',
+        // TLS with the tests' self-signed localhost certificate (a client asks for it after the greeting).
+        `--ssl-cert=${join(__dirname, '../fixtures/tls/cert.pem')}`,
+        `--ssl-key=${join(__dirname, '../fixtures/tls/key.pem')}`,
       ],
       ready: 'ready for connections',
       signal: 'SIGTERM',
