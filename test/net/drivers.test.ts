@@ -177,6 +177,39 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       await end(conn.promise(), made);
     });
 
+    it('lets go of the socket when the client destroys the connection mid-result', async () => {
+      const made: nodeNet.Socket[] = [];
+      const conn = mysql.createConnection(options(made));
+      const rows = conn.query(`SELECT seq, REPEAT('y', 200) AS pad FROM seq_1_to_300000`).stream();
+      let seen = 0;
+      rows.on('error', () => {});
+      await within(
+        new Promise<void>((resolve) =>
+          rows.on('data', () => {
+            // Well into a result the server is still sending.
+            if (++seen === 2_000) resolve();
+          }),
+        ),
+        'the first rows',
+      );
+      const id = conn.threadId;
+      conn.destroy();
+      await waitFor(() => made[0].destroyed, 'the socket to close');
+      // The server sees the connection go (the socket really closed) and drops its thread.
+      const admin = mysql.createConnection(options(made)).promise();
+      await within(
+        (async () => {
+          for (;;) {
+            const [r] = await admin.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [id]);
+            if (r[0].n === 0) return;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        })(),
+        'the server to drop the connection',
+      );
+      await end(admin, made);
+    });
+
     it('loads 4 MiB with LOAD DATA LOCAL INFILE from a stream, byte for byte', async () => {
       const { db, made } = await connect();
       const table = tag('loaded');
@@ -702,6 +735,23 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       expect([unknown.code, unknown.stderr]).toEqual([127, 'unknown command nope\n']);
       expect(accepted.length).toBe(3);
       await waitFor(() => accepted.every((s) => s.destroyed), 'the connections to close');
+      await closeServer(server);
+    });
+
+    it('lets go of a connection whose ssh client is killed while the server streams 64 MiB to it', async () => {
+      const { server, port, accepted } = await start();
+      const child = spawn(
+        join(SSH.binDir ?? '', 'ssh'),
+        ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(port), 'muxnet@127.0.0.1', `produce ${64 << 20}`],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      );
+      let received = 0;
+      child.stdout.on('data', (d: Buffer) => (received += d.length));
+      await waitFor(() => received >= 1 << 20, 'the first MiB', 20_000);
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await within(exited, 'ssh to exit');
+      await waitFor(() => accepted.length === 1 && accepted[0].destroyed, 'the server side to close');
       await closeServer(server);
     });
   });
