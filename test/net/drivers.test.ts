@@ -592,14 +592,15 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
         20_000,
       );
 
-    it('runs commands: 4 MiB of stdout and 4 MiB of stdin byte for byte', async () => {
+    it('runs commands: 4 MiB of stdout, and 4 MiB through cat, byte for byte', async () => {
       const { client, sock, errors } = await connect();
       const lines = Array.from({ length: 600_000 }, (_v, i) => `${i + 1}\n`).join('');
       const seq = await exec(client, 'seq 600000');
       expect([seq.code, seq.stdout.length, sha(seq.stdout)]).toEqual([0, lines.length, sha(lines)]);
       const input = randomBytes(4 << 20);
-      const hashed = await exec(client, 'sha256sum', input);
-      expect([hashed.code, hashed.stdout.toString()]).toEqual([0, `${sha(input)}  -\n`]);
+      // cat (sha256sum is not on macOS): stdin comes back while more is sent.
+      const echoed = await exec(client, 'cat', input);
+      expect([echoed.code, echoed.stdout.length, sha(echoed.stdout)]).toEqual([0, input.length, sha(input)]);
       expect(await exec(client, 'exit 3')).toMatchObject({ code: 3 });
       expect(errors).toEqual([]);
       await end(client, sock);
