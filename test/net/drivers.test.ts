@@ -18,8 +18,8 @@ import { Client as SshClient, Server as SshServer, utils as sshUtils, type Clien
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
-import { BACKENDS, socketFds, waitFor } from '../helpers';
-import { MARIADB, MEMCACHED, MOSQUITTO, SSH_USER, SSHD, daemonDuring, program, skipWithout, within, type Daemon } from './daemons';
+import { BACKENDS, pattern, socketFds, waitFor } from '../helpers';
+import { MARIADB, MEMCACHED, MOSQUITTO, SSH_USER, SSHD, daemonDuring, program, skipWithout, within, type Daemon, type DaemonKind } from './daemons';
 
 type Net = typeof nodeNet;
 type Dial = (opts: nodeNet.NetConnectOpts, listener?: () => void) => nodeNet.Socket;
@@ -33,13 +33,6 @@ const TLS_CERT = readFileSync(join(__dirname, '../fixtures/tls/cert.pem'));
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-/** `size` bytes that depend on `seed`, so a body is checked byte for byte. */
-const pattern = (seed: number, size: number) => {
-  const b = Buffer.allocUnsafe(size);
-  for (let i = 0; i < size; i++) b[i] = (seed * 31 + i * 7) & 0xff;
-  return b;
-};
-
 const SKIP_MARIADB = skipWithout(MARIADB);
 const SKIP_MOSQUITTO = skipWithout(MOSQUITTO);
 const SKIP_MEMCACHED = skipWithout(MEMCACHED);
@@ -48,7 +41,7 @@ const SSH = program('ssh');
 const SKIP_SSH = skipWithout(SSH);
 
 /** One server of each kind for the whole file (each case makes its own connections, tables, topics and keys). */
-const during = (kind: typeof MARIADB, skip: boolean) => (skip ? () => { throw new Error(`${kind.name} is skipped`); } : daemonDuring(kind));
+const during = (kind: DaemonKind, skip: boolean) => (skip ? () => { throw new Error(`${kind.name} is skipped`); } : daemonDuring(kind));
 const mariadb = during(MARIADB, SKIP_MARIADB);
 const mosquitto = during(MOSQUITTO, SKIP_MOSQUITTO);
 const memcached = during(MEMCACHED, SKIP_MEMCACHED);
@@ -57,7 +50,7 @@ const sshd = during(SSHD, SKIP_SSHD);
 describe.each(IMPLS)('%s', (name, net, backend) => {
   // node:net ignores the muxnet-only `backend` option.
   const dial: Dial = (opts, listener) => net.createConnection({ ...opts, backend } as unknown as nodeNet.NetConnectOpts, listener);
-  /** A listening server of this implementation; `accepted` collects its connections. */
+  /** A listening server of this implementation, each connection handed to `onConnection`. */
   const listen = async (onConnection: (socket: nodeNet.Socket) => void) => {
     const server = net.createServer({ backend } as nodeNet.ServerOpts, onConnection);
     server.listen(0, '127.0.0.1');
