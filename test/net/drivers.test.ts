@@ -657,12 +657,25 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
   describe.skipIf(SKIP_SSH)("OpenSSH's ssh client against ssh2's Server on a server of this implementation", () => {
     const hostKey = sshUtils.generateKeyPairSync('ed25519').private;
 
-    /** ssh2's Server fed with this implementation's accepted sockets: `produce N` writes N pattern bytes, `hash` answers stdin's sha256. */
+    /**
+     * ssh2's Server fed with this implementation's accepted sockets: `produce N` writes N
+     * pattern bytes, `hash` answers stdin's sha256; a forwarded connection (`ssh -L`) is
+     * dialled with this implementation (`dialled`).
+     */
     const start = async () => {
       const accepted: nodeNet.Socket[] = [];
+      const dialled: nodeNet.Socket[] = [];
       const ssh = new SshServer({ hostKeys: [hostKey] }, (conn) => {
         conn.on('error', () => {});
         conn.on('authentication', (ctx) => ctx.accept());
+        conn.on('tcpip', (acceptTcp, _reject, info) => {
+          const channel = acceptTcp();
+          const upstream = dial({ port: info.destPort, host: info.destIP });
+          dialled.push(upstream);
+          upstream.on('error', () => channel.destroy());
+          channel.on('error', () => upstream.destroy());
+          channel.pipe(upstream).pipe(channel);
+        });
         conn.on('ready', () =>
           conn.on('session', (acceptSession) =>
             acceptSession().on('exec', (acceptExec, _reject, info) => {
@@ -694,15 +707,25 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
         accepted.push(socket);
         ssh.injectSocket(socket);
       });
-      return { server, port, accepted };
+      return { server, port, accepted, dialled };
     };
+    /** The ssh command line for the test server on `port`, as user `muxnet`, no host key checks. */
+    const sshArgs = (port: number, ...rest: string[]) => [
+      '-F', '/dev/null',
+      '-o', 'BatchMode=yes',
+      '-o', 'StrictHostKeyChecking=no',
+      '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'LogLevel=ERROR',
+      '-p', String(port),
+      ...rest,
+    ];
     /** `ssh` to the test server running `command` with `stdin`; its stdout and exit code. */
     const ssh = (port: number, command: string, stdin: Buffer = Buffer.alloc(0)) =>
       within(
         new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
           const child = spawn(
             join(SSH.binDir ?? '', 'ssh'),
-            ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(port), 'muxnet@127.0.0.1', command],
+            sshArgs(port, 'muxnet@127.0.0.1', command),
             { stdio: ['pipe', 'pipe', 'pipe'] },
           );
           const out: Buffer[] = [];
@@ -736,7 +759,7 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       const { server, port, accepted } = await start();
       const child = spawn(
         join(SSH.binDir ?? '', 'ssh'),
-        ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(port), 'muxnet@127.0.0.1', `produce ${64 << 20}`],
+        sshArgs(port, 'muxnet@127.0.0.1', `produce ${64 << 20}`),
         { stdio: ['ignore', 'pipe', 'ignore'] },
       );
       let received = 0;
@@ -747,6 +770,63 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       await within(exited, 'ssh to exit');
       await waitFor(() => accepted.length === 1 && accepted[0].destroyed, 'the server side to close');
       await closeServer(server);
+    });
+
+    it('forwards connections for ssh -L to a server of this implementation, 3 MiB each way on each of 3', async () => {
+      const echoed: nodeNet.Socket[] = [];
+      const echo = await listen((socket) => {
+        echoed.push(socket);
+        socket.pipe(socket);
+      });
+      const { server, port, accepted, dialled } = await start();
+      // A port for ssh's own listener: free a moment ago (ssh fails at once if it is taken).
+      const probe = nodeNet.createServer().listen(0, '127.0.0.1');
+      await within(once(probe, 'listening'), 'a free port');
+      const local = (probe.address() as nodeNet.AddressInfo).port;
+      await new Promise((resolve) => probe.close(resolve));
+      const child = spawn(
+        join(SSH.binDir ?? '', 'ssh'),
+        sshArgs(port, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${local}:127.0.0.1:${echo.port}`, 'muxnet@127.0.0.1'),
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      const exited = once(child, 'exit');
+      try {
+        /** One connection through ssh's listener: `data` out, what came back. */
+        const through = async (data: Buffer) => {
+          for (;;) {
+            const sock = nodeNet.connect(local, '127.0.0.1');
+            const ok = await new Promise<boolean>((resolve) => {
+              sock.once('connect', () => resolve(true));
+              sock.once('error', () => resolve(false));
+            });
+            if (!ok) {
+              // ssh is still logging in: its listener is not up yet.
+              if (child.exitCode !== null) throw new Error(`ssh exited (${child.exitCode}): ${stderr}`);
+              await new Promise((resolve) => setTimeout(resolve, 50));
+              continue;
+            }
+            const back: Buffer[] = [];
+            sock.on('data', (d: Buffer) => back.push(d));
+            sock.write(data);
+            await waitFor(() => back.reduce((n, b) => n + b.length, 0) >= data.length, 'the echo through ssh', 20_000);
+            sock.destroy();
+            return Buffer.concat(back);
+          }
+        };
+        const sent = [randomBytes(3 << 20), randomBytes(3 << 20), randomBytes(3 << 20)];
+        const back = await within(Promise.all(sent.map((d) => through(d))), 'three forwarded connections', 30_000);
+        back.forEach((b, i) => expect(sha(b), `connection ${i}`).toBe(sha(sent[i])));
+        expect(dialled).toHaveLength(3);
+        await waitFor(() => dialled.every((s) => s.destroyed) && echoed.every((s) => s.destroyed), 'the forwarded connections to close');
+      } finally {
+        child.kill();
+        await within(exited, 'ssh to exit');
+      }
+      await waitFor(() => accepted.length === 1 && accepted[0].destroyed, 'the ssh connection to close');
+      await closeServer(server);
+      await closeServer(echo.server);
     });
   });
 });
