@@ -34,6 +34,13 @@ export function openFds(): number {
   return readdirSync(FD_DIR).length;
 }
 
+/** `size` bytes that depend on `seed`, so a body is checked byte for byte. */
+export const pattern = (seed: number, size: number) => {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (seed * 31 + i * 7) & 0xff;
+  return b;
+};
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `pred` until true; fails with `what` after `ms`. */

@@ -1,15 +1,18 @@
-// Real database servers for the library tests: each started on a free
-// loopback port in its own temp dir, stopped and removed by `stop()`.
+// Real servers for the library tests (redis-server, PostgreSQL, MariaDB,
+// mosquitto, memcached, sshd): each started on a free loopback port in its own
+// temp dir, stopped and removed by `stop()`.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, chownSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, chownSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 
 export interface Daemon {
   port: number;
+  /** Its temp dir (e.g. where sshd's client key is). */
+  dir: string;
   /** Stops it with its kind's signal, or `signal` (SIGKILL: a crash), and removes its dir. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -21,7 +24,7 @@ export interface Program {
   binDir: string | undefined;
 }
 
-interface DaemonKind extends Program {
+export interface DaemonKind extends Program {
   /** Starts one on `port` (default: a free one), e.g. again where one was stopped; `extraArgs` go last. */
   start(port?: number, extraArgs?: string[]): Promise<Daemon>;
 }
@@ -65,6 +68,12 @@ export function skipWithout(kind: Program): boolean {
 
 /** Starts `kind` before the suite's cases, stops it after them; gives its port. */
 export function runDuring(kind: DaemonKind, extraArgs?: string[]): () => number {
+  const daemon = daemonDuring(kind, extraArgs);
+  return () => daemon().port;
+}
+
+/** Starts `kind` before the suite's cases, stops it after them; gives the Daemon. */
+export function daemonDuring(kind: DaemonKind, extraArgs?: string[]): () => Daemon {
   let daemon: Daemon | undefined;
   beforeAll(async () => {
     daemon = await kind.start(undefined, extraArgs);
@@ -72,7 +81,7 @@ export function runDuring(kind: DaemonKind, extraArgs?: string[]): () => number 
   afterAll(() => daemon?.stop());
   return () => {
     if (daemon === undefined) throw new Error(`${kind.name} is not running`);
-    return daemon.port;
+    return daemon;
   };
 }
 
@@ -136,7 +145,7 @@ async function startDaemon(opts: {
     await stop();
     throw err;
   }
-  return { port, stop };
+  return { port, dir, stop };
 }
 
 export const REDIS: DaemonKind = {
@@ -210,4 +219,134 @@ export const POSTGRES: DaemonKind = {
       signal: 'SIGINT',
     });
   },
+};
+
+/** Runs `bin` to completion in `dir`'s setup, failing with its output. */
+function setup(bin: string, args: string[], what: string) {
+  const run = spawnSync(bin, args, { encoding: 'utf8', timeout: 30_000 });
+  if (run.status !== 0) throw new Error(`${what} failed (${run.status ?? run.signal}):\n${run.stdout}${run.stderr}`);
+}
+
+/** mariadbd refuses to run as root unless told to (root is the superuser in the tests' CI). */
+const asRoot = () => (process.getuid?.() === 0 ? ['--user=root'] : []);
+
+/**
+ * MariaDB with a fresh data dir: `root` without a password over TCP, LOAD DATA
+ * LOCAL allowed, packets up to 64 MiB, TLS on request.
+ */
+export const MARIADB: DaemonKind = {
+  name: 'mariadbd',
+  binDir: findDir('mariadbd', ['/usr/sbin', ...PATH_DIRS]),
+  start: (port, extraArgs) =>
+    startDaemon({
+      kind: MARIADB,
+      port,
+      extraArgs,
+      bin: 'mariadbd',
+      prepare: (dir) =>
+        setup(
+          'mariadb-install-db',
+          ['--no-defaults', `--datadir=${join(dir, 'data')}`, ...asRoot(), '--auth-root-authentication-method=normal', '--skip-test-db'],
+          'mariadb-install-db',
+        ),
+      args: (dir, port) => [
+        '--no-defaults',
+        `--datadir=${join(dir, 'data')}`,
+        ...asRoot(),
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        `--socket=${join(dir, 'sock')}`,
+        `--pid-file=${join(dir, 'pid')}`,
+        '--skip-log-bin',
+        '--innodb-buffer-pool-size=16M',
+        '--local-infile=1',
+        '--max-allowed-packet=64M',
+        // TLS with the tests' self-signed localhost certificate (a client asks for it after the greeting).
+        `--ssl-cert=${join(__dirname, '../fixtures/tls/cert.pem')}`,
+        `--ssl-key=${join(__dirname, '../fixtures/tls/key.pem')}`,
+      ],
+      ready: 'ready for connections',
+      signal: 'SIGTERM',
+    }),
+};
+
+/** mosquitto listening on 127.0.0.1 only, anonymous clients allowed. */
+export const MOSQUITTO: DaemonKind = {
+  name: 'mosquitto',
+  binDir: findDir('mosquitto', ['/usr/sbin', ...PATH_DIRS]),
+  start: (port, extraArgs) =>
+    startDaemon({
+      kind: MOSQUITTO,
+      port,
+      extraArgs,
+      bin: 'mosquitto',
+      prepare: (dir) => writeFileSync(join(dir, 'mosquitto.conf'), 'allow_anonymous true\npersistence false\n'),
+      args: (dir, port) => ['-c', join(dir, 'mosquitto.conf'), '-p', String(port)],
+      ready: ' running',
+      signal: 'SIGTERM',
+    }),
+};
+
+/** memcached on 127.0.0.1, TCP only, items up to 4 MiB (`-vv` says when it listens). */
+export const MEMCACHED: DaemonKind = {
+  name: 'memcached',
+  binDir: findDir('memcached', PATH_DIRS),
+  start: (port, extraArgs) =>
+    startDaemon({
+      kind: MEMCACHED,
+      port,
+      extraArgs,
+      bin: 'memcached',
+      args: (_dir, port) => ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-I', '4m', '-m', '64', '-vv', ...(process.getuid?.() === 0 ? ['-u', 'root'] : [])],
+      ready: 'server listening',
+      signal: 'SIGTERM',
+    }),
+};
+
+/** The user the tests log in to sshd as: whoever runs them, with the key in the daemon's dir. */
+export const SSH_USER = userInfo().username;
+
+/**
+ * OpenSSH's sshd on 127.0.0.1 with a host key and a client key (`client_key`
+ * in its dir) made for it: public-key login only, as the user running the
+ * tests, sftp served in-process.
+ */
+export const SSHD: DaemonKind = {
+  name: 'sshd',
+  binDir: findDir('sshd', ['/usr/sbin', ...PATH_DIRS]),
+  start: (port, extraArgs) =>
+    startDaemon({
+      kind: SSHD,
+      port,
+      extraArgs,
+      bin: 'sshd',
+      prepare: (dir) => {
+        // As root sshd wants its privilege separation dir (made by the system's service, which is not running).
+        if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+        for (const key of ['host_key', 'client_key']) setup('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)], 'ssh-keygen');
+        writeFileSync(
+          join(dir, 'sshd_config'),
+          [
+            `HostKey ${join(dir, 'host_key')}`,
+            `AuthorizedKeysFile ${join(dir, 'client_key.pub')}`,
+            'ListenAddress 127.0.0.1',
+            'PasswordAuthentication no',
+            'KbdInteractiveAuthentication no',
+            'PubkeyAuthentication yes',
+            'PermitRootLogin prohibit-password',
+            'AllowTcpForwarding yes',
+            // The temp dir is not the user's home: no ownership checks on it.
+            'StrictModes no',
+            'UsePAM no',
+            'PidFile none',
+            'Subsystem sftp internal-sftp',
+            '',
+          ].join('\n'),
+        );
+      },
+      // sshd wants its absolute path (it re-executes itself for each connection).
+      args: (dir, port) => ['-D', '-e', '-f', join(dir, 'sshd_config'), '-p', String(port)],
+      ready: 'Server listening on',
+      signal: 'SIGTERM',
+    }),
 };

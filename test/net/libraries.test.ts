@@ -19,7 +19,7 @@ import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, t
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
 import { getReactor } from '../../src/reactor';
-import { BACKENDS, socketFds, waitFor } from '../helpers';
+import { BACKENDS, pattern, socketFds, waitFor } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 
 type Net = typeof nodeNet;
@@ -30,13 +30,6 @@ const IMPLS: [string, Net, string | undefined][] = [
 ];
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** `size` bytes that depend on `seed`, so a body is checked byte for byte. */
-const pattern = (seed: number, size: number) => {
-  const b = Buffer.allocUnsafe(size);
-  for (let i = 0; i < size; i++) b[i] = (seed * 31 + i * 7) & 0xff;
-  return b;
-};
 
 // Self-signed for localhost and 127.0.0.1, valid for 100 years: made with
 // `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500
