@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Runs Node's own net and dgram tests against muxnet's drop-in layer:
 //
-//   npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
+//   npm run conformance -- <node-checkout> [--suite NAME] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
-// Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
-// test/sequential and test/pummel runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
+// `--suite net` (the default): every test-net-*.js and test-dgram-*.js of the
+// checkout's test/parallel, test/sequential and test/pummel, and the
+// test-cluster-*.js ones that require net or dgram. `--suite others`: the
+// other files there (tls, child-process, worker, stream, process, ...; not
+// http, https, http2) that require net or dgram themselves. Each file runs
+// in its own `node`, with `net`/`dgram` redirected to dist/ (see
 // conformance-hook.js; NODE_OPTIONS carries it into the test's own child
 // processes). `--reference` runs the same tests on Node's own modules, for
 // the figure to compare with. Tests muxnet cannot run by design are skipped
@@ -23,7 +27,6 @@ const HOOK = path.join(__dirname, 'conformance-hook.js');
 const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
-  [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto'],
   [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
@@ -31,7 +34,7 @@ const SKIPS = [
 ];
 
 function parseArgs(argv) {
-  const opts = { dir: undefined, reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
+  const opts = { dir: undefined, suite: 'net', reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--reference') opts.reference = true;
@@ -39,10 +42,12 @@ function parseArgs(argv) {
     else if (a === '--jobs') opts.jobs = Number(argv[++i]);
     else if (a === '--timeout') opts.timeout = Number(argv[++i]);
     else if (a === '--filter') opts.filter = argv[++i];
+    else if (a === '--suite') opts.suite = argv[++i];
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else opts.dir = a;
   }
-  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
+  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite NAME] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
+  if (!Object.hasOwn(SUITES, opts.suite)) throw new Error(`unknown suite ${opts.suite} (${Object.keys(SUITES).join(', ')})`);
   return opts;
 }
 
@@ -93,16 +98,23 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
-/** A cluster test that listens or binds through net or dgram: its workers share sockets with the primary. */
 const USES_NET = /require\(['"](node:)?(net|dgram)['"]\)/;
 
-/** The checkout's net and dgram tests in test/<dir>, and its cluster tests that use them (none if it has no such dir). */
-function testsIn(root, dir, filter) {
+/** Which files of a test dir a suite runs, by name and source. */
+const SUITES = {
+  // net and dgram tests, and the cluster tests whose workers share sockets through them
+  net: (name, source) => /^test-(net|dgram)-/.test(name) || (/^test-cluster-/.test(name) && USES_NET.test(source())),
+  // the drop-in under TLS, in child processes and workers, as a stream: other files using net or dgram
+  others: (name, source) => !/^test-(net|dgram|cluster|http|https|http2)-/.test(name) && USES_NET.test(source()),
+};
+
+/** The checkout's tests in test/<dir> that the suite selects (none if it has no such dir). */
+function testsIn(root, dir, opts) {
   const at = path.join(root, 'test', dir);
   if (!fs.existsSync(at)) return [];
   return fs.readdirSync(at)
-    .filter((f) => /^test-(net|dgram)-.*\.js$/.test(f) || (/^test-cluster-.*\.js$/.test(f) && USES_NET.test(fs.readFileSync(path.join(at, f), 'utf8'))))
-    .filter((f) => !filter || f.includes(filter))
+    .filter((f) => /^test-.*\.js$/.test(f) && SUITES[opts.suite](f, () => fs.readFileSync(path.join(at, f), 'utf8')))
+    .filter((f) => !opts.filter || f.includes(opts.filter))
     .sort();
 }
 
@@ -115,7 +127,7 @@ async function main() {
   // test/parallel side by side; sequential and pummel (heavier, or bound to
   // fixed ports) one at a time, as Node's own runner does.
   for (const [dir, jobs] of [['parallel', opts.jobs], ['sequential', 1], ['pummel', 1]]) {
-    const files = testsIn(root, dir, opts.filter);
+    const files = testsIn(root, dir, opts);
     let next = 0;
     const worker = async (slot) => {
       while (next < files.length) {
