@@ -3,6 +3,7 @@
  * TCP code runs on the muxnet reactor. Same classes, events, argument forms
  * and errors; what is not supported yet throws `ERR_MUXNET_UNSUPPORTED`.
  */
+import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { callable } from './callable';
 import { unsupported } from './unsupported';
 import { Server as ServerClass, type ServerOptions } from './server';
@@ -46,6 +47,7 @@ export function connect(port: number | string, listener?: () => void): Socket;
 export function connect(...args: unknown[]): Socket {
   const [opts] = normalizeConnectArgs(args);
   const socket = new SocketClass(opts as SocketOptions);
+  if (!EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket });
   return socket.connect(...(args as Parameters<SocketClass['connect']>));
 }
 

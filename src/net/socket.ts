@@ -5,6 +5,7 @@
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
+import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
@@ -348,6 +349,7 @@ export class Socket extends Duplex implements Handle {
   connect(port: number | string, host?: string, listener?: () => void): this;
   connect(port: number | string, listener?: () => void): this;
   connect(...args: unknown[]): this {
+    if (EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket: this });
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
     if (this.token >= 0 || this.connectingFlag) {
