@@ -162,6 +162,10 @@ export class Server extends EventEmitter implements Handle {
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
   private bindPath(path: string, opts: ListenOptions): void {
+    // An abstract name has no file whose mode could change.
+    if (path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
+      throw invalidArgValue('options', opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
+    }
     if (sharedWithPrimary(opts.exclusive)) {
       const { backlog, readableAll, writableAll } = opts;
       this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
@@ -176,8 +180,7 @@ export class Server extends EventEmitter implements Handle {
     if (opts.readableAll || opts.writableAll) {
       const mode = (opts.readableAll ? 0o444 : 0) | (opts.writableAll ? 0o222 : 0);
       try {
-        // An abstract name has no file to change.
-        if (!path.startsWith('\0')) chmodSync(path, statSync(path).mode | mode);
+        chmodSync(path, statSync(path).mode | mode);
       } catch (err) {
         // Not listening after all: the socket (and its file) go, and the error is thrown.
         reactor.native.closeSocket(token);
