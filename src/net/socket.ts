@@ -7,7 +7,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
-import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
+import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
 import type { Server } from './server';
@@ -625,10 +625,17 @@ export class Socket extends Duplex implements Handle {
     return this.destroy();
   }
 
-  /** After the peer ended a socket that is not half-open, writing fails with EPIPE. */
+  /**
+   * After the peer ended a socket that is not half-open, writing fails with
+   * EPIPE. A string said to be a `'buffer'` is a TypeError, as node:net's
+   * stream handle throws it on a connected socket.
+   */
   override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
+    if (typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
+      throw coded(new TypeError('Second argument must be a buffer'), 'ERR_INVALID_ARG_TYPE');
+    }
     if (!this.endedByPeer || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
     const cb = typeof encoding === 'function' ? encoding : callback;
     const err = codedError('This socket has been ended by the other party', 'EPIPE');

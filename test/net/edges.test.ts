@@ -1,5 +1,5 @@
-// Argument edges that Node's own tests found (test-pipe-abstract-socket),
-// checked against node:net itself.
+// Argument edges that Node's own tests found (test-pipe-abstract-socket,
+// test-stream-base-typechecking), checked against node:net itself.
 import { once } from 'node:events';
 import nodeNet from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -26,4 +26,18 @@ describe.each([
     },
   );
 
+  it("throws a TypeError for a string written as a 'buffer' on a connected socket", async () => {
+    const server = net.createServer((s) => s.resume());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(c, 'connect');
+    expect(() => c.write('broken', 'buffer' as BufferEncoding)).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'Second argument must be a buffer' }),
+    );
+    // The socket still works.
+    expect(c.write('fine')).toBe(true);
+    c.destroy();
+    server.close();
+  });
 });
