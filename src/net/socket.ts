@@ -307,8 +307,11 @@ export class Socket extends Duplex implements Handle {
 
   /** Every byte `write()` accepted: sent, queued, corked or waiting for the connection. */
   get bytesWritten(): number {
+    const queued = (this as unknown as { writableBuffer?: { chunk: Buffer }[] }).writableBuffer;
+    // Read off the prototype (no stream state), it is undefined, as node:net's: typed for instances.
+    if (!queued) return undefined as unknown as number;
     let bytes = this.dispatched + (this.pendingData?.length ?? 0);
-    for (const { chunk } of (this as unknown as { writableBuffer: { chunk: Buffer }[] }).writableBuffer) bytes += chunk.length;
+    for (const { chunk } of queued) bytes += chunk.length;
     return bytes;
   }
 

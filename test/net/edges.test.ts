@@ -41,3 +41,13 @@ describe.each([
     server.close();
   });
 });
+
+describe.each([
+  ['node:net', nodeNet],
+  ['muxnet', muxnet as unknown as Net],
+])('%s Socket.prototype', (_name, net) => {
+  it('reads bytesWritten off the prototype as undefined, without throwing (found by test-net-access-byteswritten)', () => {
+    expect(Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesWritten')?.get).toBeTypeOf('function');
+    expect(net.Socket.prototype.bytesWritten).toBeUndefined();
+  });
+});
