@@ -4,7 +4,7 @@
  */
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
-import { Duplex, type DuplexOptions } from 'node:stream';
+import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
@@ -129,6 +129,20 @@ const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
  * cancelled back with `write ECANCELED`; before, with no error.
  */
 const CANCELLED_WRITE_FAILS = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && NODE_MINOR >= 9);
+/**
+ * Node 20's Writable passes a string written as `'buffer'` on to node:net's
+ * handle, which throws `Second argument must be a buffer`; Node 24's refuses
+ * the encoding itself (ERR_UNKNOWN_ENCODING), as muxnet's Duplex then does.
+ * @internal
+ */
+export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
+  try {
+    new Writable({ decodeStrings: false, write: (_chunk, _encoding, cb) => cb() }).write('x', 'buffer' as BufferEncoding);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
@@ -630,13 +644,13 @@ export class Socket extends Duplex implements Handle {
 
   /**
    * After the peer ended a socket that is not half-open, writing fails with
-   * EPIPE. A string said to be a `'buffer'` is a TypeError, as node:net's
-   * stream handle throws it on a connected socket.
+   * EPIPE. A string said to be a `'buffer'` is node:net's TypeError where
+   * Node's Writable lets it reach the handle (whose check throws it).
    */
   override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
-    if (typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
+    if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
       throw coded(new TypeError('Second argument must be a buffer'), 'ERR_INVALID_ARG_TYPE');
     }
     if (!this.endedByPeer || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);

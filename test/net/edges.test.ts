@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import nodeNet from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
+import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
 
 type Net = typeof nodeNet;
 
@@ -26,15 +27,17 @@ describe.each([
     },
   );
 
-  it("throws a TypeError for a string written as a 'buffer' on a connected socket", async () => {
+  it("throws node:net's TypeError for a string written as a 'buffer' on a connected socket", async () => {
     const server = net.createServer((s) => s.resume());
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
     await once(c, 'connect');
-    expect(() => c.write('broken', 'buffer' as BufferEncoding)).toThrow(
-      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'Second argument must be a buffer' }),
-    );
+    // Node 20's stream handle refuses it; Node 24's Writable refuses the encoding first.
+    const expected = STRING_AS_BUFFER_REACHES_HANDLE
+      ? { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'Second argument must be a buffer' }
+      : { name: 'TypeError', code: 'ERR_UNKNOWN_ENCODING', message: 'Unknown encoding: buffer' };
+    expect(() => c.write('broken', 'buffer' as BufferEncoding)).toThrow(expect.objectContaining(expected));
     // The socket still works.
     expect(c.write('fine')).toBe(true);
     c.destroy();
