@@ -53,6 +53,7 @@ const BY_DESIGN = new Map([
   ['test-process-getactivehandles.js', "counts libuv handles (process._getActiveHandles); muxnet's sockets live in its reactor"],
   ['test-process-getactiveresources-track-active-handles.js', "counts libuv handles (process.getActiveResourcesInfo: TCPSocketWrap, TCPServerWrap); muxnet's sockets live in its reactor"],
   ['test-trace-events-net.js', "reads the trace events node:net's native handles emit (node.net.native)"],
+  ['test-trace-events-net-abstract-socket.js', "reads the trace events node:net's native handles emit (node.net.native)"],
   ['test-process-beforeexit.js', "listens and closes a server inside 'beforeExit' and expects another: node's closing libuv handle keeps the loop alive one more turn, muxnet's reactor holds none"],
   ['test-tls-net-socket-keepalive.js', TLS_LATE_CONNECT],
   ['test-tls-on-empty-socket.js', TLS_LATE_CONNECT],
