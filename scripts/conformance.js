@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs Node's own net and dgram tests against muxnet's drop-in layer:
+// Runs Node's own tests of net and dgram (and, with --suite others, Node's other tests that use them) against muxnet's drop-in layer:
 //
 //   npm run conformance -- <node-checkout> [--suite NAME] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
