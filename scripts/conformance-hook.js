@@ -9,7 +9,7 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist') + path.sep;
 const targets = {
-  net: path.join(dist, 'index.js'),
+  net: path.join(dist, 'net', 'index.js'),
   dgram: path.join(dist, 'dgram.js'),
 };
 

@@ -1,20 +1,25 @@
 #!/usr/bin/env node
-// Runs Node's own tests of net and dgram (and, with --suite others, Node's other tests that use them) against muxnet's drop-in layer:
+// Runs Node's own tests of net and dgram (and others that use them) against muxnet's drop-in layer:
 //
-//   npm run conformance -- <node-checkout> [--suite NAME] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
+//   npm run conformance -- <node-checkout> [--suite net|http|others] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
-// `--suite net` (the default): every test-net-*.js and test-dgram-*.js of the
-// checkout's test/parallel, test/sequential and test/pummel, and the
-// test-cluster-*.js ones that require net or dgram. `--suite others`: the
-// other files there (tls, child-process, worker, stream, process, ...; not
-// http, https, http2) that require net or dgram themselves. Each file runs
-// in its own `node`, with `net`/`dgram` redirected to dist/ (see
+// Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
+// test/sequential and test/pummel (and the cluster tests that use net or
+// dgram) runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
 // conformance-hook.js; NODE_OPTIONS carries it into the test's own child
 // processes). `--reference` runs the same tests on Node's own modules, for
 // the figure to compare with. Tests muxnet cannot run by design are skipped
 // with a reason. It prints one line per failing or skipped test, then
 // `conformance: N passed, M failed, K skipped`; the exit code is 0 (it is a
 // measurement) unless `--strict` and something failed. Build first (dist/).
+// `--suite http` runs instead the test-http*, test-https* and test-http2*
+// files that require `net` themselves (raw clients and servers talking to
+// node:http, `createConnection` agents, `server.emit('connection', socket)`):
+// node:http keeps Node's own net inside, so only those exercise the drop-in
+// as its transport. `--suite others` runs the other files (tls, child-process,
+// worker, stream, process, diagnostics channels, ...) that require net or
+// dgram themselves: the drop-in under TLS, in child processes and workers, as
+// a stream; files that test what differs by design are skipped by name.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -31,6 +36,10 @@ const SKIPS = [
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
   [/observe\(\{\s*type:\s*'net'/, "perf_hooks entries of type 'net' (no public API creates them)"],
+  // node:http, https and http2 make their sockets with Node's own net: the
+  // module a test requires is not theirs.
+  [/assert(\.\w+)?\([\w.]*socket instanceof net\.Socket/, "asserts node:http's own sockets are instances of the required net.Socket", 'http'],
+  [/^net\.(\w+|Socket\.prototype\.\w+) =/m, 'replaces a net export and expects node:http/http2 to call it', 'http'],
 ];
 
 /**
@@ -75,8 +84,8 @@ function parseArgs(argv) {
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else opts.dir = a;
   }
-  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite NAME] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
-  if (!Object.hasOwn(SUITES, opts.suite)) throw new Error(`unknown suite ${opts.suite} (${Object.keys(SUITES).join(', ')})`);
+  if (!Object.hasOwn(SUITES, opts.suite)) throw new Error(`--suite: one of ${Object.keys(SUITES).join(', ')}`);
+  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite net|http|others] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
   return opts;
 }
 
@@ -95,7 +104,7 @@ function flagsOf(source) {
 
 function runOne(root, file, opts, slot) {
   const source = fs.readFileSync(file, 'utf8');
-  const skip = SKIPS.find(([re]) => re.test(source));
+  const skip = SKIPS.find(([re, , suite]) => (!suite || suite === opts.suite) && re.test(source));
   if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
   if (opts.suite === 'others' && BY_DESIGN.has(path.basename(file))) return Promise.resolve({ status: 'skipped', reason: BY_DESIGN.get(path.basename(file)) });
   const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
@@ -128,30 +137,38 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
+/** A test that requires net or dgram itself (the module the hook redirects). */
 const USES_NET = /require\(['"](node:)?(net|dgram)['"]\)/;
+const USES_TCP = /require\(['"](node:)?net['"]\)/;
 
-/** Which files of a test dir a suite runs, by name and source. */
+/**
+ * Which files of a test dir each suite runs, by name, and, for the families
+ * whose own modules keep Node's net inside, only those that require the
+ * redirected module themselves (a cluster test that listens through net or
+ * dgram shares its sockets with the primary; an http test with a raw net
+ * client, server or `createConnection`).
+ */
 const SUITES = {
-  // net and dgram tests, and the cluster tests whose workers share sockets through them
-  net: (name, source) => /^test-(net|dgram)-/.test(name) || (/^test-cluster-/.test(name) && USES_NET.test(source())),
-  // the drop-in under TLS, in child processes and workers, as a stream: other files using net or dgram
-  others: (name, source) => !/^test-(net|dgram|cluster|http|https|http2)-/.test(name) && USES_NET.test(source()),
+  net: [[/^test-(net|dgram)-.*\.js$/], [/^test-cluster-.*\.js$/, USES_NET]],
+  http: [[/^test-https?2?(-.*)?\.js$/, USES_TCP]],
+  // the drop-in under TLS, in child processes and workers, as a stream
+  others: [[/^test-(?!(net|dgram|cluster)-|https?2?(-|\.js$)).*\.js$/, USES_NET]],
 };
 
-/** The checkout's tests in test/<dir> that the suite selects (none if it has no such dir). */
+/** The checkout's test/<dir> files of the suite (none if it has no such dir). */
 function testsIn(root, dir, opts) {
   const at = path.join(root, 'test', dir);
   if (!fs.existsSync(at)) return [];
+  const picks = (f) => SUITES[opts.suite].some(([name, uses]) => name.test(f) && (!uses || uses.test(fs.readFileSync(path.join(at, f), 'utf8'))));
   return fs.readdirSync(at)
-    .filter((f) => /^test-.*\.js$/.test(f) && SUITES[opts.suite](f, () => fs.readFileSync(path.join(at, f), 'utf8')))
-    .filter((f) => !opts.filter || f.includes(opts.filter))
+    .filter((f) => (!opts.filter || f.includes(opts.filter)) && picks(f))
     .sort();
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const root = nodeRoot(opts.dir);
-  if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
+  if (!opts.reference && !fs.existsSync(path.join(__dirname, '..', 'dist', 'net', 'index.js'))) throw new Error('dist/ is missing: npm run build:ts first');
   opts.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-conformance-'));
   const results = new Map();
   // test/parallel side by side; sequential and pummel (heavier, or bound to

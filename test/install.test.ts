@@ -48,7 +48,7 @@ describe('installing the packed package', () => {
   it('publishes only what users need', () => {
     const [info] = JSON.parse(sh(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], root));
     const files: string[] = info.files.map((f: { path: string }) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/fast.js', 'dist/proxy.js', 'dist/cli.js']));
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'README.md', 'LICENSE', 'package.json', 'dist/net/index.js', 'dist/fast.js', 'dist/proxy.js', 'dist/cli.js']));
     const unexpected = files.filter((f) => !/^(dist\/.+|index\.js|index\.d\.ts|README\.md|LICENSE|package\.json)$/.test(f));
     expect(unexpected).toEqual([]);
     expect(files.some((f) => f.endsWith('.node') || f.endsWith('.rs') || f.startsWith('test/'))).toBe(false);

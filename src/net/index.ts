@@ -1,8 +1,18 @@
 /**
- * The drop-in `node:net`: change `require('net')` to `require('muxnet')` and
- * TCP code runs on the muxnet reactor. Same classes, events, argument forms
- * and errors; what is not supported yet throws `ERR_MUXNET_UNSUPPORTED`.
+ * muxnet: sockets for Node.js on a Rust reactor (mio, poll or select).
+ *
+ * `require('muxnet')` is this module, the drop-in `node:net`: change
+ * `require('net')` to `require('muxnet')` and TCP code runs on the muxnet
+ * reactor. Same classes, events, argument forms and errors; what is not
+ * supported yet throws `ERR_MUXNET_UNSUPPORTED`. The lean callback API is
+ * `muxnet/fast`.
+ *
+ * Every export is a plain property, as node:net's: code may replace one
+ * (tracing and mocking libraries wrap `net.connect`). So no `export { } from`
+ * here, which TypeScript compiles to getters that cannot be assigned, and the
+ * package's entry is this file, not one that re-exports it.
  */
+import * as nodeNet from 'node:net';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { callable } from './callable';
 import { unsupported } from './unsupported';
@@ -11,17 +21,17 @@ import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, ty
 
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
 // node:net's, so the command line and either module set the same ones.
-export {
-  BlockList,
-  SocketAddress,
-  getDefaultAutoSelectFamily,
-  getDefaultAutoSelectFamilyAttemptTimeout,
-  isIP,
-  isIPv4,
-  isIPv6,
-  setDefaultAutoSelectFamily,
-  setDefaultAutoSelectFamilyAttemptTimeout,
-} from 'node:net';
+export const BlockList = nodeNet.BlockList;
+export type BlockList = nodeNet.BlockList;
+export const SocketAddress = nodeNet.SocketAddress;
+export type SocketAddress = nodeNet.SocketAddress;
+export const getDefaultAutoSelectFamily = nodeNet.getDefaultAutoSelectFamily;
+export const getDefaultAutoSelectFamilyAttemptTimeout = nodeNet.getDefaultAutoSelectFamilyAttemptTimeout;
+export const isIP = nodeNet.isIP;
+export const isIPv4 = nodeNet.isIPv4;
+export const isIPv6 = nodeNet.isIPv6;
+export const setDefaultAutoSelectFamily = nodeNet.setDefaultAutoSelectFamily;
+export const setDefaultAutoSelectFamilyAttemptTimeout = nodeNet.setDefaultAutoSelectFamilyAttemptTimeout;
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
 

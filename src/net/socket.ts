@@ -251,10 +251,14 @@ export class Socket extends Duplex implements Handle {
     this.local = this.reactor!.native.localAddress(this.token);
   }
 
-  /** As libuv: a connection neither reading nor writing does not hold the process; one connecting or writing does, even unref'd. */
+  /**
+   * As libuv: a connection neither reading nor writing does not hold the
+   * process; one connecting or writing does, even unref'd. After the peer's
+   * FIN nothing more can be read: libuv stops reading at the EOF.
+   */
   private syncActive(): void {
     const writing = this.pendingWrite !== undefined;
-    this.keepAlive.setActivity(!this.nativePaused || writing, this.connectingFlag || writing);
+    this.keepAlive.setActivity((!this.nativePaused && !this.peerFin) || writing, this.connectingFlag || writing);
   }
 
   private stopReading(): void {
@@ -791,6 +795,7 @@ export class Socket extends Duplex implements Handle {
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
     this.peerFin = true;
+    this.syncActive();
     if (this.onread) {
       this.eofPending = true;
       this.deliver();

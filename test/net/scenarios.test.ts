@@ -525,10 +525,21 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   it.each([
     ['does not hold the process with a paused idle socket or a socket timeout', 'paused'],
     ['holds the process while an unref’d socket connects', 'unref-connecting'],
+    ['does not hold the process with an accepted socket its peer ended, left unread', 'peer-ended'],
   ])('%s', async (_title, which) => {
     const fixture = path.join(__dirname, '..', 'fixtures', 'net-idle-exits.js');
     const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio', which], { timeout: 10_000 });
     expect(stdout.trim()).toBe('connected');
+  });
+
+  it('lets code replace its exports where node:net does, and import names them all', async () => {
+    const fixture = path.join(__dirname, '..', 'fixtures', 'net-exports-replaceable.js');
+    const probe = async (module: string) => JSON.parse((await promisify(execFile)(process.execPath, [fixture, module], { timeout: 10_000 })).stdout) as { unreplaceable: string[]; unnamed: string[] };
+    const [reference, ours] = await Promise.all([probe('node:net'), probe(backend ? 'muxnet' : 'node:net')]);
+    // node:net's own exception: BlockList and SocketAddress are getters (loaded on first use).
+    expect(reference.unreplaceable.every((name) => ['BlockList', 'SocketAddress'].includes(name))).toBe(true);
+    expect(ours.unreplaceable.filter((name) => !reference.unreplaceable.includes(name))).toEqual([]);
+    expect(ours.unnamed).toEqual([]);
   });
 
   it('exports what node:net exports (Node 20, and 24 with BoundSocket)', () => {
