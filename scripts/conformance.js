@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Runs Node's own net and dgram tests against muxnet's drop-in layer:
+// Runs Node's own tests of net and dgram (and others that use them) against muxnet's drop-in layer:
 //
-//   npm run conformance -- <node-checkout> [--suite net|http] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
+//   npm run conformance -- <node-checkout> [--suite net|http|others] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
 // Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
 // test/sequential and test/pummel (and the cluster tests that use net or
@@ -16,7 +16,10 @@
 // files that require `net` themselves (raw clients and servers talking to
 // node:http, `createConnection` agents, `server.emit('connection', socket)`):
 // node:http keeps Node's own net inside, so only those exercise the drop-in
-// as its transport.
+// as its transport. `--suite others` runs the other files (tls, child-process,
+// worker, stream, process, diagnostics channels, ...) that require net or
+// dgram themselves: the drop-in under TLS, in child processes and workers, as
+// a stream; files that test what differs by design are skipped by name.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -29,8 +32,6 @@ const HOOK = path.join(__dirname, 'conformance-hook.js');
 const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
-  // In the net suite; the http suite runs them (see SUITES).
-  [/require\(['"](node:)?(tls|https|http2|crypto)['"]\)|common\.hasCrypto/, 'TLS/crypto', 'net'],
   [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
@@ -40,6 +41,35 @@ const SKIPS = [
   [/assert(\.\w+)?\([\w.]*socket instanceof net\.Socket/, "asserts node:http's own sockets are instances of the required net.Socket", 'http'],
   [/^net\.(\w+|Socket\.prototype\.\w+) =/m, 'replaces a net export and expects node:http/http2 to call it', 'http'],
 ];
+
+/**
+ * Files of `--suite others` that test what muxnet does differently by design,
+ * by name, each with what in its source meets the difference.
+ */
+const SENDS_HANDLE = 'sends a socket or server to another process (child_process takes node:net\'s handles only: ERR_INVALID_HANDLE_TYPE)';
+const TLS_LATE_CONNECT = "calls connect() on the socket after tls.connect({ socket }): node's tls waits for 'connect' only on node:net's own sockets (instanceof); it writes its hello to any other stream at once";
+const BY_DESIGN = new Map([
+  ['test-child-process-fork-closed-channel-segfault.js', SENDS_HANDLE],
+  ['test-child-process-fork-dgram.js', SENDS_HANDLE],
+  ['test-child-process-fork-getconnections.js', SENDS_HANDLE],
+  ['test-child-process-fork-net-server.js', SENDS_HANDLE],
+  ['test-child-process-fork-net-socket.js', SENDS_HANDLE],
+  ['test-child-process-fork-net.js', SENDS_HANDLE],
+  ['test-child-process-send-keep-open.js', SENDS_HANDLE],
+  ['test-child-process-pass-fd.js', SENDS_HANDLE],
+  ['test-child-process-server-close.js', "passes a socket as a child's stdio (child_process takes node:net's handles only)"],
+  ['test-diagnostics-channel-http.js', "checks node:http's own sockets (node:net's) against the redirected net.Socket"],
+  ['test-process-getactivehandles.js', "counts libuv handles (process._getActiveHandles); muxnet's sockets live in its reactor"],
+  ['test-process-getactiveresources-track-active-handles.js', "counts libuv handles (process.getActiveResourcesInfo: TCPSocketWrap, TCPServerWrap); muxnet's sockets live in its reactor"],
+  ['test-trace-events-net.js', "reads the trace events node:net's native handles emit (node.net.native)"],
+  ['test-trace-events-net-abstract-socket.js', "reads the trace events node:net's native handles emit (node.net.native)"],
+  ['test-process-beforeexit.js', "listens and closes a server inside 'beforeExit' and expects another: node's closing libuv handle keeps the loop alive one more turn, muxnet's reactor holds none"],
+  ['test-tls-net-socket-keepalive.js', TLS_LATE_CONNECT],
+  ['test-tls-on-empty-socket.js', TLS_LATE_CONNECT],
+  ['test-tls-wrap-econnreset-socket.js', TLS_LATE_CONNECT],
+  ['test-tls-connect-given-socket.js', "a server that ends the TLS connection: node's tls drives any socket but node:net's through a JSStreamSocket, which ends the socket on the peer's FIN before TLS writes its close_notify (EPIPE; node:net's sockets do the same through it)"],
+  ['test-tls-socket-close.js', "expects the TLS socket destroyed when the raw socket emits 'close', and that 'close' after a second setImmediate: through a JSStreamSocket the TLS socket is destroyed later"],
+]);
 
 function parseArgs(argv) {
   const opts = { dir: undefined, suite: 'net', reference: false, strict: false, jobs: 2, timeout: 20, filter: undefined };
@@ -55,7 +85,7 @@ function parseArgs(argv) {
     else opts.dir = a;
   }
   if (!Object.hasOwn(SUITES, opts.suite)) throw new Error(`--suite: one of ${Object.keys(SUITES).join(', ')}`);
-  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite net|http] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
+  if (!opts.dir) throw new Error('usage: npm run conformance -- <node-checkout> [--suite net|http|others] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]');
   return opts;
 }
 
@@ -76,6 +106,7 @@ function runOne(root, file, opts, slot) {
   const source = fs.readFileSync(file, 'utf8');
   const skip = SKIPS.find(([re, , suite]) => (!suite || suite === opts.suite) && re.test(source));
   if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
+  if (opts.suite === 'others' && BY_DESIGN.has(path.basename(file))) return Promise.resolve({ status: 'skipped', reason: BY_DESIGN.get(path.basename(file)) });
   const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
   if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)}`.trim();
   return new Promise((resolve) => {
@@ -120,6 +151,8 @@ const USES_TCP = /require\(['"](node:)?net['"]\)/;
 const SUITES = {
   net: [[/^test-(net|dgram)-.*\.js$/], [/^test-cluster-.*\.js$/, USES_NET]],
   http: [[/^test-https?2?(-.*)?\.js$/, USES_TCP]],
+  // the drop-in under TLS, in child processes and workers, as a stream
+  others: [[/^test-(?!(net|dgram|cluster)-|https?2?(-|\.js$)).*\.js$/, USES_NET]],
 };
 
 /** The checkout's test/<dir> files of the suite (none if it has no such dir). */

@@ -12,6 +12,7 @@ import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
+import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
@@ -176,6 +177,7 @@ export class Socket extends EventEmitter implements Handle {
     this.ipv6Only = !!options.ipv6Only;
     if (typeof listener === 'function') this.on('message', listener);
     if (options.signal !== undefined) this.closeOnAbort(options.signal);
+    if (udpSocket.hasSubscribers) udpSocket.publish({ socket: this });
   }
 
   private closeOnAbort(signal: unknown): void {

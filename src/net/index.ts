@@ -13,6 +13,7 @@
  * package's entry is this file, not one that re-exports it.
  */
 import * as nodeNet from 'node:net';
+import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { callable } from './callable';
 import { unsupported } from './unsupported';
 import { Server as ServerClass, type ServerOptions } from './server';
@@ -56,6 +57,7 @@ export function connect(port: number | string, listener?: () => void): Socket;
 export function connect(...args: unknown[]): Socket {
   const [opts] = normalizeConnectArgs(args);
   const socket = new SocketClass(opts as SocketOptions);
+  if (!EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket });
   return socket.connect(...(args as Parameters<SocketClass['connect']>));
 }
 

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
+import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
@@ -114,6 +115,7 @@ export class Server extends EventEmitter implements Handle {
     else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.listening) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
+    if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: rest[0] !== null && typeof rest[0] === 'object' ? rest[0] : opts });
     this.generation++;
     if (cb) this.once('listening', cb);
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
@@ -160,6 +162,10 @@ export class Server extends EventEmitter implements Handle {
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
   private bindPath(path: string, opts: ListenOptions): void {
+    // An abstract name has no file whose mode could change.
+    if (path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
+      throw invalidArgValue('options', opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
+    }
     if (sharedWithPrimary(opts.exclusive)) {
       const { backlog, readableAll, writableAll } = opts;
       this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
@@ -168,14 +174,13 @@ export class Server extends EventEmitter implements Handle {
     const reactor = openReactor(this.options.backend);
     const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(path, opts.backlog ?? 511);
     if (typeof reactor === 'number' || token < 0) {
-      process.nextTick(() => this.emit('error', systemError(-token, 'listen', path)));
+      this.listenFailed(systemError(-token, 'listen', path), true);
       return;
     }
     if (opts.readableAll || opts.writableAll) {
       const mode = (opts.readableAll ? 0o444 : 0) | (opts.writableAll ? 0o222 : 0);
       try {
-        // An abstract name has no file to change.
-        if (!path.startsWith('\0')) chmodSync(path, statSync(path).mode | mode);
+        chmodSync(path, statSync(path).mode | mode);
       } catch (err) {
         // Not listening after all: the socket (and its file) go, and the error is thrown.
         reactor.native.closeSocket(token);
@@ -183,6 +188,13 @@ export class Server extends EventEmitter implements Handle {
       }
     }
     this.listening_(reactor, token, reactor.native.localPath(token) ?? path, `-1:${path}:-1`);
+  }
+
+  /** A bind or listen that failed: the tracing channel hears it at once, 'error' follows (on the next tick when `later`, as node:net's). */
+  private listenFailed(err: Error, later = false): void {
+    if (serverListen.hasSubscribers) serverListen.error.publish({ server: this, error: err });
+    if (later) process.nextTick(() => this.emit('error', err));
+    else this.emit('error', err);
   }
 
   /** The listener is up: attach it, and say so on the next tick (not if close() came first). */
@@ -193,6 +205,7 @@ export class Server extends EventEmitter implements Handle {
     this._connectionKey = key;
     reactor.attach(token, this);
     this.keepAlive.bind(reactor);
+    if (serverListen.hasSubscribers) serverListen.asyncEnd.publish({ server: this });
     process.nextTick(() => this.token === token && this.emit('listening'));
   }
 
@@ -218,7 +231,7 @@ export class Server extends EventEmitter implements Handle {
       token = listen(address, false);
     }
     if (typeof reactor === 'number' || token < 0) {
-      process.nextTick(() => this.emit('error', systemError(-token, 'listen', address, port)));
+      this.listenFailed(systemError(-token, 'listen', address, port), true);
       return;
     }
     this.listening_(reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
@@ -239,13 +252,13 @@ export class Server extends EventEmitter implements Handle {
       if (named && query.port > 0 && out.port !== query.port) errno = -uvErrno('EADDRINUSE');
       if (errno || !handle) {
         handle?.close();
-        this.emit('error', systemError(-errno, 'bind', query.address, query.port));
+        this.listenFailed(systemError(-errno, 'bind', query.address, query.port));
         return;
       }
       const reactor = openReactor(this.options.backend);
       if (typeof reactor === 'number') {
         handle.close();
-        this.emit('error', systemError(-reactor, 'listen', query.address, query.port));
+        this.listenFailed(systemError(-reactor, 'listen', query.address, query.port));
         return;
       }
       const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
@@ -265,7 +278,7 @@ export class Server extends EventEmitter implements Handle {
       if (token < 0) {
         this.primary = undefined;
         primary.release();
-        this.emit('error', systemError(-token, 'listen', query.address, query.port));
+        this.listenFailed(systemError(-token, 'listen', query.address, query.port));
         return;
       }
       this.listening_(reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
@@ -376,6 +389,7 @@ export class Server extends EventEmitter implements Handle {
     });
     if (this.options.keepAlive) socket.setKeepAlive(true, this.options.keepAliveInitialDelay);
     this.emit('connection', socket);
+    if (serverSocket.hasSubscribers) serverSocket.publish({ socket });
   }
 
   /** @internal */

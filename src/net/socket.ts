@@ -4,9 +4,10 @@
  */
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
-import { Duplex, type DuplexOptions } from 'node:stream';
+import { Duplex, Writable, type DuplexOptions } from 'node:stream';
+import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
-import { abortError, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
+import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
 import type { BackendName } from '../options';
 import type { Server } from './server';
@@ -128,6 +129,20 @@ const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
  * cancelled back with `write ECANCELED`; before, with no error.
  */
 const CANCELLED_WRITE_FAILS = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && NODE_MINOR >= 9);
+/**
+ * Node 20's Writable passes a string written as `'buffer'` on to node:net's
+ * handle, which throws `Second argument must be a buffer`; Node 24's refuses
+ * the encoding itself (ERR_UNKNOWN_ENCODING), as muxnet's Duplex then does.
+ * @internal
+ */
+export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
+  try {
+    new Writable({ decodeStrings: false, write: (_chunk, _encoding, cb) => cb() }).write('x', 'buffer' as BufferEncoding);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 export class Socket extends Duplex implements Handle {
   /** @internal */ reactor: Reactor | undefined;
@@ -310,8 +325,11 @@ export class Socket extends Duplex implements Handle {
 
   /** Every byte `write()` accepted: sent, queued, corked or waiting for the connection. */
   get bytesWritten(): number {
+    const queued = (this as unknown as { writableBuffer?: { chunk: Buffer }[] }).writableBuffer;
+    // Read off the prototype (no stream state), it is undefined, as node:net's: typed for instances.
+    if (!queued) return undefined as unknown as number;
     let bytes = this.dispatched + (this.pendingData?.length ?? 0);
-    for (const { chunk } of (this as unknown as { writableBuffer: { chunk: Buffer }[] }).writableBuffer) bytes += chunk.length;
+    for (const { chunk } of queued) bytes += chunk.length;
     return bytes;
   }
 
@@ -352,6 +370,7 @@ export class Socket extends Duplex implements Handle {
   connect(port: number | string, host?: string, listener?: () => void): this;
   connect(port: number | string, listener?: () => void): this;
   connect(...args: unknown[]): this {
+    if (EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket: this });
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
     if (this.token >= 0 || this.connectingFlag) {
@@ -627,10 +646,17 @@ export class Socket extends Duplex implements Handle {
     return this.destroy();
   }
 
-  /** After the peer ended a socket that is not half-open, writing fails with EPIPE. */
+  /**
+   * After the peer ended a socket that is not half-open, writing fails with
+   * EPIPE. A string said to be a `'buffer'` is node:net's TypeError where
+   * Node's Writable lets it reach the handle (whose check throws it).
+   */
   override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
+    if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
+      throw coded(new TypeError('Second argument must be a buffer'), 'ERR_INVALID_ARG_TYPE');
+    }
     if (!this.endedByPeer || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
     const cb = typeof encoding === 'function' ? encoding : callback;
     const err = codedError('This socket has been ended by the other party', 'EPIPE');

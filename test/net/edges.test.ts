@@ -1,0 +1,56 @@
+// Argument edges that Node's own tests found (test-pipe-abstract-socket,
+// test-stream-base-typechecking), checked against node:net itself.
+import { once } from 'node:events';
+import nodeNet from 'node:net';
+import { describe, expect, it } from 'vitest';
+import * as muxnet from '../../src/net';
+import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
+
+type Net = typeof nodeNet;
+
+describe.each([
+  ['node:net', nodeNet],
+  ['muxnet', muxnet as unknown as Net],
+])('%s', (_name, net) => {
+  it.runIf(process.platform === 'linux').each([{ readableAll: true }, { writableAll: true }, { readableAll: true, writableAll: true }])(
+    'refuses %o on an abstract socket path (no file to change), and listens on nothing',
+    (modes) => {
+      const server = net.createServer();
+      const path = `\0muxnet-edges-${process.pid}`;
+      expect(() => server.listen({ path, ...modes })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/can not set readableAll or writableAllt to true when path is abstract unix socket/) }),
+      );
+      expect(server.listening).toBe(false);
+      // The name is still free.
+      server.listen({ path });
+      return once(server, 'listening').then(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    },
+  );
+
+  it("throws node:net's TypeError for a string written as a 'buffer' on a connected socket", async () => {
+    const server = net.createServer((s) => s.resume());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(c, 'connect');
+    // Node 20's stream handle refuses it; Node 24's Writable refuses the encoding first.
+    const expected = STRING_AS_BUFFER_REACHES_HANDLE
+      ? { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'Second argument must be a buffer' }
+      : { name: 'TypeError', code: 'ERR_UNKNOWN_ENCODING', message: 'Unknown encoding: buffer' };
+    expect(() => c.write('broken', 'buffer' as BufferEncoding)).toThrow(expect.objectContaining(expected));
+    // The socket still works.
+    expect(c.write('fine')).toBe(true);
+    c.destroy();
+    server.close();
+  });
+});
+
+describe.each([
+  ['node:net', nodeNet],
+  ['muxnet', muxnet as unknown as Net],
+])('%s Socket.prototype', (_name, net) => {
+  it('reads bytesWritten off the prototype as undefined, without throwing (found by test-net-access-byteswritten)', () => {
+    expect(Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesWritten')?.get).toBeTypeOf('function');
+    expect(net.Socket.prototype.bytesWritten).toBeUndefined();
+  });
+});
