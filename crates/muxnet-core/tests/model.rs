@@ -1,0 +1,874 @@
+//! A seeded, randomized model test of the reactor. One reactor owns both
+//! ends of many connections (TCP and Unix-domain, accepted and connected,
+//! some joined in threes by `pipe`) and a random interleaving of operations
+//! runs on them: writes of 1 B .. 256 KiB, corked writes, files sent,
+//! pause/resume, half-closes, closes with bytes queued, resets, listeners
+//! closed while clients dial them, closes and connects in one batch (slots
+//! reused), and bursts of hundreds of sockets leaving in one turn. A model
+//! of what each side must receive checks every event: each byte arrives
+//! once, in order, at the connection its sender wrote to (every stream has
+//! its own byte pattern); `End` only after the peer's FIN, with every byte
+//! the peer wrote when nothing was dropped; a close with an error only when
+//! the peer closed or reset; no event for a token after the turn that
+//! closed it. At the end every socket is closed and every fd released.
+//!
+//! `MUXNET_MODEL_SEED=7` (or `7,12`) replays seeds; `MUXNET_MODEL_SEEDS=n`
+//! runs n seeds from `MUXNET_MODEL_FIRST` (default 1);
+//! `MUXNET_MODEL_OPS` sets the operations per seed. A failure names its
+//! seed and backend and prints the last operations and events. Its own
+//! test binary: it counts the process's fds.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use common::*;
+use muxnet_core::{BackendKind, BindOptions, Token};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+backend_tests!(model);
+
+/// Seeds a CI run checks per backend, and operations per seed.
+const SEEDS: u64 = 4;
+const OPS: usize = 300;
+/// Connections open at once outside a burst.
+const MAX_PAIRS: usize = 40;
+/// A burst's pairs: below `FD_SETSIZE` for select, thousands of sockets
+/// for the others.
+fn burst_cap(kind: BackendKind) -> usize {
+    if kind.name() == "select" {
+        300
+    } else {
+        1000
+    }
+}
+/// How long the end of a run may take to close everything.
+const WIND_DOWN: Duration = Duration::from_secs(30);
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name}={value}: not a number")))
+}
+
+fn model(kind: BackendKind) {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let seeds: Vec<u64> = match std::env::var("MUXNET_MODEL_SEED") {
+        Ok(list) => list.split(',').map(|s| s.trim().parse().unwrap_or_else(|_| panic!("MUXNET_MODEL_SEED={list}"))).collect(),
+        Err(_) => {
+            let first = env_u64("MUXNET_MODEL_FIRST").unwrap_or(1);
+            (first..first + env_u64("MUXNET_MODEL_SEEDS").unwrap_or(SEEDS)).collect()
+        }
+    };
+    let ops = env_u64("MUXNET_MODEL_OPS").map_or(OPS, |n| n as usize);
+    for seed in seeds {
+        TRACE.with(|t| t.borrow_mut().clear());
+        if let Err(panic) = std::panic::catch_unwind(|| run(kind, seed, ops)) {
+            TRACE.with(|t| {
+                eprintln!("--- the last operations and events of seed {seed} on {}:", kind.name());
+                for line in t.borrow().iter() {
+                    eprintln!("  {line}");
+                }
+            });
+            eprintln!("FAILED: MUXNET_MODEL_SEED={seed} MUXNET_MODEL_OPS={ops} ({} backend)", kind.name());
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+thread_local! {
+    /// The last operations and events, printed when a seed fails.
+    static TRACE: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
+}
+
+fn trace(line: String) {
+    TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.len() == 300 {
+            t.pop_front();
+        }
+        t.push_back(line);
+    });
+}
+
+/// xorshift64*: small, seeded, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.below(items.len())])
+    }
+
+    /// A write's size, 1 B .. 256 KiB, mostly small.
+    fn size(&mut self) -> usize {
+        let max = match self.below(100) {
+            0..=54 => 512,
+            55..=84 => 16 << 10,
+            85..=94 => 64 << 10,
+            _ => 256 << 10,
+        };
+        1 + self.below(max)
+    }
+}
+
+/// How an endpoint stopped being open.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gone {
+    No,
+    /// The owner closed it; `lost`: bytes or files were still queued.
+    Closed { lost: bool },
+    /// The owner reset it (RST on TCP; a plain close on a Unix stream).
+    Reset { lost: bool },
+    /// The reactor closed it (a `Close` event).
+    Reported { error: bool },
+}
+
+/// Where one connection's input goes: to the owner, or through a pipe.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    /// The owner reads and writes it.
+    Owned,
+    /// Joined by `pipe` to this side: the owner hears no `Data` for it.
+    Piped(usize),
+}
+
+/// One end of a connection, as the model sees it.
+#[derive(Debug)]
+struct Side {
+    token: Token,
+    /// The pair whose end this is: an accepted side learns it from the
+    /// header its connector sends first.
+    pair: Option<usize>,
+    listener: usize,
+    connector: bool,
+    unix: bool,
+    /// Bytes of this side's own stream the reactor took (header included).
+    written: u64,
+    /// Bytes received from the peer's stream (as the peer counts them).
+    received: u64,
+    header: Vec<u8>,
+    connected: bool,
+    ended: bool,
+    shut: bool,
+    /// Paused since the turn with this number.
+    paused: Option<u64>,
+    /// Lengths of the files queued by `send_file`, in order.
+    files: VecDeque<u64>,
+    role: Role,
+    gone: Gone,
+}
+
+impl Side {
+    fn open(&self) -> bool {
+        self.gone == Gone::No
+    }
+
+    /// A stream id: distinct for every direction of every pair of a seed.
+    fn stream_id(&self, seed: u64) -> u64 {
+        (seed << 24) ^ (self.pair.expect("a stream needs its pair") as u64 * 2 + !self.connector as u64)
+    }
+}
+
+/// A connector and, once its header arrived, the side that accepted it.
+/// A relay pair's acceptor is joined by `pipe` to `relay`: the connector
+/// to the upstream listener, whose accepted side is the peer.
+#[derive(Debug)]
+struct Pair {
+    connector: usize,
+    acceptor: Option<usize>,
+}
+
+#[derive(Debug)]
+struct ListenerModel {
+    token: Token,
+    unix: Option<String>,
+    addr: Option<SocketAddr>,
+    open: bool,
+}
+
+const HEADER: u64 = 8;
+
+struct Model {
+    h: Harness,
+    seed: u64,
+    rng: Rng,
+    sides: Vec<Side>,
+    pairs: Vec<Pair>,
+    listeners: Vec<ListenerModel>,
+    /// Open connections by token.
+    live: HashMap<Token, usize>,
+    /// Every listener ever opened, by token.
+    listener_tokens: HashMap<Token, usize>,
+    /// Sockets the owner closed while handling the current batch: the
+    /// batch's later events for them are stale (a handler would drop them).
+    closed_in_batch: HashSet<Token>,
+    /// Turns run so far.
+    turns: u64,
+    files_made: u64,
+    winding_down: bool,
+}
+
+impl Model {
+    fn new(kind: BackendKind, seed: u64) -> Model {
+        Model {
+            h: Harness::new(kind),
+            seed,
+            rng: Rng::new(seed),
+            sides: Vec::new(),
+            pairs: Vec::new(),
+            listeners: Vec::new(),
+            live: HashMap::new(),
+            listener_tokens: HashMap::new(),
+            closed_in_batch: HashSet::new(),
+            turns: 0,
+            files_made: 0,
+            winding_down: false,
+        }
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!("[{} seed {}] {what}", self.h.name(), self.seed)
+    }
+
+    // ---- the peer's stream ----
+
+    /// Byte `i` of side `s`'s stream: a connector's starts with its pair's
+    /// number (the header), then the side's own pattern.
+    fn stream_byte(&self, s: usize, i: u64) -> u8 {
+        let side = &self.sides[s];
+        let pair = side.pair.expect("only sides with a pair write");
+        if side.connector && i < HEADER {
+            (pair as u64).to_le_bytes()[i as usize]
+        } else {
+            pattern_byte(side.stream_id(self.seed), i)
+        }
+    }
+
+    fn stream_bytes(&self, s: usize, from: u64, len: usize) -> Vec<u8> {
+        (from..from + len as u64).map(|i| self.stream_byte(s, i)).collect()
+    }
+
+    /// The side at the other end of `s`'s bytes: its pair's other side, or
+    /// for a relay, the far end's.
+    fn peer(&self, s: usize) -> Option<usize> {
+        let pair = &self.pairs[self.sides[s].pair?];
+        if self.sides[s].connector {
+            pair.acceptor
+        } else {
+            Some(pair.connector)
+        }
+    }
+
+    /// Whether the peer of `s` has gone in a way that may break `s`'s
+    /// connection (an unknown peer, not yet accepted, counts).
+    fn peer_broke(&self, s: usize) -> bool {
+        match self.peer(s) {
+            None => true,
+            Some(p) => self.sides[p].gone != Gone::No,
+        }
+    }
+
+    // ---- listeners and connections ----
+
+    fn open_listener(&mut self, unix: bool) {
+        let n = self.listeners.len();
+        let (token, path, addr) = if unix {
+            let path = std::env::temp_dir()
+                .join(format!("muxnet-model-{}-{}-{}-{n}.sock", std::process::id(), self.h.name(), self.seed))
+                .to_str()
+                .unwrap()
+                .to_string();
+            let _ = std::fs::remove_file(&path);
+            let token = self.h.r.listen_unix(&path, 1024).unwrap_or_else(|e| self.fail(format!("listen_unix: {e}")));
+            (token, Some(path), None)
+        } else {
+            let mut opts = BindOptions::new("127.0.0.1:0".parse().unwrap());
+            opts.backlog = 1024;
+            let token = self.h.r.listen(&opts, true).unwrap_or_else(|e| self.fail(format!("listen: {e}")));
+            (token, None, Some(self.h.r.local_addr(token).unwrap()))
+        };
+        trace(format!("listen #{n} {token:?} unix={unix}"));
+        self.listeners.push(ListenerModel { token, unix: path, addr, open: true });
+        self.listener_tokens.insert(token, n);
+    }
+
+    fn open_listeners(&self) -> Vec<usize> {
+        (0..self.listeners.len()).filter(|&l| self.listeners[l].open).collect()
+    }
+
+    /// Closes listener `l` and opens another of its kind.
+    fn close_listener(&mut self, l: usize) {
+        let token = self.listeners[l].token;
+        trace(format!("close listener #{l} {token:?}"));
+        self.h.r.close(token).unwrap_or_else(|e| self.fail(format!("closing listener #{l}: {e}")));
+        self.listeners[l].open = false;
+        self.closed_in_batch.insert(token);
+        let unix = self.listeners[l].unix.is_some();
+        self.open_listener(unix);
+    }
+
+    /// A new pair: a connect to listener `l`, its header written at once
+    /// (queued while the connect is under way).
+    fn connect(&mut self, l: usize) -> Option<usize> {
+        let listener = &self.listeners[l];
+        let result = match (&listener.unix, listener.addr) {
+            (Some(path), _) => self.h.r.connect_unix(path),
+            (None, Some(addr)) => self.h.r.connect(addr, None),
+            (None, None) => unreachable!(),
+        };
+        let token = match result {
+            Ok(token) => token,
+            // A Unix listener's full backlog refuses at once.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => self.fail(format!("connect to listener #{l}: {e}")),
+        };
+        if self.live.contains_key(&token) {
+            self.fail(format!("connect returned {token:?}, the token of an open connection"));
+        }
+        let pair = self.pairs.len();
+        let s = self.sides.len();
+        self.sides.push(Side {
+            token,
+            pair: Some(pair),
+            listener: l,
+            connector: true,
+            unix: listener.unix.is_some(),
+            written: 0,
+            received: 0,
+            header: Vec::new(),
+            connected: false,
+            ended: false,
+            shut: false,
+            paused: None,
+            files: VecDeque::new(),
+            role: Role::Owned,
+            gone: Gone::No,
+        });
+        self.pairs.push(Pair { connector: s, acceptor: None });
+        self.live.insert(token, s);
+        trace(format!("connect #{s} {token:?} pair {pair} to listener #{l}"));
+        self.write(s, HEADER as usize, false);
+        Some(s)
+    }
+
+    // ---- what the owner does ----
+
+    fn write(&mut self, s: usize, len: usize, corked: bool) {
+        let data = self.stream_bytes(s, self.sides[s].written, len);
+        let token = self.sides[s].token;
+        let result = if corked { self.h.r.write_corked(token, &data) } else { self.h.r.write(token, &data) };
+        trace(format!("write{} #{s} {token:?} {len} at {}: {result:?}", if corked { "_corked" } else { "" }, self.sides[s].written));
+        match result {
+            Ok(_) => self.sides[s].written += len as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) => self.broken(s, e, "write"),
+        }
+    }
+
+    /// A call on `s` failed with `e`: only a peer that went may cause it;
+    /// the owner then closes `s`, as node:net destroys a socket.
+    fn broken(&mut self, s: usize, e: io::Error, what: &str) {
+        if !self.peer_broke(s) {
+            self.fail(format!("{what} on #{s} {:?} failed with {e} while its peer is open", self.sides[s].token));
+        }
+        self.close(s, false);
+    }
+
+    fn send_file(&mut self, s: usize) {
+        let len = self.rng.size();
+        let data = self.stream_bytes(s, self.sides[s].written, len);
+        self.files_made += 1;
+        let path = std::env::temp_dir().join(format!("muxnet-model-file-{}-{}-{}", std::process::id(), self.h.name(), self.files_made));
+        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let token = self.sides[s].token;
+        let whole = if self.rng.chance(50) { None } else { Some(len as u64) };
+        let result = self.h.r.send_file(token, file, 0, whole);
+        trace(format!("send_file #{s} {token:?} {len} at {}: {result:?}", self.sides[s].written));
+        match result {
+            Ok(()) => {
+                self.sides[s].written += len as u64;
+                self.sides[s].files.push_back(len as u64);
+            }
+            Err(e) => self.broken(s, e, "send_file"),
+        }
+    }
+
+    fn shutdown(&mut self, s: usize) {
+        let token = self.sides[s].token;
+        let result = self.h.r.shutdown(token);
+        trace(format!("shutdown #{s} {token:?}: {result:?}"));
+        match result {
+            Ok(()) => self.sides[s].shut = true,
+            Err(e) => self.broken(s, e, "shutdown"),
+        }
+    }
+
+    fn pause(&mut self, s: usize, on: bool) {
+        let token = self.sides[s].token;
+        let result = if on { self.h.r.pause(token) } else { self.h.r.resume(token) };
+        trace(format!("{} #{s} {token:?}: {result:?}", if on { "pause" } else { "resume" }));
+        match result {
+            Ok(()) => {}
+            // This turn closed it: its Close comes later in the batch.
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return,
+            Err(e) => self.fail(format!("pause({on}) of open #{s} {token:?}: {e}")),
+        }
+        self.sides[s].paused = on.then_some(self.turns);
+    }
+
+    /// Closes `s` (resets it if `reset`), dropping what it had queued.
+    fn close(&mut self, s: usize, reset: bool) {
+        let token = self.sides[s].token;
+        let queued = self.h.r.queued(token).unwrap_or(0);
+        let result = if reset { self.h.r.reset(token) } else { self.h.r.close(token) };
+        trace(format!("{} #{s} {token:?} with {queued} queued: {result:?}", if reset { "reset" } else { "close" }));
+        if let Err(e) = result {
+            // Only a socket this turn closed may be gone already: its Close
+            // is later in this batch.
+            if e.kind() == io::ErrorKind::NotFound {
+                self.fail(format!("closing open #{s} {token:?}: {e}"));
+            }
+        }
+        let lost = queued > 0;
+        self.sides[s].gone = if reset { Gone::Reset { lost } } else { Gone::Closed { lost } };
+        self.live.remove(&token);
+        self.closed_in_batch.insert(token);
+    }
+
+    /// Open sides the owner may act on: owned, and past their header.
+    fn actionable(&self) -> Vec<usize> {
+        let mut open: Vec<usize> =
+            self.live.values().copied().filter(|&s| self.sides[s].pair.is_some() && self.sides[s].role == Role::Owned).collect();
+        // HashMap order is not seeded: sort so a seed picks the same sides.
+        open.sort_unstable();
+        open
+    }
+
+    fn writable(&self) -> Vec<usize> {
+        self.actionable().into_iter().filter(|&s| !self.sides[s].shut).collect()
+    }
+
+    /// One random operation.
+    fn random_op(&mut self) {
+        let roll = self.rng.below(100);
+        match roll {
+            0..=11 => {
+                if self.live.len() < 2 * MAX_PAIRS {
+                    let l = self.rng.pick(&self.open_listeners()).unwrap();
+                    self.connect(l);
+                }
+            }
+            12..=41 => {
+                if let Some(s) = self.rng.pick(&self.writable()) {
+                    let len = self.rng.size();
+                    self.write(s, len, false);
+                }
+            }
+            42..=49 => {
+                // A fan-out: corked writes to a few sides.
+                for _ in 0..1 + self.rng.below(4) {
+                    if let Some(s) = self.rng.pick(&self.writable()) {
+                        let len = self.rng.size();
+                        self.write(s, len, true);
+                    }
+                }
+            }
+            50..=56 => {
+                if let Some(s) = self.rng.pick(&self.actionable()) {
+                    let on = self.sides[s].paused.is_none();
+                    self.pause(s, on);
+                }
+            }
+            57..=62 => {
+                if let Some(s) = self.rng.pick(&self.writable()) {
+                    self.shutdown(s);
+                }
+            }
+            63..=68 => {
+                if let Some(s) = self.rng.pick(&self.actionable()) {
+                    self.close(s, false);
+                }
+            }
+            69..=73 => {
+                if let Some(s) = self.rng.pick(&self.actionable()) {
+                    self.close(s, true);
+                }
+            }
+            74..=75 => {
+                let l = self.rng.pick(&self.open_listeners()).unwrap();
+                self.close_listener(l);
+            }
+            76..=81 => {
+                // Close one and connect another in the same batch: the
+                // next turn may give the new one the freed slot.
+                if let Some(s) = self.rng.pick(&self.actionable()) {
+                    let reset = self.rng.chance(50);
+                    self.close(s, reset);
+                }
+                let l = self.rng.pick(&self.open_listeners()).unwrap();
+                self.connect(l);
+            }
+            82..=87 => {
+                if let Some(s) = self.rng.pick(&self.writable()) {
+                    self.send_file(s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- turns and events ----
+
+    fn turn(&mut self, timeout: Duration) {
+        self.closed_in_batch.clear();
+        self.turns += 1;
+        let events = self.h.turn(timeout);
+        for e in events {
+            self.on_event(e);
+            if !self.winding_down && self.rng.chance(5) {
+                // A handler acting mid-batch, on this or another socket.
+                self.random_op();
+            }
+        }
+    }
+
+    /// The open side an event names, or `None` if the owner closed it
+    /// earlier in this batch (a stale record, which a handler drops).
+    fn side_of(&self, token: Token, e: &Ev) -> Option<usize> {
+        if self.closed_in_batch.contains(&token) {
+            return None;
+        }
+        match self.live.get(&token) {
+            Some(&s) => Some(s),
+            None => self.fail(format!("{e:?} for a token that names no open connection (turn {})", self.turns)),
+        }
+    }
+
+    fn on_event(&mut self, e: Ev) {
+        trace(format!("turn {}: {}", self.turns, short(&e)));
+        match e {
+            Ev::Accept { listener, conn } => self.on_accept(listener, conn),
+            Ev::Connect { conn } => {
+                let Some(s) = self.side_of(conn, &e) else { return };
+                let side = &mut self.sides[s];
+                if !side.connector || side.connected {
+                    self.fail(format!("{e:?} for #{s}, which is not a connect under way"));
+                }
+                side.connected = true;
+            }
+            Ev::Data { conn, ref data } => {
+                let Some(s) = self.side_of(conn, &e) else { return };
+                self.on_data(s, data);
+            }
+            Ev::End { conn } => {
+                let Some(s) = self.side_of(conn, &e) else { return };
+                self.on_end(s);
+            }
+            Ev::Drain { conn } => {
+                self.side_of(conn, &e);
+            }
+            Ev::FileSent { conn, sent } => {
+                let Some(s) = self.side_of(conn, &e) else { return };
+                let want = self.sides[s].files.pop_front();
+                if want != Some(sent) {
+                    self.fail(format!("FileSent {sent} on #{s}, the model expects {want:?}"));
+                }
+            }
+            Ev::Close { conn, ref error, .. } => {
+                let Some(s) = self.side_of(conn, &e) else { return };
+                self.on_close(s, error.as_ref());
+            }
+            Ev::AcceptError { .. } | Ev::Message { .. } | Ev::ReceiveError { .. } => self.fail(format!("unexpected {e:?}")),
+        }
+    }
+
+    fn on_accept(&mut self, listener: Token, conn: Token) {
+        let Some(&l) = self.listener_tokens.get(&listener) else { self.fail(format!("Accept from unknown listener {listener:?}")) };
+        if !self.listeners[l].open && !self.closed_in_batch.contains(&listener) {
+            self.fail(format!("Accept of {conn:?} from listener #{l}, closed before this turn"));
+        }
+        if self.live.contains_key(&conn) {
+            self.fail(format!("Accept of {conn:?}: the token of an open connection"));
+        }
+        let s = self.sides.len();
+        self.sides.push(Side {
+            token: conn,
+            pair: None,
+            listener: l,
+            connector: false,
+            unix: self.listeners[l].unix.is_some(),
+            written: 0,
+            received: 0,
+            header: Vec::new(),
+            connected: true,
+            ended: false,
+            shut: false,
+            paused: None,
+            files: VecDeque::new(),
+            role: Role::Owned,
+            gone: Gone::No,
+        });
+        self.live.insert(conn, s);
+    }
+
+    fn check_not_paused(&self, s: usize, what: &str) {
+        if let Some(since) = self.sides[s].paused {
+            if self.turns > since {
+                self.fail(format!("{what} on #{s} {:?}, paused since turn {since} (now {})", self.sides[s].token, self.turns));
+            }
+        }
+    }
+
+    fn on_data(&mut self, s: usize, mut data: &[u8]) {
+        self.check_not_paused(s, "Data");
+        let side = &self.sides[s];
+        if side.connector && !side.connected {
+            self.fail(format!("Data on #{s} before its Connect"));
+        }
+        if side.ended {
+            self.fail(format!("Data on #{s} after its End"));
+        }
+        if side.pair.is_none() {
+            // The header: which pair this accepted side belongs to.
+            let take = data.len().min(HEADER as usize - side.header.len());
+            let side = &mut self.sides[s];
+            side.header.extend_from_slice(&data[..take]);
+            side.received += take as u64;
+            data = &data[take..];
+            if side.header.len() < HEADER as usize {
+                return;
+            }
+            let pair = u64::from_le_bytes(side.header[..].try_into().unwrap()) as usize;
+            let listener = side.listener;
+            if pair >= self.pairs.len() {
+                self.fail(format!("#{s} got the header of pair {pair}, which does not exist"));
+            }
+            if let Some(other) = self.pairs[pair].acceptor {
+                self.fail(format!("#{s} got the header of pair {pair}, already carried by #{other}"));
+            }
+            let c = self.pairs[pair].connector;
+            if self.sides[c].listener != listener {
+                self.fail(format!("#{s} accepted on listener #{listener} got the header of #{c}, which dialed #{}", self.sides[c].listener));
+            }
+            self.pairs[pair].acceptor = Some(s);
+            self.sides[s].pair = Some(pair);
+            trace(format!("#{s} is pair {pair}'s accepted side (connector #{c})"));
+        }
+        if data.is_empty() {
+            return;
+        }
+        let Some(p) = self.peer(s) else { self.fail(format!("{} bytes on #{s}, whose peer was never accepted", data.len())) };
+        let from = self.sides[s].received;
+        let written = self.sides[p].written;
+        if from + data.len() as u64 > written {
+            self.fail(format!("#{s} received bytes {from}..{} but its peer #{p} wrote {written}", from + data.len() as u64));
+        }
+        if let Some(k) = (0..data.len()).find(|&k| data[k] != self.stream_byte(p, from + k as u64)) {
+            self.fail(format!(
+                "#{s} {:?}: byte {} of a {}-byte chunk (stream offset {}) is not peer #{p}'s",
+                self.sides[s].token,
+                k,
+                data.len(),
+                from + k as u64
+            ));
+        }
+        self.sides[s].received += data.len() as u64;
+    }
+
+    fn on_end(&mut self, s: usize) {
+        self.check_not_paused(s, "End");
+        if self.sides[s].ended {
+            self.fail(format!("a second End on #{s}"));
+        }
+        self.sides[s].ended = true;
+        if let Some(p) = self.peer(s) {
+            let peer = &self.sides[p];
+            let fin = match peer.gone {
+                Gone::No => peer.shut,
+                Gone::Closed { .. } | Gone::Reported { .. } => true,
+                // A Unix stream has no RST; a TCP reset sends a FIN only if
+                // the peer had ended first.
+                Gone::Reset { .. } => peer.shut || peer.unix,
+            };
+            if !fin {
+                self.fail(format!("End on #{s}, but its peer #{p} sent no FIN ({:?}, shut: {})", peer.gone, peer.shut));
+            }
+            let lost = matches!(peer.gone, Gone::Closed { lost: true } | Gone::Reset { lost: true });
+            if peer.shut && !lost && self.sides[s].received != peer.written {
+                self.fail(format!("End on #{s} after {} bytes; its peer #{p} wrote {} and ended", self.sides[s].received, peer.written));
+            }
+        }
+        // Answer the FIN now and then (always while winding down).
+        if !self.sides[s].shut && (self.winding_down || self.rng.chance(50)) {
+            self.shutdown(s);
+        }
+    }
+
+    fn on_close(&mut self, s: usize, error: Option<&io::Error>) {
+        let side = &self.sides[s];
+        match error {
+            None => {
+                if !side.shut || !side.ended {
+                    self.fail(format!("orderly Close of #{s}, which has {}shut down and {}seen End", not(side.shut), not(side.ended)));
+                }
+                if !side.files.is_empty() {
+                    self.fail(format!("orderly Close of #{s} with files unsent: {:?}", side.files));
+                }
+            }
+            Some(e) => {
+                let code = e.raw_os_error();
+                if ![libc::ECONNRESET, libc::EPIPE, libc::ECONNREFUSED].map(Some).contains(&code) {
+                    self.fail(format!("Close of #{s} with {e}"));
+                }
+                if !self.peer_broke(s) {
+                    self.fail(format!("Close of #{s} with {e}, but its peer #{:?} is open", self.peer(s)));
+                }
+            }
+        }
+        self.sides[s].gone = Gone::Reported { error: error.is_some() };
+        self.live.remove(&self.sides[s].token);
+    }
+
+    // ---- bursts and the end ----
+
+    /// `n` pairs connect, then one side of each leaves in one go (by
+    /// reset, close or FIN): the next turn reports hundreds of endings.
+    fn burst(&mut self, n: usize) {
+        trace(format!("burst of {n} pairs"));
+        let listeners = self.open_listeners();
+        let mut fresh = Vec::new();
+        for _ in 0..n {
+            let l = self.rng.pick(&listeners).unwrap();
+            if let Some(s) = self.connect(l) {
+                fresh.push(s);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let unmet = |m: &Model| -> Vec<usize> {
+            // (A paused connector may not see its listener's reset.)
+            fresh.iter().copied().filter(|&c| m.sides[c].open() && m.sides[c].paused.is_none() && m.pairs[m.sides[c].pair.unwrap()].acceptor.is_none()).collect()
+        };
+        while !unmet(self).is_empty() {
+            if Instant::now() > deadline {
+                let left: Vec<String> = unmet(self).iter().map(|&c| format!("#{c} {:?}", self.sides[c])).collect();
+                self.fail(format!("{} of a burst's pairs never met:\n{}", left.len(), left.join("\n")));
+            }
+            self.turn(Duration::from_millis(10));
+        }
+        for c in fresh {
+            let Some(a) = self.pairs[self.sides[c].pair.unwrap()].acceptor else { continue };
+            let s = if self.rng.chance(50) { c } else { a };
+            if !self.sides[s].open() {
+                continue;
+            }
+            match self.rng.below(3) {
+                0 => self.close(s, true),
+                1 => self.close(s, false),
+                _ => {
+                    if !self.sides[s].shut {
+                        self.shutdown(s)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resumes and ends every connection, turns until all have closed,
+    /// then closes the listeners.
+    fn wind_down(&mut self) {
+        trace("wind down".into());
+        self.winding_down = true;
+        self.closed_in_batch.clear();
+        let mut open: Vec<usize> = self.live.values().copied().collect();
+        open.sort_unstable();
+        for s in open {
+            if !self.sides[s].open() {
+                continue;
+            }
+            if self.sides[s].paused.is_some() {
+                self.pause(s, false);
+            }
+            if !self.sides[s].shut && self.sides[s].role == Role::Owned {
+                self.shutdown(s);
+            }
+        }
+        let deadline = Instant::now() + WIND_DOWN;
+        while !self.live.is_empty() {
+            if Instant::now() > deadline {
+                let mut left: Vec<String> = self.live.values().map(|&s| format!("#{s} {:?}", self.sides[s])).collect();
+                left.sort();
+                self.fail(format!("{} connections never closed:\n{}", left.len(), left.join("\n")));
+            }
+            self.turn(Duration::from_millis(10));
+        }
+        for l in self.open_listeners() {
+            self.h.r.close(self.listeners[l].token).unwrap();
+            self.listeners[l].open = false;
+        }
+    }
+}
+
+fn not(yes: bool) -> &'static str {
+    if yes {
+        ""
+    } else {
+        "not "
+    }
+}
+
+/// An event for the trace, without its bytes.
+fn short(e: &Ev) -> String {
+    match e {
+        Ev::Data { conn, data } => format!("Data {conn:?} {}", data.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+fn run(kind: BackendKind, seed: u64, ops: usize) {
+    let mut m = Model::new(kind, seed);
+    let fds = open_fds();
+    m.open_listener(false);
+    m.open_listener(true);
+    let burst_at = m.rng.below(ops.max(1));
+    for op in 0..ops {
+        if op == burst_at {
+            let n = 1 + m.rng.below(burst_cap(kind));
+            m.burst(n);
+        }
+        m.random_op();
+        if m.rng.chance(60) {
+            m.turn(Duration::ZERO);
+        }
+    }
+    m.wind_down();
+    assert_eq!(m.h.r.len(), 0, "[{} seed {seed}] sockets left in the reactor", kind.name());
+    assert_eq!(open_fds(), fds, "[{} seed {seed}] fds left open", kind.name());
+}
