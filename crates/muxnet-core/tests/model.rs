@@ -14,7 +14,8 @@
 //!
 //! `MUXNET_MODEL_SEED=7` (or `7,12`) replays seeds; `MUXNET_MODEL_SEEDS=n`
 //! runs n seeds from `MUXNET_MODEL_FIRST` (default 1);
-//! `MUXNET_MODEL_OPS` sets the operations per seed. A failure names its
+//! `MUXNET_MODEL_OPS` sets the operations per seed, `MUXNET_MODEL_TRACE`
+//! the trace lines printed. A failure names its
 //! seed and backend and prints the last operations and events. Its own
 //! test binary: it counts the process's fds.
 
@@ -82,6 +83,8 @@ fn model(kind: BackendKind) {
 }
 
 thread_local! {
+    /// How many trace lines a failure prints (`MUXNET_MODEL_TRACE`).
+    static TRACE_LINES: usize = env_u64("MUXNET_MODEL_TRACE").map_or(300, |n| n as usize);
     /// The last operations and events, printed when a seed fails.
     static TRACE: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
 }
@@ -89,7 +92,7 @@ thread_local! {
 fn trace(line: String) {
     TRACE.with(|t| {
         let mut t = t.borrow_mut();
-        if t.len() == 300 {
+        if t.len() == TRACE_LINES.with(|n| *n) {
             t.pop_front();
         }
         t.push_back(line);
@@ -154,8 +157,27 @@ enum Gone {
 enum Role {
     /// The owner reads and writes it.
     Owned,
-    /// Joined by `pipe` to this side: the owner hears no `Data` for it.
-    Piped(usize),
+    /// Joined by `pipe` in turn `at` to side `partner`: the owner hears no
+    /// `Data` for it after that turn, and never writes or closes it.
+    Piped { partner: usize, at: u64 },
+}
+
+/// Whose stream a stretch of a side's input is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Src {
+    Side(usize),
+    /// The side that accepts this pair's connector (not known yet when
+    /// the stretch is planned).
+    AcceptorOf(usize),
+}
+
+/// A stretch of a side's input: `src`'s stream from `from`, `len` bytes
+/// (`None`: the last stretch, as long as `src` writes).
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    src: Src,
+    from: u64,
+    len: Option<u64>,
 }
 
 /// One end of a connection, as the model sees it.
@@ -182,9 +204,55 @@ struct Side {
     files: VecDeque<u64>,
     role: Role,
     gone: Gone,
+    /// What this side receives, when it is not simply its peer's stream:
+    /// the far end of a relay receives through the two piped sides.
+    inbound: Vec<Seg>,
+    /// The piped sides its input passes through, if any.
+    through: Option<[usize; 2]>,
+    /// A piped side's partner saw `End`: the pipe passed the FIN on.
+    relay_fin: bool,
 }
 
 impl Side {
+    fn new(token: Token, pair: Option<usize>, listener: usize, connector: bool, unix: bool) -> Side {
+        Side {
+            token,
+            pair,
+            listener,
+            connector,
+            unix,
+            written: 0,
+            received: 0,
+            header: Vec::new(),
+            connected: !connector,
+            ended: false,
+            shut: false,
+            paused: None,
+            files: VecDeque::new(),
+            role: Role::Owned,
+            gone: Gone::No,
+            inbound: Vec::new(),
+            through: None,
+            relay_fin: false,
+        }
+    }
+
+    /// Whether this side has sent (or will send, after its queue) a FIN.
+    fn sent_fin(&self) -> bool {
+        match self.gone {
+            Gone::No => self.shut || self.relay_fin,
+            Gone::Closed { .. } | Gone::Reported { .. } => true,
+            // A Unix stream has no RST; a TCP reset sends a FIN only if
+            // the side had ended first.
+            Gone::Reset { .. } => self.shut || self.relay_fin || self.unix,
+        }
+    }
+
+    /// Closed by the owner with bytes or files still queued.
+    fn lost(&self) -> bool {
+        matches!(self.gone, Gone::Closed { lost: true } | Gone::Reset { lost: true })
+    }
+
     fn open(&self) -> bool {
         self.gone == Gone::No
     }
@@ -196,12 +264,13 @@ impl Side {
 }
 
 /// A connector and, once its header arrived, the side that accepted it.
-/// A relay pair's acceptor is joined by `pipe` to `relay`: the connector
-/// to the upstream listener, whose accepted side is the peer.
 #[derive(Debug)]
 struct Pair {
     connector: usize,
     acceptor: Option<usize>,
+    /// A relay's upstream pair: its acceptor receives this connector's
+    /// header, then (through the pipe) this side's stream from this offset.
+    relays: Option<(usize, u64)>,
 }
 
 #[derive(Debug)]
@@ -285,6 +354,52 @@ impl Model {
         }
     }
 
+    fn resolve(&self, src: Src) -> Option<usize> {
+        match src {
+            Src::Side(side) => Some(side),
+            Src::AcceptorOf(pair) => self.pairs[pair].acceptor,
+        }
+    }
+
+    /// Byte `k` of what `s` receives, or why there is none.
+    fn expected(&self, s: usize, k: u64) -> Result<u8, String> {
+        let side = &self.sides[s];
+        if side.inbound.is_empty() {
+            let p = self.peer(s).ok_or("its peer was never accepted")?;
+            if k >= self.sides[p].written {
+                return Err(format!("its peer #{p} wrote only {} bytes", self.sides[p].written));
+            }
+            return Ok(self.stream_byte(p, k));
+        }
+        let mut base = 0;
+        for seg in &side.inbound {
+            let src = self.resolve(seg.src).ok_or("the relay's far end was never accepted")?;
+            let has = seg.len.unwrap_or(self.sides[src].written.saturating_sub(seg.from));
+            if k < base + has {
+                return Ok(self.stream_byte(src, seg.from + k - base));
+            }
+            base += has;
+        }
+        Err(format!("the relay carried only {base} bytes to it"))
+    }
+
+    /// Every byte `s` must receive before `End`, if that is known: the
+    /// sender of its last stretch ended and dropped nothing, and no pipe
+    /// on the way broke.
+    fn exact_total(&self, s: usize) -> Option<u64> {
+        let side = &self.sides[s];
+        let broke = |m: usize| matches!(self.sides[m].gone, Gone::Reported { error: true });
+        if side.through.is_some_and(|mids| mids.into_iter().any(broke)) {
+            return None;
+        }
+        let (src, from, base) = match side.inbound.split_last() {
+            None => (self.peer(s)?, 0, 0),
+            Some((last, before)) => (self.resolve(last.src)?, last.from, before.iter().map(|seg| seg.len.unwrap()).sum()),
+        };
+        let src = &self.sides[src];
+        (src.shut && !src.lost()).then(|| base + src.written - from)
+    }
+
     /// Whether the peer of `s` has gone in a way that may break `s`'s
     /// connection (an unknown peer, not yet accepted, counts).
     fn peer_broke(&self, s: usize) -> bool {
@@ -353,24 +468,8 @@ impl Model {
         }
         let pair = self.pairs.len();
         let s = self.sides.len();
-        self.sides.push(Side {
-            token,
-            pair: Some(pair),
-            listener: l,
-            connector: true,
-            unix: listener.unix.is_some(),
-            written: 0,
-            received: 0,
-            header: Vec::new(),
-            connected: false,
-            ended: false,
-            shut: false,
-            paused: None,
-            files: VecDeque::new(),
-            role: Role::Owned,
-            gone: Gone::No,
-        });
-        self.pairs.push(Pair { connector: s, acceptor: None });
+        self.sides.push(Side::new(token, Some(pair), l, true, listener.unix.is_some()));
+        self.pairs.push(Pair { connector: s, acceptor: None, relays: None });
         self.live.insert(token, s);
         trace(format!("connect #{s} {token:?} pair {pair} to listener #{l}"));
         self.write(s, HEADER as usize, false);
@@ -541,8 +640,51 @@ impl Model {
                     self.send_file(s);
                 }
             }
+            88..=91 => self.relay(),
             _ => {}
         }
+    }
+
+    /// Turns an accepted side into a relay: a new connection dials a
+    /// listener and is piped to it, so its connector talks to the side
+    /// that accepts the new one, through two piped sockets.
+    fn relay(&mut self) {
+        let candidates: Vec<usize> = self
+            .actionable()
+            .into_iter()
+            .filter(|&a| {
+                let side = &self.sides[a];
+                let near = self.peer(a).map(|c| &self.sides[c]);
+                !side.connector
+                    && !side.shut
+                    && !side.ended
+                    && side.paused.is_none()
+                    && side.inbound.is_empty()
+                    && near.is_some_and(|c| c.open() && c.role == Role::Owned && c.inbound.is_empty())
+            })
+            .collect();
+        let Some(a) = self.rng.pick(&candidates) else { return };
+        let near = self.peer(a).unwrap();
+        let l = self.rng.pick(&self.open_listeners()).unwrap();
+        let Some(c) = self.connect(l) else { return };
+        let result = self.h.r.pipe(self.sides[a].token, self.sides[c].token);
+        trace(format!("pipe #{a} {:?} <-> #{c} {:?}: {result:?}", self.sides[a].token, self.sides[c].token));
+        if let Err(e) = result {
+            // Only if this turn closed `a` (its Close comes later in the batch).
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::InvalidInput {
+                self.fail(format!("pipe: {e}"));
+            }
+            self.close(c, false);
+            return;
+        }
+        let pair = self.sides[c].pair.unwrap();
+        self.pairs[pair].relays = Some((near, self.sides[a].received));
+        self.sides[a].role = Role::Piped { partner: c, at: self.turns };
+        self.sides[c].role = Role::Piped { partner: a, at: self.turns };
+        let written = self.sides[a].written;
+        let side = &mut self.sides[near];
+        side.inbound = vec![Seg { src: Src::Side(a), from: 0, len: Some(written) }, Seg { src: Src::AcceptorOf(pair), from: 0, len: None }];
+        side.through = Some([a, c]);
     }
 
     // ---- turns and events ----
@@ -619,23 +761,7 @@ impl Model {
             self.fail(format!("Accept of {conn:?}: the token of an open connection"));
         }
         let s = self.sides.len();
-        self.sides.push(Side {
-            token: conn,
-            pair: None,
-            listener: l,
-            connector: false,
-            unix: self.listeners[l].unix.is_some(),
-            written: 0,
-            received: 0,
-            header: Vec::new(),
-            connected: true,
-            ended: false,
-            shut: false,
-            paused: None,
-            files: VecDeque::new(),
-            role: Role::Owned,
-            gone: Gone::No,
-        });
+        self.sides.push(Side::new(conn, None, l, false, self.listeners[l].unix.is_some()));
         self.live.insert(conn, s);
     }
 
@@ -649,6 +775,11 @@ impl Model {
 
     fn on_data(&mut self, s: usize, mut data: &[u8]) {
         self.check_not_paused(s, "Data");
+        if let Role::Piped { at, .. } = self.sides[s].role {
+            if self.turns > at {
+                self.fail(format!("Data on #{s}, piped in turn {at} (now {})", self.turns));
+            }
+        }
         let side = &self.sides[s];
         if side.connector && !side.connected {
             self.fail(format!("Data on #{s} before its Connect"));
@@ -680,27 +811,38 @@ impl Model {
             }
             self.pairs[pair].acceptor = Some(s);
             self.sides[s].pair = Some(pair);
+            if let Some((far, from)) = self.pairs[pair].relays {
+                // The connector's header, then the far end's stream through the pipe.
+                let Role::Piped { partner, .. } = self.sides[c].role else { unreachable!() };
+                let side = &mut self.sides[s];
+                side.inbound = vec![Seg { src: Src::Side(c), from: 0, len: Some(HEADER) }, Seg { src: Src::Side(far), from, len: None }];
+                side.through = Some([c, partner]);
+            }
             trace(format!("#{s} is pair {pair}'s accepted side (connector #{c})"));
         }
         if data.is_empty() {
             return;
         }
-        let Some(p) = self.peer(s) else { self.fail(format!("{} bytes on #{s}, whose peer was never accepted", data.len())) };
         let from = self.sides[s].received;
-        let written = self.sides[p].written;
-        if from + data.len() as u64 > written {
-            self.fail(format!("#{s} received bytes {from}..{} but its peer #{p} wrote {written}", from + data.len() as u64));
-        }
-        if let Some(k) = (0..data.len()).find(|&k| data[k] != self.stream_byte(p, from + k as u64)) {
-            self.fail(format!(
-                "#{s} {:?}: byte {} of a {}-byte chunk (stream offset {}) is not peer #{p}'s",
-                self.sides[s].token,
-                k,
-                data.len(),
-                from + k as u64
-            ));
+        for (k, &byte) in data.iter().enumerate() {
+            let at = from + k as u64;
+            match self.expected(s, at) {
+                Ok(want) if want == byte => {}
+                Ok(_) => self.fail(format!(
+                    "#{s} {:?}: byte {k} of a {}-byte chunk (input offset {at}) is not what its sender wrote there",
+                    self.sides[s].token,
+                    data.len()
+                )),
+                Err(why) => self.fail(format!("#{s} {:?} received byte {at}, but {why}", self.sides[s].token)),
+            }
         }
         self.sides[s].received += data.len() as u64;
+        if let Role::Piped { partner, .. } = self.sides[s].role {
+            // Read before the pipe was made, in the pipe's own batch: the
+            // owner passes it on, as a proxy would.
+            let result = self.h.r.write(self.sides[partner].token, data);
+            trace(format!("forward {} bytes #{s} -> #{partner}: {result:?}", data.len()));
+        }
     }
 
     fn on_end(&mut self, s: usize) {
@@ -711,19 +853,23 @@ impl Model {
         self.sides[s].ended = true;
         if let Some(p) = self.peer(s) {
             let peer = &self.sides[p];
-            let fin = match peer.gone {
-                Gone::No => peer.shut,
-                Gone::Closed { .. } | Gone::Reported { .. } => true,
-                // A Unix stream has no RST; a TCP reset sends a FIN only if
-                // the peer had ended first.
-                Gone::Reset { .. } => peer.shut || peer.unix,
-            };
-            if !fin {
+            if !peer.sent_fin() {
                 self.fail(format!("End on #{s}, but its peer #{p} sent no FIN ({:?}, shut: {})", peer.gone, peer.shut));
             }
-            let lost = matches!(peer.gone, Gone::Closed { lost: true } | Gone::Reset { lost: true });
-            if peer.shut && !lost && self.sides[s].received != peer.written {
-                self.fail(format!("End on #{s} after {} bytes; its peer #{p} wrote {} and ended", self.sides[s].received, peer.written));
+        }
+        if let Role::Piped { partner, at } = self.sides[s].role {
+            // The pipe passes the FIN on; an End read before the pipe was
+            // made, the owner passes on.
+            self.sides[partner].relay_fin = true;
+            if at == self.turns {
+                let result = self.h.r.shutdown(self.sides[partner].token);
+                trace(format!("pass the end on #{s} -> #{partner}: {result:?}"));
+            }
+            return;
+        }
+        if let Some(total) = self.exact_total(s) {
+            if self.sides[s].received != total {
+                self.fail(format!("End on #{s} after {} bytes; its sender ended after {total}", self.sides[s].received));
             }
         }
         // Answer the FIN now and then (always while winding down).
@@ -736,7 +882,7 @@ impl Model {
         let side = &self.sides[s];
         match error {
             None => {
-                if !side.shut || !side.ended {
+                if !(side.shut || side.relay_fin) || !side.ended {
                     self.fail(format!("orderly Close of #{s}, which has {}shut down and {}seen End", not(side.shut), not(side.ended)));
                 }
                 if !side.files.is_empty() {
@@ -748,7 +894,12 @@ impl Model {
                 if ![libc::ECONNRESET, libc::EPIPE, libc::ECONNREFUSED].map(Some).contains(&code) {
                     self.fail(format!("Close of #{s} with {e}"));
                 }
-                if !self.peer_broke(s) {
+                // A piped side also breaks with its partner's connection.
+                let partner_broke = match self.sides[s].role {
+                    Role::Piped { partner, .. } => self.sides[partner].gone != Gone::No || self.peer_broke(partner),
+                    Role::Owned => false,
+                };
+                if !self.peer_broke(s) && !partner_broke {
                     self.fail(format!("Close of #{s} with {e}, but its peer #{:?} is open", self.peer(s)));
                 }
             }
@@ -786,7 +937,7 @@ impl Model {
         for c in fresh {
             let Some(a) = self.pairs[self.sides[c].pair.unwrap()].acceptor else { continue };
             let s = if self.rng.chance(50) { c } else { a };
-            if !self.sides[s].open() {
+            if !self.sides[s].open() || self.sides[s].role != Role::Owned {
                 continue;
             }
             match self.rng.below(3) {
@@ -813,10 +964,14 @@ impl Model {
             if !self.sides[s].open() {
                 continue;
             }
+            if self.sides[s].role != Role::Owned {
+                // A pipe ends when both its ends have.
+                continue;
+            }
             if self.sides[s].paused.is_some() {
                 self.pause(s, false);
             }
-            if !self.sides[s].shut && self.sides[s].role == Role::Owned {
+            if !self.sides[s].shut {
                 self.shutdown(s);
             }
         }
