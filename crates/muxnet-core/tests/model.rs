@@ -145,11 +145,17 @@ impl Rng {
 enum Gone {
     No,
     /// The owner closed it; `lost`: bytes or files were still queued.
-    Closed { lost: bool },
+    Closed {
+        lost: bool,
+    },
     /// The owner reset it (RST on TCP; a plain close on a Unix stream).
-    Reset { lost: bool },
+    Reset {
+        lost: bool,
+    },
     /// The reactor closed it (a `Close` event).
-    Reported { error: bool },
+    Reported {
+        error: bool,
+    },
 }
 
 /// Where one connection's input goes: to the owner, or through a pipe.
@@ -579,11 +585,9 @@ impl Model {
     fn random_op(&mut self) {
         let roll = self.rng.below(100);
         match roll {
-            0..=11 => {
-                if self.live.len() < 2 * MAX_PAIRS {
-                    let l = self.rng.pick(&self.open_listeners()).unwrap();
-                    self.connect(l);
-                }
+            0..=11 if self.live.len() < 2 * MAX_PAIRS => {
+                let l = self.rng.pick(&self.open_listeners()).unwrap();
+                self.connect(l);
             }
             12..=41 => {
                 if let Some(s) = self.rng.pick(&self.writable()) {
@@ -807,7 +811,10 @@ impl Model {
             }
             let c = self.pairs[pair].connector;
             if self.sides[c].listener != listener {
-                self.fail(format!("#{s} accepted on listener #{listener} got the header of #{c}, which dialed #{}", self.sides[c].listener));
+                self.fail(format!(
+                    "#{s} accepted on listener #{listener} got the header of #{c}, which dialed #{}",
+                    self.sides[c].listener
+                ));
             }
             self.pairs[pair].acceptor = Some(s);
             self.sides[s].pair = Some(pair);
@@ -925,7 +932,11 @@ impl Model {
         let deadline = Instant::now() + Duration::from_secs(20);
         let unmet = |m: &Model| -> Vec<usize> {
             // (A paused connector may not see its listener's reset.)
-            fresh.iter().copied().filter(|&c| m.sides[c].open() && m.sides[c].paused.is_none() && m.pairs[m.sides[c].pair.unwrap()].acceptor.is_none()).collect()
+            fresh
+                .iter()
+                .copied()
+                .filter(|&c| m.sides[c].open() && m.sides[c].paused.is_none() && m.pairs[m.sides[c].pair.unwrap()].acceptor.is_none())
+                .collect()
         };
         while !unmet(self).is_empty() {
             if Instant::now() > deadline {
