@@ -303,6 +303,10 @@ struct Model {
     /// Sockets the owner closed while handling the current batch: the
     /// batch's later events for them are stale (a handler would drop them).
     closed_in_batch: HashSet<Token>,
+    /// Sockets whose `Close` is still ahead in the batch being handled: a
+    /// handler earlier in the batch may meet their end already (a write
+    /// to their peer fails).
+    closing_in_batch: HashSet<Token>,
     /// Turns run so far.
     turns: u64,
     files_made: u64,
@@ -321,6 +325,7 @@ impl Model {
             live: HashMap::new(),
             listener_tokens: HashMap::new(),
             closed_in_batch: HashSet::new(),
+            closing_in_batch: HashSet::new(),
             turns: 0,
             files_made: 0,
             winding_down: false,
@@ -411,7 +416,7 @@ impl Model {
     fn peer_broke(&self, s: usize) -> bool {
         match self.peer(s) {
             None => true,
-            Some(p) => self.sides[p].gone != Gone::No,
+            Some(p) => self.sides[p].gone != Gone::No || self.closing_in_batch.contains(&self.sides[p].token),
         }
     }
 
@@ -697,6 +702,7 @@ impl Model {
         self.closed_in_batch.clear();
         self.turns += 1;
         let events = self.h.turn(timeout);
+        self.closing_in_batch = events.iter().filter_map(|e| if let Ev::Close { conn, .. } = e { Some(*conn) } else { None }).collect();
         for e in events {
             self.on_event(e);
             if !self.winding_down && self.rng.chance(5) {
@@ -749,6 +755,7 @@ impl Model {
                 }
             }
             Ev::Close { conn, ref error, .. } => {
+                self.closing_in_batch.remove(&conn);
                 let Some(s) = self.side_of(conn, &e) else { return };
                 self.on_close(s, error.as_ref());
             }
