@@ -29,7 +29,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::*;
-use muxnet_core::{BackendKind, BindOptions, Token};
+use muxnet_core::{BackendKind, BindOptions, Config, Token};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -315,10 +315,29 @@ struct Model {
 
 impl Model {
     fn new(kind: BackendKind, seed: u64) -> Model {
+        let mut rng = Rng::new(seed);
+        // Half the seeds run with small limits, so budgets run out, slabs
+        // fill, pipes hold and files yield turn after turn.
+        let small = rng.chance(50);
+        let config = if small {
+            Config {
+                read_budget: 1 + rng.below(16 << 10),
+                accept_budget: 1 + rng.below(8),
+                write_queue_cap: (1 << 20) + rng.below(4 << 20),
+                pipe_high_water: 1 + rng.below(64 << 10),
+                send_file_budget: 1 + rng.below(64 << 10),
+                splice: rng.chance(50),
+                ..Config::default()
+            }
+        } else {
+            Config::default()
+        };
+        let slab = if small { 4096 + rng.below(64 << 10) } else { 1 << 20 };
+        trace(format!("{config:?}, slab {slab}"));
         Model {
-            h: Harness::new(kind),
+            h: Harness::with_config_and_slab(kind, config, slab),
             seed,
-            rng: Rng::new(seed),
+            rng,
             sides: Vec::new(),
             pairs: Vec::new(),
             listeners: Vec::new(),

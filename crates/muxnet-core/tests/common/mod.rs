@@ -83,7 +83,11 @@ impl Harness {
 
     /// A harness whose turns read into a slab of `len` bytes.
     pub fn with_slab(kind: BackendKind, len: usize) -> Harness {
-        Harness { slab: vec![0; len], ..Harness::new(kind) }
+        Harness::with_config_and_slab(kind, Config::default(), len)
+    }
+
+    pub fn with_config_and_slab(kind: BackendKind, config: Config, len: usize) -> Harness {
+        Harness { slab: vec![0; len], ..Harness::with_config(kind, config) }
     }
 
     pub fn name(&self) -> &'static str {
