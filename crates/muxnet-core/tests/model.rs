@@ -217,6 +217,9 @@ struct Side {
     through: Option<[usize; 2]>,
     /// A piped side's partner saw `End`: the pipe passed the FIN on.
     relay_fin: bool,
+    /// Piped once, its partner since closed by the owner: the owner reads
+    /// it again, and may end or close it, but writes it no more.
+    orphan: bool,
 }
 
 impl Side {
@@ -240,6 +243,7 @@ impl Side {
             inbound: Vec::new(),
             through: None,
             relay_fin: false,
+            orphan: false,
         }
     }
 
@@ -269,14 +273,24 @@ impl Side {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Relayed {
+    /// The accepted side piped to this pair's connector.
+    mid: usize,
+    far: usize,
+    from: u64,
+    len: Option<u64>,
+}
+
 /// A connector and, once its header arrived, the side that accepted it.
 #[derive(Debug)]
 struct Pair {
     connector: usize,
     acceptor: Option<usize>,
     /// A relay's upstream pair: its acceptor receives this connector's
-    /// header, then (through the pipe) this side's stream from this offset.
-    relays: Option<(usize, u64)>,
+    /// header, then (through the pipe) side `far`'s stream from `from`
+    /// (`len` bytes once the pipe is cut).
+    relays: Option<Relayed>,
 }
 
 #[derive(Debug)]
@@ -424,7 +438,16 @@ impl Model {
         }
         let (src, from, base) = match side.inbound.split_last() {
             None => (self.peer(s)?, 0, 0),
-            Some((last, before)) => (self.resolve(last.src)?, last.from, before.iter().map(|seg| seg.len.unwrap()).sum()),
+            Some((last, before)) if last.len.is_none() => {
+                (self.resolve(last.src)?, last.from, before.iter().map(|seg| seg.len.unwrap()).sum())
+            }
+            Some(_) => {
+                // A cut pipe: what passed it, then the FIN of the piped side
+                // the owner took back (if it dropped nothing).
+                let peer = &self.sides[self.peer(s)?];
+                let total = side.inbound.iter().map(|seg| seg.len.unwrap()).sum();
+                return ((peer.shut || peer.relay_fin) && !peer.lost()).then_some(total);
+            }
         };
         let src = &self.sides[src];
         (src.shut && !src.lost()).then(|| base + src.written - from)
@@ -602,7 +625,7 @@ impl Model {
     }
 
     fn writable(&self) -> Vec<usize> {
-        self.actionable().into_iter().filter(|&s| !self.sides[s].shut).collect()
+        self.actionable().into_iter().filter(|&s| !self.sides[s].shut && !self.sides[s].orphan).collect()
     }
 
     /// One random operation.
@@ -629,13 +652,17 @@ impl Model {
                 }
             }
             50..=56 => {
-                if let Some(s) = self.rng.pick(&self.actionable()) {
+                // Piped sides too: the owner's pause holds a relay.
+                let mut open: Vec<usize> = self.live.values().copied().filter(|&s| self.sides[s].pair.is_some()).collect();
+                open.sort_unstable();
+                if let Some(s) = self.rng.pick(&open) {
                     let on = self.sides[s].paused.is_none();
                     self.pause(s, on);
                 }
             }
             57..=62 => {
-                if let Some(s) = self.rng.pick(&self.writable()) {
+                let open: Vec<usize> = self.actionable().into_iter().filter(|&s| !self.sides[s].shut).collect();
+                if let Some(s) = self.rng.pick(&open) {
                     self.shutdown(s);
                 }
             }
@@ -669,6 +696,15 @@ impl Model {
                 }
             }
             88..=91 => self.relay(),
+            92..=93 => {
+                let mut piped: Vec<usize> =
+                    self.live.values().copied().filter(|&s| matches!(self.sides[s].role, Role::Piped { .. })).collect();
+                piped.sort_unstable();
+                if let Some(m) = self.rng.pick(&piped) {
+                    let reset = self.rng.chance(30);
+                    self.cut(m, reset);
+                }
+            }
             _ => {}
         }
     }
@@ -684,6 +720,7 @@ impl Model {
                 let side = &self.sides[a];
                 let near = self.peer(a).map(|c| &self.sides[c]);
                 !side.connector
+                    && !side.orphan
                     && !side.shut
                     && !side.ended
                     && side.paused.is_none()
@@ -706,13 +743,53 @@ impl Model {
             return;
         }
         let pair = self.sides[c].pair.unwrap();
-        self.pairs[pair].relays = Some((near, self.sides[a].received));
+        self.pairs[pair].relays = Some(Relayed { mid: a, far: near, from: self.sides[a].received, len: None });
         self.sides[a].role = Role::Piped { partner: c, at: self.turns };
         self.sides[c].role = Role::Piped { partner: a, at: self.turns };
         let written = self.sides[a].written;
         let side = &mut self.sides[near];
         side.inbound = vec![Seg { src: Src::Side(a), from: 0, len: Some(written) }, Seg { src: Src::AcceptorOf(pair), from: 0, len: None }];
         side.through = Some([a, c]);
+    }
+
+    /// The owner closes (or resets) piped side `m`: its partner is
+    /// unjoined, and reports its input to the owner again from where the
+    /// pipe left it; the relay's two ends receive what passed the pipe.
+    fn cut(&mut self, m: usize, reset: bool) {
+        let Role::Piped { partner: q, .. } = self.sides[m].role else { unreachable!() };
+        let (mt, qt) = (self.sides[m].token, self.sides[q].token);
+        let (Ok(m_relayed), Ok(q_relayed)) = (self.h.r.relayed(mt), self.h.r.relayed(qt)) else {
+            // This turn closed one of them: its Close is later in the batch.
+            return;
+        };
+        // `a`: the accepted side a connector dialed; `c`: the connection
+        // it was piped to, whose acceptor is the relay's far end.
+        let (a, c, a_relayed, c_relayed) =
+            if self.sides[m].connector { (q, m, q_relayed, m_relayed) } else { (m, q, m_relayed, q_relayed) };
+        let near = self.peer(a).unwrap();
+        let upstream = self.sides[c].pair.unwrap();
+        let relayed = self.pairs[upstream].relays.as_mut().unwrap();
+        // The near end's bytes that reached `c`: passed on by the owner
+        // before the pipe took over, then by the pipe.
+        let len = self.sides[a].received - relayed.from + a_relayed;
+        relayed.len = Some(len);
+        if let Some(far) = self.pairs[upstream].acceptor {
+            self.sides[far].inbound[1].len = Some(len);
+        }
+        // What reached `a` from the far end.
+        self.sides[near].inbound[1].len = Some(c_relayed);
+        trace(format!("cut #{m}: #{a} relayed {a_relayed}, #{c} relayed {c_relayed}"));
+        self.close(m, reset);
+        let side = &mut self.sides[q];
+        side.role = Role::Owned;
+        side.orphan = true;
+        if q == a {
+            // Its input goes on in the near end's stream.
+            side.received += a_relayed;
+        } else {
+            side.inbound = vec![Seg { src: Src::AcceptorOf(upstream), from: c_relayed, len: None }];
+            side.received = 0;
+        }
     }
 
     // ---- turns and events ----
@@ -844,12 +921,11 @@ impl Model {
             }
             self.pairs[pair].acceptor = Some(s);
             self.sides[s].pair = Some(pair);
-            if let Some((far, from)) = self.pairs[pair].relays {
+            if let Some(Relayed { mid, far, from, len }) = self.pairs[pair].relays {
                 // The connector's header, then the far end's stream through the pipe.
-                let Role::Piped { partner, .. } = self.sides[c].role else { unreachable!() };
                 let side = &mut self.sides[s];
-                side.inbound = vec![Seg { src: Src::Side(c), from: 0, len: Some(HEADER) }, Seg { src: Src::Side(far), from, len: None }];
-                side.through = Some([c, partner]);
+                side.inbound = vec![Seg { src: Src::Side(c), from: 0, len: Some(HEADER) }, Seg { src: Src::Side(far), from, len }];
+                side.through = Some([c, mid]);
             }
             trace(format!("#{s} is pair {pair}'s accepted side (connector #{c})"));
         }
@@ -1001,12 +1077,12 @@ impl Model {
             if !self.sides[s].open() {
                 continue;
             }
+            if self.sides[s].paused.is_some() {
+                self.pause(s, false);
+            }
             if self.sides[s].role != Role::Owned {
                 // A pipe ends when both its ends have.
                 continue;
-            }
-            if self.sides[s].paused.is_some() {
-                self.pause(s, false);
             }
             if !self.sides[s].shut {
                 self.shutdown(s);
