@@ -312,6 +312,8 @@ struct Model {
     listeners: Vec<ListenerModel>,
     /// Open connections by token.
     live: HashMap<Token, usize>,
+    /// Every connection ever, by token.
+    ever: HashMap<Token, usize>,
     /// Every listener ever opened, by token.
     listener_tokens: HashMap<Token, usize>,
     /// Sockets the owner closed while handling the current batch: the
@@ -321,6 +323,9 @@ struct Model {
     /// handler earlier in the batch may meet their end already (a write
     /// to their peer fails).
     closing_in_batch: HashSet<Token>,
+    /// Sockets whose `End` is still ahead in the batch: a pipe passed
+    /// that end on already.
+    ending_in_batch: HashSet<Token>,
     /// Turns run so far.
     turns: u64,
     files_made: u64,
@@ -356,9 +361,11 @@ impl Model {
             pairs: Vec::new(),
             listeners: Vec::new(),
             live: HashMap::new(),
+            ever: HashMap::new(),
             listener_tokens: HashMap::new(),
             closed_in_batch: HashSet::new(),
             closing_in_batch: HashSet::new(),
+            ending_in_batch: HashSet::new(),
             turns: 0,
             files_made: 0,
             winding_down: false,
@@ -524,6 +531,7 @@ impl Model {
         self.sides.push(Side::new(token, Some(pair), l, true, listener.unix.is_some()));
         self.pairs.push(Pair { connector: s, acceptor: None, relays: None });
         self.live.insert(token, s);
+        self.ever.insert(token, s);
         trace(format!("connect #{s} {token:?} pair {pair} to listener #{l}"));
         self.write(s, HEADER as usize, false);
         Some(s)
@@ -758,10 +766,18 @@ impl Model {
     fn cut(&mut self, m: usize, reset: bool) {
         let Role::Piped { partner: q, .. } = self.sides[m].role else { unreachable!() };
         let (mt, qt) = (self.sides[m].token, self.sides[q].token);
-        let (Ok(m_relayed), Ok(q_relayed)) = (self.h.r.relayed(mt), self.h.r.relayed(qt)) else {
-            // This turn closed one of them: its Close is later in the batch.
+        if self.closing_in_batch.contains(&mt) || self.closing_in_batch.contains(&qt) {
+            // This turn closed one of them (and so unjoined the other).
             return;
-        };
+        }
+        let (m_relayed, q_relayed) = (self.h.r.relayed(mt).unwrap(), self.h.r.relayed(qt).unwrap());
+        // An end the batch reports later was passed on by the pipe already.
+        if self.ending_in_batch.contains(&qt) {
+            self.sides[m].relay_fin = true;
+        }
+        if self.ending_in_batch.contains(&mt) {
+            self.sides[q].relay_fin = true;
+        }
         // `a`: the accepted side a connector dialed; `c`: the connection
         // it was piped to, whose acceptor is the relay's far end.
         let (a, c, a_relayed, c_relayed) =
@@ -799,6 +815,7 @@ impl Model {
         self.turns += 1;
         let events = self.h.turn(timeout);
         self.closing_in_batch = events.iter().filter_map(|e| if let Ev::Close { conn, .. } = e { Some(*conn) } else { None }).collect();
+        self.ending_in_batch = events.iter().filter_map(|e| if let Ev::End { conn } = e { Some(*conn) } else { None }).collect();
         for e in events {
             self.on_event(e);
             if !self.winding_down && self.rng.chance(5) {
@@ -837,7 +854,15 @@ impl Model {
                 self.on_data(s, data);
             }
             Ev::End { conn } => {
-                let Some(s) = self.side_of(conn, &e) else { return };
+                self.ending_in_batch.remove(&conn);
+                let Some(s) = self.side_of(conn, &e) else {
+                    // Closed by the owner later in the turn that read this
+                    // end: if it was piped, the pipe passed the FIN on then.
+                    if let Role::Piped { partner, .. } = self.sides[self.ever[&conn]].role {
+                        self.sides[partner].relay_fin = true;
+                    }
+                    return;
+                };
                 self.on_end(s);
             }
             Ev::Drain { conn } => {
@@ -870,6 +895,7 @@ impl Model {
         let s = self.sides.len();
         self.sides.push(Side::new(conn, None, l, false, self.listeners[l].unix.is_some()));
         self.live.insert(conn, s);
+        self.ever.insert(conn, s);
     }
 
     fn check_not_paused(&self, s: usize, what: &str) {
