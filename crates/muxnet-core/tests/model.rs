@@ -303,6 +303,12 @@ struct ListenerModel {
 
 const HEADER: u64 = 8;
 
+/// A pipe sent by `send_file`, and the bytes still to be written into it.
+struct Feed {
+    writer: std::io::PipeWriter,
+    rest: Vec<u8>,
+}
+
 struct Model {
     h: Harness,
     seed: u64,
@@ -329,6 +335,8 @@ struct Model {
     /// Turns run so far.
     turns: u64,
     files_made: u64,
+    /// Pipes being sent, and what is still to be written into them.
+    feeds: Vec<Feed>,
     winding_down: bool,
 }
 
@@ -368,6 +376,7 @@ impl Model {
             ending_in_batch: HashSet::new(),
             turns: 0,
             files_made: 0,
+            feeds: Vec::new(),
             winding_down: false,
         }
     }
@@ -563,15 +572,11 @@ impl Model {
     fn send_file(&mut self, s: usize) {
         let len = self.rng.size();
         let data = self.stream_bytes(s, self.sides[s].written, len);
-        self.files_made += 1;
-        let path = std::env::temp_dir().join(format!("muxnet-model-file-{}-{}-{}", std::process::id(), self.h.name(), self.files_made));
-        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        let token = self.sides[s].token;
         let whole = if self.rng.chance(50) { None } else { Some(len as u64) };
+        let (file, what) = if self.rng.chance(30) { (self.feeding_pipe(data), "pipe") } else { (self.temp_file(&data), "file") };
+        let token = self.sides[s].token;
         let result = self.h.r.send_file(token, file, 0, whole);
-        trace(format!("send_file #{s} {token:?} {len} at {}: {result:?}", self.sides[s].written));
+        trace(format!("send_file ({what}) #{s} {token:?} {len} at {}: {result:?}", self.sides[s].written));
         match result {
             Ok(()) => {
                 self.sides[s].written += len as u64;
@@ -579,6 +584,43 @@ impl Model {
             }
             Err(e) => self.broken(s, e, "send_file"),
         }
+    }
+
+    /// A pipe's read end, to be sent like a file: the turns feed it `data`
+    /// a piece at a time (so the reactor finds it empty at times) and then
+    /// close it.
+    fn feeding_pipe(&mut self, data: Vec<u8>) -> std::fs::File {
+        use std::os::fd::AsRawFd;
+        let (reader, writer) = std::io::pipe().unwrap();
+        // SAFETY: fcntl on the pipe's own open fd, which it keeps.
+        let r = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        assert_eq!(r, 0, "fcntl: {}", io::Error::last_os_error());
+        self.feeds.push(Feed { writer, rest: data });
+        std::fs::File::from(std::os::fd::OwnedFd::from(reader))
+    }
+
+    /// Feeds each pipe a piece; closes those fed whole (or whose reader,
+    /// its connection closed, is gone).
+    fn feed(&mut self) {
+        self.feeds.retain_mut(|feed| {
+            let piece = feed.rest.len().min(16 << 10);
+            match feed.writer.write(&feed.rest[..piece]) {
+                Ok(n) => drop(feed.rest.drain(..n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+            !feed.rest.is_empty()
+        });
+    }
+
+    /// An open file holding `data`, already unlinked.
+    fn temp_file(&mut self, data: &[u8]) -> std::fs::File {
+        self.files_made += 1;
+        let path = std::env::temp_dir().join(format!("muxnet-model-file-{}-{}-{}", std::process::id(), self.h.name(), self.files_made));
+        std::fs::File::create(&path).unwrap().write_all(data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
     }
 
     fn shutdown(&mut self, s: usize) {
@@ -811,6 +853,7 @@ impl Model {
     // ---- turns and events ----
 
     fn turn(&mut self, timeout: Duration) {
+        self.feed();
         self.closed_in_batch.clear();
         self.turns += 1;
         let events = self.h.turn(timeout);
