@@ -152,7 +152,8 @@ async function run(backend: string, seed: number): Promise<void> {
       }
       side.received += data.length;
       // Read before the pipe was made, in its batch: passed on by hand, as a proxy would.
-      if (side.piped !== undefined && data.length > 0) sides[side.piped].conn.write(data);
+      const partner = side.piped === undefined ? undefined : sides[side.piped].conn;
+      if (partner?.writable && data.length > 0) partner.write(data);
     },
     onEnd(conn) {
       const s = conn.data!;
@@ -181,8 +182,7 @@ async function run(backend: string, seed: number): Promise<void> {
       }
     },
     onClose(conn, err) {
-      const s = conn.data;
-      if (s === undefined) return; // refused before it was counted
+      const s = conn.data!;
       const side = sides[s];
       if (side.closed) fail(`a second onClose on #${s}`);
       side.closed = true;
