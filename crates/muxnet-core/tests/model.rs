@@ -665,7 +665,9 @@ impl Model {
                 self.fail(format!("closing open #{s} {token:?}: {e}"));
             }
         }
-        let lost = queued > 0;
+        // A pipe being sent counts no bytes in `queued` (its length is not
+        // known): a file not reported sent may have been cut short too.
+        let lost = queued > 0 || !self.sides[s].files.is_empty();
         self.sides[s].gone = if reset { Gone::Reset { lost } } else { Gone::Closed { lost } };
         self.live.remove(&token);
         self.closed_in_batch.insert(token);
