@@ -83,7 +83,11 @@ impl Harness {
 
     /// A harness whose turns read into a slab of `len` bytes.
     pub fn with_slab(kind: BackendKind, len: usize) -> Harness {
-        Harness { slab: vec![0; len], ..Harness::new(kind) }
+        Harness::with_config_and_slab(kind, Config::default(), len)
+    }
+
+    pub fn with_config_and_slab(kind: BackendKind, config: Config, len: usize) -> Harness {
+        Harness { slab: vec![0; len], ..Harness::with_config(kind, config) }
     }
 
     pub fn name(&self) -> &'static str {
@@ -266,9 +270,19 @@ pub fn pattern_byte(seed: u64, i: u64) -> u8 {
     (x >> 29) as u8 ^ (i % 251) as u8
 }
 
-/// Open entries in `/proc/self/fd` (without the one reading it).
+/// Where this process's open fds are listed: `/proc` on Linux, `/dev/fd`
+/// on macOS and the BSDs.
+fn fd_dir() -> &'static str {
+    if std::path::Path::new("/proc/self/fd").exists() {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    }
+}
+
+/// Open fds (without the one listing them).
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+    std::fs::read_dir(fd_dir()).unwrap().count() - 1
 }
 
 /// A peer on its own thread; a panic there is re-raised in the test.
@@ -308,7 +322,7 @@ impl<T: Send + 'static> Peer<T> {
 
 /// The highest open fd.
 pub fn highest_fd() -> i32 {
-    std::fs::read_dir("/proc/self/fd").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap()
+    std::fs::read_dir(fd_dir()).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap()
 }
 
 /// `RLIMIT_NOFILE` as it is now.
