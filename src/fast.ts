@@ -488,10 +488,15 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onEnd(): void {
-    this.origin.handlers.onEnd?.(this);
-    // A piped connection's end is passed on by the pipe; its partner may
-    // still send (a half-close through a proxy).
-    if (!this.origin.allowHalfOpen && this.piped?.partner === undefined) this.end();
+    try {
+      this.origin.handlers.onEnd?.(this);
+    } finally {
+      // Even when the handler throws (to 'uncaughtException'): else the
+      // connection stays half-open until the peer gives up.
+      // A piped connection's end is passed on by the pipe; its partner may
+      // still send (a half-close through a proxy).
+      if (!this.origin.allowHalfOpen && this.piped?.partner === undefined) this.end();
+    }
   }
 
   /** @internal */
