@@ -386,7 +386,8 @@ export class Socket extends Duplex implements Handle {
       process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
       return this;
     }
-    const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family;
+    // -0 as 0: dns.lookup lets -0 through (it equals 0) to a binding that asserts an int32 and aborts the process.
+    const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family === 0 ? 0 : opts.family;
     const dnsOpts: Parameters<Lookup>[1] = { family, hints: opts.hints || 0 };
     if (family !== 4 && family !== 6 && dnsOpts.hints === 0) dnsOpts.hints = ADDRCONFIG;
     const lookup = (opts.lookup as unknown as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
