@@ -176,6 +176,7 @@ const REF = 8;
 /** Closed by `destroy()`: what was still queued was discarded. */
 const DESTROYED = 16;
 
+
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
   /** The connection it is joined to, while both are open. */
@@ -928,7 +929,8 @@ const MAX_U32 = 0xffffffff;
  * sending to it).
  */
 export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Array | string, slowCap = Infinity): Connection<T>[] {
-  if (typeof (connections as Partial<Iterable<unknown>> | null | undefined)?.[Symbol.iterator] !== 'function') {
+  // A typed array iterates numbers (and throws V8's own error once detached): never Connections.
+  if (typeof (connections as Partial<Iterable<unknown>> | null | undefined)?.[Symbol.iterator] !== 'function' || ArrayBuffer.isView(connections)) {
     throw invalidArgType('connections', 'an iterable of Connection', connections);
   }
   if (typeof slowCap !== 'number' || !(slowCap >= 0)) throw invalidArgValue('slowCap', slowCap, 'must be a number >= 0');
@@ -1008,7 +1010,8 @@ export class FrameDecoder {
   push(chunk: Uint8Array): DecodedFrames {
     if (!(chunk instanceof Uint8Array)) throw invalidArgType('chunk', 'an instance of Buffer or Uint8Array', chunk);
     const { spans, assembled, tooLong, tooLongAt } = this.codec.push(chunk);
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    // An empty chunk holds no frame's bytes (and a detached one's buffer cannot be viewed).
+    const bytes = Buffer.isBuffer(chunk) ? chunk : chunk.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const frames: Buffer[] = [];
     for (let i = 0; i < spans.length; i += 2) {
       frames.push(spans[i] < 0 ? assembled[spans[i + 1]] : bytes.subarray(spans[i], spans[i + 1]));
@@ -1032,6 +1035,7 @@ export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxF
   const limit = validateInteger(maxFrame, 'maxFrame', MAX_U32, 1, MAX_U32);
   const bytes = toBytes(payload, 'payload');
   if (bytes.byteLength > limit) throw outOfRange('payload.byteLength', `<= maxFrame (${limit})`, bytes.byteLength);
-  if (kind === 'line' && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
+  // An empty payload holds no '\n' (and a detached one would throw from includes()).
+  if (kind === 'line' && bytes.byteLength > 0 && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
   return native.encodeFrame(kind, limit, bytes);
 }
