@@ -24,7 +24,6 @@ backend_tests!(
     pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_passes_a_fin_without_a_drain_for_the_owner,
     pipe_lets_the_owner_end_a_side_the_pipe_ended,
-    pipe_passes_on_an_end_read_before_the_join,
     pipe_refuses_bad_pairs
 );
 
@@ -459,41 +458,6 @@ fn pipe_lets_the_owner_end_a_side_the_pipe_ended(kind: BackendKind) {
         assert!(closed.iter().all(|(conn, error)| (*conn == a || *conn == b) && error.is_none()), "[{}] {closed:?}", h.name());
         drop((a_peer, b_peer));
     }
-}
-
-/// A side whose peer ended before the join (its `End` reported, or still
-/// in the batch the owner is handed, so the owner did not end the partner
-/// itself): the join passes that end on, as one read after it, and the
-/// partner's peer reads its EOF; without it the pair stayed half-open.
-fn pipe_passes_on_an_end_read_before_the_join(kind: BackendKind) {
-    let mut h = Harness::new(kind);
-    let (_, addr) = h.listen("127.0.0.1:0");
-    let (mut a_peer, b_peer) = (client(addr), client(addr));
-    let c = h.accept(2);
-    a_peer.write_all(b"last words").unwrap();
-    a_peer.shutdown(Shutdown::Write).unwrap();
-    let mut said = Vec::new();
-    h.until("a's bytes and end", |_, events| {
-        for e in events {
-            match e {
-                Ev::Data { conn, data } if conn == c[0] => said.extend(data),
-                Ev::End { conn } if conn == c[0] => return true,
-                other => panic!("unexpected event: {other:?}"),
-            }
-        }
-        false
-    });
-    assert_eq!(said, b"last words");
-    h.r.pipe(c[0], c[1]).unwrap();
-    let mut reading = Peer::spawn(move || {
-        let mut s = b_peer;
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        (got, s)
-    });
-    h.until("b's peer reads its end", |_, _| reading.done());
-    let (got, _b_peer) = reading.join();
-    assert!(got.is_empty(), "[{}] b's peer got {got:?}, not only its end", h.name());
 }
 
 fn pipe_refuses_bad_pairs(kind: BackendKind) {

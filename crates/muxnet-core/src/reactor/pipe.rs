@@ -45,17 +45,6 @@ impl Reactor {
         joinable(self, b)?;
         self.stream(a)?.1.set_pipe(b);
         self.stream(b)?.1.set_pipe(a);
-        // An end of input read before the join (its `End` maybe not yet
-        // delivered, so its owner did not end the partner) is passed on as
-        // one read after: else the partner never ends.
-        // A partner that cannot take it (its peer reset: `EPIPE`) is no
-        // failure of the join: the carried turn below reads its error and
-        // reports it as its close, as for any broken side.
-        for (from, to) in [(a, b), (b, a)] {
-            if self.stream(from)?.1.read_closed {
-                let _ = self.relay_shutdown(to);
-            }
-        }
         // Input that came before the join raises no new edge.
         self.carry.extend([a, b]);
         self.backend.waker().wake()
