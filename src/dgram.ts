@@ -245,6 +245,8 @@ export class Socket extends EventEmitter implements Handle {
     const port = options !== undefined ? options.port : first;
     let address = options !== undefined ? options.address : typeof second === 'function' ? undefined : (second as string | undefined);
     if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
+    // As dns.lookup refuses it for node:dgram (a Symbol or an object made isIP throw its own TypeError).
+    if (this.lookup === builtinLookup && typeof address !== 'string') throw invalidArgType('hostname', 'of type string', address);
     this.resolve(address, (lookupErr, ip) => {
       if (!this.running) return;
       // `reusePort`: each worker binds its own socket of the port, as node:dgram's.
@@ -910,7 +912,9 @@ function toBufferList(buffer: unknown): Buffer[] {
 
 function asBuffer(piece: string | NodeJS.ArrayBufferView): Buffer {
   if (typeof piece === 'string') return Buffer.from(piece);
-  return Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+  if (Buffer.isBuffer(piece)) return piece;
+  // A view of a transferred (detached) buffer is empty, as node:dgram sends it; Buffer.from would throw.
+  return piece.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
 }
 
 /**

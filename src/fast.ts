@@ -175,6 +175,9 @@ const CLOSED = 4;
 const REF = 8;
 /** Closed by `destroy()`: what was still queued was discarded. */
 const DESTROYED = 16;
+/** The peer's end of input was delivered (`onEnd`). */
+const INPUT_ENDED = 32;
+
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -366,6 +369,10 @@ export class Connection<T = unknown> implements Handle {
     if (r < 0) throw systemError(-r, 'pipe');
     (this.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = other;
     (other.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = this;
+    // An end delivered before the join (piped in or after `onEnd`) is
+    // passed on as the pipe passes one: else the partner never ends.
+    if (this.flags & INPUT_ENDED) other.end();
+    if (other.flags & INPUT_ENDED) this.end();
   }
 
   /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
@@ -488,10 +495,20 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onEnd(): void {
-    this.origin.handlers.onEnd?.(this);
-    // A piped connection's end is passed on by the pipe; its partner may
-    // still send (a half-close through a proxy).
-    if (!this.origin.allowHalfOpen && this.piped?.partner === undefined) this.end();
+    this.flags |= INPUT_ENDED;
+    try {
+      this.origin.handlers.onEnd?.(this);
+    } finally {
+      // Even when the handler throws (to 'uncaughtException'): else the
+      // connection stays half-open until the peer gives up.
+      // A piped connection's end is passed on to its partner, which may
+      // still send (a half-close through a proxy). The pipe passes on an
+      // end it reads; one read before the join (reported in the batch that
+      // joined them) is passed on here: ending twice is harmless.
+      const partner = this.piped?.partner;
+      if (partner !== undefined) partner.end();
+      else if (!this.origin.allowHalfOpen) this.end();
+    }
   }
 
   /** @internal */
@@ -923,7 +940,8 @@ const MAX_U32 = 0xffffffff;
  * sending to it).
  */
 export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Array | string, slowCap = Infinity): Connection<T>[] {
-  if (typeof (connections as Partial<Iterable<unknown>> | null | undefined)?.[Symbol.iterator] !== 'function') {
+  // A typed array iterates numbers (and throws V8's own error once detached): never Connections.
+  if (typeof (connections as Partial<Iterable<unknown>> | null | undefined)?.[Symbol.iterator] !== 'function' || ArrayBuffer.isView(connections)) {
     throw invalidArgType('connections', 'an iterable of Connection', connections);
   }
   if (typeof slowCap !== 'number' || !(slowCap >= 0)) throw invalidArgValue('slowCap', slowCap, 'must be a number >= 0');
@@ -1003,7 +1021,8 @@ export class FrameDecoder {
   push(chunk: Uint8Array): DecodedFrames {
     if (!(chunk instanceof Uint8Array)) throw invalidArgType('chunk', 'an instance of Buffer or Uint8Array', chunk);
     const { spans, assembled, tooLong, tooLongAt } = this.codec.push(chunk);
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    // An empty chunk holds no frame's bytes (and a detached one's buffer cannot be viewed).
+    const bytes = Buffer.isBuffer(chunk) ? chunk : chunk.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const frames: Buffer[] = [];
     for (let i = 0; i < spans.length; i += 2) {
       frames.push(spans[i] < 0 ? assembled[spans[i + 1]] : bytes.subarray(spans[i], spans[i + 1]));
@@ -1027,6 +1046,7 @@ export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxF
   const limit = validateInteger(maxFrame, 'maxFrame', MAX_U32, 1, MAX_U32);
   const bytes = toBytes(payload, 'payload');
   if (bytes.byteLength > limit) throw outOfRange('payload.byteLength', `<= maxFrame (${limit})`, bytes.byteLength);
-  if (kind === 'line' && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
+  // An empty payload holds no '\n' (and a detached one would throw from includes()).
+  if (kind === 'line' && bytes.byteLength > 0 && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
   return native.encodeFrame(kind, limit, bytes);
 }

@@ -41,6 +41,11 @@ export function validateHost(host: unknown, name = 'options.host', fallback = '1
   return bare;
 }
 
+/** node:net's test for a Unix-domain path given where a port may be: a string that is not a number >= 0 (`'-1'` is a path). */
+export function isPipeName(value: unknown): value is string {
+  return typeof value === 'string' && !(Number(value) >= 0);
+}
+
 /** Node's `validateString`/`validateNumber`: `value` must be of that type (`undefined` fails too). */
 export function validateType(value: unknown, name: string, type: 'string' | 'number'): void {
   if (typeof value !== type) throw invalidArgType(name, `of type ${type}`, value);

@@ -7,7 +7,7 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
-import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validatePort, type BackendName } from '../options';
+import { isBlocked, isPipeName, onAbort, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { Socket } from './socket';
 import { unsupported } from './unsupported';
 
@@ -45,6 +45,9 @@ interface LookupAddress {
   family: number;
 }
 
+/** A listen call's options once checked: the backlog as the binding takes it. */
+type Listening = ListenOptions & { backlog: number };
+
 interface AddressInfo {
   address: string;
   family: string;
@@ -81,8 +84,10 @@ export class Server extends EventEmitter implements Handle {
       connectionListener = options;
       options = {};
     }
-    if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidArgType('options', 'of type object', options);
+    // As node:net: null is no options.
+    if (options != null && typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
     this.options = { ...options };
+    if (this.options.keepAliveInitialDelay !== undefined) validateType(this.options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
     this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
     if (connectionListener) this.on('connection', connectionListener);
   }
@@ -112,7 +117,7 @@ export class Server extends EventEmitter implements Handle {
     const rest = cb ? args.slice(0, -1) : args;
     let opts: ListenOptions;
     if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
-    else if (typeof rest[0] === 'string' && isNaN(Number(rest[0]))) opts = { path: rest[0] };
+    else if (isPipeName(rest[0])) opts = { path: rest[0] };
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.listening) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
     if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: rest[0] !== null && typeof rest[0] === 'object' ? rest[0] : opts });
@@ -123,9 +128,11 @@ export class Server extends EventEmitter implements Handle {
     if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
     const signal = validateAbortSignal(opts.signal, 'options.signal');
     if (signal) onAbort(this, signal, () => this.close());
+    // As node:net, which hands `backlog || 511` to its binding as an int32: coerced here, so a
+    // value that is no number (or a Symbol's TypeError) meets the same fate before a lookup.
+    const backlog = (+(opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || 511)) | 0;
     if (typeof opts.port === 'number' || typeof opts.port === 'string') {
       const port = validatePort(opts.port, 'options.port');
-      const backlog = opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || undefined;
       if (!opts.host) {
         // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
         this.bind(undefined, port, { ...opts, backlog });
@@ -134,8 +141,9 @@ export class Server extends EventEmitter implements Handle {
       }
       return this;
     }
-    if (opts.path) {
-      this.bindPath(String(opts.path), opts);
+    // As node:net: a path that is no string, or a number, is no path (`{ path: 1 }` made a file named 1).
+    if (opts.path && isPipeName(opts.path)) {
+      this.bindPath(opts.path, { ...opts, backlog });
       return this;
     }
     if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
@@ -147,7 +155,7 @@ export class Server extends EventEmitter implements Handle {
    * link-local (one needs a scope to bind), else on the first, as Node 24
    * does. A close() or another listen() before the answer makes it stale.
    */
-  private lookupAndBind(host: string, port: number, opts: ListenOptions): void {
+  private lookupAndBind(host: string, port: number, opts: Listening): void {
     const { generation } = this;
     // Read at each call, as node:net does: a dns.lookup replaced later is the one asked.
     dns.lookup(host, { all: true }, (err, found: LookupAddress[] | string) => {
@@ -161,7 +169,7 @@ export class Server extends EventEmitter implements Handle {
   }
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
-  private bindPath(path: string, opts: ListenOptions): void {
+  private bindPath(path: string, opts: Listening): void {
     // An abstract name has no file whose mode could change.
     if (path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
       throw invalidArgValue('options', opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
@@ -172,7 +180,7 @@ export class Server extends EventEmitter implements Handle {
       return;
     }
     const reactor = openReactor(this.options.backend);
-    const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(path, opts.backlog ?? 511);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(path, opts.backlog);
     if (typeof reactor === 'number' || token < 0) {
       this.listenFailed(systemError(-token, 'listen', path), true);
       return;
@@ -209,8 +217,8 @@ export class Server extends EventEmitter implements Handle {
     process.nextTick(() => this.token === token && this.emit('listening'));
   }
 
-  private bind(host: string | undefined, port: number, opts: ListenOptions): void {
-    const backlog = opts.backlog ?? 511;
+  private bind(host: string | undefined, port: number, opts: Listening): void {
+    const { backlog } = opts;
     // `reusePort`: each worker binds its own socket of the port, as node:net's.
     if (sharedWithPrimary(opts.exclusive || opts.reusePort)) {
       // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).

@@ -8,7 +8,7 @@ import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { isBlocked, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort } from '../options';
+import { isBlocked, isPipeName, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
 import type { Server } from './server';
 import { unsupported } from './unsupported';
@@ -25,6 +25,8 @@ export interface SocketOptions extends DuplexOptions {
   allowHalfOpen?: boolean;
   /** Applied once connected, as `setNoDelay(true)`. */
   noDelay?: boolean;
+  /** Checked here as node:net checks it; applied by `connect()`'s options (the same object in `net.connect`). */
+  keepAliveInitialDelay?: number;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
   fd?: unknown;
@@ -206,6 +208,8 @@ export class Socket extends Duplex implements Handle {
     }
     const signal = validateAbortSignal(options.signal, 'options.signal');
     const blockList = validateBlockList(options.blockList, 'options.blockList');
+    // As node:net (a connect's options are the socket's too): checked here, not at the first keep-alive probe.
+    if (options.keepAliveInitialDelay !== undefined) validateType(options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
     super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
     // As node:net: an aborted signal destroys the socket with an AbortError.
     if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
@@ -409,7 +413,8 @@ export class Socket extends Duplex implements Handle {
       process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
       return this;
     }
-    const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family;
+    // -0 as 0: dns.lookup lets -0 through (it equals 0) to a binding that asserts an int32 and aborts the process.
+    const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family === 0 ? 0 : opts.family;
     const dnsOpts: Parameters<Lookup>[1] = { family, hints: opts.hints || 0 };
     if (family !== 4 && family !== 6 && dnsOpts.hints === 0) dnsOpts.hints = ADDRCONFIG;
     const lookup = (opts.lookup as unknown as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
@@ -891,6 +896,6 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOpts, (() =
   const rest = cb ? args.slice(0, -1) : args;
   const [first, second] = rest;
   if (first !== null && typeof first === 'object') return [first as SocketConnectOpts, cb];
-  if (typeof first === 'string' && isNaN(Number(first))) return [{ path: first }, cb];
+  if (isPipeName(first)) return [{ path: first }, cb];
   return [{ port: first as number | string, host: typeof second === 'string' ? second : undefined }, cb];
 }

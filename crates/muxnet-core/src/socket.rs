@@ -523,6 +523,11 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
 /// abstract socket, which has no file).
 #[cfg(unix)]
 pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
+    // The kernel names the file by the path up to a NUL inside it, a file
+    // the close could not remove (`remove_file` refuses such a path).
+    if !path.starts_with('\0') && path.contains('\0') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a socket path must not hold a NUL byte"));
+    }
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;

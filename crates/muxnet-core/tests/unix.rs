@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use muxnet_core::{Address, BackendKind};
 
-backend_tests!(unix_echo_and_cleanup, unix_connect_refused);
+backend_tests!(unix_echo_and_cleanup, unix_connect_refused, unix_path_with_a_nul_is_refused);
 
 /// A socket path unique to this test and backend, in the temp dir.
 fn socket_path(name: &str, kind: BackendKind) -> PathBuf {
@@ -100,4 +100,15 @@ fn unix_connect_refused(kind: BackendKind) {
     assert!(path.exists());
     h.r.close(first).unwrap();
     assert!(!path.exists());
+}
+
+/// A NUL inside a path: the kernel would name the file by what comes
+/// before it, a file the close could not remove. Refused, no file made.
+fn unix_path_with_a_nul_is_refused(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let path = socket_path("nul", kind);
+    let _ = std::fs::remove_file(&path);
+    let err = h.r.listen_unix(&format!("{}\0tail", path.to_str().unwrap()), 16).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(!path.exists(), "[{}] a socket file was left at {path:?}", h.name());
 }
