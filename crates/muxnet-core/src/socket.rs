@@ -523,11 +523,7 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
 /// abstract socket, which has no file).
 #[cfg(unix)]
 pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
-    // The kernel names the file by the path up to a NUL inside it, a file
-    // the close could not remove (`remove_file` refuses such a path).
-    if !path.starts_with('\0') && path.contains('\0') {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a socket path must not hold a NUL byte"));
-    }
+    refuse_nul(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
@@ -595,6 +591,8 @@ pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
 /// Starts a non-blocking Unix-domain connect.
 #[cfg(unix)]
 pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
+    // Cut at the NUL, the path would name another socket.
+    refuse_nul(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     match socket.connect(&SockAddr::unix(path)?) {
@@ -604,6 +602,17 @@ pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
         Err(e) => return Err(e),
     }
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))
+}
+
+/// A path with a NUL inside (past an abstract name's leading one): the
+/// kernel would take the path up to the NUL, a file the close could not
+/// remove or another socket than the one named. EINVAL, as Node 24 says.
+#[cfg(unix)]
+fn refuse_nul(path: &str) -> io::Result<()> {
+    if !path.starts_with('\0') && path.contains('\0') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a socket path must not hold a NUL byte"));
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -102,13 +102,19 @@ fn unix_connect_refused(kind: BackendKind) {
     assert!(!path.exists());
 }
 
-/// A NUL inside a path: the kernel would name the file by what comes
-/// before it, a file the close could not remove. Refused, no file made.
+/// A NUL inside a path: the kernel would take what comes before it, a
+/// file the close could not remove, or another listener than the one
+/// named. Refused, no file made, no connection to that other listener.
 fn unix_path_with_a_nul_is_refused(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("nul", kind);
     let _ = std::fs::remove_file(&path);
-    let err = h.r.listen_unix(&format!("{}\0tail", path.to_str().unwrap()), 16).unwrap_err();
+    let cut = format!("{}\0tail", path.to_str().unwrap());
+    let err = h.r.listen_unix(&cut, 16).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
     assert!(!path.exists(), "[{}] a socket file was left at {path:?}", h.name());
+    let listener = h.r.listen_unix(path.to_str().unwrap(), 16).unwrap();
+    let err = h.r.connect_unix(&cut).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "[{}] {err}", h.name());
+    h.r.close(listener).unwrap();
 }
