@@ -6,7 +6,9 @@ import { once } from 'node:events';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { BACKENDS } from '../src/options';
+import { getReactor } from '../src/reactor';
 
 export { BACKENDS };
 
@@ -50,6 +52,20 @@ export async function waitFor(pred: () => boolean, what: string, ms = 5000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/**
+ * Checks that the enclosing describe block gives back every socket fd its
+ * tests took: counted before them (after making the backend's reactor,
+ * whose own fds stay for the process), waited for after them.
+ */
+export function expectSocketFdsBack(backend?: string): void {
+  let before = 0;
+  beforeAll(() => {
+    if (backend) getReactor(backend);
+    before = socketFds();
+  });
+  afterAll(() => waitFor(() => socketFds() <= before, `socket fds back to ${before}`));
 }
 
 /** A node:net server that records, per connection, every byte it got. */

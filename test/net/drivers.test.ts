@@ -15,10 +15,9 @@ import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt';
 import mysql from 'mysql2';
 import type { Connection as MysqlConnection, Pool as MysqlPool, RowDataPacket } from 'mysql2/promise';
 import { Client as SshClient, Server as SshServer, utils as sshUtils, type ClientChannel } from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { getReactor } from '../../src/reactor';
-import { BACKENDS, pattern, socketFds, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, pattern, waitFor } from '../helpers';
 import { MARIADB, MEMCACHED, MOSQUITTO, SSH_USER, SSHD, daemonDuring, program, skipWithout, within, type Daemon, type DaemonKind } from './daemons';
 
 type Net = typeof nodeNet;
@@ -61,16 +60,8 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
   /** A unique name for this implementation's tables, topics and keys. */
   const tag = (what: string) => `${what}_${name.replace(/\W+/g, '_')}`;
 
-  let fdsBefore = 0;
-  beforeAll(() => {
-    // The backend's reactor, made on first use, keeps its own fds for the process.
-    if (backend) getReactor(backend);
-    fdsBefore = socketFds();
-  });
-  afterAll(async () => {
-    // Every client, server and accepted socket of this implementation is closed.
-    await waitFor(() => socketFds() <= fdsBefore, `socket fds back to ${fdsBefore}`);
-  });
+  // Every client, server and accepted socket of this implementation is closed.
+  expectSocketFdsBack(backend);
 
   describe.skipIf(SKIP_MARIADB)('mysql2 with a stream of this implementation, against MariaDB', () => {
     /** mysql2's options for the test server, every connection `dial`'s; `made` lists them. */

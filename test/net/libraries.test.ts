@@ -14,12 +14,11 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { AbstractConnector, Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
-import { getReactor } from '../../src/reactor';
-import { BACKENDS, pattern, socketFds, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, pattern, waitFor } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 
 type Net = typeof nodeNet;
@@ -57,16 +56,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     return { server, port: (server.address() as nodeNet.AddressInfo).port };
   };
 
-  let fdsBefore = 0;
-  beforeAll(() => {
-    // The backend's reactor, made on first use, keeps its own fds for the process.
-    if (backend) getReactor(backend);
-    fdsBefore = socketFds();
-  });
-  afterAll(async () => {
-    // Every client, server and accepted socket of this implementation is closed.
-    await waitFor(() => socketFds() <= fdsBefore, `socket fds back to ${fdsBefore}`);
-  });
+  // Every client, server and accepted socket of this implementation is closed.
+  expectSocketFdsBack(backend);
 
   /**
    * What the http and https servers on this implementation's sockets answer: a POST

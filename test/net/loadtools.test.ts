@@ -18,10 +18,9 @@ import nodeNet from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { getReactor } from '../../src/reactor';
-import { BACKENDS, runCli, socketFds, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, runCli, socketFds, waitFor } from '../helpers';
 import { program, skipWithout, within } from './daemons';
 
 const KEY_PATH = join(__dirname, '../fixtures/tls/key.pem');
@@ -132,14 +131,7 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
     return { server, port, accepted, connections };
   };
 
-  let fdsBefore = 0;
-  beforeAll(() => {
-    getReactor(backend); // its own fds stay for the process
-    fdsBefore = socketFds();
-  });
-  afterAll(async () => {
-    await waitFor(() => socketFds() <= fdsBefore, `socket fds back to ${fdsBefore}`);
-  });
+  expectSocketFdsBack(backend);
 
   /** Every accepted socket closed, the server's count at 0, its close() done, the process's socket fds back. */
   const settle = async (srv: Awaited<ReturnType<typeof feed>>, fds: number) => {
