@@ -178,7 +178,6 @@ const DESTROYED = 16;
 /** The peer's end of input was delivered (`onEnd`). */
 const INPUT_ENDED = 32;
 
-
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
   /** The connection it is joined to, while both are open. */
