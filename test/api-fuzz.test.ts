@@ -280,7 +280,6 @@ function divergence(target: string, label: string): string | undefined {
   if (target.includes('family') && label === '-0') return 'Node 20 aborts the process (dns binding asserts an int32); the drop-in connects (checked below)';
   if (label === '16 MiB string' && /path|connect\(v\)/.test(target)) return 'Node truncates an over-long Unix path; the drop-in refuses it (EINVAL)';
   if (target.includes('host') && /Symbol|toString|toPrimitive|detached/.test(label)) return "Node 20 fails in String(host) (no code); the drop-in throws Node 24's ERR_INVALID_ARG_TYPE";
-  if (target === 'connect(v)' && label === 'function') return 'node:net reads a lone callback as the port too';
   if (target === 'connect(v)' && label === '127.0.0.1 then NUL') return 'Node 20 connects to the path cut at the NUL (ENOENT here); the drop-in refuses it (EINVAL) as Node 24 does (checked below)';
   return undefined;
 }

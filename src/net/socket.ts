@@ -389,7 +389,7 @@ export class Socket extends Duplex implements Handle {
     if (localAddress && !isIP(localAddress)) throw invalidIpAddress(localAddress);
     if (localPort && typeof localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', localPort);
     if (opts.port !== undefined && typeof opts.port !== 'number' && typeof opts.port !== 'string') {
-      throw invalidArgType('options.port', 'of type number or string', opts.port);
+      throw invalidArgType('options.port', 'one of type number or string', opts.port);
     }
     const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
     const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false);
@@ -893,8 +893,8 @@ function peerEnded(this: Socket): void {
 export function normalizeConnectArgs(args: unknown[]): [SocketConnectOpts, (() => void) | undefined] {
   const last = args[args.length - 1];
   const cb = typeof last === 'function' ? (last as () => void) : undefined;
-  const rest = cb ? args.slice(0, -1) : args;
-  const [first, second] = rest;
+  // As node:net, the first argument is read even when it is the callback: `connect(cb)` has a function for its port.
+  const [first, second] = args;
   if (first !== null && typeof first === 'object') return [first as SocketConnectOpts, cb];
   if (isPipeName(first)) return [{ path: first }, cb];
   return [{ port: first as number | string, host: typeof second === 'string' ? second : undefined }, cb];
