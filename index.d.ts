@@ -319,6 +319,8 @@ export interface ReactorStats {
   relayed: number
   /** Of `relayed`, the bytes moved with `splice(2)` (Linux). */
   spliced: number
+  /** Kernel pipes made for splicing (Linux; a drained pair's is kept for its next splice). */
+  kernelPipes: number
   listeners: number
   connections: number
   connecting: number

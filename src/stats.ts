@@ -104,6 +104,7 @@ const METRICS: Metric[] = [
   ['muxnet_datagrams_sent_total', 'counter', 'Datagrams sent.', (s) => s.datagramsSent],
   ['muxnet_relayed_bytes_total', 'counter', 'Bytes relayed between piped connections.', (s) => s.relayed],
   ['muxnet_spliced_bytes_total', 'counter', 'Bytes of those relayed moved with splice(2), not copied (Linux).', (s) => s.spliced],
+  ['muxnet_kernel_pipes_total', 'counter', 'Kernel pipes made for splice(2) (Linux; kept and reused between bursts).', (s) => s.kernelPipes],
   ['muxnet_listeners', 'gauge', 'Listening sockets.', (s) => s.listeners],
   ['muxnet_paused_listeners', 'gauge', 'Listeners paused because fds ran out.', (s) => s.pausedListeners],
   ['muxnet_connections', 'gauge', 'Open connections.', (s) => s.connections],

@@ -337,24 +337,25 @@ impl Connection {
         0
     }
 
-    /// The kernel pipe toward this socket, made now if there is none yet.
+    /// The kernel pipe toward this socket, if it has one.
     #[cfg(target_os = "linux")]
-    pub fn kernel_pipe(&mut self) -> io::Result<&mut KernelPipe> {
-        let extra = self.extra();
-        if extra.spliced.is_none() {
-            extra.spliced = Some(KernelPipe::new()?);
-        }
-        Ok(extra.spliced.as_mut().expect("the pipe was just made"))
+    pub fn kernel_pipe(&mut self) -> Option<&mut KernelPipe> {
+        self.extra.as_mut().and_then(|e| e.spliced.as_mut())
     }
 
-    /// Closes the kernel pipe toward this socket if it holds nothing.
     #[cfg(target_os = "linux")]
-    pub fn drop_empty_pipe(&mut self) {
-        if let Some(extra) = self.extra.as_mut() {
-            if extra.spliced.as_ref().is_some_and(|p| p.len() == 0) {
-                extra.spliced = None;
-            }
+    pub fn set_kernel_pipe(&mut self, pipe: KernelPipe) {
+        self.extra().spliced = Some(pipe);
+    }
+
+    /// Takes the kernel pipe toward this socket if it holds nothing.
+    #[cfg(target_os = "linux")]
+    pub fn take_empty_pipe(&mut self) -> Option<KernelPipe> {
+        let extra = self.extra.as_mut()?;
+        if extra.spliced.as_ref().is_some_and(|p| p.len() == 0) {
+            return extra.spliced.take();
         }
+        None
     }
 
     #[cfg(target_os = "linux")]

@@ -62,6 +62,10 @@ pub struct Stats {
     /// Of `relayed`, the bytes moved with `splice(2)` (Linux; see
     /// `Config::splice`), not copied through user space.
     pub spliced: u64,
+    /// Kernel pipes made for splicing (a `pipe2` each; a drained pair's
+    /// pipe is kept for the next splice, so under steady load this stays
+    /// near the number of pairs splicing at once).
+    pub kernel_pipes: u64,
     /// Sockets open now, by kind and state.
     pub listeners: u64,
     pub connections: u64,

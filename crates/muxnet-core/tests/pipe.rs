@@ -20,6 +20,7 @@ backend_tests!(
     pipe_backpressure_holds_within_the_write_queue_cap,
     pipe_passes_half_close_and_reset,
     pipe_splices_past_a_short_splice,
+    pipe_reuses_kernel_pipes_between_bursts,
     pipe_relays_past_urgent_data,
     pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_passes_a_fin_without_a_drain_for_the_owner,
@@ -184,6 +185,42 @@ fn backpressure_holds_within_the_write_queue_cap(kind: BackendKind, splice: bool
     assert_eq!(h.r.relayed(a).unwrap(), data.len() as u64);
     h.r.close(b).unwrap();
     drop(a_peer);
+}
+
+/// Two pairs take turns sending bursts. A burst's end gives its pair's
+/// kernel pipe back (an idle pair holds no fds); the next burst, on either
+/// pair, takes that pipe again instead of making one (a `pipe2` and two
+/// `close`s per burst before), and each pair gets its own bytes only.
+fn pipe_reuses_kernel_pipes_between_bursts(kind: BackendKind) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    const BURSTS: u64 = 20;
+    let mut h = Harness::new(kind);
+    let first = piped_pair(&mut h);
+    // Its connect's event, before the next pair's accept.
+    h.collect_for(Duration::from_millis(50));
+    let pairs = [first, piped_pair(&mut h)];
+    let before = h.r.stats();
+    for i in 0..BURSTS {
+        let (a_peer, _, b_peer, _) = &pairs[(i % 2) as usize];
+        let data = pattern(i, 256 << 10);
+        let mut writer = Peer::spawn({
+            let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
+            move || s.write_all(&data).unwrap()
+        });
+        let mut reader = Peer::spawn({
+            let mut s = b_peer.try_clone().unwrap();
+            move || read_n(&mut s, 256 << 10)
+        });
+        turn_without_data(&mut h, "a burst relayed", || writer.done() && reader.done());
+        writer.join();
+        assert!(reader.join() == data, "[{}] burst {i}: bytes differ", h.name());
+    }
+    let s = h.r.stats();
+    assert_spliced(&h, true, s.spliced - before.spliced, BURSTS * (128 << 10));
+    let made = s.kernel_pipes - before.kernel_pipes;
+    assert!(made <= 2, "[{}] {made} kernel pipes made for {BURSTS} bursts", h.name());
 }
 
 fn pipe_passes_half_close_and_reset(kind: BackendKind) {

@@ -87,6 +87,8 @@ pub struct ReactorStats {
     pub relayed: f64,
     /// Of `relayed`, the bytes moved with `splice(2)` (Linux).
     pub spliced: f64,
+    /// Kernel pipes made for splicing (Linux; a drained pair's is kept for its next splice).
+    pub kernel_pipes: f64,
     pub listeners: f64,
     pub connections: f64,
     pub connecting: f64,
@@ -574,6 +576,7 @@ impl Reactor {
             datagrams_sent: s.datagrams_sent as f64,
             relayed: s.relayed as f64,
             spliced: s.spliced as f64,
+            kernel_pipes: s.kernel_pipes as f64,
             listeners: s.listeners as f64,
             connections: s.connections as f64,
             connecting: s.connecting as f64,

@@ -291,6 +291,11 @@ pub struct Reactor {
     interest_changes: u64,
     /// Where piped bytes pass through (see `pipe.rs`), kept between turns.
     relay_buf: Vec<u8>,
+    /// Connections joined by `pipe` now (both sides of each pair).
+    joined: usize,
+    /// Empty kernel pipes kept for the joined connections' next splice.
+    #[cfg(target_os = "linux")]
+    spare_pipes: crate::splice::SparePipes,
     /// Where datagrams are received in batches (see `datagram.rs`).
     inbox: datagram::Inbox,
     /// Datagrams queued to be sent together (see `datagram.rs`).
@@ -321,6 +326,9 @@ impl Reactor {
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
+            joined: 0,
+            #[cfg(target_os = "linux")]
+            spare_pipes: Default::default(),
             inbox: datagram::Inbox::default(),
             outbox: datagram::Outbox::default(),
             counters: Stats::default(),
@@ -432,10 +440,14 @@ impl Reactor {
     pub fn close(&mut self, token: Token) -> io::Result<()> {
         // Before its file is closed with the entry, a watched pipe is unwatched.
         self.unwatch_source(token);
+        if let Some(partner) = self.unjoin(token) {
+            self.unlink(partner);
+        }
         let mut entry = self.entries.remove(token).ok_or_else(|| gone(&self.closed_in_turn, token))?;
-        if let Kind::Stream(conn) = &entry.kind {
-            if let Some(partner) = conn.pipe() {
-                self.unlink(partner);
+        #[cfg(target_os = "linux")]
+        if let Kind::Stream(conn) = &mut entry.kind {
+            if let Some(pipe) = conn.take_empty_pipe() {
+                self.spare_pipes.give(pipe, self.joined);
             }
         }
         if entry.registered.is_some() {
@@ -534,6 +546,10 @@ impl Reactor {
     /// table (O(sockets)), meant for a scrape every few seconds.
     pub fn stats(&self) -> Stats {
         let mut stats = self.counters.clone();
+        #[cfg(target_os = "linux")]
+        {
+            stats.kernel_pipes = self.spare_pipes.made;
+        }
         for entry in self.entries.values() {
             match &entry.kind {
                 Kind::Listener { accept_paused, held, .. } => {

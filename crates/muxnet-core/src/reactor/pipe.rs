@@ -45,6 +45,7 @@ impl Reactor {
         joinable(self, b)?;
         self.stream(a)?.1.set_pipe(b);
         self.stream(b)?.1.set_pipe(a);
+        self.joined += 2;
         // Input that came before the join raises no new edge.
         self.carry.extend([a, b]);
         self.backend.waker().wake()
@@ -92,7 +93,7 @@ impl Reactor {
                 // pipe goes (an idle pair holds none); the bulk goes on, so
                 // the next input is spliced at once.
                 #[cfg(target_os = "linux")]
-                self.stream(to)?.1.drop_empty_pipe();
+                self.spare_pipe(to);
                 spliced = false;
                 read = self.stream(from)?.0.read(&mut buf[..want]);
             }
@@ -128,7 +129,7 @@ impl Reactor {
             #[cfg(target_os = "linux")]
             if !spliced && n < want {
                 // The bulk is over: an idle pair holds no pipe (two fds).
-                self.stream(to)?.1.drop_empty_pipe();
+                self.spare_pipe(to);
             }
             self.counters.relayed += n as u64;
             if spliced {
@@ -186,8 +187,25 @@ impl Reactor {
         let Ok((_, conn)) = self.stream(to) else { return false };
         // Not to a side that is ending: the copy path refuses that without a
         // syscall, where a splice into a closed socket would raise SIGPIPE.
+        if conn.connecting || conn.corked || conn.ending || conn.write_closed || !conn.output_idle() {
+            return false;
+        }
+        if conn.kernel_pipe().is_some() {
+            return true;
+        }
         // No pipe (out of fds): this chunk is copied.
-        !conn.connecting && !conn.corked && !conn.ending && !conn.write_closed && conn.output_idle() && conn.kernel_pipe().is_ok()
+        match self.spare_pipes.take() {
+            Ok(pipe) => self.stream(to).map(|(_, conn)| conn.set_kernel_pipe(pipe)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Gives `to`'s kernel pipe back to the spares if it holds nothing.
+    #[cfg(target_os = "linux")]
+    fn spare_pipe(&mut self, to: Token) {
+        if let Some(pipe) = self.stream(to).ok().and_then(|(_, conn)| conn.take_empty_pipe()) {
+            self.spare_pipes.give(pipe, self.joined);
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -199,7 +217,8 @@ impl Reactor {
     #[cfg(target_os = "linux")]
     fn splice_in(&mut self, from: Token, to: Token, want: usize) -> io::Result<usize> {
         let fd = self.stream(from)?.0.raw_fd();
-        self.stream(to)?.1.kernel_pipe()?.fill(fd, want)
+        let pipe = self.stream(to)?.1.kernel_pipe().ok_or(io::ErrorKind::NotFound)?;
+        pipe.fill(fd, want)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -252,22 +271,30 @@ impl Reactor {
     /// The partner of a socket that is closing: it reports its input to
     /// the owner again, and reads again if it was held.
     pub(super) fn unlink(&mut self, partner: Token) {
-        if let Ok((_, conn)) = self.stream(partner) {
-            conn.take_pipe();
-            let _ = self.release(partner);
-        }
+        self.unjoin(partner);
+        let _ = self.release(partner);
+    }
+
+    /// Unjoins `token` from its partner, if it has one, and returns the
+    /// partner; spare pipes beyond what the joined ones may use are closed.
+    pub(super) fn unjoin(&mut self, token: Token) -> Option<Token> {
+        let partner = self.stream(token).ok().and_then(|(_, conn)| conn.take_pipe())?;
+        self.joined -= 1;
+        #[cfg(target_os = "linux")]
+        self.spare_pipes.trim(self.joined);
+        Some(partner)
     }
 
     /// `token` broke with `error`: reset its partner and report it closed
     /// with the same error.
     pub(super) fn reset_partner(&mut self, token: Token, error: &io::Error, events: &mut Vec<Event>) {
-        let Some(partner) = self.stream(token).ok().and_then(|(_, c)| c.take_pipe()) else { return };
+        let Some(partner) = self.unjoin(token) else { return };
         let same = match error.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::from(error.kind()),
         };
-        if let Ok((stream, conn)) = self.stream(partner) {
-            conn.take_pipe();
+        self.unjoin(partner);
+        if let Ok((stream, _)) = self.stream(partner) {
             let _ = stream.set_linger_zero();
         }
         self.close_reported(partner, Some(same), false, events);
