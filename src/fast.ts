@@ -175,8 +175,6 @@ const CLOSED = 4;
 const REF = 8;
 /** Closed by `destroy()`: what was still queued was discarded. */
 const DESTROYED = 16;
-/** The peer's end of input was delivered (`onEnd`). */
-const INPUT_ENDED = 32;
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -368,10 +366,6 @@ export class Connection<T = unknown> implements Handle {
     if (r < 0) throw systemError(-r, 'pipe');
     (this.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = other;
     (other.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = this;
-    // An end delivered before the join (piped in or after `onEnd`) is
-    // passed on as the pipe passes one: else the partner never ends.
-    if (this.flags & INPUT_ENDED) other.end();
-    if (other.flags & INPUT_ENDED) this.end();
   }
 
   /** Bytes this connection received and passed to its `pipe()` partner, in Rust. */
@@ -494,19 +488,15 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onEnd(): void {
-    this.flags |= INPUT_ENDED;
     try {
       this.origin.handlers.onEnd?.(this);
     } finally {
       // Even when the handler throws (to 'uncaughtException'): else the
       // connection stays half-open until the peer gives up.
-      // A piped connection's end is passed on to its partner, which may
-      // still send (a half-close through a proxy). The pipe passes on an
-      // end it reads; one read before the join (reported in the batch that
-      // joined them) is passed on here: ending twice is harmless.
-      const partner = this.piped?.partner;
-      if (partner !== undefined) partner.end();
-      else if (!this.origin.allowHalfOpen) this.end();
+      // A piped connection's end is passed on by the pipe (also one read
+      // before the join); its partner may still send (a half-close through
+      // a proxy).
+      if (!this.origin.allowHalfOpen && this.piped?.partner === undefined) this.end();
     }
   }
 

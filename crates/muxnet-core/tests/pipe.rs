@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Config};
+use muxnet_core::{BackendKind, Config, Token};
 use socket2::SockRef;
 
 backend_tests!(
@@ -25,6 +25,8 @@ backend_tests!(
     pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_passes_a_fin_without_a_drain_for_the_owner,
     pipe_lets_the_owner_end_a_side_the_pipe_ended,
+    pipe_passes_on_an_end_read_before_the_join,
+    pipe_passes_on_an_end_after_the_owners_writes,
     pipe_refuses_bad_pairs
 );
 
@@ -495,6 +497,66 @@ fn pipe_lets_the_owner_end_a_side_the_pipe_ended(kind: BackendKind) {
         assert!(closed.iter().all(|(conn, error)| (*conn == a || *conn == b) && error.is_none()), "[{}] {closed:?}", h.name());
         drop((a_peer, b_peer));
     }
+}
+
+/// Two accepted connections; a's peer sends `words` and ends. Returns the
+/// reactor's sides and b's peer, once a's bytes and end are reported.
+fn ended_before_the_join(h: &mut Harness, words: &[u8]) -> (Token, Token, TcpStream) {
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let (mut a_peer, b_peer) = (client(addr), client(addr));
+    let c = h.accept(2);
+    a_peer.write_all(words).unwrap();
+    a_peer.shutdown(Shutdown::Write).unwrap();
+    let mut said = Vec::new();
+    h.until("a's bytes and end", |_, events| {
+        for e in events {
+            match e {
+                Ev::Data { conn, data } if conn == c[0] => said.extend(data),
+                Ev::End { conn } if conn == c[0] => return true,
+                other => panic!("unexpected event: {other:?}"),
+            }
+        }
+        false
+    });
+    assert_eq!(said, words);
+    (c[0], c[1], b_peer)
+}
+
+/// Turns until b's peer has read to its EOF; returns what it read.
+fn read_to_eof(h: &mut Harness, b_peer: TcpStream) -> Vec<u8> {
+    let mut reading = Peer::spawn(move || {
+        let mut s = b_peer;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        (got, s)
+    });
+    h.until("b's peer reads its end", |_, _| reading.done());
+    reading.join().0
+}
+
+/// A side whose peer ended before the join (its `End` already reported,
+/// so the owner did not end the partner itself, or still in the batch the
+/// owner is handed): the pipe passes that end on, and the partner's peer
+/// reads its EOF; without it the pair stayed half-open.
+fn pipe_passes_on_an_end_read_before_the_join(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (a, b, b_peer) = ended_before_the_join(&mut h, b"last words");
+    h.r.pipe(a, b).unwrap();
+    let got = read_to_eof(&mut h, b_peer);
+    assert!(got.is_empty(), "[{}] b's peer got {got:?}, not only its end", h.name());
+}
+
+/// The owner joins a pair while handling the batch that read a's bytes
+/// and end, then writes those bytes to b (a proxy's way: what came before
+/// the join is the owner's to pass on). The end follows them: passed on
+/// at the join, it went first and the write failed with `EPIPE`.
+fn pipe_passes_on_an_end_after_the_owners_writes(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (a, b, b_peer) = ended_before_the_join(&mut h, b"before the join");
+    h.r.pipe(a, b).unwrap();
+    h.r.write(b, b"before the join").unwrap();
+    let got = read_to_eof(&mut h, b_peer);
+    assert_eq!(got, b"before the join", "[{}] b's peer", h.name());
 }
 
 fn pipe_refuses_bad_pairs(kind: BackendKind) {

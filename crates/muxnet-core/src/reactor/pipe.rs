@@ -23,7 +23,9 @@ impl Reactor {
     /// the other in Rust, and the owner hears no `Data` for them (only
     /// `End`, `Close`, and `Drain` for its own writes). An end of input on
     /// one side shuts down the other's write side once its queue is sent,
-    /// so a half-close passes through; an error on one side resets the
+    /// so a half-close passes through — an end read before the join too, in
+    /// the next turn (after what the owner writes while handling the batch
+    /// that read it: the bytes before that end); an error on one side resets the
     /// other, and both are reported closed with that error. Closing one
     /// side with [`Reactor::close`] unjoins the other, which then reports
     /// its input again. A connection still connecting may be joined: what
@@ -70,6 +72,13 @@ impl Reactor {
         loop {
             let (_, conn) = self.stream(from)?;
             if !conn.wants_read() {
+                if conn.read_closed {
+                    // An end read before the join (the join carries both
+                    // sides here, a turn later) is passed on now, not in
+                    // `pipe`: the owner, handling the batch that read it,
+                    // may still write the bytes read before it.
+                    return self.relay_shutdown(to).map(|()| ReadEnd::Drained);
+                }
                 return Ok(ReadEnd::Drained);
             }
             if budget == 0 {
