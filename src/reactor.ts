@@ -104,7 +104,7 @@ const poolUsed: number[] = [];
 /**
  * The class `subarray` makes a Buffer's views of: Node gives it as Buffer's
  * species. Made directly, a view skips `subarray`'s species lookup, which
- * was a tenth of an echo server's JavaScript time per message.
+ * was ~8 % of a UDP echo server's user time (perf).
  */
 const BufferView = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
 
