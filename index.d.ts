@@ -36,7 +36,12 @@ export declare class Reactor {
    * socket, listened on with `backlog`; 1 a connected stream; 2 a bound
    * UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
    */
-  inherit(fd: number, kind: number, backlog: number, noDelay: boolean): number
+  inherit(fd: number, kind: number, backlog: number, noDelay: boolean, shared: boolean): number
+  /**
+   * What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
+   * stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
+   */
+  socketKind(fd: number): string
   /** Connects to a Unix-domain path; returns the token or a negative errno. */
   connectUnix(path: string): number
   /** Starts connecting; returns the connection's token or a negative errno. */

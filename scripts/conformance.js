@@ -32,7 +32,6 @@ const HOOK = path.join(__dirname, 'conformance-hook.js');
 const SKIPS = [
   [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
   [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
-  [/\bfd:\s/, 'fd handles (not in the drop-in layer)'],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
   [/observe\(\{\s*type:\s*'net'/, "perf_hooks entries of type 'net' (no public API creates them)"],

@@ -16,7 +16,7 @@ import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
-import { unsupported } from './net/unsupported';
+import { INHERIT_DATAGRAM, invalidFdType, NOT_A_SOCKET_FOR_US, takeFd } from './fds';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -226,7 +226,8 @@ export class Socket extends EventEmitter implements Handle {
     if (this.bindState !== BindState.Unbound) throw alreadyBound();
     const [first, second] = args;
     const options = first !== null && typeof first === 'object' ? (first as BindOptions) : undefined;
-    if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0) throw unsupported('binding a dgram socket to an fd');
+    // As node:dgram: an int32 fd above 0 is opened; another is ignored.
+    if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0 && options.fd! < 2 ** 31) return this.bindFd(options.fd!, args[args.length - 1]);
     this.bindState = BindState.Binding;
     const cb = args[args.length - 1];
     if (typeof cb === 'function') {
@@ -261,6 +262,24 @@ export class Socket extends EventEmitter implements Handle {
     return this;
   }
 
+  /**
+   * `bind({ fd })`: a bound UDP socket someone else made (a parent's,
+   * systemd's), received on from now on; 'listening' at once, as
+   * node:dgram emits it (in this process, even in a cluster worker).
+   * Another kind of fd throws `ERR_INVALID_FD_TYPE`, as node:dgram's.
+   */
+  private bindFd(fd: number, cb: unknown): this {
+    const reactor = openReactor(this.backend);
+    if (typeof reactor === 'number') throw systemError(-reactor, 'open');
+    const token = takeFd(reactor, fd, INHERIT_DATAGRAM);
+    if (NOT_A_SOCKET_FOR_US.includes(-token)) throw invalidFdType(reactor, fd);
+    if (token < 0) throw systemError(-token, 'open');
+    if (typeof cb === 'function') this.once('listening', cb as () => void);
+    this.bound(reactor, token);
+    this.listening();
+    return this;
+  }
+
   private listening(): void {
     // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
     this.applyBufferSizes();
@@ -273,7 +292,7 @@ export class Socket extends EventEmitter implements Handle {
     askPrimary(this, { address: ip, port: port as number, addressType: this.type, fd: -1, flags }, (errno, handle) => {
       if (!this.running) return handle?.close();
       const reactor = errno || !handle ? errno || -EINVAL : openReactor(this.backend);
-      const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(handle!.fd ?? -1, INHERIT_DATAGRAM, 0, false);
+      const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(handle!.fd ?? -1, INHERIT_DATAGRAM, 0, false, true);
       if (token < 0) {
         handle?.close();
         this.bindState = BindState.Unbound;
@@ -879,9 +898,6 @@ function alreadyBound(): Error {
 }
 
 /** Node's `ExceptionWithHostPort`: the port only when it is one. */
-/** `inherit()`'s kind for a bound UDP socket. */
-const INHERIT_DATAGRAM = 2;
-
 function hostPortError(errno: number, syscall: string, address: string | undefined, port: unknown): Error {
   return systemError(errno, syscall, address, typeof port === 'number' && port > 0 ? port : undefined);
 }

@@ -46,6 +46,22 @@ export function isPipeName(value: unknown): value is string {
   return typeof value === 'string' && !(Number(value) >= 0);
 }
 
+/**
+ * libuv before 1.48 (Node 20) binds and dials a Linux abstract name
+ * (`'\0…'`) NUL-padded to the whole of `sun_path`, 108 bytes (libuv#4266
+ * made it the exact name): so node:net's peers on that Node do.
+ */
+export const PADS_ABSTRACT_NAMES = (() => {
+  const [major, minor] = process.versions.uv.split('.').map(Number);
+  return process.platform === 'linux' && major === 1 && minor < 48;
+})();
+
+/** The name the drop-in binds or dials for the Unix-domain `path`: node:net's on this Node (see above). */
+export function pipeName(path: string): string {
+  const pad = 108 - Buffer.byteLength(path);
+  return PADS_ABSTRACT_NAMES && path.startsWith('\0') && pad > 0 ? path + '\0'.repeat(pad) : path;
+}
+
 /** Node's `validateString`/`validateNumber`: `value` must be of that type (`undefined` fails too). */
 export function validateType(value: unknown, name: string, type: 'string' | 'number'): void {
   if (typeof value !== type) throw invalidArgType(name, `of type ${type}`, value);

@@ -7,9 +7,9 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
-import { isBlocked, isPipeName, onAbort, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
+import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
+import { fdKind, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
-import { unsupported } from './unsupported';
 
 export interface ServerOptions {
   allowHalfOpen?: boolean;
@@ -125,12 +125,15 @@ export class Server extends EventEmitter implements Handle {
     if (cb) this.once('listening', cb);
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
     if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
-    if (opts.fd !== undefined) throw unsupported('listening on an fd handle');
     const signal = validateAbortSignal(opts.signal, 'options.signal');
     if (signal) onAbort(this, signal, () => this.close());
     // As node:net, which hands `backlog || 511` to its binding as an int32: coerced here, so a
     // value that is no number (or a Symbol's TypeError) meets the same fate before a lookup.
     const backlog = (+(opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || 511)) | 0;
+    if (typeof opts.fd === 'number' && opts.fd >= 0) {
+      this.listenFd(opts.fd, backlog);
+      return this;
+    }
     if (typeof opts.port === 'number' || typeof opts.port === 'string') {
       const port = validatePort(opts.port, 'options.port');
       if (!opts.host) {
@@ -148,6 +151,26 @@ export class Server extends EventEmitter implements Handle {
     }
     if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
     throw invalidArgValue('options', opts, 'is invalid');
+  }
+
+  /**
+   * Listens on a stream socket someone else made — bound, or listening
+   * already (systemd's socket activation, a parent's socket) — as node:net
+   * does, in this process even in a cluster worker. Not a stream socket:
+   * 'error' on the next tick, as node:net's — `ENOTSOCK` for a pipe,
+   * `EINVAL` for anything else (no fd, a file, a terminal, a UDP socket).
+   */
+  private listenFd(fd: number, backlog: number): void {
+    const reactor = openReactor(this.options.backend);
+    let token = typeof reactor === 'number' ? reactor : takeFd(reactor, fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false);
+    if (typeof reactor !== 'number' && NOT_A_SOCKET_FOR_US.includes(-token) && fdKind(reactor, fd) !== 'PIPE') token = -uvErrno('EINVAL');
+    if (typeof reactor === 'number' || token < 0) {
+      this.listenFailed(systemError(-token, 'listen'), true);
+      return;
+    }
+    // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
+    const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
+    this.listening_(reactor, token, local, 'null:null:null');
   }
 
   /**
@@ -180,7 +203,7 @@ export class Server extends EventEmitter implements Handle {
       return;
     }
     const reactor = openReactor(this.options.backend);
-    const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(path, opts.backlog);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(pipeName(path), opts.backlog);
     if (typeof reactor === 'number' || token < 0) {
       this.listenFailed(systemError(-token, 'listen', path), true);
       return;
@@ -195,7 +218,8 @@ export class Server extends EventEmitter implements Handle {
         throw err;
       }
     }
-    this.listening_(reactor, token, reactor.native.localPath(token) ?? path, `-1:${path}:-1`);
+    // An abstract name may have been padded (see pipeName): the name given, as node:net's.
+    this.listening_(reactor, token, path.startsWith('\0') ? path : (reactor.native.localPath(token) ?? path), `-1:${path}:-1`);
   }
 
   /** A bind or listen that failed: the tracing channel hears it at once, 'error' follows (on the next tick when `later`, as node:net's). */
@@ -282,7 +306,7 @@ export class Server extends EventEmitter implements Handle {
         return;
       }
       // Shared: listen on a copy; the primary's handle is closed with the server.
-      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, this.options.noDelay ?? false);
+      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, this.options.noDelay ?? false, true);
       if (token < 0) {
         this.primary = undefined;
         primary.release();
@@ -295,7 +319,7 @@ export class Server extends EventEmitter implements Handle {
 
   /** A connection the primary's round-robin accepted for this worker: served from a copy, as if accepted here. */
   private onHanded(errno: number, connection: HandedSocket): void {
-    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.options.noDelay ?? false);
+    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.options.noDelay ?? false, false);
     connection.close();
     if (token < 0) this.onAcceptError(-token);
     else this.onAccept(token);
@@ -409,10 +433,6 @@ export class Server extends EventEmitter implements Handle {
     if (err.code !== 'EMFILE' && err.code !== 'ENFILE') this.emit('error', err);
   }
 }
-
-/** `inherit()` kinds: a bound or listening stream socket, a connected stream. */
-const INHERIT_LISTENER = 0;
-const INHERIT_STREAM = 1;
 
 /** node:net's `toNumber` for a backlog given as an argument: a number >= 0, else false. */
 function backlogOf(value: unknown): number | false {

@@ -8,8 +8,9 @@ import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { isBlocked, isPipeName, onAbort, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
+import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
+import { fdKind, INHERIT_STREAM, invalidFdType, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import type { Server } from './server';
 import { unsupported } from './unsupported';
 
@@ -198,9 +199,8 @@ export class Socket extends Duplex implements Handle {
   private eofPending = false;
 
   constructor(options: SocketOptions | number = {}) {
-    if (typeof options === 'number') throw unsupported('net.Socket(fd)');
-    options = { ...options };
-    if (options.fd !== undefined) throw unsupported('net.Socket({ fd })');
+    // The legacy form, as node:net takes it.
+    options = typeof options === 'number' ? { fd: options } : { ...options };
     if (options.objectMode) throw invalidArgValue('options.objectMode', options.objectMode, 'is not supported');
     if (options.readableObjectMode || options.writableObjectMode) {
       const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
@@ -225,6 +225,28 @@ export class Socket extends Duplex implements Handle {
     }
     // One function for every socket: no closure per connection.
     this.on('end', peerEnded);
+    if (options.fd !== undefined) this.openFd(options.fd);
+  }
+
+  /**
+   * `new Socket({ fd })`: a connected stream socket someone else made (a
+   * parent process's, systemd's), served from now on and read at once, as
+   * node:net does. Another kind of fd throws `ERR_INVALID_FD_TYPE`, as
+   * node:net's; a pipe or FIFO (node:net takes those too) `ERR_MUXNET_UNSUPPORTED`.
+   */
+  private openFd(fd: unknown): void {
+    const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
+    const reactor = openReactor(this.backendName);
+    if (typeof reactor === 'number') throw systemError(-reactor, 'open');
+    const token = takeFd(reactor, n, INHERIT_STREAM, 0, this.noDelay);
+    if (NOT_A_SOCKET_FOR_US.includes(-token)) {
+      if (fdKind(reactor, n) === 'PIPE') throw unsupported('net.Socket({ fd }) on a pipe');
+      throw invalidFdType(reactor, n);
+    }
+    if (token < 0) throw systemError(-token, 'open');
+    this.opened = true;
+    this.bind(reactor, token);
+    this.fetchAddresses();
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -465,7 +487,7 @@ export class Socket extends Duplex implements Handle {
     const reactor = openReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
       if (!this.connectingFlag || connect !== this.connects) return;
-      const token = typeof reactor === 'number' ? reactor : reactor.native.connectUnix(path);
+      const token = typeof reactor === 'number' ? reactor : reactor.native.connectUnix(pipeName(path));
       if (typeof reactor === 'number' || token < 0) this.destroy(systemError(-token, 'connect', path));
       else this.bind(reactor, token);
     });

@@ -54,3 +54,26 @@ describe.each([
     expect(net.Socket.prototype.bytesWritten).toBeUndefined();
   });
 });
+
+// On Node 20 (libuv before 1.48) node:net binds and dials an abstract name
+// NUL-padded to 108 bytes, since Node 22 the exact name: the drop-in binds
+// and dials what node:net on the running Node does, so each reaches the other.
+describe.runIf(process.platform === 'linux')('abstract Unix-domain names across node:net and the drop-in', () => {
+  const pairs: [string, Net, Net][] = [
+    ['a drop-in client reaches a node:net server', nodeNet, muxnet as unknown as Net],
+    ['a node:net client reaches a drop-in server', muxnet as unknown as Net, nodeNet],
+  ];
+  it.each(pairs)('%s', async (what, serverSide, clientSide) => {
+    const path = `\0muxnet-edges-abstract-${process.pid}-${pairs.findIndex((p) => p[0] === what)}`;
+    const server = serverSide.createServer((s) => s.end('hello'));
+    server.listen(path);
+    await once(server, 'listening');
+    expect(server.address()).toBe(path);
+    const client = clientSide.connect(path);
+    let got = '';
+    client.on('data', (d) => (got += d));
+    await once(client, 'close');
+    expect(got).toBe('hello');
+    await new Promise((resolve) => server.close(resolve));
+  });
+});

@@ -1,10 +1,14 @@
 // Real clients and servers over the drop-in layer: Node's own http and http2 on
 // muxnet sockets, and big transfers between node:net and muxnet.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import nodeNet from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
@@ -151,9 +155,18 @@ describe('8 MiB transfers between node:net and muxnet, verified by hash', () => 
 });
 
 describe('what is not supported says so', () => {
-  it.each([
-    ['fd handles', () => new muxnet.Socket({ fd: 3 })],
-  ])('%s throws ERR_MUXNET_UNSUPPORTED', (_name, make) => {
-    expect(make).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
+  it.runIf(process.platform !== 'win32')("net.Socket({ fd }) of a FIFO (node:net wraps it as a Pipe) throws ERR_MUXNET_UNSUPPORTED; the fd stays the caller's", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxnet-fifo-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Read and write: opening a FIFO so does not wait for the other end.
+    const fd = openSync(fifo, 'r+');
+    try {
+      expect(() => new muxnet.Socket({ fd })).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED' }));
+      expect(fstatSync(fd).isFIFO()).toBe(true);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true });
+    }
   });
 });

@@ -26,5 +26,7 @@ pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, I
 #[cfg(unix)]
 pub use backend::{PipeWaker, SelfPipe};
 pub use reactor::{discard_detached, Config, Event, Reactor, ReadSpace};
+#[cfg(unix)]
+pub use socket::socket_kind;
 pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

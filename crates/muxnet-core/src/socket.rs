@@ -563,6 +563,34 @@ pub(crate) fn inherited(fd: i32, ty: Type) -> io::Result<(socket2::Socket, Domai
     Ok((socket, domain))
 }
 
+/// What libuv's `uv_guess_handle` calls the socket `fd` (for the error an
+/// fd of the wrong kind gets): `"TCP"`, `"UDP"`, `"PIPE"` (a Unix-domain
+/// stream), or `"UNKNOWN"` (another kind, or no socket at all).
+#[cfg(unix)]
+pub fn socket_kind(fd: i32) -> &'static str {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are live locals of the sizes given; an fd that
+    // is closed or no socket makes the call fail (EBADF, ENOTSOCK).
+    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut libc::c_int).cast(), &mut len) } < 0 {
+        return "UNKNOWN";
+    }
+    // SAFETY: sockaddr_storage is plain data, valid all zero.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is a live sockaddr_storage and `len` its size; the
+    // kernel writes at most that much.
+    if unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) } < 0 {
+        return "UNKNOWN";
+    }
+    match (ty, addr.ss_family as libc::c_int) {
+        (libc::SOCK_STREAM, libc::AF_INET | libc::AF_INET6) => "TCP",
+        (libc::SOCK_DGRAM, libc::AF_INET | libc::AF_INET6) => "UDP",
+        (libc::SOCK_STREAM, libc::AF_UNIX) => "PIPE",
+        _ => "UNKNOWN",
+    }
+}
+
 /// An inherited socket that is bound (or already listening), listening
 /// now with `backlog`. A Unix-domain one's file stays its creator's.
 #[cfg(unix)]

@@ -25,7 +25,14 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-backend_tests!(inherited_listener, inherited_stream, inherited_datagram, shared_sockets_yield_one_per_turn, inherit_refuses_wrong_kinds);
+backend_tests!(
+    inherited_listener,
+    inherited_stream,
+    inherited_datagram,
+    shared_sockets_yield_one_per_turn,
+    own_sockets_yield_all_in_a_turn,
+    inherit_refuses_wrong_kinds
+);
 
 fn inherited_listener(kind: BackendKind) {
     let _serial = serial();
@@ -34,7 +41,7 @@ fn inherited_listener(kind: BackendKind) {
     let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     bound.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
     let addr = bound.local_addr().unwrap().as_socket().unwrap();
-    let listener = h.r.inherit_listener(bound.as_raw_fd(), 16, true).unwrap();
+    let listener = h.r.inherit_listener(bound.as_raw_fd(), 16, true, true).unwrap();
     drop(bound);
     assert_eq!(h.r.local_addr(listener).unwrap(), addr);
     let mut peer = client(addr);
@@ -46,7 +53,7 @@ fn inherited_listener(kind: BackendKind) {
     let std = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std.local_addr().unwrap();
     let _early = client(addr);
-    let listener = h.r.inherit_listener(std.as_raw_fd(), 16, true).unwrap();
+    let listener = h.r.inherit_listener(std.as_raw_fd(), 16, true, true).unwrap();
     drop(std);
     assert_eq!(h.r.local_addr(listener).unwrap(), addr);
     h.accept(1);
@@ -79,7 +86,7 @@ fn inherited_datagram(kind: BackendKind) {
     let addr = given.local_addr().unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.send_to(b"queued", addr).unwrap();
-    let sock = h.r.inherit_datagram(given.as_raw_fd()).unwrap();
+    let sock = h.r.inherit_datagram(given.as_raw_fd(), true).unwrap();
     drop(given);
     let mut got = None;
     h.until("the queued datagram", |_, events| {
@@ -104,7 +111,7 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
     for d in [b"one", b"two", b"six"] {
         peer.send_to(d, other.local_addr().unwrap()).unwrap();
     }
-    let sock = h.r.inherit_datagram(other.as_raw_fd()).unwrap();
+    let sock = h.r.inherit_datagram(other.as_raw_fd(), true).unwrap();
     let mut got = Vec::new();
     h.until("a datagram", |_, events| {
         assert!(events.len() <= 1, "one datagram per turn: {events:?}");
@@ -123,7 +130,7 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = other.local_addr().unwrap();
     let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
-    let listener = h.r.inherit_listener(other.as_raw_fd(), 16, false).unwrap();
+    let listener = h.r.inherit_listener(other.as_raw_fd(), 16, false, true).unwrap();
     let mut accepted = 0;
     h.until("a connection", |_, events| {
         assert!(events.len() <= 1, "one connection per turn: {events:?}");
@@ -138,6 +145,36 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
     drop(clients);
 }
 
+/// A socket that is this process's alone (a service manager's fd, taken
+/// whole): everything waiting comes in one turn, as for a socket it made.
+fn own_sockets_yield_all_in_a_turn(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let given = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in [b"one", b"two", b"six"] {
+        peer.send_to(d, given.local_addr().unwrap()).unwrap();
+    }
+    let sock = h.r.inherit_datagram(given.as_raw_fd(), false).unwrap();
+    drop(given);
+    let events = h.turn(IO_TIMEOUT);
+    let got: Vec<&[u8]> = events
+        .iter()
+        .filter_map(|e| if let Ev::Message { socket, data, .. } = e { (*socket == sock).then_some(&data[..]) } else { None })
+        .collect();
+    assert_eq!(got, [b"one", b"two", b"six"], "[{}] {events:?}", h.name());
+
+    let given = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = given.local_addr().unwrap();
+    let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
+    let listener = h.r.inherit_listener(given.as_raw_fd(), 16, false, false).unwrap();
+    drop(given);
+    let events = h.turn(IO_TIMEOUT);
+    assert_eq!(events.iter().filter(|e| matches!(e, Ev::Accept { .. })).count(), 3, "[{}] {events:?}", h.name());
+    h.r.close(listener).unwrap();
+    drop(clients);
+}
+
 fn inherit_refuses_wrong_kinds(kind: BackendKind) {
     let _serial = serial();
     let mut h = Harness::new(kind);
@@ -149,8 +186,8 @@ fn inherit_refuses_wrong_kinds(kind: BackendKind) {
     let kind_of = |e: std::io::Error| e.raw_os_error();
     assert_eq!(h.r.inherit_stream(file.as_raw_fd(), false).map_err(kind_of).unwrap_err(), Some(libc::ENOTSOCK));
     assert_eq!(h.r.inherit_stream(udp.as_raw_fd(), false).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
-    assert_eq!(h.r.inherit_listener(udp.as_raw_fd(), 16, false).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
-    assert_eq!(h.r.inherit_datagram(tcp.as_raw_fd()).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
+    assert_eq!(h.r.inherit_listener(udp.as_raw_fd(), 16, false, true).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
+    assert_eq!(h.r.inherit_datagram(tcp.as_raw_fd(), true).map_err(kind_of).unwrap_err(), Some(libc::EINVAL));
     assert_eq!(h.r.inherit_stream(-1, false).map_err(kind_of).unwrap_err(), Some(libc::EBADF));
     assert_eq!(h.r.inherit_stream(100_000, false).map_err(kind_of).unwrap_err(), Some(libc::EBADF));
     drop((file, udp, std, tcp));

@@ -214,21 +214,34 @@ impl Reactor {
     /// socket, listened on with `backlog`; 1 a connected stream; 2 a bound
     /// UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
     #[napi(catch_unwind)]
-    pub fn inherit(&self, fd: i32, kind: u32, backlog: i32, no_delay: bool) -> i64 {
+    pub fn inherit(&self, fd: i32, kind: u32, backlog: i32, no_delay: bool, shared: bool) -> i64 {
         #[cfg(unix)]
         return code(self.with(|r| {
             match kind {
-                0 => r.inherit_listener(fd, backlog, no_delay),
+                0 => r.inherit_listener(fd, backlog, no_delay, shared),
                 1 => r.inherit_stream(fd, no_delay),
-                2 => r.inherit_datagram(fd),
+                2 => r.inherit_datagram(fd, shared),
                 _ => Err(io::Error::from(io::ErrorKind::InvalidInput)),
             }
             .map(token_number)
         }));
         #[cfg(not(unix))]
         {
-            let _ = (fd, kind, backlog, no_delay);
+            let _ = (fd, kind, backlog, no_delay, shared);
             -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
+    /// What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
+    /// stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
+    #[napi(catch_unwind)]
+    pub fn socket_kind(&self, fd: i32) -> String {
+        #[cfg(unix)]
+        return muxnet_core::socket_kind(fd).to_owned();
+        #[cfg(not(unix))]
+        {
+            let _ = fd;
+            "UNKNOWN".to_owned()
         }
     }
 

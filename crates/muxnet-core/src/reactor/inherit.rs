@@ -1,8 +1,10 @@
 //! Sockets this process is handed by another owner rather than making them:
 //! Node's cluster primary gives a worker a bound listener, or each
-//! connection it accepted, through libuv's IPC. Each is a duplicate, so the
-//! giver closes its own copy whenever it likes. A listener or UDP socket is
-//! shared with the other workers: it yields one per turn ([`Shared`]).
+//! connection it accepted, through libuv's IPC; a service manager (systemd's
+//! socket activation) or a parent process passes an fd. Each is a duplicate,
+//! so the giver closes its own copy whenever it likes. A listener or UDP
+//! socket shared with other processes (a cluster's workers) yields one
+//! connection or datagram per turn ([`Shared`]).
 
 use std::io;
 
@@ -15,11 +17,12 @@ use crate::socket::{self, Socket};
 
 impl Reactor {
     /// Listens on a copy of the bound (or listening) stream socket `fd`;
-    /// accepted connections get `TCP_NODELAY` if `no_delay`.
-    pub fn inherit_listener(&mut self, fd: i32, backlog: i32, no_delay: bool) -> io::Result<Token> {
+    /// accepted connections get `TCP_NODELAY` if `no_delay`. `shared`:
+    /// other processes accept from it too.
+    pub fn inherit_listener(&mut self, fd: i32, backlog: i32, no_delay: bool, shared: bool) -> io::Result<Token> {
         let listener = socket::inherited_listener(fd, backlog)?;
-        let token =
-            self.insert(Socket::Listener(listener), Kind::Listener { no_delay, accept_paused: false, held: false, shared: Shared::Yes })?;
+        let shared = if shared { Shared::Yes } else { Shared::No };
+        let token = self.insert(Socket::Listener(listener), Kind::Listener { no_delay, accept_paused: false, held: false, shared })?;
         // Connections may already wait in its backlog: no edge announces them.
         self.carry.push(token);
         Ok(token)
@@ -35,11 +38,13 @@ impl Reactor {
         Ok(token)
     }
 
-    /// Receives on a copy of the bound UDP socket `fd`.
-    pub fn inherit_datagram(&mut self, fd: i32) -> io::Result<Token> {
+    /// Receives on a copy of the bound UDP socket `fd`. `shared`: other
+    /// processes receive from it too.
+    pub fn inherit_datagram(&mut self, fd: i32, shared: bool) -> io::Result<Token> {
         let (socket, _) = socket::inherited(fd, Type::DGRAM)?;
         let socket = mio::net::UdpSocket::from_std(socket.into());
-        let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::Yes })?;
+        let shared = if shared { Shared::Yes } else { Shared::No };
+        let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared })?;
         self.carry.push(token);
         Ok(token)
     }

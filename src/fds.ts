@@ -1,0 +1,51 @@
+/**
+ * Sockets taken by file descriptor rather than made: handed over by the
+ * cluster primary (see ./cluster), or given as `listen({ fd })`,
+ * `new net.Socket({ fd })` and dgram `bind({ fd })` — systemd's socket
+ * activation, a socket a parent process left open. The reactor serves a
+ * copy (muxnet-core's `inherit_*`).
+ */
+import { closeSync, fstatSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import { coded, uvErrno, type CodedError } from './errors';
+import type { Reactor } from './reactor';
+
+/** `inherit()`'s kinds: a bound or listening stream socket, a connected stream, a bound UDP socket. */
+export const INHERIT_LISTENER = 0;
+export const INHERIT_STREAM = 1;
+export const INHERIT_DATAGRAM = 2;
+
+/** What `inherit()` says of an fd that is no socket of the kind asked for (or none at all). */
+export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErrno('EINVAL')];
+
+/**
+ * Takes `fd` as the caller's own (not shared with other processes) into
+ * `reactor`; returns its token or a negative errno. On success the given fd
+ * is closed: node:net's handle takes the fd for its own, closed with the
+ * socket, and so is the copy here — the count of open fds is the same.
+ */
+export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
+  const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
+  if (token >= 0) closeSync(fd);
+  return token;
+}
+
+/** node:net's and node:dgram's `ERR_INVALID_FD_TYPE` for an fd the reactor refused, named as Node names it. */
+export function invalidFdType(reactor: Reactor, fd: number): CodedError<TypeError> {
+  return coded(new TypeError(`Unsupported fd type: ${fdKind(reactor, fd)}`), 'ERR_INVALID_FD_TYPE');
+}
+
+/** What `fd` is, as libuv's `uv_guess_handle` (Node's `guessHandleType`) names it. */
+export function fdKind(reactor: Reactor, fd: number): string {
+  let stat;
+  try {
+    stat = fstatSync(fd);
+  } catch {
+    return 'UNKNOWN';
+  }
+  if (stat.isSocket()) return reactor.native.socketKind(fd);
+  if (stat.isFIFO()) return 'PIPE';
+  if (stat.isCharacterDevice() && isatty(fd)) return 'TTY';
+  if (stat.isFile() || stat.isCharacterDevice()) return 'FILE';
+  return 'UNKNOWN';
+}

@@ -1,0 +1,69 @@
+// Sockets handed over by file descriptor — `server.listen({ fd })`,
+// `new net.Socket({ fd })`, dgram `bind({ fd })` — as systemd's socket
+// activation or a parent process hands them: the child in
+// test/fixtures/fds-given.js gets them as fds 3 to 6 and uses them with
+// muxnet on each backend and with node:net/node:dgram; both must do and
+// say the same, and close each given fd with its socket.
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS } from '../helpers';
+
+const fixture = path.join(__dirname, '..', 'fixtures', 'fds-given.js');
+
+/** The node:net handle's fd: the only way Node gives a socket's fd to a child. */
+const fdOf = (s: net.Server | net.Socket | dgram.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+
+/** Runs the fixture with fresh sockets as its fds 3–6 (this process closes its copies at once); its report. */
+async function run(impl: 'muxnet' | 'node', backend: string): Promise<Record<string, unknown>> {
+  const echo = net.createServer((c) => c.pipe(c)).listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  const tcp = net.createServer().listen(0, '127.0.0.1');
+  // Of the abstract namespace: a parent's close would remove a file.
+  const unixName = `muxnet-fds-${process.pid}-${impl}-${backend}`;
+  const unix = net.createServer().listen(`\0${unixName}`);
+  const conn = net.connect((echo.address() as net.AddressInfo).port, '127.0.0.1');
+  const udp = dgram.createSocket('udp4').bind(0, '127.0.0.1');
+  await Promise.all([once(tcp, 'listening'), once(unix, 'listening'), once(conn, 'connect'), once(udp, 'listening')]);
+  const child = spawn(process.execPath, ['--no-deprecation', fixture, impl, backend, unixName], {
+    stdio: ['ignore', 'pipe', 'inherit', fdOf(tcp), fdOf(conn), fdOf(udp), fdOf(unix)],
+  });
+  // The child holds its own copies now: these go, as a parent's do.
+  tcp.close();
+  unix.close();
+  conn.destroy();
+  udp.close();
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const [code] = await once(child, 'exit');
+  echo.close();
+  expect(code, out).toBe(0);
+  return JSON.parse(out);
+}
+
+// Linux: abstract names, and /proc/self/fd to tell which sockets are still held.
+describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => {
+  let reference: Record<string, unknown>;
+
+  it('node:net and node:dgram: what the muxnet runs are held to', async () => {
+    reference = await run('node', 'mio');
+    expect(reference.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3' });
+    expect(reference.closed).toEqual([3, 4, 5, 6]);
+  }, 20_000);
+
+  for (const backend of BACKENDS) {
+    it(`${backend}: served, answered and closed as node:net's; wrong kinds refused with Node's errors`, async () => {
+      const got = await run('muxnet', backend);
+      expect(got.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3' });
+      expect(got.unix).toEqual({ address: null, answer: 'served on fd 6' });
+      expect(got.socket).toEqual({ remote: '127.0.0.1', readable: true, writable: true, echo: 'echoed through fd 4' });
+      expect(got.udp).toEqual({ listeningInBind: true, address: '127.0.0.1', message: 'sent to fd 5' });
+      expect(got.closed).toEqual([3, 4, 5, 6]);
+      expect(got.errors).toEqual(reference.errors);
+      expect(reference).toMatchObject({ socket: got.socket, udp: got.udp, unix: got.unix });
+    }, 20_000);
+  }
+});
