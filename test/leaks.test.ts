@@ -1,0 +1,106 @@
+// What each component keeps after its connections, peers, reconnects and
+// rooms are gone: the same churn in waves (test/fixtures/leak-churn.js, in a
+// child process with --expose-gc), measured after the warm-up waves and
+// again after the last. Left the same: open fds, active timers and handles,
+// the reactor's tables (its gauges), and what the component's own maps, sets
+// and listener lists hold. Heap and external memory may differ by what a
+// heap that settled differently keeps, far less than a leak would.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS } from './helpers';
+
+const run = promisify(execFile);
+
+/**
+ * Bytes of heap and external memory a unit of churn (a connection, a
+ * datagram peer, a reconnect, a chat member) may leave: under the 100-odd
+ * bytes the smallest per-unit leak keeps (a Map entry for a number key and
+ * its value holds about that; a closure or a kept Buffer more). A settled
+ * run leaves some tens of kilobytes in all, however long it churns.
+ */
+const BYTES_PER_UNIT = 64;
+
+interface Snapshot {
+  fds: number;
+  heap: number;
+  external: number;
+  resources: Record<string, number>;
+  gauges: Record<string, number>;
+  own: Record<string, unknown>;
+}
+
+/** Runs one scenario; `waves` in all, of `perWave` units, the first `warm` not measured. */
+async function churn(scenario: string, backend: string, waves: number, perWave: number, warm: number) {
+  const fixture = path.join(__dirname, 'fixtures', 'leak-churn.js');
+  const { stdout } = await run(process.execPath, ['--expose-gc', fixture, scenario, backend, String(waves), String(perWave), String(warm)], { timeout: 14_000 });
+  const out = JSON.parse(stdout) as { units: number; before: Snapshot; after: Snapshot };
+  expect(out.units).toBe((waves - warm) * perWave);
+  return out;
+}
+
+/** The checks every scenario makes; `heap: false` skips the memory bound (see the workers case). */
+function expectNothingKept({ units, before, after }: { units: number; before: Snapshot; after: Snapshot }, heap = true) {
+  expect(after.fds).toBe(before.fds);
+  expect(after.resources).toEqual(before.resources);
+  expect(after.gauges).toEqual(before.gauges);
+  expect(after.own).toEqual(before.own);
+  if (heap) expect(after.heap + after.external - (before.heap + before.external)).toBeLessThan(units * BYTES_PER_UNIT);
+}
+
+describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => {
+  describe.each(BACKENDS)('the fast API (%s)', (backend) => {
+    // select: both ends of every connection in this process, under FD_SETSIZE.
+    it(`TCP: 8000 connections echoed (write, broadcast), ended or destroyed, sent a file, piped through a relay: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('fast', backend, 60, 200, 20));
+    });
+
+    it(`UDP: 12000 peers each on a port of its own, answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('fast-udp', backend, 40, 400, 10));
+    });
+  });
+
+  describe.each([
+    ['muxnet', 'mio'],
+    ['node', 'node'],
+  ])('drop-in beside node (%s)', (_name, backend) => {
+    it(`dgram: 10000 peers sending unconnected, then connected, then disconnected; membership joined and dropped: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('dgram', backend, 70, 200, 20));
+    });
+
+    it(`net: a server per wave with idle timeouts, keep-alive, a BlockList, getConnections() and close(), 12000 connections: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('net', backend, 85, 200, 25));
+    });
+  });
+
+  it(`muxnet/proxy: 9200 pairs, an upstream gone every other wave and back, probed with backoff: no pair, probe or counter kept, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    expectNothingKept(await churn('proxy', 'mio', 66, 200, 20));
+  });
+
+  it(`chat: 8000 members with their own nicks in rooms made for their wave, relayed, quitting or reset: rooms and nicks gone, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    const out = await churn('chat', 'mio', 60, 200, 20);
+    expectNothingKept(out);
+    // The lobby is all that is left.
+    expect(out.after.own).toMatchObject({ members: 0, rooms: 1, nicks: 0, pending: 0, ending: 0 });
+  });
+
+  it(`muxnet/client: 3600 reconnects with heartbeats: one timer, its listeners, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    expectNothingKept(await churn('client', 'mio', 30, 200, 12));
+  });
+
+  it(`muxnet/async: 8000 connections read as frames, loops left early, reads aborted: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    expectNothingKept(await churn('async', 'mio', 60, 200, 20));
+  });
+
+  it(`muxnet/server: 8000 connections to reactor- and serial-mode handlers, a sixth of them throwing: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    expectNothingKept(await churn('server', 'mio', 60, 200, 20));
+  });
+
+  it('muxnet/server workers: connections transferred to worker threads and adopted, a worker crashing every wave: no ticket, fd or thread kept', { timeout: 15_000 }, async () => {
+    // A worker thread's restart costs Node itself some heap that settles late: no byte bound here.
+    const out = await churn('workers', 'mio', 14, 50, 4);
+    expectNothingKept(out, false);
+    expect(out.after.own).toEqual({ outstanding: 0 });
+  });
+});
