@@ -63,6 +63,10 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
       expectNothingKept(await churn('fast', backend, 60, 200, 20));
     });
 
+    it(`TCP bulk: 1250 connections moving 256 KiB each way through a pipe() relay to an echo that queues and pauses, a third reset mid-transfer: queues and pipes released, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('bulk', backend, 40, 50, 15));
+    });
+
     it(`UDP: 12000 peers each on a port of its own, answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
       expectNothingKept(await churn('fast-udp', backend, 40, 400, 10));
     });
@@ -79,6 +83,21 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     it(`net: a server per wave with idle timeouts, keep-alive, a BlockList, getConnections() and close(), 12000 connections: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
       expectNothingKept(await churn('net', backend, 85, 200, 25));
     });
+  });
+
+  describe.each([
+    ['muxnet', 'mio'],
+    ['node', 'node'],
+  ])('node:http on drop-in sockets beside node (%s)', (_name, backend) => {
+    it(`7000 requests through keep-alive Agents made and destroyed per wave, to 'localhost' (::1 refused first): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('http', backend, 60, 200, 25));
+    });
+  });
+
+  it(`failures: 3600 units of a refused fast, net, Unix-path and async connect, an aborted async connect, a refused dgram send and a listen EADDRINUSE: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    const out = await churn('errors', 'mio', 30, 200, 12);
+    expectNothingKept(out);
+    expect(out.after.own).toEqual({ codes: ['ABORT_ERR', 'EADDRINUSE', 'ECONNREFUSED', 'ENOENT'] });
   });
 
   it(`muxnet/proxy: 9200 pairs, an upstream gone every other wave and back, probed with backoff: no pair, probe or counter kept, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
