@@ -70,7 +70,7 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
       expectNothingKept(await churn('bulk', backend, 40, 50, 15));
     });
 
-    it(`UDP: 12000 peers each on a port of its own, answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    it(`UDP: 12000 peers each on a port of its own (on 250 addresses), answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
       expectNothingKept(await churn('fast-udp', backend, 40, 400, 10));
     });
   });
