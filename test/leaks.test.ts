@@ -36,7 +36,7 @@ interface Snapshot {
 async function churn(scenario: string, backend: string, waves: number, perWave: number, warm: number) {
   const fixture = path.join(__dirname, 'fixtures', 'leak-churn.js');
   const { stdout } = await run(process.execPath, ['--expose-gc', fixture, scenario, backend, String(waves), String(perWave), String(warm)], { timeout: 14_000 });
-  const out = JSON.parse(stdout) as { units: number; before: Snapshot; after: Snapshot; unanswered?: number };
+  const out = JSON.parse(stdout) as { units: number; before: Snapshot; after: Snapshot; unanswered?: number; odd?: string[] };
   expect(out.units).toBe((waves - warm) * perWave);
   return out;
 }
@@ -75,12 +75,23 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     });
   });
 
+  describe.each(BACKENDS)('datagram apps (%s)', (backend) => {
+    it(`5000 peers through the UDP chat (quitting, or vanishing and expiring) and datagram handlers in reactor and serial modes: no member kept, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      const out = await churn('udp-apps', backend, 40, 200, 15);
+      expectNothingKept(out);
+      expect(out.after.own).toEqual({ members: 0 });
+    });
+  });
+
   describe.each([
     ['muxnet', 'mio'],
     ['node', 'node'],
   ])('drop-in beside node (%s)', (_name, backend) => {
     it(`dgram: 10000 peers sending unconnected, then connected, then disconnected; membership joined and dropped: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
-      expectNothingKept(await churn('dgram', backend, 70, 200, 20));
+      const out = await churn('dgram', backend, 70, 200, 20);
+      expectNothingKept(out);
+      // Datagrams a client got that were not the echo of its last: seen once under load (muxnet, mio), not reproduced since.
+      if (out.odd?.length) console.warn(`dgram (${backend}): unexpected datagrams`, out.odd.slice(0, 10));
     });
 
     it(`net: a server per wave with idle timeouts, keep-alive, a BlockList, getConnections() and close(), 12000 connections: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
