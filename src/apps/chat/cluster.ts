@@ -105,8 +105,16 @@ export class RedisLink implements ChatLink {
   private seq = 0;
   /** The last publish: the ones before it are done when it is (one connection, in order). */
   private published: Promise<unknown> = Promise.resolve();
-  /** The last sequence number delivered per origin: a line is never delivered twice. */
-  private readonly delivered = new Map<string, number>();
+  /**
+   * The last sequence number delivered per origin: a line is never delivered
+   * twice. In two generations, turned over every lease: an origin heard from
+   * in neither (a server that left, or restarted as a new incarnation) is
+   * forgotten, where one entry per incarnation ever seen grew for as long
+   * as this server ran.
+   */
+  private delivered = new Map<string, number>();
+  private deliveredBefore = new Map<string, number>();
+  private turnedAt = Date.now();
   /** This server's members: nick → room. */
   private readonly here = new Map<string, string>();
   /** Rooms with members here, and how many: the room channels subscribed to. */
@@ -254,6 +262,7 @@ export class RedisLink implements ChatLink {
   }
 
   private async beat(): Promise<void> {
+    this.forgetQuietOrigins();
     // A relink that failed half-way (Redis lost again meanwhile) is tried again here.
     if (!this.up) return this.relink();
     if (this.beating) return;
@@ -267,6 +276,15 @@ export class RedisLink implements ChatLink {
     } finally {
       this.beating = false;
     }
+  }
+
+  /** Once a lease: the origins heard from in the last generation only are dropped. */
+  private forgetQuietOrigins(): void {
+    const now = Date.now();
+    if (now - this.turnedAt < this.leaseMs) return;
+    this.turnedAt = now;
+    this.deliveredBefore = this.delivered;
+    this.delivered = new Map();
   }
 
   /** Removes dead servers (or this one, leaving), frees their nicks and announces their members gone. */
@@ -303,7 +321,7 @@ export class RedisLink implements ChatLink {
     if (channel.startsWith(roomPrefix)) {
       const [origin, seq, ...text] = message.split('\n');
       const n = Number(seq);
-      if (origin === this.origin || n <= (this.delivered.get(origin) ?? 0)) return;
+      if (origin === this.origin || n <= (this.delivered.get(origin) ?? this.deliveredBefore.get(origin) ?? 0)) return;
       this.delivered.set(origin, n);
       local.deliverRoom(channel.slice(roomPrefix.length), text.join('\n'));
     } else {
