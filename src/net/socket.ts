@@ -751,7 +751,10 @@ export class Socket extends Duplex implements Handle {
     if (this.token < 0) return cb();
     const r = this.reactor!.native.shutdown(this.token);
     // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
-    cb(r < 0 && -r !== uvErrno('ENOTCONN') ? systemError(-r, 'shutdown') : null);
+    if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
+    // node:net's shutdown request completes later, never inside end(): a write after end()
+    // or a destroy() in the same tick finds the stream unfinished ('error', and no 'finish').
+    process.nextTick(cb);
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
