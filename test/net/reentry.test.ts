@@ -100,6 +100,11 @@ const ACTIONS: Record<string, (s: nodeNet.Socket, rec: Recorder, ctx: { port: nu
   setNoDelay: (s) => s.setNoDelay(true),
   setKeepAlive: (s) => s.setKeepAlive(true, 1000),
   refUnref: (s) => s.unref().ref(),
+  address: (s) => {
+    const a = s.address() as Partial<nodeNet.AddressInfo>;
+    return `address ${Object.keys(a).sort().join(',')} ${a.family ?? ''} local ${typeof s.localPort} ${typeof s.localAddress} ${typeof s.localFamily}`;
+  },
+  remote: (s) => `remote ${typeof s.remotePort} ${typeof s.remoteAddress} ${typeof s.remoteFamily}`,
   pipeUnpipe: (s) => {
     const sink = new PassThrough();
     s.pipe(sink);
@@ -267,10 +272,15 @@ describe('re-entrant calls on a drop-in socket, against node:net', () => {
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
     // Reconnecting and then destroying in 'error' gives two 'close's that node:net emits in the other order.
     const calls = names.filter((n) => n !== 'reconnect');
+    // node:net's resetAndDestroy() after end() fails (libuv refuses to reset a socket shutting down: 'error' EINVAL) and never closes.
+    const pair = (): string[] => {
+      const [a, b] = [pick(calls), pick(calls)];
+      return a.startsWith('end') && b === 'resetAndDestroy' ? pair() : [a, b];
+    };
     const failures: string[] = [];
     for (let i = 0; i < 12; i++) {
       const trigger = pick(TRIGGERS);
-      const actions = [pick(calls), pick(calls)];
+      const actions = pair();
       failures.push(...(await parity(`seed ${SEED}, case ${i}: ${actions.join(' + ')} from '${trigger}'`, (net) => conversation(net, trigger, actions))));
     }
     expect(failures.join('\n')).toBe('');
