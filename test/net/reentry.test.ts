@@ -4,13 +4,16 @@
 // one log per object; the logs must be equal. Each client event × each call
 // on the socket (destroy, end, write, 10 000 writes, pause, setTimeout,
 // pipe, reconnect, …); the server's 'listening', 'connection', the accepted
-// socket's 'data' and 'close'.
+// socket's 'data' and 'close'; a UDP socket's 'listening', 'message',
+// 'connect', send callback and 'close' against node:dgram.
 // A seed draws extra (event, call, call) combinations each run
 // (MUXNET_REENTRY_SEED=N replays them).
+import nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import * as muxnetDgram from '../../src/dgram';
 import * as muxnet from '../../src/net';
 import { expectSocketFdsBack, seededRandom } from '../helpers';
 
@@ -380,3 +383,118 @@ describe("re-entrant calls on a drop-in server from 'listening', 'connection', t
   }
 });
 
+type Dgram = typeof nodeDgram;
+const DGRAM_TRIGGERS = ['listening', 'message', 'connect', 'send-cb', 'close'] as const;
+type DgramTrigger = (typeof DGRAM_TRIGGERS)[number];
+
+/** Calls on a UDP socket, made from its own events; `peer` is the port of the node:dgram socket it talks to. */
+const DGRAM_ACTIONS: Record<string, (s: nodeDgram.Socket, rec: Recorder, peer: number) => unknown> = {
+  none: () => undefined,
+  close: (s, rec) => s.close(() => rec.add('socket callbacks', 'close cb')),
+  closeTwice: (s) => {
+    s.close();
+    return s.close();
+  },
+  send: (s, rec, peer) => s.send('reply', peer, '127.0.0.1', (err, n) => rec.add(err ? 'socket' : 'socket callbacks', `send cb ${err ? errName(err) : n}`)),
+  send10k: (s, rec, peer) => {
+    let errors = 0;
+    let done = 0;
+    for (let i = 0; i < 10_000; i++) {
+      s.send('s', peer, '127.0.0.1', (err) => {
+        if (err) errors++;
+        if (++done === 10_000) rec.add('socket callbacks', `10k send cbs, ${errors} failed`);
+      });
+    }
+    return s.getSendQueueCount() >= 0;
+  },
+  connect: (s, rec, peer) => s.connect(peer, '127.0.0.1', (err?: Error) => rec.add('socket', `connect cb ${err ? errName(err) : 'ok'}`)),
+  disconnect: (s) => s.disconnect(),
+  setTTL: (s) => s.setTTL(7),
+  addMembership: (s) => s.addMembership('239.255.7.7', '127.0.0.1'),
+  address: (s) => {
+    const a = s.address();
+    return `address ${Object.keys(a).sort().join(',')} ${a.family}`;
+  },
+  remoteAddress: (s) => `remote port ${typeof s.remoteAddress().port}`,
+  refUnref: (s) => s.unref().ref(),
+};
+
+/** One UDP socket of `dgram` and a node:dgram peer that answers 'ping' with 'pong'; `action` from the first `trigger`. */
+async function dgramCase(dgram: Dgram, trigger: DgramTrigger, action: string): Promise<Log> {
+  const rec = new Recorder();
+  const peer = nodeDgram.createSocket('udp4');
+  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
+  const peerPort = peer.address().port;
+  const peerGot: string[] = [];
+  const socket = dgram.createSocket('udp4');
+  peer.on('message', (m, rinfo) => {
+    peerGot.push(String(m));
+    if (String(m) === 'ping') peer.send('pong', rinfo.port, rinfo.address);
+  });
+  rec.watch('socket', socket, ['listening', 'connect', 'close', 'error']);
+  socket.on('message', (m, rinfo) => rec.add('socket', `message ${String(m)} from the peer: ${rinfo.port === peerPort}`));
+  let fired = false;
+  const fire = () => {
+    if (fired) return;
+    fired = true;
+    try {
+      rec.add('socket', `call ${action} -> ${summary(DGRAM_ACTIONS[action](socket, rec, peerPort), socket)}`);
+    } catch (err) {
+      rec.add('socket', `call ${action} threw ${errName(err)}`);
+    }
+  };
+  if (trigger === 'listening' || trigger === 'connect' || trigger === 'close') socket.on(trigger, fire);
+  if (trigger === 'message') socket.on('message', fire);
+  socket.on('error', () => undefined);
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening').catch(() => undefined);
+  if (trigger === 'connect') socket.connect(peerPort, '127.0.0.1');
+  if (trigger === 'message') socket.send('ping', peerPort, '127.0.0.1');
+  if (trigger === 'send-cb') socket.send('hi', peerPort, '127.0.0.1', () => fire());
+  await settle(() => fired || trigger === 'close', rec);
+  // A last round trip, if the socket still sends (connected or not), then the harness closes it.
+  for (const send of [() => socket.send('ping', peerPort, '127.0.0.1'), () => socket.send('ping')]) {
+    try {
+      send();
+      break;
+    } catch {
+      // closed, or connected (the other form)
+    }
+  }
+  await settle(() => (rec.logs.socket ?? []).some((e) => e.startsWith('message pong') || e.startsWith('close')), rec, 1000);
+  await new Promise((r) => setTimeout(r, 20));
+  try {
+    socket.close();
+  } catch {
+    // closed by the call already
+  }
+  await settle(() => rec.closes('socket') > 0, rec);
+  peer.close();
+  rec.logs.peer = [peerGot.join(',').replace(/(s,){99,}s?/g, 's×many,')];
+  return rec.logs;
+}
+
+/**
+ * A call on a closed socket that node:dgram makes on its handle, gone:
+ * node:dgram's TypeError, muxnet's ERR_SOCKET_DGRAM_NOT_RUNNING (README).
+ */
+function nullHandle(log: Log): Log {
+  const named = (e: string) => e.replace(/threw TypeError\(Cannot read properties of null \(reading '\w+'\)\)/, 'threw Error(ERR_SOCKET_DGRAM_NOT_RUNNING)');
+  return Object.fromEntries(Object.entries(log).map(([k, v]) => [k, v.map(named)]));
+}
+
+describe("re-entrant calls on a drop-in UDP socket from 'listening', 'message', 'connect', a send callback and 'close', against node:dgram", () => {
+  expectSocketFdsBack();
+  for (const trigger of DGRAM_TRIGGERS) {
+    it(`each call from inside '${trigger}'`, async () => {
+      const failures: string[] = [];
+      for (const action of Object.keys(DGRAM_ACTIONS)) {
+        const [expected, got] = [nullHandle(await dgramCase(nodeDgram, trigger, action)), await dgramCase(muxnetDgram as unknown as Dgram, trigger, action)];
+        const diff = differences(expected, got);
+        if (diff.length) failures.push(`${action} from '${trigger}':\n  ${diff.join('\n  ')}`);
+        if ((got.socket ?? []).some((e) => e.startsWith('AFTER CLOSE')) || got.harness) failures.push(`${action} from '${trigger}': ${JSON.stringify(got)}`);
+      }
+      expect(failures.join('\n')).toBe('');
+    });
+  }
+});
