@@ -64,6 +64,19 @@ function destroyedError(): Error {
 }
 
 /**
+ * Where `frame`, decoded from `chunk`, ends in it: after its `\n` (or
+ * `\r\n`), or its payload. A frame that started in earlier chunks (only a
+ * chunk's first can) has `before` of its bytes there.
+ */
+function frameEnd(framing: Framing, chunk: Buffer, frame: Buffer, before: number): number {
+  const whole = frame.buffer === chunk.buffer && frame.byteOffset >= chunk.byteOffset && frame.byteOffset + frame.length <= chunk.byteOffset + chunk.length;
+  if (framing === 'length') return whole ? frame.byteOffset - chunk.byteOffset + frame.length : frame.length + 4 - before;
+  if (!whole) return chunk.indexOf(0x0a) + 1;
+  const end = frame.byteOffset - chunk.byteOffset + frame.length;
+  return end + (chunk[end] === 0x0d ? 2 : 1);
+}
+
+/**
  * A TCP connection read with `await` and `for await`. Reading is pulled:
  * once `highWaterMark` bytes wait unread, the reactor stops reading this
  * socket (the kernel's buffers fill and the peer's writes slow down) until
@@ -141,8 +154,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
 
   /**
    * The stream cut into frames (`'line'`: without the `\n`; `'length'`:
-   * without the 4-byte header), decoded in Rust. One frame iterator per
-   * connection: bytes of a partial frame stay in it. Ends with the
+   * without the 4-byte header), decoded in Rust. One frame iterator at a
+   * time: bytes of a partial frame stay in it; leaving its loop gives the
+   * bytes after the last frame it yielded back to `read()`. Ends with the
    * stream; an unfinished frame at the end fails with
    * `ERR_MUXNET_INCOMPLETE_FRAME`.
    */
@@ -150,21 +164,55 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     const opts = validateObject(options, 'options') as FramesOptions;
     const maxFrame = validateInteger(opts.maxFrame, 'options.maxFrame', DEFAULT_MAX_FRAME, 1, 0xffffffff);
     const decoder = new FrameDecoder(framing, maxFrame);
-    return this.decode(decoder, maxFrame, { signal: opts.signal });
+    return this.decode(decoder, framing, maxFrame, { signal: opts.signal });
   }
 
-  private async *decode(decoder: FrameDecoder, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
-    for (let chunk = await this.read(read); chunk !== null; chunk = await this.read(read)) {
-      const { frames, tooLong, tooLongAt } = decoder.push(chunk);
-      if (tooLong === 0) {
-        yield* frames;
-        continue;
+  private async *decode(decoder: FrameDecoder, framing: Framing, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
+    // The bytes after the last frame yielded that the decoder took: given back if the loop is left there.
+    let tail: Buffer[] = [];
+    let tailLength = 0;
+    let left = false;
+    try {
+      for (let chunk = await this.read(read); chunk !== null; chunk = await this.read(read)) {
+        const { frames, tooLong, tooLongAt } = decoder.push(chunk);
+        if (tooLong > 0) {
+          // The lines after the bad one in this chunk are never yielded as good.
+          tail = [];
+          yield* frames.slice(0, tooLongAt);
+          throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
+        }
+        let at = 0;
+        for (const frame of frames) {
+          at = frameEnd(framing, chunk, frame, tailLength);
+          tail = [chunk.subarray(at)];
+          tailLength = chunk.length - at;
+          left = true;
+          yield frame;
+          left = false;
+        }
+        if (frames.length === 0) {
+          tail.push(retained(chunk));
+          tailLength += chunk.length;
+        } else {
+          tail = [retained(tail[0])];
+        }
       }
-      // The lines after the bad one in this chunk are never yielded as good.
-      yield* frames.slice(0, tooLongAt);
-      throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
+      if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
+    } finally {
+      // Left at a frame (break, return, a throw in the loop's body): what the decoder took
+      // after it is read next, by read() or another frames().
+      if (left && tailLength > 0) this.unshift(Buffer.concat(tail, tailLength));
     }
-    if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
+  }
+
+  /** Puts `bytes` back in front of what is unread. */
+  private unshift(bytes: Buffer): void {
+    const reader = this.settleReader();
+    if (reader) return reader.resolve(bytes);
+    if (this.head > 0) this.chunks[--this.head] = retained(bytes);
+    else this.chunks.unshift(retained(bytes));
+    this.unread += bytes.length;
+    if (this.unread >= this.highWaterMark) this.setPaused(true);
   }
 
   /**

@@ -392,6 +392,8 @@ export class Socket extends EventEmitter implements Handle {
     }
     validateType(address, 'address', 'string');
     if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
+    // Closed: node:dgram throws here too (a TypeError from its handle, gone).
+    this.healthCheck();
     this.connectState = ConnectState.Connecting;
     this.bindImplicitly();
     const start = () => this.startConnect(p, address as string, callback);

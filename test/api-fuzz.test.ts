@@ -16,21 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fast from '../src/fast';
 import * as muxDgram from '../src/dgram';
 import * as mux from '../src/net';
-import { netConnect, roundTrip, socketFds, waitFor } from './helpers';
+import { netConnect, roundTrip, seededRandom, socketFds, waitFor } from './helpers';
 
 const SEED = Number(process.env.MUXNET_FUZZ_SEED ?? Date.now() % 1_000_000);
 const seeded = `(MUXNET_FUZZ_SEED=${SEED} replays this run)`;
-
-/** mulberry32: small, seeded, the same sequence for the same seed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a hostile argument throws: the caller's own error, which the API may pass on as Node does. */
 class Hostile extends Error {}
@@ -211,7 +200,7 @@ describe(`the fast API under hostile arguments ${seeded}`, () => {
   });
 
   it(`400 calls with values drawn at random per position ${seeded}`, async () => {
-    const random = generator(SEED);
+    const random = seededRandom(SEED);
     const names = Object.keys(targets);
     const problems: string[] = [];
     for (let i = 0; i < 400; i++) {

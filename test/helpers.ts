@@ -36,6 +36,17 @@ export function openFds(): number {
   return readdirSync(FD_DIR).length;
 }
 
+/** mulberry32: numbers in [0, 1), small and seeded: the same sequence for the same seed, so a failing seed replays. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** `size` bytes that depend on `seed`, so a body is checked byte for byte. */
 export const pattern = (seed: number, size: number) => {
   const b = Buffer.allocUnsafe(size);

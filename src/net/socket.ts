@@ -169,6 +169,8 @@ export class Socket extends Duplex implements Handle {
   private endedByPeer = false;
   private attempts: Attempts | undefined;
   private remote: { address: string; family: string; port: number } | null = null;
+  /** `remote` was read from the connection: it stays readable (see `peerName`). */
+  private peerKept = false;
   private local: { address: string; family: string; port: number } | null = null;
   private pendingWrite: ((err?: Error | null) => void) | undefined;
   /** A write waiting for the connection (bytesWritten counts it). */
@@ -272,8 +274,8 @@ export class Socket extends Duplex implements Handle {
     this.syncActive();
   }
 
+  /** This end's address, once connected (the peer's is read when asked, see `peerName`). */
   private fetchAddresses(): void {
-    this.remote = this.reactor!.native.remoteAddress(this.token);
     this.local = this.reactor!.native.localAddress(this.token);
   }
 
@@ -364,32 +366,52 @@ export class Socket extends Duplex implements Handle {
     return this.token >= 0 || this.connectingFlag ? this.writableLength : undefined;
   }
 
+  /**
+   * The peer's address as node:net gives it: read from the connection when
+   * first asked and kept; asked while connecting, or first asked once the
+   * connection is gone (destroyed, or closed both ways), there is none.
+   */
+  private peerName(): { address: string; family: string; port: number } | null {
+    if (!this.peerKept && this.token >= 0 && !this.connectingFlag && !this.destroyed) {
+      // The kernel's answer: none once both ways are closed, though the reactor has not said so yet.
+      const peer = this.reactor!.native.remoteAddress(this.token);
+      if (peer) [this.remote, this.peerKept] = [peer, true];
+    }
+    return this.peerKept ? this.remote : null;
+  }
+
+  /** This end's address, as node:net's: none once the socket is destroyed (its handle gone). */
+  private sockName(): { address: string; family: string; port: number } | null {
+    return this.destroyed ? null : this.local;
+  }
+
   get remoteAddress(): string | undefined {
-    return this.remote?.address;
+    return this.peerName()?.address;
   }
 
   get remotePort(): number | undefined {
-    return this.remote?.port;
+    return this.peerName()?.port;
   }
 
   get remoteFamily(): string | undefined {
-    return this.remote?.family;
+    return this.peerName()?.family;
   }
 
   get localAddress(): string | undefined {
-    return this.local?.address;
+    return this.sockName()?.address;
   }
 
   get localPort(): number | undefined {
-    return this.local?.port;
+    return this.sockName()?.port;
   }
 
   get localFamily(): string | undefined {
-    return this.local?.family;
+    return this.sockName()?.family;
   }
 
   address(): { address: string; family: string; port: number } | Record<string, never> {
-    return this.local ? { ...this.local } : {};
+    const local = this.sockName();
+    return local ? { ...local } : {};
   }
 
   connect(options: SocketConnectOpts, listener?: () => void): this;
@@ -498,6 +520,7 @@ export class Socket extends Duplex implements Handle {
   private reset(): void {
     (this as unknown as { _undestroy(): void })._undestroy();
     this.remote = this.local = null;
+    this.peerKept = false;
     this.handleClosed = false;
     this.peerFin = false;
     this.endedByPeer = false;
@@ -751,7 +774,10 @@ export class Socket extends Duplex implements Handle {
     if (this.token < 0) return cb();
     const r = this.reactor!.native.shutdown(this.token);
     // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
-    cb(r < 0 && -r !== uvErrno('ENOTCONN') ? systemError(-r, 'shutdown') : null);
+    if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
+    // node:net's shutdown request completes later, never inside end(): a write after end()
+    // or a destroy() in the same tick finds the stream unfinished ('error', and no 'finish').
+    process.nextTick(cb);
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
