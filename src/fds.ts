@@ -30,6 +30,14 @@ export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, 
   return token;
 }
 
+/**
+ * Closes a given fd that node:net's handle would have closed — unless it is
+ * 0, 1 or 2: libuv never closes stdio fds with a handle.
+ */
+export function giveUp(fd: number): void {
+  if (fd > 2) closeSync(fd);
+}
+
 /** node:net's and node:dgram's `ERR_INVALID_FD_TYPE` for an fd the reactor refused, named as Node names it. */
 export function invalidFdType(reactor: Reactor, fd: number): CodedError<TypeError> {
   return coded(new TypeError(`Unsupported fd type: ${fdKind(reactor, fd)}`), 'ERR_INVALID_FD_TYPE');
