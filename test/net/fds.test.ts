@@ -99,4 +99,37 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // libuv never closes fds 0-2 with a handle: a socket given as stdin stays in the process after
+  // the socket made on it is destroyed, and 0 is not the number of the next file opened. The
+  // drop-in closed it at once.
+  it('a socket made on fd 0 (stdin) leaves fd 0 open, as node:net', async () => {
+    const server = net.createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const conn = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(conn, 'connect');
+    const dist = path.join(__dirname, '..', '..', 'dist', 'net', 'index.js');
+    const fd0 = async (impl: string, backend: string) => {
+      const code = `const fs = require('node:fs');
+        const net = require(${JSON.stringify(impl)});
+        const socket = new net.Socket({ fd: 0, backend: ${JSON.stringify(backend)} });
+        socket.on('close', () => {
+          let kind;
+          try { kind = fs.fstatSync(0).isSocket() ? 'socket' : 'another file'; } catch { kind = 'closed'; }
+          process.stdout.write(kind);
+        }).destroy();`;
+      const child = spawn(process.execPath, ['--no-deprecation', '-e', code], { stdio: [fdOf(conn), 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await once(child, 'exit');
+      return out;
+    };
+    try {
+      expect(await fd0('node:net', 'mio'), 'node:net').toBe('socket');
+      for (const backend of BACKENDS) expect(await fd0(dist, backend), backend).toBe('socket');
+    } finally {
+      conn.destroy();
+      server.close();
+    }
+  }, 20_000);
 });
