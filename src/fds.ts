@@ -21,13 +21,24 @@ export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErr
 /**
  * Takes `fd` as the caller's own (not shared with other processes) into
  * `reactor`; returns its token or a negative errno. On success the given fd
- * is closed: node:net's handle takes the fd for its own, closed with the
- * socket, and so is the copy here — the count of open fds is the same.
+ * is closed (see `giveUp`): node:net's handle takes the fd for its own,
+ * closed with the socket, and so is the copy here — the count of open fds
+ * is the same.
  */
 export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
-  if (token >= 0) closeSync(fd);
+  if (token >= 0) giveUp(fd);
   return token;
+}
+
+/**
+ * Closes a given fd that node:net's handle would have closed — unless it is
+ * 0, 1 or 2: libuv never closes stdio fds with a handle (so a socket given
+ * as stdin stays open in the process, as with node:net, and its number is
+ * not reused by the next file opened).
+ */
+export function giveUp(fd: number): void {
+  if (fd > 2) closeSync(fd);
 }
 
 /** node:net's and node:dgram's `ERR_INVALID_FD_TYPE` for an fd the reactor refused, named as Node names it. */

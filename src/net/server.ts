@@ -8,7 +8,7 @@ import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
-import { fdKind, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
+import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
 
 export interface ServerOptions {
@@ -159,13 +159,23 @@ export class Server extends EventEmitter implements Handle {
    * does, in this process even in a cluster worker. Not a stream socket:
    * 'error' on the next tick, as node:net's — `ENOTSOCK` for a pipe,
    * `EINVAL` for anything else (no fd, a file, a terminal, a UDP socket).
+   * A failure on a stream socket or a FIFO closes the fd, as node:net's.
    */
   private listenFd(fd: number, backlog: number): void {
     const reactor = openReactor(this.options.backend);
-    let token = typeof reactor === 'number' ? reactor : takeFd(reactor, fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false);
-    if (typeof reactor !== 'number' && NOT_A_SOCKET_FOR_US.includes(-token) && fdKind(reactor, fd) !== 'PIPE') token = -uvErrno('EINVAL');
-    if (typeof reactor === 'number' || token < 0) {
-      this.listenFailed(systemError(-token, 'listen'), true);
+    if (typeof reactor === 'number') {
+      this.listenFailed(systemError(-reactor, 'listen'), true);
+      return;
+    }
+    const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false);
+    if (token < 0) {
+      const kind = fdKind(reactor, fd);
+      // node:net opens a TCP or PIPE fd (a Unix-domain socket, a FIFO) as its handle before
+      // listen(), and closes that handle, the fd with it (but 0-2), when listen() fails; another
+      // kind it refuses first (EINVAL), leaving the fd to the caller.
+      if (kind === 'TCP' || kind === 'PIPE') giveUp(fd);
+      const errno = NOT_A_SOCKET_FOR_US.includes(-token) && kind !== 'PIPE' ? uvErrno('EINVAL') : -token;
+      this.listenFailed(systemError(errno, 'listen'), true);
       return;
     }
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).

@@ -4,13 +4,16 @@
 // test/fixtures/fds-given.js gets them as fds 3 to 6 and uses them with
 // muxnet on each backend and with node:net/node:dgram; both must do and
 // say the same, and close each given fd with its socket.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS } from '../helpers';
+import * as muxnet from '../../src/net';
 
 const fixture = path.join(__dirname, '..', 'fixtures', 'fds-given.js');
 
@@ -66,4 +69,67 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
       expect(reference).toMatchObject({ socket: got.socket, udp: got.udp, unix: got.unix });
     }, 20_000);
   }
+
+  // node:net opens a FIFO's fd as a pipe handle, listen() fails (ENOTSOCK), and the handle's close
+  // closes the fd: the caller gave it away. The drop-in did the same but left the fd open.
+  it('listen({ fd }) failing on a FIFO closes the fd given, as node:net', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'muxnet-fds-'));
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    /** The FIFO's inode while `fd` still names it (its number may be taken again once closed). */
+    const names = (fd: number, ino: number) => {
+      try {
+        return fstatSync(fd).ino === ino;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      const impls: [string, () => net.Server][] = [['node:net', () => net.createServer()], ...BACKENDS.map((backend): [string, () => net.Server] => [backend, () => muxnet.createServer({ backend }) as unknown as net.Server])];
+      for (const [name, create] of impls) {
+        const fd = openSync(fifo, 'r+');
+        const ino = fstatSync(fd).ino;
+        const server = create();
+        server.listen({ fd });
+        const [error] = (await once(server, 'error')) as [NodeJS.ErrnoException];
+        expect([error.code, error.syscall], name).toEqual(['ENOTSOCK', 'listen']);
+        expect(names(fd, ino), `${name}: the FIFO's fd still open`).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // libuv never closes fds 0-2 with a handle: a socket given as stdin stays in the process after
+  // the socket made on it is destroyed, and 0 is not the number of the next file opened. The
+  // drop-in closed it at once.
+  it('a socket made on fd 0 (stdin) leaves fd 0 open, as node:net', async () => {
+    const server = net.createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const conn = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(conn, 'connect');
+    const dist = path.join(__dirname, '..', '..', 'dist', 'net', 'index.js');
+    const fd0 = async (impl: string, backend: string) => {
+      const code = `const fs = require('node:fs');
+        const net = require(${JSON.stringify(impl)});
+        const socket = new net.Socket({ fd: 0, backend: ${JSON.stringify(backend)} });
+        socket.on('close', () => {
+          let kind;
+          try { kind = fs.fstatSync(0).isSocket() ? 'socket' : 'another file'; } catch { kind = 'closed'; }
+          process.stdout.write(kind);
+        }).destroy();`;
+      const child = spawn(process.execPath, ['--no-deprecation', '-e', code], { stdio: [fdOf(conn), 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await once(child, 'exit');
+      return out;
+    };
+    try {
+      expect(await fd0('node:net', 'mio'), 'node:net').toBe('socket');
+      for (const backend of BACKENDS) expect(await fd0(dist, backend), backend).toBe('socket');
+    } finally {
+      conn.destroy();
+      server.close();
+    }
+  }, 20_000);
 });

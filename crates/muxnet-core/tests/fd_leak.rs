@@ -1,11 +1,13 @@
 //! Two thousand connections through a reactor, ended every way there is
 //! (peer close, our close, peer reset, both sides reactor-owned, refused
-//! connects), must leave no fd and no socket behind. Its own binary, since
+//! connects), must leave no fd and no socket behind; nor may a piped
+//! connection whose partner closed keep its kernel pipe. Its own binary, since
 //! it counts the process's fds; the tests here take turns.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use socket2::SockRef;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-backend_tests!(no_fd_leak);
+backend_tests!(no_fd_leak, pipe_survivor_gives_back_its_kernel_pipe);
 
 const BATCHES: usize = 20;
 /// Per batch: std clients, reactor-to-reactor pairs (two connections
@@ -94,4 +96,41 @@ fn no_fd_leak(kind: BackendKind) {
 
     assert_eq!(h.r.len(), sockets);
     assert_eq!(open_fds(), fds, "fds open after {} connections", BATCHES * (STD_CLIENTS + 2 * PAIRS + REFUSED));
+}
+
+/// A pair's side closed while the bytes it spliced toward its partner were
+/// still in the partner's kernel pipe (the partner's peer not reading):
+/// the partner, unjoined, sends them, and then holds no pipe (two fds) for
+/// the rest of its life, as no idle connection does.
+fn pipe_survivor_gives_back_its_kernel_pipe(kind: BackendKind) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut h = Harness::new(kind);
+    let (mut a_peer, a, mut b_peer, b) = piped_pair(&mut h);
+    let paired = open_fds();
+    // More than the sockets' buffers and the pipe hold; a's close ends it.
+    let data = pattern(7, 16 << 20);
+    let writer = Peer::spawn({
+        let data = data.clone();
+        move || drop(a_peer.write_all(&data))
+    });
+    h.until("spliced bytes held in b's kernel pipe", |r, _| r.queued(b).unwrap() > 0);
+    assert!(h.r.stats().spliced > 0, "[{}] nothing spliced", h.name());
+    h.r.close(a).unwrap();
+    b_peer.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    h.until("b's kernel pipe sent", |r, _| {
+        let mut buf = [0; 64 << 10];
+        while let Ok(n @ 1..) = b_peer.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        r.queued(b).unwrap() == 0
+    });
+    writer.join();
+    assert!(data.starts_with(&got), "[{}] b's peer got other bytes", h.name());
+    h.collect_for(Duration::from_millis(50));
+    // a and its peer gone; b, its peer and the listener still open.
+    assert_eq!(open_fds(), paired - 2, "[{}] fds held after a's close and b's flush", h.name());
 }

@@ -211,7 +211,7 @@ impl Reactor {
 
     /// Gives `to`'s kernel pipe back to the spares if it holds nothing.
     #[cfg(target_os = "linux")]
-    fn spare_pipe(&mut self, to: Token) {
+    pub(super) fn spare_pipe(&mut self, to: Token) {
         if let Some(pipe) = self.stream(to).ok().and_then(|(_, conn)| conn.take_empty_pipe()) {
             self.spare_pipes.give(pipe, self.joined);
         }
@@ -281,6 +281,10 @@ impl Reactor {
     /// the owner again, and reads again if it was held.
     pub(super) fn unlink(&mut self, partner: Token) {
         self.unjoin(partner);
+        // No longer relayed to, it needs no pipe: an empty one goes now, one
+        // holding bytes once they are sent (see `flush`).
+        #[cfg(target_os = "linux")]
+        self.spare_pipe(partner);
         let _ = self.release(partner);
     }
 

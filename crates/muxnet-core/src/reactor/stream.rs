@@ -358,8 +358,13 @@ impl Reactor {
         if std::mem::take(&mut conn.want_drain) {
             events.push(Event::Drain { conn: token });
         }
-        if let Some(partner) = conn.pipe() {
-            self.release(partner)?;
+        match conn.pipe() {
+            Some(partner) => self.release(partner)?,
+            // Unjoined with spliced bytes left (its partner closed): they
+            // are sent, and its pipe goes (see `unlink`).
+            #[cfg(target_os = "linux")]
+            None if conn.kernel_pipe().is_some() => self.spare_pipe(token),
+            None => {}
         }
         self.sync_interest(token)
     }
