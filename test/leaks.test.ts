@@ -18,7 +18,10 @@ const run = promisify(execFile);
  * datagram peer, a reconnect, a chat member) may leave: under the 100-odd
  * bytes the smallest per-unit leak keeps (a Map entry for a number key and
  * its value holds about that; a closure or a kept Buffer more). A settled
- * run leaves some tens of kilobytes in all, however long it churns.
+ * run differs by up to ~250 KB either way however long it churns (V8's
+ * code and feedback as it tiers up, what a collection happens to keep;
+ * measured on a loaded 2-core VM), so every scenario churns enough units
+ * that its allowance stands well above that: 4000 at the least.
  */
 const BYTES_PER_UNIT = 64;
 
@@ -66,8 +69,8 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
       expectNothingKept(await churn('fast', backend, 60, 200, 20));
     });
 
-    it(`TCP bulk: 1250 connections moving 256 KiB each way through a pipe() relay to an echo that queues and pauses, a third reset mid-transfer: queues and pipes released, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
-      expectNothingKept(await churn('bulk', backend, 40, 50, 15));
+    it(`TCP bulk: 4000 connections moving 256 KiB each way through a pipe() relay to an echo that queues and pauses, a third reset mid-transfer: queues and pipes released, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+      expectNothingKept(await churn('bulk', backend, 40, 160, 15));
     });
 
     it(`UDP: 12000 peers each on a port of its own (on 250 addresses), answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
@@ -108,8 +111,8 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     });
   });
 
-  it(`failures: 3600 units of a refused fast, net, Unix-path and async connect, an aborted async connect, a refused dgram send and a listen EADDRINUSE: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
-    const out = await churn('errors', 'mio', 30, 200, 12);
+  it(`failures: 4000 units of a refused fast, net, Unix-path and async connect, an aborted async connect, a refused dgram send and a listen EADDRINUSE: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    const out = await churn('errors', 'mio', 32, 200, 12);
     expectNothingKept(out);
     expect(out.after.own).toEqual({ codes: ['ABORT_ERR', 'EADDRINUSE', 'ECONNREFUSED', 'ENOENT'] });
   });
@@ -131,8 +134,8 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     expect(out.after.own).toEqual({ members: 0, rooms: 1, here: 0, roomCounts: 0, origins: 0 });
   });
 
-  it(`muxnet/client: 3000 reconnects with heartbeats: one timer, its listeners, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
-    expectNothingKept(await churn('client', 'mio', 25, 200, 10));
+  it(`muxnet/client: 12000 reconnects of eight clients with heartbeats: one timer each, their listeners, at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
+    expectNothingKept(await churn('client', 'mio', 25, 800, 10));
   });
 
   it(`muxnet/async: 8000 connections read as frames, loops left early, reads aborted: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
