@@ -16,7 +16,7 @@ import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
-import { INHERIT_DATAGRAM, invalidFdType, NOT_A_SOCKET_FOR_US, takeFd } from './fds';
+import { INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -269,11 +269,7 @@ export class Socket extends EventEmitter implements Handle {
    * Another kind of fd throws `ERR_INVALID_FD_TYPE`, as node:dgram's.
    */
   private bindFd(fd: number, cb: unknown): this {
-    const reactor = openReactor(this.backend);
-    if (typeof reactor === 'number') throw systemError(-reactor, 'open');
-    const token = takeFd(reactor, fd, INHERIT_DATAGRAM);
-    if (NOT_A_SOCKET_FOR_US.includes(-token)) throw invalidFdType(reactor, fd);
-    if (token < 0) throw systemError(-token, 'open');
+    const { reactor, token } = takeFdOrThrow(this.backend, fd, INHERIT_DATAGRAM);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
     this.bound(reactor, token);
     this.listening();

@@ -7,8 +7,9 @@
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { coded, uvErrno, type CodedError } from './errors';
-import type { Reactor } from './reactor';
+import { coded, systemError, uvErrno } from './errors';
+import { unsupported } from './net/unsupported';
+import { openReactor, type Reactor } from './reactor';
 
 /** `inherit()`'s kinds: a bound or listening stream socket, a connected stream, a bound UDP socket. */
 export const INHERIT_LISTENER = 0;
@@ -41,9 +42,24 @@ export function giveUp(fd: number): void {
   if (fd > 2) closeSync(fd);
 }
 
-/** node:net's and node:dgram's `ERR_INVALID_FD_TYPE` for an fd the reactor refused, named as Node names it. */
-export function invalidFdType(reactor: Reactor, fd: number): CodedError<TypeError> {
-  return coded(new TypeError(`Unsupported fd type: ${fdKind(reactor, fd)}`), 'ERR_INVALID_FD_TYPE');
+/**
+ * Takes `fd` into `backend`'s reactor for a call that throws what it
+ * refuses (`new net.Socket({ fd })`, dgram `bind({ fd })`): the reactor
+ * and the token. An fd that is no socket of `kind` throws node's
+ * `ERR_INVALID_FD_TYPE`, naming what it is as Node does — but a pipe given
+ * as a stream (node:net wraps those as a Pipe) `ERR_MUXNET_UNSUPPORTED`.
+ */
+export function takeFdOrThrow(backend: unknown, fd: number, kind: number, noDelay = false): { reactor: Reactor; token: number } {
+  const reactor = openReactor(backend);
+  if (typeof reactor === 'number') throw systemError(-reactor, 'open');
+  const token = takeFd(reactor, fd, kind, 0, noDelay);
+  if (NOT_A_SOCKET_FOR_US.includes(-token)) {
+    const what = fdKind(reactor, fd);
+    if (what === 'PIPE' && kind === INHERIT_STREAM) throw unsupported('net.Socket({ fd }) on a pipe');
+    throw coded(new TypeError(`Unsupported fd type: ${what}`), 'ERR_INVALID_FD_TYPE');
+  }
+  if (token < 0) throw systemError(-token, 'open');
+  return { reactor, token };
 }
 
 /** What `fd` is, as libuv's `uv_guess_handle` (Node's `guessHandleType`) names it. */

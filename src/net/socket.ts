@@ -10,9 +10,8 @@ import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
-import { fdKind, INHERIT_STREAM, invalidFdType, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
+import { INHERIT_STREAM, takeFdOrThrow } from '../fds';
 import type { Server } from './server';
-import { unsupported } from './unsupported';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -238,14 +237,7 @@ export class Socket extends Duplex implements Handle {
    */
   private openFd(fd: unknown): void {
     const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
-    const reactor = openReactor(this.backendName);
-    if (typeof reactor === 'number') throw systemError(-reactor, 'open');
-    const token = takeFd(reactor, n, INHERIT_STREAM, 0, this.noDelay);
-    if (NOT_A_SOCKET_FOR_US.includes(-token)) {
-      if (fdKind(reactor, n) === 'PIPE') throw unsupported('net.Socket({ fd }) on a pipe');
-      throw invalidFdType(reactor, n);
-    }
-    if (token < 0) throw systemError(-token, 'open');
+    const { reactor, token } = takeFdOrThrow(this.backendName, n, INHERIT_STREAM, this.noDelay);
     this.opened = true;
     this.bind(reactor, token);
     this.fetchAddresses();
