@@ -60,6 +60,18 @@ function expectNothingKept({ units, before, after }: { units: number; before: Sn
   if (bytes) expect(after.heap + after.external - (before.heap + before.external)).toBeLessThan(units * BYTES_PER_UNIT);
 }
 
+/**
+ * Datagrams a UDP client got from a sender other than the echo server: a
+ * test in another process (vitest runs files side by side) sending to a
+ * port one of the churn's clients was given since. UDP delivers them, so
+ * they are counted and shown, not failed; one from the echo server that is
+ * not the echo fails the run. Seen under load: once with muxnet on mio
+ * (dgram), once on select (fast-udp: the Node 20 and 24 suites at once).
+ */
+function warnStrays(scenario: string, backend: string, odd: string[] | undefined) {
+  if (odd?.length) console.warn(`${scenario} (${backend}): datagrams from other senders`, odd.slice(0, 10));
+}
+
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 
 describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => {
@@ -74,7 +86,9 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     });
 
     it(`UDP: 12000 peers each on a port of its own (on 250 addresses), answered inside a batch (queued sends): at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
-      expectNothingKept(await churn('fast-udp', backend, 40, 400, 10));
+      const out = await churn('fast-udp', backend, 40, 400, 10);
+      expectNothingKept(out);
+      warnStrays('fast-udp', backend, out.odd);
     });
   });
 
@@ -93,8 +107,7 @@ describe.skipIf(process.platform !== 'linux')('nothing kept after churn', () => 
     it(`dgram: 10000 peers sending unconnected, then connected, then disconnected; membership joined and dropped: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
       const out = await churn('dgram', backend, 70, 200, 20);
       expectNothingKept(out);
-      // Datagrams a client got that were not the echo of its last: seen once under load (muxnet, mio), not reproduced since.
-      if (out.odd?.length) console.warn(`dgram (${backend}): unexpected datagrams`, out.odd.slice(0, 10));
+      warnStrays('dgram', backend, out.odd);
     });
 
     it(`net: a server per wave with idle timeouts, keep-alive, a BlockList, getConnections() and close(), 12000 connections: at most ${BYTES_PER_UNIT} B each`, { timeout: 15_000 }, async () => {
