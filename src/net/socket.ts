@@ -198,6 +198,18 @@ export class Socket extends Duplex implements Handle {
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private unread: Buffer | undefined;
   private eofPending = false;
+  /**
+   * node:net starts reading from a 'connect' listener of its own, added
+   * when the stream first asks for data while connecting (behind the
+   * user's listeners added before), or after 'ready'. `readArmed`: that
+   * listener is waiting; `readBegun`: it ran. A listener that throws before
+   * either leaves node:net's socket never reading until asked again: what
+   * the reactor read meanwhile waits in `stalled` (an EOF in `stalledEof`).
+   */
+  private readArmed = false;
+  private readBegun = false;
+  private stalled: Buffer[] | undefined;
+  private stalledEof = false;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -711,6 +723,16 @@ export class Socket extends Duplex implements Handle {
   // fills it) and starts again when the stream asks for more: the peer
   // meets TCP backpressure, as with node:net.
   override _read(): void {
+    if (this.connectingFlag && !this.readArmed) {
+      this.readArmed = true;
+      this.once('connect', this.beginReading);
+    }
+    const stalled = this.stalled;
+    if (stalled !== undefined) {
+      this.stalled = undefined;
+      for (const chunk of stalled) this.onData(chunk);
+      if (this.stalledEof) this.onEnd();
+    }
     if (this.nativePaused) {
       this.nativePaused = false;
       if (this.token >= 0) this.reactor!.native.resume(this.token);
@@ -813,14 +835,30 @@ export class Socket extends Duplex implements Handle {
     if (this.keepAliveProbe.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
     if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
     this.touch();
-    this.emit('connect');
-    this.emit('ready');
+    this.readBegun = false;
+    let threw = true;
+    try {
+      this.emit('connect');
+      this.emit('ready');
+      threw = false;
+    } finally {
+      if (threw && !this.readBegun) {
+        this.stopReading();
+        this.stalled = [];
+      }
+    }
     // node:net starts reading only if the stream asked for data or nobody paused it.
     if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
   }
 
+  private readonly beginReading = (): void => {
+    this.readArmed = false;
+    this.readBegun = true;
+  };
+
   /** @internal */
   onData(chunk: Buffer): void {
+    if (this.stalled !== undefined) return void this.stalled.push(retained(chunk));
     this.bytesRead += chunk.length;
     this.touch();
     if (this.onread) {
@@ -839,6 +877,7 @@ export class Socket extends Duplex implements Handle {
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
+    if (this.stalled !== undefined) return void (this.stalledEof = true);
     this.peerFin = true;
     this.syncActive();
     if (this.onread) {
