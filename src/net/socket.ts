@@ -804,9 +804,11 @@ export class Socket extends Duplex implements Handle {
     else this.keepAlive.release();
     this.token = -1;
     this.resetOnClose = false;
-    // onread: what was read and not yet handed over is dropped, as the kernel drops it.
+    // onread: what was read and not yet handed over is dropped, as the kernel drops it; so is what a throwing 'connect' listener left unread.
     this.unread = undefined;
     this.eofPending = false;
+    this.stalled = undefined;
+    this.stalledEof = false;
     this.onServerClose?.();
     this.onServerClose = undefined;
     const pending = this.pendingWrite;
