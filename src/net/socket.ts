@@ -727,16 +727,17 @@ export class Socket extends Duplex implements Handle {
       this.readArmed = true;
       this.once('connect', this.beginReading);
     }
+    if (this.nativePaused) {
+      this.nativePaused = false;
+      if (this.token >= 0) this.reactor!.native.resume(this.token);
+      this.syncActive();
+    }
+    // After resuming: a full buffer among these stops reading again.
     const stalled = this.stalled;
     if (stalled !== undefined) {
       this.stalled = undefined;
       for (const chunk of stalled) this.onData(chunk);
       if (this.stalledEof) this.onEnd();
-    }
-    if (this.nativePaused) {
-      this.nativePaused = false;
-      if (this.token >= 0) this.reactor!.native.resume(this.token);
-      this.syncActive();
     }
   }
 
