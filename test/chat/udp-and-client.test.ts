@@ -159,10 +159,18 @@ describe('chat client', () => {
     cleanup.push(() => child.kill('SIGKILL'));
     let screen = '';
     child.stdout.on('data', (d) => (screen += d));
-    await waitFor(() => screen.includes('NICK alice'), 'the client to connect and take its nick', 10_000);
+    // A wait that runs out says what the terminal showed last (a race with the client's output is otherwise invisible).
+    const onScreen = (pred: () => boolean, what: string, ms?: number) =>
+      waitFor(pred, what, ms).catch((err: Error) => {
+        throw new Error(`${err.message}; the screen ends with ${JSON.stringify(screen.slice(-300))}`);
+      });
+    await onScreen(() => screen.includes('NICK alice'), 'the client to connect and take its nick', 10_000);
 
     child.stdin.write('hel'); // typed, not yet sent
-    await waitFor(() => screen.endsWith('hel'), 'the echo of what is typed');
+    // Last on the screen, or under a line that came since (the lobby's batched announcement of the
+    // join and nick may come after the typing): readline's redraw ends by moving the cursor back to
+    // its column (CSI n G) behind the prompt and the typed text.
+    await onScreen(() => /hel(\x1b\[\d+G)?$/.test(screen), 'the echo of what is typed');
     const bob = nodeNet.connect(port, '127.0.0.1');
     cleanup.push(() => bob.destroy());
     let bobSaw = '';
@@ -171,16 +179,16 @@ describe('chat client', () => {
     // The line is printed on a cleared row, then the prompt comes back with the half-typed text
     // (the terminal may get the two in separate reads).
     const redrawn = /\x1b\[2K\x1b\[1G\d{4}-\d\d-\d\dT[\d:]+Z bob: hi alice\r\n\x1b\[1G\x1b\[0J> hel/;
-    await waitFor(() => screen.includes('bob: hi alice'), 'the incoming line', 10_000);
-    await waitFor(() => redrawn.test(screen), 'the prompt redrawn with the typed text under the line');
+    await onScreen(() => screen.includes('bob: hi alice'), 'the incoming line', 10_000);
+    await onScreen(() => redrawn.test(screen), 'the prompt redrawn with the typed text under the line');
     child.stdin.write('lo\r');
-    await waitFor(() => bobSaw.includes('alice: hello\n'), 'the finished line to reach bob');
+    await onScreen(() => bobSaw.includes('alice: hello\n'), 'the finished line to reach bob');
 
     server.stop();
     // The first delay is 0.5 s less up to 20 % jitter.
-    await waitFor(() => new RegExp(`\\* disconnected from 127\\.0\\.0\\.1:${port}; reconnecting in 0\\.[45]\\d* s`).test(screen), 'the client to notice', 10_000);
+    await onScreen(() => new RegExp(`\\* disconnected from 127\\.0\\.0\\.1:${port}; reconnecting in 0\\.[45]\\d* s`).test(screen), 'the client to notice', 10_000);
     server = await new ChatServer({ port }).start();
-    await waitFor(() => screen.split('* connected to').length === 3, 'the client to reconnect', 10_000);
+    await onScreen(() => screen.split('* connected to').length === 3, 'the client to reconnect', 10_000);
 
     child.stdin.write('\x04'); // Ctrl-D
     expect(await new Promise((r) => child.on('exit', r))).toBe(0);
