@@ -839,16 +839,15 @@ export class Socket extends Duplex implements Handle {
     if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
     this.touch();
     this.readBegun = false;
-    let threw = true;
     try {
       this.emit('connect');
       this.emit('ready');
-      threw = false;
-    } finally {
-      if (threw && !this.readBegun) {
+    } catch (err) {
+      if (!this.readBegun) {
         this.stopReading();
         this.stalled = [];
       }
+      throw err;
     }
     // node:net starts reading only if the stream asked for data or nobody paused it.
     if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
