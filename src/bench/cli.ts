@@ -28,6 +28,7 @@ const USAGE = `usage: npm run bench [-- options]
   --warmup S            warm-up seconds per cell and round (default 0.5; quick 0.3)
   --rounds N            run the matrix N times, report each cell's median round, with latency
                         and CPU cost the medians of the rounds' own (default 3; quick 1)
+  --out DIR             where the results go (default bench/results)
   --list                print servers and cells, run nothing
   --help                print this, run nothing`;
 
@@ -67,6 +68,7 @@ async function main(): Promise<void> {
         duration: { type: 'string' },
         warmup: { type: 'string' },
         rounds: { type: 'string' },
+        out: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
   console.log(`## muxnet benchmark, ${env.date}\n\n${env.cpus} × ${env.cpu}; Node ${env.node}; ${env.pinning}; ${method}.\n`);
   console.log(table);
 
-  const dir = path.join(root, 'bench', 'results');
+  const dir = path.resolve(values.out ?? path.join(root, 'bench', 'results'));
   mkdirSync(dir, { recursive: true });
   const stamp = env.date.replace(/[:.]/g, '-');
   const { throughput, idle } = plots(results, cells);
@@ -137,7 +139,8 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, `${stamp}.md`), table);
   if (throughput) writeFileSync(path.join(dir, `${stamp}-throughput.svg`), throughput);
   if (idle) writeFileSync(path.join(dir, `${stamp}-idle.svg`), idle);
-  console.error(`bench: results in bench/results/${stamp}.{json,md}${throughput ? ' and *.svg' : ''}`);
+  const shown = path.relative(process.cwd(), path.join(dir, stamp));
+  console.error(`bench: results in ${shown.startsWith('..') ? path.join(dir, stamp) : shown}.{json,md}${throughput ? ' and *.svg' : ''}`);
 }
 
 main().catch((e) => {

@@ -21,7 +21,7 @@ if (protocol === 'udp') {
   socket.bind(Number(port), host, () => console.log(`listening on udp ${host}:${socket.address().port}`));
 } else {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const net: typeof Net = require(muxnet ? '../index' : 'node:net');
+  const net: typeof Net = require(muxnet ? '../net' : 'node:net');
   const server = net.createServer({ noDelay: true }, (sock) => {
     sock.on('data', (chunk) => {
       if (!sock.write(chunk)) sock.pause();

@@ -1,0 +1,62 @@
+// `npm run bench` as a user runs it, each kind of cell once with every server it compares, for
+// a fraction of a second: the figures mean nothing here (other tests share the cores), but every
+// server must start, serve the load client's verified traffic and stop. The drop-in TCP echo
+// server once failed to start (it required a module that had moved) and every TCP row of the
+// tables said "failed" with no test noticing.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+
+const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
+const CELLS = ['tcp-100x64B-d1', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'file-256MiB'];
+
+interface Result {
+  server: string;
+  cell: string;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  load?: { messages: number; errors: number; verification_errors: number; lost: number | null };
+  idleHeld?: number;
+}
+
+const out = mkdtempSync(path.join(os.tmpdir(), 'muxnet-bench-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+function bench(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BENCH, ...args], { maxBuffer: 16 << 20, timeout: 280_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr.slice(-2000)}`)) : resolve({ stdout, stderr }),
+    );
+  });
+}
+
+it('every server of every kind of cell starts, serves verified traffic and stops', { timeout: 300_000 }, async () => {
+  const { stdout } = await bench(['--cells', CELLS.join(','), '--duration', '0.3', '--warmup', '0.1', '--rounds', '1', '--out', out]);
+  const json = readdirSync(out).filter((f) => f.endsWith('.json'));
+  expect(json).toHaveLength(1);
+  const { results } = JSON.parse(readFileSync(path.join(out, json[0]), 'utf8')) as { results: Result[] };
+  expect(results.filter((r) => r.status === 'failed').map((r) => `${r.server} · ${r.cell}: ${r.reason}`)).toEqual([]);
+  for (const r of results) {
+    if (r.status === 'skipped') {
+      expect(r.reason, `${r.server} · ${r.cell}`).toBeTruthy();
+      continue;
+    }
+    const what = `${r.server} · ${r.cell}`;
+    expect(r.load!.messages, what).toBeGreaterThan(0);
+    expect(r.load!.errors, what).toBe(0);
+    expect(r.load!.verification_errors, what).toBe(0);
+    if (r.load!.lost !== null) expect(r.load!.lost, what).toBe(0);
+    if (r.cell.startsWith('memory-')) expect(r.idleHeld, what).toBe(2000);
+  }
+  // What the tables are for: node:net, the drop-in and the fast API side by side in each echo cell.
+  const ran = (cell: string) => results.filter((r) => r.cell === cell && r.status === 'ok').map((r) => r.server);
+  for (const cell of ['tcp-100x64B-d1', 'udp-16x64B', 'memory-2000']) expect(ran(cell)).toEqual(expect.arrayContaining(['node', 'net', 'mio']));
+  expect(ran('chat-1to100')).toEqual(expect.arrayContaining(['chat-node', 'chat-muxnet']));
+  expect(ran('proxy-100x64B-d1')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet', 'proxy-direct']));
+  expect(ran('file-256MiB')).toEqual(['file-node', 'file-muxnet']);
+  expect(stdout).toContain('### tcp-100x64B-d1');
+  // The plots go with the tables.
+  expect(readdirSync(out).filter((f) => f.endsWith('.svg')).length).toBeGreaterThan(0);
+});
