@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
-const CELLS = ['tcp-100x64B-d1', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'file-256MiB'];
+const CELLS = ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'proxy-memory-5000', 'file-256MiB'];
 
 interface Result {
   server: string;
@@ -48,13 +48,15 @@ it('every server of every kind of cell starts, serves verified traffic and stops
     expect(r.load!.errors, what).toBe(0);
     expect(r.load!.verification_errors, what).toBe(0);
     if (r.load!.lost !== null) expect(r.load!.lost, what).toBe(0);
-    if (r.cell.startsWith('memory-')) expect(r.idleHeld, what).toBe(2000);
+    if (r.cell === 'memory-2000') expect(r.idleHeld, what).toBe(2000);
+    if (r.cell === 'idle-1000+100') expect(r.idleHeld, what).toBe(1000);
   }
   // What the tables are for: node:net, the drop-in and the fast API side by side in each echo cell.
   const ran = (cell: string) => results.filter((r) => r.cell === cell && r.status === 'ok').map((r) => r.server);
-  for (const cell of ['tcp-100x64B-d1', 'udp-16x64B', 'memory-2000']) expect(ran(cell)).toEqual(expect.arrayContaining(['node', 'net', 'mio']));
+  for (const cell of ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000']) expect(ran(cell)).toEqual(expect.arrayContaining(['node', 'net', 'mio']));
   expect(ran('chat-1to100')).toEqual(expect.arrayContaining(['chat-node', 'chat-muxnet']));
   expect(ran('proxy-100x64B-d1')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet', 'proxy-direct']));
+  expect(ran('proxy-memory-5000')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet']));
   expect(ran('file-256MiB')).toEqual(['file-node', 'file-muxnet']);
   expect(stdout).toContain('### tcp-100x64B-d1');
   // The plots go with the tables.
