@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { median, type Result as RoundResult } from '../src/bench/runner';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 const CELLS = ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'proxy-memory-5000', 'file-256MiB'];
@@ -61,4 +62,20 @@ it('every server of every kind of cell starts, serves verified traffic and stops
   expect(stdout).toContain('### tcp-100x64B-d1');
   // The plots go with the tables.
   expect(readdirSync(out).filter((f) => f.endsWith('.svg')).length).toBeGreaterThan(0);
+});
+
+it('a cell reports its median round by what it measures: throughput for an idle-scaling cell, bytes per connection for a memory cell', () => {
+  // Three rounds whose throughput and memory rank in opposite orders (as they can: both hold idle connections).
+  const round = (msgs: number, bytes: number): RoundResult => ({
+    server: 'mio',
+    label: 'muxnet fast mio',
+    wake: 'fd',
+    cell: 'c',
+    status: 'ok',
+    bytesPerIdle: bytes,
+    load: { messages: msgs, msgs_per_s: msgs, mb_per_s: 0, p50_us: 1, p99_us: 2, p999_us: 3, errors: 0, verification_errors: 0, server_cpu_s: 1, msgs_per_server_cpu_s: msgs, server_rss_kb: 0 },
+  });
+  const rounds = [round(398_060, 900), round(289_661, 1_000), round(376_262, 1_100)];
+  expect(median(rounds, rounds[0], false).load!.msgs_per_s).toBe(376_262);
+  expect(median(rounds, rounds[0], true).bytesPerIdle).toBe(1_000);
 });

@@ -308,17 +308,19 @@ export async function runMatrix(specs: ServerSpec[], allCells: Cell[], opts: Run
     const tag = opts.rounds > 1 ? `round ${round}/${opts.rounds} ` : '';
     rounds.push(await runRound(specs, allCells, { ...opts, onProgress: (line) => opts.onProgress(`${tag}${line}`) }));
   }
-  return rounds[0].map((first, i) => median(rounds.map((results) => results[i]), first));
+  const memoryCells = new Set(allCells.filter((c) => c.group === 'memory').map((c) => c.id));
+  return rounds[0].map((first, i) => median(rounds.map((results) => results[i]), first, memoryCells.has(first.cell)));
 }
 
 /**
- * The median of a cell's ok rounds (by msgs/s, or bytes per idle
- * connection). Latency percentiles and CPU cost are each the median of
- * the rounds' own: a slow spell of the VM that lands in one round's tail
- * moves the figure no more than it moves msgs/s.
+ * The median of a cell's ok rounds (by msgs/s, or, for a memory cell, by
+ * bytes per idle connection: an idle-scaling cell holds idle connections
+ * too, but what it reports is throughput). Latency percentiles and CPU
+ * cost are each the median of the rounds' own: a slow spell of the VM that
+ * lands in one round's tail moves the figure no more than it moves msgs/s.
  */
-function median(all: Result[], first: Result): Result {
-  const key = (r: Result) => r.bytesPerIdle ?? r.load?.msgs_per_s ?? 0;
+export function median(all: Result[], first: Result, byMemory: boolean): Result {
+  const key = (r: Result) => (byMemory ? r.bytesPerIdle : r.load?.msgs_per_s) ?? 0;
   const ok = all.filter((r) => r.status === 'ok').sort((a, b) => key(a) - key(b));
   if (ok.length === 0) return first;
   const mid = ok[(ok.length - 1) >> 1];

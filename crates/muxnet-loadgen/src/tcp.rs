@@ -180,7 +180,10 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
                             Ok(n) => {
                                 done.clear();
                                 c.receive(&buf[..n], args, &mut tally, &mut done);
-                                if clock.measuring(now) {
+                                // Not while the window waits for the last connections
+                                // to open: it opens later, and these would be counted
+                                // against a window they came before.
+                                if measuring && clock.measuring(now) {
                                     tally.messages += done.len() as u64;
                                     for &t in &done {
                                         tally.samples.record(now - t);
@@ -219,4 +222,66 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
         }
     }
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// An echo server whose listen backlog holds one connection and which
+    /// accepts only the first for `hold`: the connections after it wait for
+    /// SYN retries (1 s) while the first one echoes. The times of its echoes.
+    fn slow_to_accept(hold: Duration) -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        socket.listen(0).unwrap();
+        let listener: TcpListener = socket.into();
+        let addr = listener.local_addr().unwrap();
+        let echoes = Arc::new(Mutex::new(Vec::new()));
+        let times = echoes.clone();
+        std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            let opened = Instant::now();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = first.read(&mut buf) {
+                    times.lock().unwrap().push(Instant::now());
+                    if first.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            std::thread::sleep(hold.saturating_sub(opened.elapsed()));
+            // The rest stay open and silent until the process ends.
+            let mut rest = Vec::new();
+            while let Ok((conn, _)) = listener.accept() {
+                rest.push(conn);
+            }
+        });
+        (addr, echoes)
+    }
+
+    #[test]
+    fn messages_echoed_while_the_window_waits_for_connections_are_not_counted() {
+        let (target, echoes) = slow_to_accept(Duration::from_millis(1500));
+        let mut args = crate::args::parse(["--port", "1"].into_iter().map(String::from)).unwrap();
+        args.target = target;
+        args.connections = 1;
+        args.idle = 3;
+        args.warmup = Duration::ZERO;
+        args.duration = Duration::from_millis(300);
+        let mut opened = None;
+        let tally = run(&args, Clock::new(&args), &mut || opened = Some(Instant::now()));
+        let opened = opened.expect("the window opened");
+        let echoes = echoes.lock().unwrap();
+        let before = echoes.iter().filter(|&&t| t < opened).count();
+        let within = echoes.iter().filter(|&&t| t >= opened && t < opened + args.duration).count() as u64;
+        assert!(before > 100, "the first connection echoed while the others waited ({before} echoes)");
+        assert_eq!(tally.errors, 0);
+        // One message may be in flight across each edge of the window.
+        assert!(tally.messages <= within + 1, "{} messages counted, {within} echoed within the window", tally.messages);
+        assert!(tally.messages > 0);
+    }
 }
