@@ -17,7 +17,7 @@ import { cReferenceBinary, cReferenceSource, cReferenceStale, referenceBinary, s
 const root = path.join(__dirname, '..', '..');
 
 const USAGE = `usage: npm run bench [-- options]
-  --quick               a small matrix, short cells (under a minute)
+  --quick               a small matrix, short cells (about two minutes)
   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust,
                         c-plain (UDP: plain C recvfrom/sendto, built with cc -O2),
                         proxy-node, proxy-muxnet, proxy-muxnet-copy (splice off),
