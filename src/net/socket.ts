@@ -170,6 +170,11 @@ export class Socket extends Duplex implements Handle {
   private remote: { address: string; family: string; port: number } | null = null;
   /** `remote` was read from the connection: it stays readable (see `peerName`). */
   private peerKept = false;
+  /**
+   * `remote` was read just before this end's FIN went out: node:net's handle
+   * shuts down later, in a loop turn after end(), and answers until then.
+   */
+  private peerBeforeFin = false;
   private local: { address: string; family: string; port: number } | null = null;
   private pendingWrite: ((err?: Error | null) => void) | undefined;
   /** A write waiting for the connection (bytesWritten counts it). */
@@ -373,12 +378,12 @@ export class Socket extends Duplex implements Handle {
   /**
    * The peer's address as node:net gives it: read from the connection when
    * first asked and kept; asked while connecting, or first asked once the
-   * connection is gone (destroyed, or closed both ways), there is none.
+   * connection is gone (destroyed, or closed both ways once 'finish' came), there is none.
    */
   private peerName(): { address: string; family: string; port: number } | null {
     if (!this.peerKept && this.token >= 0 && !this.connectingFlag && !this.destroyed) {
       // The kernel's answer: none once both ways are closed, though the reactor has not said so yet.
-      const peer = this.reactor!.native.remoteAddress(this.token);
+      const peer = this.peerBeforeFin ? this.remote : this.reactor!.native.remoteAddress(this.token);
       if (peer) [this.remote, this.peerKept] = [peer, true];
     }
     return this.peerKept ? this.remote : null;
@@ -524,7 +529,7 @@ export class Socket extends Duplex implements Handle {
   private reset(): void {
     (this as unknown as { _undestroy(): void })._undestroy();
     this.remote = this.local = null;
-    this.peerKept = false;
+    this.peerKept = this.peerBeforeFin = false;
     this.handleClosed = false;
     this.peerFin = false;
     this.endedByPeer = false;
@@ -787,12 +792,22 @@ export class Socket extends Duplex implements Handle {
       return;
     }
     if (this.token < 0) return cb();
+    if (!this.peerKept) {
+      this.remote = this.reactor!.native.remoteAddress(this.token);
+      this.peerBeforeFin = this.remote !== null;
+    }
     const r = this.reactor!.native.shutdown(this.token);
     // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
-    if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
+    if (r < 0) {
+      this.peerBeforeFin = false;
+      return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
+    }
     // node:net's shutdown request completes later, never inside end(): a write after end()
     // or a destroy() in the same tick finds the stream unfinished ('error', and no 'finish').
-    process.nextTick(cb);
+    process.nextTick(() => {
+      this.peerBeforeFin = false;
+      cb();
+    });
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
