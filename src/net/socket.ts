@@ -123,6 +123,8 @@ function connectError(errno: number, attempts: Attempts, address: string, port: 
   return Object.assign(systemError(errno, 'connect', address, port, `${localAddress}:${localPort}`), { localAddress, localPort });
 }
 
+/** The most libuv reads at a time, so the longest 'data' chunk node:net emits. */
+const NODE_READ_SIZE = 64 * 1024;
 const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as [number, number];
 /** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
 const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
@@ -888,8 +890,14 @@ export class Socket extends Duplex implements Handle {
     // A copy when small (see retained()), as node:net's chunks hold little
     // beyond their bytes: a listener keeping a small view (a parser holding
     // a partial message) would pin its whole 1 MiB slab, and a trickle of
-    // such bytes among others' traffic would pin a slab each.
-    if (!this.push(retained(chunk))) this.stopReading();
+    // such bytes among others' traffic would pin a slab each. No chunk
+    // longer than node:net's (libuv reads 64 KiB at a time), though a turn
+    // reads up to the reactor's budget at once.
+    let room = true;
+    for (let at = 0; at < chunk.length; at += NODE_READ_SIZE) {
+      room = this.push(retained(chunk.subarray(at, at + NODE_READ_SIZE))) && room;
+    }
+    if (!room) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

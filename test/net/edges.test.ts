@@ -1,5 +1,6 @@
 // Argument edges that Node's own tests found (test-pipe-abstract-socket,
 // test-stream-base-typechecking), checked against node:net itself.
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +43,21 @@ describe.each([
     expect(c.write('fine')).toBe(true);
     c.destroy();
     server.close();
+  });
+
+  it("emits 'data' chunks of at most 64 KiB (libuv's read), however much waits in the kernel", async () => {
+    const sent = randomBytes(8 << 20);
+    const server = nodeNet.createServer((s) => s.end(sent));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    c.on('data', (d: Buffer) => chunks.push(d));
+    await once(c, 'end');
+    c.destroy();
+    server.close();
+    expect(Buffer.concat(chunks).equals(sent)).toBe(true);
+    expect(Math.max(...chunks.map((d) => d.length))).toBeLessThanOrEqual(64 * 1024);
   });
 });
 

@@ -11,7 +11,7 @@ import { broadcast, encodeFrame, listen, type Connection, type Server } from '..
 import { closeSocket, waitFor } from '../helpers';
 
 /** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
-const READ_BUDGET = 64 * 1024;
+const READ_BUDGET = 256 * 1024;
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {

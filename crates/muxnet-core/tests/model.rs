@@ -755,8 +755,15 @@ impl Model {
             }
             88..=91 => self.relay(),
             92..=93 => {
-                let mut piped: Vec<usize> =
-                    self.live.values().copied().filter(|&s| matches!(self.sides[s].role, Role::Piped { .. })).collect();
+                // Not a side whose partner is gone (closed both ways while
+                // this side's FIN waits behind its queue): its relayed
+                // count went with it.
+                let mut piped: Vec<usize> = self
+                    .live
+                    .values()
+                    .copied()
+                    .filter(|&s| matches!(self.sides[s].role, Role::Piped { partner, .. } if self.sides[partner].gone == Gone::No))
+                    .collect();
                 piped.sort_unstable();
                 if let Some(m) = self.rng.pick(&piped) {
                     let reset = self.rng.chance(30);

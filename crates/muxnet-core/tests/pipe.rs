@@ -16,6 +16,7 @@ use socket2::SockRef;
 backend_tests!(
     pipe_relays_both_ways,
     pipe_relays_a_short_read_without_a_wasted_read,
+    pipe_relays_up_to_the_read_budget_per_turn,
     pipe_backpressure_bounds_the_queue,
     pipe_backpressure_holds_within_the_write_queue_cap,
     pipe_passes_half_close_and_reset,
@@ -119,6 +120,42 @@ fn pipe_relays_a_short_read_without_a_wasted_read(kind: BackendKind) {
     assert_eq!(s.relayed - before.relayed, (2 * ROUNDS * 64) as u64, "[{}]", h.name());
     assert_eq!(reads, (2 * ROUNDS) as u64, "[{}] one read per relayed message", h.name());
     assert!(empty < (ROUNDS / 4) as u64, "[{}] {empty} reads found nothing in {} relays", h.name(), 2 * ROUNDS);
+}
+
+/// A side relays up to `read_budget` a turn, in as many chunks as that
+/// takes (a chunk is the kernel pipe's 64 KiB); past it, the side waits
+/// for the next turn.
+fn pipe_relays_up_to_the_read_budget_per_turn(kind: BackendKind) {
+    const BUDGET: usize = 96 << 10;
+    const CHUNK: usize = 64 << 10;
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, splice, ..Config::default() });
+        let (mut a_peer, a, b_peer, _) = piped_pair(&mut h);
+        let data = pattern(3, 4 << 20);
+        let mut at_b = Peer::spawn(move || {
+            let mut s = b_peer;
+            (read_n(&mut s, 4 << 20), s)
+        });
+        let to_b = {
+            let data = data.clone();
+            Peer::spawn(move || {
+                a_peer.write_all(&data).unwrap();
+                a_peer
+            })
+        };
+        let (mut before, mut most) = (0, 0);
+        h.until("4 MiB relayed", |r, events| {
+            assert!(events.iter().all(|e| !matches!(e, Ev::Data { .. })), "a piped connection reported data: {events:?}");
+            let now = r.relayed(a).unwrap();
+            most = most.max(now - before);
+            before = now;
+            at_b.done()
+        });
+        let _open = to_b.join();
+        assert!(at_b.join().0 == data, "[{}] bytes toward b differ", h.name());
+        assert!(most <= BUDGET as u64, "[{}] {most} bytes relayed in one turn, budget {BUDGET}", h.name());
+        assert!(most > CHUNK as u64, "[{}] at most {most} bytes a turn: one chunk, not the budget", h.name());
+    }
 }
 
 fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {

@@ -41,7 +41,7 @@ pub struct ReactorOptions {
     pub slab_size: Option<u32>,
     /// Per-connection write queue cap in bytes (default 16 MiB).
     pub write_queue_cap: Option<u32>,
-    /// Bytes read from one connection per turn (default 64 KiB).
+    /// Bytes read from one connection per turn (default 256 KiB).
     pub read_budget: Option<u32>,
     /// Linux: relay bulk input between piped connections with `splice(2)`
     /// (default true); false copies it through user space.
