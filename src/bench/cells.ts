@@ -69,6 +69,7 @@ export const FULL: Cell[] = [
   echo(10000, 64, 1),
   echo(100, 16384, 1),
   echo(100, 64, 16),
+  echo(100, 16384, 16),
   idle(0),
   idle(1000),
   idle(10000),
