@@ -291,7 +291,8 @@ struct Extra {
     #[cfg(target_os = "linux")]
     spliced: Option<KernelPipe>,
     /// The last relayed read from this connection filled what it asked
-    /// for: more is likely waiting, so the next one splices.
+    /// for (more is likely waiting) or was large enough to pay for a
+    /// splice's extra call: the next one splices.
     #[cfg(target_os = "linux")]
     bulk: bool,
 }

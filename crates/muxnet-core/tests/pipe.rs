@@ -17,6 +17,7 @@ backend_tests!(
     pipe_relays_both_ways,
     pipe_relays_a_short_read_without_a_wasted_read,
     pipe_relays_up_to_the_read_budget_per_turn,
+    pipe_splices_request_sized_chunks,
     pipe_backpressure_bounds_the_queue,
     pipe_backpressure_holds_within_the_write_queue_cap,
     pipe_passes_half_close_and_reset,
@@ -122,6 +123,43 @@ fn pipe_relays_a_short_read_without_a_wasted_read(kind: BackendKind) {
     assert!(empty < (ROUNDS / 4) as u64, "[{}] {empty} reads found nothing in {} relays", h.name(), 2 * ROUNDS);
 }
 
+/// Request/response traffic of 16 KiB messages, one at a time: no read
+/// fills its 64 KiB, but each is large enough that the next one splices
+/// (on Linux, splice on) — every chunk but each side's first — and the
+/// pipes are taken from and given back to the spares, not made anew.
+fn pipe_splices_request_sized_chunks(kind: BackendKind) {
+    const ROUNDS: u64 = 50;
+    const SIZE: usize = 16 << 10;
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { splice, ..Config::default() });
+        let (a_peer, _, b_peer, _) = piped_pair(&mut h);
+        let before = h.r.stats();
+        let mut client = Peer::spawn(move || {
+            let mut s = a_peer;
+            for i in 0..ROUNDS {
+                s.write_all(&pattern(i, SIZE)).unwrap();
+                assert_eq!(read_n(&mut s, SIZE), pattern(!i, SIZE), "reply {i}");
+            }
+            s
+        });
+        let mut server = Peer::spawn(move || {
+            let mut s = b_peer;
+            for i in 0..ROUNDS {
+                assert_eq!(read_n(&mut s, SIZE), pattern(i, SIZE), "request {i}");
+                s.write_all(&pattern(!i, SIZE)).unwrap();
+            }
+            s
+        });
+        turn_without_data(&mut h, "50 round trips of 16 KiB", || client.done() && server.done());
+        let _open = (client.join(), server.join());
+        let s = h.r.stats();
+        assert_eq!(s.relayed - before.relayed, 2 * ROUNDS * SIZE as u64, "[{}]", h.name());
+        assert_spliced(&h, splice, s.spliced - before.spliced, 2 * (ROUNDS - 1) * SIZE as u64);
+        let made = s.kernel_pipes - before.kernel_pipes;
+        assert!(made <= 2, "[{}] {made} kernel pipes made for {} relays", h.name(), 2 * ROUNDS);
+    }
+}
+
 /// A side relays up to `read_budget` a turn, in as many chunks as that
 /// takes (a chunk is the kernel pipe's 64 KiB); past it, the side waits
 /// for the next turn.
@@ -158,6 +196,20 @@ fn pipe_relays_up_to_the_read_budget_per_turn(kind: BackendKind) {
     }
 }
 
+/// A peer that reads nothing and takes little: its receive buffer fixed
+/// (no autotuning, which may grow it to tens of MiB on loopback and take
+/// a whole test's bytes with no hold at all).
+fn hold_little(peer: &TcpStream) {
+    SockRef::from(peer).set_recv_buffer_size(64 << 10).unwrap();
+}
+
+/// The relay held `a` back: what passed it toward a peer that reads
+/// nothing is bounded by that path's kernel buffers, far below `sent`.
+fn assert_held(h: &mut Harness, a: Token, sent: usize) {
+    let relayed = h.r.relayed(a).unwrap();
+    assert!(relayed < sent as u64 / 2, "[{}] {relayed} of {sent} bytes relayed toward a peer that reads nothing", h.name());
+}
+
 fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {
     for splice in SPLICE {
         backpressure_bounds_the_queue(kind, splice);
@@ -167,9 +219,10 @@ fn pipe_backpressure_bounds_the_queue(kind: BackendKind) {
 fn backpressure_bounds_the_queue(kind: BackendKind, splice: bool) {
     let config = Config { pipe_high_water: 64 << 10, splice, ..Config::default() };
     let mut h = Harness::with_config(kind, config);
-    let (a_peer, _, b_peer, b) = piped_pair(&mut h);
+    let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+    hold_little(&b_peer);
     let data = pattern(3, 16 << 20);
-    let mut sending = Peer::spawn({
+    let sending = Peer::spawn({
         let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
         move || s.write_all(&data).unwrap()
     });
@@ -179,7 +232,7 @@ fn backpressure_bounds_the_queue(kind: BackendKind, splice: bool) {
         turn_without_data(&mut h, "a turn", || true);
         most = most.max(h.r.queued(b).unwrap());
     }
-    assert!(!sending.done(), "[{}] the sender finished: nothing held it back", h.name());
+    assert_held(&mut h, a, data.len());
     assert!(most <= (64 << 10) + (64 << 10), "[{}] queued {most} bytes toward a peer that reads nothing", h.name());
     let mut receiving = Peer::spawn(move || read_n(&mut { b_peer }, 16 << 20));
     turn_without_data(&mut h, "16 MiB relayed once b reads", || receiving.done());
@@ -203,8 +256,9 @@ fn backpressure_holds_within_the_write_queue_cap(kind: BackendKind, splice: bool
     const CAP: usize = 16 << 10;
     let mut h = Harness::with_config(kind, Config { write_queue_cap: CAP, splice, ..Config::default() });
     let (a_peer, a, b_peer, b) = piped_pair(&mut h);
+    hold_little(&b_peer);
     let data = pattern(4, 16 << 20);
-    let mut sending = Peer::spawn({
+    let sending = Peer::spawn({
         let (mut s, data) = (a_peer.try_clone().unwrap(), data.clone());
         move || s.write_all(&data).unwrap()
     });
@@ -213,7 +267,7 @@ fn backpressure_holds_within_the_write_queue_cap(kind: BackendKind, splice: bool
         let events = h.turn(Duration::from_millis(10));
         assert_eq!(closed(&events), None, "[{} splice={splice}] b's peer reads nothing", h.name());
     }
-    assert!(!sending.done(), "[{} splice={splice}] the sender finished: nothing held it back", h.name());
+    assert_held(&mut h, a, data.len());
     let mut receiving = Peer::spawn(move || read_n(&mut { b_peer }, 16 << 20));
     h.until(&format!("[{} splice={splice}] 16 MiB relayed once b reads", h.name()), |_, events| {
         assert_eq!(closed(&events), None, "[{} splice={splice}] while b reads", kind.name());
