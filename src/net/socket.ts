@@ -895,7 +895,9 @@ export class Socket extends Duplex implements Handle {
     // reads up to the reactor's budget at once.
     let room = true;
     for (let at = 0; at < chunk.length; at += NODE_READ_SIZE) {
-      room = this.push(retained(chunk.subarray(at, at + NODE_READ_SIZE))) && room;
+      // (No new view for a chunk that fits: the usual case, on every read.)
+      const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
+      room = this.push(retained(piece)) && room;
     }
     if (!room) this.stopReading();
   }
