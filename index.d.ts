@@ -290,7 +290,7 @@ export interface ReactorOptions {
   readBudget?: number
   /**
    * Linux: relay bulk input between piped connections with `splice(2)`
-   * (default true); false copies it through user space.
+   * (default false: copied through user space; see `Config::splice`).
    */
   splice?: boolean
 }

@@ -181,10 +181,10 @@ export class Reactor {
   constructor(backend: BackendName) {
     this.backend = backend;
     // MUXNET_WAKE=thread forces the waiter thread where libuv could watch
-    // the poller's fd, MUXNET_SPLICE=0 copies what pipe() relays instead of
-    // splicing it (to measure one against the other).
+    // the poller's fd, MUXNET_SPLICE=1 splices bulk input that pipe()
+    // relays (Linux) instead of copying it (see README, Proxy).
     const wake = process.env.MUXNET_WAKE;
-    const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '0' ? { splice: false } : {}) };
+    const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '1' ? { splice: true } : {}) };
     this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), options);
     this.write = this.native.writer();
     this.send = this.native.sender();

@@ -3,14 +3,15 @@
 // server must start, serve the load client's verified traffic and stop. The drop-in TCP echo
 // server once failed to start (it required a module that had moved) and every TCP row of the
 // tables said "failed" with no test noticing.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { median, type Result } from '../src/bench/runner';
+import { median, pinning, type Result } from '../src/bench/runner';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
+const PROXY_SERVER = path.join(__dirname, '..', 'dist', 'bench', 'proxy-server.js');
 const CELLS = ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'proxy-memory-5000', 'file-256MiB'];
 
 const out = mkdtempSync(path.join(os.tmpdir(), 'muxnet-bench-'));
@@ -71,4 +72,28 @@ it('a cell reports its median round by what it measures: throughput for an idle-
   const rounds = [round(398_060, 900), round(289_661, 1_000), round(376_262, 1_100)];
   expect(median(rounds, rounds[0], false).load!.msgs_per_s).toBe(376_262);
   expect(median(rounds, rounds[0], true).bytesPerIdle).toBe(1_000);
+});
+
+// The proxy's figures were once taken with its upstream on the proxy's own core: the proxy,
+// pinned to one CPU, found only that one in its affinity and started the upstream unpinned.
+const pin = pinning();
+it.skipIf(pin.server.length === 0)("a server's own helper (the proxy's upstream) runs on the load client's CPU, not the server's", async () => {
+  const proxy = spawn(pin.server[0], [...pin.server.slice(1), process.execPath, PROXY_SERVER, 'muxnet', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      proxy.stdout!.on('data', (d: Buffer) => (out += d).includes('listening') && resolve());
+      proxy.once('exit', (code) => reject(new Error(`proxy-server exited (${code}): ${out}`)));
+    });
+    // taskset execs node, so the proxy's pid is the spawned one; its one child is the upstream.
+    const children = readFileSync(`/proc/${proxy.pid}/task/${proxy.pid}/children`, 'utf8').trim().split(/\s+/);
+    expect(children).toHaveLength(1);
+    const cpus = (pid: number | string) => execFileSync('taskset', ['-pc', String(pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
+    expect(cpus(proxy.pid!)).toBe(pin.server[2]);
+    expect(cpus(children[0])).toBe(pin.client[2]);
+  } finally {
+    proxy.kill();
+  }
 });

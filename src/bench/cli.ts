@@ -20,7 +20,7 @@ const USAGE = `usage: npm run bench [-- options]
   --quick               a small matrix, short cells (about two minutes)
   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust,
                         c-plain (UDP: plain C recvfrom/sendto, built with cc -O2),
-                        proxy-node, proxy-muxnet, proxy-muxnet-copy (splice off),
+                        proxy-node, proxy-muxnet, proxy-muxnet-splice (splice on),
                         proxy-direct (the proxy cells),
                         file-node, file-muxnet (the file cell; see --list)
   --cells a,b           cell ids (default: the matrix); see bench/README or --list
@@ -30,7 +30,9 @@ const USAGE = `usage: npm run bench [-- options]
                         and CPU cost the medians of the rounds' own (default 3; quick 1)
   --out DIR             where the results go (default bench/results)
   --list                print servers and cells, run nothing
-  --help                print this, run nothing`;
+  --help                print this, run nothing
+environment: MUXNET_BENCH_CPUS=S,C pins the servers to CPU S and the load client to CPU C
+                        (default: the first two CPUs this process may run on)`;
 
 /** A command line that makes no sense: the message and the usage, exit 2. */
 function fail(message: string): never {
@@ -88,17 +90,17 @@ async function main(): Promise<void> {
     console.log(`cells (full): ${FULL.map((c) => c.id).join(', ')}\ncells (quick): ${QUICK.map((c) => c.id).join(', ')}`);
     return;
   }
-  let duration, warmup, rounds;
+  let duration, warmup, rounds, pin;
   try {
     duration = numberArg('--duration', values.duration, values.quick ? 1 : 1.5, POSITIVE);
     warmup = numberArg('--warmup', values.warmup, values.quick ? 0.3 : 0.5);
     rounds = numberArg('--rounds', values.rounds, values.quick ? 1 : 3, { integer: true, min: 1 });
+    pin = pinning();
   } catch (e) {
     fail((e as Error).message);
   }
 
   ensureBinaries(specs);
-  const pin = pinning();
   const env = {
     date: new Date().toISOString(),
     node: process.version,

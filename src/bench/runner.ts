@@ -6,7 +6,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { ioSyscalls, type ReactorStats } from '../stats';
-import os from 'node:os';
 import path from 'node:path';
 import type { Cell } from './cells';
 import type { ServerSpec } from './servers';
@@ -81,19 +80,41 @@ export interface RunOptions {
 
 export const loadgenBinary = path.join(__dirname, '..', '..', 'target', 'release', 'muxnet-loadgen');
 
-/** `taskset -c N` where the machine has two cores and taskset exists. */
+/**
+ * `taskset -c N`: the server on one CPU, the load client on another, where
+ * taskset exists and this process may run on two. The pair is the first two
+ * CPUs of this process's affinity, kept in `MUXNET_BENCH_CPUS` for the
+ * processes it starts: a server's own helpers (the proxy's upstream, the chat
+ * cluster's Redis) go beside the load client, and a server pinned to one CPU
+ * would find no second one in its own affinity.
+ */
 export function pinning(): { server: string[]; client: string[]; note: string } {
-  let taskset = false;
+  let affinity: string;
   try {
-    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
-    taskset = true;
+    affinity = execFileSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!;
   } catch {
-    // not installed
+    return { server: [], client: [], note: 'taskset not found: no pinning' };
   }
-  if (taskset && os.availableParallelism() >= 2) {
-    return { server: ['taskset', '-c', '0'], client: ['taskset', '-c', '1'], note: 'server pinned to CPU 0, load client to CPU 1 (taskset)' };
+  const cpus = parseCpuList(process.env.MUXNET_BENCH_CPUS ?? affinity);
+  if (cpus.length < 2) return { server: [], client: [], note: 'one CPU: no pinning' };
+  const [server, client] = cpus;
+  process.env.MUXNET_BENCH_CPUS = `${server},${client}`;
+  return {
+    server: ['taskset', '-c', String(server)],
+    client: ['taskset', '-c', String(client)],
+    note: `server pinned to CPU ${server}, load client to CPU ${client} (taskset)`,
+  };
+}
+
+/** A CPU list as taskset prints it (`0,2-3`), in order. */
+function parseCpuList(list: string): number[] {
+  const cpus: number[] = [];
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`not a CPU list (like 0,1 or 2-3): '${list.trim()}'`);
+    for (let cpu = Number(m[1]); cpu <= Number(m[2] ?? m[1]); cpu++) cpus.push(cpu);
   }
-  return { server: [], client: [], note: taskset ? 'one CPU: no pinning' : 'taskset not found: no pinning' };
+  return cpus;
 }
 
 /**

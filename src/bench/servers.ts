@@ -81,12 +81,12 @@ function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
 
 const hasRedis = onPath('redis-server');
 
-/** `copy`: the muxnet proxy with splice(2) off (MUXNET_SPLICE=0), to measure one against the other. */
-function proxyServer(impl: 'muxnet' | 'node:net', copy = false) {
+/** `splice`: the muxnet proxy with splice(2) on (MUXNET_SPLICE=1), to measure one against the other. */
+function proxyServer(impl: 'muxnet' | 'node:net', splice = false) {
   return (_protocol: 'tcp' | 'udp', host: string) => ({
     cmd: process.execPath,
     args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host],
-    env: copy ? { MUXNET_SPLICE: '0' } : undefined,
+    env: splice ? { MUXNET_SPLICE: '1' } : undefined,
   });
 }
 
@@ -177,8 +177,8 @@ export function servers(): ServerSpec[] {
     { kind: 'proxy', id: 'proxy-muxnet', label: 'muxnet/proxy (pipe() in Rust)', wake: 'fd', udp: false, command: proxyServer('muxnet') },
     {
       kind: 'proxy',
-      id: 'proxy-muxnet-copy',
-      label: 'muxnet/proxy, relayed chunks copied (no splice)',
+      id: 'proxy-muxnet-splice',
+      label: 'muxnet/proxy, bulk spliced (MUXNET_SPLICE=1)',
       wake: 'fd',
       udp: false,
       command: proxyServer('muxnet', true),

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Token};
+use muxnet_core::{BackendKind, Config, Token};
 use socket2::SockRef;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -107,7 +107,7 @@ fn pipe_survivor_gives_back_its_kernel_pipe(kind: BackendKind) {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut h = Harness::new(kind);
+    let mut h = Harness::with_config(kind, Config { splice: true, ..Config::default() });
     let (mut a_peer, a, mut b_peer, b) = piped_pair(&mut h);
     let paired = open_fds();
     // More than the sockets' buffers and the pipe hold; a's close ends it.

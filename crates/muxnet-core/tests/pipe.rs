@@ -289,7 +289,7 @@ fn pipe_reuses_kernel_pipes_between_bursts(kind: BackendKind) {
         return;
     }
     const BURSTS: u64 = 20;
-    let mut h = Harness::new(kind);
+    let mut h = Harness::with_config(kind, Config { splice: true, ..Config::default() });
     let first = piped_pair(&mut h);
     // Its connect's event, before the next pair's accept.
     h.collect_for(Duration::from_millis(50));
@@ -401,7 +401,7 @@ fn half_close_and_reset(kind: BackendKind, splice: bool) {
 /// (as a short read would); the rest is read and relayed all the same.
 fn pipe_splices_past_a_short_splice(kind: BackendKind) {
     const SMALL: usize = 200;
-    let mut h = Harness::new(kind);
+    let mut h = Harness::with_config(kind, Config { splice: true, ..Config::default() });
     let (a_peer, a, b_peer, _) = piped_pair(&mut h);
     a_peer.set_nodelay(true).unwrap();
     let bulk = pattern(5, 256 << 10);

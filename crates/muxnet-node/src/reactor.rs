@@ -44,7 +44,7 @@ pub struct ReactorOptions {
     /// Bytes read from one connection per turn (default 256 KiB).
     pub read_budget: Option<u32>,
     /// Linux: relay bulk input between piped connections with `splice(2)`
-    /// (default true); false copies it through user space.
+    /// (default false: copied through user space; see `Config::splice`).
     pub splice: Option<bool>,
 }
 

@@ -58,7 +58,12 @@ pub struct Config {
     pub send_file_budget: usize,
     /// Linux: relay bulk input between piped connections with `splice(2)`
     /// through a kernel pipe per direction (no copy through user space);
-    /// small chunks are still copied. Ignored elsewhere. A splice has no
+    /// small chunks are still copied. Ignored elsewhere. Off by default: it
+    /// saves the relaying process CPU, but the pages it passes on stay
+    /// referenced until the far end reads them, so senders on the same host
+    /// cannot reuse theirs (measured on loopback: 16 KiB echo through the
+    /// proxy, ~1.5 µs less for the proxy and ~3 µs more for its peers a
+    /// message, 20 % less throughput). A splice has no
     /// `MSG_NOSIGNAL`: one into a socket the peer reset in the meantime
     /// raises `SIGPIPE`, which Node and Rust's own `main` ignore; a host
     /// that keeps the default action (which ends the process) must ignore
@@ -75,7 +80,7 @@ impl Default for Config {
             write_queue_cap: 16 * 1024 * 1024,
             pipe_high_water: 256 * 1024,
             send_file_budget: 4 << 20,
-            splice: true,
+            splice: false,
         }
     }
 }
