@@ -84,6 +84,13 @@ export function markdown(results: Result[], cells: Cell[]): string {
             `${ratio(l.msgs_per_server_cpu_s, c?.msgs_per_server_cpu_s)} | ${perTurn} | ${perEvent} | ${l.lost === null || l.lost === undefined ? '–' : fmt(l.lost)} | ${errors} |`,
         );
       }
+      // The percentiles count answered requests only: a server that starves some connections
+      // shows the served ones. Say so where it happened.
+      for (const r of rows.filter((x) => (x.load?.starved ?? 0) > 0)) {
+        const l = r.load!;
+        const ms = (us: number | null | undefined) => (us == null ? '–' : fmt(us / 1000, 1));
+        out.push('', `${r.label}: ${fmt(l.starved!)} connections got no echo in the measured window; counting the requests still waiting then at their age, p99 / p99.9 ${ms(l.p99_waiting_us)} / ${ms(l.p999_waiting_us)} ms.`);
+      }
       for (const r of rows.filter((x) => x.redisCpu)) {
         const { server, redis } = r.redisCpu!;
         out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);

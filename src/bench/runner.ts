@@ -18,6 +18,11 @@ export interface Load {
   p50_us: number | null;
   p99_us: number | null;
   p999_us: number | null;
+  /** TCP: active connections that got no echo in the window (in no latency sample). */
+  starved?: number | null;
+  /** TCP: p99 / p99.9 with each request still waiting at the window's end counted at its age. */
+  p99_waiting_us?: number | null;
+  p999_waiting_us?: number | null;
   errors: number;
   verification_errors: number;
   lost?: number | null;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use args::Args;
 
 /// Latencies of the messages completed in the measured window, in µs.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Samples(Vec<u32>);
 
 impl Samples {
@@ -83,6 +83,23 @@ pub struct Tally {
     pub verification_errors: u64,
     pub lost: u64,
     pub samples: Samples,
+    /// TCP: active connections that got no echo in the measured window.
+    /// Their requests are in no sample: a server that serves some
+    /// connections and starves others shows only the served in `samples`.
+    pub starved: Option<u64>,
+    /// TCP: the age, when the window closed, of each request still waiting.
+    pub waiting: Samples,
+}
+
+impl Tally {
+    /// `samples` and the requests still waiting (at their age so far, a
+    /// lower bound of their latency): percentiles a starved connection
+    /// moves too.
+    fn with_waiting(&self) -> Samples {
+        let mut all = self.samples.clone();
+        all.0.extend_from_slice(&self.waiting.0);
+        all
+    }
 }
 
 fn json_num<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -121,9 +138,10 @@ fn main() {
     // A download's message is one byte; the echo modes' is a payload.
     let message_bytes = if args.download { 1 } else { args.payload };
     let per_cpu = server_cpu.filter(|&c| c > 0.0).map(|c| (tally.messages as f64 / c).round());
+    let mut all = tally.with_waiting();
     println!(
         "{{\"mode\":\"{}\",\"connections\":{},\"idle\":{},\"payload\":{},\"depth\":{},\"duration_s\":{},\"messages\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\
-         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
+         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"starved\":{},\"p99_waiting_us\":{},\"p999_waiting_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
         if args.download {
             "download"
         } else if args.chat {
@@ -144,6 +162,9 @@ fn main() {
         json_num(tally.samples.quantile(0.5)),
         json_num(tally.samples.quantile(0.99)),
         json_num(tally.samples.quantile(0.999)),
+        json_num(tally.starved),
+        json_num(tally.starved.and_then(|_| all.quantile(0.99))),
+        json_num(tally.starved.and_then(|_| all.quantile(0.999))),
         tally.errors,
         tally.verification_errors,
         if args.udp { tally.lost.to_string() } else { "null".into() },

@@ -25,6 +25,8 @@ struct Conn {
     recv_off: usize,
     /// Send times of the messages in flight, oldest first.
     inflight: VecDeque<Instant>,
+    /// Echoes received in the measured window.
+    echoed: u64,
 }
 
 impl Conn {
@@ -113,6 +115,7 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
                     recv_msg: 0,
                     recv_off: 0,
                     inflight: VecDeque::new(),
+                    echoed: 0,
                 });
             }
             Err(e) => {
@@ -185,6 +188,7 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
                                 // against a window they came before.
                                 if measuring && clock.measuring(now) {
                                     tally.messages += done.len() as u64;
+                                    c.echoed += done.len() as u64;
                                     for &t in &done {
                                         tally.samples.record(now - t);
                                     }
@@ -219,6 +223,14 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
         }
         if measuring && now >= clock.deadline {
             break;
+        }
+    }
+    let end = Instant::now();
+    let live = conns.iter().filter(|c| c.active && !c.dead);
+    tally.starved = Some(live.clone().filter(|c| c.echoed == 0).count() as u64);
+    for c in live {
+        for &sent in &c.inflight {
+            tally.waiting.record(end - sent);
         }
     }
     tally
@@ -263,15 +275,21 @@ mod tests {
         (addr, echoes)
     }
 
+    /// A 300 ms window at once, `connections` active and `idle` silent.
+    fn short_run(target: SocketAddr, connections: usize, idle: usize) -> Args {
+        let mut args = crate::args::parse(["--port", "1"].into_iter().map(String::from)).unwrap();
+        args.target = target;
+        args.connections = connections;
+        args.idle = idle;
+        args.warmup = Duration::ZERO;
+        args.duration = Duration::from_millis(300);
+        args
+    }
+
     #[test]
     fn messages_echoed_while_the_window_waits_for_connections_are_not_counted() {
         let (target, echoes) = slow_to_accept(Duration::from_millis(1500));
-        let mut args = crate::args::parse(["--port", "1"].into_iter().map(String::from)).unwrap();
-        args.target = target;
-        args.connections = 1;
-        args.idle = 3;
-        args.warmup = Duration::ZERO;
-        args.duration = Duration::from_millis(300);
+        let args = short_run(target, 1, 3);
         let mut opened = None;
         let tally = run(&args, Clock::new(&args), &mut || opened = Some(Instant::now()));
         let opened = opened.expect("the window opened");
@@ -283,5 +301,20 @@ mod tests {
         // One message may be in flight across each edge of the window.
         assert!(tally.messages <= within + 1, "{} messages counted, {within} echoed within the window", tally.messages);
         assert!(tally.messages > 0);
+    }
+
+    #[test]
+    fn connections_a_server_never_answers_are_counted_starved_with_their_wait() {
+        // The first connection is echoed; the other two are accepted late and never answered.
+        let (target, _) = slow_to_accept(Duration::from_millis(1500));
+        let args = short_run(target, 3, 0);
+        let tally = run(&args, Clock::new(&args), &mut || {});
+        assert!(tally.messages > 0);
+        assert_eq!(tally.starved, Some(2));
+        // Both unanswered requests waited at least the whole window.
+        assert_eq!(tally.waiting.0.iter().filter(|&&us| us >= 300_000).count(), 2, "{:?}", tally.waiting.0);
+        let mut all = tally.with_waiting();
+        let mut served = tally.samples.clone();
+        assert!(all.quantile(1.0) > served.quantile(1.0));
     }
 }
