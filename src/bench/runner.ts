@@ -354,7 +354,9 @@ export function median(all: Result[], first: Result, byMemory: boolean): Result 
   if (mid.load === undefined) return { ...mid, rounds };
   const loads = ok.map((r) => r.load!);
   const load = { ...mid.load };
-  for (const field of ['p50_us', 'p99_us', 'p999_us', 'msgs_per_server_cpu_s'] as const) load[field] = middle(loads.map((l) => l[field]));
+  for (const field of ['p50_us', 'p99_us', 'p999_us', 'p99_waiting_us', 'p999_waiting_us', 'msgs_per_server_cpu_s'] as const) {
+    load[field] = middle(loads.map((l) => l[field] ?? null));
+  }
   return { ...mid, load, rounds };
 }
 
