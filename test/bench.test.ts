@@ -3,12 +3,12 @@
 // server must start, serve the load client's verified traffic and stop. The drop-in TCP echo
 // server once failed to start (it required a module that had moved) and every TCP row of the
 // tables said "failed" with no test noticing.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { median, pinning, type Result } from '../src/bench/runner';
+import { cpuAffinity, median, pinning, type Result } from '../src/bench/runner';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 const PROXY_SERVER = path.join(__dirname, '..', 'dist', 'bench', 'proxy-server.js');
@@ -92,9 +92,8 @@ it.skipIf(pin.server.length === 0)("a server's own helper (the proxy's upstream)
     // taskset execs node, so the proxy's pid is the spawned one; its one child is the upstream.
     const children = readFileSync(`/proc/${proxy.pid}/task/${proxy.pid}/children`, 'utf8').trim().split(/\s+/);
     expect(children).toHaveLength(1);
-    const cpus = (pid: number | string) => execFileSync('taskset', ['-pc', String(pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
-    expect(cpus(proxy.pid!)).toBe(pin.server[2]);
-    expect(cpus(children[0])).toBe(pin.client[2]);
+    expect(cpuAffinity(proxy.pid!)).toBe(pin.server[2]);
+    expect(cpuAffinity(Number(children[0]))).toBe(pin.client[2]);
   } finally {
     proxy.kill();
   }

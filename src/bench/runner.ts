@@ -96,7 +96,7 @@ export const loadgenBinary = path.join(__dirname, '..', '..', 'target', 'release
 export function pinning(): { server: string[]; client: string[]; note: string } {
   let affinity: string;
   try {
-    affinity = execFileSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!;
+    affinity = cpuAffinity(process.pid);
   } catch {
     return { server: [], client: [], note: 'taskset not found: no pinning' };
   }
@@ -109,6 +109,11 @@ export function pinning(): { server: string[]; client: string[]; note: string } 
     client: ['taskset', '-c', String(client)],
     note: `server pinned to CPU ${server}, load client to CPU ${client} (taskset)`,
   };
+}
+
+/** The CPUs process `pid` may run on, as taskset lists them (`0,2-3`); throws without taskset. */
+export function cpuAffinity(pid: number): string {
+  return execFileSync('taskset', ['-pc', String(pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
 }
 
 /** A CPU list as taskset prints it (`0,2-3`), in order. */
