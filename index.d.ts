@@ -54,9 +54,11 @@ export declare class Reactor {
   writer(): (token: number, data: Uint8Array) => number
   /**
    * `send(token, data[, host, port])`: one datagram, to `host:port` or to
-   * the connected peer; returns the bytes sent or a negative errno.
+   * the connected peer; returns the bytes sent or a negative errno. A
+   * number for `host` names the sender at that index of the last batch's
+   * `peers` (a reply: no address text to parse).
    */
-  sender(): (token: number, data: Uint8Array, host?: string, port?: number) => number
+  sender(): (token: number, data: Uint8Array, host?: string | number, port?: number) => number
   /**
    * `sendLater(token, data[, host, port])`: queues one datagram (as
    * `send` takes it) to leave at the next `flushSends` with the others
@@ -64,7 +66,7 @@ export declare class Reactor {
    * in the queue, or a negative errno (a token that names no UDP
    * socket, an address that is none).
    */
-  queuer(): (token: number, data: Uint8Array, host?: string, port?: number) => number
+  queuer(): (token: number, data: Uint8Array, host?: string | number, port?: number) => number
   /**
    * Sends every datagram queued by `sendLater`, each socket's in order;
    * `results[i]` becomes the outcome of the `i`-th: the bytes sent or a

@@ -5,7 +5,7 @@ import nodeDgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { bind, stats } from '../src/fast';
 import * as muxnetDgram from '../src/dgram';
-import { BACKENDS } from './helpers';
+import { BACKENDS, sleep } from './helpers';
 
 /** More than two sendmmsg batches (64 each), few enough for a default receive buffer. */
 const REPLIES = 130;
@@ -232,4 +232,83 @@ describe.each(BACKENDS)('replies sent from a handler, %s', { timeout: 10_000 }, 
     server.close();
     client.close();
   });
+});
+
+/**
+ * A reply to a message's sender names it by its place in the batch (no
+ * address text parsed). Senders on three loopback addresses; each asks for
+ * some replies at once and some later, after other batches (other senders)
+ * came in: every reply must reach the sender that asked for it, whichever
+ * batch is current when it leaves.
+ */
+describe.each(BACKENDS)('replies reach their own sender, %s', { timeout: 10_000 }, (backend) => {
+  const SENDERS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
+  const ROUNDS = 20;
+
+  /** Each sender asks ROUNDS times, alternately for an immediate and a delayed answer; gives what each heard. */
+  async function exchange(serverPort: number, serverHost: string): Promise<Map<string, string[]>> {
+    const clients = await Promise.all(
+      SENDERS.map(
+        (address) =>
+          new Promise<nodeDgram.Socket>((resolve) => {
+            const s = nodeDgram.createSocket('udp4');
+            s.bind(0, address, () => resolve(s));
+          }),
+      ),
+    );
+    const heard = new Map<string, string[]>();
+    const all = clients.map((client, c) => {
+      heard.set(SENDERS[c], []);
+      return new Promise<void>((resolve) => {
+        client.on('message', (msg) => {
+          const got = heard.get(SENDERS[c])!;
+          got.push(msg.toString());
+          if (got.length === ROUNDS) resolve();
+        });
+      });
+    });
+    for (let round = 0; round < ROUNDS; round++) {
+      clients.forEach((client, c) => client.send(`${round % 2 ? 'later' : 'now'} ${SENDERS[c]}:${client.address().port} #${round}`, serverPort, serverHost));
+      await sleep(2);
+    }
+    await Promise.race([Promise.all(all), sleep(5_000)]);
+    for (const client of clients) client.close();
+    return heard;
+  }
+
+  /** What each sender should have heard: its own requests back, in any order (delayed ones come later). */
+  const answered = (heard: Map<string, string[]>) => new Map([...heard].map(([sender, got]) => [sender, [...got].sort()]));
+  const expectedFor = (heard: Map<string, string[]>) =>
+    new Map([...heard].map(([sender, got]) => [sender, Array.from({ length: ROUNDS }, (_, r) => `${r % 2 ? 'later' : 'now'} ${sender}:${got[0]?.split(/[: ]/)[2]} #${r}`).sort()]));
+
+  for (const serverHost of ['127.0.0.1', '::']) {
+    it(`fast API bound on ${serverHost}`, async () => {
+      const server = bind(
+        { port: 0, host: serverHost, backend },
+        {
+          onMessage(msg, rinfo, socket) {
+            const text = msg.toString();
+            if (text.startsWith('now')) socket.send(text, rinfo.port, rinfo.address);
+            else setTimeout(() => socket.send(text, rinfo.port, rinfo.address), 20);
+          },
+        },
+      );
+      const heard = await exchange(server.address()!.port, '127.0.0.1');
+      server.close();
+      expect(answered(heard)).toEqual(expectedFor(heard));
+    });
+
+    it(`drop-in dgram bound on ${serverHost}`, async () => {
+      const server = muxnetDgram.createSocket({ type: serverHost === '::' ? 'udp6' : 'udp4', backend });
+      await new Promise<void>((resolve) => server.bind(0, serverHost, resolve));
+      server.on('message', (msg, rinfo) => {
+        const text = msg.toString();
+        if (text.startsWith('now')) server.send(text, rinfo.port, rinfo.address);
+        else setTimeout(() => server.send(text, rinfo.port, rinfo.address), 20);
+      });
+      const heard = await exchange(server.address().port, '127.0.0.1');
+      server.close();
+      expect(answered(heard)).toEqual(expectedFor(heard));
+    });
+  }
 });

@@ -41,11 +41,16 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
 }
 
+/// A port given as a number: 0 to 65 535.
+pub fn port_number(port: u32) -> io::Result<u16> {
+    u16::try_from(port).map_err(|_| invalid("port out of range"))
+}
+
 /// `host:port` as libuv parses it: an IPv4 address, or an IPv6 one with
 /// an optional `%zone` naming the interface (on Windows, its index). An
 /// unknown interface is scope 0, as libuv ignores it.
 pub fn parse_addr(host: &str, port: u32) -> io::Result<SocketAddr> {
-    let port = u16::try_from(port).map_err(|_| invalid("port out of range"))?;
+    let port = port_number(port)?;
     let (ip, zone) = match host.split_once('%') {
         Some((ip, zone)) => (ip, Some(zone)),
         None => (host, None),

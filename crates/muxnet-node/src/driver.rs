@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -59,6 +60,11 @@ pub struct State {
     words: Vec<i32>,
     events: Vec<Event>,
     peers: Vec<String>,
+    /// The address of each of `peers`.
+    hosts: Vec<SocketAddr>,
+    /// The hosts of the last batch JavaScript was given, by their index in
+    /// its `peers` array: a reply names one by its index (see `batch_host`).
+    batch_hosts: Vec<SocketAddr>,
     pub wakeup: Wakeup,
     watch: Option<Watch>,
     /// The test hook's next panic (see `Reactor.injectPanic`).
@@ -111,6 +117,8 @@ impl State {
             words: Vec::new(),
             events: Vec::new(),
             peers: Vec::new(),
+            hosts: Vec::new(),
+            batch_hosts: Vec::new(),
             wakeup: Wakeup::Fd,
             watch: None,
             injected: None,
@@ -207,10 +215,12 @@ impl State {
         self.events.clear();
         let result = self.reactor.turn(&mut space, &mut self.events, Some(Duration::ZERO));
         js.slab.used = space.pos();
-        encode(&self.events, result.err(), &mut self.words, &mut self.peers);
+        encode(&self.events, result.err(), &mut self.words, &mut self.peers, &mut self.hosts);
         if self.words.is_empty() {
             return Ok(None);
         }
+        // In step with the `peers` array JavaScript gets now (and keeps until the next batch).
+        std::mem::swap(&mut self.batch_hosts, &mut self.hosts);
         if js.records.capacity() < self.words.len() || js.records.fill(&self.words)?.is_none() {
             js.records = Records::new(env, self.words.len().max(js.records.capacity() * 2))?;
             js.records.fill(&self.words)?;
@@ -226,6 +236,15 @@ impl State {
 type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
 
 impl State {
+    /// The sender of the last batch's datagrams at `index` in its `peers`
+    /// array, at `port`: a reply to it needs no parsing of its text.
+    pub fn batch_host(&self, index: u32, port: u32) -> io::Result<SocketAddr> {
+        let host = self.batch_hosts.get(index as usize);
+        let mut host = *host.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such peer in this batch"))?;
+        host.set_port(crate::address::port_number(port)?);
+        Ok(host)
+    }
+
     /// After JS has seen the batch: make sure the next turn comes.
     pub fn after_turn(&mut self) {
         if self.is_closed() {
@@ -279,6 +298,11 @@ impl State {
 
 /// Runs `f` on the reactor, then re-arms a waiter whose snapshot it made stale.
 pub fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<T>) -> io::Result<T> {
+    with_state(state, |state| f(&mut state.reactor))
+}
+
+/// [`with_reactor`], for a call that needs more of the state than the reactor.
+pub fn with_state<T>(state: &Shared, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
     let mut state = state.borrow_mut();
     if state.is_closed() {
         return Err(io::Error::new(io::ErrorKind::NotFound, "the reactor is closed"));
@@ -287,7 +311,7 @@ pub fn with_reactor<T>(state: &Shared, f: impl FnOnce(&mut muxnet_core::Reactor)
         state.injected = None;
         panic!("injected panic in a binding call");
     }
-    let r = f(&mut state.reactor);
+    let r = f(&mut state);
     state.kick();
     r
 }

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::{Env, Result, Unknown};
@@ -13,7 +14,7 @@ use napi::sys;
 
 use crate::address::parse_addr;
 use crate::barrier;
-use crate::driver::{with_reactor, Shared, State};
+use crate::driver::{with_state, Shared, State};
 use crate::errno::code;
 use crate::js;
 
@@ -43,12 +44,12 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 ///
 /// # Safety
 /// `data` must be the `data` of a function made by `bind`, called now.
-unsafe fn run(env: sys::napi_env, data: *mut c_void, f: impl FnOnce(&mut muxnet_core::Reactor) -> io::Result<usize>) -> sys::napi_value {
+unsafe fn run(env: sys::napi_env, data: *mut c_void, f: impl FnOnce(&mut State) -> io::Result<usize>) -> sys::napi_value {
     // SAFETY: per this function's contract the Box lives until the function
     // is collected, which cannot happen while it runs.
     let weak = unsafe { &*data.cast::<Weak<RefCell<State>>>() };
     let result = match weak.upgrade() {
-        Some(state) => code(with_reactor(&state, f)),
+        Some(state) => code(with_state(&state, f)),
         None => -(crate::errno::uv::EBADF as i64),
     };
     js::number(env, result as f64)
@@ -87,7 +88,7 @@ unsafe fn write_unguarded(env: sys::napi_env, info: sys::napi_callback_info) -> 
         return type_error(env, "write(token: number, data: Uint8Array)");
     };
     // SAFETY: `bound` is this function's data, from `bind`.
-    unsafe { run(env, bound, |r| r.write(token, bytes)) }
+    unsafe { run(env, bound, |state| state.reactor.write(token, bytes)) }
 }
 
 /// `sendLater(token, data[, host, port])`: see `Reactor::queuer`.
@@ -108,7 +109,17 @@ enum Datagram {
     Later,
 }
 
-const SEND_SIGNATURE: &str = "send(token: number, data: Uint8Array, host?: string, port?: number)";
+const SEND_SIGNATURE: &str = "send(token: number, data: Uint8Array, host?: string | number, port?: number)";
+
+/// Where a datagram goes, as JavaScript named it.
+enum To {
+    /// The connected peer.
+    Peer,
+    /// An address in text, parsed (or why it is none).
+    Text(io::Result<SocketAddr>),
+    /// The sender at this index of the last batch's `peers`, and the port.
+    BatchHost(u32, u32),
+}
 
 unsafe fn datagram_unguarded(env: sys::napi_env, info: sys::napi_callback_info, when: Datagram) -> sys::napi_value {
     // SAFETY: called by Node-API with this call's env and info.
@@ -118,22 +129,34 @@ unsafe fn datagram_unguarded(env: sys::napi_env, info: sys::napi_callback_info, 
         return type_error(env, SEND_SIGNATURE);
     };
     let to = match js::type_of(env, host) {
-        sys::ValueType::napi_undefined => None,
-        sys::ValueType::napi_string => {
+        sys::ValueType::napi_undefined => To::Peer,
+        kind @ (sys::ValueType::napi_string | sys::ValueType::napi_number) => {
             let Some(port) = js::u32_of(env, port) else {
                 return type_error(env, SEND_SIGNATURE);
             };
-            // An IP address in text fits; a string that does not is no address (EINVAL, as any other).
-            let mut text = [0u8; 64];
-            let text = js::str_of(env, host, &mut text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"));
-            Some(text.and_then(|t| parse_addr(t, port)))
+            if kind == sys::ValueType::napi_number {
+                let Some(index) = js::u32_of(env, host) else {
+                    return type_error(env, SEND_SIGNATURE);
+                };
+                To::BatchHost(index, port)
+            } else {
+                // An IP address in text fits; a string that does not is no address (EINVAL, as any other).
+                let mut text = [0u8; 64];
+                let text = js::str_of(env, host, &mut text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"));
+                To::Text(text.and_then(|t| parse_addr(t, port)))
+            }
         }
         _ => return type_error(env, SEND_SIGNATURE),
     };
     // SAFETY: `bound` is this function's data, from `bind`.
     unsafe {
-        run(env, bound, |r| {
-            let to = to.transpose()?;
+        run(env, bound, |state| {
+            let to = match to {
+                To::Peer => None,
+                To::Text(addr) => Some(addr?),
+                To::BatchHost(index, port) => Some(state.batch_host(index, port)?),
+            };
+            let r = &mut state.reactor;
             match (when, to) {
                 (Datagram::Now, Some(to)) => r.send_to(token, bytes, to),
                 (Datagram::Now, None) => r.send(token, bytes),

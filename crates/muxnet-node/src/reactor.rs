@@ -288,8 +288,10 @@ impl Reactor {
     }
 
     /// `send(token, data[, host, port])`: one datagram, to `host:port` or to
-    /// the connected peer; returns the bytes sent or a negative errno.
-    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number", catch_unwind)]
+    /// the connected peer; returns the bytes sent or a negative errno. A
+    /// number for `host` names the sender at that index of the last batch's
+    /// `peers` (a reply: no address text to parse).
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string | number, port?: number) => number", catch_unwind)]
     pub fn sender(&self, env: Env) -> Result<Unknown<'_>> {
         fast_path::bind(env, &self.state, "send", fast_path::send)
     }
@@ -299,7 +301,7 @@ impl Reactor {
     /// queued on its socket, in one `sendmmsg` on Linux; returns its place
     /// in the queue, or a negative errno (a token that names no UDP
     /// socket, an address that is none).
-    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string, port?: number) => number", catch_unwind)]
+    #[napi(ts_return_type = "(token: number, data: Uint8Array, host?: string | number, port?: number) => number", catch_unwind)]
     pub fn queuer(&self, env: Env) -> Result<Unknown<'_>> {
         fast_path::bind(env, &self.state, "sendLater", fast_path::send_later)
     }

@@ -79,10 +79,12 @@ const _: () = assert!(
         && RECORD_WORDS == 7
 );
 
-/// Writes a turn's events as records; datagram peers go to `peers`.
-pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>) {
+/// Writes a turn's events as records; datagram peers go to `peers` (their
+/// text) and `hosts` (their address, each at the same index).
+pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i32>, peers: &mut Vec<String>, hosts: &mut Vec<SocketAddr>) {
     words.clear();
     peers.clear();
+    hosts.clear();
     let mut record = |kind: i32, token: Option<Token>, a: i32, b: i32, c: i32, d: i32| {
         let (index, generation) = token.map_or((0, 0), |t| (t.index() as i32, t.generation() as i32));
         words.extend_from_slice(&[kind, index, generation, a, b, c, d]);
@@ -109,6 +111,7 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
                 let host = (from.ip(), if let SocketAddr::V6(v6) = from { v6.scope_id() } else { 0 });
                 if last_ip != Some(host) {
                     peers.push(ip_text(from));
+                    hosts.push(*from);
                     last_ip = Some(host);
                 }
                 let index = peers.len() as i32 - 1;
