@@ -5,9 +5,12 @@
  * lib/dgram.js is the spec, with its socket options (broadcast, TTL,
  * multicast, buffer sizes) and IPv6 zones (`fe80::1%eth0`).
  */
+// Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { Buffer } from 'node:buffer';
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { BlockList, isIP } from 'node:net';
+import process from 'node:process';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';

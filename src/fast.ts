@@ -19,6 +19,9 @@
  *   slab is untransferable).
  * - Accepted sockets have `TCP_NODELAY` on unless `noDelay: false`.
  */
+// Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
 import { codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {

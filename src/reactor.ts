@@ -1,6 +1,9 @@
 // The JS side of a native reactor: one per backend per thread. The binding
 // calls `dispatch` once per reactor turn with a batch of event records; this
 // fans them out to the handle registered under each token.
+// Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { markAsUntransferable } from 'node:worker_threads';
 import { native, type NativeReactor } from './binding';
 import { systemError } from './errors';

@@ -2,8 +2,11 @@
  * `net.Socket` on the muxnet reactor: a real `stream.Duplex` with node:net's
  * events, properties and error shapes. Node's lib/net.js is the spec.
  */
+// Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { Buffer } from 'node:buffer';
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
+import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
