@@ -126,9 +126,10 @@ export declare class Reactor {
   shutdown(token: number): number
   /**
    * Joins two connections in the reactor (see muxnet-core's
-   * `Reactor::pipe`): 0, or a negative errno.
+   * `Reactor::pipe`): 0, or a negative errno. `splice`: relay bulk input
+   * with `splice(2)` (Linux); the reactor's `splice` option if not given.
    */
-  pipe(a: number, b: number): number
+  pipe(a: number, b: number, splice?: boolean | undefined | null): number
   /**
    * Bytes read from a piped connection and passed to its partner, or a
    * negative errno.

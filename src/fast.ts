@@ -69,6 +69,18 @@ export interface SendFileOptions {
   length?: number;
 }
 
+export interface PipeOptions {
+  /**
+   * Linux: relay bulk input (reads of 8 KiB or more) with `splice(2)`
+   * through a kernel pipe per direction instead of copying it through
+   * user space; small chunks are still copied. Ignored elsewhere. Saves
+   * the relaying process CPU, but on one host it costs the peers more
+   * than it saves (see README, Proxy). Default: `MUXNET_SPLICE=1` in the
+   * environment turns it on for every pipe; otherwise off.
+   */
+  splice?: boolean;
+}
+
 /** A `sendFile` waiting for its file to be sent. */
 interface PendingFile {
   resolve(sent: number): void;
@@ -360,12 +372,14 @@ export class Connection<T = unknown> implements Handle {
    * listen({ port: 8000 }, { onOpen(client) { client.pipe(connect({ port: 9000 }, {})); } });
    * ```
    */
-  pipe(other: Connection<unknown>): void {
+  pipe(other: Connection<unknown>, options?: PipeOptions): void {
     if (!(other instanceof Connection)) throw invalidArgType('other', 'an instance of Connection', other);
+    const opts = validateObject(options, 'options') as PipeOptions;
+    const splice = opts.splice === undefined ? undefined : validateBoolean(opts.splice, 'options.splice', false);
     const reactor = this.origin.reactor;
     if (other.reactor !== reactor) throw invalidArgValue('other', other.reactor.backend, `must be on the same backend as this connection (${reactor.backend})`);
     if (this.closed || other.closed) throw socketClosed();
-    const r = reactor.native.pipe(this.token, other.token);
+    const r = reactor.native.pipe(this.token, other.token, splice);
     if (r < 0) throw systemError(-r, 'pipe');
     (this.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = other;
     (other.piped ??= { partner: undefined, relayedAtClose: 0 }).partner = this;

@@ -199,8 +199,8 @@ export class Reactor {
   constructor(backend: BackendName) {
     this.backend = backend;
     // MUXNET_WAKE=thread forces the waiter thread where libuv could watch
-    // the poller's fd, MUXNET_SPLICE=1 splices bulk input that pipe()
-    // relays (Linux) instead of copying it (see README, Proxy).
+    // the poller's fd; MUXNET_SPLICE=1 makes splicing bulk input the
+    // default of pipe() (Linux; see README, Proxy).
     const wake = process.env.MUXNET_WAKE;
     const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '1' ? { splice: true } : {}) };
     this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), options);

@@ -442,14 +442,16 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     upstream.close();
   });
 
-  it('pipe() refuses a closed connection, itself, and a connection already piped', async () => {
+  it('pipe() refuses a closed connection, itself, a connection already piped, and bad options', async () => {
     const conns: Connection[] = [];
     const server = listen({ port: 0, backend }, { onOpen: (c) => void conns.push(c) });
     const peers = await Promise.all([0, 1, 2].map(() => netConnect(server.port)));
     await waitFor(() => conns.length === 3, 'three accepts');
     expect(() => conns[0].pipe(conns[0])).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'pipe' }));
     expect(() => conns[0].pipe({} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    conns[0].pipe(conns[1]);
+    expect(() => conns[0].pipe(conns[1], 'splice' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"options"') }));
+    expect(() => conns[0].pipe(conns[1], { splice: 1 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.splice') }));
+    conns[0].pipe(conns[1], { splice: false });
     expect(() => conns[2].pipe(conns[1])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     conns[2].destroy();
     expect(() => conns[0].pipe(conns[2])).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));

@@ -2,8 +2,9 @@
  * The proxies the benchmark compares, each in its own process in front of
  * a muxnet fast echo server (a child process, pinned beside the load
  * client so that the proxy's core is the proxy's alone):
- *   node proxy-server.js <muxnet|node:net> <host>
- * `muxnet` is `muxnet/proxy` (pairs joined with pipe(), relayed in Rust);
+ *   node proxy-server.js <muxnet|muxnet-splice|node:net> <host>
+ * `muxnet` is `muxnet/proxy` (pairs joined with pipe(), relayed in Rust;
+ * `muxnet-splice` with `splice: true`);
  * `node:net` is the idiomatic Node proxy, `client.pipe(upstream).pipe(client)`.
  * Prints `listening on tcp HOST:PORT` once ready; the echo server stops with it.
  */
@@ -32,8 +33,8 @@ echo.stdout!.on('data', function onData(d: Buffer) {
 });
 
 function serve(upstreamPort: number): void {
-  if (impl === 'muxnet') {
-    const proxy = createProxy({ host, port: 0, upstreams: [{ host, port: upstreamPort }] });
+  if (impl !== 'node:net') {
+    const proxy = createProxy({ host, port: 0, upstreams: [{ host, port: upstreamPort }], splice: impl === 'muxnet-splice' });
     console.log(`listening on tcp ${host}:${proxy.port}`);
     return;
   }

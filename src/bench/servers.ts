@@ -81,13 +81,9 @@ function chatCluster(_protocol: 'tcp' | 'udp', host: string) {
 
 const hasRedis = onPath('redis-server');
 
-/** `splice`: the muxnet proxy with splice(2) on (MUXNET_SPLICE=1), to measure one against the other. */
-function proxyServer(impl: 'muxnet' | 'node:net', splice = false) {
-  return (_protocol: 'tcp' | 'udp', host: string) => ({
-    cmd: process.execPath,
-    args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host],
-    env: splice ? { MUXNET_SPLICE: '1' } : undefined,
-  });
+/** `muxnet-splice`: the muxnet proxy with `splice: true`, to measure one against the other. */
+function proxyServer(impl: 'muxnet' | 'muxnet-splice' | 'node:net') {
+  return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
 }
 
 function fileServer(impl: 'muxnet' | 'node:net') {
@@ -178,10 +174,10 @@ export function servers(): ServerSpec[] {
     {
       kind: 'proxy',
       id: 'proxy-muxnet-splice',
-      label: 'muxnet/proxy, bulk spliced (MUXNET_SPLICE=1)',
+      label: 'muxnet/proxy, bulk spliced (splice: true)',
       wake: 'fd',
       udp: false,
-      command: proxyServer('muxnet', true),
+      command: proxyServer('muxnet-splice'),
     },
     { kind: 'file', id: 'file-node', label: 'node:net createReadStream().pipe()', wake: 'libuv', udp: false, command: fileServer('node:net') },
     { kind: 'file', id: 'file-muxnet', label: 'muxnet sendFile (sendfile(2))', wake: 'fd', udp: false, command: fileServer('muxnet') },

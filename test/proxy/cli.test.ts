@@ -65,6 +65,14 @@ describe('muxnet proxy', () => {
     expect(proxy.output()).toMatch(/stopped: 0 live, 9 accepted/);
   });
 
+  it('relays with --splice', async () => {
+    const a = await echo();
+    const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--splice']);
+    expect(proxy.output()).toContain('(round-robin, 1 upstream, backend mio, bulk spliced)');
+    const payload = randomBytes(1 << 20);
+    expect(sha((await exchange(proxy.port, payload)).data)).toBe(sha(payload));
+  });
+
   it.each([['poll'], ['select']])('relays on --backend %s', async (backend) => {
     const a = await echo();
     const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--backend', backend]);

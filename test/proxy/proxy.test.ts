@@ -54,6 +54,26 @@ describe.each(BACKENDS)('the proxy on %s', (backend) => {
     else expect(spliced).toBe(0);
   });
 
+  it('`splice` decides for its own pairs, whatever MUXNET_SPLICE says', async () => {
+    const echo = muxnetEcho(backend);
+    for (const splice of [true, false]) {
+      const proxy = proxyFor({ backend, upstreams: [{ port: echo.port }], splice });
+      const splicedBefore = reactorStats(backend).spliced;
+      const payload = randomBytes(2 << 20);
+      const { data, error } = await exchange(proxy.port, payload);
+      expect(error).toBeUndefined();
+      expect(sha(data)).toBe(sha(payload));
+      await waitFor(() => proxy.stats().live === 0, 'the pair to close');
+      const spliced = reactorStats(backend).spliced - splicedBefore;
+      // Most of the 4 MiB relayed is bulk (reads of 8 KiB or more).
+      if (splice && process.platform === 'linux') expect(spliced).toBeGreaterThan(1 << 20);
+      else expect(spliced).toBe(0);
+    }
+    expect(() => createProxy({ backend, upstreams: [{ port: echo.port }], splice: 'yes' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.splice') }),
+    );
+  });
+
   it('passes a half-close through: the upstream answers after the client’s FIN, different bytes each way', async () => {
     const reply = randomBytes(1 << 20);
     const up = await upstream(halfCloseServer(reply));

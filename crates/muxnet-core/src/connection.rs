@@ -295,6 +295,9 @@ struct Extra {
     /// splice's extra call: the next one splices.
     #[cfg(target_os = "linux")]
     bulk: bool,
+    /// Its bulk input may be spliced to the pipe partner (see `PipeOptions`).
+    #[cfg(target_os = "linux")]
+    splice: bool,
 }
 
 impl Connection {
@@ -312,8 +315,28 @@ impl Connection {
         self.extra.as_ref().and_then(|e| e.pipe)
     }
 
-    pub fn set_pipe(&mut self, partner: Token) {
-        self.extra().pipe = Some(partner);
+    /// Joins it to `partner`; `splice`: its bulk input may be spliced (Linux).
+    pub fn set_pipe(&mut self, partner: Token, splice: bool) {
+        let extra = self.extra();
+        extra.pipe = Some(partner);
+        #[cfg(target_os = "linux")]
+        {
+            extra.splice = splice;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = splice;
+    }
+
+    /// Its bulk input may be spliced to the pipe partner.
+    #[cfg(target_os = "linux")]
+    pub fn splices_input(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.splice)
+    }
+
+    /// Its input is copied from now on (the kernel cannot splice it).
+    #[cfg(target_os = "linux")]
+    pub fn stop_splicing(&mut self) {
+        self.extra().splice = false;
     }
 
     /// Unjoins it; returns the partner it had.

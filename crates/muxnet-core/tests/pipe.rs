@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Config, Token};
+use muxnet_core::{BackendKind, Config, PipeOptions, Token};
 use socket2::SockRef;
 
 backend_tests!(
@@ -23,6 +23,7 @@ backend_tests!(
     pipe_passes_half_close_and_reset,
     pipe_splices_past_a_short_splice,
     pipe_reuses_kernel_pipes_between_bursts,
+    pipe_with_chooses_splicing_per_pair,
     pipe_relays_past_urgent_data,
     pipe_relays_past_urgent_data_with_nothing_behind,
     pipe_passes_a_fin_without_a_drain_for_the_owner,
@@ -314,6 +315,35 @@ fn pipe_reuses_kernel_pipes_between_bursts(kind: BackendKind) {
     assert_spliced(&h, true, s.spliced - before.spliced, BURSTS * (128 << 10));
     let made = s.kernel_pipes - before.kernel_pipes;
     assert!(made <= 2, "[{}] {made} kernel pipes made for {BURSTS} bursts", h.name());
+}
+
+/// `pipe_with` overrides `Config::splice` for its pair: with the reactor's
+/// default either way, a pair that asks for splicing splices its bulk input
+/// (Linux) and one that does not copies all of it.
+fn pipe_with_chooses_splicing_per_pair(kind: BackendKind) {
+    for default in SPLICE {
+        let mut h = Harness::with_config(kind, Config { splice: default, ..Config::default() });
+        // The peers stay open until the end: a close would be reported while the next pair is made.
+        let mut open = Vec::new();
+        for splice in SPLICE {
+            let (mut a_peer, _, mut b_peer, _) = piped_pair_with(&mut h, PipeOptions { splice });
+            let data = pattern(u64::from(splice), 1 << 20);
+            let before = h.r.stats().spliced;
+            let mut writer = Peer::spawn({
+                let data = data.clone();
+                move || {
+                    a_peer.write_all(&data).unwrap();
+                    a_peer
+                }
+            });
+            let mut reader = Peer::spawn(move || (read_n(&mut b_peer, 1 << 20), b_peer));
+            turn_without_data(&mut h, "1 MiB relayed", || writer.done() && reader.done());
+            let (got, b_peer) = reader.join();
+            open.extend([writer.join(), b_peer]);
+            assert!(got == data, "[{}] bytes differ (default {default}, splice {splice})", h.name());
+            assert_spliced(&h, splice, h.r.stats().spliced - before, 512 << 10);
+        }
+    }
 }
 
 fn pipe_passes_half_close_and_reset(kind: BackendKind) {

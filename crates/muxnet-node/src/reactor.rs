@@ -8,7 +8,7 @@ use std::io;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use muxnet_core::{BackendKind, BindOptions, Config, Membership, SocketBuffer};
+use muxnet_core::{BackendKind, BindOptions, Config, Membership, PipeOptions, SocketBuffer};
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
@@ -447,10 +447,18 @@ impl Reactor {
     }
 
     /// Joins two connections in the reactor (see muxnet-core's
-    /// `Reactor::pipe`): 0, or a negative errno.
+    /// `Reactor::pipe`): 0, or a negative errno. `splice`: relay bulk input
+    /// with `splice(2)` (Linux); the reactor's `splice` option if not given.
     #[napi(catch_unwind)]
-    pub fn pipe(&self, a: f64, b: f64) -> i64 {
-        code(self.with(|r| r.pipe(token_of(a), token_of(b)).map(|()| 0)))
+    pub fn pipe(&self, a: f64, b: f64, splice: Option<bool>) -> i64 {
+        code(self.with(|r| {
+            let (a, b) = (token_of(a), token_of(b));
+            match splice {
+                Some(splice) => r.pipe_with(a, b, PipeOptions { splice }),
+                None => r.pipe(a, b),
+            }
+            .map(|()| 0)
+        }))
     }
 
     /// Bytes read from a piped connection and passed to its partner, or a

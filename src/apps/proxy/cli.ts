@@ -14,6 +14,7 @@ export const PROXY_USAGE = `  proxy   load-balancing TCP proxy (pairs relayed in
           --max-failures N (2)      failures in a row that eject an upstream
           --max-connections N       clients beyond this many are closed at once
           --drain-timeout S (10)    on SIGINT/SIGTERM, how long live pairs may finish
+          --splice                  relay bulk input with splice(2) (Linux; costs the peers more, see README)
           --backend NAME`;
 
 /** `HOST:PORT[,weight=N]` from the command line. */
@@ -44,6 +45,7 @@ export function runProxy(argv: string[]): void {
       'max-failures': { type: 'string' },
       'max-connections': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      splice: { type: 'boolean' },
       backend: { type: 'string' },
     },
     strict: true,
@@ -65,6 +67,7 @@ export function runProxy(argv: string[]): void {
     healthTimeoutMs: secondsArg('--health-timeout', values['health-timeout'], 0.5),
     maxFailures: numberArg('--max-failures', values['max-failures'], 2, { integer: true, min: 1 }),
     maxConnections: maxConnections === undefined ? undefined : numberArg('--max-connections', maxConnections, 0, { integer: true, min: 1 }),
+    splice: values.splice,
   };
   const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
   const proxy = createProxy(options);
@@ -91,5 +94,6 @@ export function runProxy(argv: string[]): void {
 
   const { address, port: bound } = proxy.address()!;
   const where = address.includes(':') ? `[${address}]:${bound}` : `${address}:${bound}`;
-  console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstream${upstreams.length === 1 ? '' : 's'}, backend ${proxy.backend})`);
+  const splicing = values.splice ? ', bulk spliced' : '';
+  console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstream${upstreams.length === 1 ? '' : 's'}, backend ${proxy.backend}${splicing})`);
 }

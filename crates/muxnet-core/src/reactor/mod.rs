@@ -27,6 +27,7 @@ use crate::stats::Stats;
 use crate::token::Table;
 
 pub use handoff::discard_detached;
+pub use pipe::PipeOptions;
 
 /// Limits that keep one busy or hostile peer from starving or bloating
 /// the others.
@@ -56,9 +57,10 @@ pub struct Config {
     /// [`Reactor::send_file`]) before the other sockets get theirs: a fast
     /// peer would otherwise hold the reactor for the whole file.
     pub send_file_budget: usize,
-    /// Linux: relay bulk input between piped connections with `splice(2)`
-    /// through a kernel pipe per direction (no copy through user space);
-    /// small chunks are still copied. Ignored elsewhere. Off by default: it
+    /// Linux: what [`Reactor::pipe`] joins relays bulk input with
+    /// `splice(2)` through a kernel pipe per direction (no copy through user
+    /// space; [`Reactor::pipe_with`] chooses per pair); small chunks are
+    /// still copied. Ignored elsewhere. Off by default: it
     /// saves the relaying process CPU, but the pages it passes on stay
     /// referenced until the far end reads them, so senders on the same host
     /// cannot reuse theirs (measured on loopback: 16 KiB echo through the

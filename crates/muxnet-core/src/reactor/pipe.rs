@@ -5,8 +5,8 @@
 //! has no room left under its `write_queue_cap`); a FIN
 //! is passed on as a FIN (after the queued bytes), a broken side resets the
 //! other. On Linux, bulk input moves with `splice(2)` through a kernel pipe
-//! per direction ([`Config::splice`](super::Config)), no copy through user
-//! space.
+//! per direction when the pipe asks for it ([`PipeOptions::splice`]), no
+//! copy through user space.
 
 use std::io::{self, Read};
 
@@ -14,6 +14,16 @@ use super::stream::{drained_by, ReadEnd};
 use super::{Event, Reactor};
 use crate::backend::Token;
 use crate::stats::IoCount;
+
+/// How [`Reactor::pipe_with`] joins two connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PipeOptions {
+    /// Linux: relay bulk input (reads of 8 KiB or more, or that filled
+    /// their chunk) with `splice(2)` through a kernel pipe per direction,
+    /// not through user space; small chunks are still copied. Ignored
+    /// elsewhere. See [`Config::splice`](super::Config) for what it costs.
+    pub splice: bool,
+}
 
 /// Bytes read from a piped connection at a time.
 const RELAY_CHUNK: usize = 64 * 1024;
@@ -42,8 +52,15 @@ impl Reactor {
     /// its partner sends waits in its queue.
     ///
     /// Fails with `InvalidInput` if either is not a connection, both are
-    /// the same, or either is already joined.
+    /// the same, or either is already joined. Splices bulk input if
+    /// [`Config::splice`](super::Config) says so (see [`Reactor::pipe_with`]).
     pub fn pipe(&mut self, a: Token, b: Token) -> io::Result<()> {
+        let options = PipeOptions { splice: self.config.splice };
+        self.pipe_with(a, b, options)
+    }
+
+    /// [`Reactor::pipe`], with this pair's own options.
+    pub fn pipe_with(&mut self, a: Token, b: Token, options: PipeOptions) -> io::Result<()> {
         let joinable = |r: &mut Reactor, t: Token| -> io::Result<()> {
             match r.stream(t)?.1.pipe() {
                 None => Ok(()),
@@ -55,8 +72,8 @@ impl Reactor {
         }
         joinable(self, a)?;
         joinable(self, b)?;
-        self.stream(a)?.1.set_pipe(b);
-        self.stream(b)?.1.set_pipe(a);
+        self.stream(a)?.1.set_pipe(b, options.splice);
+        self.stream(b)?.1.set_pipe(a, options.splice);
         self.joined += 2;
         // Input that came before the join raises no new edge.
         self.carry.extend([a, b]);
@@ -141,8 +158,8 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if spliced && e.raw_os_error() == Some(libc::EINVAL) => {
-                    // This kernel cannot splice these sockets: copy from now on.
-                    self.config.splice = false;
+                    // This kernel cannot splice this socket: copy from now on.
+                    self.stream(from)?.1.stop_splicing();
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -207,7 +224,7 @@ impl Reactor {
     /// pipe would fail as if the socket were drained.
     #[cfg(target_os = "linux")]
     fn splices(&mut self, from: Token, to: Token) -> bool {
-        if !self.config.splice || !self.stream(from).is_ok_and(|(_, c)| c.bulk()) {
+        if !self.stream(from).is_ok_and(|(_, c)| c.splices_input() && c.bulk()) {
             return false;
         }
         let Ok((_, conn)) = self.stream(to) else { return false };

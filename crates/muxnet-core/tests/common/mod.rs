@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use muxnet_core::{BackendKind, BindOptions, Config, Event, Reactor, ReadSpace, Token};
+use muxnet_core::{BackendKind, BindOptions, Config, Event, PipeOptions, Reactor, ReadSpace, Token};
 use socket2::{Domain, Socket, Type};
 
 /// How long any wait in a test may take before it counts as a failure.
@@ -393,12 +393,21 @@ pub fn until_closed(h: &mut Harness, conn: Token) -> Vec<Ev> {
 /// connected (`b`) to a std server whose accepted side is `b_peer`; `a` and
 /// `b` piped.
 pub fn piped_pair(h: &mut Harness) -> (TcpStream, Token, TcpStream, Token) {
+    joined_pair(h, |r, a, b| r.pipe(a, b))
+}
+
+/// [`piped_pair`], joined with `options`.
+pub fn piped_pair_with(h: &mut Harness, options: PipeOptions) -> (TcpStream, Token, TcpStream, Token) {
+    joined_pair(h, |r, a, b| r.pipe_with(a, b, options))
+}
+
+fn joined_pair(h: &mut Harness, join: impl FnOnce(&mut Reactor, Token, Token) -> io::Result<()>) -> (TcpStream, Token, TcpStream, Token) {
     let (_, addr) = h.listen("127.0.0.1:0");
     let a_peer = client(addr);
     let a = h.accept(1)[0];
     let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
     let b = h.r.connect(upstream.local_addr().unwrap(), None).unwrap();
-    h.r.pipe(a, b).unwrap();
+    join(&mut h.r, a, b).unwrap();
     let (b_peer, _) = upstream.accept().unwrap();
     set_timeouts(&b_peer);
     (a_peer, a, b_peer, b)
