@@ -242,11 +242,12 @@ describe('the native write path', () => {
     for (const token of [-1, 0.5, 2 ** 60, NaN, Infinity]) expect(write(token, Buffer.from('x'))).toBe(-constants.errno.EBADF);
   });
 
-  it('sends datagrams only with bytes, an IP address and a port', () => {
+  it('sends datagrams only with bytes, an IP address (or a batch peer\'s place) and a port', () => {
     const reactor = getReactor('mio');
     const send = reactor.send as unknown as (...args: unknown[]) => number;
     expect(() => send(0, 'text', '127.0.0.1', 9)).toThrow(TypeError);
-    expect(() => send(0, Buffer.from('x'), 127, 9)).toThrow(TypeError);
+    expect(() => send(0, Buffer.from('x'), { host: '127.0.0.1' }, 9)).toThrow(TypeError);
+    expect(() => send(0, Buffer.from('x'), 0, '9')).toThrow(TypeError);
     expect(() => send(0, Buffer.from('x'), '127.0.0.1')).toThrow(TypeError);
     // No such socket, and not an address (however long): errnos, as for every native call.
     const udp = reactor.native.udpBind('127.0.0.1', 0, false, false, false);
@@ -254,6 +255,8 @@ describe('the native write path', () => {
     expect(send(udp, Buffer.from('x'), 'x'.repeat(100), 9)).toBe(-EINVAL);
     expect(send(udp, Buffer.from('x'), 'fe80::1%' + 'z'.repeat(60), 9)).toBe(-EINVAL);
     expect(send(udp, Buffer.from('x'), 'localhost', 9)).toBe(-EINVAL);
+    // A number names the sender at that place in the last batch's peers: none here.
+    expect(send(udp, Buffer.from('x'), 127, 9)).toBe(-EINVAL);
     reactor.native.closeSocket(udp);
     expect(send(1_000_000, Buffer.from('x'), '127.0.0.1', 9)).toBeLessThan(0);
     expect(send(1_000_000, Buffer.from('x'))).toBeLessThan(0);
