@@ -313,7 +313,7 @@ export interface ReactorStats {
   accepts: number
   acceptPauses: number
   reads: IoCount
-  /** Stream reads that found no input (`WouldBlock`). */
+  /** Stream reads and datagram receives that found no input (`WouldBlock`). */
   emptyReads: number
   writes: IoCount
   /**

@@ -42,8 +42,10 @@ pub struct Stats {
     pub accept_pauses: u64,
     /// Stream reads that returned data or the end (bytes: what they read).
     pub reads: IoCount,
-    /// Stream reads that found no input (`WouldBlock`): what proving a
-    /// socket drained costs; a short read skips it where edges allow.
+    /// Stream reads and datagram receives that found no input
+    /// (`WouldBlock`): what proving a socket drained costs; a short read
+    /// (a short `recvmmsg` batch on an unconnected UDP socket) skips it
+    /// where edges allow.
     pub empty_reads: u64,
     /// Stream writes that the kernel took bytes from.
     pub writes: IoCount,

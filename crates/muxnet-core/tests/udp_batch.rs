@@ -19,7 +19,8 @@ backend_tests!(
     held_datagrams_of_a_closed_socket_are_dropped,
     held_datagrams_of_a_paused_socket_wait_for_its_resume,
     queued_sends_leave_in_order,
-    queued_send_errors_stay_with_their_send
+    queued_send_errors_stay_with_their_send,
+    a_short_batch_skips_the_empty_receive
 );
 
 /// Receives until `want` datagrams have come, by sender, in arrival order.
@@ -310,4 +311,36 @@ fn queued_send_errors_stay_with_their_send(kind: BackendKind) {
     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
     // A token that names no UDP socket fails at once.
     assert_eq!(h.r.send_later(doomed, b"x", Some(to)).unwrap_err().kind(), io::ErrorKind::NotFound);
+}
+
+// Ten datagrams waiting, fewer than a batch: on Linux one `recvmmsg` takes
+// them and, the socket being drained, no second call goes to meet
+// `WouldBlock` (counted in `empty_reads`). A connected socket still makes
+// that call: a batch stops short at a pending ICMP error as well, and only
+// the next call reports it.
+fn a_short_batch_skips_the_empty_receive(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for connect in [false, true] {
+        let sock = h.r.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+        if connect {
+            h.r.udp_connect(sock, sender.local_addr().unwrap()).unwrap();
+        }
+        let to = h.r.local_addr(sock).unwrap();
+        for i in 0..10 {
+            sender.send_to(&pattern(i, 32), to).unwrap();
+        }
+        let before = h.r.stats();
+        let got = receive(&mut h, 10, &format!("[{}] ten datagrams (connected: {connect})", kind.name()));
+        assert_eq!(got.values().map(Vec::len).sum::<usize>(), 10);
+        let after = h.r.stats();
+        let empty = after.empty_reads - before.empty_reads;
+        if cfg!(target_os = "linux") && !connect {
+            assert_eq!(empty, 0, "[{}] empty receives after a short batch", h.name());
+            assert_eq!(after.receives.calls - before.receives.calls, 1, "[{}] receive calls", h.name());
+        } else {
+            assert!(empty >= 1, "[{}] no empty receive proved the socket drained (connected: {connect})", h.name());
+        }
+        h.r.close(sock).unwrap();
+    }
 }

@@ -75,7 +75,7 @@ pub struct ReactorStats {
     pub accepts: f64,
     pub accept_pauses: f64,
     pub reads: IoCount,
-    /// Stream reads that found no input (`WouldBlock`).
+    /// Stream reads and datagram receives that found no input (`WouldBlock`).
     pub empty_reads: f64,
     pub writes: IoCount,
     /// Receive and send syscalls (`recvmmsg`/`sendmmsg` on Linux: one for

@@ -44,7 +44,8 @@ impl Reactor {
         let (socket, _) = socket::inherited(fd, Type::DGRAM)?;
         let socket = mio::net::UdpSocket::from_std(socket.into());
         let shared = if shared { Shared::Yes } else { Shared::No };
-        let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared })?;
+        let connected = socket.peer_addr().is_ok();
+        let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared, connected })?;
         self.carry.push(token);
         Ok(token)
     }

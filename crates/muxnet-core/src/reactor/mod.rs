@@ -184,9 +184,12 @@ enum Kind {
     Stream(Connection),
     /// `paused`: not read from ([`Reactor::pause`]); datagrams wait in the
     /// kernel's receive buffer, and what overflows it is dropped there.
+    /// `connected`: it may have a peer (`udp_connect`, or so inherited),
+    /// whose ICMP errors a receive reports.
     Datagram {
         paused: bool,
         shared: Shared,
+        connected: bool,
     },
 }
 
@@ -593,7 +596,7 @@ impl Reactor {
             Kind::Listener { no_delay, held: false, shared, .. } => self.accept(r.token, no_delay, shared, events),
             // A readiness reported before the hold (or a carried one) waits for `hold_accept(false)`.
             Kind::Listener { held: true, .. } => {}
-            Kind::Datagram { paused: false, shared } => self.receive(r.token, shared, space, events),
+            Kind::Datagram { paused: false, shared, connected } => self.receive(r.token, shared, connected, space, events),
             // A carried readiness waits for `resume`.
             Kind::Datagram { paused: true, .. } => {}
             Kind::Stream(_) => {
