@@ -89,8 +89,8 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
         let (index, generation) = token.map_or((0, 0), |t| (t.index() as i32, t.generation() as i32));
         words.extend_from_slice(&[kind, index, generation, a, b, c, d]);
     };
-    // The host of the last datagram: its text is `peers.last()`.
-    let mut last_ip = None;
+    // The host (address and scope, any port) of a datagram: its entry in `hosts`.
+    let host_of = |a: &SocketAddr| (a.ip(), if let SocketAddr::V6(v6) = a { v6.scope_id() } else { 0 });
     for event in events {
         match event {
             Event::Accept { listener, conn } => {
@@ -108,11 +108,9 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::Message { socket, offset, len, from } => {
                 // Consecutive datagrams from one host share a string, made once.
                 // (The scope is part of a link-local IPv6 sender's text.)
-                let host = (from.ip(), if let SocketAddr::V6(v6) = from { v6.scope_id() } else { 0 });
-                if last_ip != Some(host) {
+                if hosts.last().map(host_of) != Some(host_of(from)) {
                     peers.push(ip_text(from));
                     hosts.push(*from);
-                    last_ip = Some(host);
                 }
                 let index = peers.len() as i32 - 1;
                 record(EVENT_MESSAGE, Some(*socket), *offset as i32, *len as i32, from.port() as i32, index);
