@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, closeSocket, netConnect, roundTrip, runCli, startCli as start, waitFor } from './helpers';
+import { CLI, closeSocket, downPort, netConnect, roundTrip, runCli, startCli as start, waitFor } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
@@ -340,21 +340,14 @@ describe('muxnet chat connect from a pipe', () => {
   });
 
   it('a server that cannot be reached: says so and exits 1, not 0 with the lines lost', async () => {
-    // A port nothing listens on: taken from a server, then closed.
-    const gone = net.createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => gone.once('listening', r));
-    const port = (gone.address() as net.AddressInfo).port;
-    await new Promise((r) => gone.close(r));
+    const port = await downPort();
     const { code, out } = await pipeClient([`127.0.0.1:${port}`], 'one\ntwo\n');
     expect(code).toBe(1);
     expect(out).toContain(`* 2 lines not sent: 127.0.0.1:${port} unreachable (connect ECONNREFUSED 127.0.0.1:${port})`);
   });
 
   it('a server not reached yet: says why while it retries; input ending meanwhile leaves, exit 1', async () => {
-    const gone = net.createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => gone.once('listening', r));
-    const port = (gone.address() as net.AddressInfo).port;
-    await new Promise((r) => gone.close(r));
+    const port = await downPort();
     const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
     started.push(child);
     let out = '';

@@ -99,6 +99,26 @@ export async function sink() {
   return { got, port: (server.address() as net.AddressInfo).port, close };
 }
 
+/**
+ * A port nothing listens on, below Linux's ephemeral range (32768 up): a
+ * port just freed there could be taken by any test running beside this one
+ * (they listen on port 0), and the "down" upstream would come up.
+ */
+export async function downPort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const refused = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(port, '127.0.0.1', () => {
+        probe.destroy();
+        resolve(false);
+      });
+      probe.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
 /** Connects a node:net client and resolves once connected. */
 export function netConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

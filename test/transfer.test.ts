@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
-import { netConnect, runCli, sleep, waitFor, type Running } from './helpers';
+import { downPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -215,10 +215,7 @@ describe('muxnet send / receive', () => {
     const missing = run(['send', path.join(dir, 'missing'), '127.0.0.1:1']);
     expect(await missing.exited).toBe(1);
     expect(missing.output()).toContain('ENOENT');
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    const port = await downPort();
     const refused = run(['send', __filename, `127.0.0.1:${port}`]);
     expect(await refused.exited).toBe(1);
     expect(refused.output()).toContain(`connect ECONNREFUSED 127.0.0.1:${port}`);

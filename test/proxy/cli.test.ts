@@ -1,7 +1,7 @@
 // `npx muxnet proxy` as a user runs it: a real process, real signals.
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeSocket, netConnect, roundTrip, runCli, waitFor, type Running } from '../helpers';
-import { downPort, exchange, nodeEcho, randomBytes, sha, type TestUpstream } from './upstreams';
+import { closeSocket, downPort, netConnect, roundTrip, runCli, waitFor, type Running } from '../helpers';
+import { exchange, nodeEcho, randomBytes, sha, type TestUpstream } from './upstreams';
 
 
 const cleanup: (() => unknown)[] = [];
