@@ -489,7 +489,11 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
  * its open fds (Linux: /proc; elsewhere 0), and what it said on SIGTERM once it exited.
  */
 async function startProxy(originPort: number) {
-  const proxy = runCli(['proxy', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${originPort}`], 60_000);
+  const proxy = runCli(
+    // No health probe in the test's time: the origin counts every connection it accepts.
+    ['proxy', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${originPort}`, '--health-interval', '3600'],
+    60_000,
+  );
   let port = 0;
   await waitFor(() => (port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(proxy.output())?.[1] ?? 0)) > 0, `the proxy:\n${proxy.output()}`, 10_000);
   const fdDir = `/proc/${proxy.child.pid}/fd`;

@@ -274,7 +274,7 @@ describe('muxnet/server, reactor mode', () => {
     expect(String(await stubborn.read())).toBe('ack\n');
 
     const port = server.port;
-    const closing = server.close({ timeout: 300 });
+    const closing = server.close({ timeout: 3000 });
     expect(server.closed).toBe(true);
     await expect(connect({ port })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     // Within the deadline a handler still works and ends by itself.
