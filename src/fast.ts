@@ -190,6 +190,8 @@ const CLOSED = 4;
 const REF = 8;
 /** Closed by `destroy()`: what was still queued was discarded. */
 const DESTROYED = 16;
+/** Its peer sent FIN (`onEnd` ran). */
+const PEER_ENDED = 32;
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -365,7 +367,7 @@ export class Connection<T = unknown> implements Handle {
    * While joined, `allowHalfOpen: false` does not end a side whose peer
    * ended: the pipe passes that end on, and the partner may still reply.
    * `destroy()` on one side unjoins the other, which then gets `onData`
-   * again. A connection still connecting may be joined (what its partner
+   * again (and, its peer having ended, is ended then). A connection still connecting may be joined (what its partner
    * sends waits for it). Both must belong to the same reactor (backend).
    *
    * ```ts
@@ -470,6 +472,9 @@ export class Connection<T = unknown> implements Handle {
     if (partner !== undefined) {
       partner.piped!.partner = undefined;
       this.piped!.partner = undefined;
+      // Its own end, passed over while it was piped, is due now: else it
+      // stays half-open with no one left to end it.
+      if (partner.flags & PEER_ENDED && !partner.origin.allowHalfOpen) partner.end();
     }
     // Files not sent by now never will be.
     const files = sendingFiles.get(this);
@@ -505,6 +510,7 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onEnd(): void {
+    this.flags |= PEER_ENDED;
     try {
       this.origin.handlers.onEnd?.(this);
     } finally {

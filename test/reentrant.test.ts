@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { BACKENDS } from './helpers';
 
 const fixture = path.join(__dirname, 'fixtures', 'reentrant.js');
-const seeds = process.env.MUXNET_REENTRANT_SEED ? [Number(process.env.MUXNET_REENTRANT_SEED)] : [2, 3, Date.now() % 100_000];
+// 83343: a connection piped in its onEnd, its partner then closed, was left half-open (mio).
+const seeds = process.env.MUXNET_REENTRANT_SEED ? [Number(process.env.MUXNET_REENTRANT_SEED)] : [2, 3, 83343, Date.now() % 100_000];
 
 function run(seed: number, backend: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
