@@ -367,8 +367,9 @@ export class Connection<T = unknown> implements Handle {
    * While joined, `allowHalfOpen: false` does not end a side whose peer
    * ended: the pipe passes that end on, and the partner may still reply.
    * `destroy()` on one side unjoins the other, which then gets `onData`
-   * again (and, its peer having ended, is ended then). A connection still connecting may be joined (what its partner
-   * sends waits for it). Both must belong to the same reactor (backend).
+   * again (and, if its peer has ended, is ended then). A connection still
+   * connecting may be joined (what its partner sends waits for it). Both
+   * must belong to the same reactor (backend).
    *
    * ```ts
    * listen({ port: 8000 }, { onOpen(client) { client.pipe(connect({ port: 9000 }, {})); } });

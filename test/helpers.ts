@@ -101,8 +101,8 @@ export async function sink() {
 
 /**
  * A port nothing listens on, below Linux's ephemeral range (32768 up): a
- * port just freed there could be taken by any test running beside this one
- * (they listen on port 0), and the "down" upstream would come up.
+ * port just freed there could be handed to the next listen or connect on
+ * port 0, this test's own or another's, and the "down" peer would answer.
  */
 export async function downPort(): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
