@@ -442,6 +442,64 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     upstream.close();
   });
 
+  it('a connection piped in its onEnd is ended when its partner, read in the same turn, is destroyed in its onData', async () => {
+    // The order reentrant seed 83343 met on mio. One turn reads A's bytes and
+    // FIN, then B's bytes and FIN. A's onEnd pipes A to B, which passes over
+    // A's automatic end(). B's bytes, read before the join, still reach B's
+    // onData, which destroys B: B's FIN, later in the batch, dies with it, and
+    // A's FIN would have been passed on to B only in the next turn. A is
+    // unjoined with its peer's FIN heard: no one but the unjoin can end it.
+    const events: string[] = [];
+    const conns: Connection[] = [];
+    const side = (conn: Connection) => (conn === conns[0] ? 'A' : 'B');
+    const server = listen(
+      { port: 0, backend },
+      {
+        onOpen(conn) {
+          // Held until both clients sent all: then one turn reads both, A first.
+          conn.pause();
+          conns.push(conn);
+        },
+        onData(conn) {
+          events.push(`${side(conn)} data`);
+          if (side(conn) === 'B') conn.destroy();
+        },
+        onEnd(conn) {
+          events.push(`${side(conn)} end`);
+          if (side(conn) === 'A') conn.pipe(conns[1]);
+        },
+        onClose(conn) {
+          events.push(`${side(conn)} closed`);
+        },
+      },
+    );
+    const a = await netConnect(server.port);
+    await waitFor(() => conns.length === 1, 'A accepted');
+    const b = await netConnect(server.port);
+    await waitFor(() => conns.length === 2, 'B accepted');
+    b.on('error', () => {});
+    let aHeardEnd = false;
+    a.on('end', () => (aHeardEnd = true));
+    try {
+      await Promise.all([a, b].map((sock, i) => new Promise<void>((resolve) => sock.end(Buffer.alloc(16, i + 1), resolve))));
+      await sleep(20);
+      // Carried in this order into the reactor's next turn.
+      conns[0].resume();
+      conns[1].resume();
+      await waitFor(() => events.includes('B closed'), 'B destroyed');
+      // B's bytes reached onData after the join: the same batch as A's end.
+      expect(events.slice(0, 3)).toEqual(['A data', 'A end', 'B data']);
+      await waitFor(() => aHeardEnd, "A's client to hear A end (A half-open)", 1000);
+      await waitFor(() => events.includes('A closed'), 'A to close');
+      expect(events).not.toContain('B end');
+    } finally {
+      conns[0].destroy();
+      a.destroy();
+      b.destroy();
+      server.close();
+    }
+  });
+
   it('pipe() refuses a closed connection, itself, a connection already piped, and bad options', async () => {
     const conns: Connection[] = [];
     const server = listen({ port: 0, backend }, { onOpen: (c) => void conns.push(c) });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, type Connection } from '../src/fast';
-import { BACKENDS, openFds, sleep } from './helpers';
+import { BACKENDS, openFds, sleep, waitFor } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-sendfile-'));
 
@@ -340,7 +340,7 @@ describe('sendFile', () => {
       expect(waiting).toBe('ERR_SOCKET_CLOSED');
     }
     // The last close is reported in a later turn than the client's end.
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => openFds() <= before, `open fds back to ${before}`);
     expect(openFds()).toBe(before);
   });
 });
