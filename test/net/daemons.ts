@@ -109,9 +109,25 @@ async function startDaemon(opts: {
   port?: number;
   extraArgs?: string[];
 }): Promise<Daemon> {
+  const { binDir, name } = opts.kind;
+  if (binDir === undefined) throw new Error(`${name} is not installed: .ci/install-test-programs installs it`);
+  if (opts.port !== undefined) return startDaemonOn(opts, binDir, opts.port);
+  // A port freed for it may be handed to another socket before the daemon
+  // binds it: one that exits before it is ready gets another port (twice).
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startDaemonOn(opts, binDir, await freePort());
+    } catch (err) {
+      if (tries === 3 || !(err instanceof ExitedEarly)) throw err;
+    }
+  }
+}
+
+/** A daemon's exit before it said it was ready. */
+class ExitedEarly extends Error {}
+
+async function startDaemonOn(opts: Parameters<typeof startDaemon>[0], binDir: string, port: number): Promise<Daemon> {
   const { kind, user } = opts;
-  if (kind.binDir === undefined) throw new Error(`${kind.name} is not installed: .ci/install-test-programs installs it`);
-  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), `muxnet-${kind.name}-`));
   if (user) chownSync(dir, user.uid, user.gid);
   let child: ReturnType<typeof spawn> | undefined;
@@ -126,7 +142,7 @@ async function startDaemon(opts: {
   let log = '';
   try {
     opts.prepare?.(dir);
-    const running = spawn(join(kind.binDir, opts.bin), [...opts.args(dir, port), ...(opts.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
+    const running = spawn(join(binDir, opts.bin), [...opts.args(dir, port), ...(opts.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
     child = running;
     await within(
       new Promise<void>((resolve, reject) => {
@@ -137,7 +153,7 @@ async function startDaemon(opts: {
         running.stdout?.on('data', onOutput);
         running.stderr?.on('data', onOutput);
         running.once('error', reject);
-        running.once('exit', (code) => reject(new Error(`${kind.name} exited (${code}):\n${log}`)));
+        running.once('exit', (code) => reject(new ExitedEarly(`${kind.name} exited (${code}):\n${log}`)));
       }),
       `${kind.name} to be ready`,
     );
