@@ -9,15 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
-import { BACKENDS, sleep, waitFor } from './helpers';
-
-/** A port nothing listens on (taken, then freed). */
-async function freePort(): Promise<number> {
-  const s = listen({ port: 0 }, {});
-  const port = s.port;
-  s.close();
-  return port;
-}
+import { BACKENDS, downPort, sleep, waitFor } from './helpers';
 
 const closed = (client: ReturnType<typeof connect>) => new Promise<ClosedEvent>((r) => client.once('closed', r));
 
@@ -73,7 +65,7 @@ describe('muxnet/client', () => {
   });
 
   it('backs off exponentially up to maxDelay, then gives up after maxRetries with the cause and the unsent queue', async () => {
-    const port = await freePort();
+    const port = await downPort();
     const client = connect({ port, reconnect: { initialDelay: 4, factor: 2, maxDelay: 20, jitter: 0, maxRetries: 6 } });
     const delays: number[] = [];
     const attempts: number[] = [];
@@ -92,7 +84,7 @@ describe('muxnet/client', () => {
   });
 
   it('jitter takes at most its fraction off each delay, never past maxDelay', async () => {
-    const port = await freePort();
+    const port = await downPort();
     const client = connect({ port, reconnect: { initialDelay: 8, factor: 3, maxDelay: 100, jitter: 0.5, maxRetries: 6 } });
     const delays: number[] = [];
     client.on('reconnecting', (e: ReconnectingEvent) => delays.push(e.delay));
@@ -106,7 +98,7 @@ describe('muxnet/client', () => {
   });
 
   it('reports what overflows the bounded queue and drops nothing silently', async () => {
-    const port = await freePort();
+    const port = await downPort();
     const client = connect({ port, queueLimit: 10, reconnect: { initialDelay: 5, maxRetries: 2, jitter: 0 } });
     const overflow: { data: string; queued: number; limit: number }[] = [];
     client.on('overflow', (e) => overflow.push({ data: e.data.toString(), queued: e.queued, limit: e.limit }));

@@ -480,7 +480,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await once(c, 'close');
     await closed(server);
 
-    const refused = dial(await freePort());
+    const refused = dial(await downPort());
     refused.on('error', () => {});
     const err = await new Promise<Error | null | undefined>((r) => refused.write('queued', r));
     expect(err).toMatchObject({ code: 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION' });
