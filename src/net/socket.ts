@@ -128,6 +128,12 @@ function connectError(errno: number, attempts: Attempts, address: string, port: 
 
 /** The most libuv reads at a time, so the longest 'data' chunk node:net emits. */
 const NODE_READ_SIZE = 64 * 1024;
+/**
+ * The most buffers libuv writes in one writev(2) (Linux's IOV_MAX): node:net's
+ * writev of more (writes buffered while one was in flight) finishes in a later
+ * loop turn even when the kernel takes every byte at once.
+ */
+const LIBUV_IOV_MAX = 1024;
 const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as [number, number];
 /** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
 const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
@@ -751,7 +757,22 @@ export class Socket extends Duplex implements Handle {
     }
   }
 
-  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.send(chunk, cb, false);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    // cork()/uncork(), or writes buffered behind one in flight: everything in one write(2).
+    this.send(Buffer.concat(chunks.map((c) => c.chunk)), cb, chunks.length > LIBUV_IOV_MAX);
+  }
+
+  /**
+   * Writes `chunk`, then calls `cb`: at once if the kernel took it all,
+   * unless `finishLater` (libuv's writev of more than IOV_MAX buffers: a
+   * turn later, so that 'drain' follows what the writer does meanwhile, as
+   * after a connect: its 'ready').
+   */
+  private send(chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
     if (this.connectingFlag) {
       // node:net queues writes made before the connection is up.
       this.pendingData = chunk;
@@ -759,7 +780,7 @@ export class Socket extends Duplex implements Handle {
       this.once('close', onClose);
       this.once('connect', () => {
         this.off('close', onClose);
-        this._write(chunk, encoding, cb);
+        this.send(chunk, cb, finishLater);
       });
       return;
     }
@@ -775,18 +796,17 @@ export class Socket extends Duplex implements Handle {
     }
     this.dispatched += chunk.length;
     this.touch();
-    if (queued === 0) {
-      cb();
-    } else {
-      this.pendingWrite = cb;
-      this.syncActive();
-    }
+    if (queued === 0 && !finishLater) return cb();
+    // Done when the queue drains (`onDrain`), or a turn from now; a close
+    // meanwhile cancels it (see `_destroy`).
+    this.pendingWrite = cb;
+    this.syncActive();
+    if (queued === 0) setImmediate(this.finishWrite, cb);
   }
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    // cork()/uncork(): everything in one write(2).
-    this._write(Buffer.concat(chunks.map((c) => c.chunk)), 'binary', cb);
-  }
+  private readonly finishWrite = (cb: (err?: Error | null) => void): void => {
+    if (this.pendingWrite === cb) this.onDrain();
+  };
 
   override _final(cb: (err?: Error | null) => void): void {
     // Never connected: nothing to shut down. Node 24 finishes end() at once; Node 20 waits for a
