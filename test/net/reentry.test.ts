@@ -304,9 +304,12 @@ describe('re-entrant calls on a drop-in socket, against node:net', () => {
     // Reconnecting and then destroying in 'error' gives two 'close's that node:net emits in the other order.
     const calls = names.filter((n) => n !== 'reconnect');
     // node:net's resetAndDestroy() after end() fails (libuv refuses to reset a socket shutting down: 'error' EINVAL) and never closes.
+    // After write(), the peer reads the byte and the reset in one wakeup: node:net's reports an 'end'
+    // (libuv, told by epoll that the socket hung up, reads no more after a short read), muxnet's the
+    // ECONNRESET (seeds 700074, 700098; README, Drop-in).
     const draw = (): [Trigger, string[]] => {
       const [trigger, a, b] = [pick(TRIGGERS), pick(calls), pick(calls)];
-      return (a.startsWith('end') && b === 'resetAndDestroy') || racy(trigger, [a, b]) ? draw() : [trigger, [a, b]];
+      return ((a.startsWith('end') || a === 'write') && b === 'resetAndDestroy') || racy(trigger, [a, b]) ? draw() : [trigger, [a, b]];
     };
     const failures: string[] = [];
     for (let i = 0; i < 12; i++) {
