@@ -23,6 +23,8 @@ const ONLY = process.env.MUXNET_MODEL_SEED;
 const FIRST = Number(process.env.MUXNET_MODEL_FIRST ?? 1);
 const SEEDS: number[] = ONLY ? ONLY.split(',').map(Number) : Array.from({ length: Number(process.env.MUXNET_MODEL_SEEDS ?? 3) }, (_, i) => FIRST + i);
 const OPS = Number(process.env.MUXNET_MODEL_OPS ?? 250);
+/** Seeds other than the default ones (a replay or a sweep): one may draw no relay that carries bytes. */
+const CHOSEN_SEEDS = ONLY !== undefined || process.env.MUXNET_MODEL_FIRST !== undefined || process.env.MUXNET_MODEL_SEEDS !== undefined;
 const MAX_SIDES = 60;
 const HEADER = 4;
 
@@ -236,8 +238,12 @@ async function run(backend: string, seed: number): Promise<void> {
     side.conn.destroy();
   }
 
-  /** Sides the test may act on: open, past their header, not piped. */
-  const owned = () => open().filter((s) => sides[s].pair !== undefined && sides[s].piped === undefined && !sides[s].destroyed);
+  /**
+   * Sides the test may act on: open, past their header, not piped. Not one
+   * closed without its onClose yet: a write that failed destroyed it
+   * (onClose follows on the next tick).
+   */
+  const owned = () => open().filter((s) => sides[s].pair !== undefined && sides[s].piped === undefined && !sides[s].destroyed && !sides[s].conn.closed);
   const writable = () => owned().filter((s) => sides[s].conn.writable && !sides[s].ending);
 
   function relay() {
@@ -315,9 +321,9 @@ async function run(backend: string, seed: number): Promise<void> {
   for (const s of servers) if (s.open) s.server.close();
   expect(failures).toEqual([]);
   for (const { server } of servers) expect(server.connections).toBe(0);
-  // The run did what it is for: bytes moved, through relays too.
+  // The run did what it is for: bytes moved, through relays too (the default seeds relay; another may not).
   expect(sides.reduce((n, side) => n + side.received, 0)).toBeGreaterThan(0);
-  expect(pairs.some((p) => p.relays && p.acceptor !== undefined && sides[p.acceptor].received > HEADER)).toBe(true);
+  if (!CHOSEN_SEEDS) expect(pairs.some((p) => p.relays && p.acceptor !== undefined && sides[p.acceptor].received > HEADER)).toBe(true);
 }
 
 describe.each(BACKENDS)('model of the fast API on %s', (backend) => {
