@@ -111,7 +111,7 @@ const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).incl
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
-const [EAGAIN, EBADF, ECANCELED, EINVAL, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'ENOTCONN'].map(uvErrno);
+const [EAGAIN, EBADF, ECANCELED, EINVAL, EISCONN, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'EISCONN', 'ENOTCONN'].map(uvErrno);
 /** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
 const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
@@ -391,9 +391,11 @@ export class Socket extends EventEmitter implements Handle {
     }
     validateType(address, 'address', 'string');
     if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
-    // Closed: node:dgram throws here too (a TypeError from its handle, gone).
-    this.healthCheck();
     this.connectState = ConnectState.Connecting;
+    // Closed: node:dgram throws here too (a TypeError from its handle, gone),
+    // once it has marked the socket connecting: a second connect() is
+    // ERR_SOCKET_DGRAM_IS_CONNECTED.
+    this.healthCheck();
     this.bindImplicitly();
     const start = () => this.startConnect(p, address as string, callback);
     if (this.bindState !== BindState.Bound) this.enqueue(start);
@@ -451,6 +453,7 @@ export class Socket extends EventEmitter implements Handle {
 
   disconnect(): void {
     if (this.connectState !== ConnectState.Connected) throw notConnected();
+    this.healthCheck();
     this.reactor!.flushSends();
     const r = this.reactor!.native.udpDisconnect(this.token);
     if (r < 0) throw systemError(-r, 'connect');
@@ -534,10 +537,12 @@ export class Socket extends EventEmitter implements Handle {
       if (callback) this.reactor!.settleInTurn(() => process.nextTick(callback, ipBlocked(ip)), 0);
       return;
     }
-    const wrongFamily = ip !== undefined && !this.speaks(ip);
-    if (!wrongFamily && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
+    // Refused as libuv refuses them: an address of the other family; an address at all once the
+    // socket is connected (it connected after this send was asked for: its lookup ran later).
+    const refused = ip === undefined ? 0 : !this.speaks(ip) ? -EINVAL : this.connectState === ConnectState.Connected ? -EISCONN : 0;
+    if (!refused && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
     const settle = (sent: number) => this.afterQueue(out, sent);
-    const r = wrongFamily ? -EINVAL : this.reactor!.sendDatagram(token, out.data, ip, out.port, settle);
+    const r = refused || this.reactor!.sendDatagram(token, out.data, ip, out.port, settle);
     if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
@@ -589,11 +594,13 @@ export class Socket extends EventEmitter implements Handle {
 
   /** Bytes waiting for room in the send buffer. */
   getSendQueueSize(): number {
+    this.healthCheck();
     return this.outboxBytes;
   }
 
   /** Datagrams waiting for room in the send buffer. */
   getSendQueueCount(): number {
+    this.healthCheck();
     return this.outbox.length;
   }
 
@@ -819,6 +826,7 @@ export class Socket extends EventEmitter implements Handle {
     if ((size as number) >>> 0 !== size) {
       throw coded(new TypeError('Buffer size must be a positive integer'), 'ERR_SOCKET_BAD_BUFFER_SIZE');
     }
+    this.healthCheck();
     const r = this.native.udpBufferSize(this.token, recv, size);
     if (r < 0) throw libuvSystemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', -r, recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size');
     return r;

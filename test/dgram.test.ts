@@ -380,6 +380,59 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.close();
   });
 
+  it('a send to an address that the socket, connected meanwhile, no longer takes: EISCONN to its callback, nothing sent', async () => {
+    const peer = create('udp4');
+    const port = await bound(peer, '127.0.0.1');
+    const heard: string[] = [];
+    peer.on('message', (m) => heard.push(String(m)));
+    // Asked for before the connect completes (its lookup runs after the connect's), from a bind
+    // callback and from inside 'message'.
+    const sendRacingConnect = (client: nodeDgram.Socket) =>
+      new Promise<Error | null>((resolve) => {
+        client.connect(port, '127.0.0.1');
+        client.send('x', port, '127.0.0.1', (err) => resolve(err));
+      });
+    const first = create('udp4');
+    await bound(first, '127.0.0.1');
+    const err = await sendRacingConnect(first);
+    expect(err).toMatchObject({ code: 'EISCONN', syscall: 'send', address: '127.0.0.1', port, message: `send EISCONN 127.0.0.1:${port}` });
+    const second = create('udp4');
+    await bound(second, '127.0.0.1');
+    const fromMessage = new Promise<Error | null>((resolve) => second.once('message', () => void sendRacingConnect(second).then(resolve)));
+    peer.send('hi', second.address().port, '127.0.0.1');
+    expect(await fromMessage).toMatchObject({ code: 'EISCONN' });
+    first.send('connected');
+    await waitFor(() => heard.length > 0, 'the connected send');
+    await sleep(20);
+    expect(heard).toEqual(['connected']);
+    for (const s of [first, second, peer]) s.close();
+  });
+
+  it('calls on a closed socket throw: ERR_SOCKET_DGRAM_NOT_RUNNING (node:dgram: a TypeError from its handle); a second connect() is already connecting', async () => {
+    const socket = create('udp4');
+    await bound(socket, '127.0.0.1');
+    socket.connect(9, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.close();
+    await once(socket, 'close');
+    const calls: Record<string, () => unknown> = {
+      disconnect: () => socket.disconnect(),
+      getSendQueueSize: () => socket.getSendQueueSize(),
+      getSendQueueCount: () => socket.getSendQueueCount(),
+      setRecvBufferSize: () => socket.setRecvBufferSize(8192),
+      getRecvBufferSize: () => socket.getRecvBufferSize(),
+      getSendBufferSize: () => socket.getSendBufferSize(),
+    };
+    for (const [what, call] of Object.entries(calls)) {
+      expect(attempt(call), what).toMatchObject(name === 'node:dgram' ? { message: expect.stringMatching(/^Cannot read properties of null/) } : { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
+    }
+    const never = create('udp4');
+    await bound(never, '127.0.0.1');
+    never.close();
+    expect(attempt(() => never.connect(9, '127.0.0.1'))).toMatchObject(name === 'node:dgram' ? { message: expect.stringMatching(/^Cannot read properties of null/) } : { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
+    expect(attempt(() => never.connect(9, '127.0.0.1'))).toMatchObject({ code: 'ERR_SOCKET_DGRAM_IS_CONNECTED' });
+  });
+
   it('a udp4 socket takes no IPv6 address and a udp6 socket no IPv4 one: EINVAL', async () => {
     const shapes: unknown[] = [];
     const shape = (e: unknown) => {
