@@ -758,12 +758,12 @@ export class Socket extends Duplex implements Handle {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.send(chunk, cb, false);
+    this.writeOut(chunk, cb, false);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     // cork()/uncork(), or writes buffered behind one in flight: everything in one write(2).
-    this.send(Buffer.concat(chunks.map((c) => c.chunk)), cb, chunks.length > LIBUV_IOV_MAX);
+    this.writeOut(Buffer.concat(chunks.map((c) => c.chunk)), cb, chunks.length > LIBUV_IOV_MAX);
   }
 
   /**
@@ -772,7 +772,7 @@ export class Socket extends Duplex implements Handle {
    * turn later, so that 'drain' follows what the writer does meanwhile, as
    * after a connect: its 'ready').
    */
-  private send(chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
+  private writeOut(chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
     if (this.connectingFlag) {
       // node:net queues writes made before the connection is up.
       this.pendingData = chunk;
@@ -780,7 +780,7 @@ export class Socket extends Duplex implements Handle {
       this.once('close', onClose);
       this.once('connect', () => {
         this.off('close', onClose);
-        this.send(chunk, cb, finishLater);
+        this.writeOut(chunk, cb, finishLater);
       });
       return;
     }
