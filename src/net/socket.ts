@@ -801,12 +801,13 @@ export class Socket extends Duplex implements Handle {
     // meanwhile cancels it (see `_destroy`).
     this.pendingWrite = cb;
     this.syncActive();
-    if (queued === 0) setImmediate(this.finishWrite, cb);
+    if (queued === 0) setImmediate(() => this.finishWrite(cb));
   }
 
-  private readonly finishWrite = (cb: (err?: Error | null) => void): void => {
+  /** A write finished a turn later (see `writeOut`): done, unless a close cancelled it meanwhile. */
+  private finishWrite(cb: (err?: Error | null) => void): void {
     if (this.pendingWrite === cb) this.onDrain();
-  };
+  }
 
   override _final(cb: (err?: Error | null) => void): void {
     // Never connected: nothing to shut down. Node 24 finishes end() at once; Node 20 waits for a
