@@ -6,7 +6,7 @@ import os, { constants } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { broadcast, connect, encodeFrame, FrameDecoder, listen, metrics, stats, type Connection } from '../src/fast';
-import { BACKENDS, closeSocket, netConnect, roundTrip, sleep, waitFor } from './helpers';
+import { BACKENDS, closeSocket, downPort, netConnect, roundTrip, sleep, waitFor } from './helpers';
 
 /** An echo server that records what it saw. */
 function echoServer(backend: string, extra: { allowHalfOpen?: boolean; host?: string } = {}) {
@@ -104,10 +104,7 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
   });
 
   it('reports ECONNREFUSED like node:net', async () => {
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    const port = await downPort();
     const err = await new Promise<Error | undefined>((resolve) => {
       connect({ port, backend: backend as never }, { onOpen: () => resolve(new Error('connected?')), onClose: (_c, e) => resolve(e) });
     });

@@ -100,6 +100,18 @@ export async function sink() {
 }
 
 /**
+ * A port free a moment ago, for a program that binds it itself (a daemon's
+ * listener, a connect's `localPort`). Never a "down" peer: see downPort.
+ */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
  * A port nothing listens on, below Linux's ephemeral range (32768 up): a
  * port just freed there could be handed to the next listen or connect on
  * port 0, this test's own or another's, and the "down" peer would answer.

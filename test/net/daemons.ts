@@ -4,10 +4,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, chownSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { freePort } from '../helpers';
 
 export interface Daemon {
   port: number;
@@ -83,14 +83,6 @@ export function daemonDuring(kind: DaemonKind, extraArgs?: string[]): () => Daem
     if (daemon === undefined) throw new Error(`${kind.name} is not running`);
     return daemon;
   };
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await within(once(probe, 'listening'), 'a free port');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { Connection as MysqlConnection, Pool as MysqlPool, RowDataPacket } 
 import { Client as SshClient, Server as SshServer, utils as sshUtils, type ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { BACKENDS, expectSocketFdsBack, pattern, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, freePort, pattern, waitFor } from '../helpers';
 import { MARIADB, MEMCACHED, MOSQUITTO, SSH_USER, SSHD, daemonDuring, program, skipWithout, within, type Daemon, type DaemonKind } from './daemons';
 
 type Net = typeof nodeNet;
@@ -778,10 +778,7 @@ describe.each(IMPLS)('%s', (name, net, backend) => {
       });
       const { server, port, accepted, dialled } = await start();
       // A port for ssh's own listener: free a moment ago (ssh fails at once if it is taken).
-      const probe = nodeNet.createServer().listen(0, '127.0.0.1');
-      await within(once(probe, 'listening'), 'a free port');
-      const local = (probe.address() as nodeNet.AddressInfo).port;
-      await new Promise((resolve) => probe.close(resolve));
+      const local = await freePort();
       const child = spawn(
         join(SSH.binDir ?? '', 'ssh'),
         sshArgs(port, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${local}:127.0.0.1:${echo.port}`, 'muxnet@127.0.0.1'),

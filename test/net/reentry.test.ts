@@ -17,7 +17,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
 import * as muxnet from '../../src/net';
-import { expectSocketFdsBack, seededRandom } from '../helpers';
+import { downPort, expectSocketFdsBack, seededRandom } from '../helpers';
 
 type Net = typeof nodeNet;
 type Log = Record<string, string[]>;
@@ -183,11 +183,7 @@ async function conversation(net: Net, trigger: Trigger, actions: string[]): Prom
   await once(server, 'listening');
   const ctx = { port: (server.address() as nodeNet.AddressInfo).port };
   if (trigger === 'error:refused') {
-    // A port nobody listens on: close a server made for it.
-    const probe = nodeNet.createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    ctx.port = (probe.address() as nodeNet.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    ctx.port = await downPort();
   }
   const client = new net.Socket();
   rec.watch('client', client, SOCKET_EVENTS);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, moveAway, sleep, waitFor } from '../helpers';
+import { downPort, freePort, moveAway, sleep, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -70,11 +70,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   it('reports ECONNREFUSED with code, errno, syscall, address, port, then close(true)', async () => {
-    const probe = nodeNet.createServer();
-    probe.listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as nodeNet.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    const port = await downPort();
     const c = dial(port);
     const order: string[] = [];
     const [err] = (await once(c, 'error')) as [NodeJS.ErrnoException & { address: string; port: number }];
@@ -325,14 +321,6 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     server.close();
   });
 
-  const freePort = async () => {
-    const probe = nodeNet.createServer();
-    probe.listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const { port } = probe.address() as nodeNet.AddressInfo;
-    await new Promise((r) => probe.close(r));
-    return port;
-  };
   const closed = (server: nodeNet.Server) => new Promise((r) => server.close(r));
 
   it('surfaces the peer’s FIN as end and close even when nobody reads', async () => {
@@ -737,7 +725,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   it('aborts with a signal: AbortError for a socket, close for a server', async () => {
-    const c = net.connect({ port: await freePort(), host: '127.0.0.1', signal: AbortSignal.abort(), backend } as nodeNet.NetConnectOpts);
+    const c = net.connect({ port: await downPort(), host: '127.0.0.1', signal: AbortSignal.abort(), backend } as nodeNet.NetConnectOpts);
     const [err] = await once(c, 'error').catch((e: Error) => [e]);
     expect(err).toMatchObject({ name: 'AbortError' });
     const ac = new AbortController();
