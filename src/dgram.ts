@@ -16,7 +16,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
@@ -541,23 +541,23 @@ export class Socket extends EventEmitter implements Handle {
     // socket is connected (it connected after this send was asked for: its lookup ran later).
     const refused = ip === undefined ? 0 : !this.speaks(ip) ? -EINVAL : this.connectState === ConnectState.Connected ? -EISCONN : 0;
     if (!refused && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
-    const settle = (sent: number) => this.afterQueue(out, sent);
-    const r = refused || this.reactor!.sendDatagram(token, out.data, ip, out.port, settle);
+    const r = refused || this.reactor!.sendDatagram(token, out.data, ip, out.port, this.afterQueue, out);
     if (r === SEND_QUEUED) return;
     if (r === -EAGAIN) return this.hold(out);
     // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
-    this.reactor!.settleInTurn(settle, r);
+    this.reactor!.settleInTurn(this.afterQueue, r, ip, out.port, out);
   }
 
   /**
    * A datagram queued in a batch has left, or failed: a full send buffer
    * keeps it for the next turn (unless the socket is closing: cancelled).
    */
-  private afterQueue(out: Outgoing, result: number): void {
+  private readonly afterQueue: SendSettler = (result, _host, _port, context) => {
+    const out = context as Outgoing;
     if (result !== -EAGAIN) return this.settle(out, result);
     if (this.running) this.hold(out);
     else this.settle(out, -ECANCELED);
-  }
+  };
 
   /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
   private settle(out: Outgoing, result: number): void {

@@ -815,7 +815,7 @@ export class UdpSocket implements Handle {
     if (port === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
-    return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, h, p, this.settler(h, p)), h, p);
+    return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, h, p, this.settler()), h, p);
   }
 
   /** An error the reactor's read took from the socket (see `onReceiveError`), as a negative errno, once; else 0. */
@@ -846,9 +846,9 @@ export class UdpSocket implements Handle {
     return checked;
   }
 
-  /** Who hears a queued datagram's result: nobody when it was sent (the common case costs no closure per datagram). */
-  private settler(host?: string, port?: number): SendSettler {
-    return this.handlers.onSendError === undefined ? this.settleUnheard : (r) => this.settleHeard(r, host, port);
+  /** Who hears a queued datagram's result: `onSendError`, or nobody. */
+  private settler(): SendSettler {
+    return this.handlers.onSendError === undefined ? this.settleUnheard : this.settleHeard;
   }
 
   /** No `onSendError`: a full buffer drops the datagram; another error is thrown, as `send()` would. */
@@ -856,9 +856,9 @@ export class UdpSocket implements Handle {
     if (r < 0 && -r !== EAGAIN && -r !== ENOBUFS) throw systemError(-r, 'send');
   };
 
-  private settleHeard(r: number, host: string | undefined, port: number | undefined): void {
+  private readonly settleHeard: SendSettler = (r, host, port) => {
     if (r < 0) this.handlers.onSendError!(systemError(-r, 'send', host, port), this);
-  }
+  };
 
   /** Where a send with no host goes, as node:dgram does: loopback of the socket's family. */
   private loopback(): string {

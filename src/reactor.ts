@@ -72,9 +72,62 @@ const MAX_QUEUED_SENDS = 1024;
 
 /**
  * Hears how a queued datagram went when the batch's sends left: the bytes
- * sent, or a negative errno (`EAGAIN`: the send buffer was full; it was not sent).
+ * sent, or a negative errno (`EAGAIN`: the send buffer was full; it was not
+ * sent). It is handed where the datagram went and the `context` its sender
+ * gave, so a sender makes one settler, not a closure per datagram.
  */
-export type SendSettler = (result: number) => void;
+export type SendSettler = (result: number, host: string | undefined, port: number | undefined, context: unknown) => void;
+
+/**
+ * The datagrams of a batch waiting for their results, in the order sent.
+ * Its arrays are refilled batch after batch, not regrown: an echo server
+ * queues one entry per datagram.
+ */
+class Settlements {
+  count = 0;
+  readonly settlers: (SendSettler | undefined)[] = [];
+  readonly hosts: (string | undefined)[] = [];
+  readonly ports: (number | undefined)[] = [];
+  readonly contexts: unknown[] = [];
+  /** Each one's place in the native queue, or -1 when its result was known at once (`known`). */
+  readonly places: number[] = [];
+  readonly known: number[] = [];
+
+  add(settle: SendSettler | undefined, host: string | undefined, port: number | undefined, context: unknown, place: number, known: number): void {
+    const i = this.count++;
+    this.settlers[i] = settle;
+    this.hosts[i] = host;
+    this.ports[i] = port;
+    this.contexts[i] = context;
+    this.places[i] = place;
+    this.known[i] = known;
+  }
+
+  /**
+   * Tells each settler its result (`results` by place, or `failed` for all
+   * queued ones), then empties, dropping the settlers and contexts it held.
+   */
+  settle(results: Int32Array, failed: number): void {
+    for (let i = 0; i < this.count; i++) {
+      const settle = this.settlers[i];
+      const context = this.contexts[i];
+      this.settlers[i] = undefined;
+      this.contexts[i] = undefined;
+      if (settle === undefined) continue;
+      const place = this.places[i];
+      try {
+        settle(place < 0 ? this.known[i] : failed < 0 ? failed : results[place], this.hosts[i], this.ports[i], context);
+      } catch (err) {
+        // Not thrown from here: this may be another socket's close() or
+        // connect(), which must not get this datagram's error.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+    this.count = 0;
+  }
+}
 
 /** Events fanned out to handles so far, by every reactor (see `eventsDispatched`). */
 let dispatched = 0;
@@ -169,12 +222,10 @@ export class Reactor {
   private dispatching = false;
   /** A UDP socket was bound on this reactor: its batches queue datagrams from then on. */
   private hasDatagrams = false;
-  /** Who hears each queued datagram's result, in the order sent. */
-  private readonly settlers: (SendSettler | undefined)[] = [];
-  /** For each of `settlers`: its place in the native queue, or -1 when its result was known at once. */
-  private readonly places: number[] = [];
-  /** For each of `settlers` whose place is -1: its result. */
-  private readonly known: number[] = [];
+  /** Who hears each queued datagram's result. */
+  private pending = new Settlements();
+  /** Another, empty, to take `pending`'s place while its settlers run (undefined while a flush of theirs uses it). */
+  private spare: Settlements | undefined = new Settlements();
   /** Datagrams in the native queue. */
   private queuedSends = 0;
   /** Where `flushSends` has the native side put the results (one array for every batch: a fresh one was an allocation and a sweep each time). */
@@ -224,7 +275,7 @@ export class Reactor {
    * undefined, always sends at once). An error known at once (a bad
    * address, a closed socket, a datagram too long) is returned either way.
    */
-  sendDatagram(token: number, data: Uint8Array, host: string | undefined, port: number | undefined, settle?: SendSettler): number {
+  sendDatagram(token: number, data: Uint8Array, host: string | undefined, port: number | undefined, settle?: SendSettler, context?: unknown): number {
     // A connected socket's datagrams go at once: the peer's ICMP refusal is
     // reported to the send that meets it, where one sendmmsg would spend it
     // on the next datagram of the batch and lose it.
@@ -234,9 +285,7 @@ export class Reactor {
     const place = this.sendLater(token, data, to, port);
     if (place < 0) return place;
     this.queuedSends++;
-    this.settlers.push(settle);
-    this.places.push(place);
-    this.known.push(0);
+    this.pending.add(settle, host, port, context, place, 0);
     return SEND_QUEUED;
   }
 
@@ -252,11 +301,9 @@ export class Reactor {
    * them: for a caller whose results come in the order sent (node:dgram's
    * callbacks).
    */
-  settleInTurn(settle: SendSettler, result: number): void {
-    if (!this.dispatching) return settle(result);
-    this.settlers.push(settle);
-    this.places.push(-1);
-    this.known.push(result);
+  settleInTurn(settle: SendSettler, result: number, host?: string, port?: number, context?: unknown): void {
+    if (!this.dispatching) return settle(result, host, port, context);
+    this.pending.add(settle, host, port, context, -1, result);
   }
 
   /**
@@ -266,40 +313,23 @@ export class Reactor {
    * a socket, changing its options).
    */
   flushSends(): void {
-    const count = this.settlers.length;
-    if (count === 0) return;
-    // Both queues are empty before any settler runs: one that sends or
+    const batch = this.pending;
+    if (batch.count === 0) return;
+    // The queues are empty before any settler runs: one that sends or
     // closes (flushing again) starts afresh, in step with the native queue,
     // and with results of its own while these are still being read.
     const results = this.settling ? new Int32Array(this.queuedSends) : this.sendResults;
     const r = this.queuedSends > 0 ? this.native.flushSends(results) : 0;
     this.queuedSends = 0;
-    const settlers = this.settlers.splice(0);
-    const places = this.places.splice(0);
-    const known = this.known.splice(0);
+    this.pending = this.spare ?? new Settlements();
+    this.spare = undefined;
     const outer = this.settling;
     this.settling = true;
     try {
-      this.settle(count, settlers, places, known, results, r);
+      batch.settle(results, r);
     } finally {
       this.settling = outer;
-    }
-  }
-
-  private settle(count: number, settlers: (SendSettler | undefined)[], places: number[], known: number[], results: Int32Array, r: number): void {
-    for (let i = 0; i < count; i++) {
-      const settle = settlers[i];
-      if (settle === undefined) continue;
-      const place = places[i];
-      try {
-        settle(place < 0 ? known[i] : r < 0 ? r : results[place]);
-      } catch (err) {
-        // Not thrown from here: this may be another socket's close() or
-        // connect(), which must not get this datagram's error.
-        process.nextTick(() => {
-          throw err;
-        });
-      }
+      this.spare = batch;
     }
   }
 
