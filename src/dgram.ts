@@ -197,13 +197,13 @@ export class Socket extends EventEmitter implements Handle {
   }
 
   /** Resolves `address` with the socket's lookup; empty means the loopback. */
-  private resolve(address: string | null | undefined, cb: (err: Error | null, ip: string) => void): void {
+  private resolve<T>(address: string | null | undefined, cb: (err: Error | null, ip: string, context: T) => void, context: T): void {
     const six = this.type === 'udp6';
     const host = address || (six ? '::1' : '127.0.0.1');
     // What dns.lookup does with an address (answer it on the next tick),
     // without its argument checks and a second isIP per datagram.
-    if (this.lookup === builtinLookup && ipFamily(host) !== 0) process.nextTick(cb, null, host);
-    else this.lookup(host, six ? 6 : 4, (err, ip) => cb(err, ip));
+    if (this.lookup === builtinLookup && ipFamily(host) !== 0) process.nextTick(cb, null, host, context);
+    else this.lookup(host, six ? 6 : 4, (err, ip) => cb(err, ip, context));
   }
 
   /** Whether `sendBlockList` holds `ip`. */
@@ -261,7 +261,7 @@ export class Socket extends EventEmitter implements Handle {
         return;
       }
       this.listening();
-    });
+    }, undefined);
     return this;
   }
 
@@ -417,7 +417,7 @@ export class Socket extends EventEmitter implements Handle {
         this.off('connect', callback);
         callback(err);
       });
-    });
+    }, undefined);
   }
 
   /**
@@ -493,7 +493,7 @@ export class Socket extends EventEmitter implements Handle {
       }
       if (port || address) throw alreadyConnected();
     }
-    const list = toBufferList(buffer);
+    const data = toDatagram(buffer);
     const p = connected ? undefined : validatePort(port, 'Port', false);
     if (typeof address === 'function') {
       callback = address;
@@ -504,7 +504,6 @@ export class Socket extends EventEmitter implements Handle {
     const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
     this.healthCheck();
     this.bindImplicitly();
-    const data = list.length === 1 ? list[0] : Buffer.concat(list);
     const where = (address as string | null | undefined) ?? undefined;
     const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, event: eventsDispatched() };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
@@ -515,16 +514,19 @@ export class Socket extends EventEmitter implements Handle {
   private route(out: Outgoing, connected: boolean): void {
     if (connected) return this.transmit(out);
     this.lookups++;
-    this.resolve(out.address, (err, ip) => {
-      this.lookups--;
-      if (!err) {
-        out.ip = ip;
-        return this.transmit(out);
-      }
-      if (out.callback) process.nextTick(out.callback, err);
-      else process.nextTick(() => this.emit('error', err));
-    });
+    this.resolve(out.address, this.routed, out);
   }
+
+  /** A send's destination resolved (one function per socket: a closure per datagram was garbage to collect). */
+  private readonly routed = (err: Error | null, ip: string, out: Outgoing): void => {
+    this.lookups--;
+    if (!err) {
+      out.ip = ip;
+      return this.transmit(out);
+    }
+    if (out.callback) process.nextTick(out.callback, err);
+    else process.nextTick(() => this.emit('error', err));
+  };
 
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
   private transmit(out: Outgoing): void {
@@ -923,16 +925,16 @@ function sliceBuffer(buffer: unknown, offset: unknown, length: unknown): Buffer 
   return Buffer.from(view.buffer, view.byteOffset + start, size);
 }
 
-/** The datagram's pieces: strings encoded as UTF-8, views shared, never an empty list. */
-function toBufferList(buffer: unknown): Buffer[] {
+/** The datagram: strings encoded as UTF-8, a view shared, a list's pieces joined. */
+function toDatagram(buffer: unknown): Buffer {
   if (!Array.isArray(buffer)) {
     if (typeof buffer !== 'string' && !isArrayBufferView(buffer)) throw invalidArgType('buffer', BUFFER_TYPES, buffer);
-    return [asBuffer(buffer)];
+    return asBuffer(buffer);
   }
   if (!buffer.every((piece) => typeof piece === 'string' || isArrayBufferView(piece))) {
     throw invalidArgType('buffer list arguments', BUFFER_TYPES, buffer);
   }
-  return buffer.length === 0 ? [Buffer.alloc(0)] : buffer.map(asBuffer);
+  return buffer.length === 1 ? asBuffer(buffer[0]) : Buffer.concat(buffer.map(asBuffer));
 }
 
 function asBuffer(piece: string | NodeJS.ArrayBufferView): Buffer {
