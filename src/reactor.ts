@@ -155,6 +155,8 @@ const MIN_POOL = 4096;
  * 16 KiB echo about a third of its messages per CPU-second.
  */
 const pools: Buffer[] = [];
+/** Each pool's memory (it starts at offset 0), kept: reading `.buffer` is a call into V8's runtime. */
+const poolMemory: ArrayBuffer[] = [];
 const poolUsed: number[] = [];
 
 /**
@@ -163,11 +165,6 @@ const poolUsed: number[] = [];
  * was ~8 % of a UDP echo server's user time (perf).
  */
 const BufferView = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
-
-/** `length` bytes of `of` from `start`, as a view (`of.subarray(start, start + length)`). */
-function view(of: Buffer, start: number, length: number): Buffer {
-  return new BufferView(of.buffer, of.byteOffset + start, length);
-}
 
 /**
  * `chunk`, or a copy of it if it is a small view of a large buffer (a read
@@ -179,22 +176,25 @@ function view(of: Buffer, start: number, length: number): Buffer {
  */
 export function retained(chunk: Buffer): Buffer {
   const len = chunk.length;
-  if (len * MAX_PIN_RATIO >= chunk.buffer.byteLength) return chunk;
+  // Its memory holds at least what precedes it: a chunk that far in is small beside it,
+  // known without reading `.buffer` (a call into V8's runtime, per chunk).
+  if (len * MAX_PIN_RATIO >= chunk.byteOffset + len && len * MAX_PIN_RATIO >= chunk.buffer.byteLength) return chunk;
   if (len === 0) return Buffer.alloc(0);
   const k = 31 - Math.clz32(len);
   let pool = pools[k];
   let at = poolUsed[k];
   if (pool === undefined || at + len > pool.length) {
     pool = pools[k] = Buffer.allocUnsafeSlow(Math.max(MIN_POOL, MAX_PIN_RATIO * 2 ** k));
+    poolMemory[k] = pool.buffer as ArrayBuffer;
     // As Buffer's own pool: a reader moving one copy's ArrayBuffer to another
     // thread (postMessage's transfer list) would empty other sockets' copies.
-    markAsUntransferable(pool.buffer);
+    markAsUntransferable(poolMemory[k]);
     at = 0;
   }
   pool.set(chunk, at);
   // The next copy starts 8-byte aligned, as Buffer's own pool does.
   poolUsed[k] = (at + len + 7) & ~7;
-  return view(pool, at, len);
+  return new BufferView(poolMemory[k], at, len);
 }
 
 function tokenOf(index: number, generation: number): number {
