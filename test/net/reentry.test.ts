@@ -18,60 +18,9 @@ import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
 import * as muxnet from '../../src/net';
 import { downPort, expectSocketFdsBack, seededRandom } from '../helpers';
+import { differences, errName, nullHandle, Recorder, settle, summary, type Log } from './parity';
 
 type Net = typeof nodeNet;
-type Log = Record<string, string[]>;
-
-/** An error as the logs compare it: its class and code (or message when it has none). */
-export function errName(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as NodeJS.ErrnoException).code;
-  return `${err.constructor.name}(${code ?? err.message})`;
-}
-
-/** Records named objects' events into one log each; consecutive 'data' merge into one entry. */
-export class Recorder {
-  readonly logs: Log = {};
-  private reconnected = new Set<string>();
-
-  add(name: string, entry: string): void {
-    const log = (this.logs[name] ??= []);
-    // A socket connected again from its own events ('close', 'error') lives on: node:net's order is the spec there.
-    if (entry.startsWith('call reconnect')) this.reconnected.add(name);
-    // Calls made after the close, and their callbacks, may come after it; a server may listen again.
-    if (name !== 'server' && this.closes(name) > 0 && !/^call | cb /.test(entry) && !this.reconnected.has(name)) log.push('AFTER CLOSE:');
-    const last = log[log.length - 1];
-    if (entry.startsWith('data ') && last?.startsWith('data ')) log[log.length - 1] = last + entry.slice(5);
-    else log.push(entry);
-  }
-
-  /** The 'close' events `name` had. */
-  closes(name: string): number {
-    return (this.logs[name] ?? []).filter((e) => e.startsWith('close')).length;
-  }
-
-  /** Listens to `events` on `target` (before anyone else does, so the log shows each event before what it caused). */
-  watch(name: string, target: NodeJS.EventEmitter, events: string[]): void {
-    for (const event of events) {
-      target.on(event, (...args: unknown[]) => {
-        if (event === 'data') this.add(name, `data ${String(args[0])}`);
-        else if (event === 'error') this.add(name, `error ${errName(args[0])}`);
-        else if (event === 'close') this.add(name, `close${args.length && typeof args[0] === 'boolean' ? `(${args[0]})` : ''}`);
-        else if (event === 'lookup') this.add(name, `lookup ${errName(args[0])} ${typeof args[1]} ${typeof args[2]}`);
-        else this.add(name, event);
-      });
-    }
-  }
-
-  /**
-   * A callback that logs how it was called: a failure in the object's log
-   * (its order against 'error' and 'close' is node:net's), a success in
-   * `NAME callbacks` (against the peer's bytes it is a race in node:net too).
-   */
-  cb(name: string, what: string): (err?: unknown) => void {
-    return (err?: unknown) => (err ? this.add(name, `${what} cb ${errName(err)}`) : this.add(`${name} callbacks`, `${what} cb ok`));
-  }
-}
 
 const SOCKET_EVENTS = ['lookup', 'connect', 'ready', 'data', 'end', 'finish', 'drain', 'timeout', 'error', 'close'];
 const SERVER_EVENTS = ['listening', 'connection', 'error', 'close'];
@@ -122,11 +71,6 @@ const ACTIONS: Record<string, (s: nodeNet.Socket, rec: Recorder, ctx: { port: nu
   resetAndDestroy: (s) => s.resetAndDestroy(),
   reconnect: (s, _rec, ctx) => (s.destroyed ? s.connect(ctx.port, '127.0.0.1') : 'still open'),
 };
-function summary(value: unknown, socket: unknown): string {
-  if (value === socket) return 'this';
-  if (value === undefined) return 'undefined';
-  return String(value);
-}
 
 /** Calls `action` once, logging its return or what it threw. */
 function act(rec: Recorder, name: string, socket: nodeNet.Socket, action: string, ctx: { port: number }): void {
@@ -135,19 +79,6 @@ function act(rec: Recorder, name: string, socket: nodeNet.Socket, action: string
   } catch (err) {
     rec.add(name, `call ${action} threw ${errName(err)}`);
   }
-}
-
-/** Bounded waits: until `done()`, then a few turns more for late events. */
-async function settle(done: () => boolean, rec: Recorder, ms = 4000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) {
-      rec.add('harness', 'TIMED OUT');
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await new Promise((r) => setTimeout(r, 20));
 }
 
 /**
@@ -231,16 +162,6 @@ async function conversation(net: Net, trigger: Trigger, actions: string[]): Prom
   await settle(() => rec.logs.server?.includes('close') ?? false, rec);
   rec.logs.bytes = [`server got ${zs} z, then ${serverGot.length}: ${serverGot.replace(/y{100,}/g, (m) => `y×${m.length}`)}`];
   return rec.logs;
-}
-
-/** Where two runs' logs differ, one line per object. */
-export function differences(expected: Log, got: Log): string[] {
-  const out: string[] = [];
-  for (const name of new Set([...Object.keys(expected), ...Object.keys(got)])) {
-    const [a, b] = [JSON.stringify(expected[name] ?? []), JSON.stringify(got[name] ?? [])];
-    if (a !== b) out.push(`${name}: node:net ${a}\n${' '.repeat(name.length)}  muxnet   ${b}`);
-  }
-  return out;
 }
 
 /** The same body over node:net and muxnet: what differs, labelled. */
@@ -498,15 +419,6 @@ async function dgramCase(dgram: Dgram, trigger: DgramTrigger, action: string): P
   peer.close();
   rec.logs.peer = [peerGot.join(',').replace(/(s,){99,}s?/g, 's×many,')];
   return rec.logs;
-}
-
-/**
- * A call on a closed socket that node:dgram makes on its handle, gone:
- * node:dgram's TypeError, muxnet's ERR_SOCKET_DGRAM_NOT_RUNNING (README).
- */
-function nullHandle(log: Log): Log {
-  const named = (e: string) => e.replace(/threw TypeError\(Cannot read properties of null \(reading '\w+'\)\)/, 'threw Error(ERR_SOCKET_DGRAM_NOT_RUNNING)');
-  return Object.fromEntries(Object.entries(log).map(([k, v]) => [k, v.map(named)]));
 }
 
 describe("re-entrant calls on a drop-in UDP socket from 'listening', 'message', 'connect', a send callback and 'close', against node:dgram", () => {
