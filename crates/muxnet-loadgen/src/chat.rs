@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::args::Args;
-use crate::{Clock, Tally};
+use crate::{Clock, Tally, Window};
 
 struct Member {
     stream: TcpStream,
@@ -23,7 +23,7 @@ struct Member {
 
 const SENDER: usize = 0;
 
-pub fn run(args: &Args, connect_clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+pub fn run(args: &Args, connect_clock: Clock, window: &mut dyn Window) -> Tally {
     // Warm-up and measurement start once every member is in the room (10 000
     // connections take a while to be accepted); until then only the
     // original deadline applies.
@@ -57,7 +57,7 @@ pub fn run(args: &Args, connect_clock: Clock, on_measure_start: &mut dyn FnMut()
         let now = Instant::now();
         if !measuring && now >= clock.measure_from {
             measuring = true;
-            on_measure_start();
+            window.open();
         }
         if now >= clock.measure_until || now >= clock.deadline {
             if welcomed < conns.len() {
@@ -140,6 +140,7 @@ pub fn run(args: &Args, connect_clock: Clock, on_measure_start: &mut dyn FnMut()
             inflight.pop_front();
         }
     }
+    window.close();
     tally
 }
 

@@ -11,17 +11,10 @@ use std::time::Duration;
 
 use crate::args::Args;
 use crate::pattern::is_ramp;
-use crate::{Clock, Tally};
+use crate::{Clock, Tally, Window};
 
 /// One download to its end; bytes in the window go to `tally.messages`.
-fn download(
-    args: &Args,
-    clock: &Clock,
-    tally: &mut Tally,
-    buf: &mut [u8],
-    started: &mut bool,
-    on_measure_start: &mut dyn FnMut(),
-) -> io::Result<()> {
+fn download(args: &Args, clock: &Clock, tally: &mut Tally, buf: &mut [u8], started: &mut bool, window: &mut dyn Window) -> io::Result<()> {
     let mut stream = TcpStream::connect(args.target)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut got = 0u64;
@@ -32,7 +25,7 @@ fn download(
         }
         if !*started && now >= clock.measure_from {
             *started = true;
-            on_measure_start();
+            window.open();
         }
         let n = stream.read(buf)?;
         if n == 0 {
@@ -51,18 +44,19 @@ fn download(
     }
 }
 
-pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
     let mut tally = Tally::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut started = false;
     // One download at a time per run (the cell measures the server's cost per byte).
     while std::time::Instant::now() < clock.measure_until {
-        if let Err(e) = download(args, &clock, &mut tally, &mut buf, &mut started, on_measure_start) {
+        if let Err(e) = download(args, &clock, &mut tally, &mut buf, &mut started, window) {
             eprintln!("muxnet-loadgen: download: {e}");
             tally.errors += 1;
             break;
         }
     }
+    window.close();
     tally
 }
 

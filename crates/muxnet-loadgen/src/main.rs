@@ -102,6 +102,13 @@ impl Tally {
     }
 }
 
+/// The measurement window's two edges, as a load mode meets them: `close`
+/// comes before the mode lets its connections go.
+pub trait Window {
+    fn open(&mut self);
+    fn close(&mut self);
+}
+
 fn json_num<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
@@ -116,8 +123,7 @@ fn main() {
     };
     proc_stats::raise_fd_limit();
     let clock = Clock::new(&args);
-    let mut cpu_at_start = None;
-    let mut on_measure_start = || cpu_at_start = args.server_pid.and_then(proc_stats::cpu_seconds);
+    let mut probe = proc_stats::ServerProbe::new(args.server_pid);
     let run = if args.download {
         download::run
     } else if args.chat {
@@ -127,12 +133,10 @@ fn main() {
     } else {
         tcp::run
     };
-    let mut tally = run(&args, clock, &mut on_measure_start);
-    let server_cpu = match (args.server_pid.and_then(proc_stats::cpu_seconds), cpu_at_start) {
-        (Some(end), Some(start)) => Some(end - start),
-        _ => None,
-    };
-    let rss = args.server_pid.and_then(proc_stats::rss_kb);
+    let mut tally = run(&args, clock, &mut probe);
+    // A run that ended before its window (a failed connect) is read now.
+    probe.close();
+    let (server_cpu, rss) = (probe.cpu, probe.rss_kb);
     let secs = args.duration.as_secs_f64();
     let msgs_per_s = tally.messages as f64 / secs;
     // A download's message is one byte; the echo modes' is a payload.

@@ -1,5 +1,7 @@
 //! The server's CPU time and memory from /proc, and our own fd limit.
 
+use crate::Window;
+
 /// utime + stime of `pid`, in seconds.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -26,6 +28,43 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The server's CPU time and memory over the measurement window, read as
+/// the window opens and as it closes, while every connection is still held:
+/// read after the load's sockets are dropped, the memory and CPU would count
+/// the server at work on thousands of closes.
+pub struct ServerProbe {
+    pid: Option<u32>,
+    cpu_at_open: Option<f64>,
+    closed: bool,
+    /// Server CPU seconds inside the window.
+    pub cpu: Option<f64>,
+    /// Server RSS as the window closed.
+    pub rss_kb: Option<u64>,
+}
+
+impl ServerProbe {
+    pub fn new(pid: Option<u32>) -> ServerProbe {
+        ServerProbe { pid, cpu_at_open: None, closed: false, cpu: None, rss_kb: None }
+    }
+}
+
+impl Window for ServerProbe {
+    fn open(&mut self) {
+        self.cpu_at_open = self.pid.and_then(cpu_seconds);
+    }
+
+    /// Reads the window's end; only the first call counts.
+    fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            self.cpu = self.cpu_at_open.zip(cpu_seconds(pid)).map(|(start, end)| end - start);
+            self.rss_kb = rss_kb(pid);
+        }
+    }
+}
+
 /// 10 000 connections need more fds than the usual soft limit.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -48,5 +87,22 @@ mod tests {
         assert!(cpu_seconds(me).unwrap() >= 0.0);
         assert!(rss_kb(me).unwrap() > 100);
         assert!(cpu_seconds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn probe_reads_the_window_once() {
+        let mut probe = ServerProbe::new(Some(std::process::id()));
+        probe.close();
+        // Closed before it opened: memory, but no CPU span.
+        assert!(probe.cpu.is_none() && probe.rss_kb.unwrap() > 100);
+        let mut probe = ServerProbe::new(Some(std::process::id()));
+        probe.open();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        probe.close();
+        let cpu = probe.cpu.unwrap();
+        assert!(cpu > 0.0);
+        probe.close();
+        assert_eq!(probe.cpu, Some(cpu));
     }
 }

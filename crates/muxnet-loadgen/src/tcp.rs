@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::args::Args;
-use crate::{pattern, Clock, Tally};
+use crate::{pattern, Clock, Tally, Window};
 
 struct Conn {
     stream: TcpStream,
@@ -91,7 +91,7 @@ fn connect_from(target: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<TcpS
     Ok(TcpStream::from_std(socket.into()))
 }
 
-pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+pub fn run(args: &Args, mut clock: Clock, window: &mut dyn Window) -> Tally {
     let mut tally = Tally::default();
     let mut poll = Poll::new().expect("create poller");
     let mut conns = Vec::with_capacity(args.connections + args.idle);
@@ -140,7 +140,7 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
             if now > clock.measure_from + Duration::from_millis(50) {
                 clock.start_at(now);
             }
-            on_measure_start();
+            window.open();
         }
         if measuring && now >= clock.measure_until {
             break;
@@ -225,6 +225,7 @@ pub fn run(args: &Args, mut clock: Clock, on_measure_start: &mut dyn FnMut()) ->
             break;
         }
     }
+    window.close();
     let end = Instant::now();
     let live = conns.iter().filter(|c| c.active && !c.dead);
     tally.starved = Some(live.clone().filter(|c| c.echoed == 0).count() as u64);
@@ -275,6 +276,17 @@ mod tests {
         (addr, echoes)
     }
 
+    /// Notes when the window opened.
+    struct Opened(Option<Instant>);
+
+    impl Window for Opened {
+        fn open(&mut self) {
+            self.0 = Some(Instant::now());
+        }
+
+        fn close(&mut self) {}
+    }
+
     /// A 300 ms window at once, `connections` active and `idle` silent.
     fn short_run(target: SocketAddr, connections: usize, idle: usize) -> Args {
         let mut args = crate::args::parse(["--port", "1"].into_iter().map(String::from)).unwrap();
@@ -290,9 +302,9 @@ mod tests {
     fn messages_echoed_while_the_window_waits_for_connections_are_not_counted() {
         let (target, echoes) = slow_to_accept(Duration::from_millis(1500));
         let args = short_run(target, 1, 3);
-        let mut opened = None;
-        let tally = run(&args, Clock::new(&args), &mut || opened = Some(Instant::now()));
-        let opened = opened.expect("the window opened");
+        let mut window = Opened(None);
+        let tally = run(&args, Clock::new(&args), &mut window);
+        let opened = window.0.expect("the window opened");
         let echoes = echoes.lock().unwrap();
         let before = echoes.iter().filter(|&&t| t < opened).count();
         let within = echoes.iter().filter(|&&t| t >= opened && t < opened + args.duration).count() as u64;
@@ -308,7 +320,7 @@ mod tests {
         // The first connection is echoed; the other two are accepted late and never answered.
         let (target, _) = slow_to_accept(Duration::from_millis(1500));
         let args = short_run(target, 3, 0);
-        let tally = run(&args, Clock::new(&args), &mut || {});
+        let tally = run(&args, Clock::new(&args), &mut Opened(None));
         assert!(tally.messages > 0);
         assert_eq!(tally.starved, Some(2));
         // Both unanswered requests waited at least the whole window.

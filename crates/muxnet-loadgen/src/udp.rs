@@ -9,7 +9,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::args::Args;
-use crate::{pattern, Clock, Tally};
+use crate::{pattern, Clock, Tally, Window};
 
 const LOSS_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -30,7 +30,7 @@ impl Peer {
     }
 }
 
-pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tally {
+pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
     let mut tally = Tally::default();
     let mut poll = Poll::new().expect("create poller");
     let local: SocketAddr = if args.target.is_ipv6() { "[::1]:0".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() };
@@ -59,7 +59,7 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
         let now = Instant::now();
         if !measuring && now >= clock.measure_from {
             measuring = true;
-            on_measure_start();
+            window.open();
         }
         if now >= clock.measure_until || now >= clock.deadline {
             break;
@@ -110,5 +110,6 @@ pub fn run(args: &Args, clock: Clock, on_measure_start: &mut dyn FnMut()) -> Tal
             }
         }
     }
+    window.close();
     tally
 }
