@@ -355,6 +355,12 @@ export class Server extends EventEmitter implements Handle {
     return this;
   }
 
+  /** @internal One of its connections closed. */
+  socketClosed(): void {
+    this.connections--;
+    this.maybeClosed();
+  }
+
   private maybeClosed(): void {
     if (this.closing && this.connections === 0 && !this.listening) {
       this.closing = false;
@@ -424,10 +430,6 @@ export class Server extends EventEmitter implements Handle {
       token,
       allowHalfOpen: this.options.allowHalfOpen ?? false,
       paused: this.options.pauseOnConnect ?? false,
-      onClose: () => {
-        this.connections--;
-        this.maybeClosed();
-      },
     });
     if (this.options.keepAlive) socket.setKeepAlive(true, this.options.keepAliveInitialDelay);
     this.emit('connection', socket);

@@ -80,7 +80,6 @@ export interface AcceptedInit {
   allowHalfOpen: boolean;
   /** `pauseOnConnect`: read nothing until `resume()`. */
   paused: boolean;
-  onClose(): void;
 }
 
 /** The addresses `connect()` tries in turn (happy eyeballs), and how it went. */
@@ -194,10 +193,12 @@ export class Socket extends Duplex implements Handle {
   private nativePaused = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly backendName: BackendName | undefined;
-  private onServerClose: (() => void) | undefined;
+  /** The server that counts it among its connections, until it closes (a field, not a closure per socket). */
+  private countedBy: Server | undefined;
   private resetOnClose = false;
   private noDelay: boolean;
-  private keepAliveProbe: { enable: boolean; delay: number } = { enable: false, delay: 0 };
+  /** What `setKeepAlive()` asked for; none yet: off (no object per socket until then). */
+  private keepAliveProbe: { enable: boolean; delay: number } | undefined;
   /** The type of service asked for (see `setTypeOfService`); set again once connected. */
   private tos: number | undefined;
   /** The server that accepted it (node:net also names it `_server`). */
@@ -277,7 +278,7 @@ export class Socket extends Duplex implements Handle {
     s.opened = true;
     s.server = s._server = init.server;
     s.bind(init.reactor, init.token);
-    s.onServerClose = init.onClose;
+    s.countedBy = init.server;
     s.fetchAddresses();
     if (init.paused) {
       s.pause();
@@ -660,7 +661,8 @@ export class Socket extends Duplex implements Handle {
 
   setKeepAlive(enable?: boolean, initialDelay = 0): this {
     const probe = { enable: Boolean(enable), delay: Math.trunc(initialDelay / 1000) * 1000 };
-    const changed = probe.enable !== this.keepAliveProbe.enable || (probe.enable && probe.delay !== this.keepAliveProbe.delay);
+    const was = this.keepAliveProbe;
+    const changed = probe.enable !== Boolean(was?.enable) || (probe.enable && probe.delay !== was?.delay);
     this.keepAliveProbe = probe;
     if (changed && this.token >= 0 && !this.connectingFlag) this.reactor!.native.setKeepAlive(this.token, probe.enable, probe.delay);
     return this;
@@ -741,7 +743,7 @@ export class Socket extends Duplex implements Handle {
   override _read(): void {
     if (this.connectingFlag && !this.readArmed) {
       this.readArmed = true;
-      this.once('connect', this.beginReading);
+      this.once('connect', Socket.beginReading);
     }
     if (this.nativePaused) {
       this.nativePaused = false;
@@ -851,8 +853,8 @@ export class Socket extends Duplex implements Handle {
     this.eofPending = false;
     this.stalled = undefined;
     this.stalledEof = false;
-    this.onServerClose?.();
-    this.onServerClose = undefined;
+    this.countedBy?.socketClosed();
+    this.countedBy = undefined;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     // As node:net: the write in flight hears of it when closing the handle
@@ -876,7 +878,7 @@ export class Socket extends Duplex implements Handle {
     this.fetchAddresses();
     this.syncActive();
     if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
-    if (this.keepAliveProbe.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
+    if (this.keepAliveProbe?.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
     if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
     this.touch();
     this.readBegun = false;
@@ -894,10 +896,11 @@ export class Socket extends Duplex implements Handle {
     if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
   }
 
-  private readonly beginReading = (): void => {
+  /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
+  private static beginReading(this: Socket): void {
     this.readArmed = false;
     this.readBegun = true;
-  };
+  }
 
   /** @internal */
   onData(chunk: Buffer): void {
