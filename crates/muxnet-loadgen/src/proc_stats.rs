@@ -91,14 +91,17 @@ mod tests {
 
     #[test]
     fn probe_reads_the_window_once() {
-        let mut probe = ServerProbe::new(Some(std::process::id()));
+        let me = std::process::id();
+        let mut probe = ServerProbe::new(Some(me));
         probe.close();
         // Closed before it opened: memory, but no CPU span.
         assert!(probe.cpu.is_none() && probe.rss_kb.unwrap() > 100);
-        let mut probe = ServerProbe::new(Some(std::process::id()));
+        let mut probe = ServerProbe::new(Some(me));
         probe.open();
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        // Spin until our own CPU time moves on (a tick is 10 ms; a loaded machine may not run us).
+        let start = cpu_seconds(me).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cpu_seconds(me).unwrap() <= start && std::time::Instant::now() < deadline {}
         probe.close();
         let cpu = probe.cpu.unwrap();
         assert!(cpu > 0.0);
