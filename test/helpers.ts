@@ -73,7 +73,8 @@ export async function waitFor(pred: () => boolean, what: string, ms = 5000): Pro
 export function expectSocketFdsBack(backend?: string): void {
   let before = 0;
   beforeAll(() => {
-    if (backend) getReactor(backend);
+    // Without one named, the default ($MUXNET_BACKEND's): poll's and select's hold socket fds of their own.
+    getReactor(backend);
     before = socketFds();
   });
   afterAll(() => waitFor(() => socketFds() <= before, `socket fds back to ${before}`));
