@@ -2,7 +2,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeSocket, downPort, netConnect, roundTrip, runCli, waitFor, type Running } from '../helpers';
 import { exchange, nodeEcho, randomBytes, sha, type TestUpstream } from './upstreams';
+import { resolveBackend } from '../../src/options';
 
+/** The backend a proxy started without `--backend` runs on (`$MUXNET_BACKEND`'s, else mio). */
+const DEFAULT_BACKEND = resolveBackend(undefined);
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -44,7 +47,7 @@ describe('muxnet proxy', () => {
       '--upstream', `127.0.0.1:${b.port},weight=2`,
       '--strategy', 'weighted', '--health-interval', '0.1', '--connect-timeout', '1',
     ]);
-    expect(proxy.output()).toContain('(weighted, 3 upstreams, backend mio)');
+    expect(proxy.output()).toContain(`(weighted, 3 upstreams, backend ${DEFAULT_BACKEND})`);
     for (let i = 0; i < 8; i++) {
       const payload = randomBytes(50_000);
       const { data, error } = await exchange(proxy.port, payload);
@@ -68,7 +71,7 @@ describe('muxnet proxy', () => {
   it('relays with --splice', async () => {
     const a = await echo();
     const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--splice']);
-    expect(proxy.output()).toContain('(round-robin, 1 upstream, backend mio, bulk spliced)');
+    expect(proxy.output()).toContain(`(round-robin, 1 upstream, backend ${DEFAULT_BACKEND}, bulk spliced)`);
     const payload = randomBytes(1 << 20);
     expect(sha((await exchange(proxy.port, payload)).data)).toBe(sha(payload));
   });
