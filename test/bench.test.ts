@@ -52,7 +52,7 @@ it('every server of every kind of cell starts, serves verified traffic and stops
   const ran = (cell: string) => results.filter((r) => r.cell === cell && r.status === 'ok').map((r) => r.server);
   for (const cell of ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000']) expect(ran(cell)).toEqual(expect.arrayContaining(['node', 'net', 'mio']));
   expect(ran('chat-1to100')).toEqual(expect.arrayContaining(['chat-node', 'chat-muxnet']));
-  expect(ran('proxy-100x64B-d1')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet', 'proxy-direct']));
+  expect(ran('proxy-100x64B-d1')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet', 'proxy-rust', 'proxy-direct']));
   expect(ran('proxy-memory-5000')).toEqual(expect.arrayContaining(['proxy-node', 'proxy-muxnet']));
   expect(ran('file-256MiB')).toEqual(['file-node', 'file-muxnet']);
   expect(stdout).toContain('### tcp-100x64B-d1');

@@ -12,7 +12,7 @@ import { negativesJoined, numberArg, POSITIVE } from '../args';
 import { FULL, QUICK } from './cells';
 import { markdown, plots } from './report';
 import { killAll, loadgenBinary, pinning, runMatrix } from './runner';
-import { cReferenceBinary, cReferenceSource, cReferenceStale, referenceBinary, servers, type ServerSpec } from './servers';
+import { cReferenceBinary, cReferenceSource, cReferenceStale, proxyReferenceBinary, referenceBinary, servers, type ServerSpec } from './servers';
 
 const root = path.join(__dirname, '..', '..');
 
@@ -21,7 +21,7 @@ const USAGE = `usage: npm run bench [-- options]
   --servers a,b         server ids (default: all): node, net, mio, mio-thread, poll, select, rust,
                         c-plain (UDP: plain C recvfrom/sendto, built with cc -O2),
                         proxy-node, proxy-muxnet, proxy-muxnet-splice (splice on),
-                        proxy-direct (the proxy cells),
+                        proxy-rust (pure Rust, no JavaScript), proxy-direct (the proxy cells),
                         file-node, file-muxnet (the file cell; see --list)
   --cells a,b           cell ids (default: the matrix); see bench/README or --list
   --duration S          measured seconds per cell and round (default 1.5; quick 1)
@@ -48,10 +48,12 @@ function pick<T extends { id: string }>(all: T[], ids: string | undefined, what:
   return all.filter((x) => wanted.includes(x.id));
 }
 
-/** The native load client and the Rust reference server, built if missing. */
+/** The native load client and the Rust reference servers, built if missing. */
 function ensureBinaries(specs: ServerSpec[]): void {
   if (!existsSync(loadgenBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-loadgen'], { cwd: root, stdio: 'inherit' });
-  if (!existsSync(referenceBinary)) execFileSync('cargo', ['build', '--release', '-p', 'muxnet-core', '--example', 'echo-reference'], { cwd: root, stdio: 'inherit' });
+  if (!existsSync(referenceBinary) || !existsSync(proxyReferenceBinary)) {
+    execFileSync('cargo', ['build', '--release', '-p', 'muxnet-core', '--example', 'echo-reference', '--example', 'proxy-reference'], { cwd: root, stdio: 'inherit' });
+  }
   if (specs.some((s) => s.id === 'c-plain' && !s.unavailable) && cReferenceStale()) {
     mkdirSync(path.dirname(cReferenceBinary), { recursive: true });
     execFileSync('cc', ['-O2', '-o', cReferenceBinary, cReferenceSource], { cwd: root, stdio: 'inherit' });
@@ -83,7 +85,8 @@ async function main(): Promise<void> {
     return;
   }
   const allCells = values.quick ? QUICK : FULL;
-  const specs = pick(servers(), values.servers, 'server');
+  // Picked again once the Rust references are built: a spec says whether its binary exists when made.
+  let specs = pick(servers(), values.servers, 'server');
   const cells = pick(values.cells ? [...FULL, ...QUICK.filter((q) => !FULL.some((f) => f.id === q.id))] : allCells, values.cells, 'cell');
   if (values.list) {
     console.log(`servers: ${servers().map((s) => `${s.id}${s.unavailable ? ' (unavailable)' : ''}`).join(', ')}`);
@@ -101,6 +104,7 @@ async function main(): Promise<void> {
   }
 
   ensureBinaries(specs);
+  specs = pick(servers(), values.servers, 'server');
   const env = {
     date: new Date().toISOString(),
     node: process.version,

@@ -24,7 +24,7 @@ function spread(r: Result): string {
 /** Server CPU-seconds per GiB served, from bytes per server CPU-second. */
 const cpuPerGiB = (bytesPerCpuS: number | null | undefined) => (bytesPerCpuS ? 2 ** 30 / bytesPerCpuS : undefined);
 
-/** One markdown table per cell; ratios against node:net, the Rust reference and (UDP) the plain C server of the same run. */
+/** One markdown table per cell; ratios against node:net, the pure-Rust reference (echo or proxy) and (UDP) the plain C server of the same run. */
 export function markdown(results: Result[], cells: Cell[]): string {
   const out: string[] = [];
   for (const cell of cells) {
@@ -33,7 +33,8 @@ export function markdown(results: Result[], cells: Cell[]): string {
     // Chat cells compare the same chat server on node:net and on muxnet; proxy cells, the node:net proxy; file cells, createReadStream().pipe().
     const nodeId = { echo: 'node', chat: 'chat-node', proxy: 'proxy-node', file: 'file-node' }[cell.servers];
     const node = baseline(results, cell.id, nodeId)?.load;
-    const rust = baseline(results, cell.id, 'rust')?.load;
+    // The pure-Rust reference of the cell's kind: the echo server, or for proxy cells the proxy.
+    const rust = baseline(results, cell.id, cell.servers === 'proxy' ? 'proxy-rust' : 'rust')?.load;
     // UDP cells: the plain C recvfrom/sendto server, issue 14's yardstick.
     const c = baseline(results, cell.id, 'c-plain')?.load;
     out.push(`### ${cell.id}`, '');

@@ -4,6 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { pinning } from './runner';
 
 export interface ServerSpec {
   /** Short id used by `--servers`. */
@@ -29,6 +30,8 @@ export interface ServerSpec {
 const root = path.join(__dirname, '..', '..');
 const dist = path.join(root, 'dist');
 export const referenceBinary = path.join(root, 'target', 'release', 'examples', 'echo-reference');
+/** The pure-Rust proxy (muxnet-core's pipe() with no JavaScript), the proxy cells' ceiling. */
+export const proxyReferenceBinary = path.join(root, 'target', 'release', 'examples', 'proxy-reference');
 /** The plain C UDP echo server (recvfrom/sendto, no batching): its source, and where `cc` puts it. */
 export const cReferenceSource = path.join(root, 'bench', 'reference', 'udp-echo.c');
 export const cReferenceBinary = path.join(root, 'target', 'c-reference', 'udp-echo');
@@ -84,6 +87,12 @@ const hasRedis = onPath('redis-server');
 /** `muxnet-splice`: the muxnet proxy with `splice: true`, to measure one against the other. */
 function proxyServer(impl: 'muxnet' | 'muxnet-splice' | 'node:net') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
+}
+
+/** The pure-Rust proxy in front of the fast echo server it starts (beside the load client, as proxy-server.js does). */
+function rustProxy(_protocol: 'tcp' | 'udp', host: string) {
+  const upstream = [...pinning().client, process.execPath, path.join(dist, 'cli.js'), 'echo', '--port', '0', '--host', host];
+  return { cmd: proxyReferenceBinary, args: ['--host', host, '--port', '0', '--', ...upstream] };
 }
 
 function fileServer(impl: 'muxnet' | 'node:net') {
@@ -178,6 +187,15 @@ export function servers(): ServerSpec[] {
       wake: 'fd',
       udp: false,
       command: proxyServer('muxnet-splice'),
+    },
+    {
+      kind: 'proxy',
+      id: 'proxy-rust',
+      label: 'pure Rust proxy (muxnet-core pipe(), no JavaScript)',
+      wake: '-',
+      udp: false,
+      unavailable: existsSync(proxyReferenceBinary) ? undefined : 'build it: cargo build --release --example proxy-reference',
+      command: rustProxy,
     },
     { kind: 'file', id: 'file-node', label: 'node:net createReadStream().pipe()', wake: 'libuv', udp: false, command: fileServer('node:net') },
     { kind: 'file', id: 'file-muxnet', label: 'muxnet sendFile (sendfile(2))', wake: 'fd', udp: false, command: fileServer('muxnet') },
