@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use muxnet_core::{BackendKind, BindOptions, Config, Event, PipeOptions, Reactor, ReadSpace};
+use muxnet_core::{BackendKind, BindOptions, Config, Event, PipeOptions, Reactor, ReadSpace, Token};
 
 struct Args {
     host: IpAddr,
@@ -81,6 +81,17 @@ fn start_upstream(argv: &[String]) -> Result<(SocketAddr, impl Sized), String> {
     }
 }
 
+/// Joins the client `conn` to a new connection to `upstream` (still
+/// connecting: what the client sends waits in its queue).
+fn join_upstream(reactor: &mut Reactor, conn: Token, upstream: SocketAddr, options: PipeOptions) -> std::io::Result<()> {
+    let up = reactor.connect(upstream, None)?;
+    let joined = reactor.set_no_delay(up, true).and_then(|()| reactor.pipe_with(conn, up, options));
+    if joined.is_err() {
+        let _ = reactor.close(up);
+    }
+    joined
+}
+
 fn main() {
     let fail = |e: String| -> ! {
         eprintln!("proxy-reference: {e}");
@@ -103,11 +114,8 @@ fn main() {
         for event in &events {
             match *event {
                 Event::Accept { conn, .. } => {
-                    let joined = reactor.connect(upstream, None).and_then(|up| {
-                        reactor.set_no_delay(up, true)?;
-                        reactor.pipe_with(conn, up, options)
-                    });
-                    if joined.is_err() {
+                    if let Err(e) = join_upstream(&mut reactor, conn, upstream, options) {
+                        eprintln!("proxy-reference: upstream: {e}");
                         let _ = reactor.close(conn);
                     }
                 }
