@@ -10,14 +10,12 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { createProxy } from '../proxy';
-import { pinning } from './runner';
+import { upstreamEcho } from './servers';
 
 const [impl = 'muxnet', host = '127.0.0.1'] = process.argv.slice(2);
 
-const pin = pinning().client;
-const argv = [...pin, process.execPath, path.join(__dirname, '..', 'cli.js'), 'echo', '--port', '0', '--host', host];
+const argv = upstreamEcho(host);
 const echo = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
 process.on('exit', () => echo.kill('SIGKILL'));
 process.on('SIGTERM', () => process.exit(0));

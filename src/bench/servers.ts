@@ -89,10 +89,17 @@ function proxyServer(impl: 'muxnet' | 'muxnet-splice' | 'node:net') {
   return (_protocol: 'tcp' | 'udp', host: string) => ({ cmd: process.execPath, args: [path.join(dist, 'bench', 'proxy-server.js'), impl, host] });
 }
 
-/** The pure-Rust proxy in front of the fast echo server it starts (beside the load client, as proxy-server.js does). */
+/**
+ * The command of a proxy cell's upstream, the fast echo server, pinned beside
+ * the load client: the proxy's core is the proxy's alone.
+ */
+export function upstreamEcho(host: string): string[] {
+  return [...pinning().client, process.execPath, path.join(dist, 'cli.js'), 'echo', '--port', '0', '--host', host];
+}
+
+/** The pure-Rust proxy in front of the upstream it starts. */
 function rustProxy(_protocol: 'tcp' | 'udp', host: string) {
-  const upstream = [...pinning().client, process.execPath, path.join(dist, 'cli.js'), 'echo', '--port', '0', '--host', host];
-  return { cmd: proxyReferenceBinary, args: ['--host', host, '--port', '0', '--', ...upstream] };
+  return { cmd: proxyReferenceBinary, args: ['--host', host, '--port', '0', '--', ...upstreamEcho(host)] };
 }
 
 function fileServer(impl: 'muxnet' | 'node:net') {
