@@ -8,12 +8,11 @@
 //! cargo run --release --example proxy-reference -- [--host 127.0.0.1] [--port 0] [--splice] -- UPSTREAM COMMAND...
 //! ```
 //! Starts `UPSTREAM COMMAND` (a server that prints `listening on tcp HOST:PORT`;
-//! it is killed when this process dies), then prints `listening on tcp
+//! on Linux it is killed when this process dies), then prints `listening on tcp
 //! HOST:PORT` once it forwards to it; runs until killed.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use muxnet_core::{BackendKind, BindOptions, Config, Event, PipeOptions, Reactor, ReadSpace, Token};
@@ -54,18 +53,7 @@ fn parse_args() -> Result<Args, String> {
 fn start_upstream(argv: &[String]) -> Result<(SocketAddr, impl Sized), String> {
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped());
-    // SAFETY: prctl(2) is async-signal-safe, and the closure touches no
-    // memory of the parent, as `pre_exec` requires between fork and exec.
-    unsafe {
-        // Killed with this process however it dies (the bench kills it with SIGKILL).
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    die_with_this_process(&mut command);
     let mut child = command.spawn().map_err(|e| format!("start {}: {e}", argv[0]))?;
     let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
@@ -80,6 +68,27 @@ fn start_upstream(argv: &[String]) -> Result<(SocketAddr, impl Sized), String> {
         }
     }
 }
+
+/// Linux: the upstream is killed with this process however it dies (the
+/// bench stops it with SIGTERM, then SIGKILL). Elsewhere it outlives a killed proxy.
+#[cfg(target_os = "linux")]
+fn die_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(2) is async-signal-safe, and the closure touches no
+    // memory of the parent, as `pre_exec` requires between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_command: &mut Command) {}
 
 /// Joins the client `conn` to a new connection to `upstream` (still
 /// connecting: what the client sends waits in its queue).
