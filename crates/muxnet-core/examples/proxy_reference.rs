@@ -48,9 +48,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Starts the upstream server; returns where it listens, and its output,
-/// held open so that it never writes to a closed pipe.
-fn start_upstream(argv: &[String]) -> Result<(SocketAddr, impl Sized), String> {
+/// Starts the upstream server and returns where it listens.
+fn start_upstream(argv: &[String]) -> Result<SocketAddr, String> {
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped());
     die_with_this_process(&mut command);
@@ -64,7 +63,10 @@ fn start_upstream(argv: &[String]) -> Result<(SocketAddr, impl Sized), String> {
         }
         if let Some(addr) = line.split("listening on tcp ").nth(1).and_then(|rest| rest.split_whitespace().next()) {
             let addr = addr.parse().map_err(|_| format!("the upstream's address: {addr}"))?;
-            return Ok((addr, out));
+            // The rest of its output (a line of counts every few seconds) is read
+            // and dropped: held unread, the pipe would fill and block its writes.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return Ok(addr);
         }
     }
 }
@@ -107,7 +109,7 @@ fn main() {
         std::process::exit(2);
     };
     let args = parse_args().unwrap_or_else(|e| fail(e));
-    let (upstream, _upstream_output) = start_upstream(&args.upstream).unwrap_or_else(|e| fail(e));
+    let upstream = start_upstream(&args.upstream).unwrap_or_else(|e| fail(e));
     let mut reactor = Reactor::new(BackendKind::Mio, Config::default()).expect("create reactor");
     let listener =
         reactor.listen(&BindOptions::new(SocketAddr::new(args.host, args.port)), true).unwrap_or_else(|e| fail(format!("bind: {e}")));
