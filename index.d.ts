@@ -38,6 +38,12 @@ export declare class Reactor {
    */
   inherit(fd: number, kind: number, backlog: number, noDelay: boolean, shared: boolean): number
   /**
+   * A duplicate of the socket behind `token` (close-on-exec) for Node's
+   * IPC to hand to another process; the caller closes it. Returns the fd
+   * or a negative errno; `ENOTSUP` off Unix.
+   */
+  duplicate(token: number): number
+  /**
    * What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
    * stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
    */

@@ -45,18 +45,8 @@ const SKIPS = [
  * Files of `--suite others` that test what muxnet does differently by design,
  * by name, each with what in its source meets the difference.
  */
-const SENDS_HANDLE = 'sends a socket or server to another process (child_process takes node:net\'s handles only: ERR_INVALID_HANDLE_TYPE)';
 const TLS_LATE_CONNECT = "calls connect() on the socket after tls.connect({ socket }): node's tls waits for 'connect' only on node:net's own sockets (instanceof); it writes its hello to any other stream at once";
 const BY_DESIGN = new Map([
-  ['test-child-process-fork-closed-channel-segfault.js', SENDS_HANDLE],
-  ['test-child-process-fork-dgram.js', SENDS_HANDLE],
-  ['test-child-process-fork-getconnections.js', SENDS_HANDLE],
-  ['test-child-process-fork-net-server.js', SENDS_HANDLE],
-  ['test-child-process-fork-net-socket.js', SENDS_HANDLE],
-  ['test-child-process-fork-net.js', SENDS_HANDLE],
-  ['test-child-process-send-keep-open.js', SENDS_HANDLE],
-  ['test-child-process-pass-fd.js', SENDS_HANDLE],
-  ['test-child-process-server-close.js', "passes a socket as a child's stdio (child_process takes node:net's handles only)"],
   ['test-diagnostics-channel-http.js', "checks node:http's own sockets (node:net's) against the redirected net.Socket"],
   ['test-process-getactivehandles.js', "counts libuv handles (process._getActiveHandles); muxnet's sockets live in its reactor"],
   ['test-process-getactiveresources-track-active-handles.js', "counts libuv handles (process.getActiveResourcesInfo: TCPSocketWrap, TCPServerWrap); muxnet's sockets live in its reactor"],

@@ -20,6 +20,7 @@ import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QU
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
+import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -117,7 +118,7 @@ const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
-export class Socket extends EventEmitter implements Handle {
+export class Socket extends EventEmitter implements Handle, HandsOver {
   readonly type: SocketType;
   private readonly lookup: LookupFunction;
   private readonly backend: BackendName;
@@ -606,6 +607,12 @@ export class Socket extends EventEmitter implements Handle {
     return this.outbox.length;
   }
 
+  /** @internal A copy of its socket for another process (see ./handoff); this one receives on. */
+  [handOver](): Handover {
+    if (this.token < 0) return undefined;
+    return { fd: this.reactor!.native.duplicate(this.token), kind: this.type };
+  }
+
   close(callback?: () => void): this {
     if (typeof callback === 'function') this.on('close', callback);
     if (this.pending !== undefined) {
@@ -958,6 +965,9 @@ function ipFamily(text: string): number {
   }
   return lastFamily;
 }
+
+// Its sockets go through `subprocess.send()` as node:dgram's do.
+installHandoff();
 
 export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
   return new Socket(type, listener);

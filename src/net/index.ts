@@ -14,6 +14,7 @@
  */
 import * as nodeNet from 'node:net';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
+import { installHandoff } from '../handoff';
 import { callable } from './callable';
 import { unsupported } from './unsupported';
 import { Server as ServerClass, type ServerOptions } from './server';
@@ -34,6 +35,9 @@ export const setDefaultAutoSelectFamily = nodeNet.setDefaultAutoSelectFamily;
 export const setDefaultAutoSelectFamilyAttemptTimeout = nodeNet.setDefaultAutoSelectFamilyAttemptTimeout;
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
+
+// Its sockets and servers go through `subprocess.send()` as node:net's do.
+installHandoff();
 
 /** `net.Socket`, callable without `new` as in node:net. */
 export const Socket = callable(SocketClass);

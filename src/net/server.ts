@@ -10,6 +10,7 @@ import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemEr
 import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
+import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
 
 export interface ServerOptions {
   allowHalfOpen?: boolean;
@@ -57,7 +58,7 @@ interface AddressInfo {
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
 
-export class Server extends EventEmitter implements Handle {
+export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
   private token = -1;
@@ -67,6 +68,10 @@ export class Server extends EventEmitter implements Handle {
   /** The address, or the path of an IPC server. */
   private local: AddressInfo | string | null = null;
   private connections = 0;
+  /** Its connections handed to other processes, counted there (one list per child; see ../handoff). */
+  private readonly handed: HandedConnections[] = [];
+  /** Children not yet done closing its connections they hold, after close(). */
+  private handedClosing = 0;
   private closing = false;
   private readonly retry = new AcceptRetry();
   private readonly blockList: BlockList | undefined;
@@ -95,6 +100,11 @@ export class Server extends EventEmitter implements Handle {
   /** node:net's count of open connections (node:cluster reads it, as some apps do). */
   get _connections(): number {
     return this.connections;
+  }
+
+  /** node:net's name for the children counting its handed connections (their lists: some code reads it). */
+  get _workers(): readonly HandedConnections[] {
+    return this.handed;
   }
 
   get listening(): boolean {
@@ -335,6 +345,12 @@ export class Server extends EventEmitter implements Handle {
     else this.onAccept(token);
   }
 
+  /** @internal A copy of its listening socket for another process (see ../handoff); this one listens on. */
+  [handOver](): Handover {
+    if (this.token < 0) return undefined;
+    return { fd: this.reactor!.native.duplicate(this.token), kind: typeof this.local === 'string' ? 'unix-server' : 'server' };
+  }
+
   close(cb?: (err?: Error) => void): this {
     this.generation++;
     if (typeof cb === 'function') {
@@ -350,9 +366,25 @@ export class Server extends EventEmitter implements Handle {
     this.primary?.release();
     this.primary = undefined;
     this.local = null;
+    // As node:net's: 'close' waits for the connections handed to children to close there too.
+    if (!this.closing && this.handed.length > 0) {
+      this.handedClosing = this.handed.length;
+      for (const list of this.handed) {
+        list.close(() => {
+          this.handedClosing--;
+          this.maybeClosed();
+        });
+      }
+    }
     this.closing = true;
     this.maybeClosed();
     return this;
+  }
+
+  /** @internal (../handoff) A child was handed connections of this server: it counts them from now on. */
+  handedTo(list: HandedConnections): void {
+    this.handed.push(list);
+    list.once('exit', () => this.handed.splice(this.handed.indexOf(list), 1));
   }
 
   /** @internal One of its connections closed. */
@@ -362,7 +394,7 @@ export class Server extends EventEmitter implements Handle {
   }
 
   private maybeClosed(): void {
-    if (this.closing && this.connections === 0 && !this.listening) {
+    if (this.closing && this.connections === 0 && this.handedClosing === 0 && !this.listening) {
       this.closing = false;
       process.nextTick(() => this.emit('close'));
     }
@@ -381,7 +413,24 @@ export class Server extends EventEmitter implements Handle {
   }
 
   getConnections(cb: (err: Error | null, count: number) => void): this {
-    process.nextTick(cb, null, this.connections);
+    if (this.handed.length === 0) {
+      process.nextTick(cb, null, this.connections);
+      return this;
+    }
+    // Its own, and those each child it handed connections to still holds (node:net asks them too).
+    let left = this.handed.length;
+    let total = this.connections;
+    for (const list of this.handed) {
+      list.getConnections((err, count) => {
+        if (left <= 0) return;
+        if (err) {
+          left = 0;
+          return process.nextTick(cb, err);
+        }
+        total += count;
+        if (--left === 0) process.nextTick(cb, null, total);
+      });
+    }
     return this;
   }
 

@@ -15,6 +15,7 @@ import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validate
 import type { BackendName } from '../options';
 import { INHERIT_STREAM, takeFdOrThrow } from '../fds';
 import type { Server } from './server';
+import { handOver, type Handover, type HandsOver } from '../handoff';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -156,7 +157,7 @@ export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
   }
 })();
 
-export class Socket extends Duplex implements Handle {
+export class Socket extends Duplex implements Handle, HandsOver {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
   token = -1;
@@ -699,6 +700,22 @@ export class Socket extends Duplex implements Handle {
   unref(): this {
     this.keepAlive.set(false);
     return this;
+  }
+
+  /**
+   * @internal A copy for another process (see ../handoff). Unless
+   * `keepOpen`, this one stops reading now and closes once what it was
+   * writing is written: no FIN, which would end the copy too.
+   */
+  [handOver](keepOpen: boolean): Handover {
+    if (this.token < 0) return undefined;
+    const fd = this.reactor!.native.duplicate(this.token);
+    if (fd >= 0 && !keepOpen) {
+      this.stopReading();
+      if (this.writableLength > 0 && !this.writableEnded) this.write(Buffer.alloc(0), () => this.destroy());
+      else this.destroy();
+    }
+    return { fd, kind: 'socket', server: this.server };
   }
 
   destroySoon(): void {

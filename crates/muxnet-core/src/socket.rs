@@ -86,7 +86,7 @@ impl Socket {
         }
     }
 
-    fn sock_ref(&self) -> SockRef<'_> {
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
         match self {
             Socket::Listener(Listener::Tcp(s)) => SockRef::from(s),
             #[cfg(unix)]

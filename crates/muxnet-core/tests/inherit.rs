@@ -3,14 +3,16 @@
 //! already in its backlog, an accepted connection with bytes and a FIN
 //! already waiting, a bound UDP socket. Each keeps working after the giver
 //! closes its own copy; a descriptor of the wrong kind is refused and
-//! leaves nothing open. The tests here take turns: one counts the
+//! leaves nothing open. And the other way: a duplicate of a connection
+//! (what Node's IPC hands to another process) outlives the reactor's close
+//! of its own, with no FIN. The tests here take turns: one counts the
 //! process's fds.
 
 #![cfg(unix)]
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -31,7 +33,8 @@ backend_tests!(
     inherited_datagram,
     shared_sockets_yield_one_per_turn,
     own_sockets_yield_all_in_a_turn,
-    inherit_refuses_wrong_kinds
+    inherit_refuses_wrong_kinds,
+    duplicated_for_another_owner
 );
 
 fn inherited_listener(kind: BackendKind) {
@@ -192,4 +195,29 @@ fn inherit_refuses_wrong_kinds(kind: BackendKind) {
     assert_eq!(h.r.inherit_stream(100_000, false).map_err(kind_of).unwrap_err(), Some(libc::EBADF));
     drop((file, udp, std, tcp));
     assert_eq!(open_fds(), before, "every refused copy was closed");
+}
+
+fn duplicated_for_another_owner(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = client(std.local_addr().unwrap());
+    let (given, _) = std.accept().unwrap();
+    let conn = h.r.inherit_stream(given.as_raw_fd(), true).unwrap();
+    drop(given);
+    let copy: TcpStream = h.r.duplicate(conn).unwrap().into();
+    // The reactor lets go of its own (as a sender does once the child has its copy): no FIN reaches the peer.
+    h.r.close(conn).unwrap();
+    assert!(h.r.duplicate(conn).is_err(), "a closed token has nothing to duplicate");
+    send(&mut peer, b"to the new owner");
+    let mut copy_reader = copy.try_clone().unwrap();
+    let mut got = [0u8; 16];
+    copy_reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"to the new owner");
+    (&copy).write_all(b"from the new owner").unwrap();
+    drop(copy);
+    drop(copy_reader);
+    let mut back = Vec::new();
+    peer.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"from the new owner", "the connection ended when the reactor closed its copy");
 }

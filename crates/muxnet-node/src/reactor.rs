@@ -232,6 +232,20 @@ impl Reactor {
         }
     }
 
+    /// A duplicate of the socket behind `token` (close-on-exec) for Node's
+    /// IPC to hand to another process; the caller closes it. Returns the fd
+    /// or a negative errno; `ENOTSUP` off Unix.
+    #[napi(catch_unwind)]
+    pub fn duplicate(&self, token: f64) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| r.duplicate(token_of(token)).map(std::os::fd::IntoRawFd::into_raw_fd)));
+        #[cfg(not(unix))]
+        {
+            let _ = token;
+            -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
     /// What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
     /// stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
     #[napi(catch_unwind)]

@@ -4,7 +4,9 @@
 //! socket activation) or a parent process passes an fd. Each is a duplicate,
 //! so the giver closes its own copy whenever it likes. A listener or UDP
 //! socket shared with other processes (a cluster's workers) yields one
-//! connection or datagram per turn ([`Shared`]).
+//! connection or datagram per turn ([`Shared`]). And the other way:
+//! [`Reactor::duplicate`] gives a copy of one of this reactor's sockets for
+//! Node's IPC to hand to another process.
 
 use std::io;
 
@@ -48,5 +50,12 @@ impl Reactor {
         let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared, connected })?;
         self.carry.push(token);
         Ok(token)
+    }
+
+    /// A duplicate of the socket behind `token` (close-on-exec), for Node's
+    /// `subprocess.send(message, socket)` to hand to another process: the
+    /// socket stays open for as long as either copy is.
+    pub fn duplicate(&mut self, token: Token) -> io::Result<socket2::Socket> {
+        self.entry(token)?.socket.sock_ref().try_clone()
     }
 }

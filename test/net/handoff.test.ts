@@ -1,0 +1,209 @@
+// Handing muxnet's sockets to another process as node:net's are handed
+// (`subprocess.send(message, socket)`; `as never`: @types/node's `send()`
+// names node's classes): an accepted connection, a listening
+// server and a UDP socket go to the child in test/fixtures/handoff-child.js,
+// which serves them with what node made of them; the bytes must reach the
+// peer whole, the parent's copy must close (or stay, where node's does), and
+// this process must hold no more socket fds than before.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pattern, sleep, socketFds, waitFor } from '../helpers';
+import * as muxnet from '../../src/net';
+import * as muxdgram from '../../src/dgram';
+
+const fixture = path.join(__dirname, '..', 'fixtures', 'handoff-child.js');
+
+let child: ChildProcess | undefined;
+afterEach(async () => {
+  // Its channel's fd closes with it: gone before the next test counts fds.
+  const closed = child && child.exitCode === null ? once(child, 'close') : undefined;
+  child?.kill();
+  child = undefined;
+  await closed;
+});
+
+async function startChild(): Promise<ChildProcess> {
+  child = fork(fixture, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await once(child, 'spawn');
+  return child;
+}
+
+/** A muxnet server listening on loopback. */
+async function listening(backend: string, onConnection?: (s: muxnet.Socket) => void): Promise<muxnet.Server> {
+  const server = muxnet.createServer({ backend } as muxnet.ServerOptions, onConnection);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+/** What the child said of the next `n` handles it got (messages can come in one turn: one listener takes them all). */
+function replies(c: ChildProcess, n: number): Promise<{ got: string; kind: string }[]> {
+  const got: { got: string; kind: string }[] = [];
+  return new Promise((resolve) => {
+    const take = (m: { got: string; kind: string }) => {
+      got.push(m);
+      if (got.length < n) return;
+      c.off('message', take);
+      resolve(got);
+    };
+    c.on('message', take);
+  });
+}
+
+/** What the child said of the next handle it got. */
+const reply = (c: ChildProcess) => replies(c, 1).then(([m]) => m);
+
+const connections = (server: muxnet.Server) =>
+  new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+
+/** Everything a client reads until `until` says it has enough. */
+function readUntil(sock: net.Socket, until: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      text += d;
+      if (until(text)) resolve(text);
+    });
+    sock.on('error', reject);
+    sock.on('close', () => resolve(text));
+  });
+}
+
+describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)', (backend) => {
+  beforeAll(async () => {
+    // The backend's reactor (and its waker's fds) made before any test counts fds.
+    (await listening(backend)).close();
+  });
+
+  it('an accepted connection: the child serves it, the parent’s closes, its queued bytes still leave first', async () => {
+    const c = await startChild();
+    const before = socketFds();
+    const big = pattern(7, 4 << 20).toString('latin1');
+    const server = await listening(backend, (s) => {
+      // Written before the handover, more than the kernel takes at once: it must all arrive.
+      s.write(Buffer.from(big, 'latin1'));
+      c.send('socket', s as never);
+    });
+    const parentClosed = new Promise<void>((resolve) => server.once('connection', (s: muxnet.Socket) => s.once('close', () => resolve())));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const received = readUntil(client, (t) => t.length >= big.length && t.includes('child says hi\n'));
+    expect(await reply(c)).toEqual({ got: 'socket', kind: 'Socket' });
+    await parentClosed;
+    const text = await received;
+    expect(text.length).toBe(big.length + 'child says hi\n'.length);
+    expect(text.replace('child says hi\n', '')).toBe(big);
+    client.write('ping');
+    expect(await readUntil(client, (t) => t.endsWith('child:ping'))).toBe('child:ping');
+    // Counted where it is now, as node:net's server counts one it handed over.
+    expect(await connections(server)).toBe(1);
+    client.end();
+    await once(client, 'close');
+    server.close();
+    await waitFor(() => socketFds() === before, 'the parent’s copies closed');
+  });
+
+  it('the server counts the connections a child holds, and closes once the child has closed them', async () => {
+    const c = await startChild();
+    const server = await listening(backend, (s) => c.send('socket', s as never));
+    const { port } = server.address() as net.AddressInfo;
+    const got = replies(c, 3);
+    const clients = [0, 1, 2].map(() => net.connect(port, '127.0.0.1'));
+    expect(await got).toEqual(Array(3).fill({ got: 'socket', kind: 'Socket' }));
+    expect(await connections(server)).toBe(3);
+    let closed = false;
+    server.close(() => (closed = true));
+    await sleep(200);
+    expect(closed).toBe(false);
+    c.send('drop');
+    await waitFor(() => closed, 'the server closed after the child closed its connections');
+    await Promise.all(clients.map((client) => once(client.resume(), 'close')));
+  });
+
+  it('keepOpen: both processes keep the connection', async () => {
+    const c = await startChild();
+    const server = await listening(backend);
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const [accepted] = (await once(server, 'connection')) as [muxnet.Socket];
+    const before = socketFds();
+    const sent = new Promise<Error | null>((resolve) => c.send('socket', accepted as never, { keepOpen: true }, resolve));
+    expect(await sent).toBeNull();
+    await reply(c);
+    await readUntil(client, (t) => t.includes('child says hi\n'));
+    accepted.write('parent still here');
+    expect(await readUntil(client, (t) => t.includes('parent still here'))).toContain('parent still here');
+    // The copy made for the child is closed once it is sent.
+    await waitFor(() => socketFds() === before, 'the copy for the child closed');
+    expect(accepted.destroyed).toBe(false);
+    accepted.destroy();
+    client.destroy();
+    server.close();
+    await Promise.all([once(client, 'close'), once(server, 'close')]);
+  });
+
+  it('a listening server: the child accepts from it after the parent closes its own', async () => {
+    const c = await startChild();
+    const before = socketFds();
+    const server = await listening(backend);
+    const { port } = server.address() as net.AddressInfo;
+    c.send('server', server as never);
+    expect(await reply(c)).toEqual({ got: 'server', kind: 'Server' });
+    server.close();
+    await once(server, 'close');
+    const client = net.connect(port, '127.0.0.1');
+    expect(await readUntil(client, (t) => t === 'served by child')).toBe('served by child');
+    c.send('close');
+    await reply(c);
+    await waitFor(() => socketFds() === before, 'the server and its copy closed');
+  });
+
+  it('a UDP socket: the child receives on it too', async () => {
+    const c = await startChild();
+    const before = socketFds();
+    const socket = muxdgram.createSocket({ type: 'udp4', backend } as never);
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const { port } = socket.address();
+    c.send('udp', socket as never);
+    expect(await reply(c)).toEqual({ got: 'udp', kind: 'Socket' });
+    socket.close();
+    const peer = dgram.createSocket('udp4');
+    const answer = once(peer, 'message');
+    peer.send('ping', port, '127.0.0.1');
+    expect(String((await answer)[0])).toBe('child:ping');
+    peer.close();
+    c.send('close');
+    await reply(c);
+    await waitFor(() => socketFds() === before, 'the socket and its copy closed');
+  });
+
+  it('a connection as a child’s stdout: the child writes to the peer, the parent keeps its socket', async () => {
+    const before = socketFds();
+    const server = await listening(backend);
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const [conn] = (await once(server, 'connection')) as [muxnet.Socket];
+    const spawned = spawn(process.execPath, ['-e', "process.stdout.write('from the child stdout\\n')"], { stdio: ['ignore', conn as never, 'inherit'] });
+    // The copy made for the child is closed at once: only the connection's own fd, the client's and the listener remain.
+    expect(socketFds()).toBe(before + 3);
+    expect(await readUntil(client, (t) => t.endsWith('\n'))).toBe('from the child stdout\n');
+    await once(spawned, 'close');
+    conn.end('and from the parent');
+    expect(await readUntil(client, (t) => t.endsWith('parent'))).toBe('and from the parent');
+    server.close();
+    await waitFor(() => socketFds() === before, 'every socket closed');
+  });
+
+  it('a closed socket goes as node:net’s does: the message alone; anything else is refused as before', async () => {
+    const c = await startChild();
+    const server = await listening(backend);
+    server.close();
+    c.send('nothing', server as never);
+    expect(await reply(c)).toEqual({ got: 'nothing', kind: 'none' });
+    expect(() => c.send('x', {} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_HANDLE_TYPE' }));
+    expect(() => c.send(undefined as never, server as never)).toThrow(expect.objectContaining({ code: 'ERR_MISSING_ARGS' }));
+  });
+});
