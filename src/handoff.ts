@@ -77,7 +77,7 @@ const wrapped = new WeakSet<Send>();
 /** libuv's handle classes (through `process.binding`, node's own path to them), made only when a server or UDP socket is handed over. */
 interface RawHandle {
   open(fd: number): number;
-  close(): void;
+  close(...args: unknown[]): void;
 }
 function rawHandle(kind: 'server' | 'unix-server' | 'udp4' | 'udp6', fd: number): RawHandle | number {
   const binding = (name: string) => (process as unknown as { binding(name: string): unknown }).binding(name);
@@ -109,11 +109,11 @@ function dgramStateKey(): symbol {
 }
 
 /**
- * What node's `send()` takes for `given`'s copy; `close` closes the copy,
- * which node does itself for a socket not kept open (once the receiver has
- * it: `nodeCloses`).
+ * What node's `send()` takes for `given`'s copy (`copy`, the libuv handle on
+ * the duplicate), which node closes itself for a socket not kept open (once
+ * the receiver has it: `nodeCloses`).
  */
-function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: object; close: () => void; nodeCloses: boolean } | number {
+function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: object; copy: RawHandle; nodeCloses: boolean } | number {
   if (given.kind === 'socket') {
     // Not read here, nor written: node's send takes its handle as it is.
     const socket = new nodeNet.Socket({ fd: given.fd, readable: false, writable: false });
@@ -123,8 +123,7 @@ function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: obje
       const counter = { _connectionKey: server._connectionKey, _connections: 0, _setupWorker: (list: HandedConnections) => server.handedTo(list) };
       (socket as unknown as { server: unknown }).server = counter;
     }
-    const raw = (socket as unknown as { _handle: RawHandle })._handle;
-    return { handle: socket, close: () => raw.close(), nodeCloses: !keepOpen };
+    return { handle: socket, copy: (socket as unknown as { _handle: RawHandle })._handle, nodeCloses: !keepOpen };
   }
   const raw = rawHandle(given.kind, given.fd);
   if (typeof raw === 'number') return raw;
@@ -132,7 +131,7 @@ function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: obje
     given.kind === 'server' || given.kind === 'unix-server'
       ? Object.create(nodeNet.Server.prototype, { _handle: { value: raw } })
       : Object.create(nodeDgram.Socket.prototype, { type: { value: given.kind }, [dgramStateKey()]: { value: { handle: raw } } });
-  return { handle, close: () => raw.close(), nodeCloses: false };
+  return { handle, copy: raw, nodeCloses: false };
 }
 
 const MESSAGE_TYPES = ['string', 'object', 'number', 'boolean'];
@@ -141,13 +140,15 @@ const MESSAGE_TYPES = ['string', 'object', 'number', 'boolean'];
 function wrapSend(target: Channel): void {
   const original = target.send;
   if (typeof original !== 'function' || wrapped.has(original)) return;
-  // Copies not yet written to the channel (queued behind a handle not yet acknowledged): closed if it
-  // closes first. Not in a child: there a 'disconnect' listener holds the process, as a 'message' one does.
-  const unsent = new Set<() => void>();
+  // Copies not closed yet: queued behind a handle the child has not acknowledged, or sent and
+  // waiting for its acknowledgement (node closes those then). A child that dies first
+  // acknowledges nothing (and says no 'disconnect'): its 'close' closes them. Not in a child:
+  // there the parent's death ends the process.
+  const open = new Set<RawHandle>();
   if (target !== (process as unknown)) {
-    target.once('disconnect', () => {
-      for (const close of unsent) close();
-      unsent.clear();
+    target.once('close', () => {
+      for (const copy of open) copy.close();
+      open.clear();
     });
   }
   const send: Send = function (this: Channel, ...args: unknown[]) {
@@ -171,18 +172,23 @@ function wrapSend(target: Channel): void {
       process.nextTick(report, systemError(-shaped, 'dup'));
       return false;
     }
-    const { close, nodeCloses } = shaped;
-    unsent.add(close);
+    const { copy, nodeCloses } = shaped;
+    open.add(copy);
+    // Whoever closes it (node, on the acknowledgement), it leaves the set.
+    const close = copy.close;
+    copy.close = (...args: unknown[]) => {
+      open.delete(copy);
+      return Reflect.apply(close, copy, args);
+    };
     const sent = (err: Error | null) => {
-      if (unsent.delete(close) && !nodeCloses) close();
+      if (!nodeCloses) copy.close();
       if (err) report(err);
       else if (typeof callback === 'function') (callback as Callback)(null);
     };
     try {
       return Reflect.apply(original, this, [message, shaped.handle, { ...opts, swallowErrors: false }, sent]);
     } catch (err) {
-      unsent.delete(close);
-      close();
+      copy.close();
       throw err;
     }
   };

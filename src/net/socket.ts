@@ -197,6 +197,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
   /** The server that counts it among its connections, until it closes (a field, not a closure per socket). */
   private countedBy: Server | undefined;
   private resetOnClose = false;
+  /** Given to another process (see `handOver`): nothing more to give. */
+  private handedOver = false;
   private noDelay: boolean;
   /** What `setKeepAlive()` asked for; none yet: off (no object per socket until then). */
   private keepAliveProbe: { enable: boolean; delay: number } | undefined;
@@ -708,10 +710,15 @@ export class Socket extends Duplex implements Handle, HandsOver {
    * writing is written: no FIN, which would end the copy too.
    */
   [handOver](keepOpen: boolean): Handover {
-    if (this.token < 0) return undefined;
+    // Handed over already (still writing what it had): node:net's socket has no handle left to give.
+    if (this.token < 0 || this.handedOver) return undefined;
     const fd = this.reactor!.native.duplicate(this.token);
     if (fd >= 0 && !keepOpen) {
+      this.handedOver = true;
       this.stopReading();
+      // Counted where it went from now on, as node:net's server stops counting it at once.
+      this.countedBy?.socketClosed();
+      this.countedBy = undefined;
       if (this.writableLength > 0 && !this.writableEnded) this.write(Buffer.alloc(0), () => this.destroy());
       else this.destroy();
     }

@@ -20,7 +20,7 @@ const fixture = path.join(__dirname, '..', 'fixtures', 'handoff-child.js');
 let child: ChildProcess | undefined;
 afterEach(async () => {
   // Its channel's fd closes with it: gone before the next test counts fds.
-  const closed = child && child.exitCode === null ? once(child, 'close') : undefined;
+  const closed = child && child.exitCode === null && child.signalCode === null ? once(child, 'close') : undefined;
   child?.kill();
   child = undefined;
   await closed;
@@ -84,15 +84,23 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const c = await startChild();
     const before = socketFds();
     const big = pattern(7, 4 << 20).toString('latin1');
+    let counted = -1;
     const server = await listening(backend, (s) => {
       // Written before the handover, more than the kernel takes at once: it must all arrive.
       s.write(Buffer.from(big, 'latin1'));
       c.send('socket', s as never);
+      // Sent again while it still writes: node:net's socket has no handle left, the message goes alone.
+      c.send('again', s as never);
+      counted = server._connections;
     });
     const parentClosed = new Promise<void>((resolve) => server.once('connection', (s: muxnet.Socket) => s.once('close', () => resolve())));
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     const received = readUntil(client, (t) => t.length >= big.length && t.includes('child says hi\n'));
-    expect(await reply(c)).toEqual({ got: 'socket', kind: 'Socket' });
+    expect(await replies(c, 2)).toEqual([
+      { got: 'socket', kind: 'Socket' },
+      { got: 'again', kind: 'none' },
+    ]);
+    expect(counted).toBe(0);
     await parentClosed;
     const text = await received;
     expect(text.length).toBe(big.length + 'child says hi\n'.length);
@@ -122,6 +130,25 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     c.send('drop');
     await waitFor(() => closed, 'the server closed after the child closed its connections');
     await Promise.all(clients.map((client) => once(client.resume(), 'close')));
+  });
+
+  it('a child killed while handles are on their way (one sent, one queued behind it): every copy is closed, the clients hear the end', async () => {
+    const before = socketFds();
+    const c = await startChild();
+    const childClosed = once(c, 'close');
+    const accepted: muxnet.Socket[] = [];
+    const server = await listening(backend, (s) => {
+      if (accepted.push(s) < 2) return;
+      // The second handle waits for the child's acknowledgement of the first, which never comes.
+      for (const socket of accepted) c.send('socket', socket as never, () => {});
+      c.kill('SIGKILL');
+    });
+    const { port } = server.address() as net.AddressInfo;
+    const clients = [0, 1].map(() => net.connect(port, '127.0.0.1').on('error', () => {}));
+    await Promise.all(clients.map((client) => once(client.resume(), 'close')));
+    await childClosed;
+    server.close();
+    await waitFor(() => socketFds() === before, 'every copy closed');
   });
 
   it('keepOpen: both processes keep the connection', async () => {
