@@ -115,6 +115,32 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     await waitFor(() => socketFds() === before, 'the parent’s copies closed');
   });
 
+  it('200 connections handed over as fast as they come (queued behind each acknowledgement): each peer talks to the child alone', async () => {
+    const before = socketFds();
+    const c = await startChild();
+    const server = await listening(backend, (s) => c.send('socket', s as never));
+    const { port } = server.address() as net.AddressInfo;
+    const n = 200;
+    const answers = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const client = net.connect(port, '127.0.0.1');
+        const text = readUntil(client, (t) => t.endsWith(`#${i}.`));
+        client.write(`#${i}.`);
+        const got = await text;
+        client.end();
+        return got;
+      }),
+    );
+    // Each peer hears the greeting and its own bytes back, nobody else's.
+    answers.forEach((got, i) => expect(got.replace('child says hi\n', '')).toBe(`child:#${i}.`));
+    c.send('drop');
+    server.close();
+    await once(server, 'close');
+    c.kill();
+    await once(c, 'close');
+    await waitFor(() => socketFds() === before, 'every copy closed');
+  });
+
   it('the server counts the connections a child holds, and closes once the child has closed them', async () => {
     const c = await startChild();
     const server = await listening(backend, (s) => c.send('socket', s as never));
