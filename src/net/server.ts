@@ -384,7 +384,10 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** @internal (../handoff) A child was handed connections of this server: it counts them from now on. */
   handedTo(list: HandedConnections): void {
     this.handed.push(list);
-    list.once('exit', () => this.handed.splice(this.handed.indexOf(list), 1));
+    list.once('exit', () => {
+      const at = this.handed.indexOf(list);
+      if (at >= 0) this.handed.splice(at, 1);
+    });
   }
 
   /** @internal One of its connections closed. */
