@@ -153,11 +153,13 @@ function wrapSend(target: Channel): void {
   }
   const send: Send = function (this: Channel, ...args: unknown[]) {
     const [message, handle] = args;
+    // Every other message (cluster's, a test runner's) goes straight through.
+    if (!isOurs(handle)) return Reflect.apply(original, this, args);
     let [, , options, callback] = args;
     if (typeof options === 'function') [callback, options] = [options, undefined];
     // What node refuses before it looks at the handle, it refuses as it does.
     const plain = options === undefined || (typeof options === 'object' && options !== null && !Array.isArray(options));
-    if (!isOurs(handle) || !this.connected || !plain || message === undefined || !MESSAGE_TYPES.includes(typeof message)) {
+    if (!this.connected || !plain || message === undefined || !MESSAGE_TYPES.includes(typeof message)) {
       return Reflect.apply(original, this, args);
     }
     const opts = (options ?? {}) as { keepOpen?: unknown; swallowErrors?: unknown };
