@@ -93,7 +93,9 @@ function rawHandle(kind: 'server' | 'unix-server' | 'udp4' | 'udp6', fd: number)
   }
   const err = handle.open(fd);
   if (err === 0) return handle;
+  // A handle that could not open the copy does not own it.
   handle.close();
+  closeSync(fd);
   return err;
 }
 
@@ -116,7 +118,14 @@ function dgramStateKey(): symbol {
 function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: object; copy: RawHandle; nodeCloses: boolean } | number {
   if (given.kind === 'socket') {
     // Not read here, nor written: node's send takes its handle as it is.
-    const socket = new nodeNet.Socket({ fd: given.fd, readable: false, writable: false });
+    let socket: nodeNet.Socket;
+    try {
+      socket = new nodeNet.Socket({ fd: given.fd, readable: false, writable: false });
+    } catch (err) {
+      // node:net threw before its handle took the copy.
+      closeSync(given.fd);
+      throw err;
+    }
     const { server } = given;
     if (server?._connectionKey !== undefined) {
       // What node's send() reads of a socket's server (it lowers `_connections` itself: muxnet's counts its own).
