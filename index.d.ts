@@ -38,6 +38,13 @@ export declare class Reactor {
    */
   inherit(fd: number, kind: number, backlog: number, noDelay: boolean, shared: boolean): number
   /**
+   * Connects from a copy of `fd`, a bound stream socket (Node's
+   * `net.BoundSocket`), to `host`:`port`, or to the Unix-domain `path`
+   * when it is given; returns the token or a negative errno (`ENOTSUP`
+   * off Unix).
+   */
+  connectFrom(fd: number, host: string, port: number, path?: string | undefined | null): number
+  /**
    * A duplicate of the socket behind `token` (close-on-exec) for Node's
    * IPC to hand to another process; the caller closes it. Returns the fd
    * or a negative errno; `ENOTSUP` off Unix.

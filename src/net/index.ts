@@ -3,8 +3,7 @@
  *
  * `require('muxnet')` is this module, the drop-in `node:net`: change
  * `require('net')` to `require('muxnet')` and TCP code runs on the muxnet
- * reactor. Same classes, events, argument forms and errors; what is not
- * supported yet throws `ERR_MUXNET_UNSUPPORTED`. The lean callback API is
+ * reactor. Same classes, events, argument forms and errors. The lean callback API is
  * `muxnet/fast`.
  *
  * Every export is a plain property, as node:net's: code may replace one
@@ -16,7 +15,7 @@ import * as nodeNet from 'node:net';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { installHandoff } from '../handoff';
 import { callable } from './callable';
-import { unsupported } from './unsupported';
+import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
 
@@ -33,6 +32,7 @@ export const isIPv4 = nodeNet.isIPv4;
 export const isIPv6 = nodeNet.isIPv6;
 export const setDefaultAutoSelectFamily = nodeNet.setDefaultAutoSelectFamily;
 export const setDefaultAutoSelectFamilyAttemptTimeout = nodeNet.setDefaultAutoSelectFamilyAttemptTimeout;
+export type { BoundSocketConstructor, BoundSocketOptions } from './bound';
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
 
@@ -76,11 +76,8 @@ export function _setSimultaneousAccepts(): void {
 }
 
 /**
- * Node 24's `net.BoundSocket` (a socket bound in one thread, handed to
- * another): not supported yet, and it says so when made.
+ * Node 24's `net.BoundSocket`, node:net's own class (undefined on a Node
+ * whose node:net has none): muxnet's servers and sockets adopt it (see ./bound).
  */
-export class BoundSocket {
-  constructor() {
-    throw unsupported('net.BoundSocket');
-  }
-}
+export const BoundSocket = BoundSocketClass;
+export type BoundSocket = BoundSocketInstance;

@@ -10,6 +10,7 @@ import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemEr
 import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
+import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
 
 export interface ServerOptions {
@@ -37,6 +38,8 @@ export interface ListenOptions {
   readableAll?: boolean;
   writableAll?: boolean;
   fd?: number;
+  /** Node 24's `net.BoundSocket`, adopted (as `listen(bound)`): the other options are not read. */
+  handle?: BoundSocket;
   /** Aborting it closes the server. */
   signal?: AbortSignal;
 }
@@ -75,6 +78,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private closing = false;
   private readonly retry = new AcceptRetry();
   private readonly blockList: BlockList | undefined;
+  /** The adopted `net.BoundSocket` of a Unix-domain path, let go with the server (see ./bound). */
+  private adopted: Adopted | undefined;
   /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
   private generation = 0;
   maxConnections = Infinity;
@@ -120,6 +125,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   listen(port?: number | string | null, host?: string, cb?: () => void): this;
   listen(port?: number | string | null, cb?: () => void): this;
   listen(options: ListenOptions, cb?: () => void): this;
+  listen(bound: BoundSocket, backlog?: number, cb?: () => void): this;
+  listen(bound: BoundSocket, cb?: () => void): this;
   listen(cb?: () => void): this;
   listen(...args: unknown[]): this {
     const last = args[args.length - 1];
@@ -133,13 +140,19 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: rest[0] !== null && typeof rest[0] === 'object' ? rest[0] : opts });
     this.generation++;
     if (cb) this.once('listening', cb);
+    // (handle, backlog), (path, backlog), (port, backlog) or (port, host, backlog), read as node:net reads them.
+    const backlogArg = backlogOf(rest[1]) || backlogOf(rest[2]);
+    // As node:net, a BoundSocket's server reads only the backlog argument, none of the options.
+    const bound = isBoundSocket(rest[0]) ? rest[0] : isBoundSocket(opts.handle) ? opts.handle : undefined;
+    if (bound) {
+      this.listenBound(adopt(bound), backlogInt(backlogArg));
+      return this;
+    }
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
     if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;
     const signal = validateAbortSignal(opts.signal, 'options.signal');
     if (signal) onAbort(this, signal, () => this.close());
-    // As node:net, which hands `backlog || 511` to its binding as an int32: coerced here, so a
-    // value that is no number (or a Symbol's TypeError) meets the same fate before a lookup.
-    const backlog = (+(opts.backlog || backlogOf(rest[1]) || backlogOf(rest[2]) || 511)) | 0;
+    const backlog = backlogInt(opts.backlog || backlogArg);
     if (typeof opts.fd === 'number' && opts.fd >= 0) {
       this.listenFd(opts.fd, backlog);
       return this;
@@ -191,6 +204,24 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
     const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
     this.listening_(reactor, token, local, 'null:null:null');
+  }
+
+  /**
+   * Listens on an adopted `net.BoundSocket`, here even in a cluster worker,
+   * as node:net's. Its own address is the server's (the path of a
+   * Unix-domain one, whose file goes when the server closes).
+   */
+  private listenBound(adopted: Adopted, backlog: number): void {
+    const reactor = openReactor(this.options.backend);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(adopted.fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false, false);
+    if (typeof reactor === 'number' || token < 0) {
+      adopted.release();
+      this.listenFailed(systemError(-token, 'listen'), true);
+      return;
+    }
+    if (adopted.path === undefined) adopted.release();
+    else this.adopted = adopted;
+    this.listening_(reactor, token, adopted.path ?? reactor.native.localAddress(token), '-1:null:-1');
   }
 
   /**
@@ -362,6 +393,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       this.token = -1;
       this.retry.cancel();
     }
+    this.adopted?.release();
+    this.adopted = undefined;
     // The primary hears of it (and a round-robin stops handing connections over).
     this.primary?.release();
     this.primary = undefined;
@@ -496,6 +529,15 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     // listens for it: accepting pauses and resumes by itself, the peers wait in the backlog.
     if (err.code !== 'EMFILE' && err.code !== 'ENFILE') this.emit('error', err);
   }
+}
+
+/**
+ * As node:net, which hands `backlog || 511` to its binding as an int32:
+ * coerced here, so a value that is no number (or a Symbol's TypeError)
+ * meets the same fate before a lookup.
+ */
+function backlogInt(backlog: unknown): number {
+  return (+(backlog || 511)) | 0;
 }
 
 /** node:net's `toNumber` for a backlog given as an argument: a number >= 0, else false. */

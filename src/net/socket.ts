@@ -16,6 +16,7 @@ import type { BackendName } from '../options';
 import { INHERIT_STREAM, takeFdOrThrow } from '../fds';
 import type { Server } from './server';
 import { handOver, type Handover, type HandsOver } from '../handoff';
+import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -34,6 +35,8 @@ export interface SocketOptions extends DuplexOptions {
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
   fd?: unknown;
+  /** Node 24's `net.BoundSocket`, adopted: `connect()` leaves from its address (`fd` is then not read). */
+  handle?: BoundSocket;
   onread?: OnReadOptions;
   /** Node 24's: connecting to an address it holds fails with `ERR_IP_BLOCKED` (accepted on Node 20 too). */
   blockList?: BlockList;
@@ -81,6 +84,18 @@ export interface AcceptedInit {
   allowHalfOpen: boolean;
   /** `pauseOnConnect`: read nothing until `resume()`. */
   paused: boolean;
+}
+
+/**
+ * A socket made on an adopted `net.BoundSocket`: node's handle until it
+ * connects (a Unix-domain one's until it closes: see `Adopted.release`),
+ * and the source path of a Unix-domain one, its `localAddress` from then
+ * on. As node:net's, it stays a BoundSocket's socket once destroyed: no
+ * `localAddress`/`localPort` options, no happy eyeballs.
+ */
+interface FromBound {
+  adopted: Adopted | undefined;
+  readonly path: string | undefined;
 }
 
 /** The addresses `connect()` tries in turn (happy eyeballs), and how it went. */
@@ -204,6 +219,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
   private keepAliveProbe: { enable: boolean; delay: number } | undefined;
   /** The type of service asked for (see `setTypeOfService`); set again once connected. */
   private tos: number | undefined;
+  /** Made on an adopted `net.BoundSocket` (see `FromBound`): undefined for any other socket. */
+  private fromBound: FromBound | undefined;
   /** The server that accepted it (node:net also names it `_server`). */
   server: Server | undefined;
   _server: Server | undefined;
@@ -258,7 +275,10 @@ export class Socket extends Duplex implements Handle, HandsOver {
     }
     // One function for every socket: no closure per connection.
     this.on('end', peerEnded);
-    if (options.fd !== undefined) this.openFd(options.fd);
+    if (isBoundSocket(options.handle)) {
+      const adopted = adopt(options.handle);
+      this.fromBound = { adopted, path: adopted.path };
+    } else if (options.fd !== undefined) this.openFd(options.fd);
   }
 
   /**
@@ -404,8 +424,12 @@ export class Socket extends Duplex implements Handle, HandsOver {
     return this.peerKept ? this.remote : null;
   }
 
-  /** This end's address, as node:net's: none once the socket is destroyed (its handle gone). */
-  private sockName(): { address: string; family: string; port: number } | null {
+  /**
+   * This end's address, as node:net's: none once the socket is destroyed
+   * (its handle gone); a client bound to a Unix-domain path names it.
+   */
+  private sockName(): { address: string; family?: string; port?: number } | null {
+    if (this.fromBound?.path !== undefined) return { address: this.fromBound.path };
     return this.destroyed ? null : this.local;
   }
 
@@ -433,7 +457,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
     return this.sockName()?.family;
   }
 
-  address(): { address: string; family: string; port: number } | Record<string, never> {
+  /** `{ address, family, port }`; `{ address }` for a client bound to a Unix-domain path; `{}` with no address. */
+  address(): { address: string; family: string; port: number } | { address: string } | Record<string, never> {
     const local = this.sockName();
     return local ? { ...local } : {};
   }
@@ -448,19 +473,25 @@ export class Socket extends Duplex implements Handle, HandsOver {
     if (this.token >= 0 || this.connectingFlag) {
       throw codedError('Socket is already connected or connecting', 'ERR_SOCKET_CONNECTION_IN_PROGRESS');
     }
-    // Only a truthy path is IPC: http.Agent passes `path: null` with a port.
-    if (opts.path) {
+    const adopted = this.fromBound?.adopted;
+    // Only a truthy path is IPC: http.Agent passes `path: null` with a port. An adopted
+    // BoundSocket's own kind decides, as in node:net: a Unix-domain one needs a path, a TCP one reads none.
+    if (adopted ? adopted.path !== undefined : opts.path) {
       if (typeof opts.path !== 'string') throw invalidArgType('options.path', 'of type string', opts.path);
       return this.connectPath(opts.path, opts, listener);
     }
     const { localAddress, localPort } = opts;
+    if (this.fromBound && (localAddress !== undefined || localPort !== undefined)) {
+      throw invalidArgValue('options', opts, 'localAddress and localPort cannot be used with an adopted bound socket');
+    }
     if (localAddress && !isIP(localAddress)) throw invalidIpAddress(localAddress);
     if (localPort && typeof localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', localPort);
     if (opts.port !== undefined && typeof opts.port !== 'number' && typeof opts.port !== 'string') {
       throw invalidArgType('options.port', 'one of type number or string', opts.port);
     }
     const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
-    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false);
+    // An adopted BoundSocket has its address family already: one address is dialled.
+    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() && !this.fromBound : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this.fromBound;
     const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
     if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
     // As Node 24 (Node 20 passes it on and aborts in its binding); an empty host means localhost.
@@ -478,7 +509,9 @@ export class Socket extends Duplex implements Handle, HandsOver {
     const target = { connect, reactor: openReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
-      process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
+      // From a BoundSocket, node:net connects within the call: its address is known when it returns.
+      if (this.fromBound) this.dial({ ...target, addresses: [host], multiple: false });
+      else process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
       return this;
     }
     // -0 as 0: dns.lookup lets -0 through (it equals 0) to a binding that asserts an int32 and aborts the process.
@@ -533,7 +566,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
     const reactor = openReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
       if (!this.connectingFlag || connect !== this.connects) return;
-      const token = typeof reactor === 'number' ? reactor : reactor.native.connectUnix(pipeName(path));
+      const adopted = this.fromBound?.adopted;
+      const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, '', 0, pipeName(path)) : reactor.native.connectUnix(pipeName(path));
       if (typeof reactor === 'number' || token < 0) this.destroy(systemError(-token, 'connect', path));
       else this.bind(reactor, token);
     });
@@ -589,7 +623,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
         attempts.errors.push(systemError(uvErrno('EINVAL'), 'bind', localAddress, localPort));
         continue;
       }
-      const token = typeof reactor === 'number' ? reactor : reactor.native.connect(address, port, localAddress, localPort);
+      const adopted = this.fromBound?.adopted;
+      const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, address, port, null) : reactor.native.connect(address, port, localAddress, localPort);
       if (typeof reactor === 'number' || token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
         if (localAddress !== undefined && LOCAL_BIND_ERRORS.includes(-token)) {
@@ -599,7 +634,8 @@ export class Socket extends Duplex implements Handle, HandsOver {
         }
         // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
         // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
-        const err = systemError(-token, 'connect', address, port, `${localAddress ?? (v6 ? '::' : '0.0.0.0')}:${localPort ?? 0}`);
+        const own = adopted?.local ?? { address: localAddress ?? (v6 ? '::' : '0.0.0.0'), port: localPort ?? 0 };
+        const err = systemError(-token, 'connect', address, port, `${own.address}:${own.port}`);
         attempts.errors.push(err);
         this.emit('connectionAttempt', address, port, family);
         if (!this.connectingFlag) return;
@@ -608,6 +644,12 @@ export class Socket extends Duplex implements Handle, HandsOver {
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
       this.bind(reactor, token);
+      if (adopted) {
+        // The reactor's copy serves it now; and its own address is known at once, as node:net's.
+        adopted.release();
+        this.fromBound!.adopted = undefined;
+        this.fetchAddresses();
+      }
       // node:net's attempt event; a listener may destroy the socket (which closes the attempt).
       this.emit('connectionAttempt', address, port, family);
       if (!this.connectingFlag) return;
@@ -868,6 +910,10 @@ export class Socket extends Duplex implements Handle, HandsOver {
     clearTimeout(this.attempts?.timer);
     this.attempts = undefined;
     this.connectingFlag = false;
+    if (this.fromBound?.adopted) {
+      this.fromBound.adopted.release();
+      this.fromBound.adopted = undefined;
+    }
     if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive, this.resetOnClose);
     else this.keepAlive.release();
     this.token = -1;

@@ -509,14 +509,22 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     if let Some(local) = local {
         socket.bind(&local.into())?;
     }
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        #[cfg(unix)]
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => return Err(e),
-    }
+    start_connect(&socket, &addr.into())?;
     Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Starts a non-blocking connect: one under way is no error. As in libuv,
+/// `EAGAIN` on Unix is one (a Unix-domain listener's full backlog, or no
+/// local port left for TCP); Windows says "under way" with it.
+fn start_connect(socket: &socket2::Socket, to: &SockAddr) -> io::Result<()> {
+    match socket.connect(to) {
+        Ok(()) => Ok(()),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        #[cfg(windows)]
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A Unix-domain listener on `path` (Linux: a leading NUL byte names an
@@ -623,13 +631,37 @@ pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
     refuse_nul(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    match socket.connect(&SockAddr::unix(path)?) {
-        Ok(()) => {}
-        // EAGAIN here is a full backlog, not a connect under way: an error, as in libuv.
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
+    start_connect(&socket, &SockAddr::unix(path)?)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))
+}
+
+/// Where a connect goes: an IP address and port, or a Unix-domain path.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer<'a> {
+    Ip(SocketAddr),
+    Path(&'a str),
+}
+
+/// Starts a non-blocking connect on a copy of `fd`, a stream socket bound
+/// already and not yet connected (Node's `net.BoundSocket`), so the
+/// connection leaves from its address. A peer the socket's family cannot
+/// reach fails as the kernel says (`EAFNOSUPPORT`, `EINVAL`).
+#[cfg(unix)]
+pub(crate) fn inherited_connect(fd: i32, to: Peer<'_>) -> io::Result<Stream> {
+    let (socket, domain) = inherited(fd, Type::STREAM)?;
+    let addr = match to {
+        Peer::Ip(addr) => SockAddr::from(addr),
+        Peer::Path(path) => {
+            refuse_nul(path)?;
+            SockAddr::unix(path)?
+        }
+    };
+    start_connect(&socket, &addr)?;
+    Ok(if domain == Domain::UNIX {
+        Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
+    } else {
+        Stream::Tcp(TcpStream::from_std(socket.into()))
+    })
 }
 
 /// A path with a NUL inside (past an abstract name's leading one): the

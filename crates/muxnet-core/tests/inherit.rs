@@ -5,7 +5,8 @@
 //! closes its own copy; a descriptor of the wrong kind is refused and
 //! leaves nothing open. And the other way: a duplicate of a connection
 //! (what Node's IPC hands to another process) outlives the reactor's close
-//! of its own, with no FIN. The tests here take turns: one counts the
+//! of its own, with no FIN. A connect can leave from a socket bound before
+//! it (Node's `net.BoundSocket`). The tests here take turns: one counts the
 //! process's fds.
 
 #![cfg(unix)]
@@ -34,7 +35,8 @@ backend_tests!(
     shared_sockets_yield_one_per_turn,
     own_sockets_yield_all_in_a_turn,
     inherit_refuses_wrong_kinds,
-    duplicated_for_another_owner
+    duplicated_for_another_owner,
+    connects_from_a_bound_socket
 );
 
 fn inherited_listener(kind: BackendKind) {
@@ -220,4 +222,49 @@ fn duplicated_for_another_owner(kind: BackendKind) {
     let mut back = Vec::new();
     peer.read_to_end(&mut back).unwrap();
     assert_eq!(back, b"from the new owner", "the connection ended when the reactor closed its copy");
+}
+
+/// Node's `net.BoundSocket` adopted by a client: the connection leaves from
+/// the address bound before it (TCP, and a Unix-domain source path), the
+/// giver's copy closed at once; a peer of another family is refused.
+fn connects_from_a_bound_socket(kind: BackendKind) {
+    use muxnet_core::Peer;
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    bound.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let source = bound.local_addr().unwrap().as_socket().unwrap();
+    let conn = h.r.inherit_connect(bound.as_raw_fd(), Peer::Ip(server.local_addr().unwrap())).unwrap();
+    drop(bound);
+    h.until("the connect", |_, events| events.iter().any(|e| matches!(e, Ev::Connect { conn: c } if *c == conn)));
+    let (mut peer, from) = server.accept().unwrap();
+    assert_eq!(from, source, "the connection left from the bound address");
+    assert_eq!(h.r.write(conn, b"from the bound socket").unwrap(), 0);
+    assert_eq!(read_n(&mut peer, 21), b"from the bound socket");
+    send(&mut peer, b"back");
+    assert_eq!(h.read_exact(conn, 4), b"back");
+
+    let v4 = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    v4.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let refused = h.r.inherit_connect(v4.as_raw_fd(), Peer::Ip("[::1]:1".parse().unwrap())).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EAFNOSUPPORT));
+
+    let dir = std::env::temp_dir().join(format!("muxnet-bound-{}-{}", std::process::id(), h.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let (dst, src) = (dir.join("dst"), dir.join("src"));
+    let unix = std::os::unix::net::UnixListener::bind(&dst).unwrap();
+    let bound = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    bound.bind(&socket2::SockAddr::unix(&src).unwrap()).unwrap();
+    let conn = h.r.inherit_connect(bound.as_raw_fd(), Peer::Path(dst.to_str().unwrap())).unwrap();
+    drop(bound);
+    h.until("the Unix-domain connect", |_, events| events.iter().any(|e| matches!(e, Ev::Connect { conn: c } if *c == conn)));
+    let (mut peer, from) = unix.accept().unwrap();
+    assert_eq!(from.as_pathname(), Some(src.as_path()), "the connection left from the bound path");
+    assert_eq!(h.r.write(conn, b"over the path").unwrap(), 0);
+    let mut got = [0u8; 13];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"over the path");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -232,6 +232,27 @@ impl Reactor {
         }
     }
 
+    /// Connects from a copy of `fd`, a bound stream socket (Node's
+    /// `net.BoundSocket`), to `host`:`port`, or to the Unix-domain `path`
+    /// when it is given; returns the token or a negative errno (`ENOTSUP`
+    /// off Unix).
+    #[napi(catch_unwind)]
+    pub fn connect_from(&self, fd: i32, host: String, port: u32, path: Option<String>) -> i64 {
+        #[cfg(unix)]
+        return code(self.with(|r| {
+            let to = match &path {
+                Some(path) => muxnet_core::Peer::Path(path),
+                None => muxnet_core::Peer::Ip(parse_addr(&host, port)?),
+            };
+            r.inherit_connect(fd, to).map(token_number)
+        }));
+        #[cfg(not(unix))]
+        {
+            let _ = (fd, host, port, path);
+            -(crate::errno::uv::ENOTSUP as i64)
+        }
+    }
+
     /// A duplicate of the socket behind `token` (close-on-exec) for Node's
     /// IPC to hand to another process; the caller closes it. Returns the fd
     /// or a negative errno; `ENOTSUP` off Unix.

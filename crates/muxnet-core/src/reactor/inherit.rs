@@ -2,7 +2,9 @@
 //! Node's cluster primary gives a worker a bound listener, or each
 //! connection it accepted, through libuv's IPC; a service manager (systemd's
 //! socket activation) or a parent process passes an fd. Each is a duplicate,
-//! so the giver closes its own copy whenever it likes. A listener or UDP
+//! so the giver closes its own copy whenever it likes; Node's
+//! `net.BoundSocket` is one too, a socket bound beforehand that a server
+//! listens on or a client connects from. A listener or UDP
 //! socket shared with other processes (a cluster's workers) yields one
 //! connection or datagram per turn ([`Shared`]). And the other way:
 //! [`Reactor::duplicate`] gives a copy of one of this reactor's sockets for
@@ -15,7 +17,7 @@ use crate::backend::Token;
 use crate::connection::Connection;
 use socket2::Type;
 
-use crate::socket::{self, Socket};
+use crate::socket::{self, Peer, Socket};
 
 impl Reactor {
     /// Listens on a copy of the bound (or listening) stream socket `fd`;
@@ -50,6 +52,14 @@ impl Reactor {
         let token = self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared, connected })?;
         self.carry.push(token);
         Ok(token)
+    }
+
+    /// Starts a non-blocking connect, to `to`, on a copy of the bound stream
+    /// socket `fd` (Node's `net.BoundSocket` adopted by a client): reported
+    /// as for [`Reactor::connect`].
+    pub fn inherit_connect(&mut self, fd: i32, to: Peer<'_>) -> io::Result<Token> {
+        let stream = socket::inherited_connect(fd, to)?;
+        self.insert(Socket::Stream(stream), Kind::Stream(Connection::connecting()))
     }
 
     /// A duplicate of the socket behind `token` (close-on-exec), for Node's
