@@ -74,12 +74,17 @@ interface Channel {
 type Callback = (err: Error | null) => void;
 const wrapped = new WeakSet<Send>();
 
-/** libuv's handle classes (through `process.binding`, node's own path to them), made only when a server or UDP socket is handed over. */
+/**
+ * libuv's handle classes (through `process.binding`, node's own path to
+ * them), made only when a server or UDP socket is handed over (or a
+ * server moved to a thread, ./threads): one open on `fd`, or the error
+ * that refused it (the fd then closed).
+ */
 interface RawHandle {
   open(fd: number): number;
   close(...args: unknown[]): void;
 }
-function rawHandle(kind: 'server' | 'unix-server' | 'udp4' | 'udp6', fd: number): RawHandle | number {
+export function rawHandle(kind: 'server' | 'unix-server' | 'udp4' | 'udp6', fd: number): RawHandle | number {
   const binding = (name: string) => (process as unknown as { binding(name: string): unknown }).binding(name);
   let handle: RawHandle;
   if (kind === 'server' || kind === 'unix-server') {

@@ -238,6 +238,9 @@ export class Reactor {
   private readonly generations: number[] = [];
   /** The read slab the last batch came in (marked untransferable once). */
   private slab: Buffer | undefined;
+  /** The records of the batch being dispatched and their count, for `delivering` (none between batches). */
+  private batchRecords: Int32Array | undefined;
+  private batchCount = 0;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -396,9 +399,12 @@ export class Reactor {
     this.peer = 0;
     // A reactor that never had a UDP socket (TCP only) pays no tick per turn.
     this.dispatching = this.hasDatagrams;
+    this.batchRecords = records;
+    this.batchCount = count;
     try {
       this.fanOut(count, records, peers);
     } finally {
+      this.batchRecords = undefined;
       // The batch's datagrams leave together once the batch and the ticks
       // it queued have run (queued after them): node:dgram's send resolves
       // its address on the next tick, so a 'message' listener's reply is sent there.
@@ -410,6 +416,22 @@ export class Reactor {
     this.dispatching = false;
     this.flushSends();
   };
+
+  /**
+   * Whether the batch being dispatched holds bytes, an end or a close for
+   * `token`: read from the kernel already, and not taken yet if its record
+   * comes after the one being handled. Scanned only when asked (a socket
+   * about to move to another thread), so the loop pays nothing for it.
+   */
+  delivering(token: number): boolean {
+    const records = this.batchRecords;
+    if (records === undefined) return false;
+    for (let i = 0, at = 0; i < this.batchCount; i++, at += RECORD_WORDS) {
+      const kind = records[at + RECORD_KIND];
+      if ((kind === EVENT_DATA || kind === EVENT_END || kind === EVENT_CLOSE) && tokenOf(records[at + RECORD_TOKEN_INDEX], records[at + RECORD_TOKEN_GENERATION]) === token) return true;
+    }
+    return false;
+  }
 
   /** `length` bytes of the read slab from `offset`, as a view. */
   private slabView(offset: number, length: number): Buffer {

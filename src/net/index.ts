@@ -14,6 +14,7 @@
 import * as nodeNet from 'node:net';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { installHandoff } from '../handoff';
+import { installThreadMoves } from '../threads';
 import { callable } from './callable';
 import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
@@ -36,8 +37,9 @@ export type { BoundSocketConstructor, BoundSocketOptions } from './bound';
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
 
-// Its sockets and servers go through `subprocess.send()` as node:net's do.
+// Its sockets and servers go through `subprocess.send()` as node:net's do, and to worker threads.
 installHandoff();
+installThreadMoves();
 
 /** `net.Socket`, callable without `new` as in node:net. */
 export const Socket = callable(SocketClass);

@@ -12,6 +12,7 @@ import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, 
 import { Socket } from './socket';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
+import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 
 export interface ServerOptions {
   allowHalfOpen?: boolean;
@@ -61,7 +62,7 @@ interface AddressInfo {
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
 
-export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded {
+export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
   private token = -1;
@@ -382,12 +383,21 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     return { fd: this.reactor!.native.duplicate(this.token), kind: typeof this.local === 'string' ? 'unix-server' : 'server' };
   }
 
-  close(cb?: (err?: Error) => void): this {
-    this.generation++;
-    if (typeof cb === 'function') {
-      if (!this.listening) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
-      else this.once('close', () => cb());
-    }
+  /**
+   * Moved to a worker thread (see ../threads): a TCP server listening here
+   * (not through a cluster primary) only, as node:net's.
+   */
+  [moveToThread](): Move {
+    if (this.token < 0 || this.primary !== undefined || this.local === null || typeof this.local !== 'object') throw notTransferable('net.Server');
+    const fd = this.reactor!.native.duplicate(this.token);
+    if (fd < 0) throw systemError(-fd, 'dup');
+    const { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay } = this.options;
+    // Moved, it listens no more here and says nothing, as node:net's; its close() says 'close'.
+    return { fd, kind: 'server', options: { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay }, moved: () => this.unlisten() };
+  }
+
+  /** Stops listening here (closed, or moved to a thread). */
+  private unlisten(): void {
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.keepAlive);
       this.token = -1;
@@ -395,10 +405,19 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     this.adopted?.release();
     this.adopted = undefined;
+    this.local = null;
+  }
+
+  close(cb?: (err?: Error) => void): this {
+    this.generation++;
+    if (typeof cb === 'function') {
+      if (!this.listening) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
+      else this.once('close', () => cb());
+    }
+    this.unlisten();
     // The primary hears of it (and a round-robin stops handing connections over).
     this.primary?.release();
     this.primary = undefined;
-    this.local = null;
     // As node:net's: 'close' waits for the connections handed to children to close there too.
     if (!this.closing && this.handed.length > 0) {
       this.handedClosing = this.handed.length;

@@ -17,6 +17,7 @@ import { INHERIT_STREAM, takeFdOrThrow } from '../fds';
 import type { Server } from './server';
 import { handOver, type Handover, type HandsOver } from '../handoff';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
+import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -172,7 +173,7 @@ export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
   }
 })();
 
-export class Socket extends Duplex implements Handle, HandsOver {
+export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
   token = -1;
@@ -765,6 +766,39 @@ export class Socket extends Duplex implements Handle, HandsOver {
       else this.destroy();
     }
     return { fd, kind: 'socket', server: this.server };
+  }
+
+  /**
+   * Moved to a worker thread (see ../threads): as node:net's, only a TCP
+   * connection nothing was read from or written to yet (nor read by the
+   * reactor and still to be handed out in this batch). Moved, it is
+   * destroyed here, with no FIN: the receiver holds the connection.
+   */
+  [moveToThread](): Move {
+    const fresh =
+      this.token >= 0 &&
+      !this.connectingFlag &&
+      !this.handedOver &&
+      this.local !== null &&
+      this.bytesRead === 0 &&
+      this.bytesWritten === 0 &&
+      this.readableLength === 0 &&
+      this.writableLength === 0 &&
+      this.readableEncoding === null &&
+      this.unread === undefined &&
+      this.stalled === undefined &&
+      !this.reactor!.delivering(this.token);
+    if (!fresh) throw notTransferable('net.Socket');
+    const fd = this.reactor!.native.duplicate(this.token);
+    if (fd < 0) throw systemError(-fd, 'dup');
+    const moved = () => {
+      this.handedOver = true;
+      this.stopReading();
+      this.countedBy?.socketClosed();
+      this.countedBy = undefined;
+      this.destroy();
+    };
+    return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved };
   }
 
   destroySoon(): void {

@@ -1,0 +1,213 @@
+// Node 24.22 moves node:net's servers and sockets to worker threads
+// (`port.postMessage(message, [server])`); muxnet's move too (src/threads.ts):
+// a listening server and an accepted connection moved to a worker that
+// serves them, each client answered with its own bytes only; what cannot
+// move refused with node:net's error, the same cases as node:net refuses,
+// and still working here; a post that fails moves nothing and leaks nothing.
+import { once } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, expectSocketFdsBack, pattern, roundTrip, socketFds, waitFor } from '../helpers';
+import * as muxnet from '../../src/net';
+
+type Net = typeof muxnet;
+const NODE_MOVES = Object.getOwnPropertySymbols(net.Server.prototype).some((s) => s.description === 'messaging_transfer_symbol');
+
+/** The code of what `fn` throws (or 'moved'). */
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+    return 'moved';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+}
+
+/** What `impl` refuses to move, and whether each refused object still works. */
+async function refusals(impl: Net, backend: string): Promise<Record<string, unknown>> {
+  const { port1, port2 } = new MessageChannel();
+  const report: Record<string, unknown> = {};
+  const fresh = impl.createServer({ backend } as muxnet.ServerOptions);
+  report.notListening = thrown(() => port1.postMessage(null, [fresh as never]));
+  const unix = impl.createServer({ backend } as muxnet.ServerOptions, (c) => c.end('unix'));
+  unix.listen(path.join(os.tmpdir(), `muxnet-threads-${process.pid}-${backend}-${impl === muxnet}`));
+  await once(unix, 'listening');
+  report.unixServer = thrown(() => port1.postMessage(null, [unix as never]));
+  const answer = await new Promise<string>((resolve) => {
+    let got = '';
+    net.connect(unix.address() as string).setEncoding('utf8').on('data', (d) => (got += d)).on('end', () => resolve(got));
+  });
+  report.unixStillServes = answer === 'unix';
+  unix.close();
+
+  // Connections: one read from, one written to, one still connecting.
+  const server = impl.createServer({ backend } as muxnet.ServerOptions);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const accept = async () => {
+    const accepted = once(server, 'connection');
+    const client = net.connect(port, '127.0.0.1');
+    const [conn] = (await accepted) as muxnet.Socket[];
+    return { client, conn };
+  };
+  const read = await accept();
+  read.client.write('hello');
+  await once(read.conn, 'data');
+  report.readFrom = thrown(() => port1.postMessage(null, [read.conn as never]));
+  const written = await accept();
+  written.conn.write('to the client');
+  await once(written.client, 'data');
+  report.writtenTo = thrown(() => port1.postMessage(null, [written.conn as never]));
+  read.conn.pipe(read.conn);
+  report.stillWorks = (await roundTrip(read.client, Buffer.from('after'))).toString() === 'after';
+  const connecting = impl.connect({ port, host: '127.0.0.1', backend } as never);
+  report.connecting = thrown(() => port1.postMessage(null, [connecting as never]));
+  await once(connecting, 'connect');
+  for (const s of [connecting, read.client, read.conn, written.client, written.conn]) s.destroy();
+  server.close();
+  port1.close();
+  port2.close();
+  return report;
+}
+
+describe.skipIf(NODE_MOVES)('before Node 24.22', () => {
+  it('node refuses to move a muxnet server as it refuses a node:net one', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const refusal = async (server: net.Server | muxnet.Server) => {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      let err: unknown;
+      try {
+        port1.postMessage(null, [server as never]);
+      } catch (e) {
+        err = e;
+      }
+      server.close();
+      return [(err as Error).name, (err as NodeJS.ErrnoException).code];
+    };
+    expect(await refusal(muxnet.createServer())).toEqual(await refusal(net.createServer()));
+    port1.close();
+    port2.close();
+  });
+});
+
+describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24.22)', () => {
+  let worker: Worker;
+  let reference: Record<string, unknown>;
+
+  beforeAll(() => {
+    // Serves what it is given, with node:net's objects (as a node:net sender's would be).
+    worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const held = [];
+       parentPort.on('message', ({ servers, socket, close }) => {
+         for (const server of servers ?? []) {
+           held.push(server.on('connection', (c) => c.pipe(c)));
+           parentPort.postMessage({ listening: server.address().port });
+         }
+         if (socket) socket.pipe(socket);
+         if (close) for (const server of held.splice(0)) server.close(() => parentPort.postMessage({ closed: true }));
+       });`,
+      { eval: true },
+    );
+  });
+  afterAll(() => worker.terminate());
+
+  it('node:net: what the muxnet runs are held to', async () => {
+    const before = socketFds();
+    reference = await refusals(net as unknown as Net, 'mio');
+    const refused = 'ERR_WORKER_HANDLE_NOT_TRANSFERABLE';
+    expect(reference).toEqual({ notListening: refused, unixServer: refused, unixStillServes: true, readFrom: refused, writtenTo: refused, stillWorks: true, connecting: refused });
+    await waitFor(() => socketFds() <= before, 'node:net’s sockets closed');
+  }, 20_000);
+
+  for (const backend of BACKENDS) {
+    describe(backend, () => {
+      expectSocketFdsBack(backend);
+
+      it('refuses what node:net refuses, and what it refused goes on working', async () => {
+        expect(await refusals(muxnet, backend)).toEqual(reference);
+      }, 20_000);
+
+      it('a listening server moves: the worker accepts on its port, each client gets its own bytes', async () => {
+        const server = muxnet.createServer({ backend }, (c) => c.end('not moved'));
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        const { port } = server.address() as net.AddressInfo;
+        let closed = false;
+        server.on('close', () => (closed = true));
+        const listening = once(worker, 'message');
+        // In a plain object inside an array, with the options form of the transfer list.
+        worker.postMessage({ servers: [server] }, { transfer: [server] } as never);
+        expect([server.listening, server.address()]).toEqual([false, null]);
+        expect(await listening).toEqual([{ listening: port }]);
+        const clients = await Promise.all(
+          Array.from({ length: 50 }, async (_, i) => {
+            const c = net.connect(port, '127.0.0.1');
+            await once(c, 'connect');
+            const bytes = pattern(i, 32 * 1024);
+            const ok = (await roundTrip(c, bytes)).equals(bytes);
+            c.destroy();
+            return ok;
+          }),
+        );
+        expect(clients.every(Boolean)).toBe(true);
+        const closedThere = once(worker, 'message');
+        worker.postMessage({ close: true });
+        expect(await closedThere).toEqual([{ closed: true }]);
+        // As node:net's: no 'close' until close(), which says the server was not running.
+        expect(closed).toBe(false);
+        const [err] = await new Promise<unknown[]>((resolve) => server.close((...args) => resolve(args)));
+        expect((err as NodeJS.ErrnoException).code).toBe('ERR_SERVER_NOT_RUNNING');
+        expect(closed).toBe(true);
+      }, 20_000);
+
+      it('an accepted connection moves untouched: the worker echoes 1 MiB, no FIN from here', async () => {
+        const server = muxnet.createServer({ backend });
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        const moved = new Promise<muxnet.Socket>((resolve) =>
+          server.once('connection', (conn) => {
+            worker.postMessage({ socket: conn }, [conn as never]);
+            resolve(conn);
+          }),
+        );
+        const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+        await once(client, 'connect');
+        const conn = await moved;
+        const [hadError] = await once(conn, 'close');
+        expect([conn.destroyed, hadError]).toEqual([true, false]);
+        expect(await new Promise((resolve) => server.getConnections((_, n) => resolve(n)))).toBe(0);
+        const bytes = pattern(99, 1024 * 1024);
+        expect((await roundTrip(client, bytes)).equals(bytes)).toBe(true);
+        client.end();
+        await once(client, 'close');
+        server.close();
+      }, 20_000);
+
+      it('a post that fails moves nothing: the server keeps listening, the copies are closed', async () => {
+        const server = muxnet.createServer({ backend }, (c) => c.end('still here'));
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        const before = socketFds();
+        const { port1, port2 } = new MessageChannel();
+        // A function cannot be cloned: node throws after the copy was made.
+        expect(() => port1.postMessage({ server, f: () => 0 }, [server as never])).toThrow(expect.objectContaining({ name: 'DataCloneError' }));
+        port1.close();
+        port2.close();
+        expect(server.listening).toBe(true);
+        await waitFor(() => socketFds() <= before, 'the copy closed');
+        const answer = await new Promise<string>((resolve) => {
+          let got = '';
+          net.connect((server.address() as net.AddressInfo).port, '127.0.0.1').setEncoding('utf8').on('data', (d) => (got += d)).on('end', () => resolve(got));
+        });
+        expect(answer).toBe('still here');
+        server.close();
+      }, 20_000);
+    });
+  }
+});
