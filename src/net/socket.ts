@@ -385,7 +385,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   get pending(): boolean {
-    return this.token < 0 || this.connectingFlag;
+    return !this.hasHandle || this.connectingFlag;
+  }
+
+  /**
+   * node:net's socket would hold its handle: connected, or closed in order
+   * by the reactor (both ways done) and not destroyed yet, which node:net's
+   * handle outlives.
+   */
+  private get hasHandle(): boolean {
+    return this.token >= 0 || (this.handleClosed && !this.destroyed);
   }
 
   get readyState(): string {
@@ -408,7 +417,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** Bytes waiting to be written (`writableLength`), once the socket has a connection. */
   get bufferSize(): number | undefined {
-    return this.token >= 0 || this.connectingFlag ? this.writableLength : undefined;
+    return this.hasHandle || this.connectingFlag ? this.writableLength : undefined;
   }
 
   /**
@@ -725,8 +734,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (msecs === 0) {
       if (callback) this.off('timeout', callback);
     } else {
-      // node:net's socket timers never hold the process.
-      this.timer = setTimeout(() => this.emit('timeout'), msecs).unref();
+      // node:net's socket timers never hold the process. As node:net's, a write still going out
+      // (its queue changed since the last look) is no idleness: the timer starts again instead.
+      let queued = 0;
+      this.timer = setTimeout(() => {
+        const now = this.pendingWrite !== undefined && this.token >= 0 ? this.reactor!.native.queued(this.token) : 0;
+        if (now > 0 && now !== queued) {
+          queued = now;
+          this.touch();
+        } else this.emit('timeout');
+      }, msecs).unref();
       if (callback) this.once('timeout', callback);
     }
     return this;
@@ -813,7 +830,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.once('connect', () => this.resetAndDestroy());
       return this;
     }
-    if (this.token < 0) return this.destroy(socketClosed());
+    // Closed in order already (an 'end' listener after its own end()): node:net's handle closes quietly.
+    if (this.token < 0) return this.hasHandle ? this.destroy() : this.destroy(socketClosed());
     this.resetOnClose = true;
     return this.destroy();
   }
@@ -1051,6 +1069,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   onDrain(): void {
     const cb = this.pendingWrite;
     this.pendingWrite = undefined;
+    // A write done is activity, as node:net counts it.
+    if (cb) this.touch();
     this.syncActive();
     cb?.();
   }

@@ -59,6 +59,64 @@ describe.each([
     expect(Buffer.concat(chunks).equals(sent)).toBe(true);
     expect(Math.max(...chunks.map((d) => d.length))).toBeLessThanOrEqual(64 * 1024);
   });
+
+  // Found by a hostile-peer hunt: muxnet's idle timer fired in the middle of a big write to a
+  // slow reader (an http server's setTimeout then cut a response short), and soon after it ended.
+  it("counts a write still going out, and its end, as activity for setTimeout's 'timeout'", async () => {
+    const total = 24 << 20;
+    let got = 0;
+    // Reads a chunk, then waits 2 ms: 24 MiB take longer than the 200 ms idle timeout.
+    const peer = nodeNet.createServer((p) => {
+      p.on('data', (d: Buffer) => {
+        got += d.length;
+        p.pause();
+        setTimeout(() => p.resume(), 2);
+      });
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const c = net.connect((peer.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(c, 'connect');
+    const events: string[] = [];
+    const start = Date.now();
+    let written = 0;
+    c.setTimeout(200, () => {
+      events.push(written ? (Date.now() - written >= 180 ? 'timeout a full period after the write' : `timeout ${Date.now() - written} ms after the write`) : 'timeout while writing');
+      c.destroy();
+    });
+    c.write(Buffer.alloc(total), () => {
+      written = Date.now();
+      events.push('written');
+    });
+    await once(c, 'close');
+    peer.close();
+    expect(Date.now() - start).toBeGreaterThan(200);
+    expect(events).toEqual(['written', 'timeout a full period after the write']);
+    expect(got).toBe(total);
+  });
+
+  // Found by the same hunt: the reactor had closed the connection in order (this end's FIN, then
+  // the peer's), and the drop-in answered as if node:net's handle were gone already.
+  it("closes quietly on resetAndDestroy() in 'end' after its own end(), pending false, bufferSize 0 there", async () => {
+    const server = nodeNet.createServer({ allowHalfOpen: true }, (s) => {
+      s.resume();
+      s.on('end', () => s.end('reply'));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const seen: unknown[] = [];
+    c.on('error', (err) => seen.push(`error ${(err as NodeJS.ErrnoException).code}`));
+    c.on('data', (d) => seen.push(`data ${d}`));
+    c.on('end', () => {
+      seen.push({ pending: c.pending, bufferSize: c.bufferSize });
+      c.resetAndDestroy();
+    });
+    c.end('request');
+    const [hadError] = await once(c, 'close');
+    server.close();
+    expect([...seen, `close ${hadError}`]).toEqual(['data reply', { pending: false, bufferSize: 0 }, 'close false']);
+  });
 });
 
 describe.each([
