@@ -257,7 +257,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     const reactor = openReactor(this.options.backend);
     const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(pipeName(path), opts.backlog);
     if (typeof reactor === 'number' || token < 0) {
-      this.listenFailed(systemError(-token, 'listen', path), true);
+      // As libuv's pipe bind: a directory that is not there is EACCES (Windows' answer).
+      this.listenFailed(systemError(token === -uvErrno('ENOENT') ? uvErrno('EACCES') : -token, 'listen', path), true);
       return;
     }
     if (opts.readableAll || opts.writableAll) {

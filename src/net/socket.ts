@@ -480,9 +480,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket: this });
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
-    if (this.token >= 0 || this.connectingFlag) {
-      throw codedError('Socket is already connected or connecting', 'ERR_SOCKET_CONNECTION_IN_PROGRESS');
-    }
+    if (this.token >= 0 || this.connectingFlag) return this.connectAgain(opts, listener);
     const adopted = this.fromBound?.adopted;
     // Only a truthy path is IPC: http.Agent passes `path: null` with a port. An adopted
     // BoundSocket's own kind decides, as in node:net: a Unix-domain one needs a path, a TCP one reads none.
@@ -562,6 +560,33 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         this.dial({ ...target, addresses: [address], multiple: false });
       });
     }
+    return this;
+  }
+
+  /**
+   * connect() on a socket connecting or connected, as node:net's handle
+   * takes it: one still connecting fails (`EALREADY`, destroyed), one
+   * connected stays on its connection and says 'connect' and 'ready' again.
+   */
+  private connectAgain(opts: SocketConnectOpts, listener: (() => void) | undefined): this {
+    if (listener) this.once('connect', listener);
+    const connect = this.connects;
+    if (this.connectingFlag) {
+      process.nextTick(() => {
+        if (!this.connectingFlag || connect !== this.connects) return;
+        const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
+        const port = opts.port === undefined ? undefined : Number(opts.port);
+        this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, local ? `${local.address}:${local.port}` : undefined));
+      });
+      return this;
+    }
+    this.connectingFlag = true;
+    process.nextTick(() => {
+      if (!this.connectingFlag || connect !== this.connects || this.token < 0) return;
+      this.connectingFlag = false;
+      this.emit('connect');
+      this.emit('ready');
+    });
     return this;
   }
 

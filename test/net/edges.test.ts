@@ -3,7 +3,10 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../helpers';
 import * as muxnet from '../../src/net';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
 
@@ -116,6 +119,60 @@ describe.each([
     const [hadError] = await once(c, 'close');
     server.close();
     expect([...seen, `close ${hadError}`]).toEqual(['data reply', { pending: false, bufferSize: 0 }, 'close false']);
+  });
+
+  // Found by a second hunt: the drop-in bound a connection's local port without SO_REUSEADDR,
+  // which libuv sets, so a client reconnecting from its port met its own TIME_WAIT (EADDRINUSE).
+  it('connects again from the same localPort while the last connection from it waits in TIME_WAIT', async () => {
+    const server = nodeNet.createServer((s) => s.resume());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const localPort = await freePort();
+    for (let round = 0; round < 2; round++) {
+      // Closed from this side first: this side's end waits in TIME_WAIT once the server's is gone.
+      const accepted = once(server, 'connection');
+      const c = net.connect({ port, host: '127.0.0.1', localPort });
+      await once(c, 'connect');
+      expect(c.localPort).toBe(localPort);
+      const [there] = (await accepted) as nodeNet.Socket[];
+      c.destroy();
+      await Promise.all([once(c, 'close'), once(there, 'close')]);
+    }
+    server.close();
+  });
+
+  // Found by the same hunt: the drop-in threw where node:net's handle takes the call.
+  it('takes connect() on a socket connecting (EALREADY) or connected (it says connect again)', async () => {
+    const server = nodeNet.createServer((s) => s.pipe(s));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const connecting = net.connect(port, '127.0.0.1');
+    connecting.connect(port, '127.0.0.1');
+    const [err] = (await once(connecting, 'error')) as NodeJS.ErrnoException[];
+    expect([err.code, err.syscall, err.message.startsWith(`connect EALREADY 127.0.0.1:${port}`)]).toEqual(['EALREADY', 'connect', true]);
+    expect((await once(connecting, 'close'))[0]).toBe(true);
+
+    const connected = net.connect(port, '127.0.0.1');
+    await once(connected, 'connect');
+    connected.connect(port, '127.0.0.1');
+    expect([connected.connecting, connected.readyState]).toEqual([true, 'opening']);
+    connected.write('still the same connection');
+    await once(connected, 'connect');
+    expect(connected.connecting).toBe(false);
+    const [echo] = await once(connected, 'data');
+    expect(String(echo)).toBe('still the same connection');
+    connected.destroy();
+    server.close();
+  });
+
+  // Found by the same hunt: libuv answers a path in a directory that is not there with EACCES.
+  it('fails listen() on a path in a missing directory with EACCES', async () => {
+    const server = net.createServer();
+    server.listen(path.join(os.tmpdir(), `muxnet-missing-${process.pid}`, 'sock'));
+    const [err] = (await once(server, 'error')) as NodeJS.ErrnoException[];
+    expect([err.code, err.syscall]).toEqual(['EACCES', 'listen']);
   });
 });
 

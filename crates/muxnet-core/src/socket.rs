@@ -507,6 +507,9 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     if let Some(local) = local {
+        // As libuv binds: a local port whose last connection waits in TIME_WAIT is taken again.
+        #[cfg(unix)]
+        socket.set_reuse_address(true)?;
         socket.bind(&local.into())?;
     }
     start_connect(&socket, &addr.into())?;
