@@ -582,8 +582,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     this.connectingFlag = true;
     process.nextTick(() => {
-      if (!this.connectingFlag || connect !== this.connects || this.token < 0) return;
+      if (!this.connectingFlag || connect !== this.connects) return;
       this.connectingFlag = false;
+      // Closed in order meanwhile: connected no more, nothing to say.
+      if (this.token < 0) return;
       this.emit('connect');
       this.emit('ready');
     });
