@@ -168,27 +168,32 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   }
 
   private async *decode(decoder: FrameDecoder, framing: Framing, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
-    // The bytes after the last frame yielded that the decoder took: given back if the loop is left there.
+    // The bytes after the last frame yielded that the decoder took: given back if the loop is
+    // left at a frame (break, return, a throw in its body) or while it waits for bytes (an abort).
     let tail: Buffer[] = [];
     let tailLength = 0;
-    let left = false;
+    let giveBack = false;
     try {
-      for (let chunk = await this.read(read); chunk !== null; chunk = await this.read(read)) {
+      for (;;) {
+        giveBack = true;
+        const chunk = await this.read(read);
+        giveBack = false;
+        if (chunk === null) break;
         const { frames, tooLong, tooLongAt } = decoder.push(chunk);
-        if (tooLong > 0) {
-          // The lines after the bad one in this chunk are never yielded as good.
-          tail = [];
-          yield* frames.slice(0, tooLongAt);
-          throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
-        }
-        let at = 0;
-        for (const frame of frames) {
-          at = frameEnd(framing, chunk, frame, tailLength);
+        const good = tooLong > 0 ? tooLongAt : frames.length;
+        for (let i = 0; i < good; i++) {
+          const at = frameEnd(framing, chunk, frames[i], tailLength);
           tail = [chunk.subarray(at)];
           tailLength = chunk.length - at;
-          left = true;
-          yield frame;
-          left = false;
+          giveBack = true;
+          yield frames[i];
+          giveBack = false;
+        }
+        if (tooLong > 0) {
+          // The bad frame and the lines after it in this chunk are never read as good.
+          tail = [];
+          tailLength = 0;
+          throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
         }
         if (frames.length === 0) {
           tail.push(retained(chunk));
@@ -199,9 +204,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
       }
       if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
     } finally {
-      // Left at a frame (break, return, a throw in the loop's body): what the decoder took
-      // after it is read next, by read() or another frames().
-      if (left && tailLength > 0) this.unshift(Buffer.concat(tail, tailLength));
+      // Read next, by read() or another frames().
+      if (giveBack && tailLength > 0) this.unshift(Buffer.concat(tail, tailLength));
     }
   }
 

@@ -139,6 +139,45 @@ describe('muxnet/async', () => {
     expect(got).toEqual(['first']);
   });
 
+  // Found by a hunt: bytes the decoder held were dropped on these two ways out of the loop.
+  it('a frames() loop aborted while it waits gives the partial frame back: read() and the next frames() have it', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.write('a\nb\npart');
+    const ac = new AbortController();
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const line of conn.frames('line', { signal: ac.signal })) {
+        got.push(String(line));
+        if (got.length === 2) setTimeout(() => ac.abort(), 50);
+      }
+    })();
+    await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
+    expect(got).toEqual(['a', 'b']);
+    peer.write('ial\nnext\n');
+    const again: string[] = [];
+    for await (const line of conn.frames('line')) {
+      again.push(String(line));
+      if (again.length === 2) break;
+    }
+    expect(again).toEqual(['partial', 'next']);
+  });
+
+  it('leaving frames() at a line before one over maxFrame gives back everything after that line', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const rest = `b\n${'x'.repeat(20)}\ntail\n`;
+    (await accepted).end(`a\n${rest}`);
+    for await (const line of conn.frames('line', { maxFrame: 10 })) {
+      expect(String(line)).toBe('a');
+      break;
+    }
+    let back = '';
+    for (let chunk = await conn.read(); chunk !== null; chunk = await conn.read()) back += String(chunk);
+    expect(back).toBe(rest);
+  });
+
   it('stops reading while nobody awaits: the producer is held back, memory stays bounded', async () => {
     let producer!: Connection;
     let sent = 0;
