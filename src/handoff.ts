@@ -116,21 +116,27 @@ function dgramStateKey(): symbol {
 }
 
 /**
+ * A node:net Socket on `fd`, a copy, neither read nor written here: node's
+ * `send()` hands its handle over (and its messaging moves it, ./threads) as
+ * it is. If node:net throws before its handle took the copy, it is closed.
+ */
+export function nodeSocketOn(fd: number, allowHalfOpen = false): nodeNet.Socket {
+  try {
+    return new nodeNet.Socket({ fd, readable: false, writable: false, allowHalfOpen });
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/**
  * What node's `send()` takes for `given`'s copy (`copy`, the libuv handle on
  * the duplicate), which node closes itself for a socket not kept open (once
  * the receiver has it: `nodeCloses`).
  */
 function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: object; copy: RawHandle; nodeCloses: boolean } | number {
   if (given.kind === 'socket') {
-    // Not read here, nor written: node's send takes its handle as it is.
-    let socket: nodeNet.Socket;
-    try {
-      socket = new nodeNet.Socket({ fd: given.fd, readable: false, writable: false });
-    } catch (err) {
-      // node:net threw before its handle took the copy.
-      closeSync(given.fd);
-      throw err;
-    }
+    const socket = nodeSocketOn(given.fd);
     const { server } = given;
     if (server?._connectionKey !== undefined) {
       // What node's send() reads of a socket's server (it lowers `_connections` itself: muxnet's counts its own).

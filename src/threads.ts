@@ -14,11 +14,10 @@
  * connection). Installed when muxnet's `net` loads, on a Node whose
  * node:net moves its own; any other message passes through untouched.
  */
-import { closeSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { MessagePort } from 'node:worker_threads';
 import { codedError, systemError } from './errors';
-import { rawHandle } from './handoff';
+import { nodeSocketOn, rawHandle } from './handoff';
 
 /** What a muxnet object gives to move: a copy of its socket, and what to do once it has moved. */
 export interface Move {
@@ -49,15 +48,7 @@ export function notTransferable(what: 'net.Server' | 'net.Socket'): Error {
 
 /** node:net's object on `move`'s copy, for node to move; it owns the copy from then on. */
 function nodeCopy(move: Move): nodeNet.Server | nodeNet.Socket {
-  if (move.kind === 'socket') {
-    try {
-      // Neither read nor written here: node moves its handle as it is.
-      return new nodeNet.Socket({ fd: move.fd, readable: false, writable: false, allowHalfOpen: move.options.allowHalfOpen });
-    } catch (err) {
-      closeSync(move.fd);
-      throw err;
-    }
-  }
+  if (move.kind === 'socket') return nodeSocketOn(move.fd, move.options.allowHalfOpen);
   const handle = rawHandle('server', move.fd);
   // rawHandle closed the copy it could not open.
   if (typeof handle === 'number') throw systemError(-handle, 'open');
