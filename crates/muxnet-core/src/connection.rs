@@ -270,6 +270,9 @@ pub(crate) struct Connection {
     /// Reading stopped because the pipe partner's queue is full (not the
     /// owner's pause): resumed when that queue drains.
     pub held: bool,
+    /// Held, its peer ended its input (a FIN, a hang-up, a reset after its
+    /// FIN): the rest waits unread in the kernel, its errors unwatched.
+    pub peer_ended: bool,
 }
 
 /// A connection's rarely used state.
@@ -455,6 +458,15 @@ impl Connection {
 
     pub fn wants_read(&self) -> bool {
         !self.connecting && !self.paused && !self.held && !self.read_closed
+    }
+
+    /// Held for its pipe partner, it still wants its errors: a peer that
+    /// resets while the partner takes nothing would otherwise hold both
+    /// sockets until the partner reads. Not once its peer or a FIN each
+    /// way ended it: poll reports `POLLHUP` on such a socket at every wait.
+    /// (An owner's `pause` wants nothing, as libuv's `readStop`.)
+    pub fn wants_errors(&self) -> bool {
+        self.held && !self.read_closed && !self.write_closed && !self.peer_ended
     }
 
     /// Writable interest: a connect under way, or bytes the kernel refused.

@@ -1,7 +1,8 @@
 //! Hostile peers on either side of a pipe (the proxy's relay), with bytes
 //! held in the reactor for the other side (in the kernel pipe when spliced,
 //! in the queue when copied): a FIN then a reset, a reset from the side
-//! that is not reading, a half-closed client reading a long answer.
+//! that is not reading, a reset from a side held back while its partner
+//! reads nothing, a half-closed client reading a long answer.
 
 mod common;
 
@@ -16,6 +17,7 @@ use socket2::SockRef;
 backend_tests!(
     pipe_sender_fins_then_resets_with_bytes_held,
     pipe_receiver_resets_with_bytes_held,
+    pipe_held_side_resets_while_its_partner_reads_nothing,
     pipe_half_closed_client_reads_a_long_answer
 );
 
@@ -108,6 +110,10 @@ fn pipe_sender_fins_then_resets_with_bytes_held(kind: BackendKind) {
         assert!(h.r.queued(b).unwrap() > 0, "[{}, splice {splice}] bytes still held for b", h.name());
         SockRef::from(&a_peer).set_linger(Some(Duration::ZERO)).unwrap();
         drop(a_peer);
+        // Held, a is watched for its errors: this reset comes after its
+        // FIN and breaks nothing, and a's hang-up (poll's `POLLHUP` at every
+        // wait) is watched no more.
+        h.assert_sleeps(Duration::from_millis(300), Duration::from_millis(50), 10, "a held after its FIN and reset");
         let mut reading = Peer::spawn(move || {
             let mut s = b_peer;
             let mut got = Vec::new();
@@ -162,6 +168,67 @@ fn pipe_receiver_resets_with_bytes_held(kind: BackendKind) {
         assert!(matches!(failed, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe), "[{}, splice {splice}] {failed:?}", h.name());
         assert_eq!(h.r.len(), 1, "[{}] only the listener is left", h.name());
         drop(a_peer);
+    }
+}
+
+/// The client sends until the relay holds it (the upstream reads nothing,
+/// so its queue passes the high-water mark), then resets. A held side is
+/// watched for errors only: the pair breaks at once, both sides reported
+/// with `ECONNRESET`, the upstream reset, nothing left — though the
+/// upstream never read (else a proxy keeps two fds and the queue per such
+/// client until its upstream reads). select has no errors-only set: there
+/// the reset is found once the upstream reads and the hold ends.
+fn pipe_held_side_resets_while_its_partner_reads_nothing(kind: BackendKind) {
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { pipe_high_water: 64 << 10, splice, ..Config::default() });
+        let (mut a_peer, a, b_peer, b) = piped_pair(&mut h);
+        SockRef::from(&b_peer).set_recv_buffer_size(64 << 10).unwrap();
+        a_peer.set_nonblocking(true).unwrap();
+        let chunk = pattern(24, 64 << 10);
+        let mut last = u64::MAX;
+        h.until("a held: nothing more relayed while a's peer is blocked", |r, events| {
+            assert!(events.iter().all(|e| matches!(e, Ev::Connect { .. })), "unexpected {events:?}");
+            while a_peer.write(&chunk).is_ok() {}
+            let relayed = r.relayed(a).unwrap();
+            let still = relayed == last && r.queued(b).unwrap() > 0;
+            last = relayed;
+            still
+        });
+        // a is read no more.
+        let relayed = h.r.relayed(a).unwrap();
+        let quiet = h.collect_for(Duration::from_millis(200));
+        assert!(quiet.is_empty(), "[{}, splice {splice}] unexpected {quiet:?}", h.name());
+        assert_eq!(h.r.relayed(a).unwrap(), relayed, "[{}, splice {splice}] a was read while held", h.name());
+        SockRef::from(&a_peer).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(a_peer);
+        let mut b_peer = b_peer;
+        if kind == BackendKind::Select {
+            let held = h.collect_for(Duration::from_millis(300));
+            assert!(held.is_empty(), "[select, splice {splice}] {held:?}: select cannot watch a held side's errors");
+            let reading = Peer::spawn(move || {
+                set_timeouts(&b_peer);
+                let mut sink = vec![0u8; 64 << 10];
+                while matches!(b_peer.read(&mut sink), Ok(n) if n > 0) {}
+            });
+            let closed = both_closed(&mut h, a, b);
+            assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "[select, splice {splice}]");
+            reading.join();
+        } else {
+            let closed = both_closed(&mut h, a, b);
+            assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "[{}, splice {splice}]", h.name());
+            // The upstream is reset too: its reads end in an error, not an end.
+            set_timeouts(&b_peer);
+            let mut sink = vec![0u8; 64 << 10];
+            let end = loop {
+                match b_peer.read(&mut sink) {
+                    Ok(0) => break None,
+                    Ok(_) => {}
+                    Err(e) => break Some(e.kind()),
+                }
+            };
+            assert_eq!(end, Some(ErrorKind::ConnectionReset), "[{}, splice {splice}] the upstream's reads", h.name());
+        }
+        assert_eq!(h.r.len(), 1, "[{}, splice {splice}] only the listener is left", h.name());
     }
 }
 

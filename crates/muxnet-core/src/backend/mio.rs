@@ -60,7 +60,9 @@ fn mio_interest(interest: Interest) -> mio::Interest {
     match (interest.readable, interest.writable) {
         (true, true) => READABLE | mio::Interest::WRITABLE,
         (false, true) => mio::Interest::WRITABLE,
-        _ => READABLE,
+        // Readable or errors only: mio has no errors-only interest, and
+        // an edge-triggered readable one reports each arrival once.
+        (_, false) => READABLE,
     }
 }
 

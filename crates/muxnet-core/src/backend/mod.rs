@@ -31,9 +31,17 @@ impl Interest {
     pub const READABLE: Interest = Interest { readable: true, writable: false };
     pub const WRITABLE: Interest = Interest { readable: false, writable: true };
     pub const BOTH: Interest = Interest { readable: true, writable: true };
+    /// Errors and hang-ups only: for a socket that must not be read now but
+    /// whose reset should still be seen (a pipe side held for
+    /// backpressure). poll asks for no event (`POLLERR` and `POLLHUP` come
+    /// anyway); mio watches readable, edge-triggered, so each arrival is
+    /// one edge the reactor ignores; select has no such set and reports
+    /// nothing.
+    pub const ERRORS: Interest = Interest { readable: false, writable: false };
 
     /// `None` when the socket wants nothing: it is then deregistered, which
-    /// keeps level-triggered backends from reporting it on every wait.
+    /// keeps level-triggered backends from reporting it on every wait
+    /// (see [`Interest::ERRORS`] for a socket that wants only its errors).
     pub fn new(readable: bool, writable: bool) -> Option<Interest> {
         (readable || writable).then_some(Interest { readable, writable })
     }

@@ -63,6 +63,8 @@ impl SelectBackend {
         let mut write = FdSet::new();
         read.insert(self.pipe.read_fd());
         let mut max = self.pipe.read_fd();
+        // An errors-only entry is in neither set: select folds errors into
+        // readability and has no set for them alone (see `Interest::ERRORS`).
         for e in &self.entries {
             if e.interest.readable {
                 read.insert(e.fd);

@@ -216,7 +216,7 @@ impl Entry {
     fn interest(&self) -> Option<Interest> {
         match &self.kind {
             Kind::Listener { accept_paused, held, .. } => Interest::new(!accept_paused && !held, false),
-            Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()),
+            Kind::Stream(c) => Interest::new(c.wants_read(), c.wants_write()).or(c.wants_errors().then_some(Interest::ERRORS)),
             Kind::Datagram { paused, .. } => Interest::new(!paused, false),
         }
     }

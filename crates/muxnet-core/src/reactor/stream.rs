@@ -297,11 +297,26 @@ impl Reactor {
             self.sync_interest(token)?;
             self.flush(token, events).map_err(Failure::sending)?;
         } else {
+            let partner = conn.pipe();
+            if conn.held && (r.error || r.hup) {
+                // Watched for errors only (see `Connection::wants_errors`).
+                match stream.take_error()? {
+                    // Reset mid-input: the pair breaks now, as it would
+                    // reading (the partner takes none of that input).
+                    Some(error) if error.kind() != io::ErrorKind::BrokenPipe => return Err(error.into()),
+                    // A reset after its FIN (Linux says `EPIPE`), or the
+                    // FIN alone: the input is whole and goes on once the
+                    // partner drains, then its end, as a half-closed peer's.
+                    Some(_) => conn.peer_ended = true,
+                    None => conn.peer_ended |= r.hup,
+                }
+                self.sync_interest(token)?;
+            }
             // Read first, even (above all) when an error is pending: what the
             // peer sent before its FIN or RST reaches the owner, then the
             // end, then the error (a read or a flush meets it), as in libuv.
             if r.readable || r.error {
-                let end = match conn.pipe() {
+                let end = match partner {
                     Some(partner) => self.relay(token, partner, r.hup || r.error, events)?,
                     None => self.read(token, r.hup || r.error, space, events)?,
                 };
