@@ -92,6 +92,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   private paused = false;
   private ended = false;
   private closed = false;
+  /** Bytes dropped since `discardInput()` (-1: not discarding). */
+  private discarded = -1;
   private error: Error | undefined;
   private readonly readers: Reader[] = [];
   private writers: Waiter<void>[] = [];
@@ -310,8 +312,31 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     this.opening = undefined;
   }
 
+  /**
+   * @internal Whether input waits that nobody read: unread here, or in the
+   * kernel while reading is paused (a server's lingering close asks).
+   */
+  get unreadInput(): boolean {
+    return !this.ended && (this.unread > 0 || this.paused);
+  }
+
+  /**
+   * @internal Drops what is unread and all input from now on, reading on;
+   * returns a count of the bytes dropped so far.
+   */
+  discardInput(): () => number {
+    this.chunks.length = this.head = this.unread = 0;
+    this.discarded = 0;
+    this.setPaused(false);
+    return () => this.discarded;
+  }
+
   /** @internal */
   onData(chunk: Buffer): void {
+    if (this.discarded >= 0) {
+      this.discarded += chunk.length;
+      return;
+    }
     const reader = this.settleReader();
     if (reader) return reader.resolve(chunk);
     // Held until read: not a view that pins the read slab.

@@ -97,6 +97,11 @@ function defaultOnError(err: Error, source: ErrorSource): void {
 
 type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
 
+/** A lingering close ends after this long without input from the client, */
+const LINGER_IDLE = 2000;
+/** or after this long in all. */
+const LINGER_MAX = 30_000;
+
 /** In a session's `early` list: the connection drained before the handler was ready. */
 const DRAINED = Symbol('drained');
 type Early = Buffer | null | typeof DRAINED;
@@ -120,6 +125,9 @@ class Session {
   /** A callback handler with `onData`, ready and open: where data goes straight. */
   direct: ConnectionHandler | undefined;
   error: Error | undefined;
+  /** `handle()` returned and the connection lingers (see `closeAfterHandle`). */
+  lingering = false;
+  stopLingering: (() => void) | undefined;
   constructor(readonly connection: Connection<Session>) {}
 }
 
@@ -213,6 +221,8 @@ class StreamService implements Local {
   /** Serial mode: the one being served, and those accepted with it in one turn. */
   private active: Session | undefined;
   private readonly waiting: Session[] = [];
+  /** Connections in a lingering close (see `closeAfterHandle`). */
+  private readonly lingering = new Set<Connection<Session>>();
   private stopping = false;
   private readonly isAsync: boolean;
   private readonly allowHalfOpen: boolean;
@@ -353,7 +363,7 @@ class StreamService implements Local {
       const stream = session.stream;
       new Promise<void>((resolve) => resolve(handler.handle!())).then(
         // Flush what was written, then close (as socketserver does).
-        () => stream.end().then(() => session.connection.destroy(), () => {}).finally(() => this.done(session)),
+        () => stream.end().then(() => this.closeAfterHandle(session), () => {}).finally(() => this.done(session)),
         (err) => this.fail(session, err, true),
       );
       return;
@@ -368,6 +378,34 @@ class StreamService implements Local {
     }
     if (handler.onData && !session.closed && !session.threw) session.direct = handler;
     this.done(session);
+  }
+
+  /**
+   * Closes a connection whose `handle()` returned, its reply and FIN with
+   * the kernel. With input left unread (a client still sending), a close
+   * would answer it with a reset, which may discard the reply before the
+   * client reads it: the connection lingers instead, as Apache's and
+   * nginx's `lingering_close` do — its input dropped until the client's
+   * end, `LINGER_IDLE` ms without input, or `LINGER_MAX` ms. The handler
+   * is finished meanwhile (a serial server serves the next one).
+   */
+  private closeAfterHandle(session: Session): void {
+    const conn = session.connection;
+    if (!session.stream!.unreadInput || conn.closed) return conn.destroy();
+    session.lingering = true;
+    this.lingering.add(conn);
+    const dropped = session.stream!.discardInput();
+    const giveUp = Date.now() + LINGER_MAX;
+    let seen = -1;
+    const timer = setInterval(() => {
+      if (dropped() === seen || Date.now() >= giveUp) conn.destroy();
+      seen = dropped();
+    }, LINGER_IDLE);
+    timer.unref();
+    session.stopLingering = () => {
+      clearInterval(timer);
+      this.lingering.delete(conn);
+    };
   }
 
   /** A callback-mode handler method, for an event of an open connection. */
@@ -406,6 +444,8 @@ class StreamService implements Local {
   private closed(session: Session, err: Error | undefined): void {
     session.closed = true;
     session.direct = undefined;
+    // Its handler is done: how a lingering close ends is nobody's error.
+    if (session.lingering) return session.stopLingering!();
     if (err && !session.error) {
       session.error = err;
       this.server.report(err, { remoteAddress: session.connection.remoteAddress });
@@ -421,7 +461,7 @@ class StreamService implements Local {
   }
 
   private maybeFinish(session: Session): void {
-    if (session.running || !session.closed || session.finished) return;
+    if (session.running || !(session.closed || session.lingering) || session.finished) return;
     session.finished = true;
     let result: unknown;
     try {
@@ -457,6 +497,8 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
+    // Their handlers are done: nothing more to wait for.
+    for (const conn of this.lingering) conn.destroy();
     // A destroyed connection's session leaves once its handler finished;
     // one that has not settled by the next turn never holds the close.
     await this.sessions.drain(timeout, (s) => {

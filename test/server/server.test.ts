@@ -1,6 +1,8 @@
 // muxnet/server on this thread (reactor and serial modes, datagrams) over
 // real loopback sockets: every lifecycle edge ends in exactly one finish().
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../src/async';
@@ -78,6 +80,76 @@ describe('muxnet/server, reactor mode', () => {
     expect(String(Buffer.concat(reply))).toBe('100000 bytes\n');
     await waitFor(() => rec.finished.length === 1, 'the finish');
     expect(rec.finished).toEqual([undefined]);
+  });
+
+  it.each(['reactor', 'serial'] as const)('%s: handle() returning with input unread lingers: the reply arrives whole, then the end, not a reset; the next client is served meanwhile', async (mode) => {
+    const rec = recorder();
+    const reply = randomBytes(1 << 20);
+    class OneShot extends ConnectionHandler {
+      async handle() {
+        for await (const _line of this.stream.frames('line')) return this.stream.write(reply);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(OneShot, { rec, mode });
+    const before = socketFds();
+    // Asks, then sends 4 MiB the handler never reads, reading nothing for a while; it keeps its
+    // side open after the server's end (allowHalfOpen), so only the server's linger closes it.
+    const client = net.connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+    const got: Buffer[] = [];
+    let failed: Error | undefined;
+    client.on('error', (err) => (failed = err));
+    client.on('data', (d) => got.push(d));
+    const ended = new Promise((resolve) => client.on('end', resolve));
+    const closed = new Promise((resolve) => client.on('close', resolve));
+    client.write('get\n');
+    client.write(Buffer.alloc(4 << 20, 0x78));
+    client.pause();
+    await waitFor(() => rec.finished.length === 1, 'the handler finished');
+    await sleep(200);
+    client.resume();
+    await ended;
+    expect(Buffer.concat(got).equals(reply)).toBe(true);
+    expect(failed).toBeUndefined();
+    // Lingering, it holds up nobody (a serial server serves the next).
+    const next = await connect({ port: server.port });
+    await next.write('get\n');
+    const second: Buffer[] = [];
+    for await (const chunk of next) second.push(chunk);
+    expect(Buffer.concat(second).equals(reply)).toBe(true);
+    // Idle, the lingering connection is closed (2–4 s without input): only the client's socket is left.
+    await waitFor(() => socketFds() <= before + 1, `the server's sockets closed (${socketFds()} > ${before} + 1)`, 6000);
+    client.end();
+    await closed;
+    expect(failed).toBeUndefined();
+    expect(rec.finished).toEqual([undefined, undefined]);
+    expect(rec.errors).toEqual([]);
+  });
+
+  it('close() ends a lingering connection at once', async () => {
+    const rec = recorder();
+    class OneShot extends ConnectionHandler {
+      async handle() {
+        for await (const _line of this.stream.frames('line')) return this.stream.write('bye\n');
+      }
+    }
+    const server = await start(OneShot, { rec });
+    const before = socketFds();
+    const client = await connect({ port: server.port, allowHalfOpen: true });
+    await client.write(`get\n${'x'.repeat(1 << 20)}`);
+    expect(String(await client.read())).toBe('bye\n');
+    expect(await client.read()).toBeNull();
+    await sleep(100);
+    // The client's socket and the server's, lingering.
+    expect(socketFds()).toBe(before + 2);
+    const t0 = Date.now();
+    await server.close({ timeout: 5000 });
+    await waitFor(() => socketFds() <= before, 'the lingering connection closed', 1000);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await client.end();
+    expect(rec.errors).toEqual([]);
   });
 
   it('an async setup() gets what arrived meanwhile, the peer\'s end included, once it resolves', async () => {
