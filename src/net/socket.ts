@@ -105,7 +105,8 @@ interface Attempts {
   connect: number;
   /** Or the negative errno of why it could not be made (no fd left): each attempt fails with it. */
   reactor: Reactor | number;
-  addresses: string[];
+  /** Each with the family its lookup gave (node:net dials that family's way). */
+  addresses: LookupAddress[];
   /** autoSelectFamily over several addresses (node:net's connect-multiple path, whose events differ a little). */
   multiple: boolean;
   port: number;
@@ -518,8 +519,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const host = opts.host || 'localhost';
     if (isIP(host)) {
       // From a BoundSocket, node:net connects within the call: its address is known when it returns.
-      if (this.fromBound) this.dial({ ...target, addresses: [host], multiple: false });
-      else process.nextTick(() => this.dial({ ...target, addresses: [host], multiple: false }));
+      const addresses = [{ address: host, family: isIP(host) }];
+      if (this.fromBound) this.dial({ ...target, addresses, multiple: false });
+      else process.nextTick(() => this.dial({ ...target, addresses, multiple: false }));
       return this;
     }
     // -0 as 0: dns.lookup lets -0 through (it equals 0) to a binding that asserts an int32 and aborts the process.
@@ -557,7 +559,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         if (err) return fail(err);
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
         if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
-        this.dial({ ...target, addresses: [address], multiple: false });
+        this.dial({ ...target, addresses: [{ address, family: type }], multiple: false });
       });
     }
     return this;
@@ -635,15 +637,15 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.attempts = attempts;
     const { reactor, addresses, port, localPort } = attempts;
     while (this.connectingFlag) {
-      const address = addresses.shift();
-      if (address === undefined) {
+      const next = addresses.shift();
+      if (next === undefined) {
         const { errors } = attempts;
         this.attempts = undefined;
         this.destroy(errors.length === 1 ? errors[0] : aggregate(errors));
         return;
       }
-      const v6 = isIP(address) === 6;
-      const family = v6 ? 6 : 4;
+      const { address, family } = next;
+      const v6 = family === 6;
       // A blocked address is not dialled: node:net says so as an attempt that failed at once
       // among several, and as an attempt and its error for one.
       if (isBlocked(this.blockList, address)) {
@@ -660,6 +662,13 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         attempts.errors.push(systemError(uvErrno('EINVAL'), 'bind', localAddress, localPort));
         continue;
       }
+      if (isIP(address) !== family) {
+        // As node:net's handle: an address not of the family its lookup said does not parse. No
+        // socket was made (unless bound), so its own end is unknown.
+        const own = localAddress === undefined ? 'undefined:undefined' : `${localAddress}:${localPort ?? 0}`;
+        if (this.attemptFailed(attempts, address, family, systemError(uvErrno('EINVAL'), 'connect', address, port, own))) continue;
+        return;
+      }
       const adopted = this.fromBound?.adopted;
       const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, address, port, null) : reactor.native.connect(address, port, localAddress, localPort);
       if (typeof reactor === 'number' || token < 0) {
@@ -672,12 +681,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
         // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
         const own = adopted?.local ?? { address: localAddress ?? (v6 ? '::' : '0.0.0.0'), port: localPort ?? 0 };
-        const err = systemError(-token, 'connect', address, port, `${own.address}:${own.port}`);
-        attempts.errors.push(err);
-        this.emit('connectionAttempt', address, port, family);
-        if (!this.connectingFlag) return;
-        if (attempts.multiple) this.emit('connectionAttemptFailed', address, port, family, err);
-        continue;
+        if (this.attemptFailed(attempts, address, family, systemError(-token, 'connect', address, port, `${own.address}:${own.port}`))) continue;
+        return;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
       this.bind(reactor, token);
@@ -701,6 +706,18 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       }
       return;
     }
+  }
+
+  /**
+   * An attempt that failed at once, as node:net announces it: made, then
+   * failed (among several). False if a listener ended the connecting.
+   */
+  private attemptFailed(attempts: Attempts, address: string, family: number, err: Error): boolean {
+    attempts.errors.push(err);
+    this.emit('connectionAttempt', address, attempts.port, family);
+    if (!this.connectingFlag) return false;
+    if (attempts.multiple) this.emit('connectionAttemptFailed', address, attempts.port, family, err);
+    return true;
   }
 
   setNoDelay(enable?: boolean): this {
@@ -1146,19 +1163,19 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 const LOCAL_BIND_ERRORS = ['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(uvErrno);
 
 /** node:net's order for autoSelectFamily: each valid address once, the families alternating, the lookup's first family first. */
-function happyEyeballsOrder(all: LookupAddress[]): string[] {
-  const byFamily: Record<number, string[]> = { 4: [], 6: [] };
+function happyEyeballsOrder(all: LookupAddress[]): LookupAddress[] {
+  const byFamily: Record<number, LookupAddress[]> = { 4: [], 6: [] };
   let first: number | undefined;
   for (const { address, family } of all) {
-    if (isIP(address) && (family === 4 || family === 6) && !byFamily[family].includes(address)) {
+    if (isIP(address) && (family === 4 || family === 6) && !byFamily[family].some((a) => a.address === address)) {
       first ??= family;
-      byFamily[family].push(address);
+      byFamily[family].push({ address, family });
     }
   }
   const [a, b] = first === 6 ? [byFamily[6], byFamily[4]] : [byFamily[4], byFamily[6]];
   return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => [a[i], b[i]])
     .flat()
-    .filter((address): address is string => address !== undefined);
+    .filter((address): address is LookupAddress => address !== undefined);
 }
 
 /** Several connection attempts failed: all their errors, as node:net reports them. */

@@ -168,6 +168,48 @@ describe.each([
   });
 
   // Found by the same hunt: libuv answers a path in a directory that is not there with EACCES.
+  it('fails a connect to an address of the other family than a custom lookup said (EINVAL), alone or among several', async () => {
+    const server = net.createServer((s) => s.destroy());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const outcome = async (found: { address: string; family: number }[], autoSelectFamily: boolean) => {
+      const c = net.connect({
+        port,
+        host: 'x.test',
+        autoSelectFamily,
+        // Answered later, as a resolver does: the attempts' events come after connect() returns.
+        lookup: ((_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) =>
+          setImmediate(() => (opts.all ? cb(null, found) : cb(null, found[0].address, found[0].family)))) as unknown as typeof import('node:dns').lookup,
+      });
+      const attempts: string[] = [];
+      c.on('connectionAttempt', (address: string, _port: number, family: number) => attempts.push(`${address}/${family}`));
+      const [result] = await Promise.race([once(c, 'connect').then(() => ['connect']), once(c, 'error')]);
+      c.destroy();
+      const err = result as NodeJS.ErrnoException & { errors?: NodeJS.ErrnoException[] };
+      if (result === 'connect') return { attempts, result };
+      return { attempts, code: err.code, syscall: err.syscall, message: err.message.replace(String(port), 'PORT') };
+    };
+    expect(await outcome([{ address: '127.0.0.1', family: 6 }], false)).toEqual({
+      attempts: ['127.0.0.1/6'],
+      code: 'EINVAL',
+      syscall: 'connect',
+      message: 'connect EINVAL 127.0.0.1:PORT - Local (undefined:undefined)',
+    });
+    expect(await outcome([{ address: '::1', family: 4 }], false)).toMatchObject({ attempts: ['::1/4'], code: 'EINVAL' });
+    // Among several (happy eyeballs), it fails as one attempt and the next connects.
+    expect(
+      await outcome(
+        [
+          { address: '127.0.0.2', family: 6 },
+          { address: '127.0.0.1', family: 4 },
+        ],
+        true,
+      ),
+    ).toEqual({ attempts: ['127.0.0.2/6', '127.0.0.1/4'], result: 'connect' });
+    server.close();
+  });
+
   it('fails listen() on a path in a missing directory with EACCES', async () => {
     const server = net.createServer();
     server.listen(path.join(os.tmpdir(), `muxnet-missing-${process.pid}`, 'sock'));
