@@ -262,7 +262,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const blockList = validateBlockList(options.blockList, 'options.blockList');
     // As node:net (a connect's options are the socket's too): checked here, not at the first keep-alive probe.
     if (options.keepAliveInitialDelay !== undefined) validateType(options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
-    super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: true });
+    super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: false });
     // As node:net: an aborted signal destroys the socket with an AbortError.
     if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
     this.backendName = options.backend;
@@ -408,11 +408,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** Every byte `write()` accepted: sent, queued, corked or waiting for the connection. */
   get bytesWritten(): number {
-    const queued = (this as unknown as { writableBuffer?: { chunk: Buffer }[] }).writableBuffer;
+    const queued = (this as unknown as { writableBuffer?: { chunk: Buffer | string; encoding: BufferEncoding }[] }).writableBuffer;
     // Read off the prototype (no stream state), it is undefined, as node:net's: typed for instances.
     if (!queued) return undefined as unknown as number;
     let bytes = this.dispatched + (this.pendingData?.length ?? 0);
-    for (const { chunk } of queued) bytes += chunk.length;
+    for (const { chunk, encoding } of queued) bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length;
     return bytes;
   }
 
@@ -921,13 +921,15 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeOut(chunk, cb, false);
+  // Strings reach here as written (`decodeStrings: false`, as node:net): queued, they count
+  // in `writableLength` by their length, not their bytes.
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeOut(toBuffer(chunk, encoding), cb, false);
   }
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+  override _writev(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (err?: Error | null) => void): void {
     // cork()/uncork(), or writes buffered behind one in flight: everything in one write(2).
-    this.writeOut(Buffer.concat(chunks.map((c) => c.chunk)), cb, chunks.length > LIBUV_IOV_MAX);
+    this.writeOut(Buffer.concat(chunks.map((c) => toBuffer(c.chunk, c.encoding))), cb, chunks.length > LIBUV_IOV_MAX);
   }
 
   /**
@@ -1161,6 +1163,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 }
 
 const LOCAL_BIND_ERRORS = ['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(uvErrno);
+
+/** A written chunk's bytes (a string in its encoding). */
+function toBuffer(chunk: Buffer | string, encoding: BufferEncoding): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+}
 
 /** node:net's order for autoSelectFamily: each valid address once, the families alternating, the lookup's first family first. */
 function happyEyeballsOrder(all: LookupAddress[]): LookupAddress[] {

@@ -210,6 +210,25 @@ describe.each([
     server.close();
   });
 
+  it('counts a queued string by its length in writableLength, by its bytes in bytesWritten', async () => {
+    const server = nodeNet.createServer((s) => s.pause());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(c, 'connect');
+    const seen: (number | boolean)[] = [];
+    c.cork();
+    seen.push(c.write('héllo'), c.writableLength, c.write('ff00', 'hex'), c.writableLength, c.bytesWritten);
+    c.uncork();
+    seen.push(c.writableLength, c.bytesWritten);
+    // More than the kernel takes while the server reads nothing: queued, counted by its characters.
+    const big = 'é'.repeat(16 << 20);
+    seen.push(c.write(big), c.writableLength, c.bytesWritten);
+    expect(seen).toEqual([true, 5, true, 9, 8, 0, 8, false, 16 << 20, 8 + (32 << 20)]);
+    c.destroy();
+    server.close();
+  });
+
   it('fails listen() on a path in a missing directory with EACCES', async () => {
     const server = net.createServer();
     server.listen(path.join(os.tmpdir(), `muxnet-missing-${process.pid}`, 'sock'));

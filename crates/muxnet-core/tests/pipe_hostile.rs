@@ -18,6 +18,7 @@ backend_tests!(
     pipe_sender_fins_then_resets_with_bytes_held,
     pipe_receiver_resets_with_bytes_held,
     pipe_held_side_resets_while_its_partner_reads_nothing,
+    pipe_held_unix_side_hangs_up,
     pipe_half_closed_client_reads_a_long_answer
 );
 
@@ -230,6 +231,68 @@ fn pipe_held_side_resets_while_its_partner_reads_nothing(kind: BackendKind) {
         }
         assert_eq!(h.r.len(), 1, "[{}, splice {splice}] only the listener is left", h.name());
     }
+}
+
+/// A Unix-domain side held while its partner reads nothing, whose peer
+/// then closes (in order, having read everything): poll reports `POLLHUP`
+/// on it at every wait from then on, with no error to take. It breaks
+/// nothing and costs no turns (it is watched no more); once the partner
+/// reads, every byte arrives, then the end.
+fn pipe_held_unix_side_hangs_up(kind: BackendKind) {
+    use std::os::unix::net::UnixStream;
+    let mut h = Harness::with_config(kind, Config { pipe_high_water: 64 << 10, ..Config::default() });
+    let path = std::env::temp_dir().join(format!("muxnet-{}-held-{}.sock", std::process::id(), kind.name()));
+    let _ = std::fs::remove_file(&path);
+    h.r.listen_unix(path.to_str().unwrap(), 4).unwrap();
+    let mut a_peer = UnixStream::connect(&path).unwrap();
+    let a = h.accept(1)[0];
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = h.r.connect(upstream.local_addr().unwrap(), None).unwrap();
+    h.r.pipe(a, b).unwrap();
+    let (b_peer, _) = upstream.accept().unwrap();
+    SockRef::from(&b_peer).set_recv_buffer_size(64 << 10).unwrap();
+    a_peer.set_nonblocking(true).unwrap();
+    let mut sent = Vec::new();
+    let mut last = u64::MAX;
+    h.until("a held: nothing more relayed while a's peer is blocked", |r, events| {
+        assert!(events.iter().all(|e| matches!(e, Ev::Connect { .. })), "unexpected {events:?}");
+        loop {
+            let next = pattern(25 + sent.len() as u64, 16 << 10);
+            match a_peer.write(&next) {
+                Ok(n) => sent.extend_from_slice(&next[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("a's peer writing: {e}"),
+            }
+        }
+        let relayed = r.relayed(a).unwrap();
+        let still = relayed == last && r.queued(b).unwrap() > 0;
+        last = relayed;
+        still
+    });
+    drop(a_peer);
+    h.assert_sleeps(Duration::from_millis(300), Duration::from_millis(50), 10, "a held after its peer hung up");
+    let mut reading = Peer::spawn(move || {
+        let mut s = b_peer;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut ended = false;
+    h.until("b's peer reads everything and the end", |_, events| {
+        for e in events {
+            match e {
+                Ev::End { conn } if conn == a => ended = true,
+                // b's peer, done reading, goes: b ends, the pair closes in order.
+                Ev::End { conn } if conn == b => {}
+                Ev::Close { conn, error: None, .. } if conn == a || conn == b => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        reading.done()
+    });
+    assert!(ended, "[{}] the owner heard a's end", h.name());
+    assert_same(&reading.join(), &sent, &format!("[{}] bytes before the hang-up", h.name()));
+    let _ = std::fs::remove_file(&path);
 }
 
 /// A client sends its request and half-closes, then reads a long answer
