@@ -455,6 +455,16 @@ describe('close()', () => {
     expect(stats.live).toBe(0);
     expect(stats.accepted).toBe(2);
   });
+
+  it('rejects bad options (as the servers do), closing nothing; a good close then works', async () => {
+    const proxy = proxyFor({ upstreams: [{ port: await downPort() }] });
+    await expect(proxy.close({ timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(proxy.close(null as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    // Still listening.
+    const sock = await netConnect(proxy.port);
+    sock.destroy();
+    expect((await proxy.close({ timeout: 0 })).accepted).toBe(1);
+  });
 });
 
 describe('out of fds', () => {

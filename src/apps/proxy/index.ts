@@ -9,6 +9,7 @@ import { connect, listen, type BackendName, type Connection, type PipeOptions, t
 import { systemError, uvErrno } from '../../errors';
 import { validateBoolean, validateInteger, validateObject } from '../../options';
 import { LiveSet } from '../../server';
+import { closeTimeout } from '../../server/drain';
 import { Balancer, type Strategy, type Upstream, type UpstreamSpec } from './balancer';
 
 export { Balancer, MAX_WEIGHT, STRATEGIES, parseUpstream, type BalancerOptions, type Strategy, type Upstream, type UpstreamSpec } from './balancer';
@@ -221,9 +222,15 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
    * Stops accepting and lets the live pairs finish; those still open after
    * `timeout` ms are destroyed. Resolves with the final stats.
    */
-  close(options: CloseOptions = {}): Promise<ProxyStats> {
+  close(options?: CloseOptions): Promise<ProxyStats> {
+    let timeout: number;
+    try {
+      timeout = closeTimeout(options, 10_000);
+    } catch (err) {
+      // Bad options reject, as the servers' close() does.
+      return Promise.reject(err);
+    }
     if (this.closing) return this.closing;
-    const timeout = validateInteger(options.timeout, 'options.timeout', 10_000, 0, 2 ** 31 - 1);
     this.server.close();
     clearInterval(this.health);
     const expire = (pair: Pair) => {
