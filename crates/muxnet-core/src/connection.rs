@@ -462,11 +462,13 @@ impl Connection {
 
     /// Held for its pipe partner, it still wants its errors: a peer that
     /// resets while the partner takes nothing would otherwise hold both
-    /// sockets until the partner reads. Not once its peer or a FIN each
-    /// way ended it: poll reports `POLLHUP` on such a socket at every wait.
-    /// (An owner's `pause` wants nothing, as libuv's `readStop`.)
+    /// sockets until the partner reads. Its own FIN sent (the other
+    /// direction half-closed) changes nothing; once its peer's FIN came
+    /// too, it is not watched: poll reports `POLLHUP` on such a socket at
+    /// every wait. (An owner's `pause` wants nothing, as libuv's
+    /// `readStop`.)
     pub fn wants_errors(&self) -> bool {
-        self.held && !self.read_closed && !self.write_closed && !self.peer_ended
+        self.held && !self.read_closed && !self.peer_ended
     }
 
     /// Writable interest: a connect under way, or bytes the kernel refused.

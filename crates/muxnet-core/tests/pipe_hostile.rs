@@ -2,7 +2,8 @@
 //! held in the reactor for the other side (in the kernel pipe when spliced,
 //! in the queue when copied): a FIN then a reset, a reset from the side
 //! that is not reading, a reset from a side held back while its partner
-//! reads nothing, a half-closed client reading a long answer.
+//! reads nothing (also once the other direction has ended), a half-closed
+//! client reading a long answer.
 
 mod common;
 
@@ -18,6 +19,7 @@ backend_tests!(
     pipe_sender_fins_then_resets_with_bytes_held,
     pipe_receiver_resets_with_bytes_held,
     pipe_held_side_resets_while_its_partner_reads_nothing,
+    pipe_held_side_resets_after_the_other_way_ended,
     pipe_held_unix_side_hangs_up,
     pipe_half_closed_client_reads_a_long_answer
 );
@@ -185,52 +187,99 @@ fn pipe_held_side_resets_while_its_partner_reads_nothing(kind: BackendKind) {
         let (mut a_peer, a, b_peer, b) = piped_pair(&mut h);
         SockRef::from(&b_peer).set_recv_buffer_size(64 << 10).unwrap();
         a_peer.set_nonblocking(true).unwrap();
-        let chunk = pattern(24, 64 << 10);
-        let mut last = u64::MAX;
-        h.until("a held: nothing more relayed while a's peer is blocked", |r, events| {
-            assert!(events.iter().all(|e| matches!(e, Ev::Connect { .. })), "unexpected {events:?}");
-            while a_peer.write(&chunk).is_ok() {}
-            let relayed = r.relayed(a).unwrap();
-            let still = relayed == last && r.queued(b).unwrap() > 0;
-            last = relayed;
-            still
-        });
-        // a is read no more.
-        let relayed = h.r.relayed(a).unwrap();
-        let quiet = h.collect_for(Duration::from_millis(200));
-        assert!(quiet.is_empty(), "[{}, splice {splice}] unexpected {quiet:?}", h.name());
-        assert_eq!(h.r.relayed(a).unwrap(), relayed, "[{}, splice {splice}] a was read while held", h.name());
+        hold(&mut h, &mut a_peer, a, b, 24, 64 << 10);
         SockRef::from(&a_peer).set_linger(Some(Duration::ZERO)).unwrap();
         drop(a_peer);
-        let mut b_peer = b_peer;
-        if kind == BackendKind::Select {
-            let held = h.collect_for(Duration::from_millis(300));
-            assert!(held.is_empty(), "[select, splice {splice}] {held:?}: select cannot watch a held side's errors");
-            let reading = Peer::spawn(move || {
-                set_timeouts(&b_peer);
-                let mut sink = vec![0u8; 64 << 10];
-                while matches!(b_peer.read(&mut sink), Ok(n) if n > 0) {}
-            });
-            let closed = both_closed(&mut h, a, b);
-            assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "[select, splice {splice}]");
-            reading.join();
-        } else {
-            let closed = both_closed(&mut h, a, b);
-            assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "[{}, splice {splice}]", h.name());
-            // The upstream is reset too: its reads end in an error, not an end.
-            set_timeouts(&b_peer);
-            let mut sink = vec![0u8; 64 << 10];
-            let end = loop {
-                match b_peer.read(&mut sink) {
-                    Ok(0) => break None,
-                    Ok(_) => {}
-                    Err(e) => break Some(e.kind()),
-                }
-            };
-            assert_eq!(end, Some(ErrorKind::ConnectionReset), "[{}, splice {splice}] the upstream's reads", h.name());
-        }
-        assert_eq!(h.r.len(), 1, "[{}, splice {splice}] only the listener is left", h.name());
+        let what = format!("[{}, splice {splice}]", h.name());
+        reset_breaks_the_pair(&mut h, a, b, b_peer, &what);
     }
+}
+
+/// The client sends its request and half-closes; the upstream answers at
+/// length while the client reads nothing, so the upstream's side is held;
+/// then the upstream resets. The FIN the held side passed on (the other
+/// direction ended) does not stop it being watched: the pair breaks at
+/// once, as above.
+fn pipe_held_side_resets_after_the_other_way_ended(kind: BackendKind) {
+    for splice in SPLICE {
+        let mut h = Harness::with_config(kind, Config { pipe_high_water: 64 << 10, splice, ..Config::default() });
+        let (a_peer, a, mut b_peer, b) = piped_pair(&mut h);
+        SockRef::from(&a_peer).set_recv_buffer_size(64 << 10).unwrap();
+        a_peer.shutdown(Shutdown::Write).unwrap();
+        h.until("a's end passed on", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a)));
+        b_peer.set_nonblocking(true).unwrap();
+        hold(&mut h, &mut b_peer, b, a, 26, 64 << 10);
+        SockRef::from(&b_peer).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(b_peer);
+        let what = format!("[{}, splice {splice}]", h.name());
+        reset_breaks_the_pair(&mut h, b, a, a_peer, &what);
+    }
+}
+
+/// Sends from `peer` (non-blocking, turning the reactor between writes)
+/// until the relay holds `from`: nothing more relayed while `peer` is
+/// blocked and bytes wait for `to`, whose peer reads nothing. Returns what
+/// was sent.
+fn hold(h: &mut Harness, peer: &mut impl Write, from: Token, to: Token, seed: u64, chunk: usize) -> Vec<u8> {
+    let mut sent = Vec::new();
+    let mut last = u64::MAX;
+    h.until("held: nothing more relayed while the sender is blocked", |r, events| {
+        assert!(events.iter().all(|e| matches!(e, Ev::Connect { .. })), "unexpected {events:?}");
+        loop {
+            let next = pattern(seed.wrapping_add(sent.len() as u64), chunk);
+            match peer.write(&next) {
+                Ok(n) => sent.extend_from_slice(&next[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the sender writing: {e}"),
+            }
+        }
+        let relayed = r.relayed(from).unwrap();
+        let still = relayed == last && r.queued(to).unwrap() > 0;
+        last = relayed;
+        still
+    });
+    // `from` is read no more.
+    let relayed = h.r.relayed(from).unwrap();
+    let quiet = h.collect_for(Duration::from_millis(200));
+    assert!(quiet.is_empty(), "[{}] unexpected {quiet:?}", h.name());
+    assert_eq!(h.r.relayed(from).unwrap(), relayed, "[{}] read while held", h.name());
+    sent
+}
+
+/// `held`'s peer has just reset; `partner_peer` reads nothing. A held side
+/// is watched for its errors: both sides close with `ECONNRESET` at once,
+/// and the partner's peer is reset too. select has no errors-only set:
+/// there the reset is found once the partner's peer reads and the hold ends.
+fn reset_breaks_the_pair(h: &mut Harness, held: Token, partner: Token, partner_peer: TcpStream, what: &str) {
+    if h.name() == "select" {
+        let still = h.collect_for(Duration::from_millis(300));
+        assert!(still.is_empty(), "{what} {still:?}: select cannot watch a held side's errors");
+        let reading = Peer::spawn(move || {
+            set_timeouts(&partner_peer);
+            let mut s = partner_peer;
+            let mut sink = vec![0u8; 64 << 10];
+            while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        let closed = both_closed(h, held, partner);
+        assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "{what}");
+        reading.join();
+    } else {
+        let closed = both_closed(h, held, partner);
+        assert_eq!(closed, (Some(libc::ECONNRESET), Some(libc::ECONNRESET)), "{what}");
+        // The partner's peer is reset too: its reads end in an error, not an end.
+        let mut s = partner_peer;
+        set_timeouts(&s);
+        let mut sink = vec![0u8; 64 << 10];
+        let end = loop {
+            match s.read(&mut sink) {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        assert_eq!(end, Some(ErrorKind::ConnectionReset), "{what} the partner's peer's reads");
+    }
+    assert_eq!(h.r.len(), 1, "{what} only the listener is left");
 }
 
 /// A Unix-domain side held while its partner reads nothing, whose peer
@@ -252,23 +301,7 @@ fn pipe_held_unix_side_hangs_up(kind: BackendKind) {
     let (b_peer, _) = upstream.accept().unwrap();
     SockRef::from(&b_peer).set_recv_buffer_size(64 << 10).unwrap();
     a_peer.set_nonblocking(true).unwrap();
-    let mut sent = Vec::new();
-    let mut last = u64::MAX;
-    h.until("a held: nothing more relayed while a's peer is blocked", |r, events| {
-        assert!(events.iter().all(|e| matches!(e, Ev::Connect { .. })), "unexpected {events:?}");
-        loop {
-            let next = pattern(25 + sent.len() as u64, 16 << 10);
-            match a_peer.write(&next) {
-                Ok(n) => sent.extend_from_slice(&next[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("a's peer writing: {e}"),
-            }
-        }
-        let relayed = r.relayed(a).unwrap();
-        let still = relayed == last && r.queued(b).unwrap() > 0;
-        last = relayed;
-        still
-    });
+    let sent = hold(&mut h, &mut a_peer, a, b, 25, 16 << 10);
     drop(a_peer);
     h.assert_sleeps(Duration::from_millis(300), Duration::from_millis(50), 10, "a held after its peer hung up");
     let mut reading = Peer::spawn(move || {

@@ -89,6 +89,7 @@ fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Re
         writable: e.is_writable() || e.is_write_closed(),
         error: e.is_error(),
         hup: e.is_read_closed() || e.is_priority(),
+        ended: e.is_read_closed(),
     }));
     Ok(())
 }

@@ -60,6 +60,11 @@ pub struct Readiness {
     /// or urgent data's mark stops reads before the rest): read until EOF
     /// or `WouldBlock`.
     pub hup: bool,
+    /// The peer's end, as far as the backend can tell (mio: its FIN; poll:
+    /// both directions shut; select: never). Unlike `hup`, never urgent
+    /// data: a socket watched only for its errors tells its peer's end
+    /// from a byte sent out of band.
+    pub ended: bool,
 }
 
 /// Interrupts a blocked [`Backend::wait`] from any thread.

@@ -126,6 +126,7 @@ impl Backend for PollBackend {
                 writable: r & libc::POLLOUT != 0 || error,
                 error,
                 hup: r & libc::POLLHUP != 0,
+                ended: r & libc::POLLHUP != 0,
             });
         }
         Ok(())

@@ -120,7 +120,7 @@ impl Backend for SelectBackend {
             if readable || writable {
                 // select folds errors into readability; the reactor finds
                 // them when it reads or checks SO_ERROR.
-                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false });
+                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false, ended: false });
             }
         }
         Ok(())

@@ -524,12 +524,19 @@ impl Reactor {
         // low slots would fill the slab turn after turn while a socket in a
         // high slot waits (the tail latency of many 16 KiB echoes).
         let fresh = ready.len();
-        let carried = |token| Readiness { token, readable: true, writable: false, error: false, hup: true };
+        let carried = |token| Readiness { token, readable: true, writable: false, error: false, hup: true, ended: false };
         ready.extend(self.carry.drain(..).map(carried));
         let waited = ready.len() - fresh;
         ready.rotate_right(waited);
         ready.extend(self.carry_after.drain(..).map(carried));
-        ready.extend(self.flush_soon.drain(..).map(|token| Readiness { token, readable: false, writable: true, error: false, hup: false }));
+        ready.extend(self.flush_soon.drain(..).map(|token| Readiness {
+            token,
+            readable: false,
+            writable: true,
+            error: false,
+            hup: false,
+            ended: false,
+        }));
         // One dispatch per socket per turn, in its first place, so none
         // reads past its budget: a carried socket is reported again by
         // level-triggered backends (and may get a new edge), and mio's
@@ -650,6 +657,7 @@ fn merge_repeats(ready: &mut Vec<Readiness>, ranked: &mut Vec<(usize, Readiness)
         kept.writable |= later.writable;
         kept.error |= later.error;
         kept.hup |= later.hup;
+        kept.ended |= later.ended;
         true
     });
     ranked.sort_unstable_by_key(|&(pos, _)| pos);

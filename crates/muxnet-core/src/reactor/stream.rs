@@ -298,7 +298,7 @@ impl Reactor {
             self.flush(token, events).map_err(Failure::sending)?;
         } else {
             let partner = conn.pipe();
-            if conn.held && (r.error || r.hup) {
+            if conn.held && (r.error || r.ended) {
                 // Watched for errors only (see `Connection::wants_errors`).
                 match stream.take_error()? {
                     // Reset mid-input: the pair breaks now, as it would
@@ -308,7 +308,7 @@ impl Reactor {
                     // FIN alone: the input is whole and goes on once the
                     // partner drains, then its end, as a half-closed peer's.
                     Some(_) => conn.peer_ended = true,
-                    None => conn.peer_ended |= r.hup,
+                    None => conn.peer_ended |= r.ended,
                 }
                 self.sync_interest(token)?;
             }
