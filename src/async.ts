@@ -312,12 +312,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     this.opening = undefined;
   }
 
-  /**
-   * @internal Whether input waits that nobody read: unread here, or in the
-   * kernel while reading is paused (a server's lingering close asks).
-   */
-  get unreadInput(): boolean {
-    return !this.ended && (this.unread > 0 || this.paused);
+  /** @internal Whether the peer's end has come (a server's lingering close asks). */
+  get inputEnded(): boolean {
+    return this.ended;
   }
 
   /**

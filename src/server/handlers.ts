@@ -71,8 +71,8 @@ export class ConnectionHandler {
 
   /**
    * The connection's life, if defined: when it resolves, what was written
-   * is flushed and the connection closed (after a lingering close if the
-   * client is still sending: see README); when it throws, the connection
+   * is flushed and the connection closed (after a lingering close until
+   * the client's end, unless it came already: see README); when it throws, the connection
    * is destroyed and the error passed to `finish`.
    */
   handle?(): void | Promise<void>;

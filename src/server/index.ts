@@ -382,16 +382,17 @@ class StreamService implements Local {
 
   /**
    * Closes a connection whose `handle()` returned, its reply and FIN with
-   * the kernel. With input left unread (a client still sending), a close
-   * would answer it with a reset, which may discard the reply before the
-   * client reads it: the connection lingers instead, as Apache's and
-   * nginx's `lingering_close` do — its input dropped until the client's
-   * end, `LINGER_IDLE` ms without input, or `LINGER_MAX` ms. The handler
-   * is finished meanwhile (a serial server serves the next one).
+   * the kernel. Input that arrives after the close (or waits unread at
+   * it) makes the kernel answer with a reset, which may discard the reply
+   * before the client reads it; and a client still sending can be sending
+   * it now. So unless the client's end has come, the connection lingers,
+   * as Apache's lingering close does — its input dropped until the
+   * client's end, `LINGER_IDLE` ms without input, or `LINGER_MAX` ms. The
+   * handler is finished meanwhile (a serial server serves the next one).
    */
   private closeAfterHandle(session: Session): void {
     const conn = session.connection;
-    if (!session.stream!.unreadInput || conn.closed) return conn.destroy();
+    if (session.stream!.inputEnded || conn.closed) return conn.destroy();
     session.lingering = true;
     this.lingering.add(conn);
     const dropped = session.stream!.discardInput();

@@ -27,6 +27,19 @@ async function start(Handler: Parameters<typeof serve>[0], options: Parameters<t
   return server;
 }
 
+/** A handle() server that answers a client's first line with `reply` and returns, whatever else it sent. */
+function startOneShot(reply: Buffer, rec: ReturnType<typeof recorder>, mode: 'reactor' | 'serial') {
+  class OneShot extends ConnectionHandler {
+    async handle() {
+      for await (const _line of this.stream.frames('line')) return this.stream.write(reply);
+    }
+    finish(err?: Error) {
+      rec.finished.push(err);
+    }
+  }
+  return start(OneShot, { rec, mode });
+}
+
 describe('muxnet/server, reactor mode', () => {
   it('serves async and callback handlers, finish() once after a clean close', async () => {
     const rec = recorder();
@@ -85,15 +98,7 @@ describe('muxnet/server, reactor mode', () => {
   it.each(['reactor', 'serial'] as const)('%s: handle() returning with input unread lingers: the reply arrives whole, then the end, not a reset; the next client is served meanwhile', async (mode) => {
     const rec = recorder();
     const reply = randomBytes(1 << 20);
-    class OneShot extends ConnectionHandler {
-      async handle() {
-        for await (const _line of this.stream.frames('line')) return this.stream.write(reply);
-      }
-      finish(err?: Error) {
-        rec.finished.push(err);
-      }
-    }
-    const server = await start(OneShot, { rec, mode });
+    const server = await startOneShot(reply, rec, mode);
     const before = socketFds();
     // Asks, then sends 4 MiB the handler never reads, reading nothing for a while; it keeps its
     // side open after the server's end (allowHalfOpen), so only the server's linger closes it.
@@ -128,14 +133,35 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec.errors).toEqual([]);
   });
 
+  it.each(['reactor', 'serial'] as const)('%s: a client that sends again after handle() returned, before it reads the reply, still gets the reply whole (the close lingers)', async (mode) => {
+    const rec = recorder();
+    const reply = randomBytes(1 << 20);
+    const server = await startOneShot(reply, rec, mode);
+    const before = socketFds();
+    const client = net.connect({ port: server.port, host: '127.0.0.1' });
+    const got: Buffer[] = [];
+    let failed: Error | undefined;
+    client.on('error', (err) => (failed = err));
+    client.on('data', (d) => got.push(d));
+    const closed = new Promise((resolve) => client.on('close', resolve));
+    client.pause();
+    client.write('get\n');
+    // Only once handle() has returned, and so after nothing was left unread: more of the request.
+    await waitFor(() => rec.finished.length === 1, 'the handler finished');
+    await new Promise<void>((resolve) => client.write(Buffer.alloc(64 << 10, 0x78), () => resolve()));
+    await sleep(100);
+    client.resume();
+    await closed;
+    expect(failed).toBeUndefined();
+    expect(Buffer.concat(got).equals(reply)).toBe(true);
+    // The client closed on the server's end, so the linger ended with it.
+    await waitFor(() => socketFds() <= before, `the server's socket closed (${socketFds()} > ${before})`, 1000);
+    expect(rec.errors).toEqual([]);
+  });
+
   it('close() ends a lingering connection at once', async () => {
     const rec = recorder();
-    class OneShot extends ConnectionHandler {
-      async handle() {
-        for await (const _line of this.stream.frames('line')) return this.stream.write('bye\n');
-      }
-    }
-    const server = await start(OneShot, { rec });
+    const server = await startOneShot(Buffer.from('bye\n'), rec, 'reactor');
     const before = socketFds();
     const client = await connect({ port: server.port, allowHalfOpen: true });
     await client.write(`get\n${'x'.repeat(1 << 20)}`);
