@@ -86,6 +86,17 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
     expect(server.members).toHaveLength(2);
   });
 
+  it('relays no empty or blank message (Enter in `nc -u`), yet it keeps its sender a member', async () => {
+    const { server, sender, listener } = await roomWithListener();
+    for (const blank of ['', '   ', '\r\n']) sender.send(blank);
+    sender.send('said something');
+    await waitFor(() => listener.got.length > 0, 'the real message relayed');
+    await sleep(50);
+    expect(listener.got).toHaveLength(1);
+    expect(listener.got[0]).toMatch(/: said something\n$/);
+    expect(server.members).toHaveLength(2);
+  });
+
   it.runIf(CAN_SPOOF_UDP)('a datagram forged from port 0 makes no member (none could be answered) and stops nothing', async () => {
     const { server, sender: a, listener: b } = await roomWithListener();
     sendFromPortZero(server.port, 'forged');
@@ -150,6 +161,27 @@ describe('chat client', () => {
       expect(out).toContain('31mred');
       expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     }
+  });
+
+  it('prints a server line of any length a server sends (a /who of a crowded room), and says so of one past its 16 MiB limit', async () => {
+    const who = `WHO lobby: ${Array.from({ length: 4000 }, (_, i) => `member${i}`).join(', ')}`;
+    const server = nodeNet.createServer((s) => {
+      s.on('error', () => {});
+      s.write(`${who}\n`);
+      s.write(Buffer.alloc((16 << 20) + 1, 'x'));
+      s.end('\nbye\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let out = '';
+    output.on('data', (d) => (out += d));
+    const done = runClient({ host: '127.0.0.1', port: (server.address() as nodeNet.AddressInfo).port, input, output, interactive: false });
+    await waitFor(() => out.includes('bye'), 'the last line printed', 10_000);
+    input.end();
+    expect(await done).toBe(0);
+    expect(out.split('\n').slice(0, 3)).toEqual([who, '* a line from the server dropped: longer than 16 MiB', 'bye']);
   });
 
   // util-linux `script` gives the client a real pseudo-terminal; its stdin pipe is the keyboard.

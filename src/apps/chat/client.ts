@@ -25,6 +25,13 @@ export interface ClientOptions {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/**
+ * The longest line taken from the server. The server's own replies have no
+ * bound of theirs (`/who` in a room of 10 000 members), and a relayed line
+ * is as long as the server's `--max-line` allows; a longer one is dropped
+ * and said so, not buffered without end.
+ */
+const MAX_SERVER_LINE = 16 << 20;
 
 /**
  * Prints above the prompt, keeping what the user is typing. Once the
@@ -54,19 +61,23 @@ export function runClient(opts: ClientOptions): Promise<number> {
   return opts.udp ? udpClient(opts, rl, print) : tcpClient(opts, rl, print);
 }
 
+function droppedNotice(count: number): string {
+  return `* ${count === 1 ? 'a line' : `${count} lines`} from the server dropped: longer than ${MAX_SERVER_LINE >> 20} MiB`;
+}
+
 function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {
   return new Promise((resolve) => {
     const where = `${opts.host}:${opts.port}`;
     // Lines typed while the server is away wait in the client's queue.
     const client = connect({ host: opts.host, port: opts.port, reconnect: { initialDelay: 500, maxDelay: MAX_BACKOFF_MS } });
-    let decoder = new FrameDecoder('line', 1 << 16);
+    let decoder = new FrameDecoder('line', MAX_SERVER_LINE);
     let quitting = false;
     let opened = false;
     let lastFailure: Error | undefined;
     // After /quit the server answers BYE and closes; don't wait for ever if it can't.
     const giveUpSoon = () => setTimeout(() => client.destroy(), 2000).unref();
     client.on('open', (conn) => {
-      decoder = new FrameDecoder('line', 1 << 16);
+      decoder = new FrameDecoder('line', MAX_SERVER_LINE);
       opened = true;
       if (opts.interactive) print(`* connected to ${where}`);
       // Ahead of any queued line: the nick is about this connection.
@@ -74,12 +85,15 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       if (quitting) giveUpSoon();
     });
     client.on('data', (chunk) => {
-      for (const frame of decoder.push(chunk).frames) {
+      const { frames, tooLong, tooLongAt } = decoder.push(chunk);
+      for (const [i, frame] of frames.entries()) {
+        if (i === tooLongAt) print(droppedNotice(tooLong));
         const line = frame.toString('utf8');
         if (line === 'PING') client.send('PONG\n');
         // A server may be hostile: no escape sequence of its reaches the terminal.
         else print(sanitize(line));
       }
+      if (tooLongAt === frames.length) print(droppedNotice(tooLong));
     });
     client.on('overflow', ({ data }) => print(`* not sent (the queue is full): ${data.toString('utf8').trimEnd()}`));
     client.on('reconnecting', ({ delay, cause }) => {

@@ -94,6 +94,8 @@ export class UdpChatServer {
     // Lines sent in one datagram (`nc -u` sends what one read of its input gives) stay
     // apart as words of one message: the control characters go, so `one\ntwo` was `onetwo`.
     const clean = sanitize(text.replace(/[\r\n]+/g, ' ')).trim();
+    // Nothing to say (Enter pressed in `nc -u`): a heartbeat, as an empty TCP line is nothing.
+    if (clean === '') return;
     // Measured again as relayed: each byte that is not UTF-8 becomes a 3-byte U+FFFD, and a
     // line past what one datagram carries would fail for every member (each then dropped).
     if (Buffer.byteLength(clean) > this.maxMessage) return;
