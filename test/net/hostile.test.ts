@@ -336,17 +336,63 @@ describe.each(BACKENDS)('drop-in against hostile peers on %s', (backend) => {
 });
 
 /** The echo server of test/fixtures/emfile-server.js on `impl`, in a process allowed `fds` descriptors. */
-async function serverWithFds(impl: string, backend: string, fds: number): Promise<{ child: ChildProcess; port: number }> {
+async function serverWithFds(impl: string, backend: string, fds: number, stderr: 'inherit' | 'pipe' = 'inherit'): Promise<{ child: ChildProcess; port: number }> {
   const fixture = path.join(__dirname, '..', 'fixtures', 'emfile-server.js');
   const child = spawn('sh', ['-c', `ulimit -n ${fds} && exec "$0" "$@"`, process.execPath, fixture, impl, backend], {
     cwd: path.join(__dirname, '..', '..'),
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', stderr],
   });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return { child, port: Number(/listening on (\d+)/.exec(String(line))![1]) };
 }
 
 const FD_ROWS: [string, string, string][] = [['node:net', 'node', 'mio'], ...BACKENDS.map((b): [string, string, string] => [`muxnet (${b})`, 'muxnet', b])];
+
+describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API out of fds on %s, with no onError', (backend) => {
+  /** Opens `n` connections to `port` and holds them (each once connected, or refused). */
+  const hold = (port: number, n: number) =>
+    Promise.all(
+      Array.from({ length: n }, () => new Promise<nodeNet.Socket>((resolve) => {
+        const c = nodeNet.connect(port, '127.0.0.1');
+        c.on('error', () => {});
+        c.once('connect', () => resolve(c));
+        c.once('close', () => resolve(c));
+      })),
+    );
+
+  /** Echoes through a new connection, trying until the server has fds again. */
+  async function served(port: number) {
+    for (let tries = 0; tries < 50; tries++) {
+      const late = await netConnect(port).catch(() => undefined);
+      const echoed = late ? String(await roundTrip(late, Buffer.from('served'), 2000).catch(() => '')) : '';
+      late?.destroy();
+      if (echoed === 'served') return;
+      await sleep(100);
+    }
+    throw new Error('never served again');
+  }
+
+  it('warns once in 10 s (not per refused accept or retry) however often it runs out, serving on', async () => {
+    const { child, port } = await serverWithFds('fast', backend, 40, 'pipe');
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const warnings = () => stderr.split('Warning: muxnet:').length - 1;
+    try {
+      for (const time of [1, 2]) {
+        const peers = await hold(port, 60);
+        // Long enough for the paused accepts to be retried and fail again.
+        await sleep(500);
+        expect(child.exitCode).toBe(null);
+        expect(warnings(), `time ${time}`).toBe(1);
+        for (const c of peers) c.destroy();
+        await served(port);
+      }
+      expect(stderr).toMatch(/\[EMFILE\] Warning: muxnet: accept EMFILE/);
+    } finally {
+      child.kill();
+    }
+  });
+});
 
 describe.skipIf(process.platform === 'win32').each(FD_ROWS)('%s out of fds', (_name, impl, backend) => {
   it('more peers than it has fds neither kill the server (no \'error\' listener) nor stop it: a later client is served', async () => {
