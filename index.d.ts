@@ -14,6 +14,11 @@ export declare class FrameDecoder {
   push(chunk: Uint8Array): DecodedFrames
   /** Bytes held for an incomplete frame. */
   get buffered(): number
+  /**
+   * Bytes of a line already past `maxFrame`, dropped as they arrive; it
+   * is counted in `tooLong` when its newline comes.
+   */
+  get dropping(): number
 }
 
 /** A reactor bound to this thread's Node environment. */

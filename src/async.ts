@@ -191,7 +191,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
           yield frames[i];
           giveBack = false;
         }
-        if (tooLong > 0) {
+        // A line past maxFrame fails now, not at its newline: its bytes are not kept meanwhile,
+        // and a stream that ends inside it ends inside a bad frame, not cleanly.
+        if (tooLong > 0 || decoder.dropping > 0) {
           // The bad frame and the lines after it in this chunk are never read as good.
           tail = [];
           tailLength = 0;

@@ -1058,6 +1058,15 @@ export class FrameDecoder {
   get buffered(): number {
     return this.codec.buffered;
   }
+
+  /**
+   * Bytes of a `'line'` frame already past `maxFrame`, dropped as they
+   * arrive (0 when none is): it is counted in `tooLong` only when its
+   * newline comes, so a reader that stops at a bad frame can stop now.
+   */
+  get dropping(): number {
+    return this.codec.dropping;
+  }
 }
 
 /**

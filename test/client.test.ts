@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
+import { backoffDelay, connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
 import { BACKENDS, downPort, sleep, waitFor } from './helpers';
 
@@ -95,6 +95,13 @@ describe('muxnet/client', () => {
       expect(d).toBeLessThanOrEqual(bases[i]);
       expect(d).toBeGreaterThanOrEqual(Math.floor(bases[i] / 2));
     });
+  });
+
+  it('backoffDelay stays a number however many the retries: no delay stays none, a delay stops at maxDelay', () => {
+    const b = { initialDelay: 0, factor: 2, maxDelay: 1000, jitter: 0.5, maxRetries: Infinity, minUptime: 1000 };
+    // 2 ** 1024 is Infinity, and 0 * Infinity NaN.
+    for (const attempt of [1, 1024, 1025, 10_000]) expect(backoffDelay(b, attempt, 0.5)).toBe(0);
+    expect(backoffDelay({ ...b, initialDelay: 10 }, 10_000, 0)).toBe(1000);
   });
 
   it('reports what overflows the bounded queue and drops nothing silently', async () => {

@@ -310,8 +310,11 @@ describe('framing codecs', () => {
     for (let i = 0; i < 64; i++) {
       expect(decoder.push(mib)).toEqual({ frames: [], tooLong: 0, tooLongAt: -1 });
       expect(decoder.buffered).toBeLessThanOrEqual(1025);
+      // Known too long, and dropped as it comes: a reader may stop now.
+      expect(decoder.dropping).toBe((i + 1) * mib.length);
     }
     expect(decoder.push(Buffer.from('\nfine\n'))).toMatchObject({ tooLong: 1, tooLongAt: 0, frames: [Buffer.from('fine')] });
+    expect(decoder.dropping).toBe(0);
     // A header within a limit of 4 GiB - 1 reserves memory as bytes come, not as announced.
     const huge = new FrameDecoder('length', 2 ** 32 - 1);
     expect(huge.push(Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]))).toEqual({ frames: [], tooLong: 0, tooLongAt: -1 });

@@ -354,3 +354,20 @@ export function moveAway(chunk: Buffer): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Writes `chunk` to `sock` for as long as it takes it, again at each
+ * `'drain'`, until it is destroyed; returns a count of the bytes handed to
+ * `write()` so far.
+ */
+export function flood(sock: net.Socket, chunk: Buffer): () => number {
+  let written = 0;
+  const pump = () => {
+    while (!sock.destroyed) {
+      written += chunk.length;
+      if (!sock.write(chunk)) return void sock.once('drain', pump);
+    }
+  };
+  pump();
+  return () => written;
+}

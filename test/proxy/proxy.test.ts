@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
 import { createProxy, type ProxyServer, type ProxyOptions, type Upstream } from '../../src/proxy';
 import { stats as reactorStats } from '../../src/stats';
-import { BACKENDS, downPort, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
-import { blackhole, exchange, flood, halfCloseServer, neverReads, nodeEcho, nodeServer, randomBytes, resetter, sha, type TestUpstream } from './upstreams';
+import { BACKENDS, downPort, flood, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
+import { blackhole, exchange, halfCloseServer, neverReads, nodeEcho, nodeServer, randomBytes, resetter, sha, type TestUpstream } from './upstreams';
 
 /** Everything a test started, stopped after it whatever happened. */
 const cleanup: (() => unknown)[] = [];

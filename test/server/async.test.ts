@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type AsyncConnection } from '../../src/async';
 import { broadcast, encodeFrame, listen, type Connection, type Server } from '../../src/fast';
-import { closeSocket, waitFor } from '../helpers';
+import { closeSocket, flood, waitFor } from '../helpers';
 
 /** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
 const READ_BUDGET = 256 * 1024;
@@ -137,6 +137,36 @@ describe('muxnet/async', () => {
     })();
     await expect(reading).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAME_TOO_LONG' });
     expect(got).toEqual(['first']);
+  });
+
+  // Found by a hunt: such a line failed only at its newline, its bytes kept meanwhile (a peer
+  // that never sent one grew the process without bound), and a stream that ended inside it ended cleanly.
+  it('a line over maxFrame fails frames() once it passes the limit, not at a newline that may never come', async () => {
+    const { port, accepted } = await netServer();
+    const endless = await open(port);
+    const peer = await accepted;
+    peer.on('error', () => {});
+    peer.write('ok\n');
+    // Sends until destroyed, never a newline.
+    const sent = flood(peer, Buffer.alloc(64 << 10, 0x78));
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const line of endless.frames('line', { maxFrame: 1024 })) got.push(String(line));
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAME_TOO_LONG' });
+    expect(got).toEqual(['ok']);
+    expect(sent()).toBeGreaterThan(0);
+    peer.destroy();
+
+    const second = await netServer();
+    const cut = await open(second.port);
+    (await second.accepted).end(`ok\n${'x'.repeat(5000)}`);
+    const before: string[] = [];
+    const ending = (async () => {
+      for await (const line of cut.frames('line', { maxFrame: 100 })) before.push(String(line));
+    })();
+    await expect(ending).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAME_TOO_LONG' });
+    expect(before).toEqual(['ok']);
   });
 
   // Found by a hunt: bytes the decoder held were dropped on these two ways out of the loop.

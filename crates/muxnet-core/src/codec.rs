@@ -52,6 +52,12 @@ pub trait Codec {
     fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> bool;
     /// Bytes held for an incomplete frame.
     fn buffered(&self) -> usize;
+    /// Bytes of a frame already past the limit, dropped as they come until
+    /// its end, where it is reported `TooLong` (a line codec's: a length
+    /// codec knows at the header and stops).
+    fn dropping(&self) -> usize {
+        0
+    }
 }
 
 /// `\n`-terminated lines (`\r\n` accepted); the terminator is not part of
@@ -119,6 +125,10 @@ impl Codec for LineCodec {
 
     fn buffered(&self) -> usize {
         self.line.len()
+    }
+
+    fn dropping(&self) -> usize {
+        self.discarding
     }
 }
 

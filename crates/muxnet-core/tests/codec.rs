@@ -96,8 +96,10 @@ fn line_codec_holds_at_most_the_limit_of_an_endless_line() {
         assert!(codec.buffered() <= MAX + 1);
     }
     assert!(out.is_empty());
+    assert_eq!(codec.dropping(), 10_000_000, "known too long before its end");
     decode(&mut codec, b"\nok\n", &mut out);
     assert_eq!(out, vec![Got::TooLong(10_000_000), Got::Frame(b"ok".to_vec())]);
+    assert_eq!(codec.dropping(), 0);
 }
 
 #[test]

@@ -74,6 +74,13 @@ impl FrameDecoder {
     pub fn buffered(&self) -> u32 {
         self.codec.buffered() as u32
     }
+
+    /// Bytes of a line already past `maxFrame`, dropped as they arrive; it
+    /// is counted in `tooLong` when its newline comes.
+    #[napi(getter, catch_unwind)]
+    pub fn dropping(&self) -> f64 {
+        self.codec.dropping() as f64
+    }
 }
 
 /// One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a
