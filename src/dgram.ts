@@ -256,7 +256,13 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       if (!this.running) return;
       // `reusePort`: each worker binds its own socket of the port, as node:dgram's.
       if (!lookupErr && sharedWithPrimary(options?.exclusive || this.reusePort)) return this.bindViaPrimary(ip, port);
-      const err = lookupErr ?? this.bindTo(ip, port);
+      if (lookupErr) {
+        // Unbound again, as after a failed bind: a send binds implicitly, a bind may be retried.
+        this.bindState = BindState.Unbound;
+        this.emit('error', lookupErr);
+        return;
+      }
+      const err = this.bindTo(ip, port);
       if (err) {
         this.emit('error', err);
         return;

@@ -152,14 +152,27 @@ export function socketClosed(): CodedError<Error> {
   return codedError('Socket is closed', 'ERR_SOCKET_CLOSED');
 }
 
-/** How Node's argument errors name the value they received. */
+/** How Node's argument errors name the value they received (its `determineSpecificType`, Node 20.20 and 24). */
 function describe(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  if (typeof value === 'function' && value.name) return `function ${value.name}`;
-  if (typeof value === 'object') {
-    const name = (value as { constructor?: { name?: string } }).constructor?.name;
-    return name ? `an instance of ${name}` : inspect(value, { depth: -1 });
+  switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      return `function ${value.name}`;
+    case 'object': {
+      if (value === null) return 'null';
+      const ctor = (value as { constructor?: { name?: string } }).constructor;
+      return ctor && 'name' in ctor ? `an instance of ${ctor.name}` : inspect(value, { depth: -1 });
+    }
+    case 'string': {
+      const shown = value.length > 28 ? `${value.slice(0, 25)}...` : value;
+      return `type string (${shown.includes("'") ? JSON.stringify(shown) : `'${shown}'`})`;
+    }
+    case 'number':
+      return `type number (${Object.is(value, -0) ? '-0' : value})`;
+    case 'bigint':
+      return `type bigint (${value}n)`;
+    default:
+      return `type ${typeof value} (${String(value)})`;
   }
-  const shown = inspect(value, { colors: false });
-  return `type ${typeof value} (${shown.length > 28 ? `${shown.slice(0, 25)}...` : shown})`;
 }

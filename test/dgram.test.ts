@@ -466,6 +466,18 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(() => s.send('hello', 3, 4, 1, '127.0.0.1')).toThrow(code('ERR_BUFFER_OUT_OF_BOUNDS', /^"length" is outside of buffer bounds$/));
     expect(() => s.send('hello', 1n as never, 1, 1, '127.0.0.1')).toThrow(TypeError);
     expect(() => s.send('x', 0, '127.0.0.1')).toThrow(code('ERR_SOCKET_BAD_PORT', /^Port should be > 0 and < 65536\. Received type number \(0\)\.$/));
+    // How each kind of value is named (a hunt found muxnet's older wording for these).
+    const received = (port: unknown) => (attempt(() => s.send('x', port as number, '127.0.0.1')) as { message: string }).message.replace(/^.*Received /, '');
+    expect([() => {}, 'a'.repeat(40), "it's ".repeat(8), "it's", -0, 5n, Symbol('x'), Object.create(null)].map(received)).toEqual([
+      'function .',
+      "type string ('aaaaaaaaaaaaaaaaaaaaaaaaa...').",
+      'type string ("it\'s it\'s it\'s it\'s it\'s ...").',
+      'type string ("it\'s").',
+      'type number (-0).',
+      'type bigint (5n).',
+      'type symbol (Symbol(x)).',
+      '[Object: null prototype] {}.',
+    ]);
     expect(() => s.connect(78960)).toThrow(code('ERR_SOCKET_BAD_PORT', /^Port should be > 0 and < 65536/));
     expect(() => s.connect(1, 5 as never)).toThrow(code('ERR_INVALID_ARG_TYPE', /^The "address" argument must be of type string/));
     const legacy = s as unknown as { sendto: (...args: unknown[]) => void };
@@ -496,6 +508,31 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect([s.getSendQueueSize(), s.getSendQueueCount()]).toEqual([0, 0]);
     s.close();
     expect(() => s.addMembership('224.0.0.114')).toThrow(code('ERR_SOCKET_DGRAM_NOT_RUNNING', /^Not running$/));
+  });
+
+  // Found by a hunt: muxnet's socket stayed half-bound, so the send and the close were lost.
+  it('a bind whose lookup fails leaves the socket unbound: a send binds it implicitly, a bind may be retried, close() closes', async () => {
+    const lookup = (host: string, family: unknown, cb: (e: Error | null, a?: string, f?: number) => void) => {
+      if (host === 'nowhere.invalid') return process.nextTick(cb, Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.invalid'), { code: 'ENOTFOUND' }));
+      dns.lookup(host, family as number, cb);
+    };
+    const { socket, port, got } = await receiver();
+    const sender = create('udp4', { lookup: lookup as never });
+    sender.bind(0, 'nowhere.invalid');
+    const [err] = await once(sender, 'error');
+    expect(err).toMatchObject({ code: 'ENOTFOUND' });
+    const sent = await new Promise<number | undefined>((resolve) => sender.send('after', port, '127.0.0.1', (_e, n) => resolve(n)));
+    expect(sent).toBe(5);
+    await waitFor(() => got.length === 1, 'the datagram');
+    await new Promise<void>((resolve) => sender.close(resolve));
+    const again = create('udp4', { lookup: lookup as never });
+    again.bind(0, 'nowhere.invalid');
+    await once(again, 'error');
+    again.bind(0, '127.0.0.1');
+    await once(again, 'listening');
+    expect(again.address()).toMatchObject({ address: '127.0.0.1' });
+    await new Promise<void>((resolve) => again.close(resolve));
+    socket.close();
   });
 
   it('looks names up with options.lookup(host, family) and reports its failure to connect()', async () => {
