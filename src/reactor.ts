@@ -456,9 +456,11 @@ export class Reactor {
             const token = tokenOf(index, generation);
             const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
             // A listener closed earlier in this batch takes no more
-            // connections: close the socket rather than leave it open forever.
+            // connections: reset the socket, as the kernel resets what
+            // waits in a closed listener's backlog (node:net's clients
+            // see ECONNRESET, not an empty answer).
             if (listener?.onAccept) listener.onAccept(token);
-            else this.native.closeSocket(token);
+            else this.native.resetSocket(token);
             break;
           }
           case EVENT_CLOSE: {

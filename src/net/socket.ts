@@ -190,6 +190,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private opened = false;
   /** The reactor closed the connection in order (both directions done). */
   private handleClosed = false;
+  /** While 'connectionAttemptFailed' is heard for a connect's one address: node:net's handle is still there. */
+  private failedHandle = false;
   /** The peer's FIN came. */
   private peerFin = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
@@ -351,6 +353,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const n = Math.min(buf.length, this.unread.length);
       buf.set(this.unread.subarray(0, n));
       this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
+      this.bytesRead += n;
       if (callback.call(this, n, buf) === false) this.stopReading();
     }
     if (this.unread === undefined && this.eofPending && !this.nativePaused && !this.destroyed) {
@@ -395,7 +398,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * handle outlives.
    */
   private get hasHandle(): boolean {
-    return this.token >= 0 || (this.handleClosed && !this.destroyed);
+    return this.token >= 0 || this.failedHandle || (this.handleClosed && !this.destroyed);
   }
 
   get readyState(): string {
@@ -952,7 +955,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     this.pendingData = undefined;
     if (this.token < 0) {
-      cb(socketClosed());
+      cb(this.failedHandle ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
       return;
     }
     const queued = this.reactor!.write(this.token, chunk);
@@ -1073,8 +1076,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.stalled !== undefined) return void this.stalled.push(retained(chunk));
-    this.bytesRead += chunk.length;
     this.touch();
+    // bytesRead counts what is handed out, piece by piece, as libuv's reads
+    // are counted one by one: a listener sees the bytes up to its own.
     if (this.onread) {
       this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
       this.deliver();
@@ -1089,9 +1093,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // longer than node:net's (libuv reads 64 KiB at a time), though a turn
     // reads up to the reactor's budget at once.
     let room = true;
-    for (let at = 0; at < chunk.length; at += NODE_READ_SIZE) {
+    // A listener that destroys the socket hears no more, and none is counted (node:net stops reading).
+    for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
+      this.bytesRead += piece.length;
       room = this.push(retained(piece)) && room;
     }
     if (!room) this.stopReading();
@@ -1131,6 +1137,20 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const r = this.remote!;
       const err = connectError(errno, attempts, r.address, r.port);
       attempts.errors.push(err);
+      if (!attempts.multiple && attempts.addresses.length === 0) {
+        // As node:net's afterConnect for its one address: no longer connecting while the
+        // listeners hear of it (a write fails with EPIPE on the handle), then destroyed.
+        this.connectingFlag = false;
+        this.attempts = undefined;
+        this.failedHandle = true;
+        try {
+          this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
+        } finally {
+          this.failedHandle = false;
+        }
+        this.destroy(err);
+        return;
+      }
       this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
       // Not inside the reactor's batch: a record later in it may name the
       // token the next attempt would get.

@@ -241,6 +241,96 @@ describe.each([
   ['node:net', nodeNet],
   ['muxnet', muxnet as unknown as Net],
 ])('%s Socket.prototype', (_name, net) => {
+  // Found by a differential hunt (the three below): muxnet counted a whole reactor read in
+  // bytesRead before handing out its first 64 KiB, and after a destroy() in 'data' too.
+  it("counts in bytesRead, at each 'data' and with onread, the bytes handed out so far; none after a destroy() in 'data'", async () => {
+    const sent = randomBytes(1 << 20);
+    const server = nodeNet.createServer((s) => s.end(sent));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const c = net.connect(port, '127.0.0.1');
+    c.pause();
+    // Everything waits in the kernel: one reactor read takes more than one 'data'.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    let sum = 0;
+    const off: number[] = [];
+    c.on('data', (d: Buffer) => {
+      sum += d.length;
+      if (c.bytesRead !== sum) off.push(c.bytesRead - sum);
+    });
+    c.resume();
+    await once(c, 'end');
+    expect([sum, off]).toEqual([sent.length, []]);
+    let delivered = 0;
+    const offRead: number[] = [];
+    const r = net.connect({
+      port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: Buffer.alloc(16 << 10),
+        callback: (n: number) => {
+          delivered += n;
+          if (r.bytesRead !== delivered) offRead.push(r.bytesRead - delivered);
+          return true;
+        },
+      },
+    });
+    await once(r, 'end');
+    expect([delivered, offRead]).toEqual([sent.length, []]);
+    const d = net.connect(port, '127.0.0.1');
+    d.pause();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    let first = 0;
+    d.once('data', (chunk: Buffer) => {
+      first = chunk.length;
+      d.destroy();
+    });
+    d.resume();
+    await once(d, 'close');
+    expect(d.bytesRead).toBe(first);
+    server.close();
+  });
+
+  it("is no longer connecting while 'connectionAttemptFailed' is heard for its one address: a write there fails with EPIPE, then the connect's error", async () => {
+    const port = await freePort();
+    const c = net.connect(port, '127.0.0.1');
+    const seen: unknown[] = [];
+    c.on('connectionAttemptFailed', () => {
+      seen.push({ readyState: c.readyState, pending: c.pending, connecting: c.connecting });
+      c.write('x', (err) => seen.push(['write', (err as NodeJS.ErrnoException | null)?.code]));
+    });
+    c.on('error', (err: NodeJS.ErrnoException) => seen.push(['error', err.code]));
+    await new Promise((resolve) => c.on('close', resolve));
+    expect(seen).toEqual([{ readyState: 'open', pending: false, connecting: false }, ['write', 'EPIPE'], ['error', 'ECONNREFUSED']]);
+    expect(c.bytesWritten).toBe(0);
+  });
+
+  it("resets the clients accepted with the one whose 'connection' closed the server (the kernel resets a closed listener's backlog)", async () => {
+    let first = true;
+    const server = net.createServer((s) => {
+      if (!first) return void s.destroy();
+      first = false;
+      server.close();
+      s.end('served');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    // Connected before the server's loop runs: all wait in the backlog together.
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, () => new Promise<string>((resolve) => {
+        const c = nodeNet.connect(port, '127.0.0.1');
+        let got = '';
+        c.on('data', (d) => (got += d));
+        c.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+        c.on('end', () => resolve(got === '' ? 'empty end' : got));
+      })),
+    );
+    expect(outcomes.filter((o) => o === 'served')).toHaveLength(1);
+    expect(outcomes.filter((o) => o !== 'served').every((o) => o === 'ECONNRESET')).toBe(true);
+  });
+
   it('reads bytesWritten off the prototype as undefined, without throwing (found by test-net-access-byteswritten)', () => {
     expect(Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesWritten')?.get).toBeTypeOf('function');
     expect(net.Socket.prototype.bytesWritten).toBeUndefined();
