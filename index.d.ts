@@ -98,9 +98,10 @@ export declare class Reactor {
    * Writes one buffer to many connections in one call (room fan-out).
    * The writes are corked: each connection gets one send for all that
    * was broadcast to it in this batch of events (or, outside one, by
-   * the next turn). Returns the tokens that need the caller's
-   * attention: the write failed, or their queue now holds more than
-   * `slowCap` bytes.
+   * the next turn). Returns, for each connection that needs the
+   * caller's attention, its token and why: a negative errno if the
+   * write was refused (none of it queued, as a refused `write`), 0 if
+   * its queue now holds more than `slowCap` bytes.
    */
   broadcast(tokens: Float64Array, data: Uint8Array, slowCap: number): Array<number>
   udpConnect(token: number, host: string, port: number): number

@@ -982,10 +982,16 @@ export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Ar
   }
   const attention: Connection<T>[] = [];
   for (const [reactor, conns] of byReactor) {
-    const tokens = reactor.native.broadcast(Float64Array.from(conns, (c) => c.token), buf, cap);
-    if (tokens.length === 0) continue;
+    // Pairs: a token, then 0 (slow) or the errno its write was refused with.
+    const flagged = reactor.native.broadcast(Float64Array.from(conns, (c) => c.token), buf, cap);
+    if (flagged.length === 0) continue;
     const byToken = new Map(conns.map((c) => [c.token, c]));
-    for (const token of tokens) attention.push(byToken.get(token)!);
+    for (let i = 0; i < flagged.length; i += 2) {
+      const conn = byToken.get(flagged[i])!;
+      attention.push(conn);
+      // As a refused write(): the connection closes, rather than go on with a gap in its stream.
+      if (flagged[i + 1] < 0) conn.destroy(systemError(-flagged[i + 1], 'write'));
+    }
   }
   return attention;
 }

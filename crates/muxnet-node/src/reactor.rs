@@ -369,21 +369,26 @@ impl Reactor {
     /// Writes one buffer to many connections in one call (room fan-out).
     /// The writes are corked: each connection gets one send for all that
     /// was broadcast to it in this batch of events (or, outside one, by
-    /// the next turn). Returns the tokens that need the caller's
-    /// attention: the write failed, or their queue now holds more than
-    /// `slowCap` bytes.
+    /// the next turn). Returns, for each connection that needs the
+    /// caller's attention, its token and why: a negative errno if the
+    /// write was refused (none of it queued, as a refused `write`), 0 if
+    /// its queue now holds more than `slowCap` bytes.
     #[napi(catch_unwind)]
     pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: f64) -> Vec<f64> {
         let attention = self.with(|r| {
-            Ok(tokens
-                .iter()
-                .copied()
-                // Compared as numbers: `Infinity` means no cap, NaN flags everyone.
-                .filter(|&t| !matches!(r.write_corked(token_of(t), data), Ok(queued) if queued as f64 <= slow_cap))
-                .collect())
+            let mut attention = Vec::new();
+            for &t in tokens {
+                match r.write_corked(token_of(t), data) {
+                    // Compared as numbers: `Infinity` means no cap, NaN flags everyone.
+                    Ok(queued) if queued as f64 <= slow_cap => {}
+                    Ok(_) => attention.extend([t, 0.0]),
+                    Err(e) => attention.extend([t, code::<i64>(Err(e)) as f64]),
+                }
+            }
+            Ok(attention)
         });
-        // A closed reactor wrote nothing at all.
-        attention.unwrap_or_else(|_| tokens.to_vec())
+        // A closed reactor wrote nothing at all (its connections are closed already).
+        attention.unwrap_or_else(|_| tokens.iter().flat_map(|&t| [t, 0.0]).collect())
     }
 
     #[napi(catch_unwind)]
