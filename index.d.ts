@@ -210,6 +210,13 @@ export declare class Reactor {
    * panic is otherwise a bug; nothing else causes one on purpose.
    */
   injectPanic(site: string): void
+  /**
+   * Calls the callback with the count -1 alone in libuv's closing phase
+   * of this loop turn, where node:net's sockets emit `'close'`; false
+   * where that phase is out of reach (Windows, a closed reactor), and
+   * the caller uses `setImmediate`.
+   */
+  inClosingPhase(): boolean
   /** Closes every socket and stops watching; the reactor is unusable after. */
   close(): void
 }

@@ -67,6 +67,9 @@ const SLOT_SPAN = 2 ** 32;
  */
 export const SEND_QUEUED = 2 ** 31;
 
+/** The count the native callback gets, alone, in libuv's closing phase (see `inClosingPhase`). */
+const CLOSING_PHASE = -1;
+
 /** Datagrams queued in one batch before they are sent early, to bound the queue. */
 const MAX_QUEUED_SENDS = 1024;
 
@@ -249,6 +252,8 @@ export class Reactor {
   private slabStart = 0;
   /** Handles that keep the process alive. */
   private refs = 0;
+  /** What waits for libuv's closing phase of this loop turn (see `inClosingPhase`). */
+  private closing: (() => void)[] = [];
 
   constructor(backend: BackendName) {
     this.backend = backend;
@@ -257,7 +262,11 @@ export class Reactor {
     // default of pipe() (Linux; see README, Proxy).
     const wake = process.env.MUXNET_WAKE;
     const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '1' ? { splice: true } : {}) };
-    this.native = new native.Reactor(backend, (count, records, slab, peers) => this.dispatch(count, records, slab, peers), options);
+    this.native = new native.Reactor(
+      backend,
+      (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
+      options,
+    );
     this.write = this.native.writer();
     this.send = this.native.sender();
     this.sendLater = this.native.queuer();
@@ -383,6 +392,31 @@ export class Reactor {
 
   unref(): void {
     if (--this.refs === 0) this.native.setRef(false);
+  }
+
+  /**
+   * Runs `fn` where node:net's handles run their close callbacks: in
+   * libuv's closing phase of this loop turn, after the turn's immediates
+   * (the next turn's, if called in that phase). `setImmediate` where that
+   * phase is out of reach (Windows).
+   */
+  inClosingPhase(fn: () => void): void {
+    if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(fn);
+    this.closing.push(fn);
+  }
+
+  private runClosing(): void {
+    const due = this.closing;
+    this.closing = [];
+    for (let i = 0; i < due.length; i++) {
+      try {
+        due[i]();
+      } catch (err) {
+        // Uncaught, as a throw from a close callback; the rest are still due, a phase later.
+        for (const fn of due.slice(i + 1)) this.inClosingPhase(fn);
+        throw err;
+      }
+    }
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {

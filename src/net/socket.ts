@@ -1032,11 +1032,19 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // cancels it, a loop turn later (after 'error'): with no error before
     // Node 22.9, with `write ECANCELED` since; the writes queued behind it
     // get the socket's error.
-    if (pending) setImmediate(pending, CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null);
+    const reactor = this.reactor;
+    if (pending) {
+      const cancelled = CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null;
+      if (reactor) reactor.inClosingPhase(() => pending(cancelled));
+      else setImmediate(pending, cancelled);
+    }
     cb(err);
-    // node:net emits 'close' from the handle's close callback, a loop turn
-    // later; a socket that never had one closes on the next tick, saying nothing.
-    if (this.opened) setImmediate(() => this.emit('close', err !== null && err !== undefined));
+    // node:net emits 'close' from the handle's close callback, in libuv's
+    // closing phase (after this loop turn's immediates); a socket that never
+    // had one closes on the next tick, saying nothing.
+    const emitClose = () => this.emit('close', err !== null && err !== undefined);
+    if (this.opened && reactor) reactor.inClosingPhase(emitClose);
+    else if (this.opened) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
     this.opened = false;
   }

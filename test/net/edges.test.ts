@@ -245,7 +245,8 @@ describe.each([
   // bytesRead before handing out its first 64 KiB, and after a destroy() in 'data' too.
   it("counts in bytesRead, at each 'data' and with onread, the bytes handed out so far; none after a destroy() in 'data'", async () => {
     const sent = randomBytes(1 << 20);
-    const server = nodeNet.createServer((s) => s.end(sent));
+    // The last client goes mid-answer.
+    const server = nodeNet.createServer((s) => s.on('error', () => {}).end(sent));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const port = (server.address() as nodeNet.AddressInfo).port;
@@ -329,6 +330,33 @@ describe.each([
     );
     expect(outcomes.filter((o) => o === 'served')).toHaveLength(1);
     expect(outcomes.filter((o) => o !== 'served').every((o) => o === 'ECONNRESET')).toBe(true);
+  });
+
+  // Found by the same hunt: muxnet emitted 'close' from a setImmediate queued in destroy(), so
+  // ahead of the caller's own; node:net's comes from its handle's close callback.
+  it("emits 'close' in libuv's closing phase: after an immediate queued just after destroy(), before one queued in an immediate that destroys", async () => {
+    const server = nodeNet.createServer((s) => s.on('error', () => {}).resume());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const order = async (destroyFrom: (run: () => void) => void) => {
+      const c = net.connect(port, '127.0.0.1');
+      await once(c, 'connect');
+      const seen: string[] = [];
+      // A write the kernel cannot take at once is in flight: its callback is cancelled by the close.
+      c.write(Buffer.alloc(64 << 20), () => seen.push('write called back'));
+      c.on('close', () => seen.push('close'));
+      destroyFrom(() => {
+        c.destroy();
+        setImmediate(() => seen.push('immediate'));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return seen;
+    };
+    // The cancelled write hears of it in the same phase, just before.
+    expect(await order((run) => setTimeout(run, 1))).toEqual(['immediate', 'write called back', 'close']);
+    expect(await order((run) => setImmediate(run))).toEqual(['write called back', 'close', 'immediate']);
+    server.close();
   });
 
   it('reads bytesWritten off the prototype as undefined, without throwing (found by test-net-access-byteswritten)', () => {

@@ -235,7 +235,50 @@ impl State {
 /// A call into JavaScript: its async context, the function, the arguments.
 type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
 
+/// The count the JS callback gets, alone, in libuv's closing phase (see
+/// [`in_closing_phase`]): no batch, the time to emit what node:net emits
+/// from its handles' close callbacks.
+#[cfg(unix)]
+const CLOSING_PHASE: i32 = -1;
+
+/// Calls the reactor's JS callback with [`CLOSING_PHASE`] in libuv's
+/// closing phase of this loop turn; nothing if the reactor has closed by then.
+#[cfg(unix)]
+pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
+    let weak = Rc::downgrade(state);
+    let env = state.borrow().env;
+    crate::wake::closing::in_closing_phase(
+        env,
+        Box::new(move || {
+            // Closed (the env torn down, maybe): nobody to call.
+            let Some(state) = weak.upgrade().filter(|s| !s.borrow().is_closed()) else {
+                return;
+            };
+            let env = state.borrow().env;
+            let Ok(_scope) = HandleScope::open(env) else {
+                return;
+            };
+            let call = state.borrow().closing_phase_call();
+            match call {
+                Ok(Some((context, func, args))) => {
+                    let _ = context.call(func, &args);
+                }
+                Ok(None) => {}
+                Err(e) => barrier::warn(&format!("closing-phase call failed: {e}")),
+            }
+        }),
+    )
+}
+
 impl State {
+    #[cfg(unix)]
+    fn closing_phase_call(&self) -> napi::Result<Option<JsCall>> {
+        let Some(js) = &self.js else {
+            return Ok(None);
+        };
+        Ok(Some((js.context.clone(), js.callback.value()?, vec![js::int32(self.env, CLOSING_PHASE)?])))
+    }
+
     /// The sender of the last batch's datagrams at `index` in its `peers`
     /// array, at `port`: a reply to it needs no parsing of its text.
     pub fn batch_host(&self, index: u32, port: u32) -> io::Result<SocketAddr> {

@@ -675,6 +675,18 @@ impl Reactor {
         Ok(())
     }
 
+    /// Calls the callback with the count -1 alone in libuv's closing phase
+    /// of this loop turn, where node:net's sockets emit `'close'`; false
+    /// where that phase is out of reach (Windows, a closed reactor), and
+    /// the caller uses `setImmediate`.
+    #[napi(catch_unwind)]
+    pub fn in_closing_phase(&self) -> bool {
+        #[cfg(unix)]
+        return !self.state.borrow().is_closed() && crate::driver::in_closing_phase(&self.state).is_ok();
+        #[cfg(not(unix))]
+        false
+    }
+
     /// Closes every socket and stops watching; the reactor is unusable after.
     #[napi(catch_unwind)]
     pub fn close(&mut self) {

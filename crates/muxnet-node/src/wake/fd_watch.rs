@@ -1,10 +1,8 @@
 //! One libuv `uv_poll_t` on Node's own loop, watching one fd for
-//! readability. The libuv functions are exported by the node binary but
-//! not bound by napi-sys, so they are declared here.
+//! readability (the poll functions declared here, the rest in [`super::uv`]).
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
-use std::ptr;
 
 use napi::sys;
 
@@ -14,17 +12,14 @@ const UV_READABLE: c_int = 1;
 type PollCallback = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
 
 extern "C" {
-    fn uv_handle_size(kind: c_int) -> usize;
     fn uv_poll_init(uv_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
     fn uv_poll_start(handle: *mut c_void, events: c_int, cb: PollCallback) -> c_int;
     fn uv_poll_stop(handle: *mut c_void) -> c_int;
-    fn uv_close(handle: *mut c_void, cb: Option<unsafe extern "C" fn(handle: *mut c_void)>);
     fn uv_ref(handle: *mut c_void);
     fn uv_unref(handle: *mut c_void);
-    fn uv_handle_set_data(handle: *mut c_void, data: *mut c_void);
-    fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
 }
 
+use super::uv::{alloc_handle, free_handle, uv_close, uv_handle_get_data, uv_handle_set_data, uv_loop};
 use super::OnReadable;
 
 /// A started `uv_poll_t` whose callback reaches `T`. The handle memory
@@ -39,21 +34,15 @@ impl<T: OnReadable> FdWatch<T> {
     /// Watches `fd` on `env`'s loop. `target` is leaked into the handle
     /// and dropped after the handle closes.
     pub fn start(env: sys::napi_env, fd: RawFd, target: Box<T>) -> napi::Result<FdWatch<T>> {
-        let mut uv_loop = ptr::null_mut();
-        // SAFETY: `env` is live on this thread; out-pointer valid.
-        if unsafe { sys::napi_get_uv_event_loop(env, &mut uv_loop) } != sys::Status::napi_ok {
-            return Err(napi::Error::from_reason("napi_get_uv_event_loop failed"));
-        }
-        // SAFETY: uv_handle_size is a pure query.
-        let size = unsafe { uv_handle_size(UV_POLL) };
-        let handle = Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<c_void>();
+        let uv_loop = uv_loop(env)?;
+        let handle = alloc_handle(UV_POLL);
         // SAFETY: `handle` is `size` writable bytes, as libuv asked for;
         // the loop is Node's, running on this thread. On failure the
         // handle was never initialised and is freed here.
         unsafe {
-            let r = uv_poll_init(uv_loop.cast(), handle, fd);
+            let r = uv_poll_init(uv_loop, handle, fd);
             if r != 0 {
-                drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), size)));
+                free_handle(handle, UV_POLL);
                 return Err(napi::Error::from_reason(format!("uv_poll_init failed ({r})")));
             }
             uv_handle_set_data(handle, Box::into_raw(target).cast());
@@ -104,8 +93,5 @@ unsafe extern "C" fn on_close<T: OnReadable>(handle: *mut c_void) {
         crate::barrier::warn(&panic);
     }
     // SAFETY: as above.
-    unsafe {
-        let size = uv_handle_size(UV_POLL);
-        drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), size)));
-    }
+    unsafe { free_handle(handle, UV_POLL) }
 }

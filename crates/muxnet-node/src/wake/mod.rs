@@ -9,12 +9,19 @@
 //! - [`thread_wake`] (Windows): the waiter's notification as a Node-API
 //!   threadsafe function, since libuv cannot watch IOCP from an addon.
 //!
+//! Beside them, [`closing`] (Unix) calls back in libuv's closing phase,
+//! where node:net's sockets emit `'close'`.
+//!
 //! Nothing here knows the reactor: the driver implements the trait.
 
+#[cfg(unix)]
+pub mod closing;
 #[cfg(unix)]
 pub mod fd_watch;
 #[cfg(windows)]
 pub mod thread_wake;
+#[cfg(unix)]
+mod uv;
 pub mod waiter;
 
 /// What a wake-up calls, on the JS thread, when the backend may have events.
