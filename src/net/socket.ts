@@ -1029,9 +1029,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     // As node:net: the write in flight hears of it when closing the handle
-    // cancels it, a loop turn later (after 'error'): with no error before
-    // Node 22.9, with `write ECANCELED` since; the writes queued behind it
-    // get the socket's error.
+    // cancels it, in the closing phase just before 'close' (after 'error'):
+    // with no error before Node 22.9, with `write ECANCELED` since; the
+    // writes queued behind it get the socket's error.
     const reactor = this.reactor;
     if (pending) {
       const cancelled = CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null;
