@@ -208,6 +208,33 @@ describe('muxnet send / receive', () => {
     expect(fs.readdirSync(rx.into)).toEqual([]);
   });
 
+  // Found by a hunt: an early FIN was refused only at the idle timeout (30 s by default, the
+  // socket and part file held meanwhile, and the wrong reason given); a zero-byte file with
+  // bytes after its header was stored; a legal name of 236-255 bytes could not be written.
+  it('refuses an early end at its FIN, bytes past a zero-byte file, a name over 255 bytes; stores names up to 255 bytes', async () => {
+    const rx = await receiver('edges', []);
+    const { body, header } = payload('cut.bin', 10, 1);
+    const t0 = Date.now();
+    expect(await rawSend(rx.port, header, body.subarray(0, 4))).toBe('ERR connection ended after 4 of 10 bytes\n');
+    expect(await rawSend(rx.port, header.subarray(0, 6), Buffer.alloc(0))).toBe('ERR connection ended inside the header\n');
+    // Well within the 30 s idle timeout: refused at the FIN.
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const empty = payload('zero.txt', 0, 0);
+    expect(await rawSend(rx.port, empty.header, Buffer.from('extra!'))).toBe('ERR more bytes than the header said\n');
+    const longest = 'é'.repeat(127) + 'a';
+    expect(Buffer.byteLength(longest)).toBe(255);
+    const named = payload(longest, 3, 7);
+    expect(await rawSend(rx.port, named.header, named.body)).toBe(`OK ${named.sha}\n`);
+    const tooLong = payload('é'.repeat(128), 3, 7);
+    expect(await rawSend(rx.port, tooLong.header, tooLong.body)).toBe('ERR bad file name\n');
+    expect(await rawSend(rx.port, empty.header, Buffer.alloc(0))).toBe(`OK ${empty.sha}\n`);
+    await waitFor(() => fs.readdirSync(rx.into).length === 2, 'only the stored files left');
+    expect(fs.readdirSync(rx.into).sort()).toEqual([longest, 'zero.txt'].sort());
+    expect(fs.readFileSync(path.join(rx.into, 'zero.txt')).length).toBe(0);
+    rx.child.kill('SIGTERM');
+    expect(await rx.exited).toBe(0);
+  });
+
   it('a bad command line exits 2 with the usage; a missing file or a refused connection, 1', async () => {
     const usage = run(['send', 'only-one-arg']);
     expect(await usage.exited).toBe(2);

@@ -24,9 +24,9 @@ export function encodeHeader(header: Header): Buffer {
   return Buffer.concat([prefix, json]);
 }
 
-/** A name safe to create in the receiving directory: a plain file name. */
+/** A name safe to create in the receiving directory: a plain file name of at most 255 bytes (a directory entry's most). */
 export function safeName(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || name.length > 255) return undefined;
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || Buffer.byteLength(name) > 255) return undefined;
   return name;
 }
 

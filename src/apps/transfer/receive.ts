@@ -1,6 +1,6 @@
 /**
  * `muxnet receive --port P --dir D`: takes files sent by `muxnet send`,
- * writes each to `D/<name>.part` with backpressure (the connection pauses
+ * writes each to a part file in D with backpressure (the connection pauses
  * while the disk lags), hashes as it goes, and renames it to `D/<name>`
  * only if size and SHA-256 match; the sender hears `OK` or `ERR`.
  * A sender silent for `idleTimeoutMs` is cut off (`ERR idle …`), and one
@@ -58,6 +58,8 @@ interface Transfer {
   /** Reading stopped until the file stream drains. */
   paused: boolean;
   finished: boolean;
+  /** Bytes came after the last one announced, before the verdict: the file is refused. */
+  excess: boolean;
   /** The `OK`/`ERR` line is on its way: from then on the peer has `idleTimeoutMs` to close. */
   answered: boolean;
   /** `Date.now()` of the last input, or of the answer. */
@@ -74,6 +76,8 @@ export interface Receiver {
    */
   close(options?: CloseOptions): Promise<void>;
 }
+
+const MORE_THAN_ANNOUNCED = 'more bytes than the header said';
 
 export function startReceiver(opts: ReceiverOptions): Receiver {
   const idleTimeoutMs = validateInteger(opts.idleTimeoutMs, 'options.idleTimeoutMs', 30_000, 1, 2_147_483_647);
@@ -111,6 +115,7 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
     t.out!.end((err?: Error | null) => {
       // The hash is of the bytes received: the disk must have taken them all too.
       if (err) return void refuse(`cannot write: ${err.message}`);
+      if (t.excess) return void refuse(MORE_THAN_ANNOUNCED);
       if (digest !== h.sha256) return void refuse('sha256 mismatch', `sha256 mismatch (got ${digest})`);
       const final = path.join(opts.dir, h.name);
       fsp.rename(t.part!, final).then(
@@ -126,7 +131,7 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
   /** File bytes: hashed, written; the connection pauses while the disk lags. */
   const body = (conn: Connection<Transfer>, t: Transfer, chunk: Buffer) => {
     const h = t.header!;
-    if (t.got + chunk.length > h.size) return fail(conn, t, 'more bytes than the header said');
+    if (t.got + chunk.length > h.size) return fail(conn, t, MORE_THAN_ANNOUNCED);
     t.got += chunk.length;
     t.hash!.update(chunk);
     if (!t.out!.write(chunk) && !t.paused) {
@@ -143,11 +148,11 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
   const start = (conn: Connection<Transfer>, t: Transfer, header: Header) => {
     t.header = header;
     t.hash = createHash('sha256');
-    // One part file per transfer: two uploads of one name never share it.
-    t.part = path.join(opts.dir, `.${header.name}.${randomBytes(6).toString('hex')}.part`);
+    // One part file per transfer: two uploads of one name never share it. Not named after the
+    // file: a name of up to 255 bytes (the most a directory entry holds) would not fit with more.
+    t.part = path.join(opts.dir, `.muxnet-${randomBytes(8).toString('hex')}.part`);
     t.out = createWriteStream(t.part);
     t.out.on('error', (err) => fail(conn, t, `cannot write: ${err.message}`));
-    if (header.size === 0) complete(conn, t);
   };
 
   const server = listen<Transfer>(
@@ -155,12 +160,16 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
     { port: opts.port, host: opts.host, backend: opts.backend, allowHalfOpen: true },
     {
       onOpen(conn) {
-        conn.data = { head: [], headBytes: 0, got: 0, paused: false, finished: false, answered: false, lastSeen: Date.now() };
+        conn.data = { head: [], headBytes: 0, got: 0, paused: false, finished: false, excess: false, answered: false, lastSeen: Date.now() };
         live.add(conn);
       },
       onData(conn, chunk) {
         const t = conn.data!;
-        if (t.finished) return;
+        if (t.finished) {
+          // Past the announced size while the verdict is being made: it will be a refusal.
+          if (!t.answered) t.excess = true;
+          return;
+        }
         t.lastSeen = Date.now();
         if (t.header) return body(conn, t, chunk);
         // A copy: a view would keep the reactor's whole read slab alive while the header trickles in.
@@ -181,6 +190,12 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
         t.head = [];
         start(conn, t, header);
         if (rest.length > 0) body(conn, t, rest);
+        else if (header.size === 0) complete(conn, t);
+      },
+      // The sender's FIN before its file or header was whole: refused now, not at the idle timeout.
+      onEnd(conn) {
+        const t = conn.data!;
+        if (!t.finished) fail(conn, t, t.header ? `connection ended after ${t.got} of ${t.header.size} bytes` : 'connection ended inside the header');
       },
       onClose(conn) {
         live.delete(conn);
