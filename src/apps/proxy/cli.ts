@@ -66,7 +66,7 @@ export function runProxy(argv: string[]): void {
     healthIntervalMs: secondsArg('--health-interval', values['health-interval'], 2),
     healthTimeoutMs: secondsArg('--health-timeout', values['health-timeout'], 0.5),
     maxFailures: numberArg('--max-failures', values['max-failures'], 2, { integer: true, min: 1 }),
-    maxConnections: maxConnections === undefined ? undefined : numberArg('--max-connections', maxConnections, 0, { integer: true, min: 1 }),
+    maxConnections: maxConnections === undefined ? undefined : numberArg('--max-connections', maxConnections, 0, { integer: true, min: 1, max: 2_147_483_647 }),
     splice: values.splice,
   };
   const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
