@@ -254,6 +254,8 @@ export class Reactor {
   private refs = 0;
   /** What waits for libuv's closing phase of this loop turn (see `inClosingPhase`). */
   private closing: (() => void)[] = [];
+  /** Batches dispatched: a socket tells by it whether two of its events came in one. */
+  batches = 0;
 
   constructor(backend: BackendName) {
     this.backend = backend;
@@ -435,6 +437,7 @@ export class Reactor {
     this.dispatching = this.hasDatagrams;
     this.batchRecords = records;
     this.batchCount = count;
+    this.batches++;
     try {
       this.fanOut(count, records, peers);
     } finally {

@@ -214,7 +214,7 @@ describe('numbers on the command line', () => {
     // parseArgs' three lines about an ambiguous option.
     ['muxnet', ['echo', '--port', '-1'], /^muxnet: --port must be a whole number from 0 to 65535, not '-1'$/m],
     ['muxnet', ['chat', 'serve', '--rate', '-5'], /^muxnet: --rate must be a number > 0, not '-5'$/m],
-    ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number >= 1, not '-1'$/m],
+    ['muxnet', ['proxy', '--upstream', '127.0.0.1:9', '--max-connections', '-1'], /^muxnet: --max-connections must be a whole number from 1 to 2147483647, not '-1'$/m],
     ['muxnet', ['receive', '--port', '-3'], /^muxnet: --port must be a whole number from 0 to 65535, not '-3'$/m],
     ['bench', ['--rounds', '-2'], /^bench: --rounds must be a whole number >= 1, not '-2'$/m],
     // A bad host is a usage error with the usage in echo too, as in chat, proxy and receive.

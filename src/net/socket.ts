@@ -194,6 +194,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private failedHandle = false;
   /** The peer's FIN came. */
   private peerFin = false;
+  /** The reactor's batch that last brought bytes (see `onEnd`). */
+  private dataBatch = -1;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private endedByPeer = false;
   private attempts: Attempts | undefined;
@@ -1084,6 +1086,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.stalled !== undefined) return void this.stalled.push(retained(chunk));
+    this.dataBatch = this.reactor!.batches;
     this.touch();
     // bytesRead counts what is handed out, piece by piece, as libuv's reads
     // are counted one by one: a listener sees the bytes up to its own.
@@ -1114,6 +1117,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
     if (this.stalled !== undefined) return void (this.stalledEof = true);
+    const reactor = this.reactor!;
+    if (this.dataBatch === reactor.batches) {
+      // Bytes came in this batch too (mio reads on to the EOF). libuv sees the EOF a loop
+      // turn after a short read: what their listeners queue (ticks, immediates) runs before
+      // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
+      this.dataBatch = -1;
+      return void reactor.inClosingPhase(() => {
+        if (!this.destroyed) this.onEnd();
+      });
+    }
     this.peerFin = true;
     this.syncActive();
     if (this.onread) {
