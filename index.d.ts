@@ -39,7 +39,9 @@ export declare class Reactor {
    * Takes a copy of a socket another owner handed this process (Node's
    * cluster primary, through libuv): `kind` 0 a bound or listening stream
    * socket, listened on with `backlog`; 1 a connected stream; 2 a bound
-   * UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
+   * UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix,
+   * `EEXIST` for an fd one of Node's own handles watches (libuv's answer
+   * when node:net is given one: the caller's fd is closed on success).
    */
   inherit(fd: number, kind: number, backlog: number, noDelay: boolean, shared: boolean): number
   /**

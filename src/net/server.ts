@@ -59,6 +59,12 @@ interface AddressInfo {
   port: number;
 }
 
+/** libuv 1.51 made uv_pipe_chmod an fchmod to the exact mode (libuv#4749); before, it added the bits. */
+const UV_CHMOD_EXACT = (() => {
+  const [major, minor] = process.versions.uv.split('.').map(Number);
+  return major > 1 || minor >= 51;
+})();
+
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
 
@@ -71,6 +77,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private readonly keepAlive = new KeepAlive();
   /** The address, or the path of an IPC server. */
   private local: AddressInfo | string | null = null;
+  /** node:net's `_pipeName`: the path last given to listen(), its address() whenever no handle answers (failed, closed). */
+  private pipeName: string | undefined;
   private connections = 0;
   /** Its connections handed to other processes, counted there (one list per child; see ../handoff). */
   private readonly handed: HandedConnections[] = [];
@@ -119,7 +127,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** `{ address, family, port }`, or the path of an IPC server, as node:net's. */
   address(): AddressInfo | string | null {
-    return this.local !== null && typeof this.local === 'object' ? { ...this.local } : this.local;
+    if (this.local === null) return this.pipeName ?? null;
+    return typeof this.local === 'object' ? { ...this.local } : this.local;
   }
 
   listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
@@ -134,11 +143,12 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
     const rest = cb ? args.slice(0, -1) : args;
     let opts: ListenOptions;
-    if (rest[0] !== null && typeof rest[0] === 'object') opts = { ...(rest[0] as ListenOptions) };
+    const optionsGiven = rest[0] !== null && typeof rest[0] === 'object';
+    if (optionsGiven) opts = { ...(rest[0] as ListenOptions) };
     else if (isPipeName(rest[0])) opts = { path: rest[0] };
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.listening) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
-    if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: rest[0] !== null && typeof rest[0] === 'object' ? rest[0] : opts });
+    if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: optionsGiven ? rest[0] : opts });
     this.generation++;
     if (cb) this.once('listening', cb);
     // (handle, backlog), (path, backlog), (port, backlog) or (port, host, backlog), read as node:net reads them.
@@ -170,6 +180,10 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     // As node:net: a path that is no string, or a number, is no path (`{ path: 1 }` made a file named 1).
     if (opts.path && isPipeName(opts.path)) {
+      // An abstract name has no file whose mode could change; node:net's message shows the options as given.
+      if (opts.path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
+        throw invalidArgValue('options', optionsGiven ? rest[0] : opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
+      }
       this.bindPath(opts.path, { ...opts, backlog });
       return this;
     }
@@ -196,8 +210,9 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       const kind = fdKind(reactor, fd);
       // node:net opens a TCP or PIPE fd (a Unix-domain socket, a FIFO) as its handle before
       // listen(), and closes that handle, the fd with it (but 0-2), when listen() fails; another
-      // kind it refuses first (EINVAL), leaving the fd to the caller.
-      if (kind === 'TCP' || kind === 'PIPE') giveUp(fd);
+      // kind it refuses first (EINVAL), leaving the fd to the caller; and one of its own handles'
+      // fds it refuses too (EEXIST: libuv watches it), leaving it to that handle.
+      if ((kind === 'TCP' || kind === 'PIPE') && token !== -uvErrno('EEXIST')) giveUp(fd);
       const errno = NOT_A_SOCKET_FOR_US.includes(-token) && kind !== 'PIPE' ? uvErrno('EINVAL') : -token;
       this.listenFailed(systemError(errno, 'listen'), true);
       return;
@@ -245,10 +260,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
   private bindPath(path: string, opts: Listening): void {
-    // An abstract name has no file whose mode could change.
-    if (path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
-      throw invalidArgValue('options', opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
-    }
+    this.pipeName = path;
     if (sharedWithPrimary(opts.exclusive)) {
       const { backlog, readableAll, writableAll } = opts;
       this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
@@ -258,13 +270,15 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(pipeName(path), opts.backlog);
     if (typeof reactor === 'number' || token < 0) {
       // As libuv's pipe bind: a directory that is not there is EACCES (Windows' answer).
-      this.listenFailed(systemError(token === -uvErrno('ENOENT') ? uvErrno('EACCES') : -token, 'listen', path), true);
+      this.listenFailed(systemError(token === -uvErrno('ENOENT') ? uvErrno('EACCES') : -token, 'listen', path, -1), true);
       return;
     }
-    if (opts.readableAll || opts.writableAll) {
-      const mode = (opts.readableAll ? 0o444 : 0) | (opts.writableAll ? 0o222 : 0);
+    // As node:net: only `true` asks (a truthy non-boolean is ignored).
+    if (opts.readableAll === true || opts.writableAll === true) {
+      const mode = (opts.readableAll === true ? 0o444 : 0) | (opts.writableAll === true ? 0o222 : 0);
       try {
-        chmodSync(path, statSync(path).mode | mode);
+        // libuv >= 1.51 (Node 24: libuv#4749) fchmods the socket to exactly this mode; before, chmod added the bits.
+        chmodSync(path, UV_CHMOD_EXACT ? mode : statSync(path).mode | mode);
       } catch (err) {
         // Not listening after all: the socket (and its file) go, and the error is thrown.
         reactor.native.closeSocket(token);
@@ -511,6 +525,11 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       const local = reactor.native.localAddress(token);
       const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
+      // node:net's Pipe handle has no getsockname/getpeername: 'drop' comes with no argument.
+      if (typeof this.local === 'string' || (local === null && remote === null)) {
+        this.emit('drop');
+        return;
+      }
       // A null-prototype object, as node:net's.
       this.emit('drop', {
         __proto__: null,

@@ -2,6 +2,7 @@
 // test-stream-base-typechecking), checked against node:net itself.
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
 import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,8 +22,9 @@ describe.each([
     (modes) => {
       const server = net.createServer();
       const path = `\0muxnet-edges-${process.pid}`;
+      // The message shows the options as given (the drop-in's showed a backlog it had added).
       expect(() => server.listen({ path, ...modes })).toThrow(
-        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/can not set readableAll or writableAllt to true when path is abstract unix socket/) }),
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/can not set readableAll or writableAllt to true when path is abstract unix socket\. Received \{\s+path: '\\x00muxnet-edges-\d+',\s+\w+All: true(,\s+writableAll: true)?\s+\}$/) }),
       );
       expect(server.listening).toBe(false);
       // The name is still free.
@@ -229,11 +231,53 @@ describe.each([
     server.close();
   });
 
-  it('fails listen() on a path in a missing directory with EACCES', async () => {
+  // The Unix-domain cases below were found by a differential hunt (2026-12-04).
+  it('fails listen() on a path in a missing directory with EACCES, port -1, and still names the path in address()', async () => {
     const server = net.createServer();
-    server.listen(path.join(os.tmpdir(), `muxnet-missing-${process.pid}`, 'sock'));
-    const [err] = (await once(server, 'error')) as NodeJS.ErrnoException[];
-    expect([err.code, err.syscall]).toEqual(['EACCES', 'listen']);
+    const at = path.join(os.tmpdir(), `muxnet-missing-${process.pid}`, 'sock');
+    server.listen(at);
+    const [err] = (await once(server, 'error')) as (NodeJS.ErrnoException & { port?: number })[];
+    expect([err.code, err.syscall, err.port]).toEqual(['EACCES', 'listen', -1]);
+    expect(server.address()).toBe(at);
+  });
+
+  it.runIf(process.platform === 'linux')("names the path in address() after close(), and emits 'drop' with no argument past maxConnections", async () => {
+    const at = path.join(os.tmpdir(), `muxnet-drop-${process.pid}-${_name.replace(':', '')}`);
+    const server = net.createServer((c) => c.end());
+    server.maxConnections = 1;
+    server.listen(at);
+    await once(server, 'listening');
+    const first = net.connect(at);
+    await once(server, 'connection');
+    const dropped = once(server, 'drop');
+    const second = net.connect(at).on('error', () => {});
+    expect(await dropped).toEqual([]);
+    first.destroy();
+    second.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    expect(server.address()).toBe(at);
+  });
+
+  // libuv 1.51 (Node 24) sets the socket file's mode to exactly the modes asked; before, it
+  // added them to the file's mode. Only `true` asks.
+  it.runIf(process.platform === 'linux').each([
+    [{ readableAll: true }, 0o444],
+    [{ writableAll: true }, 0o222],
+    [{ readableAll: true, writableAll: true }, 0o666],
+    [{ readableAll: 1, writableAll: 'yes' }, 0],
+  ])('gives a Unix-domain socket file listened on with %o the mode libuv gives', async (modes, asked) => {
+    const at = path.join(os.tmpdir(), `muxnet-modes-${process.pid}-${_name.replace(':', '')}`);
+    const [major, minor] = process.versions.uv.split('.').map(Number);
+    const made = 0o777 & ~process.umask();
+    const expected = asked === 0 ? made : major > 1 || minor >= 51 ? asked : made | asked;
+    const server = net.createServer();
+    server.listen({ path: at, ...modes } as nodeNet.ListenOptions);
+    await once(server, 'listening');
+    try {
+      expect((statSync(at).mode & 0o777).toString(8)).toBe(expected.toString(8));
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS } from '../helpers';
 import * as muxnet from '../../src/net';
+import * as muxnetDgram from '../../src/dgram';
 
 const fixture = path.join(__dirname, '..', 'fixtures', 'fds-given.js');
 
@@ -99,6 +100,45 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // An fd one of Node's own handles watches is refused, as libuv refuses it (EEXIST), and left to
+  // that handle. The drop-in took a copy and closed the fd under libuv, which aborted the
+  // process at its next poll (epoll_ctl EBADF).
+  it("an fd node:net or node:dgram still watches is refused with EEXIST, theirs left working", async () => {
+    const orig = net.createServer((c) => c.end('still served')).listen(0, '127.0.0.1');
+    await once(orig, 'listening');
+    const conn = net.connect((orig.address() as net.AddressInfo).port, '127.0.0.1');
+    const udp = dgram.createSocket('udp4').bind(0, '127.0.0.1');
+    await Promise.all([once(conn, 'connect'), once(udp, 'listening')]);
+    const servers: [string, net.Server][] = [['node:net', net.createServer()], ...BACKENDS.map((backend): [string, net.Server] => [backend, muxnet.createServer({ backend }) as unknown as net.Server])];
+    try {
+      for (const [name, server] of servers) {
+        server.listen({ fd: fdOf(orig) });
+        const [error] = (await once(server, 'error')) as [NodeJS.ErrnoException];
+        expect([error.code, error.syscall], name).toEqual(['EEXIST', 'listen']);
+      }
+      for (const backend of BACKENDS) {
+        expect(() => new muxnet.Socket({ fd: fdOf(conn), backend } as never), backend).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'open' }));
+        const socket = muxnetDgram.createSocket({ type: 'udp4', backend } as never);
+        expect(() => socket.bind({ fd: fdOf(udp) }), backend).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'open' }));
+        socket.close();
+      }
+      // node:net's server, socket and node:dgram's socket still work, their fds theirs.
+      const client = net.connect((orig.address() as net.AddressInfo).port, '127.0.0.1');
+      let reply = '';
+      client.on('data', (d) => (reply += d));
+      await once(client, 'end');
+      expect(reply).toBe('still served');
+      udp.send('ping', (udp.address() as net.AddressInfo).port, '127.0.0.1');
+      const [msg] = await once(udp, 'message');
+      expect(String(msg)).toBe('ping');
+      expect(fstatSync(fdOf(conn)).isSocket()).toBe(true);
+    } finally {
+      conn.destroy();
+      udp.close();
+      orig.close();
+    }
+  }, 20_000);
 
   // libuv never closes fds 0-2 with a handle: a socket given as stdin stays in the process after
   // the socket made on it is destroyed, and 0 is not the number of the next file opened. The

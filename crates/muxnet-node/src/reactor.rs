@@ -212,11 +212,16 @@ impl Reactor {
     /// Takes a copy of a socket another owner handed this process (Node's
     /// cluster primary, through libuv): `kind` 0 a bound or listening stream
     /// socket, listened on with `backlog`; 1 a connected stream; 2 a bound
-    /// UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix.
+    /// UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix,
+    /// `EEXIST` for an fd one of Node's own handles watches (libuv's answer
+    /// when node:net is given one: the caller's fd is closed on success).
     #[napi(catch_unwind)]
-    pub fn inherit(&self, fd: i32, kind: u32, backlog: i32, no_delay: bool, shared: bool) -> i64 {
+    pub fn inherit(&self, env: Env, fd: i32, kind: u32, backlog: i32, no_delay: bool, shared: bool) -> i64 {
         #[cfg(unix)]
         return code(self.with(|r| {
+            if crate::wake::libuv_watches(env.raw(), fd).map_err(|e| io::Error::other(e.reason))? {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
             match kind {
                 0 => r.inherit_listener(fd, backlog, no_delay, shared),
                 1 => r.inherit_stream(fd, no_delay),
@@ -227,7 +232,7 @@ impl Reactor {
         }));
         #[cfg(not(unix))]
         {
-            let _ = (fd, kind, backlog, no_delay, shared);
+            let _ = (env, fd, kind, backlog, no_delay, shared);
             -(crate::errno::uv::ENOTSUP as i64)
         }
     }

@@ -22,6 +22,8 @@ pub mod fd_watch;
 pub mod thread_wake;
 #[cfg(unix)]
 mod uv;
+#[cfg(unix)]
+pub use uv::libuv_watches;
 pub mod waiter;
 
 /// What a wake-up calls, on the JS thread, when the backend may have events.

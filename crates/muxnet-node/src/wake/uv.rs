@@ -2,7 +2,7 @@
 //! binary exports them but napi-sys does not bind them, so they are
 //! declared here, with the handle memory they need.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::ptr;
 
 use napi::sys;
@@ -40,4 +40,35 @@ pub fn alloc_handle(kind: c_int) -> *mut c_void {
 pub unsafe fn free_handle(handle: *mut c_void, kind: c_int) {
     // SAFETY: the caller's promise; the size is the one allocated.
     unsafe { drop(Box::from_raw(ptr::slice_from_raw_parts_mut(handle.cast::<u8>(), uv_handle_size(kind)))) }
+}
+
+/// The head of libuv's `uv_loop_t` on Unix, up to its table of watched fds
+/// (uv.h's public fields, then unix.h's `UV_LOOP_PRIVATE_FIELDS`; the same
+/// through the libuv 1.x of Node 20 to 24). libuv exports no call that asks
+/// whether an fd is watched, so the table is read as `uv__fd_exists` does.
+#[repr(C)]
+struct LoopHead {
+    data: *mut c_void,
+    active_handles: c_uint,
+    handle_queue: [*mut c_void; 2],
+    active_reqs: *mut c_void,
+    internal_fields: *mut c_void,
+    stop_flag: c_uint,
+    flags: c_ulong,
+    backend_fd: c_int,
+    pending_queue: [*mut c_void; 2],
+    watcher_queue: [*mut c_void; 2],
+    watchers: *const *const c_void,
+    nwatchers: c_uint,
+}
+
+/// Whether one of Node's own handles (a node:net socket or server, a
+/// node:dgram socket...) watches `fd` on `env`'s loop: closing that fd
+/// under it would make libuv abort the process at its next poll.
+pub fn libuv_watches(env: sys::napi_env, fd: c_int) -> napi::Result<bool> {
+    let head = uv_loop(env)?.cast::<LoopHead>();
+    let Ok(at) = usize::try_from(fd) else { return Ok(false) };
+    // SAFETY: `head` is Node's live loop of this thread, laid out as
+    // `LoopHead` at its start; `watchers` has `nwatchers` entries.
+    Ok(unsafe { at < (*head).nwatchers as usize && !(*(*head).watchers.add(at)).is_null() })
 }
