@@ -3,6 +3,7 @@ import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { isIP, type BlockList } from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
@@ -20,6 +21,8 @@ export interface ServerOptions {
   noDelay?: boolean;
   keepAlive?: boolean;
   keepAliveInitialDelay?: number;
+  /** The readable and writable high-water mark of each accepted socket (default: the streams' default); a negative one is the default. */
+  highWaterMark?: number;
   /** Node 24's: a peer whose address it holds is closed unseen, with no 'connection' (accepted on Node 20 too). */
   blockList?: BlockList;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
@@ -92,6 +95,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
   private generation = 0;
   maxConnections = Infinity;
+  /** What each accepted socket gets as its readable and writable high-water mark, as node:net's. */
+  highWaterMark: number;
   /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
   _connectionKey: string | undefined;
 
@@ -108,6 +113,9 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     this.options = { ...options };
     if (this.options.keepAliveInitialDelay !== undefined) validateType(this.options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
     this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
+    const hwm = this.options.highWaterMark;
+    if (hwm !== undefined) validateType(hwm, 'options.highWaterMark', 'number');
+    this.highWaterMark = hwm === undefined || hwm < 0 ? getDefaultHighWaterMark(false) : hwm;
     if (connectionListener) this.on('connection', connectionListener);
   }
 
@@ -554,6 +562,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       token,
       allowHalfOpen: this.options.allowHalfOpen ?? false,
       paused: this.options.pauseOnConnect ?? false,
+      highWaterMark: this.highWaterMark,
     });
     if (this.options.keepAlive) socket.setKeepAlive(true, this.options.keepAliveInitialDelay);
     this.emit('connection', socket);

@@ -85,6 +85,8 @@ export interface AcceptedInit {
   allowHalfOpen: boolean;
   /** `pauseOnConnect`: read nothing until `resume()`. */
   paused: boolean;
+  /** The server's `highWaterMark`, both ways. */
+  highWaterMark: number;
 }
 
 /**
@@ -303,7 +305,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** @internal Wraps a connection the server accepted. */
   static accepted(init: AcceptedInit): Socket {
-    const s = new Socket({ allowHalfOpen: init.allowHalfOpen });
+    const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark });
     s.opened = true;
     s.server = s._server = init.server;
     s.bind(init.reactor, init.token);

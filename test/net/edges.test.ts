@@ -231,6 +231,30 @@ describe.each([
     server.close();
   });
 
+  // Found by a differential hunt (2026-12-04): the drop-in's server ignored highWaterMark.
+  it("gives each accepted socket the server's highWaterMark both ways (a negative one is the default; no number is refused)", async () => {
+    expect(() => net.createServer({ highWaterMark: 'x' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    // Not in @types/node 20's Server.
+    const hwmOf = (server: nodeNet.Server) => (server as unknown as { highWaterMark: number }).highWaterMark;
+    expect(hwmOf(net.createServer({ highWaterMark: -5 }))).toBe(hwmOf(net.createServer()));
+    const server = net.createServer({ highWaterMark: 1024 });
+    expect(hwmOf(server)).toBe(1024);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const [accepted] = (await once(server, 'connection')) as [nodeNet.Socket];
+    try {
+      expect([accepted.readableHighWaterMark, accepted.writableHighWaterMark]).toEqual([1024, 1024]);
+      accepted.cork();
+      expect([accepted.write(Buffer.alloc(1000)), accepted.write(Buffer.alloc(100))]).toEqual([true, false]);
+      accepted.uncork();
+    } finally {
+      client.destroy();
+      accepted.destroy();
+      server.close();
+    }
+  });
+
   // The Unix-domain cases below were found by a differential hunt (2026-12-04).
   it('fails listen() on a path in a missing directory with EACCES, port -1, and still names the path in address()', async () => {
     const server = net.createServer();
