@@ -182,6 +182,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   token = -1;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
+  /** A Unix-domain connection (node:net's Pipe handle): connect() again and resetAndDestroy() differ. */
+  private unixDomain = false;
   /**
    * `connect()` calls so far: a lookup, a deferred dial or a retry made for
    * an earlier one (the socket was destroyed and connected again meanwhile)
@@ -301,6 +303,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.opened = true;
     this.bind(reactor, token);
     this.fetchAddresses();
+    this.unixDomain = this.local === null;
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -311,6 +314,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     s.bind(init.reactor, init.token);
     s.countedBy = init.server;
     s.fetchAddresses();
+    s.unixDomain = s.local === null;
     if (init.paused) {
       s.pause();
       s.stopReading();
@@ -576,10 +580,18 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * connect() on a socket connecting or connected, as node:net's handle
    * takes it: one still connecting fails (`EALREADY`, destroyed), one
    * connected stays on its connection and says 'connect' and 'ready' again.
+   * A Unix-domain one, connecting or connected, fails (`EISCONN`, destroyed):
+   * its connect(2) went through in the first call.
    */
   private connectAgain(opts: SocketConnectOpts, listener: (() => void) | undefined): this {
     if (listener) this.once('connect', listener);
     const connect = this.connects;
+    if (this.unixDomain) {
+      process.nextTick(() => {
+        if (connect === this.connects && !this.destroyed) this.destroy(systemError(uvErrno('EISCONN'), 'connect', opts.path ?? opts.host ?? 'localhost'));
+      });
+      return this;
+    }
     if (this.connectingFlag) {
       process.nextTick(() => {
         if (!this.connectingFlag || connect !== this.connects) return;
@@ -608,6 +620,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (opts.timeout) this.setTimeout(opts.timeout);
     this.connectingFlag = true;
     this.opened = true;
+    this.unixDomain = true;
     const connect = ++this.connects;
     const reactor = openReactor(opts.backend ?? this.backendName);
     process.nextTick(() => {
@@ -632,6 +645,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.unread = undefined;
     this.eofPending = false;
     this.autoSelectFamilyAttemptedAddresses = undefined;
+    this.unixDomain = false;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
     this.dispatched = 0;
@@ -875,8 +889,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     else this.once('finish', () => this.destroy());
   }
 
-  /** Closes with RST instead of FIN (once connected, if connecting). */
+  /** Closes with RST instead of FIN (once connected, if connecting); a Unix-domain connection has no RST to send. */
   resetAndDestroy(): this {
+    if (this.unixDomain && (this.token >= 0 || this.connectingFlag)) throw coded(new TypeError('This handle type cannot be sent'), 'ERR_INVALID_HANDLE_TYPE');
     if (this.connectingFlag) {
       this.once('connect', () => this.resetAndDestroy());
       return this;

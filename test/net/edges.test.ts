@@ -7,7 +7,7 @@ import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../helpers';
+import { freePort, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
 
@@ -280,6 +280,43 @@ describe.each([
     second.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     expect(server.address()).toBe(at);
+  });
+
+  it.runIf(process.platform === 'linux')('refuses resetAndDestroy() on a Unix-domain connection (ERR_INVALID_HANDLE_TYPE) and connect() again on one (EISCONN)', async () => {
+    const at = path.join(os.tmpdir(), `muxnet-pipe-${process.pid}-${_name.replace(':', '')}`);
+    const thrown: string[] = [];
+    const server = net.createServer((c) => {
+      try {
+        c.resetAndDestroy();
+      } catch (err) {
+        thrown.push(`accepted ${(err as NodeJS.ErrnoException).code}`);
+      }
+      c.destroy();
+    });
+    server.listen(at);
+    await once(server, 'listening');
+    try {
+      const connecting = net.connect(at).on('error', () => {});
+      try {
+        connecting.resetAndDestroy();
+      } catch (err) {
+        thrown.push(`connecting ${(err as NodeJS.ErrnoException).code}`);
+      }
+      const again = net.connect(at);
+      again.connect(at);
+      const [whileConnecting] = (await once(again, 'error')) as NodeJS.ErrnoException[];
+      const connected = net.connect(at);
+      await once(connected, 'connect');
+      connected.connect(at);
+      const [onceConnected] = (await once(connected, 'error')) as NodeJS.ErrnoException[];
+      for (const err of [whileConnecting, onceConnected]) expect([err.code, err.syscall, (err as { address?: string }).address]).toEqual(['EISCONN', 'connect', at]);
+      expect([again.destroyed, connected.destroyed]).toEqual([true, true]);
+      connecting.destroy();
+      await waitFor(() => thrown.length === 4, 'the accepted connections');
+      expect(thrown.sort()).toEqual(['accepted ERR_INVALID_HANDLE_TYPE', 'accepted ERR_INVALID_HANDLE_TYPE', 'accepted ERR_INVALID_HANDLE_TYPE', 'connecting ERR_INVALID_HANDLE_TYPE']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   // libuv 1.51 (Node 24) sets the socket file's mode to exactly the modes asked; before, it
