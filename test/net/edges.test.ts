@@ -319,6 +319,25 @@ describe.each([
     }
   });
 
+  it.runIf(process.platform === 'linux')('listens on and connects to a path that fills sun_path (108 bytes, no NUL after it)', async () => {
+    const dir = os.tmpdir();
+    const at = path.join(dir, `${_name.replace(':', '')}-${process.pid}-`.padEnd(108 - dir.length - 1, 'p'));
+    expect(Buffer.byteLength(at)).toBe(108);
+    const server = net.createServer((c) => c.end('ok'));
+    server.listen(at);
+    await once(server, 'listening');
+    try {
+      expect([server.address(), statSync(at).isSocket()]).toEqual([at, true]);
+      const client = net.connect(at);
+      let got = '';
+      client.on('data', (d) => (got += d));
+      await once(client, 'end');
+      expect(got).toBe('ok');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   // libuv 1.51 (Node 24) sets the socket file's mode to exactly the modes asked; before, it
   // added them to the file's mode. Only `true` asks.
   it.runIf(process.platform === 'linux').each([

@@ -534,10 +534,10 @@ fn start_connect(socket: &socket2::Socket, to: &SockAddr) -> io::Result<()> {
 /// abstract socket, which has no file).
 #[cfg(unix)]
 pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
-    refuse_nul(path)?;
+    let addr = unix_address(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SockAddr::unix(path)?)?;
+    socket.bind(&addr)?;
     let file = (!path.starts_with('\0')).then(|| Box::new(std::path::PathBuf::from(path)));
     if let Err(e) = socket.listen(backlog) {
         // Bound but not listening: the file is ours to remove.
@@ -630,11 +630,10 @@ pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
 /// Starts a non-blocking Unix-domain connect.
 #[cfg(unix)]
 pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
-    // Cut at the NUL, the path would name another socket.
-    refuse_nul(path)?;
+    let addr = unix_address(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    start_connect(&socket, &SockAddr::unix(path)?)?;
+    start_connect(&socket, &addr)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))
 }
 
@@ -654,10 +653,7 @@ pub(crate) fn inherited_connect(fd: i32, to: Peer<'_>) -> io::Result<Stream> {
     let (socket, domain) = inherited(fd, Type::STREAM)?;
     let addr = match to {
         Peer::Ip(addr) => SockAddr::from(addr),
-        Peer::Path(path) => {
-            refuse_nul(path)?;
-            SockAddr::unix(path)?
-        }
+        Peer::Path(path) => unix_address(path)?,
     };
     start_connect(&socket, &addr)?;
     Ok(if domain == Domain::UNIX {
@@ -665,6 +661,44 @@ pub(crate) fn inherited_connect(fd: i32, to: Peer<'_>) -> io::Result<Stream> {
     } else {
         Stream::Tcp(TcpStream::from_std(socket.into()))
     })
+}
+
+/// The address of the Unix-domain `path` (Linux: a leading NUL names an
+/// abstract socket). As libuv makes it, a path may fill `sun_path` to its
+/// last byte, with no NUL after it (socket2's `SockAddr::unix` wants room
+/// for one: 108 bytes failed with EINVAL, node:net takes them); a longer
+/// path, or one with a NUL inside, is EINVAL.
+#[cfg(unix)]
+fn unix_address(path: &str) -> io::Result<SockAddr> {
+    refuse_nul(path)?;
+    let bytes = path.as_bytes();
+    let mut storage = socket2::SockAddrStorage::zeroed();
+    // SAFETY: `sockaddr_un` is one of this platform's `sockaddr_*` types,
+    // no larger than the storage, and all-zero is a valid one.
+    let sun = unsafe { storage.view_as::<libc::sockaddr_un>() };
+    if bytes.len() > sun.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a socket path longer than sun_path"));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, from) in sun.sun_path.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    // A path's NUL goes with it when there is room; an abstract name is its bytes only.
+    let nul = usize::from(!path.starts_with('\0') && bytes.len() < sun.sun_path.len());
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + nul;
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    {
+        sun.sun_len = len as u8;
+    }
+    // SAFETY: the storage holds a `sockaddr_un` initialised up to `len` bytes.
+    Ok(unsafe { SockAddr::new(storage, len as libc::socklen_t) })
 }
 
 /// A path with a NUL inside (past an abstract name's leading one): the
