@@ -687,9 +687,11 @@ export function listen<T = unknown>(options: ListenOptions, handlers: ServerHand
 }
 
 /**
- * Connects over TCP. Returns the connection at once; `onOpen` says it is
- * established, or `onClose(conn, err)` that it failed (`ECONNREFUSED`, …).
- * Writes made before `onOpen` are queued.
+ * Connects over TCP, or to a Unix-domain path. Returns the connection at
+ * once; `onOpen` says it is established, or `onClose(conn, err)` that it
+ * failed (`ECONNREFUSED`, …). Writes made before `onOpen` are queued. What
+ * fails in the call itself is thrown (a local address that cannot be
+ * bound; any failure of a Unix-domain connect, which completes at once).
  */
 export function connect<T = unknown>(options: ConnectOptions, handlers: ConnectionHandlers<T>): Connection<T> {
   const opts = validateObject(options, 'options') as unknown as ConnectOptions;
