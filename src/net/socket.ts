@@ -844,8 +844,13 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       // Counted where it went from now on, as node:net's server stops counting it at once.
       this.countedBy?.socketClosed();
       this.countedBy = undefined;
-      if (this.writableLength > 0 && !this.writableEnded) this.write(Buffer.alloc(0), () => this.destroy());
-      else this.destroy();
+      // No idle timer on a socket done with here (node:net's send() calls setTimeout(0)): its
+      // 'timeout' handler's end() would half-close the receiver's connection.
+      this.setTimeout(0);
+      // What it was writing goes out first (ended or not: no FIN, see _final), then it closes.
+      if (this.writableLength === 0) this.destroy();
+      else if (this.writableEnded) this.once('finish', () => this.destroy());
+      else super.write(Buffer.alloc(0), () => this.destroy());
     }
     return { fd, kind: 'socket', server: this.server };
   }
@@ -910,6 +915,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
+    if (this.handedOver && !this.destroyed) {
+      // Handed over, still writing what it had: node:net's socket has no handle left; nothing more reaches the peer.
+      const cb = typeof encoding === 'function' ? encoding : callback;
+      if (typeof cb === 'function') process.nextTick(cb, codedError('Socket is closed', 'ERR_SOCKET_CLOSED'));
+      return false;
+    }
     if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
       throw coded(new TypeError('Second argument must be a buffer'), 'ERR_INVALID_ARG_TYPE');
     }
@@ -998,6 +1009,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    // Handed over, done writing what it had: no FIN, which would half-close the receiver's connection too.
+    if (this.handedOver) return cb();
     // Never connected: nothing to shut down. Node 24 finishes end() at once; Node 20 waits for a
     // connect (and sends the FIN after it), never calling back if none comes.
     if (!this.opened && END_FINISHES_UNCONNECTED) return cb();

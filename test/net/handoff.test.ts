@@ -115,6 +115,39 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     await waitFor(() => socketFds() === before, 'the parent’s copies closed');
   });
 
+  // Found by a hunt (2026-12-04): the parent's socket, still writing, sent a FIN from its idle
+  // timer's end() or an end() after the handover, and sent a later write(); end(data) before the
+  // handover dropped what was queued.
+  it('a connection handed over while its end(data) is still going out: every queued byte leaves, and no FIN or later write from the parent', async () => {
+    const c = await startChild();
+    const big = pattern(11, 8 << 20).toString('latin1');
+    const lateWrite: (string | undefined)[] = [];
+    const server = await listening(backend, (s) => {
+      s.setTimeout(50, () => s.end());
+      s.write(Buffer.from(big, 'latin1'));
+      s.end('tail');
+      c.send('socket', s as never);
+      s.write('late', (err) => lateWrite.push((err as NodeJS.ErrnoException | null)?.code));
+    });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    // A slow reader: the parent is still writing when its idle timer would fire.
+    client.pause();
+    await reply(c);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    client.resume();
+    const want = big.length + 'tail'.length + 'child says hi\n'.length;
+    const text = await readUntil(client, (t) => t.length >= want);
+    expect(text.length).toBe(want);
+    expect(text.replace('child says hi\n', '')).toBe(`${big}tail`);
+    expect(lateWrite).toEqual(['ERR_SOCKET_CLOSED']);
+    client.write('ping');
+    expect(await readUntil(client, (t) => t.endsWith('child:ping'))).toBe('child:ping');
+    expect(client.readableEnded).toBe(false);
+    client.end();
+    await once(client, 'close');
+    server.close();
+  });
+
   it('200 connections handed over as fast as they come (queued behind each acknowledgement): each peer talks to the child alone', async () => {
     const before = socketFds();
     const c = await startChild();
