@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use common::*;
-use muxnet_core::BackendKind;
+use muxnet_core::{BackendKind, BindOptions};
 use socket2::{Domain, Socket, Type};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -36,6 +36,7 @@ backend_tests!(
     own_sockets_yield_all_in_a_turn,
     inherit_refuses_wrong_kinds,
     duplicated_for_another_owner,
+    duplicated_listener_is_shared,
     connects_from_a_bound_socket
 );
 
@@ -222,6 +223,30 @@ fn duplicated_for_another_owner(kind: BackendKind) {
     let mut back = Vec::new();
     peer.read_to_end(&mut back).unwrap();
     assert_eq!(back, b"from the new owner", "the connection ended when the reactor closed its copy");
+}
+
+/// A listener of the reactor's own, duplicated for another owner, yields one
+/// connection per turn from then on: closed here, the rest wait in the
+/// backlog for the copy (not accepted ahead, to be reset at the close).
+fn duplicated_listener_is_shared(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let listener = h.r.listen(&BindOptions::new("127.0.0.1:0".parse().unwrap()), false).unwrap();
+    let addr = h.r.local_addr(listener).unwrap();
+    let copy: TcpListener = h.r.duplicate(listener).unwrap().into();
+    let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
+    let mut accepted = 0;
+    h.until("a connection", |_, events| {
+        assert!(events.len() <= 1, "one connection per turn: {events:?}");
+        accepted += events.iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
+        accepted == 1
+    });
+    h.r.close(listener).unwrap();
+    copy.set_nonblocking(false).unwrap();
+    for _ in 0..2 {
+        copy.accept().expect("left in the backlog for the copy");
+    }
+    drop(clients);
 }
 
 /// Node's `net.BoundSocket` adopted by a client: the connection leaves from

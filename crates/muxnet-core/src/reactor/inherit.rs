@@ -64,8 +64,17 @@ impl Reactor {
 
     /// A duplicate of the socket behind `token` (close-on-exec), for Node's
     /// `subprocess.send(message, socket)` to hand to another process: the
-    /// socket stays open for as long as either copy is.
+    /// socket stays open for as long as either copy is. A listener or UDP
+    /// socket is [`Shared`] from then on: what this side has not taken
+    /// stays in the kernel for the other if this side closes (a listener
+    /// closed from a `'connection'` would otherwise reset the connections
+    /// accepted ahead in the same turn).
     pub fn duplicate(&mut self, token: Token) -> io::Result<socket2::Socket> {
-        self.entry(token)?.socket.sock_ref().try_clone()
+        let entry = self.entry(token)?;
+        let copy = entry.socket.sock_ref().try_clone()?;
+        if let Kind::Listener { shared, .. } | Kind::Datagram { shared, .. } = &mut entry.kind {
+            *shared = Shared::Yes;
+        }
+        Ok(copy)
     }
 }
