@@ -251,7 +251,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * user's listeners added before), or after 'ready'. `readArmed`: that
    * listener is waiting; `readBegun`: it ran. A listener that throws before
    * either leaves node:net's socket never reading until asked again: what
-   * the reactor read meanwhile waits in `stalled` (an EOF in `stalledEof`).
+   * the reactor read meanwhile waits in `stalled` (an EOF in `stalledEof`);
+   * so does the rest of a reactor read past a full buffer (see onData).
    */
   private readArmed = false;
   private readBegun = false;
@@ -1133,15 +1134,19 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // such bytes among others' traffic would pin a slab each. No chunk
     // longer than node:net's (libuv reads 64 KiB at a time), though a turn
     // reads up to the reactor's budget at once.
-    let room = true;
     // A listener that destroys the socket hears no more, and none is counted (node:net stops reading).
     for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
-      room = this.push(retained(piece)) && room;
+      if (this.push(retained(piece))) continue;
+      // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
+      // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
+      const rest = chunk.subarray(at + NODE_READ_SIZE);
+      if (rest.length > 0 && !this.destroyed) this.stalled = [retained(rest)];
+      this.stopReading();
+      return;
     }
-    if (!room) this.stopReading();
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

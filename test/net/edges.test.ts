@@ -231,6 +231,33 @@ describe.each([
     server.close();
   });
 
+  // Found by a differential hunt (2026-12-04): the drop-in pushed a whole reactor read (up to
+  // 256 KiB) before it stopped, where libuv stops at the first full push of its 64 KiB reads.
+  it('holds at most one 64 KiB read past the high-water mark while paused, and loses nothing when resumed', async () => {
+    const big = randomBytes(1 << 20);
+    const server = net.createServer((c) => c.end(big));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', readableHighWaterMark: 16384 } as nodeNet.NetConnectOpts);
+    client.pause();
+    await once(client, 'connect');
+    try {
+      // Paused, it reads only when asked: once, up to the high-water mark.
+      client.read(0);
+      await waitFor(() => client.readableLength > 0, 'a first read');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(client.readableLength).toBeLessThanOrEqual(65536);
+      const chunks: Buffer[] = [];
+      client.on('data', (d: Buffer) => chunks.push(d));
+      client.resume();
+      await once(client, 'end');
+      expect(Buffer.concat(chunks).equals(big)).toBe(true);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+
   // Found by a differential hunt (2026-12-04): the drop-in's server ignored highWaterMark.
   it("gives each accepted socket the server's highWaterMark both ways (a negative one is the default; no number is refused)", async () => {
     expect(() => net.createServer({ highWaterMark: 'x' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
