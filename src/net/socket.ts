@@ -245,6 +245,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private unread: Buffer | undefined;
   private eofPending = false;
+  private deliverQueued = false;
   /**
    * node:net starts reading from a 'connect' listener of its own, added
    * when the stream first asks for data while connecting (behind the
@@ -381,11 +382,21 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   override resume(): this {
+    // Readable's resume first: a pause() from an onread callback below must not be undone by it
+    // (its resume_ tick would call _read() and restart the kernel reads with `unread` still held).
+    const self = super.resume();
     if (this.onread && !this.connectingFlag && this.nativePaused) {
       this._read();
-      this.deliver();
+      // As in node:net, the bytes already read reach the callback later, not inside resume().
+      if ((this.unread !== undefined || this.eofPending) && !this.deliverQueued) {
+        this.deliverQueued = true;
+        process.nextTick(() => {
+          this.deliverQueued = false;
+          if (!this.destroyed) this.deliver();
+        });
+      }
     }
-    return super.resume();
+    return self;
   }
 
   get connecting(): boolean {

@@ -392,6 +392,43 @@ describe.each([
   ['node:net', nodeNet],
   ['muxnet', muxnet as unknown as Net],
 ])('%s Socket.prototype', (_name, net) => {
+  // Found by a seeded soak (2026-12-04): resume() handed the held bytes to the callback inside it,
+  // which paused again, and Readable's own resume a tick later restarted the kernel reads with
+  // the rest still held: nothing more came until the peer's next bytes.
+  it.each(['pause()', 'return false'])('hands every byte to onread when paused in the callback (%s) and resumed from a timer', async (how) => {
+    const sent = randomBytes(7485);
+    let peer: nodeNet.Socket | undefined;
+    // The peer keeps the connection open: only the bytes held here can finish the read.
+    const server = nodeNet.createServer((s) => (peer = s.on('error', () => {})).write(sent));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const got: Buffer[] = [];
+    let total = 0;
+    const client = net.connect({
+      port: (server.address() as nodeNet.AddressInfo).port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: Buffer.alloc(1000),
+        callback(n: number, buf: Uint8Array) {
+          got.push(Buffer.from(buf.subarray(0, n)));
+          total += n;
+          setTimeout(() => client.resume(), 5);
+          if (how === 'return false') return false;
+          client.pause();
+          return true;
+        },
+      },
+    } as nodeNet.NetConnectOpts);
+    try {
+      await waitFor(() => total === sent.length, 'every byte', 3000);
+      expect(Buffer.concat(got).equals(sent)).toBe(true);
+    } finally {
+      client.destroy();
+      peer?.destroy();
+      server.close();
+    }
+  });
+
   // Found by a differential hunt (the three below): muxnet counted a whole reactor read in
   // bytesRead before handing out its first 64 KiB, and after a destroy() in 'data' too.
   it("counts in bytesRead, at each 'data' and with onread, the bytes handed out so far; none after a destroy() in 'data'", async () => {
