@@ -279,10 +279,16 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     return new Promise((resolve, reject) => this.writers.push({ resolve, reject }));
   }
 
-  /** Closes now, dropping what is queued; pending reads and writes fail with `err` (if given). */
+  /**
+   * Closes now, dropping what is queued both ways (writes not sent, bytes
+   * read ahead and not yet taken); pending and later reads and writes fail
+   * with `err` (if given; reads give `null` without one).
+   */
   destroy(err?: Error): void {
-    // What fails from now on fails with `err`, before the close arrives.
-    if (!this.connection.closed) this.error ??= err;
+    // What fails from now on fails with `err`, before the close arrives; after a clean close
+    // too while read-ahead was left (else the next read() handed it out, and the error was lost).
+    if (!this.connection.closed || this.unread > 0) this.error ??= err;
+    this.chunks.length = this.head = this.unread = 0;
     this.connection.destroy(err);
   }
 

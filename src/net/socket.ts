@@ -245,6 +245,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private unread: Buffer | undefined;
   private eofPending = false;
+  /** onread: a deliver() queued by resume() for the next tick. */
   private deliverQueued = false;
   /**
    * node:net starts reading from a 'connect' listener of its own, added

@@ -58,6 +58,20 @@ describe('muxnet/async', () => {
     await expect(sent).resolves.toBeUndefined();
   });
 
+  // Found by a seeded soak (2026-12-04): after a clean close, destroy(err) was ignored and the
+  // next read() handed out what was read ahead.
+  it('destroy(err) drops what was read ahead and fails the next read, also once the connection closed cleanly', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await connect({ port, allowHalfOpen: true });
+    cleanup.push(() => conn.destroy());
+    (await accepted).end(Buffer.alloc(50_000, 1));
+    await conn.end();
+    await waitFor(() => conn.connection.closed, 'the clean close');
+    expect(conn.readableLength).toBe(50_000);
+    conn.destroy(Object.assign(new Error('boom'), { code: 'EBOOM' }));
+    await expect(conn.read()).rejects.toMatchObject({ code: 'EBOOM' });
+  });
+
   it('echoes with write() and for await, and ends cleanly', async () => {
     const server = echoServer();
     const conn = await open(server.port);
