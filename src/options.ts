@@ -19,11 +19,12 @@ export function resolveBackend(backend: unknown): BackendName {
 }
 
 export function validatePort(port: unknown, name = 'options.port', allowZero = true): number {
-  if (typeof port === 'string' && port.trim() !== '' && Number.isInteger(Number(port))) port = Number(port);
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!allowZero && port === 0)) {
+  // node:net's message shows the port as given (a string stays a string).
+  const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535 || (!allowZero && n === 0)) {
     throw badPort(name, port, allowZero);
   }
-  return port;
+  return n;
 }
 
 /**

@@ -68,6 +68,15 @@ const UV_CHMOD_EXACT = (() => {
   return major > 1 || minor >= 51;
 })();
 
+/**
+ * Node 22.12 (and 23.1) added `reusePort` and hands the listen flags (`ipv6Only` too) to a listen
+ * with no host; before, node:net ignores `reusePort`, and `ipv6Only` without a host.
+ */
+const LISTEN_FLAGS_EVERYWHERE = (() => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 12);
+})();
+
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
 
@@ -318,21 +327,25 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   private bind(host: string | undefined, port: number, opts: Listening): void {
     const { backlog } = opts;
+    // As node:net's getFlags: only `true` asks (a truthy non-boolean is ignored, and is no bool for the binding).
+    const reusePort = opts.reusePort === true && LISTEN_FLAGS_EVERYWHERE;
+    const ipv6Only = opts.ipv6Only === true && (host !== undefined || LISTEN_FLAGS_EVERYWHERE);
     // `reusePort`: each worker binds its own socket of the port, as node:net's.
-    if (sharedWithPrimary(opts.exclusive || opts.reusePort)) {
+    if (sharedWithPrimary(opts.exclusive || reusePort)) {
       // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).
       const addressType = host === undefined ? 4 : (isIP(host) as 4 | 6);
-      const flags = opts.ipv6Only ? UV_IPV6ONLY : 0;
+      const flags = ipv6Only ? UV_IPV6ONLY : 0;
       this.listenViaPrimary({ address: host ?? null, port, addressType, flags, backlog }, `${addressType}:${host ?? null}:${port}`);
       return;
     }
     // No fd left for the reactor (made on first use) fails the listen, as no fd for the socket does.
     const reactor = openReactor(this.options.backend);
-    const listen = (address: string, ipv6Only: boolean) =>
-      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, opts.reusePort ?? false, ipv6Only, this.options.noDelay ?? false);
+    const listen = (address: string, v6Only: boolean) =>
+      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, reusePort, v6Only, this.options.noDelay ?? false);
     let address = host ?? '::';
-    let token = listen(address, opts.ipv6Only ?? false);
-    if (token < 0 && host === undefined) {
+    let token = listen(address, ipv6Only);
+    // As libuv, whose bind() keeps EADDRINUSE for listen(): a port taken on '::' is an error, not a reason to fall back.
+    if (token < 0 && host === undefined && -token !== uvErrno('EADDRINUSE')) {
       // No IPv6 here: Node falls back to IPv4's any-address.
       address = '0.0.0.0';
       token = listen(address, false);

@@ -465,7 +465,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    */
   private sockName(): { address: string; family?: string; port?: number } | null {
     if (this.fromBound?.path !== undefined) return { address: this.fromBound.path };
-    return this.destroyed ? null : this.local;
+    if (this.destroyed) return null;
+    // As node:net's getsockname(): while connecting, the kernel has bound this end already
+    // (asked, not kept: the next attempt of several is another socket).
+    if (this.local === null && this.connectingFlag && this.token >= 0) return this.reactor!.native.localAddress(this.token);
+    return this.local;
   }
 
   get remoteAddress(): string | undefined {
@@ -526,7 +530,6 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // An adopted BoundSocket has its address family already: one address is dialled.
     const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() && !this.fromBound : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this.fromBound;
     const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
-    if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
     // As Node 24 (Node 20 passes it on and aborts in its binding); an empty host means localhost.
     if (opts.host && typeof opts.host !== 'string') throw invalidArgType('options.host', 'of type string', opts.host);
 
@@ -548,12 +551,20 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       else process.nextTick(() => this.dial({ ...target, addresses, multiple: false }));
       return this;
     }
+    // As node:net: checked only once a lookup is needed (an IP host never reads it).
+    if (opts.lookup != null && typeof opts.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', opts.lookup);
     // -0 as 0: dns.lookup lets -0 through (it equals 0) to a binding that asserts an int32 and aborts the process.
     const family = opts.family === 'IPv6' ? 6 : opts.family === 'IPv4' ? 4 : opts.family === 0 ? 0 : opts.family;
     const dnsOpts: Parameters<Lookup>[1] = { family, hints: opts.hints || 0 };
     if (family !== 4 && family !== 6 && dnsOpts.hints === 0) dnsOpts.hints = ADDRCONFIG;
     const lookup = (opts.lookup as unknown as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
     const fail = (err: Error) => process.nextTick(() => this.destroy(err));
+    // A lookup that answers again while connecting: node:net's handle refuses the second connect.
+    let answered = false;
+    const answeredAgain = (address: string, type: number) => {
+      this.emit('connectionAttempt', address, port, type);
+      fail(systemError(uvErrno('EALREADY'), 'connect', address, port));
+    };
     if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
       dnsOpts.all = true;
       lookup(host, dnsOpts, (err, found) => {
@@ -567,6 +578,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
           this.emit('lookup', err, address, type, host);
           if (!this.connectingFlag) return;
         }
+        if (answered && all.length > 0) return answeredAgain(all[0].address, all[0].family);
+        answered = true;
         const addresses = happyEyeballsOrder(all);
         if (addresses.length === 0) {
           const [{ address, family: type } = { address: undefined, family: undefined }] = all;
@@ -580,7 +593,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         if (connect !== this.connects) return;
         this.emit('lookup', err, address, type, host);
         if (!this.connectingFlag) return;
+        if (answered && !err) return answeredAgain(address as string, type as number);
         if (err) return fail(err);
+        answered = true;
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
         if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
         this.dial({ ...target, addresses: [{ address, family: type }], multiple: false });

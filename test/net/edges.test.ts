@@ -258,6 +258,82 @@ describe.each([
     }
   });
 
+  // Found by a differential hunt of addresses and options (2026-12-04), the five below.
+  it('refuses a second answer of its lookup while connecting (EALREADY), with one connection at most and nothing left open', async () => {
+    let accepted = 0;
+    const server = nodeNet.createServer((c) => {
+      accepted++;
+      c.on('error', () => {});
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const lookup = (_host: string, _opts: unknown, cb: (err: null, address: string, family: number) => void) => {
+      cb(null, '127.0.0.1', 4);
+      cb(null, '127.0.0.1', 4);
+    };
+    const client = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: 'twice.example', lookup, autoSelectFamily: false } as nodeNet.NetConnectOpts);
+    const [err] = (await once(client, 'error')) as NodeJS.ErrnoException[];
+    expect([err.code, err.syscall]).toEqual(['EALREADY', 'connect']);
+    await new Promise<void>((resolve) => (client.closed ? resolve() : client.once('close', () => resolve())));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(accepted).toBeLessThanOrEqual(1);
+    server.close();
+  });
+
+  it('takes a truthy non-boolean ipv6Only or reusePort as not asked (node:net reads only true)', async () => {
+    const server = net.createServer();
+    server.listen({ port: 0, host: '::1', ipv6Only: 1, reusePort: 'yes' } as unknown as nodeNet.ListenOptions);
+    await once(server, 'listening');
+    expect((server.address() as nodeNet.AddressInfo).family).toBe('IPv6');
+    server.close();
+  });
+
+  it('honours ipv6Only without a host only where node:net does (Node 22.12 on; before, IPv4 clients come in)', async () => {
+    const [major, minor] = process.versions.node.split('.').map(Number);
+    const honoured = major > 22 || (major === 22 && minor >= 12);
+    const server = net.createServer((c) => c.destroy());
+    server.listen({ port: 0, ipv6Only: true });
+    await once(server, 'listening');
+    const client = nodeNet.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    const outcome = await new Promise((resolve) => {
+      client.once('connect', () => resolve('connected'));
+      client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+    });
+    expect(outcome).toBe(honoured ? 'ECONNREFUSED' : 'connected');
+    client.destroy();
+    server.close();
+  });
+
+  it("fails listen(port) with EADDRINUSE on '::' when an IPv6 listener holds the port (no fall back to IPv4)", async () => {
+    const holder = nodeNet.createServer().listen({ port: 0, host: '::', ipv6Only: true });
+    await once(holder, 'listening');
+    const { port } = holder.address() as nodeNet.AddressInfo;
+    const server = net.createServer();
+    server.listen(port);
+    const [err] = (await once(server, 'error')) as (NodeJS.ErrnoException & { address?: string })[];
+    expect([err.code, err.syscall, err.address]).toEqual(['EADDRINUSE', 'listen', '::']);
+    holder.close();
+  });
+
+  it('reads the lookup option only when there is a name to look up, and names the local end while connecting', async () => {
+    const server = nodeNet.createServer((c) => c.destroy());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', lookup: 'not a function' } as unknown as nodeNet.NetConnectOpts);
+    client.on('error', () => {});
+    // As getsockname() says once the connect is under way (the tick after connect()).
+    const early = await new Promise((resolve) => process.nextTick(() => resolve([client.connecting, client.localAddress, typeof client.localPort])));
+    expect(early).toEqual([true, '127.0.0.1', 'number']);
+    await once(client, 'connect');
+    client.destroy();
+    server.close();
+  });
+
+  it("shows a port given as a string as a string in ERR_SOCKET_BAD_PORT", () => {
+    expect(() => net.createServer().listen('65536')).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT', message: expect.stringContaining("Received type string ('65536')") }));
+    expect(() => net.connect({ port: '-1' } as never)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT', message: expect.stringContaining("Received type string ('-1')") }));
+  });
+
   // Found by a differential hunt (2026-12-04): the drop-in's server ignored highWaterMark.
   it("gives each accepted socket the server's highWaterMark both ways (a negative one is the default; no number is refused)", async () => {
     expect(() => net.createServer({ highWaterMark: 'x' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
