@@ -145,6 +145,9 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   /** Datagrams waiting for room in the send buffer, in order. */
   private outbox: Outgoing[] = [];
   private outboxBytes = 0;
+  /** Datagrams sent from the outbox whose callbacks have not run yet: libuv counts them as queued until then. */
+  private settlingCount = 0;
+  private settlingBytes = 0;
   private retry: NodeJS.Immediate | undefined;
   /** Sends whose destination is being resolved. */
   private lookups = 0;
@@ -432,6 +435,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
    * it, for errors) and says 'connect' on the next tick; the error if not.
    */
   private connectTo(ip: string, port: number, named: string): Error | undefined {
+    // libuv refuses a second connect (a lookup that answered twice): EISCONN.
+    if (this.connectState === ConnectState.Connected) return hostPortError(EISCONN, 'connect', named, port);
     if (this.blocks(ip)) return ipBlocked(ip);
     // Datagrams queued in this batch leave first, to where they were sent.
     this.reactor!.flushSends();
@@ -569,11 +574,18 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   };
 
   /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
-  private settle(out: Outgoing, result: number): void {
+  private settle(out: Outgoing, result: number, release?: () => void): void {
     const { callback } = out;
-    if (callback === undefined) return;
+    if (callback === undefined) {
+      if (release) process.nextTick(release);
+      return;
+    }
     const err = result < 0 ? hostPortError(-result, 'send', out.address, out.port) : null;
-    process.nextTick(() => (err ? callback(err) : callback(null, result)));
+    process.nextTick(() => {
+      release?.();
+      if (err) callback(err);
+      else callback(null, result);
+    });
   }
 
   private hold(out: Outgoing): void {
@@ -596,21 +608,28 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       const r = this.reactor!.send(this.token, out.data, out.ip, out.port);
       if (r === -EAGAIN) return this.scheduleFlush();
       this.outbox.shift();
-      this.outboxBytes -= out.data.length;
-      this.settle(out, r);
+      const size = out.data.length;
+      this.outboxBytes -= size;
+      // As libuv: still counted by getSendQueueSize/Count until its own callback runs.
+      this.settlingCount++;
+      this.settlingBytes += size;
+      this.settle(out, r, () => {
+        this.settlingCount--;
+        this.settlingBytes -= size;
+      });
     }
   }
 
   /** Bytes waiting for room in the send buffer. */
   getSendQueueSize(): number {
     this.healthCheck();
-    return this.outboxBytes;
+    return this.outboxBytes + this.settlingBytes;
   }
 
   /** Datagrams waiting for room in the send buffer. */
   getSendQueueCount(): number {
     this.healthCheck();
-    return this.outbox.length;
+    return this.outbox.length + this.settlingCount;
   }
 
   /** @internal A copy of its socket for another process (see ./handoff); this one receives on. */
@@ -804,7 +823,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
    */
   private membership(syscall: string, join: boolean, group: unknown, source: string | undefined, iface: unknown): void {
     this.healthCheck();
-    if (!group) throw missingArgs('multicastAddress');
+    // Only add/dropMembership check for a missing group; the source-specific calls hand '' to libuv (EINVAL).
+    if (!group && source === undefined) throw missingArgs('multicastAddress');
     const family = isIP(String(group));
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
     if (this.token < 0) {
@@ -944,8 +964,9 @@ function toDatagram(buffer: unknown): Buffer {
     if (typeof buffer !== 'string' && !isArrayBufferView(buffer)) throw invalidArgType('buffer', BUFFER_TYPES, buffer);
     return asBuffer(buffer);
   }
-  if (!buffer.every((piece) => typeof piece === 'string' || isArrayBufferView(piece))) {
-    throw invalidArgType('buffer list arguments', BUFFER_TYPES, buffer);
+  // An index loop, not every(): a hole in a sparse list is a bad piece, as node:dgram's fixBufferList finds.
+  for (let i = 0; i < buffer.length; i++) {
+    if (typeof buffer[i] !== 'string' && !isArrayBufferView(buffer[i])) throw invalidArgType('buffer list arguments', BUFFER_TYPES, buffer);
   }
   return buffer.length === 1 ? asBuffer(buffer[0]) : Buffer.concat(buffer.map(asBuffer));
 }

@@ -535,6 +535,29 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     socket.close();
   });
 
+  // Found by a differential hunt of dgram's options (2026-12-04), the two below.
+  it("fails connect() when its lookup answers again (EISCONN), refuses a sparse send list, and takes '' as a source-specific group (EINVAL)", async () => {
+    const { socket, port } = await receiver();
+    // Once for the implicit bind's any-address, twice for the peer.
+    const lookup = (host: string, _family: unknown, cb: (e: Error | null, a?: string, f?: number) => void) => {
+      if (host === '0.0.0.0') return cb(null, host, 4);
+      cb(null, '127.0.0.1', 4);
+      cb(null, '127.0.0.1', 4);
+    };
+    const client = create('udp4', { lookup: lookup as never });
+    const events: string[] = [];
+    client.on('connect', () => events.push('connect'));
+    client.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.message}`));
+    client.connect(port, 'peer.example');
+    await waitFor(() => events.length === 2, 'connect and the error');
+    expect(events).toEqual(['connect', `error EISCONN connect EISCONN peer.example:${port}`]);
+    expect(() => client.send(new Array(1) as never, port, '127.0.0.1')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => client.send([, 'x'] as never, port, '127.0.0.1')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => client.addSourceSpecificMembership('127.0.0.1', '')).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'addSourceSpecificMembership' }));
+    client.close();
+    socket.close();
+  });
+
   it('looks names up with options.lookup(host, family) and reports its failure to connect()', async () => {
     const asked: unknown[][] = [];
     const lookup = (host: string, family: unknown, cb: (e: Error | null, a?: string, f?: number) => void) => {
@@ -1007,7 +1030,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     const script = path.join(__dirname, 'fixtures', 'dgram-send-queue.js');
     const args = ['--test-udp-no-try-send', script, name === 'node:dgram' ? 'node' : 'muxnet', ...(backend ? [backend] : [])];
     const { stdout } = await run(process.execPath, args, { timeout: 15_000 });
-    expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3', 'sent two null 4', 'message one', 'message tawo', 'drained 0 0', 'closed', 'four ECANCELED send']);
+    expect(JSON.parse(stdout)).toEqual(['queued 2 7', 'sent one null 3, queued 1 4', 'sent two null 4, queued 0 0', 'message one', 'message tawo', 'drained 0 0', 'closed', 'four ECANCELED send']);
   });
 
   it('keeps the deprecated private members (DEP0112): same values, one warning', async () => {
