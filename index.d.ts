@@ -41,7 +41,7 @@ export declare class Reactor {
    * socket, listened on with `backlog`; 1 a connected stream; 2 a bound
    * UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix,
    * `EEXIST` for an fd one of Node's own handles watches (libuv's answer
-   * when node:net is given one: the caller's fd is closed on success).
+   * when node:net is given one; closing that fd under libuv would abort).
    */
   inherit(fd: number, kind: number, backlog: number, noDelay: boolean, shared: boolean): number
   /**

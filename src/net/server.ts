@@ -74,7 +74,7 @@ const UV_CHMOD_EXACT = (() => {
  */
 const LISTEN_FLAGS_EVERYWHERE = (() => {
   const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 22 || (major === 22 && minor >= 12);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 })();
 
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */

@@ -541,6 +541,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
     this.connectingFlag = true;
     this.opened = true;
+    // A socket that was a Unix-domain one (closed in order, not destroyed) is a TCP one now.
+    this.unixDomain = false;
     const connect = ++this.connects;
     const target = { connect, reactor: openReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
@@ -1034,6 +1036,13 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** A write finished a turn later (see `writeOut`): done, unless a close cancelled it meanwhile. */
   private finishWrite(cb: (err?: Error | null) => void): void {
     if (this.pendingWrite === cb) this.onDrain();
+  }
+
+  /** Handed over, still writing what it had: `end(data)`'s data reaches no one either (see write()). */
+  override end(...args: unknown[]): this {
+    const [chunk] = args;
+    if (this.handedOver && chunk != null && typeof chunk !== 'function') args = args.filter((a) => typeof a === 'function');
+    return (super.end as (...a: unknown[]) => this)(...args);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -7,7 +7,7 @@ import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '../helpers';
+import { freePort, socketFds, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
 
@@ -246,7 +246,8 @@ describe.each([
       client.read(0);
       await waitFor(() => client.readableLength > 0, 'a first read');
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(client.readableLength).toBeLessThanOrEqual(65536);
+      // A short first read may leave it under the mark: one more 64 KiB read on top, no more.
+      expect(client.readableLength).toBeLessThan(16384 + 65536);
       const chunks: Buffer[] = [];
       client.on('data', (d: Buffer) => chunks.push(d));
       client.resume();
@@ -260,6 +261,7 @@ describe.each([
 
   // Found by a differential hunt of addresses and options (2026-12-04), the five below.
   it('refuses a second answer of its lookup while connecting (EALREADY), with one connection at most and nothing left open', async () => {
+    const before = socketFds();
     let accepted = 0;
     const server = nodeNet.createServer((c) => {
       accepted++;
@@ -278,6 +280,7 @@ describe.each([
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(accepted).toBeLessThanOrEqual(1);
     server.close();
+    await waitFor(() => socketFds() <= before, 'the sockets closed');
   });
 
   it('takes a truthy non-boolean ipv6Only or reusePort as not asked (node:net reads only true)', async () => {
@@ -290,7 +293,7 @@ describe.each([
 
   it('honours ipv6Only without a host only where node:net does (Node 22.12 on; before, IPv4 clients come in)', async () => {
     const [major, minor] = process.versions.node.split('.').map(Number);
-    const honoured = major > 22 || (major === 22 && minor >= 12);
+    const honoured = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
     const server = net.createServer((c) => c.destroy());
     server.listen({ port: 0, ipv6Only: true });
     await once(server, 'listening');

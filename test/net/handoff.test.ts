@@ -148,6 +148,25 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     server.close();
   });
 
+  it('a connection handed over while still writing, then end(data) here: that data reaches no one, and no FIN', async () => {
+    const c = await startChild();
+    const big = pattern(12, 8 << 20).toString('latin1');
+    const server = await listening(backend, (s) => {
+      s.write(Buffer.from(big, 'latin1'));
+      c.send('socket', s as never);
+      s.end('not from here');
+    });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const want = big.length + 'child says hi\n'.length;
+    const text = await readUntil(client, (t) => t.length >= want);
+    expect(text.replace('child says hi\n', '')).toBe(big);
+    client.write('ping');
+    expect(await readUntil(client, (t) => t.endsWith('child:ping'))).toBe('child:ping');
+    client.end();
+    await once(client, 'close');
+    server.close();
+  });
+
   it('200 connections handed over as fast as they come (queued behind each acknowledgement): each peer talks to the child alone', async () => {
     const before = socketFds();
     const c = await startChild();
@@ -246,13 +265,15 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     expect(await reply(c)).toEqual({ got: 'server', kind: 'Server' });
     const clients = Array.from({ length: 40 }, () => net.connect(port, '127.0.0.1'));
     const answers = clients.map((client) => readUntil(client, () => false).catch((err: NodeJS.ErrnoException) => err.code));
-    // All 40 wait in the backlog before the reactor's next turn.
+    // The connects go out on the next tick: then this loop is held while they queue in the
+    // backlog (the child takes from it meanwhile: the parent serves one or none).
+    await new Promise((resolve) => process.nextTick(resolve));
     const until = Date.now() + 300;
     while (Date.now() < until);
     const got = await Promise.all(answers);
-    expect(parentServed).toBe(1);
-    expect(got.filter((a) => a === 'served by parent').length).toBe(1);
-    expect(got.filter((a) => a === 'served by child').length).toBe(39);
+    expect(parentServed).toBeLessThanOrEqual(1);
+    expect(got.filter((a) => a === 'served by parent').length).toBe(parentServed);
+    expect(got.filter((a) => a === 'served by child').length).toBe(40 - parentServed);
     c.send('close');
     await reply(c);
   });

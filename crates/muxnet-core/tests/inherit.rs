@@ -243,6 +243,8 @@ fn duplicated_listener_is_shared(kind: BackendKind) {
     });
     h.r.close(listener).unwrap();
     copy.set_nonblocking(false).unwrap();
+    // A regression fails here rather than hanging (SO_RCVTIMEO bounds accept).
+    socket2::SockRef::from(&copy).set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     for _ in 0..2 {
         copy.accept().expect("left in the backlog for the copy");
     }

@@ -214,7 +214,7 @@ impl Reactor {
     /// socket, listened on with `backlog`; 1 a connected stream; 2 a bound
     /// UDP socket. Returns its token or a negative errno; `ENOTSUP` off Unix,
     /// `EEXIST` for an fd one of Node's own handles watches (libuv's answer
-    /// when node:net is given one: the caller's fd is closed on success).
+    /// when node:net is given one; closing that fd under libuv would abort).
     #[napi(catch_unwind)]
     pub fn inherit(&self, env: Env, fd: i32, kind: u32, backlog: i32, no_delay: bool, shared: bool) -> i64 {
         #[cfg(unix)]
