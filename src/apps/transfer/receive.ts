@@ -93,9 +93,12 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
     t.finished = true;
     t.paused = false;
     conn.resume();
-    t.out?.destroy();
-    // Best effort: a part file that cannot be removed is left, not fatal.
-    if (t.part) fsp.rm(t.part, { force: true }).catch(() => {});
+    // Removed once its stream has closed: a stream still opening creates the file after an
+    // earlier rm (a part file was left behind). Best effort: one that cannot be removed stays.
+    const part = t.part;
+    const removePart = () => void (part && fsp.rm(part, { force: true }).catch(() => {}));
+    if (t.out && !t.out.closed) t.out.once('close', removePart).destroy();
+    else removePart();
     if (t.header) opts.onFile({ ...t.header, error: reason });
     answer(conn, t, `ERR ${reason}\n`);
   };
