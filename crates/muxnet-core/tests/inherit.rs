@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use common::*;
-use muxnet_core::{BackendKind, BindOptions};
+use muxnet_core::{BackendKind, BindOptions, Token};
 use socket2::{Domain, Socket, Type};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -137,6 +137,13 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
     let addr = other.local_addr().unwrap();
     let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
     let listener = h.r.inherit_listener(other.as_raw_fd(), 16, false, true).unwrap();
+    one_accept_then_backlog(&mut h, listener, &other, 2);
+    drop(clients);
+}
+
+/// A shared listener yields one connection per turn; closed here after the
+/// first, the other `left` wait in the backlog for `holder`.
+fn one_accept_then_backlog(h: &mut Harness, listener: Token, holder: &TcpListener, left: usize) {
     let mut accepted = 0;
     h.until("a connection", |_, events| {
         assert!(events.len() <= 1, "one connection per turn: {events:?}");
@@ -144,11 +151,12 @@ fn shared_sockets_yield_one_per_turn(kind: BackendKind) {
         accepted == 1
     });
     h.r.close(listener).unwrap();
-    other.set_nonblocking(false).unwrap();
-    for _ in 0..2 {
-        other.accept().expect("left in the backlog for the other holder");
+    holder.set_nonblocking(false).unwrap();
+    // A regression fails here rather than hanging (SO_RCVTIMEO bounds accept).
+    socket2::SockRef::from(holder).set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    for _ in 0..left {
+        holder.accept().expect("left in the backlog for the other holder");
     }
-    drop(clients);
 }
 
 /// A socket that is this process's alone (a service manager's fd, taken
@@ -235,19 +243,7 @@ fn duplicated_listener_is_shared(kind: BackendKind) {
     let addr = h.r.local_addr(listener).unwrap();
     let copy: TcpListener = h.r.duplicate(listener).unwrap().into();
     let clients: Vec<TcpStream> = (0..3).map(|_| client(addr)).collect();
-    let mut accepted = 0;
-    h.until("a connection", |_, events| {
-        assert!(events.len() <= 1, "one connection per turn: {events:?}");
-        accepted += events.iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
-        accepted == 1
-    });
-    h.r.close(listener).unwrap();
-    copy.set_nonblocking(false).unwrap();
-    // A regression fails here rather than hanging (SO_RCVTIMEO bounds accept).
-    socket2::SockRef::from(&copy).set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    for _ in 0..2 {
-        copy.accept().expect("left in the backlog for the copy");
-    }
+    one_accept_then_backlog(&mut h, listener, &copy, 2);
     drop(clients);
 }
 
