@@ -198,6 +198,44 @@ describe('muxnet send / receive', () => {
     await expect(run(['send', file, '127.0.0.1:1', '--timeout', '0']).exited).resolves.toBe(2);
   });
 
+  it('send: an answer split inside a character is read whole; an endless answer line fails the send at 16 KiB, without holding the sender', async () => {
+    const file = path.join(dir, 'answered.bin');
+    fs.writeFileSync(file, Buffer.alloc(1000, 4));
+    const answer = Buffer.from('ERR cannot store: /srv/dépôt/ü.txt\n');
+    const cut = answer.indexOf(Buffer.from('é')) + 1;
+    const endless = Buffer.alloc(64 * 1024, 0x41);
+    let flood = false;
+    let flooded = 0;
+    const answering = net.createServer((s) => {
+      s.on('error', () => {});
+      s.setNoDelay(true);
+      s.once('data', () => {
+        if (flood) {
+          // Without a bound, the sender kept it all (and rescanned it per chunk).
+          const more = (): void => {
+            while (flooded < 64 * 1024 * 1024 && s.write(endless)) flooded += endless.length;
+          };
+          s.on('drain', more);
+          more();
+          return;
+        }
+        s.write(answer.subarray(0, cut));
+        setTimeout(() => s.end(answer.subarray(cut)), 50);
+      });
+    });
+    await new Promise<void>((r) => answering.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(answering.address() as net.AddressInfo).port}`;
+    const split = run(['send', file, at]);
+    expect(await split.exited).toBe(1);
+    expect(split.output()).toContain('ERR cannot store: /srv/dépôt/ü.txt');
+    flood = true;
+    const flooder = run(['send', file, at]);
+    expect(await flooder.exited).toBe(1);
+    expect(flooder.output()).toContain("the receiver's answer is longer than 16384 bytes");
+    expect(flooded).toBeLessThan(64 * 1024 * 1024);
+    answering.close();
+  });
+
   it('refuses a name with a directory in it', async () => {
     const rx = await receiver('bad-name');
     const reply = await rawSend(rx.port, encodeHeader({ name: '../escape', size: 1, sha256: 'a'.repeat(64) }), Buffer.from('x'));

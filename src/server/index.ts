@@ -86,8 +86,18 @@ export interface ServeOptions {
   onError?(err: Error, source: ErrorSource): void;
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+/**
+ * A handler's result adopted as a promise when it is a thenable, else
+ * undefined: a `then` that throws (or a throwing getter) rejects it, and
+ * never throws out of the framework.
+ */
+function promised(value: unknown): Promise<unknown> | undefined {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return undefined;
+  try {
+    return typeof (value as PromiseLike<unknown>).then === 'function' ? Promise.resolve(value) : undefined;
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 function defaultOnError(err: Error, source: ErrorSource): void {
@@ -128,7 +138,11 @@ class Session {
   /** `handle()` returned and the connection lingers (see `closeAfterHandle`). */
   lingering = false;
   stopLingering: (() => void) | undefined;
-  constructor(readonly connection: Connection<Session>) {}
+  constructor(readonly connection: Connection<Session>) {
+    // Read while open, the peer's address stays known (the connection
+    // caches it): for errors reported, and a handler's finish(), after a reset.
+    void connection.remoteAddress;
+  }
 }
 
 /** Everything that serves on this thread: a listener or a datagram socket. */
@@ -336,13 +350,13 @@ class StreamService implements Local {
       }
       session.early = undefined;
     }
-    let setup: unknown;
+    let setup: Promise<unknown> | undefined;
     try {
-      setup = handler.setup();
+      setup = promised(handler.setup());
     } catch (err) {
       return this.fail(session, err, true);
     }
-    if (!isThenable(setup)) return this.run(session);
+    if (!setup) return this.run(session);
     // A callback handler hears nothing until its setup is done: meanwhile
     // the kernel holds the peer's bytes (backpressure), not an `early` list.
     if (!session.stream) conn.pause();
@@ -464,13 +478,13 @@ class StreamService implements Local {
   private maybeFinish(session: Session): void {
     if (session.running || !(session.closed || session.lingering) || session.finished) return;
     session.finished = true;
-    let result: unknown;
+    let result: Promise<unknown> | undefined;
     try {
-      result = session.handler?.finish(session.error);
+      result = promised(session.handler?.finish(session.error));
     } catch (err) {
       this.server.report(err, { remoteAddress: session.connection.remoteAddress });
     }
-    if (isThenable(result)) {
+    if (result) {
       result.then(
         () => this.forget(session),
         (err) => {
@@ -587,14 +601,14 @@ class DatagramService implements Local {
     const finish = () => {
       if (finished) return;
       finished = true;
-      let result: unknown;
+      let result: Promise<unknown> | undefined;
       try {
-        result = handler?.finish(error);
+        result = promised(handler?.finish(error));
       } catch (err) {
         this.report(err, rinfo);
       }
       const end = () => this.ended(exchange);
-      if (isThenable(result)) result.then(end, (err) => (this.report(err, rinfo), end()));
+      if (result) result.then(end, (err) => (this.report(err, rinfo), end()));
       else end();
     };
     const failed = (err: unknown) => {
@@ -605,9 +619,9 @@ class DatagramService implements Local {
     };
     try {
       handler = new this.Handler(msg, rinfo, this.socket, this.server);
-      const setup = handler.setup();
-      const handled = isThenable(setup) ? setup.then(() => handler!.handle(msg, rinfo)) : handler.handle(msg, rinfo);
-      if (isThenable(handled)) handled.then(finish, failed);
+      const setup = promised(handler.setup());
+      const handled = setup ? setup.then(() => handler!.handle(msg, rinfo)) : promised(handler.handle(msg, rinfo));
+      if (handled) handled.then(finish, failed);
       else finish();
     } catch (err) {
       failed(err);

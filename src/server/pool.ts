@@ -54,19 +54,23 @@ export interface SerializedError {
   name: string;
   message: string;
   stack: string | undefined;
-  code: unknown;
+  /** The error's own fields of plain values: code, errno, syscall, address, port, … */
+  fields: Record<string, string | number | boolean | null>;
 }
 
 export function serializeError(err: unknown): SerializedError {
   const e = err instanceof Error ? err : new Error(String(err));
-  return { name: e.name, message: e.message, stack: e.stack, code: (e as { code?: unknown }).code };
+  const fields: SerializedError['fields'] = {};
+  for (const [key, value] of Object.entries(e)) {
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) fields[key] = value as string | number | boolean | null;
+  }
+  return { name: e.name, message: e.message, stack: e.stack, fields };
 }
 
 export function deserializeError(s: SerializedError): Error {
-  const err = new Error(s.message);
+  const err = Object.assign(new Error(s.message), s.fields);
   err.name = s.name;
   err.stack = s.stack;
-  if (s.code !== undefined) Object.defineProperty(err, 'code', { value: s.code, enumerable: true, writable: true, configurable: true });
   return err;
 }
 
@@ -154,7 +158,11 @@ export class WorkerPool {
       if (this.distribute === 'acceptor') {
         await Promise.all(this.slots.map((slot) => this.spawn(slot)));
         const { port, host, path: unixPath, backlog, backend, noDelay } = this.listenOptions;
-        this.acceptor = listen({ port, host, path: unixPath, backlog, backend, noDelay }, { onOpen: (conn) => this.handOff(conn) });
+        this.acceptor = listen({ port, host, path: unixPath, backlog, backend, noDelay }, {
+          onOpen: (conn) => this.handOff(conn),
+          // EMFILE and the like, reported as a reactor-mode server reports them.
+          onError: (err) => this.server.report(err, {}),
+        });
         return;
       }
       const [first, ...rest] = this.slots;

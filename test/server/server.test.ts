@@ -336,6 +336,11 @@ describe('muxnet/server, reactor mode', () => {
       }
     }
     for (const Handler of [Reader, Callback]) {
+      // The peer's address is known after the reset though nothing read it before.
+      Handler.prototype.finish = function (this: ConnectionHandler, err?: Error) {
+        rec.finished.push(err);
+        rec.log.push(`finish for ${this.remoteAddress}`);
+      };
       rec.log.length = rec.finished.length = rec.errors.length = 0;
       const server = await start(Handler, { rec });
       const sock = await netConnect(server.port);
@@ -346,7 +351,61 @@ describe('muxnet/server, reactor mode', () => {
       expect(rec.finished[0]).toMatchObject({ code: 'ECONNRESET' });
       expect(rec.errors).toHaveLength(1);
       expect(rec.errors[0][0]).toBe(rec.finished[0]);
+      expect(rec.errors[0][1].remoteAddress).toBe('127.0.0.1');
+      expect(rec.log[1]).toBe('finish for 127.0.0.1');
     }
+  });
+
+  it('a setup() or finish() returning a thenable whose then() throws: that handler\'s error, reported; the process and the server live on', async () => {
+    const rec = recorder();
+    // Typed as the promise a handler may return: what a thenable library gives.
+    const broken = {
+      then: () => {
+        throw new Error('then threw');
+      },
+    } as unknown as Promise<void>;
+    class BadSetup extends ConnectionHandler {
+      setup() {
+        return broken;
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    class BadFinish extends ConnectionHandler {
+      onData() {}
+      finish() {
+        rec.log.push('finish');
+        return broken;
+      }
+    }
+    for (const Handler of [BadSetup, BadFinish]) {
+      rec.finished.length = rec.errors.length = 0;
+      const server = await start(Handler, { rec });
+      // A second client is served (and fails the same way) after the first.
+      for (const n of [1, 2]) {
+        const sock = await netConnect(server.port);
+        sock.on('error', () => {});
+        sock.end('x');
+        await new Promise((r) => sock.on('close', r));
+        await waitFor(() => rec.errors.length === n, 'the error reported');
+        expect(rec.errors[n - 1][0].message).toBe('then threw');
+      }
+    }
+    expect(rec.finished[0]).toBeUndefined();
+    class BadDatagram extends DatagramHandler {
+      handle() {}
+      finish() {
+        return broken;
+      }
+    }
+    rec.errors.length = 0;
+    const udp = await start(BadDatagram, { rec });
+    const client = dgram.createSocket('udp4');
+    client.send('x', udp.port, '127.0.0.1');
+    await waitFor(() => rec.errors.length === 1, 'the datagram handler\'s error reported');
+    expect(rec.errors[0][0].message).toBe('then threw');
+    client.close();
   });
 
   it('close({ timeout }): stops accepting, lets handlers finish, then closes the rest', async () => {

@@ -25,6 +25,9 @@ async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** An answer is one short line (`OK …`, `ERR …` with a path): a longer one is not a receiver's. */
+const MAX_ANSWER = 16 * 1024;
+
 export interface SendOptions {
   /** How long the receiver may take to answer once the whole file has left (default 30 000 ms). */
   answerTimeoutMs?: number;
@@ -36,7 +39,8 @@ export async function sendFileTo(file: string, host: string, port: number, optio
   const sha256 = await sha256Of(file);
   const name = path.basename(file);
   return new Promise((resolve, reject) => {
-    let reply = '';
+    const reply: Buffer[] = [];
+    let replyBytes = 0;
     let done = false;
     let waiting: NodeJS.Timeout | undefined;
     const conn = connect(
@@ -55,13 +59,19 @@ export async function sendFileTo(file: string, host: string, port: number, optio
             (err: Error) => c.destroy(err),
           );
         },
-        onData(_, chunk) {
-          reply += chunk.toString('utf8');
-          const nl = reply.indexOf('\n');
+        onData(c, chunk) {
+          if (done) return;
+          // Bytes, decoded once the line is whole: a character split between two
+          // reads stays whole, and only the new chunk is searched.
+          const nl = chunk.indexOf(0x0a);
+          const part = nl < 0 ? chunk : chunk.subarray(0, nl);
+          replyBytes += part.length;
+          if (replyBytes > MAX_ANSWER) return c.destroy(new Error(`the receiver's answer is longer than ${MAX_ANSWER} bytes`));
+          reply.push(Buffer.from(part));
           if (nl < 0) return;
           done = true;
           conn.end();
-          resolve({ name, size: stat.size, sha256, reply: reply.slice(0, nl) });
+          resolve({ name, size: stat.size, sha256, reply: Buffer.concat(reply).toString('utf8') });
         },
         onClose(_, err) {
           clearTimeout(waiting);
