@@ -25,6 +25,7 @@
  * ```
  */
 import { threadId } from 'node:worker_threads';
+import { getReactor } from '../reactor';
 import { adopt, bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
 import { AsyncConnection } from '../async';
 import { codedError, invalidArgType, invalidArgValue } from '../errors';
@@ -259,6 +260,10 @@ class StreamService implements Local {
     this.handlers = this.makeHandlers();
     this.backend = backend;
     this.listener = listening ? listen<Session>({ port, host, path, backlog, backend, noDelay, allowHalfOpen: this.allowHalfOpen, reusePort }, this.handlers) : undefined;
+    // Fed by an acceptor: the reactor is made now, while fds are free. Made
+    // at a first adoption, it could find the table full of accepted
+    // connections (EMFILE), and the tickets would wait forever.
+    if (!listening) getReactor(backend);
   }
 
   private makeHandlers(): ServerHandlers<Session> {
@@ -306,8 +311,10 @@ class StreamService implements Local {
     let conn: Connection<Session>;
     try {
       conn = adopt<Session>(ticket, this.handlers, { allowHalfOpen: this.allowHalfOpen, backend: this.backend });
-    } catch {
-      // Discarded meanwhile (the acceptor closed): nothing to serve.
+    } catch (err) {
+      // EBADF: discarded meanwhile (the acceptor closed), nothing to serve.
+      // Anything else closed the connection (the reactor could not watch it).
+      if ((err as NodeJS.ErrnoException).code !== 'EBADF') this.server.report(err, {});
       return;
     }
     this.accepted(conn);

@@ -394,6 +394,39 @@ describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API out o
   });
 });
 
+describe.skipIf(process.platform === 'win32').each(BACKENDS)('muxnet/server workers fed by an acceptor, out of fds on %s', (backend) => {
+  it('each connection accepted at the limit is served (the workers\' reactors exist before the acceptor fills the table), accept errors reach onError', async () => {
+    const { child, port } = await serverWithFds('workers', backend, 64, 'pipe');
+    let stdout = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    try {
+      /** A connection's question answered (by a worker's thread id), or '' at `ms`. */
+      const answered = (ms: number) =>
+        new Promise<string>((resolve) => {
+          const c = nodeNet.connect(port, '127.0.0.1', () => c.write('which\n'));
+          const timer = setTimeout(() => c.destroy(), ms);
+          let line = '';
+          c.on('error', () => {});
+          c.on('data', (d) => {
+            line += d;
+            if (line.endsWith('\n')) c.destroy();
+          });
+          c.on('close', () => {
+            clearTimeout(timer);
+            resolve(line);
+          });
+        });
+      const lines = await Promise.all(Array.from({ length: 150 }, () => answered(15_000)));
+      expect(lines.filter((l) => !/^\d+\n$/.test(l))).toEqual([]);
+      expect(await answered(5_000)).toMatch(/^\d+\n$/);
+      expect(stdout).toContain('onError EMFILE');
+      expect(child.exitCode).toBe(null);
+    } finally {
+      child.kill();
+    }
+  });
+});
+
 describe.skipIf(process.platform === 'win32').each(FD_ROWS)('%s out of fds', (_name, impl, backend) => {
   it('more peers than it has fds neither kill the server (no \'error\' listener) nor stop it: a later client is served', async () => {
     const { child, port } = await serverWithFds(impl, backend, 40);
