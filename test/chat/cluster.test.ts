@@ -144,6 +144,71 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     for (const [i, pair] of replies.entries()) expect(pair.sort()).toEqual([`ERROR nick n${i} is taken`, `NICK n${i}`]);
   });
 
+  it('a member\'s lines after a /nick wait for its answer: said under the new nick, replies in order; the same /nick twice keeps its claim', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const watcher = await member(a, 'watcher');
+    const c = await LineClient.connect(a.port);
+    clients.push(c);
+    const start = c.lines.length;
+    c.sock.write('/nick zed\n/nick zed\nhello as zed\n/ping\n');
+    await c.expect(/^PONG$/, 'the answer to the last line', start);
+    expect(c.lines.slice(start).filter((l) => /^(NICK|PONG|ERROR)/.test(l))).toEqual(['NICK zed', 'NICK zed', 'PONG']);
+    await watcher.expect(/ zed: hello as zed$/);
+    // Still held by a: the other server refuses it.
+    const other = await LineClient.connect(b.port);
+    clients.push(other);
+    expect(await other.ask('/nick zed', /^(NICK|ERROR) /)).toBe('ERROR nick zed is taken');
+    const admin = new Redis(port, '127.0.0.1');
+    expect(await admin.get('muxnet:chat:nick:zed')).toBe('a');
+    admin.disconnect();
+  });
+
+  it('guests of servers whose long node ids share a prefix do not collide', async () => {
+    const { port } = await redis();
+    const ids = ['chat-deployment-7d9f8b6c5-x1', 'chat-deployment-7d9f8b6c5-x2'];
+    const servers = await Promise.all(ids.map((id) => serve(port, id)));
+    const nicks: string[] = [];
+    for (const s of servers) {
+      for (let i = 0; i < 3; i++) {
+        const c = await LineClient.connect(s.port);
+        clients.push(c);
+        nicks.push(/You are (\S+) in/.exec(c.lines[0])![1]);
+      }
+    }
+    expect(new Set(nicks).size).toBe(6);
+    for (const n of nicks) expect(n.length).toBeLessThanOrEqual(32);
+    // Each keeps its nick: none was renamed as held on the other server.
+    await new Promise((r) => setTimeout(r, LEASE_MS));
+    for (const c of clients) expect(c.lines.filter((l) => /held on another server/.test(l))).toEqual([]);
+  });
+
+  it('subscriber connections lost twice while a relink waits on Redis: delivery across servers comes back (not "restored" on a connection that subscribed to nothing)', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    const bob = await member(b, 'bob', 'dev');
+    const admin = new Redis(port, '127.0.0.1');
+    try {
+      // Writes held (as in a failover): the relink's register waits while the subscribers drop again.
+      await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await new Promise((r) => setTimeout(r, 400));
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await new Promise((r) => setTimeout(r, 2000));
+      // Every line after the pause crosses: a link that claimed to be up with no subscription lost them all.
+      for (let tries = 0; !from(alice, 'bob').includes('are you there'); tries++) {
+        expect(tries, 'a line across servers again within 10 s').toBeLessThan(50);
+        bob.say('are you there');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const numsub = (await admin.call('PUBSUB', 'NUMSUB', 'muxnet:chat:room:dev')) as [string, number];
+      expect(numsub[1]).toBe(2);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   it('a server killed with SIGKILL: its members leave /who and are announced gone within two leases; their nicks are free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

@@ -17,7 +17,7 @@
  * The Redis client is ioredis, connected over muxnet's drop-in `net` (a
  * `Connector`): the cluster's links run on the same reactor as the chat.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type nodeNet from 'node:net';
 import { hostname } from 'node:os';
 import { AbstractConnector, Redis, type RedisOptions } from 'ioredis';
@@ -130,6 +130,11 @@ export class RedisLink implements ChatLink {
   private linkedAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private linking: Promise<void> | undefined;
+  private linkAgain = false;
+  /** Connections to Redis lost so far (either one): a link that saw one is not up. */
+  private drops = 0;
+  /** The channels the subscriber connection is subscribed to (none after it drops). */
+  private readonly subscribed = new Set<string>();
   /** Members moved while not linked: relinking writes them (again, if it was under way). */
   private moved = false;
   private beating = false;
@@ -139,7 +144,10 @@ export class RedisLink implements ChatLink {
     this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
     this.leaseMs = options.leaseMs ?? 10_000;
     this.prefix = options.prefix ?? 'muxnet:chat:';
-    this.guestSuffix = `.${this.nodeId}`;
+    // Guests are `guestN.NODE` in at most 32 characters: a long node id is
+    // shortened with a hash of it, not cut (ids sharing a prefix, such as a
+    // deployment's pods or `host-pid-w1` and `-w2`, would collide).
+    this.guestSuffix = `.${this.nodeId.length <= 16 ? this.nodeId : `${this.nodeId.slice(0, 7)}-${createHash('sha256').update(this.nodeId).digest('hex').slice(0, 8)}`}`;
     this.origin = `${this.nodeId}/${randomBytes(6).toString('hex')}`;
     const backend = options.backend;
     class MuxnetConnector extends AbstractConnector {
@@ -174,7 +182,11 @@ export class RedisLink implements ChatLink {
     for (const r of [this.cmd, this.sub]) {
       // Errors are followed by 'close' and a reconnect; 'close' is where we react.
       r.on('error', () => {});
-      r.on('close', () => this.down());
+      r.on('close', () => {
+        this.drops++;
+        if (r === this.sub) this.subscribed.clear();
+        this.down();
+      });
     }
     this.cmd.on('ready', () => void this.relink());
     this.sub.on('ready', () => void this.relink());
@@ -219,22 +231,43 @@ export class RedisLink implements ChatLink {
 
   /** Both connections are ready: subscribe, register, and tell members if they were told of trouble. */
   private relink(): Promise<void> {
-    this.linking ??= this.link().finally(() => (this.linking = undefined));
+    // A 'ready' while a link runs: that link may have subscribed on the
+    // connection just replaced, so it runs again once this one is done.
+    if (this.linking) {
+      this.linkAgain = true;
+      return this.linking;
+    }
+    const linking = async () => {
+      do {
+        this.linkAgain = false;
+        await this.link();
+      } while (this.linkAgain);
+    };
+    this.linking = linking().finally(() => (this.linking = undefined));
     return this.linking;
   }
 
   private async link(): Promise<void> {
     if (!this.ready || this.up) return;
+    const drops = this.drops;
     try {
       do {
         this.moved = false;
-        await this.sub.subscribe(this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r)));
+        const wanted = [this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r))];
+        // Rooms emptied while Redis was away, on a subscriber connection that stayed.
+        const stale = [...this.subscribed].filter((c) => !wanted.includes(c));
+        if (stale.length > 0) await this.sub.unsubscribe(...stale);
+        for (const c of stale) this.subscribed.delete(c);
+        await this.sub.subscribe(...wanted);
+        for (const c of wanted) this.subscribed.add(c);
         await this.register();
       } while (this.moved);
     } catch {
       return; // lost again: the next 'ready' tries again
     }
-    if (!this.ready || this.up) return;
+    // A connection dropped meanwhile: what was subscribed or written may be
+    // gone with it. Its 'ready' links again (or has asked to: linkAgain).
+    if (!this.ready || this.up || drops !== this.drops) return;
     this.up = true;
     this.linkedAt = Date.now();
     if (this.toldDegraded) {
@@ -357,8 +390,13 @@ export class RedisLink implements ChatLink {
     else this.roomCounts.delete(room);
     if (!this.up) return; // relinking subscribes to what is here then
     const channel = this.key('room', room);
-    if (n === 1 && delta > 0) this.sub.subscribe(channel).catch(() => {});
-    else if (n === 0) this.sub.unsubscribe(channel).catch(() => {});
+    if (n === 1 && delta > 0) {
+      this.subscribed.add(channel);
+      this.sub.subscribe(channel).catch(() => {});
+    } else if (n === 0) {
+      this.subscribed.delete(channel);
+      this.sub.unsubscribe(channel).catch(() => {});
+    }
   }
 
   async claim(nick: string): Promise<Claim> {

@@ -54,6 +54,11 @@ interface Member {
   oversize: number;
   /** Its announcements in its room not sent yet. */
   unannounced: Announcement[];
+  /**
+   * Lines admitted while a command of its waits on the cluster (`/nick`,
+   * `/who`, …): handled after it, in order, as a single server would.
+   */
+  held: string[] | undefined;
 }
 
 /** `NICK WHAT` to a room, as `TIME * alice joined lobby`. */
@@ -335,6 +340,7 @@ export class ChatServer {
       dropped: 0,
       oversize: 0,
       unannounced: [],
+      held: undefined,
     };
     this.members.set(conn, m);
     this.nicks.set(nick.toLowerCase(), m);
@@ -392,8 +398,26 @@ export class ChatServer {
   private frames(m: Member, frames: Buffer[]): void {
     for (const frame of frames) {
       if (!this.members.has(m.conn)) return;
-      if (this.admit(m)) this.line(m, frame.toString('utf8'));
+      if (!this.admit(m)) continue;
+      if (m.held) m.held.push(frame.toString('utf8'));
+      else this.line(m, frame.toString('utf8'));
     }
+  }
+
+  /** `m`'s later lines wait until `answer` (a command's reply from the cluster) is done. */
+  private inOrder(m: Member, answer: Promise<void>): void {
+    m.held = [];
+    void answer.finally(() => {
+      const held = m.held ?? [];
+      m.held = undefined;
+      for (const [i, text] of held.entries()) {
+        if (!this.members.has(m.conn)) return;
+        // Another command that waits: the rest wait for it in turn.
+        const waiting = m.held as string[] | undefined;
+        if (waiting) return void waiting.push(...held.slice(i));
+        this.line(m, text);
+      }
+    });
   }
 
   /** The token bucket: false (and a warning, then a disconnect) when flooding. */
@@ -462,10 +486,13 @@ export class ChatServer {
     const counts = new Map([...this.rooms].map(([name, set]) => [name, set.size]));
     const reply = () => this.send(m, `ROOMS ${[...counts].map(([name, n]) => `${name} (${n})`).join(', ')}`);
     if (!this.link) return reply();
-    void this.link.rooms().then((remote) => {
-      for (const [name, n] of remote) counts.set(name, (counts.get(name) ?? 0) + n);
-      reply();
-    });
+    this.inOrder(
+      m,
+      this.link.rooms().then((remote) => {
+        for (const [name, n] of remote) counts.set(name, (counts.get(name) ?? 0) + n);
+        reply();
+      }),
+    );
   }
 
   /** `WHO room: a, b`: members here first, then on the other servers. */
@@ -474,7 +501,7 @@ export class ChatServer {
     const here = [...(this.rooms.get(room) ?? [])].map((x) => x.nick);
     const reply = (there: string[]) => this.send(m, `WHO ${room}: ${[...here, ...there].join(', ')}`);
     if (!this.link) return reply([]);
-    void this.link.who(room).then(reply);
+    this.inOrder(m, this.link.who(room).then(reply));
   }
 
   private whisper(m: Member, [target, ...words]: string[]): void {
@@ -486,9 +513,12 @@ export class ChatServer {
     }
     if (to || !target || !text || !this.link) return this.send(m, to ? 'ERROR usage: /msg NICK text' : `ERROR no such nick: ${target ?? ''}`);
     // Not here: the server that holds the nick's claim delivers it.
-    void this.link.whisper(target, `${timestamp()} ${m.nick} (private): ${text}`).then((sent) => {
-      this.send(m, sent ? `${timestamp()} -> ${target}: ${text}` : `ERROR no such nick: ${target}`);
-    });
+    this.inOrder(
+      m,
+      this.link.whisper(target, `${timestamp()} ${m.nick} (private): ${text}`).then((sent) => {
+        this.send(m, sent ? `${timestamp()} -> ${target}: ${text}` : `ERROR no such nick: ${target}`);
+      }),
+    );
   }
 
   /** `/nick`: unique here at once; in a cluster, once Redis has granted the claim. */
@@ -499,7 +529,8 @@ export class ChatServer {
     if (owner && owner !== m) return this.send(m, `ERROR nick ${nick} is taken`);
     const link = this.link;
     if (!link || owner === m) return this.setNick(m, nick);
-    void link.claim(nick).then((claim) => {
+    // Its next lines wait for the answer: a line after `/nick` goes out under the new nick.
+    this.inOrder(m, link.claim(nick).then((claim) => {
       const gone = !this.members.has(m.conn);
       const holder = this.nicks.get(nick.toLowerCase());
       if (gone || claim === 'taken' || (holder && holder !== m)) {
@@ -512,7 +543,7 @@ export class ChatServer {
       const old = m.nick;
       this.setNick(m, nick);
       link.release(old);
-    });
+    }));
   }
 
   private setNick(m: Member, nick: string): void {
