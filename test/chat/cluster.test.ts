@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import { RedisLink } from '../../src/apps/chat/cluster';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
-import { REDIS, skipWithout, type Daemon } from '../net/daemons';
+import { REDIS, skipWithout, within, type Daemon } from '../net/daemons';
 import { runCli, waitFor } from '../helpers';
 import { LineClient } from './line-client';
 
@@ -204,6 +204,25 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
       }
       const numsub = (await admin.call('PUBSUB', 'NUMSUB', 'muxnet:chat:room:dev')) as [string, number];
       expect(numsub[1]).toBe(2);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('a Redis that holds its connections and stops answering (CLIENT PAUSE ALL): members are told, commands answered, SIGTERM exits; delivery comes back', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    await member(b, 'bob', 'dev');
+    const admin = new Redis(port, '127.0.0.1');
+    try {
+      const start = alice.lines.length;
+      await admin.call('CLIENT', 'PAUSE', String(6 * LEASE_MS), 'ALL');
+      await alice.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice', start, 3 * LEASE_MS + 2000);
+      expect(await alice.ask('/nick alicia', /^(NICK|ERROR) /, 2000)).toBe('NICK alicia');
+      b.child.kill('SIGTERM');
+      expect(await within(b.exited, 'b to exit with Redis paused', 3 * LEASE_MS + 3000)).toBe(0);
+      await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 6 * LEASE_MS + 5000);
     } finally {
       admin.disconnect();
     }

@@ -95,6 +95,14 @@ function pairs(list: string[]): [string, string][] {
   return out;
 }
 
+/** Characters published without an answer before Redis is taken for stalled (under its 32 MB pub/sub output limit). */
+const MAX_PUBLISHING = 8 * 1024 * 1024;
+
+/** ioredis's error for a command that had no answer within `commandTimeout`. */
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Command timed out';
+}
+
 export class RedisLink implements ChatLink {
   readonly nodeId: string;
   readonly leaseMs: number;
@@ -103,6 +111,8 @@ export class RedisLink implements ChatLink {
   /** This process's incarnation: a restarted server's counter starts again from 1. */
   private readonly origin: string;
   private seq = 0;
+  /** Characters of the lines published and not answered yet. */
+  private publishing = 0;
   /** The last publish: the ones before it are done when it is (one connection, in order). */
   private published: Promise<unknown> = Promise.resolve();
   /**
@@ -174,6 +184,10 @@ export class RedisLink implements ChatLink {
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
       lazyConnect: true,
+      // A Redis that holds its connections but does not answer (stopped, a
+      // silent network): its commands fail after a lease, the heartbeat's
+      // among them, and the heartbeat then drops the connections (see beat).
+      commandTimeout: this.leaseMs,
     };
     // The lines relayed in one reactor turn go to Redis in one write; Redis then sends each
     // subscribed server the turn's lines together, and its broadcast corks them per member.
@@ -196,8 +210,11 @@ export class RedisLink implements ChatLink {
   async attach(local: LocalChat): Promise<void> {
     this.local = local;
     const first = (r: Redis) => r.connect().catch(() => {});
-    await Promise.all([first(this.cmd), first(this.sub)]);
-    await this.relink();
+    // A Redis that accepts and never answers: serve degraded after a lease.
+    let waited: NodeJS.Timeout | undefined;
+    const lease = new Promise<void>((resolve) => (waited = setTimeout(resolve, this.leaseMs)));
+    await Promise.race([Promise.all([first(this.cmd), first(this.sub)]).then(() => this.relink()), lease]);
+    clearTimeout(waited);
     // Not linked yet: members are told at once (see ChatServer), and told when it is.
     this.toldDegraded = !this.up;
     this.heartbeat = setInterval(() => void this.beat(), this.leaseMs / 3);
@@ -301,14 +318,30 @@ export class RedisLink implements ChatLink {
     if (this.beating) return;
     this.beating = true;
     try {
-      // Missing from the live set (reaped while away, or Redis lost its data): register again.
-      if (await this.refresh()) await this.register();
-      if (Date.now() - this.linkedAt >= this.leaseMs) await this.reap('');
-    } catch {
-      // Redis went away mid-beat: 'close' says so, 'ready' relinks.
+      // The subscriber connection answers too, or it is as good as lost.
+      await Promise.all([this.sub.ping(), this.keepAlive()]);
+    } catch (err) {
+      // Redis went away mid-beat: 'close' says so, 'ready' relinks. Or it
+      // did not answer within a lease: dropped, so members hear it is down.
+      if (isTimeout(err)) this.drop();
     } finally {
       this.beating = false;
     }
+  }
+
+  private async keepAlive(): Promise<void> {
+    // Missing from the live set (reaped while away, or Redis lost its data): register again.
+    if (await this.refresh()) await this.register();
+    if (Date.now() - this.linkedAt >= this.leaseMs) await this.reap('');
+  }
+
+  /**
+   * Redis is not answering: both connections are closed (what they had
+   * queued is dropped), which runs the degraded path; ioredis reconnects.
+   */
+  private drop(): void {
+    if (this.closing) return;
+    for (const r of [this.cmd, this.sub]) r.disconnect(true);
   }
 
   /** Once a lease: the origins heard from in the last generation only are dropped. */
@@ -344,7 +377,15 @@ export class RedisLink implements ChatLink {
 
   publish(room: string, text: string): void {
     if (!this.up) return;
-    this.published = this.cmd.publish(this.key('room', room), `${this.origin}\n${++this.seq}\n${text}`).catch(() => {});
+    const message = `${this.origin}\n${++this.seq}\n${text}`;
+    // Lines Redis has not taken yet are held in this process: past a bound,
+    // it is not keeping up (stopped, or a network that stalls), and is dropped.
+    if (this.publishing > MAX_PUBLISHING) return this.drop();
+    this.publishing += message.length;
+    this.published = this.cmd
+      .publish(this.key('room', room), message)
+      .catch(() => {})
+      .finally(() => (this.publishing -= message.length));
   }
 
   private message(channel: string, message: string): void {
@@ -449,17 +490,26 @@ export class RedisLink implements ChatLink {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
-    if (this.up) {
-      try {
-        await this.reap(this.nodeId);
-        // The departures are pipelined (sent at the end of the tick): out before QUIT.
-        await this.published;
-      } catch {
-        // Redis went away: the leases run out by themselves.
+    const goodbye = async () => {
+      if (this.up) {
+        try {
+          await this.reap(this.nodeId);
+          // The departures are pipelined (sent at the end of the tick): out before QUIT.
+          await this.published;
+        } catch {
+          // Redis went away: the leases run out by themselves.
+        }
       }
-    }
+      this.closing = true;
+      this.up = false;
+      for (const r of [this.cmd, this.sub]) await r.quit().catch(() => r.disconnect());
+    };
+    // A Redis that does not answer is given a lease in all, then left.
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([goodbye(), new Promise((resolve) => (waited = setTimeout(resolve, this.leaseMs)))]);
+    clearTimeout(waited);
     this.closing = true;
     this.up = false;
-    for (const r of [this.cmd, this.sub]) await r.quit().catch(() => r.disconnect());
+    for (const r of [this.cmd, this.sub]) r.disconnect();
   }
 }
