@@ -176,3 +176,24 @@ function describe(value: unknown): string {
       return `type ${typeof value} (${String(value)})`;
   }
 }
+
+/**
+ * Accept errors said without an `onError` (a warning, a log line): out of
+ * fds, every retry and every waiting peer would say it again, so each code
+ * is said at most once in 10 s. `say` returns undefined for an error held
+ * back, else how many were held back since it was last said.
+ */
+export class AcceptErrorThrottle {
+  private readonly said = new Map<string, { at: number; since: number }>();
+
+  say(code: string): number | undefined {
+    const last = this.said.get(code);
+    const now = Date.now();
+    if (last && now - last.at < 10_000) {
+      last.since++;
+      return undefined;
+    }
+    this.said.set(code, { at: now, since: 0 });
+    return last?.since ?? 0;
+  }
+}

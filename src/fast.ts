@@ -23,7 +23,7 @@
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
-import { codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
+import { AcceptErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -537,9 +537,6 @@ export class Connection<T = unknown> implements Handle {
   }
 }
 
-/** A server without `onError` warns of an accept error at most once in this long per code. */
-const ACCEPT_WARNING_INTERVAL = 10_000;
-
 /** A listening TCP socket; each accepted connection gets the handlers. */
 export class Server<T = unknown> implements Handle {
   readonly reactor: Reactor;
@@ -554,8 +551,8 @@ export class Server<T = unknown> implements Handle {
   private listening = true;
   private readonly keepAlive: KeepAlive;
   private readonly retry = new AcceptRetry();
-  /** Accept errors warned of (no `onError`): per code, when last, and how many since. */
-  private warned: Map<string, { at: number; since: number }> | undefined;
+  /** Accept errors warned of (no `onError`). */
+  private warned: AcceptErrorThrottle | undefined;
 
   /** @internal */
   constructor(reactor: Reactor, token: number, handlers: ServerHandlers<T>, allowHalfOpen: boolean) {
@@ -632,12 +629,9 @@ export class Server<T = unknown> implements Handle {
     const err = systemError(errno, 'accept');
     this.retry.failed(err, this.reactor, this.token, () => this.listening);
     if (this.handlers.onError) return this.handlers.onError(err, this);
-    // Out of fds, every retry and every peer that waits would say it again.
-    const last = this.warned?.get(err.code);
-    const now = Date.now();
-    if (last && now - last.at < ACCEPT_WARNING_INTERVAL) return void last.since++;
-    (this.warned ??= new Map()).set(err.code, { at: now, since: 0 });
-    const more = last?.since ? ` (${last.since} more since the last warning)` : '';
+    const since = (this.warned ??= new AcceptErrorThrottle()).say(err.code);
+    if (since === undefined) return;
+    const more = since ? ` (${since} more since the last warning)` : '';
     process.emitWarning(`muxnet: ${err.message}${more}`, { code: err.code });
   }
 }

@@ -28,7 +28,7 @@ import { threadId } from 'node:worker_threads';
 import { getReactor } from '../reactor';
 import { adopt, bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
 import { AsyncConnection } from '../async';
-import { codedError, invalidArgType, invalidArgValue } from '../errors';
+import { AcceptErrorThrottle, codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger, validateObject, type BackendName } from '../options';
 import { handlerKind, STREAM, type ConnectionHandler, type DatagramHandler, type ConnectionHandlerClass, type DatagramHandlerClass, type HandlerClass, type HandlerModule } from './handlers';
 import { loadHandler, WorkerPool, type WorkerInfo } from './pool';
@@ -101,8 +101,16 @@ function promised(value: unknown): Promise<unknown> | undefined {
   }
 }
 
+const acceptErrors = new AcceptErrorThrottle();
+
 function defaultOnError(err: Error, source: ErrorSource): void {
   const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
+  const { syscall, code } = err as NodeJS.ErrnoException;
+  if (syscall === 'accept') {
+    const since = acceptErrors.say(String(code));
+    if (since !== undefined) console.error(`muxnet/server: accepting on ${where}: ${err.message}${since ? ` (${since} more since)` : ''}`);
+    return;
+  }
   console.error(`muxnet/server: ${source.remoteAddress ? `handler for ${source.remoteAddress}` : 'worker'} on ${where}:`, err);
 }
 

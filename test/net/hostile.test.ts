@@ -348,7 +348,7 @@ async function serverWithFds(impl: string, backend: string, fds: number, stderr:
 
 const FD_ROWS: [string, string, string][] = [['node:net', 'node', 'mio'], ...BACKENDS.map((b): [string, string, string] => [`muxnet (${b})`, 'muxnet', b])];
 
-describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API out of fds on %s, with no onError', (backend) => {
+describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API and muxnet/server out of fds on %s, with no onError', (backend) => {
   /** Opens `n` connections to `port` and holds them (each once connected, or refused). */
   const hold = (port: number, n: number) =>
     Promise.all(
@@ -372,11 +372,14 @@ describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API out o
     throw new Error('never served again');
   }
 
-  it('warns once in 10 s (not per refused accept or retry) however often it runs out, serving on', async () => {
-    const { child, port } = await serverWithFds('fast', backend, 40, 'pipe');
+  it.each([
+    ['fast', 'Warning: muxnet:', /\[EMFILE\] Warning: muxnet: accept EMFILE/],
+    ['serve', 'muxnet/server: accepting', /muxnet\/server: accepting on thread \d+: accept EMFILE/],
+  ])('%s: warns once in 10 s (not per refused accept or retry) however often it runs out, serving on', async (impl, said, shape) => {
+    const { child, port } = await serverWithFds(impl, backend, 40, 'pipe');
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
-    const warnings = () => stderr.split('Warning: muxnet:').length - 1;
+    const warnings = () => stderr.split(said).length - 1;
     try {
       for (const time of [1, 2]) {
         const peers = await hold(port, 60);
@@ -387,7 +390,7 @@ describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API out o
         for (const c of peers) c.destroy();
         await served(port);
       }
-      expect(stderr).toMatch(/\[EMFILE\] Warning: muxnet: accept EMFILE/);
+      expect(stderr).toMatch(shape);
     } finally {
       child.kill();
     }
