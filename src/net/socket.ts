@@ -1019,11 +1019,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return;
     }
     const queued = this.reactor!.write(this.token, chunk);
+    // Counted though it failed: node:net counts what it handed to the handle.
+    this.dispatched += chunk.length;
     if (queued < 0) {
       cb(systemError(-queued, 'write'));
       return;
     }
-    this.dispatched += chunk.length;
     this.touch();
     if (queued === 0 && !finishLater) return cb();
     // Done when the queue drains (`onDrain`), or a turn from now; a close
@@ -1178,8 +1179,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (this.push(retained(piece))) continue;
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
+      // Held from here, the rest of this chunk and any other of the same batch.
       const rest = chunk.subarray(at + NODE_READ_SIZE);
-      if (rest.length > 0 && !this.destroyed) this.stalled = [retained(rest)];
+      if (!this.destroyed) this.stalled = rest.length > 0 ? [retained(rest)] : [];
       this.stopReading();
       return;
     }
@@ -1188,6 +1190,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   onEnd(): void {
     if (this.stalled !== undefined) return void (this.stalledEof = true);
+    // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
+    this.touch();
     const reactor = this.reactor!;
     if (this.dataBatch === reactor.batches) {
       // Bytes came in this batch too (mio reads on to the EOF). libuv sees the EOF a loop

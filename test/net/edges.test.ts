@@ -467,6 +467,74 @@ describe.each([
   });
 });
 
+// Found by a differential fuzzer against node:net (2026-12-04).
+describe.each([
+  ['node:net', nodeNet],
+  ['muxnet', muxnet as unknown as Net],
+])('%s, as node:net', (_name, net) => {
+  /** A server on loopback whose accepted sockets get `onConnection`; resolves with its port. */
+  async function server(onConnection: (s: nodeNet.Socket) => void): Promise<[nodeNet.Server, number]> {
+    const srv = net.createServer((s) => {
+      s.on('error', () => {});
+      onConnection(s);
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    return [srv, (srv.address() as nodeNet.AddressInfo).port];
+  }
+
+  it("the peer's FIN refreshes the idle timer: 'timeout' again after 'end' on a half-open socket", async () => {
+    const [srv, port] = await server((s) => setTimeout(() => s.end(), 300));
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const seen: string[] = [];
+    c.setTimeout(150);
+    c.on('timeout', () => seen.push('timeout'));
+    c.on('end', () => seen.push('end'));
+    c.resume();
+    await waitFor(() => seen.length === 3, "'timeout', 'end', 'timeout'", 3000);
+    expect(seen).toEqual(['timeout', 'end', 'timeout']);
+    c.destroy();
+    srv.close();
+  });
+
+  it('bytesWritten counts a write the kernel refused (EPIPE), as node:net counts what it handed over', async () => {
+    const [srv, port] = await server((s) => s.destroy());
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    c.on('error', () => {});
+    c.resume();
+    await once(c, 'end');
+    await new Promise((r) => setTimeout(r, 50));
+    const first = await new Promise<Error | null | undefined>((r) => c.write(Buffer.alloc(1000), r));
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await new Promise<Error | null | undefined>((r) => c.write(Buffer.alloc(2000), r));
+    // The reset reached the writer by its first or its second write: counted alike.
+    expect([first, second].some((e) => e)).toBe(true);
+    expect(c.bytesWritten).toBe(3000);
+    srv.close();
+  });
+
+  it("a socket paused in its first 'data' holds at most one 64 KiB read past its buffer, the rest of the batch included", async () => {
+    // Resumed with megabytes waiting (pauseOnConnect): a turn reads more than one chunk of them.
+    let accepted!: nodeNet.Socket;
+    const srv = net.createServer({ pauseOnConnect: true }, (s) => {
+      accepted = s;
+      s.once('data', () => s.pause());
+      setTimeout(() => s.resume(), 100);
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const c = net.connect((srv.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    c.on('error', () => {});
+    c.write(Buffer.alloc(4 << 20));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(accepted.isPaused()).toBe(true);
+    expect(accepted.readableLength).toBeLessThanOrEqual(64 * 1024);
+    accepted.destroy();
+    c.destroy();
+    srv.close();
+  });
+});
+
 describe.each([
   ['node:net', nodeNet],
   ['muxnet', muxnet as unknown as Net],
