@@ -13,10 +13,20 @@ const targets = {
   dgram: path.join(dist, 'dgram.js'),
 };
 
-const resolve = Module._resolveFilename;
-Module._resolveFilename = function (request, parent, ...rest) {
+/** The drop-in module a test's `require(request)` gets, or undefined for Node's own. */
+function redirected(request, parent) {
   const name = request.startsWith('node:') ? request.slice(5) : request;
   const target = Object.hasOwn(targets, name) ? targets[name] : undefined;
-  if (target !== undefined && !(parent && parent.filename && parent.filename.startsWith(dist))) return target;
-  return resolve.call(this, request, parent, ...rest);
+  return target !== undefined && !(parent && parent.filename && parent.filename.startsWith(dist)) ? target : undefined;
+}
+
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, parent, ...rest) {
+  return redirected(request, parent) ?? resolve.call(this, request, parent, ...rest);
+};
+// Node loads a `node:`-prefixed builtin in Module._load without asking
+// _resolveFilename: `require('node:net')` is redirected there.
+const load = Module._load;
+Module._load = function (request, parent, ...rest) {
+  return load.call(this, redirected(request, parent) ?? request, parent, ...rest);
 };

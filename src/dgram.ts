@@ -21,6 +21,7 @@ import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, l
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
+import { ownDefault } from './interop';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -999,3 +1000,6 @@ installHandoff();
 export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
   return new Socket(type, listener);
 }
+
+// Compiled CommonJS only (under vitest's ESM transform there is no `module`).
+if (typeof module === 'object') ownDefault(module.exports);

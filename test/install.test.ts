@@ -72,6 +72,12 @@ describe('installing the packed package', () => {
       assert.strictEqual(typeof fast.listen, 'function');
       assert.strictEqual(typeof require('muxnet/proxy').createProxy, 'function');
       assert.ok(require.resolve('muxnet-${platform}'));
+      // \`import net from 'muxnet'\` as TypeScript (esModuleInterop) and Babel compile it:
+      // the module marked __esModule is its own default, as node:net is.
+      const importDefault = (mod) => (mod && mod.__esModule ? mod : { default: mod });
+      assert.strictEqual(importDefault(muxnet).default.createServer, muxnet.createServer);
+      assert.strictEqual(importDefault(require('muxnet/dgram')).default.createSocket, require('muxnet/dgram').createSocket);
+      assert.ok(!Object.keys(muxnet).includes('default'));
       import('muxnet/fast').then((esm) => {
         assert.strictEqual(esm.listen, fast.listen);
         const server = esm.listen({ port: 0 }, { onData: (c, d) => c.write(d) });

@@ -19,6 +19,7 @@ import { callable } from './callable';
 import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
+import { ownDefault } from '../interop';
 
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
 // node:net's, so the command line and either module set the same ones.
@@ -83,3 +84,6 @@ export function _setSimultaneousAccepts(): void {
  */
 export const BoundSocket = BoundSocketClass;
 export type BoundSocket = BoundSocketInstance;
+
+// Compiled CommonJS only (under vitest's ESM transform there is no `module`).
+if (typeof module === 'object') ownDefault(module.exports);
