@@ -310,6 +310,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
         return;
       }
       this.primary = new PrimaryLink(handle!, (cb) => this.close(cb));
+      // Only a holder of the primary's socket: the reactor's copy keeps the process alive, or not (ref/unref).
+      handle!.unref?.();
       this.bound(reactor as Reactor, token);
       this.listening();
     });

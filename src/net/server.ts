@@ -382,11 +382,12 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
         return;
       }
       const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
+      // unref() before listen() holds for the handle the primary gave too.
+      if (!this.keepAlive.on) handle.unref?.();
       if (handle.fd === undefined) {
         // Round-robin: the primary listens and hands each connection over.
         handle.onconnection = (err, connection) => this.onHanded(err, connection);
         answerAsOwner(handle, this);
-        if (!this.keepAlive.on) handle.unref?.();
         this.reactor = reactor;
         this.local = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;
         this._connectionKey = key;

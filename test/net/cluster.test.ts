@@ -134,6 +134,11 @@ describe.skipIf(process.platform === 'win32')('cluster workers, as node:net in t
         ]);
       }, 30_000);
 
+      it("unref() before listen() or bind() holds for the primary's handles too", async () => {
+        const seen = await runCase(impl, policy, 'unref', backend);
+        expect(seen.worker).toEqual([{ held: [] }]);
+      }, 30_000);
+
       it('listen on :: with ipv6Only: IPv6 served, IPv4 refused', async () => {
         const seen = await runCase(impl, policy, 'ipv6-only', backend);
         expect(seen.worker).toEqual([{ family: 'IPv6', six: 'six', four: 'ECONNREFUSED' }]);
