@@ -730,9 +730,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
           continue;
         }
         // A connect refused at once names the socket's own end, as node:net's getsockname() gives it
-        // (port 0 where only the kernel knows the ephemeral port a bare localAddress took).
+        // (port 0 where only the kernel knows the ephemeral port a bare localAddress took); out of
+        // fds there was no socket to ask.
         const own = adopted?.local ?? { address: localAddress ?? (v6 ? '::' : '0.0.0.0'), port: localPort ?? 0 };
-        if (this.attemptFailed(attempts, address, family, systemError(-token, 'connect', address, port, `${own.address}:${own.port}`))) continue;
+        const ownText = NO_SOCKET_ERRORS.includes(-token) && !adopted ? 'undefined:undefined' : `${own.address}:${own.port}`;
+        if (this.attemptFailed(attempts, address, family, systemError(-token, 'connect', address, port, ownText))) continue;
         return;
       }
       this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
@@ -1278,7 +1280,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 }
 
-const LOCAL_BIND_ERRORS = ['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(uvErrno);
+/** No socket could be made (out of fds): node:net meets it where the socket is made, at the bind when there is one. */
+const NO_SOCKET_ERRORS = ['EMFILE', 'ENFILE'].map(uvErrno);
+const LOCAL_BIND_ERRORS = [...['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].map(uvErrno), ...NO_SOCKET_ERRORS];
 
 /** A written chunk's bytes (a string in its encoding). */
 function toBuffer(chunk: Buffer | string, encoding: BufferEncoding): Buffer {
