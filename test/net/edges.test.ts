@@ -513,6 +513,22 @@ describe.each([
     srv.close();
   });
 
+  it("write('') on a connection the peer has reset is a write that fails, as node:net's 0-byte write(2): callback and 'error' EPIPE", async () => {
+    const [srv, port] = await server((s) => s.destroy());
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const seen: string[] = [];
+    c.on('error', (e: NodeJS.ErrnoException) => seen.push(`error ${e.code} ${e.syscall}`));
+    c.resume();
+    await once(c, 'end');
+    c.write('x'); // reaches the closed peer, which answers with a reset
+    await new Promise((r) => setTimeout(r, 100));
+    c.write('', (e) => seen.push(`callback ${(e as NodeJS.ErrnoException | null)?.code}`));
+    const hadError = await new Promise<boolean>((r) => c.on('close', r));
+    expect(hadError).toBe(true);
+    expect(seen).toEqual(['callback EPIPE', 'error EPIPE write']);
+    srv.close();
+  });
+
   it("a socket paused in its first 'data' holds at most one 64 KiB read past its buffer, the rest of the batch included", async () => {
     // Resumed with megabytes waiting (pauseOnConnect): a turn reads more than one chunk of them.
     let accepted!: nodeNet.Socket;

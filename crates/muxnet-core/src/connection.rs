@@ -78,6 +78,14 @@ impl WriteQueue {
 
 /// Writes as much of `data` as the kernel takes now; returns how much.
 pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
+    if data.is_empty() {
+        // As libuv's: an empty write is still a write(2), which reports a
+        // connection the peer has reset.
+        return match stream.write(data) {
+            Err(e) if !matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => Err(e),
+            _ => Ok(0),
+        };
+    }
     let mut done = 0;
     while done < data.len() {
         match stream.write(&data[done..]) {
