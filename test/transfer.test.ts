@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
 import { downPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
+import { within } from './net/daemons';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -113,6 +114,24 @@ describe('muxnet send / receive', () => {
     expect(await rx.exited).toBe(0);
     expect(fs.readFileSync(path.join(rx.into, 'late.bin')).equals(body)).toBe(true);
     expect(fs.readdirSync(rx.into)).toEqual(['late.bin']);
+  });
+
+  it('a second SIGTERM stops at once: the transfer under way is cut off and its part file removed', async () => {
+    const rx = await receiver('again', ['--drain-timeout', '60']);
+    const { body, header } = payload('cut.bin', 100_000, 8);
+    const sock = await netConnect(rx.port);
+    sock.on('error', () => {});
+    const closed = new Promise((r) => sock.on('close', r));
+    await new Promise((r) => sock.write(Buffer.concat([header, body.subarray(0, 1000)]), r));
+    await waitFor(() => fs.readdirSync(rx.into).length === 1, 'the part file');
+    rx.child.kill('SIGTERM');
+    await waitFor(() => /SIGTERM, stopping/.test(rx.output()), 'the stopping line');
+    rx.child.kill('SIGTERM');
+    // Not the 60 s the first one gave.
+    expect(await within(rx.exited, 'the receiver to exit', 10_000)).toBe(0);
+    await closed;
+    expect(rx.output()).toContain('SIGTERM again, stopping now');
+    expect(fs.readdirSync(rx.into)).toEqual([]);
   });
 
   it('--idle-timeout: a silent sender is refused (before its header or mid-file, nothing kept), one that stays half-open after the answer is closed; a header a byte at a time is taken', async () => {

@@ -43,6 +43,9 @@ export class LiveSet<T> implements Iterable<T> {
   private draining: Promise<void> | undefined;
   /** While draining: settles the drain when the last member leaves. */
   private emptied: (() => void) | undefined;
+  /** While draining: when the members left expire, and the timer that expires them. */
+  private deadline = Infinity;
+  private expiry: NodeJS.Timeout | undefined;
 
   get size(): number {
     return this.members.size;
@@ -70,7 +73,8 @@ export class LiveSet<T> implements Iterable<T> {
   /**
    * Resolves once every member has left; at `timeout` ms (at once for 0)
    * each one left goes to `expire`. A second call returns the first one's
-   * promise.
+   * promise; if its deadline comes sooner (a second SIGTERM: stop now),
+   * the members left go to its `expire` then.
    */
   drain(timeout: number, expire: (member: T) => void): Promise<void> {
     validateType(timeout, 'timeout', 'number');
@@ -78,19 +82,23 @@ export class LiveSet<T> implements Iterable<T> {
     if (typeof expire !== 'function') throw invalidArgType('expire', 'of type function', expire);
     this.draining ??= new Promise<void>((resolve) => {
       if (this.members.size === 0) return resolve();
-      let timer: NodeJS.Timeout | undefined;
       this.emptied = () => {
-        clearTimeout(timer);
+        clearTimeout(this.expiry);
         this.emptied = undefined;
         resolve();
       };
+    });
+    const deadline = Date.now() + timeout;
+    if (this.emptied && deadline < this.deadline) {
+      this.deadline = deadline;
+      clearTimeout(this.expiry);
       // A copy: `expire` takes members out while this walks them.
       const expireAll = () => {
         for (const member of [...this.members]) expire(member);
       };
       if (timeout === 0) expireAll();
-      else timer = setTimeout(expireAll, timeout);
-    });
+      else this.expiry = setTimeout(expireAll, timeout);
+    }
     return this.draining;
   }
 }

@@ -207,7 +207,9 @@ export class Server {
    * `ERR_MUXNET_SERVER_CLOSED`). Resolves once every handler has finished
    * (and every worker has exited); a handler whose `setup`, `handle` or
    * `finish` has still not settled a turn after the deadline is not
-   * waited for (its `finish` runs, once, if it had not).
+   * waited for (its `finish` runs, once, if it had not). Called again, it
+   * returns the first call's promise, and a sooner deadline (`timeout: 0`
+   * on a second SIGTERM) cuts the rest off then.
    */
   close(options?: CloseOptions): Promise<void> {
     let timeout: number;
@@ -216,7 +218,10 @@ export class Server {
     } catch (err) {
       return Promise.reject(err);
     }
-    this.closing ??= this.pool ? this.pool.close(timeout) : (this.local?.close(timeout) ?? Promise.resolve());
+    const closing = this.pool ? this.pool.close(timeout) : (this.local?.close(timeout) ?? Promise.resolve());
+    // Called again: only its sooner deadline counts (a second SIGTERM: stop now); the first close settles.
+    if (this.closing) closing.catch(() => {});
+    this.closing ??= closing;
     return this.closing;
   }
 

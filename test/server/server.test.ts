@@ -447,6 +447,29 @@ describe('muxnet/server, reactor mode', () => {
     expect(await stubborn.read()).toBeNull();
   });
 
+  it('close() called again with a sooner deadline (a second SIGTERM) cuts the rest off then', async () => {
+    const rec = recorder();
+    class Stays extends ConnectionHandler {
+      async handle() {
+        for await (const _line of this.stream.frames('line')) await this.stream.write('ack\n');
+      }
+      finish(err?: Error) {
+        rec.log.push(`finish ${err ? (err as Error & { code: string }).code : 'ok'}`);
+      }
+    }
+    const server = await start(Stays, { rec });
+    const client = await connect({ port: server.port });
+    await client.write('hi\n');
+    expect(String(await client.read())).toBe('ack\n');
+    const first = server.close({ timeout: 60_000 });
+    await sleep(50);
+    expect(rec.log).toEqual([]);
+    expect(server.close({ timeout: 0 })).toBe(first);
+    await first;
+    expect(rec.log).toEqual(['finish ERR_MUXNET_SERVER_CLOSED']);
+    expect(await client.read()).toBeNull();
+  });
+
   it.each(['mio', 'poll'] as const)('close({ timeout }) is not held by a handler that never settles (setup, handle, finish; a datagram handler too), whose finish still runs, on %s', async (backend) => {
     const rec = recorder();
     const never = new Promise<void>(() => {});

@@ -67,11 +67,17 @@ export async function runReceive(argv: string[]): Promise<number> {
   const idleTimeoutMs = secondsArg('--idle-timeout', values['idle-timeout'], 30);
   if (!(await fsp.stat(values.dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${values.dir} is not a directory`);
   return new Promise((resolve) => {
-    // The muxnet/server close; each signal is heard once: a second one stops at once.
+    // The muxnet/server close; a second signal cuts the transfers under way off at once (their part files removed).
     const stop = (code: number) => {
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
+      process.once('SIGINT', now);
+      process.once('SIGTERM', now);
       void server.close({ timeout: drainMs }).then(() => resolve(code));
+    };
+    const now = (signal: string) => {
+      console.log(`muxnet receive: ${signal} again, stopping now`);
+      void server.close({ timeout: 0 });
     };
     const onSignal = (signal: string) => {
       stop(0);
