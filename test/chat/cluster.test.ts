@@ -24,9 +24,11 @@ interface ChatProcess {
 let redises: Daemon[] = [];
 let procs: ChatProcess[] = [];
 let clients: LineClient[] = [];
+let admins: Redis[] = [];
 
 afterEach(async () => {
   for (const c of clients) c.sock.destroy();
+  for (const r of admins.splice(0)) r.disconnect();
   for (const p of procs) p.child.kill('SIGKILL');
   await Promise.all(procs.map((p) => p.exited));
   await Promise.all(redises.map((r) => r.stop()));
@@ -37,6 +39,13 @@ async function redis(port?: number): Promise<Daemon> {
   const daemon = await REDIS.start(port);
   redises.push(daemon);
   return daemon;
+}
+
+/** A client of the Redis on `port` for what a test does to it (CLIENT PAUSE, KILL, GET); closed after the test. */
+function admin(port: number): Redis {
+  const r = new Redis(port, '127.0.0.1');
+  admins.push(r);
+  return r;
 }
 
 /** `muxnet chat serve --redis …` as its own process; resolves once it listens. */
@@ -159,10 +168,44 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const other = await LineClient.connect(b.port);
     clients.push(other);
     expect(await other.ask('/nick zed', /^(NICK|ERROR) /)).toBe('ERROR nick zed is taken');
-    const admin = new Redis(port, '127.0.0.1');
-    expect(await admin.get('muxnet:chat:nick:zed')).toBe('a');
-    admin.disconnect();
+    const redisAdmin = admin(port);
+    expect(await redisAdmin.get('muxnet:chat:nick:zed')).toBe('a');
   });
+
+  it('lines after a command waiting on Redis, then the FIN: handled before the member leaves, not lost with it', async () => {
+    const { port } = await redis();
+    const a = await serve(port, 'a');
+    const watcher = await member(a, 'watcher');
+    const redisAdmin = admin(port);
+    for (const command of ['/nick bob', '/who']) {
+      const c = await LineClient.connect(a.port);
+      clients.push(c);
+      // Redis a little away, as a remote one is.
+      await redisAdmin.call('CLIENT', 'PAUSE', '300', 'WRITE');
+      c.sock.end(`${command}\nsaid after ${command}\n`);
+      await watcher.expect(new RegExp(`: said after ${command}$`), `the line after ${command}`);
+    }
+  });
+
+  it('a burst of 16 MB from members of one server, Redis answering all along: every line crosses, nobody is told of trouble', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const watcher = await member(b, 'watcher', 'dev');
+    const observer = await member(a, 'observer');
+    const senders = await Promise.all(Array.from({ length: 20 }, (_, i) => member(a, `s${i}`, 'dev')));
+    for (const s of senders) {
+      // They hear one another's 16 MB: read and dropped, not parsed here.
+      s.sock.removeAllListeners('data');
+      s.sock.resume();
+    }
+    const before = watcher.lines.length;
+    const line = 'x'.repeat(4000);
+    // Each member's whole burst allowance (200 lines), in one write.
+    for (const s of senders) s.sock.write(Array.from({ length: 200 }, (_, k) => `${k} ${line}\n`).join(''));
+    await waitFor(() => watcher.lines.length >= before + 4000, 'the 4000 lines on the other server', 40_000);
+    expect(watcher.chat().length).toBe(4000);
+    for (const c of [watcher, observer]) expect(c.lines.filter((l) => l.startsWith('SERVER'))).toEqual([]);
+  }, 60_000);
 
   it('guests of servers whose long node ids share a prefix do not collide', async () => {
     const { port } = await redis();
@@ -188,25 +231,21 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
     const alice = await member(a, 'alice', 'dev');
     const bob = await member(b, 'bob', 'dev');
-    const admin = new Redis(port, '127.0.0.1');
-    try {
-      // Writes held (as in a failover): the relink's register waits while the subscribers drop again.
-      await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
-      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
-      await new Promise((r) => setTimeout(r, 400));
-      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
-      await new Promise((r) => setTimeout(r, 2000));
-      // Every line after the pause crosses: a link that claimed to be up with no subscription lost them all.
-      for (let tries = 0; !from(alice, 'bob').includes('are you there'); tries++) {
-        expect(tries, 'a line across servers again within 10 s').toBeLessThan(50);
-        bob.say('are you there');
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      const numsub = (await admin.call('PUBSUB', 'NUMSUB', 'muxnet:chat:room:dev')) as [string, number];
-      expect(numsub[1]).toBe(2);
-    } finally {
-      admin.disconnect();
+    const redisAdmin = admin(port);
+    // Writes held (as in a failover): the relink's register waits while the subscribers drop again.
+    await redisAdmin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    await redisAdmin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await new Promise((r) => setTimeout(r, 400));
+    await redisAdmin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await new Promise((r) => setTimeout(r, 2000));
+    // Every line after the pause crosses: a link that claimed to be up with no subscription lost them all.
+    for (let tries = 0; !from(alice, 'bob').includes('are you there'); tries++) {
+      expect(tries, 'a line across servers again within 10 s').toBeLessThan(50);
+      bob.say('are you there');
+      await new Promise((r) => setTimeout(r, 200));
     }
+    const numsub = (await redisAdmin.call('PUBSUB', 'NUMSUB', 'muxnet:chat:room:dev')) as [string, number];
+    expect(numsub[1]).toBe(2);
   });
 
   it('a Redis that holds its connections and stops answering (CLIENT PAUSE ALL): members are told, commands answered, SIGTERM exits; delivery comes back', async () => {
@@ -214,18 +253,14 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
     const alice = await member(a, 'alice', 'dev');
     await member(b, 'bob', 'dev');
-    const admin = new Redis(port, '127.0.0.1');
-    try {
-      const start = alice.lines.length;
-      await admin.call('CLIENT', 'PAUSE', String(6 * LEASE_MS), 'ALL');
-      await alice.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice', start, 3 * LEASE_MS + 2000);
-      expect(await alice.ask('/nick alicia', /^(NICK|ERROR) /, 2000)).toBe('NICK alicia');
-      b.child.kill('SIGTERM');
-      expect(await within(b.exited, 'b to exit with Redis paused', 3 * LEASE_MS + 3000)).toBe(0);
-      await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 6 * LEASE_MS + 5000);
-    } finally {
-      admin.disconnect();
-    }
+    const redisAdmin = admin(port);
+    const start = alice.lines.length;
+    await redisAdmin.call('CLIENT', 'PAUSE', String(6 * LEASE_MS), 'ALL');
+    await alice.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice', start, 3 * LEASE_MS + 2000);
+    expect(await alice.ask('/nick alicia', /^(NICK|ERROR) /, 2000)).toBe('NICK alicia');
+    b.child.kill('SIGTERM');
+    expect(await within(b.exited, 'b to exit with Redis paused', 3 * LEASE_MS + 3000)).toBe(0);
+    await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 6 * LEASE_MS + 5000);
   });
 
   it('a server killed with SIGKILL: its members leave /who and are announced gone within two leases; their nicks are free', async () => {
@@ -312,7 +347,6 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
       expect(await clientCount()).toBe(alone);
       await holder.stop();
     } finally {
-      admin.disconnect();
     }
   });
 

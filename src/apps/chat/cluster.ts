@@ -111,8 +111,9 @@ export class RedisLink implements ChatLink {
   /** This process's incarnation: a restarted server's counter starts again from 1. */
   private readonly origin: string;
   private seq = 0;
-  /** Characters of the lines published and not answered yet. */
+  /** Characters of the lines published and not answered yet, and when Redis last answered one (or the first was sent). */
   private publishing = 0;
+  private answeredAt = 0;
   /** The last publish: the ones before it are done when it is (one connection, in order). */
   private published: Promise<unknown> = Promise.resolve();
   /**
@@ -143,6 +144,8 @@ export class RedisLink implements ChatLink {
   private linkAgain = false;
   /** Connections to Redis lost so far (either one): a link that saw one is not up. */
   private drops = 0;
+  /** Connections closed for not answering, until their 'close'. */
+  private readonly dropping = new Set<Redis>();
   /** The channels the subscriber connection is subscribed to (none after it drops). */
   private readonly subscribed = new Set<string>();
   /** Members moved while not linked: relinking writes them (again, if it was under way). */
@@ -197,6 +200,7 @@ export class RedisLink implements ChatLink {
       // Errors are followed by 'close' and a reconnect; 'close' is where we react.
       r.on('error', () => {});
       r.on('close', () => {
+        this.dropping.delete(r);
         this.drops++;
         if (r === this.sub) this.subscribed.clear();
         this.down();
@@ -341,7 +345,12 @@ export class RedisLink implements ChatLink {
    */
   private drop(): void {
     if (this.closing) return;
-    for (const r of [this.cmd, this.sub]) r.disconnect(true);
+    // Once per connection until it has closed (each call would add ioredis a timer and a listener).
+    for (const r of [this.cmd, this.sub]) {
+      if (this.dropping.has(r)) continue;
+      this.dropping.add(r);
+      r.disconnect(true);
+    }
   }
 
   /** Once a lease: the origins heard from in the last generation only are dropped. */
@@ -378,14 +387,19 @@ export class RedisLink implements ChatLink {
   publish(room: string, text: string): void {
     if (!this.up) return;
     const message = `${this.origin}\n${++this.seq}\n${text}`;
-    // Lines Redis has not taken yet are held in this process: past a bound,
-    // it is not keeping up (stopped, or a network that stalls), and is dropped.
-    if (this.publishing > MAX_PUBLISHING) return this.drop();
+    // Lines Redis has not answered yet are held in this process: past a
+    // bound, with no answer for a while (a busy Redis answers on), it is
+    // not keeping up (stopped, or a network that stalls) and is dropped.
+    if (this.publishing > MAX_PUBLISHING && Date.now() - this.answeredAt > this.leaseMs / 3) return this.drop();
+    if (this.publishing === 0) this.answeredAt = Date.now();
     this.publishing += message.length;
     this.published = this.cmd
       .publish(this.key('room', room), message)
       .catch(() => {})
-      .finally(() => (this.publishing -= message.length));
+      .finally(() => {
+        this.publishing -= message.length;
+        this.answeredAt = Date.now();
+      });
   }
 
   private message(channel: string, message: string): void {

@@ -609,7 +609,16 @@ export class ChatServer {
     clearTimeout(this.ending.get(conn));
     this.ending.delete(conn);
     const m = this.members.get(conn);
-    if (m) this.forget(m, 'disconnected');
+    if (!m) return;
+    // Lines held for a command's answer (a client that sent `/who` and its
+    // last lines, then its FIN) are handled now, not lost with it.
+    const held = m.held ?? [];
+    m.held = undefined;
+    for (const text of held) {
+      if (!this.members.has(conn)) return;
+      this.line(m, text);
+    }
+    if (this.members.has(conn)) this.forget(m, 'disconnected');
   }
 
   /** PING after `idleTimeoutMs` of silence; drop after as long again. */
