@@ -101,9 +101,8 @@ function promised(value: unknown): Promise<unknown> | undefined {
   }
 }
 
-const acceptErrors = new AcceptErrorThrottle();
-
-function defaultOnError(err: Error, source: ErrorSource): void {
+/** `onError` when none is given; accept errors are said at most once in 10 s per code, per server. */
+function defaultOnError(err: Error, source: ErrorSource, acceptErrors: AcceptErrorThrottle): void {
   const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
   const { syscall, code } = err as NodeJS.ErrnoException;
   if (syscall === 'accept') {
@@ -178,7 +177,8 @@ export class Server {
   /** @internal */
   constructor(mode: ServeMode, onError: ServeOptions['onError']) {
     this.mode = mode;
-    this.onError = onError ?? defaultOnError;
+    const acceptErrors = new AcceptErrorThrottle();
+    this.onError = onError ?? ((err, source) => defaultOnError(err, source, acceptErrors));
   }
 
   /** The port served (NaN for a Unix-domain path). */

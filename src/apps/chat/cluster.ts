@@ -98,11 +98,6 @@ function pairs(list: string[]): [string, string][] {
 /** Characters published without an answer before Redis is taken for stalled (under its 32 MB pub/sub output limit). */
 const MAX_PUBLISHING = 8 * 1024 * 1024;
 
-/** ioredis's error for a command that had no answer within `commandTimeout`. */
-function isTimeout(err: unknown): boolean {
-  return err instanceof Error && err.message === 'Command timed out';
-}
-
 export class RedisLink implements ChatLink {
   readonly nodeId: string;
   readonly leaseMs: number;
@@ -150,7 +145,9 @@ export class RedisLink implements ChatLink {
   private readonly subscribed = new Set<string>();
   /** Members moved while not linked: relinking writes them (again, if it was under way). */
   private moved = false;
-  private beating = false;
+  /** When the beat under way (or the link under way) began; 0 when none. */
+  private beatingSince = 0;
+  private linkingSince = 0;
   private closing = false;
 
   constructor(options: RedisLinkOptions) {
@@ -187,10 +184,6 @@ export class RedisLink implements ChatLink {
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
       lazyConnect: true,
-      // A Redis that holds its connections but does not answer (stopped, a
-      // silent network): its commands fail after a lease, the heartbeat's
-      // among them, and the heartbeat then drops the connections (see beat).
-      commandTimeout: this.leaseMs,
     };
     // The lines relayed in one reactor turn go to Redis in one write; Redis then sends each
     // subscribed server the turn's lines together, and its broadcast corks them per member.
@@ -264,7 +257,11 @@ export class RedisLink implements ChatLink {
         await this.link();
       } while (this.linkAgain);
     };
-    this.linking = linking().finally(() => (this.linking = undefined));
+    this.linkingSince = Date.now();
+    this.linking = linking().finally(() => {
+      this.linking = undefined;
+      this.linkingSince = 0;
+    });
     return this.linking;
   }
 
@@ -317,19 +314,22 @@ export class RedisLink implements ChatLink {
 
   private async beat(): Promise<void> {
     this.forgetQuietOrigins();
+    // A beat or a link still unanswered after a lease: Redis holds the
+    // connections and does not answer (stopped, a silent network). Dropped,
+    // so members hear it is down and what waits on it fails.
+    const waiting = this.beatingSince || this.linkingSince;
+    if (waiting && Date.now() - waiting > this.leaseMs) return this.drop();
     // A relink that failed half-way (Redis lost again meanwhile) is tried again here.
     if (!this.up) return this.relink();
-    if (this.beating) return;
-    this.beating = true;
+    if (this.beatingSince) return;
+    this.beatingSince = Date.now();
     try {
       // The subscriber connection answers too, or it is as good as lost.
       await Promise.all([this.sub.ping(), this.keepAlive()]);
-    } catch (err) {
-      // Redis went away mid-beat: 'close' says so, 'ready' relinks. Or it
-      // did not answer within a lease: dropped, so members hear it is down.
-      if (isTimeout(err)) this.drop();
+    } catch {
+      // Redis went away mid-beat: 'close' says so, 'ready' relinks.
     } finally {
-      this.beating = false;
+      this.beatingSince = 0;
     }
   }
 
@@ -524,6 +524,7 @@ export class RedisLink implements ChatLink {
     clearTimeout(waited);
     this.closing = true;
     this.up = false;
-    for (const r of [this.cmd, this.sub]) r.disconnect();
+    // Those the goodbye did not close (a disconnect of a closed one would leave ioredis a timer).
+    for (const r of [this.cmd, this.sub]) if (r.status !== 'end') r.disconnect();
   }
 }
