@@ -178,12 +178,13 @@ function describe(value: unknown): string {
 }
 
 /**
- * Accept errors said without an `onError` (a warning, a log line): out of
- * fds, every retry and every waiting peer would say it again, so each code
- * is said at most once in 10 s. `say` returns undefined for an error held
+ * Errors said without an `onError` (a warning, a log line) that come in
+ * bursts: out of fds, every retry and every waiting peer would say it again
+ * (and a close's deadline cuts off every connection left), so each code is
+ * said at most once in 10 s. `say` returns undefined for an error held
  * back, else how many were held back since it was last said.
  */
-export class AcceptErrorThrottle {
+export class ErrorThrottle {
   private readonly said = new Map<string, { at: number; since: number }>();
 
   say(code: string): number | undefined {

@@ -23,7 +23,7 @@
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
-import { AcceptErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
+import { ErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
   validateBoolean,
@@ -552,7 +552,7 @@ export class Server<T = unknown> implements Handle {
   private readonly keepAlive: KeepAlive;
   private readonly retry = new AcceptRetry();
   /** Accept errors warned of (no `onError`). */
-  private warned: AcceptErrorThrottle | undefined;
+  private warned: ErrorThrottle | undefined;
 
   /** @internal */
   constructor(reactor: Reactor, token: number, handlers: ServerHandlers<T>, allowHalfOpen: boolean) {
@@ -629,7 +629,7 @@ export class Server<T = unknown> implements Handle {
     const err = systemError(errno, 'accept');
     this.retry.failed(err, this.reactor, this.token, () => this.listening);
     if (this.handlers.onError) return this.handlers.onError(err, this);
-    const since = (this.warned ??= new AcceptErrorThrottle()).say(err.code);
+    const since = (this.warned ??= new ErrorThrottle()).say(err.code);
     if (since === undefined) return;
     const more = since ? ` (${since} more since the last warning)` : '';
     process.emitWarning(`muxnet: ${err.message}${more}`, { code: err.code });

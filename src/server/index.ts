@@ -28,7 +28,7 @@ import { threadId } from 'node:worker_threads';
 import { getReactor } from '../reactor';
 import { adopt, bind, listen, type Connection, type RemoteInfo, type Server as FastServer, type ServerHandlers, type SocketAddress, type UdpSocket } from '../fast';
 import { AsyncConnection } from '../async';
-import { AcceptErrorThrottle, codedError, invalidArgType, invalidArgValue } from '../errors';
+import { ErrorThrottle, codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger, validateObject, type BackendName } from '../options';
 import { handlerKind, STREAM, type ConnectionHandler, type DatagramHandler, type ConnectionHandlerClass, type DatagramHandlerClass, type HandlerClass, type HandlerModule } from './handlers';
 import { loadHandler, WorkerPool, type WorkerInfo } from './pool';
@@ -101,13 +101,18 @@ function promised(value: unknown): Promise<unknown> | undefined {
   }
 }
 
-/** `onError` when none is given; accept errors are said at most once in 10 s per code, per server. */
-function defaultOnError(err: Error, source: ErrorSource, acceptErrors: AcceptErrorThrottle): void {
+/**
+ * `onError` when none is given. Accept errors, and handlers cut off by a
+ * close's deadline (one per connection left), are said at most once in
+ * 10 s per code, per server.
+ */
+function defaultOnError(err: Error, source: ErrorSource, throttle: ErrorThrottle): void {
   const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
   const { syscall, code } = err as NodeJS.ErrnoException;
-  if (syscall === 'accept') {
-    const since = acceptErrors.say(String(code));
-    if (since !== undefined) console.error(`muxnet/server: accepting on ${where}: ${err.message}${since ? ` (${since} more since)` : ''}`);
+  const doing = syscall === 'accept' ? 'accepting' : code === 'ERR_MUXNET_SERVER_CLOSED' ? 'closing' : undefined;
+  if (doing) {
+    const since = throttle.say(String(code));
+    if (since !== undefined) console.error(`muxnet/server: ${doing} on ${where}: ${err.message}${since ? ` (${since} more since)` : ''}`);
     return;
   }
   console.error(`muxnet/server: ${source.remoteAddress ? `handler for ${source.remoteAddress}` : 'worker'} on ${where}:`, err);
@@ -177,8 +182,8 @@ export class Server {
   /** @internal */
   constructor(mode: ServeMode, onError: ServeOptions['onError']) {
     this.mode = mode;
-    const acceptErrors = new AcceptErrorThrottle();
-    this.onError = onError ?? ((err, source) => defaultOnError(err, source, acceptErrors));
+    const said = new ErrorThrottle();
+    this.onError = onError ?? ((err, source) => defaultOnError(err, source, said));
   }
 
   /** The port served (NaN for a Unix-domain path). */
@@ -612,7 +617,7 @@ class DatagramService implements Local {
     const exchange = {
       // Still running at the close's deadline: finished now, without waiting for it.
       expire: () => {
-        error ??= serverClosedError();
+        if (!error) this.report((error = serverClosedError()), rinfo);
         finish();
         this.running.delete(exchange);
       },

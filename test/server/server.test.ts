@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connect } from '../../src/async';
 import { bind } from '../../src/fast';
 import { ConnectionHandler, DatagramHandler, serve, type ErrorSource, type Server } from '../../src/server';
@@ -544,12 +544,38 @@ describe('muxnet/server, reactor mode', () => {
     expect(await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'still waiting')])).toBe('closed');
     for (const kind of ['handle', 'finish', 'late-setup', 'callback-setup', 'datagram']) expect(rec.log).toContain(`finish ${kind} ERR_MUXNET_SERVER_CLOSED`);
     expect(rec.finished).toHaveLength(6);
+    // Each cut off handler's error is reported once, the datagram's as the connections'.
+    const cutOff = rec.errors.filter(([err]) => (err as NodeJS.ErrnoException).code === 'ERR_MUXNET_SERVER_CLOSED');
+    expect(cutOff.map(([, source]) => source.remoteAddress)).toEqual(Array(5).fill('127.0.0.1'));
     // A setup that settles after its handler was let go starts no handle(); a callback one heard nothing.
     releaseSetup();
     await sleep(20);
     expect(rec.log).not.toContain('handle late-setup');
     expect(rec.log).not.toContain('callback onData');
     await Promise.all(clients.map((c) => new Promise((r) => (c.destroyed ? r(null) : c.on('close', r)))));
+  });
+
+  it('without onError, the handlers a close cuts off are said in one line, not one per connection', async () => {
+    let setUp = 0;
+    class Waits extends ConnectionHandler {
+      async handle() {
+        setUp++;
+        await new Promise<void>(() => {});
+      }
+    }
+    const server = await serve(Waits, { port: 0 });
+    const clients = await Promise.all(Array.from({ length: 20 }, () => netConnect(server.port)));
+    await waitFor(() => setUp === 20, 'twenty handlers running');
+    const said = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await server.close({ timeout: 50 });
+      const lines = said.mock.calls.map((args) => args.join(' '));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^muxnet\/server: closing on thread \d+: The server closed before the handler finished$/);
+    } finally {
+      said.mockRestore();
+    }
+    await Promise.all(clients.map(closeSocket));
   });
 
   it('rejects bad arguments and a taken port with Node codes', async () => {
