@@ -1,7 +1,7 @@
 // muxnet/client over real loopback sockets: a server that goes away and
 // comes back on the same port, backoff as reported, the bounded queue, and
 // a peer that accepts and then says nothing.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
-import { BACKENDS, downPort, sleep, waitFor } from './helpers';
+import { BACKENDS, downPort, hangingPort, sleep, waitFor } from './helpers';
 
 const closed = (client: ReturnType<typeof connect>) => new Promise<ClosedEvent>((r) => client.once('closed', r));
 
@@ -151,13 +151,9 @@ describe('muxnet/client', () => {
 
   // Linux drops a SYN to a listener whose accept queue is full: the connect hangs.
   it.runIf(process.platform === 'linux')('connectTimeout: a connect that hangs (the accept queue is full) fails with ETIMEDOUT, then retries', async () => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'never-accepts.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const hanging = await hangingPort();
     try {
-      const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d) => r(String(d)))));
-      // Fill the queue: later SYNs are dropped, so the client's connect neither completes nor fails.
-      const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
-      await new Promise((r) => setTimeout(r, 200));
-      const client = connect({ port, connectTimeout: 100, reconnect: { initialDelay: 1, jitter: 0, maxRetries: 1 } });
+      const client = connect({ port: hanging.port, connectTimeout: 100, reconnect: { initialDelay: 1, jitter: 0, maxRetries: 1 } });
       const causes: unknown[] = [];
       client.on('reconnecting', (e: ReconnectingEvent) => causes.push(e.cause));
       let opened = false;
@@ -171,9 +167,8 @@ describe('muxnet/client', () => {
       expect(causes).toHaveLength(1);
       expect(causes[0]).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect' });
       expect(end.cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect' });
-      for (const f of fillers) f.destroy();
     } finally {
-      child.kill('SIGKILL');
+      hanging.close();
     }
   });
 

@@ -132,6 +132,25 @@ export async function downPort(): Promise<number> {
   throw new Error('no free port below the ephemeral range');
 }
 
+/**
+ * A port where a connect hangs (Linux): a listener in another process that
+ * never accepts, its queue filled, so the kernel drops later SYNs — the
+ * connect neither completes nor fails. `close()` kills it.
+ */
+export async function hangingPort(): Promise<{ port: number; close(): void }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'never-accepts.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d) => r(String(d)))));
+  const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    close() {
+      for (const f of fillers) f.destroy();
+      child.kill('SIGKILL');
+    },
+  };
+}
+
 /** Connects a node:net client and resolves once connected. */
 export function netConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
-import { downPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
+import { downPort, hangingPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
 import { within } from './net/daemons';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
@@ -215,6 +215,32 @@ describe('muxnet send / receive', () => {
     expect(tx.output()).toContain('no answer from the receiver within 0.3 s of the last byte');
     mute.close();
     await expect(run(['send', file, '127.0.0.1:1', '--timeout', '0']).exited).resolves.toBe(2);
+  });
+
+  it('send --timeout: a receiver that stops reading, or a connect that hangs, makes send exit 1 (not wait for ever)', async () => {
+    const held: net.Socket[] = [];
+    // Takes the connection and never reads: the file fills the socket buffers and stops there.
+    const deaf = net.createServer((s) => (s.pause(), held.push(s)));
+    await new Promise<void>((r) => deaf.listen(0, '127.0.0.1', r));
+    const file = path.join(dir, 'unread.bin');
+    fs.writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 5));
+    const tx = run(['send', file, `127.0.0.1:${(deaf.address() as net.AddressInfo).port}`, '--timeout', '0.5']);
+    expect(await tx.exited).toBe(1);
+    expect(tx.output()).toMatch(/the receiver took no byte for 0\.5 s \(\d+ bytes left to send\)/);
+    fs.rmSync(file);
+    for (const s of held) s.destroy();
+    deaf.close();
+    if (process.platform !== 'linux') return;
+    const hanging = await hangingPort();
+    try {
+      const small = path.join(dir, 'small.bin');
+      fs.writeFileSync(small, 'x');
+      const hung = run(['send', small, `127.0.0.1:${hanging.port}`, '--timeout', '0.5']);
+      expect(await hung.exited).toBe(1);
+      expect(hung.output()).toContain(`no connection to 127.0.0.1:${hanging.port} within 0.5 s`);
+    } finally {
+      hanging.close();
+    }
   });
 
   it('send: an answer split inside a character is read whole; an endless answer line fails the send at 16 KiB, without holding the sender', async () => {

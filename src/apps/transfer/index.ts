@@ -40,8 +40,8 @@ export async function runSend(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError('send takes FILE HOST:PORT');
   const [file, where] = positionals;
   const { host, port } = parseTarget(where);
-  const answerTimeoutMs = secondsArg('--timeout', values.timeout, 30);
-  const r = await sendFileTo(file, host, port, { answerTimeoutMs });
+  const timeoutMs = secondsArg('--timeout', values.timeout, 30);
+  const r = await sendFileTo(file, host, port, { answerTimeoutMs: timeoutMs, stallTimeoutMs: timeoutMs });
   const ok = r.reply === `OK ${r.sha256}`;
   console.log(`muxnet send: ${r.name} (${r.size} bytes, sha256 ${r.sha256}): ${ok ? 'verified by the receiver' : r.reply}`);
   return ok ? 0 : 1;

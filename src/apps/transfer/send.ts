@@ -31,10 +31,17 @@ const MAX_ANSWER = 16 * 1024;
 export interface SendOptions {
   /** How long the receiver may take to answer once the whole file has left (default 30 000 ms). */
   answerTimeoutMs?: number;
+  /**
+   * How long the connect may take, and how long the receiver may take no
+   * byte of the header or file (default 30 000 ms): a receiver that stops
+   * reading does not hold the sender for ever.
+   */
+  stallTimeoutMs?: number;
 }
 
 export async function sendFileTo(file: string, host: string, port: number, options: SendOptions = {}): Promise<SendResult> {
   const answerTimeoutMs = validateInteger(options.answerTimeoutMs, 'options.answerTimeoutMs', 30_000, 1, 2_147_483_647);
+  const stallTimeoutMs = validateInteger(options.stallTimeoutMs, 'options.stallTimeoutMs', 30_000, 1, 2_147_483_647);
   const stat = await fsp.stat(file);
   const sha256 = await sha256Of(file);
   const name = path.basename(file);
@@ -43,10 +50,29 @@ export async function sendFileTo(file: string, host: string, port: number, optio
     let replyBytes = 0;
     let done = false;
     let waiting: NodeJS.Timeout | undefined;
+    // Until the last byte has left, the bytes still to send (-1 while
+    // connecting) must change within `stallTimeoutMs`.
+    let left = -1;
+    let opened = false;
+    let movedAt = Date.now();
+    const stalled = setInterval(
+      () => {
+        const now = opened ? conn.bufferedAmount : -1;
+        if (now !== left) {
+          left = now;
+          movedAt = Date.now();
+        } else if (Date.now() - movedAt >= stallTimeoutMs) {
+          const seconds = stallTimeoutMs / 1000;
+          conn.destroy(new Error(left < 0 ? `no connection to ${host}:${port} within ${seconds} s` : `the receiver took no byte for ${seconds} s (${left} bytes left to send)`));
+        }
+      },
+      Math.min(1000, stallTimeoutMs),
+    );
     const conn = connect(
       { host, port },
       {
         onOpen(c) {
+          opened = true;
           c.write(encodeHeader({ name, size: stat.size, sha256 }));
           c.sendFile(file, { length: stat.size }).then(
             (sent) => {
@@ -54,6 +80,7 @@ export async function sendFileTo(file: string, host: string, port: number, optio
               if (sent !== stat.size) return c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`));
               // The answer (and the close) may have come in the same turn as the last byte.
               if (done || c.closed) return;
+              clearInterval(stalled);
               waiting = setTimeout(() => c.destroy(new Error(`no answer from the receiver within ${answerTimeoutMs / 1000} s of the last byte`)), answerTimeoutMs);
             },
             (err: Error) => c.destroy(err),
@@ -75,6 +102,7 @@ export async function sendFileTo(file: string, host: string, port: number, optio
         },
         onClose(_, err) {
           clearTimeout(waiting);
+          clearInterval(stalled);
           if (!done) reject(err ?? new Error('the receiver closed the connection without an answer'));
         },
       },
