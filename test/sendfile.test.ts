@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listen, type Connection } from '../src/fast';
+import { listen, stats, type Connection } from '../src/fast';
 import { BACKENDS, openFds, sleep, waitFor } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-sendfile-'));
@@ -175,6 +175,29 @@ describe.runIf(process.platform !== 'win32')('sendFile of a FIFO', () => {
     await feeding;
     fs.closeSync(fd);
     expect(sha256(Buffer.concat(rest))).toBe(sha256(fed.subarray(250_001)));
+  });
+
+  it('select: an empty FIFO whose fd is past FD_SETSIZE (unwatchable) is asked again every few ms, not in a busy loop, and sent whole', async () => {
+    const fifo = makeFifo('fifo-past-setsize');
+    const fed = makeFile('fed-past-setsize', 300_000).data;
+    const { got, result } = await exchange('select', async (conn) => {
+      // Every fd below 1024 taken: the reactor's copy of the FIFO lands past select's limit.
+      const fillers = [fs.openSync('/dev/null', 'r')];
+      while (fillers[fillers.length - 1] < 1023) fillers.push(fs.openSync('/dev/null', 'r'));
+      const sending = conn.sendFile(fifo);
+      for (const fd of fillers) fs.closeSync(fd);
+      const before = stats('select').turns;
+      await sleep(500);
+      const idleTurns = stats('select').turns - before;
+      await feedFifo(fifo, fed);
+      const sent = await sending;
+      conn.end();
+      return { sent, idleTurns };
+    });
+    expect(result.sent).toBe(fed.length);
+    expect(sha256(got)).toBe(sha256(fed));
+    // Asked every 10 ms: about 50 turns in the half second (it was a turn after turn, thousands).
+    expect(result.idleTurns).toBeLessThan(200);
   });
 
   it('rejects an offset into a FIFO with ESPIPE', async () => {

@@ -300,7 +300,10 @@ impl State {
         let waker = self.reactor.backend().waker();
         match &mut self.wakeup {
             Wakeup::Fd => {
-                if pending {
+                // libuv sleeps on the backend's fd with no limit of ours: a
+                // source only asked again (never the case with mio) is asked
+                // again at once.
+                if pending || self.reactor.wait_limit().is_some() {
                     // Leftover input raises no new edge: poke the poller.
                     let _ = waker.wake();
                 }
@@ -310,7 +313,7 @@ impl State {
                     if pending {
                         let _ = waker.wake();
                     }
-                    waiter.arm(self.reactor.backend().blocking_wait());
+                    waiter.arm(self.reactor.backend().blocking_wait(), self.reactor.wait_limit());
                     *armed_at = Some(changes);
                 }
             }

@@ -29,6 +29,10 @@ use crate::token::Table;
 pub use handoff::discard_detached;
 pub use pipe::PipeOptions;
 
+/// How often a pipe being sent that the backend cannot watch is asked for
+/// more while it stays empty: its bytes wait at most this long.
+const SOURCE_RETRY: Duration = Duration::from_millis(10);
+
 /// Limits that keep one busy or hostile peer from starving or bloating
 /// the others.
 #[derive(Clone, Debug)]
@@ -293,6 +297,11 @@ pub struct Reactor {
     /// queued on a socket that is writable already, or one whose turn's
     /// budget ran out (entries may be stale).
     flush_soon: Vec<Token>,
+    /// Connections sending a pipe that is empty and that the backend cannot
+    /// watch (`select`: an fd past `FD_SETSIZE`): asked again every turn,
+    /// and a turn comes at least every [`SOURCE_RETRY`] meanwhile (not at
+    /// once: a pipe idle for minutes would spin a core).
+    poll_sources: Vec<Token>,
     /// Listeners paused by `EMFILE`/`ENFILE`, resumed when an fd is freed.
     paused_listeners: HashSet<Token>,
     /// Sockets this turn closed, and why: until the owner has seen the
@@ -337,6 +346,7 @@ impl Reactor {
             carry_after: Vec::new(),
             corked: Vec::new(),
             flush_soon: Vec::new(),
+            poll_sources: Vec::new(),
             paused_listeners: HashSet::new(),
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
@@ -377,6 +387,12 @@ impl Reactor {
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
         !self.carry.is_empty() || !self.carry_after.is_empty() || !self.flush_soon.is_empty()
+    }
+
+    /// The longest the next wait may sleep with nothing ready (`None`: no
+    /// limit): a pipe that cannot be watched is asked again after it.
+    pub fn wait_limit(&self) -> Option<Duration> {
+        (!self.poll_sources.is_empty()).then_some(SOURCE_RETRY)
     }
 
     /// Grows whenever the backend's interest set changes: a waiter blocked
@@ -513,7 +529,14 @@ impl Reactor {
         // be taken again.
         self.entries.release_held();
         self.uncork();
-        let timeout = if self.has_pending() { Some(Duration::ZERO) } else { timeout };
+        let timeout = if self.has_pending() {
+            Some(Duration::ZERO)
+        } else {
+            match (timeout, self.wait_limit()) {
+                (Some(t), Some(limit)) => Some(t.min(limit)),
+                (t, limit) => t.or(limit),
+            }
+        };
         let mut ready = std::mem::take(&mut self.readiness);
         ready.clear();
         self.counters.waits += 1;
@@ -529,7 +552,7 @@ impl Reactor {
         let waited = ready.len() - fresh;
         ready.rotate_right(waited);
         ready.extend(self.carry_after.drain(..).map(carried));
-        ready.extend(self.flush_soon.drain(..).map(|token| Readiness {
+        ready.extend(self.flush_soon.drain(..).chain(self.poll_sources.drain(..)).map(|token| Readiness {
             token,
             readable: false,
             writable: true,

@@ -386,22 +386,19 @@ impl Reactor {
 
     /// Watches the empty pipe that `token` is sending, to flush again once
     /// it turns readable. Where the backend cannot (`select`: an fd past
-    /// `FD_SETSIZE`), the next turn asks the pipe again.
+    /// `FD_SETSIZE`), the pipe is asked again each turn, and at least every
+    /// [`super::SOURCE_RETRY`].
     #[cfg(unix)]
     fn watch_source(&mut self, token: Token) -> io::Result<()> {
         let Some(fd) = self.stream(token)?.1.starved_source() else { return Ok(()) };
-        match self.backend.watch_fd(fd, token) {
-            Ok(()) => {
-                self.interest_changes += 1;
-                // The socket is not watched for writable meanwhile.
-                self.sync_interest(token)
-            }
-            Err(_) => {
-                self.stream(token)?.1.take_watched();
-                self.flush_soon.push(token);
-                Ok(())
-            }
+        if self.backend.watch_fd(fd, token).is_err() {
+            // Still marked watched, so that the socket is not watched for
+            // writable meanwhile (select would report it so at every wait).
+            self.poll_sources.push(token);
         }
+        // A waiter blocked on the old interest set (or with no limit) must look again.
+        self.interest_changes += 1;
+        self.sync_interest(token)
     }
 
     /// Only Unix sends pipes; elsewhere a source is never starved.
@@ -416,7 +413,8 @@ impl Reactor {
         #[cfg(unix)]
         if let Ok((_, conn)) = self.stream(token) {
             if let Some(fd) = conn.take_watched() {
-                // Only fails if it was not watched: nothing to undo.
+                // Fails only if the backend could not watch it (it was
+                // polled instead): nothing to undo.
                 let _ = self.backend.unwatch_fd(fd);
                 self.interest_changes += 1;
             }

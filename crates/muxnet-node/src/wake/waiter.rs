@@ -14,7 +14,7 @@ use std::time::Duration;
 use muxnet_core::{BlockingWait, Wake};
 
 pub struct Waiter {
-    arm: Option<mpsc::Sender<Box<dyn BlockingWait>>>,
+    arm: Option<mpsc::Sender<Armed>>,
     thread: Option<JoinHandle<()>>,
     /// Interrupts a `block` in progress (the backend's own waker).
     wake: Arc<dyn Wake>,
@@ -22,13 +22,16 @@ pub struct Waiter {
     blocking: Arc<(Mutex<bool>, Condvar)>,
 }
 
+/// A snapshot to block on, and the longest to block (`None`: until ready).
+type Armed = (Box<dyn BlockingWait>, Option<Duration>);
+
 /// How long [`Waiter::leave_block`] waits at most: an interrupted wait
 /// returns at once, so this bounds only a thread the OS does not run.
 const LEAVE_BLOCK_LIMIT: Duration = Duration::from_secs(1);
 
 impl Waiter {
     pub fn spawn(wake: Arc<dyn Wake>, notify: Box<dyn Fn() + Send>) -> std::io::Result<Waiter> {
-        let (arm, armed) = mpsc::channel::<Box<dyn BlockingWait>>();
+        let (arm, armed) = mpsc::channel::<Armed>();
         let blocking = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = blocking.clone();
         let thread = std::thread::Builder::new().name("muxnet-waiter".into()).spawn(move || {
@@ -37,11 +40,12 @@ impl Waiter {
                 *flag.0.lock().unwrap_or_else(|e| e.into_inner()) = on;
                 flag.1.notify_all();
             };
-            for mut wait in armed {
+            for (mut wait, limit) in armed {
                 set(true);
                 // An error (an fd closed under the snapshot) is reported
-                // like readiness: the JS thread's own wait sorts it out.
-                let _ = wait.block(None);
+                // like readiness, and so is the limit passing: the JS
+                // thread's own wait sorts it out.
+                let _ = wait.block(limit);
                 set(false);
                 notify();
             }
@@ -49,10 +53,10 @@ impl Waiter {
         Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, blocking })
     }
 
-    pub fn arm(&self, wait: Box<dyn BlockingWait>) {
+    pub fn arm(&self, wait: Box<dyn BlockingWait>, limit: Option<Duration>) {
         if let Some(arm) = &self.arm {
             // Fails only if the thread is gone, which `Drop` alone causes.
-            let _ = arm.send(wait);
+            let _ = arm.send((wait, limit));
         }
     }
 
