@@ -28,6 +28,11 @@ export declare class Reactor {
   get backend(): string
   /** `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread. */
   get wakeMode(): string
+  /**
+   * Bytes a connection's write queue may hold: a write that would take
+   * a non-empty queue past it is refused (`ENOBUFS`).
+   */
+  get writeQueueCap(): number
   /** Listens; returns the listener's token or a negative errno. */
   listen(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean, noDelay: boolean): number
   /**

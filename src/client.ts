@@ -179,6 +179,12 @@ export function backoffDelay(b: Backoff, attempt: number, random: number = Math.
   return Math.round(base * (1 - b.jitter * random));
 }
 
+/** A write of `bytes` that `conn` takes: to an empty queue always, else within the queue's cap. */
+function fitsQueue(conn: Connection, bytes: number): boolean {
+  const queued = conn.bufferedAmount;
+  return queued === 0 || queued + bytes <= conn.reactor.native.writeQueueCap;
+}
+
 /** See the module notes; made by `connect`. */
 export class Client extends EventEmitter {
   private stateName: ClientState = 'connecting';
@@ -265,9 +271,10 @@ export class Client extends EventEmitter {
     const conn = this.conn;
     if (conn && this.stateName === 'open') {
       // Whatever is still queued goes with the end, while the connection
-      // takes it (the peer may have ended it; the kernel's cap may refuse):
-      // the rest is handed back in 'closed'.
-      while (this.queue.length > 0 && conn.writable) {
+      // takes it (the peer may have ended it) and within its write queue's
+      // cap (a write past it would destroy the connection, and with it the
+      // bytes queued before): the rest is handed back in 'closed'.
+      while (this.queue.length > 0 && conn.writable && fitsQueue(conn, this.queue[0].length)) {
         conn.write(this.queue[0]);
         if (conn.closed) break;
         this.queuedBytes -= this.queue.shift()!.length;
@@ -340,8 +347,9 @@ export class Client extends EventEmitter {
     if (this.heartbeat) {
       const hb = this.heartbeat;
       this.heartbeatTimer = setInterval(() => {
-        // The heartbeat jumps the queue: it is about this connection.
-        if (conn.writable) conn.write(hb.message);
+        // The heartbeat jumps the queue: it is about this connection. One
+        // that would pass the cap is not sent (the answer is still awaited).
+        if (conn.writable && fitsQueue(conn, hb.message.length)) conn.write(hb.message);
         this.deadline ??= setTimeout(() => this.drop(conn, timedOut('heartbeat', this.target)), hb.timeout);
       }, hb.interval);
     }

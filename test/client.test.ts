@@ -219,6 +219,64 @@ describe('muxnet/client', () => {
     server.close();
   });
 
+  /** A node:net peer that reads nothing until `resume()`; then it counts the bytes of each value and answers each chunk. */
+  async function slowPeer() {
+    let accept!: (s: net.Socket) => void;
+    const accepted = new Promise<net.Socket>((r) => (accept = r));
+    const counts = new Map<number, number>();
+    let ended = false;
+    const server = net.createServer((s) => {
+      s.pause();
+      s.on('data', (d) => {
+        for (const b of d) counts.set(b, (counts.get(b) ?? 0) + 1);
+        s.write('ok');
+      });
+      s.on('end', () => (ended = true));
+      s.on('error', () => {});
+      accept(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { server, accepted, counts, ended: () => ended, port: (server.address() as net.AddressInfo).port };
+  }
+
+  it.each(BACKENDS)('close() with the connection backed up past its cap: what it holds arrives whole, what would pass the cap comes back in closed, on %s', async (backend) => {
+    const peer = await slowPeer();
+    const client = connect({ port: peer.port, backend, reconnect: false });
+    await new Promise((r) => client.once('open', r));
+    // Taken whole (the connection's queue was empty): most of it waits in the connection's queue.
+    expect(client.send(Buffer.alloc(20 << 20, 1))).toBe(true);
+    for (let i = 0; i < 4; i++) expect(client.send(Buffer.alloc(100 << 10, 2))).toBe(true);
+    const end = closed(client);
+    client.close();
+    const { cause, unsent } = await end;
+    expect(cause).toBeUndefined();
+    // A write past the cap destroyed the connection, and with it the 20 MiB it held.
+    expect(unsent.map((m) => m.length)).toEqual(Array(4).fill(100 << 10));
+    (await peer.accepted).resume();
+    await waitFor(() => peer.ended(), "the client's end after the queue", 20_000);
+    expect(peer.counts.get(1)).toBe(20 << 20);
+    expect(peer.counts.get(2)).toBeUndefined();
+    peer.server.close();
+  });
+
+  it.each(BACKENDS)('heartbeat: a connection backed up past its cap skips the beat rather than being destroyed by it, on %s', async (backend) => {
+    const peer = await slowPeer();
+    const client = connect({ port: peer.port, backend, reconnect: false, heartbeat: { message: 'beat', interval: 20, timeout: 10_000 } });
+    const causes: unknown[] = [];
+    client.on('reconnecting', (e: ReconnectingEvent) => causes.push(e.cause));
+    client.on('closed', (e: ClosedEvent) => causes.push(e.cause));
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    expect(client.send(Buffer.alloc(20 << 20, 1))).toBe(true);
+    // Beats come due while the queue is past the cap.
+    await sleep(200);
+    expect(causes).toEqual([]);
+    (await peer.accepted).resume();
+    await waitFor(() => peer.counts.get(1) === 20 << 20 && conn.bufferedAmount === 0, 'the 20 MiB delivered', 20_000);
+    expect(client.state).toBe('open');
+    client.destroy();
+    peer.server.close();
+  });
+
   it("close() is the last word: a reply arriving on the ended connection emits no 'data' after 'closed'", async () => {
     // Answers each chunk a little later, then closes once the client has ended.
     const server = net.createServer({ allowHalfOpen: true }, (s) => {

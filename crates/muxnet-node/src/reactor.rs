@@ -107,6 +107,7 @@ pub struct Reactor {
     state: Shared,
     backend: &'static str,
     wake_mode: &'static str,
+    write_queue_cap: usize,
     /// The env cleanup hook's argument, freed by whoever runs first.
     hook: *mut Weak<RefCell<State>>,
 }
@@ -147,6 +148,7 @@ impl Reactor {
         if let Some(splice) = options.splice {
             config.splice = splice;
         }
+        let write_queue_cap = config.write_queue_cap;
         let reactor = muxnet_core::Reactor::new(kind, config).map_err(|e| setup_io(&format!("cannot create {backend} reactor"), &e))?;
         // libuv watches the poller's own fd where there is one (epoll, kqueue;
         // not IOCP, and not poll or select, which have no such fd).
@@ -165,7 +167,7 @@ impl Reactor {
         // SAFETY: `raw_env` is live; the hook and its Box argument stay
         // valid until the hook runs or `close` removes it.
         unsafe { napi::sys::napi_add_env_cleanup_hook(raw_env, Some(on_env_cleanup), hook.cast()) };
-        Ok(Reactor { state, backend: kind.name(), wake_mode: if use_thread { "thread" } else { "fd" }, hook })
+        Ok(Reactor { state, backend: kind.name(), wake_mode: if use_thread { "thread" } else { "fd" }, write_queue_cap, hook })
     }
 
     #[napi(getter, catch_unwind)]
@@ -177,6 +179,13 @@ impl Reactor {
     #[napi(getter, catch_unwind)]
     pub fn wake_mode(&self) -> &'static str {
         self.wake_mode
+    }
+
+    /// Bytes a connection's write queue may hold: a write that would take
+    /// a non-empty queue past it is refused (`ENOBUFS`).
+    #[napi(getter, catch_unwind)]
+    pub fn write_queue_cap(&self) -> f64 {
+        self.write_queue_cap as f64
     }
 
     /// [`with_reactor`] on this reactor.
