@@ -8,6 +8,7 @@
 import { closeSync, fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { coded, systemError, uvErrno } from './errors';
+import type { Adopted } from './net/bound';
 import { unsupported } from './net/unsupported';
 import { openReactor, type Reactor } from './reactor';
 
@@ -53,13 +54,40 @@ export function takeFdOrThrow(backend: unknown, fd: number, kind: number, noDela
   const reactor = openReactor(backend);
   if (typeof reactor === 'number') throw systemError(-reactor, 'open');
   const token = takeFd(reactor, fd, kind, 0, noDelay);
-  if (NOT_A_SOCKET_FOR_US.includes(-token)) {
+  // One of Node's own handles watches it (EEXIST): its kind is said first, as node:net's check comes first.
+  if (NOT_A_SOCKET_FOR_US.includes(-token) || (token === -uvErrno('EEXIST') && !KINDS[kind].includes(fdKind(reactor, fd)))) {
     const what = fdKind(reactor, fd);
     if (what === 'PIPE' && kind === INHERIT_STREAM) throw unsupported('net.Socket({ fd }) on a pipe');
     throw coded(new TypeError(`Unsupported fd type: ${what}`), 'ERR_INVALID_FD_TYPE');
   }
-  if (token < 0) throw systemError(-token, 'open');
+  // A stream socket not connected: the caller connects from it.
+  if (token < 0 && !(kind === INHERIT_STREAM && token === NOT_CONNECTED)) throw systemError(-token, 'open');
   return { reactor, token };
+}
+
+/** What `takeFdOrThrow` gives for a stream socket that is not connected (bound, or not even that): nothing was taken. */
+export const NOT_CONNECTED = -uvErrno('ENOTCONN');
+
+/** The fd kinds (`fdKind`) each inherit kind takes. */
+const KINDS: Record<number, string[]> = { [INHERIT_LISTENER]: ['TCP', 'PIPE'], [INHERIT_STREAM]: ['TCP', 'PIPE'], [INHERIT_DATAGRAM]: ['UDP'] };
+
+/**
+ * A stream socket given by fd that is not connected, kept as node:net keeps
+ * it until `connect()`: the connect goes out from it (from a copy; the
+ * given fd is closed once the copy serves it, or with the socket).
+ */
+export function unconnectedFd(fd: number, reactor: Reactor): Adopted {
+  let held = true;
+  return {
+    fd,
+    // A Unix-domain one connects to a path; where it is bound is not asked.
+    path: fdKind(reactor, fd) === 'PIPE' ? '' : undefined,
+    local: undefined,
+    release() {
+      if (held) giveUp(fd);
+      held = false;
+    },
+  };
 }
 
 /** What `fd` is, as libuv's `uv_guess_handle` (Node's `guessHandleType`) names it. */

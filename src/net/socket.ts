@@ -13,7 +13,7 @@ import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
-import { INHERIT_STREAM, takeFdOrThrow } from '../fds';
+import { INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
 import { handOver, type Handover, type HandsOver } from '../handoff';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
@@ -303,6 +303,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private openFd(fd: unknown): void {
     const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
     const { reactor, token } = takeFdOrThrow(this.backendName, n, INHERIT_STREAM, this.noDelay);
+    if (token === NOT_CONNECTED) {
+      // Bound (or not) and not connected: connect() goes out from it, as from an adopted BoundSocket.
+      this.fromBound = { adopted: unconnectedFd(n, reactor), path: undefined };
+      return;
+    }
     this.opened = true;
     this.bind(reactor, token);
     this.fetchAddresses();

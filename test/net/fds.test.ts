@@ -71,6 +71,33 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
     }, 20_000);
   }
 
+  // node:net connects the handle it wraps; the drop-in took the fd for a connected one: a
+  // false 'connect', then EPIPE, nothing sent.
+  it('new Socket({ fd }) of a TCP socket bound and not connected: connect() goes out from it, as node:net', async () => {
+    const echo = net.createServer((c) => c.pipe(c)).listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    try {
+      for (const [impl, backend] of [['node', 'mio'], ...BACKENDS.map((b) => ['muxnet', b])]) {
+        // Node has no public bound-only TCP socket before 24's BoundSocket: its binding makes one.
+        const { TCP, constants } = (process as unknown as { binding(name: string): any }).binding('tcp_wrap');
+        const handle = new TCP(constants.SOCKET);
+        expect(handle.bind('127.0.0.1', 0)).toBe(0);
+        const bound: { port?: number } = {};
+        handle.getsockname(bound);
+        const child = spawn(process.execPath, ['--no-deprecation', path.join(__dirname, '..', 'fixtures', 'fd-unconnected.js'), impl, backend, String((echo.address() as net.AddressInfo).port)], {
+          stdio: ['ignore', 'pipe', 'inherit', handle.fd],
+        });
+        handle.close();
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        const [code] = await once(child, 'exit');
+        expect([code, out.trim()], `${impl} ${backend}`).toEqual([0, JSON.stringify({ localPort: bound.port, echo: 'through fd 3' })]);
+      }
+    } finally {
+      echo.close();
+    }
+  });
+
   // node:net opens a FIFO's fd as a pipe handle, listen() fails (ENOTSOCK), and the handle's close
   // closes the fd: the caller gave it away. The drop-in did the same but left the fd open.
   it('listen({ fd }) failing on a FIFO closes the fd given, as node:net', async () => {
@@ -117,7 +144,20 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
         const [error] = (await once(server, 'error')) as [NodeJS.ErrnoException];
         expect([error.code, error.syscall], name).toEqual(['EEXIST', 'listen']);
       }
+      // Of the wrong kind, it is said first, as node:net's check comes first.
+      const wrongKind = (fn: () => unknown) => {
+        try {
+          fn();
+          return 'none';
+        } catch (e) {
+          return `${(e as Error).constructor.name} ${(e as NodeJS.ErrnoException).code}: ${(e as Error).message}`;
+        }
+      };
+      expect(wrongKind(() => new net.Socket({ fd: fdOf(udp) }))).toBe('TypeError ERR_INVALID_FD_TYPE: Unsupported fd type: UDP');
+      expect(wrongKind(() => dgram.createSocket('udp4').bind({ fd: fdOf(conn) }))).toBe('TypeError ERR_INVALID_FD_TYPE: Unsupported fd type: TCP');
       for (const backend of BACKENDS) {
+        expect(wrongKind(() => new muxnet.Socket({ fd: fdOf(udp), backend } as never))).toBe('TypeError ERR_INVALID_FD_TYPE: Unsupported fd type: UDP');
+        expect(wrongKind(() => muxnetDgram.createSocket({ type: 'udp4', backend } as never).bind({ fd: fdOf(conn) }))).toBe('TypeError ERR_INVALID_FD_TYPE: Unsupported fd type: TCP');
         expect(() => new muxnet.Socket({ fd: fdOf(conn), backend } as never), backend).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'open' }));
         const socket = muxnetDgram.createSocket({ type: 'udp4', backend } as never);
         expect(() => socket.bind({ fd: fdOf(udp) }), backend).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'open' }));

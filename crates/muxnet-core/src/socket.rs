@@ -616,9 +616,12 @@ pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> 
 }
 
 /// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`.
+/// One not connected (bound, or not even that) is `ENOTCONN`: the caller
+/// may connect from it (see [`inherited_connect`]).
 #[cfg(unix)]
 pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
     let (socket, domain) = inherited(fd, Type::STREAM)?;
+    socket.peer_addr()?;
     Ok(if domain == Domain::UNIX {
         Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
     } else {
