@@ -1,7 +1,7 @@
 // Errors shaped like Node's own: system errors carry `errno` (negative, as
 // libuv reports it), `code`, `syscall` and, where known, `address`/`port`;
 // argument errors are TypeError/RangeError with an `ERR_*` code.
-import { getSystemErrorMap, inspect } from 'node:util';
+import { getSystemErrorMap, inspect, type InspectOptions } from 'node:util';
 import { native } from './binding';
 
 export interface SystemError extends Error {
@@ -73,6 +73,14 @@ export function libuvSystemError(key: string, prefix: string, errno: number, sys
       configurable: true,
     });
   }
+  // As Node's SystemError is inspected: the getters' values shown (`errno: [Getter/Setter: -9]`).
+  Object.defineProperty(err, inspect.custom, {
+    value(this: Error, _depth: number, options: InspectOptions) {
+      return inspect(this, { ...options, getters: true, customInspect: false });
+    },
+    configurable: true,
+    writable: true,
+  });
   return err as CodedError<Error>;
 }
 

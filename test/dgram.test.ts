@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { BlockList } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
 import { moveAway, sleep, waitFor } from './helpers';
@@ -823,6 +823,19 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     });
     expect(Object.keys(early!)).toEqual(['code', 'info', 'errno', 'syscall']);
     expect(String(early)).toBe('SystemError [ERR_SOCKET_BUFFER_SIZE]: Could not get or set buffer size: uv_recv_buffer_size returned EBADF (bad file descriptor)');
+    // Inspected as node:dgram's: the getters' values shown.
+    const reference = nodeDgram.createSocket('udp4');
+    let nodeError: Error | undefined;
+    try {
+      reference.getRecvBufferSize();
+    } catch (err) {
+      nodeError = err as Error;
+    }
+    reference.close();
+    // Its properties, under the first line (which the stack's rewriting under vitest changes).
+    const shown = (err: Error) => inspect(err).replace(/^ +at .*\n/gm, '').split('\n').slice(1).join('\n');
+    expect(shown(early!)).toBe(shown(nodeError!));
+    expect(shown(early!)).toContain("errno: [Getter/Setter: -9]");
     expect(() => s.setSendBufferSize(4096)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BUFFER_SIZE', syscall: 'uv_send_buffer_size' }));
     await bound(s, '127.0.0.1');
     // Linux keeps (and reports) twice what was asked.

@@ -18,7 +18,7 @@ import { installThreadMoves } from '../threads';
 import { callable } from './callable';
 import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
-import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
+import { Socket as SocketClass, normalizeArgs, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
 import { ownDefault } from '../interop';
 
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
@@ -69,6 +69,9 @@ export function connect(...args: unknown[]): Socket {
 }
 
 export const createConnection = connect;
+
+/** node:net's own `_normalizeArgs`: `connect(net._normalizeArgs(args))` takes its array. */
+export const _normalizeArgs = normalizeArgs;
 
 let simultaneousAcceptsWarned = false;
 /** Deprecated (DEP0121) and, outside Windows, does nothing, as in node:net. */

@@ -12,6 +12,7 @@ import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validate
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
+import { unsupported } from './unsupported';
 import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 
@@ -175,6 +176,12 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     if (bound) {
       this.listenBound(adopt(bound), backlogInt(backlogArg));
       return this;
+    }
+    // node:net's other handle forms hand it another server's or socket's libuv handle, which
+    // it takes over; the reactor cannot take a socket that libuv watches.
+    const given = rest[0] as { _handle?: unknown; handle?: unknown } | undefined;
+    if (optionsGiven && (given instanceof Server || given instanceof Socket || '_handle' in given! || given!.handle != null)) {
+      throw unsupported('server.listen(handle) with a server, a socket or a handle (give { fd }, a port or a path)');
     }
     // listen(), listen(null), listen(cb), listen({ port: undefined }): any free port.
     if (rest.length === 0 || (opts.port === undefined && 'port' in opts) || opts.port === null) opts.port = 0;

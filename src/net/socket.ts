@@ -5,6 +5,7 @@
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
 import { Buffer } from 'node:buffer';
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
+import * as nodeNet from 'node:net';
 import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
@@ -1322,8 +1323,20 @@ function peerEnded(this: Socket): void {
   if (!this.allowHalfOpen) (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
 }
 
-/** node:net's `normalizeArgs`: (options[, cb]) | (port[, host][, cb]) | (path[, cb]). */
+/**
+ * node:net's own `_normalizeArgs` (public code calls it: proxy agents,
+ * wrappers of `connect`). Its arrays carry a mark, by which `connect([opts,
+ * cb])` takes them as normalized already.
+ */
+export const normalizeArgs = (nodeNet as unknown as { _normalizeArgs: (args: unknown[]) => unknown[] })._normalizeArgs;
+const NORMALIZED: symbol | undefined = Object.getOwnPropertySymbols(normalizeArgs([]))[0];
+
+/** node:net's `normalizeArgs`: (options[, cb]) | (port[, host][, cb]) | (path[, cb]) | ([options, cb]) marked as normalized. */
 export function normalizeConnectArgs(args: unknown[]): [SocketConnectOpts, (() => void) | undefined] {
+  const normalized = args[0];
+  if (Array.isArray(normalized) && NORMALIZED !== undefined && (normalized as unknown as Record<symbol, unknown>)[NORMALIZED]) {
+    return [normalized[0] as SocketConnectOpts, typeof normalized[1] === 'function' ? (normalized[1] as () => void) : undefined];
+  }
   const last = args[args.length - 1];
   const cb = typeof last === 'function' ? (last as () => void) : undefined;
   // As node:net, the first argument is read even when it is the callback: `connect(cb)` has a function for its port.

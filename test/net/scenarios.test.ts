@@ -549,6 +549,26 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.destroy();
   });
 
+  it('_normalizeArgs, and connect() given its array (as wrappers of connect pass it on)', async () => {
+    const n = net as unknown as { _normalizeArgs(args: unknown[]): unknown[] };
+    expect([...n._normalizeArgs([8080, '127.0.0.1'])]).toEqual([{ port: 8080, host: '127.0.0.1' }, null]);
+    expect([...n._normalizeArgs(['/tmp/x.sock'])]).toEqual([{ path: '/tmp/x.sock' }, null]);
+    const server = net.createServer(serverOpts(), (c) => c.end('hi'));
+    const port = await listening(server);
+    // node:net's own array is taken too: its mark is node's.
+    for (const normalize of [n._normalizeArgs, (nodeNet as unknown as typeof n)._normalizeArgs]) {
+      let called = false;
+      const socket = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+      (socket.connect as (...a: unknown[]) => void)(normalize([{ port, host: '127.0.0.1' }, () => (called = true)]));
+      let got = '';
+      socket.on('data', (d) => (got += d));
+      await once(socket, 'end');
+      expect([called, got]).toEqual([true, 'hi']);
+      socket.destroy();
+    }
+    server.close();
+  });
+
   it('closes a server on Symbol.asyncDispose', async () => {
     const server = net.createServer(serverOpts());
     await listening(server);
@@ -1072,5 +1092,24 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: `The argument 'options' must have the property "port" or "path". Received { host: 'localhost' }` }),
     );
     expect(() => server.listen({ port: -1 })).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT', message: 'options.port should be >= 0 and < 65536. Received type number (-1).' }));
+  });
+});
+
+// node:net takes over another server's or socket's libuv handle; the reactor cannot take a
+// socket libuv watches, so the drop-in says so (it said the options lacked a port or path).
+describe('muxnet: server.listen(handle)', () => {
+  it('with a server, a socket or a handle throws ERR_MUXNET_UNSUPPORTED, naming what to give instead', async () => {
+    const other = nodeNet.createServer().listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    const mine = muxnet.createServer().listen(0, '127.0.0.1');
+    await once(mine, 'listening');
+    const handle = (other as unknown as { _handle: unknown })._handle;
+    for (const given of [other, mine, { _handle: handle }, { handle }]) {
+      const server = muxnet.createServer();
+      expect(() => server.listen(given as never)).toThrow(expect.objectContaining({ code: 'ERR_MUXNET_UNSUPPORTED', message: expect.stringContaining('give { fd }, a port or a path') }));
+      expect(server.listening).toBe(false);
+    }
+    other.close();
+    mine.close();
   });
 });
