@@ -63,6 +63,12 @@ export declare class Reactor {
    */
   duplicate(token: number): number
   /**
+   * `fd` is one this reactor serves or made for itself (a socket, a file
+   * or pipe it sends, its wake-up pipe): a socket "given by fd" with that
+   * number is refused (`EEXIST`), as libuv refuses one it watches.
+   */
+  holdsFd(fd: number): boolean
+  /**
    * What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
    * stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
    */

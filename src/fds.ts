@@ -10,7 +10,7 @@ import { isatty } from 'node:tty';
 import { coded, systemError, uvErrno } from './errors';
 import type { Adopted } from './net/bound';
 import { unsupported } from './net/unsupported';
-import { openReactor, type Reactor } from './reactor';
+import { openReactor, openReactors, type Reactor } from './reactor';
 
 /** `inherit()`'s kinds: a bound or listening stream socket, a connected stream, a bound UDP socket. */
 export const INHERIT_LISTENER = 0;
@@ -28,6 +28,10 @@ export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErr
  * is the same.
  */
 export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
+  // One of muxnet's own on this thread (a socket a reactor serves, its wake-up pipe…): refused
+  // as libuv refuses an fd it watches. A copy taken and the number closed would pull it from
+  // under that reactor, and the next socket made would get the number.
+  if (openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
   if (token >= 0) giveUp(fd);
   return token;

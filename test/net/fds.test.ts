@@ -4,7 +4,7 @@
 // test/fixtures/fds-given.js gets them as fds 3 to 6 and uses them with
 // muxnet on each backend and with node:net/node:dgram; both must do and
 // say the same, and close each given fd with its socket.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -96,6 +96,22 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
     } finally {
       echo.close();
     }
+  });
+
+  // The drop-in took a copy of its own reactor's socket and closed the number under it: the next
+  // socket made got the number, and bytes written to one connection reached another's peer; its
+  // wake-up pipe closed so left the reactor deaf.
+  it.each(BACKENDS)("an fd muxnet's own reactor holds (a connection, its wake-up pipe) is refused with EEXIST and left to it, on %s", async (backend) => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'own-fds.js'), backend], { timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    const report = JSON.parse(out);
+    // a's socket and node:net's end of it at least; the reactor's wake-up pipe on poll and select.
+    expect(report.fds).toBeGreaterThanOrEqual(backend === 'mio' ? 2 : 4);
+    // bind({ fd }) of a stream socket says its kind first, as node:dgram (ERR_INVALID_FD_TYPE).
+    expect(report.got.every((g: string) => /^EEXIST EEXIST (EEXIST|ERR_INVALID_FD_TYPE)$/.test(g)), report.got.join(', ')).toBe(true);
+    expect(report.closed).toEqual([]);
+    expect(report.echoes).toEqual(['for a', 'for b']);
   });
 
   // node:net opens a FIFO's fd as a pipe handle, listen() fails (ENOTSOCK), and the handle's close

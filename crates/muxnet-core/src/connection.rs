@@ -428,6 +428,17 @@ impl Connection {
         self.extra.iter().flat_map(|e| e.files.iter())
     }
 
+    /// `fd` is a file this connection sends, or an end of its kernel pipe.
+    #[cfg(unix)]
+    pub fn holds_fd(&self, fd: std::os::fd::RawFd) -> bool {
+        use std::os::fd::AsRawFd;
+        #[cfg(target_os = "linux")]
+        if self.extra.as_ref().and_then(|e| e.spliced.as_ref()).is_some_and(|p| p.holds_fd(fd)) {
+            return true;
+        }
+        self.files().any(|f| f.file.as_raw_fd() == fd)
+    }
+
     fn has_files(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| !e.files.is_empty())
     }

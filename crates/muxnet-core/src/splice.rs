@@ -29,6 +29,11 @@ impl KernelPipe {
         Ok(KernelPipe { read, write, len: 0 })
     }
 
+    /// `fd` is one of the pipe's two ends.
+    pub fn holds_fd(&self, fd: RawFd) -> bool {
+        fd == self.read.as_raw_fd() || fd == self.write.as_raw_fd()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -79,6 +84,11 @@ const SPARE_PIPES: usize = 16;
 
 impl SparePipes {
     /// An empty pipe: a kept one, or a new one.
+    /// `fd` is an end of a kept pipe.
+    pub fn holds_fd(&self, fd: RawFd) -> bool {
+        self.pipes.iter().any(|p| p.holds_fd(fd))
+    }
+
     pub fn take(&mut self) -> io::Result<KernelPipe> {
         match self.pipes.pop() {
             Some(pipe) => Ok(pipe),

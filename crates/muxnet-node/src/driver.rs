@@ -173,6 +173,13 @@ impl State {
         }
     }
 
+    /// `fd` is the reactor's own (see [`muxnet_core::Reactor::holds_fd`])
+    /// or its waiter's notify pipe's.
+    #[cfg(unix)]
+    pub fn holds_fd(&self, fd: i32) -> bool {
+        self.reactor.holds_fd(fd) || matches!(&self.wakeup, Wakeup::Thread { pipe, .. } if pipe.holds_fd(fd))
+    }
+
     pub fn is_closed(&self) -> bool {
         self.js.is_none()
     }

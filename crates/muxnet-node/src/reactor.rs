@@ -281,6 +281,20 @@ impl Reactor {
         }
     }
 
+    /// `fd` is one this reactor serves or made for itself (a socket, a file
+    /// or pipe it sends, its wake-up pipe): a socket "given by fd" with that
+    /// number is refused (`EEXIST`), as libuv refuses one it watches.
+    #[napi(catch_unwind)]
+    pub fn holds_fd(&self, fd: i32) -> bool {
+        #[cfg(unix)]
+        return !self.state.borrow().is_closed() && self.state.borrow().holds_fd(fd);
+        #[cfg(not(unix))]
+        {
+            let _ = fd;
+            false
+        }
+    }
+
     /// What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
     /// stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
     #[napi(catch_unwind)]

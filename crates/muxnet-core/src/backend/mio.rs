@@ -144,6 +144,13 @@ impl Backend for MioBackend {
         self.waker.clone()
     }
 
+    /// The epoll or kqueue fd (libuv watches it, unless a waiter thread
+    /// does; mio's own waker is no socket, which no caller takes).
+    #[cfg(unix)]
+    fn holds_fd(&self, fd: super::RawHandle) -> bool {
+        fd == self.fd
+    }
+
     #[cfg(unix)]
     fn as_pollable(&self) -> Option<&dyn Pollable> {
         Some(self)

@@ -102,6 +102,9 @@ pub trait Backend: Blockable {
     /// (`None`: until something is ready or [`Wake`] fires).
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;
     fn waker(&self) -> Arc<dyn Wake>;
+    /// `fd` is one the backend made for itself (its wake-up pipe).
+    #[cfg(unix)]
+    fn holds_fd(&self, fd: RawHandle) -> bool;
     /// The backend as [`Pollable`], if another event loop can watch it.
     fn as_pollable(&self) -> Option<&dyn Pollable> {
         None

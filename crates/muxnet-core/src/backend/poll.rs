@@ -135,6 +135,10 @@ impl Backend for PollBackend {
     fn waker(&self) -> Arc<dyn Wake> {
         self.waker.clone()
     }
+
+    fn holds_fd(&self, fd: RawFd) -> bool {
+        self.pipe.holds_fd(fd)
+    }
 }
 
 impl Blockable for PollBackend {

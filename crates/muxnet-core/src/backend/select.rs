@@ -129,6 +129,10 @@ impl Backend for SelectBackend {
     fn waker(&self) -> Arc<dyn Wake> {
         self.waker.clone()
     }
+
+    fn holds_fd(&self, fd: RawFd) -> bool {
+        self.pipe.holds_fd(fd)
+    }
 }
 
 impl Blockable for SelectBackend {

@@ -4,6 +4,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{FdLimitError, Wake};
@@ -13,7 +14,8 @@ use super::{FdLimitError, Wake};
 /// watch fire, when a waiter thread wakes the JS thread).
 pub struct SelfPipe {
     reader: UnixStream,
-    writer: UnixStream,
+    /// Shared with the wakers (no copy of the fd each).
+    writer: Arc<UnixStream>,
 }
 
 impl SelfPipe {
@@ -21,7 +23,7 @@ impl SelfPipe {
         let (reader, writer) = UnixStream::pair()?;
         reader.set_nonblocking(true)?;
         writer.set_nonblocking(true)?;
-        Ok(SelfPipe { reader, writer })
+        Ok(SelfPipe { reader, writer: Arc::new(writer) })
     }
 
     pub fn read_fd(&self) -> RawFd {
@@ -35,16 +37,21 @@ impl SelfPipe {
     }
 
     pub fn waker(&self) -> io::Result<PipeWaker> {
-        Ok(PipeWaker(self.writer.try_clone()?))
+        Ok(PipeWaker(self.writer.clone()))
+    }
+
+    /// `fd` is one of the pair's two ends.
+    pub fn holds_fd(&self, fd: RawFd) -> bool {
+        fd == self.reader.as_raw_fd() || fd == self.writer.as_raw_fd()
     }
 }
 
 /// Writes the wake-up byte; any thread may hold one.
-pub struct PipeWaker(UnixStream);
+pub struct PipeWaker(Arc<UnixStream>);
 
 impl Wake for PipeWaker {
     fn wake(&self) -> io::Result<()> {
-        match (&self.0).write(&[1]) {
+        match (&*self.0).write(&[1]) {
             // A full pipe already holds a wake-up.
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(()),

@@ -21,6 +21,12 @@ fn parked() -> &'static Mutex<HashMap<u64, Stream>> {
 
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
 
+/// `fd` is a detached connection's, waiting for its adopter.
+#[cfg(unix)]
+pub(super) fn parked_holds_fd(fd: std::os::fd::RawFd) -> bool {
+    parked().lock().unwrap_or_else(PoisonError::into_inner).values().any(|s| s.raw_fd() == fd)
+}
+
 fn not_parked() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no detached connection has this ticket")
 }

@@ -384,6 +384,25 @@ impl Reactor {
         }
     }
 
+    /// `fd` is one of this reactor's own — a socket it serves (or one
+    /// detached and not yet adopted, by any reactor), a file or kernel pipe
+    /// a connection sends through, a spare pipe, its backend's — which a
+    /// caller handed that number as "a socket given by fd" must refuse, as
+    /// libuv refuses an fd it watches: taking a copy and closing the number
+    /// would pull it from under this reactor (and the next socket made
+    /// would get the number, and another connection's bytes).
+    #[cfg(unix)]
+    pub fn holds_fd(&self, fd: std::os::fd::RawFd) -> bool {
+        use std::os::fd::AsRawFd;
+        #[cfg(target_os = "linux")]
+        if self.spare_pipes.holds_fd(fd) {
+            return true;
+        }
+        self.backend.holds_fd(fd)
+            || handoff::parked_holds_fd(fd)
+            || self.entries.values().any(|e| e.socket.sock_ref().as_raw_fd() == fd || matches!(&e.kind, Kind::Stream(c) if c.holds_fd(fd)))
+    }
+
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
         !self.carry.is_empty() || !self.carry_after.is_empty() || !self.flush_soon.is_empty()
