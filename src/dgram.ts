@@ -96,8 +96,8 @@ interface Outgoing {
   /** The resolved destination; none on a connected socket. */
   ip: string | undefined;
   port: number | undefined;
-  /** The destination as the caller gave it, for errors. */
-  address: string | undefined;
+  /** The destination as the caller gave it (null too), for errors. */
+  address: string | null | undefined;
   callback: SendCallback | undefined;
   /** The reactors' event being handled when it was sent (see `close`). */
   event: number;
@@ -519,8 +519,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
     this.healthCheck();
     this.bindImplicitly();
-    const where = (address as string | null | undefined) ?? undefined;
-    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : where, callback: cb, event: eventsDispatched() };
+    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : (address as string | null | undefined), callback: cb, event: eventsDispatched() };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
     else this.route(out, connected);
   }
@@ -945,8 +944,17 @@ function alreadyBound(): Error {
 }
 
 /** Node's `ExceptionWithHostPort`: the port only when it is one. */
-function hostPortError(errno: number, syscall: string, address: string | undefined, port: unknown): Error {
-  return systemError(errno, syscall, address, typeof port === 'number' && port > 0 ? port : undefined);
+/**
+ * As node:dgram's errors name a destination (its `exceptionWithHostPort`):
+ * `address:port` for a port above 0 (whatever the address: `undefined:9`
+ * for a send given none), else the address if any; `address` always set,
+ * `port` as given (a bind's `'7x'` too) if truthy.
+ */
+function hostPortError(errno: number, syscall: string, address: string | null | undefined, port: unknown): Error {
+  const { errno: code, code: name, message } = systemError(errno, syscall);
+  const where = port && (port as number) > 0 ? ` ${address}:${String(port)}` : address ? ` ${address}` : '';
+  const err = Object.assign(new Error(`${message}${where}`), { errno: code, code: name, syscall, address });
+  return port ? Object.assign(err, { port }) : err;
 }
 
 /** `buffer[offset, offset + length)` as a Buffer over the same memory. */

@@ -48,6 +48,16 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     return s.address().port;
   };
 
+  it("names a failed send's destination as node:dgram does: `undefined:9` with no address given, `null:9` with null", async () => {
+    const s = create('udp4');
+    const shape = (err: NodeJS.ErrnoException & { address?: unknown; port?: unknown }) => ({ message: err.message, address: err.address, hasAddress: 'address' in err, port: err.port });
+    const failed = (...args: unknown[]) => new Promise<ReturnType<typeof shape>>((resolve) => (s.send as (...a: unknown[]) => void)(Buffer.alloc(65_508), ...args, (err: NodeJS.ErrnoException) => resolve(shape(err))));
+    expect(await failed(9)).toEqual({ message: 'send EMSGSIZE undefined:9', address: undefined, hasAddress: true, port: 9 });
+    expect(await failed(9, null)).toEqual({ message: 'send EMSGSIZE null:9', address: null, hasAddress: true, port: 9 });
+    expect(await failed(9, '127.0.0.1')).toEqual({ message: 'send EMSGSIZE 127.0.0.1:9', address: '127.0.0.1', hasAddress: true, port: 9 });
+    s.close();
+  });
+
   it('binds, receives with rinfo, and answers every send() form', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');

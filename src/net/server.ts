@@ -8,7 +8,7 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
-import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
+import { isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
@@ -120,13 +120,16 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     // As node:net: null is no options.
     if (options != null && typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
-    this.options = { ...options };
+    // As node:net: noDelay and keepAlive are read as booleans; a bad backend is said now, not from a later tick.
+    this.options = { ...options, noDelay: Boolean(options?.noDelay), keepAlive: Boolean(options?.keepAlive) };
+    if (this.options.backend !== undefined) resolveBackend(this.options.backend);
     if (this.options.keepAliveInitialDelay !== undefined) validateType(this.options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
     this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
     const hwm = this.options.highWaterMark;
     if (hwm !== undefined) validateType(hwm, 'options.highWaterMark', 'number');
     this.highWaterMark = hwm === undefined || hwm < 0 ? getDefaultHighWaterMark(false) : hwm;
-    if (connectionListener) this.on('connection', connectionListener);
+    // As node:net: a listener that is no function is ignored.
+    if (typeof connectionListener === 'function') this.on('connection', connectionListener);
   }
 
   /** node:net's count of open connections (node:cluster reads it, as some apps do). */

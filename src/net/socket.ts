@@ -270,7 +270,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const name = options.readableObjectMode ? 'readableObjectMode' : 'writableObjectMode';
       throw invalidArgValue(`options.${name}`, options[name], 'is not supported');
     }
-    const signal = validateAbortSignal(options.signal, 'options.signal');
+    // As node:net: a falsy signal is none.
+    const signal = options.signal ? validateAbortSignal(options.signal, 'options.signal') : undefined;
     const blockList = validateBlockList(options.blockList, 'options.blockList');
     // As node:net (a connect's options are the socket's too): checked here, not at the first keep-alive probe.
     if (options.keepAliveInitialDelay !== undefined) validateType(options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
@@ -523,12 +524,15 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (typeof opts.path !== 'string') throw invalidArgType('options.path', 'of type string', opts.path);
       return this.connectPath(opts.path, opts, listener);
     }
-    const { localAddress, localPort } = opts;
-    if (this.fromBound && (localAddress !== undefined || localPort !== undefined)) {
+    if (this.fromBound && (opts.localAddress !== undefined || opts.localPort !== undefined)) {
       throw invalidArgValue('options', opts, 'localAddress and localPort cannot be used with an adopted bound socket');
     }
-    if (localAddress && !isIP(localAddress)) throw invalidIpAddress(localAddress);
-    if (localPort && typeof localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', localPort);
+    if (opts.localAddress && !isIP(opts.localAddress)) throw invalidIpAddress(opts.localAddress);
+    // As node:net, an address given as an object (a String, an array) is read as its text.
+    const localAddress = opts.localAddress ? String(opts.localAddress) : opts.localAddress;
+    if (opts.localPort && typeof opts.localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', opts.localPort);
+    // Not wrapped into a port the kernel would take (2 ** 32 + 5 bound port 5): node:net's bind fails.
+    const localPort = opts.localPort ? validatePort(opts.localPort, 'options.localPort') : opts.localPort;
     if (opts.port !== undefined && typeof opts.port !== 'number' && typeof opts.port !== 'string') {
       throw invalidArgType('options.port', 'one of type number or string', opts.port);
     }

@@ -569,6 +569,38 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     server.close();
   });
 
+  it('takes loose options as node:net does: noDelay/keepAlive read as booleans, a listener that is no function ignored, a falsy signal none, a localAddress object read as its text', async () => {
+    for (const noDelay of [1, 'yes', 2 ** 53, {}]) {
+      const server = net.createServer(serverOpts({ noDelay, keepAlive: 'on' }), 5 as never);
+      const port = await listening(server);
+      const client = dial(port, { localAddress: new String('127.0.0.1') as never });
+      await once(client, 'connect');
+      expect(client.localAddress).toBe('127.0.0.1');
+      client.destroy();
+      server.close();
+    }
+    for (const signal of [null, false, '', 0, NaN]) {
+      const socket = new net.Socket({ signal, backend } as never);
+      socket.destroy();
+    }
+  });
+
+  it("sockets destroyed in one tick close last first, as libuv runs its closing handles", async () => {
+    const server = net.createServer(serverOpts());
+    const port = await listening(server);
+    const clients = await Promise.all([0, 1, 2].map(async () => {
+      const c = dial(port);
+      await once(c, 'connect');
+      return c;
+    }));
+    const order: number[] = [];
+    clients.forEach((c, i) => c.on('close', () => order.push(i)));
+    for (const c of clients) c.destroy();
+    await waitFor(() => order.length === 3, 'three closes');
+    expect(order).toEqual([2, 1, 0]);
+    server.close();
+  });
+
   it('closes a server on Symbol.asyncDispose', async () => {
     const server = net.createServer(serverOpts());
     await listening(server);
@@ -1111,5 +1143,16 @@ describe('muxnet: server.listen(handle)', () => {
     }
     other.close();
     mine.close();
+  });
+});
+
+describe('muxnet: options node:net has none of, or takes unchecked', () => {
+  it('a bad backend throws from createServer (it was thrown from a later tick, uncaught); a localPort past 65535 is ERR_SOCKET_BAD_PORT (it was wrapped: 2 ** 32 + 5 bound port 5)', () => {
+    for (const backend of ['nope', '', 5]) {
+      expect(() => muxnet.createServer({ backend } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    }
+    for (const localPort of [2 ** 32 + 5, 70_000, 1.5, -1, Infinity]) {
+      expect(() => muxnet.connect({ port: 9, host: '127.0.0.1', localPort } as never)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_SOCKET_BAD_PORT' }));
+    }
   });
 });
