@@ -27,11 +27,21 @@ const os = require('node:os');
 const path = require('node:path');
 
 const HOOK = path.join(__dirname, 'conformance-hook.js');
+const ESM_HOOK = path.join(__dirname, 'conformance-esm.mjs');
 
 /** Why a test is not run, from its source; undefined when it runs. */
 const SKIPS = [
-  [/\/\/ Flags:.*--expose-internals|require\(['"]internal\//, 'needs --expose-internals (Node internals)'],
-  [/internalBinding|process\.binding\(|tcp_wrap|pipe_wrap|\._handle\b|\bhandle:\s*\{/, 'libuv handle internals (_handle, tcp_wrap, pipe_wrap)'],
+  // Internals that reach into node:net's, node:dgram's or their helpers' own state (--expose-internals
+  // for another internal, such as a util, is no reason).
+  [/require\(['"]internal\/(dgram|net|child_process|js_stream_socket|async_hooks|timers|repl|http2\/core)['"]\)/, "needs node:net's or node:dgram's internals (internal/net, internal/dgram, timers, ...)"],
+  // libuv handle wraps (internalBinding('uv') constants are fine); three files only read a handle
+  // the way a user can.
+  [
+    /internalBinding\(['"](tcp_wrap|pipe_wrap|udp_wrap|stream_wrap|http_parser|async_wrap|js_stream)['"]\)|process\.binding\(|\._handle\b|\bhandle:\s*\{/,
+    'libuv handle internals (_handle, tcp_wrap, pipe_wrap)',
+    undefined,
+    new Set(['test-net-bytes-read.js', 'test-net-socket-constructor.js', 'test-http-agent-uninitialized-with-handle.js']),
+  ],
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
   [/observe\(\{\s*type:\s*'net'/, "perf_hooks entries of type 'net' (no public API creates them)"],
@@ -93,11 +103,11 @@ function flagsOf(source) {
 
 function runOne(root, file, opts, slot) {
   const source = fs.readFileSync(file, 'utf8');
-  const skip = SKIPS.find(([re, , suite]) => (!suite || suite === opts.suite) && re.test(source));
+  const skip = SKIPS.find(([re, , suite, runs]) => (!suite || suite === opts.suite) && !runs?.has(path.basename(file)) && re.test(source));
   if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
   if (opts.suite === 'others' && BY_DESIGN.has(path.basename(file))) return Promise.resolve({ status: 'skipped', reason: BY_DESIGN.get(path.basename(file)) });
   const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
-  if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)}`.trim();
+  if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)} --import ${JSON.stringify(ESM_HOOK)}`.trim();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...flagsOf(source), file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
@@ -126,9 +136,9 @@ function firstError(output) {
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
-/** A test that requires net or dgram itself (the module the hook redirects). */
-const USES_NET = /require\(['"](node:)?(net|dgram)['"]\)/;
-const USES_TCP = /require\(['"](node:)?net['"]\)/;
+/** A test that requires or imports net or dgram itself (the module the hooks redirect). */
+const USES_NET = /(require\(|import\(|from )['"](node:)?(net|dgram)['"]/;
+const USES_TCP = /(require\(|import\(|from )['"](node:)?net['"]/;
 
 /**
  * Which files of a test dir each suite runs, by name, and, for the families
@@ -138,10 +148,10 @@ const USES_TCP = /require\(['"](node:)?net['"]\)/;
  * client, server or `createConnection`).
  */
 const SUITES = {
-  net: [[/^test-(net|dgram)-.*\.js$/], [/^test-cluster-.*\.js$/, USES_NET]],
-  http: [[/^test-https?2?(-.*)?\.js$/, USES_TCP]],
+  net: [[/^test-(net|dgram)-.*\.m?js$/], [/^test-cluster-.*\.m?js$/, USES_NET]],
+  http: [[/^test-https?2?(-.*)?\.m?js$/, USES_TCP]],
   // the drop-in under TLS, in child processes and workers, as a stream
-  others: [[/^test-(?!(net|dgram|cluster)-|https?2?(-|\.js$)).*\.js$/, USES_NET]],
+  others: [[/^test-(?!(net|dgram|cluster)-|https?2?(-|\.m?js$)).*\.m?js$/, USES_NET]],
 };
 
 /** The checkout's test/<dir> files of the suite (none if it has no such dir). */

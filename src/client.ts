@@ -174,6 +174,7 @@ function timedOut(what: 'connect' | 'heartbeat' | 'idle', to: { host: string; po
  * at most `maxDelay`, less up to `jitter` of it at random.
  */
 export function backoffDelay(b: Backoff, attempt: number, random: number = Math.random()): number {
+  if (b === null || typeof b !== 'object') throw invalidArgType('reconnect', 'of type object', b);
   // Past 2 ** 1024 the power is Infinity, and 0 * Infinity is NaN: no delay stays none.
   const base = b.initialDelay === 0 ? 0 : Math.min(b.maxDelay, b.initialDelay * b.factor ** (attempt - 1));
   return Math.round(base * (1 - b.jitter * random));

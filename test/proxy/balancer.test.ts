@@ -1,6 +1,7 @@
 // The balancing strategies on their own: no sockets, many picks.
 import { describe, expect, it } from 'vitest';
-import { Balancer, type Upstream } from '../../src/proxy';
+import { backoffDelay } from '../../src/client';
+import { Balancer, formatStats, type Upstream } from '../../src/proxy';
 
 const A = { port: 9001 };
 const B = { port: 9002 };
@@ -97,5 +98,10 @@ describe('Balancer', () => {
     expect(() => new Balancer([A], { strategy: 'fastest' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     const b = new Balancer([A]);
     expect(() => b.report(new Balancer([A]).upstreams[0], true)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    // Not a TypeError of its own code's making (reading a property of null, a Symbol as text).
+    expect(() => new Balancer([A], null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new Balancer([A, A], { strategy: 'source-hash' }).pick(Symbol('x') as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => formatStats(undefined as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => backoffDelay(undefined as never, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 });

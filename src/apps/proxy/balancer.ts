@@ -4,7 +4,7 @@
  * outcome (`report`), ejecting an upstream after `maxFailures` failures in
  * a row and re-admitting it on its next success.
  */
-import { invalidArgValue } from '../../errors';
+import { invalidArgType, invalidArgValue } from '../../errors';
 import { validateHost, validateInteger, validateObject, validatePort } from '../../options';
 
 /** How a `Balancer` chooses among the healthy upstreams. */
@@ -89,8 +89,9 @@ export class Balancer {
   /** `weighted`: each upstream's current weight (nginx's `current_weight`). */
   private readonly current = new Map<Upstream, number>();
 
-  constructor(upstreams: readonly UpstreamSpec[], options: BalancerOptions = {}) {
+  constructor(upstreams: readonly UpstreamSpec[], opts: BalancerOptions = {}) {
     if (!Array.isArray(upstreams) || upstreams.length === 0) throw invalidArgValue('upstreams', upstreams, 'must be a non-empty array');
+    const options = validateObject(opts, 'options') as BalancerOptions;
     const strategy = options.strategy ?? 'round-robin';
     if (!STRATEGIES.includes(strategy)) throw invalidArgValue('strategy', strategy, `must be one of: ${STRATEGIES.join(', ')}`);
     this.strategy = strategy;
@@ -113,6 +114,7 @@ export class Balancer {
    * none is left.
    */
   pick(clientAddress: string, exclude?: ReadonlySet<Upstream>): Upstream | undefined {
+    if (typeof clientAddress !== 'string') throw invalidArgType('clientAddress', 'of type string', clientAddress);
     const open = this.states.filter((u) => !exclude?.has(u));
     const healthy = open.filter((u) => u.healthy);
     const candidates = healthy.length > 0 ? healthy : open;

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, listen, type BackendName, type Connection, type PipeOptions, type Server, type SocketAddress } from '../../fast';
-import { systemError, uvErrno } from '../../errors';
+import { invalidArgType, systemError, uvErrno } from '../../errors';
 import { validateBoolean, validateInteger, validateObject } from '../../options';
 import { LiveSet } from '../../server';
 import { closeTimeout } from '../../server/drain';
@@ -522,6 +522,8 @@ export function createProxy(options: ProxyOptions): ProxyServer {
 
 /** One line of counts: what the CLI prints. */
 export function formatStats(stats: ProxyStats): string {
+  const given = validateObject(stats, 'stats');
+  if (!Array.isArray(given.upstreams)) throw invalidArgType('stats.upstreams', 'an instance of Array', given.upstreams);
   const ups = stats.upstreams
     .map((u) => `${u.address}${u.healthy ? '' : ' DOWN'} ${u.live} live/${u.pairs} pairs/${u.failures} failed`)
     .join(', ');
