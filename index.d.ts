@@ -69,6 +69,12 @@ export declare class Reactor {
    */
   holdsFd(fd: number): boolean
   /**
+   * The stream socket `fd` was never connected (see
+   * [`muxnet_core::never_connected`]): `new Socket({ fd })` connects
+   * from it later rather than serving it.
+   */
+  neverConnected(fd: number): boolean
+  /**
    * What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
    * stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
    */

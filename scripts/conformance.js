@@ -107,7 +107,9 @@ function runOne(root, file, opts, slot) {
   if (skip) return Promise.resolve({ status: 'skipped', reason: skip[1] });
   if (opts.suite === 'others' && BY_DESIGN.has(path.basename(file))) return Promise.resolve({ status: 'skipped', reason: BY_DESIGN.get(path.basename(file)) });
   const env = { ...process.env, TEST_THREAD_ID: String(slot), NODE_TEST_DIR: opts.tmp, NODE_SKIP_FLAG_CHECK: '1' };
-  if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)} --import ${JSON.stringify(ESM_HOOK)}`.trim();
+  // The ESM hook only for .mjs tests: preloaded into every test, four cluster tests hung (forked workers did not exit).
+  const esm = file.endsWith('.mjs') ? ` --import ${JSON.stringify(ESM_HOOK)}` : '';
+  if (!opts.reference) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(HOOK)}${esm}`.trim();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...flagsOf(source), file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';

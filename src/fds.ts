@@ -28,10 +28,12 @@ export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErr
  * is the same.
  */
 export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
-  // One of muxnet's own on this thread (a socket a reactor serves, its wake-up pipe…): refused
-  // as libuv refuses an fd it watches. A copy taken and the number closed would pull it from
-  // under that reactor, and the next socket made would get the number.
-  if (openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
+  // One of muxnet's own on this thread (a socket a reactor serves, its wake-up pipe, one a
+  // socket keeps to connect from…): refused as libuv refuses an fd it watches. A copy taken and
+  // the number closed would pull it from under its owner, and the next socket made would get the number.
+  if (keptToConnect.has(fd) || openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
+  // A stream socket never connected is no connection to serve: its socket connects from it.
+  if (kind === INHERIT_STREAM && KINDS[kind].includes(fdKind(reactor, fd)) && reactor.native.neverConnected(fd)) return NOT_CONNECTED;
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
   if (token >= 0) giveUp(fd);
   return token;
@@ -75,6 +77,9 @@ export const NOT_CONNECTED = -uvErrno('ENOTCONN');
 /** The fd kinds (`fdKind`) each inherit kind takes. */
 const KINDS: Record<number, string[]> = { [INHERIT_LISTENER]: ['TCP', 'PIPE'], [INHERIT_STREAM]: ['TCP', 'PIPE'], [INHERIT_DATAGRAM]: ['UDP'] };
 
+/** The fds of `unconnectedFd`s not yet released: no other socket or server may take them. */
+const keptToConnect = new Set<number>();
+
 /**
  * A stream socket given by fd that is not connected, kept as node:net keeps
  * it until `connect()`: the connect goes out from it (from a copy; the
@@ -82,13 +87,17 @@ const KINDS: Record<number, string[]> = { [INHERIT_LISTENER]: ['TCP', 'PIPE'], [
  */
 export function unconnectedFd(fd: number, reactor: Reactor): Adopted {
   let held = true;
+  keptToConnect.add(fd);
   return {
     fd,
     // A Unix-domain one connects to a path; where it is bound is not asked.
     path: fdKind(reactor, fd) === 'PIPE' ? '' : undefined,
     local: undefined,
     release() {
-      if (held) giveUp(fd);
+      if (held) {
+        keptToConnect.delete(fd);
+        giveUp(fd);
+      }
       held = false;
     },
   };

@@ -407,16 +407,15 @@ export class Reactor {
     this.closing.push(fn);
   }
 
-  /** Last in, first out, as libuv runs its closing handles: sockets destroyed in one tick close in reverse. */
   private runClosing(): void {
     const due = this.closing;
     this.closing = [];
-    for (let i = due.length - 1; i >= 0; i--) {
+    for (let i = 0; i < due.length; i++) {
       try {
         due[i]();
       } catch (err) {
         // Uncaught, as a throw from a close callback; the rest are still due, a phase later.
-        for (const fn of due.slice(0, i)) this.inClosingPhase(fn);
+        for (const fn of due.slice(i + 1)) this.inClosingPhase(fn);
         throw err;
       }
     }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startReceiver, type Received } from '../src/apps/transfer';
+import { sendFileTo, startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
 import { downPort, hangingPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
 import { within } from './net/daemons';
@@ -241,6 +241,14 @@ describe('muxnet send / receive', () => {
     } finally {
       hanging.close();
     }
+  });
+
+  it('sendFileTo: a connect that throws leaves no stall timer behind (it fired later on a connection never made: an uncaught ReferenceError)', async () => {
+    const file = path.join(dir, 'never-sent.bin');
+    fs.writeFileSync(file, 'x');
+    await expect(sendFileTo(file, '127.0.0.1', 70_000, { stallTimeoutMs: 20 })).rejects.toMatchObject({ code: 'ERR_SOCKET_BAD_PORT' });
+    // Past the stall timeout: vitest fails the run on an uncaught error.
+    await sleep(100);
   });
 
   it('send: an answer split inside a character is read whole; an endless answer line fails the send at 16 KiB, without holding the sender', async () => {

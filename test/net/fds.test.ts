@@ -84,17 +84,49 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
         expect(handle.bind('127.0.0.1', 0)).toBe(0);
         const bound: { port?: number } = {};
         handle.getsockname(bound);
-        const child = spawn(process.execPath, ['--no-deprecation', path.join(__dirname, '..', 'fixtures', 'fd-unconnected.js'), impl, backend, String((echo.address() as net.AddressInfo).port)], {
+        const child = spawn(process.execPath, ['--no-deprecation', path.join(__dirname, '..', 'fixtures', 'fd-unconnected.js'), impl, backend, 'connect', String((echo.address() as net.AddressInfo).port)], {
           stdio: ['ignore', 'pipe', 'inherit', handle.fd],
         });
         handle.close();
         let out = '';
         child.stdout!.on('data', (d) => (out += d));
         const [code] = await once(child, 'exit');
-        expect([code, out.trim()], `${impl} ${backend}`).toEqual([0, JSON.stringify({ localPort: bound.port, echo: 'through fd 3' })]);
+        // A second socket on the fd kept to connect from is refused, as node:net's (it was
+        // taken, and the number closed under the first).
+        expect([code, JSON.parse(out)], `${impl} ${backend}`).toEqual([0, { events: [], second: 'EEXIST', echo: 'through fd 3', localPort: bound.port }]);
       }
     } finally {
       echo.close();
+    }
+  });
+
+  // A reset connection has no peer either: taken for one never connected, it waited for a
+  // connect() for ever (and a cluster worker handed one died of 'accept ENOTCONN').
+  it('new Socket({ fd }) of a connection reset before it was handed over reports the reset and closes, as node:net', async () => {
+    for (const [impl, backend] of [['node', 'mio'], ...BACKENDS.map((b) => ['muxnet', b])]) {
+      let client!: net.Socket;
+      const accepted = new Promise<net.Socket>((resolve) => {
+        const server = net.createServer({ pauseOnConnect: true }, (c) => {
+          c.on('error', () => {});
+          server.close();
+          resolve(c);
+        });
+        server.listen(0, '127.0.0.1', () => {
+          client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+          client.on('error', () => {});
+        });
+      });
+      const conn = await accepted;
+      client.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const child = spawn(process.execPath, ['--no-deprecation', path.join(__dirname, '..', 'fixtures', 'fd-unconnected.js'), impl, backend, 'reset'], {
+        stdio: ['ignore', 'pipe', 'inherit', fdOf(conn)],
+      });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const [code] = await once(child, 'exit');
+      conn.destroy();
+      expect([code, JSON.parse(out)], `${impl} ${backend}`).toEqual([0, { events: ['error ECONNRESET read', 'close true'] }]);
     }
   });
 

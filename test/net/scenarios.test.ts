@@ -585,22 +585,6 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     }
   });
 
-  it("sockets destroyed in one tick close last first, as libuv runs its closing handles", async () => {
-    const server = net.createServer(serverOpts());
-    const port = await listening(server);
-    const clients = await Promise.all([0, 1, 2].map(async () => {
-      const c = dial(port);
-      await once(c, 'connect');
-      return c;
-    }));
-    const order: number[] = [];
-    clients.forEach((c, i) => c.on('close', () => order.push(i)));
-    for (const c of clients) c.destroy();
-    await waitFor(() => order.length === 3, 'three closes');
-    expect(order).toEqual([2, 1, 0]);
-    server.close();
-  });
-
   it('closes a server on Symbol.asyncDispose', async () => {
     const server = net.createServer(serverOpts());
     await listening(server);

@@ -27,6 +27,6 @@ pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, I
 pub use backend::{PipeWaker, SelfPipe};
 pub use reactor::{discard_detached, Config, Event, PipeOptions, Reactor, ReadSpace};
 #[cfg(unix)]
-pub use socket::socket_kind;
+pub use socket::{never_connected, socket_kind};
 pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Peer, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

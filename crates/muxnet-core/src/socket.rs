@@ -602,6 +602,29 @@ pub fn socket_kind(fd: i32) -> &'static str {
     }
 }
 
+/// The stream socket `fd` was never connected (bound, or not even that):
+/// it has no peer and no pending error. One the peer reset has no peer
+/// either, but its error is pending (`POLLERR`, read without taking it):
+/// it is a connection, whose read reports the reset.
+#[cfg(unix)]
+pub fn never_connected(fd: i32) -> bool {
+    // SAFETY: sockaddr_storage is plain data, valid all zero.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is a live sockaddr_storage and `len` its size; the
+    // kernel writes at most that much; a bad fd only fails the call.
+    if unsafe { libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) } == 0 {
+        return false;
+    }
+    if io::Error::last_os_error().raw_os_error() != Some(libc::ENOTCONN) {
+        return false;
+    }
+    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one live pollfd, its count 1, no wait.
+    let polled = unsafe { libc::poll(&mut pfd, 1, 0) };
+    polled >= 0 && pfd.revents & libc::POLLERR == 0
+}
+
 /// An inherited socket that is bound (or already listening), listening
 /// now with `backlog`. A Unix-domain one's file stays its creator's.
 #[cfg(unix)]
@@ -616,12 +639,9 @@ pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> 
 }
 
 /// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`.
-/// One not connected (bound, or not even that) is `ENOTCONN`: the caller
-/// may connect from it (see [`inherited_connect`]).
 #[cfg(unix)]
 pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
     let (socket, domain) = inherited(fd, Type::STREAM)?;
-    socket.peer_addr()?;
     Ok(if domain == Domain::UNIX {
         Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
     } else {

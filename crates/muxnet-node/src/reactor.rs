@@ -295,6 +295,20 @@ impl Reactor {
         }
     }
 
+    /// The stream socket `fd` was never connected (see
+    /// [`muxnet_core::never_connected`]): `new Socket({ fd })` connects
+    /// from it later rather than serving it.
+    #[napi(catch_unwind)]
+    pub fn never_connected(&self, fd: i32) -> bool {
+        #[cfg(unix)]
+        return muxnet_core::never_connected(fd);
+        #[cfg(not(unix))]
+        {
+            let _ = fd;
+            false
+        }
+    }
+
     /// What libuv calls the socket `fd`: `TCP`, `UDP`, `PIPE` (a Unix-domain
     /// stream) or `UNKNOWN` (for the error an fd of the wrong kind gets).
     #[napi(catch_unwind)]

@@ -55,19 +55,7 @@ export async function sendFileTo(file: string, host: string, port: number, optio
     let left = -1;
     let opened = false;
     let movedAt = Date.now();
-    const stalled = setInterval(
-      () => {
-        const now = opened ? conn.bufferedAmount : -1;
-        if (now !== left) {
-          left = now;
-          movedAt = Date.now();
-        } else if (Date.now() - movedAt >= stallTimeoutMs) {
-          const seconds = stallTimeoutMs / 1000;
-          conn.destroy(new Error(left < 0 ? `no connection to ${host}:${port} within ${seconds} s` : `the receiver took no byte for ${seconds} s (${left} bytes left to send)`));
-        }
-      },
-      Math.min(1000, stallTimeoutMs),
-    );
+    let stalled: NodeJS.Timeout | undefined;
     const conn = connect(
       { host, port },
       {
@@ -107,5 +95,17 @@ export async function sendFileTo(file: string, host: string, port: number, optio
         },
       },
     );
+    const watch = () => {
+      const now = opened ? conn.bufferedAmount : -1;
+      if (now !== left) {
+        left = now;
+        movedAt = Date.now();
+      } else if (Date.now() - movedAt >= stallTimeoutMs) {
+        const seconds = stallTimeoutMs / 1000;
+        conn.destroy(new Error(left < 0 ? `no connection to ${host}:${port} within ${seconds} s` : `the receiver took no byte for ${seconds} s (${left} bytes left to send)`));
+      }
+    };
+    // Started once connect() has returned (a throw from it leaves no timer), and not if its close came within the call.
+    if (!conn.closed) stalled = setInterval(watch, Math.min(1000, stallTimeoutMs));
   });
 }

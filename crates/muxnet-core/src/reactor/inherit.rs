@@ -33,7 +33,7 @@ impl Reactor {
     }
 
     /// Serves a copy of the connected stream socket `fd` as an accepted
-    /// connection of this reactor's (`ENOTCONN` if it is not connected).
+    /// connection of this reactor's.
     pub fn inherit_stream(&mut self, fd: i32, no_delay: bool) -> io::Result<Token> {
         let stream = socket::inherited_stream(fd, no_delay)?;
         let token = self.insert(Socket::Stream(stream), Kind::Stream(Connection::default()))?;
