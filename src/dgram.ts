@@ -943,7 +943,6 @@ function alreadyBound(): Error {
   return coded(new Error('Socket is already bound'), 'ERR_SOCKET_ALREADY_BOUND');
 }
 
-/** Node's `ExceptionWithHostPort`: the port only when it is one. */
 /**
  * As node:dgram's errors name a destination (its `exceptionWithHostPort`):
  * `address:port` for a port above 0 (whatever the address: `undefined:9`
