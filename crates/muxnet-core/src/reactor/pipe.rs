@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use super::stream::{drained_by, ReadEnd};
+use super::stream::{stream_drained_by, ReadEnd};
 use super::{Event, Reactor};
 use crate::backend::Token;
 use crate::stats::IoCount;
@@ -194,7 +194,7 @@ impl Reactor {
             }
             // A short splice may have met the pipe's slot limit, not the
             // socket's end: the next pass (a copying read) finds out.
-            if !spliced && drained_by(n, want, hup) {
+            if !spliced && stream_drained_by(self.stream(from)?.0, n, want, hup) {
                 return Ok(ReadEnd::Drained);
             }
         }

@@ -32,6 +32,13 @@ pub(super) fn drained_by(n: usize, want: usize, hup: bool) -> bool {
     n < want && !hup && !cfg!(windows)
 }
 
+/// [`drained_by`] for a stream. Not for a Unix-domain one: Linux ends its
+/// read at a message that carries fds (`SCM_RIGHTS`, which `read` drops)
+/// with more bytes queued behind it, and those raise no new edge.
+pub(super) fn stream_drained_by(stream: &Stream, n: usize, want: usize, hup: bool) -> bool {
+    matches!(stream, Stream::Tcp(_)) && drained_by(n, want, hup)
+}
+
 /// Why a ready connection broke: the error, and whether sending met it.
 pub(super) struct Failure {
     pub error: io::Error,
@@ -465,7 +472,7 @@ impl Reactor {
                     space.pos += n;
                     budget -= n;
                     events.push(Event::Data { conn: token, offset: pos, len: n });
-                    if drained_by(n, want, hup) {
+                    if stream_drained_by(stream, n, want, hup) {
                         return Ok(ReadEnd::Drained);
                     }
                 }
