@@ -69,6 +69,9 @@ pub struct State {
     watch: Option<Watch>,
     /// The test hook's next panic (see `Reactor.injectPanic`).
     pub injected: Option<Injected>,
+    /// JavaScript has a batch it has not finished: the slots of sockets
+    /// closed meanwhile wait for it (its events name them).
+    dispatching: bool,
 }
 
 pub type Shared = Rc<RefCell<State>>;
@@ -122,6 +125,7 @@ impl State {
             wakeup: Wakeup::Fd,
             watch: None,
             injected: None,
+            dispatching: false,
             reactor,
         }));
         let (watch, wakeup) = Self::watch(env, &state, use_thread)?;
@@ -232,6 +236,7 @@ impl State {
             js.records = Records::new(env, self.words.len().max(js.records.capacity() * 2))?;
             js.records.fill(&self.words)?;
         }
+        self.dispatching = true;
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
         let args =
             vec![js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?, js.records.value()?, js.slab.value()?, peers];
@@ -297,9 +302,11 @@ impl State {
 
     /// After JS has seen the batch: make sure the next turn comes.
     pub fn after_turn(&mut self) {
+        self.dispatching = false;
         if self.is_closed() {
             return;
         }
+        self.reactor.events_handled();
         // What JS broadcast during the batch goes out now, one send per connection.
         self.reactor.uncork();
         let pending = self.reactor.has_pending();
@@ -339,6 +346,12 @@ impl State {
     /// Called after every binding method: a waiter blocked on an old
     /// snapshot of the interest set must look again.
     pub fn kick(&mut self) {
+        // Outside a batch JavaScript has seen every event: a slot freed by
+        // this call is free at once, not at the next turn (which an idle
+        // reactor may not have for long).
+        if !self.dispatching {
+            self.reactor.events_handled();
+        }
         let changes = self.reactor.interest_changes();
         if let Wakeup::Thread { waiter, armed_at: Some(at), .. } = &mut self.wakeup {
             if *at != changes {

@@ -403,6 +403,14 @@ impl Reactor {
             || self.entries.values().any(|e| e.socket.sock_ref().as_raw_fd() == fd || matches!(&e.kind, Kind::Stream(c) if c.holds_fd(fd)))
     }
 
+    /// The owner has handled every event reported so far: the slots of the
+    /// sockets closed since may be taken again — now, not at the next turn
+    /// only (an owner that opens and closes sockets with no turn between,
+    /// on an idle reactor, made a new slot for each).
+    pub fn events_handled(&mut self) {
+        self.entries.release_held();
+    }
+
     /// Work is left over from the last turn: the next should not sleep.
     pub fn has_pending(&self) -> bool {
         !self.carry.is_empty() || !self.carry_after.is_empty() || !self.flush_soon.is_empty()
@@ -544,9 +552,8 @@ impl Reactor {
         if !self.closed_in_turn.is_empty() {
             self.closed_in_turn.clear();
         }
-        // The owner has handled the last turn's events: its closed slots may
-        // be taken again.
-        self.entries.release_held();
+        // The owner has handled the last turn's events.
+        self.events_handled();
         self.uncork();
         let timeout = if self.has_pending() {
             Some(Duration::ZERO)
