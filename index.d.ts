@@ -120,7 +120,8 @@ export declare class Reactor {
    * the next turn). Returns, for each connection that needs the
    * caller's attention, its token and why: a negative errno if the
    * write was refused (none of it queued, as a refused `write`), 0 if
-   * its queue now holds more than `slowCap` bytes.
+   * its queue now holds more than `slowCap` bytes after the kernel
+   * refused some (bytes only corked so far are not counted).
    */
   broadcast(tokens: Float64Array, data: Uint8Array, slowCap: number): Array<number>
   udpConnect(token: number, host: string, port: number): number

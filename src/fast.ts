@@ -956,8 +956,10 @@ const MAX_U32 = 0xffffffff;
  * Connections that no longer take writes (closed, or `end()`ed) are
  * skipped. Returns the connections that need attention: the write failed
  * (the connection's close follows), or more than `slowCap` bytes now wait in
- * its queue (a member too slow to keep up; `destroy()` it, or stop
- * sending to it).
+ * its queue after the kernel refused some (a member too slow to keep up;
+ * `destroy()` it, or stop sending to it). What this batch corked counts only
+ * once its send was tried: a member that stopped reading is flagged by the
+ * first broadcast of a later batch; within one, the 16 MiB cap bounds it.
  */
 export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Array | string, slowCap = Infinity): Connection<T>[] {
   // A typed array iterates numbers (and throws V8's own error once detached): never Connections.

@@ -37,6 +37,24 @@ export const setDefaultAutoSelectFamilyAttemptTimeout = nodeNet.setDefaultAutoSe
 export type { BoundSocketConstructor, BoundSocketOptions } from './bound';
 export type { ListenOptions, ServerOptions } from './server';
 export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
+// node:net's other type names, so that `import type { AddressInfo } from 'muxnet'` compiles as
+// it did from 'node:net': its own for what muxnet takes as node:net does, muxnet's for its options.
+export type { OnReadOptions as OnReadOpts, SocketOptions as SocketConstructorOpts } from './socket';
+export type { ServerOptions as ServerOpts } from './server';
+export type {
+  AddressInfo,
+  ConnectOpts,
+  DropArgument,
+  IPVersion,
+  IpcNetConnectOpts,
+  IpcSocketConnectOpts,
+  LookupFunction,
+  NetConnectOpts,
+  SocketAddressInitOptions,
+  SocketReadyState,
+  TcpNetConnectOpts,
+  TcpSocketConnectOpts,
+} from 'node:net';
 
 // Its sockets and servers go through `subprocess.send()` as node:net's do, and to worker threads.
 installHandoff();

@@ -154,6 +154,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
   listen(port?: number | string | null, host?: string, cb?: () => void): this;
+  listen(port?: number | string | null, backlog?: number, cb?: () => void): this;
   listen(port?: number | string | null, cb?: () => void): this;
   listen(options: ListenOptions, cb?: () => void): this;
   listen(bound: BoundSocket, backlog?: number, cb?: () => void): this;

@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import * as nodeNet from 'node:net';
-import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList } from 'node:net';
+import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList, type LookupFunction, type SocketReadyState } from 'node:net';
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
@@ -53,7 +53,7 @@ export interface SocketConnectOpts {
   localPort?: number;
   family?: number | string;
   hints?: number;
-  lookup?: typeof dnsLookup;
+  lookup?: LookupFunction;
   noDelay?: boolean;
   keepAlive?: boolean;
   keepAliveInitialDelay?: number;
@@ -429,7 +429,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return this.token >= 0 || this.failedHandle || (this.handleClosed && !this.destroyed);
   }
 
-  get readyState(): string {
+  get readyState(): SocketReadyState {
     if (this.connectingFlag) return 'opening';
     if (this.readable && this.writable) return 'open';
     if (this.readable && !this.writable) return 'readOnly';
@@ -585,7 +585,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
           this.emit('lookup', err, undefined, undefined, host);
           return fail(err);
         }
-        const all = Array.isArray(found) ? found : [{ address: found, family: 0 }];
+        // Not a list (a lookup that ignores `all`): node:net reads it as one, entries with no address.
+        const all = Array.isArray(found) ? found : [{ address: undefined as unknown as string, family: 0 }];
         for (const { address, family: type } of all) {
           this.emit('lookup', err, address, type, host);
           if (!this.connectingFlag) return;

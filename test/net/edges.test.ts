@@ -17,6 +17,20 @@ describe.each([
   ['node:net', nodeNet],
   ['muxnet', muxnet as unknown as Net],
 ])('%s', (_name, net) => {
+  it('a lookup that answers one address when asked for all (autoSelectFamily) fails with ERR_INVALID_IP_ADDRESS', async () => {
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = net.connect({
+      port: (server.address() as nodeNet.AddressInfo).port,
+      host: 'muxnet.invalid',
+      autoSelectFamily: true,
+      lookup: (_host, _options, callback) => (callback as (err: null, address: string, family: number) => void)(null, '127.0.0.1', 4),
+    });
+    const [err] = await once(socket, 'error');
+    expect([err.code, err.message]).toEqual(['ERR_INVALID_IP_ADDRESS', 'Invalid IP address: undefined']);
+    server.close();
+  });
+
   it.runIf(process.platform === 'linux').each([{ readableAll: true }, { writableAll: true }, { readableAll: true, writableAll: true }])(
     'refuses %o on an abstract socket path (no file to change), and listens on nothing',
     (modes) => {
@@ -765,5 +779,37 @@ describe.runIf(process.platform === 'linux')('abstract Unix-domain names across 
     await once(client, 'close');
     expect(got).toBe('hello');
     await new Promise((resolve) => server.close(resolve));
+  });
+});
+
+// The drop-in's typings take what node:net's take: this file is type-checked
+// (`npm run typecheck`) with no cast, as a user's TypeScript would be.
+describe('the drop-in as TypeScript takes node:net code', () => {
+  it('node:net type names, a LookupFunction, listen(port, backlog, cb) and listen(path, backlog, cb)', async () => {
+    const looked: string[] = [];
+    const lookup: muxnet.LookupFunction = (hostname, options, callback) => {
+      looked.push(hostname);
+      if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
+      else callback(null, '127.0.0.1', 4);
+    };
+    const server = muxnet.createServer((s) => s.end('hi'));
+    await new Promise<void>((resolve) => server.listen(0, 511, resolve));
+    const { port } = server.address() as muxnet.AddressInfo;
+    const options: muxnet.NetConnectOpts = { port, host: 'muxnet.invalid', lookup };
+    const socket = muxnet.connect(options);
+    const state: muxnet.SocketReadyState = socket.readyState;
+    expect(state).toBe('opening');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    await once(socket, 'close');
+    expect(Buffer.concat(chunks).toString()).toBe('hi');
+    expect(looked).toEqual(['muxnet.invalid']);
+    server.close();
+    if (process.platform === 'win32') return;
+    const where = path.join(os.tmpdir(), `muxnet-types-${process.pid}.sock`);
+    const pipe = muxnet.createServer();
+    await new Promise<void>((resolve) => pipe.listen(where, 16, resolve));
+    expect(pipe.address()).toBe(where);
+    await new Promise((resolve) => pipe.close(resolve));
   });
 });

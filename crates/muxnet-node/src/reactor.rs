@@ -414,7 +414,8 @@ impl Reactor {
     /// the next turn). Returns, for each connection that needs the
     /// caller's attention, its token and why: a negative errno if the
     /// write was refused (none of it queued, as a refused `write`), 0 if
-    /// its queue now holds more than `slowCap` bytes.
+    /// its queue now holds more than `slowCap` bytes after the kernel
+    /// refused some (bytes only corked so far are not counted).
     #[napi(catch_unwind)]
     pub fn broadcast(&self, tokens: &[f64], data: &[u8], slow_cap: f64) -> Vec<f64> {
         let attention = self.with(|r| {
