@@ -170,11 +170,18 @@ function timedOut(what: 'connect' | 'heartbeat' | 'idle', to: { host: string; po
 }
 
 /**
- * The wait before retry `attempt` (1, 2, …): `initialDelay × factor^(attempt-1)`,
- * at most `maxDelay`, less up to `jitter` of it at random.
+ * The wait before retry `attempt` (1, 2, …) of a client with these
+ * `reconnect` options (a field left out takes its default, as the client's):
+ * `initialDelay × factor^(attempt-1)`, at most `maxDelay`, less up to
+ * `jitter` of it at random (`random` in 0..1).
  */
-export function backoffDelay(b: Backoff, attempt: number, random: number = Math.random()): number {
-  if (b === null || typeof b !== 'object') throw invalidArgType('reconnect', 'of type object', b);
+export function backoffDelay(reconnect: ReconnectOptions, attempt: number, random: number = Math.random()): number {
+  if (reconnect === null || typeof reconnect !== 'object') throw invalidArgType('reconnect', 'of type object', reconnect);
+  if (attempt === undefined) throw invalidArgType('attempt', 'of type number', attempt);
+  return delayFor(validateBackoff(reconnect)!, validateInteger(attempt, 'attempt', 1, 1, Number.MAX_SAFE_INTEGER), validateNumber(random, 'random', 0, 0, 1));
+}
+
+function delayFor(b: Backoff, attempt: number, random: number = Math.random()): number {
   // Past 2 ** 1024 the power is Infinity, and 0 * Infinity is NaN: no delay stays none.
   const base = b.initialDelay === 0 ? 0 : Math.min(b.maxDelay, b.initialDelay * b.factor ** (attempt - 1));
   return Math.round(base * (1 - b.jitter * random));
@@ -410,7 +417,7 @@ export class Client extends EventEmitter {
     this.openedAt = 0;
     if (b === undefined || this.attempt >= b.maxRetries) return this.finish(cause);
     this.attempt++;
-    const delay = backoffDelay(b, this.attempt);
+    const delay = delayFor(b, this.attempt);
     this.stateName = 'reconnecting';
     this.emit('reconnecting', { delay, attempt: this.attempt, cause } satisfies ReconnectingEvent);
     if (this.stateName === 'reconnecting') this.retryTimer = setTimeout(() => this.open_(), delay);

@@ -108,7 +108,7 @@ export class LiveSet<T> implements Iterable<T> {
  * `live`: stops listening at once, then drains `live` for `options.timeout`
  * ms (default `fallback`) and destroys the connections left.
  */
-export async function closeGracefully(listener: { close(): void }, live: LiveSet<{ destroy(): void }>, options: CloseOptions | undefined, fallback = 0): Promise<void> {
+export async function closeGracefully(listener: { close(): void }, live: LiveSet<{ destroy(): void }>, options?: CloseOptions, fallback = 0): Promise<void> {
   if (typeof (listener as Partial<typeof listener> | null)?.close !== 'function') throw invalidArgType('listener', 'an object with a close() method', listener);
   if (!(live instanceof LiveSet)) throw invalidArgType('live', 'an instance of LiveSet', live);
   const timeout = closeTimeout(options, fallback);

@@ -56,7 +56,7 @@ export interface ErrorSource {
 export interface ServeOptions {
   port?: number;
   host?: string;
-  /** A Unix-domain socket path instead of a port (not with `workers`). */
+  /** A Unix-domain socket path instead of a port (with `workers`, `distribute: 'acceptor'` only: a path has no SO_REUSEPORT). */
   path?: string;
   backlog?: number;
   backend?: BackendName;

@@ -103,5 +103,11 @@ describe('Balancer', () => {
     expect(() => new Balancer([A, A], { strategy: 'source-hash' }).pick(Symbol('x') as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => formatStats(undefined as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => backoffDelay(undefined as never, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => b.pick('127.0.0.1', [A] as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    // A field left out takes the client's default (initialDelay 100, factor 2); a bad one throws as connect() does (NaN before).
+    expect(backoffDelay({ maxDelay: 5000 }, 3, 0)).toBe(400);
+    expect(() => backoffDelay({ factor: '2' as never }, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => backoffDelay({}, 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => backoffDelay({}, 1, 2)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
   });
 });

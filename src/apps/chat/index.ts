@@ -16,7 +16,8 @@ export { ChatServer, UdpChatServer, runClient, nodeTransport, nodeCorkedTranspor
 export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line protocol; nc/telnet can join)
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
           --framing line|length   --idle-timeout S (60)   --rate N (100 lines/s, burst 2N)
-          --max-clients N (10000) --max-line BYTES (4096)  --net node (run on node:net)
+          --max-clients N (10000) --max-line BYTES (4096)
+          --net muxnet|node|node-corked  the stack it runs on (muxnet; node: node:net)
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --stats S  every S seconds, a line of the reactor's counters (muxnet only)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)

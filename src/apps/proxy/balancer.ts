@@ -115,6 +115,7 @@ export class Balancer {
    */
   pick(clientAddress: string, exclude?: ReadonlySet<Upstream>): Upstream | undefined {
     if (typeof clientAddress !== 'string') throw invalidArgType('clientAddress', 'of type string', clientAddress);
+    if (exclude !== undefined && typeof (exclude as Partial<ReadonlySet<Upstream>> | null)?.has !== 'function') throw invalidArgType('exclude', 'a Set of upstreams', exclude);
     const open = this.states.filter((u) => !exclude?.has(u));
     const healthy = open.filter((u) => u.healthy);
     const candidates = healthy.length > 0 ? healthy : open;
