@@ -411,10 +411,14 @@ export class Connection<T = unknown> implements Handle {
    * `adopt(ticket, handlers)` there turns into a `Connection` of that
    * thread's reactor (or `discardTransfer(ticket)` closes). Only an idle
    * connection moves — connected, not piped, nothing queued, as one is in
-   * `onOpen` after an accept. This object is closed after, with no `onClose`.
+   * `onOpen` after an accept. Bytes the reactor read for it that this batch
+   * has still to hand to `onData` (a batch can hold several reads of one
+   * connection, after a `resume()`) would be lost: that throws `EBUSY`, and
+   * a later batch may move it. This object is closed after, with no `onClose`.
    */
   transfer(): number {
     if (this.closed) throw socketClosed();
+    if (this.origin.reactor.delivering(this.token)) throw systemError(uvErrno('EBUSY'), 'transfer');
     // What only the reactor that holds the socket knows, first.
     this.remoteInfo();
     const reactor = this.origin.reactor;

@@ -244,6 +244,8 @@ export class Reactor {
   /** The records of the batch being dispatched and their count, for `delivering` (none between batches). */
   private batchRecords: Int32Array | undefined;
   private batchCount = 0;
+  /** The index of the record being handled in that batch. */
+  private batchAt = 0;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -463,7 +465,7 @@ export class Reactor {
   delivering(token: number): boolean {
     const records = this.batchRecords;
     if (records === undefined) return false;
-    for (let i = 0, at = 0; i < this.batchCount; i++, at += RECORD_WORDS) {
+    for (let i = this.batchAt + 1, at = i * RECORD_WORDS; i < this.batchCount; i++, at += RECORD_WORDS) {
       const kind = records[at + RECORD_KIND];
       if ((kind === EVENT_DATA || kind === EVENT_END || kind === EVENT_CLOSE) && tokenOf(records[at + RECORD_TOKEN_INDEX], records[at + RECORD_TOKEN_GENERATION]) === token) return true;
     }
@@ -481,6 +483,7 @@ export class Reactor {
     let thrown: unknown[] | undefined;
     for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
       dispatched++;
+      this.batchAt = i;
       const kind = records[at + RECORD_KIND];
       const index = records[at + RECORD_TOKEN_INDEX];
       const generation = records[at + RECORD_TOKEN_GENERATION];
