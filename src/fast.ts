@@ -142,7 +142,6 @@ export interface ConnectOptions {
 interface Target {
   host: string;
   port?: number;
-  noDelay: boolean;
 }
 
 /**
@@ -429,7 +428,11 @@ export class Connection<T = unknown> implements Handle {
     return ticket;
   }
 
-  /** Stops reading: the kernel buffer fills and the peer slows down. */
+  /**
+   * Stops reading: the kernel buffer fills and the peer slows down. What the
+   * reactor read already in the batch being handled still comes to `onData`
+   * (a batch can hold several reads of one connection, after a `resume()`).
+   */
   pause(): void {
     if (!this.closed) this.origin.reactor.native.pause(this.token);
   }
@@ -438,16 +441,18 @@ export class Connection<T = unknown> implements Handle {
     if (!this.closed) this.origin.reactor.native.resume(this.token);
   }
 
+  // Set on the socket at once, connecting or not: the kernel keeps the options through the
+  // connect (until 2026-12-04 a call before onOpen was dropped, where node:net applies it).
   setNoDelay(noDelay = true): this {
     const on = validateBoolean(noDelay, 'noDelay', true);
-    if (!(this.flags & (CLOSED | CONNECTING))) this.origin.reactor.native.setNoDelay(this.token, on);
+    if (!(this.flags & CLOSED)) this.origin.reactor.native.setNoDelay(this.token, on);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelayMs = 0): this {
     const on = validateBoolean(enable, 'enable', false);
     const delay = validateInteger(initialDelayMs, 'initialDelayMs', 0, 0, 2 ** 32 - 1);
-    if (!(this.flags & (CLOSED | CONNECTING))) this.origin.reactor.native.setKeepAlive(this.token, on, delay);
+    if (!(this.flags & CLOSED)) this.origin.reactor.native.setKeepAlive(this.token, on, delay);
     return this;
   }
 
@@ -492,7 +497,6 @@ export class Connection<T = unknown> implements Handle {
   /** @internal */
   onConnect(): void {
     this.flags &= ~CONNECTING;
-    if (this.origin.target?.noDelay) this.setNoDelay(true);
     this.origin.handlers.onOpen?.(this);
   }
 
@@ -701,7 +705,7 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
     const reactor = reactorFor(opts.backend, 'connect', path);
     const token = reactor.native.connectUnix(path);
     if (token < 0) throw systemError(-token, 'connect', path);
-    return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host: path, noDelay: false } }, token);
+    return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host: path } }, token);
   }
   const port = validatePort(opts.port, 'options.port', false);
   const host = validateHost(opts.host);
@@ -713,7 +717,8 @@ export function connect<T = unknown>(options: ConnectOptions, handlers: Connecti
   const local = localAddress ?? (localPort !== undefined ? (host.includes(':') ? '::' : '0.0.0.0') : undefined);
   const token = reactor.native.connect(host, port, local, localPort);
   if (token < 0) throw systemError(-token, 'connect', host, port);
-  return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host, port, noDelay } }, token);
+  if (noDelay) reactor.native.setNoDelay(token, true);
+  return new Connection<T>({ reactor, handlers, allowHalfOpen, server: undefined, target: { host, port } }, token);
 }
 
 export interface AdoptOptions {

@@ -1,4 +1,5 @@
 // The fast API over real loopback sockets, once per backend.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -202,6 +203,26 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
     expect(() => broadcast(conns, 'x', -1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     for (const sock of socks) sock.destroy();
     server.close();
+  });
+
+  // The kernel's own view (`ss`'s keep-alive timer): node:net applies a call made while connecting.
+  it.runIf(process.platform === 'linux')('setKeepAlive() called while connecting holds once connected', async () => {
+    const peer = net.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    const port = (peer.address() as net.AddressInfo).port;
+    const opened: Connection[] = [];
+    const conns = [true, false].map((keep) => {
+      const conn = connect({ port, host: '127.0.0.1', backend }, { onOpen: (c) => void opened.push(c) });
+      if (keep) conn.setKeepAlive(true, 5000);
+      return conn;
+    });
+    await waitFor(() => opened.length === 2, 'both connected');
+    // The two client ends (to the peer's port): one with the keep-alive timer.
+    const ends = execFileSync('ss', ['-tnoH', 'state', 'established', `( dport = :${port} )`]).toString().trim().split('\n');
+    expect(ends).toHaveLength(2);
+    expect(ends.filter((l) => /timer:\(keepalive,/.test(l))).toHaveLength(1);
+    for (const c of conns) c.destroy();
+    peer.close();
   });
 
   it('listens on IPv6 loopback', async () => {
