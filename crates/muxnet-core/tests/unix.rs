@@ -22,15 +22,17 @@ backend_tests!(
     unix_pipe_relays_past_a_message_carrying_fds
 );
 
-/// A socket path unique to this test and backend, in the temp dir.
+/// A socket path unique to this test and backend, in the temp dir, with
+/// no file left there by an earlier run.
 fn socket_path(name: &str, kind: BackendKind) -> PathBuf {
-    std::env::temp_dir().join(format!("muxnet-{}-{name}-{}.sock", std::process::id(), kind.name()))
+    let path = std::env::temp_dir().join(format!("muxnet-{}-{name}-{}.sock", std::process::id(), kind.name()));
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 fn unix_echo_and_cleanup(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("echo", kind);
-    let _ = std::fs::remove_file(&path);
     let listener = h.r.listen_unix(path.to_str().unwrap(), 16).unwrap();
     assert_eq!(h.r.local_address(listener).unwrap(), Address::Path(Some(path.to_str().unwrap().into())));
     assert!(h.r.local_addr(listener).is_err(), "a Unix-domain socket has no IP address");
@@ -96,7 +98,6 @@ fn unix_echo_and_cleanup(kind: BackendKind) {
 fn unix_connect_refused(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("nobody", kind);
-    let _ = std::fs::remove_file(&path);
     // No such file: the connect fails at once.
     let err = h.r.connect_unix(path.to_str().unwrap()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
@@ -115,7 +116,6 @@ fn unix_connect_refused(kind: BackendKind) {
 fn unix_path_with_a_nul_is_refused(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("nul", kind);
-    let _ = std::fs::remove_file(&path);
     let cut = format!("{}\0tail", path.to_str().unwrap());
     let err = h.r.listen_unix(&cut, 16).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
@@ -154,6 +154,13 @@ fn send_with_fd(peer: &UnixStream, data: &[u8]) {
     assert_eq!(sent, data.len() as isize, "sendmsg: {}", std::io::Error::last_os_error());
 }
 
+/// 100 bytes with an fd attached, then 100 plain ones; returns all 200.
+fn fd_message_then_bytes(peer: &mut UnixStream) -> Vec<u8> {
+    send_with_fd(peer, &[b'a'; 100]);
+    peer.write_all(&[b'b'; 100]).unwrap();
+    [[b'a'; 100], [b'b'; 100]].concat()
+}
+
 /// Linux ends a Unix stream read at a message that carries fds, bytes
 /// queued behind it: a read shorter than asked for is no proof the socket
 /// is empty there. Taken for one, the bytes behind waited (edge-triggered
@@ -161,15 +168,13 @@ fn send_with_fd(peer: &UnixStream, data: &[u8]) {
 fn unix_reads_past_a_message_carrying_fds(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("fds", kind);
-    let _ = std::fs::remove_file(&path);
     let listener = h.r.listen_unix(path.to_str().unwrap(), 16).unwrap();
     let mut peer = UnixStream::connect(&path).unwrap();
     let conn = h.accept(1)[0];
-    send_with_fd(&peer, &[b'a'; 100]);
-    peer.write_all(&[b'b'; 100]).unwrap();
+    let sent = fd_message_then_bytes(&mut peer);
     // The peer stays, silent: the reactor must find the rest by itself.
-    let got = h.read_exact(conn, 200);
-    assert_eq!(got, [[b'a'; 100], [b'b'; 100]].concat(), "[{}]", h.name());
+    let got = h.read_exact(conn, sent.len());
+    assert_eq!(got, sent, "[{}]", h.name());
     drop(peer);
     h.r.close(conn).unwrap();
     h.r.close(listener).unwrap();
@@ -179,7 +184,6 @@ fn unix_reads_past_a_message_carrying_fds(kind: BackendKind) {
 fn unix_pipe_relays_past_a_message_carrying_fds(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let path = socket_path("pipe-fds", kind);
-    let _ = std::fs::remove_file(&path);
     let listener = h.r.listen_unix(path.to_str().unwrap(), 16).unwrap();
     let mut from = UnixStream::connect(&path).unwrap();
     let mut to = UnixStream::connect(&path).unwrap();
@@ -187,20 +191,19 @@ fn unix_pipe_relays_past_a_message_carrying_fds(kind: BackendKind) {
     h.r.pipe(conns[0], conns[1]).unwrap();
     // The join settled (its registrations made) before anything is sent.
     assert!(h.collect_for(Duration::from_millis(20)).is_empty());
-    send_with_fd(&from, &[b'a'; 100]);
-    from.write_all(&[b'b'; 100]).unwrap();
+    let sent = fd_message_then_bytes(&mut from);
     to.set_nonblocking(true).unwrap();
     let mut got = Vec::new();
-    h.until("200 bytes relayed", |_, events| {
+    h.until("the bytes relayed", |_, events| {
         assert!(events.is_empty(), "unexpected {events:?}");
         let mut buf = [0u8; 512];
         match to.read(&mut buf) {
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) => assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}"),
         }
-        got.len() >= 200
+        got.len() >= sent.len()
     });
-    assert_eq!(got, [[b'a'; 100], [b'b'; 100]].concat(), "[{}]", h.name());
+    assert_eq!(got, sent, "[{}]", h.name());
     drop((from, to));
     h.r.close(listener).unwrap();
 }
