@@ -71,7 +71,13 @@ export interface BindOptions {
   fd?: number;
 }
 
-export type SendCallback = (err: Error | null, bytes?: number) => void;
+/**
+ * A send's callback. `bytes` is undefined with an error, as node:dgram's, yet
+ * typed as @types/node types it: so a muxnet socket is a dgram.Socket to TypeScript.
+ */
+export type SendCallback = (err: Error | null, bytes: number) => void;
+/** What a send's callback is called with. */
+type SendDone = (err: Error | null, bytes?: number) => void;
 /** Called on 'connect', or with the error when the connect failed. */
 export type ConnectCallback = (err?: Error) => void;
 export type MessageListener = (msg: Buffer, rinfo: RemoteInfo) => void;
@@ -98,7 +104,7 @@ interface Outgoing {
   port: number | undefined;
   /** The destination as the caller gave it (null too), for errors. */
   address: string | null | undefined;
-  callback: SendCallback | undefined;
+  callback: SendDone | undefined;
   /** The reactors' event being handled when it was sent (see `close`). */
   event: number;
 }
@@ -516,7 +522,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     } else if (address !== null && address !== undefined) {
       validateType(address, 'address', 'string');
     }
-    const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
+    const cb = typeof callback === 'function' ? (callback as SendDone) : undefined;
     this.healthCheck();
     this.bindImplicitly();
     const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : (address as string | null | undefined), callback: cb, event: eventsDispatched() };

@@ -92,7 +92,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private local: AddressInfo | string | null = null;
   /** node:net's `_pipeName`: the path last given to listen(), its address() whenever no handle answers (failed, closed). */
   private pipeName: string | undefined;
-  private connections = 0;
+  /** Its connections open in this process. */
+  private live = 0;
+  /**
+   * @deprecated Gone from Node's runtime (DEP0020), yet still in @types/node's
+   * `net.Server`: declared, never set, as there, so that a muxnet Server is a
+   * net.Server to TypeScript. `getConnections()` counts.
+   */
+  declare connections: number;
   /** Its connections handed to other processes, counted there (one list per child; see ../handoff). */
   private readonly handed: HandedConnections[] = [];
   /** Children not yet done closing its connections they hold, after close(). */
@@ -134,7 +141,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** node:net's count of open connections (node:cluster reads it, as some apps do). */
   get _connections(): number {
-    return this.connections;
+    return this.live;
   }
 
   /** node:net's name for the children counting its handed connections (their lists: some code reads it). */
@@ -492,12 +499,12 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** @internal One of its connections closed. */
   socketClosed(): void {
-    this.connections--;
+    this.live--;
     this.maybeClosed();
   }
 
   private maybeClosed(): void {
-    if (this.closing && this.connections === 0 && this.handedClosing === 0 && !this.listening) {
+    if (this.closing && this.live === 0 && this.handedClosing === 0 && !this.listening) {
       this.closing = false;
       process.nextTick(() => this.emit('close'));
     }
@@ -517,12 +524,12 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   getConnections(cb: (err: Error | null, count: number) => void): this {
     if (this.handed.length === 0) {
-      process.nextTick(cb, null, this.connections);
+      process.nextTick(cb, null, this.live);
       return this;
     }
     // Its own, and those each child it handed connections to still holds (node:net asks them too).
     let left = this.handed.length;
-    let total = this.connections;
+    let total = this.live;
     for (const list of this.handed) {
       list.getConnections((err, count) => {
         if (left <= 0) return;
@@ -554,7 +561,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   onAccept(token: number): void {
     const reactor = this.reactor!;
     const max = this.maxConnections;
-    if ((ZERO_MAX_REFUSES ? max != null : max) && this.connections >= max) {
+    if ((ZERO_MAX_REFUSES ? max != null : max) && this.live >= max) {
       const local = reactor.native.localAddress(token);
       const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
@@ -580,7 +587,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       reactor.native.closeSocket(token);
       return;
     }
-    this.connections++;
+    this.live++;
     const socket = Socket.accepted({
       server: this,
       reactor,

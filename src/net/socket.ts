@@ -238,7 +238,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** The idle timeout `setTimeout()` set, in ms. */
   timeout: number | undefined;
   /** `ip:port` of each address tried when connecting with autoSelectFamily to several. */
-  autoSelectFamilyAttemptedAddresses: string[] | undefined;
+  private attempted: string[] | undefined;
   bytesRead = 0;
   private dispatched = 0;
   private readonly onread: OnReadOptions | undefined;
@@ -447,9 +447,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return bytes;
   }
 
-  /** Bytes waiting to be written (`writableLength`), once the socket has a connection. */
-  get bufferSize(): number | undefined {
-    return this.hasHandle || this.connectingFlag ? this.writableLength : undefined;
+  // These two are undefined at times, as node:net's are, yet typed as @types/node types
+  // them (never undefined): so a muxnet Socket is a net.Socket to TypeScript.
+
+  /** `ip:port` of each address tried when connecting with autoSelectFamily to several; else undefined. */
+  get autoSelectFamilyAttemptedAddresses(): string[] {
+    return this.attempted as string[];
+  }
+
+  /** Bytes waiting to be written (`writableLength`) once the socket has a connection; undefined before. */
+  get bufferSize(): number {
+    return (this.hasHandle || this.connectingFlag ? this.writableLength : undefined) as number;
   }
 
   /**
@@ -598,7 +606,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
           const [{ address, family: type } = { address: undefined, family: undefined }] = all;
           return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
         }
-        if (addresses.length > 1) this.autoSelectFamilyAttemptedAddresses = [];
+        if (addresses.length > 1) this.attempted = [];
         this.dial({ ...target, addresses, multiple: addresses.length > 1 });
       });
     } else {
@@ -685,7 +693,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.nativePaused = false;
     this.unread = undefined;
     this.eofPending = false;
-    this.autoSelectFamilyAttemptedAddresses = undefined;
+    this.attempted = undefined;
     this.unixDomain = false;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
@@ -717,7 +725,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         else this.emit('connectionAttempt', address, port, family);
         continue;
       }
-      this.autoSelectFamilyAttemptedAddresses?.push(`${address}:${port}`);
+      this.attempted?.push(`${address}:${port}`);
       const localAddress = localAddressFor(attempts, v6);
       if (localAddress !== undefined && isIP(localAddress) !== family) {
         // As node:net: a local address of the other family does not parse for this bind.

@@ -1,6 +1,7 @@
 // Argument edges that Node's own tests found (test-pipe-abstract-socket,
 // test-stream-base-typechecking), checked against node:net itself.
 import { randomBytes } from 'node:crypto';
+import type nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import nodeNet from 'node:net';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort, socketFds, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
+import * as muxdgram from '../../src/dgram';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
 
 type Net = typeof nodeNet;
@@ -811,5 +813,31 @@ describe('the drop-in as TypeScript takes node:net code', () => {
     await new Promise<void>((resolve) => pipe.listen(where, 16, resolve));
     expect(pipe.address()).toBe(where);
     await new Promise((resolve) => pipe.close(resolve));
+  });
+
+  it("a Socket, a Server and a UDP socket pass where code typed with node:net's and node:dgram's classes takes them", async () => {
+    // An app's helpers, or a library's, typed with Node's classes: until 2026-12-05 none took
+    // muxnet's (a private `connections`, the send callback's optional `bytes`, two getters typed
+    // `| undefined` where @types/node has none).
+    const greet = (s: nodeNet.Socket): void => void s.end('hi');
+    const portOf = (s: nodeNet.Server): number => (s.address() as nodeNet.AddressInfo).port;
+    const sendTo = (u: nodeDgram.Socket, port: number): Promise<number> =>
+      new Promise((resolve, reject) => u.send('ping', port, '127.0.0.1', (err, bytes) => (err ? reject(err) : resolve(bytes))));
+    const server: nodeNet.Server = muxnet.createServer(greet);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client: nodeNet.Socket = muxnet.connect(portOf(server), '127.0.0.1');
+    let got = '';
+    client.on('data', (d) => (got += d));
+    await once(client, 'close');
+    expect(got).toBe('hi');
+    server.close();
+    const receiver: nodeDgram.Socket = muxdgram.createSocket('udp4');
+    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    const sender = muxdgram.createSocket('udp4');
+    const message = once(receiver, 'message');
+    expect(await sendTo(sender, receiver.address().port)).toBe(4);
+    expect(String((await message)[0])).toBe('ping');
+    sender.close();
+    receiver.close();
   });
 });

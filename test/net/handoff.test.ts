@@ -1,6 +1,6 @@
 // Handing muxnet's sockets to another process as node:net's are handed
-// (`subprocess.send(message, socket)`; `as never`: @types/node's `send()`
-// names node's classes): an accepted connection, a listening
+// (`subprocess.send(message, socket)`, typed as node:net's classes and
+// taking muxnet's): an accepted connection, a listening
 // server and a UDP socket go to the child in test/fixtures/handoff-child.js,
 // which serves them with what node made of them; the bytes must reach the
 // peer whole, the parent's copy must close (or stay, where node's does), and
@@ -88,9 +88,9 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const server = await listening(backend, (s) => {
       // Written before the handover, more than the kernel takes at once: it must all arrive.
       s.write(Buffer.from(big, 'latin1'));
-      c.send('socket', s as never);
+      c.send('socket', s);
       // Sent again while it still writes: node:net's socket has no handle left, the message goes alone.
-      c.send('again', s as never);
+      c.send('again', s);
       counted = server._connections;
     });
     const parentClosed = new Promise<void>((resolve) => server.once('connection', (s: muxnet.Socket) => s.once('close', () => resolve())));
@@ -126,7 +126,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
       s.setTimeout(50, () => s.end());
       s.write(Buffer.from(big, 'latin1'));
       s.end('tail');
-      c.send('socket', s as never);
+      c.send('socket', s);
       s.write('late', (err) => lateWrite.push((err as NodeJS.ErrnoException | null)?.code));
     });
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
@@ -153,7 +153,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const big = pattern(12, 8 << 20).toString('latin1');
     const server = await listening(backend, (s) => {
       s.write(Buffer.from(big, 'latin1'));
-      c.send('socket', s as never);
+      c.send('socket', s);
       s.end('not from here');
     });
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
@@ -170,7 +170,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
   it('200 connections handed over as fast as they come (queued behind each acknowledgement): each peer talks to the child alone', async () => {
     const before = socketFds();
     const c = await startChild();
-    const server = await listening(backend, (s) => c.send('socket', s as never));
+    const server = await listening(backend, (s) => c.send('socket', s));
     const { port } = server.address() as net.AddressInfo;
     const n = 200;
     const answers = await Promise.all(
@@ -195,7 +195,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
 
   it('the server counts the connections a child holds, and closes once the child has closed them', async () => {
     const c = await startChild();
-    const server = await listening(backend, (s) => c.send('socket', s as never));
+    const server = await listening(backend, (s) => c.send('socket', s));
     const { port } = server.address() as net.AddressInfo;
     const got = replies(c, 3);
     const clients = [0, 1, 2].map(() => net.connect(port, '127.0.0.1'));
@@ -218,7 +218,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const server = await listening(backend, (s) => {
       if (accepted.push(s) < 2) return;
       // The second handle waits for the child's acknowledgement of the first, which never comes.
-      for (const socket of accepted) c.send('socket', socket as never, () => {});
+      for (const socket of accepted) c.send('socket', socket, () => {});
       c.kill('SIGKILL');
     });
     const { port } = server.address() as net.AddressInfo;
@@ -235,7 +235,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     const [accepted] = (await once(server, 'connection')) as [muxnet.Socket];
     const before = socketFds();
-    const sent = new Promise<Error | null>((resolve) => c.send('socket', accepted as never, { keepOpen: true }, resolve));
+    const sent = new Promise<Error | null>((resolve) => c.send('socket', accepted, { keepOpen: true }, resolve));
     expect(await sent).toBeNull();
     await reply(c);
     await readUntil(client, (t) => t.includes('child says hi\n'));
@@ -261,7 +261,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
       server.close();
     });
     const { port } = server.address() as net.AddressInfo;
-    c.send('server', server as never);
+    c.send('server', server);
     expect(await reply(c)).toEqual({ got: 'server', kind: 'Server' });
     const clients = Array.from({ length: 40 }, () => net.connect(port, '127.0.0.1'));
     const answers = clients.map((client) => readUntil(client, () => false).catch((err: NodeJS.ErrnoException) => err.code));
@@ -283,7 +283,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const before = socketFds();
     const server = await listening(backend);
     const { port } = server.address() as net.AddressInfo;
-    c.send('server', server as never);
+    c.send('server', server);
     expect(await reply(c)).toEqual({ got: 'server', kind: 'Server' });
     server.close();
     await once(server, 'close');
@@ -301,7 +301,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     socket.bind(0, '127.0.0.1');
     await once(socket, 'listening');
     const { port } = socket.address();
-    c.send('udp', socket as never);
+    c.send('udp', socket);
     expect(await reply(c)).toEqual({ got: 'udp', kind: 'Socket' });
     socket.close();
     const peer = dgram.createSocket('udp4');
@@ -319,7 +319,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const server = await listening(backend);
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     const [conn] = (await once(server, 'connection')) as [muxnet.Socket];
-    const spawned = spawn(process.execPath, ['-e', "process.stdout.write('from the child stdout\\n')"], { stdio: ['ignore', conn as never, 'inherit'] });
+    const spawned = spawn(process.execPath, ['-e', "process.stdout.write('from the child stdout\\n')"], { stdio: ['ignore', conn, 'inherit'] });
     // The copy made for the child is closed at once: only the connection's own fd, the client's and the listener remain.
     expect(socketFds()).toBe(before + 3);
     expect(await readUntil(client, (t) => t.endsWith('\n'))).toBe('from the child stdout\n');
@@ -334,9 +334,9 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     const c = await startChild();
     const server = await listening(backend);
     server.close();
-    c.send('nothing', server as never);
+    c.send('nothing', server);
     expect(await reply(c)).toEqual({ got: 'nothing', kind: 'none' });
     expect(() => c.send('x', {} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_HANDLE_TYPE' }));
-    expect(() => c.send(undefined as never, server as never)).toThrow(expect.objectContaining({ code: 'ERR_MISSING_ARGS' }));
+    expect(() => c.send(undefined as never, server)).toThrow(expect.objectContaining({ code: 'ERR_MISSING_ARGS' }));
   });
 });
