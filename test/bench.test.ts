@@ -8,10 +8,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { cpuAffinity, median, pinning, type Result } from '../src/bench/runner';
+import { FULL } from '../src/bench/cells';
+import { markdown } from '../src/bench/report';
+import { cpuAffinity, median, pinning, runMatrix, type Result } from '../src/bench/runner';
+import type { ServerSpec } from '../src/bench/servers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 const PROXY_SERVER = path.join(__dirname, '..', 'dist', 'bench', 'proxy-server.js');
+const FAULTY_ECHO = path.join(__dirname, 'fixtures', 'faulty-echo.js');
 const CELLS = ['tcp-100x64B-d1', 'idle-1000+100', 'udp-16x64B', 'memory-2000', 'chat-1to100', 'proxy-100x64B-d1', 'proxy-memory-5000', 'file-256MiB'];
 
 const out = mkdtempSync(path.join(os.tmpdir(), 'muxnet-bench-'));
@@ -74,6 +78,30 @@ it('a cell reports its median round by what it measures: throughput for an idle-
   const rounds = [round(398_060, 900), round(289_661, 1_000), round(376_262, 1_100)];
   expect(median(rounds, rounds[0], false).load!.msgs_per_s).toBe(376_262);
   expect(median(rounds, rounds[0], true).bytesPerIdle).toBe(1_000);
+});
+
+// Until 2026-12-05 a row was "ok" whatever came back: a server echoing wrong bytes had its
+// throughput tabled (errors in a column), one that died mid-cell had the messages before its
+// death divided by the whole window, and one that stopped answering a connection showed no sign.
+it('a server that echoes wrong bytes or dies has the cell failed, not measured; one that stops answering a connection is told of under the table', { timeout: 60_000 }, async () => {
+  const faulty = (mode: string): ServerSpec => ({
+    id: mode,
+    label: `echo that ${mode}s`,
+    wake: 'fd',
+    udp: false,
+    kind: 'echo',
+    command: (_protocol, host) => ({ cmd: process.execPath, args: [FAULTY_ECHO, mode, host] }),
+  });
+  const cells = FULL.filter((c) => c.id === 'tcp-100x64B-d1');
+  // A request unanswered for half the window, a second at least, is a stall: the stalling
+  // server answers for 300 ms, and 1.5 s leave its last request waiting over a second.
+  const results = await runMatrix(['corrupt', 'die', 'stall'].map(faulty), cells, { host: '127.0.0.1', warmup: 0.1, duration: 1.5, rounds: 1, onProgress() {} });
+  const [corrupt, die, stall] = results;
+  expect(corrupt).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^\d+ bytes came back wrong/) });
+  expect(die).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^the server exited \(code 3\)/) });
+  expect(stall.status).toBe('ok');
+  expect(stall.load).toMatchObject({ stalled: 1, starved: 0, verification_errors: 0 });
+  expect(markdown(results, cells)).toContain('echo that stalls: 0 connections got no echo in the measured window, 1 had a request waiting');
 });
 
 // The proxy's figures were once taken with its upstream on the proxy's own core: the proxy,

@@ -119,11 +119,12 @@ async function main(): Promise<void> {
   const method = `${warmup} s warm-up + ${duration} s per cell${rounds > 1 ? `, median of ${rounds} rounds of the whole matrix` : ''}`;
   console.error(`bench: ${env.cpus} × ${env.cpu}, Node ${env.node}; ${pin.note}; ${method}`);
 
-  process.once('SIGINT', () => {
-    killAll();
-    process.stderr.write('\nbench: interrupted; every started process was killed\n');
-    process.exit(130);
-  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\nbench: ${signal}; stopping every started process\n`);
+      void killAll().then(() => process.exit(128 + os.constants.signals[signal]));
+    });
+  }
   const results = await runMatrix(specs, cells, {
     host: '127.0.0.1',
     warmup,
@@ -149,8 +150,8 @@ async function main(): Promise<void> {
   console.error(`bench: results in ${shown.startsWith('..') ? path.join(dir, stamp) : shown}.{json,md}${throughput ? ' and *.svg' : ''}`);
 }
 
-main().catch((e) => {
-  killAll();
+main().catch(async (e) => {
   console.error(e);
+  await killAll();
   process.exit(1);
 });

@@ -86,11 +86,16 @@ export function markdown(results: Result[], cells: Cell[]): string {
         );
       }
       // The percentiles count answered requests only: a server that starves some connections
-      // shows the served ones. Say so where it happened.
-      for (const r of rows.filter((x) => (x.load?.starved ?? 0) > 0)) {
+      // shows the served ones, and one that stops answering a connection shows what it answered
+      // before. Say so where it happened.
+      for (const r of rows.filter((x) => (x.load?.starved ?? 0) > 0 || (x.load?.stalled ?? 0) > 0)) {
         const l = r.load!;
         const ms = (us: number | null | undefined) => (us == null ? '–' : fmt(us / 1000, 1));
-        out.push('', `${r.label}: ${fmt(l.starved!)} connections got no echo in the measured window; counting the requests still waiting then at their age, p99 / p99.9 ${ms(l.p99_waiting_us)} / ${ms(l.p999_waiting_us)} ms.`);
+        out.push(
+          '',
+          `${r.label}: ${fmt(l.starved ?? 0)} connections got no echo in the measured window, ${fmt(l.stalled ?? 0)} had a request waiting ` +
+            `half of it (a second at least) when it closed; counting the requests still waiting then at their age, p99 / p99.9 ${ms(l.p99_waiting_us)} / ${ms(l.p999_waiting_us)} ms.`,
+        );
       }
       for (const r of rows.filter((x) => x.redisCpu)) {
         const { server, redis } = r.redisCpu!;
@@ -120,7 +125,8 @@ function lineChart(title: string, xLabel: string, yLabel: string, series: Series
   const y1 = Math.max(...ys) * 1.1 || 1;
   const px = (x: number) => m.l + ((lx(x) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
   const py = (y: number) => H - m.b - (y / y1) * (H - m.t - m.b);
-  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+  // A full run plots eleven servers: twelve colours, and past them the same dashed.
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#000000', '#aec7e8'];
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -139,10 +145,12 @@ function lineChart(title: string, xLabel: string, yLabel: string, series: Series
   }
   series.forEach((s, i) => {
     const color = colors[i % colors.length];
+    const dash = i >= colors.length ? ' stroke-dasharray="6 3"' : '';
     const pts = s.points.sort((a, b) => a[0] - b[0]).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`);
-    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.join(' ')}"/>`);
     for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${color}"/>`);
-    parts.push(`<rect x="${W - m.r + 15}" y="${m.t + i * 20}" width="12" height="12" fill="${color}"/>`, `<text x="${W - m.r + 32}" y="${m.t + i * 20 + 10}">${s.label}</text>`);
+    const key = m.t + i * 20 + 6;
+    parts.push(`<line x1="${W - m.r + 12}" y1="${key}" x2="${W - m.r + 28}" y2="${key}" stroke="${color}" stroke-width="3"${dash}/>`, `<text x="${W - m.r + 32}" y="${key + 4}">${s.label}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');

@@ -20,6 +20,8 @@ export interface Load {
   p999_us: number | null;
   /** TCP: active connections that got no echo in the window (in no latency sample). */
   starved?: number | null;
+  /** TCP: active connections with a request unanswered, when the window closed, for half of it (a second at least). */
+  stalled?: number | null;
   /** TCP: p99 / p99.9 with each request still waiting at the window's end counted at its age. */
   p99_waiting_us?: number | null;
   p999_waiting_us?: number | null;
@@ -193,9 +195,21 @@ function rssKb(pid: number): number {
 }
 
 const children = new Set<ChildProcess>();
+/** `killAll()` was called: the run is stopping. */
+let stopping = false;
 
-/** Kills every process the benchmark started (also on Ctrl-C). */
-export function killAll(): void {
+/**
+ * Stops every process the benchmark started (also on Ctrl-C, SIGTERM or an
+ * error): SIGTERM first, so each cleans up after itself (the proxy server
+ * stops its upstream, the file server removes its 256 MiB file), then
+ * SIGKILL for any still running a second later.
+ */
+export async function killAll(): Promise<void> {
+  stopping = true;
+  const running = [...children];
+  for (const child of running) child.kill('SIGTERM');
+  const exits = running.map((child) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve))));
+  await Promise.race([Promise.all(exits), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   for (const child of children) child.kill('SIGKILL');
   children.clear();
 }
@@ -203,6 +217,8 @@ export function killAll(): void {
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.on('exit', () => children.delete(child));
+  // What a cell under way starts while the run stops ends before it has begun.
+  if (stopping) child.kill('SIGTERM');
   return child;
 }
 
@@ -215,6 +231,8 @@ interface Started {
   sample(): Promise<ReactorStats | undefined>;
   /** The Redis it runs with (`redis pid N` in its listening line), if any. */
   redisPid?: number;
+  /** How it ended, with the end of its stderr, if it has exited. */
+  exited(): string | undefined;
 }
 
 /** Starts a server and waits for its `listening on` line. */
@@ -250,8 +268,13 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
         child.kill('SIGUSR2');
         return next;
       };
+      const exited = () => {
+        if (child.exitCode === null && child.signalCode === null) return undefined;
+        const tail = out.trim().split('\n').slice(-3).join(' / ');
+        return `the server exited (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `: ${tail}` : ''}`;
+      };
       const redis = /redis pid (\d+)/.exec(out);
-      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample, redisPid: redis ? Number(redis[1]) : undefined });
+      resolve({ child, pid: child.pid!, port: Number(m[1]), stop, sample, redisPid: redis ? Number(redis[1]) : undefined, exited });
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', (d) => (out += d));
@@ -328,19 +351,35 @@ function runLoad(cell: Cell, idle: number, host: string, port: number, pid: numb
 }
 
 /**
+ * Why a cell's figures cannot stand, if they cannot: a server that answers
+ * wrong bytes is fast at nothing worth measuring. (Connection errors have a
+ * column; connections starved or stalled, which an overloaded server can
+ * leave and node:net does at 10 000, a note under the table.)
+ */
+export function unsound(load: Load): string | undefined {
+  if (load.verification_errors > 0) return `${load.verification_errors} bytes came back wrong, out of place or more than were sent`;
+  return undefined;
+}
+
+/**
  * Runs every cell against every server, `opts.rounds` times over; results in
  * matrix order. A shared machine has slow spells that last seconds to
  * minutes: whole rounds, rather than back-to-back repeats, spread them over
- * different servers, and the median round of each cell leaves them out.
+ * different servers, each round starting one server further along (so a
+ * spell that comes at the same time in every round lands on a different
+ * server each time), and the median round of each cell leaves them out.
  */
 export async function runMatrix(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
   const rounds: Result[][] = [];
   for (let round = 1; round <= opts.rounds; round++) {
     const tag = opts.rounds > 1 ? `round ${round}/${opts.rounds} ` : '';
-    rounds.push(await runRound(specs, allCells, { ...opts, onProgress: (line) => opts.onProgress(`${tag}${line}`) }));
+    const shift = (round - 1) % specs.length;
+    const order = [...specs.slice(shift), ...specs.slice(0, shift)];
+    rounds.push(await runRound(order, allCells, { ...opts, onProgress: (line) => opts.onProgress(`${tag}${line}`) }));
   }
   const memoryCells = new Set(allCells.filter((c) => c.group === 'memory').map((c) => c.id));
-  return rounds[0].map((first, i) => median(rounds.map((results) => results[i]), first, memoryCells.has(first.cell)));
+  const same = (a: Result) => (b: Result) => a.server === b.server && a.cell === b.cell;
+  return rounds[0].map((first) => median(rounds.map((results) => results.find(same(first))!), first, memoryCells.has(first.cell)));
 }
 
 /**
@@ -426,6 +465,8 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
             const before = await server.sample();
             const cpuBefore = server.redisPid ? [cpuSeconds(server.pid), cpuSeconds(server.redisPid)] : [];
             const load = await runLoad(cell, idle, opts.host, server.port, server.pid, opts, pin.client);
+            const fault = server.exited() ?? unsound(load);
+            if (fault) throw new Error(fault);
             // Both over the same span: the load client's whole run (joins, warm-up, measurement).
             const redisCpu = server.redisPid ? { server: cpuSeconds(server.pid) - cpuBefore[0], redis: cpuSeconds(server.redisPid) - cpuBefore[1] } : undefined;
             const after = await server.sample();

@@ -87,6 +87,10 @@ pub struct Tally {
     /// Their requests are in no sample: a server that serves some
     /// connections and starves others shows only the served in `samples`.
     pub starved: Option<u64>,
+    /// TCP: active connections whose oldest request had waited, when the
+    /// window closed, half of it (a second at least): a server that stops
+    /// answering a connection it answered before.
+    pub stalled: Option<u64>,
     /// TCP: the age, when the window closed, of each request still waiting.
     pub waiting: Samples,
 }
@@ -145,7 +149,7 @@ fn main() {
     let mut all = tally.with_waiting();
     println!(
         "{{\"mode\":\"{}\",\"connections\":{},\"idle\":{},\"payload\":{},\"depth\":{},\"duration_s\":{},\"messages\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\
-         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"starved\":{},\"p99_waiting_us\":{},\"p999_waiting_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
+         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"starved\":{},\"stalled\":{},\"p99_waiting_us\":{},\"p999_waiting_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
         if args.download {
             "download"
         } else if args.chat {
@@ -167,6 +171,7 @@ fn main() {
         json_num(tally.samples.quantile(0.99)),
         json_num(tally.samples.quantile(0.999)),
         json_num(tally.starved),
+        json_num(tally.stalled),
         json_num(tally.starved.and_then(|_| all.quantile(0.99))),
         json_num(tally.starved.and_then(|_| all.quantile(0.999))),
         tally.errors,

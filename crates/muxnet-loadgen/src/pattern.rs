@@ -1,7 +1,19 @@
 //! The bytes each message carries: a function of (connection, message
 //! number, offset), so every echoed byte can be checked where it lands.
-//! Byte `i` of a message is `start + i` (mod 256): checking is a memcmp
-//! against a ramp, fast enough that the client keeps up at 16 KiB.
+//! A message opens with its connection's and its own number (so bytes
+//! delivered to the wrong connection, or a message repeated or skipped,
+//! never verify), then byte `i` is `start + i` (mod 256): checking is a
+//! memcmp against a ramp, fast enough that the client keeps up at 16 KiB.
+
+/// The connection's number (u32) and the message's (u64), little-endian.
+const HEADER: usize = 12;
+
+fn header(conn: usize, msg: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&(conn as u32).to_le_bytes());
+    h[4..].copy_from_slice(&msg.to_le_bytes());
+    h
+}
 
 /// 0, 1, …, 255, 0, 1, …, 255: any 256-byte window of the pattern.
 static RAMP: [u8; 512] = {
@@ -25,7 +37,9 @@ fn expected(conn: usize, msg: u64, offset: usize, len: usize) -> impl Iterator<I
 }
 
 pub fn fill(buf: &mut Vec<u8>, conn: usize, msg: u64, len: usize) {
-    for window in expected(conn, msg, 0, len) {
+    let opening = len.min(HEADER);
+    buf.extend_from_slice(&header(conn, msg)[..opening]);
+    for window in expected(conn, msg, opening, len - opening) {
         buf.extend_from_slice(window);
     }
 }
@@ -33,10 +47,15 @@ pub fn fill(buf: &mut Vec<u8>, conn: usize, msg: u64, len: usize) {
 /// Checks `data` as the bytes of message `msg` from `offset` on; returns
 /// how many differ.
 pub fn mismatches(data: &[u8], conn: usize, msg: u64, offset: usize) -> u64 {
-    data.chunks(256)
-        .zip(expected(conn, msg, offset, data.len()))
-        .map(|(got, want)| if got == want { 0 } else { got.iter().zip(want).filter(|(a, b)| a != b).count() as u64 })
-        .sum()
+    let opening = data.len().min(HEADER.saturating_sub(offset));
+    let (head, rest) = data.split_at(opening);
+    let wrong_head = head.iter().zip(&header(conn, msg)[offset.min(HEADER)..]).filter(|(a, b)| a != b).count() as u64;
+    wrong_head
+        + rest
+            .chunks(256)
+            .zip(expected(conn, msg, offset + opening, rest.len()))
+            .map(|(got, want)| if got == want { 0 } else { got.iter().zip(want).filter(|(a, b)| a != b).count() as u64 })
+            .sum::<u64>()
 }
 
 /// Whether `data`, found at `offset` of a stream whose byte `i` is
@@ -57,9 +76,31 @@ mod tests {
         assert_eq!(m.len(), 1000);
         assert_eq!(mismatches(&m, 3, 9, 0), 0);
         assert_eq!(mismatches(&m[100..], 3, 9, 100), 0);
-        assert_eq!(mismatches(&m, 3, 10, 0), 1000, "another message never verifies");
+        // Its number's low byte, then every byte of its ramp.
+        assert_eq!(mismatches(&m, 3, 10, 0), 1 + (1000 - HEADER as u64), "another message never verifies");
         m[257] ^= 1;
         m[999] ^= 0x80;
         assert_eq!(mismatches(&m, 3, 9, 0), 2);
+    }
+
+    #[test]
+    fn a_message_never_verifies_as_another_connections_or_number() {
+        // Connections 256 apart once had the same bytes for every message.
+        for (conn, msg) in [(3 + 256, 9), (3, 9 + 256 * 37), (3 + 1000, 9)] {
+            let mut m = Vec::new();
+            fill(&mut m, conn, msg, 64);
+            assert!(mismatches(&m, 3, 9, 0) > 0, "conn {conn} msg {msg} passed as conn 3 msg 9");
+        }
+        // Checked from any offset, in pieces, as reads split it.
+        let mut m = Vec::new();
+        fill(&mut m, 70_000, 1 << 40, 300);
+        let total: u64 = [0, 5, 12, 13, 299].windows(2).map(|w| mismatches(&m[w[0]..w[1]], 70_000, 1 << 40, w[0])).sum();
+        assert_eq!(total, 0);
+        assert_eq!(mismatches(&m[..HEADER], 70_001, 1 << 40, 0), 1, "one byte of the connection's number differs");
+        // Shorter than the opening: what there is of it.
+        let mut short = Vec::new();
+        fill(&mut short, 1, 2, 8);
+        assert_eq!(short.len(), 8);
+        assert_eq!(mismatches(&short, 1, 2, 0), 0);
     }
 }

@@ -18,6 +18,8 @@ struct Peer {
     id: usize,
     msg: u64,
     sent_at: Instant,
+    /// The message before `msg` was given up as lost: one late echo of it is no error.
+    late: bool,
 }
 
 impl Peer {
@@ -42,7 +44,7 @@ pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
         match socket {
             Ok(mut socket) => {
                 poll.registry().register(&mut socket, Token(peers.len()), Interest::READABLE).expect("register");
-                let mut p = Peer { socket, id, msg: 0, sent_at: start };
+                let mut p = Peer { socket, id, msg: 0, sent_at: start, late: false };
                 p.send(args, &mut out, start);
                 peers.push(p);
             }
@@ -76,8 +78,12 @@ pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
                 match p.socket.recv(&mut buf) {
                     Ok(n) => {
                         let data = &buf[..n];
-                        // A late echo of a message already counted lost.
+                        // A late echo of a message already counted lost, once; a second
+                        // echo of one answered (or of one lost) is a duplicate.
                         if n == args.payload && p.msg > 0 && pattern::mismatches(data, p.id, p.msg - 1, 0) == 0 {
+                            if !std::mem::take(&mut p.late) {
+                                tally.verification_errors += 1;
+                            }
                             continue;
                         }
                         if n != args.payload || pattern::mismatches(data, p.id, p.msg, 0) != 0 {
@@ -89,6 +95,7 @@ pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
                             tally.samples.record(now - p.sent_at);
                         }
                         p.msg += 1;
+                        p.late = false;
                         p.send(args, &mut out, now);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -106,6 +113,7 @@ pub fn run(args: &Args, clock: Clock, window: &mut dyn Window) -> Tally {
                     tally.lost += 1;
                 }
                 p.msg += 1;
+                p.late = true;
                 p.send(args, &mut out, now);
             }
         }
