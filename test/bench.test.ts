@@ -42,6 +42,8 @@ it('every server of every kind of cell starts, serves verified traffic and stops
     }
     const what = `${r.server} · ${r.cell}`;
     expect(r.load!.messages, what).toBeGreaterThan(0);
+    // Where the server is pinned, what else ran on its CPU is measured.
+    if (pinning().server.length > 0) expect(r.load!.server_core_other_s, what).toEqual(expect.any(Number));
     expect(r.load!.errors, what).toBe(0);
     expect(r.load!.verification_errors, what).toBe(0);
     // A datagram unanswered within the load client's 200 ms counts as lost: a stall of the server
@@ -73,11 +75,25 @@ it('a cell reports its median round by what it measures: throughput for an idle-
     cell: 'c',
     status: 'ok',
     bytesPerIdle: bytes,
-    load: { messages: msgs, msgs_per_s: msgs, mb_per_s: 0, p50_us: 1, p99_us: 2, p999_us: 3, errors: 0, verification_errors: 0, server_cpu_s: 1, msgs_per_server_cpu_s: msgs, server_rss_kb: 0 },
+    load: { duration_s: 1, messages: msgs, msgs_per_s: msgs, mb_per_s: 0, p50_us: 1, p99_us: 2, p999_us: 3, errors: 0, verification_errors: 0, server_cpu_s: 1, msgs_per_server_cpu_s: msgs, server_rss_kb: 0 },
   });
   const rounds = [round(398_060, 900), round(289_661, 1_000), round(376_262, 1_100)];
   expect(median(rounds, rounds[0], false).load!.msgs_per_s).toBe(376_262);
   expect(median(rounds, rounds[0], true).bytesPerIdle).toBe(1_000);
+});
+
+it("a row whose server shared its CPU with other work says so under the table", () => {
+  const row = (server: string, other: number): Result => ({
+    server,
+    label: server,
+    wake: 'fd',
+    cell: 'tcp-100x64B-d1',
+    status: 'ok',
+    load: { duration_s: 2, messages: 1, msgs_per_s: 1, mb_per_s: 0, p50_us: 1, p99_us: 2, p999_us: 3, errors: 0, verification_errors: 0, server_cpu_s: 1, server_core_other_s: other, msgs_per_server_cpu_s: 1, server_rss_kb: 0 },
+  });
+  const table = markdown([row('quiet', 0.05), row('crowded', 0.6)], FULL.filter((c) => c.id === 'tcp-100x64B-d1'));
+  expect(table).toContain("crowded: other work (processes, the hypervisor's steal) had 30 % of the server's CPU in the window");
+  expect(table).not.toContain('quiet: other work');
 });
 
 // Until 2026-12-05 a row was "ok" whatever came back: a server echoing wrong bytes had its

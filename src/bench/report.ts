@@ -21,6 +21,9 @@ function spread(r: Result): string {
   return `${ok}/${of}${range}`;
 }
 
+/** The share of the server's CPU that other work may have in a window before its row is called less sure. */
+const SHARED_CPU = 0.05;
+
 /** Server CPU-seconds per GiB served, from bytes per server CPU-second. */
 const cpuPerGiB = (bytesPerCpuS: number | null | undefined) => (bytesPerCpuS ? 2 ** 30 / bytesPerCpuS : undefined);
 
@@ -101,6 +104,13 @@ export function markdown(results: Result[], cells: Cell[]): string {
         const { server, redis } = r.redisCpu!;
         out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);
       }
+    }
+    // A server's figures are its own only where it had its CPU to itself: say where it did not.
+    for (const r of rows) {
+      const l = r.load;
+      const other = l?.server_core_other_s;
+      if (r.status !== 'ok' || !l || other == null || other <= SHARED_CPU * l.duration_s) continue;
+      out.push('', `${r.label}: other work (processes, the hypervisor's steal) had ${fmt((100 * other) / l.duration_s)} % of the server's CPU in the window; its figures are less sure.`);
     }
     out.push('');
   }

@@ -12,6 +12,8 @@ import type { ServerSpec } from './servers';
 
 /** What muxnet-loadgen prints (one JSON line). */
 export interface Load {
+  /** The measured window, in seconds. */
+  duration_s: number;
   messages: number;
   msgs_per_s: number;
   mb_per_s: number;
@@ -29,6 +31,8 @@ export interface Load {
   verification_errors: number;
   lost?: number | null;
   server_cpu_s: number | null;
+  /** Seconds the server's CPU spent on anything else in the window (other processes, steal), where it is pinned. */
+  server_core_other_s?: number | null;
   msgs_per_server_cpu_s: number | null;
   server_rss_kb: number | null;
 }
@@ -95,7 +99,15 @@ export const loadgenBinary = path.join(__dirname, '..', '..', 'target', 'release
  * cluster's Redis) go beside the load client, and a server pinned to one CPU
  * would find no second one in its own affinity.
  */
-export function pinning(): { server: string[]; client: string[]; note: string } {
+export interface Pinning {
+  /** `taskset -c N` for the server, or nothing. */
+  server: string[];
+  /** `taskset -c M` for the load client, or nothing. */
+  client: string[];
+  note: string;
+}
+
+export function pinning(): Pinning {
   let affinity: string;
   try {
     affinity = cpuAffinity(process.pid);
@@ -313,8 +325,12 @@ function statsLines(child: ChildProcess): { next(): Promise<ReactorStats | undef
   };
 }
 
-/** Runs the load client for one cell (`taskset` execs, so `pid` is the server itself), with `idle` idle connections. */
-function runLoad(cell: Cell, idle: number, host: string, port: number, pid: number, opts: RunOptions, pin: string[]): Promise<Load> {
+/**
+ * Runs the load client for one cell (`taskset` execs, so `pid` is the server
+ * itself), with `idle` idle connections, pinned by `pin.client`; it measures
+ * what else used the server's CPU where `pin.server` pins it.
+ */
+function runLoad(cell: Cell, idle: number, host: string, port: number, pid: number, opts: RunOptions, pin: Pinning): Promise<Load> {
   const args = [
     loadgenBinary,
     '--host', host,
@@ -327,11 +343,12 @@ function runLoad(cell: Cell, idle: number, host: string, port: number, pid: numb
     '--warmup', String(opts.warmup),
     '--duration', String(opts.duration),
     '--server-pid', String(pid),
+    ...(pin.server.length > 0 ? ['--server-cpu', pin.server[2]] : []),
     ...(cell.protocol === 'udp' ? ['--udp'] : []),
     ...(cell.group === 'chat' ? ['--chat'] : []),
     ...(cell.group === 'file' ? ['--download'] : []),
   ];
-  const argv = [...pin, ...args];
+  const argv = [...pin.client, ...args];
   const child = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
@@ -457,14 +474,14 @@ async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions)
             // The baseline is taken warm: the cell's traffic without its idle connections
             // first, so the code pages, JIT code and heap sizing its first traffic brings
             // (about 3.5 MB for a Node server) are not counted against the connections.
-            await runLoad(cell, 0, opts.host, server.port, server.pid, { ...opts, warmup: 0, duration: Math.min(opts.duration, 0.5) }, pin.client);
+            await runLoad(cell, 0, opts.host, server.port, server.pid, { ...opts, warmup: 0, duration: Math.min(opts.duration, 0.5) }, pin);
           }
           const rssBeforeKb = rssKb(server.pid);
           const { idle, capped } = idleCapacity(cell, fdLimit);
           try {
             const before = await server.sample();
             const cpuBefore = server.redisPid ? [cpuSeconds(server.pid), cpuSeconds(server.redisPid)] : [];
-            const load = await runLoad(cell, idle, opts.host, server.port, server.pid, opts, pin.client);
+            const load = await runLoad(cell, idle, opts.host, server.port, server.pid, opts, pin);
             const fault = server.exited() ?? unsound(load);
             if (fault) throw new Error(fault);
             // Both over the same span: the load client's whole run (joins, warm-up, measurement).

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub const USAGE: &str = "usage: muxnet-loadgen --port N [--host IP] [--connections N] [--payload BYTES] [--depth N] \
-[--warmup S] [--duration S] [--idle N] [--sources N] [--udp | --chat | --download] [--server-pid PID]";
+[--warmup S] [--duration S] [--idle N] [--sources N] [--udp | --chat | --download] [--server-pid PID [--server-cpu N]]";
 
 #[derive(Debug)]
 pub struct Args {
@@ -26,6 +26,8 @@ pub struct Args {
     /// Downloads of a `payload`-byte file (see download.rs).
     pub download: bool,
     pub server_pid: Option<u32>,
+    /// The CPU the server is pinned to: what else ran there in the window is measured.
+    pub server_cpu: Option<usize>,
 }
 
 fn seconds(v: &str) -> Result<Duration, String> {
@@ -52,6 +54,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         chat: false,
         download: false,
         server_pid: None,
+        server_cpu: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--udp" || flag == "--chat" || flag == "--download" {
@@ -72,6 +75,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--idle" => a.idle = number(&flag, &v)?,
             "--sources" => a.sources = number(&flag, &v)?,
             "--server-pid" => a.server_pid = Some(number(&flag, &v)?),
+            "--server-cpu" => a.server_cpu = Some(number(&flag, &v)?),
             _ => return Err(format!("unknown option: {flag}")),
         }
     }
@@ -85,6 +89,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if [a.udp, a.chat, a.download].iter().filter(|&&m| m).count() > 1 {
         return Err("--udp, --chat and --download exclude each other".into());
+    }
+    if a.server_cpu.is_some() && a.server_pid.is_none() {
+        return Err("--server-cpu goes with --server-pid".into());
     }
     if a.udp && a.payload > 65_000 {
         return Err("--payload for --udp must fit a datagram (<= 65000)".into());
@@ -114,5 +121,7 @@ mod tests {
         assert!(args("--port 1 --sources 0").is_err());
         assert!(args("--port 1 --host ::1 --sources 2").is_err());
         assert!(args("--port 1 --host 10.0.0.1 --sources 2").is_err());
+        assert_eq!(args("--port 1 --server-pid 9 --server-cpu 3").unwrap().server_cpu, Some(3));
+        assert!(args("--port 1 --server-cpu 3").unwrap_err().contains("--server-pid"));
     }
 }

@@ -127,7 +127,7 @@ fn main() {
     };
     proc_stats::raise_fd_limit();
     let clock = Clock::new(&args);
-    let mut probe = proc_stats::ServerProbe::new(args.server_pid);
+    let mut probe = proc_stats::ServerProbe::new(args.server_pid, args.server_cpu);
     let run = if args.download {
         download::run
     } else if args.chat {
@@ -140,7 +140,7 @@ fn main() {
     let mut tally = run(&args, clock, &mut probe);
     // A run that ended before its window (a failed connect) is read now.
     probe.close();
-    let (server_cpu, rss) = (probe.cpu, probe.rss_kb);
+    let (server_cpu, core_other, rss) = (probe.cpu, probe.core_other, probe.rss_kb);
     let secs = args.duration.as_secs_f64();
     let msgs_per_s = tally.messages as f64 / secs;
     // A download's message is one byte; the echo modes' is a payload.
@@ -149,7 +149,7 @@ fn main() {
     let mut all = tally.with_waiting();
     println!(
         "{{\"mode\":\"{}\",\"connections\":{},\"idle\":{},\"payload\":{},\"depth\":{},\"duration_s\":{},\"messages\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\
-         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"starved\":{},\"stalled\":{},\"p99_waiting_us\":{},\"p999_waiting_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
+         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"starved\":{},\"stalled\":{},\"p99_waiting_us\":{},\"p999_waiting_us\":{},\"errors\":{},\"verification_errors\":{},\"lost\":{},\"server_cpu_s\":{},\"server_core_other_s\":{},\"msgs_per_server_cpu_s\":{},\"server_rss_kb\":{}}}",
         if args.download {
             "download"
         } else if args.chat {
@@ -178,6 +178,7 @@ fn main() {
         tally.verification_errors,
         if args.udp { tally.lost.to_string() } else { "null".into() },
         json_num(server_cpu.map(|c| format!("{c:.3}"))),
+        json_num(core_other.map(|c| format!("{c:.3}"))),
         json_num(per_cpu),
         json_num(rss),
     );

@@ -1,4 +1,5 @@
-//! The server's CPU time and memory from /proc, and our own fd limit.
+//! The server's CPU time and memory from /proc, what else ran on its CPU,
+//! and our own fd limit.
 
 use crate::Window;
 
@@ -23,6 +24,18 @@ fn clock_ticks() -> f64 {
     }
 }
 
+/// Seconds CPU `cpu` has been busy since boot (user, nice, system, irq,
+/// softirq, and steal: time the hypervisor gave to someone else).
+pub fn core_busy_seconds(cpu: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let name = format!("cpu{cpu}");
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let ticks: Vec<f64> = line.split_whitespace().skip(1).map(|t| t.parse().unwrap_or(0.0)).collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user already).
+    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| ticks.get(i).copied().unwrap_or(0.0)).sum::<f64>();
+    Some(busy / clock_ticks())
+}
+
 pub fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
@@ -34,23 +47,31 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 /// the server at work on thousands of closes.
 pub struct ServerProbe {
     pid: Option<u32>,
+    /// The CPU the server is pinned to, if it is.
+    core: Option<usize>,
     cpu_at_open: Option<f64>,
+    core_at_open: Option<f64>,
     closed: bool,
     /// Server CPU seconds inside the window.
     pub cpu: Option<f64>,
+    /// Seconds its CPU was busy with anything but the server inside the
+    /// window: other processes, the hypervisor's steal. Its figures hold
+    /// only where this is small.
+    pub core_other: Option<f64>,
     /// Server RSS as the window closed.
     pub rss_kb: Option<u64>,
 }
 
 impl ServerProbe {
-    pub fn new(pid: Option<u32>) -> ServerProbe {
-        ServerProbe { pid, cpu_at_open: None, closed: false, cpu: None, rss_kb: None }
+    pub fn new(pid: Option<u32>, core: Option<usize>) -> ServerProbe {
+        ServerProbe { pid, core, cpu_at_open: None, core_at_open: None, closed: false, cpu: None, core_other: None, rss_kb: None }
     }
 }
 
 impl Window for ServerProbe {
     fn open(&mut self) {
         self.cpu_at_open = self.pid.and_then(cpu_seconds);
+        self.core_at_open = self.core.and_then(core_busy_seconds);
     }
 
     /// Reads the window's end; only the first call counts.
@@ -60,6 +81,9 @@ impl Window for ServerProbe {
         }
         if let Some(pid) = self.pid {
             self.cpu = self.cpu_at_open.zip(cpu_seconds(pid)).map(|(start, end)| end - start);
+            let busy = self.core_at_open.zip(self.core.and_then(core_busy_seconds)).map(|(start, end)| end - start);
+            // Ticks are counted apart (per process, per CPU): a tick of difference is noise.
+            self.core_other = busy.zip(self.cpu).map(|(busy, server)| (busy - server).max(0.0));
             self.rss_kb = rss_kb(pid);
         }
     }
@@ -92,11 +116,11 @@ mod tests {
     #[test]
     fn probe_reads_the_window_once() {
         let me = std::process::id();
-        let mut probe = ServerProbe::new(Some(me));
+        let mut probe = ServerProbe::new(Some(me), None);
         probe.close();
         // Closed before it opened: memory, but no CPU span.
         assert!(probe.cpu.is_none() && probe.rss_kb.unwrap() > 100);
-        let mut probe = ServerProbe::new(Some(me));
+        let mut probe = ServerProbe::new(Some(me), None);
         probe.open();
         // Spin until our own CPU time moves on (a tick is 10 ms; a loaded machine may not run us).
         let start = cpu_seconds(me).unwrap();
@@ -107,5 +131,31 @@ mod tests {
         assert!(cpu > 0.0);
         probe.close();
         assert_eq!(probe.cpu, Some(cpu));
+    }
+
+    #[test]
+    fn a_core_busy_with_another_process_is_told() {
+        // This thread spins; the probe watches a process that sleeps, on every CPU in turn
+        // until one shows the spin (the test may run on any of them).
+        let mut sleeper = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut seen = Vec::new();
+        for cpu in 0..cpus {
+            let mut probe = ServerProbe::new(Some(sleeper.id()), Some(cpu));
+            probe.open();
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+            // SAFETY: sched_getcpu takes nothing and only reads the calling thread's CPU.
+            let mut on = unsafe { libc::sched_getcpu() };
+            while std::time::Instant::now() < until {
+                // SAFETY: as above.
+                on = unsafe { libc::sched_getcpu() };
+            }
+            probe.close();
+            seen.push((cpu, on, probe.core_other.unwrap()));
+        }
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        // The CPU it ended on was busy with it for most of the last 300 ms (not with the sleeper).
+        assert!(seen.iter().any(|&(cpu, on, other)| on == cpu as i32 && other > 0.1), "{seen:?}");
     }
 }
