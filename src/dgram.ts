@@ -31,6 +31,16 @@ export type LookupFunction = (
   family: number,
   callback: (err: NodeJS.ErrnoException | null, address: string, family?: number) => void,
 ) => void;
+/**
+ * A lookup as @types/node types node:dgram's, with dns.lookup's options for
+ * the second argument; node:dgram passes the family there (a number), and so
+ * does muxnet: taken too, so that code typed for node:dgram compiles.
+ */
+type LookupTypedAsNodes = (
+  hostname: string,
+  options: dns.LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+) => void;
 
 export interface SocketOptions {
   type: SocketType;
@@ -42,7 +52,7 @@ export interface SocketOptions {
   sendBlockList?: BlockList;
   /** Node 24: datagrams from an address this holds are dropped. */
   receiveBlockList?: BlockList;
-  lookup?: LookupFunction;
+  lookup?: LookupFunction | LookupTypedAsNodes;
   /** Closes the socket when aborted. */
   signal?: AbortSignal;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
@@ -80,7 +90,8 @@ export type SendCallback = (err: Error | null, bytes: number) => void;
 type SendDone = (err: Error | null, bytes?: number) => void;
 /** Called on 'connect', or with the error when the connect failed. */
 export type ConnectCallback = (err?: Error) => void;
-export type MessageListener = (msg: Buffer, rinfo: RemoteInfo) => void;
+// A view of a plain ArrayBuffer (the read slab's, or its own), typed as @types/node types node:dgram's.
+export type MessageListener = (msg: Buffer<ArrayBuffer>, rinfo: RemoteInfo) => void;
 /** What `send` takes: a string or any `ArrayBufferView`, or a list of them. */
 export type SendData = string | NodeJS.ArrayBufferView | readonly (string | NodeJS.ArrayBufferView)[];
 
@@ -184,7 +195,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     }
     this.type = kind;
     // Read now, as node:dgram does: a dns.lookup patched in before this is used.
-    this.lookup = options.lookup ?? (dns.lookup as unknown as LookupFunction);
+    this.lookup = (options.lookup ?? dns.lookup) as LookupFunction;
     this.backend = resolveBackend(options.backend);
     this.reuseAddr = !!options.reuseAddr;
     this.reusePort = !!options.reusePort;

@@ -818,7 +818,7 @@ describe('the drop-in as TypeScript takes node:net code', () => {
   it("a Socket, a Server and a UDP socket pass where code typed with node:net's and node:dgram's classes takes them", async () => {
     // An app's helpers, or a library's, typed with Node's classes: until 2026-12-05 none took
     // muxnet's (a private `connections`, the send callback's optional `bytes`, two getters typed
-    // `| undefined` where @types/node has none).
+    // `| undefined` where @types/node has none), nor a dgram lookup typed as @types/node has it.
     const greet = (s: nodeNet.Socket): void => void s.end('hi');
     const portOf = (s: nodeNet.Server): number => (s.address() as nodeNet.AddressInfo).port;
     const sendTo = (u: nodeDgram.Socket, port: number): Promise<number> =>
@@ -831,12 +831,24 @@ describe('the drop-in as TypeScript takes node:net code', () => {
     await once(client, 'close');
     expect(got).toBe('hi');
     server.close();
-    const receiver: nodeDgram.Socket = muxdgram.createSocket('udp4');
+    // A 'message' listener typed as @types/node types createSocket's (a NonSharedBuffer).
+    const heard: string[] = [];
+    const onMessage: Parameters<typeof nodeDgram.createSocket>[1] = (msg) => heard.push(msg.toString());
+    const receiver: nodeDgram.Socket = muxdgram.createSocket('udp4', onMessage);
     await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
-    const sender = muxdgram.createSocket('udp4');
+    // A lookup typed as @types/node types node:dgram's (dns.lookup's options second; a number comes).
+    const looked: unknown[] = [];
+    const lookup: NonNullable<nodeDgram.SocketOptions['lookup']> = (hostname, options, callback) => {
+      looked.push([hostname, options]);
+      callback(null, '127.0.0.1', 4);
+    };
+    const sender = muxdgram.createSocket({ type: 'udp4', lookup });
     const message = once(receiver, 'message');
     expect(await sendTo(sender, receiver.address().port)).toBe(4);
     expect(String((await message)[0])).toBe('ping');
+    expect(heard).toEqual(['ping']);
+    // The implicit bind's address, then the destination, as node:dgram looks them up.
+    expect(looked).toEqual([['0.0.0.0', 4], ['127.0.0.1', 4]]);
     sender.close();
     receiver.close();
   });
