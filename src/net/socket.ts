@@ -1099,7 +1099,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    clearTimeout(this.attempts?.timer);
+    const attempts = this.attempts;
+    clearTimeout(attempts?.timer);
+    // An attempt among several still connecting: node:net's closing handle cancels it, and
+    // 'connectionAttemptFailed' says so (ECANCELED) just before 'close'.
+    const cancelled = this.connectingFlag && attempts?.multiple && this.token >= 0 ? this.remote : null;
     this.attempts = undefined;
     this.connectingFlag = false;
     if (this.fromBound?.adopted) {
@@ -1134,6 +1138,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // closing phase (after this loop turn's immediates); a socket that never
     // had one closes on the next tick, saying nothing.
     const emitClose = () => this.emit('close', err !== null && err !== undefined);
+    if (cancelled) {
+      const { address, port, family } = cancelled;
+      const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
+      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure));
+    }
     if (this.opened && reactor) reactor.inClosingPhase(emitClose);
     else if (this.opened) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));

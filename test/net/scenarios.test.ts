@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, freePort, moveAway, sleep, waitFor } from '../helpers';
+import { downPort, freePort, hangingPort, moveAway, sleep, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -604,6 +604,33 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(c.autoSelectFamilyAttemptedAddresses).toEqual([`::1:${port}`, `127.0.0.1:${port}`]);
     c.destroy();
     await closed(server);
+  });
+
+  // Found 2026-12-05 running Node's test/internet cases on loopback: muxnet closed saying nothing of the attempt.
+  it("destroy() during one of several autoSelectFamily attempts: 'connectionAttemptFailed' with ECANCELED, then 'close'", async () => {
+    const hanging = await hangingPort();
+    try {
+      // Answered later, as dns.lookup answers: the listeners are on by then.
+      const lookup = (_h: string, _opts: unknown, cb: (...a: unknown[]) => void) =>
+        process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
+      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 5000, backend } as unknown as nodeNet.NetConnectOpts);
+      const events: unknown[] = [];
+      c.on('connectionAttempt', (address) => events.push(`attempt ${address}`));
+      c.on('connectionAttemptFailed', (address, port, family, err: NodeJS.ErrnoException) =>
+        events.push({ address, port, family, code: err.code, syscall: err.syscall, message: err.message }),
+      );
+      c.on('close', (hadError) => events.push(`close ${hadError}`));
+      await once(c, 'connectionAttempt');
+      c.destroy();
+      await once(c, 'close');
+      expect(events).toEqual([
+        'attempt 127.0.0.1',
+        { address: '127.0.0.1', port: hanging.port, family: 4, code: 'ECANCELED', syscall: 'connect', message: `connect ECANCELED 127.0.0.1:${hanging.port}` },
+        'close false',
+      ]);
+    } finally {
+      hanging.close();
+    }
   });
 
   it('a refused connect from a bound local end names it, one address or several (autoSelectFamily)', async () => {
