@@ -99,7 +99,7 @@ it("a row whose server shared its CPU with other work says so under the table", 
 // Until 2026-12-05 a row was "ok" whatever came back: a server echoing wrong bytes had its
 // throughput tabled (errors in a column), one that died mid-cell had the messages before its
 // death divided by the whole window, and one that stopped answering a connection showed no sign.
-it('a server that echoes wrong bytes or dies has the cell failed, not measured; one that stops answering a connection is told of under the table', { timeout: 60_000 }, async () => {
+it('a server that echoes wrong bytes or dies has the cell failed, not measured; one that stops answering or resets a connection is told of under the table', { timeout: 60_000 }, async () => {
   const faulty = (mode: string): ServerSpec => ({
     id: mode,
     label: `echo that ${mode}s`,
@@ -111,13 +111,18 @@ it('a server that echoes wrong bytes or dies has the cell failed, not measured; 
   const cells = FULL.filter((c) => c.id === 'tcp-100x64B-d1');
   // A request unanswered for half the window, a second at least, is a stall: the stalling
   // server answers for 300 ms, and 1.5 s leave its last request waiting over a second.
-  const results = await runMatrix(['corrupt', 'die', 'stall'].map(faulty), cells, { host: '127.0.0.1', warmup: 0.1, duration: 1.5, rounds: 1, onProgress() {} });
-  const [corrupt, die, stall] = results;
+  const results = await runMatrix(['corrupt', 'die', 'stall', 'reset'].map(faulty), cells, { host: '127.0.0.1', warmup: 0.1, duration: 1.5, rounds: 1, onProgress() {} });
+  const [corrupt, die, stall, reset] = results;
   expect(corrupt).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^\d+ bytes came back wrong/) });
   expect(die).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^the server exited \(code 3\)/) });
   expect(stall.status).toBe('ok');
   expect(stall.load).toMatchObject({ stalled: 1, starved: 0, verification_errors: 0 });
-  expect(markdown(results, cells)).toContain('echo that stalls: 0 connections got no echo in the measured window, 1 had a request waiting');
+  // A connection reset is an error in its column, and the load client's words on it under the table.
+  expect(reset.status).toBe('ok');
+  expect(reset.load).toMatchObject({ errors: 1, said: expect.stringMatching(/connection \d+: Connection reset by peer/) });
+  const table = markdown(results, cells);
+  expect(table).toContain('echo that stalls: 0 connections got no echo in the measured window, 1 had a request waiting');
+  expect(table).toMatch(/echo that resets: 1 connection errors; the load client: muxnet-loadgen: connection \d+: Connection reset by peer/);
 });
 
 // The proxy's figures were once taken with its upstream on the proxy's own core: the proxy,

@@ -105,6 +105,7 @@ export function markdown(results: Result[], cells: Cell[]): string {
         out.push('', `${r.label}: Redis used ${fmt(redis, 2)} CPU-s to the servers' ${fmt(server, 2)} over the run, ${fmt((100 * redis) / (redis + server))} % of the CPU.`);
       }
     }
+    for (const r of rows.filter((x) => x.status === 'ok' && x.load?.said)) out.push('', `${r.label}: ${fmt(r.load!.errors)} connection errors; the load client: ${r.load!.said}`);
     // A server's figures are its own only where it had its CPU to itself: say where it did not.
     for (const r of rows) {
       const l = r.load;

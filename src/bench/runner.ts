@@ -27,7 +27,10 @@ export interface Load {
   /** TCP: p99 / p99.9 with each request still waiting at the window's end counted at its age. */
   p99_waiting_us?: number | null;
   p999_waiting_us?: number | null;
+  /** Connections that failed (connect, reset, …). */
   errors: number;
+  /** What the load client said of them on stderr, its last lines (added by the runner). */
+  said?: string;
   verification_errors: number;
   lost?: number | null;
   server_cpu_s: number | null;
@@ -359,7 +362,10 @@ function runLoad(cell: Cell, idle: number, host: string, port: number, pid: numb
       const line = out.trim().split('\n').pop() ?? '';
       try {
         if (code !== 0) throw new Error(`exit ${code}`);
-        resolve(JSON.parse(line) as Load);
+        const load = JSON.parse(line) as Load;
+        // Why connections failed, in the load client's words (its last lines).
+        if (load.errors > 0 && err.trim()) load.said = err.trim().split('\n').slice(-3).join(' / ');
+        resolve(load);
       } catch (e) {
         reject(new Error(`load client failed (${(e as Error).message}): ${err.trim().split('\n').slice(-3).join(' / ')}`));
       }
@@ -421,10 +427,15 @@ export function median(all: Result[], first: Result, byMemory: boolean): Result 
   return { ...mid, load, rounds };
 }
 
-/** The middle of the known values (the lower of the two middles for an even count), or null. */
+/**
+ * The median of the known values, or null. For an even count (a round
+ * failed), the mean of the two middles: the lower alone flatters a latency.
+ */
 function middle(values: (number | null)[]): number | null {
   const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
-  return known.length === 0 ? null : known[(known.length - 1) >> 1];
+  if (known.length === 0) return null;
+  const half = known.length >> 1;
+  return known.length % 2 === 1 ? known[half] : (known[half - 1] + known[half]) / 2;
 }
 
 async function runRound(specs: ServerSpec[], allCells: Cell[], opts: RunOptions): Promise<Result[]> {
