@@ -237,7 +237,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   _server: Server | undefined;
   /** The idle timeout `setTimeout()` set, in ms. */
   timeout: number | undefined;
-  /** `ip:port` of each address tried when connecting with autoSelectFamily to several. */
+  /** Behind `autoSelectFamilyAttemptedAddresses`. */
   private attempted: string[] | undefined;
   bytesRead = 0;
   private dispatched = 0;
