@@ -208,8 +208,13 @@ export declare class Reactor {
    * reads it); a negative errno on failure (`ENOTSUP` for a Unix-domain stream).
    */
   typeOfService(token: number, tos: number): number
-  /** `delayMs` before the first probe; `enable: false` turns it off. */
-  setKeepAlive(token: number, enable: boolean, delayMs: number): number
+  /**
+   * Keep-alive as libuv's `uv_tcp_keepalive_ex` sets it: off, or on and,
+   * where the idle seconds, interval seconds and count are each at least
+   * 1, probing with them (else the system's timing stays, as libuv
+   * leaves it after its EINVAL, which node:net ignores).
+   */
+  setKeepAlive(token: number, enable: boolean, idleS: number, intervalS: number, count: number): number
   queued(token: number): number
   localAddress(token: number): SocketAddress | null
   /**

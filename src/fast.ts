@@ -449,10 +449,16 @@ export class Connection<T = unknown> implements Handle {
     return this;
   }
 
+  /**
+   * TCP keep-alive as node:net sets it: the first probe after
+   * `initialDelayMs` idle (whole seconds; under a second, the system's
+   * delay, two hours on Linux), then one a second; ten unanswered drop the
+   * connection (`onClose` with `ETIMEDOUT`).
+   */
   setKeepAlive(enable = false, initialDelayMs = 0): this {
     const on = validateBoolean(enable, 'enable', false);
     const delay = validateInteger(initialDelayMs, 'initialDelayMs', 0, 0, 2 ** 32 - 1);
-    if (!(this.flags & CLOSED)) this.origin.reactor.native.setKeepAlive(this.token, on, delay);
+    if (!(this.flags & CLOSED)) this.origin.reactor.native.setKeepAlive(this.token, on, Math.trunc(delay / 1000), 1, 10);
     return this;
   }
 

@@ -360,6 +360,27 @@ raw.sendto(ip + udp, ('127.0.0.1', 0))
 }
 
 /**
+ * A TCP socket's keep-alive as the kernel holds it: SO_KEEPALIVE, then
+ * TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT (seconds, seconds, probes), read
+ * by python3 from a copy of its fd (the socket goes as the child's fd 3, as
+ * node:net and muxnet hand a socket to a child's stdio).
+ */
+export async function keepAliveOf(socket: net.Socket): Promise<number[]> {
+  const script = `
+import socket
+s = socket.socket(fileno=3)
+print(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), *(s.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)))
+s.detach()
+`;
+  const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit', socket] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`python3 exited ${code}: ${out}`);
+  return out.trim().split(' ').map(Number);
+}
+
+/**
  * Moves `chunk`'s ArrayBuffer away, as a transfer to another thread does: the
  * text that arrived, or undefined where Node refuses to move a pool marked
  * untransferable (`DataCloneError`, from Node 21; Node 20 copies it instead).

@@ -36,7 +36,7 @@ export const setDefaultAutoSelectFamily = nodeNet.setDefaultAutoSelectFamily;
 export const setDefaultAutoSelectFamilyAttemptTimeout = nodeNet.setDefaultAutoSelectFamilyAttemptTimeout;
 export type { BoundSocketConstructor, BoundSocketOptions } from './bound';
 export type { ListenOptions, ServerOptions } from './server';
-export type { OnReadOptions, SocketConnectOpts, SocketOptions } from './socket';
+export type { OnReadOptions, SetKeepAliveOptions, SocketConnectOpts, SocketOptions } from './socket';
 // node:net's other type names, so that `import type { AddressInfo } from 'muxnet'` compiles as
 // it did from 'node:net': its own for what muxnet takes as node:net does, muxnet's for its options.
 export type { OnReadOptions as OnReadOpts, SocketOptions as SocketConstructorOpts } from './socket';

@@ -177,6 +177,42 @@ export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
   }
 })();
 
+/**
+ * Node 24.19 takes `setKeepAlive({ enable, initialDelay, interval, count })`,
+ * and an interval and a count after the delay (libuv's uv_tcp_keepalive_ex).
+ * Before, libuv probed every second, ten times. (Other release lines unverified.)
+ */
+const KEEPALIVE_PROBES_SET = NODE_MAJOR > 24 || (NODE_MAJOR === 24 && NODE_MINOR >= 19);
+
+/** `setKeepAlive()`'s options object (Node 24.19+). */
+export interface SetKeepAliveOptions {
+  enable?: boolean;
+  /** Milliseconds idle before the first probe (whole seconds count; under one, the system's). */
+  initialDelay?: number;
+  /** Milliseconds between probes (whole seconds; default one). */
+  interval?: number;
+  /** Probes unanswered before the connection is dropped (default ten). */
+  count?: number;
+}
+
+/** What node:net hands its handle: whole seconds (`~~`), or libuv's 1 s and 10 probes where none are given. */
+interface KeepAliveProbe {
+  enable: boolean;
+  delay: number;
+  interval: number;
+  count: number;
+}
+
+function keepAliveProbe(enable: unknown, initialDelay: number | undefined, interval: number | undefined, count: unknown): KeepAliveProbe {
+  return {
+    enable: Boolean(enable),
+    delay: ~~((initialDelay as number) / 1000),
+    interval: interval === undefined ? 1 : ~~(interval / 1000),
+    // A count that is no uint32 (a string, -1) is libuv's default, as node:net's binding reads it.
+    count: typeof count === 'number' && count >>> 0 === count ? count : 10,
+  };
+}
+
 export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
@@ -227,7 +263,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private handedOver = false;
   private noDelay: boolean;
   /** What `setKeepAlive()` asked for; none yet: off (no object per socket until then). */
-  private keepAliveProbe: { enable: boolean; delay: number } | undefined;
+  private keepAliveProbe: KeepAliveProbe | undefined;
   /** The type of service asked for (see `setTypeOfService`); set again once connected. */
   private tos: number | undefined;
   /** Made on an adopted `net.BoundSocket` (see `FromBound`): undefined for any other socket. */
@@ -830,13 +866,23 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     throw systemError(-r, 'getTypeOfService');
   }
 
-  setKeepAlive(enable?: boolean, initialDelay = 0): this {
-    const probe = { enable: Boolean(enable), delay: Math.trunc(initialDelay / 1000) * 1000 };
+  /** Node 24.19 and later; on earlier Node, as node:net there, the object only turns keep-alive on. */
+  setKeepAlive(options: SetKeepAliveOptions): this;
+  /** `interval` and `count` from Node 24.19 (before, as libuv then: a probe a second, ten unanswered drop the connection). */
+  setKeepAlive(enable?: boolean, initialDelay?: number, interval?: number, count?: number): this;
+  setKeepAlive(enable?: boolean | SetKeepAliveOptions, initialDelay?: number, interval?: number, count?: number): this {
+    if (KEEPALIVE_PROBES_SET && enable !== null && typeof enable === 'object') ({ enable, initialDelay, interval, count } = enable);
+    const probe = KEEPALIVE_PROBES_SET ? keepAliveProbe(enable, initialDelay, interval, count) : keepAliveProbe(enable, initialDelay, undefined, undefined);
     const was = this.keepAliveProbe;
-    const changed = probe.enable !== Boolean(was?.enable) || (probe.enable && probe.delay !== was?.delay);
+    const changed =
+      probe.enable !== Boolean(was?.enable) || (probe.enable && (probe.delay !== was?.delay || probe.interval !== was.interval || probe.count !== was.count));
     this.keepAliveProbe = probe;
-    if (changed && this.token >= 0 && !this.connectingFlag) this.reactor!.native.setKeepAlive(this.token, probe.enable, probe.delay);
+    if (changed && this.token >= 0 && !this.connectingFlag) this.applyKeepAlive(probe);
     return this;
+  }
+
+  private applyKeepAlive({ enable, delay, interval, count }: KeepAliveProbe): void {
+    this.reactor!.native.setKeepAlive(this.token, enable, delay, interval, count);
   }
 
   setTimeout(msecs: number, callback?: () => void): this {
@@ -1157,7 +1203,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.fetchAddresses();
     this.syncActive();
     if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
-    if (this.keepAliveProbe?.enable) this.reactor!.native.setKeepAlive(this.token, true, this.keepAliveProbe.delay);
+    if (this.keepAliveProbe?.enable) this.applyKeepAlive(this.keepAliveProbe);
     if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
     this.touch();
     this.readBegun = false;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, freePort, hangingPort, moveAway, sleep, waitFor } from '../helpers';
+import { downPort, freePort, hangingPort, keepAliveOf, moveAway, sleep, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -604,6 +604,31 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(c.autoSelectFamilyAttemptedAddresses).toEqual([`::1:${port}`, `127.0.0.1:${port}`]);
     c.destroy();
     await closed(server);
+  });
+
+  // Until 2026-12-05 muxnet left the kernel's 75 s between probes and 9 of them where libuv sets
+  // 1 s and 10 (a dead peer found after 11 minutes, not 10 s), probed after 1 s where a delay under
+  // a second leaves the system's 2 hours, and took no interval or count (Node 24.19).
+  it.runIf(process.platform === 'linux')('setKeepAlive() leaves the kernel what libuv leaves it, call after call, as node:net on this Node', async () => {
+    const server = nodeNet.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const calls: unknown[][] = [[true], [true, 3000], [true, 0], [false], [true, 999], [true, 5000, 2000, 4], [{ enable: true, initialDelay: 7000, interval: 3000, count: 5 }], [true, 4000, null, 3], [true, 1e12]];
+    const readings = async (impl: Net) => {
+      const c = impl.connect(port, '127.0.0.1');
+      await once(c, 'connect');
+      const seen = [];
+      for (const args of calls) {
+        (c.setKeepAlive as (...a: unknown[]) => void)(...args);
+        seen.push(await keepAliveOf(c));
+      }
+      c.destroy();
+      return seen;
+    };
+    const got = await readings(net);
+    expect(got[1]).toEqual([1, 3, 1, 10]);
+    expect(got).toEqual(await readings(nodeNet));
+    server.close();
   });
 
   // Found 2026-12-05 running Node's test/internet cases on loopback: muxnet closed saying nothing of the attempt.

@@ -28,5 +28,5 @@ pub use backend::{PipeWaker, SelfPipe};
 pub use reactor::{discard_detached, Config, Event, PipeOptions, Reactor, ReadSpace};
 #[cfg(unix)]
 pub use socket::{never_connected, socket_kind};
-pub use socket::{Address, BindOptions, Listener, Membership, MulticastInterface, Peer, Socket, SocketBuffer, Stream};
+pub use socket::{Address, BindOptions, KeepAlive, Listener, Membership, MulticastInterface, Peer, Socket, SocketBuffer, Stream};
 pub use stats::Stats;

@@ -218,7 +218,7 @@ impl Stream {
 
     /// `TCP_NODELAY` and `SO_KEEPALIVE`; a Unix-domain stream has neither
     /// and ignores them, as node:net does for pipes.
-    pub(crate) fn set_options(&self, no_delay: Option<bool>, keep_alive: Option<Option<std::time::Duration>>) -> io::Result<()> {
+    pub(crate) fn set_options(&self, no_delay: Option<bool>, keep_alive: Option<KeepAlive>) -> io::Result<()> {
         let stream = match self {
             Stream::Tcp(stream) => stream,
             #[cfg(unix)]
@@ -230,12 +230,45 @@ impl Stream {
         if let Some(ka) = keep_alive {
             let sock = SockRef::from(stream);
             match ka {
-                None => sock.set_keepalive(false)?,
-                Some(idle) => sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?,
+                KeepAlive::Off => sock.set_keepalive(false)?,
+                KeepAlive::On => sock.set_keepalive(true)?,
+                // SO_KEEPALIVE, then the idle time, interval and count, each only if the one before
+                // was taken (as libuv sets them: a value the kernel refuses leaves the rest as they were).
+                KeepAlive::Probing { idle, interval, count } => sock.set_tcp_keepalive(&probing(idle, interval, count))?,
             }
         }
         Ok(())
     }
+}
+
+/// A connection's TCP keep-alive, as libuv sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepAlive {
+    Off,
+    /// On, with the probe timing the system (or an earlier call) set.
+    On,
+    /// On: the first probe after `idle` quiet seconds, then one every
+    /// `interval` seconds; `count` unanswered drop the connection.
+    Probing {
+        idle: u32,
+        interval: u32,
+        count: u32,
+    },
+}
+
+fn seconds(s: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(s))
+}
+
+/// Keep-alive probes' timing, where the platform sets all of it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+fn probing(idle: u32, interval: u32, count: u32) -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new().with_time(seconds(idle)).with_interval(seconds(interval)).with_retries(count)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+fn probing(idle: u32, _interval: u32, _count: u32) -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new().with_time(seconds(idle))
 }
 
 /// `IPV6_TCLASS`, where the platform has it.

@@ -6,9 +6,8 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::io;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
-use muxnet_core::{BackendKind, BindOptions, Config, Membership, PipeOptions, SocketBuffer};
+use muxnet_core::{BackendKind, BindOptions, Config, KeepAlive, Membership, PipeOptions, SocketBuffer};
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
@@ -624,14 +623,20 @@ impl Reactor {
         code(self.with(|r| r.type_of_service(token_of(token), set).map(i64::from)))
     }
 
-    /// `delayMs` before the first probe; `enable: false` turns it off.
+    /// Keep-alive as libuv's `uv_tcp_keepalive_ex` sets it: off, or on and,
+    /// where the idle seconds, interval seconds and count are each at least
+    /// 1, probing with them (else the system's timing stays, as libuv
+    /// leaves it after its EINVAL, which node:net ignores).
     #[napi(catch_unwind)]
-    pub fn set_keep_alive(&self, token: f64, enable: bool, delay_ms: f64) -> i64 {
-        // As node:net: a delay that is no positive number is no delay (the
-        // kernel's minimum of a second then applies); no wrapping, no 0 for Infinity.
-        let ms = if delay_ms.is_finite() && delay_ms > 0.0 { delay_ms.min(u32::MAX as f64) } else { 0.0 };
-        let idle = enable.then(|| Duration::from_millis(ms.max(1000.0) as u64));
-        code(self.with(|r| r.set_keep_alive(token_of(token), idle).map(|()| 0)))
+    pub fn set_keep_alive(&self, token: f64, enable: bool, idle_s: f64, interval_s: f64, count: f64) -> i64 {
+        // Whole numbers from 1 up (kernel limits above are its own to refuse): else none.
+        let whole = |v: f64| (v >= 1.0 && v <= f64::from(u32::MAX)).then_some(v as u32);
+        let keep_alive = match (enable, whole(idle_s), whole(interval_s), whole(count)) {
+            (false, ..) => KeepAlive::Off,
+            (true, Some(idle), Some(interval), Some(count)) => KeepAlive::Probing { idle, interval, count },
+            (true, ..) => KeepAlive::On,
+        };
+        code(self.with(|r| r.set_keep_alive(token_of(token), keep_alive).map(|()| 0)))
     }
 
     #[napi(catch_unwind)]

@@ -3,12 +3,11 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
 use crate::connection::{write_now, Connection, FileSend, Flushed};
-use crate::socket::{self, Socket, Stream};
+use crate::socket::{self, KeepAlive, Socket, Stream};
 use crate::stats::IoCount;
 
 /// Below this much free slab a read is put off to the next turn.
@@ -275,9 +274,8 @@ impl Reactor {
         self.stream(token)?.0.type_of_service(set)
     }
 
-    /// `None` turns keep-alive off; `Some(idle)` probes after `idle`.
-    pub fn set_keep_alive(&mut self, token: Token, idle: Option<Duration>) -> io::Result<()> {
-        self.stream(token)?.0.set_options(None, Some(idle))
+    pub fn set_keep_alive(&mut self, token: Token, keep_alive: KeepAlive) -> io::Result<()> {
+        self.stream(token)?.0.set_options(None, Some(keep_alive))
     }
 
     pub(super) fn stream_ready(&mut self, r: Readiness, space: &mut ReadSpace<'_>, events: &mut Vec<Event>) -> Result<(), Failure> {
