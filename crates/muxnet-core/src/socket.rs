@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
+use crate::backend::RawHandle;
+
 /// Errors the reactor reports itself, numbered as the OS numbers them
 /// (Winsock's codes on Windows), so the binding names them like the
 /// kernel's own.
@@ -294,6 +296,21 @@ impl Stream {
             Stream::Unix(s) => s.as_raw_fd(),
         }
     }
+
+    /// The same connection on the lowest free fd (a `dup`, the original
+    /// closed), or as it was if no fd is free.
+    pub(crate) fn on_lowest_fd(self) -> Stream {
+        match self {
+            Stream::Tcp(s) => {
+                let s = std::net::TcpStream::from(s);
+                Stream::Tcp(TcpStream::from_std(s.try_clone().unwrap_or(s)))
+            }
+            Stream::Unix(s) => {
+                let s = std::os::unix::net::UnixStream::from(s);
+                Stream::Unix(mio::net::UnixStream::from_std(s.try_clone().unwrap_or(s)))
+            }
+        }
+    }
 }
 
 impl Read for Stream {
@@ -536,8 +553,9 @@ pub(crate) fn set_buffer_size(socket: &UdpSocket, which: SocketBuffer, size: usi
 }
 
 /// Starts a non-blocking connect; completion is reported as writability.
-pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpStream> {
+pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>, fd_limit: Option<RawHandle>) -> io::Result<TcpStream> {
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    within_fd_limit(&socket, fd_limit)?;
     socket.set_nonblocking(true)?;
     if let Some(local) = local {
         // As libuv binds: a local port whose last connection waits in TIME_WAIT is taken again.
@@ -547,6 +565,23 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     }
     start_connect(&socket, &addr.into())?;
     Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Refuses, before it connects, a socket whose fd the backend could not
+/// watch (`select`: at or past `FD_SETSIZE`), as the backend would: else
+/// its SYN would leave anyway, and the peer see a connection come and go.
+fn within_fd_limit(socket: &socket2::Socket, fd_limit: Option<RawHandle>) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Some(limit) = fd_limit {
+        use std::os::fd::AsRawFd;
+        let fd = socket.as_raw_fd();
+        if fd >= limit {
+            return Err(io::Error::other(crate::backend::FdLimitError { fd: i64::from(fd), limit: limit as usize }));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (socket, fd_limit);
+    Ok(())
 }
 
 /// Starts a non-blocking connect: one under way is no error. As in libuv,
@@ -685,9 +720,10 @@ pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
 
 /// Starts a non-blocking Unix-domain connect.
 #[cfg(unix)]
-pub(crate) fn unix_connect(path: &str) -> io::Result<Stream> {
+pub(crate) fn unix_connect(path: &str, fd_limit: Option<RawHandle>) -> io::Result<Stream> {
     let addr = unix_address(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    within_fd_limit(&socket, fd_limit)?;
     socket.set_nonblocking(true)?;
     start_connect(&socket, &addr)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))

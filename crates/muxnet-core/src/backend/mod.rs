@@ -105,6 +105,10 @@ pub trait Backend: Blockable {
     /// `fd` is one the backend made for itself (its wake-up pipe).
     #[cfg(unix)]
     fn holds_fd(&self, fd: RawHandle) -> bool;
+    /// The fds it can watch end below this one (`select`: `FD_SETSIZE`).
+    fn fd_limit(&self) -> Option<RawHandle> {
+        None
+    }
     /// The backend as [`Pollable`], if another event loop can watch it.
     fn as_pollable(&self) -> Option<&dyn Pollable> {
         None

@@ -133,6 +133,10 @@ impl Backend for SelectBackend {
     fn holds_fd(&self, fd: RawFd) -> bool {
         self.pipe.holds_fd(fd)
     }
+
+    fn fd_limit(&self) -> Option<RawFd> {
+        Some(sys::FD_SETSIZE as RawFd)
+    }
 }
 
 impl Blockable for SelectBackend {

@@ -4,6 +4,8 @@
 use std::io;
 
 use super::{Entry, Event, Kind, Reactor, Shared};
+#[cfg(unix)]
+use crate::backend::FdLimitError;
 use crate::backend::Token;
 use crate::connection::Connection;
 use crate::socket::{self, BindOptions, Listener, Socket, Stream};
@@ -91,16 +93,21 @@ impl Reactor {
     }
 
     pub(super) fn accept(&mut self, token: Token, no_delay: bool, shared: Shared, events: &mut Vec<Event>) {
+        // The connection kept for want of a watchable fd goes first, on the lowest fd free now.
+        #[cfg(unix)]
+        if let Some(stream) = self.unwatchable.remove(&token) {
+            if !self.admit(token, stream.on_lowest_fd(), events, false) {
+                return;
+            }
+        }
         let budget = if shared == Shared::Yes { 1 } else { self.config.accept_budget };
         for _ in 0..budget {
             let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
             match accept(listener, no_delay) {
                 Ok(stream) => {
                     self.counters.accepts += 1;
-                    let conn = Connection::default();
-                    match self.insert(Socket::Stream(stream), Kind::Stream(conn)) {
-                        Ok(conn) => events.push(Event::Accept { listener: token, conn }),
-                        Err(error) => events.push(Event::AcceptError { listener: token, error }),
+                    if !self.admit(token, stream, events, true) {
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -109,15 +116,7 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(error) => {
                     if is_fd_exhaustion(&error) {
-                        // Level-triggered backends would report the same
-                        // pending connection forever: stop listening for
-                        // it until an fd is free.
-                        if let Ok(Entry { kind: Kind::Listener { accept_paused, .. }, .. }) = self.entry(token) {
-                            *accept_paused = true;
-                            self.paused_listeners.insert(token);
-                            self.counters.accept_pauses += 1;
-                        }
-                        let _ = self.sync_interest(token);
+                        self.pause_accepting(token);
                     }
                     events.push(Event::AcceptError { listener: token, error });
                     return;
@@ -125,5 +124,38 @@ impl Reactor {
             }
         }
         self.carry.push(token);
+    }
+
+    /// Takes in an accepted connection; false if it had to wait instead:
+    /// one on an fd the backend cannot watch (`select`: past `FD_SETSIZE`)
+    /// is kept and its listener paused, as for `EMFILE` (`report`s it once).
+    fn admit(&mut self, listener: Token, stream: Stream, events: &mut Vec<Event>, report: bool) -> bool {
+        #[cfg(unix)]
+        if let Some(limit) = self.backend.fd_limit().filter(|&limit| stream.raw_fd() >= limit) {
+            let fd = stream.raw_fd();
+            self.unwatchable.insert(listener, stream);
+            self.pause_accepting(listener);
+            if report {
+                let error = io::Error::other(FdLimitError { fd: i64::from(fd), limit: limit as usize });
+                events.push(Event::AcceptError { listener, error });
+            }
+            return false;
+        }
+        match self.insert(Socket::Stream(stream), Kind::Stream(Connection::default())) {
+            Ok(conn) => events.push(Event::Accept { listener, conn }),
+            Err(error) => events.push(Event::AcceptError { listener, error }),
+        }
+        true
+    }
+
+    /// Level-triggered backends would report the same pending connection
+    /// forever: stop listening for it until an fd is free.
+    fn pause_accepting(&mut self, token: Token) {
+        if let Ok(Entry { kind: Kind::Listener { accept_paused, .. }, .. }) = self.entry(token) {
+            *accept_paused = true;
+            self.paused_listeners.insert(token);
+            self.counters.accept_pauses += 1;
+        }
+        let _ = self.sync_interest(token);
     }
 }

@@ -22,7 +22,7 @@ use stream::Failure;
 
 use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
-use crate::socket::{Address, Socket};
+use crate::socket::{Address, Socket, Stream};
 use crate::stats::Stats;
 use crate::token::Table;
 
@@ -304,6 +304,11 @@ pub struct Reactor {
     poll_sources: Vec<Token>,
     /// Listeners paused by `EMFILE`/`ENFILE`, resumed when an fd is freed.
     paused_listeners: HashSet<Token>,
+    /// A connection a listener accepted on an fd the backend cannot watch
+    /// (`select`: at or past `FD_SETSIZE`), kept, the listener paused as for
+    /// `EMFILE`, until a close makes room below the limit. (Dropped, its peer
+    /// would meet a reset for bytes the kernel had taken from it.)
+    unwatchable: HashMap<Token, Stream>,
     /// Sockets this turn closed, and why: until the owner has seen the
     /// turn's events, a call with such a token (a handler earlier in the
     /// batch writing to it) fails with the close's own error, not
@@ -348,6 +353,7 @@ impl Reactor {
             flush_soon: Vec::new(),
             poll_sources: Vec::new(),
             paused_listeners: HashSet::new(),
+            unwatchable: HashMap::new(),
             closed_in_turn: HashMap::new(),
             interest_changes: 0,
             relay_buf: Vec::new(),
@@ -516,6 +522,7 @@ impl Reactor {
         drop(entry);
         self.drop_parked(token);
         self.paused_listeners.remove(&token);
+        self.unwatchable.remove(&token);
         self.resume_paused_listeners();
         Ok(())
     }
