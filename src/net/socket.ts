@@ -1343,14 +1343,21 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return;
     }
     const err = systemError(errno, syscall);
-    const pending = this.pendingWrite;
-    if (syscall === 'write' && pending !== undefined) {
-      // The write in flight met it: as a failed write in node:net, its
-      // callback gets the error, which then destroys the stream.
-      this.pendingWrite = undefined;
-      return pending(err);
-    }
-    this.destroy(err);
+    const fail = () => {
+      const pending = this.pendingWrite;
+      if (syscall === 'write' && pending !== undefined) {
+        // The write in flight met it: as a failed write in node:net, its
+        // callback gets the error, which then destroys the stream.
+        this.pendingWrite = undefined;
+        pending(err);
+      } else if (!this.destroyed) {
+        this.destroy(err);
+      }
+    };
+    // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
+    // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
+    if (this.peerFin && !this.readableEnded) process.nextTick(fail);
+    else fail();
   }
 }
 

@@ -49,6 +49,39 @@ async function finThenReset(net: Net, backend?: string): Promise<string[]> {
 }
 
 /**
+ * As `finThenReset`, with the FIN and the RST arriving while the server's
+ * loop is busy, so one batch holds both: the peer is another process (this
+ * one's loop is blocked), ending 50 ms after its first bytes and resetting
+ * 10 ms after that, inside the server's 150 ms of busy loop.
+ */
+async function finAndResetTogether(net: Net, backend?: string): Promise<string[]> {
+  const events: string[] = [];
+  const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+    s.once('data', () => {
+      s.write(Buffer.alloc(8 << 20, 1));
+      setTimeout(() => {
+        const until = Date.now() + 150;
+        while (Date.now() < until);
+      }, 20);
+    });
+    s.on('end', () => events.push('end'));
+    s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}`));
+    s.on('close', (hadError) => events.push(`close ${hadError}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const peer = `const c = require('net').connect(${(server.address() as nodeNet.AddressInfo).port}, '127.0.0.1', () => {
+    c.pause(); c.write('hi');
+    setTimeout(() => { c.end(); setTimeout(() => c.resetAndDestroy(), 10); }, 50);
+  }); c.on('error', () => {});`;
+  const child = spawn(process.execPath, ['-e', peer], { stdio: 'ignore' });
+  await once(child, 'exit');
+  await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
+  await new Promise((resolve) => server.close(resolve));
+  return events;
+}
+
+/**
  * A half-open server socket on `net` hears its peer's FIN, then the peer
  * resets; only then does the server write: what its socket says, in order.
  */
@@ -129,6 +162,13 @@ describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
 
   it.each(BACKENDS)('muxnet on %s: the same events as node:net, the error named by the write that met it', async (backend) => {
     expect(await finThenReset(muxnet as unknown as Net, backend)).toEqual(await finThenReset(nodeNet));
+  });
+
+  // Until 2026-12-05 the drop-in, seeing both in one batch, destroyed the socket before 'end'.
+  it.each(BACKENDS)("muxnet on %s, the FIN and the RST in one batch: 'end' first all the same", async (backend) => {
+    const want = await finAndResetTogether(nodeNet);
+    expect(want).toEqual(['end', expect.stringMatching(/^error E\w+ write$/), 'close true']);
+    for (let i = 0; i < 3; i++) expect(await finAndResetTogether(muxnet as unknown as Net, backend)).toEqual(want);
   });
 
   it.each(BACKENDS)('muxnet on %s, half-open with nothing queued: a later write fails as on node:net', async (backend) => {
