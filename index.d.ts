@@ -85,6 +85,19 @@ export declare class Reactor {
   connect(host: string, port: number, localHost?: string | undefined | null, localPort?: number | undefined | null): number
   udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number
   /**
+   * A UDP socket of the IPv6 family (`ipv6`) or the IPv4 one, bound to
+   * nothing yet, as libuv makes one on a handle's first bind (see
+   * `udpBindSocket`); returns its token or a negative errno.
+   */
+  udpSocket(ipv6: boolean): number
+  /**
+   * Binds the UDP socket `token` (from `udpSocket`, or one whose bind
+   * failed) as libuv's `uv_udp_bind` does: 0, or a negative errno with
+   * the socket left open and unbound (`EINVAL` for one bound already, an
+   * address of the other family, `ipv6Only` for an IPv4 address).
+   */
+  udpBindSocket(token: number, host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number
+  /**
    * `write(token, data)`: writes now what the kernel takes; returns the
    * bytes left queued, or a negative errno.
    */

@@ -19,7 +19,7 @@ import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
-import { INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
+import { fdKind, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 import { ownDefault } from './interop';
 
@@ -130,7 +130,7 @@ const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).incl
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
-const [EAGAIN, EBADF, ECANCELED, EINVAL, EISCONN, ENOTCONN] = ['EAGAIN', 'EBADF', 'ECANCELED', 'EINVAL', 'EISCONN', 'ENOTCONN'].map(uvErrno);
+const [EAGAIN, EBADF, EBUSY, ECANCELED, EINVAL, EISCONN, ENOTCONN] = ['EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EINVAL', 'EISCONN', 'ENOTCONN'].map(uvErrno);
 /** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
 const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
@@ -300,6 +300,12 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
    * Another kind of fd throws `ERR_INVALID_FD_TYPE`, as node:dgram's.
    */
   private bindFd(fd: number, cb: unknown): this {
+    // A socket that has one already (a failed bind's, a group's) takes no other: libuv's EBUSY, once the fd is known to be UDP.
+    if (this.token >= 0) {
+      const what = fdKind(this.reactor!, fd);
+      if (what !== 'UDP') throw coded(new TypeError(`Unsupported fd type: ${what}`), 'ERR_INVALID_FD_TYPE');
+      throw systemError(EBUSY, 'open');
+    }
     const { reactor, token } = takeFdOrThrow(this.backend, fd, INHERIT_DATAGRAM);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
     this.bound(reactor, token);
@@ -326,6 +332,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
         this.emit('error', hostPortError(-token, 'bind', ip, port));
         return;
       }
+      // As node:dgram's handle from the primary replaces its own: a failed bind's socket closes.
+      if (this.token >= 0) this.reactor!.closeHandle(this.token);
       this.primary = new PrimaryLink(handle!, (cb) => this.close(cb));
       // Only a holder of the primary's socket: the reactor's copy keeps the process alive, or not (ref/unref).
       handle!.unref?.();
@@ -353,20 +361,40 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     return this.address();
   }
 
-  /** Binds the socket to `ip` (resolved); the error, with the socket unbound again, if that fails. */
+  /**
+   * Binds the socket to `ip` (resolved) as libuv binds it: the socket is
+   * made first if it has none, and stays when the bind fails (its options
+   * can be set, `address()` is the any-address and port 0, and a later
+   * bind binds it); one a group's join bound already is the kernel's
+   * `EINVAL`. The error, with the socket unbound again, if that fails.
+   */
   private bindTo(ip: string, port: unknown): Error | undefined {
-    // A socket that joined a group unbound has a socket already: libuv cannot bind it again.
-    // No fd left for the reactor (made on the first bind) fails the bind, as no fd for the socket does.
-    const reactor = this.speaks(ip) && this.token < 0 ? openReactor(this.backend) : -EINVAL;
+    // Refused before a socket is made, as libuv refuses them: an address of the other family,
+    // IPV6_V6ONLY for IPv4 (a udp4 socket's `ipv6Only`).
+    const refused = !this.speaks(ip) || (this.ipv6Only && this.type === 'udp4') ? -EINVAL : this.ownSocket(this.type === 'udp6');
     // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
-    const token =
-      typeof reactor === 'number' ? reactor : reactor.udpBind(ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only);
-    if (token < 0) {
+    const r = refused || this.reactor!.native.udpBindSocket(this.token, ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only);
+    if (r < 0) {
       this.bindState = BindState.Unbound;
-      return hostPortError(-token, 'bind', ip, port);
+      return hostPortError(-r, 'bind', ip, port);
     }
-    this.bound(reactor as Reactor, token);
+    this.bound(this.reactor!, this.token);
     return undefined;
+  }
+
+  /**
+   * Makes the socket's own UDP socket (IPv6 if `ipv6`), unbound, unless it
+   * has one: 0, or a negative errno (no fd left for it, or for the
+   * reactor made with the first one).
+   */
+  private ownSocket(ipv6: boolean): number {
+    if (this.token >= 0) return 0;
+    const reactor = openReactor(this.backend);
+    const token = typeof reactor === 'number' ? reactor : reactor.udpSocket(ipv6);
+    if (token < 0) return token;
+    this.reactor = reactor as Reactor;
+    this.token = token;
+    return 0;
   }
 
   private bound(reactor: Reactor, token: number): void {
@@ -838,7 +866,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   /**
    * Joins or leaves a group as libuv does: the addresses are checked (`EINVAL`), then a socket
    * without one gets one bound to the group family's any-address and port 0, which node:dgram
-   * neither reads from nor lets `bind` again (`EINVAL`); then the kernel is asked.
+   * neither reads from nor lets `bind` again (`EINVAL`); one that has a socket (a failed bind's,
+   * unbound) keeps it as it is; then the kernel is asked.
    */
   private membership(syscall: string, join: boolean, group: unknown, source: string | undefined, iface: unknown): void {
     this.healthCheck();
@@ -847,11 +876,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     const family = isIP(String(group));
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
     if (this.token < 0) {
-      const reactor = openReactor(this.backend);
-      const token = typeof reactor === 'number' ? reactor : reactor.udpBind(family === 4 ? '0.0.0.0' : '::', 0, true, false, false);
-      this.check(syscall, token);
-      this.reactor = reactor as Reactor;
-      this.token = token;
+      this.check(syscall, this.ownSocket(family === 6));
+      this.check(syscall, this.reactor!.native.udpBindSocket(this.token, family === 4 ? '0.0.0.0' : '::', 0, true, false, false));
     }
     const where = iface === undefined || iface === null ? undefined : String(iface);
     this.check(syscall, this.native.udpMembership(this.token, join, String(group), source, where));

@@ -282,6 +282,12 @@ export class Reactor {
     return this.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   }
 
+  /** A UDP socket of the family, bound to nothing yet (`native.udpBindSocket` binds it); its token or a negative errno. */
+  udpSocket(ipv6: boolean): number {
+    this.hasDatagrams = true;
+    return this.native.udpSocket(ipv6);
+  }
+
   /**
    * Sends one datagram. Outside a batch of events it leaves at once: the
    * bytes sent or a negative errno. Inside one (a handler replying, or a

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
-import { moveAway, sleep, waitFor } from './helpers';
+import { moveAway, sleep, socketFds, waitFor } from './helpers';
 
 const run = promisify(execFile);
 
@@ -369,6 +369,84 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect([second.listenerCount('listening'), second.listenerCount('error')]).toEqual([0, 0]);
     second.close();
     socket.close();
+  });
+
+  it.each(['udp4', 'udp6'] as const)(
+    'a failed %s bind keeps the socket libuv made (options set, address() the any-address, port 0), the next bind binds it; closed, its fd goes',
+    async (type) => {
+      const loopback = type === 'udp4' ? '127.0.0.1' : '::1';
+      const any = type === 'udp4' ? '0.0.0.0' : '::';
+      const family = type === 'udp4' ? 'IPv4' : 'IPv6';
+      const holder = create(type);
+      const port = await bound(holder, loopback);
+      const fds = socketFds();
+      const failing = async (s: nodeDgram.Socket, options: nodeDgram.BindOptions) => {
+        s.bind(options);
+        const [err] = await once(s, 'error');
+        return (err as NodeJS.ErrnoException).code;
+      };
+      const kept = create(type);
+      expect(await failing(kept, { port, address: loopback })).toBe('EADDRINUSE');
+      expect(socketFds()).toBe(fds + 1);
+      expect(
+        attempt(() => [kept.setBroadcast(true), kept.setTTL(9), kept.setMulticastTTL(3), kept.setMulticastLoopback(true), kept.getRecvBufferSize() > 0, kept.setSendBufferSize(65_536)]),
+      ).toEqual([undefined, 9, 3, true, true, undefined]);
+      expect(kept.address()).toEqual({ address: any, family, port: 0 });
+      // Again with other options: the same socket fails the same way, then binds.
+      expect(await failing(kept, { port, address: loopback, exclusive: false })).toBe('EADDRINUSE');
+      expect(socketFds()).toBe(fds + 1);
+      kept.bind({ port: 0, address: loopback, exclusive: true });
+      await once(kept, 'listening');
+      expect([kept.address().address, kept.address().port > 0, socketFds()]).toEqual([loopback, true, fds + 1]);
+      // It receives as any bound socket does.
+      const got = once(kept, 'message');
+      holder.send('after', kept.address().port, loopback);
+      expect(String(((await got) as [Buffer])[0])).toBe('after');
+      // One that joined no group and never bound again: a send binds it, a close releases it.
+      const sender = create(type);
+      expect(await failing(sender, { port, address: loopback })).toBe('EADDRINUSE');
+      const heard = once(holder, 'message');
+      sender.send('implicit', port, loopback);
+      const [msg, rinfo] = (await heard) as [Buffer, nodeDgram.RemoteInfo];
+      expect([String(msg), rinfo.port, sender.address().address]).toEqual(['implicit', sender.address().port, any]);
+      const never = create(type);
+      expect(await failing(never, { port, address: loopback })).toBe('EADDRINUSE');
+      expect(socketFds()).toBe(fds + 3);
+      for (const s of [kept, sender, never]) {
+        const closed = once(s, 'close');
+        s.close();
+        await closed;
+      }
+      expect(socketFds()).toBe(fds);
+      holder.close();
+    },
+  );
+
+  it('after a failed bind, a group is joined on the unbound socket, which binds later; ipv6Only on udp4 fails before a socket is made', async () => {
+    const holder = create('udp4');
+    const port = await bound(holder, '127.0.0.1');
+    const fds = socketFds();
+    const s = create('udp4');
+    s.bind(port, '127.0.0.1');
+    await once(s, 'error');
+    expect(attempt(() => s.addMembership('224.0.0.114', '127.0.0.1'))).toBeUndefined();
+    expect(s.address()).toEqual({ address: '0.0.0.0', family: 'IPv4', port: 0 });
+    s.bind(0, '127.0.0.1');
+    await once(s, 'listening');
+    expect([s.address().port > 0, socketFds()]).toEqual([true, fds + 1]);
+    const six = create('udp4', { ipv6Only: true });
+    six.bind(0, '127.0.0.1');
+    const [err] = await once(six, 'error');
+    expect(err).toMatchObject({ code: 'EINVAL', syscall: 'bind' });
+    expect(attempt(() => six.address())).toMatchObject({ code: 'EBADF', syscall: 'getsockname' });
+    expect(attempt(() => six.setTTL(5))).toMatchObject({ code: 'EBADF', syscall: 'setTTL' });
+    expect(socketFds()).toBe(fds + 1);
+    for (const x of [s, six, holder]) {
+      const closed = once(x, 'close');
+      x.close();
+      await closed;
+    }
+    expect(socketFds()).toBe(fds - 1);
   });
 
   it('error shapes: no port when it is 0, send errors go to the callback only', async () => {

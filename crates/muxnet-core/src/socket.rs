@@ -363,6 +363,12 @@ fn bound_socket(opts: &BindOptions, ty: Type, protocol: Protocol) -> io::Result<
     if opts.addr.is_ipv6() {
         socket.set_only_v6(opts.ipv6_only)?;
     }
+    bind_reusing(&SockRef::from(&socket), opts)?;
+    Ok(socket)
+}
+
+/// Sets `opts`' `SO_REUSEADDR` and `SO_REUSEPORT`, then binds `socket` to `opts.addr`.
+fn bind_reusing(socket: &SockRef<'_>, opts: &BindOptions) -> io::Result<()> {
     socket.set_reuse_address(opts.reuse_addr)?;
     if opts.reuse_port {
         #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
@@ -370,8 +376,7 @@ fn bound_socket(opts: &BindOptions, ty: Type, protocol: Protocol) -> io::Result<
         #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
         return Err(io::Error::new(io::ErrorKind::Unsupported, "SO_REUSEPORT is not available on this platform"));
     }
-    socket.bind(&opts.addr.into())?;
-    Ok(socket)
+    socket.bind(&opts.addr.into())
 }
 
 pub(crate) fn tcp_listen(opts: &BindOptions) -> io::Result<TcpListener> {
@@ -383,6 +388,42 @@ pub(crate) fn tcp_listen(opts: &BindOptions) -> io::Result<TcpListener> {
 pub(crate) fn udp_bind(opts: &BindOptions) -> io::Result<UdpSocket> {
     let socket = bound_socket(opts, Type::DGRAM, Protocol::UDP)?;
     Ok(UdpSocket::from_std(socket.into()))
+}
+
+/// A non-blocking UDP socket of the IPv6 family (`ipv6`) or the IPv4 one,
+/// bound to nothing yet: as libuv makes a UDP handle's socket before its
+/// first bind.
+pub(crate) fn udp_unbound(ipv6: bool) -> io::Result<UdpSocket> {
+    let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    // Dual-stack unless a bind asks for `ipv6_only`, as `udp_bind` makes them.
+    if ipv6 {
+        socket.set_only_v6(false)?;
+    }
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
+/// Binds a UDP socket that exists already (see [`udp_unbound`]) as
+/// libuv's `uv_udp_bind` binds one: `IPV6_V6ONLY` asked for an IPv4
+/// address is `InvalidInput`, and so is an address of the other family
+/// (the BSDs' `EAFNOSUPPORT`; Linux says `EINVAL` itself). A socket bound
+/// already is the kernel's `EINVAL`. What fails leaves the socket as it
+/// was, to be bound again.
+pub(crate) fn udp_bind_existing(socket: &UdpSocket, opts: &BindOptions) -> io::Result<()> {
+    if opts.ipv6_only && !opts.addr.is_ipv6() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPV6_V6ONLY for an IPv4 address"));
+    }
+    let socket = SockRef::from(socket);
+    // Set only when asked, as libuv sets it: an IPv4 socket given an IPv6 address fails at the bind.
+    if opts.ipv6_only {
+        socket.set_only_v6(true)?;
+    }
+    bind_reusing(&socket, opts).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::EAFNOSUPPORT) => io::Error::new(io::ErrorKind::InvalidInput, "address of the other family"),
+        _ => e,
+    })
 }
 
 /// Dissolves a UDP socket's association (a `connect` to `AF_UNSPEC`): it

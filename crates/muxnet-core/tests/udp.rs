@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use muxnet_core::{BackendKind, BindOptions, Membership, MulticastInterface, SocketBuffer, Token};
 
-backend_tests!(udp_round_trip, udp_connected, udp_ttl, udp_broadcast_and_buffers, udp_multicast);
+backend_tests!(udp_round_trip, udp_connected, udp_ttl, udp_broadcast_and_buffers, udp_multicast, udp_bind_after_failure);
 
 // 10. UDP: datagrams in and out with their boundaries and senders, over
 //     IPv4 and IPv6.
@@ -267,4 +267,43 @@ fn udp_multicast(kind: BackendKind) {
     h.r.set_multicast_loop(six, false).unwrap();
     let closed = closed_token(&mut h);
     assert_eq!(h.r.set_membership(closed, &any, true).unwrap_err().kind(), io::ErrorKind::NotFound);
+}
+
+// 10f. A socket made unbound (libuv's before a handle's first bind) stays
+//      when its bind fails: options set, its address the any-address and
+//      port 0; a second bind binds it and it receives. Bound, it binds no
+//      more (EINVAL), and takes no address of the other family, nor
+//      `ipv6_only` for IPv4 (`InvalidInput`).
+fn udp_bind_after_failure(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    for (ip, any) in [("127.0.0.1:0", "0.0.0.0:0"), ("[::1]:0", "[::]:0")] {
+        let (holder, taken) = udp_on(&mut h, ip);
+        let sock = h.r.udp_socket(taken.is_ipv6()).unwrap();
+        let mut opts = BindOptions::new(taken);
+        opts.reuse_addr = false;
+        assert_eq!(h.r.udp_bind_socket(sock, &opts).unwrap_err().kind(), io::ErrorKind::AddrInUse, "{ip}");
+        assert_eq!(h.r.local_addr(sock).unwrap(), any.parse().unwrap());
+        h.r.set_ttl(sock, 9).unwrap();
+        h.r.set_broadcast(sock, true).unwrap();
+        opts.addr = ip.parse().unwrap();
+        opts.ipv6_only = taken.is_ipv6();
+        h.r.udp_bind_socket(sock, &opts).unwrap();
+        let addr = h.r.local_addr(sock).unwrap();
+        assert_ne!(addr.port(), 0);
+        h.r.send_to(holder, b"bound at last", addr).unwrap();
+        h.until(&format!("the datagram on {ip}"), |_, events| {
+            events.iter().any(|e| matches!(e, Ev::Message { socket, data, .. } if *socket == sock && data == b"bound at last"))
+        });
+        assert_eq!(h.r.udp_bind_socket(sock, &opts).unwrap_err().raw_os_error(), Some(libc::EINVAL), "bound already");
+        h.r.close(sock).unwrap();
+        h.r.close(holder).unwrap();
+    }
+    let four = h.r.udp_socket(false).unwrap();
+    let mut v6only = BindOptions::new("127.0.0.1:0".parse().unwrap());
+    v6only.ipv6_only = true;
+    assert_eq!(h.r.udp_bind_socket(four, &v6only).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    let other_family = BindOptions::new("[::1]:0".parse().unwrap());
+    assert_eq!(h.r.udp_bind_socket(four, &other_family).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(h.r.local_addr(four).unwrap(), "0.0.0.0:0".parse().unwrap(), "still unbound");
+    h.r.close(four).unwrap();
 }

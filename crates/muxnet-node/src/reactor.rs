@@ -347,13 +347,24 @@ impl Reactor {
 
     #[napi(catch_unwind)]
     pub fn udp_bind(&self, host: String, port: u32, reuse_addr: bool, reuse_port: bool, ipv6_only: bool) -> i64 {
-        code(self.with(|r| {
-            let mut opts = BindOptions::new(parse_addr(&host, port)?);
-            opts.reuse_addr = reuse_addr;
-            opts.reuse_port = reuse_port;
-            opts.ipv6_only = ipv6_only;
-            r.udp_bind(&opts).map(token_number)
-        }))
+        code(self.with(|r| r.udp_bind(&udp_options(&host, port, reuse_addr, reuse_port, ipv6_only)?).map(token_number)))
+    }
+
+    /// A UDP socket of the IPv6 family (`ipv6`) or the IPv4 one, bound to
+    /// nothing yet, as libuv makes one on a handle's first bind (see
+    /// `udpBindSocket`); returns its token or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn udp_socket(&self, ipv6: bool) -> i64 {
+        code(self.with(|r| r.udp_socket(ipv6).map(token_number)))
+    }
+
+    /// Binds the UDP socket `token` (from `udpSocket`, or one whose bind
+    /// failed) as libuv's `uv_udp_bind` does: 0, or a negative errno with
+    /// the socket left open and unbound (`EINVAL` for one bound already, an
+    /// address of the other family, `ipv6Only` for an IPv4 address).
+    #[napi(catch_unwind)]
+    pub fn udp_bind_socket(&self, token: f64, host: String, port: u32, reuse_addr: bool, reuse_port: bool, ipv6_only: bool) -> i64 {
+        code(self.with(|r| r.udp_bind_socket(token_of(token), &udp_options(&host, port, reuse_addr, reuse_port, ipv6_only)?).map(|()| 0)))
     }
 
     /// `write(token, data)`: writes now what the kernel takes; returns the
@@ -772,4 +783,13 @@ fn open_file(fd: i32, _path: &str) -> io::Result<std::fs::File> {
 #[cfg(windows)]
 fn open_file(_fd: i32, path: &str) -> io::Result<std::fs::File> {
     std::fs::File::open(path)
+}
+
+/// A UDP bind's options, as `udpBind` and `udpBindSocket` take them.
+fn udp_options(host: &str, port: u32, reuse_addr: bool, reuse_port: bool, ipv6_only: bool) -> io::Result<BindOptions> {
+    let mut opts = BindOptions::new(parse_addr(host, port)?);
+    opts.reuse_addr = reuse_addr;
+    opts.reuse_port = reuse_port;
+    opts.ipv6_only = ipv6_only;
+    Ok(opts)
 }

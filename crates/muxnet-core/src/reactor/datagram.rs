@@ -25,6 +25,41 @@ impl Reactor {
         self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::No, connected: false })
     }
 
+    /// A UDP socket of the IPv6 family (`ipv6`) or the IPv4 one, bound to
+    /// nothing yet, as libuv makes one before a handle's first bind: its
+    /// options can be set and its local address read (the any-address,
+    /// port 0), and [`Reactor::udp_bind_socket`] binds it, again after a
+    /// bind that failed. It receives nothing until bound.
+    ///
+    /// ```
+    /// use muxnet_core::{BackendKind, BindOptions, Reactor};
+    /// let mut reactor = Reactor::new(BackendKind::Mio, Default::default())?;
+    /// let taken = reactor.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap()))?;
+    /// let mut opts = BindOptions::new(reactor.local_addr(taken)?);
+    /// opts.reuse_addr = false;
+    /// let socket = reactor.udp_socket(false)?;
+    /// assert!(reactor.udp_bind_socket(socket, &opts).is_err()); // EADDRINUSE: still there, unbound
+    /// assert_eq!(reactor.local_addr(socket)?, "0.0.0.0:0".parse().unwrap());
+    /// opts.addr = "127.0.0.1:0".parse().unwrap();
+    /// reactor.udp_bind_socket(socket, &opts)?;
+    /// assert_ne!(reactor.local_addr(socket)?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn udp_socket(&mut self, ipv6: bool) -> io::Result<Token> {
+        let socket = socket::udp_unbound(ipv6)?;
+        self.insert(Socket::Datagram(socket), Kind::Datagram { paused: false, shared: Shared::No, connected: false })
+    }
+
+    /// Binds the UDP socket `token` with `opts` (its backlog unused), as
+    /// libuv's `uv_udp_bind` binds a handle's socket: the options are set,
+    /// then the address is bound. A failure leaves the socket open, unbound
+    /// if it was, to be bound again; one bound already is `EINVAL`, an
+    /// address of the other family or `ipv6_only` for an IPv4 address
+    /// `InvalidInput`.
+    pub fn udp_bind_socket(&mut self, token: Token, opts: &BindOptions) -> io::Result<()> {
+        socket::udp_bind_existing(self.datagram(token)?, opts)
+    }
+
     fn datagram(&mut self, token: Token) -> io::Result<&mut mio::net::UdpSocket> {
         match &mut self.entry(token)?.socket {
             Socket::Datagram(s) => Ok(s),
