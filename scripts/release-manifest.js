@@ -2,7 +2,7 @@
 // The published package.json lists every platform package (npm/<platform>)
 // as an optional dependency at the package's own version; the repository's
 // does not, because `npm ci` rejects a lockfile whose optional packages the
-// registry does not have yet. `npm pack`/`npm publish` run this:
+// registry does not have yet; nor does it keep `prepare`. `npm pack`/`npm publish` run this:
 //   prepack  → add them (keeping the original beside it)
 //   postpack → put the original back
 'use strict';
@@ -21,6 +21,9 @@ if (step === 'add') {
   // One package per target, as `napi create-npm-dirs` laid them out in npm/.
   const platforms = readdirSync(path.join(root, 'npm')).map((dir) => read(path.join(root, 'npm', dir, 'package.json')).name);
   pkg.optionalDependencies = Object.fromEntries(platforms.map((name) => [name, pkg.version]));
+  // `prepare` builds a clone from source (scripts/, which is not published): an installed
+  // package has dist/ and its platform package, and npm would only ask to approve the script.
+  delete pkg.scripts.prepare;
   writeFileSync(file, `${JSON.stringify(pkg, null, 2)}\n`);
 } else if (step === 'restore') {
   if (existsSync(saved)) renameSync(saved, file);

@@ -3,7 +3,7 @@
 // node_modules, and use muxnet from there. Needs no registry: the root
 // package has no runtime dependencies.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,8 @@ describe('installing the packed package', () => {
     const unexpected = files.filter((f) => !/^(dist\/.+|index\.js|index\.d\.ts|README\.md|LICENSE|package\.json)$/.test(f));
     expect(unexpected).toEqual([]);
     expect(files.some((f) => f.endsWith('.node') || f.endsWith('.rs') || f.startsWith('test/'))).toBe(false);
+    // The benchmark harness needs the repository (cargo, target/): not for users.
+    expect(files.filter((f) => f.startsWith('dist/bench/'))).toEqual([]);
   });
 
   it('lists every platform package as an optional dependency at its own version', () => {
@@ -60,8 +62,55 @@ describe('installing the packed package', () => {
     expect(platforms).toHaveLength(7);
     expect(installed.optionalDependencies).toEqual(Object.fromEntries(platforms.map((p) => [p.name, installed.version])));
     for (const p of platforms) expect(p.version).toBe(installed.version);
+    // No `prepare`: it builds a clone from source with scripts/, which is not published.
+    expect(installed.scripts.prepare).toBeUndefined();
     // The repository's own manifest is left as it was.
-    expect(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).optionalDependencies).toBeUndefined();
+    const own = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect([own.optionalDependencies, own.scripts.prepare]).toEqual([undefined, 'node scripts/build-from-source.js']);
+  });
+
+  // A user's TypeScript, typings checked in full (no skipLibCheck), against the installed package:
+  // until 2026-12-05 @types/node 24 refused them (a re-exported name it no longer has), and
+  // TypeScript's default resolution for CommonJS (node10) found no types for the subpaths.
+  it.each(['node10', 'node16', 'bundler'])('type-checks a TypeScript user of every entry point, moduleResolution %s, @types/node 20 and 24', (resolution) => {
+    const user = `
+      import type * as nodeNet from 'node:net';
+      import type * as nodeDgram from 'node:dgram';
+      import net from 'muxnet';
+      import dgram from 'muxnet/dgram';
+      import { listen } from 'muxnet/fast';
+      import { serve } from 'muxnet/server';
+      import { connect as connectAsync } from 'muxnet/async';
+      import { connect as connectClient } from 'muxnet/client';
+      import { createProxy } from 'muxnet/proxy';
+      // The drop-in's classes pass where Node's are asked for.
+      export const socket: nodeNet.Socket = net.connect({ port: 1, host: '127.0.0.1' });
+      export const server: nodeNet.Server = net.createServer();
+      export const udp: nodeDgram.Socket = dgram.createSocket('udp4');
+      export const entries = [listen, serve, connectAsync, connectClient, createProxy];
+    `;
+    writeFileSync(path.join(app, 'user.ts'), user);
+    const module = { node10: 'commonjs', node16: 'node16', bundler: 'esnext' }[resolution];
+    for (const types of ['node', 'node-24']) {
+      // Only this @types/node where TypeScript looks for 'node' (undici-types names it too).
+      const typeRoot = path.join(work, `types-${types}`);
+      rmSync(typeRoot, { recursive: true, force: true });
+      cpSync(path.join(root, 'node_modules', '@types', types), path.join(typeRoot, 'node'), { recursive: true });
+      // With its undici-types (nested for node-24, hoisted to the root for the other).
+      const undici = path.join(typeRoot, 'node', 'node_modules', 'undici-types');
+      if (!existsSync(undici)) cpSync(path.join(root, 'node_modules', 'undici-types'), undici, { recursive: true });
+      const config = { compilerOptions: { strict: true, target: 'es2022', module, moduleResolution: resolution, esModuleInterop: true, noEmit: true, skipLibCheck: false, typeRoots: [typeRoot], types: ['node'] }, files: ['user.ts'] };
+      writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(config));
+      const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+      const checked = (() => {
+        try {
+          return sh(process.execPath, [tsc, '-p', 'tsconfig.json'], app);
+        } catch (err) {
+          return (err as { stdout?: string }).stdout ?? String(err);
+        }
+      })();
+      expect(checked, `@types/${types}`).toBe('');
+    }
   });
 
   it('loads with require() and import, from the platform package', () => {

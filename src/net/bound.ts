@@ -32,7 +32,6 @@ export interface BoundSocket {
   fd(): number;
   /** Releases a BoundSocket never adopted. */
   close(): void;
-  readonly isPipe: boolean;
 }
 
 export interface BoundSocketConstructor {

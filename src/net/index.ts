@@ -18,7 +18,7 @@ import { installThreadMoves } from '../threads';
 import { callable } from './callable';
 import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
-import { Socket as SocketClass, normalizeArgs, normalizeConnectArgs, type SocketConnectOpts, type SocketOptions } from './socket';
+import { Socket as SocketClass, normalizeArgs, normalizeConnectArgs, type OnReadOptions, type SocketConnectOpts, type SocketOptions } from './socket';
 import { ownDefault } from '../interop';
 
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
@@ -41,9 +41,12 @@ export type { OnReadOptions, SetKeepAliveOptions, SocketConnectOpts, SocketOptio
 // it did from 'node:net': its own for what muxnet takes as node:net does, muxnet's for its options.
 export type { OnReadOptions as OnReadOpts, SocketOptions as SocketConstructorOpts } from './socket';
 export type { ServerOptions as ServerOpts } from './server';
+/** @types/node 20's name for `onread` among connect options (gone from its Node 24 types: declared here). */
+export interface ConnectOpts {
+  onread?: OnReadOptions;
+}
 export type {
   AddressInfo,
-  ConnectOpts,
   DropArgument,
   IPVersion,
   IpcNetConnectOpts,
