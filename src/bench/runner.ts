@@ -22,7 +22,7 @@ export interface Load {
   p999_us: number | null;
   /** TCP: active connections that got no echo in the window (in no latency sample). */
   starved?: number | null;
-  /** TCP: active connections with a request unanswered, when the window closed, for half of it (a second at least). */
+  /** TCP: active connections answered in the window, then with a request unanswered, when it closed, for half of it (a second at least). */
   stalled?: number | null;
   /** TCP: p99 / p99.9 with each request still waiting at the window's end counted at its age. */
   p99_waiting_us?: number | null;

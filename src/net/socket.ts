@@ -158,6 +158,11 @@ const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as
 /** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
 const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
 /**
+ * Bytes, the peer's FIN and then its reset in one batch, a write queued: Node 20.20's node:net
+ * emits 'end' before the write's error, 24.22's does not (between unverified): see `onClose`.
+ */
+const END_BEFORE_WRITE_ERROR = NODE_MAJOR < 24;
+/**
  * Node 22.9 (nodejs/node#54032) calls a write that closing the handle
  * cancelled back with `write ECANCELED`; before, with no error.
  */
@@ -203,13 +208,15 @@ interface KeepAliveProbe {
   count: number;
 }
 
+const uint32Or = (value: unknown, fallback: number): number => (typeof value === 'number' && value >>> 0 === value ? value : fallback);
+
 function keepAliveProbe(enable: unknown, initialDelay: number | undefined, interval: number | undefined, count: unknown): KeepAliveProbe {
   return {
     enable: Boolean(enable),
     delay: ~~((initialDelay as number) / 1000),
-    interval: interval === undefined ? 1 : ~~(interval / 1000),
-    // A count that is no uint32 (a string, -1) is libuv's default, as node:net's binding reads it.
-    count: typeof count === 'number' && count >>> 0 === count ? count : 10,
+    // An interval or count that is no uint32 (a string count, -1) is libuv's default, as node:net's binding reads them.
+    interval: interval === undefined ? 1 : uint32Or(~~(interval / 1000), 1),
+    count: uint32Or(count, 10),
   };
 }
 
@@ -237,6 +244,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private peerFin = false;
   /** The reactor's batch that last brought bytes (see `onEnd`). */
   private dataBatch = -1;
+  /** The FIN came with bytes in one batch: `onEnd` waits for the closing phase. */
+  private endDeferred = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private endedByPeer = false;
   private attempts: Attempts | undefined;
@@ -1274,7 +1283,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       // turn after a short read: what their listeners queue (ticks, immediates) runs before
       // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
       this.dataBatch = -1;
+      this.endDeferred = true;
       return void reactor.inClosingPhase(() => {
+        this.endDeferred = false;
         if (!this.destroyed) this.onEnd();
       });
     }
@@ -1357,6 +1368,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
     if (this.peerFin && !this.readableEnded) process.nextTick(fail);
+    // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
+    else if (this.endDeferred && END_BEFORE_WRITE_ERROR) this.reactor!.inClosingPhase(() => process.nextTick(fail));
     else fail();
   }
 }

@@ -613,7 +613,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     const server = nodeNet.createServer((s) => s.on('error', () => {}));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as nodeNet.AddressInfo;
-    const calls: unknown[][] = [[true], [true, 3000], [true, 0], [false], [true, 999], [true, 5000, 2000, 4], [{ enable: true, initialDelay: 7000, interval: 3000, count: 5 }], [true, 4000, null, 3], [true, 1e12]];
+    const calls: unknown[][] = [[true], [true, 3000], [true, 0], [false], [true, 999], [true, 5000, 2000, 4], [{ enable: true, initialDelay: 7000, interval: 3000, count: 5 }], [true, 4000, null, 3], [true, 5000, -5000, 4], [true, 1e12]];
     const readings = async (impl: Net) => {
       const c = impl.connect(port, '127.0.0.1');
       await once(c, 'connect');

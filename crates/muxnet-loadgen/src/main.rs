@@ -87,9 +87,9 @@ pub struct Tally {
     /// Their requests are in no sample: a server that serves some
     /// connections and starves others shows only the served in `samples`.
     pub starved: Option<u64>,
-    /// TCP: active connections whose oldest request had waited, when the
-    /// window closed, half of it (a second at least): a server that stops
-    /// answering a connection it answered before.
+    /// TCP: active connections answered in the window whose oldest request
+    /// had then waited, when it closed, half of it (a second at least): a
+    /// server that stops answering a connection (none of them `starved`).
     pub stalled: Option<u64>,
     /// TCP: the age, when the window closed, of each request still waiting.
     pub waiting: Samples,

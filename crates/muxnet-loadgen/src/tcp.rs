@@ -229,9 +229,10 @@ pub fn run(args: &Args, mut clock: Clock, window: &mut dyn Window) -> Tally {
     let end = Instant::now();
     let live = conns.iter().filter(|c| c.active && !c.dead);
     tally.starved = Some(live.clone().filter(|c| c.echoed == 0).count() as u64);
-    // Answered before, then left waiting (a lost chunk, a stuck connection): what `starved` misses.
+    // Answered in the window, then left waiting (a lost chunk, a stuck connection): what `starved` misses.
     let stall = (args.duration / 2).max(Duration::from_secs(1));
-    tally.stalled = Some(live.clone().filter(|c| c.inflight.front().is_some_and(|&sent| end - sent >= stall)).count() as u64);
+    tally.stalled =
+        Some(live.clone().filter(|c| c.echoed > 0 && c.inflight.front().is_some_and(|&sent| end - sent >= stall)).count() as u64);
     for c in live {
         for &sent in &c.inflight {
             tally.waiting.record(end - sent);

@@ -96,7 +96,7 @@ impl Reactor {
         // The connection kept for want of a watchable fd goes first, on the lowest fd free now.
         #[cfg(unix)]
         if let Some(stream) = self.unwatchable.remove(&token) {
-            if !self.admit(token, stream.on_lowest_fd(), events, false) {
+            if !self.admit(token, stream.on_lowest_fd(), events) {
                 return;
             }
         }
@@ -106,7 +106,7 @@ impl Reactor {
             match accept(listener, no_delay) {
                 Ok(stream) => {
                     self.counters.accepts += 1;
-                    if !self.admit(token, stream, events, true) {
+                    if !self.admit(token, stream, events) {
                         return;
                     }
                 }
@@ -128,17 +128,17 @@ impl Reactor {
 
     /// Takes in an accepted connection; false if it had to wait instead:
     /// one on an fd the backend cannot watch (`select`: past `FD_SETSIZE`)
-    /// is kept and its listener paused, as for `EMFILE` (`report`s it once).
-    fn admit(&mut self, listener: Token, stream: Stream, events: &mut Vec<Event>, report: bool) -> bool {
+    /// is kept and its listener paused, as for `EMFILE`, and reported each
+    /// time, as `EMFILE` is: the room may come from a close the reactor does
+    /// not see (another fd of the process), which the owner's retry finds.
+    fn admit(&mut self, listener: Token, stream: Stream, events: &mut Vec<Event>) -> bool {
         #[cfg(unix)]
         if let Some(limit) = self.backend.fd_limit().filter(|&limit| stream.raw_fd() >= limit) {
             let fd = stream.raw_fd();
             self.unwatchable.insert(listener, stream);
             self.pause_accepting(listener);
-            if report {
-                let error = io::Error::other(FdLimitError { fd: i64::from(fd), limit: limit as usize });
-                events.push(Event::AcceptError { listener, error });
-            }
+            let error = io::Error::other(FdLimitError { fd: i64::from(fd), limit: limit as usize });
+            events.push(Event::AcceptError { listener, error });
             return false;
         }
         match self.insert(Socket::Stream(stream), Kind::Stream(Connection::default())) {
