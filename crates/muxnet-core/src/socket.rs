@@ -594,9 +594,13 @@ pub(crate) fn set_buffer_size(socket: &UdpSocket, which: SocketBuffer, size: usi
 }
 
 /// Starts a non-blocking connect; completion is reported as writability.
-pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>, fd_limit: Option<RawHandle>) -> io::Result<TcpStream> {
+pub(crate) fn tcp_connect(
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    can_watch: impl Fn(RawHandle) -> io::Result<()>,
+) -> io::Result<TcpStream> {
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    within_fd_limit(&socket, fd_limit)?;
+    before_connect(&socket, can_watch)?;
     socket.set_nonblocking(true)?;
     if let Some(local) = local {
         // As libuv binds: a local port whose last connection waits in TIME_WAIT is taken again.
@@ -609,20 +613,16 @@ pub(crate) fn tcp_connect(addr: SocketAddr, local: Option<SocketAddr>, fd_limit:
 }
 
 /// Refuses, before it connects, a socket whose fd the backend could not
-/// watch (`select`: at or past `FD_SETSIZE`), as the backend would: else
+/// watch (`select`: at or past `FD_SETSIZE`), as its `register` would: else
 /// its SYN would leave anyway, and the peer see a connection come and go.
-fn within_fd_limit(socket: &socket2::Socket, fd_limit: Option<RawHandle>) -> io::Result<()> {
+fn before_connect(socket: &socket2::Socket, can_watch: impl Fn(RawHandle) -> io::Result<()>) -> io::Result<()> {
     #[cfg(unix)]
-    if let Some(limit) = fd_limit {
-        use std::os::fd::AsRawFd;
-        let fd = socket.as_raw_fd();
-        if fd >= limit {
-            return Err(io::Error::other(crate::backend::FdLimitError { fd: i64::from(fd), limit: limit as usize }));
-        }
-    }
+    return can_watch(std::os::fd::AsRawFd::as_raw_fd(socket));
     #[cfg(not(unix))]
-    let _ = (socket, fd_limit);
-    Ok(())
+    {
+        let _ = (socket, can_watch);
+        Ok(())
+    }
 }
 
 /// Starts a non-blocking connect: one under way is no error. As in libuv,
@@ -761,10 +761,10 @@ pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
 
 /// Starts a non-blocking Unix-domain connect.
 #[cfg(unix)]
-pub(crate) fn unix_connect(path: &str, fd_limit: Option<RawHandle>) -> io::Result<Stream> {
+pub(crate) fn unix_connect(path: &str, can_watch: impl Fn(RawHandle) -> io::Result<()>) -> io::Result<Stream> {
     let addr = unix_address(path)?;
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    within_fd_limit(&socket, fd_limit)?;
+    before_connect(&socket, can_watch)?;
     socket.set_nonblocking(true)?;
     start_connect(&socket, &addr)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))

@@ -105,9 +105,11 @@ pub trait Backend: Blockable {
     /// `fd` is one the backend made for itself (its wake-up pipe).
     #[cfg(unix)]
     fn holds_fd(&self, fd: RawHandle) -> bool;
-    /// The fds it can watch end below this one (`select`: `FD_SETSIZE`).
-    fn fd_limit(&self) -> Option<RawHandle> {
-        None
+    /// Whether it could watch `fd`: the error its `register` would give
+    /// (`select`: an fd at or past `FD_SETSIZE`), asked before a socket
+    /// goes anywhere it could not be taken back from.
+    fn can_watch(&self, _fd: RawHandle) -> io::Result<()> {
+        Ok(())
     }
     /// The backend as [`Pollable`], if another event loop can watch it.
     fn as_pollable(&self) -> Option<&dyn Pollable> {

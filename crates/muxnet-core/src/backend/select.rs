@@ -134,8 +134,8 @@ impl Backend for SelectBackend {
         self.pipe.holds_fd(fd)
     }
 
-    fn fd_limit(&self) -> Option<RawFd> {
-        Some(sys::FD_SETSIZE as RawFd)
+    fn can_watch(&self, fd: RawFd) -> io::Result<()> {
+        FdSet::check(fd)
     }
 }
 

@@ -4,8 +4,6 @@
 use std::io;
 
 use super::{Entry, Event, Kind, Reactor, Shared};
-#[cfg(unix)]
-use crate::backend::FdLimitError;
 use crate::backend::Token;
 use crate::connection::Connection;
 use crate::socket::{self, BindOptions, Listener, Socket, Stream};
@@ -133,11 +131,9 @@ impl Reactor {
     /// not see (another fd of the process), which the owner's retry finds.
     fn admit(&mut self, listener: Token, stream: Stream, events: &mut Vec<Event>) -> bool {
         #[cfg(unix)]
-        if let Some(limit) = self.backend.fd_limit().filter(|&limit| stream.raw_fd() >= limit) {
-            let fd = stream.raw_fd();
+        if let Err(error) = self.backend.can_watch(stream.raw_fd()) {
             self.unwatchable.insert(listener, stream);
             self.pause_accepting(listener);
-            let error = io::Error::other(FdLimitError { fd: i64::from(fd), limit: limit as usize });
             events.push(Event::AcceptError { listener, error });
             return false;
         }

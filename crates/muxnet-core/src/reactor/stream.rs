@@ -68,7 +68,7 @@ impl Reactor {
     /// Starts a non-blocking connect; `Event::Connect` or `Event::Close`
     /// (with `ECONNREFUSED`, …) reports how it ended.
     pub fn connect(&mut self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Token> {
-        let stream = socket::tcp_connect(addr, local, self.backend.fd_limit())?;
+        let stream = socket::tcp_connect(addr, local, |fd| self.backend.can_watch(fd))?;
         let conn = Connection::connecting();
         self.insert(Socket::Stream(Stream::Tcp(stream)), Kind::Stream(conn))
     }
@@ -77,7 +77,7 @@ impl Reactor {
     /// as for [`Reactor::connect`].
     #[cfg(unix)]
     pub fn connect_unix(&mut self, path: &str) -> io::Result<Token> {
-        let stream = socket::unix_connect(path, self.backend.fd_limit())?;
+        let stream = socket::unix_connect(path, |fd| self.backend.can_watch(fd))?;
         let conn = Connection::connecting();
         self.insert(Socket::Stream(stream), Kind::Stream(conn))
     }
