@@ -285,7 +285,7 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
       };
       const exited = () => {
         if (child.exitCode === null && child.signalCode === null) return undefined;
-        const tail = out.trim().split('\n').slice(-3).join(' / ');
+        const tail = lastLines(out);
         return `the server exited (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `: ${tail}` : ''}`;
       };
       const redis = /redis pid (\d+)/.exec(out);
@@ -301,6 +301,11 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
 }
 
 /** The `muxnet stats {…}` lines a server prints on SIGUSR2, one at a time. */
+/** A child's last three lines of output on one line: what it said before it failed. */
+function lastLines(output: string): string {
+  return output.trim().split('\n').slice(-3).join(' / ');
+}
+
 function statsLines(child: ChildProcess): { next(): Promise<ReactorStats | undefined> } {
   let buffered = '';
   let waiting: ((s: ReactorStats | undefined) => void) | undefined;
@@ -364,10 +369,10 @@ function runLoad(cell: Cell, idle: number, host: string, port: number, pid: numb
         if (code !== 0) throw new Error(`exit ${code}`);
         const load = JSON.parse(line) as Load;
         // Why connections failed, in the load client's words (its last lines).
-        if (load.errors > 0 && err.trim()) load.said = err.trim().split('\n').slice(-3).join(' / ');
+        if (load.errors > 0 && err.trim()) load.said = lastLines(err);
         resolve(load);
       } catch (e) {
-        reject(new Error(`load client failed (${(e as Error).message}): ${err.trim().split('\n').slice(-3).join(' / ')}`));
+        reject(new Error(`load client failed (${(e as Error).message}): ${lastLines(err)}`));
       }
     });
   });
