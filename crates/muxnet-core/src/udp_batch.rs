@@ -78,7 +78,13 @@ impl RecvBatch {
             // address buffers of the size given, all alive and unaliased
             // for the call; the fd stays open (borrowed). No timeout.
             let r = unsafe {
-                libc::recvmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    hdrs.as_mut_ptr().cast(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT as _,
+                    std::ptr::null_mut(),
+                )
             };
             if r >= 0 {
                 break r as usize;
@@ -198,7 +204,7 @@ impl SendBatch {
             // datagram's bytes and (or null) an address of the length
             // given, all alive for the call and only read by the kernel;
             // the fd stays open (borrowed).
-            let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+            let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, libc::MSG_DONTWAIT as _) };
             if r > 0 {
                 return Ok(r as usize);
             }

@@ -26,11 +26,10 @@ backend_tests!(
 
 const SPLICE: [bool; 2] = [true, false];
 
-/// `TCP_FIN_WAIT2` (linux/tcp_states.h): our FIN was acknowledged.
-const FIN_WAIT2: u8 = 5;
-
-/// The TCP state of a std socket (Linux's `tcpi_state`).
-fn tcp_state(s: &TcpStream) -> u8 {
+/// Whether our FIN was acknowledged: the socket is in FIN_WAIT_2, by
+/// Linux's `TCP_INFO` (linux/tcp_states.h numbering).
+#[cfg(target_os = "linux")]
+fn fin_acknowledged(s: &TcpStream) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: tcp_info is plain integers, for which all zeroes is a value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -39,7 +38,28 @@ fn tcp_state(s: &TcpStream) -> u8 {
     let r =
         unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len) };
     assert_eq!(r, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
-    info.tcpi_state
+    info.tcpi_state == 5
+}
+
+/// As above by macOS's `TCP_CONNECTION_INFO` (BSD's tcp_fsm.h numbering).
+#[cfg(target_vendor = "apple")]
+fn fin_acknowledged(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_connection_info is plain integers, for which all zeroes is a value.
+    let mut info: libc::tcp_connection_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_connection_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_connection_info of `len` bytes, which the kernel fills.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONNECTION_INFO,
+            (&mut info as *mut libc::tcp_connection_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "TCP_CONNECTION_INFO: {}", std::io::Error::last_os_error());
+    info.tcpi_state == 9
 }
 
 /// Sends from `a_peer` (non-blocking, turning the reactor between writes)
@@ -108,7 +128,7 @@ fn pipe_sender_fins_then_resets_with_bytes_held(kind: BackendKind) {
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            tcp_state(&a_peer) == FIN_WAIT2
+            fin_acknowledged(&a_peer)
         });
         assert!(h.r.queued(b).unwrap() > 0, "[{}, splice {splice}] bytes still held for b", h.name());
         SockRef::from(&a_peer).set_linger(Some(Duration::ZERO)).unwrap();

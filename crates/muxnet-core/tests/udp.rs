@@ -143,7 +143,7 @@ fn received_ttl(peer: &UdpSocket) -> i32 {
         msg.msg_iov = &raw mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
         assert!(libc::recvmsg(fd, &raw mut msg, 0) >= 0, "recvmsg: {}", io::Error::last_os_error());
         let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
         while !cmsg.is_null() {

@@ -124,8 +124,9 @@ impl FdSet {
 /// `select(2)` over read and write sets whose fds are all below `nfds`.
 pub(super) fn select(nfds: RawFd, read: &mut FdSet, write: &mut FdSet, timeout: Option<Duration>) -> io::Result<usize> {
     let mut tv = timeout.map(|t| libc::timeval {
-        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
+        // The fields' own types (musl deprecates the names of its 32-bit ones).
+        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+        tv_usec: t.subsec_micros() as _,
     });
     let tv_ptr = tv.as_mut().map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
     // SAFETY: both sets are valid and exclusively borrowed, every fd in

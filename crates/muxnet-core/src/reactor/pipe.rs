@@ -157,6 +157,7 @@ impl Reactor {
                     return Ok(ReadEnd::Drained);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                #[cfg(target_os = "linux")]
                 Err(e) if spliced && e.raw_os_error() == Some(libc::EINVAL) => {
                     // This kernel cannot splice this socket: copy from now on.
                     self.stream(from)?.1.stop_splicing();
