@@ -18,7 +18,7 @@ import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEAD
 import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
-import { isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
+import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 import { ownDefault } from './interop';
@@ -45,7 +45,7 @@ type LookupTypedAsNodes = (
 export interface SocketOptions {
   type: SocketType;
   reuseAddr?: boolean;
-  /** SO_REUSEPORT (Linux, FreeBSD 12+): sockets of one port share its datagrams (Node 22.12+/23.1+). */
+  /** SO_REUSEPORT (Linux, FreeBSD 12+): sockets of one port share its datagrams (Node 22.12+/23.1+; before, ignored as by node:dgram). */
   reusePort?: boolean;
   ipv6Only?: boolean;
   /** Node 24: sends and connects to an address this holds fail with `ERR_IP_BLOCKED`. */
@@ -198,7 +198,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     this.lookup = (options.lookup ?? dns.lookup) as LookupFunction;
     this.backend = resolveBackend(options.backend);
     this.reuseAddr = !!options.reuseAddr;
-    this.reusePort = !!options.reusePort;
+    this.reusePort = !!options.reusePort && REUSE_PORT_OPTION;
     this.ipv6Only = !!options.ipv6Only;
     if (typeof listener === 'function') this.on('message', listener);
     if (options.signal !== undefined) this.closeOnAbort(options.signal);

@@ -56,10 +56,10 @@ export function giveUp(fd: number): void {
  * `ERR_INVALID_FD_TYPE`, naming what it is as Node does — but a pipe given
  * as a stream (node:net wraps those as a Pipe) `ERR_MUXNET_UNSUPPORTED`.
  */
-export function takeFdOrThrow(backend: unknown, fd: number, kind: number, noDelay = false): { reactor: Reactor; token: number } {
+export function takeFdOrThrow(backend: unknown, fd: number, kind: number): { reactor: Reactor; token: number } {
   const reactor = openReactor(backend);
   if (typeof reactor === 'number') throw systemError(-reactor, 'open');
-  const token = takeFd(reactor, fd, kind, 0, noDelay);
+  const token = takeFd(reactor, fd, kind);
   // One of Node's own handles watches it (EEXIST): its kind is said first, as node:net's check comes first.
   if (NOT_A_SOCKET_FOR_US.includes(-token) || (token === -uvErrno('EEXIST') && !KINDS[kind].includes(fdKind(reactor, fd)))) {
     const what = fdKind(reactor, fd);

@@ -57,15 +57,34 @@ export const PADS_ABSTRACT_NAMES = (() => {
   return process.platform === 'linux' && major === 1 && minor < 48;
 })();
 
+/** Node 22.12 (and 23.1) added `reusePort` to node:net and node:dgram; before, both ignore it. */
+export const REUSE_PORT_OPTION = (() => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
+
 /** The name the drop-in binds or dials for the Unix-domain `path`: node:net's on this Node (see above). */
 export function pipeName(path: string): string {
   const pad = 108 - Buffer.byteLength(path);
   return PADS_ABSTRACT_NAMES && path.startsWith('\0') && pad > 0 ? path + '\0'.repeat(pad) : path;
 }
 
-/** Node's `validateString`/`validateNumber`: `value` must be of that type (`undefined` fails too). */
-export function validateType(value: unknown, name: string, type: 'string' | 'number'): void {
+/** Node's `validateString`/`validateNumber`/`validateFunction`: `value` must be of that type (`undefined` fails too). */
+export function validateType(value: unknown, name: string, type: 'string' | 'number' | 'function'): void {
   if (typeof value !== type) throw invalidArgType(name, `of type ${type}`, value);
+}
+
+/** The most a Node timer waits, in ms (a signed 32-bit integer). */
+const TIMEOUT_MAX = 2 ** 31 - 1;
+
+/** Node's `getTimerDuration`: ms checked, and cut to what a timer can wait (with Node's warning), not let wrap to 1 ms. */
+export function timerDuration(msecs: unknown, name: string): number {
+  validateType(msecs, name, 'number');
+  const ms = msecs as number;
+  if (ms < 0 || !Number.isFinite(ms)) throw outOfRange(name, 'a non-negative finite number', ms);
+  if (ms <= TIMEOUT_MAX) return ms;
+  process.emitWarning(`${ms} does not fit into a 32-bit signed integer.\nTimer duration was truncated to ${TIMEOUT_MAX}.`, 'TimeoutOverflowWarning');
+  return TIMEOUT_MAX;
 }
 
 export function validateBoolean(value: unknown, name: string, fallback: boolean): boolean {

@@ -360,16 +360,17 @@ raw.sendto(ip + udp, ('127.0.0.1', 0))
 }
 
 /**
- * A TCP socket's keep-alive as the kernel holds it: SO_KEEPALIVE, then
- * TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT (seconds, seconds, probes), read
- * by python3 from a copy of its fd (the socket goes as the child's fd 3, as
- * node:net and muxnet hand a socket to a child's stdio).
+ * A TCP socket's options as the kernel holds them: `keepAlive` is
+ * SO_KEEPALIVE, then TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT (seconds,
+ * seconds, probes); `noDelay` is TCP_NODELAY (0 or 1). Read by python3 from a
+ * copy of its fd (the socket goes as the child's fd 3, as node:net and muxnet
+ * hand a socket to a child's stdio).
  */
-export async function keepAliveOf(socket: net.Socket): Promise<number[]> {
+export async function tcpOptionsOf(socket: net.Socket): Promise<{ keepAlive: number[]; noDelay: number }> {
   const script = `
 import socket
 s = socket.socket(fileno=3)
-print(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), *(s.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)))
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), *(s.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)))
 s.detach()
 `;
   const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit', socket] });
@@ -377,7 +378,8 @@ s.detach()
   child.stdout!.on('data', (d) => (out += d));
   const [code] = await once(child, 'exit');
   if (code !== 0) throw new Error(`python3 exited ${code}: ${out}`);
-  return out.trim().split(' ').map(Number);
+  const [noDelay, ...keepAlive] = out.trim().split(' ').map(Number);
+  return { keepAlive, noDelay: noDelay! };
 }
 
 /**

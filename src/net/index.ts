@@ -86,6 +86,8 @@ export function connect(...args: unknown[]): Socket {
   const [opts] = normalizeConnectArgs(args);
   const socket = new SocketClass(opts as SocketOptions);
   if (!EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket });
+  // As node:net: the option is connect()'s and createConnection()'s, not Socket#connect's.
+  if ((opts as SocketConnectOpts).timeout) socket.setTimeout((opts as SocketConnectOpts).timeout!);
   return socket.connect(...(args as Parameters<SocketClass['connect']>));
 }
 

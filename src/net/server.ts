@@ -8,7 +8,7 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
-import { isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
+import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
@@ -70,13 +70,10 @@ const UV_CHMOD_EXACT = (() => {
 })();
 
 /**
- * Node 22.12 (and 23.1) added `reusePort` and hands the listen flags (`ipv6Only` too) to a listen
- * with no host; before, node:net ignores `reusePort`, and `ipv6Only` without a host.
+ * With `reusePort` (see REUSE_PORT_OPTION) Node hands the listen flags (`ipv6Only` too) to a listen
+ * with no host; before, node:net ignores `ipv6Only` without a host.
  */
-const LISTEN_FLAGS_EVERYWHERE = (() => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-})();
+const LISTEN_FLAGS_EVERYWHERE = REUSE_PORT_OPTION;
 
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
@@ -87,7 +84,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private token = -1;
   /** In a cluster worker: what the primary listens with for us (its shared socket's handle, or the round-robin stand-in). */
   private primary: PrimaryLink | undefined;
-  private readonly keepAlive = new KeepAlive();
+  /** Whether it holds the event loop open (ref/unref). */
+  private readonly loopRef = new KeepAlive();
   /** The address, or the path of an IPC server. */
   private local: AddressInfo | string | null = null;
   /** node:net's `_pipeName`: the path last given to listen(), its address() whenever no handle answers (failed, closed). */
@@ -112,6 +110,15 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
   private generation = 0;
   maxConnections = Infinity;
+  /** node:net's, from the options, read at each accept (set later, they count from the next connection). */
+  allowHalfOpen: boolean;
+  pauseOnConnect: boolean;
+  noDelay: boolean;
+  keepAlive: boolean;
+  /** In whole seconds, as node:net keeps it. */
+  keepAliveInitialDelay: number;
+  /** The noDelay it listened with, which the reactor gives each connection it accepts (`TCP_NODELAY`). */
+  private acceptNoDelay = false;
   /** What each accepted socket gets as its readable and writable high-water mark, as node:net's. */
   highWaterMark: number;
   /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
@@ -127,10 +134,16 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     // As node:net: null is no options.
     if (options != null && typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
-    // As node:net: noDelay and keepAlive are read as booleans; a bad backend is said now, not from a later tick.
-    this.options = { ...options, noDelay: Boolean(options?.noDelay), keepAlive: Boolean(options?.keepAlive) };
+    this.options = { ...options };
+    // A bad backend is said now, not from a later tick.
     if (this.options.backend !== undefined) resolveBackend(this.options.backend);
     if (this.options.keepAliveInitialDelay !== undefined) validateType(this.options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
+    // As node:net reads them.
+    this.allowHalfOpen = this.options.allowHalfOpen || false;
+    this.pauseOnConnect = Boolean(this.options.pauseOnConnect);
+    this.noDelay = Boolean(this.options.noDelay);
+    this.keepAlive = Boolean(this.options.keepAlive);
+    this.keepAliveInitialDelay = ~~((this.options.keepAliveInitialDelay as number) / 1000);
     this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
     const hwm = this.options.highWaterMark;
     if (hwm !== undefined) validateType(hwm, 'options.highWaterMark', 'number');
@@ -240,7 +253,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       this.listenFailed(systemError(-reactor, 'listen'), true);
       return;
     }
-    const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false);
+    const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, (this.acceptNoDelay = this.noDelay));
     if (token < 0) {
       const kind = fdKind(reactor, fd);
       // node:net opens a TCP or PIPE fd (a Unix-domain socket, a FIFO) as its handle before
@@ -264,7 +277,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    */
   private listenBound(adopted: Adopted, backlog: number): void {
     const reactor = openReactor(this.options.backend);
-    const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(adopted.fd, INHERIT_LISTENER, backlog, this.options.noDelay ?? false, false);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(adopted.fd, INHERIT_LISTENER, backlog, (this.acceptNoDelay = this.noDelay), false);
     if (typeof reactor === 'number' || token < 0) {
       adopted.release();
       this.listenFailed(systemError(-token, 'listen'), true);
@@ -338,7 +351,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     this.local = local;
     this._connectionKey = key;
     reactor.attach(token, this);
-    this.keepAlive.bind(reactor);
+    this.loopRef.bind(reactor);
     if (serverListen.hasSubscribers) serverListen.asyncEnd.publish({ server: this });
     process.nextTick(() => this.token === token && this.emit('listening'));
   }
@@ -359,7 +372,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     // No fd left for the reactor (made on first use) fails the listen, as no fd for the socket does.
     const reactor = openReactor(this.options.backend);
     const listen = (address: string, v6Only: boolean) =>
-      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, reusePort, v6Only, this.options.noDelay ?? false);
+      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, reusePort, v6Only, (this.acceptNoDelay = this.noDelay));
     let address = host ?? '::';
     let token = listen(address, ipv6Only);
     // As libuv, whose bind() keeps EADDRINUSE for listen(): a port taken on '::' is an error, not a reason to fall back.
@@ -401,7 +414,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       }
       const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
       // unref() before listen() holds for the handle the primary gave too.
-      if (!this.keepAlive.on) handle.unref?.();
+      if (!this.loopRef.on) handle.unref?.();
       if (handle.fd === undefined) {
         // Round-robin: the primary listens and hands each connection over.
         handle.onconnection = (err, connection) => this.onHanded(err, connection);
@@ -413,7 +426,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
         return;
       }
       // Shared: listen on a copy; the primary's handle is closed with the server.
-      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, this.options.noDelay ?? false, true);
+      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, (this.acceptNoDelay = this.noDelay), true);
       if (token < 0) {
         this.primary = undefined;
         primary.release();
@@ -426,7 +439,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** A connection the primary's round-robin accepted for this worker: served from a copy, as if accepted here. */
   private onHanded(errno: number, connection: HandedSocket): void {
-    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.options.noDelay ?? false, false);
+    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.acceptNoDelay, false);
     connection.close();
     if (token < 0) this.onAcceptError(-token);
     else this.onAccept(token);
@@ -446,7 +459,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     if (this.token < 0 || this.primary !== undefined || this.local === null || typeof this.local !== 'object') throw notTransferable('net.Server');
     const fd = this.reactor!.native.duplicate(this.token);
     if (fd < 0) throw systemError(-fd, 'dup');
-    const { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay } = this.options;
+    const { allowHalfOpen, pauseOnConnect, noDelay, keepAlive } = this;
+    const keepAliveInitialDelay = this.keepAliveInitialDelay * 1000;
     // Moved, it listens no more here and says nothing, as node:net's; its close() says 'close'.
     return { fd, kind: 'server', options: { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay }, moved: () => this.unlisten() };
   }
@@ -454,7 +468,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** Stops listening here (closed, or moved to a thread). */
   private unlisten(): void {
     if (this.token >= 0) {
-      this.reactor!.closeHandle(this.token, this.keepAlive);
+      this.reactor!.closeHandle(this.token, this.loopRef);
       this.token = -1;
       this.retry.cancel();
     }
@@ -545,14 +559,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   ref(): this {
-    this.keepAlive.set(true);
+    this.loopRef.set(true);
     // The round-robin stand-in keeps the worker alive itself.
     this.primary?.handle.ref?.();
     return this;
   }
 
   unref(): this {
-    this.keepAlive.set(false);
+    this.loopRef.set(false);
     this.primary?.handle.unref?.();
     return this;
   }
@@ -588,15 +602,18 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       return;
     }
     this.live++;
+    // noDelay changed since the listen: node:net reads it at each accept.
+    if (this.noDelay !== this.acceptNoDelay && typeof this.local !== 'string') reactor.native.setNoDelay(token, this.noDelay);
     const socket = Socket.accepted({
       server: this,
       reactor,
       token,
-      allowHalfOpen: this.options.allowHalfOpen ?? false,
-      paused: this.options.pauseOnConnect ?? false,
+      allowHalfOpen: this.allowHalfOpen,
+      paused: this.pauseOnConnect,
       highWaterMark: this.highWaterMark,
+      noDelay: this.noDelay,
     });
-    if (this.options.keepAlive) socket.setKeepAlive(true, this.options.keepAliveInitialDelay);
+    if (this.keepAlive) socket.setKeepAlive(true, this.keepAliveInitialDelay * 1000);
     this.emit('connection', socket);
     if (serverSocket.hasSubscribers) serverSocket.publish({ socket });
   }

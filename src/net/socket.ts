@@ -11,8 +11,8 @@ import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
-import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, outOfRange, socketClosed, systemError } from '../errors';
-import { isBlocked, isPipeName, onAbort, pipeName, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
+import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
+import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
 import { INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
@@ -30,9 +30,10 @@ export interface OnReadOptions {
 
 export interface SocketOptions extends DuplexOptions {
   allowHalfOpen?: boolean;
-  /** Applied once connected, as `setNoDelay(true)`. */
+  /** Applied once connected, as `setNoDelay(true)` (not to a socket made on an `fd`, as node:net). */
   noDelay?: boolean;
-  /** Checked here as node:net checks it; applied by `connect()`'s options (the same object in `net.connect`). */
+  /** Applied once connected, as `setKeepAlive(true, keepAliveInitialDelay)` (not to a socket made on an `fd`). */
+  keepAlive?: boolean;
   keepAliveInitialDelay?: number;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
   backend?: BackendName;
@@ -54,6 +55,7 @@ export interface SocketConnectOpts {
   family?: number | string;
   hints?: number;
   lookup?: LookupFunction;
+  /** These three and `timeout` are `net.connect()`'s, which makes the socket with them; `Socket#connect` reads none, as node:net's. */
   noDelay?: boolean;
   keepAlive?: boolean;
   keepAliveInitialDelay?: number;
@@ -88,6 +90,8 @@ export interface AcceptedInit {
   paused: boolean;
   /** The server's `highWaterMark`, both ways. */
   highWaterMark: number;
+  /** The reactor gave it `TCP_NODELAY` (the server's `noDelay`). */
+  noDelay: boolean;
 }
 
 /**
@@ -264,6 +268,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** We stopped reading: the readable buffer is full, or the socket is paused. */
   private nativePaused = false;
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * node:net's `kLastWriteQueueSize`: the bytes of a write left going out,
+   * then what its queue held when the idle timer last looked; 0 once done.
+   * Kept across setTimeout() calls, as there.
+   */
+  private lastQueued = 0;
   private readonly backendName: BackendName | undefined;
   /** The server that counts it among its connections, until it closes (a field, not a closure per socket). */
   private countedBy: Server | undefined;
@@ -326,6 +336,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.backendName = options.backend;
     this.blockList = blockList;
     this.noDelay = Boolean(options.noDelay);
+    // As node:net: noDelay and keepAlive are the constructor's (net.connect passes its options here), set once connected.
+    if (options.keepAlive) this.keepAliveProbe = keepAliveProbe(true, options.keepAliveInitialDelay, undefined, undefined);
     // Node 24.22's option: set once connected, as setTypeOfService() before a connection.
     if (options.typeOfService !== undefined) this.tos = validateTypeOfService(options.typeOfService);
     // As node:net, an onread that does not fit is ignored.
@@ -349,7 +361,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    */
   private openFd(fd: unknown): void {
     const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
-    const { reactor, token } = takeFdOrThrow(this.backendName, n, INHERIT_STREAM, this.noDelay);
+    // As node:net, its options are left as its maker set them (noDelay and keepAlive apply on connecting).
+    const { reactor, token } = takeFdOrThrow(this.backendName, n, INHERIT_STREAM);
     if (token === NOT_CONNECTED) {
       // Bound (or not) and not connected: connect() goes out from it, as from an adopted BoundSocket.
       this.fromBound = { adopted: unconnectedFd(n, reactor), path: undefined };
@@ -363,7 +376,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** @internal Wraps a connection the server accepted. */
   static accepted(init: AcceptedInit): Socket {
-    const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark });
+    const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark, noDelay: init.noDelay });
     s.opened = true;
     s.server = s._server = init.server;
     s.bind(init.reactor, init.token);
@@ -598,9 +611,6 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
     if (this.destroyed) this.reset();
     if (listener) this.once('connect', listener);
-    if (opts.timeout) this.setTimeout(opts.timeout);
-    if (opts.noDelay) this.setNoDelay(true);
-    if (opts.keepAlive) this.setKeepAlive(true, opts.keepAliveInitialDelay);
     if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
     this.connectingFlag = true;
     this.opened = true;
@@ -711,7 +721,6 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private connectPath(path: string, opts: SocketConnectOpts, listener: (() => void) | undefined): this {
     if (this.destroyed) this.reset();
     if (listener) this.once('connect', listener);
-    if (opts.timeout) this.setTimeout(opts.timeout);
     this.connectingFlag = true;
     this.opened = true;
     this.unixDomain = true;
@@ -897,27 +906,40 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   setTimeout(msecs: number, callback?: () => void): this {
     if (this.destroyed) return this;
     this.timeout = msecs;
-    if (typeof msecs !== 'number') throw invalidArgType('msecs', 'of type number', msecs);
-    if (msecs < 0 || !Number.isFinite(msecs)) throw outOfRange('msecs', 'a non-negative finite number', msecs);
-    if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback);
+    const ms = timerDuration(msecs, 'msecs');
+    // As node:net: the old timer goes, and the new one starts, before the callback is looked at.
     clearTimeout(this.timer);
     this.timer = undefined;
     if (msecs === 0) {
-      if (callback) this.off('timeout', callback);
+      if (callback !== undefined) {
+        validateType(callback, 'callback', 'function');
+        this.off('timeout', callback);
+      }
     } else {
-      // node:net's socket timers never hold the process. As node:net's, a write still going out
-      // (its queue changed since the last look) is no idleness: the timer starts again instead.
-      let queued = 0;
-      this.timer = setTimeout(() => {
-        const now = this.pendingWrite !== undefined && this.token >= 0 ? this.reactor!.native.queued(this.token) : 0;
-        if (now > 0 && now !== queued) {
-          queued = now;
-          this.touch();
-        } else this.emit('timeout');
-      }, msecs).unref();
-      if (callback) this.once('timeout', callback);
+      // node:net's socket timers never hold the process.
+      this.timer = setTimeout(() => this.onTimeout(), ms).unref();
+      if (callback !== undefined) {
+        validateType(callback, 'callback', 'function');
+        this.once('timeout', callback);
+      }
     }
     return this;
+  }
+
+  /**
+   * As node:net's: a write still going out (its queue changed since the last
+   * look, see `lastQueued`) is no idleness: the timer starts again instead.
+   */
+  private onTimeout(): void {
+    if (this.lastQueued > 0 && this.token >= 0) {
+      const now = this.reactor!.native.queued(this.token);
+      if (now !== this.lastQueued) {
+        this.lastQueued = now;
+        this.touch();
+        return;
+      }
+    }
+    this.emit('timeout');
   }
 
   /** Restarts the idle timer on activity, as node:net does. */
@@ -1103,6 +1125,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     this.touch();
     if (queued === 0 && !finishLater) return cb();
+    if (queued > 0) this.lastQueued = chunk.length;
     // Done when the queue drains (`onDrain`), or a turn from now; a close
     // meanwhile cancels it (see `_destroy`).
     this.pendingWrite = cb;
@@ -1304,6 +1327,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   onDrain(): void {
     const cb = this.pendingWrite;
     this.pendingWrite = undefined;
+    this.lastQueued = 0;
     // A write done is activity, as node:net counts it.
     if (cb) this.touch();
     this.syncActive();

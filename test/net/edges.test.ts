@@ -8,7 +8,7 @@ import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, socketFds, waitFor } from '../helpers';
+import { freePort, sleep, socketFds, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
 import * as muxdgram from '../../src/dgram';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
@@ -498,6 +498,87 @@ describe.each([
     await once(srv, 'listening');
     return [srv, (srv.address() as nodeNet.AddressInfo).port];
   }
+
+  // Found 2026-12-05 (a hunt of timeouts): muxnet handed such a timeout to setTimeout as it
+  // was, which makes it 1 ms: an http server's `setTimeout(2 ** 31)` reset every connection.
+  it('a timeout past what a timer holds is cut to 2 ** 31 - 1 ms with a TimeoutOverflowWarning, not fired at once', async () => {
+    const [srv, port] = await server((s) => s.resume());
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    let fired = 0;
+    const a = net.connect({ port, host: '127.0.0.1', timeout: 2 ** 32 });
+    const b = net.connect(port, '127.0.0.1');
+    b.setTimeout(2 ** 31);
+    for (const c of [a, b]) c.on('timeout', () => fired++);
+    await Promise.all([once(a, 'connect'), once(b, 'connect')]);
+    await sleep(100);
+    process.off('warning', onWarning);
+    expect([fired, a.timeout, b.timeout]).toEqual([0, 2 ** 32, 2 ** 31]);
+    expect(warnings).toEqual(
+      [2 ** 32, 2 ** 31].map((ms) => `TimeoutOverflowWarning: ${ms} does not fit into a 32-bit signed integer.\nTimer duration was truncated to 2147483647.`),
+    );
+    for (const c of [a, b]) c.destroy();
+    srv.close();
+  });
+
+  // Found by the same hunt: each setTimeout() counted the stuck write as progress once more (a
+  // period added to every later timeout); node:net keeps what it last saw across calls.
+  it("re-armed in 'timeout' while a write is stuck on a peer that reads nothing, it fires a period later each time", async () => {
+    const [srv, port] = await server((s) => s.pause());
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    c.write(Buffer.alloc(64 << 20));
+    const period = 400;
+    const at = [Date.now()];
+    c.on('timeout', () => {
+      at.push(Date.now());
+      if (at.length < 4) c.setTimeout(period);
+      else c.destroy();
+    });
+    c.setTimeout(period);
+    await once(c, 'close');
+    srv.close();
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    // The first: the write handed over counts as progress once (two periods), as node:net's.
+    expect(gaps[0]).toBeGreaterThanOrEqual(2 * period - 20);
+    expect(gaps.slice(1).map((g) => (g < 1.5 * period ? 'one period' : `${g} ms`))).toEqual(['one period', 'one period']);
+  });
+
+  // Found by the same hunt: muxnet's Socket#connect took it (a timer node:net never starts, and
+  // a check node:net does not make, before the port's).
+  it("takes `timeout` from net.connect()'s options only: Socket#connect ignores it", async () => {
+    const [srv, port] = await server((s) => s.resume());
+    const s = new net.Socket();
+    let fired = false;
+    s.on('timeout', () => (fired = true));
+    s.connect({ port, host: '127.0.0.1', timeout: 50 } as nodeNet.SocketConnectOpts);
+    await once(s, 'connect');
+    await sleep(150);
+    expect([fired, s.timeout]).toEqual([false, undefined]);
+    s.destroy();
+    const t = new net.Socket();
+    expect(() => t.connect({ port, host: '127.0.0.1', timeout: 'abc' } as never)).not.toThrow();
+    t.destroy();
+    expect(() => net.connect({ port: -1, timeout: 'abc' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    srv.close();
+  });
+
+  // Found by the same hunt: muxnet checked the callback first, leaving the old timer running.
+  it('setTimeout(ms, notAFunction) throws once the old timer is gone and the new one runs', async () => {
+    const c = new net.Socket();
+    const seen: string[] = [];
+    c.on('timeout', () => seen.push('timeout'));
+    c.setTimeout(5000);
+    expect(() => c.setTimeout(50, 'no' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    await sleep(150);
+    expect(seen).toEqual(['timeout']);
+    c.setTimeout(100);
+    expect(() => c.setTimeout(0, 'no' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    await sleep(200);
+    expect(seen).toEqual(['timeout']);
+    c.destroy();
+  });
 
   it("the peer's FIN refreshes the idle timer: 'timeout' again after 'end' on a half-open socket", async () => {
     const [srv, port] = await server((s) => setTimeout(() => s.end(), 300));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, freePort, hangingPort, keepAliveOf, moveAway, sleep, waitFor } from '../helpers';
+import { downPort, freePort, hangingPort, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
 
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
@@ -620,7 +620,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       const seen = [];
       for (const args of calls) {
         (c.setKeepAlive as (...a: unknown[]) => void)(...args);
-        seen.push(await keepAliveOf(c));
+        seen.push((await tcpOptionsOf(c)).keepAlive);
       }
       c.destroy();
       return seen;
@@ -629,6 +629,41 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(got[1]).toEqual([1, 3, 1, 10]);
     expect(got).toEqual(await readings(nodeNet));
     server.close();
+  });
+
+  // Found 2026-12-05 reading the kernel's options (a hunt): the constructor's keepAlive was
+  // ignored; Socket#connect took noDelay and keepAlive, which node:net reads only there; a
+  // server's noDelay connection could not turn it off; server.keepAlive was an internal object.
+  it.runIf(process.platform === 'linux')("TCP_NODELAY and keep-alive where node:net sets them: the constructor's options, a server's (read at each accept)", async () => {
+    const server = net.createServer(serverOpts({ noDelay: true, keepAliveInitialDelay: 2500 }));
+    const accepted: nodeNet.Socket[] = [];
+    server.on('connection', (s) => accepted.push(s));
+    const port = await listening(server);
+    // Not in @types/node's net.Server.
+    const props = server as unknown as Record<string, unknown>;
+    expect([props.noDelay, props.keepAlive, props.keepAliveInitialDelay, props.pauseOnConnect, props.allowHalfOpen]).toEqual([true, false, 2, false, false]);
+    const made = new net.Socket({ keepAlive: true, keepAliveInitialDelay: 3000, noDelay: true, backend } as nodeNet.SocketConstructorOpts);
+    made.connect(port, '127.0.0.1');
+    const connected = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+    connected.connect({ port, host: '127.0.0.1', noDelay: true, keepAlive: true, keepAliveInitialDelay: 5000 } as nodeNet.SocketConnectOpts);
+    await Promise.all([once(made, 'connect'), once(connected, 'connect')]);
+    expect(await tcpOptionsOf(made)).toEqual({ noDelay: 1, keepAlive: [1, 3, 1, 10] });
+    const ignored = await tcpOptionsOf(connected);
+    expect([ignored.noDelay, ignored.keepAlive[0]]).toEqual([0, 0]);
+    await waitFor(() => accepted.length === 2, 'both accepted');
+    const first = accepted[0]!;
+    expect((await tcpOptionsOf(first)).noDelay).toBe(1);
+    first.setNoDelay(false);
+    expect((await tcpOptionsOf(first)).noDelay).toBe(0);
+    // Changed on the listening server: the next connection has it.
+    props.noDelay = false;
+    props.keepAlive = true;
+    const later = dial(port);
+    await waitFor(() => accepted.length === 3, 'the third accepted');
+    expect(await tcpOptionsOf(accepted[2]!)).toEqual({ noDelay: 0, keepAlive: [1, 2, 1, 10] });
+    // node:net's sockets handed to a child's stdio read no more (nor see their peer's FIN).
+    for (const c of [made, connected, later, ...accepted]) c.destroy();
+    await closed(server);
   });
 
   // Found 2026-12-05 running Node's test/internet cases on loopback: muxnet closed saying nothing of the attempt.

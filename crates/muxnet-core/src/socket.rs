@@ -747,14 +747,17 @@ pub(crate) fn inherited_listener(fd: i32, backlog: i32) -> io::Result<Listener> 
     })
 }
 
-/// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`.
+/// An inherited connected stream; a TCP one gets `TCP_NODELAY` if `no_delay`,
+/// else keeps what its maker set.
 #[cfg(unix)]
 pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
     let (socket, domain) = inherited(fd, Type::STREAM)?;
     Ok(if domain == Domain::UNIX {
         Stream::Unix(mio::net::UnixStream::from_std(socket.into()))
     } else {
-        socket.set_tcp_nodelay(no_delay)?;
+        if no_delay {
+            socket.set_tcp_nodelay(true)?;
+        }
         Stream::Tcp(TcpStream::from_std(socket.into()))
     })
 }

@@ -37,7 +37,8 @@ backend_tests!(
     inherit_refuses_wrong_kinds,
     duplicated_for_another_owner,
     duplicated_listener_is_shared,
-    connects_from_a_bound_socket
+    connects_from_a_bound_socket,
+    inherited_sockets_keep_their_nodelay
 );
 
 fn inherited_listener(kind: BackendKind) {
@@ -290,4 +291,46 @@ fn connects_from_a_bound_socket(kind: BackendKind) {
     peer.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"over the path");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `no_delay` turns `TCP_NODELAY` on and never off, as libuv: a connection
+/// inherited with it on keeps it (a systemd socket's `NoDelay=yes`), and so
+/// do the connections an inherited listener with it on accepts (Linux
+/// passes it from the listener). Until 2026-12-05 both were forced off.
+fn inherited_sockets_keep_their_nodelay(kind: BackendKind) {
+    let _serial = serial();
+    let mut h = Harness::new(kind);
+    let nodelay = |h: &mut Harness, conn: Token| -> bool {
+        let copy: TcpStream = h.r.duplicate(conn).unwrap().into();
+        copy.nodelay().unwrap()
+    };
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std.local_addr().unwrap();
+    for (given_on, no_delay) in [(true, false), (false, false), (false, true)] {
+        let _peer = client(addr);
+        let (given, _) = std.accept().unwrap();
+        given.set_nodelay(given_on).unwrap();
+        let conn = h.r.inherit_stream(given.as_raw_fd(), no_delay).unwrap();
+        drop(given);
+        assert_eq!(nodelay(&mut h, conn), given_on || no_delay, "inherited with TCP_NODELAY {given_on}, no_delay {no_delay}");
+        h.r.close(conn).unwrap();
+    }
+    for (given_on, no_delay) in [(true, false), (false, false), (false, true)] {
+        let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        bound.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        bound.listen(16).unwrap();
+        bound.set_tcp_nodelay(given_on).unwrap();
+        let addr = bound.local_addr().unwrap().as_socket().unwrap();
+        let listener = h.r.inherit_listener(bound.as_raw_fd(), 16, no_delay, false).unwrap();
+        drop(bound);
+        let _peer = client(addr);
+        let conn = h.accept(1)[0];
+        assert_eq!(
+            nodelay(&mut h, conn),
+            given_on || no_delay,
+            "accepted from a listener with TCP_NODELAY {given_on}, no_delay {no_delay}"
+        );
+        h.r.close(conn).unwrap();
+        h.r.close(listener).unwrap();
+    }
 }

@@ -12,14 +12,17 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == libc::EMFILE || code == libc::ENFILE)
 }
 
-/// Accepts one connection; TCP ones get `TCP_NODELAY` if `no_delay`.
+/// Accepts one connection; TCP ones get `TCP_NODELAY` if `no_delay`, else
+/// keep the listener's (as libuv, which only ever turns it on: an inherited
+/// listener's `TCP_NODELAY` passes to its connections).
 fn accept(listener: &Listener, no_delay: bool) -> io::Result<Stream> {
     match listener {
         Listener::Tcp(l) => {
             let (stream, _) = l.accept()?;
-            // Accepted sockets inherit nothing useful; a failure here only
-            // costs latency.
-            let _ = stream.set_nodelay(no_delay);
+            // A failure here only costs latency.
+            if no_delay {
+                let _ = stream.set_nodelay(true);
+            }
             Ok(Stream::Tcp(stream))
         }
         #[cfg(unix)]
