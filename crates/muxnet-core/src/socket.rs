@@ -4,7 +4,7 @@
 //! mio's types, which every backend can register.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
@@ -18,11 +18,14 @@ use crate::backend::RawHandle;
 pub(crate) mod os_errno {
     pub const EMSGSIZE: i32 = libc::EMSGSIZE;
     pub const ENOBUFS: i32 = libc::ENOBUFS;
+    pub const EPIPE: i32 = libc::EPIPE;
 }
 #[cfg(windows)]
 pub(crate) mod os_errno {
     pub const EMSGSIZE: i32 = 10040; // WSAEMSGSIZE
     pub const ENOBUFS: i32 = 10055; // WSAENOBUFS
+    /// A send after shutdown: libuv's `uv_translate_sys_error` names it `EPIPE`.
+    pub const EPIPE: i32 = 10058; // WSAESHUTDOWN
 }
 
 /// A socket the reactor owns.
@@ -236,7 +239,13 @@ impl Stream {
                 KeepAlive::On => sock.set_keepalive(true)?,
                 // SO_KEEPALIVE, then the idle time, interval and count, each only if the one before
                 // was taken (as libuv sets them: a value the kernel refuses leaves the rest as they were).
-                KeepAlive::Probing { idle, interval, count } => sock.set_tcp_keepalive(&probing(idle, interval, count))?,
+                KeepAlive::Probing { idle, interval, count } => match sock.set_tcp_keepalive(&probing(idle, interval, count)) {
+                    // Windows before 10 1703 (Server 2016) has no TCP_KEEPCNT: idle and
+                    // interval are set, the count stays the system's 10, as libuv leaves it.
+                    #[cfg(windows)]
+                    Err(e) if e.raw_os_error() == Some(10042) => {} // WSAENOPROTOOPT
+                    r => r?,
+                },
             }
         }
         Ok(())
@@ -262,13 +271,14 @@ fn seconds(s: u32) -> std::time::Duration {
     std::time::Duration::from_secs(u64::from(s))
 }
 
-/// Keep-alive probes' timing, where the platform sets all of it.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+/// Keep-alive probes' timing, where the platform sets all of it (Windows:
+/// as libuv's `uv__tcp_keepalive`, idle, interval and count).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd", windows))]
 fn probing(idle: u32, interval: u32, count: u32) -> socket2::TcpKeepalive {
     socket2::TcpKeepalive::new().with_time(seconds(idle)).with_interval(seconds(interval)).with_retries(count)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd", windows)))]
 fn probing(idle: u32, _interval: u32, _count: u32) -> socket2::TcpKeepalive {
     socket2::TcpKeepalive::new().with_time(seconds(idle))
 }
@@ -343,9 +353,11 @@ pub struct BindOptions {
     pub addr: SocketAddr,
     /// Listen backlog (TCP only).
     pub backlog: i32,
-    /// `SO_REUSEADDR`: on by default for TCP, as in Node and mio.
+    /// `SO_REUSEADDR`: on by default for TCP, as in Node and mio (never on
+    /// a Windows listener, as libuv).
     pub reuse_addr: bool,
-    /// `SO_REUSEPORT`: several sockets share the port (Unix).
+    /// `SO_REUSEPORT`: several sockets share the port, the kernel spreading
+    /// the load (Linux, DragonFly, FreeBSD; elsewhere `Unsupported`).
     pub reuse_port: bool,
     /// `IPV6_V6ONLY` for an IPv6 address; `false` accepts IPv4 too.
     pub ipv6_only: bool,
@@ -363,20 +375,49 @@ fn bound_socket(opts: &BindOptions, ty: Type, protocol: Protocol) -> io::Result<
     if opts.addr.is_ipv6() {
         socket.set_only_v6(opts.ipv6_only)?;
     }
-    bind_reusing(&SockRef::from(&socket), opts)?;
+    bind_reusing(&SockRef::from(&socket), opts, ty)?;
     Ok(socket)
 }
 
-/// Sets `opts`' `SO_REUSEADDR` and `SO_REUSEPORT`, then binds `socket` to `opts.addr`.
-fn bind_reusing(socket: &SockRef<'_>, opts: &BindOptions) -> io::Result<()> {
-    socket.set_reuse_address(opts.reuse_addr)?;
+/// Sets `opts`' address and port reuse on `socket`, of type `ty`, then
+/// binds it to `opts.addr`.
+fn bind_reusing(socket: &SockRef<'_>, opts: &BindOptions, ty: Type) -> io::Result<()> {
+    set_reuse_address(socket, opts.reuse_addr, ty)?;
     if opts.reuse_port {
-        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        // As libuv's `uv__sock_reuseport`: only where the kernel spreads the
+        // load over the sockets (FreeBSD: `SO_REUSEPORT_LB`); elsewhere
+        // `SO_REUSEPORT` only lets a socket share the port, and it is ENOTSUP.
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "dragonfly"))]
         socket.set_reuse_port(true)?;
-        #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "SO_REUSEPORT is not available on this platform"));
+        #[cfg(target_os = "freebsd")]
+        socket.set_reuse_port_lb(true)?;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "dragonfly", target_os = "freebsd")))]
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "no load-balancing SO_REUSEPORT on this platform"));
     }
     socket.bind(&opts.addr.into())
+}
+
+/// `reuse_addr` on a socket of type `ty`, as libuv's `uv__sock_reuseaddr`
+/// sets it for UDP on the BSDs and macOS: `SO_REUSEPORT`, which there is
+/// `SO_REUSEADDR` that also lets sockets share a port (multicast receivers).
+#[cfg(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd"))]
+fn set_reuse_address(socket: &SockRef<'_>, on: bool, ty: Type) -> io::Result<()> {
+    if ty == Type::DGRAM {
+        socket.set_reuse_port(on)
+    } else {
+        socket.set_reuse_address(on)
+    }
+}
+
+/// `reuse_addr` on a socket of type `ty`: `SO_REUSEADDR`, except on a
+/// Windows listener, where (as libuv's `uv__tcp_try_bind` and mio say) it
+/// would let a second server take a port in use, not only one in TIME_WAIT.
+#[cfg(not(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd")))]
+fn set_reuse_address(socket: &SockRef<'_>, on: bool, ty: Type) -> io::Result<()> {
+    if cfg!(windows) && ty == Type::STREAM {
+        return Ok(());
+    }
+    socket.set_reuse_address(on)
 }
 
 pub(crate) fn tcp_listen(opts: &BindOptions) -> io::Result<TcpListener> {
@@ -419,7 +460,7 @@ pub(crate) fn udp_bind_existing(socket: &UdpSocket, opts: &BindOptions) -> io::R
     if opts.ipv6_only {
         socket.set_only_v6(true)?;
     }
-    bind_reusing(&socket, opts).map_err(|e| match e.raw_os_error() {
+    bind_reusing(&socket, opts, Type::DGRAM).map_err(|e| match e.raw_os_error() {
         #[cfg(unix)]
         Some(libc::EAFNOSUPPORT) => io::Error::new(io::ErrorKind::InvalidInput, "address of the other family"),
         _ => e,
@@ -437,8 +478,11 @@ pub(crate) fn udp_disconnect(socket: &UdpSocket) -> io::Result<()> {
         let addr: libc::sockaddr = std::mem::zeroed();
         libc::connect(socket.as_raw_fd(), &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t)
     };
-    // macOS reports EAFNOSUPPORT yet dissolves the association.
-    if r == 0 || (cfg!(target_os = "macos") && io::Error::last_os_error().raw_os_error() == Some(libc::EAFNOSUPPORT)) {
+    // As libuv's `uv__udp_disconnect`: the BSDs and macOS report EAFNOSUPPORT
+    // or EINVAL for the AF_UNSPEC address, yet dissolve the association.
+    let bsd =
+        cfg!(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"));
+    if r == 0 || (bsd && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EINVAL))) {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -593,12 +637,23 @@ pub(crate) fn set_buffer_size(socket: &UdpSocket, which: SocketBuffer, size: usi
     }
 }
 
+/// Where a connect or send to `addr` goes: on Windows the unspecified
+/// address is loopback, as libuv's `uv__convert_to_localhost_if_unspecified`
+/// makes it (Unix kernels take it so; Winsock refuses it).
+pub(crate) fn unspecified_as_loopback(mut addr: SocketAddr) -> SocketAddr {
+    if cfg!(windows) && addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+    }
+    addr
+}
+
 /// Starts a non-blocking connect; completion is reported as writability.
 pub(crate) fn tcp_connect(
     addr: SocketAddr,
     local: Option<SocketAddr>,
     can_watch: impl Fn(RawHandle) -> io::Result<()>,
 ) -> io::Result<TcpStream> {
+    let addr = unspecified_as_loopback(addr);
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     before_connect(&socket, can_watch)?;
     socket.set_nonblocking(true)?;

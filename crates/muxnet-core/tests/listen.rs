@@ -34,6 +34,12 @@ fn listen_reuse_port(kind: BackendKind) {
     let mut h = Harness::new(kind);
     let mut opts = BindOptions::new("127.0.0.1:0".parse().unwrap());
     opts.reuse_port = true;
+    // As libuv: only where the kernel spreads the connections; elsewhere ENOTSUP.
+    if !cfg!(any(target_os = "linux", target_os = "android", target_os = "dragonfly", target_os = "freebsd")) {
+        let err = h.r.listen(&opts, true).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        return;
+    }
     let (a, addr) = h.listen_with(&opts);
     opts.addr = addr;
     let (b, addr_b) = h.listen_with(&opts);

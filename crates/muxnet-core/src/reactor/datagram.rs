@@ -69,7 +69,7 @@ impl Reactor {
 
     /// Sends one datagram now; a full send buffer is `WouldBlock`.
     pub fn send_to(&mut self, token: Token, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let sent = self.datagram(token)?.send_to(data, to)?;
+        let sent = self.datagram(token)?.send_to(data, socket::unspecified_as_loopback(to))?;
         self.counters.sends.one(sent);
         self.counters.datagrams_sent += 1;
         Ok(sent)
@@ -101,6 +101,7 @@ impl Reactor {
             return Err(io::Error::from_raw_os_error(socket::os_errno::EMSGSIZE));
         }
         let outbox = &mut self.outbox;
+        let to = to.map(socket::unspecified_as_loopback);
         outbox.queued.push((token, Outgoing { start: outbox.bytes.len(), len: data.len(), to }));
         outbox.bytes.extend_from_slice(data);
         Ok(outbox.queued.len() - 1)
@@ -278,6 +279,10 @@ impl Reactor {
                     self.counters.empty_reads += 1;
                     return;
                 }
+                // As libuv on Windows: WSAECONNRESET or WSAENETRESET only says
+                // an earlier send met an ICMP error; skipped, the reads go on.
+                #[cfg(windows)]
+                Err(e) if matches!(e.raw_os_error(), Some(10052 | 10054)) => left -= 1,
                 // An ICMP error for a connected socket (port unreachable:
                 // `ECONNREFUSED`), reported as libuv does: once, ending the
                 // socket's reads for this turn; what follows is read next turn.

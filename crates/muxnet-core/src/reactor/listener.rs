@@ -1,5 +1,5 @@
 //! Listeners: accepting within a budget, and pausing on `EMFILE`/`ENFILE`
-//! until a socket closes.
+//! (Windows: `WSAEMFILE`/`WSAENOBUFS`) until a socket closes.
 
 use std::io;
 
@@ -8,8 +8,14 @@ use crate::backend::Token;
 use crate::connection::Connection;
 use crate::socket::{self, BindOptions, Listener, Socket, Stream};
 
+/// No descriptor left for the accept: `EMFILE`/`ENFILE`; on Windows
+/// `WSAEMFILE` and `WSAENOBUFS` (no socket left), as Winsock numbers them.
 fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == libc::EMFILE || code == libc::ENFILE)
+    #[cfg(unix)]
+    let codes = [libc::EMFILE, libc::ENFILE];
+    #[cfg(windows)]
+    let codes = [10024, 10055];
+    e.raw_os_error().is_some_and(|code| codes.contains(&code))
 }
 
 /// Accepts one connection; TCP ones get `TCP_NODELAY` if `no_delay`, else
@@ -115,9 +121,16 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The peer gave up before we got to it: nothing to report.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                // Windows says so with WSAECONNRESET too, which libuv skips alike.
+                #[cfg(windows)]
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
                 Err(error) => {
                     if is_fd_exhaustion(&error) {
                         self.pause_accepting(token);
+                    } else if cfg!(windows) {
+                        // mio re-arms a Windows socket only on WouldBlock: tried
+                        // again next turn, or the listener would hear no more.
+                        self.carry.push(token);
                     }
                     events.push(Event::AcceptError { listener: token, error });
                     return;

@@ -22,7 +22,7 @@ use stream::Failure;
 
 use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
-use crate::socket::{Address, Socket, Stream};
+use crate::socket::{os_errno, Address, Socket, Stream};
 use crate::stats::Stats;
 use crate::token::Table;
 
@@ -680,7 +680,7 @@ impl Reactor {
         let relayed = self.stream(token).map_or(0, |(_, c)| c.relayed());
         if self.close(token).is_ok() {
             // After an orderly close, a write is a write after end.
-            let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(libc::EPIPE)), |e| (e.kind(), e.raw_os_error()));
+            let why = error.as_ref().map_or((io::ErrorKind::BrokenPipe, Some(os_errno::EPIPE)), |e| (e.kind(), e.raw_os_error()));
             self.closed_in_turn.insert(token, Closed { kind: why.0, code: why.1, orderly: error.is_none(), relayed });
             events.push(Event::Close { conn: token, error, sending });
         }
