@@ -14,7 +14,7 @@ export const serverListen = dc.tracingChannel<unknown, { server: object; options
 
 const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
 /**
- * Since Node 24.2 (nodejs/node#58349) every `socket.connect()` publishes on
- * `net.client.socket`; before, only `net.connect()`/`createConnection()`.
+ * Since Node 24.2 and 22.17 (nodejs/node#58349; not 23) every `socket.connect()`
+ * publishes on `net.client.socket`; before, only `net.connect()`/`createConnection()`.
  */
-export const EVERY_CONNECT_PUBLISHES = major > 24 || (major === 24 && minor >= 2);
+export const EVERY_CONNECT_PUBLISHES = major > 24 || (major === 24 && minor >= 2) || (major === 22 && minor >= 17);

@@ -159,11 +159,11 @@ const NODE_READ_SIZE = 64 * 1024;
  */
 const LIBUV_IOV_MAX = 1024;
 const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as [number, number];
-/** Seen on Node 24.22, not on 20.20 (the release between is unverified): see `_final`. */
-const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 24;
+/** node:net of Node 21.0 through 24.22 (seen on each major and 22's minors), not 20.20's: see `_final`. */
+const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 21;
 /**
- * Bytes, the peer's FIN and then its reset in one batch, a write queued: Node 20.20's node:net
- * emits 'end' before the write's error, 24.22's does not (between unverified): see `onClose`.
+ * Bytes, the peer's FIN and then its reset in one batch, a write queued: node:net of Node 20.20
+ * through 23.11 emits 'end' before the write's error, 24.22's does not: see `onClose`.
  */
 const END_BEFORE_WRITE_ERROR = NODE_MAJOR < 24;
 /**
@@ -1148,7 +1148,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   override _final(cb: (err?: Error | null) => void): void {
     // Handed over, done writing what it had: no FIN, which would half-close the receiver's connection too.
     if (this.handedOver) return cb();
-    // Never connected: nothing to shut down. Node 24 finishes end() at once; Node 20 waits for a
+    // Never connected: nothing to shut down. Node 21 on finishes end() at once; Node 20 waits for a
     // connect (and sends the FIN after it), never calling back if none comes.
     if (!this.opened && END_FINISHES_UNCONNECTED) return cb();
     if (this.connectingFlag || (this.token < 0 && !this.handleClosed)) {

@@ -37,7 +37,7 @@ describe.each([
   ['node:net', nodeNet],
   ['muxnet', muxnet as unknown as Net],
 ])('%s', (_name, net) => {
-  it("publishes 'net.client.socket' for net.connect() (and, from Node 24.2, for socket.connect())", async () => {
+  it("publishes 'net.client.socket' for net.connect() (and, from Node 24.2 and 22.17, for socket.connect())", async () => {
     const server = net.createServer((s) => s.destroy());
     const port = await listening(server);
     const sockets: nodeNet.Socket[] = [];
