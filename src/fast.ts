@@ -250,7 +250,7 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /**
-   * Closed by `destroy()` (here, or by the layer for a failed write): bytes
+   * Closed by `destroy()` or `reset()` (here, or by the layer for a failed write): bytes
    * still queued then were discarded. False after a close the peer or the
    * reactor made, where a clean close sent everything queued.
    */
@@ -397,11 +397,26 @@ export class Connection<T = unknown> implements Handle {
 
   /** Closes now, dropping queued bytes; `onClose` follows on the next tick. */
   destroy(err?: Error): void {
+    this.closeNow(err, false);
+  }
+
+  /**
+   * Closes now with a reset, dropping queued bytes, as node:net's
+   * `resetAndDestroy()`: the peer's reads fail with `ECONNRESET`, so a
+   * peer cut off mid-stream cannot take it for an orderly end (a
+   * Unix-domain connection has no reset: closed as by `destroy()`).
+   * `onClose` follows on the next tick.
+   */
+  reset(): void {
+    this.closeNow(undefined, true);
+  }
+
+  private closeNow(err: Error | undefined, reset: boolean): void {
     if (this.closed) return;
     // What only the open socket knows (its peer, its counts) first.
     this.closed_(err);
     this.flags |= DESTROYED;
-    this.origin.reactor.closeHandle(this.token);
+    this.origin.reactor.closeHandle(this.token, undefined, reset);
     process.nextTick(() => this.origin.handlers.onClose?.(this, err));
   }
 

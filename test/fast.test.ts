@@ -58,6 +58,36 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
     server.close();
   });
 
+  it("reset() closes with RST, dropping the queue: the peer's reads fail with ECONNRESET; onClose once", async () => {
+    const closes: (Error | undefined)[] = [];
+    const conns: Connection[] = [];
+    const server = listen({ port: 0, host: '127.0.0.1', backend }, { onOpen: (c) => conns.push(c), onClose: (_c, err) => closes.push(err) });
+    // A peer that has read all there was: the RST fails its read (destroy()'s FIN would end it).
+    const reading = await netConnect(server.port);
+    await waitFor(() => conns.length === 1, 'the first connection');
+    const failed = new Promise<string | undefined>((r) => reading.once('error', (err: NodeJS.ErrnoException) => r(err.code)).once('close', () => r(undefined)));
+    conns[0]!.reset();
+    expect([conns[0]!.closed, conns[0]!.destroyed]).toEqual([true, true]);
+    conns[0]!.reset();
+    expect(await failed).toBe('ECONNRESET');
+    // A queue it had not sent is dropped (Linux tells a peer holding unread bytes only of an end).
+    const paused = await netConnect(server.port);
+    paused.pause();
+    await waitFor(() => conns.length === 2, 'the second connection');
+    conns[1]!.write(Buffer.alloc(32 << 20));
+    expect(conns[1]!.bufferedAmount).toBeGreaterThan(0);
+    conns[1]!.reset();
+    let got = 0;
+    paused.on('data', (d: Buffer) => (got += d.length)).on('error', () => {});
+    paused.resume();
+    await new Promise((r) => paused.once('close', r));
+    expect(got).toBeLessThan(32 << 20);
+    await waitFor(() => closes.length === 2, 'onClose for both');
+    await sleep(20);
+    expect(closes).toEqual([undefined, undefined]);
+    server.close();
+  });
+
   it('moves 8 MiB each way with backpressure, verified by hash', async () => {
     const { server } = echoServer(backend);
     const payload = randomBytes(8 << 20);

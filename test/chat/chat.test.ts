@@ -159,6 +159,22 @@ describe('chat commands and limits', () => {
     expect(text).toBe('ERROR server full (max 2 clients); try later\n');
   });
 
+  // Found 2026-12-05 (a hunt): bytes that ended no line kept a client alive for ever, a line
+  // that never ends (gigabytes of it) included.
+  it('takes no bytes but a line for a sign of life: a line that never ends is PINGed and dropped', async () => {
+    const server = await start({ idleTimeoutMs: 500 });
+    const endless = await join(server, 'endless');
+    const chunk = 'A'.repeat(1000);
+    const pump = setInterval(() => endless.sock.write(chunk), 50);
+    try {
+      await waitFor(() => endless.lines.includes('PING'), 'a PING', 5000);
+      await waitFor(() => endless.closed, 'the endless line dropped', 5000);
+    } finally {
+      clearInterval(pump);
+    }
+    expect(endless.lines.at(-1)).toBe('ERROR idle timeout; disconnected');
+  });
+
   it('PINGs a silent client and drops it if it stays silent; an answer keeps it', async () => {
     // 500 ms: the PONG must be read before the drop, and a loaded loop can
     // run the sweep's timer late enough to miss a tighter window.

@@ -252,6 +252,7 @@ export class ChatServer {
     if (transport.queued(m.conn) > slowCap) this.tooSlow(m);
   }
 
+  /** Its queue is dropped, the notice with it: a member too slow to read has no room for one. */
   private tooSlow(m: Member): void {
     const { slowCap } = this.options;
     this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
@@ -382,9 +383,12 @@ export class ChatServer {
   private data(conn: ChatConn, chunk: Buffer): void {
     const m = this.members.get(conn);
     if (!m) return;
-    m.lastSeen = Date.now();
-    m.pingedAt = 0;
     const { frames, tooLong, tooLongAt } = m.decoder.push(chunk);
+    // A sign of life is a line: bytes that end none (a line that never ends, a trickle) are not.
+    if (frames.length > 0 || tooLong > 0) {
+      m.lastSeen = Date.now();
+      m.pingedAt = 0;
+    }
     // In stream order: the lines before the first one too long, its verdict, then (for lines) the rest.
     this.frames(m, tooLong > 0 ? frames.slice(0, tooLongAt) : frames);
     if (tooLong === 0 || !this.members.has(conn)) return;
