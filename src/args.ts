@@ -78,6 +78,11 @@ export function secondsArg(option: string, text: string | undefined, fallback: n
   return Math.ceil(numberArg(option, text, fallback, rule) * 1000);
 }
 
+/** `host:port`, `[v6]:port`: what parseTarget reads. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /**
  * `host:port`, `[v6]:port`, or a host alone (a bare IPv6 address has
  * several colons), as `[host, port]`; the host defaults to 127.0.0.1 and

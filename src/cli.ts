@@ -7,7 +7,7 @@
  *   muxnet send FILE HOST:PORT | muxnet receive --port P --dir D
  */
 import { parseArgs } from 'node:util';
-import { DURATION, negativesJoined, numberArg, PORT, secondsArg, ZERO_OR_DURATION } from './args';
+import { DURATION, joinHostPort, negativesJoined, numberArg, PORT, secondsArg, ZERO_OR_DURATION } from './args';
 import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
@@ -121,8 +121,7 @@ function echo(argv: string[]): void {
   printStatsOnSignal(server.backend);
 
   // Announced only once a signal can stop it cleanly.
-  const where = server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
-  console.log(`muxnet echo: listening on ${server.protocol} ${where} (backend ${server.backend}, wake ${server.wakeMode})`);
+  console.log(`muxnet echo: listening on ${server.protocol} ${joinHostPort(server.address, server.port)} (backend ${server.backend}, wake ${server.wakeMode})`);
 }
 
 function main(argv: string[]): void {

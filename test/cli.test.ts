@@ -379,6 +379,16 @@ describe('muxnet chat connect from a pipe', () => {
     expect(await server.exited).toBe(0);
   });
 
+  // Found 2026-12-05 (a hunt): the lines said ::1:PORT, which no client reads as an address.
+  it('names an IPv6 address [::1]:port when it starts, as clients take one', async () => {
+    for (const [args, line] of [[['--udp'], /UDP chat on \[::1\]:\d+ /], [[], /listening on \[::1\]:\d+ /]] as const) {
+      const server = chatServer([...args, '--host', '::1']);
+      await waitFor(() => line.test(server.output()), 'the listening line', 10_000);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
   it('--udp with --nick is a usage error: the datagram chat has no nicks', async () => {
     const { code, out } = await pipeClient(['127.0.0.1:7002', '--udp', '--nick', 'alice'], '');
     expect(code).toBe(2);

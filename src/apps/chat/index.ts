@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { DURATION, negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
+import { DURATION, joinHostPort, negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
@@ -99,7 +99,7 @@ async function serve(values: Values): Promise<void> {
     const maxMessage = numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 65_000 });
     const server = new UdpChatServer({ port, host, backend, intervalMs, maxMessage }).start();
     onSignal(() => server.stop());
-    console.log(`muxnet chat: UDP chat on ${host}:${server.port} (expiry ${server.intervalMs / 1000} s)`);
+    console.log(`muxnet chat: UDP chat on ${joinHostPort(host, server.port)} (expiry ${server.intervalMs / 1000} s)`);
     return;
   }
   const net = (values.net as string | undefined) ?? 'muxnet';
@@ -136,7 +136,7 @@ async function serve(values: Values): Promise<void> {
   if (values.workers !== undefined) {
     const pool = await startWorkers(config, workers);
     onSignal(() => void pool.stop());
-    console.log(`muxnet chat: listening on ${host}:${pool.port} (${transport.name}, ${values.framing} framing${linked}, ${workers} workers)`);
+    console.log(`muxnet chat: listening on ${joinHostPort(host, pool.port)} (${transport.name}, ${values.framing} framing${linked}, ${workers} workers)`);
     return;
   }
   const server = await startServer(config);
@@ -145,7 +145,7 @@ async function serve(values: Values): Promise<void> {
     clearInterval(reporter);
     void server.stop({ timeout: config.drainMs });
   });
-  console.log(`muxnet chat: listening on ${host}:${server.port} (${server.options.transport.name}, ${server.options.framing} framing${linked})`);
+  console.log(`muxnet chat: listening on ${joinHostPort(host, server.port)} (${server.options.transport.name}, ${server.options.framing} framing${linked})`);
 }
 
 /** `--redis`, `--node-id`, `--lease`: the cluster, if any. */

@@ -5,6 +5,7 @@
  * live member as the line `TIMESTAMP ADDRESS:PORT: text\n`.
  */
 import { bind, type BackendName, type UdpSocket } from '../../fast';
+import { joinHostPort } from '../../args';
 import { validateInteger } from '../../options';
 import { sanitize, timestamp } from './server';
 
@@ -31,10 +32,6 @@ interface Peer {
   lastSeen: number;
 }
 
-/** A member's name: `address:port`, `[v6 address]:port`. */
-function memberKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 export class UdpChatServer {
   private socket: UdpSocket | undefined;
@@ -69,7 +66,7 @@ export class UdpChatServer {
         // is gone, unless the send buffer was only full (the line is dropped, as UDP may).
         onSendError: (err) => {
           if (err.code === 'EAGAIN' || err.code === 'ENOBUFS' || !err.address || err.port === undefined) return;
-          this.peers.delete(memberKey(err.address, err.port));
+          this.peers.delete(joinHostPort(err.address, err.port));
         },
       },
     );
@@ -84,7 +81,7 @@ export class UdpChatServer {
 
   /** `text` undefined: a message over `maxMessage`, dropped (it still says the sender is alive). */
   private message(text: string | undefined, address: string, port: number): void {
-    const key = memberKey(address, port);
+    const key = joinHostPort(address, port);
     if (text?.trim() === 'quit') {
       this.peers.delete(key);
       return;

@@ -4,6 +4,7 @@
  * outcome (`report`), ejecting an upstream after `maxFailures` failures in
  * a row and re-admitting it on its next success.
  */
+import { joinHostPort } from '../../args';
 import { invalidArgType, invalidArgValue } from '../../errors';
 import { validateHost, validateInteger, validateObject, validatePort } from '../../options';
 
@@ -98,8 +99,7 @@ export class Balancer {
     this.maxFailures = validateInteger(options.maxFailures, 'maxFailures', 2, 1, 2 ** 31 - 1);
     this.states = upstreams.map((spec, i) => {
       const { host, port, weight } = parseUpstream(spec, `upstreams[${i}]`);
-      const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-      return { host, port, weight, address, healthy: true, failures: 0, live: 0 };
+      return { host, port, weight, address: joinHostPort(host, port), healthy: true, failures: 0, live: 0 };
     });
   }
 

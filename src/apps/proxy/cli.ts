@@ -2,7 +2,7 @@
  * `muxnet proxy`: the load-balancing proxy from the command line.
  */
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, parseTarget, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
+import { joinHostPort, negativesJoined, numberArg, parseTarget, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
 import { createProxy, formatStats, MAX_WEIGHT, STRATEGIES, type Strategy, type UpstreamSpec } from '.';
 
@@ -93,7 +93,6 @@ export function runProxy(argv: string[]): void {
   process.once('SIGTERM', stop);
 
   const { address, port: bound } = proxy.address()!;
-  const where = address.includes(':') ? `[${address}]:${bound}` : `${address}:${bound}`;
   const splicing = values.splice ? ', bulk spliced' : '';
-  console.log(`muxnet proxy: listening on tcp ${where} (${strategy}, ${upstreams.length} upstream${upstreams.length === 1 ? '' : 's'}, backend ${proxy.backend}${splicing})`);
+  console.log(`muxnet proxy: listening on tcp ${joinHostPort(address, bound)} (${strategy}, ${upstreams.length} upstream${upstreams.length === 1 ? '' : 's'}, backend ${proxy.backend}${splicing})`);
 }
