@@ -22,12 +22,15 @@ short=$(echo "$version" | sed 's/^\([0-9]*\.[0-9]*\).*/\1/')
 cache=${MUXNET_CROSS_CACHE:-$HOME/.cache/muxnet-cross}
 root=$cache/rustc-web-$version
 if [ ! -x "$root/usr/bin/rustc" ]; then
-  llvm=$(apt-cache depends "libstd-rust-web-$short" | awk '/Depends: libllvm/ { print $2 }')
+  llvm=$(apt-cache depends "libstd-rust-web-$short" | awk '/Depends: libllvm/ { print $2; exit }')
+  [ -n "$llvm" ] || { echo "cross-check: libstd-rust-web-$short names no libllvm" >&2; exit 1; }
   debs=$cache/debs-$version
   mkdir -p "$debs"
   # Stale package lists name files the mirror has replaced: refresh once and retry.
   (cd "$debs" && apt-get download rustc-web "libstd-rust-web-$short" libstd-rust-web-dev rust-web-src "$llvm") ||
     { apt-get update -qq && (cd "$debs" && apt-get download rustc-web "libstd-rust-web-$short" libstd-rust-web-dev rust-web-src "$llvm"); }
+  # What a run stopped halfway left (a rename into it would nest).
+  rm -rf "$root" "$root.partial"
   mkdir -p "$root.partial"
   for deb in "$debs"/*.deb; do dpkg -x "$deb" "$root.partial"; done
   mv "$root.partial" "$root"

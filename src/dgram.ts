@@ -45,7 +45,7 @@ type LookupTypedAsNodes = (
 export interface SocketOptions {
   type: SocketType;
   reuseAddr?: boolean;
-  /** SO_REUSEPORT (Linux, FreeBSD 12+): sockets of one port share its datagrams (Node 22.12+/23.1+; before, ignored as by node:dgram). */
+  /** SO_REUSEPORT (Linux, FreeBSD, DragonFly; elsewhere ENOTSUP): sockets of one port share its datagrams (Node 22.12+/23.1+; before, ignored as by node:dgram). */
   reusePort?: boolean;
   ipv6Only?: boolean;
   /** Node 24: sends and connects to an address this holds fail with `ERR_IP_BLOCKED`. */

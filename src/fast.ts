@@ -801,9 +801,10 @@ export interface BindOptions {
   host?: string;
   reuseAddr?: boolean;
   /**
-   * `SO_REUSEPORT` (Unix): several sockets, one per thread or process, bind
-   * the port; Linux spreads the datagrams over them by sender. Where the
-   * option does not exist, binding throws `ENOTSUP`.
+   * `SO_REUSEPORT`: several sockets, one per thread or process, bind the
+   * port; Linux spreads the datagrams over them by sender (FreeBSD and
+   * DragonFly balance too). Elsewhere, macOS and Windows included, binding
+   * throws `ENOTSUP`, as libuv's `reusePort`.
    */
   reusePort?: boolean;
   ipv6Only?: boolean;

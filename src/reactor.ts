@@ -612,10 +612,10 @@ export class KeepAlive {
 }
 
 /**
- * A listener's accept that failed with `EMFILE`/`ENFILE` (fds ran out): the
- * reactor stopped accepting so it does not spin; it resumes when one of its
- * sockets closes, and after a pause in any case (unless the listener has
- * closed by then). One per listener.
+ * A listener's accept that failed with `EMFILE`/`ENFILE` (fds ran out; on
+ * Windows, any accept error): the reactor stopped accepting so it does not
+ * spin; it resumes when one of its sockets closes, and after a pause in any
+ * case (unless the listener has closed by then). One per listener.
  */
 export class AcceptRetry {
   private static readonly PAUSE_MS = 100;
@@ -623,7 +623,7 @@ export class AcceptRetry {
 
   /** Called with every accept error; `open()` says whether the listener is still there. */
   failed(err: NodeJS.ErrnoException, reactor: Reactor, token: number, open: () => boolean): void {
-    if (err.code !== 'EMFILE' && err.code !== 'ENFILE') return;
+    if (err.code !== 'EMFILE' && err.code !== 'ENFILE' && process.platform !== 'win32') return;
     this.cancel();
     this.timer = setTimeout(() => open() && reactor.native.resumeAccept(token), AcceptRetry.PAUSE_MS).unref();
   }

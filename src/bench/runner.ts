@@ -300,12 +300,12 @@ function startServer(spec: ServerSpec, protocol: 'tcp' | 'udp', host: string, pi
   });
 }
 
-/** The `muxnet stats {…}` lines a server prints on SIGUSR2, one at a time. */
 /** A child's last three lines of output on one line: what it said before it failed. */
 function lastLines(output: string): string {
   return output.trim().split('\n').slice(-3).join(' / ');
 }
 
+/** The `muxnet stats {…}` lines a server prints on SIGUSR2, one at a time. */
 function statsLines(child: ChildProcess): { next(): Promise<ReactorStats | undefined> } {
   let buffered = '';
   let waiting: ((s: ReactorStats | undefined) => void) | undefined;

@@ -69,11 +69,6 @@ const UV_CHMOD_EXACT = (() => {
   return major > 1 || minor >= 51;
 })();
 
-/**
- * With `reusePort` (see REUSE_PORT_OPTION) Node hands the listen flags (`ipv6Only` too) to a listen
- * with no host; before, node:net ignores `ipv6Only` without a host.
- */
-const LISTEN_FLAGS_EVERYWHERE = REUSE_PORT_OPTION;
 
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
@@ -359,8 +354,10 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private bind(host: string | undefined, port: number, opts: Listening): void {
     const { backlog } = opts;
     // As node:net's getFlags: only `true` asks (a truthy non-boolean is ignored, and is no bool for the binding).
-    const reusePort = opts.reusePort === true && LISTEN_FLAGS_EVERYWHERE;
-    const ipv6Only = opts.ipv6Only === true && (host !== undefined || LISTEN_FLAGS_EVERYWHERE);
+    // With `reusePort`, Node hands the listen flags (`ipv6Only` too) to a listen with no host;
+    // before, node:net ignores `ipv6Only` without a host.
+    const reusePort = opts.reusePort === true && REUSE_PORT_OPTION;
+    const ipv6Only = opts.ipv6Only === true && (host !== undefined || REUSE_PORT_OPTION);
     // `reusePort`: each worker binds its own socket of the port, as node:net's.
     if (sharedWithPrimary(opts.exclusive || reusePort)) {
       // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).

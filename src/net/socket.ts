@@ -271,7 +271,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /**
    * node:net's `kLastWriteQueueSize`: the bytes of a write left going out,
    * then what its queue held when the idle timer last looked; 0 once done.
-   * Kept across setTimeout() calls, as there.
+   * Kept across setTimeout() calls, as there, and (as there) past a write
+   * cancelled by a close: a reconnected socket's first timeout comes a
+   * period late, never not at all.
    */
   private lastQueued = 0;
   private readonly backendName: BackendName | undefined;

@@ -125,12 +125,12 @@ impl Reactor {
                 #[cfg(windows)]
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
                 Err(error) => {
-                    if is_fd_exhaustion(&error) {
+                    // Out of fds: paused until a close makes room or the owner's
+                    // retry. On Windows any other error pauses too: mio re-arms a
+                    // socket only on WouldBlock, and carried every turn a lasting
+                    // error would spin; the owner's retry resumes it.
+                    if is_fd_exhaustion(&error) || cfg!(windows) {
                         self.pause_accepting(token);
-                    } else if cfg!(windows) {
-                        // mio re-arms a Windows socket only on WouldBlock: tried
-                        // again next turn, or the listener would hear no more.
-                        self.carry.push(token);
                     }
                     events.push(Event::AcceptError { listener: token, error });
                     return;

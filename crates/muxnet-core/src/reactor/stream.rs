@@ -85,8 +85,14 @@ impl Reactor {
     /// Closes a TCP connection abortively: queued bytes are dropped and the
     /// peer gets RST (its reads fail with `ECONNRESET`). No `Close` event.
     pub fn reset(&mut self, token: Token) -> io::Result<()> {
-        self.stream(token)?.0.set_linger_zero()?;
-        self.close(token)
+        // Closed whatever SO_LINGER says, as libuv's uv_tcp_close_reset: macOS
+        // and Solaris refuse it (EINVAL) on a socket shut down both ways.
+        let linger = self.stream(token)?.0.set_linger_zero();
+        self.close(token)?;
+        match linger {
+            Err(e) if e.kind() != io::ErrorKind::InvalidInput => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes not yet sent: the write queue and the files queued by
