@@ -90,7 +90,7 @@ export interface AcceptedInit {
   paused: boolean;
   /** The server's `highWaterMark`, both ways. */
   highWaterMark: number;
-  /** The reactor gave it `TCP_NODELAY` (the server's `noDelay`). */
+  /** It has `TCP_NODELAY` (the server's `noDelay`, set at the accept). */
   noDelay: boolean;
 }
 

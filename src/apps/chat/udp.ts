@@ -32,7 +32,6 @@ interface Peer {
   lastSeen: number;
 }
 
-
 export class UdpChatServer {
   private socket: UdpSocket | undefined;
   private readonly peers = new Map<string, Peer>();
