@@ -14,7 +14,7 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     #[cfg(unix)]
     let codes = [libc::EMFILE, libc::ENFILE];
     #[cfg(windows)]
-    let codes = [10024, 10055];
+    let codes = [10024 /* WSAEMFILE */, socket::os_errno::ENOBUFS];
     e.raw_os_error().is_some_and(|code| codes.contains(&code))
 }
 
