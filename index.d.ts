@@ -375,6 +375,7 @@ export interface ReactorStats {
   eventsPerTurn: Array<number>
   waits: number
   accepts: number
+  /** Times a listener paused for want of an fd: once per out-of-fds accept, so each retry that still finds none counts again. */
   acceptPauses: number
   reads: IoCount
   /** Stream reads and datagram receives that found no input (`WouldBlock`). */

@@ -448,6 +448,24 @@ describe.skipIf(process.platform === 'win32').each(BACKENDS)('the fast API and m
       child.kill();
     }
   });
+
+  it('stats().acceptPauses counts each accept that ran out of fds: one per error the server heard, retries included', async () => {
+    const { child, port } = await serverWithFds('counted', backend, 40, 'pipe');
+    try {
+      const peers = await hold(port, 60);
+      // Long enough for the paused accepts to be retried and fail again.
+      await sleep(500);
+      for (const c of peers) c.destroy();
+      await served(port);
+      child.kill('SIGUSR2');
+      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+      const { errors, pauses } = JSON.parse(String(line));
+      expect(errors).toBeGreaterThanOrEqual(2);
+      expect(pauses).toBe(errors);
+    } finally {
+      child.kill();
+    }
+  });
 });
 
 describe.skipIf(process.platform === 'win32').each(BACKENDS)('muxnet/server workers fed by an acceptor, out of fds on %s', (backend) => {

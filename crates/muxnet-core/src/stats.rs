@@ -38,7 +38,8 @@ pub struct Stats {
     pub waits: u64,
     /// Connections accepted.
     pub accepts: u64,
-    /// Times a listener stopped accepting because fds ran out (`EMFILE`).
+    /// Times a listener stopped accepting because fds ran out (`EMFILE`):
+    /// each retry that still finds none pauses, and counts, again.
     pub accept_pauses: u64,
     /// Stream reads that returned data or the end (bytes: what they read).
     pub reads: IoCount,
