@@ -546,11 +546,21 @@ export class Reactor {
         (thrown ??= []).push(err);
       }
     }
-    if (thrown !== undefined) {
-      for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
-      throw thrown[0];
-    }
+    rethrow(thrown);
   }
+}
+
+/**
+ * What user code threw while a loop handed it one thing after another (a
+ * batch's events, a read's pieces): the loop finishes, so a throw costs no
+ * one else their events or bytes, then the first error is thrown and the
+ * others on ticks after (each reaches 'uncaughtException', as a throw from
+ * each of libuv's separate callbacks would).
+ */
+export function rethrow(thrown: unknown[] | undefined): void {
+  if (thrown === undefined) return;
+  for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
+  throw thrown[0];
 }
 
 /**

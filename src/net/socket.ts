@@ -10,7 +10,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { KeepAlive, openReactor, retained, rethrow, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
@@ -303,7 +303,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private unread: Buffer | undefined;
   private eofPending = false;
-  /** onread: a deliver() queued by resume() for the next tick. */
+  /** onread: a deliver() queued for the next tick (by resume(), or a callback that threw). */
   private deliverQueued = false;
   /**
    * node:net starts reading from a 'connect' listener of its own, added
@@ -318,6 +318,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private readBegun = false;
   private stalled: Buffer[] | undefined;
   private stalledEof = false;
+  /** `release` queued for the next tick. */
+  private releaseQueued = false;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -424,23 +426,42 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
   private deliver(): void {
-    const { buffer, callback } = this.onread!;
+    const { callback } = this.onread!;
     // A callback that destroys the socket hears nothing more (node:net stops reading).
     while (this.unread !== undefined && !this.nativePaused && !this.destroyed) {
-      const buf = typeof buffer === 'function' ? buffer() : buffer;
+      const buf = this.readBuffer();
+      if (buf === undefined) return;
       const n = Math.min(buf.length, this.unread.length);
       buf.set(this.unread.subarray(0, n));
       this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
       this.bytesRead += n;
-      if (callback.call(this, n, buf) === false) this.stopReading();
+      let keep: unknown;
+      try {
+        keep = callback.call(this, n, buf);
+      } catch (err) {
+        // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
+        if (this.unread !== undefined) this.unread = retained(this.unread);
+        this.queueDeliver();
+        throw err;
+      }
+      if (keep === false) this.stopReading();
     }
     if (this.unread === undefined && this.eofPending && !this.nativePaused && !this.destroyed) {
       this.eofPending = false;
       // libuv asks for a buffer for the read that finds the EOF too.
-      if (typeof buffer === 'function') buffer();
+      if (this.readBuffer() === undefined) return;
       this.push(null);
       this.read(0);
     }
+  }
+
+  /** onread: the buffer for the next read; none (the socket destroyed) if it holds no byte, which libuv cannot read into. */
+  private readBuffer(): Uint8Array | undefined {
+    const { buffer } = this.onread!;
+    const buf = typeof buffer === 'function' ? buffer() : buffer;
+    if (buf.length > 0) return buf;
+    this.destroy(systemError(uvErrno('ENOBUFS'), 'read'));
+    return undefined;
   }
 
   /** With onread, pausing stops reading from the kernel, as in node:net. */
@@ -456,15 +477,19 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (this.onread && !this.connectingFlag && this.nativePaused) {
       this._read();
       // As in node:net, the bytes already read reach the callback later, not inside resume().
-      if ((this.unread !== undefined || this.eofPending) && !this.deliverQueued) {
-        this.deliverQueued = true;
-        process.nextTick(() => {
-          this.deliverQueued = false;
-          if (!this.destroyed) this.deliver();
-        });
-      }
+      this.queueDeliver();
     }
     return self;
+  }
+
+  /** onread: hands what is held to the callback on the next tick. */
+  private queueDeliver(): void {
+    if ((this.unread === undefined && !this.eofPending) || this.deliverQueued) return;
+    this.deliverQueued = true;
+    process.nextTick(() => {
+      this.deliverQueued = false;
+      if (!this.destroyed) this.deliver();
+    });
   }
 
   get connecting(): boolean {
@@ -1075,13 +1100,38 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (this.token >= 0) this.reactor!.native.resume(this.token);
       this.syncActive();
     }
-    // After resuming: a full buffer among these stops reading again.
-    const stalled = this.stalled;
-    if (stalled !== undefined) {
-      this.stalled = undefined;
-      for (const chunk of stalled) this.onData(chunk);
-      if (this.stalledEof) this.onEnd();
+    if (this.stalled !== undefined && !this.releaseQueued) {
+      this.releaseQueued = true;
+      process.nextTick(Socket.release, this);
     }
+  }
+
+  /**
+   * Hands on what reading held back, a tick after `_read` asked for more
+   * (as libuv's next read comes): a 'data' listener that throws in the
+   * `resume()` that asked then still finds these on their way, which
+   * restart the flow its throw broke off. A full buffer among them stops
+   * reading again.
+   */
+  private static release(socket: Socket): void {
+    socket.releaseQueued = false;
+    const stalled = socket.stalled;
+    if (stalled === undefined || socket.destroyed) return;
+    socket.stalled = undefined;
+    let thrown: unknown[] | undefined;
+    for (const chunk of stalled) {
+      try {
+        socket.onData(chunk);
+      } catch (err) {
+        (thrown ??= []).push(err);
+      }
+    }
+    try {
+      if (socket.stalledEof && !socket.destroyed) socket.onEnd();
+    } catch (err) {
+      (thrown ??= []).push(err);
+    }
+    rethrow(thrown);
   }
 
   // Strings reach here as written (`decodeStrings: false`, as node:net): queued, they count
@@ -1282,19 +1332,27 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // longer than node:net's (libuv reads 64 KiB at a time), though a turn
     // reads up to the reactor's budget at once.
     // A listener that destroys the socket hears no more, and none is counted (node:net stops reading).
+    let thrown: unknown[] | undefined;
     for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
-      if (this.push(retained(piece))) continue;
+      // A listener's throw costs none of the pieces after it (each is a libuv read of its own).
+      try {
+        if (this.push(retained(piece))) continue;
+      } catch (err) {
+        (thrown ??= []).push(err);
+        continue;
+      }
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
       // Held from here, the rest of this chunk and any other of the same batch.
       const rest = chunk.subarray(at + NODE_READ_SIZE);
       if (!this.destroyed) this.stalled = rest.length > 0 ? [retained(rest)] : [];
       this.stopReading();
-      return;
+      break;
     }
+    rethrow(thrown);
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

@@ -17,7 +17,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
 import * as muxnet from '../../src/net';
-import { downPort, expectSocketFdsBack, seededRandom } from '../helpers';
+import { BACKENDS, downPort, expectSocketFdsBack, seededRandom } from '../helpers';
 import { differences, errName, nullHandle, Recorder, settle, summary, type Log } from './parity';
 
 type Net = typeof nodeNet;
@@ -461,5 +461,27 @@ describe('a throw from each listener of a drop-in socket, server and UDP socket 
     expect(got.caught).toBe(expected.caught);
     expect(got.caught).toBe(got.planned);
     expect([got.echo, got.udpEcho]).toEqual(['ping', 'udp ping']);
+  }, 60_000);
+});
+
+/** test/fixtures/throw-mid-read.js over `module` on `backend`: its one JSON line. */
+function midReadRun(module: string, backend: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, MUXNET_BACKEND: backend };
+    execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'throw-mid-read.js'), module], { timeout: 30_000, env }, (err, stdout, stderr) => {
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
+      } catch {
+        reject(new Error(`${module}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+describe.each(BACKENDS)('a throw partway through one read, on %s (test/fixtures/throw-mid-read.js; built dist)', (backend) => {
+  it("costs no byte after it: 'data' on a 4 MiB read, 'data' as a paused socket resumes, an onread callback; an onread buffer of no bytes is ENOBUFS, as node:net", async () => {
+    const [expected, got] = [await midReadRun('node:net', backend), await midReadRun('muxnet', backend)];
+    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true }, resumed: { got: 2 << 20, end: true }, onread: 64, thrown: 3 });
+    expect(got).toEqual(expected);
   }, 60_000);
 });
