@@ -215,6 +215,11 @@ export declare class Reactor {
   discardDetached(ticket: number): number
   /** Holds accepting (`on`) or lets it go on; see `Reactor::hold_accept`. */
   holdAccept(token: number, on: boolean): number
+  /**
+   * At most 64 KiB read from the connection a turn (`on`), or the full
+   * budget: see `Reactor::set_lean_reads`.
+   */
+  setLeanReads(token: number, on: boolean): number
   setNoDelay(token: number, on: boolean): number
   /**
    * The type-of-service byte, set first when `tos` is 0–255 (-1 only
@@ -375,7 +380,10 @@ export interface ReactorStats {
   eventsPerTurn: Array<number>
   waits: number
   accepts: number
-  /** Times a listener paused for want of an fd: once per out-of-fds accept, so each retry that still finds none counts again. */
+  /**
+   * Times a listener paused for want of an fd: once per out-of-fds
+   * accept, so each retry that still finds none counts again.
+   */
   acceptPauses: number
   reads: IoCount
   /** Stream reads and datagram receives that found no input (`WouldBlock`). */

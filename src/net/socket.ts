@@ -318,6 +318,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private readBegun = false;
   private stalled: Buffer[] | undefined;
   private stalledEof = false;
+  /** The reactor reads the connection 64 KiB a turn (see `syncLeanReads`). */
+  private leanReads = false;
   /** `release` queued for the next tick. */
   private releaseQueued = false;
 
@@ -398,6 +400,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.reactor = reactor;
     this.token = token;
     reactor.attach(token, this);
+    this.leanReads = false;
+    this.syncLeanReads();
     this.keepAlive.bind(reactor);
     this.syncActive();
   }
@@ -467,13 +471,31 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** With onread, pausing stops reading from the kernel, as in node:net. */
   override pause(): this {
     if (this.onread && !this.connectingFlag) this.stopReading();
-    return super.pause();
+    const self = super.pause();
+    this.syncLeanReads();
+    return self;
+  }
+
+  /**
+   * A socket not flowing (paused, piped into a full writer, read with
+   * `read()`, not read yet) or reading into an onread buffer takes input a
+   * read at a time and may stop after any: the reactor reads it 64 KiB a
+   * turn, as libuv reads, so a stop holds at most one read past it, not the
+   * rest of a turn's 256 KiB (held in `stalled` or `unread`). A flowing
+   * socket, which takes all, reads the full turn (half the CPU per byte).
+   */
+  private syncLeanReads(): void {
+    const lean = this.onread !== undefined || this.readableFlowing !== true;
+    if (lean === this.leanReads || this.token < 0) return;
+    this.leanReads = lean;
+    this.reactor!.native.setLeanReads(this.token, lean);
   }
 
   override resume(): this {
     // Readable's resume first: a pause() from an onread callback below must not be undone by it
     // (its resume_ tick would call _read() and restart the kernel reads with `unread` still held).
     const self = super.resume();
+    this.syncLeanReads();
     if (this.onread && !this.connectingFlag && this.nativePaused) {
       this._read();
       // As in node:net, the bytes already read reach the callback later, not inside resume().
@@ -1350,6 +1372,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const rest = chunk.subarray(at + NODE_READ_SIZE);
       if (!this.destroyed) this.stalled = rest.length > 0 ? [retained(rest)] : [];
       this.stopReading();
+      // Not flowing by a way that passes no pause() (a 'readable' listener, an unpipe).
+      this.syncLeanReads();
       break;
     }
     rethrow(thrown);

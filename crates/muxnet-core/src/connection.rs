@@ -265,6 +265,8 @@ pub(crate) struct Connection {
     pub connecting: bool,
     /// The user asked to stop reading (backpressure toward the peer).
     pub paused: bool,
+    /// Reads at most `LEAN_READ` a turn (see `Reactor::set_lean_reads`).
+    pub lean: bool,
     /// The peer's FIN arrived.
     pub read_closed: bool,
     /// `end()` was called: FIN goes out once the queue drains.

@@ -7,9 +7,9 @@ use std::net::{Shutdown, UdpSocket};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, BindOptions};
+use muxnet_core::{BackendKind, BindOptions, Config, LEAN_READ};
 
-backend_tests!(pause_resume, pause_resume_datagrams, hold_accept);
+backend_tests!(pause_resume, pause_resume_datagrams, hold_accept, lean_reads);
 
 // 8. A paused connection reports nothing; on resume, what arrived meanwhile
 //    (and a FIN behind it) is delivered, with no new input to prompt it.
@@ -116,4 +116,42 @@ fn hold_accept(kind: BackendKind) {
     h.r.hold_accept(server, false).unwrap();
     assert_eq!(h.accept(2).len(), 2);
     assert!(h.r.hold_accept(first, true).is_err(), "a closed token is no listener");
+}
+
+// A lean connection reads at most `LEAN_READ` a turn, whatever waits in the
+// kernel, so an owner that stops after any read holds one read past its
+// stop; set back, a turn reads up to the budget again. Every byte in order.
+fn lean_reads(kind: BackendKind) {
+    const BUDGET: usize = 256 << 10;
+    const SENT: usize = 4 << 20;
+    let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, ..Config::default() });
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    h.r.set_lean_reads(conn, true).unwrap();
+    let writer = Peer::spawn(move || send(&mut peer, &pattern(11, SENT)));
+    let mut got = Vec::new();
+    // The most read in one turn until `got` holds `until` bytes.
+    let mut most_until = |h: &mut Harness, until: usize, what: &str| {
+        let mut most = 0;
+        h.until(what, |_, events| {
+            let mut turn = 0;
+            for e in events {
+                if let Ev::Data { data, .. } = e {
+                    turn += data.len();
+                    got.extend(data);
+                }
+            }
+            most = most.max(turn);
+            got.len() >= until
+        });
+        most
+    };
+    let lean = most_until(&mut h, 1 << 20, "a MiB read lean");
+    assert!(lean <= LEAN_READ, "{lean} bytes read in one lean turn");
+    h.r.set_lean_reads(conn, false).unwrap();
+    let full = most_until(&mut h, SENT, "the rest read with the full budget");
+    assert!(full > LEAN_READ, "no turn read more than {LEAN_READ} with the full budget");
+    writer.join();
+    assert_same(&got, &pattern(11, SENT), "bytes read");
 }

@@ -72,6 +72,8 @@ pub struct ReactorStats {
     pub events_per_turn: Vec<f64>,
     pub waits: f64,
     pub accepts: f64,
+    /// Times a listener paused for want of an fd: once per out-of-fds
+    /// accept, so each retry that still finds none counts again.
     pub accept_pauses: f64,
     pub reads: IoCount,
     /// Stream reads and datagram receives that found no input (`WouldBlock`).
@@ -619,6 +621,13 @@ impl Reactor {
     #[napi(catch_unwind)]
     pub fn hold_accept(&self, token: f64, on: bool) -> i64 {
         code(self.with(|r| r.hold_accept(token_of(token), on).map(|()| 0)))
+    }
+
+    /// At most 64 KiB read from the connection a turn (`on`), or the full
+    /// budget: see `Reactor::set_lean_reads`.
+    #[napi(catch_unwind)]
+    pub fn set_lean_reads(&self, token: f64, on: bool) -> i64 {
+        code(self.with(|r| r.set_lean_reads(token_of(token), on).map(|()| 0)))
     }
 
     #[napi(catch_unwind)]

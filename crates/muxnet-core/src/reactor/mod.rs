@@ -28,6 +28,7 @@ use crate::token::Table;
 
 pub use handoff::discard_detached;
 pub use pipe::PipeOptions;
+pub use stream::LEAN_READ;
 
 /// How often a pipe being sent that the backend cannot watch is asked for
 /// more while it stays empty: its bytes wait at most this long.
@@ -452,7 +453,6 @@ impl Reactor {
         Ok(self.entries.insert(entry))
     }
 
-    /// Brings the backend's interest in line with the socket's state.
     /// Stops reading a connection or a UDP socket: the kernel buffer fills
     /// (a connection's peer is slowed down; datagrams beyond it are dropped).
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
@@ -481,6 +481,7 @@ impl Reactor {
         }
     }
 
+    /// Brings the backend's interest in line with the socket's state.
     fn sync_interest(&mut self, token: Token) -> io::Result<()> {
         let backend = &mut self.backend;
         let entry = self.entries.get_mut(token).ok_or_else(not_found)?;

@@ -12,6 +12,8 @@ use crate::stats::IoCount;
 
 /// Below this much free slab a read is put off to the next turn.
 const MIN_READ: usize = 2048;
+/// A lean connection's read a turn: libuv's read size.
+pub const LEAN_READ: usize = 64 * 1024;
 
 /// How a read pass ended.
 #[derive(PartialEq, Eq)]
@@ -270,6 +272,16 @@ impl Reactor {
         Ok(())
     }
 
+    /// Reads at most [`LEAN_READ`] from the connection a turn (`on`), or
+    /// up to [`Config::read_budget`]: for an owner that takes input a read
+    /// at a time and may stop after any of them (a stream not flowing, as
+    /// libuv's 64 KiB reads stop at the first a paused socket's buffer
+    /// refuses), so what it must hold past its stop stays one read.
+    pub fn set_lean_reads(&mut self, token: Token, on: bool) -> io::Result<()> {
+        self.stream(token)?.1.lean = on;
+        Ok(())
+    }
+
     pub fn set_no_delay(&mut self, token: Token, on: bool) -> io::Result<()> {
         self.stream(token)?.0.set_options(Some(on), None)
     }
@@ -451,11 +463,13 @@ impl Reactor {
         events: &mut Vec<Event>,
         count: &mut IoCount,
     ) -> io::Result<ReadEnd> {
-        let mut budget = self.config.read_budget;
+        let full = self.config.read_budget;
         let (stream, conn) = self.stream(token)?;
+        let full = if conn.lean { full.min(LEAN_READ) } else { full };
+        let mut budget = full;
         while conn.wants_read() {
             if budget == 0 || space.free() < MIN_READ {
-                let served = budget < self.config.read_budget;
+                let served = budget < full;
                 self.carry_over(token, served);
                 return Ok(ReadEnd::Carried);
             }
