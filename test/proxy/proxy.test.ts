@@ -1,6 +1,7 @@
 // The proxy over real loopback upstreams: bytes, strategies, faults, drain.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
 import { createProxy, type ProxyServer, type ProxyOptions, type Upstream } from '../../src/proxy';
@@ -518,4 +519,30 @@ describe('out of fds', () => {
     expect(outs).toMatch(/ERROR EMFILE connect/);
     expect(outs).toMatch(/ERROR EMFILE accept/);
   });
+});
+
+/** test/fixtures/proxy-throw.js, `throw` or `quiet` (its own process: the throws must reach its 'uncaughtException'). */
+function throwingRun(mode: 'throw' | 'quiet'): Promise<{ logs: Record<string, string[]>; planned: number; caught: number; stray: string[] }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'proxy-throw.js'), mode], { timeout: 30_000 }, (err, stdout, stderr) => {
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
+      } catch {
+        reject(new Error(`${mode}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+describe('a throw from each listener of the proxy (test/fixtures/proxy-throw.js; built dist)', () => {
+  it("reaches 'uncaughtException' and the proxy goes on as without it: every event emitted, every client echoed or closed, close() resolves", async () => {
+    const [quiet, threw] = [await throwingRun('quiet'), await throwingRun('throw')];
+    expect(quiet.logs['throws in connect-failed']).toEqual(['upstream-down dead', 'connect-failed dead', 'client hi 0', 'client hi 1', 'client hi 2', 'close 3 accepted']);
+    expect(quiet.logs['throws in unavailable'].filter((e) => e.startsWith('client'))).toEqual(['client closed', 'client closed', 'client closed']);
+    expect(quiet.logs['throws in upstream-up'].slice(3)).toEqual(['client closed', 'upstream-up upstream', 'client hi 0', 'client hi 1', 'close 3 accepted']);
+    expect(quiet.logs['throws in close']).toEqual(['client hi', 'close 1 accepted', 'close() resolved, 1 accepted']);
+    expect(threw.logs).toEqual(quiet.logs);
+    expect(threw.stray).toEqual([]);
+    expect([threw.planned, threw.caught]).toEqual([5, 5]);
+  }, 60_000);
 });

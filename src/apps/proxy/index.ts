@@ -239,7 +239,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     };
     this.closing = this.pairs.drain(timeout, expire).then(() => {
       const stats = this.stats();
-      this.emit('close', stats);
+      this.tell('close', stats);
       return stats;
     });
     return this.closing;
@@ -289,8 +289,23 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   /** An `'error'` event, or a process warning if nothing listens (an unhandled one would throw). */
   private warn(err: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.tell('error', err);
     else process.emitWarning(`muxnet proxy: ${err.message}`);
+  }
+
+  /**
+   * Emits `event`; what a listener throws is thrown again on the next tick
+   * (it reaches 'uncaughtException'). The proxy emits in the middle of its
+   * work (before it closes a client given up, tries the next upstream,
+   * joins a pair): a throw there must not skip the rest. (`args` is typed
+   * as EventEmitter<T> types emit()'s: a plain ProxyEvents[E] fails to check.)
+   */
+  private tell<E extends keyof ProxyEvents>(event: E, ...args: E extends keyof ProxyEvents ? ProxyEvents[E] : never): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      process.nextTick(() => { throw err; });
+    }
   }
 
   /** Connects the pair to the next upstream the balancer offers, or gives the client up. */
@@ -299,7 +314,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     const target = this.balancer.pick(clientAddress, pair.tried);
     if (!target) {
       this.totals.unavailable++;
-      this.emit('unavailable', clientAddress);
+      this.tell('unavailable', clientAddress);
       pair.client.destroy();
       return;
     }
@@ -337,7 +352,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.balancer.release(target);
     pair.target = undefined;
     this.countFailure(target, err);
-    this.emit('connect-failed', target, err, pair.client.remoteAddress);
+    this.tell('connect-failed', target, err, pair.client.remoteAddress);
     if (!pair.client.closed) this.attempt(pair);
   }
 
@@ -347,14 +362,14 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       const c = this.counters.get(target)!;
       c.backoff = this.options.healthIntervalMs;
       c.nextProbe = Date.now() + c.backoff;
-      this.emit('upstream-down', target, err);
+      this.tell('upstream-down', target, err);
     }
   }
 
   private countSuccess(target: Upstream): void {
     if (this.balancer.report(target, true)) {
       this.counters.get(target)!.backoff = 0;
-      this.emit('upstream-up', target);
+      this.tell('upstream-up', target);
     }
   }
 
