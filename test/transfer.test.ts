@@ -1,6 +1,7 @@
 // `muxnet send` / `muxnet receive` as a user runs them: real processes, a
 // real file, verified by SHA-256; a peer lying about the hash or the name
 // is refused and nothing it sent is kept.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -337,5 +338,29 @@ describe('muxnet send / receive', () => {
     const refused = run(['send', __filename, `127.0.0.1:${port}`]);
     expect(await refused.exited).toBe(1);
     expect(refused.output()).toContain(`connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
+  it.skipIf(process.platform === 'win32')('send refuses what is not a regular file before it connects: a device, a FIFO or a directory exits 2 with the usage; a /proc file (its size says 0) exits 1', async () => {
+    let connections = 0;
+    const listener = net.createServer((s) => (connections++, s.destroy()));
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(listener.address() as net.AddressInfo).port}`;
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Bounded: /dev/zero was hashed for ever (whatever --timeout said), a FIFO with no writer waited for ever.
+    for (const [file, kind] of [['/dev/zero', 'a device'], [fifo, 'a FIFO'], [dir, 'a directory']]) {
+      const tx = runCli(['send', file, at, '--timeout', '1'], 5000);
+      expect(await tx.exited).toBe(2);
+      expect(tx.output()).toContain(`muxnet: ${file} is ${kind}, not a regular file`);
+      expect(tx.output()).toContain('usage: muxnet send');
+    }
+    if (process.platform === 'linux') {
+      // Announced as 0 bytes and hashed by what it holds, it drew the receiver's sha256 mismatch.
+      const proc = runCli(['send', '/proc/self/status', at], 5000);
+      expect(await proc.exited).toBe(1);
+      expect(proc.output()).toContain('/proc/self/status holds more than the 0 bytes its size says');
+    }
+    expect(connections).toBe(0);
+    listener.close();
   });
 });

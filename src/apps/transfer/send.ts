@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { UsageError } from '../../args';
 import { connect } from '../../fast';
 import { validateInteger } from '../../options';
 import { encodeHeader } from './protocol';
@@ -19,9 +20,20 @@ export interface SendResult {
   reply: string;
 }
 
-async function sha256Of(file: string): Promise<string> {
+/**
+ * The hash of the `size` bytes stat gave, read up to one byte past them: a
+ * file that holds more would be announced with one size and hashed by
+ * another (the receiver answers a mismatch). One that holds fewer fails
+ * when it is sent.
+ */
+async function sha256Of(file: string, size: number): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  let read = 0;
+  for await (const chunk of createReadStream(file, { end: size })) {
+    read += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  if (read > size) throw new Error(`${file} holds more than the ${size} bytes its size says (a file of /proc or /sys, or one being written)`);
   return hash.digest('hex');
 }
 
@@ -43,7 +55,12 @@ export async function sendFileTo(file: string, host: string, port: number, optio
   const answerTimeoutMs = validateInteger(options.answerTimeoutMs, 'options.answerTimeoutMs', 30_000, 1, 2_147_483_647);
   const stallTimeoutMs = validateInteger(options.stallTimeoutMs, 'options.stallTimeoutMs', 30_000, 1, 2_147_483_647);
   const stat = await fsp.stat(file);
-  const sha256 = await sha256Of(file);
+  // A device, FIFO or socket has no size to announce; hashing one may never end (/dev/zero, a FIFO with no writer).
+  if (!stat.isFile()) {
+    const kind = stat.isDirectory() ? 'a directory' : stat.isFIFO() ? 'a FIFO' : stat.isSocket() ? 'a socket' : 'a device';
+    throw new UsageError(`${file} is ${kind}, not a regular file`);
+  }
+  const sha256 = await sha256Of(file, stat.size);
   const name = path.basename(file);
   return new Promise((resolve, reject) => {
     const reply: Buffer[] = [];
