@@ -58,7 +58,10 @@ export const handOver = Symbol('muxnet.handOver');
 export interface HandsOver {
   /** `keepOpen`: the sender keeps using its own (a socket only; servers and UDP sockets always do). */
   [handOver](keepOpen: boolean): Handover;
+  /** Given as a child's stdio, kept here: stop reading it (a socket's; see `stdioCopies`). */
+  [usedAsStdio]?(): void;
 }
+export const usedAsStdio = Symbol('muxnet.usedAsStdio');
 
 const isOurs = (handle: unknown): handle is HandsOver =>
   typeof handle === 'object' && handle !== null && typeof (handle as Partial<HandsOver>)[handOver] === 'function';
@@ -222,24 +225,28 @@ function wrapSend(target: Channel): void {
  * `spawn(command, { stdio: [..., socket] })`: a muxnet socket given as a
  * child's stdio goes as its fd (a copy, closed here once the child has
  * its own), where node takes node:net's handle; this process keeps its
- * socket, as with node:net's. Returns the copies to close.
+ * socket, as with node:net's, and once the child is spawned stops reading
+ * it, as node's spawn stops node:net's: the child alone reads the
+ * connection. Returns the copies to close and the objects given.
  */
-function stdioCopies(options: { stdio?: unknown } | undefined): number[] {
+function stdioCopies(options: { stdio?: unknown } | undefined): { copies: number[]; given: HandsOver[] } {
   const stdio = options?.stdio;
-  if (!Array.isArray(stdio) || !stdio.some(isOurs)) return [];
   const copies: number[] = [];
+  const given: HandsOver[] = [];
+  if (!Array.isArray(stdio) || !stdio.some(isOurs)) return { copies, given };
   options!.stdio = stdio.map((entry: unknown) => {
     // One closed (no socket to give) goes as it is: node refuses it as it refuses a closed node:net socket.
-    const given = isOurs(entry) ? entry[handOver](true) : undefined;
-    if (given === undefined) return entry;
-    if (given.fd < 0) {
+    const handover = isOurs(entry) ? entry[handOver](true) : undefined;
+    if (handover === undefined) return entry;
+    if (handover.fd < 0) {
       for (const fd of copies) closeSync(fd);
-      throw systemError(-given.fd, 'dup');
+      throw systemError(-handover.fd, 'dup');
     }
-    copies.push(given.fd);
-    return given.fd;
+    copies.push(handover.fd);
+    given.push(entry as HandsOver);
+    return handover.fd;
   });
-  return copies;
+  return { copies, given };
 }
 
 let installed = false;
@@ -252,13 +259,14 @@ export function installHandoff(): void {
   const prototype = ChildProcess.prototype as unknown as { spawn(options?: { stdio?: unknown }, ...rest: unknown[]): unknown };
   const spawn = prototype.spawn;
   prototype.spawn = function (this: Channel, options?: { stdio?: unknown }, ...rest: unknown[]) {
-    const copies = stdioCopies(options);
+    const { copies, given } = stdioCopies(options);
     let r;
     try {
       r = spawn.call(this, options, ...rest);
     } finally {
       for (const fd of copies) closeSync(fd);
     }
+    for (const entry of given) entry[usedAsStdio]?.();
     wrapSend(this);
     return r;
   };

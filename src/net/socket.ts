@@ -16,7 +16,7 @@ import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortS
 import type { BackendName } from '../options';
 import { INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
-import { handOver, type Handover, type HandsOver } from '../handoff';
+import { handOver, usedAsStdio, type Handover, type HandsOver } from '../handoff';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 
@@ -1030,6 +1030,18 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       else super.write(Buffer.alloc(0), () => this.destroy());
     }
     return { fd, kind: 'socket', server: this.server };
+  }
+
+  /**
+   * Given as a child's stdio and kept (see ../handoff): node's spawn stops
+   * reading node:net's socket and pauses it, so that the child alone reads
+   * the connection (libuv has made the file they share blocking, too); a
+   * `resume()` or `read()` starts reading again, as there.
+   */
+  [usedAsStdio](): void {
+    this.stopReading();
+    this.pause();
+    (this as unknown as { _readableState: { reading: boolean } })._readableState.reading = false;
   }
 
   /**

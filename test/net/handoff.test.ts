@@ -5,7 +5,7 @@
 // which serves them with what node made of them; the bytes must reach the
 // peer whole, the parent's copy must close (or stay, where node's does), and
 // this process must hold no more socket fds than before.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -328,6 +328,23 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     expect(await readUntil(client, (t) => t.endsWith('parent'))).toBe('and from the parent');
     server.close();
     await waitFor(() => socketFds() === before, 'every socket closed');
+  });
+
+  it('a connection as a child’s stdin: from the spawn on the parent reads nothing, as node:net’s, until resume(); the file libuv made blocking for the child blocks no write', async () => {
+    /** test/fixtures/stdio-kept.js: its one JSON line. */
+    const run = (...args: string[]) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const fixture = path.join(__dirname, '..', 'fixtures', 'stdio-kept.js');
+        execFile(process.execPath, [fixture, ...args], { timeout: 20_000, env: { ...process.env, MUXNET_BACKEND: backend } }, (err, stdout, stderr) => {
+          if (err) reject(new Error(`${args.join(' ')}: ${err.message}\n${stdout}\n${stderr}`));
+          else resolve(JSON.parse(stdout));
+        });
+      });
+    const expected = await run('node:net');
+    expect(expected).toMatchObject({ parentRead: 0, childExit: 0, readAfterResume: 5 });
+    expect(await run('muxnet')).toEqual(expected);
+    // node:net's write waits here for the peer of its own thread, for ever: its reference is the non-blocking socket's.
+    expect(await run('muxnet', 'write')).toEqual({ ...expected, timerBeforePeerRead: true, peerGot: 8 << 20 });
   });
 
   it('a closed socket goes as node:net’s does: the message alone; anything else is refused as before', async () => {

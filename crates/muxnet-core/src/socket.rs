@@ -323,23 +323,50 @@ impl Stream {
     }
 }
 
+// On Unix, reads and writes say `MSG_DONTWAIT`: `O_NONBLOCK` belongs to the
+// file, which every copy of the socket shares, and libuv clears it on a copy
+// it gives a child as stdio (`spawn(cmd, { stdio: [socket] })`). A plain
+// read would then wait for the peer, and the whole thread with it.
+#[cfg(unix)]
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.read(buf),
-        }
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call, and the fd is this stream's own, open.
+        let n = unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
     }
 }
 
+#[cfg(unix)]
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.write(buf),
-        }
+        // `MSG_NOSIGNAL`: a write the peer reset raises no SIGPIPE (macOS has no such flag).
+        #[cfg(not(target_vendor = "apple"))]
+        const FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        #[cfg(target_vendor = "apple")]
+        const FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call, and the fd is this stream's own, open.
+        let n = unsafe { libc::send(self.raw_fd(), buf.as_ptr().cast(), buf.len(), FLAGS) };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Stream::Tcp(s) = self;
+        s.read(buf)
+    }
+}
+
+#[cfg(windows)]
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Stream::Tcp(s) = self;
+        s.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
