@@ -324,9 +324,16 @@ export class Client extends EventEmitter {
 
   private open_(): void {
     this.stateName = 'connecting';
-    this.emit('connecting', { attempt: this.attempt });
-    // A listener may have closed the client.
-    if (this.stateName !== 'connecting') return;
+    try {
+      this.emit('connecting', { attempt: this.attempt });
+    } finally {
+      // Even when a listener throws (to 'uncaughtException'): else the client
+      // stays connecting with no deadline. One may have closed the client.
+      if (this.stateName === 'connecting') this.dial();
+    }
+  }
+
+  private dial(): void {
     const t = this.target;
     let conn: Connection;
     try {
@@ -361,8 +368,13 @@ export class Client extends EventEmitter {
         this.deadline ??= setTimeout(() => this.drop(conn, timedOut('heartbeat', this.target)), hb.timeout);
       }, hb.interval);
     }
-    this.emit('open', conn);
-    this.flushQueue();
+    try {
+      this.emit('open', conn);
+    } finally {
+      // After the listeners (they may write ahead of the queue), even when one
+      // throws: else what is queued, and every later send, waits for good.
+      this.flushQueue();
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -419,8 +431,10 @@ export class Client extends EventEmitter {
     this.attempt++;
     const delay = delayFor(b, this.attempt);
     this.stateName = 'reconnecting';
+    // Set before the listeners: one that throws does not stop the retries, and
+    // one that closes the client clears it.
+    this.retryTimer = setTimeout(() => this.open_(), delay);
     this.emit('reconnecting', { delay, attempt: this.attempt, cause } satisfies ReconnectingEvent);
-    if (this.stateName === 'reconnecting') this.retryTimer = setTimeout(() => this.open_(), delay);
   }
 
   private stopTimers(): void {
