@@ -3,7 +3,8 @@
  * It connects with a deadline, reconnects with exponential backoff and
  * jitter when the connection fails or goes silent, and keeps what you send
  * while it is down in a bounded queue, sent in order once it is back.
- * What does not fit is reported (`send` returns false, `'overflow'`);
+ * What does not fit is reported (`send` returns false, `'overflow'`), and
+ * `'drain'` says when the queue has gone out, for a producer to wait on;
  * what is still queued when it gives up is handed back in `'closed'`.
  *
  * ```ts
@@ -109,12 +110,14 @@ export interface Client {
   on(event: 'reconnecting', listener: (info: ReconnectingEvent) => void): this;
   on(event: 'closed', listener: (info: ClosedEvent) => void): this;
   on(event: 'overflow', listener: (info: OverflowEvent) => void): this;
+  on(event: 'drain', listener: () => void): this;
   once(event: 'connecting', listener: (info: { attempt: number }) => void): this;
   once(event: 'open', listener: (conn: Connection) => void): this;
   once(event: 'data', listener: (chunk: Buffer) => void): this;
   once(event: 'reconnecting', listener: (info: ReconnectingEvent) => void): this;
   once(event: 'closed', listener: (info: ClosedEvent) => void): this;
   once(event: 'overflow', listener: (info: OverflowEvent) => void): this;
+  once(event: 'drain', listener: () => void): this;
 }
 
 interface Backoff {
@@ -205,6 +208,8 @@ export class Client extends EventEmitter {
   private idleQueued = 0;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
+  /** `send` queued or refused a message since the queue was last written out: `'drain'` is due. */
+  private needDrain = false;
   private connectTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -253,13 +258,16 @@ export class Client extends EventEmitter {
   /**
    * Sends now if connected and not backed up, else queues. Returns false
    * if the message did not fit the queue: it is dropped, and `'overflow'`
-   * says so (with the message). After `close()`, throws `ERR_SOCKET_CLOSED`.
+   * says so (with the message). Not sent at once (queued or refused):
+   * `'drain'` follows once the queue has all gone to the connection, as a
+   * stream's does. After `close()`, throws `ERR_SOCKET_CLOSED`.
    */
   send(data: Uint8Array | string): boolean {
     if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw invalidArgType('data', 'of type string or an instance of Uint8Array', data);
     if (this.stateName === 'closed') throw codedError('Client is closed', 'ERR_SOCKET_CLOSED');
     const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.stateName === 'open' && this.queue.length === 0 && this.handOver(buf)) return true;
+    this.needDrain = true;
     if (this.queuedBytes + buf.length > this.queueLimit) {
       this.emit('overflow', { data: buf, queued: this.queuedBytes, limit: this.queueLimit } satisfies OverflowEvent);
       return false;
@@ -316,10 +324,13 @@ export class Client extends EventEmitter {
   }
 
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.stateName === 'open') {
-      if (!this.handOver(this.queue[0])) return;
+    while (this.queue.length > 0) {
+      if (this.stateName !== 'open' || !this.handOver(this.queue[0])) return;
       this.queuedBytes -= this.queue.shift()!.length;
     }
+    if (!this.needDrain || this.stateName !== 'open') return;
+    this.needDrain = false;
+    this.emit('drain');
   }
 
   private open_(): void {

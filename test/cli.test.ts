@@ -339,6 +339,39 @@ describe('muxnet chat connect from a pipe', () => {
     expect(await server.exited).toBe(0);
   });
 
+  // Found 2026-12-05 (a hunt): fed faster than the server read, the client's queue (1 MiB)
+  // refused half of 100 000 lines, a '* not sent' line each, and the client exited 0.
+  it('a server slow to read gets every line, in order: stdin is read only as fast as it takes them', async () => {
+    // 10 MB: past what the kernel's buffers hold for a reader that does not read, and the queue.
+    const count = 10_000;
+    const got: number[] = [];
+    let partial = '';
+    const slow = net.createServer((sock) => {
+      sock.setEncoding('utf8');
+      // Busy for its first half second: the pipe fills the client's queue far faster.
+      sock.pause();
+      setTimeout(() => sock.resume(), 500);
+      sock.on('data', (d) => {
+        const lines = `${partial}${d}`.split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          if (line === '/quit') sock.end('BYE\n');
+          else got.push(Number(/^L(\d+) /.exec(line)![1]));
+        }
+      });
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const pad = 'x'.repeat(1000);
+    const input = Array.from({ length: count }, (_, i) => `L${i} ${pad}\n`).join('');
+    const { code, out } = await pipeClient([`127.0.0.1:${(slow.address() as net.AddressInfo).port}`], input);
+    expect(out).not.toContain('not sent');
+    // It left on the server's answer to its /quit, which came after every line.
+    expect(out).toMatch(/^BYE$/m);
+    expect({ code, count: got.length, inOrder: got.every((n, i) => n === i) }).toEqual({ code: 0, count, inOrder: true });
+    slow.close();
+  });
+
   it('a server that cannot be reached: says so and exits 1, not 0 with the lines lost', async () => {
     const port = await downPort();
     const { code, out } = await pipeClient([`127.0.0.1:${port}`], 'one\ntwo\n');

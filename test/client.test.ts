@@ -124,6 +124,52 @@ describe('muxnet/client', () => {
     expect(end.unsent.map(String)).toEqual(['123456', '7890']);
   });
 
+  it("'drain' follows once what send() queued or refused has gone to the connection: a producer that waits for it loses nothing", async () => {
+    let received = 0;
+    const server = net.createServer((s) => {
+      // Busy for its first 300 ms: the kernel's buffers fill, then the client's queue.
+      s.pause();
+      setTimeout(() => s.resume(), 300);
+      s.on('data', (d) => (received += d.length));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, queueLimit: 64 << 10, reconnect: false });
+    const total = 16 << 20;
+    const chunk = Buffer.alloc(1024, 'x');
+    const big = Buffer.alloc(client.queueLimit + 1, 'y');
+    let bigTried = false;
+    /** A message send() refused: sent again at 'drain'. */
+    let refused: Buffer | undefined;
+    let sent = 0;
+    let drains = 0;
+    // Stops past half the queue, goes on at 'drain'.
+    const pump = () => {
+      while (sent < total && client.queued <= client.queueLimit / 2) {
+        let message = refused ?? chunk;
+        // Once the queue holds something, one message too big for it: refused.
+        if (!bigTried && client.queued > 0) {
+          bigTried = true;
+          message = big;
+        }
+        if (!client.send(message)) return void (refused = message);
+        refused = undefined;
+        sent += message.length;
+      }
+    };
+    client.on('drain', () => (drains++, pump()));
+    let overflows = 0;
+    client.on('overflow', () => overflows++);
+    await new Promise((r) => client.once('open', r));
+    pump();
+    await waitFor(() => sent >= total && received === sent, 'every byte sent at the server', 20_000);
+    expect(bigTried).toBe(true);
+    expect(overflows).toBeGreaterThan(0);
+    expect(drains).toBeGreaterThan(overflows);
+    client.destroy();
+    server.close();
+  });
+
   it('heartbeat: a peer that accepts and never answers is taken for dead', async () => {
     let heard = '';
     const silent = net.createServer((sock) => sock.on('data', (d) => (heard += d.toString())));
@@ -391,7 +437,7 @@ describe('muxnet/client', () => {
   it("a listener that throws (to 'uncaughtException') costs the client nothing: it goes on as without the throw", async () => {
     const seen = await runFixture<{ logs: Record<string, { thrown: string[]; control: string[] }>; planned: number; caught: number; stray: string[] }>('client-throw.js', [String(await downPort())]);
     expect(seen.stray).toEqual([]);
-    expect(Object.keys(seen.logs)).toEqual(['connecting', 'overflow', 'reconnecting', 'open', 'data', 'closed']);
+    expect(Object.keys(seen.logs)).toEqual(['connecting', 'overflow', 'reconnecting', 'open', 'drain', 'data', 'closed']);
     expect(seen.caught).toBe(seen.planned);
     for (const [event, { thrown, control }] of Object.entries(seen.logs)) {
       expect(control.slice(-2)).toEqual(['echoed queued;later;', 'state closed']);

@@ -2,9 +2,9 @@
  * The chat client. Interactive (a terminal): incoming lines print above the
  * prompt without clobbering what you type; `/quit` or Ctrl-D leaves; if the
  * server goes away it says so and reconnects with backoff. Non-interactive
- * (stdin is a pipe): sends each stdin line, prints what arrives, and leaves
- * once stdin ends. Runs on muxnet's own resilient client (`muxnet/client`)
- * and drop-in `dgram`.
+ * (stdin is a pipe): sends each stdin line, read only as fast as the server
+ * takes them, prints what arrives, and leaves once stdin ends. Runs on
+ * muxnet's own resilient client (`muxnet/client`) and drop-in `dgram`.
  */
 import readline from 'node:readline';
 import * as dgram from '../../dgram';
@@ -25,6 +25,7 @@ export interface ClientOptions {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+const QUIT = '/quit\n';
 /**
  * The longest line taken from the server. The server's own replies have no
  * bound of theirs (`/who` in a room of 10 000 members), and a relayed line
@@ -73,6 +74,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     let decoder = new FrameDecoder('line', MAX_SERVER_LINE);
     let quitting = false;
     let opened = false;
+    /** Lines the client's queue refused (each said so): they count as not delivered. */
+    let refused = 0;
     let lastFailure: Error | undefined;
     // After /quit the server answers BYE and closes; don't wait for ever if it can't.
     const giveUpSoon = () => setTimeout(() => client.destroy(), 2000).unref();
@@ -105,25 +108,36 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     });
     client.on('closed', ({ unsent }) => {
       // Our own /quit is no line of the user's.
-      const lost = unsent.filter((line) => line.toString() !== '/quit\n').length;
+      const lost = unsent.filter((line) => line.toString() !== QUIT).length;
       if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${lastFailure ? `unreachable (${lastFailure.message})` : 'closed'}`);
       rl.close();
-      resolve(lost > 0 ? 1 : 0);
+      resolve(lost + refused > 0 ? 1 : 0);
     });
+    const sendQuit = () => {
+      client.send(QUIT);
+      if (client.state === 'open') giveUpSoon();
+    };
     const quit = () => {
       if (quitting) return;
       quitting = true;
       // Away (waiting to reconnect): leave now. Connecting (stdin from a pipe may end
       // before the first connect does): the queued lines and the /quit go once it is open.
       if (client.state === 'reconnecting') return client.destroy();
-      client.send('/quit\n');
-      if (client.state === 'open') giveUpSoon();
+      // A queue too full to take the /quit: it follows once the lines ahead have gone.
+      if (client.queued + QUIT.length > client.queueLimit) client.once('drain', sendQuit);
+      else sendQuit();
     };
     rl.on('line', (line) => {
       if (line.trim() === '/quit') return quit();
-      client.send(`${line}\n`);
+      if (!client.send(`${line}\n`)) refused++;
       if (opts.interactive) rl.prompt();
+      // From a pipe, stdin is read only as fast as the server takes the lines: past half
+      // the queue, reading stops until it is written out. The other half takes what
+      // readline has already read (it hands on the rest of its chunk after pause()).
+      else if (client.queued > client.queueLimit / 2) rl.pause();
     });
+    // Once quitting, stdin is done with (and the interface may be closed).
+    if (!opts.interactive) client.on('drain', () => !quitting && rl.resume());
     rl.on('close', quit);
     if (opts.interactive) rl.prompt();
   });
