@@ -713,7 +713,10 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       this.closeAfterQueuedJobs(CLOSE_HOPS);
       return this;
     }
-    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive);
+    if (this.token >= 0) {
+      this.reactor!.closeHandle(this.token, this.keepAlive);
+      this.reactor!.closeTurn();
+    }
     this.token = -1;
     this.closed();
     return this;

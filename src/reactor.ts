@@ -395,6 +395,16 @@ export class Reactor {
     keepAlive?.release();
   }
 
+  /**
+   * A server or UDP socket closed: libuv's `uv_close` keeps the loop for
+   * one more turn, to its closing phase, so a 'beforeExit' listener that
+   * closes an unref'd one hears 'beforeExit' again, as with node:net's.
+   * (A connection's own 'close' waits for that phase already.)
+   */
+  closeTurn(): void {
+    this.inClosingPhase(() => {});
+  }
+
   /** One more handle keeps the process alive. */
   ref(): void {
     if (this.refs++ === 0) this.native.setRef(true);

@@ -56,6 +56,13 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     });
   });
 
+  it.each(['server', 'udp'])("an unref'd %s closed from 'beforeExit' keeps the loop one more turn: 'beforeExit' comes again, as node's", async (kind) => {
+    const count = async (impl: string) => (await run(process.execPath, [fixture('before-exit-close.js'), impl, kind, backend], { timeout: 10_000 })).stdout.trim();
+    const expected = await count('node');
+    expect(expected).toBe('2');
+    expect(await count('muxnet')).toBe(expected);
+  });
+
   it('timers, promises and node:net keep running beside it', async () => {
     const server = listen({ port: 0, backend }, { onData: (c, d) => c.write(d) });
     const sock = await netConnect(server.port);

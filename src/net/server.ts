@@ -466,6 +466,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private unlisten(): void {
     if (this.token >= 0) {
       this.reactor!.closeHandle(this.token, this.loopRef);
+      this.reactor!.closeTurn();
       this.token = -1;
       this.retry.cancel();
     }
