@@ -713,10 +713,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       this.closeAfterQueuedJobs(CLOSE_HOPS);
       return this;
     }
-    if (this.token >= 0) {
-      this.reactor!.closeHandle(this.token, this.keepAlive);
-      this.reactor!.closeTurn();
-    }
+    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive);
     this.token = -1;
     this.closed();
     return this;
@@ -724,6 +721,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
 
   /** The socket is closed: 'close' on the next tick, then what waited in the outbox fails. */
   private closed(): void {
+    this.reactor?.closeTurn();
     process.nextTick(() => this.emit('close'));
     this.cancelOutbox();
   }

@@ -400,8 +400,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.reactor = reactor;
     this.token = token;
     reactor.attach(token, this);
+    // A new connection reads the full turn: one paused before it (or reading into
+    // onread) is made lean now; one not flowing yet, at its first stall (see onData).
     this.leanReads = false;
-    this.syncLeanReads();
+    if (this.onread || this.readableFlowing === false) this.syncLeanReads();
     this.keepAlive.bind(reactor);
     this.syncActive();
   }
@@ -479,14 +481,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /**
    * A socket not flowing (paused, piped into a full writer, read with
    * `read()`, not read yet) or reading into an onread buffer takes input a
-   * read at a time and may stop after any: the reactor reads it 64 KiB a
-   * turn, as libuv reads, so a stop holds at most one read past it, not the
+   * read at a time and may stop after any: the reactor reads it one 64 KiB
+   * read a turn (libuv's read size; libuv reads on, 32 at most, while the
+   * stream takes them), so a stop holds at most one read past it, not the
    * rest of a turn's 256 KiB (held in `stalled` or `unread`). A flowing
    * socket, which takes all, reads the full turn (half the CPU per byte).
+   * Nothing to read after the peer's FIN: no call then (pipe's unpipe
+   * pauses every piped socket that ends).
    */
   private syncLeanReads(): void {
     const lean = this.onread !== undefined || this.readableFlowing !== true;
-    if (lean === this.leanReads || this.token < 0) return;
+    if (lean === this.leanReads || this.token < 0 || this.peerFin) return;
     this.leanReads = lean;
     this.reactor!.native.setLeanReads(this.token, lean);
   }
@@ -1348,6 +1353,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.stalled !== undefined) return void this.stalled.push(retained(chunk));
+    // Flowing by a way that passes no resume() (a 'readable' listener removed).
+    if (this.leanReads && this.readableFlowing === true && !this.onread) this.syncLeanReads();
     this.dataBatch = this.reactor!.batches;
     this.touch();
     // bytesRead counts what is handed out, piece by piece, as libuv's reads

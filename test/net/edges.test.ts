@@ -937,6 +937,26 @@ describe('the drop-in as TypeScript takes node:net code', () => {
 });
 
 describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can take', (backend) => {
+  it('a flowing socket reads the full turn: with a MiB waiting in the kernel, a read takes more than 64 KiB', async () => {
+    let accepted!: nodeNet.Socket;
+    const srv = muxnet.createServer({ backend, pauseOnConnect: true } as nodeNet.ServerOpts, (s) => (accepted = s));
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const sent = randomBytes(1 << 20);
+    const c = nodeNet.connect((srv.address() as nodeNet.AddressInfo).port, '127.0.0.1', () => c.end(sent));
+    c.on('error', () => {});
+    await waitFor(() => accepted !== undefined && c.writableFinished, 'the MiB in the kernel');
+    const before = stats(backend).reads;
+    const chunks: Buffer[] = [];
+    accepted.on('data', (d: Buffer) => chunks.push(d)).resume();
+    await once(accepted, 'end');
+    const after = stats(backend).reads;
+    expect(Buffer.concat(chunks).equals(sent)).toBe(true);
+    expect((after.bytes - before.bytes) / (after.calls - before.calls)).toBeGreaterThan(64 * 1024);
+    accepted.destroy();
+    srv.close();
+  });
+
   it('a socket paused as it connects reads no more from the kernel than its buffer takes (one 64 KiB read past the mark), then all of the MiB once resumed', async () => {
     let accepted!: nodeNet.Socket;
     const srv = muxnet.createServer({ backend } as nodeNet.ServerOpts, (s) => {

@@ -327,31 +327,43 @@ impl Stream {
 // file, which every copy of the socket shares, and libuv clears it on a copy
 // it gives a child as stdio (`spawn(cmd, { stdio: [socket] })`). A plain
 // read would then wait for the peer, and the whole thread with it.
+// (Through mio's `try_io`, which re-arms the socket after `WouldBlock` where
+// its selector needs that, as its own reads do.)
 #[cfg(unix)]
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call, and the fd is this stream's own, open.
-        let n = unsafe { libc::recv(self.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        let fd = self.raw_fd();
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call, and `fd` is this stream's own, open.
+        let recv = || cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) });
+        match self {
+            Stream::Tcp(s) => s.try_io(recv),
+            Stream::Unix(s) => s.try_io(recv),
+        }
     }
 }
 
 #[cfg(unix)]
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // `MSG_NOSIGNAL`: a write the peer reset raises no SIGPIPE (macOS has no such flag).
-        #[cfg(not(target_vendor = "apple"))]
-        const FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        #[cfg(target_vendor = "apple")]
-        const FLAGS: libc::c_int = libc::MSG_DONTWAIT;
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call, and the fd is this stream's own, open.
-        let n = unsafe { libc::send(self.raw_fd(), buf.as_ptr().cast(), buf.len(), FLAGS) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        let fd = self.raw_fd();
+        // `MSG_NOSIGNAL`: a write the peer reset raises no SIGPIPE.
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call, and `fd` is this stream's own, open.
+        let send = || cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) });
+        match self {
+            Stream::Tcp(s) => s.try_io(send),
+            Stream::Unix(s) => s.try_io(send),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// A byte count from a syscall's return, or the error it set.
+#[cfg(unix)]
+fn cvt(n: libc::ssize_t) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(windows)]
