@@ -877,7 +877,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (!this.connectingFlag) return;
       if (addresses.length > 0) {
         attempts.timer = setTimeout(() => {
+          // node:net unhooks the timed-out attempt as its listeners return, before its handle's
+          // close could cancel it: a destroy() from a listener reports no cancelled attempt.
+          this.attempts = undefined;
           this.emit('connectionAttemptTimeout', address, port, family);
+          if (!this.connectingFlag) return;
           attempts.errors.push(connectError(uvErrno('ETIMEDOUT'), attempts, address, port));
           reactor.closeHandle(this.token, this.keepAlive);
           this.token = -1;

@@ -693,6 +693,24 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     }
   });
 
+  // Found 2026-12-05 by a differential hunt of lookups: muxnet reported the timed-out attempt cancelled too.
+  it("destroy() in 'connectionAttemptTimeout': no 'connectionAttemptFailed' for the attempt, then 'close'", async () => {
+    const hanging = await hangingPort();
+    try {
+      const lookup = (_h: string, _opts: unknown, cb: (...a: unknown[]) => void) =>
+        process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
+      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 50, backend } as unknown as nodeNet.NetConnectOpts);
+      const events: unknown[] = [];
+      for (const name of ['connectionAttempt', 'connectionAttemptTimeout', 'connectionAttemptFailed']) c.on(name, (address) => events.push(`${name} ${address}`));
+      c.on('connectionAttemptTimeout', () => c.destroy());
+      c.on('close', (hadError) => events.push(`close ${hadError}`));
+      await once(c, 'close');
+      expect(events).toEqual(['connectionAttempt 127.0.0.1', 'connectionAttemptTimeout 127.0.0.1', 'close false']);
+    } finally {
+      hanging.close();
+    }
+  });
+
   it('a refused connect from a bound local end names it, one address or several (autoSelectFamily)', async () => {
     // Not a freed port: the freed ports taken below for the local ends could be it, and
     // a connect from a port to itself connects.
