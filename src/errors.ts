@@ -1,7 +1,7 @@
 // Errors shaped like Node's own: system errors carry `errno` (negative, as
 // libuv reports it), `code`, `syscall` and, where known, `address`/`port`;
 // argument errors are TypeError/RangeError with an `ERR_*` code.
-import { getSystemErrorMap, inspect, type InspectOptions } from 'node:util';
+import { format, getSystemErrorMap, inspect, type InspectOptions } from 'node:util';
 import { native } from './binding';
 
 export interface SystemError extends Error {
@@ -129,7 +129,8 @@ export function missingArgs(...names: string[]): CodedError<TypeError> {
 }
 
 export function invalidIpAddress(value: unknown): CodedError<TypeError> {
-  return coded(new TypeError(`Invalid IP address: ${String(value)}`), 'ERR_INVALID_IP_ADDRESS');
+  // Node's own %s: an object (a lookup's answer) is shown inspected, not as [object Object].
+  return coded(new TypeError(format('Invalid IP address: %s', value)), 'ERR_INVALID_IP_ADDRESS');
 }
 
 export function invalidAddressFamily(family: unknown, host: unknown, port: unknown): CodedError<RangeError> & { host: unknown; port: unknown } {

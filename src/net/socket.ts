@@ -692,7 +692,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     let answered = false;
     const answeredAgain = (address: string, type: number) => {
       this.emit('connectionAttempt', address, port, type);
-      fail(systemError(uvErrno('EALREADY'), 'connect', address, port));
+      fail(systemError(uvErrno('EALREADY'), 'connect', address, port, this.busyEnd()));
     };
     if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
       dnsOpts.all = true;
@@ -708,26 +708,32 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
           this.emit('lookup', err, address, type, host);
           if (!this.connectingFlag) return;
         }
-        if (answered && all.length > 0) return answeredAgain(all[0].address, all[0].family);
-        answered = true;
         const addresses = happyEyeballsOrder(all);
         if (addresses.length === 0) {
           const [{ address, family: type } = { address: undefined, family: undefined }] = all;
           return fail(address !== undefined && isIP(address) ? invalidAddressFamily(type, opts.host, opts.port) : invalidIpAddress(address));
         }
+        const again = answered;
+        answered = true;
+        // node:net's connect on a handle still connecting fails: with one address, the socket
+        // with it; with several, its connect-multiple goes on past it (after a first answer of
+        // one address, node:net fails an internal assertion later: the socket fails here).
+        if (again && (addresses.length === 1 || !this.attempts?.multiple || this.token < 0)) return answeredAgain(addresses[0].address, addresses[0].family);
         if (addresses.length > 1) this.attempted = [];
-        this.dial({ ...target, addresses, multiple: addresses.length > 1 });
+        // Errors of its own: the first answer's dial keeps its list (it may yet fail with it).
+        if (again) this.dialAgain({ ...target, addresses, multiple: true, errors: [] });
+        else this.dial({ ...target, addresses, multiple: addresses.length > 1 });
       });
     } else {
       lookup(host, dnsOpts, (err, address, type) => {
         if (connect !== this.connects) return;
         this.emit('lookup', err, address, type, host);
         if (!this.connectingFlag) return;
-        if (answered && !err) return answeredAgain(address as string, type as number);
         if (err) return fail(err);
-        answered = true;
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
         if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
+        if (answered) return answeredAgain(address, type);
+        answered = true;
         this.dial({ ...target, addresses: [{ address, family: type }], multiple: false });
       });
     }
@@ -753,9 +759,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (this.connectingFlag) {
       process.nextTick(() => {
         if (!this.connectingFlag || connect !== this.connects) return;
-        const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
         const port = opts.port === undefined ? undefined : Number(opts.port);
-        this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, local ? `${local.address}:${local.port}` : undefined));
+        this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, this.busyEnd()));
       });
       return this;
     }
@@ -769,6 +774,41 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.emit('ready');
     });
     return this;
+  }
+
+  /** The attempt in flight's own end (`address:port`), as node:net names it in a connect that handle refuses (EALREADY). */
+  private busyEnd(): string | undefined {
+    const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
+    return local ? `${local.address}:${local.port}` : undefined;
+  }
+
+  /**
+   * A lookup's second answer of several addresses while the first's are
+   * dialled, as node:net's connect-multiple takes it: its first address is
+   * refused on the handle still connecting (EALREADY), the next ones are
+   * dialled on a new handle. Closing the old one cancels the first answer's
+   * attempt (ECANCELED, in the closing phase); that answer's dial, unless
+   * connected by then, ends the socket with its errors.
+   */
+  private dialAgain(attempts: Attempts): void {
+    const first = attempts.addresses.shift()!;
+    this.attempted!.push(`${first.address}:${attempts.port}`);
+    const refused = systemError(uvErrno('EALREADY'), 'connect', first.address, attempts.port, this.busyEnd());
+    if (!this.attemptFailed(attempts, first.address, first.family, refused) || !this.connectingFlag) return;
+    const old = this.attempts!;
+    const { address, port, family } = this.remote!;
+    clearTimeout(old.timer);
+    this.reactor!.closeHandle(this.token, this.keepAlive);
+    this.token = -1;
+    const cancelled = connectError(uvErrno('ECANCELED'), old, address, port);
+    old.errors.push(cancelled);
+    const { connect } = attempts;
+    this.reactor!.inClosingPhase(() => {
+      if (connect !== this.connects) return;
+      this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, cancelled);
+      if (this.connectingFlag) this.destroy(aggregate(old.errors));
+    });
+    this.dial(attempts);
   }
 
   /** An IPC connection to a Unix-domain path: no lookup, one attempt. */

@@ -293,11 +293,77 @@ describe.each([
     const client = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: 'twice.example', lookup, autoSelectFamily: false } as nodeNet.NetConnectOpts);
     const [err] = (await once(client, 'error')) as NodeJS.ErrnoException[];
     expect([err.code, err.syscall]).toEqual(['EALREADY', 'connect']);
+    // Naming the end of the attempt in flight, as node:net's refused connect on its handle does.
+    expect(err.message).toMatch(/^connect EALREADY 127\.0\.0\.1:\d+ - Local \(127\.0\.0\.1:\d+\)$/);
     await new Promise<void>((resolve) => (client.closed ? resolve() : client.once('close', () => resolve())));
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(accepted).toBeLessThanOrEqual(1);
     server.close();
     await waitFor(() => socketFds() <= before, 'the sockets closed');
+  });
+
+  // Found by a differential hunt of lookups (2026-12-05): the drop-in failed with EALREADY.
+  it.each([
+    // Started in the timers phase, ::1 connects before the closing phase cancels the first attempt.
+    ['a timer', setTimeout, ['connect', 'connectionAttemptFailed 127.0.0.1 ECANCELED', 'close false']],
+    // In the check phase, the closing phase of the same turn comes first: the first answer's dial fails with its cancelled attempt.
+    ['an immediate', setImmediate, ['connectionAttemptFailed 127.0.0.1 ECANCELED', 'error ECANCELED', 'connectionAttemptFailed ::1 ECANCELED', 'close true']],
+  ] as const)(
+    'goes on past a second answer of several addresses (autoSelectFamily) refused on the attempt in flight, connecting from %s',
+    async (_when, schedule, ending) => {
+      const server = nodeNet.createServer((c) => c.end());
+      server.listen(0, '::1');
+      await once(server, 'listening');
+      const { port } = server.address() as nodeNet.AddressInfo;
+      const answer = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+      const lookup = (_host: string, _opts: unknown, cb: (err: null, addresses: typeof answer) => void) => {
+        cb(null, answer);
+        cb(null, answer);
+      };
+      const events: string[] = [];
+      const client = new net.Socket();
+      for (const name of ['connectionAttempt', 'connectionAttemptFailed', 'connect', 'error', 'close']) {
+        client.on(name, (...args: unknown[]) =>
+          events.push([name, ...args.filter((a) => typeof a !== 'number').map((a) => (a instanceof Error ? (a as NodeJS.ErrnoException).code : a))].join(' ')),
+        );
+      }
+      client.resume();
+      (schedule as (fn: () => void) => unknown)(() => client.connect({ port, host: 'twice.example', lookup, autoSelectFamily: true } as nodeNet.SocketConnectOpts));
+      await new Promise((resolve) => client.once('close', resolve));
+      expect(events).toEqual([
+        'connectionAttempt 127.0.0.1',
+        'connectionAttempt 127.0.0.1',
+        'connectionAttemptFailed 127.0.0.1 EALREADY',
+        'connectionAttempt ::1',
+        ...ending,
+      ]);
+      server.close();
+    },
+  );
+
+  it.each([false, true])('checks a second answer of its lookup as the first: no IP address is ERR_INVALID_IP_ADDRESS, not EALREADY (autoSelectFamily %s)', async (autoSelectFamily) => {
+    const server = nodeNet.createServer((c) => c.end());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const lookup = (_host: string, opts: { all?: boolean }, cb: (err: null, ...answer: unknown[]) => void) => {
+      if (opts.all) {
+        cb(null, [{ address: '127.0.0.1', family: 4 }]);
+        cb(null, [{ address: 'bogus', family: 4 }]);
+      } else {
+        cb(null, '127.0.0.1', 4);
+        cb(null, 'bogus', 4);
+      }
+    };
+    const client = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: 'twice.example', lookup, autoSelectFamily } as nodeNet.NetConnectOpts);
+    const [err] = (await once(client, 'error')) as NodeJS.ErrnoException[];
+    expect([err.code, err.message]).toEqual(['ERR_INVALID_IP_ADDRESS', 'Invalid IP address: bogus']);
+    server.close();
+  });
+
+  it("names a lookup's answer that is no IP address as node:net formats it (ERR_INVALID_IP_ADDRESS)", async () => {
+    const client = net.connect({ port: 9, host: 'muxnet.invalid', autoSelectFamily: false, lookup: (_h, _o, cb) => (cb as (err: null, a: unknown, f: number) => void)(null, { address: '127.0.0.1' }, 4) });
+    const [err] = await once(client, 'error');
+    expect([err.code, err.message]).toEqual(['ERR_INVALID_IP_ADDRESS', "Invalid IP address: { address: '127.0.0.1' }"]);
   });
 
   it('takes a truthy non-boolean ipv6Only or reusePort as not asked (node:net reads only true)', async () => {
