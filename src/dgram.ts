@@ -128,6 +128,16 @@ interface Outgoing {
  */
 const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).includes('getaddrinfo') ? dns.lookup : undefined;
 
+/**
+ * Node 24.19 and 26.5 (nodejs/node#64133): a socket made with no `lookup`
+ * reads dns.lookup at each call, not when it is made, and answers an
+ * address of its own family itself, asking no lookup.
+ */
+const LOOKUP_READ_AT_CALL = (() => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 26 || (major === 26 && minor >= 5) || (major === 24 && minor >= 19);
+})();
+
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
 const [EAGAIN, EBADF, EBUSY, ECANCELED, EINVAL, EISCONN, ENOTCONN] = ['EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EINVAL', 'EISCONN', 'ENOTCONN'].map(uvErrno);
@@ -138,7 +148,8 @@ const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
 export class Socket extends EventEmitter implements Handle, HandsOver {
   readonly type: SocketType;
-  private readonly lookup: LookupFunction;
+  /** None: dns.lookup as it is at each call (see `LOOKUP_READ_AT_CALL`). */
+  private readonly lookup: LookupFunction | undefined;
   private readonly backend: BackendName;
   private readonly reuseAddr: boolean;
   private readonly reusePort: boolean;
@@ -194,8 +205,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       throw coded(new TypeError('Bad socket type specified. Valid types are: udp4, udp6'), 'ERR_SOCKET_BAD_TYPE');
     }
     this.type = kind;
-    // Read now, as node:dgram does: a dns.lookup patched in before this is used.
-    this.lookup = (options.lookup ?? dns.lookup) as LookupFunction;
+    // Read now, as node:dgram before 24.19 does: a dns.lookup patched in before this is used.
+    this.lookup = (options.lookup ?? (LOOKUP_READ_AT_CALL ? undefined : dns.lookup)) as LookupFunction | undefined;
     this.backend = resolveBackend(options.backend);
     this.reuseAddr = !!options.reuseAddr;
     this.reusePort = !!options.reusePort && REUSE_PORT_OPTION;
@@ -220,12 +231,15 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
 
   /** Resolves `address` with the socket's lookup; empty means the loopback. */
   private resolve<T>(address: string | null | undefined, cb: (err: Error | null, ip: string, context: T) => void, context: T): void {
-    const six = this.type === 'udp6';
-    const host = address || (six ? '::1' : '127.0.0.1');
+    const family = this.type === 'udp6' ? 6 : 4;
+    const host = address || (family === 6 ? '::1' : '127.0.0.1');
+    const lookup = this.lookup ?? (dns.lookup as LookupFunction);
+    const hostFamily = ipFamily(host);
     // What dns.lookup does with an address (answer it on the next tick),
-    // without its argument checks and a second isIP per datagram.
-    if (this.lookup === builtinLookup && ipFamily(host) !== 0) process.nextTick(cb, null, host, context);
-    else this.lookup(host, six ? 6 : 4, (err, ip) => cb(err, ip, context));
+    // without its argument checks and a second isIP per datagram; and
+    // what node:dgram's own default does from 24.19 with one of the socket's family.
+    if (hostFamily !== 0 && (lookup === builtinLookup || (this.lookup === undefined && hostFamily === family))) process.nextTick(cb, null, host, context);
+    else lookup(host, family, (err, ip) => cb(err, ip, context));
   }
 
   /** Whether `sendBlockList` holds `ip`. */

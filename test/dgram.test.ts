@@ -30,6 +30,8 @@ const NODE_HAS = {
   reusePort: major > 22 || (major === 22 && minor >= 12),
   blockLists: major >= 24,
   syncCalls: typeof (nodeDgram.Socket.prototype as { bindSync?: unknown }).bindSync === 'function',
+  /** nodejs/node#64133: the default lookup reads dns.lookup at each call, answering an address of the socket's family itself. */
+  lookupReadAtCall: major > 26 || (major === 26 && minor >= 5) || (major === 24 && minor >= 19),
 };
 
 const IMPLS: [string, Dgram, string | undefined][] = [
@@ -669,10 +671,8 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     socket.close();
   });
 
-  it('asks a dns.lookup patched in before createSocket for every destination, addresses too', async (ctx) => {
-    // Node 20's node:dgram (and Node 24.12's own test-dgram-custom-lookup) does; by 24.22 node:dgram
-    // answers an address of its own family itself, asking no lookup. muxnet keeps the Node 20 way.
-    if (!backend && major >= 24) return ctx.skip();
+  it('asks a dns.lookup patched in before createSocket for every destination, addresses too (before Node 24.19)', async () => {
+    // From 24.19 node:dgram answers an address of its own family itself, asking no lookup.
     const { socket, port, got } = await receiver();
     const original = dns.lookup;
     const asked: string[] = [];
@@ -690,23 +690,45 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     client.send('one', port, '127.0.0.1');
     client.send('two', port, '127.0.0.1');
     await waitFor(() => got.length === 2, 'both datagrams');
-    expect(asked).toEqual(['0.0.0.0', '127.0.0.1', '127.0.0.1']);
+    const expected = NODE_HAS.lookupReadAtCall ? [] : ['0.0.0.0', '127.0.0.1', '127.0.0.1'];
+    expect(asked).toEqual(expected);
     // One created after the patch was undone: the builtin answers, the same way.
     const plain = create('udp4');
     plain.send('three', port, '127.0.0.1');
     await waitFor(() => got.length === 3, 'the third datagram');
-    expect(asked).toHaveLength(3);
+    expect(asked).toEqual(expected);
     client.close();
     plain.close();
     socket.close();
   });
 
-  it('asks a dns.lookup wrapper patched in before the module loaded, addresses too', async (ctx) => {
-    if (!backend && major >= 24) return ctx.skip(); // as above
+  it('reads dns.lookup when the socket is made (before Node 24.19) or at each call (24.19 on)', async () => {
+    const { socket, port, got } = await receiver();
+    const client = create('udp4');
+    const original = dns.lookup;
+    const asked: string[] = [];
+    (dns as { lookup: unknown }).lookup = (host: string, family: number, cb: (e: Error | null, a: string, f: number) => void) => {
+      asked.push(host);
+      original(host, family, cb);
+    };
+    try {
+      // 'localhost' from /etc/hosts; an address of the socket's family is not asked from 24.19.
+      client.send('by name', port, 'localhost');
+      client.send('by address', port, '127.0.0.1');
+      await waitFor(() => got.length === 2, 'both datagrams');
+    } finally {
+      dns.lookup = original;
+    }
+    expect(asked).toEqual(NODE_HAS.lookupReadAtCall ? ['localhost'] : []);
+    client.close();
+    socket.close();
+  });
+
+  it('asks a dns.lookup wrapper patched in before the module loaded, addresses too (before Node 24.19)', async () => {
     const fixture = path.join(__dirname, 'fixtures', 'dgram-preloaded-lookup.js');
     const { stdout } = await run(process.execPath, [fixture, backend ? 'muxnet/dgram' : 'node:dgram', backend ?? 'mio'], { timeout: 10_000 });
-    // The receiver's bind, the sender's implicit one, and its two sends.
-    expect(JSON.parse(stdout)).toEqual(['127.0.0.1', '0.0.0.0', '127.0.0.1', '127.0.0.1']);
+    // The receiver's bind, the sender's implicit one, and its two sends; from 24.19 all answered without it.
+    expect(JSON.parse(stdout)).toEqual(NODE_HAS.lookupReadAtCall ? [] : ['127.0.0.1', '0.0.0.0', '127.0.0.1', '127.0.0.1']);
   });
 
   it('sendBlockList refuses sends (to the callback only) and connects; receiveBlockList drops datagrams', async (ctx) => {
