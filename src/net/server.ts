@@ -73,6 +73,12 @@ const UV_CHMOD_EXACT = (() => {
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
 const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
 
+/** Node 22.8 made listen(port, host) ask dns.lookup for every address (nodejs/node#54264); before, for one. */
+const LISTEN_LOOKS_UP_ALL = (() => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 8);
+})();
+
 export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
@@ -285,20 +291,23 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /**
    * Listens on the first address the host resolves to that is not IPv6
-   * link-local (one needs a scope to bind), else on the first, as Node 24
-   * does. A close() or another listen() before the answer makes it stale.
+   * link-local (one needs a scope to bind), else on the first, as Node 22.8
+   * on does (before, on the one address asked for). A close() or another
+   * listen() before the answer makes it stale.
    */
   private lookupAndBind(host: string, port: number, opts: Listening): void {
     const { generation } = this;
-    // Read at each call, as node:net does: a dns.lookup replaced later is the one asked.
-    dns.lookup(host, { all: true }, (err, found: LookupAddress[] | string) => {
+    const answered = (err: Error | null, found: LookupAddress[] | string) => {
       if (generation !== this.generation) return;
       // A replaced dns.lookup may answer with one address whatever it is asked.
       const addresses = err ? [] : typeof found === 'string' ? [found] : found.map((a) => a.address);
       const address = addresses.find((a) => !isLinkLocal(a)) ?? addresses[0];
       if (address !== undefined) this.bind(address, port, opts);
       else this.emit('error', err ?? invalidIpAddress(address));
-    });
+    };
+    // Read at each call, as node:net does: a dns.lookup replaced later is the one asked, with node:net's arguments.
+    if (LISTEN_LOOKS_UP_ALL) dns.lookup(host, { all: true }, answered);
+    else dns.lookup(host, answered);
   }
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */

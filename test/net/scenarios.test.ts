@@ -15,6 +15,8 @@ import { downPort, freePort, hangingPort, moveAway, sleep, tcpOptionsOf, waitFor
 type Net = typeof nodeNet;
 /** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+/** Node 22.8 on: listen(port, host) asks dns.lookup for every address (before, for one). */
+const LISTEN_LOOKS_UP_ALL = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && Number(process.versions.node.split('.')[1]) >= 8);
 const nodeValidates = (make: () => unknown) => {
   try {
     make();
@@ -1020,8 +1022,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
-  // Before Node 24, listen() asked dns.lookup for one address.
-  it.skipIf(!backend && NODE_MAJOR < 24)('listens on the first address a host resolves to that is not IPv6 link-local (Node 24)', async () => {
+  // Before Node 22.8, listen() asks dns.lookup for one address (see the next test).
+  it.skipIf(!LISTEN_LOOKS_UP_ALL)('listens on the first address a host resolves to that is not IPv6 link-local (Node 22.8 on)', async () => {
     const answers: Record<string, unknown[]> = {
       'muxnet-link-local.test': [null, [{ address: 'fe80::1', family: 6 }]],
       'muxnet-link-local-and-v4.test': [null, [{ address: 'fe80::1', family: 6 }, { address: 'FEBF::2', family: 6 }, { address: '127.0.0.1', family: 4 }]],
@@ -1048,6 +1050,27 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     } finally {
       (dns as { lookup: unknown }).lookup = realLookup;
     }
+  });
+
+  // Found 2026-12-05 by a differential hunt of lookups: on Node 20 the drop-in asked as Node 22.8 does.
+  it("listen(port, host) asks dns.lookup with node:net's arguments: { all: true } from Node 22.8, none before", async () => {
+    const realLookup = dns.lookup;
+    const asked: unknown[] = [];
+    (dns as { lookup: unknown }).lookup = (host: string, ...rest: unknown[]) => {
+      asked.push(rest.length > 1 ? rest[0] : 'no options');
+      return (realLookup as (...a: unknown[]) => void)(host, ...rest);
+    };
+    try {
+      // 'localhost' from /etc/hosts: node:net's listen, then this one's.
+      for (const server of [nodeNet.createServer(), net.createServer(serverOpts())]) {
+        server.listen(0, 'localhost');
+        await once(server, 'listening');
+        await closed(server);
+      }
+    } finally {
+      (dns as { lookup: unknown }).lookup = realLookup;
+    }
+    expect(asked).toEqual(LISTEN_LOOKS_UP_ALL ? [{ all: true }, { all: true }] : ['no options', 'no options']);
   });
 
   it('reads into the onread buffer, a buffer at a time, pausing when the callback returns false', async () => {
