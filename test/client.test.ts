@@ -1,7 +1,6 @@
 // muxnet/client over real loopback sockets: a server that goes away and
 // comes back on the same port, backoff as reported, the bounded queue, and
 // a peer that accepts and then says nothing.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -9,16 +8,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
-import { BACKENDS, downPort, hangingPort, sleep, waitFor } from './helpers';
+import { BACKENDS, downPort, fixtureJson, hangingPort, sleep, waitFor } from './helpers';
 
 const closed = (client: ReturnType<typeof connect>) => new Promise<ClosedEvent>((r) => client.once('closed', r));
-
-/** Runs a fixture in its own process (process-wide things: fds, exit, 'uncaughtException'); resolves with the JSON it prints. */
-function runFixture<T>(name: string, args: string[]): Promise<T> {
-  return new Promise((resolve, reject) =>
-    execFile(process.execPath, [path.join(__dirname, 'fixtures', name), ...args], { timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout)))),
-  );
-}
 
 /** An echo server that also lists its connections (to drop them). */
 function echoServer(port: number): Server {
@@ -435,7 +427,7 @@ describe('muxnet/client', () => {
   // queue, and every later send, waited for good), from 'reconnecting' the
   // retry, from 'connecting' the connect.
   it("a listener that throws (to 'uncaughtException') costs the client nothing: it goes on as without the throw", async () => {
-    const seen = await runFixture<{ logs: Record<string, { thrown: string[]; control: string[] }>; planned: number; caught: number; stray: string[] }>('client-throw.js', [String(await downPort())]);
+    const seen = await fixtureJson<{ logs: Record<string, { thrown: string[]; control: string[] }>; planned: number; caught: number; stray: string[] }>('client-throw.js', [String(await downPort())]);
     expect(seen.stray).toEqual([]);
     expect(Object.keys(seen.logs)).toEqual(['connecting', 'overflow', 'reconnecting', 'open', 'drain', 'data', 'closed']);
     expect(seen.caught).toBe(seen.planned);
@@ -454,7 +446,7 @@ describe('muxnet/client', () => {
 });
 
 describe.each(BACKENDS)('muxnet/client against a server that accepts and resets at once, for ever, on %s', (backend) => {
-  const run = (when: string) => runFixture<{ attempts: number; opened: number; afterClose: string[]; closed: number; fdGrowth: number }>('client-close.js', [backend, when]);
+  const run = (when: string) => fixtureJson<{ attempts: number; opened: number; afterClose: string[]; closed: number; fdGrowth: number }>('client-close.js', [backend, when]);
 
   it.each(['connecting', 'backoff', 'open'])('close() while %s: nothing after it, and the process exits by itself', async (when) => {
     const seen = await run(when);

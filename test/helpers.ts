@@ -1,5 +1,5 @@
 // Shared test helpers: real sockets only, every wait bounded.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -412,4 +412,21 @@ export function flood(sock: net.Socket, chunk: Buffer): () => number {
   };
   pump();
   return () => written;
+}
+
+/**
+ * Runs test/fixtures/`name` with `args` in a node of its own (`env` added
+ * to this process's); resolves with the JSON of the last line it printed,
+ * or rejects with its output.
+ */
+export function fixtureJson<T = Record<string, unknown>>(name: string, args: string[] = [], { env = {}, timeout = 30_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<T> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(__dirname, 'fixtures', name), ...args], { timeout, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
+      } catch {
+        reject(new Error(`${name} ${args.join(' ')}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+      }
+    });
+  });
 }

@@ -5,13 +5,13 @@
 // which serves them with what node made of them; the bytes must reach the
 // peer whole, the parent's copy must close (or stay, where node's does), and
 // this process must hold no more socket fds than before.
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pattern, sleep, socketFds, waitFor } from '../helpers';
+import { fixtureJson, pattern, sleep, socketFds, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
 import * as muxdgram from '../../src/dgram';
 
@@ -333,15 +333,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
   });
 
   it('a connection as a child’s stdin: from the spawn on the parent reads nothing, as node:net’s, until resume(); the file libuv made blocking for the child blocks no write', async () => {
-    /** test/fixtures/stdio-kept.js: its one JSON line. */
-    const run = (...args: string[]) =>
-      new Promise<Record<string, unknown>>((resolve, reject) => {
-        const fixture = path.join(__dirname, '..', 'fixtures', 'stdio-kept.js');
-        execFile(process.execPath, [fixture, ...args], { timeout: 20_000, env: { ...process.env, MUXNET_BACKEND: backend } }, (err, stdout, stderr) => {
-          if (err) reject(new Error(`${args.join(' ')}: ${err.message}\n${stdout}\n${stderr}`));
-          else resolve(JSON.parse(stdout));
-        });
-      });
+    const run = (...args: string[]) => fixtureJson('stdio-kept.js', args, { env: { MUXNET_BACKEND: backend } });
     const expected = await run('node:net');
     expect(expected).toMatchObject({ parentRead: 0, childExit: 0, readAfterResume: 5 });
     expect(await run('muxnet')).toEqual(expected);

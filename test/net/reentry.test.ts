@@ -8,16 +8,14 @@
 // 'connect', send callback and 'close' against node:dgram.
 // A seed draws extra (event, call, call) combinations each run
 // (MUXNET_REENTRY_SEED=N replays them).
-import { execFile } from 'node:child_process';
 import nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
 import * as muxnet from '../../src/net';
-import { BACKENDS, downPort, expectSocketFdsBack, seededRandom } from '../helpers';
+import { BACKENDS, downPort, expectSocketFdsBack, fixtureJson, seededRandom } from '../helpers';
 import { differences, errName, nullHandle, Recorder, settle, summary, type Log } from './parity';
 
 type Net = typeof nodeNet;
@@ -438,17 +436,8 @@ describe("re-entrant calls on a drop-in UDP socket from 'listening', 'message', 
 });
 
 /** test/fixtures/reentry-throw.js over `module` (its own process: the throws must reach its 'uncaughtException'). */
-function throwingRun(module: string): Promise<{ logs: Log; planned: number; caught: number; stray: string[]; echo: string; udpEcho: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'reentry-throw.js'), module], { timeout: 60_000 }, (err, stdout, stderr) => {
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
-      } catch {
-        reject(new Error(`${module}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-      }
-    });
-  });
-}
+const throwingRun = (module: string) =>
+  fixtureJson<{ logs: Log; planned: number; caught: number; stray: string[]; echo: string; udpEcho: string }>('reentry-throw.js', [module], { timeout: 60_000 });
 
 describe('a throw from each listener of a drop-in socket, server and UDP socket (test/fixtures/reentry-throw.js; built dist)', () => {
   it("reaches 'uncaughtException' once, the object's later events are node:net's, and new connections and datagrams still echo", async () => {
@@ -464,24 +453,13 @@ describe('a throw from each listener of a drop-in socket, server and UDP socket 
   }, 60_000);
 });
 
-/** test/fixtures/throw-mid-read.js over `module` on `backend`: its one JSON line. */
-function midReadRun(module: string, backend: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, MUXNET_BACKEND: backend };
-    execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'throw-mid-read.js'), module], { timeout: 30_000, env }, (err, stdout, stderr) => {
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
-      } catch {
-        reject(new Error(`${module}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-      }
-    });
-  });
-}
+/** test/fixtures/throw-mid-read.js over `module` on `backend`. */
+const midReadRun = (module: string, backend: string) => fixtureJson('throw-mid-read.js', [module], { env: { MUXNET_BACKEND: backend } });
 
 describe.each(BACKENDS)('a throw partway through one read, on %s (test/fixtures/throw-mid-read.js; built dist)', (backend) => {
   it("costs no byte after it: 'data' on a 4 MiB read, 'data' as a paused socket resumes, an onread callback; an onread buffer of no bytes is ENOBUFS, as node:net", async () => {
     const [expected, got] = [await midReadRun('node:net', backend), await midReadRun('muxnet', backend)];
-    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true }, resumed: { got: 2 << 20, end: true }, onread: 64, thrown: 3 });
+    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true }, resumed: { got: 2 << 20, end: true }, onread: 64, thrown: 3, stray: [] });
     expect(got).toEqual(expected);
   }, 60_000);
 });

@@ -1,12 +1,11 @@
 // The proxy over real loopback upstreams: bytes, strategies, faults, drain.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEcho } from '../../src/apps/echo';
 import { createProxy, type ProxyServer, type ProxyOptions, type Upstream } from '../../src/proxy';
 import { stats as reactorStats } from '../../src/stats';
-import { BACKENDS, downPort, flood, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
+import { BACKENDS, downPort, fixtureJson, flood, netConnect, roundTrip, closeSocket, sleep, socketFds, waitFor } from '../helpers';
 import { blackhole, exchange, halfCloseServer, neverReads, nodeEcho, nodeServer, randomBytes, resetter, sha, type TestUpstream } from './upstreams';
 
 /** Everything a test started, stopped after it whatever happened. */
@@ -522,17 +521,7 @@ describe('out of fds', () => {
 });
 
 /** test/fixtures/proxy-throw.js, `throw` or `quiet` (its own process: the throws must reach its 'uncaughtException'). */
-function throwingRun(mode: 'throw' | 'quiet'): Promise<{ logs: Record<string, string[]>; planned: number; caught: number; stray: string[] }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'proxy-throw.js'), mode], { timeout: 30_000 }, (err, stdout, stderr) => {
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
-      } catch {
-        reject(new Error(`${mode}: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-      }
-    });
-  });
-}
+const throwingRun = (mode: 'throw' | 'quiet') => fixtureJson<{ logs: Record<string, string[]>; planned: number; caught: number; stray: string[] }>('proxy-throw.js', [mode]);
 
 describe('a throw from each listener of the proxy (test/fixtures/proxy-throw.js; built dist)', () => {
   it("reaches 'uncaughtException' and the proxy goes on as without it: every event emitted, every client echoed or closed, close() resolves", async () => {
