@@ -274,8 +274,12 @@ function divergence(target: string, label: string): string | undefined {
 }
 
 /** Where the drop-in differs from node:dgram: a Node version fails without a code where the other gives one. */
+const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number);
+const NODE_DGRAM_LOOKUP_AT_CALL = NODE_MAJOR > 26 || (NODE_MAJOR === 26 && NODE_MINOR >= 5) || (NODE_MAJOR === 24 && NODE_MINOR >= 19);
+
 function dgramDivergence(target: string, label: string): string | undefined {
-  if (target === 'bind(0, v)' && /Symbol|toString|toPrimitive|detached/.test(label)) return "Node 24 fails in isIP(address) (no code); the drop-in throws Node 20's ERR_INVALID_ARG_TYPE (checked below)";
+  // From 24.19 (and 26.5) the drop-in asks dns.lookup per call as node:dgram does, and fails as it does.
+  if (target === 'bind(0, v)' && !NODE_DGRAM_LOOKUP_AT_CALL && /Symbol|toString|toPrimitive|detached/.test(label)) return "Node 24 before 24.19 fails in isIP(address) (no code); the drop-in throws Node 20's ERR_INVALID_ARG_TYPE (checked below)";
   return undefined;
 }
 
