@@ -495,7 +495,9 @@ export class Reactor {
 
   private fanOut(count: number, records: Int32Array, peers: string[] | undefined): void {
     // A throwing handler must not cost the other connections their events:
-    // finish the batch, then rethrow (it reaches 'uncaughtException').
+    // if something will catch the throw ('uncaughtException'), finish the
+    // batch, then rethrow; if nothing will, the process ends now, as with
+    // node:net, before another callback runs.
     let thrown: unknown[] | undefined;
     for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
       dispatched++;
@@ -553,6 +555,7 @@ export class Reactor {
             throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
         }
       } catch (err) {
+        if (!caught()) throw err;
         (thrown ??= []).push(err);
       }
     }
@@ -560,14 +563,18 @@ export class Reactor {
   }
 }
 
+/** Whether a throw reaching the top will be caught ('uncaughtException', a domain) rather than end the process. */
+function caught(): boolean {
+  return process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback();
+}
+
 /**
- * What user code threw while a loop handed it one thing after another (a
- * batch's events, a read's pieces): the loop finishes, so a throw costs no
- * one else their events or bytes, then the first error is thrown and the
- * others on ticks after (each reaches 'uncaughtException', as a throw from
- * each of libuv's separate callbacks would).
+ * What user code threw while the batch was handed out, and caught: the
+ * first error is thrown, the others on ticks after (each reaches
+ * 'uncaughtException', as a throw from each of libuv's separate callbacks
+ * would).
  */
-export function rethrow(thrown: unknown[] | undefined): void {
+function rethrow(thrown: unknown[] | undefined): void {
   if (thrown === undefined) return;
   for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
   throw thrown[0];

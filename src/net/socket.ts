@@ -10,7 +10,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { KeepAlive, openReactor, retained, rethrow, type Handle, type Reactor } from '../reactor';
+import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import type { BackendName } from '../options';
@@ -1183,10 +1183,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (this.token >= 0) this.reactor!.native.resume(this.token);
       this.syncActive();
     }
-    if (this.stalled !== undefined && !this.releaseQueued) {
-      this.releaseQueued = true;
-      process.nextTick(Socket.release, this);
-    }
+    this.queueRelease();
   }
 
   /**
@@ -1201,20 +1198,36 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const stalled = socket.stalled;
     if (stalled === undefined || socket.destroyed) return;
     socket.stalled = undefined;
-    let thrown: unknown[] | undefined;
-    for (const chunk of stalled) {
+    const eof = socket.stalledEof;
+    socket.stalledEof = false;
+    for (let i = 0; i < stalled.length; i++) {
       try {
-        socket.onData(chunk);
+        socket.onData(stalled[i]);
       } catch (err) {
-        (thrown ??= []).push(err);
+        socket.holdBack(stalled.slice(i + 1), eof);
+        throw err;
       }
     }
-    try {
-      if (socket.stalledEof && !socket.destroyed) socket.onEnd();
-    } catch (err) {
-      (thrown ??= []).push(err);
-    }
-    rethrow(thrown);
+    if (eof && !socket.destroyed) socket.onEnd();
+  }
+
+  /**
+   * A 'data' listener threw: the rest of what was read comes on a tick, as
+   * libuv's next read would, so the throw reaches 'uncaughtException' (or
+   * ends the process) before the listener hears another byte, and no byte
+   * is lost if the process lives on.
+   */
+  private holdBack(rest: Buffer[], eof = false): void {
+    if (this.destroyed) return;
+    this.stalled = this.stalled === undefined ? rest : this.stalled.concat(rest);
+    if (eof) this.stalledEof = true;
+    this.queueRelease();
+  }
+
+  private queueRelease(): void {
+    if (this.stalled === undefined || this.releaseQueued) return;
+    this.releaseQueued = true;
+    process.nextTick(Socket.release, this);
   }
 
   // Strings reach here as written (`decodeStrings: false`, as node:net): queued, they count
@@ -1417,17 +1430,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // longer than node:net's (libuv reads 64 KiB at a time), though a turn
     // reads up to the reactor's budget at once.
     // A listener that destroys the socket hears no more, and none is counted (node:net stops reading).
-    let thrown: unknown[] | undefined;
     for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
-      // A listener's throw costs none of the pieces after it (each is a libuv read of its own).
       try {
         if (this.push(retained(piece))) continue;
       } catch (err) {
-        (thrown ??= []).push(err);
-        continue;
+        const rest = chunk.subarray(at + NODE_READ_SIZE);
+        this.holdBack(rest.length > 0 ? [retained(rest)] : []);
+        throw err;
       }
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
@@ -1439,7 +1451,6 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.syncLeanReads();
       break;
     }
-    rethrow(thrown);
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */

@@ -8,9 +8,11 @@
 // 'connect', send callback and 'close' against node:dgram.
 // A seed draws extra (event, call, call) combinations each run
 // (MUXNET_REENTRY_SEED=N replays them).
+import { execFile } from 'node:child_process';
 import nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import nodeNet from 'node:net';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
@@ -459,7 +461,24 @@ const midReadRun = (module: string, backend: string) => fixtureJson('throw-mid-r
 describe.each(BACKENDS)('a throw partway through one read, on %s (test/fixtures/throw-mid-read.js; built dist)', (backend) => {
   it("costs no byte after it: 'data' on a 4 MiB read, 'data' as a paused socket resumes, an onread callback; an onread buffer of no bytes is ENOBUFS, as node:net", async () => {
     const [expected, got] = [await midReadRun('node:net', backend), await midReadRun('muxnet', backend)];
-    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true }, resumed: { got: 2 << 20, end: true }, onread: 64, thrown: 3, stray: [] });
+    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true, callsAtCatch: 1 }, resumed: { got: 2 << 20, end: true, callsAtCatch: 1 }, onread: 64, thrown: 3, stray: [] });
+    expect(got).toEqual(expected);
+  }, 60_000);
+});
+
+/** test/fixtures/throw-fatal.js over `module` on `backend`: the 'data' lines it printed before it died, and how it ended. */
+function fatalRun(module: string, backend: string, scenario: string): Promise<{ heard: string[]; code: number | null }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [path.join(__dirname, '..', 'fixtures', 'throw-fatal.js'), module, scenario], { timeout: 20_000, env: { ...process.env, MUXNET_BACKEND: backend } }, (_err, stdout) =>
+      resolve({ heard: stdout.trim().split('\n'), code: child.exitCode }),
+    );
+  });
+}
+
+describe.each(BACKENDS)('a throw nothing catches, on %s (test/fixtures/throw-fatal.js; built dist)', (backend) => {
+  it.each(['read', 'flowing', 'batch'])("ends the process before another 'data' is heard (%s), as node:net", async (scenario) => {
+    const [expected, got] = [await fatalRun('node:net', backend, scenario), await fatalRun('muxnet', backend, scenario)];
+    expect(expected).toEqual({ heard: [scenario === 'batch' ? 'data' : 'data 65536'], code: 1 });
     expect(got).toEqual(expected);
   }, 60_000);
 });
