@@ -735,7 +735,10 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
 
   /** The socket is closed: 'close' on the next tick, then what waited in the outbox fails. */
   private closed(): void {
-    this.reactor?.closeTurn();
+    // node:dgram's handle, made with the socket, costs its close a loop
+    // turn even if it was never bound ('beforeExit' comes again).
+    if (this.reactor !== undefined) this.reactor.closeTurn();
+    else setImmediate(() => {});
     process.nextTick(() => this.emit('close'));
     this.cancelOutbox();
   }

@@ -56,7 +56,7 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     });
   });
 
-  it.each(['server', 'udp'])("an unref'd %s closed from 'beforeExit' keeps the loop one more turn: 'beforeExit' comes again, as node's", async (kind) => {
+  it.each(['server', 'udp', 'udp-unbound'])("an unref'd %s closed from 'beforeExit' keeps the loop one more turn: 'beforeExit' comes again, as node's", async (kind) => {
     const count = async (impl: string) => (await run(process.execPath, [fixture('before-exit-close.js'), impl, kind, backend], { timeout: 10_000 })).stdout.trim();
     const expected = await count('node');
     expect(expected).toBe('2');
