@@ -22,6 +22,7 @@ import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, valida
 import { fdKind, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 import { ownDefault } from './interop';
+import { nodeFrom } from './versions';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -133,10 +134,7 @@ const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).incl
  * reads dns.lookup at each call, not when it is made, and answers an
  * address of its own family itself, asking no lookup.
  */
-const LOOKUP_READ_AT_CALL = (() => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 26 || (major === 26 && minor >= 5) || (major === 24 && minor >= 19);
-})();
+const LOOKUP_READ_AT_CALL = nodeFrom([24, 19], [26, 5]);
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).

@@ -3,6 +3,7 @@
 import { BlockList, isIP } from 'node:net';
 import { native } from './binding';
 import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { nodeFrom } from './versions';
 
 export type BackendName = 'mio' | 'poll' | 'select';
 
@@ -58,10 +59,7 @@ export const PADS_ABSTRACT_NAMES = (() => {
 })();
 
 /** Node 22.12 (and 23.1) added `reusePort` to node:net and node:dgram; before, both ignore it. */
-export const REUSE_PORT_OPTION = (() => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-})();
+export const REUSE_PORT_OPTION = nodeFrom([22, 12], [23, 1]);
 
 /** The name the drop-in binds or dials for the Unix-domain `path`: node:net's on this Node (see above). */
 export function pipeName(path: string): string {

@@ -17,6 +17,7 @@ import * as fast from '../src/fast';
 import * as muxDgram from '../src/dgram';
 import * as mux from '../src/net';
 import { netConnect, roundTrip, seededRandom, socketFds, waitFor } from './helpers';
+import { nodeFrom } from '../src/versions';
 
 const SEED = Number(process.env.MUXNET_FUZZ_SEED ?? Date.now() % 1_000_000);
 const seeded = `(MUXNET_FUZZ_SEED=${SEED} replays this run)`;
@@ -274,8 +275,7 @@ function divergence(target: string, label: string): string | undefined {
 }
 
 /** Where the drop-in differs from node:dgram: a Node version fails without a code where the other gives one. */
-const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number);
-const NODE_DGRAM_LOOKUP_AT_CALL = NODE_MAJOR > 26 || (NODE_MAJOR === 26 && NODE_MINOR >= 5) || (NODE_MAJOR === 24 && NODE_MINOR >= 19);
+const NODE_DGRAM_LOOKUP_AT_CALL = nodeFrom([24, 19], [26, 5]);
 
 function dgramDivergence(target: string, label: string): string | undefined {
   // From 24.19 (and 26.5) the drop-in asks dns.lookup per call as node:dgram does, and fails as it does.

@@ -10,6 +10,7 @@ import { inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
 import { moveAway, sleep, socketFds, waitFor } from './helpers';
+import { nodeFrom } from '../src/versions';
 
 const run = promisify(execFile);
 
@@ -24,14 +25,13 @@ const attempt = (call: () => unknown): unknown => {
     return { code, syscall, message };
   }
 };
-const [major, minor] = process.versions.node.split('.').map(Number);
 /** node:dgram's own options, by version: the node:dgram row runs only where Node has them. */
 const NODE_HAS = {
-  reusePort: major > 22 || (major === 22 && minor >= 12),
-  blockLists: major >= 24,
+  reusePort: nodeFrom([22, 12]),
+  blockLists: nodeFrom([24, 0]),
   syncCalls: typeof (nodeDgram.Socket.prototype as { bindSync?: unknown }).bindSync === 'function',
   /** nodejs/node#64133: the default lookup reads dns.lookup at each call, answering an address of the socket's family itself. */
-  lookupReadAtCall: major > 26 || (major === 26 && minor >= 5) || (major === 24 && minor >= 19),
+  lookupReadAtCall: nodeFrom([24, 19], [26, 5]),
 };
 
 const IMPLS: [string, Dgram, string | undefined][] = [

@@ -8,6 +8,7 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
+import { nodeFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
@@ -71,13 +72,10 @@ const UV_CHMOD_EXACT = (() => {
 
 
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */
-const ZERO_MAX_REFUSES = Number(process.versions.node.split('.')[0]) >= 21;
+const ZERO_MAX_REFUSES = nodeFrom([21, 0]);
 
 /** Node 22.8 made listen(port, host) ask dns.lookup for every address (nodejs/node#54264); before, for one. */
-const LISTEN_LOOKS_UP_ALL = (() => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 22 || (major === 22 && minor >= 8);
-})();
+const LISTEN_LOOKS_UP_ALL = nodeFrom([22, 8]);
 
 export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
   private readonly options: ServerOptions;

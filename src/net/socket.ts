@@ -13,6 +13,7 @@ import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
+import { nodeFrom } from '../versions';
 import type { BackendName } from '../options';
 import { INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
@@ -158,19 +159,18 @@ const NODE_READ_SIZE = 64 * 1024;
  * loop turn even when the kernel takes every byte at once.
  */
 const LIBUV_IOV_MAX = 1024;
-const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number) as [number, number];
 /** node:net of Node 21.0 through 24.22 (seen on each major and 22's minors), not 20.20's: see `_final`. */
-const END_FINISHES_UNCONNECTED = NODE_MAJOR >= 21;
+const END_FINISHES_UNCONNECTED = nodeFrom([21, 0]);
 /**
  * Bytes, the peer's FIN and then its reset in one batch, a write queued: node:net of Node 20.20
  * through 23.11 emits 'end' before the write's error, 24.22's does not: see `onClose`.
  */
-const END_BEFORE_WRITE_ERROR = NODE_MAJOR < 24;
+const END_BEFORE_WRITE_ERROR = !nodeFrom([24, 0]);
 /**
  * Node 22.9 (nodejs/node#54032) calls a write that closing the handle
  * cancelled back with `write ECANCELED`; before, with no error.
  */
-const CANCELLED_WRITE_FAILS = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && NODE_MINOR >= 9);
+const CANCELLED_WRITE_FAILS = nodeFrom([22, 9]);
 /**
  * Node 20's Writable passes a string written as `'buffer'` on to node:net's
  * handle, which throws `Second argument must be a buffer`; Node 24's refuses
@@ -191,7 +191,7 @@ export const STRING_AS_BUFFER_REACHES_HANDLE = (() => {
  * and an interval and a count after the delay (libuv's uv_tcp_keepalive_ex).
  * Before, libuv probed every second, ten times. (Other release lines unverified.)
  */
-const KEEPALIVE_PROBES_SET = NODE_MAJOR > 24 || (NODE_MAJOR === 24 && NODE_MINOR >= 19);
+const KEEPALIVE_PROBES_SET = nodeFrom([24, 19]);
 
 /** `setKeepAlive()`'s options object (Node 24.19+). */
 export interface SetKeepAliveOptions {

@@ -13,6 +13,7 @@ import { stats } from '../../src/fast';
 import * as muxnet from '../../src/net';
 import * as muxdgram from '../../src/dgram';
 import { STRING_AS_BUFFER_REACHES_HANDLE } from '../../src/net/socket';
+import { nodeFrom } from '../../src/versions';
 
 type Net = typeof nodeNet;
 
@@ -375,8 +376,7 @@ describe.each([
   });
 
   it('honours ipv6Only without a host only where node:net does (Node 22.12 on; before, IPv4 clients come in)', async () => {
-    const [major, minor] = process.versions.node.split('.').map(Number);
-    const honoured = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+    const honoured = nodeFrom([22, 12], [23, 1]);
     const server = net.createServer((c) => c.destroy());
     server.listen({ port: 0, ipv6Only: true });
     await once(server, 'listening');

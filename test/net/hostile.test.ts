@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
 import * as muxnet from '../../src/net';
 import { backingBytes, BACKENDS, netClients, netConnect, resetWhileStreaming, roundTrip, sink, sleep, socketFds, waitFor } from '../helpers';
+import { nodeFrom } from '../../src/versions';
 
 type Net = typeof nodeNet;
 
@@ -175,7 +176,7 @@ describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
   // With bytes before the FIN in that batch, Node 20's node:net still emits 'end' first, Node 24's
   // does not: muxnet follows the Node it runs on. (Not select on Node 20: it reads once a turn, and
   // the write meets the reset before the read that would find the FIN.)
-  it.each(BACKENDS.filter((b) => b !== 'select' || Number(process.versions.node.split('.')[0]) >= 24))(
+  it.each(BACKENDS.filter((b) => b !== 'select' || nodeFrom([24, 0])))(
     "muxnet on %s, bytes, the FIN and the RST in one batch: the events of this Node's node:net",
     async (backend) => {
       const want = await finAndResetTogether(nodeNet, undefined, true);

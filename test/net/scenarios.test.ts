@@ -11,12 +11,12 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 import { downPort, freePort, hangingPort, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
+import { nodeFrom } from '../../src/versions';
 
 type Net = typeof nodeNet;
-/** Behaviours Node added after 20: the node:net row checks them only where node:net has them. */
-const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+// Behaviours Node added after 20: the node:net row checks them only where node:net has them.
 /** Node 22.8 on: listen(port, host) asks dns.lookup for every address (before, for one). */
-const LISTEN_LOOKS_UP_ALL = NODE_MAJOR > 22 || (NODE_MAJOR === 22 && Number(process.versions.node.split('.')[1]) >= 8);
+const LISTEN_LOOKS_UP_ALL = nodeFrom([22, 8]);
 const nodeValidates = (make: () => unknown) => {
   try {
     make();
@@ -861,9 +861,9 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.connect(port, '127.0.0.1');
     await Promise.all([finished, connected]);
     // Node 20's FIN arrives; from Node 21 none has had the time to.
-    if (NODE_MAJOR >= 21) await sleep(50);
+    if (nodeFrom([21, 0])) await sleep(50);
     else await waitFor(() => ended.length > 0, "the server's end");
-    expect(ended).toEqual(NODE_MAJOR >= 21 ? [] : ['server end']);
+    expect(ended).toEqual(nodeFrom([21, 0]) ? [] : ['server end']);
     c.destroy();
     await closed(server);
   });
@@ -904,7 +904,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     const c = dial(port);
     c.on('error', () => {});
     const first = await Promise.race([once(server, 'drop').then(() => 'drop'), once(server, 'connection').then(([s]) => (s.destroy(), 'connection'))]);
-    expect(first).toBe(NODE_MAJOR >= 21 ? 'drop' : 'connection');
+    expect(first).toBe(nodeFrom([21, 0]) ? 'drop' : 'connection');
     c.destroy();
     await closed(server);
   });
@@ -976,7 +976,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   // Node 20 checks neither (a host that is no string aborts node:net's process there).
-  it.skipIf(!backend && NODE_MAJOR < 24)('refuses a host that is no string and the object modes, by name (Node 24)', () => {
+  it.skipIf(!backend && !nodeFrom([24, 0]))('refuses a host that is no string and the object modes, by name (Node 24)', () => {
     expect(() => net.createConnection({ port: 80, host: ['127.0.0.1'] } as unknown as nodeNet.NetConnectOpts)).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'The "options.host" property must be of type string. Received an instance of Array' }),
     );
@@ -988,7 +988,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   // Node 20 never calls back (nodejs/node#47322).
-  it.skipIf(NODE_MAJOR < 24)('finishes end() on a socket that never connected: the callback, finish, not writable (Node 24)', async () => {
+  it.skipIf(!nodeFrom([24, 0]))('finishes end() on a socket that never connected: the callback, finish, not writable (Node 24)', async () => {
     const c = new net.Socket();
     const finished = once(c, 'finish');
     const err = await new Promise((r) => (c.end as (cb: (e?: Error | null) => void) => void)(r));
