@@ -170,6 +170,17 @@ const poolUsed: number[] = [];
 const BufferView = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
 
 /**
+ * A copy of `chunk` in memory of its own, for bytes that wait for a reader
+ * who stopped (a paused socket's buffer): `retained()`'s 64 KiB view, or a
+ * copy from its pools, would keep a 1 MiB slab or pool alive for as long
+ * as they wait — a slab per paused socket, 13 times node:net's memory with
+ * 200 of them (node:net's reads are sized to what they got).
+ */
+export function heldCopy(chunk: Buffer): Buffer {
+  return Buffer.from(chunk);
+}
+
+/**
  * `chunk`, or a copy of it if it is a small view of a large buffer (a read
  * slab: 1 MiB), so that whoever keeps it keeps at most `MAX_PIN_RATIO`
  * times its bytes alive (4 KiB for a few). A view would keep its whole

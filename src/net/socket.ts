@@ -10,7 +10,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -446,7 +446,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         keep = callback.call(this, n, buf);
       } catch (err) {
         // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
-        if (this.unread !== undefined) this.unread = retained(this.unread);
+        if (this.unread !== undefined) this.unread = heldCopy(this.unread);
         this.queueDeliver();
         throw err;
       }
@@ -1409,7 +1409,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** @internal */
   onData(chunk: Buffer): void {
-    if (this.stalled !== undefined) return void this.stalled.push(retained(chunk));
+    if (this.stalled !== undefined) return void this.stalled.push(heldCopy(chunk));
     // Flowing by a way that passes no resume() (a 'readable' listener removed).
     if (this.leanReads && this.readableFlowing === true && !this.onread) this.syncLeanReads();
     this.dataBatch = this.reactor!.batches;
@@ -1420,7 +1420,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
       this.deliver();
       // Left for after a pause: held, so not a view that pins the slab.
-      if (this.unread !== undefined) this.unread = retained(this.unread);
+      if (this.unread !== undefined) this.unread = heldCopy(this.unread);
       return;
     }
     // A copy when small (see retained()), as node:net's chunks hold little
@@ -1435,17 +1435,18 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
       try {
-        if (this.push(retained(piece))) continue;
+        // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
+        if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
       } catch (err) {
         const rest = chunk.subarray(at + NODE_READ_SIZE);
-        this.holdBack(rest.length > 0 ? [retained(rest)] : []);
+        this.holdBack(rest.length > 0 ? [heldCopy(rest)] : []);
         throw err;
       }
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
       // Held from here, the rest of this chunk and any other of the same batch.
       const rest = chunk.subarray(at + NODE_READ_SIZE);
-      if (!this.destroyed) this.stalled = rest.length > 0 ? [retained(rest)] : [];
+      if (!this.destroyed) this.stalled = rest.length > 0 ? [heldCopy(rest)] : [];
       this.stopReading();
       // Not flowing by a way that passes no pause() (a 'readable' listener, an unpipe).
       this.syncLeanReads();

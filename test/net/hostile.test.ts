@@ -304,12 +304,13 @@ describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
 });
 
 describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
+  const listening = async (server: nodeNet.Server) => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return (server.address() as nodeNet.AddressInfo).port;
+  };
+
   it('a byte trickled to each keeps no read slab alive while other traffic fills new ones (what node:net keeps: the byte)', async () => {
-    const listening = async (server: nodeNet.Server) => {
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      return (server.address() as nodeNet.AddressInfo).port;
-    };
     // On one reactor: the echo's megabytes fill read slabs, one after another.
     const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
     const holders: nodeNet.Socket[] = [];
@@ -326,6 +327,27 @@ describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
     expect(held.map(String)).toEqual(Array(100).fill('x'));
     expect(backingBytes(held)).toBeLessThan(1 << 20);
     for (const s of [traffic, ...trickling, ...holders]) s.destroy();
+    await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it('64 KiB held by each of 100 paused sockets keep no read slab alive while other traffic fills new ones (node:net keeps the 64 KiB)', async () => {
+    const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
+    const holders: nodeNet.Socket[] = [];
+    const hold = net.createServer({ backend } as nodeNet.ServerOpts, (s) => void holders.push(s.pause()));
+    const traffic = await netConnect(await listening(echo));
+    const sending = await netClients(await listening(hold), 100);
+    await waitFor(() => holders.length === 100, 'every holder');
+    const size = 64 << 10;
+    for (const [i, t] of sending.entries()) {
+      t.write(Buffer.alloc(size, i));
+      await waitFor(() => holders[i].readableLength === size, `holder ${i}'s bytes`);
+      await roundTrip(traffic, Buffer.alloc(1 << 20, 2));
+    }
+    // One chunk each (a read of its own), handed as it was buffered.
+    const held = holders.map((h) => h.read(size) as Buffer);
+    expect(held.map((b, i) => b.length === size && b.every((x) => x === (i & 0xff)))).toEqual(Array(100).fill(true));
+    expect(backingBytes(held)).toBeLessThan(2 * 100 * size);
+    for (const s of [traffic, ...sending, ...holders]) s.destroy();
     await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
   });
 });
