@@ -17,7 +17,7 @@
  */
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
-import { retained } from './reactor';
+import { heldCopy } from './reactor';
 import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
@@ -199,11 +199,12 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
           tailLength = 0;
           throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
         }
+        // Kept until the frame's next bytes come: copies that pin no read slab.
         if (frames.length === 0) {
-          tail.push(retained(chunk));
+          tail.push(heldCopy(chunk));
           tailLength += chunk.length;
         } else {
-          tail = [retained(tail[0])];
+          tail = [heldCopy(tail[0])];
         }
       }
       if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
@@ -217,8 +218,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   private unshift(bytes: Buffer): void {
     const reader = this.settleReader();
     if (reader) return reader.resolve(bytes);
-    if (this.head > 0) this.chunks[--this.head] = retained(bytes);
-    else this.chunks.unshift(retained(bytes));
+    if (this.head > 0) this.chunks[--this.head] = heldCopy(bytes);
+    else this.chunks.unshift(heldCopy(bytes));
     this.unread += bytes.length;
     if (this.unread >= this.highWaterMark) this.setPaused(true);
   }
@@ -344,8 +345,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     }
     const reader = this.settleReader();
     if (reader) return reader.resolve(chunk);
-    // Held until read: not a view that pins the read slab.
-    this.chunks.push(retained(chunk));
+    // Held until read: a copy that pins no read slab (see heldCopy).
+    this.chunks.push(heldCopy(chunk));
     this.unread += chunk.length;
     if (this.unread >= this.highWaterMark) this.setPaused(true);
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type AsyncConnection } from '../../src/async';
 import { broadcast, encodeFrame, listen, type Connection, type Server } from '../../src/fast';
-import { closeSocket, flood, waitFor } from '../helpers';
+import { backingBytes, closeSocket, flood, waitFor } from '../helpers';
 
 /** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
 const READ_BUDGET = 256 * 1024;
@@ -70,6 +70,30 @@ describe('muxnet/async', () => {
     expect(conn.readableLength).toBe(50_000);
     conn.destroy(Object.assign(new Error('boom'), { code: 'EBOOM' }));
     await expect(conn.read()).rejects.toMatchObject({ code: 'EBOOM' });
+  });
+
+  it('64 KiB held for each of 100 connections nobody reads keep no read slab alive while other traffic fills new ones', async () => {
+    const peers: net.Socket[] = [];
+    const server = net.createServer((s) => void peers.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const conns: AsyncConnection[] = [];
+    for (let i = 0; i < 100; i++) conns.push(await open((server.address() as net.AddressInfo).port));
+    await waitFor(() => peers.length === 100, 'every peer');
+    cleanup.push(() => peers.forEach((p) => p.destroy()));
+    // On the same reactor: the echo's megabytes fill read slabs, one after another.
+    const traffic = await open(echoServer().port);
+    const size = 64 << 10;
+    for (const [i, peer] of peers.entries()) {
+      peer.write(Buffer.alloc(size, i));
+      await waitFor(() => conns[i].readableLength === size, `connection ${i}'s bytes`);
+      await traffic.write(Buffer.alloc(1 << 20, 2));
+      for (let echoed = 0; echoed < 1 << 20; ) echoed += (await traffic.read())!.length;
+    }
+    const held: Buffer[] = [];
+    for (const conn of conns) for (let got = 0; got < size; got += held[held.length - 1].length) held.push((await conn.read())!);
+    expect(Buffer.concat(held).equals(Buffer.concat(peers.map((_, i) => Buffer.alloc(size, i))))).toBe(true);
+    expect(backingBytes(held)).toBeLessThan(2 * 100 * size);
   });
 
   it('echoes with write() and for await, and ends cleanly', async () => {
