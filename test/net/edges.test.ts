@@ -866,7 +866,9 @@ describe.each([
         c.destroy();
         setImmediate(() => seen.push('immediate'));
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // An immediate queued at 'close' runs after one queued before it.
+      await once(c, 'close');
+      await new Promise((resolve) => setImmediate(resolve));
       return seen;
     };
     // The cancelled write hears of it in the same phase, just before.
