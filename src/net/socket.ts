@@ -1553,6 +1553,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (this.peerFin && !this.readableEnded) process.nextTick(fail);
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
     else if (this.endDeferred && END_BEFORE_WRITE_ERROR) this.reactor!.inClosingPhase(() => process.nextTick(fail));
+    // A write meeting the reset in the batch that brought bytes fails after what their
+    // listeners queued, as libuv's write callback comes after its read callback and the ticks
+    // that queued (node:http ends the response there: a 413 to an upload is not lost to EPIPE);
+    // on Node 24 before the end deferred above, which then never comes, as there.
+    else if (syscall === 'write' && this.endDeferred) setImmediate(fail);
+    else if (syscall === 'write' && this.dataBatch === this.reactor!.batches) this.reactor!.inClosingPhase(() => process.nextTick(fail));
     else fail();
   }
 }
