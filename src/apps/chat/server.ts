@@ -255,7 +255,7 @@ export class ChatServer {
   /** Its queue is dropped, the notice with it: a member too slow to read has no room for one. */
   private tooSlow(m: Member): void {
     const { slowCap } = this.options;
-    this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'was too slow and got disconnected');
+    this.drop(m, `ERROR too slow: more than ${slowCap} bytes waiting; disconnected`, 'disconnected (too slow)');
   }
 
   /** A line to a room (minus `except`), after the announcements it has not heard yet. */
