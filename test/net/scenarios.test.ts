@@ -668,14 +668,15 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  /** Two loopback addresses for any name, answered later, as dns.lookup answers: the listeners are on by then. */
+  const twoAddresses = (_h: string, _opts: unknown, cb: (...a: unknown[]) => void) =>
+    process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
+
   // Found 2026-12-05 running Node's test/internet cases on loopback: muxnet closed saying nothing of the attempt.
   it("destroy() during one of several autoSelectFamily attempts: 'connectionAttemptFailed' with ECANCELED, then 'close'", async () => {
     const hanging = await hangingPort();
     try {
-      // Answered later, as dns.lookup answers: the listeners are on by then.
-      const lookup = (_h: string, _opts: unknown, cb: (...a: unknown[]) => void) =>
-        process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
-      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 5000, backend } as unknown as nodeNet.NetConnectOpts);
+      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup: twoAddresses, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 5000, backend } as unknown as nodeNet.NetConnectOpts);
       const events: unknown[] = [];
       c.on('connectionAttempt', (address) => events.push(`attempt ${address}`));
       c.on('connectionAttemptFailed', (address, port, family, err: NodeJS.ErrnoException) =>
@@ -699,9 +700,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   it("destroy() in 'connectionAttemptTimeout': no 'connectionAttemptFailed' for the attempt, then 'close'", async () => {
     const hanging = await hangingPort();
     try {
-      const lookup = (_h: string, _opts: unknown, cb: (...a: unknown[]) => void) =>
-        process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
-      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 50, backend } as unknown as nodeNet.NetConnectOpts);
+      const c = net.connect({ port: hanging.port, host: 'muxnet.test', lookup: twoAddresses, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 50, backend } as unknown as nodeNet.NetConnectOpts);
       const events: unknown[] = [];
       for (const name of ['connectionAttempt', 'connectionAttemptTimeout', 'connectionAttemptFailed']) c.on(name, (address) => events.push(`${name} ${address}`));
       c.on('connectionAttemptTimeout', () => c.destroy());
