@@ -17,7 +17,7 @@
  */
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
-import { heldCopy } from './reactor';
+import { heldCopy, retained } from './reactor';
 import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
@@ -199,12 +199,13 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
           tailLength = 0;
           throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
         }
-        // Kept until the frame's next bytes come: copies that pin no read slab.
+        // Kept only while a frame spans reads (the decoder has its bytes too): copied when small
+        // (a view per read of a long frame would cost each a copy, for bytes rarely given back).
         if (frames.length === 0) {
-          tail.push(heldCopy(chunk));
+          tail.push(retained(chunk));
           tailLength += chunk.length;
         } else {
-          tail = [heldCopy(tail[0])];
+          tail = [retained(tail[0])];
         }
       }
       if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');

@@ -177,6 +177,8 @@ const BufferView = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayB
  * 200 of them (node:net's reads are sized to what they got).
  */
 export function heldCopy(chunk: Buffer): Buffer {
+  // Already in memory mostly its own (a copy made earlier, a concatenation): kept as it is.
+  if (chunk.length * 2 >= chunk.buffer.byteLength) return chunk;
   return Buffer.from(chunk);
 }
 

@@ -27,7 +27,7 @@ const attempt = (call: () => unknown): unknown => {
 };
 /** node:dgram's own options, by version: the node:dgram row runs only where Node has them. */
 const NODE_HAS = {
-  reusePort: nodeFrom([22, 12]),
+  reusePort: nodeFrom([22, 12], [23, 1]),
   blockLists: nodeFrom([24, 0]),
   syncCalls: typeof (nodeDgram.Socket.prototype as { bindSync?: unknown }).bindSync === 'function',
   /** nodejs/node#64133: the default lookup reads dns.lookup at each call, answering an address of the socket's family itself. */

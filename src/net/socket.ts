@@ -244,6 +244,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private handleClosed = false;
   /** While 'connectionAttemptFailed' is heard for a connect's one address: node:net's handle is still there. */
   private failedHandle = false;
+  /**
+   * The reactor closed the connection with an error this socket reports
+   * later (see `onClose`): node:net's handle is still there until then
+   * (a write fails with EPIPE, `resetAndDestroy()` closes quietly).
+   */
+  private errorDeferred = false;
   /** The peer's FIN came. */
   private peerFin = false;
   /** The reactor's batch that last brought bytes (see `onEnd`). */
@@ -538,7 +544,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * handle outlives.
    */
   private get hasHandle(): boolean {
-    return this.token >= 0 || this.failedHandle || (this.handleClosed && !this.destroyed);
+    return this.token >= 0 || this.failedHandle || this.errorDeferred || (this.handleClosed && !this.destroyed);
   }
 
   get readyState(): SocketReadyState {
@@ -1261,7 +1267,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     this.pendingData = undefined;
     if (this.token < 0) {
-      cb(this.failedHandle ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
+      cb(this.failedHandle || this.errorDeferred ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
       return;
     }
     const queued = this.reactor!.write(this.token, chunk);
@@ -1345,6 +1351,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.eofPending = false;
     this.stalled = undefined;
     this.stalledEof = false;
+    this.errorDeferred = false;
     this.countedBy?.socketClosed();
     this.countedBy = undefined;
     const pending = this.pendingWrite;
@@ -1548,18 +1555,35 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         this.destroy(err);
       }
     };
+    const wait = this.errorWait(syscall);
+    if (wait === undefined) return fail();
+    // node:net's handle is there till then; destroyed meanwhile, nothing is left to report.
+    this.errorDeferred = true;
+    wait(() => {
+      if (!this.errorDeferred) return;
+      this.errorDeferred = false;
+      fail();
+    });
+  }
+
+  /** How to wait for the moment node:net would meet the connection's error, if it is later than now. */
+  private errorWait(syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
+    const reactor = this.reactor!;
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
-    if (this.peerFin && !this.readableEnded) process.nextTick(fail);
+    // Bytes a throwing listener held back come on a tick too (see `holdBack`, `deliver`): libuv
+    // would read them before it met the error.
+    if ((this.peerFin && !this.readableEnded) || this.releaseQueued || this.deliverQueued) return process.nextTick;
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
-    else if (this.endDeferred && END_BEFORE_WRITE_ERROR) this.reactor!.inClosingPhase(() => process.nextTick(fail));
+    if (this.endDeferred && END_BEFORE_WRITE_ERROR) return (report) => reactor.inClosingPhase(() => process.nextTick(report));
+    if (syscall !== 'write') return undefined;
     // A write meeting the reset in the batch that brought bytes fails after what their
     // listeners queued, as libuv's write callback comes after its read callback and the ticks
     // that queued (node:http ends the response there: a 413 to an upload is not lost to EPIPE);
     // on Node 24 before the end deferred above, which then never comes, as there.
-    else if (syscall === 'write' && this.endDeferred) setImmediate(fail);
-    else if (syscall === 'write' && this.dataBatch === this.reactor!.batches) this.reactor!.inClosingPhase(() => process.nextTick(fail));
-    else fail();
+    if (this.endDeferred) return setImmediate;
+    if (this.dataBatch === reactor.batches) return (report) => reactor.inClosingPhase(() => process.nextTick(report));
+    return undefined;
   }
 }
 

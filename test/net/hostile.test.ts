@@ -87,9 +87,10 @@ async function finAndResetTogether(net: Net, backend?: string, lastBytes = false
  * A client on `net` uploads 64 MiB to a node:net server that never reads
  * it: the server answers, ends and closes, which resets the connection
  * (its receive queue held bytes). The client's events in order, with a
- * mark for the tick each 'data' listener queues.
+ * mark for the tick each 'data' listener queues; with `reset`, that tick
+ * says whether the socket is pending and resets it.
  */
-async function answeredUpload(net: Net, backend?: string): Promise<string[]> {
+async function answeredUpload(net: Net, backend?: string, reset = false): Promise<string[]> {
   const server = nodeNet.createServer((s) => {
     s.on('error', () => {});
     s.once('data', () => s.end('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 7\r\nconnection: close\r\n\r\ntoo big').once('finish', () => s.destroy()));
@@ -100,10 +101,16 @@ async function answeredUpload(net: Net, backend?: string): Promise<string[]> {
   const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', backend } as nodeNet.NetConnectOpts);
   c.on('data', () => {
     events.push('data');
-    process.nextTick(() => events.push('tick'));
+    process.nextTick(() => {
+      events.push('tick');
+      if (!reset || c.destroyed) return;
+      events.push(`pending ${c.pending}`);
+      c.resetAndDestroy();
+    });
   });
   c.on('end', () => events.push('end'));
   c.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code} ${err.syscall}`));
+  c.on('close', () => events.push('close'));
   const chunk = Buffer.alloc(1 << 20);
   let sent = 0;
   const upload = () => {
@@ -260,6 +267,11 @@ describe('a peer that sends FIN, then RST while bytes are queued to it', () => {
       const want = await answeredUpload(nodeNet);
       expect(want.slice(0, 2)).toEqual(['data', 'tick']);
       for (let i = 0; i < 3; i++) expect(await answeredUpload(muxnet as unknown as Net, backend)).toEqual(want);
+      // Till the write's failure is reported, node:net's handle is there: not pending, and
+      // resetAndDestroy() closes it quietly (the drop-in said ERR_SOCKET_CLOSED).
+      const wantReset = await answeredUpload(nodeNet, undefined, true);
+      expect(wantReset.slice(0, 3)).toEqual(['data', 'tick', 'pending false']);
+      for (let i = 0; i < 3; i++) expect(await answeredUpload(muxnet as unknown as Net, backend, true)).toEqual(wantReset);
       expect(await postAnsweredEarly(nodeNet)).toBe('413 too big');
       for (let i = 0; i < 3; i++) expect(await postAnsweredEarly(muxnet as unknown as Net, backend)).toBe('413 too big');
     },
