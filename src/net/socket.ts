@@ -1569,20 +1569,21 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** How to wait for the moment node:net would meet the connection's error, if it is later than now. */
   private errorWait(syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
     const reactor = this.reactor!;
+    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report));
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
     // Bytes a throwing listener held back come on a tick too (see `holdBack`, `deliver`): libuv
     // would read them before it met the error.
     if ((this.peerFin && !this.readableEnded) || this.releaseQueued || this.deliverQueued) return process.nextTick;
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
-    if (this.endDeferred && END_BEFORE_WRITE_ERROR) return (report) => reactor.inClosingPhase(() => process.nextTick(report));
+    if (this.endDeferred && END_BEFORE_WRITE_ERROR) return afterClosingPhase;
     if (syscall !== 'write') return undefined;
     // A write meeting the reset in the batch that brought bytes fails after what their
     // listeners queued, as libuv's write callback comes after its read callback and the ticks
     // that queued (node:http ends the response there: a 413 to an upload is not lost to EPIPE);
     // on Node 24 before the end deferred above, which then never comes, as there.
     if (this.endDeferred) return setImmediate;
-    if (this.dataBatch === reactor.batches) return (report) => reactor.inClosingPhase(() => process.nextTick(report));
+    if (this.dataBatch === reactor.batches) return afterClosingPhase;
     return undefined;
   }
 }
