@@ -402,16 +402,28 @@ describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
     await once(server, 'listening');
     return (server.address() as nodeNet.AddressInfo).port;
   };
-
-  it('a byte trickled to each keeps no read slab alive while other traffic fills new ones (what node:net keeps: the byte)', async () => {
-    // On one reactor: the echo's megabytes fill read slabs, one after another.
+  /**
+   * On one reactor: an echo whose megabytes (sent by `traffic`) fill read
+   * slabs one after another, and a server that pauses each of the 100
+   * sockets (`holders`) its clients (`sending`) open.
+   */
+  const slabsFilling = async () => {
     const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
     const holders: nodeNet.Socket[] = [];
     const hold = net.createServer({ backend } as nodeNet.ServerOpts, (s) => void holders.push(s.pause()));
     const traffic = await netConnect(await listening(echo));
-    const trickling = await netClients(await listening(hold), 100);
+    const sending = await netClients(await listening(hold), 100);
     await waitFor(() => holders.length === 100, 'every holder');
-    for (const t of trickling) {
+    const close = async () => {
+      for (const s of [traffic, ...sending, ...holders]) s.destroy();
+      await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
+    };
+    return { traffic, sending, holders, close };
+  };
+
+  it('a byte trickled to each keeps no read slab alive while other traffic fills new ones (what node:net keeps: the byte)', async () => {
+    const { traffic, sending, holders, close } = await slabsFilling();
+    for (const t of sending) {
       t.write('x');
       await roundTrip(traffic, Buffer.alloc(1 << 20, 2));
     }
@@ -419,17 +431,11 @@ describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
     const held = holders.map((h) => h.read() as Buffer);
     expect(held.map(String)).toEqual(Array(100).fill('x'));
     expect(backingBytes(held)).toBeLessThan(1 << 20);
-    for (const s of [traffic, ...trickling, ...holders]) s.destroy();
-    await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
+    await close();
   });
 
   it('64 KiB held by each of 100 paused sockets keep no read slab alive while other traffic fills new ones (node:net keeps the 64 KiB)', async () => {
-    const echo = net.createServer({ backend } as nodeNet.ServerOpts, (s) => s.on('data', (d) => s.write(d)));
-    const holders: nodeNet.Socket[] = [];
-    const hold = net.createServer({ backend } as nodeNet.ServerOpts, (s) => void holders.push(s.pause()));
-    const traffic = await netConnect(await listening(echo));
-    const sending = await netClients(await listening(hold), 100);
-    await waitFor(() => holders.length === 100, 'every holder');
+    const { traffic, sending, holders, close } = await slabsFilling();
     const size = 64 << 10;
     for (const [i, t] of sending.entries()) {
       t.write(Buffer.alloc(size, i));
@@ -440,8 +446,7 @@ describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
     const held = holders.map((h) => h.read(size) as Buffer);
     expect(held.map((b, i) => b.length === size && b.every((x) => x === (i & 0xff)))).toEqual(Array(100).fill(true));
     expect(backingBytes(held)).toBeLessThan(2 * 100 * size);
-    for (const s of [traffic, ...sending, ...holders]) s.destroy();
-    await Promise.all([echo, hold].map((server) => new Promise((resolve) => server.close(resolve))));
+    await close();
   });
 });
 
