@@ -15,6 +15,11 @@ export declare class FrameDecoder {
   /** Bytes held for an incomplete frame. */
   get buffered(): number
   /**
+   * The bytes held for an incomplete frame as they came in (a length
+   * header included), copied.
+   */
+  pending(): Buffer
+  /**
    * Bytes of a line already past `maxFrame`, dropped as they arrive; it
    * is counted in `tooLong` when its newline comes.
    */

@@ -17,7 +17,7 @@
  */
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
-import { heldCopy, retained } from './reactor';
+import { heldCopy } from './reactor';
 import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
@@ -170,48 +170,39 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   }
 
   private async *decode(decoder: FrameDecoder, framing: Framing, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
-    // The bytes after the last frame yielded that the decoder took: given back if the loop is
-    // left at a frame (break, return, a throw in its body) or while it waits for bytes (an abort).
-    let tail: Buffer[] = [];
-    let tailLength = 0;
-    let giveBack = false;
+    // Left at a frame (break, return, a throw in its body), the loop gives back the bytes after
+    // it: `chunk` from `rest` on. Left while it waits for bytes (an abort), the decoder's.
+    let chunk: Buffer | null = null;
+    let rest = -1;
+    let waiting = false;
     try {
       for (;;) {
-        giveBack = true;
-        const chunk = await this.read(read);
-        giveBack = false;
+        waiting = true;
+        chunk = await this.read(read);
+        waiting = false;
         if (chunk === null) break;
+        // Of a frame completed by this chunk, the bytes that came before it.
+        const before = decoder.buffered;
         const { frames, tooLong, tooLongAt } = decoder.push(chunk);
         const good = tooLong > 0 ? tooLongAt : frames.length;
         for (let i = 0; i < good; i++) {
-          const at = frameEnd(framing, chunk, frames[i], tailLength);
-          tail = [chunk.subarray(at)];
-          tailLength = chunk.length - at;
-          giveBack = true;
+          rest = frameEnd(framing, chunk, frames[i], before);
           yield frames[i];
-          giveBack = false;
         }
+        // Not kept while the next read waits: the decoder has what is needed of it.
+        rest = -1;
+        chunk = null;
         // A line past maxFrame fails now, not at its newline: its bytes are not kept meanwhile,
         // and a stream that ends inside it ends inside a bad frame, not cleanly.
-        if (tooLong > 0 || decoder.dropping > 0) {
-          // The bad frame and the lines after it in this chunk are never read as good.
-          tail = [];
-          tailLength = 0;
-          throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
-        }
-        // Kept only while a frame spans reads (the decoder has its bytes too): copied when small
-        // (a view per read of a long frame would cost each a copy, for bytes rarely given back).
-        if (frames.length === 0) {
-          tail.push(retained(chunk));
-          tailLength += chunk.length;
-        } else {
-          tail = [retained(tail[0])];
-        }
+        // The bad frame and the lines after it in this chunk are never read as good.
+        if (tooLong > 0 || decoder.dropping > 0) throw codedError(`A frame is longer than maxFrame (${maxFrame} bytes)`, 'ERR_MUXNET_FRAME_TOO_LONG');
       }
       if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
     } finally {
-      // Read next, by read() or another frames().
-      if (giveBack && tailLength > 0) this.unshift(Buffer.concat(tail, tailLength));
+      // Read next, by read() or another frames(). A frame spanning reads is kept by the decoder
+      // alone (its own memory, not views pinning the read slabs its pieces came in).
+      const back = rest >= 0 ? chunk!.subarray(rest) : waiting && decoder.buffered > 0 ? decoder.pending() : undefined;
+      if (back !== undefined && back.length > 0) this.unshift(back);
     }
   }
 

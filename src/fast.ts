@@ -1089,9 +1089,18 @@ export class FrameDecoder {
     return { frames, tooLong, tooLongAt };
   }
 
-  /** Bytes held for a frame not yet complete. */
+  /** Bytes held for a frame not yet complete (a length header included). */
   get buffered(): number {
     return this.codec.buffered;
+  }
+
+  /**
+   * A copy of those bytes as they came in: the stream from the end of the
+   * last frame `push()` returned. What a reader that stops decoding hands
+   * on (to a parser of another protocol, or back to the stream).
+   */
+  pending(): Buffer {
+    return this.codec.pending();
   }
 
   /**

@@ -7,7 +7,7 @@ import os, { constants } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { broadcast, connect, encodeFrame, FrameDecoder, listen, metrics, stats, type Connection } from '../src/fast';
-import { BACKENDS, closeSocket, downPort, netConnect, roundTrip, sleep, waitFor } from './helpers';
+import { BACKENDS, closeSocket, downPort, fixtureJson, netConnect, roundTrip, sleep, waitFor } from './helpers';
 
 /** An echo server that records what it saw. */
 function echoServer(backend: string, extra: { allowHalfOpen?: boolean; host?: string } = {}) {
@@ -333,6 +333,8 @@ describe('framing codecs', () => {
       for (const to of [...cuts, stream.length]) {
         const { frames, tooLong, tooLongAt } = decoder.push(Buffer.from(stream.subarray(from, to)));
         from = to;
+        // What it holds is the stream since the last frame's end, as it came.
+        expect(decoder.pending()).toEqual(stream.subarray(to - decoder.buffered, to));
         if (bad !== undefined) continue;
         if (tooLong > 0) expect(tooLongAt).toBeGreaterThanOrEqual(0);
         else expect(tooLongAt).toBe(-1);
@@ -369,7 +371,9 @@ describe('framing codecs', () => {
     // A header within a limit of 4 GiB - 1 reserves memory as bytes come, not as announced.
     const huge = new FrameDecoder('length', 2 ** 32 - 1);
     expect(huge.push(Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]))).toEqual({ frames: [], tooLong: 0, tooLongAt: -1 });
-    expect(huge.buffered).toBe(3);
+    // Held: its header and 3 bytes of body, as they came.
+    expect(huge.buffered).toBe(7);
+    expect(huge.pending()).toEqual(Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]));
   });
 
   it('rejects bad arguments with Node-style errors', () => {
@@ -591,5 +595,14 @@ describe.each(BACKENDS)('reactor stats on %s', (backend) => {
     expect(text).toContain(`# TYPE muxnet_connections gauge`);
     await closeSocket(sock);
     server.close();
+  });
+
+  // Found 2026-12-05: it counted the slabs' Buffer objects, which go with the reactor's next
+  // slab while views of their memory live on (5 slabs held by views counted 1).
+  it('slabsAlive counts a read slab while views of it are kept, and not once they are let go', async () => {
+    const { slabs, withViews, withoutViews } = await fixtureJson<Record<string, number>>('read-slabs-alive.js', ['views', backend], { nodeArgs: ['--expose-gc'] });
+    expect(slabs).toBeGreaterThanOrEqual(4); // 4 MiB read into 1 MiB slabs
+    expect(withViews).toBeGreaterThanOrEqual(slabs);
+    expect(withoutViews).toBeLessThan(slabs);
   });
 });

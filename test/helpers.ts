@@ -415,13 +415,17 @@ export function flood(sock: net.Socket, chunk: Buffer): () => number {
 }
 
 /**
- * Runs test/fixtures/`name` with `args` in a node of its own (`env` added
- * to this process's); resolves with the JSON of the last line it printed,
- * or rejects with its output.
+ * Runs test/fixtures/`name` with `args` in a node of its own (`nodeArgs`
+ * its flags, `env` added to this process's); resolves with the JSON of the
+ * last line it printed, or rejects with its output.
  */
-export function fixtureJson<T = Record<string, unknown>>(name: string, args: string[] = [], { env = {}, timeout = 30_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<T> {
+export function fixtureJson<T = Record<string, unknown>>(
+  name: string,
+  args: string[] = [],
+  { env = {}, timeout = 30_000, nodeArgs = [] }: { env?: Record<string, string>; timeout?: number; nodeArgs?: string[] } = {},
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, 'fixtures', name), ...args], { timeout, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', name), ...args], { timeout, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       try {
         resolve(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
       } catch {

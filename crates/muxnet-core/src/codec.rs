@@ -52,6 +52,10 @@ pub trait Codec {
     fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> bool;
     /// Bytes held for an incomplete frame.
     fn buffered(&self) -> usize;
+    /// Those bytes as they came in (a length header included): the stream
+    /// from the end of the last frame decoded, for a reader that stops
+    /// decoding and hands the rest on.
+    fn pending(&self) -> Vec<u8>;
     /// Bytes of a frame already past the limit, dropped as they come until
     /// its end, where it is reported `TooLong` (a line codec's: a length
     /// codec knows at the header and stops).
@@ -125,6 +129,10 @@ impl Codec for LineCodec {
 
     fn buffered(&self) -> usize {
         self.line.len()
+    }
+
+    fn pending(&self) -> Vec<u8> {
+        self.line.clone()
     }
 
     fn dropping(&self) -> usize {
@@ -205,6 +213,15 @@ impl Codec for LengthCodec {
     }
 
     fn buffered(&self) -> usize {
-        self.header_len + self.body.as_ref().map_or(0, |(_, b)| b.len())
+        // A body begun counts its header too: a stream that ends just after one ends inside a frame.
+        self.header_len + self.body.as_ref().map_or(0, |(_, b)| 4 + b.len())
+    }
+
+    fn pending(&self) -> Vec<u8> {
+        match &self.body {
+            // The header was taken in full and cleared when the body began: its bytes are the length.
+            Some((len, body)) => [&(*len as u32).to_be_bytes()[..], body].concat(),
+            None => self.header[..self.header_len].to_vec(),
+        }
     }
 }

@@ -50,6 +50,8 @@ fn feed(codec: &mut dyn Codec, stream: &[u8], rng: &mut Rng) -> Vec<Got> {
         .min(stream.len() - at);
         decode(codec, &stream[at..at + n], &mut out);
         at += n;
+        // What it holds is the stream since the last frame's end, byte for byte.
+        assert_eq!(codec.pending(), &stream[at - codec.buffered()..at]);
     }
     out
 }
@@ -174,4 +176,18 @@ fn length_codec_grows_a_large_frame_as_its_bytes_arrive() {
         assert_eq!(feed(&mut codec, &stream, &mut rng), vec![Got::Frame(frame), Got::Frame(b"next".to_vec())], "seed {seed}");
         assert_eq!(codec.buffered(), 0);
     }
+}
+
+#[test]
+fn a_length_header_alone_is_held_until_its_body_comes() {
+    // A stream that ends here ends inside a frame: its header is held, as it came.
+    let mut codec = LengthCodec::new(MAX);
+    let mut out = Vec::new();
+    decode(&mut codec, &[0, 0, 0, 3], &mut out);
+    assert!(out.is_empty());
+    assert_eq!(codec.buffered(), 4);
+    assert_eq!(codec.pending(), [0, 0, 0, 3]);
+    decode(&mut codec, b"abc", &mut out);
+    assert_eq!(out, vec![Got::Frame(b"abc".to_vec())]);
+    assert_eq!((codec.buffered(), codec.pending()), (0, vec![]));
 }

@@ -75,6 +75,13 @@ impl FrameDecoder {
         self.codec.buffered() as u32
     }
 
+    /// The bytes held for an incomplete frame as they came in (a length
+    /// header included), copied.
+    #[napi(catch_unwind)]
+    pub fn pending(&self) -> Buffer {
+        self.codec.pending().into()
+    }
+
     /// Bytes of a line already past `maxFrame`, dropped as they arrive; it
     /// is counted in `tooLong` when its newline comes.
     #[napi(getter, catch_unwind)]

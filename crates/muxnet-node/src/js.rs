@@ -71,10 +71,18 @@ impl Slab {
         let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
         // SAFETY: `env` is live on this thread; out-pointers are valid.
         check(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut value) }, "napi_create_buffer")?;
+        // Counted by its memory, not the Buffer: views of it (all JS is handed) keep the
+        // ArrayBuffer alive, not the Buffer object, which goes with the reactor's next slab.
+        let (mut kind, mut length, mut memory, mut offset) = (0, 0usize, ptr::null_mut(), 0usize);
+        // SAFETY: `value` is the Buffer (a Uint8Array) just made; out-pointers are valid.
+        check(
+            unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut length, &mut data, &mut memory, &mut offset) },
+            "napi_get_typedarray_info",
+        )?;
         let counter = Box::into_raw(Box::new(alive.clone()));
-        // SAFETY: `value` is the Buffer just made; `counter` stays valid
+        // SAFETY: `memory` is the Buffer's live ArrayBuffer; `counter` stays valid
         // until `slab_collected` frees it, once.
-        let added = unsafe { sys::napi_add_finalizer(env, value, counter.cast(), Some(slab_collected), ptr::null_mut(), ptr::null_mut()) };
+        let added = unsafe { sys::napi_add_finalizer(env, memory, counter.cast(), Some(slab_collected), ptr::null_mut(), ptr::null_mut()) };
         if let Err(e) = check(added, "napi_add_finalizer") {
             // SAFETY: the finalizer was not added: nothing else owns `counter`.
             drop(unsafe { Box::from_raw(counter) });
