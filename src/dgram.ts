@@ -119,6 +119,8 @@ interface Outgoing {
   callback: SendDone | undefined;
   /** The reactors' event being handled when it was sent (see `close`). */
   event: number;
+  /** A list of more pieces than `IOV_MAX`: refused `EMSGSIZE` where libuv's `sendmsg` is, on Unix. */
+  tooManyPieces: boolean;
 }
 
 /**
@@ -138,7 +140,9 @@ const LOOKUP_READ_AT_CALL = nodeFrom([24, 19], [26, 5]);
 
 const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView';
 // libuv's numbers, as the binding reports them (not the C runtime's, on Windows).
-const [EAGAIN, EBADF, EBUSY, ECANCELED, EINVAL, EISCONN, ENOTCONN] = ['EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EINVAL', 'EISCONN', 'ENOTCONN'].map(uvErrno);
+const [EAGAIN, EBADF, EBUSY, ECANCELED, EINVAL, EISCONN, EMSGSIZE, ENOTCONN] = ['EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EINVAL', 'EISCONN', 'EMSGSIZE', 'ENOTCONN'].map(uvErrno);
+/** The most pieces one `sendmsg` takes (`IOV_MAX`): libuv hands a list's pieces to it as they are. */
+const IOV_MAX = 1024;
 /** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
 const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
@@ -236,8 +240,10 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     // What dns.lookup does with an address (answer it on the next tick),
     // without its argument checks and a second isIP per datagram; and
     // what node:dgram's own default does from 24.19 with one of the socket's family.
-    if (hostFamily !== 0 && (lookup === builtinLookup || (this.lookup === undefined && hostFamily === family))) process.nextTick(cb, null, host, context);
-    else lookup(host, family, (err, ip) => cb(err, ip, context));
+    if (hostFamily !== 0 && (lookup === builtinLookup || (this.lookup === undefined && hostFamily === family))) {
+      // In a batch, once this event's listener returns (see atEventEnd): node's tick runs before the next event.
+      if (!this.reactor?.atEventEnd(cb, null, host, context)) process.nextTick(cb, null, host, context);
+    } else lookup(host, family, (err, ip) => cb(err, ip, context));
   }
 
   /** Whether `sendBlockList` holds `ip`. */
@@ -576,7 +582,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     const cb = typeof callback === 'function' ? (callback as SendDone) : undefined;
     this.healthCheck();
     this.bindImplicitly();
-    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : (address as string | null | undefined), callback: cb, event: eventsDispatched() };
+    const tooManyPieces = Array.isArray(buffer) && buffer.length > IOV_MAX && process.platform !== 'win32';
+    const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : (address as string | null | undefined), callback: cb, event: eventsDispatched(), tooManyPieces };
     if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
     else this.route(out, connected);
   }
@@ -612,7 +619,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     }
     // Refused as libuv refuses them: an address of the other family; an address at all once the
     // socket is connected (it connected after this send was asked for: its lookup ran later).
-    const refused = ip === undefined ? 0 : !this.speaks(ip) ? -EINVAL : this.connectState === ConnectState.Connected ? -EISCONN : 0;
+    const refused = out.tooManyPieces ? -EMSGSIZE : ip === undefined ? 0 : !this.speaks(ip) ? -EINVAL : this.connectState === ConnectState.Connected ? -EISCONN : 0;
     if (!refused && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
     const r = refused || this.reactor!.sendDatagram(token, out.data, ip, out.port, this.afterQueue, out);
     if (r === SEND_QUEUED) return;

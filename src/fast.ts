@@ -877,7 +877,7 @@ export class UdpSocket implements Handle {
 
   private checkedHost(host: string, port: number): string {
     if (this.lastHost?.[0] === host) return this.lastHost[1];
-    const checked = validateHost(host, 'address');
+    const checked = validateHost(host, 'address', this.loopback());
     // Refused now, as the kernel refuses a direct send: a queued one would fail only after the handler.
     if (checked.includes(':') && this.address()?.family === 'IPv4') throw systemError(uvErrno('EAFNOSUPPORT'), 'send', checked, port);
     this.lastHost = [host, checked];
@@ -926,7 +926,7 @@ export class UdpSocket implements Handle {
   connect(port: number, host?: string): void {
     if (this.closedFlag) throw socketClosed();
     const p = validatePort(port, 'port', false);
-    const h = validateHost(host, 'address');
+    const h = validateHost(host, 'address', this.loopback());
     // Datagrams queued in this batch leave first, to where they were sent.
     this.reactor.flushSends();
     const r = this.reactor.native.udpConnect(this.token, h, p);

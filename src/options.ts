@@ -30,12 +30,13 @@ export function validatePort(port: unknown, name = 'options.port', allowZero = t
 
 /**
  * The fast API takes IP addresses only (no DNS lookup on the hot path);
- * `localhost` means the IPv4 loopback.
+ * `localhost` means the loopback no host means: `fallback` (the IPv4 one,
+ * or a UDP socket's family's).
  */
 export function validateHost(host: unknown, name = 'options.host', fallback = '127.0.0.1'): string {
   if (host === undefined || host === null) return fallback;
   if (typeof host !== 'string') throw invalidArgType(name, 'of type string', host);
-  if (host === 'localhost') return '127.0.0.1';
+  if (host === 'localhost') return fallback;
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (isIP(bare) === 0) {
     throw invalidArgValue(name, host, 'must be an IP address (resolve host names with dns.lookup first)');

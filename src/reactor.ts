@@ -200,7 +200,8 @@ export function retained(chunk: Buffer): Buffer {
   let pool = pools[k];
   let at = poolUsed[k];
   if (pool === undefined || at + len > pool.length) {
-    pool = pools[k] = Buffer.allocUnsafeSlow(Math.max(MIN_POOL, MAX_PIN_RATIO * 2 ** k));
+    // Zero-filled: a copy's `.buffer` shows the pool, never memory the process freed.
+    pool = pools[k] = Buffer.alloc(Math.max(MIN_POOL, MAX_PIN_RATIO * 2 ** k));
     poolMemory[k] = pool.buffer as ArrayBuffer;
     // As Buffer's own pool: a reader moving one copy's ArrayBuffer to another
     // thread (postMessage's transfer list) would empty other sockets' copies.
@@ -269,6 +270,8 @@ export class Reactor {
   private refs = 0;
   /** What waits for libuv's closing phase of this loop turn (see `inClosingPhase`). */
   private closing: (() => void)[] = [];
+  /** Calls due once the event being handed out has been, four words each (see `atEventEnd`). */
+  private readonly eventEnd: unknown[] = [];
   /** Batches dispatched: a socket tells by it whether two of its events came in one. */
   batches = 0;
 
@@ -452,6 +455,26 @@ export class Reactor {
     }
   }
 
+  /**
+   * Calls `fn(a, b, c)` once the listener of the event being handed out
+   * returns: where node would run a tick it queued, between libuv's
+   * separate callbacks, not after the whole batch. False outside a batch's
+   * events (queue a tick then). For a UDP send's address, resolved on a
+   * tick in node: its bytes are taken before the next event's listener
+   * reuses the buffer or changes the socket's options.
+   */
+  atEventEnd<A, B, C>(fn: (a: A, b: B, c: C) => void, a: A, b: B, c: C): boolean {
+    if (this.batchRecords === undefined) return false;
+    this.eventEnd.push(fn, a, b, c);
+    return true;
+  }
+
+  private runEventEnd(): void {
+    const due = this.eventEnd;
+    for (let i = 0; i < due.length; i += 4) (due[i] as (a: unknown, b: unknown, c: unknown) => void)(due[i + 1], due[i + 2], due[i + 3]);
+    due.length = 0;
+  }
+
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
     if (slab !== this.slab) {
       // Its views are kept (the drop-in's 'data' chunks from 64 KiB, the fast API's):
@@ -567,9 +590,18 @@ export class Reactor {
           case EVENT_REACTOR_ERROR:
             throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
         }
+        if (this.eventEnd.length > 0) this.runEventEnd();
       } catch (err) {
-        if (!caught()) throw err;
+        if (!caught()) {
+          // The process dies at the throw, as node's: the datagrams the batch's earlier
+          // listeners sent have left (node's did, in their own callbacks), this one's not.
+          this.eventEnd.length = 0;
+          this.flushSends();
+          throw err;
+        }
         (thrown ??= []).push(err);
+        // Caught, node runs the ticks queued before the throw.
+        if (this.eventEnd.length > 0) this.runEventEnd();
       }
     }
     rethrow(thrown);

@@ -1,5 +1,5 @@
 // One UDP scenario suite, run against node:dgram and muxnet/dgram on each backend.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import nodeDgram from 'node:dgram';
 import dns from 'node:dns';
 import { once } from 'node:events';
@@ -49,6 +49,26 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await once(s, 'listening');
     return s.address().port;
   };
+
+  // Found by a hunt (2026-12-05): muxnet joined the pieces and sent them.
+  it.skipIf(process.platform === 'win32')('a list of more pieces than IOV_MAX (1024) is refused EMSGSIZE and not sent; 1024 go as one datagram', async () => {
+    const receiver = create('udp4');
+    const port = await bound(receiver, '127.0.0.1');
+    const got: number[] = [];
+    receiver.on('message', (m) => got.push(m.length));
+    const s = create('udp4');
+    const sent = (pieces: number) =>
+      new Promise<unknown>((resolve) =>
+        s.send(Array.from({ length: pieces }, () => Buffer.from('a')), port, '127.0.0.1', (err, n) => resolve(err ? `${(err as NodeJS.ErrnoException).code} ${err.message}` : n)),
+      );
+    expect(await sent(1025)).toBe(`EMSGSIZE send EMSGSIZE 127.0.0.1:${port}`);
+    expect(await sent(1024)).toBe(1024);
+    await waitFor(() => got.length > 0, 'the datagram of 1024 pieces');
+    await sleep(20);
+    expect(got).toEqual([1024]);
+    s.close();
+    receiver.close();
+  });
 
   it("names a failed send's destination as node:dgram does: `undefined:9` with no address given, `null:9` with null", async () => {
     const s = create('udp4');
@@ -102,6 +122,68 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await sleep(50);
     expect(got).toEqual(['re:a']);
     expect(callbacks).toEqual(['ok']);
+    client.close();
+  });
+
+  // Found by a hunt (2026-12-05): muxnet took a reply's bytes after the whole batch, so a buffer
+  // reused by each 'message' carried the last one's bytes to every peer; and an option a later
+  // message set applied to an earlier reply. node:dgram sends each on a tick before the next event.
+  it("a reply buffer reused by each 'message' of a batch carries each message's own bytes, to its own peer", async () => {
+    const server = create('udp4');
+    const port = await bound(server, '127.0.0.1');
+    const scratch = Buffer.alloc(64);
+    server.on('message', (msg, rinfo) => server.send(scratch, 0, scratch.write(`hello ${msg}`), rinfo.port, rinfo.address));
+    const clients = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        const c = nodeDgram.createSocket('udp4');
+        await new Promise<void>((r) => c.bind(0, '127.0.0.1', r));
+        return { c, name: `client${i}`, got: once(c, 'message').then(([m]) => String(m)) };
+      }),
+    );
+    // All four arrive before the server's next turn: one batch of events for muxnet.
+    for (const { c, name } of clients) c.send(name, port, '127.0.0.1');
+    expect(await Promise.all(clients.map(({ got }) => got))).toEqual(clients.map(({ name }) => `hello ${name}`));
+    for (const { c } of clients) c.close();
+    server.close();
+  });
+
+  it("setBroadcast(false) by a later 'message' of the batch does not refuse an earlier one's broadcast reply", async () => {
+    const server = create('udp4');
+    const port = await bound(server, '127.0.0.1');
+    const listener = nodeDgram.createSocket('udp4');
+    await new Promise<void>((r) => listener.bind(0, '0.0.0.0', r));
+    const callbacks: string[] = [];
+    server.on('message', (msg) => {
+      if (String(msg) === 'announce') {
+        server.setBroadcast(true);
+        server.send('to all', listener.address().port, '127.255.255.255', (err) => callbacks.push(err ? (err as NodeJS.ErrnoException).code! : 'sent'));
+      } else server.setBroadcast(false);
+    });
+    const client = nodeDgram.createSocket('udp4');
+    client.send('announce', port, '127.0.0.1');
+    client.send('quiet', port, '127.0.0.1');
+    const [heard] = await once(listener, 'message');
+    await waitFor(() => callbacks.length === 1, "the send's callback");
+    expect([String(heard), callbacks]).toEqual(['to all', ['sent']]);
+    for (const s of [client, listener, server]) s.close();
+  });
+
+  it("a 'message' listener's throw nothing catches ends the process with the replies to the batch's earlier messages sent", async () => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'udp-throw-fatal.js'), backend ? 'muxnet/dgram' : 'node:dgram'], {
+      env: { ...process.env, MUXNET_BACKEND: backend ?? 'mio' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const exited = once(child, 'exit');
+    const [port] = await once(child.stdout!, 'data');
+    const client = nodeDgram.createSocket('udp4');
+    const got: string[] = [];
+    client.on('message', (m) => got.push(String(m)));
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    // All six arrive before the server's next turn: one batch of events for muxnet.
+    for (let i = 0; i < 6; i++) client.send(`m${i}`, Number(String(port)), '127.0.0.1');
+    expect((await exited)[0]).toBe(1);
+    await sleep(100);
+    expect(got.sort()).toEqual(['re-m0', 're-m1', 're-m2']);
     client.close();
   });
 

@@ -68,6 +68,24 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     second.close();
   });
 
+  // Found by a hunt (2026-12-05): 'localhost' was 127.0.0.1 whatever the socket's family (ENETUNREACH here).
+  it("on an IPv6 socket, 'localhost' and a connect() with no host name ::1, as no host does for send()", async () => {
+    const sock = bind({ port: 0, host: '::1', backend }, {});
+    const peer = await nodeSocket('udp6', '::1');
+    const port = peer.address().port;
+    const heard = (send: () => void) => {
+      const got = nextMessage(peer);
+      send();
+      return got.then(([m, r]) => `${m} from ${r.address}`);
+    };
+    expect(await heard(() => sock.send('via localhost', port, 'localhost'))).toBe('via localhost from ::1');
+    sock.connect(port);
+    expect(sock.remoteAddress()).toMatchObject({ address: '::1', port });
+    expect(await heard(() => sock.send('connected'))).toBe('connected from ::1');
+    peer.close();
+    sock.close();
+  });
+
   it('connected UDP sends to its peer and hears only it', async () => {
     const got: string[] = [];
     const sock = bind({ port: 0, backend }, { onMessage: (msg) => got.push(msg.toString()) });
