@@ -948,9 +948,43 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
    * beside its delivery.
    */
   onMessage(msg: Buffer, address: string, port: number): void {
-    if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
-    this.emit('message', retained(msg), { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    if (this.heldMessages !== undefined) return void this.heldMessages.push([retained(msg), address, port]);
+    this.deliver(retained(msg), address, port);
   }
+
+  /**
+   * A 'message' listener threw (and something catches it): the datagrams
+   * read with that one wait for a tick, as libuv's next callback, so the
+   * throw is heard before them.
+   */
+  private heldMessages: [Buffer, string, number][] | undefined;
+
+  private deliver(msg: Buffer, address: string, port: number): void {
+    if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
+    try {
+      this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
+    } catch (err) {
+      if (this.heldMessages === undefined) {
+        this.heldMessages = [];
+        process.nextTick(this.releaseMessages);
+      }
+      throw err;
+    }
+  }
+
+  private readonly releaseMessages = (): void => {
+    const held = this.heldMessages!;
+    this.heldMessages = undefined;
+    for (let i = 0; i < held.length; i++) {
+      try {
+        this.deliver(...held[i]);
+      } catch (err) {
+        // Another throw: the rest wait again, ahead of any read meanwhile.
+        this.heldMessages!.unshift(...held.slice(i + 1));
+        throw err;
+      }
+    }
+  };
 
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but
   // still read by old code: the same names, the same warning. There is no

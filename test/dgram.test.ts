@@ -168,23 +168,35 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     for (const s of [client, listener, server]) s.close();
   });
 
-  it("a 'message' listener's throw nothing catches ends the process with the replies to the batch's earlier messages sent", async () => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'udp-throw-fatal.js'), backend ? 'muxnet/dgram' : 'node:dgram'], {
+  /** test/fixtures/udp-throw-fatal.js over this row's module, sent m0…m7 in one batch: what it heard, its exit code, the replies that came. */
+  const throwing = async (how: 'fatal' | 'caught') => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'udp-throw-fatal.js'), backend ? 'muxnet/dgram' : 'node:dgram', how], {
       env: { ...process.env, MUXNET_BACKEND: backend ?? 'mio' },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
     const exited = once(child, 'exit');
-    const [port] = await once(child.stdout!, 'data');
+    await waitFor(() => out.includes('\n'), 'the port');
     const client = nodeDgram.createSocket('udp4');
-    const got: string[] = [];
-    client.on('message', (m) => got.push(String(m)));
+    const replies: string[] = [];
+    client.on('message', (m) => replies.push(String(m)));
     await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
-    // All six arrive before the server's next turn: one batch of events for muxnet.
-    for (let i = 0; i < 6; i++) client.send(`m${i}`, Number(String(port)), '127.0.0.1');
-    expect((await exited)[0]).toBe(1);
+    // All eight arrive before the server's next turn: one batch of events for muxnet.
+    for (let i = 0; i < 8; i++) client.send(`m${i}`, parseInt(out), '127.0.0.1');
+    const [code] = await exited;
     await sleep(100);
-    expect(got.sort()).toEqual(['re-m0', 're-m1', 're-m2']);
     client.close();
+    return { heard: out.trim().split('\n').slice(1), code, replies: replies.sort() };
+  };
+
+  it("a 'message' listener's throw nothing catches ends the process with the replies to the batch's earlier messages sent", async () => {
+    expect(await throwing('fatal')).toEqual({ heard: ['got m0', 'got m1', 'got m2', 'got m3'], code: 1, replies: ['re-m0', 're-m1', 're-m2'] });
+  });
+
+  it("a 'message' listener's caught throw is heard before the socket's next datagram", async () => {
+    const heard = ['got m0', 'got m1', 'got m2', 'got m3', 'uncaught thrown at m3', 'got m4', 'got m5', 'uncaught thrown at m5', 'got m6', 'got m7'];
+    expect(await throwing('caught')).toEqual({ heard, code: 0, replies: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `re-m${i}`) });
   });
 
   it("one socket's handler closes another: the other's reply to its own earlier message still goes, called back before 'close'", async () => {
