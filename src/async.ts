@@ -59,6 +59,22 @@ interface Reader extends Waiter<Buffer | null> {
   onAbort: (() => void) | undefined;
 }
 
+/** `options.signal`, checked (a bad one throws). */
+function signalOf(options: SignalOption | undefined): AbortSignal | undefined {
+  return validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
+}
+
+/**
+ * `promise`, its rejection marked handled: a write nobody awaits (the
+ * README's fire-and-forget writes) that fails with the connection must not
+ * end the process as an unhandled rejection — the failure reaches whoever
+ * reads, and an `await` of it still throws.
+ */
+function quietly<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
 function destroyedError(): Error {
   return codedError('Cannot call write after a stream was destroyed', 'ERR_STREAM_DESTROYED');
 }
@@ -130,7 +146,12 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
-    const signal = validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.head < this.chunks.length) return Promise.resolve(this.take());
     if (this.error) return Promise.reject(this.error);
     if (this.ended || this.closed) return Promise.resolve(null);
@@ -222,15 +243,20 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * connection: its bytes may be half sent.
    */
   write(data: Uint8Array | string, options?: SignalOption): Promise<void> {
-    const signal = validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
-    if (this.closed || this.connection.closed) return Promise.reject(this.error ?? destroyedError());
+    if (this.closed || this.connection.closed) return quietly(Promise.reject(this.error ?? destroyedError()));
     try {
       if (this.connection.write(data)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise((resolve, reject) => {
+    return quietly(new Promise((resolve, reject) => {
       if (!signal) {
         this.writers.push({ resolve, reject });
         return;
@@ -246,12 +272,18 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
         resolve: () => (settle(), resolve()),
         reject: (err) => (settle(), reject(err)),
       });
-    });
+    }));
   }
 
   /** One frame: `payload` with its delimiter or length header, as `frames()` reads it. */
   writeFrame(framing: Framing, payload: Uint8Array | string, options?: SignalOption): Promise<void> {
-    return this.write(encodeFrame(framing, payload), options);
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(framing, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.write(frame, options);
   }
 
   /**
@@ -261,7 +293,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    */
   end(data?: Uint8Array | string): Promise<void> {
     // Data after the close fails as `write()` fails; a bare end is done already.
-    if (this.closed) return data !== undefined ? this.write(data) : this.error ? Promise.reject(this.error) : Promise.resolve();
+    if (this.closed) return data !== undefined ? this.write(data) : this.error ? quietly(Promise.reject(this.error)) : Promise.resolve();
     try {
       this.connection.end(data);
     } catch (err) {
@@ -269,7 +301,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     }
     // Closed by now (writing `data` failed): the close, next tick, settles it.
     if (!this.connection.closed && this.connection.bufferedAmount === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => this.writers.push({ resolve, reject }));
+    return quietly(new Promise((resolve, reject) => this.writers.push({ resolve, reject })));
   }
 
   /**

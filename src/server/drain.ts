@@ -72,22 +72,30 @@ export class LiveSet<T> implements Iterable<T> {
 
   /**
    * Resolves once every member has left; at `timeout` ms (at once for 0)
-   * each one left goes to `expire`. A second call returns the first one's
-   * promise; if its deadline comes sooner (a second SIGTERM: stop now),
-   * the members left go to its `expire` then.
+   * each one left goes to `expire`. A second call while it runs returns
+   * its promise; if its deadline comes sooner (a second SIGTERM: stop now),
+   * the members left go to its `expire` then. Once settled, the next call
+   * is a drain of its own.
    */
   drain(timeout: number, expire: (member: T) => void): Promise<void> {
     validateType(timeout, 'timeout', 'number');
     validateInteger(timeout, 'timeout', 0, 0, MAX_TIMEOUT_MS);
     if (typeof expire !== 'function') throw invalidArgType('expire', 'of type function', expire);
-    this.draining ??= new Promise<void>((resolve) => {
-      if (this.members.size === 0) return resolve();
-      this.emptied = () => {
-        clearTimeout(this.expiry);
-        this.emptied = undefined;
-        resolve();
-      };
-    });
+    if (this.draining === undefined) {
+      // Nothing to wait for: done, and a later drain is one of its own.
+      if (this.members.size === 0) return Promise.resolve();
+      this.draining = new Promise<void>((resolve) => {
+        this.emptied = () => {
+          clearTimeout(this.expiry);
+          this.emptied = undefined;
+          this.draining = undefined;
+          this.deadline = Infinity;
+          resolve();
+        };
+      });
+    }
+    // Kept: expired at once, the members may all leave below, and the drain settles and is forgotten.
+    const draining = this.draining;
     const deadline = Date.now() + timeout;
     if (this.emptied && deadline < this.deadline) {
       this.deadline = deadline;
@@ -99,7 +107,7 @@ export class LiveSet<T> implements Iterable<T> {
       if (timeout === 0) expireAll();
       else this.expiry = setTimeout(expireAll, timeout);
     }
-    return this.draining;
+    return draining;
   }
 }
 

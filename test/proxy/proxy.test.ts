@@ -458,6 +458,21 @@ describe('close()', () => {
     expect(stats.accepted).toBe(2);
   });
 
+  // Found by a hunt (2026-12-05): the second close's deadline was ignored (the first's 5 s ran out).
+  it('a second close() whose deadline comes sooner (a second SIGTERM) destroys what is left then, and returns the same promise', async () => {
+    const echo = muxnetEcho();
+    const proxy = proxyFor({ upstreams: [{ port: echo.port }] });
+    const stuck = await netConnect(proxy.port);
+    stuck.on('error', () => {});
+    await roundTrip(stuck, Buffer.from('b'));
+    const started = Date.now();
+    const first = proxy.close({ timeout: 5000 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(proxy.close({ timeout: 0 })).toBe(first);
+    expect((await first).live).toBe(0);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('rejects bad options (as the servers do), closing nothing; a good close then works', async () => {
     const proxy = proxyFor({ upstreams: [{ port: await downPort() }] });
     await expect(proxy.close({ timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });

@@ -41,6 +41,36 @@ async function open(port: number): Promise<AsyncConnection> {
 }
 
 describe('muxnet/async', () => {
+  // Found by a hunt (2026-12-05): the failed writes were unhandled rejections, which end the
+  // process (a muxnet/server with 8 MiB queued for one client died at that client's reset).
+  it("writes and an end nobody awaits, failed by the peer's reset, reject no process: the reset reaches the reader, an await still throws", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    cleanup.push(() => process.off('unhandledRejection', onUnhandled));
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    peer.pause(); // reads nothing: the writes stay queued
+    for (let i = 0; i < 8; i++) void conn.write(Buffer.alloc(1 << 20, i));
+    void conn.end();
+    peer.resetAndDestroy();
+    await expect(conn.read()).rejects.toMatchObject({ code: 'ECONNRESET' });
+    void conn.write('after the reset');
+    await expect(conn.write('awaited')).rejects.toMatchObject({ code: 'ECONNRESET' });
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+    expect(unhandled).toEqual([]);
+  });
+
+  it("bad arguments reject the promise, as Node's promise APIs do (not a throw)", async () => {
+    const conn = await open(echoServer().port);
+    await expect(conn.write('x', { signal: 1 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(conn.read({ signal: 1 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(conn.writeFrame('line', 'a\nb')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(conn.writeFrame('bogus' as never, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(conn.write(123 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
   it('a write still queued when the connection is destroyed rejects (its bytes were dropped); one sent before a clean end resolves', async () => {
     const { port, accepted } = await netServer();
     const conn = await open(port);

@@ -220,7 +220,8 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   /**
    * Stops accepting and lets the live pairs finish; those still open after
-   * `timeout` ms are destroyed. Resolves with the final stats.
+   * `timeout` ms are destroyed. Resolves with the final stats. Called again
+   * meanwhile, it returns the same promise, and a sooner deadline holds.
    */
   close(options?: CloseOptions): Promise<ProxyStats> {
     let timeout: number;
@@ -230,13 +231,17 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       // Bad options reject, as the servers' close() does.
       return Promise.reject(err);
     }
-    if (this.closing) return this.closing;
-    this.server.close();
-    clearInterval(this.health);
     const expire = (pair: Pair) => {
       pair.client.destroy();
       pair.upstream?.destroy();
     };
+    if (this.closing) {
+      // A second close (a second SIGTERM) whose deadline comes sooner holds.
+      void this.pairs.drain(timeout, expire);
+      return this.closing;
+    }
+    this.server.close();
+    clearInterval(this.health);
     this.closing = this.pairs.drain(timeout, expire).then(() => {
       const stats = this.stats();
       this.tell('close', stats);
