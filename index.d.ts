@@ -347,6 +347,9 @@ export declare const FD_LIMIT_ERRNO: number
 /** The select backend's limit: fds at or above it cannot be watched. */
 export declare const FD_SETSIZE: number
 
+/** One more copy of `fd` serves, on some thread. */
+export declare function holdGivenFd(fd: number): void
+
 /** Syscalls of one kind that did something, and the bytes they moved. */
 export interface IoCount {
   calls: number
@@ -435,6 +438,12 @@ export declare const RECORD_TOKEN_INDEX: number
 
 /** Words per record, and where each field is. */
 export declare const RECORD_WORDS: number
+
+/**
+ * A copy of `fd` closed; true if it was the last, and the caller closes
+ * the number now.
+ */
+export declare function releaseGivenFd(fd: number): boolean
 
 export interface SocketAddress {
   address: string

@@ -19,7 +19,7 @@ import { udpSocket } from './diagnostics';
 import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
-import { fdKind, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
+import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 import { ownDefault } from './interop';
 import { nodeFrom } from './versions';
@@ -164,6 +164,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   private token = -1;
   /** In a cluster worker: the handle of the socket the primary shares (closed with this one, which tells the primary). */
   private primary: PrimaryLink | undefined;
+  /** Bound on a given fd, whose number stays open until this closes (see ./fds). */
+  private given: { release(): void } | undefined;
   private readonly keepAlive = new KeepAlive();
   /** False once closed (node:dgram: the handle is gone). */
   private running = true;
@@ -325,6 +327,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       throw systemError(EBUSY, 'open');
     }
     const { reactor, token } = takeFdOrThrow(this.backend, fd, INHERIT_DATAGRAM);
+    this.given = givenFd(fd);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
     this.bound(reactor, token);
     this.listening();
@@ -717,6 +720,8 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     // The primary hears of it; this socket's own copy closes below.
     this.primary?.release();
     this.primary = undefined;
+    this.given?.release();
+    this.given = undefined;
     if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
       // node:dgram emits each datagram's 'message' on its own, and ticks and
       // microtasks run between them: the replies to the batch's earlier

@@ -3,13 +3,14 @@
  * cluster primary (see ./cluster), or given as `listen({ fd })`,
  * `new net.Socket({ fd })` and dgram `bind({ fd })` — systemd's socket
  * activation, a socket a parent process left open. The reactor serves a
- * copy (muxnet-core's `inherit_*`).
+ * copy (muxnet-core's `inherit_*`); the given number stays open meanwhile.
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { coded, systemError, uvErrno } from './errors';
 import type { Adopted } from './net/bound';
 import { unsupported } from './net/unsupported';
+import { native } from './binding';
 import { openReactor, openReactors, type Reactor } from './reactor';
 
 /** `inherit()`'s kinds: a bound or listening stream socket, a connected stream, a bound UDP socket. */
@@ -20,23 +21,46 @@ export const INHERIT_DATAGRAM = 2;
 /** What `inherit()` says of an fd that is no socket of the kind asked for (or none at all). */
 export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErrno('EINVAL')];
 
+/** The given fds this thread serves copies of (see `takeFd`). */
+const servedHere = new Set<number>();
+
 /**
  * Takes `fd` as the caller's own (not shared with other processes) into
- * `reactor`; returns its token or a negative errno. On success the given fd
- * is closed (see `giveUp`): node:net's handle takes the fd for its own,
- * closed with the socket, and so is the copy here — the count of open fds
- * is the same.
+ * `reactor`, which serves a copy; returns its token or a negative errno. On
+ * success the given number stays open, as node:net's handle owns it until
+ * the socket closes: `givenFd(fd).release()` lets it go then. Closed at
+ * once, the number went to the next file or socket opened, and another
+ * thread given it (each worker listening on systemd's socket) found that
+ * one instead — a connection of this thread's, whose fd it then closed.
  */
 export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
   // One of muxnet's own on this thread (a socket a reactor serves, its wake-up pipe, one a
-  // socket keeps to connect from…): refused as libuv refuses an fd it watches. A copy taken and
-  // the number closed would pull it from under its owner, and the next socket made would get the number.
-  if (keptToConnect.has(fd) || openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
+  // socket keeps to connect from, a given one served…): refused as libuv refuses an fd it watches.
+  if (keptToConnect.has(fd) || servedHere.has(fd) || openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
   // A stream socket never connected is no connection to serve: its socket connects from it.
   if (kind === INHERIT_STREAM && KINDS[kind].includes(fdKind(reactor, fd)) && reactor.native.neverConnected(fd)) return NOT_CONNECTED;
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
-  if (token >= 0) giveUp(fd);
+  if (token >= 0) {
+    servedHere.add(fd);
+    native.holdGivenFd(fd);
+  }
   return token;
+}
+
+/**
+ * A given fd `takeFd` took, let go with the server or socket serving it
+ * (once): its number is closed when no thread's copy serves it any more.
+ */
+export function givenFd(fd: number): { release(): void } {
+  let held = true;
+  return {
+    release() {
+      if (!held) return;
+      held = false;
+      servedHere.delete(fd);
+      if (native.releaseGivenFd(fd)) giveUp(fd);
+    },
+  };
 }
 
 /**

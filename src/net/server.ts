@@ -10,7 +10,7 @@ import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { nodeFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
-import { fdKind, giveUp, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
+import { fdKind, giveUp, givenFd, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { unsupported } from './unsupported';
@@ -104,8 +104,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private closing = false;
   private readonly retry = new AcceptRetry();
   private readonly blockList: BlockList | undefined;
-  /** The adopted `net.BoundSocket` of a Unix-domain path, let go with the server (see ./bound). */
-  private adopted: Adopted | undefined;
+  /** What the listener was made from, let go with it: an adopted `net.BoundSocket` of a Unix-domain path (see ./bound), a given fd (see ../fds). */
+  private adopted: Pick<Adopted, 'release'> | undefined;
   /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
   private generation = 0;
   maxConnections = Infinity;
@@ -264,6 +264,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       this.listenFailed(systemError(errno, 'listen'), true);
       return;
     }
+    this.adopted = givenFd(fd);
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
     const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
     this.listening_(reactor, token, local, 'null:null:null');

@@ -15,7 +15,7 @@ import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidAr
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
 import type { BackendName } from '../options';
-import { INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
+import { givenFd, INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
 import { handOver, usedAsStdio, type Handover, type HandsOver } from '../handoff';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
@@ -295,6 +295,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private tos: number | undefined;
   /** Made on an adopted `net.BoundSocket` (see `FromBound`): undefined for any other socket. */
   private fromBound: FromBound | undefined;
+  /** Made on a connected socket's given fd, whose number stays open until this closes (see ../fds). */
+  private given: { release(): void } | undefined;
   /** The server that accepted it (node:net also names it `_server`). */
   server: Server | undefined;
   _server: Server | undefined;
@@ -381,6 +383,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return;
     }
     this.opened = true;
+    this.given = givenFd(n);
     this.bind(reactor, token);
     this.fetchAddresses();
     this.unixDomain = this.local === null;
@@ -1342,6 +1345,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.fromBound.adopted.release();
       this.fromBound.adopted = undefined;
     }
+    this.given?.release();
+    this.given = undefined;
     if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive, this.resetOnClose);
     else this.keepAlive.release();
     this.token = -1;

@@ -54,14 +54,15 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
 
   it('node:net and node:dgram: what the muxnet runs are held to', async () => {
     reference = await run('node', 'mio');
-    expect(reference.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3' });
+    expect(reference.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3', numberKept: true, answer2: 'served on fd 3' });
     expect(reference.closed).toEqual([3, 4, 5, 6]);
   }, 20_000);
 
   for (const backend of BACKENDS) {
     it(`${backend}: served, answered and closed as node:net's; wrong kinds refused with Node's errors`, async () => {
       const got = await run('muxnet', backend);
-      expect(got.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3' });
+      // Found by a hunt (2026-12-05): the number was closed at once, reused, and a worker's listen refused (EINVAL).
+      expect(got.listen).toEqual({ family: 'IPv4', answer: 'served on fd 3', numberKept: true, worker: 'listening', answer2: 'served on fd 3' });
       expect(got.unix).toEqual({ address: null, answer: 'served on fd 6' });
       expect(got.socket).toEqual({ remote: '127.0.0.1', readable: true, writable: true, echo: 'echoed through fd 4' });
       expect(got.udp).toEqual({ listeningInBind: true, address: '127.0.0.1', message: 'sent to fd 5' });

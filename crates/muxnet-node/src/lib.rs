@@ -10,6 +10,7 @@ mod codec;
 mod driver;
 mod errno;
 mod fast_path;
+mod given;
 mod js;
 mod reactor;
 mod records;
