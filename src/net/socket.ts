@@ -409,10 +409,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.reactor = reactor;
     this.token = token;
     reactor.attach(token, this);
-    // A new connection reads the full turn: one paused before it (or reading into
-    // onread) is made lean now; one not flowing yet, at its first stall (see onData).
+    // A new connection reads the full turn: one paused before it (or reading into onread) is
+    // made lean now; one not flowing yet, if nothing starts it flowing before its first read —
+    // the listener this event goes to ('connection'), or this tick — as node:net's reads stop
+    // at its high-water mark for a socket nobody reads (handed to a child unread, a full turn
+    // taken from the kernel was lost with it, 3 times node:net's).
     this.leanReads = false;
     if (this.onread || this.readableFlowing === false) this.syncLeanReads();
+    else if (this.readableFlowing === null && !reactor.atEventEnd(Socket.leanUnlessFlowing, this, 0, 0)) process.nextTick(Socket.leanUnlessFlowing, this);
     this.keepAlive.bind(reactor);
     this.syncActive();
   }
@@ -498,6 +502,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * Nothing to read after the peer's FIN: no call then (pipe's unpipe
    * pauses every piped socket that ends).
    */
+  private static leanUnlessFlowing(socket: Socket): void {
+    socket.syncLeanReads();
+  }
+
   private syncLeanReads(): void {
     const lean = this.onread !== undefined || this.readableFlowing !== true;
     if (lean === this.leanReads || this.token < 0 || this.peerFin) return;

@@ -115,6 +115,26 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     await waitFor(() => socketFds() === before, 'the parent’s copies closed');
   });
 
+  // Found by a hunt (2026-12-05): a socket nobody read had the reactor's full first turn taken
+  // from the kernel (its 256 KiB budget), lost with the handover unseen (readableLength said 64 KiB).
+  it('a connection handed over unread after a while: only what its readable buffer holds stays behind, as node:net', async () => {
+    const c = await startChild();
+    const sent = 1 << 20;
+    let behind = -1;
+    const server = await listening(backend, (s) =>
+      setTimeout(() => {
+        behind = s.readableLength;
+        c.send('count', s);
+      }, 100),
+    );
+    net.connect((server.address() as net.AddressInfo).port, '127.0.0.1').end(Buffer.alloc(sent, 1));
+    const [{ bytes }] = (await replies(c, 1)) as unknown as { bytes: number }[];
+    // node:net leaves its high-water mark's worth (64 KiB) in the parent's buffer.
+    expect(behind).toBeLessThanOrEqual(64 << 10);
+    expect(sent - bytes).toBe(behind);
+    server.close();
+  });
+
   // Found by a hunt (2026-12-04): the parent's socket, still writing, sent a FIN from its idle
   // timer's end() or an end() after the handover, and sent a later write(); end(data) before the
   // handover dropped what was queued.
