@@ -55,7 +55,12 @@ function nodeCopy(move: Move): nodeNet.Server | nodeNet.Socket {
   return new nodeNet.Server(move.options).listen(handle);
 }
 
-/** `value` with `copies`' objects in place of muxnet's, through arrays and plain objects (cycles kept). */
+/**
+ * `value` with `copies`' objects in place of muxnet's, wherever a clone
+ * reaches (cycles kept): arrays, plain objects, Maps, Sets, and a class
+ * instance holding one (cloned as a plain object of its own enumerable
+ * properties, as the clone makes of it; one holding none is left to the clone).
+ */
 function swapped(value: unknown, copies: Map<object, object>, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const known = copies.get(value) ?? seen.get(value);
@@ -67,12 +72,33 @@ function swapped(value: unknown, copies: Map<object, object>, seen: Map<object, 
     value.forEach((v, i) => (out[i] = swapped(v, copies, seen)));
     return out;
   }
+  if (value instanceof Map) {
+    const out = new Map();
+    seen.set(value, out);
+    for (const [k, v] of value) out.set(swapped(k, copies, seen), swapped(v, copies, seen));
+    return out;
+  }
+  if (value instanceof Set) {
+    const out = new Set();
+    seen.set(value, out);
+    for (const v of value) out.add(swapped(v, copies, seen));
+    return out;
+  }
+  // Bytes the clone copies as they are (their indices are no properties to walk).
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
+  const plain = proto === Object.prototype || proto === null;
   const out: Record<string, unknown> = {};
   seen.set(value, out);
-  for (const key of Object.keys(value)) out[key] = swapped((value as Record<string, unknown>)[key], copies, seen);
-  return out;
+  let changed = plain;
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    out[key] = swapped(v, copies, seen);
+    changed ||= out[key] !== v;
+  }
+  if (changed) return out;
+  seen.set(value, value);
+  return value;
 }
 
 /** Whether node:net's own servers move between threads on this Node (24.22 on). */

@@ -104,8 +104,8 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
     worker = new Worker(
       `const { parentPort } = require('node:worker_threads');
        const held = [];
-       parentPort.on('message', ({ servers, socket, close }) => {
-         for (const server of servers ?? []) {
+       parentPort.on('message', ({ servers, map, set, boxed, socket, close }) => {
+         for (const server of [...(servers ?? []), ...(map?.values() ?? []), ...(set ?? []), ...(boxed ? [boxed.server] : [])]) {
            held.push(server.on('connection', (c) => c.pipe(c)));
            parentPort.postMessage({ listening: server.address().port });
          }
@@ -164,6 +164,43 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
         const [err] = await new Promise<unknown[]>((resolve) => server.close((...args) => resolve(args)));
         expect((err as NodeJS.ErrnoException).code).toBe('ERR_SERVER_NOT_RUNNING');
         expect(closed).toBe(true);
+      }, 20_000);
+
+      // Found by a hunt (2026-12-05): only arrays and plain objects were looked into (DataCloneError).
+      it("servers inside a Map, a Set and a class instance move, as node:net's do", async () => {
+        const servers = await Promise.all(
+          [0, 1, 2].map(async () => {
+            const server = muxnet.createServer({ backend }, (c) => c.end('not moved'));
+            server.listen(0, '127.0.0.1');
+            await once(server, 'listening');
+            return server;
+          }),
+        );
+        const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+        class Box {
+          constructor(readonly server: muxnet.Server) {}
+        }
+        const listening = new Promise<unknown[]>((resolve) => {
+          const got: unknown[] = [];
+          const take = (m: unknown) => (got.push(m), got.length === 3 && (worker.off('message', take), resolve(got)));
+          worker.on('message', take);
+        });
+        worker.postMessage({ map: new Map([['a', servers[0]]]), set: new Set([servers[1]]), boxed: new Box(servers[2]) }, servers as never);
+        expect(await listening).toEqual(ports.map((port) => ({ listening: port })));
+        for (const port of ports) {
+          const c = net.connect(port, '127.0.0.1');
+          await once(c, 'connect');
+          expect((await roundTrip(c, Buffer.from('moved'))).toString()).toBe('moved');
+          c.destroy();
+        }
+        const closedThere = new Promise<void>((resolve) => {
+          let n = 0;
+          const take = () => ++n === 3 && (worker.off('message', take), resolve());
+          worker.on('message', take);
+        });
+        worker.postMessage({ close: true });
+        await closedThere;
+        for (const server of servers) server.close();
       }, 20_000);
 
       it('an accepted connection moves untouched: the worker echoes 1 MiB, no FIN from here', async () => {
