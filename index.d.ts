@@ -74,6 +74,16 @@ export declare class Reactor {
    */
   holdsFd(fd: number): boolean
   /**
+   * A given fd this reactor now serves a copy of: its number stays
+   * open until `releaseGivenFd`, or until the reactor shuts down.
+   */
+  holdGivenFd(fd: number): void
+  /**
+   * The copy of a given fd closed; true if no copy serves it on any
+   * thread now, and the caller closes the number.
+   */
+  releaseGivenFd(fd: number): boolean
+  /**
    * The stream socket `fd` was never connected (see
    * [`muxnet_core::never_connected`]): `new Socket({ fd })` connects
    * from it later rather than serving it.
@@ -347,9 +357,6 @@ export declare const FD_LIMIT_ERRNO: number
 /** The select backend's limit: fds at or above it cannot be watched. */
 export declare const FD_SETSIZE: number
 
-/** One more copy of `fd` serves, on some thread. */
-export declare function holdGivenFd(fd: number): void
-
 /** Syscalls of one kind that did something, and the bytes they moved. */
 export interface IoCount {
   calls: number
@@ -438,12 +445,6 @@ export declare const RECORD_TOKEN_INDEX: number
 
 /** Words per record, and where each field is. */
 export declare const RECORD_WORDS: number
-
-/**
- * A copy of `fd` closed; true if it was the last, and the caller closes
- * the number now.
- */
-export declare function releaseGivenFd(fd: number): boolean
 
 export interface SocketAddress {
   address: string

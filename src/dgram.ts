@@ -327,7 +327,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       throw systemError(EBUSY, 'open');
     }
     const { reactor, token } = takeFdOrThrow(this.backend, fd, INHERIT_DATAGRAM);
-    this.given = givenFd(fd);
+    this.given = givenFd(fd, reactor);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
     this.bound(reactor, token);
     this.listening();

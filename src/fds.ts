@@ -10,7 +10,6 @@ import { isatty } from 'node:tty';
 import { coded, systemError, uvErrno } from './errors';
 import type { Adopted } from './net/bound';
 import { unsupported } from './net/unsupported';
-import { native } from './binding';
 import { openReactor, openReactors, type Reactor } from './reactor';
 
 /** `inherit()`'s kinds: a bound or listening stream socket, a connected stream, a bound UDP socket. */
@@ -42,23 +41,24 @@ export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, 
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
   if (token >= 0) {
     servedHere.add(fd);
-    native.holdGivenFd(fd);
+    reactor.native.holdGivenFd(fd);
   }
   return token;
 }
 
 /**
- * A given fd `takeFd` took, let go with the server or socket serving it
- * (once): its number is closed when no thread's copy serves it any more.
+ * A given fd `takeFd` took into `reactor`, let go with the server or socket
+ * serving it (once): its number is closed when no thread's copy serves it
+ * any more (the reactor lets go of what is left if its thread ends first).
  */
-export function givenFd(fd: number): { release(): void } {
+export function givenFd(fd: number, reactor: Reactor): { release(): void } {
   let held = true;
   return {
     release() {
       if (!held) return;
       held = false;
       servedHere.delete(fd);
-      if (native.releaseGivenFd(fd)) giveUp(fd);
+      if (reactor.native.releaseGivenFd(fd)) giveUp(fd);
     },
   };
 }
@@ -70,7 +70,13 @@ export function givenFd(fd: number): { release(): void } {
  * not reused by the next file opened).
  */
 export function giveUp(fd: number): void {
-  if (fd > 2) closeSync(fd);
+  if (fd <= 2) return;
+  try {
+    closeSync(fd);
+  } catch (err) {
+    // Closed already by its giver, who kept the number: nothing left to close, as libuv's close ignores.
+    if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err;
+  }
 }
 
 /**

@@ -469,10 +469,20 @@ export class Reactor {
     return true;
   }
 
+  /** Runs the calls due at the event's end; one that throws leaves the queue with those before it, the rest stay due. */
   private runEventEnd(): void {
     const due = this.eventEnd;
-    for (let i = 0; i < due.length; i += 4) (due[i] as (a: unknown, b: unknown, c: unknown) => void)(due[i + 1], due[i + 2], due[i + 3]);
-    due.length = 0;
+    let ran = 0;
+    try {
+      while (ran < due.length) {
+        const fn = due[ran] as (a: unknown, b: unknown, c: unknown) => void;
+        ran += 4;
+        fn(due[ran - 3], due[ran - 2], due[ran - 1]);
+      }
+    } finally {
+      if (ran === due.length) due.length = 0;
+      else due.splice(0, ran);
+    }
   }
 
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
@@ -527,6 +537,16 @@ export class Reactor {
   /** `length` bytes of the read slab from `offset`, as a view. */
   private slabView(offset: number, length: number): Buffer {
     return new BufferView(this.slabMemory, this.slabStart + offset, length);
+  }
+
+  /**
+   * A throw nothing catches: the process dies at it, as node's. The datagrams the batch's
+   * earlier listeners sent leave first (node's had, in their own callbacks); this one's not.
+   */
+  private dieAt(err: unknown): never {
+    this.eventEnd.length = 0;
+    this.flushSends();
+    throw err;
   }
 
   private fanOut(count: number, records: Int32Array, peers: string[] | undefined): void {
@@ -592,16 +612,17 @@ export class Reactor {
         }
         if (this.eventEnd.length > 0) this.runEventEnd();
       } catch (err) {
-        if (!caught()) {
-          // The process dies at the throw, as node's: the datagrams the batch's earlier
-          // listeners sent have left (node's did, in their own callbacks), this one's not.
-          this.eventEnd.length = 0;
-          this.flushSends();
-          throw err;
-        }
+        if (!caught()) this.dieAt(err);
         (thrown ??= []).push(err);
-        // Caught, node runs the ticks queued before the throw.
-        if (this.eventEnd.length > 0) this.runEventEnd();
+        // Caught, node runs the ticks queued before the throw, each on its own.
+        while (this.eventEnd.length > 0) {
+          try {
+            this.runEventEnd();
+          } catch (later) {
+            if (!caught()) this.dieAt(later);
+            thrown.push(later);
+          }
+        }
       }
     }
     rethrow(thrown);

@@ -58,44 +58,30 @@ function nodeCopy(move: Move): nodeNet.Server | nodeNet.Socket {
 /**
  * `value` with `copies`' objects in place of muxnet's, wherever a clone
  * reaches (cycles kept): arrays, plain objects, Maps, Sets, and a class
- * instance holding one (cloned as a plain object of its own enumerable
- * properties, as the clone makes of it; one holding none is left to the clone).
+ * instance (cloned as a plain object of its own enumerable properties, as
+ * the clone makes of it). What holds none of them is left as it is, for the
+ * clone to copy (an Error, a Date, bytes keep their kind).
  */
 function swapped(value: unknown, copies: Map<object, object>, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const known = copies.get(value) ?? seen.get(value);
   if (known !== undefined) return known;
-  if (Array.isArray(value)) {
-    const out: unknown[] = new Array(value.length);
-    seen.set(value, out);
-    // forEach skips holes, so a sparse array stays sparse, as a clone keeps it.
-    value.forEach((v, i) => (out[i] = swapped(v, copies, seen)));
-    return out;
-  }
-  if (value instanceof Map) {
-    const out = new Map();
-    seen.set(value, out);
-    for (const [k, v] of value) out.set(swapped(k, copies, seen), swapped(v, copies, seen));
-    return out;
-  }
-  if (value instanceof Set) {
-    const out = new Set();
-    seen.set(value, out);
-    for (const v of value) out.add(swapped(v, copies, seen));
-    return out;
-  }
-  // Bytes the clone copies as they are (their indices are no properties to walk).
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
-  const proto = Object.getPrototypeOf(value);
-  const plain = proto === Object.prototype || proto === null;
-  const out: Record<string, unknown> = {};
+  // What the clone copies by kind, not by its properties.
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Error || value instanceof Date || value instanceof RegExp) return value;
+  // Made before it is walked: a cycle back to it is a cycle in the copy (and so a change).
+  const out = Array.isArray(value) ? new Array(value.length) : value instanceof Map ? new Map() : value instanceof Set ? new Set() : ({} as Record<string, unknown>);
   seen.set(value, out);
-  let changed = plain;
-  for (const key of Object.keys(value)) {
-    const v = (value as Record<string, unknown>)[key];
-    out[key] = swapped(v, copies, seen);
-    changed ||= out[key] !== v;
-  }
+  let changed = false;
+  const swap = (v: unknown) => {
+    const w = swapped(v, copies, seen);
+    changed ||= w !== v;
+    return w;
+  };
+  // forEach skips holes, so a sparse array stays sparse, as a clone keeps it.
+  if (Array.isArray(value)) value.forEach((v, i) => ((out as unknown[])[i] = swap(v)));
+  else if (value instanceof Map) for (const [k, v] of value) (out as Map<unknown, unknown>).set(swap(k), swap(v));
+  else if (value instanceof Set) for (const v of value) (out as Set<unknown>).add(swap(v));
+  else for (const key of Object.keys(value)) (out as Record<string, unknown>)[key] = swap((value as Record<string, unknown>)[key]);
   if (changed) return out;
   seen.set(value, value);
   return value;

@@ -264,7 +264,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       this.listenFailed(systemError(errno, 'listen'), true);
       return;
     }
-    this.adopted = givenFd(fd);
+    this.adopted = givenFd(fd, reactor);
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
     const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
     this.listening_(reactor, token, local, 'null:null:null');

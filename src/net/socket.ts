@@ -383,7 +383,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return;
     }
     this.opened = true;
-    this.given = givenFd(n);
+    this.given = givenFd(n, reactor);
     this.bind(reactor, token);
     this.fetchAddresses();
     this.unixDomain = this.local === null;
@@ -1633,9 +1633,25 @@ function aggregate(errors: Error[]): AggregateError & { code?: string } {
   return err;
 }
 
-/** A socket's `'end'`: unless half-open, its own end follows and writes fail with EPIPE. */
+/**
+ * A socket's `'end'`: unless half-open, its own end follows and writes fail with EPIPE —
+ * unless it is the transport of Node's `JSStreamSocket` (TLS or http2 over a muxnet
+ * socket): that one's wrapper ends it, as node:net's TLS over its native handle ends the
+ * TCP side itself, after its `close_notify`. Ended here first, the `close_notify` met a
+ * socket the FIN had ended: an `EPIPE` error where node:net's native path has none, which
+ * pg and mysql2 over TLS re-emit — a process ended by `conn.end()` or a server's restart.
+ */
 function peerEnded(this: Socket): void {
-  if (!this.allowHalfOpen) (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
+  if (this.allowHalfOpen) return;
+  // Readable reads `allowHalfOpen` after the 'end' listeners have run: the wrapper's own
+  // 'end' listener (which hands the EOF to the TLS layer) is how it is known.
+  if (this.listeners('end').some(isStreamWrapEnd)) this.allowHalfOpen = true;
+  else (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
+}
+
+/** Node's `JSStreamSocket` passes a stream's end to the native side with `emitEOF()`. */
+function isStreamWrapEnd(listener: unknown): boolean {
+  return typeof listener === 'function' && Function.prototype.toString.call(listener).includes('.emitEOF()');
 }
 
 /**

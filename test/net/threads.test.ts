@@ -104,7 +104,8 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
     worker = new Worker(
       `const { parentPort } = require('node:worker_threads');
        const held = [];
-       parentPort.on('message', ({ servers, map, set, boxed, socket, close }) => {
+       parentPort.on('message', ({ servers, map, set, boxed, err, socket, close }) => {
+         if (err) parentPort.postMessage({ err: err instanceof Error && err.message });
          for (const server of [...(servers ?? []), ...(map?.values() ?? []), ...(set ?? []), ...(boxed ? [boxed.server] : [])]) {
            held.push(server.on('connection', (c) => c.pipe(c)));
            parentPort.postMessage({ listening: server.address().port });
@@ -182,11 +183,13 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
         }
         const listening = new Promise<unknown[]>((resolve) => {
           const got: unknown[] = [];
-          const take = (m: unknown) => (got.push(m), got.length === 3 && (worker.off('message', take), resolve(got)));
+          const take = (m: unknown) => (got.push(m), got.length === 4 && (worker.off('message', take), resolve(got)));
           worker.on('message', take);
         });
-        worker.postMessage({ map: new Map([['a', servers[0]]]), set: new Set([servers[1]]), boxed: new Box(servers[2]) }, servers as never);
-        expect(await listening).toEqual(ports.map((port) => ({ listening: port })));
+        // An Error beside them stays an Error (the clone's), not a plain object of its own properties.
+        const err = Object.assign(new Error('boom'), { info: { code: 1 } });
+        worker.postMessage({ map: new Map([['a', servers[0]]]), set: new Set([servers[1]]), boxed: new Box(servers[2]), err }, servers as never);
+        expect(await listening).toEqual([{ err: 'boom' }, ...ports.map((port) => ({ listening: port }))]);
         for (const port of ports) {
           const c = net.connect(port, '127.0.0.1');
           await once(c, 'connect');

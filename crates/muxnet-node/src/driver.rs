@@ -12,6 +12,7 @@ use muxnet_core::{Event, Reactor, ReadSpace};
 
 use crate::barrier::{self, Injected};
 use crate::errno::{setup_io, setup_napi, SetupError};
+use crate::given::Holds;
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, SlabCount, Value};
 use crate::records::{self, encode};
 use crate::wake::waiter::Waiter;
@@ -72,6 +73,8 @@ pub struct State {
     /// JavaScript has a batch it has not finished: the slots of sockets
     /// closed meanwhile wait for it (its events name them).
     dispatching: bool,
+    /// The given fds this reactor serves copies of.
+    pub given: Holds,
 }
 
 pub type Shared = Rc<RefCell<State>>;
@@ -126,6 +129,7 @@ impl State {
             watch: None,
             injected: None,
             dispatching: false,
+            given: Holds::default(),
             reactor,
         }));
         let (watch, wakeup) = Self::watch(env, &state, use_thread)?;
@@ -197,6 +201,7 @@ impl State {
         self.wakeup = Wakeup::Fd;
         self.js = None;
         self.reactor.close_all();
+        self.given.release_all();
     }
 
     /// Runs one turn and encodes it; returns the JS call to make, if any.

@@ -9,20 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use napi_derive::napi;
-
 static HELD: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 
-/// One more copy of `fd` serves, on some thread.
-#[napi(catch_unwind)]
-pub fn hold_given_fd(fd: i32) {
+fn hold(fd: i32) {
     *HELD.lock().unwrap_or_else(PoisonError::into_inner).entry(fd).or_default() += 1;
 }
 
-/// A copy of `fd` closed; true if it was the last, and the caller closes
-/// the number now.
-#[napi(catch_unwind)]
-pub fn release_given_fd(fd: i32) -> bool {
+/// A copy of `fd` closed; true if it was the last.
+fn release(fd: i32) -> bool {
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
     match held.get_mut(&fd) {
         Some(n) if *n > 1 => {
@@ -34,18 +28,60 @@ pub fn release_given_fd(fd: i32) -> bool {
     }
 }
 
+/// The given fds one reactor serves copies of. JavaScript lets each go when
+/// its server or socket closes; what is left when the reactor shuts down
+/// (a worker torn down with its sockets open) goes then.
+#[derive(Default)]
+pub struct Holds(Vec<i32>);
+
+impl Holds {
+    pub fn add(&mut self, fd: i32) {
+        hold(fd);
+        self.0.push(fd);
+    }
+
+    /// True if no copy serves `fd` any more: the caller closes the number.
+    pub fn remove(&mut self, fd: i32) -> bool {
+        match self.0.iter().position(|&held| held == fd) {
+            Some(at) => {
+                self.0.swap_remove(at);
+                release(fd)
+            }
+            None => false,
+        }
+    }
+
+    /// Lets every hold go, closing the numbers no other copy serves (but
+    /// 0, 1 and 2, which libuv never closes either).
+    pub fn release_all(&mut self) {
+        for fd in self.0.drain(..) {
+            if release(fd) && fd > 2 {
+                #[cfg(unix)]
+                // SAFETY: the given number is ours alone: held open for the copies, the last
+                // gone, and the JavaScript that would have closed it gone with its env.
+                unsafe {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_last_copy_to_close_lets_the_number_go_once() {
-        // A number no real fd has: the test holds it alone.
-        let fd = -7;
-        hold_given_fd(fd);
-        hold_given_fd(fd);
-        assert!(!release_given_fd(fd), "another thread's copy still serves it");
-        assert!(release_given_fd(fd), "the last copy closed");
-        assert!(!release_given_fd(fd), "let go already: not closed twice");
+        // Numbers no real fd has: the test holds them alone.
+        let (mut main, mut worker) = (Holds::default(), Holds::default());
+        main.add(-7);
+        worker.add(-7);
+        assert!(!main.remove(-7), "the worker's copy still serves it");
+        assert!(!main.remove(-7), "let go already: not twice");
+        assert!(worker.remove(-7), "the last copy closed");
+        worker.add(-8);
+        worker.release_all();
+        assert!(!worker.remove(-8), "let go with the reactor");
     }
 }

@@ -296,6 +296,20 @@ impl Reactor {
         }
     }
 
+    /// A given fd this reactor now serves a copy of: its number stays
+    /// open until `releaseGivenFd`, or until the reactor shuts down.
+    #[napi(catch_unwind)]
+    pub fn hold_given_fd(&self, fd: i32) {
+        self.state.borrow_mut().given.add(fd);
+    }
+
+    /// The copy of a given fd closed; true if no copy serves it on any
+    /// thread now, and the caller closes the number.
+    #[napi(catch_unwind)]
+    pub fn release_given_fd(&self, fd: i32) -> bool {
+        self.state.borrow_mut().given.remove(fd)
+    }
+
     /// The stream socket `fd` was never connected (see
     /// [`muxnet_core::never_connected`]): `new Socket({ fd })` connects
     /// from it later rather than serving it.
