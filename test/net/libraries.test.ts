@@ -199,6 +199,29 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await closeServer(server);
     });
 
+    // Found by a hunt (2026-12-05): muxnet's socket ended itself at the FIN, and the TLS layer's
+    // close_notify then met it: an EPIPE 'error', which pg and mysql2 over TLS re-emit (a
+    // process ended by mysql2's conn.end() or a PostgreSQL restart). node:net's native path has none.
+    it('TLS over a connected socket whose peer closes without close_notify: end and close, no error', async () => {
+      const raw = nodeNet.createServer((sock) => {
+        const secure = new tls.TLSSocket(sock, { isServer: true, key: TLS_KEY, cert: TLS_CERT });
+        secure.on('error', () => {});
+        // The TCP side goes with a FIN alone, the TLS layer never told.
+        secure.on('secure', () => secure.write('hello', () => setTimeout(() => sock.end(), 20)));
+      });
+      raw.listen(0, '127.0.0.1');
+      await within(once(raw, 'listening'), 'listening');
+      const socket = dial({ port: (raw.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      await within(once(socket, 'connect'), 'connect');
+      const events: string[] = [];
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      for (const e of ['secureConnect', 'data', 'end', 'error', 'close']) client.on(e, (x?: unknown) => events.push(e === 'data' ? `data ${x}` : e === 'error' ? `error ${(x as NodeJS.ErrnoException).code}` : e));
+      await within(once(client, 'close'), 'close');
+      await waitFor(() => socket.destroyed, 'the raw socket to close');
+      expect(events).toEqual(['secureConnect', 'data hello', 'end', 'close']);
+      await closeServer(raw);
+    });
+
     it('http.Server closes a kept-alive socket idle past keepAliveTimeout, and the Agent dials anew', async () => {
       const idleApp = http.createServer((_req, res) => res.end('ok'));
       // It announces `Keep-Alive: timeout=2`; the Agent keeps the socket with
