@@ -1643,15 +1643,28 @@ function aggregate(errors: Error[]): AggregateError & { code?: string } {
  */
 function peerEnded(this: Socket): void {
   if (this.allowHalfOpen) return;
-  // Readable reads `allowHalfOpen` after the 'end' listeners have run: the wrapper's own
-  // 'end' listener (which hands the EOF to the TLS layer) is how it is known.
-  if (this.listeners('end').some(isStreamWrapEnd)) this.allowHalfOpen = true;
-  else (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
+  if (!isStreamWrapTransport(this)) {
+    (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
+    return;
+  }
+  // Readable reads `allowHalfOpen` right after the 'end' listeners have run: half-open for
+  // that moment only (the socket may connect again, or move, as it was made).
+  this.allowHalfOpen = true;
+  process.nextTick(notHalfOpen, this);
 }
 
-/** Node's `JSStreamSocket` passes a stream's end to the native side with `emitEOF()`. */
-function isStreamWrapEnd(listener: unknown): boolean {
-  return typeof listener === 'function' && Function.prototype.toString.call(listener).includes('.emitEOF()');
+function notHalfOpen(socket: Socket): void {
+  socket.allowHalfOpen = false;
+}
+
+/**
+ * Whether `socket` carries Node's `JSStreamSocket`: its listeners hand the
+ * stream's bytes and its end to the native side (`_handle.readBuffer()`,
+ * `_handle.emitEOF()`). Read from their source, once, at the peer's FIN.
+ */
+function isStreamWrapTransport(socket: Socket): boolean {
+  const calls = (event: string, call: string) => socket.listeners(event).some((l) => Function.prototype.toString.call(l).includes(call));
+  return calls('end', '_handle.emitEOF()') && calls('data', '_handle.readBuffer(');
 }
 
 /**

@@ -219,7 +219,21 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await within(once(client, 'close'), 'close');
       await waitFor(() => socket.destroyed, 'the raw socket to close');
       expect(events).toEqual(['secureConnect', 'data hello', 'end', 'close']);
+      // Half-open for the wrapper's sake only then: connected again, it ends at a FIN.
+      expect(socket.allowHalfOpen).toBe(false);
       await closeServer(raw);
+    });
+
+    it("a plain socket whose 'end' listener calls some parser's emitEOF() still ends at the peer's FIN", async () => {
+      const server = nodeNet.createServer((peer) => peer.end('bye'));
+      server.listen(0, '127.0.0.1');
+      await within(once(server, 'listening'), 'listening');
+      const parser = { ended: false, emitEOF() { this.ended = true; } };
+      const socket = dial({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      socket.resume().on('end', () => parser.emitEOF());
+      await within(once(socket, 'close'), 'close');
+      expect([parser.ended, socket.writableEnded]).toEqual([true, true]);
+      await closeServer(server);
     });
 
     it('http.Server closes a kept-alive socket idle past keepAliveTimeout, and the Agent dials anew', async () => {
