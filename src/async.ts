@@ -59,9 +59,13 @@ interface Reader extends Waiter<Buffer | null> {
   onAbort: (() => void) | undefined;
 }
 
-/** `options.signal`, checked (a bad one throws). */
-function signalOf(options: SignalOption | undefined): AbortSignal | undefined {
-  return validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
+/** `options.signal`, checked: a bad one is the error to reject with, as Node's promise APIs do. */
+function signalOf(options: SignalOption | undefined): AbortSignal | undefined | Error {
+  try {
+    return validateAbortSignal(validateObject(options, 'options').signal, 'options.signal');
+  } catch (err) {
+    return err as Error;
+  }
 }
 
 /**
@@ -146,12 +150,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = signalOf(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const signal = signalOf(options);
+    if (signal instanceof Error) return Promise.reject(signal);
     if (this.head < this.chunks.length) return Promise.resolve(this.take());
     if (this.error) return Promise.reject(this.error);
     if (this.ended || this.closed) return Promise.resolve(null);
@@ -243,12 +243,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * connection: its bytes may be half sent.
    */
   write(data: Uint8Array | string, options?: SignalOption): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = signalOf(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const signal = signalOf(options);
+    if (signal instanceof Error) return Promise.reject(signal);
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
     if (this.closed || this.connection.closed) return quietly(Promise.reject(this.error ?? destroyedError()));
     try {

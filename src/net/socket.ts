@@ -502,15 +502,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * Nothing to read after the peer's FIN: no call then (pipe's unpipe
    * pauses every piped socket that ends).
    */
-  private static leanUnlessFlowing(socket: Socket): void {
-    socket.syncLeanReads();
-  }
-
   private syncLeanReads(): void {
     const lean = this.onread !== undefined || this.readableFlowing !== true;
     if (lean === this.leanReads || this.token < 0 || this.peerFin) return;
     this.leanReads = lean;
     this.reactor!.native.setLeanReads(this.token, lean);
+  }
+
+  /** `syncLeanReads` for a socket made, once its first listeners have had their say (see `bind`). */
+  private static leanUnlessFlowing(socket: Socket): void {
+    socket.syncLeanReads();
   }
 
   override resume(): this {
