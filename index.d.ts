@@ -69,8 +69,9 @@ export declare class Reactor {
   duplicate(token: number): number
   /**
    * `fd` is one this reactor serves or made for itself (a socket, a file
-   * or pipe it sends, its wake-up pipe): a socket "given by fd" with that
-   * number is refused (`EEXIST`), as libuv refuses one it watches.
+   * or pipe it sends, its wake-up pipe), or a given fd it serves a copy
+   * of: a socket "given by fd" with that number is refused (`EEXIST`),
+   * as libuv refuses one it watches.
    */
   holdsFd(fd: number): boolean
   /**

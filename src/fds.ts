@@ -20,9 +20,6 @@ export const INHERIT_DATAGRAM = 2;
 /** What `inherit()` says of an fd that is no socket of the kind asked for (or none at all). */
 export const NOT_A_SOCKET_FOR_US = [uvErrno('EBADF'), uvErrno('ENOTSOCK'), uvErrno('EINVAL')];
 
-/** The given fds this thread serves copies of (see `takeFd`). */
-const servedHere = new Set<number>();
-
 /**
  * Takes `fd` as the caller's own (not shared with other processes) into
  * `reactor`, which serves a copy; returns its token or a negative errno. On
@@ -35,14 +32,11 @@ const servedHere = new Set<number>();
 export function takeFd(reactor: Reactor, fd: number, kind: number, backlog = 0, noDelay = false): number {
   // One of muxnet's own on this thread (a socket a reactor serves, its wake-up pipe, one a
   // socket keeps to connect from, a given one served…): refused as libuv refuses an fd it watches.
-  if (keptToConnect.has(fd) || servedHere.has(fd) || openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
+  if (keptToConnect.has(fd) || openReactors().some((r) => r.native.holdsFd(fd))) return -uvErrno('EEXIST');
   // A stream socket never connected is no connection to serve: its socket connects from it.
   if (kind === INHERIT_STREAM && KINDS[kind].includes(fdKind(reactor, fd)) && reactor.native.neverConnected(fd)) return NOT_CONNECTED;
   const token = reactor.native.inherit(fd, kind, backlog, noDelay, false);
-  if (token >= 0) {
-    servedHere.add(fd);
-    reactor.native.holdGivenFd(fd);
-  }
+  if (token >= 0) reactor.native.holdGivenFd(fd);
   return token;
 }
 
@@ -57,7 +51,6 @@ export function givenFd(fd: number, reactor: Reactor): { release(): void } {
     release() {
       if (!held) return;
       held = false;
-      servedHere.delete(fd);
       if (reactor.native.releaseGivenFd(fd)) giveUp(fd);
     },
   };

@@ -40,6 +40,10 @@ impl Holds {
         self.0.push(fd);
     }
 
+    pub fn contains(&self, fd: i32) -> bool {
+        self.0.contains(&fd)
+    }
+
     /// True if no copy serves `fd` any more: the caller closes the number.
     pub fn remove(&mut self, fd: i32) -> bool {
         match self.0.iter().position(|&held| held == fd) {

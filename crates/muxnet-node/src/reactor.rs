@@ -283,12 +283,13 @@ impl Reactor {
     }
 
     /// `fd` is one this reactor serves or made for itself (a socket, a file
-    /// or pipe it sends, its wake-up pipe): a socket "given by fd" with that
-    /// number is refused (`EEXIST`), as libuv refuses one it watches.
+    /// or pipe it sends, its wake-up pipe), or a given fd it serves a copy
+    /// of: a socket "given by fd" with that number is refused (`EEXIST`),
+    /// as libuv refuses one it watches.
     #[napi(catch_unwind)]
     pub fn holds_fd(&self, fd: i32) -> bool {
         #[cfg(unix)]
-        return !self.state.borrow().is_closed() && self.state.borrow().holds_fd(fd);
+        return !self.state.borrow().is_closed() && (self.state.borrow().holds_fd(fd) || self.state.borrow().given.contains(fd));
         #[cfg(not(unix))]
         {
             let _ = fd;
