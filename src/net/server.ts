@@ -249,7 +249,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private listenFd(fd: number, backlog: number): void {
     const reactor = openReactor(this.options.backend);
     if (typeof reactor === 'number') {
-      this.listenFailed(systemError(-reactor, 'listen'), true);
+      this.listenFailed(systemError(-reactor, 'listen', null), true);
       return;
     }
     const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, (this.acceptNoDelay = this.noDelay));
@@ -261,7 +261,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       // fds it refuses too (EEXIST: libuv watches it), leaving it to that handle.
       if ((kind === 'TCP' || kind === 'PIPE') && token !== -uvErrno('EEXIST')) giveUp(fd);
       const errno = NOT_A_SOCKET_FOR_US.includes(-token) && kind !== 'PIPE' ? uvErrno('EINVAL') : -token;
-      this.listenFailed(systemError(errno, 'listen'), true);
+      this.listenFailed(systemError(errno, 'listen', null), true);
       return;
     }
     this.adopted = givenFd(fd, reactor);
