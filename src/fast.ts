@@ -877,7 +877,8 @@ export class UdpSocket implements Handle {
 
   private checkedHost(host: string, port: number): string {
     if (this.lastHost?.[0] === host) return this.lastHost[1];
-    const checked = validateHost(host, 'address', this.loopback());
+    // The loopback asked only for 'localhost': it is a native call, and a server replies to many addresses.
+    const checked = host === 'localhost' ? this.loopback() : validateHost(host, 'address');
     // Refused now, as the kernel refuses a direct send: a queued one would fail only after the handler.
     if (checked.includes(':') && this.address()?.family === 'IPv4') throw systemError(uvErrno('EAFNOSUPPORT'), 'send', checked, port);
     this.lastHost = [host, checked];
