@@ -284,6 +284,16 @@ export declare class Reactor {
 export declare function backends(): Array<string>
 
 /**
+ * Closes a given fd as node:net's handle would have (its last copy let go,
+ * or a `listen({ fd })` that failed) — unless a copy still serves it on
+ * some thread, or it is 0, 1 or 2, which libuv never closes. Closed here,
+ * not with `fs.closeSync`, which warns in a worker. Returns 0, or the
+ * negative errno of a failed close (a number its giver closed already is
+ * no error: libuv's close ignores that too).
+ */
+export declare function closeGivenFd(fd: number): number
+
+/**
  * What one chunk completed. Frames that lie whole in the chunk are not
  * copied: the caller takes views of its own chunk.
  */

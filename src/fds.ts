@@ -5,8 +5,9 @@
  * activation, a socket a parent process left open. The reactor serves a
  * copy (muxnet-core's `inherit_*`); the given number stays open meanwhile.
  */
-import { closeSync, fstatSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import { native } from './binding';
 import { coded, systemError, uvErrno } from './errors';
 import type { Adopted } from './net/bound';
 import { unsupported } from './net/unsupported';
@@ -57,19 +58,17 @@ export function givenFd(fd: number, reactor: Reactor): { release(): void } {
 }
 
 /**
- * Closes a given fd that node:net's handle would have closed — unless it is
+ * Closes a given fd that node:net's handle would have closed — unless a
+ * copy still serves it on another thread (a failed `listen({ fd })` here
+ * closed a worker's number, which the next file opened then got), or it is
  * 0, 1 or 2: libuv never closes stdio fds with a handle (so a socket given
  * as stdin stays open in the process, as with node:net, and its number is
- * not reused by the next file opened).
+ * not reused by the next file opened). Closed natively: `fs.closeSync` in a
+ * worker warns of an fd "not opened in unmanaged mode".
  */
 export function giveUp(fd: number): void {
-  if (fd <= 2) return;
-  try {
-    closeSync(fd);
-  } catch (err) {
-    // Closed already by its giver, who kept the number: nothing left to close, as libuv's close ignores.
-    if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err;
-  }
+  const errno = native.closeGivenFd(fd);
+  if (errno < 0) throw systemError(-errno, 'close');
 }
 
 /**

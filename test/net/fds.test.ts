@@ -147,6 +147,22 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
     expect(report.echoes).toEqual(['for a', 'for b']);
   });
 
+  // Found by a review (2026-12-05): a listen({ fd }) failing here (EMFILE: no fd for the copy)
+  // closed the number a worker still served; the next file opened got it, and the worker's close
+  // (the last copy) closed that file. And the last copy let go in a worker closed the number with
+  // fs.closeSync, which warned of an fd "not opened in unmanaged mode".
+  it.each(BACKENDS)("a given fd another thread serves outlives this thread's failed listen; the worker's last copy closes it without a warning, on %s", async (backend) => {
+    const given = net.createServer().listen(0, '127.0.0.1');
+    await once(given, 'listening');
+    const args = [path.join(__dirname, '..', 'fixtures', 'fd-last-copy.js'), backend];
+    const child = spawn('sh', ['-c', 'ulimit -n 128 && exec "$0" "$@"', process.execPath, '--no-deprecation', ...args], { stdio: ['ignore', 'pipe', 'inherit', fdOf(given)] });
+    given.close();
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const [code] = await once(child, 'exit');
+    expect([code, out && JSON.parse(out)]).toEqual([0, { listen: 'EMFILE', givenKept: true, warnings: [], fileWritten: true, givenClosed: true }]);
+  });
+
   // node:net opens a FIFO's fd as a pipe handle, listen() fails (ENOTSOCK), and the handle's close
   // closes the fd: the caller gave it away. The drop-in did the same but left the fd open.
   it('listen({ fd }) failing on a FIFO closes the fd given, as node:net', async () => {

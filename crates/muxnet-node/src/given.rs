@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use napi_derive::napi;
+
 static HELD: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 
 fn hold(fd: i32) {
@@ -55,20 +57,41 @@ impl Holds {
         }
     }
 
-    /// Lets every hold go, closing the numbers no other copy serves (but
-    /// 0, 1 and 2, which libuv never closes either).
+    /// Lets every hold go, closing the numbers no other copy serves.
     pub fn release_all(&mut self) {
         for fd in self.0.drain(..) {
-            if release(fd) && fd > 2 {
-                #[cfg(unix)]
-                // SAFETY: the given number is ours alone: held open for the copies, the last
-                // gone, and the JavaScript that would have closed it gone with its env.
-                unsafe {
-                    libc::close(fd);
-                }
+            if release(fd) {
+                close_given_fd(fd);
             }
         }
     }
+}
+
+/// Closes a given fd as node:net's handle would have (its last copy let go,
+/// or a `listen({ fd })` that failed) — unless a copy still serves it on
+/// some thread, or it is 0, 1 or 2, which libuv never closes. Closed here,
+/// not with `fs.closeSync`, which warns in a worker. Returns 0, or the
+/// negative errno of a failed close (a number its giver closed already is
+/// no error: libuv's close ignores that too).
+#[napi(catch_unwind)]
+pub fn close_given_fd(fd: i32) -> i32 {
+    // Held while closing: a thread taking a copy meanwhile finds the number still there.
+    let held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    if fd <= 2 || held.contains_key(&fd) {
+        return 0;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: no copy serves the number any more and the caller gives it up: nothing of
+        // muxnet's uses it after this.
+        if unsafe { libc::close(fd) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBADF) {
+                return -crate::errno::errno_of(&e);
+            }
+        }
+    }
+    0
 }
 
 #[cfg(test)]
