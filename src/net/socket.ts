@@ -1659,13 +1659,17 @@ function notHalfOpen(socket: Socket): void {
 }
 
 /**
- * Whether `socket` carries Node's `JSStreamSocket`: its listeners hand the
- * stream's bytes and its end to the native side (`_handle.readBuffer()`,
- * `_handle.emitEOF()`). Read from their source, once, at the peer's FIN.
+ * Whether `socket` carries a live `JSStreamSocket` of Node's: its listeners
+ * hand the stream's bytes and its end to the native side
+ * (`_handle.readBuffer()`, `_handle.emitEOF()`), and its `once('close')`
+ * destroying the wrapper is still there — gone, the socket closed since,
+ * and the wrapper with it (a TLS handshake that failed, the socket
+ * connected again for plain TCP, kept its first two: taken for a transport,
+ * it never ended). Read from their source, once, at the peer's FIN.
  */
 function isStreamWrapTransport(socket: Socket): boolean {
   const calls = (event: string, call: string) => socket.listeners(event).some((l) => Function.prototype.toString.call(l).includes(call));
-  return calls('end', '_handle.emitEOF()') && calls('data', '_handle.readBuffer(');
+  return calls('end', '_handle.emitEOF()') && calls('data', '_handle.readBuffer(') && calls('close', 'this.destroy()');
 }
 
 /**

@@ -236,6 +236,31 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await closeServer(server);
     });
 
+    // Found by a review (2026-12-05): the dead TLS wrapper's listeners stayed on the socket, which
+    // was then taken for its transport at the plain peer's FIN: half-open, it never ended or closed.
+    it('a socket whose TLS handshake failed, connected again for plain TCP, ends and closes at the FIN', async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}));
+      const plain = nodeNet.createServer((peer) => peer.end('plain bye'));
+      secure.listen(0, '127.0.0.1');
+      plain.listen(0, '127.0.0.1');
+      await within(Promise.all([once(secure, 'listening'), once(plain, 'listening')]), 'listening');
+      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      socket.on('error', () => {});
+      await within(once(socket, 'connect'), 'connect');
+      // Self-signed, not trusted: the handshake fails and the wrapper goes, with the raw socket.
+      const closed = once(socket, 'close');
+      const client = tls.connect({ socket, servername: 'localhost' });
+      const [err] = await within(once(client, 'error'), 'the handshake to fail');
+      expect((err as NodeJS.ErrnoException).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+      await within(closed, 'the raw socket to close');
+      let got = '';
+      socket.on('data', (d) => (got += d));
+      socket.connect((plain.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+      await within(once(socket, 'close'), 'the plain connection to close');
+      expect([got, socket.writableEnded, socket.allowHalfOpen]).toEqual(['plain bye', true, false]);
+      await Promise.all([closeServer(secure), closeServer(plain)]);
+    });
+
     it('http.Server closes a kept-alive socket idle past keepAliveTimeout, and the Agent dials anew', async () => {
       const idleApp = http.createServer((_req, res) => res.end('ok'));
       // It announces `Keep-Alive: timeout=2`; the Agent keeps the socket with
