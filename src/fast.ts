@@ -191,6 +191,12 @@ const REF = 8;
 const DESTROYED = 16;
 /** Its peer sent FIN (`onEnd` ran). */
 const PEER_ENDED = 32;
+/** `pause()`d: it waits for nothing of its own, and holds the process only while it owes bytes (as node:net's). */
+const PAUSED = 64;
+/** Bytes (or a FIN) queued in Rust for the kernel, until `onDrain`: it holds the process, `unref()`ed or not. */
+const OWING = 128;
+/** It counts now in its reactor's ref count (see `sync`). */
+const COUNTED = 256;
 
 /** What only a connection `pipe()` joined needs. */
 interface Piped {
@@ -221,14 +227,30 @@ export class Connection<T = unknown> implements Handle {
     this.data = undefined;
     this.token = token;
     this.origin = origin;
-    // A fast connection waits on its socket for its whole life, so it
-    // keeps the process alive from now until it closes, unless unref()ed
-    // (what `KeepAlive` tracks for the other handles, without an object).
-    this.flags = origin.target !== undefined ? CONNECTING | REF : REF;
+    // It keeps the process alive while it waits for its peer (not paused) unless unref()ed, and
+    // while it connects or owes bytes whatever unref() says, as node:net's requests in flight
+    // (what `KeepAlive` tracks for the other handles, without an object: see `sync`).
+    this.flags = origin.target !== undefined ? CONNECTING | REF | COUNTED : REF | COUNTED;
     this.remote = undefined;
     this.piped = undefined;
     origin.reactor.attach(token, this);
     origin.reactor.ref();
+  }
+
+  /**
+   * Counts this connection in its reactor's ref count while it is open and
+   * either connecting, owing bytes or a file to the kernel, or `ref()`ed and
+   * not paused. Until 2026-12-05 an `unref()`ed one let the process exit
+   * with its queue dropped — the peer saw an orderly FIN after ~4 MB of 64
+   * MiB — or before it connected; a paused one held the process for ever.
+   */
+  private sync(): void {
+    const f = this.flags;
+    const counts = !(f & CLOSED) && ((f & (CONNECTING | OWING)) !== 0 || (f & (REF | PAUSED)) === REF || sendingFiles.has(this));
+    if (counts === ((f & COUNTED) !== 0)) return;
+    this.flags ^= COUNTED;
+    if (counts) this.origin.reactor.ref();
+    else this.origin.reactor.unref();
   }
 
   /** The server that accepted it (undefined for an outgoing connection). */
@@ -300,7 +322,10 @@ export class Connection<T = unknown> implements Handle {
       this.destroy(systemError(-queued, 'write'));
       return false;
     }
-    return queued === 0;
+    if (queued === 0) return true;
+    this.flags |= OWING;
+    this.sync();
+    return false;
   }
 
   /**
@@ -344,6 +369,7 @@ export class Connection<T = unknown> implements Handle {
       const pending = sendingFiles.get(this);
       if (pending) pending.push({ resolve, reject });
       else sendingFiles.set(this, [{ resolve, reject }]);
+      this.sync();
     });
   }
 
@@ -449,11 +475,17 @@ export class Connection<T = unknown> implements Handle {
    * (a batch can hold several reads of one connection, after a `resume()`).
    */
   pause(): void {
-    if (!this.closed) this.origin.reactor.native.pause(this.token);
+    if (this.closed) return;
+    this.origin.reactor.native.pause(this.token);
+    this.flags |= PAUSED;
+    this.sync();
   }
 
   resume(): void {
-    if (!this.closed) this.origin.reactor.native.resume(this.token);
+    if (this.closed) return;
+    this.origin.reactor.native.resume(this.token);
+    this.flags &= ~PAUSED;
+    this.sync();
   }
 
   // Set on the socket at once, connecting or not: the kernel keeps the options through the
@@ -477,16 +509,21 @@ export class Connection<T = unknown> implements Handle {
     return this;
   }
 
-  /** Whether this connection keeps the process alive (default true). */
+  /**
+   * Whether this connection keeps the process alive while it waits for its
+   * peer (default true). Unref'd, it still does while it connects or has
+   * bytes or a file queued for the kernel, as node:net's does while a
+   * request is in flight; paused, only then.
+   */
   ref(): this {
-    if ((this.flags & (REF | CLOSED)) === 0) this.origin.reactor.ref();
     this.flags |= REF;
+    this.sync();
     return this;
   }
 
   unref(): this {
-    if ((this.flags & (REF | CLOSED)) === REF) this.origin.reactor.unref();
     this.flags &= ~REF;
+    this.sync();
     return this;
   }
 
@@ -495,8 +532,8 @@ export class Connection<T = unknown> implements Handle {
     // Until the next turn the reactor still knows a socket it closed (only
     // a piped one has anything to tell: no native call per close otherwise).
     if (this.piped !== undefined) void this.bytesRelayed;
-    if (this.flags & REF) this.origin.reactor.unref();
     this.flags |= CLOSED;
+    this.sync();
     if (this.origin.server) this.origin.server.connections--;
     // The reactor unjoins the partner when one side closes.
     const partner = this.piped?.partner;
@@ -518,6 +555,7 @@ export class Connection<T = unknown> implements Handle {
   /** @internal */
   onConnect(): void {
     this.flags &= ~CONNECTING;
+    this.sync();
     this.origin.handlers.onOpen?.(this);
   }
 
@@ -528,6 +566,8 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onDrain(): void {
+    this.flags &= ~OWING;
+    this.sync();
     this.origin.handlers.onDrain?.(this);
   }
 
@@ -535,7 +575,10 @@ export class Connection<T = unknown> implements Handle {
   onFileSent(sent: number): void {
     const files = sendingFiles.get(this);
     files?.shift()?.resolve(sent);
-    if (files?.length === 0) sendingFiles.delete(this);
+    if (files?.length === 0) {
+      sendingFiles.delete(this);
+      this.sync();
+    }
   }
 
   /** @internal */

@@ -2,6 +2,8 @@
 // on its own, never blocks timers or promises, and a throwing handler is
 // an uncaught exception, not a dead reactor.
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import nodeNet from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +22,36 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
   it('an open fast connection holds the process until unref(), again after ref(); a closed one never', async () => {
     const { stdout } = await run(process.execPath, [fixture('connection-ref.js'), backend], { timeout: 10_000 });
     expect(stdout.trim()).toBe('held true');
+  });
+
+  // Found by a hunt (2026-12-05): unref()ed, a connection let the process exit with its queue
+  // dropped (the peer saw an orderly end after ~4 MB of 16 MiB), a file half sent, or before it
+  // connected; paused, one held the process for ever. As node:net's socket: what it owes holds
+  // the process, unref()ed or not; paused with nothing owed, nothing does.
+  it.each([
+    ['write', 16 << 20],
+    ['sendfile', 8 << 20],
+    ['connecting', 'connected'.length],
+    ['paused', 'paused'.length],
+  ] as const)('an unref()ed connection holds the process while it owes bytes; a paused one only then (%s)', async (mode, bytes) => {
+    const sink = nodeNet.createServer().listen(0, '127.0.0.1');
+    await once(sink, 'listening');
+    const received = new Promise<number>((resolve) =>
+      sink.once('connection', (peer) => {
+        let got = 0;
+        // A slow reader: the writer's queue stays in Rust a while.
+        peer.pause();
+        setTimeout(() => peer.resume(), 300);
+        peer.on('data', (d) => (got += d.length)).on('end', () => resolve(got));
+      }),
+    );
+    try {
+      const { stdout } = await run(process.execPath, [fixture('connection-owes.js'), backend, String((sink.address() as nodeNet.AddressInfo).port), mode], { timeout: 10_000 });
+      expect(stdout.trim()).toBe(mode === 'sendfile' ? `sent ${bytes}` : '');
+      expect(await received).toBe(bytes);
+    } finally {
+      sink.close();
+    }
   });
 
   it('a throwing handler reaches uncaughtException; other connections keep echoing', async () => {
