@@ -12,6 +12,7 @@ import { startEcho } from './apps/echo';
 import { CHAT_USAGE, runChat } from './apps/chat';
 import { PROXY_USAGE, runProxy } from './apps/proxy/cli';
 import { runReceive, runSend, TRANSFER_USAGE } from './apps/transfer';
+import { onStopSignal } from './apps/signals';
 import { printStatsOnSignal, reportStats } from './stats';
 import { BACKENDS, type BackendName } from './fast';
 
@@ -105,19 +106,15 @@ function echo(argv: string[]): void {
 
   const reporter = statsEvery > 0 ? reportStats('muxnet echo', server.backend, statsEvery) : undefined;
   // The muxnet/server close: no new connections, the open ones get the
-  // deadline. Each signal is heard once: a second one stops at once.
-  const stop = (signal: string) => {
+  // deadline. A second signal stops at once.
+  onStopSignal((signal) => {
     clearInterval(ticker);
     clearInterval(reporter);
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
     const closed = server.close({ timeout: drainMs });
     // Said once the listener is closed: a client that reads it is refused.
     console.log(`muxnet echo: ${signal}, stopping: ${summary()}`);
     void closed.then(() => console.log(`muxnet echo: stopped: ${summary()}`));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  });
   printStatsOnSignal(server.backend);
 
   // Announced only once a signal can stop it cleanly.

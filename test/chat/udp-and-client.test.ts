@@ -5,7 +5,7 @@ import nodeNet from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runClient } from '../../src/apps/chat/client';
+import { runClient, type ClientOptions } from '../../src/apps/chat/client';
 import { ChatServer } from '../../src/apps/chat/server';
 import { UdpChatServer } from '../../src/apps/chat/udp';
 import { CAN_SPOOF_UDP, sendFromPortZero, sleep, waitFor } from '../helpers';
@@ -109,21 +109,36 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
   });
 });
 
+/** A chat server and a member of its lobby: what the member has heard. */
+async function watchedServer(options: ConstructorParameters<typeof ChatServer>[0]) {
+  const server = await new ChatServer(options).start();
+  cleanup.push(() => server.stop());
+  const observer = nodeNet.connect(server.port, '127.0.0.1');
+  cleanup.push(() => observer.destroy());
+  let seen = '';
+  observer.on('data', (d) => (seen += d));
+  await waitFor(() => seen.includes('WELCOME'), 'the observer to join');
+  return { server, observer, seen: () => seen };
+}
+
+/** The client in this process on streams of ours, as from a pipe: its exit code, its stdin, what it printed. */
+function pipedClient(options: Omit<ClientOptions, 'input' | 'output' | 'interactive'>) {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  let out = '';
+  output.on('data', (d) => (out += d));
+  return { done: runClient({ ...options, input, output, interactive: false }), input, out: () => out };
+}
+
 describe('chat client', () => {
   it('sends each stdin line when not interactive, prints what arrives, leaves at the end', async () => {
-    const server = await new ChatServer({ port: 0 }).start();
-    cleanup.push(() => server.stop());
-    const observer = nodeNet.connect(server.port, '127.0.0.1');
-    cleanup.push(() => observer.destroy());
-    let seen = '';
-    observer.on('data', (d) => (seen += d));
-    await waitFor(() => seen.includes('WELCOME'), 'the observer to join');
+    const { server, observer, seen } = await watchedServer({ port: 0 });
     const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${server.port}`, '--nick', 'piper'], { stdio: ['pipe', 'pipe', 'pipe'] });
     cleanup.push(() => child.kill('SIGKILL'));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stdin.write('first line\n/who\nsecond line\n');
-    await waitFor(() => seen.includes('piper: second line'), 'both lines relayed', 10_000);
+    await waitFor(() => seen().includes('piper: second line'), 'both lines relayed', 10_000);
     observer.write('hi piper\n');
     await waitFor(() => out.includes(': hi piper'), 'the client to print the reply', 10_000);
     child.stdin.end();
@@ -132,9 +147,68 @@ describe('chat client', () => {
     expect(out).toMatch(/^WELCOME to muxnet chat/m);
     expect(out).toMatch(/^WHO lobby: guest\d+, piper$/m);
     expect(out).toMatch(/^BYE$/m);
-    expect(seen).toMatch(/ piper: first line\n/);
-    await waitFor(() => seen.includes('* piper quit'), 'the quit announced');
+    expect(seen()).toMatch(/ piper: first line\n/);
+    await waitFor(() => seen().includes('* piper quit'), 'the quit announced');
   });
+
+  // Found by a hunt (2026-12-05): a piped file past the server's burst (200 lines at the default
+  // rate) was cut off by its flood limit — 199 of 1 000 lines arrived and the exit was 0.
+  it('a piped text longer than the server\'s burst arrives whole, paced to the rate', async () => {
+    const { server, seen } = await watchedServer({ port: 0, rate: 400, burst: 800 });
+    const { done, input, out } = pipedClient({ host: '127.0.0.1', port: server.port, rate: 400 });
+    const lines = Array.from({ length: 2000 }, (_, i) => `line ${i}`);
+    input.end(`${lines.join('\n')}\n`);
+    expect(await done, out()).toBe(0);
+    await waitFor(() => seen().includes(': line 1999\n'), 'the last line relayed', 10_000);
+    expect(seen().match(/: line \d+\n/g)).toEqual(lines.map((l) => `: ${l}\n`));
+    expect(out()).not.toMatch(/ERROR/);
+  }, 20_000);
+
+  // Found by a hunt (2026-12-05): lines handed to the kernel counted as delivered, so a server
+  // that was frozen, or reset the connection unread, got none of them and the exit was 0.
+  it('exits 1 and says so when the server never confirms the end, or a connection broke with lines sent', async () => {
+    let connections = 0;
+    const server = nodeNet.createServer((s) => {
+      s.on('error', () => {});
+      // The first connection is reset unread; later ones read and never answer BYE, unless told to.
+      if (++connections === 1) return void s.pause().setTimeout(300, () => s.resetAndDestroy());
+      s.on('data', (d) => String(d).includes('/quit') && confirm && s.end('BYE\n'));
+    });
+    let confirm = false;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    // Reset unread, then reconnected and confirmed: what the first connection took is in doubt.
+    confirm = true;
+    const broke = pipedClient({ host: '127.0.0.1', port });
+    broke.input.write('a\nb\n');
+    await waitFor(() => connections === 2, 'the reconnect', 10_000);
+    broke.input.end('c\n');
+    expect(await broke.done, broke.out()).toBe(1);
+    expect(broke.out()).toMatch(/^BYE\n\* 2 lines sent may not have arrived: a connection broke before the server confirmed them$/m);
+    // Read and never answered: the wait for BYE runs out.
+    confirm = false;
+    const silent = pipedClient({ host: '127.0.0.1', port });
+    silent.input.end('d\n');
+    expect(await silent.done, silent.out()).toBe(1);
+    expect(silent.out()).toMatch(/^\* 1 line sent may not have arrived: 127\.0\.0\.1:\d+ did not confirm the end \(no BYE\)$/m);
+  }, 20_000);
+
+  // Found by a hunt (2026-12-05): the client's process.exit() dropped what stdout (a pipe read
+  // slowly) had not taken yet: 48 of 3 000 lines printed.
+  it.runIf(process.platform !== 'win32')('prints everything it received before it exits, to a pipe read slowly', async () => {
+    const { server, observer: talker, seen: heard } = await watchedServer({ port: 0, rate: 10_000, burst: 10_000 });
+    const reader = spawn('sh', ['-c', `(sleep 1; echo /quit) | "$0" "$1" chat connect 127.0.0.1:${server.port} --nick reader | (sleep 2; grep -c said)`, process.execPath, CLI], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.push(() => reader.kill('SIGKILL'));
+    let counted = '';
+    reader.stdout.on('data', (d) => (counted += d));
+    await waitFor(() => heard().includes('known as reader'), 'the reader to join', 10_000);
+    talker.write(Array.from({ length: 3000 }, (_, i) => `said ${i} ${'x'.repeat(100)}\n`).join(''));
+    expect(await new Promise((r) => reader.on('exit', r))).toBe(0);
+    expect(Number(counted)).toBe(3000);
+  }, 20_000);
 
   it('prints what a hostile server sends without its control characters: no escape sequence reaches the terminal', async () => {
     // Clears the screen, retitles the window, colours (C1 CSI), over TCP and UDP alike.
@@ -147,19 +221,16 @@ describe('chat client', () => {
     await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
     cleanup.push(() => udp.close());
     for (const [port, isUdp] of [[(server.address() as nodeNet.AddressInfo).port, false], [udp.address().port, true]] as const) {
-      const input = new PassThrough();
-      const output = new PassThrough();
-      let out = '';
-      output.on('data', (d) => (out += d));
-      const done = runClient({ host: '127.0.0.1', port, udp: isUdp, input, output, interactive: false });
+      const { done, input, out } = pipedClient({ host: '127.0.0.1', port, udp: isUdp });
       input.write('hi\n');
-      await waitFor(() => out.includes('bye'), 'the hostile lines printed');
+      await waitFor(() => out().includes('bye'), 'the hostile lines printed');
       input.end();
-      expect(await done).toBe(0);
+      // Its 'hi' never confirmed (TCP; the UDP chat has no confirmation).
+      expect(await done).toBe(isUdp ? 0 : 1);
       // What is left of them is inert text; only the line breaks the client itself writes remain.
-      expect(out).toContain('[2J]0;ownedhello there');
-      expect(out).toContain('31mred');
-      expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(out()).toContain('[2J]0;ownedhello there');
+      expect(out()).toContain('31mred');
+      expect(out()).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     }
   });
 
@@ -173,15 +244,12 @@ describe('chat client', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanup.push(() => server.close());
-    const input = new PassThrough();
-    const output = new PassThrough();
-    let out = '';
-    output.on('data', (d) => (out += d));
-    const done = runClient({ host: '127.0.0.1', port: (server.address() as nodeNet.AddressInfo).port, input, output, interactive: false });
-    await waitFor(() => out.includes('bye'), 'the last line printed', 10_000);
+    const { done, input, out } = pipedClient({ host: '127.0.0.1', port: (server.address() as nodeNet.AddressInfo).port });
+    await waitFor(() => out().includes('bye'), 'the last line printed', 10_000);
     input.end();
+    // Nothing was sent: nothing to confirm.
     expect(await done).toBe(0);
-    expect(out.split('\n').slice(0, 3)).toEqual([who, '* a line from the server dropped: longer than 16 MiB', 'bye']);
+    expect(out().split('\n').slice(0, 3)).toEqual([who, '* a line from the server dropped: longer than 16 MiB', 'bye']);
   });
 
   // util-linux `script` gives the client a real pseudo-terminal; its stdin pipe is the keyboard.
@@ -218,6 +286,10 @@ describe('chat client', () => {
     await onScreen(() => redrawn.test(screen), 'the prompt redrawn with the typed text under the line');
     child.stdin.write('lo\r');
     await onScreen(() => bobSaw.includes('alice: hello\n'), 'the finished line to reach bob');
+    // The client asks the server to confirm it after half a second's quiet (a /ping, its PONG not
+    // printed): confirmed before the server stops, it is not in doubt and the exit is 0.
+    await sleep(1000);
+    expect(screen).not.toMatch(/PONG/);
 
     server.stop();
     // The first delay is 0.5 s less up to 20 % jitter.

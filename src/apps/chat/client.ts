@@ -3,7 +3,10 @@
  * prompt without clobbering what you type; `/quit` or Ctrl-D leaves; if the
  * server goes away it says so and reconnects with backoff. Non-interactive
  * (stdin is a pipe): sends each stdin line, read only as fast as the server
- * takes them, prints what arrives, and leaves once stdin ends. Runs on
+ * takes them, prints what arrives, and leaves once stdin ends. Lines go at
+ * most `rate` a second, so a long paste or a piped file is not cut off by
+ * the server's flood limit. It exits 0 only when the server confirmed the
+ * end (`BYE` after `/quit`: every line before it was read). Runs on
  * muxnet's own resilient client (`muxnet/client`) and drop-in `dgram`.
  */
 import readline from 'node:readline';
@@ -19,6 +22,8 @@ export interface ClientOptions {
   udp?: boolean;
   /** UDP: heartbeat period is a third of this. */
   intervalMs?: number;
+  /** TCP: lines sent per second at most (default 100, the server's own default `--rate`). */
+  rate?: number;
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
   interactive: boolean;
@@ -26,6 +31,11 @@ export interface ClientOptions {
 
 const MAX_BACKOFF_MS = 10_000;
 const QUIT = '/quit\n';
+const PING = '/ping\n';
+/** How long after `/quit` went out the server's `BYE` is waited for. */
+const BYE_WAIT_MS = 5000;
+/** Lines sent, then this long with none: a `/ping` asks the server to confirm them. */
+const CONFIRM_AFTER_MS = 500;
 /**
  * The longest line taken from the server. The server's own replies have no
  * bound of theirs (`/who` in a room of 10 000 members), and a relayed line
@@ -71,21 +81,55 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     const where = `${opts.host}:${opts.port}`;
     // Lines typed while the server is away wait in the client's queue.
     const client = connect({ host: opts.host, port: opts.port, reconnect: { initialDelay: 500, maxDelay: MAX_BACKOFF_MS } });
+    const pace = new Pacer(opts.rate ?? 100);
     let decoder = new FrameDecoder('line', MAX_SERVER_LINE);
     let quitting = false;
     let opened = false;
+    /** Connected now (lines sent meanwhile are handed to the connection, not queued for the next). */
+    let connected = false;
+    /** The server's BYE: it read every line before the /quit. */
+    let confirmed = false;
+    /** stdin has ended: the /quit follows the last line paced out. */
+    let inputEnded = false;
     /** Lines the client's queue refused (each said so): they count as not delivered. */
     let refused = 0;
     let lastFailure: Error | undefined;
+    /** A server's `ERROR …; disconnected`: why the connection that follows ends. */
+    let dropped: string | undefined;
+    // The server answers lines in order: its PONG to a /ping says it read every line before.
+    // Lines not yet confirmed so are in doubt if the connection breaks.
+    /** Lines sent since the last /ping. */
+    let unconfirmed = 0;
+    /** The /pings awaiting their PONG: the lines each confirms, and whether the user asked (its PONG is printed). */
+    const pings: { lines: number; asked: boolean }[] = [];
+    /** Lines in doubt: sent on connections that broke before confirming them. */
+    let inDoubt = 0;
+    let confirmTimer: NodeJS.Timeout | undefined;
+    const ping = (asked: boolean): boolean => {
+      // A queue too full to take it: the lines wait for the next one.
+      if (client.queued + PING.length > client.queueLimit) return false;
+      client.send(PING);
+      pings.push({ lines: unconfirmed, asked });
+      unconfirmed = 0;
+      return true;
+    };
+    // A quiet moment after lines went out: ask (the reply is not printed).
+    const confirmSoon = () => {
+      clearTimeout(confirmTimer);
+      confirmTimer = setTimeout(() => unconfirmed > 0 && !quitting && ping(false), CONFIRM_AFTER_MS).unref();
+    };
+    let byeTimer: NodeJS.Timeout | undefined;
     // After /quit the server answers BYE and closes; don't wait for ever if it can't.
-    const giveUpSoon = () => setTimeout(() => client.destroy(), 2000).unref();
+    const waitForBye = () => (byeTimer ??= setTimeout(() => client.destroy(), BYE_WAIT_MS).unref());
     client.on('open', (conn) => {
       decoder = new FrameDecoder('line', MAX_SERVER_LINE);
       opened = true;
+      connected = true;
+      dropped = undefined;
       if (opts.interactive) print(`* connected to ${where}`);
       // Ahead of any queued line: the nick is about this connection.
       if (opts.nick) conn.write(`/nick ${opts.nick}\n`);
-      if (quitting) giveUpSoon();
+      if (quitting) waitForBye();
     });
     client.on('data', (chunk) => {
       const { frames, tooLong, tooLongAt } = decoder.push(chunk);
@@ -93,8 +137,11 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         if (i === tooLongAt) print(droppedNotice(tooLong));
         const line = frame.toString('utf8');
         if (line === 'PING') client.send('PONG\n');
+        else if (line === 'PONG' && pings.length > 0 && !pings.shift()!.asked) continue;
         // A server may be hostile: no escape sequence of its reaches the terminal.
         else print(sanitize(line));
+        if (line === 'BYE' && quitting) confirmed = true;
+        else if (line.startsWith('ERROR ') && line.endsWith('disconnected')) dropped = sanitize(line);
       }
       if (tooLongAt === frames.length) print(droppedNotice(tooLong));
     });
@@ -103,19 +150,39 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       lastFailure = cause;
       // After /quit the server answers BYE and closes: that is the end.
       if (quitting) return client.destroy();
+      // What the broken connection was handed and did not confirm (lines queued for the next one
+      // count too: "may", not "did not").
+      if (connected) {
+        inDoubt += unconfirmed + pings.reduce((sum, p) => sum + p.lines, 0);
+        unconfirmed = 0;
+        pings.length = 0;
+      }
+      connected = false;
       // Never connected yet: say why, rather than "disconnected".
-      print(opened ? `* disconnected from ${where}; reconnecting in ${delay / 1000} s` : `* cannot reach ${where} (${cause.message}); retrying in ${delay / 1000} s`);
+      const why = dropped ? ` (${dropped})` : '';
+      print(opened ? `* disconnected from ${where}${why}; reconnecting in ${delay / 1000} s` : `* cannot reach ${where} (${cause.message}); retrying in ${delay / 1000} s`);
     });
     client.on('closed', ({ unsent }) => {
-      // Our own /quit is no line of the user's.
-      const lost = unsent.filter((line) => line.toString() !== QUIT).length;
-      if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${lastFailure ? `unreachable (${lastFailure.message})` : 'closed'}`);
+      clearTimeout(byeTimer);
+      clearTimeout(confirmTimer);
+      pace.stop();
+      // Our own /quit and /pings are no lines of the user's; lines still paced out never went.
+      const queued = unsent.filter((line) => line.toString() !== QUIT && line.toString() !== PING).length;
+      const lost = queued + pace.waiting.filter((line) => line !== QUIT).length;
+      const why = dropped ?? (lastFailure ? `unreachable (${lastFailure.message})` : 'closed');
+      if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${why}`);
+      // Handed to the connection, never confirmed: the server may not have read them. Its BYE
+      // confirms every line of the last connection.
+      const unanswered = confirmed ? 0 : Math.max(0, unconfirmed + pings.reduce((sum, p) => sum + p.lines, 0) - queued);
+      const doubt = inDoubt + unanswered;
+      const because = unanswered > 0 ? `${where} did not confirm the end (no BYE${dropped || lastFailure ? `; ${why}` : ''})` : 'a connection broke before the server confirmed them';
+      if (doubt > 0) print(`* ${doubt} line${doubt === 1 ? '' : 's'} sent may not have arrived: ${because}`);
       rl.close();
-      resolve(lost + refused > 0 ? 1 : 0);
+      resolve(lost + refused + doubt > 0 ? 1 : 0);
     });
     const sendQuit = () => {
       client.send(QUIT);
-      if (client.state === 'open') giveUpSoon();
+      if (client.state === 'open') waitForBye();
     };
     const quit = () => {
       if (quitting) return;
@@ -127,20 +194,83 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       if (client.queued + QUIT.length > client.queueLimit) client.once('drain', sendQuit);
       else sendQuit();
     };
+    /** From a pipe, stdin is read only as fast as the lines go: at the pace, and while the queue is under half full. */
+    const flowing = () => pace.waiting.length < pace.rate && client.queued <= client.queueLimit / 2;
+    const resumeInput = () => {
+      if (!opts.interactive && !quitting && !inputEnded && flowing()) rl.resume();
+    };
+    pace.onLine = (line) => {
+      if (line === QUIT) {
+        // What follows the /quit is not for sending.
+        pace.stop();
+        pace.waiting.length = 0;
+        return quit();
+      }
+      if (line.trim() === '/ping') refused += ping(true) ? 0 : 1;
+      else if (client.send(line)) unconfirmed++;
+      else refused++;
+      confirmSoon();
+      resumeInput();
+    };
+    pace.onIdle = () => inputEnded && quit();
     rl.on('line', (line) => {
-      if (line.trim() === '/quit') return quit();
-      if (!client.send(`${line}\n`)) refused++;
+      if (quitting) return;
+      pace.push(line.trim() === '/quit' ? QUIT : `${line}\n`);
       if (opts.interactive) rl.prompt();
-      // From a pipe, stdin is read only as fast as the server takes the lines: past half
-      // the queue, reading stops until it is written out. The other half takes what
-      // readline has already read (it hands on the rest of its chunk after pause()).
-      else if (client.queued > client.queueLimit / 2) rl.pause();
+      // readline hands on the rest of its chunk after pause(): the pacer's queue holds it.
+      else if (!flowing()) rl.pause();
     });
-    // Once quitting, stdin is done with (and the interface may be closed).
-    if (!opts.interactive) client.on('drain', () => !quitting && rl.resume());
-    rl.on('close', quit);
+    if (!opts.interactive) client.on('drain', resumeInput);
+    rl.on('close', () => {
+      inputEnded = true;
+      if (pace.waiting.length === 0) quit();
+    });
     if (opts.interactive) rl.prompt();
   });
+}
+
+/**
+ * Lines out at most `rate` a second, in a burst of at most `rate`: the
+ * server's token bucket allows `rate` with a burst of twice that, so a
+ * pasted or piped text of any length is never taken for a flood (until
+ * 2026-12-05 a piped file past 200 lines was cut off by it, and the client
+ * said "unreachable" or nothing).
+ */
+class Pacer {
+  readonly waiting: string[] = [];
+  onLine: (line: string) => void = () => {};
+  /** The queue ran empty. */
+  onIdle: () => void = () => {};
+  private tokens: number;
+  private refilledAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly rate: number) {
+    this.tokens = rate;
+  }
+
+  push(line: string): void {
+    this.waiting.push(line);
+    if (this.timer === undefined) this.pump();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private pump(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) / 1000) * this.rate);
+    this.refilledAt = now;
+    while (this.waiting.length > 0 && this.tokens >= 1) {
+      this.tokens--;
+      this.onLine(this.waiting.shift()!);
+    }
+    if (this.waiting.length > 0) this.timer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) / this.rate) * 1000));
+    else this.onIdle();
+  }
 }
 
 function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {

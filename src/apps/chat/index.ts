@@ -10,6 +10,7 @@ import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch
 import { ChatServer } from './server';
 import { nodeTransport, nodeCorkedTransport, muxnetTransport } from './transport';
 import { UdpChatServer } from './udp';
+import { onStopSignal } from '../signals';
 
 export { ChatServer, UdpChatServer, runClient, nodeTransport, nodeCorkedTransport, muxnetTransport };
 
@@ -27,7 +28,8 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --workers N|auto  N servers on worker threads, one port (needs --redis)
           --drain-timeout S (5)  on SIGINT/SIGTERM, how long members get to read
                    the goodbye before their connections are closed
-  chat connect [host:port] [--nick NAME]   (TCP; from a pipe: exits 1 if lines were not sent)
+  chat connect [host:port] [--nick NAME] [--rate N (100 lines/s at most)]
+               (TCP; exits 1 if lines were not sent, or the server did not confirm the end)
   chat connect [host:port] --udp [--interval S]   (no nicks: members are named by address:port)`;
 
 export async function runChat(argv: string[]): Promise<void> {
@@ -67,7 +69,7 @@ export async function runChat(argv: string[]): Promise<void> {
   }
   if (sub === 'connect') {
     const wrong = given.find((name) => !CONNECT_OPTIONS.has(name));
-    if (wrong !== undefined) throw new UsageError(`--${wrong} is for chat serve; chat connect takes HOST:PORT, --nick, --udp and --interval`);
+    if (wrong !== undefined) throw new UsageError(`--${wrong} is for chat serve; chat connect takes HOST:PORT, --nick, --rate, --udp and --interval`);
     if (positionals.length > 1) throw new UsageError(`chat connect takes one HOST:PORT, not '${positionals.join(' ')}'`);
     const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
     if (values.udp && values.nick !== undefined) throw new UsageError('--nick: the UDP chat has no nicks (members are named by address:port)');
@@ -77,16 +79,18 @@ export async function runChat(argv: string[]): Promise<void> {
       nick: values.nick,
       udp: values.udp,
       intervalMs: secondsArg('--interval', values.interval, 10),
+      rate: numberArg('--rate', values.rate, 100, POSITIVE),
       input: process.stdin,
       output: process.stdout,
       interactive: Boolean(process.stdin.isTTY),
-    }).then((code) => process.exit(code));
+      // Exits once stdout has taken what was printed: a pipe read slowly held most of it still.
+    }).then((code) => void process.stdout.write('', () => process.exit(code)));
   }
   throw new UsageError(`unknown chat command: ${sub ?? '(none)'}; use chat serve or chat connect`);
 }
 
 /** The options `chat connect` takes; every other one is `chat serve`'s. */
-const CONNECT_OPTIONS = new Set(['nick', 'udp', 'interval']);
+const CONNECT_OPTIONS = new Set(['nick', 'rate', 'udp', 'interval']);
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -161,11 +165,10 @@ function clusterArgs(values: Values): ChatConfig['redis'] {
   return { url, nodeId, leaseMs: secondsArg('--lease', values.lease as string | undefined, 10) };
 }
 
+/** The goodbye on the first SIGINT/SIGTERM; a second stops at once. */
 function onSignal(stop: () => void): void {
-  const handler = (signal: string) => {
+  onStopSignal((signal) => {
     console.log(`muxnet chat: ${signal}, saying goodbye`);
     stop();
-  };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  });
 }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { joinHostPort, negativesJoined, numberArg, parseTarget, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
 import { createProxy, formatStats, MAX_WEIGHT, STRATEGIES, type Strategy, type UpstreamSpec } from '.';
+import { onStopSignal } from '../signals';
 
 export const PROXY_USAGE = `  proxy   load-balancing TCP proxy (pairs relayed in Rust with pipe())
           --listen HOST:PORT        where to listen (default 127.0.0.1:8000; port 0 picks one)
@@ -84,13 +85,12 @@ export function runProxy(argv: string[]): void {
     last = now;
   }, 5000).unref();
 
-  const stop = (signal: string) => {
+  // A second signal stops at once.
+  onStopSignal((signal) => {
     clearInterval(ticker);
     console.log(`muxnet proxy: ${signal}, draining ${proxy.stats().live} pairs (up to ${drainMs / 1000} s)`);
     void proxy.close({ timeout: drainMs }).then((stats) => console.log(`muxnet proxy: stopped: ${formatStats(stats)}`));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  });
 
   const { address, port: bound } = proxy.address()!;
   const splicing = values.splice ? ', bulk spliced' : '';
