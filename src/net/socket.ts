@@ -483,6 +483,37 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return undefined;
   }
 
+  /**
+   * Node's `JSStreamSocket` (TLS over this socket: `tls.connect({ socket })`,
+   * as every stream without a libuv handle) refuses string chunks
+   * (`ERR_STREAM_WRAP`): a socket a line protocol gave an encoding before its
+   * STARTTLS (basic-ftp's FTPS, SMTP and IMAP clients) failed its upgrade
+   * until 2026-12-05, where node:net's TLS reads the native handle and never
+   * meets the decoder. Its `'data'` listener takes the bytes as they come:
+   * the decoder goes, and text decoded and not yet read goes back to bytes.
+   */
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'data' && this.readableEncoding !== null && calls(listener, '_handle.readBuffer(')) this.dropEncoding();
+    return super.on(event, listener);
+  }
+
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener);
+  }
+
+  private dropEncoding(): void {
+    const state = (this as unknown as { _readableState: { decoder: unknown; encoding: BufferEncoding | null; buffer: unknown; bufferIndex?: number; length: number } })._readableState;
+    const encoding = state.encoding ?? 'utf8';
+    state.decoder = null;
+    state.encoding = null;
+    // Readable's buffer, an array since Node 20.20 (from `bufferIndex` on); a list before.
+    if (!Array.isArray(state.buffer)) return;
+    const kept = state.buffer.slice(state.bufferIndex ?? 0).map((chunk: Buffer | string) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk));
+    state.buffer.splice(0, state.buffer.length, ...kept);
+    if (state.bufferIndex !== undefined) state.bufferIndex = 0;
+    state.length = kept.reduce((sum, chunk) => sum + chunk.length, 0);
+  }
+
   /** With onread, pausing stops reading from the kernel, as in node:net. */
   override pause(): this {
     if (this.onread && !this.connectingFlag) this.stopReading();
@@ -1668,8 +1699,13 @@ function notHalfOpen(socket: Socket): void {
  * it never ended). Read from their source, once, at the peer's FIN.
  */
 function isStreamWrapTransport(socket: Socket): boolean {
-  const calls = (event: string, call: string) => socket.listeners(event).some((l) => Function.prototype.toString.call(l).includes(call));
-  return calls('end', '_handle.emitEOF()') && calls('data', '_handle.readBuffer(') && calls('close', 'this.destroy()');
+  const listen = (event: string, call: string) => socket.listeners(event).some((l) => calls(l, call));
+  return listen('end', '_handle.emitEOF()') && listen('data', '_handle.readBuffer(') && listen('close', 'this.destroy()');
+}
+
+/** Whether `fn`'s source makes `call` (Node's own listeners, known by what they do). */
+function calls(fn: unknown, call: string): boolean {
+  return Function.prototype.toString.call(fn).includes(call);
 }
 
 /**

@@ -236,6 +236,33 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await closeServer(server);
     });
 
+    // Found by a hunt (2026-12-05): basic-ftp's FTPS (and any line protocol's STARTTLS) gives the
+    // plain socket an encoding first; Node's JS-stream wrapper refused its string chunks
+    // (ERR_STREAM_WRAP) and the upgrade failed. node:net's TLS reads the native handle.
+    it('STARTTLS on a socket that had setEncoding(): the TLS layer gets its bytes', async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.write(`echo:${d}`)));
+      const plain = nodeNet.createServer((c) => {
+        c.write('220 ready\r\n');
+        c.once('data', () => c.write('220 go ahead\r\n', () => secure.emit('connection', c)));
+      });
+      plain.listen(0, '127.0.0.1');
+      await within(once(plain, 'listening'), 'listening');
+      const socket = dial({ port: (plain.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      socket.setEncoding('utf8');
+      const [greeting] = await within(once(socket, 'data'), 'the greeting');
+      socket.write('STARTTLS\r\n');
+      const [goAhead] = await within(once(socket, 'data'), 'the go-ahead');
+      expect([greeting, goAhead]).toEqual(['220 ready\r\n', '220 go ahead\r\n']);
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      await within(once(client, 'secureConnect'), 'the handshake');
+      client.write('hello');
+      const [echo] = await within(once(client, 'data'), 'the echo');
+      expect(String(echo)).toBe('echo:hello');
+      client.end();
+      await within(once(socket, 'close'), 'the raw socket to close');
+      await Promise.all([closeServer(plain), closeServer(secure)]);
+    });
+
     // Found by a review (2026-12-05): the dead TLS wrapper's listeners stayed on the socket, which
     // was then taken for its transport at the plain peer's FIN: half-open, it never ended or closed.
     it('a socket whose TLS handshake failed, connected again for plain TCP, ends and closes at the FIN', async () => {
