@@ -97,7 +97,8 @@ function echo(argv: string[]): void {
     server.protocol === 'tcp'
       ? `${stats.open} open, ${stats.accepted} accepted, ${stats.bytes} bytes echoed`
       : `${stats.datagrams} datagrams, ${stats.bytes} bytes echoed${stats.dropped > 0 ? `, ${stats.dropped} unanswered` : ''}`;
-  let last = '';
+  // A line only when something changed (none for a server nobody used yet).
+  let last = summary();
   const ticker = setInterval(() => {
     const now = summary();
     if (now !== last) console.log(`muxnet echo: ${now}`);

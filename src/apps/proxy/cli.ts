@@ -78,7 +78,7 @@ export function runProxy(argv: string[]): void {
   proxy.on('unavailable', (client: string) => console.log(`muxnet proxy: no upstream for ${client}`));
   proxy.on('error', (err: Error) => console.error(`muxnet proxy: ${err.message}`));
 
-  let last = '';
+  let last = formatStats(proxy.stats());
   const ticker = setInterval(() => {
     const now = formatStats(proxy.stats());
     if (now !== last) console.log(`muxnet proxy: ${now}`);
