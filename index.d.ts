@@ -250,6 +250,11 @@ export declare class Reactor {
    */
   setKeepAlive(token: number, enable: boolean, idleS: number, intervalS: number, count: number): number
   queued(token: number): number
+  /**
+   * `queued(token)`, and a Drain once those bytes are out (see
+   * [`muxnet_core::Reactor::want_drain`]).
+   */
+  armDrain(token: number): number
   localAddress(token: number): SocketAddress | null
   /**
    * The Unix-domain path a socket is bound to (`null` for an IP socket

@@ -244,6 +244,11 @@ export class Connection<T = unknown> implements Handle {
    * with its queue dropped — the peer saw an orderly FIN after ~4 MB of 64
    * MiB — or before it connected; a paused one held the process for ever.
    */
+  /** @internal `ref()`ed and not paused: it holds the process, owing or not. */
+  get waitsRefd(): boolean {
+    return (this.flags & (REF | PAUSED)) === REF;
+  }
+
   private sync(): void {
     const f = this.flags;
     const counts = !(f & CLOSED) && ((f & (CONNECTING | OWING)) !== 0 || (f & (REF | PAUSED)) === REF || sendingFiles.has(this));
@@ -381,6 +386,19 @@ export class Connection<T = unknown> implements Handle {
     this.flags |= ENDING;
     const r = this.origin.reactor.native.shutdown(this.token);
     if (r < 0) this.destroy(systemError(-r, 'shutdown'));
+    // The FIN waits for what is queued (a broadcast's bytes too): owed till then.
+    else this.owe();
+  }
+
+  /**
+   * @internal Bytes queued now hold the process (see `sync`) until the
+   * `Drain` that this asks for: those a broadcast corked, or the queue an
+   * `end()` waits behind.
+   */
+  owe(): void {
+    if (this.origin.reactor.native.armDrain(this.token) <= 0) return;
+    this.flags |= OWING;
+    this.sync();
   }
 
   /**
@@ -478,6 +496,7 @@ export class Connection<T = unknown> implements Handle {
     if (this.closed) return;
     this.origin.reactor.native.pause(this.token);
     this.flags |= PAUSED;
+    this.owe();
     this.sync();
   }
 
@@ -523,6 +542,8 @@ export class Connection<T = unknown> implements Handle {
 
   unref(): this {
     this.flags &= ~REF;
+    // What is queued already (a broadcast's bytes) holds it now.
+    if (!this.closed) this.owe();
     this.sync();
     return this;
   }
@@ -566,6 +587,9 @@ export class Connection<T = unknown> implements Handle {
 
   /** @internal */
   onDrain(): void {
+    // Stale: a write after it in this batch queued again (the reactor reads, then flushes,
+    // then hands the batch over). Asked again, a Drain comes once those bytes are out too.
+    if (this.origin.reactor.native.armDrain(this.token) > 0) return;
     this.flags &= ~OWING;
     this.sync();
     this.origin.handlers.onDrain?.(this);
@@ -1057,6 +1081,8 @@ export function broadcast<T>(connections: Iterable<Connection<T>>, data: Uint8Ar
   for (const [reactor, conns] of byReactor) {
     // Pairs: a token, then 0 (slow) or the errno its write was refused with.
     const flagged = reactor.native.broadcast(Float64Array.from(conns, (c) => c.token), buf, cap);
+    // What an unref()ed or paused member holds only while it owes (see `sync`): its corked bytes.
+    for (const conn of conns) if (!conn.waitsRefd) conn.owe();
     if (flagged.length === 0) continue;
     const byToken = new Map(conns.map((c) => [c.token, c]));
     for (let i = 0; i < flagged.length; i += 2) {

@@ -30,6 +30,8 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
   // the process, unref()ed or not; paused with nothing owed, nothing does.
   it.each([
     ['write', 16 << 20],
+    ['broadcast', 16 << 20],
+    ['broadcast-end', 16 << 20],
     ['sendfile', 8 << 20],
     ['connecting', 'connected'.length],
     ['paused', 'paused'.length],
@@ -52,6 +54,14 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     } finally {
       sink.close();
     }
+  });
+
+  // Found by a review (2026-12-05): a Drain the reactor recorded before a reply written in the same
+  // batch queued again still came: onDrain with bytes queued, and an unref()ed connection let the
+  // process exit with them (muxnet/async's write promises resolved early too).
+  it('onDrain never comes with bytes still queued (a reply written in the batch that emptied the queue)', async () => {
+    const { stdout } = await run(process.execPath, [fixture('drain-stale.js'), backend, '3000'], { timeout: 15_000 });
+    expect(JSON.parse(stdout)).toMatchObject({ stale: 0 });
   });
 
   it('a throwing handler reaches uncaughtException; other connections keep echoing', async () => {

@@ -679,6 +679,13 @@ impl Reactor {
         code(self.with(|r| r.queued(token_of(token))))
     }
 
+    /// `queued(token)`, and a Drain once those bytes are out (see
+    /// [`muxnet_core::Reactor::want_drain`]).
+    #[napi(catch_unwind)]
+    pub fn arm_drain(&self, token: f64) -> i64 {
+        code(self.with(|r| r.want_drain(token_of(token))))
+    }
+
     #[napi(catch_unwind)]
     pub fn local_address(&self, token: f64) -> Option<SocketAddress> {
         self.with(|r| r.local_addr(token_of(token))).ok().map(Into::into)

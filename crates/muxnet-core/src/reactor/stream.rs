@@ -103,6 +103,16 @@ impl Reactor {
         Ok(self.stream(token)?.1.pending())
     }
 
+    /// [`Reactor::queued`], and if bytes wait, a `Drain` once they are out —
+    /// as a [`Reactor::write`] that queued would ask: for bytes queued by
+    /// [`Reactor::write_corked`] (which asks for none), or to ask again after
+    /// a `Drain` that a later write made stale.
+    pub fn want_drain(&mut self, token: Token) -> io::Result<usize> {
+        let conn = self.stream(token)?.1;
+        conn.want_drain |= !conn.output_idle();
+        Ok(conn.pending())
+    }
+
     /// Writes now what the kernel takes and queues the rest; returns the
     /// queued total (0: all sent). A write to a connection that already has
     /// bytes queued fails with `ENOBUFS`, writing nothing, if the queue
