@@ -164,6 +164,38 @@ describe('chat client', () => {
     expect(out()).not.toMatch(/ERROR/);
   }, 20_000);
 
+  // Found by a review (2026-12-05): lines piped while the server was away waited in the client's
+  // queue and went out in one burst on reconnect, past the server's flood limit.
+  it('lines piped while the server is away go out at the pace once it is back', async () => {
+    const first = await new ChatServer({ port: 0 }).start();
+    const port = first.port;
+    const { done, input, out } = pipedClient({ host: '127.0.0.1', port, rate: 50 });
+    await waitFor(() => out().includes('WELCOME'), 'the client to join', 10_000);
+    await first.stop();
+    await waitFor(() => out().includes('* disconnected'), 'the client to notice', 10_000);
+    const lines = Array.from({ length: 150 }, (_, i) => `away ${i}`);
+    input.end(`${lines.join('\n')}\n`);
+    // Away long enough for more than the server's burst to pile up at the pace.
+    await sleep(3000);
+    const { seen } = await watchedServer({ port, rate: 50, burst: 100 });
+    expect(await done, out()).toBe(0);
+    await waitFor(() => seen().includes(': away 149\n'), 'the last line relayed', 10_000);
+    expect(seen().match(/: away \d+\n/g)).toEqual(lines.map((l) => `: ${l}\n`));
+    expect(out()).not.toMatch(/ERROR/);
+  }, 20_000);
+
+  // Found by a review (2026-12-05): the server reads `/quit see you` as /quit (its first word); the
+  // client sent it as a line, heard BYE as any line, reconnected as a new guest and exited 1.
+  it('/quit with words after it leaves, as the server reads it', async () => {
+    const { server } = await watchedServer({ port: 0 });
+    const { done, input, out } = pipedClient({ host: '127.0.0.1', port: server.port });
+    // stdin still open: the /quit alone ends it.
+    input.write('hello\n/quit see you\n');
+    expect(await Promise.race([done, sleep(5000).then(() => 'still running')]), out()).toBe(0);
+    expect(out()).toMatch(/^BYE$/m);
+    expect(out()).not.toMatch(/disconnected|may not have arrived|not sent/);
+  });
+
   // Found by a hunt (2026-12-05): lines handed to the kernel counted as delivered, so a server
   // that was frozen, or reset the connection unread, got none of them and the exit was 0.
   it('exits 1 and says so when the server never confirms the end, or a connection broke with lines sent', async () => {

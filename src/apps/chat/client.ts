@@ -32,6 +32,8 @@ export interface ClientOptions {
 const MAX_BACKOFF_MS = 10_000;
 const QUIT = '/quit\n';
 const PING = '/ping\n';
+/** In the pacer's queue, our own `/ping` (every line there but these ends with a newline): it costs the server's rate as a line does. */
+const CONFIRM = '/ping (ours)';
 /** How long after `/quit` went out the server's `BYE` is waited for. */
 const BYE_WAIT_MS = 5000;
 /** Lines sent, then this long with none: a `/ping` asks the server to confirm them. */
@@ -70,6 +72,11 @@ export function runClient(opts: ClientOptions): Promise<number> {
   const rl = readline.createInterface({ input: opts.input, output: opts.interactive ? opts.output : undefined, terminal: opts.interactive, prompt: '> ' });
   const print = printer(rl, opts);
   return opts.udp ? udpClient(opts, rl, print) : tcpClient(opts, rl, print);
+}
+
+/** A line's first word, as the server reads a command (`/quit see you` quits). */
+function command(line: string): string {
+  return line.trim().split(/\s/, 1)[0];
 }
 
 function droppedNotice(count: number): string {
@@ -113,10 +120,17 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       unconfirmed = 0;
       return true;
     };
-    // A quiet moment after lines went out: ask (the reply is not printed).
+    // After a quiet moment, or every `rate` lines of a steady stream: ask (the reply is not printed).
+    let asking = false;
+    const ask = () => {
+      if (asking || quitting || unconfirmed === 0) return;
+      asking = true;
+      pace.push(CONFIRM);
+    };
     const confirmSoon = () => {
       clearTimeout(confirmTimer);
-      confirmTimer = setTimeout(() => unconfirmed > 0 && !quitting && ping(false), CONFIRM_AFTER_MS).unref();
+      if (unconfirmed >= pace.rate) ask();
+      else confirmTimer = setTimeout(ask, CONFIRM_AFTER_MS).unref();
     };
     let byeTimer: NodeJS.Timeout | undefined;
     // After /quit the server answers BYE and closes; don't wait for ever if it can't.
@@ -130,6 +144,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       // Ahead of any queued line: the nick is about this connection.
       if (opts.nick) conn.write(`/nick ${opts.nick}\n`);
       if (quitting) waitForBye();
+      pace.release();
     });
     client.on('data', (chunk) => {
       const { frames, tooLong, tooLongAt } = decoder.push(chunk);
@@ -150,6 +165,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       lastFailure = cause;
       // After /quit the server answers BYE and closes: that is the end.
       if (quitting) return client.destroy();
+      pace.hold();
       // What the broken connection was handed and did not confirm (lines queued for the next one
       // count too: "may", not "did not").
       if (connected) {
@@ -158,6 +174,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         pings.length = 0;
       }
       connected = false;
+      // Input ended while away: what is left is not sent (said at the close).
+      if (inputEnded) return client.destroy();
       // Never connected yet: say why, rather than "disconnected".
       const why = dropped ? ` (${dropped})` : '';
       print(opened ? `* disconnected from ${where}${why}; reconnecting in ${delay / 1000} s` : `* cannot reach ${where} (${cause.message}); retrying in ${delay / 1000} s`);
@@ -168,7 +186,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       pace.stop();
       // Our own /quit and /pings are no lines of the user's; lines still paced out never went.
       const queued = unsent.filter((line) => line.toString() !== QUIT && line.toString() !== PING).length;
-      const lost = queued + pace.waiting.filter((line) => line !== QUIT).length;
+      const lost = queued + pace.waiting.filter((line) => line !== QUIT && line !== CONFIRM).length;
       const why = dropped ?? (lastFailure ? `unreachable (${lastFailure.message})` : 'closed');
       if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${why}`);
       // Handed to the connection, never confirmed: the server may not have read them. Its BYE
@@ -206,7 +224,12 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         pace.waiting.length = 0;
         return quit();
       }
-      if (line.trim() === '/ping') refused += ping(true) ? 0 : 1;
+      if (line === CONFIRM) {
+        asking = false;
+        if (connected && unconfirmed > 0) ping(false);
+        return;
+      }
+      if (command(line) === '/ping') refused += ping(true) ? 0 : 1;
       else if (client.send(line)) unconfirmed++;
       else refused++;
       confirmSoon();
@@ -215,7 +238,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     pace.onIdle = () => inputEnded && quit();
     rl.on('line', (line) => {
       if (quitting) return;
-      pace.push(line.trim() === '/quit' ? QUIT : `${line}\n`);
+      pace.push(command(line) === '/quit' ? QUIT : `${line}\n`);
       if (opts.interactive) rl.prompt();
       // readline hands on the rest of its chunk after pause(): the pacer's queue holds it.
       else if (!flowing()) rl.pause();
@@ -223,7 +246,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     if (!opts.interactive) client.on('drain', resumeInput);
     rl.on('close', () => {
       inputEnded = true;
-      if (pace.waiting.length === 0) quit();
+      if (pace.waiting.length === 0 || client.state === 'reconnecting') quit();
     });
     if (opts.interactive) rl.prompt();
   });
@@ -234,7 +257,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
  * server's token bucket allows `rate` with a burst of twice that, so a
  * pasted or piped text of any length is never taken for a flood (until
  * 2026-12-05 a piped file past 200 lines was cut off by it, and the client
- * said "unreachable" or nothing).
+ * said "unreachable" or nothing). Held while there is no connection: what
+ * is typed or piped meanwhile goes at the same pace once one is open.
  */
 class Pacer {
   readonly waiting: string[] = [];
@@ -244,6 +268,8 @@ class Pacer {
   private tokens: number;
   private refilledAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
+  /** No connection to send on: lines wait here, not in a queue that would go out in one burst. */
+  private held = true;
 
   constructor(readonly rate: number) {
     this.tokens = rate;
@@ -251,6 +277,16 @@ class Pacer {
 
   push(line: string): void {
     this.waiting.push(line);
+    if (this.timer === undefined && !this.held) this.pump();
+  }
+
+  hold(): void {
+    this.held = true;
+    this.stop();
+  }
+
+  release(): void {
+    this.held = false;
     if (this.timer === undefined) this.pump();
   }
 
@@ -261,6 +297,7 @@ class Pacer {
 
   private pump(): void {
     this.timer = undefined;
+    if (this.held) return;
     const now = Date.now();
     this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) / 1000) * this.rate);
     this.refilledAt = now;
@@ -268,6 +305,7 @@ class Pacer {
       this.tokens--;
       this.onLine(this.waiting.shift()!);
     }
+    if (this.held) return;
     if (this.waiting.length > 0) this.timer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) / this.rate) * 1000));
     else this.onIdle();
   }
