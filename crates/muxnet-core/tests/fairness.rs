@@ -1,6 +1,8 @@
 //! A turn that runs out of slab (or read budget) carries the sockets it
 //! could not serve, and they go first in the next turn: busy connections
 //! that always have input cannot keep a quiet one (or each other) waiting.
+//! And a turn accepts one connection per listener, as libuv does: a flood
+//! of new connections cannot fill a batch with their first requests.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use muxnet_core::BackendKind;
 
-backend_tests!(carried_sockets_go_first);
+backend_tests!(carried_sockets_go_first, one_accept_a_turn);
 
 const BUSY: usize = 6;
 const CHUNK: usize = 8 << 10;
@@ -71,4 +73,31 @@ fn carried_sockets_go_first(kind: BackendKind) {
     // turn, so about half as many turns as sockets).
     let turn = quiet_turn.unwrap_or_else(|| panic!("[{}] the quiet connection was never read in 200 turns", h.name()));
     assert!(turn <= BUSY + 1, "[{}] the quiet connection waited {turn} turns", h.name());
+}
+
+/// Ten peers connected and each waiting with a request: one accept a turn
+/// (with 256 a turn, 100 hostile clients' ~3 ms requests made ~750 ms
+/// batches, and a keep-alive client waited behind each), and every one is
+/// accepted in the end.
+fn one_accept_a_turn(kind: BackendKind) {
+    const PEERS: usize = 10;
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let _peers: Vec<TcpStream> = (0..PEERS)
+        .map(|_| {
+            let mut s = client(addr);
+            s.write_all(b"request").unwrap();
+            s
+        })
+        .collect();
+    let mut accepted = 0;
+    for _ in 0..200 {
+        let accepts = h.turn(Duration::from_millis(10)).iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
+        assert!(accepts <= 1, "{accepts} accepts in one turn");
+        accepted += accepts;
+        if accepted == PEERS {
+            return;
+        }
+    }
+    panic!("{accepted} of {PEERS} accepted in 200 turns");
 }

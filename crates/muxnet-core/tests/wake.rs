@@ -19,6 +19,9 @@ fn blocking_wait_and_waker(kind: BackendKind) {
     let (_, addr) = h.listen("127.0.0.1:0");
     let mut peer = client(addr);
     let conn = h.accept(1)[0];
+    // The accept's events handled: the connection is registered (a blocking
+    // wait watches only what the backend has).
+    h.r.events_handled();
 
     let block_on = |h: &Harness| {
         let mut waiter = h.r.backend().blocking_wait();

@@ -153,10 +153,9 @@ impl Reactor {
             events.push(Event::AcceptError { listener, error });
             return false;
         }
-        match self.insert(Socket::Stream(stream), Kind::Stream(Connection::default())) {
-            Ok(conn) => events.push(Event::Accept { listener, conn }),
-            Err(error) => events.push(Event::AcceptError { listener, error }),
-        }
+        // Registered once the owner has handled this turn's events (see `register_accepted`).
+        let conn = self.insert_unregistered(Socket::Stream(stream), Kind::Stream(Connection::default()));
+        events.push(Event::Accept { listener, conn });
         true
     }
 
