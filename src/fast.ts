@@ -237,6 +237,11 @@ export class Connection<T = unknown> implements Handle {
     origin.reactor.ref();
   }
 
+  /** @internal `ref()`ed and not paused: it holds the process, owing or not. */
+  get waitsRefd(): boolean {
+    return (this.flags & (REF | PAUSED)) === REF;
+  }
+
   /**
    * Counts this connection in its reactor's ref count while it is open and
    * either connecting, owing bytes or a file to the kernel, or `ref()`ed and
@@ -244,14 +249,9 @@ export class Connection<T = unknown> implements Handle {
    * with its queue dropped — the peer saw an orderly FIN after ~4 MB of 64
    * MiB — or before it connected; a paused one held the process for ever.
    */
-  /** @internal `ref()`ed and not paused: it holds the process, owing or not. */
-  get waitsRefd(): boolean {
-    return (this.flags & (REF | PAUSED)) === REF;
-  }
-
   private sync(): void {
     const f = this.flags;
-    const counts = !(f & CLOSED) && ((f & (CONNECTING | OWING)) !== 0 || (f & (REF | PAUSED)) === REF || sendingFiles.has(this));
+    const counts = !(f & CLOSED) && ((f & (CONNECTING | OWING)) !== 0 || this.waitsRefd || sendingFiles.has(this));
     if (counts === ((f & COUNTED) !== 0)) return;
     this.flags ^= COUNTED;
     if (counts) this.origin.reactor.ref();
