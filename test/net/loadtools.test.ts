@@ -155,7 +155,9 @@ describe.each(BACKENDS)('muxnet (%s) under C load tools', (backend) => {
     // Each one wrk counted was answered in full by the app (wrk drops those in flight at the end).
     expect(served.requests).toBeGreaterThanOrEqual(done);
     expect(field(out, /([\d.]+)\w*B read/)).toBeGreaterThan(0);
-    expect(srv.accepted.length).toBeGreaterThanOrEqual(300);
+    // Every connection wrk made is accepted — one a turn, as libuv: those still in the backlog
+    // when wrk stops (it made them all at once) come after.
+    await waitFor(() => srv.accepted.length >= 300, `every connection accepted (${srv.accepted.length} of 300)`, 10_000);
     await settle(srv, fds);
   });
 
