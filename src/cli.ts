@@ -178,4 +178,12 @@ function main(argv: string[]): void {
   }
 }
 
+// The reader of our output went away (`muxnet chat connect | head -1`): nothing more can be said,
+// so stop at once and quietly, with the status of a program SIGPIPE ends (Node ignores that
+// signal, and the write's EPIPE was an uncaught stack trace).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(128 + 13);
+  throw err;
+});
+
 main(process.argv.slice(2));

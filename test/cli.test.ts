@@ -452,6 +452,27 @@ describe('muxnet chat connect from a pipe', () => {
     }
   });
 
+  // Found 2026-12-05: `muxnet chat connect | head -1` died with an uncaught EPIPE and its stack.
+  it('output whose reader went away (`| head -1`): stops quietly with the SIGPIPE status', async () => {
+    const server = chatServer([]);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    // As `head -1`: the first output read, then the reader is gone; lines go on coming to print.
+    child.stdout!.once('data', () => {
+      child.stdout!.destroy();
+      child.stdin!.write('/who\n/help\n/who\n');
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
   it('--udp with --nick is a usage error: the datagram chat has no nicks', async () => {
     const { code, out } = await pipeClient(['127.0.0.1:7002', '--udp', '--nick', 'alice'], '');
     expect(code).toBe(2);

@@ -109,6 +109,8 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     let unconfirmed = 0;
     /** The /pings awaiting their PONG: the lines each confirms, and whether the user asked (its PONG is printed). */
     const pings: { lines: number; asked: boolean }[] = [];
+    /** Lines handed to the connection that no PONG has confirmed yet. */
+    const awaitingConfirmation = () => unconfirmed + pings.reduce((sum, p) => sum + p.lines, 0);
     /** Lines in doubt: sent on connections that broke before confirming them. */
     let inDoubt = 0;
     let confirmTimer: NodeJS.Timeout | undefined;
@@ -169,7 +171,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       // What the broken connection was handed and did not confirm (lines queued for the next one
       // count too: "may", not "did not").
       if (connected) {
-        inDoubt += unconfirmed + pings.reduce((sum, p) => sum + p.lines, 0);
+        inDoubt += awaitingConfirmation();
         unconfirmed = 0;
         pings.length = 0;
       }
@@ -191,7 +193,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
       if (lost > 0) print(`* ${lost} line${lost === 1 ? '' : 's'} not sent: ${where} ${why}`);
       // Handed to the connection, never confirmed: the server may not have read them. Its BYE
       // confirms every line of the last connection.
-      const unanswered = confirmed ? 0 : Math.max(0, unconfirmed + pings.reduce((sum, p) => sum + p.lines, 0) - queued);
+      const unanswered = confirmed ? 0 : Math.max(0, awaitingConfirmation() - queued);
       const doubt = inDoubt + unanswered;
       const because = unanswered > 0 ? `${where} did not confirm the end (no BYE${dropped || lastFailure ? `; ${why}` : ''})` : 'a connection broke before the server confirmed them';
       if (doubt > 0) print(`* ${doubt} line${doubt === 1 ? '' : 's'} sent may not have arrived: ${because}`);
