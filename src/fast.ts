@@ -312,6 +312,11 @@ export class Connection<T = unknown> implements Handle {
     return this.remoteInfo()?.family;
   }
 
+  /**
+   * The local end, `{ address, family, port }`; null once closed, and on a Unix-domain
+   * connection (its ends have no address: node:net's `address()` is `{}` there; the
+   * server's `address()` gives the path).
+   */
   address(): SocketAddress | null {
     return this.closed ? null : this.origin.reactor.native.localAddress(this.token);
   }
