@@ -200,6 +200,8 @@ function fitsQueue(conn: Connection, bytes: number): boolean {
 export class Client extends EventEmitter {
   private stateName: ClientState = 'connecting';
   private conn: Connection | undefined;
+  /** After `close()` on an open connection: what it could not take, handed back in `'closed'` once it has closed. */
+  private closingUnsent: Buffer[] | undefined;
   /** Failed attempts since a connection last stayed up `minUptime`. */
   private attempt = 0;
   /** When the current connection opened (ms since the epoch). */
@@ -279,8 +281,12 @@ export class Client extends EventEmitter {
   }
 
   /**
-   * Stops for good: no more reconnects; the open connection (if any) is
-   * ended after what the queue holds. `'closed'` follows with no cause.
+   * Stops for good: no more reconnects, `send` throws; the open connection
+   * (if any) is ended after what the queue holds, and `'closed'` follows
+   * once it has closed (what it was handed went out, and the peer closed
+   * too, as node:net's `'close'` after `end()`), with the error that broke
+   * it first if one did. Without an open connection, `'closed'` follows on
+   * the next tick, with no cause.
    */
   close(): void {
     if (this.stateName === 'closed') return;
@@ -296,15 +302,22 @@ export class Client extends EventEmitter {
         this.queuedBytes -= this.queue.shift()!.length;
       }
       conn.end();
-    } else conn?.destroy();
+      this.stop();
+      this.closingUnsent = this.takeQueue();
+      return;
+    }
+    conn?.destroy();
     this.finish(undefined);
   }
 
   /**
    * Stops for good, now: the connection (if any) is closed at once and
-   * what was queued is handed back in `'closed'` (with no cause).
+   * what was queued is handed back in `'closed'` (with no cause), on the
+   * next tick. After `close()`, cuts short the connection's sending.
    */
   destroy(): void {
+    // After close(): the connection still sending is closed now; its close says 'closed'.
+    if (this.closingUnsent) return void this.conn?.destroy();
     if (this.stateName === 'closed') return;
     this.conn?.destroy();
     this.finish(undefined);
@@ -428,6 +441,10 @@ export class Client extends EventEmitter {
     if (conn !== this.conn) return;
     this.stopTimers();
     this.conn = undefined;
+    const unsent = this.closingUnsent;
+    this.closingUnsent = undefined;
+    // Ended by close(): its bytes went out (or `err` says why not).
+    if (unsent) return void this.emit('closed', { cause: err, unsent } satisfies ClosedEvent);
     this.lost(this.dropCause ?? err);
   }
 
@@ -456,13 +473,28 @@ export class Client extends EventEmitter {
     this.idleTimer = this.heartbeatTimer = this.deadline = undefined;
   }
 
-  private finish(cause: Error | undefined): void {
+  /** Closed for good: no more sends, timers or attempts. */
+  private stop(): void {
     this.stopTimers();
     clearTimeout(this.retryTimer);
     this.stateName = 'closed';
-    const unsent = this.queue.splice(0);
+  }
+
+  /** Empties the queue: its messages, to hand back. */
+  private takeQueue(): Buffer[] {
     this.queuedBytes = 0;
-    this.emit('closed', { cause, unsent } satisfies ClosedEvent);
+    return this.queue.splice(0);
+  }
+
+  /**
+   * Gives up (or closed with no open connection): `'closed'` on the next tick,
+   * never inside the call that closed it (a `close(); await once(client,
+   * 'closed')` would wait for ever), as node:net emits `'close'`.
+   */
+  private finish(cause: Error | undefined): void {
+    this.stop();
+    const unsent = this.takeQueue();
+    process.nextTick(() => this.emit('closed', { cause, unsent } satisfies ClosedEvent));
   }
 }
 
