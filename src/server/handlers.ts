@@ -77,14 +77,18 @@ export class ConnectionHandler {
    */
   handle?(): void | Promise<void>;
 
-  /** Callback mode: a chunk received (a view of the read slab, see `muxnet/fast`). */
-  onData?(chunk: Buffer): void;
+  /**
+   * Callback mode: a chunk received (a view of the read slab, see `muxnet/fast`).
+   * Each callback may be async: a rejection counts as a throw (the connection is
+   * destroyed, the error goes to `finish` and `onError`); events do not wait for it.
+   */
+  onData?(chunk: Buffer): void | Promise<void>;
 
   /** Callback mode: `connection.write` returned false before; all is sent now. */
-  onDrain?(): void;
+  onDrain?(): void | Promise<void>;
 
   /** Callback mode: the peer sent FIN. */
-  onEnd?(): void;
+  onEnd?(): void | Promise<void>;
 
   /** Runs last, always, once; `err` is why the connection ended badly, if it did. */
   finish(_err?: Error): void | Promise<void> {}

@@ -118,7 +118,7 @@ function defaultOnError(err: Error, source: ErrorSource, throttle: ErrorThrottle
   console.error(`muxnet/server: ${source.remoteAddress ? `handler for ${source.remoteAddress}` : 'worker'} on ${where}:`, err);
 }
 
-type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => void) | (() => void);
+type HandlerMethod = ((this: ConnectionHandler, chunk: Buffer) => unknown) | (() => unknown);
 
 /** A lingering close ends after this long without input from the client, */
 const LINGER_IDLE = 2000;
@@ -293,7 +293,7 @@ class StreamService implements Local {
         const direct = s.direct;
         if (direct !== undefined) {
           try {
-            direct.onData!(chunk);
+            this.settle(s, direct.onData!(chunk));
           } catch (err) {
             this.fail(s, err, false);
           }
@@ -457,10 +457,15 @@ class StreamService implements Local {
   private invoke(session: Session, method: HandlerMethod | undefined, chunk?: Buffer): void {
     if (!method || session.threw) return;
     try {
-      method.call(session.handler!, chunk!);
+      this.settle(session, method.call(session.handler!, chunk!));
     } catch (err) {
       this.fail(session, err, false);
     }
+  }
+
+  /** A callback's promise (an `async onData`): its rejection is a throw, not an unhandled rejection that ends the process. */
+  private settle(session: Session, result: unknown): void {
+    promised(result)?.then(undefined, (err) => this.fail(session, err, false));
   }
 
   /** `setup`/`handle` threw (`ended`), or a callback did: report once, destroy, finish. */

@@ -317,6 +317,50 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec.log).not.toContain('handle ran');
   });
 
+  // Found 2026-12-05 (a hunt): an async onData's rejection was unhandled, and ended the process.
+  it("an async onData that rejects: a throw, reported once to finish and onError; the server serves on", async () => {
+    const rec = recorder();
+    class Rejects extends ConnectionHandler {
+      async onData(chunk: Buffer) {
+        await sleep(1);
+        if (String(chunk) === 'bad') throw new Error('onData rejected');
+        this.connection.write(chunk);
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Rejects, { rec });
+    const sock = await netConnect(server.port);
+    sock.on('error', () => {});
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.write('bad');
+    await closed;
+    await waitFor(() => rec.finished.length === 1, 'a finish');
+    expect(rec.finished[0]?.message).toBe('onData rejected');
+    expect(rec.errors.map(([err]) => err.message)).toEqual(['onData rejected']);
+    // Another client is served as before.
+    const next = await netConnect(server.port);
+    next.write('good');
+    expect(String(await new Promise((r) => next.once('data', r)))).toBe('good');
+    await closeSocket(next);
+  });
+
+  it('an async onEnd that rejects after the connection closed: reported to onError, not an unhandled rejection', async () => {
+    const rec = recorder();
+    class Rejects extends ConnectionHandler {
+      async onEnd() {
+        await sleep(20);
+        throw new Error('onEnd rejected');
+      }
+    }
+    const server = await start(Rejects, { rec });
+    const sock = await netConnect(server.port);
+    await closeSocket(sock);
+    await waitFor(() => rec.errors.length === 1, 'the error reported');
+    expect(rec.errors[0][0].message).toBe('onEnd rejected');
+  });
+
   it('finish(err) after the peer resets', async () => {
     const rec = recorder();
     class Reader extends ConnectionHandler {
