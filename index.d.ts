@@ -321,7 +321,7 @@ export interface DecodedFrames {
 
 /**
  * One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a
- * newline, for `'line'`).
+ * newline or ends in `\r`, for `'line'`).
  */
 export declare function encodeFrame(framing: string, maxFrame: number, payload: Uint8Array): Buffer
 

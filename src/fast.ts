@@ -1191,7 +1191,8 @@ export class FrameDecoder {
 /**
  * One frame's bytes: `payload` and a `\n` (`'line'`), or a 4-byte
  * big-endian length and `payload` (`'length'`). Throws if `payload` is
- * longer than `maxFrame`, or holds a `\n` for `'line'`.
+ * longer than `maxFrame`, or holds a `\n` (or ends in `\r`, which would
+ * be read back as part of a `\r\n` line end) for `'line'`.
  */
 export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxFrame = MAX_U32): Buffer {
   const kind = validateFraming(framing);
@@ -1200,5 +1201,7 @@ export function encodeFrame(framing: Framing, payload: Uint8Array | string, maxF
   if (bytes.byteLength > limit) throw outOfRange('payload.byteLength', `<= maxFrame (${limit})`, bytes.byteLength);
   // An empty payload holds no '\n' (and a detached one would throw from includes()).
   if (kind === 'line' && bytes.byteLength > 0 && bytes.includes(0x0a)) throw invalidArgValue('payload', payload, "must not hold a '\\n' in 'line' framing");
+  // Read back as part of a '\r\n' line end, it would be lost.
+  if (kind === 'line' && bytes.byteLength > 0 && bytes[bytes.byteLength - 1] === 0x0d) throw invalidArgValue('payload', payload, "must not end in '\\r' in 'line' framing (read as part of a '\\r\\n' line end)");
   return native.encodeFrame(kind, limit, bytes);
 }

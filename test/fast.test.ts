@@ -381,6 +381,9 @@ describe('framing codecs', () => {
     expect(() => new FrameDecoder('line', 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => new FrameDecoder('line', undefined as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => encodeFrame('line', 'two\nlines')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    // Found 2026-12-05 (a hunt): 'abc\r' was read back as 'abc'.
+    for (const crEnded of ['abc\r', '\r']) expect(() => encodeFrame('line', crEnded)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(new FrameDecoder('line', 10).push(encodeFrame('line', 'a\rb')).frames.map(String)).toEqual(['a\rb']);
     expect(() => encodeFrame('length', 'abc', 2)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(encodeFrame('length', 'abc')).toEqual(Buffer.from([0, 0, 0, 3, 97, 98, 99]));
   });

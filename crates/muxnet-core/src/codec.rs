@@ -119,7 +119,8 @@ impl Codec for LineCodec {
     }
 
     fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        if payload.len() > self.max || payload.contains(&b'\n') {
+        // A trailing '\r' would be read back as part of a "\r\n" line end, and lost.
+        if payload.len() > self.max || payload.contains(&b'\n') || payload.last() == Some(&b'\r') {
             return false;
         }
         out.extend_from_slice(payload);

@@ -156,6 +156,7 @@ fn encoders_refuse_what_decoders_would_refuse() {
     let mut out = Vec::new();
     assert!(!LineCodec::new(4).encode(b"12345", &mut out));
     assert!(!LineCodec::new(10).encode(b"a\nb", &mut out));
+    assert!(!LineCodec::new(10).encode(b"ab\r", &mut out));
     assert!(!LengthCodec::new(4).encode(b"12345", &mut out));
     assert!(out.is_empty());
     assert!(LineCodec::new(4).encode(b"1234", &mut out));

@@ -91,7 +91,7 @@ impl FrameDecoder {
 }
 
 /// One frame's bytes; throws if `payload` exceeds `maxFrame` (or holds a
-/// newline, for `'line'`).
+/// newline or ends in `\r`, for `'line'`).
 #[napi(catch_unwind)]
 #[cfg_attr(test, allow(dead_code))] // called from JavaScript only
 pub fn encode_frame(framing: String, max_frame: u32, payload: &[u8]) -> Result<Buffer> {
