@@ -116,6 +116,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   private discarded = -1;
   private error: Error | undefined;
   private readonly readers: Reader[] = [];
+  /** A frames() iterator has begun and not yet left its loop: it holds a partial frame. */
+  private decoding = false;
   private writers: Waiter<void>[] = [];
   private opening: Waiter<AsyncConnection> | undefined;
 
@@ -178,8 +180,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   /**
    * The stream cut into frames (`'line'`: without the `\n`; `'length'`:
    * without the 4-byte header), decoded in Rust. One frame iterator at a
-   * time: bytes of a partial frame stay in it; leaving its loop gives the
-   * bytes after the last frame it yielded back to `read()`. Ends with the
+   * time (bytes of a partial frame stay in it: a second one begun before the
+   * first has left its loop fails with `ERR_MUXNET_FRAMES_BUSY`); leaving its
+   * loop gives the bytes after the last frame it yielded back to `read()`. Ends with the
    * stream; an unfinished frame at the end fails with
    * `ERR_MUXNET_INCOMPLETE_FRAME`.
    */
@@ -196,6 +199,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     let chunk: Buffer | null = null;
     let rest = -1;
     let waiting = false;
+    // Two decoders taking turns at the reads would each see half the stream: garbled frames.
+    if (this.decoding) throw codedError('Another frames() iterator is reading this stream: leave its loop first', 'ERR_MUXNET_FRAMES_BUSY');
+    this.decoding = true;
     try {
       for (;;) {
         waiting = true;
@@ -220,6 +226,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
       }
       if (decoder.buffered > 0) throw codedError(`The stream ended inside a frame (${decoder.buffered} bytes)`, 'ERR_MUXNET_INCOMPLETE_FRAME');
     } finally {
+      this.decoding = false;
       // Read next, by read() or another frames(). A frame spanning reads is kept by the decoder
       // alone (its own memory, not views pinning the read slabs its pieces came in).
       const back = rest >= 0 ? chunk!.subarray(rest) : waiting && decoder.buffered > 0 ? decoder.pending() : undefined;

@@ -190,6 +190,22 @@ describe('muxnet/async', () => {
     expect(frames).toEqual(payloads);
   });
 
+  // Found 2026-12-05 (a hunt): two at once took turns at the reads, each decoding half the stream.
+  it('a second frames() begun while the first is in its loop fails ERR_MUXNET_FRAMES_BUSY; after it left, it reads on', async () => {
+    const server = echoServer();
+    const conn = await open(server.port);
+    await conn.write('one\ntwo\nthree\nfour\n');
+    const first = conn.frames('line');
+    expect(String((await first.next()).value)).toBe('one');
+    await expect(conn.frames('line').next()).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAMES_BUSY' });
+    expect(String((await first.next()).value)).toBe('two');
+    await first.return();
+    const got: string[] = [];
+    for await (const line of conn.frames('line')) if (got.push(String(line)) === 2) break;
+    expect(got).toEqual(['three', 'four']);
+    await conn.end();
+  });
+
   it('fails a frame over maxFrame and a stream that ends inside a frame', async () => {
     const server = echoServer();
     const conn = await open(server.port);
