@@ -101,15 +101,21 @@ function promised(value: unknown): Promise<unknown> | undefined {
   }
 }
 
+/** What a peer does to its connection (a reset, a broken pipe, silence): a client's doing, not the handler's. */
+const PEER_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
 /**
- * `onError` when none is given. Accept errors, and handlers cut off by a
- * close's deadline (one per connection left), are said at most once in
- * 10 s per code, per server.
+ * `onError` when none is given. Accept errors, handlers cut off by a
+ * close's deadline (one per connection left), and what peers do to their
+ * connections (resets: a hostile client can make thousands a second) are
+ * said in a line, at most once in 10 s per code, per server; a handler's own
+ * error, with its stack.
  */
 function defaultOnError(err: Error, source: ErrorSource, throttle: ErrorThrottle): void {
   const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
   const { syscall, code } = err as NodeJS.ErrnoException;
-  const doing = syscall === 'accept' ? 'accepting' : code === 'ERR_MUXNET_SERVER_CLOSED' ? 'closing' : undefined;
+  const doing =
+    syscall === 'accept' ? 'accepting' : code === 'ERR_MUXNET_SERVER_CLOSED' ? 'closing' : code !== undefined && PEER_ERRORS.has(code) ? `handler for ${source.remoteAddress ?? 'a client'}` : undefined;
   if (doing) {
     const since = throttle.say(String(code));
     if (since !== undefined) console.error(`muxnet/server: ${doing} on ${where}: ${err.message}${since ? ` (${since} more since)` : ''}`);

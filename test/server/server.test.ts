@@ -622,6 +622,32 @@ describe('muxnet/server, reactor mode', () => {
     await Promise.all(clients.map(closeSocket));
   });
 
+  // Found 2026-12-05 (a hunt): 500 resets printed 5 000 lines of stack traces.
+  it("without onError, peers' resets are said in one line per 10 s, not a stack trace each", async () => {
+    let finished = 0;
+    class Reader extends ConnectionHandler {
+      async handle() {
+        for await (const _ of this.stream);
+      }
+      finish() {
+        finished++;
+      }
+    }
+    const server = await serve(Reader, { port: 0 });
+    const said = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const clients = await Promise.all(Array.from({ length: 20 }, () => netConnect(server.port)));
+      for (const c of clients) c.resetAndDestroy();
+      await waitFor(() => finished === 20, 'twenty handlers finished');
+      const lines = said.mock.calls.map((args) => args.join(' '));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^muxnet\/server: handler for 127\.0\.0\.1 on thread \d+: read ECONNRESET$/);
+    } finally {
+      said.mockRestore();
+    }
+    await server.close();
+  });
+
   it('rejects bad arguments and a taken port with Node codes', async () => {
     const rec = recorder();
     class Plain extends ConnectionHandler {}
