@@ -111,6 +111,12 @@ pub trait Backend: Blockable {
     fn can_watch(&self, _fd: RawHandle) -> io::Result<()> {
         Ok(())
     }
+    /// Every wait costs a scan of all the sockets watched (`poll`,
+    /// `select`), not only of the ready ones (epoll, kqueue): a turn is
+    /// costly when many sockets are open, so the reactor does more in each.
+    fn waits_scan_every_socket(&self) -> bool {
+        false
+    }
     /// The backend as [`Pollable`], if another event loop can watch it.
     fn as_pollable(&self) -> Option<&dyn Pollable> {
         None

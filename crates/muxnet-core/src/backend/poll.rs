@@ -81,6 +81,10 @@ impl Backend for PollBackend {
         "poll"
     }
 
+    fn waits_scan_every_socket(&self) -> bool {
+        true
+    }
+
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
         self.add(socket.raw_fd(), token, interest)
     }

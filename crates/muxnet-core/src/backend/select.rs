@@ -83,6 +83,10 @@ impl Backend for SelectBackend {
         "select"
     }
 
+    fn waits_scan_every_socket(&self) -> bool {
+        true
+    }
+
     fn register(&mut self, socket: &mut Socket, token: Token, interest: Interest) -> io::Result<()> {
         self.add(socket.raw_fd(), token, interest)
     }

@@ -107,7 +107,7 @@ impl Reactor {
                 return;
             }
         }
-        let budget = if shared == Shared::Yes { 1 } else { self.config.accept_budget };
+        let budget = if shared == Shared::Yes { 1 } else { self.accept_allowance };
         for _ in 0..budget {
             let Ok(Entry { socket: Socket::Listener(listener), .. }) = self.entry(token) else { return };
             match accept(listener, no_delay) {
@@ -137,6 +137,7 @@ impl Reactor {
                 }
             }
         }
+        self.accepts_capped = true;
         self.carry.push(token);
     }
 
