@@ -88,7 +88,11 @@ export interface ReconnectingEvent {
 }
 
 export interface ClosedEvent {
-  /** Why the client stopped: undefined after `close()`. */
+  /**
+   * Why the client stopped: undefined after `destroy()`, and after `close()`
+   * once the connection it ended has closed cleanly (else what broke it:
+   * a reset, `ETIMEDOUT` of the `idleTimeout`).
+   */
   cause?: Error;
   /** Messages still queued, never sent: yours to keep or log. */
   unsent: Buffer[];
@@ -285,8 +289,9 @@ export class Client extends EventEmitter {
    * (if any) is ended after what the queue holds, and `'closed'` follows
    * once it has closed (what it was handed went out, and the peer closed
    * too, as node:net's `'close'` after `end()`), with the error that broke
-   * it first if one did. Without an open connection, `'closed'` follows on
-   * the next tick, with no cause.
+   * it first if one did (a peer silent for `idleTimeout`: `ETIMEDOUT`).
+   * Without an open connection, `'closed'` follows on the next tick, with
+   * no cause.
    */
   close(): void {
     if (this.stateName === 'closed') return;
@@ -304,6 +309,8 @@ export class Client extends EventEmitter {
       conn.end();
       this.stop();
       this.closingUnsent = this.takeQueue();
+      // A peer that never closes (or reads) is given up on after `idleTimeout`, as before.
+      this.touch();
       return;
     }
     conn?.destroy();
@@ -443,8 +450,8 @@ export class Client extends EventEmitter {
     this.conn = undefined;
     const unsent = this.closingUnsent;
     this.closingUnsent = undefined;
-    // Ended by close(): its bytes went out (or `err` says why not).
-    if (unsent) return void this.emit('closed', { cause: err, unsent } satisfies ClosedEvent);
+    // Ended by close(): its bytes went out (or the cause says why not).
+    if (unsent) return void this.emit('closed', { cause: this.dropCause ?? err, unsent } satisfies ClosedEvent);
     this.lost(this.dropCause ?? err);
   }
 

@@ -476,6 +476,20 @@ describe("muxnet/client 'closed'", () => {
     server.close();
   });
 
+  it("close() with a peer that never closes: 'closed' with ETIMEDOUT after idleTimeout", async () => {
+    // Reads, and keeps its side open after the client's end.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => s.on('data', () => {}).on('error', () => {}));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', reconnect: false, idleTimeout: 200 });
+    await new Promise((r) => client.once('open', r));
+    client.send('last words');
+    client.close();
+    const { cause, unsent } = await closed(client);
+    expect(cause).toMatchObject({ code: 'ETIMEDOUT', syscall: 'idle' });
+    expect(unsent).toEqual([]);
+    server.close();
+  });
+
   it("close() on an open connection: 'closed' once its bytes have all reached the peer", async () => {
     let received = 0;
     let peerEnded = false;
