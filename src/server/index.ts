@@ -51,6 +51,12 @@ export interface ErrorSource {
   worker?: number;
   /** A worker crashed and is being restarted. */
   restarting?: boolean;
+  /**
+   * The connection's own error, not one its handler threw: its peer reset
+   * it, a write to it failed, it timed out. A hostile client can make
+   * thousands a second.
+   */
+  connection?: boolean;
 }
 
 export interface ServeOptions {
@@ -101,21 +107,17 @@ function promised(value: unknown): Promise<unknown> | undefined {
   }
 }
 
-/** What a peer does to its connection (a reset, a broken pipe, silence): a client's doing, not the handler's. */
-const PEER_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
-
 /**
  * `onError` when none is given. Accept errors, handlers cut off by a
- * close's deadline (one per connection left), and what peers do to their
- * connections (resets: a hostile client can make thousands a second) are
- * said in a line, at most once in 10 s per code, per server; a handler's own
- * error, with its stack.
+ * close's deadline (one per connection left), and connections' own errors
+ * (`source.connection`: a peer's resets) are said in a line, at most once in
+ * 10 s per code, per server; a handler's own error, with its stack.
  */
 function defaultOnError(err: Error, source: ErrorSource, throttle: ErrorThrottle): void {
   const where = source.worker !== undefined ? `worker ${source.worker} (thread ${source.threadId})` : `thread ${source.threadId}`;
   const { syscall, code } = err as NodeJS.ErrnoException;
   const doing =
-    syscall === 'accept' ? 'accepting' : code === 'ERR_MUXNET_SERVER_CLOSED' ? 'closing' : code !== undefined && PEER_ERRORS.has(code) ? `handler for ${source.remoteAddress ?? 'a client'}` : undefined;
+    syscall === 'accept' ? 'accepting' : code === 'ERR_MUXNET_SERVER_CLOSED' ? 'closing' : source.connection ? `connection from ${source.remoteAddress ?? 'a client'}` : undefined;
   if (doing) {
     const since = throttle.say(String(code));
     if (since !== undefined) console.error(`muxnet/server: ${doing} on ${where}: ${err.message}${since ? ` (${since} more since)` : ''}`);
@@ -499,7 +501,7 @@ class StreamService implements Local {
     if (session.lingering) return session.stopLingering!();
     if (err && !session.error) {
       session.error = err;
-      this.server.report(err, { remoteAddress: session.connection.remoteAddress });
+      this.server.report(err, { remoteAddress: session.connection.remoteAddress, connection: true });
     }
     session.stream?.onClose(err);
     // Closed while waiting its turn (serial): there is no handler to finish.

@@ -33,7 +33,7 @@ export type WorkerMessage =
   /** Every ticket up to `upTo` sent to this worker has been adopted. */
   | { type: 'adopted'; upTo: number }
   | { type: 'failed'; error: SerializedError }
-  | { type: 'error'; error: SerializedError; remoteAddress: string | undefined };
+  | { type: 'error'; error: SerializedError; remoteAddress: string | undefined; connection: boolean | undefined };
 
 /** What a worker is started with. */
 export interface WorkerSetup {
@@ -225,7 +225,7 @@ export class WorkerPool {
         } else if (m.type === 'failed') {
           crash = deserializeError(m.error);
         } else {
-          this.server.report(deserializeError(m.error), { threadId, remoteAddress: m.remoteAddress, worker: slot.index });
+          this.server.report(deserializeError(m.error), { threadId, remoteAddress: m.remoteAddress, worker: slot.index, connection: m.connection });
         }
       });
       worker.on('error', (err) => (crash = err));

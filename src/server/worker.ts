@@ -1,7 +1,7 @@
 // A worker thread of `workers` mode: loads the handler module and serves it
 // on this thread's reactor, reporting errors to the main thread.
 import { parentPort, workerData } from 'node:worker_threads';
-import { serveHere, validateHandler } from './index';
+import { serveHere, validateHandler, type ErrorSource } from './index';
 import { loadHandler, serializeError, type PoolMessage, type WorkerMessage, type WorkerSetup } from './pool';
 
 const port = parentPort!;
@@ -10,7 +10,7 @@ const post = (m: WorkerMessage) => port.postMessage(m);
 
 try {
   const Handler = validateHandler(loadHandler(setup.handler));
-  const onError = (err: Error, source: { remoteAddress?: string }) => post({ type: 'error', error: serializeError(err), remoteAddress: source.remoteAddress });
+  const onError = (err: Error, source: ErrorSource) => post({ type: 'error', error: serializeError(err), remoteAddress: source.remoteAddress, connection: source.connection });
   const server = serveHere(Handler, { ...setup.options, onError }, setup.mode, setup.highWaterMark, setup.listening);
   // Adoptions are acknowledged in batches: the acceptor forgets those tickets.
   let adopted = 0;

@@ -641,7 +641,33 @@ describe('muxnet/server, reactor mode', () => {
       await waitFor(() => finished === 20, 'twenty handlers finished');
       const lines = said.mock.calls.map((args) => args.join(' '));
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^muxnet\/server: handler for 127\.0\.0\.1 on thread \d+: read ECONNRESET$/);
+      expect(lines[0]).toMatch(/^muxnet\/server: connection from 127\.0\.0\.1 on thread \d+: read ECONNRESET$/);
+    } finally {
+      said.mockRestore();
+    }
+    await server.close();
+  });
+
+  it("without onError, a handler's own error is said each time with its stack, whatever its code", async () => {
+    class Upstream extends ConnectionHandler {
+      onData() {
+        throw Object.assign(new Error('the upstream reset'), { code: 'ECONNRESET' });
+      }
+    }
+    const server = await serve(Upstream, { port: 0 });
+    const said = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      for (let i = 0; i < 3; i++) {
+        const sock = await netConnect(server.port);
+        sock.on('error', () => {});
+        sock.write('x');
+        await new Promise((r) => sock.on('close', r));
+      }
+      await waitFor(() => said.mock.calls.length === 3, 'three reports');
+      for (const [line, err] of said.mock.calls) {
+        expect(line).toMatch(/^muxnet\/server: handler for 127\.0\.0\.1 on thread \d+:$/);
+        expect(err).toMatchObject({ message: 'the upstream reset', stack: expect.stringContaining('onData') });
+      }
     } finally {
       said.mockRestore();
     }
