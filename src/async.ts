@@ -181,8 +181,9 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * The stream cut into frames (`'line'`: without the `\n`; `'length'`:
    * without the 4-byte header), decoded in Rust. One frame iterator at a
    * time (bytes of a partial frame stay in it: a second one begun before the
-   * first has left its loop fails with `ERR_MUXNET_FRAMES_BUSY`); leaving its
-   * loop gives the bytes after the last frame it yielded back to `read()`. Ends with the
+   * first has left its loop fails with `ERR_MUXNET_FRAMES_BUSY`; one driven by
+   * hand with `next()` is left by its `return()`); leaving its loop gives the
+   * bytes after the last frame it yielded back to `read()`. Ends with the
    * stream; an unfinished frame at the end fails with
    * `ERR_MUXNET_INCOMPLETE_FRAME`.
    */
@@ -200,7 +201,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     let rest = -1;
     let waiting = false;
     // Two decoders taking turns at the reads would each see half the stream: garbled frames.
-    if (this.decoding) throw codedError('Another frames() iterator is reading this stream: leave its loop first', 'ERR_MUXNET_FRAMES_BUSY');
+    if (this.decoding) throw codedError('Another frames() iterator is reading this stream: leave its loop (or call its return()) first', 'ERR_MUXNET_FRAMES_BUSY');
     this.decoding = true;
     try {
       for (;;) {

@@ -80,7 +80,9 @@ export class ConnectionHandler {
   /**
    * Callback mode: a chunk received (a view of the read slab, see `muxnet/fast`).
    * Each callback may be async: a rejection counts as a throw (the connection is
-   * destroyed, the error goes to `finish` and `onError`); events do not wait for it.
+   * destroyed, the error goes to `finish` and `onError`). Nothing waits for it:
+   * not the next event, nor `finish` or `close()` (one that rejects after the
+   * connection closed reaches `onError` only); await in `handle()` for that.
    */
   onData?(chunk: Buffer): void | Promise<void>;
 
