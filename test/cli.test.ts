@@ -478,4 +478,14 @@ describe('muxnet chat connect from a pipe', () => {
     expect(code).toBe(2);
     expect(out).toMatch(/^muxnet: --nick: the UDP chat has no nicks \(members are named by address:port\)$/m);
   });
+
+  // Found 2026-12-05: each was taken and ignored by the other kind of chat.
+  it.each([
+    [['127.0.0.1:7002', '--udp', '--rate', '5'], /^muxnet: --rate: the UDP chat is not paced/m],
+    [['127.0.0.1:7001', '--interval', '5'], /^muxnet: --interval: the heartbeat period of the UDP chat/m],
+  ])('%j is a usage error', async (args, message) => {
+    const { code, out } = await pipeClient(args, '');
+    expect(code).toBe(2);
+    expect(out).toMatch(message);
+  });
 });

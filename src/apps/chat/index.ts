@@ -73,6 +73,9 @@ export async function runChat(argv: string[]): Promise<void> {
     if (positionals.length > 1) throw new UsageError(`chat connect takes one HOST:PORT, not '${positionals.join(' ')}'`);
     const [host, port] = parseTarget(positionals[0], values.udp ? 7002 : 7001);
     if (values.udp && values.nick !== undefined) throw new UsageError('--nick: the UDP chat has no nicks (members are named by address:port)');
+    // Each is one kind's: given to the other, it would be ignored without a word.
+    if (values.udp && values.rate !== undefined) throw new UsageError('--rate: the UDP chat is not paced (it is for TCP)');
+    if (!values.udp && values.interval !== undefined) throw new UsageError('--interval: the heartbeat period of the UDP chat (--udp); a TCP connection has none of its own');
     return runClient({
       host,
       port,
