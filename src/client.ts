@@ -289,7 +289,8 @@ export class Client extends EventEmitter {
    * (if any) is ended after what the queue holds, and `'closed'` follows
    * once it has closed (what it was handed went out, and the peer closed
    * too, as node:net's `'close'` after `end()`), with the error that broke
-   * it first if one did (a peer silent for `idleTimeout`: `ETIMEDOUT`).
+   * it first if one did (`idleTimeout` passed with no byte received and none
+   * handed to the kernel, as while open: `ETIMEDOUT`).
    * Without an open connection, `'closed'` follows on the next tick, with
    * no cause.
    */
@@ -309,7 +310,7 @@ export class Client extends EventEmitter {
       conn.end();
       this.stop();
       this.closingUnsent = this.takeQueue();
-      // A peer that never closes (or reads) is given up on after `idleTimeout`, as before.
+      // A peer that never closes is given up on after `idleTimeout`, as while open.
       this.touch();
       return;
     }
@@ -409,8 +410,9 @@ export class Client extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    // After close() the ended connection may still hear a reply: 'closed' was the last event.
-    if (this.stateName === 'closed') return;
+    // After close() the ended connection may still hear a reply: not emitted (the client is
+    // closed), but its bytes keep the idle clock going, as while open.
+    if (this.stateName === 'closed') return void (this.closingUnsent && this.touch());
     this.touch();
     clearTimeout(this.deadline);
     this.deadline = undefined;

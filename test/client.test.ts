@@ -490,6 +490,26 @@ describe("muxnet/client 'closed'", () => {
     server.close();
   });
 
+  it('close() with a peer still sending its reply: no idle timeout while bytes arrive', async () => {
+    // Answers the client's end with 100 bytes every 50 ms for 600 ms, then closes.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.on('end', () => {
+        const timer = setInterval(() => s.write(Buffer.alloc(100)), 50);
+        setTimeout(() => (clearInterval(timer), s.end()), 600);
+      });
+      s.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', reconnect: false, idleTimeout: 200 });
+    await new Promise((r) => client.once('open', r));
+    client.send('request');
+    client.close();
+    const { cause } = await closed(client);
+    expect(cause).toBeUndefined();
+    server.close();
+  });
+
   it("close() on an open connection: 'closed' once its bytes have all reached the peer", async () => {
     let received = 0;
     let peerEnded = false;
