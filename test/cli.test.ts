@@ -442,6 +442,14 @@ describe('muxnet chat connect from a pipe', () => {
     expect(await server.exited).toBe(0);
   });
 
+  // Found 2026-12-05: the lines went to a port nothing listened on, the kernel said so, and the exit was 0.
+  it('--udp to a port nothing listens on: says lines may not have arrived, exit 1', async () => {
+    const port = await downPort('udp');
+    const { code, out } = await pipeClient([`127.0.0.1:${port}`, '--udp'], 'one\ntwo\n');
+    expect(out).toContain(`* nothing listened at 127.0.0.1:${port} at times: lines may not have arrived`);
+    expect(code).toBe(1);
+  });
+
   // Found 2026-12-05 (a hunt): the lines said ::1:PORT, which no client reads as an address.
   it('names an IPv6 address [::1]:port when it starts, as clients take one', async () => {
     for (const [args, line] of [[['--udp'], /UDP chat on \[::1\]:\d+ /], [[], /listening on \[::1\]:\d+ /]] as const) {

@@ -116,18 +116,25 @@ export async function freePort(): Promise<number> {
  * A port nothing listens on, below Linux's ephemeral range (32768 up): a
  * port just freed there could be handed to the next listen or connect on
  * port 0, this test's own or another's, and the "down" peer would answer.
+ * `udp`: no datagram socket holds it (the kernel answers ICMP port unreachable).
  */
-export async function downPort(): Promise<number> {
+export async function downPort(kind: 'tcp' | 'udp' = 'tcp'): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
     const port = 20_000 + Math.floor(Math.random() * 10_000);
-    const refused = await new Promise<boolean>((resolve) => {
+    const down = await new Promise<boolean>((resolve) => {
+      if (kind === 'udp') {
+        const probe = dgram.createSocket('udp4');
+        probe.on('error', () => resolve(false));
+        probe.bind(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+        return;
+      }
       const probe = net.connect(port, '127.0.0.1', () => {
         probe.destroy();
         resolve(false);
       });
       probe.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
     });
-    if (refused) return port;
+    if (down) return port;
   }
   throw new Error('no free port below the ephemeral range');
 }

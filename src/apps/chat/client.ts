@@ -318,19 +318,29 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
     const sock = dgram.createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
     let heartbeat: NodeJS.Timeout | undefined;
     let ended = false;
+    /**
+     * The kernel said nothing listens there (an ICMP port unreachable, as ECONNREFUSED):
+     * lines sent around it were dropped. Datagrams are never confirmed otherwise.
+     */
+    let refused = false;
     // A connected dgram socket sends without an address only once connected (after
     // the address is looked up): lines typed meanwhile wait here.
     let waiting: string[] | undefined = [];
     const send = (text: string) => (waiting ? waiting.push(text) : sock.send(text));
     const leave = () => {
       clearInterval(heartbeat);
-      sock.send('quit', () => {
+      sock.send('quit', (err) => {
+        if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') refused = true;
         sock.close();
-        resolve(0);
+        if (refused) print(`* nothing listened at ${opts.host}:${opts.port} at times: lines may not have arrived`);
+        resolve(refused ? 1 : 0);
       });
     };
     sock.on('message', (msg) => print(sanitize(msg.toString('utf8'))));
-    sock.on('error', (err) => print(`* ${err.message}`));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') refused = true;
+      print(`* ${err.message}`);
+    });
     sock.connect(opts.port, opts.host, (err) => {
       const lines = waiting ?? [];
       waiting = undefined;

@@ -30,7 +30,8 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
                    the goodbye before their connections are closed
   chat connect [host:port] [--nick NAME] [--rate N (100 lines/s at most)]
                (TCP; exits 1 if lines were not sent, or the server did not confirm the end)
-  chat connect [host:port] --udp [--interval S]   (no nicks: members are named by address:port)`;
+  chat connect [host:port] --udp [--interval S]   (no nicks: members are named by address:port;
+               exits 1 if the kernel said nothing listens there)`;
 
 export async function runChat(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
