@@ -18,7 +18,7 @@
 import { connect as fastConnect, encodeFrame, FrameDecoder, type Connection, type ConnectionHandlers, type ConnectOptions, type Framing } from './fast';
 import { abortError, codedError, systemError, uvErrno } from './errors';
 import { heldCopy } from './reactor';
-import { validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
+import { toBytes, validateAbortSignal, validateHost, validateInteger, validateObject } from './options';
 
 export type { Framing } from './fast';
 
@@ -253,10 +253,17 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   write(data: Uint8Array | string, options?: SignalOption): Promise<void> {
     const signal = signalOf(options);
     if (signal instanceof Error) return Promise.reject(signal);
+    let bytes: Uint8Array;
+    try {
+      // A bad argument is named first, in any state, as node:net's write() does.
+      bytes = toBytes(data, 'data');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
     if (this.closed || this.connection.closed) return quietly(Promise.reject(this.error ?? destroyedError()));
     try {
-      if (this.connection.write(data)) return Promise.resolve();
+      if (this.connection.write(bytes)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }

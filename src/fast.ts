@@ -26,6 +26,7 @@ import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reac
 import { ErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
+  toBytes,
   validateBoolean,
   validateHost,
   validateInteger,
@@ -95,17 +96,6 @@ interface PendingFile {
 const sendingFiles = new WeakMap<Connection<unknown>, PendingFile[]>();
 
 const writeAfterEnd = () => codedError('write after end', 'ERR_STREAM_WRITE_AFTER_END');
-
-/**
- * `data` as bytes: a string (sent as UTF-8) or a `Uint8Array` (a Buffer is
- * one). Anything else is refused here, with Node's error, rather than by
- * the native call, which knows neither the argument's name nor its value.
- */
-function toBytes(data: unknown, name: string): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data);
-  if (data instanceof Uint8Array) return data;
-  throw invalidArgType(name, 'of type string or an instance of Buffer or Uint8Array', data);
-}
 
 export interface ListenOptions {
   port?: number;
@@ -326,8 +316,10 @@ export class Connection<T = unknown> implements Handle {
    * false when bytes were queued: wait for `onDrain` before writing more.
    */
   write(data: Uint8Array | string): boolean {
+    // A bad argument is named first, in any state, as node:net's write() does.
+    const bytes = toBytes(data, 'data');
     if (this.flags & (CLOSED | ENDING)) throw this.flags & CLOSED ? socketClosed() : writeAfterEnd();
-    const queued = this.origin.reactor.write(this.token, toBytes(data, 'data'));
+    const queued = this.origin.reactor.write(this.token, bytes);
     if (queued < 0) {
       this.destroy(systemError(-queued, 'write'));
       return false;
@@ -920,8 +912,8 @@ export class UdpSocket implements Handle {
    * at once (a bad address, `EMSGSIZE` outside a batch) are thrown.
    */
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
-    if (this.closedFlag) throw socketClosed();
     const buf = toBytes(data, 'data');
+    if (this.closedFlag) throw socketClosed();
     if (port === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const p = validatePort(port, 'port', false);
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);

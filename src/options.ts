@@ -19,6 +19,17 @@ export function resolveBackend(backend: unknown): BackendName {
   return name as BackendName;
 }
 
+/**
+ * `data` as bytes: a string (sent as UTF-8) or a `Uint8Array` (a Buffer is
+ * one). Anything else is refused here, with Node's error, rather than by
+ * the native call, which knows neither the argument's name nor its value.
+ */
+export function toBytes(data: unknown, name: string): Uint8Array {
+  if (typeof data === 'string') return Buffer.from(data);
+  if (data instanceof Uint8Array) return data;
+  throw invalidArgType(name, 'of type string or an instance of Buffer or Uint8Array', data);
+}
+
 export function validatePort(port: unknown, name = 'options.port', allowZero = true): number {
   // node:net's message shows the port as given (a string stays a string).
   const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port;

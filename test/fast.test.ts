@@ -571,6 +571,9 @@ describe.each(BACKENDS)('piped connections on %s', (backend) => {
     expect(() => conns[2].pipe(conns[1])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     conns[2].destroy();
     expect(() => conns[0].pipe(conns[2])).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+    // A bad argument is named first in any state, as node:net's write() does (found 2026-12-05).
+    expect(() => conns[2].write(5 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => conns[2].write('x')).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
     for (const p of peers) p.destroy();
     server.close();
   });

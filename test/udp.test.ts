@@ -29,6 +29,9 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     expect((await reply)[0].toString()).toBe('back');
     peer.close();
     sock.close();
+    // A bad argument is named first in any state, as node:dgram's send() does (found 2026-12-05).
+    expect(() => sock.send(5 as never, 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => sock.send('x', 9)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
   });
 
   it('pause() holds the datagrams in the kernel until resume(); reusePort shares a port', async () => {

@@ -69,6 +69,10 @@ describe('muxnet/async', () => {
     await expect(conn.writeFrame('line', 'a\nb')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
     await expect(conn.writeFrame('bogus' as never, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
     await expect(conn.write(123 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    // Found 2026-12-05: once closed, the call said "destroyed" and hid the bad argument.
+    conn.destroy();
+    await expect(conn.write(123 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(conn.write('x')).rejects.toMatchObject({ code: 'ERR_STREAM_DESTROYED' });
   });
 
   it('a write still queued when the connection is destroyed rejects (its bytes were dropped); one sent before a clean end resolves', async () => {
