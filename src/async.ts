@@ -83,6 +83,10 @@ function destroyedError(): Error {
   return codedError('Cannot call write after a stream was destroyed', 'ERR_STREAM_DESTROYED');
 }
 
+function framesBusy(): Error {
+  return codedError('A frames() iterator is reading this stream: leave its loop (or call its return()) first', 'ERR_MUXNET_FRAMES_BUSY');
+}
+
 /**
  * Where `frame`, decoded from `chunk`, ends in it: after its `\n` (or
  * `\r\n`), or its payload. A frame that started in earlier chunks (only a
@@ -152,6 +156,12 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
+    // The frame iterator holds bytes read ahead of what it yielded: a read now would skip them.
+    if (this.decoding) return Promise.reject(framesBusy());
+    return this.nextChunk(options);
+  }
+
+  private nextChunk(options?: SignalOption): Promise<Buffer | null> {
     const signal = signalOf(options);
     if (signal instanceof Error) return Promise.reject(signal);
     if (this.head < this.chunks.length) return Promise.resolve(this.take());
@@ -181,9 +191,10 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * The stream cut into frames (`'line'`: without the `\n`; `'length'`:
    * without the 4-byte header), decoded in Rust. One frame iterator at a
    * time (bytes of a partial frame stay in it: a second one begun before the
-   * first has left its loop fails with `ERR_MUXNET_FRAMES_BUSY`; one driven by
-   * hand with `next()` is left by its `return()`); leaving its loop gives the
-   * bytes after the last frame it yielded back to `read()`. Ends with the
+   * first has left its loop fails with `ERR_MUXNET_FRAMES_BUSY`, as does a
+   * `read()` meanwhile; one driven by hand with `next()` is left by its
+   * `return()`); leaving its loop gives the bytes after the last frame it
+   * yielded back to `read()`. Ends with the
    * stream; an unfinished frame at the end fails with
    * `ERR_MUXNET_INCOMPLETE_FRAME`.
    */
@@ -201,12 +212,12 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     let rest = -1;
     let waiting = false;
     // Two decoders taking turns at the reads would each see half the stream: garbled frames.
-    if (this.decoding) throw codedError('Another frames() iterator is reading this stream: leave its loop (or call its return()) first', 'ERR_MUXNET_FRAMES_BUSY');
+    if (this.decoding) throw framesBusy();
     this.decoding = true;
     try {
       for (;;) {
         waiting = true;
-        chunk = await this.read(read);
+        chunk = await this.nextChunk(read);
         waiting = false;
         if (chunk === null) break;
         // Of a frame completed by this chunk, the bytes that came before it.

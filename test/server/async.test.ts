@@ -210,6 +210,23 @@ describe('muxnet/async', () => {
     await conn.end();
   });
 
+  // Found 2026-12-05: read() skipped the bytes the iterator had read ahead (null at the end, later bytes first).
+  it('read() while a frames() iterator holds bytes read ahead fails ERR_MUXNET_FRAMES_BUSY; after its return() they come first', async () => {
+    const { port, accepted } = await netServer();
+    const conn = await open(port);
+    const peer = await accepted;
+    // One chunk: the iterator yields the first line and holds the rest.
+    peer.end('head1\nhead2\nbody');
+    const frames = conn.frames('line');
+    expect(String((await frames.next()).value)).toBe('head1');
+    await expect(conn.read()).rejects.toMatchObject({ code: 'ERR_MUXNET_FRAMES_BUSY' });
+    await frames.return();
+    let rest = '';
+    for await (const chunk of conn) rest += chunk;
+    expect(rest).toBe('head2\nbody');
+    await conn.end();
+  });
+
   it('fails a frame over maxFrame and a stream that ends inside a frame', async () => {
     const server = echoServer();
     const conn = await open(server.port);
