@@ -130,6 +130,15 @@ function pipedClient(options: Omit<ClientOptions, 'input' | 'output' | 'interact
   return { done: runClient({ ...options, input, output, interactive: false }), input, out: () => out };
 }
 
+/** The client exits 0, and the server relayed every one of `lines` (each `PREFIX N`), in order. */
+async function expectAllRelayed(client: ReturnType<typeof pipedClient>, seen: () => string, lines: string[]): Promise<void> {
+  expect(await client.done, client.out()).toBe(0);
+  await waitFor(() => seen().includes(`: ${lines[lines.length - 1]}\n`), 'the last line relayed', 10_000);
+  const prefix = lines[0].split(' ')[0];
+  expect(seen().match(new RegExp(`: ${prefix} \\d+\n`, 'g'))).toEqual(lines.map((l) => `: ${l}\n`));
+  expect(client.out()).not.toMatch(/ERROR/);
+}
+
 describe('chat client', () => {
   it('sends each stdin line when not interactive, prints what arrives, leaves at the end', async () => {
     const { server, observer, seen } = await watchedServer({ port: 0 });
@@ -155,13 +164,10 @@ describe('chat client', () => {
   // rate) was cut off by its flood limit — 199 of 1 000 lines arrived and the exit was 0.
   it('a piped text longer than the server\'s burst arrives whole, paced to the rate', async () => {
     const { server, seen } = await watchedServer({ port: 0, rate: 400, burst: 800 });
-    const { done, input, out } = pipedClient({ host: '127.0.0.1', port: server.port, rate: 400 });
+    const client = pipedClient({ host: '127.0.0.1', port: server.port, rate: 400 });
     const lines = Array.from({ length: 2000 }, (_, i) => `line ${i}`);
-    input.end(`${lines.join('\n')}\n`);
-    expect(await done, out()).toBe(0);
-    await waitFor(() => seen().includes(': line 1999\n'), 'the last line relayed', 10_000);
-    expect(seen().match(/: line \d+\n/g)).toEqual(lines.map((l) => `: ${l}\n`));
-    expect(out()).not.toMatch(/ERROR/);
+    client.input.end(`${lines.join('\n')}\n`);
+    await expectAllRelayed(client, seen, lines);
   }, 20_000);
 
   // Found by a review (2026-12-05): lines piped while the server was away waited in the client's
@@ -169,19 +175,16 @@ describe('chat client', () => {
   it('lines piped while the server is away go out at the pace once it is back', async () => {
     const first = await new ChatServer({ port: 0 }).start();
     const port = first.port;
-    const { done, input, out } = pipedClient({ host: '127.0.0.1', port, rate: 50 });
-    await waitFor(() => out().includes('WELCOME'), 'the client to join', 10_000);
+    const client = pipedClient({ host: '127.0.0.1', port, rate: 50 });
+    await waitFor(() => client.out().includes('WELCOME'), 'the client to join', 10_000);
     await first.stop();
-    await waitFor(() => out().includes('* disconnected'), 'the client to notice', 10_000);
+    await waitFor(() => client.out().includes('* disconnected'), 'the client to notice', 10_000);
     const lines = Array.from({ length: 150 }, (_, i) => `away ${i}`);
-    input.end(`${lines.join('\n')}\n`);
+    client.input.end(`${lines.join('\n')}\n`);
     // Away long enough for more than the server's burst to pile up at the pace.
     await sleep(3000);
     const { seen } = await watchedServer({ port, rate: 50, burst: 100 });
-    expect(await done, out()).toBe(0);
-    await waitFor(() => seen().includes(': away 149\n'), 'the last line relayed', 10_000);
-    expect(seen().match(/: away \d+\n/g)).toEqual(lines.map((l) => `: ${l}\n`));
-    expect(out()).not.toMatch(/ERROR/);
+    await expectAllRelayed(client, seen, lines);
   }, 20_000);
 
   // Found by a review (2026-12-05): the server reads `/quit see you` as /quit (its first word); the

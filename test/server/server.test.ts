@@ -28,6 +28,15 @@ async function start(Handler: Parameters<typeof serve>[0], options: Parameters<t
 }
 
 /** A handle() server that answers a client's first line with `reply` and returns, whatever else it sent. */
+/** A client that sends `data` and waits until the server closes it (a handler that fails on it). */
+async function sendUntilClosed(port: number, data: string): Promise<void> {
+  const sock = await netConnect(port);
+  sock.on('error', () => {});
+  const closed = new Promise((r) => sock.on('close', r));
+  sock.write(data);
+  await closed;
+}
+
 function startOneShot(reply: Buffer, rec: ReturnType<typeof recorder>, mode: 'reactor' | 'serial') {
   class OneShot extends ConnectionHandler {
     async handle() {
@@ -258,11 +267,7 @@ describe('muxnet/server, reactor mode', () => {
       }
     }
     const server = await start(Picky, { rec });
-    const bad = await netConnect(server.port);
-    const closed = new Promise((r) => bad.on('close', r));
-    bad.on('error', () => {});
-    bad.write('bad\n');
-    await closed;
+    await sendUntilClosed(server.port, 'bad\n');
     await waitFor(() => rec.finished.length === 1, 'a finish');
     expect(rec.finished[0]).toBe(boom);
     expect(rec.errors.map(([e]) => e)).toEqual([boom]);
@@ -288,11 +293,7 @@ describe('muxnet/server, reactor mode', () => {
       }
     }
     const server = await start(Throws, { rec });
-    const sock = await netConnect(server.port);
-    sock.on('error', () => {});
-    const closed = new Promise((r) => sock.on('close', r));
-    sock.write('x');
-    await closed;
+    await sendUntilClosed(server.port, 'x');
     await waitFor(() => rec.finished.length === 1, 'a finish');
     expect(rec.finished[0]?.message).toBe('onData failed');
     expect(rec.errors).toHaveLength(1);
@@ -331,11 +332,7 @@ describe('muxnet/server, reactor mode', () => {
       }
     }
     const server = await start(Rejects, { rec });
-    const sock = await netConnect(server.port);
-    sock.on('error', () => {});
-    const closed = new Promise((r) => sock.on('close', r));
-    sock.write('bad');
-    await closed;
+    await sendUntilClosed(server.port, 'bad');
     await waitFor(() => rec.finished.length === 1, 'a finish');
     expect(rec.finished[0]?.message).toBe('onData rejected');
     expect(rec.errors.map(([err]) => err.message)).toEqual(['onData rejected']);
