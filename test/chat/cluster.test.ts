@@ -8,7 +8,7 @@ import { RedisLink } from '../../src/apps/chat/cluster';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { REDIS, skipWithout, within, type Daemon } from '../net/daemons';
-import { runCli, waitFor } from '../helpers';
+import { runCli, sleep, waitFor } from '../helpers';
 import { LineClient } from './line-client';
 
 /** Short leases keep the crash cases quick; a server is reaped within two of them. */
@@ -273,6 +273,30 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     b.child.kill('SIGTERM');
     expect(await within(b.exited, 'b to exit with Redis paused', 3 * LEASE_MS + 3000)).toBe(0);
     await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 6 * LEASE_MS + 5000);
+  });
+
+  // Found 2026-12-05 (a hunt): the idle server's beat, answered first after the pause, reaped the
+  // busy ones, whose beats were queued behind their lines: members announced gone, nicks freed.
+  it('Redis paused for just over a lease, then answering: live servers are not reaped, nobody is announced gone', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b'), serve(port, 'c')]);
+    const alice = await member(a, 'alice', 'dev');
+    const bob = await member(b, 'bob', 'dev');
+    // Lines keep a and b publishing, as busy servers are, while c only beats.
+    let n = 0;
+    const talk = setInterval(() => {
+      alice.say(`a ${n}`);
+      bob.say(`b ${n++}`);
+    }, 50);
+    try {
+      await sleep(LEASE_MS / 2);
+      await admin(port).call('CLIENT', 'PAUSE', String(Math.round(1.2 * LEASE_MS)), 'ALL');
+      await sleep(4 * LEASE_MS);
+    } finally {
+      clearInterval(talk);
+    }
+    expect([...alice.lines, ...bob.lines].filter((l) => / disconnected$/.test(l))).toEqual([]);
+    expect((await alice.ask('/who', /^WHO /)).split(': ')[1].split(', ').sort()).toEqual(['alice', 'bob']);
   });
 
   it('a server killed with SIGKILL: its members leave /who and are announced gone within two leases; their nicks are free', async () => {

@@ -38,12 +38,16 @@ export interface RedisLinkOptions {
   backend?: BackendName;
 }
 
-/** Refreshes this server's lease and its nicks; claims the nicks Redis lost. Returns [was missing, ...lost indices]. */
+/**
+ * Refreshes this server's lease and its nicks; claims the nicks Redis lost.
+ * Returns [was missing, ms since its last refresh (-1 if missing), ...lost indices].
+ */
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease = tonumber(ARGV[2])
-local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]) }
+local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]), last and now - (tonumber(last) - lease) or -1 }
 redis.call('PEXPIRE', KEYS[2], lease * 2)
 for i = 3, #KEYS do
   local owner = redis.call('GET', KEYS[i])
@@ -132,7 +136,7 @@ export class RedisLink implements ChatLink {
   private up = false;
   /** Members were told delivery is degraded; they are told when it is restored. */
   private toldDegraded = false;
-  /** When this server was last (re)linked: it reaps only after a whole lease, so the others had time to come back too. */
+  /** When this server was last (re)linked, or its beat came late: it reaps only after a whole lease, so the others had time to come back too. */
   private linkedAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private linking: Promise<void> | undefined;
@@ -303,13 +307,17 @@ export class RedisLink implements ChatLink {
     await this.refresh();
   }
 
-  /** The heartbeat script: renames the members whose nick another server holds. */
-  private async refresh(): Promise<boolean> {
+  /**
+   * The heartbeat script: renames the members whose nick another server
+   * holds. Says whether this server was missing from the live set, and how
+   * long ago its lease was last refreshed.
+   */
+  private async refresh(): Promise<{ missing: boolean; since: number }> {
     const nicks = [...this.here.keys()];
     const keys = [this.key('nodes', 'all'), this.key('members', this.nodeId), ...nicks.map((n) => this.nickKey(n))];
-    const [missing, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs)) as number[];
+    const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs)) as number[];
     for (const i of lost) this.local?.lost(nicks[i - 1]);
-    return missing === 1;
+    return { missing: missing === 1, since };
   }
 
   private async beat(): Promise<void> {
@@ -335,7 +343,13 @@ export class RedisLink implements ChatLink {
 
   private async keepAlive(): Promise<void> {
     // Missing from the live set (reaped while away, or Redis lost its data): register again.
-    if (await this.refresh()) await this.register();
+    const { missing, since } = await this.refresh();
+    if (missing) await this.register();
+    // Refreshed late (beats are a third of a lease apart): Redis or this process stood still,
+    // and the other servers' beats, held up alike, may be queued behind this one — their leases
+    // ran out while they were live. Judged a lease from now, not reaped at once (their members
+    // were announced gone after a pause of Redis just under a lease).
+    if (missing || since > this.leaseMs / 2) this.linkedAt = Date.now();
     if (Date.now() - this.linkedAt >= this.leaseMs) await this.reap('');
   }
 
