@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import Redis from 'ioredis';
 import { RedisLink } from '../../src/apps/chat/cluster';
+import type { ChatLink, LocalChat } from '../../src/apps/chat/link';
 import { ChatServer } from '../../src/apps/chat/server';
 import { muxnetTransport, nodeTransport } from '../../src/apps/chat/transport';
 import { REDIS, skipWithout, within, type Daemon } from '../net/daemons';
@@ -90,6 +91,44 @@ describe('reusePort, what --workers stands on', () => {
     await waitFor(() => first.clients + second.clients === 1, 'one of them to have the client');
     await expect(new ChatServer({ port: 0, transport: nodeTransport, reusePort: true }).start()).rejects.toMatchObject({ code: 'ERR_MUXNET_UNSUPPORTED' });
     await Promise.all([first.stop(), second.stop()]);
+  });
+});
+
+// Found 2026-12-05 (a hunt): a member that hung up at the goodbye before the link's leaving script
+// answered was announced twice on the other servers: its close queued a departure, and the link's
+// departure of it sent that one out beside its own.
+describe('a server leaving its cluster', () => {
+  it("publishes each member's departure once, whether it hung up before the link's answer or not", async () => {
+    const published: string[] = [];
+    const here = new Map<string, string>();
+    let local: LocalChat | undefined;
+    const link: ChatLink = {
+      connected: true,
+      guestSuffix: '.t',
+      attach: async (l) => void (local = l),
+      publish: (room, text) => void published.push(`${room}: ${text}`),
+      presence: (nick, room) => void (room === undefined ? here.delete(nick) : here.set(nick, room)),
+      claim: async () => 'ok',
+      release: () => {},
+      whisper: async () => false,
+      who: async () => [],
+      rooms: async () => new Map(),
+      // As RedisLink's: the leaving script takes the members here when it runs, and its answer
+      // comes after the members' own closes (they hang up at the goodbye).
+      close: async () => {
+        const members = [...here];
+        await sleep(300);
+        for (const [nick, room] of members) local!.departed(room, [nick]);
+      },
+    };
+    const server = await new ChatServer({ port: 0, link }).start();
+    const bob = await LineClient.connect(server.port);
+    clients.push(bob);
+    await bob.ask('/nick bob', /^NICK /);
+    const stopped = server.stop();
+    await waitFor(() => bob.closed, 'bob to hang up at the goodbye');
+    await stopped;
+    expect(published.filter((l) => / disconnected$/.test(l))).toEqual([expect.stringMatching(/^lobby: .* \* bob disconnected$/)]);
   });
 });
 

@@ -218,8 +218,11 @@ export class ChatServer {
   async stop(options?: CloseOptions): Promise<void> {
     const timeout = closeTimeout(options, 5000);
     clearInterval(this.heartbeat);
+    // Those who left before go out now (the leaving reap names the members here at the stop);
+    // none is queued after it: the leaving reap announces everyone here once, and no one here
+    // is left to hear a departure (one queued meanwhile went out beside the reap's: twice).
     clearTimeout(this.announcer);
-    this.pending.clear();
+    this.announceAll();
     this.listener?.close();
     const everyone = [...this.members.values()];
     this.options.transport.broadcast(everyone.map((m) => m.conn), this.frame('SERVER shutting down. Goodbye.'), Infinity);
@@ -285,7 +288,7 @@ export class ChatServer {
 
   /** Queues `NICK WHAT` for `room`'s next batch of announcements. */
   private enqueue(room: string, m: Member, what: string, join = false): void {
-    if (this.options.quiet) return;
+    if (this.options.quiet || this.leaving) return;
     const announcement: Announcement = { member: m, nick: m.nick, what, join, cancelled: false };
     m.unannounced.push(announcement);
     const batch = this.pending.get(room);
