@@ -355,6 +355,23 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     expect(alice.lines.filter((l) => / disconnected$/.test(l))).toHaveLength(1);
   });
 
+  // Found 2026-12-05 (a hunt): the new process took over the entry of the old, and nobody ever
+  // announced the old one's members gone (a fixed node id restarted by systemd, say).
+  it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    await member(b, 'bob', 'dev');
+    b.child.kill('SIGKILL');
+    await b.exited;
+    const start = alice.lines.length;
+    const again = await serve(port, 'b');
+    await alice.expect(/ \* bob disconnected$/, 'the departure of the old b\'s member', start, 2 * LEASE_MS + 3000);
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO dev: alice');
+    await member(again, 'bob');
+    expect(alice.lines.filter((l) => / disconnected$/.test(l))).toHaveLength(1);
+  });
+
   it('Redis killed and restarted: local rooms go on, members are told, cross-server delivery resumes without duplicates', async () => {
     const first = await redis();
     const [a, b] = await Promise.all([serve(first.port, 'a'), serve(first.port, 'b')]);

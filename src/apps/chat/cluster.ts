@@ -153,6 +153,14 @@ export class RedisLink implements ChatLink {
   private beatingSince = 0;
   private linkingSince = 0;
   private closing = false;
+  /**
+   * Not linked yet in this process: what Redis holds under this node id is
+   * a previous incarnation's (restarted under the same `--node-id` after a
+   * crash), whose members are announced gone once this one is linked.
+   */
+  private firstLink = true;
+  /** That incarnation's members, by room, until they are announced. */
+  private predecessor: Map<string, string[]> | undefined;
 
   constructor(options: RedisLinkOptions) {
     this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
@@ -273,6 +281,11 @@ export class RedisLink implements ChatLink {
     if (!this.ready || this.up) return;
     const drops = this.drops;
     try {
+      // Taken (and its nicks freed) before this incarnation's presence replaces it.
+      if (this.firstLink) {
+        this.predecessor = await this.reap(this.nodeId);
+        this.firstLink = false;
+      }
       do {
         this.moved = false;
         const wanted = [this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r))];
@@ -292,6 +305,8 @@ export class RedisLink implements ChatLink {
     if (!this.ready || this.up || drops !== this.drops) return;
     this.up = true;
     this.linkedAt = Date.now();
+    if (this.predecessor) this.departed(this.predecessor);
+    this.predecessor = undefined;
     if (this.toldDegraded) {
       this.toldDegraded = false;
       this.local?.notice('SERVER cross-server delivery restored');
@@ -350,7 +365,7 @@ export class RedisLink implements ChatLink {
     // ran out while they were live. Judged a lease from now, not reaped at once (their members
     // were announced gone after a pause of Redis just under a lease).
     if (missing || since > this.leaseMs / 2) this.linkedAt = Date.now();
-    if (Date.now() - this.linkedAt >= this.leaseMs) await this.reap('');
+    if (Date.now() - this.linkedAt >= this.leaseMs) this.departed(await this.reap(''));
   }
 
   /**
@@ -376,8 +391,8 @@ export class RedisLink implements ChatLink {
     this.delivered = new Map();
   }
 
-  /** Removes dead servers (or this one, leaving), frees their nicks and announces their members gone. */
-  private async reap(id: string): Promise<void> {
+  /** Removes dead servers (or this one, leaving, or its previous incarnation) and frees their nicks; returns their members by room. */
+  private async reap(id: string): Promise<Map<string, string[]>> {
     const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id)) as (string | string[])[];
     const byRoom = new Map<string, string[]>();
     for (let i = 0; i + 1 < gone.length; i += 2) {
@@ -389,6 +404,11 @@ export class RedisLink implements ChatLink {
       }
       await this.releaseAll(gone[i] as string, members.map(([nick]) => nick));
     }
+    return byRoom;
+  }
+
+  /** Announces reaped members gone, to their rooms on every server. */
+  private departed(byRoom: Map<string, string[]>): void {
     for (const [room, nicks] of byRoom) this.local?.departed(room, nicks);
   }
 
@@ -521,7 +541,7 @@ export class RedisLink implements ChatLink {
     const goodbye = async () => {
       if (this.up) {
         try {
-          await this.reap(this.nodeId);
+          this.departed(await this.reap(this.nodeId));
           // The departures are pipelined (sent at the end of the tick): out before QUIT.
           await this.published;
         } catch {
