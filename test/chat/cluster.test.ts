@@ -314,6 +314,24 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 6 * LEASE_MS + 5000);
   });
 
+  it('a Redis stopped (SIGSTOP: it reads nothing, its connections stay open): members are told within two leases; delivery comes back', async () => {
+    const daemon = await redis();
+    const [a, b] = await Promise.all([serve(daemon.port, 'a'), serve(daemon.port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    await member(b, 'bob', 'dev');
+    const start = alice.lines.length;
+    daemon.signal('SIGSTOP');
+    try {
+      // A beat unanswered for a lease (checked every third of one), begun up to a third of a lease
+      // after the stop: told within 5/3 of a lease (found 2026-12-05: 2 s more, ioredis's wait
+      // for the FIN of a connection a stopped Redis never reads).
+      await alice.expect(/^SERVER cross-server delivery degraded/, 'the degraded notice', start, 2.5 * LEASE_MS);
+    } finally {
+      daemon.signal('SIGCONT');
+    }
+    await alice.expect(/^SERVER cross-server delivery restored/, 'the restored notice', start, 4 * LEASE_MS + 2000);
+  });
+
   // Found 2026-12-05 (a hunt): the idle server's beat, answered first after the pause, reaped the
   // busy ones, whose beats were queued behind their lines: members announced gone, nicks freed.
   it('Redis paused for just over a lease, then answering: live servers are not reaped, nobody is announced gone', async () => {

@@ -15,6 +15,8 @@ export interface Daemon {
   dir: string;
   /** Stops it with its kind's signal, or `signal` (SIGKILL: a crash), and removes its dir. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends it `signal` (SIGSTOP: a server that holds its connections and reads nothing; SIGCONT). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** A program the tests run: its name, and where it is (undefined when it is not installed). */
@@ -153,7 +155,7 @@ async function startDaemonOn(opts: Parameters<typeof startDaemon>[0], binDir: st
     await stop();
     throw err;
   }
-  return { port, dir, stop };
+  return { port, dir, stop, signal: (signal) => void child?.kill(signal) };
 }
 
 export const REDIS: DaemonKind = {

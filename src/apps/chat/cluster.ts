@@ -196,6 +196,9 @@ export class RedisLink implements ChatLink {
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
       lazyConnect: true,
+      // A connection dropped for not answering is destroyed at once: its FIN would wait (2 s by
+      // default) on a Redis that reads nothing, and members would hear of it that much later.
+      disconnectTimeout: 0,
     };
     // The lines relayed in one reactor turn go to Redis in one write; Redis then sends each
     // subscribed server the turn's lines together, and its broadcast corks them per member.
