@@ -99,6 +99,12 @@ describe('chat commands and limits', () => {
     expect(await alice.ask('/nick BOB', /^(NICK|ERROR)/)).toBe('ERROR nick BOB is taken');
     expect(await alice.ask('/nick has space', /^(NICK|ERROR)/)).toMatch(/^ERROR nick may not contain spaces/);
     expect(await alice.ask(`/nick ${'a'.repeat(33)}`, /^(NICK|ERROR)/)).toMatch(/^ERROR nick must be 1-32/);
+    // Found 2026-12-05 (a hunt): taken by members, the next guests' names made chains of renames.
+    for (const guest of ['guest7', 'GUEST12.node-b']) {
+      expect(await alice.ask(`/nick ${guest}`, /^(NICK|ERROR)/)).toBe('ERROR nicks guestN and guestN.NODE are kept for guests');
+    }
+    await alice.ask('/nick guesthouse', /^NICK guesthouse$/);
+    await alice.ask('/nick alice', /^NICK alice$/);
     await alice.ask('/nick Alice2', /^NICK Alice2$/);
     await waitFor(() => announcements(bob.lines).includes('alice is now known as Alice2'), 'the nick change announced');
     await alice.ask('/join dev', /^JOINED dev$/);

@@ -89,11 +89,14 @@ export function sanitize(text: string): string {
   return text.replace(/\t/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
 }
 
-/** 1–32 characters, no spaces or control characters. */
+/** 1–32 characters, no spaces or control characters, not a guest's name. */
 export function nickError(nick: string): string | undefined {
   if (nick.length < 1 || [...nick].length > MAX_NICK) return `nick must be 1-${MAX_NICK} characters`;
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f-\u009f]/.test(nick)) return 'nick may not contain spaces or control characters';
+  // Members taking the names a server gives its next guests made each of those a chain of
+  // renames (in a cluster, a Redis round trip each).
+  if (/^guest\d+(\.|$)/i.test(nick)) return 'nicks guestN and guestN.NODE are kept for guests';
   return undefined;
 }
 
