@@ -77,16 +77,28 @@ describe('muxnet send / receive', () => {
     expect(fs.readdirSync(rx.into)).toEqual([]);
   });
 
-  it('a file that cannot be stored under its name (a directory is there) is refused, and the receiver lives on', async () => {
-    const rx = await receiver('taken');
-    fs.mkdirSync(path.join(rx.into, 'taken.txt'));
-    const body = Buffer.from('some bytes');
-    const sha = createHash('sha256').update(body).digest('hex');
-    const reply = await rawSend(rx.port, encodeHeader({ name: 'taken.txt', size: body.length, sha256: sha }), body);
-    expect(reply).toMatch(/^ERR cannot store: /);
-    expect(await rx.exited).toBe(1);
-    expect(rx.output()).toContain('taken.txt (10 bytes) rejected: cannot store');
-    expect(fs.readdirSync(rx.into)).toEqual(['taken.txt']);
+  // Found 2026-12-05 (a hunt): a rename replaced what was there, a read-only file too; of senders
+  // of one name the last won, and every one heard OK.
+  it('a name already there (a file or a directory) is refused, never replaced; of two senders of one new name, one stores it', async () => {
+    const rx = await receiver('taken', []);
+    const old = path.join(rx.into, 'taken.txt');
+    fs.writeFileSync(old, 'old');
+    fs.chmodSync(old, 0o444);
+    fs.mkdirSync(path.join(rx.into, 'folder'));
+    for (const name of ['taken.txt', 'folder']) {
+      const { body, header } = payload(name, 10, 1);
+      expect(await rawSend(rx.port, header, body)).toBe(`ERR ${name} exists\n`);
+    }
+    expect(fs.readFileSync(old, 'utf8')).toBe('old');
+    const first = payload('twice.bin', 50_000, 2);
+    const second = payload('twice.bin', 50_000, 3);
+    const replies = await Promise.all([first, second].map(({ header, body }) => rawSend(rx.port, header, body)));
+    expect([...replies].sort()).toEqual([`ERR twice.bin exists\n`, expect.stringMatching(/^OK /)]);
+    const stored = replies[0].startsWith('OK ') ? first : second;
+    expect(fs.readFileSync(path.join(rx.into, 'twice.bin')).equals(stored.body)).toBe(true);
+    expect(fs.readdirSync(rx.into).sort()).toEqual(['folder', 'taken.txt', 'twice.bin']);
+    rx.child.kill('SIGTERM');
+    expect(await rx.exited).toBe(0);
   });
 
   it('SIGTERM: no new sender, the transfer under way finishes and is stored, a stalled one is cut at the deadline', async () => {
@@ -133,6 +145,27 @@ describe('muxnet send / receive', () => {
     await closed;
     expect(rx.output()).toContain('SIGTERM again, stopping now');
     expect(fs.readdirSync(rx.into)).toEqual([]);
+  });
+
+  // Found 2026-12-05 (a hunt): between the first signal's listener and the second's there was
+  // none, the default action came back, and a signal then killed it with its part files left.
+  it('two SIGTERMs 250 µs apart: exit 0, the part file removed', async () => {
+    for (let run = 0; run < 6; run++) {
+      // Two signals that come before the first is handled are one (then the drain's deadline).
+      const rx = await receiver(`twice-${run}`, ['--drain-timeout', '0.3']);
+      const { body, header } = payload('cut.bin', 100_000, 8);
+      const sock = await netConnect(rx.port);
+      sock.on('error', () => {});
+      await new Promise((r) => sock.write(Buffer.concat([header, body.subarray(0, 1000)]), r));
+      await waitFor(() => fs.readdirSync(rx.into).length === 1, 'the part file');
+      rx.child.kill('SIGTERM');
+      const sent = process.hrtime.bigint();
+      while (process.hrtime.bigint() - sent < 250_000n);
+      rx.child.kill('SIGTERM');
+      expect(await within(rx.exited, 'the receiver to exit', 10_000)).toBe(0);
+      expect(fs.readdirSync(rx.into)).toEqual([]);
+      sock.destroy();
+    }
   });
 
   it('--idle-timeout: a silent sender is refused (before its header or mid-file, nothing kept), one that stays half-open after the answer is closed; a header a byte at a time is taken', async () => {
@@ -216,6 +249,29 @@ describe('muxnet send / receive', () => {
     expect(tx.output()).toContain('no answer from the receiver within 0.3 s of the last byte');
     mute.close();
     await expect(run(['send', file, '127.0.0.1:1', '--timeout', '0']).exited).resolves.toBe(2);
+  });
+
+  // Found 2026-12-05 (a hunt): its timers and connection held send for the whole --timeout.
+  it('send: a receiver that answers OK and keeps its side open does not hold send', async () => {
+    const file = path.join(dir, 'kept-open.bin');
+    fs.writeFileSync(file, Buffer.alloc(10_000, 6));
+    const sha = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const held: net.Socket[] = [];
+    let got = 0;
+    // Half-open: it keeps its side after send's FIN.
+    const open = net.createServer({ allowHalfOpen: true }, (s) => {
+      held.push(s);
+      s.on('data', (d) => {
+        got += d.length;
+        if (got >= 10_000) s.write(`OK ${sha}\n`);
+      });
+    });
+    await new Promise<void>((r) => open.listen(0, '127.0.0.1', r));
+    const tx = run(['send', file, `127.0.0.1:${(open.address() as net.AddressInfo).port}`, '--timeout', '20']);
+    expect(await within(tx.exited, 'send to exit after the answer', 5000)).toBe(0);
+    expect(tx.output()).toContain('verified by the receiver');
+    for (const s of held) s.destroy();
+    open.close();
   });
 
   it('send --timeout: a receiver that stops reading, or a connect that hangs, makes send exit 1 (not wait for ever)', async () => {

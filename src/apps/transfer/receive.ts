@@ -1,13 +1,14 @@
 /**
  * `muxnet receive --port P --dir D`: takes files sent by `muxnet send`,
  * writes each to a part file in D with backpressure (the connection pauses
- * while the disk lags), hashes as it goes, and renames it to `D/<name>`
- * only if size and SHA-256 match; the sender hears `OK` or `ERR`.
+ * while the disk lags), hashes as it goes, and gives it the name
+ * `D/<name>` only if size and SHA-256 match and nothing has that name yet;
+ * the sender hears `OK` or `ERR`.
  * A sender silent for `idleTimeoutMs` is cut off (`ERR idle …`), and one
  * that keeps its side open after the answer is closed as long after it.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import { constants as fsConstants, createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { listen, type BackendName, type Connection, type SocketAddress } from '../../fast';
 import { validateInteger } from '../../options';
@@ -79,6 +80,26 @@ export interface Receiver {
 
 const MORE_THAN_ANNOUNCED = 'more bytes than the header said';
 
+/**
+ * Gives `part` the name `final` unless something has that name already
+ * (`EEXIST`): a hard link, then the part file's name removed; copied
+ * (`COPYFILE_EXCL`) on a file system without hard links.
+ */
+async function storeNew(part: string, final: string): Promise<void> {
+  try {
+    await fsp.link(part, final);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+    await fsp.copyFile(part, final, fsConstants.COPYFILE_EXCL).catch(async (e: NodeJS.ErrnoException) => {
+      // Created by this copy and cut short (a full disk): not kept as if stored.
+      if (e.code !== 'EEXIST') await fsp.rm(final, { force: true }).catch(() => {});
+      throw e;
+    });
+  }
+  await fsp.rm(part, { force: true }).catch(() => {});
+}
+
 export function startReceiver(opts: ReceiverOptions): Receiver {
   const idleTimeoutMs = validateInteger(opts.idleTimeoutMs, 'options.idleTimeoutMs', 30_000, 1, 2_147_483_647);
   const live = new LiveSet<Connection<Transfer>>();
@@ -121,12 +142,14 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
       if (t.excess) return void refuse(MORE_THAN_ANNOUNCED);
       if (digest !== h.sha256) return void refuse('sha256 mismatch', `sha256 mismatch (got ${digest})`);
       const final = path.join(opts.dir, h.name);
-      fsp.rename(t.part!, final).then(
+      // Linked, not renamed: a file already there is never replaced (a rename did, silently:
+      // of senders of one name, the last won and all heard OK). The link fails if it exists.
+      storeNew(t.part!, final).then(
         () => {
           opts.onFile({ ...h, path: final });
           answer(conn, t, `OK ${digest}\n`);
         },
-        (e: Error) => void refuse(`cannot store: ${e.message}`),
+        (e: NodeJS.ErrnoException) => void refuse(e.code === 'EEXIST' ? `${h.name} exists` : `cannot store: ${e.message}`),
       );
     });
   };
@@ -142,6 +165,8 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
       conn.pause();
       t.out!.once('drain', () => {
         t.paused = false;
+        // The wait for the disk is not the sender's silence: its clock starts again now.
+        t.lastSeen = Date.now();
         conn.resume();
       });
     }

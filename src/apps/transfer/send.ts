@@ -102,7 +102,12 @@ export async function sendFileTo(file: string, host: string, port: number, optio
           reply.push(Buffer.from(part));
           if (nl < 0) return;
           done = true;
+          // The answer is all: no timer, nor the connection, holds the process while the
+          // receiver closes (one that kept its side open held it for the whole timeout).
+          clearTimeout(waiting);
+          clearInterval(stalled);
           conn.end();
+          conn.unref();
           resolve({ name, size: stat.size, sha256, reply: Buffer.concat(reply).toString('utf8') });
         },
         onClose(_, err) {
