@@ -323,14 +323,21 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
      * lines sent around it were dropped. Datagrams are never confirmed otherwise.
      */
     let refused = false;
+    // Every send is told its outcome: the refusal (taken by the send after the one that drew
+    // it) is silent for a send with no callback, and a run of lines sent in one tick gave
+    // the 'error' event no turn (one or three lines to a closed port exited 0).
+    const sent = (err: Error | null) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') refused = true;
+    };
+    const datagram = (text: string) => sock.send(text, sent);
     // A connected dgram socket sends without an address only once connected (after
     // the address is looked up): lines typed meanwhile wait here.
     let waiting: string[] | undefined = [];
-    const send = (text: string) => (waiting ? waiting.push(text) : sock.send(text));
+    const send = (text: string) => (waiting ? waiting.push(text) : datagram(text));
     const leave = () => {
       clearInterval(heartbeat);
       sock.send('quit', (err) => {
-        if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') refused = true;
+        sent(err);
         sock.close();
         if (refused) print(`* nothing listened at ${opts.host}:${opts.port} at times: lines may not have arrived`);
         resolve(refused ? 1 : 0);
@@ -352,9 +359,9 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         rl.close();
         return resolve(1);
       }
-      sock.send('hb');
-      for (const line of lines) sock.send(line);
-      heartbeat = setInterval(() => sock.send('hb'), Math.max(100, (opts.intervalMs ?? 10_000) / 3));
+      datagram('hb');
+      for (const line of lines) datagram(line);
+      heartbeat = setInterval(() => datagram('hb'), Math.max(100, (opts.intervalMs ?? 10_000) / 3));
       if (ended) leave();
     });
     rl.on('line', (line) => {
