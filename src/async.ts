@@ -156,14 +156,14 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
    * arrived before an error is read first; then the error rejects.
    */
   read(options?: SignalOption): Promise<Buffer | null> {
-    // The frame iterator holds bytes read ahead of what it yielded: a read now would skip them.
-    if (this.decoding) return Promise.reject(framesBusy());
-    return this.nextChunk(options);
-  }
-
-  private nextChunk(options?: SignalOption): Promise<Buffer | null> {
     const signal = signalOf(options);
     if (signal instanceof Error) return Promise.reject(signal);
+    // The frame iterator holds bytes read ahead of what it yielded: a read now would skip them.
+    if (this.decoding) return Promise.reject(framesBusy());
+    return this.nextChunk(signal);
+  }
+
+  private nextChunk(signal: AbortSignal | undefined): Promise<Buffer | null> {
     if (this.head < this.chunks.length) return Promise.resolve(this.take());
     if (this.error) return Promise.reject(this.error);
     if (this.ended || this.closed) return Promise.resolve(null);
@@ -206,6 +206,8 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
   }
 
   private async *decode(decoder: FrameDecoder, framing: Framing, maxFrame: number, read: SignalOption): AsyncGenerator<Buffer, void, undefined> {
+    const signal = signalOf(read);
+    if (signal instanceof Error) throw signal;
     // Left at a frame (break, return, a throw in its body), the loop gives back the bytes after
     // it: `chunk` from `rest` on. Left while it waits for bytes (an abort), the decoder's.
     let chunk: Buffer | null = null;
@@ -217,7 +219,7 @@ export class AsyncConnection implements AsyncIterable<Buffer> {
     try {
       for (;;) {
         waiting = true;
-        chunk = await this.nextChunk(read);
+        chunk = await this.nextChunk(signal);
         waiting = false;
         if (chunk === null) break;
         // Of a frame completed by this chunk, the bytes that came before it.

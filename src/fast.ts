@@ -913,9 +913,9 @@ export class UdpSocket implements Handle {
    */
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     const buf = toBytes(data, 'data');
+    const p = port === undefined ? undefined : validatePort(port, 'port', false);
     if (this.closedFlag) throw socketClosed();
-    if (port === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
-    const p = validatePort(port, 'port', false);
+    if (p === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);
     return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, h, p, this.settler()), h, p);
   }

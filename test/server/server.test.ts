@@ -27,7 +27,6 @@ async function start(Handler: Parameters<typeof serve>[0], options: Parameters<t
   return server;
 }
 
-/** A handle() server that answers a client's first line with `reply` and returns, whatever else it sent. */
 /** A client that sends `data` and waits until the server closes it (a handler that fails on it). */
 async function sendUntilClosed(port: number, data: string): Promise<void> {
   const sock = await netConnect(port);
@@ -37,6 +36,7 @@ async function sendUntilClosed(port: number, data: string): Promise<void> {
   await closed;
 }
 
+/** A handle() server that answers a client's first line with `reply` and returns, whatever else it sent. */
 function startOneShot(reply: Buffer, rec: ReturnType<typeof recorder>, mode: 'reactor' | 'serial') {
   class OneShot extends ConnectionHandler {
     async handle() {

@@ -65,12 +65,15 @@ pub struct Config {
     /// steady 1 500 connects a second overflowed the backlog. There the
     /// budget adapts, up to this: it doubles after each turn that used it
     /// all and whose batch of events the owner handled in under
-    /// [`SLOW_BATCH`] (or under the last scan, if that took longer: a batch
+    /// [`SLOW_BATCH`] (or under a scan, if that takes longer: a batch
     /// cheaper than the scan every turn pays at most doubles a turn; with
     /// 4 000 idle pairs in the proxy a scan took 3.4 ms and the proxy's few
-    /// accepts a turn overflowed its backlog at 1 500 connects a second),
-    /// and is back to `accept_budget` after a slower batch, so a flood of
-    /// costly connections is still paced one a turn.
+    /// accepts a turn overflowed its backlog at 2 000 connects a second),
+    /// and is back to `accept_budget` after a slower batch. A flood of
+    /// costly connections is so paced one a turn once batches pass that
+    /// mark; as new connections' first requests come in the batch after
+    /// their accept, the batches may grow to about four times it first
+    /// (four scans, beside thousands of idle sockets).
     pub scan_accept_budget: usize,
     /// Datagrams received on one socket in one turn (in batches of up to
     /// 64 on Linux).
@@ -374,9 +377,12 @@ pub struct Reactor {
     /// timed from here to `events_handled` (only on a backend whose waits
     /// scan every socket).
     turn_ended: Option<Instant>,
-    /// How long the last wait that did not block took (on a backend whose
-    /// waits scan every socket): the cost of a scan, paid every turn.
-    scan_cost: Duration,
+    /// How long the last waits that did not block took (on a backend whose
+    /// waits scan every socket): the cost of a scan, paid every turn. The
+    /// least of them counts: a wait the thread was preempted in says nothing
+    /// of the scan, and a slow batch must not pass for quick because of it.
+    scans: [Duration; 4],
+    scan_at: usize,
 }
 
 /// A batch of events its owner took this long or longer to handle says the
@@ -415,7 +421,8 @@ impl Reactor {
             accept_allowance: config.accept_budget.max(1),
             accepts_capped: false,
             turn_ended: None,
-            scan_cost: Duration::ZERO,
+            scans: [Duration::ZERO; 4],
+            scan_at: 0,
             config,
         }
     }
@@ -479,7 +486,8 @@ impl Reactor {
     /// (see `Config::scan_accept_budget`).
     fn adapt_accepts(&mut self, batch: Duration) {
         let capped = std::mem::take(&mut self.accepts_capped);
-        if batch >= SLOW_BATCH.max(self.scan_cost) {
+        let scan = self.scans.iter().min().copied().unwrap_or_default();
+        if batch >= SLOW_BATCH.max(scan) {
             self.accept_allowance = self.config.accept_budget.max(1);
         } else if capped {
             self.accept_allowance = (self.accept_allowance * 2).min(self.config.scan_accept_budget.max(self.config.accept_budget));
@@ -684,7 +692,8 @@ impl Reactor {
         let scan_started = (self.backend.waits_scan_every_socket() && timeout == Some(Duration::ZERO)).then(Instant::now);
         self.backend.wait(&mut ready, timeout)?;
         if let Some(started) = scan_started {
-            self.scan_cost = started.elapsed();
+            self.scans[self.scan_at] = started.elapsed();
+            self.scan_at = (self.scan_at + 1) % self.scans.len();
         }
         // Fairness when a turn cannot serve everyone: what waited goes
         // first, then the backend's fresh readiness, then what this turn
