@@ -87,13 +87,13 @@ describe('muxnet send / receive', () => {
     fs.mkdirSync(path.join(rx.into, 'folder'));
     for (const name of ['taken.txt', 'folder']) {
       const { body, header } = payload(name, 10, 1);
-      expect(await rawSend(rx.port, header, body)).toBe(`ERR ${name} exists\n`);
+      expect(await rawSend(rx.port, header, body)).toBe(`ERR "${name}" exists\n`);
     }
     expect(fs.readFileSync(old, 'utf8')).toBe('old');
     const first = payload('twice.bin', 50_000, 2);
     const second = payload('twice.bin', 50_000, 3);
     const replies = await Promise.all([first, second].map(({ header, body }) => rawSend(rx.port, header, body)));
-    expect([...replies].sort()).toEqual([`ERR twice.bin exists\n`, expect.stringMatching(/^OK /)]);
+    expect([...replies].sort()).toEqual([`ERR "twice.bin" exists\n`, expect.stringMatching(/^OK /)]);
     const stored = replies[0].startsWith('OK ') ? first : second;
     expect(fs.readFileSync(path.join(rx.into, 'twice.bin')).equals(stored.body)).toBe(true);
     expect(fs.readdirSync(rx.into).sort()).toEqual(['folder', 'taken.txt', 'twice.bin']);
@@ -272,6 +272,29 @@ describe('muxnet send / receive', () => {
     expect(tx.output()).toContain('verified by the receiver');
     for (const s of held) s.destroy();
     open.close();
+  });
+
+  // Found 2026-12-05 (a review): after an early ERR, send went on sending the whole file.
+  it('send: a refusal while the file is still leaving stops the sending; exit 1', async () => {
+    const file = path.join(dir, 'refused-early.bin');
+    fs.writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 7));
+    let got = 0;
+    const closed: Promise<unknown>[] = [];
+    const refusing = net.createServer({ allowHalfOpen: true }, (s) => {
+      closed.push(new Promise((r) => s.on('close', r)));
+      s.on('error', () => {});
+      s.once('data', () => s.write('ERR no thanks\n'));
+      s.on('data', (d) => (got += d.length));
+      s.on('end', () => s.end());
+    });
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    const tx = run(['send', file, `127.0.0.1:${(refusing.address() as net.AddressInfo).port}`]);
+    expect(await tx.exited).toBe(1);
+    expect(tx.output()).toContain('ERR no thanks');
+    await Promise.all(closed);
+    expect(got).toBeLessThan(32 * 1024 * 1024);
+    fs.rmSync(file);
+    refusing.close();
   });
 
   it('send --timeout: a receiver that stops reading, or a connect that hangs, makes send exit 1 (not wait for ever)', async () => {

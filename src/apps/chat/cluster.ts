@@ -48,7 +48,7 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease = tonumber(ARGV[2])
 local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]), last and now - (tonumber(last) - lease) or -1 }
-redis.call('PEXPIRE', KEYS[2], lease * 2)
+redis.call('PEXPIRE', KEYS[2], lease * 4)
 for i = 3, #KEYS do
   local owner = redis.call('GET', KEYS[i])
   if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[i], lease)
@@ -57,12 +57,15 @@ for i = 3, #KEYS do
 end
 return out`;
 
-/** Removes servers whose lease ended (or ARGV[2], leaving) and returns them: id, then its members as an HGETALL list. */
+/**
+ * Removes servers whose lease ended over ARGV[3] ms ago (or ARGV[2], leaving)
+ * and returns them: id, then its members as an HGETALL list.
+ */
 const REAP = `
 local dead = { ARGV[2] }
 if ARGV[2] == '' then
   local t = redis.call('TIME')
-  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]))
 end
 local out = {}
 for _, id in ipairs(dead) do
@@ -136,7 +139,7 @@ export class RedisLink implements ChatLink {
   private up = false;
   /** Members were told delivery is degraded; they are told when it is restored. */
   private toldDegraded = false;
-  /** When this server was last (re)linked, or its beat came late: it reaps only after a whole lease, so the others had time to come back too. */
+  /** When this server was last (re)linked: it reaps only after a whole lease, so the others had time to come back too. */
   private linkedAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private linking: Promise<void> | undefined;
@@ -365,10 +368,11 @@ export class RedisLink implements ChatLink {
     if (missing) await this.register();
     // Refreshed late (beats are a third of a lease apart): Redis or this process stood still,
     // and the other servers' beats, held up alike, may be queued behind this one — their leases
-    // ran out while they were live. Judged a lease from now, not reaped at once (their members
-    // were announced gone after a pause of Redis just under a lease).
-    if (missing || since > this.leaseMs / 2) this.linkedAt = Date.now();
-    if (Date.now() - this.linkedAt >= this.leaseMs) this.departed(await this.reap(''));
+    // ran out while they were live (their members were announced gone after a pause of Redis
+    // just under a lease). Reaped now: those whose lease had ended before this server's last
+    // refresh, gone while all was well; the others are judged at the next beat.
+    const grace = missing ? this.leaseMs : since > this.leaseMs / 2 ? since : 0;
+    if (Date.now() - this.linkedAt >= this.leaseMs) this.departed(await this.reap('', grace));
   }
 
   /**
@@ -395,8 +399,8 @@ export class RedisLink implements ChatLink {
   }
 
   /** Removes dead servers (or this one, leaving, or its previous incarnation) and frees their nicks; returns their members by room. */
-  private async reap(id: string): Promise<Map<string, string[]>> {
-    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id)) as (string | string[])[];
+  private async reap(id: string, grace = 0): Promise<Map<string, string[]>> {
+    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id, grace)) as (string | string[])[];
     const byRoom = new Map<string, string[]>();
     for (let i = 0; i + 1 < gone.length; i += 2) {
       const members = pairs(gone[i + 1] as string[]);
@@ -405,7 +409,9 @@ export class RedisLink implements ChatLink {
         if (nicks) nicks.push(nick);
         else byRoom.set(room, [nick]);
       }
-      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick));
+      // Best effort: a claim left behind (Redis lost meanwhile) ends with its lease. The
+      // members are announced all the same (a first link that failed here lost them).
+      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick)).catch(() => {});
     }
     return byRoom;
   }

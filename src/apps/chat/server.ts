@@ -224,8 +224,11 @@ export class ChatServer {
     // Those who left before go out now (the leaving reap names the members here at the stop);
     // none is queued after it: the leaving reap announces everyone here once, and no one here
     // is left to hear a departure (one queued meanwhile went out beside the reap's: twice).
-    clearTimeout(this.announcer);
-    this.announceAll();
+    // (A member dropped by this flush, too slow, queues its own: flushed again.)
+    do {
+      clearTimeout(this.announcer);
+      this.announceAll();
+    } while (this.pending.size > 0);
     this.listener?.close();
     const everyone = [...this.members.values()];
     this.options.transport.broadcast(everyone.map((m) => m.conn), this.frame('SERVER shutting down. Goodbye.'), Infinity);

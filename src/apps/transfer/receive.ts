@@ -91,11 +91,8 @@ async function storeNew(part: string, final: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
-    await fsp.copyFile(part, final, fsConstants.COPYFILE_EXCL).catch(async (e: NodeJS.ErrnoException) => {
-      // Created by this copy and cut short (a full disk): not kept as if stored.
-      if (e.code !== 'EEXIST') await fsp.rm(final, { force: true }).catch(() => {});
-      throw e;
-    });
+    // A copy cut short (a full disk) leaves nothing under the name: libuv removes what it made.
+    await fsp.copyFile(part, final, fsConstants.COPYFILE_EXCL);
   }
   await fsp.rm(part, { force: true }).catch(() => {});
 }
@@ -149,7 +146,9 @@ export function startReceiver(opts: ReceiverOptions): Receiver {
           opts.onFile({ ...h, path: final });
           answer(conn, t, `OK ${digest}\n`);
         },
-        (e: NodeJS.ErrnoException) => void refuse(e.code === 'EEXIST' ? `${h.name} exists` : `cannot store: ${e.message}`),
+        // The name as JSON, and no message that holds it: one the sender chose may hold a line
+        // break, and the answer is one line.
+        (e: NodeJS.ErrnoException) => void refuse(e.code === 'EEXIST' ? `${JSON.stringify(h.name)} exists` : `cannot store: ${e.code ?? 'error'}`, `cannot store: ${e.message}`),
       );
     });
   };

@@ -73,6 +73,8 @@ export async function sendFileTo(file: string, host: string, port: number, optio
     let opened = false;
     let movedAt = Date.now();
     let stalled: NodeJS.Timeout | undefined;
+    /** The whole file has left (an answer before that is a refusal: the rest is not sent). */
+    let fileSent = false;
     const conn = connect(
       { host, port },
       {
@@ -83,6 +85,7 @@ export async function sendFileTo(file: string, host: string, port: number, optio
             (sent) => {
               // A file that shrank since stat: the receiver would wait for the rest.
               if (sent !== stat.size) return c.destroy(new Error(`${file} changed while it was sent (${sent} of ${stat.size} bytes)`));
+              fileSent = true;
               // The answer (and the close) may have come in the same turn as the last byte.
               if (done || c.closed) return;
               clearInterval(stalled);
@@ -106,7 +109,8 @@ export async function sendFileTo(file: string, host: string, port: number, optio
           // receiver closes (one that kept its side open held it for the whole timeout).
           clearTimeout(waiting);
           clearInterval(stalled);
-          conn.end();
+          if (fileSent) conn.end();
+          else conn.destroy();
           conn.unref();
           resolve({ name, size: stat.size, sha256, reply: Buffer.concat(reply).toString('utf8') });
         },
