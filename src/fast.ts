@@ -914,6 +914,7 @@ export class UdpSocket implements Handle {
   send(data: Uint8Array | string, port?: number, host?: string): boolean {
     const buf = toBytes(data, 'data');
     const p = port === undefined ? undefined : validatePort(port, 'port', false);
+    if (host !== undefined && host !== null && typeof host !== 'string') throw invalidArgType('address', 'of type string', host);
     if (this.closedFlag) throw socketClosed();
     if (p === undefined) return this.sent(this.refusal() || this.reactor.sendDatagram(this.token, buf, undefined, undefined, this.settler()));
     const h = host === undefined || host === null ? this.loopback() : this.checkedHost(host, p);

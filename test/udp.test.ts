@@ -32,6 +32,7 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     // A bad argument is named first in any state, as node:dgram's send() does (found 2026-12-05).
     expect(() => sock.send(5 as never, 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => sock.send('x', 0)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }));
+    expect(() => sock.send('x', 9, 5 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => sock.send('x', 9)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
   });
 

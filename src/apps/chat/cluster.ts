@@ -48,7 +48,7 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease = tonumber(ARGV[2])
 local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]), last and now - (tonumber(last) - lease) or -1 }
-redis.call('PEXPIRE', KEYS[2], lease * 4)
+redis.call('PEXPIRE', KEYS[2], 86400000)
 for i = 3, #KEYS do
   local owner = redis.call('GET', KEYS[i])
   if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[i], lease)
@@ -141,6 +141,9 @@ export class RedisLink implements ChatLink {
   private toldDegraded = false;
   /** When this server was last (re)linked: it reaps only after a whole lease, so the others had time to come back too. */
   private linkedAt = 0;
+  /** After a beat of its own came late: its refresh before the stall, and until when only servers whose lease ended before it are reaped. */
+  private stalledFrom = 0;
+  private stalledUntil = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private linking: Promise<void> | undefined;
   private linkAgain = false;
@@ -369,10 +372,16 @@ export class RedisLink implements ChatLink {
     // Refreshed late (beats are a third of a lease apart): Redis or this process stood still,
     // and the other servers' beats, held up alike, may be queued behind this one — their leases
     // ran out while they were live (their members were announced gone after a pause of Redis
-    // just under a lease). Reaped now: those whose lease had ended before this server's last
-    // refresh, gone while all was well; the others are judged at the next beat.
-    const grace = missing ? this.leaseMs : since > this.leaseMs / 2 ? since : 0;
-    if (Date.now() - this.linkedAt >= this.leaseMs) this.departed(await this.reap('', grace));
+    // just under a lease). For a lease from then, only those whose lease had ended before this
+    // server's refresh before the stall are reaped: gone while all was well.
+    const now = Date.now();
+    if (missing || since > this.leaseMs / 2) {
+      this.stalledFrom = now - (missing ? this.leaseMs : since);
+      this.stalledUntil = now + this.leaseMs;
+    }
+    // For a lease (a busy server's beat may wait behind megabytes of its lines).
+    const grace = now < this.stalledUntil ? now - this.stalledFrom : 0;
+    if (now - this.linkedAt >= this.leaseMs) this.departed(await this.reap('', grace));
   }
 
   /**

@@ -336,10 +336,20 @@ pub fn nofile_limit() -> libc::rlimit {
 
 /// Sets the soft `RLIMIT_NOFILE` (the hard limit is kept).
 pub fn set_nofile_soft(soft: libc::rlim_t) {
+    try_set_nofile_soft(soft).unwrap_or_else(|e| panic!("setrlimit({soft}): {e}"));
+}
+
+/// Sets the soft `RLIMIT_NOFILE` if the system lets it (macOS refuses
+/// values past `kern.maxfilesperproc`, an unlimited hard limit's too).
+pub fn try_set_nofile_soft(soft: libc::rlim_t) -> io::Result<()> {
     let lim = libc::rlimit { rlim_cur: soft, rlim_max: nofile_limit().rlim_max };
     // SAFETY: setrlimit only reads the rlimit it is given.
     let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(r, 0, "setrlimit({soft}): {}", io::Error::last_os_error());
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// A std client whose socket takes little before the kernel pushes back,
