@@ -122,6 +122,12 @@ describe('chat commands and limits', () => {
     await bob.ask('/quit', /^BYE$/);
     await waitFor(() => bob.closed, 'bob to be disconnected');
     await waitFor(() => announcements(alice.lines).includes('bob quit'), 'the quit announced');
+    // Found 2026-12-05: a guest repeating its own name was refused by that rule.
+    const guest = await Client.connect(server.port);
+    clients.push(guest);
+    const given = /You are (\S+) in/.exec(await guest.expect(/^WELCOME/))![1];
+    expect(await guest.ask(`/nick ${given}`, /^(NICK|ERROR)/)).toBe(`NICK ${given}`);
+    expect(await guest.ask(`/nick ${given.toUpperCase()}`, /^(NICK|ERROR)/)).toBe(`NICK ${given.toUpperCase()}`);
   });
 
   it('drops lines over the limit, then disconnects a repeat offender; others unaffected', async () => {

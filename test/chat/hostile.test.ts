@@ -90,10 +90,20 @@ describe.each([
       // Served meanwhile, with the endless line still open.
       if (i % 4 === 0) expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
     }
-    expect(await endless.ask('\nafter the long one', /^ERROR line longer/)).toBe('ERROR line longer than 1024 bytes; dropped');
+    // Found 2026-12-05: answered only once its newline came (a line that never ends: never).
+    expect(await endless.expect(/^ERROR/)).toBe('ERROR line longer than 1024 bytes; dropped');
+    endless.say('\nafter the long one');
     await waitFor(() => watcher.chat().some((l) => l.endsWith('endless: after the long one')), 'the next line relayed');
+    // Answered once, and counted once: the next two too long end it (three in all).
+    expect(endless.lines.filter((l) => l.startsWith('ERROR'))).toHaveLength(1);
     expect(watcher.chat().some((l) => l.includes('aaaa'))).toBe(false);
     expect(server.clients).toBe(2);
+    endless.say('b'.repeat(2000));
+    expect(await endless.expect(/^ERROR/, 'the second answer', endless.lines.length)).toBe('ERROR line longer than 1024 bytes; dropped');
+    endless.sock.write('c'.repeat(2000));
+    await waitFor(() => endless.closed, 'the third cut it off');
+    expect(endless.lines.at(-1)).toBe('ERROR too many oversized lines; disconnected');
+    expect(await watcher.ask('/ping', /^PONG$/)).toBe('PONG');
   });
 
   it('binary garbage: relayed as sanitized text or not at all; the sender and the others are still served', async () => {

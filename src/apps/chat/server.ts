@@ -52,6 +52,8 @@ interface Member {
   flooding: boolean;
   dropped: number;
   oversize: number;
+  /** The line it is sending is too long and was already answered with `ERROR`. */
+  overlong: boolean;
   /** Its announcements in its room not sent yet. */
   unannounced: Announcement[];
   /**
@@ -349,6 +351,7 @@ export class ChatServer {
       flooding: false,
       dropped: 0,
       oversize: 0,
+      overlong: false,
       unannounced: [],
       held: undefined,
     };
@@ -400,12 +403,29 @@ export class ChatServer {
     }
     // In stream order: the lines before the first one too long, its verdict, then (for lines) the rest.
     this.frames(m, tooLong > 0 ? frames.slice(0, tooLongAt) : frames);
-    if (tooLong === 0 || !this.members.has(conn)) return;
-    if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
-    m.oversize += tooLong;
-    if (m.oversize >= MAX_OVERSIZE) return this.drop(m, 'ERROR too many oversized lines; disconnected');
+    if (!this.members.has(conn)) return;
+    if (tooLong > 0) {
+      if (this.options.framing === 'length') return this.drop(m, `ERROR frame longer than ${this.options.maxLine} bytes; disconnected`);
+      // The first of them may be the line answered while it was still coming.
+      const unanswered = m.overlong ? tooLong - 1 : tooLong;
+      m.overlong = false;
+      if (unanswered > 0 && !this.overlong(m, unanswered)) return;
+      this.frames(m, frames.slice(tooLongAt));
+      if (!this.members.has(conn)) return;
+    }
+    // A line already past the limit is answered now, not when (if ever) its newline comes.
+    if (m.decoder.dropping > 0 && !m.overlong && this.overlong(m, 1)) m.overlong = true;
+  }
+
+  /** Counts `lines` dropped as too long and answers them; false if that cut the member off. */
+  private overlong(m: Member, lines: number): boolean {
+    m.oversize += lines;
+    if (m.oversize >= MAX_OVERSIZE) {
+      this.drop(m, 'ERROR too many oversized lines; disconnected');
+      return false;
+    }
     this.send(m, `ERROR line longer than ${this.options.maxLine} bytes; dropped`);
-    this.frames(m, frames.slice(tooLongAt));
+    return true;
   }
 
   private frames(m: Member, frames: Buffer[]): void {
@@ -536,9 +556,10 @@ export class ChatServer {
 
   /** `/nick`: unique here at once; in a cluster, once Redis has granted the claim. */
   private rename(m: Member, nick: string): void {
-    const problem = nickError(nick);
-    if (problem) return this.send(m, `ERROR ${problem}`);
     const owner = this.nicks.get(nick.toLowerCase());
+    // A guest may repeat (or recase) the name it was given: only others' taking it made chains.
+    const problem = owner === m ? undefined : nickError(nick);
+    if (problem) return this.send(m, `ERROR ${problem}`);
     if (owner && owner !== m) return this.send(m, `ERROR nick ${nick} is taken`);
     const link = this.link;
     if (!link || owner === m) return this.setNick(m, nick);
