@@ -1,3 +1,6 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+
 /**
  * Numbers given on a command line (`muxnet echo`, `muxnet chat`, the
  * benchmark), checked strictly: `abc`, `-1` or `2.5` where they make no
@@ -94,4 +97,15 @@ export function parseTarget(target: string | undefined, defaultPort: number, por
   const m = /^\[([^\]]*)\](?::(.*))?$/.exec(target) ?? /^([^:]*):([^:]*)$/.exec(target);
   const [host, port] = m ? [m[1], m[2]] : [target, undefined];
   return [host || '127.0.0.1', numberArg(portName, port, defaultPort, { integer: true, min: minPort, max: 65535 })];
+}
+
+/**
+ * Where a client command connects: an IP address (or `localhost`) as it
+ * is, a host name through the system's resolver (`dns.lookup`, as
+ * node:net's `connect`): the fast API takes addresses only. A name that
+ * does not resolve rejects with the resolver's error (`ENOTFOUND`, …).
+ */
+export async function resolveHost(host: string): Promise<string> {
+  if (host === 'localhost' || isIP(host) !== 0) return host;
+  return (await lookup(host)).address;
 }

@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, closeSocket, downPort, netConnect, roundTrip, runCli, startCli as start, waitFor } from './helpers';
+import { CLI, closeSocket, downPort, loopbackName, netConnect, roundTrip, runCli, startCli as start, waitFor } from './helpers';
 
 const BENCH = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
@@ -365,6 +365,24 @@ describe('muxnet chat connect from a pipe', () => {
     await closeSocket(observer);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
+  });
+
+  // Found 2026-12-05: HOST:PORT took IP addresses only (a host name was a usage error).
+  it('connects to a host name (resolved once, as node:net does); one that does not resolve exits 1', async () => {
+    const name = await loopbackName();
+    if (name) {
+      const server = chatServer([]);
+      await waitFor(() => /listening on 127\.0\.0\.1:\d+ /.test(server.output()), 'the listening line', 10_000);
+      const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(server.output())![1]);
+      const { code, out } = await pipeClient([`${name}:${port}`, '--nick', 'named'], 'by name\n');
+      expect(code).toBe(0);
+      expect(out).toMatch(/^WELCOME .*\n(.*\n)*BYE$/m);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+    const { code, out } = await pipeClient(['nothing.invalid:7001'], 'never sent\n');
+    expect(code).toBe(1);
+    expect(out).toMatch(/muxnet chat: getaddrinfo (ENOTFOUND|EAI_AGAIN) nothing\.invalid/);
   });
 
   // Found 2026-12-05 (a hunt): fed faster than the server read, the client's queue (1 MiB)

@@ -2,9 +2,11 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { once } from 'node:events';
 import { existsSync, fstatSync, readdirSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { BACKENDS } from '../src/options';
@@ -440,4 +442,17 @@ export function fixtureJson<T = Record<string, unknown>>(
       }
     });
   });
+}
+
+/**
+ * A host name other than `localhost` that this machine resolves to a
+ * loopback address (its own name, or /etc/hosts' `ip6-localhost`), for
+ * commands that take names; undefined if it has none.
+ */
+export async function loopbackName(): Promise<string | undefined> {
+  for (const name of [os.hostname(), 'ip6-localhost', 'ip6-loopback']) {
+    const found = await dns.promises.lookup(name).catch(() => undefined);
+    if (found && /^(127\.|::1$)/.test(found.address)) return name;
+  }
+  return undefined;
 }

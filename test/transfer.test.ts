@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sendFileTo, startReceiver, type Received } from '../src/apps/transfer';
 import { encodeHeader } from '../src/apps/transfer/protocol';
-import { downPort, hangingPort, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
+import { downPort, fixtureJson, hangingPort, loopbackName, netConnect, runCli, sleep, waitFor, type Running } from './helpers';
 import { within } from './net/daemons';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-transfer-'));
@@ -417,6 +417,63 @@ describe('muxnet send / receive', () => {
     const refused = run(['send', __filename, `127.0.0.1:${port}`]);
     expect(await refused.exited).toBe(1);
     expect(refused.output()).toContain(`connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
+  // Found 2026-12-05: README says HOST:PORT, and a host name was a usage error (IP addresses only).
+  it('send takes a host name (resolved as node:net does); one that does not resolve exits 1 with the resolver\'s error', async () => {
+    const name = await loopbackName();
+    const file = path.join(dir, 'by-name.txt');
+    fs.writeFileSync(file, 'sent to a name');
+    if (name) {
+      const rx = await receiver('by-name');
+      const tx = run(['send', file, `${name}:${rx.port}`]);
+      expect(await tx.exited).toBe(0);
+      expect(tx.output()).toContain('by-name.txt (14 bytes');
+      expect(await rx.exited).toBe(0);
+    }
+    const nowhere = run(['send', file, 'nothing.invalid:7100']);
+    expect(await nowhere.exited).toBe(1);
+    expect(nowhere.output()).toMatch(/muxnet send: getaddrinfo (ENOTFOUND|EAI_AGAIN) nothing\.invalid/);
+    const portless = run(['send', file, 'nothing.invalid']);
+    expect(await portless.exited).toBe(2);
+    expect(portless.output()).toContain("expected HOST:PORT, not 'nothing.invalid'");
+  });
+
+  // Found 2026-12-05: a --dir it cannot create files in was taken, and every file then refused.
+  it.skipIf(process.platform !== 'linux')('receive refuses a --dir it cannot create files in, at start (exit 2), as root too', async () => {
+    const rx = run(['receive', '--port', '0', '--dir', '/proc']);
+    expect(await rx.exited).toBe(2);
+    expect(rx.output()).toMatch(/--dir \/proc is not writable \(E[A-Z]+\)/);
+    expect(rx.output()).toContain('usage: muxnet receive');
+  });
+
+  // Found 2026-12-05: names and answers are the peer's to choose, and were printed raw (a line
+  // break split the log line; an escape sequence reached the terminal).
+  it('a name or answer with control characters is printed escaped, on one line', async () => {
+    const rx = await receiver('escaped');
+    const odd = payload('two\nlines\u001b[31m.txt', 3, 0x61);
+    expect(await rawSend(rx.port, odd.header, odd.body)).toBe(`OK ${odd.sha}\n`);
+    expect(await rx.exited).toBe(0);
+    expect(rx.output()).toContain('muxnet receive: two\\u000alines\\u001b[31m.txt (3 bytes');
+    expect(fs.readdirSync(rx.into)).toEqual(['two\nlines\u001b[31m.txt']);
+    const liar = net.createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', () => sock.end('ERR \u001b[2Jcleared\r\n'));
+    });
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+    const file = path.join(dir, 'to-liar.txt');
+    fs.writeFileSync(file, 'x');
+    const tx = run(['send', file, `127.0.0.1:${(liar.address() as net.AddressInfo).port}`]);
+    expect(await tx.exited).toBe(1);
+    expect(tx.output()).toContain('to-liar.txt (1 bytes, sha256 ');
+    expect(tx.output()).toContain('): ERR \\u001b[2Jcleared\\u000d\n');
+    liar.close();
+  });
+
+  // Found 2026-12-05: its SIGINT/SIGTERM listeners stayed after it resolved (a program that went
+  // on could no longer be stopped by a signal's default action).
+  it('runReceive leaves no signal listener once it has resolved', async () => {
+    expect(await fixtureJson('receive-signals.js')).toEqual({ before: 0, during: 2, after: 0, code: 0, reply: 'OK' });
   });
 
   it.skipIf(process.platform === 'win32')('send refuses what is not a regular file before it connects: a device, a FIFO or a directory exits 2 with the usage; a /proc file (its size says 0) exits 1', async () => {

@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { DURATION, joinHostPort, negativesJoined, numberArg, parseTarget, PORT, POSITIVE, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
+import { DURATION, joinHostPort, negativesJoined, numberArg, parseTarget, PORT, POSITIVE, resolveHost, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import { reportStats, type BackendName } from '../../fast';
 import { runClient } from './client';
 import { startServer, startWorkers, TRANSPORTS, type ChatConfig } from './launch';
@@ -78,7 +78,7 @@ export async function runChat(argv: string[]): Promise<void> {
     if (values.udp && values.rate !== undefined) throw new UsageError('--rate: the UDP chat is not paced (it is for TCP)');
     if (!values.udp && values.interval !== undefined) throw new UsageError('--interval: the heartbeat period of the UDP chat (--udp); a TCP connection has none of its own');
     return runClient({
-      host,
+      host: await resolveHost(host),
       port,
       nick: values.nick,
       udp: values.udp,

@@ -3,9 +3,11 @@
  * file over TCP and verify it (see `protocol.ts` for the wire format).
  */
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { negativesJoined, numberArg, PORT, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
+import { negativesJoined, numberArg, parseTarget, PORT, resolveHost, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
+import { printable } from './protocol';
 import { startReceiver } from './receive';
 import { sendFileTo } from './send';
 
@@ -28,23 +30,29 @@ export const TRANSFER_USAGE = `  send    FILE HOST:PORT [--timeout S]
                           second signal stops at once
           --backend NAME  reactor backend`;
 
-/** `HOST:PORT`, `[v6]:PORT`. */
-function parseTarget(text: string | undefined): { host: string; port: number } {
-  const m = text === undefined ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
-  if (!m) throw new UsageError(`expected HOST:PORT, not '${text ?? ''}'`);
-  return { host: m[1] ?? m[2], port: numberArg('PORT', m[3], 0, { integer: true, min: 1, max: 65535 }) };
-}
-
 export async function runSend(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: negativesJoined(argv), options: { timeout: { type: 'string' } }, allowPositionals: true, strict: true });
   if (positionals.length !== 2) throw new UsageError('send takes FILE HOST:PORT');
   const [file, where] = positionals;
-  const { host, port } = parseTarget(where);
+  // No default port: 0 is what none given reads as.
+  const [host, port] = parseTarget(where, 0, 'PORT');
+  if (port === 0) throw new UsageError(`expected HOST:PORT, not '${where}'`);
   const timeoutMs = secondsArg('--timeout', values.timeout, 30);
-  const r = await sendFileTo(file, host, port, { answerTimeoutMs: timeoutMs, stallTimeoutMs: timeoutMs });
+  const r = await sendFileTo(file, await resolveHost(host), port, { answerTimeoutMs: timeoutMs, stallTimeoutMs: timeoutMs });
   const ok = r.reply === `OK ${r.sha256}`;
-  console.log(`muxnet send: ${r.name} (${r.size} bytes, sha256 ${r.sha256}): ${ok ? 'verified by the receiver' : r.reply}`);
+  // The answer is the receiver's to choose: printed escaped, as the file's name.
+  console.log(printable(`muxnet send: ${r.name} (${r.size} bytes, sha256 ${r.sha256}): ${ok ? 'verified by the receiver' : r.reply}`));
   return ok ? 0 : 1;
+}
+
+/** A directory the receiver can create files in: made and removed again (root's `access()` says yes to a read-only one). */
+async function checkDir(dir: string): Promise<void> {
+  if (!(await fsp.stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${dir} is not a directory`);
+  try {
+    await fsp.rmdir(await fsp.mkdtemp(path.join(dir, '.muxnet-probe-')));
+  } catch (err) {
+    throw new UsageError(`--dir ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 /** Serves until SIGINT/SIGTERM (or one file with `--once`); resolves with the exit code. */
@@ -65,7 +73,7 @@ export async function runReceive(argv: string[]): Promise<number> {
   const port = numberArg('--port', values.port, 7100, PORT);
   const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
   const idleTimeoutMs = secondsArg('--idle-timeout', values['idle-timeout'], 30);
-  if (!(await fsp.stat(values.dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`--dir ${values.dir} is not a directory`);
+  await checkDir(values.dir);
   return new Promise((resolve) => {
     // The muxnet/server close; a second signal cuts the transfers under way off at once (their part files removed).
     // Listeners stay on both signals from here to the end: with none for a moment, Node gives
@@ -79,7 +87,12 @@ export async function runReceive(argv: string[]): Promise<number> {
       process.on('SIGTERM', now);
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
-      void server.close({ timeout: drainMs }).then(() => resolve(code));
+      void server.close({ timeout: drainMs }).then(() => {
+        // Nothing is left to cut off: a caller that goes on gets the default action back.
+        process.removeListener('SIGINT', now);
+        process.removeListener('SIGTERM', now);
+        resolve(code);
+      });
     };
     const now = (signal: string) => {
       console.log(`muxnet receive: ${signal} again, stopping now`);
@@ -96,8 +109,9 @@ export async function runReceive(argv: string[]): Promise<number> {
       backend: values.backend as BackendName | undefined,
       idleTimeoutMs,
       onFile(f) {
-        if (f.path) console.log(`muxnet receive: ${f.name} (${f.size} bytes, sha256 ${f.sha256}) verified, stored as ${f.path}`);
-        else console.log(`muxnet receive: ${f.name} (${f.size} bytes) rejected: ${f.error}`);
+        // The name is the sender's to choose (a line break split the log line): printed escaped.
+        if (f.path) console.log(printable(`muxnet receive: ${f.name} (${f.size} bytes, sha256 ${f.sha256}) verified, stored as ${f.path}`));
+        else console.log(printable(`muxnet receive: ${f.name} (${f.size} bytes) rejected: ${f.error}`));
         if (values.once) stop(f.path ? 0 : 1);
       },
     });

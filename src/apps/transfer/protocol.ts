@@ -44,3 +44,13 @@ export function parseHeader(json: Buffer): Header | string {
   if (typeof h.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.sha256)) return 'bad sha256';
   return { name, size: h.size, sha256: h.sha256 };
 }
+
+/**
+ * `text` with its control characters escaped (`\n` as `\u000a`): a line
+ * for a log or terminal that holds a name or answer a peer chose, which
+ * could split the line or send escape sequences to the terminal.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
