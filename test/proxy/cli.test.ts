@@ -68,6 +68,26 @@ describe('muxnet proxy', () => {
     expect(proxy.output()).toMatch(/stopped: 0 live, 9 accepted/);
   });
 
+  // Found 2026-12-05: its stats line left out the clients it turned away.
+  it('the stats line counts clients over --max-connections and those no upstream would take', async () => {
+    const a = await echo();
+    const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--max-connections', '1', '--health-interval', '0.1', '--connect-timeout', '1']);
+    const held = await netConnect(proxy.port);
+    await roundTrip(held, Buffer.from('held'));
+    // Over the limit: closed at once, nothing relayed.
+    const over = await exchange(proxy.port, Buffer.from('turned away'));
+    expect(over.data.length).toBe(0);
+    await closeSocket(held);
+    await a.close();
+    await waitFor(() => proxy.output().includes(`upstream 127.0.0.1:${a.port} down`), 'the upstream reported down');
+    const none = await exchange(proxy.port, Buffer.from('nowhere to go'));
+    expect(none.data.length).toBe(0);
+    await waitFor(() => proxy.output().includes('no upstream for'), 'the unavailable client reported');
+    proxy.child.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+    expect(proxy.output()).toMatch(/stopped: 0 live, \d+ accepted, 1 rejected \(max connections\), 1 unavailable \(no upstream\), \d+ bytes up/);
+  });
+
   it('relays with --splice', async () => {
     const a = await echo();
     const proxy = await startProxy(['--upstream', `127.0.0.1:${a.port}`, '--splice']);
