@@ -263,7 +263,7 @@ class StreamService implements Local {
   private active: Session | undefined;
   private readonly waiting: Session[] = [];
   /** Connections in a lingering close (see `closeAfterHandle`). */
-  private readonly lingering = new Set<Connection<Session>>();
+  private readonly lingering = new LiveSet<Connection<Session>>();
   private stopping = false;
   private readonly isAsync: boolean;
   private readonly allowHalfOpen: boolean;
@@ -550,14 +550,16 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
-    // Their handlers are done: nothing more to wait for.
-    for (const conn of this.lingering) conn.destroy();
+    // Lingering connections keep to their own end, up to the deadline: destroyed at once, the
+    // input still coming made the kernel reset them, and the reply went with it.
+    const lingered = this.lingering.drain(timeout, (conn) => conn.destroy());
     // A destroyed connection's session leaves once its handler finished;
     // one that has not settled by the next turn never holds the close.
     await this.sessions.drain(timeout, (s) => {
       s.connection.destroy(serverClosedError());
       setImmediate(() => this.abandon(s));
     });
+    await lingered;
   }
 
   /**
