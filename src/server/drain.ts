@@ -15,7 +15,7 @@ export function closeTimeout(options: CloseOptions | undefined, fallback: number
 }
 
 /** The longest delay `setTimeout` keeps (it turns a longer one into 1 ms). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
  * The live members of a server — connections, sessions, running handlers

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { codedError, invalidArgType, invalidArgValue } from '../errors';
 import { validateInteger } from '../options';
-import { discardTransfer, listen, type Connection, type Server as FastServer, type SocketAddress } from '../fast';
+import { bind, discardTransfer, listen, type Connection, type Server as FastServer, type SocketAddress } from '../fast';
+import { MAX_TIMEOUT_MS } from './drain';
 import type { HandlerModule } from './handlers';
 import type { Server, ServeMode, ServeOptions } from './index';
 
@@ -118,6 +119,7 @@ export class WorkerPool {
   private acceptor: FastServer | undefined;
   private next = 0;
   private readonly exits = new Set<Promise<void>>();
+  private readonly datagrams: boolean;
 
   constructor(
     private readonly server: Server,
@@ -134,6 +136,7 @@ export class WorkerPool {
       throw codedError(`muxnet/server: SO_REUSEPORT does not balance connections on ${process.platform}; use distribute: 'acceptor'`, 'ERR_MUXNET_UNSUPPORTED');
     }
     this.distribute = distribute;
+    this.datagrams = datagrams;
     if (options.path !== undefined && distribute === 'reuseport') throw codedError("muxnet/server: SO_REUSEPORT workers listen on a port, not a path; use distribute: 'acceptor'", 'ERR_MUXNET_UNSUPPORTED');
     this.listenOptions = options;
     const count = options.workers === 'auto' ? availableParallelism() : validateInteger(options.workers, 'options.workers', 1, 1, 1024);
@@ -166,6 +169,7 @@ export class WorkerPool {
         return;
       }
       const [first, ...rest] = this.slots;
+      this.refuseHeldPort();
       const ready = await this.spawn(first);
       this.setup.options.port = ready.port;
       this.host = this.setup.options.host ?? '127.0.0.1';
@@ -174,6 +178,22 @@ export class WorkerPool {
       await this.close(0);
       throw err;
     }
+  }
+
+  /**
+   * With SO_REUSEPORT a second server of this user's on the port (a double
+   * start, an old one still up) joined it without a word and took a share
+   * of its clients: a port already held is refused here with the
+   * `EADDRINUSE` one server's listen gives, unless `reusePort: true` asked
+   * for sharing. Bound and closed at once, without SO_REUSEPORT (nor
+   * SO_REUSEADDR for UDP, which lets datagram sockets share a port too).
+   * Two servers starting at the same moment can still both pass.
+   */
+  private refuseHeldPort(): void {
+    const { port, host, backend, reusePort } = this.listenOptions;
+    if (!port || reusePort) return;
+    if (this.datagrams) bind({ port, host, backend }, {}).close();
+    else listen({ port, host, backend }, {}).close();
   }
 
   /** Transfers an accepted connection to the next listening worker. */
@@ -269,9 +289,10 @@ export class WorkerPool {
       slot.worker?.postMessage({ type: 'close', timeout } satisfies PoolMessage);
     }
     const exits = [...this.exits];
+    // Capped: past 2^31 - 1 ms setTimeout fires at once (every worker was terminated mid-request).
     const late = setTimeout(() => {
       for (const slot of this.slots) void slot.worker?.terminate();
-    }, timeout + EXIT_GRACE_MS);
+    }, Math.min(timeout + EXIT_GRACE_MS, MAX_TIMEOUT_MS));
     await Promise.all(exits);
     clearTimeout(late);
   }

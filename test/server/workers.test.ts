@@ -84,6 +84,49 @@ describe('muxnet/server, workers mode', () => {
     await expect(serve(handler, { port: 0, workers: 1, distribute: 'kernel' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
 
+  // Found 2026-12-06 (a hunt): with SO_REUSEPORT, a second server on the port joined it without
+  // a word and took a share of its clients (node:net and reactor mode: EADDRINUSE).
+  it.runIf(process.platform === 'linux')('a second workers server on a port held by the first is refused (TCP and UDP), unless reusePort: true asks to share it', async () => {
+    const first = await serve(handler, { port: 0, workers: 2 });
+    servers.push(first);
+    await expect(serve(handler, { port: first.port, workers: 2 })).rejects.toMatchObject({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: first.port });
+    const udp = await serve(datagrams, { port: 0, workers: 2 });
+    servers.push(udp);
+    await expect(serve(datagrams, { port: udp.port, workers: 2 })).rejects.toMatchObject({ code: 'EADDRINUSE', syscall: 'bind', port: udp.port });
+    // Asked for: it joins the first's workers on the port.
+    const sharing = await serve(handler, { port: first.port, workers: 1, reusePort: true });
+    servers.push(sharing);
+    expect(sharing.port).toBe(first.port);
+    // A free port given by number is taken (the check lets go of it first).
+    const port = udp.port;
+    await udp.close({ timeout: 0 });
+    const again = await serve(datagrams, { port, workers: 2 });
+    servers.push(again);
+    expect(again.port).toBe(port);
+  });
+
+  // Found 2026-12-06 (a hunt): timeout + 2 s passed 2^31 - 1 ms, and the timer that terminates
+  // late workers fired at once: every request in flight got nothing.
+  it.each(modes)('close({ timeout: 2 ** 31 - 1 }) waits for the requests in flight (%s)', async (distribute) => {
+    const server = await serve(handler, { port: 0, workers: 2, distribute });
+    servers.push(server);
+    const conns = await Promise.all([0, 1, 2, 3].map(() => connect({ port: server.port })));
+    const lines = conns.map((c) => c.frames('line'));
+    for (const [i, c] of conns.entries()) {
+      await c.write('which\n');
+      await lines[i].next();
+      await c.write('slow\n');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closing = server.close({ timeout: 2 ** 31 - 1 });
+    for (const [i, c] of conns.entries()) {
+      expect(String((await lines[i].next()).value)).toMatch(/^\d+$/);
+      await c.end();
+    }
+    await closing;
+    for (const c of conns) c.destroy();
+  });
+
   it.runIf(process.platform === 'linux')('datagram workers: each binds the port, senders spread over them, a crashed one is replaced', async () => {
     const before = socketFds();
     const errors: [Error, ErrorSource][] = [];
