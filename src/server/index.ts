@@ -156,6 +156,12 @@ class Session {
   /** A callback handler with `onData`, ready and open: where data goes straight. */
   direct: ConnectionHandler | undefined;
   error: Error | undefined;
+  /**
+   * A write's `ERR_SOCKET_CLOSED` thrown in a handler while the connection
+   * was closed under it: the handler's own error only if the close (due
+   * next tick) had none — a peer's reset met by an earlier write has one.
+   */
+  threwClosed: Error | undefined;
   /** `handle()` returned and the connection lingers (see `closeAfterHandle`). */
   lingering = false;
   stopLingering: (() => void) | undefined;
@@ -481,6 +487,13 @@ class StreamService implements Local {
     const error = err instanceof Error ? err : new Error(String(err));
     session.threw = true;
     session.direct = undefined;
+    // Not a handler's fault yet: a write that met the peer's reset closed the connection within
+    // the call, and the next write threw (it was reported as the handler's error, a stack each).
+    if ((error as NodeJS.ErrnoException).code === 'ERR_SOCKET_CLOSED' && session.connection.closed && !session.closed) {
+      session.threwClosed ??= error;
+      if (ended) this.done(session);
+      return;
+    }
     if (!session.error) {
       session.error = error;
       this.server.report(error, { remoteAddress: session.connection.remoteAddress });
@@ -502,6 +515,10 @@ class StreamService implements Local {
     if (err && !session.error) {
       session.error = err;
       this.server.report(err, { remoteAddress: session.connection.remoteAddress, connection: true });
+    } else if (session.threwClosed && !session.error) {
+      // Closed cleanly or by the handler itself: writing after it was the handler's error.
+      session.error = session.threwClosed;
+      this.server.report(session.threwClosed, { remoteAddress: session.connection.remoteAddress });
     }
     session.stream?.onClose(err);
     // Closed while waiting its turn (serial): there is no handler to finish.

@@ -215,6 +215,55 @@ describe('muxnet/server, reactor mode', () => {
     expect(rec2.errors).toEqual([]);
   });
 
+  // Found 2026-12-06 (a hunt): the first of two writes met the peer's reset and closed the
+  // connection, the second threw ERR_SOCKET_CLOSED, and that was taken for the handler's error:
+  // finish() never heard the reset, and each connection printed a stack (node:net: ECONNRESET).
+  it('a peer reset met by one of several writes in a callback is the connection\'s error, not the handler\'s; writing after its own destroy() is the handler\'s', async () => {
+    const rec = recorder();
+    class Reply extends ConnectionHandler {
+      onData(chunk: Buffer) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) {
+          if (line === 'self') this.connection.destroy();
+          this.connection.write(`HEADER ${line}\n`);
+          this.connection.write(Buffer.alloc(256 << 10, 0x61));
+        }
+      }
+      finish(err?: Error) {
+        rec.finished.push(err);
+      }
+    }
+    const server = await start(Reply, { rec });
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        new Promise<void>((resolve) => {
+          const sock = net.connect(server.port, '127.0.0.1', () => {
+            sock.write('a\n');
+            setTimeout(() => {
+              sock.write('b\nc\nd\n');
+              sock.resetAndDestroy();
+            }, 30);
+          });
+          sock.pause();
+          sock.on('error', () => {});
+          sock.on('close', () => resolve());
+        }),
+      ),
+    );
+    await waitFor(() => rec.finished.length === 20, 'every handler finished');
+    const codes = rec.finished.map((e) => (e as NodeJS.ErrnoException | undefined)?.code);
+    expect(codes.filter((c) => c === 'ECONNRESET' || c === 'EPIPE').length).toBeGreaterThan(0);
+    expect(codes.filter((c) => c === 'ERR_SOCKET_CLOSED')).toEqual([]);
+    expect(rec.errors.filter(([, source]) => !source.connection)).toEqual([]);
+    // Its own destroy(), then a write: that is the handler's doing.
+    const sock = await netConnect(server.port);
+    sock.on('error', () => {});
+    sock.write('self\n');
+    await waitFor(() => rec.finished.length === 21, 'the handler that destroyed its own connection finished');
+    expect(rec.finished[20]).toMatchObject({ code: 'ERR_SOCKET_CLOSED' });
+    expect(rec.errors.filter(([, source]) => !source.connection).map(([e]) => (e as NodeJS.ErrnoException).code)).toEqual(['ERR_SOCKET_CLOSED']);
+    sock.destroy();
+  });
+
   it('an async setup() gets what arrived meanwhile, the peer\'s end included, once it resolves', async () => {
     const rec = recorder();
     let release!: () => void;
