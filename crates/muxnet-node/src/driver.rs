@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use muxnet_core::{Event, Reactor, ReadSpace};
@@ -37,6 +38,9 @@ pub enum Wakeup {
         waiter: Waiter,
         #[cfg(unix)]
         pipe: muxnet_core::SelfPipe,
+        /// Writes `pipe` as the waiter does when something is ready.
+        #[cfg(unix)]
+        notify: Arc<muxnet_core::PipeWaker>,
         armed_at: Option<u64>,
     },
 }
@@ -160,11 +164,12 @@ impl State {
         }
         let waiter_failed = |e: io::Error| setup_io("cannot start the waiter thread", &e);
         let pipe = muxnet_core::SelfPipe::new().map_err(waiter_failed)?;
-        let notify = pipe.waker().map_err(waiter_failed)?;
+        let notify = Arc::new(pipe.waker().map_err(waiter_failed)?);
+        let waiter_notify = notify.clone();
         // A full pipe already says "ready"; an error has no one to go to.
-        let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&notify)))).map_err(waiter_failed)?;
+        let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&*waiter_notify)))).map_err(waiter_failed)?;
         let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn).map_err(setup_napi)?;
-        Ok((watch, Wakeup::Thread { waiter, pipe, armed_at: None }))
+        Ok((watch, Wakeup::Thread { waiter, pipe, notify, armed_at: None }))
     }
 
     #[cfg(windows)]
@@ -327,8 +332,17 @@ impl State {
                     let _ = waker.wake();
                 }
             }
+            #[cfg(unix)]
+            Wakeup::Thread { armed_at: None, notify, .. } if pending => {
+                // Input left over (a budget spent, a shared socket's one datagram): the
+                // next turn is due at once, and its own non-blocking wait sees every
+                // socket. Asked of libuv directly, as the waiter would ask it: arming
+                // the waiter cost a second scan of every socket and a thread hop a turn.
+                let _ = muxnet_core::Wake::wake(&**notify);
+            }
             Wakeup::Thread { waiter, armed_at, .. } => {
                 if armed_at.is_none() {
+                    #[cfg(windows)]
                     if pending {
                         let _ = waker.wake();
                     }
