@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, BindOptions, Token};
+use muxnet_core::{BackendKind, BindOptions, SocketBuffer, Token};
 
 backend_tests!(
     burst_from_several_senders,
@@ -20,7 +20,8 @@ backend_tests!(
     held_datagrams_of_a_paused_socket_wait_for_its_resume,
     queued_sends_leave_in_order,
     queued_send_errors_stay_with_their_send,
-    a_short_batch_skips_the_empty_receive
+    a_short_batch_skips_the_empty_receive,
+    a_flood_gives_one_batch_a_turn
 );
 
 /// Receives until `want` datagrams have come, by sender, in arrival order.
@@ -343,4 +344,34 @@ fn a_short_batch_skips_the_empty_receive(kind: BackendKind) {
         }
         h.r.close(sock).unwrap();
     }
+}
+
+// Found 2026-12-06 (a hunt): 256 datagrams of one socket a turn, and a
+// handler costing 1 ms each held Node's loop for 256 ms (timers 397-532 ms
+// late; node:dgram reads 32 a wake, 46-230 ms). A flood of 300 queued
+// datagrams comes in turns of at most the budget (64, one batch), all of it.
+fn a_flood_gives_one_batch_a_turn(kind: BackendKind) {
+    const FLOOD: usize = 300;
+    // One recvmmsg batch (libuv: 32 a wake).
+    let budget = 64;
+    let mut h = Harness::new(kind);
+    let sock = h.r.udp_bind(&BindOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let saddr = h.r.local_addr(sock).unwrap();
+    // Room for the whole flood in the kernel (the default buffer drops some of it).
+    h.r.set_buffer_size(sock, SocketBuffer::Receive, 4 << 20).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..FLOOD {
+        sender.send_to(&pattern(i as u64, 32), saddr).unwrap();
+    }
+    let mut got = 0;
+    let mut turns = 0;
+    h.until("the whole flood", |_, events| {
+        let n = events.iter().filter(|e| matches!(e, Ev::Message { .. })).count();
+        assert!(n <= budget, "{n} datagrams in one turn, over the budget of {budget}");
+        got += n;
+        turns += usize::from(n > 0);
+        got >= FLOOD
+    });
+    assert_eq!(got, FLOOD);
+    assert!(turns >= FLOOD.div_ceil(budget), "{FLOOD} datagrams in {turns} turns");
 }
