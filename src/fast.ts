@@ -956,8 +956,9 @@ export class UdpSocket implements Handle {
   }
 
   /** No `onSendError`: a full buffer drops the datagram; another error is thrown, as `send()` would. */
-  private readonly settleUnheard: SendSettler = (r) => {
-    if (r < 0 && -r !== EAGAIN && -r !== ENOBUFS) throw systemError(-r, 'send');
+  private readonly settleUnheard: SendSettler = (r, host, port) => {
+    // Named as the one thrown at once and the one onSendError gets (it named no destination).
+    if (r < 0 && -r !== EAGAIN && -r !== ENOBUFS) throw systemError(-r, 'send', host, port);
   };
 
   private readonly settleHeard: SendSettler = (r, host, port) => {

@@ -5,7 +5,7 @@ import nodeDgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { bind, stats } from '../src/fast';
 import * as muxnetDgram from '../src/dgram';
-import { BACKENDS, sleep } from './helpers';
+import { BACKENDS, fixtureJson, sleep } from './helpers';
 
 /** More than two sendmmsg batches (64 each), few enough for a default receive buffer. */
 const REPLIES = 130;
@@ -88,6 +88,12 @@ describe.each(BACKENDS)('replies sent from a handler, %s', { timeout: 10_000 }, 
     expect(await heard).toEqual([Buffer.from('now').toString('hex')]);
     server.close();
     client.close();
+  });
+
+  // Found 2026-12-06 (a hunt): thrown after the batch, it named no destination (the one thrown
+  // at once and the one onSendError gets do).
+  it.runIf(process.platform === 'linux')('fast API without onSendError: a reply refused when the batch leaves is thrown naming its destination', async () => {
+    expect(await fixtureJson('fast-send-unheard.js', [backend])).toEqual({ code: 'EACCES', syscall: 'send', address: '255.255.255.255', port: 9999 });
   });
 
   it('fast API: a reply sent and then the socket closed in the same handler still leaves', async () => {
