@@ -460,6 +460,35 @@ describe('muxnet chat connect from a pipe', () => {
     expect(await server.exited).toBe(0);
   });
 
+  // Found 2026-12-06 (a hunt): with its output unread, every datagram the server (or anyone
+  // forging its address) sent was held for it: 240 MB of them took RSS from 54 to 150 MB.
+  it('--udp, its output not read: lines past 1 MiB held for it are dropped, and said so once it is read', async () => {
+    const fake = dgram.createSocket('udp4');
+    await new Promise<void>((r) => fake.bind(0, '127.0.0.1', r));
+    let member: dgram.RemoteInfo | undefined;
+    fake.on('message', (_m, rinfo) => (member = rinfo));
+    const child = spawn(process.execPath, [CLI, 'chat', 'connect', `127.0.0.1:${fake.address().port}`, '--udp'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    started.push(child);
+    child.stdout!.pause();
+    await waitFor(() => member !== undefined, 'the heartbeat');
+    const line = Buffer.alloc(60_000, 0x41);
+    // 30 MB, paced so that the client's socket takes them all.
+    for (let i = 0; i < 500; i++) {
+      await new Promise((r) => fake.send(line, member!.port, member!.address, r));
+      if (i % 10 === 9) await new Promise((r) => setTimeout(r, 2));
+    }
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stdout!.resume();
+    await waitFor(() => /\* \d+ lines from the server dropped: the output did not keep up\n/.test(out), 'the notice');
+    const printed = out.split('\n').filter((l) => l.startsWith('AAAA')).length;
+    expect(printed).toBeGreaterThan(0);
+    expect(printed + Number(/\* (\d+) lines from the server dropped/.exec(out)![1])).toBeLessThanOrEqual(500);
+    expect(printed).toBeLessThan(100);
+    child.stdin!.end();
+    fake.close();
+  });
+
   // Found 2026-12-05: the lines went to a port nothing listened on, the kernel said so, and the exit was 0.
   it('--udp to a port nothing listens on: says lines may not have arrived, exit 1', async () => {
     const port = await downPort('udp');

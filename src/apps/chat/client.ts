@@ -45,6 +45,13 @@ const CONFIRM_AFTER_MS = 500;
  * and said so, not buffered without end.
  */
 const MAX_SERVER_LINE = 16 << 20;
+/**
+ * What may wait for a reader of the output that does not keep up before
+ * lines from the server are dropped (and said so once it drains): UDP lines
+ * are lossy anyway (and anyone may forge them); TCP ones are kept longer.
+ */
+const MAX_UDP_BACKLOG = 1 << 20;
+const MAX_TCP_BACKLOG = 64 << 20;
 
 /**
  * Prints above the prompt, keeping what the user is typing. Once the
@@ -54,12 +61,28 @@ const MAX_SERVER_LINE = 16 << 20;
 function printer(rl: readline.Interface, opts: ClientOptions): (line: string) => void {
   let prompting = opts.interactive;
   rl.on('close', () => (prompting = false));
-  return (line) => {
-    if (!prompting) return void opts.output.write(`${line}\n`);
-    readline.clearLine(opts.output, 0);
-    readline.cursorTo(opts.output, 0);
-    opts.output.write(`${line}\n`);
+  const out = opts.output as NodeJS.WritableStream & { writableLength?: number };
+  const backlogCap = opts.udp ? MAX_UDP_BACKLOG : MAX_TCP_BACKLOG;
+  let dropped = 0;
+  const write = (line: string) => {
+    if (!prompting) return void out.write(`${line}\n`);
+    readline.clearLine(out, 0);
+    readline.cursorTo(out, 0);
+    out.write(`${line}\n`);
     rl.prompt(true);
+  };
+  return (line) => {
+    // Output nobody reads (a paused pipe) held every line the server sent, without end.
+    if ((out.writableLength ?? 0) > backlogCap) {
+      if (dropped++ === 0) {
+        out.once('drain', () => {
+          write(`* ${dropped === 1 ? 'a line' : `${dropped} lines`} from the server dropped: the output did not keep up`);
+          dropped = 0;
+        });
+      }
+      return;
+    }
+    write(line);
   };
 }
 
