@@ -55,7 +55,7 @@ describe('UDP chat', () => {
 
 describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s', (backend) => {
   /** A UDP chat server with two peers, the second already a member (it sent a heartbeat). */
-  async function roomWithListener(options: { maxMessage?: number } = {}) {
+  async function roomWithListener(options: { maxMessage?: number; maxMembers?: number; rate?: number } = {}) {
     const server = new UdpChatServer({ port: 0, backend, ...options }).start();
     cleanup.push(() => server.stop());
     const [sender, listener] = await Promise.all([peer(server.port), peer(server.port)]);
@@ -84,6 +84,39 @@ describe.each(['mio', 'poll'] as const)('UDP chat against a hostile member on %s
     await waitFor(() => other.got.length === 1, 'the next message relayed');
     expect(other.got[0]).toMatch(/: after the bad one\n$/);
     expect(server.members).toHaveLength(2);
+  });
+
+  // Found 2026-12-06 (a hunt): no member cap and no rate, where the TCP chat has both: 1 000
+  // sockets of one process each sending a line made each line a thousand sends, and a member's
+  // own line was lost in 2 runs of 3.
+  it('a newcomer past maxMembers is not heard; a member past its rate (burst twice it) is dropped, the others relayed', async () => {
+    const { server, sender, listener } = await roomWithListener({ maxMembers: 2, rate: 5 });
+    sender.send('hb');
+    await waitFor(() => server.members.length === 2, 'the sender a member');
+    const late = await peer(server.port);
+    late.send('let me in');
+    await sleep(100);
+    expect(server.members).toHaveLength(2);
+    expect(listener.got).toEqual([]);
+    // 30 at once: the burst (10) goes out, the rest are dropped.
+    for (let i = 0; i < 30; i++) sender.send(`flood ${i}`);
+    await waitFor(() => listener.got.length >= 10, 'the burst relayed');
+    await sleep(100);
+    expect(listener.got.length).toBeLessThanOrEqual(11);
+    expect(listener.got[0]).toMatch(/: flood 0\n$/);
+    // A token a fifth of a second later: heard again.
+    await sleep(300);
+    const before = listener.got.length;
+    sender.send('calm now');
+    await waitFor(() => listener.got.length > before, 'the next message relayed');
+    expect(listener.got.at(-1)).toMatch(/: calm now\n$/);
+    // Room once one leaves.
+    sender.send('quit');
+    await waitFor(() => server.members.length === 1, 'the sender gone');
+    late.send('now?');
+    await waitFor(() => listener.got.some((l) => l.endsWith(': now?\n')), 'the newcomer heard');
+    expect(() => new UdpChatServer({ rate: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => new UdpChatServer({ maxMembers: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
   });
 
   it('relays no empty or blank message (Enter in `nc -u`), yet it keeps its sender a member', async () => {

@@ -22,6 +22,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --stats S  every S seconds, a line of the reactor's counters (muxnet only)
           --udp  datagram chat with heartbeats   --interval S (10: UDP expiry)
+                 (--max-clients: members; --rate: messages/s a member's relayed, past them dropped)
                  (--max-line: at most 65000; a longer datagram is dropped)
           --redis redis://HOST:PORT  rooms, nicks and /who across servers sharing this Redis
           --node-id NAME (hostname-pid)  --lease S (10: nick and presence lease)
@@ -105,9 +106,11 @@ async function serve(values: Values): Promise<void> {
     const port = numberArg('--port', values.port as string | undefined, 7002, PORT);
     const intervalMs = secondsArg('--interval', values.interval as string | undefined, 10);
     const maxMessage = numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 65_000 });
-    const server = new UdpChatServer({ port, host, backend, intervalMs, maxMessage }).start();
+    const maxMembers = numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 });
+    const rate = numberArg('--rate', values.rate as string | undefined, 100, POSITIVE);
+    const server = new UdpChatServer({ port, host, backend, intervalMs, maxMessage, maxMembers, rate }).start();
     onSignal(() => server.stop());
-    console.log(`muxnet chat: UDP chat on ${joinHostPort(host, server.port)} (expiry ${server.intervalMs / 1000} s)`);
+    console.log(`muxnet chat: UDP chat on ${joinHostPort(host, server.port)} (expiry ${server.intervalMs / 1000} s, at most ${maxMembers} members, ${rate} messages/s each)`);
     return;
   }
   const net = (values.net as string | undefined) ?? 'muxnet';

@@ -102,6 +102,21 @@ export function nickError(nick: string): string | undefined {
   return undefined;
 }
 
+/** A sender's token bucket: `rate` lines a second, saving up to `burst`. */
+export interface Bucket {
+  tokens: number;
+  refilledAt: number;
+}
+
+/** Takes a token from `b` if it has one (refilled for the time since). */
+export function takeToken(b: Bucket, rate: number, burst: number, now = Date.now()): boolean {
+  b.tokens = Math.min(burst, b.tokens + ((now - b.refilledAt) / 1000) * rate);
+  b.refilledAt = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
 /** `a`, `a and b`, `a, b and c`, … `a, b, … j and 12 others`. */
 function names(nicks: string[]): string {
   if (nicks.length === 1) return nicks[0];
@@ -455,12 +470,8 @@ export class ChatServer {
 
   /** The token bucket: false (and a warning, then a disconnect) when flooding. */
   private admit(m: Member): boolean {
-    const now = Date.now();
     const { rate, burst } = this.options;
-    m.tokens = Math.min(burst, m.tokens + ((now - m.refilledAt) / 1000) * rate);
-    m.refilledAt = now;
-    if (m.tokens >= 1) {
-      m.tokens -= 1;
+    if (takeToken(m, rate, burst)) {
       m.flooding = false;
       return true;
     }

@@ -6,8 +6,9 @@
  */
 import { bind, type BackendName, type UdpSocket } from '../../fast';
 import { joinHostPort } from '../../args';
+import { invalidArgValue } from '../../errors';
 import { validateInteger } from '../../options';
-import { sanitize, timestamp } from './server';
+import { sanitize, takeToken, timestamp, type Bucket } from './server';
 
 export interface UdpChatOptions {
   port?: number;
@@ -21,12 +22,19 @@ export interface UdpChatOptions {
    * as received and as relayed (bytes that are not UTF-8 relay as U+FFFD, 3 bytes each).
    */
   maxMessage?: number;
+  /** Members at most (default 10 000): a new sender past them is ignored until one leaves or expires. */
+  maxMembers?: number;
+  /**
+   * Messages a second one member's are relayed at most (default 100), saving
+   * up to twice that; the rest are dropped (each costs a send per member).
+   */
+  rate?: number;
 }
 
 /** Room left in a 65 507-byte IPv4 datagram for the timestamp and the sender's address. */
 const MAX_MESSAGE = 65_000;
 
-interface Peer {
+interface Peer extends Bucket {
   address: string;
   port: number;
   lastSeen: number;
@@ -38,10 +46,15 @@ export class UdpChatServer {
   private sweeper: NodeJS.Timeout | undefined;
   readonly intervalMs: number;
   readonly maxMessage: number;
+  readonly maxMembers: number;
+  readonly rate: number;
 
   constructor(private readonly options: UdpChatOptions = {}) {
     this.intervalMs = options.intervalMs ?? 10_000;
     this.maxMessage = validateInteger(options.maxMessage, 'options.maxMessage', 4096, 1, MAX_MESSAGE);
+    this.maxMembers = validateInteger(options.maxMembers, 'options.maxMembers', 10_000, 1, 2 ** 31 - 1);
+    this.rate = options.rate ?? 100;
+    if (typeof this.rate !== 'number' || !(this.rate > 0) || !Number.isFinite(this.rate)) throw invalidArgValue('options.rate', options.rate, 'must be a positive number');
   }
 
   get port(): number {
@@ -85,7 +98,15 @@ export class UdpChatServer {
       this.peers.delete(key);
       return;
     }
-    this.peers.set(key, { address, port, lastSeen: Date.now() });
+    const now = Date.now();
+    let peer = this.peers.get(key);
+    if (!peer) {
+      // Full: a newcomer is not heard (each member costs a send per message relayed).
+      if (this.peers.size >= this.maxMembers) return;
+      peer = { address, port, lastSeen: now, tokens: 2 * this.rate, refilledAt: now };
+      this.peers.set(key, peer);
+    }
+    peer.lastSeen = now;
     if (text === undefined || text.trim() === 'hb') return;
     // Lines sent in one datagram (`nc -u` sends what one read of its input gives) stay
     // apart as words of one message: the control characters go, so `one\ntwo` was `onetwo`.
@@ -95,6 +116,8 @@ export class UdpChatServer {
     // Measured again as relayed: each byte that is not UTF-8 becomes a 3-byte U+FFFD, and a
     // line past what one datagram carries would fail for every member (each then dropped).
     if (Buffer.byteLength(clean) > this.maxMessage) return;
+    // Past its rate: dropped, unanswered (a reply to a forged source would be a reflection).
+    if (!takeToken(peer, this.rate, 2 * this.rate, now)) return;
     // One line per datagram, ended as the TCP chat's are: a line-oriented peer (`nc -u`,
     // socat) that prints datagrams as they come shows one message per line.
     const line = Buffer.from(`${timestamp()} ${key}: ${clean}\n`);
