@@ -355,6 +355,7 @@ impl Model {
         let config = if small {
             Config {
                 read_budget: 1 + rng.below(16 << 10),
+                scan_read_budget: 1 + rng.below(16 << 10),
                 accept_budget: 1 + rng.below(8),
                 write_queue_cap: (1 << 20) + rng.below(4 << 20),
                 pipe_high_water: 1 + rng.below(64 << 10),
