@@ -445,14 +445,14 @@ export function fixtureJson<T = Record<string, unknown>>(
 }
 
 /**
- * A host name other than `localhost` that this machine resolves to a
- * loopback address (its own name, or /etc/hosts' `ip6-localhost`), for
- * commands that take names; undefined if it has none.
+ * A host name other than `localhost` that this machine resolves to
+ * 127.0.0.1, where the test servers listen (its own name, often; Debian
+ * gives it 127.0.1.1), for commands that take names; undefined if none.
  */
 export async function loopbackName(): Promise<string | undefined> {
-  for (const name of [os.hostname(), 'ip6-localhost', 'ip6-loopback']) {
+  for (const name of [os.hostname(), 'localhost.localdomain']) {
     const found = await dns.promises.lookup(name).catch(() => undefined);
-    if (found && /^(127\.|::1$)/.test(found.address)) return name;
+    if (found?.address === '127.0.0.1') return name;
   }
   return undefined;
 }

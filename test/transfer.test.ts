@@ -458,7 +458,8 @@ describe('muxnet send / receive', () => {
     expect(fs.readdirSync(rx.into)).toEqual(['two\nlines\u001b[31m.txt']);
     const liar = net.createServer((sock) => {
       sock.on('error', () => {});
-      sock.once('data', () => sock.end('ERR \u001b[2Jcleared\r\n'));
+      // And the text of an escape, told from one by its backslash, doubled.
+      sock.once('data', () => sock.end('ERR \u001b[2Jcleared \\u000a\r\n'));
     });
     await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
     const file = path.join(dir, 'to-liar.txt');
@@ -466,7 +467,7 @@ describe('muxnet send / receive', () => {
     const tx = run(['send', file, `127.0.0.1:${(liar.address() as net.AddressInfo).port}`]);
     expect(await tx.exited).toBe(1);
     expect(tx.output()).toContain('to-liar.txt (1 bytes, sha256 ');
-    expect(tx.output()).toContain('): ERR \\u001b[2Jcleared\\u000d\n');
+    expect(tx.output()).toContain('): ERR \\u001b[2Jcleared \\\\u000a\\u000d\n');
     liar.close();
   });
 

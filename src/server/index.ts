@@ -271,6 +271,8 @@ class StreamService implements Local {
   /** Connections in a lingering close (see `closeAfterHandle`). */
   private readonly lingering = new LiveSet<Connection<Session>>();
   private stopping = false;
+  /** While closing: when lingering connections are destroyed (`Date.now()` ms). */
+  private deadline = Infinity;
   private readonly isAsync: boolean;
   private readonly allowHalfOpen: boolean;
   private readonly handlers: ServerHandlers<Session>;
@@ -460,6 +462,8 @@ class StreamService implements Local {
       clearInterval(timer);
       this.lingering.delete(conn);
     };
+    // A handler that finished during a close: its linger ends by the close's deadline too.
+    if (this.stopping) void this.drainLingering();
   }
 
   /** A callback-mode handler method, for an event of an open connection. */
@@ -567,16 +571,26 @@ class StreamService implements Local {
       this.sessions.delete(s);
       s.connection.destroy();
     }
-    // Lingering connections keep to their own end, up to the deadline: destroyed at once, the
-    // input still coming made the kernel reset them, and the reply went with it.
-    const lingered = this.lingering.drain(timeout, (conn) => conn.destroy());
+    this.deadline = Math.min(this.deadline, Date.now() + timeout);
     // A destroyed connection's session leaves once its handler finished;
     // one that has not settled by the next turn never holds the close.
-    await this.sessions.drain(timeout, (s) => {
+    const sessions = this.sessions.drain(timeout, (s) => {
       s.connection.destroy(serverClosedError());
       setImmediate(() => this.abandon(s));
     });
-    await lingered;
+    void this.drainLingering();
+    await sessions;
+    // Handlers that finished meanwhile may have left lingering connections: waited for too.
+    await this.drainLingering();
+  }
+
+  /**
+   * Lingering connections keep to their own end, up to the close's
+   * deadline: destroyed at once, the input still coming made the kernel
+   * reset them, and the reply went with it.
+   */
+  private drainLingering(): Promise<void> {
+    return this.lingering.drain(Math.max(0, this.deadline - Date.now()), (conn) => conn.destroy());
   }
 
   /**

@@ -184,14 +184,15 @@ export class WorkerPool {
    * With SO_REUSEPORT a second server of this user's on the port (a double
    * start, an old one still up) joined it without a word and took a share
    * of its clients: a port already held is refused here with the
-   * `EADDRINUSE` one server's listen gives, unless `reusePort: true` asked
-   * for sharing. Bound and closed at once, without SO_REUSEPORT (nor
+   * `EADDRINUSE` one server's listen gives, unless `reusePort: true` (or
+   * for datagrams `reuseAddr: true`) asked for sharing. Bound and closed at once, without SO_REUSEPORT (nor
    * SO_REUSEADDR for UDP, which lets datagram sockets share a port too).
    * Two servers starting at the same moment can still both pass.
    */
   private refuseHeldPort(): void {
-    const { port, host, backend, reusePort } = this.listenOptions;
-    if (!port || reusePort) return;
+    const { port, host, backend, reusePort, reuseAddr } = this.listenOptions;
+    // Sharing asked for: SO_REUSEPORT, or (datagrams) SO_REUSEADDR, as multicast receivers do.
+    if (!port || reusePort || (this.datagrams && reuseAddr)) return;
     if (this.datagrams) bind({ port, host, backend }, {}).close();
     else listen({ port, host, backend }, {}).close();
   }

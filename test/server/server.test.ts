@@ -2,6 +2,7 @@
 // real loopback sockets: every lifecycle edge ends in exactly one finish().
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { once } from 'node:events';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -213,6 +214,45 @@ describe('muxnet/server, reactor mode', () => {
     await client.end();
     await waitFor(() => socketFds() <= before, 'every socket closed', 2000);
     expect(rec2.errors).toEqual([]);
+  });
+
+  // Found 2026-12-06 (a review): a handler that finished during the close started lingering
+  // after the drain was set up: close() resolved before the deadline, the connection lingered on.
+  it('close(): a connection that starts lingering during the close is closed by its deadline too', async () => {
+    const rec = recorder();
+    class Slow extends ConnectionHandler {
+      async handle() {
+        for await (const _line of this.stream!.frames('line')) {
+          await sleep(300);
+          return this.stream!.write('bye\n');
+        }
+      }
+    }
+    const server = await start(Slow, { rec });
+    const before = socketFds();
+    // Half-open: it reads the reply and the end, and goes on sending (only the linger closes it).
+    const client = net.connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+    let answer = '';
+    let closed = false;
+    client.on('data', (d) => (answer += d));
+    client.on('error', () => {});
+    client.on('close', () => (closed = true));
+    await once(client, 'connect');
+    client.write('get\n');
+    // Still uploading: it never ends its side.
+    const trickle = setInterval(() => client.write('x'.repeat(1024)), 100);
+    try {
+      await sleep(50);
+      const t0 = Date.now();
+      await server.close({ timeout: 800 });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+      expect(answer).toBe('bye\n');
+      await waitFor(() => closed && socketFds() <= before, 'the lingering connection closed at the deadline', 1000);
+    } finally {
+      clearInterval(trickle);
+      client.destroy();
+    }
+    expect(rec.errors).toEqual([]);
   });
 
   // Found 2026-12-06 (a hunt): the first of two writes met the peer's reset and closed the

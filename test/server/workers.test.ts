@@ -97,6 +97,16 @@ describe('muxnet/server, workers mode', () => {
     const sharing = await serve(handler, { port: first.port, workers: 1, reusePort: true });
     servers.push(sharing);
     expect(sharing.port).toBe(first.port);
+    // Datagram handlers asking for SO_REUSEADDR (multicast receivers) share a port bound so.
+    const { bind } = await import('muxnet/fast');
+    const shared = bind({ port: 0, reuseAddr: true }, {});
+    try {
+      const receivers = await serve(datagrams, { port: shared.address()!.port, workers: 2, reuseAddr: true });
+      servers.push(receivers);
+      expect(receivers.port).toBe(shared.address()!.port);
+    } finally {
+      shared.close();
+    }
     // A free port given by number is taken (the check lets go of it first).
     const port = udp.port;
     await udp.close({ timeout: 0 });

@@ -364,14 +364,11 @@ fn a_flood_gives_one_batch_a_turn(kind: BackendKind) {
         sender.send_to(&pattern(i as u64, 32), saddr).unwrap();
     }
     let mut got = 0;
-    let mut turns = 0;
     h.until("the whole flood", |_, events| {
         let n = events.iter().filter(|e| matches!(e, Ev::Message { .. })).count();
         assert!(n <= budget, "{n} datagrams in one turn, over the budget of {budget}");
         got += n;
-        turns += usize::from(n > 0);
         got >= FLOOD
     });
     assert_eq!(got, FLOOD);
-    assert!(turns >= FLOOD.div_ceil(budget), "{FLOOD} datagrams in {turns} turns");
 }

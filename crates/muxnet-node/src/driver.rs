@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 

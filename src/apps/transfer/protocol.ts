@@ -46,11 +46,12 @@ export function parseHeader(json: Buffer): Header | string {
 }
 
 /**
- * `text` with its control characters escaped (`\n` as `\u000a`): a line
- * for a log or terminal that holds a name or answer a peer chose, which
- * could split the line or send escape sequences to the terminal.
+ * `text` with its control characters escaped (`\n` as `\u000a`, a
+ * backslash as `\\`, so an escape is never text): a line for a log or
+ * terminal that holds a name or answer a peer chose, which could split the
+ * line or send escape sequences to the terminal.
  */
 export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\\\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\\' ? '\\\\' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
