@@ -420,23 +420,23 @@ describe('muxnet send / receive', () => {
   });
 
   // Found 2026-12-05: README says HOST:PORT, and a host name was a usage error (IP addresses only).
-  it('send takes a host name (resolved as node:net does); one that does not resolve exits 1 with the resolver\'s error', async () => {
-    const name = await loopbackName();
+  it('send takes a host name (looked up with dns.lookup); one that does not resolve exits 1 with the resolver\'s error', async (ctx) => {
     const file = path.join(dir, 'by-name.txt');
     fs.writeFileSync(file, 'sent to a name');
-    if (name) {
-      const rx = await receiver('by-name');
-      const tx = run(['send', file, `${name}:${rx.port}`]);
-      expect(await tx.exited).toBe(0);
-      expect(tx.output()).toContain('by-name.txt (14 bytes');
-      expect(await rx.exited).toBe(0);
-    }
     const nowhere = run(['send', file, 'nothing.invalid:7100']);
     expect(await nowhere.exited).toBe(1);
     expect(nowhere.output()).toMatch(/muxnet send: getaddrinfo (ENOTFOUND|EAI_AGAIN) nothing\.invalid/);
     const portless = run(['send', file, 'nothing.invalid']);
     expect(await portless.exited).toBe(2);
     expect(portless.output()).toContain("expected HOST:PORT, not 'nothing.invalid'");
+    const name = await loopbackName();
+    // Said, not passed quietly: this machine has no name for 127.0.0.1 but localhost.
+    if (!name) return ctx.skip();
+    const rx = await receiver('by-name');
+    const tx = run(['send', file, `${name}:${rx.port}`]);
+    expect(await tx.exited).toBe(0);
+    expect(tx.output()).toContain('by-name.txt (14 bytes');
+    expect(await rx.exited).toBe(0);
   });
 
   // Found 2026-12-05: a --dir it cannot create files in was taken, and every file then refused.

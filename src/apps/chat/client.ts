@@ -13,7 +13,7 @@ import readline from 'node:readline';
 import * as dgram from '../../dgram';
 import { connect } from '../../client';
 import { FrameDecoder } from '../../fast';
-import { sanitize } from './server';
+import { sanitize, takeToken } from './server';
 
 export interface ClientOptions {
   host: string;
@@ -58,7 +58,10 @@ const MAX_TCP_BACKLOG = 64 << 20;
  * interface is closed (Ctrl-D; the goodbye may still arrive) there is no
  * prompt to keep: Node 24 throws on `prompt()` after `close()`.
  */
-function printer(rl: readline.Interface, opts: ClientOptions): (line: string) => void {
+/** Prints a line; one `fromServer` may be dropped while the output does not keep up (the client's own notices never are). */
+type Print = (line: string, fromServer?: boolean) => void;
+
+function printer(rl: readline.Interface, opts: ClientOptions): Print {
   let prompting = opts.interactive;
   rl.on('close', () => (prompting = false));
   const out = opts.output as NodeJS.WritableStream & { writableLength?: number };
@@ -71,9 +74,9 @@ function printer(rl: readline.Interface, opts: ClientOptions): (line: string) =>
     out.write(`${line}\n`);
     rl.prompt(true);
   };
-  return (line) => {
+  return (line, fromServer = false) => {
     // Output nobody reads (a paused pipe) held every line the server sent, without end.
-    if ((out.writableLength ?? 0) > backlogCap) {
+    if (fromServer && (out.writableLength ?? 0) > backlogCap) {
       if (dropped++ === 0) {
         out.once('drain', () => {
           write(`* ${dropped === 1 ? 'a line' : `${dropped} lines`} from the server dropped: the output did not keep up`);
@@ -106,7 +109,7 @@ function droppedNotice(count: number): string {
   return `* ${count === 1 ? 'a line' : `${count} lines`} from the server dropped: longer than ${MAX_SERVER_LINE >> 20} MiB`;
 }
 
-function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {
+function tcpClient(opts: ClientOptions, rl: readline.Interface, print: Print): Promise<number> {
   return new Promise((resolve) => {
     const where = `${opts.host}:${opts.port}`;
     // Lines typed while the server is away wait in the client's queue.
@@ -179,7 +182,7 @@ function tcpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         if (line === 'PING') client.send('PONG\n');
         else if (line === 'PONG' && pings.length > 0 && !pings.shift()!.asked) continue;
         // A server may be hostile: no escape sequence of its reaches the terminal.
-        else print(sanitize(line));
+        else print(sanitize(line), true);
         if (line === 'BYE' && quitting) confirmed = true;
         else if (line.startsWith('ERROR ') && line.endsWith('disconnected')) dropped = sanitize(line);
       }
@@ -290,8 +293,9 @@ class Pacer {
   onLine: (line: string) => void = () => {};
   /** The queue ran empty. */
   onIdle: () => void = () => {};
-  private tokens: number;
-  private refilledAt = Date.now();
+  /** Its token bucket (`takeToken`): a burst of one second's lines at most. */
+  tokens: number;
+  refilledAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   /** No connection to send on: lines wait here, not in a queue that would go out in one burst. */
   private held = true;
@@ -324,19 +328,14 @@ class Pacer {
     this.timer = undefined;
     if (this.held) return;
     const now = Date.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) / 1000) * this.rate);
-    this.refilledAt = now;
-    while (this.waiting.length > 0 && this.tokens >= 1) {
-      this.tokens--;
-      this.onLine(this.waiting.shift()!);
-    }
+    while (this.waiting.length > 0 && takeToken(this, this.rate, this.rate, now)) this.onLine(this.waiting.shift()!);
     if (this.held) return;
     if (this.waiting.length > 0) this.timer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) / this.rate) * 1000));
     else this.onIdle();
   }
 }
 
-function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: string) => void): Promise<number> {
+function udpClient(opts: ClientOptions, rl: readline.Interface, print: Print): Promise<number> {
   return new Promise((resolve) => {
     const sock = dgram.createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
     let heartbeat: NodeJS.Timeout | undefined;
@@ -366,7 +365,7 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: (line: st
         resolve(refused ? 1 : 0);
       });
     };
-    sock.on('message', (msg) => print(sanitize(msg.toString('utf8'))));
+    sock.on('message', (msg) => print(sanitize(msg.toString('utf8')), true));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED') refused = true;
       print(`* ${err.message}`);

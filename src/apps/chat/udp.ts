@@ -48,6 +48,8 @@ export class UdpChatServer {
   readonly maxMessage: number;
   readonly maxMembers: number;
   readonly rate: number;
+  /** Twice the rate, and at least one message (a bucket under one token never lets one through). */
+  private readonly burst: number;
 
   constructor(private readonly options: UdpChatOptions = {}) {
     this.intervalMs = options.intervalMs ?? 10_000;
@@ -55,6 +57,7 @@ export class UdpChatServer {
     this.maxMembers = validateInteger(options.maxMembers, 'options.maxMembers', 10_000, 1, 2 ** 31 - 1);
     this.rate = options.rate ?? 100;
     if (typeof this.rate !== 'number' || !(this.rate > 0) || !Number.isFinite(this.rate)) throw invalidArgValue('options.rate', options.rate, 'must be a positive number');
+    this.burst = Math.max(1, 2 * this.rate);
   }
 
   get port(): number {
@@ -103,7 +106,7 @@ export class UdpChatServer {
     if (!peer) {
       // Full: a newcomer is not heard (each member costs a send per message relayed).
       if (this.peers.size >= this.maxMembers) return;
-      peer = { address, port, lastSeen: now, tokens: 2 * this.rate, refilledAt: now };
+      peer = { address, port, lastSeen: now, tokens: this.burst, refilledAt: now };
       this.peers.set(key, peer);
     }
     peer.lastSeen = now;
@@ -117,7 +120,7 @@ export class UdpChatServer {
     // line past what one datagram carries would fail for every member (each then dropped).
     if (Buffer.byteLength(clean) > this.maxMessage) return;
     // Past its rate: dropped, unanswered (a reply to a forged source would be a reflection).
-    if (!takeToken(peer, this.rate, 2 * this.rate, now)) return;
+    if (!takeToken(peer, this.rate, this.burst, now)) return;
     // One line per datagram, ended as the TCP chat's are: a line-oriented peer (`nc -u`,
     // socat) that prints datagrams as they come shows one message per line.
     const line = Buffer.from(`${timestamp()} ${key}: ${clean}\n`);
