@@ -101,9 +101,10 @@ export function parseTarget(target: string | undefined, defaultPort: number, por
 
 /**
  * Where a client command connects: an IP address (or `localhost`) as it
- * is, a host name through the system's resolver (`dns.lookup`, as
- * node:net's `connect`): the fast API takes addresses only. A name that
- * does not resolve rejects with the resolver's error (`ENOTFOUND`, …).
+ * is, a host name through the system's resolver (`dns.lookup`, its first
+ * address; node:net's `connect` would try each in turn): the fast API
+ * takes addresses only. A name that does not resolve rejects with the
+ * resolver's error (`ENOTFOUND`, …).
  */
 export async function resolveHost(host: string): Promise<string> {
   if (host === 'localhost' || isIP(host) !== 0) return host;

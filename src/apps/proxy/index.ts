@@ -547,7 +547,7 @@ export function formatStats(stats: ProxyStats): string {
   const ups = stats.upstreams
     .map((u) => `${u.address}${u.healthy ? '' : ' DOWN'} ${u.live} live/${u.pairs} pairs/${u.failures} failed`)
     .join(', ');
-  // The clients it turned away, when there were any (the line left them out until 2026-12-05).
+  // The clients it turned away, when there were any (the line left them out until 2026-12-06).
   const away = `${stats.rejected > 0 ? `, ${stats.rejected} rejected (max connections)` : ''}${stats.unavailable > 0 ? `, ${stats.unavailable} unavailable (no upstream)` : ''}`;
   return `${stats.live} live, ${stats.accepted} accepted${away}, ${stats.bytesUp} bytes up, ${stats.bytesDown} bytes down; ${ups}`;
 }
