@@ -389,10 +389,7 @@ export interface ReactorOptions {
   slabSize?: number
   /** Per-connection write queue cap in bytes (default 16 MiB). */
   writeQueueCap?: number
-  /**
-   * Bytes read from one connection per turn (default 256 KiB; 1 MiB on
-   * `poll` and `select`, whose turns scan every socket).
-   */
+  /** Bytes read from one connection per turn (default 256 KiB). */
   readBudget?: number
   /**
    * Linux: relay bulk input between piped connections with `splice(2)`

@@ -528,7 +528,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * read at a time and may stop after any: the reactor reads it one 64 KiB
    * read a turn (libuv's read size; libuv reads on, 32 at most, while the
    * stream takes them), so a stop holds at most one read past it, not the
-   * rest of a turn's 256 KiB (1 MiB on poll/select; held in `stalled` or `unread`). A flowing
+   * rest of a turn's 256 KiB (held in `stalled` or `unread`). A flowing
    * socket, which takes all, reads the full turn (half the CPU per byte).
    * Nothing to read after the peer's FIN: no call then (pipe's unpipe
    * pauses every piped socket that ends).

@@ -8,11 +8,10 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type AsyncConnection } from '../../src/async';
 import { broadcast, encodeFrame, listen, type Connection, type Server } from '../../src/fast';
-import { resolveBackend } from '../../src/options';
 import { BACKENDS, backingBytes, closeSocket, fixtureJson, flood, waitFor } from '../helpers';
 
-/** The reactor's read budget per socket per turn (`Config::read_budget`; `scan_read_budget` on poll and select). */
-const READ_BUDGET = ['poll', 'select'].includes(resolveBackend(undefined)) ? 1 << 20 : 256 * 1024;
+/** The reactor's read budget per socket per turn (muxnet-core `Config::read_budget`). */
+const READ_BUDGET = 256 * 1024;
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {

@@ -142,7 +142,7 @@ fn large_transfer_drains(kind: BackendKind) {
 fn fair_reads(kind: BackendKind) {
     const BUDGET: usize = 16 << 10;
     const FLOOD: usize = 8 << 20;
-    let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, scan_read_budget: BUDGET, ..Config::default() });
+    let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, ..Config::default() });
     let (_, addr) = h.listen("127.0.0.1:0");
     let flooder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     flooder.set_send_buffer_size(4 << 20).unwrap();

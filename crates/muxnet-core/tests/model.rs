@@ -353,11 +353,8 @@ impl Model {
         // fill, pipes hold and files yield turn after turn.
         let small = rng.chance(50);
         let config = if small {
-            // One draw for both budgets: a seed replays as it did before there were two.
-            let read_budget = 1 + rng.below(16 << 10);
             Config {
-                read_budget,
-                scan_read_budget: read_budget,
+                read_budget: 1 + rng.below(16 << 10),
                 accept_budget: 1 + rng.below(8),
                 write_queue_cap: (1 << 20) + rng.below(4 << 20),
                 pipe_high_water: 1 + rng.below(64 << 10),

@@ -124,7 +124,7 @@ fn hold_accept(kind: BackendKind) {
 fn lean_reads(kind: BackendKind) {
     const BUDGET: usize = 256 << 10;
     const SENT: usize = 4 << 20;
-    let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, scan_read_budget: BUDGET, ..Config::default() });
+    let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, ..Config::default() });
     let (_, addr) = h.listen("127.0.0.1:0");
     let mut peer = client(addr);
     let conn = h.accept(1)[0];

@@ -168,7 +168,7 @@ fn pipe_relays_up_to_the_read_budget_per_turn(kind: BackendKind) {
     const BUDGET: usize = 96 << 10;
     const CHUNK: usize = 64 << 10;
     for splice in SPLICE {
-        let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, scan_read_budget: BUDGET, splice, ..Config::default() });
+        let mut h = Harness::with_config(kind, Config { read_budget: BUDGET, splice, ..Config::default() });
         let (mut a_peer, a, b_peer, _) = piped_pair(&mut h);
         let data = pattern(3, 4 << 20);
         let mut at_b = Peer::spawn(move || {

@@ -40,8 +40,7 @@ pub struct ReactorOptions {
     pub slab_size: Option<u32>,
     /// Per-connection write queue cap in bytes (default 16 MiB).
     pub write_queue_cap: Option<u32>,
-    /// Bytes read from one connection per turn (default 256 KiB; 1 MiB on
-    /// `poll` and `select`, whose turns scan every socket).
+    /// Bytes read from one connection per turn (default 256 KiB).
     pub read_budget: Option<u32>,
     /// Linux: relay bulk input between piped connections with `splice(2)`
     /// (default false: copied through user space; see `Config::splice`).
@@ -146,7 +145,6 @@ impl Reactor {
         }
         if let Some(budget) = options.read_budget {
             config.read_budget = budget.max(1) as usize;
-            config.scan_read_budget = config.read_budget;
         }
         if let Some(splice) = options.splice {
             config.splice = splice;

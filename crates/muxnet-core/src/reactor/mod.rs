@@ -43,15 +43,8 @@ pub struct Config {
     /// pipelined window waits in the kernel: reading it in 64 KiB pieces
     /// took about twice the CPU per byte of 256 KiB (100 connections each
     /// with 16 messages of 16 KiB in flight: more, smaller reads and writes
-    /// for the same bytes), with no gain in fairness to show for it. Not
-    /// on `poll` and `select`: [`Config::scan_read_budget`] is theirs.
+    /// for the same bytes), with no gain in fairness to show for it.
     pub read_budget: usize,
-    /// [`Config::read_budget`] on a backend whose every wait scans all its
-    /// sockets (`poll`, `select`): there a turn costs a scan of every
-    /// socket, and beside 8 000 idle connections on `poll` a download read
-    /// 256 KiB a turn ran at 30–60 MB/s (epoll ~760; 158–289 at 1 MiB).
-    /// libuv reads up to 32 × 64 KiB of a stream a loop iteration.
-    pub scan_read_budget: usize,
     /// Connections accepted from one listener in one turn. 1, as libuv
     /// (since 1.45) accepts one a loop iteration: a connection accepted is
     /// read the next turn, so the budget is how many new connections' first
@@ -120,7 +113,6 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             read_budget: 256 * 1024,
-            scan_read_budget: 1 << 20,
             accept_budget: 1,
             scan_accept_budget: 256,
             datagram_budget: 64,
@@ -533,15 +525,6 @@ impl Reactor {
             }
         }
         self.unregistered = pending;
-    }
-
-    /// Bytes one connection may read (or relay) this turn.
-    pub(super) fn read_budget(&self) -> usize {
-        if self.backend.waits_scan_every_socket() {
-            self.config.scan_read_budget
-        } else {
-            self.config.read_budget
-        }
     }
 
     /// Work is left over from the last turn: the next should not sleep.

@@ -95,7 +95,7 @@ impl Reactor {
     }
 
     fn relay_with(&mut self, from: Token, to: Token, hup: bool, buf: &mut [u8], events: &mut Vec<Event>) -> io::Result<ReadEnd> {
-        let mut budget = self.read_budget();
+        let mut budget = self.config.read_budget;
         // After a short splice: the next read copies, to tell a drained
         // socket (short, or `WouldBlock`) from a full pipe.
         let mut confirm = false;

@@ -473,7 +473,7 @@ impl Reactor {
         events: &mut Vec<Event>,
         count: &mut IoCount,
     ) -> io::Result<ReadEnd> {
-        let full = self.read_budget();
+        let full = self.config.read_budget;
         let (stream, conn) = self.stream(token)?;
         let full = if conn.lean { full.min(LEAN_READ) } else { full };
         let mut budget = full;
