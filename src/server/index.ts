@@ -178,6 +178,8 @@ interface Local {
   close(timeout: number): Promise<void>;
   /** Serves a connection transferred from an acceptor thread. */
   adopt?(ticket: number): void;
+  /** Fed by an acceptor thread: the acceptor's address, which this thread serves. */
+  served?: SocketAddress | string | null;
 }
 
 /**
@@ -336,8 +338,10 @@ class StreamService implements Local {
     };
   }
 
+  served: SocketAddress | string | null = null;
+
   address(): SocketAddress | string | null {
-    return this.listener?.address() ?? null;
+    return this.listener ? this.listener.address() : this.served;
   }
 
   /** Takes over a connection the acceptor thread transferred (`workers`, `distribute: 'acceptor'`). */

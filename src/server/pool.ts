@@ -30,7 +30,7 @@ export interface WorkerInfo {
 
 /** What a worker posts to the main thread. */
 export type WorkerMessage =
-  | { type: 'ready'; port: number }
+  | { type: 'ready'; address: SocketAddress | string | null }
   /** Every ticket up to `upTo` sent to this worker has been adopted. */
   | { type: 'adopted'; upTo: number }
   | { type: 'failed'; error: SerializedError }
@@ -47,7 +47,11 @@ export interface WorkerSetup {
 }
 
 /** What the main thread posts to a worker. */
-export type PoolMessage = { type: 'close'; timeout: number } | { type: 'adopt'; ticket: number };
+export type PoolMessage =
+  | { type: 'close'; timeout: number }
+  | { type: 'adopt'; ticket: number }
+  /** The acceptor's address, which a worker it feeds serves (its handlers' `this.server.address()`). */
+  | { type: 'served'; address: SocketAddress | string | null };
 
 export type Distribute = 'reuseport' | 'acceptor';
 
@@ -111,7 +115,8 @@ interface Slot {
 export class WorkerPool {
   private readonly slots: Slot[];
   private readonly setup: WorkerSetup;
-  private host = '127.0.0.1';
+  /** With SO_REUSEPORT: the first worker's listener's address, which all share. */
+  private shared: SocketAddress | string | null = null;
   private stopping = false;
   private readonly distribute: Distribute;
   private readonly listenOptions: ServeOptions;
@@ -166,13 +171,14 @@ export class WorkerPool {
           // EMFILE and the like, reported as a reactor-mode server reports them.
           onError: (err) => this.server.report(err, {}),
         });
+        for (const slot of this.slots) this.tellServed(slot);
         return;
       }
       const [first, ...rest] = this.slots;
       this.refuseHeldPort();
-      const ready = await this.spawn(first);
-      this.setup.options.port = ready.port;
-      this.host = this.setup.options.host ?? '127.0.0.1';
+      this.shared = await this.spawn(first);
+      // The others join the port it picked.
+      this.setup.options.port = (this.shared as SocketAddress).port;
       await Promise.all(rest.map((slot) => this.spawn(slot)));
     } catch (err) {
       await this.close(0);
@@ -220,8 +226,12 @@ export class WorkerPool {
 
   address(): SocketAddress | string | null {
     if (this.stopping) return null;
-    if (this.acceptor) return this.acceptor.address();
-    return { address: this.host, family: this.host.includes(':') ? 'IPv6' : 'IPv4', port: this.setup.options.port };
+    return this.acceptor ? this.acceptor.address() : this.shared;
+  }
+
+  /** Tells a worker the acceptor feeds what it serves, before any connection is handed to it. */
+  private tellServed(slot: Slot): void {
+    if (this.acceptor) slot.worker?.postMessage({ type: 'served', address: this.acceptor.address() } satisfies PoolMessage);
   }
 
   info(): WorkerInfo[] {
@@ -229,7 +239,7 @@ export class WorkerPool {
   }
 
   /** Runs a worker in `slot`; resolves when it listens, rejects if it fails first. */
-  private spawn(slot: Slot): Promise<{ port: number }> {
+  private spawn(slot: Slot): Promise<SocketAddress | string | null> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: this.setup });
       slot.worker = worker;
@@ -240,7 +250,9 @@ export class WorkerPool {
         if (m.type === 'ready') {
           up = slot.listening = true;
           slot.failures = 0;
-          resolve({ port: m.port });
+          // A replacement, with the acceptor up: told before its first connection.
+          this.tellServed(slot);
+          resolve(m.address);
         } else if (m.type === 'adopted') {
           while (slot.outstanding.length > 0 && slot.outstanding[0] <= m.upTo) slot.outstanding.shift();
         } else if (m.type === 'failed') {

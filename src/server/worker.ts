@@ -23,12 +23,14 @@ try {
       server.local!.adopt!(m.ticket);
       if (adopted === 0) setImmediate(acknowledge);
       adopted = m.ticket;
+    } else if (m.type === 'served') {
+      server.local!.served = m.address;
     } else {
       // With the server closed and the port closed, nothing keeps the thread alive.
       void server.close({ timeout: m.timeout }).finally(() => port.close());
     }
   });
-  post({ type: 'ready', port: server.port });
+  post({ type: 'ready', address: server.address() });
 } catch (err) {
   post({ type: 'failed', error: serializeError(err) });
   port.close();
