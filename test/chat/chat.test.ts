@@ -160,6 +160,24 @@ describe('chat commands and limits', () => {
     expect(other.chat().length).toBeLessThanOrEqual(11);
   });
 
+  // Found 2026-12-07 (a note's list): the burst defaulted to 200 whatever the rate, and neither
+  // was checked (rate: 0 let nothing through, for good, without a word); the CLI alone derived it.
+  it('paces by default with a burst of twice the rate, at least one line; a bad rate or burst is refused', async () => {
+    const server = await start({ rate: 0.4 });
+    // A guest: a /nick would take the one line.
+    const slow = await Client.connect(server.port);
+    clients.push(slow);
+    const other = await join(server, 'other');
+    slow.say('one in a while');
+    slow.say('and another');
+    await waitFor(() => slow.lines.includes('ERROR rate limit: at most 0.4 lines/s; slow down'), 'the second line refused');
+    await waitFor(() => other.chat().length === 1, 'the one line relayed');
+    expect(other.chat()[0]).toMatch(/: one in a while$/);
+    for (const bad of [{ rate: 0 }, { rate: Infinity }, { rate: '5' as never }, { rate: 1, burst: 0.5 }, { burst: NaN }]) {
+      expect(() => new ChatServer(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    }
+  });
+
   it('refuses clients past --max-clients with a message', async () => {
     const server = await start({ maxClients: 2 });
     await join(server, 'one');

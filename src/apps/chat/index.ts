@@ -136,8 +136,6 @@ async function serve(values: Values): Promise<void> {
       framing: values.framing,
       idleTimeoutMs: secondsArg('--idle-timeout', values['idle-timeout'] as string | undefined, 60),
       rate,
-      // At least one line: a bucket under one token never lets one through (--rate 0.4).
-      burst: Math.max(1, rate * 2),
       maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),
       maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
       quiet: Boolean(values.quiet),

@@ -9,6 +9,7 @@
  * arriving or leaving at once costs a few broadcasts, not one per member
  * per member.
  */
+import { invalidArgValue } from '../../errors';
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
 import { closeTimeout, LiveSet, type CloseOptions } from '../../server/drain';
 import { DEGRADED, type ChatLink, type LocalChat } from './link';
@@ -23,7 +24,7 @@ export interface ChatServerOptions {
   framing?: 'line' | 'length';
   /** Silence after which a client is sent PING; as long again and it is dropped. */
   idleTimeoutMs?: number;
-  /** Lines per second a client may send, and the burst it may save up. */
+  /** Lines per second a client may send (100), and the burst it may save up (see `pacing`). */
   rate?: number;
   burst?: number;
   maxLine?: number;
@@ -102,6 +103,18 @@ export function nickError(nick: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A sender's pace, checked: `rate` messages a second (100 by default),
+ * saving up to `burst` — by default twice the rate, and at least one (a
+ * bucket under one token never lets one through: `rate: 0.4`).
+ */
+export function pacing(rate: unknown = 100, burst?: unknown): { rate: number; burst: number } {
+  if (typeof rate !== 'number' || !(rate > 0) || !Number.isFinite(rate)) throw invalidArgValue('options.rate', rate, 'must be a positive number');
+  const saved = burst ?? Math.max(1, 2 * rate);
+  if (typeof saved !== 'number' || !(saved >= 1) || !Number.isFinite(saved)) throw invalidArgValue('options.burst', burst, 'must be a number of at least 1');
+  return { rate, burst: saved };
+}
+
 /** A sender's token bucket: `rate` lines a second, saving up to `burst`. */
 export interface Bucket {
   tokens: number;
@@ -171,8 +184,7 @@ export class ChatServer {
       transport: options.transport ?? muxnetTransport,
       framing: options.framing ?? 'line',
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
-      rate: options.rate ?? 100,
-      burst: options.burst ?? 200,
+      ...pacing(options.rate, options.burst),
       maxLine: options.maxLine ?? 4096,
       maxClients: options.maxClients ?? 10_000,
       slowCap: options.slowCap ?? 1 << 20,

@@ -6,9 +6,8 @@
  */
 import { bind, type BackendName, type UdpSocket } from '../../fast';
 import { joinHostPort } from '../../args';
-import { invalidArgValue } from '../../errors';
 import { validateInteger } from '../../options';
-import { sanitize, takeToken, timestamp, type Bucket } from './server';
+import { pacing, sanitize, takeToken, timestamp, type Bucket } from './server';
 
 export interface UdpChatOptions {
   port?: number;
@@ -48,16 +47,13 @@ export class UdpChatServer {
   readonly maxMessage: number;
   readonly maxMembers: number;
   readonly rate: number;
-  /** Twice the rate, and at least one message (a bucket under one token never lets one through). */
   private readonly burst: number;
 
   constructor(private readonly options: UdpChatOptions = {}) {
     this.intervalMs = options.intervalMs ?? 10_000;
     this.maxMessage = validateInteger(options.maxMessage, 'options.maxMessage', 4096, 1, MAX_MESSAGE);
     this.maxMembers = validateInteger(options.maxMembers, 'options.maxMembers', 10_000, 1, 2 ** 31 - 1);
-    this.rate = options.rate ?? 100;
-    if (typeof this.rate !== 'number' || !(this.rate > 0) || !Number.isFinite(this.rate)) throw invalidArgValue('options.rate', options.rate, 'must be a positive number');
-    this.burst = Math.max(1, 2 * this.rate);
+    ({ rate: this.rate, burst: this.burst } = pacing(options.rate));
   }
 
   get port(): number {
