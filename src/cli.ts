@@ -96,7 +96,7 @@ function echo(argv: string[]): void {
   const summary = () =>
     server.protocol === 'tcp'
       ? `${stats.open} open, ${stats.accepted} accepted, ${stats.bytes} bytes echoed`
-      : `${stats.datagrams} datagrams, ${stats.bytes} bytes echoed${stats.dropped > 0 ? `, ${stats.dropped} unanswered` : ''}`;
+      : `${stats.datagrams} datagrams, ${stats.bytes} bytes received${stats.dropped > 0 ? `, ${stats.dropped} unanswered` : ''}`;
   // A line only when something changed (none for a server nobody used yet).
   let last = summary();
   const ticker = setInterval(() => {

@@ -144,7 +144,7 @@ describe('muxnet echo', () => {
     peer.close();
     echo.child.kill('SIGINT');
     expect(await echo.exited).toBe(0);
-    expect(echo.output()).toMatch(/1 datagrams, 5 bytes echoed/);
+    expect(echo.output()).toMatch(/1 datagrams, 5 bytes received/);
   });
 
   it.each([

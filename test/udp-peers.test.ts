@@ -72,11 +72,11 @@ function backlogDrops(): number {
     .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
 }
 
-/** Stops the echo with SIGTERM; gives the datagrams and bytes its last line says it echoed, and how many it did not answer. */
+/** Stops the echo with SIGTERM; gives the datagrams and bytes its last line says it received, and how many it did not answer. */
 async function stopEcho(echo: Awaited<ReturnType<typeof startCli>>): Promise<{ datagrams: number; bytes: number; unanswered: number }> {
   echo.child.kill('SIGTERM');
   expect(await within(echo.exited, 'the echo to exit')).toBe(0);
-  const m = /stopped: (\d+) datagrams, (\d+) bytes echoed(?:, (\d+) unanswered)?/.exec(echo.output());
+  const m = /stopped: (\d+) datagrams, (\d+) bytes received(?:, (\d+) unanswered)?/.exec(echo.output());
   if (!m) throw new Error(`no summary in:\n${echo.output()}`);
   return { datagrams: Number(m[1]), bytes: Number(m[2]), unanswered: Number(m[3] ?? 0) };
 }
@@ -127,7 +127,7 @@ describe.each(BACKENDS)('muxnet echo --udp (%s) and third-party peers', (backend
     expect(String(peer.got[0])).toBe('real');
     peer.socket.close();
     expect(await stopEcho(echo)).toMatchObject({ datagrams: 5 });
-    expect(echo.output()).toMatch(/stopped: 5 datagrams, \d+ bytes echoed, 4 unanswered/);
+    expect(echo.output()).toMatch(/stopped: 5 datagrams, \d+ bytes received, 4 unanswered/);
   });
 
   it.runIf(process.platform === 'linux' && !SKIP_SOCAT)('socat bursts 5 000 datagrams, more than the receive buffer holds: the kernel drops some, the echo and its reactor count only what it read, and it answers after', async () => {

@@ -17,8 +17,9 @@ export interface EchoStats {
   open: number;
   /** Connections accepted so far (TCP). */
   accepted: number;
-  /** Datagrams echoed (UDP). */
+  /** Datagrams received (UDP), each echoed unless counted in `dropped`. */
   datagrams: number;
+  /** Bytes received: over TCP each written back; over UDP an unanswered datagram's are counted too (a refused reply's size is not known). */
   bytes: number;
   /** Of those datagrams, the ones not answered (UDP): from port 0, or the reply refused by the kernel (a forged sender) or without room in the send buffer. */
   dropped: number;
