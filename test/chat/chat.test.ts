@@ -160,7 +160,7 @@ describe('chat commands and limits', () => {
     expect(other.chat().length).toBeLessThanOrEqual(11);
   });
 
-  // Found 2026-12-07 (a note's list): the burst defaulted to 200 whatever the rate, and neither
+  // Found 2026-12-06 (a note's list): the burst defaulted to 200 whatever the rate, and neither
   // was checked (rate: 0 let nothing through, for good, without a word); the CLI alone derived it.
   it('paces by default with a burst of twice the rate, at least one line; a bad rate or burst is refused', async () => {
     const server = await start({ rate: 0.4 });

@@ -125,7 +125,7 @@ describe('muxnet/server, workers mode', () => {
     expect(again.port).toBe(port);
   });
 
-  // Found 2026-12-07 (a note's list): fed by an acceptor, a handler's this.server.address() was
+  // Found 2026-12-06 (a note's list): fed by an acceptor, a handler's this.server.address() was
   // null (its thread listens on nothing), and with SO_REUSEPORT server.address() echoed the host
   // as given ('localhost'), not the address listened on.
   it.each(modes)("server.address(), the main thread's and every handler's, is the address listened on, after a worker is replaced too (%s)", async (distribute) => {
