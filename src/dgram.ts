@@ -16,9 +16,9 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, type Handle, type Reactor, type SendSettler } from './reactor';
-import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, libuvSystemError, missingArgs, systemError, uvErrno } from './errors';
-import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
+import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, missingArgs, systemError, uvErrno } from './errors';
+import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
 import { ownDefault } from './interop';
@@ -931,13 +931,9 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
 
   /** Sets (`size` > 0) or reads a buffer's size, with node:dgram's errors. */
   private bufferSize(size: unknown, recv: boolean): number {
-    if ((size as number) >>> 0 !== size) {
-      throw coded(new TypeError('Buffer size must be a positive integer'), 'ERR_SOCKET_BAD_BUFFER_SIZE');
-    }
+    validateBufferSize(size);
     this.healthCheck();
-    const r = this.native.udpBufferSize(this.token, recv, size);
-    if (r < 0) throw libuvSystemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', -r, recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size');
-    return r;
+    return udpBufferSize(this.native, this.token, size, recv);
   }
 
   /** @internal */

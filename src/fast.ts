@@ -22,12 +22,13 @@
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
-import { AcceptRetry, getReactor, KeepAlive, openReactor, type Handle, type Reactor, type SendSettler } from './reactor';
+import { AcceptRetry, getReactor, KeepAlive, openReactor, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { ErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
   toBytes,
   validateBoolean,
+  validateBufferSize,
   validateHost,
   validateInteger,
   validateObject,
@@ -872,6 +873,12 @@ export interface BindOptions {
    */
   reusePort?: boolean;
   ipv6Only?: boolean;
+  /**
+   * `SO_RCVBUF` / `SO_SNDBUF` in bytes, set once bound (see
+   * `setRecvBufferSize`): what a burst may queue before the kernel drops.
+   */
+  recvBufferSize?: number;
+  sendBufferSize?: number;
   backend?: BackendName;
 }
 
@@ -894,6 +901,37 @@ export class UdpSocket implements Handle {
 
   address(): SocketAddress | null {
     return this.closedFlag ? null : this.reactor.native.localAddress(this.token);
+  }
+
+  /**
+   * Sets `SO_RCVBUF`: how many bytes of datagrams the kernel holds for this
+   * socket between reads; past it, it drops them. Linux doubles the figure
+   * (bookkeeping) and caps it at `net.core.rmem_max` (unprivileged).
+   * Errors as node:dgram's (`ERR_SOCKET_BAD_BUFFER_SIZE`, `ERR_SOCKET_BUFFER_SIZE`).
+   */
+  setRecvBufferSize(size: number): void {
+    this.bufferSize(size, true);
+  }
+
+  /** Sets `SO_SNDBUF`: what may wait to leave before a send finds no room (`EAGAIN`: dropped). */
+  setSendBufferSize(size: number): void {
+    this.bufferSize(size, false);
+  }
+
+  /** `SO_RCVBUF` as the kernel reports it (Linux: twice what was set). */
+  getRecvBufferSize(): number {
+    return this.bufferSize(0, true);
+  }
+
+  getSendBufferSize(): number {
+    return this.bufferSize(0, false);
+  }
+
+  /** Sets (`size` > 0) or reads (0) a buffer's size. */
+  private bufferSize(size: unknown, recv: boolean): number {
+    validateBufferSize(size);
+    if (this.closedFlag) throw socketClosed();
+    return udpBufferSize(this.reactor.native, this.token, size, recv);
   }
 
   /** The connected peer, if `connect` was called. */
@@ -1038,9 +1076,18 @@ export function bind(options: BindOptions, handlers: DatagramHandlers): UdpSocke
   const reusePort = validateBoolean(opts.reusePort, 'options.reusePort', false);
   const ipv6Only = validateBoolean(opts.ipv6Only, 'options.ipv6Only', false);
   const reactor = reactorFor(opts.backend, 'bind', host, port);
+  const sizes = [opts.recvBufferSize, opts.sendBufferSize].map((size, i) => validateInteger(size, `options.${i === 0 ? 'recv' : 'send'}BufferSize`, 0, 0, 2 ** 31 - 1));
   const token = reactor.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   if (token < 0) throw systemError(-token, 'bind', host, port);
-  return new UdpSocket(reactor, token, handlers);
+  const socket = new UdpSocket(reactor, token, handlers);
+  try {
+    if (sizes[0]) socket.setRecvBufferSize(sizes[0]);
+    if (sizes[1]) socket.setSendBufferSize(sizes[1]);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  return socket;
 }
 
 /** The largest `slowCap` and `maxFrame` the native side takes. */

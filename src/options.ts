@@ -2,7 +2,7 @@
 // and fail with Node's error classes and codes.
 import { BlockList, isIP } from 'node:net';
 import { native } from './binding';
-import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { badPort, coded, invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { nodeFrom } from './versions';
 
 export type BackendName = 'mio' | 'poll' | 'select';
@@ -110,6 +110,11 @@ export function validateInteger(value: unknown, name: string, fallback: number, 
   if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
   if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
   return value;
+}
+
+/** A socket buffer's size for node:dgram's `set*BufferSize` (0: read it), with its error. */
+export function validateBufferSize(size: unknown): asserts size is number {
+  if ((size as number) >>> 0 !== size) throw coded(new TypeError('Buffer size must be a positive integer'), 'ERR_SOCKET_BAD_BUFFER_SIZE');
 }
 
 export function validateObject(value: unknown, name: string): Record<string, unknown> {

@@ -6,8 +6,19 @@ import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { markAsUntransferable } from 'node:worker_threads';
 import { native, type NativeReactor } from './binding';
-import { systemError } from './errors';
+import { libuvSystemError, systemError } from './errors';
 import { resolveBackend, type BackendName } from './options';
+
+/**
+ * Sets a UDP socket's `SO_RCVBUF` (`recv`) or `SO_SNDBUF` to `size` bytes,
+ * or reads it (`size` 0: the kernel's figure, on Linux twice what was set),
+ * with node:dgram's error.
+ */
+export function udpBufferSize(reactor: NativeReactor, token: number, size: number, recv: boolean): number {
+  const r = reactor.udpBufferSize(token, recv, size);
+  if (r < 0) throw libuvSystemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', -r, recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size');
+  return r;
+}
 
 /** What a token's owner hears. Only the methods its kind needs are called. */
 export interface Handle {

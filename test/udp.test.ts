@@ -73,6 +73,48 @@ describe.each(BACKENDS)('UDP on %s', (backend) => {
     second.close();
   });
 
+  // Added 2026-12-06 (a note's list): the fast API could not size its buffers, so a UDP server on
+  // it (echo --udp) was held to the kernel's default.
+  it.runIf(process.platform === 'linux')('recvBufferSize bounds what the kernel holds for a paused socket: a small one drops a burst the default holds; getters, setters, errors', async () => {
+    const counts = { small: 0, large: 0 };
+    let lastHeard = false;
+    const small = bind({ port: 0, backend, recvBufferSize: 4096 }, { onMessage: (msg) => void (String(msg) === 'last' ? (lastHeard = true) : counts.small++) });
+    const large = bind({ port: 0, backend }, { onMessage: () => void counts.large++ });
+    // Linux doubles the figure for its bookkeeping.
+    expect(small.getRecvBufferSize()).toBe(8192);
+    expect(large.getRecvBufferSize()).toBeGreaterThan(64 * 1024);
+    const peer = await nodeSocket('udp4', '127.0.0.1');
+    const send = (msg: string | Buffer, port: number) => new Promise((r) => peer.send(msg, port, '127.0.0.1', r));
+    small.pause();
+    large.pause();
+    for (let i = 0; i < 40; i++) {
+      await send(Buffer.alloc(500, i), small.address()!.port);
+      await send(Buffer.alloc(500, i), large.address()!.port);
+    }
+    small.resume();
+    large.resume();
+    await expect.poll(() => counts.large).toBe(40);
+    // A socket's datagrams arrive in order: once this one is heard, the rest were read.
+    await send('last', small.address()!.port);
+    await expect.poll(() => lastHeard).toBe(true);
+    expect(counts.small).toBeGreaterThan(0);
+    expect(counts.small).toBeLessThan(40);
+
+    small.setRecvBufferSize(16_384);
+    expect(small.getRecvBufferSize()).toBe(32_768);
+    small.setSendBufferSize(8192);
+    expect(small.getSendBufferSize()).toBe(16_384);
+    expect(() => small.setRecvBufferSize(-1)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_BUFFER_SIZE' }));
+    expect(() => small.setSendBufferSize(1.5)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_BUFFER_SIZE' }));
+    // Past what the kernel takes (i32): node:dgram's SystemError.
+    expect(() => small.setRecvBufferSize(2 ** 31)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BUFFER_SIZE', info: expect.objectContaining({ code: 'EINVAL', syscall: 'uv_recv_buffer_size' }) }));
+    expect(() => bind({ port: 0, backend, sendBufferSize: -1 }, {})).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    peer.close();
+    large.close();
+    small.close();
+    expect(() => small.getRecvBufferSize()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+  });
+
   // Found by a hunt (2026-12-05): 'localhost' was 127.0.0.1 whatever the socket's family (ENETUNREACH here).
   it("on an IPv6 socket, 'localhost' and a connect() with no host name ::1, as no host does for send()", async () => {
     const sock = bind({ port: 0, host: '::1', backend }, {});
