@@ -134,23 +134,15 @@ function main(argv: string[]): void {
     case 'echo':
       return echo(rest);
     case 'chat':
-      // A command line that makes no sense exits 2 with the usage; a failure to serve, 1.
-      runChat(rest).catch((err: Error & { code?: string }) => {
+    case 'proxy':
+      // A command line that makes no sense exits 2 with the usage; a failure to serve (a name
+      // that does not resolve, a port taken), 1.
+      (command === 'chat' ? runChat(rest) : runProxy(rest)).catch((err: Error & { code?: string }) => {
         if (err.code?.startsWith('ERR_')) fail(err.message, command);
-        console.error(`muxnet chat: ${err.message}`);
+        console.error(`muxnet ${command}: ${err.message}`);
         process.exit(1);
       });
       return;
-    case 'proxy':
-      try {
-        return runProxy(rest);
-      } catch (err) {
-        const e = err as Error & { code?: string };
-        // A bad command line (or option) exits 2 with the usage; a failure to listen, 1.
-        if (e.code?.startsWith('ERR_')) fail(e.message, command);
-        console.error(`muxnet proxy: ${e.message}`);
-        process.exit(1);
-      }
     case 'send':
     case 'receive':
       // A bad command line exits 2 with the usage; a failed or rejected transfer, 1.

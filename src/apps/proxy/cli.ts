@@ -2,7 +2,7 @@
  * `muxnet proxy`: the load-balancing proxy from the command line.
  */
 import { parseArgs } from 'node:util';
-import { joinHostPort, negativesJoined, numberArg, parseTarget, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
+import { joinHostPort, negativesJoined, numberArg, parseTarget, resolveHost, secondsArg, UsageError, ZERO_OR_DURATION } from '../../args';
 import type { BackendName } from '../../fast';
 import { createProxy, formatStats, MAX_WEIGHT, STRATEGIES, type Strategy, type UpstreamSpec } from '.';
 import { onStopSignal } from '../signals';
@@ -32,8 +32,12 @@ function upstreamArg(text: string): UpstreamSpec {
   return { host, port, weight };
 }
 
-/** Runs the proxy until SIGINT/SIGTERM, then drains it. Throws a `UsageError` for a bad command line. */
-export function runProxy(argv: string[]): void {
+/**
+ * Runs the proxy until SIGINT/SIGTERM, then drains it. Rejects with a
+ * `UsageError` for a bad command line, with the resolver's error for a
+ * host name that does not resolve.
+ */
+export async function runProxy(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: negativesJoined(argv),
     options: {
@@ -71,6 +75,9 @@ export function runProxy(argv: string[]): void {
     splice: values.splice,
   };
   const drainMs = secondsArg('--drain-timeout', values['drain-timeout'], 10, ZERO_OR_DURATION);
+  // Host names looked up once, at start, after every option is checked (as HAProxy does by default).
+  options.host = await resolveHost(host);
+  for (const upstream of upstreams) upstream.host = await resolveHost(upstream.host!);
   const proxy = createProxy(options);
 
   proxy.on('upstream-down', (u, err: Error) => console.log(`muxnet proxy: upstream ${u.address} down (${err.message})`));
