@@ -145,6 +145,23 @@ describe('chat commands and limits', () => {
     expect(await other.ask('/ping', /^PONG$/)).toBe('PONG');
   });
 
+  // Found 2026-12-06 (a note's list): a nick with a right-to-left override ('\u202eecila' shows as
+  // 'alice') or a zero-width space passed for another's, and an override in a line turned the
+  // rest of the receiver's line around.
+  it('refuses nicks with invisible characters; relays lines without bidi marks, joiners kept', async () => {
+    const server = await start();
+    const mallory = await join(server, 'mallory');
+    const other = await join(server, 'other');
+    for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice']) {
+      expect(await mallory.ask(`/nick ${nick}`, /^(NICK|ERROR)/)).toBe('ERROR nick may not contain spaces, control or invisible characters');
+    }
+    // Bidi marks go from every line, a command's too: what is left is what others see.
+    expect(await mallory.ask('/nick \u202eecila', /^(NICK|ERROR)/)).toBe('NICK ecila');
+    mallory.say('cheap \u202eexe.gpj\u202c and \u2067isolated\u2069 \u200fmark, family \u{1f468}\u200d\u{1f469}\u200d\u{1f467}');
+    await waitFor(() => other.chat().length === 1, 'the line relayed');
+    expect(other.chat()[0]).toMatch(/ecila: cheap exe\.gpj and isolated mark, family \u{1f468}\u200d\u{1f469}\u200d\u{1f467}$/u);
+  });
+
   it('rate-limits a flood with a warning, then a disconnect; strips control characters', async () => {
     const server = await start({ rate: 5, burst: 10 });
     const flooder = await join(server, 'flooder');

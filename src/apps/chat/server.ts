@@ -86,17 +86,24 @@ export function timestamp(now = Date.now()): string {
   return new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Control characters never reach other clients; a tab becomes a space. */
+/**
+ * Control characters never reach other clients, nor the marks that turn
+ * text right to left (an override makes what follows it read backwards on
+ * the receiver's terminal: `\u202e` before a word); a tab becomes a space.
+ * Joiners stay (emoji sequences need them).
+ */
 export function sanitize(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\t/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+  return text.replace(/\t/g, ' ').replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '');
 }
 
-/** 1–32 characters, no spaces or control characters, not a guest's name. */
+/**
+ * 1–32 characters, no spaces, control characters or invisible ones (format
+ * characters: a bidi override or a zero-width space makes a nick that looks
+ * like another's), not a guest's name.
+ */
 export function nickError(nick: string): string | undefined {
   if (nick.length < 1 || [...nick].length > MAX_NICK) return `nick must be 1-${MAX_NICK} characters`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f-\u009f]/.test(nick)) return 'nick may not contain spaces or control characters';
+  if (/[\s\p{Cc}\p{Cf}]/u.test(nick)) return 'nick may not contain spaces, control or invisible characters';
   // Members taking the names a server gives its next guests made each of those a chain of
   // renames (in a cluster, a Redis round trip each).
   if (/^guest\d+(\.|$)/i.test(nick)) return 'nicks guestN and guestN.NODE are kept for guests';
