@@ -4,7 +4,7 @@
 //   npm run conformance -- <node-checkout> [--suite net|http|others] [--reference] [--strict] [--jobs N] [--timeout S] [--filter TEXT]
 //
 // Every test-net-*.js and test-dgram-*.js of the checkout's test/parallel,
-// test/sequential and test/pummel (and the cluster tests that use net or
+// test/sequential, test/pummel and test/async-hooks (and the cluster tests that use net or
 // dgram) runs in its own `node`, with `net`/`dgram` redirected to dist/ (see
 // conformance-hook.js; NODE_OPTIONS carries it into the test's own child
 // processes). `--reference` runs the same tests on Node's own modules, for
@@ -67,6 +67,10 @@ const BY_DESIGN = new Map([
   ['test-tls-on-empty-socket.js', TLS_LATE_CONNECT],
   ['test-tls-wrap-econnreset-socket.js', TLS_LATE_CONNECT],
   ['test-tls-connect-given-socket.js', "a server that ends the TLS connection: node's tls drives any socket but node:net's through a JSStreamSocket, which ends the socket on the peer's FIN before TLS writes its close_notify (EPIPE; node:net's sockets do the same through it)"],
+  ...['test-graph.pipeconnect.js', 'test-graph.shutdown.js', 'test-graph.tcp.js', 'test-pipeconnectwrap.js', 'test-shutdownwrap.js', 'test-tcpwrap.js', 'test-udpsendwrap.js', 'test-udpwrap.js', 'test-writewrap.js'].map((name) => [
+    name,
+    "checks the libuv wrap resources async_hooks sees for node:net's and node:dgram's handles and requests (TCPWRAP, WRITEWRAP, ...); muxnet's sockets run their events through an AsyncResource each",
+  ]),
   ['test-tls-socket-close.js', "expects the TLS socket destroyed when the raw socket emits 'close', and that 'close' after a second setImmediate: through a JSStreamSocket the TLS socket is destroyed later"],
 ]);
 
@@ -174,7 +178,7 @@ async function main() {
   const results = new Map();
   // test/parallel side by side; sequential and pummel (heavier, or bound to
   // fixed ports) one at a time, as Node's own runner does.
-  for (const [dir, jobs] of [['parallel', opts.jobs], ['sequential', 1], ['pummel', 1]]) {
+  for (const [dir, jobs] of [['parallel', opts.jobs], ['sequential', 1], ['pummel', 1], ['async-hooks', opts.jobs]]) {
     const files = testsIn(root, dir, opts);
     let next = 0;
     const worker = async (slot) => {

@@ -6,6 +6,7 @@
  * multicast, buffer sizes) and IPv6 zones (`fe80::1%eth0`).
  */
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
@@ -187,6 +188,9 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `lateBelow`). */
   private closingToken = -1;
   private lateBelow = 0;
+
+  /** Its events' async context: node:dgram makes its handle in createSocket(). */
+  private readonly scope = new AsyncResource('MUXNET_UDP');
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -421,7 +425,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   private bound(reactor: Reactor, token: number): void {
     this.reactor = reactor;
     this.token = token;
-    reactor.attach(token, this);
+    reactor.attach(token, this, this.scope);
     this.keepAlive.bind(reactor);
     this.bindState = BindState.Bound;
     this.receiving = true;

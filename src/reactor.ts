@@ -2,6 +2,7 @@
 // calls `dispatch` once per reactor turn with a batch of event records; this
 // fans them out to the handle registered under each token.
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { markAsUntransferable } from 'node:worker_threads';
@@ -19,6 +20,14 @@ export function udpBufferSize(reactor: NativeReactor, token: number, size: numbe
   if (r < 0) throw libuvSystemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', -r, recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size');
   return r;
 }
+
+/**
+ * The async context of no request (this module's, loaded at the top level
+ * as a rule): the reactor's turns, and node:net's accepted connections,
+ * whose libuv handle is made before any callback runs (their events see no
+ * `AsyncLocalStorage` store; their server's 'connection' event sees its listen()'s).
+ */
+export const ROOT_SCOPE = new AsyncResource('MUXNET_ROOT');
 
 /** What a token's owner hears. Only the methods its kind needs are called. */
 export interface Handle {
@@ -264,6 +273,8 @@ export class Reactor {
   /** Handles by slot index, and the generation of the token each was attached with. */
   private readonly handles: (Handle | undefined)[] = [];
   private readonly generations: number[] = [];
+  /** The async context each handle's events run in, by slot (see `attach`). */
+  private readonly scopes: (AsyncResource | undefined)[] = [];
   /** The read slab the last batch came in (marked untransferable once). */
   private slab: Buffer | undefined;
   /** The records of the batch being dispatched and their count, for `delivering` (none between batches). */
@@ -293,10 +304,15 @@ export class Reactor {
     // default of pipe() (Linux; see README, Proxy).
     const wake = process.env.MUXNET_WAKE;
     const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '1' ? { splice: true } : {}) };
-    this.native = new native.Reactor(
-      backend,
-      (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
-      options,
+    // Its turns run in the async context of no request: made in the caller's, the
+    // fast API's callbacks saw the store of whichever request made the first socket.
+    this.native = ROOT_SCOPE.runInAsyncScope(
+      () =>
+        new native.Reactor(
+          backend,
+          (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
+          options,
+        ),
     );
     this.write = this.native.writer();
     this.send = this.native.sender();
@@ -392,16 +408,30 @@ export class Reactor {
     return this.native.wakeMode;
   }
 
-  attach(token: number, handle: Handle): void {
+  /**
+   * `handle` hears the token's events. With `scope`, they run in its async
+   * context (an `AsyncResource` made as node:net and node:dgram make their
+   * libuv handles, so that `AsyncLocalStorage` and async hooks see each
+   * socket's events where its connect, listen or bind was called, an
+   * accepted connection's where its server listened); without one (the
+   * fast API: no cost on its hot path), in the reactor's.
+   */
+  attach(token: number, handle: Handle, scope?: AsyncResource): void {
     const index = token % SLOT_SPAN;
     this.handles[index] = handle;
     this.generations[index] = (token - index) / SLOT_SPAN;
+    this.scopes[index] = scope;
   }
 
   /** Forgets the token's handle (a stale token changes nothing). */
   detach(token: number): void {
     const index = token % SLOT_SPAN;
-    if (this.generations[index] === (token - index) / SLOT_SPAN) this.handles[index] = undefined;
+    if (this.generations[index] === (token - index) / SLOT_SPAN) this.forget(index);
+  }
+
+  private forget(index: number): void {
+    this.handles[index] = undefined;
+    this.scopes[index] = undefined;
   }
 
   /** The handle attached under exactly this slot and generation. */
@@ -447,9 +477,11 @@ export class Reactor {
    * (the next turn's, if called in that phase). `setImmediate` where that
    * phase is out of reach (Windows).
    */
-  inClosingPhase(fn: () => void): void {
-    if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(fn);
-    this.closing.push(fn);
+  inClosingPhase(fn: () => void, scope?: AsyncResource): void {
+    // In the handle's async context, as node's close callbacks run; without one, the caller's.
+    const bound = scope ? scope.bind(fn) : AsyncResource.bind(fn);
+    if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(bound);
+    this.closing.push(bound);
   }
 
   private runClosing(): void {
@@ -573,54 +605,10 @@ export class Reactor {
       const index = records[at + RECORD_TOKEN_INDEX];
       const generation = records[at + RECORD_TOKEN_GENERATION];
       try {
-        switch (kind) {
-          case EVENT_DATA:
-            this.handle(index, generation)?.onData?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
-            break;
-          case EVENT_ACCEPT: {
-            const token = tokenOf(index, generation);
-            const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
-            // A listener closed earlier in this batch takes no more
-            // connections: reset the socket, as the kernel resets what
-            // waits in a closed listener's backlog (node:net's clients
-            // see ECONNRESET, not an empty answer).
-            if (listener?.onAccept) listener.onAccept(token);
-            else this.native.resetSocket(token);
-            break;
-          }
-          case EVENT_CLOSE: {
-            const handle = this.handle(index, generation);
-            if (handle !== undefined) this.handles[index] = undefined;
-            handle?.onClose?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
-            break;
-          }
-          case EVENT_END:
-            this.handle(index, generation)?.onEnd?.();
-            break;
-          case EVENT_DRAIN:
-            this.handle(index, generation)?.onDrain?.();
-            break;
-          case EVENT_FILE_SENT:
-            this.handle(index, generation)?.onFileSent?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
-            break;
-          case EVENT_CONNECT:
-            this.handle(index, generation)?.onConnect?.();
-            break;
-          case EVENT_MESSAGE: {
-            const msg = this.slabView(records[at + RECORD_A], records[at + RECORD_B]);
-            const peer = (this.peer = records[at + RECORD_D]);
-            this.handle(index, generation)?.onMessage?.(msg, peers![peer], records[at + RECORD_C]);
-            break;
-          }
-          case EVENT_RECEIVE_ERROR:
-            this.handle(index, generation)?.onReceiveError?.(records[at + RECORD_A]);
-            break;
-          case EVENT_ACCEPT_ERROR:
-            this.handle(index, generation)?.onAcceptError?.(records[at + RECORD_A]);
-            break;
-          case EVENT_REACTOR_ERROR:
-            throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
-        }
+        // An accepted connection is handed out in its listener's context.
+        const scope = this.scopes[kind === EVENT_ACCEPT ? records[at + RECORD_A] : index];
+        if (scope === undefined) this.deliver(kind, at, index, generation, records, peers);
+        else scope.runInAsyncScope(this.deliver, this, kind, at, index, generation, records, peers);
         if (this.eventEnd.length > 0) this.runEventEnd();
       } catch (err) {
         if (!caught()) this.dieAt(err);
@@ -637,6 +625,58 @@ export class Reactor {
       }
     }
     rethrow(thrown);
+  }
+
+  /** Hands one record of the batch to its handle. */
+  private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): void {
+    switch (kind) {
+      case EVENT_DATA:
+        this.handle(index, generation)?.onData?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
+        break;
+      case EVENT_ACCEPT: {
+        const token = tokenOf(index, generation);
+        const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
+        // A listener closed earlier in this batch takes no more
+        // connections: reset the socket, as the kernel resets what
+        // waits in a closed listener's backlog (node:net's clients
+        // see ECONNRESET, not an empty answer).
+        if (listener?.onAccept) listener.onAccept(token);
+        else this.native.resetSocket(token);
+        break;
+      }
+      case EVENT_CLOSE: {
+        const handle = this.handle(index, generation);
+        if (handle !== undefined) this.forget(index);
+        handle?.onClose?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
+        break;
+      }
+      case EVENT_END:
+        this.handle(index, generation)?.onEnd?.();
+        break;
+      case EVENT_DRAIN:
+        this.handle(index, generation)?.onDrain?.();
+        break;
+      case EVENT_FILE_SENT:
+        this.handle(index, generation)?.onFileSent?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
+        break;
+      case EVENT_CONNECT:
+        this.handle(index, generation)?.onConnect?.();
+        break;
+      case EVENT_MESSAGE: {
+        const msg = this.slabView(records[at + RECORD_A], records[at + RECORD_B]);
+        const peer = (this.peer = records[at + RECORD_D]);
+        this.handle(index, generation)?.onMessage?.(msg, peers![peer], records[at + RECORD_C]);
+        break;
+      }
+      case EVENT_RECEIVE_ERROR:
+        this.handle(index, generation)?.onReceiveError?.(records[at + RECORD_A]);
+        break;
+      case EVENT_ACCEPT_ERROR:
+        this.handle(index, generation)?.onAcceptError?.(records[at + RECORD_A]);
+        break;
+      case EVENT_REACTOR_ERROR:
+        throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
+    }
   }
 }
 

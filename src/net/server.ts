@@ -1,4 +1,5 @@
 /** `net.Server` on the muxnet reactor, with node:net's events and forms. */
+import { AsyncResource } from 'node:async_hooks';
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
@@ -353,7 +354,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     this.token = token;
     this.local = local;
     this._connectionKey = key;
-    reactor.attach(token, this);
+    // Its connections in the async context of its listen(), as node:net's.
+    reactor.attach(token, this, new AsyncResource('MUXNET_SERVER'));
     this.loopRef.bind(reactor);
     if (serverListen.hasSubscribers) serverListen.asyncEnd.publish({ server: this });
     process.nextTick(() => this.token === token && this.emit('listening'));

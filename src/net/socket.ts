@@ -3,6 +3,7 @@
  * events, properties and error shapes. Node's lib/net.js is the spec.
  */
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
 import * as nodeNet from 'node:net';
@@ -10,7 +11,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, openReactor, retained, ROOT_SCOPE, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -228,6 +229,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
   token = -1;
+  /** Its events' async context, once it has a token (see `bind`). */
+  private scope: AsyncResource | undefined;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
   /** A Unix-domain connection (node:net's Pipe handle): connect() again and resetAndDestroy() differ. */
@@ -394,7 +397,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark, noDelay: init.noDelay });
     s.opened = true;
     s.server = s._server = init.server;
-    s.bind(init.reactor, init.token);
+    s.bind(init.reactor, init.token, ROOT_SCOPE);
     s.countedBy = init.server;
     s.fetchAddresses();
     s.unixDomain = s.local === null;
@@ -405,10 +408,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return s;
   }
 
-  private bind(reactor: Reactor, token: number): void {
+  /** `scope`: its events' async context, by default the caller's (node:net makes its handle at connect). */
+  private bind(reactor: Reactor, token: number, scope = new AsyncResource('MUXNET_SOCKET')): void {
     this.reactor = reactor;
     this.token = token;
-    reactor.attach(token, this);
+    this.scope = scope;
+    reactor.attach(token, this, scope);
     // A new connection reads the full turn: one paused before it (or reading into onread) is
     // made lean now; one not flowing yet, if nothing starts it flowing before its first read —
     // the listener this event goes to ('connection'), or this tick — as node:net's reads stop
@@ -856,7 +861,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (connect !== this.connects) return;
       this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, cancelled);
       if (this.connectingFlag) this.destroy(aggregate(old.errors));
-    });
+    }, this.scope);
     this.dial(attempts);
   }
 
@@ -1408,7 +1413,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const reactor = this.reactor;
     if (pending) {
       const cancelled = CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null;
-      if (reactor) reactor.inClosingPhase(() => pending(cancelled));
+      if (reactor) reactor.inClosingPhase(() => pending(cancelled), this.scope);
       else setImmediate(pending, cancelled);
     }
     cb(err);
@@ -1419,9 +1424,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (cancelled) {
       const { address, port, family } = cancelled;
       const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
-      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure));
+      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure), this.scope);
     }
-    if (this.opened && reactor) reactor.inClosingPhase(emitClose);
+    if (this.opened && reactor) reactor.inClosingPhase(emitClose, this.scope);
     else if (this.opened) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
     this.opened = false;
@@ -1521,7 +1526,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return void reactor.inClosingPhase(() => {
         this.endDeferred = false;
         if (!this.destroyed) this.onEnd();
-      });
+      }, this.scope);
     }
     this.peerFin = true;
     this.syncActive();
@@ -1614,7 +1619,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** How to wait for the moment node:net would meet the connection's error, if it is later than now. */
   private errorWait(syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
     const reactor = this.reactor!;
-    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report));
+    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report), this.scope);
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
     // Bytes a throwing listener held back come on a tick too (see `holdBack`, `deliver`): libuv

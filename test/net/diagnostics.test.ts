@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../../src/dgram';
 import { EVERY_CONNECT_PUBLISHES } from '../../src/diagnostics';
 import * as muxnet from '../../src/net';
+import { fixtureJson } from '../helpers';
 
 type Net = typeof nodeNet;
 type Message = { socket?: unknown; server?: unknown; options?: unknown; error?: NodeJS.ErrnoException };
@@ -120,5 +121,19 @@ describe.each([
     });
     for (const s of made) s.close();
     expect(got.filter((m) => made.includes(m.socket as nodeDgram.Socket)).map((m) => m.socket)).toEqual(made);
+  });
+});
+
+// Found 2026-12-06 (Node's test/async-hooks/test-async-local-storage-{socket,dgram}.js, run by a
+// helper): every event ran in the async context of the reactor, made when the first socket was,
+// so each client's 'connect' and 'data' saw the store of whichever request opened the first socket.
+describe('AsyncLocalStorage', () => {
+  it("each socket's events see the store of its connect, listen or createSocket, as node's; accepted connections and the fast API's callbacks none", async () => {
+    const node = await fixtureJson('async-context.js', ['node']);
+    const { 'fast:open': open, 'fast:data': data, 'fast:server-data': serverData, ...muxnetSeen } = await fixtureJson('async-context.js', ['muxnet']);
+    expect(muxnetSeen).toEqual(node);
+    expect(node).toMatchObject({ 'server:connection': 'server', 'accepted:data': null, 'r2:connect': 'r2', 'r3:data': 'r3', 'udp-client:message': 'udp-client' });
+    // The first socket of the process made inside a request lends the reactor no store.
+    expect([open, data, serverData]).toEqual([null, null, null]);
   });
 });
