@@ -412,9 +412,9 @@ export class Reactor {
    * `handle` hears the token's events. With `scope`, they run in its async
    * context (an `AsyncResource` made as node:net and node:dgram make their
    * libuv handles, so that `AsyncLocalStorage` and async hooks see each
-   * socket's events where its connect, listen or bind was called, an
-   * accepted connection's where its server listened); without one (the
-   * fast API: no cost on its hot path), in the reactor's.
+   * socket's events where its connect, listen or createSocket was called,
+   * an accepted connection's in `ROOT_SCOPE`); without one (the fast API:
+   * no cost on its hot path), in the reactor's (`ROOT_SCOPE` too).
    */
   attach(token: number, handle: Handle, scope?: AsyncResource): void {
     const index = token % SLOT_SPAN;
