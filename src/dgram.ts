@@ -586,7 +586,9 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     } else if (address !== null && address !== undefined) {
       validateType(address, 'address', 'string');
     }
-    const cb = typeof callback === 'function' ? (callback as SendDone) : undefined;
+    // In the async context of the send, as node:dgram's (its send request is made here): settled
+    // after a batch, it would run in the reactor's.
+    const cb = typeof callback === 'function' ? AsyncResource.bind(callback as SendDone) : undefined;
     this.healthCheck();
     this.bindImplicitly();
     const tooManyPieces = Array.isArray(buffer) && buffer.length > IOV_MAX && process.platform !== 'win32';

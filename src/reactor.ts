@@ -21,14 +21,6 @@ export function udpBufferSize(reactor: NativeReactor, token: number, size: numbe
   return r;
 }
 
-/**
- * The async context of no request (this module's, loaded at the top level
- * as a rule): the reactor's turns, and node:net's accepted connections,
- * whose libuv handle is made before any callback runs (their events see no
- * `AsyncLocalStorage` store; their server's 'connection' event sees its listen()'s).
- */
-export const ROOT_SCOPE = new AsyncResource('MUXNET_ROOT');
-
 /** What a token's owner hears. Only the methods its kind needs are called. */
 export interface Handle {
   onAccept?(token: number): void;
@@ -304,15 +296,11 @@ export class Reactor {
     // default of pipe() (Linux; see README, Proxy).
     const wake = process.env.MUXNET_WAKE;
     const options = { ...(wake ? { wake } : {}), ...(process.env.MUXNET_SPLICE === '1' ? { splice: true } : {}) };
-    // Its turns run in the async context of no request: made in the caller's, the
-    // fast API's callbacks saw the store of whichever request made the first socket.
-    this.native = ROOT_SCOPE.runInAsyncScope(
-      () =>
-        new native.Reactor(
-          backend,
-          (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
-          options,
-        ),
+    // Its turns run in the async context of no request (see the binding's JsSide::context).
+    this.native = new native.Reactor(
+      backend,
+      (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
+      options,
     );
     this.write = this.native.writer();
     this.send = this.native.sender();
@@ -412,9 +400,9 @@ export class Reactor {
    * `handle` hears the token's events. With `scope`, they run in its async
    * context (an `AsyncResource` made as node:net and node:dgram make their
    * libuv handles, so that `AsyncLocalStorage` and async hooks see each
-   * socket's events where its connect, listen or createSocket was called,
-   * an accepted connection's in `ROOT_SCOPE`); without one (the fast API:
-   * no cost on its hot path), in the reactor's (`ROOT_SCOPE` too).
+   * socket's events where its connect, listen or createSocket was called);
+   * without one (an accepted connection, the fast API: no cost on its hot
+   * path), in the reactor's: the context of no request.
    */
   attach(token: number, handle: Handle, scope?: AsyncResource): void {
     const index = token % SLOT_SPAN;
@@ -478,8 +466,8 @@ export class Reactor {
    * phase is out of reach (Windows).
    */
   inClosingPhase(fn: () => void, scope?: AsyncResource): void {
-    // In the handle's async context, as node's close callbacks run; without one, the caller's.
-    const bound = scope ? scope.bind(fn) : AsyncResource.bind(fn);
+    // In the handle's async context, as node's close callbacks run; without one, the reactor's.
+    const bound = scope ? scope.bind(fn) : fn;
     if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(bound);
     this.closing.push(bound);
   }

@@ -11,7 +11,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, openReactor, retained, ROOT_SCOPE, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -229,7 +229,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /** @internal */ reactor: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
   token = -1;
-  /** Its events' async context, once it has a token (see `bind`). */
+  /**
+   * Its events' async context: made where node:net makes its libuv handle,
+   * in `connect()` (before any lookup: a lookup's callback may run in
+   * another request's) or with an fd. None for an accepted connection: its
+   * events run in the reactor's, the context of no request, as node's.
+   */
   private scope: AsyncResource | undefined;
   private readonly keepAlive = new KeepAlive();
   private connectingFlag = false;
@@ -387,6 +392,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     this.opened = true;
     this.given = givenFd(n, reactor);
+    this.scope = new AsyncResource('MUXNET_SOCKET');
     this.bind(reactor, token);
     this.fetchAddresses();
     this.unixDomain = this.local === null;
@@ -397,7 +403,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark, noDelay: init.noDelay });
     s.opened = true;
     s.server = s._server = init.server;
-    s.bind(init.reactor, init.token, ROOT_SCOPE);
+    s.bind(init.reactor, init.token);
     s.countedBy = init.server;
     s.fetchAddresses();
     s.unixDomain = s.local === null;
@@ -408,12 +414,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return s;
   }
 
-  /** `scope`: its events' async context, by default the caller's (node:net makes its handle at connect). */
-  private bind(reactor: Reactor, token: number, scope = new AsyncResource('MUXNET_SOCKET')): void {
+  private bind(reactor: Reactor, token: number): void {
     this.reactor = reactor;
     this.token = token;
-    this.scope = scope;
-    reactor.attach(token, this, scope);
+    reactor.attach(token, this, this.scope);
     // A new connection reads the full turn: one paused before it (or reading into onread) is
     // made lean now; one not flowing yet, if nothing starts it flowing before its first read —
     // the listener this event goes to ('connection'), or this tick — as node:net's reads stop
@@ -691,6 +695,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
     if (this.token >= 0 || this.connectingFlag) return this.connectAgain(opts, listener);
+    this.scope = new AsyncResource('MUXNET_SOCKET');
     const adopted = this.fromBound?.adopted;
     // Only a truthy path is IPC: http.Agent passes `path: null` with a port. An adopted
     // BoundSocket's own kind decides, as in node:net: a Unix-domain one needs a path, a TCP one reads none.

@@ -56,9 +56,25 @@ pub enum Wakeup {
 /// state) after Node has torn the env down.
 struct JsSide {
     callback: Persistent,
-    context: Rc<AsyncContext>,
+    /// See [`JsSide::context`].
+    context: Option<Rc<AsyncContext>>,
     slab: Slab,
     records: Records,
+}
+
+impl JsSide {
+    /// The async context every call into JavaScript runs in, made at the
+    /// first, inside a libuv callback: the context of no request. Made with
+    /// the reactor, it took the `AsyncLocalStorage` store of whichever
+    /// request made the process's first socket (or loaded muxnet).
+    fn context(&mut self, env: Env) -> napi::Result<Rc<AsyncContext>> {
+        if let Some(context) = &self.context {
+            return Ok(context.clone());
+        }
+        let context = Rc::new(AsyncContext::new(env, "MUXNET_REACTOR")?);
+        self.context = Some(context.clone());
+        Ok(context)
+    }
 }
 
 pub struct State {
@@ -124,7 +140,7 @@ impl State {
             env,
             js: Some(JsSide {
                 callback: Persistent::new(env, callback).map_err(setup_napi)?,
-                context: Rc::new(AsyncContext::new(env, "MUXNET_REACTOR").map_err(setup_napi)?),
+                context: None,
                 slab: Slab::new(env, slab_size, &slabs).map_err(setup_napi)?,
                 records: Records::new(env, INITIAL_RECORDS * records::RECORD_WORDS as usize).map_err(setup_napi)?,
             }),
@@ -229,12 +245,8 @@ impl State {
         if let Wakeup::Thread { pipe, .. } = &self.wakeup {
             pipe.drain();
         }
-        if let Wakeup::Thread { waiter, armed_at, snapshot_of, .. } = &mut self.wakeup {
+        if let Wakeup::Thread { armed_at, .. } = &mut self.wakeup {
             *armed_at = None;
-            // Armed on the interest set the reactor still has: what the waiter found is current.
-            if let Some(finished) = waiter.take_finished().filter(|_| *snapshot_of == self.reactor.interest_changes()) {
-                self.reactor.hand_over(finished);
-            }
         }
         // A fresh slab when this one is nearly full, or was detached by JS.
         if js.slab.free() < SLAB_REFILL_BELOW || js.slab.bytes()?.is_none() {
@@ -244,6 +256,12 @@ impl State {
         let bytes = js.slab.bytes()?.ok_or_else(|| napi::Error::from_reason("read slab detached"))?;
         let mut space = ReadSpace::new(bytes, used);
         self.events.clear();
+        if let Wakeup::Thread { waiter, snapshot_of, .. } = &self.wakeup {
+            // Armed on the interest set the reactor still has: what the waiter found is current.
+            if let Some(finished) = waiter.take_finished().filter(|_| *snapshot_of == self.reactor.interest_changes()) {
+                self.reactor.hand_over(finished);
+            }
+        }
         let result = self.reactor.turn(&mut space, &mut self.events, Some(Duration::ZERO));
         js.slab.used = space.pos();
         encode(&self.events, result.err(), &mut self.words, &mut self.peers, &mut self.hosts);
@@ -260,7 +278,7 @@ impl State {
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
         let args =
             vec![js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?, js.records.value()?, js.slab.value()?, peers];
-        Ok(Some((js.context.clone(), js.callback.value()?, args)))
+        Ok(Some((js.context(env)?, js.callback.value()?, args)))
     }
 }
 
@@ -290,7 +308,7 @@ pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
             let Ok(_scope) = HandleScope::open(env) else {
                 return;
             };
-            let call = state.borrow().closing_phase_call();
+            let call = state.borrow_mut().closing_phase_call();
             match call {
                 Ok(Some((context, func, args))) => {
                     let _ = context.call(func, &args);
@@ -304,11 +322,12 @@ pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
 
 impl State {
     #[cfg(unix)]
-    fn closing_phase_call(&self) -> napi::Result<Option<JsCall>> {
-        let Some(js) = &self.js else {
+    fn closing_phase_call(&mut self) -> napi::Result<Option<JsCall>> {
+        let env = self.env;
+        let Some(js) = &mut self.js else {
             return Ok(None);
         };
-        Ok(Some((js.context.clone(), js.callback.value()?, vec![js::int32(self.env, CLOSING_PHASE)?])))
+        Ok(Some((js.context(env)?, js.callback.value()?, vec![js::int32(env, CLOSING_PHASE)?])))
     }
 
     /// The sender of the last batch's datagrams at `index` in its `peers`
