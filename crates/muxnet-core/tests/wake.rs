@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use muxnet_core::{BackendKind, BindOptions};
 
-backend_tests!(blocking_wait_and_waker, finished_wait_handed_over, idle_reactor_sleeps);
+backend_tests!(blocking_wait_and_waker, idle_reactor_sleeps);
 
 // 14. Another thread can block until the reactor has work (input, or a
 //     wake-up); a zero-timeout turn then collects it. mio also offers an
@@ -79,60 +79,6 @@ fn blocking_wait_and_waker(kind: BackendKind) {
     let events = h.turn(Duration::ZERO);
     assert!(matches!(events.as_slice(), [Ev::Data { data, .. }] if data == b"via the fd"), "{events:?}");
     assert!(!readable(0), "still readable after the turn collected everything");
-}
-
-// A finished blocking wait hands its readiness to the next turn (poll and
-// select: a scan saved; mio hands it over through its stash instead). A
-// wait woken by the waker hands nothing over (its pipe needs a wait); a
-// stale one (the data read since) costs nothing but a read that finds none.
-fn finished_wait_handed_over(kind: BackendKind) {
-    let mut h = Harness::new(kind);
-    let (_, addr) = h.listen("127.0.0.1:0");
-    let mut peer = client(addr);
-    let conn = h.accept(1)[0];
-    h.r.events_handled();
-    let finished = |h: &Harness, wake: Box<dyn FnOnce()>| {
-        let mut waiter = h.r.backend().blocking_wait();
-        let blocked = thread::spawn(move || {
-            waiter.block(Some(Duration::from_secs(5))).unwrap();
-            waiter
-        });
-        thread::sleep(Duration::from_millis(50));
-        wake();
-        blocked.join().unwrap()
-    };
-
-    let say = |msg: &'static [u8]| -> Box<dyn FnOnce()> {
-        let mut to = peer.try_clone().unwrap();
-        Box::new(move || send(&mut to, msg))
-    };
-    let waiter = finished(&h, say(b"handed"));
-    let mut ready = Vec::new();
-    let handed = waiter.ready(&mut ready);
-    assert_eq!(handed, kind != BackendKind::Mio, "{kind:?} hands its readiness over");
-    if handed {
-        assert!(matches!(ready.as_slice(), [r] if r.token == conn && r.readable), "{ready:?}");
-    }
-    h.r.hand_over(waiter);
-    let events = h.turn(Duration::ZERO);
-    assert!(matches!(events.as_slice(), [Ev::Data { conn: c, data }] if *c == conn && data == b"handed"), "{events:?}");
-
-    // Stale: what it found was read by a turn since.
-    let waiter = finished(&h, say(b"read first"));
-    let events = h.turn(Duration::ZERO);
-    assert!(matches!(events.as_slice(), [Ev::Data { data, .. }] if data == b"read first"), "{events:?}");
-    h.r.hand_over(waiter);
-    assert!(h.turn(Duration::ZERO).is_empty(), "a stale readiness delivered something");
-
-    // Woken, with nothing ready.
-    let waker = h.r.backend().waker();
-    let waiter = finished(&h, Box::new(move || waker.wake().unwrap()));
-    assert!(!waiter.ready(&mut Vec::new()), "a woken wait handed readiness over");
-    h.r.hand_over(waiter);
-    assert!(h.turn(Duration::ZERO).is_empty());
-    send(&mut peer, b"still served");
-    let events = h.turn(Duration::from_secs(2));
-    assert!(matches!(events.as_slice(), [Ev::Data { data, .. }] if data == b"still served"), "{events:?}");
 }
 
 // An idle reactor (listener, open connection, UDP socket) sleeps for its

@@ -42,12 +42,7 @@ pub enum Wakeup {
         /// Writes `pipe` as the waiter does when something is ready.
         #[cfg(unix)]
         notify: Arc<muxnet_core::PipeWaker>,
-        /// The reactor's interest changes the armed wait has seen (a
-        /// change interrupts it); `None` when not armed.
         armed_at: Option<u64>,
-        /// Its interest changes when the wait was armed: while still the
-        /// reactor's, the finished wait's readiness is current.
-        snapshot_of: u64,
     },
 }
 
@@ -191,7 +186,7 @@ impl State {
         // A full pipe already says "ready"; an error has no one to go to.
         let waiter = Waiter::spawn(waker, Box::new(move || drop(muxnet_core::Wake::wake(&*waiter_notify)))).map_err(waiter_failed)?;
         let watch = crate::wake::fd_watch::FdWatch::start(env, pipe.read_fd(), turn).map_err(setup_napi)?;
-        Ok((watch, Wakeup::Thread { waiter, pipe, notify, armed_at: None, snapshot_of: 0 }))
+        Ok((watch, Wakeup::Thread { waiter, pipe, notify, armed_at: None }))
     }
 
     #[cfg(windows)]
@@ -199,7 +194,7 @@ impl State {
         let waker = state.borrow().reactor.backend().waker();
         let watch = crate::wake::thread_wake::ThreadWake::start(env, Box::new(Turn(state.clone()))).map_err(setup_napi)?;
         let waiter = Waiter::spawn(waker, watch.notifier()).map_err(|e| setup_io("cannot start the waiter thread", &e))?;
-        Ok((watch, Wakeup::Thread { waiter, armed_at: None, snapshot_of: 0 }))
+        Ok((watch, Wakeup::Thread { waiter, armed_at: None }))
     }
 
     pub fn set_ref(&self, on: bool) {
@@ -256,12 +251,6 @@ impl State {
         let bytes = js.slab.bytes()?.ok_or_else(|| napi::Error::from_reason("read slab detached"))?;
         let mut space = ReadSpace::new(bytes, used);
         self.events.clear();
-        if let Wakeup::Thread { waiter, snapshot_of, .. } = &self.wakeup {
-            // Armed on the interest set the reactor still has: what the waiter found is current.
-            if let Some(finished) = waiter.take_finished().filter(|_| *snapshot_of == self.reactor.interest_changes()) {
-                self.reactor.hand_over(finished);
-            }
-        }
         let result = self.reactor.turn(&mut space, &mut self.events, Some(Duration::ZERO));
         js.slab.used = space.pos();
         encode(&self.events, result.err(), &mut self.words, &mut self.peers, &mut self.hosts);
@@ -369,7 +358,7 @@ impl State {
                 // the waiter cost a second scan of every socket and a thread hop a turn.
                 let _ = muxnet_core::Wake::wake(&**notify);
             }
-            Wakeup::Thread { waiter, armed_at, snapshot_of, .. } => {
+            Wakeup::Thread { waiter, armed_at, .. } => {
                 if armed_at.is_none() {
                     #[cfg(windows)]
                     if pending {
@@ -377,7 +366,6 @@ impl State {
                     }
                     waiter.arm(self.reactor.backend().blocking_wait(), self.reactor.wait_limit());
                     *armed_at = Some(changes);
-                    *snapshot_of = changes;
                 }
             }
         }

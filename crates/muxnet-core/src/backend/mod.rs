@@ -80,18 +80,6 @@ pub trait Wake: Send + Sync {
 /// since level-triggered backends block on a copy of the interest set.
 pub trait BlockingWait: Send {
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()>;
-    /// After `block`: appends the sockets it found ready, as a `wait` of
-    /// the backend would report them, and returns true — for an owner whose
-    /// interest set is still the snapshot's, a second scan of every socket
-    /// saved (see [`crate::Reactor::hand_over`]). Level-triggered, what was
-    /// ready still is, or costs a read or write that finds `WouldBlock`.
-    /// False, with nothing appended, when `block` found no socket ready,
-    /// failed, or was woken by the backend's [`Wake`] (whose pipe a `wait`
-    /// drains); and for backends whose readiness is handed over otherwise
-    /// (mio's stash).
-    fn ready(&self, _out: &mut Vec<Readiness>) -> bool {
-        false
-    }
 }
 
 /// A readiness multiplexer over non-blocking sockets: what every backend has.

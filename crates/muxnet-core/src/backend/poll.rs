@@ -118,7 +118,21 @@ impl Backend for PollBackend {
         if self.fds[0].revents != 0 {
             self.pipe.drain();
         }
-        readiness(&self.fds, &self.tokens, out);
+        for (pfd, &token) in self.fds.iter().zip(&self.tokens).skip(1) {
+            let r = pfd.revents;
+            if r == 0 {
+                continue;
+            }
+            let error = r & (libc::POLLERR | libc::POLLNVAL) != 0;
+            out.push(Readiness {
+                token,
+                readable: r & (libc::POLLIN | libc::POLLHUP) != 0 || error,
+                writable: r & libc::POLLOUT != 0 || error,
+                error,
+                hup: r & libc::POLLHUP != 0,
+                ended: r & libc::POLLHUP != 0,
+            });
+        }
         Ok(())
     }
 
@@ -131,52 +145,17 @@ impl Backend for PollBackend {
     }
 }
 
-/// Appends what `poll(2)` reported in `fds` (past the self-pipe at 0), each as `tokens`' token.
-fn readiness(fds: &[libc::pollfd], tokens: &[Token], out: &mut Vec<Readiness>) {
-    for (pfd, &token) in fds.iter().zip(tokens).skip(1) {
-        let r = pfd.revents;
-        if r == 0 {
-            continue;
-        }
-        let error = r & (libc::POLLERR | libc::POLLNVAL) != 0;
-        out.push(Readiness {
-            token,
-            readable: r & (libc::POLLIN | libc::POLLHUP) != 0 || error,
-            writable: r & libc::POLLOUT != 0 || error,
-            error,
-            hup: r & libc::POLLHUP != 0,
-            ended: r & libc::POLLHUP != 0,
-        });
-    }
-}
-
 impl Blockable for PollBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
-        Box::new(PollSnapshot { fds: self.fds.clone(), tokens: self.tokens.clone(), found: 0 })
+        Box::new(PollSnapshot(self.fds.clone()))
     }
 }
 
 /// The interest list as it was when the waiter was armed.
-struct PollSnapshot {
-    fds: Vec<libc::pollfd>,
-    tokens: Vec<Token>,
-    /// How many fds the last `block` found ready.
-    found: usize,
-}
+struct PollSnapshot(Vec<libc::pollfd>);
 
 impl BlockingWait for PollSnapshot {
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.found = 0;
-        self.found = sys::poll(&mut self.fds, timeout)?;
-        Ok(())
-    }
-
-    fn ready(&self, out: &mut Vec<Readiness>) -> bool {
-        // The self-pipe: woken, not ready (a `wait` drains it).
-        if self.found == 0 || self.fds[0].revents != 0 {
-            return false;
-        }
-        readiness(&self.fds, &self.tokens, out);
-        true
+        sys::poll(&mut self.0, timeout).map(drop)
     }
 }

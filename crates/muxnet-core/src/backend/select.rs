@@ -12,7 +12,6 @@ use super::sys::{self, FdSet, SelfPipe};
 use super::{Backend, Blockable, BlockingWait, Interest, Readiness, Token, Wake};
 use crate::socket::Socket;
 
-#[derive(Clone, Copy)]
 struct Entry {
     fd: RawFd,
     token: Token,
@@ -119,7 +118,15 @@ impl Backend for SelectBackend {
         if sets.read.contains(self.pipe.read_fd()) {
             self.pipe.drain();
         }
-        sets.readiness(&self.entries, out);
+        for e in &self.entries {
+            let readable = sets.read.contains(e.fd);
+            let writable = sets.write.contains(e.fd);
+            if readable || writable {
+                // select folds errors into readability; the reactor finds
+                // them when it reads or checks SO_ERROR.
+                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false, ended: false });
+            }
+        }
         Ok(())
     }
 
@@ -138,7 +145,7 @@ impl Backend for SelectBackend {
 
 impl Blockable for SelectBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
-        Box::new(SelectSnapshot { sets: self.sets(), entries: self.entries.clone(), pipe: self.pipe.read_fd(), found: 0 })
+        Box::new(self.sets())
     }
 }
 
@@ -153,44 +160,10 @@ impl SelectSets {
     fn select(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         sys::select(self.nfds, &mut self.read, &mut self.write, timeout)
     }
-
-    /// Appends the `entries` that `select` left in the sets.
-    fn readiness(&self, entries: &[Entry], out: &mut Vec<Readiness>) {
-        for e in entries {
-            let readable = self.read.contains(e.fd);
-            let writable = self.write.contains(e.fd);
-            if readable || writable {
-                // select folds errors into readability; the reactor finds
-                // them when it reads or checks SO_ERROR.
-                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false, ended: false });
-            }
-        }
-    }
 }
 
-/// The sets as they were when the waiter was armed, and whose they are.
-struct SelectSnapshot {
-    sets: SelectSets,
-    entries: Vec<Entry>,
-    /// The backend's self-pipe.
-    pipe: RawFd,
-    /// How many fds the last `block` found ready.
-    found: usize,
-}
-
-impl BlockingWait for SelectSnapshot {
+impl BlockingWait for SelectSets {
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.found = 0;
-        self.found = self.sets.select(timeout)?;
-        Ok(())
-    }
-
-    fn ready(&self, out: &mut Vec<Readiness>) -> bool {
-        // The self-pipe: woken, not ready (a `wait` drains it).
-        if self.found == 0 || self.sets.read.contains(self.pipe) {
-            return false;
-        }
-        self.sets.readiness(&self.entries, out);
-        true
+        self.select(timeout).map(drop)
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use stream::Failure;
 
-use crate::backend::{Backend, BackendKind, BlockingWait, Interest, Readiness, Token};
+use crate::backend::{Backend, BackendKind, Interest, Readiness, Token};
 use crate::connection::Connection;
 use crate::socket::{os_errno, Address, Socket, Stream};
 use crate::stats::Stats;
@@ -386,8 +386,6 @@ pub struct Reactor {
     /// of the scan, and a slow batch must not pass for quick because of it.
     scans: [Duration; 4],
     scan_at: usize,
-    /// A waiter's finished wait, for the next turn (see [`Reactor::hand_over`]).
-    handed: Option<Box<dyn BlockingWait>>,
 }
 
 /// A batch of events its owner took this long or longer to handle says the
@@ -428,7 +426,6 @@ impl Reactor {
             turn_ended: None,
             scans: [Duration::ZERO; 4],
             scan_at: 0,
-            handed: None,
             config,
         }
     }
@@ -539,15 +536,6 @@ impl Reactor {
     /// limit): a pipe that cannot be watched is asked again after it.
     pub fn wait_limit(&self) -> Option<Duration> {
         (!self.poll_sources.is_empty()).then_some(SOURCE_RETRY)
-    }
-
-    /// Gives the next [`Reactor::turn`] a finished [`BlockingWait`] of this
-    /// reactor's backend, armed when [`Reactor::interest_changes`] was what
-    /// it is now: the turn takes the readiness it found instead of scanning
-    /// every socket again (`poll`, `select`: with 8 000 idle sockets a scan
-    /// costs milliseconds, and a waiter thread's wake-up paid two).
-    pub fn hand_over(&mut self, finished: Box<dyn BlockingWait>) {
-        self.handed = Some(finished);
     }
 
     /// Grows whenever the backend's interest set changes: a waiter blocked
@@ -704,14 +692,11 @@ impl Reactor {
         ready.clear();
         self.counters.waits += 1;
         // Only a wait that cannot block times the scan alone.
-        let handed = self.handed.take();
-        if !handed.is_some_and(|finished| finished.ready(&mut ready)) {
-            let scan_started = (self.backend.waits_scan_every_socket() && timeout == Some(Duration::ZERO)).then(Instant::now);
-            self.backend.wait(&mut ready, timeout)?;
-            if let Some(started) = scan_started {
-                self.scans[self.scan_at] = started.elapsed();
-                self.scan_at = (self.scan_at + 1) % self.scans.len();
-            }
+        let scan_started = (self.backend.waits_scan_every_socket() && timeout == Some(Duration::ZERO)).then(Instant::now);
+        self.backend.wait(&mut ready, timeout)?;
+        if let Some(started) = scan_started {
+            self.scans[self.scan_at] = started.elapsed();
+            self.scan_at = (self.scan_at + 1) % self.scans.len();
         }
         // Fairness when a turn cannot serve everyone: what waited goes
         // first, then the backend's fresh readiness, then what this turn

@@ -4,10 +4,8 @@
 //! calls `notify` (a pipe write that a libuv watch sees, or a threadsafe
 //! function on Windows). The JS thread then does the I/O itself and
 //! re-arms: the thread never touches a socket, and the I/O path takes no
-//! lock. The finished wait goes back to the JS thread (`take_finished`): its
-//! readiness spares the turn a second scan of every socket.
+//! lock.
 
-use std::cell::Cell;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -22,16 +20,10 @@ pub struct Waiter {
     wake: Arc<dyn Wake>,
     /// Whether the thread is inside `block`, told when it comes out.
     blocking: Arc<(Mutex<bool>, Condvar)>,
-    /// The last wait `block` returned from.
-    finished: Arc<Mutex<Option<Finished>>>,
-    /// The number of the last arming.
-    armed: Cell<u64>,
 }
 
-/// An arming's number, a snapshot to block on, and the longest to block (`None`: until ready).
-type Armed = (u64, Box<dyn BlockingWait>, Option<Duration>);
-/// A wait `block` returned from, by its arming's number.
-type Finished = (u64, Box<dyn BlockingWait>);
+/// A snapshot to block on, and the longest to block (`None`: until ready).
+type Armed = (Box<dyn BlockingWait>, Option<Duration>);
 
 /// How long [`Waiter::leave_block`] waits at most: an interrupted wait
 /// returns at once, so this bounds only a thread the OS does not run.
@@ -42,43 +34,30 @@ impl Waiter {
         let (arm, armed) = mpsc::channel::<Armed>();
         let blocking = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = blocking.clone();
-        let finished = Arc::new(Mutex::new(None));
-        let done = finished.clone();
         let thread = std::thread::Builder::new().name("muxnet-waiter".into()).spawn(move || {
             let set = |on: bool| {
                 // A poisoned flag still holds a bool; nothing panics while holding it.
                 *flag.0.lock().unwrap_or_else(|e| e.into_inner()) = on;
                 flag.1.notify_all();
             };
-            for (number, mut wait, limit) in armed {
+            for (mut wait, limit) in armed {
                 set(true);
                 // An error (an fd closed under the snapshot) is reported
                 // like readiness, and so is the limit passing: the JS
                 // thread's own wait sorts it out.
                 let _ = wait.block(limit);
                 set(false);
-                // Before the notification, which the JS thread's take follows.
-                *done.lock().unwrap_or_else(|e| e.into_inner()) = Some((number, wait));
                 notify();
             }
         })?;
-        Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, blocking, finished, armed: Cell::new(0) })
+        Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, blocking })
     }
 
     pub fn arm(&self, wait: Box<dyn BlockingWait>, limit: Option<Duration>) {
         if let Some(arm) = &self.arm {
-            let number = self.armed.get() + 1;
-            self.armed.set(number);
             // Fails only if the thread is gone, which `Drop` alone causes.
-            let _ = arm.send((number, wait, limit));
+            let _ = arm.send((wait, limit));
         }
-    }
-
-    /// The last arming's wait, once `block` has returned from it (an
-    /// earlier arming's is dropped).
-    pub fn take_finished(&self) -> Option<Box<dyn BlockingWait>> {
-        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner()).take();
-        finished.filter(|(number, _)| *number == self.armed.get()).map(|(_, wait)| wait)
     }
 
     /// Makes an armed wait return now (its snapshot is stale).
