@@ -152,7 +152,8 @@ describe('chat commands and limits', () => {
     const server = await start();
     const mallory = await join(server, 'mallory');
     const other = await join(server, 'other');
-    for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice']) {
+    // …and blank letters (found 2026-12-06: a Hangul filler or a blank Braille pattern made 'alice ').
+    for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice', 'alice\u3164', 'alice\u2800', '\uffa0', 'a\u115f']) {
       expect(await mallory.ask(`/nick ${nick}`, /^(NICK|ERROR)/)).toBe('ERROR nick may not contain spaces, control or invisible characters');
     }
     // Bidi marks go from every line, a command's too: what is left is what others see.
@@ -160,6 +161,10 @@ describe('chat commands and limits', () => {
     mallory.say('cheap \u202eexe.gpj\u202c and \u2067isolated\u2069 \u200fmark, family \u{1f468}\u200d\u{1f469}\u200d\u{1f467}');
     await waitFor(() => other.chat().length === 1, 'the line relayed');
     expect(other.chat()[0]).toMatch(/ecila: cheap exe\.gpj and isolated mark, family \u{1f468}\u200d\u{1f469}\u200d\u{1f467}$/u);
+    // A line separator would start a forged line in a client that breaks lines at it.
+    mallory.say('hi\u2028[10:00:00] <admin> reboot\u2029now');
+    await waitFor(() => other.chat().length === 2, 'the second line relayed');
+    expect(other.chat()[1]).toMatch(/ecila: hi \[10:00:00\] <admin> reboot now$/);
   });
 
   it('rate-limits a flood with a warning, then a disconnect; strips control characters', async () => {

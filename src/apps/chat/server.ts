@@ -89,21 +89,25 @@ export function timestamp(now = Date.now()): string {
 /**
  * Control characters never reach other clients, nor the marks that turn
  * text right to left (an override makes what follows it read backwards on
- * the receiver's terminal: `\u202e` before a word); a tab becomes a space.
- * Joiners stay (emoji sequences need them).
+ * the receiver's terminal: `\u202e` before a word); a tab becomes a space,
+ * and so do the line and paragraph separators (a client that breaks lines
+ * at them, as JavaScript's `^`/`$` and many editors do, would show the rest
+ * as a line of its own: a forged `<admin>` line). Joiners stay (emoji
+ * sequences need them).
  */
 export function sanitize(text: string): string {
-  return text.replace(/\t/g, ' ').replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '');
+  return text.replace(/[\t\u2028\u2029]/g, ' ').replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '');
 }
 
 /**
  * 1–32 characters, no spaces, control characters or invisible ones (format
  * characters: a bidi override or a zero-width space makes a nick that looks
- * like another's), not a guest's name.
+ * like another's; so do the blank letters — Hangul fillers, which Unicode
+ * calls default-ignorable — and the blank Braille pattern), not a guest's name.
  */
 export function nickError(nick: string): string | undefined {
   if (nick.length < 1 || [...nick].length > MAX_NICK) return `nick must be 1-${MAX_NICK} characters`;
-  if (/[\s\p{Cc}\p{Cf}]/u.test(nick)) return 'nick may not contain spaces, control or invisible characters';
+  if (/[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]/u.test(nick)) return 'nick may not contain spaces, control or invisible characters';
   // Members taking the names a server gives its next guests made each of those a chain of
   // renames (in a cluster, a Redis round trip each).
   if (/^guest\d+(\.|$)/i.test(nick)) return 'nicks guestN and guestN.NODE are kept for guests';
