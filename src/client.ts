@@ -22,7 +22,9 @@
  * after a break is the last message handed over plus what the kernel's
  * send buffer still held.
  */
+import { lookup as dnsLookup, type LookupAllOptions, type LookupAddress } from 'node:dns';
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { connect as fastConnect, type Connection } from './fast';
 import { codedError, invalidArgType, invalidArgValue, systemError, uvErrno, type SystemError } from './errors';
 import { resolveBackend, validateHost, validateInteger, validateObject, validatePort, type BackendName } from './options';
@@ -54,9 +56,19 @@ export interface HeartbeatOptions {
   timeout: number;
 }
 
+/** A `dns.lookup` with `{ all: true }` (the one `connect` takes, as node:net's `lookup` option). */
+export type LookupAll = (hostname: string, options: LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
 export interface ClientOptions {
   port?: number;
+  /**
+   * An IP address, `localhost` (127.0.0.1), or a host name: looked up at
+   * each attempt (so a reconnect follows a name that moved), its addresses
+   * tried in turn within `connectTimeout` (default 127.0.0.1).
+   */
   host?: string;
+  /** Looks a host name up (default `dns.lookup`). */
+  lookup?: LookupAll;
   /** A Unix-domain socket path instead of a port. */
   path?: string;
   backend?: BackendName;
@@ -226,6 +238,12 @@ export class Client extends EventEmitter {
   /** The connection was dropped by us, for this reason. */
   private dropCause: Error | undefined;
   private readonly target: { port?: number; host: string; path?: string; backend: BackendName; noDelay: boolean };
+  /** The host is a name, looked up with this at each attempt. */
+  private readonly lookup: LookupAll | undefined;
+  /** The lookup this attempt waits for (a later answer of an abandoned one is ignored). */
+  private lookingUp: object | undefined;
+  /** This attempt's addresses not tried yet (a name's, after the one dialled). */
+  private untried: string[] = [];
   private readonly connectTimeout: number;
   private readonly idleTimeout: number;
   private readonly heartbeat: ReturnType<typeof validateHeartbeat>;
@@ -239,7 +257,10 @@ export class Client extends EventEmitter {
     const path = o.path;
     if (path !== undefined && (typeof path !== 'string' || path === '')) throw invalidArgValue('options.path', path, 'must be a non-empty path');
     const port = path === undefined ? validatePort(o.port, 'options.port', false) : undefined;
-    this.target = { port, path, host: validateHost(o.host), backend: resolveBackend(o.backend), noDelay: o.noDelay !== false };
+    const named = path === undefined && typeof o.host === 'string' && o.host !== '' && o.host !== 'localhost' && isIP(o.host.replace(/^\[(.*)\]$/, '$1')) === 0;
+    if (o.lookup !== undefined && typeof o.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', o.lookup);
+    this.lookup = named ? (o.lookup ?? (dnsLookup as LookupAll)) : undefined;
+    this.target = { port, path, host: named ? (o.host as string) : validateHost(o.host), backend: resolveBackend(o.backend), noDelay: o.noDelay !== false };
     this.connectTimeout = validateInteger(o.connectTimeout, 'options.connectTimeout', 10_000, 1, MAX_MS);
     this.idleTimeout = validateInteger(o.idleTimeout, 'options.idleTimeout', 0, 0, MAX_MS);
     this.heartbeat = validateHeartbeat(o.heartbeat);
@@ -369,24 +390,65 @@ export class Client extends EventEmitter {
     }
   }
 
+  /** One attempt, under one deadline: the lookup (for a name), then each address in turn. */
   private dial(): void {
+    this.dropCause = undefined;
+    this.connectTimer = setTimeout(() => this.attemptTimedOut(), this.connectTimeout);
+    const lookup = this.lookup;
+    if (lookup === undefined) return this.dialNext(this.target.host);
+    const ticket = {};
+    this.lookingUp = ticket;
+    const answered = (err: Error | null, found?: LookupAddress[]) => {
+      if (this.lookingUp !== ticket) return;
+      this.lookingUp = undefined;
+      const addresses = Array.isArray(found) ? found.map((a) => String(a?.address)) : [];
+      if (!err && addresses.length === 0) err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${this.target.host}`), { code: 'ENOTFOUND', syscall: 'getaddrinfo', hostname: this.target.host });
+      if (err) return this.attemptFailed(err);
+      this.untried = addresses;
+      this.dialNext(this.untried.shift()!);
+    };
+    try {
+      lookup(this.target.host, { all: true }, answered);
+    } catch (err) {
+      // A lookup of the user's that throws fails the attempt, as one that calls back an error.
+      answered(err as Error);
+    }
+  }
+
+  /** Connects to `host` (or the path), or, refused at once, to the attempt's next address. */
+  private dialNext(host: string): void {
     const t = this.target;
     let conn: Connection;
     try {
-      conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host: t.host, backend: t.backend, noDelay: t.noDelay }, {
+      conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host, backend: t.backend, noDelay: t.noDelay }, {
         onOpen: () => this.onOpen(conn),
         onData: (_, chunk) => this.onData(chunk),
         onDrain: () => (this.touch(), this.flushQueue()),
         onClose: (_, err) => this.onClose(conn, err),
       });
     } catch (err) {
-      // Refused at once (no socket file, no route, out of fds): a failed
-      // connect like any other, retried or reported — never thrown from a timer.
-      return this.lost(err as Error);
+      // Refused at once (no socket file, no route, out of fds, a lookup's bad
+      // address): a failed connect like any other, retried or reported — never
+      // thrown from a timer.
+      if (this.untried.length > 0) return this.dialNext(this.untried.shift()!);
+      return this.attemptFailed(err as Error);
     }
     this.conn = conn;
-    this.dropCause = undefined;
-    this.connectTimer = setTimeout(() => this.drop(conn, timedOut('connect', this.target)), this.connectTimeout);
+  }
+
+  /** The attempt's deadline passed: in its lookup, or connecting. */
+  private attemptTimedOut(): void {
+    const cause = timedOut('connect', this.target);
+    if (this.conn) return this.drop(this.conn, cause);
+    this.attemptFailed(cause);
+  }
+
+  /** The attempt failed with no connection open: retried or reported. */
+  private attemptFailed(err: Error): void {
+    clearTimeout(this.connectTimer);
+    this.lookingUp = undefined;
+    this.untried = [];
+    this.lost(err);
   }
 
   private onOpen(conn: Connection): void {
@@ -452,8 +514,11 @@ export class Client extends EventEmitter {
 
   private onClose(conn: Connection, err: Error | undefined): void {
     if (conn !== this.conn) return;
-    this.stopTimers();
     this.conn = undefined;
+    // An address of a name's that failed to connect: the next, within the attempt's deadline.
+    if (this.stateName === 'connecting' && this.dropCause === undefined && this.untried.length > 0) return this.dialNext(this.untried.shift()!);
+    this.untried = [];
+    this.stopTimers();
     const unsent = this.closingUnsent;
     this.closingUnsent = undefined;
     // Ended by close(): its bytes went out (or the cause says why not).
@@ -490,6 +555,8 @@ export class Client extends EventEmitter {
   private stop(): void {
     this.stopTimers();
     clearTimeout(this.retryTimer);
+    this.lookingUp = undefined;
+    this.untried = [];
     this.stateName = 'closed';
   }
 

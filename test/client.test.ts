@@ -6,9 +6,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
+import { backoffDelay, connect, type ClosedEvent, type LookupAll, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
-import { BACKENDS, downPort, fixtureJson, hangingPort, sleep, waitFor } from './helpers';
+import { BACKENDS, downPort, fixtureJson, hangingPort, loopbackName, sleep, waitFor } from './helpers';
 
 const closed = (client: ReturnType<typeof connect>) => new Promise<ClosedEvent>((r) => client.once('closed', r));
 
@@ -485,10 +485,116 @@ describe('muxnet/client', () => {
   });
 
   it('validates its options with Node-style errors', () => {
+    expect(() => connect({ port: 1, host: 'example.test', lookup: 'dns' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => connect({} as never)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }));
     expect(() => connect({ port: 1, reconnect: { jitter: 2 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => connect({ port: 1, heartbeat: { message: 'x', interval: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => connect({ port: 1, connectTimeout: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+});
+
+// Found 2026-12-06 (a note's list): it took IP addresses only, so a name was looked up once by
+// its user and a reconnect never followed it to a new address; `chat connect` tried a name's
+// first address only.
+describe('muxnet/client with a host name', () => {
+  /** A lookup of `name` answering what `answers()` gives at each call, and counting them. */
+  function scripted(answers: () => string[]) {
+    const asked: string[] = [];
+    const lookup: LookupAll = (hostname, _options, callback) => {
+      asked.push(hostname);
+      setImmediate(() => callback(null, answers().map((address) => ({ address, family: 4 }))));
+    };
+    return { lookup, asked };
+  }
+
+  it("tries the name's addresses in turn within one attempt: a refused one is passed over", async () => {
+    const server = echoServer(0);
+    // Nothing listens on 127.0.0.2 at that port: refused; then 127.0.0.1.
+    const { lookup, asked } = scripted(() => ['127.0.0.2', '127.0.0.1']);
+    const client = connect({ host: 'echo.test', port: server.port, lookup, reconnect: { initialDelay: 10 } });
+    const retried: ReconnectingEvent[] = [];
+    client.on('reconnecting', (e) => retried.push(e));
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    expect([conn.remoteAddress, asked, retried.length]).toEqual(['127.0.0.1', ['echo.test'], 0]);
+    const done = closed(client);
+    client.close();
+    await done;
+    server.close();
+  });
+
+  it('looks the name up again at each reconnect: it follows the server to its new address', async () => {
+    let at = '127.0.0.1';
+    const first = echoServer(0);
+    const port = first.port;
+    const { lookup, asked } = scripted(() => [at]);
+    const client = connect({ host: 'moving.test', port, lookup, reconnect: { initialDelay: 10, maxDelay: 20 } });
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    expect(conn.remoteAddress).toBe('127.0.0.1');
+    // The server moves: the old address closes, the name now says 127.0.0.3.
+    const second = listen({ port, host: '127.0.0.3' }, { onData: (c, chunk) => c.write(chunk) });
+    at = '127.0.0.3';
+    first.close();
+    conn.destroy();
+    const moved = await new Promise<Connection>((r) => client.once('open', r));
+    expect(moved.remoteAddress).toBe('127.0.0.3');
+    expect(asked.length).toBeGreaterThanOrEqual(2);
+    client.send('still here');
+    const echoed = await new Promise<Buffer>((r) => client.once('data', r));
+    expect(echoed.toString()).toBe('still here');
+    const done = closed(client);
+    client.close();
+    await done;
+    second.close();
+  });
+
+  it('a name that does not resolve is a failed attempt (retried, or the cause with reconnect: false); every address refused, the last one says why', async () => {
+    const client = connect({ host: 'nothing.invalid', port: 1, reconnect: false });
+    const { cause } = await closed(client);
+    expect((cause as NodeJS.ErrnoException).code).toMatch(/^(ENOTFOUND|EAI_AGAIN)$/);
+    expect((cause as NodeJS.ErrnoException).syscall).toBe('getaddrinfo');
+    const port = await downPort();
+    const refused = scripted(() => ['127.0.0.2', '127.0.0.1']);
+    const both = connect({ host: 'down.test', port, lookup: refused.lookup, reconnect: { initialDelay: 5, maxRetries: 1 } });
+    const retried = new Promise<ReconnectingEvent>((r) => both.once('reconnecting', r));
+    expect(((await retried).cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    const gaveUp = await closed(both);
+    expect([(gaveUp.cause as NodeJS.ErrnoException).code, refused.asked.length]).toEqual(['ECONNREFUSED', 2]);
+  });
+
+  it('a lookup that never answers fails the attempt at connectTimeout; close() while looking up stays closed; a late answer connects nothing', async () => {
+    let accepted = 0;
+    const server = net.createServer((s) => (accepted++, s.destroy()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const late: Array<() => void> = [];
+    const lookup: LookupAll = (_hostname, _options, callback) => void late.push(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
+    const slow = connect({ host: 'slow.test', port, lookup, connectTimeout: 50, reconnect: false });
+    const { cause } = await closed(slow);
+    expect([(cause as NodeJS.ErrnoException).code, (cause as NodeJS.ErrnoException).syscall]).toEqual(['ETIMEDOUT', 'connect']);
+    const closing = connect({ host: 'slow.test', port, lookup });
+    await new Promise((r) => closing.once('connecting', r));
+    await waitFor(() => late.length === 2, 'the second lookup');
+    const done = closed(closing);
+    closing.close();
+    expect((await done).cause).toBeUndefined();
+    for (const answer of late) answer();
+    await sleep(100);
+    expect([slow.state, closing.state, accepted]).toEqual(['closed', 'closed', 0]);
+    server.close();
+  });
+
+  it('takes a real name through dns.lookup', async (ctx) => {
+    const name = await loopbackName();
+    // Said, not passed quietly: this machine has no name for 127.0.0.1 but localhost.
+    if (!name) return ctx.skip();
+    const server = echoServer(0);
+    const client = connect({ host: name, port: server.port });
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    expect(conn.remoteAddress).toBe('127.0.0.1');
+    const done = closed(client);
+    client.close();
+    await done;
+    server.close();
   });
 });
 

@@ -16,6 +16,7 @@ import { FrameDecoder } from '../../fast';
 import { sanitize, takeToken } from './server';
 
 export interface ClientOptions {
+  /** An IP address; over TCP a host name too (looked up again at each reconnect). */
   host: string;
   port: number;
   nick?: string;

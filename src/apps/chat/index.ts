@@ -78,8 +78,11 @@ export async function runChat(argv: string[]): Promise<void> {
     // Each is one kind's: given to the other, it would be ignored without a word.
     if (values.udp && values.rate !== undefined) throw new UsageError('--rate: the UDP chat is not paced (it is for TCP)');
     if (!values.udp && values.interval !== undefined) throw new UsageError('--interval: the heartbeat period of the UDP chat (--udp); a TCP connection has none of its own');
+    // A name that does not resolve ends it at once; over TCP the name itself goes to
+    // muxnet/client, which looks it up again at each reconnect and tries each address.
+    const address = await resolveHost(host);
     return runClient({
-      host: await resolveHost(host),
+      host: values.udp ? address : host,
       port,
       nick: values.nick,
       udp: values.udp,
