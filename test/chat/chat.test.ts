@@ -195,6 +195,14 @@ describe('chat commands and limits', () => {
     await waitFor(() => slow.lines.includes('ERROR rate limit: at most 0.4 lines/s; slow down'), 'the second line refused');
     await waitFor(() => other.chat().length === 1, 'the one line relayed');
     expect(other.chat()[0]).toMatch(/: one in a while$/);
+    // A few pasted lines are dropped, not taken for a flood (a burst of one cut off the third, a
+    // review found); a flood is: past ten dropped in a row.
+    for (const line of ['pasted 1', 'pasted 2', 'pasted 3', 'pasted 4']) slow.say(line);
+    await sleep(200);
+    expect([slow.closed, slow.lines.includes('ERROR flooding; disconnected')]).toEqual([false, false]);
+    for (let i = 0; i < 10; i++) slow.say(`flood ${i}`);
+    await waitFor(() => slow.closed, 'the flood disconnected');
+    expect(slow.lines.at(-1)).toBe('ERROR flooding; disconnected');
     for (const bad of [{ rate: 0 }, { rate: Infinity }, { rate: '5' as never }, { rate: 1, burst: 0.5 }, { burst: NaN }]) {
       expect(() => new ChatServer(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     }

@@ -79,6 +79,12 @@ const MAX_NICK = 32;
 const MAX_OVERSIZE = 3;
 /** Names an announcement lists before `and N others`, and kinds of event before `and N more`. */
 const MAX_NAMED = 10;
+/**
+ * Lines a flooding member may have dropped in a row before it is cut off,
+ * at the fewest (else its burst): a slow rate's burst of one cut off a
+ * member who pasted three lines.
+ */
+const FLOOD_GRACE = 10;
 const HELP = 'HELP /nick NAME · /join ROOM · /leave · /rooms · /who · /msg NICK text · /me action · /ping · /quit · /help';
 
 /** `2026-11-22T10:00:00Z`: the server's clock, to the second. */
@@ -503,7 +509,7 @@ export class ChatServer {
       m.dropped = 0;
       this.send(m, `ERROR rate limit: at most ${rate} lines/s; slow down`);
     }
-    if (++m.dropped > burst) this.drop(m, 'ERROR flooding; disconnected');
+    if (++m.dropped > Math.max(burst, FLOOD_GRACE)) this.drop(m, 'ERROR flooding; disconnected');
     return false;
   }
 
