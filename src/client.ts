@@ -22,9 +22,9 @@
  * after a break is the last message handed over plus what the kernel's
  * send buffer still held.
  */
-import { lookup as dnsLookup, type LookupAllOptions, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { connect as fastConnect, type Connection } from './fast';
 import { codedError, invalidArgType, invalidArgValue, systemError, uvErrno, type SystemError } from './errors';
 import { resolveBackend, validateHost, validateInteger, validateObject, validatePort, type BackendName } from './options';
@@ -56,9 +56,6 @@ export interface HeartbeatOptions {
   timeout: number;
 }
 
-/** A `dns.lookup` with `{ all: true }` (the one `connect` takes, as node:net's `lookup` option). */
-export type LookupAll = (hostname: string, options: LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
-
 export interface ClientOptions {
   port?: number;
   /**
@@ -67,8 +64,15 @@ export interface ClientOptions {
    * tried in turn within `connectTimeout` (default 127.0.0.1).
    */
   host?: string;
-  /** Looks a host name up (default `dns.lookup`). */
-  lookup?: LookupAll;
+  /** Looks a host name up, called with `{ all: true }` (default `dns.lookup`; node:net's option). */
+  lookup?: LookupFunction | null;
+  /**
+   * Of a name's several addresses, each but the last is given up for the
+   * next after this many ms (default 250, at least 10: node:net's
+   * `autoSelectFamilyAttemptTimeout`): one that hangs (an IPv6 address
+   * with no route) does not take the whole attempt.
+   */
+  addressTimeout?: number;
   /** A Unix-domain socket path instead of a port. */
   path?: string;
   backend?: BackendName;
@@ -239,11 +243,16 @@ export class Client extends EventEmitter {
   private dropCause: Error | undefined;
   private readonly target: { port?: number; host: string; path?: string; backend: BackendName; noDelay: boolean };
   /** The host is a name, looked up with this at each attempt. */
-  private readonly lookup: LookupAll | undefined;
-  /** The lookup this attempt waits for (a later answer of an abandoned one is ignored). */
-  private lookingUp: object | undefined;
-  /** This attempt's addresses not tried yet (a name's, after the one dialled). */
+  private readonly lookup: LookupFunction | undefined;
+  private readonly addressTimeout: number;
+  /** The lookup under way (one at a time: an attempt that ran out waiting for it leaves it to the next). */
+  private lookupTicket: object | undefined;
+  /** The attempt under way waits for that lookup's answer. */
+  private awaitingLookup = false;
+  /** The address being dialled, and this attempt's others not tried yet. */
+  private dialling = '';
   private untried: string[] = [];
+  private addressTimer: NodeJS.Timeout | undefined;
   private readonly connectTimeout: number;
   private readonly idleTimeout: number;
   private readonly heartbeat: ReturnType<typeof validateHeartbeat>;
@@ -258,9 +267,12 @@ export class Client extends EventEmitter {
     if (path !== undefined && (typeof path !== 'string' || path === '')) throw invalidArgValue('options.path', path, 'must be a non-empty path');
     const port = path === undefined ? validatePort(o.port, 'options.port', false) : undefined;
     const named = path === undefined && typeof o.host === 'string' && o.host !== '' && o.host !== 'localhost' && isIP(o.host.replace(/^\[(.*)\]$/, '$1')) === 0;
-    if (o.lookup !== undefined && typeof o.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', o.lookup);
-    this.lookup = named ? (o.lookup ?? (dnsLookup as LookupAll)) : undefined;
-    this.target = { port, path, host: named ? (o.host as string) : validateHost(o.host), backend: resolveBackend(o.backend), noDelay: o.noDelay !== false };
+    if (o.lookup != null && typeof o.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', o.lookup);
+    this.lookup = named ? (o.lookup ?? (dnsLookup as LookupFunction)) : undefined;
+    this.addressTimeout = validateInteger(o.addressTimeout, 'options.addressTimeout', 250, 10, MAX_MS);
+    // With a path, the host is not read (as node:net).
+    const host = path !== undefined ? '' : named ? (o.host as string) : validateHost(o.host);
+    this.target = { port, path, host, backend: resolveBackend(o.backend), noDelay: o.noDelay !== false };
     this.connectTimeout = validateInteger(o.connectTimeout, 'options.connectTimeout', 10_000, 1, MAX_MS);
     this.idleTimeout = validateInteger(o.idleTimeout, 'options.idleTimeout', 0, 0, MAX_MS);
     this.heartbeat = validateHeartbeat(o.heartbeat);
@@ -395,29 +407,45 @@ export class Client extends EventEmitter {
     this.dropCause = undefined;
     this.connectTimer = setTimeout(() => this.attemptTimedOut(), this.connectTimeout);
     const lookup = this.lookup;
-    if (lookup === undefined) return this.dialNext(this.target.host);
+    if (lookup === undefined) return this.dialNext([this.target.host]);
+    this.awaitingLookup = true;
+    // Still under way (a slow resolver outlasted the last attempt): its answer is this one's.
+    // A lookup each retry piled up, each holding one of libuv's four threads.
+    if (this.lookupTicket) return;
     const ticket = {};
-    this.lookingUp = ticket;
-    const answered = (err: Error | null, found?: LookupAddress[]) => {
-      if (this.lookingUp !== ticket) return;
-      this.lookingUp = undefined;
-      const addresses = Array.isArray(found) ? found.map((a) => String(a?.address)) : [];
-      if (!err && addresses.length === 0) err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${this.target.host}`), { code: 'ENOTFOUND', syscall: 'getaddrinfo', hostname: this.target.host });
+    this.lookupTicket = ticket;
+    const host = this.target.host;
+    const answered = (err: Error | null, found?: unknown) => {
+      if (this.lookupTicket !== ticket) return;
+      this.lookupTicket = undefined;
+      if (!this.awaitingLookup) return;
+      this.awaitingLookup = false;
+      // A list ({ all: true }), or one address as a lookup that ignores `all` gives it.
+      const addresses = Array.isArray(found) ? found.map((a: { address?: unknown } | undefined) => String(a?.address)) : typeof found === 'string' ? [found] : [];
+      if (!err && addresses.length === 0) err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { errno: -uvErrno('EAI_NONAME'), code: 'ENOTFOUND', syscall: 'getaddrinfo', hostname: host });
       if (err) return this.attemptFailed(err);
-      this.untried = addresses;
-      this.dialNext(this.untried.shift()!);
+      this.dialNext(addresses);
     };
     try {
-      lookup(this.target.host, { all: true }, answered);
+      lookup(host, { all: true }, answered);
     } catch (err) {
-      // A lookup of the user's that throws fails the attempt, as one that calls back an error.
+      // A lookup of the user's that throws fails the attempt, as one that calls back an error;
+      // a throw after its answer came (a listener of ours it ran) is the listener's.
+      if (this.lookupTicket !== ticket) throw err;
       answered(err as Error);
     }
   }
 
-  /** Connects to `host` (or the path), or, refused at once, to the attempt's next address. */
-  private dialNext(host: string): void {
+  /**
+   * Connects to the first of `addresses` (or the path); the others are the
+   * attempt's next, on a failed connect or after `addressTimeout`.
+   */
+  private dialNext(addresses: string[]): void {
     const t = this.target;
+    const [host, ...rest] = addresses;
+    this.untried = rest;
+    this.dialling = host;
+    clearTimeout(this.addressTimer);
     let conn: Connection;
     try {
       conn = fastConnect(t.path !== undefined ? { path: t.path, backend: t.backend } : { port: t.port, host, backend: t.backend, noDelay: t.noDelay }, {
@@ -430,23 +458,31 @@ export class Client extends EventEmitter {
       // Refused at once (no socket file, no route, out of fds, a lookup's bad
       // address): a failed connect like any other, retried or reported — never
       // thrown from a timer.
-      if (this.untried.length > 0) return this.dialNext(this.untried.shift()!);
+      if (rest.length > 0) return this.dialNext(rest);
       return this.attemptFailed(err as Error);
     }
     this.conn = conn;
+    if (rest.length > 0) this.addressTimer = setTimeout(() => this.nextAddress(conn), this.addressTimeout);
+  }
+
+  /** `conn`'s address took its `addressTimeout`: given up for the next (its close is no longer ours). */
+  private nextAddress(conn: Connection): void {
+    if (conn !== this.conn || this.stateName !== 'connecting') return;
+    this.conn = undefined;
+    conn.destroy();
+    this.dialNext(this.untried);
   }
 
   /** The attempt's deadline passed: in its lookup, or connecting. */
   private attemptTimedOut(): void {
-    const cause = timedOut('connect', this.target);
-    if (this.conn) return this.drop(this.conn, cause);
-    this.attemptFailed(cause);
+    if (this.conn) return this.drop(this.conn, timedOut('connect', { ...this.target, host: this.dialling }));
+    this.attemptFailed(timedOut('connect', this.target));
   }
 
-  /** The attempt failed with no connection open: retried or reported. */
+  /** The attempt failed with no connection open: retried or reported (a lookup under way is left to the next). */
   private attemptFailed(err: Error): void {
     clearTimeout(this.connectTimer);
-    this.lookingUp = undefined;
+    this.awaitingLookup = false;
     this.untried = [];
     this.lost(err);
   }
@@ -454,6 +490,8 @@ export class Client extends EventEmitter {
   private onOpen(conn: Connection): void {
     if (conn !== this.conn) return;
     clearTimeout(this.connectTimer);
+    clearTimeout(this.addressTimer);
+    this.untried = [];
     this.openedAt = Date.now();
     this.stateName = 'open';
     this.touch();
@@ -516,7 +554,7 @@ export class Client extends EventEmitter {
     if (conn !== this.conn) return;
     this.conn = undefined;
     // An address of a name's that failed to connect: the next, within the attempt's deadline.
-    if (this.stateName === 'connecting' && this.dropCause === undefined && this.untried.length > 0) return this.dialNext(this.untried.shift()!);
+    if (this.stateName === 'connecting' && this.dropCause === undefined && this.untried.length > 0) return this.dialNext(this.untried);
     this.untried = [];
     this.stopTimers();
     const unsent = this.closingUnsent;
@@ -545,6 +583,7 @@ export class Client extends EventEmitter {
 
   private stopTimers(): void {
     clearTimeout(this.connectTimer);
+    clearTimeout(this.addressTimer);
     clearTimeout(this.idleTimer);
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.deadline);
@@ -555,7 +594,7 @@ export class Client extends EventEmitter {
   private stop(): void {
     this.stopTimers();
     clearTimeout(this.retryTimer);
-    this.lookingUp = undefined;
+    this.awaitingLookup = false;
     this.untried = [];
     this.stateName = 'closed';
   }

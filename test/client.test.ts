@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, connect, type ClosedEvent, type LookupAll, type ReconnectingEvent } from '../src/client';
+import { backoffDelay, connect, type ClosedEvent, type ReconnectingEvent } from '../src/client';
 import { listen, type Connection, type Server } from '../src/fast';
 import { BACKENDS, downPort, fixtureJson, hangingPort, loopbackName, sleep, waitFor } from './helpers';
 
@@ -486,6 +486,9 @@ describe('muxnet/client', () => {
 
   it('validates its options with Node-style errors', () => {
     expect(() => connect({ port: 1, host: 'example.test', lookup: 'dns' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => connect({ port: 1, host: 'example.test', addressTimeout: 5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    // As node:net: no lookup (null) is the default one, and a path leaves the host unread.
+    for (const options of [{ port: 1, host: 'example.test', lookup: null }, { path: '/nonexistent/muxnet.sock', host: 'example.test' }]) connect({ ...options, reconnect: false }).destroy();
     expect(() => connect({} as never)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }));
     expect(() => connect({ port: 1, reconnect: { jitter: 2 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => connect({ port: 1, heartbeat: { message: 'x', interval: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
@@ -500,11 +503,20 @@ describe('muxnet/client with a host name', () => {
   /** A lookup of `name` answering what `answers()` gives at each call, and counting them. */
   function scripted(answers: () => string[]) {
     const asked: string[] = [];
-    const lookup: LookupAll = (hostname, _options, callback) => {
+    const lookup: net.LookupFunction = (hostname, _options, callback) => {
       asked.push(hostname);
       setImmediate(() => callback(null, answers().map((address) => ({ address, family: 4 }))));
     };
     return { lookup, asked };
+  }
+
+  /** The address `client` opened its connection to; it is closed then. */
+  async function openedTo(client: ReturnType<typeof connect>): Promise<string | undefined> {
+    const conn = await new Promise<Connection>((r) => client.once('open', r));
+    const done = closed(client);
+    client.close();
+    await done;
+    return conn.remoteAddress;
   }
 
   it("tries the name's addresses in turn within one attempt: a refused one is passed over", async () => {
@@ -514,12 +526,19 @@ describe('muxnet/client with a host name', () => {
     const client = connect({ host: 'echo.test', port: server.port, lookup, reconnect: { initialDelay: 10 } });
     const retried: ReconnectingEvent[] = [];
     client.on('reconnecting', (e) => retried.push(e));
-    const conn = await new Promise<Connection>((r) => client.once('open', r));
-    expect([conn.remoteAddress, asked, retried.length]).toEqual(['127.0.0.1', ['echo.test'], 0]);
-    const done = closed(client);
-    client.close();
-    await done;
+    expect([await openedTo(client), asked, retried.length]).toEqual(['127.0.0.1', ['echo.test'], 0]);
     server.close();
+  });
+
+  // A review: the whole attempt waited on the first address, and each retry on it again.
+  it('an address that hangs gives way to the next after addressTimeout (node:net: 250 ms)', async () => {
+    const hang = await hangingPort('127.0.0.2');
+    const server = listen({ port: hang.port, host: '127.0.0.1' }, { onData: (c, chunk) => c.write(chunk) });
+    const { lookup } = scripted(() => ['127.0.0.2', '127.0.0.1']);
+    const client = connect({ host: 'svc.test', port: hang.port, lookup, connectTimeout: 5000, reconnect: false });
+    expect(await openedTo(client)).toBe('127.0.0.1');
+    server.close();
+    hang.close();
   });
 
   it('looks the name up again at each reconnect: it follows the server to its new address', async () => {
@@ -567,13 +586,15 @@ describe('muxnet/client with a host name', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
     const late: Array<() => void> = [];
-    const lookup: LookupAll = (_hostname, _options, callback) => void late.push(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
-    const slow = connect({ host: 'slow.test', port, lookup, connectTimeout: 50, reconnect: false });
+    const lookup: net.LookupFunction = (_hostname, _options, callback) => void late.push(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
+    const slow = connect({ host: 'slow.test', port, lookup, connectTimeout: 50, reconnect: { initialDelay: 10, maxRetries: 3 } });
     const { cause } = await closed(slow);
     expect([(cause as NodeJS.ErrnoException).code, (cause as NodeJS.ErrnoException).syscall]).toEqual(['ETIMEDOUT', 'connect']);
+    // Four attempts ran out waiting for one lookup: not one each (each would hold a libuv thread).
+    expect(late.length).toBe(1);
     const closing = connect({ host: 'slow.test', port, lookup });
     await new Promise((r) => closing.once('connecting', r));
-    await waitFor(() => late.length === 2, 'the second lookup');
+    await waitFor(() => late.length === 2, "the second client's lookup");
     const done = closed(closing);
     closing.close();
     expect((await done).cause).toBeUndefined();
@@ -583,17 +604,26 @@ describe('muxnet/client with a host name', () => {
     server.close();
   });
 
+  // A review: with a lookup that answers at once, a listener's throw was taken for the lookup's.
+  it("a lookup that answers at once (one address, as without `all`): a throwing listener's error still reaches 'uncaughtException'", async () => {
+    const port = await downPort();
+    const lookup = ((_hostname: string, _options: unknown, callback: (err: null, address: string, family: number) => void) => callback(null, '127.0.0.1', 4)) as unknown as net.LookupFunction;
+    const client = connect({ host: 'sync.test', port, lookup, reconnect: { initialDelay: 10, maxRetries: 1 } });
+    const thrown = new Promise<Error>((r) => process.once('uncaughtException', r));
+    client.once('reconnecting', () => {
+      throw new Error('from the listener');
+    });
+    expect((await thrown).message).toBe('from the listener');
+    // And the client went on: the retry ran, and gave up with the connect's error.
+    expect(((await closed(client)).cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+
   it('takes a real name through dns.lookup', async (ctx) => {
     const name = await loopbackName();
     // Said, not passed quietly: this machine has no name for 127.0.0.1 but localhost.
     if (!name) return ctx.skip();
     const server = echoServer(0);
-    const client = connect({ host: name, port: server.port });
-    const conn = await new Promise<Connection>((r) => client.once('open', r));
-    expect(conn.remoteAddress).toBe('127.0.0.1');
-    const done = closed(client);
-    client.close();
-    await done;
+    expect(await openedTo(connect({ host: name, port: server.port }))).toBe('127.0.0.1');
     server.close();
   });
 });

@@ -146,10 +146,10 @@ export async function downPort(kind: 'tcp' | 'udp' = 'tcp'): Promise<number> {
  * never accepts, its queue filled, so the kernel drops later SYNs — the
  * connect neither completes nor fails. `close()` kills it.
  */
-export async function hangingPort(): Promise<{ port: number; close(): void }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'never-accepts.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function hangingPort(host = '127.0.0.1'): Promise<{ port: number; close(): void }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'never-accepts.js'), host], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d) => r(String(d)))));
-  const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+  const fillers = Array.from({ length: 4 }, () => net.connect(port, host).on('error', () => {}));
   await new Promise((r) => setTimeout(r, 200));
   return {
     port,

@@ -153,9 +153,11 @@ describe('chat commands and limits', () => {
     const mallory = await join(server, 'mallory');
     const other = await join(server, 'other');
     // …and blank letters (found 2026-12-06: a Hangul filler or a blank Braille pattern made 'alice ').
-    for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice', 'alice\u3164', 'alice\u2800', '\uffa0', 'a\u115f']) {
+    for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice', 'alice\u3164', 'alice\u2800', '\uffa0', 'a\u115f', 'alice\u{1d159}', 'alice\u{16fe4}', 'alice\ue000', 'alice\u0378']) {
       expect(await mallory.ask(`/nick ${nick}`, /^(NICK|ERROR)/)).toBe('ERROR nick may not contain spaces, control or invisible characters');
     }
+    // …as are room names (a review: `lobby\u200b` showed as a second lobby).
+    expect(await mallory.ask('/join lobby\u200b', /^(ERROR|JOINED|\* )/)).toBe('ERROR usage: /join ROOM (1-32 characters, no spaces or invisible characters)');
     // Bidi marks go from every line, a command's too: what is left is what others see.
     expect(await mallory.ask('/nick \u202eecila', /^(NICK|ERROR)/)).toBe('NICK ecila');
     mallory.say('cheap \u202eexe.gpj\u202c and \u2067isolated\u2069 \u200fmark, family \u{1f468}\u200d\u{1f469}\u200d\u{1f467}');

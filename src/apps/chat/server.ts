@@ -106,14 +106,19 @@ export function sanitize(text: string): string {
 }
 
 /**
- * 1–32 characters, no spaces, control characters or invisible ones (format
- * characters: a bidi override or a zero-width space makes a nick that looks
- * like another's; so do the blank letters — Hangul fillers, which Unicode
- * calls default-ignorable — and the blank Braille pattern), not a guest's name.
+ * What makes a name look like another's: spaces, control, format (a bidi
+ * override, a zero-width space), unassigned and private-use characters,
+ * those Unicode calls default-ignorable (Hangul fillers) and the blank
+ * symbols (the blank Braille pattern, a null notehead, the Khitan filler).
+ */
+const INVISIBLE = /[\s\p{C}\p{Default_Ignorable_Code_Point}\u2800\u{1d159}\u{16fe4}]/u;
+
+/**
+ * 1–32 characters, none of them invisible (see `INVISIBLE`), not a guest's name.
  */
 export function nickError(nick: string): string | undefined {
   if (nick.length < 1 || [...nick].length > MAX_NICK) return `nick must be 1-${MAX_NICK} characters`;
-  if (/[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]/u.test(nick)) return 'nick may not contain spaces, control or invisible characters';
+  if (INVISIBLE.test(nick)) return 'nick may not contain spaces, control or invisible characters';
   // Members taking the names a server gives its next guests made each of those a chain of
   // renames (in a cluster, a Redis round trip each).
   if (/^guest\d+(\.|$)/i.test(nick)) return 'nicks guestN and guestN.NODE are kept for guests';
@@ -523,7 +528,8 @@ export class ChatServer {
       case '/nick':
         return this.rename(m, rest);
       case '/join':
-        if (!rest || /\s/.test(rest) || rest.length > MAX_NICK) return this.send(m, 'ERROR usage: /join ROOM (1-32 characters, no spaces)');
+        // A room name too: `lobby\u200b` showed as a second lobby.
+        if (!rest || INVISIBLE.test(rest) || rest.length > MAX_NICK) return this.send(m, 'ERROR usage: /join ROOM (1-32 characters, no spaces or invisible characters)');
         if (rest !== m.room) {
           this.leaveRoom(m, `left ${m.room}`);
           this.join(m, rest);
