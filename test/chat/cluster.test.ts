@@ -375,6 +375,31 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
 
   // Found 2026-12-05 (a hunt): the new process took over the entry of the old, and nobody ever
   // announced the old one's members gone (a fixed node id restarted by systemd, say).
+  // Found 2026-12-06 (a note's list): a second server started under a live one's node id took
+  // that one's members for a previous incarnation's: announced gone everywhere, nicks freed.
+  it("a second server under a live one's node id is not linked until that one leaves: nobody is announced gone", async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const alice = await member(a, 'alice', 'dev');
+    await member(b, 'bob', 'dev');
+    const start = alice.lines.length;
+    const run = runCli(['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${port}`, '--node-id', 'b', '--lease', String(LEASE_S)]);
+    procs.push({ child: run.child, port: 0, exited: run.exited });
+    await waitFor(() => run.output().includes('muxnet chat: node id b is held by another server') && /listening on /.test(run.output()), "the twin's warning", 10_000);
+    const twin = { port: Number(/listening on 127\.0\.0\.1:(\d+) /.exec(run.output())?.[1]) };
+    const tess = await member({ ...twin, child: run.child, exited: run.exited }, 'tess', 'dev');
+    await sleep(3 * LEASE_MS);
+    expect(alice.lines.slice(start).filter((l) => / disconnected$/.test(l))).toEqual([]);
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO dev: alice, bob');
+    // The first leaves: the id is free, the twin links (its member hears so) and is seen.
+    b.child.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+    await alice.expect(/ \* bob disconnected$/, "the departure of the first b's member", start);
+    await tess.expect(/^SERVER cross-server delivery restored$/, 'the twin linked', 0, 3 * LEASE_MS + 3000);
+    expect(await alice.ask('/who', /^WHO /)).toBe('WHO dev: alice, tess');
+    expect(alice.lines.filter((l) => / disconnected$/.test(l))).toHaveLength(1);
+  });
+
   it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

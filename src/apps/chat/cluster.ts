@@ -39,21 +39,36 @@ export interface RedisLinkOptions {
 }
 
 /**
- * Refreshes this server's lease and its nicks; claims the nicks Redis lost.
- * Returns [was missing, ms since its last refresh (-1 if missing), ...lost indices].
+ * Takes the node id (KEYS[1]) for this incarnation (ARGV[1]) for a lease
+ * (ARGV[2]); 0 if another incarnation holds it.
+ */
+const HOLD_ID = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/**
+ * Refreshes this server's hold on its id (KEYS[3]), its lease and its nicks;
+ * claims the nicks Redis lost. Returns [was missing, ms since its last
+ * refresh (-1 if missing), ...lost indices], or [-1] if another incarnation
+ * holds the id (nothing refreshed).
  */
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease = tonumber(ARGV[2])
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[3] then return { -1 } end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', lease)
 local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local out = { redis.call('ZADD', KEYS[1], now + lease, ARGV[1]), last and now - (tonumber(last) - lease) or -1 }
 redis.call('PEXPIRE', KEYS[2], 86400000)
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local owner = redis.call('GET', KEYS[i])
   if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[i], lease)
   elseif not owner then redis.call('SET', KEYS[i], ARGV[1], 'PX', lease)
-  else out[#out + 1] = i - 2 end
+  else out[#out + 1] = i - 3 end
 end
 return out`;
 
@@ -167,6 +182,7 @@ export class RedisLink implements ChatLink {
   private firstLink = true;
   /** That incarnation's members, by room, until they are announced. */
   private predecessor: Map<string, string[]> | undefined;
+  private held = false;
 
   constructor(options: RedisLinkOptions) {
     this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
@@ -251,6 +267,16 @@ export class RedisLink implements ChatLink {
     return this.up;
   }
 
+  /**
+   * Another server holds this node id (a twin started under it by mistake,
+   * or one stopped without leaving less than a lease ago): this one is not
+   * linked until the id is free, rather than take that server's members for
+   * a previous incarnation's and announce them gone.
+   */
+  get idHeldElsewhere(): boolean {
+    return this.held;
+  }
+
   private get ready(): boolean {
     return !this.closing && this.cmd.status === 'ready' && this.sub.status === 'ready';
   }
@@ -290,6 +316,9 @@ export class RedisLink implements ChatLink {
     if (!this.ready || this.up) return;
     const drops = this.drops;
     try {
+      this.held = (await this.cmd.eval(HOLD_ID, 1, this.key('owner', this.nodeId), this.origin, this.leaseMs)) !== 1;
+      // Tried again at each beat: one that died lets its hold run out within a lease.
+      if (this.held) return;
       // Taken (and its nicks freed) before this incarnation's presence replaces it.
       if (this.firstLink) {
         this.predecessor = await this.reap(this.nodeId);
@@ -338,8 +367,14 @@ export class RedisLink implements ChatLink {
    */
   private async refresh(): Promise<{ missing: boolean; since: number }> {
     const nicks = [...this.here.keys()];
-    const keys = [this.key('nodes', 'all'), this.key('members', this.nodeId), ...nicks.map((n) => this.nickKey(n))];
-    const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs)) as number[];
+    const keys = [this.key('nodes', 'all'), this.key('members', this.nodeId), this.key('owner', this.nodeId), ...nicks.map((n) => this.nickKey(n))];
+    const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs, this.origin)) as number[];
+    if (missing === -1) {
+      // Taken while this server stood still past its lease: unlinked until it is free again.
+      this.held = true;
+      this.down();
+      throw new Error(`node id ${this.nodeId} is held by another server`);
+    }
     for (const i of lost) this.local?.lost(nicks[i - 1]);
     return { missing: missing === 1, since };
   }
@@ -560,6 +595,8 @@ export class RedisLink implements ChatLink {
       if (this.up) {
         try {
           this.departed(await this.reap(this.nodeId));
+          // The id is free for a restart at once.
+          await this.cmd.eval(RELEASE, 1, this.key('owner', this.nodeId), this.origin);
           // The departures are pipelined (sent at the end of the tick): out before QUIT.
           await this.published;
         } catch {
