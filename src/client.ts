@@ -245,8 +245,9 @@ export class Client extends EventEmitter {
   /** The host is a name, looked up with this at each attempt. */
   private readonly lookup: LookupFunction | undefined;
   private readonly addressTimeout: number;
-  /** The lookup under way (one at a time: an attempt that ran out waiting for it leaves it to the next). */
+  /** The lookup under way (an attempt that ran out waiting for it leaves it to the next), and the attempts it served. */
   private lookupTicket: object | undefined;
+  private lookupUses = 0;
   /** The attempt under way waits for that lookup's answer. */
   private awaitingLookup = false;
   /** The address being dialled, and this attempt's others not tried yet. */
@@ -409,11 +410,14 @@ export class Client extends EventEmitter {
     const lookup = this.lookup;
     if (lookup === undefined) return this.dialNext([this.target.host]);
     this.awaitingLookup = true;
-    // Still under way (a slow resolver outlasted the last attempt): its answer is this one's.
-    // A lookup each retry piled up, each holding one of libuv's four threads.
-    if (this.lookupTicket) return;
+    // Still under way (a slow resolver outlasted the last attempt): its answer is this one's —
+    // a lookup each retry piled up, each holding one of libuv's four threads — but for one
+    // attempt only: one that never answers (a lookup of the user's that lost the request) is
+    // asked again by the next.
+    if (this.lookupTicket && this.lookupUses++ < 2) return;
     const ticket = {};
     this.lookupTicket = ticket;
+    this.lookupUses = 1;
     const host = this.target.host;
     const answered = (err: Error | null, found?: unknown) => {
       if (this.lookupTicket !== ticket) return;

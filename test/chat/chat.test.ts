@@ -156,6 +156,9 @@ describe('chat commands and limits', () => {
     for (const nick of ['al\u200bice', 'al\u2060ice', 'ali\u00adce', '\u200dalice', 'alice\u3164', 'alice\u2800', '\uffa0', 'a\u115f', 'alice\u{1d159}', 'alice\u{16fe4}', 'alice\ue000', 'alice\u0378']) {
       expect(await mallory.ask(`/nick ${nick}`, /^(NICK|ERROR)/)).toBe('ERROR nick may not contain spaces, control or invisible characters');
     }
+    // One name typed two ways (é, or e and a combining accent) is one nick (a review: both passed).
+    expect(await other.ask('/nick jos\u00e9', /^(NICK|ERROR)/)).toBe('NICK jos\u00e9');
+    expect(await mallory.ask('/nick jose\u0301', /^(NICK|ERROR)/)).toBe('ERROR nick jos\u00e9 is taken');
     // …as are room names (a review: `lobby\u200b` showed as a second lobby).
     expect(await mallory.ask('/join lobby\u200b', /^(ERROR|JOINED|\* )/)).toBe('ERROR usage: /join ROOM (1-32 characters, no spaces or invisible characters)');
     // Bidi marks go from every line, a command's too: what is left is what others see.

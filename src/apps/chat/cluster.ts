@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { AbstractConnector, Redis, type RedisOptions } from 'ioredis';
 import { connect } from '../../net';
 import type { BackendName } from '../../fast';
-import { DEGRADED, type ChatLink, type Claim, type LocalChat } from './link';
+import { DEGRADED, HELD, type ChatLink, type Claim, type LocalChat } from './link';
 
 export interface RedisLinkOptions {
   /** `redis://[user:password@]host:port[/db]`. */
@@ -183,6 +183,8 @@ export class RedisLink implements ChatLink {
   /** That incarnation's members, by room, until they are announced. */
   private predecessor: Map<string, string[]> | undefined;
   private held = false;
+  /** While held: when the id was first seen free (0: not seen free since). */
+  private freeSince = 0;
 
   constructor(options: RedisLinkOptions) {
     this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
@@ -249,6 +251,15 @@ export class RedisLink implements ChatLink {
     const lease = new Promise<void>((resolve) => (waited = setTimeout(resolve, this.leaseMs)));
     await Promise.race([Promise.all([first(this.cmd), first(this.sub)]).then(() => this.relink()), lease]);
     clearTimeout(waited);
+    // Held: a crashed incarnation's hold runs out within a lease, and is waited for before this
+    // server listens — else its members were announced gone after new ones took their names
+    // (a restarted server's guest1.b heard its own departure). A live twin's is not.
+    const until = Date.now() + 1.5 * this.leaseMs;
+    while (this.held && this.ready && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, this.leaseMs / 8));
+      await this.relink();
+    }
+    if (this.held) this.warnHeld();
     // Not linked yet: members are told at once (see ChatServer), and told when it is.
     this.toldDegraded = !this.up;
     this.heartbeat = setInterval(() => void this.beat(), this.leaseMs / 3);
@@ -281,13 +292,37 @@ export class RedisLink implements ChatLink {
     return !this.closing && this.cmd.status === 'ready' && this.sub.status === 'ready';
   }
 
-  /** A connection to Redis was lost: members hear once that other servers are out of reach. */
-  private down(): void {
+  /** A connection to Redis was lost (or the id taken: `HELD`): members hear once that other servers are out of reach. */
+  private down(notice = DEGRADED): void {
     if (!this.up) return;
     this.up = false;
     if (this.closing) return;
     this.toldDegraded = true;
-    this.local?.notice(DEGRADED);
+    this.local?.notice(notice);
+  }
+
+  private warnHeld(): void {
+    console.warn(`muxnet chat: node id ${this.nodeId} is held by another server (a live one: give each its own --node-id): serving this server's members alone until it is free`);
+  }
+
+  /**
+   * Takes the node id, or finds it held. Held already, it takes the id only
+   * once seen free twice, a quarter of a lease apart: when Redis lost it
+   * (restarted without its data), the server that held it, relinking at once,
+   * takes it back, not a twin.
+   */
+  private async holdId(): Promise<boolean> {
+    const owner = this.key('owner', this.nodeId);
+    if (this.held) {
+      if ((await this.cmd.exists(owner)) === 1) {
+        this.freeSince = 0;
+        return false;
+      }
+      this.freeSince ||= Date.now();
+      if (Date.now() - this.freeSince < this.leaseMs / 4) return false;
+    }
+    this.freeSince = 0;
+    return (await this.cmd.eval(HOLD_ID, 1, owner, this.origin, this.leaseMs)) === 1;
   }
 
   /** Both connections are ready: subscribe, register, and tell members if they were told of trouble. */
@@ -316,7 +351,7 @@ export class RedisLink implements ChatLink {
     if (!this.ready || this.up) return;
     const drops = this.drops;
     try {
-      this.held = (await this.cmd.eval(HOLD_ID, 1, this.key('owner', this.nodeId), this.origin, this.leaseMs)) !== 1;
+      this.held = !(await this.holdId());
       // Tried again at each beat: one that died lets its hold run out within a lease.
       if (this.held) return;
       // Taken (and its nicks freed) before this incarnation's presence replaces it.
@@ -371,8 +406,9 @@ export class RedisLink implements ChatLink {
     const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs, this.origin)) as number[];
     if (missing === -1) {
       // Taken while this server stood still past its lease: unlinked until it is free again.
+      if (!this.held) this.warnHeld();
       this.held = true;
-      this.down();
+      this.down(HELD);
       throw new Error(`node id ${this.nodeId} is held by another server`);
     }
     for (const i of lost) this.local?.lost(nicks[i - 1]);

@@ -29,8 +29,8 @@ export async function startServer(config: ChatConfig): Promise<ChatServer> {
   // ioredis is loaded only for a cluster.
   const link = redis ? new (await import('./cluster')).RedisLink({ ...redis, backend: server.backend }) : undefined;
   const started = await new ChatServer({ ...server, transport: TRANSPORTS[net], link }).start();
-  if (link?.idHeldElsewhere) console.warn(`muxnet chat: node id ${link.nodeId} is held by another server (a live one: give each its own --node-id; or one stopped less than a lease ago without leaving): serving this server's members alone until it is free`);
-  else if (redis && !link?.connected) console.warn(`muxnet chat: Redis at ${new URL(redis.url).host} unreachable: serving this server's members alone, reconnecting`);
+  // (A link held by another server has said so.)
+  if (redis && !link?.connected && !link?.idHeldElsewhere) console.warn(`muxnet chat: Redis at ${new URL(redis.url).host} unreachable: serving this server's members alone, reconnecting`);
   return started;
 }
 

@@ -8,6 +8,9 @@
 /** What members hear while Redis is out of reach. */
 export const DEGRADED = "SERVER cross-server delivery degraded (Redis unreachable): this server's rooms still work; reconnecting";
 
+/** What members hear while another server holds this one's node id. */
+export const HELD = "SERVER cross-server delivery paused: this server's node id is in use by another server; this server's rooms still work";
+
 /** The outcome of claiming a nick for the whole cluster. */
 export type Claim = 'ok' | 'taken' | 'offline';
 
@@ -30,6 +33,8 @@ export interface ChatLink {
   attach(local: LocalChat): Promise<void>;
   /** Linked: lines cross servers (false while Redis is out of reach). */
   readonly connected: boolean;
+  /** Not linked because another server holds this one's node id (members are told `HELD`, not `DEGRADED`). */
+  readonly idHeldElsewhere?: boolean;
   /** A name that sets this server's guest nicks apart from the others'. */
   readonly guestSuffix: string;
   /** `text` went to `room`'s members here; the other servers' members get it too. */

@@ -12,7 +12,7 @@
 import { invalidArgValue } from '../../errors';
 import { encodeFrame, FrameDecoder, type BackendName } from '../../fast';
 import { closeTimeout, LiveSet, type CloseOptions } from '../../server/drain';
-import { DEGRADED, type ChatLink, type LocalChat } from './link';
+import { DEGRADED, HELD, type ChatLink, type LocalChat } from './link';
 import type { ChatConn, ChatListener, ChatTransport } from './transport';
 import { muxnetTransport } from './transport';
 
@@ -99,10 +99,11 @@ export function timestamp(now = Date.now()): string {
  * and so do the line and paragraph separators (a client that breaks lines
  * at them, as JavaScript's `^`/`$` and many editors do, would show the rest
  * as a line of its own: a forged `<admin>` line). Joiners stay (emoji
- * sequences need them).
+ * sequences need them). Composed (NFC): `José` typed two ways is one nick,
+ * and one room.
  */
 export function sanitize(text: string): string {
-  return text.replace(/[\t\u2028\u2029]/g, ' ').replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '');
+  return text.replace(/[\t\u2028\u2029]/g, ' ').replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '').normalize('NFC');
 }
 
 /**
@@ -408,7 +409,7 @@ export class ChatServer {
     this.nicks.set(nick.toLowerCase(), m);
     this.join(m, LOBBY);
     this.send(m, `WELCOME to muxnet chat. You are ${nick} in ${LOBBY}. /help lists the commands.`);
-    if (this.link && !this.link.connected) this.send(m, DEGRADED);
+    if (this.link && !this.link.connected) this.send(m, this.link.idHeldElsewhere ? HELD : DEGRADED);
     this.claimGuest(m);
   }
 
