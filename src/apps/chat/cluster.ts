@@ -174,6 +174,8 @@ export class RedisLink implements ChatLink {
   private beatingSince = 0;
   private linkingSince = 0;
   private closing = false;
+  /** close() has begun: a beat still under way must not register this server again. */
+  private leaving = false;
   /**
    * Not linked yet in this process: what Redis holds under this node id is
    * a previous incarnation's (restarted under the same `--node-id` after a
@@ -439,6 +441,9 @@ export class RedisLink implements ChatLink {
   private async keepAlive(): Promise<void> {
     // Missing from the live set (reaped while away, or Redis lost its data): register again.
     const { missing, since } = await this.refresh();
+    // (Not once leaving: its reap may have come between — registered again, it would be reaped
+    // a lease later, its members announced gone a second time.)
+    if (this.leaving) return;
     if (missing) await this.register();
     // Refreshed late (beats are a third of a lease apart): Redis or this process stood still,
     // and the other servers' beats, held up alike, may be queued behind this one — their leases
@@ -626,6 +631,7 @@ export class RedisLink implements ChatLink {
   }
 
   async close(): Promise<void> {
+    this.leaving = true;
     clearInterval(this.heartbeat);
     const goodbye = async () => {
       if (this.up) {
