@@ -401,6 +401,33 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     expect(alice.lines.filter((l) => / disconnected$/.test(l))).toHaveLength(1);
   });
 
+  // Found 2026-12-06 (a review): one that stood still past its lease while a twin took its id
+  // stepped back but stayed subscribed: a private line for the twin's guest1.b reached its own.
+  it('a server that stood still while a twin took its id steps back: none of the lines for the twin reach it', async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const xavier = await member(a, 'xavier');
+    const stalled = await LineClient.connect(b.port);
+    clients.push(stalled);
+    await stalled.expect(/You are guest1\.b /);
+    b.child.kill('SIGSTOP');
+    const run = runCli(['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${port}`, '--node-id', 'b', '--lease', String(LEASE_S)]);
+    procs.push({ child: run.child, port: 0, exited: run.exited });
+    await waitFor(() => /listening on /.test(run.output()), 'the twin to listen', 10_000);
+    const twin = await LineClient.connect(Number(/listening on 127\.0\.0\.1:(\d+) /.exec(run.output())![1]));
+    clients.push(twin);
+    await twin.expect(/You are guest1\.b /);
+    await twin.expect(/^SERVER cross-server delivery restored$/, 'the twin linked, the id free', 0, 6 * LEASE_MS);
+    b.child.kill('SIGCONT');
+    await stalled.expect(/^SERVER cross-server delivery paused: this server's node id is in use/, 'the first b stepped back', 0, 4 * LEASE_MS);
+    await xavier.ask('/msg guest1.b for the twin', /-> guest1\.b: for the twin$/);
+    xavier.say('a room line');
+    await twin.expect(/ xavier \(private\): for the twin$/);
+    await twin.expect(/ xavier: a room line$/);
+    await sleep(300);
+    expect(stalled.lines.filter((l) => /for the twin|a room line/.test(l))).toEqual([]);
+  });
+
   it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

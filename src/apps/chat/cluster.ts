@@ -185,6 +185,8 @@ export class RedisLink implements ChatLink {
   /** That incarnation's members, by room, until they are announced. */
   private predecessor: Map<string, string[]> | undefined;
   private held = false;
+  /** The Redis connections' longest retry delay. */
+  private retryCapMs = 0;
   /** While held: when the id was first seen free (0: not seen free since). */
   private freeSince = 0;
 
@@ -211,7 +213,7 @@ export class RedisLink implements ChatLink {
         return Promise.resolve(this.stream);
       }
     }
-    const cap = Math.min(2000, this.leaseMs);
+    const cap = (this.retryCapMs = Math.min(2000, this.leaseMs));
     const redisOptions: RedisOptions = {
       // Over TLS (rediss://) ioredis's own connector does the handshake.
       Connector: options.url.startsWith('rediss:') ? undefined : MuxnetConnector,
@@ -259,7 +261,10 @@ export class RedisLink implements ChatLink {
     const until = Date.now() + 1.5 * this.leaseMs;
     while (this.held && this.ready && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, this.leaseMs / 8));
-      await this.relink();
+      // Within the wait: a Redis that stops answering meanwhile must not keep it from listening.
+      let left: NodeJS.Timeout | undefined;
+      await Promise.race([this.relink(), new Promise((resolve) => (left = setTimeout(resolve, until - Date.now())))]);
+      clearTimeout(left);
     }
     if (this.held) this.warnHeld();
     // Not linked yet: members are told at once (see ChatServer), and told when it is.
@@ -304,13 +309,31 @@ export class RedisLink implements ChatLink {
   }
 
   private warnHeld(): void {
-    console.warn(`muxnet chat: node id ${this.nodeId} is held by another server (a live one: give each its own --node-id): serving this server's members alone until it is free`);
+    console.warn(`muxnet chat: node id ${this.nodeId} is held by another server (a live one: give each its own --node-id; or one that crashed, whose hold has not run out): serving this server's members alone until it is free`);
+  }
+
+  /**
+   * Another server took this id while this one was linked (it stood still
+   * past its lease, or Redis restarted without its data): said, and its
+   * channels left — a private line for the id, and room lines, reached both.
+   */
+  private stepBack(notice: boolean): void {
+    this.held = true;
+    this.warnHeld();
+    if (notice && !this.closing) {
+      this.toldDegraded = true;
+      this.local?.notice(HELD);
+    }
+    const channels = [...this.subscribed];
+    this.subscribed.clear();
+    if (channels.length > 0) this.sub.unsubscribe(...channels).catch(() => {});
   }
 
   /**
    * Takes the node id, or finds it held. Held already, it takes the id only
-   * once seen free twice, a quarter of a lease apart: when Redis lost it
-   * (restarted without its data), the server that held it, relinking at once,
+   * once seen free for a while — a quarter of a lease, and longer than the
+   * Redis connections' longest retry delay: when Redis lost it (restarted
+   * without its data), the server that held it, relinking as it reconnects,
    * takes it back, not a twin.
    */
   private async holdId(): Promise<boolean> {
@@ -321,7 +344,7 @@ export class RedisLink implements ChatLink {
         return false;
       }
       this.freeSince ||= Date.now();
-      if (Date.now() - this.freeSince < this.leaseMs / 4) return false;
+      if (Date.now() - this.freeSince < Math.max(this.leaseMs / 4, this.retryCapMs + 500)) return false;
     }
     this.freeSince = 0;
     return (await this.cmd.eval(HOLD_ID, 1, owner, this.origin, this.leaseMs)) === 1;
@@ -353,9 +376,14 @@ export class RedisLink implements ChatLink {
     if (!this.ready || this.up) return;
     const drops = this.drops;
     try {
-      this.held = !(await this.holdId());
-      // Tried again at each beat: one that died lets its hold run out within a lease.
-      if (this.held) return;
+      if (!(await this.holdId())) {
+        // Held since this server was last linked: said (at the first link, attach says it after its wait).
+        if (!this.held && !this.firstLink) this.stepBack(true);
+        this.held = true;
+        // Tried again at each beat: one that died lets its hold run out within a lease.
+        return;
+      }
+      this.held = false;
       // Taken (and its nicks freed) before this incarnation's presence replaces it.
       if (this.firstLink) {
         this.predecessor = await this.reap(this.nodeId);
@@ -408,9 +436,8 @@ export class RedisLink implements ChatLink {
     const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs, this.origin)) as number[];
     if (missing === -1) {
       // Taken while this server stood still past its lease: unlinked until it is free again.
-      if (!this.held) this.warnHeld();
-      this.held = true;
       this.down(HELD);
+      this.stepBack(false);
       throw new Error(`node id ${this.nodeId} is held by another server`);
     }
     for (const i of lost) this.local?.lost(nicks[i - 1]);
@@ -532,7 +559,8 @@ export class RedisLink implements ChatLink {
 
   private message(channel: string, message: string): void {
     const local = this.local;
-    if (!local) return;
+    // Held by another server: its lines are that server's (until the channels are left).
+    if (!local || this.held) return;
     const roomPrefix = this.key('room', '');
     if (channel.startsWith(roomPrefix)) {
       const [origin, seq, ...text] = message.split('\n');
