@@ -10,9 +10,9 @@ export type BackendName = 'mio' | 'poll' | 'select';
 /** The backends this build offers (`select`/`poll` only on Unix). */
 export const BACKENDS: readonly BackendName[] = native.backends() as BackendName[];
 
-/** `backend`, else `$MUXNET_BACKEND`, else `mio`. */
+/** `backend`, else `$MUXNET_BACKEND` (set and not empty), else `mio`. */
 export function resolveBackend(backend: unknown): BackendName {
-  const name = backend ?? process.env.MUXNET_BACKEND ?? 'mio';
+  const name = backend ?? (process.env.MUXNET_BACKEND || 'mio');
   if (typeof name !== 'string' || !(BACKENDS as readonly string[]).includes(name)) {
     throw invalidArgValue('backend', name, `must be one of: ${BACKENDS.map((b) => `'${b}'`).join(', ')}`);
   }

@@ -157,6 +157,11 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     return this.live;
   }
 
+  // Assignable, as node:net's plain field (and, as there, the count close() and maxConnections read).
+  set _connections(value: number) {
+    this.live = value;
+  }
+
   /** node:net's name for the children counting its handed connections (their lists: some code reads it). */
   get _workers(): readonly HandedConnections[] {
     return this.handed;

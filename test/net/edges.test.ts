@@ -1,5 +1,6 @@
 // Argument edges that Node's own tests found (test-pipe-abstract-socket,
 // test-stream-base-typechecking), checked against node:net itself.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type nodeDgram from 'node:dgram';
 import { once } from 'node:events';
@@ -32,6 +33,38 @@ describe.each([
     });
     const [err] = await once(socket, 'error');
     expect([err.code, err.message]).toEqual(['ERR_INVALID_IP_ADDRESS', 'Invalid IP address: undefined']);
+    server.close();
+  });
+
+  // Found 2026-12-06 (undici's own tests through the drop-in): with Object.prototype's iterator
+  // polluted, muxnet's happy-eyeballs order came out empty (ERR_INVALID_ADDRESS_FAMILY); and
+  // fields node:net lets code assign threw in strict mode.
+  it("connects by name with Object.prototype's iterator polluted; connecting, autoSelectFamilyAttemptedAddresses and _connections are assignable", async () => {
+    const server = net.createServer((s) => s.end('hi'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const proto = Object.prototype as unknown as Record<symbol, unknown>;
+    proto[Symbol.iterator] = function* () {};
+    let socket: nodeNet.Socket;
+    try {
+      socket = net.connect({
+        port: (server.address() as nodeNet.AddressInfo).port,
+        host: 'muxnet.invalid',
+        autoSelectFamily: true,
+        lookup: (_host, _options, callback) => (callback as (err: null, all: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }]),
+      });
+    } finally {
+      delete proto[Symbol.iterator];
+    }
+    const [data] = await once(socket, 'data');
+    expect(String(data)).toBe('hi');
+    (socket as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses = ['10.0.0.1:1'];
+    expect(socket.autoSelectFamilyAttemptedAddresses).toEqual(['10.0.0.1:1']);
+    (socket as { connecting: boolean }).connecting = false;
+    expect(socket.connecting).toBe(false);
+    const count = (server as unknown as { _connections: number })._connections;
+    (server as unknown as { _connections: number })._connections = count;
+    expect((server as unknown as { _connections: number })._connections).toBe(count);
+    socket.destroy();
     server.close();
   });
 
@@ -115,7 +148,9 @@ describe.each([
     peer.close();
     expect(Date.now() - start).toBeGreaterThan(200);
     expect(events).toEqual(['written', 'timeout a full period after the write']);
-    expect(got).toBe(total);
+    // What the kernel still held at the destroy goes on to the slow reader (on a busy machine it
+    // had not all arrived when this end's 'close' came: a race of the test's, not a loss).
+    await waitFor(() => got === total, `all ${total} bytes at the peer (${got})`, 10_000);
   });
 
   // Found by the same hunt: the reactor had closed the connection in order (this end's FIN, then
@@ -227,6 +262,25 @@ describe.each([
         true,
       ),
     ).toEqual({ attempts: ['127.0.0.2/6', '127.0.0.1/4'], result: 'connect' });
+    server.close();
+  });
+
+  it('a corked batch of strings in several encodings and Buffers arrives byte for byte', async () => {
+    const got: Buffer[] = [];
+    let ended!: () => void;
+    const done = new Promise<void>((r) => (ended = r));
+    const server = nodeNet.createServer((s) => s.on('data', (d) => got.push(d)).on('end', ended));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(c, 'connect');
+    const parts: [string | Buffer, BufferEncoding?][] = [['héllo'], ['ff00', 'hex'], [Buffer.from([1, 2, 3])], ['aGk=', 'base64'], ['ü', 'latin1'], ['€', 'utf16le']];
+    c.cork();
+    for (const [chunk, encoding] of parts) c.write(chunk, encoding as BufferEncoding);
+    c.uncork();
+    c.end();
+    await done;
+    expect(Buffer.concat(got)).toEqual(Buffer.concat(parts.map(([chunk, encoding]) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk))));
     server.close();
   });
 
@@ -1049,5 +1103,16 @@ describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can tak
     expect(Buffer.concat(chunks).equals(sent)).toBe(true);
     accepted.destroy();
     srv.close();
+  });
+});
+
+// Found 2026-12-06 (a hunt): `MUXNET_BACKEND=` (set, empty: a shell's `VAR= cmd`, a CI matrix's
+// blank cell) made every listen and connect throw ERR_INVALID_ARG_VALUE; empty is unset now.
+describe('MUXNET_BACKEND', () => {
+  it('empty is unset: the default backend', () => {
+    const dist = path.join(__dirname, '..', '..', 'dist', 'net', 'index.js');
+    const script = `const s = require(${JSON.stringify(dist)}).createServer().listen(0, '127.0.0.1', () => { console.log('listening'); s.close(); });`;
+    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MUXNET_BACKEND: '' }, encoding: 'utf8', timeout: 20_000 });
+    expect(out.trim()).toBe('listening');
   });
 });
