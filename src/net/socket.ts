@@ -1314,7 +1314,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const all = Buffer.allocUnsafe(total);
     let at = 0;
     for (const { chunk, encoding } of chunks) at += typeof chunk === 'string' ? all.write(chunk, at, encoding) : chunk.copy(all, at);
-    this.writeOut(all, cb, chunks.length > LIBUV_IOV_MAX);
+    // byteLength is an upper bound for base64 and hex that is not clean (line breaks, a stray
+    // character): only what was written goes (the rest of an unsafe allocation is old memory).
+    this.writeOut(at === total ? all : all.subarray(0, at), cb, chunks.length > LIBUV_IOV_MAX);
   }
 
   /**

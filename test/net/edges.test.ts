@@ -274,7 +274,9 @@ describe.each([
     await once(server, 'listening');
     const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
     await once(c, 'connect');
-    const parts: [string | Buffer, BufferEncoding?][] = [['héllo'], ['ff00', 'hex'], [Buffer.from([1, 2, 3])], ['aGk=', 'base64'], ['ü', 'latin1'], ['€', 'utf16le']];
+    // Base64 with line breaks (MIME) and hex with a stray character: byteLength overcounts them
+    // (a review: the overcount went out as old memory).
+    const parts: [string | Buffer, BufferEncoding?][] = [['héllo'], ['ff00', 'hex'], [Buffer.from([1, 2, 3])], ['aGk=', 'base64'], ['ü', 'latin1'], ['€', 'utf16le'], ['aGVs\r\nbG8=\r\n', 'base64'], ['01zz02', 'hex'], ['a-b_', 'base64url']];
     c.cork();
     for (const [chunk, encoding] of parts) c.write(chunk, encoding as BufferEncoding);
     c.uncork();

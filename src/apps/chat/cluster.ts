@@ -258,7 +258,8 @@ export class RedisLink implements ChatLink {
     // Held: a crashed incarnation's hold runs out within a lease, and is waited for before this
     // server listens — else its members were announced gone after new ones took their names
     // (a restarted server's guest1.b heard its own departure). A live twin's is not.
-    const until = Date.now() + 1.5 * this.leaseMs;
+    // (Long enough for the hold to run out and the id to be seen free for `holdId`'s while.)
+    const until = Date.now() + Math.max(1.5 * this.leaseMs, this.leaseMs + this.retryCapMs + 500 + this.leaseMs / 8);
     while (this.held && this.ready && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, this.leaseMs / 8));
       // Within the wait: a Redis that stops answering meanwhile must not keep it from listening.
