@@ -20,6 +20,8 @@ interface ChatProcess {
   child: ChildProcess;
   port: number;
   exited: Promise<number | null>;
+  /** What it printed so far, stdout and stderr. */
+  output(): string;
 }
 
 let redises: Daemon[] = [];
@@ -58,7 +60,7 @@ function serve(redisPort: number, nodeId: string, extra: string[] = []): Promise
     child.stdout!.on('data', () => {
       const m = /listening on 127\.0\.0\.1:(\d+) /.exec(output());
       if (m) {
-        const proc = { child, port: Number(m[1]), exited };
+        const proc = { child, port: Number(m[1]), exited, output };
         procs.push(proc);
         resolve(proc);
       }
@@ -383,11 +385,10 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     const alice = await member(a, 'alice', 'dev');
     await member(b, 'bob', 'dev');
     const start = alice.lines.length;
-    const run = runCli(['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${port}`, '--node-id', 'b', '--lease', String(LEASE_S)]);
-    procs.push({ child: run.child, port: 0, exited: run.exited });
-    await waitFor(() => run.output().includes('muxnet chat: node id b is held by another server') && /listening on /.test(run.output()), "the twin's warning", 10_000);
-    const twin = { port: Number(/listening on 127\.0\.0\.1:(\d+) /.exec(run.output())?.[1]) };
-    const tess = await member({ ...twin, child: run.child, exited: run.exited }, 'tess', 'dev');
+    const twin = await serve(port, 'b');
+    // On stderr: it may come after the listening line on stdout.
+    await waitFor(() => twin.output().includes('muxnet chat: node id b is held by another server'), "the twin's warning", 10_000);
+    const tess = await member(twin, 'tess', 'dev');
     expect(tess.lines).toContain("SERVER cross-server delivery paused: this server's node id is in use by another server; this server's rooms still work");
     await sleep(3 * LEASE_MS);
     expect(alice.lines.slice(start).filter((l) => / disconnected$/.test(l))).toEqual([]);
@@ -411,14 +412,13 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     clients.push(stalled);
     await stalled.expect(/You are guest1\.b /);
     b.child.kill('SIGSTOP');
-    const run = runCli(['chat', 'serve', '--port', '0', '--redis', `redis://127.0.0.1:${port}`, '--node-id', 'b', '--lease', String(LEASE_S)]);
-    procs.push({ child: run.child, port: 0, exited: run.exited });
-    await waitFor(() => /listening on /.test(run.output()), 'the twin to listen', 10_000);
-    const twin = await LineClient.connect(Number(/listening on 127\.0\.0\.1:(\d+) /.exec(run.output())![1]));
+    const twin = await LineClient.connect((await serve(port, 'b')).port);
     clients.push(twin);
     await twin.expect(/You are guest1\.b /);
-    // Linked as it listened (the id freed within its wait), or later (it warned first): told so then.
-    if (run.output().includes('is held by another server')) await twin.expect(/^SERVER cross-server delivery restored$/, 'the twin linked, the id free', 0, 6 * LEASE_MS);
+    // Linked as it listened (the id freed within its wait), or later: then its guest, told at once
+    // that delivery is paused (before the answer to a /ping, on one connection), is told when.
+    await twin.ask('/ping', /^PONG$/);
+    if (twin.lines.some((l) => / delivery paused: /.test(l))) await twin.expect(/^SERVER cross-server delivery restored$/, 'the twin linked, the id free', 0, 6 * LEASE_MS);
     b.child.kill('SIGCONT');
     await stalled.expect(/^SERVER cross-server delivery paused: this server's node id is in use/, 'the first b stepped back', 0, 4 * LEASE_MS);
     await xavier.ask('/msg guest1.b for the twin', /-> guest1\.b: for the twin$/);
