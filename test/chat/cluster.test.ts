@@ -429,6 +429,43 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     expect(stalled.lines.filter((l) => /for the twin|a room line/.test(l))).toEqual([]);
   });
 
+  // Found 2026-12-06 (a note's list): before its first beat after it resumed, one that stood
+  // still still wrote as the id's holder: a member of its own who left meanwhile was deleted from
+  // the twin's presence (and the nick's claim freed) — the twin's guest2.b gone from /who — and the
+  // private lines Redis had pushed it for the twin reached its own guest1.b.
+  it("a server that stood still while a twin took its id: what it does before its first beat touches nothing of the twin's", async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const xavier = await member(a, 'xavier');
+    const guest = async (server: ChatProcess, n: number) => {
+      const c = await LineClient.connect(server.port);
+      clients.push(c);
+      await c.expect(new RegExp(`You are guest${n}\\.b `));
+      return c;
+    };
+    const stalled = await guest(b, 1);
+    const leaving = await guest(b, 2);
+    b.child.kill('SIGSTOP');
+    const twin = await serve(port, 'b');
+    const [twin1] = [await guest(twin, 1), await guest(twin, 2)];
+    await twin1.ask('/ping', /^PONG$/);
+    if (twin1.lines.some((l) => / delivery paused: /.test(l))) await twin1.expect(/^SERVER cross-server delivery restored$/, 'the twin linked, the id free', 0, 6 * LEASE_MS);
+    for (let i = 0; !(await xavier.ask('/who', /^WHO /)).includes('guest2.b'); i++) {
+      expect(i, "the twin's guests seen").toBeLessThan(30);
+      await sleep(100);
+    }
+    // While the first b stands still: a private line for the twin's guest1.b, and its own guest2.b leaves.
+    await xavier.ask('/msg guest1.b while frozen', /-> guest1\.b: while frozen$/);
+    await twin1.expect(/ xavier \(private\): while frozen$/);
+    leaving.sock.destroy();
+    await sleep(100);
+    b.child.kill('SIGCONT');
+    await stalled.expect(/^SERVER cross-server delivery paused: this server's node id is in use/, 'the first b stepped back', 0, 4 * LEASE_MS);
+    expect(stalled.lines.filter((l) => /while frozen/.test(l))).toEqual([]);
+    expect(await xavier.ask('/who', /^WHO /)).toMatch(/\bguest2\.b\b/);
+    expect(await admin(port).get('muxnet:chat:nick:guest2.b')).toBe('b');
+  });
+
   it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

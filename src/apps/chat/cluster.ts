@@ -73,14 +73,17 @@ end
 return out`;
 
 /**
- * Removes servers whose lease ended over ARGV[3] ms ago (or ARGV[2], leaving)
- * and returns them: id, then its members as an HGETALL list.
+ * Removes servers whose lease ended over ARGV[3] ms ago (or ARGV[2], this
+ * server leaving or its previous incarnation, while this incarnation, ARGV[4],
+ * holds the id) and returns them: id, then its members as an HGETALL list.
  */
 const REAP = `
 local dead = { ARGV[2] }
 if ARGV[2] == '' then
   local t = redis.call('TIME')
   dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]))
+elseif redis.call('GET', ARGV[1] .. 'owner:' .. ARGV[2]) ~= ARGV[4] then
+  return {}
 end
 local out = {}
 for _, id in ipairs(dead) do
@@ -103,12 +106,50 @@ for _, id in ipairs(ids) do
 end
 return out`;
 
-/** Deletes the claims in KEYS still held by ARGV[1]. */
+/**
+ * Deletes the claims in KEYS still held by ARGV[1] — if ARGV[2] is given,
+ * only while it (a node id's hold) is ARGV[3] (this incarnation), else -1.
+ */
 const RELEASE = `
+if ARGV[2] ~= '' and redis.call('GET', ARGV[2]) ~= ARGV[3] then return -1 end
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
 return 0`;
+
+/*
+ * The writes of a server that stood still past its lease (a twin may have
+ * taken its id meanwhile: `members:<id>` and the nicks valued `<id>` are
+ * then the twin's) are made only while its incarnation holds the id
+ * (KEYS[1] is ARGV[1]); -1 if another does.
+ */
+
+/** Sets (ARGV[3] a room) or deletes (ARGV[3] empty) member ARGV[2] in hash KEYS[2]. */
+const PRESENCE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return 1`;
+
+/** Claims nick KEYS[2] for server ARGV[2] for ARGV[3] ms: 1 (also when it is already that server's), or 0 if another's. */
+const CLAIM = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local owner = redis.call('GET', KEYS[2])
+if not owner then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) return 1 end
+if owner == ARGV[2] then return 1 end
+return 0`;
+
+/**
+ * A private line (ARGV[3]) for nick KEYS[1], published to its owner's
+ * channel tagged with the incarnation holding that id — a server that stood
+ * still while a twin took its id is still subscribed, and drops it. 0 when
+ * no other server (not ARGV[1]) has the nick.
+ */
+const WHISPER = `
+local owner = redis.call('GET', KEYS[1])
+if not owner or owner == ARGV[1] then return 0 end
+local holder = redis.call('GET', ARGV[2] .. 'owner:' .. owner)
+if not holder then return 0 end
+return redis.call('PUBLISH', ARGV[2] .. 'node:' .. owner, holder .. '\\n' .. ARGV[3])`;
 
 /** `[k1, v1, k2, v2]` as pairs. */
 function pairs(list: string[]): [string, string][] {
@@ -330,6 +371,13 @@ export class RedisLink implements ChatLink {
     if (channels.length > 0) this.sub.unsubscribe(...channels).catch(() => {});
   }
 
+  /** Taken while this server stood still past its lease (a guarded write said so): unlinked until it is free again. */
+  private heldElsewhere(): void {
+    if (this.held) return; // said once, by the first write that found it
+    this.down(HELD);
+    this.stepBack(false);
+  }
+
   /**
    * Takes the node id, or finds it held. Held already, it takes the id only
    * once seen free for a while — a quarter of a lease, and longer than the
@@ -436,9 +484,7 @@ export class RedisLink implements ChatLink {
     const keys = [this.key('nodes', 'all'), this.key('members', this.nodeId), this.key('owner', this.nodeId), ...nicks.map((n) => this.nickKey(n))];
     const [missing, since, ...lost] = (await this.cmd.eval(HEARTBEAT, keys.length, ...keys, this.nodeId, this.leaseMs, this.origin)) as number[];
     if (missing === -1) {
-      // Taken while this server stood still past its lease: unlinked until it is free again.
-      this.down(HELD);
-      this.stepBack(false);
+      this.heldElsewhere();
       throw new Error(`node id ${this.nodeId} is held by another server`);
     }
     for (const i of lost) this.local?.lost(nicks[i - 1]);
@@ -513,7 +559,7 @@ export class RedisLink implements ChatLink {
 
   /** Removes dead servers (or this one, leaving, or its previous incarnation) and frees their nicks; returns their members by room. */
   private async reap(id: string, grace = 0): Promise<Map<string, string[]>> {
-    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id, grace)) as (string | string[])[];
+    const gone = (await this.cmd.eval(REAP, 1, this.key('nodes', 'all'), this.prefix, id, grace, this.origin)) as (string | string[])[];
     const byRoom = new Map<string, string[]>();
     for (let i = 0; i + 1 < gone.length; i += 2) {
       const members = pairs(gone[i + 1] as string[]);
@@ -524,7 +570,7 @@ export class RedisLink implements ChatLink {
       }
       // Best effort: a claim left behind (Redis lost meanwhile) ends with its lease. The
       // members are announced all the same (a first link that failed here lost them).
-      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick)).catch(() => {});
+      await this.releaseAll(gone[i] as string, members.map(([nick]) => nick), '').catch(() => {});
     }
     return byRoom;
   }
@@ -534,10 +580,10 @@ export class RedisLink implements ChatLink {
     for (const [room, nicks] of byRoom) this.local?.departed(room, nicks);
   }
 
-  /** Deletes the claims on `nicks` that `owner` still holds. */
-  private async releaseAll(owner: string, nicks: string[]): Promise<void> {
+  /** Deletes the claims on `nicks` that `owner` still holds; while `hold` (a node id's) is this incarnation's, if given. */
+  private async releaseAll(owner: string, nicks: string[], hold: string): Promise<void> {
     const keys = nicks.map((n) => this.nickKey(n));
-    if (keys.length > 0) await this.cmd.eval(RELEASE, keys.length, ...keys, owner);
+    if (keys.length > 0 && (await this.cmd.eval(RELEASE, keys.length, ...keys, owner, hold, this.origin)) === -1) this.heldElsewhere();
   }
 
   publish(room: string, text: string): void {
@@ -570,8 +616,9 @@ export class RedisLink implements ChatLink {
       this.delivered.set(origin, n);
       local.deliverRoom(channel.slice(roomPrefix.length), text.join('\n'));
     } else {
-      const [nick, ...text] = message.split('\n');
-      local.deliverPrivate(nick, text.join('\n'));
+      // Tagged with the incarnation holding the id when it was sent (see WHISPER).
+      const [holder, nick, ...text] = message.split('\n');
+      if (holder === this.origin) local.deliverPrivate(nick, text.join('\n'));
     }
   }
 
@@ -590,9 +637,10 @@ export class RedisLink implements ChatLink {
       this.moved = true; // registering again writes it all
       return;
     }
-    const members = this.key('members', this.nodeId);
-    const done = room === undefined ? this.cmd.hdel(members, nick) : this.cmd.hset(members, nick, room);
-    done.catch(() => {});
+    this.cmd
+      .eval(PRESENCE, 2, this.key('owner', this.nodeId), this.key('members', this.nodeId), this.origin, nick, room ?? '')
+      .then((done) => done === -1 && this.heldElsewhere())
+      .catch(() => {});
   }
 
   /** Subscribes to a room's channel with its first member here, unsubscribes after its last. */
@@ -614,25 +662,26 @@ export class RedisLink implements ChatLink {
   async claim(nick: string): Promise<Claim> {
     if (!this.up) return 'offline';
     try {
-      const ok = await this.cmd.set(this.nickKey(nick), this.nodeId, 'PX', this.leaseMs, 'NX');
-      if (ok === 'OK') return 'ok';
       // A claim of our own (a member's old nick, not yet released) is ours to keep.
-      return (await this.cmd.get(this.nickKey(nick))) === this.nodeId ? 'ok' : 'taken';
+      const claimed = await this.cmd.eval(CLAIM, 2, this.key('owner', this.nodeId), this.nickKey(nick), this.origin, this.nodeId, this.leaseMs);
+      if (claimed === -1) {
+        this.heldElsewhere();
+        return 'offline';
+      }
+      return claimed === 1 ? 'ok' : 'taken';
     } catch {
       return 'offline';
     }
   }
 
   release(nick: string): void {
-    if (this.up) this.releaseAll(this.nodeId, [nick]).catch(() => {});
+    if (this.up) this.releaseAll(this.nodeId, [nick], this.key('owner', this.nodeId)).catch(() => {});
   }
 
   async whisper(nick: string, text: string): Promise<boolean> {
     if (!this.up) return false;
     try {
-      const owner = await this.cmd.get(this.nickKey(nick));
-      if (owner === null || owner === this.nodeId) return false;
-      return (await this.cmd.publish(this.key('node', owner), `${nick}\n${text}`)) > 0;
+      return ((await this.cmd.eval(WHISPER, 1, this.nickKey(nick), this.nodeId, this.prefix, `${nick}\n${text}`)) as number) > 0;
     } catch {
       return false;
     }
@@ -667,7 +716,7 @@ export class RedisLink implements ChatLink {
         try {
           this.departed(await this.reap(this.nodeId));
           // The id is free for a restart at once.
-          await this.cmd.eval(RELEASE, 1, this.key('owner', this.nodeId), this.origin);
+          await this.cmd.eval(RELEASE, 1, this.key('owner', this.nodeId), this.origin, '', '');
           // The departures are pipelined (sent at the end of the tick): out before QUIT.
           await this.published;
         } catch {
