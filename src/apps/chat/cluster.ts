@@ -230,6 +230,9 @@ export class RedisLink implements ChatLink {
   private retryCapMs = 0;
   /** While held: when the id was first seen free (0: not seen free since). */
   private freeSince = 0;
+  /** While held: the hold's time left when last looked at, and when; whether it was seen refreshed (its server is live). */
+  private holdLeft: { ms: number; at: number } | undefined;
+  private holderLive = false;
 
   constructor(options: RedisLinkOptions) {
     this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
@@ -301,7 +304,8 @@ export class RedisLink implements ChatLink {
     // (a restarted server's guest1.b heard its own departure). A live twin's is not.
     // (Long enough for the hold to run out and the id to be seen free for `holdId`'s while.)
     const until = Date.now() + Math.max(1.5 * this.leaseMs, this.leaseMs + this.retryCapMs + 500 + this.leaseMs / 8);
-    while (this.held && this.ready && Date.now() < until) {
+    // (A live one's is seen refreshed within a third of a lease: no use waiting it out.)
+    while (this.held && !this.holderLive && this.ready && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, this.leaseMs / 8));
       // Within the wait: a Redis that stops answering meanwhile must not keep it from listening.
       let left: NodeJS.Timeout | undefined;
@@ -351,7 +355,10 @@ export class RedisLink implements ChatLink {
   }
 
   private warnHeld(): void {
-    console.warn(`muxnet chat: node id ${this.nodeId} is held by another server (a live one: give each its own --node-id; or one that crashed, whose hold has not run out): serving this server's members alone until it is free`);
+    const which = this.holderLive
+      ? 'a live one, its hold refreshed: give each server its own --node-id'
+      : 'a live one: give each its own --node-id; or one that crashed, whose hold has not run out';
+    console.warn(`muxnet chat: node id ${this.nodeId} is held by another server (${which}): serving this server's members alone until it is free`);
   }
 
   /**
@@ -388,10 +395,17 @@ export class RedisLink implements ChatLink {
   private async holdId(): Promise<boolean> {
     const owner = this.key('owner', this.nodeId);
     if (this.held) {
-      if ((await this.cmd.exists(owner)) === 1) {
+      const left = await this.cmd.pttl(owner);
+      if (left !== -2) {
         this.freeSince = 0;
+        // Longer to run than when last looked at, less the time since: refreshed.
+        const now = Date.now();
+        if (this.holdLeft && left > this.holdLeft.ms - (now - this.holdLeft.at) + Math.max(50, this.leaseMs / 20)) this.holderLive = true;
+        this.holdLeft = { ms: left, at: now };
         return false;
       }
+      this.holdLeft = undefined;
+      this.holderLive = false;
       this.freeSince ||= Date.now();
       if (Date.now() - this.freeSince < Math.max(this.leaseMs / 4, this.retryCapMs + 500)) return false;
     }
