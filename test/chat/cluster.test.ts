@@ -467,6 +467,25 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     expect(await admin(port).get('muxnet:chat:nick:guest2.b')).toBe('b');
   });
 
+  it("a server's hold on its id lost from Redis (evicted, a FLUSHDB's worth): it goes on linked, private lines reach it, its next beat holds the id again", async () => {
+    const { port } = await redis();
+    const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);
+    const xavier = await member(a, 'xavier');
+    const bob = await member(b, 'bob');
+    const redisAdmin = admin(port);
+    expect(await redisAdmin.del('muxnet:chat:owner:b')).toBe(1);
+    await xavier.ask('/msg bob after the loss', /-> bob: after the loss$/);
+    await bob.expect(/ xavier \(private\): after the loss$/);
+    expect(await bob.ask('/join dev', /^(JOINED|ERROR) /)).toMatch(/^JOINED /);
+    await xavier.ask('/join dev', /^JOINED /);
+    expect(await xavier.ask('/who', /^WHO /)).toBe('WHO dev: xavier, bob');
+    for (let i = 0; (await redisAdmin.get('muxnet:chat:owner:b')) === null; i++) {
+      expect(i, 'the hold taken again').toBeLessThan(30);
+      await sleep(100);
+    }
+    expect(bob.lines.filter((l) => /^SERVER /.test(l))).toEqual([]);
+  });
+
   it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

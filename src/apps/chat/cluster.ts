@@ -74,16 +74,18 @@ return out`;
 
 /**
  * Removes servers whose lease ended over ARGV[3] ms ago (or ARGV[2], this
- * server leaving or its previous incarnation, while this incarnation, ARGV[4],
- * holds the id) and returns them: id, then its members as an HGETALL list.
+ * server leaving or its previous incarnation, unless an incarnation other
+ * than this one, ARGV[4], holds the id) and returns them: id, then its
+ * members as an HGETALL list.
  */
 const REAP = `
 local dead = { ARGV[2] }
 if ARGV[2] == '' then
   local t = redis.call('TIME')
   dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]))
-elseif redis.call('GET', ARGV[1] .. 'owner:' .. ARGV[2]) ~= ARGV[4] then
-  return {}
+else
+  local holder = redis.call('GET', ARGV[1] .. 'owner:' .. ARGV[2])
+  if holder and holder ~= ARGV[4] then return {} end
 end
 local out = {}
 for _, id in ipairs(dead) do
@@ -107,11 +109,15 @@ end
 return out`;
 
 /**
- * Deletes the claims in KEYS still held by ARGV[1] — if ARGV[2] is given,
- * only while it (a node id's hold) is ARGV[3] (this incarnation), else -1.
+ * Deletes the claims in KEYS still held by ARGV[1] — if ARGV[2] (a node
+ * id's hold) is given, only unless an incarnation other than ARGV[3] holds
+ * it, else -1.
  */
 const RELEASE = `
-if ARGV[2] ~= '' and redis.call('GET', ARGV[2]) ~= ARGV[3] then return -1 end
+if ARGV[2] ~= '' then
+  local holder = redis.call('GET', ARGV[2])
+  if holder and holder ~= ARGV[3] then return -1 end
+end
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
@@ -120,19 +126,22 @@ return 0`;
 /*
  * The writes of a server that stood still past its lease (a twin may have
  * taken its id meanwhile: `members:<id>` and the nicks valued `<id>` are
- * then the twin's) are made only while its incarnation holds the id
- * (KEYS[1] is ARGV[1]); -1 if another does.
+ * then the twin's) are made only unless another incarnation holds the id
+ * (KEYS[1], if set, is ARGV[1]; a hold Redis lost is taken again at the
+ * next beat); -1 if another does.
  */
 
 /** Sets (ARGV[3] a room) or deletes (ARGV[3] empty) member ARGV[2] in hash KEYS[2]. */
 const PRESENCE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return -1 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
 return 1`;
 
 /** Claims nick KEYS[2] for server ARGV[2] for ARGV[3] ms: 1 (also when it is already that server's), or 0 if another's. */
 const CLAIM = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return -1 end
 local owner = redis.call('GET', KEYS[2])
 if not owner then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) return 1 end
 if owner == ARGV[2] then return 1 end
@@ -141,14 +150,14 @@ return 0`;
 /**
  * A private line (ARGV[3]) for nick KEYS[1], published to its owner's
  * channel tagged with the incarnation holding that id — a server that stood
- * still while a twin took its id is still subscribed, and drops it. 0 when
- * no other server (not ARGV[1]) has the nick.
+ * still while a twin took its id is still subscribed, and drops it (empty if
+ * the hold is lost: no twin holds it either). 0 when no other server (not
+ * ARGV[1]) has the nick.
  */
 const WHISPER = `
 local owner = redis.call('GET', KEYS[1])
 if not owner or owner == ARGV[1] then return 0 end
-local holder = redis.call('GET', ARGV[2] .. 'owner:' .. owner)
-if not holder then return 0 end
+local holder = redis.call('GET', ARGV[2] .. 'owner:' .. owner) or ''
 return redis.call('PUBLISH', ARGV[2] .. 'node:' .. owner, holder .. '\\n' .. ARGV[3])`;
 
 /** `[k1, v1, k2, v2]` as pairs. */
@@ -632,7 +641,7 @@ export class RedisLink implements ChatLink {
     } else {
       // Tagged with the incarnation holding the id when it was sent (see WHISPER).
       const [holder, nick, ...text] = message.split('\n');
-      if (holder === this.origin) local.deliverPrivate(nick, text.join('\n'));
+      if (holder === this.origin || holder === '') local.deliverPrivate(nick, text.join('\n'));
     }
   }
 
