@@ -22,6 +22,7 @@ import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, m
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
+import { callable } from './net/callable';
 import { ownDefault } from './interop';
 import { nodeFrom } from './versions';
 
@@ -149,7 +150,7 @@ const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
-export class Socket extends EventEmitter implements Handle, HandsOver {
+class UdpSocket extends EventEmitter implements Handle, HandsOver {
   readonly type: SocketType;
   /** None: dns.lookup as it is at each call (see `LOOKUP_READ_AT_CALL`). */
   private readonly lookup: LookupFunction | undefined;
@@ -1003,7 +1004,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
   static {
     const deprecated = (name: string, get: (s: Socket) => unknown) => {
       const message = `Socket.prototype.${name} is deprecated`;
-      Object.defineProperty(Socket.prototype, name, {
+      Object.defineProperty(UdpSocket.prototype, name, {
         configurable: true,
         get: deprecate(function (this: Socket) {
           return get(this);
@@ -1025,7 +1026,7 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
       },
     };
     for (const [name, method] of Object.entries(methods)) {
-      Object.defineProperty(Socket.prototype, name, {
+      Object.defineProperty(UdpSocket.prototype, name, {
         configurable: true,
         writable: true,
         value: deprecate(method, `Socket.prototype.${name}() is deprecated`, 'DEP0112'),
@@ -1033,6 +1034,10 @@ export class Socket extends EventEmitter implements Handle, HandsOver {
     }
   }
 }
+
+/** `dgram.Socket`: as node:dgram's, an ES5-style subclass initialises itself with `dgram.Socket.call(this, type)`. */
+export const Socket = callable(UdpSocket);
+export type Socket = UdpSocket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */
 function numericAddress(text: unknown, name: string, call: string): string {
@@ -1117,7 +1122,7 @@ function ipFamily(text: string): number {
 installHandoff();
 
 export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
-  return new Socket(type, listener);
+  return new UdpSocket(type, listener);
 }
 
 // Compiled CommonJS only (under vitest's ESM transform there is no `module`).

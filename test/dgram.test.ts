@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { BlockList } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { inspect, promisify } from 'node:util';
+import { inherits, inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
 import { moveAway, sleep, socketFds, waitFor } from './helpers';
@@ -78,6 +78,24 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(await failed(9, null)).toEqual({ message: 'send EMSGSIZE null:9', address: null, hasAddress: true, port: 9 });
     expect(await failed(9, '127.0.0.1')).toEqual({ message: 'send EMSGSIZE 127.0.0.1:9', address: '127.0.0.1', hasAddress: true, port: 9 });
     s.close();
+  });
+
+  // Found 2026-12-06 (a hunt of types and module shape): `dgram.Socket.call(this, …)` threw
+  // (a class constructor cannot be called).
+  it('an ES5-style subclass (util.inherits, then dgram.Socket.call(this, …)) binds, sends and receives', async () => {
+    function MyUdp(this: nodeDgram.Socket & { mine: boolean }, options: nodeDgram.SocketOptions) {
+      (dgram.Socket as unknown as (...a: unknown[]) => void).call(this, options);
+      this.mine = true;
+    }
+    inherits(MyUdp, dgram.Socket);
+    const s = new (MyUdp as unknown as new (o: nodeDgram.SocketOptions) => nodeDgram.Socket & { mine: boolean })({ type: 'udp4', backend } as nodeDgram.SocketOptions);
+    expect([s instanceof MyUdp, s instanceof dgram.Socket, s.mine]).toEqual([true, true, true]);
+    const port = await bound(s, '127.0.0.1');
+    s.send('to myself', port, '127.0.0.1');
+    const [msg] = (await once(s, 'message')) as [Buffer];
+    expect(msg.toString()).toBe('to myself');
+    s.close();
+    await once(s, 'close');
   });
 
   it('binds, receives with rinfo, and answers every send() form', async () => {

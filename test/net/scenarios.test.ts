@@ -7,7 +7,7 @@ import nodeNet from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { inherits, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
 import { downPort, freePort, hangingPort, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
@@ -392,6 +392,35 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(call(net.Socket)).toBeInstanceOf(net.Socket);
     expect(call((net as unknown as { Stream: unknown }).Stream)).toBeInstanceOf(net.Socket);
     expect(call(net.Server, serverOpts())).toBeInstanceOf(net.Server);
+  });
+
+  // Found 2026-12-06 (a hunt of types and module shape): `net.Server.call(this)` made a server
+  // elsewhere and left `this` bare — its listen() did nothing, no 'listening', no error.
+  it('an ES5-style subclass (util.inherits, then Base.call(this, …)) listens, connects and carries bytes', async () => {
+    type Mine = { mine: string };
+    function MyServer(this: nodeNet.Server & Mine, opts: nodeNet.ServerOpts, onConnection: (s: nodeNet.Socket) => void) {
+      (net.Server as unknown as (...a: unknown[]) => void).call(this, opts, onConnection);
+      this.mine = 'server';
+    }
+    inherits(MyServer, net.Server);
+    function MySocket(this: nodeNet.Socket & Mine, opts: nodeNet.SocketConstructorOpts) {
+      (net.Socket as unknown as (...a: unknown[]) => void).call(this, opts);
+      this.mine = 'socket';
+    }
+    inherits(MySocket, net.Socket);
+    const make = <T>(ctor: unknown, ...args: unknown[]) => new (ctor as new (...a: unknown[]) => T)(...args);
+    const server = make<nodeNet.Server & Mine>(MyServer, serverOpts(), (s: nodeNet.Socket) => s.end('hi'));
+    expect([server instanceof MyServer, server instanceof net.Server, server.mine]).toEqual([true, true, 'server']);
+    const port = await listening(server);
+    const c = make<nodeNet.Socket & Mine>(MySocket, { backend } as nodeNet.SocketConstructorOpts);
+    expect([c instanceof MySocket, c instanceof net.Socket, c.mine, c.pending]).toEqual([true, true, 'socket', true]);
+    c.connect(port, '127.0.0.1');
+    c.setEncoding('utf8');
+    let got = '';
+    c.on('data', (d: string) => (got += d));
+    await once(c, 'close');
+    expect(got).toBe('hi');
+    await closed(server);
   });
 
   it('binds synchronously on listen(port), then listening on the next tick', async () => {
