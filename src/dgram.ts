@@ -8,7 +8,8 @@
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
 import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
-import dns from 'node:dns';
+import dns, { type LookupOneOptions } from 'node:dns';
+import type * as nodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { BlockList, isIP } from 'node:net';
 import process from 'node:process';
@@ -41,7 +42,7 @@ export type LookupFunction = (
  */
 type LookupTypedAsNodes = (
   hostname: string,
-  options: dns.LookupOneOptions,
+  options: LookupOneOptions,
   callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ) => void;
 
@@ -1002,11 +1003,11 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   // libuv handle here; `_handle` is an object while the socket runs, null
   // once closed, and assigning these has no effect on muxnet's state.
   static {
-    const deprecated = (name: string, get: (s: Socket) => unknown) => {
+    const deprecated = (name: string, get: (s: UdpSocket) => unknown) => {
       const message = `Socket.prototype.${name} is deprecated`;
       Object.defineProperty(UdpSocket.prototype, name, {
         configurable: true,
-        get: deprecate(function (this: Socket) {
+        get: deprecate(function (this: UdpSocket) {
           return get(this);
         }, message, 'DEP0112'),
         set: deprecate(() => {}, message, 'DEP0112'),
@@ -1017,11 +1018,11 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
     deprecated('_bindState', (s) => s.bindState);
     deprecated('_queue', (s) => s.pending);
     deprecated('_reuseAddr', (s) => s.reuseAddr);
-    const methods: Record<string, (this: Socket) => void> = {
-      _healthCheck(this: Socket) {
+    const methods: Record<string, (this: UdpSocket) => void> = {
+      _healthCheck(this: UdpSocket) {
         this.healthCheck();
       },
-      _stopReceiving(this: Socket) {
+      _stopReceiving(this: UdpSocket) {
         this.receiving = false;
       },
     };
@@ -1035,9 +1036,18 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   }
 }
 
-/** `dgram.Socket`: as node:dgram's, an ES5-style subclass initialises itself with `dgram.Socket.call(this, type)`. */
-export const Socket = callable(UdpSocket);
-export type Socket = UdpSocket;
+/**
+ * `dgram.Socket`'s constructor: as node:dgram's, an ES5-style subclass
+ * initialises itself with `dgram.Socket.call(this, type)`. Its sockets are
+ * node:dgram's to TypeScript (see `net.SocketConstructor`).
+ */
+export interface SocketConstructor {
+  new (type: SocketType | SocketOptions, listener?: MessageListener): nodeDgram.Socket;
+  (type: SocketType | SocketOptions, listener?: MessageListener): nodeDgram.Socket;
+  readonly prototype: nodeDgram.Socket;
+}
+export const Socket: SocketConstructor = callable(UdpSocket);
+export type Socket = nodeDgram.Socket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */
 function numericAddress(text: unknown, name: string, call: string): string {

@@ -76,6 +76,8 @@ describe('installing the packed package', () => {
     const user = `
       import type * as nodeNet from 'node:net';
       import type * as nodeDgram from 'node:dgram';
+      import type * as http from 'node:http';
+      import type * as tls from 'node:tls';
       import net from 'muxnet';
       import dgram from 'muxnet/dgram';
       import { listen } from 'muxnet/fast';
@@ -88,6 +90,19 @@ describe('installing the packed package', () => {
       export const server: nodeNet.Server = net.createServer();
       export const udp: nodeDgram.Socket = dgram.createSocket('udp4');
       export const entries = [listen, serve, connectAsync, connectClient, createProxy];
+      // And Node's own where code whose \`net\` is now muxnet names the drop-in's types (until
+      // 2026-12-06 they were muxnet's classes: node's refused, listener arguments untyped).
+      declare module 'node:net' {
+        interface Socket { requestId?: string }
+      }
+      export function track(s: net.Socket, req: http.IncomingMessage, t: tls.TLSSocket, u: nodeDgram.Socket, h: http.Server) {
+        const sockets = new Set<net.Socket>([s, req.socket, t]);
+        const servers: net.Server[] = [h];
+        const udps: dgram.Socket[] = [u];
+        s.on('close', (hadError) => sockets.delete(hadError ? s : t));
+        u.on('message', (msg, rinfo) => msg.length + rinfo.port);
+        return [s.requestId, sockets, servers, udps];
+      }
     `;
     writeFileSync(path.join(app, 'user.ts'), user);
     const module = { node10: 'commonjs', node16: 'node16', bundler: 'esnext' }[resolution];

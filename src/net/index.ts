@@ -63,15 +63,35 @@ export type {
 installHandoff();
 installThreadMoves();
 
-/** `net.Socket`, callable without `new` as in node:net. */
-export const Socket = callable(SocketClass);
-export type Socket = SocketClass;
-/** `net.Server`, callable without `new` as in node:net. */
-export const Server = callable(ServerClass);
-export type Server = ServerClass;
+/*
+ * To TypeScript, muxnet's sockets and servers are node:net's: a function typed
+ * `net.Socket` takes node's own (an http request's, a TLS socket), a
+ * project's augmentation of node:net's interfaces applies, listeners are
+ * typed by event. (Assigning the classes here checks that their instances
+ * are node:net's to TypeScript.)
+ */
+/** `net.Socket`'s constructor, callable without `new` as node:net's. */
+export interface SocketConstructor {
+  new (options?: SocketOptions | number): nodeNet.Socket;
+  (options?: SocketOptions | number): nodeNet.Socket;
+  readonly prototype: nodeNet.Socket;
+}
+/** `net.Server`'s constructor, callable without `new` as node:net's. */
+export interface ServerConstructor {
+  new (connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
+  new (options?: ServerOptions, connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
+  (connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
+  (options?: ServerOptions, connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
+  readonly prototype: nodeNet.Server;
+}
+export const Socket: SocketConstructor = callable(SocketClass);
+export type Socket = nodeNet.Socket;
+// (The listener-only call form is an overload `Callable` cannot spell: asserted.)
+export const Server = callable(ServerClass) as ServerConstructor;
+export type Server = nodeNet.Server;
 /** node:net's old name for `Socket`. */
 export const Stream = Socket;
-export type Stream = SocketClass;
+export type Stream = nodeNet.Socket;
 
 export function createServer(connectionListener?: (socket: Socket) => void): Server;
 export function createServer(options?: ServerOptions, connectionListener?: (socket: Socket) => void): Server;

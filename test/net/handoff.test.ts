@@ -91,7 +91,7 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
       c.send('socket', s);
       // Sent again while it still writes: node:net's socket has no handle left, the message goes alone.
       c.send('again', s);
-      counted = server._connections;
+      counted = (server as unknown as { _connections: number })._connections;
     });
     const parentClosed = new Promise<void>((resolve) => server.once('connection', (s: muxnet.Socket) => s.once('close', () => resolve())));
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');

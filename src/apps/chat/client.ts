@@ -371,7 +371,7 @@ function udpClient(opts: ClientOptions, rl: readline.Interface, print: Print): P
       if (err.code === 'ECONNREFUSED') refused = true;
       print(`* ${err.message}`);
     });
-    sock.connect(opts.port, opts.host, (err) => {
+    sock.connect(opts.port, opts.host, (err?: Error) => {
       const lines = waiting ?? [];
       waiting = undefined;
       if (err) {
