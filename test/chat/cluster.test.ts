@@ -486,6 +486,36 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     expect(bob.lines.filter((l) => /^SERVER /.test(l))).toEqual([]);
   });
 
+  // Found 2026-12-06 (a review): private lines went tagged to a channel both versions read, each
+  // misreading the other's — lost both ways, the sender told they went.
+  it("a rolling upgrade: private lines reach a server of the previous version (which reads `node:<id>` only) and come from one", async () => {
+    const { port } = await redis();
+    const a = await serve(port, 'a');
+    const xavier = await member(a, 'xavier');
+    // A server of the previous version, as Redis sees it: its hold and a nick, and its channel.
+    const old = admin(port);
+    await old.set('muxnet:chat:owner:old', 'old/0123456789ab', 'PX', 60_000);
+    await old.set('muxnet:chat:nick:olga', 'old', 'PX', 60_000);
+    const listener = admin(port);
+    await listener.subscribe('muxnet:chat:node:old');
+    const heard = new Promise<[string, string]>((resolve) => listener.on('message', (channel: string, message: string) => resolve([channel, message])));
+    await xavier.ask('/msg olga to the old one', /-> olga: to the old one$/);
+    const [channel, message] = await within(heard, 'the line on the old channel', 3000);
+    expect([channel, message.split('\n')[0]]).toEqual(['muxnet:chat:node:old', 'olga']);
+    expect(message).toMatch(/ xavier \(private\): to the old one$/);
+    // And the previous version's way to a member here: `nick\ntext` on `node:a`.
+    expect(await old.publish('muxnet:chat:node:a', 'xavier\nfrom the old one')).toBe(1);
+    await xavier.expect(/^from the old one$/);
+  });
+
+  it('a hold with no end (set by hand) is not taken for a live server: it is waited out as a crashed one', async () => {
+    const { port } = await redis();
+    await admin(port).set('muxnet:chat:owner:b', 'someone/else');
+    const b = await serve(port, 'b');
+    await waitFor(() => b.output().includes('muxnet chat: node id b is held by another server'), 'the warning', 5000);
+    expect(b.output()).not.toContain('its hold refreshed');
+  });
+
   it('a server killed with SIGKILL and restarted at once under the same node id: its old members are announced gone, their nicks free', async () => {
     const { port } = await redis();
     const [a, b] = await Promise.all([serve(port, 'a'), serve(port, 'b')]);

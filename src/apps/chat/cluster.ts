@@ -9,7 +9,9 @@
  * - `nodes`: a sorted set of server ids scored by when their lease ends
  *   (Redis's clock, so servers' clocks may differ);
  * - `members:<id>`: a hash, nick → room, of each server's members;
- * - channels `room:<room>` (lines for a room) and `node:<id>` (private lines).
+ * - `owner:<id>`: the incarnation of the server holding the id, under its lease;
+ * - channels `room:<room>` (lines for a room) and `node:<id>:<incarnation>`
+ *   (private lines; `node:<id>` for a server without one, see WHISPER).
  * A server whose lease ends (it died) is reaped by whichever live server
  * gets to it first — atomically, in a script, so its members are announced
  * gone exactly once — and its nicks expire with their own leases.
@@ -47,6 +49,18 @@ local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
+
+/**
+ * The hold on a node id (KEYS[1]): its holder and when it ends, by Redis's
+ * clock (so a late answer is not taken for a refresh); -1 if it never does.
+ */
+const HOLD_STATE = `
+local holder = redis.call('GET', KEYS[1])
+if not holder then return {} end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then return { holder, -1 } end
+local t = redis.call('TIME')
+return { holder, t[1] * 1000 + math.floor(t[2] / 1000) + left }`;
 
 /**
  * Refreshes this server's hold on its id (KEYS[3]), its lease and its nicks;
@@ -148,17 +162,22 @@ if owner == ARGV[2] then return 1 end
 return 0`;
 
 /**
- * A private line (ARGV[3]) for nick KEYS[1], published to its owner's
- * channel tagged with the incarnation holding that id — a server that stood
- * still while a twin took its id is still subscribed, and drops it (empty if
- * the hold is lost: no twin holds it either). 0 when no other server (not
- * ARGV[1]) has the nick.
+ * A private line (ARGV[3]) for nick KEYS[1], published to the channel of the
+ * incarnation holding its owner's id, `node:<id>:<incarnation>` — a server
+ * that stood still while a twin took its id is not subscribed to it. Else
+ * to `node:<id>`: a server whose hold Redis lost, or one of an earlier
+ * version (a rolling upgrade), which has no channel of its own. 0 when no
+ * other server (not ARGV[1]) has the nick.
  */
 const WHISPER = `
 local owner = redis.call('GET', KEYS[1])
 if not owner or owner == ARGV[1] then return 0 end
-local holder = redis.call('GET', ARGV[2] .. 'owner:' .. owner) or ''
-return redis.call('PUBLISH', ARGV[2] .. 'node:' .. owner, holder .. '\\n' .. ARGV[3])`;
+local holder = redis.call('GET', ARGV[2] .. 'owner:' .. owner)
+if holder then
+  local n = redis.call('PUBLISH', ARGV[2] .. 'node:' .. owner .. ':' .. holder, ARGV[3])
+  if n > 0 then return n end
+end
+return redis.call('PUBLISH', ARGV[2] .. 'node:' .. owner, ARGV[3])`;
 
 /** `[k1, v1, k2, v2]` as pairs. */
 function pairs(list: string[]): [string, string][] {
@@ -239,8 +258,8 @@ export class RedisLink implements ChatLink {
   private retryCapMs = 0;
   /** While held: when the id was first seen free (0: not seen free since). */
   private freeSince = 0;
-  /** While held: the hold's time left when last looked at, and when; whether it was seen refreshed (its server is live). */
-  private holdLeft: { ms: number; at: number } | undefined;
+  /** While held: when the hold ended when last looked at (Redis's clock); whether it was seen refreshed (its server is live). */
+  private holdEnd = 0;
   private holderLive = false;
 
   constructor(options: RedisLinkOptions) {
@@ -290,6 +309,10 @@ export class RedisLink implements ChatLink {
       r.on('error', () => {});
       r.on('close', () => {
         this.dropping.delete(r);
+        // What was seen of the hold is not known to hold over the outage (one seen free, then
+        // Redis gone for a while, was taken at once on its return, before its server relinked).
+        this.freeSince = 0;
+        this.holdEnd = 0;
         this.drops++;
         if (r === this.sub) this.subscribed.clear();
         this.down();
@@ -404,19 +427,21 @@ export class RedisLink implements ChatLink {
   private async holdId(): Promise<boolean> {
     const owner = this.key('owner', this.nodeId);
     if (this.held) {
-      const left = await this.cmd.pttl(owner);
-      if (left !== -2) {
+      const [holder, end] = (await this.cmd.eval(HOLD_STATE, 1, owner)) as [string?, number?];
+      if (holder !== undefined && holder !== this.origin) {
         this.freeSince = 0;
-        // Longer to run than when last looked at, less the time since: refreshed.
-        const now = Date.now();
-        if (this.holdLeft && left > this.holdLeft.ms - (now - this.holdLeft.at) + Math.max(50, this.leaseMs / 20)) this.holderLive = true;
-        this.holdLeft = { ms: left, at: now };
+        // Ending later than when last looked at (past a rounding): refreshed. A hold with no end is not.
+        if (end! > 0 && this.holdEnd > 0 && end! > this.holdEnd + 10) this.holderLive = true;
+        this.holdEnd = end!;
         return false;
       }
-      this.holdLeft = undefined;
+      this.holdEnd = 0;
       this.holderLive = false;
-      this.freeSince ||= Date.now();
-      if (Date.now() - this.freeSince < Math.max(this.leaseMs / 4, this.retryCapMs + 500)) return false;
+      // Free, for a while; or its own (a beat took it again when Redis had lost it): at once.
+      if (holder === undefined) {
+        this.freeSince ||= Date.now();
+        if (Date.now() - this.freeSince < Math.max(this.leaseMs / 4, this.retryCapMs + 500)) return false;
+      }
     }
     this.freeSince = 0;
     return (await this.cmd.eval(HOLD_ID, 1, owner, this.origin, this.leaseMs)) === 1;
@@ -463,7 +488,7 @@ export class RedisLink implements ChatLink {
       }
       do {
         this.moved = false;
-        const wanted = [this.key('node', this.nodeId), ...[...this.roomCounts.keys()].map((r) => this.key('room', r))];
+        const wanted = [this.key('node', this.nodeId), this.key('node', `${this.nodeId}:${this.origin}`), ...[...this.roomCounts.keys()].map((r) => this.key('room', r))];
         // Rooms emptied while Redis was away, on a subscriber connection that stayed.
         const stale = [...this.subscribed].filter((c) => !wanted.includes(c));
         if (stale.length > 0) await this.sub.unsubscribe(...stale);
@@ -639,9 +664,8 @@ export class RedisLink implements ChatLink {
       this.delivered.set(origin, n);
       local.deliverRoom(channel.slice(roomPrefix.length), text.join('\n'));
     } else {
-      // Tagged with the incarnation holding the id when it was sent (see WHISPER).
-      const [holder, nick, ...text] = message.split('\n');
-      if (holder === this.origin || holder === '') local.deliverPrivate(nick, text.join('\n'));
+      const [nick, ...text] = message.split('\n');
+      local.deliverPrivate(nick, text.join('\n'));
     }
   }
 
