@@ -100,7 +100,7 @@ export interface ReconnectingEvent {
   /** The attempt that comes next: 1 for the first retry after a failure. */
   attempt: number;
   /** Why the last connection or attempt ended. */
-  cause: Error;
+  cause: NodeJS.ErrnoException;
 }
 
 export interface ClosedEvent {
@@ -109,7 +109,7 @@ export interface ClosedEvent {
    * once the connection it ended has closed cleanly (else what broke it:
    * a reset, `ETIMEDOUT` of the `idleTimeout`).
    */
-  cause?: Error;
+  cause?: NodeJS.ErrnoException;
   /** Messages still queued, never sent: yours to keep or log. */
   unsent: Buffer[];
 }

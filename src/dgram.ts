@@ -18,7 +18,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { eventsDispatched, getReactor, KeepAlive, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, missingArgs, systemError, uvErrno } from './errors';
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
@@ -48,21 +48,21 @@ type LookupTypedAsNodes = (
 
 export interface SocketOptions {
   type: SocketType;
-  reuseAddr?: boolean;
+  reuseAddr?: boolean | undefined;
   /** SO_REUSEPORT (Linux, FreeBSD, DragonFly; elsewhere ENOTSUP): sockets of one port share its datagrams (Node 22.12+/23.1+; before, ignored as by node:dgram). */
-  reusePort?: boolean;
-  ipv6Only?: boolean;
+  reusePort?: boolean | undefined;
+  ipv6Only?: boolean | undefined;
   /** Node 24: sends and connects to an address this holds fail with `ERR_IP_BLOCKED`. */
-  sendBlockList?: BlockList;
+  sendBlockList?: BlockList | undefined;
   /** Node 24: datagrams from an address this holds are dropped. */
-  receiveBlockList?: BlockList;
-  lookup?: LookupFunction | LookupTypedAsNodes;
+  receiveBlockList?: BlockList | undefined;
+  lookup?: LookupFunction | LookupTypedAsNodes | undefined;
   /** Closes the socket when aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
-  backend?: BackendName;
-  recvBufferSize?: number;
-  sendBufferSize?: number;
+  backend?: BackendName | undefined;
+  recvBufferSize?: number | undefined;
+  sendBufferSize?: number | undefined;
 }
 
 export interface RemoteInfo {
@@ -79,10 +79,10 @@ export interface AddressInfo {
 }
 
 export interface BindOptions {
-  port?: number;
-  address?: string;
-  exclusive?: boolean;
-  fd?: number;
+  port?: number | undefined;
+  address?: string | undefined;
+  exclusive?: boolean | undefined;
+  fd?: number | undefined;
 }
 
 /**
@@ -92,6 +92,11 @@ export interface BindOptions {
 export type SendCallback = (err: Error | null, bytes: number) => void;
 /** What a send's callback is called with. */
 type SendDone = (err: Error | null, bytes?: number) => void;
+/** Node 24's `bindSync` options. */
+export interface BindSyncOptions {
+  port?: number | undefined;
+  address?: string | undefined;
+}
 /** Called on 'connect', or with the error when the connect failed. */
 export type ConnectCallback = (err?: Error) => void;
 // A view of a plain ArrayBuffer (the read slab's, or its own), typed as @types/node types node:dgram's.
@@ -374,7 +379,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * lookup), throws what fails, and returns the address bound;
    * 'listening' follows on the next tick.
    */
-  bindSync(options: { port?: number; address?: string } = {}): AddressInfo {
+  bindSync(options: BindSyncOptions = {}): AddressInfo {
     this.healthCheck();
     const { port, address } = validateObject(options, 'options') as { port?: unknown; address?: unknown };
     if (this.bindState !== BindState.Unbound) throw alreadyBound();
@@ -948,7 +953,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   }
 
   /** @internal */
-  onReceiveError(errno: number): void {
+  [kOnReceiveError](errno: number): void {
     this.emit('error', systemError(errno, 'recvmsg'));
   }
 
@@ -959,7 +964,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * that keeps one message in a hundred. Copying a datagram costs little
    * beside its delivery.
    */
-  onMessage(msg: Buffer, address: string, port: number): void {
+  [kOnMessage](msg: Buffer, address: string, port: number): void {
     if (this.heldMessages !== undefined) return void this.heldMessages.push([retained(msg), address, port]);
     this.deliver(retained(msg), address, port);
   }
@@ -1036,16 +1041,24 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   }
 }
 
-/**
- * `dgram.Socket`'s constructor: as node:dgram's, an ES5-style subclass
- * initialises itself with `dgram.Socket.call(this, type)`. Its sockets are
- * node:dgram's to TypeScript (see `net.SocketConstructor`).
- */
-export interface SocketConstructor {
-  new (type: SocketType | SocketOptions, listener?: MessageListener): nodeDgram.Socket;
-  (type: SocketType | SocketOptions, listener?: MessageListener): nodeDgram.Socket;
-  readonly prototype: nodeDgram.Socket;
+/** What a muxnet UDP socket has beyond @types/node 20's `dgram.Socket`: Node 24's methods. */
+export interface SocketExtras {
+  bindSync(options?: BindSyncOptions): AddressInfo;
+  connectSync(port: number, address?: string): void;
 }
+/** A UDP socket muxnet makes (`createSocket()`): node:dgram's to TypeScript (see `net.SocketConstructor`), with its extras. */
+export type MuxnetSocket = nodeDgram.Socket & SocketExtras;
+/**
+ * `dgram.Socket`'s constructor, with node's statics: as node:dgram's, an
+ * ES5-style subclass initialises itself with `dgram.Socket.call(this, type)`.
+ */
+export type SocketConstructor = {
+  new (type: SocketType | SocketOptions, listener?: MessageListener): MuxnetSocket;
+  (type: SocketType | SocketOptions, listener?: MessageListener): MuxnetSocket;
+  readonly prototype: MuxnetSocket;
+} & typeof nodeDgram.Socket;
+// Named as node:dgram's class (its `name`, what inspect() labels a socket with).
+Object.defineProperty(UdpSocket, 'name', { value: 'Socket' });
 export const Socket: SocketConstructor = callable(UdpSocket);
 export type Socket = nodeDgram.Socket;
 
@@ -1131,7 +1144,7 @@ function ipFamily(text: string): number {
 // Its sockets go through `subprocess.send()` as node:dgram's do.
 installHandoff();
 
-export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
+export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): MuxnetSocket {
   return new UdpSocket(type, listener);
 }
 

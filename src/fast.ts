@@ -22,7 +22,7 @@
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
-import { AcceptRetry, getReactor, KeepAlive, openReactor, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { AcceptRetry, getReactor, KeepAlive, kOnAccept, kOnAcceptError, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, kOnFileSent, kOnMessage, kOnReceiveError, openReactor, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { ErrorThrottle, codedError, invalidArgType, invalidArgValue, outOfRange, socketClosed, systemError, uvErrno, type SystemError } from './errors';
 import {
   resolveBackend,
@@ -55,8 +55,8 @@ export interface ConnectionHandlers<T = unknown> {
   onDrain?(conn: Connection<T>): void;
   /** The peer sent FIN. Unless `allowHalfOpen`, `end()` follows by itself. */
   onEnd?(conn: Connection<T>): void;
-  /** The socket is closed; `err` says why, if not an orderly close. */
-  onClose?(conn: Connection<T>, err?: Error): void;
+  /** The socket is closed; `err` says why, if not an orderly close (a system error's `code`, `syscall`, …). */
+  onClose?(conn: Connection<T>, err?: NodeJS.ErrnoException): void;
 }
 
 export interface ServerHandlers<T = unknown> extends ConnectionHandlers<T> {
@@ -572,19 +572,19 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onConnect(): void {
+  [kOnConnect](): void {
     this.flags &= ~CONNECTING;
     this.sync();
     this.origin.handlers.onOpen?.(this);
   }
 
   /** @internal */
-  onData(chunk: Buffer): void {
+  [kOnData](chunk: Buffer): void {
     this.origin.handlers.onData?.(this, chunk);
   }
 
   /** @internal */
-  onDrain(): void {
+  [kOnDrain](): void {
     // Stale: a write after it in this batch queued again (the reactor reads, then flushes,
     // then hands the batch over). Asked again, a Drain comes once those bytes are out too.
     if (this.origin.reactor.native.armDrain(this.token) > 0) return;
@@ -594,7 +594,7 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onFileSent(sent: number): void {
+  [kOnFileSent](sent: number): void {
     const files = sendingFiles.get(this);
     files?.shift()?.resolve(sent);
     if (files?.length === 0) {
@@ -604,7 +604,7 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onEnd(): void {
+  [kOnEnd](): void {
     this.flags |= PEER_ENDED;
     try {
       this.origin.handlers.onEnd?.(this);
@@ -619,7 +619,7 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onClose(errno: number, syscall: 'read' | 'write'): void {
+  [kOnClose](errno: number, syscall: 'read' | 'write'): void {
     const wasConnecting = (this.flags & CONNECTING) !== 0;
     let err: Error | undefined;
     const target = this.origin.target;
@@ -712,14 +712,14 @@ export class Server<T = unknown> implements Handle {
   }
 
   /** @internal */
-  onAccept(token: number): void {
+  [kOnAccept](token: number): void {
     const conn = new Connection<T>(this.origin, token);
     this.connections++;
     this.handlers.onOpen?.(conn);
   }
 
   /** @internal */
-  onAcceptError(errno: number): void {
+  [kOnAcceptError](errno: number): void {
     const err = systemError(errno, 'accept');
     this.retry.failed(err, this.reactor, this.token, () => this.listening);
     if (this.handlers.onError) return this.handlers.onError(err, this);
@@ -1055,12 +1055,12 @@ export class UdpSocket implements Handle {
   }
 
   /** @internal */
-  onReceiveError(errno: number): void {
+  [kOnReceiveError](errno: number): void {
     this.receiveErrno = errno;
   }
 
   /** @internal */
-  onMessage(msg: Buffer, address: string, port: number): void {
+  [kOnMessage](msg: Buffer, address: string, port: number): void {
     const family = address.includes(':') ? 'IPv6' : 'IPv4';
     this.handlers.onMessage?.(msg, { address, family, port, size: msg.length }, this);
   }

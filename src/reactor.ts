@@ -22,24 +22,40 @@ export function udpBufferSize(reactor: NativeReactor, token: number, size: numbe
 }
 
 /** What a token's owner hears. Only the methods its kind needs are called. */
+/*
+ * What the reactor calls on a handle, under symbols: a user's subclass of a
+ * drop-in class may have an `onData` or `onClose` of its own (node:net keeps
+ * its internals under symbols too), which must not be taken for these.
+ */
+export const kOnAccept = Symbol('muxnet.onAccept');
+export const kOnAcceptError = Symbol('muxnet.onAcceptError');
+export const kOnConnect = Symbol('muxnet.onConnect');
+export const kOnData = Symbol('muxnet.onData');
+export const kOnEnd = Symbol('muxnet.onEnd');
+export const kOnDrain = Symbol('muxnet.onDrain');
+export const kOnFileSent = Symbol('muxnet.onFileSent');
+export const kOnClose = Symbol('muxnet.onClose');
+export const kOnMessage = Symbol('muxnet.onMessage');
+export const kOnReceiveError = Symbol('muxnet.onReceiveError');
+
 export interface Handle {
-  onAccept?(token: number): void;
-  onAcceptError?(errno: number): void;
-  onConnect?(): void;
-  onData?(chunk: Buffer): void;
-  onEnd?(): void;
-  onDrain?(): void;
+  [kOnAccept]?(token: number): void;
+  [kOnAcceptError]?(errno: number): void;
+  [kOnConnect]?(): void;
+  [kOnData]?(chunk: Buffer): void;
+  [kOnEnd]?(): void;
+  [kOnDrain]?(): void;
   /** The oldest file queued by `sendFile` is sent: `sent` bytes. */
-  onFileSent?(sent: number): void;
+  [kOnFileSent]?(sent: number): void;
   /**
    * The socket is gone (token already free); `errno` 0 for an orderly
    * close. `syscall`: what met the error — `'write'` when sending queued
    * bytes did (node:net's `write EPIPE`), else `'read'`.
    */
-  onClose?(errno: number, syscall: 'read' | 'write'): void;
-  onMessage?(msg: Buffer, address: string, port: number): void;
+  [kOnClose]?(errno: number, syscall: 'read' | 'write'): void;
+  [kOnMessage]?(msg: Buffer, address: string, port: number): void;
   /** A UDP socket's receive failed (an ICMP error on a connected socket); it stays open. */
-  onReceiveError?(errno: number): void;
+  [kOnReceiveError]?(errno: number): void;
 }
 
 const {
@@ -619,7 +635,7 @@ export class Reactor {
   private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): void {
     switch (kind) {
       case EVENT_DATA:
-        this.handle(index, generation)?.onData?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
+        this.handle(index, generation)?.[kOnData]?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
         break;
       case EVENT_ACCEPT: {
         const token = tokenOf(index, generation);
@@ -628,39 +644,39 @@ export class Reactor {
         // connections: reset the socket, as the kernel resets what
         // waits in a closed listener's backlog (node:net's clients
         // see ECONNRESET, not an empty answer).
-        if (listener?.onAccept) listener.onAccept(token);
+        if (listener?.[kOnAccept]) listener[kOnAccept](token);
         else this.native.resetSocket(token);
         break;
       }
       case EVENT_CLOSE: {
         const handle = this.handle(index, generation);
         if (handle !== undefined) this.forget(index);
-        handle?.onClose?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
+        handle?.[kOnClose]?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
         break;
       }
       case EVENT_END:
-        this.handle(index, generation)?.onEnd?.();
+        this.handle(index, generation)?.[kOnEnd]?.();
         break;
       case EVENT_DRAIN:
-        this.handle(index, generation)?.onDrain?.();
+        this.handle(index, generation)?.[kOnDrain]?.();
         break;
       case EVENT_FILE_SENT:
-        this.handle(index, generation)?.onFileSent?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
+        this.handle(index, generation)?.[kOnFileSent]?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
         break;
       case EVENT_CONNECT:
-        this.handle(index, generation)?.onConnect?.();
+        this.handle(index, generation)?.[kOnConnect]?.();
         break;
       case EVENT_MESSAGE: {
         const msg = this.slabView(records[at + RECORD_A], records[at + RECORD_B]);
         const peer = (this.peer = records[at + RECORD_D]);
-        this.handle(index, generation)?.onMessage?.(msg, peers![peer], records[at + RECORD_C]);
+        this.handle(index, generation)?.[kOnMessage]?.(msg, peers![peer], records[at + RECORD_C]);
         break;
       }
       case EVENT_RECEIVE_ERROR:
-        this.handle(index, generation)?.onReceiveError?.(records[at + RECORD_A]);
+        this.handle(index, generation)?.[kOnReceiveError]?.(records[at + RECORD_A]);
         break;
       case EVENT_ACCEPT_ERROR:
-        this.handle(index, generation)?.onAcceptError?.(records[at + RECORD_A]);
+        this.handle(index, generation)?.[kOnAcceptError]?.(records[at + RECORD_A]);
         break;
       case EVENT_REACTOR_ERROR:
         throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);

@@ -98,6 +98,29 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await once(s, 'close');
   });
 
+  // Found 2026-12-06 (a hunt of types and module shape): the reactor called `onMessage(msg, address, port)`
+  // by that name — a subclass's own got an address string for its rinfo.
+  it('a subclass with an onMessage(msg, rinfo) of its own', async () => {
+    class Echo extends dgram.Socket {
+      got: string[] = [];
+      constructor() {
+        // (node:dgram's typings give its constructor EventEmitter's options.)
+        super({ type: 'udp4', backend } as never);
+        this.on('message', (msg: Buffer, rinfo: nodeDgram.RemoteInfo) => this.onMessage(msg, rinfo));
+      }
+      onMessage(msg: Buffer, rinfo: nodeDgram.RemoteInfo) {
+        this.got.push(`${msg} from ${typeof rinfo.port}`);
+      }
+    }
+    const s = new Echo();
+    const port = await bound(s, '127.0.0.1');
+    s.send('hi', port, '127.0.0.1');
+    await waitFor(() => s.got.length === 1, 'the datagram');
+    expect(s.got).toEqual(['hi from number']);
+    s.close();
+    await once(s, 'close');
+  });
+
   it('binds, receives with rinfo, and answers every send() form', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');

@@ -103,6 +103,17 @@ describe('installing the packed package', () => {
         u.on('message', (msg, rinfo) => msg.length + rinfo.port);
         return [s.requestId, sockets, servers, udps];
       }
+      // What muxnet's sockets have beyond @types/node 20's (Node 24's methods), and node's statics.
+      export const extras = (s = net.connect({ port: 1 })) => [s.getTypeOfService(), s.setKeepAlive({ enable: true }), dgram.createSocket('udp4').bindSync({ port: 0 })];
+      export const constructors: [typeof nodeNet.Socket, typeof nodeNet.Server, typeof nodeDgram.Socket] = [net.Socket, net.Server, dgram.Socket];
+      // Options that may be undefined, as node's typings take them under exactOptionalPropertyTypes.
+      const host: string | undefined = process.env.HOST;
+      export const fromEnv = () => [
+        net.connect({ port: 1, host, timeout: undefined }),
+        new net.Socket({ readable: false, writable: false, noDelay: undefined }),
+        net.createServer({ noDelay: undefined }).listen({ port: 0, host }),
+        dgram.createSocket({ type: 'udp4', lookup: undefined }).bind({ port: 0, address: host }),
+      ];
     `;
     writeFileSync(path.join(app, 'user.ts'), user);
     const module = { node10: 'commonjs', node16: 'node16', bundler: 'esnext' }[resolution];
@@ -114,7 +125,7 @@ describe('installing the packed package', () => {
       // With its undici-types (nested for node-24, hoisted to the root for the other).
       const undici = path.join(typeRoot, 'node', 'node_modules', 'undici-types');
       if (!existsSync(undici)) cpSync(path.join(root, 'node_modules', 'undici-types'), undici, { recursive: true });
-      const config = { compilerOptions: { strict: true, target: 'es2022', module, moduleResolution: resolution, esModuleInterop: true, noEmit: true, skipLibCheck: false, typeRoots: [typeRoot], types: ['node'] }, files: ['user.ts'] };
+      const config = { compilerOptions: { strict: true, exactOptionalPropertyTypes: true, target: 'es2022', module, moduleResolution: resolution, esModuleInterop: true, noEmit: true, skipLibCheck: false, typeRoots: [typeRoot], types: ['node'] }, files: ['user.ts'] };
       writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(config));
       const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
       const checked = (() => {

@@ -18,7 +18,7 @@ import { installThreadMoves } from '../threads';
 import { callable } from './callable';
 import { BoundSocket as BoundSocketClass, type BoundSocket as BoundSocketInstance } from './bound';
 import { Server as ServerClass, type ServerOptions } from './server';
-import { Socket as SocketClass, normalizeArgs, normalizeConnectArgs, type OnReadOptions, type SocketConnectOpts, type SocketOptions } from './socket';
+import { Socket as SocketClass, normalizeArgs, normalizeConnectArgs, type OnReadOptions, type SetKeepAliveOptions, type SocketConnectOpts, type SocketOptions } from './socket';
 import { ownDefault } from '../interop';
 
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
@@ -67,23 +67,32 @@ installThreadMoves();
  * To TypeScript, muxnet's sockets and servers are node:net's: a function typed
  * `net.Socket` takes node's own (an http request's, a TLS socket), a
  * project's augmentation of node:net's interfaces applies, listeners are
- * typed by event. (Assigning the classes here checks that their instances
- * are node:net's to TypeScript.)
+ * typed by event. What muxnet makes is that, with what it has beyond the
+ * @types/node in use (Node 24's methods on @types/node 20). (Assigning the
+ * classes here checks that their instances are node:net's to TypeScript.)
  */
-/** `net.Socket`'s constructor, callable without `new` as node:net's. */
-export interface SocketConstructor {
-  new (options?: SocketOptions | number): nodeNet.Socket;
-  (options?: SocketOptions | number): nodeNet.Socket;
-  readonly prototype: nodeNet.Socket;
+/** What a muxnet socket has beyond @types/node 20's `net.Socket`: Node 24's methods. */
+export interface SocketExtras {
+  setTypeOfService(tos: number): this;
+  getTypeOfService(): number;
+  setKeepAlive(options: SetKeepAliveOptions): this;
 }
-/** `net.Server`'s constructor, callable without `new` as node:net's. */
-export interface ServerConstructor {
-  new (connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
-  new (options?: ServerOptions, connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
-  (connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
-  (options?: ServerOptions, connectionListener?: (socket: nodeNet.Socket) => void): nodeNet.Server;
+/** A socket muxnet makes (`net.connect()`, `new net.Socket()`). */
+export type MuxnetSocket = nodeNet.Socket & SocketExtras;
+/** `net.Socket`'s constructor, callable without `new` as node:net's, with node's statics. */
+export type SocketConstructor = {
+  new (options?: SocketOptions | number): MuxnetSocket;
+  (options?: SocketOptions | number): MuxnetSocket;
+  readonly prototype: MuxnetSocket;
+} & typeof nodeNet.Socket;
+/** `net.Server`'s constructor, callable without `new` as node:net's, with node's statics. */
+export type ServerConstructor = {
+  new (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
+  new (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
+  (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
+  (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
   readonly prototype: nodeNet.Server;
-}
+} & typeof nodeNet.Server;
 export const Socket: SocketConstructor = callable(SocketClass);
 export type Socket = nodeNet.Socket;
 // (The listener-only call form is an overload `Callable` cannot spell: asserted.)
@@ -93,16 +102,16 @@ export type Server = nodeNet.Server;
 export const Stream = Socket;
 export type Stream = nodeNet.Socket;
 
-export function createServer(connectionListener?: (socket: Socket) => void): Server;
-export function createServer(options?: ServerOptions, connectionListener?: (socket: Socket) => void): Server;
-export function createServer(options?: ServerOptions | ((socket: Socket) => void), connectionListener?: (socket: Socket) => void): Server {
+export function createServer(connectionListener?: (socket: MuxnetSocket) => void): Server;
+export function createServer(options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): Server;
+export function createServer(options?: ServerOptions | ((socket: MuxnetSocket) => void), connectionListener?: (socket: MuxnetSocket) => void): Server {
   return new ServerClass(options as ServerOptions, connectionListener);
 }
 
-export function connect(options: SocketConnectOpts & SocketOptions, listener?: () => void): Socket;
-export function connect(port: number | string, host?: string, listener?: () => void): Socket;
-export function connect(port: number | string, listener?: () => void): Socket;
-export function connect(...args: unknown[]): Socket {
+export function connect(options: SocketConnectOpts & SocketOptions, listener?: () => void): MuxnetSocket;
+export function connect(port: number | string, host?: string, listener?: () => void): MuxnetSocket;
+export function connect(port: number | string, listener?: () => void): MuxnetSocket;
+export function connect(...args: unknown[]): MuxnetSocket {
   const [opts] = normalizeConnectArgs(args);
   const socket = new SocketClass(opts as SocketOptions);
   if (!EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket });

@@ -7,7 +7,7 @@ import { isIP, type BlockList } from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { serverListen, serverSocket } from '../diagnostics';
-import { AcceptRetry, KeepAlive, openReactor, type Handle, type Reactor } from '../reactor';
+import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { nodeFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
@@ -19,36 +19,36 @@ import { handOver, type CountsHanded, type HandedConnections, type Handover, typ
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 
 export interface ServerOptions {
-  allowHalfOpen?: boolean;
-  pauseOnConnect?: boolean;
-  noDelay?: boolean;
-  keepAlive?: boolean;
-  keepAliveInitialDelay?: number;
+  allowHalfOpen?: boolean | undefined;
+  pauseOnConnect?: boolean | undefined;
+  noDelay?: boolean | undefined;
+  keepAlive?: boolean | undefined;
+  keepAliveInitialDelay?: number | undefined;
   /** The readable and writable high-water mark of each accepted socket (default: the streams' default); a negative one is the default. */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /** Node 24's: a peer whose address it holds is closed unseen, with no 'connection' (accepted on Node 20 too). */
-  blockList?: BlockList;
+  blockList?: BlockList | undefined;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
 }
 
 export interface ListenOptions {
-  port?: number | string | null;
-  host?: string;
-  backlog?: number;
-  ipv6Only?: boolean;
-  reusePort?: boolean;
-  exclusive?: boolean;
+  port?: number | string | null | undefined;
+  host?: string | undefined;
+  backlog?: number | undefined;
+  ipv6Only?: boolean | undefined;
+  reusePort?: boolean | undefined;
+  exclusive?: boolean | undefined;
   /** A Unix-domain socket path (IPC; on Linux a leading `'\0'` names an abstract socket). */
-  path?: string;
+  path?: string | undefined;
   /** Make the socket file readable / writable by all users (IPC). */
-  readableAll?: boolean;
-  writableAll?: boolean;
-  fd?: number;
+  readableAll?: boolean | undefined;
+  writableAll?: boolean | undefined;
+  fd?: number | undefined;
   /** Node 24's `net.BoundSocket`, adopted (as `listen(bound)`): the other options are not read. */
-  handle?: BoundSocket;
+  handle?: BoundSocket | undefined;
   /** Aborting it closes the server. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 interface LookupAddress {
@@ -453,8 +453,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   private onHanded(errno: number, connection: HandedSocket): void {
     const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.acceptNoDelay, false);
     connection.close();
-    if (token < 0) this.onAcceptError(-token);
-    else this.onAccept(token);
+    if (token < 0) this[kOnAcceptError](-token);
+    else this[kOnAccept](token);
   }
 
   /** @internal A copy of its listening socket for another process (see ../handoff); this one listens on. */
@@ -585,7 +585,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   /** @internal */
-  onAccept(token: number): void {
+  [kOnAccept](token: number): void {
     const reactor = this.reactor!;
     const max = this.maxConnections;
     if ((ZERO_MAX_REFUSES ? max != null : max) && this.live >= max) {
@@ -632,7 +632,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   /** @internal */
-  onAcceptError(errno: number): void {
+  [kOnAcceptError](errno: number): void {
     const err = systemError(errno, 'accept');
     this.retry.failed(err, this.reactor!, this.token, () => this.token >= 0);
     // Out of fds, node:net says nothing (libuv closes the waiting connections), so no app

@@ -11,7 +11,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -31,45 +31,48 @@ export interface OnReadOptions {
 }
 
 export interface SocketOptions extends DuplexOptions {
-  allowHalfOpen?: boolean;
+  allowHalfOpen?: boolean | undefined;
+  /** node:net's: whether the socket starts readable / writable (as a Duplex's, before it connects). */
+  readable?: boolean | undefined;
+  writable?: boolean | undefined;
   /** Applied once connected, as `setNoDelay(true)` (not to a socket made on an `fd`, as node:net). */
-  noDelay?: boolean;
+  noDelay?: boolean | undefined;
   /** Applied once connected, as `setKeepAlive(true, keepAliveInitialDelay)` (not to a socket made on an `fd`). */
-  keepAlive?: boolean;
-  keepAliveInitialDelay?: number;
+  keepAlive?: boolean | undefined;
+  keepAliveInitialDelay?: number | undefined;
   /** muxnet: which reactor backend (default `$MUXNET_BACKEND` or mio). */
-  backend?: BackendName;
-  fd?: unknown;
+  backend?: BackendName | undefined;
+  fd?: unknown | undefined;
   /** Node 24's `net.BoundSocket`, adopted: `connect()` leaves from its address (`fd` is then not read). */
-  handle?: BoundSocket;
-  onread?: OnReadOptions;
+  handle?: BoundSocket | undefined;
+  onread?: OnReadOptions | undefined;
   /** Node 24's: connecting to an address it holds fails with `ERR_IP_BLOCKED` (accepted on Node 20 too). */
-  blockList?: BlockList;
+  blockList?: BlockList | undefined;
   /** Node 24.22's: the type-of-service byte, set once connected (see `setTypeOfService`). */
-  typeOfService?: number;
+  typeOfService?: number | undefined;
 }
 
 export interface SocketConnectOpts {
-  port?: number | string;
-  host?: string;
-  localAddress?: string;
-  localPort?: number;
-  family?: number | string;
-  hints?: number;
-  lookup?: LookupFunction;
+  port?: number | string | undefined;
+  host?: string | undefined;
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+  family?: number | string | undefined;
+  hints?: number | undefined;
+  lookup?: LookupFunction | undefined;
   /** These three and `timeout` are `net.connect()`'s, which makes the socket with them; `Socket#connect` reads none, as node:net's. */
-  noDelay?: boolean;
-  keepAlive?: boolean;
-  keepAliveInitialDelay?: number;
+  noDelay?: boolean | undefined;
+  keepAlive?: boolean | undefined;
+  keepAliveInitialDelay?: number | undefined;
   /** Node 24.22's: the type-of-service byte, set once connected. */
-  typeOfService?: number;
-  timeout?: number;
+  typeOfService?: number | undefined;
+  timeout?: number | undefined;
   /** Happy eyeballs: try every address the lookup gives (default `net.getDefaultAutoSelectFamily()`). */
-  autoSelectFamily?: boolean;
-  autoSelectFamilyAttemptTimeout?: number;
+  autoSelectFamily?: boolean | undefined;
+  autoSelectFamilyAttemptTimeout?: number | undefined;
   /** IPC is not supported yet; `null` (as http.Agent passes it) means TCP. */
-  path?: string | null;
-  backend?: BackendName;
+  path?: string | null | undefined;
+  backend?: BackendName | undefined;
 }
 
 interface LookupAddress {
@@ -196,13 +199,13 @@ const KEEPALIVE_PROBES_SET = nodeFrom([24, 19]);
 
 /** `setKeepAlive()`'s options object (Node 24.19+). */
 export interface SetKeepAliveOptions {
-  enable?: boolean;
+  enable?: boolean | undefined;
   /** Milliseconds idle before the first probe (whole seconds count; under one, the system's). */
-  initialDelay?: number;
+  initialDelay?: number | undefined;
   /** Milliseconds between probes (whole seconds; default one). */
-  interval?: number;
+  interval?: number | undefined;
   /** Probes unanswered before the connection is dropped (default ten). */
-  count?: number;
+  count?: number | undefined;
 }
 
 /** What node:net hands its handle: whole seconds (`~~`), or libuv's 1 s and 10 probes where none are given. */
@@ -1271,13 +1274,13 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     socket.stalledEof = false;
     for (let i = 0; i < stalled.length; i++) {
       try {
-        socket.onData(stalled[i]);
+        socket[kOnData](stalled[i]);
       } catch (err) {
         socket.holdBack(stalled.slice(i + 1), eof);
         throw err;
       }
     }
-    if (eof && !socket.destroyed) socket.onEnd();
+    if (eof && !socket.destroyed) socket[kOnEnd]();
   }
 
   /**
@@ -1361,7 +1364,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** A write finished a turn later (see `writeOut`): done, unless a close cancelled it meanwhile. */
   private finishWrite(cb: (err?: Error | null) => void): void {
-    if (this.pendingWrite === cb) this.onDrain();
+    if (this.pendingWrite === cb) this[kOnDrain]();
   }
 
   /** Handed over, still writing what it had: `end(data)`'s data reaches no one either (see write()). */
@@ -1457,7 +1460,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** @internal */
-  onConnect(): void {
+  [kOnConnect](): void {
     this.connectingFlag = false;
     clearTimeout(this.attempts?.timer);
     this.attempts = undefined;
@@ -1489,7 +1492,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** @internal */
-  onData(chunk: Buffer): void {
+  [kOnData](chunk: Buffer): void {
     if (this.stalled !== undefined) return void this.stalled.push(heldCopy(chunk));
     // Flowing by a way that passes no resume() (a 'readable' listener removed).
     if (this.leanReads && this.readableFlowing === true && !this.onread) this.syncLeanReads();
@@ -1536,7 +1539,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
-  onEnd(): void {
+  [kOnEnd](): void {
     if (this.stalled !== undefined) return void (this.stalledEof = true);
     // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
     this.touch();
@@ -1549,7 +1552,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.endDeferred = true;
       return void reactor.inClosingPhase(() => {
         this.endDeferred = false;
-        if (!this.destroyed) this.onEnd();
+        if (!this.destroyed) this[kOnEnd]();
       }, this.scope);
     }
     this.peerFin = true;
@@ -1564,7 +1567,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** @internal */
-  onDrain(): void {
+  [kOnDrain](): void {
     const cb = this.pendingWrite;
     this.pendingWrite = undefined;
     this.lastQueued = 0;
@@ -1575,7 +1578,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** @internal The reactor closed the socket (its token is already free). */
-  onClose(errno: number, syscall: 'read' | 'write'): void {
+  [kOnClose](errno: number, syscall: 'read' | 'write'): void {
     this.token = -1;
     this.keepAlive.release();
     const attempts = this.attempts;
@@ -1608,7 +1611,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       // Linux reports a reset after the peer's FIN (CLOSE_WAIT) as EPIPE.
       // libuv reads that FIN as the EOF and only a write would meet the
       // reset: with none waiting, the peer ended the connection.
-      if (!this.peerFin) this.onEnd();
+      if (!this.peerFin) this[kOnEnd]();
       errno = 0;
     }
     if (errno === 0) {

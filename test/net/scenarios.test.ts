@@ -423,6 +423,42 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  // Found 2026-12-06 (a hunt of types and module shape): the reactor called a socket's `onData`,
+  // `onConnect`, `onEnd`, `onClose` by those names — a subclass's own, which then hung.
+  it('a subclass with handler methods of its own named onConnect, onData, onEnd, onClose', async () => {
+    const server = net.createServer(serverOpts(), (s) => s.once('data', (d) => s.end(`pong ${d}`)));
+    const port = await listening(server);
+    class LineClient extends net.Socket {
+      log: string[] = [];
+      constructor(options: nodeNet.SocketConstructorOpts) {
+        super(options);
+        this.on('connect', () => this.onConnect());
+        this.on('data', (d: Buffer) => this.onData(d));
+        this.on('end', () => this.onEnd());
+        this.on('close', () => this.onClose());
+      }
+      onConnect() {
+        this.log.push('connect');
+        this.write('ping');
+      }
+      onData(d: Buffer) {
+        this.log.push(`data ${d}`);
+      }
+      onEnd() {
+        this.log.push('end');
+        this.end();
+      }
+      onClose() {
+        this.log.push('close');
+      }
+    }
+    const c = new LineClient({ backend } as nodeNet.SocketConstructorOpts);
+    c.connect(port, '127.0.0.1');
+    await once(c, 'close');
+    expect(c.log).toEqual(['connect', 'data pong ping', 'end', 'close']);
+    await closed(server);
+  });
+
   it('binds synchronously on listen(port), then listening on the next tick', async () => {
     const server = net.createServer(serverOpts());
     let emitted = false;

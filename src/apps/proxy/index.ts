@@ -120,11 +120,11 @@ interface Counters {
 /** The proxy's events and their arguments. */
 export interface ProxyEvents {
   /** Ejected after `maxFailures` failures in a row; `err` is the last. */
-  'upstream-down': [upstream: Upstream, err: Error];
+  'upstream-down': [upstream: Upstream, err: NodeJS.ErrnoException];
   /** Re-admitted after a successful connect or probe. */
   'upstream-up': [upstream: Upstream];
   /** A client's connect failed (refused, timed out); the next upstream is tried at once. */
-  'connect-failed': [upstream: Upstream, err: Error, clientAddress: string | undefined];
+  'connect-failed': [upstream: Upstream, err: NodeJS.ErrnoException, clientAddress: string | undefined];
   /** No upstream took the client; it was closed. */
   unavailable: [clientAddress: string];
   /**
