@@ -78,6 +78,9 @@ const ZERO_MAX_REFUSES = nodeFrom([21, 0]);
 /** Node 22.8 made listen(port, host) ask dns.lookup for every address (nodejs/node#54264); before, for one. */
 const LISTEN_LOOKS_UP_ALL = nodeFrom([22, 8]);
 
+/** What `_handle` is while a server listens (see there). */
+const LISTENING_HANDLE = Object.freeze({});
+
 export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
   private readonly options: ServerOptions;
   private reactor: Reactor | undefined;
@@ -170,6 +173,18 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   get listening(): boolean {
     return this.token >= 0 || this.primary !== undefined;
   }
+
+  /**
+   * node:net's libuv handle, which code reads to tell a listening server
+   * (supertest's and mysql2's tests close one only `if (server._handle)`).
+   * There is none: an object while it listens, null otherwise, as node:net's;
+   * assigning it changes nothing.
+   */
+  get _handle(): object | null {
+    return this.listening ? LISTENING_HANDLE : null;
+  }
+
+  set _handle(_ignored: unknown) {}
 
   /** `{ address, family, port }`, or the path of an IPC server, as node:net's. */
   address(): AddressInfo | string | null {

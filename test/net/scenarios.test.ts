@@ -459,6 +459,19 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await closed(server);
   });
 
+  // Found 2026-12-06 (third-party suites: mysql2's, supertest): code that closes a server only
+  // `if (server._handle)` never closed a muxnet one (undefined), and the process stayed up.
+  it('server._handle: null before listen, an object while listening, null once closed', async () => {
+    const server = net.createServer(serverOpts());
+    const handle = () => (server as unknown as { _handle: unknown })._handle;
+    expect(handle()).toBeNull();
+    await listening(server);
+    expect(typeof handle()).toBe('object');
+    expect(handle()).not.toBeNull();
+    await closed(server);
+    expect(handle()).toBeNull();
+  });
+
   it('binds synchronously on listen(port), then listening on the next tick', async () => {
     const server = net.createServer(serverOpts());
     let emitted = false;
