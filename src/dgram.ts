@@ -18,7 +18,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { countEvent, eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, missingArgs, systemError, uvErrno } from './errors';
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
@@ -966,8 +966,52 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    */
   [kOnMessage](msg: Buffer, address: string, port: number): void {
     if (this.heldMessages !== undefined) return void this.heldMessages.push([retained(msg), address, port]);
-    this.deliver(retained(msg), address, port);
+    if (this.laterMessages !== undefined) return void this.laterMessages.push([retained(msg), address, port]);
+    const batch = this.reactor!.batches;
+    if (this.messageBatch !== batch) {
+      this.messageBatch = batch;
+      return this.deliver(retained(msg), address, port);
+    }
+    // The batch's second datagram for this socket: it and the rest wait for ticks (see `deliverLater`).
+    this.laterMessages = [[retained(msg), address, port]];
+    this.reactor!.holdBatch();
+    process.nextTick(this.deliverLater);
   }
+
+  /** The reactor batch whose first datagram this socket had. */
+  private messageBatch = -1;
+  /** The batch's later datagrams for this socket, not handed out yet. */
+  private laterMessages: [Buffer, string, number][] | undefined;
+
+  /**
+   * Hands out one of the batch's later datagrams, on a tick queued after
+   * what the previous datagram's listener queued: node:dgram emits each on
+   * its own, its ticks run between them, and a close() in one of those (a
+   * library that closes from a tick) leaves the rest unheard, where a batch
+   * emitted in one go answered them all (node-coap then answered every one
+   * with an RST, and its peer each RST with three datagrams).
+   */
+  private readonly deliverLater = (): void => {
+    const later = this.laterMessages!;
+    const next = later.shift()!;
+    let more = later.length > 0 && this.receiving;
+    try {
+      if (this.receiving) {
+        countEvent();
+        this.deliver(...next);
+        more &&= this.receiving;
+      }
+    } catch (err) {
+      this.reactor!.thrownInHeldBatch(err);
+      throw err;
+    } finally {
+      if (more) process.nextTick(this.deliverLater);
+      else {
+        this.laterMessages = undefined;
+        this.reactor!.releaseBatch();
+      }
+    }
+  };
 
   /**
    * A 'message' listener threw (and something catches it): the datagrams
@@ -1054,12 +1098,16 @@ export type MuxnetSocket = nodeDgram.Socket & SocketExtras;
  */
 export type SocketConstructor = {
   new (type: SocketType | SocketOptions, listener?: MessageListener): MuxnetSocket;
+  // node:dgram's typings' form (so that this is a `typeof dgram.Socket`); as there, no type throws ERR_SOCKET_BAD_TYPE.
+  new (...args: ConstructorParameters<typeof nodeDgram.Socket>): MuxnetSocket;
   (type: SocketType | SocketOptions, listener?: MessageListener): MuxnetSocket;
   readonly prototype: MuxnetSocket;
-} & typeof nodeDgram.Socket;
+  // node's statics, not its construct signature (see net.SocketConstructor).
+} & Pick<typeof nodeDgram.Socket, keyof typeof nodeDgram.Socket>;
 // Named as node:dgram's class (its `name`, what inspect() labels a socket with).
 Object.defineProperty(UdpSocket, 'name', { value: 'Socket' });
-export const Socket: SocketConstructor = callable(UdpSocket);
+// (node's typings' form is one the class refuses, as node's does at run time: asserted.)
+export const Socket = callable(UdpSocket) as unknown as SocketConstructor;
 export type Socket = nodeDgram.Socket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */

@@ -121,6 +121,35 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await once(s, 'close');
   });
 
+  // Found 2026-12-06 (UDP libraries' own suites: node-coap): a batch's datagrams were emitted in one
+  // go, the ticks their listeners queued after all of them — node-coap's observe stream read the
+  // last datagram's state for the first, and its close() from a tick left the rest of the batch
+  // answered (an RST each, and its peer answered each RST with three datagrams: a storm).
+  it("a tick a 'message' listener queues runs before the batch's next datagram; a close() there leaves the rest unheard", async () => {
+    const rx = create('udp4');
+    const port = await bound(rx, '127.0.0.1');
+    const tx = create('udp4');
+    await bound(tx, '127.0.0.1');
+    const seen: string[] = [];
+    const replies: string[] = [];
+    let state = '';
+    rx.on('message', (m, r) => {
+      state = String(m);
+      process.nextTick(() => seen.push(`${m}:${state}`));
+      rx.send(`re ${m}`, r.port, r.address);
+      if (state === 'two') process.nextTick(() => rx.close());
+    });
+    tx.on('message', (m) => replies.push(String(m)));
+    // Sent at once: in the kernel together, one batch for muxnet.
+    for (const s of ['zero', 'one', 'two', 'three', 'four']) tx.send(s, port, '127.0.0.1');
+    await once(rx, 'close');
+    await waitFor(() => replies.length >= 3, 'the replies');
+    await sleep(50);
+    expect(seen).toEqual(['zero:zero', 'one:one', 'two:two']);
+    expect(replies.sort()).toEqual(['re one', 're two', 're zero']);
+    tx.close();
+  });
+
   it('binds, receives with rinfo, and answers every send() form', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');

@@ -106,6 +106,9 @@ describe('installing the packed package', () => {
       // What muxnet's sockets have beyond @types/node 20's (Node 24's methods), and node's statics.
       export const extras = (s = net.connect({ port: 1 })) => [s.getTypeOfService(), s.setKeepAlive({ enable: true }), dgram.createSocket('udp4').bindSync({ port: 0 })];
       export const constructors: [typeof nodeNet.Socket, typeof nodeNet.Server, typeof nodeDgram.Socket] = [net.Socket, net.Server, dgram.Socket];
+      export class Line extends net.Socket {}
+      export class Udp extends dgram.Socket {}
+      export const subclassed = [new Line().setTypeOfService(0), new Udp('udp4').bindSync()];
       // Options that may be undefined, as node's typings take them under exactOptionalPropertyTypes.
       const host: string | undefined = process.env.HOST;
       export const fromEnv = () => [

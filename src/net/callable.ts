@@ -9,7 +9,7 @@
 export type Callable<C extends abstract new (...args: never[]) => unknown> = C & ((...args: ConstructorParameters<C>) => InstanceType<C>);
 
 export function callable<C extends new (...args: never[]) => unknown>(cls: C): Callable<C> {
-  return new Proxy(cls, {
+  const exported = new Proxy(cls, {
     apply: (target, self: unknown, args: ConstructorParameters<C>) => {
       // node:net's own test: `if (!(this instanceof Server)) return new Server(…)`.
       if (!(self instanceof target)) return new target(...args);
@@ -17,6 +17,9 @@ export function callable<C extends new (...args: never[]) => unknown>(cls: C): C
       return undefined;
     },
   }) as Callable<C>;
+  // `socket.constructor === net.Socket`, as node's.
+  Object.defineProperty(cls.prototype, 'constructor', { value: exported, writable: true, configurable: true });
+  return exported;
 }
 
 /**

@@ -84,7 +84,8 @@ export type SocketConstructor = {
   new (options?: SocketOptions | number): MuxnetSocket;
   (options?: SocketOptions | number): MuxnetSocket;
   readonly prototype: MuxnetSocket;
-} & typeof nodeNet.Socket;
+  // node's statics, not its construct signature (two, of different types, and no class could extend it).
+} & Pick<typeof nodeNet.Socket, keyof typeof nodeNet.Socket>;
 /** `net.Server`'s constructor, callable without `new` as node:net's, with node's statics. */
 export type ServerConstructor = {
   new (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
@@ -92,7 +93,7 @@ export type ServerConstructor = {
   (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
   (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
   readonly prototype: nodeNet.Server;
-} & typeof nodeNet.Server;
+} & Pick<typeof nodeNet.Server, keyof typeof nodeNet.Server>;
 export const Socket: SocketConstructor = callable(SocketClass);
 export type Socket = nodeNet.Socket;
 // (The listener-only call form is an overload `Callable` cannot spell: asserted.)
