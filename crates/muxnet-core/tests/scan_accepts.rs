@@ -55,29 +55,53 @@ fn accepts_grow_while_batches_are_quicker_than_the_scan() {
             }
         }
     }
+    // Timing on a shared machine (a sleep that overslept, scans slowed by
+    // another process): each phase is tried up to three times and passes if
+    // one try shows the behaviour; a reactor without it fails all three.
     // A batch of half the scan: slow by SLOW_BATCH, quick beside the scan.
     let batch = scan(&mut h) / 2;
-    let peers: Vec<TcpStream> = (0..PEERS).map(|_| client(addr)).collect();
-    let (mut accepted, mut turns) = (0, 0);
-    while accepted < PEERS && turns < 2 * PEERS {
-        accepted += h.turn(Duration::ZERO).iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
-        turns += 1;
-        std::thread::sleep(batch);
+    let mut tries = Vec::new();
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let peers: Vec<TcpStream> = (0..PEERS).map(|_| client(addr)).collect();
+        let (mut accepted, mut turns) = (0, 0);
+        while accepted < PEERS && turns < 2 * PEERS {
+            accepted += h.turn(Duration::ZERO).iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
+            turns += 1;
+            std::thread::sleep(batch);
+        }
+        assert_eq!(accepted, PEERS, "in {turns} turns");
+        kept.push(peers);
+        tries.push(turns);
+        if turns < PEERS / 4 {
+            break;
+        }
     }
-    assert_eq!(accepted, PEERS, "in {turns} turns");
-    assert!(turns < PEERS / 4, "{turns} turns for {PEERS} accepts beside {idle} idle sockets (batches of {batch:?})");
-    // Ten more, and batches of twice the scan from now on: one a turn after the first.
-    let slow = batch * 4;
-    let _more: Vec<TcpStream> = (0..10).map(|_| client(addr)).collect();
-    std::thread::sleep(slow);
-    let (mut late, mut turns) = (0, 0);
-    while late < 10 && turns < 200 {
-        let accepts = h.turn(Duration::ZERO).iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
-        assert!(turns == 0 || accepts <= 1, "{accepts} accepts in a turn after a batch of {slow:?}");
-        late += accepts;
-        turns += 1;
+    assert!(
+        tries.iter().any(|&turns| turns < PEERS / 4),
+        "{tries:?} turns for {PEERS} accepts beside {idle} idle sockets (batches of {batch:?})"
+    );
+    // Ten more, after a batch of four times the scan and with such batches
+    // from then on: one a turn.
+    let slow = batch * 8;
+    let mut most = Vec::new();
+    for _ in 0..3 {
+        let more: Vec<TcpStream> = (0..10).map(|_| client(addr)).collect();
         std::thread::sleep(slow);
+        let (mut late, mut turns, mut most_a_turn) = (0, 0, 0);
+        while late < 10 && turns < 200 {
+            let accepts = h.turn(Duration::ZERO).iter().filter(|e| matches!(e, Ev::Accept { .. })).count();
+            most_a_turn = most_a_turn.max(accepts);
+            late += accepts;
+            turns += 1;
+            std::thread::sleep(slow);
+        }
+        assert_eq!(late, 10);
+        kept.push(more);
+        most.push(most_a_turn);
+        if most_a_turn <= 1 {
+            break;
+        }
     }
-    assert_eq!(late, 10);
-    drop(peers);
+    assert!(most.iter().any(|&n| n <= 1), "{most:?} accepts in a turn after batches of {slow:?}");
 }
