@@ -628,7 +628,7 @@ export class RedisLink implements ChatLink {
     for (const [room, nicks] of byRoom) this.local?.departed(room, nicks);
   }
 
-  /** Deletes the claims on `nicks` that `owner` still holds; while `hold` (a node id's) is this incarnation's, if given. */
+  /** Deletes the claims on `nicks` that `owner` still holds; if `hold` (a node id's) is given, only unless another incarnation holds it. */
   private async releaseAll(owner: string, nicks: string[], hold: string): Promise<void> {
     const keys = nicks.map((n) => this.nickKey(n));
     if (keys.length > 0 && (await this.cmd.eval(RELEASE, keys.length, ...keys, owner, hold, this.origin)) === -1) this.heldElsewhere();
