@@ -26,6 +26,16 @@ import { handOver, installHandoff, type Handover, type HandsOver } from './hando
 import { callable } from './net/callable';
 import { ownDefault } from './interop';
 import { nodeFrom } from './versions';
+import {
+  kAfterQueue, kApplyBufferSizes, kBackend, kBindFd, kBindImplicitly, kBindState, kBindTo, kBindViaPrimary, kBlocks,
+  kBound, kBufferSize, kBufferSizes, kCancelOutbox, kCheck, kCloseAfterQueuedJobs, kCloseOnAbort, kClosed,
+  kClosingToken, kConnectState, kConnectTo, kDeliver, kDeliverLater, kEnqueue, kFlush, kGiven, kHealthCheck,
+  kHeldMessages, kHold, kIpv6Only, kKeepAlive, kLateBelow, kLaterMessages, kListening, kLookup, kLookups, kMembership,
+  kMessageBatch, kNative, kOutbox, kOutboxBytes, kOwnSocket, kPending, kPrimary, kReactor, kReceiveBlockList,
+  kReceiving, kReleaseMessages, kResolve, kRetry, kReuseAddr, kReusePort, kRoute, kRouted, kRunning, kScheduleFlush,
+  kScope, kSendBlockList, kSettle, kSettlingBytes, kSettlingCount, kSourceMembership, kSpeaks, kStartConnect, kToken,
+  kTransmit,
+} from './symbols';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -159,45 +169,45 @@ const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 class UdpSocket extends EventEmitter implements Handle, HandsOver {
   readonly type: SocketType;
   /** None: dns.lookup as it is at each call (see `LOOKUP_READ_AT_CALL`). */
-  private readonly lookup: LookupFunction | undefined;
-  private readonly backend: BackendName;
-  private readonly reuseAddr: boolean;
-  private readonly reusePort: boolean;
-  private readonly sendBlockList: BlockList | undefined;
-  private readonly receiveBlockList: BlockList | undefined;
-  private readonly ipv6Only: boolean;
+  private readonly [kLookup]: LookupFunction | undefined;
+  private readonly [kBackend]: BackendName;
+  private readonly [kReuseAddr]: boolean;
+  private readonly [kReusePort]: boolean;
+  private readonly [kSendBlockList]: BlockList | undefined;
+  private readonly [kReceiveBlockList]: BlockList | undefined;
+  private readonly [kIpv6Only]: boolean;
   /** `recvBufferSize`/`sendBufferSize`: set once bound, before 'listening'. */
-  private readonly bufferSizes: { recv: number; send: number };
-  private reactor: Reactor | undefined;
-  private token = -1;
+  private readonly [kBufferSizes]: { recv: number; send: number };
+  private [kReactor]: Reactor | undefined;
+  private [kToken] = -1;
   /** In a cluster worker: the handle of the socket the primary shares (closed with this one, which tells the primary). */
-  private primary: PrimaryLink | undefined;
+  private [kPrimary]: PrimaryLink | undefined;
   /** Bound on a given fd, whose number stays open until this closes (see ./fds). */
-  private given: { release(): void } | undefined;
-  private readonly keepAlive = new KeepAlive();
+  private [kGiven]: { release(): void } | undefined;
+  private readonly [kKeepAlive] = new KeepAlive();
   /** False once closed (node:dgram: the handle is gone). */
-  private running = true;
-  private bindState = BindState.Unbound;
+  private [kRunning] = true;
+  private [kBindState] = BindState.Unbound;
   /** Bound and not stopped by the deprecated `_stopReceiving()`: 'message' is emitted. */
-  private receiving = false;
-  private connectState = ConnectState.Disconnected;
+  private [kReceiving] = false;
+  private [kConnectState] = ConnectState.Disconnected;
   /** What waits for the bind to finish (sends, connect, close), in call order. */
-  private pending: (() => void)[] | undefined;
+  private [kPending]: (() => void)[] | undefined;
   /** Datagrams waiting for room in the send buffer, in order. */
-  private outbox: Outgoing[] = [];
-  private outboxBytes = 0;
+  private [kOutbox]: Outgoing[] = [];
+  private [kOutboxBytes] = 0;
   /** Datagrams sent from the outbox whose callbacks have not run yet: libuv counts them as queued until then. */
-  private settlingCount = 0;
-  private settlingBytes = 0;
-  private retry: NodeJS.Immediate | undefined;
+  private [kSettlingCount] = 0;
+  private [kSettlingBytes] = 0;
+  private [kRetry]: NodeJS.Immediate | undefined;
   /** Sends whose destination is being resolved. */
-  private lookups = 0;
+  private [kLookups] = 0;
   /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `lateBelow`). */
-  private closingToken = -1;
-  private lateBelow = 0;
+  private [kClosingToken] = -1;
+  private [kLateBelow] = 0;
 
   /** Its events' async context: node:dgram makes its handle in createSocket(). */
-  private readonly scope = new AsyncResource('MUXNET_UDP');
+  private readonly [kScope] = new AsyncResource('MUXNET_UDP');
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -208,10 +218,10 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
         if (options[key]) validateInteger(options[key], `options.${key}`, 0, 0, 0xffffffff);
       }
     }
-    this.bufferSizes = { recv: options.recvBufferSize || 0, send: options.sendBufferSize || 0 };
+    this[kBufferSizes] = { recv: options.recvBufferSize || 0, send: options.sendBufferSize || 0 };
     // Checked before the type and lookup, in node:dgram's order.
-    this.receiveBlockList = validateBlockList(options.receiveBlockList, 'options.receiveBlockList');
-    this.sendBlockList = validateBlockList(options.sendBlockList, 'options.sendBlockList');
+    this[kReceiveBlockList] = validateBlockList(options.receiveBlockList, 'options.receiveBlockList');
+    this[kSendBlockList] = validateBlockList(options.sendBlockList, 'options.sendBlockList');
     if (options.lookup !== undefined && typeof options.lookup !== 'function') {
       throw invalidArgType('lookup', 'of type function', options.lookup);
     }
@@ -221,22 +231,22 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
     }
     this.type = kind;
     // Read now, as node:dgram before 24.19 does: a dns.lookup patched in before this is used.
-    this.lookup = (options.lookup ?? (LOOKUP_READ_AT_CALL ? undefined : dns.lookup)) as LookupFunction | undefined;
-    this.backend = resolveBackend(options.backend);
-    this.reuseAddr = !!options.reuseAddr;
-    this.reusePort = !!options.reusePort && REUSE_PORT_OPTION;
-    this.ipv6Only = !!options.ipv6Only;
+    this[kLookup] = (options.lookup ?? (LOOKUP_READ_AT_CALL ? undefined : dns.lookup)) as LookupFunction | undefined;
+    this[kBackend] = resolveBackend(options.backend);
+    this[kReuseAddr] = !!options.reuseAddr;
+    this[kReusePort] = !!options.reusePort && REUSE_PORT_OPTION;
+    this[kIpv6Only] = !!options.ipv6Only;
     if (typeof listener === 'function') this.on('message', listener);
-    if (options.signal !== undefined) this.closeOnAbort(options.signal);
+    if (options.signal !== undefined) this[kCloseOnAbort](options.signal);
     if (udpSocket.hasSubscribers) udpSocket.publish({ socket: this });
   }
 
-  private closeOnAbort(signal: unknown): void {
+  private [kCloseOnAbort](signal: unknown): void {
     if (signal === null || typeof signal !== 'object' || !('aborted' in signal)) {
       throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
     }
     const onAbort = () => {
-      if (this.running) this.close();
+      if (this[kRunning]) this.close();
     };
     const abortable = signal as AbortSignal;
     if (abortable.aborted) return onAbort();
@@ -245,32 +255,32 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   }
 
   /** Resolves `address` with the socket's lookup; empty means the loopback. */
-  private resolve<T>(address: string | null | undefined, cb: (err: Error | null, ip: string, context: T) => void, context: T): void {
+  private [kResolve]<T>(address: string | null | undefined, cb: (err: Error | null, ip: string, context: T) => void, context: T): void {
     const family = this.type === 'udp6' ? 6 : 4;
     const host = address || (family === 6 ? '::1' : '127.0.0.1');
-    const lookup = this.lookup ?? (dns.lookup as LookupFunction);
+    const lookup = this[kLookup] ?? (dns.lookup as LookupFunction);
     const hostFamily = ipFamily(host);
     // What dns.lookup does with an address (answer it on the next tick),
     // without its argument checks and a second isIP per datagram; and
     // what node:dgram's own default does from 24.19 with one of the socket's family.
-    if (hostFamily !== 0 && (lookup === builtinLookup || (this.lookup === undefined && hostFamily === family))) {
+    if (hostFamily !== 0 && (lookup === builtinLookup || (this[kLookup] === undefined && hostFamily === family))) {
       // In a batch, once this event's listener returns (see atEventEnd): node's tick runs before the next event.
-      if (!this.reactor?.atEventEnd(cb, null, host, context)) process.nextTick(cb, null, host, context);
+      if (!this[kReactor]?.atEventEnd(cb, null, host, context)) process.nextTick(cb, null, host, context);
     } else lookup(host, family, (err, ip) => cb(err, ip, context));
   }
 
   /** Whether `sendBlockList` holds `ip`. */
-  private blocks(ip: string): boolean {
-    return isBlocked(this.sendBlockList, ip);
+  private [kBlocks](ip: string): boolean {
+    return isBlocked(this[kSendBlockList], ip);
   }
 
   /** Whether `ip` is of the socket's family: node:dgram's udp4 takes no IPv6 address, udp6 no IPv4 one (`EINVAL`). */
-  private speaks(ip: string): boolean {
+  private [kSpeaks](ip: string): boolean {
     return ipFamily(ip) === (this.type === 'udp6' ? 6 : 4);
   }
 
-  private healthCheck(): void {
-    if (!this.running) throw coded(new Error('Not running'), 'ERR_SOCKET_DGRAM_NOT_RUNNING');
+  private [kHealthCheck](): void {
+    if (!this[kRunning]) throw coded(new Error('Not running'), 'ERR_SOCKET_DGRAM_NOT_RUNNING');
   }
 
   bind(port?: number, address?: string, callback?: () => void): this;
@@ -278,13 +288,13 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   bind(options: BindOptions, callback?: () => void): this;
   bind(callback?: () => void): this;
   bind(...args: unknown[]): this {
-    this.healthCheck();
-    if (this.bindState !== BindState.Unbound) throw alreadyBound();
+    this[kHealthCheck]();
+    if (this[kBindState] !== BindState.Unbound) throw alreadyBound();
     const [first, second] = args;
     const options = first !== null && typeof first === 'object' ? (first as BindOptions) : undefined;
     // As node:dgram: an int32 fd above 0 is opened; another is ignored.
-    if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0 && options.fd! < 2 ** 31) return this.bindFd(options.fd!, args[args.length - 1]);
-    this.bindState = BindState.Binding;
+    if (options !== undefined && Number.isInteger(options.fd) && options.fd! > 0 && options.fd! < 2 ** 31) return this[kBindFd](options.fd!, args[args.length - 1]);
+    this[kBindState] = BindState.Binding;
     const cb = args[args.length - 1];
     if (typeof cb === 'function') {
       // Gone again if the bind fails: a later bind brings its own callback.
@@ -303,23 +313,23 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
     let address = options !== undefined ? options.address : typeof second === 'function' ? undefined : (second as string | undefined);
     if (!address) address = this.type === 'udp4' ? '0.0.0.0' : '::';
     // As dns.lookup refuses it for node:dgram (a Symbol or an object made isIP throw its own TypeError).
-    if (this.lookup === builtinLookup && typeof address !== 'string') throw invalidArgType('hostname', 'of type string', address);
-    this.resolve(address, (lookupErr, ip) => {
-      if (!this.running) return;
+    if (this[kLookup] === builtinLookup && typeof address !== 'string') throw invalidArgType('hostname', 'of type string', address);
+    this[kResolve](address, (lookupErr, ip) => {
+      if (!this[kRunning]) return;
       // `reusePort`: each worker binds its own socket of the port, as node:dgram's.
-      if (!lookupErr && sharedWithPrimary(options?.exclusive || this.reusePort)) return this.bindViaPrimary(ip, port);
+      if (!lookupErr && sharedWithPrimary(options?.exclusive || this[kReusePort])) return this[kBindViaPrimary](ip, port);
       if (lookupErr) {
         // Unbound again, as after a failed bind: a send binds implicitly, a bind may be retried.
-        this.bindState = BindState.Unbound;
+        this[kBindState] = BindState.Unbound;
         this.emit('error', lookupErr);
         return;
       }
-      const err = this.bindTo(ip, port);
+      const err = this[kBindTo](ip, port);
       if (err) {
         this.emit('error', err);
         return;
       }
-      this.listening();
+      this[kListening]();
     }, undefined);
     return this;
   }
@@ -330,47 +340,47 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * node:dgram emits it (in this process, even in a cluster worker).
    * Another kind of fd throws `ERR_INVALID_FD_TYPE`, as node:dgram's.
    */
-  private bindFd(fd: number, cb: unknown): this {
+  private [kBindFd](fd: number, cb: unknown): this {
     // A socket that has one already (a failed bind's, a group's) takes no other: libuv's EBUSY, once the fd is known to be UDP.
-    if (this.token >= 0) {
-      const what = fdKind(this.reactor!, fd);
+    if (this[kToken] >= 0) {
+      const what = fdKind(this[kReactor]!, fd);
       if (what !== 'UDP') throw coded(new TypeError(`Unsupported fd type: ${what}`), 'ERR_INVALID_FD_TYPE');
       throw systemError(EBUSY, 'open');
     }
-    const { reactor, token } = takeFdOrThrow(this.backend, fd, INHERIT_DATAGRAM);
-    this.given = givenFd(fd, reactor);
+    const { reactor, token } = takeFdOrThrow(this[kBackend], fd, INHERIT_DATAGRAM);
+    this[kGiven] = givenFd(fd, reactor);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
-    this.bound(reactor, token);
-    this.listening();
+    this[kBound](reactor, token);
+    this[kListening]();
     return this;
   }
 
-  private listening(): void {
+  private [kListening](): void {
     // As node:dgram: a size the kernel refuses throws here, from the bind's callback.
-    this.applyBufferSizes();
+    this[kApplyBufferSizes]();
     this.emit('listening');
   }
 
   /** In a cluster worker (see ./cluster): receives on a copy of the socket the primary binds for every worker. */
-  private bindViaPrimary(ip: string, port: unknown): void {
-    const flags = (this.reuseAddr ? UV_UDP_REUSEADDR : 0) | (this.ipv6Only ? UV_IPV6ONLY : 0);
+  private [kBindViaPrimary](ip: string, port: unknown): void {
+    const flags = (this[kReuseAddr] ? UV_UDP_REUSEADDR : 0) | (this[kIpv6Only] ? UV_IPV6ONLY : 0);
     askPrimary(this, { address: ip, port: port as number, addressType: this.type, fd: -1, flags }, (errno, handle) => {
-      if (!this.running) return handle?.close();
-      const reactor = errno || !handle ? errno || -EINVAL : openReactor(this.backend);
+      if (!this[kRunning]) return handle?.close();
+      const reactor = errno || !handle ? errno || -EINVAL : openReactor(this[kBackend]);
       const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(handle!.fd ?? -1, INHERIT_DATAGRAM, 0, false, true);
       if (token < 0) {
         handle?.close();
-        this.bindState = BindState.Unbound;
+        this[kBindState] = BindState.Unbound;
         this.emit('error', hostPortError(-token, 'bind', ip, port));
         return;
       }
       // As node:dgram's handle from the primary replaces its own: a failed bind's socket closes.
-      if (this.token >= 0) this.reactor!.closeHandle(this.token);
-      this.primary = new PrimaryLink(handle!, (cb) => this.close(cb));
+      if (this[kToken] >= 0) this[kReactor]!.closeHandle(this[kToken]);
+      this[kPrimary] = new PrimaryLink(handle!, (cb) => this.close(cb));
       // Only a holder of the primary's socket: the reactor's copy keeps the process alive, or not (ref/unref).
       handle!.unref?.();
-      this.bound(reactor as Reactor, token);
-      this.listening();
+      this[kBound](reactor as Reactor, token);
+      this[kListening]();
     });
   }
 
@@ -380,15 +390,15 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * 'listening' follows on the next tick.
    */
   bindSync(options: BindSyncOptions = {}): AddressInfo {
-    this.healthCheck();
+    this[kHealthCheck]();
     const { port, address } = validateObject(options, 'options') as { port?: unknown; address?: unknown };
-    if (this.bindState !== BindState.Unbound) throw alreadyBound();
+    if (this[kBindState] !== BindState.Unbound) throw alreadyBound();
     const p = validatePort(port ?? 0, 'options.port');
     const ip = address ? numericAddress(address, 'options.address', 'bindSync') : this.type === 'udp4' ? '0.0.0.0' : '::';
-    this.bindState = BindState.Binding;
-    const err = this.bindTo(ip, p);
+    this[kBindState] = BindState.Binding;
+    const err = this[kBindTo](ip, p);
     if (err) throw err;
-    this.applyBufferSizes();
+    this[kApplyBufferSizes]();
     process.nextTick(() => this.emit('listening'));
     return this.address();
   }
@@ -400,17 +410,17 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * bind binds it); one a group's join bound already is the kernel's
    * `EINVAL`. The error, with the socket unbound again, if that fails.
    */
-  private bindTo(ip: string, port: unknown): Error | undefined {
+  private [kBindTo](ip: string, port: unknown): Error | undefined {
     // Refused before a socket is made, as libuv refuses them: an address of the other family,
     // IPV6_V6ONLY for IPv4 (a udp4 socket's `ipv6Only`).
-    const refused = !this.speaks(ip) || (this.ipv6Only && this.type === 'udp4') ? -EINVAL : this.ownSocket(this.type === 'udp6');
+    const refused = !this[kSpeaks](ip) || (this[kIpv6Only] && this.type === 'udp4') ? -EINVAL : this[kOwnSocket](this.type === 'udp6');
     // The kernel takes the port as node:dgram hands it over: a uint32 cut to 16 bits.
-    const r = refused || this.reactor!.native.udpBindSocket(this.token, ip, (Number(port || 0) >>> 0) & 0xffff, this.reuseAddr, this.reusePort, this.ipv6Only);
+    const r = refused || this[kReactor]!.native.udpBindSocket(this[kToken], ip, (Number(port || 0) >>> 0) & 0xffff, this[kReuseAddr], this[kReusePort], this[kIpv6Only]);
     if (r < 0) {
-      this.bindState = BindState.Unbound;
+      this[kBindState] = BindState.Unbound;
       return hostPortError(-r, 'bind', ip, port);
     }
-    this.bound(this.reactor!, this.token);
+    this[kBound](this[kReactor]!, this[kToken]);
     return undefined;
   }
 
@@ -419,54 +429,54 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * has one: 0, or a negative errno (no fd left for it, or for the
    * reactor made with the first one).
    */
-  private ownSocket(ipv6: boolean): number {
-    if (this.token >= 0) return 0;
-    const reactor = openReactor(this.backend);
+  private [kOwnSocket](ipv6: boolean): number {
+    if (this[kToken] >= 0) return 0;
+    const reactor = openReactor(this[kBackend]);
     const token = typeof reactor === 'number' ? reactor : reactor.udpSocket(ipv6);
     if (token < 0) return token;
-    this.reactor = reactor as Reactor;
-    this.token = token;
+    this[kReactor] = reactor as Reactor;
+    this[kToken] = token;
     return 0;
   }
 
-  private bound(reactor: Reactor, token: number): void {
-    this.reactor = reactor;
-    this.token = token;
-    reactor.attach(token, this, this.scope);
-    this.keepAlive.bind(reactor);
-    this.bindState = BindState.Bound;
-    this.receiving = true;
+  private [kBound](reactor: Reactor, token: number): void {
+    this[kReactor] = reactor;
+    this[kToken] = token;
+    reactor.attach(token, this, this[kScope]);
+    this[kKeepAlive].bind(reactor);
+    this[kBindState] = BindState.Bound;
+    this[kReceiving] = true;
   }
 
   /** The buffer sizes `createSocket` asked for, once bound (a size the kernel refuses throws). */
-  private applyBufferSizes(): void {
-    if (this.bufferSizes.recv) this.bufferSize(this.bufferSizes.recv, true);
-    if (this.bufferSizes.send) this.bufferSize(this.bufferSizes.send, false);
+  private [kApplyBufferSizes](): void {
+    if (this[kBufferSizes].recv) this[kBufferSize](this[kBufferSizes].recv, true);
+    if (this[kBufferSizes].send) this[kBufferSize](this[kBufferSizes].send, false);
   }
 
   /** Runs `action` once the bind in progress has finished (dropped if it fails). */
-  private enqueue(action: () => void): void {
-    if (this.pending === undefined) {
-      this.pending = [];
+  private [kEnqueue](action: () => void): void {
+    if (this[kPending] === undefined) {
+      this[kPending] = [];
       const onError = () => {
         this.off('listening', onListening);
-        this.pending = undefined;
+        this[kPending] = undefined;
       };
       const onListening = () => {
         this.off(EventEmitter.errorMonitor, onError);
-        const pending = this.pending!;
-        this.pending = undefined;
+        const pending = this[kPending]!;
+        this[kPending] = undefined;
         for (const run of pending) run();
       };
       this.once(EventEmitter.errorMonitor, onError);
       this.once('listening', onListening);
     }
-    this.pending.push(action);
+    this[kPending].push(action);
   }
 
   /** Binds to an ephemeral port unless bound: the implicit bind of `send`/`connect`. */
-  private bindImplicitly(): void {
-    if (this.bindState === BindState.Unbound) this.bind({ port: 0, exclusive: true });
+  private [kBindImplicitly](): void {
+    if (this[kBindState] === BindState.Unbound) this.bind({ port: 0, exclusive: true });
   }
 
   connect(port: number, address?: string, callback?: ConnectCallback): void;
@@ -480,25 +490,25 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
       address = '';
     }
     validateType(address, 'address', 'string');
-    if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
-    this.connectState = ConnectState.Connecting;
+    if (this[kConnectState] !== ConnectState.Disconnected) throw alreadyConnected();
+    this[kConnectState] = ConnectState.Connecting;
     // Closed: node:dgram throws here too (a TypeError from its handle, gone),
     // once it has marked the socket connecting: a second connect() is
     // ERR_SOCKET_DGRAM_IS_CONNECTED.
-    this.healthCheck();
-    this.bindImplicitly();
-    const start = () => this.startConnect(p, address as string, callback);
-    if (this.bindState !== BindState.Bound) this.enqueue(start);
+    this[kHealthCheck]();
+    this[kBindImplicitly]();
+    const start = () => this[kStartConnect](p, address as string, callback);
+    if (this[kBindState] !== BindState.Bound) this[kEnqueue](start);
     else start();
   }
 
-  private startConnect(port: number, address: string, callback: ConnectCallback | undefined): void {
+  private [kStartConnect](port: number, address: string, callback: ConnectCallback | undefined): void {
     if (callback) this.once('connect', callback);
-    this.resolve(address, (lookupErr, ip) => {
-      if (!this.running) return;
-      const err = lookupErr ?? this.connectTo(ip, port, address);
+    this[kResolve](address, (lookupErr, ip) => {
+      if (!this[kRunning]) return;
+      const err = lookupErr ?? this[kConnectTo](ip, port, address);
       if (!err) return;
-      this.connectState = ConnectState.Disconnected;
+      this[kConnectState] = ConnectState.Disconnected;
       process.nextTick(() => {
         if (!callback) {
           this.emit('error', err);
@@ -514,15 +524,15 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * Connects the bound socket to `ip` (resolved; `named` as the caller gave
    * it, for errors) and says 'connect' on the next tick; the error if not.
    */
-  private connectTo(ip: string, port: number, named: string): Error | undefined {
+  private [kConnectTo](ip: string, port: number, named: string): Error | undefined {
     // libuv refuses a second connect (a lookup that answered twice): EISCONN.
-    if (this.connectState === ConnectState.Connected) return hostPortError(EISCONN, 'connect', named, port);
-    if (this.blocks(ip)) return ipBlocked(ip);
+    if (this[kConnectState] === ConnectState.Connected) return hostPortError(EISCONN, 'connect', named, port);
+    if (this[kBlocks](ip)) return ipBlocked(ip);
     // Datagrams queued in this batch leave first, to where they were sent.
-    this.reactor!.flushSends();
-    const r = this.speaks(ip) ? this.reactor!.native.udpConnect(this.token, ip, port) : -EINVAL;
+    this[kReactor]!.flushSends();
+    const r = this[kSpeaks](ip) ? this[kReactor]!.native.udpConnect(this[kToken], ip, port) : -EINVAL;
     if (r < 0) return hostPortError(-r, 'connect', named, port);
-    this.connectState = ConnectState.Connected;
+    this[kConnectState] = ConnectState.Connected;
     process.nextTick(() => this.emit('connect'));
     return undefined;
   }
@@ -533,23 +543,23 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * throws what fails; 'connect' follows on the next tick.
    */
   connectSync(port: number, address?: string): void {
-    this.healthCheck();
+    this[kHealthCheck]();
     const p = validatePort(port, 'Port', false);
-    if (this.connectState !== ConnectState.Disconnected) throw alreadyConnected();
+    if (this[kConnectState] !== ConnectState.Disconnected) throw alreadyConnected();
     const ip = address === undefined || address === null || address === '' ? (this.type === 'udp4' ? '127.0.0.1' : '::1') : numericAddress(address, 'address', 'connectSync');
-    if (this.bindState === BindState.Unbound) this.bindSync();
-    else if (this.bindState !== BindState.Bound) throw alreadyBound();
-    const err = this.connectTo(ip, p, ip);
+    if (this[kBindState] === BindState.Unbound) this.bindSync();
+    else if (this[kBindState] !== BindState.Bound) throw alreadyBound();
+    const err = this[kConnectTo](ip, p, ip);
     if (err) throw err;
   }
 
   disconnect(): void {
-    if (this.connectState !== ConnectState.Connected) throw notConnected();
-    this.healthCheck();
-    this.reactor!.flushSends();
-    const r = this.reactor!.native.udpDisconnect(this.token);
+    if (this[kConnectState] !== ConnectState.Connected) throw notConnected();
+    this[kHealthCheck]();
+    this[kReactor]!.flushSends();
+    const r = this[kReactor]!.native.udpDisconnect(this[kToken]);
     if (r < 0) throw systemError(-r, 'connect');
-    this.connectState = ConnectState.Disconnected;
+    this[kConnectState] = ConnectState.Disconnected;
   }
 
   /** The old `send(buffer, offset, length, port, address[, callback])`, every argument required. */
@@ -568,7 +578,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   send(msg: SendData, port?: number, callback?: SendCallback): void;
   send(msg: SendData, callback?: SendCallback): void;
   send(buffer: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown): void {
-    const connected = this.connectState === ConnectState.Connected;
+    const connected = this[kConnectState] === ConnectState.Connected;
     // Which form this is, decided as node:dgram decides it.
     if (!connected) {
       if (address || (port && typeof port !== 'function')) {
@@ -599,67 +609,67 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
     // function), a tenth of the CPU of an echo answering many peers.
     const scope = typeof callback === 'function' ? new AsyncResource('MUXNET_UDP_SEND') : undefined;
     const cb = scope && ((err: Error | null, bytes?: number) => scope.runInAsyncScope(callback as SendDone, null, err, bytes));
-    this.healthCheck();
-    this.bindImplicitly();
+    this[kHealthCheck]();
+    this[kBindImplicitly]();
     const tooManyPieces = Array.isArray(buffer) && buffer.length > IOV_MAX && process.platform !== 'win32';
     const out: Outgoing = { data, ip: undefined, port: p, address: connected ? undefined : (address as string | null | undefined), callback: cb, event: eventsDispatched(), tooManyPieces };
-    if (this.bindState !== BindState.Bound) this.enqueue(() => this.route(out, connected));
-    else this.route(out, connected);
+    if (this[kBindState] !== BindState.Bound) this[kEnqueue](() => this[kRoute](out, connected));
+    else this[kRoute](out, connected);
   }
 
   /** Sends `out` once its destination is resolved (a connected socket's at once). */
-  private route(out: Outgoing, connected: boolean): void {
-    if (connected) return this.transmit(out);
-    this.lookups++;
-    this.resolve(out.address, this.routed, out);
+  private [kRoute](out: Outgoing, connected: boolean): void {
+    if (connected) return this[kTransmit](out);
+    this[kLookups]++;
+    this[kResolve](out.address, this[kRouted], out);
   }
 
   /** A send's destination resolved (one function per socket: a closure per datagram was garbage to collect). */
-  private readonly routed = (err: Error | null, ip: string, out: Outgoing): void => {
-    this.lookups--;
+  private readonly [kRouted] = (err: Error | null, ip: string, out: Outgoing): void => {
+    this[kLookups]--;
     if (!err) {
       out.ip = ip;
-      return this.transmit(out);
+      return this[kTransmit](out);
     }
     if (out.callback) process.nextTick(out.callback, err);
     else process.nextTick(() => this.emit('error', err));
   };
 
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
-  private transmit(out: Outgoing): void {
+  private [kTransmit](out: Outgoing): void {
     // Once closed, only a reply of the batch's earlier messages still goes (see `close`).
-    const token = this.running ? this.token : out.event < this.lateBelow ? this.closingToken : -1;
+    const token = this[kRunning] ? this[kToken] : out.event < this[kLateBelow] ? this[kClosingToken] : -1;
     if (token < 0) return;
     const { ip, callback } = out;
-    if (ip !== undefined && this.blocks(ip)) {
+    if (ip !== undefined && this[kBlocks](ip)) {
       // As node:dgram: only a callback hears of it, in its place among the batch's.
-      if (callback) this.reactor!.settleInTurn(() => process.nextTick(callback, ipBlocked(ip)), 0);
+      if (callback) this[kReactor]!.settleInTurn(() => process.nextTick(callback, ipBlocked(ip)), 0);
       return;
     }
     // Refused as libuv refuses them: an address of the other family; an address at all once the
     // socket is connected (it connected after this send was asked for: its lookup ran later).
-    const refused = out.tooManyPieces ? -EMSGSIZE : ip === undefined ? 0 : !this.speaks(ip) ? -EINVAL : this.connectState === ConnectState.Connected ? -EISCONN : 0;
-    if (!refused && (this.outbox.length > 0 || NO_TRY_SEND)) return this.hold(out);
-    const r = refused || this.reactor!.sendDatagram(token, out.data, ip, out.port, this.afterQueue, out);
+    const refused = out.tooManyPieces ? -EMSGSIZE : ip === undefined ? 0 : !this[kSpeaks](ip) ? -EINVAL : this[kConnectState] === ConnectState.Connected ? -EISCONN : 0;
+    if (!refused && (this[kOutbox].length > 0 || NO_TRY_SEND)) return this[kHold](out);
+    const r = refused || this[kReactor]!.sendDatagram(token, out.data, ip, out.port, this[kAfterQueue], out);
     if (r === SEND_QUEUED) return;
-    if (r === -EAGAIN) return this.hold(out);
+    if (r === -EAGAIN) return this[kHold](out);
     // Sent or refused at once (connected; too long, wrong family): its callback keeps its place among the batch's.
-    this.reactor!.settleInTurn(this.afterQueue, r, ip, out.port, out);
+    this[kReactor]!.settleInTurn(this[kAfterQueue], r, ip, out.port, out);
   }
 
   /**
    * A datagram queued in a batch has left, or failed: a full send buffer
    * keeps it for the next turn (unless the socket is closing: cancelled).
    */
-  private readonly afterQueue: SendSettler = (result, _host, _port, context) => {
+  private readonly [kAfterQueue]: SendSettler = (result, _host, _port, context) => {
     const out = context as Outgoing;
-    if (result !== -EAGAIN) return this.settle(out, result);
-    if (this.running) this.hold(out);
-    else this.settle(out, -ECANCELED);
+    if (result !== -EAGAIN) return this[kSettle](out, result);
+    if (this[kRunning]) this[kHold](out);
+    else this[kSettle](out, -ECANCELED);
   };
 
   /** Tells a send's callback, next tick, how it went (node:dgram has no 'error' for sends). */
-  private settle(out: Outgoing, result: number, release?: () => void): void {
+  private [kSettle](out: Outgoing, result: number, release?: () => void): void {
     const { callback } = out;
     if (callback === undefined) {
       if (release) process.nextTick(release);
@@ -673,100 +683,100 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
     });
   }
 
-  private hold(out: Outgoing): void {
-    this.outbox.push(out);
-    this.outboxBytes += out.data.length;
-    this.scheduleFlush();
+  private [kHold](out: Outgoing): void {
+    this[kOutbox].push(out);
+    this[kOutboxBytes] += out.data.length;
+    this[kScheduleFlush]();
   }
 
-  private scheduleFlush(): void {
-    if (this.retry !== undefined) return;
-    this.retry = setImmediate(() => this.flush());
-    if (!this.keepAlive.on) this.retry.unref();
+  private [kScheduleFlush](): void {
+    if (this[kRetry] !== undefined) return;
+    this[kRetry] = setImmediate(() => this[kFlush]());
+    if (!this[kKeepAlive].on) this[kRetry].unref();
   }
 
   /** Next turn: sends what waits, in order, until the kernel refuses again. */
-  private flush(): void {
-    this.retry = undefined;
-    while (this.outbox.length > 0) {
-      const out = this.outbox[0];
-      const r = this.reactor!.send(this.token, out.data, out.ip, out.port);
-      if (r === -EAGAIN) return this.scheduleFlush();
-      this.outbox.shift();
+  private [kFlush](): void {
+    this[kRetry] = undefined;
+    while (this[kOutbox].length > 0) {
+      const out = this[kOutbox][0];
+      const r = this[kReactor]!.send(this[kToken], out.data, out.ip, out.port);
+      if (r === -EAGAIN) return this[kScheduleFlush]();
+      this[kOutbox].shift();
       const size = out.data.length;
-      this.outboxBytes -= size;
+      this[kOutboxBytes] -= size;
       // As libuv: still counted by getSendQueueSize/Count until its own callback runs.
-      this.settlingCount++;
-      this.settlingBytes += size;
-      this.settle(out, r, () => {
-        this.settlingCount--;
-        this.settlingBytes -= size;
+      this[kSettlingCount]++;
+      this[kSettlingBytes] += size;
+      this[kSettle](out, r, () => {
+        this[kSettlingCount]--;
+        this[kSettlingBytes] -= size;
       });
     }
   }
 
   /** Bytes waiting for room in the send buffer. */
   getSendQueueSize(): number {
-    this.healthCheck();
-    return this.outboxBytes + this.settlingBytes;
+    this[kHealthCheck]();
+    return this[kOutboxBytes] + this[kSettlingBytes];
   }
 
   /** Datagrams waiting for room in the send buffer. */
   getSendQueueCount(): number {
-    this.healthCheck();
-    return this.outbox.length + this.settlingCount;
+    this[kHealthCheck]();
+    return this[kOutbox].length + this[kSettlingCount];
   }
 
   /** @internal A copy of its socket for another process (see ./handoff); this one receives on. */
   [handOver](): Handover {
-    if (this.token < 0) return undefined;
-    return { fd: this.reactor!.native.duplicate(this.token), kind: this.type };
+    if (this[kToken] < 0) return undefined;
+    return { fd: this[kReactor]!.native.duplicate(this[kToken]), kind: this.type };
   }
 
   close(callback?: () => void): this {
     if (typeof callback === 'function') this.on('close', callback);
-    if (this.pending !== undefined) {
+    if (this[kPending] !== undefined) {
       // After the bind and what waits for it, as node:dgram does.
-      this.pending.push(() => this.close());
+      this[kPending].push(() => this.close());
       return this;
     }
-    this.healthCheck();
-    this.running = false;
-    this.receiving = false;
+    this[kHealthCheck]();
+    this[kRunning] = false;
+    this[kReceiving] = false;
     // The primary hears of it; this socket's own copy closes below.
-    this.primary?.release();
-    this.primary = undefined;
-    this.given?.release();
-    this.given = undefined;
-    if (this.token >= 0 && this.lookups > 0 && this.reactor!.inBatch) {
+    this[kPrimary]?.release();
+    this[kPrimary] = undefined;
+    this[kGiven]?.release();
+    this[kGiven] = undefined;
+    if (this[kToken] >= 0 && this[kLookups] > 0 && this[kReactor]!.inBatch) {
       // node:dgram emits each datagram's 'message' on its own, and ticks and
       // microtasks run between them: the replies to the batch's earlier
       // events (this socket's messages or another's), still being resolved,
       // would have left before this close. They still go (those the current
       // event's handler sent do not, as in node).
-      this.closingToken = this.token;
-      this.lateBelow = eventsDispatched();
+      this[kClosingToken] = this[kToken];
+      this[kLateBelow] = eventsDispatched();
       // What left already in node:dgram is called back before 'close', as below.
-      this.reactor!.flushSends();
-      this.token = -1;
+      this[kReactor]!.flushSends();
+      this[kToken] = -1;
       // 'close' too waits: node:dgram had called those replies back before it.
-      this.closeAfterQueuedJobs(CLOSE_HOPS);
+      this[kCloseAfterQueuedJobs](CLOSE_HOPS);
       return this;
     }
-    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive);
-    this.token = -1;
-    this.closed();
+    if (this[kToken] >= 0) this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive]);
+    this[kToken] = -1;
+    this[kClosed]();
     return this;
   }
 
   /** The socket is closed: 'close' on the next tick, then what waited in the outbox fails. */
-  private closed(): void {
+  private [kClosed](): void {
     // node:dgram's handle, made with the socket, costs its close a loop
     // turn even if it was never bound ('beforeExit' comes again).
-    if (this.reactor !== undefined) this.reactor.closeTurn();
+    if (this[kReactor] !== undefined) this[kReactor].closeTurn();
     else setImmediate(() => {});
     process.nextTick(() => this.emit('close'));
-    this.cancelOutbox();
+    this[kCancelOutbox]();
   }
 
   /**
@@ -776,15 +786,15 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * at most `hops` times — a real DNS query, answered on a later turn of
    * the loop, would find node:dgram's socket closed too.
    */
-  private closeAfterQueuedJobs(hops: number): void {
+  private [kCloseAfterQueuedJobs](hops: number): void {
     process.nextTick(() =>
       queueMicrotask(() => {
-        if (this.lookups > 0 && hops > 1) return this.closeAfterQueuedJobs(hops - 1);
+        if (this[kLookups] > 0 && hops > 1) return this[kCloseAfterQueuedJobs](hops - 1);
         // A tick queued from a microtask runs once every microtask has.
         process.nextTick(() => {
-          this.reactor!.closeHandle(this.closingToken, this.keepAlive);
-          this.closingToken = -1;
-          this.closed();
+          this[kReactor]!.closeHandle(this[kClosingToken], this[kKeepAlive]);
+          this[kClosingToken] = -1;
+          this[kClosed]();
         });
       }),
     );
@@ -792,43 +802,43 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
 
   /** `await using`: closes the socket unless it is closed already. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.running) await new Promise<void>((resolve) => this.close(resolve));
+    if (this[kRunning]) await new Promise<void>((resolve) => this.close(resolve));
   }
 
   /** A closed socket's waiting datagrams fail with `ECANCELED`, after 'close'. */
-  private cancelOutbox(): void {
-    if (this.retry !== undefined) clearImmediate(this.retry);
-    this.retry = undefined;
-    for (const out of this.outbox) this.settle(out, -ECANCELED);
-    this.outbox = [];
-    this.outboxBytes = 0;
+  private [kCancelOutbox](): void {
+    if (this[kRetry] !== undefined) clearImmediate(this[kRetry]);
+    this[kRetry] = undefined;
+    for (const out of this[kOutbox]) this[kSettle](out, -ECANCELED);
+    this[kOutbox] = [];
+    this[kOutboxBytes] = 0;
   }
 
   address(): AddressInfo {
-    this.healthCheck();
-    const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
+    this[kHealthCheck]();
+    const local = this[kToken] >= 0 ? this[kReactor]!.native.localAddress(this[kToken]) : null;
     // node:dgram asks the kernel, which knows no such socket before the bind.
     if (!local) throw systemError(EBADF, 'getsockname');
     return local;
   }
 
   remoteAddress(): AddressInfo {
-    this.healthCheck();
-    if (this.connectState !== ConnectState.Connected) throw notConnected();
-    const remote = this.reactor!.native.remoteAddress(this.token);
+    this[kHealthCheck]();
+    if (this[kConnectState] !== ConnectState.Connected) throw notConnected();
+    const remote = this[kReactor]!.native.remoteAddress(this[kToken]);
     if (!remote) throw systemError(ENOTCONN, 'getpeername');
     return remote;
   }
 
   ref(): this {
-    this.keepAlive.set(true);
-    this.retry?.ref();
+    this[kKeepAlive].set(true);
+    this[kRetry]?.ref();
     return this;
   }
 
   unref(): this {
-    this.keepAlive.set(false);
-    this.retry?.unref();
+    this[kKeepAlive].set(false);
+    this[kRetry]?.unref();
     return this;
   }
 
@@ -838,73 +848,73 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * node:dgram says). Datagrams queued in this batch leave first, under the
    * old option.
    */
-  private get native(): NativeReactor {
-    const reactor = this.reactor ?? getReactor(this.backend);
+  private get [kNative](): NativeReactor {
+    const reactor = this[kReactor] ?? getReactor(this[kBackend]);
     reactor.flushSends();
     return reactor.native;
   }
 
   /** Throws Node's error for a socket option call that returned a negative errno. */
-  private check(syscall: string, result: number): void {
+  private [kCheck](syscall: string, result: number): void {
     if (result < 0) throw systemError(-result, syscall);
   }
 
   setBroadcast(flag: boolean): void {
-    this.healthCheck();
-    this.check('setBroadcast', this.native.udpSetBroadcast(this.token, !!flag));
+    this[kHealthCheck]();
+    this[kCheck]('setBroadcast', this[kNative].udpSetBroadcast(this[kToken], !!flag));
   }
 
   /** Sets the unicast TTL (1 to 255; as Node, a number is cut to an int32 first) and returns `ttl`. */
   setTTL(ttl: number): number {
     validateType(ttl, 'ttl', 'number');
-    this.healthCheck();
-    this.check('setTTL', this.native.udpSetTtl(this.token, ttl | 0));
+    this[kHealthCheck]();
+    this[kCheck]('setTTL', this[kNative].udpSetTtl(this[kToken], ttl | 0));
     return ttl;
   }
 
   /** Sets the multicast TTL (0 to 255) and returns `ttl`. */
   setMulticastTTL(ttl: number): number {
     validateType(ttl, 'ttl', 'number');
-    this.healthCheck();
-    this.check('setMulticastTTL', this.native.udpSetMulticastTtl(this.token, ttl | 0));
+    this[kHealthCheck]();
+    this[kCheck]('setMulticastTTL', this[kNative].udpSetMulticastTtl(this[kToken], ttl | 0));
     return ttl;
   }
 
   /** Whether the socket hears its own multicast; returns `flag`, as node:dgram does. */
   setMulticastLoopback<T>(flag: T): T {
-    this.healthCheck();
-    this.check('setMulticastLoopback', this.native.udpSetMulticastLoopback(this.token, !!flag));
+    this[kHealthCheck]();
+    this[kCheck]('setMulticastLoopback', this[kNative].udpSetMulticastLoopback(this[kToken], !!flag));
     return flag;
   }
 
   /** The interface multicast leaves from: an IPv4 address, or IPv6 with its `%zone` (`::%eth0`). */
   setMulticastInterface(interfaceAddress: string): void {
-    this.healthCheck();
+    this[kHealthCheck]();
     validateType(interfaceAddress, 'interfaceAddress', 'string');
-    this.check('setMulticastInterface', this.native.udpSetMulticastInterface(this.token, interfaceAddress));
+    this[kCheck]('setMulticastInterface', this[kNative].udpSetMulticastInterface(this[kToken], interfaceAddress));
   }
 
   addMembership(multicastAddress: string, interfaceAddress?: string): void {
-    this.membership('addMembership', true, multicastAddress, undefined, interfaceAddress);
+    this[kMembership]('addMembership', true, multicastAddress, undefined, interfaceAddress);
   }
 
   dropMembership(multicastAddress: string, interfaceAddress?: string): void {
-    this.membership('dropMembership', false, multicastAddress, undefined, interfaceAddress);
+    this[kMembership]('dropMembership', false, multicastAddress, undefined, interfaceAddress);
   }
 
   addSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
-    this.sourceMembership('addSourceSpecificMembership', true, sourceAddress, groupAddress, interfaceAddress);
+    this[kSourceMembership]('addSourceSpecificMembership', true, sourceAddress, groupAddress, interfaceAddress);
   }
 
   dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
-    this.sourceMembership('dropSourceSpecificMembership', false, sourceAddress, groupAddress, interfaceAddress);
+    this[kSourceMembership]('dropSourceSpecificMembership', false, sourceAddress, groupAddress, interfaceAddress);
   }
 
-  private sourceMembership(syscall: string, join: boolean, source: unknown, group: unknown, iface: unknown): void {
-    this.healthCheck();
+  private [kSourceMembership](syscall: string, join: boolean, source: unknown, group: unknown, iface: unknown): void {
+    this[kHealthCheck]();
     validateType(source, 'sourceAddress', 'string');
     validateType(group, 'groupAddress', 'string');
-    this.membership(syscall, join, group, source as string, iface);
+    this[kMembership](syscall, join, group, source as string, iface);
   }
 
   /**
@@ -913,43 +923,43 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * neither reads from nor lets `bind` again (`EINVAL`); one that has a socket (a failed bind's,
    * unbound) keeps it as it is; then the kernel is asked.
    */
-  private membership(syscall: string, join: boolean, group: unknown, source: string | undefined, iface: unknown): void {
-    this.healthCheck();
+  private [kMembership](syscall: string, join: boolean, group: unknown, source: string | undefined, iface: unknown): void {
+    this[kHealthCheck]();
     // Only add/dropMembership check for a missing group; the source-specific calls hand '' to libuv (EINVAL).
     if (!group && source === undefined) throw missingArgs('multicastAddress');
     const family = isIP(String(group));
     if (family === 0 || (source !== undefined && isIP(source) !== family)) throw systemError(EINVAL, syscall);
-    if (this.token < 0) {
-      this.check(syscall, this.ownSocket(family === 6));
-      this.check(syscall, this.reactor!.native.udpBindSocket(this.token, family === 4 ? '0.0.0.0' : '::', 0, true, false, false));
+    if (this[kToken] < 0) {
+      this[kCheck](syscall, this[kOwnSocket](family === 6));
+      this[kCheck](syscall, this[kReactor]!.native.udpBindSocket(this[kToken], family === 4 ? '0.0.0.0' : '::', 0, true, false, false));
     }
     const where = iface === undefined || iface === null ? undefined : String(iface);
-    this.check(syscall, this.native.udpMembership(this.token, join, String(group), source, where));
+    this[kCheck](syscall, this[kNative].udpMembership(this[kToken], join, String(group), source, where));
   }
 
   setRecvBufferSize(size: number): void {
-    this.bufferSize(size, true);
+    this[kBufferSize](size, true);
   }
 
   setSendBufferSize(size: number): void {
-    this.bufferSize(size, false);
+    this[kBufferSize](size, false);
   }
 
   /** The receive buffer's size as the kernel reports it (Linux: twice what was set). */
   getRecvBufferSize(): number {
-    return this.bufferSize(0, true);
+    return this[kBufferSize](0, true);
   }
 
   /** The send buffer's size as the kernel reports it (Linux: twice what was set). */
   getSendBufferSize(): number {
-    return this.bufferSize(0, false);
+    return this[kBufferSize](0, false);
   }
 
   /** Sets (`size` > 0) or reads a buffer's size, with node:dgram's errors. */
-  private bufferSize(size: unknown, recv: boolean): number {
+  private [kBufferSize](size: unknown, recv: boolean): number {
     validateBufferSize(size);
-    this.healthCheck();
-    return udpBufferSize(this.native, this.token, size, recv);
+    this[kHealthCheck]();
+    return udpBufferSize(this[kNative], this[kToken], size, recv);
   }
 
   /** @internal */
@@ -965,23 +975,23 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * beside its delivery.
    */
   [kOnMessage](msg: Buffer, address: string, port: number): void {
-    if (this.heldMessages !== undefined) return void this.heldMessages.push([retained(msg), address, port]);
-    if (this.laterMessages !== undefined) return void this.laterMessages.push([retained(msg), address, port]);
-    const batch = this.reactor!.batches;
-    if (this.messageBatch !== batch) {
-      this.messageBatch = batch;
-      return this.deliver(retained(msg), address, port);
+    if (this[kHeldMessages] !== undefined) return void this[kHeldMessages].push([retained(msg), address, port]);
+    if (this[kLaterMessages] !== undefined) return void this[kLaterMessages].push([retained(msg), address, port]);
+    const batch = this[kReactor]!.batches;
+    if (this[kMessageBatch] !== batch) {
+      this[kMessageBatch] = batch;
+      return this[kDeliver](retained(msg), address, port);
     }
     // The batch's second datagram for this socket: it and the rest wait for ticks (see `deliverLater`).
-    this.laterMessages = [[retained(msg), address, port]];
-    this.reactor!.holdBatch();
-    process.nextTick(this.deliverLater);
+    this[kLaterMessages] = [[retained(msg), address, port]];
+    this[kReactor]!.holdBatch();
+    process.nextTick(this[kDeliverLater]);
   }
 
   /** The reactor batch whose first datagram this socket had. */
-  private messageBatch = -1;
+  private [kMessageBatch] = -1;
   /** The batch's later datagrams for this socket, not handed out yet. */
-  private laterMessages: [Buffer, string, number][] | undefined;
+  private [kLaterMessages]: [Buffer, string, number][] | undefined;
 
   /**
    * Hands out one of the batch's later datagrams, on a tick queued after
@@ -991,24 +1001,24 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * emitted in one go answered them all (node-coap then answered every one
    * with an RST, and its peer each RST with three datagrams).
    */
-  private readonly deliverLater = (): void => {
-    const later = this.laterMessages!;
+  private readonly [kDeliverLater] = (): void => {
+    const later = this[kLaterMessages]!;
     const next = later.shift()!;
-    let more = later.length > 0 && this.receiving;
+    let more = later.length > 0 && this[kReceiving];
     try {
-      if (this.receiving) {
+      if (this[kReceiving]) {
         countEvent();
-        this.deliver(...next);
-        more &&= this.receiving;
+        this[kDeliver](...next);
+        more &&= this[kReceiving];
       }
     } catch (err) {
-      this.reactor!.thrownInHeldBatch(err);
+      this[kReactor]!.thrownInHeldBatch(err);
       throw err;
     } finally {
-      if (more) process.nextTick(this.deliverLater);
+      if (more) process.nextTick(this[kDeliverLater]);
       else {
-        this.laterMessages = undefined;
-        this.reactor!.releaseBatch();
+        this[kLaterMessages] = undefined;
+        this[kReactor]!.releaseBatch();
       }
     }
   };
@@ -1018,30 +1028,30 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
    * read with that one wait for a tick, as libuv's next callback, so the
    * throw is heard before them.
    */
-  private heldMessages: [Buffer, string, number][] | undefined;
+  private [kHeldMessages]: [Buffer, string, number][] | undefined;
 
-  private deliver(msg: Buffer, address: string, port: number): void {
-    if (!this.receiving || isBlocked(this.receiveBlockList, address)) return;
+  private [kDeliver](msg: Buffer, address: string, port: number): void {
+    if (!this[kReceiving] || isBlocked(this[kReceiveBlockList], address)) return;
     try {
       this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
     } catch (err) {
-      if (this.heldMessages === undefined) {
-        this.heldMessages = [];
-        process.nextTick(this.releaseMessages);
+      if (this[kHeldMessages] === undefined) {
+        this[kHeldMessages] = [];
+        process.nextTick(this[kReleaseMessages]);
       }
       throw err;
     }
   }
 
-  private readonly releaseMessages = (): void => {
-    const held = this.heldMessages!;
-    this.heldMessages = undefined;
+  private readonly [kReleaseMessages] = (): void => {
+    const held = this[kHeldMessages]!;
+    this[kHeldMessages] = undefined;
     for (let i = 0; i < held.length; i++) {
       try {
-        this.deliver(...held[i]);
+        this[kDeliver](...held[i]);
       } catch (err) {
         // Another throw: the rest wait again, ahead of any read meanwhile.
-        this.heldMessages!.unshift(...held.slice(i + 1));
+        this[kHeldMessages]!.unshift(...held.slice(i + 1));
         throw err;
       }
     }
@@ -1062,17 +1072,17 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
         set: deprecate(() => {}, message, 'DEP0112'),
       });
     };
-    deprecated('_handle', (s) => (s.running ? { token: s.token } : null));
-    deprecated('_receiving', (s) => s.receiving);
-    deprecated('_bindState', (s) => s.bindState);
-    deprecated('_queue', (s) => s.pending);
-    deprecated('_reuseAddr', (s) => s.reuseAddr);
+    deprecated('_handle', (s) => (s[kRunning] ? { token: s[kToken] } : null));
+    deprecated('_receiving', (s) => s[kReceiving]);
+    deprecated('_bindState', (s) => s[kBindState]);
+    deprecated('_queue', (s) => s[kPending]);
+    deprecated('_reuseAddr', (s) => s[kReuseAddr]);
     const methods: Record<string, (this: UdpSocket) => void> = {
       _healthCheck(this: UdpSocket) {
-        this.healthCheck();
+        this[kHealthCheck]();
       },
       _stopReceiving(this: UdpSocket) {
-        this.receiving = false;
+        this[kReceiving] = false;
       },
     };
     for (const [name, method] of Object.entries(methods)) {

@@ -24,6 +24,7 @@ import * as nodeDgram from 'node:dgram';
 import { closeSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { systemError } from './errors';
+import { kHandedTo } from './symbols';
 
 /**
  * node's count of a server's connections handed to one child (its
@@ -39,7 +40,7 @@ export interface HandedConnections {
 /** A server that counts its connections handed to other processes (muxnet's `net.Server`). */
 export interface CountsHanded {
   readonly _connectionKey: string | undefined;
-  handedTo(list: HandedConnections): void;
+  [kHandedTo](list: HandedConnections): void;
 }
 
 /** What a muxnet object gives to be handed over (see `HandsOver`). */
@@ -143,7 +144,7 @@ function nodeShaped(given: Handover & object, keepOpen: boolean): { handle: obje
     const { server } = given;
     if (server?._connectionKey !== undefined) {
       // What node's send() reads of a socket's server (it lowers `_connections` itself: muxnet's counts its own).
-      const counter = { _connectionKey: server._connectionKey, _connections: 0, _setupWorker: (list: HandedConnections) => server.handedTo(list) };
+      const counter = { _connectionKey: server._connectionKey, _connections: 0, _setupWorker: (list: HandedConnections) => server[kHandedTo](list) };
       (socket as unknown as { server: unknown }).server = counter;
     }
     return { handle: socket, copy: (socket as unknown as { _handle: RawHandle })._handle, nodeCloses: !keepOpen };

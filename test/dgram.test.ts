@@ -9,7 +9,7 @@ import path from 'node:path';
 import { inherits, inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
-import { moveAway, sleep, socketFds, waitFor } from './helpers';
+import { membersBeyond, moveAway, sleep, socketFds, waitFor } from './helpers';
 import { nodeFrom } from '../src/versions';
 
 const run = promisify(execFile);
@@ -119,6 +119,49 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(s.got).toEqual(['hi from number']);
     s.close();
     await once(s, 'close');
+  });
+
+  // Found 2026-12-06 (the last note's list): muxnet's dgram socket kept its state and helpers under
+  // plain names (`pending`, `closed`, `flush()`, `route()`, `lookup`, ...) where node:dgram keeps
+  // symbols: a subclass's own of the same name replaced muxnet's.
+  it("a subclass's own fields and methods keep their names (pending, closed, flush(), route(), check())", async () => {
+    class Peer extends dgram.Socket {
+      pending: string[] = [];
+      closed = 'not yet';
+      running = 'mine';
+      constructor() {
+        super({ type: 'udp4', backend } as never);
+        this.on('message', (msg: Buffer) => this.pending.push(String(msg)));
+      }
+      flush(): string {
+        return 'mine';
+      }
+      route(): string {
+        return 'mine';
+      }
+      check(): string {
+        return 'mine';
+      }
+      settle(): string {
+        return 'mine';
+      }
+    }
+    const s = new Peer();
+    const port = await bound(s, '127.0.0.1');
+    s.send('one', port, '127.0.0.1');
+    s.send('two', port, '127.0.0.1');
+    await waitFor(() => s.pending.length === 2, 'both datagrams');
+    s.close(() => (s.closed = 'closed'));
+    await once(s, 'close');
+    expect([s.pending, s.closed, s.running, s.flush(), s.route(), s.check()]).toEqual([['one', 'two'], 'closed', 'mine', 'mine', 'mine', 'mine']);
+  });
+
+  it("adds no string-named members to node:dgram's but Node 24's methods", () => {
+    const s = create('udp4');
+    const reference = nodeDgram.createSocket('udp4');
+    expect(membersBeyond(s, reference).filter((k) => !['bindSync', 'connectSync'].includes(k))).toEqual([]);
+    s.close();
+    reference.close();
   });
 
   // Found 2026-12-06 (UDP libraries' own suites: node-coap): a batch's datagrams were emitted in one

@@ -456,3 +456,14 @@ export async function loopbackName(): Promise<string | undefined> {
   }
   return undefined;
 }
+
+/** The string-named members (own and inherited) `made` has and `reference` lacks, sorted. */
+export function membersBeyond(made: object, reference: object): string[] {
+  const names = (o: object) => {
+    const all = new Set<string>();
+    for (let p: object | null = o; p; p = Object.getPrototypeOf(p)) for (const k of Object.getOwnPropertyNames(p)) all.add(k);
+    return all;
+  };
+  const known = names(reference);
+  return [...names(made)].filter((k) => !known.has(k)).sort();
+}

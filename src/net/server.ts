@@ -17,6 +17,11 @@ import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { unsupported } from './unsupported';
 import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
+import {
+  kAcceptNoDelay, kAdopted, kBind, kBindPath, kBlockList, kClosing, kGeneration, kHanded, kHandedClosing, kHandedTo,
+  kListenBound, kListenFailed, kListenFd, kListenViaPrimary, kListeningFlag, kLive, kLocal, kLookupAndBind, kLoopRef,
+  kMaybeClosed, kOnHanded, kOptions, kPipeName, kPrimary, kReactor, kRetry, kSocketClosed, kToken, kUnlisten,
+} from '../symbols';
 
 export interface ServerOptions {
   allowHalfOpen?: boolean | undefined;
@@ -82,19 +87,19 @@ const LISTEN_LOOKS_UP_ALL = nodeFrom([22, 8]);
 const LISTENING_HANDLE = Object.freeze({});
 
 export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
-  private readonly options: ServerOptions;
-  private reactor: Reactor | undefined;
-  private token = -1;
+  private readonly [kOptions]: ServerOptions;
+  private [kReactor]: Reactor | undefined;
+  private [kToken] = -1;
   /** In a cluster worker: what the primary listens with for us (its shared socket's handle, or the round-robin stand-in). */
-  private primary: PrimaryLink | undefined;
+  private [kPrimary]: PrimaryLink | undefined;
   /** Whether it holds the event loop open (ref/unref). */
-  private readonly loopRef = new KeepAlive();
+  private readonly [kLoopRef] = new KeepAlive();
   /** The address, or the path of an IPC server. */
-  private local: AddressInfo | string | null = null;
+  private [kLocal]: AddressInfo | string | null = null;
   /** node:net's `_pipeName`: the path last given to listen(), its address() whenever no handle answers (failed, closed). */
-  private pipeName: string | undefined;
+  private [kPipeName]: string | undefined;
   /** Its connections open in this process. */
-  private live = 0;
+  private [kLive] = 0;
   /**
    * @deprecated Gone from Node's runtime (DEP0020), yet still in @types/node's
    * `net.Server`: declared, never set, as there, so that a muxnet Server is a
@@ -102,16 +107,16 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    */
   declare connections: number;
   /** Its connections handed to other processes, counted there (one list per child; see ../handoff). */
-  private readonly handed: HandedConnections[] = [];
+  private readonly [kHanded]: HandedConnections[] = [];
   /** Children not yet done closing its connections they hold, after close(). */
-  private handedClosing = 0;
-  private closing = false;
-  private readonly retry = new AcceptRetry();
-  private readonly blockList: BlockList | undefined;
+  private [kHandedClosing] = 0;
+  private [kClosing] = false;
+  private readonly [kRetry] = new AcceptRetry();
+  private readonly [kBlockList]: BlockList | undefined;
   /** What the listener was made from, let go with it: an adopted `net.BoundSocket` of a Unix-domain path (see ./bound), a given fd (see ../fds). */
-  private adopted: Pick<Adopted, 'release'> | undefined;
+  private [kAdopted]: Pick<Adopted, 'release'> | undefined;
   /** Counts listen() and close() calls: a host lookup answered after either binds nothing. */
-  private generation = 0;
+  private [kGeneration] = 0;
   maxConnections = Infinity;
   /** node:net's, from the options, read at each accept (set later, they count from the next connection). */
   allowHalfOpen: boolean;
@@ -121,7 +126,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** In whole seconds, as node:net keeps it. */
   keepAliveInitialDelay: number;
   /** The noDelay it listened with, which the reactor gives each connection it accepts (`TCP_NODELAY`). */
-  private acceptNoDelay = false;
+  private [kAcceptNoDelay] = false;
   /** What each accepted socket gets as its readable and writable high-water mark, as node:net's. */
   highWaterMark: number;
   /** node:net's `family:address:port` of the listen call (the requested port, 0 for any). */
@@ -137,18 +142,18 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     // As node:net: null is no options.
     if (options != null && typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
-    this.options = { ...options };
+    this[kOptions] = { ...options };
     // A bad backend is said now, not from a later tick.
-    if (this.options.backend !== undefined) resolveBackend(this.options.backend);
-    if (this.options.keepAliveInitialDelay !== undefined) validateType(this.options.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
+    if (this[kOptions].backend !== undefined) resolveBackend(this[kOptions].backend);
+    if (this[kOptions].keepAliveInitialDelay !== undefined) validateType(this[kOptions].keepAliveInitialDelay, 'options.keepAliveInitialDelay', 'number');
     // As node:net reads them.
-    this.allowHalfOpen = this.options.allowHalfOpen || false;
-    this.pauseOnConnect = Boolean(this.options.pauseOnConnect);
-    this.noDelay = Boolean(this.options.noDelay);
-    this.keepAlive = Boolean(this.options.keepAlive);
-    this.keepAliveInitialDelay = ~~((this.options.keepAliveInitialDelay as number) / 1000);
-    this.blockList = validateBlockList(this.options.blockList, 'options.blockList');
-    const hwm = this.options.highWaterMark;
+    this.allowHalfOpen = this[kOptions].allowHalfOpen || false;
+    this.pauseOnConnect = Boolean(this[kOptions].pauseOnConnect);
+    this.noDelay = Boolean(this[kOptions].noDelay);
+    this.keepAlive = Boolean(this[kOptions].keepAlive);
+    this.keepAliveInitialDelay = ~~((this[kOptions].keepAliveInitialDelay as number) / 1000);
+    this[kBlockList] = validateBlockList(this[kOptions].blockList, 'options.blockList');
+    const hwm = this[kOptions].highWaterMark;
     if (hwm !== undefined) validateType(hwm, 'options.highWaterMark', 'number');
     this.highWaterMark = hwm === undefined || hwm < 0 ? getDefaultHighWaterMark(false) : hwm;
     // As node:net: a listener that is no function is ignored.
@@ -157,21 +162,21 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** node:net's count of open connections (node:cluster reads it, as some apps do). */
   get _connections(): number {
-    return this.live;
+    return this[kLive];
   }
 
   // Assignable, as node:net's plain field (and, as there, the count close() and maxConnections read).
   set _connections(value: number) {
-    this.live = value;
+    this[kLive] = value;
   }
 
   /** node:net's name for the children counting its handed connections (their lists: some code reads it). */
   get _workers(): readonly HandedConnections[] {
-    return this.handed;
+    return this[kHanded];
   }
 
   get listening(): boolean {
-    return this.token >= 0 || this.primary !== undefined;
+    return this[kToken] >= 0 || this[kPrimary] !== undefined;
   }
 
   /**
@@ -188,8 +193,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** `{ address, family, port }`, or the path of an IPC server, as node:net's. */
   address(): AddressInfo | string | null {
-    if (this.local === null) return this.pipeName ?? null;
-    return typeof this.local === 'object' ? { ...this.local } : this.local;
+    if (this[kLocal] === null) return this[kPipeName] ?? null;
+    return typeof this[kLocal] === 'object' ? { ...this[kLocal] } : this[kLocal];
   }
 
   listen(port?: number | string | null, host?: string, backlog?: number, cb?: () => void): this;
@@ -211,14 +216,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     else opts = typeof rest[1] === 'string' ? { port: rest[0] as number | undefined, host: rest[1] } : { port: rest[0] as number | undefined };
     if (this.listening) throw codedError('Listen method has been called more than once without closing.', 'ERR_SERVER_ALREADY_LISTEN');
     if (serverListen.hasSubscribers) serverListen.asyncStart.publish({ server: this, options: optionsGiven ? rest[0] : opts });
-    this.generation++;
+    this[kGeneration]++;
     if (cb) this.once('listening', cb);
     // (handle, backlog), (path, backlog), (port, backlog) or (port, host, backlog), read as node:net reads them.
     const backlogArg = backlogOf(rest[1]) || backlogOf(rest[2]);
     // As node:net, a BoundSocket's server reads only the backlog argument, none of the options.
     const bound = isBoundSocket(rest[0]) ? rest[0] : isBoundSocket(opts.handle) ? opts.handle : undefined;
     if (bound) {
-      this.listenBound(adopt(bound), backlogInt(backlogArg));
+      this[kListenBound](adopt(bound), backlogInt(backlogArg));
       return this;
     }
     // node:net's other handle forms hand it another server's or socket's libuv handle, which
@@ -233,16 +238,16 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     if (signal) onAbort(this, signal, () => this.close());
     const backlog = backlogInt(opts.backlog || backlogArg);
     if (typeof opts.fd === 'number' && opts.fd >= 0) {
-      this.listenFd(opts.fd, backlog);
+      this[kListenFd](opts.fd, backlog);
       return this;
     }
     if (typeof opts.port === 'number' || typeof opts.port === 'string') {
       const port = validatePort(opts.port, 'options.port');
       if (!opts.host) {
         // As node:net: bound when listen() returns, 'listening' (or the error) on the next tick.
-        this.bind(undefined, port, { ...opts, backlog });
+        this[kBind](undefined, port, { ...opts, backlog });
       } else {
-        this.lookupAndBind(opts.host, port, { ...opts, backlog });
+        this[kLookupAndBind](opts.host, port, { ...opts, backlog });
       }
       return this;
     }
@@ -252,7 +257,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       if (opts.path.startsWith('\0') && (opts.readableAll || opts.writableAll)) {
         throw invalidArgValue('options', optionsGiven ? rest[0] : opts, 'can not set readableAll or writableAllt to true when path is abstract unix socket');
       }
-      this.bindPath(opts.path, { ...opts, backlog });
+      this[kBindPath](opts.path, { ...opts, backlog });
       return this;
     }
     if (!('port' in opts || 'path' in opts)) throw invalidArgValue('options', opts, 'must have the property "port" or "path"');
@@ -267,13 +272,13 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    * `EINVAL` for anything else (no fd, a file, a terminal, a UDP socket).
    * A failure on a stream socket or a FIFO closes the fd, as node:net's.
    */
-  private listenFd(fd: number, backlog: number): void {
-    const reactor = openReactor(this.options.backend);
+  private [kListenFd](fd: number, backlog: number): void {
+    const reactor = openReactor(this[kOptions].backend);
     if (typeof reactor === 'number') {
-      this.listenFailed(systemError(-reactor, 'listen', null), true);
+      this[kListenFailed](systemError(-reactor, 'listen', null), true);
       return;
     }
-    const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, (this.acceptNoDelay = this.noDelay));
+    const token = takeFd(reactor, fd, INHERIT_LISTENER, backlog, (this[kAcceptNoDelay] = this.noDelay));
     if (token < 0) {
       const kind = fdKind(reactor, fd);
       // node:net opens a TCP or PIPE fd (a Unix-domain socket, a FIFO) as its handle before
@@ -282,13 +287,13 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       // fds it refuses too (EEXIST: libuv watches it), leaving it to that handle.
       if ((kind === 'TCP' || kind === 'PIPE') && token !== -uvErrno('EEXIST')) giveUp(fd);
       const errno = NOT_A_SOCKET_FOR_US.includes(-token) && kind !== 'PIPE' ? uvErrno('EINVAL') : -token;
-      this.listenFailed(systemError(errno, 'listen', null), true);
+      this[kListenFailed](systemError(errno, 'listen', null), true);
       return;
     }
-    this.adopted = givenFd(fd, reactor);
+    this[kAdopted] = givenFd(fd, reactor);
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
     const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
-    this.listening_(reactor, token, local, 'null:null:null');
+    this[kListeningFlag](reactor, token, local, 'null:null:null');
   }
 
   /**
@@ -296,17 +301,17 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    * as node:net's. Its own address is the server's (the path of a
    * Unix-domain one, whose file goes when the server closes).
    */
-  private listenBound(adopted: Adopted, backlog: number): void {
-    const reactor = openReactor(this.options.backend);
-    const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(adopted.fd, INHERIT_LISTENER, backlog, (this.acceptNoDelay = this.noDelay), false);
+  private [kListenBound](adopted: Adopted, backlog: number): void {
+    const reactor = openReactor(this[kOptions].backend);
+    const token = typeof reactor === 'number' ? reactor : reactor.native.inherit(adopted.fd, INHERIT_LISTENER, backlog, (this[kAcceptNoDelay] = this.noDelay), false);
     if (typeof reactor === 'number' || token < 0) {
       adopted.release();
-      this.listenFailed(systemError(-token, 'listen'), true);
+      this[kListenFailed](systemError(-token, 'listen'), true);
       return;
     }
     if (adopted.path === undefined) adopted.release();
-    else this.adopted = adopted;
-    this.listening_(reactor, token, adopted.path ?? reactor.native.localAddress(token), '-1:null:-1');
+    else this[kAdopted] = adopted;
+    this[kListeningFlag](reactor, token, adopted.path ?? reactor.native.localAddress(token), '-1:null:-1');
   }
 
   /**
@@ -315,14 +320,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    * on does (before, on the one address asked for). A close() or another
    * listen() before the answer makes it stale.
    */
-  private lookupAndBind(host: string, port: number, opts: Listening): void {
-    const { generation } = this;
+  private [kLookupAndBind](host: string, port: number, opts: Listening): void {
+    const generation = this[kGeneration];
     const answered = (err: Error | null, found: LookupAddress[] | string) => {
-      if (generation !== this.generation) return;
+      if (generation !== this[kGeneration]) return;
       // A replaced dns.lookup may answer with one address whatever it is asked.
       const addresses = err ? [] : typeof found === 'string' ? [found] : found.map((a) => a.address);
       const address = addresses.find((a) => !isLinkLocal(a)) ?? addresses[0];
-      if (address !== undefined) this.bind(address, port, opts);
+      if (address !== undefined) this[kBind](address, port, opts);
       else this.emit('error', err ?? invalidIpAddress(address));
     };
     // Read at each call, as node:net does: a dns.lookup replaced later is the one asked, with node:net's arguments.
@@ -331,18 +336,18 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   /** An IPC server on a Unix-domain path, bound when listen() returns, as for a port. */
-  private bindPath(path: string, opts: Listening): void {
-    this.pipeName = path;
+  private [kBindPath](path: string, opts: Listening): void {
+    this[kPipeName] = path;
     if (sharedWithPrimary(opts.exclusive)) {
       const { backlog, readableAll, writableAll } = opts;
-      this.listenViaPrimary({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
+      this[kListenViaPrimary]({ address: path, port: -1, addressType: -1, backlog, readableAll, writableAll }, `-1:${path}:-1`);
       return;
     }
-    const reactor = openReactor(this.options.backend);
+    const reactor = openReactor(this[kOptions].backend);
     const token = typeof reactor === 'number' ? reactor : reactor.native.listenUnix(pipeName(path), opts.backlog);
     if (typeof reactor === 'number' || token < 0) {
       // As libuv's pipe bind: a directory that is not there is EACCES (Windows' answer).
-      this.listenFailed(systemError(token === -uvErrno('ENOENT') ? uvErrno('EACCES') : -token, 'listen', path, -1), true);
+      this[kListenFailed](systemError(token === -uvErrno('ENOENT') ? uvErrno('EACCES') : -token, 'listen', path, -1), true);
       return;
     }
     // As node:net: only `true` asks (a truthy non-boolean is ignored).
@@ -358,30 +363,30 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       }
     }
     // An abstract name may have been padded (see pipeName): the name given, as node:net's.
-    this.listening_(reactor, token, path.startsWith('\0') ? path : (reactor.native.localPath(token) ?? path), `-1:${path}:-1`);
+    this[kListeningFlag](reactor, token, path.startsWith('\0') ? path : (reactor.native.localPath(token) ?? path), `-1:${path}:-1`);
   }
 
   /** A bind or listen that failed: the tracing channel hears it at once, 'error' follows (on the next tick when `later`, as node:net's). */
-  private listenFailed(err: Error, later = false): void {
+  private [kListenFailed](err: Error, later = false): void {
     if (serverListen.hasSubscribers) serverListen.error.publish({ server: this, error: err });
     if (later) process.nextTick(() => this.emit('error', err));
     else this.emit('error', err);
   }
 
   /** The listener is up: attach it, and say so on the next tick (not if close() came first). */
-  private listening_(reactor: Reactor, token: number, local: AddressInfo | string | null, key: string): void {
-    this.reactor = reactor;
-    this.token = token;
-    this.local = local;
+  private [kListeningFlag](reactor: Reactor, token: number, local: AddressInfo | string | null, key: string): void {
+    this[kReactor] = reactor;
+    this[kToken] = token;
+    this[kLocal] = local;
     this._connectionKey = key;
     // Its connections in the async context of its listen(), as node:net's.
     reactor.attach(token, this, new AsyncResource('MUXNET_SERVER'));
-    this.loopRef.bind(reactor);
+    this[kLoopRef].bind(reactor);
     if (serverListen.hasSubscribers) serverListen.asyncEnd.publish({ server: this });
-    process.nextTick(() => this.token === token && this.emit('listening'));
+    process.nextTick(() => this[kToken] === token && this.emit('listening'));
   }
 
-  private bind(host: string | undefined, port: number, opts: Listening): void {
+  private [kBind](host: string | undefined, port: number, opts: Listening): void {
     const { backlog } = opts;
     // As node:net's getFlags: only `true` asks (a truthy non-boolean is ignored, and is no bool for the binding).
     // With `reusePort`, Node hands the listen flags (`ipv6Only` too) to a listen with no host;
@@ -393,13 +398,13 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       // As node:net asks: no host is `null` of type 4 (the primary listens on the any-address).
       const addressType = host === undefined ? 4 : (isIP(host) as 4 | 6);
       const flags = ipv6Only ? UV_IPV6ONLY : 0;
-      this.listenViaPrimary({ address: host ?? null, port, addressType, flags, backlog }, `${addressType}:${host ?? null}:${port}`);
+      this[kListenViaPrimary]({ address: host ?? null, port, addressType, flags, backlog }, `${addressType}:${host ?? null}:${port}`);
       return;
     }
     // No fd left for the reactor (made on first use) fails the listen, as no fd for the socket does.
-    const reactor = openReactor(this.options.backend);
+    const reactor = openReactor(this[kOptions].backend);
     const listen = (address: string, v6Only: boolean) =>
-      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, reusePort, v6Only, (this.acceptNoDelay = this.noDelay));
+      typeof reactor === 'number' ? reactor : reactor.native.listen(address, port, backlog, reusePort, v6Only, (this[kAcceptNoDelay] = this.noDelay));
     let address = host ?? '::';
     let token = listen(address, ipv6Only);
     // As libuv, whose bind() keeps EADDRINUSE for listen(): a port taken on '::' is an error, not a reason to fall back.
@@ -409,10 +414,10 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       token = listen(address, false);
     }
     if (typeof reactor === 'number' || token < 0) {
-      this.listenFailed(systemError(-token, 'listen', address, port), true);
+      this[kListenFailed](systemError(-token, 'listen', address, port), true);
       return;
     }
-    this.listening_(reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
+    this[kListeningFlag](reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
   }
 
   /**
@@ -420,53 +425,53 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    * the primary shares, or takes the connections its round-robin hands
    * over. Errors and 'listening' as node:net's in a worker.
    */
-  private listenViaPrimary(query: PrimaryQuery, key: string): void {
-    const { generation } = this;
+  private [kListenViaPrimary](query: PrimaryQuery, key: string): void {
+    const generation = this[kGeneration];
     askPrimary(this, query, (errno, handle) => {
-      if (generation !== this.generation) return handle?.close();
+      if (generation !== this[kGeneration]) return handle?.close();
       // As node:net checks: a port the primary could not bind may end up another (a failed bind, then listen).
       const out: { address?: string; family?: string; port?: number } = {};
       const named = !errno && handle?.getsockname?.(out) === 0;
       if (named && query.port > 0 && out.port !== query.port) errno = -uvErrno('EADDRINUSE');
       if (errno || !handle) {
         handle?.close();
-        this.listenFailed(systemError(-errno, 'bind', query.address, query.port));
+        this[kListenFailed](systemError(-errno, 'bind', query.address, query.port));
         return;
       }
-      const reactor = openReactor(this.options.backend);
+      const reactor = openReactor(this[kOptions].backend);
       if (typeof reactor === 'number') {
         handle.close();
-        this.listenFailed(systemError(-reactor, 'listen', query.address, query.port));
+        this[kListenFailed](systemError(-reactor, 'listen', query.address, query.port));
         return;
       }
-      const primary = (this.primary = new PrimaryLink(handle, (cb) => this.close(cb)));
+      const primary = (this[kPrimary] = new PrimaryLink(handle, (cb) => this.close(cb)));
       // unref() before listen() holds for the handle the primary gave too.
-      if (!this.loopRef.on) handle.unref?.();
+      if (!this[kLoopRef].on) handle.unref?.();
       if (handle.fd === undefined) {
         // Round-robin: the primary listens and hands each connection over.
-        handle.onconnection = (err, connection) => this.onHanded(err, connection);
+        handle.onconnection = (err, connection) => this[kOnHanded](err, connection);
         answerAsOwner(handle, this);
-        this.reactor = reactor;
-        this.local = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;
+        this[kReactor] = reactor;
+        this[kLocal] = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;
         this._connectionKey = key;
-        process.nextTick(() => this.primary === primary && this.emit('listening'));
+        process.nextTick(() => this[kPrimary] === primary && this.emit('listening'));
         return;
       }
       // Shared: listen on a copy; the primary's handle is closed with the server.
-      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, (this.acceptNoDelay = this.noDelay), true);
+      const token = reactor.native.inherit(handle.fd, INHERIT_LISTENER, query.backlog ?? 511, (this[kAcceptNoDelay] = this.noDelay), true);
       if (token < 0) {
-        this.primary = undefined;
+        this[kPrimary] = undefined;
         primary.release();
-        this.listenFailed(systemError(-token, 'listen', query.address, query.port));
+        this[kListenFailed](systemError(-token, 'listen', query.address, query.port));
         return;
       }
-      this.listening_(reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
+      this[kListeningFlag](reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
     });
   }
 
   /** A connection the primary's round-robin accepted for this worker: served from a copy, as if accepted here. */
-  private onHanded(errno: number, connection: HandedSocket): void {
-    const token = errno ? errno : this.reactor!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this.acceptNoDelay, false);
+  private [kOnHanded](errno: number, connection: HandedSocket): void {
+    const token = errno ? errno : this[kReactor]!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this[kAcceptNoDelay], false);
     connection.close();
     if (token < 0) this[kOnAcceptError](-token);
     else this[kOnAccept](token);
@@ -474,8 +479,8 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
 
   /** @internal A copy of its listening socket for another process (see ../handoff); this one listens on. */
   [handOver](): Handover {
-    if (this.token < 0) return undefined;
-    return { fd: this.reactor!.native.duplicate(this.token), kind: typeof this.local === 'string' ? 'unix-server' : 'server' };
+    if (this[kToken] < 0) return undefined;
+    return { fd: this[kReactor]!.native.duplicate(this[kToken]), kind: typeof this[kLocal] === 'string' ? 'unix-server' : 'server' };
   }
 
   /**
@@ -483,71 +488,71 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
    * (not through a cluster primary) only, as node:net's.
    */
   [moveToThread](): Move {
-    if (this.token < 0 || this.primary !== undefined || this.local === null || typeof this.local !== 'object') throw notTransferable('net.Server');
-    const fd = this.reactor!.native.duplicate(this.token);
+    if (this[kToken] < 0 || this[kPrimary] !== undefined || this[kLocal] === null || typeof this[kLocal] !== 'object') throw notTransferable('net.Server');
+    const fd = this[kReactor]!.native.duplicate(this[kToken]);
     if (fd < 0) throw systemError(-fd, 'dup');
     const { allowHalfOpen, pauseOnConnect, noDelay, keepAlive } = this;
     const keepAliveInitialDelay = this.keepAliveInitialDelay * 1000;
     // Moved, it listens no more here and says nothing, as node:net's; its close() says 'close'.
-    return { fd, kind: 'server', options: { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay }, moved: () => this.unlisten() };
+    return { fd, kind: 'server', options: { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay }, moved: () => this[kUnlisten]() };
   }
 
   /** Stops listening here (closed, or moved to a thread). */
-  private unlisten(): void {
-    if (this.token >= 0) {
-      this.reactor!.closeHandle(this.token, this.loopRef);
-      this.reactor!.closeTurn();
-      this.token = -1;
-      this.retry.cancel();
+  private [kUnlisten](): void {
+    if (this[kToken] >= 0) {
+      this[kReactor]!.closeHandle(this[kToken], this[kLoopRef]);
+      this[kReactor]!.closeTurn();
+      this[kToken] = -1;
+      this[kRetry].cancel();
     }
-    this.adopted?.release();
-    this.adopted = undefined;
-    this.local = null;
+    this[kAdopted]?.release();
+    this[kAdopted] = undefined;
+    this[kLocal] = null;
   }
 
   close(cb?: (err?: Error) => void): this {
-    this.generation++;
+    this[kGeneration]++;
     if (typeof cb === 'function') {
       if (!this.listening) this.once('close', () => cb(codedError('Server is not running.', 'ERR_SERVER_NOT_RUNNING')));
       else this.once('close', () => cb());
     }
-    this.unlisten();
+    this[kUnlisten]();
     // The primary hears of it (and a round-robin stops handing connections over).
-    this.primary?.release();
-    this.primary = undefined;
+    this[kPrimary]?.release();
+    this[kPrimary] = undefined;
     // As node:net's: 'close' waits for the connections handed to children to close there too.
-    if (!this.closing && this.handed.length > 0) {
-      this.handedClosing = this.handed.length;
-      for (const list of this.handed) {
+    if (!this[kClosing] && this[kHanded].length > 0) {
+      this[kHandedClosing] = this[kHanded].length;
+      for (const list of this[kHanded]) {
         list.close(() => {
-          this.handedClosing--;
-          this.maybeClosed();
+          this[kHandedClosing]--;
+          this[kMaybeClosed]();
         });
       }
     }
-    this.closing = true;
-    this.maybeClosed();
+    this[kClosing] = true;
+    this[kMaybeClosed]();
     return this;
   }
 
   /** @internal (../handoff) A child was handed connections of this server: it counts them from now on. */
-  handedTo(list: HandedConnections): void {
-    this.handed.push(list);
+  [kHandedTo](list: HandedConnections): void {
+    this[kHanded].push(list);
     list.once('exit', () => {
-      const at = this.handed.indexOf(list);
-      if (at >= 0) this.handed.splice(at, 1);
+      const at = this[kHanded].indexOf(list);
+      if (at >= 0) this[kHanded].splice(at, 1);
     });
   }
 
   /** @internal One of its connections closed. */
-  socketClosed(): void {
-    this.live--;
-    this.maybeClosed();
+  [kSocketClosed](): void {
+    this[kLive]--;
+    this[kMaybeClosed]();
   }
 
-  private maybeClosed(): void {
-    if (this.closing && this.live === 0 && this.handedClosing === 0 && !this.listening) {
-      this.closing = false;
+  private [kMaybeClosed](): void {
+    if (this[kClosing] && this[kLive] === 0 && this[kHandedClosing] === 0 && !this.listening) {
+      this[kClosing] = false;
       process.nextTick(() => this.emit('close'));
     }
   }
@@ -565,14 +570,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   getConnections(cb: (err: Error | null, count: number) => void): this {
-    if (this.handed.length === 0) {
-      process.nextTick(cb, null, this.live);
+    if (this[kHanded].length === 0) {
+      process.nextTick(cb, null, this[kLive]);
       return this;
     }
     // Its own, and those each child it handed connections to still holds (node:net asks them too).
-    let left = this.handed.length;
-    let total = this.live;
-    for (const list of this.handed) {
+    let left = this[kHanded].length;
+    let total = this[kLive];
+    for (const list of this[kHanded]) {
       list.getConnections((err, count) => {
         if (left <= 0) return;
         if (err) {
@@ -587,28 +592,28 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   ref(): this {
-    this.loopRef.set(true);
+    this[kLoopRef].set(true);
     // The round-robin stand-in keeps the worker alive itself.
-    this.primary?.handle.ref?.();
+    this[kPrimary]?.handle.ref?.();
     return this;
   }
 
   unref(): this {
-    this.loopRef.set(false);
-    this.primary?.handle.unref?.();
+    this[kLoopRef].set(false);
+    this[kPrimary]?.handle.unref?.();
     return this;
   }
 
   /** @internal */
   [kOnAccept](token: number): void {
-    const reactor = this.reactor!;
+    const reactor = this[kReactor]!;
     const max = this.maxConnections;
-    if ((ZERO_MAX_REFUSES ? max != null : max) && this.live >= max) {
+    if ((ZERO_MAX_REFUSES ? max != null : max) && this[kLive] >= max) {
       const local = reactor.native.localAddress(token);
       const remote = reactor.native.remoteAddress(token);
       reactor.native.closeSocket(token);
       // node:net's Pipe handle has no getsockname/getpeername: 'drop' comes with no argument.
-      if (typeof this.local === 'string' || (local === null && remote === null)) {
+      if (typeof this[kLocal] === 'string' || (local === null && remote === null)) {
         this.emit('drop');
         return;
       }
@@ -624,14 +629,14 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       });
       return;
     }
-    const remote = this.blockList && reactor.native.remoteAddress(token);
-    if (remote && isBlocked(this.blockList, remote.address)) {
+    const remote = this[kBlockList] && reactor.native.remoteAddress(token);
+    if (remote && isBlocked(this[kBlockList], remote.address)) {
       reactor.native.closeSocket(token);
       return;
     }
-    this.live++;
+    this[kLive]++;
     // noDelay changed since the listen: node:net reads it at each accept.
-    if (this.noDelay !== this.acceptNoDelay && typeof this.local !== 'string') reactor.native.setNoDelay(token, this.noDelay);
+    if (this.noDelay !== this[kAcceptNoDelay] && typeof this[kLocal] !== 'string') reactor.native.setNoDelay(token, this.noDelay);
     const socket = Socket.accepted({
       server: this,
       reactor,
@@ -649,7 +654,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   /** @internal */
   [kOnAcceptError](errno: number): void {
     const err = systemError(errno, 'accept');
-    this.retry.failed(err, this.reactor!, this.token, () => this.token >= 0);
+    this[kRetry].failed(err, this[kReactor]!, this[kToken], () => this[kToken] >= 0);
     // Out of fds, node:net says nothing (libuv closes the waiting connections), so no app
     // listens for it: accepting pauses and resumes by itself, the peers wait in the backlog.
     if (err.code !== 'EMFILE' && err.code !== 'ENFILE') this.emit('error', err);

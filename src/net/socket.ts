@@ -21,6 +21,17 @@ import type { Server } from './server';
 import { handOver, usedAsStdio, type Handover, type HandsOver } from '../handoff';
 import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
+import {
+  kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
+  kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
+  kDispatched, kDropEncoding, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
+  kKeepAliveProbe, kLastQueued, kLeanReads, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
+  kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
+  kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
+  kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
+  kUnixDomain, kUnread, kWriteOut,
+} from '../symbols';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -229,62 +240,62 @@ function keepAliveProbe(enable: unknown, initialDelay: number | undefined, inter
 }
 
 export class Socket extends Duplex implements Handle, HandsOver, Movable {
-  /** @internal */ reactor: Reactor | undefined;
+  /** @internal */ [kReactor]: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
-  token = -1;
+  [kToken] = -1;
   /**
    * Its events' async context: made where node:net makes its libuv handle,
    * in `connect()` (before any lookup: a lookup's callback may run in
    * another request's) or with an fd. None for an accepted connection: its
    * events run in the reactor's, the context of no request, as node's.
    */
-  private scope: AsyncResource | undefined;
-  private readonly keepAlive = new KeepAlive();
-  private connectingFlag = false;
+  private [kScope]: AsyncResource | undefined;
+  private readonly [kKeepAlive] = new KeepAlive();
+  private [kConnectingFlag] = false;
   /** A Unix-domain connection (node:net's Pipe handle): connect() again and resetAndDestroy() differ. */
-  private unixDomain = false;
+  private [kUnixDomain] = false;
   /**
    * `connect()` calls so far: a lookup, a deferred dial or a retry made for
    * an earlier one (the socket was destroyed and connected again meanwhile)
    * sees the count has moved on and connects nothing.
    */
-  private connects = 0;
+  private [kConnects] = 0;
   /** connect() was called or the server accepted it: node:net's socket has a handle until destroyed. */
-  private opened = false;
+  private [kOpened] = false;
   /** The reactor closed the connection in order (both directions done). */
-  private handleClosed = false;
+  private [kHandleClosed] = false;
   /** While 'connectionAttemptFailed' is heard for a connect's one address: node:net's handle is still there. */
-  private failedHandle = false;
+  private [kFailedHandle] = false;
   /**
    * The reactor closed the connection with an error this socket reports
    * later (see `onClose`): node:net's handle is still there until then
    * (a write fails with EPIPE, `resetAndDestroy()` closes quietly).
    */
-  private errorDeferred = false;
+  private [kErrorDeferred] = false;
   /** The peer's FIN came. */
-  private peerFin = false;
+  private [kPeerFin] = false;
   /** The reactor's batch that last brought bytes (see `onEnd`). */
-  private dataBatch = -1;
+  private [kDataBatch] = -1;
   /** The FIN came with bytes in one batch: `onEnd` waits for the closing phase. */
-  private endDeferred = false;
+  private [kEndDeferred] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
-  private endedByPeer = false;
-  private attempts: Attempts | undefined;
-  private remote: { address: string; family: string; port: number } | null = null;
+  private [kEndedByPeer] = false;
+  private [kAttempts]: Attempts | undefined;
+  private [kRemote]: { address: string; family: string; port: number } | null = null;
   /** `remote` was read from the connection: it stays readable (see `peerName`). */
-  private peerKept = false;
+  private [kPeerKept] = false;
   /**
    * `remote` was read just before this end's FIN went out: node:net's handle
    * shuts down later, in a loop turn after end(), and answers until then.
    */
-  private peerBeforeFin = false;
-  private local: { address: string; family: string; port: number } | null = null;
-  private pendingWrite: ((err?: Error | null) => void) | undefined;
+  private [kPeerBeforeFin] = false;
+  private [kLocal]: { address: string; family: string; port: number } | null = null;
+  private [kPendingWrite]: ((err?: Error | null) => void) | undefined;
   /** A write waiting for the connection (bytesWritten counts it). */
-  private pendingData: Buffer | undefined;
+  private [kPendingData]: Buffer | undefined;
   /** We stopped reading: the readable buffer is full, or the socket is paused. */
-  private nativePaused = false;
-  private timer: NodeJS.Timeout | undefined;
+  private [kNativePaused] = false;
+  private [kTimer]: NodeJS.Timeout | undefined;
   /**
    * node:net's `kLastWriteQueueSize`: the bytes of a write left going out,
    * then what its queue held when the idle timer last looked; 0 once done.
@@ -292,38 +303,38 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * cancelled by a close: a reconnected socket's first timeout comes a
    * period late, never not at all.
    */
-  private lastQueued = 0;
-  private readonly backendName: BackendName | undefined;
+  private [kLastQueued] = 0;
+  private readonly [kBackendName]: BackendName | undefined;
   /** The server that counts it among its connections, until it closes (a field, not a closure per socket). */
-  private countedBy: Server | undefined;
-  private resetOnClose = false;
+  private [kCountedBy]: Server | undefined;
+  private [kResetOnClose] = false;
   /** Given to another process (see `handOver`): nothing more to give. */
-  private handedOver = false;
-  private noDelay: boolean;
+  private [kHandedOver] = false;
+  private [kNoDelay]: boolean;
   /** What `setKeepAlive()` asked for; none yet: off (no object per socket until then). */
-  private keepAliveProbe: KeepAliveProbe | undefined;
+  private [kKeepAliveProbe]: KeepAliveProbe | undefined;
   /** The type of service asked for (see `setTypeOfService`); set again once connected. */
-  private tos: number | undefined;
+  private [kTos]: number | undefined;
   /** Made on an adopted `net.BoundSocket` (see `FromBound`): undefined for any other socket. */
-  private fromBound: FromBound | undefined;
+  private [kFromBound]: FromBound | undefined;
   /** Made on a connected socket's given fd, whose number stays open until this closes (see ../fds). */
-  private given: { release(): void } | undefined;
+  private [kGiven]: { release(): void } | undefined;
   /** The server that accepted it (node:net also names it `_server`). */
   server: Server | undefined;
   _server: Server | undefined;
   /** The idle timeout `setTimeout()` set, in ms. */
   timeout: number | undefined;
   /** Behind `autoSelectFamilyAttemptedAddresses`. */
-  private attempted: string[] | undefined;
+  private [kAttempted]: string[] | undefined;
   bytesRead = 0;
-  private dispatched = 0;
-  private readonly onread: OnReadOptions | undefined;
-  private readonly blockList: BlockList | undefined;
+  private [kDispatched] = 0;
+  private readonly [kOnread]: OnReadOptions | undefined;
+  private readonly [kBlockList]: BlockList | undefined;
   /** onread: bytes that arrived while paused, and an EOF behind them. */
-  private unread: Buffer | undefined;
-  private eofPending = false;
+  private [kUnread]: Buffer | undefined;
+  private [kEofPending] = false;
   /** onread: a deliver() queued for the next tick (by resume(), or a callback that threw). */
-  private deliverQueued = false;
+  private [kDeliverQueued] = false;
   /**
    * node:net starts reading from a 'connect' listener of its own, added
    * when the stream first asks for data while connecting (behind the
@@ -333,14 +344,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * the reactor read meanwhile waits in `stalled` (an EOF in `stalledEof`);
    * so does the rest of a reactor read past a full buffer (see onData).
    */
-  private readArmed = false;
-  private readBegun = false;
-  private stalled: Buffer[] | undefined;
-  private stalledEof = false;
+  private [kReadArmed] = false;
+  private [kReadBegun] = false;
+  private [kStalled]: Buffer[] | undefined;
+  private [kStalledEof] = false;
   /** The reactor reads the connection 64 KiB a turn (see `syncLeanReads`). */
-  private leanReads = false;
+  private [kLeanReads] = false;
   /** `release` queued for the next tick. */
-  private releaseQueued = false;
+  private [kReleaseQueued] = false;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -358,24 +369,24 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     super({ ...options, signal: undefined, allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true, decodeStrings: false });
     // As node:net: an aborted signal destroys the socket with an AbortError.
     if (signal) onAbort(this, signal, () => this.destroy(abortError(signal.reason)));
-    this.backendName = options.backend;
-    this.blockList = blockList;
-    this.noDelay = Boolean(options.noDelay);
+    this[kBackendName] = options.backend;
+    this[kBlockList] = blockList;
+    this[kNoDelay] = Boolean(options.noDelay);
     // As node:net: noDelay and keepAlive are the constructor's (net.connect passes its options here), set once connected.
-    if (options.keepAlive) this.keepAliveProbe = keepAliveProbe(true, options.keepAliveInitialDelay, undefined, undefined);
+    if (options.keepAlive) this[kKeepAliveProbe] = keepAliveProbe(true, options.keepAliveInitialDelay, undefined, undefined);
     // Node 24.22's option: set once connected, as setTypeOfService() before a connection.
-    if (options.typeOfService !== undefined) this.tos = validateTypeOfService(options.typeOfService);
+    if (options.typeOfService !== undefined) this[kTos] = validateTypeOfService(options.typeOfService);
     // As node:net, an onread that does not fit is ignored.
     const { onread } = options;
     if (onread !== null && typeof onread === 'object' && (onread.buffer instanceof Uint8Array || typeof onread.buffer === 'function') && typeof onread.callback === 'function') {
-      this.onread = onread;
+      this[kOnread] = onread;
     }
     // One function for every socket: no closure per connection.
     this.on('end', peerEnded);
     if (isBoundSocket(options.handle)) {
       const adopted = adopt(options.handle);
-      this.fromBound = { adopted, path: adopted.path };
-    } else if (options.fd !== undefined) this.openFd(options.fd);
+      this[kFromBound] = { adopted, path: adopted.path };
+    } else if (options.fd !== undefined) this[kOpenFd](options.fd);
   }
 
   /**
@@ -384,58 +395,58 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * node:net does. Another kind of fd throws `ERR_INVALID_FD_TYPE`, as
    * node:net's; a pipe or FIFO (node:net takes those too) `ERR_MUXNET_UNSUPPORTED`.
    */
-  private openFd(fd: unknown): void {
+  private [kOpenFd](fd: unknown): void {
     const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
     // As node:net, its options are left as its maker set them (noDelay and keepAlive apply on connecting).
-    const { reactor, token } = takeFdOrThrow(this.backendName, n, INHERIT_STREAM);
+    const { reactor, token } = takeFdOrThrow(this[kBackendName], n, INHERIT_STREAM);
     if (token === NOT_CONNECTED) {
       // Bound (or not) and not connected: connect() goes out from it, as from an adopted BoundSocket.
-      this.fromBound = { adopted: unconnectedFd(n, reactor), path: undefined };
+      this[kFromBound] = { adopted: unconnectedFd(n, reactor), path: undefined };
       return;
     }
-    this.opened = true;
-    this.given = givenFd(n, reactor);
-    this.scope = new AsyncResource('MUXNET_SOCKET');
-    this.bind(reactor, token);
-    this.fetchAddresses();
-    this.unixDomain = this.local === null;
+    this[kOpened] = true;
+    this[kGiven] = givenFd(n, reactor);
+    this[kScope] = new AsyncResource('MUXNET_SOCKET');
+    this[kBind](reactor, token);
+    this[kFetchAddresses]();
+    this[kUnixDomain] = this[kLocal] === null;
   }
 
   /** @internal Wraps a connection the server accepted. */
   static accepted(init: AcceptedInit): Socket {
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark, noDelay: init.noDelay });
-    s.opened = true;
+    s[kOpened] = true;
     s.server = s._server = init.server;
-    s.bind(init.reactor, init.token);
-    s.countedBy = init.server;
-    s.fetchAddresses();
-    s.unixDomain = s.local === null;
+    s[kBind](init.reactor, init.token);
+    s[kCountedBy] = init.server;
+    s[kFetchAddresses]();
+    s[kUnixDomain] = s[kLocal] === null;
     if (init.paused) {
       s.pause();
-      s.stopReading();
+      s[kStopReading]();
     }
     return s;
   }
 
-  private bind(reactor: Reactor, token: number): void {
-    this.reactor = reactor;
-    this.token = token;
-    reactor.attach(token, this, this.scope);
+  private [kBind](reactor: Reactor, token: number): void {
+    this[kReactor] = reactor;
+    this[kToken] = token;
+    reactor.attach(token, this, this[kScope]);
     // A new connection reads the full turn: one paused before it (or reading into onread) is
     // made lean now; one not flowing yet, if nothing starts it flowing before its first read —
     // the listener this event goes to ('connection'), or this tick — as node:net's reads stop
     // at its high-water mark for a socket nobody reads (handed to a child unread, a full turn
     // taken from the kernel was lost with it, 3 times node:net's).
-    this.leanReads = false;
-    if (this.onread || this.readableFlowing === false) this.syncLeanReads();
+    this[kLeanReads] = false;
+    if (this[kOnread] || this.readableFlowing === false) this[kSyncLeanReads]();
     else if (this.readableFlowing === null && !reactor.atEventEnd(Socket.leanUnlessFlowing, this, 0, 0)) process.nextTick(Socket.leanUnlessFlowing, this);
-    this.keepAlive.bind(reactor);
-    this.syncActive();
+    this[kKeepAlive].bind(reactor);
+    this[kSyncActive]();
   }
 
   /** This end's address, once connected (the peer's is read when asked, see `peerName`). */
-  private fetchAddresses(): void {
-    this.local = this.reactor!.native.localAddress(this.token);
+  private [kFetchAddresses](): void {
+    this[kLocal] = this[kReactor]!.native.localAddress(this[kToken]);
   }
 
   /**
@@ -443,52 +454,52 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * process; one connecting or writing does, even unref'd. After the peer's
    * FIN nothing more can be read: libuv stops reading at the EOF.
    */
-  private syncActive(): void {
-    const writing = this.pendingWrite !== undefined;
-    this.keepAlive.setActivity((!this.nativePaused && !this.peerFin) || writing, this.connectingFlag || writing);
+  private [kSyncActive](): void {
+    const writing = this[kPendingWrite] !== undefined;
+    this[kKeepAlive].setActivity((!this[kNativePaused] && !this[kPeerFin]) || writing, this[kConnectingFlag] || writing);
   }
 
-  private stopReading(): void {
-    if (this.nativePaused) return;
-    this.nativePaused = true;
-    if (this.token >= 0) this.reactor!.native.pause(this.token);
-    this.syncActive();
+  private [kStopReading](): void {
+    if (this[kNativePaused]) return;
+    this[kNativePaused] = true;
+    if (this[kToken] >= 0) this[kReactor]!.native.pause(this[kToken]);
+    this[kSyncActive]();
   }
 
   /** onread: hands what arrived to the callback, a buffer at a time, until paused; then the EOF. */
-  private deliver(): void {
-    const { callback } = this.onread!;
+  private [kDeliver](): void {
+    const { callback } = this[kOnread]!;
     // A callback that destroys the socket hears nothing more (node:net stops reading).
-    while (this.unread !== undefined && !this.nativePaused && !this.destroyed) {
-      const buf = this.readBuffer();
+    while (this[kUnread] !== undefined && !this[kNativePaused] && !this.destroyed) {
+      const buf = this[kReadBuffer]();
       if (buf === undefined) return;
-      const n = Math.min(buf.length, this.unread.length);
-      buf.set(this.unread.subarray(0, n));
-      this.unread = n < this.unread.length ? this.unread.subarray(n) : undefined;
+      const n = Math.min(buf.length, this[kUnread].length);
+      buf.set(this[kUnread].subarray(0, n));
+      this[kUnread] = n < this[kUnread].length ? this[kUnread].subarray(n) : undefined;
       this.bytesRead += n;
       let keep: unknown;
       try {
         keep = callback.call(this, n, buf);
       } catch (err) {
         // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
-        if (this.unread !== undefined) this.unread = heldCopy(this.unread);
-        this.queueDeliver();
+        if (this[kUnread] !== undefined) this[kUnread] = heldCopy(this[kUnread]);
+        this[kQueueDeliver]();
         throw err;
       }
-      if (keep === false) this.stopReading();
+      if (keep === false) this[kStopReading]();
     }
-    if (this.unread === undefined && this.eofPending && !this.nativePaused && !this.destroyed) {
-      this.eofPending = false;
+    if (this[kUnread] === undefined && this[kEofPending] && !this[kNativePaused] && !this.destroyed) {
+      this[kEofPending] = false;
       // libuv asks for a buffer for the read that finds the EOF too.
-      if (this.readBuffer() === undefined) return;
+      if (this[kReadBuffer]() === undefined) return;
       this.push(null);
       this.read(0);
     }
   }
 
   /** onread: the buffer for the next read; none (the socket destroyed) if it holds no byte, which libuv cannot read into. */
-  private readBuffer(): Uint8Array | undefined {
-    const { buffer } = this.onread!;
+  private [kReadBuffer](): Uint8Array | undefined {
+    const { buffer } = this[kOnread]!;
     const buf = typeof buffer === 'function' ? buffer() : buffer;
     if (buf.length > 0) return buf;
     this.destroy(systemError(uvErrno('ENOBUFS'), 'read'));
@@ -505,7 +516,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * the decoder goes, and text decoded and not yet read goes back to bytes.
    */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    if (event === 'data' && this.readableEncoding !== null && calls(listener, '_handle.readBuffer(')) this.dropEncoding();
+    if (event === 'data' && this.readableEncoding !== null && calls(listener, '_handle.readBuffer(')) this[kDropEncoding]();
     return super.on(event, listener);
   }
 
@@ -513,7 +524,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return this.on(event, listener);
   }
 
-  private dropEncoding(): void {
+  private [kDropEncoding](): void {
     const state = (this as unknown as { _readableState: { decoder: unknown; encoding: BufferEncoding | null; buffer: unknown; bufferIndex?: number; length: number } })._readableState;
     const encoding = state.encoding ?? 'utf8';
     state.decoder = null;
@@ -528,9 +539,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** With onread, pausing stops reading from the kernel, as in node:net. */
   override pause(): this {
-    if (this.onread && !this.connectingFlag) this.stopReading();
+    if (this[kOnread] && !this[kConnectingFlag]) this[kStopReading]();
     const self = super.pause();
-    this.syncLeanReads();
+    this[kSyncLeanReads]();
     return self;
   }
 
@@ -545,58 +556,58 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * Nothing to read after the peer's FIN: no call then (pipe's unpipe
    * pauses every piped socket that ends).
    */
-  private syncLeanReads(): void {
-    const lean = this.onread !== undefined || this.readableFlowing !== true;
-    if (lean === this.leanReads || this.token < 0 || this.peerFin) return;
-    this.leanReads = lean;
-    this.reactor!.native.setLeanReads(this.token, lean);
+  private [kSyncLeanReads](): void {
+    const lean = this[kOnread] !== undefined || this.readableFlowing !== true;
+    if (lean === this[kLeanReads] || this[kToken] < 0 || this[kPeerFin]) return;
+    this[kLeanReads] = lean;
+    this[kReactor]!.native.setLeanReads(this[kToken], lean);
   }
 
   /** `syncLeanReads` for a socket made, once its first listeners have had their say (see `bind`). */
   private static leanUnlessFlowing(socket: Socket): void {
-    socket.syncLeanReads();
+    socket[kSyncLeanReads]();
   }
 
   override resume(): this {
     // Readable's resume first: a pause() from an onread callback below must not be undone by it
     // (its resume_ tick would call _read() and restart the kernel reads with `unread` still held).
     const self = super.resume();
-    this.syncLeanReads();
-    if (this.onread && !this.connectingFlag && this.nativePaused) {
+    this[kSyncLeanReads]();
+    if (this[kOnread] && !this[kConnectingFlag] && this[kNativePaused]) {
       this._read();
       // As in node:net, the bytes already read reach the callback later, not inside resume().
-      this.queueDeliver();
+      this[kQueueDeliver]();
     }
     return self;
   }
 
   /** onread: hands what is held to the callback on the next tick. */
-  private queueDeliver(): void {
-    if ((this.unread === undefined && !this.eofPending) || this.deliverQueued) return;
-    this.deliverQueued = true;
+  private [kQueueDeliver](): void {
+    if ((this[kUnread] === undefined && !this[kEofPending]) || this[kDeliverQueued]) return;
+    this[kDeliverQueued] = true;
     process.nextTick(() => {
-      this.deliverQueued = false;
-      if (!this.destroyed) this.deliver();
+      this[kDeliverQueued] = false;
+      if (!this.destroyed) this[kDeliver]();
     });
   }
 
   get connecting(): boolean {
-    return this.connectingFlag;
+    return this[kConnectingFlag];
   }
 
   // Assignable, as node:net's plain field (a test's mock of net.connect sets it; in strict mode a
   // getter alone threw): and, as there, it is the state a write reads.
   set connecting(value: boolean) {
-    this.connectingFlag = value;
+    this[kConnectingFlag] = value;
   }
 
   /** node:net's legacy name for `connecting`. */
   get _connecting(): boolean {
-    return this.connectingFlag;
+    return this[kConnectingFlag];
   }
 
   get pending(): boolean {
-    return !this.hasHandle || this.connectingFlag;
+    return !this[kHasHandle] || this[kConnectingFlag];
   }
 
   /**
@@ -604,12 +615,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * by the reactor (both ways done) and not destroyed yet, which node:net's
    * handle outlives.
    */
-  private get hasHandle(): boolean {
-    return this.token >= 0 || this.failedHandle || this.errorDeferred || (this.handleClosed && !this.destroyed);
+  private get [kHasHandle](): boolean {
+    return this[kToken] >= 0 || this[kFailedHandle] || this[kErrorDeferred] || (this[kHandleClosed] && !this.destroyed);
   }
 
   get readyState(): SocketReadyState {
-    if (this.connectingFlag) return 'opening';
+    if (this[kConnectingFlag]) return 'opening';
     if (this.readable && this.writable) return 'open';
     if (this.readable && !this.writable) return 'readOnly';
     if (!this.readable && this.writable) return 'writeOnly';
@@ -621,7 +632,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const queued = (this as unknown as { writableBuffer?: { chunk: Buffer | string; encoding: BufferEncoding }[] }).writableBuffer;
     // Read off the prototype (no stream state), it is undefined, as node:net's: typed for instances.
     if (!queued) return undefined as unknown as number;
-    let bytes = this.dispatched + (this.pendingData?.length ?? 0);
+    let bytes = this[kDispatched] + (this[kPendingData]?.length ?? 0);
     for (const { chunk, encoding } of queued) bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length;
     return bytes;
   }
@@ -631,16 +642,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** `ip:port` of each address tried when connecting with autoSelectFamily to several; else undefined. */
   get autoSelectFamilyAttemptedAddresses(): string[] {
-    return this.attempted as string[];
+    return this[kAttempted] as string[];
   }
 
   set autoSelectFamilyAttemptedAddresses(value: string[]) {
-    this.attempted = value;
+    this[kAttempted] = value;
   }
 
   /** Bytes waiting to be written (`writableLength`) once the socket has a connection; undefined before. */
   get bufferSize(): number {
-    return (this.hasHandle || this.connectingFlag ? this.writableLength : undefined) as number;
+    return (this[kHasHandle] || this[kConnectingFlag] ? this.writableLength : undefined) as number;
   }
 
   /**
@@ -648,55 +659,55 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * first asked and kept; asked while connecting, or first asked once the
    * connection is gone (destroyed, or closed both ways once 'finish' came), there is none.
    */
-  private peerName(): { address: string; family: string; port: number } | null {
-    if (!this.peerKept && this.token >= 0 && !this.connectingFlag && !this.destroyed) {
+  private [kPeerName](): { address: string; family: string; port: number } | null {
+    if (!this[kPeerKept] && this[kToken] >= 0 && !this[kConnectingFlag] && !this.destroyed) {
       // The kernel's answer: none once both ways are closed, though the reactor has not said so yet.
-      const peer = this.peerBeforeFin ? this.remote : this.reactor!.native.remoteAddress(this.token);
-      if (peer) [this.remote, this.peerKept] = [peer, true];
+      const peer = this[kPeerBeforeFin] ? this[kRemote] : this[kReactor]!.native.remoteAddress(this[kToken]);
+      if (peer) [this[kRemote], this[kPeerKept]] = [peer, true];
     }
-    return this.peerKept ? this.remote : null;
+    return this[kPeerKept] ? this[kRemote] : null;
   }
 
   /**
    * This end's address, as node:net's: none once the socket is destroyed
    * (its handle gone); a client bound to a Unix-domain path names it.
    */
-  private sockName(): { address: string; family?: string; port?: number } | null {
-    if (this.fromBound?.path !== undefined) return { address: this.fromBound.path };
+  private [kSockName](): { address: string; family?: string; port?: number } | null {
+    if (this[kFromBound]?.path !== undefined) return { address: this[kFromBound].path };
     if (this.destroyed) return null;
     // As node:net's getsockname(): while connecting, the kernel has bound this end already
     // (asked, not kept: the next attempt of several is another socket).
-    if (this.local === null && this.connectingFlag && this.token >= 0) return this.reactor!.native.localAddress(this.token);
-    return this.local;
+    if (this[kLocal] === null && this[kConnectingFlag] && this[kToken] >= 0) return this[kReactor]!.native.localAddress(this[kToken]);
+    return this[kLocal];
   }
 
   get remoteAddress(): string | undefined {
-    return this.peerName()?.address;
+    return this[kPeerName]()?.address;
   }
 
   get remotePort(): number | undefined {
-    return this.peerName()?.port;
+    return this[kPeerName]()?.port;
   }
 
   get remoteFamily(): string | undefined {
-    return this.peerName()?.family;
+    return this[kPeerName]()?.family;
   }
 
   get localAddress(): string | undefined {
-    return this.sockName()?.address;
+    return this[kSockName]()?.address;
   }
 
   get localPort(): number | undefined {
-    return this.sockName()?.port;
+    return this[kSockName]()?.port;
   }
 
   get localFamily(): string | undefined {
-    return this.sockName()?.family;
+    return this[kSockName]()?.family;
   }
 
   /** `{ address, family, port }`; `{ address }` for a client bound to a Unix-domain path; `{}` with no address. */
   address(): { address: string; family: string; port: number } | { address: string } | Record<string, never> {
-    const local = this.sockName();
+    const local = this[kSockName]();
     return local ? { ...local } : {};
   }
 
@@ -707,16 +718,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (EVERY_CONNECT_PUBLISHES && clientSocket.hasSubscribers) clientSocket.publish({ socket: this });
     const [opts, listener] = normalizeConnectArgs(args);
     if (opts.port === undefined && opts.path == null) throw missingArgs('options', 'port', 'path');
-    if (this.token >= 0 || this.connectingFlag) return this.connectAgain(opts, listener);
-    this.scope = new AsyncResource('MUXNET_SOCKET');
-    const adopted = this.fromBound?.adopted;
+    if (this[kToken] >= 0 || this[kConnectingFlag]) return this[kConnectAgain](opts, listener);
+    this[kScope] = new AsyncResource('MUXNET_SOCKET');
+    const adopted = this[kFromBound]?.adopted;
     // Only a truthy path is IPC: http.Agent passes `path: null` with a port. An adopted
     // BoundSocket's own kind decides, as in node:net: a Unix-domain one needs a path, a TCP one reads none.
     if (adopted ? adopted.path !== undefined : opts.path) {
       if (typeof opts.path !== 'string') throw invalidArgType('options.path', 'of type string', opts.path);
-      return this.connectPath(opts.path, opts, listener);
+      return this[kConnectPath](opts.path, opts, listener);
     }
-    if (this.fromBound && (opts.localAddress !== undefined || opts.localPort !== undefined)) {
+    if (this[kFromBound] && (opts.localAddress !== undefined || opts.localPort !== undefined)) {
       throw invalidArgValue('options', opts, 'localAddress and localPort cannot be used with an adopted bound socket');
     }
     if (opts.localAddress && !isIP(opts.localAddress)) throw invalidIpAddress(opts.localAddress);
@@ -730,26 +741,26 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     }
     const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
     // An adopted BoundSocket has its address family already: one address is dialled.
-    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() && !this.fromBound : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this.fromBound;
+    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() && !this[kFromBound] : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this[kFromBound];
     const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
     // As Node 24 (Node 20 passes it on and aborts in its binding); an empty host means localhost.
     if (opts.host && typeof opts.host !== 'string') throw invalidArgType('options.host', 'of type string', opts.host);
 
-    if (this.destroyed) this.reset();
+    if (this.destroyed) this[kReset]();
     if (listener) this.once('connect', listener);
-    if (opts.typeOfService !== undefined) this.tos = validateTypeOfService(opts.typeOfService);
-    this.connectingFlag = true;
-    this.opened = true;
+    if (opts.typeOfService !== undefined) this[kTos] = validateTypeOfService(opts.typeOfService);
+    this[kConnectingFlag] = true;
+    this[kOpened] = true;
     // A socket that was a Unix-domain one (closed in order, not destroyed) is a TCP one now.
-    this.unixDomain = false;
-    const connect = ++this.connects;
-    const target = { connect, reactor: openReactor(opts.backend ?? this.backendName), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
+    this[kUnixDomain] = false;
+    const connect = ++this[kConnects];
+    const target = { connect, reactor: openReactor(opts.backend ?? this[kBackendName]), port, localAddress, localPort: localPort || undefined, timeoutMs, errors: [] };
     const host = opts.host || 'localhost';
     if (isIP(host)) {
       // From a BoundSocket, node:net connects within the call: its address is known when it returns.
       const addresses = [{ address: host, family: isIP(host) }];
-      if (this.fromBound) this.dial({ ...target, addresses, multiple: false });
-      else process.nextTick(() => this.dial({ ...target, addresses, multiple: false }));
+      if (this[kFromBound]) this[kDial]({ ...target, addresses, multiple: false });
+      else process.nextTick(() => this[kDial]({ ...target, addresses, multiple: false }));
       return this;
     }
     // As node:net: checked only once a lookup is needed (an IP host never reads it).
@@ -764,12 +775,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     let answered = false;
     const answeredAgain = (address: string, type: number) => {
       this.emit('connectionAttempt', address, port, type);
-      fail(systemError(uvErrno('EALREADY'), 'connect', address, port, this.busyEnd()));
+      fail(systemError(uvErrno('EALREADY'), 'connect', address, port, this[kBusyEnd]()));
     };
     if (family !== 4 && family !== 6 && !localAddress && autoSelectFamily) {
       dnsOpts.all = true;
       lookup(host, dnsOpts, (err, found) => {
-        if (!this.connectingFlag || connect !== this.connects) return;
+        if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
         if (err) {
           this.emit('lookup', err, undefined, undefined, host);
           return fail(err);
@@ -778,7 +789,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         const all = Array.isArray(found) ? found : [{ address: undefined as unknown as string, family: 0 }];
         for (const { address, family: type } of all) {
           this.emit('lookup', err, address, type, host);
-          if (!this.connectingFlag) return;
+          if (!this[kConnectingFlag]) return;
         }
         const addresses = happyEyeballsOrder(all);
         if (addresses.length === 0) {
@@ -790,23 +801,23 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         // node:net's connect on a handle still connecting fails: with one address, the socket
         // with it; with several, its connect-multiple goes on past it (after a first answer of
         // one address, node:net fails an internal assertion later: the socket fails here).
-        if (again && (addresses.length === 1 || !this.attempts?.multiple || this.token < 0)) return answeredAgain(addresses[0].address, addresses[0].family);
-        if (addresses.length > 1) this.attempted = [];
+        if (again && (addresses.length === 1 || !this[kAttempts]?.multiple || this[kToken] < 0)) return answeredAgain(addresses[0].address, addresses[0].family);
+        if (addresses.length > 1) this[kAttempted] = [];
         // Errors of its own: the first answer's dial keeps its list (it may yet fail with it).
-        if (again) this.dialAgain({ ...target, addresses, multiple: true, errors: [] });
-        else this.dial({ ...target, addresses, multiple: addresses.length > 1 });
+        if (again) this[kDialAgain]({ ...target, addresses, multiple: true, errors: [] });
+        else this[kDial]({ ...target, addresses, multiple: addresses.length > 1 });
       });
     } else {
       lookup(host, dnsOpts, (err, address, type) => {
-        if (connect !== this.connects) return;
+        if (connect !== this[kConnects]) return;
         this.emit('lookup', err, address, type, host);
-        if (!this.connectingFlag) return;
+        if (!this[kConnectingFlag]) return;
         if (err) return fail(err);
         if (typeof address !== 'string' || !isIP(address)) return fail(invalidIpAddress(address));
         if (type !== 4 && type !== 6) return fail(invalidAddressFamily(type, opts.host, opts.port));
         if (answered) return answeredAgain(address, type);
         answered = true;
-        this.dial({ ...target, addresses: [{ address, family: type }], multiple: false });
+        this[kDial]({ ...target, addresses: [{ address, family: type }], multiple: false });
       });
     }
     return this;
@@ -819,29 +830,29 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * A Unix-domain one, connecting or connected, fails (`EISCONN`, destroyed):
    * its connect(2) went through in the first call.
    */
-  private connectAgain(opts: SocketConnectOpts, listener: (() => void) | undefined): this {
+  private [kConnectAgain](opts: SocketConnectOpts, listener: (() => void) | undefined): this {
     if (listener) this.once('connect', listener);
-    const connect = this.connects;
-    if (this.unixDomain) {
+    const connect = this[kConnects];
+    if (this[kUnixDomain]) {
       process.nextTick(() => {
-        if (connect === this.connects && !this.destroyed) this.destroy(systemError(uvErrno('EISCONN'), 'connect', opts.path ?? opts.host ?? 'localhost'));
+        if (connect === this[kConnects] && !this.destroyed) this.destroy(systemError(uvErrno('EISCONN'), 'connect', opts.path ?? opts.host ?? 'localhost'));
       });
       return this;
     }
-    if (this.connectingFlag) {
+    if (this[kConnectingFlag]) {
       process.nextTick(() => {
-        if (!this.connectingFlag || connect !== this.connects) return;
+        if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
         const port = opts.port === undefined ? undefined : Number(opts.port);
-        this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, this.busyEnd()));
+        this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, this[kBusyEnd]()));
       });
       return this;
     }
-    this.connectingFlag = true;
+    this[kConnectingFlag] = true;
     process.nextTick(() => {
-      if (!this.connectingFlag || connect !== this.connects) return;
-      this.connectingFlag = false;
+      if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
+      this[kConnectingFlag] = false;
       // Closed in order meanwhile: connected no more, nothing to say.
-      if (this.token < 0) return;
+      if (this[kToken] < 0) return;
       this.emit('connect');
       this.emit('ready');
     });
@@ -849,8 +860,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** The attempt in flight's own end (`address:port`), as node:net names it in a connect that handle refuses (EALREADY). */
-  private busyEnd(): string | undefined {
-    const local = this.token >= 0 ? this.reactor!.native.localAddress(this.token) : null;
+  private [kBusyEnd](): string | undefined {
+    const local = this[kToken] >= 0 ? this[kReactor]!.native.localAddress(this[kToken]) : null;
     return local ? `${local.address}:${local.port}` : undefined;
   }
 
@@ -862,75 +873,75 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * attempt (ECANCELED, in the closing phase); that answer's dial, unless
    * connected by then, ends the socket with its errors.
    */
-  private dialAgain(attempts: Attempts): void {
+  private [kDialAgain](attempts: Attempts): void {
     const first = attempts.addresses.shift()!;
-    this.attempted!.push(`${first.address}:${attempts.port}`);
-    const refused = systemError(uvErrno('EALREADY'), 'connect', first.address, attempts.port, this.busyEnd());
-    if (!this.attemptFailed(attempts, first.address, first.family, refused) || !this.connectingFlag) return;
-    const old = this.attempts!;
-    const { address, port, family } = this.remote!;
+    this[kAttempted]!.push(`${first.address}:${attempts.port}`);
+    const refused = systemError(uvErrno('EALREADY'), 'connect', first.address, attempts.port, this[kBusyEnd]());
+    if (!this[kAttemptFailed](attempts, first.address, first.family, refused) || !this[kConnectingFlag]) return;
+    const old = this[kAttempts]!;
+    const { address, port, family } = this[kRemote]!;
     clearTimeout(old.timer);
-    this.reactor!.closeHandle(this.token, this.keepAlive);
-    this.token = -1;
+    this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive]);
+    this[kToken] = -1;
     const cancelled = connectError(uvErrno('ECANCELED'), old, address, port);
     old.errors.push(cancelled);
     const { connect } = attempts;
-    this.reactor!.inClosingPhase(() => {
-      if (connect !== this.connects) return;
+    this[kReactor]!.inClosingPhase(() => {
+      if (connect !== this[kConnects]) return;
       this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, cancelled);
-      if (this.connectingFlag) this.destroy(aggregate(old.errors));
-    }, this.scope);
-    this.dial(attempts);
+      if (this[kConnectingFlag]) this.destroy(aggregate(old.errors));
+    }, this[kScope]);
+    this[kDial](attempts);
   }
 
   /** An IPC connection to a Unix-domain path: no lookup, one attempt. */
-  private connectPath(path: string, opts: SocketConnectOpts, listener: (() => void) | undefined): this {
-    if (this.destroyed) this.reset();
+  private [kConnectPath](path: string, opts: SocketConnectOpts, listener: (() => void) | undefined): this {
+    if (this.destroyed) this[kReset]();
     if (listener) this.once('connect', listener);
-    this.connectingFlag = true;
-    this.opened = true;
-    this.unixDomain = true;
-    const connect = ++this.connects;
-    const reactor = openReactor(opts.backend ?? this.backendName);
+    this[kConnectingFlag] = true;
+    this[kOpened] = true;
+    this[kUnixDomain] = true;
+    const connect = ++this[kConnects];
+    const reactor = openReactor(opts.backend ?? this[kBackendName]);
     process.nextTick(() => {
-      if (!this.connectingFlag || connect !== this.connects) return;
-      const adopted = this.fromBound?.adopted;
+      if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
+      const adopted = this[kFromBound]?.adopted;
       const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, '', 0, pipeName(path)) : reactor.native.connectUnix(pipeName(path));
       if (typeof reactor === 'number' || token < 0) this.destroy(systemError(-token, 'connect', path));
-      else this.bind(reactor, token);
+      else this[kBind](reactor, token);
     });
     return this;
   }
 
   /** A destroyed socket connects again as a new one (node:net's connect after close). */
-  private reset(): void {
+  private [kReset](): void {
     (this as unknown as { _undestroy(): void })._undestroy();
-    this.remote = this.local = null;
-    this.peerKept = this.peerBeforeFin = false;
-    this.handleClosed = false;
-    this.peerFin = false;
-    this.endedByPeer = false;
-    this.nativePaused = false;
-    this.unread = undefined;
-    this.eofPending = false;
-    this.attempted = undefined;
-    this.unixDomain = false;
+    this[kRemote] = this[kLocal] = null;
+    this[kPeerKept] = this[kPeerBeforeFin] = false;
+    this[kHandleClosed] = false;
+    this[kPeerFin] = false;
+    this[kEndedByPeer] = false;
+    this[kNativePaused] = false;
+    this[kUnread] = undefined;
+    this[kEofPending] = false;
+    this[kAttempted] = undefined;
+    this[kUnixDomain] = false;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
-    this.dispatched = 0;
+    this[kDispatched] = 0;
   }
 
   /** Tries the next address; the last failure (or all of them) destroys the socket. */
-  private dial(attempts: Attempts): void {
+  private [kDial](attempts: Attempts): void {
     // Destroyed and connected again since: that connect dials for itself.
-    if (attempts.connect !== this.connects) return;
-    this.attempts = attempts;
+    if (attempts.connect !== this[kConnects]) return;
+    this[kAttempts] = attempts;
     const { reactor, addresses, port, localPort } = attempts;
-    while (this.connectingFlag) {
+    while (this[kConnectingFlag]) {
       const next = addresses.shift();
       if (next === undefined) {
         const { errors } = attempts;
-        this.attempts = undefined;
+        this[kAttempts] = undefined;
         this.destroy(errors.length === 1 ? errors[0] : aggregate(errors));
         return;
       }
@@ -938,14 +949,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const v6 = family === 6;
       // A blocked address is not dialled: node:net says so as an attempt that failed at once
       // among several, and as an attempt and its error for one.
-      if (isBlocked(this.blockList, address)) {
+      if (isBlocked(this[kBlockList], address)) {
         const err = ipBlocked(address);
         attempts.errors.push(err);
         if (attempts.multiple) this.emit('connectionAttemptFailed', address, port, family, err);
         else this.emit('connectionAttempt', address, port, family);
         continue;
       }
-      this.attempted?.push(`${address}:${port}`);
+      this[kAttempted]?.push(`${address}:${port}`);
       const localAddress = localAddressFor(attempts, v6);
       if (localAddress !== undefined && isIP(localAddress) !== family) {
         // As node:net: a local address of the other family does not parse for this bind.
@@ -956,10 +967,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         // As node:net's handle: an address not of the family its lookup said does not parse. No
         // socket was made (unless bound), so its own end is unknown.
         const own = localAddress === undefined ? 'undefined:undefined' : `${localAddress}:${localPort ?? 0}`;
-        if (this.attemptFailed(attempts, address, family, systemError(uvErrno('EINVAL'), 'connect', address, port, own))) continue;
+        if (this[kAttemptFailed](attempts, address, family, systemError(uvErrno('EINVAL'), 'connect', address, port, own))) continue;
         return;
       }
-      const adopted = this.fromBound?.adopted;
+      const adopted = this[kFromBound]?.adopted;
       const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, address, port, null) : reactor.native.connect(address, port, localAddress, localPort);
       if (typeof reactor === 'number' || token < 0) {
         // The binding does not say which step failed; these codes come from binding the local end.
@@ -973,31 +984,31 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         // fds there was no socket to ask.
         const own = adopted?.local ?? { address: localAddress ?? (v6 ? '::' : '0.0.0.0'), port: localPort ?? 0 };
         const ownText = NO_SOCKET_ERRORS.includes(-token) && !adopted ? 'undefined:undefined' : `${own.address}:${own.port}`;
-        if (this.attemptFailed(attempts, address, family, systemError(-token, 'connect', address, port, ownText))) continue;
+        if (this[kAttemptFailed](attempts, address, family, systemError(-token, 'connect', address, port, ownText))) continue;
         return;
       }
-      this.remote = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
-      this.bind(reactor, token);
+      this[kRemote] = { address, port, family: v6 ? 'IPv6' : 'IPv4' };
+      this[kBind](reactor, token);
       if (adopted) {
         // The reactor's copy serves it now; and its own address is known at once, as node:net's.
         adopted.release();
-        this.fromBound!.adopted = undefined;
-        this.fetchAddresses();
+        this[kFromBound]!.adopted = undefined;
+        this[kFetchAddresses]();
       }
       // node:net's attempt event; a listener may destroy the socket (which closes the attempt).
       this.emit('connectionAttempt', address, port, family);
-      if (!this.connectingFlag) return;
+      if (!this[kConnectingFlag]) return;
       if (addresses.length > 0) {
         attempts.timer = setTimeout(() => {
           // node:net unhooks the timed-out attempt as its listeners return, before its handle's
           // close could cancel it: a destroy() from a listener reports no cancelled attempt.
-          this.attempts = undefined;
+          this[kAttempts] = undefined;
           this.emit('connectionAttemptTimeout', address, port, family);
-          if (!this.connectingFlag) return;
+          if (!this[kConnectingFlag]) return;
           attempts.errors.push(connectError(uvErrno('ETIMEDOUT'), attempts, address, port));
-          reactor.closeHandle(this.token, this.keepAlive);
-          this.token = -1;
-          this.dial(attempts);
+          reactor.closeHandle(this[kToken], this[kKeepAlive]);
+          this[kToken] = -1;
+          this[kDial](attempts);
         }, attempts.timeoutMs).unref();
       }
       return;
@@ -1008,21 +1019,21 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * An attempt that failed at once, as node:net announces it: made, then
    * failed (among several). False if a listener ended the connecting.
    */
-  private attemptFailed(attempts: Attempts, address: string, family: number, err: Error): boolean {
+  private [kAttemptFailed](attempts: Attempts, address: string, family: number, err: Error): boolean {
     attempts.errors.push(err);
     this.emit('connectionAttempt', address, attempts.port, family);
-    if (!this.connectingFlag) return false;
+    if (!this[kConnectingFlag]) return false;
     if (attempts.multiple) this.emit('connectionAttemptFailed', address, attempts.port, family, err);
     return true;
   }
 
   setNoDelay(enable?: boolean): this {
     const on = enable === undefined ? true : Boolean(enable);
-    if (this.token < 0 || this.connectingFlag) {
-      this.noDelay = on;
-    } else if (on !== this.noDelay) {
-      this.noDelay = on;
-      this.reactor!.native.setNoDelay(this.token, on);
+    if (this[kToken] < 0 || this[kConnectingFlag]) {
+      this[kNoDelay] = on;
+    } else if (on !== this[kNoDelay]) {
+      this[kNoDelay] = on;
+      this[kReactor]!.native.setNoDelay(this[kToken], on);
     }
     return this;
   }
@@ -1036,19 +1047,19 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    */
   setTypeOfService(tos: number): this {
     validateTypeOfService(tos, 'tos');
-    const changed = tos !== this.tos;
-    this.tos = tos;
-    if (!changed || this.token < 0 || this.connectingFlag) return this;
-    const r = this.reactor!.native.typeOfService(this.token, tos);
+    const changed = tos !== this[kTos];
+    this[kTos] = tos;
+    if (!changed || this[kToken] < 0 || this[kConnectingFlag]) return this;
+    const r = this[kReactor]!.native.typeOfService(this[kToken], tos);
     if (r < 0 && -r !== uvErrno('ENOTSUP') && process.platform !== 'win32') throw systemError(-r, 'setTypeOfService');
     return this;
   }
 
   /** The type-of-service byte as the kernel has it; the one asked for (or 0) before the connection. */
   getTypeOfService(): number {
-    const asked = this.tos ?? 0;
-    if (this.token < 0 || this.connectingFlag) return asked;
-    const r = this.reactor!.native.typeOfService(this.token, -1);
+    const asked = this[kTos] ?? 0;
+    if (this[kToken] < 0 || this[kConnectingFlag]) return asked;
+    const r = this[kReactor]!.native.typeOfService(this[kToken], -1);
     if (r >= 0) return r;
     if (-r === uvErrno('ENOTSUP') || process.platform === 'win32') return asked;
     throw systemError(-r, 'getTypeOfService');
@@ -1061,16 +1072,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   setKeepAlive(enable?: boolean | SetKeepAliveOptions, initialDelay?: number, interval?: number, count?: number): this {
     if (KEEPALIVE_PROBES_SET && enable !== null && typeof enable === 'object') ({ enable, initialDelay, interval, count } = enable);
     const probe = KEEPALIVE_PROBES_SET ? keepAliveProbe(enable, initialDelay, interval, count) : keepAliveProbe(enable, initialDelay, undefined, undefined);
-    const was = this.keepAliveProbe;
+    const was = this[kKeepAliveProbe];
     const changed =
       probe.enable !== Boolean(was?.enable) || (probe.enable && (probe.delay !== was?.delay || probe.interval !== was.interval || probe.count !== was.count));
-    this.keepAliveProbe = probe;
-    if (changed && this.token >= 0 && !this.connectingFlag) this.applyKeepAlive(probe);
+    this[kKeepAliveProbe] = probe;
+    if (changed && this[kToken] >= 0 && !this[kConnectingFlag]) this[kApplyKeepAlive](probe);
     return this;
   }
 
-  private applyKeepAlive({ enable, delay, interval, count }: KeepAliveProbe): void {
-    this.reactor!.native.setKeepAlive(this.token, enable, delay, interval, count);
+  private [kApplyKeepAlive]({ enable, delay, interval, count }: KeepAliveProbe): void {
+    this[kReactor]!.native.setKeepAlive(this[kToken], enable, delay, interval, count);
   }
 
   setTimeout(msecs: number, callback?: () => void): this {
@@ -1078,8 +1089,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this.timeout = msecs;
     const ms = timerDuration(msecs, 'msecs');
     // As node:net: the old timer goes, and the new one starts, before the callback is looked at.
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    clearTimeout(this[kTimer]);
+    this[kTimer] = undefined;
     if (msecs === 0) {
       if (callback !== undefined) {
         validateType(callback, 'callback', 'function');
@@ -1087,7 +1098,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       }
     } else {
       // node:net's socket timers never hold the process.
-      this.timer = setTimeout(() => this.onTimeout(), ms).unref();
+      this[kTimer] = setTimeout(() => this[kOnTimeout](), ms).unref();
       if (callback !== undefined) {
         validateType(callback, 'callback', 'function');
         this.once('timeout', callback);
@@ -1100,12 +1111,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * As node:net's: a write still going out (its queue changed since the last
    * look, see `lastQueued`) is no idleness: the timer starts again instead.
    */
-  private onTimeout(): void {
-    if (this.lastQueued > 0 && this.token >= 0) {
-      const now = this.reactor!.native.queued(this.token);
-      if (now !== this.lastQueued) {
-        this.lastQueued = now;
-        this.touch();
+  private [kOnTimeout](): void {
+    if (this[kLastQueued] > 0 && this[kToken] >= 0) {
+      const now = this[kReactor]!.native.queued(this[kToken]);
+      if (now !== this[kLastQueued]) {
+        this[kLastQueued] = now;
+        this[kTouch]();
         return;
       }
     }
@@ -1113,17 +1124,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /** Restarts the idle timer on activity, as node:net does. */
-  private touch(): void {
-    this.timer?.refresh();
+  private [kTouch](): void {
+    this[kTimer]?.refresh();
   }
 
   ref(): this {
-    this.keepAlive.set(true);
+    this[kKeepAlive].set(true);
     return this;
   }
 
   unref(): this {
-    this.keepAlive.set(false);
+    this[kKeepAlive].set(false);
     return this;
   }
 
@@ -1134,14 +1145,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    */
   [handOver](keepOpen: boolean): Handover {
     // Handed over already (still writing what it had): node:net's socket has no handle left to give.
-    if (this.token < 0 || this.handedOver) return undefined;
-    const fd = this.reactor!.native.duplicate(this.token);
+    if (this[kToken] < 0 || this[kHandedOver]) return undefined;
+    const fd = this[kReactor]!.native.duplicate(this[kToken]);
     if (fd >= 0 && !keepOpen) {
-      this.handedOver = true;
-      this.stopReading();
+      this[kHandedOver] = true;
+      this[kStopReading]();
       // Counted where it went from now on, as node:net's server stops counting it at once.
-      this.countedBy?.socketClosed();
-      this.countedBy = undefined;
+      this[kCountedBy]?.[kSocketClosed]();
+      this[kCountedBy] = undefined;
       // No idle timer on a socket done with here (node:net's send() calls setTimeout(0)): its
       // 'timeout' handler's end() would half-close the receiver's connection.
       this.setTimeout(0);
@@ -1160,7 +1171,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * `resume()` or `read()` starts reading again, as there.
    */
   [usedAsStdio](): void {
-    this.stopReading();
+    this[kStopReading]();
     this.pause();
     (this as unknown as { _readableState: { reading: boolean } })._readableState.reading = false;
   }
@@ -1173,26 +1184,26 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    */
   [moveToThread](): Move {
     const fresh =
-      this.token >= 0 &&
-      !this.connectingFlag &&
-      !this.handedOver &&
-      this.local !== null &&
+      this[kToken] >= 0 &&
+      !this[kConnectingFlag] &&
+      !this[kHandedOver] &&
+      this[kLocal] !== null &&
       this.bytesRead === 0 &&
       this.bytesWritten === 0 &&
       this.readableLength === 0 &&
       this.writableLength === 0 &&
       this.readableEncoding === null &&
-      this.unread === undefined &&
-      this.stalled === undefined &&
-      !this.reactor!.delivering(this.token);
+      this[kUnread] === undefined &&
+      this[kStalled] === undefined &&
+      !this[kReactor]!.delivering(this[kToken]);
     if (!fresh) throw notTransferable('net.Socket');
-    const fd = this.reactor!.native.duplicate(this.token);
+    const fd = this[kReactor]!.native.duplicate(this[kToken]);
     if (fd < 0) throw systemError(-fd, 'dup');
     const moved = () => {
-      this.handedOver = true;
-      this.stopReading();
-      this.countedBy?.socketClosed();
-      this.countedBy = undefined;
+      this[kHandedOver] = true;
+      this[kStopReading]();
+      this[kCountedBy]?.[kSocketClosed]();
+      this[kCountedBy] = undefined;
       this.destroy();
     };
     return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved };
@@ -1206,14 +1217,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** Closes with RST instead of FIN (once connected, if connecting); a Unix-domain connection has no RST to send. */
   resetAndDestroy(): this {
-    if (this.unixDomain && (this.token >= 0 || this.connectingFlag)) throw coded(new TypeError('This handle type cannot be sent'), 'ERR_INVALID_HANDLE_TYPE');
-    if (this.connectingFlag) {
+    if (this[kUnixDomain] && (this[kToken] >= 0 || this[kConnectingFlag])) throw coded(new TypeError('This handle type cannot be sent'), 'ERR_INVALID_HANDLE_TYPE');
+    if (this[kConnectingFlag]) {
       this.once('connect', () => this.resetAndDestroy());
       return this;
     }
     // Closed in order already (an 'end' listener after its own end()): node:net's handle closes quietly.
-    if (this.token < 0) return this.hasHandle ? this.destroy() : this.destroy(socketClosed());
-    this.resetOnClose = true;
+    if (this[kToken] < 0) return this[kHasHandle] ? this.destroy() : this.destroy(socketClosed());
+    this[kResetOnClose] = true;
     return this.destroy();
   }
 
@@ -1225,16 +1236,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, encoding?: BufferEncoding | ((error: Error | null | undefined) => void), callback?: (error: Error | null | undefined) => void): boolean {
-    if (this.handedOver && !this.destroyed) {
+    if (this[kHandedOver] && !this.destroyed) {
       // Handed over, still writing what it had: node:net's socket has no handle left; nothing more reaches the peer.
       const cb = typeof encoding === 'function' ? encoding : callback;
       if (typeof cb === 'function') process.nextTick(cb, codedError('Socket is closed', 'ERR_SOCKET_CLOSED'));
       return false;
     }
-    if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this.token >= 0) {
+    if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this[kToken] >= 0) {
       throw coded(new TypeError('Second argument must be a buffer'), 'ERR_INVALID_ARG_TYPE');
     }
-    if (!this.endedByPeer || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
+    if (!this[kEndedByPeer] || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
     const cb = typeof encoding === 'function' ? encoding : callback;
     const err = codedError('This socket has been ended by the other party', 'EPIPE');
     if (typeof cb === 'function') process.nextTick(cb, err);
@@ -1246,16 +1257,16 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   // fills it) and starts again when the stream asks for more: the peer
   // meets TCP backpressure, as with node:net.
   override _read(): void {
-    if (this.connectingFlag && !this.readArmed) {
-      this.readArmed = true;
+    if (this[kConnectingFlag] && !this[kReadArmed]) {
+      this[kReadArmed] = true;
       this.once('connect', Socket.beginReading);
     }
-    if (this.nativePaused) {
-      this.nativePaused = false;
-      if (this.token >= 0) this.reactor!.native.resume(this.token);
-      this.syncActive();
+    if (this[kNativePaused]) {
+      this[kNativePaused] = false;
+      if (this[kToken] >= 0) this[kReactor]!.native.resume(this[kToken]);
+      this[kSyncActive]();
     }
-    this.queueRelease();
+    this[kQueueRelease]();
   }
 
   /**
@@ -1266,17 +1277,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * reading again.
    */
   private static release(socket: Socket): void {
-    socket.releaseQueued = false;
-    const stalled = socket.stalled;
+    socket[kReleaseQueued] = false;
+    const stalled = socket[kStalled];
     if (stalled === undefined || socket.destroyed) return;
-    socket.stalled = undefined;
-    const eof = socket.stalledEof;
-    socket.stalledEof = false;
+    socket[kStalled] = undefined;
+    const eof = socket[kStalledEof];
+    socket[kStalledEof] = false;
     for (let i = 0; i < stalled.length; i++) {
       try {
         socket[kOnData](stalled[i]);
       } catch (err) {
-        socket.holdBack(stalled.slice(i + 1), eof);
+        socket[kHoldBack](stalled.slice(i + 1), eof);
         throw err;
       }
     }
@@ -1289,23 +1300,23 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * ends the process) before the listener hears another byte, and no byte
    * is lost if the process lives on.
    */
-  private holdBack(rest: Buffer[], eof = false): void {
+  private [kHoldBack](rest: Buffer[], eof = false): void {
     if (this.destroyed) return;
-    this.stalled = this.stalled === undefined ? rest : this.stalled.concat(rest);
-    if (eof) this.stalledEof = true;
-    this.queueRelease();
+    this[kStalled] = this[kStalled] === undefined ? rest : this[kStalled].concat(rest);
+    if (eof) this[kStalledEof] = true;
+    this[kQueueRelease]();
   }
 
-  private queueRelease(): void {
-    if (this.stalled === undefined || this.releaseQueued) return;
-    this.releaseQueued = true;
+  private [kQueueRelease](): void {
+    if (this[kStalled] === undefined || this[kReleaseQueued]) return;
+    this[kReleaseQueued] = true;
     process.nextTick(Socket.release, this);
   }
 
   // Strings reach here as written (`decodeStrings: false`, as node:net): queued, they count
   // in `writableLength` by their length, not their bytes.
   override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeOut(toBuffer(chunk, encoding), cb, false);
+    this[kWriteOut](toBuffer(chunk, encoding), cb, false);
   }
 
   override _writev(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (err?: Error | null) => void): void {
@@ -1319,7 +1330,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     for (const { chunk, encoding } of chunks) at += typeof chunk === 'string' ? all.write(chunk, at, encoding) : chunk.copy(all, at);
     // byteLength is an upper bound for base64 and hex that is not clean (line breaks, a stray
     // character): only what was written goes (the rest of an unsafe allocation is old memory).
-    this.writeOut(at === total ? all : all.subarray(0, at), cb, chunks.length > LIBUV_IOV_MAX);
+    this[kWriteOut](at === total ? all : all.subarray(0, at), cb, chunks.length > LIBUV_IOV_MAX);
   }
 
   /**
@@ -1328,119 +1339,119 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * turn later, so that 'drain' follows what the writer does meanwhile, as
    * after a connect: its 'ready').
    */
-  private writeOut(chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
-    if (this.connectingFlag) {
+  private [kWriteOut](chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
+    if (this[kConnectingFlag]) {
       // node:net queues writes made before the connection is up.
-      this.pendingData = chunk;
+      this[kPendingData] = chunk;
       const onClose = () => cb(codedError('Socket closed before the connection was established', 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION'));
       this.once('close', onClose);
       this.once('connect', () => {
         this.off('close', onClose);
-        this.writeOut(chunk, cb, finishLater);
+        this[kWriteOut](chunk, cb, finishLater);
       });
       return;
     }
-    this.pendingData = undefined;
-    if (this.token < 0) {
-      cb(this.failedHandle || this.errorDeferred ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
+    this[kPendingData] = undefined;
+    if (this[kToken] < 0) {
+      cb(this[kFailedHandle] || this[kErrorDeferred] ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
       return;
     }
-    const queued = this.reactor!.write(this.token, chunk);
+    const queued = this[kReactor]!.write(this[kToken], chunk);
     // Counted though it failed: node:net counts what it handed to the handle.
-    this.dispatched += chunk.length;
+    this[kDispatched] += chunk.length;
     if (queued < 0) {
       cb(systemError(-queued, 'write'));
       return;
     }
-    this.touch();
+    this[kTouch]();
     if (queued === 0 && !finishLater) return cb();
-    if (queued > 0) this.lastQueued = chunk.length;
+    if (queued > 0) this[kLastQueued] = chunk.length;
     // Done when the queue drains (`onDrain`), or a turn from now; a close
     // meanwhile cancels it (see `_destroy`).
-    this.pendingWrite = cb;
-    this.syncActive();
-    if (queued === 0) setImmediate(() => this.finishWrite(cb));
+    this[kPendingWrite] = cb;
+    this[kSyncActive]();
+    if (queued === 0) setImmediate(() => this[kFinishWrite](cb));
   }
 
   /** A write finished a turn later (see `writeOut`): done, unless a close cancelled it meanwhile. */
-  private finishWrite(cb: (err?: Error | null) => void): void {
-    if (this.pendingWrite === cb) this[kOnDrain]();
+  private [kFinishWrite](cb: (err?: Error | null) => void): void {
+    if (this[kPendingWrite] === cb) this[kOnDrain]();
   }
 
   /** Handed over, still writing what it had: `end(data)`'s data reaches no one either (see write()). */
   override end(...args: unknown[]): this {
     const [chunk] = args;
-    if (this.handedOver && chunk != null && typeof chunk !== 'function') args = args.filter((a) => typeof a === 'function');
+    if (this[kHandedOver] && chunk != null && typeof chunk !== 'function') args = args.filter((a) => typeof a === 'function');
     return (super.end as (...a: unknown[]) => this)(...args);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     // Handed over, done writing what it had: no FIN, which would half-close the receiver's connection too.
-    if (this.handedOver) return cb();
+    if (this[kHandedOver]) return cb();
     // Never connected: nothing to shut down. Node 21 on finishes end() at once; Node 20 waits for a
     // connect (and sends the FIN after it), never calling back if none comes.
-    if (!this.opened && END_FINISHES_UNCONNECTED) return cb();
-    if (this.connectingFlag || (this.token < 0 && !this.handleClosed)) {
+    if (!this[kOpened] && END_FINISHES_UNCONNECTED) return cb();
+    if (this[kConnectingFlag] || (this[kToken] < 0 && !this[kHandleClosed])) {
       this.once('connect', () => this._final(cb));
       return;
     }
-    if (this.token < 0) return cb();
-    if (!this.peerKept) {
-      this.remote = this.reactor!.native.remoteAddress(this.token);
-      this.peerBeforeFin = this.remote !== null;
+    if (this[kToken] < 0) return cb();
+    if (!this[kPeerKept]) {
+      this[kRemote] = this[kReactor]!.native.remoteAddress(this[kToken]);
+      this[kPeerBeforeFin] = this[kRemote] !== null;
     }
-    const r = this.reactor!.native.shutdown(this.token);
+    const r = this[kReactor]!.native.shutdown(this[kToken]);
     // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
     if (r < 0) {
-      this.peerBeforeFin = false;
+      this[kPeerBeforeFin] = false;
       return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
     }
     // node:net's shutdown request completes later, never inside end(): a write after end()
     // or a destroy() in the same tick finds the stream unfinished ('error', and no 'finish').
     process.nextTick(() => {
-      this.peerBeforeFin = false;
+      this[kPeerBeforeFin] = false;
       cb();
     });
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const attempts = this.attempts;
+    clearTimeout(this[kTimer]);
+    this[kTimer] = undefined;
+    const attempts = this[kAttempts];
     clearTimeout(attempts?.timer);
     // An attempt among several still connecting: node:net's closing handle cancels it, and
     // 'connectionAttemptFailed' says so (ECANCELED) just before 'close'.
-    const cancelled = this.connectingFlag && attempts?.multiple && this.token >= 0 ? this.remote : null;
-    this.attempts = undefined;
-    this.connectingFlag = false;
-    if (this.fromBound?.adopted) {
-      this.fromBound.adopted.release();
-      this.fromBound.adopted = undefined;
+    const cancelled = this[kConnectingFlag] && attempts?.multiple && this[kToken] >= 0 ? this[kRemote] : null;
+    this[kAttempts] = undefined;
+    this[kConnectingFlag] = false;
+    if (this[kFromBound]?.adopted) {
+      this[kFromBound].adopted.release();
+      this[kFromBound].adopted = undefined;
     }
-    this.given?.release();
-    this.given = undefined;
-    if (this.token >= 0) this.reactor!.closeHandle(this.token, this.keepAlive, this.resetOnClose);
-    else this.keepAlive.release();
-    this.token = -1;
-    this.resetOnClose = false;
+    this[kGiven]?.release();
+    this[kGiven] = undefined;
+    if (this[kToken] >= 0) this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose]);
+    else this[kKeepAlive].release();
+    this[kToken] = -1;
+    this[kResetOnClose] = false;
     // onread: what was read and not yet handed over is dropped, as the kernel drops it; so is what a throwing 'connect' listener left unread.
-    this.unread = undefined;
-    this.eofPending = false;
-    this.stalled = undefined;
-    this.stalledEof = false;
-    this.errorDeferred = false;
-    this.countedBy?.socketClosed();
-    this.countedBy = undefined;
-    const pending = this.pendingWrite;
-    this.pendingWrite = undefined;
+    this[kUnread] = undefined;
+    this[kEofPending] = false;
+    this[kStalled] = undefined;
+    this[kStalledEof] = false;
+    this[kErrorDeferred] = false;
+    this[kCountedBy]?.[kSocketClosed]();
+    this[kCountedBy] = undefined;
+    const pending = this[kPendingWrite];
+    this[kPendingWrite] = undefined;
     // As node:net: the write in flight hears of it when closing the handle
     // cancels it, in the closing phase just before 'close' (after 'error'):
     // with no error before Node 22.9, with `write ECANCELED` since; the
     // writes queued behind it get the socket's error.
-    const reactor = this.reactor;
+    const reactor = this[kReactor];
     if (pending) {
       const cancelled = CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null;
-      if (reactor) reactor.inClosingPhase(() => pending(cancelled), this.scope);
+      if (reactor) reactor.inClosingPhase(() => pending(cancelled), this[kScope]);
       else setImmediate(pending, cancelled);
     }
     cb(err);
@@ -1451,60 +1462,60 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (cancelled) {
       const { address, port, family } = cancelled;
       const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
-      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure), this.scope);
+      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure), this[kScope]);
     }
-    if (this.opened && reactor) reactor.inClosingPhase(emitClose, this.scope);
-    else if (this.opened) setImmediate(emitClose);
+    if (this[kOpened] && reactor) reactor.inClosingPhase(emitClose, this[kScope]);
+    else if (this[kOpened]) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
-    this.opened = false;
+    this[kOpened] = false;
   }
 
   /** @internal */
   [kOnConnect](): void {
-    this.connectingFlag = false;
-    clearTimeout(this.attempts?.timer);
-    this.attempts = undefined;
-    this.fetchAddresses();
-    this.syncActive();
-    if (this.noDelay) this.reactor!.native.setNoDelay(this.token, true);
-    if (this.keepAliveProbe?.enable) this.applyKeepAlive(this.keepAliveProbe);
-    if (this.tos !== undefined) this.reactor!.native.typeOfService(this.token, this.tos);
-    this.touch();
-    this.readBegun = false;
+    this[kConnectingFlag] = false;
+    clearTimeout(this[kAttempts]?.timer);
+    this[kAttempts] = undefined;
+    this[kFetchAddresses]();
+    this[kSyncActive]();
+    if (this[kNoDelay]) this[kReactor]!.native.setNoDelay(this[kToken], true);
+    if (this[kKeepAliveProbe]?.enable) this[kApplyKeepAlive](this[kKeepAliveProbe]);
+    if (this[kTos] !== undefined) this[kReactor]!.native.typeOfService(this[kToken], this[kTos]);
+    this[kTouch]();
+    this[kReadBegun] = false;
     try {
       this.emit('connect');
       this.emit('ready');
     } catch (err) {
-      if (!this.readBegun) {
-        this.stopReading();
-        this.stalled = [];
+      if (!this[kReadBegun]) {
+        this[kStopReading]();
+        this[kStalled] = [];
       }
       throw err;
     }
     // node:net starts reading only if the stream asked for data or nobody paused it.
-    if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this.stopReading();
+    if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this[kStopReading]();
   }
 
   /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
   private static beginReading(this: Socket): void {
-    this.readArmed = false;
-    this.readBegun = true;
+    this[kReadArmed] = false;
+    this[kReadBegun] = true;
   }
 
   /** @internal */
   [kOnData](chunk: Buffer): void {
-    if (this.stalled !== undefined) return void this.stalled.push(heldCopy(chunk));
+    if (this[kStalled] !== undefined) return void this[kStalled].push(heldCopy(chunk));
     // Flowing by a way that passes no resume() (a 'readable' listener removed).
-    if (this.leanReads && this.readableFlowing === true && !this.onread) this.syncLeanReads();
-    this.dataBatch = this.reactor!.batches;
-    this.touch();
+    if (this[kLeanReads] && this.readableFlowing === true && !this[kOnread]) this[kSyncLeanReads]();
+    this[kDataBatch] = this[kReactor]!.batches;
+    this[kTouch]();
     // bytesRead counts what is handed out, piece by piece, as libuv's reads
     // are counted one by one: a listener sees the bytes up to its own.
-    if (this.onread) {
-      this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
-      this.deliver();
+    if (this[kOnread]) {
+      this[kUnread] = this[kUnread] === undefined ? chunk : Buffer.concat([this[kUnread], chunk]);
+      this[kDeliver]();
       // Left for after a pause: held, so not a view that pins the slab.
-      if (this.unread !== undefined) this.unread = heldCopy(this.unread);
+      if (this[kUnread] !== undefined) this[kUnread] = heldCopy(this[kUnread]);
       return;
     }
     // A copy when small (see retained()), as node:net's chunks hold little
@@ -1523,43 +1534,43 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
         if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
       } catch (err) {
         const rest = chunk.subarray(at + NODE_READ_SIZE);
-        this.holdBack(rest.length > 0 ? [heldCopy(rest)] : []);
+        this[kHoldBack](rest.length > 0 ? [heldCopy(rest)] : []);
         throw err;
       }
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
       // Held from here, the rest of this chunk and any other of the same batch.
       const rest = chunk.subarray(at + NODE_READ_SIZE);
-      if (!this.destroyed) this.stalled = rest.length > 0 ? [heldCopy(rest)] : [];
-      this.stopReading();
+      if (!this.destroyed) this[kStalled] = rest.length > 0 ? [heldCopy(rest)] : [];
+      this[kStopReading]();
       // Not flowing by a way that passes no pause() (a 'readable' listener, an unpipe).
-      this.syncLeanReads();
+      this[kSyncLeanReads]();
       break;
     }
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
   [kOnEnd](): void {
-    if (this.stalled !== undefined) return void (this.stalledEof = true);
+    if (this[kStalled] !== undefined) return void (this[kStalledEof] = true);
     // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
-    this.touch();
-    const reactor = this.reactor!;
-    if (this.dataBatch === reactor.batches) {
+    this[kTouch]();
+    const reactor = this[kReactor]!;
+    if (this[kDataBatch] === reactor.batches) {
       // Bytes came in this batch too (mio reads on to the EOF). libuv sees the EOF a loop
       // turn after a short read: what their listeners queue (ticks, immediates) runs before
       // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
-      this.dataBatch = -1;
-      this.endDeferred = true;
+      this[kDataBatch] = -1;
+      this[kEndDeferred] = true;
       return void reactor.inClosingPhase(() => {
-        this.endDeferred = false;
+        this[kEndDeferred] = false;
         if (!this.destroyed) this[kOnEnd]();
-      }, this.scope);
+      }, this[kScope]);
     }
-    this.peerFin = true;
-    this.syncActive();
-    if (this.onread) {
-      this.eofPending = true;
-      this.deliver();
+    this[kPeerFin] = true;
+    this[kSyncActive]();
+    if (this[kOnread]) {
+      this[kEofPending] = true;
+      this[kDeliver]();
       return;
     }
     this.push(null);
@@ -1568,35 +1579,35 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /** @internal */
   [kOnDrain](): void {
-    const cb = this.pendingWrite;
-    this.pendingWrite = undefined;
-    this.lastQueued = 0;
+    const cb = this[kPendingWrite];
+    this[kPendingWrite] = undefined;
+    this[kLastQueued] = 0;
     // A write done is activity, as node:net counts it.
-    if (cb) this.touch();
-    this.syncActive();
+    if (cb) this[kTouch]();
+    this[kSyncActive]();
     cb?.();
   }
 
   /** @internal The reactor closed the socket (its token is already free). */
   [kOnClose](errno: number, syscall: 'read' | 'write'): void {
-    this.token = -1;
-    this.keepAlive.release();
-    const attempts = this.attempts;
-    if (this.connectingFlag && attempts) {
+    this[kToken] = -1;
+    this[kKeepAlive].release();
+    const attempts = this[kAttempts];
+    if (this[kConnectingFlag] && attempts) {
       clearTimeout(attempts.timer);
-      const r = this.remote!;
+      const r = this[kRemote]!;
       const err = connectError(errno, attempts, r.address, r.port);
       attempts.errors.push(err);
       if (!attempts.multiple && attempts.addresses.length === 0) {
         // As node:net's afterConnect for its one address: no longer connecting while the
         // listeners hear of it (a write fails with EPIPE on the handle), then destroyed.
-        this.connectingFlag = false;
-        this.attempts = undefined;
-        this.failedHandle = true;
+        this[kConnectingFlag] = false;
+        this[kAttempts] = undefined;
+        this[kFailedHandle] = true;
         try {
           this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
         } finally {
-          this.failedHandle = false;
+          this[kFailedHandle] = false;
         }
         this.destroy(err);
         return;
@@ -1604,63 +1615,63 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
       // Not inside the reactor's batch: a record later in it may name the
       // token the next attempt would get.
-      process.nextTick(() => this.dial(attempts));
+      process.nextTick(() => this[kDial](attempts));
       return;
     }
-    if (errno === uvErrno('EPIPE') && this.pendingWrite === undefined) {
+    if (errno === uvErrno('EPIPE') && this[kPendingWrite] === undefined) {
       // Linux reports a reset after the peer's FIN (CLOSE_WAIT) as EPIPE.
       // libuv reads that FIN as the EOF and only a write would meet the
       // reset: with none waiting, the peer ended the connection.
-      if (!this.peerFin) this[kOnEnd]();
+      if (!this[kPeerFin]) this[kOnEnd]();
       errno = 0;
     }
     if (errno === 0) {
       // Orderly: both directions are done; the stream ends (and is
       // destroyed) as its buffers are consumed.
-      this.handleClosed = true;
+      this[kHandleClosed] = true;
       return;
     }
     const err = systemError(errno, syscall);
     const fail = () => {
-      const pending = this.pendingWrite;
+      const pending = this[kPendingWrite];
       if (syscall === 'write' && pending !== undefined) {
         // The write in flight met it: as a failed write in node:net, its
         // callback gets the error, which then destroys the stream.
-        this.pendingWrite = undefined;
+        this[kPendingWrite] = undefined;
         pending(err);
       } else if (!this.destroyed) {
         this.destroy(err);
       }
     };
-    const wait = this.errorWait(syscall);
+    const wait = this[kErrorWait](syscall);
     if (wait === undefined) return fail();
     // node:net's handle is there till then; destroyed meanwhile, nothing is left to report.
-    this.errorDeferred = true;
+    this[kErrorDeferred] = true;
     wait(() => {
-      if (!this.errorDeferred) return;
-      this.errorDeferred = false;
+      if (!this[kErrorDeferred]) return;
+      this[kErrorDeferred] = false;
       fail();
     });
   }
 
   /** How to wait for the moment node:net would meet the connection's error, if it is later than now. */
-  private errorWait(syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
-    const reactor = this.reactor!;
-    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report), this.scope);
+  private [kErrorWait](syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
+    const reactor = this[kReactor]!;
+    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report), this[kScope]);
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
     // Bytes a throwing listener held back come on a tick too (see `holdBack`, `deliver`): libuv
     // would read them before it met the error.
-    if ((this.peerFin && !this.readableEnded) || this.releaseQueued || this.deliverQueued) return process.nextTick;
+    if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return process.nextTick;
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
-    if (this.endDeferred && END_BEFORE_WRITE_ERROR) return afterClosingPhase;
+    if (this[kEndDeferred] && END_BEFORE_WRITE_ERROR) return afterClosingPhase;
     if (syscall !== 'write') return undefined;
     // A write meeting the reset in the batch that brought bytes fails after what their
     // listeners queued, as libuv's write callback comes after its read callback and the ticks
     // that queued (node:http ends the response there: a 413 to an upload is not lost to EPIPE);
     // on Node 24 before the end deferred above, which then never comes, as there.
-    if (this.endDeferred) return setImmediate;
-    if (this.dataBatch === reactor.batches) return afterClosingPhase;
+    if (this[kEndDeferred]) return setImmediate;
+    if (this[kDataBatch] === reactor.batches) return afterClosingPhase;
     return undefined;
   }
 }
@@ -1713,7 +1724,7 @@ function aggregate(errors: Error[]): AggregateError & { code?: string } {
 function peerEnded(this: Socket): void {
   if (this.allowHalfOpen) return;
   if (!isStreamWrapTransport(this)) {
-    (this as unknown as { endedByPeer: boolean }).endedByPeer = true;
+    (this as unknown as { [kEndedByPeer]: boolean })[kEndedByPeer] = true;
     return;
   }
   // Readable reads `allowHalfOpen` right after the 'end' listeners have run: half-open for

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inherits, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, freePort, hangingPort, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
+import { downPort, freePort, hangingPort, membersBeyond, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
 import { nodeFrom } from '../../src/versions';
 
 type Net = typeof nodeNet;
@@ -457,6 +457,71 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     await once(c, 'close');
     expect(c.log).toEqual(['connect', 'data pong ping', 'end', 'close']);
     await closed(server);
+  });
+
+  // Found 2026-12-06 (the last note's list): muxnet's classes kept their state and helpers under
+  // plain names (`timer`, `remote`, `reset()`, `deliver()`, `options`, `bind()`, ...) where
+  // node:net keeps symbols: a subclass's own of the same name replaced muxnet's, and no 'data' came.
+  it("a subclass's own fields and methods keep their names (timer, remote, reset(), deliver(), options, bind())", async () => {
+    class Tracked extends net.Server {
+      options = { name: 'tracked' };
+      closing = 'never';
+      live = new Set<nodeNet.Socket>();
+      constructor() {
+        super(serverOpts(), (s) => {
+          this.live.add(s);
+          s.on('data', (d) => s.write(d));
+          s.on('end', () => s.end());
+        });
+      }
+      bind(): string {
+        return 'mine';
+      }
+    }
+    class Client extends net.Socket {
+      timer = 'user timer';
+      remote = 'user remote';
+      local = 'user local';
+      attempts = 0;
+      reset(): void {
+        this.attempts = 0;
+      }
+      touch(): void {
+        this.attempts++;
+      }
+      deliver(): string {
+        return 'mine';
+      }
+      dial(): string {
+        return 'mine';
+      }
+      writeOut(): string {
+        return 'mine';
+      }
+    }
+    const server = new Tracked();
+    const port = await listening(server);
+    const c = new Client({ backend } as nodeNet.SocketConstructorOpts);
+    c.setTimeout(5000);
+    c.connect(port, '127.0.0.1', () => c.end('echo me'));
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d));
+    await once(c, 'close');
+    expect(got).toBe('echo me');
+    expect([c.timer, c.remote, c.local, c.attempts, c.deliver()]).toEqual(['user timer', 'user remote', 'user local', 0, 'mine']);
+    expect([server.options, server.closing, server.live.size, server.bind()]).toEqual([{ name: 'tracked' }, 'never', 1, 'mine']);
+    await closed(server);
+  });
+
+  it("adds no string-named members to node:net's but Node 24's methods", () => {
+    // Set by node:net later (a setTimeout, a connect, a listen); muxnet's from the start.
+    const later = ['_connectionKey', 'autoSelectFamilyAttemptedAddresses', 'maxConnections', 'timeout'];
+    const node24 = ['getTypeOfService', 'setTypeOfService'];
+    const socket = new net.Socket({ backend } as nodeNet.SocketConstructorOpts);
+    const server = net.createServer(serverOpts());
+    const extra = [...membersBeyond(socket, new nodeNet.Socket()), ...membersBeyond(server, nodeNet.createServer())];
+    expect(extra.filter((k) => !later.includes(k) && !node24.includes(k))).toEqual([]);
+    socket.destroy();
   });
 
   // Found 2026-12-06 (third-party suites: mysql2's, supertest): code that closes a server only
