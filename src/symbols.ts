@@ -159,4 +159,5 @@ export const kTransmit = Symbol('transmit');
 export const kUnixDomain = Symbol('unixDomain');
 export const kUnlisten = Symbol('unlisten');
 export const kUnread = Symbol('unread');
+export const kWrapperReads = Symbol('wrapperReads');
 export const kWriteOut = Symbol('writeOut');

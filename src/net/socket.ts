@@ -30,7 +30,7 @@ import {
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
-  kUnixDomain, kUnread, kWriteOut,
+  kUnixDomain, kUnread, kWrapperReads, kWriteOut,
 } from '../symbols';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
@@ -352,6 +352,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private [kLeanReads] = false;
   /** `release` queued for the next tick. */
   private [kReleaseQueued] = false;
+  /** @internal The chunks read while TLS runs over this socket, for its wrapper alone (see `heardOnlyBy`). */
+  [kWrapperReads]: WeakSet<Buffer> | undefined;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -514,9 +516,13 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * until 2026-12-05, where node:net's TLS reads the native handle and never
    * meets the decoder. Its `'data'` listener takes the bytes as they come:
    * the decoder goes, and text decoded and not yet read goes back to bytes.
+   * From then on it is the only one to hear them (see `heardOnlyBy`).
    */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    if (event === 'data' && this.readableEncoding !== null && calls(listener, '_handle.readBuffer(')) this[kDropEncoding]();
+    if (event === 'data' && calls(listener, '_handle.readBuffer(')) {
+      if (this.readableEncoding !== null) this[kDropEncoding]();
+      heardOnlyBy(this, listener);
+    }
     return super.on(event, listener);
   }
 
@@ -537,8 +543,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     state.length = kept.reduce((sum, chunk) => sum + chunk.length, 0);
   }
 
-  /** With onread, pausing stops reading from the kernel, as in node:net. */
+  /**
+   * With onread, pausing stops reading from the kernel, as in node:net.
+   * Under TLS (see `heardOnlyBy`) only the wrapper's own pause holds the
+   * reads back, as node:net's TLS reads the handle whoever pauses the
+   * socket: a pipe left from before, pausing, starved the handshake.
+   */
   override pause(): this {
+    if (this[kWrapperReads] !== undefined && !calledByWrapperReadStop()) return this;
     if (this[kOnread] && !this[kConnectingFlag]) this[kStopReading]();
     const self = super.pause();
     this[kSyncLeanReads]();
@@ -1531,7 +1543,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.bytesRead += piece.length;
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
-        if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
+        const read = this.readableFlowing === true ? retained(piece) : heldCopy(piece);
+        this[kWrapperReads]?.add(read);
+        if (this.push(read)) continue;
       } catch (err) {
         const rest = chunk.subarray(at + NODE_READ_SIZE);
         this[kHoldBack](rest.length > 0 ? [heldCopy(rest)] : []);
@@ -1749,6 +1763,65 @@ function notHalfOpen(socket: Socket): void {
 function isStreamWrapTransport(socket: Socket): boolean {
   const listen = (event: string, call: string) => socket.listeners(event).some((l) => calls(l, call));
   return listen('end', '_handle.emitEOF()') && listen('data', '_handle.readBuffer(') && listen('close', 'this.destroy()');
+}
+
+/**
+ * TLS over this socket (Node's `JSStreamSocket`, whose `'data'` listener is
+ * `reader`): node:net's TLS takes a connected socket's handle, and the
+ * socket's listeners hear none of its bytes again. Here every read still
+ * comes as `'data'`: a STARTTLS server's command parser, still listening,
+ * took the client's hello for a command (ftp-srv's `AUTH TLS`), and a parser
+ * a client left piped refused the TLS records, its pause() starving the
+ * handshake (proxy-chain's WebSockets over a CONNECT tunnel). From then on
+ * what the socket reads reaches `reader` alone (the wrapper's own
+ * pause()/resume() still hold it back), and whatever else is emitted as
+ * `'data'` — the plaintext a server forwards to the socket's listeners, as
+ * ftp-srv does — reaches all but `reader`, as node:net's listeners alone
+ * hear it. A socket closed (its wrapper goes with it) is plain TCP again.
+ */
+function heardOnlyBy(socket: Socket, reader: (...args: any[]) => void): void {
+  const reads = new WeakSet<Buffer>();
+  socket[kWrapperReads] = reads;
+  const emit = Socket.prototype.emit;
+  Object.defineProperty(socket, 'emit', {
+    configurable: true,
+    writable: true,
+    value(this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'close') {
+        this[kWrapperReads] = undefined;
+        Reflect.deleteProperty(this, 'emit');
+      }
+      if (event !== 'data' || this.listenerCount('data', reader) === 0) return emit.call(this, event, ...args);
+      if (reads.has(args[0] as Buffer)) {
+        reader.apply(this, args);
+        return true;
+      }
+      const others = this.rawListeners('data').filter((l) => l !== reader);
+      for (const l of others) (l as (...a: unknown[]) => void).apply(this, args);
+      return others.length > 0;
+    },
+  });
+}
+
+/**
+ * Whether the caller's caller is Node's `JSStreamSocket.readStop()`: TLS
+ * holding its transport's reads back (its `this.stream.pause()`). Read
+ * from the call sites themselves, whatever a user's `prepareStackTrace`
+ * or `stackTraceLimit`; taken only for a pause under TLS.
+ */
+function calledByWrapperReadStop(): boolean {
+  const { prepareStackTrace, stackTraceLimit } = Error;
+  Error.stackTraceLimit = 2;
+  Error.prepareStackTrace = (_err, sites) => sites;
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  try {
+    Error.captureStackTrace(holder, calledByWrapperReadStop);
+    // (Formatted when first read: before the user's prepareStackTrace is back.)
+    return holder.stack?.[1]?.getFunctionName() === 'readStop' && holder.stack[1].getTypeName() === 'JSStreamSocket';
+  } finally {
+    Error.prepareStackTrace = prepareStackTrace;
+    Error.stackTraceLimit = stackTraceLimit;
+  }
 }
 
 /** Whether `fn`'s source makes `call` (Node's own listeners, known by what they do). */

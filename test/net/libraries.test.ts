@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import nodeNet from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { AbstractConnector, Redis } from 'ioredis';
 import pg from 'pg';
@@ -18,7 +19,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
-import { BACKENDS, expectSocketFdsBack, pattern, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, pattern, sleep, waitFor } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 
 type Net = typeof nodeNet;
@@ -261,6 +262,95 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       client.end();
       await within(once(socket, 'close'), 'the raw socket to close');
       await Promise.all([closeServer(plain), closeServer(secure)]);
+    });
+
+    // Found by a hunt (2026-12-06, ftp-srv's and proxy-chain's own suites): node:net's TLS takes a
+    // connected socket's handle, and its listeners hear no TLS byte again; muxnet's emitted every read
+    // as 'data' — ftp-srv's command parser took the client's hello for a command (AUTH TLS answered
+    // 502), and the plaintext ftp-srv re-emits on the socket reached the TLS layer as records.
+    it("STARTTLS server: the socket's own 'data' listener hears the command, then only what is re-emitted on it", async () => {
+      const heard: string[] = [];
+      let secure: tls.TLSSocket | undefined;
+      const server = net.createServer({ backend } as nodeNet.ServerOpts, (raw) => {
+        raw.on('data', (d) => {
+          heard.push(String(d));
+          if (String(d) === 'QUIT\r\n') secure?.end('221 bye\r\n');
+          if (String(d) !== 'STARTTLS\r\n') return;
+          raw.write('220 go ahead\r\n', () => {
+            secure = new tls.TLSSocket(raw, { isServer: true, key: TLS_KEY, cert: TLS_CERT });
+            secure.on('error', () => {});
+            // ftp-srv's way: the TLS socket's plaintext re-emitted on the raw socket, whose listener reads on.
+            secure.on('data', (plain) => raw.emit('data', plain));
+          });
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await within(once(server, 'listening'), 'listening');
+      const socket = dial({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      socket.write('STARTTLS\r\n');
+      const [goAhead] = await within(once(socket, 'data'), 'the go-ahead');
+      expect(String(goAhead)).toBe('220 go ahead\r\n');
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      await within(once(client, 'secureConnect'), 'the handshake');
+      client.write('QUIT\r\n');
+      const [bye] = await within(once(client, 'data'), 'the answer');
+      expect(String(bye)).toBe('221 bye\r\n');
+      client.end();
+      await within(once(socket, 'close'), 'the raw socket to close');
+      expect(heard).toEqual(['STARTTLS\r\n', 'QUIT\r\n']);
+      await closeServer(server);
+    });
+
+    // Found by the same hunt (proxy-chain's WebSockets over a CONNECT tunnel, faye-websocket's client):
+    // the socket stayed piped into the CONNECT parser, which refuses every write once done; its pause()
+    // at the tunnel's answer, and the TLS records it got, starved the handshake. node:net's TLS reads on.
+    it('TLS over a socket still piped into a writer that refuses writes: the handshake completes, the pipe hears no record', async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      const tunnel = nodeNet.createServer((c) => c.write('HTTP/1.1 200 Connection established\r\n\r\n', () => secure.emit('connection', c)));
+      tunnel.listen(0, '127.0.0.1');
+      await within(once(tunnel, 'listening'), 'listening');
+      const socket = dial({ port: (tunnel.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const parsed: string[] = [];
+      let client: tls.TLSSocket | undefined;
+      // The tunnel's answer starts TLS from inside the parser's write, which then refuses (a pause).
+      const parser = new Writable({
+        highWaterMark: 1,
+        write(chunk: Buffer) {
+          parsed.push(String(chunk));
+          client ??= tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' }, () => client!.write('hi'));
+        },
+      });
+      socket.pipe(parser, { end: false });
+      await within(waitFor(() => client !== undefined, 'the tunnel'), 'the tunnel');
+      const [echo] = await within(once(client!, 'data'), 'the echo');
+      expect(String(echo)).toBe('echo:hi');
+      expect(parsed).toEqual(['HTTP/1.1 200 Connection established\r\n\r\n']);
+      await within(once(socket, 'close'), 'the raw socket to close');
+      await Promise.all([closeServer(tunnel), closeServer(secure)]);
+    });
+
+    it("TLS over a socket holds its reads back while the TLS socket is paused (the wrapper's own pause)", async () => {
+      const size = 32 << 20;
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).end(Buffer.alloc(size, 7)));
+      secure.listen(0, '127.0.0.1');
+      await within(once(secure, 'listening'), 'listening');
+      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      await within(once(client, 'secureConnect'), 'the handshake');
+      client.pause();
+      // Until the reads stop (none for 100 ms): at the TLS socket's high-water mark, not the 32 MiB sent.
+      let last = -1;
+      for (let i = 0; i < 100 && socket.bytesRead !== last; i++) {
+        last = socket.bytesRead;
+        await sleep(100);
+      }
+      expect(socket.bytesRead).toBeLessThan(size / 4);
+      let got = 0;
+      client.on('data', (d: Buffer) => (got += d.length)).resume();
+      await within(once(client, 'end'), 'the rest');
+      expect(got).toBe(size);
+      client.end();
+      await closeServer(secure);
     });
 
     // Found by a review (2026-12-05): the dead TLS wrapper's listeners stayed on the socket, which
