@@ -145,7 +145,7 @@ interface Outgoing {
  * dns.lookup as Node ships it — its source calls getaddrinfo — or none when
  * a wrapper was patched in before this module loaded (a tracer's preload):
  * only Node's own answers an address without asking anyone, so only then
- * is the call skipped (see `resolve`). One patched in later is called like any other.
+ * is the call skipped (see `[kResolve]`). One patched in later is called like any other.
  */
 const builtinLookup: unknown = Function.prototype.toString.call(dns.lookup).includes('getaddrinfo') ? dns.lookup : undefined;
 
@@ -161,7 +161,7 @@ const BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or Da
 const [EAGAIN, EBADF, EBUSY, ECANCELED, EINVAL, EISCONN, EMSGSIZE, ENOTCONN] = ['EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EINVAL', 'EISCONN', 'EMSGSIZE', 'ENOTCONN'].map(uvErrno);
 /** The most pieces one `sendmsg` takes (`IOV_MAX`): libuv hands a list's pieces to it as they are. */
 const IOV_MAX = 1024;
-/** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `closeAfterQueuedJobs`). */
+/** Rounds of ticks and microtasks a `close()` in a batch waits for the earlier messages' replies (see `[kCloseAfterQueuedJobs]`). */
 const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
@@ -202,7 +202,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
   private [kRetry]: NodeJS.Immediate | undefined;
   /** Sends whose destination is being resolved. */
   private [kLookups] = 0;
-  /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `lateBelow`). */
+  /** After a `close()` in a batch of events: the socket, still open until its queued jobs have run, and the sends that may still use it (made in events below `[kLateBelow]`). */
   private [kClosingToken] = -1;
   private [kLateBelow] = 0;
 
@@ -982,7 +982,7 @@ class UdpSocket extends EventEmitter implements Handle, HandsOver {
       this[kMessageBatch] = batch;
       return this[kDeliver](retained(msg), address, port);
     }
-    // The batch's second datagram for this socket: it and the rest wait for ticks (see `deliverLater`).
+    // The batch's second datagram for this socket: it and the rest wait for ticks (see `[kDeliverLater]`).
     this[kLaterMessages] = [[retained(msg), address, port]];
     this[kReactor]!.holdBatch();
     process.nextTick(this[kDeliverLater]);

@@ -19,7 +19,7 @@ import { handOver, type CountsHanded, type HandedConnections, type Handover, typ
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
 import {
   kAcceptNoDelay, kAdopted, kBind, kBindPath, kBlockList, kClosing, kGeneration, kHanded, kHandedClosing, kHandedTo,
-  kListenBound, kListenFailed, kListenFd, kListenViaPrimary, kListeningFlag, kLive, kLocal, kLookupAndBind, kLoopRef,
+  kListenBound, kListenFailed, kListenFd, kListenViaPrimary, kListenerUp, kLive, kLocal, kLookupAndBind, kLoopRef,
   kMaybeClosed, kOnHanded, kOptions, kPipeName, kPrimary, kReactor, kRetry, kSocketClosed, kToken, kUnlisten,
 } from '../symbols';
 
@@ -293,7 +293,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     this[kAdopted] = givenFd(fd, reactor);
     // A Unix-domain one has no address(), as node:net's (a pipe it did not bind has no name).
     const local = reactor.native.localPath(token) === null ? reactor.native.localAddress(token) : null;
-    this[kListeningFlag](reactor, token, local, 'null:null:null');
+    this[kListenerUp](reactor, token, local, 'null:null:null');
   }
 
   /**
@@ -311,7 +311,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
     }
     if (adopted.path === undefined) adopted.release();
     else this[kAdopted] = adopted;
-    this[kListeningFlag](reactor, token, adopted.path ?? reactor.native.localAddress(token), '-1:null:-1');
+    this[kListenerUp](reactor, token, adopted.path ?? reactor.native.localAddress(token), '-1:null:-1');
   }
 
   /**
@@ -363,7 +363,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       }
     }
     // An abstract name may have been padded (see pipeName): the name given, as node:net's.
-    this[kListeningFlag](reactor, token, path.startsWith('\0') ? path : (reactor.native.localPath(token) ?? path), `-1:${path}:-1`);
+    this[kListenerUp](reactor, token, path.startsWith('\0') ? path : (reactor.native.localPath(token) ?? path), `-1:${path}:-1`);
   }
 
   /** A bind or listen that failed: the tracing channel hears it at once, 'error' follows (on the next tick when `later`, as node:net's). */
@@ -374,7 +374,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
   }
 
   /** The listener is up: attach it, and say so on the next tick (not if close() came first). */
-  private [kListeningFlag](reactor: Reactor, token: number, local: AddressInfo | string | null, key: string): void {
+  private [kListenerUp](reactor: Reactor, token: number, local: AddressInfo | string | null, key: string): void {
     this[kReactor] = reactor;
     this[kToken] = token;
     this[kLocal] = local;
@@ -417,7 +417,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
       this[kListenFailed](systemError(-token, 'listen', address, port), true);
       return;
     }
-    this[kListeningFlag](reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
+    this[kListenerUp](reactor, token, reactor.native.localAddress(token), `${isIP(address)}:${address}:${port}`);
   }
 
   /**
@@ -465,7 +465,7 @@ export class Server extends EventEmitter implements Handle, HandsOver, CountsHan
         this[kListenFailed](systemError(-token, 'listen', query.address, query.port));
         return;
       }
-      this[kListeningFlag](reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
+      this[kListenerUp](reactor, token, query.port < 0 ? query.address : reactor.native.localAddress(token), key);
     });
   }
 

@@ -282,10 +282,10 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private [kEndedByPeer] = false;
   private [kAttempts]: Attempts | undefined;
   private [kRemote]: { address: string; family: string; port: number } | null = null;
-  /** `remote` was read from the connection: it stays readable (see `peerName`). */
+  /** `[kRemote]` was read from the connection: it stays readable (see `[kPeerName]`). */
   private [kPeerKept] = false;
   /**
-   * `remote` was read just before this end's FIN went out: node:net's handle
+   * `[kRemote]` was read just before this end's FIN went out: node:net's handle
    * shuts down later, in a loop turn after end(), and answers until then.
    */
   private [kPeerBeforeFin] = false;
@@ -338,17 +338,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   /**
    * node:net starts reading from a 'connect' listener of its own, added
    * when the stream first asks for data while connecting (behind the
-   * user's listeners added before), or after 'ready'. `readArmed`: that
-   * listener is waiting; `readBegun`: it ran. A listener that throws before
+   * user's listeners added before), or after 'ready'. `[kReadArmed]`: that
+   * listener is waiting; `[kReadBegun]`: it ran. A listener that throws before
    * either leaves node:net's socket never reading until asked again: what
-   * the reactor read meanwhile waits in `stalled` (an EOF in `stalledEof`);
+   * the reactor read meanwhile waits in `[kStalled]` (an EOF in `[kStalledEof]`);
    * so does the rest of a reactor read past a full buffer (see onData).
    */
   private [kReadArmed] = false;
   private [kReadBegun] = false;
   private [kStalled]: Buffer[] | undefined;
   private [kStalledEof] = false;
-  /** The reactor reads the connection 64 KiB a turn (see `syncLeanReads`). */
+  /** The reactor reads the connection 64 KiB a turn (see `[kSyncLeanReads]`). */
   private [kLeanReads] = false;
   /** `release` queued for the next tick. */
   private [kReleaseQueued] = false;
@@ -446,7 +446,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this[kSyncActive]();
   }
 
-  /** This end's address, once connected (the peer's is read when asked, see `peerName`). */
+  /** This end's address, once connected (the peer's is read when asked, see `[kPeerName]`). */
   private [kFetchAddresses](): void {
     this[kLocal] = this[kReactor]!.native.localAddress(this[kToken]);
   }
@@ -563,7 +563,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * read at a time and may stop after any: the reactor reads it one 64 KiB
    * read a turn (libuv's read size; libuv reads on, 32 at most, while the
    * stream takes them), so a stop holds at most one read past it, not the
-   * rest of a turn's 256 KiB (held in `stalled` or `unread`). A flowing
+   * rest of a turn's 256 KiB (held in `[kStalled]` or `[kUnread]`). A flowing
    * socket, which takes all, reads the full turn (half the CPU per byte).
    * Nothing to read after the peer's FIN: no call then (pipe's unpipe
    * pauses every piped socket that ends).
@@ -575,14 +575,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this[kReactor]!.native.setLeanReads(this[kToken], lean);
   }
 
-  /** `syncLeanReads` for a socket made, once its first listeners have had their say (see `bind`). */
+  /** `[kSyncLeanReads]` for a socket made, once its first listeners have had their say (see `[kBind]`). */
   private static leanUnlessFlowing(socket: Socket): void {
     socket[kSyncLeanReads]();
   }
 
   override resume(): this {
     // Readable's resume first: a pause() from an onread callback below must not be undone by it
-    // (its resume_ tick would call _read() and restart the kernel reads with `unread` still held).
+    // (its resume_ tick would call _read() and restart the kernel reads with `[kUnread]` still held).
     const self = super.resume();
     this[kSyncLeanReads]();
     if (this[kOnread] && !this[kConnectingFlag] && this[kNativePaused]) {
@@ -1121,7 +1121,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
 
   /**
    * As node:net's: a write still going out (its queue changed since the last
-   * look, see `lastQueued`) is no idleness: the timer starts again instead.
+   * look, see `[kLastQueued]`) is no idleness: the timer starts again instead.
    */
   private [kOnTimeout](): void {
     if (this[kLastQueued] > 0 && this[kToken] >= 0) {
@@ -1385,7 +1385,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (queued === 0) setImmediate(() => this[kFinishWrite](cb));
   }
 
-  /** A write finished a turn later (see `writeOut`): done, unless a close cancelled it meanwhile. */
+  /** A write finished a turn later (see `[kWriteOut]`): done, unless a close cancelled it meanwhile. */
   private [kFinishWrite](cb: (err?: Error | null) => void): void {
     if (this[kPendingWrite] === cb) this[kOnDrain]();
   }
@@ -1674,7 +1674,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report), this[kScope]);
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
-    // Bytes a throwing listener held back come on a tick too (see `holdBack`, `deliver`): libuv
+    // Bytes a throwing listener held back come on a tick too (see `[kHoldBack]`, `[kDeliver]`): libuv
     // would read them before it met the error.
     if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return process.nextTick;
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
@@ -1781,46 +1781,60 @@ function isStreamWrapTransport(socket: Socket): boolean {
  */
 function heardOnlyBy(socket: Socket, reader: (...args: any[]) => void): void {
   const reads = new WeakSet<Buffer>();
+  // What waits in the buffer is the wrapper's too (bytes peeked and unshift()ed before a TLS
+  // server was handed the socket, a hello read before the upgrade): it flows to the wrapper.
+  const { buffer } = (socket as unknown as { _readableState: { buffer: Iterable<unknown> } })._readableState;
+  for (const chunk of buffer) if (Buffer.isBuffer(chunk)) reads.add(chunk);
   socket[kWrapperReads] = reads;
-  const emit = Socket.prototype.emit;
-  Object.defineProperty(socket, 'emit', {
-    configurable: true,
-    writable: true,
-    value(this: Socket, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'close') {
-        this[kWrapperReads] = undefined;
-        Reflect.deleteProperty(this, 'emit');
+  // Over whatever emit the socket had, a user's own wrapper included, and only while it lasts.
+  const own = Object.getOwnPropertyDescriptor(socket, 'emit');
+  const before = socket.emit;
+  const emitUnderTls = function (this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close') {
+      this[kWrapperReads] = undefined;
+      if (this.emit === emitUnderTls) {
+        if (own) Object.defineProperty(this, 'emit', own);
+        else Reflect.deleteProperty(this, 'emit');
       }
-      if (event !== 'data' || this.listenerCount('data', reader) === 0) return emit.call(this, event, ...args);
-      if (reads.has(args[0] as Buffer)) {
-        reader.apply(this, args);
-        return true;
-      }
-      const others = this.rawListeners('data').filter((l) => l !== reader);
-      for (const l of others) (l as (...a: unknown[]) => void).apply(this, args);
-      return others.length > 0;
-    },
-  });
+    }
+    if (event !== 'data' || this.listenerCount('data', reader) === 0) return before.call(this, event, ...args);
+    if (reads.has(args[0] as Buffer)) {
+      reader.apply(this, args);
+      return true;
+    }
+    const others = this.rawListeners('data').filter((l) => l !== reader);
+    for (const l of others) (l as (...a: unknown[]) => void).apply(this, args);
+    return others.length > 0;
+  };
+  Object.defineProperty(socket, 'emit', { configurable: true, writable: true, value: emitUnderTls });
 }
 
 /**
- * Whether the caller's caller is Node's `JSStreamSocket.readStop()`: TLS
+ * Whether Node's `JSStreamSocket.readStop()` called this pause(): TLS
  * holding its transport's reads back (its `this.stream.pause()`). Read
  * from the call sites themselves, whatever a user's `prepareStackTrace`
  * or `stackTraceLimit`; taken only for a pause under TLS.
  */
 function calledByWrapperReadStop(): boolean {
   const { prepareStackTrace, stackTraceLimit } = Error;
-  Error.stackTraceLimit = 2;
-  Error.prepareStackTrace = (_err, sites) => sites;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   try {
+    // A few frames up: a pause() wrapped by a subclass or a user stands between.
+    Error.stackTraceLimit = 8;
+    Error.prepareStackTrace = (_err, sites) => sites;
     Error.captureStackTrace(holder, calledByWrapperReadStop);
     // (Formatted when first read: before the user's prepareStackTrace is back.)
-    return holder.stack?.[1]?.getFunctionName() === 'readStop' && holder.stack[1].getTypeName() === 'JSStreamSocket';
+    return holder.stack?.some((site) => site.getFunctionName() === 'readStop' && site.getTypeName() === 'JSStreamSocket') ?? false;
+  } catch {
+    // Error's settings frozen (--frozen-intrinsics): every pause holds the reads back.
+    return true;
   } finally {
-    Error.prepareStackTrace = prepareStackTrace;
-    Error.stackTraceLimit = stackTraceLimit;
+    try {
+      Error.prepareStackTrace = prepareStackTrace;
+      Error.stackTraceLimit = stackTraceLimit;
+    } catch {
+      // (Frozen: never changed.)
+    }
   }
 }
 

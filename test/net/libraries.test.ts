@@ -268,6 +268,29 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // connected socket's handle, and its listeners hear no TLS byte again; muxnet's emitted every read
     // as 'data' — ftp-srv's command parser took the client's hello for a command (AUTH TLS answered
     // 502), and the plaintext ftp-srv re-emits on the socket reached the TLS layer as records.
+    // Found by a review of the fix below (2026-12-06): what waited in the socket when the wrapper came
+    // (bytes peeked and unshift()ed to sniff the protocol, as httpolyglot does) went to no one.
+    it('a socket whose first bytes were peeked and unshift()ed, then handed to a TLS server: the handshake completes', async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      const sniffed: number[] = [];
+      const server = net.createServer({ backend } as nodeNet.ServerOpts, (raw) =>
+        raw.once('data', (first: Buffer) => {
+          sniffed.push(first[0]!);
+          raw.pause();
+          raw.unshift(first);
+          secure.emit('connection', raw);
+        }),
+      );
+      server.listen(0, '127.0.0.1');
+      await within(once(server, 'listening'), 'listening');
+      const client = tls.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
+      const [echo] = await within(once(client, 'data'), 'the echo');
+      // 0x16: a TLS handshake record.
+      expect([String(echo), sniffed]).toEqual(['echo:hi', [0x16]]);
+      await within(once(client, 'close'), 'close');
+      await Promise.all([closeServer(server), closeServer(secure)]);
+    });
+
     it("STARTTLS server: the socket's own 'data' listener hears the command, then only what is re-emitted on it", async () => {
       const heard: string[] = [];
       let secure: tls.TLSSocket | undefined;
@@ -310,6 +333,13 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       tunnel.listen(0, '127.0.0.1');
       await within(once(tunnel, 'listening'), 'listening');
       const socket = dial({ port: (tunnel.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      // Instrumentation's own emit on the socket stays its own, under TLS and after.
+      const seen: (string | symbol)[] = [];
+      const userEmit = function (this: nodeNet.Socket, event: string | symbol, ...args: unknown[]) {
+        seen.push(event);
+        return Reflect.apply(nodeNet.Socket.prototype.emit, this, [event, ...args]) as boolean;
+      };
+      socket.emit = userEmit;
       const parsed: string[] = [];
       let client: tls.TLSSocket | undefined;
       // The tunnel's answer starts TLS from inside the parser's write, which then refuses (a pause).
@@ -326,6 +356,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect(String(echo)).toBe('echo:hi');
       expect(parsed).toEqual(['HTTP/1.1 200 Connection established\r\n\r\n']);
       await within(once(socket, 'close'), 'the raw socket to close');
+      expect([socket.emit === userEmit, seen.includes('connect'), seen.includes('close')]).toEqual([true, true, true]);
       await Promise.all([closeServer(tunnel), closeServer(secure)]);
     });
 
@@ -335,6 +366,11 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       secure.listen(0, '127.0.0.1');
       await within(once(secure, 'listening'), 'listening');
       const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      // A user's wrapper around pause() (instrumentation) stands between the wrapper and the socket.
+      const { pause } = socket;
+      socket.pause = function (this: nodeNet.Socket) {
+        return pause.call(this);
+      };
       const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
       await within(once(client, 'secureConnect'), 'the handshake');
       client.pause();
