@@ -1117,7 +1117,7 @@ export type SocketConstructor = {
 // Named as node:dgram's class (its `name`, what inspect() labels a socket with).
 Object.defineProperty(UdpSocket, 'name', { value: 'Socket' });
 // (node's typings' form is one the class refuses, as node's does at run time: asserted.)
-export const Socket = callable(UdpSocket) as unknown as SocketConstructor;
+export const Socket = callable(UdpSocket, 'Socket', 2) as unknown as SocketConstructor;
 export type Socket = nodeDgram.Socket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */

@@ -80,6 +80,23 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     s.close();
   });
 
+  // Found 2026-12-06 (two hunts): a 'message' listener's stack frame read
+  // `EventEmitter.<anonymous>` — V8 names a frame by the receiver's `constructor`, and
+  // muxnet's was a proxy, not a function.
+  it("names its class as node:dgram's: listeners' stack frames, name, length, prototype chain", () => {
+    const s = dgram.createSocket({ type: 'udp4', backend } as nodeDgram.SocketOptions);
+    let line = '';
+    s.once('ping', function () {
+      line = (new Error().stack ?? '').split('\n')[1];
+    });
+    s.emit('ping');
+    expect(/at (\S+)/.exec(line)?.[1]).toBe('Socket.<anonymous>');
+    expect([typeof dgram.Socket, dgram.Socket.name, dgram.Socket.length]).toEqual(['function', nodeDgram.Socket.name, nodeDgram.Socket.length]);
+    expect(Object.getPrototypeOf(dgram.Socket)).toBe(Object.getPrototypeOf(nodeDgram.Socket));
+    expect(s.constructor).toBe(dgram.Socket);
+    s.close();
+  });
+
   // Found 2026-12-06 (a hunt of types and module shape): `dgram.Socket.call(this, …)` threw
   // (a class constructor cannot be called).
   it('an ES5-style subclass (util.inherits, then dgram.Socket.call(this, …)) binds, sends and receives', async () => {

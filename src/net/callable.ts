@@ -3,23 +3,48 @@
  * without `new`, and an ES5-style subclass initialises itself with them
  * (`net.Server.call(this, options)` after `util.inherits(MyServer,
  * net.Server)`, the way many packages are written). A class can do
- * neither, so it is exported through a proxy that does both; `new`,
- * `extends`, `instanceof` and the prototype pass through to the class itself.
+ * neither, so it is exported through a plain function that does both and
+ * shares the class's prototype: `new`, `extends` and `instanceof` reach the
+ * class itself. A function, not a proxy, because V8 names a stack frame by
+ * its receiver's `constructor` only when that is a function (a listener's
+ * frame reads `Socket.<anonymous>`, as node's, not `Duplex.<anonymous>`).
  */
 export type Callable<C extends abstract new (...args: never[]) => unknown> = C & ((...args: ConstructorParameters<C>) => InstanceType<C>);
 
-export function callable<C extends new (...args: never[]) => unknown>(cls: C): Callable<C> {
-  const exported = new Proxy(cls, {
-    apply: (target, self: unknown, args: ConstructorParameters<C>) => {
-      // node:net's own test: `if (!(this instanceof Server)) return new Server(…)`.
-      if (!(self instanceof target)) return new target(...args);
-      initialise(target, self as object, args);
-      return undefined;
+type Body = (newTarget: unknown, self: unknown, args: unknown[]) => unknown;
+/**
+ * The names node's classes go by. V8 names a frame by the function's name
+ * in the source (not by its `name` property), so each is spelled here.
+ */
+const NAMED = {
+  Socket: (body: Body) =>
+    function Socket(this: unknown, ...args: unknown[]) {
+      return body(new.target, this, args);
     },
-  }) as Callable<C>;
+  Server: (body: Body) =>
+    function Server(this: unknown, ...args: unknown[]) {
+      return body(new.target, this, args);
+    },
+};
+
+/** `cls` as node's `name` is: callable without `new`, of node's arity (`length`). */
+export function callable<C extends new (...args: never[]) => unknown>(cls: C, name: keyof typeof NAMED, length: number): Callable<C> {
+  const exported: (this: unknown, ...args: unknown[]) => unknown = NAMED[name]((newTarget, self, args) => {
+    const params = args as ConstructorParameters<C>;
+    // `new net.Socket()`, or a subclass's `super()`: the class builds it for the subclass.
+    if (newTarget) return Reflect.construct(cls, params, newTarget === exported ? cls : (newTarget as C));
+    // node:net's own test: `if (!(this instanceof Server)) return new Server(…)`.
+    if (!(self instanceof cls)) return new cls(...params);
+    initialise(cls, self as object, params);
+    return undefined;
+  });
+  Object.defineProperty(exported, 'length', { value: length });
+  exported.prototype = cls.prototype;
+  // node's statics are its base's (`net.Socket`'s prototype is `stream.Duplex`); the class's own stay inside.
+  Object.setPrototypeOf(exported, Object.getPrototypeOf(cls));
   // `socket.constructor === net.Socket`, as node's.
   Object.defineProperty(cls.prototype, 'constructor', { value: exported, writable: true, configurable: true });
-  return exported;
+  return exported as unknown as Callable<C>;
 }
 
 /**

@@ -394,6 +394,33 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     expect(call(net.Server, serverOpts())).toBeInstanceOf(net.Server);
   });
 
+  // Found 2026-12-06 (two hunts): a listener's stack frame read `Duplex.<anonymous>` and a
+  // server's `EventEmitter.<anonymous>` — V8 names a frame by the receiver's `constructor`, and
+  // muxnet's was a proxy, not a function.
+  it("names its classes as node:net's: listeners' stack frames, name, length, prototype chain", () => {
+    const frame = (emitter: NodeJS.EventEmitter, event: string) => {
+      let line = '';
+      emitter.once(event, function () {
+        line = (new Error().stack ?? '').split('\n')[1];
+      });
+      emitter.emit(event);
+      return /at (\S+)/.exec(line)?.[1];
+    };
+    const socket = new net.Socket();
+    const server = net.createServer(serverOpts());
+    expect([frame(socket, 'ping'), frame(server, 'ping')]).toEqual(['Socket.<anonymous>', 'Server.<anonymous>']);
+    for (const [mine, node] of [
+      [net.Socket, nodeNet.Socket],
+      [net.Server, nodeNet.Server],
+    ] as const) {
+      expect([typeof mine, mine.name, mine.length]).toEqual(['function', node.name, node.length]);
+      expect(Object.getPrototypeOf(mine)).toBe(Object.getPrototypeOf(node));
+      expect(Object.getPrototypeOf(mine.prototype)).toBe(Object.getPrototypeOf(node.prototype));
+    }
+    expect([socket.constructor, server.constructor]).toEqual([net.Socket, net.Server]);
+    socket.destroy();
+  });
+
   // Found 2026-12-06 (a hunt of types and module shape): `net.Server.call(this)` made a server
   // elsewhere and left `this` bare — its listen() did nothing, no 'listening', no error.
   it('an ES5-style subclass (util.inherits, then Base.call(this, …)) listens, connects and carries bytes', async () => {
