@@ -24,13 +24,13 @@ import { moveToThread, notTransferable, type Movable, type Move } from '../threa
 import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
-  kDispatched, kDropEncoding, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
-  kUnixDomain, kUnread, kWrapperReads, kWriteOut,
+  kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kBeforePause,
 } from '../symbols';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
@@ -352,8 +352,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   private [kLeanReads] = false;
   /** `release` queued for the next tick. */
   private [kReleaseQueued] = false;
-  /** @internal The chunks read while TLS runs over this socket, for its wrapper alone (see `heardOnlyBy`). */
-  [kWrapperReads]: WeakSet<Buffer> | undefined;
+  /**
+   * Node's `JSStreamSocket` reading this socket (TLS or http2 over it): its
+   * `'data'` listener, called with what the socket reads, and whether it
+   * holds the reads back (see `on()`).
+   */
+  private [kStreamWrap]: { read: (chunk: Buffer) => void; paused: boolean } | undefined;
+  /** The stream's flowing state before the last pause() (the wrapper's first act: undone, see `on()`). */
+  private [kBeforePause]: { flowing: boolean | null; paused: boolean } | undefined;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -509,49 +515,70 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   /**
-   * Node's `JSStreamSocket` (TLS over this socket: `tls.connect({ socket })`,
-   * as every stream without a libuv handle) refuses string chunks
-   * (`ERR_STREAM_WRAP`): a socket a line protocol gave an encoding before its
-   * STARTTLS (basic-ftp's FTPS, SMTP and IMAP clients) failed its upgrade
-   * until 2026-12-05, where node:net's TLS reads the native handle and never
-   * meets the decoder. Its `'data'` listener takes the bytes as they come:
-   * the decoder goes, and text decoded and not yet read goes back to bytes.
-   * From then on it is the only one to hear them (see `heardOnlyBy`).
+   * TLS or http2 over this socket (`tls.connect({ socket })`,
+   * `new tls.TLSSocket(socket)`) goes through Node's `JSStreamSocket`, as
+   * over any stream without a libuv handle; node:net's TLS takes a
+   * connected socket's handle instead, and the socket's own stream hears
+   * none of its bytes again. So here: the wrapper's `'data'` listener is
+   * not a listener but the socket's reader — it alone gets what the socket
+   * reads, from the socket itself (see `[kReadToWrap]`), held back by the
+   * wrapper's own pause only, and what is done to the socket's stream
+   * (listeners removed, an encoding, a pause, a pipe left from before)
+   * touches none of it. What a STARTTLS server emits as `'data'` by hand (the
+   * plaintext, as ftp-srv re-emits it) reaches the socket's listeners alone.
+   * Before (the socket's stream carried the records): ftp-srv's command
+   * parser, still listening, took the client's hello for a command, a
+   * parser left piped starved the handshake with its pause()
+   * (proxy-chain), and an encoding given before the upgrade made strings
+   * of the records (`ERR_STREAM_WRAP`: basic-ftp's FTPS).
    */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    if (event === 'data' && calls(listener, '_handle.readBuffer(')) {
-      if (this.readableEncoding !== null) this[kDropEncoding]();
-      heardOnlyBy(this, listener);
-    }
-    return super.on(event, listener);
+    if (event !== 'data' || !calls(listener, '_handle.readBuffer(')) return super.on(event, listener);
+    // What waits in the stream is the wrapper's (a hello peeked and unshift()ed before a TLS server
+    // was handed the socket, read before the upgrade): first in line, as bytes.
+    const waiting = this[kTakeBuffered]();
+    if (waiting.length > 0) this[kStalled] = this[kStalled] === undefined ? waiting : waiting.concat(this[kStalled]);
+    // The wrapper paused the stream before it listened: that pause is its reads' (its readStart()
+    // asks for the first bytes), the stream is as it was.
+    this[kStreamWrap] = { read: listener, paused: true };
+    if (this[kBeforePause] !== undefined) Object.assign(readableState(this), this[kBeforePause]);
+    this[kSyncLeanReads]();
+    return this;
   }
 
   override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
     return this.on(event, listener);
   }
 
-  private [kDropEncoding](): void {
-    const state = (this as unknown as { _readableState: { decoder: unknown; encoding: BufferEncoding | null; buffer: unknown; bufferIndex?: number; length: number } })._readableState;
+  /** Empties the stream's buffer: its chunks, as bytes (text decoded and not yet read goes back). */
+  private [kTakeBuffered](): Buffer[] {
+    const state = readableState(this);
     const encoding = state.encoding ?? 'utf8';
-    state.decoder = null;
-    state.encoding = null;
-    // Readable's buffer, an array since Node 20.20 (from `bufferIndex` on); a list before.
-    if (!Array.isArray(state.buffer)) return;
-    const kept = state.buffer.slice(state.bufferIndex ?? 0).map((chunk: Buffer | string) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk));
-    state.buffer.splice(0, state.buffer.length, ...kept);
+    const { buffer } = state;
+    const chunks = Array.isArray(buffer) ? buffer.slice(state.bufferIndex ?? 0) : [...buffer];
+    if (Array.isArray(buffer)) buffer.length = 0;
+    else buffer.clear?.();
     if (state.bufferIndex !== undefined) state.bufferIndex = 0;
-    state.length = kept.reduce((sum, chunk) => sum + chunk.length, 0);
+    state.length = 0;
+    return chunks.map((chunk) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk));
   }
 
   /**
    * With onread, pausing stops reading from the kernel, as in node:net.
-   * Under TLS (see `heardOnlyBy`) only the wrapper's own pause holds the
-   * reads back, as node:net's TLS reads the handle whoever pauses the
-   * socket: a pipe left from before, pausing, starved the handshake.
+   * Under TLS (see `on()`) the wrapper's own pause holds its reads back;
+   * anyone else's pauses the socket's stream only, as node:net's TLS reads
+   * the handle whoever pauses the socket.
    */
   override pause(): this {
-    if (this[kWrapperReads] !== undefined && !calledByWrapperReadStop()) return this;
-    if (this[kOnread] && !this[kConnectingFlag]) this[kStopReading]();
+    const wrap = this[kStreamWrap];
+    if (wrap !== undefined && calledByWrapper('readStop')) {
+      wrap.paused = true;
+      this[kStopReading]();
+      return this;
+    }
+    if (this[kOnread] && wrap === undefined && !this[kConnectingFlag]) this[kStopReading]();
+    const { flowing, paused } = readableState(this);
+    this[kBeforePause] = { flowing, paused };
     const self = super.pause();
     this[kSyncLeanReads]();
     return self;
@@ -569,7 +596,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * pauses every piped socket that ends).
    */
   private [kSyncLeanReads](): void {
-    const lean = this[kOnread] !== undefined || this.readableFlowing !== true;
+    // (Under TLS the wrapper takes all it is given, whatever the stream's state.)
+    const lean = this[kStreamWrap] === undefined && (this[kOnread] !== undefined || this.readableFlowing !== true);
     if (lean === this[kLeanReads] || this[kToken] < 0 || this[kPeerFin]) return;
     this[kLeanReads] = lean;
     this[kReactor]!.native.setLeanReads(this[kToken], lean);
@@ -581,11 +609,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   override resume(): this {
+    const wrap = this[kStreamWrap];
+    if (wrap !== undefined && calledByWrapper('readStart')) {
+      wrap.paused = false;
+      this._read();
+      return this;
+    }
     // Readable's resume first: a pause() from an onread callback below must not be undone by it
     // (its resume_ tick would call _read() and restart the kernel reads with `[kUnread]` still held).
     const self = super.resume();
     this[kSyncLeanReads]();
-    if (this[kOnread] && !this[kConnectingFlag] && this[kNativePaused]) {
+    if (this[kOnread] && wrap === undefined && !this[kConnectingFlag] && this[kNativePaused]) {
       this._read();
       // As in node:net, the bytes already read reach the callback later, not inside resume().
       this[kQueueDeliver]();
@@ -1185,7 +1219,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   [usedAsStdio](): void {
     this[kStopReading]();
     this.pause();
-    (this as unknown as { _readableState: { reading: boolean } })._readableState.reading = false;
+    readableState(this).reading = false;
   }
 
   /**
@@ -1269,6 +1303,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   // fills it) and starts again when the stream asks for more: the peer
   // meets TCP backpressure, as with node:net.
   override _read(): void {
+    // Under TLS the wrapper's readStart() asks, not the socket's stream.
+    if (this[kStreamWrap]?.paused) return;
     if (this[kConnectingFlag] && !this[kReadArmed]) {
       this[kReadArmed] = true;
       this.once('connect', Socket.beginReading);
@@ -1451,6 +1487,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     this[kEofPending] = false;
     this[kStalled] = undefined;
     this[kStalledEof] = false;
+    // Its wrapper goes with it: connected again, it is plain TCP.
+    this[kStreamWrap] = undefined;
     this[kErrorDeferred] = false;
     this[kCountedBy]?.[kSocketClosed]();
     this[kCountedBy] = undefined;
@@ -1504,8 +1542,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       }
       throw err;
     }
-    // node:net starts reading only if the stream asked for data or nobody paused it.
-    if (this.isPaused() && !(this as unknown as { _readableState: { reading: boolean } })._readableState.reading) this[kStopReading]();
+    // node:net starts reading only if the stream asked for data or nobody paused it (under TLS: the wrapper).
+    const wrap = this[kStreamWrap];
+    if (wrap !== undefined ? wrap.paused : this.isPaused() && !readableState(this).reading) this[kStopReading]();
   }
 
   /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
@@ -1521,6 +1560,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     if (this[kLeanReads] && this.readableFlowing === true && !this[kOnread]) this[kSyncLeanReads]();
     this[kDataBatch] = this[kReactor]!.batches;
     this[kTouch]();
+    if (this[kStreamWrap] !== undefined) return this[kReadToWrap](chunk, this[kStreamWrap]);
     // bytesRead counts what is handed out, piece by piece, as libuv's reads
     // are counted one by one: a listener sees the bytes up to its own.
     if (this[kOnread]) {
@@ -1543,9 +1583,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       this.bytesRead += piece.length;
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
-        const read = this.readableFlowing === true ? retained(piece) : heldCopy(piece);
-        this[kWrapperReads]?.add(read);
-        if (this.push(read)) continue;
+        if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
       } catch (err) {
         const rest = chunk.subarray(at + NODE_READ_SIZE);
         this[kHoldBack](rest.length > 0 ? [heldCopy(rest)] : []);
@@ -1560,6 +1598,29 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       // Not flowing by a way that passes no pause() (a 'readable' listener, an unpipe).
       this[kSyncLeanReads]();
       break;
+    }
+  }
+
+  /**
+   * Under TLS (see `on()`): what the socket reads goes to the wrapper, in
+   * libuv-sized reads, until the wrapper pauses (TLS's own backpressure);
+   * the rest waits for its readStart().
+   */
+  private [kReadToWrap](chunk: Buffer, wrap: { read: (chunk: Buffer) => void; paused: boolean }): void {
+    for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
+      if (wrap.paused || this[kStreamWrap] !== wrap) {
+        this[kStalled] = [heldCopy(chunk.subarray(at))];
+        return this[kStopReading]();
+      }
+      const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
+      this.bytesRead += piece.length;
+      try {
+        // (Node's JSStream copies it before readBuffer() returns: no copy of our own.)
+        wrap.read(piece);
+      } catch (err) {
+        if (at + NODE_READ_SIZE < chunk.length) this[kHoldBack]([heldCopy(chunk.subarray(at + NODE_READ_SIZE))]);
+        throw err;
+      }
     }
   }
 
@@ -1752,81 +1813,37 @@ function notHalfOpen(socket: Socket): void {
 }
 
 /**
- * Whether `socket` carries a live `JSStreamSocket` of Node's: its listeners
- * hand the stream's bytes and its end to the native side
- * (`_handle.readBuffer()`, `_handle.emitEOF()`), and its `once('close')`
- * destroying the wrapper is still there — gone, the socket closed since,
+ * Whether `socket` carries a live `JSStreamSocket` of Node's: one reads it
+ * (see `on()`), its `'end'` listener hands the end to the native side
+ * (`_handle.emitEOF()`), and its `once('close')` destroying the wrapper is
+ * still there — gone, the socket closed since,
  * and the wrapper with it (a TLS handshake that failed, the socket
  * connected again for plain TCP, kept its first two: taken for a transport,
  * it never ended). Read from their source, once, at the peer's FIN.
  */
 function isStreamWrapTransport(socket: Socket): boolean {
   const listen = (event: string, call: string) => socket.listeners(event).some((l) => calls(l, call));
-  return listen('end', '_handle.emitEOF()') && listen('data', '_handle.readBuffer(') && listen('close', 'this.destroy()');
+  return socket[kStreamWrap] !== undefined && listen('end', '_handle.emitEOF()') && listen('close', 'this.destroy()');
 }
 
 /**
- * TLS over this socket (Node's `JSStreamSocket`, whose `'data'` listener is
- * `reader`): node:net's TLS takes a connected socket's handle, and the
- * socket's listeners hear none of its bytes again. Here every read still
- * comes as `'data'`: a STARTTLS server's command parser, still listening,
- * took the client's hello for a command (ftp-srv's `AUTH TLS`), and a parser
- * a client left piped refused the TLS records, its pause() starving the
- * handshake (proxy-chain's WebSockets over a CONNECT tunnel). From then on
- * what the socket reads reaches `reader` alone (the wrapper's own
- * pause()/resume() still hold it back), and whatever else is emitted as
- * `'data'` — the plaintext a server forwards to the socket's listeners, as
- * ftp-srv does — reaches all but `reader`, as node:net's listeners alone
- * hear it. A socket closed (its wrapper goes with it) is plain TCP again.
+ * Whether Node's `JSStreamSocket` called this pause() or resume() from its
+ * `readStop()` / `readStart()`: TLS holding its transport's reads back, or
+ * asking for more. Read from the call sites themselves, whatever a user's
+ * `prepareStackTrace` or `stackTraceLimit`; taken only under TLS.
  */
-function heardOnlyBy(socket: Socket, reader: (...args: any[]) => void): void {
-  const reads = new WeakSet<Buffer>();
-  // What waits in the buffer is the wrapper's too (bytes peeked and unshift()ed before a TLS
-  // server was handed the socket, a hello read before the upgrade): it flows to the wrapper.
-  const { buffer } = (socket as unknown as { _readableState: { buffer: Iterable<unknown> } })._readableState;
-  for (const chunk of buffer) if (Buffer.isBuffer(chunk)) reads.add(chunk);
-  socket[kWrapperReads] = reads;
-  // Over whatever emit the socket had, a user's own wrapper included, and only while it lasts.
-  const own = Object.getOwnPropertyDescriptor(socket, 'emit');
-  const before = socket.emit;
-  const emitUnderTls = function (this: Socket, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'close') {
-      this[kWrapperReads] = undefined;
-      if (this.emit === emitUnderTls) {
-        if (own) Object.defineProperty(this, 'emit', own);
-        else Reflect.deleteProperty(this, 'emit');
-      }
-    }
-    if (event !== 'data' || this.listenerCount('data', reader) === 0) return before.call(this, event, ...args);
-    if (reads.has(args[0] as Buffer)) {
-      reader.apply(this, args);
-      return true;
-    }
-    const others = this.rawListeners('data').filter((l) => l !== reader);
-    for (const l of others) (l as (...a: unknown[]) => void).apply(this, args);
-    return others.length > 0;
-  };
-  Object.defineProperty(socket, 'emit', { configurable: true, writable: true, value: emitUnderTls });
-}
-
-/**
- * Whether Node's `JSStreamSocket.readStop()` called this pause(): TLS
- * holding its transport's reads back (its `this.stream.pause()`). Read
- * from the call sites themselves, whatever a user's `prepareStackTrace`
- * or `stackTraceLimit`; taken only for a pause under TLS.
- */
-function calledByWrapperReadStop(): boolean {
+function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
   const { prepareStackTrace, stackTraceLimit } = Error;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   try {
     // A few frames up: a pause() wrapped by a subclass or a user stands between.
     Error.stackTraceLimit = 8;
     Error.prepareStackTrace = (_err, sites) => sites;
-    Error.captureStackTrace(holder, calledByWrapperReadStop);
+    Error.captureStackTrace(holder, calledByWrapper);
     // (Formatted when first read: before the user's prepareStackTrace is back.)
-    return holder.stack?.some((site) => site.getFunctionName() === 'readStop' && site.getTypeName() === 'JSStreamSocket') ?? false;
+    return holder.stack?.some((site) => site.getFunctionName() === method && site.getTypeName() === 'JSStreamSocket') ?? false;
   } catch {
-    // Error's settings frozen (--frozen-intrinsics): every pause holds the reads back.
+    // Error's settings frozen (--frozen-intrinsics): every pause and resume is the wrapper's.
     return true;
   } finally {
     try {
@@ -1836,6 +1853,22 @@ function calledByWrapperReadStop(): boolean {
       // (Frozen: never changed.)
     }
   }
+}
+
+/** The parts of Readable's state muxnet reads or sets (Node 20.20, 22 and 24 alike). */
+type ReadableState = {
+  encoding: BufferEncoding | null;
+  // An array since Node 20.20 (from `bufferIndex` on), a list before.
+  buffer: { clear?: () => void } & Iterable<Buffer | string>;
+  bufferIndex?: number;
+  length: number;
+  reading: boolean;
+  flowing: boolean | null;
+  paused: boolean;
+};
+
+function readableState(socket: Socket): ReadableState {
+  return (socket as unknown as { _readableState: ReadableState })._readableState;
 }
 
 /** Whether `fn`'s source makes `call` (Node's own listeners, known by what they do). */

@@ -360,6 +360,44 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await Promise.all([closeServer(tunnel), closeServer(secure)]);
     });
 
+    // Found 2026-12-06 (the last note's list): node:net's TLS reads the handle, whatever is done to
+    // the socket's own stream after; here a removeAllListeners('data') took the wrapper's listener
+    // (no handshake), a setEncoding() turned its records into strings (ERR_STREAM_WRAP), and a
+    // pause() not the wrapper's was dropped whole (no 'pause', isPaused() false).
+    it("TLS over a socket, which is then stripped of its 'data' listeners, given an encoding and paused: the TLS socket reads on", async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      secure.listen(0, '127.0.0.1');
+      await within(once(secure, 'listening'), 'listening');
+      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
+      socket.removeAllListeners('data');
+      socket.setEncoding('utf8');
+      const paused = once(socket, 'pause');
+      socket.pause();
+      await within(paused, "the socket's 'pause'");
+      expect([socket.isPaused(), socket.readableEncoding]).toEqual([true, 'utf8']);
+      const [echo] = await within(once(client, 'data'), 'the echo');
+      expect(String(echo)).toBe('echo:hi');
+      await within(once(client, 'close'), 'close');
+      await closeServer(secure);
+    });
+
+    // From the last note's list (2026-12-06): TLS over a socket made with `onread` never handshook —
+    // its reads went to the callback, none to the wrapper.
+    it('TLS over a socket made with onread: the handshake completes, the callback hears no record', async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      secure.listen(0, '127.0.0.1');
+      await within(once(secure, 'listening'), 'listening');
+      let heard = 0;
+      const onread = { buffer: Buffer.alloc(1024), callback: (n: number) => ((heard += n), true) };
+      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', onread } as nodeNet.NetConnectOpts);
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
+      const [echo] = await within(once(client, 'data'), 'the echo');
+      expect([String(echo), heard]).toEqual(['echo:hi', 0]);
+      await within(once(client, 'close'), 'close');
+      await closeServer(secure);
+    });
+
     it("TLS over a socket holds its reads back while the TLS socket is paused (the wrapper's own pause)", async () => {
       const size = 32 << 20;
       const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).end(Buffer.alloc(size, 7)));
