@@ -32,6 +32,7 @@ import {
   kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kBeforePause,
 } from '../symbols';
+import { lendTcpMethods } from './js-stream';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -541,6 +542,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // The wrapper paused the stream before it listened: that pause is its reads' (its readStart()
     // asks for the first bytes), the stream is as it was.
     this[kStreamWrap] = { read: listener, paused: true };
+    lendTcpMethods(isSocket);
     if (this[kBeforePause] !== undefined) Object.assign(readableState(this), this[kBeforePause]);
     this[kSyncLeanReads]();
     return this;
@@ -1853,6 +1855,10 @@ function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
       // (Frozen: never changed.)
     }
   }
+}
+
+function isSocket(stream: unknown): stream is Socket {
+  return stream instanceof Socket;
 }
 
 /** The parts of Readable's state muxnet reads or sets (Node 20.20, 22 and 24 alike). */

@@ -3,6 +3,7 @@
 // baseline: node:http (a keep-alive Agent, http.Server), node:https (TLS over
 // the sockets), node:http2, undici, the `ws` package, and ioredis and pg
 // against a real redis-server and PostgreSQL started here.
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import nodeNet from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { AbstractConnector, Redis } from 'ioredis';
@@ -19,7 +21,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
-import { BACKENDS, expectSocketFdsBack, pattern, sleep, waitFor } from '../helpers';
+import { BACKENDS, expectSocketFdsBack, pattern, sleep, tcpOptionsOf, waitFor } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 
 type Net = typeof nodeNet;
@@ -396,6 +398,36 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       expect([String(echo), heard]).toEqual(['echo:hi', 0]);
       await within(once(client, 'close'), 'close');
       await closeServer(secure);
+    });
+
+    // Found by a hunt (2026-12-06, drivers over TLS): the TLS socket's handle was Node's JSStream,
+    // which answers none of a TCP handle's calls — no addresses (smtp-server's onSecure, ftp-srv's
+    // passive FTPS connections refused), setKeepAlive() and setNoDelay() reached no socket.
+    it("TLS over a socket: the TLS socket has the socket's addresses, and its setNoDelay() and setKeepAlive() reach it", async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      secure.listen(0, '127.0.0.1');
+      await within(once(secure, 'listening'), 'listening');
+      const port = (secure.address() as nodeNet.AddressInfo).port;
+      const socket = dial({ port, host: '127.0.0.1' });
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      await within(once(client, 'secureConnect'), 'the handshake');
+      const addresses = (s: nodeNet.Socket) => [s.remoteAddress, s.remotePort, s.remoteFamily, s.localAddress, s.localPort, s.address()];
+      expect(addresses(client)).toEqual(addresses(socket));
+      expect(client.remotePort).toBe(port);
+      client.setNoDelay(true);
+      client.setKeepAlive(true, 7_000);
+      // (Read through the fd given to a child as its stdio: the socket reads no more, as node:net's.)
+      const { noDelay, keepAlive } = await tcpOptionsOf(socket);
+      expect([noDelay, keepAlive[0], keepAlive[1]]).toEqual([1, 1, 7]);
+      client.destroy();
+      await within(once(socket, 'close'), 'close');
+      await closeServer(secure);
+    });
+
+    it('TLS over a socket: the TLS socket unref()ed holds the process no more', async () => {
+      const fixture = join(__dirname, '..', 'fixtures', 'tls-unref-exits.js');
+      const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio'], { timeout: 10_000 });
+      expect(stdout.trim()).toBe('echoed');
     });
 
     it("TLS over a socket holds its reads back while the TLS socket is paused (the wrapper's own pause)", async () => {
