@@ -358,7 +358,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * `'data'` listener, called with what the socket reads, and whether it
    * holds the reads back (see `on()`).
    */
-  private [kStreamWrap]: { read: (chunk: Buffer) => void; paused: boolean } | undefined;
+  private [kStreamWrap]: StreamWrap | undefined;
   /** The stream's flowing state before the last pause() (the wrapper's first act: undone, see `on()`). */
   private [kBeforePause]: { flowing: boolean | null; paused: boolean } | undefined;
 
@@ -539,9 +539,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // was handed the socket, read before the upgrade): first in line, as bytes.
     const waiting = this[kTakeBuffered]();
     if (waiting.length > 0) this[kStalled] = this[kStalled] === undefined ? waiting : waiting.concat(this[kStalled]);
+    // Its 'error' listener, added just before: the socket's errors go to it alone, as node:net's
+    // TLS hears its handle's errors and the socket's own listeners (a driver's, from before the
+    // upgrade: pg's Client said 'error' twice for one reset) hear none.
+    const relayError = [...this.rawListeners('error')].reverse().find((l) => calls(l, "this.emit('error', err)")) as ((err: Error) => void) | undefined;
+    if (relayError !== undefined) super.removeListener('error', relayError);
     // The wrapper paused the stream before it listened: that pause is its reads' (its readStart()
     // asks for the first bytes), the stream is as it was.
-    this[kStreamWrap] = { read: listener, paused: true };
+    this[kStreamWrap] = { read: listener, paused: true, relayError };
     lendTcpMethods(isSocket);
     if (this[kBeforePause] !== undefined) Object.assign(readableState(this), this[kBeforePause]);
     this[kSyncLeanReads]();
@@ -1465,6 +1470,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    const wrap = this[kStreamWrap];
     clearTimeout(this[kTimer]);
     this[kTimer] = undefined;
     const attempts = this[kAttempts];
@@ -1506,7 +1512,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (reactor) reactor.inClosingPhase(() => pending(cancelled), this[kScope]);
       else setImmediate(pending, cancelled);
     }
-    cb(err);
+    // Under TLS the error is the wrapper's alone (see `on()`).
+    if (err && wrap?.relayError) {
+      process.nextTick(wrap.relayError, err);
+      cb(null);
+    } else cb(err);
     // node:net emits 'close' from the handle's close callback, in libuv's
     // closing phase (after this loop turn's immediates); a socket that never
     // had one closes on the next tick, saying nothing.
@@ -1608,7 +1618,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * libuv-sized reads, until the wrapper pauses (TLS's own backpressure);
    * the rest waits for its readStart().
    */
-  private [kReadToWrap](chunk: Buffer, wrap: { read: (chunk: Buffer) => void; paused: boolean }): void {
+  private [kReadToWrap](chunk: Buffer, wrap: StreamWrap): void {
     for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
       if (wrap.paused || this[kStreamWrap] !== wrap) {
         this[kStalled] = [heldCopy(chunk.subarray(at))];
@@ -1856,6 +1866,16 @@ function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
     }
   }
 }
+
+/** Node's `JSStreamSocket` over a socket (see `Socket.on()`): its listeners, taken from the socket. */
+type StreamWrap = {
+  /** Its `'data'` listener: what the socket reads. */
+  read: (chunk: Buffer) => void;
+  /** Held back by its readStop(), until its readStart(). */
+  paused: boolean;
+  /** Its `'error'` listener, where Node has it. */
+  relayError: ((err: Error) => void) | undefined;
+};
 
 function isSocket(stream: unknown): stream is Socket {
   return stream instanceof Socket;

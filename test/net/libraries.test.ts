@@ -424,6 +424,31 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await closeServer(secure);
     });
 
+    // Found by the same hunt: pg's Client said 'error' twice for one reset over SSL, and mysql2
+    // took a reset in the handshake for ECONNRESET, not its HANDSHAKE_SSL_ERROR — their listeners
+    // on the socket, from before the upgrade, heard the socket's error too.
+    it("TLS over a socket: a reset reaches the TLS socket's 'error' alone, not the socket's own listeners", async () => {
+      // The server says hello over TLS, then resets the connection.
+      const plain = nodeNet.createServer((c) => {
+        c.on('error', () => {});
+        const s = new tls.TLSSocket(c, { isServer: true, key: TLS_KEY, cert: TLS_CERT }).on('error', () => {});
+        s.on('secure', () => s.write('hello', () => setTimeout(() => c.resetAndDestroy(), 50)));
+      });
+      plain.listen(0, '127.0.0.1');
+      await within(once(plain, 'listening'), 'listening');
+      const socket = dial({ port: (plain.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const heard: string[] = [];
+      socket.on('error', (err: NodeJS.ErrnoException) => heard.push(`socket ${err.code}`));
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      client.on('error', (err: NodeJS.ErrnoException) => heard.push(`tls ${err.code}`));
+      const [hello] = await within(once(client, 'data'), 'the hello');
+      expect(String(hello)).toBe('hello');
+      // (Not once(): it rejects at an 'error'.)
+      await within(Promise.all([client, socket].map((s) => new Promise((closed) => s.on('close', closed)))), 'close');
+      expect(heard).toEqual(['tls ECONNRESET']);
+      await closeServer(plain);
+    });
+
     it('TLS over a socket: the TLS socket unref()ed holds the process no more', async () => {
       const fixture = join(__dirname, '..', 'fixtures', 'tls-unref-exits.js');
       const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio'], { timeout: 10_000 });
