@@ -72,11 +72,20 @@ export function lendTcpMethods(isMuxnet: (stream: unknown) => stream is nodeNet.
   for (const [name, method] of Object.entries(methods)) if (!(name in proto)) Object.defineProperty(proto, name, { value: method, writable: true, configurable: true });
 }
 
-/** `JSStream.prototype`, where Node still lists the binding for users (not under the permission model). */
+/**
+ * `JSStream.prototype`, where Node still lists the binding for users (not
+ * under the permission model). `process.binding()` is deprecated (DEP0111, a
+ * warning under `--pending-deprecation`, a throw with `--throw-deprecation`):
+ * muxnet's own call says nothing — node:net's TLS makes none.
+ */
 function jsStreamPrototype(): object | undefined {
+  const quiet = process.noDeprecation;
   try {
+    process.noDeprecation = true;
     return (process as unknown as { binding(name: string): { JSStream?: { prototype: object } } }).binding('js_stream').JSStream?.prototype;
   } catch {
     return undefined;
+  } finally {
+    process.noDeprecation = quiet;
   }
 }

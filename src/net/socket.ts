@@ -539,14 +539,14 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // was handed the socket, read before the upgrade): first in line, as bytes.
     const waiting = this[kTakeBuffered]();
     if (waiting.length > 0) this[kStalled] = this[kStalled] === undefined ? waiting : waiting.concat(this[kStalled]);
-    // Its 'error' listener, added just before: the socket's errors go to it alone, as node:net's
-    // TLS hears its handle's errors and the socket's own listeners (a driver's, from before the
-    // upgrade: pg's Client said 'error' twice for one reset) hear none.
+    // Its 'error' listener, added just before: what the connection meets goes to it alone, as
+    // node:net's TLS reads and writes the handle, and the socket's own listeners (a driver's, from
+    // before the upgrade: pg's Client said 'error' twice for one reset) hear none (see `_destroy`).
     const relayError = [...this.rawListeners('error')].reverse().find((l) => calls(l, "this.emit('error', err)")) as ((err: Error) => void) | undefined;
     if (relayError !== undefined) super.removeListener('error', relayError);
     // The wrapper paused the stream before it listened: that pause is its reads' (its readStart()
     // asks for the first bytes), the stream is as it was.
-    this[kStreamWrap] = { read: listener, paused: true, relayError };
+    this[kStreamWrap] = { read: listener, paused: true, relayError, connectionError: undefined };
     lendTcpMethods(isSocket);
     if (this[kBeforePause] !== undefined) Object.assign(readableState(this), this[kBeforePause]);
     this[kSyncLeanReads]();
@@ -1512,15 +1512,17 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       if (reactor) reactor.inClosingPhase(() => pending(cancelled), this[kScope]);
       else setImmediate(pending, cancelled);
     }
-    // Under TLS the error is the wrapper's alone (see `on()`).
-    if (err && wrap?.relayError) {
-      process.nextTick(wrap.relayError, err);
-      cb(null);
-    } else cb(err);
+    // Under TLS (see `on()`) what the connection met (a reset, a write refused) is the wrapper's
+    // alone; an error of the socket's own (a refused connect, its destroy(err)) is its listeners'
+    // and the wrapper's, as node:net's TLS listens on the socket for those.
+    const wrapsAlone = err !== null && err === wrap?.connectionError;
+    if (wrapsAlone) process.nextTick(wrap.relayError!, err);
+    else if (err && wrap?.relayError) super.on('error', wrap.relayError);
+    cb(wrapsAlone ? null : err);
     // node:net emits 'close' from the handle's close callback, in libuv's
     // closing phase (after this loop turn's immediates); a socket that never
     // had one closes on the next tick, saying nothing.
-    const emitClose = () => this.emit('close', err !== null && err !== undefined);
+    const emitClose = () => this.emit('close', err !== null && err !== undefined && !wrapsAlone);
     if (cancelled) {
       const { address, port, family } = cancelled;
       const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
@@ -1719,6 +1721,8 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return;
     }
     const err = systemError(errno, syscall);
+    const wrap = this[kStreamWrap];
+    if (wrap?.relayError !== undefined) wrap.connectionError = err;
     const fail = () => {
       const pending = this[kPendingWrite];
       if (syscall === 'write' && pending !== undefined) {
@@ -1855,8 +1859,8 @@ function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
     // (Formatted when first read: before the user's prepareStackTrace is back.)
     return holder.stack?.some((site) => site.getFunctionName() === method && site.getTypeName() === 'JSStreamSocket') ?? false;
   } catch {
-    // Error's settings frozen (--frozen-intrinsics): every pause and resume is the wrapper's.
-    return true;
+    // Error's settings frozen (--frozen-intrinsics): read from the stack as V8 formats it then.
+    return (new Error().stack ?? '').includes(` JSStreamSocket.${method} (`);
   } finally {
     try {
       Error.prepareStackTrace = prepareStackTrace;
@@ -1875,6 +1879,8 @@ type StreamWrap = {
   paused: boolean;
   /** Its `'error'` listener, where Node has it. */
   relayError: ((err: Error) => void) | undefined;
+  /** What the connection met (a reset, a write refused): for the wrapper alone. */
+  connectionError: Error | undefined;
 };
 
 function isSocket(stream: unknown): stream is Socket {

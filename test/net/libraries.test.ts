@@ -21,7 +21,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent as UndiciAgent, fetch as undiciFetch, request as undiciRequest, type buildConnector } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as muxnet from '../../src/net';
-import { BACKENDS, expectSocketFdsBack, pattern, sleep, tcpOptionsOf, waitFor } from '../helpers';
+import { BACKENDS, downPort, expectSocketFdsBack, pattern, sleep, tcpOptionsOf, waitFor } from '../helpers';
 import { POSTGRES, POSTGRES_USER, REDIS, runDuring, skipWithout, within } from './daemons';
 
 type Net = typeof nodeNet;
@@ -444,15 +444,34 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       const [hello] = await within(once(client, 'data'), 'the hello');
       expect(String(hello)).toBe('hello');
       // (Not once(): it rejects at an 'error'.)
-      await within(Promise.all([client, socket].map((s) => new Promise((closed) => s.on('close', closed)))), 'close');
-      expect(heard).toEqual(['tls ECONNRESET']);
+      const [, socketHadError] = await within(Promise.all([client, socket].map((s) => new Promise((closed) => s.on('close', closed)))), 'close');
+      expect([heard, socketHadError]).toEqual([['tls ECONNRESET'], false]);
       await closeServer(plain);
     });
 
-    it('TLS over a socket: the TLS socket unref()ed holds the process no more', async () => {
+    // The reviewer of the fix: lent by way of process.binding(), deprecated — a warning under
+    // --pending-deprecation, and --throw-deprecation ended the process; under --frozen-intrinsics
+    // (no call sites to read) the owner's pause() was taken for TLS's own, and TLS stalled.
+    it.each([
+      ['', []],
+      [', under --pending-deprecation --throw-deprecation, saying nothing', ['--pending-deprecation', '--throw-deprecation']],
+      [", under --frozen-intrinsics, the socket paused by its owner", ['--frozen-intrinsics'], 'pause-socket'],
+    ])('TLS over a socket: the TLS socket unref()ed holds the process no more%s', async (_title, flags, mode = '') => {
       const fixture = join(__dirname, '..', 'fixtures', 'tls-unref-exits.js');
-      const { stdout } = await promisify(execFile)(process.execPath, [fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio'], { timeout: 10_000 });
-      expect(stdout.trim()).toBe('echoed');
+      const run = promisify(execFile)(process.execPath, [...flags, fixture, backend ? 'muxnet' : 'node:net', backend ?? 'mio', mode], { timeout: 10_000 });
+      const { stdout, stderr } = await run;
+      expect([stdout.trim(), stderr.replace(/.*(ExperimentalWarning|--trace-warnings).*\n/g, '')]).toEqual(['echoed', '']);
+    });
+
+    // The reviewer of the fix above: errors of the socket's own reached the TLS socket alone.
+    it("TLS over a socket still connecting, refused: the socket's own 'error' listener and the TLS socket both hear it", async () => {
+      const socket = dial({ port: await downPort(), host: '127.0.0.1' });
+      const heard: string[] = [];
+      socket.on('error', (err: NodeJS.ErrnoException) => heard.push(`socket ${err.code}`));
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      client.on('error', (err: NodeJS.ErrnoException) => heard.push(`tls ${err.code}`));
+      await within(Promise.all([client, socket].map((s) => new Promise((closed) => s.on('close', closed)))), 'close');
+      expect(heard.sort()).toEqual(['socket ECONNREFUSED', 'tls ECONNREFUSED']);
     });
 
     it("TLS over a socket holds its reads back while the TLS socket is paused (the wrapper's own pause)", async () => {
