@@ -66,7 +66,6 @@ const BY_DESIGN = new Map([
   ['test-tls-net-socket-keepalive.js', TLS_LATE_CONNECT],
   ['test-tls-on-empty-socket.js', TLS_LATE_CONNECT],
   ['test-tls-wrap-econnreset-socket.js', TLS_LATE_CONNECT],
-  ['test-tls-connect-given-socket.js', "a server that ends the TLS connection: node's tls drives any socket but node:net's through a JSStreamSocket, which ends the socket on the peer's FIN before TLS writes its close_notify (EPIPE; node:net's sockets do the same through it)"],
   ...['test-graph.pipeconnect.js', 'test-graph.shutdown.js', 'test-graph.tcp.js', 'test-pipeconnectwrap.js', 'test-shutdownwrap.js', 'test-tcpwrap.js', 'test-udpsendwrap.js', 'test-udpwrap.js', 'test-writewrap.js'].map((name) => [
     name,
     "checks the libuv wrap resources async_hooks sees for node:net's and node:dgram's handles and requests (TCPWRAP, WRITEWRAP, ...); muxnet's sockets run their events through an AsyncResource each",
