@@ -1515,7 +1515,7 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // Under TLS (see `on()`) what the connection met (a reset, a write refused) is the wrapper's
     // alone; an error of the socket's own (a refused connect, its destroy(err)) is its listeners'
     // and the wrapper's, as node:net's TLS listens on the socket for those.
-    const wrapsAlone = err !== null && err === wrap?.connectionError;
+    const wrapsAlone = err != null && err === wrap?.connectionError;
     if (wrapsAlone) process.nextTick(wrap.relayError!, err);
     else if (err && wrap?.relayError) super.on('error', wrap.relayError);
     cb(wrapsAlone ? null : err);
