@@ -557,6 +557,25 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     return this.on(event, listener);
   }
 
+  /**
+   * Under TLS (see `on()`) the connection's end and the socket's own are
+   * the wrapper's: node:net's TLS reads the FIN and shuts the handle down
+   * itself, and the socket's stream says neither `'end'` nor `'finish'`
+   * (mysql2's Connection, listening from before, said `'end'` again). The
+   * end goes to the wrapper's listener and to the socket's own (half-open
+   * for it, see `peerEnded`) only.
+   */
+  override emit(event: string | symbol, ...args: any[]): boolean {
+    if ((event !== 'end' && event !== 'finish') || this[kStreamWrap] === undefined) return super.emit(event, ...args);
+    if (event === 'finish') return false;
+    const ours = this.rawListeners('end').filter((l) => {
+      const listener = (l as { listener?: unknown }).listener ?? l;
+      return listener === peerEnded || calls(listener, '_handle.emitEOF()');
+    });
+    for (const listener of ours) listener.call(this);
+    return ours.length > 0;
+  }
+
   /** Empties the stream's buffer: its chunks, as bytes (text decoded and not yet read goes back). */
   private [kTakeBuffered](): Buffer[] {
     const state = readableState(this);
@@ -1528,7 +1547,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
       reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure), this[kScope]);
     }
-    if (this[kOpened] && reactor) reactor.inClosingPhase(emitClose, this[kScope]);
+    // Under TLS, node:net's socket says 'close' just before the TLS socket, whose handle closes
+    // its own: the wrapper's close waits for an immediate (Node's JSStreamSocket), so this one too.
+    if (this[kOpened] && reactor && wrap === undefined) reactor.inClosingPhase(emitClose, this[kScope]);
     else if (this[kOpened]) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
     this[kOpened] = false;

@@ -45,6 +45,17 @@ const SKIP_POSTGRES = skipWithout(POSTGRES);
 const closeServer = (server: { close(cb: () => void): unknown }) =>
   within(new Promise<void>((resolve) => server.close(() => resolve())), 'server close');
 
+/** A node:tls server that answers a connection's first data with `echo:<data>` and ends it. */
+const echoTls = () => tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+
+/** `echoTls()` listening on loopback. */
+async function echoTlsServer(): Promise<{ secure: tls.Server; port: number }> {
+  const secure = echoTls();
+  secure.listen(0, '127.0.0.1');
+  await within(once(secure, 'listening'), 'listening');
+  return { secure, port: (secure.address() as nodeNet.AddressInfo).port };
+}
+
 describe.each(IMPLS)('%s', (_name, net, backend) => {
   // node:net ignores the muxnet-only `backend` option.
   const dial: Dial = (opts, listener) => net.createConnection({ ...opts, backend } as unknown as nodeNet.NetConnectOpts, listener);
@@ -205,7 +216,10 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // Found by a hunt (2026-12-05): muxnet's socket ended itself at the FIN, and the TLS layer's
     // close_notify then met it: an EPIPE 'error', which pg and mysql2 over TLS re-emit (a
     // process ended by mysql2's conn.end() or a PostgreSQL restart). node:net's native path has none.
-    it('TLS over a connected socket whose peer closes without close_notify: end and close, no error', async () => {
+    // Found by the hunt of drivers over TLS (2026-12-06): the socket's own listeners, from before the
+    // upgrade, heard 'end' and 'finish' (mysql2's Connection said 'end' again), and its 'close' came
+    // after the TLS socket's at a destroy (pg's Client said 'end' after). node:net's TLS takes the handle.
+    it("TLS over a connected socket whose peer closes without close_notify: end and close, no error, the socket's own listeners hear its 'close' alone", async () => {
       const raw = nodeNet.createServer((sock) => {
         const secure = new tls.TLSSocket(sock, { isServer: true, key: TLS_KEY, cert: TLS_CERT });
         secure.on('error', () => {});
@@ -217,14 +231,30 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       const socket = dial({ port: (raw.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
       await within(once(socket, 'connect'), 'connect');
       const events: string[] = [];
+      for (const e of ['end', 'finish', 'error', 'close']) socket.on(e, () => events.push(`socket ${e}`));
       const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
       for (const e of ['secureConnect', 'data', 'end', 'error', 'close']) client.on(e, (x?: unknown) => events.push(e === 'data' ? `data ${x}` : e === 'error' ? `error ${(x as NodeJS.ErrnoException).code}` : e));
       await within(once(client, 'close'), 'close');
       await waitFor(() => socket.destroyed, 'the raw socket to close');
-      expect(events).toEqual(['secureConnect', 'data hello', 'end', 'close']);
+      expect(events).toEqual(['secureConnect', 'data hello', 'end', 'socket close', 'close']);
       // Half-open for the wrapper's sake only then: connected again, it ends at a FIN.
       expect(socket.allowHalfOpen).toBe(false);
       await closeServer(raw);
+    });
+
+    it("TLS over a socket, destroyed mid-stream: the socket says 'close' just before the TLS socket, and nothing else", async () => {
+      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).write(Buffer.alloc(4 << 20)));
+      secure.listen(0, '127.0.0.1');
+      await within(once(secure, 'listening'), 'listening');
+      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const events: string[] = [];
+      for (const e of ['end', 'finish', 'error', 'close']) socket.on(e, () => events.push(`socket ${e}`));
+      const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
+      for (const e of ['end', 'error', 'close']) client.on(e, () => events.push(`tls ${e}`));
+      client.once('data', () => client.destroy());
+      await within(Promise.all([client, socket].map((s) => new Promise((closed) => s.on('close', closed)))), 'close');
+      expect(events).toEqual(['socket close', 'tls close']);
+      await closeServer(secure);
     });
 
     it("a plain socket whose 'end' listener calls some parser's emitEOF() still ends at the peer's FIN", async () => {
@@ -273,7 +303,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // Found by a review of the fix below (2026-12-06): what waited in the socket when the wrapper came
     // (bytes peeked and unshift()ed to sniff the protocol, as httpolyglot does) went to no one.
     it('a socket whose first bytes were peeked and unshift()ed, then handed to a TLS server: the handshake completes', async () => {
-      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      const secure = echoTls();
       const sniffed: number[] = [];
       const server = net.createServer({ backend } as nodeNet.ServerOpts, (raw) =>
         raw.once('data', (first: Buffer) => {
@@ -330,7 +360,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // the socket stayed piped into the CONNECT parser, which refuses every write once done; its pause()
     // at the tunnel's answer, and the TLS records it got, starved the handshake. node:net's TLS reads on.
     it('TLS over a socket still piped into a writer that refuses writes: the handshake completes, the pipe hears no record', async () => {
-      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
+      const secure = echoTls();
       const tunnel = nodeNet.createServer((c) => c.write('HTTP/1.1 200 Connection established\r\n\r\n', () => secure.emit('connection', c)));
       tunnel.listen(0, '127.0.0.1');
       await within(once(tunnel, 'listening'), 'listening');
@@ -367,10 +397,8 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // (no handshake), a setEncoding() turned its records into strings (ERR_STREAM_WRAP), and a
     // pause() not the wrapper's was dropped whole (no 'pause', isPaused() false).
     it("TLS over a socket, which is then stripped of its 'data' listeners, given an encoding and paused: the TLS socket reads on", async () => {
-      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
-      secure.listen(0, '127.0.0.1');
-      await within(once(secure, 'listening'), 'listening');
-      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1' });
+      const { secure, port } = await echoTlsServer();
+      const socket = dial({ port, host: '127.0.0.1' });
       const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
       socket.removeAllListeners('data');
       socket.setEncoding('utf8');
@@ -387,12 +415,10 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // From the last note's list (2026-12-06): TLS over a socket made with `onread` never handshook —
     // its reads went to the callback, none to the wrapper.
     it('TLS over a socket made with onread: the handshake completes, the callback hears no record', async () => {
-      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
-      secure.listen(0, '127.0.0.1');
-      await within(once(secure, 'listening'), 'listening');
+      const { secure, port } = await echoTlsServer();
       let heard = 0;
       const onread = { buffer: Buffer.alloc(1024), callback: (n: number) => ((heard += n), true) };
-      const socket = dial({ port: (secure.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', onread } as nodeNet.NetConnectOpts);
+      const socket = dial({ port, host: '127.0.0.1', onread } as nodeNet.NetConnectOpts);
       const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
       const [echo] = await within(once(client, 'data'), 'the echo');
       expect([String(echo), heard]).toEqual(['echo:hi', 0]);
@@ -404,10 +430,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     // which answers none of a TCP handle's calls — no addresses (smtp-server's onSecure, ftp-srv's
     // passive FTPS connections refused), setKeepAlive() and setNoDelay() reached no socket.
     it("TLS over a socket: the TLS socket has the socket's addresses, and its setNoDelay() and setKeepAlive() reach it", async () => {
-      const secure = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (s) => s.on('error', () => {}).on('data', (d) => s.end(`echo:${d}`)));
-      secure.listen(0, '127.0.0.1');
-      await within(once(secure, 'listening'), 'listening');
-      const port = (secure.address() as nodeNet.AddressInfo).port;
+      const { secure, port } = await echoTlsServer();
       const socket = dial({ port, host: '127.0.0.1' });
       const client = tls.connect({ socket, ca: TLS_CERT, servername: 'localhost' });
       await within(once(client, 'secureConnect'), 'the handshake');
