@@ -9,7 +9,7 @@ import path from 'node:path';
 import { inherits, inspect, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnetDgram from '../src/dgram';
-import { membersBeyond, moveAway, sleep, socketFds, waitFor } from './helpers';
+import { listenerFrame, membersBeyond, moveAway, sleep, socketFds, waitFor } from './helpers';
 import { nodeFrom } from '../src/versions';
 
 const run = promisify(execFile);
@@ -85,12 +85,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
   // muxnet's was a proxy, not a function.
   it("names its class as node:dgram's: listeners' stack frames, name, length, prototype chain", () => {
     const s = dgram.createSocket({ type: 'udp4', backend } as nodeDgram.SocketOptions);
-    let line = '';
-    s.once('ping', function () {
-      line = (new Error().stack ?? '').split('\n')[1];
-    });
-    s.emit('ping');
-    expect(/at (\S+)/.exec(line)?.[1]).toBe('Socket.<anonymous>');
+    expect(listenerFrame(s, 'ping')).toBe('Socket.<anonymous>');
     expect([typeof dgram.Socket, dgram.Socket.name, dgram.Socket.length]).toEqual(['function', nodeDgram.Socket.name, nodeDgram.Socket.length]);
     expect(Object.getPrototypeOf(dgram.Socket)).toBe(Object.getPrototypeOf(nodeDgram.Socket));
     expect(s.constructor).toBe(dgram.Socket);

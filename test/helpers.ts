@@ -467,3 +467,13 @@ export function membersBeyond(made: object, reference: object): string[] {
   const known = names(reference);
   return [...names(made)].filter((k) => !known.has(k)).sort();
 }
+
+/** How V8 names the frame of a plain function listening on `emitter` (`Socket.<anonymous>`: by the receiver's constructor). */
+export function listenerFrame(emitter: NodeJS.EventEmitter, event: string): string | undefined {
+  let line = '';
+  emitter.once(event, function () {
+    line = (new Error().stack ?? '').split('\n')[1] ?? '';
+  });
+  emitter.emit(event);
+  return /at (\S+)/.exec(line)?.[1];
+}

@@ -30,7 +30,7 @@ import {
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
-  kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kBeforePause,
+  kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
 import { lendTcpMethods } from './js-stream';
 
@@ -359,8 +359,12 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
    * holds the reads back (see `on()`).
    */
   private [kStreamWrap]: StreamWrap | undefined;
-  /** The stream's flowing state before the last pause() (the wrapper's first act: undone, see `on()`). */
-  private [kBeforePause]: { flowing: boolean | null; paused: boolean } | undefined;
+  /**
+   * The stream's flowing state before the last pause() (the wrapper's first
+   * act: undone, see `on()`); two fields, not an object made at every pause().
+   */
+  private [kFlowingBeforePause]: boolean | null | undefined;
+  private [kPausedBeforePause] = false;
 
   constructor(options: SocketOptions | number = {}) {
     // The legacy form, as node:net takes it.
@@ -548,7 +552,11 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
     // asks for the first bytes), the stream is as it was.
     this[kStreamWrap] = { read: listener, paused: true, relayError, connectionError: undefined };
     lendTcpMethods(isSocket);
-    if (this[kBeforePause] !== undefined) Object.assign(readableState(this), this[kBeforePause]);
+    if (this[kFlowingBeforePause] !== undefined) {
+      const state = readableState(this);
+      state.flowing = this[kFlowingBeforePause];
+      state.paused = this[kPausedBeforePause];
+    }
     this[kSyncLeanReads]();
     return this;
   }
@@ -603,8 +611,9 @@ export class Socket extends Duplex implements Handle, HandsOver, Movable {
       return this;
     }
     if (this[kOnread] && wrap === undefined && !this[kConnectingFlag]) this[kStopReading]();
-    const { flowing, paused } = readableState(this);
-    this[kBeforePause] = { flowing, paused };
+    const state = readableState(this);
+    this[kFlowingBeforePause] = state.flowing;
+    this[kPausedBeforePause] = state.paused;
     const self = super.pause();
     this[kSyncLeanReads]();
     return self;

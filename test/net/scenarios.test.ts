@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inherits, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as muxnet from '../../src/net';
-import { downPort, freePort, hangingPort, membersBeyond, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
+import { downPort, freePort, hangingPort, listenerFrame, membersBeyond, moveAway, sleep, tcpOptionsOf, waitFor } from '../helpers';
 import { nodeFrom } from '../../src/versions';
 
 type Net = typeof nodeNet;
@@ -398,17 +398,9 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   // server's `EventEmitter.<anonymous>` — V8 names a frame by the receiver's `constructor`, and
   // muxnet's was a proxy, not a function.
   it("names its classes as node:net's: listeners' stack frames, name, length, prototype chain", () => {
-    const frame = (emitter: NodeJS.EventEmitter, event: string) => {
-      let line = '';
-      emitter.once(event, function () {
-        line = (new Error().stack ?? '').split('\n')[1];
-      });
-      emitter.emit(event);
-      return /at (\S+)/.exec(line)?.[1];
-    };
     const socket = new net.Socket();
     const server = net.createServer(serverOpts());
-    expect([frame(socket, 'ping'), frame(server, 'ping')]).toEqual(['Socket.<anonymous>', 'Server.<anonymous>']);
+    expect([listenerFrame(socket, 'ping'), listenerFrame(server, 'ping')]).toEqual(['Socket.<anonymous>', 'Server.<anonymous>']);
     for (const [mine, node] of [
       [net.Socket, nodeNet.Socket],
       [net.Server, nodeNet.Server],
