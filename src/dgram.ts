@@ -23,7 +23,7 @@ import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, m
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
 import { handOver, installHandoff, type Handover, type HandsOver } from './handoff';
-import { callable } from './net/callable';
+import { adoptable, callable } from './net/callable';
 import { ownDefault } from './interop';
 import { nodeFrom } from './versions';
 import {
@@ -166,7 +166,7 @@ const CLOSE_HOPS = 4;
 /** Node's `--test-udp-no-try-send`: every datagram waits for the next turn. */
 const NO_TRY_SEND = process.execArgv.includes('--test-udp-no-try-send');
 
-class UdpSocket extends EventEmitter implements Handle, HandsOver {
+class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
   readonly type: SocketType;
   /** None: dns.lookup as it is at each call (see `LOOKUP_READ_AT_CALL`). */
   private readonly [kLookup]: LookupFunction | undefined;

@@ -93,21 +93,29 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
   });
 
   // Found 2026-12-06 (a hunt of types and module shape): `dgram.Socket.call(this, …)` threw
-  // (a class constructor cannot be called).
+  // (a class constructor cannot be called); then (2026-12-06) what its constructor kept raised
+  // events with an alias of the instance for `this`.
   it('an ES5-style subclass (util.inherits, then dgram.Socket.call(this, …)) binds, sends and receives', async () => {
     function MyUdp(this: nodeDgram.Socket & { mine: boolean }, options: nodeDgram.SocketOptions) {
       (dgram.Socket as unknown as (...a: unknown[]) => void).call(this, options);
       this.mine = true;
     }
     inherits(MyUdp, dgram.Socket);
-    const s = new (MyUdp as unknown as new (o: nodeDgram.SocketOptions) => nodeDgram.Socket & { mine: boolean })({ type: 'udp4', backend } as nodeDgram.SocketOptions);
+    const aborted = new AbortController();
+    const s = new (MyUdp as unknown as new (o: nodeDgram.SocketOptions) => nodeDgram.Socket & { mine: boolean })({ type: 'udp4', backend, signal: aborted.signal } as nodeDgram.SocketOptions);
     expect([s instanceof MyUdp, s instanceof dgram.Socket, s.mine]).toEqual([true, true, true]);
     const port = await bound(s, '127.0.0.1');
     s.send('to myself', port, '127.0.0.1');
     const [msg] = (await once(s, 'message')) as [Buffer];
     expect(msg.toString()).toBe('to myself');
-    s.close();
+    // Closed by what its constructor kept (the signal's listener): the instance itself says 'close'.
+    let receiver: unknown;
+    s.on('close', function (this: unknown) {
+      receiver = this;
+    });
+    aborted.abort();
     await once(s, 'close');
+    expect(receiver === s).toBe(true);
   });
 
   // Found 2026-12-06 (a hunt of types and module shape): the reactor called `onMessage(msg, address, port)`

@@ -41,28 +41,53 @@ export function callable<C extends new (...args: never[]) => unknown>(cls: C, na
   Object.defineProperty(exported, 'length', { value: length });
   exported.prototype = cls.prototype;
   // node's statics are its base's (`net.Socket`'s prototype is `stream.Duplex`); the class's own stay inside.
-  Object.setPrototypeOf(exported, Object.getPrototypeOf(cls));
+  Object.setPrototypeOf(exported, (Object.getPrototypeOf(cls.prototype) as { constructor: unknown }).constructor as object);
   // `socket.constructor === net.Socket`, as node's.
   Object.defineProperty(cls.prototype, 'constructor', { value: exported, writable: true, configurable: true });
   return exported as unknown as Callable<C>;
 }
 
+/** The object `initialise()` has the class's constructor run on, taken by the base (see `adoptable`). */
+let adopting: object | undefined;
+
 /**
- * Gives `self` what constructing `cls` gives an instance. A class
- * constructor cannot run on an object already made: one is made (of
- * `self`'s own class, so that what its constructor calls is the
- * subclass's), its own properties — fields, event listeners, stream state —
- * become `self`'s, and it is left an alias of `self`: what the constructor
- * kept of it (a callback made in a field, an abort signal's listener, a
- * given fd's registration) reads and writes `self`'s state from then on.
+ * `base` (a function of Node's: `stream.Duplex`, `EventEmitter`) as a
+ * class's `extends`: it initialises the object made for it as `base` does
+ * (`base.call(this, …)`, as node:net's own classes do), or, when
+ * `initialise()` runs the class's constructor on an object already made (an
+ * ES5-style subclass's instance), that object, and returns it — a base
+ * constructor's return is the derived class's `this`, so the class's fields
+ * and constructor body land on that very object. (Not
+ * `Reflect.construct(base, …)` for the usual case: made by a second
+ * constructor, each instance got a hidden class of its own — 6× slower to
+ * make, and V8's maps piled up.)
+ */
+export function adoptable<B extends abstract new (...args: any[]) => object>(base: B): B {
+  function Adoptable(this: object, ...args: unknown[]): object {
+    const self = adopting ?? this;
+    adopting = undefined;
+    Reflect.apply(base, self, args);
+    return self;
+  }
+  Adoptable.prototype = base.prototype;
+  Object.setPrototypeOf(Adoptable, base);
+  return Adoptable as unknown as B;
+}
+
+/**
+ * Gives `self` what constructing `cls` gives an instance: the class's
+ * constructor runs on `self` itself (see `adoptable`), its own class's
+ * (`self`'s constructor's) methods called where the constructor calls them.
  */
 function initialise<C extends new (...args: never[]) => unknown>(cls: C, self: object, args: ConstructorParameters<C>): void {
   const proto: unknown = Object.getPrototypeOf(self);
   const own = (self as { constructor?: unknown }).constructor;
   const newTarget = typeof own === 'function' && own.prototype === proto ? own : cls;
-  const made = Reflect.construct(cls, args, newTarget) as object;
-  Object.defineProperties(self, Object.getOwnPropertyDescriptors(made));
-  for (const key of Reflect.ownKeys(made)) Reflect.deleteProperty(made, key);
-  // Reads fall through to `self`; a write lands there too, not as a property of the alias.
-  Object.setPrototypeOf(made, new Proxy(self, { set: (target, key, value) => Reflect.set(target, key, value) }));
+  adopting = self;
+  try {
+    Reflect.construct(cls, args, newTarget);
+  } finally {
+    // (Left set if the constructor threw before reaching its base.)
+    adopting = undefined;
+  }
 }

@@ -17,6 +17,7 @@ import { adopt, isBoundSocket, type Adopted, type BoundSocket } from './bound';
 import { unsupported } from './unsupported';
 import { handOver, type CountsHanded, type HandedConnections, type Handover, type HandsOver } from '../handoff';
 import { moveToThread, notTransferable, type Movable, type Move } from '../threads';
+import { adoptable } from './callable';
 import {
   kAcceptNoDelay, kAdopted, kBind, kBindPath, kBlockList, kClosing, kGeneration, kHanded, kHandedClosing, kHandedTo,
   kListenBound, kListenFailed, kListenFd, kListenViaPrimary, kListenerUp, kLive, kLocal, kLookupAndBind, kLoopRef,
@@ -86,7 +87,7 @@ const LISTEN_LOOKS_UP_ALL = nodeFrom([22, 8]);
 /** What `_handle` is while a server listens (see there). */
 const LISTENING_HANDLE = Object.freeze({});
 
-export class Server extends EventEmitter implements Handle, HandsOver, CountsHanded, Movable {
+export class Server extends adoptable(EventEmitter) implements Handle, HandsOver, CountsHanded, Movable {
   private readonly [kOptions]: ServerOptions;
   private [kReactor]: Reactor | undefined;
   private [kToken] = -1;

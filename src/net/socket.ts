@@ -32,6 +32,7 @@ import {
   kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
+import { adoptable } from './callable';
 import { lendTcpMethods } from './js-stream';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
@@ -240,7 +241,7 @@ function keepAliveProbe(enable: unknown, initialDelay: number | undefined, inter
   };
 }
 
-export class Socket extends Duplex implements Handle, HandsOver, Movable {
+export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Movable {
   /** @internal */ [kReactor]: Reactor | undefined;
   /** @internal The reactor's token, -1 when the socket has no connection (never a stale one). */
   [kToken] = -1;

@@ -414,7 +414,9 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
   });
 
   // Found 2026-12-06 (a hunt of types and module shape): `net.Server.call(this)` made a server
-  // elsewhere and left `this` bare — its listen() did nothing, no 'listening', no error.
+  // elsewhere and left `this` bare — its listen() did nothing, no 'listening', no error. Then
+  // (the last note's list, 2026-12-06) events raised by what the constructor kept had for `this`
+  // an alias of the instance, not the instance itself.
   it('an ES5-style subclass (util.inherits, then Base.call(this, …)) listens, connects and carries bytes', async () => {
     type Mine = { mine: string };
     function MyServer(this: nodeNet.Server & Mine, opts: nodeNet.ServerOpts, onConnection: (s: nodeNet.Socket) => void) {
@@ -428,7 +430,7 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     }
     inherits(MySocket, net.Socket);
     const make = <T>(ctor: unknown, ...args: unknown[]) => new (ctor as new (...a: unknown[]) => T)(...args);
-    const server = make<nodeNet.Server & Mine>(MyServer, serverOpts(), (s: nodeNet.Socket) => s.end('hi'));
+    const server = make<nodeNet.Server & Mine>(MyServer, serverOpts(), (s: nodeNet.Socket) => s.resume().end('hi'));
     expect([server instanceof MyServer, server instanceof net.Server, server.mine]).toEqual([true, true, 'server']);
     const port = await listening(server);
     const c = make<nodeNet.Socket & Mine>(MySocket, { backend } as nodeNet.SocketConstructorOpts);
@@ -437,8 +439,24 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
     c.setEncoding('utf8');
     let got = '';
     c.on('data', (d: string) => (got += d));
+    // Events the constructor's own callbacks raise (a write's 'finish', a signal's abort) have the instance as `this`.
+    const receivers: unknown[] = [];
+    c.on('finish', function (this: unknown) {
+      receivers.push(this);
+    });
+    c.end('bye');
     await once(c, 'close');
     expect(got).toBe('hi');
+    const d = make<nodeNet.Socket & Mine>(MySocket, { backend, signal: AbortSignal.abort() } as nodeNet.SocketConstructorOpts);
+    d.on('error', function (this: unknown) {
+      receivers.push(this);
+    });
+    // (Not once(): it rejects at an 'error'.)
+    await new Promise((close) => d.on('close', close));
+    expect(receivers.map((r) => [r === c, r === d])).toEqual([
+      [true, false],
+      [false, true],
+    ]);
     await closed(server);
   });
 
