@@ -612,6 +612,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       return this;
     }
     if (this[kOnread] && wrap === undefined && !this[kConnectingFlag]) this[kStopReading]();
+    // (The wrapper's first act. Looked for only on a socket with an `on` of its own: rare.)
+    if (wrap === undefined && Object.hasOwn(this, 'on') && calledByWrapper('new')) dropHttpListenerWraps(this);
     const state = readableState(this);
     this[kFlowingBeforePause] = state.flowing;
     this[kPausedBeforePause] = state.paused;
@@ -1874,12 +1876,32 @@ function isStreamWrapTransport(socket: Socket): boolean {
 }
 
 /**
- * Whether Node's `JSStreamSocket` called this pause() or resume() from its
- * `readStop()` / `readStart()`: TLS holding its transport's reads back, or
- * asking for more. Read from the call sites themselves, whatever a user's
- * `prepareStackTrace` or `stackTraceLimit`; taken only under TLS.
+ * A socket node:http has parsed (its CONNECT or upgrade handed out) keeps
+ * the `on`, `addListener` and `prependListener` http put on it: a wrapper
+ * while parsing, then node:net's own, own properties both, past
+ * muxnet's `on()` — Node's `JSStreamSocket` over it then listened as any
+ * listener (TLS records for every 'data' listener, and the socket's own
+ * 'end' and 'finish'). Once http is done with it (no parser), they are
+ * dropped for the class's own, which is what http means by them.
  */
-function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
+function dropHttpListenerWraps(socket: Socket): void {
+  if ((socket as unknown as { parser?: unknown }).parser) return;
+  for (const name of ['on', 'addListener', 'prependListener'] as const) {
+    const own = Object.getOwnPropertyDescriptor(socket, name)?.value as { name?: string } | undefined;
+    if (own !== undefined && (own.name === 'socketListenerWrap' || own === (nodeNet.Socket.prototype as unknown as Record<string, unknown>)[name])) {
+      delete (socket as unknown as Record<string, unknown>)[name];
+    }
+  }
+}
+
+/**
+ * Whether Node's `JSStreamSocket` called this pause() or resume() from its
+ * `readStop()` / `readStart()` (TLS holding its transport's reads back, or
+ * asking for more), or from its constructor (`'new'`). Read from the call
+ * sites themselves, whatever a user's `prepareStackTrace` or
+ * `stackTraceLimit`; taken only under TLS, or on a socket node:http handed out.
+ */
+function calledByWrapper(method: 'readStop' | 'readStart' | 'new'): boolean {
   const { prepareStackTrace, stackTraceLimit } = Error;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   try {
@@ -1888,10 +1910,12 @@ function calledByWrapper(method: 'readStop' | 'readStart'): boolean {
     Error.prepareStackTrace = (_err, sites) => sites;
     Error.captureStackTrace(holder, calledByWrapper);
     // (Formatted when first read: before the user's prepareStackTrace is back.)
-    return holder.stack?.some((site) => site.getFunctionName() === method && site.getTypeName() === 'JSStreamSocket') ?? false;
+    const made = (site: NodeJS.CallSite) => site.isConstructor() && site.getFunctionName() === 'JSStreamSocket';
+    const called = (site: NodeJS.CallSite) => site.getFunctionName() === method && site.getTypeName() === 'JSStreamSocket';
+    return holder.stack?.some(method === 'new' ? made : called) ?? false;
   } catch {
     // Error's settings frozen (--frozen-intrinsics): read from the stack as V8 formats it then.
-    return (new Error().stack ?? '').includes(` JSStreamSocket.${method} (`);
+    return (new Error().stack ?? '').includes(method === 'new' ? ' new JSStreamSocket (' : ` JSStreamSocket.${method} (`);
   } finally {
     try {
       Error.prepareStackTrace = prepareStackTrace;

@@ -257,6 +257,31 @@ describe.each(IMPLS)('%s', (_name, net, backend) => {
       await closeServer(secure);
     });
 
+    // Found 2026-12-06 (the last note's list): node:http leaves its own on() on a socket it parsed,
+    // past muxnet's, and the TLS wrapper then listened as any listener (its records to every 'data'
+    // listener; the socket said 'finish', and 'close' after the TLS socket).
+    it("TLS over a socket node:http handed out (CONNECT, as a MITM proxy): the socket's own listeners hear its 'close' alone, first", async () => {
+      const events: string[] = [];
+      const proxy = http.createServer();
+      proxy.on('connect', (_req: http.IncomingMessage, socket: nodeNet.Socket) => {
+        for (const e of ['data', 'end', 'finish', 'error', 'close']) socket.on(e, () => events.push(`socket ${e}`));
+        socket.write('HTTP/1.1 200 Connection established\r\n\r\n', () => {
+          const secure = new tls.TLSSocket(socket, { isServer: true, key: TLS_KEY, cert: TLS_CERT });
+          secure.on('error', () => {}).on('data', (d) => secure.end(`echo:${d}`));
+          for (const e of ['end', 'close']) secure.on(e, () => events.push(`tls ${e}`));
+        });
+      });
+      const { server, port } = await feed(proxy);
+      const tunnel = nodeNet.connect(port, '127.0.0.1', () => tunnel.write('CONNECT example:443 HTTP/1.1\r\nHost: example:443\r\n\r\n'));
+      await within(once(tunnel, 'data'), 'the tunnel');
+      const client = tls.connect({ socket: tunnel, ca: TLS_CERT, servername: 'localhost' }, () => client.write('hi'));
+      const [echo] = await within(once(client, 'data'), 'the echo');
+      expect(String(echo)).toBe('echo:hi');
+      await within(waitFor(() => events.includes('tls close'), 'the TLS socket to close'), 'close');
+      expect(events).toEqual(['tls end', 'socket close', 'tls close']);
+      await closeServer(server);
+    });
+
     it("a plain socket whose 'end' listener calls some parser's emitEOF() still ends at the peer's FIN", async () => {
       const server = nodeNet.createServer((peer) => peer.end('bye'));
       server.listen(0, '127.0.0.1');
