@@ -137,11 +137,23 @@ mod tests {
     #[test]
     fn a_core_busy_with_another_process_is_told() {
         // This thread spins; the probe watches a process that sleeps, on every CPU in turn
-        // until one shows the spin (the test may run on any of them).
+        // until one shows the spin. The thread is pinned to the CPU probed: left free, a
+        // loaded machine moved it to the other core at each turn (CI, 2026-12-06).
         let mut sleeper = std::process::Command::new("sleep").arg("5").spawn().unwrap();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut seen = Vec::new();
         for cpu in 0..cpus {
+            // SAFETY: a zeroed cpu_set_t is an empty set, CPU_SET writes inside it, and
+            // sched_setaffinity(0, …) only reads it to pin the calling thread.
+            let pinned = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            };
+            // (A CPU this process may not run on: nothing to spin there.)
+            if !pinned {
+                continue;
+            }
             let mut probe = ServerProbe::new(Some(sleeper.id()), Some(cpu));
             probe.open();
             let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
