@@ -28,8 +28,11 @@ export declare class FrameDecoder {
 
 /** A reactor bound to this thread's Node environment. */
 export declare class Reactor {
-  /** `onEvents(count, records, slab, peers)` is called once per turn. */
-  constructor(backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions)
+  /**
+   * `onEvents(count, records, slab, peers, part)` is called once per turn,
+   * and again while it returns `true` (or throws), `part` counting the calls.
+   */
+  constructor(backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number) => boolean | void, options?: ReactorOptions)
   get backend(): string
   /** `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread. */
   get wakeMode(): string

@@ -37,6 +37,7 @@ export const kOnFileSent = Symbol('muxnet.onFileSent');
 export const kOnClose = Symbol('muxnet.onClose');
 export const kOnMessage = Symbol('muxnet.onMessage');
 export const kOnReceiveError = Symbol('muxnet.onReceiveError');
+export const kOwnCallbacks = Symbol('muxnet.ownCallbacks');
 
 export interface Handle {
   [kOnAccept]?(token: number): void;
@@ -56,6 +57,13 @@ export interface Handle {
   [kOnMessage]?(msg: Buffer, address: string, port: number): void;
   /** A UDP socket's receive failed (an ICMP error on a connected socket); it stays open. */
   [kOnReceiveError]?(errno: number): void;
+  /**
+   * Each of its events is a callback of its own, as each of libuv's is: the
+   * ticks and promise jobs its listeners queue run before the batch's next
+   * event is handed out (the drop-in's connections and servers, in node's
+   * order). Without it, they run after the batch (the fast API's handlers).
+   */
+  readonly [kOwnCallbacks]?: boolean;
 }
 
 const {
@@ -293,8 +301,11 @@ export class Reactor {
   /** The records of the batch being dispatched and their count, for `delivering` (none between batches). */
   private batchRecords: Int32Array | undefined;
   private batchCount = 0;
-  /** The index of the record being handled in that batch. */
+  /** The index of the record being handled in that batch, and of the one to hand out next. */
   private batchAt = 0;
+  private batchNext = 0;
+  /** An event's listener is running (not a tick between a batch's parts): see `atEventEnd`. */
+  private inEvent = false;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -305,6 +316,9 @@ export class Reactor {
   private refs = 0;
   /** What waits for libuv's closing phase of this loop turn (see `inClosingPhase`). */
   private closing: (() => void)[] = [];
+  /** What the closing phase being run took, and the next of them to run (see `runClosing`). */
+  private closingDue: (() => void)[] = [];
+  private closingAt = 0;
   /** Calls due once the event being handed out has been, four words each (see `atEventEnd`). */
   private readonly eventEnd: unknown[] = [];
   /** Batches dispatched: a socket tells by it whether two of its events came in one. */
@@ -320,7 +334,7 @@ export class Reactor {
     // Its turns run in the async context of no request (see the binding's JsSide::context).
     this.native = new native.Reactor(
       backend,
-      (count, records, slab, peers) => (count === CLOSING_PHASE ? this.runClosing() : this.dispatch(count, records, slab, peers)),
+      (count, records, slab, peers, part) => (count === CLOSING_PHASE ? this.runClosing(part) : this.dispatch(count, records, slab, peers, part)),
       options,
     );
     this.write = this.native.writer();
@@ -493,18 +507,30 @@ export class Reactor {
     this.closing.push(bound);
   }
 
-  private runClosing(): void {
-    const due = this.closing;
-    this.closing = [];
-    for (let i = 0; i < due.length; i++) {
-      try {
-        due[i]();
-      } catch (err) {
-        // Uncaught, as a throw from a close callback; the rest are still due, a phase later.
-        for (const fn of due.slice(i + 1)) this.inClosingPhase(fn);
-        throw err;
-      }
+  /**
+   * Runs the callbacks due in this closing phase (`part` 0 takes those
+   * queued so far), each a callback of its own, as node's close callbacks
+   * are: the ticks and promise jobs one queues run before the next
+   * (`runTicks`; without it, a part each). True while some remain, for the
+   * native side to call again (after a throw too: it went to
+   * 'uncaughtException', as from node's).
+   */
+  private runClosing(part: number): boolean {
+    if (part === 0) {
+      this.closingDue = this.closing;
+      this.closingAt = 0;
+      this.closing = [];
     }
+    const due = this.closingDue;
+    while (this.closingAt < due.length) {
+      due[this.closingAt++]();
+      if (this.closingAt === due.length) break;
+      if (runTicks === undefined) return true;
+      runTicks();
+    }
+    // Not kept until the next phase: the callbacks hold their sockets.
+    this.closingDue = [];
+    return false;
   }
 
   /**
@@ -516,7 +542,7 @@ export class Reactor {
    * reuses the buffer or changes the socket's options.
    */
   atEventEnd<A, B, C>(fn: (a: A, b: B, c: C) => void, a: A, b: B, c: C): boolean {
-    if (this.batchRecords === undefined) return false;
+    if (!this.inEvent) return false;
     this.eventEnd.push(fn, a, b, c);
     return true;
   }
@@ -537,7 +563,24 @@ export class Reactor {
     }
   }
 
-  private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
+  /**
+   * Hands out a batch, in parts: when one ends (a throw, or see `fanOut`),
+   * true if events remain, and the native side calls again — a callback
+   * scope of its own, so the ticks and promise jobs queued run first — with
+   * the next `part`.
+   */
+  private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number): boolean {
+    if (part === 0) this.beginBatch(count, records, slab, peers);
+    if (this.fanOut(count, records, peers)) return true;
+    this.batchRecords = undefined;
+    // The batch's datagrams leave together once the batch and the ticks
+    // it queued have run (queued after them): node:dgram's send resolves
+    // its address on the next tick, so a 'message' listener's reply is sent there.
+    if (this.dispatching) process.nextTick(this.endBatch);
+    return false;
+  }
+
+  private beginBatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
     if (slab !== this.slab) {
       // Its views are kept (the drop-in's 'data' chunks from 64 KiB, the fast API's):
       // a reader moving one's memory to another thread would empty all the others.
@@ -553,16 +596,8 @@ export class Reactor {
     this.dispatching = this.hasDatagrams;
     this.batchRecords = records;
     this.batchCount = count;
+    this.batchNext = 0;
     this.batches++;
-    try {
-      this.fanOut(count, records, peers);
-    } finally {
-      this.batchRecords = undefined;
-      // The batch's datagrams leave together once the batch and the ticks
-      // it queued have run (queued after them): node:dgram's send resolves
-      // its address on the next tick, so a 'message' listener's reply is sent there.
-      if (this.dispatching) process.nextTick(this.endBatch);
-    }
   }
 
   private readonly endBatch = (): void => {
@@ -628,93 +663,121 @@ export class Reactor {
     throw err;
   }
 
-  private fanOut(count: number, records: Int32Array, peers: string[] | undefined): void {
-    // A throwing handler must not cost the other connections their events:
-    // if something will catch the throw ('uncaughtException'), finish the
-    // batch, then rethrow; if nothing will, the process ends now, as with
-    // node:net, before another callback runs.
+  /**
+   * Hands out the batch's events from `batchNext`. After one whose handle
+   * has callbacks of its own, the ticks and promise jobs queued run
+   * (`runTicks`) before the next; without Node's runner, the part ends
+   * there: true if events remain. A throwing
+   * handler must not cost the other connections their events: if something
+   * will catch the throw ('uncaughtException'), it ends the part (the rest
+   * come in the next); if nothing will, the process ends now, as with
+   * node:net, before another callback runs.
+   */
+  private fanOut(count: number, records: Int32Array, peers: string[] | undefined): boolean {
     let thrown: unknown[] | undefined;
-    for (let i = 0, at = 0; i < count; i++, at += RECORD_WORDS) {
-      dispatched++;
-      this.batchAt = i;
-      const kind = records[at + RECORD_KIND];
-      const index = records[at + RECORD_TOKEN_INDEX];
-      const generation = records[at + RECORD_TOKEN_GENERATION];
-      try {
-        // An accepted connection is handed out in its listener's context.
-        const scope = this.scopes[kind === EVENT_ACCEPT ? records[at + RECORD_A] : index];
-        if (scope === undefined) this.deliver(kind, at, index, generation, records, peers);
-        else scope.runInAsyncScope(this.deliver, this, kind, at, index, generation, records, peers);
-        if (this.eventEnd.length > 0) this.runEventEnd();
-      } catch (err) {
-        if (!caught()) this.dieAt(err);
-        (thrown ??= []).push(err);
-        // Caught, node runs the ticks queued before the throw, each on its own.
-        while (this.eventEnd.length > 0) {
-          try {
-            this.runEventEnd();
-          } catch (later) {
-            if (!caught()) this.dieAt(later);
-            thrown.push(later);
+    this.inEvent = true;
+    try {
+      for (let i = this.batchNext, at = i * RECORD_WORDS; i < count; i++, at += RECORD_WORDS) {
+        dispatched++;
+        this.batchAt = i;
+        this.batchNext = i + 1;
+        const kind = records[at + RECORD_KIND];
+        const index = records[at + RECORD_TOKEN_INDEX];
+        const generation = records[at + RECORD_TOKEN_GENERATION];
+        let own: boolean | undefined;
+        try {
+          // An accepted connection is handed out in its listener's context.
+          const scope = this.scopes[kind === EVENT_ACCEPT ? records[at + RECORD_A] : index];
+          if (scope === undefined) own = this.deliver(kind, at, index, generation, records, peers);
+          else own = scope.runInAsyncScope(this.deliver, this, kind, at, index, generation, records, peers);
+          if (this.eventEnd.length > 0) this.runEventEnd();
+        } catch (err) {
+          if (!caught()) this.dieAt(err);
+          thrown = [err];
+          // Caught, node runs the ticks queued before the throw, each on its own.
+          while (this.eventEnd.length > 0) {
+            try {
+              this.runEventEnd();
+            } catch (later) {
+              if (!caught()) this.dieAt(later);
+              thrown.push(later);
+            }
           }
+          break;
+        }
+        if (own === true && i + 1 < count) {
+          if (runTicks === undefined) return true;
+          // A throw from a tick ends the part: the next part goes on after this event.
+          this.inEvent = false;
+          runTicks();
+          this.inEvent = true;
         }
       }
+    } finally {
+      this.inEvent = false;
     }
     rethrow(thrown);
+    return false;
   }
 
-  /** Hands one record of the batch to its handle. */
-  private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): void {
+  /** Hands one record of the batch to its handle; whether that handle has callbacks of its own (`kOwnCallbacks`). */
+  private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): boolean | undefined {
+    if (kind === EVENT_ACCEPT) {
+      const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
+      // A listener closed earlier in this batch takes no more
+      // connections: reset the socket, as the kernel resets what
+      // waits in a closed listener's backlog (node:net's clients
+      // see ECONNRESET, not an empty answer).
+      if (listener?.[kOnAccept]) listener[kOnAccept](tokenOf(index, generation));
+      else this.native.resetSocket(tokenOf(index, generation));
+      return listener?.[kOwnCallbacks];
+    }
+    if (kind === EVENT_REACTOR_ERROR) throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
+    // In step with the native side's list of the batch's senders, handle or not.
+    if (kind === EVENT_MESSAGE) this.peer = records[at + RECORD_D];
+    const handle = this.handle(index, generation);
+    if (handle === undefined) return undefined;
     switch (kind) {
       case EVENT_DATA:
-        this.handle(index, generation)?.[kOnData]?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
+        handle[kOnData]?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));
         break;
-      case EVENT_ACCEPT: {
-        const token = tokenOf(index, generation);
-        const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
-        // A listener closed earlier in this batch takes no more
-        // connections: reset the socket, as the kernel resets what
-        // waits in a closed listener's backlog (node:net's clients
-        // see ECONNRESET, not an empty answer).
-        if (listener?.[kOnAccept]) listener[kOnAccept](token);
-        else this.native.resetSocket(token);
+      case EVENT_CLOSE:
+        this.forget(index);
+        handle[kOnClose]?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
         break;
-      }
-      case EVENT_CLOSE: {
-        const handle = this.handle(index, generation);
-        if (handle !== undefined) this.forget(index);
-        handle?.[kOnClose]?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
-        break;
-      }
       case EVENT_END:
-        this.handle(index, generation)?.[kOnEnd]?.();
+        handle[kOnEnd]?.();
         break;
       case EVENT_DRAIN:
-        this.handle(index, generation)?.[kOnDrain]?.();
+        handle[kOnDrain]?.();
         break;
       case EVENT_FILE_SENT:
-        this.handle(index, generation)?.[kOnFileSent]?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
+        handle[kOnFileSent]?.((records[at + RECORD_A] >>> 0) + records[at + RECORD_B] * SLOT_SPAN);
         break;
       case EVENT_CONNECT:
-        this.handle(index, generation)?.[kOnConnect]?.();
+        handle[kOnConnect]?.();
         break;
-      case EVENT_MESSAGE: {
-        const msg = this.slabView(records[at + RECORD_A], records[at + RECORD_B]);
-        const peer = (this.peer = records[at + RECORD_D]);
-        this.handle(index, generation)?.[kOnMessage]?.(msg, peers![peer], records[at + RECORD_C]);
+      case EVENT_MESSAGE:
+        handle[kOnMessage]?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]), peers![this.peer], records[at + RECORD_C]);
         break;
-      }
       case EVENT_RECEIVE_ERROR:
-        this.handle(index, generation)?.[kOnReceiveError]?.(records[at + RECORD_A]);
+        handle[kOnReceiveError]?.(records[at + RECORD_A]);
         break;
       case EVENT_ACCEPT_ERROR:
-        this.handle(index, generation)?.[kOnAcceptError]?.(records[at + RECORD_A]);
+        handle[kOnAcceptError]?.(records[at + RECORD_A]);
         break;
-      case EVENT_REACTOR_ERROR:
-        throw new Error(`muxnet: the ${this.backend} reactor failed to wait for events (errno ${records[at + RECORD_A]})`);
     }
+    return handle[kOwnCallbacks];
   }
 }
+
+/**
+ * Node's runner of the ticks and promise jobs due between two callbacks, as
+ * its timers run them between timers: a call when nothing is queued, where
+ * a callback scope of its own for each event cost the drop-in an eighth of
+ * its echo rate. Undocumented (DEP0134, documentation only), so looked for.
+ */
+const runTicks = (process as { _tickCallback?: () => void })._tickCallback;
 
 /** Whether a throw reaching the top will be caught ('uncaughtException', a domain) rather than end the process. */
 function caught(): boolean {

@@ -7,7 +7,7 @@ import { isIP, type BlockList } from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { serverListen, serverSocket } from '../diagnostics';
-import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, openReactor, type Handle, type Reactor } from '../reactor';
+import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, kOwnCallbacks, openReactor, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { nodeFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
@@ -603,6 +603,11 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     this[kLoopRef].set(false);
     this[kPrimary]?.handle.unref?.();
     return this;
+  }
+
+  /** @internal Its connections are handed out each in a callback of its own, as node:net's (see the reactor's `Handle`). */
+  get [kOwnCallbacks](): boolean {
+    return true;
   }
 
   /** @internal */

@@ -11,7 +11,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, kOwnCallbacks, openReactor, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -1565,6 +1565,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     else if (this[kOpened]) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
     this[kOpened] = false;
+  }
+
+  /** @internal Its events are callbacks of their own: ticks queued in one run before the next socket's (see the reactor's `Handle`). */
+  get [kOwnCallbacks](): boolean {
+    return true;
   }
 
   /** @internal */

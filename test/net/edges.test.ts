@@ -1060,6 +1060,73 @@ describe('the drop-in as TypeScript takes node:net code', () => {
   });
 });
 
+// Found 2026-12-06 (undici's own test/fetch/abort2.js through the drop-in; mqtt.js's end()
+// while messages still came): the ticks and promise jobs a listener queued ran after the rest
+// of the turn's events, other sockets' included; node runs them after each of libuv's callbacks.
+describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ticks and promise jobs between sockets (%s)', (which) => {
+  const net = which === 'node:net' ? nodeNet : (muxnet as unknown as Net);
+  const backend = which === 'node:net' ? {} : { backend: which };
+  const N = 8;
+
+  /** A server with `N` clients connected to it: its sockets, and the clients, in the order they connected. */
+  async function connected(): Promise<{ server: nodeNet.Server; accepted: nodeNet.Socket[]; clients: nodeNet.Socket[] }> {
+    const accepted: nodeNet.Socket[] = [];
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => void accepted.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as nodeNet.AddressInfo;
+    const clients: nodeNet.Socket[] = [];
+    for (let i = 0; i < N; i++) {
+      clients.push(net.connect({ port, host: '127.0.0.1', ...backend }));
+      await once(clients[i], 'connect');
+      await waitFor(() => accepted.length === i + 1, 'the server accepts it');
+    }
+    return { server, accepted, clients };
+  }
+
+  /** Logs each client's `event`, and the tick and promise job its listener queues. */
+  function logged(clients: nodeNet.Socket[], event: string): string[] {
+    const log: string[] = [];
+    clients.forEach((c, i) =>
+      c.on(event, () => {
+        log.push(`${event}${i}`);
+        process.nextTick(() => log.push(`tick${i}`));
+        queueMicrotask(() => log.push(`micro${i}`));
+      }),
+    );
+    return log;
+  }
+
+  /** The log in threes, each an event and what its listener queued (the sockets' own order is the kernel's). */
+  function triples(log: string[]): string[][] {
+    const out: string[][] = [];
+    for (let i = 0; i < log.length; i += 3) out.push(log.slice(i, i + 3));
+    return out.sort((a, b) => a[0].localeCompare(b[0]));
+  }
+  const expected = (event: string) => Array.from({ length: N }, (_, i) => [`${event}${i}`, `tick${i}`, `micro${i}`]);
+
+  it("run after each socket's 'data', before the next socket's, when the bytes of all came in one turn", async () => {
+    const { server, accepted, clients } = await connected();
+    const log = logged(clients, 'data');
+    // In one go: every client's bytes are in the kernel when the loop next looks.
+    for (const s of accepted) s.write('x');
+    await waitFor(() => log.length === 3 * N, 'every reply');
+    expect(triples(log)).toEqual(expected('data'));
+    for (const c of clients) c.destroy();
+    server.close();
+  });
+
+  it("run after each socket's 'end' and 'close', before the next socket's", async () => {
+    const { server, accepted, clients } = await connected();
+    const ends = logged(clients, 'end');
+    const closes = logged(clients, 'close');
+    for (const s of accepted) s.end();
+    await waitFor(() => closes.length === 3 * N, 'every close');
+    expect(triples(ends)).toEqual(expected('end'));
+    expect(triples(closes)).toEqual(expected('close'));
+    server.close();
+  });
+});
+
 describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can take', (backend) => {
   it('a flowing socket reads the full turn: with a MiB waiting in the kernel, a read takes more than 64 KiB', async () => {
     let accepted!: nodeNet.Socket;

@@ -455,6 +455,16 @@ describe('a throw from each listener of a drop-in socket, server and UDP socket 
   }, 60_000);
 });
 
+describe('ticks and promise jobs that throw between the events of one turn (test/fixtures/tick-throws.js; built dist)', () => {
+  // The drop-in runs a turn's ticks between its sockets' events with Node's own runner; a tick's
+  // throw there first aborted the process ("async hook stack has become corrupted").
+  it("reach 'uncaughtException' once each, and the other sockets' events, ticks and promise jobs all run, as node:net's", async () => {
+    const [expected, got] = [await fixtureJson('tick-throws.js', ['node:net']), await fixtureJson('tick-throws.js', ['muxnet'])];
+    expect(expected).toEqual({ heard: { data: 6, close: 6, ticks: 12, promises: 12 }, planned: 8, caught: 8, stray: [] });
+    expect(got).toEqual(expected);
+  }, 60_000);
+});
+
 /** test/fixtures/throw-mid-read.js over `module` on `backend`. */
 const midReadRun = (module: string, backend: string) => fixtureJson('throw-mid-read.js', [module], { env: { MUXNET_BACKEND: backend } });
 

@@ -112,8 +112,10 @@ impl OnReadable for Turn {
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
         match barrier::catch(|| self.0.borrow_mut().run_turn()) {
-            Ok(Ok(Some((context, func, args)))) => {
-                let _ = context.call(func, &args);
+            Ok(Ok(Some(call))) => {
+                let events = js::u32_of(env, call.2[0]).unwrap_or(0);
+                // Each call hands out at least one event.
+                hand_out(env, call, events + 1);
             }
             Ok(Ok(None)) => {}
             // An env being torn down (a worker terminated) refuses every
@@ -127,6 +129,31 @@ impl OnReadable for Turn {
         }
     }
 }
+
+/// Makes a call into JavaScript in as many parts as it asks for, `parts`
+/// at most: it returns `true` (or throws) after an event whose `nextTick`
+/// callbacks and promise jobs must run before the next one's listeners, as
+/// Node runs them after each of libuv's callbacks: each part is a callback
+/// scope of its own. Called again with the next part's number, it goes on
+/// from there. The bound keeps JavaScript that can no longer run (a worker
+/// being terminated, throwing at each call) from holding the loop here.
+fn hand_out(env: Env, (context, func, mut args): JsCall, parts: u32) {
+    for part in 0..parts {
+        let Ok(part) = js::int32(env, part as i32) else {
+            return;
+        };
+        args[PART_ARG] = part;
+        match context.call(func, &args) {
+            Ok(Some(more)) if js::is_true(env, more) => {}
+            // Handed to 'uncaughtException': the rest of the batch is still due.
+            Ok(None) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Where the part number goes in a call (after the count, the records, the slab and the peers).
+const PART_ARG: usize = 4;
 
 impl State {
     pub fn new(env: Env, reactor: Reactor, callback: Value, slab_size: usize, use_thread: bool) -> Result<Shared, SetupError> {
@@ -265,8 +292,9 @@ impl State {
         }
         self.dispatching = true;
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
-        let args =
-            vec![js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?, js.records.value()?, js.slab.value()?, peers];
+        let count = js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?;
+        // The part number is set by `hand_out`, call by call.
+        let args = vec![count, js.records.value()?, js.slab.value()?, peers, count];
         Ok(Some((js.context(env)?, js.callback.value()?, args)))
     }
 }
@@ -274,7 +302,7 @@ impl State {
 /// A call into JavaScript: its async context, the function, the arguments.
 type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
 
-/// The count the JS callback gets, alone, in libuv's closing phase (see
+/// The count the JS callback gets in libuv's closing phase (see
 /// [`in_closing_phase`]): no batch, the time to emit what node:net emits
 /// from its handles' close callbacks.
 #[cfg(unix)]
@@ -299,9 +327,8 @@ pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
             };
             let call = state.borrow_mut().closing_phase_call();
             match call {
-                Ok(Some((context, func, args))) => {
-                    let _ = context.call(func, &args);
-                }
+                // Each part runs at least one of the callbacks due when the phase began.
+                Ok(Some(call)) => hand_out(env, call, u32::MAX),
                 Ok(None) => {}
                 Err(e) => barrier::warn(&format!("closing-phase call failed: {e}")),
             }
@@ -316,7 +343,9 @@ impl State {
         let Some(js) = &mut self.js else {
             return Ok(None);
         };
-        Ok(Some((js.context(env)?, js.callback.value()?, vec![js::int32(env, CLOSING_PHASE)?])))
+        let none = js::undefined(env)?;
+        // The part number is set by `hand_out`, call by call.
+        Ok(Some((js.context(env)?, js.callback.value()?, vec![js::int32(env, CLOSING_PHASE)?, none, none, none, none])))
     }
 
     /// The sender of the last batch's datagrams at `index` in its `peers`

@@ -202,7 +202,7 @@ impl Drop for HandleScope {
 pub struct AsyncContext {
     env: Env,
     context: sys::napi_async_context,
-    /// Also the receiver (`this`) of calls: napi_make_callback needs an object.
+    /// Also the receiver (`this`) of calls: a callback scope needs an object.
     resource: Persistent,
 }
 
@@ -219,26 +219,36 @@ impl AsyncContext {
         Ok(AsyncContext { env, context, resource: Persistent::new(env, resource)? })
     }
 
-    /// Calls `func(...args)` inside a callback scope. A throw is handed to
+    /// Calls `func(...args)` inside a callback scope: what it returned, or
+    /// `None` if it threw. A throw is handed to
     /// `process.on('uncaughtException')` as Node does for its own
-    /// callbacks; it never unwinds into the caller.
-    pub fn call(&self, func: Value, args: &[Value]) -> napi::Result<()> {
+    /// callbacks; it never unwinds into the caller. The ticks and promise
+    /// jobs queued run as the scope closes.
+    pub fn call(&self, func: Value, args: &[Value]) -> napi::Result<Option<Value>> {
         let env = self.env;
         let recv = self.resource.value()?;
-        let mut result = ptr::null_mut();
+        let (mut scope, mut result) = (ptr::null_mut(), ptr::null_mut());
         // SAFETY: all values belong to `env`, which is live on this thread;
-        // `args` outlives the call.
+        // `args` outlives the call; the scope opened is closed below, in
+        // this frame, with nothing opened after it still open.
         unsafe {
-            let status = sys::napi_make_callback(env, self.context, recv, func, args.len(), args.as_ptr(), &mut result);
+            check(sys::napi_open_callback_scope(env, recv, self.context, &mut scope), "napi_open_callback_scope")?;
+            let status = sys::napi_call_function(env, recv, func, args.len(), args.as_ptr(), &mut result);
             let mut pending = false;
             sys::napi_is_exception_pending(env, &mut pending);
             if pending {
                 let mut error = ptr::null_mut();
                 sys::napi_get_and_clear_last_exception(env, &mut error);
+                // Inside the scope, as Node reports its own callbacks' throws:
+                // its handler drops the async ids a throwing tick left
+                // pushed, which the scope's close would find corrupt.
                 sys::napi_fatal_exception(env, error);
-                return Ok(());
             }
-            check(status, "napi_make_callback")
+            check(sys::napi_close_callback_scope(env, scope), "napi_close_callback_scope")?;
+            if pending {
+                return Ok(None);
+            }
+            check(status, "napi_call_function").map(|()| Some(result))
         }
     }
 }
@@ -255,6 +265,15 @@ pub fn int32(env: Env, n: i32) -> napi::Result<Value> {
     // SAFETY: `env` is live on this thread.
     check(unsafe { sys::napi_create_int32(env, n, &mut value) }, "napi_create_int32")?;
     Ok(value)
+}
+
+/// Whether `value` is the boolean `true`.
+pub fn is_true(env: Env, value: Value) -> bool {
+    let mut on = false;
+    // SAFETY: `env` is live on this thread; `value` belongs to it. A value
+    // that is not a boolean leaves `on` false.
+    unsafe { sys::napi_get_value_bool(env, value, &mut on) };
+    on
 }
 
 pub fn undefined(env: Env) -> napi::Result<Value> {

@@ -125,11 +125,12 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
 
 #[napi]
 impl Reactor {
-    /// `onEvents(count, records, slab, peers)` is called once per turn.
+    /// `onEvents(count, records, slab, peers, part)` is called once per turn,
+    /// and again while it returns `true` (or throws), `part` counting the calls.
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined) => void, options?: ReactorOptions"
+        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number) => boolean | void, options?: ReactorOptions"
     )]
     pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor, String> {
         let invalid = |reason: String| setup_napi(Error::new(Status::InvalidArg, reason));
