@@ -18,7 +18,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { countEvent, eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, kOwnCallbacks, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, missingArgs, systemError, uvErrno } from './errors';
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
@@ -29,10 +29,10 @@ import { nodeFrom } from './versions';
 import {
   kAfterQueue, kApplyBufferSizes, kBackend, kBindFd, kBindImplicitly, kBindState, kBindTo, kBindViaPrimary, kBlocks,
   kBound, kBufferSize, kBufferSizes, kCancelOutbox, kCheck, kCloseAfterQueuedJobs, kCloseOnAbort, kClosed,
-  kClosingToken, kConnectState, kConnectTo, kDeliver, kDeliverLater, kEnqueue, kFlush, kGiven, kHealthCheck,
-  kHeldMessages, kHold, kIpv6Only, kKeepAlive, kLateBelow, kLaterMessages, kListening, kLookup, kLookups, kMembership,
-  kMessageBatch, kNative, kOutbox, kOutboxBytes, kOwnSocket, kPending, kPrimary, kReactor, kReceiveBlockList,
-  kReceiving, kReleaseMessages, kResolve, kRetry, kReuseAddr, kReusePort, kRoute, kRouted, kRunning, kScheduleFlush,
+  kClosingToken, kConnectState, kConnectTo, kEnqueue, kFlush, kGiven, kHealthCheck,
+  kHold, kIpv6Only, kKeepAlive, kLateBelow, kListening, kLookup, kLookups, kMembership,
+  kNative, kOutbox, kOutboxBytes, kOwnSocket, kPending, kPrimary, kReactor, kReceiveBlockList,
+  kReceiving, kResolve, kRetry, kReuseAddr, kReusePort, kRoute, kRouted, kRunning, kScheduleFlush,
   kScope, kSendBlockList, kSettle, kSettlingBytes, kSettlingCount, kSourceMembership, kSpeaks, kStartConnect, kToken,
   kTransmit,
 } from './symbols';
@@ -975,87 +975,21 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
    * beside its delivery.
    */
   [kOnMessage](msg: Buffer, address: string, port: number): void {
-    if (this[kHeldMessages] !== undefined) return void this[kHeldMessages].push([retained(msg), address, port]);
-    if (this[kLaterMessages] !== undefined) return void this[kLaterMessages].push([retained(msg), address, port]);
-    const batch = this[kReactor]!.batches;
-    if (this[kMessageBatch] !== batch) {
-      this[kMessageBatch] = batch;
-      return this[kDeliver](retained(msg), address, port);
-    }
-    // The batch's second datagram for this socket: it and the rest wait for ticks (see `[kDeliverLater]`).
-    this[kLaterMessages] = [[retained(msg), address, port]];
-    this[kReactor]!.holdBatch();
-    process.nextTick(this[kDeliverLater]);
-  }
-
-  /** The reactor batch whose first datagram this socket had. */
-  private [kMessageBatch] = -1;
-  /** The batch's later datagrams for this socket, not handed out yet. */
-  private [kLaterMessages]: [Buffer, string, number][] | undefined;
-
-  /**
-   * Hands out one of the batch's later datagrams, on a tick queued after
-   * what the previous datagram's listener queued: node:dgram emits each on
-   * its own, its ticks run between them, and a close() in one of those (a
-   * library that closes from a tick) leaves the rest unheard, where a batch
-   * emitted in one go answered them all (node-coap then answered every one
-   * with an RST, and its peer each RST with three datagrams).
-   */
-  private readonly [kDeliverLater] = (): void => {
-    const later = this[kLaterMessages]!;
-    const next = later.shift()!;
-    let more = later.length > 0 && this[kReceiving];
-    try {
-      if (this[kReceiving]) {
-        countEvent();
-        this[kDeliver](...next);
-        more &&= this[kReceiving];
-      }
-    } catch (err) {
-      this[kReactor]!.thrownInHeldBatch(err);
-      throw err;
-    } finally {
-      if (more) process.nextTick(this[kDeliverLater]);
-      else {
-        this[kLaterMessages] = undefined;
-        this[kReactor]!.releaseBatch();
-      }
-    }
-  };
-
-  /**
-   * A 'message' listener threw (and something catches it): the datagrams
-   * read with that one wait for a tick, as libuv's next callback, so the
-   * throw is heard before them.
-   */
-  private [kHeldMessages]: [Buffer, string, number][] | undefined;
-
-  private [kDeliver](msg: Buffer, address: string, port: number): void {
     if (!this[kReceiving] || isBlocked(this[kReceiveBlockList], address)) return;
-    try {
-      this.emit('message', msg, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
-    } catch (err) {
-      if (this[kHeldMessages] === undefined) {
-        this[kHeldMessages] = [];
-        process.nextTick(this[kReleaseMessages]);
-      }
-      throw err;
-    }
+    this.emit('message', retained(msg), { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
-  private readonly [kReleaseMessages] = (): void => {
-    const held = this[kHeldMessages]!;
-    this[kHeldMessages] = undefined;
-    for (let i = 0; i < held.length; i++) {
-      try {
-        this[kDeliver](...held[i]);
-      } catch (err) {
-        // Another throw: the rest wait again, ahead of any read meanwhile.
-        this[kHeldMessages]!.unshift(...held.slice(i + 1));
-        throw err;
-      }
-    }
-  };
+  /**
+   * @internal Each datagram is a callback of its own, as node:dgram's: the
+   * ticks and promise jobs a listener queues run before the next (a
+   * library's close() from a tick leaves the rest unheard, where a batch
+   * emitted in one go had node-coap answer every one with an RST, and its
+   * peer each RST with three datagrams), and a listener's throw is heard
+   * before the next datagram (see the reactor's `Handle`).
+   */
+  get [kOwnCallbacks](): boolean {
+    return true;
+  }
 
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but
   // still read by old code: the same names, the same warning. There is no

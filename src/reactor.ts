@@ -173,17 +173,11 @@ let dispatched = 0;
 
 /**
  * How many events have been fanned out to handles: during a handler, its
- * own event's number. node:dgram emits each event on its own, with the ticks
- * and microtasks it queued after it; a batch emits them in one go, so what an
- * earlier handler started may still be pending when a later one runs.
+ * own event's number. What an earlier handler of the batch started (a send
+ * waiting for its address) may still be pending when a later one runs.
  */
 export function eventsDispatched(): number {
   return dispatched;
-}
-
-/** A datagram handed out after its batch, on a tick of its own (see dgram's `kOnMessage`): an event of its own. */
-export function countEvent(): void {
-  dispatched++;
 }
 
 /** A chunk kept by a reader pins at most this many times its own size of memory. */
@@ -601,36 +595,9 @@ export class Reactor {
   }
 
   private readonly endBatch = (): void => {
-    // Datagrams of the batch still being handed out, a tick each: it ends after the last.
-    if (this.batchHolds > 0) return void (this.batchEndHeld = true);
     this.dispatching = false;
     this.flushSends();
   };
-
-  /** UDP sockets still handing out datagrams of the batch (see `holdBatch`), and whether its end waits for them. */
-  private batchHolds = 0;
-  private batchEndHeld = false;
-
-  /**
-   * A UDP socket hands out the rest of the batch's datagrams on ticks of
-   * their own: the replies they send are the batch's, and leave together
-   * after the last (`releaseBatch`).
-   */
-  holdBatch(): void {
-    this.batchHolds++;
-  }
-
-  /** A listener's throw as a held batch's datagram was handed out: one nothing catches ends the process now, the batch's replies sent first. */
-  thrownInHeldBatch(err: unknown): void {
-    if (!caught()) this.dieAt(err);
-  }
-
-  releaseBatch(): void {
-    if (--this.batchHolds > 0 || !this.batchEndHeld) return;
-    this.batchEndHeld = false;
-    // After what the last datagram's listener queued (its reply's address is resolved on a tick).
-    process.nextTick(this.endBatch);
-  }
 
   /**
    * Whether the batch being dispatched holds bytes, an end or a close for

@@ -213,6 +213,27 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     tx.close();
   });
 
+  // Found 2026-12-06: the batch's later datagrams came each on a tick of their own, so a tick
+  // queued inside a tick, and promise jobs, ran after the batch's datagrams.
+  it("a tick queued inside a tick, and a promise job, that a 'message' listener queues run before the batch's next datagram", async () => {
+    const rx = create('udp4');
+    const port = await bound(rx, '127.0.0.1');
+    const tx = create('udp4');
+    await bound(tx, '127.0.0.1');
+    const log: string[] = [];
+    rx.on('message', (m) => {
+      log.push(`message ${m}`);
+      process.nextTick(() => process.nextTick(() => log.push(`inner tick ${m}`)));
+      void Promise.resolve().then(() => log.push(`promise ${m}`));
+    });
+    // Sent at once: in the kernel together, one batch for muxnet.
+    for (const s of ['a', 'b', 'c']) tx.send(s, port, '127.0.0.1');
+    await waitFor(() => log.length === 9, 'every datagram');
+    expect(log).toEqual(['a', 'b', 'c'].flatMap((m) => [`message ${m}`, `inner tick ${m}`, `promise ${m}`]));
+    rx.close();
+    tx.close();
+  });
+
   it('binds, receives with rinfo, and answers every send() form', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');
