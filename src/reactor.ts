@@ -60,8 +60,9 @@ export interface Handle {
   /**
    * Each of its events is a callback of its own, as each of libuv's is: the
    * ticks and promise jobs its listeners queue run before the batch's next
-   * event is handed out (the drop-in's connections and servers, in node's
-   * order). Without it, they run after the batch (the fast API's handlers).
+   * event is handed out (the drop-in's connections, servers and UDP
+   * sockets, in node's order). Without it, they run after the batch (the
+   * fast API's handlers).
    */
   readonly [kOwnCallbacks]?: boolean;
 }
@@ -634,11 +635,11 @@ export class Reactor {
    * Hands out the batch's events from `batchNext`. After one whose handle
    * has callbacks of its own, the ticks and promise jobs queued run
    * (`runTicks`) before the next; without Node's runner, the part ends
-   * there: true if events remain. A throwing
-   * handler must not cost the other connections their events: if something
-   * will catch the throw ('uncaughtException'), it ends the part (the rest
-   * come in the next); if nothing will, the process ends now, as with
-   * node:net, before another callback runs.
+   * there: true if events remain. A throwing handler must not cost the
+   * other connections their events: if something will catch the throw
+   * ('uncaughtException'), it ends the part (the rest come in the next); if
+   * nothing will, the process ends now, as with node:net, before another
+   * callback runs.
    */
   private fanOut(count: number, records: Int32Array, peers: string[] | undefined): boolean {
     let thrown: unknown[] | undefined;

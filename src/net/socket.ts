@@ -579,7 +579,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (event === 'finish') return false;
     const ours = this.rawListeners('end').filter((l) => {
       const listener = (l as { listener?: unknown }).listener ?? l;
-      return listener === peerEnded || calls(listener, '_handle.emitEOF()');
+      return listener === peerEnded || isWrapperEnd(listener);
     });
     for (const listener of ours) listener.call(this);
     return ours.length > 0;
@@ -1876,8 +1876,12 @@ function notHalfOpen(socket: Socket): void {
  * it never ended). Read from their source, once, at the peer's FIN.
  */
 function isStreamWrapTransport(socket: Socket): boolean {
-  const listen = (event: string, call: string) => socket.listeners(event).some((l) => calls(l, call));
-  return socket[kStreamWrap] !== undefined && listen('end', '_handle.emitEOF()') && listen('close', 'this.destroy()');
+  return socket[kStreamWrap] !== undefined && socket.listeners('end').some(isWrapperEnd) && socket.listeners('close').some((l) => calls(l, 'this.destroy()'));
+}
+
+/** Whether `listener` is a `JSStreamSocket`'s `'end'` listener, handing the end to its native side. */
+function isWrapperEnd(listener: unknown): boolean {
+  return calls(listener, '_handle.emitEOF()');
 }
 
 /**
