@@ -49,6 +49,14 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     await once(s, 'listening');
     return s.address().port;
   };
+  /** A receiver and a sender, both bound on loopback: the sender's burst comes in one batch for muxnet. */
+  const loopbackPair = async () => {
+    const rx = create('udp4');
+    const port = await bound(rx, '127.0.0.1');
+    const tx = create('udp4');
+    await bound(tx, '127.0.0.1');
+    return { rx, port, tx };
+  };
 
   // Found by a hunt (2026-12-05): muxnet joined the pieces and sent them.
   it.skipIf(process.platform === 'win32')('a list of more pieces than IOV_MAX (1024) is refused EMSGSIZE and not sent; 1024 go as one datagram', async () => {
@@ -189,10 +197,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
   // last datagram's state for the first, and its close() from a tick left the rest of the batch
   // answered (an RST each, and its peer answered each RST with three datagrams: a storm).
   it("a tick a 'message' listener queues runs before the batch's next datagram; a close() there leaves the rest unheard", async () => {
-    const rx = create('udp4');
-    const port = await bound(rx, '127.0.0.1');
-    const tx = create('udp4');
-    await bound(tx, '127.0.0.1');
+    const { rx, port, tx } = await loopbackPair();
     const seen: string[] = [];
     const replies: string[] = [];
     let state = '';
@@ -216,10 +221,7 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
   // Found 2026-12-06: the batch's later datagrams came each on a tick of their own, so a tick
   // queued inside a tick, and promise jobs, ran after the batch's datagrams.
   it("a tick queued inside a tick, and a promise job, that a 'message' listener queues run before the batch's next datagram", async () => {
-    const rx = create('udp4');
-    const port = await bound(rx, '127.0.0.1');
-    const tx = create('udp4');
-    await bound(tx, '127.0.0.1');
+    const { rx, port, tx } = await loopbackPair();
     const log: string[] = [];
     rx.on('message', (m) => {
       log.push(`message ${m}`);
