@@ -18,7 +18,7 @@ import { isArrayBufferView } from 'node:util/types';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
-import { eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, kOwnCallbacks, openReactor, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
+import { eventsDispatched, getReactor, KeepAlive, kOnMessage, kOnReceiveError, openReactor, ownCallbacks, retained, SEND_QUEUED, udpBufferSize, type Handle, type Reactor, type SendSettler } from './reactor';
 import { bufferOutOfBounds, coded, invalidArgType, invalidArgValue, ipBlocked, missingArgs, systemError, uvErrno } from './errors';
 import { REUSE_PORT_OPTION, isBlocked, resolveBackend, validateBlockList, validateBufferSize, validateInteger, validateObject, validatePort, validateType, type BackendName } from './options';
 import { fdKind, givenFd, INHERIT_DATAGRAM, takeFdOrThrow } from './fds';
@@ -979,18 +979,6 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     this.emit('message', retained(msg), { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: msg.length } satisfies RemoteInfo);
   }
 
-  /**
-   * @internal Each datagram is a callback of its own, as node:dgram's: the
-   * ticks and promise jobs a listener queues run before the next (a
-   * library's close() from a tick leaves the rest unheard, where a batch
-   * emitted in one go had node-coap answer every one with an RST, and its
-   * peer each RST with three datagrams), and a listener's throw is heard
-   * before the next datagram (see the reactor's `Handle`).
-   */
-  get [kOwnCallbacks](): boolean {
-    return true;
-  }
-
   // node:dgram's private members, deprecated since Node 12 (DEP0112) but
   // still read by old code: the same names, the same warning. There is no
   // libuv handle here; `_handle` is an object while the socket runs, null
@@ -1028,6 +1016,14 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     }
   }
 }
+/*
+ * Each datagram is a callback of its own, as node:dgram's: the ticks and
+ * promise jobs a listener queues run before the next (a library's close()
+ * from a tick leaves the rest unheard, where a batch emitted in one go had
+ * node-coap answer every one with an RST, and its peer each RST with three
+ * datagrams), and a listener's throw is heard before the next datagram.
+ */
+ownCallbacks(UdpSocket);
 
 /** What a muxnet UDP socket has beyond @types/node 20's `dgram.Socket`: Node 24's methods. */
 export interface SocketExtras {

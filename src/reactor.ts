@@ -37,7 +37,7 @@ export const kOnFileSent = Symbol('muxnet.onFileSent');
 export const kOnClose = Symbol('muxnet.onClose');
 export const kOnMessage = Symbol('muxnet.onMessage');
 export const kOnReceiveError = Symbol('muxnet.onReceiveError');
-export const kOwnCallbacks = Symbol('muxnet.ownCallbacks');
+const kOwnCallbacks = Symbol('muxnet.ownCallbacks');
 
 export interface Handle {
   [kOnAccept]?(token: number): void;
@@ -65,6 +65,14 @@ export interface Handle {
    * fast API's handlers).
    */
   readonly [kOwnCallbacks]?: boolean;
+}
+
+/**
+ * Marks a handle class's events as callbacks of their own (`Handle[kOwnCallbacks]`):
+ * one property on its prototype, none per instance.
+ */
+export function ownCallbacks(handleClass: abstract new (...args: never[]) => Handle): void {
+  Object.defineProperty(handleClass.prototype, kOwnCallbacks, { value: true });
 }
 
 const {

@@ -7,7 +7,7 @@ import { isIP, type BlockList } from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, type HandedSocket, type PrimaryQuery } from '../cluster';
 import { serverListen, serverSocket } from '../diagnostics';
-import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, kOwnCallbacks, openReactor, type Handle, type Reactor } from '../reactor';
+import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, openReactor, ownCallbacks, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
 import { nodeFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
@@ -605,11 +605,6 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     return this;
   }
 
-  /** @internal Its connections are handed out each in a callback of its own, as node:net's (see the reactor's `Handle`). */
-  get [kOwnCallbacks](): boolean {
-    return true;
-  }
-
   /** @internal */
   [kOnAccept](token: number): void {
     const reactor = this[kReactor]!;
@@ -666,6 +661,8 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     if (err.code !== 'EMFILE' && err.code !== 'ENFILE') this.emit('error', err);
   }
 }
+// Its connections are handed out each in a callback of its own, as node:net's.
+ownCallbacks(Server);
 
 /**
  * As node:net, which hands `backlog || 511` to its binding as an int32:

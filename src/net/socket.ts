@@ -11,7 +11,7 @@ import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, i
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, kOwnCallbacks, openReactor, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, ownCallbacks, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom } from '../versions';
@@ -1567,11 +1567,6 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kOpened] = false;
   }
 
-  /** @internal Its events are callbacks of their own: ticks queued in one run before the next socket's (see the reactor's `Handle`). */
-  get [kOwnCallbacks](): boolean {
-    return true;
-  }
-
   /** @internal */
   [kOnConnect](): void {
     this[kConnectingFlag] = false;
@@ -1804,6 +1799,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     return undefined;
   }
 }
+// Its events are callbacks of their own: ticks queued in one run before the next socket's.
+ownCallbacks(Socket);
 
 /** No socket could be made (out of fds): node:net meets it where the socket is made, at the bind when there is one. */
 const NO_SOCKET_ERRORS = ['EMFILE', 'ENFILE'].map(uvErrno);
