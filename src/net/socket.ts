@@ -1492,12 +1492,18 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kPeerBeforeFin] = false;
       return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
     }
-    // node:net's shutdown request completes later, never inside end(): a write after end()
-    // or a destroy() in the same tick finds the stream unfinished ('error', and no 'finish').
-    process.nextTick(() => {
+    // node:net's shutdown request completes in a later poll phase: never inside end() (a write
+    // after end() or a destroy() in the same tick finds the stream unfinished: 'error', and no
+    // 'finish'), nor before the events this turn brought the socket: with some still to come in
+    // the batch, after it (on a tick between the batch's events, a destroySoon() from another
+    // socket's listener lost the bytes this one had read).
+    const done = () => {
       this[kPeerBeforeFin] = false;
       cb();
-    });
+    };
+    const reactor = this[kReactor]!;
+    if (reactor.delivering(this[kToken])) reactor.inClosingPhase(done, this[kScope]);
+    else process.nextTick(done);
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {

@@ -1125,6 +1125,31 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     expect(triples(closes)).toEqual(expected('close'));
     server.close();
   });
+
+  // Found by a review of the change above: the shutdown's completion ('finish') came on a tick,
+  // which now ran between the batch's events, so a socket ended by another's listener finished
+  // (and destroySoon() destroyed it) before its own bytes of that turn were handed out: lost.
+  it("a socket that another's listener ends (destroySoon) still gets the bytes that came in the same turn, and 'finish' after them", async () => {
+    const { server, accepted, clients } = await connected();
+    const log: string[] = [];
+    let first = true;
+    clients.forEach((c, i) => {
+      c.on('data', (d) => {
+        log.push(`data${i} ${d}`);
+        if (!first) return;
+        first = false;
+        for (const other of clients) if (other !== c) other.destroySoon();
+      });
+      c.on('finish', () => log.push(`finish${i}`));
+      c.on('close', () => log.push(`close${i}`));
+    });
+    for (const s of accepted) s.write('x');
+    await waitFor(() => log.filter((e) => e.startsWith('close')).length === N - 1, 'the ended sockets close');
+    expect(log.filter((e) => e.startsWith('data')).sort()).toEqual(Array.from({ length: N }, (_, i) => `data${i} x`));
+    for (let i = 0; i < N; i++) if (log.includes(`finish${i}`)) expect(log.indexOf(`finish${i}`)).toBeGreaterThan(log.indexOf(`data${i} x`));
+    for (const c of clients) c.destroy();
+    server.close();
+  });
 });
 
 describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can take', (backend) => {
