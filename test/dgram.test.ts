@@ -236,6 +236,26 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     tx.close();
   });
 
+  // Found by a hunt (2026-12-06, bittorrent-tracker's own tests): the datagrams sent in a batch
+  // left sorted by socket (the order the sockets were made), not in the order of the calls.
+  it("datagrams several sockets send from a 'message' listener leave in the order of the sends", async () => {
+    const { rx, port, tx } = await loopbackPair();
+    // Made last first: an order by socket is the reverse of the sends'.
+    const senders = [create('udp4'), create('udp4'), create('udp4')].reverse();
+    for (const s of senders) await bound(s, '127.0.0.1');
+    const sink = create('udp4');
+    const sinkPort = await bound(sink, '127.0.0.1');
+    const got: string[] = [];
+    sink.on('message', (m) => got.push(String(m)));
+    rx.on('message', () => {
+      for (let round = 0; round < 2; round++) senders.forEach((s, i) => s.send(`${round}.${i}`, sinkPort, '127.0.0.1'));
+    });
+    tx.send('go', port, '127.0.0.1');
+    await waitFor(() => got.length === 6, 'every datagram');
+    expect(got).toEqual(['0.0', '0.1', '0.2', '1.0', '1.1', '1.2']);
+    for (const s of [rx, tx, sink, ...senders]) s.close();
+  });
+
   it('binds, receives with rinfo, and answers every send() form', async () => {
     const server = create('udp4');
     const port = await bound(server, '127.0.0.1');

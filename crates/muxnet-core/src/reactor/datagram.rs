@@ -112,7 +112,9 @@ impl Reactor {
         self.outbox.queued.len()
     }
 
-    /// Sends every queued datagram, each socket's in the order queued, and
+    /// Sends every queued datagram in the order queued (node:dgram sends
+    /// each at its call: several sockets' datagrams leave interleaved as
+    /// their sends were; a socket's consecutive ones in one `sendmmsg`), and
     /// empties the queue. `results[i]` is the outcome of the `i`-th queued
     /// send: the bytes sent, or its error. Once a socket's send buffer is
     /// full (`WouldBlock`), the rest of its datagrams are not tried and are
@@ -120,21 +122,25 @@ impl Reactor {
     pub fn flush_sends(&mut self, results: &mut Vec<io::Result<usize>>) {
         results.clear();
         let mut outbox = std::mem::take(&mut self.outbox);
-        let Outbox { bytes, queued, order, group, batch } = &mut outbox;
+        let Outbox { bytes, queued, blocked, group, batch } = &mut outbox;
         results.resize_with(queued.len(), || Ok(0));
-        // By socket (a stable sort: each socket's keep their order).
-        order.clear();
-        order.extend(0..queued.len());
-        order.sort_by_key(|&i| queued[i].0.to_bits());
+        blocked.clear();
         let mut first = 0;
-        while first < order.len() {
-            let token = queued[order[first]].0;
-            let end = first + order[first..].iter().take_while(|&&i| queued[i].0 == token).count();
+        while first < queued.len() {
+            let token = queued[first].0;
+            let end = first + queued[first..].iter().take_while(|q| q.0 == token).count();
+            if blocked.contains(&token) {
+                for result in &mut results[first..end] {
+                    *result = Err(io::ErrorKind::WouldBlock.into());
+                }
+                first = end;
+                continue;
+            }
             group.clear();
-            group.extend(order[first..end].iter().map(|&i| queued[i].1));
+            group.extend(queued[first..end].iter().map(|q| q.1));
             let mut next = 0;
             while next < group.len() {
-                let at = order[first + next];
+                let at = first + next;
                 let Some(Entry { socket: Socket::Datagram(socket), .. }) = self.entries.get(token) else {
                     results[at] = Err(gone(&self.closed_in_turn, token));
                     next += 1;
@@ -146,14 +152,15 @@ impl Reactor {
                         self.counters.datagrams_sent += sent as u64;
                         for (k, out) in group[next..next + sent].iter().enumerate() {
                             self.counters.sends.bytes += out.len as u64;
-                            results[order[first + next + k]] = Ok(out.len);
+                            results[at + k] = Ok(out.len);
                         }
                         next += sent;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        for &i in &order[first + next..end] {
-                            results[i] = Err(io::ErrorKind::WouldBlock.into());
+                        for result in &mut results[at..end] {
+                            *result = Err(io::ErrorKind::WouldBlock.into());
                         }
+                        blocked.push(token);
                         next = group.len();
                     }
                     Err(e) => {
@@ -373,8 +380,8 @@ fn deliver(space: &mut ReadSpace<'_>, events: &mut Vec<Event>, counters: &mut St
 pub(super) struct Outbox {
     bytes: Vec<u8>,
     queued: Vec<(Token, Outgoing)>,
-    /// Indices into `queued`, by socket.
-    order: Vec<usize>,
+    /// Sockets whose send buffer filled during a flush: their later datagrams are not tried.
+    blocked: Vec<Token>,
     /// One socket's datagrams, in order.
     group: Vec<Outgoing>,
     batch: SendBatch,
