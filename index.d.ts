@@ -465,6 +465,14 @@ export declare const RECORD_TOKEN_INDEX: number
 /** Words per record, and where each field is. */
 export declare const RECORD_WORDS: number
 
+/**
+ * `reportUncaught(error)`: hands a throw JavaScript caught to
+ * `process.on('uncaughtException')` now, in the async context current (the
+ * handle's, where one of its listeners threw), as Node reports a throw from
+ * one of its own callbacks there (node:test tells by it which test failed).
+ */
+export declare function reportUncaught(error: unknown): void
+
 export interface SocketAddress {
   address: string
   family: string

@@ -505,7 +505,15 @@ export class Reactor {
    */
   inClosingPhase(fn: () => void, scope?: AsyncResource): void {
     // In the handle's async context, as node's close callbacks run; without one, the reactor's.
-    const bound = scope ? scope.bind(fn) : fn;
+    const bound = scope
+      ? scope.bind(() => {
+          try {
+            fn();
+          } catch (err) {
+            reportCaught(err);
+          }
+        })
+      : fn;
     if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(bound);
     this.closing.push(bound);
   }
@@ -665,7 +673,7 @@ export class Reactor {
           // An accepted connection is handed out in its listener's context.
           const scope = this.scopes[kind === EVENT_ACCEPT ? records[at + RECORD_A] : index];
           if (scope === undefined) own = this.deliver(kind, at, index, generation, records, peers);
-          else own = scope.runInAsyncScope(this.deliver, this, kind, at, index, generation, records, peers);
+          else own = scope.runInAsyncScope(this.deliverInScope, this, kind, at, index, generation, records, peers);
           if (this.eventEnd.length > 0) this.runEventEnd();
         } catch (err) {
           if (!caught()) this.dieAt(err);
@@ -694,6 +702,20 @@ export class Reactor {
     }
     rethrow(thrown);
     return false;
+  }
+
+  /**
+   * `deliver`, in the handle's async context: a listener's throw that
+   * 'uncaughtException' will catch is reported there (see `reportCaught`),
+   * and the batch goes on, the ticks queued run first.
+   */
+  private deliverInScope(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): boolean | undefined {
+    try {
+      return this.deliver(kind, at, index, generation, records, peers);
+    } catch (err) {
+      reportCaught(err);
+      return true;
+    }
   }
 
   /** Hands one record of the batch to its handle; whether that handle has callbacks of its own (`kOwnCallbacks`). */
@@ -758,6 +780,18 @@ const runTicks = (process as { _tickCallback?: () => void })._tickCallback;
 /** Whether a throw reaching the top will be caught ('uncaughtException', a domain) rather than end the process. */
 function caught(): boolean {
   return process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback();
+}
+
+/**
+ * A handle's listener threw, in its async context: what 'uncaughtException'
+ * will catch is reported here and now, in that context, as node reports a
+ * throw from the handle's own callback (node:test tells by the context which
+ * test failed; rethrown after the batch, the reactor's context was current).
+ * What nothing will catch goes up, to end the process (see `fanOut`).
+ */
+function reportCaught(err: unknown): void {
+  if (!caught()) throw err;
+  native.reportUncaught(err);
 }
 
 /**

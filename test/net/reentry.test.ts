@@ -465,6 +465,23 @@ describe('ticks and promise jobs that throw between the events of one turn (test
   }, 60_000);
 });
 
+// Found by a hunt (2026-12-06, nodemailer's own tests under node:test): a listener's throw
+// reached 'uncaughtException' after the batch, in the reactor's async context, so node:test
+// could not tell which test it failed (the test was cancelled, or hung).
+describe.each(BACKENDS)("a listener's throw, on %s (test/fixtures/throw-context.js; built dist)", (backend) => {
+  it("reaches 'uncaughtException' in the throwing callback's async context, as node:net's and node:dgram's: 'connection', 'connect', 'data', 'end', 'close', 'message'", async () => {
+    const run = (module: string) => fixtureJson('throw-context.js', [module], { env: { MUXNET_BACKEND: backend } });
+    const [expected, got] = [await run('node:net'), await run('muxnet')];
+    expect(expected).toEqual({
+      seen: { connection: 'server', connect: 'client connect', data: 'client data', end: 'client end', close: 'client close', message: 'udp' },
+      planned: 9,
+      caught: 9,
+      stray: [],
+    });
+    expect(got).toEqual(expected);
+  }, 60_000);
+});
+
 /** test/fixtures/throw-mid-read.js over `module` on `backend`. */
 const midReadRun = (module: string, backend: string) => fixtureJson('throw-mid-read.js', [module], { env: { MUXNET_BACKEND: backend } });
 

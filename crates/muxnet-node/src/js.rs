@@ -242,7 +242,7 @@ impl AsyncContext {
                 // Inside the scope, as Node reports its own callbacks' throws:
                 // its handler drops the async ids a throwing tick left
                 // pushed, which the scope's close would find corrupt.
-                sys::napi_fatal_exception(env, error);
+                report(env, error);
             }
             check(sys::napi_close_callback_scope(env, scope), "napi_close_callback_scope")?;
             if pending {
@@ -405,7 +405,12 @@ pub fn throw_error(env: Env, message: &str, code: &str) {
 /// Hands an `Error` with `code` to `process.on('uncaughtException')`, as
 /// Node does for an error no caller can catch (in a libuv callback).
 pub fn raise(env: Env, message: &str, code: &str) {
-    let error = coded_error(env, message, code);
+    report(env, coded_error(env, message, code));
+}
+
+/// Hands `error` to `process.on('uncaughtException')` (or ends the process,
+/// with none), as Node does for a throw from one of its callbacks.
+pub fn report(env: Env, error: Value) {
     // SAFETY: `env` is live on this thread; `error` belongs to it.
     unsafe { sys::napi_fatal_exception(env, error) };
 }

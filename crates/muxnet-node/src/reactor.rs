@@ -31,6 +31,16 @@ pub fn backends() -> Vec<&'static str> {
     BackendKind::ALL.iter().map(|k| k.name()).collect()
 }
 
+/// `reportUncaught(error)`: hands a throw JavaScript caught to
+/// `process.on('uncaughtException')` now, in the async context current (the
+/// handle's, where one of its listeners threw), as Node reports a throw from
+/// one of its own callbacks there (node:test tells by it which test failed).
+#[napi(catch_unwind)]
+#[cfg_attr(test, allow(dead_code))] // called from JavaScript only
+pub fn report_uncaught(env: Env, error: Unknown<'_>) {
+    crate::js::report(env.raw(), error.raw());
+}
+
 #[napi(object)]
 pub struct ReactorOptions {
     /// `"auto"` (default: watch the poller's fd where there is one),
