@@ -653,9 +653,10 @@ export class Reactor {
    * (`runTicks`) before the next; without Node's runner, the part ends
    * there: true if events remain. A throwing handler must not cost the
    * other connections their events: if something will catch the throw
-   * ('uncaughtException'), it ends the part (the rest come in the next); if
-   * nothing will, the process ends now, as with node:net, before another
-   * callback runs.
+   * ('uncaughtException'), a handle with an async context of its own (the
+   * drop-in's) has it reported there at once (`deliverInScope`), another's
+   * ends the part (the rest come in the next); if nothing will, the process
+   * ends now, as with node:net, before another callback runs.
    */
   private fanOut(count: number, records: Int32Array, peers: string[] | undefined): boolean {
     let thrown: unknown[] | undefined;
