@@ -774,9 +774,12 @@ export class Reactor {
  * Node's runner of the ticks and promise jobs due between two callbacks, as
  * its timers run them between timers: a call when nothing is queued, where
  * a callback scope of its own for each event cost the drop-in an eighth of
- * its echo rate. Undocumented (DEP0134, documentation only), so looked for.
+ * its echo rate. Undocumented (DEP0134, documentation only), so looked for;
+ * under `--pending-deprecation` Node puts a wrapper there that warns (and
+ * throws, with `--throw-deprecation`): not used, each event ends a part.
  */
-const runTicks = (process as { _tickCallback?: () => void })._tickCallback;
+const tickCallback = (process as { _tickCallback?: () => void })._tickCallback;
+const runTicks = tickCallback?.name === 'runNextTicks' ? tickCallback : undefined;
 
 /** Whether a throw reaching the top will be caught ('uncaughtException', a domain) rather than end the process. */
 function caught(): boolean {

@@ -463,6 +463,16 @@ describe('ticks and promise jobs that throw between the events of one turn (test
     expect(expected).toEqual({ heard: { data: 6, close: 6, ticks: 12, promises: 12 }, planned: 8, caught: 8, stray: [] });
     expect(got).toEqual(expected);
   }, 60_000);
+
+  // Found by a review (2026-12-06): under --pending-deprecation Node's runner is wrapped in
+  // DEP0134's warning, which the drop-in printed (node:net never does), and which
+  // --throw-deprecation made a throw at the first turn of two events.
+  it('the same under --pending-deprecation --throw-deprecation, with no DEP0134 warning', async () => {
+    const nodeArgs = ['--pending-deprecation', '--throw-deprecation'];
+    const [expected, got] = [await fixtureJson('tick-throws.js', ['node:net'], { nodeArgs }), await fixtureJson('tick-throws.js', ['muxnet'], { nodeArgs })];
+    expect(expected).toEqual({ heard: { data: 6, close: 6, ticks: 12, promises: 12 }, planned: 8, caught: 8, stray: [] });
+    expect(got).toEqual(expected);
+  }, 60_000);
 });
 
 // Found by a hunt (2026-12-06, nodemailer's own tests under node:test): a listener's throw
