@@ -347,15 +347,31 @@ export class Reactor {
 
   /** Binds a UDP socket; returns its token or a negative errno. */
   udpBind(host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number {
-    this.hasDatagrams = true;
+    this.queuesDatagrams();
     return this.native.udpBind(host, port, reuseAddr, reusePort, ipv6Only);
   }
 
   /** A UDP socket of the family, bound to nothing yet (`native.udpBindSocket` binds it); its token or a negative errno. */
   udpSocket(ipv6: boolean): number {
-    this.hasDatagrams = true;
+    this.queuesDatagrams();
     return this.native.udpSocket(ipv6);
   }
+
+  /** Its batches queue datagrams from now on (see `sendDatagram`), and the process's exit sends what is queued. */
+  private queuesDatagrams(): void {
+    if (this.hasDatagrams) return;
+    this.hasDatagrams = true;
+    process.on('exit', this.sendAtExit);
+  }
+
+  /**
+   * The process exits with datagrams queued (`process.exit()` from a later
+   * listener or a tick, a throw nothing catches): they leave, as node:dgram's
+   * had in their own callbacks; no callback runs then.
+   */
+  private readonly sendAtExit = (): void => {
+    if (this.queuedSends > 0) this.native.flushSends(this.sendResults);
+  };
 
   /**
    * Sends one datagram. Outside a batch of events it leaves at once: the

@@ -1461,3 +1461,22 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     });
   });
 });
+
+// Found by a review (2026-12-06): a batch's queued datagrams were lost when a later listener, or a
+// tick, ended the process; node:dgram's had left in their own callbacks.
+describe.each([['node:dgram'], ...IMPLS.slice(1).map(([, , backend]) => [backend!])])('a datagram sent before the process ends in the same turn (%s)', (which) => {
+  it.each(['exit', 'tick-throw'])("leaves: a reply from one 'message' listener, then %s from the next", async (mode) => {
+    const sink = nodeDgram.createSocket('udp4');
+    const port = await new Promise<number>((resolve) => sink.bind(0, '127.0.0.1', () => resolve(sink.address().port)));
+    const got: string[] = [];
+    sink.on('message', (m) => got.push(String(m)));
+    const fixture = path.join(__dirname, 'fixtures', 'dgram-exit.js');
+    const module = which === 'node:dgram' ? 'node:dgram' : 'muxnet';
+    const child = spawn(process.execPath, [fixture, module, mode, String(port)], { env: { ...process.env, MUXNET_BACKEND: which }, stdio: 'ignore' });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(mode === 'exit' ? 7 : 1);
+    await waitFor(() => got.length > 0, 'the reply');
+    expect(got).toEqual(['reply']);
+    sink.close();
+  });
+});
