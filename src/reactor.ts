@@ -40,7 +40,12 @@ export const kOnReceiveError = Symbol('muxnet.onReceiveError');
 const kOwnCallbacks = Symbol('muxnet.ownCallbacks');
 
 export interface Handle {
-  [kOnAccept]?(token: number): void;
+  /**
+   * A connection came. `scope`, for a listener with an async context of its
+   * own: the connection's, made in the reactor's (no request's store, as
+   * node's accepted handle, made before any callback runs).
+   */
+  [kOnAccept]?(token: number, scope?: AsyncResource): void;
   [kOnAcceptError]?(errno: number): void;
   [kOnConnect]?(): void;
   [kOnData]?(chunk: Buffer): void;
@@ -687,10 +692,15 @@ export class Reactor {
         const generation = records[at + RECORD_TOKEN_GENERATION];
         let own: boolean | undefined;
         try {
-          // An accepted connection is handed out in its listener's context.
+          // An accepted connection is handed out in its listener's context, with one of its own
+          // (made here, outside the listener's): its events are its own, as node's (a store one
+          // listener enters stays in that connection).
           const scope = this.scopes[kind === EVENT_ACCEPT ? records[at + RECORD_A] : index];
           if (scope === undefined) own = this.deliver(kind, at, index, generation, records, peers);
-          else own = scope.runInAsyncScope(this.deliverInScope, this, kind, at, index, generation, records, peers);
+          else {
+            const accepted = kind === EVENT_ACCEPT ? new AsyncResource('MUXNET_SOCKET') : undefined;
+            own = scope.runInAsyncScope(this.deliverInScope, this, kind, at, index, generation, records, peers, accepted);
+          }
           if (this.eventEnd.length > 0) this.runEventEnd();
         } catch (err) {
           if (!caught()) this.dieAt(err);
@@ -726,9 +736,9 @@ export class Reactor {
    * 'uncaughtException' will catch is reported there (see `reportCaught`),
    * and the batch goes on, the ticks queued run first.
    */
-  private deliverInScope(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): boolean | undefined {
+  private deliverInScope(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined, accepted: AsyncResource | undefined): boolean | undefined {
     try {
-      return this.deliver(kind, at, index, generation, records, peers);
+      return this.deliver(kind, at, index, generation, records, peers, accepted);
     } catch (err) {
       reportCaught(err);
       return true;
@@ -736,14 +746,14 @@ export class Reactor {
   }
 
   /** Hands one record of the batch to its handle; whether that handle has callbacks of its own (`kOwnCallbacks`). */
-  private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined): boolean | undefined {
+  private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined, accepted?: AsyncResource): boolean | undefined {
     if (kind === EVENT_ACCEPT) {
       const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
       // A listener closed earlier in this batch takes no more
       // connections: reset the socket, as the kernel resets what
       // waits in a closed listener's backlog (node:net's clients
       // see ECONNRESET, not an empty answer).
-      if (listener?.[kOnAccept]) listener[kOnAccept](tokenOf(index, generation));
+      if (listener?.[kOnAccept]) listener[kOnAccept](tokenOf(index, generation), accepted);
       else this.native.resetSocket(tokenOf(index, generation));
       return listener?.[kOwnCallbacks];
     }

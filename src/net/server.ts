@@ -475,7 +475,8 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     const token = errno ? errno : this[kReactor]!.native.inherit(connection.fd ?? -1, INHERIT_STREAM, 0, this[kAcceptNoDelay], false);
     connection.close();
     if (token < 0) this[kOnAcceptError](-token);
-    else this[kOnAccept](token);
+    // In this message's context, as node's handle for it is made.
+    else this[kOnAccept](token, new AsyncResource('MUXNET_SOCKET'));
   }
 
   /** @internal A copy of its listening socket for another process (see ../handoff); this one listens on. */
@@ -605,8 +606,8 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     return this;
   }
 
-  /** @internal */
-  [kOnAccept](token: number): void {
+  /** @internal `scope`: the connection's async context (see the reactor's `Handle`). */
+  [kOnAccept](token: number, scope?: AsyncResource): void {
     const reactor = this[kReactor]!;
     const max = this.maxConnections;
     if ((ZERO_MAX_REFUSES ? max != null : max) && this[kLive] >= max) {
@@ -646,6 +647,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
       paused: this.pauseOnConnect,
       highWaterMark: this.highWaterMark,
       noDelay: this.noDelay,
+      scope,
     });
     if (this.keepAlive) socket.setKeepAlive(true, this.keepAliveInitialDelay * 1000);
     this.emit('connection', socket);

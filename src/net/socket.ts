@@ -110,6 +110,8 @@ export interface AcceptedInit {
   highWaterMark: number;
   /** It has `TCP_NODELAY` (the server's `noDelay`, set at the accept). */
   noDelay: boolean;
+  /** Its events' async context, if it has one of its own (see the reactor's `Handle`). */
+  scope: AsyncResource | undefined;
 }
 
 /**
@@ -431,6 +433,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     const s = new Socket({ allowHalfOpen: init.allowHalfOpen, readableHighWaterMark: init.highWaterMark, writableHighWaterMark: init.highWaterMark, noDelay: init.noDelay });
     s[kOpened] = true;
     s.server = s._server = init.server;
+    s[kScope] = init.scope;
     s[kBind](init.reactor, init.token);
     s[kCountedBy] = init.server;
     s[kFetchAddresses]();

@@ -1,5 +1,6 @@
 // Argument edges that Node's own tests found (test-pipe-abstract-socket,
 // test-stream-base-typechecking), checked against node:net itself.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type nodeDgram from 'node:dgram';
@@ -1123,6 +1124,30 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     await waitFor(() => closes.length === 3 * N, 'every close');
     expect(triples(ends)).toEqual(expected('end'));
     expect(triples(closes)).toEqual(expected('close'));
+    server.close();
+  });
+
+  // Found by a review (2026-12-06): accepted connections had no async context of their own, their
+  // events ran in the reactor's, so a store one connection's listener entered (enterWith, as
+  // request-context libraries do) reached the other connections' events: on Node 20 for good.
+  it("a store one accepted connection's listener enters stays in that connection: the others' events see none, in that turn and later", async () => {
+    const als = new AsyncLocalStorage<number>();
+    const { server, accepted, clients } = await connected();
+    const seen: string[] = [];
+    accepted.forEach((s, i) =>
+      s.on('data', () => {
+        seen.push(`${i} ${als.getStore()}`);
+        if (i === 0) als.enterWith(0);
+      }),
+    );
+    for (const round of [0, 1]) {
+      for (const c of clients) c.write('x');
+      await waitFor(() => seen.length === N * (round + 1), 'every socket reads');
+    }
+    // (Socket 0's own next event: its store on Node 20, none from Node 24 on, whose stores end with the callback.)
+    const others = Array.from({ length: N - 1 }, (_, i) => `${i + 1} undefined`);
+    expect(seen.filter((e) => !e.startsWith('0 ')).sort()).toEqual([...others, ...others].sort());
+    for (const c of clients) c.destroy();
     server.close();
   });
 
