@@ -324,6 +324,8 @@ export class Reactor {
   private refs = 0;
   /** What waits for libuv's closing phase of this loop turn (see `inClosingPhase`). */
   private closing: (() => void)[] = [];
+  /** Handles' close callbacks for that phase, a list a handle (see `onHandleClose`). */
+  private closes: (() => void)[][] = [];
   /** What the closing phase being run took, and the next of them to run (see `runClosing`). */
   private closingDue: (() => void)[] = [];
   private closingAt = 0;
@@ -519,24 +521,35 @@ export class Reactor {
   }
 
   /**
-   * Runs `fn` where node:net's handles run their close callbacks: in
-   * libuv's closing phase of this loop turn, after the turn's immediates
-   * (the next turn's, if called in that phase). `setImmediate` where that
-   * phase is out of reach (Windows).
+   * Runs `fn` in libuv's closing phase of this loop turn, after the turn's
+   * immediates (the next turn's, if called in that phase), in the order
+   * queued and before the handles' close callbacks (`onHandleClose`): what
+   * node would do a loop turn later. `setImmediate` where that phase is out
+   * of reach (Windows).
    */
   inClosingPhase(fn: () => void, scope?: AsyncResource): void {
-    // In the handle's async context, as node's close callbacks run; without one, the reactor's.
-    const bound = scope
-      ? scope.bind(() => {
-          try {
-            fn();
-          } catch (err) {
-            reportCaught(err);
-          }
-        })
-      : fn;
-    if (this.closing.length === 0 && !this.native.inClosingPhase()) return void setImmediate(bound);
+    const bound = inScope(fn, scope);
+    if (!this.closingArmed()) return void setImmediate(bound);
     this.closing.push(bound);
+  }
+
+  /**
+   * Runs `fns`, in order, as the close callbacks of one handle closed now:
+   * in the closing phase, after what `inClosingPhase` queued for it, the
+   * handle closed last first, as libuv's `uv_close` pushes each onto the
+   * head of the loop's closing list (node:net's sockets destroyed in one
+   * turn say 'close' last-to-first). `setImmediate` where that phase is out
+   * of reach.
+   */
+  onHandleClose(scope: AsyncResource | undefined, fns: (() => void)[]): void {
+    const bound = fns.map((fn) => inScope(fn, scope));
+    if (!this.closingArmed()) return void setImmediate(() => bound.forEach((fn) => fn()));
+    this.closes.push(bound);
+  }
+
+  /** Whether the closing phase will call back (asks for it once a phase); false where it cannot. */
+  private closingArmed(): boolean {
+    return this.closing.length > 0 || this.closes.length > 0 || this.native.inClosingPhase();
   }
 
   /**
@@ -550,8 +563,10 @@ export class Reactor {
   private runClosing(part: number): boolean {
     if (part === 0) {
       this.closingDue = this.closing;
+      for (let i = this.closes.length - 1; i >= 0; i--) this.closingDue.push(...this.closes[i]);
       this.closingAt = 0;
       this.closing = [];
+      this.closes = [];
     }
     const due = this.closingDue;
     while (this.closingAt < due.length) {
@@ -822,6 +837,21 @@ function caught(): boolean {
 function reportCaught(err: unknown): void {
   if (!caught()) throw err;
   native.reportUncaught(err);
+}
+
+/**
+ * `fn` bound to a handle's async context, as node's close callbacks run, its
+ * throw reported there; without one, `fn` (the reactor's context).
+ */
+function inScope(fn: () => void, scope: AsyncResource | undefined): () => void {
+  if (scope === undefined) return fn;
+  return scope.bind(() => {
+    try {
+      fn();
+    } catch (err) {
+      reportCaught(err);
+    }
+  });
 }
 
 /**

@@ -973,11 +973,13 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     const cancelled = connectError(uvErrno('ECANCELED'), old, address, port);
     old.errors.push(cancelled);
     const { connect } = attempts;
-    this[kReactor]!.inClosingPhase(() => {
-      if (connect !== this[kConnects]) return;
-      this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, cancelled);
-      if (this[kConnectingFlag]) this.destroy(aggregate(old.errors));
-    }, this[kScope]);
+    this[kReactor]!.onHandleClose(this[kScope], [
+      () => {
+        if (connect !== this[kConnects]) return;
+        this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, cancelled);
+        if (this[kConnectingFlag]) this.destroy(aggregate(old.errors));
+      },
+    ]);
     this[kDial](attempts);
   }
 
@@ -1547,9 +1549,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // with no error before Node 22.9, with `write ECANCELED` since; the
     // writes queued behind it get the socket's error.
     const reactor = this[kReactor];
+    // What closing the handle calls back, in libuv's order (see `onHandleClose`).
+    const onClose: (() => void)[] = [];
     if (pending) {
       const cancelled = CANCELLED_WRITE_FAILS ? systemError(uvErrno('ECANCELED'), 'write') : null;
-      if (reactor) reactor.inClosingPhase(() => pending(cancelled), this[kScope]);
+      if (reactor) onClose.push(() => pending(cancelled));
       else setImmediate(pending, cancelled);
     }
     // Under TLS (see `on()`) what the connection met (a reset, a write refused) is the wrapper's
@@ -1566,13 +1570,14 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (cancelled) {
       const { address, port, family } = cancelled;
       const failure = connectError(uvErrno('ECANCELED'), attempts!, address, port);
-      reactor!.inClosingPhase(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure), this[kScope]);
+      onClose.push(() => this.emit('connectionAttemptFailed', address, port, family === 'IPv6' ? 6 : 4, failure));
     }
     // Under TLS, node:net's socket says 'close' just before the TLS socket, whose handle closes
     // its own: the wrapper's close waits for an immediate (Node's JSStreamSocket), so this one too.
-    if (this[kOpened] && reactor && wrap === undefined) reactor.inClosingPhase(emitClose, this[kScope]);
+    if (this[kOpened] && reactor && wrap === undefined) onClose.push(emitClose);
     else if (this[kOpened]) setImmediate(emitClose);
     else process.nextTick(() => this.emit('close'));
+    if (onClose.length > 0) reactor!.onHandleClose(this[kScope], onClose);
     this[kOpened] = false;
   }
 

@@ -1127,6 +1127,31 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-06): libuv runs a turn's close callbacks last-closed-first
+  // (`uv_close` pushes each handle onto the head of its closing list); muxnet ran them in the
+  // order the sockets were destroyed.
+  it("sockets destroyed in one turn say 'close' last to first, after the turn's immediates, each after its own cancelled write", async () => {
+    const { server, accepted, clients } = await connected();
+    for (const s of accepted) s.pause().on('error', () => {});
+    const log: string[] = [];
+    clients.forEach((c, i) => {
+      // More than the kernel takes from a peer that reads nothing: a write in flight at the destroy.
+      c.write(Buffer.alloc(8 << 20), (err) => log.push(`write${i} ${(err as NodeJS.ErrnoException | null)?.code ?? 'ok'}`));
+      c.on('close', () => {
+        log.push(`close${i}`);
+        process.nextTick(() => log.push(`tick${i}`));
+      });
+    });
+    await waitFor(() => clients.every((c) => c.writableLength > 0), 'every write waits on the peer');
+    for (const c of clients) c.destroy();
+    setImmediate(() => log.push('immediate'));
+    await waitFor(() => log.length === 1 + 3 * N, 'every close');
+    const cancelled = nodeFrom([22, 9]) ? 'ECANCELED' : 'ok';
+    const closes = Array.from({ length: N }, (_, k) => N - 1 - k).flatMap((i) => [`write${i} ${cancelled}`, `close${i}`, `tick${i}`]);
+    expect(log).toEqual(['immediate', ...closes]);
+    server.close();
+  });
+
   // Found by a review (2026-12-06): accepted connections had no async context of their own, their
   // events ran in the reactor's, so a store one connection's listener entered (enterWith, as
   // request-context libraries do) reached the other connections' events: on Node 20 for good.
