@@ -36,6 +36,7 @@ import {
   kScope, kSendBlockList, kSettle, kSettlingBytes, kSettlingCount, kSourceMembership, kSpeaks, kStartConnect, kToken,
   kTransmit,
 } from './symbols';
+import { nextTick, setImmediate, clearImmediate, queueMicrotask } from './schedule';
 
 export type SocketType = 'udp4' | 'udp6';
 
@@ -265,7 +266,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     // what node:dgram's own default does from 24.19 with one of the socket's family.
     if (hostFamily !== 0 && (lookup === builtinLookup || (this[kLookup] === undefined && hostFamily === family))) {
       // In a batch, once this event's listener returns (see atEventEnd): node's tick runs before the next event.
-      if (!this[kReactor]?.atEventEnd(cb, null, host, context)) process.nextTick(cb, null, host, context);
+      if (!this[kReactor]?.atEventEnd(cb, null, host, context)) nextTick(cb, null, host, context);
     } else lookup(host, family, (err, ip) => cb(err, ip, context));
   }
 
@@ -399,7 +400,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     const err = this[kBindTo](ip, p);
     if (err) throw err;
     this[kApplyBufferSizes]();
-    process.nextTick(() => this.emit('listening'));
+    nextTick(() => this.emit('listening'));
     return this.address();
   }
 
@@ -509,7 +510,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
       const err = lookupErr ?? this[kConnectTo](ip, port, address);
       if (!err) return;
       this[kConnectState] = ConnectState.Disconnected;
-      process.nextTick(() => {
+      nextTick(() => {
         if (!callback) {
           this.emit('error', err);
           return;
@@ -533,7 +534,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     const r = this[kSpeaks](ip) ? this[kReactor]!.native.udpConnect(this[kToken], ip, port) : -EINVAL;
     if (r < 0) return hostPortError(-r, 'connect', named, port);
     this[kConnectState] = ConnectState.Connected;
-    process.nextTick(() => this.emit('connect'));
+    nextTick(() => this.emit('connect'));
     return undefined;
   }
 
@@ -631,8 +632,8 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
       out.ip = ip;
       return this[kTransmit](out);
     }
-    if (out.callback) process.nextTick(out.callback, err);
-    else process.nextTick(() => this.emit('error', err));
+    if (out.callback) nextTick(out.callback, err);
+    else nextTick(() => this.emit('error', err));
   };
 
   /** Sends now, or after the datagrams already waiting; a closed socket drops it. */
@@ -643,7 +644,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     const { ip, callback } = out;
     if (ip !== undefined && this[kBlocks](ip)) {
       // As node:dgram: only a callback hears of it, in its place among the batch's.
-      if (callback) this[kReactor]!.settleInTurn(() => process.nextTick(callback, ipBlocked(ip)), 0);
+      if (callback) this[kReactor]!.settleInTurn(() => nextTick(callback, ipBlocked(ip)), 0);
       return;
     }
     // Refused as libuv refuses them: an address of the other family; an address at all once the
@@ -672,11 +673,11 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
   private [kSettle](out: Outgoing, result: number, release?: () => void): void {
     const { callback } = out;
     if (callback === undefined) {
-      if (release) process.nextTick(release);
+      if (release) nextTick(release);
       return;
     }
     const err = result < 0 ? hostPortError(-result, 'send', out.address, out.port) : null;
-    process.nextTick(() => {
+    nextTick(() => {
       release?.();
       if (err) callback(err);
       else callback(null, result);
@@ -775,7 +776,7 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
     // turn even if it was never bound ('beforeExit' comes again).
     if (this[kReactor] !== undefined) this[kReactor].closeTurn();
     else setImmediate(() => {});
-    process.nextTick(() => this.emit('close'));
+    nextTick(() => this.emit('close'));
     this[kCancelOutbox]();
   }
 
@@ -787,11 +788,11 @@ class UdpSocket extends adoptable(EventEmitter) implements Handle, HandsOver {
    * the loop, would find node:dgram's socket closed too.
    */
   private [kCloseAfterQueuedJobs](hops: number): void {
-    process.nextTick(() =>
+    nextTick(() =>
       queueMicrotask(() => {
         if (this[kLookups] > 0 && hops > 1) return this[kCloseAfterQueuedJobs](hops - 1);
         // A tick queued from a microtask runs once every microtask has.
-        process.nextTick(() => {
+        nextTick(() => {
           this[kReactor]!.closeHandle(this[kClosingToken], this[kKeepAlive]);
           this[kClosingToken] = -1;
           this[kClosed]();

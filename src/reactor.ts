@@ -9,6 +9,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { native, type NativeReactor } from './binding';
 import { libuvSystemError, systemError } from './errors';
 import { resolveBackend, type BackendName } from './options';
+import { nextTick, setImmediate, setTimeout, clearTimeout } from './schedule';
 
 /**
  * Sets a UDP socket's `SO_RCVBUF` (`recv`) or `SO_SNDBUF` to `size` bytes,
@@ -173,7 +174,7 @@ class Settlements {
       } catch (err) {
         // Not thrown from here: this may be another socket's close() or
         // connect(), which must not get this datagram's error.
-        process.nextTick(() => {
+        nextTick(() => {
           throw err;
         });
       }
@@ -623,7 +624,7 @@ export class Reactor {
     // The batch's datagrams leave together once the batch and the ticks
     // it queued have run (queued after them): node:dgram's send resolves
     // its address on the next tick, so a 'message' listener's reply is sent there.
-    if (this.dispatching) process.nextTick(this.endBatch);
+    if (this.dispatching) nextTick(this.endBatch);
     return false;
   }
 
@@ -862,7 +863,7 @@ function inScope(fn: () => void, scope: AsyncResource | undefined): () => void {
  */
 function rethrow(thrown: unknown[] | undefined): void {
   if (thrown === undefined) return;
-  for (const err of thrown.slice(1)) process.nextTick(() => { throw err; });
+  for (const err of thrown.slice(1)) nextTick(() => { throw err; });
   throw thrown[0];
 }
 

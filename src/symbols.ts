@@ -144,6 +144,7 @@ export const kSourceMembership = Symbol('sourceMembership');
 export const kSpeaks = Symbol('speaks');
 export const kStalled = Symbol('stalled');
 export const kStalledEof = Symbol('stalledEof');
+export const kStalledError = Symbol('stalledError');
 export const kStartConnect = Symbol('startConnect');
 export const kStopReading = Symbol('stopReading');
 export const kStreamWrap = Symbol('streamWrap');

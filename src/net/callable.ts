@@ -27,8 +27,13 @@ const NAMED = {
     },
 };
 
-/** `cls` as node's `name` is: callable without `new`, of node's arity (`length`). */
-export function callable<C extends new (...args: never[]) => unknown>(cls: C, name: keyof typeof NAMED, length: number): Callable<C> {
+/**
+ * `cls` as node's `name` is: callable without `new`, of node's arity
+ * (`length`). With `nodes`, node's own class of that name: its instances (a
+ * TLS socket, an http server: node's classes extend node:net's) are
+ * `instanceof` the exported one too, as they are of node:net's.
+ */
+export function callable<C extends new (...args: never[]) => unknown>(cls: C, name: keyof typeof NAMED, length: number, nodes?: abstract new (...args: never[]) => unknown): Callable<C> {
   const exported: (this: unknown, ...args: unknown[]) => unknown = NAMED[name]((newTarget, self, args) => {
     const params = args as ConstructorParameters<C>;
     // `new net.Socket()`, or a subclass's `super()`: the class builds it for the subclass.
@@ -39,6 +44,14 @@ export function callable<C extends new (...args: never[]) => unknown>(cls: C, na
     return undefined;
   });
   Object.defineProperty(exported, 'length', { value: length });
+  if (nodes !== undefined) {
+    Object.defineProperty(exported, Symbol.hasInstance, {
+      // A subclass (which inherits this) takes its own instances only.
+      value(this: unknown, value: unknown): boolean {
+        return Function.prototype[Symbol.hasInstance].call(this, value) || (this === exported && value instanceof nodes);
+      },
+    });
+  }
   exported.prototype = cls.prototype;
   // node's statics are its base's (`net.Socket`'s prototype is `stream.Duplex`); the class's own stay inside.
   Object.setPrototypeOf(exported, (Object.getPrototypeOf(cls.prototype) as { constructor: unknown }).constructor as object);

@@ -94,10 +94,10 @@ export type ServerConstructor = {
   (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
   readonly prototype: nodeNet.Server;
 } & Pick<typeof nodeNet.Server, keyof typeof nodeNet.Server>;
-export const Socket: SocketConstructor = callable(SocketClass, 'Socket', 1);
+export const Socket: SocketConstructor = callable(SocketClass, 'Socket', 1, nodeNet.Socket);
 export type Socket = nodeNet.Socket;
 // (The listener-only call form is an overload `Callable` cannot spell: asserted.)
-export const Server = callable(ServerClass, 'Server', 2) as ServerConstructor;
+export const Server = callable(ServerClass, 'Server', 2, nodeNet.Server) as ServerConstructor;
 export type Server = nodeNet.Server;
 /** node:net's old name for `Socket`. */
 export const Stream = Socket;

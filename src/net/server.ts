@@ -23,6 +23,7 @@ import {
   kListenBound, kListenFailed, kListenFd, kListenViaPrimary, kListenerUp, kLive, kLocal, kLookupAndBind, kLoopRef,
   kMaybeClosed, kOnHanded, kOptions, kPipeName, kPrimary, kReactor, kRetry, kSocketClosed, kToken, kUnlisten,
 } from '../symbols';
+import { nextTick } from '../schedule';
 
 export interface ServerOptions {
   allowHalfOpen?: boolean | undefined;
@@ -370,7 +371,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
   /** A bind or listen that failed: the tracing channel hears it at once, 'error' follows (on the next tick when `later`, as node:net's). */
   private [kListenFailed](err: Error, later = false): void {
     if (serverListen.hasSubscribers) serverListen.error.publish({ server: this, error: err });
-    if (later) process.nextTick(() => this.emit('error', err));
+    if (later) nextTick(() => this.emit('error', err));
     else this.emit('error', err);
   }
 
@@ -384,7 +385,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
     reactor.attach(token, this, new AsyncResource('MUXNET_SERVER'));
     this[kLoopRef].bind(reactor);
     if (serverListen.hasSubscribers) serverListen.asyncEnd.publish({ server: this });
-    process.nextTick(() => this[kToken] === token && this.emit('listening'));
+    nextTick(() => this[kToken] === token && this.emit('listening'));
   }
 
   private [kBind](host: string | undefined, port: number, opts: Listening): void {
@@ -455,7 +456,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
         this[kReactor] = reactor;
         this[kLocal] = query.port < 0 ? query.address : named ? { address: out.address!, family: out.family!, port: out.port! } : null;
         this._connectionKey = key;
-        process.nextTick(() => this[kPrimary] === primary && this.emit('listening'));
+        nextTick(() => this[kPrimary] === primary && this.emit('listening'));
         return;
       }
       // Shared: listen on a copy; the primary's handle is closed with the server.
@@ -555,7 +556,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
   private [kMaybeClosed](): void {
     if (this[kClosing] && this[kLive] === 0 && this[kHandedClosing] === 0 && !this.listening) {
       this[kClosing] = false;
-      process.nextTick(() => this.emit('close'));
+      nextTick(() => this.emit('close'));
     }
   }
 
@@ -573,7 +574,7 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
 
   getConnections(cb: (err: Error | null, count: number) => void): this {
     if (this[kHanded].length === 0) {
-      process.nextTick(cb, null, this[kLive]);
+      nextTick(cb, null, this[kLive]);
       return this;
     }
     // Its own, and those each child it handed connections to still holds (node:net asks them too).
@@ -584,10 +585,10 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
         if (left <= 0) return;
         if (err) {
           left = 0;
-          return process.nextTick(cb, err);
+          return nextTick(cb, err);
         }
         total += count;
-        if (--left === 0) process.nextTick(cb, null, total);
+        if (--left === 0) nextTick(cb, null, total);
       });
     }
     return this;

@@ -29,11 +29,12 @@ import {
   kKeepAliveProbe, kLastQueued, kLeanReads, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
-  kSocketClosed, kStalled, kStalledEof, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
+  kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
 import { adoptable } from './callable';
 import { lendTcpMethods } from './js-stream';
+import { nextTick, setImmediate, setTimeout, clearTimeout } from '../schedule';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -190,6 +191,12 @@ const END_BEFORE_WRITE_ERROR = !nodeFrom([24, 0]);
  * cancelled back with `write ECANCELED`; before, with no error.
  */
 const CANCELLED_WRITE_FAILS = nodeFrom([22, 9]);
+/**
+ * Node 20.20's node:net, its buffer full (libuv reading no more), meets the
+ * peer's reset only once resumed, after the bytes the kernel still held:
+ * they are read, then 'error'. Node 22.23's and 24's drop them (seen on those three).
+ */
+const RESET_AFTER_HELD_BYTES = !nodeFrom([22, 0]);
 /**
  * Node 20's Writable passes a string written as `'buffer'` on to node:net's
  * handle, which throws `Second argument must be a buffer`; Node 24's refuses
@@ -352,6 +359,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kReadBegun] = false;
   private [kStalled]: Buffer[] | undefined;
   private [kStalledEof] = false;
+  /** A reset that waits behind them (Node 20, see `RESET_AFTER_HELD_BYTES`): its report. */
+  private [kStalledError]: (() => void) | undefined;
   /** The reactor reads the connection 64 KiB a turn (see `[kSyncLeanReads]`). */
   private [kLeanReads] = false;
   /** `release` queued for the next tick. */
@@ -456,7 +465,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // taken from the kernel was lost with it, 3 times node:net's).
     this[kLeanReads] = false;
     if (this[kOnread] || this.readableFlowing === false) this[kSyncLeanReads]();
-    else if (this.readableFlowing === null && !reactor.atEventEnd(Socket.leanUnlessFlowing, this, 0, 0)) process.nextTick(Socket.leanUnlessFlowing, this);
+    else if (this.readableFlowing === null && !reactor.atEventEnd(Socket.leanUnlessFlowing, this, 0, 0)) nextTick(Socket.leanUnlessFlowing, this);
     this[kKeepAlive].bind(reactor);
     this[kSyncActive]();
   }
@@ -672,7 +681,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kQueueDeliver](): void {
     if ((this[kUnread] === undefined && !this[kEofPending]) || this[kDeliverQueued]) return;
     this[kDeliverQueued] = true;
-    process.nextTick(() => {
+    nextTick(() => {
       this[kDeliverQueued] = false;
       if (!this.destroyed) this[kDeliver]();
     });
@@ -847,7 +856,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // From a BoundSocket, node:net connects within the call: its address is known when it returns.
       const addresses = [{ address: host, family: isIP(host) }];
       if (this[kFromBound]) this[kDial]({ ...target, addresses, multiple: false });
-      else process.nextTick(() => this[kDial]({ ...target, addresses, multiple: false }));
+      else nextTick(() => this[kDial]({ ...target, addresses, multiple: false }));
       return this;
     }
     // As node:net: checked only once a lookup is needed (an IP host never reads it).
@@ -857,7 +866,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     const dnsOpts: Parameters<Lookup>[1] = { family, hints: opts.hints || 0 };
     if (family !== 4 && family !== 6 && dnsOpts.hints === 0) dnsOpts.hints = ADDRCONFIG;
     const lookup = (opts.lookup as unknown as Lookup | undefined) ?? (dnsLookup as unknown as Lookup);
-    const fail = (err: Error) => process.nextTick(() => this.destroy(err));
+    const fail = (err: Error) => nextTick(() => this.destroy(err));
     // A lookup that answers again while connecting: node:net's handle refuses the second connect.
     let answered = false;
     const answeredAgain = (address: string, type: number) => {
@@ -921,13 +930,13 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (listener) this.once('connect', listener);
     const connect = this[kConnects];
     if (this[kUnixDomain]) {
-      process.nextTick(() => {
+      nextTick(() => {
         if (connect === this[kConnects] && !this.destroyed) this.destroy(systemError(uvErrno('EISCONN'), 'connect', opts.path ?? opts.host ?? 'localhost'));
       });
       return this;
     }
     if (this[kConnectingFlag]) {
-      process.nextTick(() => {
+      nextTick(() => {
         if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
         const port = opts.port === undefined ? undefined : Number(opts.port);
         this.destroy(systemError(uvErrno('EALREADY'), 'connect', opts.path ?? opts.host ?? 'localhost', port, this[kBusyEnd]()));
@@ -935,7 +944,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       return this;
     }
     this[kConnectingFlag] = true;
-    process.nextTick(() => {
+    nextTick(() => {
       if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
       this[kConnectingFlag] = false;
       // Closed in order meanwhile: connected no more, nothing to say.
@@ -992,7 +1001,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kUnixDomain] = true;
     const connect = ++this[kConnects];
     const reactor = openReactor(opts.backend ?? this[kBackendName]);
-    process.nextTick(() => {
+    nextTick(() => {
       if (!this[kConnectingFlag] || connect !== this[kConnects]) return;
       const adopted = this[kFromBound]?.adopted;
       const token = typeof reactor === 'number' ? reactor : adopted ? reactor.native.connectFrom(adopted.fd, '', 0, pipeName(path)) : reactor.native.connectUnix(pipeName(path));
@@ -1328,7 +1337,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (this[kHandedOver] && !this.destroyed) {
       // Handed over, still writing what it had: node:net's socket has no handle left; nothing more reaches the peer.
       const cb = typeof encoding === 'function' ? encoding : callback;
-      if (typeof cb === 'function') process.nextTick(cb, codedError('Socket is closed', 'ERR_SOCKET_CLOSED'));
+      if (typeof cb === 'function') nextTick(cb, codedError('Socket is closed', 'ERR_SOCKET_CLOSED'));
       return false;
     }
     if (STRING_AS_BUFFER_REACHES_HANDLE && typeof chunk === 'string' && (encoding as string) === 'buffer' && this[kToken] >= 0) {
@@ -1337,7 +1346,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (!this[kEndedByPeer] || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
     const cb = typeof encoding === 'function' ? encoding : callback;
     const err = codedError('This socket has been ended by the other party', 'EPIPE');
-    if (typeof cb === 'function') process.nextTick(cb, err);
+    if (typeof cb === 'function') nextTick(cb, err);
     this.destroy(err);
     return false;
   }
@@ -1383,6 +1392,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       }
     }
     if (eof && !socket.destroyed) socket[kOnEnd]();
+    // The reset came behind them: reported once they are all out (held again if some are).
+    const failed = socket[kStalledError];
+    if (failed === undefined || socket[kStalled] !== undefined) return;
+    socket[kStalledError] = undefined;
+    if (!socket.destroyed) failed();
   }
 
   /**
@@ -1401,7 +1415,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kQueueRelease](): void {
     if (this[kStalled] === undefined || this[kReleaseQueued]) return;
     this[kReleaseQueued] = true;
-    process.nextTick(Socket.release, this);
+    nextTick(Socket.release, this);
   }
 
   // Strings reach here as written (`decodeStrings: false`, as node:net): queued, they count
@@ -1491,24 +1505,20 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kRemote] = this[kReactor]!.native.remoteAddress(this[kToken]);
       this[kPeerBeforeFin] = this[kRemote] !== null;
     }
-    const r = this[kReactor]!.native.shutdown(this[kToken]);
-    // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
-    if (r < 0) {
+    // node:net's shutdown request goes out, and completes, in a later poll phase (libuv's
+    // uv_shutdown waits for the socket to be writable): never inside end() (a write after end()
+    // or a destroy() in the same tick finds the stream unfinished: 'error', and no 'finish'),
+    // nor before the events this turn brought the socket (a destroySoon() from another socket's
+    // listener lost the bytes this one had read), nor in time for the peer to see the FIN before
+    // the loop turn after (a peer in this process closed, ws's compression callbacks unheard).
+    setImmediate(() => {
+      if (this[kToken] < 0) return cb();
+      const r = this[kReactor]!.native.shutdown(this[kToken]);
       this[kPeerBeforeFin] = false;
-      return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
-    }
-    // node:net's shutdown request completes in a later poll phase: never inside end() (a write
-    // after end() or a destroy() in the same tick finds the stream unfinished: 'error', and no
-    // 'finish'), nor before the events this turn brought the socket: with some still to come in
-    // the batch, after it (on a tick between the batch's events, a destroySoon() from another
-    // socket's listener lost the bytes this one had read).
-    const done = () => {
-      this[kPeerBeforeFin] = false;
+      // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
+      if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
       cb();
-    };
-    const reactor = this[kReactor]!;
-    if (reactor.delivering(this[kToken])) reactor.inClosingPhase(done, this[kScope]);
-    else process.nextTick(done);
+    });
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
@@ -1537,6 +1547,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kEofPending] = false;
     this[kStalled] = undefined;
     this[kStalledEof] = false;
+    this[kStalledError] = undefined;
     // Its wrapper goes with it: connected again, it is plain TCP.
     this[kStreamWrap] = undefined;
     this[kErrorDeferred] = false;
@@ -1560,7 +1571,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // alone; an error of the socket's own (a refused connect, its destroy(err)) is its listeners'
     // and the wrapper's, as node:net's TLS listens on the socket for those.
     const wrapsAlone = err != null && err === wrap?.connectionError;
-    if (wrapsAlone) process.nextTick(wrap.relayError!, err);
+    if (wrapsAlone) nextTick(wrap.relayError!, err);
     else if (err && wrap?.relayError) super.on('error', wrap.relayError);
     cb(wrapsAlone ? null : err);
     // node:net emits 'close' from the handle's close callback, in libuv's
@@ -1576,7 +1587,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // its own: the wrapper's close waits for an immediate (Node's JSStreamSocket), so this one too.
     if (this[kOpened] && reactor && wrap === undefined) onClose.push(emitClose);
     else if (this[kOpened]) setImmediate(emitClose);
-    else process.nextTick(() => this.emit('close'));
+    else nextTick(() => this.emit('close'));
     if (onClose.length > 0) reactor!.onHandleClose(this[kScope], onClose);
     this[kOpened] = false;
   }
@@ -1751,7 +1762,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this.emit('connectionAttemptFailed', r.address, r.port, r.family === 'IPv6' ? 6 : 4, err);
       // Not inside the reactor's batch: a record later in it may name the
       // token the next attempt would get.
-      process.nextTick(() => this[kDial](attempts));
+      nextTick(() => this[kDial](attempts));
       return;
     }
     if (errno === uvErrno('EPIPE') && this[kPendingWrite] === undefined) {
@@ -1781,6 +1792,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
         this.destroy(err);
       }
     };
+    // Bytes held for a reader that stopped (see `[kOnData]`): on Node 20 they come first.
+    if (syscall === 'read' && this[kStalled] !== undefined && RESET_AFTER_HELD_BYTES) return void (this[kStalledError] = fail);
     const wait = this[kErrorWait](syscall);
     if (wait === undefined) return fail();
     // node:net's handle is there till then; destroyed meanwhile, nothing is left to report.
@@ -1795,12 +1808,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   /** How to wait for the moment node:net would meet the connection's error, if it is later than now. */
   private [kErrorWait](syscall: 'read' | 'write'): ((report: () => void) => void) | undefined {
     const reactor = this[kReactor]!;
-    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => process.nextTick(report), this[kScope]);
+    const afterClosingPhase = (report: () => void) => reactor.inClosingPhase(() => nextTick(report), this[kScope]);
     // The peer's FIN came first (in this batch) and 'end' waits for the next tick: node:net
     // reads the FIN a loop turn before its write meets the reset, so 'end' comes before 'error'.
     // Bytes a throwing listener held back come on a tick too (see `[kHoldBack]`, `[kDeliver]`): libuv
     // would read them before it met the error.
-    if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return process.nextTick;
+    if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return nextTick;
     // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
     if (this[kEndDeferred] && END_BEFORE_WRITE_ERROR) return afterClosingPhase;
     if (syscall !== 'write') return undefined;
@@ -1870,7 +1883,7 @@ function peerEnded(this: Socket): void {
   // Readable reads `allowHalfOpen` right after the 'end' listeners have run: half-open for
   // that moment only (the socket may connect again, or move, as it was made).
   this.allowHalfOpen = true;
-  process.nextTick(notHalfOpen, this);
+  nextTick(notHalfOpen, this);
 }
 
 function notHalfOpen(socket: Socket): void {

@@ -1127,6 +1127,26 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by ws's own suite through the drop-in (2026-12-07, 'calls the callback if the socket is
+  // closed prematurely', on mio): the FIN end() sends went out at once, where libuv's shutdown
+  // waits for a later poll phase; with the peer in this process, its 'end' came before this
+  // socket's 'close', before ws had told its send callbacks of the close.
+  it("a socket that ends on the peer's bytes and FIN says 'close' before that peer hears its FIN", async () => {
+    const log: string[] = [];
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
+      s.on('end', () => log.push('server end'));
+      s.on('close', () => log.push('server close'));
+      s.end('hi');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    c.on('data', (d) => log.push(`client data ${d}`));
+    for (const event of ['end', 'finish', 'close']) c.on(event, () => log.push(`client ${event}`));
+    await waitFor(() => log.length === 6, 'both close');
+    expect(log).toEqual(['client data hi', 'client end', 'client finish', 'client close', 'server end', 'server close']);
+    server.close();
+  });
+
   // Found by a review (2026-12-06): libuv runs a turn's close callbacks last-closed-first
   // (`uv_close` pushes each handle onto the head of its closing list); muxnet ran them in the
   // order the sockets were destroyed.
@@ -1258,5 +1278,48 @@ describe('MUXNET_BACKEND', () => {
     const script = `const s = require(${JSON.stringify(dist)}).createServer().listen(0, '127.0.0.1', () => { console.log('listening'); s.close(); });`;
     const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MUXNET_BACKEND: '' }, encoding: 'utf8', timeout: 20_000 });
     expect(out.trim()).toBe('listening');
+  });
+});
+
+// Found by hot-shots' own suite through the drop-in (2026-12-07): sinon's fake timers replace
+// process.nextTick, and their restore() drops what was queued on it. The tick that ends the
+// reactor's batch was among it, and every later datagram of the process stayed queued. node:net
+// and node:dgram never call the globals; the drop-in now keeps to the real ones as well.
+describe.each([['node:net', undefined] as const, ...BACKENDS.map((b) => ['muxnet', b] as const)])('with the globals faked: %s %s', (impl, backend) => {
+  const net = impl === 'node:net' ? nodeNet : (muxnet as unknown as Net);
+  const options = backend === undefined ? {} : { backend };
+
+  /** `setImmediate` and `setTimeout` (as a fake clock's) dropping what they are given from the call of `start` till what it returns resolves. */
+  async function droppingTimers(start: () => Promise<unknown>): Promise<void> {
+    const real = { setImmediate: globalThis.setImmediate, setTimeout: globalThis.setTimeout };
+    Object.assign(globalThis, { setImmediate: () => undefined, setTimeout: () => undefined });
+    try {
+      await start();
+    } finally {
+      Object.assign(globalThis, real);
+    }
+  }
+
+  it('a datagram that comes while process.nextTick drops what it is given leaves the later sends working (test/fixtures/dropped-ticks.js; built dist)', () => {
+    // In a process of its own: the ticks dropped there are the test runner's too.
+    const fixture = path.join(__dirname, '..', 'fixtures', 'dropped-ticks.js');
+    const out = execFileSync(process.execPath, [fixture, impl === 'node:net' ? 'node:dgram' : 'muxnet'], { env: { ...process.env, MUXNET_BACKEND: backend ?? '' }, encoding: 'utf8', timeout: 20_000 });
+    expect(out.trim()).toBe('second');
+  });
+
+  it("end() while setImmediate and setTimeout drop what they are given still sends the FIN and finishes: the peer hears 'end'", async () => {
+    let peerEnded!: Promise<unknown>;
+    const server = net.createServer(options as nodeNet.ServerOpts, (s) => {
+      peerEnded = once(s, 'end');
+      s.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...options });
+    await once(c, 'connect');
+    await waitFor(() => peerEnded !== undefined, 'the server accepts');
+    await droppingTimers(() => once(c.end(), 'finish'));
+    await peerEnded;
+    c.destroy();
+    server.close();
   });
 });

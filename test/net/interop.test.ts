@@ -7,6 +7,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import nodeNet from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -151,6 +152,22 @@ describe('8 MiB transfers between node:net and muxnet, verified by hash', () => 
     client.end(payload);
     expect(sha(await received)).toBe(sha(payload));
     await new Promise((r) => server.close(r));
+  });
+});
+
+// Found by pac-proxy-agent's own suite through the drop-in (2026-12-07): it checks what an agent
+// gives with `instanceof net.Socket`, and a TLS socket (node's, extending node:net's) was not one.
+describe("node's sockets and servers are instances of the drop-in's classes, as of node:net's", () => {
+  it("a TLS socket and node:net's socket are a net.Socket, an http server a net.Server; a subclass takes its own only", () => {
+    const tlsSocket = new tls.TLSSocket(undefined as unknown as Duplex);
+    const httpServer = http.createServer();
+    class Mine extends muxnet.Socket {}
+    for (const net of [nodeNet, muxnet as unknown as typeof nodeNet]) {
+      expect([tlsSocket instanceof net.Socket, new nodeNet.Socket() instanceof net.Socket, httpServer instanceof net.Server]).toEqual([true, true, true]);
+      expect([httpServer instanceof net.Socket, tlsSocket instanceof net.Server]).toEqual([false, false]);
+    }
+    expect([tlsSocket instanceof Mine, new Mine() instanceof Mine, new Mine() instanceof muxnet.Socket, muxnet.Socket() instanceof muxnet.Socket]).toEqual([false, true, true, true]);
+    tlsSocket.destroy();
   });
 });
 
