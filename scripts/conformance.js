@@ -45,9 +45,6 @@ const SKIPS = [
   // node:net reports its connects to PerformanceObserver as entries of type
   // 'net'; only Node's internals can create an entry of that type.
   [/observe\(\{\s*type:\s*'net'/, "perf_hooks entries of type 'net' (no public API creates them)"],
-  // node:http, https and http2 make their sockets with Node's own net: the
-  // module a test requires is not theirs.
-  [/assert(\.\w+)?\([\w.]*socket instanceof net\.Socket/, "asserts node:http's own sockets are instances of the required net.Socket", 'http'],
   [/^net\.(\w+|Socket\.prototype\.\w+) =/m, 'replaces a net export and expects node:http/http2 to call it', 'http'],
 ];
 
@@ -57,7 +54,6 @@ const SKIPS = [
  */
 const TLS_LATE_CONNECT = "calls connect() on the socket after tls.connect({ socket }): node's tls waits for 'connect' only on node:net's own sockets (instanceof); it writes its hello to any other stream at once";
 const BY_DESIGN = new Map([
-  ['test-diagnostics-channel-http.js', "checks node:http's own sockets (node:net's) against the redirected net.Socket"],
   ['test-process-getactivehandles.js', "counts libuv handles (process._getActiveHandles); muxnet's sockets live in its reactor"],
   ['test-process-getactiveresources-track-active-handles.js', "counts libuv handles (process.getActiveResourcesInfo: TCPSocketWrap, TCPServerWrap); muxnet's sockets live in its reactor"],
   ['test-trace-events-net.js', "reads the trace events node:net's native handles emit (node.net.native)"],
