@@ -359,8 +359,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kReadBegun] = false;
   private [kStalled]: Buffer[] | undefined;
   private [kStalledEof] = false;
-  /** A reset that waits behind them (Node 20, see `RESET_AFTER_HELD_BYTES`): its report. */
-  private [kStalledError]: (() => void) | undefined;
+  /** A reset that waits behind them (Node 20, see `RESET_AFTER_HELD_BYTES`). */
+  private [kStalledError]: NodeJS.ErrnoException | undefined;
   /** The reactor reads the connection 64 KiB a turn (see `[kSyncLeanReads]`). */
   private [kLeanReads] = false;
   /** `release` queued for the next tick. */
@@ -1393,10 +1393,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
     if (eof && !socket.destroyed) socket[kOnEnd]();
     // The reset came behind them: reported once they are all out (held again if some are).
-    const failed = socket[kStalledError];
-    if (failed === undefined || socket[kStalled] !== undefined) return;
+    const err = socket[kStalledError];
+    if (err === undefined || socket[kStalled] !== undefined) return;
     socket[kStalledError] = undefined;
-    if (!socket.destroyed) failed();
+    socket[kErrorDeferred] = false;
+    if (!socket.destroyed) socket.destroy(err);
   }
 
   /**
@@ -1458,6 +1459,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
     this[kPendingData] = undefined;
     if (this[kToken] < 0) {
+      // A reset held behind read bytes (Node 20) is what node:net's write meets; it no longer waits.
+      const held = this[kStalledError];
+      this[kStalledError] = undefined;
+      if (held !== undefined) return cb(systemError(uvErrno(held.code!), 'write'));
       cb(this[kFailedHandle] || this[kErrorDeferred] ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
       return;
     }
@@ -1512,9 +1517,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // listener lost the bytes this one had read), nor in time for the peer to see the FIN before
     // the loop turn after (a peer in this process closed, ws's compression callbacks unheard).
     setImmediate(() => {
+      this[kPeerBeforeFin] = false;
       if (this[kToken] < 0) return cb();
       const r = this[kReactor]!.native.shutdown(this[kToken]);
-      this[kPeerBeforeFin] = false;
       // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
       if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
       cb();
@@ -1793,7 +1798,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       }
     };
     // Bytes held for a reader that stopped (see `[kOnData]`): on Node 20 they come first.
-    if (syscall === 'read' && this[kStalled] !== undefined && RESET_AFTER_HELD_BYTES) return void (this[kStalledError] = fail);
+    if (syscall === 'read' && this[kStalled] !== undefined && RESET_AFTER_HELD_BYTES) {
+      // node:net's handle is there till then (a write meets the reset, see `[kWriteOut]`).
+      this[kErrorDeferred] = true;
+      return void (this[kStalledError] = err);
+    }
     const wait = this[kErrorWait](syscall);
     if (wait === undefined) return fail();
     // node:net's handle is there till then; destroyed meanwhile, nothing is left to report.

@@ -228,10 +228,11 @@ describe.each(BACKENDS)('writes cut off on %s, as on node:net', (backend) => {
 /**
  * A peer (node:net, in a child) writes 100 000 bytes and resets at once; a
  * server on `net` starts reading once both are in the kernel, pauses its
- * socket in the first 'data' and resumes it 300 ms later. Its events, with
- * whether it had read all the bytes or some at each.
+ * socket in the first 'data' and resumes it 300 ms later (with `write`,
+ * writes to it 150 ms in). Its events, with whether it had read all the
+ * bytes or some at each.
  */
-async function pausedThenReset(net: Net, backend?: string): Promise<string[]> {
+async function pausedThenReset(net: Net, backend?: string, write = false): Promise<string[]> {
   const events: string[] = [];
   let bytes = 0;
   const read = () => (bytes === 100000 ? 'all' : 'some');
@@ -241,6 +242,12 @@ async function pausedThenReset(net: Net, backend?: string): Promise<string[]> {
     s.on('data', (d) => {
       if (bytes === 0) {
         s.pause();
+        if (write) {
+          setTimeout(() => {
+            events.push(`pending ${s.pending}`);
+            s.write('x', (err) => events.push(`write ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
+          }, 150);
+        }
         setTimeout(() => {
           events.push(`resume ${read()}`);
           s.resume();
@@ -271,6 +278,12 @@ describe('a paused socket whose peer sends bytes, then RST', () => {
     const want = await pausedThenReset(nodeNet);
     expect(want).toEqual(nodeFrom([22, 0]) ? ['error ECONNRESET some', 'close some', 'resume some'] : ['resume some', 'error ECONNRESET all', 'close all']);
     for (let i = 0; i < 3; i++) expect(await pausedThenReset(muxnet as unknown as Net, backend)).toEqual(want);
+  });
+
+  it.each(BACKENDS)('muxnet on %s, written to while paused: what the write meets, as on node:net', async (backend) => {
+    const want = await pausedThenReset(nodeNet, undefined, true);
+    if (!nodeFrom([22, 0])) expect(want).toEqual(['pending false', 'write ECONNRESET', 'error ECONNRESET some', 'close some', 'resume some']);
+    for (let i = 0; i < 3; i++) expect(await pausedThenReset(muxnet as unknown as Net, backend, true)).toEqual(want);
   });
 });
 
