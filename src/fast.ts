@@ -37,6 +37,7 @@ import {
   type BackendName,
 } from './options';
 import { native, type SocketAddress } from './binding';
+import { nextTick } from './schedule';
 import * as fs from 'node:fs';
 
 const EAGAIN = uvErrno('EAGAIN');
@@ -459,7 +460,7 @@ export class Connection<T = unknown> implements Handle {
     this.closed_(err);
     this.flags |= DESTROYED;
     this.origin.reactor.closeHandle(this.token, undefined, reset);
-    process.nextTick(() => this.origin.handlers.onClose?.(this, err));
+    nextTick(() => this.origin.handlers.onClose?.(this, err));
   }
 
   /**

@@ -24,6 +24,7 @@ import * as nodeDgram from 'node:dgram';
 import { closeSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { systemError } from './errors';
+import { nextTick } from './schedule';
 import { kHandedTo } from './symbols';
 
 /**
@@ -195,7 +196,7 @@ function wrapSend(target: Channel): void {
       else if (!opts.swallowErrors) this.emit('error', err);
     };
     if (typeof shaped === 'number') {
-      process.nextTick(report, systemError(-shaped, 'dup'));
+      nextTick(report, systemError(-shaped, 'dup'));
       return false;
     }
     const { copy, nodeCloses } = shaped;

@@ -3,6 +3,7 @@
 import { BlockList, isIP } from 'node:net';
 import { native } from './binding';
 import { badPort, coded, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { nextTick } from './schedule';
 import { nodeFrom } from './versions';
 
 export type BackendName = 'mio' | 'poll' | 'select';
@@ -134,7 +135,7 @@ export function validateAbortSignal(value: unknown, name: string): AbortSignal |
 /** Runs `abort` once `signal` aborts (next tick if it already has), until `handle` emits 'close'. */
 export function onAbort(handle: { once(event: 'close', listener: () => void): unknown }, signal: AbortSignal, abort: () => void): void {
   if (signal.aborted) {
-    process.nextTick(abort);
+    nextTick(abort);
   } else {
     signal.addEventListener('abort', abort, { once: true });
     handle.once('close', () => signal.removeEventListener('abort', abort));

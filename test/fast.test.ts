@@ -88,6 +88,26 @@ describe.each(BACKENDS)('fast API on %s', (backend) => {
     server.close();
   });
 
+  it("onClose comes on the real next tick: a fake process.nextTick that drops what it is given (a fake clock's restore) does not lose it", async () => {
+    const closed: Connection[] = [];
+    const conns: Connection[] = [];
+    const server = listen({ port: 0, host: '127.0.0.1', backend }, { onOpen: (c) => conns.push(c), onClose: (c) => closed.push(c) });
+    const peer = await netConnect(server.port);
+    peer.on('error', () => {});
+    await waitFor(() => conns.length === 1, 'the connection');
+    const real = process.nextTick;
+    process.nextTick = () => {};
+    try {
+      conns[0]!.reset();
+    } finally {
+      process.nextTick = real;
+    }
+    await waitFor(() => closed.length === 1, 'onClose');
+    expect(closed[0]).toBe(conns[0]);
+    peer.destroy();
+    server.close();
+  });
+
   it('moves 8 MiB each way with backpressure, verified by hash', async () => {
     const { server } = echoServer(backend);
     const payload = randomBytes(8 << 20);
