@@ -270,7 +270,7 @@ function tokenOf(index: number, generation: number): number {
 
 export class Reactor {
   readonly native: NativeReactor;
-  /** Writes now what the kernel takes; returns the bytes left queued, or a negative errno. */
+  /** Writes now what the kernel takes (up to 1 MiB); returns the bytes left queued, or a negative errno. */
   readonly write: (token: number, data: Uint8Array) => number;
   /** Sends one datagram (to `host:port`, or the connected peer); returns the bytes sent, or a negative errno. */
   readonly send: (token: number, data: Uint8Array, host?: string | number, port?: number) => number;
@@ -330,6 +330,8 @@ export class Reactor {
   /** What the closing phase being run took, and the next of them to run (see `runClosing`). */
   private closingDue: (() => void)[] = [];
   private closingAt = 0;
+  /** What waits for the end of the batch being handed out (see `afterPollPhase`). */
+  private afterBatch: (() => void)[] = [];
   /** Calls due once the event being handed out has been, four words each (see `atEventEnd`). */
   private readonly eventEnd: unknown[] = [];
   /** Batches dispatched: a socket tells by it whether two of its events came in one. */
@@ -524,9 +526,9 @@ export class Reactor {
   /**
    * Runs `fn` in libuv's closing phase of this loop turn, after the turn's
    * immediates (the next turn's, if called in that phase), in the order
-   * queued and before the handles' close callbacks (`onHandleClose`): what
-   * node would do a loop turn later. `setImmediate` where that phase is out
-   * of reach (Windows).
+   * queued and after the handles' close callbacks (`onHandleClose`): what
+   * node would do a loop turn later, after the close callbacks of this one.
+   * `setImmediate` where that phase is out of reach (Windows).
    */
   inClosingPhase(fn: () => void, scope?: AsyncResource): void {
     const bound = inScope(fn, scope);
@@ -535,9 +537,23 @@ export class Reactor {
   }
 
   /**
+   * Runs `fn` (in the caller's async context) where libuv would run a
+   * request such as a shutdown made now, from its pending queue: after
+   * the poll phase. Called in a batch, once every event of it has been
+   * handed out (each socket hears this turn's events first), on a tick
+   * of its own; elsewhere on the next tick, as nothing is read before
+   * libuv's pending queue runs.
+   */
+  afterPollPhase(fn: () => void): void {
+    const bound = AsyncResource.bind(fn);
+    if (this.batchRecords === undefined) nextTick(bound);
+    else this.afterBatch.push(bound);
+  }
+
+  /**
    * Runs `fns`, in order, as the close callbacks of one handle closed now:
-   * in the closing phase, after what `inClosingPhase` queued for it, the
-   * handle closed last first, as libuv's `uv_close` pushes each onto the
+   * in the closing phase, before what `inClosingPhase` queued, the handle
+   * closed last first, as libuv's `uv_close` pushes each onto the
    * head of the loop's closing list (node:net's sockets destroyed in one
    * turn say 'close' last-to-first). `setImmediate` where that phase is out
    * of reach.
@@ -563,8 +579,9 @@ export class Reactor {
    */
   private runClosing(part: number): boolean {
     if (part === 0) {
-      this.closingDue = this.closing;
+      this.closingDue = [];
       for (let i = this.closes.length - 1; i >= 0; i--) this.closingDue.push(...this.closes[i]);
+      this.closingDue.push(...this.closing);
       this.closingAt = 0;
       this.closing = [];
       this.closes = [];
@@ -621,6 +638,11 @@ export class Reactor {
     if (part === 0) this.beginBatch(count, records, slab, peers);
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
+    const after = this.afterBatch;
+    if (after.length > 0) {
+      this.afterBatch = [];
+      for (const fn of after) nextTick(fn);
+    }
     // The batch's datagrams leave together once the batch and the ticks
     // it queued have run (queued after them): node:dgram's send resolves
     // its address on the next tick, so a 'message' listener's reply is sent there.

@@ -24,7 +24,7 @@ import { moveToThread, notTransferable, type Movable, type Move } from '../threa
 import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
-  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kDispatched, kEndDeferred, kEndedByPeer, kEndLate, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
@@ -289,6 +289,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kDataBatch] = -1;
   /** The FIN came with bytes in one batch: `onEnd` waits for the closing phase. */
   private [kEndDeferred] = false;
+  /** That wait is over: the 'end' stands for libuv's read of the next loop turn (see `_final`). */
+  private [kEndLate] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private [kEndedByPeer] = false;
   private [kAttempts]: Attempts | undefined;
@@ -1017,7 +1019,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kRemote] = this[kLocal] = null;
     this[kPeerKept] = this[kPeerBeforeFin] = false;
     this[kHandleClosed] = false;
-    this[kPeerFin] = false;
+    this[kPeerFin] = this[kEndLate] = false;
     this[kEndedByPeer] = false;
     this[kNativePaused] = false;
     this[kUnread] = undefined;
@@ -1501,7 +1503,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // Never connected: nothing to shut down. Node 21 on finishes end() at once; Node 20 waits for a
     // connect (and sends the FIN after it), never calling back if none comes.
     if (!this[kOpened] && END_FINISHES_UNCONNECTED) return cb();
-    if (this[kConnectingFlag] || (this[kToken] < 0 && !this[kHandleClosed])) {
+    // (A reset held for later, or waiting for its moment, leaves node:net's handle there: no wait.)
+    if (this[kConnectingFlag] || (this[kToken] < 0 && !this[kHandleClosed] && !this[kErrorDeferred])) {
       this.once('connect', () => this._final(cb));
       return;
     }
@@ -1510,13 +1513,15 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kRemote] = this[kReactor]!.native.remoteAddress(this[kToken]);
       this[kPeerBeforeFin] = this[kRemote] !== null;
     }
-    // node:net's shutdown request goes out, and completes, in a later poll phase (libuv's
-    // uv_shutdown waits for the socket to be writable): never inside end() (a write after end()
-    // or a destroy() in the same tick finds the stream unfinished: 'error', and no 'finish'),
-    // nor before the events this turn brought the socket (a destroySoon() from another socket's
-    // listener lost the bytes this one had read), nor in time for the peer to see the FIN before
-    // the loop turn after (a peer in this process closed, ws's compression callbacks unheard).
-    setImmediate(() => {
+    // node:net's shutdown request goes out, and completes, from libuv's pending queue, after
+    // the poll phase and before the immediates: never inside end() (a write after end() or a
+    // destroy() in the same tick finds the stream unfinished: 'error', and no 'finish'), nor
+    // before the events this turn brought the socket (a destroySoon() from another socket's
+    // listener lost the bytes this one had read). An 'end' from the closing phase stands for
+    // the next turn's read: its FIN waits for that turn's poll (a peer in this process heard
+    // it before this socket's 'close': ws's compression callbacks unheard).
+    const later = this[kEndLate] ? setImmediate : (fn: () => void) => this[kReactor]!.afterPollPhase(fn);
+    later(() => {
       this[kPeerBeforeFin] = false;
       if (this[kToken] < 0) return cb();
       const r = this[kReactor]!.native.shutdown(this[kToken]);
@@ -1715,6 +1720,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kEndDeferred] = true;
       return void reactor.inClosingPhase(() => {
         this[kEndDeferred] = false;
+        this[kEndLate] = true;
         if (!this.destroyed) this[kOnEnd]();
       }, this[kScope]);
     }

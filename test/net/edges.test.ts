@@ -1147,6 +1147,60 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-07): on mio, where the FIN comes in the batch of the bytes and
+  // 'end' waits for the closing phase, it came before the close callbacks of that phase; libuv
+  // reads that FIN a loop turn later, after them.
+  it("a socket whose peer's bytes and FIN come together says 'end' after the 'close' of a socket its 'data' listener destroyed", async () => {
+    const log: string[] = [];
+    const peers: nodeNet.Socket[] = [];
+    const server = nodeNet.createServer((s) => peers.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const x = net.connect({ port, host: '127.0.0.1', ...backend });
+    const y = net.connect({ port, host: '127.0.0.1', ...backend });
+    y.on('close', () => log.push('Y close'));
+    await Promise.all([once(x, 'connect'), once(y, 'connect')]);
+    await waitFor(() => peers.length === 2, 'both accepted');
+    peers[peers[0]!.remotePort === x.localPort ? 0 : 1]!.end('bytes and FIN');
+    x.on('data', () => {
+      log.push('X data');
+      y.destroy();
+    });
+    x.on('end', () => log.push('X end'));
+    await once(x, 'close');
+    expect(log).toEqual(['X data', 'Y close', 'X end']);
+    for (const p of peers) p.destroy();
+    server.close();
+  });
+
+  // Found by a review (2026-12-07): end()'s shutdown waited for an immediate, so one queued before
+  // end() came first (its destroy() failed end's callback with ERR_STREAM_DESTROYED, no 'finish').
+  // libuv runs the shutdown from its pending queue, after the poll phase, before the immediates.
+  it.each(['a timer', "a socket's 'data'"])("end() from %s: its callback and 'finish' come before an immediate queued before it, which finds the stream finished", async (from) => {
+    const log: string[] = [];
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
+      s.on('end', () => log.push('server end'));
+      s.resume();
+      if (from !== 'a timer') s.write('x');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    const end = () => {
+      setImmediate(() => {
+        log.push(`immediate, finished ${c.writableFinished}`);
+        c.destroy();
+      });
+      c.end((err?: Error | null) => log.push(`end ${(err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'}`));
+    };
+    c.on('finish', () => log.push('finish'));
+    if (from === 'a timer') c.once('connect', () => setTimeout(end, 10));
+    else c.once('data', end);
+    await once(c, 'close');
+    await waitFor(() => log.includes('server end'), 'the server hears the FIN');
+    expect(log.filter((e) => e !== 'server end')).toEqual(['end ok', 'finish', 'immediate, finished true']);
+    server.close();
+  });
+
   // Found by a review (2026-12-06): libuv runs a turn's close callbacks last-closed-first
   // (`uv_close` pushes each handle onto the head of its closing list); muxnet ran them in the
   // order the sockets were destroyed.
