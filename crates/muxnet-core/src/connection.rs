@@ -55,28 +55,41 @@ impl WriteQueue {
         q.buf.extend_from_slice(data);
     }
 
-    /// Writes queued bytes until the queue empties or the kernel refuses.
-    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<()> {
-        let Some(q) = &mut self.0 else { return Ok(()) };
+    /// Writes queued bytes until the queue empties, the kernel refuses, or
+    /// `WRITE_TURN` bytes went out; true in that last case, bytes left.
+    pub fn flush(&mut self, stream: &mut Stream, count: &mut IoCount) -> io::Result<bool> {
+        let Some(q) = &mut self.0 else { return Ok(false) };
+        let limit = q.head + WRITE_TURN;
         while q.head < q.buf.len() {
-            match stream.write(&q.buf[q.head..]) {
+            if q.head >= limit {
+                return Ok(true);
+            }
+            // (One write of more takes more while the peer reads.)
+            match stream.write(&q.buf[q.head..q.buf.len().min(limit)]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     count.one(n);
                     q.head += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
         // Release the memory a burst needed; an idle connection keeps none.
         self.0 = None;
-        Ok(())
+        Ok(false)
     }
 }
 
-/// Writes as much of `data` as the kernel takes now; returns how much.
+/// The most a connection writes at once, in a write or a turn's flush: the
+/// rest goes on next turn, as libuv writes once a writable event. A peer
+/// reading as fast as it is written to would otherwise hold the thread
+/// (every other socket, every timer) until a large write was all out.
+pub const WRITE_TURN: usize = 1 << 20;
+
+/// Writes as much of `data` as the kernel takes now, up to `WRITE_TURN`
+/// bytes; returns how much.
 pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
     if data.is_empty() {
         // As libuv's: an empty write is still a write(2), which reports a
@@ -86,9 +99,10 @@ pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -
             _ => Ok(0),
         };
     }
+    let turn = &data[..data.len().min(WRITE_TURN)];
     let mut done = 0;
-    while done < data.len() {
-        match stream.write(&data[done..]) {
+    while done < turn.len() {
+        match stream.write(&turn[done..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 count.one(n);
@@ -129,8 +143,9 @@ pub(crate) struct FileSend {
 pub(crate) enum Flushed {
     /// Everything (queue and files) went out, or the kernel refused more.
     Done,
-    /// A file's budget ran out with the socket still writable: the owner
-    /// flushes again next turn (no new readiness edge will come).
+    /// A file's budget, or the turn's bytes (`WRITE_TURN`), ran out with the
+    /// socket still writable: the owner flushes again next turn (no new
+    /// readiness edge will come).
     Yielded,
     /// The front file is a pipe with nothing in it yet: the owner watches
     /// it (`Connection::starved_source`) and flushes when it turns readable.
@@ -233,6 +248,7 @@ impl FileSend {
             self.chunk = WriteQueue::from_vec(buf);
         }
         let before = self.chunk.len();
+        // (A chunk is smaller than a turn's bytes.)
         self.chunk.flush(stream, count)?;
         let n = before - self.chunk.len();
         self.sent += n as u64;
@@ -543,7 +559,9 @@ impl Connection {
             return Ok(Flushed::Done);
         }
         loop {
-            self.queue.flush(stream, count)?;
+            if self.queue.flush(stream, count)? {
+                return Ok(Flushed::Yielded);
+            }
             if !self.queue.is_empty() {
                 return Ok(Flushed::Done);
             }

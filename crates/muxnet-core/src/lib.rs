@@ -25,6 +25,7 @@ mod udp_batch;
 pub use backend::{Backend, BackendKind, Blockable, BlockingWait, FdLimitError, Interest, Pollable, RawHandle, Readiness, Token, Wake};
 #[cfg(unix)]
 pub use backend::{PipeWaker, SelfPipe};
+pub use connection::WRITE_TURN;
 pub use reactor::{discard_detached, Config, Event, PipeOptions, Reactor, ReadSpace, LEAN_READ, SLOW_BATCH};
 #[cfg(unix)]
 pub use socket::{never_connected, socket_kind};

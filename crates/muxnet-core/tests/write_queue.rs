@@ -1,4 +1,5 @@
-//! The write queue's cap: ENOBUFS before a byte goes out, one oversized write taken whole.
+//! The write queue's cap: ENOBUFS before a byte goes out, one oversized write taken whole;
+//! a turn's bytes: a peer reading as fast as it is written to holds no thread.
 
 mod common;
 
@@ -6,9 +7,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use common::*;
-use muxnet_core::{BackendKind, Config};
+use muxnet_core::{BackendKind, Config, WRITE_TURN};
 
-backend_tests!(write_queue_cap, oversized_write_to_empty_queue);
+backend_tests!(write_queue_cap, oversized_write_to_empty_queue, a_turn_of_bytes_at_a_time);
 
 // 5. A peer that never reads: writes queue up to `write_queue_cap`, then
 //    fail with ENOBUFS without queueing anything; what was accepted still
@@ -88,4 +89,33 @@ fn oversized_write_to_empty_queue(kind: BackendKind) {
     h.until("the peer reading to EOF", |_, _| reader.done());
     let got = reader.join();
     assert_same(&got, &big, "the one oversized write, and nothing of the refused one");
+}
+
+// 5c. A peer reading as fast as it is written to (found by a hunt, 2026-12-07: one
+//     write of 1 GiB held the thread for up to 2 s, every other socket and timer
+//     waiting): a write hands the kernel at most `WRITE_TURN` bytes, each turn's
+//     flush as many, and the rest goes on turn after turn, all arriving in order.
+fn a_turn_of_bytes_at_a_time(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let big = pattern(9, 64 << 20);
+    let len = big.len();
+    let reader = Peer::spawn(move || {
+        let mut peer = peer;
+        read_n(&mut peer, len)
+    });
+    let mut left = h.r.write(conn, &big).unwrap();
+    assert!(len - left <= WRITE_TURN, "one write handed the kernel {} bytes", len - left);
+    let mut turns = 0;
+    while left > 0 {
+        turns += 1;
+        assert!(turns < 100_000, "{left} bytes still queued");
+        h.turn(Duration::from_millis(100));
+        let now = h.r.queued(conn).unwrap();
+        assert!(left - now <= WRITE_TURN, "a turn handed the kernel {} bytes", left - now);
+        left = now;
+    }
+    assert_same(&reader.join(), &big, "bytes at the peer");
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
-use crate::connection::{write_now, Connection, FileSend, Flushed};
+use crate::connection::{write_now, Connection, FileSend, Flushed, WRITE_TURN};
 use crate::socket::{self, KeepAlive, Socket, Stream};
 use crate::stats::IoCount;
 
@@ -130,12 +130,15 @@ impl Reactor {
         let (stream, conn) = self.writable_stream(token, data.len())?;
         // Nothing watches for writable until a queue meets a full buffer.
         let mut unwatched = conn.output_idle();
+        // Stopped at a turn's bytes (`WRITE_TURN`), the socket writable still.
+        let mut more = false;
         if std::mem::take(&mut conn.corked) {
             // Corked bytes go first, and now: this write is not corked.
-            conn.queue.flush(stream, count)?;
+            more = conn.queue.flush(stream, count)?;
             unwatched = true;
         }
         let direct = if conn.output_idle() && !conn.connecting { write_now(stream, data, count)? } else { 0 };
+        more |= direct >= WRITE_TURN && direct < data.len();
         let rest = &data[direct..];
         if !rest.is_empty() {
             // Behind the files being sent, if any.
@@ -144,6 +147,10 @@ impl Reactor {
         let queued = conn.pending();
         // A caller told that bytes wait is told when they are gone.
         conn.want_drain |= queued > 0;
+        if more {
+            // No readiness edge will come for it: the next turn's flush goes on.
+            self.flush_soon.push(token);
+        }
         if unwatched && queued > 0 {
             self.sync_interest(token)?;
         }
@@ -186,11 +193,17 @@ impl Reactor {
             }
             let mut count = IoCount::default();
             // Corked bytes have no file behind them (`send_file` uncorks).
-            let flushed = conn.flush(stream, &mut count, u64::MAX, |_| {}).map(drop);
+            let flushed = conn.flush(stream, &mut count, u64::MAX, |_| {});
+            let yielded = matches!(flushed, Ok(Flushed::Yielded));
+            let flushed = flushed.map(drop);
             let (finished, refused) = (conn.finished(), !conn.output_idle());
             // All out, and an end waits for it: the turn's flush reports Drain.
             let drained = !refused && conn.want_drain;
             self.counters.writes.add(count);
+            if yielded {
+                // Stopped at a turn's bytes, writable still: no edge will come.
+                self.flush_soon.push(token);
+            }
             // What the kernel refused waits for writable, as for any write.
             match flushed.and_then(|()| if refused { self.sync_interest(token) } else { Ok(()) }) {
                 Err(error) => {
