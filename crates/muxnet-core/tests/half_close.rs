@@ -11,7 +11,7 @@ use common::*;
 use muxnet_core::BackendKind;
 use socket2::SockRef;
 
-backend_tests!(half_close_local_first, half_close_peer_first, peer_reset);
+backend_tests!(half_close_local_first, half_close_peer_first, peer_reset, bytes_and_fin_in_one_turn);
 
 // 6. We half-close first: the peer sees EOF and can still send; its close
 //    then ends and closes the connection cleanly.
@@ -92,4 +92,31 @@ fn peer_reset(kind: BackendKind) {
     h.r.close(cb).unwrap();
     assert!(h.collect_for(Duration::from_millis(50)).is_empty());
     assert_eq!(h.r.len(), 1);
+}
+
+// 6d. Bytes and the peer's FIN both waiting: the turn that reads the bytes
+//     reads on to the end, as libuv does, where the backend can tell a FIN
+//     waits (mio, and poll on Linux: found by a hunt, 2026-12-07, poll's end
+//     came a turn late and a proxy piped an answer into a socket already
+//     ended); select cannot tell, and its end comes in a later turn.
+fn bytes_and_fin_in_one_turn(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    send(&mut peer, b"last words");
+    peer.shutdown(Shutdown::Write).unwrap();
+    // Both are in our kernel once the peer's own side has seen its FIN go.
+    thread::sleep(Duration::from_millis(20));
+    let mut turn = Vec::new();
+    h.until("the bytes", |_, events| {
+        turn = events;
+        turn.iter().any(|e| matches!(e, Ev::Data { .. }))
+    });
+    let ended = turn.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn));
+    let tells = kind == BackendKind::Mio || (kind == BackendKind::Poll && cfg!(target_os = "linux"));
+    assert_eq!(ended, tells, "[{}] the end in the turn of the bytes: {turn:?}", h.name());
+    if !ended {
+        h.until("the end", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn)));
+    }
 }

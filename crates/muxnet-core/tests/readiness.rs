@@ -47,7 +47,7 @@ fn urgent_data_is_not_an_end(kind: BackendKind) {
     peer.write_all(b"after").unwrap();
     let r = next_readiness(backend.as_mut(), token, "the urgent byte");
     assert!(r.readable && !r.ended && !r.error, "[{}] urgent data: {r:?}", kind.name());
-    // Both ways shut, so that poll (which asks for no `POLLRDHUP`) sees it too.
+    // Both ways shut: poll says POLLHUP, mio read-closed; select nothing.
     let Socket::Stream(Stream::Tcp(stream)) = &socket else { unreachable!() };
     stream.shutdown(Shutdown::Write).unwrap();
     peer.shutdown(Shutdown::Write).unwrap();

@@ -24,10 +24,19 @@ pub struct PollBackend {
 
 const NONE: u32 = u32::MAX;
 
+/// The peer's FIN (Linux): with it a turn reads on past a short read to
+/// the EOF, as libuv takes the end in the pass that reads the last bytes
+/// (without it the end came a turn late: a proxy piping a peer's answer
+/// into a socket whose FIN it had not yet seen met EPIPE).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RDHUP: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RDHUP: libc::c_short = 0;
+
 fn events(interest: Interest) -> libc::c_short {
     let mut ev = 0;
     if interest.readable {
-        ev |= libc::POLLIN;
+        ev |= libc::POLLIN | RDHUP;
     }
     if interest.writable {
         ev |= libc::POLLOUT;
@@ -129,7 +138,7 @@ impl Backend for PollBackend {
                 readable: r & (libc::POLLIN | libc::POLLHUP) != 0 || error,
                 writable: r & libc::POLLOUT != 0 || error,
                 error,
-                hup: r & libc::POLLHUP != 0,
+                hup: r & (libc::POLLHUP | RDHUP) != 0,
                 ended: r & libc::POLLHUP != 0,
             });
         }
