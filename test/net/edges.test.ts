@@ -1361,6 +1361,15 @@ describe.each([['node:net', undefined] as const, ...BACKENDS.map((b) => ['muxnet
     expect(out.trim()).toBe('second');
   });
 
+  // Found by a review (2026-12-07): fakes on the globals before the module loaded were what it
+  // kept (vitest's vi.useFakeTimers() in a setup file, jest's `fakeTimers`): no 'close', and
+  // setTimeout() threw.
+  it("with fake timers on the globals before it loads, a client's end() and 'close', its peer's end and an idle timeout come on real time (test/fixtures/faked-before-load.js; built dist)", () => {
+    const fixture = path.join(__dirname, '..', 'fixtures', 'faked-before-load.js');
+    const out = execFileSync(process.execPath, [fixture, impl], { env: { ...process.env, MUXNET_BACKEND: backend ?? '' }, encoding: 'utf8', timeout: 20_000 });
+    expect(JSON.parse(out)).toEqual(['close', 'finish', 'peer data hi', 'peer end', 'peer end', 'timeout']);
+  });
+
   it("end() while setImmediate and setTimeout drop what they are given still sends the FIN and finishes: the peer hears 'end'", async () => {
     let peerEnded!: Promise<unknown>;
     const server = net.createServer(options as nodeNet.ServerOpts, (s) => {
