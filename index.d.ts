@@ -117,9 +117,8 @@ export declare class Reactor {
    */
   udpBindSocket(token: number, host: string, port: number, reuseAddr: boolean, reusePort: boolean, ipv6Only: boolean): number
   /**
-   * `write(token, data)`: writes now what the kernel takes, up to 1 MiB
-   * (the rest goes out over the next turns); returns the bytes left
-   * queued, or a negative errno.
+   * `write(token, data)`: writes now what the kernel takes; returns the
+   * bytes left queued, or a negative errno.
    */
   writer(): (token: number, data: Uint8Array) => number
   /**

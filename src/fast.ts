@@ -314,10 +314,9 @@ export class Connection<T = unknown> implements Handle {
   }
 
   /**
-   * Sends now what the kernel takes (up to 1 MiB, so that a peer reading
-   * as fast as it is written to holds no other socket up) and queues the
-   * rest in Rust, sent over the next turns. Returns false when bytes were
-   * queued: wait for `onDrain` before writing more.
+   * Sends now what the kernel takes and queues the rest in Rust, sent at
+   * most 1 MiB a turn. Returns false when bytes were queued: wait for
+   * `onDrain` before writing more.
    */
   write(data: Uint8Array | string): boolean {
     // A bad argument is named first, in any state, as node:net's write() does.

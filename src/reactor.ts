@@ -270,7 +270,7 @@ function tokenOf(index: number, generation: number): number {
 
 export class Reactor {
   readonly native: NativeReactor;
-  /** Writes now what the kernel takes (up to 1 MiB); returns the bytes left queued, or a negative errno. */
+  /** Writes now what the kernel takes; returns the bytes left queued, or a negative errno. */
   readonly write: (token: number, data: Uint8Array) => number;
   /** Sends one datagram (to `host:port`, or the connected peer); returns the bytes sent, or a negative errno. */
   readonly send: (token: number, data: Uint8Array, host?: string | number, port?: number) => number;

@@ -82,14 +82,15 @@ impl WriteQueue {
     }
 }
 
-/// The most a connection writes at once, in a write or a turn's flush: the
-/// rest goes on next turn, as libuv writes once a writable event. A peer
-/// reading as fast as it is written to would otherwise hold the thread
-/// (every other socket, every timer) until a large write was all out.
+/// The most a turn's flush writes of a connection's queue: the rest goes
+/// on next turn, as libuv writes once a writable event. A peer reading as
+/// fast as it is written to would otherwise hold the thread (every other
+/// socket, every timer) until the queue was all out. (A write goes on while
+/// the kernel takes its bytes: a cap there would copy the rest into the
+/// queue, a second copy of all a fast reader takes.)
 pub const WRITE_TURN: usize = 1 << 20;
 
-/// Writes as much of `data` as the kernel takes now, up to `WRITE_TURN`
-/// bytes; returns how much.
+/// Writes as much of `data` as the kernel takes now; returns how much.
 pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
     if data.is_empty() {
         // As libuv's: an empty write is still a write(2), which reports a
@@ -99,10 +100,9 @@ pub(crate) fn write_now(stream: &mut Stream, data: &[u8], count: &mut IoCount) -
             _ => Ok(0),
         };
     }
-    let turn = &data[..data.len().min(WRITE_TURN)];
     let mut done = 0;
-    while done < turn.len() {
-        match stream.write(&turn[done..]) {
+    while done < data.len() {
+        match stream.write(&data[done..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 count.one(n);

@@ -395,9 +395,8 @@ impl Reactor {
         code(self.with(|r| r.udp_bind_socket(token_of(token), &udp_options(&host, port, reuse_addr, reuse_port, ipv6_only)?).map(|()| 0)))
     }
 
-    /// `write(token, data)`: writes now what the kernel takes, up to 1 MiB
-    /// (the rest goes out over the next turns); returns the bytes left
-    /// queued, or a negative errno.
+    /// `write(token, data)`: writes now what the kernel takes; returns the
+    /// bytes left queued, or a negative errno.
     #[napi(ts_return_type = "(token: number, data: Uint8Array) => number", catch_unwind)]
     pub fn writer(&self, env: Env) -> Result<Unknown<'_>> {
         fast_path::bind(env, &self.state, "write", fast_path::write)

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{Entry, Event, Kind, Reactor, ReadSpace};
 use crate::backend::{Readiness, Token};
-use crate::connection::{write_now, Connection, FileSend, Flushed, WRITE_TURN};
+use crate::connection::{write_now, Connection, FileSend, Flushed};
 use crate::socket::{self, KeepAlive, Socket, Stream};
 use crate::stats::IoCount;
 
@@ -130,7 +130,7 @@ impl Reactor {
         let (stream, conn) = self.writable_stream(token, data.len())?;
         // Nothing watches for writable until a queue meets a full buffer.
         let mut unwatched = conn.output_idle();
-        // Stopped at a turn's bytes (`WRITE_TURN`), the socket writable still.
+        // Corked bytes stopped at a turn's bytes (`WRITE_TURN`), the socket writable still.
         let mut more = false;
         if std::mem::take(&mut conn.corked) {
             // Corked bytes go first, and now: this write is not corked.
@@ -138,7 +138,6 @@ impl Reactor {
             unwatched = true;
         }
         let direct = if conn.output_idle() && !conn.connecting { write_now(stream, data, count)? } else { 0 };
-        more |= direct >= WRITE_TURN && direct < data.len();
         let rest = &data[direct..];
         if !rest.is_empty() {
             // Behind the files being sent, if any.
