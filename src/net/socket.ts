@@ -289,7 +289,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kDataBatch] = -1;
   /** The FIN came with bytes in one batch: `onEnd` waits for the closing phase. */
   private [kEndDeferred] = false;
-  /** That wait is over: the 'end' stands for libuv's read of the next loop turn (see `_final`). */
+  /** That wait is over: the 'end' stands for libuv's read of the next loop turn (see `_final`), until its immediates. */
   private [kEndLate] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private [kEndedByPeer] = false;
@@ -1721,6 +1721,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       return void reactor.inClosingPhase(() => {
         this[kEndDeferred] = false;
         this[kEndLate] = true;
+        // For that turn only: an end() called later is any other end().
+        setImmediate(() => (this[kEndLate] = false));
         if (!this.destroyed) this[kOnEnd]();
       }, this[kScope]);
     }

@@ -1176,15 +1176,19 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
   // Found by a review (2026-12-07): end()'s shutdown waited for an immediate, so one queued before
   // end() came first (its destroy() failed end's callback with ERR_STREAM_DESTROYED, no 'finish').
   // libuv runs the shutdown from its pending queue, after the poll phase, before the immediates.
-  it.each(['a timer', "a socket's 'data'"])("end() from %s: its callback and 'finish' come before an immediate queued before it, which finds the stream finished", async (from) => {
+  // And (a review, 2026-12-07) from a timer long after an 'end' that came with its bytes: that
+  // 'end' stands for the next turn's read only until that turn's immediates.
+  const LATE = "a timer, long after the peer's bytes and FIN came together";
+  it.each(['a timer', "a socket's 'data'", LATE])("end() from %s: its callback and 'finish' come before an immediate queued before it, which finds the stream finished", async (from) => {
     const log: string[] = [];
     const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
       s.on('end', () => log.push('server end'));
       s.resume();
-      if (from !== 'a timer') s.write('x');
+      if (from === LATE) s.end('x');
+      else if (from !== 'a timer') s.write('x');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: from === LATE, ...backend });
     const end = () => {
       setImmediate(() => {
         log.push(`immediate, finished ${c.writableFinished}`);
@@ -1194,6 +1198,7 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     };
     c.on('finish', () => log.push('finish'));
     if (from === 'a timer') c.once('connect', () => setTimeout(end, 10));
+    else if (from === LATE) c.on('data', () => {}).once('end', () => setTimeout(end, 10));
     else c.once('data', end);
     await once(c, 'close');
     await waitFor(() => log.includes('server end'), 'the server hears the FIN');
