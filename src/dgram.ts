@@ -9,7 +9,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import dns, { type LookupOneOptions } from 'node:dns';
-import type * as nodeDgram from 'node:dgram';
+import * as nodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { BlockList, isIP } from 'node:net';
 import process from 'node:process';
@@ -1048,7 +1048,8 @@ export type SocketConstructor = {
 // Named as node:dgram's class (its `name`, what inspect() labels a socket with).
 Object.defineProperty(UdpSocket, 'name', { value: 'Socket' });
 // (node's typings' form is one the class refuses, as node's does at run time: asserted.)
-export const Socket = callable(UdpSocket, 'Socket', 2) as unknown as SocketConstructor;
+// node:dgram's sockets pass its `instanceof`, as node:net's pass net's (code checks what another module made).
+export const Socket = callable(UdpSocket, 'Socket', 2, nodeDgram.Socket) as unknown as SocketConstructor;
 export type Socket = nodeDgram.Socket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */

@@ -126,6 +126,17 @@ describe.each(IMPLS)('%s', (name, dgram, backend) => {
     expect(receiver === s).toBe(true);
   });
 
+  // Noticed in a review (2026-12-07): net's classes took node:net's instances, dgram's not node:dgram's.
+  it("node:dgram's sockets are instances of dgram.Socket, as its own; a subclass takes its own only", () => {
+    class Mine extends dgram.Socket {}
+    const theirs = nodeDgram.createSocket('udp4');
+    const ours = create('udp4');
+    expect([theirs instanceof dgram.Socket, ours instanceof dgram.Socket]).toEqual([true, true]);
+    expect([theirs instanceof Mine, ours instanceof Mine]).toEqual([false, false]);
+    theirs.close();
+    ours.close();
+  });
+
   // Found 2026-12-06 (a hunt of types and module shape): the reactor called `onMessage(msg, address, port)`
   // by that name — a subclass's own got an address string for its rinfo.
   it('a subclass with an onMessage(msg, rinfo) of its own', async () => {
