@@ -258,6 +258,11 @@ export declare class Reactor {
    * [`muxnet_core::Reactor::want_drain`]).
    */
   armDrain(token: number): number
+  /**
+   * A Drain next turn, bytes queued or none (see
+   * [`muxnet_core::Reactor::drain_next_turn`]); 0 or a negative errno.
+   */
+  drainNextTurn(token: number): number
   localAddress(token: number): SocketAddress | null
   /**
    * The Unix-domain path a socket is bound to (`null` for an IP socket
@@ -478,3 +483,9 @@ export interface SocketAddress {
   family: string
   port: number
 }
+
+/**
+ * The most a turn writes of one connection's bytes (`muxnet_core::WRITE_TURN`):
+ * the drop-in hands a larger write over a piece of this at a time.
+ */
+export declare const WRITE_TURN: number

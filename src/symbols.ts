@@ -161,3 +161,4 @@ export const kUnixDomain = Symbol('unixDomain');
 export const kUnlisten = Symbol('unlisten');
 export const kUnread = Symbol('unread');
 export const kWriteOut = Symbol('writeOut');
+export const kWritePiece = Symbol('writePiece');

@@ -30,11 +30,12 @@ import {
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
-  kUnixDomain, kUnread, kWriteOut, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
+  kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
 import { adoptable } from './callable';
 import { lendTcpMethods } from './js-stream';
 import { nextTick, setImmediate, setTimeout, clearTimeout } from '../schedule';
+import { native } from '../binding';
 
 /** node:net's `onread`: bytes land in your buffer and go to `callback`, not to 'data'. */
 export interface OnReadOptions {
@@ -1468,14 +1469,36 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       cb(this[kFailedHandle] || this[kErrorDeferred] ? systemError(uvErrno('EPIPE'), 'write') : socketClosed());
       return;
     }
-    const queued = this[kReactor]!.write(this[kToken], chunk);
-    // Counted though it failed: node:net counts what it handed to the handle.
+    // Counted though it fails: node:net counts what it handed to the handle.
     this[kDispatched] += chunk.length;
+    this[kWritePiece](chunk, cb, finishLater);
+  }
+
+  /**
+   * Hands `chunk` to the reactor a turn's bytes (`WRITE_TURN`) at a time, the next piece once
+   * the last is out, at a later turn's Drain: where libuv writes, on a writable event after
+   * the socket's read (which meets a reset first). One write() of 1 GiB to a peer reading as
+   * fast held the thread for its whole transfer; to a slower one, copied the rest into the queue.
+   */
+  private [kWritePiece](chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
+    const reactor = this[kReactor]!;
+    const turn = native.WRITE_TURN;
+    const queued = reactor.write(this[kToken], chunk.length > turn ? chunk.subarray(0, turn) : chunk);
     if (queued < 0) {
       cb(systemError(-queued, 'write'));
       return;
     }
     this[kTouch]();
+    if (chunk.length > turn) {
+      const rest = chunk.subarray(turn);
+      // A close meanwhile cancels the rest with the piece (see `_destroy`).
+      this[kPendingWrite] = (err) => (err || this[kToken] < 0 ? cb(err) : this[kWritePiece](rest, cb, finishLater));
+      if (queued > 0) this[kLastQueued] = chunk.length;
+      // (The write above found the connection: asking cannot fail.)
+      else reactor.native.drainNextTurn(this[kToken]);
+      this[kSyncActive]();
+      return;
+    }
     if (queued === 0 && !finishLater) return cb();
     if (queued > 0) this[kLastQueued] = chunk.length;
     // Done when the queue drains (`onDrain`), or a turn from now; a close

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS, freePort, sleep, socketFds, waitFor } from '../helpers';
+import { native } from '../../src/binding';
 import { stats } from '../../src/fast';
 import * as muxnet from '../../src/net';
 import * as muxdgram from '../../src/dgram';
@@ -1325,6 +1326,32 @@ describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can tak
     await once(accepted, 'end');
     expect(Buffer.concat(chunks).equals(sent)).toBe(true);
     accepted.destroy();
+    srv.close();
+  });
+});
+
+describe.each(BACKENDS)('the drop-in on %s, one write() of more than a turn writes', (backend) => {
+  // Found by a hunt (2026-12-07): one write() of 1 GiB to a peer reading as fast spent its whole
+  // transfer in the call (0.5–3 s; node:net's returns after one write(2)), and to a slower peer
+  // copied what the kernel did not take into the reactor's queue. It goes a turn's bytes at a time.
+  it("64 MiB to a peer not reading: the reactor queues at most a turn's bytes, not a copy of the rest; once it reads, every byte comes in order and the callback once", async () => {
+    let accepted: nodeNet.Socket | undefined;
+    const srv = nodeNet.createServer({ pauseOnConnect: true }, (s) => (accepted = s));
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const c = muxnet.connect({ port: (srv.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', backend } as nodeNet.NetConnectOpts);
+    await once(c, 'connect');
+    await waitFor(() => accepted !== undefined, 'accepted');
+    const sent = randomBytes(64 << 20);
+    const calls: string[] = [];
+    const before = stats(backend).queuedBytes;
+    c.write(sent, (err) => calls.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
+    expect(stats(backend).queuedBytes - before).toBeLessThanOrEqual(native.WRITE_TURN);
+    c.end('tail');
+    const chunks: Buffer[] = [];
+    accepted!.on('data', (d: Buffer) => chunks.push(d)).resume();
+    await Promise.all([once(accepted!, 'end'), once(c, 'close')]);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([sent, Buffer.from('tail')]))).toBe(true);
+    expect(calls).toEqual(['ok']);
     srv.close();
   });
 });

@@ -1,5 +1,6 @@
 //! The write queue's cap: ENOBUFS before a byte goes out, one oversized write taken whole;
-//! a turn's bytes of the queue: a peer reading as fast as it is written to holds no thread.
+//! a turn's bytes of the queue: a peer reading as fast as it is written to holds no thread;
+//! a Drain asked for the next turn.
 
 mod common;
 
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use muxnet_core::{BackendKind, Config, WRITE_TURN};
+use socket2::SockRef;
 
-backend_tests!(write_queue_cap, oversized_write_to_empty_queue, a_turn_of_bytes_at_a_time);
+backend_tests!(write_queue_cap, oversized_write_to_empty_queue, a_turn_of_bytes_at_a_time, drain_next_turn);
 
 // 5. A peer that never reads: writes queue up to `write_queue_cap`, then
 //    fail with ENOBUFS without queueing anything; what was accepted still
@@ -120,4 +122,36 @@ fn a_turn_of_bytes_at_a_time(kind: BackendKind) {
         left = now;
     }
     assert_same(&reader.join(), &big, "bytes at the peer");
+}
+
+// 5d. A Drain asked for the next turn with nothing queued (where the drop-in
+//     writes the next piece of a large write, as libuv writes on a writable
+//     event): it comes in that turn, once. A peer's reset before that turn is
+//     met by the turn's read first (ECONNRESET, not a send's error), and no
+//     Drain comes.
+fn drain_next_turn(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    assert_eq!(h.r.write(conn, b"piece").unwrap(), 0);
+    h.r.drain_next_turn(conn).unwrap();
+    let seen = h.turn(Duration::from_millis(100));
+    assert!(matches!(seen.as_slice(), [Ev::Drain { conn: c }] if *c == conn), "[{}] want one Drain, got {seen:?}", h.name());
+    assert_eq!(read_n(&mut peer, 5), b"piece");
+    assert!(h.collect_for(Duration::from_millis(50)).is_empty(), "[{}] a second Drain", h.name());
+    h.r.drain_next_turn(conn).unwrap();
+    SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(peer);
+    let mut seen = Vec::new();
+    h.until("the close", |_, events| {
+        seen.extend(events);
+        seen.iter().any(|e| matches!(e, Ev::Close { .. }))
+    });
+    match seen.as_slice() {
+        [Ev::Close { conn: c, error: Some(e), sending: false }] if *c == conn => {
+            assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET), "[{}]", h.name())
+        }
+        other => panic!("[{}] want the read's ECONNRESET alone, got {other:?}", h.name()),
+    }
 }

@@ -94,6 +94,8 @@ pub struct State {
     /// JavaScript has a batch it has not finished: the slots of sockets
     /// closed meanwhile wait for it (its events name them).
     dispatching: bool,
+    /// A turn was asked for work a call outside a batch left for it (see `kick`).
+    turn_asked: bool,
     /// The given fds this reactor serves copies of.
     pub given: Holds,
 }
@@ -177,6 +179,7 @@ impl State {
             watch: None,
             injected: None,
             dispatching: false,
+            turn_asked: false,
             given: Holds::default(),
             reactor,
         }));
@@ -270,6 +273,7 @@ impl State {
         if let Wakeup::Thread { armed_at, .. } = &mut self.wakeup {
             *armed_at = None;
         }
+        self.turn_asked = false;
         // A fresh slab when this one is nearly full, or was detached by JS.
         if js.slab.free() < SLAB_REFILL_BELOW || js.slab.bytes()?.is_none() {
             js.slab = Slab::new(env, self.slab_size, &self.slabs)?;
@@ -398,6 +402,8 @@ impl State {
                 }
             }
         }
+        // Left work: the next turn comes without asking again (see `kick`).
+        self.turn_asked = pending;
     }
 
     /// A socket was closed: a waiter blocked on it lets go of it now, so
@@ -417,6 +423,17 @@ impl State {
         // reactor may not have for long).
         if !self.dispatching {
             self.reactor.events_handled();
+            // Work this call left for the next turn (a Drain asked for): no
+            // socket may bring that turn, so it is asked for, once till it comes.
+            if !self.turn_asked && self.reactor.has_pending() {
+                self.turn_asked = true;
+                match &self.wakeup {
+                    Wakeup::Fd => drop(self.reactor.backend().waker().wake()),
+                    Wakeup::Thread { waiter, armed_at: Some(_), .. } => waiter.interrupt(),
+                    // Not armed: the next turn is due already.
+                    Wakeup::Thread { .. } => {}
+                }
+            }
         }
         let changes = self.reactor.interest_changes();
         if let Wakeup::Thread { waiter, armed_at: Some(at), .. } = &mut self.wakeup {

@@ -24,6 +24,12 @@ use crate::{barrier, fast_path};
 #[cfg_attr(test, allow(dead_code))] // read from JavaScript only
 pub const FD_SETSIZE: u32 = libc::FD_SETSIZE as u32;
 
+/// The most a turn writes of one connection's bytes (`muxnet_core::WRITE_TURN`):
+/// the drop-in hands a larger write over a piece of this at a time.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read from JavaScript only
+pub const WRITE_TURN: u32 = muxnet_core::WRITE_TURN as u32;
+
 /// Backends this build offers, in order of preference.
 #[napi(catch_unwind)]
 #[cfg_attr(test, allow(dead_code))] // called from JavaScript only
@@ -695,6 +701,13 @@ impl Reactor {
     #[napi(catch_unwind)]
     pub fn arm_drain(&self, token: f64) -> i64 {
         code(self.with(|r| r.want_drain(token_of(token))))
+    }
+
+    /// A Drain next turn, bytes queued or none (see
+    /// [`muxnet_core::Reactor::drain_next_turn`]); 0 or a negative errno.
+    #[napi(catch_unwind)]
+    pub fn drain_next_turn(&self, token: f64) -> i64 {
+        code(self.with(|r| r.drain_next_turn(token_of(token)).map(|()| 0)))
     }
 
     #[napi(catch_unwind)]

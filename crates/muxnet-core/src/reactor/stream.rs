@@ -113,6 +113,16 @@ impl Reactor {
         Ok(conn.pending())
     }
 
+    /// A `Drain` next turn, queued bytes or none: a writer handing over a
+    /// large buffer a piece at a time writes the next piece there, in the
+    /// turn's writable dispatch after the socket's read, as libuv writes on
+    /// a writable event (a reset is met by that read, not by the write).
+    pub fn drain_next_turn(&mut self, token: Token) -> io::Result<()> {
+        self.stream(token)?.1.want_drain = true;
+        self.flush_soon.push(token);
+        Ok(())
+    }
+
     /// Writes now what the kernel takes and queues the rest; returns the
     /// queued total (0: all sent). A write to a connection that already has
     /// bytes queued fails with `ENOBUFS`, writing nothing, if the queue
