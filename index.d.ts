@@ -259,6 +259,12 @@ export declare class Reactor {
    */
   armDrain(token: number): number
   /**
+   * Asks for a call in the pending phase (the driver's `PENDING_PHASE`):
+   * after the batch being handed out, or at the start of the next turn,
+   * which comes for it. False if the reactor is closed.
+   */
+  askPending(): boolean
+  /**
    * A Drain next turn, bytes queued or none (see
    * [`muxnet_core::Reactor::drain_next_turn`]); 0 or a negative errno.
    */

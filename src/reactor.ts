@@ -120,6 +120,9 @@ export const SEND_QUEUED = 2 ** 31;
 
 /** The count the native callback gets, alone, in libuv's closing phase (see `inClosingPhase`). */
 const CLOSING_PHASE = -1;
+/** The counts it gets, alone, where libuv runs its pending queue: a turn's start, after its poll phase (see `afterPollPhase`). */
+const PENDING_PHASE = -2;
+const PENDING_AFTER_POLL = -3;
 
 /** Datagrams queued in one batch before they are sent early, to bound the queue. */
 const MAX_QUEUED_SENDS = 1024;
@@ -327,11 +330,13 @@ export class Reactor {
   private closing: (() => void)[] = [];
   /** Handles' close callbacks for that phase, a list a handle (see `onHandleClose`). */
   private closes: (() => void)[][] = [];
-  /** What the closing phase being run took, and the next of them to run (see `runClosing`). */
-  private closingDue: (() => void)[] = [];
-  private closingAt = 0;
-  /** What waits for the end of the batch being handed out (see `afterPollPhase`). */
-  private afterBatch: (() => void)[] = [];
+  /** What the closing phase being run took (see `runClosing`). */
+  private readonly closingRun = new PhaseRun();
+  /** What waits for libuv's pending queue (see `afterPollPhase`), and what its phase being run took. */
+  private requests: (() => void)[] = [];
+  /** Requests for after the next poll phase (see `afterPollPhase`'s `late`). */
+  private lateRequests: (() => void)[] = [];
+  private readonly pendingRun = new PhaseRun();
   /** Calls due once the event being handed out has been, four words each (see `atEventEnd`). */
   private readonly eventEnd: unknown[] = [];
   /** Batches dispatched: a socket tells by it whether two of its events came in one. */
@@ -347,7 +352,12 @@ export class Reactor {
     // Its turns run in the async context of no request (see the binding's JsSide::context).
     this.native = new native.Reactor(
       backend,
-      (count, records, slab, peers, part) => (count === CLOSING_PHASE ? this.runClosing(part) : this.dispatch(count, records, slab, peers, part)),
+      (count, records, slab, peers, part) =>
+        count === CLOSING_PHASE
+          ? this.runClosing(part)
+          : count === PENDING_PHASE || count === PENDING_AFTER_POLL
+            ? this.runPending(part, count === PENDING_AFTER_POLL)
+            : this.dispatch(count, records, slab, peers, part),
       options,
     );
     this.write = this.native.writer();
@@ -539,15 +549,21 @@ export class Reactor {
   /**
    * Runs `fn` (in the caller's async context) where libuv would run a
    * request such as a shutdown made now, from its pending queue: after
-   * the poll phase. Called in a batch, once every event of it has been
-   * handed out (each socket hears this turn's events first), on a tick
-   * of its own; elsewhere on the next tick, as nothing is read before
-   * libuv's pending queue runs.
+   * the poll phase's callbacks and the ticks and promise jobs they queued,
+   * before the immediates; asked outside the poll phase (a timer), at the
+   * start of the next turn, which comes for it (and the loop stays alive
+   * for it, as for node's request). Each a callback of its own. `late`:
+   * after the next turn's poll phase (made where node would be a turn
+   * later: see the drop-in's `kEndLate`). `setImmediate` if the reactor is
+   * closed.
    */
-  afterPollPhase(fn: () => void): void {
+  afterPollPhase(fn: () => void, late = false): void {
     const bound = AsyncResource.bind(fn);
-    if (this.batchRecords === undefined) nextTick(bound);
-    else this.afterBatch.push(bound);
+    if (this.requests.length === 0 && this.lateRequests.length === 0) {
+      if (!this.native.askPending()) return void setImmediate(bound);
+      this.ref();
+    }
+    (late ? this.lateRequests : this.requests).push(bound);
   }
 
   /**
@@ -579,23 +595,33 @@ export class Reactor {
    */
   private runClosing(part: number): boolean {
     if (part === 0) {
-      this.closingDue = [];
-      for (let i = this.closes.length - 1; i >= 0; i--) this.closingDue.push(...this.closes[i]);
-      this.closingDue.push(...this.closing);
-      this.closingAt = 0;
+      const due: (() => void)[] = [];
+      for (let i = this.closes.length - 1; i >= 0; i--) due.push(...this.closes[i]);
+      due.push(...this.closing);
       this.closing = [];
       this.closes = [];
+      this.closingRun.start(due);
     }
-    const due = this.closingDue;
-    while (this.closingAt < due.length) {
-      due[this.closingAt++]();
-      if (this.closingAt === due.length) break;
-      if (runTicks === undefined) return true;
-      runTicks();
+    return this.closingRun.run();
+  }
+
+  /**
+   * Runs what `afterPollPhase` queued, as `runClosing` its phase's
+   * callbacks; the late ones only `afterPoll` (asked for again till then).
+   */
+  private runPending(part: number, afterPoll: boolean): boolean {
+    if (part === 0) {
+      const due = this.requests;
+      this.requests = [];
+      if (afterPoll) {
+        due.push(...this.lateRequests);
+        this.lateRequests = [];
+      }
+      if (this.lateRequests.length > 0) this.native.askPending();
+      else this.unref();
+      this.pendingRun.start(due);
     }
-    // Not kept until the next phase: the callbacks hold their sockets.
-    this.closingDue = [];
-    return false;
+    return this.pendingRun.run();
   }
 
   /**
@@ -638,11 +664,6 @@ export class Reactor {
     if (part === 0) this.beginBatch(count, records, slab, peers);
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
-    const after = this.afterBatch;
-    if (after.length > 0) {
-      this.afterBatch = [];
-      for (const fn of after) nextTick(fn);
-    }
     // The batch's datagrams leave together once the batch and the ticks
     // it queued have run (queued after them): node:dgram's send resolves
     // its address on the next tick, so a 'message' listener's reply is sent there.
@@ -831,6 +852,35 @@ export class Reactor {
         break;
     }
     return handle[kOwnCallbacks];
+  }
+}
+
+/**
+ * Callbacks libuv runs one by one in a phase, each a callback of its own:
+ * the ticks and promise jobs one queues run before the next (`runTicks`;
+ * without it, a part each). A throw ends the part; the next goes on after.
+ */
+class PhaseRun {
+  private due: (() => void)[] = [];
+  private at = 0;
+
+  start(due: (() => void)[]): void {
+    this.due = due;
+    this.at = 0;
+  }
+
+  /** True while some remain, for the native side to call again (after a throw too: it went to 'uncaughtException', as from node's). */
+  run(): boolean {
+    const due = this.due;
+    while (this.at < due.length) {
+      due[this.at++]!();
+      if (this.at === due.length) break;
+      if (runTicks === undefined) return true;
+      runTicks();
+    }
+    // Not kept until the next phase: the callbacks hold their sockets.
+    this.due = [];
+    return false;
   }
 }
 

@@ -1531,8 +1531,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this.once('connect', () => this._final(cb));
       return;
     }
-    if (this[kToken] < 0) return cb();
-    if (!this[kPeerKept]) {
+    // No handle: done (node:net's calls back at once). A held reset leaves node:net's handle, whose shutdown goes on.
+    if (this[kToken] < 0 && !this[kErrorDeferred]) return cb();
+    if (this[kToken] >= 0 && !this[kPeerKept]) {
       this[kRemote] = this[kReactor]!.native.remoteAddress(this[kToken]);
       this[kPeerBeforeFin] = this[kRemote] !== null;
     }
@@ -1540,18 +1541,19 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // the poll phase and before the immediates: never inside end() (a write after end() or a
     // destroy() in the same tick finds the stream unfinished: 'error', and no 'finish'), nor
     // before the events this turn brought the socket (a destroySoon() from another socket's
-    // listener lost the bytes this one had read). An 'end' from the closing phase stands for
-    // the next turn's read: its FIN waits for that turn's poll (a peer in this process heard
-    // it before this socket's 'close': ws's compression callbacks unheard).
-    const later = this[kEndLate] ? setImmediate : (fn: () => void) => this[kReactor]!.afterPollPhase(fn);
-    later(() => {
+    // listener lost the bytes this one had read), nor before the promise jobs of the code that
+    // called end() (`end(); await x; await once(socket, 'finish')` waited forever). An 'end'
+    // from the closing phase stands for the next turn's read: its FIN waits for that turn's
+    // poll (a peer in this process heard it before this socket's 'close': ws's compression
+    // callbacks unheard).
+    this[kReactor]!.afterPollPhase(() => {
       this[kPeerBeforeFin] = false;
       if (this[kToken] < 0) return cb();
       const r = this[kReactor]!.native.shutdown(this[kToken]);
       // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
       if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
       cb();
-    });
+    }, this[kEndLate]);
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {

@@ -1207,6 +1207,76 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-07): end()'s FIN and 'finish' came on the next tick, before the
+  // promise jobs of the code that called end() and before the other timers due in the phase;
+  // libuv's pending queue runs after them (an async listener awaiting 'finish' waited forever).
+  it("end() in an async 'data' listener that awaits a promise, then 'finish': it hears it", async () => {
+    let heard: Promise<string> | undefined;
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
+      s.once('data', () => {
+        heard = (async () => {
+          s.end('bye');
+          await Promise.resolve();
+          return Promise.race([once(s, 'finish').then(() => 'finish'), sleep(1000).then(() => 'no finish')]);
+        })();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = nodeNet.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1', () => c.write('hi'));
+    c.resume();
+    await waitFor(() => heard !== undefined, "the server's 'data'");
+    expect(await heard).toBe('finish');
+    c.destroy();
+    server.close();
+  });
+
+  it.each(['a timer', "a socket's 'data'"])("end(cb) from %s, then destroy() in a promise job: the callback gets ERR_STREAM_DESTROYED, no 'finish'", async (from) => {
+    const log: string[] = [];
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
+      s.resume();
+      if (from !== 'a timer') s.write('x');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    c.on('error', (err: NodeJS.ErrnoException) => log.push(`error ${err.code}`));
+    c.on('finish', () => log.push('finish'));
+    const end = async () => {
+      c.end((err?: Error | null) => log.push(`end ${(err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'}`));
+      await null;
+      c.destroy();
+    };
+    if (from === 'a timer') c.once('connect', () => setTimeout(end, 10));
+    else c.once('data', end);
+    await once(c, 'close');
+    expect(log).toEqual(['end ERR_STREAM_DESTROYED']);
+    server.close();
+  });
+
+  it("end() from a timer: its callback and 'finish' come after the ticks and promise jobs queued after it and a timer due with it, before an immediate", async () => {
+    const log: string[] = [];
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => s.resume());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    await once(c, 'connect');
+    await new Promise<void>((resolve) => {
+      // Two timers of 1 ms set together: due in one timers phase.
+      setTimeout(() => {
+        setImmediate(() => {
+          log.push('immediate');
+          resolve();
+        });
+        c.end(() => log.push('end'));
+        c.on('finish', () => log.push('finish'));
+        process.nextTick(() => log.push('tick'));
+        void Promise.resolve().then(() => log.push('promise'));
+      }, 1);
+      setTimeout(() => log.push('timer'), 1);
+    });
+    expect(log).toEqual(['tick', 'promise', 'timer', 'end', 'finish', 'immediate']);
+    c.destroy();
+    server.close();
+  });
+
   // Found by a review (2026-12-06): libuv runs a turn's close callbacks last-closed-first
   // (`uv_close` pushes each handle onto the head of its closing list); muxnet ran them in the
   // order the sockets were destroyed.

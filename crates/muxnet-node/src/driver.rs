@@ -96,6 +96,8 @@ pub struct State {
     dispatching: bool,
     /// A turn was asked for work a call outside a batch left for it (see `kick`).
     turn_asked: bool,
+    /// JavaScript has requests for libuv's pending queue (see [`PENDING_PHASE`]).
+    pending_asked: bool,
     /// The given fds this reactor serves copies of.
     pub given: Holds,
 }
@@ -111,6 +113,9 @@ impl OnReadable for Turn {
         let Ok(_scope) = HandleScope::open(env) else {
             return;
         };
+        // Requests made since the last turn (an end() from a timer): libuv
+        // runs its pending queue before the poll phase.
+        pending_phase(env, &self.0, PENDING_PHASE);
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
         match barrier::catch(|| self.0.borrow_mut().run_turn()) {
@@ -126,6 +131,10 @@ impl OnReadable for Turn {
             Ok(Err(e)) => barrier::warn(&format!("reactor turn failed: {e}")),
             Err(panic) => js::raise(env, &panic, barrier::PANIC_CODE),
         }
+        // Requests the batch made: libuv runs them once the poll phase's
+        // callbacks (and their ticks and promise jobs) are done, before the
+        // immediates.
+        pending_phase(env, &self.0, PENDING_AFTER_POLL);
         if let Err(panic) = barrier::catch(|| self.0.borrow_mut().after_turn()) {
             js::raise(env, &panic, barrier::PANIC_CODE);
         }
@@ -180,6 +189,7 @@ impl State {
             injected: None,
             dispatching: false,
             turn_asked: false,
+            pending_asked: false,
             given: Holds::default(),
             reactor,
         }));
@@ -312,6 +322,26 @@ type JsCall = (Rc<AsyncContext>, Value, Vec<Value>);
 #[cfg(unix)]
 const CLOSING_PHASE: i32 = -1;
 
+/// The count the JS callback gets where libuv runs its pending queue: no
+/// batch, the time to complete what node:net completes from there (a
+/// shutdown's callback: `end()`'s FIN and `'finish'`), at the start of a
+/// turn, before its poll phase ...
+const PENDING_PHASE: i32 = -2;
+/// ... and after the poll phase's callbacks, before the immediates.
+const PENDING_AFTER_POLL: i32 = -3;
+
+/// Calls the reactor's JS callback with `phase`, each request a part of
+/// its own, if it asked for one.
+fn pending_phase(env: Env, state: &Shared, phase: i32) {
+    match barrier::catch(|| state.borrow_mut().pending_phase_call(phase)) {
+        Ok(Ok(Some(call))) => hand_out(env, call, u32::MAX),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) if e.status == napi::Status::PendingException => {}
+        Ok(Err(e)) => barrier::warn(&format!("pending-phase call failed: {e}")),
+        Err(panic) => js::raise(env, &panic, barrier::PANIC_CODE),
+    }
+}
+
 /// Calls the reactor's JS callback with [`CLOSING_PHASE`] in libuv's
 /// closing phase of this loop turn; nothing if the reactor has closed by then.
 #[cfg(unix)]
@@ -329,7 +359,7 @@ pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
             let Ok(_scope) = HandleScope::open(env) else {
                 return;
             };
-            let call = state.borrow_mut().closing_phase_call();
+            let call = state.borrow_mut().phase_call(CLOSING_PHASE);
             match call {
                 // Each part runs at least one of the callbacks due when the phase began.
                 Ok(Some(call)) => hand_out(env, call, u32::MAX),
@@ -341,15 +371,15 @@ pub fn in_closing_phase(state: &Shared) -> napi::Result<()> {
 }
 
 impl State {
-    #[cfg(unix)]
-    fn closing_phase_call(&mut self) -> napi::Result<Option<JsCall>> {
+    /// A call with no batch, for a phase (`CLOSING_PHASE`, `PENDING_PHASE`).
+    fn phase_call(&mut self, phase: i32) -> napi::Result<Option<JsCall>> {
         let env = self.env;
         let Some(js) = &mut self.js else {
             return Ok(None);
         };
         let none = js::undefined(env)?;
         // The part number is set by `hand_out`, call by call.
-        Ok(Some((js.context(env)?, js.callback.value()?, vec![js::int32(env, CLOSING_PHASE)?, none, none, none, none])))
+        Ok(Some((js.context(env)?, js.callback.value()?, vec![js::int32(env, phase)?, none, none, none, none])))
     }
 
     /// The sender of the last batch's datagrams at `index` in its `peers`
@@ -370,7 +400,7 @@ impl State {
         self.reactor.events_handled();
         // What JS broadcast during the batch goes out now, one send per connection.
         self.reactor.uncork();
-        let pending = self.reactor.has_pending();
+        let pending = self.turn_due();
         let changes = self.reactor.interest_changes();
         let waker = self.reactor.backend().waker();
         match &mut self.wakeup {
@@ -415,6 +445,25 @@ impl State {
         }
     }
 
+    /// Work waits for the next turn: the reactor's, or JavaScript's requests.
+    fn turn_due(&self) -> bool {
+        self.pending_asked || self.reactor.has_pending()
+    }
+
+    /// JavaScript has requests for a pending phase (see [`PENDING_PHASE`]):
+    /// after this batch, or at the start of the next turn, which is asked for.
+    pub fn ask_pending(&mut self) {
+        self.pending_asked = true;
+    }
+
+    /// The call for a pending phase, if JavaScript asked for one.
+    fn pending_phase_call(&mut self, phase: i32) -> napi::Result<Option<JsCall>> {
+        if !std::mem::take(&mut self.pending_asked) || self.is_closed() {
+            return Ok(None);
+        }
+        self.phase_call(phase)
+    }
+
     /// Called after every binding method: a waiter blocked on an old
     /// snapshot of the interest set must look again.
     pub fn kick(&mut self) {
@@ -423,13 +472,20 @@ impl State {
         // reactor may not have for long).
         if !self.dispatching {
             self.reactor.events_handled();
-            // Work this call left for the next turn (a Drain asked for): no
-            // socket may bring that turn, so it is asked for, once till it comes.
-            if !self.turn_asked && self.reactor.has_pending() {
+            // Work this call left for the next turn (a Drain, a pending-queue
+            // request): no socket may bring that turn, so it is asked for,
+            // once till it comes.
+            if !self.turn_asked && self.turn_due() {
                 self.turn_asked = true;
                 match &self.wakeup {
                     Wakeup::Fd => drop(self.reactor.backend().waker().wake()),
-                    Wakeup::Thread { waiter, armed_at: Some(_), .. } => waiter.interrupt(),
+                    // Out of its wait (or into none), its notification
+                    // written: libuv sees it in this poll phase, if still to
+                    // come, not a thread hop later (after the immediates).
+                    Wakeup::Thread { waiter, armed_at: Some(_), .. } => {
+                        waiter.interrupt();
+                        waiter.leave_block();
+                    }
                     // Not armed: the next turn is due already.
                     Wakeup::Thread { .. } => {}
                 }

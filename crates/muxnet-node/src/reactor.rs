@@ -13,7 +13,7 @@ use napi::JsValue;
 use napi_derive::napi;
 
 use crate::address::{group_interface, parse_addr, parse_interface, SocketAddress};
-use crate::driver::{with_reactor, Shared, State};
+use crate::driver::{with_reactor, with_state, Shared, State};
 use crate::errno::{code, setup_io, setup_napi};
 use crate::records::{token_number, token_of};
 use crate::{barrier, fast_path};
@@ -701,6 +701,18 @@ impl Reactor {
     #[napi(catch_unwind)]
     pub fn arm_drain(&self, token: f64) -> i64 {
         code(self.with(|r| r.want_drain(token_of(token))))
+    }
+
+    /// Asks for a call in the pending phase (the driver's `PENDING_PHASE`):
+    /// after the batch being handed out, or at the start of the next turn,
+    /// which comes for it. False if the reactor is closed.
+    #[napi(catch_unwind)]
+    pub fn ask_pending(&self) -> bool {
+        with_state(&self.state, |state| {
+            state.ask_pending();
+            Ok(())
+        })
+        .is_ok()
     }
 
     /// A Drain next turn, bytes queued or none (see

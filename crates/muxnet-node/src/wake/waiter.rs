@@ -46,8 +46,10 @@ impl Waiter {
                 // like readiness, and so is the limit passing: the JS
                 // thread's own wait sorts it out.
                 let _ = wait.block(limit);
-                set(false);
+                // Told before it says it is out: one out of `leave_block`
+                // has its notification on the way to libuv already.
                 notify();
+                set(false);
             }
         })?;
         Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, blocking })
@@ -66,7 +68,7 @@ impl Waiter {
     }
 
     /// Interrupts a `block` in progress and returns once the thread is out
-    /// of it. poll(2) and select(2) hold every file they watch until they
+    /// of it, its notification written. poll(2) and select(2) hold every file they watch until they
     /// return, so a socket closed meanwhile stays open in the kernel: a
     /// listener keeps its port (another process's bind of it fails with
     /// `EADDRINUSE`), a connection its FIN. A wait armed after this sees
