@@ -1489,18 +1489,17 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       return;
     }
     this[kTouch]();
+    if (queued > 0) this[kLastQueued] = chunk.length;
     if (chunk.length > turn) {
       const rest = chunk.subarray(turn);
       // A close meanwhile cancels the rest with the piece (see `_destroy`).
       this[kPendingWrite] = (err) => (err || this[kToken] < 0 ? cb(err) : this[kWritePiece](rest, cb, finishLater));
-      if (queued > 0) this[kLastQueued] = chunk.length;
       // (The write above found the connection: asking cannot fail.)
-      else reactor.native.drainNextTurn(this[kToken]);
+      if (queued === 0) reactor.native.drainNextTurn(this[kToken]);
       this[kSyncActive]();
       return;
     }
     if (queued === 0 && !finishLater) return cb();
-    if (queued > 0) this[kLastQueued] = chunk.length;
     // Done when the queue drains (`onDrain`), or a turn from now; a close
     // meanwhile cancels it (see `_destroy`).
     this[kPendingWrite] = cb;

@@ -68,11 +68,11 @@ impl Waiter {
     }
 
     /// Interrupts a `block` in progress and returns once the thread is out
-    /// of it, its notification written. poll(2) and select(2) hold every file they watch until they
-    /// return, so a socket closed meanwhile stays open in the kernel: a
-    /// listener keeps its port (another process's bind of it fails with
-    /// `EADDRINUSE`), a connection its FIN. A wait armed after this sees
-    /// the descriptor closed and holds nothing.
+    /// of it, its notification written. poll(2) and select(2) hold every
+    /// file they watch until they return, so a socket closed meanwhile
+    /// stays open in the kernel: a listener keeps its port (another
+    /// process's bind of it fails with `EADDRINUSE`), a connection its FIN.
+    /// A wait armed after this sees the descriptor closed and holds nothing.
     pub fn leave_block(&self) {
         let (lock, out) = &*self.blocking;
         let blocking = lock.lock().unwrap_or_else(|e| e.into_inner());
