@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP } from './builtins';
 
 /**
  * Numbers given on a command line (`muxnet echo`, `muxnet chat`, the

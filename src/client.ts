@@ -24,7 +24,8 @@
  */
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { isIP, type LookupFunction } from 'node:net';
+import type { LookupFunction } from 'node:net';
+import { isIP } from './builtins';
 import { connect as fastConnect, type Connection } from './fast';
 import { codedError, invalidArgType, invalidArgValue, systemError, uvErrno, type SystemError } from './errors';
 import { resolveBackend, validateHost, validateInteger, validateObject, validatePort, type BackendName } from './options';

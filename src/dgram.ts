@@ -6,15 +6,16 @@
  * multicast, buffer sizes) and IPv6 zones (`fe80::1%eth0`).
  */
 // Imported, not the globals: those are accessors on globalThis, a call at every use on a hot path.
+import type * as Dgram from 'node:dgram';
 import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import dns, { type LookupOneOptions } from 'node:dns';
-import * as nodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { BlockList, isIP } from 'node:net';
+import type { BlockList } from 'node:net';
 import process from 'node:process';
 import { deprecate } from 'node:util';
 import { isArrayBufferView } from 'node:util/types';
+import { isIP, nodeDgram } from './builtins';
 import type { NativeReactor } from './binding';
 import { askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY, UV_UDP_REUSEADDR } from './cluster';
 import { udpSocket } from './diagnostics';
@@ -1032,7 +1033,7 @@ export interface SocketExtras {
   connectSync(port: number, address?: string): void;
 }
 /** A UDP socket muxnet makes (`createSocket()`): node:dgram's to TypeScript (see `net.SocketConstructor`), with its extras. */
-export type MuxnetSocket = nodeDgram.Socket & SocketExtras;
+export type MuxnetSocket = Dgram.Socket & SocketExtras;
 /**
  * `dgram.Socket`'s constructor, with node's statics: as node:dgram's, an
  * ES5-style subclass initialises itself with `dgram.Socket.call(this, type)`.
@@ -1050,7 +1051,7 @@ Object.defineProperty(UdpSocket, 'name', { value: 'Socket' });
 // (node's typings' form is one the class refuses, as node's does at run time: asserted.)
 // node:dgram's sockets pass its `instanceof`, as node:net's pass net's (code checks what another module made).
 export const Socket = callable(UdpSocket, 'Socket', 2, nodeDgram.Socket) as unknown as SocketConstructor;
-export type Socket = nodeDgram.Socket;
+export type Socket = Dgram.Socket;
 
 /** `text` if it is an IP address; the sync calls do no lookup. */
 function numericAddress(text: unknown, name: string, call: string): string {

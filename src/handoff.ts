@@ -19,10 +19,10 @@
  * child with an IPC channel, a cluster worker) and on every child process
  * made afterwards. Any other `send()` or `spawn()` passes through untouched.
  */
+import type * as Net from 'node:net';
 import { ChildProcess } from 'node:child_process';
-import * as nodeDgram from 'node:dgram';
 import { closeSync } from 'node:fs';
-import * as nodeNet from 'node:net';
+import { nodeDgram, nodeNet } from './builtins';
 import { systemError } from './errors';
 import { nextTick } from './schedule';
 import { kHandedTo } from './symbols';
@@ -125,7 +125,7 @@ function dgramStateKey(): symbol {
  * `send()` hands its handle over (and its messaging moves it, ./threads) as
  * it is. If node:net throws before its handle took the copy, it is closed.
  */
-export function nodeSocketOn(fd: number, allowHalfOpen = false): nodeNet.Socket {
+export function nodeSocketOn(fd: number, allowHalfOpen = false): Net.Socket {
   try {
     return new nodeNet.Socket({ fd, readable: false, writable: false, allowHalfOpen });
   } catch (err) {

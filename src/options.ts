@@ -1,6 +1,7 @@
 // Argument checks shared by every API: they run before any socket is made,
 // and fail with Node's error classes and codes.
-import { BlockList, isIP } from 'node:net';
+import type { BlockList } from 'node:net';
+import { isIP, nodeNet } from './builtins';
 import { native } from './binding';
 import { badPort, coded, invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { nextTick } from './schedule';
@@ -146,7 +147,7 @@ export function onAbort(handle: { once(event: 'close', listener: () => void): un
 export function validateBlockList(value: unknown, name: string): BlockList | undefined {
   if (!value) return undefined;
   // Node's own wording ("an net.BlockList").
-  if (!(value instanceof BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
+  if (!(value instanceof nodeNet.BlockList)) throw invalidArgType(name, 'an net.BlockList', value);
   return value;
 }
 

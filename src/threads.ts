@@ -14,7 +14,8 @@
  * connection). Installed when muxnet's `net` loads, on a Node whose
  * node:net moves its own; any other message passes through untouched.
  */
-import * as nodeNet from 'node:net';
+import type * as Net from 'node:net';
+import { nodeNet } from './builtins';
 import { MessagePort } from 'node:worker_threads';
 import { codedError, systemError } from './errors';
 import { nodeSocketOn, rawHandle } from './handoff';
@@ -24,7 +25,7 @@ export interface Move {
   readonly fd: number;
   readonly kind: 'server' | 'socket';
   /** node:net's construction options the receiving object keeps (node sends the same). */
-  readonly options: nodeNet.ServerOpts & nodeNet.SocketConstructorOpts;
+  readonly options: Net.ServerOpts & Net.SocketConstructorOpts;
   /** The message went: let go as node:net's sender does. */
   moved(): void;
 }
@@ -47,7 +48,7 @@ export function notTransferable(what: 'net.Server' | 'net.Socket'): Error {
 }
 
 /** node:net's object on `move`'s copy, for node to move; it owns the copy from then on. */
-function nodeCopy(move: Move): nodeNet.Server | nodeNet.Socket {
+function nodeCopy(move: Move): Net.Server | Net.Socket {
   if (move.kind === 'socket') return nodeSocketOn(move.fd, move.options.allowHalfOpen);
   const handle = rawHandle('server', move.fd);
   // rawHandle closed the copy it could not open.
@@ -101,7 +102,7 @@ export function installThreadMoves(): void {
     const list = Array.isArray(transfer) ? transfer : (transfer as { transfer?: unknown } | null | undefined)?.transfer;
     if (!Array.isArray(list) || !list.some(isMovable)) return Reflect.apply(post, this, args);
     const moves: Move[] = [];
-    const copies = new Map<object, nodeNet.Server | nodeNet.Socket>();
+    const copies = new Map<object, Net.Server | Net.Socket>();
     try {
       for (const item of list) {
         if (!isMovable(item) || copies.has(item)) continue;

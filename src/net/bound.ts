@@ -9,8 +9,8 @@
  * `close()` throw `ERR_SOCKET_HANDLE_ADOPTED`), and the reactor serves a
  * copy of its socket (muxnet-core's `inherit_listener`, `inherit_connect`).
  */
-import * as nodeNet from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { nodeNet } from '../builtins';
 import { unsupported } from './unsupported';
 
 export interface BoundSocketOptions {

@@ -11,7 +11,8 @@
  * here, which TypeScript compiles to getters that cannot be assigned, and the
  * package's entry is this file, not one that re-exports it.
  */
-import * as nodeNet from 'node:net';
+import type * as Net from 'node:net';
+import { nodeNet } from '../builtins';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { installHandoff } from '../handoff';
 import { installThreadMoves } from '../threads';
@@ -24,9 +25,9 @@ import { ownDefault } from '../interop';
 // Node's own: pure JavaScript, no handle. The autoSelectFamily defaults are
 // node:net's, so the command line and either module set the same ones.
 export const BlockList = nodeNet.BlockList;
-export type BlockList = nodeNet.BlockList;
+export type BlockList = Net.BlockList;
 export const SocketAddress = nodeNet.SocketAddress;
-export type SocketAddress = nodeNet.SocketAddress;
+export type SocketAddress = Net.SocketAddress;
 export const getDefaultAutoSelectFamily = nodeNet.getDefaultAutoSelectFamily;
 export const getDefaultAutoSelectFamilyAttemptTimeout = nodeNet.getDefaultAutoSelectFamilyAttemptTimeout;
 export const isIP = nodeNet.isIP;
@@ -78,7 +79,7 @@ export interface SocketExtras {
   setKeepAlive(options: SetKeepAliveOptions): this;
 }
 /** A socket muxnet makes (`net.connect()`, `new net.Socket()`). */
-export type MuxnetSocket = nodeNet.Socket & SocketExtras;
+export type MuxnetSocket = Net.Socket & SocketExtras;
 /** `net.Socket`'s constructor, callable without `new` as node:net's, with node's statics. */
 export type SocketConstructor = {
   new (options?: SocketOptions | number): MuxnetSocket;
@@ -88,20 +89,20 @@ export type SocketConstructor = {
 } & Pick<typeof nodeNet.Socket, keyof typeof nodeNet.Socket>;
 /** `net.Server`'s constructor, callable without `new` as node:net's, with node's statics. */
 export type ServerConstructor = {
-  new (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
-  new (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
-  (connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
-  (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): nodeNet.Server;
-  readonly prototype: nodeNet.Server;
+  new (connectionListener?: (socket: MuxnetSocket) => void): Net.Server;
+  new (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): Net.Server;
+  (connectionListener?: (socket: MuxnetSocket) => void): Net.Server;
+  (options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): Net.Server;
+  readonly prototype: Net.Server;
 } & Pick<typeof nodeNet.Server, keyof typeof nodeNet.Server>;
 export const Socket: SocketConstructor = callable(SocketClass, 'Socket', 1, nodeNet.Socket);
-export type Socket = nodeNet.Socket;
+export type Socket = Net.Socket;
 // (The listener-only call form is an overload `Callable` cannot spell: asserted.)
 export const Server = callable(ServerClass, 'Server', 2, nodeNet.Server) as ServerConstructor;
-export type Server = nodeNet.Server;
+export type Server = Net.Server;
 /** node:net's old name for `Socket`. */
 export const Stream = Socket;
-export type Stream = nodeNet.Socket;
+export type Stream = Net.Socket;
 
 export function createServer(connectionListener?: (socket: MuxnetSocket) => void): Server;
 export function createServer(options?: ServerOptions, connectionListener?: (socket: MuxnetSocket) => void): Server;

@@ -6,10 +6,10 @@
 import { AsyncResource } from 'node:async_hooks';
 import { Buffer } from 'node:buffer';
 import { ADDRCONFIG, lookup as dnsLookup } from 'node:dns';
-import * as nodeNet from 'node:net';
-import { getDefaultAutoSelectFamily, getDefaultAutoSelectFamilyAttemptTimeout, isIP, type BlockList, type LookupFunction, type SocketReadyState } from 'node:net';
+import type { BlockList, LookupFunction, SocketReadyState } from 'node:net';
 import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
+import { isIP, nodeNet } from '../builtins';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, ownCallbacks, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
@@ -840,8 +840,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
     const port = opts.port === undefined ? 0 : validatePort(opts.port, 'Port');
     // An adopted BoundSocket has its address family already: one address is dialled.
-    const autoSelectFamily = opts.autoSelectFamily == null ? getDefaultAutoSelectFamily() && !this[kFromBound] : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this[kFromBound];
-    const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
+    const autoSelectFamily = opts.autoSelectFamily == null ? nodeNet.getDefaultAutoSelectFamily() && !this[kFromBound] : validateBoolean(opts.autoSelectFamily, 'options.autoSelectFamily', false) && !this[kFromBound];
+    const timeoutMs = Math.max(10, opts.autoSelectFamilyAttemptTimeout == null ? nodeNet.getDefaultAutoSelectFamilyAttemptTimeout() : validateInteger(opts.autoSelectFamilyAttemptTimeout, 'options.autoSelectFamilyAttemptTimeout', 1, 1, 2 ** 31 - 1));
     // As Node 24 (Node 20 passes it on and aborts in its binding); an empty host means localhost.
     if (opts.host && typeof opts.host !== 'string') throw invalidArgType('options.host', 'of type string', opts.host);
 

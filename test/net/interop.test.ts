@@ -171,6 +171,15 @@ describe("node's sockets and servers are instances of the drop-in's classes, as 
   });
 });
 
+describe("node:net and node:dgram mapped to muxnet for every module, its own included (jest's moduleNameMapper, a bundler's alias)", () => {
+  // Found by a hunt (2026-12-07): muxnet's modules got muxnet back for node's and failed to load (a circular require).
+  it('it loads, and a TCP echo and a UDP echo answer (test/fixtures/aliased-builtins.js; built dist)', () => {
+    const fixture = join(__dirname, '..', 'fixtures', 'aliased-builtins.js');
+    const out = execFileSync(process.execPath, [fixture], { encoding: 'utf8', timeout: 20_000 });
+    expect(JSON.parse(out)).toEqual({ muxnet: true, tcp: 'tcp', udp: 'udp' });
+  });
+});
+
 describe('what is not supported says so', () => {
   it.runIf(process.platform !== 'win32')("net.Socket({ fd }) of a FIFO (node:net wraps it as a Pipe) throws ERR_MUXNET_UNSUPPORTED; the fd stays the caller's", () => {
     const dir = mkdtempSync(join(tmpdir(), 'muxnet-fifo-'));
