@@ -120,3 +120,22 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
     server.close();
   });
 });
+
+// Found by a hunt (2026-12-07): on poll and select (and mio with its waiter thread, as on
+// Windows) a loopback datagram or an echoed byte reached its listener up to thousands of
+// loop turns late while the loop spun on setImmediate, where node:net's take 1 to 3: the
+// waiter thread had not been run. node-coap's suite, which ticks a fake clock each turn, failed.
+describe.each([
+  ['node:net', undefined, undefined] as const,
+  ...BACKENDS.map((b) => ['muxnet', b, undefined] as const),
+  ...(process.platform === 'win32' ? [] : [['muxnet', 'mio', 'thread'] as const]),
+])('a loop spinning on setImmediate (%s %s, wake %s)', (impl, backend, wake) => {
+  it.each([
+    ['udp', 2],
+    ['tcp', 4],
+  ] as const)('hears loopback %s input within the loop turns node does (at most %i)', async (protocol, most) => {
+    const env = { ...process.env, MUXNET_BACKEND: backend ?? '', MUXNET_WAKE: wake ?? '' };
+    const { stdout } = await run(process.execPath, [fixture('busy-loop-turns.js'), impl === 'node:net' ? 'node' : 'muxnet', protocol], { env, timeout: 30_000 });
+    expect(Number(stdout)).toBeLessThanOrEqual(most);
+  });
+});

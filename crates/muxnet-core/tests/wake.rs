@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use muxnet_core::{BackendKind, BindOptions};
 
-backend_tests!(blocking_wait_and_waker, idle_reactor_sleeps);
+backend_tests!(blocking_wait_and_waker, ready_now_takes_nothing, idle_reactor_sleeps);
 
 // 14. Another thread can block until the reactor has work (input, or a
 //     wake-up); a zero-timeout turn then collects it. mio also offers an
@@ -79,6 +79,35 @@ fn blocking_wait_and_waker(kind: BackendKind) {
     let events = h.turn(Duration::ZERO);
     assert!(matches!(events.as_slice(), [Ev::Data { data, .. }] if data == b"via the fd"), "{events:?}");
     assert!(!readable(0), "still readable after the turn collected everything");
+}
+
+// A look at the sockets (for a loop that will not sleep while a waiter
+// may not have run) neither waits nor takes what it sees: the input is the
+// turn's, a wake-up a blocked waiter's.
+fn ready_now_takes_nothing(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let mut peer = client(addr);
+    let conn = h.accept(1)[0];
+    h.r.events_handled();
+    assert!(!h.r.ready_now(), "ready with nothing to report");
+    send(&mut peer, b"looked at");
+    let until = Instant::now() + Duration::from_secs(2);
+    while !h.r.ready_now() {
+        assert!(Instant::now() < until, "the input never looked ready");
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(h.r.ready_now(), "a look took the readiness");
+    let events = h.turn(Duration::ZERO);
+    assert!(matches!(events.as_slice(), [Ev::Data { conn: c, data }] if *c == conn && data == b"looked at"), "{events:?}");
+    assert!(!h.r.ready_now(), "ready once the turn collected everything");
+
+    h.r.backend().waker().wake().unwrap();
+    h.r.ready_now();
+    let mut waiter = h.r.backend().blocking_wait();
+    let start = Instant::now();
+    waiter.block(Some(Duration::from_secs(2))).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "a look took the wake-up: the waiter blocked {:?}", start.elapsed());
 }
 
 // An idle reactor (listener, open connection, UDP socket) sleeps for its

@@ -7,6 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 #[cfg(unix)]
+use std::rc::Weak;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use crate::errno::{setup_io, setup_napi, SetupError};
 use crate::given::Holds;
 use crate::js::{self, AsyncContext, Env, HandleScope, Persistent, Records, Slab, SlabCount, Value};
 use crate::records::{self, encode};
+#[cfg(unix)]
+use crate::wake::busy_loop::{BusyLoop, OnBusyLoop};
 use crate::wake::waiter::Waiter;
 use crate::wake::OnReadable;
 
@@ -89,6 +93,9 @@ pub struct State {
     batch_hosts: Vec<SocketAddr>,
     pub wakeup: Wakeup,
     watch: Option<Watch>,
+    /// With a waiter: a look at the sockets before a poll phase that will not wait.
+    #[cfg(unix)]
+    busy_loop: Option<BusyLoop<LookFirst>>,
     /// The test hook's next panic (see `Reactor.injectPanic`).
     pub injected: Option<Injected>,
     /// JavaScript has a batch it has not finished: the slots of sockets
@@ -186,6 +193,8 @@ impl State {
             batch_hosts: Vec::new(),
             wakeup: Wakeup::Fd,
             watch: None,
+            #[cfg(unix)]
+            busy_loop: None,
             injected: None,
             dispatching: false,
             turn_asked: false,
@@ -196,8 +205,17 @@ impl State {
         let (watch, wakeup) = Self::watch(env, &state, use_thread)?;
         // Idle until a handle asks to keep the process alive.
         watch.set_ref(false);
+        #[cfg(unix)]
+        let busy_loop = match wakeup {
+            Wakeup::Thread { .. } => Some(BusyLoop::start(env, LookFirst(Rc::downgrade(&state))).map_err(setup_napi)?),
+            Wakeup::Fd => None,
+        };
         {
             let mut st = state.borrow_mut();
+            #[cfg(unix)]
+            {
+                st.busy_loop = busy_loop;
+            }
             st.watch = Some(watch);
             st.wakeup = wakeup;
             st.after_turn();
@@ -260,6 +278,10 @@ impl State {
         if let Some(watch) = self.watch.take() {
             watch.close();
         }
+        #[cfg(unix)]
+        if let Some(busy_loop) = self.busy_loop.take() {
+            busy_loop.close();
+        }
         self.wakeup = Wakeup::Fd;
         self.js = None;
         self.reactor.close_all();
@@ -310,6 +332,22 @@ impl State {
         // The part number is set by `hand_out`, call by call.
         let args = vec![count, js.records.value()?, js.slab.value()?, peers, count];
         Ok(Some((js.context(env)?, js.callback.value()?, args)))
+    }
+}
+
+/// The target of a reactor's [`BusyLoop`]: see [`State::look_first`].
+#[cfg(unix)]
+pub struct LookFirst(Weak<RefCell<State>>);
+
+#[cfg(unix)]
+impl OnBusyLoop for LookFirst {
+    fn on_busy_loop(&self) {
+        let Some(state) = self.0.upgrade() else {
+            return;
+        };
+        if let Err(panic) = barrier::catch(|| state.borrow_mut().look_first()) {
+            barrier::warn(&panic);
+        }
     }
 }
 
@@ -436,6 +474,24 @@ impl State {
         self.turn_asked = pending;
     }
 
+    /// The loop will not sleep in the poll phase to come (a timer due, an
+    /// immediate queued), where libuv's own poll takes what is ready at
+    /// once; the waiter thread may not have run for many loop turns (on a
+    /// loaded machine, hundreds: a test's fake clock ran out meanwhile).
+    /// A look at the sockets: one ready, the waiter comes out with its
+    /// notification written, and this poll phase runs the turn.
+    #[cfg(unix)]
+    fn look_first(&mut self) {
+        if self.dispatching || self.turn_asked {
+            return;
+        }
+        if let Wakeup::Thread { waiter, armed_at: Some(_), .. } = &self.wakeup {
+            if self.reactor.ready_now() {
+                waiter.finish_waits();
+            }
+        }
+    }
+
     /// A socket was closed: a waiter blocked on it lets go of it now, so
     /// that it is gone from the kernel when the close returns, as with
     /// epoll (see [`Waiter::leave_block`]).
@@ -482,10 +538,7 @@ impl State {
                     // Out of its wait (or into none), its notification
                     // written: libuv sees it in this poll phase, if still to
                     // come, not a thread hop later (after the immediates).
-                    Wakeup::Thread { waiter, armed_at: Some(_), .. } => {
-                        waiter.interrupt();
-                        waiter.leave_block();
-                    }
+                    Wakeup::Thread { waiter, armed_at: Some(_), .. } => waiter.finish_waits(),
                     // Not armed: the next turn is due already.
                     Wakeup::Thread { .. } => {}
                 }

@@ -173,6 +173,14 @@ impl Blockable for MioBackend {
             events: mio::Events::with_capacity(EVENTS_PER_WAIT),
         })
     }
+
+    /// The epoll or kqueue fd polls readable while it holds events, a
+    /// wake-up included: a look at it takes none.
+    #[cfg(unix)]
+    fn ready_now(&mut self) -> io::Result<bool> {
+        let mut own = [libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 }];
+        Ok(super::sys::poll(&mut own, Some(Duration::ZERO))? > 0)
+    }
 }
 
 struct MioBlockingWait {

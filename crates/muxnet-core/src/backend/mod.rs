@@ -140,6 +140,15 @@ pub trait Pollable {
 /// to report (see [`BlockingWait`]); every backend has it.
 pub trait Blockable {
     fn blocking_wait(&self) -> Box<dyn BlockingWait>;
+
+    /// Whether a watched socket is ready now: a look that neither waits nor
+    /// takes a wake-up meant for a thread blocked on a snapshot (it would
+    /// block on a stale one). For an owner whose waiter thread the OS may
+    /// not run for a while (see the Node driver's busy loop). `false` where
+    /// another loop can watch the backend itself.
+    fn ready_now(&mut self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The backends this build offers.

@@ -158,6 +158,11 @@ impl Blockable for PollBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
         Box::new(PollSnapshot(self.fds.clone()))
     }
+
+    fn ready_now(&mut self) -> io::Result<bool> {
+        // The self-pipe (`fds[0]`) left out: `wait` resets every `revents`.
+        Ok(sys::poll(&mut self.fds[1..], Some(Duration::ZERO))? > 0)
+    }
 }
 
 /// The interest list as it was when the waiter was armed.

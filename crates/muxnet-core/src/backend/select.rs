@@ -57,11 +57,13 @@ impl SelectBackend {
         Ok(())
     }
 
-    /// The sets to wait on, the self-pipe included, and the `nfds` argument.
-    fn sets(&self) -> SelectSets {
+    /// The sets to wait on, the self-pipe included if `wakes`, and the `nfds` argument.
+    fn sets(&self, wakes: bool) -> SelectSets {
         let mut read = FdSet::new();
         let mut write = FdSet::new();
-        read.insert(self.pipe.read_fd());
+        if wakes {
+            read.insert(self.pipe.read_fd());
+        }
         let mut max = self.pipe.read_fd();
         // An errors-only entry is in neither set: select folds errors into
         // readability and has no set for them alone (see `Interest::ERRORS`).
@@ -111,7 +113,7 @@ impl Backend for SelectBackend {
     }
 
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
-        let mut sets = self.sets();
+        let mut sets = self.sets(true);
         if sets.select(timeout)? == 0 {
             return Ok(());
         }
@@ -145,7 +147,11 @@ impl Backend for SelectBackend {
 
 impl Blockable for SelectBackend {
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
-        Box::new(self.sets())
+        Box::new(self.sets(true))
+    }
+
+    fn ready_now(&mut self) -> io::Result<bool> {
+        Ok(self.sets(false).select(Some(Duration::ZERO))? > 0)
     }
 }
 

@@ -434,6 +434,12 @@ impl Reactor {
         &*self.backend
     }
 
+    /// See [`Blockable::ready_now`](crate::backend::Blockable::ready_now);
+    /// a failed look says ready: the turn finds out what is wrong.
+    pub fn ready_now(&mut self) -> bool {
+        self.backend.ready_now().unwrap_or(true)
+    }
+
     /// How many sockets are open.
     pub fn len(&self) -> usize {
         self.entries.len()

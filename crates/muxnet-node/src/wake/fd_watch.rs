@@ -15,11 +15,9 @@ extern "C" {
     fn uv_poll_init(uv_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
     fn uv_poll_start(handle: *mut c_void, events: c_int, cb: PollCallback) -> c_int;
     fn uv_poll_stop(handle: *mut c_void) -> c_int;
-    fn uv_ref(handle: *mut c_void);
-    fn uv_unref(handle: *mut c_void);
 }
 
-use super::uv::{alloc_handle, free_handle, uv_close, uv_handle_get_data, uv_handle_set_data, uv_loop};
+use super::uv::{alloc_handle, free_handle, uv_close, uv_handle_get_data, uv_handle_set_data, uv_loop, uv_ref, uv_unref};
 use super::OnReadable;
 
 /// A started `uv_poll_t` whose callback reaches `T`. The handle memory

@@ -10,10 +10,13 @@
 //!   threadsafe function, since libuv cannot watch IOCP from an addon.
 //!
 //! Beside them, [`closing`] (Unix) calls back in libuv's closing phase,
-//! where node:net's sockets emit `'close'`.
+//! where node:net's sockets emit `'close'`, and [`busy_loop`] (Unix) before
+//! a poll phase that will not wait, where a waiter may not have run yet.
 //!
 //! Nothing here knows the reactor: the driver implements the trait.
 
+#[cfg(unix)]
+pub mod busy_loop;
 #[cfg(unix)]
 pub mod closing;
 #[cfg(unix)]

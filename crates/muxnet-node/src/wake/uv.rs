@@ -12,6 +12,8 @@ extern "C" {
     pub fn uv_close(handle: *mut c_void, cb: Option<unsafe extern "C" fn(handle: *mut c_void)>);
     pub fn uv_handle_set_data(handle: *mut c_void, data: *mut c_void);
     pub fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
+    pub fn uv_ref(handle: *mut c_void);
+    pub fn uv_unref(handle: *mut c_void);
 }
 
 /// `env`'s libuv loop.

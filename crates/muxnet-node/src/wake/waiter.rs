@@ -6,6 +6,7 @@
 //! re-arms: the thread never touches a socket, and the I/O path takes no
 //! lock.
 
+use std::cell::Cell;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -18,8 +19,18 @@ pub struct Waiter {
     thread: Option<JoinHandle<()>>,
     /// Interrupts a `block` in progress (the backend's own waker).
     wake: Arc<dyn Wake>,
-    /// Whether the thread is inside `block`, told when it comes out.
-    blocking: Arc<(Mutex<bool>, Condvar)>,
+    /// How many waits were armed.
+    armed: Cell<u64>,
+    /// Where the thread is, told when it comes out of a wait.
+    progress: Arc<(Mutex<Progress>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Inside `block`.
+    blocking: bool,
+    /// Waits done, their notifications written.
+    done: u64,
 }
 
 /// A snapshot to block on, and the longest to block (`None`: until ready).
@@ -32,16 +43,16 @@ const LEAVE_BLOCK_LIMIT: Duration = Duration::from_secs(1);
 impl Waiter {
     pub fn spawn(wake: Arc<dyn Wake>, notify: Box<dyn Fn() + Send>) -> std::io::Result<Waiter> {
         let (arm, armed) = mpsc::channel::<Armed>();
-        let blocking = Arc::new((Mutex::new(false), Condvar::new()));
-        let flag = blocking.clone();
+        let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+        let told = progress.clone();
         let thread = std::thread::Builder::new().name("muxnet-waiter".into()).spawn(move || {
-            let set = |on: bool| {
-                // A poisoned flag still holds a bool; nothing panics while holding it.
-                *flag.0.lock().unwrap_or_else(|e| e.into_inner()) = on;
-                flag.1.notify_all();
+            let set = |change: &dyn Fn(&mut Progress)| {
+                // A poisoned lock still holds its counts; nothing panics while holding it.
+                change(&mut told.0.lock().unwrap_or_else(|e| e.into_inner()));
+                told.1.notify_all();
             };
             for (mut wait, limit) in armed {
-                set(true);
+                set(&|p| p.blocking = true);
                 // An error (an fd closed under the snapshot) is reported
                 // like readiness, and so is the limit passing: the JS
                 // thread's own wait sorts it out.
@@ -49,16 +60,21 @@ impl Waiter {
                 // Told before it says it is out: one out of `leave_block`
                 // has its notification on the way to libuv already.
                 notify();
-                set(false);
+                set(&|p| {
+                    p.blocking = false;
+                    p.done += 1;
+                });
             }
         })?;
-        Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, blocking })
+        Ok(Waiter { arm: Some(arm), thread: Some(thread), wake, armed: Cell::new(0), progress })
     }
 
     pub fn arm(&self, wait: Box<dyn BlockingWait>, limit: Option<Duration>) {
         if let Some(arm) = &self.arm {
             // Fails only if the thread is gone, which `Drop` alone causes.
-            let _ = arm.send((wait, limit));
+            if arm.send((wait, limit)).is_ok() {
+                self.armed.set(self.armed.get() + 1);
+            }
         }
     }
 
@@ -74,13 +90,27 @@ impl Waiter {
     /// process's bind of it fails with `EADDRINUSE`), a connection its FIN.
     /// A wait armed after this sees the descriptor closed and holds nothing.
     pub fn leave_block(&self) {
-        let (lock, out) = &*self.blocking;
-        let blocking = lock.lock().unwrap_or_else(|e| e.into_inner());
-        if !*blocking {
+        self.come_out(&|p| p.blocking);
+    }
+
+    /// [`Waiter::leave_block`] for every wait armed, a wait the thread has
+    /// not taken up yet included: its notification written when this
+    /// returns, though the OS had not run the thread since it was armed.
+    pub fn finish_waits(&self) {
+        let armed = self.armed.get();
+        self.come_out(&|p| p.done < armed);
+    }
+
+    /// Interrupts the thread while `busy` says it is in a wait that counts,
+    /// and returns once it is out of it.
+    fn come_out(&self, busy: &dyn Fn(&Progress) -> bool) {
+        let (lock, out) = &*self.progress;
+        let progress = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy(&progress) {
             return;
         }
         self.interrupt();
-        drop(out.wait_timeout_while(blocking, LEAVE_BLOCK_LIMIT, |blocking| *blocking));
+        drop(out.wait_timeout_while(progress, LEAVE_BLOCK_LIMIT, |p| busy(p)));
     }
 }
 
