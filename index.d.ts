@@ -265,6 +265,12 @@ export declare class Reactor {
    */
   askPending(): boolean
   /**
+   * One write(2) of `data` when nothing waits before it: the bytes the
+   * kernel took, or a negative errno; nothing is queued (see
+   * [`muxnet_core::Reactor::write_once`]).
+   */
+  writeOnce(token: number, data: Uint8Array): number
+  /**
    * A Drain next turn, bytes queued or none (see
    * [`muxnet_core::Reactor::drain_next_turn`]); 0 or a negative errno.
    */

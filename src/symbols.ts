@@ -76,6 +76,7 @@ export const kIpv6Only = Symbol('ipv6Only');
 export const kKeepAlive = Symbol('keepAlive');
 export const kKeepAliveProbe = Symbol('keepAliveProbe');
 export const kLastQueued = Symbol('lastQueued');
+export const kUnhanded = Symbol('unhanded');
 export const kLateBelow = Symbol('lateBelow');
 export const kLeanReads = Symbol('leanReads');
 export const kListenBound = Symbol('listenBound');

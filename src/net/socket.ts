@@ -26,7 +26,7 @@ import {
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
   kDispatched, kEndDeferred, kEndedByPeer, kEndLate, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
-  kKeepAliveProbe, kLastQueued, kLeanReads, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
+  kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
@@ -318,6 +318,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * period late, never not at all.
    */
   private [kLastQueued] = 0;
+  /** The bytes of a write in progress not yet handed to the reactor (see `[kWritePiece]`). */
+  private [kUnhanded] = 0;
   private readonly [kBackendName]: BackendName | undefined;
   /** The server that counts it among its connections, until it closes (a field, not a closure per socket). */
   private [kCountedBy]: Server | undefined;
@@ -1214,7 +1216,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    */
   private [kOnTimeout](): void {
     if (this[kLastQueued] > 0 && this[kToken] >= 0) {
-      const now = this[kReactor]!.native.queued(this[kToken]);
+      const now = this[kReactor]!.native.queued(this[kToken]) + this[kUnhanded];
       if (now !== this[kLastQueued]) {
         this[kLastQueued] = now;
         this[kTouch]();
@@ -1475,25 +1477,41 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   }
 
   /**
-   * Hands `chunk` to the reactor a turn's bytes (`WRITE_TURN`) at a time, the next piece once
-   * the last is out, at a later turn's Drain: where libuv writes, on a writable event after
-   * the socket's read (which meets a reset first). One write() of 1 GiB to a peer reading as
-   * fast held the thread for its whole transfer; to a slower one, copied the rest into the queue.
+   * Writes `chunk` as libuv's `uv_write` does: one write(2) of it all in
+   * the call, the kernel taking what it can, then the rest on writable
+   * events. The rest goes to the reactor a turn's bytes (`WRITE_TURN`) at a
+   * time, the next piece once the last is out, at a later turn's Drain
+   * (after the socket's read, which meets a reset first): one write() of
+   * 1 GiB to a peer reading as fast held the thread for its whole transfer;
+   * to a slower one, copied the rest into the queue. `handed`: a piece
+   * after the first, libuv's progress on the write, which is no activity
+   * of the writer's.
    */
-  private [kWritePiece](chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean): void {
+  private [kWritePiece](chunk: Buffer, cb: (err?: Error | null) => void, finishLater: boolean, handed = false): void {
     const reactor = this[kReactor]!;
     const turn = native.WRITE_TURN;
-    const queued = reactor.write(this[kToken], chunk.length > turn ? chunk.subarray(0, turn) : chunk);
+    let rest = chunk;
+    if (chunk.length > turn && !handed) {
+      const taken = reactor.native.writeOnce(this[kToken], chunk);
+      if (taken < 0) return cb(systemError(-taken, 'write'));
+      rest = chunk.subarray(taken);
+    }
+    const piece = rest.length > turn ? rest.subarray(0, turn) : rest;
+    const queued = piece.length === 0 && rest !== chunk ? 0 : reactor.write(this[kToken], piece);
     if (queued < 0) {
       cb(systemError(-queued, 'write'));
       return;
     }
-    this[kTouch]();
-    if (queued > 0) this[kLastQueued] = chunk.length;
-    if (chunk.length > turn) {
-      const rest = chunk.subarray(turn);
+    this[kUnhanded] = rest.length - piece.length;
+    if (!handed) {
+      this[kTouch]();
+      // node:net's `req.bytes`: the whole write's, which the first look finds changed.
+      if (queued + this[kUnhanded] > 0) this[kLastQueued] = chunk.length;
+    }
+    if (this[kUnhanded] > 0) {
+      const next = rest.subarray(piece.length);
       // A close meanwhile cancels the rest with the piece (see `_destroy`).
-      this[kPendingWrite] = (err) => (err || this[kToken] < 0 ? cb(err) : this[kWritePiece](rest, cb, finishLater));
+      this[kPendingWrite] = (err) => (err || this[kToken] < 0 ? cb(err) : this[kWritePiece](next, cb, finishLater, true));
       // (The write above found the connection: asking cannot fail.)
       if (queued === 0) reactor.native.drainNextTurn(this[kToken]);
       this[kSyncActive]();
@@ -1589,6 +1607,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kCountedBy] = undefined;
     const pending = this[kPendingWrite];
     this[kPendingWrite] = undefined;
+    this[kUnhanded] = 0;
     // As node:net: the write in flight hears of it when closing the handle
     // cancels it, in the closing phase just before 'close' (after 'error'):
     // with no error before Node 22.9, with `write ECANCELED` since; the
@@ -1765,9 +1784,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   [kOnDrain](): void {
     const cb = this[kPendingWrite];
     this[kPendingWrite] = undefined;
-    this[kLastQueued] = 0;
-    // A write done is activity, as node:net counts it.
-    if (cb) this[kTouch]();
+    // A piece of a write out (see `[kWritePiece]`) is libuv's progress on it; a write done is
+    // activity, as node:net counts it.
+    if (this[kUnhanded] === 0) {
+      this[kLastQueued] = 0;
+      if (cb) this[kTouch]();
+    }
     this[kSyncActive]();
     cb?.();
   }

@@ -1400,6 +1400,67 @@ describe.each(BACKENDS)('the drop-in on %s, reading what a paused socket can tak
   });
 });
 
+// Found by a review (2026-12-07): the drop-in handed a write over 1 MiB to the kernel 1 MiB at a
+// time, a turn each, where libuv makes one writev of it all in the call: write(2 MiB); destroy()
+// delivered 1 MiB of it, write(1 MiB + 1) returned false and said 'drain', and each piece
+// restarted the idle timer, so 'timeout' never came during a long write to a slow reader.
+describe.each([['node:net', undefined] as const, ...BACKENDS.map((b) => ['muxnet', b] as const)])('one write() of more than 1 MiB (%s %s)', (impl, backend) => {
+  const net = (impl === 'node:net' ? nodeNet : muxnet) as typeof nodeNet;
+  /** A connection to a node:net server whose accepted socket is `peer`. */
+  async function pair(onPeer: (peer: nodeNet.Socket) => void): Promise<{ c: nodeNet.Socket; srv: nodeNet.Server }> {
+    const srv = nodeNet.createServer(onPeer);
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const c = net.connect({ port: (srv.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', backend } as nodeNet.NetConnectOpts);
+    await once(c, 'connect');
+    return { c, srv };
+  }
+
+  it("1 MiB + 1 byte to a reading peer: the kernel takes it in the call (write() is true, no 'drain', the callback before an immediate)", async () => {
+    const n = native.WRITE_TURN + 1;
+    let got = 0;
+    const { c, srv } = await pair((s) => s.on('data', (d: Buffer) => (got += d.length)));
+    const seen: string[] = [];
+    c.on('drain', () => seen.push('drain'));
+    seen.push(`write ${c.write(Buffer.alloc(n, 1), () => seen.push('callback'))}, ${c.writableLength} left`);
+    await new Promise((resolve) => setImmediate(resolve));
+    seen.push('immediate');
+    await waitFor(() => got === n, 'the peer read it all');
+    expect(seen).toEqual(['write true, 0 left', 'callback', 'immediate']);
+    c.destroy();
+    srv.close();
+  });
+
+  it('write(3 MB), then destroy(): the peer gets every byte the kernel took in the call, all of them', async () => {
+    const n = 3_000_000;
+    let got = 0;
+    let closed: Promise<unknown> | undefined;
+    const { c, srv } = await pair((s) => (closed = once(s.on('data', (d: Buffer) => (got += d.length)), 'close')));
+    c.write(Buffer.alloc(n, 1));
+    c.destroy();
+    await waitFor(() => closed !== undefined, 'accepted');
+    await closed;
+    expect(got).toBe(n);
+    srv.close();
+  });
+
+  it("setTimeout(300) while 8 MiB go to a peer reading once every 20 ms: 'timeout' comes during the write", async () => {
+    const n = 8 << 20;
+    const { c, srv } = await pair((s) =>
+      s.on('data', () => {
+        s.pause();
+        setTimeout(() => s.resume(), 20);
+      }),
+    );
+    const seen: string[] = [];
+    c.setTimeout(300, () => seen.push('timeout'));
+    c.write(Buffer.alloc(n, 1), () => seen.push('callback'));
+    await waitFor(() => seen.includes('callback'), 'the write done', 20_000);
+    expect(seen[0]).toBe('timeout');
+    c.destroy();
+    srv.close();
+  });
+});
+
 describe.each(BACKENDS)('the drop-in on %s, one write() of more than a turn writes', (backend) => {
   // Found by a hunt (2026-12-07): one write() of 1 GiB to a peer reading as fast spent its whole
   // transfer in the call (0.5–3 s; node:net's returns after one write(2)), and to a slower peer

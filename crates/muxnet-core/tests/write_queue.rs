@@ -11,7 +11,7 @@ use common::*;
 use muxnet_core::{BackendKind, Config, WRITE_TURN};
 use socket2::SockRef;
 
-backend_tests!(write_queue_cap, oversized_write_to_empty_queue, a_turn_of_bytes_at_a_time, drain_next_turn);
+backend_tests!(write_queue_cap, oversized_write_to_empty_queue, a_turn_of_bytes_at_a_time, drain_next_turn, write_once);
 
 // 5. A peer that never reads: writes queue up to `write_queue_cap`, then
 //    fail with ENOBUFS without queueing anything; what was accepted still
@@ -154,4 +154,33 @@ fn drain_next_turn(kind: BackendKind) {
         }
         other => panic!("[{}] want the read's ECONNRESET alone, got {other:?}", h.name()),
     }
+}
+
+// 5e. One write(2) and nothing queued (the drop-in's first step of a large
+//     write, as libuv's uv_write makes one writev of it all in the call): the
+//     kernel takes some, the rest is the caller's; behind queued bytes it
+//     writes nothing; after the FIN it is refused as a write is.
+fn write_once(kind: BackendKind) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    let big = pattern(5, 64 << 20);
+    let taken = h.r.write_once(conn, &big).unwrap();
+    assert!(taken > 0 && taken < big.len(), "[{}] one write(2) of a peer reading nothing took {taken}", h.name());
+    assert_eq!(h.r.queued(conn).unwrap(), 0, "[{}] write_once queued bytes", h.name());
+    // The rest through the queue: write_once behind it writes nothing.
+    let queued = h.r.write(conn, &big[taken..taken + 4096]).unwrap();
+    assert_eq!(queued, 4096, "[{}] the kernel took bytes it had refused", h.name());
+    assert_eq!(h.r.write_once(conn, &big[taken + 4096..]).unwrap(), 0, "[{}] wrote past the queue", h.name());
+    let want = big[..taken + 4096].to_vec();
+    let reader = Peer::spawn(move || {
+        let mut peer = peer;
+        read_n(&mut peer, want.len())
+    });
+    h.until("the queue out", |r, _| r.queued(conn).unwrap() == 0);
+    assert_same(&reader.join(), &big[..taken + 4096], "bytes at the peer");
+    h.r.shutdown(conn).unwrap();
+    let err = h.r.write_once(conn, b"after the FIN").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "[{}] {err}", h.name());
 }

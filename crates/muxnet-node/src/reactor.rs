@@ -715,6 +715,14 @@ impl Reactor {
         .is_ok()
     }
 
+    /// One write(2) of `data` when nothing waits before it: the bytes the
+    /// kernel took, or a negative errno; nothing is queued (see
+    /// [`muxnet_core::Reactor::write_once`]).
+    #[napi(catch_unwind)]
+    pub fn write_once(&self, token: f64, data: &[u8]) -> i64 {
+        code(self.with(|r| r.write_once(token_of(token), data).map(|n| n as i64)))
+    }
+
     /// A Drain next turn, bytes queued or none (see
     /// [`muxnet_core::Reactor::drain_next_turn`]); 0 or a negative errno.
     #[napi(catch_unwind)]

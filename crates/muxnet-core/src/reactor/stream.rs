@@ -136,6 +136,32 @@ impl Reactor {
         result
     }
 
+    /// One write(2) of `data`, when nothing waits before it (no queue, no
+    /// corked bytes, connected); returns what the kernel took, 0 for none or
+    /// a write that must wait its turn. Nothing is queued: the caller hands
+    /// the rest over as it chooses, where libuv's `uv_write` makes one
+    /// writev of the whole buffer in the call and writes the rest on
+    /// writable events. (The Node drop-in's first step of a large write:
+    /// the kernel takes as much in the call as node:net's, not more.)
+    pub fn write_once(&mut self, token: Token, data: &[u8]) -> io::Result<usize> {
+        let (stream, conn) = self.writable_stream(token, 0)?;
+        if !conn.output_idle() || conn.corked || conn.connecting {
+            return Ok(0);
+        }
+        let taken = loop {
+            match std::io::Write::write(stream, data) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                Err(e) => return Err(e),
+            }
+        };
+        let mut count = IoCount::default();
+        count.one(taken);
+        self.counters.writes.add(count);
+        Ok(taken)
+    }
+
     fn write_counted(&mut self, token: Token, data: &[u8], count: &mut IoCount) -> io::Result<usize> {
         let (stream, conn) = self.writable_stream(token, data.len())?;
         // Nothing watches for writable until a queue meets a full buffer.
