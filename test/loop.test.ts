@@ -125,17 +125,16 @@ describe.each(BACKENDS)('inside Node on %s', (backend) => {
 // Windows) a loopback datagram or an echoed byte reached its listener up to thousands of
 // loop turns late while the loop spun on setImmediate, where node:net's take 1 to 3: the
 // waiter thread had not been run. node-coap's suite, which ticks a fake clock each turn, failed.
+// (A look at every socket each such turn is spaced by its cost: see README, Backends.)
 describe.each([
   ['node:net', undefined, undefined] as const,
   ...BACKENDS.map((b) => ['muxnet', b, undefined] as const),
   ...(process.platform === 'win32' ? [] : [['muxnet', 'mio', 'thread'] as const]),
 ])('a loop spinning on setImmediate (%s %s, wake %s)', (impl, backend, wake) => {
-  it.each([
-    ['udp', 2],
-    ['tcp', 4],
-  ] as const)('hears loopback %s input within the loop turns node does (at most %i)', async (protocol, most) => {
+  // node:net's take 1 (udp) and 3 (tcp); a look at the sockets is spaced by 8 times its cost.
+  it.each(['udp', 'tcp'] as const)('hears loopback %s input within a few dozen loop turns', async (protocol) => {
     const env = { ...process.env, MUXNET_BACKEND: backend ?? '', MUXNET_WAKE: wake ?? '' };
     const { stdout } = await run(process.execPath, [fixture('busy-loop-turns.js'), impl === 'node:net' ? 'node' : 'muxnet', protocol], { env, timeout: 30_000 });
-    expect(Number(stdout)).toBeLessThanOrEqual(most);
+    expect(Number(stdout)).toBeLessThanOrEqual(32);
   });
 });

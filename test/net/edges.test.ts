@@ -5,10 +5,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type nodeDgram from 'node:dgram';
 import { once } from 'node:events';
-import { statSync } from 'node:fs';
+import { stat, statSync } from 'node:fs';
 import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { gzip } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS, freePort, sleep, socketFds, waitFor } from '../helpers';
 import { native } from '../../src/binding';
@@ -1249,6 +1250,58 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     else c.once('data', end);
     await once(c, 'close');
     expect(log).toEqual(['end ERR_STREAM_DESTROYED']);
+    server.close();
+  });
+
+  // Found by a review (2026-12-07): an end() from another handle's callback (zlib, fs, a child's
+  // 'exit', a worker's message), or from another socket's end() callback, completed a loop turn
+  // late, after the immediates (a destroy() queued there failed it); from a timer, after the fs
+  // callbacks of the next poll phase. libuv runs its pending queue after the poll phase (up to 8
+  // rounds) and before it: the drop-in calls for the shutdown there.
+  it("end(cb) from a zlib callback, destroy() in an immediate queued after it: the FIN went first, the callback is ok, 'finish' comes", async () => {
+    const { server, accepted } = await connected();
+    const s = accepted[0];
+    const seen: string[] = [];
+    s.on('finish', () => seen.push('finish'));
+    gzip('x', () => {
+      s.end('bye', (err) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
+      setImmediate(() => s.destroy());
+    });
+    await once(s, 'close');
+    expect(seen).toEqual(['ok', 'finish']);
+    server.close();
+  });
+
+  it("end(cb) from another socket's end() callback that came from its 'data', destroy() in an immediate queued after it: the callback is ok, 'finish' comes", async () => {
+    const { server, accepted, clients } = await connected();
+    const [a, b] = accepted;
+    const seen: string[] = [];
+    b.on('finish', () => seen.push('finish'));
+    a.once('data', () =>
+      a.end(() => {
+        b.end('bye', (err) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
+        setImmediate(() => b.destroy());
+      }),
+    );
+    clients[0].write('go');
+    await once(b, 'close');
+    expect(seen).toEqual(['ok', 'finish']);
+    server.close();
+  });
+
+  it('end(cb) from a timer that waited out an fs call it made: the callback comes before the fs callback, in the next turn before its poll phase', async () => {
+    const { server, accepted } = await connected();
+    const seen: string[] = [];
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        stat(__filename, () => seen.push('fs'));
+        const until = Date.now() + 30;
+        while (Date.now() < until);
+        accepted[0].end(() => seen.push('end'));
+        setTimeout(resolve, 100);
+      }, 1),
+    );
+    expect(seen).toEqual(['end', 'fs']);
     server.close();
   });
 

@@ -10,17 +10,17 @@
 //!   threadsafe function, since libuv cannot watch IOCP from an addon.
 //!
 //! Beside them, [`closing`] (Unix) calls back in libuv's closing phase,
-//! where node:net's sockets emit `'close'`, and [`busy_loop`] (Unix) before
-//! a poll phase that will not wait, where a waiter may not have run yet.
+//! where node:net's sockets emit `'close'`, and [`loop_phase`] (Unix) just
+//! before and after each poll phase, where libuv runs its pending queue.
 //!
 //! Nothing here knows the reactor: the driver implements the trait.
 
 #[cfg(unix)]
-pub mod busy_loop;
-#[cfg(unix)]
 pub mod closing;
 #[cfg(unix)]
 pub mod fd_watch;
+#[cfg(unix)]
+pub mod loop_phase;
 #[cfg(windows)]
 pub mod thread_wake;
 #[cfg(unix)]
