@@ -1264,7 +1264,7 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     const seen: string[] = [];
     s.on('finish', () => seen.push('finish'));
     gzip('x', () => {
-      s.end('bye', (err) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
+      s.end('bye', (err?: Error | null) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
       setImmediate(() => s.destroy());
     });
     await once(s, 'close');
@@ -1279,7 +1279,7 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     b.on('finish', () => seen.push('finish'));
     a.once('data', () =>
       a.end(() => {
-        b.end('bye', (err) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
+        b.end('bye', (err?: Error | null) => seen.push((err as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok'));
         setImmediate(() => b.destroy());
       }),
     );
