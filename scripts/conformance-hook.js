@@ -20,12 +20,11 @@ function redirected(request, parent) {
   return target !== undefined && !(parent && parent.filename && parent.filename.startsWith(dist)) ? target : undefined;
 }
 
-const resolve = Module._resolveFilename;
-Module._resolveFilename = function (request, parent, ...rest) {
-  return redirected(request, parent) ?? resolve.call(this, request, parent, ...rest);
-};
-// Node loads a `node:`-prefixed builtin in Module._load without asking
-// _resolveFilename: `require('node:net')` is redirected there.
+// Every require() goes through Module._load, `node:`-prefixed or not.
+// require.resolve('net') stays 'net', as without the hook: a test helper
+// that injects a fake `net` keyed by that name (sandboxed-module,
+// proxyquire) finds it (redirecting _resolveFilename too broke log4js's
+// own suite, 4 of 28 checks: a hunt, 2026-12-07).
 const load = Module._load;
 Module._load = function (request, parent, ...rest) {
   return load.call(this, redirected(request, parent) ?? request, parent, ...rest);
