@@ -260,8 +260,9 @@ export declare class Reactor {
   armDrain(token: number): number
   /**
    * Asks for a call in the pending phase (the driver's `PENDING_PHASE`):
-   * after the batch being handed out, or at the start of the next turn,
-   * which comes for it. False if the reactor is closed.
+   * after the batch being handed out, or just after the poll phase, or
+   * just before the next one (see the driver's `AroundPoll`). False if
+   * the reactor is closed.
    */
   askPending(): boolean
   /**

@@ -550,9 +550,9 @@ export class Reactor {
    * Runs `fn` (in the caller's async context) where libuv would run a
    * request such as a shutdown made now, from its pending queue: after
    * the poll phase's callbacks and the ticks and promise jobs they queued,
-   * before the immediates; asked outside the poll phase (a timer), at the
-   * start of the next turn, which comes for it (and the loop stays alive
-   * for it, as for node's request). Each a callback of its own. `late`:
+   * before the immediates (up to 8 rounds); asked outside the poll phase
+   * (a timer, an immediate), just before the next poll phase (and the loop
+   * stays alive for it, as for node's request). Each a callback of its own. `late`:
    * after the next turn's poll phase (made where node would be a turn
    * later: see the drop-in's `kEndLate`). `setImmediate` if the reactor is
    * closed.

@@ -704,8 +704,9 @@ impl Reactor {
     }
 
     /// Asks for a call in the pending phase (the driver's `PENDING_PHASE`):
-    /// after the batch being handed out, or at the start of the next turn,
-    /// which comes for it. False if the reactor is closed.
+    /// after the batch being handed out, or just after the poll phase, or
+    /// just before the next one (see the driver's `AroundPoll`). False if
+    /// the reactor is closed.
     #[napi(catch_unwind)]
     pub fn ask_pending(&self) -> bool {
         with_state(&self.state, |state| {
