@@ -553,9 +553,8 @@ export class Reactor {
    * before the immediates (up to 8 rounds); asked outside the poll phase
    * (a timer, an immediate), just before the next poll phase (and the loop
    * stays alive for it, as for node's request). Each a callback of its own. `late`:
-   * after the next turn's poll phase (made where node would be a turn
-   * later: see the drop-in's `kEndLate`). `setImmediate` if the reactor is
-   * closed.
+   * after the next poll phase, not before it (see `nextTurnRead`).
+   * `setImmediate` if the reactor is closed.
    */
   afterPollPhase(fn: () => void, late = false): void {
     const bound = AsyncResource.bind(fn);
@@ -564,6 +563,18 @@ export class Reactor {
       this.ref();
     }
     (late ? this.lateRequests : this.requests).push(bound);
+  }
+
+  /**
+   * Runs `fn` where libuv would read what a socket has left a loop turn
+   * later: after the next turn's poll phase, before its immediates (a FIN
+   * that came with bytes: libuv reads up to the EOF only after a short
+   * read, in the next turn's poll phase). After this turn's timers and
+   * immediates, so neither comes between that 'end' and the 'close' it
+   * brings, as with node:net.
+   */
+  nextTurnRead(fn: () => void, scope?: AsyncResource): void {
+    this.inClosingPhase(() => this.afterPollPhase(fn, true), scope);
   }
 
   /**

@@ -51,7 +51,6 @@ export const kDialAgain = Symbol('dialAgain');
 export const kDispatched = Symbol('dispatched');
 export const kEndDeferred = Symbol('endDeferred');
 export const kEndedByPeer = Symbol('endedByPeer');
-export const kEndLate = Symbol('endLate');
 export const kEnqueue = Symbol('enqueue');
 export const kEofPending = Symbol('eofPending');
 export const kErrorDeferred = Symbol('errorDeferred');

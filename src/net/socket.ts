@@ -24,7 +24,7 @@ import { moveToThread, notTransferable, type Movable, type Move } from '../threa
 import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
-  kDispatched, kEndDeferred, kEndedByPeer, kEndLate, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
@@ -288,10 +288,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kPeerFin] = false;
   /** The reactor's batch that last brought bytes (see `onEnd`). */
   private [kDataBatch] = -1;
-  /** The FIN came with bytes in one batch: `onEnd` waits for the closing phase. */
+  /** The FIN came with bytes in one batch: `onEnd` waits for the next turn's read. */
   private [kEndDeferred] = false;
-  /** That wait is over: the 'end' stands for libuv's read of the next loop turn (see `_final`), until its immediates. */
-  private [kEndLate] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private [kEndedByPeer] = false;
   private [kAttempts]: Attempts | undefined;
@@ -1022,7 +1020,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kRemote] = this[kLocal] = null;
     this[kPeerKept] = this[kPeerBeforeFin] = false;
     this[kHandleClosed] = false;
-    this[kPeerFin] = this[kEndLate] = false;
+    this[kPeerFin] = false;
     this[kEndedByPeer] = false;
     this[kNativePaused] = false;
     this[kUnread] = undefined;
@@ -1559,10 +1557,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // destroy() in the same tick finds the stream unfinished: 'error', and no 'finish'), nor
     // before the events this turn brought the socket (a destroySoon() from another socket's
     // listener lost the bytes this one had read), nor before the promise jobs of the code that
-    // called end() (`end(); await x; await once(socket, 'finish')` waited forever). An 'end'
-    // from the closing phase stands for the next turn's read: its FIN waits for that turn's
-    // poll (a peer in this process heard it before this socket's 'close': ws's compression
-    // callbacks unheard).
+    // called end() (`end(); await x; await once(socket, 'finish')` waited forever).
     this[kReactor]!.afterPollPhase(() => {
       this[kPeerBeforeFin] = false;
       if (this[kToken] < 0) return cb();
@@ -1570,7 +1565,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
       if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
       cb();
-    }, this[kEndLate]);
+    });
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
@@ -1761,11 +1756,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
       this[kDataBatch] = -1;
       this[kEndDeferred] = true;
-      return void reactor.inClosingPhase(() => {
+      return void reactor.nextTurnRead(() => {
         this[kEndDeferred] = false;
-        this[kEndLate] = true;
-        // For that turn only: an end() called later is any other end().
-        setImmediate(() => (this[kEndLate] = false));
         if (!this.destroyed) this[kOnEnd]();
       }, this[kScope]);
     }
@@ -1877,8 +1869,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // Bytes a throwing listener held back come on a tick too (see `[kHoldBack]`, `[kDeliver]`): libuv
     // would read them before it met the error.
     if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return nextTick;
-    // The FIN came with bytes and its end waits for the closing phase (see `onEnd`): after it.
-    if (this[kEndDeferred] && END_BEFORE_WRITE_ERROR) return afterClosingPhase;
+    // The FIN came with bytes and its end waits for the next turn's read (see `onEnd`): after it.
+    if (this[kEndDeferred] && END_BEFORE_WRITE_ERROR) return (report) => reactor.nextTurnRead(() => nextTick(report), this[kScope]);
     if (syscall !== 'write') return undefined;
     // A write meeting the reset in the batch that brought bytes fails after what their
     // listeners queued, as libuv's write callback comes after its read callback and the ticks

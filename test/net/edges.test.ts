@@ -1175,6 +1175,59 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by reviews (2026-12-07): an 'end' that came with its bytes waited for the closing
+  // phase of their turn, and stood for the next turn's read only in part: a 0 ms timer set in
+  // 'data' came between that 'end' and its 'close' (3 of 8 runs on mio), and a timer set in
+  // 'end' and due came before an immediate set there. libuv reads that FIN in the next turn's
+  // poll phase: after that turn's timers, before its immediates.
+  it("a socket whose peer's bytes and FIN come together: a 0 ms timer from its 'data' never comes between its 'end' and 'close'", async () => {
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => s.end('bytes and FIN'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const orders: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const log: string[] = [];
+      const c = net.connect({ port, host: '127.0.0.1', ...backend });
+      c.on('data', () => {
+        log.push('data');
+        setTimeout(() => log.push('timer'), 0);
+      });
+      c.on('end', () => log.push('end'));
+      c.on('close', () => log.push('close'));
+      await once(c, 'close');
+      await waitFor(() => log.includes('timer'), 'the timer');
+      orders.push(log.join());
+    }
+    expect(orders.filter((o) => !/end,close/.test(o))).toEqual([]);
+    server.close();
+  });
+
+  it("an allowHalfOpen socket whose peer's bytes and FIN come together: an immediate its 'end' listener sets runs before a timer it sets that is due", async () => {
+    const orders: string[] = [];
+    const server = net.createServer({ allowHalfOpen: true, ...backend }, (s) => {
+      const log: string[] = [];
+      s.resume();
+      s.on('end', () => {
+        setImmediate(() => log.push('immediate'));
+        setTimeout(() => log.push('timer'), 0);
+        const until = Date.now() + 3;
+        while (Date.now() < until);
+      });
+      s.on('close', () => void orders.push(log.join()));
+      setTimeout(() => s.destroy(), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    for (let i = 0; i < 5; i++) {
+      const c = nodeNet.connect(port, '127.0.0.1', () => c.end('bytes and FIN'));
+      c.resume();
+      await once(c, 'close');
+    }
+    await waitFor(() => orders.length === 5, 'every close');
+    expect(orders).toEqual(Array(5).fill('immediate,timer'));
+    server.close();
+  });
+
   // Found by a review (2026-12-07): end()'s shutdown waited for an immediate, so one queued before
   // end() came first (its destroy() failed end's callback with ERR_STREAM_DESTROYED, no 'finish').
   // libuv runs the shutdown from its pending queue, after the poll phase, before the immediates.
