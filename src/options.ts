@@ -5,7 +5,7 @@ import { isIP, nodeNet } from './builtins';
 import { native } from './binding';
 import { badPort, coded, invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { nextTick } from './schedule';
-import { nodeFrom } from './versions';
+import { nodeFrom, uvFrom } from './versions';
 
 export type BackendName = 'mio' | 'poll' | 'select';
 
@@ -67,10 +67,7 @@ export function isPipeName(value: unknown): value is string {
  * (`'\0…'`) NUL-padded to the whole of `sun_path`, 108 bytes (libuv#4266
  * made it the exact name): so node:net's peers on that Node do.
  */
-export const PADS_ABSTRACT_NAMES = (() => {
-  const [major, minor] = process.versions.uv.split('.').map(Number);
-  return process.platform === 'linux' && major === 1 && minor < 48;
-})();
+export const PADS_ABSTRACT_NAMES = process.platform === 'linux' && !uvFrom(48);
 
 /** Node 22.12 (and 23.1) added `reusePort` to node:net and node:dgram; before, both ignore it. */
 export const REUSE_PORT_OPTION = nodeFrom([22, 12], [23, 1]);

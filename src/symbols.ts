@@ -56,6 +56,7 @@ export const kEofPending = Symbol('eofPending');
 export const kErrorDeferred = Symbol('errorDeferred');
 export const kErrorWait = Symbol('errorWait');
 export const kFailedHandle = Symbol('failedHandle');
+export const kFinSent = Symbol('finSent');
 export const kFetchAddresses = Symbol('fetchAddresses');
 export const kFinishWrite = Symbol('finishWrite');
 export const kFlush = Symbol('flush');

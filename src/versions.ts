@@ -13,3 +13,10 @@ export function nodeFrom(...releases: [major: number, minor: number][]): boolean
   if (MAJOR > releases[releases.length - 1][0]) return true;
   return releases.some(([major, minor]) => major === MAJOR && MINOR >= minor);
 }
+
+const [UV_MAJOR, UV_MINOR] = process.versions.uv.split('.').map(Number) as [number, number];
+
+/** Whether the running Node's libuv is 1.`minor` or later (node:net's sockets behave as its libuv). */
+export function uvFrom(minor: number): boolean {
+  return UV_MAJOR > 1 || UV_MINOR >= minor;
+}

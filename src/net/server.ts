@@ -10,7 +10,7 @@ import { answerAsOwner, askPrimary, PrimaryLink, sharedWithPrimary, UV_IPV6ONLY,
 import { serverListen, serverSocket } from '../diagnostics';
 import { AcceptRetry, KeepAlive, kOnAccept, kOnAcceptError, openReactor, ownCallbacks, type Handle, type Reactor } from '../reactor';
 import { codedError, invalidArgType, invalidArgValue, invalidIpAddress, systemError, uvErrno } from '../errors';
-import { nodeFrom } from '../versions';
+import { nodeFrom, uvFrom } from '../versions';
 import { REUSE_PORT_OPTION, isBlocked, isPipeName, onAbort, pipeName, resolveBackend, validateAbortSignal, validateBlockList, validatePort, validateType, type BackendName } from '../options';
 import { fdKind, giveUp, givenFd, INHERIT_LISTENER, INHERIT_STREAM, NOT_A_SOCKET_FOR_US, takeFd } from '../fds';
 import { Socket } from './socket';
@@ -74,10 +74,7 @@ interface AddressInfo {
 }
 
 /** libuv 1.51 made uv_pipe_chmod an fchmod to the exact mode (libuv#4749); before, it added the bits. */
-const UV_CHMOD_EXACT = (() => {
-  const [major, minor] = process.versions.uv.split('.').map(Number);
-  return major > 1 || minor >= 51;
-})();
+const UV_CHMOD_EXACT = uvFrom(51);
 
 
 /** Node 21 made `maxConnections = 0` refuse every connection; before, 0 meant no limit (nodejs/node#48276). */

@@ -14,7 +14,7 @@ import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
 import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, ownCallbacks, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
-import { nodeFrom } from '../versions';
+import { nodeFrom, uvFrom } from '../versions';
 import type { BackendName } from '../options';
 import { givenFd, INHERIT_STREAM, NOT_CONNECTED, takeFdOrThrow, unconnectedFd } from '../fds';
 import type { Server } from './server';
@@ -24,7 +24,7 @@ import { moveToThread, notTransferable, type Movable, type Move } from '../threa
 import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
-  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle, kFinSent,
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
@@ -188,6 +188,12 @@ const END_FINISHES_UNCONNECTED = nodeFrom([21, 0]);
  */
 const END_BEFORE_WRITE_ERROR = !nodeFrom([24, 0]);
 /**
+ * Both directions shut (this end's FIN out, the peer's in), the kernel says hang-up (POLLHUP),
+ * and libuv before 1.52 takes the EOF in the read callback of the bytes before it; libuv#4997
+ * (1.52, Node 24) reads on as for any other input, so the EOF comes a loop turn later.
+ */
+const HANG_UP_ENDS_WITH_BYTES = !uvFrom(52);
+/**
  * Node 22.9 (nodejs/node#54032) calls a write that closing the handle
  * cancelled back with `write ECANCELED`; before, with no error.
  */
@@ -290,6 +296,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kDataBatch] = -1;
   /** The FIN came with bytes in one batch: `onEnd` waits for the next turn's read. */
   private [kEndDeferred] = false;
+  /** This end's FIN went out (`_final`): the peer's makes a hang-up (see `HANG_UP_ENDS_WITH_BYTES`). */
+  private [kFinSent] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private [kEndedByPeer] = false;
   private [kAttempts]: Attempts | undefined;
@@ -1020,7 +1028,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kRemote] = this[kLocal] = null;
     this[kPeerKept] = this[kPeerBeforeFin] = false;
     this[kHandleClosed] = false;
-    this[kPeerFin] = false;
+    this[kPeerFin] = this[kFinSent] = false;
     this[kEndedByPeer] = false;
     this[kNativePaused] = false;
     this[kUnread] = undefined;
@@ -1564,6 +1572,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       const r = this[kReactor]!.native.shutdown(this[kToken]);
       // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
       if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
+      this[kFinSent] = true;
       cb();
     });
   }
@@ -1750,10 +1759,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
     this[kTouch]();
     const reactor = this[kReactor]!;
-    if (this[kDataBatch] === reactor.batches) {
+    if (this[kDataBatch] === reactor.batches && !(this[kFinSent] && HANG_UP_ENDS_WITH_BYTES)) {
       // Bytes came in this batch too (mio reads on to the EOF). libuv sees the EOF a loop
       // turn after a short read: what their listeners queue (ticks, immediates) runs before
       // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
+      // (Not after this end's FIN on an older libuv: see `HANG_UP_ENDS_WITH_BYTES`.)
       this[kDataBatch] = -1;
       this[kEndDeferred] = true;
       return void reactor.nextTurnRead(() => {

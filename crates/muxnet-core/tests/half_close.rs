@@ -11,17 +11,23 @@ use common::*;
 use muxnet_core::BackendKind;
 use socket2::SockRef;
 
-backend_tests!(half_close_local_first, half_close_peer_first, peer_reset, bytes_and_fin_in_one_turn);
+backend_tests!(half_close_local_first, half_close_peer_first, peer_reset, bytes_and_fin_in_one_turn, bytes_and_fin_after_own_fin);
 
-// 6. We half-close first: the peer sees EOF and can still send; its close
-//    then ends and closes the connection cleanly.
-fn half_close_local_first(kind: BackendKind) {
+/// A connection we half-closed, once the peer has read our FIN.
+fn ended_by_us(kind: BackendKind) -> (Harness, std::net::TcpStream, muxnet_core::Token) {
     let mut h = Harness::new(kind);
     let (_, addr) = h.listen("127.0.0.1:0");
     let mut peer = client(addr);
     let conn = h.accept(1)[0];
     h.r.shutdown(conn).unwrap();
     expect_eof(&mut peer);
+    (h, peer, conn)
+}
+
+// 6. We half-close first: the peer sees EOF and can still send; its close
+//    then ends and closes the connection cleanly.
+fn half_close_local_first(kind: BackendKind) {
+    let (mut h, mut peer, conn) = ended_by_us(kind);
     let err = h.r.write(conn, b"too late").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe);
 
@@ -119,4 +125,25 @@ fn bytes_and_fin_in_one_turn(kind: BackendKind) {
     if !ended {
         h.until("the end", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn)));
     }
+}
+
+// After our own FIN the peer's bytes and FIN make a hang-up (POLLHUP, both
+// directions shut), where libuv reads the EOF in the callback of the bytes:
+// every backend ends in the turn of the bytes, select too (it cannot see the
+// hang-up: it reads past the short read).
+fn bytes_and_fin_after_own_fin(kind: BackendKind) {
+    let (mut h, mut peer, conn) = ended_by_us(kind);
+    send(&mut peer, b"last words");
+    peer.shutdown(Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    let mut turn = Vec::new();
+    h.until("the bytes", |_, events| {
+        turn = events;
+        turn.iter().any(|e| matches!(e, Ev::Data { .. }))
+    });
+    assert!(
+        turn.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn)),
+        "[{}] the end in the turn of the bytes: {turn:?}",
+        h.name()
+    );
 }

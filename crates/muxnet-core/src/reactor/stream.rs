@@ -523,6 +523,10 @@ impl Reactor {
     ) -> io::Result<ReadEnd> {
         let full = self.config.read_budget;
         let (stream, conn) = self.stream(token)?;
+        // Our FIN out, the peer's bytes may have its FIN behind them (both
+        // shut: a hang-up, whose EOF libuv reads with them), which select
+        // cannot tell: read on past a short read.
+        let hup = hup || conn.write_closed;
         let full = if conn.lean { full.min(LEAN_READ) } else { full };
         let mut budget = full;
         while conn.wants_read() {
