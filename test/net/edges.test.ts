@@ -1289,6 +1289,41 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-07): the batch's pending rounds and the check handle's made 8
+  // each in one turn; libuv makes 8 after its poll phase, then runs the immediates.
+  it("end() callbacks that each end the next socket: 8 rounds after the poll phase, then the immediates", async () => {
+    const K = 10;
+    const accepted: nodeNet.Socket[] = [];
+    const server = net.createServer({ allowHalfOpen: true, ...backend }, (s) => {
+      s.resume();
+      accepted.push(s);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const clients = Array.from({ length: K }, () => net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...backend }).on('data', () => {}));
+    await waitFor(() => accepted.length === K, 'every connection');
+    const log: string[] = [];
+    const endFrom = (i: number): void => {
+      if (i === K) return;
+      accepted[i].end((err?: Error | null) => {
+        log.push(`end${i + 1}${err ? ` ${(err as NodeJS.ErrnoException).code}` : ''}`);
+        endFrom(i + 1);
+      });
+    };
+    accepted[0].once('data', () => {
+      setImmediate(() => {
+        log.push('immediate');
+        for (const s of accepted) s.destroy();
+      });
+      endFrom(0);
+    });
+    clients[0].write('x');
+    await waitFor(() => log.includes('immediate') && log.length >= 10, 'the end callbacks and the immediate');
+    expect(log).toEqual([...Array.from({ length: 8 }, (_, i) => `end${i + 1}`), 'immediate', 'end9 ERR_STREAM_DESTROYED']);
+    for (const c of clients) c.destroy();
+    server.close();
+  });
+
   // Found by a review (2026-12-07): end()'s FIN and 'finish' came on the next tick, before the
   // promise jobs of the code that called end() and before the other timers due in the phase;
   // libuv's pending queue runs after them (an async listener awaiting 'finish' waited forever).

@@ -110,6 +110,8 @@ pub struct State {
     next_look: Instant,
     /// JavaScript has requests for libuv's pending queue (see [`PENDING_PHASE`]).
     pending_asked: bool,
+    /// The rounds of it left after this turn's poll phase (see [`pending_rounds`]).
+    rounds_left: usize,
     /// The given fds this reactor serves copies of.
     pub given: Holds,
 }
@@ -129,7 +131,10 @@ impl OnReadable for Turn {
         // runs its pending queue before the poll phase (on Unix, a
         // `LoopPhase` calls for it there).
         #[cfg(windows)]
-        pending_phase(env, &self.0, PENDING_PHASE);
+        {
+            self.0.borrow_mut().rounds_left = PENDING_ROUNDS;
+            pending_phase(env, &self.0, PENDING_PHASE);
+        }
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
         match barrier::catch(|| self.0.borrow_mut().run_turn()) {
@@ -208,6 +213,7 @@ impl State {
             #[cfg(unix)]
             next_look: Instant::now(),
             pending_asked: false,
+            rounds_left: PENDING_ROUNDS,
             given: Holds::default(),
             reactor,
         }));
@@ -358,6 +364,9 @@ impl OnPhase for AroundPoll {
         let Some(state) = self.state.upgrade() else {
             return;
         };
+        if let Phase::BeforePoll = self.phase {
+            state.borrow_mut().rounds_left = PENDING_ROUNDS;
+        }
         if state.borrow().pending_asked {
             let env = state.borrow().env;
             let Ok(_scope) = HandleScope::open(env) else {
@@ -413,17 +422,23 @@ fn pending_phase(env: Env, state: &Shared, phase: i32) {
 }
 
 /// libuv's runs of its pending queue after the poll phase: while requests
-/// come (one's callback ends another socket), 8 rounds at most.
+/// come (one's callback ends another socket), 8 rounds at most in the turn,
+/// after the batch and the check handle together (the rest waits for the
+/// next turn's start, after the immediates).
 fn pending_rounds(env: Env, state: &Shared) {
-    for _ in 0..PENDING_ROUNDS {
-        if !state.borrow().pending_asked {
-            return;
+    loop {
+        {
+            let mut state = state.borrow_mut();
+            if !state.pending_asked || state.rounds_left == 0 {
+                return;
+            }
+            state.rounds_left -= 1;
         }
         pending_phase(env, state, PENDING_AFTER_POLL);
     }
 }
 
-/// As many as libuv's `uv_run` makes.
+/// As many as libuv's `uv_run` makes after its poll phase.
 const PENDING_ROUNDS: usize = 8;
 
 /// How much of a busy loop's time looks at the sockets may take, at most:
