@@ -183,14 +183,12 @@ const LIBUV_IOV_MAX = 1024;
 /** node:net of Node 21.0 through 24.22 (seen on each major and 22's minors), not 20.20's: see `_final`. */
 const END_FINISHES_UNCONNECTED = nodeFrom([21, 0]);
 /**
- * Bytes, the peer's FIN and then its reset in one batch, a write queued: node:net of Node 20.20
- * through 23.11 emits 'end' before the write's error, 24.22's does not: see `onClose`.
- */
-const END_BEFORE_WRITE_ERROR = !nodeFrom([24, 0]);
-/**
- * Both directions shut (this end's FIN out, the peer's in), the kernel says hang-up (POLLHUP),
- * and libuv before 1.52 takes the EOF in the read callback of the bytes before it; libuv#4997
- * (1.52, Node 24) reads on as for any other input, so the EOF comes a loop turn later.
+ * Both directions shut (this end's FIN out and the peer's in, or the peer's reset), the kernel
+ * says hang-up (POLLHUP), and libuv before 1.52 takes the EOF in the read callback of the bytes
+ * before it; libuv#4997 (1.52, Node 24) reads on as for any other input, so the EOF comes a loop
+ * turn later, or never, a reset read first. So bytes, the peer's FIN and then its reset in one
+ * batch, a write queued: node:net of Node 20.20 through 23.11 emits 'end' before the write's
+ * error, 24.22's does not (see `onClose`).
  */
 const HANG_UP_ENDS_WITH_BYTES = !uvFrom(52);
 /**
@@ -1880,7 +1878,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // would read them before it met the error.
     if ((this[kPeerFin] && !this.readableEnded) || this[kReleaseQueued] || this[kDeliverQueued]) return nextTick;
     // The FIN came with bytes and its end waits for the next turn's read (see `onEnd`): after it.
-    if (this[kEndDeferred] && END_BEFORE_WRITE_ERROR) return (report) => reactor.nextTurnRead(() => nextTick(report), this[kScope]);
+    if (this[kEndDeferred] && HANG_UP_ENDS_WITH_BYTES) return (report) => reactor.nextTurnRead(() => nextTick(report), this[kScope]);
     if (syscall !== 'write') return undefined;
     // A write meeting the reset in the batch that brought bytes fails after what their
     // listeners queued, as libuv's write callback comes after its read callback and the ticks
