@@ -123,6 +123,8 @@ const CLOSING_PHASE = -1;
 /** The counts it gets, alone, where libuv runs its pending queue: a turn's start, after its poll phase (see `afterPollPhase`). */
 const PENDING_PHASE = -2;
 const PENDING_AFTER_POLL = -3;
+/** The count it gets, alone, for the reads libuv makes a loop turn late (see `nextTurnRead`). */
+const LATE_READS = -4;
 
 /** Datagrams queued in one batch before they are sent early, to bound the queue. */
 const MAX_QUEUED_SENDS = 1024;
@@ -355,8 +357,8 @@ export class Reactor {
       (count, records, slab, peers, part) =>
         count === CLOSING_PHASE
           ? this.runClosing(part)
-          : count === PENDING_PHASE || count === PENDING_AFTER_POLL
-            ? this.runPending(part, count === PENDING_AFTER_POLL)
+          : count === PENDING_PHASE || count === PENDING_AFTER_POLL || count === LATE_READS
+            ? this.runPending(part, count)
             : this.dispatch(count, records, slab, peers, part),
       options,
     );
@@ -567,11 +569,13 @@ export class Reactor {
 
   /**
    * Runs `fn` where libuv would read what a socket has left a loop turn
-   * later: after the next turn's poll phase, before its immediates (a FIN
-   * that came with bytes: libuv reads up to the EOF only after a short
-   * read, in the next turn's poll phase). After this turn's timers and
-   * immediates, so neither comes between that 'end' and the 'close' it
-   * brings, as with node:net.
+   * later (a FIN that came with bytes: libuv reads up to the EOF only after
+   * a short read, in the next turn's poll phase): before the events of the
+   * next turn's batch (other sockets' reads of that poll phase), or just
+   * after that poll phase if none comes, before its immediates, and in no
+   * round of its pending queue. After this turn's timers and immediates,
+   * so neither comes between that 'end' and the 'close' it brings, as with
+   * node:net.
    */
   nextTurnRead(fn: () => void, scope?: AsyncResource): void {
     this.inClosingPhase(() => this.afterPollPhase(fn, true), scope);
@@ -618,18 +622,26 @@ export class Reactor {
 
   /**
    * Runs what `afterPollPhase` queued, as `runClosing` its phase's
-   * callbacks; the late ones only `afterPoll` (asked for again till then).
+   * callbacks: before the poll phase the requests, after it the late ones
+   * too (asked for again till then); `LATE_READS` the late ones alone (the
+   * native side keeps the others asked for).
    */
-  private runPending(part: number, afterPoll: boolean): boolean {
+  private runPending(part: number, phase: number): boolean {
     if (part === 0) {
-      const due = this.requests;
-      this.requests = [];
-      if (afterPoll) {
-        due.push(...this.lateRequests);
+      let due: (() => void)[];
+      if (phase === LATE_READS) {
+        due = this.lateRequests;
         this.lateRequests = [];
+      } else {
+        due = this.requests;
+        this.requests = [];
+        if (phase === PENDING_AFTER_POLL) {
+          due.push(...this.lateRequests);
+          this.lateRequests = [];
+        }
+        if (this.lateRequests.length > 0) this.native.askPending();
       }
-      if (this.lateRequests.length > 0) this.native.askPending();
-      else this.unref();
+      if (due.length > 0 && this.requests.length === 0 && this.lateRequests.length === 0) this.unref();
       this.pendingRun.start(due);
     }
     return this.pendingRun.run();

@@ -24,8 +24,8 @@ import { moveToThread, notTransferable, type Movable, type Move } from '../threa
 import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
-  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle, kFinSent,
-  kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
+  kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
+  kFetchAddresses, kFinishWrite, kFinSent, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,

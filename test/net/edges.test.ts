@@ -1230,6 +1230,37 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-07): that 'end' came after the events of the next turn's whole
+  // batch; libuv reads that FIN in the poll phase, before a socket that became ready later.
+  it("an 'end' that came with its bytes comes before the bytes another socket got while the first 'data' listener ran", async () => {
+    const log: string[] = [];
+    let accepted = 0;
+    let b: nodeNet.Socket | undefined;
+    const server = net.createServer(backend as nodeNet.ServerOpts, (s) => {
+      const name = accepted++ === 0 ? 'A' : 'B';
+      s.on('data', () => {
+        log.push(`data ${name}`);
+        if (name !== 'A') return;
+        b!.write('B');
+        const until = Date.now() + 30;
+        while (Date.now() < until);
+      });
+      s.on('end', () => log.push(`end ${name}`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const a = nodeNet.connect(port, '127.0.0.1').on('data', () => {});
+    await waitFor(() => accepted === 1, 'A accepted');
+    b = nodeNet.connect(port, '127.0.0.1').on('data', () => {});
+    await waitFor(() => accepted === 2, 'B accepted');
+    a.end('A');
+    await waitFor(() => log.length === 3, "A's bytes and end, B's bytes");
+    expect(log).toEqual(['data A', 'end A', 'data B']);
+    a.destroy();
+    b.destroy();
+    server.close();
+  });
+
   it("an allowHalfOpen socket whose peer's bytes and FIN come together: an immediate its 'end' listener sets runs before a timer it sets that is due", async () => {
     const orders: string[] = [];
     const server = net.createServer({ allowHalfOpen: true, ...backend }, (s) => {
@@ -1289,9 +1320,10 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
-  // Found by a review (2026-12-07): the batch's pending rounds and the check handle's made 8
-  // each in one turn; libuv makes 8 after its poll phase, then runs the immediates.
-  it("end() callbacks that each end the next socket: 8 rounds after the poll phase, then the immediates", async () => {
+  // Found by reviews (2026-12-07): the batch's pending rounds and the check handle's made 8
+  // each in one turn; libuv makes 8 after its poll phase, then runs the immediates. And an
+  // 'end' that came with its bytes (a read a turn late) took one of those 8.
+  it.each(["'data'", "an 'end' that came with its bytes"])("end() callbacks that each end the next socket, from %s: 8 rounds after the poll phase, then the immediates", async (from) => {
     const K = 10;
     const accepted: nodeNet.Socket[] = [];
     const server = net.createServer({ allowHalfOpen: true, ...backend }, (s) => {
@@ -1310,14 +1342,15 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
         endFrom(i + 1);
       });
     };
-    accepted[0].once('data', () => {
+    accepted[0].once(from === "'data'" ? 'data' : 'end', () => {
       setImmediate(() => {
         log.push('immediate');
         for (const s of accepted) s.destroy();
       });
       endFrom(0);
     });
-    clients[0].write('x');
+    if (from === "'data'") clients[0].write('x');
+    else clients[0].end('x');
     await waitFor(() => log.includes('immediate') && log.length >= 10, 'the end callbacks and the immediate');
     expect(log).toEqual([...Array.from({ length: 8 }, (_, i) => `end${i + 1}`), 'immediate', 'end9 ERR_STREAM_DESTROYED']);
     for (const c of clients) c.destroy();

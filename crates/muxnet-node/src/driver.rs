@@ -135,6 +135,9 @@ impl OnReadable for Turn {
             self.0.borrow_mut().rounds_left = PENDING_ROUNDS;
             pending_phase(env, &self.0, PENDING_PHASE);
         }
+        // What libuv reads a turn late comes in this poll phase, before the
+        // other sockets' reads (see [`LATE_READS`]).
+        pending_phase(env, &self.0, LATE_READS);
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
         match barrier::catch(|| self.0.borrow_mut().run_turn()) {
@@ -379,7 +382,10 @@ impl OnPhase for AroundPoll {
                 // libuv runs it again after the poll phase: requests that
                 // other handles' callbacks made (an end() from an fs
                 // callback, a worker's message), and those made there.
-                Phase::AfterPoll => pending_rounds(env, &state),
+                Phase::AfterPoll => {
+                    pending_phase(env, &state, LATE_READS);
+                    pending_rounds(env, &state)
+                }
             }
         }
         if !sleeps {
@@ -408,6 +414,11 @@ const CLOSING_PHASE: i32 = -1;
 const PENDING_PHASE: i32 = -2;
 /// ... and after the poll phase's callbacks, before the immediates.
 const PENDING_AFTER_POLL: i32 = -3;
+/// The count it gets for what libuv reads a loop turn late (an 'end' that
+/// came with its bytes): before the batch of the next turn's poll phase, or
+/// after that phase if no batch came; not a round of the pending queue, and
+/// the requests stay asked for.
+const LATE_READS: i32 = -4;
 
 /// Calls the reactor's JS callback with `phase`, each request a part of
 /// its own, if it asked for one.
@@ -591,7 +602,8 @@ impl State {
 
     /// The call for a pending phase, if JavaScript asked for one.
     fn pending_phase_call(&mut self, phase: i32) -> napi::Result<Option<JsCall>> {
-        if !std::mem::take(&mut self.pending_asked) || self.is_closed() {
+        let asked = if phase == LATE_READS { self.pending_asked } else { std::mem::take(&mut self.pending_asked) };
+        if !asked || self.is_closed() {
             return Ok(None);
         }
         self.phase_call(phase)
