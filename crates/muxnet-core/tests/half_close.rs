@@ -24,6 +24,20 @@ fn ended_by_us(kind: BackendKind) -> (Harness, std::net::TcpStream, muxnet_core:
     (h, peer, conn)
 }
 
+/// The peer sends bytes, then its FIN: the events of the turn that brings the bytes.
+fn turn_of_bytes_and_fin(h: &mut Harness, peer: &mut std::net::TcpStream) -> Vec<Ev> {
+    send(peer, b"last words");
+    peer.shutdown(Shutdown::Write).unwrap();
+    // Both are in our kernel once the peer's own side has seen its FIN go.
+    thread::sleep(Duration::from_millis(20));
+    let mut turn = Vec::new();
+    h.until("the bytes", |_, events| {
+        turn = events;
+        turn.iter().any(|e| matches!(e, Ev::Data { .. }))
+    });
+    turn
+}
+
 // 6. We half-close first: the peer sees EOF and can still send; its close
 //    then ends and closes the connection cleanly.
 fn half_close_local_first(kind: BackendKind) {
@@ -110,15 +124,7 @@ fn bytes_and_fin_in_one_turn(kind: BackendKind) {
     let (_, addr) = h.listen("127.0.0.1:0");
     let mut peer = client(addr);
     let conn = h.accept(1)[0];
-    send(&mut peer, b"last words");
-    peer.shutdown(Shutdown::Write).unwrap();
-    // Both are in our kernel once the peer's own side has seen its FIN go.
-    thread::sleep(Duration::from_millis(20));
-    let mut turn = Vec::new();
-    h.until("the bytes", |_, events| {
-        turn = events;
-        turn.iter().any(|e| matches!(e, Ev::Data { .. }))
-    });
+    let turn = turn_of_bytes_and_fin(&mut h, &mut peer);
     let ended = turn.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn));
     let tells = kind == BackendKind::Mio || (kind == BackendKind::Poll && cfg!(target_os = "linux"));
     assert_eq!(ended, tells, "[{}] the end in the turn of the bytes: {turn:?}", h.name());
@@ -133,14 +139,7 @@ fn bytes_and_fin_in_one_turn(kind: BackendKind) {
 // hang-up: it reads past the short read).
 fn bytes_and_fin_after_own_fin(kind: BackendKind) {
     let (mut h, mut peer, conn) = ended_by_us(kind);
-    send(&mut peer, b"last words");
-    peer.shutdown(Shutdown::Write).unwrap();
-    thread::sleep(Duration::from_millis(20));
-    let mut turn = Vec::new();
-    h.until("the bytes", |_, events| {
-        turn = events;
-        turn.iter().any(|e| matches!(e, Ev::Data { .. }))
-    });
+    let turn = turn_of_bytes_and_fin(&mut h, &mut peer);
     assert!(
         turn.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn)),
         "[{}] the end in the turn of the bytes: {turn:?}",
