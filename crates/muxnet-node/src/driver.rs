@@ -108,6 +108,9 @@ pub struct State {
     /// The earliest time for the next look at the sockets (see `look_first`).
     #[cfg(unix)]
     next_look: Instant,
+    /// What a look costs, as `look_first` counts it.
+    #[cfg(unix)]
+    look_cost: Duration,
     /// JavaScript has requests for libuv's pending queue (see [`PENDING_PHASE`]).
     pending_asked: bool,
     /// The rounds of it left after this turn's poll phase (see [`pending_rounds`]).
@@ -215,6 +218,8 @@ impl State {
             turn_asked: false,
             #[cfg(unix)]
             next_look: Instant::now(),
+            #[cfg(unix)]
+            look_cost: Duration::MAX,
             pending_asked: false,
             rounds_left: PENDING_ROUNDS,
             given: Holds::default(),
@@ -574,7 +579,11 @@ impl State {
             return;
         }
         let ready = self.reactor.ready_now();
-        self.next_look = start + start.elapsed() * LOOK_SPACING;
+        // A look the thread was preempted in (or came back cold to) took
+        // tens of times its cost, and the next one came hundreds of turns
+        // late on a loaded machine: a cost rises at most twofold a look.
+        self.look_cost = start.elapsed().min(self.look_cost.saturating_mul(2));
+        self.next_look = start + self.look_cost * LOOK_SPACING;
         if ready {
             waiter.finish_waits();
         }
