@@ -5,6 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import nodeNet from 'node:net';
@@ -52,17 +54,24 @@ async function finThenReset(net: Net, backend?: string): Promise<string[]> {
 /**
  * As `finThenReset`, with the FIN and the RST arriving while the server's
  * loop is busy, so one batch holds both: the peer is another process (this
- * one's loop is blocked), ending 50 ms after its first bytes and resetting
- * 10 ms after that, inside the server's 150 ms of busy loop.
+ * one's loop is blocked), told by a file that the server's loop is busy;
+ * it ends, resets once its FIN is out and says so by another file, which
+ * ends the busy loop. (Fixed delays mixed the order on a loaded machine.)
  */
 async function finAndResetTogether(net: Net, backend?: string, lastBytes = false): Promise<string[]> {
   const events: string[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'muxnet-fin-rst-'));
+  const [busy, sent] = [path.join(dir, 'busy'), path.join(dir, 'sent')];
   const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
     s.once('data', () => {
       s.write(Buffer.alloc(8 << 20, 1));
       setTimeout(() => {
-        const until = Date.now() + 150;
-        while (Date.now() < until);
+        fs.writeFileSync(busy, '');
+        const until = Date.now() + 10_000;
+        while (!fs.existsSync(sent) && Date.now() < until);
+        // The RST's way through loopback may wait for the kernel's softirq thread.
+        const settle = Date.now() + 20;
+        while (Date.now() < settle);
       }, 20);
       s.on('data', (d) => events.push(`data ${d}`));
     });
@@ -72,14 +81,20 @@ async function finAndResetTogether(net: Net, backend?: string, lastBytes = false
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const peer = `const c = require('net').connect(${(server.address() as nodeNet.AddressInfo).port}, '127.0.0.1', () => {
+  const peer = `const fs = require('fs');
+  const c = require('net').connect(${(server.address() as nodeNet.AddressInfo).port}, '127.0.0.1', () => {
     c.pause(); c.write('hi');
-    setTimeout(() => { ${lastBytes ? "c.write('more'); " : ''}c.end(); setTimeout(() => c.resetAndDestroy(), 10); }, 50);
+    const wait = setInterval(() => {
+      if (!fs.existsSync(${JSON.stringify(busy)})) return;
+      clearInterval(wait);
+      ${lastBytes ? "c.write('more'); " : ''}c.end(() => { c.resetAndDestroy(); fs.writeFileSync(${JSON.stringify(sent)}, ''); });
+    }, 2);
   }); c.on('error', () => {});`;
   const child = spawn(process.execPath, ['-e', peer], { stdio: 'ignore' });
   await once(child, 'exit');
   await waitFor(() => events.some((e) => e.startsWith('close')), "the server socket's close");
   await new Promise((resolve) => server.close(resolve));
+  fs.rmSync(dir, { recursive: true });
   return events;
 }
 
