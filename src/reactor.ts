@@ -50,7 +50,8 @@ export interface Handle {
   [kOnAcceptError]?(errno: number): void;
   [kOnConnect]?(): void;
   [kOnData]?(chunk: Buffer): void;
-  [kOnEnd]?(): void;
+  /** The peer's FIN; `hungUp`: both directions were shut by then (the kernel's hang-up, or this end's FIN out). */
+  [kOnEnd]?(hungUp: boolean): void;
   [kOnDrain]?(): void;
   /** The oldest file queued by `sendFile` is sent: `sent` bytes. */
   [kOnFileSent]?(sent: number): void;
@@ -853,7 +854,7 @@ export class Reactor {
         handle[kOnClose]?.(records[at + RECORD_A], records[at + RECORD_B] === 1 ? 'write' : 'read');
         break;
       case EVENT_END:
-        handle[kOnEnd]?.();
+        handle[kOnEnd]?.(records[at + RECORD_A] === 1);
         break;
       case EVENT_DRAIN:
         handle[kOnDrain]?.();

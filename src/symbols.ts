@@ -58,7 +58,6 @@ export const kErrorWait = Symbol('errorWait');
 export const kFailedHandle = Symbol('failedHandle');
 export const kFetchAddresses = Symbol('fetchAddresses');
 export const kFinishWrite = Symbol('finishWrite');
-export const kFinSent = Symbol('finSent');
 export const kFlush = Symbol('flush');
 export const kFromBound = Symbol('fromBound');
 export const kGeneration = Symbol('generation');

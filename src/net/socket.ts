@@ -25,7 +25,7 @@ import {
   kApplyKeepAlive, kAttemptFailed, kAttempted, kAttempts, kBackendName, kBind, kBlockList, kBusyEnd, kConnectAgain,
   kConnectPath, kConnectingFlag, kConnects, kCountedBy, kDataBatch, kDeliver, kDeliverQueued, kDial, kDialAgain,
   kDispatched, kEndDeferred, kEndedByPeer, kEofPending, kErrorDeferred, kErrorWait, kFailedHandle,
-  kFetchAddresses, kFinishWrite, kFinSent, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
+  kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
@@ -183,12 +183,12 @@ const LIBUV_IOV_MAX = 1024;
 /** node:net of Node 21.0 through 24.22 (seen on each major and 22's minors), not 20.20's: see `_final`. */
 const END_FINISHES_UNCONNECTED = nodeFrom([21, 0]);
 /**
- * Both directions shut (this end's FIN out and the peer's in, or the peer's reset), the kernel
- * says hang-up (POLLHUP), and libuv before 1.52 takes the EOF in the read callback of the bytes
- * before it; libuv#4997 (1.52, Node 24) reads on as for any other input, so the EOF comes a loop
- * turn later, or never, a reset read first. So bytes, the peer's FIN and then its reset in one
- * batch, a write queued: node:net of Node 20.20 through 23.11 emits 'end' before the write's
- * error, 24.22's does not (see `onClose`).
+ * Both directions shut (this end's FIN out and the peer's in, a Unix-domain peer closed, or the
+ * peer's reset), the kernel says hang-up (POLLHUP), and libuv before 1.52 takes the EOF in the
+ * read callback of the bytes before it; libuv#4997 (1.52, Node 24) reads on as for any other
+ * input, so the EOF comes a loop turn later, or never, a reset read first. So bytes, the peer's
+ * FIN and then its reset in one batch, a write queued: node:net of Node 20.20 through 23.11 emits
+ * 'end' before the write's error, 24.22's does not (see `onClose`).
  */
 const HANG_UP_ENDS_WITH_BYTES = !uvFrom(52);
 /**
@@ -294,8 +294,6 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kDataBatch] = -1;
   /** The FIN came with bytes in one batch: `onEnd` waits for the next turn's read. */
   private [kEndDeferred] = false;
-  /** This end's FIN went out (`_final`): the peer's makes a hang-up (see `HANG_UP_ENDS_WITH_BYTES`). */
-  private [kFinSent] = false;
   /** The peer ended a socket that is not half-open: writes fail with EPIPE. */
   private [kEndedByPeer] = false;
   private [kAttempts]: Attempts | undefined;
@@ -1026,7 +1024,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kRemote] = this[kLocal] = null;
     this[kPeerKept] = this[kPeerBeforeFin] = false;
     this[kHandleClosed] = false;
-    this[kPeerFin] = this[kFinSent] = false;
+    this[kPeerFin] = false;
     this[kEndedByPeer] = false;
     this[kNativePaused] = false;
     this[kUnread] = undefined;
@@ -1570,7 +1568,6 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       const r = this[kReactor]!.native.shutdown(this[kToken]);
       // As node:net: a peer already gone (ENOTCONN) is a finished shutdown.
       if (r < 0) return cb(-r === uvErrno('ENOTCONN') ? null : systemError(-r, 'shutdown'));
-      this[kFinSent] = true;
       cb();
     });
   }
@@ -1751,17 +1748,17 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
   }
 
-  /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. */
-  [kOnEnd](): void {
+  /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. `hungUp`: see `Handle`. */
+  [kOnEnd](hungUp = false): void {
     if (this[kStalled] !== undefined) return void (this[kStalledEof] = true);
     // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
     this[kTouch]();
     const reactor = this[kReactor]!;
-    if (this[kDataBatch] === reactor.batches && !(this[kFinSent] && HANG_UP_ENDS_WITH_BYTES)) {
+    if (this[kDataBatch] === reactor.batches && !(hungUp && HANG_UP_ENDS_WITH_BYTES)) {
       // Bytes came in this batch too (mio reads on to the EOF). libuv sees the EOF a loop
       // turn after a short read: what their listeners queue (ticks, immediates) runs before
       // 'end' — node:http takes an 'end' before its reply is out for an aborted request.
-      // (Not after this end's FIN on an older libuv: see `HANG_UP_ENDS_WITH_BYTES`.)
+      // (Not in a hang-up on an older libuv: see `HANG_UP_ENDS_WITH_BYTES`.)
       this[kDataBatch] = -1;
       this[kEndDeferred] = true;
       return void reactor.nextTurnRead(() => {

@@ -1230,6 +1230,47 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a review (2026-12-07): a Unix-domain peer that closed, or a peer's reset behind its
+  // FIN, is a hang-up too (both directions shut): on Node 20 and 22 node:net says 'end' with the
+  // bytes, and a write from an immediate fails in its callback alone; the drop-in keyed the
+  // hang-up on its own FIN, said 'end' a turn later, and the write met EPIPE first: an 'error',
+  // and no 'end'. (Not select: it tells no hang-up, see README, Backends.)
+  const closedPeer = uvFrom(52) ? 'data,immediate,write EPIPE,error EPIPE,close' : 'data,end,immediate,write EPIPE,close';
+  it.skipIf(which === 'select').each(['a Unix-domain peer that closed', "a peer's reset behind its FIN"])(
+    `bytes then %s, read by a resumed socket: ${closedPeer}`,
+    async (peerMove) => {
+      const unix = peerMove.startsWith('a Unix');
+      const log: string[] = [];
+      let accepted: nodeNet.Socket | undefined;
+      // Not read till the peer is gone: one read finds the bytes, the FIN and the hang-up.
+      const server = net.createServer({ pauseOnConnect: true, ...backend } as nodeNet.ServerOpts, (s) => {
+        accepted = s;
+        s.on('data', () => {
+          log.push('data');
+          setImmediate(() => {
+            log.push('immediate');
+            s.write('x', (err) => log.push(`write ${(err as NodeJS.ErrnoException | null | undefined)?.code}`));
+          });
+        });
+        s.on('end', () => log.push('end'));
+        s.on('error', (err: NodeJS.ErrnoException) => log.push(`error ${err.code}`));
+        s.on('close', () => log.push('close'));
+      });
+      const at = path.join(os.tmpdir(), `muxnet-hang-up-${process.pid}-${which}`);
+      await new Promise<void>((resolve) => (unix ? server.listen(at, resolve) : server.listen(0, '127.0.0.1', resolve)));
+      const peer = unix ? nodeNet.connect(at) : nodeNet.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+      peer.on('error', () => {});
+      peer.on('connect', () => peer.end('bytes', () => (unix ? peer.destroy() : peer.resetAndDestroy())));
+      await once(peer, 'close');
+      await waitFor(() => accepted !== undefined, 'the connection');
+      accepted!.resume();
+      // (once() would reject on the 'error' of Node 24's.)
+      await waitFor(() => log.includes('close'), "the socket's close");
+      expect(log.join()).toBe(closedPeer);
+      await new Promise((resolve) => server.close(resolve));
+    },
+  );
+
   // Found by a review (2026-12-07): that 'end' came after the events of the next turn's whole
   // batch; libuv reads that FIN in the poll phase, before a socket that became ready later.
   it("an 'end' that came with its bytes comes before the bytes another socket got while the first 'data' listener ran", async () => {

@@ -66,7 +66,7 @@ fn main() {
                 Event::Message { socket, offset, len, from } => {
                     let _ = reactor.send_later(socket, &slab[offset..offset + len], Some(from));
                 }
-                Event::End { conn } => {
+                Event::End { conn, .. } => {
                     let _ = reactor.shutdown(conn);
                 }
                 Event::Drain { conn } => {

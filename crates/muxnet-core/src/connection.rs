@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use crate::backend::Token;
 use crate::file::{self, Source};
+use crate::reactor::Event;
 use crate::socket::Stream;
 #[cfg(target_os = "linux")]
 use crate::splice::KernelPipe;
@@ -299,6 +300,8 @@ pub(crate) struct Connection {
     /// Held, its peer ended its input (a FIN, a hang-up, a reset after its
     /// FIN): the rest waits unread in the kernel, its errors unwatched.
     pub peer_ended: bool,
+    /// The backend told of a hang-up (see `Readiness::hung_up`).
+    pub hung_up: bool,
 }
 
 /// A connection's rarely used state.
@@ -333,6 +336,11 @@ impl Connection {
     /// An outgoing connection, its connect under way.
     pub fn connecting() -> Connection {
         Connection { connecting: true, ..Connection::default() }
+    }
+
+    /// The peer's end, read: a hang-up if both directions are shut.
+    pub fn end_event(&self, token: Token) -> Event {
+        Event::End { conn: token, hung_up: self.hung_up || self.write_closed }
     }
 
     fn extra(&mut self) -> &mut Extra {

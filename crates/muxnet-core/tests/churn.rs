@@ -79,7 +79,7 @@ fn churn(kind: BackendKind) {
                         );
                         let _ = h.r.write(conn, &data);
                     }
-                    Ev::End { conn } => {
+                    Ev::End { conn, .. } => {
                         let _ = h.r.shutdown(conn);
                     }
                     Ev::Close { conn, .. } => {
@@ -109,7 +109,7 @@ fn churn(kind: BackendKind) {
     drop(leaving);
     h.until("every connection closed", |r, events| {
         for e in events {
-            if let Ev::End { conn } = e {
+            if let Ev::End { conn, .. } = e {
                 let _ = r.shutdown(conn);
             }
         }

@@ -46,7 +46,7 @@ fn connect_both_ways(kind: BackendKind) {
         seen.extend(events);
         !seen.is_empty()
     });
-    assert!(matches!(seen.as_slice(), [Ev::End { conn: c }] if *c == conn), "{seen:?}");
+    assert!(matches!(seen.as_slice(), [Ev::End { conn: c, .. }] if *c == conn), "{seen:?}");
     h.r.shutdown(conn).unwrap();
     let seen = until_closed(&mut h, conn);
     assert!(matches!(seen.as_slice(), [Ev::Close { error: None, .. }]), "{seen:?}");

@@ -65,7 +65,7 @@ fn echo_round_trip(kind: BackendKind) {
                     r.write(conn, &data).unwrap();
                 }
                 Ev::Drain { conn } => assert!(accepted.contains(&conn)),
-                Ev::End { conn } => {
+                Ev::End { conn, .. } => {
                     assert!(ended.insert(conn), "{conn:?} ended twice");
                     r.shutdown(conn).unwrap();
                 }

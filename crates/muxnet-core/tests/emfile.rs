@@ -141,7 +141,7 @@ fn a_sent_file_frees_an_fd_for_accept(kind: BackendKind) {
                     assert_eq!(error.raw_os_error(), Some(libc::EMFILE), "{error}")
                 }
                 // The reader leaves once it has the file.
-                Ev::End { conn: c } if c == conn => {}
+                Ev::End { conn: c, .. } if c == conn => {}
                 other => panic!("unexpected {other:?}"),
             }
         }

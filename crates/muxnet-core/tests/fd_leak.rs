@@ -80,7 +80,7 @@ fn no_fd_leak(kind: BackendKind) {
         h.until(&format!("batch {batch}: every connection closed"), |r, events| {
             for e in events {
                 match e {
-                    Ev::End { conn } => {
+                    Ev::End { conn, .. } => {
                         if shut.insert(conn) {
                             r.shutdown(conn).unwrap();
                         }

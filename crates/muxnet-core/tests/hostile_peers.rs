@@ -79,7 +79,7 @@ fn close_of(h: &mut Harness, conn: muxnet_core::Token) -> (Option<i32>, bool) {
         for e in events {
             match e {
                 Ev::Close { conn: c, error, sending } if c == conn => closed = Some((error.and_then(|e| e.raw_os_error()), sending)),
-                Ev::End { conn: c } if c == conn => {}
+                Ev::End { conn: c, .. } if c == conn => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -94,7 +94,7 @@ fn close_of(h: &mut Harness, conn: muxnet_core::Token) -> (Option<i32>, bool) {
 fn fin_then_rst_with_bytes_queued(kind: BackendKind) {
     let (mut h, peer, conn) = queued_conn(kind);
     peer.shutdown(Shutdown::Write).unwrap();
-    h.until("the end", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn: c } if *c == conn)));
+    h.until("the end", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn: c, .. } if *c == conn)));
     SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
     drop(peer);
     let (errno, sending) = close_of(&mut h, conn);

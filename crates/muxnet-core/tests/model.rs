@@ -873,7 +873,7 @@ impl Model {
         self.turns += 1;
         let events = self.h.turn(timeout);
         self.closing_in_batch = events.iter().filter_map(|e| if let Ev::Close { conn, .. } = e { Some(*conn) } else { None }).collect();
-        self.ending_in_batch = events.iter().filter_map(|e| if let Ev::End { conn } = e { Some(*conn) } else { None }).collect();
+        self.ending_in_batch = events.iter().filter_map(|e| if let Ev::End { conn, .. } = e { Some(*conn) } else { None }).collect();
         for e in events {
             self.on_event(e);
             if !self.winding_down && self.rng.chance(5) {
@@ -911,7 +911,7 @@ impl Model {
                 let Some(s) = self.side_of(conn, &e) else { return };
                 self.on_data(s, data);
             }
-            Ev::End { conn } => {
+            Ev::End { conn, .. } => {
                 self.ending_in_batch.remove(&conn);
                 let Some(s) = self.side_of(conn, &e) else {
                     // Closed by the owner later in the turn that read this

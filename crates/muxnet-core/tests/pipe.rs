@@ -375,7 +375,7 @@ fn half_close_and_reset(kind: BackendKind, splice: bool) {
     });
     let mut ended = false;
     h.until("a's end", |_, events| {
-        ended |= events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a));
+        ended |= events.iter().any(|e| matches!(e, Ev::End { conn, .. } if *conn == a));
         ended && writer.done() && reading.done()
     });
     writer.join();
@@ -394,7 +394,7 @@ fn half_close_and_reset(kind: BackendKind, splice: bool) {
         for e in events {
             match e {
                 Ev::Close { conn, error, .. } => closes.push((conn, error.is_none())),
-                Ev::End { conn } => assert_eq!(conn, b),
+                Ev::End { conn, .. } => assert_eq!(conn, b),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -553,7 +553,7 @@ fn pipe_passes_a_fin_without_a_drain_for_the_owner(kind: BackendKind) {
         // megabytes; spliced, a is held until b takes the pipe's bytes.
         h.until("a's end, or bytes held for b", |r, e| {
             events.extend(e);
-            let ended = events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a));
+            let ended = events.iter().any(|e| matches!(e, Ev::End { conn, .. } if *conn == a));
             if splice {
                 r.queued(b).unwrap() > 0
             } else {
@@ -603,7 +603,7 @@ fn pipe_lets_the_owner_end_a_side_the_pipe_ended(kind: BackendKind) {
         h.until("both closed", |r, events| {
             for e in events {
                 match e {
-                    Ev::End { conn } => {
+                    Ev::End { conn, .. } => {
                         let partner = if conn == a { b } else { a };
                         if let Err(e) = r.shutdown(partner) {
                             panic!("ending the partner of {conn:?}, which ended: {e}");
@@ -633,7 +633,7 @@ fn ended_before_the_join(h: &mut Harness, words: &[u8]) -> (Token, Token, TcpStr
         for e in events {
             match e {
                 Ev::Data { conn, data } if conn == c[0] => said.extend(data),
-                Ev::End { conn } if conn == c[0] => return true,
+                Ev::End { conn, .. } if conn == c[0] => return true,
                 other => panic!("unexpected event: {other:?}"),
             }
         }

@@ -124,7 +124,7 @@ fn pipe_sender_fins_then_resets_with_bytes_held(kind: BackendKind) {
         h.until("a's peer's FIN acknowledged", |_, events| {
             for e in events {
                 match e {
-                    Ev::End { conn } if conn == a => ended = true,
+                    Ev::End { conn, .. } if conn == a => ended = true,
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -146,7 +146,7 @@ fn pipe_sender_fins_then_resets_with_bytes_held(kind: BackendKind) {
         h.until("b's peer reads everything and the end", |_, events| {
             for e in events {
                 match e {
-                    Ev::End { conn } if conn == a => ended = true,
+                    Ev::End { conn, .. } if conn == a => ended = true,
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -226,7 +226,7 @@ fn pipe_held_side_resets_after_the_other_way_ended(kind: BackendKind) {
         let (a_peer, a, mut b_peer, b) = piped_pair(&mut h);
         SockRef::from(&a_peer).set_recv_buffer_size(64 << 10).unwrap();
         a_peer.shutdown(Shutdown::Write).unwrap();
-        h.until("a's end passed on", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn } if *conn == a)));
+        h.until("a's end passed on", |_, events| events.iter().any(|e| matches!(e, Ev::End { conn, .. } if *conn == a)));
         b_peer.set_nonblocking(true).unwrap();
         hold(&mut h, &mut b_peer, b, a, 26, 64 << 10);
         SockRef::from(&b_peer).set_linger(Some(Duration::ZERO)).unwrap();
@@ -334,9 +334,9 @@ fn pipe_held_unix_side_hangs_up(kind: BackendKind) {
     h.until("b's peer reads everything and the end", |_, events| {
         for e in events {
             match e {
-                Ev::End { conn } if conn == a => ended = true,
+                Ev::End { conn, .. } if conn == a => ended = true,
                 // b's peer, done reading, goes: b ends, the pair closes in order.
-                Ev::End { conn } if conn == b => {}
+                Ev::End { conn, .. } if conn == b => {}
                 Ev::Close { conn, error: None, .. } if conn == a || conn == b => {}
                 other => panic!("unexpected {other:?}"),
             }

@@ -99,7 +99,7 @@ pub fn encode(events: &[Event], turn_error: Option<io::Error>, words: &mut Vec<i
             Event::AcceptError { listener, error } => record(EVENT_ACCEPT_ERROR, Some(*listener), errno_of(error), 0, 0, 0),
             Event::Connect { conn } => record(EVENT_CONNECT, Some(*conn), 0, 0, 0, 0),
             Event::Data { conn, offset, len } => record(EVENT_DATA, Some(*conn), *offset as i32, *len as i32, 0, 0),
-            Event::End { conn } => record(EVENT_END, Some(*conn), 0, 0, 0, 0),
+            Event::End { conn, hung_up } => record(EVENT_END, Some(*conn), *hung_up as i32, 0, 0, 0),
             Event::Drain { conn } => record(EVENT_DRAIN, Some(*conn), 0, 0, 0, 0),
             Event::FileSent { conn, sent } => record(EVENT_FILE_SENT, Some(*conn), *sent as u32 as i32, (*sent >> 32) as i32, 0, 0),
             Event::Close { conn, error, sending } => {

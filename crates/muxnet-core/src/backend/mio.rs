@@ -90,6 +90,7 @@ fn poll_into(poll: &Mutex<mio::Poll>, events: &mut mio::Events, out: &mut Vec<Re
         error: e.is_error(),
         hup: e.is_read_closed() || e.is_priority(),
         ended: e.is_read_closed(),
+        hung_up: e.is_read_closed() && e.is_write_closed(),
     }));
     Ok(())
 }

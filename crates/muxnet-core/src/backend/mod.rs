@@ -65,6 +65,10 @@ pub struct Readiness {
     /// data: a socket watched only for its errors tells its peer's end
     /// from a byte sent out of band.
     pub ended: bool,
+    /// Both directions are shut, the kernel's hang-up (`POLLHUP`): a
+    /// Unix-domain peer closed, a reset, or both FINs. mio: both its read
+    /// and write closed; poll: `POLLHUP`; select: never.
+    pub hung_up: bool,
 }
 
 /// Interrupts a blocked [`Backend::wait`] from any thread.

@@ -140,6 +140,7 @@ impl Backend for PollBackend {
                 error,
                 hup: r & (libc::POLLHUP | RDHUP) != 0,
                 ended: r & libc::POLLHUP != 0,
+                hung_up: r & libc::POLLHUP != 0,
             });
         }
         Ok(())

@@ -126,7 +126,7 @@ impl Backend for SelectBackend {
             if readable || writable {
                 // select folds errors into readability; the reactor finds
                 // them when it reads or checks SO_ERROR.
-                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false, ended: false });
+                out.push(Readiness { token: e.token, readable, writable, error: false, hup: false, ended: false, hung_up: false });
             }
         }
         Ok(())

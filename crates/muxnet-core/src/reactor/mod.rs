@@ -149,9 +149,13 @@ pub enum Event {
         offset: usize,
         len: usize,
     },
-    /// The peer sent FIN; the connection may still write.
+    /// The peer sent FIN; the connection may still write. `hung_up`: both
+    /// directions were shut by then (see [`Readiness::hung_up`]; or our
+    /// FIN had gone out), where libuv before 1.52 reports the end in the
+    /// read of the bytes before it, not a loop turn later.
     End {
         conn: Token,
+        hung_up: bool,
     },
     /// The write queue drained after a write had to be queued.
     Drain {
@@ -710,7 +714,7 @@ impl Reactor {
         // low slots would fill the slab turn after turn while a socket in a
         // high slot waits (the tail latency of many 16 KiB echoes).
         let fresh = ready.len();
-        let carried = |token| Readiness { token, readable: true, writable: false, error: false, hup: true, ended: false };
+        let carried = |token| Readiness { token, readable: true, writable: false, error: false, hup: true, ended: false, hung_up: false };
         ready.extend(self.carry.drain(..).map(carried));
         let waited = ready.len() - fresh;
         ready.rotate_right(waited);
@@ -722,6 +726,7 @@ impl Reactor {
             error: false,
             hup: false,
             ended: false,
+            hung_up: false,
         }));
         // One dispatch per socket per turn, in its first place, so none
         // reads past its budget: a carried socket is reported again by
@@ -847,6 +852,7 @@ fn merge_repeats(ready: &mut Vec<Readiness>, ranked: &mut Vec<(usize, Readiness)
         kept.error |= later.error;
         kept.hup |= later.hup;
         kept.ended |= later.ended;
+        kept.hung_up |= later.hung_up;
         true
     });
     ranked.sort_unstable_by_key(|&(pos, _)| pos);

@@ -143,7 +143,7 @@ impl Reactor {
             let n = match read {
                 Ok(0) => {
                     conn.read_closed = true;
-                    events.push(Event::End { conn: from });
+                    events.push(conn.end_event(from));
                     self.sync_interest(from)?;
                     // The partner's FIN follows the bytes queued for it.
                     return self.relay_shutdown(to).map(|()| ReadEnd::Drained);

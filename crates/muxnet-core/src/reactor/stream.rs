@@ -363,6 +363,7 @@ impl Reactor {
         }
         // A watched pipe's readiness comes as the connection's: a flush asks it.
         let watching = conn.watching();
+        conn.hung_up |= r.hung_up;
         if conn.connecting {
             if !r.writable && !r.readable && !r.error {
                 return Ok(());
@@ -544,7 +545,7 @@ impl Reactor {
             match read {
                 Ok(0) => {
                     conn.read_closed = true;
-                    events.push(Event::End { conn: token });
+                    events.push(conn.end_event(token));
                     self.sync_interest(token)?;
                     return Ok(ReadEnd::Drained);
                 }

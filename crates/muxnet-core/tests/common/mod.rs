@@ -43,7 +43,7 @@ pub enum Ev {
     AcceptError { listener: Token, error: io::Error },
     Connect { conn: Token },
     Data { conn: Token, data: Vec<u8> },
-    End { conn: Token },
+    End { conn: Token, hung_up: bool },
     Drain { conn: Token },
     FileSent { conn: Token, sent: u64 },
     Close { conn: Token, error: Option<io::Error>, sending: bool },
@@ -57,7 +57,7 @@ impl Ev {
         match *self {
             Ev::Accept { conn, .. } => conn,
             Ev::AcceptError { listener, .. } => listener,
-            Ev::Connect { conn } | Ev::Data { conn, .. } | Ev::End { conn } | Ev::Drain { conn } | Ev::Close { conn, .. } => conn,
+            Ev::Connect { conn } | Ev::Data { conn, .. } | Ev::End { conn, .. } | Ev::Drain { conn } | Ev::Close { conn, .. } => conn,
             Ev::FileSent { conn, .. } => conn,
             Ev::Message { socket, .. } | Ev::ReceiveError { socket, .. } => socket,
         }
@@ -111,7 +111,7 @@ impl Harness {
                     assert!(len > 0 && offset + len <= end, "Data outside the filled slab: {offset}+{len} > {end}");
                     Ev::Data { conn, data: slab[offset..offset + len].to_vec() }
                 }
-                Event::End { conn } => Ev::End { conn },
+                Event::End { conn, hung_up } => Ev::End { conn, hung_up },
                 Event::Drain { conn } => Ev::Drain { conn },
                 Event::FileSent { conn, sent } => Ev::FileSent { conn, sent },
                 Event::Close { conn, error, sending } => Ev::Close { conn, error, sending },
@@ -200,7 +200,7 @@ impl Harness {
             for e in events {
                 match e {
                     Ev::Data { conn: c, data } if c == conn && !ended => got.extend(data),
-                    Ev::End { conn: c } if c == conn => ended = true,
+                    Ev::End { conn: c, .. } if c == conn => ended = true,
                     other => panic!("unexpected {other:?} while reading {conn:?} to its end ({got:?} so far)"),
                 }
             }
@@ -228,6 +228,15 @@ impl Harness {
 }
 
 /// A blocking std client with timeouts.
+/// A harness listening on loopback, one peer connected and accepted.
+pub fn accepted(kind: BackendKind) -> (Harness, TcpStream, Token) {
+    let mut h = Harness::new(kind);
+    let (_, addr) = h.listen("127.0.0.1:0");
+    let peer = client(addr);
+    let conn = h.accept(1)[0];
+    (h, peer, conn)
+}
+
 pub fn client(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     set_timeouts(&s);
