@@ -722,16 +722,17 @@ export class Reactor {
 
   /**
    * Whether the batch being dispatched holds bytes, an end or a close for
-   * `token`: read from the kernel already, and not taken yet if its record
-   * comes after the one being handled. Scanned only when asked (a socket
-   * about to move to another thread), so the loop pays nothing for it.
+   * `token` (`bytes`: bytes alone): read from the kernel already, and not
+   * taken yet if its record comes after the one being handled. Scanned only
+   * when asked (a socket about to move to another thread, or closed), so
+   * the loop pays nothing for it.
    */
-  delivering(token: number): boolean {
+  delivering(token: number, bytes = false): boolean {
     const records = this.batchRecords;
     if (records === undefined) return false;
     for (let i = this.batchAt + 1, at = i * RECORD_WORDS; i < this.batchCount; i++, at += RECORD_WORDS) {
       const kind = records[at + RECORD_KIND];
-      if ((kind === EVENT_DATA || kind === EVENT_END || kind === EVENT_CLOSE) && tokenOf(records[at + RECORD_TOKEN_INDEX], records[at + RECORD_TOKEN_GENERATION]) === token) return true;
+      if ((kind === EVENT_DATA || (!bytes && (kind === EVENT_END || kind === EVENT_CLOSE))) && tokenOf(records[at + RECORD_TOKEN_INDEX], records[at + RECORD_TOKEN_GENERATION]) === token) return true;
     }
     return false;
   }

@@ -28,7 +28,7 @@ import {
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
-  kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
+  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
@@ -350,6 +350,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private readonly [kBlockList]: BlockList | undefined;
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private [kUnread]: Buffer | undefined;
+  /** Bytes of the reactor's read behind the piece being handed out (see `[kOnData]`). */
+  private [kReadAhead] = 0;
   private [kEofPending] = false;
   /** onread: a deliver() queued for the next tick (by resume(), or a callback that threw). */
   private [kDeliverQueued] = false;
@@ -1589,8 +1591,14 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
     this[kGiven]?.release();
     this[kGiven] = undefined;
-    if (this[kToken] >= 0) this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose]);
-    else this[kKeepAlive].release();
+    if (this[kToken] >= 0) {
+      // Bytes the reactor read that nobody took (later in this batch, or held for a reader that
+      // stopped) are in the kernel for node:net: closed over, they reset the connection.
+      // (Not Unix-domain: it has no reset to send; node:net's peer hears ECONNRESET there, this
+      // one's an EOF.)
+      const unread = !this[kUnixDomain] && ((this[kStalled]?.length ?? 0) > 0 || this[kReadAhead] > 0 || this[kReactor]!.delivering(this[kToken], true));
+      this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose] || unread);
+    } else this[kKeepAlive].release();
     this[kToken] = -1;
     this[kResetOnClose] = false;
     // onread: what was read and not yet handed over is dropped, as the kernel drops it; so is what a throwing 'connect' listener left unread.
@@ -1601,7 +1609,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kStalledError] = undefined;
     // Its wrapper goes with it: connected again, it is plain TCP.
     this[kStreamWrap] = undefined;
-    this[kErrorDeferred] = false;
+    this[kErrorDeferred] = this[kEndDeferred] = false;
     this[kCountedBy]?.[kSocketClosed]();
     this[kCountedBy] = undefined;
     const pending = this[kPendingWrite];
@@ -1705,10 +1713,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
+      this[kReadAhead] = chunk.length - at - piece.length;
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
         if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
       } catch (err) {
+        this[kReadAhead] = 0;
         const rest = chunk.subarray(at + NODE_READ_SIZE);
         this[kHoldBack](rest.length > 0 ? [heldCopy(rest)] : []);
         throw err;
@@ -1723,6 +1733,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kSyncLeanReads]();
       break;
     }
+    this[kReadAhead] = 0;
   }
 
   /**
@@ -1738,14 +1749,17 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       }
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
+      this[kReadAhead] = chunk.length - at - piece.length;
       try {
         // (Node's JSStream copies it before readBuffer() returns: no copy of our own.)
         wrap.read(piece);
       } catch (err) {
+        this[kReadAhead] = 0;
         if (at + NODE_READ_SIZE < chunk.length) this[kHoldBack]([heldCopy(chunk.subarray(at + NODE_READ_SIZE))]);
         throw err;
       }
     }
+    this[kReadAhead] = 0;
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. `hungUp`: see `Handle`. */
@@ -1761,7 +1775,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // (Not in a hang-up on an older libuv: see `HANG_UP_ENDS_WITH_BYTES`.)
       this[kDataBatch] = -1;
       this[kEndDeferred] = true;
+      const connect = this[kConnects];
       return void reactor.nextTurnRead(() => {
+        // Destroyed and connected again since: the end was the old connection's.
+        if (connect !== this[kConnects]) return;
         this[kEndDeferred] = false;
         if (!this.destroyed) this[kOnEnd]();
       }, this[kScope]);
@@ -1856,10 +1873,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     }
     const wait = this[kErrorWait](syscall);
     if (wait === undefined) return fail();
-    // node:net's handle is there till then; destroyed meanwhile, nothing is left to report.
+    // node:net's handle is there till then; destroyed meanwhile (and maybe connected again),
+    // nothing is left to report.
     this[kErrorDeferred] = true;
+    const connect = this[kConnects];
     wait(() => {
-      if (!this[kErrorDeferred]) return;
+      if (!this[kErrorDeferred] || connect !== this[kConnects]) return;
       this[kErrorDeferred] = false;
       fail();
     });

@@ -1230,6 +1230,34 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     server.close();
   });
 
+  // Found by a hunt (2026-12-07): a socket destroyed while its 'end' waited for the next turn's
+  // read, and connected again from 'close' (or an immediate), got that old 'end' on its new
+  // connection: a bogus 'end', and the new bytes lost (5 of 5 runs on mio and poll).
+  it.each(["'close'", 'an immediate'])("connected again from %s after bytes and FIN came together: the new connection's bytes, no old 'end'", async (from) => {
+    const first = net.createServer(backend as nodeNet.ServerOpts, (s) => s.end('hello'));
+    const second = net.createServer(backend as nodeNet.ServerOpts, (s) => s.write('second'));
+    for (const server of [first, second]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const portOf = (server: nodeNet.Server) => (server.address() as nodeNet.AddressInfo).port;
+    const log: string[] = [];
+    const c = net.connect({ port: portOf(first), host: '127.0.0.1', ...backend });
+    c.on('data', (d) => {
+      log.push(`data ${d}`);
+      if (log.length > 1) return;
+      const again = () => c.connect(portOf(second), '127.0.0.1');
+      if (from === "'close'") c.once('close', again);
+      setImmediate(() => {
+        c.destroy();
+        if (from === 'an immediate') again();
+      });
+    });
+    c.on('end', () => log.push('end'));
+    c.on('error', (err: NodeJS.ErrnoException) => log.push(`error ${err.code}`));
+    await waitFor(() => log.some((e) => e === 'data second' || e.startsWith('error')), 'the bytes of the new connection');
+    expect(log).toEqual(['data hello', 'data second']);
+    c.destroy();
+    for (const server of [first, second]) await new Promise((resolve) => server.close(resolve));
+  });
+
   // Found by a review (2026-12-07): a Unix-domain peer that closed, or a peer's reset behind its
   // FIN, is a hang-up too (both directions shut): on Node 20 and 22 node:net says 'end' with the
   // bytes, and a write from an immediate fails in its callback alone; the drop-in keyed the

@@ -484,6 +484,40 @@ describe.each(IMPLS)('%s with many sockets', (_name, net, backend) => {
   });
 });
 
+// Found by a hunt (2026-12-07): the drop-in closed with a FIN over bytes its reactor had read
+// and nobody took, where node:net's close finds them in the kernel and resets the connection
+// (50 of 50 peers heard an EOF for node:net's ECONNRESET). A peer told its bytes were unread.
+describe.each(IMPLS)('%s destroying a socket over bytes nobody took', (_name, net, backend) => {
+  /** Clients of a server on `net` send at once (for its own 64 KiB, one client 100 000 bytes): what the destroyed socket's peer hears. */
+  async function destroyedOverBytes(move: 'another socket of the batch' | 'its own first 64 KiB'): Promise<string> {
+    const self = move === 'its own first 64 KiB';
+    const accepted: nodeNet.Socket[] = [];
+    const server = net.createServer({ backend } as nodeNet.ServerOpts, (s) => {
+      accepted.push(s);
+      s.once('data', () => (self ? s : accepted.find((other) => other !== s))?.destroy());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const clients = await Promise.all((self ? [0] : [0, 1]).map(() => netConnect((server.address() as nodeNet.AddressInfo).port)));
+    await waitFor(() => accepted.length === clients.length, 'the connections');
+    const heard: string[] = [];
+    for (const c of clients) {
+      c.on('error', (err: NodeJS.ErrnoException) => heard.push(err.code ?? 'error'));
+      c.on('end', () => heard.push('EOF'));
+    }
+    // In one tick: the kernel holds them all before the server's loop reads.
+    for (const c of clients) c.write(self ? Buffer.alloc(100_000) : 'bytes');
+    await waitFor(() => heard.length > 0, 'what the peer hears');
+    for (const c of clients) c.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    return heard.join();
+  }
+
+  it.each(['another socket of the batch', 'its own first 64 KiB'] as const)("destroyed from the 'data' of %s: the peer hears ECONNRESET", async (move) => {
+    for (let i = 0; i < 3; i++) expect(await destroyedOverBytes(move)).toBe('ECONNRESET');
+  });
+});
+
 describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
   const listening = async (server: nodeNet.Server) => {
     server.listen(0, '127.0.0.1');
