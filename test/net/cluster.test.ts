@@ -26,6 +26,14 @@ async function run(impl: string, policy: string, kind: string, backend: string):
   return JSON.parse(stdout.trim().split('\n').pop()!) as Seen;
 }
 
+/**
+ * No fd left behind in any worker: no more open than once listening. (Not equal: on a loaded
+ * machine a node:net worker once had one more open at 'listening' than after, 26 then 25.)
+ */
+function expectFdsBack(seen: Seen): void {
+  for (const fds of seen.fds) expect(fds.now).toBeLessThanOrEqual(fds.listening);
+}
+
 /** Each of `count` requests answered whole, by some worker, and every worker gone by itself after the disconnect. */
 function expectServed(seen: Seen, count: number): void {
   expect(Object.values(seen.served).reduce((a, b) => a + b, 0)).toBe(count);
@@ -48,7 +56,7 @@ describe.skipIf(process.platform === 'win32')('cluster workers share sockets', (
       expect(seen.addresses[1]).toBe(seen.addresses[0]);
       expectServed(seen, 24);
       expect(Object.keys(seen.served)).toHaveLength(2);
-      for (const fds of seen.fds) expect(fds.now).toBe(fds.listening);
+      expectFdsBack(seen);
       expect(seen.exits).toEqual([0, 1].map(() => ({ code: 0, signal: null, afterDisconnect: true })));
     }, 30_000);
 
@@ -56,14 +64,14 @@ describe.skipIf(process.platform === 'win32')('cluster workers share sockets', (
       const seen = await run(impl, 'none', 'tcp', backend);
       expect(seen.addresses[1]).toBe(seen.addresses[0]);
       expectServed(seen, 24);
-      for (const fds of seen.fds) expect(fds.now).toBe(fds.listening);
+      expectFdsBack(seen);
     }, 30_000);
 
     it('UDP: one shared socket, each datagram answered once, by some worker', async () => {
       const seen = await run(impl, 'rr', 'udp', backend);
       expect(seen.addresses[1]).toBe(seen.addresses[0]);
       expectServed(seen, 60);
-      for (const fds of seen.fds) expect(fds.now).toBe(fds.listening);
+      expectFdsBack(seen);
     }, 30_000);
 
     it('a Unix-domain path, round-robin and shared', async () => {
