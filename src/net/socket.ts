@@ -361,13 +361,14 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * user's listeners added before), or after 'ready'. `[kReadArmed]`: that
    * listener is waiting; `[kReadBegun]`: it ran. A listener that throws before
    * either leaves node:net's socket never reading until asked again: what
-   * the reactor read meanwhile waits in `[kStalled]` (an EOF in `[kStalledEof]`);
+   * the reactor read meanwhile waits in `[kStalled]` (an EOF in `[kStalledEof]`:
+   * whether it came in a hang-up, see `[kOnEnd]`; undefined if none);
    * so does the rest of a reactor read past a full buffer (see onData).
    */
   private [kReadArmed] = false;
   private [kReadBegun] = false;
   private [kStalled]: Buffer[] | undefined;
-  private [kStalledEof] = false;
+  private [kStalledEof]: boolean | undefined;
   /** A reset that waits behind them (Node 20, see `RESET_AFTER_HELD_BYTES`). */
   private [kStalledError]: NodeJS.ErrnoException | undefined;
   /** The reactor reads the connection 64 KiB a turn (see `[kSyncLeanReads]`). */
@@ -1391,7 +1392,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (stalled === undefined || socket.destroyed) return;
     socket[kStalled] = undefined;
     const eof = socket[kStalledEof];
-    socket[kStalledEof] = false;
+    socket[kStalledEof] = undefined;
     for (let i = 0; i < stalled.length; i++) {
       try {
         socket[kOnData](stalled[i]);
@@ -1400,7 +1401,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
         throw err;
       }
     }
-    if (eof && !socket.destroyed) socket[kOnEnd]();
+    if (eof !== undefined && !socket.destroyed) socket[kOnEnd](eof);
     // The reset came behind them: reported once they are all out (held again if some are).
     const err = socket[kStalledError];
     if (err === undefined || socket[kStalled] !== undefined) return;
@@ -1415,10 +1416,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * ends the process) before the listener hears another byte, and no byte
    * is lost if the process lives on.
    */
-  private [kHoldBack](rest: Buffer[], eof = false): void {
+  private [kHoldBack](rest: Buffer[], eof?: boolean): void {
     if (this.destroyed) return;
     this[kStalled] = this[kStalled] === undefined ? rest : this[kStalled].concat(rest);
-    if (eof) this[kStalledEof] = true;
+    if (eof !== undefined) this[kStalledEof] = eof;
     this[kQueueRelease]();
   }
 
@@ -1605,7 +1606,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kUnread] = undefined;
     this[kEofPending] = false;
     this[kStalled] = undefined;
-    this[kStalledEof] = false;
+    this[kStalledEof] = undefined;
     this[kStalledError] = undefined;
     // Its wrapper goes with it: connected again, it is plain TCP.
     this[kStreamWrap] = undefined;
@@ -1764,7 +1765,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. `hungUp`: see `Handle`. */
   [kOnEnd](hungUp = false): void {
-    if (this[kStalled] !== undefined) return void (this[kStalledEof] = true);
+    if (this[kStalled] !== undefined) return void (this[kStalledEof] = hungUp);
     // The end of the stream is a read as any other for the idle timer (node:net refreshes it on every read callback).
     this[kTouch]();
     const reactor = this[kReactor]!;
