@@ -1393,7 +1393,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     socket[kStalled] = undefined;
     const eof = socket[kStalledEof];
     socket[kStalledEof] = undefined;
-    for (let i = 0; i < stalled.length; i++) {
+    // Destroyed (and maybe connected again) by a listener: the rest was the old connection's.
+    const connect = socket[kConnects];
+    const same = () => !socket.destroyed && socket[kConnects] === connect;
+    for (let i = 0; i < stalled.length && same(); i++) {
       try {
         socket[kOnData](stalled[i]);
       } catch (err) {
@@ -1401,7 +1404,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
         throw err;
       }
     }
-    if (eof !== undefined && !socket.destroyed) socket[kOnEnd](eof);
+    if (!same()) return;
+    if (eof !== undefined) socket[kOnEnd](eof);
     // The reset came behind them: reported once they are all out (held again if some are).
     const err = socket[kStalledError];
     if (err === undefined || socket[kStalled] !== undefined) return;
@@ -1594,10 +1598,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kGiven] = undefined;
     if (this[kToken] >= 0) {
       // Bytes the reactor read that nobody took (later in this batch, or held for a reader that
-      // stopped) are in the kernel for node:net: closed over, they reset the connection.
+      // stopped, or for onread's callback) are in the kernel for node:net: closed over, they
+      // reset the connection.
       // (Not Unix-domain: it has no reset to send; node:net's peer hears ECONNRESET there, this
       // one's an EOF.)
-      const unread = !this[kUnixDomain] && ((this[kStalled]?.length ?? 0) > 0 || this[kReadAhead] > 0 || this[kReactor]!.delivering(this[kToken], true));
+      const held = (this[kStalled]?.length ?? 0) > 0 || (this[kUnread]?.length ?? 0) > 0 || this[kReadAhead] > 0;
+      const unread = !this[kUnixDomain] && (held || this[kReactor]!.delivering(this[kToken], true));
       this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose] || unread);
     } else this[kKeepAlive].release();
     this[kToken] = -1;
@@ -1709,8 +1715,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // such bytes among others' traffic would pin a slab each. No chunk
     // longer than node:net's (libuv reads 64 KiB at a time), though a turn
     // reads up to the reactor's budget at once.
-    // A listener that destroys the socket hears no more, and none is counted (node:net stops reading).
-    for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
+    // A listener that destroys the socket hears no more, and none is counted (node:net stops
+    // reading); connected again, the rest was the old connection's.
+    const connect = this[kConnects];
+    for (let at = 0; at < chunk.length && !this.destroyed && this[kConnects] === connect; at += NODE_READ_SIZE) {
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
@@ -1743,7 +1751,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * the rest waits for its readStart().
    */
   private [kReadToWrap](chunk: Buffer, wrap: StreamWrap): void {
-    for (let at = 0; at < chunk.length && !this.destroyed; at += NODE_READ_SIZE) {
+    const connect = this[kConnects];
+    for (let at = 0; at < chunk.length && !this.destroyed && this[kConnects] === connect; at += NODE_READ_SIZE) {
       if (wrap.paused || this[kStreamWrap] !== wrap) {
         this[kStalled] = [heldCopy(chunk.subarray(at))];
         return this[kStopReading]();

@@ -1258,6 +1258,24 @@ describe.each([['node:net'] as const, ...BACKENDS.map((b) => [b] as const)])('ti
     for (const server of [first, second]) await new Promise((resolve) => server.close(resolve));
   });
 
+  // Found by a review (2026-12-07): the rest of that read went on to the new connection.
+  it("connected again from its first 'data' of a 100 000-byte read: no byte of the old connection on the new one", async () => {
+    const first = net.createServer(backend as nodeNet.ServerOpts, (s) => s.end(Buffer.alloc(100_000, 'o')));
+    const second = net.createServer(backend as nodeNet.ServerOpts, (s) => s.write('n'));
+    for (const server of [first, second]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const log: string[] = [];
+    const c = net.connect({ port: (first.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', ...backend });
+    c.on('data', (d: Buffer) => {
+      log.push(String.fromCharCode(d[0]));
+      if (log.length === 1) c.destroy().connect((second.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    });
+    c.on('error', (err: NodeJS.ErrnoException) => log.push(`error ${err.code}`));
+    await waitFor(() => log.includes('n') || log.some((e) => e.startsWith('error')), 'the bytes of the new connection');
+    expect(log).toEqual(['o', 'n']);
+    c.destroy();
+    for (const server of [first, second]) await new Promise((resolve) => server.close(resolve));
+  });
+
   // Found by a review (2026-12-07): a Unix-domain peer that closed, or a peer's reset behind its
   // FIN, is a hang-up too (both directions shut): on Node 20 and 22 node:net says 'end' with the
   // bytes, and a write from an immediate fails in its callback alone; the drop-in keyed the

@@ -516,6 +516,32 @@ describe.each(IMPLS)('%s destroying a socket over bytes nobody took', (_name, ne
   it.each(['another socket of the batch', 'its own first 64 KiB'] as const)("destroyed from the 'data' of %s: the peer hears ECONNRESET", async (move) => {
     for (let i = 0; i < 3; i++) expect(await destroyedOverBytes(move)).toBe('ECONNRESET');
   });
+
+  // Found by a review (2026-12-07): onread's bytes waiting for its callback counted as taken.
+  it('an onread client destroyed from its first 16 KiB callback of 60 000 bytes: the peer hears ECONNRESET', async () => {
+    for (let i = 0; i < 3; i++) {
+      const heard: string[] = [];
+      const server = nodeNet.createServer((s) => {
+        s.on('error', (err: NodeJS.ErrnoException) => heard.push(err.code ?? 'error'));
+        s.on('end', () => heard.push('EOF'));
+        s.once('data', () => s.write(Buffer.alloc(60_000)));
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const { port } = server.address() as nodeNet.AddressInfo;
+      const onread = {
+        buffer: Buffer.alloc(16 << 10),
+        callback: () => {
+          c.destroy();
+          return true;
+        },
+      };
+      const c = net.connect({ port, host: '127.0.0.1', backend, onread } as nodeNet.NetConnectOpts, () => c.write('x'));
+      await waitFor(() => heard.length > 0, 'what the peer hears');
+      await new Promise((resolve) => server.close(resolve));
+      expect(heard.join()).toBe('ECONNRESET');
+    }
+  });
 });
 
 describe.each(IMPLS)('%s with sockets nobody reads', (_name, net, backend) => {
