@@ -581,8 +581,9 @@ impl State {
         let ready = self.reactor.ready_now();
         // A look the thread was preempted in (or came back cold to) took
         // tens of times its cost, and the next one came hundreds of turns
-        // late on a loaded machine: a cost rises at most twofold a look.
-        self.look_cost = start.elapsed().min(self.look_cost.saturating_mul(2));
+        // late on a loaded machine: a cost rises at most twofold a look
+        // (from 1 µs at least: a coarse clock's 0 would stay 0).
+        self.look_cost = start.elapsed().min(self.look_cost.saturating_mul(2).max(Duration::from_micros(1)));
         self.next_look = start + self.look_cost * LOOK_SPACING;
         if ready {
             waiter.finish_waits();
