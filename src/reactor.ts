@@ -321,6 +321,8 @@ export class Reactor {
   private batchNext = 0;
   /** An event's listener is running (not a tick between a batch's parts): see `atEventEnd`. */
   private inEvent = false;
+  /** The handle whose event is being handed out (see `endOfRead`). */
+  private handing: Handle | undefined;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -662,6 +664,28 @@ export class Reactor {
     return true;
   }
 
+  /**
+   * Ends one read's callback inside the event of `handle` that brings
+   * several (the drop-in's 64 KiB pieces of a reactor read, libuv's separate
+   * reads): the calls due at the event's end, then the ticks and promise
+   * jobs queued, run now, as between two events, before its next piece — a
+   * destroy from a tick queued in 'data' finds the rest unread, and node:net
+   * resets the peer over it. Nothing outside that handle's own event (never
+   * inside another's listener); without Node's tick runner, the ticks wait.
+   * A throw goes to the caller, as its listener's would.
+   */
+  endOfRead(handle: Handle): void {
+    if (!this.inEvent || this.handing !== handle) return;
+    if (this.eventEnd.length > 0) this.runEventEnd();
+    if (runTicks === undefined) return;
+    this.inEvent = false;
+    try {
+      runTicks();
+    } finally {
+      this.inEvent = true;
+    }
+  }
+
   /** Runs the calls due at the event's end; one that throws leaves the queue with those before it, the rest stay due. */
   private runEventEnd(): void {
     const due = this.eventEnd;
@@ -810,6 +834,7 @@ export class Reactor {
       }
     } finally {
       this.inEvent = false;
+      this.handing = undefined;
     }
     rethrow(thrown);
     return false;
@@ -831,6 +856,7 @@ export class Reactor {
 
   /** Hands one record of the batch to its handle; whether that handle has callbacks of its own (`kOwnCallbacks`). */
   private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined, accepted?: AsyncResource): boolean | undefined {
+    this.handing = undefined;
     if (kind === EVENT_ACCEPT) {
       const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
       // A listener closed earlier in this batch takes no more
@@ -845,6 +871,7 @@ export class Reactor {
     // In step with the native side's list of the batch's senders, handle or not.
     if (kind === EVENT_MESSAGE) this.peer = records[at + RECORD_D];
     const handle = this.handle(index, generation);
+    this.handing = handle;
     if (handle === undefined) return undefined;
     switch (kind) {
       case EVENT_DATA:

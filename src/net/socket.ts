@@ -516,6 +516,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       let keep: unknown;
       try {
         keep = callback.call(this, n, buf);
+        // The callback's ticks run before the next read's, as libuv's reads are callbacks of their own.
+        if (this[kUnread] !== undefined && keep !== false) this[kReactor]!.endOfRead(this);
       } catch (err) {
         // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
         if (this[kUnread] !== undefined) this[kUnread] = heldCopy(this[kUnread]);
@@ -1725,7 +1727,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kReadAhead] = chunk.length - at - piece.length;
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
-        if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) continue;
+        if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) {
+          if (this[kReadAhead] > 0) this[kReactor]!.endOfRead(this);
+          continue;
+        }
       } catch (err) {
         this[kReadAhead] = 0;
         const rest = chunk.subarray(at + NODE_READ_SIZE);
@@ -1763,6 +1768,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       try {
         // (Node's JSStream copies it before readBuffer() returns: no copy of our own.)
         wrap.read(piece);
+        if (this[kReadAhead] > 0) this[kReactor]!.endOfRead(this);
       } catch (err) {
         this[kReadAhead] = 0;
         if (at + NODE_READ_SIZE < chunk.length) this[kHoldBack]([heldCopy(chunk.subarray(at + NODE_READ_SIZE))]);
