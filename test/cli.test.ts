@@ -227,6 +227,8 @@ describe('numbers on the command line', () => {
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-clients=-5'], /--max-clients must be a whole number >= 1, not '-5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--max-line', '2.5'], /--max-line must be a whole number from 1 to 4294967295, not '2.5'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--rate', '0'], /--rate must be a number > 0, not '0'/],
+    ['muxnet', ['chat', 'serve', '--port', '0', '--slow-cap', '0'], /--slow-cap must be a whole number >= 1, not '0'/],
+    ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--slow-cap', '1000'], /--slow-cap: a UDP member has no queue to cap \(it is for TCP\)/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--rate', '1e999'], /--rate must be a number > 0, not '1e999'/],
     ['muxnet', ['chat', 'serve', '--port', '0', '--idle-timeout=-1'], /--idle-timeout must be a number over 0 and at most 2147483, not '-1'/],
     ['muxnet', ['chat', 'serve', '--udp', '--port', '0', '--interval', 'soon'], /--interval must be a number over 0 and at most 2147483, not 'soon'/],

@@ -235,7 +235,11 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
     // The default lease, not the test's 1 s: a publish unanswered for a third of a lease with
     // 8 MB queued drops the link, and on a loaded machine Redis, busy fanning out 16 MB, can be
     // silent for 333 ms (seen: 2 runs in 12 at load 3-15), which is no fault of the link's.
-    const [a, b] = await Promise.all([serve(port, 'a', ['--lease', '10']), serve(port, 'b', ['--lease', '10'])]);
+    // And a slow cap past the burst: the senders hear one another's 16 MB, which this process,
+    // on a loaded machine, read more than 1 MiB behind (seen once under two spinning processes):
+    // cut off as too slow, the rest of their lines went unread.
+    const args = ['--lease', '10', '--slow-cap', String(32 << 20)];
+    const [a, b] = await Promise.all([serve(port, 'a', args), serve(port, 'b', args)]);
     const watcher = await member(b, 'watcher', 'dev');
     const observer = await member(a, 'observer');
     const senders = await Promise.all(Array.from({ length: 20 }, (_, i) => member(a, `s${i}`, 'dev')));

@@ -18,6 +18,7 @@ export const CHAT_USAGE = `  chat serve   multi-room chat server (TCP line proto
           --port N (7001; UDP 7002) --host ADDR (127.0.0.1) --backend NAME
           --framing line|length   --idle-timeout S (60)   --rate N (100 lines/s, burst 2N)
           --max-clients N (10000) --max-line BYTES (4096)
+          --slow-cap BYTES (1048576)  output queued for a member past which it is cut off (TCP)
           --net muxnet|node|node-corked  the stack it runs on (muxnet; node: node:net)
           --quiet  no join/leave announcements (benchmarks of huge rooms)
           --stats S  every S seconds, a line of the reactor's counters (muxnet only)
@@ -49,6 +50,7 @@ export async function runChat(argv: string[]): Promise<void> {
       rate: { type: 'string' },
       'max-clients': { type: 'string' },
       'max-line': { type: 'string' },
+      'slow-cap': { type: 'string' },
       net: { type: 'string' },
       udp: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
@@ -106,6 +108,7 @@ async function serve(values: Values): Promise<void> {
   const backend = values.backend as BackendName | undefined;
   const host = values.host as string;
   if (values.udp) {
+    if (values['slow-cap'] !== undefined) throw new UsageError('--slow-cap: a UDP member has no queue to cap (it is for TCP)');
     const port = numberArg('--port', values.port as string | undefined, 7002, PORT);
     const intervalMs = secondsArg('--interval', values.interval as string | undefined, 10);
     const maxMessage = numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 65_000 });
@@ -141,6 +144,7 @@ async function serve(values: Values): Promise<void> {
       rate,
       maxClients: numberArg('--max-clients', values['max-clients'] as string | undefined, 10_000, { integer: true, min: 1 }),
       maxLine: numberArg('--max-line', values['max-line'] as string | undefined, 4096, { integer: true, min: 1, max: 0xffffffff }),
+      slowCap: numberArg('--slow-cap', values['slow-cap'] as string | undefined, 1 << 20, { integer: true, min: 1 }),
       quiet: Boolean(values.quiet),
     },
   };
