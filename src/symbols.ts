@@ -140,6 +140,7 @@ export const kSendBlockList = Symbol('sendBlockList');
 export const kSettle = Symbol('settle');
 export const kSettlingBytes = Symbol('settlingBytes');
 export const kSettlingCount = Symbol('settlingCount');
+export const kShared = Symbol('shared');
 export const kSockName = Symbol('sockName');
 export const kSocketClosed = Symbol('socketClosed');
 export const kSourceMembership = Symbol('sourceMembership');

@@ -28,7 +28,7 @@ import {
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
-  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kSockName,
+  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
@@ -328,6 +328,13 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private [kResetOnClose] = false;
   /** Given to another process (see `handOver`): nothing more to give. */
   private [kHandedOver] = false;
+  /**
+   * Its socket may be held elsewhere too (opened from an fd, given to another
+   * process, kept or not, or as a child's stdio): a close ends this copy
+   * alone, as node:net's. So no reset over unread bytes (see `_destroy`):
+   * SO_LINGER is the socket's, and the other holder's close would reset.
+   */
+  private [kShared] = false;
   private [kNoDelay]: boolean;
   /** What `setKeepAlive()` asked for; none yet: off (no object per socket until then). */
   private [kKeepAliveProbe]: KeepAliveProbe | undefined;
@@ -434,6 +441,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     const n = validateInteger(fd, 'fd', 0, 0, 2 ** 31 - 1);
     // As node:net, its options are left as its maker set them (noDelay and keepAlive apply on connecting).
     const { reactor, token } = takeFdOrThrow(this[kBackendName], n, INHERIT_STREAM);
+    this[kShared] = true;
     if (token === NOT_CONNECTED) {
       // Bound (or not) and not connected: connect() goes out from it, as from an adopted BoundSocket.
       this[kFromBound] = { adopted: unconnectedFd(n, reactor), path: undefined };
@@ -1036,6 +1044,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kEofPending] = false;
     this[kAttempted] = undefined;
     this[kUnixDomain] = false;
+    this[kShared] = false;
     // Counted per connection, as node:net counts per handle.
     this.bytesRead = 0;
     this[kDispatched] = 0;
@@ -1257,6 +1266,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     // Handed over already (still writing what it had): node:net's socket has no handle left to give.
     if (this[kToken] < 0 || this[kHandedOver]) return undefined;
     const fd = this[kReactor]!.native.duplicate(this[kToken]);
+    if (fd >= 0) this[kShared] = true;
     if (fd >= 0 && !keepOpen) {
       this[kHandedOver] = true;
       this[kStopReading]();
@@ -1281,6 +1291,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * `resume()` or `read()` starts reading again, as there.
    */
   [usedAsStdio](): void {
+    this[kShared] = true;
     this[kStopReading]();
     this.pause();
     readableState(this).reading = false;
@@ -1603,9 +1614,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // stopped, or for onread's callback) are in the kernel for node:net: closed over, they
       // reset the connection.
       // (Not Unix-domain: it has no reset to send; node:net's peer hears ECONNRESET there, this
-      // one's an EOF.)
+      // one's an EOF. Nor a socket held elsewhere too: see `kShared`.)
       const held = (this[kStalled]?.length ?? 0) > 0 || (this[kUnread]?.length ?? 0) > 0 || this[kReadAhead] > 0;
-      const unread = !this[kUnixDomain] && (held || this[kReactor]!.delivering(this[kToken], true));
+      const unread = !this[kUnixDomain] && !this[kShared] && (held || this[kReactor]!.delivering(this[kToken], true));
       this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose] || unread);
     } else this[kKeepAlive].release();
     this[kToken] = -1;

@@ -135,6 +135,31 @@ describe.each(['mio', 'poll'] as const)('handing sockets to a child process (%s)
     server.close();
   });
 
+  // Found by a review (2026-12-07): handed over with bytes its reactor read ahead, the parent's
+  // copy was closed by a reset, and SO_LINGER 0 is the socket's: the child's close reset the
+  // connection too, its reply cut short (5 runs of 6; node:net's close ends its copy alone).
+  it.each(['without keepOpen', "with keepOpen, destroyed in that 'data'"])("a connection handed over from its first 'data' of a 1 MB upload (%s): the child's 4 MiB reply and its end reach the peer whole", async (how) => {
+    const keepOpen = how !== 'without keepOpen';
+    const c = await startChild();
+    const server = await listening(backend, (s) =>
+      s.once('data', () => {
+        c.send('reply', s, { keepOpen });
+        if (keepOpen) s.destroy();
+      }),
+    );
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    client.end(Buffer.alloc(1_000_000, 1));
+    const heard = await new Promise<string>((resolve) => {
+      let bytes = 0;
+      client.on('data', (d: Buffer) => (bytes += d.length));
+      client.on('end', () => resolve(`${bytes} bytes, then the end`));
+      client.on('error', (err: NodeJS.ErrnoException) => resolve(`${bytes} bytes, then ${err.code}`));
+    });
+    expect(heard).toBe(`${4 << 20} bytes, then the end`);
+    client.destroy();
+    server.close();
+  });
+
   // Found by a hunt (2026-12-04): the parent's socket, still writing, sent a FIN from its idle
   // timer's end() or an end() after the handover, and sent a later write(); end(data) before the
   // handover dropped what was queued.
