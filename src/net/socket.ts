@@ -453,6 +453,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kBind](reactor, token);
     this[kFetchAddresses]();
     this[kUnixDomain] = this[kLocal] === null;
+    // As node:net's, it reads only if it has a readable side (`readable: false`: never).
+    if (readableState(this).ended) this[kStopReading]();
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -1694,9 +1696,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       }
       throw err;
     }
-    // node:net starts reading only if the stream asked for data or nobody paused it (under TLS: the wrapper).
+    // node:net starts reading only if the stream asked for data or nobody paused it (under TLS: the
+    // wrapper), and never if its readable side ended before it connected (`readable: false`).
     const wrap = this[kStreamWrap];
-    if (wrap !== undefined ? wrap.paused : this.isPaused() && !readableState(this).reading) this[kStopReading]();
+    const state = readableState(this);
+    if (wrap !== undefined ? wrap.paused : state.ended || (this.isPaused() && !state.reading)) this[kStopReading]();
   }
 
   /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
@@ -1708,6 +1712,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   /** @internal */
   [kOnData](chunk: Buffer): void {
     if (this[kStalled] !== undefined) return void this[kStalled].push(heldCopy(chunk));
+    // Read in the turn it connected, by a socket that will not read (`readable: false`): held
+    // unread, as node:net leaves them in the kernel (a destroy resets over them, as there).
+    if (this[kStreamWrap] === undefined && readableState(this).ended) {
+      this[kStalled] = [heldCopy(chunk)];
+      return this[kStopReading]();
+    }
     // Flowing by a way that passes no resume() (a 'readable' listener removed).
     if (this[kLeanReads] && this.readableFlowing === true && !this[kOnread]) this[kSyncLeanReads]();
     this[kDataBatch] = this[kReactor]!.batches;
@@ -2089,6 +2099,8 @@ type ReadableState = {
   bufferIndex?: number;
   length: number;
   reading: boolean;
+  /** Nothing more may be pushed (the end pushed, or no readable side: `readable: false`). */
+  ended: boolean;
   flowing: boolean | null;
   paused: boolean;
 };

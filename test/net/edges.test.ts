@@ -39,6 +39,35 @@ describe.each([
     server.close();
   });
 
+  // Found by a hunt (2026-12-07): the drop-in read a socket made with `readable: false`, and the
+  // peer's first bytes ended it with ERR_STREAM_PUSH_AFTER_EOF, its later writes lost (3 of 3).
+  it('a write-only socket (readable: false) whose peer speaks first reads nothing and goes on writing; its end() reaches the peer', async () => {
+    const got: string[] = [];
+    const server = net.createServer((s) => {
+      s.write('banner');
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => got.push(d));
+      s.on('end', () => got.push('<end>'));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = new net.Socket({ readable: false });
+    const events: string[] = [];
+    socket.on('data', () => events.push('data'));
+    socket.on('error', (err: NodeJS.ErrnoException) => events.push(`error:${err.code}`));
+    socket.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    // The banner arrives (and would be read) before the write.
+    await sleep(100);
+    socket.write('ping', (err) => events.push(`write:${(err as NodeJS.ErrnoException | null)?.code ?? 'ok'}`));
+    socket.end();
+    await waitFor(() => got.includes('<end>'), "the peer's end");
+    expect(got.join('')).toBe('ping<end>');
+    expect(events).toEqual(['write:ok']);
+    socket.destroy();
+    server.close();
+  });
+
   // Found 2026-12-06 (undici's own tests through the drop-in): with Object.prototype's iterator
   // polluted, muxnet's happy-eyeballs order came out empty (ERR_INVALID_ADDRESS_FAMILY); and
   // fields node:net lets code assign threw in strict mode.

@@ -12,7 +12,7 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BACKENDS } from '../helpers';
+import { BACKENDS, waitFor } from '../helpers';
 import * as muxnet from '../../src/net';
 import * as muxnetDgram from '../../src/dgram';
 
@@ -128,6 +128,39 @@ describe.runIf(process.platform === 'linux')('sockets handed over by fd', () => 
       const [code] = await once(child, 'exit');
       conn.destroy();
       expect([code, JSON.parse(out)], `${impl} ${backend}`).toEqual([0, { events: ['error ECONNRESET read', 'close true'] }]);
+    }
+  });
+
+  // Found by a hunt (2026-12-07): taken with `readable: false`, it was read anyway, and the peer's
+  // first bytes ended it with ERR_STREAM_PUSH_AFTER_EOF, its writes lost (3 of 3).
+  it('new Socket({ fd, readable: false }) of a connection whose peer spoke first reads nothing and writes on, as node:net', async () => {
+    for (const [impl, backend] of [['node', 'mio'], ...BACKENDS.map((b) => ['muxnet', b])]) {
+      const got: string[] = [];
+      let client!: net.Socket;
+      const accepted = new Promise<net.Socket>((resolve) => {
+        const server = net.createServer({ pauseOnConnect: true }, (c) => {
+          server.close();
+          resolve(c);
+        });
+        server.listen(0, '127.0.0.1', () => {
+          client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1', () => client.write('banner'));
+          client.setEncoding('latin1');
+          client.on('data', (d: string) => got.push(d));
+          client.on('end', () => got.push('<end>'));
+          client.on('error', () => {});
+        });
+      });
+      const conn = await accepted;
+      const child = spawn(process.execPath, ['--no-deprecation', path.join(__dirname, '..', 'fixtures', 'fd-unconnected.js'), impl, backend, 'write-only'], {
+        stdio: ['ignore', 'pipe', 'inherit', fdOf(conn)],
+      });
+      conn.destroy();
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const [code] = await once(child, 'exit');
+      await waitFor(() => got.includes('<end>'), `the peer's end (${impl} ${backend})`);
+      client.destroy();
+      expect([code, JSON.parse(out), got.join('')], `${impl} ${backend}`).toEqual([0, { events: ['finish'] }, 'ping<end>']);
     }
   });
 
