@@ -38,6 +38,7 @@ export const kOnFileSent = Symbol('muxnet.onFileSent');
 export const kOnClose = Symbol('muxnet.onClose');
 export const kOnMessage = Symbol('muxnet.onMessage');
 export const kOnReceiveError = Symbol('muxnet.onReceiveError');
+export const kReadOn = Symbol('muxnet.readOn');
 const kOwnCallbacks = Symbol('muxnet.ownCallbacks');
 
 export interface Handle {
@@ -50,6 +51,8 @@ export interface Handle {
   [kOnAcceptError]?(errno: number): void;
   [kOnConnect]?(): void;
   [kOnData]?(chunk: Buffer): void;
+  /** The rest of the read its event brought, once the ticks have run (see `Reactor.readOnAfterTicks`). */
+  [kReadOn]?(): void;
   /** The peer's FIN; `hungUp`: both directions were shut by then (the kernel's hang-up, or this end's FIN out). */
   [kOnEnd]?(hungUp: boolean): void;
   [kOnDrain]?(): void;
@@ -321,8 +324,9 @@ export class Reactor {
   private batchNext = 0;
   /** An event's listener is running (not a tick between a batch's parts): see `atEventEnd`. */
   private inEvent = false;
-  /** The handle whose event is being handed out (see `endOfRead`). */
+  /** The handle whose event is being handed out, and one whose read goes on once the ticks have run (see `readOnAfterTicks`). */
   private handing: Handle | undefined;
+  private readingOn: Handle | undefined;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -665,25 +669,19 @@ export class Reactor {
   }
 
   /**
-   * Ends one read's callback inside the event of `handle` that brings
-   * several (the drop-in's 64 KiB pieces of a reactor read, libuv's separate
-   * reads): the calls due at the event's end, then the ticks and promise
-   * jobs queued, run now, as between two events, before its next piece — a
-   * destroy from a tick queued in 'data' finds the rest unread, and node:net
-   * resets the peer over it. Nothing outside that handle's own event (never
-   * inside another's listener); without Node's tick runner, the ticks wait.
-   * A throw goes to the caller, as its listener's would.
+   * Asked by the handle whose event is being handed out, for a read that
+   * brings several of libuv's (the drop-in's 64 KiB pieces of one reactor
+   * read, onread's buffers): true if the reactor will call its `[kReadOn]`
+   * for the rest once the ticks and promise jobs queued so far have run, as
+   * between two events — outside its async context, where a throw reaches
+   * the top as from node's own — so a destroy from a tick queued in 'data'
+   * finds the rest unread, and node:net resets the peer over it. False
+   * outside that handle's event: it reads on at once.
    */
-  endOfRead(handle: Handle): void {
-    if (!this.inEvent || this.handing !== handle) return;
-    if (this.eventEnd.length > 0) this.runEventEnd();
-    if (runTicks === undefined) return;
-    this.inEvent = false;
-    try {
-      runTicks();
-    } finally {
-      this.inEvent = true;
-    }
+  readOnAfterTicks(handle: Handle): boolean {
+    if (!this.inEvent || this.handing !== handle) return false;
+    this.readingOn = handle;
+    return true;
   }
 
   /** Runs the calls due at the event's end; one that throws leaves the queue with those before it, the rest stay due. */
@@ -822,11 +820,18 @@ export class Reactor {
               thrown.push(later);
             }
           }
+          // A read asked to go on (before an event-end call threw): in the next part.
+          if (this.readingOn !== undefined) this.batchNext = i;
           break;
+        }
+        // The rest of its read: this record again, once the ticks have run (the same if a throw ends the part).
+        if (this.readingOn !== undefined) {
+          this.batchNext = i--;
+          at -= RECORD_WORDS;
         }
         if (own === true && i + 1 < count) {
           if (runTicks === undefined) return true;
-          // A throw from a tick ends the part: the next part goes on after this event.
+          // A throw from a tick ends the part: the next part goes on after this event (or with its read's rest).
           this.inEvent = false;
           runTicks();
           this.inEvent = true;
@@ -857,6 +862,8 @@ export class Reactor {
   /** Hands one record of the batch to its handle; whether that handle has callbacks of its own (`kOwnCallbacks`). */
   private deliver(kind: number, at: number, index: number, generation: number, records: Int32Array, peers: string[] | undefined, accepted?: AsyncResource): boolean | undefined {
     this.handing = undefined;
+    const readOn = this.readingOn;
+    this.readingOn = undefined;
     if (kind === EVENT_ACCEPT) {
       const listener = this.handle(records[at + RECORD_A], records[at + RECORD_B]);
       // A listener closed earlier in this batch takes no more
@@ -873,6 +880,11 @@ export class Reactor {
     const handle = this.handle(index, generation);
     this.handing = handle;
     if (handle === undefined) return undefined;
+    // (Destroyed since, or connected again: its token is gone, and the rest with it.)
+    if (readOn !== undefined) {
+      if (readOn === handle) handle[kReadOn]?.();
+      return handle[kOwnCallbacks];
+    }
     switch (kind) {
       case EVENT_DATA:
         handle[kOnData]?.(this.slabView(records[at + RECORD_A], records[at + RECORD_B]));

@@ -120,6 +120,7 @@ export const kReadAhead = Symbol('readAhead');
 export const kReadArmed = Symbol('readArmed');
 export const kReadBegun = Symbol('readBegun');
 export const kReadBuffer = Symbol('readBuffer');
+export const kReadRest = Symbol('readRest');
 export const kReadToWrap = Symbol('readToWrap');
 export const kReceiveBlockList = Symbol('receiveBlockList');
 export const kReceiving = Symbol('receiving');

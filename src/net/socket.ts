@@ -11,7 +11,7 @@ import process from 'node:process';
 import { Duplex, Writable, type DuplexOptions } from 'node:stream';
 import { isIP, nodeNet } from '../builtins';
 import { EVERY_CONNECT_PUBLISHES, clientSocket } from '../diagnostics';
-import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, openReactor, ownCallbacks, retained, type Handle, type Reactor } from '../reactor';
+import { heldCopy, KeepAlive, kOnClose, kOnConnect, kOnData, kOnDrain, kOnEnd, kReadOn, openReactor, ownCallbacks, retained, type Handle, type Reactor } from '../reactor';
 import { abortError, coded, codedError, uvErrno, invalidAddressFamily, invalidArgType, invalidArgValue, invalidIpAddress, ipBlocked, missingArgs, socketClosed, systemError } from '../errors';
 import { isBlocked, isPipeName, onAbort, pipeName, timerDuration, validateAbortSignal, validateBlockList, validateBoolean, validateInteger, validatePort, validateType } from '../options';
 import { nodeFrom, uvFrom } from '../versions';
@@ -28,7 +28,7 @@ import {
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
-  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
+  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
@@ -357,8 +357,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private readonly [kBlockList]: BlockList | undefined;
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private [kUnread]: Buffer | undefined;
-  /** Bytes of the reactor's read behind the piece being handed out (see `[kOnData]`). */
+  /** Bytes of the reactor's read behind the piece being handed out (see `[kOnData]`), and those left for after the ticks (`[kReadOn]`). */
   private [kReadAhead] = 0;
+  private [kReadRest]: Buffer | undefined;
   private [kEofPending] = false;
   /** onread: a deliver() queued for the next tick (by resume(), or a callback that threw). */
   private [kDeliverQueued] = false;
@@ -527,7 +528,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       try {
         keep = callback.call(this, n, buf);
         // The callback's ticks run before the next read's, as libuv's reads are callbacks of their own.
-        if (this[kUnread] !== undefined && keep !== false) this[kReactor]!.endOfRead(this);
+        if (this[kUnread] !== undefined && keep !== false && this[kReactor]!.readOnAfterTicks(this)) return;
       } catch (err) {
         // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
         if (this[kUnread] !== undefined) this[kUnread] = heldCopy(this[kUnread]);
@@ -1620,6 +1621,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       const held = (this[kStalled]?.length ?? 0) > 0 || (this[kUnread]?.length ?? 0) > 0 || this[kReadAhead] > 0;
       const unread = !this[kUnixDomain] && !this[kShared] && (held || this[kReactor]!.delivering(this[kToken], true));
       this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose] || unread);
+      this[kReadAhead] = 0;
+      this[kReadRest] = undefined;
     } else this[kKeepAlive].release();
     this[kToken] = -1;
     this[kResetOnClose] = false;
@@ -1749,7 +1752,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
         if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) {
-          if (this[kReadAhead] > 0) this[kReactor]!.endOfRead(this);
+          if (this[kReadAhead] > 0 && this[kReactor]!.readOnAfterTicks(this)) return void (this[kReadRest] = chunk.subarray(at + NODE_READ_SIZE));
           continue;
         }
       } catch (err) {
@@ -1771,6 +1774,16 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kReadAhead] = 0;
   }
 
+  /** @internal The rest of the read left for after the ticks (see `Reactor.readOnAfterTicks`): the next of libuv's reads. */
+  [kReadOn](): void {
+    const rest = this[kReadRest];
+    this[kReadRest] = undefined;
+    this[kReadAhead] = 0;
+    if (this.destroyed) return;
+    if (this[kOnread]) this[kDeliver]();
+    else if (rest !== undefined) this[kOnData](rest);
+  }
+
   /**
    * Under TLS (see `on()`): what the socket reads goes to the wrapper, in
    * libuv-sized reads, until the wrapper pauses (TLS's own backpressure);
@@ -1789,7 +1802,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       try {
         // (Node's JSStream copies it before readBuffer() returns: no copy of our own.)
         wrap.read(piece);
-        if (this[kReadAhead] > 0) this[kReactor]!.endOfRead(this);
+        if (this[kReadAhead] > 0 && this[kReactor]!.readOnAfterTicks(this)) return void (this[kReadRest] = chunk.subarray(at + NODE_READ_SIZE));
       } catch (err) {
         this[kReadAhead] = 0;
         if (at + NODE_READ_SIZE < chunk.length) this[kHoldBack]([heldCopy(chunk.subarray(at + NODE_READ_SIZE))]);

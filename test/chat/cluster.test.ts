@@ -616,6 +616,7 @@ describe.skipIf(skipWithout(REDIS))('chat across servers over Redis', () => {
       expect(await clientCount()).toBe(alone);
       await holder.stop();
     } finally {
+      admin.disconnect();
     }
   });
 

@@ -366,6 +366,9 @@ const DGRAM_ACTIONS: Record<string, (s: nodeDgram.Socket, rec: Recorder, peer: n
   refUnref: (s) => s.unref().ref(),
 };
 
+/** Every datagram the cases below send to the peer. */
+const DGRAM_SENT = new Set(['ping', 'hi', 'reply', 's']);
+
 /** One UDP socket of `dgram` and a node:dgram peer that answers 'ping' with 'pong'; `action` from the first `trigger`. */
 async function dgramCase(dgram: Dgram, trigger: DgramTrigger, action: string): Promise<Log> {
   const rec = new Recorder();
@@ -375,6 +378,10 @@ async function dgramCase(dgram: Dgram, trigger: DgramTrigger, action: string): P
   const peerGot: string[] = [];
   const socket = dgram.createSocket('udp4');
   peer.on('message', (m, rinfo) => {
+    // What these cases send alone: another test's process may send to a port this peer was given
+    // since (seen: a UDP chat's lines on the node:dgram side). (Not told by the sender's port: a
+    // disconnect() gives up the one the kernel chose.)
+    if (!DGRAM_SENT.has(String(m))) return;
     peerGot.push(String(m));
     if (String(m) === 'ping') peer.send('pong', rinfo.port, rinfo.address);
   });
@@ -498,7 +505,16 @@ const midReadRun = (module: string, backend: string) => fixtureJson('throw-mid-r
 describe.each(BACKENDS)('a throw partway through one read, on %s (test/fixtures/throw-mid-read.js; built dist)', (backend) => {
   it("costs no byte after it: 'data' on a 4 MiB read, 'data' as a paused socket resumes (also onto the peer's reset), an onread callback; an onread buffer of no bytes is ENOBUFS, as node:net", async () => {
     const [expected, got] = [await midReadRun('node:net', backend), await midReadRun('muxnet', backend)];
-    expect(expected).toMatchObject({ bigRead: { got: 4 << 20, end: true, callsAtCatch: 1 }, resumed: { got: 2 << 20, end: true, callsAtCatch: 1 }, heldThenReset: 100 << 10, heldThenResetOnread: 100 << 10, onread: 64, thrown: 5, stray: [] });
+    expect(expected).toMatchObject({
+      bigRead: { got: 4 << 20, end: true, callsAtCatch: 1 },
+      tickRead: { got: 4 << 20, end: true, callsAtCatch: 1 },
+      resumed: { got: 2 << 20, end: true, callsAtCatch: 1 },
+      heldThenReset: 100 << 10,
+      heldThenResetOnread: 100 << 10,
+      onread: 64,
+      thrown: 6,
+      stray: [],
+    });
     expect(got).toEqual(expected);
   }, 60_000);
 });
@@ -513,9 +529,13 @@ function fatalRun(module: string, backend: string, scenario: string): Promise<{ 
 }
 
 describe.each(BACKENDS)('a throw nothing catches, on %s (test/fixtures/throw-fatal.js; built dist)', (backend) => {
-  it.each(['read', 'flowing', 'batch'])("ends the process before another 'data' is heard (%s), as node:net", async (scenario) => {
+  // 'tick' found by a hunt (2026-12-07): the ticks run between the pieces of one read ran inside
+  // the socket's async context, and the throw left the process dying of a corrupted async hook
+  // stack, its error unprinted and its 'exit' listeners not run (3 of 3 on every backend).
+  it.each(['read', 'flowing', 'batch', 'tick'])("ends the process before another 'data' is heard (%s), as node:net", async (scenario) => {
     const [expected, got] = [await fatalRun('node:net', backend, scenario), await fatalRun('muxnet', backend, scenario)];
-    expect(expected).toEqual({ heard: [scenario === 'batch' ? 'data' : 'data 65536'], code: 1 });
+    const heard = { read: ['data 65536'], flowing: ['data 65536'], batch: ['data'], tick: ['data 65536', 'exit 1'] }[scenario];
+    expect(expected).toEqual({ heard, code: 1 });
     expect(got).toEqual(expected);
   }, 60_000);
 });
