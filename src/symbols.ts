@@ -116,7 +116,6 @@ export const kPrimary = Symbol('primary');
 export const kQueueDeliver = Symbol('queueDeliver');
 export const kQueueRelease = Symbol('queueRelease');
 export const kReactor = Symbol('reactor');
-export const kReadAhead = Symbol('readAhead');
 export const kReadArmed = Symbol('readArmed');
 export const kReadBegun = Symbol('readBegun');
 export const kReadBuffer = Symbol('readBuffer');

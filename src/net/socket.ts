@@ -28,7 +28,7 @@ import {
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
-  kReadAhead, kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
+  kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
@@ -174,6 +174,12 @@ function connectError(errno: number, attempts: Attempts, address: string, port: 
 
 /** The most libuv reads at a time, so the longest 'data' chunk node:net emits. */
 const NODE_READ_SIZE = 64 * 1024;
+
+/** What follows the piece of `chunk` at `at` (a view; none past the last piece). */
+function restAfter(chunk: Buffer, at: number): Buffer | undefined {
+  return at + NODE_READ_SIZE < chunk.length ? chunk.subarray(at + NODE_READ_SIZE) : undefined;
+}
+
 /**
  * The most buffers libuv writes in one writev(2) (Linux's IOV_MAX): node:net's
  * writev of more (writes buffered while one was in flight) finishes in a later
@@ -357,8 +363,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   private readonly [kBlockList]: BlockList | undefined;
   /** onread: bytes that arrived while paused, and an EOF behind them. */
   private [kUnread]: Buffer | undefined;
-  /** Bytes of the reactor's read behind the piece being handed out (see `[kOnData]`), and those left for after the ticks (`[kReadOn]`). */
-  private [kReadAhead] = 0;
+  /** The reactor's read behind the 64 KiB piece being handed out (see `[kOnData]`), until the ticks after it have run (`[kReadOn]`). */
   private [kReadRest]: Buffer | undefined;
   private [kEofPending] = false;
   /** onread: a deliver() queued for the next tick (by resume(), or a callback that threw). */
@@ -1618,10 +1623,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // reset the connection.
       // (Not Unix-domain: it has no reset to send; node:net's peer hears ECONNRESET there, this
       // one's an EOF. Nor a socket held elsewhere too: see `kShared`.)
-      const held = (this[kStalled]?.length ?? 0) > 0 || (this[kUnread]?.length ?? 0) > 0 || this[kReadAhead] > 0;
+      const held = (this[kStalled]?.length ?? 0) > 0 || (this[kUnread]?.length ?? 0) > 0 || this[kReadRest] !== undefined;
       const unread = !this[kUnixDomain] && !this[kShared] && (held || this[kReactor]!.delivering(this[kToken], true));
       this[kReactor]!.closeHandle(this[kToken], this[kKeepAlive], this[kResetOnClose] || unread);
-      this[kReadAhead] = 0;
       this[kReadRest] = undefined;
     } else this[kKeepAlive].release();
     this[kToken] = -1;
@@ -1748,37 +1752,34 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       // (No new view for a chunk that fits: the usual case, on every read.)
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
-      this[kReadAhead] = chunk.length - at - piece.length;
+      const rest = (this[kReadRest] = restAfter(chunk, at));
       try {
         // Buffered for a reader not flowing, it may wait long: a copy of its own (see heldCopy).
         if (this.push(this.readableFlowing === true ? retained(piece) : heldCopy(piece))) {
-          if (this[kReadAhead] > 0 && this[kReactor]!.readOnAfterTicks(this)) return void (this[kReadRest] = chunk.subarray(at + NODE_READ_SIZE));
+          if (rest !== undefined && this[kReactor]!.readOnAfterTicks(this)) return;
           continue;
         }
       } catch (err) {
-        this[kReadAhead] = 0;
-        const rest = chunk.subarray(at + NODE_READ_SIZE);
-        this[kHoldBack](rest.length > 0 ? [heldCopy(rest)] : []);
+        this[kReadRest] = undefined;
+        this[kHoldBack](rest !== undefined ? [heldCopy(rest)] : []);
         throw err;
       }
       // Full: libuv stops reading at the first full push, so a paused socket holds one 64 KiB
       // read past its high-water mark, not the reactor's whole read; the rest waits for _read.
       // Held from here, the rest of this chunk and any other of the same batch.
-      const rest = chunk.subarray(at + NODE_READ_SIZE);
-      if (!this.destroyed) this[kStalled] = rest.length > 0 ? [heldCopy(rest)] : [];
+      if (!this.destroyed) this[kStalled] = rest !== undefined ? [heldCopy(rest)] : [];
       this[kStopReading]();
       // Not flowing by a way that passes no pause() (a 'readable' listener, an unpipe).
       this[kSyncLeanReads]();
       break;
     }
-    this[kReadAhead] = 0;
+    this[kReadRest] = undefined;
   }
 
   /** @internal The rest of the read left for after the ticks (see `Reactor.readOnAfterTicks`): the next of libuv's reads. */
   [kReadOn](): void {
     const rest = this[kReadRest];
     this[kReadRest] = undefined;
-    this[kReadAhead] = 0;
     if (this.destroyed) return;
     if (this[kOnread]) this[kDeliver]();
     else if (rest !== undefined) this[kOnData](rest);
@@ -1793,23 +1794,24 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     const connect = this[kConnects];
     for (let at = 0; at < chunk.length && !this.destroyed && this[kConnects] === connect; at += NODE_READ_SIZE) {
       if (wrap.paused || this[kStreamWrap] !== wrap) {
+        this[kReadRest] = undefined;
         this[kStalled] = [heldCopy(chunk.subarray(at))];
         return this[kStopReading]();
       }
       const piece = chunk.length > NODE_READ_SIZE ? chunk.subarray(at, at + NODE_READ_SIZE) : chunk;
       this.bytesRead += piece.length;
-      this[kReadAhead] = chunk.length - at - piece.length;
+      const rest = (this[kReadRest] = restAfter(chunk, at));
       try {
         // (Node's JSStream copies it before readBuffer() returns: no copy of our own.)
         wrap.read(piece);
-        if (this[kReadAhead] > 0 && this[kReactor]!.readOnAfterTicks(this)) return void (this[kReadRest] = chunk.subarray(at + NODE_READ_SIZE));
+        if (rest !== undefined && this[kReactor]!.readOnAfterTicks(this)) return;
       } catch (err) {
-        this[kReadAhead] = 0;
-        if (at + NODE_READ_SIZE < chunk.length) this[kHoldBack]([heldCopy(chunk.subarray(at + NODE_READ_SIZE))]);
+        this[kReadRest] = undefined;
+        if (rest !== undefined) this[kHoldBack]([heldCopy(rest)]);
         throw err;
       }
     }
-    this[kReadAhead] = 0;
+    this[kReadRest] = undefined;
   }
 
   /** @internal The peer sent FIN: 'end' comes once the buffer is read, even if nobody reads. `hungUp`: see `Handle`. */
