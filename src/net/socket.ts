@@ -459,8 +459,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kBind](reactor, token);
     this[kFetchAddresses]();
     this[kUnixDomain] = this[kLocal] === null;
-    // As node:net's, it reads only if it has a readable side (`readable: false`: never).
-    if (readableState(this).ended) this[kStopReading]();
+    // As node:net's, it reads only if it has a readable side (`readable: false`: never) or onread.
+    if (readableState(this).ended && !this[kOnread]) this[kStopReading]();
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -1704,10 +1704,11 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       throw err;
     }
     // node:net starts reading only if the stream asked for data or nobody paused it (under TLS: the
-    // wrapper), and never if its readable side ended before it connected (`readable: false`).
+    // wrapper), and never if its readable side ended before it connected (`readable: false`), but
+    // for onread's callback.
     const wrap = this[kStreamWrap];
     const state = readableState(this);
-    if (wrap !== undefined ? wrap.paused : state.ended || (this.isPaused() && !state.reading)) this[kStopReading]();
+    if (wrap !== undefined ? wrap.paused : (state.ended && !this[kOnread]) || (this.isPaused() && !state.reading)) this[kStopReading]();
   }
 
   /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
@@ -1719,9 +1720,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   /** @internal */
   [kOnData](chunk: Buffer): void {
     if (this[kStalled] !== undefined) return void this[kStalled].push(heldCopy(chunk));
-    // Read in the turn it connected, by a socket that will not read (`readable: false`): held
-    // unread, as node:net leaves them in the kernel (a destroy resets over them, as there).
-    if (this[kStreamWrap] === undefined && readableState(this).ended) {
+    // Read in the turn it connected, by a socket that will not read (`readable: false`, no
+    // onread): held unread, as node:net leaves them in the kernel (a destroy resets over them).
+    if (this[kStreamWrap] === undefined && !this[kOnread] && readableState(this).ended) {
       this[kStalled] = [heldCopy(chunk)];
       return this[kStopReading]();
     }

@@ -68,6 +68,19 @@ describe.each([
     server.close();
   });
 
+  // Found by a review (2026-12-07): the fix above stopped onread's reads too; node:net's goes on.
+  it("a socket with onread and readable: false hands its peer's bytes to the callback", async () => {
+    const server = net.createServer((s) => s.on('error', () => {}).end('banner'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    let got = '';
+    const onread = { buffer: Buffer.alloc(1024), callback: (n: number, buf: Buffer) => void (got += buf.toString('latin1', 0, n)) };
+    const socket = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', readable: false, onread } as nodeNet.NetConnectOpts);
+    socket.on('error', () => {});
+    await waitFor(() => got === 'banner', 'the banner in the callback');
+    socket.destroy();
+    server.close();
+  });
+
   // Found 2026-12-06 (undici's own tests through the drop-in): with Object.prototype's iterator
   // polluted, muxnet's happy-eyeballs order came out empty (ERR_INVALID_ADDRESS_FAMILY); and
   // fields node:net lets code assign threw in strict mode.
