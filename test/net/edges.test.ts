@@ -73,7 +73,7 @@ describe.each([
     const server = net.createServer((s) => s.on('error', () => {}).end('banner'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     let got = '';
-    const onread = { buffer: Buffer.alloc(1024), callback: (n: number, buf: Buffer) => void (got += buf.toString('latin1', 0, n)) };
+    const onread = { buffer: Buffer.alloc(1024), callback: (n: number, buf: Buffer) => ((got += buf.toString('latin1', 0, n)), true) };
     const socket = net.connect({ port: (server.address() as nodeNet.AddressInfo).port, host: '127.0.0.1', readable: false, onread } as nodeNet.NetConnectOpts);
     socket.on('error', () => {});
     await waitFor(() => got === 'banner', 'the banner in the callback');
