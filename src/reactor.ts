@@ -327,6 +327,8 @@ export class Reactor {
   /** The handle whose event is being handed out, and one whose read goes on once the ticks have run (see `readOnAfterTicks`). */
   private handing: Handle | undefined;
   private readingOn: Handle | undefined;
+  /** The part of the batch being handed out (see `dispatch`). */
+  private part = 0;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -676,10 +678,16 @@ export class Reactor {
    * between two events — outside its async context, where a throw reaches
    * the top as from node's own — so a destroy from a tick queued in 'data'
    * finds the rest unread, and node:net resets the peer over it. False
-   * outside that handle's event: it reads on at once.
+   * outside that handle's event: it reads on at once. False too where the
+   * parts could run out: the native side gives a batch one part more than
+   * its events (each part hands out one at least), and a read going on may
+   * end a part without handing out a record (a tick's caught throw, no tick
+   * runner); granted only while no more parts have begun than records were
+   * handed out, the batch always ends (a review: without it, two caught
+   * throws left a batch half-handed, its slab refilled under the rest).
    */
   readOnAfterTicks(handle: Handle): boolean {
-    if (!this.inEvent || this.handing !== handle) return false;
+    if (!this.inEvent || this.handing !== handle || this.part > this.batchAt) return false;
     this.readingOn = handle;
     return true;
   }
@@ -708,6 +716,7 @@ export class Reactor {
    */
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number): boolean {
     if (part === 0) this.beginBatch(count, records, slab, peers);
+    this.part = part;
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
     // The batch's datagrams leave together once the batch and the ticks
