@@ -121,6 +121,7 @@ export const kReadBegun = Symbol('readBegun');
 export const kReadBuffer = Symbol('readBuffer');
 export const kReadRest = Symbol('readRest');
 export const kReadToWrap = Symbol('readToWrap');
+export const kReadsNothing = Symbol('readsNothing');
 export const kReceiveBlockList = Symbol('receiveBlockList');
 export const kReceiving = Symbol('receiving');
 export const kReleaseQueued = Symbol('releaseQueued');

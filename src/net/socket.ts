@@ -28,7 +28,7 @@ import {
   kFetchAddresses, kFinishWrite, kFromBound, kGiven, kHandedOver, kHandleClosed, kHasHandle, kHoldBack, kKeepAlive,
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
-  kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
+  kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReadsNothing, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
   kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
@@ -459,8 +459,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     this[kBind](reactor, token);
     this[kFetchAddresses]();
     this[kUnixDomain] = this[kLocal] === null;
-    // As node:net's, it reads only if it has a readable side (`readable: false`: never) or onread.
-    if (readableState(this).ended && !this[kOnread]) this[kStopReading]();
+    if (this[kReadsNothing]()) this[kStopReading]();
   }
 
   /** @internal Wraps a connection the server accepted. */
@@ -1704,11 +1703,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       throw err;
     }
     // node:net starts reading only if the stream asked for data or nobody paused it (under TLS: the
-    // wrapper), and never if its readable side ended before it connected (`readable: false`), but
-    // for onread's callback.
+    // wrapper), and never if it reads nothing.
     const wrap = this[kStreamWrap];
-    const state = readableState(this);
-    if (wrap !== undefined ? wrap.paused : (state.ended && !this[kOnread]) || (this.isPaused() && !state.reading)) this[kStopReading]();
+    if (wrap !== undefined ? wrap.paused : this[kReadsNothing]() || (this.isPaused() && !readableState(this).reading)) this[kStopReading]();
   }
 
   /** The 'connect' listener `_read` adds (one function for every socket: no closure each). */
@@ -1720,9 +1717,9 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
   /** @internal */
   [kOnData](chunk: Buffer): void {
     if (this[kStalled] !== undefined) return void this[kStalled].push(heldCopy(chunk));
-    // Read in the turn it connected, by a socket that will not read (`readable: false`, no
-    // onread): held unread, as node:net leaves them in the kernel (a destroy resets over them).
-    if (this[kStreamWrap] === undefined && !this[kOnread] && readableState(this).ended) {
+    // Read in the turn it connected, by a socket that reads nothing: held unread, as node:net
+    // leaves them in the kernel (a destroy resets over them).
+    if (this[kStreamWrap] === undefined && this[kReadsNothing]()) {
       this[kStalled] = [heldCopy(chunk)];
       return this[kStopReading]();
     }
@@ -1775,6 +1772,14 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       break;
     }
     this[kReadRest] = undefined;
+  }
+
+  /**
+   * No readable side (`readable: false`: its stream ended from the start)
+   * and no onread callback: node:net never reads it.
+   */
+  private [kReadsNothing](): boolean {
+    return readableState(this).ended && !this[kOnread];
   }
 
   /** @internal The rest of the read left for after the ticks (see `Reactor.readOnAfterTicks`): the next of libuv's reads. */
