@@ -42,6 +42,7 @@ impl Holds {
         self.0.push(fd);
     }
 
+    #[cfg(unix)]
     pub fn contains(&self, fd: i32) -> bool {
         self.0.contains(&fd)
     }

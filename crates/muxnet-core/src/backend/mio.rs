@@ -15,12 +15,13 @@ const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 const EVENTS_PER_WAIT: usize = 1024;
 
 pub struct MioBackend {
-    /// Shared with a [`BlockingWait`] on another thread. Only one side
-    /// polls at a time (the owner waits only after `block` returned), so
-    /// the lock is never contended.
+    /// Shared with a [`BlockingWait`] on another thread on Windows. Only
+    /// one side polls at a time (the owner waits only after `block`
+    /// returned), so the lock is never contended.
     poll: Arc<Mutex<mio::Poll>>,
-    /// Readiness that a `BlockingWait` took from the poller before the
-    /// owner asked: mio hands each edge out once.
+    /// Readiness that a `BlockingWait` took from IOCP before the owner
+    /// asked: mio hands each edge out once.
+    #[cfg(windows)]
     stash: Arc<Mutex<Vec<Readiness>>>,
     registry: mio::Registry,
     events: mio::Events,
@@ -46,6 +47,7 @@ impl MioBackend {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&poll);
         Ok(MioBackend {
             poll: Arc::new(Mutex::new(poll)),
+            #[cfg(windows)]
             stash: Arc::default(),
             registry,
             events: mio::Events::with_capacity(EVENTS_PER_WAIT),
@@ -130,14 +132,18 @@ impl Backend for MioBackend {
     }
 
     fn wait(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
-        let stashed = {
+        #[cfg(windows)]
+        let timeout = {
             let mut stash = self.stash.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = stash.len();
+            let stashed = stash.len();
             out.append(&mut stash);
-            n
+            // Stashed edges are ready now: only look for more, don't sleep.
+            if stashed > 0 {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            }
         };
-        // Stashed edges are ready now: only look for more, don't sleep.
-        let timeout = if stashed > 0 { Some(Duration::ZERO) } else { timeout };
         poll_into(&self.poll, &mut self.events, out, timeout)
     }
 
@@ -167,6 +173,12 @@ impl Pollable for MioBackend {
 }
 
 impl Blockable for MioBackend {
+    #[cfg(unix)]
+    fn blocking_wait(&self) -> Box<dyn BlockingWait> {
+        Box::new(MioBlockingWait { fd: self.fd })
+    }
+
+    #[cfg(windows)]
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
         Box::new(MioBlockingWait {
             poll: self.poll.clone(),
@@ -179,17 +191,44 @@ impl Blockable for MioBackend {
     /// wake-up included: a look at it takes none.
     #[cfg(unix)]
     fn ready_now(&mut self) -> io::Result<bool> {
-        let mut own = [libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 }];
-        Ok(super::sys::poll(&mut own, Some(Duration::ZERO))? > 0)
+        fd_readable(self.fd, Some(Duration::ZERO))
     }
 }
 
+/// Whether the epoll or kqueue fd holds events, within `timeout`.
+#[cfg(unix)]
+fn fd_readable(fd: std::os::fd::RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut own = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    Ok(super::sys::poll(&mut own, timeout)? > 0)
+}
+
+/// On Unix, a wait on the epoll or kqueue fd that takes no event: the
+/// owner's own wait takes them, and a look at the fd (`ready_now`) sees
+/// them till then. A waiter that took them (into a stash) and was
+/// preempted before it told hid them for a time slice: a busy loop heard
+/// an echoed byte 1 030 turns late (a CI run, Node 24, under load).
+#[cfg(unix)]
+struct MioBlockingWait {
+    fd: std::os::fd::RawFd,
+}
+
+#[cfg(unix)]
+impl BlockingWait for MioBlockingWait {
+    fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        fd_readable(self.fd, timeout).map(drop)
+    }
+}
+
+/// On Windows, IOCP has no fd to wait on: the wait takes the events and
+/// stashes them for the owner's.
+#[cfg(windows)]
 struct MioBlockingWait {
     poll: Arc<Mutex<mio::Poll>>,
     stash: Arc<Mutex<Vec<Readiness>>>,
     events: mio::Events,
 }
 
+#[cfg(windows)]
 impl BlockingWait for MioBlockingWait {
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let mut found = Vec::new();

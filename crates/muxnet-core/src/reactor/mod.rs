@@ -731,7 +731,7 @@ impl Reactor {
         // One dispatch per socket per turn, in its first place, so none
         // reads past its budget: a carried socket is reported again by
         // level-triggered backends (and may get a new edge), and mio's
-        // stash can repeat a token.
+        // stash (Windows) can repeat a token.
         merge_repeats(&mut ready, &mut self.ranked);
         let before = events.len();
         // Listeners first: a connection is accepted (and its owner told)
