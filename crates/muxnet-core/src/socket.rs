@@ -408,9 +408,21 @@ impl BindOptions {
     }
 }
 
+/// A new socket, non-blocking: made so at once where the OS takes the flag
+/// with the type (`SOCK_NONBLOCK`), saving two `fcntl` calls a socket.
+fn nonblocking_socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<socket2::Socket> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    return socket2::Socket::new(domain, ty.nonblocking(), protocol);
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let socket = socket2::Socket::new(domain, ty, protocol)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+}
+
 fn bound_socket(opts: &BindOptions, ty: Type, protocol: Protocol) -> io::Result<socket2::Socket> {
-    let socket = socket2::Socket::new(Domain::for_address(opts.addr), ty, Some(protocol))?;
-    socket.set_nonblocking(true)?;
+    let socket = nonblocking_socket(Domain::for_address(opts.addr), ty, Some(protocol))?;
     if opts.addr.is_ipv6() {
         socket.set_only_v6(opts.ipv6_only)?;
     }
@@ -475,8 +487,7 @@ pub(crate) fn udp_bind(opts: &BindOptions) -> io::Result<UdpSocket> {
 /// first bind.
 pub(crate) fn udp_unbound(ipv6: bool) -> io::Result<UdpSocket> {
     let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_nonblocking(true)?;
+    let socket = nonblocking_socket(domain, Type::DGRAM, Some(Protocol::UDP))?;
     // Dual-stack unless a bind asks for `ipv6_only`, as `udp_bind` makes them.
     if ipv6 {
         socket.set_only_v6(false)?;
@@ -693,9 +704,8 @@ pub(crate) fn tcp_connect(
     can_watch: impl Fn(RawHandle) -> io::Result<()>,
 ) -> io::Result<TcpStream> {
     let addr = unspecified_as_loopback(addr);
-    let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = nonblocking_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     before_connect(&socket, can_watch)?;
-    socket.set_nonblocking(true)?;
     if let Some(local) = local {
         // As libuv binds: a local port whose last connection waits in TIME_WAIT is taken again.
         #[cfg(unix)]
@@ -738,8 +748,7 @@ fn start_connect(socket: &socket2::Socket, to: &SockAddr) -> io::Result<()> {
 #[cfg(unix)]
 pub(crate) fn unix_listen(path: &str, backlog: i32) -> io::Result<Listener> {
     let addr = unix_address(path)?;
-    let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    socket.set_nonblocking(true)?;
+    let socket = nonblocking_socket(Domain::UNIX, Type::STREAM, None)?;
     socket.bind(&addr)?;
     let file = (!path.starts_with('\0')).then(|| Box::new(std::path::PathBuf::from(path)));
     if let Err(e) = socket.listen(backlog) {
@@ -860,9 +869,8 @@ pub(crate) fn inherited_stream(fd: i32, no_delay: bool) -> io::Result<Stream> {
 #[cfg(unix)]
 pub(crate) fn unix_connect(path: &str, can_watch: impl Fn(RawHandle) -> io::Result<()>) -> io::Result<Stream> {
     let addr = unix_address(path)?;
-    let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let socket = nonblocking_socket(Domain::UNIX, Type::STREAM, None)?;
     before_connect(&socket, can_watch)?;
-    socket.set_nonblocking(true)?;
     start_connect(&socket, &addr)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(socket.into())))
 }
