@@ -327,8 +327,6 @@ export class Reactor {
   /** The handle whose event is being handed out, and one whose read goes on once the ticks have run (see `readOnAfterTicks`). */
   private handing: Handle | undefined;
   private readingOn: Handle | undefined;
-  /** The part of the batch being handed out (see `dispatch`). */
-  private part = 0;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -678,16 +676,14 @@ export class Reactor {
    * between two events — outside its async context, where a throw reaches
    * the top as from node's own — so a destroy from a tick queued in 'data'
    * finds the rest unread, and node:net resets the peer over it. False
-   * outside that handle's event: it reads on at once. False too where the
-   * parts could run out: the native side gives a batch one part more than
-   * its events (each part hands out one at least), and a read going on may
+   * outside that handle's event: it reads on at once. A read going on may
    * end a part without handing out a record (a tick's caught throw, no tick
-   * runner); granted only while no more parts have begun than records were
-   * handed out, the batch always ends (a review: without it, two caught
-   * throws left a batch half-handed, its slab refilled under the rest).
+   * runner): the native side gives a batch parts for its records and for
+   * each byte read, twice (until 2026-12-07 one per record, and this was
+   * refused once as many had begun: the rest came at once).
    */
   readOnAfterTicks(handle: Handle): boolean {
-    if (!this.inEvent || this.handing !== handle || this.part > this.batchAt) return false;
+    if (!this.inEvent || this.handing !== handle) return false;
     this.readingOn = handle;
     return true;
   }
@@ -716,7 +712,6 @@ export class Reactor {
    */
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number): boolean {
     if (part === 0) this.beginBatch(count, records, slab, peers);
-    this.part = part;
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
     // The batch's datagrams leave together once the batch and the ticks

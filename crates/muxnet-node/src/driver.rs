@@ -144,11 +144,7 @@ impl OnReadable for Turn {
         // No borrow of the state may live across the JS call: the
         // callback writes, closes and connects through the same state.
         match barrier::catch(|| self.0.borrow_mut().run_turn()) {
-            Ok(Ok(Some(call))) => {
-                let events = js::u32_of(env, call.2[0]).unwrap_or(0);
-                // Each call hands out at least one event.
-                hand_out(env, call, events + 1);
-            }
+            Ok(Ok(Some((call, parts)))) => hand_out(env, call, parts),
             Ok(Ok(None)) => {}
             // An env being torn down (a worker terminated) refuses every
             // call: there is no one left to tell.
@@ -312,8 +308,9 @@ impl State {
         self.given.release_all();
     }
 
-    /// Runs one turn and encodes it; returns the JS call to make, if any.
-    fn run_turn(&mut self) -> napi::Result<Option<JsCall>> {
+    /// Runs one turn and encodes it; returns the JS call to make, if any,
+    /// and the most parts it may take (see [`hand_out`]).
+    fn run_turn(&mut self) -> napi::Result<Option<(JsCall, u32)>> {
         let env = self.env;
         if self.injected == Some(Injected::Turn) {
             self.injected = None;
@@ -339,7 +336,8 @@ impl State {
         let mut space = ReadSpace::new(bytes, used);
         self.events.clear();
         let result = self.reactor.turn(&mut space, &mut self.events, Some(Duration::ZERO));
-        js.slab.used = space.pos();
+        let read = space.pos() - used;
+        js.slab.used = used + read;
         encode(&self.events, result.err(), &mut self.words, &mut self.peers, &mut self.hosts);
         if self.words.is_empty() {
             return Ok(None);
@@ -352,10 +350,17 @@ impl State {
         }
         self.dispatching = true;
         let peers = if self.peers.is_empty() { js::undefined(env)? } else { js::string_array(env, &self.peers)? };
-        let count = js::int32(env, (self.words.len() / records::RECORD_WORDS as usize) as i32)?;
+        let records = self.words.len() / records::RECORD_WORDS as usize;
+        let count = js::int32(env, records as i32)?;
+        // Each part hands out a record or a piece of a read (a byte at
+        // least: an `onread` buffer's fill), and a read going on may end a
+        // part more; one to spare. With one part a record, a batch whose
+        // reads went on after the ticks ran out of parts, and JavaScript had
+        // to hand the rest of a read out at once.
+        let parts = u32::try_from(records.saturating_add(read)).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1);
         // The part number is set by `hand_out`, call by call.
         let args = vec![count, js.records.value()?, js.slab.value()?, peers, count];
-        Ok(Some((js.context(env)?, js.callback.value()?, args)))
+        Ok(Some(((js.context(env)?, js.callback.value()?, args), parts)))
     }
 }
 
