@@ -15,9 +15,10 @@ const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 const EVENTS_PER_WAIT: usize = 1024;
 
 pub struct MioBackend {
-    /// Shared with a [`BlockingWait`] on another thread on Windows. Only
-    /// one side polls at a time (the owner waits only after `block`
-    /// returned), so the lock is never contended.
+    /// Shared with a [`BlockingWait`] on another thread (on Unix only to
+    /// keep its fd open while the thread waits on it). Only one side polls
+    /// at a time (the owner waits only after `block` returned), so the lock
+    /// is never contended.
     poll: Arc<Mutex<mio::Poll>>,
     /// Readiness that a `BlockingWait` took from IOCP before the owner
     /// asked: mio hands each edge out once.
@@ -175,7 +176,7 @@ impl Pollable for MioBackend {
 impl Blockable for MioBackend {
     #[cfg(unix)]
     fn blocking_wait(&self) -> Box<dyn BlockingWait> {
-        Box::new(MioBlockingWait { fd: self.fd })
+        Box::new(MioBlockingWait { fd: self.fd, _open: self.poll.clone() })
     }
 
     #[cfg(windows)]
@@ -210,6 +211,8 @@ fn fd_readable(fd: std::os::fd::RawFd, timeout: Option<Duration>) -> io::Result<
 #[cfg(unix)]
 struct MioBlockingWait {
     fd: std::os::fd::RawFd,
+    /// The poller `fd` belongs to, kept open for as long as this waits on it.
+    _open: Arc<Mutex<mio::Poll>>,
 }
 
 #[cfg(unix)]
