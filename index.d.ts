@@ -29,10 +29,11 @@ export declare class FrameDecoder {
 /** A reactor bound to this thread's Node environment. */
 export declare class Reactor {
   /**
-   * `onEvents(count, records, slab, peers, part)` is called once per turn,
-   * and again while it returns `true` (or throws), `part` counting the calls.
+   * `onEvents(count, records, slab, peers, part, parts)` is called once per
+   * turn, and again while it returns `true` (or throws), `part` counting
+   * the calls, `parts` the most it will make for the batch.
    */
-  constructor(backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number) => boolean | void, options?: ReactorOptions)
+  constructor(backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number, parts: number) => boolean | void, options?: ReactorOptions)
   get backend(): string
   /** `"fd"`: libuv watches the poller's fd; `"thread"`: a waiter thread. */
   get wakeMode(): string

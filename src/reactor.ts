@@ -327,6 +327,9 @@ export class Reactor {
   /** The handle whose event is being handed out, and one whose read goes on once the ticks have run (see `readOnAfterTicks`). */
   private handing: Handle | undefined;
   private readingOn: Handle | undefined;
+  /** The part of the batch being handed out, and the most the native side makes (see `dispatch`). */
+  private part = 0;
+  private parts = 0;
   /**
    * Its memory and where in it the slab starts, read once a slab: each is a
    * call into V8's runtime, and every chunk and datagram is a view of it.
@@ -361,12 +364,12 @@ export class Reactor {
     // Its turns run in the async context of no request (see the binding's JsSide::context).
     this.native = new native.Reactor(
       backend,
-      (count, records, slab, peers, part) =>
+      (count, records, slab, peers, part, parts) =>
         count === CLOSING_PHASE
           ? this.runClosing(part)
           : count === PENDING_PHASE || count === PENDING_AFTER_POLL || count === LATE_READS
             ? this.runPending(part, count)
-            : this.dispatch(count, records, slab, peers, part),
+            : this.dispatch(count, records, slab, peers, part, parts),
       options,
     );
     this.write = this.native.writer();
@@ -676,14 +679,18 @@ export class Reactor {
    * between two events — outside its async context, where a throw reaches
    * the top as from node's own — so a destroy from a tick queued in 'data'
    * finds the rest unread, and node:net resets the peer over it. False
-   * outside that handle's event: it reads on at once. A read going on may
-   * end a part without handing out a record (a tick's caught throw, no tick
-   * runner): the native side gives a batch parts for its records and for
-   * each byte read, twice (until 2026-12-07 one per record, and this was
-   * refused once as many had begun: the rest came at once).
+   * outside that handle's event: it reads on at once. False too where the
+   * parts could run out: a read going on may end a part without handing out
+   * a record (a tick's caught throw, no tick runner), and the native side
+   * makes at most `parts` (for the batch's records and each byte it read,
+   * twice): granted only while those left exceed the records left, each
+   * part handing out one at least, the batch always ends (reviews: two
+   * caught throws once left a batch half-handed, its slab refilled under
+   * the rest; an onread rest held from an earlier turn's read, after a
+   * throw, outgrew this turn's bytes).
    */
   readOnAfterTicks(handle: Handle): boolean {
-    if (!this.inEvent || this.handing !== handle) return false;
+    if (!this.inEvent || this.handing !== handle || this.part + this.batchCount - this.batchAt >= this.parts) return false;
     this.readingOn = handle;
     return true;
   }
@@ -710,8 +717,10 @@ export class Reactor {
    * scope of its own, so the ticks and promise jobs queued run first — with
    * the next `part`.
    */
-  private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number): boolean {
+  private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number, parts: number): boolean {
     if (part === 0) this.beginBatch(count, records, slab, peers);
+    this.part = part;
+    this.parts = parts;
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
     // The batch's datagrams leave together once the batch and the ticks

@@ -354,12 +354,13 @@ impl State {
         let count = js::int32(env, records as i32)?;
         // Each part hands out a record or a piece of a read (a byte at
         // least: an `onread` buffer's fill), and a read going on may end a
-        // part more; one to spare. With one part a record, a batch whose
-        // reads went on after the ticks ran out of parts, and JavaScript had
-        // to hand the rest of a read out at once.
+        // part more; one to spare. JavaScript is told, and lets a read go on
+        // after the ticks only while the parts left can take the batch's
+        // rest (a piece may come from an earlier turn's read). With one part
+        // a record, it had to hand the rest of a read out at once too often.
         let parts = u32::try_from(records.saturating_add(read)).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1);
         // The part number is set by `hand_out`, call by call.
-        let args = vec![count, js.records.value()?, js.slab.value()?, peers, count];
+        let args = vec![count, js.records.value()?, js.slab.value()?, peers, count, js::int32(env, parts.min(i32::MAX as u32) as i32)?];
         Ok(Some(((js.context(env)?, js.callback.value()?, args), parts)))
     }
 }

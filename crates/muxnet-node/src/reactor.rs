@@ -141,12 +141,13 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
 
 #[napi]
 impl Reactor {
-    /// `onEvents(count, records, slab, peers, part)` is called once per turn,
-    /// and again while it returns `true` (or throws), `part` counting the calls.
+    /// `onEvents(count, records, slab, peers, part, parts)` is called once per
+    /// turn, and again while it returns `true` (or throws), `part` counting
+    /// the calls, `parts` the most it will make for the batch.
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number) => boolean | void, options?: ReactorOptions"
+        ts_args_type = "backend: string, onEvents: (count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number, parts: number) => boolean | void, options?: ReactorOptions"
     )]
     pub fn new(env: Env, backend: String, on_events: Unknown, options: Option<ReactorOptions>) -> Result<Reactor, String> {
         let invalid = |reason: String| setup_napi(Error::new(Status::InvalidArg, reason));
