@@ -718,9 +718,8 @@ export class Reactor {
    * the next `part`.
    */
   private dispatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, part: number, parts: number): boolean {
-    if (part === 0) this.beginBatch(count, records, slab, peers);
+    if (part === 0) this.beginBatch(count, records, slab, peers, parts);
     this.part = part;
-    this.parts = parts;
     if (this.fanOut(count, records, peers)) return true;
     this.batchRecords = undefined;
     // The batch's datagrams leave together once the batch and the ticks
@@ -730,7 +729,7 @@ export class Reactor {
     return false;
   }
 
-  private beginBatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined): void {
+  private beginBatch(count: number, records: Int32Array, slab: Buffer, peers: string[] | undefined, parts: number): void {
     if (slab !== this.slab) {
       // Its views are kept (the drop-in's 'data' chunks from 64 KiB, the fast API's):
       // a reader moving one's memory to another thread would empty all the others.
@@ -746,6 +745,7 @@ export class Reactor {
     this.dispatching = this.hasDatagrams;
     this.batchRecords = records;
     this.batchCount = count;
+    this.parts = parts;
     this.batchNext = 0;
     this.batches++;
   }
