@@ -534,8 +534,12 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
         // The callback's ticks run before the next read's, as libuv's reads are callbacks of their own.
         if (this[kUnread] !== undefined && keep !== false && this[kReactor]!.readOnAfterTicks(this)) return;
       } catch (err) {
-        // The rest comes on a tick, as libuv's next read would, not with the peer's next bytes.
-        if (this[kUnread] !== undefined) this[kUnread] = heldCopy(this[kUnread]);
+        // The rest comes as libuv's next read would, not with the peer's next bytes: after the
+        // ticks (the throw reported first), or on a tick outside an event.
+        if (this[kUnread] !== undefined) {
+          this[kUnread] = heldCopy(this[kUnread]);
+          if (this[kReactor]!.readOnAfterTicks(this)) throw err;
+        }
         this[kQueueDeliver]();
         throw err;
       }
@@ -1758,6 +1762,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
           continue;
         }
       } catch (err) {
+        // The rest as after a listener that returned (see `[kHoldBack]` outside an event).
+        if (rest !== undefined && this[kReactor]!.readOnAfterTicks(this)) throw err;
         this[kReadRest] = undefined;
         this[kHoldBack](rest !== undefined ? [heldCopy(rest)] : []);
         throw err;
