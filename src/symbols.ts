@@ -150,6 +150,7 @@ export const kStalled = Symbol('stalled');
 export const kStalledEof = Symbol('stalledEof');
 export const kStalledError = Symbol('stalledError');
 export const kStartConnect = Symbol('startConnect');
+export const kStartReading = Symbol('startReading');
 export const kStopReading = Symbol('stopReading');
 export const kStreamWrap = Symbol('streamWrap');
 export const kSyncActive = Symbol('syncActive');

@@ -486,16 +486,21 @@ export class Server extends adoptable(EventEmitter) implements Handle, HandsOver
 
   /**
    * Moved to a worker thread (see ../threads): a TCP server listening here
-   * (not through a cluster primary) only, as node:net's.
+   * (not through a cluster primary) only, as node:net's. It accepts nothing
+   * here from the copy on (see `Move`).
    */
   [moveToThread](): Move {
-    if (this[kToken] < 0 || this[kPrimary] !== undefined || this[kLocal] === null || typeof this[kLocal] !== 'object') throw notTransferable('net.Server');
-    const fd = this[kReactor]!.native.duplicate(this[kToken]);
+    const token = this[kToken];
+    if (token < 0 || this[kPrimary] !== undefined || this[kLocal] === null || typeof this[kLocal] !== 'object') throw notTransferable('net.Server');
+    const native = this[kReactor]!.native;
+    const fd = native.duplicate(token);
     if (fd < 0) throw systemError(-fd, 'dup');
+    native.holdAccept(token, true);
     const { allowHalfOpen, pauseOnConnect, noDelay, keepAlive } = this;
     const keepAliveInitialDelay = this.keepAliveInitialDelay * 1000;
     // Moved, it listens no more here and says nothing, as node:net's; its close() says 'close'.
-    return { fd, kind: 'server', options: { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay }, moved: () => this[kUnlisten]() };
+    const options = { allowHalfOpen, pauseOnConnect, noDelay, keepAlive, keepAliveInitialDelay };
+    return { fd, kind: 'server', options, moved: () => this[kUnlisten](), kept: () => native.holdAccept(token, false) };
   }
 
   /** Stops listening here (closed, or moved to a thread). */

@@ -29,7 +29,7 @@ import {
   kKeepAliveProbe, kLastQueued, kLeanReads, kUnhanded, kLocal, kNativePaused, kNoDelay, kOnTimeout, kOnread, kOpenFd, kOpened,
   kPeerBeforeFin, kPeerFin, kPeerKept, kPeerName, kPendingData, kPendingWrite, kQueueDeliver, kQueueRelease, kReactor,
   kReadArmed, kReadBegun, kReadBuffer, kReadRest, kReadsNothing, kReleaseQueued, kRemote, kReset, kResetOnClose, kScope, kShared, kSockName,
-  kSocketClosed, kStalled, kStalledEof, kStalledError, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
+  kSocketClosed, kStalled, kStalledEof, kStalledError, kStartReading, kStopReading, kSyncActive, kSyncLeanReads, kTimer, kToken, kTos, kTouch,
   kUnixDomain, kUnread, kWriteOut, kWritePiece, kStreamWrap, kReadToWrap, kTakeBuffered, kFlowingBeforePause, kPausedBeforePause,
 } from '../symbols';
 import { adoptable } from './callable';
@@ -514,6 +514,13 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (this[kNativePaused]) return;
     this[kNativePaused] = true;
     if (this[kToken] >= 0) this[kReactor]!.native.pause(this[kToken]);
+    this[kSyncActive]();
+  }
+
+  private [kStartReading](): void {
+    if (!this[kNativePaused]) return;
+    this[kNativePaused] = false;
+    if (this[kToken] >= 0) this[kReactor]!.native.resume(this[kToken]);
     this[kSyncActive]();
   }
 
@@ -1312,7 +1319,8 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
    * Moved to a worker thread (see ../threads): as node:net's, only a TCP
    * connection nothing was read from or written to yet (nor read by the
    * reactor and still to be handed out in this batch). Moved, it is
-   * destroyed here, with no FIN: the receiver holds the connection.
+   * destroyed here, with no FIN: the receiver holds the connection. Not
+   * read here from the copy on (see `Move`).
    */
   [moveToThread](): Move {
     const fresh =
@@ -1331,14 +1339,17 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
     if (!fresh) throw notTransferable('net.Socket');
     const fd = this[kReactor]!.native.duplicate(this[kToken]);
     if (fd < 0) throw systemError(-fd, 'dup');
+    const reading = !this[kNativePaused];
+    this[kStopReading]();
     const moved = () => {
       this[kHandedOver] = true;
-      this[kStopReading]();
       this[kCountedBy]?.[kSocketClosed]();
       this[kCountedBy] = undefined;
       this.destroy();
     };
-    return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved };
+    return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved, kept: () => {
+      if (reading) this[kStartReading]();
+    } };
   }
 
   destroySoon(): void {
@@ -1395,11 +1406,7 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kReadArmed] = true;
       this.once('connect', Socket.beginReading);
     }
-    if (this[kNativePaused]) {
-      this[kNativePaused] = false;
-      if (this[kToken] >= 0) this[kReactor]!.native.resume(this[kToken]);
-      this[kSyncActive]();
-    }
+    this[kStartReading]();
     this[kQueueRelease]();
   }
 
