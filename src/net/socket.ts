@@ -1347,9 +1347,10 @@ export class Socket extends adoptable(Duplex) implements Handle, HandsOver, Mova
       this[kCountedBy] = undefined;
       this.destroy();
     };
-    return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved, kept: () => {
+    const kept = () => {
       if (reading) this[kStartReading]();
-    } };
+    };
+    return { fd, kind: 'socket', options: { allowHalfOpen: this.allowHalfOpen }, moved, kept };
   }
 
   destroySoon(): void {
