@@ -308,7 +308,7 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
         expect(rounds).toEqual([{ bytes: 3 * SIZE_MOVED }, { answered: 3 * 40 }]);
       }, 60_000);
 
-      it('a post that fails moves nothing: the server keeps listening, the copies are closed', async () => {
+      it('a post that fails moves nothing: the server keeps listening, a connection keeps reading, the copies are closed', async () => {
         const server = muxnet.createServer({ backend }, (c) => c.end('still here'));
         server.listen(0, '127.0.0.1');
         await once(server, 'listening');
@@ -326,6 +326,32 @@ describe.runIf(NODE_MOVES)('servers and sockets moved to worker threads (Node 24
         });
         expect(answer).toBe('still here');
         server.close();
+        // An accepted connection too, flowing before a byte came (its stream asks nothing more): it
+        // reads here again, as it did before the copy.
+        const failed: unknown[] = [];
+        const echo = muxnet.createServer({ backend }, (conn) => {
+          conn.on('data', (d) => conn.write(d));
+          setImmediate(() => {
+            const channel = new MessageChannel();
+            try {
+              channel.port1.postMessage({ conn, f: () => 0 }, [conn as never]);
+            } catch (err) {
+              failed.push((err as Error).name);
+            }
+            channel.port1.close();
+            channel.port2.close();
+          });
+        });
+        echo.listen(0, '127.0.0.1');
+        await once(echo, 'listening');
+        const client = net.connect((echo.address() as net.AddressInfo).port, '127.0.0.1');
+        await once(client, 'connect');
+        await waitFor(() => failed.length > 0, 'the post tried');
+        const bytes = pattern(7, 256 * 1024);
+        expect((await roundTrip(client, bytes)).equals(bytes)).toBe(true);
+        expect(failed).toEqual(['DataCloneError']);
+        client.destroy();
+        echo.close();
       }, 20_000);
     });
   }
